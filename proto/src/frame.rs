@@ -1,0 +1,174 @@
+//! Frame types: everything a client and a server can say to each other.
+
+use bytes::Bytes;
+
+/// The protocol version a client announces in [`Frame::Hello`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Length of the authentication token in [`Frame::Hello`] (an HMAC-SHA256 tag).
+pub const TOKEN_LEN: usize = 32;
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// One user, by id.
+    User(u64),
+    /// Every member of a group, by id.
+    Group(u64),
+}
+
+/// A typed reason carried by [`Frame::Error`] and [`Frame::Reject`].
+///
+/// A newtype rather than an enum so that a code this build does not know still decodes: the
+/// protocol can grow codes without breaking older peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// The frame could not be decoded (truncated, trailing bytes, bad UTF-8, bad destination).
+    pub const BAD_FRAME: Self = Self(1);
+    /// The frame declared a length above the receiver's limit.
+    pub const FRAME_TOO_LARGE: Self = Self(2);
+    /// The frame kind is unknown to the receiver.
+    pub const UNKNOWN_KIND: Self = Self(3);
+    /// A frame other than Hello arrived before the session was authenticated.
+    pub const HELLO_REQUIRED: Self = Self(4);
+    /// The token in Hello is not valid for the user id.
+    pub const BAD_TOKEN: Self = Self(5);
+    /// The connection did not say Hello in time.
+    pub const HELLO_TIMEOUT: Self = Self(6);
+    /// The client did not read its deliveries fast enough; its queue filled up.
+    pub const SLOW_CONSUMER: Self = Self(7);
+    /// The recipient is offline and its hold is full: the message was not accepted.
+    pub const HOLD_FULL: Self = Self(8);
+    /// The client speaks a protocol version the server does not.
+    pub const UNSUPPORTED_VERSION: Self = Self(9);
+    /// The destination kind is not served (group routing is not offered by this server).
+    pub const UNSUPPORTED_DEST: Self = Self(10);
+    /// Another connection logged in as the same user.
+    pub const REPLACED: Self = Self(11);
+    /// The server is shutting down.
+    pub const SHUTTING_DOWN: Self = Self(12);
+    /// The frame is valid but not expected here (for example a second Hello).
+    pub const UNEXPECTED_FRAME: Self = Self(13);
+    /// The message body is larger than the server accepts.
+    pub const BODY_TOO_LARGE: Self = Self(14);
+
+    /// A short stable name for reports and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BAD_FRAME => "bad_frame",
+            Self::FRAME_TOO_LARGE => "frame_too_large",
+            Self::UNKNOWN_KIND => "unknown_kind",
+            Self::HELLO_REQUIRED => "hello_required",
+            Self::BAD_TOKEN => "bad_token",
+            Self::HELLO_TIMEOUT => "hello_timeout",
+            Self::SLOW_CONSUMER => "slow_consumer",
+            Self::HOLD_FULL => "hold_full",
+            Self::UNSUPPORTED_VERSION => "unsupported_version",
+            Self::UNSUPPORTED_DEST => "unsupported_dest",
+            Self::REPLACED => "replaced",
+            Self::SHUTTING_DOWN => "shutting_down",
+            Self::UNEXPECTED_FRAME => "unexpected_frame",
+            Self::BODY_TOO_LARGE => "body_too_large",
+            _ => "unknown_code",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
+/// One protocol frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Client → server, first frame on a connection: who I am and proof of it.
+    Hello {
+        /// Protocol version the client speaks.
+        version: u16,
+        /// The user id the client speaks as.
+        user: u64,
+        /// HMAC-SHA256 of the user id under the server's secret.
+        token: [u8; TOKEN_LEN],
+    },
+    /// Server → client: Hello accepted.
+    Welcome {
+        /// Server-assigned session id.
+        session: u64,
+    },
+    /// Either way: a typed error; the sender closes the connection after it.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        reason: String,
+    },
+    /// Client → server: route this body to `to`.
+    Send {
+        /// Client-chosen id, echoed in Ack, Reject and Deliver.
+        msg_id: u64,
+        /// Destination.
+        to: Dest,
+        /// Opaque body.
+        body: Bytes,
+    },
+    /// Server → client: the message is routed (queued for every online recipient or held).
+    Ack {
+        /// The id from Send.
+        msg_id: u64,
+    },
+    /// Server → client: the message was refused and will not be delivered.
+    Reject {
+        /// The id from Send.
+        msg_id: u64,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// Server → client: a message for this client.
+    Deliver {
+        /// The sender's msg_id.
+        msg_id: u64,
+        /// The sender's user id.
+        from: u64,
+        /// The destination the sender used.
+        to: Dest,
+        /// Opaque body, as sent.
+        body: Bytes,
+    },
+    /// Either way: liveness probe.
+    Ping {
+        /// Echoed in Pong.
+        nonce: u64,
+    },
+    /// Reply to Ping.
+    Pong {
+        /// The nonce from Ping.
+        nonce: u64,
+    },
+    /// Either way: orderly goodbye; nothing follows.
+    Bye {
+        /// Why the connection ends.
+        reason: String,
+    },
+}
+
+impl Frame {
+    /// A short stable name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "Hello",
+            Frame::Welcome { .. } => "Welcome",
+            Frame::Error { .. } => "Error",
+            Frame::Send { .. } => "Send",
+            Frame::Ack { .. } => "Ack",
+            Frame::Reject { .. } => "Reject",
+            Frame::Deliver { .. } => "Deliver",
+            Frame::Ping { .. } => "Ping",
+            Frame::Pong { .. } => "Pong",
+            Frame::Bye { .. } => "Bye",
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Frames over a byte stream: a buffered reader that yields whole frames, a writer that
+//! coalesces frames into one write, and the pair of them with a way to close the connection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use imbench_proto::{Codec, Frame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::TransportError;
+
+/// Initial read buffer. Small on purpose: a server holds one per connection, and chat frames
+/// are small; the buffer grows (up to the codec's frame limit) only for larger frames.
+const READ_BUFFER: usize = 1024;
+
+/// Reads whole frames from a byte stream.
+pub struct FrameReader {
+    io: Box<dyn AsyncRead + Send + Unpin>,
+    buf: BytesMut,
+    codec: Codec,
+}
+
+impl FrameReader {
+    /// Wraps a byte stream; frames above `codec`'s limit are refused.
+    pub fn new(io: Box<dyn AsyncRead + Send + Unpin>, codec: Codec) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+            codec,
+        }
+    }
+
+    /// The next frame, or `None` when the peer finished the stream cleanly between frames.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, TransportError> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buf)? {
+                return Ok(Some(frame));
+            }
+            if self.buf.capacity() == self.buf.len() {
+                self.buf.reserve(READ_BUFFER);
+            }
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(TransportError::TruncatedStream)
+                };
+            }
+        }
+    }
+}
+
+/// Writes frames to a byte stream, coalescing everything queued with [`FrameWriter::queue`]
+/// into one write on [`FrameWriter::flush`]: per-write cost, not per-frame cost, is what limits
+/// fan-out.
+pub struct FrameWriter {
+    io: Box<dyn AsyncWrite + Send + Unpin>,
+    buf: BytesMut,
+    codec: Codec,
+}
+
+impl FrameWriter {
+    /// Wraps a byte stream; frames above `codec`'s limit are refused before they are written.
+    pub fn new(io: Box<dyn AsyncWrite + Send + Unpin>, codec: Codec) -> Self {
+        Self {
+            io,
+            buf: BytesMut::new(),
+            codec,
+        }
+    }
+
+    /// Encodes `frame` into the pending batch without writing it.
+    pub fn queue(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        self.codec.encode(frame, &mut self.buf)?;
+        Ok(())
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes everything queued in one write.
+    pub async fn flush(&mut self) -> Result<(), TransportError> {
+        if !self.buf.is_empty() {
+            self.io.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Queues `frame` and writes it at once.
+    pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), TransportError> {
+        self.queue(frame)?;
+        self.flush().await
+    }
+
+    /// Finishes the sending side: the peer reads end-of-stream after the last frame.
+    pub async fn shutdown(&mut self) -> Result<(), TransportError> {
+        self.flush().await?;
+        self.io.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// What is underneath a framed connection, kept to close it properly.
+#[derive(Clone)]
+pub enum Link {
+    /// A QUIC connection; the frames travel on one of its bidirectional streams.
+    Quic(quinn::Connection),
+}
+
+/// A connection that speaks frames: read and write halves that can move to separate tasks, and
+/// the link underneath to close it.
+pub struct FramedConnection {
+    /// Incoming frames.
+    pub reader: FrameReader,
+    /// Outgoing frames.
+    pub writer: FrameWriter,
+    /// Closes the connection as a whole.
+    pub link: Link,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+impl Link {
+    /// Closes the connection after giving the peer up to `grace` to read what was written and
+    /// close its side first. Call after the writer's `shutdown`, so that a final Error or Bye
+    /// frame reaches the peer instead of being discarded by an abrupt close.
+    pub async fn close(&self, code: u32, reason: &str, grace: Duration) {
+        match self {
+            Link::Quic(conn) => {
+                let _ = tokio::time::timeout(grace, conn.closed()).await;
+                conn.close(code.into(), reason.as_bytes());
+            }
+        }
+    }
+
+    /// Closes the connection at once; unsent data is discarded.
+    pub fn abort(&self, code: u32, reason: &str) {
+        match self {
+            Link::Quic(conn) => conn.close(code.into(), reason.as_bytes()),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! QUIC through quinn. Each client connection carries its frames on one long-lived
+//! bidirectional stream, opened by the client; TLS 1.3 with the ALPN protocol `imbench/1`.
+//!
+//! Many client connections share a UDP endpoint (quinn multiplexes them), but one endpoint is
+//! driven by one task, so the connector spreads its connections over several endpoints to use
+//! more than one core.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use imbench_proto::Codec;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
+
+use crate::framed::{FrameReader, FrameWriter, FramedConnection, Link};
+use crate::tls::{ClientTrust, ServerIdentity};
+use crate::TransportError;
+
+/// The ALPN protocol both sides insist on, so that an imbench client never talks to something
+/// else by accident.
+pub const ALPN: &[u8] = b"imbench/1";
+
+/// QUIC settings shared by server and client. Defaults suit thousands of mostly idle chat
+/// connections on one machine.
+#[derive(Debug, Clone)]
+pub struct QuicOptions {
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, so that quiet connections outlive `idle_timeout`.
+    pub keep_alive: Option<Duration>,
+    /// Per-stream receive window (flow control); `None` keeps quinn's default (1.25 MB).
+    pub stream_receive_window: Option<u32>,
+    /// Largest frame accepted or sent.
+    pub max_frame_len: u32,
+}
+
+impl Default for QuicOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            keep_alive: Some(Duration::from_secs(10)),
+            stream_receive_window: None,
+            max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+impl QuicOptions {
+    fn transport_config(&self) -> Result<Arc<TransportConfig>, TransportError> {
+        let mut t = TransportConfig::default();
+        let idle = IdleTimeout::try_from(self.idle_timeout).map_err(|_| {
+            TransportError::Tls(format!("idle timeout {:?} too large", self.idle_timeout))
+        })?;
+        t.max_idle_timeout(Some(idle));
+        t.keep_alive_interval(self.keep_alive);
+        // One chat stream per connection; a few spare for later features.
+        t.max_concurrent_bidi_streams(VarInt::from_u32(4));
+        t.max_concurrent_uni_streams(VarInt::from_u32(0));
+        if let Some(w) = self.stream_receive_window {
+            t.stream_receive_window(VarInt::from_u32(w));
+        }
+        Ok(Arc::new(t))
+    }
+
+    fn codec(&self) -> Codec {
+        Codec::new(self.max_frame_len)
+    }
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_err(what: &str) -> impl Fn(rustls::Error) -> TransportError + '_ {
+    move |e| TransportError::Tls(format!("{what}: {e}"))
+}
+
+/// Server side: a bound QUIC endpoint that accepts connections.
+pub struct QuicListener {
+    endpoint: Endpoint,
+    codec: Codec,
+}
+
+impl QuicListener {
+    /// Binds a QUIC endpoint on `addr` presenting `identity`.
+    pub fn bind(
+        addr: SocketAddr,
+        identity: &ServerIdentity,
+        opts: &QuicOptions,
+    ) -> Result<Self, TransportError> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(ring())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls_err("TLS 1.3 setup"))?
+            .with_no_client_auth()
+            .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
+            .map_err(tls_err("server certificate"))?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = QuicServerConfig::try_from(tls)
+            .map_err(|e| TransportError::Tls(format!("QUIC server crypto: {e}")))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(opts.transport_config()?);
+        let endpoint = Endpoint::server(config, addr)?;
+        Ok(Self {
+            endpoint,
+            codec: opts.codec(),
+        })
+    }
+
+    /// The address actually bound (useful after binding port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The next incoming connection attempt, or `None` once the listener is closed. The
+    /// handshake has not happened yet: call [`IncomingQuic::establish`] in a task of its own so
+    /// that one slow handshake does not hold up the others.
+    pub async fn accept(&self) -> Option<IncomingQuic> {
+        let incoming = self.endpoint.accept().await?;
+        Some(IncomingQuic {
+            incoming,
+            codec: self.codec,
+        })
+    }
+
+    /// Stops accepting and closes every connection with `code` and `reason`.
+    pub fn close(&self, code: u32, reason: &str) {
+        self.endpoint.close(code.into(), reason.as_bytes());
+    }
+
+    /// Waits until every connection has been closed and its close acknowledged or timed out.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// A connection attempt that has not completed its handshake.
+pub struct IncomingQuic {
+    incoming: quinn::Incoming,
+    codec: Codec,
+}
+
+impl IncomingQuic {
+    /// The address the attempt came from.
+    pub fn remote(&self) -> SocketAddr {
+        self.incoming.remote_address()
+    }
+
+    /// Turns the attempt away without a handshake (for example over a connection limit).
+    pub fn refuse(self) {
+        self.incoming.refuse();
+    }
+
+    /// Completes the handshake and waits for the client to open its chat stream.
+    pub async fn establish(self) -> Result<FramedConnection, TransportError> {
+        let peer = self.incoming.remote_address();
+        let conn = self.incoming.await?;
+        let (send, recv) = conn.accept_bi().await?;
+        Ok(FramedConnection {
+            reader: FrameReader::new(Box::new(recv), self.codec),
+            writer: FrameWriter::new(Box::new(send), self.codec),
+            link: Link::Quic(conn),
+            peer,
+        })
+    }
+}
+
+/// Client side: opens QUIC connections to one server, spread over several UDP endpoints.
+pub struct QuicConnector {
+    endpoints: Vec<Endpoint>,
+    next: AtomicUsize,
+    codec: Codec,
+}
+
+impl QuicConnector {
+    /// A connector with `endpoints` UDP sockets (at least one) bound on the unspecified address
+    /// of `server`'s family, trusting `trust`.
+    pub fn new(
+        trust: &ClientTrust,
+        opts: &QuicOptions,
+        endpoints: usize,
+        server: SocketAddr,
+    ) -> Result<Self, TransportError> {
+        let mut tls = rustls::ClientConfig::builder_with_provider(ring())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls_err("TLS 1.3 setup"))?
+            .with_root_certificates(trust.root_store()?)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|e| TransportError::Tls(format!("QUIC client crypto: {e}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(opts.transport_config()?);
+        let bind_ip: IpAddr = match server {
+            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let endpoints = (0..endpoints.max(1))
+            .map(|_| {
+                let mut e = Endpoint::client(SocketAddr::new(bind_ip, 0))?;
+                e.set_default_client_config(config.clone());
+                Ok(e)
+            })
+            .collect::<Result<Vec<_>, std::io::Error>>()?;
+        Ok(Self {
+            endpoints,
+            next: AtomicUsize::new(0),
+            codec: opts.codec(),
+        })
+    }
+
+    /// Connects to `server`, verifying its certificate for `server_name`, and opens the chat
+    /// stream. Nothing reaches the server on that stream until the first frame is written.
+    pub async fn connect(
+        &self,
+        server: SocketAddr,
+        server_name: &str,
+    ) -> Result<FramedConnection, TransportError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        let conn = self.endpoints[i].connect(server, server_name)?.await?;
+        let (send, recv) = conn.open_bi().await?;
+        Ok(FramedConnection {
+            reader: FrameReader::new(Box::new(recv), self.codec),
+            writer: FrameWriter::new(Box::new(send), self.codec),
+            link: Link::Quic(conn),
+            peer: server,
+        })
+    }
+
+    /// Waits until every connection made through this connector is fully closed.
+    pub async fn wait_idle(&self) {
+        for e in &self.endpoints {
+            e.wait_idle().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imbench_proto::Frame;
+
+    #[tokio::test]
+    async fn frames_cross_a_quic_connection_both_ways() {
+        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
+        let opts = QuicOptions::default();
+        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut conn = listener.accept().await.unwrap().establish().await.unwrap();
+            while let Some(frame) = conn.reader.read_frame().await.unwrap() {
+                let Frame::Ping { nonce } = frame else {
+                    panic!("unexpected {frame:?}")
+                };
+                conn.writer
+                    .write_frame(&Frame::Pong { nonce })
+                    .await
+                    .unwrap();
+            }
+            conn.writer.shutdown().await.unwrap();
+            conn.link.close(0, "done", Duration::from_secs(1)).await;
+        });
+        let connector = QuicConnector::new(&id.client_trust(), &opts, 2, addr).unwrap();
+        let mut conn = connector.connect(addr, "localhost").await.unwrap();
+        for nonce in 0..3 {
+            conn.writer.queue(&Frame::Ping { nonce }).unwrap();
+        }
+        conn.writer.flush().await.unwrap();
+        for nonce in 0..3 {
+            assert_eq!(
+                conn.reader.read_frame().await.unwrap(),
+                Some(Frame::Pong { nonce })
+            );
+        }
+        conn.writer.shutdown().await.unwrap();
+        assert_eq!(conn.reader.read_frame().await.unwrap(), None);
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn untrusted_certificate_fails_the_handshake() {
+        let server_id = ServerIdentity::self_signed(&["localhost"]).unwrap();
+        let other = ServerIdentity::self_signed(&["localhost"]).unwrap();
+        let opts = QuicOptions::default();
+        let listener =
+            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &server_id, &opts).unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Some(inc) = listener.accept().await {
+                let _ = inc.establish().await;
+            }
+        });
+        let connector = QuicConnector::new(&other.client_trust(), &opts, 1, addr).unwrap();
+        let err = connector
+            .connect(addr, "localhost")
+            .await
+            .err()
+            .expect("must fail");
+        assert!(matches!(err, TransportError::Quic(_)), "{err}");
+    }
+}
