@@ -15,8 +15,8 @@
 //!
 //! # Layout
 //!
-//! - [`frame`]: the [`Frame`] enum, destinations and error codes.
-//! - [`codec`]: [`Codec`], which encodes frames and decodes them from a buffer, and its errors.
+//! - [`frame`] — the [`Frame`] enum, destinations and error codes.
+//! - [`codec`] — [`Codec`], which encodes frames and decodes them from a buffer, and its errors.
 #![warn(missing_docs)]
 
 pub mod codec;

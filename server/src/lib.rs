@@ -1,1 +1,236 @@
-//! imbench server.
+//! The imbench reference IM server: authenticated sessions, direct-message routing with
+//! acknowledgements, and bounded offline hold, over QUIC.
+//!
+//! A library first: `imbench run` embeds it in-process on loopback, tests start it on an
+//! ephemeral port, and the `imbench-server` binary runs it standalone. Bodies are opaque bytes,
+//! shared and never copied while routed.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), imbench_server::ServerError> {
+//! let server = imbench_server::start(imbench_server::ServerConfig::loopback()?).await?;
+//! println!("QUIC on {}", server.quic_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`auth`] — the token secret; tokens are HMAC-SHA256 of the user id.
+//! - [`router`] — the user table, queues and the offline hold, with their policies.
+//! - `session`: one connection from handshake to close (reader and writer tasks).
+//! - [`stats`] — counters.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod router;
+mod session;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imbench_transport::tls::DEFAULT_CERT_NAMES;
+use imbench_transport::{QuicListener, QuicOptions, ServerIdentity, TransportError};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use auth::Secret;
+pub use stats::{Stats, StatsSnapshot};
+
+use router::{HoldLimits, Router};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or TLS setup failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The token secret could not be made.
+    #[error(transparent)]
+    Secret(#[from] auth::SecretError),
+}
+
+/// Limits that protect the server; every one bounds memory or time.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections (including those still in handshake) served at once; more are refused.
+    pub max_connections: usize,
+    /// Time from a connection's first packet to its Hello; slower ones get `hello_timeout`.
+    pub hello_timeout: Duration,
+    /// Frames queued per session before the session counts as a slow consumer.
+    pub queue_capacity: usize,
+    /// Largest message body accepted; larger ones are rejected with `body_too_large`.
+    pub max_body: usize,
+    /// Messages held per offline user.
+    pub hold_per_user: usize,
+    /// Bytes held for all offline users together.
+    pub hold_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            hello_timeout: Duration::from_secs(10),
+            queue_capacity: 4096,
+            max_body: 64 * 1024,
+            hold_per_user: 10_000,
+            hold_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a server needs to start.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Where to listen for QUIC.
+    pub quic_addr: SocketAddr,
+    /// The certificate and key to present.
+    pub identity: ServerIdentity,
+    /// The token secret.
+    pub secret: Secret,
+    /// Protective limits.
+    pub limits: Limits,
+    /// QUIC transport settings.
+    pub quic: QuicOptions,
+}
+
+impl ServerConfig {
+    /// Loopback on an ephemeral port, a fresh self-signed certificate and a fresh secret.
+    pub fn loopback() -> Result<Self, ServerError> {
+        Ok(Self {
+            quic_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            identity: ServerIdentity::self_signed(&DEFAULT_CERT_NAMES)?,
+            secret: Secret::generate()?,
+            limits: Limits::default(),
+            quic: QuicOptions::default(),
+        })
+    }
+}
+
+/// State shared by every task of one server.
+pub(crate) struct State {
+    router: Router,
+    secret: Secret,
+    limits: Limits,
+    stats: Arc<Stats>,
+    next_session: AtomicU64,
+}
+
+/// A server that is running; stop it with [`RunningServer::shutdown`].
+pub struct RunningServer {
+    quic_addr: SocketAddr,
+    state: Arc<State>,
+    listener: Arc<QuicListener>,
+    /// Broadcasts shutdown to the accept loop and every session; `true` once it started.
+    shutdown: watch::Sender<bool>,
+    /// One permit per connection being served: the connection limit, and, when all permits are
+    /// back, the proof that every session has finished.
+    permits: Arc<Semaphore>,
+    accept_task: JoinHandle<()>,
+}
+
+/// Binds the listeners and starts serving in the background on the current tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let listener = Arc::new(QuicListener::bind(
+        config.quic_addr,
+        &config.identity,
+        &config.quic,
+    )?);
+    let quic_addr = listener.local_addr().map_err(TransportError::from)?;
+    let stats = Arc::new(Stats::default());
+    let hold = HoldLimits {
+        per_user: config.limits.hold_per_user,
+        total_bytes: config.limits.hold_bytes,
+    };
+    let state = Arc::new(State {
+        router: Router::new(hold, stats.clone()),
+        secret: config.secret,
+        limits: config.limits.clone(),
+        stats,
+        next_session: AtomicU64::new(1),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
+    let accept_task = tokio::spawn(accept_loop(
+        listener.clone(),
+        state.clone(),
+        permits.clone(),
+        shutdown_rx,
+    ));
+    Ok(RunningServer {
+        quic_addr,
+        state,
+        listener,
+        shutdown,
+        permits,
+        accept_task,
+    })
+}
+
+async fn accept_loop(
+    listener: Arc<QuicListener>,
+    state: Arc<State>,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let incoming = tokio::select! {
+            _ = shutdown.changed() => return,
+            incoming = listener.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => return,
+            },
+        };
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                state.stats.connections_accepted.fetch_add(1, Relaxed);
+                let (state, shutdown) = (state.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    session::serve_connection(incoming, state, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                state.stats.connections_refused.fetch_add(1, Relaxed);
+                incoming.refuse();
+            }
+        }
+    }
+}
+
+impl RunningServer {
+    /// The bound QUIC address.
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.quic_addr
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.state.stats.snapshot()
+    }
+
+    /// The router, for inspecting holds and sessions.
+    pub fn router(&self) -> &Router {
+        &self.state.router
+    }
+
+    /// Graceful shutdown within a bounded time: stop accepting, let every session write what
+    /// is queued and a Bye, then close the endpoint.
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(5)).await;
+    }
+
+    /// [`RunningServer::shutdown`] with a chosen bound.
+    pub async fn shutdown_within(self, limit: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept_task.await;
+        let all = u32::try_from(self.state.limits.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(limit, self.permits.acquire_many(all)).await;
+        self.listener.close(0, "server shut down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.listener.wait_idle()).await;
+    }
+}

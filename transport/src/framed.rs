@@ -91,6 +91,15 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// Writes `bytes` as they are, after anything queued: for probing a peer with malformed
+    /// input.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.flush().await?;
+        self.io.write_all(bytes).await?;
+        self.io.flush().await?;
+        Ok(())
+    }
+
     /// Queues `frame` and writes it at once.
     pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), TransportError> {
         self.queue(frame)?;

@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //!
-//! - [`framed`]: [`FrameReader`] and [`FrameWriter`] over any byte stream, and
+//! - [`framed`] — [`FrameReader`] and [`FrameWriter`] over any byte stream, and
 //!   [`FramedConnection`], a reader, a writer and a way to close them.
-//! - [`quic`]: QUIC through quinn: a listener for the server, a connector for clients, and the
+//! - [`quic`] — QUIC through quinn: a listener for the server, a connector for clients, and the
 //!   QUIC options both share.
-//! - [`tls`]: the server's certificate and key (self-signed or from PEM files) and what a client
+//! - [`tls`] — the server's certificate and key (self-signed or from PEM files) and what a client
 //!   trusts.
 #![warn(missing_docs)]
 

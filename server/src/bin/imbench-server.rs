@@ -1,0 +1,171 @@
+//! `imbench-server`: the reference IM server as a standalone process.
+//!
+//! Prints the addresses it bound and the exact `imbench run --server …` line a client needs, and
+//! writes the certificate and token secret that line points to.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use imbench_server::{Limits, Secret, ServerConfig};
+use imbench_transport::tls::DEFAULT_CERT_NAMES;
+use imbench_transport::{QuicOptions, ServerIdentity};
+
+/// The imbench reference IM server (QUIC).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on for QUIC.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    quic: SocketAddr,
+    /// PEM certificate chain to present (with --key). Without it a self-signed certificate is
+    /// made at start.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Names the self-signed certificate is valid for (repeat for several); clients must dial
+    /// one of them. Defaults to localhost, 127.0.0.1 and ::1.
+    #[arg(long = "cert-name")]
+    cert_names: Vec<String>,
+    /// File holding the token secret (64 hex digits). Without it a fresh secret is made.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Folder where the certificate and secret for clients are written.
+    #[arg(long, default_value = "imbench-server-files")]
+    client_dir: PathBuf,
+    /// Connections served at once; more are refused.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Time a connection has to say Hello.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    hello_timeout: Duration,
+    /// Frames queued per session before it counts as a slow consumer and is disconnected.
+    #[arg(long, default_value_t = Limits::default().queue_capacity)]
+    queue_capacity: usize,
+    /// Largest message body accepted (e.g. 64KiB).
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    max_body: u64,
+    /// Messages held per offline user.
+    #[arg(long, default_value_t = Limits::default().hold_per_user)]
+    hold_per_user: usize,
+    /// Bytes held for all offline users together (e.g. 512MiB).
+    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
+    hold_bytes: u64,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)
+            .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?,
+        _ => {
+            let names: Vec<String> = if args.cert_names.is_empty() {
+                DEFAULT_CERT_NAMES.iter().map(|s| s.to_string()).collect()
+            } else {
+                args.cert_names.clone()
+            };
+            ServerIdentity::self_signed(&names).context("making a self-signed certificate")?
+        }
+    };
+    std::fs::create_dir_all(&args.client_dir)
+        .with_context(|| format!("creating {}", args.client_dir.display()))?;
+    let cert_path = args.client_dir.join("cert.pem");
+    std::fs::write(&cert_path, &identity.cert_chain_pem)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    let (secret, secret_path) = match &args.secret_file {
+        Some(path) => (Secret::from_file(path)?, path.clone()),
+        None => {
+            let secret = Secret::generate()?;
+            let path = args.client_dir.join("secret");
+            write_private(&path, &secret.to_hex())?;
+            (secret, path)
+        }
+    };
+    let max_body = usize::try_from(args.max_body).context("--max-body is too large")?;
+    if max_body + 64 > imbench_proto::DEFAULT_MAX_FRAME_LEN as usize {
+        bail!(
+            "--max-body {} does not fit in a frame (at most {} bytes)",
+            args.max_body,
+            imbench_proto::DEFAULT_MAX_FRAME_LEN - 64
+        );
+    }
+    let config = ServerConfig {
+        quic_addr: args.quic,
+        identity,
+        secret,
+        limits: Limits {
+            max_connections: args.max_connections,
+            hello_timeout: args.hello_timeout,
+            queue_capacity: args.queue_capacity.max(1),
+            max_body,
+            hold_per_user: args.hold_per_user,
+            hold_bytes: usize::try_from(args.hold_bytes).context("--hold-bytes is too large")?,
+        },
+        quic: QuicOptions::default(),
+    };
+    let server = imbench_server::start(config)
+        .await
+        .with_context(|| format!("starting the server on {}", args.quic))?;
+    let addr = server.quic_addr();
+    println!("imbench-server listening: quic {addr}");
+    println!("certificate for clients: {}", cert_path.display());
+    println!("token secret: {}", secret_path.display());
+    println!(
+        "run a load against it with:\n  imbench run --server {addr} --cert {} --secret-file {}",
+        cert_path.display(),
+        secret_path.display()
+    );
+    wait_for_signal().await?;
+    eprintln!("shutting down: flushing queues and saying Bye to clients");
+    server.shutdown().await;
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

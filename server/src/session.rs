@@ -1,0 +1,317 @@
+//! One client connection, from handshake to close.
+//!
+//! Two tasks per session. The reader (this module's `serve_connection`) decodes frames and
+//! routes them; the writer drains the session's bounded queue and writes what it finds in one
+//! coalesced write per wake-up. Neither holds a lock across an await. When the session ends,
+//! the writer hands back whatever it had not written, and the router holds it for the user's
+//! next connection.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imbench_proto::{Dest, ErrorCode, Frame, PROTOCOL_VERSION};
+use imbench_transport::framed::{FrameReader, FrameWriter};
+use imbench_transport::quic::IncomingQuic;
+use imbench_transport::{FramedConnection, TransportError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{timeout, Instant};
+
+use crate::router::{Delivery, Kick, Outbound, Routed, SessionHandle};
+use crate::State;
+
+/// Most frames written in one coalesced write.
+const WRITE_BATCH: usize = 512;
+
+/// How long a closing connection waits for its last frames to reach the peer.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// QUIC close codes: 0 for an orderly close, otherwise the protocol error code.
+const CLOSE_OK: u32 = 0;
+
+/// Runs one connection: handshake, Hello, then the session until either side ends it.
+pub(crate) async fn serve_connection(
+    incoming: IncomingQuic,
+    state: Arc<State>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + state.limits.hello_timeout;
+    let conn = match tokio::time::timeout_at(deadline, incoming.establish()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!("handshake failed: {e}");
+            state
+                .stats
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Err(_) => {
+            state
+                .stats
+                .handshakes_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let mut conn = conn;
+    let first = tokio::time::timeout_at(deadline, conn.reader.read_frame()).await;
+    let user = match first {
+        Err(_) => {
+            let reason = format!("no Hello within {:?}", state.limits.hello_timeout);
+            return refuse(conn, &state, ErrorCode::HELLO_TIMEOUT, &reason).await;
+        }
+        Ok(Err(TransportError::Decode(e))) => {
+            return refuse(conn, &state, e.code(), &e.to_string()).await;
+        }
+        Ok(Err(_)) | Ok(Ok(None)) => return,
+        Ok(Ok(Some(Frame::Hello {
+            version,
+            user,
+            token,
+        }))) => {
+            if version != PROTOCOL_VERSION {
+                let reason =
+                    format!("protocol version {version}; this server speaks {PROTOCOL_VERSION}");
+                return refuse(conn, &state, ErrorCode::UNSUPPORTED_VERSION, &reason).await;
+            }
+            if !state.secret.verify(user, &token) {
+                state.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("token is not valid for user {user}");
+                return refuse(conn, &state, ErrorCode::BAD_TOKEN, &reason).await;
+            }
+            user
+        }
+        Ok(Ok(Some(other))) => {
+            let reason = format!("{} before Hello", other.name());
+            return refuse(conn, &state, ErrorCode::HELLO_REQUIRED, &reason).await;
+        }
+    };
+    run_session(conn, user, state, shutdown).await;
+}
+
+/// Sends a typed error, then closes.
+async fn refuse(mut conn: FramedConnection, state: &State, code: ErrorCode, reason: &str) {
+    state.stats.errors_sent.fetch_add(1, Ordering::Relaxed);
+    let error = Frame::Error {
+        code,
+        reason: reason.to_string(),
+    };
+    if conn.writer.write_frame(&error).await.is_ok() {
+        let _ = conn.writer.shutdown().await;
+    }
+    conn.link.close(code.0.into(), reason, CLOSE_GRACE).await;
+}
+
+/// How the reader saw the session end, and so how the writer must stop.
+enum Ending {
+    /// The client said Bye, finished its stream, or vanished: write nothing more.
+    Client,
+    /// The client broke the protocol, or the server kicked it: write this Error, nothing else.
+    Error(ErrorCode, String),
+    /// The server is shutting down: write what is queued, then Bye.
+    Shutdown,
+}
+
+async fn run_session(
+    conn: FramedConnection,
+    user: u64,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let FramedConnection {
+        mut reader,
+        writer,
+        link,
+        ..
+    } = conn;
+    let id = state.next_session.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(state.limits.queue_capacity);
+    let kick = Arc::new(Kick::default());
+    let handle = SessionHandle {
+        id,
+        tx: tx.clone(),
+        kick: kick.clone(),
+    };
+    let held = state.router.register(user, handle);
+    state.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
+    state.stats.sessions_active.fetch_add(1, Ordering::Relaxed);
+
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut writer_task = tokio::spawn(write_loop(
+        writer,
+        rx,
+        held,
+        Frame::Welcome { session: id },
+        stop_rx,
+    ));
+
+    let ending = read_loop(&mut reader, user, &tx, &kick, &mut shutdown, &state).await;
+    drop(reader);
+    let graceful = !matches!(ending, Ending::Client);
+    if let Ending::Error(..) = ending {
+        state.stats.errors_sent.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = stop_tx.send(ending);
+
+    // A client that stopped reading can keep the writer blocked on flow control: give it the
+    // grace period, then cut the connection, which fails the pending write.
+    let joined = match timeout(CLOSE_GRACE, &mut writer_task).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            link.abort(ErrorCode::SLOW_CONSUMER.0.into(), "writer blocked at close");
+            writer_task.await
+        }
+    };
+    let (mut rx, unwritten) = joined.unwrap_or_else(|e| {
+        // Only a bug gets here; what the writer held is gone, but the user's slot is freed.
+        tracing::error!("session {id} writer task failed: {e}");
+        (mpsc::channel(1).1, VecDeque::new())
+    });
+    state.router.unregister(user, id, unwritten, &mut rx);
+    state.stats.sessions_active.fetch_sub(1, Ordering::Relaxed);
+    if graceful {
+        link.close(CLOSE_OK, "session ended", CLOSE_GRACE).await;
+    } else {
+        link.abort(CLOSE_OK, "bye");
+    }
+}
+
+async fn read_loop(
+    reader: &mut FrameReader,
+    user: u64,
+    tx: &mpsc::Sender<Outbound>,
+    kick: &Kick,
+    shutdown: &mut watch::Receiver<bool>,
+    state: &State,
+) -> Ending {
+    let reply = |o: Outbound| {
+        if tx.try_send(o).is_err() {
+            // The client is not reading its own acks: same policy as for deliveries.
+            state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            kick.kick(ErrorCode::SLOW_CONSUMER);
+        }
+    };
+    loop {
+        let frame = tokio::select! {
+            biased;
+            code = kick.kicked() => {
+                return Ending::Error(code, format!("disconnected by the server: {}", code.name()));
+            }
+            _ = shutdown.changed() => return Ending::Shutdown,
+            frame = reader.read_frame() => frame,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ending::Client,
+            Err(TransportError::Decode(e)) => return Ending::Error(e.code(), e.to_string()),
+            Err(_) => return Ending::Client,
+        };
+        match frame {
+            Frame::Send {
+                msg_id,
+                to: Dest::User(recipient),
+                body,
+            } => {
+                if body.len() > state.limits.max_body {
+                    reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
+                    continue;
+                }
+                let d = Delivery {
+                    msg_id,
+                    from: user,
+                    to: Dest::User(recipient),
+                    body,
+                };
+                match state.router.route(recipient, d) {
+                    Routed::Queued | Routed::Held => reply(Outbound::Ack(msg_id)),
+                    Routed::Refused(code) => reply(Outbound::Reject(msg_id, code)),
+                }
+            }
+            Frame::Send {
+                msg_id,
+                to: Dest::Group(_),
+                ..
+            } => {
+                reply(Outbound::Reject(msg_id, ErrorCode::UNSUPPORTED_DEST));
+            }
+            Frame::Ping { nonce } => reply(Outbound::Pong(nonce)),
+            Frame::Bye { .. } | Frame::Error { .. } => return Ending::Client,
+            other => {
+                let reason = format!("{} is not a frame a client sends here", other.name());
+                return Ending::Error(ErrorCode::UNEXPECTED_FRAME, reason);
+            }
+        }
+    }
+}
+
+/// Writes Welcome, then what was held, then whatever the queue brings, until told to stop.
+/// Returns the queue and every delivery it did not write.
+async fn write_loop(
+    mut writer: FrameWriter,
+    mut rx: mpsc::Receiver<Outbound>,
+    held: VecDeque<Delivery>,
+    welcome: Frame,
+    mut stop: oneshot::Receiver<Ending>,
+) -> (mpsc::Receiver<Outbound>, VecDeque<Delivery>) {
+    let mut pending: VecDeque<Outbound> = held.into_iter().map(Outbound::Deliver).collect();
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut healthy = writer.write_frame(&welcome).await.is_ok();
+    let ending = loop {
+        if !healthy {
+            break None;
+        }
+        if pending.is_empty() {
+            tokio::select! {
+                biased;
+                ending = &mut stop => break ending.ok(),
+                n = rx.recv_many(&mut batch, WRITE_BATCH) => {
+                    if n == 0 {
+                        break None;
+                    }
+                    pending.extend(batch.drain(..));
+                }
+            }
+        } else if let Ok(ending) = stop.try_recv() {
+            break Some(ending);
+        }
+        for o in pending.drain(..pending.len().min(WRITE_BATCH)) {
+            healthy &= writer.queue(&o.to_frame()).is_ok();
+        }
+        healthy &= writer.flush().await.is_ok();
+    };
+    match ending {
+        Some(Ending::Shutdown) if healthy => {
+            while let Ok(o) = rx.try_recv() {
+                pending.push_back(o);
+            }
+            let mut ok = true;
+            for o in pending.drain(..) {
+                ok &= writer.queue(&o.to_frame()).is_ok();
+            }
+            let bye = Frame::Bye {
+                reason: "server shutting down".into(),
+            };
+            if ok && writer.queue(&bye).is_ok() {
+                let _ = writer.shutdown().await;
+            }
+        }
+        Some(Ending::Error(code, reason)) if healthy => {
+            let error = Frame::Error { code, reason };
+            let _ = match writer.write_frame(&error).await {
+                Ok(()) => writer.shutdown().await,
+                Err(e) => Err(e),
+            };
+        }
+        _ => {}
+    }
+    let unwritten = pending
+        .into_iter()
+        .filter_map(|o| match o {
+            Outbound::Deliver(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    (rx, unwritten)
+}

@@ -1,0 +1,47 @@
+//! Server counters: relaxed atomics bumped on the paths they count, read as a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Live counters, shared by every task of one server.
+        #[derive(Debug, Default)]
+        pub struct Stats { $($(#[$doc])* pub $name: AtomicU64,)* }
+
+        /// A copy of [`Stats`] at one moment.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
+
+        impl Stats {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connection attempts accepted for a handshake.
+    connections_accepted,
+    /// Connection attempts refused over the connection limit.
+    connections_refused,
+    /// Handshakes that failed or timed out.
+    handshakes_failed,
+    /// Sessions that completed Hello.
+    sessions_opened,
+    /// Sessions currently live.
+    sessions_active,
+    /// Messages queued for a live recipient.
+    routed,
+    /// Messages put on hold for an offline recipient (including those moved back from a queue).
+    held,
+    /// Messages refused because a hold was full.
+    hold_full,
+    /// Sessions disconnected because their queue filled.
+    slow_consumers,
+    /// Error frames sent (bad frames, bad tokens, timeouts, kicks).
+    errors_sent,
+    /// Hello frames with a token that did not verify.
+    auth_failures,
+}

@@ -1,0 +1,199 @@
+//! Misbehaving clients get a typed Error and are closed, while well-behaved clients on the same
+//! server keep being served.
+
+mod util;
+
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use imbench_proto::{ErrorCode, Frame, PROTOCOL_VERSION, TOKEN_LEN};
+use imbench_server::Limits;
+use util::{closes, expect_error, read, send, start, TestServer};
+
+fn raw_frame(len: u32, kind: u8, fields: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    b.put_u32(len);
+    b.put_u8(kind);
+    b.put_slice(fields);
+    b.to_vec()
+}
+
+/// Two good clients chat in a loop until told to stop; returns how many round trips they made.
+async fn chat_until(t: &TestServer, stop: tokio::sync::watch::Receiver<bool>) -> u64 {
+    let mut a = t.client(100).await;
+    let mut b = t.client(101).await;
+    let mut rounds = 0;
+    while !*stop.borrow() {
+        a.writer
+            .write_frame(&send(rounds, 101, b"still here"))
+            .await
+            .unwrap();
+        assert_eq!(read(&mut a).await, Some(Frame::Ack { msg_id: rounds }));
+        assert!(
+            matches!(read(&mut b).await, Some(Frame::Deliver { msg_id, .. }) if msg_id == rounds)
+        );
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    rounds
+}
+
+#[tokio::test]
+async fn bad_clients_are_refused_and_good_ones_keep_going() {
+    let t = start(Limits {
+        hello_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let t = std::sync::Arc::new(t);
+    let good = tokio::spawn({
+        let t = t.clone();
+        async move { chat_until(&t, stop_rx).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let hello = |user: u64, token: [u8; TOKEN_LEN]| Frame::Hello {
+        version: PROTOCOL_VERSION,
+        user,
+        token,
+    };
+    let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
+        (
+            "garbage",
+            b"\xde\xad\xbe\xef\x00\x01garbage".to_vec(),
+            ErrorCode::FRAME_TOO_LARGE,
+        ),
+        (
+            "oversize length",
+            raw_frame(50_000_000, 0x10, &[]),
+            ErrorCode::FRAME_TOO_LARGE,
+        ),
+        (
+            "unknown kind",
+            raw_frame(1, 0x7f, &[]),
+            ErrorCode::UNKNOWN_KIND,
+        ),
+        (
+            "truncated Hello",
+            raw_frame(5, 0x01, &[0, 1, 0, 0]),
+            ErrorCode::BAD_FRAME,
+        ),
+        ("empty frame", vec![0, 0, 0, 0], ErrorCode::BAD_FRAME),
+    ];
+    for (what, bytes, want) in cases {
+        let mut conn = t.raw().await;
+        conn.writer.write_raw(&bytes).await.unwrap();
+        assert_eq!(expect_error(&mut conn).await, want, "{what}");
+        assert!(closes(&mut conn).await, "{what}: connection closes");
+    }
+
+    // Frames that decode but are not allowed.
+    let mut wrong_token = t.raw().await;
+    wrong_token
+        .writer
+        .write_frame(&hello(5, t.config.secret.token_for(6)))
+        .await
+        .unwrap();
+    assert_eq!(expect_error(&mut wrong_token).await, ErrorCode::BAD_TOKEN);
+    assert!(closes(&mut wrong_token).await);
+
+    let mut old_version = t.raw().await;
+    let token = t.config.secret.token_for(5);
+    old_version
+        .writer
+        .write_frame(&Frame::Hello {
+            version: 99,
+            user: 5,
+            token,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_error(&mut old_version).await,
+        ErrorCode::UNSUPPORTED_VERSION
+    );
+
+    let mut eager = t.raw().await;
+    eager
+        .writer
+        .write_frame(&send(1, 100, b"no hello"))
+        .await
+        .unwrap();
+    assert_eq!(expect_error(&mut eager).await, ErrorCode::HELLO_REQUIRED);
+    assert!(closes(&mut eager).await);
+
+    let mut twice = t.client(8).await;
+    twice
+        .writer
+        .write_frame(&hello(8, t.config.secret.token_for(8)))
+        .await
+        .unwrap();
+    assert_eq!(expect_error(&mut twice).await, ErrorCode::UNEXPECTED_FRAME);
+    assert!(closes(&mut twice).await);
+
+    let mut bad_mid_session = t.client(9).await;
+    bad_mid_session
+        .writer
+        .write_raw(&raw_frame(1, 0x66, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_error(&mut bad_mid_session).await,
+        ErrorCode::UNKNOWN_KIND
+    );
+
+    // A connection that opens its stream but never says Hello.
+    let mut silent = t.raw().await;
+    silent.writer.write_raw(&[0, 0]).await.unwrap();
+    assert_eq!(expect_error(&mut silent).await, ErrorCode::HELLO_TIMEOUT);
+    assert!(closes(&mut silent).await);
+
+    stop_tx.send(true).unwrap();
+    let rounds = good.await.unwrap();
+    assert!(rounds > 0, "good clients made progress");
+    let stats = t.server.stats();
+    assert_eq!(stats.auth_failures, 1);
+    assert!(stats.errors_sent >= 11, "{stats:?}");
+}
+
+#[tokio::test]
+async fn group_destinations_are_refused_with_a_code() {
+    let t = start(Limits::default()).await;
+    let mut a = t.client(1).await;
+    a.writer
+        .write_frame(&Frame::Send {
+            msg_id: 4,
+            to: imbench_proto::Dest::Group(1),
+            body: bytes::Bytes::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&mut a).await,
+        Some(Frame::Reject {
+            msg_id: 4,
+            code: ErrorCode::UNSUPPORTED_DEST
+        })
+    );
+    let big = Frame::Send {
+        msg_id: 5,
+        to: imbench_proto::Dest::User(2),
+        body: bytes::Bytes::from(vec![0u8; 1000]),
+    };
+    drop(a);
+    let t2 = start(Limits {
+        max_body: 100,
+        ..Limits::default()
+    })
+    .await;
+    let mut a = t2.client(1).await;
+    a.writer.write_frame(&big).await.unwrap();
+    assert_eq!(
+        read(&mut a).await,
+        Some(Frame::Reject {
+            msg_id: 5,
+            code: ErrorCode::BODY_TOO_LARGE
+        })
+    );
+}
