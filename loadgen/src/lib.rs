@@ -1,1 +1,57 @@
-//! imbench loadgen.
+//! The imbench load generator: simulated IM clients on an open-loop schedule, latency recorded
+//! in HdrHistograms from each message's intended send time, every message accounted for, and a
+//! verdict a CI job can gate on.
+//!
+//! # Layout
+//!
+//! - [`scenario`] — the TOML scenario format and command-line overrides.
+//! - [`schedule`] — per-client send times, sizes and partners, from the seed.
+//! - [`body`] — the measurement header inside every message body.
+//! - [`client`] — one simulated client: connect, send on schedule, receive and time.
+//! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
+//! - [`metrics`] — per-thread histogram recording and the interval collector.
+//! - [`run`] — one run from server start to report.
+//! - [`progress`] — the live display.
+//! - [`report`] — report.json, verdicts and the end-of-run table.
+//! - [`slo`] — SLO expressions.
+#![warn(missing_docs)]
+
+pub mod accounting;
+pub mod body;
+pub mod client;
+pub mod metrics;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod slo;
+
+pub use report::{Report, Verdict};
+pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec};
+pub use scenario::{Overrides, Scenario};
+
+/// Process exit codes of `imbench run`.
+pub mod exit_code {
+    /// The run was valid and every SLO held.
+    pub const OK: u8 = 0;
+    /// The run was valid and at least one SLO failed.
+    pub const SLO_FAILED: u8 = 1;
+    /// Bad command line or scenario; nothing ran.
+    pub const USAGE: u8 = 2;
+    /// The run itself is invalid: the server could not be reached, clients could not connect
+    /// or lost their connection, the generator was saturated, or the report could not be
+    /// written.
+    pub const INVALID: u8 = 3;
+}
+
+impl Verdict {
+    /// The exit code for this verdict.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Ok => exit_code::OK,
+            Verdict::SloFailed => exit_code::SLO_FAILED,
+            Verdict::Invalid => exit_code::INVALID,
+        }
+    }
+}

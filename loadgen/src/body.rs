@@ -1,0 +1,124 @@
+//! The measurement header the generator puts at the front of every body, and the payload that
+//! follows it. The server treats bodies as opaque; only the generator reads this.
+//!
+//! ```text
+//! intended_us u64 | sent_us u64 | sender u64 | seq u64 | crc32 u32 | payload…
+//! ```
+//!
+//! Times are microseconds since the run started, on the generator's one monotonic clock. `seq`
+//! counts the sender's messages to this one recipient, from 0. The CRC-32 covers the first 32
+//! header bytes and the payload, so any altered byte is detected.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Bytes of header in front of every body.
+pub const HEADER_LEN: usize = 36;
+
+/// What the header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// When the schedule meant the message to be sent (µs since run start).
+    pub intended_us: u64,
+    /// When it was actually handed to the transport (µs since run start).
+    pub sent_us: u64,
+    /// The sender's user id.
+    pub sender: u64,
+    /// The sender's sequence number towards this recipient.
+    pub seq: u64,
+}
+
+/// Why a body did not check out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Shorter than the header.
+    Short,
+    /// The checksum does not match.
+    Checksum,
+}
+
+/// Builds a body of `len` bytes (at least [`HEADER_LEN`]) with payload taken from `pool`.
+pub fn encode(h: &Header, len: usize, pool: &[u8]) -> Bytes {
+    let payload_len = len.saturating_sub(HEADER_LEN);
+    let mut buf = BytesMut::with_capacity(HEADER_LEN + payload_len);
+    buf.put_u64(h.intended_us);
+    buf.put_u64(h.sent_us);
+    buf.put_u64(h.sender);
+    buf.put_u64(h.seq);
+    // Vary where the payload starts so that bodies differ, without drawing random bytes.
+    let start = if pool.len() > payload_len {
+        (h.seq.wrapping_mul(7919) % (pool.len() - payload_len) as u64) as usize
+    } else {
+        0
+    };
+    let payload = &pool[start..(start + payload_len).min(pool.len())];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&buf[..32]);
+    crc.update(payload);
+    buf.put_u32(crc.finalize());
+    buf.put_slice(payload);
+    buf.freeze()
+}
+
+/// Reads and verifies a body's header.
+pub fn decode(body: &[u8]) -> Result<Header, BodyError> {
+    if body.len() < HEADER_LEN {
+        return Err(BodyError::Short);
+    }
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&body[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    let stored = u32::from_be_bytes([body[32], body[33], body[34], body[35]]);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&body[..32]);
+    crc.update(&body[HEADER_LEN..]);
+    if crc.finalize() != stored {
+        return Err(BodyError::Checksum);
+    }
+    Ok(Header {
+        intended_us: u64_at(0),
+        sent_us: u64_at(8),
+        sender: u64_at(16),
+        seq: u64_at(24),
+    })
+}
+
+/// A block of pseudo-random bytes that payloads are cut from.
+pub fn payload_pool(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_any_flipped_byte_is_caught() {
+        let pool = payload_pool(3, 4096);
+        let h = Header {
+            intended_us: 123,
+            sent_us: 456,
+            sender: 7,
+            seq: 99,
+        };
+        let body = encode(&h, 200, &pool);
+        assert_eq!(body.len(), 200);
+        assert_eq!(decode(&body), Ok(h));
+        for i in 0..body.len() {
+            let mut bad = body.to_vec();
+            bad[i] ^= 0x10;
+            assert_eq!(decode(&bad), Err(BodyError::Checksum), "byte {i}");
+        }
+        assert_eq!(decode(&body[..10]), Err(BodyError::Short));
+        assert_eq!(encode(&h, HEADER_LEN, &pool).len(), HEADER_LEN);
+    }
+}

@@ -1,0 +1,99 @@
+//! Live progress: one updating line on a terminal, plain lines (one a second) otherwise.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering::Relaxed;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::report::IntervalPoint;
+use crate::run::{ProgressMode, RunContext};
+use crate::slo::format_micros;
+
+/// The progress display of one run.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    last: Option<IntervalPoint>,
+}
+
+impl Progress {
+    /// Chooses the display from `mode` and whether stderr is a terminal.
+    pub fn new(mode: ProgressMode, ctx: &RunContext) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let s = &ctx.scenario;
+        if mode != ProgressMode::Quiet {
+            eprintln!(
+                "imbench: {} — {} clients over QUIC to {}; ramp-up {:?}, warm-up {:?}, measure {:?}",
+                s.name, s.clients, ctx.target.addr, s.ramp_up, s.warmup, s.duration
+            );
+        }
+        let bar = (mode == ProgressMode::Auto && tty).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        });
+        let plain = mode == ProgressMode::Plain || (mode == ProgressMode::Auto && !tty);
+        Self {
+            bar,
+            plain,
+            last: None,
+        }
+    }
+
+    /// Shows the interval that just ended.
+    pub fn update(&mut self, ctx: &RunContext, p: &IntervalPoint) {
+        let (sent_rate, delivered_rate) = match &self.last {
+            Some(l) if p.t_s > l.t_s => {
+                let dt = p.t_s - l.t_s;
+                (
+                    (p.sent - l.sent) as f64 / dt,
+                    (p.delivered - l.delivered) as f64 / dt,
+                )
+            }
+            _ => (0.0, 0.0),
+        };
+        let now = ctx.clock.now_us();
+        let phase = if now < ctx.send_start_us {
+            "ramp-up"
+        } else if now < ctx.measure_start_us {
+            "warm-up"
+        } else if now < ctx.schedule_end_us {
+            "measure"
+        } else {
+            "drain"
+        };
+        let failed = ctx
+            .counters
+            .iter()
+            .filter(|c| c.connect_failed.load(Relaxed))
+            .count();
+        let line = format!(
+            "[{:>5.1}s] {phase:<7} clients {}/{}{} | sent {:.0}/s delivered {:.0}/s | direct p99 {} | lag p99 {}",
+            p.t_s,
+            p.connected,
+            ctx.scenario.clients,
+            if failed > 0 { format!(" ({failed} failed)") } else { String::new() },
+            sent_rate,
+            delivered_rate,
+            if p.direct_count > 0 { format_micros(p.direct_p99_us as f64) } else { "-".into() },
+            format_micros(p.lag_p99_us as f64),
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_message(line);
+            bar.tick();
+        } else if self.plain {
+            eprintln!("{line}");
+        }
+        self.last = Some(p.clone());
+    }
+
+    /// Removes the live line.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! The run report: `report.json` in the shape DESIGN.md gives, the verdict (SLOs, validity),
+//! and the table printed at the end of a run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use base64::Engine;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metric;
+use crate::run::RunContext;
+use crate::scenario::Scenario;
+use crate::slo::{format_micros, Slo, Target};
+
+/// Latency metrics every report lists, in table order; those this build does not produce yet
+/// (group, fanout, file) appear with count 0.
+pub const METRIC_NAMES: [&str; 8] = [
+    "connect",
+    "ack",
+    "direct",
+    "direct_uncorrected",
+    "group",
+    "fanout",
+    "file",
+    "schedule_lag",
+];
+
+/// Whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// imbench version.
+    pub version: String,
+    /// The scenario as run (overrides applied).
+    pub scenario: Scenario,
+    /// Where it ran.
+    pub machine: Machine,
+    /// True when every run is valid and every SLO held.
+    pub ok: bool,
+    /// `ok`, `slo_failed` or `invalid`.
+    pub verdict: Verdict,
+    /// Why the run is invalid, if it is.
+    pub invalid_reasons: Vec<String>,
+    /// One entry per transport run.
+    pub runs: Vec<RunReport>,
+}
+
+/// Outcome, ordered by severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Valid, all SLOs held.
+    Ok,
+    /// Valid, an SLO failed.
+    SloFailed,
+    /// The figures cannot be trusted (clients could not connect, connections lost, generator
+    /// saturated).
+    Invalid,
+}
+
+/// The machine a report was made on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Kernel release, where known.
+    pub kernel: Option<String>,
+    /// Total memory in bytes, where known.
+    pub memory_bytes: Option<u64>,
+}
+
+/// One transport's run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Transport name.
+    pub transport: String,
+    /// `embedded` or the server address.
+    pub server: String,
+    /// Measured period in seconds.
+    pub duration_s: f64,
+    /// Latency summaries by metric name.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Message accounting.
+    pub counters: Counters,
+    /// Rates over the measured period.
+    pub throughput: Throughput,
+    /// The generator's own lateness.
+    pub schedule_lag: ScheduleLag,
+    /// SLO verdicts.
+    pub slo: Vec<SloResult>,
+    /// Process memory.
+    pub memory: Memory,
+    /// Problems seen (first few verbatim) and how many there were.
+    pub problems: Vec<String>,
+    /// Total number of problems.
+    pub problem_count: usize,
+    /// Per-second time series.
+    pub intervals: Vec<IntervalPoint>,
+}
+
+/// A latency histogram's summary, and the histogram itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricSummary {
+    /// Samples.
+    pub count: u64,
+    /// Smallest, µs.
+    pub min_us: u64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 90th percentile, µs.
+    pub p90_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+    /// Largest, µs.
+    pub max_us: u64,
+    /// The full histogram, HdrHistogram V2 compressed, base64.
+    pub histogram: String,
+}
+
+/// Message accounting after the drain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Clients that connected.
+    pub clients: u64,
+    /// Clients that could not connect.
+    pub connect_failures: u64,
+    /// Clients whose connection ended before the run did.
+    pub disconnects: u64,
+    /// Send frames written.
+    pub sent: u64,
+    /// Acks received.
+    pub acked: u64,
+    /// Sends refused by the server (Reject).
+    pub rejected: u64,
+    /// Deliveries expected: sent − rejected.
+    pub expected: u64,
+    /// Distinct messages delivered intact.
+    pub delivered: u64,
+    /// expected − delivered.
+    pub lost: u64,
+    /// Deliveries of a message already delivered.
+    pub duplicated: u64,
+    /// Deliveries that arrived after a later message of the same pair.
+    pub reordered: u64,
+    /// Deliveries with a bad checksum or the wrong sender.
+    pub corrupted: u64,
+    /// Error frames and transport failures.
+    pub errors: u64,
+    /// Reconnections (none in this build: clients do not reconnect).
+    pub reconnects: u64,
+    /// File transfers started (none in this build).
+    pub files_sent: u64,
+    /// File transfers verified (none in this build).
+    pub files_verified: u64,
+}
+
+/// Rates over the measured period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Messages due in the measured period, per second.
+    pub sent_per_s: f64,
+    /// Deliveries of messages due in the measured period, per second.
+    pub delivered_per_s: f64,
+    /// File bytes per second (none in this build).
+    pub file_bytes_per_s: f64,
+}
+
+/// The generator's lateness against its own schedule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScheduleLag {
+    /// Median lateness, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// Largest, µs.
+    pub max_us: u64,
+    /// The p99 above which the run counts as saturated, µs.
+    pub limit_us: u64,
+    /// Whether p99 exceeded the limit.
+    pub saturated: bool,
+}
+
+/// One SLO's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloResult {
+    /// As written.
+    pub expr: String,
+    /// The measured value.
+    pub value: String,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// Memory of the generator process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// Resident set before any client connected.
+    pub rss_before_bytes: u64,
+    /// Highest resident set seen while clients were connected and before measuring.
+    pub rss_connected_bytes: u64,
+    /// Peak resident set of the process.
+    pub peak_rss_bytes: u64,
+    /// (connected − before) / clients.
+    pub bytes_per_client: u64,
+    /// Whether the server ran in this process (then the figure covers both sides).
+    pub server_embedded: bool,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IntervalPoint {
+    /// End of the interval, seconds since the run started.
+    pub t_s: f64,
+    /// Clients connected.
+    pub connected: u64,
+    /// Messages sent so far.
+    pub sent: u64,
+    /// Messages delivered so far.
+    pub delivered: u64,
+    /// Deliveries timed in this interval.
+    pub direct_count: u64,
+    /// Median direct latency in this interval, µs.
+    pub direct_p50_us: u64,
+    /// p99 direct latency in this interval, µs.
+    pub direct_p99_us: u64,
+    /// Largest direct latency in this interval, µs.
+    pub direct_max_us: u64,
+    /// p99 schedule lag in this interval, µs.
+    pub lag_p99_us: u64,
+}
+
+impl Memory {
+    /// Reads the process's peak memory and works out the per-client figure.
+    pub fn measure(before: u64, connected: u64, clients: usize, server_embedded: bool) -> Self {
+        Self {
+            rss_before_bytes: before,
+            rss_connected_bytes: connected,
+            peak_rss_bytes: proc_status_kib("VmHWM:").unwrap_or(0) * 1024,
+            bytes_per_client: connected.saturating_sub(before) / clients.max(1) as u64,
+            server_embedded,
+        }
+    }
+}
+
+/// The process's resident set now, in bytes (0 where /proc is missing).
+pub fn rss_bytes() -> u64 {
+    proc_status_kib("VmRSS:").unwrap_or(0) * 1024
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn current() -> Self {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let memory_bytes = read("/proc/meminfo").and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+            line["MemTotal:".len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        Self {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            memory_bytes: memory_bytes.map(|k| k * 1024),
+        }
+    }
+}
+
+/// Summarises a histogram and encodes it.
+pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
+    let mut bytes = Vec::new();
+    // Serialising into memory fails only on a histogram too large to encode, not here.
+    let _ = V2DeflateSerializer::new().serialize(h, &mut bytes);
+    let empty = h.is_empty();
+    let q = |p: f64| if empty { 0 } else { h.value_at_quantile(p) };
+    MetricSummary {
+        count: h.len(),
+        min_us: if empty { 0 } else { h.min() },
+        mean_us: if empty { 0.0 } else { h.mean() },
+        p50_us: q(0.5),
+        p90_us: q(0.9),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        max_us: if empty { 0 } else { h.max() },
+        histogram: base64::engine::general_purpose::STANDARD.encode(bytes),
+    }
+}
+
+/// Decodes a summary's histogram.
+pub fn decode_histogram(s: &MetricSummary) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&s.histogram)
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .ok()
+}
+
+impl Report {
+    /// Builds the report of a finished run.
+    pub fn build(
+        ctx: &RunContext,
+        server: String,
+        intervals: Vec<IntervalPoint>,
+        problems: Vec<String>,
+        problem_count: usize,
+        memory: Memory,
+    ) -> Self {
+        let s = &ctx.scenario;
+        let mut metrics = BTreeMap::new();
+        for name in METRIC_NAMES {
+            let m = Metric::ALL.iter().find(|m| m.name() == name);
+            let h = m
+                .map(|m| ctx.recorder.total(*m))
+                .unwrap_or_else(crate::metrics::new_histogram);
+            metrics.insert(name.to_string(), summarize(&h));
+        }
+        let sum = |f: &dyn Fn(&crate::client::ClientCounters) -> u64| ctx.sum(f);
+        let flag = |f: &dyn Fn(&crate::client::ClientCounters) -> bool| {
+            ctx.counters.iter().filter(|c| f(c)).count() as u64
+        };
+        let sent = sum(&|c| c.sent.load(Relaxed));
+        let rejected = sum(&|c| c.rejected.load(Relaxed));
+        let delivered = sum(&|c| c.delivered.load(Relaxed));
+        let expected = sent.saturating_sub(rejected);
+        let counters = Counters {
+            clients: flag(&|c| c.connected.load(Relaxed)),
+            connect_failures: flag(&|c| c.connect_failed.load(Relaxed)),
+            disconnects: flag(&|c| c.disconnected.load(Relaxed)),
+            sent,
+            acked: sum(&|c| c.acked.load(Relaxed)),
+            rejected,
+            expected,
+            delivered,
+            lost: expected.saturating_sub(delivered),
+            duplicated: sum(&|c| c.duplicated.load(Relaxed)),
+            reordered: sum(&|c| c.reordered.load(Relaxed)),
+            corrupted: sum(&|c| c.corrupted.load(Relaxed)),
+            errors: sum(&|c| c.errors.load(Relaxed)),
+            ..Counters::default()
+        };
+        let duration_s = s.duration.as_secs_f64();
+        let sent_in_window = sum(&|c| c.sent_in_window.load(Relaxed));
+        let throughput = Throughput {
+            sent_per_s: sent_in_window as f64 / duration_s,
+            delivered_per_s: metrics["direct"].count as f64 / duration_s,
+            file_bytes_per_s: 0.0,
+        };
+        let lag = &metrics["schedule_lag"];
+        let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
+        let schedule_lag = ScheduleLag {
+            p50_us: lag.p50_us,
+            p99_us: lag.p99_us,
+            max_us: lag.max_us,
+            limit_us,
+            saturated: lag.p99_us > limit_us,
+        };
+        let mut run = RunReport {
+            transport: "quic".into(),
+            server,
+            duration_s,
+            metrics,
+            counters,
+            throughput,
+            schedule_lag,
+            slo: Vec::new(),
+            memory,
+            problems,
+            problem_count,
+            intervals,
+        };
+        run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
+
+        let mut invalid_reasons = Vec::new();
+        let c = &run.counters;
+        if c.connect_failures > 0 {
+            invalid_reasons.push(format!(
+                "{} of {} clients could not connect",
+                c.connect_failures, s.clients
+            ));
+        }
+        if c.disconnects > 0 {
+            invalid_reasons.push(format!(
+                "{} clients lost their connection during the run",
+                c.disconnects
+            ));
+        }
+        if run.schedule_lag.saturated {
+            invalid_reasons.push(format!(
+                "generator saturated: schedule lag p99 {} exceeds {}",
+                format_micros(run.schedule_lag.p99_us as f64),
+                format_micros(limit_us as f64)
+            ));
+        }
+        let verdict = if !invalid_reasons.is_empty() {
+            Verdict::Invalid
+        } else if run.slo.iter().any(|r| !r.ok) {
+            Verdict::SloFailed
+        } else {
+            Verdict::Ok
+        };
+        Report {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: s.clone(),
+            machine: Machine::current(),
+            ok: verdict == Verdict::Ok,
+            verdict,
+            invalid_reasons,
+            runs: vec![run],
+        }
+    }
+
+    /// Writes `report.json` into `dir` (created if needed).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), json)
+    }
+
+    /// The end-of-run table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for run in &self.runs {
+            let _ = writeln!(
+                out,
+                "\n{} over {} ({} server), {} clients, {:.1}s measured",
+                self.scenario.name, run.transport, run.server, run.counters.clients, run.duration_s
+            );
+            let _ = writeln!(
+                out,
+                "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency", "count", "p50", "p90", "p99", "p99.9", "max"
+            );
+            for name in METRIC_NAMES {
+                let m = &run.metrics[name];
+                if m.count == 0 && !matches!(name, "direct" | "ack" | "connect") {
+                    continue;
+                }
+                let f = |v: u64| {
+                    if m.count == 0 {
+                        "-".to_string()
+                    } else {
+                        format_micros(v as f64)
+                    }
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                    name,
+                    m.count,
+                    f(m.p50_us),
+                    f(m.p90_us),
+                    f(m.p99_us),
+                    f(m.p999_us),
+                    f(m.max_us)
+                );
+            }
+            let c = &run.counters;
+            let _ = writeln!(
+                out,
+                "\nmessages: sent {} acked {} rejected {} delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
+                c.sent, c.acked, c.rejected, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
+            );
+            let _ = writeln!(
+                out,
+                "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
+                run.throughput.sent_per_s, run.throughput.delivered_per_s
+            );
+            let l = &run.schedule_lag;
+            let _ = writeln!(
+                out,
+                "schedule lag: p50 {} p99 {} max {} (limit p99 {}){}",
+                format_micros(l.p50_us as f64),
+                format_micros(l.p99_us as f64),
+                format_micros(l.max_us as f64),
+                format_micros(l.limit_us as f64),
+                if l.saturated { " — SATURATED" } else { "" }
+            );
+            let m = &run.memory;
+            if m.bytes_per_client > 0 {
+                let _ = writeln!(
+                    out,
+                    "memory: {} KiB per client ({}), peak RSS {} MiB",
+                    m.bytes_per_client / 1024,
+                    if m.server_embedded {
+                        "generator + embedded server"
+                    } else {
+                        "generator"
+                    },
+                    m.peak_rss_bytes / (1024 * 1024)
+                );
+            }
+            if !run.slo.is_empty() {
+                let _ = writeln!(out, "SLOs:");
+                for r in &run.slo {
+                    let _ = writeln!(
+                        out,
+                        "  {:<4} {:<32} {}",
+                        if r.ok { "ok" } else { "FAIL" },
+                        r.expr,
+                        r.value
+                    );
+                }
+            }
+            for p in &run.problems {
+                let _ = writeln!(out, "problem: {p}");
+            }
+            if run.problem_count > run.problems.len() {
+                let _ = writeln!(
+                    out,
+                    "… and {} more problems",
+                    run.problem_count - run.problems.len()
+                );
+            }
+        }
+        let verdict = match self.verdict {
+            Verdict::Ok => "OK".to_string(),
+            Verdict::SloFailed => "SLO FAILED".to_string(),
+            Verdict::Invalid => format!("INVALID ({})", self.invalid_reasons.join("; ")),
+        };
+        let _ = writeln!(out, "verdict: {verdict}");
+        out
+    }
+}
+
+/// Looks up what an SLO refers to and judges it.
+fn evaluate(expr: &str, run: &RunReport) -> SloResult {
+    let slo = match Slo::parse(expr) {
+        Ok(slo) => slo,
+        Err(e) => {
+            return SloResult {
+                expr: expr.to_string(),
+                value: e.to_string(),
+                ok: false,
+            }
+        }
+    };
+    let value = match &slo.target {
+        Target::Latency { metric, stat } => run.metrics.get(metric).map(|m| match stat.as_str() {
+            "min" => m.min_us as f64,
+            "mean" => m.mean_us,
+            "p50" => m.p50_us as f64,
+            "p90" => m.p90_us as f64,
+            "p99" => m.p99_us as f64,
+            "p999" => m.p999_us as f64,
+            "max" => m.max_us as f64,
+            _ => m.count as f64,
+        }),
+        Target::Number(name) => number(run, name),
+    };
+    match value {
+        Some(v) => SloResult {
+            expr: slo.expr.clone(),
+            value: slo.show(v),
+            ok: slo.holds(v),
+        },
+        None => SloResult {
+            expr: slo.expr.clone(),
+            value: "no such metric".into(),
+            ok: false,
+        },
+    }
+}
+
+fn number(run: &RunReport, name: &str) -> Option<f64> {
+    let c = &run.counters;
+    let t = &run.throughput;
+    Some(match name {
+        "clients" => c.clients as f64,
+        "sent" => c.sent as f64,
+        "acked" => c.acked as f64,
+        "rejected" => c.rejected as f64,
+        "expected" => c.expected as f64,
+        "delivered" => c.delivered as f64,
+        "lost" => c.lost as f64,
+        "duplicated" => c.duplicated as f64,
+        "reordered" => c.reordered as f64,
+        "corrupted" => c.corrupted as f64,
+        "errors" => c.errors as f64,
+        "reconnects" => c.reconnects as f64,
+        "sent_per_s" => t.sent_per_s,
+        "delivered_per_s" => t.delivered_per_s,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_survive_the_round_trip_through_json() {
+        let mut h = crate::metrics::new_histogram();
+        for v in [5u64, 50, 500, 5_000, 50_000] {
+            h.record(v).unwrap();
+        }
+        let s = summarize(&h);
+        let json = serde_json::to_string(&s).unwrap();
+        let back: MetricSummary = serde_json::from_str(&json).unwrap();
+        let decoded = decode_histogram(&back).unwrap();
+        assert_eq!(decoded.len(), 5);
+        assert_eq!(decoded.value_at_quantile(0.5), h.value_at_quantile(0.5));
+        assert_eq!(back.p99_us, h.value_at_quantile(0.99));
+        let empty = summarize(&crate::metrics::new_histogram());
+        assert_eq!((empty.count, empty.p99_us, empty.max_us), (0, 0, 0));
+    }
+}

@@ -1,0 +1,396 @@
+//! One run: start (or reach) the server, ramp the clients up, keep the schedule, drain, and turn
+//! what was measured into a [`Report`].
+//!
+//! Timeline, in µs since the run's clock started:
+//!
+//! ```text
+//! 0 ── ramp_up ── send_start ── warmup ── measure_start ── duration ── measure_end ── drain ──▶
+//!      clients connect     messages flow, not recorded     recorded          no new sends
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imbench_server::{RunningServer, Secret, ServerConfig};
+use imbench_transport::{ClientTrust, QuicConnector, QuicOptions};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::client::{self, ClientCounters};
+use crate::metrics::{Metric, Recorder};
+use crate::progress::Progress;
+use crate::report::{self, IntervalPoint, Report};
+use crate::scenario::Scenario;
+
+/// Why a run could not take place at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The embedded server could not start.
+    #[error("starting the embedded server: {0}")]
+    Server(#[from] imbench_server::ServerError),
+    /// Client-side transport setup failed.
+    #[error("setting up clients: {0}")]
+    Transport(#[from] imbench_transport::TransportError),
+    /// The server could not be reached or refused the probe connection.
+    #[error("cannot reach the server at {addr}: {why}")]
+    Unreachable {
+        /// Where.
+        addr: SocketAddr,
+        /// What happened.
+        why: String,
+    },
+    /// The report could not be written.
+    #[error("writing the report to {path}: {source}")]
+    Write {
+        /// Where.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Which server a run drives.
+#[derive(Clone)]
+pub enum ServerSpec {
+    /// Start the reference server in-process on loopback.
+    Embedded,
+    /// A server that is already running.
+    Remote {
+        /// Its QUIC address.
+        addr: SocketAddr,
+        /// The certificate(s) to trust.
+        trust: ClientTrust,
+        /// Its token secret (boxed: it holds an expanded HMAC key).
+        secret: Box<Secret>,
+        /// The name to verify its certificate for; defaults to the address's IP.
+        server_name: Option<String>,
+    },
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live line on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines, one a second.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+/// Everything a run needs.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// What to do.
+    pub scenario: Scenario,
+    /// Against what.
+    pub server: ServerSpec,
+    /// Where the report folder goes; `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Client QUIC settings.
+    pub quic: QuicOptions,
+}
+
+/// The run's clock: one monotonic origin for every timestamp of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// Microseconds since the run started.
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    /// The instant `us` after the start.
+    pub fn at(&self, us: u64) -> Instant {
+        self.start + Duration::from_micros(us)
+    }
+}
+
+/// Where the clients connect.
+pub struct Target {
+    /// The QUIC connector shared by all clients.
+    pub connector: QuicConnector,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Name its certificate is checked against.
+    pub server_name: String,
+    /// For minting tokens.
+    pub secret: Secret,
+}
+
+/// State shared by every client task of one run.
+pub struct RunContext {
+    /// The scenario, with overrides applied.
+    pub scenario: Scenario,
+    /// The run's clock.
+    pub clock: Clock,
+    /// Latency histograms.
+    pub recorder: Recorder,
+    /// Per-client counters, by client index.
+    pub counters: Vec<ClientCounters>,
+    /// Bytes that message payloads are cut from.
+    pub payload: Vec<u8>,
+    /// The server.
+    pub target: Target,
+    /// Bounds connection set-ups in flight.
+    pub connect_permits: Semaphore,
+    /// Sending starts (end of ramp-up).
+    pub send_start_us: u64,
+    /// Recording starts (end of warm-up).
+    pub measure_start_us: u64,
+    /// Recording and sending end.
+    pub schedule_end_us: u64,
+    finished: watch::Sender<bool>,
+    finished_flag: AtomicBool,
+    problems: Mutex<Problems>,
+}
+
+#[derive(Default)]
+struct Problems {
+    first: Vec<String>,
+    total: usize,
+}
+
+const PROBLEMS_KEPT: usize = 20;
+
+impl RunContext {
+    /// Whether a message intended at `us` falls in the measured window.
+    pub fn in_window(&self, us: u64) -> bool {
+        us >= self.measure_start_us && us < self.schedule_end_us
+    }
+
+    /// Whether the run is over (drain finished or timed out).
+    pub fn is_finished(&self) -> bool {
+        self.finished_flag.load(Relaxed)
+    }
+
+    /// Waits until the run is over.
+    pub async fn wait_finished(&self) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|f| *f).await;
+    }
+
+    /// Records something that went wrong; the first few are kept verbatim for the report.
+    pub fn note_problem(&self, what: String) {
+        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        p.total += 1;
+        if p.first.len() < PROBLEMS_KEPT {
+            tracing::debug!("{what}");
+            p.first.push(what);
+        }
+    }
+
+    fn problems(&self) -> (Vec<String>, usize) {
+        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        (p.first.clone(), p.total)
+    }
+
+    fn finish(&self) {
+        self.finished_flag.store(true, Relaxed);
+        let _ = self.finished.send(true);
+    }
+
+    /// Sums a counter over all clients.
+    pub fn sum(&self, f: impl Fn(&ClientCounters) -> u64) -> u64 {
+        self.counters.iter().map(f).sum()
+    }
+}
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    /// The report (also written to `dir` when an output folder was given).
+    pub report: Report,
+    /// The report folder, if one was written.
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs one scenario to the end and builds its report.
+pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
+    let s = config.scenario.clone();
+    let mut embedded: Option<RunningServer> = None;
+    let (addr, trust, secret, server_name) = match &config.server {
+        ServerSpec::Embedded => {
+            let server_config = ServerConfig::loopback()?;
+            let trust = server_config.identity.client_trust();
+            let secret = server_config.secret.clone();
+            let server = imbench_server::start(server_config).await?;
+            let addr = server.quic_addr();
+            embedded = Some(server);
+            (addr, trust, secret, "localhost".to_string())
+        }
+        ServerSpec::Remote {
+            addr,
+            trust,
+            secret,
+            server_name,
+        } => (
+            *addr,
+            trust.clone(),
+            Secret::clone(secret),
+            server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
+        ),
+    };
+    let endpoints = match s.generator.endpoints {
+        0 => s.clients.div_ceil(1000).clamp(1, 16),
+        n => n,
+    };
+    let connector = QuicConnector::new(&trust, &config.quic, endpoints, addr)?;
+    let rss_before = report::rss_bytes();
+
+    let ramp = s.ramp_up.as_micros() as u64;
+    let send_start_us = ramp;
+    let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
+    let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
+    let ctx = Arc::new(RunContext {
+        counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
+        payload: crate::body::payload_pool(s.seed, 128 * 1024),
+        recorder: Recorder::new(),
+        target: Target {
+            connector,
+            addr,
+            server_name,
+            secret,
+        },
+        connect_permits: Semaphore::new(s.generator.connect_concurrency),
+        clock: Clock {
+            start: Instant::now(),
+        },
+        send_start_us,
+        measure_start_us,
+        schedule_end_us,
+        finished: watch::channel(false).0,
+        finished_flag: AtomicBool::new(false),
+        problems: Mutex::new(Problems::default()),
+        scenario: s.clone(),
+    });
+
+    // Fail fast, with the reason, when the server cannot be reached at all.
+    let probe_user = s.clients as u64;
+    match tokio::time::timeout(
+        s.generator.connect_timeout,
+        client::connect(&ctx, probe_user),
+    )
+    .await
+    {
+        Ok(Ok(mut conn)) => {
+            let bye = imbench_proto::Frame::Bye {
+                reason: "probe".into(),
+            };
+            let _ = conn.writer.write_frame(&bye).await;
+            conn.link.abort(0, "probe");
+        }
+        Ok(Err(why)) => return Err(RunError::Unreachable { addr, why }),
+        Err(_) => {
+            let why = format!("no answer within {:?}", s.generator.connect_timeout);
+            return Err(RunError::Unreachable { addr, why });
+        }
+    }
+
+    let mut clients = JoinSet::new();
+    for index in 0..s.clients {
+        clients.spawn(client::run_client(ctx.clone(), index));
+    }
+
+    let mut progress = Progress::new(config.progress, &ctx);
+    let mut intervals = Vec::new();
+    let mut rss_connected = rss_before;
+    let mut tick = tokio::time::interval_at(
+        Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
+    loop {
+        let schedule_over = ctx.clock.now_us() >= schedule_end_us;
+        if schedule_over && (drained(&ctx) || Instant::now() >= drain_deadline) {
+            break;
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                let point = interval_point(&ctx, &mut intervals);
+                if ctx.clock.now_us() <= measure_start_us {
+                    rss_connected = rss_connected.max(report::rss_bytes());
+                }
+                progress.update(&ctx, &point);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(50)), if schedule_over => {}
+            _ = tokio::time::sleep_until(ctx.clock.at(schedule_end_us)), if !schedule_over => {}
+        }
+    }
+    ctx.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while clients.join_next().await.is_some() {}
+    })
+    .await;
+    clients.abort_all();
+    interval_point(&ctx, &mut intervals);
+    progress.finish();
+
+    let server_label = match &config.server {
+        ServerSpec::Embedded => "embedded".to_string(),
+        ServerSpec::Remote { addr, .. } => addr.to_string(),
+    };
+    let (problems, problem_count) = ctx.problems();
+    let memory = report::Memory::measure(rss_before, rss_connected, s.clients, embedded.is_some());
+    let report = Report::build(
+        &ctx,
+        server_label,
+        intervals,
+        problems,
+        problem_count,
+        memory,
+    );
+    if let Some(server) = embedded {
+        server.shutdown_within(Duration::from_secs(2)).await;
+    }
+    let dir = match &config.out_dir {
+        Some(dir) => {
+            report.write(dir).map_err(|source| RunError::Write {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            Some(dir.clone())
+        }
+        None => None,
+    };
+    Ok(RunOutcome { report, dir })
+}
+
+/// Every sent message is answered (acked or rejected) and every accepted one delivered.
+fn drained(ctx: &RunContext) -> bool {
+    let sent = ctx.sum(|c| c.sent.load(Relaxed));
+    let acked = ctx.sum(|c| c.acked.load(Relaxed));
+    let rejected = ctx.sum(|c| c.rejected.load(Relaxed));
+    let delivered = ctx.sum(|c| c.delivered.load(Relaxed));
+    acked + rejected >= sent && delivered + rejected >= sent
+}
+
+fn interval_point(ctx: &RunContext, points: &mut Vec<IntervalPoint>) -> IntervalPoint {
+    let interval = ctx.recorder.collect();
+    let d = interval.get(Metric::Direct);
+    let point = IntervalPoint {
+        t_s: ctx.clock.now_us() as f64 / 1e6,
+        connected: ctx
+            .counters
+            .iter()
+            .filter(|c| c.connected.load(Relaxed))
+            .count() as u64,
+        sent: ctx.sum(|c| c.sent.load(Relaxed)),
+        delivered: ctx.sum(|c| c.delivered.load(Relaxed)),
+        direct_count: d.len(),
+        direct_p50_us: d.value_at_quantile(0.5),
+        direct_p99_us: d.value_at_quantile(0.99),
+        direct_max_us: d.max(),
+        lag_p99_us: interval.get(Metric::ScheduleLag).value_at_quantile(0.99),
+    };
+    points.push(point.clone());
+    point
+}

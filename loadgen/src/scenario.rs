@@ -1,0 +1,425 @@
+//! Scenarios: what a run does, read from TOML (strictly: an unknown or misspelt field is an
+//! error that names it), with command-line overrides applied in one place.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The built-in twin of `scenarios/default.toml`, used when no scenario file is given.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
+
+/// Why a scenario is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("reading scenario {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown, missing or mistyped field.
+    #[error("scenario {origin}: {message}")]
+    Parse {
+        /// File name or "built-in default".
+        origin: String,
+        /// What the TOML parser said, naming the field.
+        message: String,
+    },
+    /// Values that parse but make no sense together.
+    #[error("scenario: {0}")]
+    Invalid(String),
+}
+
+/// One load scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used for the report folder.
+    pub name: String,
+    /// Simulated clients, each with its own connection.
+    pub clients: usize,
+    /// Clients start connecting spread evenly over this period.
+    #[serde(with = "humantime_serde")]
+    pub ramp_up: Duration,
+    /// After ramp-up, messages flow for this long before anything is recorded.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// The measured period.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// After the last send, how long to wait at most for outstanding deliveries.
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+    /// Seed for every random choice (schedules, sizes, partners).
+    pub seed: u64,
+    /// Direct chats between clients.
+    pub direct: DirectLoad,
+    /// How the generator itself behaves.
+    #[serde(default)]
+    pub generator: GeneratorOptions,
+    /// Service-level objectives: `"metric.stat" = "< 500ms"`, `lost = "== 0"`.
+    #[serde(default, deserialize_with = "slo_table", serialize_with = "slo_list")]
+    pub slo: Vec<String>,
+}
+
+/// The direct-chat workload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectLoad {
+    /// Messages per second per client (0 switches direct chat off).
+    pub rate: f64,
+    /// Arrival process of each client's sends.
+    pub arrival: Arrival,
+    /// Body size distribution (the 36-byte measurement header included).
+    pub size: SizeDist,
+    /// How each client picks who it writes to.
+    pub partners: Partners,
+}
+
+/// When a client's messages are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Exponential gaps: independent sends at the mean rate.
+    Poisson,
+    /// Equal gaps, with a random phase per client.
+    Constant,
+}
+
+/// Body sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SizeDist {
+    /// Every body the same size.
+    Fixed {
+        /// Size, e.g. `"100B"` or `100`.
+        #[serde(deserialize_with = "size")]
+        bytes: u64,
+    },
+    /// Uniform between two sizes, inclusive.
+    Uniform {
+        /// Smallest.
+        #[serde(deserialize_with = "size")]
+        min: u64,
+        /// Largest.
+        #[serde(deserialize_with = "size")]
+        max: u64,
+    },
+}
+
+/// Chat partners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "pick", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Partners {
+    /// `count` distinct contacts drawn at random per client; each message goes to one of them.
+    Random {
+        /// Contacts per client.
+        count: usize,
+    },
+    /// Client i writes to clients i+1 … i+count (wrapping).
+    Ring {
+        /// Contacts per client.
+        count: usize,
+    },
+}
+
+/// Generator settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorOptions {
+    /// Connections being set up at once.
+    pub connect_concurrency: usize,
+    /// A connection (handshake + Hello + Welcome) that takes longer fails the run.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// The run counts as saturated (invalid) when the generator's schedule lag p99 exceeds
+    /// this: its own lateness would then distort the latency figures.
+    #[serde(with = "humantime_serde")]
+    pub max_schedule_lag: Duration,
+    /// UDP endpoints the QUIC clients share; 0 picks one per 1,000 clients (at most 16).
+    pub endpoints: usize,
+}
+
+impl Default for GeneratorOptions {
+    fn default() -> Self {
+        Self {
+            connect_concurrency: 256,
+            connect_timeout: Duration::from_secs(10),
+            max_schedule_lag: Duration::from_millis(10),
+            endpoints: 0,
+        }
+    }
+}
+
+/// Command-line values that replace the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--clients`
+    pub clients: Option<usize>,
+    /// `--duration`
+    pub duration: Option<Duration>,
+    /// `--warmup`
+    pub warmup: Option<Duration>,
+    /// `--ramp-up`
+    pub ramp_up: Option<Duration>,
+    /// `--drain`
+    pub drain: Option<Duration>,
+    /// `--seed`
+    pub seed: Option<u64>,
+    /// `--rate`
+    pub rate: Option<f64>,
+    /// `--slo`, added to the scenario's.
+    pub slo: Vec<String>,
+}
+
+/// The smallest body: the measurement header every message carries.
+pub const MIN_BODY: u64 = crate::body::HEADER_LEN as u64;
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The built-in default scenario.
+    pub fn builtin_default() -> Self {
+        // The file is part of the source and covered by a test; it always parses.
+        Self::from_toml(DEFAULT_SCENARIO, "built-in default")
+            .unwrap_or_else(|e| panic!("built-in scenario is broken: {e}"))
+    }
+
+    /// Parses and checks TOML; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Applies command-line overrides, then checks the result again.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ScenarioError> {
+        if let Some(v) = o.clients {
+            self.clients = v;
+        }
+        if let Some(v) = o.duration {
+            self.duration = v;
+        }
+        if let Some(v) = o.warmup {
+            self.warmup = v;
+        }
+        if let Some(v) = o.ramp_up {
+            self.ramp_up = v;
+        }
+        if let Some(v) = o.drain {
+            self.drain = v;
+        }
+        if let Some(v) = o.seed {
+            self.seed = v;
+        }
+        if let Some(v) = o.rate {
+            self.direct.rate = v;
+        }
+        self.slo.extend(o.slo.iter().cloned());
+        self.validate()
+    }
+
+    /// Checks values that TOML types cannot.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        if self.clients == 0 {
+            return bad("clients must be at least 1".into());
+        }
+        if self.duration.is_zero() {
+            return bad("duration must be more than 0".into());
+        }
+        if !(self.direct.rate.is_finite() && self.direct.rate >= 0.0) {
+            return bad(format!(
+                "direct.rate must be 0 or more, got {}",
+                self.direct.rate
+            ));
+        }
+        let (lo, hi) = match self.direct.size {
+            SizeDist::Fixed { bytes } => (bytes, bytes),
+            SizeDist::Uniform { min, max } => (min, max),
+        };
+        if lo > hi {
+            return bad(format!("direct.size: min {lo} is above max {hi}"));
+        }
+        if lo < MIN_BODY {
+            return bad(format!(
+                "direct.size: {lo} bytes is below the {MIN_BODY}-byte measurement header"
+            ));
+        }
+        let max_body = imbench_server::Limits::default().max_body as u64;
+        if hi > max_body {
+            return bad(format!(
+                "direct.size: {hi} bytes is above the {max_body}-byte body limit"
+            ));
+        }
+        let count = match self.direct.partners {
+            Partners::Random { count } | Partners::Ring { count } => count,
+        };
+        if count == 0 && self.direct.rate > 0.0 {
+            return bad("direct.partners.count must be at least 1".into());
+        }
+        if count >= self.clients && self.direct.rate > 0.0 {
+            return bad(format!(
+                "direct.partners.count is {count} but there are only {} clients to pick from",
+                self.clients
+            ));
+        }
+        if self.generator.connect_concurrency == 0 {
+            return bad("generator.connect_concurrency must be at least 1".into());
+        }
+        for expr in &self.slo {
+            crate::slo::Slo::parse(expr).map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Each client's contacts.
+    pub fn partner_count(&self) -> usize {
+        match self.direct.partners {
+            Partners::Random { count } | Partners::Ring { count } => count,
+        }
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => Ok(n),
+        Raw::Text(s) => parse_size::parse_size(&s)
+            .map_err(|e| serde::de::Error::custom(format!("size {s:?}: {e}"))),
+    }
+}
+
+/// Flattens `[slo]` into expressions: `direct.p99 = "< 1s"` (a dotted key, so a nested table)
+/// becomes `"direct.p99 < 1s"`.
+fn slo_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) -> Result<(), String> {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(t) => walk(&name, t, out)?,
+                toml::Value::String(s) => out.push(format!("{name} {}", s.trim())),
+                other => {
+                    return Err(format!(
+                        "slo.{name}: expected a string such as \"< 500ms\", got {other}"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+    let table = toml::Table::deserialize(d)?;
+    let mut out = Vec::new();
+    walk("", &table, &mut out).map_err(serde::de::Error::custom)?;
+    Ok(out)
+}
+
+fn slo_list<S: serde::Serializer>(slo: &[String], s: S) -> Result<S::Ok, S::Error> {
+    slo.serialize(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4);
+        assert_eq!(Scenario::builtin_default().clients, 1000);
+    }
+
+    #[test]
+    fn a_typo_names_the_field() {
+        let text = DEFAULT_SCENARIO.replace("clients = 1000", "clientz = 1000");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clientz"), "{err}");
+        let text = DEFAULT_SCENARIO.replace("rate = 1.0", "rate = 1.0\nburst = 3");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("burst"), "{err}");
+        let text = DEFAULT_SCENARIO.replace("count = 5", "cuont = 5");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cuont"), "{err}");
+        let text = DEFAULT_SCENARIO.replace("\"poisson\"", "\"poison\"");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("poison"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_slos_read_as_people_write_them() {
+        let text = DEFAULT_SCENARIO
+            .replace(
+                "{ dist = \"fixed\", bytes = \"100B\" }",
+                "{ dist = \"uniform\", min = 64, max = \"2KiB\" }",
+            )
+            .replace(
+                "lost = \"== 0\"",
+                "lost = \"== 0\"\ndirect.p99 = \"< 1s\"\n\"ack.p50\" = \"<= 5ms\"",
+            );
+        let s = Scenario::from_toml(&text, "t").unwrap();
+        assert_eq!(s.direct.size, SizeDist::Uniform { min: 64, max: 2048 });
+        let mut slo = s.slo.clone();
+        slo.sort();
+        assert_eq!(slo, vec!["ack.p50 <= 5ms", "direct.p99 < 1s", "lost == 0"]);
+    }
+
+    #[test]
+    fn nonsense_values_are_refused() {
+        let mut s = Scenario::builtin_default();
+        let o = Overrides {
+            clients: Some(3),
+            ..Overrides::default()
+        };
+        let err = s.apply(&o).unwrap_err().to_string();
+        assert!(err.contains("only 3 clients"), "{err}");
+        let text = DEFAULT_SCENARIO.replace("\"100B\"", "\"10B\"");
+        assert!(Scenario::from_toml(&text, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("header"));
+        let mut s = Scenario::builtin_default();
+        let o = Overrides {
+            slo: vec!["direct.p99 ~ 3".into()],
+            ..Overrides::default()
+        };
+        assert!(s.apply(&o).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Service-level objectives: `direct.p99 < 500ms`, `lost == 0`, `delivered_per_s > 1000`.
+//!
+//! Grammar: `NAME OP VALUE`. NAME is `metric.stat` for a latency (stat: min, mean, p50, p90,
+//! p99, p999 (or p99.9), max, count) or a counter or throughput name. OP is one of
+//! `< <= > >= == !=`. A latency VALUE takes a unit (`us`, `ms`, `s`, `m`; µs when none); other
+//! values are plain numbers.
+
+use std::fmt;
+
+/// Why an SLO expression does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SLO {expr:?}: {why}")]
+pub struct SloError {
+    expr: String,
+    why: String,
+}
+
+/// What an SLO looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A latency statistic of a metric, in µs.
+    Latency {
+        /// Metric name (`direct`, `ack`, …).
+        metric: String,
+        /// Statistic (`p99`, `max`, …), normalised (`p99.9` → `p999`).
+        stat: String,
+    },
+    /// A counter or a throughput figure.
+    Number(String),
+}
+
+/// Comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+/// A parsed SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// The expression as written.
+    pub expr: String,
+    /// What it looks at.
+    pub target: Target,
+    /// How it compares.
+    pub op: Op,
+    /// The threshold (µs for latencies).
+    pub threshold: f64,
+}
+
+const STATS: [&str; 8] = ["min", "mean", "p50", "p90", "p99", "p999", "max", "count"];
+
+impl Slo {
+    /// Parses one expression.
+    pub fn parse(expr: &str) -> Result<Self, SloError> {
+        let err = |why: &str| SloError {
+            expr: expr.to_string(),
+            why: why.to_string(),
+        };
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
+        let (at, token, op) = ops
+            .iter()
+            .filter_map(|(t, op)| expr.find(t).map(|at| (at, *t, *op)))
+            .min_by_key(|(at, t, _)| (*at, std::cmp::Reverse(t.len())))
+            .ok_or_else(|| err("no comparison (one of < <= > >= == !=)"))?;
+        let name = expr[..at].trim();
+        let value = expr[at + token.len()..].trim();
+        if name.is_empty() || value.is_empty() {
+            return Err(err("expected NAME OP VALUE"));
+        }
+        let target = match name.split_once('.') {
+            Some((metric, stat)) => {
+                let stat = if stat == "p99.9" { "p999" } else { stat };
+                if !STATS.contains(&stat) {
+                    return Err(err(&format!(
+                        "unknown statistic {stat:?}; one of {}",
+                        STATS.join(", ")
+                    )));
+                }
+                Target::Latency {
+                    metric: metric.to_string(),
+                    stat: stat.to_string(),
+                }
+            }
+            None => Target::Number(name.to_string()),
+        };
+        let threshold = match &target {
+            Target::Latency { stat, .. } if stat != "count" => {
+                parse_micros(value).map_err(|w| err(&w))?
+            }
+            _ => value
+                .parse::<f64>()
+                .map_err(|_| err(&format!("{value:?} is not a number")))?,
+        };
+        Ok(Self {
+            expr: expr.trim().to_string(),
+            target,
+            op,
+            threshold,
+        })
+    }
+
+    /// Whether `value` meets the objective.
+    pub fn holds(&self, value: f64) -> bool {
+        let t = self.threshold;
+        match self.op {
+            Op::Lt => value < t,
+            Op::Le => value <= t,
+            Op::Gt => value > t,
+            Op::Ge => value >= t,
+            Op::Eq => value == t,
+            Op::Ne => value != t,
+        }
+    }
+
+    /// Formats `value` the way the threshold is read (a duration for latencies).
+    pub fn show(&self, value: f64) -> String {
+        match &self.target {
+            Target::Latency { stat, .. } if stat != "count" => format_micros(value),
+            _ => format_number(value),
+        }
+    }
+}
+
+impl fmt::Display for Slo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expr)
+    }
+}
+
+fn parse_micros(text: &str) -> Result<f64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 250ms"))?;
+    let scale = match unit.trim() {
+        "" | "us" | "µs" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" | "min" => 60e6,
+        other => return Err(format!("unknown unit {other:?}; use us, ms, s or m")),
+    };
+    Ok(n * scale)
+}
+
+/// A duration in µs as people read it: `850µs`, `12.3ms`, `1.50s`.
+pub fn format_micros(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_readme_shows() {
+        let s = Slo::parse("direct.p99<500ms").unwrap();
+        assert_eq!(
+            s.target,
+            Target::Latency {
+                metric: "direct".into(),
+                stat: "p99".into()
+            }
+        );
+        assert_eq!((s.op, s.threshold), (Op::Lt, 500_000.0));
+        let s = Slo::parse(" lost == 0 ").unwrap();
+        assert_eq!(
+            (s.target, s.op, s.threshold),
+            (Target::Number("lost".into()), Op::Eq, 0.0)
+        );
+        let s = Slo::parse("ack.p99.9 <= 1.5s").unwrap();
+        assert_eq!(
+            s.target,
+            Target::Latency {
+                metric: "ack".into(),
+                stat: "p999".into()
+            }
+        );
+        assert_eq!((s.op, s.threshold), (Op::Le, 1_500_000.0));
+        assert_eq!(Slo::parse("delivered_per_s >= 1000").unwrap().op, Op::Ge);
+        assert_eq!(Slo::parse("connect.max > 20").unwrap().threshold, 20.0);
+    }
+
+    #[test]
+    fn verdicts_follow_the_operator() {
+        let s = Slo::parse("direct.p99 < 1ms").unwrap();
+        assert!(s.holds(999.0));
+        assert!(!s.holds(1000.0));
+        assert!(Slo::parse("lost == 0").unwrap().holds(0.0));
+        assert!(!Slo::parse("lost == 0").unwrap().holds(1.0));
+        assert!(Slo::parse("errors != 3").unwrap().holds(2.0));
+    }
+
+    #[test]
+    fn junk_is_refused_with_a_reason() {
+        for bad in [
+            "direct.p99",
+            "direct.p98 < 1s",
+            "direct.p99 < soon",
+            "lost == none",
+            "< 3",
+            "direct.p99 < 3h",
+        ] {
+            assert!(Slo::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(format_micros(850.0), "850µs");
+        assert_eq!(format_micros(12_345.0), "12.35ms");
+        assert_eq!(format_micros(1_500_000.0), "1.50s");
+    }
+}

@@ -1,0 +1,205 @@
+//! The `imbench` binary: each documented exit code, and errors that say what is wrong.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const TINY: &str = r#"
+name = "tiny"
+clients = 10
+ramp_up = "100ms"
+warmup = "200ms"
+duration = "1s"
+drain = "3s"
+seed = 5
+[direct]
+rate = 20.0
+arrival = "constant"
+size = { dist = "fixed", bytes = "64B" }
+partners = { pick = "ring", count = 2 }
+"#;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("imbench-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn imbench(dir: &Dir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(&dir.0)
+        .args(args)
+        .output()
+        .expect("runs imbench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn exit_0_when_slos_hold_and_the_report_is_written() {
+    let dir = Dir::new("ok");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--slo",
+            "lost==0",
+            "--slo",
+            "direct.p99<2s",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["runs"][0]["transport"], "quic");
+    for m in [
+        "direct",
+        "direct_uncorrected",
+        "ack",
+        "connect",
+        "group",
+        "fanout",
+        "file",
+    ] {
+        assert!(
+            report["runs"][0]["metrics"][m]["count"].is_u64(),
+            "{m} missing"
+        );
+    }
+    assert!(
+        report["runs"][0]["metrics"]["direct"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(report["runs"][0]["counters"]["lost"], 0);
+    let t = text(&out);
+    assert!(
+        t.contains("p99.9") && t.contains("duplicated") && t.contains("verdict: OK"),
+        "{t}"
+    );
+}
+
+#[test]
+fn exit_1_when_an_slo_fails() {
+    let dir = Dir::new("slo");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--slo",
+            "direct.p50<1us",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAIL"), "{}", text(&out));
+}
+
+#[test]
+fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
+    let dir = Dir::new("usage");
+    let scenario = dir.file("s.toml", &TINY.replace("drain", "drian"));
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("drian"), "{}", text(&out));
+    let out = imbench(&dir, &["run", "--slo", "direct.p99 about 3"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = imbench(&dir, &["run", "--clients", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = imbench(&dir, &["run", "/no/such/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("/no/such/scenario.toml"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn exit_3_when_the_server_cannot_be_reached() {
+    let dir = Dir::new("unreachable");
+    let scenario = dir.file(
+        "s.toml",
+        &format!("{TINY}\n[generator]\nconnect_timeout = \"2s\"\n"),
+    );
+    let id = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
+    let cert = dir.file("cert.pem", &id.cert_chain_pem);
+    let secret = dir.file(
+        "secret",
+        &imbench_server::Secret::generate().unwrap().to_hex(),
+    );
+    // Bind a UDP port and never answer on it: nothing speaks QUIC there.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--server",
+            &addr,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach the server"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "fails within seconds"
+    );
+}
+
+#[test]
+fn exit_3_when_the_generator_is_saturated() {
+    let dir = Dir::new("saturated");
+    // No generator wakes a task with zero lateness, so a 1 µs bound is always exceeded.
+    let scenario = dir.file(
+        "s.toml",
+        &format!("{TINY}\n[generator]\nmax_schedule_lag = \"1us\"\n"),
+    );
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("saturated"), "{}", text(&out));
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(report.contains("\"saturated\": true"));
+}

@@ -1,0 +1,162 @@
+//! The latency figures mean what the README says: a known network delay shows up in full, and a
+//! server stall shows up in the corrected figures but far less in the uncorrected ones.
+
+mod util;
+
+use std::time::Duration;
+
+use imbench_loadgen::report::MetricSummary;
+use imbench_loadgen::{Report, ServerSpec, Verdict};
+use imbench_server::ServerConfig;
+use util::{config, delay_proxy, remote, small_scenario};
+
+fn metric<'a>(r: &'a Report, name: &str) -> &'a MetricSummary {
+    &r.runs[0].metrics[name]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_delivered_exactly_once() {
+    let scenario = small_scenario(40, 20.0, Duration::from_secs(2));
+    let outcome = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap();
+    let r = &outcome.report;
+    let c = &r.runs[0].counters;
+    assert_eq!(c.clients, 40);
+    assert!(c.sent > 1000, "{c:?}");
+    assert_eq!(c.acked, c.sent);
+    assert_eq!(c.delivered, c.sent);
+    assert_eq!(
+        (c.lost, c.duplicated, c.corrupted, c.reordered, c.errors),
+        (0, 0, 0, 0, 0)
+    );
+    let direct = metric(r, "direct");
+    // Only messages due in the measured window are timed, and each once.
+    assert!(
+        direct.count > 0 && direct.count < c.delivered,
+        "{}",
+        direct.count
+    );
+    assert_eq!(metric(r, "direct_uncorrected").count, direct.count);
+    assert_eq!(metric(r, "connect").count, 40);
+    assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_network_delay_shows_in_full() {
+    const D: Duration = Duration::from_millis(40);
+    let server_config = ServerConfig::loopback().unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let proxy = delay_proxy(server.quic_addr(), D).await;
+    let scenario = small_scenario(10, 10.0, Duration::from_secs(2));
+    let outcome = imbench_loadgen::run(config(scenario, remote(&server_config, proxy)))
+        .await
+        .unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.runs[0].counters.lost, 0);
+    let d = D.as_micros() as u64;
+    // Sender → proxy → server, then server → proxy → recipient: two delays at least.
+    for name in ["direct", "direct_uncorrected", "ack"] {
+        let m = metric(r, name);
+        assert!(m.count > 50, "{name}: {} samples", m.count);
+        assert!(
+            m.min_us >= 2 * d,
+            "{name}: min {}µs below 2 × {}µs",
+            m.min_us,
+            d
+        );
+        assert!(
+            m.p50_us < 2 * d + 60_000,
+            "{name}: p50 {}µs far above 2 × {}µs",
+            m.p50_us,
+            d
+        );
+    }
+    // Handshake round trip plus Hello → Welcome: four one-way trips.
+    assert!(
+        metric(r, "connect").min_us >= 4 * d,
+        "connect {}µs",
+        metric(r, "connect").min_us
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
+    const STALL: Duration = Duration::from_millis(1000);
+    // The server runs on its own single-threaded runtime, so blocking that thread stalls the
+    // whole server while the generator, on another runtime, keeps its schedule.
+    let mut server_config = ServerConfig::loopback().unwrap();
+    // A small receive window makes the generator's writes block soon after the stall begins,
+    // as they would against any server that stops reading.
+    server_config.quic.stream_receive_window = Some(1024);
+    let server_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.quic_addr();
+    let server_handle = server_rt.handle().clone();
+    let server_thread = std::thread::spawn(move || {
+        server_rt.block_on(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        })
+    });
+    let gen_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = gen_rt.block_on(async {
+        // 5 clients at 200 msg/s for 8 s; the stall starts 2.5 s into the run (measured window
+        // is 0.7 s – 8.7 s).
+        let scenario = small_scenario(5, 200.0, Duration::from_secs(8));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            server_handle.spawn(async move { std::thread::sleep(STALL) });
+        });
+        imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+            .await
+            .unwrap()
+            .report
+    });
+    drop(server);
+    let _ = server_thread;
+    let r = &report;
+    assert_eq!(r.runs[0].counters.lost, 0, "{:?}", r.runs[0].counters);
+    let corrected = metric(r, "direct");
+    let uncorrected = metric(r, "direct_uncorrected");
+    let stall = STALL.as_micros() as u64;
+    eprintln!(
+        "corrected p50 {} p99 {} max {} mean {:.0}; uncorrected p50 {} p99 {} max {} mean {:.0}",
+        corrected.p50_us,
+        corrected.p99_us,
+        corrected.max_us,
+        corrected.mean_us,
+        uncorrected.p50_us,
+        uncorrected.p99_us,
+        uncorrected.max_us,
+        uncorrected.mean_us
+    );
+    // Messages due during the stall waited for its end: the worst waited nearly all of it, and
+    // they are ~12% of the window, so the corrected p99 sits deep inside the stall.
+    assert!(
+        corrected.max_us >= stall * 9 / 10,
+        "corrected max {}",
+        corrected.max_us
+    );
+    assert!(
+        corrected.p99_us >= stall / 2,
+        "corrected p99 {}",
+        corrected.p99_us
+    );
+    // Uncorrected, only the few messages already written when the window filled saw the stall.
+    assert!(
+        uncorrected.p99_us <= stall / 4,
+        "uncorrected p99 {}",
+        uncorrected.p99_us
+    );
+    assert!(corrected.mean_us >= 3.0 * uncorrected.mean_us);
+}
