@@ -34,6 +34,11 @@ pub struct QuicOptions {
     pub stream_receive_window: Option<u32>,
     /// Largest frame accepted or sent.
     pub max_frame_len: u32,
+    /// UDP send and receive buffer requested for each endpoint's socket. The kernel caps it
+    /// at `net.core.rmem_max` / `wmem_max`. Linux's default (about 208 KiB) overflows when
+    /// thousands of connections share one socket, and every dropped datagram costs a QUIC
+    /// retransmission and a congestion-window cut.
+    pub socket_buffer: usize,
 }
 
 impl Default for QuicOptions {
@@ -43,6 +48,7 @@ impl Default for QuicOptions {
             keep_alive: Some(Duration::from_secs(10)),
             stream_receive_window: None,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
+            socket_buffer: 4 * 1024 * 1024,
         }
     }
 }
@@ -67,6 +73,29 @@ impl QuicOptions {
     fn codec(&self) -> Codec {
         Codec::new(self.max_frame_len)
     }
+}
+
+/// A UDP socket bound to `addr` with `buffer` bytes of send and receive buffer requested.
+fn udp_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    // Best effort: a smaller buffer than asked for still works, only worse under load.
+    if let Err(e) = socket.set_recv_buffer_size(buffer) {
+        tracing::warn!("cannot set UDP receive buffer to {buffer} bytes: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(buffer) {
+        tracing::warn!("cannot set UDP send buffer to {buffer} bytes: {e}");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn runtime() -> std::io::Result<Arc<dyn quinn::Runtime>> {
+    quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("QUIC needs a tokio runtime; none is running"))
 }
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
@@ -198,7 +227,8 @@ impl QuicConnector {
         };
         let endpoints = (0..endpoints.max(1))
             .map(|_| {
-                let mut e = Endpoint::client(SocketAddr::new(bind_ip, 0))?;
+                let socket = udp_socket(SocketAddr::new(bind_ip, 0), opts.socket_buffer)?;
+                let mut e = Endpoint::new(Default::default(), None, socket, runtime()?)?;
                 e.set_default_client_config(config.clone());
                 Ok(e)
             })
