@@ -31,6 +31,8 @@ pub struct ClientCounters {
     pub connect_failed: AtomicBool,
     /// The connection ended before the run did (server gone, or it closed us).
     pub disconnected: AtomicBool,
+    /// This client will send nothing more (its schedule ended, or it never connected).
+    pub done_sending: AtomicBool,
     /// Send frames written.
     pub sent: AtomicU64,
     /// Send frames written whose intended time is in the measured period.
@@ -122,6 +124,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             ctx.note_problem(format!("client {index}: sending failed: {e}"));
         }
     }
+    counters.done_sending.store(true, Relaxed);
     ctx.wait_finished().await;
     // Say Bye; the server then closes, which ends the receiver.
     let bye = Frame::Bye {
@@ -137,6 +140,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
 
 fn connect_failed(ctx: &RunContext, index: usize, why: String) {
     ctx.counters[index].connect_failed.store(true, Relaxed);
+    ctx.counters[index].done_sending.store(true, Relaxed);
     ctx.note_problem(format!("client {index} could not connect: {why}"));
 }
 
@@ -180,13 +184,15 @@ async fn send_loop(
             (due.at_us << MSG_ID_COUNTER_BITS) | (counter & ((1 << MSG_ID_COUNTER_BITS) - 1));
         counter += 1;
         let to = Dest::User(schedule.partners[due.partner]);
-        writer
-            .write_frame(&Frame::Send { msg_id, to, body })
-            .await?;
+        // Counted before the write: the drain waits for every counted message, so none can
+        // still be on its way out when the run declares itself drained.
         counters.sent.fetch_add(1, Relaxed);
         if ctx.in_window(due.at_us) {
             counters.sent_in_window.fetch_add(1, Relaxed);
         }
+        writer
+            .write_frame(&Frame::Send { msg_id, to, body })
+            .await?;
     }
 }
 

@@ -364,8 +364,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     Ok(RunOutcome { report, dir })
 }
 
-/// Every sent message is answered (acked or rejected) and every accepted one delivered.
+/// Every client has stopped sending, every sent message is answered (acked or rejected) and
+/// every accepted one delivered.
 fn drained(ctx: &RunContext) -> bool {
+    if !ctx.counters.iter().all(|c| c.done_sending.load(Relaxed)) {
+        return false;
+    }
     let sent = ctx.sum(|c| c.sent.load(Relaxed));
     let acked = ctx.sum(|c| c.acked.load(Relaxed));
     let rejected = ctx.sum(|c| c.rejected.load(Relaxed));
