@@ -97,6 +97,9 @@ pub struct RunReport {
     pub slo: Vec<SloResult>,
     /// Process memory.
     pub memory: Memory,
+    /// Process CPU over the measured period, where the platform tells.
+    #[serde(default)]
+    pub cpu: Option<Cpu>,
     /// Problems seen (first few verbatim) and how many there were.
     pub problems: Vec<String>,
     /// Total number of problems.
@@ -217,6 +220,33 @@ pub struct Memory {
     pub server_embedded: bool,
 }
 
+/// CPU time the whole process (generator, and the server when embedded) used while the
+/// measured period's messages were being sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    /// User plus system CPU seconds over the measured period.
+    pub seconds: f64,
+    /// Average cores busy: `seconds` / the period's length.
+    pub cores: f64,
+    /// CPU µs per message sent in the period (send, route, deliver, account, both sides when
+    /// the server is embedded).
+    pub us_per_message: f64,
+}
+
+impl Cpu {
+    fn over(seconds: f64, period_s: f64, messages: u64) -> Self {
+        Self {
+            seconds,
+            cores: seconds / period_s.max(f64::EPSILON),
+            us_per_message: if messages == 0 {
+                0.0
+            } else {
+                seconds * 1e6 / messages as f64
+            },
+        }
+    }
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IntervalPoint {
@@ -246,7 +276,7 @@ impl Memory {
         Self {
             rss_before_bytes: before,
             rss_connected_bytes: connected,
-            peak_rss_bytes: proc_status_kib("VmHWM:").unwrap_or(0) * 1024,
+            peak_rss_bytes: imbench_server::process::peak_rss_bytes().unwrap_or(0),
             bytes_per_client: connected.saturating_sub(before) / clients.max(1) as u64,
             server_embedded,
         }
@@ -255,18 +285,7 @@ impl Memory {
 
 /// The process's resident set now, in bytes (0 where /proc is missing).
 pub fn rss_bytes() -> u64 {
-    proc_status_kib("VmRSS:").unwrap_or(0) * 1024
-}
-
-fn proc_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    imbench_server::process::rss_bytes().unwrap_or(0)
 }
 
 impl Machine {
@@ -337,6 +356,7 @@ impl Report {
         problems: Vec<String>,
         problem_count: usize,
         memory: Memory,
+        cpu_seconds: Option<f64>,
     ) -> Self {
         let s = &ctx.scenario;
         let mut metrics = BTreeMap::new();
@@ -397,6 +417,7 @@ impl Report {
             schedule_lag,
             slo: Vec::new(),
             memory,
+            cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, duration_s, sent_in_window)),
             problems,
             problem_count,
             intervals,
@@ -520,6 +541,13 @@ impl Report {
                         "generator"
                     },
                     m.peak_rss_bytes / (1024 * 1024)
+                );
+            }
+            if let Some(cpu) = &run.cpu {
+                let _ = writeln!(
+                    out,
+                    "cpu: {:.2} cores busy over the measured period, {:.0} µs per message",
+                    cpu.cores, cpu.us_per_message
                 );
             }
             if !run.slo.is_empty() {

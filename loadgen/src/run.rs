@@ -308,12 +308,22 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         Duration::from_secs(1),
     );
     let drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
+    let mut cpu_at_measure_start = None;
+    let mut cpu_at_schedule_end = None;
     loop {
-        let schedule_over = ctx.clock.now_us() >= schedule_end_us;
+        let now_us = ctx.clock.now_us();
+        if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
+            cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
+        }
+        let schedule_over = now_us >= schedule_end_us;
+        if schedule_over && cpu_at_schedule_end.is_none() {
+            cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
+        }
         if schedule_over && (drained(&ctx) || Instant::now() >= drain_deadline) {
             break;
         }
         tokio::select! {
+            _ = tokio::time::sleep_until(ctx.clock.at(measure_start_us)), if cpu_at_measure_start.is_none() => {}
             _ = tick.tick() => {
                 let point = interval_point(&ctx, &mut intervals);
                 if ctx.clock.now_us() <= measure_start_us {
@@ -340,6 +350,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     let (problems, problem_count) = ctx.problems();
     let memory = report::Memory::measure(rss_before, rss_connected, s.clients, embedded.is_some());
+    let cpu_used = match (
+        cpu_at_measure_start.flatten(),
+        cpu_at_schedule_end.flatten(),
+    ) {
+        (Some(start), Some(end)) => Some(end - start),
+        _ => None,
+    };
     let report = Report::build(
         &ctx,
         server_label,
@@ -347,6 +364,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         problems,
         problem_count,
         memory,
+        cpu_used,
     );
     if let Some(server) = embedded {
         server.shutdown_within(Duration::from_secs(2)).await;

@@ -19,9 +19,11 @@
 //! - [`router`] — the user table, queues and the offline hold, with their policies.
 //! - `session`: one connection from handshake to close (reader and writer tasks).
 //! - [`stats`] — counters.
+//! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod process;
 pub mod router;
 mod session;
 pub mod stats;

@@ -24,6 +24,9 @@ use crate::State;
 /// Most frames written in one coalesced write.
 const WRITE_BATCH: usize = 512;
 
+/// Capacity an idle session keeps in its write buffers.
+const IDLE_BUFFER: usize = 16;
+
 /// How long a closing connection waits for its last frames to reach the peer.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -136,7 +139,8 @@ async fn run_session(
     };
     let held = state.router.register(user, handle);
     state.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
-    state.stats.sessions_active.fetch_add(1, Ordering::Relaxed);
+    let live = state.stats.sessions_active.fetch_add(1, Ordering::Relaxed) + 1;
+    state.stats.sessions_peak.fetch_max(live, Ordering::Relaxed);
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let mut writer_task = tokio::spawn(write_loop(
@@ -256,7 +260,9 @@ async fn write_loop(
     mut stop: oneshot::Receiver<Ending>,
 ) -> (mpsc::Receiver<Outbound>, VecDeque<Delivery>) {
     let mut pending: VecDeque<Outbound> = held.into_iter().map(Outbound::Deliver).collect();
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Both buffers start empty and are trimmed after a burst: at 10,000 mostly idle sessions a
+    // pre-sized batch of 512 deliveries would cost more memory than the QUIC connection itself.
+    let mut batch = Vec::new();
     let mut healthy = writer.write_frame(&welcome).await.is_ok();
     let ending = loop {
         if !healthy {
@@ -280,6 +286,10 @@ async fn write_loop(
             healthy &= writer.queue(&o.to_frame()).is_ok();
         }
         healthy &= writer.flush().await.is_ok();
+        if pending.is_empty() && pending.capacity() > IDLE_BUFFER {
+            pending.shrink_to(IDLE_BUFFER);
+            batch.shrink_to(IDLE_BUFFER);
+        }
     };
     match ending {
         Some(Ending::Shutdown) if healthy => {

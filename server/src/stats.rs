@@ -32,6 +32,8 @@ counters! {
     sessions_opened,
     /// Sessions currently live.
     sessions_active,
+    /// Most sessions live at once.
+    sessions_peak,
     /// Messages queued for a live recipient.
     routed,
     /// Messages put on hold for an offline recipient (including those moved back from a queue).

@@ -14,6 +14,9 @@ use crate::TransportError;
 /// are small; the buffer grows (up to the codec's frame limit) only for larger frames.
 const READ_BUFFER: usize = 1024;
 
+/// Write buffer capacity kept between bursts.
+const IDLE_WRITE_BUFFER: usize = 16 * 1024;
+
 /// Reads whole frames from a byte stream.
 pub struct FrameReader {
     io: Box<dyn AsyncRead + Send + Unpin>,
@@ -86,6 +89,10 @@ impl FrameWriter {
         if !self.buf.is_empty() {
             self.io.write_all(&self.buf).await?;
             self.buf.clear();
+            // A burst must not leave every idle connection holding a large buffer.
+            if self.buf.capacity() > IDLE_WRITE_BUFFER {
+                self.buf = BytesMut::new();
+            }
         }
         self.io.flush().await?;
         Ok(())

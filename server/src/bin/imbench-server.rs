@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use imbench_server::{Limits, Secret, ServerConfig};
+use imbench_server::{process, Limits, Secret, ServerConfig};
 use imbench_transport::tls::DEFAULT_CERT_NAMES;
 use imbench_transport::{QuicOptions, ServerIdentity};
 
@@ -134,9 +134,34 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         cert_path.display(),
         secret_path.display()
     );
+    let rss_start = process::rss_bytes();
+    let cpu_start = process::cpu_seconds();
     wait_for_signal().await?;
     eprintln!("shutting down: flushing queues and saying Bye to clients");
+    let stats = server.stats();
     server.shutdown().await;
+    eprintln!(
+        "served {} sessions (at most {} at once), routed {} messages, held {}, refused {} (hold full), {} slow consumers, {} errors sent",
+        stats.sessions_opened,
+        stats.sessions_peak,
+        stats.routed,
+        stats.held,
+        stats.hold_full,
+        stats.slow_consumers,
+        stats.errors_sent
+    );
+    if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
+        let per_session = peak.saturating_sub(start) / stats.sessions_peak.max(1);
+        eprintln!(
+            "memory: peak RSS {} MiB ({} MiB at start), {} KiB per session at the peak",
+            peak / (1024 * 1024),
+            start / (1024 * 1024),
+            per_session / 1024
+        );
+    }
+    if let (Some(start), Some(end)) = (cpu_start, process::cpu_seconds()) {
+        eprintln!("cpu: {:.1} s", end - start);
+    }
     Ok(())
 }
 
