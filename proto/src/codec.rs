@@ -21,6 +21,11 @@ const KIND_SEND: u8 = 0x10;
 const KIND_ACK: u8 = 0x11;
 const KIND_REJECT: u8 = 0x12;
 const KIND_DELIVER: u8 = 0x13;
+const KIND_JOIN: u8 = 0x20;
+const KIND_LEAVE: u8 = 0x21;
+const KIND_JOINED: u8 = 0x22;
+const KIND_LEFT: u8 = 0x23;
+const KIND_GROUP_REFUSED: u8 = 0x24;
 const KIND_PING: u8 = 0x30;
 const KIND_PONG: u8 = 0x31;
 const KIND_BYE: u8 = 0x32;
@@ -173,7 +178,15 @@ fn encoded_len(frame: &Frame) -> Result<usize, EncodeError> {
     };
     let fields = match frame {
         Frame::Hello { .. } => 2 + 8 + TOKEN_LEN,
-        Frame::Welcome { .. } | Frame::Ack { .. } | Frame::Ping { .. } | Frame::Pong { .. } => 8,
+        Frame::Welcome { .. }
+        | Frame::Ack { .. }
+        | Frame::Ping { .. }
+        | Frame::Pong { .. }
+        | Frame::Join { .. }
+        | Frame::Leave { .. }
+        | Frame::Left { .. } => 8,
+        Frame::Joined { .. } => 8 + 4,
+        Frame::GroupRefused { .. } => 8 + 2,
         Frame::Error { reason, .. } => 2 + string(reason)?,
         Frame::Send { body, .. } => 8 + 9 + body.len(),
         Frame::Reject { .. } => 8 + 2,
@@ -231,6 +244,28 @@ fn write_fields(frame: &Frame, buf: &mut BytesMut) {
             put_dest(buf, *to);
             buf.put_slice(body);
         }
+        Frame::Join { group } => {
+            buf.put_u8(KIND_JOIN);
+            buf.put_u64(*group);
+        }
+        Frame::Leave { group } => {
+            buf.put_u8(KIND_LEAVE);
+            buf.put_u64(*group);
+        }
+        Frame::Joined { group, members } => {
+            buf.put_u8(KIND_JOINED);
+            buf.put_u64(*group);
+            buf.put_u32(*members);
+        }
+        Frame::Left { group } => {
+            buf.put_u8(KIND_LEFT);
+            buf.put_u64(*group);
+        }
+        Frame::GroupRefused { group, code } => {
+            buf.put_u8(KIND_GROUP_REFUSED);
+            buf.put_u64(*group);
+            buf.put_u16(code.0);
+        }
         Frame::Ping { nonce } => {
             buf.put_u8(KIND_PING);
             buf.put_u64(*nonce);
@@ -280,6 +315,11 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
         KIND_ACK => "Ack",
         KIND_REJECT => "Reject",
         KIND_DELIVER => "Deliver",
+        KIND_JOIN => "Join",
+        KIND_LEAVE => "Leave",
+        KIND_JOINED => "Joined",
+        KIND_LEFT => "Left",
+        KIND_GROUP_REFUSED => "GroupRefused",
         KIND_PING => "Ping",
         KIND_PONG => "Pong",
         KIND_BYE => "Bye",
@@ -311,6 +351,17 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
             from: r.u64()?,
             to: r.dest()?,
             body: r.rest(),
+        },
+        KIND_JOIN => Frame::Join { group: r.u64()? },
+        KIND_LEAVE => Frame::Leave { group: r.u64()? },
+        KIND_JOINED => Frame::Joined {
+            group: r.u64()?,
+            members: r.u32()?,
+        },
+        KIND_LEFT => Frame::Left { group: r.u64()? },
+        KIND_GROUP_REFUSED => Frame::GroupRefused {
+            group: r.u64()?,
+            code: ErrorCode(r.u16()?),
         },
         KIND_PING => Frame::Ping { nonce: r.u64()? },
         KIND_PONG => Frame::Pong { nonce: r.u64()? },
@@ -345,6 +396,11 @@ impl FieldReader {
     fn u16(&mut self) -> Result<u16, DecodeError> {
         self.need(2)?;
         Ok(self.bytes.get_u16())
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        self.need(4)?;
+        Ok(self.bytes.get_u32())
     }
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
@@ -449,6 +505,15 @@ mod tests {
                     body
                 }
             ),
+            any::<u64>().prop_map(|group| Frame::Join { group }),
+            any::<u64>().prop_map(|group| Frame::Leave { group }),
+            (any::<u64>(), any::<u32>())
+                .prop_map(|(group, members)| Frame::Joined { group, members }),
+            any::<u64>().prop_map(|group| Frame::Left { group }),
+            (any::<u64>(), any::<u16>()).prop_map(|(group, c)| Frame::GroupRefused {
+                group,
+                code: ErrorCode(c)
+            }),
             any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
             any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
             ".{0,40}".prop_map(|reason| Frame::Bye { reason }),

@@ -43,7 +43,7 @@ impl ErrorCode {
     pub const HOLD_FULL: Self = Self(8);
     /// The client speaks a protocol version the server does not.
     pub const UNSUPPORTED_VERSION: Self = Self(9);
-    /// The destination kind is not served (group routing is not offered by this server).
+    /// The destination kind is not served by this server.
     pub const UNSUPPORTED_DEST: Self = Self(10);
     /// Another connection logged in as the same user.
     pub const REPLACED: Self = Self(11);
@@ -53,6 +53,14 @@ impl ErrorCode {
     pub const UNEXPECTED_FRAME: Self = Self(13);
     /// The message body is larger than the server accepts.
     pub const BODY_TOO_LARGE: Self = Self(14);
+    /// The group already has the most members the server allows.
+    pub const GROUP_FULL: Self = Self(15);
+    /// The user is already in the most groups the server allows.
+    pub const TOO_MANY_GROUPS: Self = Self(16);
+    /// The user is not a member of the group it sent to or tried to leave.
+    pub const NOT_A_MEMBER: Self = Self(17);
+    /// The user asked to join or leave groups faster than the server allows.
+    pub const TOO_MANY_REQUESTS: Self = Self(18);
 
     /// A short stable name for reports and logs.
     pub fn name(self) -> &'static str {
@@ -71,6 +79,10 @@ impl ErrorCode {
             Self::SHUTTING_DOWN => "shutting_down",
             Self::UNEXPECTED_FRAME => "unexpected_frame",
             Self::BODY_TOO_LARGE => "body_too_large",
+            Self::GROUP_FULL => "group_full",
+            Self::TOO_MANY_GROUPS => "too_many_groups",
+            Self::NOT_A_MEMBER => "not_a_member",
+            Self::TOO_MANY_REQUESTS => "too_many_requests",
             _ => "unknown_code",
         }
     }
@@ -138,6 +150,37 @@ pub enum Frame {
         /// Opaque body, as sent.
         body: Bytes,
     },
+    /// Client → server: make me a member of `group` (created on first join). Joining a group
+    /// one is already in is answered with Joined again.
+    Join {
+        /// The group.
+        group: u64,
+    },
+    /// Client → server: stop my membership of `group`.
+    Leave {
+        /// The group.
+        group: u64,
+    },
+    /// Server → client: the Join took effect. Every group message routed after it follows it
+    /// on the member's connection.
+    Joined {
+        /// The group.
+        group: u64,
+        /// Members after the join.
+        members: u32,
+    },
+    /// Server → client: the Leave took effect. No message of the group follows it.
+    Left {
+        /// The group.
+        group: u64,
+    },
+    /// Server → client: a Join or Leave was refused; membership is unchanged.
+    GroupRefused {
+        /// The group.
+        group: u64,
+        /// Why.
+        code: ErrorCode,
+    },
     /// Either way: liveness probe.
     Ping {
         /// Echoed in Pong.
@@ -166,6 +209,11 @@ impl Frame {
             Frame::Ack { .. } => "Ack",
             Frame::Reject { .. } => "Reject",
             Frame::Deliver { .. } => "Deliver",
+            Frame::Join { .. } => "Join",
+            Frame::Leave { .. } => "Leave",
+            Frame::Joined { .. } => "Joined",
+            Frame::Left { .. } => "Left",
+            Frame::GroupRefused { .. } => "GroupRefused",
             Frame::Ping { .. } => "Ping",
             Frame::Pong { .. } => "Pong",
             Frame::Bye { .. } => "Bye",

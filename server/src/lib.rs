@@ -1,5 +1,5 @@
 //! The imbench reference IM server: authenticated sessions, direct-message routing with
-//! acknowledgements, and bounded offline hold, over QUIC.
+//! acknowledgements, group fan-out, and bounded offline hold, over QUIC.
 //!
 //! A library first: `imbench run` embeds it in-process on loopback, tests start it on an
 //! ephemeral port, and the `imbench-server` binary runs it standalone. Bodies are opaque bytes,
@@ -17,12 +17,14 @@
 //!
 //! - [`auth`] — the token secret; tokens are HMAC-SHA256 of the user id.
 //! - [`router`] — the user table, queues and the offline hold, with their policies.
+//! - [`groups`] — group membership and fan-out.
 //! - `session`: one connection from handshake to close (reader and writer tasks).
 //! - [`stats`] — counters.
 //! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod groups;
 pub mod process;
 pub mod router;
 mod session;
@@ -41,6 +43,7 @@ use tokio::task::JoinHandle;
 pub use auth::Secret;
 pub use stats::{Stats, StatsSnapshot};
 
+use groups::{GroupLimits, Groups};
 use router::{HoldLimits, Router};
 
 /// Why the server could not start.
@@ -69,6 +72,13 @@ pub struct Limits {
     pub hold_per_user: usize,
     /// Bytes held for all offline users together.
     pub hold_bytes: usize,
+    /// Most members of one group; more Joins are refused with `group_full`.
+    pub max_group_members: usize,
+    /// Most groups one user is in; more Joins are refused with `too_many_groups`.
+    pub groups_per_user: usize,
+    /// Joins and Leaves one session may make per second on average, after a burst of
+    /// `groups_per_user`; faster ones are refused with `too_many_requests`.
+    pub group_changes_per_sec: u32,
 }
 
 impl Default for Limits {
@@ -80,6 +90,9 @@ impl Default for Limits {
             max_body: 64 * 1024,
             hold_per_user: 10_000,
             hold_bytes: 512 * 1024 * 1024,
+            max_group_members: 10_000,
+            groups_per_user: 1_000,
+            group_changes_per_sec: 100,
         }
     }
 }
@@ -115,6 +128,7 @@ impl ServerConfig {
 /// State shared by every task of one server.
 pub(crate) struct State {
     router: Router,
+    groups: Groups,
     secret: Secret,
     limits: Limits,
     stats: Arc<Stats>,
@@ -149,6 +163,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     let state = Arc::new(State {
         router: Router::new(hold, stats.clone()),
+        groups: Groups::new(
+            GroupLimits {
+                max_members: config.limits.max_group_members,
+                groups_per_user: config.limits.groups_per_user,
+            },
+            stats.clone(),
+        ),
         secret: config.secret,
         limits: config.limits.clone(),
         stats,
@@ -218,6 +239,11 @@ impl RunningServer {
     /// The router, for inspecting holds and sessions.
     pub fn router(&self) -> &Router {
         &self.state.router
+    }
+
+    /// The groups, for inspecting membership.
+    pub fn groups(&self) -> &Groups {
+        &self.state.groups
     }
 
     /// Graceful shutdown within a bounded time: stop accepting, let every session write what

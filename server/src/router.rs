@@ -64,6 +64,12 @@ pub enum Outbound {
     Reject(u64, ErrorCode),
     /// Reply to the client's Ping.
     Pong(u64),
+    /// The client's Join took effect: group, members after it.
+    Joined(u64, u32),
+    /// The client's Leave took effect.
+    Left(u64),
+    /// The client's Join or Leave was refused.
+    GroupRefused(u64, ErrorCode),
 }
 
 impl Outbound {
@@ -82,6 +88,15 @@ impl Outbound {
                 code: *code,
             },
             Outbound::Pong(nonce) => Frame::Pong { nonce: *nonce },
+            Outbound::Joined(group, members) => Frame::Joined {
+                group: *group,
+                members: *members,
+            },
+            Outbound::Left(group) => Frame::Left { group: *group },
+            Outbound::GroupRefused(group, code) => Frame::GroupRefused {
+                group: *group,
+                code: *code,
+            },
         }
     }
 }

@@ -197,6 +197,10 @@ async fn read_loop(
             kick.kick(ErrorCode::SLOW_CONSUMER);
         }
     };
+    let mut changes = TokenBucket::new(
+        state.limits.group_changes_per_sec,
+        state.limits.groups_per_user.max(1),
+    );
     loop {
         let frame = tokio::select! {
             biased;
@@ -235,10 +239,45 @@ async fn read_loop(
             }
             Frame::Send {
                 msg_id,
-                to: Dest::Group(_),
-                ..
+                to: Dest::Group(group),
+                body,
             } => {
-                reply(Outbound::Reject(msg_id, ErrorCode::UNSUPPORTED_DEST));
+                if body.len() > state.limits.max_body {
+                    reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
+                    continue;
+                }
+                let d = Delivery {
+                    msg_id,
+                    from: user,
+                    to: Dest::Group(group),
+                    body,
+                };
+                match state.groups.route(group, user, d, &state.router) {
+                    Ok(_) => reply(Outbound::Ack(msg_id)),
+                    Err(code) => reply(Outbound::Reject(msg_id, code)),
+                }
+            }
+            Frame::Join { group } => {
+                let result = if changes.take() {
+                    state.groups.join(group, user, reply)
+                } else {
+                    state.stats.group_refusals.fetch_add(1, Ordering::Relaxed);
+                    Err(ErrorCode::TOO_MANY_REQUESTS)
+                };
+                if let Err(code) = result {
+                    reply(Outbound::GroupRefused(group, code));
+                }
+            }
+            Frame::Leave { group } => {
+                let result = if changes.take() {
+                    state.groups.leave(group, user, reply)
+                } else {
+                    state.stats.group_refusals.fetch_add(1, Ordering::Relaxed);
+                    Err(ErrorCode::TOO_MANY_REQUESTS)
+                };
+                if let Err(code) = result {
+                    reply(Outbound::GroupRefused(group, code));
+                }
             }
             Frame::Ping { nonce } => reply(Outbound::Pong(nonce)),
             Frame::Bye { .. } | Frame::Error { .. } => return Ending::Client,
@@ -246,6 +285,39 @@ async fn read_loop(
                 let reason = format!("{} is not a frame a client sends here", other.name());
                 return Ending::Error(ErrorCode::UNEXPECTED_FRAME, reason);
             }
+        }
+    }
+}
+
+/// Allows `rate` events a second on average after a burst of `burst`.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: usize) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

@@ -46,4 +46,14 @@ counters! {
     errors_sent,
     /// Hello frames with a token that did not verify.
     auth_failures,
+    /// Joins that made a new membership.
+    group_joins,
+    /// Leaves that ended a membership.
+    group_leaves,
+    /// Joins and Leaves refused (limits, not a member, rate).
+    group_refusals,
+    /// Group messages routed.
+    group_messages,
+    /// Deliveries those group messages fanned out to (queued or held).
+    group_deliveries,
 }

@@ -158,7 +158,7 @@ async fn bad_clients_are_refused_and_good_ones_keep_going() {
 }
 
 #[tokio::test]
-async fn group_destinations_are_refused_with_a_code() {
+async fn sends_to_a_group_one_is_not_in_and_oversize_bodies_are_refused_with_a_code() {
     let t = start(Limits::default()).await;
     let mut a = t.client(1).await;
     a.writer
@@ -173,7 +173,7 @@ async fn group_destinations_are_refused_with_a_code() {
         read(&mut a).await,
         Some(Frame::Reject {
             msg_id: 4,
-            code: ErrorCode::UNSUPPORTED_DEST
+            code: ErrorCode::NOT_A_MEMBER
         })
     );
     let big = Frame::Send {

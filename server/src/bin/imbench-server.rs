@@ -55,6 +55,15 @@ struct Args {
     /// Bytes held for all offline users together (e.g. 512MiB).
     #[arg(long, default_value = "512MiB", value_parser = parse_size)]
     hold_bytes: u64,
+    /// Most members of one group
+    #[arg(long, default_value_t = 10_000)]
+    max_group_members: usize,
+    /// Most groups one user may be in
+    #[arg(long, default_value_t = 1_000)]
+    groups_per_user: usize,
+    /// Joins and Leaves per second one session may make, after a burst of --groups-per-user
+    #[arg(long, default_value_t = 100)]
+    group_changes_per_sec: u32,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -119,6 +128,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_body,
             hold_per_user: args.hold_per_user,
             hold_bytes: usize::try_from(args.hold_bytes).context("--hold-bytes is too large")?,
+            max_group_members: args.max_group_members,
+            groups_per_user: args.groups_per_user,
+            group_changes_per_sec: args.group_changes_per_sec,
         },
         quic: QuicOptions::default(),
     };
@@ -141,10 +153,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let stats = server.stats();
     server.shutdown().await;
     eprintln!(
-        "served {} sessions (at most {} at once), routed {} messages, held {}, refused {} (hold full), {} slow consumers, {} errors sent",
+        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, refused {} (hold full), {} slow consumers, {} errors sent",
         stats.sessions_opened,
         stats.sessions_peak,
         stats.routed,
+        stats.group_messages,
         stats.held,
         stats.hold_full,
         stats.slow_consumers,
