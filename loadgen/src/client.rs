@@ -13,8 +13,11 @@ use std::time::Duration;
 use imbench_proto::{Dest, Frame, PROTOCOL_VERSION};
 use imbench_transport::{FrameReader, FrameWriter, FramedConnection, TransportError};
 
+use std::collections::HashMap;
+
 use crate::accounting::{Arrival, Inbox};
 use crate::body::{self, Header};
+use crate::groups::{self, ChurnerDelivery, GroupEvent, GroupSchedule, Membership, Role};
 use crate::metrics::Metric;
 use crate::run::RunContext;
 use crate::schedule::Schedule;
@@ -51,6 +54,18 @@ pub struct ClientCounters {
     pub corrupted: AtomicU64,
     /// Error frames, unexpected frames and transport failures.
     pub errors: AtomicU64,
+    /// Group messages written.
+    pub group_sent: AtomicU64,
+    /// Group messages written whose intended time is in the measured period.
+    pub group_sent_in_window: AtomicU64,
+    /// Acks of group messages.
+    pub group_acked: AtomicU64,
+    /// Rejects of group messages.
+    pub group_rejected: AtomicU64,
+    /// Joins written and not yet answered.
+    pub joins_pending: AtomicU64,
+    /// Joins or Leaves the server refused.
+    pub group_refused: AtomicU64,
 }
 
 /// Connects as `user`: handshake, Hello, Welcome.
@@ -113,6 +128,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         ..
     } = conn;
     let receiver = tokio::spawn(receive(ctx.clone(), index, reader));
+    if let Err(e) = join_groups(&ctx, index, &mut writer).await {
+        ctx.note_problem(format!("client {index}: joining its groups: {e}"));
+    }
 
     // A client that connects after sending began starts its schedule when it connects: it does
     // not owe the messages it could not have sent.
@@ -144,33 +162,146 @@ fn connect_failed(ctx: &RunContext, index: usize, why: String) {
     ctx.note_problem(format!("client {index} could not connect: {why}"));
 }
 
+/// Writes a Join for each of the client's groups and waits (up to the connect timeout) until
+/// every one is answered, so that its first group message finds it a member.
+async fn join_groups(
+    ctx: &RunContext,
+    index: usize,
+    writer: &mut FrameWriter,
+) -> Result<(), String> {
+    let roles = &ctx.plan.roles[index];
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let counters = &ctx.counters[index];
+    counters.joins_pending.store(roles.len() as u64, Relaxed);
+    for &(gi, _) in roles {
+        let group = ctx.plan.groups[gi].id;
+        writer
+            .queue(&Frame::Join { group })
+            .map_err(|e| e.to_string())?;
+    }
+    let now = ctx.clock.now_us();
+    for &(gi, role) in roles {
+        if role == Role::Churner {
+            ctx.ledger
+                .membership(gi, index as u64, Membership::JoinSent, now);
+        }
+    }
+    writer.flush().await.map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + ctx.scenario.generator.connect_timeout;
+    while counters.joins_pending.load(Relaxed) > 0 {
+        if tokio::time::Instant::now() >= deadline || ctx.is_finished() {
+            return Err(format!(
+                "{} of {} Joins unanswered after {:?}",
+                counters.joins_pending.load(Relaxed),
+                roles.len(),
+                ctx.scenario.generator.connect_timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// The client's next scheduled action.
+enum Next {
+    Direct(crate::schedule::Due),
+    Group(u64, GroupEvent),
+}
+
 async fn send_loop(
     ctx: &RunContext,
     index: usize,
     writer: &mut FrameWriter,
     start_us: u64,
 ) -> Result<(), TransportError> {
-    let Some(mut schedule) = Schedule::new(&ctx.scenario, index, start_us) else {
+    let mut direct = Schedule::new(&ctx.scenario, index, start_us);
+    let mut group = GroupSchedule::new(&ctx.scenario, &ctx.plan, index, start_us);
+    if direct.is_none() && group.is_none() {
         return Ok(());
-    };
+    }
     let counters = &ctx.counters[index];
     let user = index as u64;
-    let mut seqs = vec![0u64; schedule.partners.len()];
+    let mut seqs = vec![0u64; direct.as_ref().map_or(0, |d| d.partners.len())];
+    let mut group_seqs: HashMap<usize, u64> = HashMap::new();
+    let mut left: HashMap<usize, bool> = HashMap::new();
     let mut counter = 0u64;
+    let mut next_direct = direct.as_mut().map(|d| d.next_due());
     loop {
-        let due = schedule.next_due();
-        if due.at_us >= ctx.schedule_end_us {
+        let group_at = group.as_ref().map_or(u64::MAX, |g| g.next_at());
+        let next = match next_direct {
+            Some(d) if d.at_us <= group_at => {
+                next_direct = direct.as_mut().map(|d| d.next_due());
+                Next::Direct(d)
+            }
+            _ => match group.as_mut() {
+                Some(g) => {
+                    let (at, e) = g.take_next();
+                    Next::Group(at, e)
+                }
+                None => return Ok(()),
+            },
+        };
+        let at_us = match &next {
+            Next::Direct(d) => d.at_us,
+            Next::Group(at, _) => *at,
+        };
+        if at_us >= ctx.schedule_end_us {
             return Ok(());
         }
-        if due.at_us > ctx.clock.now_us() {
+        if at_us > ctx.clock.now_us() {
             // Idle until due: any lateness on waking is the generator's own (timer, busy
             // threads), so it is what schedule lag measures. When a send is already overdue the
             // lateness came from a blocked write, which the corrected latency already carries.
-            tokio::time::sleep_until(ctx.clock.at(due.at_us)).await;
-            let lag = ctx.clock.now_us().saturating_sub(due.at_us);
+            tokio::time::sleep_until(ctx.clock.at(at_us)).await;
+            let lag = ctx.clock.now_us().saturating_sub(at_us);
             ctx.recorder
-                .record(Metric::ScheduleLag, lag, ctx.in_window(due.at_us));
+                .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
         }
+        let due = match next {
+            Next::Direct(due) => due,
+            Next::Group(at_us, GroupEvent::Send { group, size }) => {
+                let seq = group_seqs.entry(group).or_insert(0);
+                let sent_us = ctx.clock.now_us();
+                let Some(msg_id) = ctx.ledger.open(group, user, at_us, sent_us) else {
+                    continue;
+                };
+                let header = Header {
+                    intended_us: at_us,
+                    sent_us,
+                    sender: user,
+                    seq: *seq,
+                };
+                *seq += 1;
+                let body = body::encode(&header, size, &ctx.payload);
+                counters.group_sent.fetch_add(1, Relaxed);
+                if ctx.in_window(at_us) {
+                    counters.group_sent_in_window.fetch_add(1, Relaxed);
+                }
+                let to = Dest::Group(ctx.plan.groups[group].id);
+                writer
+                    .write_frame(&Frame::Send { msg_id, to, body })
+                    .await?;
+                continue;
+            }
+            Next::Group(_, GroupEvent::Toggle { group }) => {
+                let out = left.entry(group).or_insert(false);
+                let id = ctx.plan.groups[group].id;
+                let (frame, kind) = if *out {
+                    (Frame::Join { group: id }, Membership::JoinSent)
+                } else {
+                    (Frame::Leave { group: id }, Membership::LeaveSent)
+                };
+                *out = !*out;
+                ctx.ledger.membership(group, user, kind, ctx.clock.now_us());
+                writer.write_frame(&frame).await?;
+                continue;
+            }
+        };
+        let Some(schedule) = direct.as_ref() else {
+            continue;
+        };
         let seq = &mut seqs[due.partner];
         let header = Header {
             intended_us: due.at_us,
@@ -196,9 +327,35 @@ async fn send_loop(
     }
 }
 
+/// What the receiver knows of one of its groups.
+struct MemberView {
+    index: usize,
+    churner: bool,
+    bucket: Metric,
+    /// When the latest Joined arrived; `None` before the first.
+    joined_us: Option<u64>,
+    inbox: Inbox,
+}
+
 async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
     let c = &ctx.counters[index];
+    let user = index as u64;
     let mut inbox = Inbox::default();
+    let mut views: HashMap<u64, MemberView> = ctx.plan.roles[index]
+        .iter()
+        .map(|&(gi, role)| {
+            let g = &ctx.plan.groups[gi];
+            let view = MemberView {
+                index: gi,
+                churner: role == Role::Churner,
+                bucket: Metric::group_bucket(g.bucket()),
+                joined_us: None,
+                inbox: Inbox::default(),
+            };
+            (g.id, view)
+        })
+        .collect();
+    let mut churner_deliveries = Vec::new();
     loop {
         let frame = match reader.read_frame().await {
             Ok(Some(frame)) => frame,
@@ -214,6 +371,53 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
         };
         let now = ctx.clock.now_us();
         match frame {
+            Frame::Deliver {
+                msg_id,
+                from,
+                to: Dest::Group(group),
+                body,
+            } => {
+                let (Some(view), Ok(h)) = (views.get_mut(&group), body::decode(&body)) else {
+                    c.corrupted.fetch_add(1, Relaxed);
+                    continue;
+                };
+                if h.sender != from {
+                    c.corrupted.fetch_add(1, Relaxed);
+                    continue;
+                }
+                let counters = &ctx.ledger.counters[view.index];
+                match view.inbox.receive(from, h.seq) {
+                    Arrival::New { reordered } => {
+                        counters.delivered.fetch_add(1, Relaxed);
+                        ctx.ledger.deliveries.fetch_add(1, Relaxed);
+                        if reordered {
+                            c.reordered.fetch_add(1, Relaxed);
+                            counters.reordered.fetch_add(1, Relaxed);
+                        }
+                        let measured = ctx.in_window(h.intended_us);
+                        let latency = now.saturating_sub(h.intended_us);
+                        ctx.recorder.record(Metric::Group, latency, measured);
+                        ctx.recorder.record(view.bucket, latency, measured);
+                        if view.churner {
+                            if let Some(slot) = ctx.ledger.slot_of(msg_id) {
+                                churner_deliveries.push(ChurnerDelivery {
+                                    slot,
+                                    user,
+                                    at_us: now,
+                                });
+                            }
+                        } else if view.joined_us.is_some_and(|j| j <= h.sent_us) {
+                            ctx.ledger.delivered_expected(msg_id, now);
+                        } else {
+                            ctx.ledger.delivered_in_race(msg_id);
+                        }
+                    }
+                    Arrival::Duplicate => {
+                        c.duplicated.fetch_add(1, Relaxed);
+                        counters.duplicated.fetch_add(1, Relaxed);
+                    }
+                }
+            }
             Frame::Deliver { from, body, .. } => match body::decode(&body) {
                 Ok(h) if h.sender == from => match inbox.receive(from, h.seq) {
                     Arrival::New { reordered } => {
@@ -239,16 +443,52 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
                 }
             },
             Frame::Ack { msg_id } => {
-                c.acked.fetch_add(1, Relaxed);
-                let intended = msg_id >> MSG_ID_COUNTER_BITS;
+                let intended = if msg_id & groups::GROUP_MSG_BIT != 0 {
+                    c.group_acked.fetch_add(1, Relaxed);
+                    ctx.ledger.acked(msg_id, now);
+                    groups::intended_of(msg_id)
+                } else {
+                    c.acked.fetch_add(1, Relaxed);
+                    msg_id >> MSG_ID_COUNTER_BITS
+                };
                 ctx.recorder.record(
                     Metric::Ack,
                     now.saturating_sub(intended),
                     ctx.in_window(intended),
                 );
             }
-            Frame::Reject { .. } => {
-                c.rejected.fetch_add(1, Relaxed);
+            Frame::Reject { msg_id, code } => {
+                if msg_id & groups::GROUP_MSG_BIT != 0 {
+                    c.group_rejected.fetch_add(1, Relaxed);
+                    ctx.ledger.rejected(msg_id);
+                    ctx.note_problem(format!("client {index}: group message refused: {code}"));
+                } else {
+                    c.rejected.fetch_add(1, Relaxed);
+                }
+            }
+            Frame::Joined { group, .. } => {
+                if let Some(view) = views.get_mut(&group) {
+                    if view.joined_us.is_none() {
+                        c.joins_pending.fetch_sub(1, Relaxed);
+                    }
+                    view.joined_us = Some(now);
+                    ctx.ledger
+                        .membership(view.index, user, Membership::Joined, now);
+                }
+            }
+            Frame::Left { group } => {
+                if let Some(view) = views.get(&group) {
+                    ctx.ledger
+                        .membership(view.index, user, Membership::Left, now);
+                }
+            }
+            Frame::GroupRefused { group, code } => {
+                c.group_refused.fetch_add(1, Relaxed);
+                c.errors.fetch_add(1, Relaxed);
+                if views.get(&group).is_some_and(|v| v.joined_us.is_none()) {
+                    c.joins_pending.fetch_sub(1, Relaxed);
+                }
+                ctx.note_problem(format!("client {index}: group {group} refused: {code}"));
             }
             Frame::Pong { .. } => {}
             Frame::Bye { .. } => break,
@@ -266,4 +506,5 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
             }
         }
     }
+    ctx.ledger.add_churner_deliveries(churner_deliveries);
 }

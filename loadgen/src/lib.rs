@@ -8,6 +8,7 @@
 //! - [`schedule`] — per-client send times, sizes and partners, from the seed.
 //! - [`body`] — the measurement header inside every message body.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
+//! - [`groups`] — group membership plan, group schedules and fan-out accounting.
 //! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
 //! - [`run`] — one run from server start to report.
@@ -19,6 +20,7 @@
 pub mod accounting;
 pub mod body;
 pub mod client;
+pub mod groups;
 pub mod metrics;
 pub mod progress;
 pub mod report;

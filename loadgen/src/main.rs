@@ -56,6 +56,9 @@ struct RunArgs {
     /// Direct messages per second per client.
     #[arg(long)]
     rate: Option<f64>,
+    /// Messages per second to each group (the scenario's groups.rate)
+    #[arg(long)]
+    group_rate: Option<f64>,
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]
     slo: Vec<String>,
@@ -150,6 +153,7 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         drain: args.drain,
         seed: args.seed,
         rate: args.rate,
+        group_rate: args.group_rate,
         slo: args.slo.clone(),
     })?;
     let server = match (args.server, &args.cert, &args.secret_file) {

@@ -28,17 +28,43 @@ pub enum Metric {
     Ack,
     /// How late the generator woke for a send it was waiting for.
     ScheduleLag,
+    /// Intended send → receive, per recipient of a group message.
+    Group,
+    /// `Group` for groups of up to 10 members.
+    GroupLe10,
+    /// `Group` for groups of 11 to 100 members.
+    GroupLe100,
+    /// `Group` for groups of 101 to 1,000 members.
+    GroupLe1000,
+    /// `Group` for groups of more than 1,000 members.
+    GroupGt1000,
 }
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Connect,
         Metric::Ack,
         Metric::Direct,
         Metric::DirectUncorrected,
         Metric::ScheduleLag,
+        Metric::Group,
+        Metric::GroupLe10,
+        Metric::GroupLe100,
+        Metric::GroupLe1000,
+        Metric::GroupGt1000,
     ];
+
+    /// The per-bucket group metric.
+    pub fn group_bucket(b: crate::groups::Bucket) -> Self {
+        use crate::groups::Bucket;
+        match b {
+            Bucket::Le10 => Metric::GroupLe10,
+            Bucket::Le100 => Metric::GroupLe100,
+            Bucket::Le1000 => Metric::GroupLe1000,
+            Bucket::Gt1000 => Metric::GroupGt1000,
+        }
+    }
 
     /// The name used in reports and SLOs.
     pub fn name(self) -> &'static str {
@@ -48,6 +74,11 @@ impl Metric {
             Metric::DirectUncorrected => "direct_uncorrected",
             Metric::Ack => "ack",
             Metric::ScheduleLag => "schedule_lag",
+            Metric::Group => "group",
+            Metric::GroupLe10 => "group_le10",
+            Metric::GroupLe100 => "group_le100",
+            Metric::GroupLe1000 => "group_le1000",
+            Metric::GroupGt1000 => "group_gt1000",
         }
     }
 

@@ -11,23 +11,72 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::groups::{Bucket, GroupOutcome, GroupSummary};
 use crate::metrics::Metric;
 use crate::run::RunContext;
 use crate::scenario::Scenario;
 use crate::slo::{format_micros, Slo, Target};
 
-/// Latency metrics every report lists, in table order; those this build does not produce yet
-/// (group, fanout, file) appear with count 0.
-pub const METRIC_NAMES: [&str; 8] = [
+/// Latency metrics every report lists, in table order; those a run did not produce (file in
+/// this build, group and fanout without groups) appear with count 0. Runs with groups add the
+/// same group figures per size bucket: `group_le10`, `fanout_le10`, `fanout_spread_le10`, and
+/// so on for `le100`, `le1000` and `gt1000`.
+pub const METRIC_NAMES: [&str; 9] = [
     "connect",
     "ack",
     "direct",
     "direct_uncorrected",
     "group",
     "fanout",
+    "fanout_spread",
     "file",
     "schedule_lag",
 ];
+
+/// The per-bucket metric names of `bucket`, in table order.
+pub fn bucket_metric_names(bucket: Bucket) -> [String; 3] {
+    let b = bucket.suffix();
+    [
+        format!("group_{b}"),
+        format!("fanout_{b}"),
+        format!("fanout_spread_{b}"),
+    ]
+}
+
+/// Group accounting over all groups, and per group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Group messages sent.
+    pub sent: u64,
+    /// Acked.
+    pub acked: u64,
+    /// Refused by the server.
+    pub rejected: u64,
+    /// Deliveries owed by the membership when each message was routed.
+    pub expected: u64,
+    /// Owed deliveries that arrived.
+    pub delivered_expected: u64,
+    /// Deliveries to members whose membership changed while the message was in flight.
+    pub race_delivered: u64,
+    /// Owed deliveries that never arrived.
+    pub lost: u64,
+    /// Messages whose fan-out never completed.
+    pub incomplete: u64,
+    /// Deliveries received again.
+    pub duplicated: u64,
+    /// Deliveries out of order per sender.
+    pub reordered: u64,
+    /// Deliveries to clients that were certainly not members.
+    pub unexpected: u64,
+    /// Messages not sent because the ledger was full.
+    pub untracked: u64,
+    /// Joins and Leaves the server refused.
+    pub refused_membership_changes: u64,
+    /// Size buckets present, smallest first.
+    pub buckets: Vec<Bucket>,
+    /// Per group.
+    pub groups: Vec<GroupSummary>,
+}
 
 /// Whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +144,9 @@ pub struct RunReport {
     pub schedule_lag: ScheduleLag,
     /// SLO verdicts.
     pub slo: Vec<SloResult>,
+    /// Group accounting, when the run had groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupReport>,
     /// Process memory.
     pub memory: Memory,
     /// Process CPU over the measured period, where the platform tells.
@@ -347,25 +399,58 @@ pub fn decode_histogram(s: &MetricSummary) -> Option<Histogram<u64>> {
         .ok()
 }
 
+/// What a run measured beside the recorder and the counters.
+pub struct Measured {
+    /// The server's label (embedded, or its address).
+    pub server: String,
+    /// One point a second.
+    pub intervals: Vec<IntervalPoint>,
+    /// The first problems noted.
+    pub problems: Vec<String>,
+    /// All problems noted.
+    pub problem_count: usize,
+    /// Process memory.
+    pub memory: Memory,
+    /// Process CPU seconds over the measured period.
+    pub cpu_seconds: Option<f64>,
+    /// Group accounting.
+    pub groups: GroupOutcome,
+}
+
 impl Report {
     /// Builds the report of a finished run.
-    pub fn build(
-        ctx: &RunContext,
-        server: String,
-        intervals: Vec<IntervalPoint>,
-        problems: Vec<String>,
-        problem_count: usize,
-        memory: Memory,
-        cpu_seconds: Option<f64>,
-    ) -> Self {
+    pub fn build(ctx: &RunContext, m: Measured) -> Self {
+        let Measured {
+            server,
+            intervals,
+            problems,
+            problem_count,
+            memory,
+            cpu_seconds,
+            groups,
+        } = m;
         let s = &ctx.scenario;
         let mut metrics = BTreeMap::new();
+        let histogram = |name: &str| -> Histogram<u64> {
+            match name {
+                "fanout" => groups.fanout.clone(),
+                "fanout_spread" => groups.spread.clone(),
+                _ => Metric::ALL
+                    .iter()
+                    .find(|m| m.name() == name)
+                    .map(|m| ctx.recorder.total(*m))
+                    .unwrap_or_else(crate::metrics::new_histogram),
+            }
+        };
         for name in METRIC_NAMES {
-            let m = Metric::ALL.iter().find(|m| m.name() == name);
-            let h = m
-                .map(|m| ctx.recorder.total(*m))
-                .unwrap_or_else(crate::metrics::new_histogram);
-            metrics.insert(name.to_string(), summarize(&h));
+            metrics.insert(name.to_string(), summarize(&histogram(name)));
+        }
+        let buckets = ctx.plan.buckets();
+        for &b in &buckets {
+            let [group, fanout, spread] = bucket_metric_names(b);
+            metrics.insert(group.clone(), summarize(&histogram(&group)));
+            metrics.insert(fanout, summarize(&groups.fanout_by_bucket[b.index()]));
+            metrics.insert(spread, summarize(&groups.spread_by_bucket[b.index()]));
         }
         let sum = |f: &dyn Fn(&crate::client::ClientCounters) -> u64| ctx.sum(f);
         let flag = |f: &dyn Fn(&crate::client::ClientCounters) -> bool| {
@@ -375,27 +460,47 @@ impl Report {
         let rejected = sum(&|c| c.rejected.load(Relaxed));
         let delivered = sum(&|c| c.delivered.load(Relaxed));
         let expected = sent.saturating_sub(rejected);
+        let group = (!ctx.plan.groups.is_empty()).then(|| GroupReport {
+            sent: sum(&|c| c.group_sent.load(Relaxed)),
+            acked: sum(&|c| c.group_acked.load(Relaxed)),
+            rejected: sum(&|c| c.group_rejected.load(Relaxed)),
+            expected: groups.total(|g| g.expected),
+            delivered_expected: groups.total(|g| g.delivered_expected),
+            race_delivered: groups.total(|g| g.race_delivered),
+            lost: groups.total(|g| g.lost),
+            incomplete: groups.total(|g| g.incomplete),
+            duplicated: groups.total(|g| g.duplicated),
+            reordered: groups.total(|g| g.reordered),
+            unexpected: groups.total(|g| g.unexpected),
+            untracked: groups.untracked,
+            refused_membership_changes: sum(&|c| c.group_refused.load(Relaxed)),
+            buckets: buckets.clone(),
+            groups: groups.groups.clone(),
+        });
+        let g = group.clone().unwrap_or_default();
         let counters = Counters {
             clients: flag(&|c| c.connected.load(Relaxed)),
             connect_failures: flag(&|c| c.connect_failed.load(Relaxed)),
             disconnects: flag(&|c| c.disconnected.load(Relaxed)),
-            sent,
-            acked: sum(&|c| c.acked.load(Relaxed)),
-            rejected,
-            expected,
-            delivered,
-            lost: expected.saturating_sub(delivered),
+            sent: sent + g.sent,
+            acked: sum(&|c| c.acked.load(Relaxed)) + g.acked,
+            rejected: rejected + g.rejected,
+            expected: expected + g.expected,
+            delivered: delivered + g.delivered_expected,
+            lost: expected.saturating_sub(delivered) + g.lost,
             duplicated: sum(&|c| c.duplicated.load(Relaxed)),
             reordered: sum(&|c| c.reordered.load(Relaxed)),
             corrupted: sum(&|c| c.corrupted.load(Relaxed)),
-            errors: sum(&|c| c.errors.load(Relaxed)),
+            // A delivery to a non-member is the server routing wrongly: an error.
+            errors: sum(&|c| c.errors.load(Relaxed)) + g.unexpected,
             ..Counters::default()
         };
         let duration_s = s.duration.as_secs_f64();
-        let sent_in_window = sum(&|c| c.sent_in_window.load(Relaxed));
+        let sent_in_window =
+            sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
         let throughput = Throughput {
             sent_per_s: sent_in_window as f64 / duration_s,
-            delivered_per_s: metrics["direct"].count as f64 / duration_s,
+            delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / duration_s,
             file_bytes_per_s: 0.0,
         };
         let lag = &metrics["schedule_lag"];
@@ -416,6 +521,7 @@ impl Report {
             throughput,
             schedule_lag,
             slo: Vec::new(),
+            group,
             memory,
             cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, duration_s, sent_in_window)),
             problems,
@@ -436,6 +542,12 @@ impl Report {
             invalid_reasons.push(format!(
                 "{} clients lost their connection during the run",
                 c.disconnects
+            ));
+        }
+        if g.untracked > 0 {
+            invalid_reasons.push(format!(
+                "{} group messages were not sent: the generator's message ledger was full",
+                g.untracked
             ));
         }
         if run.schedule_lag.saturated {
@@ -489,24 +601,16 @@ impl Report {
                 if m.count == 0 && !matches!(name, "direct" | "ack" | "connect") {
                     continue;
                 }
-                let f = |v: u64| {
-                    if m.count == 0 {
-                        "-".to_string()
-                    } else {
-                        format_micros(v as f64)
+                write_metric_row(&mut out, name, m);
+            }
+            if let Some(g) = &run.group {
+                for &b in &g.buckets {
+                    for name in bucket_metric_names(b) {
+                        if let Some(m) = run.metrics.get(&name) {
+                            write_metric_row(&mut out, &name, m);
+                        }
                     }
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                    name,
-                    m.count,
-                    f(m.p50_us),
-                    f(m.p90_us),
-                    f(m.p99_us),
-                    f(m.p999_us),
-                    f(m.max_us)
-                );
+                }
             }
             let c = &run.counters;
             let _ = writeln!(
@@ -514,6 +618,13 @@ impl Report {
                 "\nmessages: sent {} acked {} rejected {} delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
                 c.sent, c.acked, c.rejected, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
             );
+            if let Some(g) = &run.group {
+                let _ = writeln!(
+                    out,
+                    "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
+                    g.groups.len(), g.sent, g.acked, g.rejected, g.expected, g.delivered_expected, g.lost, g.incomplete, g.race_delivered, g.duplicated, g.reordered, g.unexpected
+                );
+            }
             let _ = writeln!(
                 out,
                 "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
@@ -622,7 +733,36 @@ fn evaluate(expr: &str, run: &RunReport) -> SloResult {
     }
 }
 
+fn write_metric_row(out: &mut String, name: &str, m: &MetricSummary) {
+    let f = |v: u64| {
+        if m.count == 0 {
+            "-".to_string()
+        } else {
+            format_micros(v as f64)
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        name,
+        m.count,
+        f(m.p50_us),
+        f(m.p90_us),
+        f(m.p99_us),
+        f(m.p999_us),
+        f(m.max_us)
+    );
+}
+
 fn number(run: &RunReport, name: &str) -> Option<f64> {
+    if let Some(g) = &run.group {
+        match name {
+            "incomplete" => return Some(g.incomplete as f64),
+            "race_delivered" => return Some(g.race_delivered as f64),
+            "unexpected" => return Some(g.unexpected as f64),
+            _ => {}
+        }
+    }
     let c = &run.counters;
     let t = &run.throughput;
     Some(match name {

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client::{self, ClientCounters};
+use crate::groups::{GroupLedger, GroupPlan};
 use crate::metrics::{Metric, Recorder};
 use crate::progress::Progress;
 use crate::report::{self, IntervalPoint, Report};
@@ -149,6 +150,10 @@ pub struct RunContext {
     pub measure_start_us: u64,
     /// Recording and sending end.
     pub schedule_end_us: u64,
+    /// Who is in which group.
+    pub plan: GroupPlan,
+    /// Every group message, for fan-out accounting.
+    pub ledger: GroupLedger,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -250,7 +255,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let send_start_us = ramp;
     let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
     let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
+    let plan = GroupPlan::new(&s);
+    let ledger = GroupLedger::new(&s, &plan);
     let ctx = Arc::new(RunContext {
+        plan,
+        ledger,
         counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
         payload: crate::body::payload_pool(s.seed, 128 * 1024),
         recorder: Recorder::new(),
@@ -310,6 +319,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
     let mut cpu_at_measure_start = None;
     let mut cpu_at_schedule_end = None;
+    let mut group_quiet = GroupQuiet::default();
     loop {
         let now_us = ctx.clock.now_us();
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
@@ -319,7 +329,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         if schedule_over && cpu_at_schedule_end.is_none() {
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
         }
-        if schedule_over && (drained(&ctx) || Instant::now() >= drain_deadline) {
+        if schedule_over
+            && ((drained(&ctx) && group_quiet.check(&ctx)) || Instant::now() >= drain_deadline)
+        {
             break;
         }
         tokio::select! {
@@ -348,6 +360,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ServerSpec::Embedded => "embedded".to_string(),
         ServerSpec::Remote { addr, .. } => addr.to_string(),
     };
+    let groups = ctx.ledger.settle(
+        &ctx.plan,
+        (measure_start_us, schedule_end_us),
+        ctx.clock.now_us(),
+    );
     let (problems, problem_count) = ctx.problems();
     let memory = report::Memory::measure(rss_before, rss_connected, s.clients, embedded.is_some());
     let cpu_used = match (
@@ -359,12 +376,15 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     let report = Report::build(
         &ctx,
-        server_label,
-        intervals,
-        problems,
-        problem_count,
-        memory,
-        cpu_used,
+        report::Measured {
+            server: server_label,
+            intervals,
+            problems,
+            problem_count,
+            memory,
+            cpu_seconds: cpu_used,
+            groups,
+        },
     );
     if let Some(server) = embedded {
         server.shutdown_within(Duration::from_secs(2)).await;
@@ -383,7 +403,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 }
 
 /// Every client has stopped sending, every sent message is answered (acked or rejected) and
-/// every accepted one delivered.
+/// every accepted direct message delivered.
 fn drained(ctx: &RunContext) -> bool {
     if !ctx.counters.iter().all(|c| c.done_sending.load(Relaxed)) {
         return false;
@@ -392,7 +412,35 @@ fn drained(ctx: &RunContext) -> bool {
     let acked = ctx.sum(|c| c.acked.load(Relaxed));
     let rejected = ctx.sum(|c| c.rejected.load(Relaxed));
     let delivered = ctx.sum(|c| c.delivered.load(Relaxed));
-    acked + rejected >= sent && delivered + rejected >= sent
+    let group_sent = ctx.sum(|c| c.group_sent.load(Relaxed));
+    let group_answered = ctx.sum(|c| c.group_acked.load(Relaxed) + c.group_rejected.load(Relaxed));
+    acked + rejected >= sent && delivered + rejected >= sent && group_answered >= group_sent
+}
+
+/// How many deliveries a group message owes is settled only after the run (it depends on
+/// membership at the moment the server routed it), so the drain waits for group deliveries to
+/// stop arriving: none for [`GROUP_QUIET`].
+#[derive(Default)]
+struct GroupQuiet {
+    seen: u64,
+    since: Option<Instant>,
+}
+
+const GROUP_QUIET: Duration = Duration::from_millis(300);
+
+impl GroupQuiet {
+    fn check(&mut self, ctx: &RunContext) -> bool {
+        if ctx.plan.groups.is_empty() {
+            return true;
+        }
+        let now = ctx.ledger.deliveries.load(Relaxed);
+        if now != self.seen || self.since.is_none() {
+            self.seen = now;
+            self.since = Some(Instant::now());
+            return false;
+        }
+        self.since.is_some_and(|t| t.elapsed() >= GROUP_QUIET)
+    }
 }
 
 fn interval_point(ctx: &RunContext, points: &mut Vec<IntervalPoint>) -> IntervalPoint {

@@ -55,8 +55,13 @@ pub struct Scenario {
     pub drain: Duration,
     /// Seed for every random choice (schedules, sizes, partners).
     pub seed: u64,
-    /// Direct chats between clients.
+    /// Direct chats between clients (leave the section out, or set `rate = 0`, to switch
+    /// them off).
+    #[serde(default)]
     pub direct: DirectLoad,
+    /// Group broadcasts (leave the section out, or set `count = 0`, to switch them off).
+    #[serde(default)]
+    pub groups: GroupLoad,
     /// How the generator itself behaves.
     #[serde(default)]
     pub generator: GeneratorOptions,
@@ -77,6 +82,96 @@ pub struct DirectLoad {
     pub size: SizeDist,
     /// How each client picks who it writes to.
     pub partners: Partners,
+}
+
+impl Default for DirectLoad {
+    fn default() -> Self {
+        Self {
+            rate: 0.0,
+            arrival: Arrival::Poisson,
+            size: SizeDist::Fixed { bytes: 100 },
+            partners: Partners::Random { count: 1 },
+        }
+    }
+}
+
+/// The group workload: groups drawn from the simulated clients, messages sent to them by some
+/// of their members, and members leaving and rejoining while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupLoad {
+    /// Number of groups (0 switches groups off).
+    pub count: usize,
+    /// Members per group.
+    pub members: GroupSize,
+    /// Members of each group that send to it, the first ones drawn (0: every member sends).
+    pub senders: usize,
+    /// Messages per second to each group, spread over its senders.
+    pub rate: f64,
+    /// Arrival process of each sender's messages.
+    pub arrival: Arrival,
+    /// Body size distribution (the 36-byte measurement header included).
+    pub size: SizeDist,
+    /// Membership churn while messages flow.
+    pub churn: Churn,
+}
+
+impl Default for GroupLoad {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            members: GroupSize::Fixed { size: 10 },
+            senders: 0,
+            rate: 1.0,
+            arrival: Arrival::Poisson,
+            size: SizeDist::Fixed { bytes: 100 },
+            churn: Churn::default(),
+        }
+    }
+}
+
+/// How many members a group has.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GroupSize {
+    /// Every group the same size.
+    Fixed {
+        /// Members.
+        size: usize,
+    },
+    /// Uniform between two sizes, inclusive.
+    Uniform {
+        /// Smallest.
+        min: usize,
+        /// Largest.
+        max: usize,
+    },
+    /// Zipf between two sizes: size s is drawn with weight 1/s^exponent, so most groups are
+    /// small and a few are large, as in real messaging systems.
+    Zipf {
+        /// Smallest.
+        min: usize,
+        /// Largest.
+        max: usize,
+        /// Skew; 1.0 is classic Zipf.
+        #[serde(default = "one")]
+        exponent: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Members leaving and rejoining during the run.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Churn {
+    /// Members of each group that churn (drawn from those that do not send).
+    pub members: usize,
+    /// Membership changes (a Leave or a rejoin) per second per group, over its churning
+    /// members together.
+    pub rate: f64,
 }
 
 /// When a client's messages are due.
@@ -171,6 +266,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--rate`
     pub rate: Option<f64>,
+    /// `--group-rate`
+    pub group_rate: Option<f64>,
     /// `--slo`, added to the scenario's.
     pub slo: Vec<String>,
 }
@@ -228,6 +325,9 @@ impl Scenario {
         if let Some(v) = o.rate {
             self.direct.rate = v;
         }
+        if let Some(v) = o.group_rate {
+            self.groups.rate = v;
+        }
         self.slo.extend(o.slo.iter().cloned());
         self.validate()
     }
@@ -247,24 +347,8 @@ impl Scenario {
                 self.direct.rate
             ));
         }
-        let (lo, hi) = match self.direct.size {
-            SizeDist::Fixed { bytes } => (bytes, bytes),
-            SizeDist::Uniform { min, max } => (min, max),
-        };
-        if lo > hi {
-            return bad(format!("direct.size: min {lo} is above max {hi}"));
-        }
-        if lo < MIN_BODY {
-            return bad(format!(
-                "direct.size: {lo} bytes is below the {MIN_BODY}-byte measurement header"
-            ));
-        }
-        let max_body = imbench_server::Limits::default().max_body as u64;
-        if hi > max_body {
-            return bad(format!(
-                "direct.size: {hi} bytes is above the {max_body}-byte body limit"
-            ));
-        }
+        check_size("direct.size", self.direct.size)?;
+        self.validate_groups()?;
         let count = match self.direct.partners {
             Partners::Random { count } | Partners::Ring { count } => count,
         };
@@ -286,12 +370,108 @@ impl Scenario {
         Ok(())
     }
 
+    fn validate_groups(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        let g = &self.groups;
+        if g.count == 0 {
+            return Ok(());
+        }
+        if !(g.rate.is_finite() && g.rate >= 0.0) {
+            return bad(format!("groups.rate must be 0 or more, got {}", g.rate));
+        }
+        check_size("groups.size", g.size)?;
+        let (lo, hi) = g.members.bounds();
+        if lo < 2 {
+            return bad("groups.members: a group needs at least 2 members".into());
+        }
+        if lo > hi {
+            return bad(format!("groups.members: min {lo} is above max {hi}"));
+        }
+        if let GroupSize::Zipf { exponent, .. } = g.members {
+            if !(exponent.is_finite() && exponent > 0.0) {
+                return bad(format!(
+                    "groups.members.exponent must be above 0, got {exponent}"
+                ));
+            }
+        }
+        let server_max = imbench_server::Limits::default().max_group_members;
+        if hi > server_max {
+            return bad(format!(
+                "groups.members: {hi} is above the server's {server_max}-member limit"
+            ));
+        }
+        if hi > self.clients {
+            return bad(format!(
+                "groups.members: groups of up to {hi} need at least that many clients, not {}",
+                self.clients
+            ));
+        }
+        if g.senders > lo {
+            return bad(format!(
+                "groups.senders is {} but the smallest group has {lo} members",
+                g.senders
+            ));
+        }
+        if g.churn.members > 0 {
+            let senders = if g.senders == 0 { lo } else { g.senders };
+            if g.churn.members + senders > lo {
+                return bad(format!(
+                    "groups.churn.members is {} but the smallest group has {lo} members, {senders} of them senders (churning members do not send)",
+                    g.churn.members
+                ));
+            }
+        }
+        if !(g.churn.rate.is_finite() && g.churn.rate >= 0.0) {
+            return bad(format!(
+                "groups.churn.rate must be 0 or more, got {}",
+                g.churn.rate
+            ));
+        }
+        if g.churn.rate > 0.0 && g.churn.members == 0 {
+            return bad("groups.churn.rate needs groups.churn.members above 0".into());
+        }
+        Ok(())
+    }
+
     /// Each client's contacts.
     pub fn partner_count(&self) -> usize {
         match self.direct.partners {
             Partners::Random { count } | Partners::Ring { count } => count,
         }
     }
+}
+
+impl GroupSize {
+    /// Smallest and largest size this distribution gives.
+    pub fn bounds(&self) -> (usize, usize) {
+        match *self {
+            GroupSize::Fixed { size } => (size, size),
+            GroupSize::Uniform { min, max } | GroupSize::Zipf { min, max, .. } => (min, max),
+        }
+    }
+}
+
+fn check_size(field: &str, size: SizeDist) -> Result<(), ScenarioError> {
+    let (lo, hi) = match size {
+        SizeDist::Fixed { bytes } => (bytes, bytes),
+        SizeDist::Uniform { min, max } => (min, max),
+    };
+    let bad = |m: String| Err(ScenarioError::Invalid(m));
+    if lo > hi {
+        return bad(format!("{field}: min {lo} is above max {hi}"));
+    }
+    if lo < MIN_BODY {
+        return bad(format!(
+            "{field}: {lo} bytes is below the {MIN_BODY}-byte measurement header"
+        ));
+    }
+    let max_body = imbench_server::Limits::default().max_body as u64;
+    if hi > max_body {
+        return bad(format!(
+            "{field}: {hi} bytes is above the {max_body}-byte body limit"
+        ));
+    }
+    Ok(())
 }
 
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
