@@ -8,7 +8,7 @@ use std::time::Duration;
 use imbench_loadgen::report::MetricSummary;
 use imbench_loadgen::{Report, ServerSpec, Verdict};
 use imbench_server::ServerConfig;
-use util::{config, delay_proxy, remote, small_scenario};
+use util::{config, delay_proxy, remote, small_scenario, small_scenario_with};
 
 fn metric<'a>(r: &'a Report, name: &str) -> &'a MetricSummary {
     &r.runs[0].metrics[name]
@@ -48,7 +48,13 @@ async fn a_known_network_delay_shows_in_full() {
     let server_config = ServerConfig::loopback().unwrap();
     let server = imbench_server::start(server_config.clone()).await.unwrap();
     let proxy = delay_proxy(server.quic_addr(), D).await;
-    let scenario = small_scenario(10, 10.0, Duration::from_secs(2));
+    // Direct chat and two groups of 5.
+    let scenario = small_scenario_with(
+        10,
+        10.0,
+        Duration::from_secs(2),
+        "[groups]\ncount = 2\nmembers = { dist = \"fixed\", size = 5 }\nsenders = 1\nrate = 20.0\n",
+    );
     let outcome = imbench_loadgen::run(config(scenario, remote(&server_config, proxy)))
         .await
         .unwrap();
@@ -56,7 +62,7 @@ async fn a_known_network_delay_shows_in_full() {
     assert_eq!(r.runs[0].counters.lost, 0);
     let d = D.as_micros() as u64;
     // Sender → proxy → server, then server → proxy → recipient: two delays at least.
-    for name in ["direct", "direct_uncorrected", "ack"] {
+    for name in ["direct", "direct_uncorrected", "ack", "group", "fanout"] {
         let m = metric(r, name);
         assert!(m.count > 50, "{name}: {} samples", m.count);
         assert!(

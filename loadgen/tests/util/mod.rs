@@ -16,6 +16,11 @@ use tokio::time::Instant;
 
 /// A scenario small enough for a test: `clients` clients at `rate` msg/s each.
 pub fn small_scenario(clients: usize, rate: f64, duration: Duration) -> Scenario {
+    small_scenario_with(clients, rate, duration, "")
+}
+
+/// [`small_scenario`] with more TOML (a `[groups]` section, say) after it.
+pub fn small_scenario_with(clients: usize, rate: f64, duration: Duration, more: &str) -> Scenario {
     let text = format!(
         r#"
 name = "test"
@@ -30,6 +35,7 @@ rate = {rate}
 arrival = "poisson"
 size = {{ dist = "fixed", bytes = 100 }}
 partners = {{ pick = "random", count = 2 }}
+{more}
 "#,
         duration.as_millis()
     );

@@ -1,0 +1,85 @@
+//! Group workloads end to end against the real server: every owed delivery accounted for,
+//! with and without members leaving and rejoining while messages flow.
+
+mod util;
+
+use std::time::Duration;
+
+use imbench_loadgen::{ServerSpec, Verdict};
+use util::{config, small_scenario_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_groups_owe_every_other_member_each_message() {
+    // Direct chat off: only groups. Three groups of 6, every member sends.
+    let scenario = small_scenario_with(
+        30,
+        0.0,
+        Duration::from_secs(2),
+        "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nrate = 40.0\n",
+    );
+    let outcome = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap();
+    let r = &outcome.report;
+    let run = &r.runs[0];
+    let g = run.group.as_ref().expect("group report");
+    assert!(g.sent > 150, "{g:?}");
+    assert_eq!((g.acked, g.rejected), (g.sent, 0));
+    assert_eq!(g.expected, g.sent * 5, "each message owed to the 5 others");
+    assert_eq!(g.delivered_expected, g.expected);
+    assert_eq!(
+        (g.lost, g.incomplete, g.race_delivered, g.unexpected),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((g.duplicated, g.reordered), (0, 0));
+    let per_group: u64 = g.groups.iter().map(|x| x.sent).sum();
+    assert_eq!(per_group, g.sent);
+    // Each measured message has one fan-out figure and five per-recipient figures.
+    let fanout = &run.metrics["fanout"];
+    let group = &run.metrics["group"];
+    assert!(fanout.count > 0);
+    assert_eq!(group.count, fanout.count * 5);
+    assert!(fanout.p50_us >= group.p50_us);
+    assert_eq!(run.metrics["fanout_le10"].count, fanout.count);
+    assert_eq!(run.counters.lost, 0);
+    assert_eq!(run.counters.sent, g.sent);
+    assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churning_members_are_accounted_exactly_beside_direct_chat() {
+    // Two senders and four churning members per group, each churner changing membership
+    // about twice a second, while direct chat runs too.
+    let scenario = small_scenario_with(
+        40,
+        5.0,
+        Duration::from_secs(3),
+        "[groups]\ncount = 4\nmembers = { dist = \"uniform\", min = 8, max = 20 }\nsenders = 2\nrate = 50.0\nchurn = { members = 4, rate = 8.0 }\n",
+    );
+    let outcome = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap();
+    let r = &outcome.report;
+    let run = &r.runs[0];
+    let g = run.group.as_ref().expect("group report");
+    assert!(g.sent > 400, "{g:?}");
+    assert_eq!(g.acked, g.sent);
+    // Churn happened: some deliveries fell into a membership change.
+    assert_eq!(g.refused_membership_changes, 0);
+    assert_eq!(g.delivered_expected, g.expected, "{g:?}");
+    assert_eq!((g.lost, g.unexpected, g.duplicated), (0, 0, 0), "{g:?}");
+    // Churners are out about half the time, so fewer than sent × (members − 1) are owed.
+    let most: u64 = g
+        .groups
+        .iter()
+        .map(|x| x.sent * (x.members as u64 - 1))
+        .sum();
+    assert!(
+        g.expected < most,
+        "expected {} of at most {most}",
+        g.expected
+    );
+    assert_eq!(run.counters.lost, 0);
+    assert!(run.metrics["direct"].count > 0);
+    assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
+}
