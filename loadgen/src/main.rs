@@ -59,6 +59,19 @@ struct RunArgs {
     /// Messages per second to each group (the scenario's groups.rate)
     #[arg(long)]
     group_rate: Option<f64>,
+    /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
+    /// factor until an SLO fails, then report the highest load that held
+    #[arg(long)]
+    find_max: bool,
+    /// With --find-max: each step's load over the previous one's
+    #[arg(long, default_value_t = 1.5, requires = "find_max")]
+    growth: f64,
+    /// With --find-max: most rising steps
+    #[arg(long, default_value_t = 12, requires = "find_max")]
+    max_steps: usize,
+    /// With --find-max: halvings between the last load that held and the first that failed
+    #[arg(long, default_value_t = 2, requires = "find_max")]
+    refine: usize,
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]
     slo: Vec<String>,
@@ -122,6 +135,9 @@ fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
+    if args.find_max {
+        return find_max(&runtime, config, &args);
+    }
     match runtime.block_on(imbench_loadgen::run(config)) {
         Ok(outcome) => {
             print!("{}", outcome.report.table());
@@ -129,6 +145,56 @@ fn run(args: RunArgs) -> u8 {
                 println!("report: {}", dir.join("report.json").display());
             }
             outcome.report.verdict.exit_code()
+        }
+        Err(e) => {
+            eprintln!("imbench: run invalid: {e}");
+            exit_code::INVALID
+        }
+    }
+}
+
+fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+    use imbench_loadgen::capacity::{self, SearchOptions};
+    if !(args.growth.is_finite() && args.growth > 1.0) || args.max_steps == 0 {
+        eprintln!("imbench: --growth must be above 1 and --max-steps at least 1");
+        return exit_code::USAGE;
+    }
+    if config.scenario.slo.is_empty() {
+        eprintln!("imbench: --find-max needs at least one SLO (in the scenario or with --slo) to know when to stop");
+        return exit_code::USAGE;
+    }
+    let opts = SearchOptions {
+        growth: args.growth,
+        max_steps: args.max_steps,
+        refine: args.refine,
+    };
+    let mut n = 0;
+    let search = capacity::find_max(config.clone(), opts, |step| {
+        n += 1;
+        eprintln!(
+            "step {n}: load {:.3}x, {:.0} sent/s, {:.0} delivered/s: {}{}",
+            step.load,
+            step.sent_per_s,
+            step.delivered_per_s,
+            if step.held() { "held" } else { "FAILED" },
+            if step.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", step.why.join("; "))
+            }
+        );
+    });
+    match runtime.block_on(search) {
+        Ok(cap) => {
+            print!("{}", cap.table());
+            if let Some(dir) = &config.out_dir {
+                println!("report: {}", dir.join("capacity.json").display());
+            }
+            match (cap.best(), cap.steps.first()) {
+                (Some(_), _) => exit_code::OK,
+                (None, Some(first)) => first.verdict.exit_code(),
+                (None, None) => exit_code::INVALID,
+            }
         }
         Err(e) => {
             eprintln!("imbench: run invalid: {e}");
