@@ -130,7 +130,10 @@ impl QuicListener {
             .map_err(|e| TransportError::Tls(format!("QUIC server crypto: {e}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(opts.transport_config()?);
-        let endpoint = Endpoint::server(config, addr)?;
+        // The server's one socket takes every client's datagrams, so it needs the large
+        // buffer more than any client socket does.
+        let socket = udp_socket(addr, opts.socket_buffer)?;
+        let endpoint = Endpoint::new(Default::default(), Some(config), socket, runtime()?)?;
         Ok(Self {
             endpoint,
             codec: opts.codec(),
