@@ -112,6 +112,8 @@ pub struct Capacity {
     /// Whether a failing step was found above it (otherwise the search ran out of steps and
     /// the capacity is at least the highest step).
     pub bounded: bool,
+    /// Whether the scenario has groups.
+    pub groups: bool,
 }
 
 impl Capacity {
@@ -151,14 +153,21 @@ impl Capacity {
                 format_micros(v as f64)
             }
         };
+        let rate = |r: f64, on: bool| {
+            if on {
+                format!("{r:.3}")
+            } else {
+                "-".to_string()
+            }
+        };
         for (i, s) in self.steps.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "{:>6} {:>10.3}x {:>10.3} {:>10.3} {:>12.0} {:>10} {:>10} {:>10} {:>6}  {}{}",
+                "{:>6} {:>10.3}x {:>10} {:>10} {:>12.0} {:>10} {:>10} {:>10} {:>6}  {}{}",
                 i + 1,
                 s.load,
-                s.direct_rate,
-                s.group_rate,
+                rate(s.direct_rate, s.direct_rate > 0.0),
+                rate(s.group_rate, self.groups),
                 s.delivered_per_s,
                 micros(s.direct_p99_us),
                 micros(s.group_p99_us),
@@ -259,6 +268,7 @@ pub async fn find_max(
         steps,
         highest_held,
         bounded: bad.is_some(),
+        groups: base.groups.count > 0,
     };
     if let Some(dir) = &config.out_dir {
         let json = serde_json::to_string_pretty(&capacity).map_err(|e| RunError::Write {
