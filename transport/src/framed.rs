@@ -126,6 +126,8 @@ impl FrameWriter {
 pub enum Link {
     /// A QUIC connection; the frames travel on one of its bidirectional streams.
     Quic(quinn::Connection),
+    /// A TCP connection, bare or under TLS or WebSocket.
+    Stream(crate::stream::StreamLink),
 }
 
 /// A connection that speaks frames: read and write halves that can move to separate tasks, and
@@ -151,6 +153,7 @@ impl Link {
                 let _ = tokio::time::timeout(grace, conn.closed()).await;
                 conn.close(code.into(), reason.as_bytes());
             }
+            Link::Stream(s) => s.close(grace).await,
         }
     }
 
@@ -158,6 +161,7 @@ impl Link {
     pub fn abort(&self, code: u32, reason: &str) {
         match self {
             Link::Quic(conn) => conn.close(code.into(), reason.as_bytes()),
+            Link::Stream(s) => s.abort(),
         }
     }
 }

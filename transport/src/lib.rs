@@ -8,17 +8,77 @@
 //!   [`FramedConnection`], a reader, a writer and a way to close them.
 //! - [`quic`] — QUIC through quinn: a listener for the server, a connector for clients, and the
 //!   QUIC options both share.
+//! - [`stream`] — TCP, TLS over TCP, and WebSocket (`ws`, `wss`).
+//! - [`endpoint`] — a listener and a connector for any of them, so that callers pick a
+//!   [`Transport`] and nothing else.
 //! - [`tls`] — the server's certificate and key (self-signed or from PEM files) and what a client
 //!   trusts.
 #![warn(missing_docs)]
 
+pub mod endpoint;
 pub mod framed;
 pub mod quic;
+pub mod stream;
 pub mod tls;
 
+pub use endpoint::{Connector, Incoming, Listener};
 pub use framed::{FrameReader, FrameWriter, FramedConnection};
 pub use quic::{QuicConnector, QuicListener, QuicOptions};
 pub use tls::{ClientTrust, ServerIdentity};
+
+/// The transports imbench speaks, each carrying the same frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// QUIC (quinn), TLS 1.3 inside; frames on one long-lived stream per connection.
+    Quic,
+    /// Plain TCP.
+    Tcp,
+    /// TLS 1.3 over TCP (rustls).
+    Tls,
+    /// WebSocket, binary messages, over plain TCP.
+    Ws,
+    /// WebSocket, binary messages, over TLS 1.3.
+    Wss,
+}
+
+impl Transport {
+    /// Every transport, in the order comparisons list them.
+    pub const ALL: [Transport; 5] = [
+        Transport::Quic,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Quic => "quic",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown transport {s:?}: expected quic, tcp, tls, ws or wss"))
+    }
+}
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +104,9 @@ pub enum TransportError {
     /// Certificates or keys could not be made, read or used.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The WebSocket handshake or framing failed.
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     /// A timeout set by the caller expired.
     #[error("timed out after {0:?} while {1}")]
     Timeout(std::time::Duration, &'static str),

@@ -99,7 +99,7 @@ fn runtime() -> std::io::Result<Arc<dyn quinn::Runtime>> {
 }
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::tls::provider()
 }
 
 fn tls_err(what: &str) -> impl Fn(rustls::Error) -> TransportError + '_ {

@@ -94,6 +94,11 @@ impl ClientTrust {
     }
 }
 
+/// The crypto provider every TLS configuration here uses (ring).
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let err = |e: &dyn std::fmt::Display| {
         TransportError::Tls(format!("reading certificates from {}: {e}", path.display()))

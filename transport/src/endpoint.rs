@@ -1,0 +1,143 @@
+//! One listener and one connector type over every transport, so that the server's accept loop
+//! and the generator's clients are written once.
+
+use std::net::SocketAddr;
+
+use imbench_proto::Codec;
+
+use crate::quic::{IncomingQuic, QuicConnector, QuicListener, QuicOptions};
+use crate::stream::{IncomingStream, StreamConnector, StreamListener};
+use crate::tls::{ClientTrust, ServerIdentity};
+use crate::{FramedConnection, Transport, TransportError};
+
+/// Accepts connections of one transport.
+pub enum Listener {
+    /// QUIC.
+    Quic(QuicListener),
+    /// TCP, TLS, WS or WSS.
+    Stream(StreamListener),
+}
+
+impl Listener {
+    /// Binds `transport` on `addr`, presenting `identity` where TLS is involved.
+    pub async fn bind(
+        transport: Transport,
+        addr: SocketAddr,
+        identity: &ServerIdentity,
+        quic: &QuicOptions,
+    ) -> Result<Self, TransportError> {
+        Ok(match transport {
+            Transport::Quic => Listener::Quic(QuicListener::bind(addr, identity, quic)?),
+            other => Listener::Stream(
+                StreamListener::bind(addr, other, identity, Codec::new(quic.max_frame_len)).await?,
+            ),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Listener::Quic(l) => l.local_addr(),
+            Listener::Stream(l) => l.local_addr(),
+        }
+    }
+
+    /// The next connection attempt; `None` once a QUIC listener is closed.
+    pub async fn accept(&self) -> Option<Incoming> {
+        match self {
+            Listener::Quic(l) => l.accept().await.map(Incoming::Quic),
+            Listener::Stream(l) => Some(Incoming::Stream(l.accept().await)),
+        }
+    }
+
+    /// Stops a QUIC listener and closes its connections (stream listeners stop when dropped).
+    pub fn close(&self, code: u32, reason: &str) {
+        if let Listener::Quic(l) = self {
+            l.close(code, reason);
+        }
+    }
+
+    /// Waits until a QUIC listener's connections are closed.
+    pub async fn wait_idle(&self) {
+        if let Listener::Quic(l) = self {
+            l.wait_idle().await;
+        }
+    }
+}
+
+/// A connection attempt before its handshake.
+pub enum Incoming {
+    /// QUIC.
+    Quic(IncomingQuic),
+    /// TCP, TLS, WS or WSS.
+    Stream(IncomingStream),
+}
+
+impl Incoming {
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        match self {
+            Incoming::Quic(i) => i.remote(),
+            Incoming::Stream(i) => i.remote(),
+        }
+    }
+
+    /// Turns the attempt away.
+    pub fn refuse(self) {
+        match self {
+            Incoming::Quic(i) => i.refuse(),
+            Incoming::Stream(i) => i.refuse(),
+        }
+    }
+
+    /// Completes the handshakes.
+    pub async fn establish(self) -> Result<FramedConnection, TransportError> {
+        match self {
+            Incoming::Quic(i) => i.establish().await,
+            Incoming::Stream(i) => i.establish().await,
+        }
+    }
+}
+
+/// Opens client connections of one transport to one server.
+pub enum Connector {
+    /// QUIC, over several UDP endpoints.
+    Quic(QuicConnector),
+    /// TCP, TLS, WS or WSS.
+    Stream(StreamConnector),
+}
+
+impl Connector {
+    /// A connector for `transport` to `server`, trusting `trust`. `quic_endpoints` is how many
+    /// UDP sockets QUIC clients share.
+    pub fn new(
+        transport: Transport,
+        trust: &ClientTrust,
+        quic: &QuicOptions,
+        quic_endpoints: usize,
+        server: SocketAddr,
+    ) -> Result<Self, TransportError> {
+        Ok(match transport {
+            Transport::Quic => {
+                Connector::Quic(QuicConnector::new(trust, quic, quic_endpoints, server)?)
+            }
+            other => Connector::Stream(StreamConnector::new(
+                other,
+                trust,
+                Codec::new(quic.max_frame_len),
+            )?),
+        })
+    }
+
+    /// Connects, verifying the certificate (where there is one) for `server_name`.
+    pub async fn connect(
+        &self,
+        server: SocketAddr,
+        server_name: &str,
+    ) -> Result<FramedConnection, TransportError> {
+        match self {
+            Connector::Quic(c) => c.connect(server, server_name).await,
+            Connector::Stream(c) => c.connect(server, server_name).await,
+        }
+    }
+}
