@@ -12,6 +12,7 @@
 //! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
 //! - [`run`] — one run from server start to report.
+//! - [`compare`] — one scenario once per transport, and the comparison table.
 //! - [`capacity`] — the capacity search (`--find-max`): steps of rising load until an SLO fails.
 //! - [`progress`] — the live display.
 //! - [`report`] — report.json, verdicts and the end-of-run table.
@@ -22,6 +23,7 @@ pub mod accounting;
 pub mod body;
 pub mod capacity;
 pub mod client;
+pub mod compare;
 pub mod groups;
 pub mod metrics;
 pub mod progress;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use imbench_loadgen::{exit_code, Overrides, ProgressMode, RunConfig, Scenario, ServerSpec};
 use imbench_server::Secret;
-use imbench_transport::{ClientTrust, QuicOptions};
+use imbench_transport::{ClientTrust, QuicOptions, Transport};
 
 /// Benchmark and load-test instant messaging: delivery latency, fan-out, transports.
 #[derive(Parser, Debug)]
@@ -32,9 +32,11 @@ enum Command {
 struct RunArgs {
     /// Scenario file (TOML). Without one, the built-in twin of scenarios/default.toml.
     scenario: Option<PathBuf>,
-    /// Transport to use (QUIC is the one this build offers).
-    #[arg(long, value_enum, default_value_t = Transport::Quic)]
-    transport: Transport,
+    /// Transport(s): quic, tcp, tls, ws, wss, a comma list of them, or all. With several, the
+    /// scenario runs once per transport, same seed and schedule, and a comparison table ends
+    /// the output.
+    #[arg(long, default_value = "quic", value_parser = parse_transports)]
+    transport: TransportList,
     /// Simulated clients.
     #[arg(long)]
     clients: Option<usize>,
@@ -75,9 +77,10 @@ struct RunArgs {
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]
     slo: Vec<String>,
-    /// Address of a running imbench-server. Without it, the server runs in-process.
-    #[arg(long, requires_all = ["cert", "secret_file"])]
-    server: Option<SocketAddr>,
+    /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
+    /// imbench-server prints. Without it, the server runs in-process.
+    #[arg(long, requires_all = ["cert", "secret_file"], value_parser = parse_server)]
+    server: Vec<ServerArg>,
     /// PEM certificate to trust for --server (imbench-server writes one).
     #[arg(long)]
     cert: Option<PathBuf>,
@@ -95,9 +98,43 @@ struct RunArgs {
     progress: ProgressArg,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Transport {
-    Quic,
+#[derive(Clone, Debug)]
+struct TransportList(Vec<Transport>);
+
+fn parse_transports(s: &str) -> Result<TransportList, String> {
+    let mut list = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part.eq_ignore_ascii_case("all") {
+            list.extend(Transport::ALL);
+        } else {
+            list.push(part.parse::<Transport>()?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|t| seen.insert(*t));
+    if list.is_empty() {
+        return Err("no transport named".into());
+    }
+    Ok(TransportList(list))
+}
+
+/// `--server ADDR` or `--server TRANSPORT=ADDR`.
+#[derive(Clone, Debug)]
+struct ServerArg {
+    transport: Option<Transport>,
+    addr: SocketAddr,
+}
+
+fn parse_server(s: &str) -> Result<ServerArg, String> {
+    let (transport, addr) = match s.split_once('=') {
+        Some((t, a)) => (Some(t.parse::<Transport>()?), a),
+        None => (None, s),
+    };
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an address such as 127.0.0.1:4433: {e}"))?;
+    Ok(ServerArg { transport, addr })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -135,12 +172,43 @@ fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
+    let transports = args.transport.0.clone();
     if args.find_max {
+        if transports.len() > 1 {
+            eprintln!("imbench: --find-max searches one transport at a time");
+            return exit_code::USAGE;
+        }
         return find_max(&runtime, config, &args);
     }
-    match runtime.block_on(imbench_loadgen::run(config)) {
+    let servers = args.server.clone();
+    let several = transports.len() > 1;
+    let result = runtime.block_on(imbench_loadgen::compare::run_each(
+        config,
+        &transports,
+        |report| {
+            if several {
+                print!("{}", report.table());
+            }
+        },
+        |c, t| {
+            if let ServerSpec::Remote { addr, .. } = &mut c.server {
+                *addr = server_for(&servers, t)
+                    .ok_or_else(|| imbench_loadgen::RunError::NoAddress(t))?;
+            }
+            Ok(())
+        },
+    ));
+    match result {
         Ok(outcome) => {
-            print!("{}", outcome.report.table());
+            if several {
+                print!(
+                    "{}",
+                    imbench_loadgen::compare::comparison_table(&outcome.report)
+                );
+                println!("verdict: {}", outcome.report.verdict_line());
+            } else {
+                print!("{}", outcome.report.table());
+            }
             if let Some(dir) = &outcome.dir {
                 println!("report: {}", dir.join("report.json").display());
             }
@@ -203,6 +271,16 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     }
 }
 
+/// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
+/// when only one transport runs.
+fn server_for(servers: &[ServerArg], transport: Transport) -> Option<SocketAddr> {
+    servers
+        .iter()
+        .find(|s| s.transport == Some(transport))
+        .or_else(|| servers.iter().find(|s| s.transport.is_none()))
+        .map(|s| s.addr)
+}
+
 /// Turns the flags into one validated configuration.
 fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
     use anyhow::Context;
@@ -210,7 +288,6 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::builtin_default(),
     };
-    let Transport::Quic = args.transport;
     scenario.apply(&Overrides {
         clients: args.clients,
         duration: args.duration,
@@ -222,9 +299,17 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         group_rate: args.group_rate,
         slo: args.slo.clone(),
     })?;
-    let server = match (args.server, &args.cert, &args.secret_file) {
-        (Some(addr), Some(cert), Some(secret)) => ServerSpec::Remote {
-            addr,
+    let first = args.transport.0[0];
+    let server = match (args.server.first(), &args.cert, &args.secret_file) {
+        (Some(_), Some(cert), Some(secret)) => ServerSpec::Remote {
+            addr: {
+                for &t in &args.transport.0 {
+                    if server_for(&args.server, t).is_none() {
+                        anyhow::bail!("no --server address for {t}: give --server {t}=HOST:PORT");
+                    }
+                }
+                server_for(&args.server, first).unwrap_or(args.server[0].addr)
+            },
             trust: ClientTrust::from_pem_file(cert).context("reading --cert")?,
             secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
             server_name: args.server_name.clone(),
@@ -249,5 +334,6 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         out_dir,
         progress,
         quic: QuicOptions::default(),
+        transport: first,
     })
 }

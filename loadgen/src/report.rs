@@ -401,6 +401,8 @@ pub fn decode_histogram(s: &MetricSummary) -> Option<Histogram<u64>> {
 
 /// What a run measured beside the recorder and the counters.
 pub struct Measured {
+    /// The transport the clients used.
+    pub transport: imbench_transport::Transport,
     /// The server's label (embedded, or its address).
     pub server: String,
     /// One point a second.
@@ -421,6 +423,7 @@ impl Report {
     /// Builds the report of a finished run.
     pub fn build(ctx: &RunContext, m: Measured) -> Self {
         let Measured {
+            transport,
             server,
             intervals,
             problems,
@@ -513,7 +516,7 @@ impl Report {
             saturated: lag.p99_us > limit_us,
         };
         let mut run = RunReport {
-            transport: "quic".into(),
+            transport: transport.to_string(),
             server,
             duration_s,
             metrics,
@@ -684,13 +687,17 @@ impl Report {
                 );
             }
         }
-        let verdict = match self.verdict {
+        let _ = writeln!(out, "verdict: {}", self.verdict_line());
+        out
+    }
+
+    /// The verdict in words, with the reasons when invalid.
+    pub fn verdict_line(&self) -> String {
+        match self.verdict {
             Verdict::Ok => "OK".to_string(),
             Verdict::SloFailed => "SLO FAILED".to_string(),
             Verdict::Invalid => format!("INVALID ({})", self.invalid_reasons.join("; ")),
-        };
-        let _ = writeln!(out, "verdict: {verdict}");
-        out
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imbench_server::{RunningServer, Secret, ServerConfig};
-use imbench_transport::{ClientTrust, QuicConnector, QuicOptions};
+use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -44,6 +44,12 @@ pub enum RunError {
         /// What happened.
         why: String,
     },
+    /// No server address was given for a transport.
+    #[error("no server address for {0}")]
+    NoAddress(Transport),
+    /// The embedded server did not listen on the transport asked for.
+    #[error("the embedded server does not listen on {0}")]
+    NotListening(Transport),
     /// The report could not be written.
     #[error("writing the report to {path}: {source}")]
     Write {
@@ -96,6 +102,8 @@ pub struct RunConfig {
     pub progress: ProgressMode,
     /// Client QUIC settings.
     pub quic: QuicOptions,
+    /// The transport the clients use.
+    pub transport: Transport,
 }
 
 /// The run's clock: one monotonic origin for every timestamp of the run.
@@ -118,8 +126,8 @@ impl Clock {
 
 /// Where the clients connect.
 pub struct Target {
-    /// The QUIC connector shared by all clients.
-    pub connector: QuicConnector,
+    /// The connector shared by all clients.
+    pub connector: Connector,
     /// Server address.
     pub addr: SocketAddr,
     /// Name its certificate is checked against.
@@ -224,11 +232,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut embedded: Option<RunningServer> = None;
     let (addr, trust, secret, server_name) = match &config.server {
         ServerSpec::Embedded => {
-            let server_config = ServerConfig::loopback()?;
+            let server_config = ServerConfig::loopback_on(&[config.transport])?;
             let trust = server_config.identity.client_trust();
             let secret = server_config.secret.clone();
             let server = imbench_server::start(server_config).await?;
-            let addr = server.quic_addr();
+            let addr = server
+                .addr(config.transport)
+                .ok_or(RunError::NotListening(config.transport))?;
             embedded = Some(server);
             (addr, trust, secret, "localhost".to_string())
         }
@@ -248,7 +258,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         0 => s.clients.div_ceil(1000).clamp(1, 16),
         n => n,
     };
-    let connector = QuicConnector::new(&trust, &config.quic, endpoints, addr)?;
+    let connector = Connector::new(config.transport, &trust, &config.quic, endpoints, addr)?;
     let rss_before = report::rss_bytes();
 
     let ramp = s.ramp_up.as_micros() as u64;
@@ -377,6 +387,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let report = Report::build(
         &ctx,
         report::Measured {
+            transport: config.transport,
             server: server_label,
             intervals,
             problems,

@@ -141,6 +141,9 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));
+    let out = imbench(&dir, &["run", "--transport", "quic,pigeon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("pigeon"), "{}", text(&out));
     let out = imbench(&dir, &["run", "--growth", "2"]);
     assert_eq!(out.status.code(), Some(2), "--growth needs --find-max");
     let out = imbench(&dir, &["run", "/no/such/scenario.toml"]);

@@ -47,7 +47,7 @@ async fn a_known_network_delay_shows_in_full() {
     const D: Duration = Duration::from_millis(40);
     let server_config = ServerConfig::loopback().unwrap();
     let server = imbench_server::start(server_config.clone()).await.unwrap();
-    let proxy = delay_proxy(server.quic_addr(), D).await;
+    let proxy = delay_proxy(server.addr(imbench_transport::Transport::Quic).unwrap(), D).await;
     // Direct chat and two groups of 5.
     let scenario = small_scenario_with(
         10,
@@ -103,7 +103,7 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
     let server = server_rt
         .block_on(imbench_server::start(server_config.clone()))
         .unwrap();
-    let addr = server.quic_addr();
+    let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
     let server_handle = server_rt.handle().clone();
     let server_thread = std::thread::spawn(move || {
         server_rt.block_on(async {
@@ -165,4 +165,42 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
         uncorrected.p99_us
     );
     assert!(corrected.mean_us >= 3.0 * uncorrected.mean_us);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_runs_the_same_schedule_exactly_once() {
+    use imbench_transport::Transport;
+    let scenario = small_scenario(20, 20.0, Duration::from_secs(1));
+    let outcome = imbench_loadgen::compare::run_each(
+        config(scenario, ServerSpec::Embedded),
+        &Transport::ALL,
+        |_| {},
+        |_, _| Ok(()),
+    )
+    .await
+    .unwrap();
+    let r = &outcome.report;
+    let names: Vec<&str> = r.runs.iter().map(|run| run.transport.as_str()).collect();
+    assert_eq!(names, ["quic", "tcp", "tls", "ws", "wss"]);
+    // The same seed gives the same schedule: every transport sends exactly the same messages.
+    let sent = r.runs[0].counters.sent;
+    assert!(sent > 300, "{sent}");
+    for run in &r.runs {
+        let c = &run.counters;
+        assert_eq!(c.sent, sent, "{}", run.transport);
+        assert_eq!((c.acked, c.delivered), (sent, sent), "{}", run.transport);
+        assert_eq!(
+            (c.lost, c.duplicated, c.reordered, c.corrupted, c.errors),
+            (0, 0, 0, 0, 0),
+            "{}",
+            run.transport
+        );
+        assert_eq!(run.metrics["connect"].count, 20, "{}", run.transport);
+    }
+    assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
+    let table = imbench_loadgen::compare::comparison_table(r);
+    assert!(
+        table.contains("direct p99") && table.contains("wss"),
+        "{table}"
+    );
 }

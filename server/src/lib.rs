@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), imbench_server::ServerError> {
 //! let server = imbench_server::start(imbench_server::ServerConfig::loopback()?).await?;
-//! println!("QUIC on {}", server.quic_addr());
+//! println!("listening on {:?}", server.addrs());
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbench_transport::tls::DEFAULT_CERT_NAMES;
-use imbench_transport::{QuicListener, QuicOptions, ServerIdentity, TransportError};
+use imbench_transport::{Listener, QuicOptions, ServerIdentity, Transport, TransportError};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -55,6 +55,19 @@ pub enum ServerError {
     /// The token secret could not be made.
     #[error(transparent)]
     Secret(#[from] auth::SecretError),
+    /// A listener could not be bound.
+    #[error("listening for {transport} on {addr}: {source}")]
+    Bind {
+        /// The transport.
+        transport: Transport,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: TransportError,
+    },
+    /// The configuration names no address to listen on.
+    #[error("no address to listen on")]
+    NoListener,
 }
 
 /// Limits that protect the server; every one bounds memory or time.
@@ -100,8 +113,8 @@ impl Default for Limits {
 /// Everything a server needs to start.
 #[derive(Clone)]
 pub struct ServerConfig {
-    /// Where to listen for QUIC.
-    pub quic_addr: SocketAddr,
+    /// Where to listen, per transport (any set of them, each once or more).
+    pub listen: Vec<(Transport, SocketAddr)>,
     /// The certificate and key to present.
     pub identity: ServerIdentity,
     /// The token secret.
@@ -113,10 +126,20 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Loopback on an ephemeral port, a fresh self-signed certificate and a fresh secret.
+    /// QUIC on loopback on an ephemeral port, a fresh self-signed certificate and a fresh
+    /// secret.
     pub fn loopback() -> Result<Self, ServerError> {
+        Self::loopback_on(&[Transport::Quic])
+    }
+
+    /// [`ServerConfig::loopback`] listening on each of `transports`, each on its own
+    /// ephemeral port.
+    pub fn loopback_on(transports: &[Transport]) -> Result<Self, ServerError> {
         Ok(Self {
-            quic_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: transports
+                .iter()
+                .map(|&t| (t, SocketAddr::from(([127, 0, 0, 1], 0))))
+                .collect(),
             identity: ServerIdentity::self_signed(&DEFAULT_CERT_NAMES)?,
             secret: Secret::generate()?,
             limits: Limits::default(),
@@ -137,25 +160,38 @@ pub(crate) struct State {
 
 /// A server that is running; stop it with [`RunningServer::shutdown`].
 pub struct RunningServer {
-    quic_addr: SocketAddr,
+    addrs: Vec<(Transport, SocketAddr)>,
     state: Arc<State>,
-    listener: Arc<QuicListener>,
+    listeners: Vec<Arc<Listener>>,
     /// Broadcasts shutdown to the accept loop and every session; `true` once it started.
     shutdown: watch::Sender<bool>,
     /// One permit per connection being served: the connection limit, and, when all permits are
     /// back, the proof that every session has finished.
     permits: Arc<Semaphore>,
-    accept_task: JoinHandle<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
 }
 
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let listener = Arc::new(QuicListener::bind(
-        config.quic_addr,
-        &config.identity,
-        &config.quic,
-    )?);
-    let quic_addr = listener.local_addr().map_err(TransportError::from)?;
+    if config.listen.is_empty() {
+        return Err(ServerError::NoListener);
+    }
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for &(transport, addr) in &config.listen {
+        let listener = Listener::bind(transport, addr, &config.identity, &config.quic)
+            .await
+            .map_err(|source| ServerError::Bind {
+                transport,
+                addr,
+                source,
+            })?;
+        addrs.push((
+            transport,
+            listener.local_addr().map_err(TransportError::from)?,
+        ));
+        listeners.push(Arc::new(listener));
+    }
     let stats = Arc::new(Stats::default());
     let hold = HoldLimits {
         per_user: config.limits.hold_per_user,
@@ -177,24 +213,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-    let accept_task = tokio::spawn(accept_loop(
-        listener.clone(),
-        state.clone(),
-        permits.clone(),
-        shutdown_rx,
-    ));
+    let accept_tasks = listeners
+        .iter()
+        .map(|listener| {
+            tokio::spawn(accept_loop(
+                listener.clone(),
+                state.clone(),
+                permits.clone(),
+                shutdown_rx.clone(),
+            ))
+        })
+        .collect();
     Ok(RunningServer {
-        quic_addr,
+        addrs,
         state,
-        listener,
+        listeners,
         shutdown,
         permits,
-        accept_task,
+        accept_tasks,
     })
 }
 
 async fn accept_loop(
-    listener: Arc<QuicListener>,
+    listener: Arc<Listener>,
     state: Arc<State>,
     permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
@@ -226,9 +267,17 @@ async fn accept_loop(
 }
 
 impl RunningServer {
-    /// The bound QUIC address.
-    pub fn quic_addr(&self) -> SocketAddr {
-        self.quic_addr
+    /// Every bound address, by transport, in the order configured.
+    pub fn addrs(&self) -> &[(Transport, SocketAddr)] {
+        &self.addrs
+    }
+
+    /// The (first) bound address of `transport`, if the server listens on it.
+    pub fn addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
     }
 
     /// The server's counters now.
@@ -255,10 +304,19 @@ impl RunningServer {
     /// [`RunningServer::shutdown`] with a chosen bound.
     pub async fn shutdown_within(self, limit: Duration) {
         let _ = self.shutdown.send(true);
-        let _ = self.accept_task.await;
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
         let all = u32::try_from(self.state.limits.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(limit, self.permits.acquire_many(all)).await;
-        self.listener.close(0, "server shut down");
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.listener.wait_idle()).await;
+        for listener in &self.listeners {
+            listener.close(0, "server shut down");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            for listener in &self.listeners {
+                listener.wait_idle().await;
+            }
+        })
+        .await;
     }
 }

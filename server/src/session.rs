@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use imbench_proto::{Dest, ErrorCode, Frame, PROTOCOL_VERSION};
 use imbench_transport::framed::{FrameReader, FrameWriter};
-use imbench_transport::quic::IncomingQuic;
+use imbench_transport::Incoming;
 use imbench_transport::{FramedConnection, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Instant};
@@ -35,7 +35,7 @@ const CLOSE_OK: u32 = 0;
 
 /// Runs one connection: handshake, Hello, then the session until either side ends it.
 pub(crate) async fn serve_connection(
-    incoming: IncomingQuic,
+    incoming: Incoming,
     state: Arc<State>,
     shutdown: watch::Receiver<bool>,
 ) {

@@ -1,6 +1,7 @@
 //! Misbehaving clients get a typed Error and are closed, while well-behaved clients on the same
-//! server keep being served.
+//! server keep being served: the same checks over every transport.
 
+#[macro_use]
 mod util;
 
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use imbench_proto::{ErrorCode, Frame, PROTOCOL_VERSION, TOKEN_LEN};
 use imbench_server::Limits;
-use util::{closes, expect_error, read, send, start, TestServer};
+use imbench_transport::Transport;
+use util::{closes, expect_error, read, send, start, start_over, TestServer};
 
 fn raw_frame(len: u32, kind: u8, fields: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::new();
@@ -38,12 +40,16 @@ async fn chat_until(t: &TestServer, stop: tokio::sync::watch::Receiver<bool>) ->
     rounds
 }
 
-#[tokio::test]
-async fn bad_clients_are_refused_and_good_ones_keep_going() {
-    let t = start(Limits {
-        hello_timeout: Duration::from_millis(500),
-        ..Limits::default()
-    })
+over_every_transport!(bad_clients_are_refused_and_good_ones_keep_going);
+
+async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) {
+    let t = start_over(
+        transport,
+        Limits {
+            hello_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        },
+    )
     .await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let t = std::sync::Arc::new(t);
@@ -84,8 +90,11 @@ async fn bad_clients_are_refused_and_good_ones_keep_going() {
     for (what, bytes, want) in cases {
         let mut conn = t.raw().await;
         conn.writer.write_raw(&bytes).await.unwrap();
-        assert_eq!(expect_error(&mut conn).await, want, "{what}");
-        assert!(closes(&mut conn).await, "{what}: connection closes");
+        assert_eq!(expect_error(&mut conn).await, want, "{transport}: {what}");
+        assert!(
+            closes(&mut conn).await,
+            "{transport}: {what}: connection closes"
+        );
     }
 
     // Frames that decode but are not allowed.

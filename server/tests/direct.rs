@@ -1,6 +1,7 @@
 //! Direct messages end to end over real QUIC connections: exactly once and in order, offline
 //! hold, slow consumers, shutdown.
 
+#[macro_use]
 mod util;
 
 use std::time::Duration;
@@ -8,11 +9,13 @@ use std::time::Duration;
 use imbench_proto::{Dest, ErrorCode, Frame};
 use imbench_server::Limits;
 use imbench_transport::QuicOptions;
-use util::{read, send, start, start_with};
+use imbench_transport::Transport;
+use util::{read, send, start, start_over, start_with};
 
-#[tokio::test]
-async fn every_message_is_acked_and_delivered_once_in_order() {
-    let t = start(Limits::default()).await;
+over_every_transport!(every_message_is_acked_and_delivered_once_in_order);
+
+async fn every_message_is_acked_and_delivered_once_in_order(transport: Transport) {
+    let t = start_over(transport, Limits::default()).await;
     let mut alice = t.client(1).await;
     let mut bob = t.client(2).await;
     const N: u64 = 500;

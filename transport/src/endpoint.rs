@@ -45,7 +45,7 @@ impl Listener {
     /// The next connection attempt; `None` once a QUIC listener is closed.
     pub async fn accept(&self) -> Option<Incoming> {
         match self {
-            Listener::Quic(l) => l.accept().await.map(Incoming::Quic),
+            Listener::Quic(l) => l.accept().await.map(|i| Incoming::Quic(Box::new(i))),
             Listener::Stream(l) => Some(Incoming::Stream(l.accept().await)),
         }
     }
@@ -67,8 +67,8 @@ impl Listener {
 
 /// A connection attempt before its handshake.
 pub enum Incoming {
-    /// QUIC.
-    Quic(IncomingQuic),
+    /// QUIC (boxed: it is much larger than the stream variant).
+    Quic(Box<IncomingQuic>),
     /// TCP, TLS, WS or WSS.
     Stream(IncomingStream),
 }

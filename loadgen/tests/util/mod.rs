@@ -49,6 +49,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         out_dir: None,
         progress: ProgressMode::Quiet,
         quic: QuicOptions::default(),
+        transport: imbench_transport::Transport::Quic,
     }
 }
 

@@ -11,15 +11,28 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use imbench_server::{process, Limits, Secret, ServerConfig};
 use imbench_transport::tls::DEFAULT_CERT_NAMES;
-use imbench_transport::{QuicOptions, ServerIdentity};
+use imbench_transport::{QuicOptions, ServerIdentity, Transport};
 
-/// The imbench reference IM server (QUIC).
+/// The imbench reference IM server: QUIC, TCP, TLS and WebSocket. Without any listen flag it
+/// listens for QUIC on 127.0.0.1:4433.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on for QUIC.
-    #[arg(long, default_value = "127.0.0.1:4433")]
-    quic: SocketAddr,
+    /// Address to listen on for QUIC (repeatable).
+    #[arg(long)]
+    quic: Vec<SocketAddr>,
+    /// Address to listen on for plain TCP (repeatable).
+    #[arg(long)]
+    tcp: Vec<SocketAddr>,
+    /// Address to listen on for TLS 1.3 over TCP (repeatable).
+    #[arg(long)]
+    tls: Vec<SocketAddr>,
+    /// Address to listen on for WebSocket over TCP (repeatable).
+    #[arg(long)]
+    ws: Vec<SocketAddr>,
+    /// Address to listen on for WebSocket over TLS 1.3 (repeatable).
+    #[arg(long)]
+    wss: Vec<SocketAddr>,
     /// PEM certificate chain to present (with --key). Without it a self-signed certificate is
     /// made at start.
     #[arg(long, requires = "key")]
@@ -117,8 +130,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             imbench_proto::DEFAULT_MAX_FRAME_LEN - 64
         );
     }
+    let mut listen: Vec<(Transport, SocketAddr)> = Vec::new();
+    for (transport, addrs) in [
+        (Transport::Quic, &args.quic),
+        (Transport::Tcp, &args.tcp),
+        (Transport::Tls, &args.tls),
+        (Transport::Ws, &args.ws),
+        (Transport::Wss, &args.wss),
+    ] {
+        listen.extend(addrs.iter().map(|&a| (transport, a)));
+    }
+    if listen.is_empty() {
+        listen.push((Transport::Quic, SocketAddr::from(([127, 0, 0, 1], 4433))));
+    }
     let config = ServerConfig {
-        quic_addr: args.quic,
+        listen,
         identity,
         secret,
         limits: Limits {
@@ -136,13 +162,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let server = imbench_server::start(config)
         .await
-        .with_context(|| format!("starting the server on {}", args.quic))?;
-    let addr = server.quic_addr();
-    println!("imbench-server listening: quic {addr}");
+        .context("starting the server")?;
+    println!("imbench-server listening:");
+    for (transport, addr) in server.addrs() {
+        println!("  {transport:<4} {addr}");
+    }
     println!("certificate for clients: {}", cert_path.display());
     println!("token secret: {}", secret_path.display());
+    let mut transports: Vec<String> = server.addrs().iter().map(|(t, _)| t.to_string()).collect();
+    transports.dedup();
+    let targets: Vec<String> = server
+        .addrs()
+        .iter()
+        .map(|(t, a)| format!("--server {t}={a}"))
+        .collect();
     println!(
-        "run a load against it with:\n  imbench run --server {addr} --cert {} --secret-file {}",
+        "run a load against it with:\n  imbench run --transport {} {} --cert {} --secret-file {}",
+        transports.join(","),
+        targets.join(" "),
         cert_path.display(),
         secret_path.display()
     );

@@ -1,5 +1,6 @@
-//! Shared helpers for the server's end-to-end tests: a server on an ephemeral loopback port and
-//! a minimal real QUIC client.
+//! Shared helpers for the server's end-to-end tests: a server on an ephemeral loopback port, a
+//! minimal real client over any transport, and a macro that runs one test body over every
+//! transport.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use imbench_proto::{Dest, Frame, PROTOCOL_VERSION};
 use imbench_server::{Limits, RunningServer, ServerConfig};
-use imbench_transport::{FramedConnection, QuicConnector, QuicOptions};
+use imbench_transport::{Connector, FramedConnection, QuicOptions, Transport};
 
 /// Longest any single read in a test waits before the test fails instead of hanging.
 pub const READ_LIMIT: Duration = Duration::from_secs(10);
@@ -15,31 +16,80 @@ pub const READ_LIMIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub server: RunningServer,
     pub config: ServerConfig,
-    pub connector: QuicConnector,
+    pub connector: Connector,
+    pub transport: Transport,
+    pub addr: std::net::SocketAddr,
+}
+
+/// Generates one `#[tokio::test]` per transport, each calling `body(transport)`.
+#[macro_export]
+macro_rules! over_every_transport {
+    ($body:ident) => {
+        mod $body {
+            use imbench_transport::Transport;
+            #[tokio::test]
+            async fn quic() {
+                super::$body(Transport::Quic).await
+            }
+            #[tokio::test]
+            async fn tcp() {
+                super::$body(Transport::Tcp).await
+            }
+            #[tokio::test]
+            async fn tls() {
+                super::$body(Transport::Tls).await
+            }
+            #[tokio::test]
+            async fn ws() {
+                super::$body(Transport::Ws).await
+            }
+            #[tokio::test]
+            async fn wss() {
+                super::$body(Transport::Wss).await
+            }
+        }
+    };
 }
 
 pub async fn start(limits: Limits) -> TestServer {
     start_with(limits, QuicOptions::default()).await
 }
 
-/// A server with `limits`; clients connect with `client_quic`.
+/// A QUIC server with `limits`; clients connect with `client_quic`.
 pub async fn start_with(limits: Limits, client_quic: QuicOptions) -> TestServer {
-    let mut config = ServerConfig::loopback().expect("config");
+    start_over_with(Transport::Quic, limits, client_quic).await
+}
+
+/// A server with `limits` listening on `transport` only.
+pub async fn start_over(transport: Transport, limits: Limits) -> TestServer {
+    start_over_with(transport, limits, QuicOptions::default()).await
+}
+
+async fn start_over_with(
+    transport: Transport,
+    limits: Limits,
+    client_quic: QuicOptions,
+) -> TestServer {
+    let mut config = ServerConfig::loopback_on(&[transport]).expect("config");
     config.limits = limits;
     let server = imbench_server::start(config.clone())
         .await
         .expect("server starts");
-    let connector = QuicConnector::new(
+    let addr = server.addr(transport).expect("listening");
+    let connector = Connector::new(
+        transport,
         &config.identity.client_trust(),
         &client_quic,
         1,
-        server.quic_addr(),
+        addr,
     )
     .expect("connector");
     TestServer {
         server,
         config,
         connector,
+        transport,
+        addr,
     }
 }
 
@@ -47,7 +97,7 @@ impl TestServer {
     /// A connection that has not said anything yet.
     pub async fn raw(&self) -> FramedConnection {
         self.connector
-            .connect(self.server.quic_addr(), "localhost")
+            .connect(self.addr, "localhost")
             .await
             .expect("connects")
     }
