@@ -44,6 +44,9 @@ pub enum RunError {
         /// What happened.
         why: String,
     },
+    /// The scenario's settings do not apply.
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
@@ -229,10 +232,13 @@ pub struct RunOutcome {
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
+    // Validated with the scenario, so this does not fail here.
+    let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<RunningServer> = None;
     let (addr, trust, secret, server_name) = match &config.server {
         ServerSpec::Embedded => {
-            let server_config = ServerConfig::loopback_on(&[config.transport])?;
+            let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
+            server_config.quic = quic.clone();
             let trust = server_config.identity.client_trust();
             let secret = server_config.secret.clone();
             let server = imbench_server::start(server_config).await?;
@@ -258,7 +264,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         0 => s.clients.div_ceil(1000).clamp(1, 16),
         n => n,
     };
-    let connector = Connector::new(config.transport, &trust, &config.quic, endpoints, addr)?;
+    let connector = Connector::new(config.transport, &trust, &quic, endpoints, addr)?;
     let rss_before = report::rss_bytes();
 
     let ramp = s.ramp_up.as_micros() as u64;

@@ -65,6 +65,9 @@ pub struct Scenario {
     /// How the generator itself behaves.
     #[serde(default)]
     pub generator: GeneratorOptions,
+    /// QUIC settings, for the clients and for the embedded server alike.
+    #[serde(default)]
+    pub quic: QuicSettings,
     /// Service-level objectives: `"metric.stat" = "< 500ms"`, `lost = "== 0"`.
     #[serde(default, deserialize_with = "slo_table", serialize_with = "slo_list")]
     pub slo: Vec<String>,
@@ -221,6 +224,104 @@ pub enum Partners {
     },
 }
 
+/// QUIC transport settings a user may want to compare. Each default is quinn's own, except
+/// keep-alive, which imbench turns on so that idle simulated clients stay connected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicSettings {
+    /// `"cubic"` (default), `"new_reno"` or `"bbr"`.
+    pub congestion: CongestionName,
+    /// Per-stream receive window (flow control), e.g. `"1MiB"`; unset keeps quinn's 1.25 MB.
+    #[serde(deserialize_with = "opt_size", skip_serializing_if = "Option::is_none")]
+    pub stream_receive_window: Option<u64>,
+    /// Whole-connection receive window; unset keeps quinn's (unlimited).
+    #[serde(deserialize_with = "opt_size", skip_serializing_if = "Option::is_none")]
+    pub receive_window: Option<u64>,
+    /// Interleave streams fairly (true, default) or send each stream's data in turn.
+    pub send_fairness: bool,
+    /// Keep-alive interval, or `"off"`.
+    pub keep_alive: String,
+    /// Close a connection idle this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for QuicSettings {
+    fn default() -> Self {
+        Self {
+            congestion: CongestionName::Cubic,
+            stream_receive_window: None,
+            receive_window: None,
+            send_fairness: true,
+            keep_alive: "10s".into(),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A congestion controller by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CongestionName {
+    /// CUBIC.
+    Cubic,
+    /// NewReno.
+    NewReno,
+    /// BBR.
+    Bbr,
+}
+
+impl QuicSettings {
+    /// These settings on top of `base`.
+    pub fn apply(
+        &self,
+        base: &imbench_transport::QuicOptions,
+    ) -> Result<imbench_transport::QuicOptions, ScenarioError> {
+        use imbench_transport::quic::Congestion;
+        let bad = |m: String| ScenarioError::Invalid(m);
+        let window = |name: &str, v: Option<u64>| -> Result<Option<u32>, ScenarioError> {
+            v.map(|w| {
+                u32::try_from(w)
+                    .ok()
+                    .filter(|w| *w >= 1024)
+                    .ok_or_else(|| bad(format!("quic.{name}: {w} bytes is outside 1KiB..4GiB")))
+            })
+            .transpose()
+        };
+        let keep_alive = match self.keep_alive.trim() {
+            "off" | "none" => None,
+            text => Some(humantime::parse_duration(text).map_err(|e| {
+                bad(format!(
+                    "quic.keep_alive: {text:?}: {e} (a duration such as \"10s\", or \"off\")"
+                ))
+            })?),
+        };
+        if keep_alive.is_some_and(|k| k >= self.idle_timeout) {
+            return Err(bad(
+                "quic.keep_alive must be shorter than quic.idle_timeout".into(),
+            ));
+        }
+        Ok(imbench_transport::QuicOptions {
+            congestion: match self.congestion {
+                CongestionName::Cubic => Congestion::Cubic,
+                CongestionName::NewReno => Congestion::NewReno,
+                CongestionName::Bbr => Congestion::Bbr,
+            },
+            stream_receive_window: window("stream_receive_window", self.stream_receive_window)?
+                .or(base.stream_receive_window),
+            receive_window: window("receive_window", self.receive_window)?.or(base.receive_window),
+            send_fairness: self.send_fairness,
+            keep_alive,
+            idle_timeout: self.idle_timeout,
+            ..base.clone()
+        })
+    }
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
 /// Generator settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -361,6 +462,8 @@ impl Scenario {
                 self.clients
             ));
         }
+        self.quic
+            .apply(&imbench_transport::QuicOptions::default())?;
         if self.generator.connect_concurrency == 0 {
             return bad("generator.connect_concurrency must be at least 1".into());
         }
@@ -579,6 +682,40 @@ mod tests {
         let mut slo = s.slo.clone();
         slo.sort();
         assert_eq!(slo, vec!["ack.p50 <= 5ms", "direct.p99 < 1s", "lost == 0"]);
+    }
+
+    #[test]
+    fn quic_settings_are_read_checked_and_applied() {
+        use imbench_transport::quic::Congestion;
+        let text = format!(
+            "{DEFAULT_SCENARIO}\n[quic]\ncongestion = \"bbr\"\nstream_receive_window = \"64KiB\"\nsend_fairness = false\nkeep_alive = \"off\"\n"
+        );
+        let s = Scenario::from_toml(&text, "t").unwrap();
+        let o = s
+            .quic
+            .apply(&imbench_transport::QuicOptions::default())
+            .unwrap();
+        assert_eq!(o.congestion, Congestion::Bbr);
+        assert_eq!(o.stream_receive_window, Some(65536));
+        assert!(!o.send_fairness);
+        assert_eq!(o.keep_alive, None);
+        let defaults = Scenario::builtin_default()
+            .quic
+            .apply(&imbench_transport::QuicOptions::default())
+            .unwrap();
+        assert_eq!(defaults.congestion, Congestion::Cubic);
+        assert_eq!(defaults.keep_alive, Some(Duration::from_secs(10)));
+        for (bad, field) in [
+            ("congestion = \"vegas\"", "vegas"),
+            ("keep_alive = \"soon\"", "keep_alive"),
+            ("keep_alive = \"2m\"", "keep_alive"),
+            ("stream_receive_window = 10", "stream_receive_window"),
+            ("pacing = true", "pacing"),
+        ] {
+            let text = format!("{DEFAULT_SCENARIO}\n[quic]\n{bad}\n");
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -22,6 +22,18 @@ use crate::TransportError;
 /// else by accident.
 pub const ALPN: &[u8] = b"imbench/1";
 
+/// QUIC congestion controllers quinn offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Congestion {
+    /// CUBIC (quinn's default): loss-based, the Linux TCP default.
+    #[default]
+    Cubic,
+    /// NewReno: loss-based, the RFC 9002 reference.
+    NewReno,
+    /// BBR (quinn's is experimental): model-based, paces to the measured bottleneck.
+    Bbr,
+}
+
 /// QUIC settings shared by server and client. Defaults suit thousands of mostly idle chat
 /// connections on one machine.
 #[derive(Debug, Clone)]
@@ -32,6 +44,14 @@ pub struct QuicOptions {
     pub keep_alive: Option<Duration>,
     /// Per-stream receive window (flow control); `None` keeps quinn's default (1.25 MB).
     pub stream_receive_window: Option<u32>,
+    /// Connection-wide receive window; `None` keeps quinn's default (unlimited, so the stream
+    /// window is what binds).
+    pub receive_window: Option<u32>,
+    /// Congestion controller.
+    pub congestion: Congestion,
+    /// Whether quinn interleaves streams fairly when several have data (its default), or sends
+    /// them one after another, which packs each stream's data more densely.
+    pub send_fairness: bool,
     /// Largest frame accepted or sent.
     pub max_frame_len: u32,
     /// UDP send and receive buffer requested for each endpoint's socket. The kernel caps it
@@ -47,6 +67,9 @@ impl Default for QuicOptions {
             idle_timeout: Duration::from_secs(60),
             keep_alive: Some(Duration::from_secs(10)),
             stream_receive_window: None,
+            receive_window: None,
+            congestion: Congestion::Cubic,
+            send_fairness: true,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             socket_buffer: 4 * 1024 * 1024,
         }
@@ -67,6 +90,21 @@ impl QuicOptions {
         if let Some(w) = self.stream_receive_window {
             t.stream_receive_window(VarInt::from_u32(w));
         }
+        if let Some(w) = self.receive_window {
+            t.receive_window(VarInt::from_u32(w));
+        }
+        t.send_fairness(self.send_fairness);
+        match self.congestion {
+            Congestion::Cubic => {
+                t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
+            }
+            Congestion::NewReno => t.congestion_controller_factory(Arc::new(
+                quinn::congestion::NewRenoConfig::default(),
+            )),
+            Congestion::Bbr => {
+                t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
+            }
+        };
         Ok(Arc::new(t))
     }
 
