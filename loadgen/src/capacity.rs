@@ -229,11 +229,15 @@ pub async fn find_max(
     let mut good: Option<f64> = None;
     let mut bad: Option<f64> = None;
     let mut load = 1.0;
+    let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     for _ in 0..opts.max_steps {
         let step = run_step(load, steps.len() + 1).await?;
         on_step(&step);
         let held = step.held();
         steps.push(step);
+        if interrupted() {
+            break;
+        }
         if held {
             good = Some(load);
             load *= opts.growth;
@@ -242,7 +246,7 @@ pub async fn find_max(
             break;
         }
     }
-    if let (Some(lo), Some(hi)) = (good, bad) {
+    if let (Some(lo), Some(hi), false) = (good, bad, interrupted()) {
         let (mut lo, mut hi) = (lo, hi);
         for _ in 0..opts.refine {
             let mid = (lo * hi).sqrt();
@@ -254,6 +258,9 @@ pub async fn find_max(
                 hi = mid;
             }
             steps.push(step);
+            if interrupted() {
+                break;
+            }
         }
     }
     let highest_held = steps

@@ -228,6 +228,7 @@ async fn send_loop(
     let mut left: HashMap<usize, bool> = HashMap::new();
     let mut counter = 0u64;
     let mut next_direct = direct.as_mut().map(|d| d.next_due());
+    let mut stop = ctx.stop_signal();
     loop {
         let group_at = group.as_ref().map_or(u64::MAX, |g| g.next_at());
         let next = match next_direct {
@@ -247,14 +248,17 @@ async fn send_loop(
             Next::Direct(d) => d.at_us,
             Next::Group(at, _) => *at,
         };
-        if at_us >= ctx.schedule_end_us {
+        if at_us >= ctx.schedule_end() {
             return Ok(());
         }
         if at_us > ctx.clock.now_us() {
             // Idle until due: any lateness on waking is the generator's own (timer, busy
             // threads), so it is what schedule lag measures. When a send is already overdue the
             // lateness came from a blocked write, which the corrected latency already carries.
-            tokio::time::sleep_until(ctx.clock.at(at_us)).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(ctx.clock.at(at_us)) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
             let lag = ctx.clock.now_us().saturating_sub(at_us);
             ctx.recorder
                 .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
@@ -491,7 +495,13 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
                 ctx.note_problem(format!("client {index}: group {group} refused: {code}"));
             }
             Frame::Pong { .. } => {}
-            Frame::Bye { .. } => break,
+            Frame::Bye { reason } => {
+                if !ctx.is_finished() {
+                    c.disconnected.store(true, Relaxed);
+                    ctx.note_problem(format!("client {index}: server said Bye: {reason}"));
+                }
+                break;
+            }
             Frame::Error { code, reason } => {
                 c.errors.fetch_add(1, Relaxed);
                 if !ctx.is_finished() {

@@ -172,6 +172,8 @@ fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
+    let mut config = config;
+    config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
     let transports = args.transport.0.clone();
     if args.find_max {
         if transports.len() > 1 {
@@ -271,6 +273,22 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     }
 }
 
+/// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
+/// second one exits at once.
+fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(exit_code::INVALID));
+            }
+        }
+    });
+    rx
+}
+
 /// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
 /// when only one transport runs.
 fn server_for(servers: &[ServerArg], transport: Transport) -> Option<SocketAddr> {
@@ -335,5 +353,6 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         progress,
         quic: QuicOptions::default(),
         transport: first,
+        interrupt: None,
     })
 }

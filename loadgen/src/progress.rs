@@ -60,7 +60,7 @@ impl Progress {
             "ramp-up"
         } else if now < ctx.measure_start_us {
             "warm-up"
-        } else if now < ctx.schedule_end_us {
+        } else if now < ctx.schedule_end() {
             "measure"
         } else {
             "drain"

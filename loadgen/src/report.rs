@@ -498,7 +498,9 @@ impl Report {
             errors: sum(&|c| c.errors.load(Relaxed)) + g.unexpected,
             ..Counters::default()
         };
-        let duration_s = s.duration.as_secs_f64();
+        // A stopped run measured less than planned.
+        let duration_s = ctx.schedule_end().saturating_sub(ctx.measure_start_us) as f64 / 1e6;
+        let rate_s = duration_s.max(1e-3);
         let sent_in_window =
             sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
         let throughput = Throughput {
@@ -526,7 +528,7 @@ impl Report {
             slo: Vec::new(),
             group,
             memory,
-            cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, duration_s, sent_in_window)),
+            cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, rate_s, sent_in_window)),
             problems,
             problem_count,
             intervals,
@@ -534,6 +536,9 @@ impl Report {
         run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
 
         let mut invalid_reasons = Vec::new();
+        if let Some(why) = ctx.stop_reason() {
+            invalid_reasons.push(format!("stopped early: {why}"));
+        }
         let c = &run.counters;
         if c.connect_failures > 0 {
             invalid_reasons.push(format!(

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,6 +107,9 @@ pub struct RunConfig {
     pub quic: QuicOptions,
     /// The transport the clients use.
     pub transport: Transport,
+    /// When this turns true the run stops its schedule, drains briefly and reports what it
+    /// measured (Ctrl-C in the command line).
+    pub interrupt: Option<watch::Receiver<bool>>,
 }
 
 /// The run's clock: one monotonic origin for every timestamp of the run.
@@ -159,8 +162,12 @@ pub struct RunContext {
     pub send_start_us: u64,
     /// Recording starts (end of warm-up).
     pub measure_start_us: u64,
-    /// Recording and sending end.
+    /// Recording and sending end as planned; [`RunContext::schedule_end`] is when they
+    /// actually end, earlier for a run that was stopped.
     pub schedule_end_us: u64,
+    stop_at_us: AtomicU64,
+    stopped: watch::Sender<bool>,
+    stop_reason: Mutex<Option<String>>,
     /// Who is in which group.
     pub plan: GroupPlan,
     /// Every group message, for fan-out accounting.
@@ -181,7 +188,37 @@ const PROBLEMS_KEPT: usize = 20;
 impl RunContext {
     /// Whether a message intended at `us` falls in the measured window.
     pub fn in_window(&self, us: u64) -> bool {
-        us >= self.measure_start_us && us < self.schedule_end_us
+        us >= self.measure_start_us && us < self.schedule_end()
+    }
+
+    /// When sending ends: as planned, or when the run was stopped.
+    pub fn schedule_end(&self) -> u64 {
+        self.stop_at_us.load(Relaxed)
+    }
+
+    /// Ends the schedule now (an interruption, or a server that is gone); `why` goes into the
+    /// report as the reason the run is invalid. The first reason wins.
+    pub fn stop(&self, why: String) {
+        let now = self.clock.now_us();
+        self.stop_at_us.fetch_min(now, Relaxed);
+        let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            *reason = Some(why);
+        }
+        let _ = self.stopped.send(true);
+    }
+
+    /// Why the run was stopped early, if it was.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Completes when the run is stopped early.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stopped.subscribe()
     }
 
     /// Whether the run is over (drain finished or timed out).
@@ -292,6 +329,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         send_start_us,
         measure_start_us,
         schedule_end_us,
+        stop_at_us: AtomicU64::new(schedule_end_us),
+        stopped: watch::channel(false).0,
+        stop_reason: Mutex::new(None),
         finished: watch::channel(false).0,
         finished_flag: AtomicBool::new(false),
         problems: Mutex::new(Problems::default()),
@@ -332,16 +372,18 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
+    let mut drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
     let mut cpu_at_measure_start = None;
     let mut cpu_at_schedule_end = None;
     let mut group_quiet = GroupQuiet::default();
+    let mut watchdog = Watchdog::new(s.generator.answer_timeout);
+    let mut interrupt = config.interrupt.clone();
     loop {
         let now_us = ctx.clock.now_us();
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
         }
-        let schedule_over = now_us >= schedule_end_us;
+        let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
         }
@@ -358,9 +400,22 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                     rss_connected = rss_connected.max(report::rss_bytes());
                 }
                 progress.update(&ctx, &point);
+                if !schedule_over {
+                    if let Some(why) = watchdog.check(&ctx) {
+                        ctx.stop(why);
+                        drain_deadline = drain_deadline.min(Instant::now() + STOPPED_DRAIN);
+                    }
+                }
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if schedule_over => {}
-            _ = tokio::time::sleep_until(ctx.clock.at(schedule_end_us)), if !schedule_over => {}
+            _ = tokio::time::sleep_until(ctx.clock.at(ctx.schedule_end())), if !schedule_over => {}
+            changed = wait_interrupt(&mut interrupt), if !schedule_over => {
+                if changed {
+                    let at = ctx.clock.now_us() as f64 / 1e6;
+                    ctx.stop(format!("interrupted at {at:.1}s; this report covers what was measured until then"));
+                    drain_deadline = drain_deadline.min(Instant::now() + STOPPED_DRAIN);
+                }
+            }
         }
     }
     ctx.finish();
@@ -378,7 +433,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     let groups = ctx.ledger.settle(
         &ctx.plan,
-        (measure_start_us, schedule_end_us),
+        (measure_start_us, ctx.schedule_end()),
         ctx.clock.now_us(),
     );
     let (problems, problem_count) = ctx.problems();
@@ -417,6 +472,79 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         None => None,
     };
     Ok(RunOutcome { report, dir })
+}
+
+/// How long a stopped run waits for what is in flight, at most.
+const STOPPED_DRAIN: Duration = Duration::from_secs(3);
+
+/// Resolves to `true` once the interrupt fires; never resolves without one.
+async fn wait_interrupt(interrupt: &mut Option<watch::Receiver<bool>>) -> bool {
+    match interrupt {
+        Some(rx) => {
+            let fired = rx.wait_for(|v| *v).await.is_ok();
+            if !fired {
+                // The sender is gone without firing: never again.
+                *interrupt = None;
+            }
+            fired
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Notices a server that has gone: every client lost its connection, or messages are being
+/// sent and nothing has been answered for a while.
+struct Watchdog {
+    limit: Duration,
+    answered: u64,
+    since: Instant,
+}
+
+impl Watchdog {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            answered: 0,
+            since: Instant::now(),
+        }
+    }
+
+    fn check(&mut self, ctx: &RunContext) -> Option<String> {
+        let connected = ctx
+            .counters
+            .iter()
+            .filter(|c| c.connected.load(Relaxed))
+            .count();
+        let lost = ctx
+            .counters
+            .iter()
+            .filter(|c| c.disconnected.load(Relaxed))
+            .count();
+        if connected > 0 && lost == connected {
+            return Some(format!(
+                "every client ({connected}) lost its connection: the server is gone"
+            ));
+        }
+        let sent = ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed));
+        let answered = ctx.sum(|c| {
+            c.acked.load(Relaxed)
+                + c.rejected.load(Relaxed)
+                + c.group_acked.load(Relaxed)
+                + c.group_rejected.load(Relaxed)
+        });
+        if answered != self.answered || answered >= sent {
+            self.answered = answered;
+            self.since = Instant::now();
+            return None;
+        }
+        (self.since.elapsed() >= self.limit).then(|| {
+            format!(
+                "the server answered nothing for {:?} while {} messages waited: it stopped or hung",
+                self.limit,
+                sent - answered
+            )
+        })
+    }
 }
 
 /// Every client has stopped sending, every sent message is answered (acked or rejected) and

@@ -337,6 +337,10 @@ pub struct GeneratorOptions {
     pub max_schedule_lag: Duration,
     /// UDP endpoints the QUIC clients share; 0 picks one per 1,000 clients (at most 16).
     pub endpoints: usize,
+    /// A run whose messages go unanswered this long (the server stopped or hung) is stopped
+    /// and reported as invalid.
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
 }
 
 impl Default for GeneratorOptions {
@@ -346,6 +350,7 @@ impl Default for GeneratorOptions {
             connect_timeout: Duration::from_secs(10),
             max_schedule_lag: Duration::from_millis(10),
             endpoints: 0,
+            answer_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -16,6 +16,9 @@ rate = 20.0
 arrival = "constant"
 size = { dist = "fixed", bytes = "64B" }
 partners = { pick = "ring", count = 2 }
+# These tests are about exit codes, not the generator's punctuality on a busy test machine.
+[generator]
+max_schedule_lag = "1s"
 "#;
 
 struct Dir(PathBuf);
@@ -160,7 +163,7 @@ fn exit_3_when_the_server_cannot_be_reached() {
     let dir = Dir::new("unreachable");
     let scenario = dir.file(
         "s.toml",
-        &format!("{TINY}\n[generator]\nconnect_timeout = \"2s\"\n"),
+        &TINY.replace("[generator]", "[generator]\nconnect_timeout = \"2s\""),
     );
     let id = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
     let cert = dir.file("cert.pem", &id.cert_chain_pem);
@@ -203,11 +206,46 @@ fn exit_3_when_the_generator_is_saturated() {
     // No generator wakes a task with zero lateness, so a 1 µs bound is always exceeded.
     let scenario = dir.file(
         "s.toml",
-        &format!("{TINY}\n[generator]\nmax_schedule_lag = \"1us\"\n"),
+        &TINY.replace("max_schedule_lag = \"1s\"", "max_schedule_lag = \"1us\""),
     );
     let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("saturated"), "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
     assert!(report.contains("\"saturated\": true"));
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_report() {
+    let dir = Dir::new("interrupt");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            "r",
+            "--progress",
+            "plain",
+        ])
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("interrupted"), "{}", text(&out));
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(report.contains("interrupted"));
+    assert!(report.contains("\"verdict\": \"invalid\""));
 }

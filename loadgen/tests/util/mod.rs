@@ -35,6 +35,9 @@ rate = {rate}
 arrival = "poisson"
 size = {{ dist = "fixed", bytes = 100 }}
 partners = {{ pick = "random", count = 2 }}
+# These runs test what is measured, not the generator's punctuality on a busy test machine.
+[generator]
+max_schedule_lag = "250ms"
 {more}
 "#,
         duration.as_millis()
@@ -50,6 +53,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         progress: ProgressMode::Quiet,
         quic: QuicOptions::default(),
         transport: imbench_transport::Transport::Quic,
+        interrupt: None,
     }
 }
 

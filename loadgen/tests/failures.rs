@@ -1,0 +1,128 @@
+//! The generator does not hang or lie when a run goes wrong: an interrupt, a server that says
+//! Bye in the middle, a server that hangs. Each run stops early, drains, and reports what it
+//! measured with an invalid verdict and the reason.
+
+mod util;
+
+use std::time::Duration;
+
+use imbench_loadgen::{ServerSpec, Verdict};
+use imbench_server::ServerConfig;
+use imbench_transport::Transport;
+use util::{config, remote, small_scenario};
+
+const PLANNED: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_stops_the_schedule_and_reports_what_was_measured() {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut c = config(small_scenario(20, 20.0, PLANNED), ServerSpec::Embedded);
+    c.interrupt = Some(rx);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let _ = tx.send(true);
+    });
+    let r = imbench_loadgen::run(c).await.unwrap().report;
+    let run = &r.runs[0];
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons.iter().any(|w| w.contains("interrupted")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+    assert!(run.counters.sent > 100, "{:?}", run.counters);
+    // What was sent before the interrupt was drained and accounted for.
+    assert_eq!(run.counters.lost, 0, "{:?}", run.counters);
+    assert_eq!(run.counters.delivered, run.counters.sent);
+    assert!(run.metrics["direct"].count > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_shuts_down_mid_run_ends_the_run_as_invalid() {
+    let server_config = ServerConfig::loopback().unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let addr = server.addr(Transport::Quic).unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        server.shutdown().await;
+    });
+    let scenario = small_scenario(10, 20.0, PLANNED);
+    let r = imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+        .await
+        .unwrap()
+        .report;
+    let run = &r.runs[0];
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("server is gone")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+    assert!(run.counters.sent > 0);
+}
+
+#[test]
+fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
+    // The server runs on its own single-threaded runtime; blocking that thread hangs it while
+    // its sockets stay open, as a deadlocked server would.
+    let server_config = ServerConfig::loopback().unwrap();
+    let server_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.addr(Transport::Quic).unwrap();
+    let handle = server_rt.handle().clone();
+    let server_thread = std::thread::spawn(move || {
+        server_rt.block_on(async { tokio::time::sleep(Duration::from_secs(20)).await });
+    });
+    let gen_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = gen_rt.block_on(async {
+        let mut scenario = small_scenario(10, 20.0, PLANNED);
+        scenario.generator.answer_timeout = Duration::from_secs(2);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            handle.spawn(async { std::thread::sleep(Duration::from_secs(12)) });
+        });
+        imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+            .await
+            .unwrap()
+            .report
+    });
+    drop(server);
+    let _ = server_thread;
+    let run = &r.runs[0];
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("answered nothing")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+    // Messages sent into the hang were never answered: they are counted as lost, not hidden.
+    assert!(run.counters.lost > 0, "{:?}", run.counters);
+}
