@@ -17,6 +17,8 @@
 //! - [`progress`] — the live display.
 //! - [`report`] — report.json, verdicts and the end-of-run table.
 //! - [`slo`] — SLO expressions.
+//! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
+//! - [`summary`] — summary.md for CI job summaries.
 #![warn(missing_docs)]
 
 pub mod accounting;
@@ -25,6 +27,7 @@ pub mod capacity;
 pub mod client;
 pub mod compare;
 pub mod groups;
+pub mod hlog;
 pub mod metrics;
 pub mod progress;
 pub mod report;
@@ -32,6 +35,7 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod slo;
+pub mod summary;
 
 pub use report::{Report, Verdict};
 pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec};

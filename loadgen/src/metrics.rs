@@ -132,6 +132,8 @@ struct Inner {
 pub struct Interval {
     /// Histograms of this interval, by [`Metric`] order.
     pub histograms: Vec<Histogram<u64>>,
+    /// The same, measured samples only (what the totals gained in this interval).
+    pub measured: Vec<Histogram<u64>>,
 }
 
 impl Interval {
@@ -200,6 +202,7 @@ impl Recorder {
     /// interval.
     pub fn collect(&self) -> Interval {
         let mut interval = new_set();
+        let mut measured = new_set();
         let threads: Vec<_> = lock(&self.inner.threads).clone();
         let mut totals = lock(&self.inner.totals);
         for t in threads {
@@ -207,6 +210,7 @@ impl Recorder {
             for m in 0..METRICS {
                 // Same bounds everywhere, so adding cannot fail.
                 let _ = totals[m].add(&t.measured[m]);
+                let _ = measured[m].add(&t.measured[m]);
                 let _ = interval[m].add(&t.measured[m]);
                 let _ = interval[m].add(&t.warmup[m]);
                 t.measured[m].reset();
@@ -215,6 +219,7 @@ impl Recorder {
         }
         Interval {
             histograms: interval.into_iter().collect(),
+            measured: measured.into_iter().collect(),
         }
     }
 

@@ -158,6 +158,23 @@ pub struct RunReport {
     pub problem_count: usize,
     /// Per-second time series.
     pub intervals: Vec<IntervalPoint>,
+    /// Wall-clock start of the run, seconds since the Unix epoch.
+    #[serde(default)]
+    pub started_unix_s: f64,
+    /// Per-second histograms of measured samples, written to intervals.hlog (not to the JSON).
+    #[serde(skip)]
+    pub interval_log: Vec<IntervalHistograms>,
+}
+
+/// One interval's histograms of measured samples, per metric that had any.
+#[derive(Debug, Clone)]
+pub struct IntervalHistograms {
+    /// Start, seconds since the run started.
+    pub start_s: f64,
+    /// End, seconds since the run started.
+    pub end_s: f64,
+    /// (metric name, histogram in µs).
+    pub histograms: Vec<(String, Histogram<u64>)>,
 }
 
 /// A latency histogram's summary, and the histogram itself.
@@ -407,6 +424,8 @@ pub struct Measured {
     pub server: String,
     /// One point a second.
     pub intervals: Vec<IntervalPoint>,
+    /// Per-second histograms for intervals.hlog.
+    pub interval_log: Vec<IntervalHistograms>,
     /// The first problems noted.
     pub problems: Vec<String>,
     /// All problems noted.
@@ -426,6 +445,7 @@ impl Report {
             transport,
             server,
             intervals,
+            interval_log,
             problems,
             problem_count,
             memory,
@@ -532,6 +552,12 @@ impl Report {
             problems,
             problem_count,
             intervals,
+            started_unix_s: ctx
+                .clock
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            interval_log,
         };
         run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
 
@@ -583,11 +609,15 @@ impl Report {
         }
     }
 
-    /// Writes `report.json` into `dir` (created if needed).
+    /// Writes `report.json`, `intervals.hlog` and `summary.md` into `dir` (created if needed).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("report.json"), json)
+        std::fs::write(dir.join("report.json"), json)?;
+        if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
+            std::fs::write(dir.join("intervals.hlog"), crate::hlog::encode(self)?)?;
+        }
+        std::fs::write(dir.join("summary.md"), crate::summary::markdown(self))
     }
 
     /// The end-of-run table.

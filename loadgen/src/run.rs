@@ -116,6 +116,8 @@ pub struct RunConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
+    /// Wall-clock time of `start`, for logs that other tools read.
+    pub started_at: std::time::SystemTime,
 }
 
 impl Clock {
@@ -325,6 +327,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         connect_permits: Semaphore::new(s.generator.connect_concurrency),
         clock: Clock {
             start: Instant::now(),
+            started_at: std::time::SystemTime::now(),
         },
         send_start_us,
         measure_start_us,
@@ -367,6 +370,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 
     let mut progress = Progress::new(config.progress, &ctx);
     let mut intervals = Vec::new();
+    let mut interval_log = Vec::new();
     let mut rss_connected = rss_before;
     let mut tick = tokio::time::interval_at(
         Instant::now() + Duration::from_secs(1),
@@ -395,7 +399,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         tokio::select! {
             _ = tokio::time::sleep_until(ctx.clock.at(measure_start_us)), if cpu_at_measure_start.is_none() => {}
             _ = tick.tick() => {
-                let point = interval_point(&ctx, &mut intervals);
+                let point = interval_point(&ctx, &mut intervals, &mut interval_log);
                 if ctx.clock.now_us() <= measure_start_us {
                     rss_connected = rss_connected.max(report::rss_bytes());
                 }
@@ -424,7 +428,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     })
     .await;
     clients.abort_all();
-    interval_point(&ctx, &mut intervals);
+    interval_point(&ctx, &mut intervals, &mut interval_log);
     progress.finish();
 
     let server_label = match &config.server {
@@ -451,6 +455,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             transport: config.transport,
             server: server_label,
             intervals,
+            interval_log,
             problems,
             problem_count,
             memory,
@@ -588,8 +593,24 @@ impl GroupQuiet {
     }
 }
 
-fn interval_point(ctx: &RunContext, points: &mut Vec<IntervalPoint>) -> IntervalPoint {
+fn interval_point(
+    ctx: &RunContext,
+    points: &mut Vec<IntervalPoint>,
+    log: &mut Vec<report::IntervalHistograms>,
+) -> IntervalPoint {
     let interval = ctx.recorder.collect();
+    let end_s = ctx.clock.now_us() as f64 / 1e6;
+    let start_s = log.last().map_or(0.0, |l| l.end_s);
+    let measured: Vec<(String, hdrhistogram::Histogram<u64>)> = Metric::ALL
+        .iter()
+        .filter(|m| !interval.measured[**m as usize].is_empty())
+        .map(|m| (m.name().to_string(), interval.measured[*m as usize].clone()))
+        .collect();
+    log.push(report::IntervalHistograms {
+        start_s,
+        end_s,
+        histograms: measured,
+    });
     let d = interval.get(Metric::Direct);
     let point = IntervalPoint {
         t_s: ctx.clock.now_us() as f64 / 1e6,

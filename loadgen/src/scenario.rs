@@ -618,10 +618,21 @@ fn slo_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         }
         Ok(())
     }
-    let table = toml::Table::deserialize(d)?;
-    let mut out = Vec::new();
-    walk("", &table, &mut out).map_err(serde::de::Error::custom)?;
-    Ok(out)
+    // A scenario file writes a table; report.json keeps the flattened list.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Table(toml::Table),
+    }
+    match Form::deserialize(d)? {
+        Form::List(list) => Ok(list),
+        Form::Table(table) => {
+            let mut out = Vec::new();
+            walk("", &table, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(out)
+        }
+    }
 }
 
 fn slo_list<S: serde::Serializer>(slo: &[String], s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,100 @@
+//! `summary.md`: the verdict, the latency tables, the counters and the SLO verdicts in Markdown,
+//! for a CI job summary or a pull-request comment.
+
+use std::fmt::Write as _;
+
+use crate::report::{bucket_metric_names, Report, Verdict, METRIC_NAMES};
+use crate::slo::format_micros;
+
+/// The Markdown summary of `report`.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match report.verdict {
+        Verdict::Ok => "✅ OK".to_string(),
+        Verdict::SloFailed => "❌ SLO failed".to_string(),
+        Verdict::Invalid => "⚠️ invalid".to_string(),
+    };
+    let transports: Vec<&str> = report.runs.iter().map(|r| r.transport.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "## imbench: {} over {} — {verdict}\n",
+        report.scenario.name,
+        transports.join(", ")
+    );
+    for why in &report.invalid_reasons {
+        let _ = writeln!(out, "- {why}");
+    }
+    if !report.invalid_reasons.is_empty() {
+        out.push('\n');
+    }
+    if report.runs.len() > 1 {
+        let _ = writeln!(
+            out,
+            "### Comparison\n\n```text{}```\n",
+            crate::compare::comparison_table(report)
+        );
+    }
+    for run in &report.runs {
+        let c = &run.counters;
+        let _ = writeln!(
+            out,
+            "### {} — {} clients, {:.1} s measured\n",
+            run.transport, c.clients, run.duration_s
+        );
+        let _ = writeln!(out, "| latency | count | p50 | p90 | p99 | p99.9 | max |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let mut names: Vec<String> = METRIC_NAMES.iter().map(|n| n.to_string()).collect();
+        if let Some(g) = &run.group {
+            for &b in &g.buckets {
+                names.extend(bucket_metric_names(b));
+            }
+        }
+        for name in names {
+            let Some(m) = run.metrics.get(&name) else {
+                continue;
+            };
+            if m.count == 0 {
+                continue;
+            }
+            let f = |v: u64| format_micros(v as f64);
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                m.count,
+                f(m.p50_us),
+                f(m.p90_us),
+                f(m.p99_us),
+                f(m.p999_us),
+                f(m.max_us)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nsent {} · acked {} · rejected {} · delivered {} · **lost {}** · duplicated {} · reordered {} · corrupted {} · errors {} · {:.0} delivered/s\n",
+            c.sent,
+            c.acked,
+            c.rejected,
+            c.delivered,
+            c.lost,
+            c.duplicated,
+            c.reordered,
+            c.corrupted,
+            c.errors,
+            run.throughput.delivered_per_s
+        );
+        if !run.slo.is_empty() {
+            let _ = writeln!(out, "| SLO | measured | |\n| --- | ---: | --- |");
+            for r in &run.slo {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} |",
+                    r.expr,
+                    r.value,
+                    if r.ok { "✅" } else { "❌" }
+                );
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
