@@ -97,7 +97,7 @@ pub fn comparison_table(report: &Report) -> String {
     }
     let _ = write!(
         out,
-        "\ncomparison ({} clients, same schedule)\n{:<24}",
+        "\ncomparison ({} clients)\n{:<24}",
         report.scenario.clients, ""
     );
     for r in runs {

@@ -26,6 +26,18 @@ enum Command {
     /// 3 the run is invalid (server unreachable, clients could not connect or were
     /// disconnected, generator saturated).
     Run(RunArgs),
+    /// Re-render summary.md and print the table of a report folder (or report.json file).
+    Report {
+        /// The report folder or its report.json.
+        report: PathBuf,
+    },
+    /// Print reports side by side: each run of each report is a column, with its ratio to the
+    /// first.
+    Compare {
+        /// Report folders or report.json files, the baseline first.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +166,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => ExitCode::from(run(args)),
+        Command::Report { report } => ExitCode::from(rerender(&report)),
+        Command::Compare { reports } => ExitCode::from(compare(&reports)),
     }
 }
 
@@ -271,6 +285,82 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             exit_code::INVALID
         }
     }
+}
+
+/// Reads a report folder's report.json (or the file itself).
+fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadgen::Report)> {
+    use anyhow::Context;
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an imbench report", file.display()))?;
+    Ok((file, report))
+}
+
+fn rerender(path: &std::path::Path) -> u8 {
+    match load_report(path) {
+        Ok((file, report)) => {
+            print!("{}", report.table());
+            let dir = file.parent().unwrap_or(std::path::Path::new("."));
+            let summary = dir.join("summary.md");
+            match std::fs::write(&summary, imbench_loadgen::summary::markdown(&report)) {
+                Ok(()) => {
+                    println!("wrote {}", summary.display());
+                    exit_code::OK
+                }
+                Err(e) => {
+                    eprintln!("imbench: writing {}: {e}", summary.display());
+                    exit_code::INVALID
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            exit_code::USAGE
+        }
+    }
+}
+
+fn compare(paths: &[PathBuf]) -> u8 {
+    let mut all: Option<imbench_loadgen::Report> = None;
+    for path in paths {
+        let (file, mut report) = match load_report(path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("imbench: {e:#}");
+                return exit_code::USAGE;
+            }
+        };
+        // Columns are named after the report folder, and the transport when it has several.
+        let name = file.parent().and_then(|d| d.file_name()).map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let several = report.runs.len() > 1;
+        for run in &mut report.runs {
+            run.transport = if several {
+                format!("{name}:{}", run.transport)
+            } else {
+                name.clone()
+            };
+        }
+        match &mut all {
+            None => all = Some(report),
+            Some(a) => {
+                a.verdict = a.verdict.max(report.verdict);
+                a.runs.extend(report.runs);
+            }
+        }
+    }
+    if let Some(all) = all {
+        print!("{}", imbench_loadgen::compare::comparison_table(&all));
+    }
+    exit_code::OK
 }
 
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a

@@ -249,3 +249,27 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
     assert!(report.contains("interrupted"));
     assert!(report.contains("\"verdict\": \"invalid\""));
 }
+
+#[test]
+fn report_rerenders_and_compare_puts_reports_side_by_side() {
+    let dir = Dir::new("compare");
+    let scenario = dir.file("s.toml", TINY);
+    for out in ["base", "next"] {
+        let run = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", out]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    }
+    std::fs::remove_file(dir.0.join("base/summary.md")).unwrap();
+    let out = imbench(&dir, &["report", "base"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let md = std::fs::read_to_string(dir.0.join("base/summary.md")).unwrap();
+    assert!(md.contains("| direct |"), "{md}");
+    let out = imbench(&dir, &["compare", "base", "next/report.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("base") && t.contains("next") && t.contains("direct p99"),
+        "{t}"
+    );
+    let out = imbench(&dir, &["compare", "base", "missing"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
