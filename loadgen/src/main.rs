@@ -25,7 +25,7 @@ enum Command {
     /// Exit codes: 0 all SLOs held, 1 an SLO failed, 2 bad command line or scenario,
     /// 3 the run is invalid (server unreachable, clients could not connect or were
     /// disconnected, generator saturated).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Re-render summary.md and print the table of a report folder (or report.json file).
     Report {
         /// The report folder or its report.json.
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => ExitCode::from(run(args)),
+        Command::Run(args) => ExitCode::from(run(*args)),
         Command::Report { report } => ExitCode::from(rerender(&report)),
         Command::Compare { reports } => ExitCode::from(compare(&reports)),
     }
