@@ -1,0 +1,133 @@
+//! The imbench-server binary: it prints what it bound and writes what clients need, and on
+//! SIGTERM or SIGINT it says Bye to its clients and exits by itself, reporting what it served.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imbench_proto::{Frame, PROTOCOL_VERSION};
+use imbench_server::Secret;
+use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
+
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+    addrs: Vec<(Transport, SocketAddr)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stop only the process this test started, if it is still there.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(name: &str) -> Server {
+    let dir =
+        std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args([
+            "--quic",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--client-dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("imbench-server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut addrs = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        let mut words = line.split_whitespace();
+        if let (Some(t), Some(a)) = (words.next(), words.next()) {
+            if let (Ok(t), Ok(a)) = (t.parse::<Transport>(), a.parse::<SocketAddr>()) {
+                addrs.push((t, a));
+            }
+        }
+        if line.starts_with("run a load") {
+            break;
+        }
+    }
+    Server { child, dir, addrs }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_says_bye_to_every_client_and_exits() {
+    let mut server = start("term");
+    assert_eq!(
+        server.addrs.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![Transport::Quic, Transport::Tcp],
+        "every bound address is printed"
+    );
+    let trust = ClientTrust::from_pem_file(&server.dir.join("cert.pem")).expect("cert.pem");
+    let secret = Secret::from_file(&server.dir.join("secret")).expect("secret");
+    let mut clients = Vec::new();
+    for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
+        let connector =
+            Connector::new(transport, &trust, &QuicOptions::default(), 1, addr).expect("connector");
+        let mut conn = connector
+            .connect(addr, "localhost")
+            .await
+            .expect("connects");
+        let user = i as u64 + 1;
+        conn.writer
+            .write_frame(&Frame::Hello {
+                version: PROTOCOL_VERSION,
+                user,
+                token: secret.token_for(user),
+            })
+            .await
+            .expect("hello");
+        assert!(matches!(
+            conn.reader.read_frame().await,
+            Ok(Some(Frame::Welcome { .. }))
+        ));
+        clients.push(conn);
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .expect("kill runs")
+        .success());
+    for conn in &mut clients {
+        let frame = tokio::time::timeout(Duration::from_secs(10), conn.reader.read_frame())
+            .await
+            .expect("Bye within 10 s");
+        assert!(
+            matches!(frame, Ok(Some(Frame::Bye { ref reason })) if reason.contains("shutting down")),
+            "{frame:?}"
+        );
+    }
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    use std::io::Read;
+    server
+        .child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr text");
+    assert!(stderr.contains("served 2 sessions"), "{stderr}");
+}
