@@ -244,6 +244,19 @@ pub struct QuicSettings {
     /// Close a connection idle this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// `"one"` (default): every frame on one long-lived stream per client, in order.
+    /// `"per_message"`: each message on a unidirectional stream of its own.
+    pub streams: StreamMode,
+}
+
+/// How a QUIC client lays its messages on streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// One long-lived bidirectional stream per client.
+    One,
+    /// A unidirectional stream per message (replies still come on the long-lived stream).
+    PerMessage,
 }
 
 impl Default for QuicSettings {
@@ -255,6 +268,7 @@ impl Default for QuicSettings {
             send_fairness: true,
             keep_alive: "10s".into(),
             idle_timeout: Duration::from_secs(60),
+            streams: StreamMode::One,
         }
     }
 }
@@ -311,6 +325,7 @@ impl QuicSettings {
                 .or(base.stream_receive_window),
             receive_window: window("receive_window", self.receive_window)?.or(base.receive_window),
             send_fairness: self.send_fairness,
+            stream_per_message: self.streams == StreamMode::PerMessage,
             keep_alive,
             idle_timeout: self.idle_timeout,
             ..base.clone()

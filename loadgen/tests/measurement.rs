@@ -204,3 +204,28 @@ async fn every_transport_runs_the_same_schedule_exactly_once() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_stream_per_message_delivers_everything_once() {
+    let scenario = util::small_scenario_with(
+        20,
+        20.0,
+        Duration::from_secs(2),
+        "[quic]\nstreams = \"per_message\"\n",
+    );
+    let r = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap()
+        .report;
+    let c = &r.runs[0].counters;
+    assert!(c.sent > 500, "{c:?}");
+    assert_eq!((c.acked, c.delivered), (c.sent, c.sent), "{c:?}");
+    // Separate streams are not ordered relative to each other, so reordering is allowed here;
+    // loss, duplication and corruption are not.
+    assert_eq!(
+        (c.lost, c.duplicated, c.corrupted, c.errors),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
+}

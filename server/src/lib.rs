@@ -156,6 +156,7 @@ pub(crate) struct State {
     limits: Limits,
     stats: Arc<Stats>,
     next_session: AtomicU64,
+    max_frame_len: u32,
 }
 
 /// A server that is running; stop it with [`RunningServer::shutdown`].
@@ -210,6 +211,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         limits: config.limits.clone(),
         stats,
         next_session: AtomicU64::new(1),
+        max_frame_len: config.quic.max_frame_len,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));

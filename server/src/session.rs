@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbench_proto::{Dest, ErrorCode, Frame, PROTOCOL_VERSION};
+use imbench_transport::framed::Link;
 use imbench_transport::framed::{FrameReader, FrameWriter};
 use imbench_transport::Incoming;
 use imbench_transport::{FramedConnection, TransportError};
@@ -151,7 +152,26 @@ async fn run_session(
         stop_rx,
     ));
 
-    let ending = read_loop(&mut reader, user, &tx, &kick, &mut shutdown, &state).await;
+    // Clients may send each message on a QUIC stream of its own; those frames join the session
+    // here, beside the ones on its main stream.
+    let mut extra = match &link {
+        Link::Quic(conn) => Some(imbench_transport::quic::uni_stream_frames(
+            conn.clone(),
+            imbench_proto::Codec::new(state.max_frame_len),
+        )),
+        Link::Stream(_) => None,
+    };
+    let ending = read_loop(
+        &mut reader,
+        &mut extra,
+        user,
+        &tx,
+        &kick,
+        &mut shutdown,
+        &state,
+    )
+    .await;
+    drop(extra);
     drop(reader);
     let graceful = !matches!(ending, Ending::Client);
     if let Ending::Error(..) = ending {
@@ -182,8 +202,24 @@ async fn run_session(
     }
 }
 
+/// The next frame a client sent on a stream of its own; pending forever once there are none.
+async fn next_extra(
+    extra: &mut Option<mpsc::Receiver<Result<Frame, TransportError>>>,
+) -> Result<Option<Frame>, TransportError> {
+    if let Some(rx) = extra {
+        match rx.recv().await {
+            Some(Ok(frame)) => return Ok(Some(frame)),
+            Some(Err(e)) => return Err(e),
+            None => *extra = None,
+        }
+    }
+    std::future::pending().await
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     reader: &mut FrameReader,
+    extra: &mut Option<mpsc::Receiver<Result<Frame, TransportError>>>,
     user: u64,
     tx: &mpsc::Sender<Outbound>,
     kick: &Kick,
@@ -209,6 +245,7 @@ async fn read_loop(
             }
             _ = shutdown.changed() => return Ending::Shutdown,
             frame = reader.read_frame() => frame,
+            frame = next_extra(extra) => frame,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,

@@ -18,6 +18,10 @@ use crate::framed::{FrameReader, FrameWriter, FramedConnection, Link};
 use crate::tls::{ClientTrust, ServerIdentity};
 use crate::TransportError;
 
+/// Unidirectional streams a peer may have open at once (one per message in flight, for clients
+/// that send a stream per message).
+const MAX_UNI_STREAMS: u32 = 1024;
+
 /// The ALPN protocol both sides insist on, so that an imbench client never talks to something
 /// else by accident.
 pub const ALPN: &[u8] = b"imbench/1";
@@ -52,6 +56,11 @@ pub struct QuicOptions {
     /// Whether quinn interleaves streams fairly when several have data (its default), or sends
     /// them one after another, which packs each stream's data more densely.
     pub send_fairness: bool,
+    /// Client side: after Hello (on the connection's bidirectional stream), write each flush
+    /// (each message, when written one at a time) on a unidirectional stream of its own instead
+    /// of the one long-lived stream. Messages then never wait behind each other's losses, and
+    /// are no longer ordered relative to each other.
+    pub stream_per_message: bool,
     /// Largest frame accepted or sent.
     pub max_frame_len: u32,
     /// UDP send and receive buffer requested for each endpoint's socket. The kernel caps it
@@ -70,6 +79,7 @@ impl Default for QuicOptions {
             receive_window: None,
             congestion: Congestion::Cubic,
             send_fairness: true,
+            stream_per_message: false,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             socket_buffer: 4 * 1024 * 1024,
         }
@@ -86,7 +96,8 @@ impl QuicOptions {
         t.keep_alive_interval(self.keep_alive);
         // One chat stream per connection; a few spare for later features.
         t.max_concurrent_bidi_streams(VarInt::from_u32(4));
-        t.max_concurrent_uni_streams(VarInt::from_u32(0));
+        // Clients that send a stream per message need room for many at once.
+        t.max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS));
         if let Some(w) = self.stream_receive_window {
             t.stream_receive_window(VarInt::from_u32(w));
         }
@@ -241,6 +252,7 @@ pub struct QuicConnector {
     endpoints: Vec<Endpoint>,
     next: AtomicUsize,
     codec: Codec,
+    stream_per_message: bool,
 }
 
 impl QuicConnector {
@@ -278,6 +290,7 @@ impl QuicConnector {
             endpoints,
             next: AtomicUsize::new(0),
             codec: opts.codec(),
+            stream_per_message: opts.stream_per_message,
         })
     }
 
@@ -291,9 +304,20 @@ impl QuicConnector {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
         let conn = self.endpoints[i].connect(server, server_name)?.await?;
         let (send, recv) = conn.open_bi().await?;
+        let writer: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if self.stream_per_message {
+            Box::new(PerMessageWriter {
+                conn: conn.clone(),
+                first: Some(send),
+                buf: Vec::new(),
+                pending: None,
+                hello_sent: false,
+            })
+        } else {
+            Box::new(send)
+        };
         Ok(FramedConnection {
             reader: FrameReader::new(Box::new(recv), self.codec),
-            writer: FrameWriter::new(Box::new(send), self.codec),
+            writer: FrameWriter::new(writer, self.codec),
             link: Link::Quic(conn),
             peer: server,
         })
@@ -307,10 +331,187 @@ impl QuicConnector {
     }
 }
 
+/// A write in progress; it hands back the bidirectional stream when it wrote on it.
+type Pending = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<Option<quinn::SendStream>>> + Send>,
+>;
+
+/// Writes the first flush (Hello) on the connection's bidirectional stream, and every later
+/// flush on a new unidirectional stream that it finishes at once.
+struct PerMessageWriter {
+    conn: quinn::Connection,
+    /// The bidirectional stream: written once (Hello), then kept open, since finishing it
+    /// would end the session.
+    first: Option<quinn::SendStream>,
+    buf: Vec<u8>,
+    pending: Option<Pending>,
+    hello_sent: bool,
+}
+
+impl PerMessageWriter {
+    fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(fut) = self.pending.as_mut() {
+            let back = std::task::ready!(fut.as_mut().poll(cx))?;
+            self.pending = None;
+            if back.is_some() {
+                self.first = back;
+            }
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for PerMessageWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        self.buf.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        if self.buf.is_empty() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        let first = if self.hello_sent {
+            None
+        } else {
+            self.first.take()
+        };
+        let fut: Pending = match first {
+            // The first flush opens the bidirectional stream the server accepts the session on.
+            Some(mut send) => {
+                self.hello_sent = true;
+                Box::pin(async move {
+                    send.write_all(&bytes).await?;
+                    Ok(Some(send))
+                })
+            }
+            None => {
+                let conn = self.conn.clone();
+                Box::pin(async move {
+                    let mut s = conn.open_uni().await.map_err(std::io::Error::other)?;
+                    s.write_all(&bytes).await?;
+                    s.finish().map_err(std::io::Error::other)?;
+                    Ok(None)
+                })
+            }
+        };
+        self.pending = Some(fut);
+        self.poll_pending(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        // Now the session may end: finish the bidirectional stream.
+        if let Some(mut send) = self.first.take() {
+            let _ = send.finish();
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Frames a QUIC client sent on unidirectional streams (one stream per message): a task
+/// accepts each stream and decodes its frames. The receiver ends when the connection does.
+pub fn uni_stream_frames(
+    conn: quinn::Connection,
+    codec: Codec,
+) -> tokio::sync::mpsc::Receiver<Result<imbench_proto::Frame, TransportError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Ok(recv) = conn.accept_uni().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut reader = FrameReader::new(Box::new(recv), codec);
+                loop {
+                    match reader.read_frame().await {
+                        Ok(Some(frame)) => {
+                            if tx.send(Ok(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use imbench_proto::Frame;
+
+    #[tokio::test]
+    async fn a_stream_per_message_client_sends_hello_on_the_main_stream_and_the_rest_apart() {
+        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
+        let opts = QuicOptions::default();
+        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client_opts = QuicOptions {
+            stream_per_message: true,
+            ..QuicOptions::default()
+        };
+        let connector = QuicConnector::new(&id.client_trust(), &client_opts, 1, addr).unwrap();
+        let accept = tokio::spawn(async move {
+            let server = listener.accept().await.unwrap().establish().await.unwrap();
+            (listener, server)
+        });
+        let mut client = connector.connect(addr, "localhost").await.unwrap();
+        client
+            .writer
+            .write_frame(&Frame::Ping { nonce: 0 })
+            .await
+            .unwrap();
+        let (_listener, mut server) = accept.await.unwrap();
+        assert_eq!(
+            server.reader.read_frame().await.unwrap(),
+            Some(Frame::Ping { nonce: 0 })
+        );
+        let Link::Quic(conn) = &server.link else {
+            panic!("a QUIC link")
+        };
+        let mut apart = uni_stream_frames(conn.clone(), opts.codec());
+        for nonce in 1..=3 {
+            client
+                .writer
+                .write_frame(&Frame::Ping { nonce })
+                .await
+                .unwrap();
+        }
+        let mut got: Vec<u64> = Vec::new();
+        for _ in 0..3 {
+            match apart.recv().await {
+                Some(Ok(Frame::Ping { nonce })) => got.push(nonce),
+                other => panic!("expected a Ping on its own stream, got {other:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3]);
+        // Shutting the writer down finishes the main stream: the server reads its end.
+        client.writer.shutdown().await.unwrap();
+        assert_eq!(server.reader.read_frame().await.unwrap(), None);
+    }
 
     #[tokio::test]
     async fn frames_cross_a_quic_connection_both_ways() {
