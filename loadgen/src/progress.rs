@@ -70,15 +70,32 @@ impl Progress {
             .iter()
             .filter(|c| c.connect_failed.load(Relaxed))
             .count();
+        let p99 = |count: u64, us: u64| {
+            if count > 0 {
+                format_micros(us as f64)
+            } else {
+                "-".into()
+            }
+        };
+        let mut latency = Vec::new();
+        if ctx.scenario.direct.rate > 0.0 {
+            latency.push(format!(
+                "direct p99 {}",
+                p99(p.direct_count, p.direct_p99_us)
+            ));
+        }
+        if !ctx.plan.groups.is_empty() {
+            latency.push(format!("group p99 {}", p99(p.group_count, p.group_p99_us)));
+        }
         let line = format!(
-            "[{:>5.1}s] {phase:<7} clients {}/{}{} | sent {:.0}/s delivered {:.0}/s | direct p99 {} | lag p99 {}",
+            "[{:>5.1}s] {phase:<7} clients {}/{}{} | sent {:.0}/s delivered {:.0}/s | {} | lag p99 {}",
             p.t_s,
             p.connected,
             ctx.scenario.clients,
             if failed > 0 { format!(" ({failed} failed)") } else { String::new() },
             sent_rate,
             delivered_rate,
-            if p.direct_count > 0 { format_micros(p.direct_p99_us as f64) } else { "-".into() },
+            latency.join(" | "),
             format_micros(p.lag_p99_us as f64),
         );
         if let Some(bar) = &self.bar {

@@ -323,10 +323,16 @@ pub struct IntervalPoint {
     pub t_s: f64,
     /// Clients connected.
     pub connected: u64,
-    /// Messages sent so far.
+    /// Messages sent so far (direct and group).
     pub sent: u64,
-    /// Messages delivered so far.
+    /// Deliveries so far (direct, and group deliveries to each member).
     pub delivered: u64,
+    /// Group deliveries timed in this interval.
+    #[serde(default)]
+    pub group_count: u64,
+    /// p99 group latency in this interval, µs.
+    #[serde(default)]
+    pub group_p99_us: u64,
     /// Deliveries timed in this interval.
     pub direct_count: u64,
     /// Median direct latency in this interval, µs.

@@ -619,8 +619,10 @@ fn interval_point(
             .iter()
             .filter(|c| c.connected.load(Relaxed))
             .count() as u64,
-        sent: ctx.sum(|c| c.sent.load(Relaxed)),
-        delivered: ctx.sum(|c| c.delivered.load(Relaxed)),
+        sent: ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed)),
+        delivered: ctx.sum(|c| c.delivered.load(Relaxed)) + ctx.ledger.deliveries.load(Relaxed),
+        group_count: interval.get(Metric::Group).len(),
+        group_p99_us: interval.get(Metric::Group).value_at_quantile(0.99),
         direct_count: d.len(),
         direct_p50_us: d.value_at_quantile(0.5),
         direct_p99_us: d.value_at_quantile(0.99),
