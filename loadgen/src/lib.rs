@@ -18,6 +18,7 @@
 //! - [`report`] — report.json, verdicts and the end-of-run table.
 //! - [`slo`] — SLO expressions.
 //! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
+//! - [`merge`] — shard reports added into one.
 //! - [`summary`] — summary.md for CI job summaries.
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod client;
 pub mod compare;
 pub mod groups;
 pub mod hlog;
+pub mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod report;

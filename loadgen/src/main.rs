@@ -31,6 +31,16 @@ enum Command {
         /// The report folder or its report.json.
         report: PathBuf,
     },
+    /// Add shard reports of one load (run at the same time against one server) into one
+    /// report: histograms added, counters and rates summed, SLOs judged again.
+    Merge {
+        /// Report folders or report.json files.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Folder for the merged report.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print reports side by side: each run of each report is a column, with its ratio to the
     /// first.
     Compare {
@@ -168,6 +178,7 @@ fn main() -> ExitCode {
         Command::Run(args) => ExitCode::from(run(*args)),
         Command::Report { report } => ExitCode::from(rerender(&report)),
         Command::Compare { reports } => ExitCode::from(compare(&reports)),
+        Command::Merge { reports, out } => ExitCode::from(merge(&reports, &out)),
     }
 }
 
@@ -324,6 +335,33 @@ fn rerender(path: &std::path::Path) -> u8 {
             exit_code::USAGE
         }
     }
+}
+
+fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
+    let mut reports = Vec::new();
+    for path in paths {
+        match load_report(path) {
+            Ok((_, r)) => reports.push(r),
+            Err(e) => {
+                eprintln!("imbench: {e:#}");
+                return exit_code::USAGE;
+            }
+        }
+    }
+    let merged = match imbench_loadgen::merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imbench: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    print!("{}", merged.table());
+    if let Err(e) = merged.write(out) {
+        eprintln!("imbench: writing {}: {e}", out.display());
+        return exit_code::INVALID;
+    }
+    println!("report: {}", out.join("report.json").display());
+    merged.verdict.exit_code()
 }
 
 fn compare(paths: &[PathBuf]) -> u8 {

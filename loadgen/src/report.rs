@@ -743,7 +743,7 @@ impl Report {
 }
 
 /// Looks up what an SLO refers to and judges it.
-fn evaluate(expr: &str, run: &RunReport) -> SloResult {
+pub(crate) fn evaluate(expr: &str, run: &RunReport) -> SloResult {
     let slo = match Slo::parse(expr) {
         Ok(slo) => slo,
         Err(e) => {

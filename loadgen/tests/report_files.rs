@@ -58,3 +58,72 @@ async fn report_json_hlog_and_summary_agree() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merging_two_shards_adds_their_histograms_and_counters() {
+    let mut shards = Vec::new();
+    for seed in [1, 2] {
+        let mut scenario = small_scenario_with(
+            10,
+            20.0,
+            Duration::from_secs(1),
+            "[groups]\ncount = 1\nmembers = { dist = \"fixed\", size = 4 }\nrate = 10.0\n",
+        );
+        scenario.seed = seed;
+        scenario.slo = vec!["lost == 0".into(), "direct.count > 100000".into()];
+        // Through JSON, as `imbench merge` reads them.
+        let report = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+            .await
+            .unwrap()
+            .report;
+        let json = serde_json::to_string(&report).unwrap();
+        shards.push(serde_json::from_str::<Report>(&json).unwrap());
+    }
+    let merged = imbench_loadgen::merge::merge(&shards).unwrap();
+    let (a, b, m) = (&shards[0].runs[0], &shards[1].runs[0], &merged.runs[0]);
+    for metric in ["direct", "ack", "group", "fanout", "connect"] {
+        let mut both = decode_histogram(&a.metrics[metric]).unwrap();
+        both.add(decode_histogram(&b.metrics[metric]).unwrap())
+            .unwrap();
+        assert_eq!(
+            decode_histogram(&m.metrics[metric]).unwrap(),
+            both,
+            "{metric}"
+        );
+        assert_eq!(
+            m.metrics[metric].p99_us,
+            both.value_at_quantile(0.99),
+            "{metric}"
+        );
+    }
+    assert_eq!(m.counters.sent, a.counters.sent + b.counters.sent);
+    assert_eq!(
+        m.counters.delivered,
+        a.counters.delivered + b.counters.delivered
+    );
+    assert_eq!(m.counters.clients, 20);
+    let g = m.group.as_ref().unwrap();
+    assert_eq!(
+        g.expected,
+        a.group.as_ref().unwrap().expected + b.group.as_ref().unwrap().expected
+    );
+    assert!(
+        (m.throughput.delivered_per_s
+            - a.throughput.delivered_per_s
+            - b.throughput.delivered_per_s)
+            .abs()
+            < 1e-6
+    );
+    // SLOs are judged again on the sums.
+    let count = m
+        .slo
+        .iter()
+        .find(|s| s.expr.starts_with("direct.count"))
+        .unwrap();
+    assert_eq!(count.value, m.metrics["direct"].count.to_string());
+    assert_eq!(merged.verdict, imbench_loadgen::Verdict::SloFailed);
+    // Shards of different transports are not one load.
+    let mut other = shards[1].clone();
+    other.runs[0].transport = "tcp".into();
+    assert!(imbench_loadgen::merge::merge(&[shards[0].clone(), other]).is_err());
+}

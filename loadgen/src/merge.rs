@@ -1,0 +1,206 @@
+//! `imbench merge`: shard reports of one load, run at the same time by several generators
+//! against one server, added into one report. Histograms are added (so the merged percentiles
+//! are those of all samples, not an average of percentiles), counters and rates summed, SLOs
+//! judged again on the sums.
+
+use std::collections::BTreeMap;
+
+use crate::report::{
+    decode_histogram, evaluate, summarize, Counters, GroupReport, Report, RunReport, ScheduleLag,
+    Verdict,
+};
+
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no reports to merge")]
+    Empty,
+    /// A histogram in a report does not decode.
+    #[error("report {index}: the {metric} histogram does not decode")]
+    Histogram {
+        /// Which report (0-based).
+        index: usize,
+        /// Which metric.
+        metric: String,
+    },
+    /// The reports ran different transports.
+    #[error("report {index} ran {found}, the first ran {expected}: merge shards of one load")]
+    Transports {
+        /// Which report (0-based).
+        index: usize,
+        /// Transports of the first report.
+        expected: String,
+        /// Transports of this one.
+        found: String,
+    },
+}
+
+/// Adds `reports` (shards of one load) into one. Runs are matched by position and must have
+/// the same transports.
+pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
+    let first = reports.first().ok_or(MergeError::Empty)?;
+    let names = |r: &Report| {
+        r.runs
+            .iter()
+            .map(|run| run.transport.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for (index, r) in reports.iter().enumerate() {
+        if names(r) != names(first) {
+            return Err(MergeError::Transports {
+                index,
+                expected: names(first),
+                found: names(r),
+            });
+        }
+    }
+    let mut runs = Vec::new();
+    for position in 0..first.runs.len() {
+        let shards: Vec<&RunReport> = reports.iter().map(|r| &r.runs[position]).collect();
+        runs.push(merge_runs(&shards, &first.scenario.slo)?);
+    }
+    let mut invalid_reasons: Vec<String> = reports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.invalid_reasons
+                .iter()
+                .map(move |w| format!("shard {}: {w}", i + 1))
+        })
+        .collect();
+    for run in &runs {
+        if run.schedule_lag.saturated {
+            invalid_reasons.push(format!(
+                "{}: a shard's generator was saturated",
+                run.transport
+            ));
+        }
+    }
+    invalid_reasons.dedup();
+    let verdict = if !invalid_reasons.is_empty() {
+        Verdict::Invalid
+    } else if runs.iter().any(|r| r.slo.iter().any(|s| !s.ok)) {
+        Verdict::SloFailed
+    } else {
+        Verdict::Ok
+    };
+    let mut scenario = first.scenario.clone();
+    scenario.clients = reports.iter().map(|r| r.scenario.clients).sum();
+    Ok(Report {
+        version: first.version.clone(),
+        scenario,
+        machine: first.machine.clone(),
+        ok: verdict == Verdict::Ok,
+        verdict,
+        invalid_reasons,
+        runs,
+    })
+}
+
+fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeError> {
+    let first = shards[0];
+    let mut metrics = BTreeMap::new();
+    for name in first.metrics.keys() {
+        let mut total = crate::metrics::new_histogram();
+        for (index, run) in shards.iter().enumerate() {
+            let Some(summary) = run.metrics.get(name) else {
+                continue;
+            };
+            let h = decode_histogram(summary).ok_or_else(|| MergeError::Histogram {
+                index,
+                metric: name.clone(),
+            })?;
+            // Every imbench histogram has the same bounds, so adding cannot fail.
+            let _ = total.add(&h);
+        }
+        metrics.insert(name.clone(), summarize(&total));
+    }
+    let sum = |f: fn(&Counters) -> u64| shards.iter().map(|r| f(&r.counters)).sum::<u64>();
+    let counters = Counters {
+        clients: sum(|c| c.clients),
+        connect_failures: sum(|c| c.connect_failures),
+        disconnects: sum(|c| c.disconnects),
+        sent: sum(|c| c.sent),
+        acked: sum(|c| c.acked),
+        rejected: sum(|c| c.rejected),
+        expected: sum(|c| c.expected),
+        delivered: sum(|c| c.delivered),
+        lost: sum(|c| c.lost),
+        duplicated: sum(|c| c.duplicated),
+        reordered: sum(|c| c.reordered),
+        corrupted: sum(|c| c.corrupted),
+        errors: sum(|c| c.errors),
+        reconnects: sum(|c| c.reconnects),
+        files_sent: sum(|c| c.files_sent),
+        files_verified: sum(|c| c.files_verified),
+    };
+    let mut throughput = first.throughput.clone();
+    throughput.sent_per_s = shards.iter().map(|r| r.throughput.sent_per_s).sum();
+    throughput.delivered_per_s = shards.iter().map(|r| r.throughput.delivered_per_s).sum();
+    throughput.file_bytes_per_s = shards.iter().map(|r| r.throughput.file_bytes_per_s).sum();
+    let lag = metrics.get("schedule_lag");
+    let limit_us = first.schedule_lag.limit_us;
+    let schedule_lag = ScheduleLag {
+        p50_us: lag.map_or(0, |l| l.p50_us),
+        p99_us: lag.map_or(0, |l| l.p99_us),
+        max_us: lag.map_or(0, |l| l.max_us),
+        limit_us,
+        saturated: shards.iter().any(|r| r.schedule_lag.saturated),
+    };
+    let group = merge_groups(shards);
+    let mut run = RunReport {
+        transport: first.transport.clone(),
+        server: first.server.clone(),
+        duration_s: shards.iter().map(|r| r.duration_s).fold(0.0, f64::max),
+        metrics,
+        counters,
+        throughput,
+        schedule_lag,
+        slo: Vec::new(),
+        group,
+        memory: first.memory.clone(),
+        cpu: None,
+        problems: shards
+            .iter()
+            .flat_map(|r| r.problems.clone())
+            .take(20)
+            .collect(),
+        problem_count: shards.iter().map(|r| r.problem_count).sum(),
+        intervals: Vec::new(),
+        started_unix_s: shards
+            .iter()
+            .map(|r| r.started_unix_s)
+            .fold(f64::INFINITY, f64::min),
+        interval_log: Vec::new(),
+    };
+    run.slo = slo.iter().map(|e| evaluate(e, &run)).collect();
+    Ok(run)
+}
+
+fn merge_groups(shards: &[&RunReport]) -> Option<GroupReport> {
+    let parts: Vec<&GroupReport> = shards.iter().filter_map(|r| r.group.as_ref()).collect();
+    parts.first()?;
+    let sum = |f: fn(&GroupReport) -> u64| parts.iter().map(|g| f(g)).sum::<u64>();
+    let mut buckets: Vec<_> = parts.iter().flat_map(|g| g.buckets.clone()).collect();
+    buckets.sort();
+    buckets.dedup();
+    Some(GroupReport {
+        sent: sum(|g| g.sent),
+        acked: sum(|g| g.acked),
+        rejected: sum(|g| g.rejected),
+        expected: sum(|g| g.expected),
+        delivered_expected: sum(|g| g.delivered_expected),
+        race_delivered: sum(|g| g.race_delivered),
+        lost: sum(|g| g.lost),
+        incomplete: sum(|g| g.incomplete),
+        duplicated: sum(|g| g.duplicated),
+        reordered: sum(|g| g.reordered),
+        unexpected: sum(|g| g.unexpected),
+        untracked: sum(|g| g.untracked),
+        refused_membership_changes: sum(|g| g.refused_membership_changes),
+        buckets,
+        groups: parts.iter().flat_map(|g| g.groups.clone()).collect(),
+    })
+}
