@@ -25,12 +25,18 @@ async fn stable_groups_owe_every_other_member_each_message() {
     let g = run.group.as_ref().expect("group report");
     assert!(g.sent > 150, "{g:?}");
     assert_eq!((g.acked, g.rejected), (g.sent, 0));
-    assert_eq!(g.expected, g.sent * 5, "each message owed to the 5 others");
-    assert_eq!(g.delivered_expected, g.expected);
-    assert_eq!(
-        (g.lost, g.incomplete, g.race_delivered, g.unexpected),
-        (0, 0, 0, 0)
+    // Each message is owed to the 5 others, except to a member whose Joined arrived after the
+    // message was written: the last clients connect just as sending begins, so a few of the
+    // first messages may fall into their join (the race window) and are owed to fewer.
+    let all = g.sent * 5;
+    assert!(
+        g.expected <= all && g.expected + 10 >= all,
+        "expected {} of {all}: {g:?}",
+        g.expected
     );
+    assert!(g.expected + g.race_delivered <= all, "{g:?}");
+    assert_eq!(g.delivered_expected, g.expected);
+    assert_eq!((g.lost, g.incomplete, g.unexpected), (0, 0, 0), "{g:?}");
     assert_eq!((g.duplicated, g.reordered), (0, 0));
     let per_group: u64 = g.groups.iter().map(|x| x.sent).sum();
     assert_eq!(per_group, g.sent);
