@@ -703,39 +703,32 @@ impl MembershipHistory {
 
     /// Whether churning member `user` had to get a message written at `sent` and acked at
     /// `acked`.
+    ///
+    /// Membership comes in epochs: the k-th Join written opens epoch k, its Joined confirms
+    /// it, the k-th Leave written asks to end it and the k-th Left confirms the end (the server
+    /// answers in order, so the k-th of each kind belong together, even when a member toggles
+    /// again before the previous answer arrived). Certainly a member from Joined to the Leave
+    /// written; possibly a member from the Join written to the Left received.
     fn classify(&self, group: usize, user: u64, sent: u64, acked: u64) -> Class {
         let Some(events) = self.churners[group].get(&user) else {
             return Class::NotMember;
         };
-        // Certain membership: from a Joined to the next LeaveSent. Possible membership: from a
-        // JoinSent to the next Left.
-        let mut certain_from = None;
-        let mut possible_from = None;
-        let mut possible = false;
-        for &(kind, at) in events {
-            match kind {
-                Membership::JoinSent => possible_from = Some(at),
-                Membership::Joined => certain_from = Some(at),
-                Membership::LeaveSent => {
-                    if certain_from.is_some_and(|j| j <= sent) && at >= acked {
-                        return Class::Expected;
-                    }
-                    certain_from = None;
-                }
-                Membership::Left => {
-                    if possible_from.is_some_and(|j| j <= acked) && at >= sent {
-                        possible = true;
-                    }
-                    possible_from = None;
-                }
-            }
-        }
-        if certain_from.is_some_and(|j| j <= sent) {
+        let times = |kind: Membership| -> Vec<u64> {
+            events.iter().filter(|e| e.0 == kind).map(|e| e.1).collect()
+        };
+        let (join_sent, joined) = (times(Membership::JoinSent), times(Membership::Joined));
+        let (leave_sent, left) = (times(Membership::LeaveSent), times(Membership::Left));
+        let expected = joined
+            .iter()
+            .enumerate()
+            .any(|(k, &j)| j <= sent && leave_sent.get(k).is_none_or(|&l| l >= acked));
+        if expected {
             return Class::Expected;
         }
-        if possible_from.is_some_and(|j| j <= acked) {
-            possible = true;
-        }
+        let possible = join_sent
+            .iter()
+            .enumerate()
+            .any(|(k, &j)| j <= acked && left.get(k).is_none_or(|&l| l >= sent));
         if possible {
             Class::Race
         } else {
@@ -979,5 +972,30 @@ mod tests {
         assert_eq!(h.classify(0, 1, 290, 310), Class::Race);
         // After Left arrived: not a member.
         assert_eq!(h.classify(0, 1, 330, 340), Class::NotMember);
+    }
+
+    #[test]
+    fn a_churner_that_toggles_before_the_answer_keeps_its_epochs_apart() {
+        let (plan, ledger) = small_ledger();
+        let l = &ledger;
+        // Joined at 20; Leave written at 100 and Join written again at 110, before Left (130)
+        // and the new Joined (140) arrive.
+        for (kind, at) in [
+            (Membership::JoinSent, 10),
+            (Membership::Joined, 20),
+            (Membership::LeaveSent, 100),
+            (Membership::JoinSent, 110),
+            (Membership::Left, 130),
+            (Membership::Joined, 140),
+        ] {
+            l.membership(0, 1, kind, at);
+        }
+        let h = MembershipHistory::new(&plan, &l.log.lock().expect("log").clone());
+        assert_eq!(h.classify(0, 1, 50, 60), Class::Expected);
+        // Written after the Leave, acked before the new Join: the server may still have had
+        // the old membership (Left came only at 130).
+        assert_eq!(h.classify(0, 1, 102, 105), Class::Race);
+        assert_eq!(h.classify(0, 1, 150, 160), Class::Expected);
+        assert_eq!(h.classify(0, 1, 1, 5), Class::NotMember);
     }
 }
