@@ -7,7 +7,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::frame::{Dest, ErrorCode, Frame, TOKEN_LEN};
+use crate::frame::{Dest, ErrorCode, Frame, SHA256_LEN, TOKEN_LEN};
 
 /// Default upper bound on one frame (kind + fields): 64 KiB of body plus headroom.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 64 * 1024 + 256;
@@ -26,6 +26,12 @@ const KIND_LEAVE: u8 = 0x21;
 const KIND_JOINED: u8 = 0x22;
 const KIND_LEFT: u8 = 0x23;
 const KIND_GROUP_REFUSED: u8 = 0x24;
+const KIND_FILE_OFFER: u8 = 0x40;
+const KIND_FILE_ACCEPTED: u8 = 0x41;
+const KIND_FILE_INCOMING: u8 = 0x42;
+const KIND_FILE_DATA: u8 = 0x43;
+const KIND_FILE_CHUNK: u8 = 0x44;
+const KIND_FILE_CANCEL: u8 = 0x45;
 const KIND_PING: u8 = 0x30;
 const KIND_PONG: u8 = 0x31;
 const KIND_BYE: u8 = 0x32;
@@ -184,7 +190,13 @@ fn encoded_len(frame: &Frame) -> Result<usize, EncodeError> {
         | Frame::Pong { .. }
         | Frame::Join { .. }
         | Frame::Leave { .. }
-        | Frame::Left { .. } => 8,
+        | Frame::Left { .. }
+        | Frame::FileAccepted { .. }
+        | Frame::FileData { .. } => 8,
+        Frame::FileOffer { name, .. } => 8 + 9 + 8 + SHA256_LEN + string(name)?,
+        Frame::FileIncoming { name, .. } => 8 + 8 + 8 + SHA256_LEN + string(name)?,
+        Frame::FileChunk { data, .. } => 8 + data.len(),
+        Frame::FileCancel { .. } => 8 + 2,
         Frame::Joined { .. } => 8 + 4,
         Frame::GroupRefused { .. } => 8 + 2,
         Frame::Error { reason, .. } => 2 + string(reason)?,
@@ -266,6 +278,52 @@ fn write_fields(frame: &Frame, buf: &mut BytesMut) {
             buf.put_u64(*group);
             buf.put_u16(code.0);
         }
+        Frame::FileOffer {
+            transfer_id,
+            to,
+            size,
+            sha256,
+            name,
+        } => {
+            buf.put_u8(KIND_FILE_OFFER);
+            buf.put_u64(*transfer_id);
+            put_dest(buf, *to);
+            buf.put_u64(*size);
+            buf.put_slice(sha256);
+            put_string(buf, name);
+        }
+        Frame::FileAccepted { transfer_id } => {
+            buf.put_u8(KIND_FILE_ACCEPTED);
+            buf.put_u64(*transfer_id);
+        }
+        Frame::FileIncoming {
+            transfer_id,
+            from,
+            size,
+            sha256,
+            name,
+        } => {
+            buf.put_u8(KIND_FILE_INCOMING);
+            buf.put_u64(*transfer_id);
+            buf.put_u64(*from);
+            buf.put_u64(*size);
+            buf.put_slice(sha256);
+            put_string(buf, name);
+        }
+        Frame::FileData { transfer_id } => {
+            buf.put_u8(KIND_FILE_DATA);
+            buf.put_u64(*transfer_id);
+        }
+        Frame::FileChunk { transfer_id, data } => {
+            buf.put_u8(KIND_FILE_CHUNK);
+            buf.put_u64(*transfer_id);
+            buf.put_slice(data);
+        }
+        Frame::FileCancel { transfer_id, code } => {
+            buf.put_u8(KIND_FILE_CANCEL);
+            buf.put_u64(*transfer_id);
+            buf.put_u16(code.0);
+        }
         Frame::Ping { nonce } => {
             buf.put_u8(KIND_PING);
             buf.put_u64(*nonce);
@@ -320,6 +378,12 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
         KIND_JOINED => "Joined",
         KIND_LEFT => "Left",
         KIND_GROUP_REFUSED => "GroupRefused",
+        KIND_FILE_OFFER => "FileOffer",
+        KIND_FILE_ACCEPTED => "FileAccepted",
+        KIND_FILE_INCOMING => "FileIncoming",
+        KIND_FILE_DATA => "FileData",
+        KIND_FILE_CHUNK => "FileChunk",
+        KIND_FILE_CANCEL => "FileCancel",
         KIND_PING => "Ping",
         KIND_PONG => "Pong",
         KIND_BYE => "Bye",
@@ -361,6 +425,34 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
         KIND_LEFT => Frame::Left { group: r.u64()? },
         KIND_GROUP_REFUSED => Frame::GroupRefused {
             group: r.u64()?,
+            code: ErrorCode(r.u16()?),
+        },
+        KIND_FILE_OFFER => Frame::FileOffer {
+            transfer_id: r.u64()?,
+            to: r.dest()?,
+            size: r.u64()?,
+            sha256: r.digest()?,
+            name: r.string()?,
+        },
+        KIND_FILE_ACCEPTED => Frame::FileAccepted {
+            transfer_id: r.u64()?,
+        },
+        KIND_FILE_INCOMING => Frame::FileIncoming {
+            transfer_id: r.u64()?,
+            from: r.u64()?,
+            size: r.u64()?,
+            sha256: r.digest()?,
+            name: r.string()?,
+        },
+        KIND_FILE_DATA => Frame::FileData {
+            transfer_id: r.u64()?,
+        },
+        KIND_FILE_CHUNK => Frame::FileChunk {
+            transfer_id: r.u64()?,
+            data: r.rest(),
+        },
+        KIND_FILE_CANCEL => Frame::FileCancel {
+            transfer_id: r.u64()?,
             code: ErrorCode(r.u16()?),
         },
         KIND_PING => Frame::Ping { nonce: r.u64()? },
@@ -413,6 +505,13 @@ impl FieldReader {
         let mut token = [0u8; TOKEN_LEN];
         self.bytes.copy_to_slice(&mut token);
         Ok(token)
+    }
+
+    fn digest(&mut self) -> Result<[u8; SHA256_LEN], DecodeError> {
+        self.need(SHA256_LEN)?;
+        let mut digest = [0u8; SHA256_LEN];
+        self.bytes.copy_to_slice(&mut digest);
+        Ok(digest)
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {
@@ -512,6 +611,32 @@ mod tests {
             any::<u64>().prop_map(|group| Frame::Left { group }),
             (any::<u64>(), any::<u16>()).prop_map(|(group, c)| Frame::GroupRefused {
                 group,
+                code: ErrorCode(c)
+            }),
+            (any::<u64>(), arb_dest(), any::<u64>(), any::<[u8; 32]>(), ".{0,40}").prop_map(
+                |(transfer_id, to, size, sha256, name)| Frame::FileOffer {
+                    transfer_id,
+                    to,
+                    size,
+                    sha256,
+                    name
+                }
+            ),
+            any::<u64>().prop_map(|transfer_id| Frame::FileAccepted { transfer_id }),
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<[u8; 32]>(), ".{0,40}").prop_map(
+                |(transfer_id, from, size, sha256, name)| Frame::FileIncoming {
+                    transfer_id,
+                    from,
+                    size,
+                    sha256,
+                    name
+                }
+            ),
+            any::<u64>().prop_map(|transfer_id| Frame::FileData { transfer_id }),
+            (any::<u64>(), arb_body())
+                .prop_map(|(transfer_id, data)| Frame::FileChunk { transfer_id, data }),
+            (any::<u64>(), any::<u16>()).prop_map(|(transfer_id, c)| Frame::FileCancel {
+                transfer_id,
                 code: ErrorCode(c)
             }),
             any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),

@@ -8,6 +8,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Length of the authentication token in [`Frame::Hello`] (an HMAC-SHA256 tag).
 pub const TOKEN_LEN: usize = 32;
 
+/// Length of a SHA-256 digest, as carried in file offers.
+pub const SHA256_LEN: usize = 32;
+
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dest {
@@ -61,6 +64,18 @@ impl ErrorCode {
     pub const NOT_A_MEMBER: Self = Self(17);
     /// The user asked to join or leave groups faster than the server allows.
     pub const TOO_MANY_REQUESTS: Self = Self(18);
+    /// The offered file is larger than the server accepts.
+    pub const FILE_TOO_LARGE: Self = Self(19);
+    /// The sender already has the most transfers in flight the server allows.
+    pub const TOO_MANY_TRANSFERS: Self = Self(20);
+    /// The file's recipient is not connected; files are not held for offline users.
+    pub const RECIPIENT_OFFLINE: Self = Self(21);
+    /// The other side of the transfer went away or cancelled it.
+    pub const TRANSFER_ABORTED: Self = Self(22);
+    /// The sender sent more or fewer bytes than it offered.
+    pub const SIZE_MISMATCH: Self = Self(23);
+    /// The transfer id names no transfer in flight (or one already in use).
+    pub const UNKNOWN_TRANSFER: Self = Self(24);
 
     /// A short stable name for reports and logs.
     pub fn name(self) -> &'static str {
@@ -83,6 +98,12 @@ impl ErrorCode {
             Self::TOO_MANY_GROUPS => "too_many_groups",
             Self::NOT_A_MEMBER => "not_a_member",
             Self::TOO_MANY_REQUESTS => "too_many_requests",
+            Self::FILE_TOO_LARGE => "file_too_large",
+            Self::TOO_MANY_TRANSFERS => "too_many_transfers",
+            Self::RECIPIENT_OFFLINE => "recipient_offline",
+            Self::TRANSFER_ABORTED => "transfer_aborted",
+            Self::SIZE_MISMATCH => "size_mismatch",
+            Self::UNKNOWN_TRANSFER => "unknown_transfer",
             _ => "unknown_code",
         }
     }
@@ -181,6 +202,62 @@ pub enum Frame {
         /// Why.
         code: ErrorCode,
     },
+    /// Client → server: I want to send a file of `size` bytes to `to`. The server answers
+    /// FileAccepted, after which the sender sends the bytes (on a QUIC stream that starts with
+    /// FileData, or as FileChunk frames on the byte-stream transports), or FileCancel.
+    FileOffer {
+        /// Sender-chosen id, unique among the sender's transfers in flight.
+        transfer_id: u64,
+        /// The recipient (a user; groups are refused by this server).
+        to: Dest,
+        /// Bytes that will follow.
+        size: u64,
+        /// SHA-256 of the bytes, for the recipient to verify.
+        sha256: [u8; SHA256_LEN],
+        /// File name, for display.
+        name: String,
+    },
+    /// Server → sender: send the bytes of this transfer now.
+    FileAccepted {
+        /// The id from FileOffer.
+        transfer_id: u64,
+    },
+    /// Server → recipient: a file follows. Over QUIC this is the first frame of a
+    /// unidirectional stream whose remaining bytes are the file; on the byte-stream transports
+    /// FileChunk frames with this id follow on the connection.
+    FileIncoming {
+        /// Server-chosen id, unique on the recipient's connection.
+        transfer_id: u64,
+        /// The sender's user id.
+        from: u64,
+        /// Bytes that will follow.
+        size: u64,
+        /// SHA-256 of the bytes, as the sender declared it.
+        sha256: [u8; SHA256_LEN],
+        /// File name, as the sender gave it.
+        name: String,
+    },
+    /// Sender → server over QUIC: the first frame of a unidirectional stream whose remaining
+    /// bytes are the file of this (accepted) transfer.
+    FileData {
+        /// The id from FileOffer.
+        transfer_id: u64,
+    },
+    /// Either way on the byte-stream transports: the next bytes of a transfer, in order.
+    FileChunk {
+        /// The transfer (the sender's id towards the server, the server's id towards the
+        /// recipient).
+        transfer_id: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Either way: the transfer is refused or ended early, and why. Nothing more of it follows.
+    FileCancel {
+        /// The transfer, numbered as on this connection.
+        transfer_id: u64,
+        /// Why.
+        code: ErrorCode,
+    },
     /// Either way: liveness probe.
     Ping {
         /// Echoed in Pong.
@@ -214,6 +291,12 @@ impl Frame {
             Frame::Joined { .. } => "Joined",
             Frame::Left { .. } => "Left",
             Frame::GroupRefused { .. } => "GroupRefused",
+            Frame::FileOffer { .. } => "FileOffer",
+            Frame::FileAccepted { .. } => "FileAccepted",
+            Frame::FileIncoming { .. } => "FileIncoming",
+            Frame::FileData { .. } => "FileData",
+            Frame::FileChunk { .. } => "FileChunk",
+            Frame::FileCancel { .. } => "FileCancel",
             Frame::Ping { .. } => "Ping",
             Frame::Pong { .. } => "Pong",
             Frame::Bye { .. } => "Bye",
