@@ -613,25 +613,37 @@ mod tests {
                 group,
                 code: ErrorCode(c)
             }),
-            (any::<u64>(), arb_dest(), any::<u64>(), any::<[u8; 32]>(), ".{0,40}").prop_map(
-                |(transfer_id, to, size, sha256, name)| Frame::FileOffer {
+            (
+                any::<u64>(),
+                arb_dest(),
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                ".{0,40}"
+            )
+                .prop_map(|(transfer_id, to, size, sha256, name)| Frame::FileOffer {
                     transfer_id,
                     to,
                     size,
                     sha256,
                     name
-                }
-            ),
+                }),
             any::<u64>().prop_map(|transfer_id| Frame::FileAccepted { transfer_id }),
-            (any::<u64>(), any::<u64>(), any::<u64>(), any::<[u8; 32]>(), ".{0,40}").prop_map(
-                |(transfer_id, from, size, sha256, name)| Frame::FileIncoming {
-                    transfer_id,
-                    from,
-                    size,
-                    sha256,
-                    name
-                }
-            ),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                ".{0,40}"
+            )
+                .prop_map(|(transfer_id, from, size, sha256, name)| {
+                    Frame::FileIncoming {
+                        transfer_id,
+                        from,
+                        size,
+                        sha256,
+                        name,
+                    }
+                }),
             any::<u64>().prop_map(|transfer_id| Frame::FileData { transfer_id }),
             (any::<u64>(), arb_body())
                 .prop_map(|(transfer_id, data)| Frame::FileChunk { transfer_id, data }),

@@ -155,7 +155,7 @@ async fn run_session(
     // Clients may send each message on a QUIC stream of its own; those frames join the session
     // here, beside the ones on its main stream.
     let mut extra = match &link {
-        Link::Quic(conn) => Some(imbench_transport::quic::uni_stream_frames(
+        Link::Quic(conn) => Some(imbench_transport::quic::uni_streams(
             conn.clone(),
             imbench_proto::Codec::new(state.max_frame_len),
         )),

@@ -51,6 +51,11 @@ pub struct QuicOptions {
     /// Connection-wide receive window; `None` keeps quinn's default (unlimited, so the stream
     /// window is what binds).
     pub receive_window: Option<u32>,
+    /// Most bytes a connection holds unacknowledged or waiting to be sent, over all its streams;
+    /// `None` keeps quinn's default (8 × the stream window, 10 MB). A file relay writes into
+    /// this buffer, so it bounds the server's memory per recipient connection; the default,
+    /// 4 MiB, still covers the bandwidth-delay product of a gigabit link at 30 ms.
+    pub send_window: Option<u64>,
     /// Congestion controller.
     pub congestion: Congestion,
     /// Whether quinn interleaves streams fairly when several have data (its default), or sends
@@ -77,6 +82,7 @@ impl Default for QuicOptions {
             keep_alive: Some(Duration::from_secs(10)),
             stream_receive_window: None,
             receive_window: None,
+            send_window: Some(4 * 1024 * 1024),
             congestion: Congestion::Cubic,
             send_fairness: true,
             stream_per_message: false,
@@ -103,6 +109,9 @@ impl QuicOptions {
         }
         if let Some(w) = self.receive_window {
             t.receive_window(VarInt::from_u32(w));
+        }
+        if let Some(w) = self.send_window {
+            t.send_window(w);
         }
         t.send_fairness(self.send_fairness);
         match self.congestion {
@@ -425,22 +434,109 @@ impl tokio::io::AsyncWrite for PerMessageWriter {
     }
 }
 
-/// Frames a QUIC client sent on unidirectional streams (one stream per message): a task
-/// accepts each stream and decodes its frames. The receiver ends when the connection does.
-pub fn uni_stream_frames(
+/// What a peer sent on one unidirectional stream.
+pub enum UniStream {
+    /// A frame (a stream may carry several, each its own item).
+    Frame(imbench_proto::Frame),
+    /// A file: the stream began with [`imbench_proto::Frame::FileData`] (client to server) or
+    /// [`imbench_proto::Frame::FileIncoming`] (server to client), and the rest of it is the
+    /// file's bytes, left unread for the caller.
+    File {
+        /// The frame the stream began with.
+        header: imbench_proto::Frame,
+        /// The file's bytes.
+        bytes: quinn::RecvStream,
+    },
+}
+
+/// Reads exactly one frame from the front of `recv`, and not one byte more, so that whatever
+/// follows (a file's bytes) is left on the stream. `None` when the stream ends before any byte.
+pub async fn read_one_frame(
+    recv: &mut quinn::RecvStream,
+    codec: &Codec,
+) -> Result<Option<imbench_proto::Frame>, TransportError> {
+    let mut buf = bytes::BytesMut::with_capacity(4);
+    buf.resize(4, 0);
+    match recv.read_exact(&mut buf[..]).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(quinn::ReadExactError::FinishedEarly(_)) => {
+            return Err(TransportError::TruncatedStream)
+        }
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(std::io::Error::from(e).into()),
+    }
+    // The length is checked against the limit before anything is allocated for it.
+    if let Some(frame) = codec.decode(&mut buf)? {
+        return Ok(Some(frame));
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    buf.resize(4 + len, 0);
+    match recv.read_exact(&mut buf[4..]).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(_)) => {
+            return Err(TransportError::TruncatedStream)
+        }
+        Err(quinn::ReadExactError::ReadError(e)) => return Err(std::io::Error::from(e).into()),
+    }
+    codec
+        .decode(&mut buf)?
+        .map(Some)
+        .ok_or(TransportError::TruncatedStream)
+}
+
+/// Opens a unidirectional stream on `conn` and writes `header` at its front; the caller writes
+/// the rest (a file's bytes) and finishes it.
+pub async fn open_uni_with(
+    conn: &quinn::Connection,
+    header: &imbench_proto::Frame,
+    codec: &Codec,
+) -> Result<quinn::SendStream, TransportError> {
+    let mut buf = bytes::BytesMut::new();
+    codec.encode(header, &mut buf)?;
+    let mut send = conn.open_uni().await?;
+    send.write_all(&buf).await.map_err(std::io::Error::from)?;
+    Ok(send)
+}
+
+/// What a QUIC peer sent on unidirectional streams: frames (one stream per message) and files
+/// (one stream per file). A task accepts each stream; the receiver ends when the connection
+/// does.
+pub fn uni_streams(
     conn: quinn::Connection,
     codec: Codec,
-) -> tokio::sync::mpsc::Receiver<Result<imbench_proto::Frame, TransportError>> {
+) -> tokio::sync::mpsc::Receiver<Result<UniStream, TransportError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
-        while let Ok(recv) = conn.accept_uni().await {
+        while let Ok(mut recv) = conn.accept_uni().await {
             let tx = tx.clone();
             tokio::spawn(async move {
+                let first = match read_one_frame(&mut recv, &codec).await {
+                    Ok(Some(
+                        header @ (imbench_proto::Frame::FileData { .. }
+                        | imbench_proto::Frame::FileIncoming { .. }),
+                    )) => {
+                        let file = UniStream::File {
+                            header,
+                            bytes: recv,
+                        };
+                        let _ = tx.send(Ok(file)).await;
+                        return;
+                    }
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(UniStream::Frame(first))).await.is_err() {
+                    return;
+                }
                 let mut reader = FrameReader::new(Box::new(recv), codec);
                 loop {
                     match reader.read_frame().await {
                         Ok(Some(frame)) => {
-                            if tx.send(Ok(frame)).await.is_err() {
+                            if tx.send(Ok(UniStream::Frame(frame))).await.is_err() {
                                 return;
                             }
                         }
@@ -491,7 +587,7 @@ mod tests {
         let Link::Quic(conn) = &server.link else {
             panic!("a QUIC link")
         };
-        let mut apart = uni_stream_frames(conn.clone(), opts.codec());
+        let mut apart = uni_streams(conn.clone(), opts.codec());
         for nonce in 1..=3 {
             client
                 .writer
@@ -502,8 +598,13 @@ mod tests {
         let mut got: Vec<u64> = Vec::new();
         for _ in 0..3 {
             match apart.recv().await {
-                Some(Ok(Frame::Ping { nonce })) => got.push(nonce),
-                other => panic!("expected a Ping on its own stream, got {other:?}"),
+                Some(Ok(UniStream::Frame(Frame::Ping { nonce }))) => got.push(nonce),
+                Some(Ok(UniStream::Frame(other))) => panic!("expected a Ping, got {other:?}"),
+                Some(Ok(UniStream::File { header, .. })) => {
+                    panic!("expected a Ping on its own stream, got file {header:?}")
+                }
+                Some(Err(e)) => panic!("expected a Ping on its own stream, got {e}"),
+                None => panic!("expected a Ping on its own stream, got the end"),
             }
         }
         got.sort();
@@ -511,6 +612,59 @@ mod tests {
         // Shutting the writer down finishes the main stream: the server reads its end.
         client.writer.shutdown().await.unwrap();
         assert_eq!(server.reader.read_frame().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_file_stream_hands_over_its_bytes_after_the_header() {
+        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
+        let opts = QuicOptions::default();
+        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connector = QuicConnector::new(&id.client_trust(), &opts, 1, addr).unwrap();
+        let accept = tokio::spawn(async move {
+            let server = listener.accept().await.unwrap().establish().await.unwrap();
+            (listener, server)
+        });
+        let mut client = connector.connect(addr, "localhost").await.unwrap();
+        client
+            .writer
+            .write_frame(&Frame::Ping { nonce: 0 })
+            .await
+            .unwrap();
+        let (_listener, mut server) = accept.await.unwrap();
+        server.reader.read_frame().await.unwrap();
+        let Link::Quic(client_conn) = &client.link else {
+            panic!("a QUIC link")
+        };
+        let Link::Quic(server_conn) = &server.link else {
+            panic!("a QUIC link")
+        };
+        let mut streams = uni_streams(server_conn.clone(), opts.codec());
+        // Bytes that look like a frame must stay file bytes.
+        let mut ping = bytes::BytesMut::new();
+        opts.codec()
+            .encode(&Frame::Ping { nonce: 9 }, &mut ping)
+            .unwrap();
+        let mut content = ping.to_vec();
+        for i in 0..100_000u32 {
+            content.extend_from_slice(&i.to_be_bytes());
+        }
+        let mut send = open_uni_with(
+            client_conn,
+            &Frame::FileData { transfer_id: 7 },
+            &opts.codec(),
+        )
+        .await
+        .unwrap();
+        send.write_all(&content).await.unwrap();
+        send.finish().unwrap();
+        let Some(Ok(UniStream::File { header, mut bytes })) = streams.recv().await else {
+            panic!("expected a file stream")
+        };
+        assert_eq!(header, Frame::FileData { transfer_id: 7 });
+        let got = bytes.read_to_end(1 << 20).await.unwrap();
+        assert_eq!(got.len(), content.len());
+        assert!(got == content, "the file's bytes arrive unchanged");
     }
 
     #[tokio::test]
