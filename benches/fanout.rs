@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use imbench_proto::Dest;
+use imbench_server::files::FileSink;
 use imbench_server::groups::{GroupLimits, Groups};
 use imbench_server::router::{Delivery, HoldLimits, Kick, Outbound, Router, SessionHandle};
 use imbench_server::Stats;
@@ -36,6 +37,7 @@ fn fanout(c: &mut Criterion) {
                     id: user,
                     tx,
                     kick: Arc::new(Kick::default()),
+                    files: FileSink::closed(),
                 },
             );
             groups.join(GROUP, user, |_| {}).expect("join");

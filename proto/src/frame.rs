@@ -76,6 +76,8 @@ impl ErrorCode {
     pub const SIZE_MISMATCH: Self = Self(23);
     /// The transfer id names no transfer in flight (or one already in use).
     pub const UNKNOWN_TRANSFER: Self = Self(24);
+    /// No byte of the transfer moved for longer than the server waits.
+    pub const TRANSFER_STALLED: Self = Self(25);
 
     /// A short stable name for reports and logs.
     pub fn name(self) -> &'static str {
@@ -104,6 +106,7 @@ impl ErrorCode {
             Self::TRANSFER_ABORTED => "transfer_aborted",
             Self::SIZE_MISMATCH => "size_mismatch",
             Self::UNKNOWN_TRANSFER => "unknown_transfer",
+            Self::TRANSFER_STALLED => "transfer_stalled",
             _ => "unknown_code",
         }
     }

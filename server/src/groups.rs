@@ -247,6 +247,7 @@ fn write(lock: &RwLock<Members>) -> std::sync::RwLockWriteGuard<'_, Members> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::FileSink;
     use crate::router::{HoldLimits, Kick, SessionHandle};
     use bytes::Bytes;
     use imbench_proto::Dest;
@@ -272,6 +273,7 @@ mod tests {
                 id: user,
                 tx,
                 kick: Arc::new(Kick::default()),
+                files: FileSink::closed(),
             },
         );
         rx
@@ -347,6 +349,7 @@ mod tests {
                 id: 2,
                 tx: session_tx.clone(),
                 kick: Arc::new(Kick::default()),
+                files: FileSink::closed(),
             },
         );
         groups.join(5, 1, ignore).expect("join");
@@ -423,6 +426,7 @@ mod tests {
                 id: 3,
                 tx,
                 kick: slow_kick.clone(),
+                files: FileSink::closed(),
             },
         );
         for u in 1..=3 {

@@ -18,12 +18,14 @@
 //! - [`auth`] — the token secret; tokens are HMAC-SHA256 of the user id.
 //! - [`router`] — the user table, queues and the offline hold, with their policies.
 //! - [`groups`] — group membership and fan-out.
+//! - [`files`] — the file relay: one task per transfer, bounded memory, both ways to cancel.
 //! - `session`: one connection from handshake to close (reader and writer tasks).
 //! - [`stats`] — counters.
 //! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod files;
 pub mod groups;
 pub mod process;
 pub mod router;
@@ -92,6 +94,13 @@ pub struct Limits {
     /// Joins and Leaves one session may make per second on average, after a burst of
     /// `groups_per_user`; faster ones are refused with `too_many_requests`.
     pub group_changes_per_sec: u32,
+    /// Largest file accepted; larger offers are refused with `file_too_large`.
+    pub max_file_size: u64,
+    /// File transfers one session may be sending at once; more are refused with
+    /// `too_many_transfers`.
+    pub transfers_per_user: usize,
+    /// A transfer during which no byte moves for this long is ended with `transfer_stalled`.
+    pub file_idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -106,6 +115,9 @@ impl Default for Limits {
             max_group_members: 10_000,
             groups_per_user: 1_000,
             group_changes_per_sec: 100,
+            max_file_size: 4 << 30,
+            transfers_per_user: 8,
+            file_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -152,6 +164,7 @@ impl ServerConfig {
 pub(crate) struct State {
     router: Router,
     groups: Groups,
+    transfers: Arc<files::Transfers>,
     secret: Secret,
     limits: Limits,
     stats: Arc<Stats>,
@@ -207,6 +220,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             },
             stats.clone(),
         ),
+        transfers: Arc::default(),
         secret: config.secret,
         limits: config.limits.clone(),
         stats,

@@ -70,6 +70,10 @@ pub enum Outbound {
     Left(u64),
     /// The client's Join or Leave was refused.
     GroupRefused(u64, ErrorCode),
+    /// The client's file offer was accepted: send the bytes.
+    FileAccepted(u64),
+    /// The client's file transfer was refused or ended early.
+    FileCancel(u64, ErrorCode),
 }
 
 impl Outbound {
@@ -95,6 +99,13 @@ impl Outbound {
             Outbound::Left(group) => Frame::Left { group: *group },
             Outbound::GroupRefused(group, code) => Frame::GroupRefused {
                 group: *group,
+                code: *code,
+            },
+            Outbound::FileAccepted(transfer_id) => Frame::FileAccepted {
+                transfer_id: *transfer_id,
+            },
+            Outbound::FileCancel(transfer_id, code) => Frame::FileCancel {
+                transfer_id: *transfer_id,
                 code: *code,
             },
         }
@@ -137,6 +148,8 @@ pub struct SessionHandle {
     pub tx: mpsc::Sender<Outbound>,
     /// Ends the session.
     pub kick: Arc<Kick>,
+    /// How the session receives files.
+    pub files: crate::files::FileSink,
 }
 
 enum Slot {
@@ -317,6 +330,14 @@ impl Router {
         }
     }
 
+    /// The live session of `user`, if it has one.
+    pub fn session_of(&self, user: u64) -> Option<SessionHandle> {
+        match self.users.get(&user).as_deref() {
+            Some(Slot::Online(h)) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether `user` has a live session.
     pub fn is_online(&self, user: u64) -> bool {
         matches!(self.users.get(&user).as_deref(), Some(Slot::Online(_)))
@@ -357,6 +378,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::FileSink;
 
     fn router(per_user: usize, total_bytes: usize) -> Router {
         Router::new(
@@ -384,6 +406,7 @@ mod tests {
                 id,
                 tx,
                 kick: Arc::new(Kick::default()),
+                files: FileSink::closed(),
             },
             rx,
         )

@@ -14,11 +14,13 @@ use std::time::Duration;
 use imbench_proto::{Dest, ErrorCode, Frame, PROTOCOL_VERSION};
 use imbench_transport::framed::Link;
 use imbench_transport::framed::{FrameReader, FrameWriter};
+use imbench_transport::quic::UniStream;
 use imbench_transport::Incoming;
 use imbench_transport::{FramedConnection, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Instant};
 
+use crate::files::{ChunkTarget, FileSink, SenderFiles, RELAY_ID_BIT};
 use crate::router::{Delivery, Kick, Outbound, Routed, SessionHandle};
 use crate::State;
 
@@ -133,10 +135,20 @@ async fn run_session(
     let id = state.next_session.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(state.limits.queue_capacity);
     let kick = Arc::new(Kick::default());
+    // Files reach a QUIC client on streams of their own; the others get them through a lane of
+    // the writer that yields to chat between chunks.
+    let (files, lane) = match &link {
+        Link::Quic(conn) => (FileSink::Quic(conn.clone()), None),
+        Link::Stream(_) => {
+            let (lane_tx, lane_rx) = mpsc::channel(crate::files::LANE_FRAMES);
+            (FileSink::Lane(lane_tx), Some(lane_rx))
+        }
+    };
     let handle = SessionHandle {
         id,
         tx: tx.clone(),
         kick: kick.clone(),
+        files,
     };
     let held = state.router.register(user, handle);
     state.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
@@ -148,12 +160,13 @@ async fn run_session(
         writer,
         rx,
         held,
+        lane,
         Frame::Welcome { session: id },
         stop_rx,
     ));
 
-    // Clients may send each message on a QUIC stream of its own; those frames join the session
-    // here, beside the ones on its main stream.
+    // Clients may send each message, and each file, on a QUIC stream of its own; those join the
+    // session here, beside the frames on its main stream.
     let mut extra = match &link {
         Link::Quic(conn) => Some(imbench_transport::quic::uni_streams(
             conn.clone(),
@@ -202,13 +215,13 @@ async fn run_session(
     }
 }
 
-/// The next frame a client sent on a stream of its own; pending forever once there are none.
+/// What a client sent on a stream of its own; pending forever once there is nothing more.
 async fn next_extra(
-    extra: &mut Option<mpsc::Receiver<Result<Frame, TransportError>>>,
-) -> Result<Option<Frame>, TransportError> {
+    extra: &mut Option<mpsc::Receiver<Result<UniStream, TransportError>>>,
+) -> Result<Option<UniStream>, TransportError> {
     if let Some(rx) = extra {
         match rx.recv().await {
-            Some(Ok(frame)) => return Ok(Some(frame)),
+            Some(Ok(item)) => return Ok(Some(item)),
             Some(Err(e)) => return Err(e),
             None => *extra = None,
         }
@@ -219,7 +232,7 @@ async fn next_extra(
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
     reader: &mut FrameReader,
-    extra: &mut Option<mpsc::Receiver<Result<Frame, TransportError>>>,
+    extra: &mut Option<mpsc::Receiver<Result<UniStream, TransportError>>>,
     user: u64,
     tx: &mpsc::Sender<Outbound>,
     kick: &Kick,
@@ -233,6 +246,7 @@ async fn read_loop(
             kick.kick(ErrorCode::SLOW_CONSUMER);
         }
     };
+    let mut files = SenderFiles::new(user, extra.is_some());
     let mut changes = TokenBucket::new(
         state.limits.group_changes_per_sec,
         state.limits.groups_per_user.max(1),
@@ -245,7 +259,20 @@ async fn read_loop(
             }
             _ = shutdown.changed() => return Ending::Shutdown,
             frame = reader.read_frame() => frame,
-            frame = next_extra(extra) => frame,
+            item = next_extra(extra) => match item {
+                Ok(Some(UniStream::Frame(frame))) => Ok(Some(frame)),
+                Ok(Some(UniStream::File { header: Frame::FileData { transfer_id }, bytes })) => {
+                    files.stream(transfer_id, bytes);
+                    continue;
+                }
+                Ok(Some(UniStream::File { mut bytes, .. })) => {
+                    // FileIncoming is the server's to send.
+                    let _ = bytes.stop(u32::from(ErrorCode::UNEXPECTED_FRAME.0).into());
+                    continue;
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -316,6 +343,45 @@ async fn read_loop(
                     reply(Outbound::GroupRefused(group, code));
                 }
             }
+            Frame::FileOffer {
+                transfer_id,
+                to,
+                size,
+                sha256,
+                name,
+            } => {
+                if let Err(code) = files.offer(state, tx, transfer_id, to, size, sha256, name) {
+                    state
+                        .stats
+                        .transfers_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    reply(Outbound::FileCancel(transfer_id, code));
+                }
+            }
+            Frame::FileChunk { transfer_id, data } => match files.chunk(transfer_id, data.len()) {
+                ChunkTarget::Relay(relay) => {
+                    // Waiting here for room is the flow control of a single-connection transport:
+                    // the client's next frames wait behind its file, as they would in its socket.
+                    tokio::select! {
+                        biased;
+                        code = kick.kicked() => {
+                            return Ending::Error(code, format!("disconnected by the server: {}", code.name()));
+                        }
+                        _ = shutdown.changed() => return Ending::Shutdown,
+                        // A closed relay has ended the transfer and told the sender why.
+                        _ = relay.send(data) => {}
+                    }
+                }
+                ChunkTarget::Drop => {}
+                ChunkTarget::Refuse(code) => reply(Outbound::FileCancel(transfer_id, code)),
+            },
+            Frame::FileCancel { transfer_id, .. } => {
+                if transfer_id & RELAY_ID_BIT != 0 {
+                    state.transfers.cancel_by_recipient(transfer_id, user);
+                } else {
+                    files.cancel(transfer_id);
+                }
+            }
             Frame::Ping { nonce } => reply(Outbound::Pong(nonce)),
             Frame::Bye { .. } | Frame::Error { .. } => return Ending::Client,
             other => {
@@ -359,12 +425,25 @@ impl TokenBucket {
     }
 }
 
+/// The next frame of the file lane; pending forever when there is no lane.
+async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
+    if let Some(l) = lane {
+        if let Some(frame) = l.recv().await {
+            return frame;
+        }
+        // The session has left the router and no relay is running: nothing more can come.
+        *lane = None;
+    }
+    std::future::pending().await
+}
+
 /// Writes Welcome, then what was held, then whatever the queue brings, until told to stop.
 /// Returns the queue and every delivery it did not write.
 async fn write_loop(
     mut writer: FrameWriter,
     mut rx: mpsc::Receiver<Outbound>,
     held: VecDeque<Delivery>,
+    mut lane: Option<mpsc::Receiver<Frame>>,
     welcome: Frame,
     mut stop: oneshot::Receiver<Ending>,
 ) -> (mpsc::Receiver<Outbound>, VecDeque<Delivery>) {
@@ -377,6 +456,7 @@ async fn write_loop(
         if !healthy {
             break None;
         }
+        let mut file_frame = None;
         if pending.is_empty() {
             tokio::select! {
                 biased;
@@ -387,12 +467,21 @@ async fn write_loop(
                     }
                     pending.extend(batch.drain(..));
                 }
+                frame = next_file_frame(&mut lane) => file_frame = Some(frame),
             }
         } else if let Ok(ending) = stop.try_recv() {
             break Some(ending);
         }
         for o in pending.drain(..pending.len().min(WRITE_BATCH)) {
             healthy &= writer.queue(&o.to_frame()).is_ok();
+        }
+        // One file chunk per write at most, after the chat frames: a chat frame waits behind
+        // at most one chunk here (the socket's own buffer is another matter).
+        if file_frame.is_none() {
+            file_frame = lane.as_mut().and_then(|l| l.try_recv().ok());
+        }
+        if let Some(frame) = file_frame {
+            healthy &= writer.queue(&frame).is_ok();
         }
         healthy &= writer.flush().await.is_ok();
         if pending.is_empty() && pending.capacity() > IDLE_BUFFER {

@@ -56,4 +56,14 @@ counters! {
     group_messages,
     /// Deliveries those group messages fanned out to (queued or held).
     group_deliveries,
+    /// File offers refused (limits, offline recipient, groups).
+    transfers_refused,
+    /// File transfers accepted and started.
+    transfers_started,
+    /// File transfers whose every byte reached the recipient's connection.
+    transfers_relayed,
+    /// File transfers ended early by either side, a stall or a size mismatch.
+    transfers_aborted,
+    /// File bytes relayed.
+    file_bytes,
 }

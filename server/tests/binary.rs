@@ -1,74 +1,15 @@
 //! The imbench-server binary: it prints what it bound and writes what clients need, and on
 //! SIGTERM or SIGINT it says Bye to its clients and exits by itself, reporting what it served.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod util;
+
+use std::process::Command;
+use std::time::Duration;
 
 use imbench_proto::{Frame, PROTOCOL_VERSION};
 use imbench_server::Secret;
 use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
-
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-    addrs: Vec<(Transport, SocketAddr)>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Stop only the process this test started, if it is still there.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start(name: &str) -> Server {
-    let dir =
-        std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
-        .args([
-            "--quic",
-            "127.0.0.1:0",
-            "--tcp",
-            "127.0.0.1:0",
-            "--client-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("imbench-server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut addrs = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("a line");
-        let mut words = line.split_whitespace();
-        if let (Some(t), Some(a)) = (words.next(), words.next()) {
-            if let (Ok(t), Ok(a)) = (t.parse::<Transport>(), a.parse::<SocketAddr>()) {
-                addrs.push((t, a));
-            }
-        }
-        if line.starts_with("run a load") {
-            break;
-        }
-    }
-    Server { child, dir, addrs }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
+use util::process::{start, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_bye_to_every_client_and_exits() {

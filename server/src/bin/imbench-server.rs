@@ -77,6 +77,15 @@ struct Args {
     /// Joins and Leaves per second one session may make, after a burst of --groups-per-user
     #[arg(long, default_value_t = 100)]
     group_changes_per_sec: u32,
+    /// Largest file accepted (e.g. 4GiB)
+    #[arg(long, default_value = "4GiB", value_parser = parse_size)]
+    max_file_size: u64,
+    /// File transfers one user may be sending at once
+    #[arg(long, default_value_t = Limits::default().transfers_per_user)]
+    transfers_per_user: usize,
+    /// A transfer in which no byte moves for this long is ended
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    file_idle_timeout: Duration,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -157,6 +166,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_group_members: args.max_group_members,
             groups_per_user: args.groups_per_user,
             group_changes_per_sec: args.group_changes_per_sec,
+            max_file_size: args.max_file_size,
+            transfers_per_user: args.transfers_per_user,
+            file_idle_timeout: args.file_idle_timeout,
         },
         quic: QuicOptions::default(),
     };

@@ -159,3 +159,222 @@ pub async fn closes(conn: &mut FramedConnection) -> bool {
         }
     }
 }
+
+/// Bytes per FileChunk a test client writes on the byte-stream transports.
+pub const TEST_CHUNK: usize = 32 * 1024;
+
+/// `len` bytes that differ from position to position, so that a lost, repeated or moved
+/// piece shows.
+pub fn file_content(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0])
+        .collect()
+}
+
+/// Offers `content` to `to` as transfer `transfer_id` and waits for the server's answer:
+/// `Ok` once accepted, the FileCancel code otherwise. Frames other than the answer are skipped.
+pub async fn offer(
+    conn: &mut FramedConnection,
+    transfer_id: u64,
+    to: u64,
+    size: u64,
+) -> Result<(), imbench_proto::ErrorCode> {
+    conn.writer
+        .write_frame(&Frame::FileOffer {
+            transfer_id,
+            to: Dest::User(to),
+            size,
+            sha256: [0; 32],
+            name: format!("test-{transfer_id}.bin"),
+        })
+        .await
+        .expect("offer written");
+    loop {
+        match read(conn).await {
+            Some(Frame::FileAccepted { transfer_id: t }) if t == transfer_id => return Ok(()),
+            Some(Frame::FileCancel {
+                transfer_id: t,
+                code,
+            }) if t == transfer_id => return Err(code),
+            Some(_) => continue,
+            None => panic!("connection ended while waiting for the answer to an offer"),
+        }
+    }
+}
+
+/// Where a test client writes a file's bytes: its own QUIC stream, or FileChunk frames.
+pub enum FileOut {
+    Quic(quinn::SendStream),
+    Chunks(u64),
+}
+
+impl FileOut {
+    /// Starts writing the bytes of accepted transfer `transfer_id`.
+    pub async fn open(link: &imbench_transport::framed::Link, transfer_id: u64) -> FileOut {
+        match link {
+            imbench_transport::framed::Link::Quic(q) => {
+                let header = Frame::FileData { transfer_id };
+                let codec = imbench_proto::Codec::default();
+                let send = imbench_transport::quic::open_uni_with(q, &header, &codec)
+                    .await
+                    .expect("file stream opens");
+                FileOut::Quic(send)
+            }
+            imbench_transport::framed::Link::Stream(_) => FileOut::Chunks(transfer_id),
+        }
+    }
+
+    /// Writes `bytes`; an error means the server stopped taking them.
+    pub async fn write(&mut self, conn: &mut FramedConnection, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            FileOut::Quic(send) => send.write_all(bytes).await.map_err(|e| e.to_string()),
+            FileOut::Chunks(transfer_id) => {
+                for piece in bytes.chunks(TEST_CHUNK) {
+                    let chunk = Frame::FileChunk {
+                        transfer_id: *transfer_id,
+                        data: Bytes::copy_from_slice(piece),
+                    };
+                    conn.writer
+                        .write_frame(&chunk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        if let FileOut::Quic(mut send) = self {
+            let _ = send.finish();
+        }
+    }
+}
+
+/// How a file reached a test client.
+#[derive(Debug)]
+pub enum Received {
+    /// Whole: the FileIncoming header and every byte.
+    Whole(Frame, Vec<u8>),
+    /// Cut short with this code (a FileCancel, or a QUIC stream reset) after some bytes.
+    Cancelled(imbench_proto::ErrorCode, usize),
+}
+
+/// Where a test client finds incoming files: QUIC streams, or frames on the connection.
+pub struct FileIn {
+    /// Frames read on the connection while looking for file frames.
+    pub skipped: Vec<Frame>,
+    streams: Option<
+        tokio::sync::mpsc::Receiver<
+            Result<imbench_transport::quic::UniStream, imbench_transport::TransportError>,
+        >,
+    >,
+}
+
+impl FileIn {
+    pub fn new(conn: &FramedConnection) -> FileIn {
+        let streams = match &conn.link {
+            imbench_transport::framed::Link::Quic(q) => Some(imbench_transport::quic::uni_streams(
+                q.clone(),
+                imbench_proto::Codec::default(),
+            )),
+            imbench_transport::framed::Link::Stream(_) => None,
+        };
+        FileIn {
+            skipped: Vec::new(),
+            streams,
+        }
+    }
+
+    /// The FileIncoming header of the next file, and where its bytes come from.
+    pub async fn next_header(
+        &mut self,
+        conn: &mut FramedConnection,
+    ) -> (Frame, Option<quinn::RecvStream>) {
+        match &mut self.streams {
+            Some(rx) => match tokio::time::timeout(READ_LIMIT, rx.recv()).await {
+                Ok(Some(Ok(imbench_transport::quic::UniStream::File { header, bytes }))) => {
+                    (header, Some(bytes))
+                }
+                Ok(_) => panic!("expected a file stream"),
+                Err(_) => panic!("no file stream within {READ_LIMIT:?}"),
+            },
+            None => loop {
+                match read(conn).await {
+                    Some(header @ Frame::FileIncoming { .. }) => return (header, None),
+                    Some(other) => self.skipped.push(other),
+                    None => panic!("connection ended before a file arrived"),
+                }
+            },
+        }
+    }
+
+    /// Reads the next file whole, or until it is cut short.
+    pub async fn receive(&mut self, conn: &mut FramedConnection) -> Received {
+        self.receive_keeping(conn, true).await
+    }
+
+    /// Reads the next file without keeping its bytes: `Whole` holds an empty vector, and the
+    /// count is the header's size.
+    pub async fn drain(&mut self, conn: &mut FramedConnection) -> Received {
+        self.receive_keeping(conn, false).await
+    }
+
+    async fn receive_keeping(&mut self, conn: &mut FramedConnection, keep: bool) -> Received {
+        let (header, stream) = self.next_header(conn).await;
+        let Frame::FileIncoming {
+            transfer_id, size, ..
+        } = header
+        else {
+            panic!("expected FileIncoming, got {header:?}")
+        };
+        let mut got = Vec::new();
+        let mut count = 0usize;
+        match stream {
+            Some(mut recv) => loop {
+                match tokio::time::timeout(READ_LIMIT, recv.read_chunk(1 << 20, true)).await {
+                    Err(_) => panic!("file stream stalled after {count} bytes"),
+                    Ok(Ok(Some(chunk))) => {
+                        count += chunk.bytes.len();
+                        if keep {
+                            got.extend_from_slice(&chunk.bytes);
+                        }
+                    }
+                    Ok(Ok(None)) => {
+                        assert_eq!(count as u64, size, "stream length");
+                        return Received::Whole(header, got);
+                    }
+                    Ok(Err(quinn::ReadError::Reset(code))) => {
+                        let code = u16::try_from(code.into_inner()).unwrap_or(0);
+                        return Received::Cancelled(imbench_proto::ErrorCode(code), count);
+                    }
+                    Ok(Err(e)) => panic!("file stream failed: {e}"),
+                }
+            },
+            None => loop {
+                if count as u64 == size {
+                    return Received::Whole(header, got);
+                }
+                match read(conn).await {
+                    Some(Frame::FileChunk {
+                        transfer_id: t,
+                        data,
+                    }) if t == transfer_id => {
+                        count += data.len();
+                        if keep {
+                            got.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Frame::FileCancel {
+                        transfer_id: t,
+                        code,
+                    }) if t == transfer_id => return Received::Cancelled(code, count),
+                    Some(other) => self.skipped.push(other),
+                    None => panic!("connection ended in the middle of a file"),
+                }
+            },
+        }
+    }
+}
+
+pub mod process;

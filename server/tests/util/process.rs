@@ -1,0 +1,83 @@
+//! The imbench-server binary as a child process of a test, stopped by PID when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imbench_transport::Transport;
+
+/// A running imbench-server process and what it printed.
+pub struct Server {
+    pub child: Child,
+    pub dir: std::path::PathBuf,
+    pub addrs: Vec<(Transport, SocketAddr)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stop only the process this test started, if it is still there.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn start(name: &str) -> Server {
+    let dir =
+        std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args([
+            "--quic",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--client-dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("imbench-server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut addrs = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        let mut words = line.split_whitespace();
+        if let (Some(t), Some(a)) = (words.next(), words.next()) {
+            if let (Ok(t), Ok(a)) = (t.parse::<Transport>(), a.parse::<SocketAddr>()) {
+                addrs.push((t, a));
+            }
+        }
+        if line.starts_with("run a load") {
+            break;
+        }
+    }
+    Server { child, dir, addrs }
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Peak and current resident memory of process `pid`, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("a memory field")
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
