@@ -17,6 +17,8 @@ use std::collections::HashMap;
 
 use crate::accounting::{Arrival, Inbox};
 use crate::body::{self, Header};
+use crate::file_client::{FileEvent, IncomingChunks, Outgoing};
+use crate::files::{FileSchedule, Incoming};
 use crate::groups::{self, ChurnerDelivery, GroupEvent, GroupSchedule, Membership, Role};
 use crate::metrics::Metric;
 use crate::run::RunContext;
@@ -127,7 +129,16 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         link,
         ..
     } = conn;
-    let receiver = tokio::spawn(receive(ctx.clone(), index, reader));
+    let quic = match &link {
+        imbench_transport::framed::Link::Quic(q) => Some(q.clone()),
+        imbench_transport::framed::Link::Stream(_) => None,
+    };
+    if let Some(q) = &quic {
+        // Files come to a QUIC client on streams of their own.
+        tokio::spawn(crate::file_client::receive_streams(ctx.clone(), q.clone()));
+    }
+    let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, quic);
+    let receiver = tokio::spawn(receive(ctx.clone(), index, reader, file_events));
     if let Err(e) = join_groups(&ctx, index, &mut writer).await {
         ctx.note_problem(format!("client {index}: joining its groups: {e}"));
     }
@@ -135,11 +146,12 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     // A client that connects after sending began starts its schedule when it connects: it does
     // not owe the messages it could not have sent.
     let start_us = ctx.send_start_us.max(ctx.clock.now_us());
-    if let Err(e) = send_loop(&ctx, index, &mut writer, start_us).await {
+    if let Err(e) = send_loop(&ctx, index, &mut writer, &mut outgoing, start_us).await {
         counters.errors.fetch_add(1, Relaxed);
         if !ctx.is_finished() {
             counters.disconnected.store(true, Relaxed);
             ctx.note_problem(format!("client {index}: sending failed: {e}"));
+            outgoing.fail_all();
         }
     }
     counters.done_sending.store(true, Relaxed);
@@ -208,17 +220,81 @@ async fn join_groups(
 enum Next {
     Direct(crate::schedule::Due),
     Group(u64, GroupEvent),
+    File(crate::files::FileDue),
 }
 
 async fn send_loop(
     ctx: &RunContext,
     index: usize,
     writer: &mut FrameWriter,
+    outgoing: &mut Outgoing,
+    start_us: u64,
+) -> Result<(), TransportError> {
+    let mut files = FileSchedule::new(&ctx.scenario, index, start_us);
+    let scheduled = send_scheduled(ctx, index, writer, outgoing, &mut files, start_us).await;
+    // Transfers under way go on after the schedule ends, until they end or the run does.
+    let mut finished = std::pin::pin!(ctx.wait_finished());
+    while outgoing.busy() {
+        if outgoing.has_chunks() {
+            while let Some(ev) = outgoing.try_event() {
+                outgoing.handle(ev, writer).await?;
+            }
+            if ctx.is_finished() {
+                break;
+            }
+            outgoing.write_chunk(writer).await?;
+            continue;
+        }
+        let ev = tokio::select! {
+            ev = outgoing.next_event() => ev,
+            _ = &mut finished => break,
+        };
+        outgoing.handle(ev, writer).await?;
+    }
+    scheduled
+}
+
+/// Waits until `at_us`, writing file chunks and acting on file events meanwhile. Returns
+/// whether it slept until the moment (so that any lateness is the generator's own), and
+/// `None` when the run was stopped.
+async fn wait_until(
+    ctx: &RunContext,
+    at_us: u64,
+    writer: &mut FrameWriter,
+    outgoing: &mut Outgoing,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<bool>, TransportError> {
+    loop {
+        while let Some(ev) = outgoing.try_event() {
+            outgoing.handle(ev, writer).await?;
+        }
+        if ctx.clock.now_us() >= at_us {
+            return Ok(Some(false));
+        }
+        if outgoing.has_chunks() {
+            outgoing.write_chunk(writer).await?;
+            continue;
+        }
+        let ev = tokio::select! {
+            _ = tokio::time::sleep_until(ctx.clock.at(at_us)) => return Ok(Some(true)),
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+            ev = outgoing.next_event() => ev,
+        };
+        outgoing.handle(ev, writer).await?;
+    }
+}
+
+async fn send_scheduled(
+    ctx: &RunContext,
+    index: usize,
+    writer: &mut FrameWriter,
+    outgoing: &mut Outgoing,
+    files: &mut Option<FileSchedule>,
     start_us: u64,
 ) -> Result<(), TransportError> {
     let mut direct = Schedule::new(&ctx.scenario, index, start_us);
     let mut group = GroupSchedule::new(&ctx.scenario, &ctx.plan, index, start_us);
-    if direct.is_none() && group.is_none() {
+    if direct.is_none() && group.is_none() && files.is_none() {
         return Ok(());
     }
     let counters = &ctx.counters[index];
@@ -231,22 +307,34 @@ async fn send_loop(
     let mut stop = ctx.stop_signal();
     loop {
         let group_at = group.as_ref().map_or(u64::MAX, |g| g.next_at());
-        let next = match next_direct {
-            Some(d) if d.at_us <= group_at => {
-                next_direct = direct.as_mut().map(|d| d.next_due());
-                Next::Direct(d)
+        let file_at = files.as_ref().map_or(u64::MAX, |f| f.next_at());
+        let direct_at = next_direct.map_or(u64::MAX, |d| d.at_us);
+        let next = if direct_at <= group_at && direct_at <= file_at {
+            match next_direct {
+                Some(d) => {
+                    next_direct = direct.as_mut().map(|d| d.next_due());
+                    Next::Direct(d)
+                }
+                None => return Ok(()),
             }
-            _ => match group.as_mut() {
+        } else if group_at <= file_at {
+            match group.as_mut() {
                 Some(g) => {
                     let (at, e) = g.take_next();
                     Next::Group(at, e)
                 }
                 None => return Ok(()),
-            },
+            }
+        } else {
+            match files.as_mut() {
+                Some(f) => Next::File(f.take_next()),
+                None => return Ok(()),
+            }
         };
         let at_us = match &next {
             Next::Direct(d) => d.at_us,
             Next::Group(at, _) => *at,
+            Next::File(f) => f.at_us,
         };
         if at_us >= ctx.schedule_end() {
             return Ok(());
@@ -254,16 +342,23 @@ async fn send_loop(
         if at_us > ctx.clock.now_us() {
             // Idle until due: any lateness on waking is the generator's own (timer, busy
             // threads), so it is what schedule lag measures. When a send is already overdue the
-            // lateness came from a blocked write, which the corrected latency already carries.
-            tokio::select! {
-                _ = tokio::time::sleep_until(ctx.clock.at(at_us)) => {}
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+            // lateness came from a blocked write (a chunk of a file, say), which the corrected
+            // latency already carries.
+            match wait_until(ctx, at_us, writer, outgoing, &mut stop).await? {
+                None => return Ok(()),
+                Some(true) => {
+                    let lag = ctx.clock.now_us().saturating_sub(at_us);
+                    ctx.recorder
+                        .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
+                }
+                Some(false) => {}
             }
-            let lag = ctx.clock.now_us().saturating_sub(at_us);
-            ctx.recorder
-                .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
         }
         let due = match next {
+            Next::File(due) => {
+                outgoing.start(due);
+                continue;
+            }
             Next::Direct(due) => due,
             Next::Group(at_us, GroupEvent::Send { group, size }) => {
                 let seq = group_seqs.entry(group).or_insert(0);
@@ -341,8 +436,15 @@ struct MemberView {
     inbox: Inbox,
 }
 
-async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
+async fn receive(
+    ctx: Arc<RunContext>,
+    index: usize,
+    mut reader: FrameReader,
+    file_events: tokio::sync::mpsc::UnboundedSender<FileEvent>,
+) {
     let c = &ctx.counters[index];
+    let mut incoming_files = IncomingChunks::default();
+    let split_by_files = ctx.scenario.files.rate > 0.0;
     let user = index as u64;
     let mut inbox = Inbox::default();
     let mut views: HashMap<u64, MemberView> = ctx.plan.roles[index]
@@ -431,7 +533,16 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
                         }
                         let measured = ctx.in_window(h.intended_us);
                         let r = &ctx.recorder;
-                        r.record(Metric::Direct, now.saturating_sub(h.intended_us), measured);
+                        let latency = now.saturating_sub(h.intended_us);
+                        r.record(Metric::Direct, latency, measured);
+                        if split_by_files {
+                            let m = if ctx.files.moving.load(Relaxed) > 0 {
+                                Metric::DirectDuringFiles
+                            } else {
+                                Metric::DirectWithoutFiles
+                            };
+                            r.record(m, latency, measured);
+                        }
                         r.record(
                             Metric::DirectUncorrected,
                             now.saturating_sub(h.sent_us),
@@ -494,6 +605,29 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
                 }
                 ctx.note_problem(format!("client {index}: group {group} refused: {code}"));
             }
+            Frame::FileAccepted { transfer_id } => {
+                let _ = file_events.send(FileEvent::Accepted(transfer_id));
+            }
+            Frame::FileCancel { transfer_id, code } => {
+                if transfer_id & imbench_server::files::RELAY_ID_BIT != 0 {
+                    incoming_files.cancel(&ctx, transfer_id);
+                } else {
+                    let _ = file_events.send(FileEvent::Cancelled(transfer_id, code));
+                }
+            }
+            Frame::FileIncoming {
+                transfer_id,
+                size,
+                sha256,
+                name,
+                ..
+            } => {
+                let incoming = Incoming::new(&name, size, sha256, now);
+                incoming_files.begin(&ctx, transfer_id, incoming);
+            }
+            Frame::FileChunk { transfer_id, data } => {
+                incoming_files.chunk(&ctx, transfer_id, &data);
+            }
             Frame::Pong { .. } => {}
             Frame::Bye { reason } => {
                 if !ctx.is_finished() {
@@ -517,4 +651,9 @@ async fn receive(ctx: Arc<RunContext>, index: usize, mut reader: FrameReader) {
         }
     }
     ctx.ledger.add_churner_deliveries(churner_deliveries);
+    if !ctx.is_finished() {
+        // The connection ended under the run: nothing more of any file moves on it.
+        incoming_files.fail_all(&ctx);
+        ctx.files.fail_all_of(user);
+    }
 }

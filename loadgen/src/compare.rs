@@ -78,13 +78,16 @@ pub fn combine(mut reports: Vec<Report>) -> Report {
 }
 
 /// Metrics compared, in order.
-const COMPARED: [&str; 6] = [
+const COMPARED: [&str; 9] = [
     "connect",
     "ack",
     "direct",
     "direct_uncorrected",
+    "direct_during_files",
+    "direct_without_files",
     "group",
     "fanout",
+    "file",
 ];
 
 /// The comparison table: a row per metric and percentile (and throughput, loss, CPU), a
@@ -159,6 +162,20 @@ pub fn comparison_table(report: &Report) -> String {
         per_run(|r| Some(r.counters.lost as f64)),
         &|v| format!("{v:.0}"),
     );
+    if runs.iter().any(|r| r.files.is_some()) {
+        row(
+            &mut out,
+            "file MiB/s",
+            per_run(|r| Some(r.throughput.file_bytes_per_s / (1024.0 * 1024.0))),
+            &|v| format!("{v:.1}"),
+        );
+        row(
+            &mut out,
+            "files failed",
+            per_run(|r| Some((r.counters.files_failed + r.counters.files_unfinished) as f64)),
+            &|v| format!("{v:.0}"),
+        );
+    }
     row(
         &mut out,
         "cpu µs/message",

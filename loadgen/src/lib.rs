@@ -9,6 +9,8 @@
 //! - [`body`] — the measurement header inside every message body.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
 //! - [`groups`] — group membership plan, group schedules and fan-out accounting.
+//! - [`files`] — file contents, file schedules, verification and the transfer ledger.
+//! - [`file_client`] — a client's transfers: offers, bytes out, files in.
 //! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
 //! - [`run`] — one run from server start to report.
@@ -27,6 +29,8 @@ pub mod body;
 pub mod capacity;
 pub mod client;
 pub mod compare;
+pub mod file_client;
+pub mod files;
 pub mod groups;
 pub mod hlog;
 pub mod merge;

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::report::{
-    decode_histogram, evaluate, summarize, Counters, GroupReport, Report, RunReport, ScheduleLag,
-    Verdict,
+    decode_histogram, evaluate, summarize, Counters, FileReport, GroupReport, Report, RunReport,
+    ScheduleLag, Verdict,
 };
 
 /// Why reports cannot be merged.
@@ -135,6 +135,10 @@ fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeE
         reconnects: sum(|c| c.reconnects),
         files_sent: sum(|c| c.files_sent),
         files_verified: sum(|c| c.files_verified),
+        files_refused: sum(|c| c.files_refused),
+        files_corrupted: sum(|c| c.files_corrupted),
+        files_failed: sum(|c| c.files_failed),
+        files_unfinished: sum(|c| c.files_unfinished),
     };
     let mut throughput = first.throughput.clone();
     throughput.sent_per_s = shards.iter().map(|r| r.throughput.sent_per_s).sum();
@@ -160,6 +164,7 @@ fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeE
         schedule_lag,
         slo: Vec::new(),
         group,
+        files: merge_files(shards),
         memory: first.memory.clone(),
         cpu: None,
         problems: shards
@@ -177,6 +182,21 @@ fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeE
     };
     run.slo = slo.iter().map(|e| evaluate(e, &run)).collect();
     Ok(run)
+}
+
+fn merge_files(shards: &[&RunReport]) -> Option<FileReport> {
+    let parts: Vec<&FileReport> = shards.iter().filter_map(|r| r.files.as_ref()).collect();
+    parts.first()?;
+    let mut throughput = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 30, 3).ok()?;
+    for part in &parts {
+        if let Some(h) = decode_histogram(&part.throughput_kib_s) {
+            let _ = throughput.add(&h);
+        }
+    }
+    Some(FileReport {
+        bytes_verified: parts.iter().map(|f| f.bytes_verified).sum(),
+        throughput_kib_s: summarize(&throughput),
+    })
 }
 
 fn merge_groups(shards: &[&RunReport]) -> Option<GroupReport> {

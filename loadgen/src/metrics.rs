@@ -38,11 +38,17 @@ pub enum Metric {
     GroupLe1000,
     /// `Group` for groups of more than 1,000 members.
     GroupGt1000,
+    /// Intended start of a file transfer → its last byte verified at the recipient.
+    File,
+    /// `Direct`, for deliveries while at least one file transfer was moving bytes.
+    DirectDuringFiles,
+    /// `Direct`, for deliveries while no file transfer was moving bytes (runs with files only).
+    DirectWithoutFiles,
 }
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Connect,
         Metric::Ack,
         Metric::Direct,
@@ -53,6 +59,9 @@ impl Metric {
         Metric::GroupLe100,
         Metric::GroupLe1000,
         Metric::GroupGt1000,
+        Metric::File,
+        Metric::DirectDuringFiles,
+        Metric::DirectWithoutFiles,
     ];
 
     /// The per-bucket group metric.
@@ -79,6 +88,9 @@ impl Metric {
             Metric::GroupLe100 => "group_le100",
             Metric::GroupLe1000 => "group_le1000",
             Metric::GroupGt1000 => "group_gt1000",
+            Metric::File => "file",
+            Metric::DirectDuringFiles => "direct_during_files",
+            Metric::DirectWithoutFiles => "direct_without_files",
         }
     }
 

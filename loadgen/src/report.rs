@@ -17,15 +17,17 @@ use crate::run::RunContext;
 use crate::scenario::Scenario;
 use crate::slo::{format_micros, Slo, Target};
 
-/// Latency metrics every report lists, in table order; those a run did not produce (file in
-/// this build, group and fanout without groups) appear with count 0. Runs with groups add the
+/// Latency metrics every report lists, in table order; those a run did not produce (group and
+/// fanout without groups, the file ones without files) appear with count 0. Runs with groups add the
 /// same group figures per size bucket: `group_le10`, `fanout_le10`, `fanout_spread_le10`, and
 /// so on for `le100`, `le1000` and `gt1000`.
-pub const METRIC_NAMES: [&str; 9] = [
+pub const METRIC_NAMES: [&str; 11] = [
     "connect",
     "ack",
     "direct",
     "direct_uncorrected",
+    "direct_during_files",
+    "direct_without_files",
     "group",
     "fanout",
     "fanout_spread",
@@ -41,6 +43,16 @@ pub fn bucket_metric_names(bucket: Bucket) -> [String; 3] {
         format!("fanout_{b}"),
         format!("fanout_spread_{b}"),
     ]
+}
+
+/// File transfers beyond the counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileReport {
+    /// Bytes of every verified file.
+    pub bytes_verified: u64,
+    /// Per verified file, its size over the time from FileIncoming to its last byte verified,
+    /// in KiB/s. The `_us` fields of this summary hold KiB/s, not microseconds.
+    pub throughput_kib_s: MetricSummary,
 }
 
 /// Group accounting over all groups, and per group.
@@ -147,6 +159,9 @@ pub struct RunReport {
     /// Group accounting, when the run had groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupReport>,
+    /// File accounting, when the scenario has files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileReport>,
     /// Process memory.
     pub memory: Memory,
     /// Process CPU over the measured period, where the platform tells.
@@ -231,10 +246,22 @@ pub struct Counters {
     pub errors: u64,
     /// Reconnections (none in this build: clients do not reconnect).
     pub reconnects: u64,
-    /// File transfers started (none in this build).
+    /// File transfers offered.
     pub files_sent: u64,
-    /// File transfers verified (none in this build).
+    /// Files that arrived whole with a matching SHA-256.
     pub files_verified: u64,
+    /// Offers the server refused (limits, recipient offline).
+    #[serde(default)]
+    pub files_refused: u64,
+    /// Files that arrived whole with a SHA-256 that does not match.
+    #[serde(default)]
+    pub files_corrupted: u64,
+    /// Transfers that ended early (cancelled, a side went away, a size mismatch).
+    #[serde(default)]
+    pub files_failed: u64,
+    /// Transfers still under way when the run ended.
+    #[serde(default)]
+    pub files_unfinished: u64,
 }
 
 /// Rates over the measured period.
@@ -244,7 +271,7 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Deliveries of messages due in the measured period, per second.
     pub delivered_per_s: f64,
-    /// File bytes per second (none in this build).
+    /// Bytes of verified files whose transfer was due in the measured period, per second.
     pub file_bytes_per_s: f64,
 }
 
@@ -522,8 +549,18 @@ impl Report {
             corrupted: sum(&|c| c.corrupted.load(Relaxed)),
             // A delivery to a non-member is the server routing wrongly: an error.
             errors: sum(&|c| c.errors.load(Relaxed)) + g.unexpected,
-            ..Counters::default()
+            reconnects: 0,
+            files_sent: ctx.files.sent.load(Relaxed),
+            files_verified: ctx.files.verified.load(Relaxed),
+            files_refused: ctx.files.refused.load(Relaxed),
+            files_corrupted: ctx.files.corrupted.load(Relaxed),
+            files_failed: ctx.files.failed.load(Relaxed),
+            files_unfinished: ctx.files.unfinished(),
         };
+        let files = (s.files.rate > 0.0).then(|| FileReport {
+            bytes_verified: ctx.files.bytes_verified.load(Relaxed),
+            throughput_kib_s: summarize(&ctx.files.throughput()),
+        });
         // A stopped run measured less than planned.
         let duration_s = ctx.schedule_end().saturating_sub(ctx.measure_start_us) as f64 / 1e6;
         let rate_s = duration_s.max(1e-3);
@@ -532,7 +569,7 @@ impl Report {
         let throughput = Throughput {
             sent_per_s: sent_in_window as f64 / duration_s,
             delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / duration_s,
-            file_bytes_per_s: 0.0,
+            file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64 / duration_s,
         };
         let lag = &metrics["schedule_lag"];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
@@ -553,6 +590,7 @@ impl Report {
             schedule_lag,
             slo: Vec::new(),
             group,
+            files,
             memory,
             cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, rate_s, sent_in_window)),
             problems,
@@ -667,6 +705,17 @@ impl Report {
                     out,
                     "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
                     g.groups.len(), g.sent, g.acked, g.rejected, g.expected, g.delivered_expected, g.lost, g.incomplete, g.race_delivered, g.duplicated, g.reordered, g.unexpected
+                );
+            }
+            if let Some(f) = &run.files {
+                let t = &f.throughput_kib_s;
+                let mib = |kib: u64| kib as f64 / 1024.0;
+                let _ = writeln!(
+                    out,
+                    "files: sent {} verified {} refused {} corrupted {} failed {} unfinished {}; per-file MiB/s p50 {:.1} min {:.1} max {:.1}; {:.1} MiB/s verified",
+                    c.files_sent, c.files_verified, c.files_refused, c.files_corrupted, c.files_failed, c.files_unfinished,
+                    mib(t.p50_us), mib(t.min_us), mib(t.max_us),
+                    run.throughput.file_bytes_per_s / (1024.0 * 1024.0)
                 );
             }
             let _ = writeln!(
@@ -826,8 +875,15 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
         "corrupted" => c.corrupted as f64,
         "errors" => c.errors as f64,
         "reconnects" => c.reconnects as f64,
+        "files_sent" => c.files_sent as f64,
+        "files_verified" => c.files_verified as f64,
+        "files_refused" => c.files_refused as f64,
+        "files_corrupted" => c.files_corrupted as f64,
+        "files_failed" => c.files_failed as f64,
+        "files_unfinished" => c.files_unfinished as f64,
         "sent_per_s" => t.sent_per_s,
         "delivered_per_s" => t.delivered_per_s,
+        "file_bytes_per_s" => t.file_bytes_per_s,
         _ => return None,
     })
 }

@@ -174,6 +174,8 @@ pub struct RunContext {
     pub plan: GroupPlan,
     /// Every group message, for fan-out accounting.
     pub ledger: GroupLedger,
+    /// Every file transfer and its outcome.
+    pub files: crate::files::FileLedger,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -315,6 +317,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let ctx = Arc::new(RunContext {
         plan,
         ledger,
+        files: crate::files::FileLedger::default(),
         counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
         payload: crate::body::payload_pool(s.seed, 128 * 1024),
         recorder: Recorder::new(),
@@ -552,8 +555,8 @@ impl Watchdog {
     }
 }
 
-/// Every client has stopped sending, every sent message is answered (acked or rejected) and
-/// every accepted direct message delivered.
+/// Every client has stopped sending, every sent message is answered (acked or rejected),
+/// every accepted direct message delivered, and every file transfer ended.
 fn drained(ctx: &RunContext) -> bool {
     if !ctx.counters.iter().all(|c| c.done_sending.load(Relaxed)) {
         return false;
@@ -564,7 +567,10 @@ fn drained(ctx: &RunContext) -> bool {
     let delivered = ctx.sum(|c| c.delivered.load(Relaxed));
     let group_sent = ctx.sum(|c| c.group_sent.load(Relaxed));
     let group_answered = ctx.sum(|c| c.group_acked.load(Relaxed) + c.group_rejected.load(Relaxed));
-    acked + rejected >= sent && delivered + rejected >= sent && group_answered >= group_sent
+    acked + rejected >= sent
+        && delivered + rejected >= sent
+        && group_answered >= group_sent
+        && ctx.files.unfinished() == 0
 }
 
 /// How many deliveries a group message owes is settled only after the run (it depends on

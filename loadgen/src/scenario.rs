@@ -62,6 +62,9 @@ pub struct Scenario {
     /// Group broadcasts (leave the section out, or set `count = 0`, to switch them off).
     #[serde(default)]
     pub groups: GroupLoad,
+    /// File transfers (leave the section out, or set `rate = 0`, to switch them off).
+    #[serde(default)]
+    pub files: FilesLoad,
     /// How the generator itself behaves.
     #[serde(default)]
     pub generator: GeneratorOptions,
@@ -131,6 +134,73 @@ impl Default for GroupLoad {
             churn: Churn::default(),
         }
     }
+}
+
+/// The file-transfer workload: some clients send files to their contacts (the same contacts
+/// as their direct chats) while everything else runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesLoad {
+    /// Transfers started per second, over all senders together (0 switches files off).
+    pub rate: f64,
+    /// Clients that send files: the first `senders` clients (0: every client).
+    pub senders: usize,
+    /// Arrival process of each sender's transfers.
+    pub arrival: Arrival,
+    /// File sizes.
+    pub size: FileSize,
+    /// Who receives a file. Only `"contact"` (one of the sender's direct-chat contacts): the
+    /// reference server does not send files to groups.
+    pub to: FileRecipients,
+    /// Flip one byte in every n-th file after its digest was taken (0: never), to check that
+    /// the recipients' verification catches it: each such file counts as corrupted.
+    pub corrupt_every: u64,
+}
+
+impl Default for FilesLoad {
+    fn default() -> Self {
+        Self {
+            rate: 0.0,
+            senders: 0,
+            arrival: Arrival::Poisson,
+            size: FileSize::LogUniform {
+                min: 10 * 1024,
+                max: 10 * 1024 * 1024,
+            },
+            to: FileRecipients::Contact,
+            corrupt_every: 0,
+        }
+    }
+}
+
+/// File sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FileSize {
+    /// Every file the same size.
+    Fixed {
+        /// Size, e.g. `"1MiB"`.
+        #[serde(deserialize_with = "size")]
+        bytes: u64,
+    },
+    /// Log-uniform between two sizes: as many files between 10 and 100 KiB as between 1 and
+    /// 10 MiB, as with pictures, documents and videos together.
+    LogUniform {
+        /// Smallest.
+        #[serde(deserialize_with = "size")]
+        min: u64,
+        /// Largest.
+        #[serde(deserialize_with = "size")]
+        max: u64,
+    },
+}
+
+/// Who receives files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRecipients {
+    /// One of the sender's contacts, drawn per file.
+    Contact,
 }
 
 /// How many members a group has.
@@ -470,6 +540,7 @@ impl Scenario {
         }
         check_size("direct.size", self.direct.size)?;
         self.validate_groups()?;
+        self.validate_files()?;
         let count = match self.direct.partners {
             Partners::Random { count } | Partners::Ring { count } => count,
         };
@@ -552,6 +623,50 @@ impl Scenario {
         }
         if g.churn.rate > 0.0 && g.churn.members == 0 {
             return bad("groups.churn.rate needs groups.churn.members above 0".into());
+        }
+        Ok(())
+    }
+
+    fn validate_files(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        let f = &self.files;
+        if !(f.rate.is_finite() && f.rate >= 0.0) {
+            return bad(format!("files.rate must be 0 or more, got {}", f.rate));
+        }
+        if f.rate == 0.0 {
+            return Ok(());
+        }
+        if f.senders > self.clients {
+            return bad(format!(
+                "files.senders is {} but there are only {} clients",
+                f.senders, self.clients
+            ));
+        }
+        if self.clients < 2 {
+            return bad("files need at least 2 clients: a sender and a contact".into());
+        }
+        let (lo, hi) = match f.size {
+            FileSize::Fixed { bytes } => (bytes, bytes),
+            FileSize::LogUniform { min, max } => (min, max),
+        };
+        if lo == 0 {
+            return bad("files.size: a file needs at least 1 byte".into());
+        }
+        if lo > hi {
+            return bad(format!("files.size: min {lo} is above max {hi}"));
+        }
+        let server_max = imbench_server::Limits::default().max_file_size;
+        if hi > server_max {
+            return bad(format!(
+                "files.size: {hi} bytes is above the server's {server_max}-byte file limit"
+            ));
+        }
+        let count = self.partner_count();
+        if count == 0 || count >= self.clients {
+            return bad(format!(
+                "files go to direct.partners contacts, and direct.partners.count is {count} with {} clients",
+                self.clients
+            ));
         }
         Ok(())
     }

@@ -35,8 +35,7 @@ impl Schedule {
         if s.direct.rate <= 0.0 {
             return None;
         }
-        let mut rng =
-            SmallRng::seed_from_u64(s.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = client_rng(s, index);
         let partners = pick_partners(s.direct.partners, index, s.clients, &mut rng);
         let mean_gap_us = 1e6 / s.direct.rate;
         // A random first offset, so clients do not send in lockstep.
@@ -74,7 +73,17 @@ impl Schedule {
     }
 }
 
-fn exponential(rng: &mut SmallRng, mean: f64) -> f64 {
+/// Client `index`'s contacts: the users its direct messages and its files go to.
+pub(crate) fn contacts(s: &Scenario, index: usize) -> Vec<u64> {
+    let mut rng = client_rng(s, index);
+    pick_partners(s.direct.partners, index, s.clients, &mut rng)
+}
+
+fn client_rng(s: &Scenario, index: usize) -> SmallRng {
+    SmallRng::seed_from_u64(s.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+pub(crate) fn exponential(rng: &mut SmallRng, mean: f64) -> f64 {
     // 1 - u is in (0, 1], so the logarithm is finite.
     -(1.0 - rng.random::<f64>()).ln() * mean
 }
