@@ -172,6 +172,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         quic: QuicOptions::default(),
     };
+    let mut signals = Signals::install()?;
     let server = imbench_server::start(config)
         .await
         .context("starting the server")?;
@@ -197,7 +198,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     );
     let rss_start = process::rss_bytes();
     let cpu_start = process::cpu_seconds();
-    wait_for_signal().await?;
+    signals.wait().await?;
     eprintln!("shutting down: flushing queues and saying Bye to clients");
     let stats = server.stats();
     server.shutdown().await;
@@ -240,19 +241,40 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGTERM and SIGINT, caught from the moment this is made: made before the server says it
+/// is listening, so that a signal sent as soon as the addresses are printed still shuts the
+/// server down gracefully instead of killing it.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(())
+
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok(())
+    }
 }
