@@ -350,6 +350,9 @@ fn conclude(ctx: &RunContext, incoming: &Incoming, check: Check, now_us: u64) {
             ctx.files.bytes_verified.fetch_add(size, Relaxed);
             if measured {
                 ctx.files.bytes_verified_in_window.fetch_add(size, Relaxed);
+                ctx.files
+                    .last_verified_in_window_us
+                    .fetch_max(now_us, Relaxed);
             }
             let elapsed_us = now_us.saturating_sub(incoming.started_us).max(1);
             let kib_per_s = (size as f64 / 1024.0) / (elapsed_us as f64 / 1e6);

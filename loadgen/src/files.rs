@@ -219,6 +219,8 @@ pub struct FileLedger {
     pub bytes_verified: AtomicU64,
     /// Bytes of verified files whose intended start is in the measured period.
     pub bytes_verified_in_window: AtomicU64,
+    /// When the last of those was verified (µs since run start).
+    pub last_verified_in_window_us: AtomicU64,
     /// Per verified file: size / (FileIncoming → verified), in KiB/s.
     pub throughput: Mutex<Histogram<u64>>,
 }
@@ -237,6 +239,7 @@ impl Default for FileLedger {
             failed: AtomicU64::new(0),
             bytes_verified: AtomicU64::new(0),
             bytes_verified_in_window: AtomicU64::new(0),
+            last_verified_in_window_us: AtomicU64::new(0),
             // Bounds are constants hdrhistogram accepts: 1 KiB/s to 1 TiB/s.
             throughput: Mutex::new(
                 Histogram::new_with_bounds(1, 1 << 30, 3)

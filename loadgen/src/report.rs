@@ -271,7 +271,8 @@ pub struct Throughput {
     pub sent_per_s: f64,
     /// Deliveries of messages due in the measured period, per second.
     pub delivered_per_s: f64,
-    /// Bytes of verified files whose transfer was due in the measured period, per second.
+    /// Bytes of verified files whose transfer was due in the measured period, per second of
+    /// the measured period or, when longer, of the time until the last of them was verified.
     pub file_bytes_per_s: f64,
 }
 
@@ -569,7 +570,16 @@ impl Report {
         let throughput = Throughput {
             sent_per_s: sent_in_window as f64 / duration_s,
             delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / duration_s,
-            file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64 / duration_s,
+            // Over the measured period, or until the last of its files was verified when that
+            // was later: a transfer due in the period may finish in the drain.
+            file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64
+                / (ctx
+                    .files
+                    .last_verified_in_window_us
+                    .load(Relaxed)
+                    .saturating_sub(ctx.measure_start_us) as f64
+                    / 1e6)
+                    .max(duration_s),
         };
         let lag = &metrics["schedule_lag"];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
