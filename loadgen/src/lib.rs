@@ -20,6 +20,7 @@
 //! - [`report`] — report.json, verdicts and the end-of-run table.
 //! - [`slo`] — SLO expressions.
 //! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
+//! - [`html`] — report.html, the self-contained page with the plots.
 //! - [`merge`] — shard reports added into one.
 //! - [`summary`] — summary.md for CI job summaries.
 #![warn(missing_docs)]
@@ -33,6 +34,7 @@ pub mod file_client;
 pub mod files;
 pub mod groups;
 pub mod hlog;
+pub mod html;
 pub mod merge;
 pub mod metrics;
 pub mod progress;

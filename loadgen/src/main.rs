@@ -26,7 +26,8 @@ enum Command {
     /// 3 the run is invalid (server unreachable, clients could not connect or were
     /// disconnected, generator saturated).
     Run(Box<RunArgs>),
-    /// Re-render summary.md and print the table of a report folder (or report.json file).
+    /// Re-render summary.md and report.html and print the table of a report folder (or
+    /// report.json file).
     Report {
         /// The report folder or its report.json.
         report: PathBuf,
@@ -319,13 +320,20 @@ fn rerender(path: &std::path::Path) -> u8 {
             print!("{}", report.table());
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
             let summary = dir.join("summary.md");
-            match std::fs::write(&summary, imbench_loadgen::summary::markdown(&report)) {
+            let html = dir.join("report.html");
+            let written = std::fs::write(&summary, imbench_loadgen::summary::markdown(&report))
+                .map_err(|e| (summary.clone(), e))
+                .and_then(|()| {
+                    std::fs::write(&html, imbench_loadgen::html::render(&report))
+                        .map_err(|e| (html.clone(), e))
+                });
+            match written {
                 Ok(()) => {
-                    println!("wrote {}", summary.display());
+                    println!("wrote {} and {}", summary.display(), html.display());
                     exit_code::OK
                 }
-                Err(e) => {
-                    eprintln!("imbench: writing {}: {e}", summary.display());
+                Err((path, e)) => {
+                    eprintln!("imbench: writing {}: {e}", path.display());
                     exit_code::INVALID
                 }
             }

@@ -663,7 +663,8 @@ impl Report {
         }
     }
 
-    /// Writes `report.json`, `intervals.hlog` and `summary.md` into `dir` (created if needed).
+    /// Writes `report.json`, `intervals.hlog`, `summary.md` and `report.html` into `dir`
+    /// (created if needed).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
@@ -671,6 +672,7 @@ impl Report {
         if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
             std::fs::write(dir.join("intervals.hlog"), crate::hlog::encode(self)?)?;
         }
+        std::fs::write(dir.join("report.html"), crate::html::render(self))?;
         std::fs::write(dir.join("summary.md"), crate::summary::markdown(self))
     }
 
