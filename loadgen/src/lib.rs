@@ -19,6 +19,7 @@
 //! - [`progress`] — the live display.
 //! - [`report`] — report.json, verdicts and the end-of-run table.
 //! - [`slo`] — SLO expressions.
+//! - [`regression`] — `compare --fail-on-regression`: a report against a baseline's repeats.
 //! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
 //! - [`html`] — report.html, the self-contained page with the plots.
 //! - [`merge`] — shard reports added into one.
@@ -38,6 +39,7 @@ pub mod html;
 pub mod merge;
 pub mod metrics;
 pub mod progress;
+pub mod regression;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -45,9 +45,19 @@ enum Command {
     /// Print reports side by side: each run of each report is a column, with its ratio to the
     /// first.
     Compare {
-        /// Report folders or report.json files, the baseline first.
+        /// Report folders or report.json files, the baseline first. The baseline may also be
+        /// a folder of repeated runs (each in a subfolder with its report.json): their spread
+        /// is the noise --fail-on-regression allows for.
         #[arg(required = true, num_args = 2..)]
         reports: Vec<PathBuf>,
+        /// Exit 1 when a figure of a later report is worse than the baseline's median by more
+        /// than this (e.g. 10%) and by more than the baseline runs' own spread.
+        #[arg(long, value_parser = imbench_loadgen::regression::parse_threshold)]
+        fail_on_regression: Option<f64>,
+        /// A figure to check, as SLOs name them (repeatable; default: direct.p50, direct.p99,
+        /// ack.p99, group.p99, fanout.p99, file.p99 and delivered_per_s, those present).
+        #[arg(long = "check")]
+        checks: Vec<String>,
     },
 }
 
@@ -178,7 +188,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => ExitCode::from(run(*args)),
         Command::Report { report } => ExitCode::from(rerender(&report)),
-        Command::Compare { reports } => ExitCode::from(compare(&reports)),
+        Command::Compare {
+            reports,
+            fail_on_regression,
+            checks,
+        } => ExitCode::from(compare(&reports, fail_on_regression, &checks)),
         Command::Merge { reports, out } => ExitCode::from(merge(&reports, &out)),
     }
 }
@@ -372,16 +386,85 @@ fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     merged.verdict.exit_code()
 }
 
-fn compare(paths: &[PathBuf]) -> u8 {
-    let mut all: Option<imbench_loadgen::Report> = None;
-    for path in paths {
-        let (file, mut report) = match load_report(path) {
-            Ok(r) => r,
+/// A baseline: one report, or a folder whose subfolders each hold one (repeated runs), in
+/// name order.
+fn load_baseline(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<(PathBuf, imbench_loadgen::Report)>> {
+    if path.is_dir() && !path.join("report.json").exists() {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("report.json").is_file())
+            .collect();
+        dirs.sort();
+        if dirs.is_empty() {
+            anyhow::bail!(
+                "{} holds neither report.json nor run folders with one",
+                path.display()
+            );
+        }
+        return dirs.iter().map(|d| load_report(d)).collect();
+    }
+    Ok(vec![load_report(path)?])
+}
+
+fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[String]) -> u8 {
+    use imbench_loadgen::regression;
+    let names: Vec<String> = if check_names.is_empty() {
+        regression::DEFAULT_CHECKS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        check_names.to_vec()
+    };
+    let checks: Result<Vec<regression::Check>, String> =
+        names.iter().map(|n| regression::Check::parse(n)).collect();
+    let checks = match checks {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imbench: --check: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let baseline = match load_baseline(&paths[0]) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            return exit_code::USAGE;
+        }
+    };
+    let mut loaded = vec![baseline[0].clone()];
+    for path in &paths[1..] {
+        match load_report(path) {
+            Ok(r) => loaded.push(r),
             Err(e) => {
                 eprintln!("imbench: {e:#}");
                 return exit_code::USAGE;
             }
-        };
+        }
+    }
+    let mut regressed = false;
+    if let Some(threshold) = fail_on_regression {
+        let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
+            baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
+        for (file, candidate) in &loaded[1..] {
+            let findings = regression::compare(&repeats, &candidate.runs, &checks, threshold);
+            println!("{}:", file.display());
+            print!("{}", regression::table(&findings, threshold, repeats.len()));
+            if findings.is_empty() {
+                eprintln!(
+                    "imbench: {} shares no figure and transport with the baseline",
+                    file.display()
+                );
+                return exit_code::USAGE;
+            }
+            regressed |= findings.iter().any(|f| f.regressed);
+        }
+    }
+    let mut all: Option<imbench_loadgen::Report> = None;
+    for (file, mut report) in loaded {
         // Columns are named after the report folder, and the transport when it has several.
         let name = file.parent().and_then(|d| d.file_name()).map_or_else(
             || file.display().to_string(),
@@ -406,7 +489,12 @@ fn compare(paths: &[PathBuf]) -> u8 {
     if let Some(all) = all {
         print!("{}", imbench_loadgen::compare::comparison_table(&all));
     }
-    exit_code::OK
+    if regressed {
+        println!("verdict: REGRESSION");
+        exit_code::SLO_FAILED
+    } else {
+        exit_code::OK
+    }
 }
 
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a

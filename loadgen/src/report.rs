@@ -815,19 +815,7 @@ pub(crate) fn evaluate(expr: &str, run: &RunReport) -> SloResult {
             }
         }
     };
-    let value = match &slo.target {
-        Target::Latency { metric, stat } => run.metrics.get(metric).map(|m| match stat.as_str() {
-            "min" => m.min_us as f64,
-            "mean" => m.mean_us,
-            "p50" => m.p50_us as f64,
-            "p90" => m.p90_us as f64,
-            "p99" => m.p99_us as f64,
-            "p999" => m.p999_us as f64,
-            "max" => m.max_us as f64,
-            _ => m.count as f64,
-        }),
-        Target::Number(name) => number(run, name),
-    };
+    let value = target_value(&slo.target, run);
     match value {
         Some(v) => SloResult {
             expr: slo.expr.clone(),
@@ -861,6 +849,24 @@ fn write_metric_row(out: &mut String, name: &str, m: &MetricSummary) {
         f(m.p999_us),
         f(m.max_us)
     );
+}
+
+/// The value of an SLO's left-hand side in `run`: a latency statistic in µs, or a counter or
+/// rate.
+pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {
+    match target {
+        Target::Latency { metric, stat } => run.metrics.get(metric).map(|m| match stat.as_str() {
+            "min" => m.min_us as f64,
+            "mean" => m.mean_us,
+            "p50" => m.p50_us as f64,
+            "p90" => m.p90_us as f64,
+            "p99" => m.p99_us as f64,
+            "p999" => m.p999_us as f64,
+            "max" => m.max_us as f64,
+            _ => m.count as f64,
+        }),
+        Target::Number(name) => number(run, name),
+    }
 }
 
 fn number(run: &RunReport, name: &str) -> Option<f64> {

@@ -273,3 +273,55 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     let out = imbench(&dir, &["compare", "base", "missing"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// A baseline of two repeats; a report equal to one of them passes, and the same report with
+/// its direct p99 made ten times worse fails, naming the figure. (Ten times, so that the two
+/// repeats' own spread on a busy machine cannot hide it.)
+#[test]
+fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
+    let dir = Dir::new("regression");
+    let scenario = dir.file("s.toml", TINY);
+    for out in ["baseline/1", "baseline/2"] {
+        let run = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", out]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    }
+    let report = std::fs::read_to_string(dir.0.join("baseline/1/report.json")).unwrap();
+    std::fs::create_dir_all(dir.0.join("same")).unwrap();
+    std::fs::write(dir.0.join("same/report.json"), &report).unwrap();
+    let args = [
+        "compare",
+        "baseline",
+        "same",
+        "--fail-on-regression",
+        "100%",
+        "--check",
+        "direct.p99",
+    ];
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("2 baseline runs"), "{}", text(&out));
+
+    let mut json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let p99 = &mut json["runs"][0]["metrics"]["direct"]["p99_us"];
+    *p99 = serde_json::json!(p99.as_u64().unwrap() * 10);
+    std::fs::create_dir_all(dir.0.join("worse")).unwrap();
+    std::fs::write(dir.0.join("worse/report.json"), json.to_string()).unwrap();
+    let args = [
+        "compare",
+        "baseline",
+        "worse",
+        "--fail-on-regression",
+        "100%",
+        "--check",
+        "direct.p99",
+    ];
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("REGRESSED") && t.contains("direct.p99"), "{t}");
+    let out = imbench(
+        &dir,
+        &["compare", "baseline", "worse", "--check", "direct.p98"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

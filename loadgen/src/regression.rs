@@ -1,0 +1,260 @@
+//! Regression gating (`imbench compare --fail-on-regression`): each chosen figure of a new
+//! report against the same figure over a baseline of repeated runs.
+//!
+//! The baseline's repeats measure the noise: for each figure, its spread (largest − smallest,
+//! relative to the median) over the repeats. A figure regressed when it got worse than the
+//! baseline median by more than the threshold *and* by more than that spread. A single baseline
+//! run measures no noise; the report says so, and only the threshold applies.
+
+use std::fmt::Write as _;
+
+use crate::report::{target_value, RunReport};
+use crate::slo::{format_micros, Slo, Target};
+
+/// Figures checked when none are named: the latencies a user gates on and delivered
+/// throughput. Those a report does not have (group or file figures without that workload) are
+/// left out.
+pub const DEFAULT_CHECKS: [&str; 7] = [
+    "direct.p50",
+    "direct.p99",
+    "ack.p99",
+    "group.p99",
+    "fanout.p99",
+    "file.p99",
+    "delivered_per_s",
+];
+
+/// One figure to check and which way is worse.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// As written: `direct.p99`, `delivered_per_s`.
+    pub name: String,
+    target: Target,
+    /// Latencies and failures get worse upwards; rates downwards.
+    higher_is_worse: bool,
+}
+
+impl Check {
+    /// Parses a figure name as SLOs write it.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.to_string())?;
+        let higher_is_worse = match &slo.target {
+            Target::Latency { .. } => true,
+            Target::Number(n) => !n.ends_with("_per_s") && n != "files_verified",
+        };
+        Ok(Self {
+            name: name.to_string(),
+            target: slo.target,
+            higher_is_worse,
+        })
+    }
+
+    fn value(&self, run: &RunReport) -> Option<f64> {
+        // A latency of a metric with no samples is no figure.
+        if let Target::Latency { metric, .. } = &self.target {
+            if run.metrics.get(metric).is_none_or(|m| m.count == 0) {
+                return None;
+            }
+        }
+        target_value(&self.target, run)
+    }
+
+    fn show(&self, v: f64) -> String {
+        match self.target {
+            Target::Latency { .. } => format_micros(v),
+            Target::Number(_) => format!("{v:.0}"),
+        }
+    }
+}
+
+/// The verdict on one figure of one transport.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Figure name.
+    pub name: String,
+    /// Transport of the run.
+    pub transport: String,
+    /// Baseline median.
+    pub baseline: f64,
+    /// Baseline spread relative to its median; `None` with a single baseline run.
+    pub noise: Option<f64>,
+    /// The new value.
+    pub value: f64,
+    /// How much worse the new value is, relative to the baseline median (negative: better).
+    pub worse_by: f64,
+    /// Worse by more than the threshold and the noise.
+    pub regressed: bool,
+    shown: (String, String),
+}
+
+/// How a set of values compares to a baseline: median, relative spread, relative worsening.
+pub fn judge(baseline: &[f64], value: f64, higher_is_worse: bool, threshold: f64) -> Judgement {
+    let mut sorted = baseline.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    let scale = median.abs().max(f64::MIN_POSITIVE);
+    let noise = (n > 1).then(|| (sorted[n - 1] - sorted[0]) / scale);
+    let worse_by = if higher_is_worse {
+        (value - median) / scale
+    } else {
+        (median - value) / scale
+    };
+    let regressed = worse_by > threshold && worse_by > noise.unwrap_or(0.0);
+    Judgement {
+        median,
+        noise,
+        worse_by,
+        regressed,
+    }
+}
+
+/// See [`judge`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    /// Baseline median.
+    pub median: f64,
+    /// Baseline spread relative to the median (`None` with one baseline value).
+    pub noise: Option<f64>,
+    /// Relative worsening of the new value.
+    pub worse_by: f64,
+    /// Worse by more than the threshold and the noise.
+    pub regressed: bool,
+}
+
+/// Checks every run of `candidate` against the runs of the same transport in `baseline`
+/// (one report per repeat).
+pub fn compare(
+    baseline: &[&[RunReport]],
+    candidate: &[RunReport],
+    checks: &[Check],
+    threshold: f64,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for run in candidate {
+        for check in checks {
+            let Some(value) = check.value(run) else {
+                continue;
+            };
+            let base: Vec<f64> = baseline
+                .iter()
+                .filter_map(|runs| runs.iter().find(|r| r.transport == run.transport))
+                .filter_map(|r| check.value(r))
+                .collect();
+            if base.is_empty() {
+                continue;
+            }
+            let j = judge(&base, value, check.higher_is_worse, threshold);
+            findings.push(Finding {
+                name: check.name.clone(),
+                transport: run.transport.clone(),
+                baseline: j.median,
+                noise: j.noise,
+                value,
+                worse_by: j.worse_by,
+                regressed: j.regressed,
+                shown: (check.show(j.median), check.show(value)),
+            });
+        }
+    }
+    findings
+}
+
+/// The findings as a table, one row per figure, with the verdict.
+pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nregression check: worse than the baseline median by more than {:.0}% and by more than the baseline's own spread ({} baseline run{})",
+        threshold * 100.0,
+        repeats,
+        if repeats == 1 { ", so no noise measured" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<18} {:>12} {:>8} {:>12} {:>9}  verdict",
+        "transport", "figure", "baseline", "noise", "now", "change"
+    );
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<18} {:>12} {:>8} {:>12} {:>+8.0}%  {}",
+            f.transport,
+            f.name,
+            f.shown.0,
+            f.noise
+                .map_or("-".to_string(), |n| format!("{:.0}%", n * 100.0)),
+            f.shown.1,
+            f.worse_by * 100.0,
+            if f.regressed { "REGRESSED" } else { "ok" }
+        );
+    }
+    out
+}
+
+/// Parses a threshold such as `10%` or `0.1`.
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a threshold: write it as 10% or 0.1"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{s:?}: a threshold is 0 or more"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worse_by_more_than_threshold_and_noise_regresses() {
+        // Baseline p99s of 10, 11, 12 ms: median 11, noise 2/11 = 18 %.
+        let base = [10_000.0, 11_000.0, 12_000.0];
+        let j = judge(&base, 22_000.0, true, 0.5);
+        assert!(j.regressed, "2x is caught: {j:?}");
+        assert!((j.worse_by - 1.0).abs() < 1e-9);
+        // Within the threshold.
+        assert!(!judge(&base, 15_000.0, true, 0.5).regressed);
+        // Past the threshold but within the noise.
+        let noisy = [5_000.0, 11_000.0, 20_000.0];
+        let j = judge(&noisy, 18_000.0, true, 0.5);
+        assert!(j.worse_by > 0.5 && !j.regressed, "{j:?}");
+        // Better is never a regression.
+        assert!(!judge(&base, 1_000.0, true, 0.0).regressed);
+    }
+
+    #[test]
+    fn rates_regress_downwards() {
+        let base = [1000.0, 1010.0, 990.0];
+        assert!(judge(&base, 400.0, false, 0.5).regressed);
+        assert!(!judge(&base, 2000.0, false, 0.5).regressed);
+        let check = Check::parse("delivered_per_s").unwrap();
+        assert!(!check.higher_is_worse);
+        assert!(Check::parse("direct.p99").unwrap().higher_is_worse);
+        assert!(Check::parse("direct.p98").is_err());
+    }
+
+    #[test]
+    fn one_baseline_run_measures_no_noise() {
+        let j = judge(&[100.0], 160.0, true, 0.5);
+        assert_eq!(j.noise, None);
+        assert!(j.regressed);
+        assert!(!judge(&[100.0], 140.0, true, 0.5).regressed);
+    }
+
+    #[test]
+    fn thresholds_parse() {
+        assert_eq!(parse_threshold("10%").unwrap(), 0.1);
+        assert_eq!(parse_threshold("0.25").unwrap(), 0.25);
+        assert!(parse_threshold("ten").is_err());
+        assert!(parse_threshold("-5%").is_err());
+    }
+}
