@@ -176,12 +176,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let server = imbench_server::start(config)
         .await
         .context("starting the server")?;
-    println!("imbench-server listening:");
+    // Written in one piece, and a closed stdout is not fatal: whoever started the server may
+    // stop reading once it has the addresses, and println! would panic on the broken pipe.
+    let mut banner = String::from("imbench-server listening:\n");
     for (transport, addr) in server.addrs() {
-        println!("  {transport:<4} {addr}");
+        banner.push_str(&format!("  {transport:<4} {addr}\n"));
     }
-    println!("certificate for clients: {}", cert_path.display());
-    println!("token secret: {}", secret_path.display());
+    banner.push_str(&format!(
+        "certificate for clients: {}\n",
+        cert_path.display()
+    ));
+    banner.push_str(&format!("token secret: {}\n", secret_path.display()));
     let mut transports: Vec<String> = server.addrs().iter().map(|(t, _)| t.to_string()).collect();
     transports.dedup();
     let targets: Vec<String> = server
@@ -189,21 +194,25 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|(t, a)| format!("--server {t}={a}"))
         .collect();
-    println!(
-        "run a load against it with:\n  imbench run --transport {} {} --cert {} --secret-file {}",
+    banner.push_str(&format!(
+        "run a load against it with:\n  imbench run --transport {} {} --cert {} --secret-file {}\n",
         transports.join(","),
         targets.join(" "),
         cert_path.display(),
         secret_path.display()
-    );
+    ));
+    say(&mut std::io::stdout(), &banner);
     let rss_start = process::rss_bytes();
     let cpu_start = process::cpu_seconds();
     signals.wait().await?;
-    eprintln!("shutting down: flushing queues and saying Bye to clients");
+    say(
+        &mut std::io::stderr(),
+        "shutting down: flushing queues and saying Bye to clients\n",
+    );
     let stats = server.stats();
     server.shutdown().await;
-    eprintln!(
-        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, refused {} (hold full), {} slow consumers, {} errors sent",
+    say(&mut std::io::stderr(), &format!(
+        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, refused {} (hold full), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
         stats.sessions_peak,
         stats.routed,
@@ -212,20 +221,31 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.hold_full,
         stats.slow_consumers,
         stats.errors_sent
-    );
+    ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
         let per_session = peak.saturating_sub(start) / stats.sessions_peak.max(1);
-        eprintln!(
-            "memory: peak RSS {} MiB ({} MiB at start), {} KiB per session at the peak",
-            peak / (1024 * 1024),
-            start / (1024 * 1024),
-            per_session / 1024
+        say(
+            &mut std::io::stderr(),
+            &format!(
+                "memory: peak RSS {} MiB ({} MiB at start), {} KiB per session at the peak\n",
+                peak / (1024 * 1024),
+                start / (1024 * 1024),
+                per_session / 1024
+            ),
         );
     }
     if let (Some(start), Some(end)) = (cpu_start, process::cpu_seconds()) {
-        eprintln!("cpu: {:.1} s", end - start);
+        say(
+            &mut std::io::stderr(),
+            &format!("cpu: {:.1} s\n", end - start),
+        );
     }
     Ok(())
+}
+
+/// Writes `text` in one piece; a closed or broken output is not worth dying for.
+fn say(out: &mut dyn std::io::Write, text: &str) {
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
