@@ -48,7 +48,7 @@ pub mod slo;
 pub mod summary;
 
 pub use report::{Report, Verdict};
-pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec};
+pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec, Shard};
 pub use scenario::{Overrides, Scenario};
 
 /// Process exit codes of `imbench run`.

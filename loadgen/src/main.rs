@@ -98,6 +98,11 @@ struct RunArgs {
     /// factor until an SLO fails, then report the highest load that held
     #[arg(long)]
     find_max: bool,
+    /// Run shard I of N of the scenario's clients (client k is in shard k % N + 1), against
+    /// the --server the other shards use; add the shards' reports with `imbench merge`.
+    /// Direct chat only
+    #[arg(long, value_name = "I/N", conflicts_with = "find_max")]
+    shard: Option<imbench_loadgen::Shard>,
     /// With --find-max: each step's load over the previous one's
     #[arg(long, default_value_t = 1.5, requires = "find_max")]
     growth: f64,
@@ -578,5 +583,6 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         quic: QuicOptions::default(),
         transport: first,
         interrupt: None,
+        shard: args.shard,
     })
 }

@@ -56,10 +56,13 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
             });
         }
     }
+    // Reports made with --shard split one scenario's clients; what they lost is known only
+    // from their sums.
+    let sharded = reports.iter().all(|r| r.shard.is_some());
     let mut runs = Vec::new();
     for position in 0..first.runs.len() {
         let shards: Vec<&RunReport> = reports.iter().map(|r| &r.runs[position]).collect();
-        runs.push(merge_runs(&shards, &first.scenario.slo)?);
+        runs.push(merge_runs(&shards, &first.scenario.slo, sharded)?);
     }
     let mut invalid_reasons: Vec<String> = reports
         .iter()
@@ -87,7 +90,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         Verdict::Ok
     };
     let mut scenario = first.scenario.clone();
-    scenario.clients = reports.iter().map(|r| r.scenario.clients).sum();
+    if !sharded {
+        scenario.clients = reports.iter().map(|r| r.scenario.clients).sum();
+    }
     Ok(Report {
         version: first.version.clone(),
         scenario,
@@ -96,10 +101,15 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         verdict,
         invalid_reasons,
         runs,
+        shard: None,
     })
 }
 
-fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeError> {
+fn merge_runs(
+    shards: &[&RunReport],
+    slo: &[String],
+    sharded: bool,
+) -> Result<RunReport, MergeError> {
     let first = shards[0];
     let mut metrics = BTreeMap::new();
     for name in first.metrics.keys() {
@@ -127,7 +137,11 @@ fn merge_runs(shards: &[&RunReport], slo: &[String]) -> Result<RunReport, MergeE
         rejected: sum(|c| c.rejected),
         expected: sum(|c| c.expected),
         delivered: sum(|c| c.delivered),
-        lost: sum(|c| c.lost),
+        lost: if sharded {
+            sum(|c| c.expected).saturating_sub(sum(|c| c.delivered))
+        } else {
+            sum(|c| c.lost)
+        },
         duplicated: sum(|c| c.duplicated),
         reordered: sum(|c| c.reordered),
         corrupted: sum(|c| c.corrupted),

@@ -107,6 +107,10 @@ pub struct Report {
     pub invalid_reasons: Vec<String>,
     /// One entry per transport run.
     pub runs: Vec<RunReport>,
+    /// `i/n` when this generator ran one shard of the clients; `lost` is then judged only
+    /// once the shards are merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// Outcome, ordered by severity.
@@ -544,7 +548,13 @@ impl Report {
             rejected: rejected + g.rejected,
             expected: expected + g.expected,
             delivered: delivered + g.delivered_expected,
-            lost: expected.saturating_sub(delivered) + g.lost,
+            // A shard's clients receive from every shard and send to every shard: what is lost
+            // is known only when the shards' reports are added (`imbench merge`).
+            lost: if ctx.shard.is_some() {
+                0
+            } else {
+                expected.saturating_sub(delivered) + g.lost
+            },
             duplicated: sum(&|c| c.duplicated.load(Relaxed)),
             reordered: sum(&|c| c.reordered.load(Relaxed)),
             corrupted: sum(&|c| c.corrupted.load(Relaxed)),
@@ -660,6 +670,7 @@ impl Report {
             verdict,
             invalid_reasons,
             runs: vec![run],
+            shard: ctx.shard.map(|s| s.to_string()),
         }
     }
 

@@ -50,6 +50,9 @@ pub enum RunError {
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
+    /// `--shard` was asked for where it cannot work.
+    #[error("--shard: {0}")]
+    Shard(String),
     /// The embedded server did not listen on the transport asked for.
     #[error("the embedded server does not listen on {0}")]
     NotListening(Transport),
@@ -110,6 +113,48 @@ pub struct RunConfig {
     /// When this turns true the run stops its schedule, drains briefly and reports what it
     /// measured (Ctrl-C in the command line).
     pub interrupt: Option<watch::Receiver<bool>>,
+    /// Run only this share of the clients: generators on several machines, each with its own
+    /// shard of one scenario, load one server together; `imbench merge` adds their reports.
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` shares of a scenario's clients: client `i` belongs to shard
+/// `i % count + 1`. User ids, schedules and contacts are those of the whole scenario, so the
+/// shards together send exactly what one generator running every client would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: usize,
+    /// How many shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether client `index` runs in this shard.
+    pub fn owns(&self, client: usize) -> bool {
+        client % self.count == self.index - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a shard: write i/n, 1 <= i <= n, such as 1/2");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
 }
 
 /// The run's clock: one monotonic origin for every timestamp of the run.
@@ -176,6 +221,8 @@ pub struct RunContext {
     pub ledger: GroupLedger,
     /// Every file transfer and its outcome.
     pub files: crate::files::FileLedger,
+    /// The share of the clients this generator runs, if it runs a share.
+    pub shard: Option<Shard>,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -273,6 +320,20 @@ pub struct RunOutcome {
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
+    if let Some(shard) = config.shard {
+        if matches!(config.server, ServerSpec::Embedded) {
+            return Err(RunError::Shard(
+                "shards of one load must share a server: give its address with --server".into(),
+            ));
+        }
+        if s.groups.count > 0 || s.files.rate > 0.0 {
+            // Group and file accounting need every member's and recipient's view in one
+            // process; direct messages carry their own timing and are counted by pairs.
+            return Err(RunError::Shard(format!(
+                "shard {shard}: only direct chat can be split across generators; this scenario has groups or files"
+            )));
+        }
+    }
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<RunningServer> = None;
@@ -318,6 +379,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         plan,
         ledger,
         files: crate::files::FileLedger::default(),
+        shard: config.shard,
         counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
         payload: crate::body::payload_pool(s.seed, 128 * 1024),
         recorder: Recorder::new(),
@@ -367,7 +429,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
 
     let mut clients = JoinSet::new();
-    for index in 0..s.clients {
+    for index in (0..s.clients).filter(|&i| config.shard.is_none_or(|sh| sh.owns(i))) {
         clients.spawn(client::run_client(ctx.clone(), index));
     }
 
@@ -558,6 +620,11 @@ impl Watchdog {
 /// Every client has stopped sending, every sent message is answered (acked or rejected),
 /// every accepted direct message delivered, and every file transfer ended.
 fn drained(ctx: &RunContext) -> bool {
+    if ctx.shard.is_some() {
+        // Other shards' messages to this shard's clients may still be on their way, and this
+        // shard's to theirs are counted there: a shard always waits out the drain.
+        return false;
+    }
     if !ctx.counters.iter().all(|c| c.done_sending.load(Relaxed)) {
         return false;
     }

@@ -127,3 +127,56 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     other.runs[0].transport = "tcp".into();
     assert!(imbench_loadgen::merge::merge(&[shards[0].clone(), other]).is_err());
 }
+
+/// Two generators, each running one shard of a scenario's clients against one server at the
+/// same time, merge into the report one generator running all of them makes: the same
+/// messages sent, all delivered, none lost, as many timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_merged_equal_one_run_of_both() {
+    let server_config = imbench_server::ServerConfig::loopback().unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
+    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), "");
+
+    let whole = imbench_loadgen::run(config(scenario(), util::remote(&server_config, addr)))
+        .await
+        .unwrap()
+        .report;
+
+    let shard = |index| {
+        let mut c = config(scenario(), util::remote(&server_config, addr));
+        c.shard = Some(imbench_loadgen::Shard { index, count: 2 });
+        imbench_loadgen::run(c)
+    };
+    let (one, two) = tokio::join!(shard(1), shard(2));
+    let (one, two) = (one.unwrap().report, two.unwrap().report);
+    assert_eq!(one.shard.as_deref(), Some("1/2"));
+    assert_eq!(one.runs[0].counters.clients, 6);
+    let merged = imbench_loadgen::merge::merge(&[one, two]).unwrap();
+
+    let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);
+    assert!(w.sent > 100, "{w:?}");
+    assert_eq!(m.sent, w.sent, "the shards send what one generator sends");
+    assert_eq!(m.clients, w.clients);
+    assert_eq!((m.delivered, m.lost), (w.delivered, 0));
+    assert_eq!(w.lost, 0);
+    assert_eq!(
+        merged.runs[0].metrics["direct"].count,
+        whole.runs[0].metrics["direct"].count
+    );
+    assert_eq!(merged.scenario.clients, 12);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_shard_needs_a_shared_server_and_direct_chat_only() {
+    let mut c = config(
+        small_scenario_with(4, 1.0, Duration::from_millis(100), ""),
+        ServerSpec::Embedded,
+    );
+    c.shard = Some("1/2".parse().unwrap());
+    let err = imbench_loadgen::run(c).await.err().expect("refused");
+    assert!(err.to_string().contains("--server"), "{err}");
+    assert!("0/2".parse::<imbench_loadgen::Shard>().is_err());
+    assert!("3/2".parse::<imbench_loadgen::Shard>().is_err());
+}

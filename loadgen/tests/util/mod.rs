@@ -54,6 +54,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         quic: QuicOptions::default(),
         transport: imbench_transport::Transport::Quic,
         interrupt: None,
+        shard: None,
     }
 }
 
