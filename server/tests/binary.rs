@@ -6,7 +6,7 @@ mod util;
 use std::process::Command;
 use std::time::Duration;
 
-use imbench_proto::{Frame, PROTOCOL_VERSION};
+use imbench_proto::Frame;
 use imbench_server::Secret;
 use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
 use util::process::{start, wait_exit};
@@ -25,24 +25,7 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
     for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
         let connector =
             Connector::new(transport, &trust, &QuicOptions::default(), 1, addr).expect("connector");
-        let mut conn = connector
-            .connect(addr, "localhost")
-            .await
-            .expect("connects");
-        let user = i as u64 + 1;
-        conn.writer
-            .write_frame(&Frame::Hello {
-                version: PROTOCOL_VERSION,
-                user,
-                token: secret.token_for(user),
-            })
-            .await
-            .expect("hello");
-        assert!(matches!(
-            conn.reader.read_frame().await,
-            Ok(Some(Frame::Welcome { .. }))
-        ));
-        clients.push(conn);
+        clients.push(util::login(&connector, addr, &secret, i as u64 + 1).await);
     }
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")

@@ -4,37 +4,9 @@
 
 mod util;
 
-use std::net::SocketAddr;
-
-use imbench_proto::{Frame, PROTOCOL_VERSION};
 use imbench_server::Secret;
-use imbench_transport::{ClientTrust, Connector, FramedConnection, QuicOptions};
+use imbench_transport::{ClientTrust, Connector, QuicOptions};
 use util::process::{memory_kib, start};
-
-async fn login(
-    connector: &Connector,
-    addr: SocketAddr,
-    secret: &Secret,
-    user: u64,
-) -> FramedConnection {
-    let mut conn = connector
-        .connect(addr, "localhost")
-        .await
-        .expect("connects");
-    conn.writer
-        .write_frame(&Frame::Hello {
-            version: PROTOCOL_VERSION,
-            user,
-            token: secret.token_for(user),
-        })
-        .await
-        .expect("hello");
-    assert!(matches!(
-        conn.reader.read_frame().await,
-        Ok(Some(Frame::Welcome { .. }))
-    ));
-    conn
-}
 
 /// A file four times larger than the bound passes through the server on each transport, and
 /// the server's peak memory grows by less than the bound: it never holds the file.
@@ -51,8 +23,8 @@ async fn a_large_file_passes_through_a_few_mib_of_server_memory() {
         let connector =
             Connector::new(transport, &trust, &QuicOptions::default(), 1, addr).expect("connector");
         let recipient = 20 + i as u64;
-        let mut alice = login(&connector, addr, &secret, 10 + i as u64).await;
-        let mut bob = login(&connector, addr, &secret, recipient).await;
+        let mut alice = util::login(&connector, addr, &secret, 10 + i as u64).await;
+        let mut bob = util::login(&connector, addr, &secret, recipient).await;
         let mut files = util::FileIn::new(&bob);
         util::offer(&mut alice, 1, recipient, SIZE)
             .await

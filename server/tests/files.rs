@@ -7,7 +7,7 @@ mod util;
 use imbench_proto::{ErrorCode, Frame};
 use imbench_server::Limits;
 use imbench_transport::Transport;
-use util::{file_content, offer, read, send, start_over, FileIn, FileOut, Received};
+use util::{file_cancel, file_content, offer, read, send, start_over, FileIn, FileOut, Received};
 
 async fn a_file_arrives_whole_and_chat_passes_beside_it(transport: Transport) {
     let t = start_over(transport, Limits::default()).await;
@@ -166,19 +166,10 @@ async fn offers_over_the_limits_are_refused_with_typed_codes() {
         })
         .await
         .unwrap();
-    loop {
-        match read(&mut alice).await {
-            Some(Frame::FileCancel {
-                transfer_id: 3,
-                code,
-            }) => {
-                assert_eq!(code, ErrorCode::UNSUPPORTED_DEST);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("connection ended"),
-        }
-    }
+    assert_eq!(
+        file_cancel(&mut alice, 3).await,
+        ErrorCode::UNSUPPORTED_DEST
+    );
     offer(&mut alice, 4, 2, 100).await.expect("first accepted");
     assert_eq!(
         offer(&mut alice, 5, 2, 100).await,
@@ -194,19 +185,10 @@ async fn offers_over_the_limits_are_refused_with_typed_codes() {
         })
         .await
         .unwrap();
-    loop {
-        match read(&mut alice).await {
-            Some(Frame::FileCancel {
-                transfer_id: 42,
-                code,
-            }) => {
-                assert_eq!(code, ErrorCode::UNKNOWN_TRANSFER);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("connection ended"),
-        }
-    }
+    assert_eq!(
+        file_cancel(&mut alice, 42).await,
+        ErrorCode::UNKNOWN_TRANSFER
+    );
     assert_eq!(t.server.stats().transfers_refused, 4, "offers refused");
     t.server.shutdown().await;
 }
@@ -323,19 +305,10 @@ async fn a_recipient_may_cancel(transport: Transport) {
         })
         .await
         .unwrap();
-    loop {
-        match read(&mut alice).await {
-            Some(Frame::FileCancel {
-                transfer_id: 9,
-                code,
-            }) => {
-                assert_eq!(code, ErrorCode::TRANSFER_ABORTED);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("alice was disconnected"),
-        }
-    }
+    assert_eq!(
+        file_cancel(&mut alice, 9).await,
+        ErrorCode::TRANSFER_ABORTED
+    );
     assert_eq!(t.server.stats().transfers_aborted, 1);
     t.server.shutdown().await;
 }
@@ -350,19 +323,7 @@ async fn a_sender_that_sends_too_much_is_refused_and_the_recipient_told() {
     offer(&mut alice, 1, 2, 100).await.expect("accepted");
     let mut out = FileOut::open(&alice.link, 1).await;
     out.write(&mut alice, &file_content(101)).await.unwrap();
-    loop {
-        match read(&mut alice).await {
-            Some(Frame::FileCancel {
-                transfer_id: 1,
-                code,
-            }) => {
-                assert_eq!(code, ErrorCode::SIZE_MISMATCH);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("alice was disconnected"),
-        }
-    }
+    assert_eq!(file_cancel(&mut alice, 1).await, ErrorCode::SIZE_MISMATCH);
     match bob_files.receive(&mut bob).await {
         Received::Cancelled(code, _) => assert_eq!(code, ErrorCode::TRANSFER_ABORTED),
         other => panic!("expected a cancelled transfer, got {other:?}"),

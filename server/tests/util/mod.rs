@@ -202,6 +202,48 @@ pub async fn offer(
     }
 }
 
+/// Reads until the FileCancel of `transfer_id` and returns its code; other frames are skipped.
+pub async fn file_cancel(
+    conn: &mut FramedConnection,
+    transfer_id: u64,
+) -> imbench_proto::ErrorCode {
+    loop {
+        match read(conn).await {
+            Some(Frame::FileCancel {
+                transfer_id: t,
+                code,
+            }) if t == transfer_id => return code,
+            Some(_) => continue,
+            None => panic!("connection ended before FileCancel of transfer {transfer_id}"),
+        }
+    }
+}
+
+/// Logs in as `user` over `connector` to `addr`, with a token from `secret`.
+pub async fn login(
+    connector: &Connector,
+    addr: std::net::SocketAddr,
+    secret: &imbench_server::Secret,
+    user: u64,
+) -> FramedConnection {
+    let mut conn = connector
+        .connect(addr, "localhost")
+        .await
+        .expect("connects");
+    conn.writer
+        .write_frame(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            user,
+            token: secret.token_for(user),
+        })
+        .await
+        .expect("hello");
+    match read(&mut conn).await {
+        Some(Frame::Welcome { .. }) => conn,
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+}
+
 /// Where a test client writes a file's bytes: its own QUIC stream, or FileChunk frames.
 pub enum FileOut {
     Quic(quinn::SendStream),
