@@ -97,9 +97,26 @@ pub(crate) async fn serve_connection(
     run_session(conn, user, state, shutdown).await;
 }
 
+/// Counts a connection closed for misbehaving, by kind.
+fn count_refusal(stats: &crate::stats::Stats, code: ErrorCode) {
+    let counter = match code {
+        ErrorCode::BAD_FRAME | ErrorCode::FRAME_TOO_LARGE | ErrorCode::UNKNOWN_KIND => {
+            &stats.bad_frames
+        }
+        ErrorCode::HELLO_TIMEOUT => &stats.hello_timeouts,
+        ErrorCode::UNSUPPORTED_VERSION
+        | ErrorCode::HELLO_REQUIRED
+        | ErrorCode::UNEXPECTED_FRAME => &stats.protocol_errors,
+        // Tokens are counted as auth failures; kicks (slow consumer, replaced) elsewhere.
+        _ => return,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Sends a typed error, then closes.
 async fn refuse(mut conn: FramedConnection, state: &State, code: ErrorCode, reason: &str) {
     state.stats.errors_sent.fetch_add(1, Ordering::Relaxed);
+    count_refusal(&state.stats, code);
     let error = Frame::Error {
         code,
         reason: reason.to_string(),
@@ -187,8 +204,9 @@ async fn run_session(
     drop(extra);
     drop(reader);
     let graceful = !matches!(ending, Ending::Client);
-    if let Ending::Error(..) = ending {
+    if let Ending::Error(code, _) = &ending {
         state.stats.errors_sent.fetch_add(1, Ordering::Relaxed);
+        count_refusal(&state.stats, *code);
     }
     let _ = stop_tx.send(ending);
 

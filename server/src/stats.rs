@@ -46,6 +46,13 @@ counters! {
     errors_sent,
     /// Hello frames with a token that did not verify.
     auth_failures,
+    /// Connections closed for bytes that are not a frame (malformed, oversize, unknown kind).
+    bad_frames,
+    /// Connections closed for not saying Hello in time.
+    hello_timeouts,
+    /// Connections closed for valid frames out of place (no Hello first, a second Hello, a
+    /// server's frame from a client, a protocol version the server does not speak).
+    protocol_errors,
     /// Joins that made a new membership.
     group_joins,
     /// Leaves that ended a membership.

@@ -163,6 +163,17 @@ async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) 
     assert!(rounds > 0, "good clients made progress");
     let stats = t.server.stats();
     assert_eq!(stats.auth_failures, 1);
+    // Each refusal is counted by kind: five malformed openings and one mid-session, the silent
+    // connection, and old version + no Hello + second Hello.
+    assert_eq!(
+        (
+            stats.bad_frames,
+            stats.hello_timeouts,
+            stats.protocol_errors
+        ),
+        (6, 1, 3),
+        "{transport}: {stats:?}"
+    );
     assert!(stats.errors_sent >= 11, "{stats:?}");
 }
 

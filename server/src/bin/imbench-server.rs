@@ -222,6 +222,20 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.slow_consumers,
         stats.errors_sent
     ));
+    say(&mut std::io::stderr(), &format!(
+        "refused: {} connections over the limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
+        stats.connections_refused,
+        stats.handshakes_failed,
+        stats.auth_failures,
+        stats.bad_frames,
+        stats.hello_timeouts,
+        stats.protocol_errors,
+        stats.group_refusals,
+        stats.transfers_refused,
+        stats.transfers_relayed,
+        stats.transfers_aborted,
+        stats.file_bytes
+    ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
         let per_session = peak.saturating_sub(start) / stats.sessions_peak.max(1);
         say(
