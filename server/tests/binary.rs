@@ -54,5 +54,8 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
         .read_to_string(&mut stderr)
         .expect("stderr text");
     assert!(stderr.contains("served 2 sessions"), "{stderr}");
-    assert!(stderr.contains("refused: 0 connections over the limit"), "{stderr}");
+    assert!(
+        stderr.contains("refused: 0 connections over the limit"),
+        "{stderr}"
+    );
 }
