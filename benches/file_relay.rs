@@ -101,6 +101,7 @@ async fn login(server: &RunningServer, config: &ServerConfig, user: u64) -> Fram
             version: PROTOCOL_VERSION,
             user,
             token: config.secret.token_for(user),
+            flags: 0,
         })
         .await
         .expect("hello");

@@ -33,6 +33,7 @@ async fn login(
             version: PROTOCOL_VERSION,
             user,
             token,
+            flags: 0,
         })
         .await
         .expect("hello");

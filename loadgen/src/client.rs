@@ -10,13 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, Frame, PROTOCOL_VERSION};
+use imbench_proto::{Dest, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
+use imbench_transport::framed::Link;
 use imbench_transport::{FrameReader, FrameWriter, FramedConnection, TransportError};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
 
 use std::collections::HashMap;
 
 use crate::accounting::{Arrival, Inbox};
 use crate::body::{self, Header};
+use crate::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
 use crate::file_client::{FileEvent, IncomingChunks, Outgoing};
 use crate::files::{FileSchedule, Incoming};
 use crate::groups::{self, ChurnerDelivery, GroupEvent, GroupSchedule, Membership, Role};
@@ -26,6 +30,15 @@ use crate::schedule::Schedule;
 
 /// Bits of a message id below the intended time.
 const MSG_ID_COUNTER_BITS: u32 = 20;
+
+/// How long an idle client that sends receipts waits at most before confirming what arrived.
+const RECEIPT_EVERY: Duration = Duration::from_millis(20);
+
+/// Unconfirmed deliveries after which a busy sender confirms before its next message.
+const RECEIPT_BATCH: u64 = 64;
+
+/// How long a client leaving on purpose waits for the server to close before cutting.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
 /// Counters of one client, written by its own two tasks only and read by the progress display.
 #[derive(Debug, Default)]
@@ -68,9 +81,17 @@ pub struct ClientCounters {
     pub joins_pending: AtomicU64,
     /// Joins or Leaves the server refused.
     pub group_refused: AtomicU64,
+    /// Connections made again after a planned disconnect (`[churn]`).
+    pub reconnects: AtomicU64,
+    /// Second copies dropped because a reconnect explains them: the server sent again what
+    /// this client had not confirmed, or the sender sent again what it had no answer for.
+    pub redelivered: AtomicU64,
+    /// Messages this client sent again after reconnecting, having had no answer for them.
+    pub resent: AtomicU64,
 }
 
-/// Connects as `user`: handshake, Hello, Welcome.
+/// Connects as `user`: handshake, Hello (asking for receipts when the scenario churns),
+/// Welcome.
 pub async fn connect(ctx: &RunContext, user: u64) -> Result<FramedConnection, String> {
     let target = &ctx.target;
     let mut conn = target
@@ -84,6 +105,11 @@ pub async fn connect(ctx: &RunContext, user: u64) -> Result<FramedConnection, St
             version: PROTOCOL_VERSION,
             user,
             token,
+            flags: if ctx.scenario.churn.enabled() {
+                HELLO_RECEIPTS
+            } else {
+                0
+            },
         })
         .await
         .map_err(|e| format!("sending Hello: {e}"))?;
@@ -125,28 +151,38 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     counters.connected.store(true, Relaxed);
     let FramedConnection {
         reader,
-        mut writer,
+        writer,
         link,
         ..
     } = conn;
     let quic = match &link {
-        imbench_transport::framed::Link::Quic(q) => Some(q.clone()),
-        imbench_transport::framed::Link::Stream(_) => None,
+        Link::Quic(q) => Some(q.clone()),
+        Link::Stream(_) => None,
     };
     if let Some(q) = &quic {
         // Files come to a QUIC client on streams of their own.
         tokio::spawn(crate::file_client::receive_streams(ctx.clone(), q.clone()));
     }
     let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, quic);
-    let receiver = tokio::spawn(receive(ctx.clone(), index, reader, file_events));
-    if let Err(e) = join_groups(&ctx, index, &mut writer).await {
+    let churn = ChurnSchedule::new(s, index, ctx.send_start_us);
+    let awaiting = churn.as_ref().map(|_| Arc::new(AwaitingAnswer::default()));
+    let mut conn = Connection::start(
+        &ctx,
+        index,
+        (reader, writer, link),
+        Inbox::default(),
+        file_events,
+        churn,
+        awaiting,
+    );
+    if let Err(e) = join_groups(&ctx, index, &mut conn.writer).await {
         ctx.note_problem(format!("client {index}: joining its groups: {e}"));
     }
 
     // A client that connects after sending began starts its schedule when it connects: it does
     // not owe the messages it could not have sent.
     let start_us = ctx.send_start_us.max(ctx.clock.now_us());
-    if let Err(e) = send_loop(&ctx, index, &mut writer, &mut outgoing, start_us).await {
+    if let Err(e) = send_loop(&ctx, index, &mut conn, &mut outgoing, start_us).await {
         counters.errors.fetch_add(1, Relaxed);
         if !ctx.is_finished() {
             counters.disconnected.store(true, Relaxed);
@@ -155,17 +191,210 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     }
     counters.done_sending.store(true, Relaxed);
-    ctx.wait_finished().await;
+    // Deliveries go on arriving during the drain, and the server keeps what is unconfirmed.
+    let mut finished = std::pin::pin!(ctx.wait_finished());
+    loop {
+        tokio::select! {
+            _ = &mut finished => break,
+            _ = tokio::time::sleep(RECEIPT_EVERY), if conn.receipts => {
+                if conn.confirm().await.is_err() {
+                    finished.await;
+                    break;
+                }
+            }
+        }
+    }
     // Say Bye; the server then closes, which ends the receiver.
+    let _ = conn.confirm().await;
     let bye = Frame::Bye {
         reason: "run finished".into(),
     };
-    if writer.write_frame(&bye).await.is_ok() {
-        let _ = writer.shutdown().await;
+    if conn.writer.write_frame(&bye).await.is_ok() {
+        let _ = conn.writer.shutdown().await;
     }
     // The receiver ends when the server closes after Bye; past the wait, close regardless.
-    let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
-    link.abort(0, "run finished");
+    let _ = tokio::time::timeout(Duration::from_secs(5), &mut conn.receiver).await;
+    conn.link.abort(0, "run finished");
+}
+
+/// A client's current connection, and what it keeps across reconnects.
+struct Connection {
+    writer: FrameWriter,
+    link: Link,
+    /// The task reading this connection; it hands back the inbox when the connection ends.
+    receiver: JoinHandle<Inbox>,
+    /// Deliver frames received on this connection.
+    received: Arc<AtomicU64>,
+    /// The count last sent in a Receipt.
+    confirmed: u64,
+    /// Set before a planned disconnect, so that the receiver does not report it as a failure.
+    leaving: Arc<AtomicBool>,
+    /// Whether this client confirms deliveries (it does when the scenario churns).
+    receipts: bool,
+    /// When this client drops its connection, if it churns.
+    churn: Option<ChurnSchedule>,
+    /// Messages without an Ack or Reject yet, to send again after a reconnect (churn only).
+    awaiting: Option<Arc<AwaitingAnswer>>,
+    file_events: UnboundedSender<FileEvent>,
+}
+
+impl Connection {
+    fn start(
+        ctx: &Arc<RunContext>,
+        index: usize,
+        (reader, writer, link): (FrameReader, FrameWriter, Link),
+        inbox: Inbox,
+        file_events: UnboundedSender<FileEvent>,
+        churn: Option<ChurnSchedule>,
+        awaiting: Option<Arc<AwaitingAnswer>>,
+    ) -> Self {
+        let receipts = ctx.scenario.churn.enabled();
+        let received = Arc::new(AtomicU64::new(0));
+        let leaving = Arc::new(AtomicBool::new(false));
+        let receiver = tokio::spawn(receive(
+            ctx.clone(),
+            index,
+            reader,
+            Receiving {
+                inbox,
+                received: received.clone(),
+                leaving: leaving.clone(),
+                awaiting: awaiting.clone(),
+                file_events: file_events.clone(),
+            },
+        ));
+        Self {
+            writer,
+            link,
+            receiver,
+            received,
+            confirmed: 0,
+            leaving,
+            receipts,
+            churn,
+            awaiting,
+            file_events,
+        }
+    }
+
+    /// Queues a Receipt when at least `min` deliveries are unconfirmed; true if it did.
+    fn queue_receipt(&mut self, min: u64) -> Result<bool, TransportError> {
+        if !self.receipts {
+            return Ok(false);
+        }
+        let count = self.received.load(Relaxed);
+        if count > self.confirmed && count - self.confirmed >= min {
+            self.writer.queue(&Frame::Receipt { count })?;
+            self.confirmed = count;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Confirms every delivery received so far.
+    async fn confirm(&mut self) -> Result<(), TransportError> {
+        if self.queue_receipt(1)? {
+            self.writer.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the connection as `d` says, stays away, connects again and sends again whatever
+    /// had no answer. Returns when the client is back (with the time it was), or `None` when
+    /// the run ended first.
+    async fn leave_and_return(
+        &mut self,
+        ctx: &Arc<RunContext>,
+        index: usize,
+        d: Disconnect,
+    ) -> Result<Option<u64>, TransportError> {
+        let c = &ctx.counters[index];
+        self.leaving.store(true, Relaxed);
+        if d.abrupt {
+            // No Bye, and whatever is unread or unsent is thrown away.
+            self.link.abort(0, "dropped");
+        } else {
+            let _ = self.confirm().await;
+            let bye = Frame::Bye {
+                reason: "back soon".into(),
+            };
+            if self.writer.write_frame(&bye).await.is_ok() {
+                let _ = self.writer.shutdown().await;
+            }
+        }
+        let mut inbox = match tokio::time::timeout(LEAVE_WAIT, &mut self.receiver).await {
+            Ok(Ok(inbox)) => inbox,
+            Ok(Err(e)) => {
+                ctx.note_problem(format!("client {index}: receiver failed: {e}"));
+                Inbox::default()
+            }
+            Err(_) => {
+                self.link.abort(0, "server did not close");
+                (&mut self.receiver).await.unwrap_or_default()
+            }
+        };
+        self.link.abort(0, "left");
+        let Some(schedule) = self.churn.as_ref() else {
+            return Ok(None);
+        };
+        let offline = Duration::from_micros(schedule.offline_us);
+        let mut stop = ctx.stop_signal();
+        let mut away = offline;
+        let conn = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(away) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(None),
+            }
+            if ctx.is_finished() {
+                return Ok(None);
+            }
+            let timeout = ctx.scenario.generator.connect_timeout;
+            match tokio::time::timeout(timeout, connect(ctx, index as u64)).await {
+                Ok(Ok(conn)) => break conn,
+                Ok(Err(e)) => ctx.note_problem(format!("client {index}: reconnecting: {e}")),
+                Err(_) => ctx.note_problem(format!(
+                    "client {index}: reconnecting: no Welcome within {timeout:?}"
+                )),
+            }
+            // Try again, no faster than the scenario's own rhythm.
+            away = offline.max(Duration::from_millis(100));
+        };
+        c.reconnects.fetch_add(1, Relaxed);
+        inbox.new_connection();
+        let FramedConnection {
+            reader,
+            writer,
+            link,
+            ..
+        } = conn;
+        let churn = self.churn.take();
+        let awaiting = self.awaiting.take();
+        *self = Connection::start(
+            ctx,
+            index,
+            (reader, writer, link),
+            inbox,
+            self.file_events.clone(),
+            churn,
+            awaiting.clone(),
+        );
+        if let Some(awaiting) = awaiting {
+            let waiting = awaiting.waiting();
+            if !waiting.is_empty() {
+                for (msg_id, m) in waiting {
+                    ctx.resent.note(index as u64, m.seq);
+                    c.resent.fetch_add(1, Relaxed);
+                    self.writer.queue(&Frame::Send {
+                        msg_id,
+                        to: m.to,
+                        body: m.body,
+                    })?;
+                }
+                self.writer.flush().await?;
+            }
+        }
+        Ok(Some(ctx.clock.now_us()))
+    }
 }
 
 fn connect_failed(ctx: &RunContext, index: usize, why: String) {
@@ -224,14 +453,15 @@ enum Next {
 }
 
 async fn send_loop(
-    ctx: &RunContext,
+    ctx: &Arc<RunContext>,
     index: usize,
-    writer: &mut FrameWriter,
+    conn: &mut Connection,
     outgoing: &mut Outgoing,
     start_us: u64,
 ) -> Result<(), TransportError> {
     let mut files = FileSchedule::new(&ctx.scenario, index, start_us);
-    let scheduled = send_scheduled(ctx, index, writer, outgoing, &mut files, start_us).await;
+    let scheduled = send_scheduled(ctx, index, conn, outgoing, &mut files, start_us).await;
+    let writer = &mut conn.writer;
     // Transfers under way go on after the schedule ends, until they end or the run does.
     let mut finished = std::pin::pin!(ctx.wait_finished());
     while outgoing.busy() {
@@ -260,34 +490,38 @@ async fn send_loop(
 async fn wait_until(
     ctx: &RunContext,
     at_us: u64,
-    writer: &mut FrameWriter,
+    conn: &mut Connection,
     outgoing: &mut Outgoing,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<bool>, TransportError> {
     loop {
         while let Some(ev) = outgoing.try_event() {
-            outgoing.handle(ev, writer).await?;
+            outgoing.handle(ev, &mut conn.writer).await?;
         }
         if ctx.clock.now_us() >= at_us {
             return Ok(Some(false));
         }
         if outgoing.has_chunks() {
-            outgoing.write_chunk(writer).await?;
+            outgoing.write_chunk(&mut conn.writer).await?;
             continue;
         }
         let ev = tokio::select! {
             _ = tokio::time::sleep_until(ctx.clock.at(at_us)) => return Ok(Some(true)),
             _ = stop.wait_for(|s| *s) => return Ok(None),
-            ev = outgoing.next_event() => ev,
+            _ = tokio::time::sleep(RECEIPT_EVERY), if conn.receipts => None,
+            ev = outgoing.next_event() => Some(ev),
         };
-        outgoing.handle(ev, writer).await?;
+        match ev {
+            Some(ev) => outgoing.handle(ev, &mut conn.writer).await?,
+            None => conn.confirm().await?,
+        }
     }
 }
 
 async fn send_scheduled(
-    ctx: &RunContext,
+    ctx: &Arc<RunContext>,
     index: usize,
-    writer: &mut FrameWriter,
+    conn: &mut Connection,
     outgoing: &mut Outgoing,
     files: &mut Option<FileSchedule>,
     start_us: u64,
@@ -305,10 +539,30 @@ async fn send_scheduled(
     let mut counter = 0u64;
     let mut next_direct = direct.as_mut().map(|d| d.next_due());
     let mut stop = ctx.stop_signal();
+    // Messages due while the client was away are not owed (as for a late connect).
+    let mut back_us = 0;
     loop {
         let group_at = group.as_ref().map_or(u64::MAX, |g| g.next_at());
         let file_at = files.as_ref().map_or(u64::MAX, |f| f.next_at());
         let direct_at = next_direct.map_or(u64::MAX, |d| d.at_us);
+        let churn_at = conn.churn.as_ref().map_or(u64::MAX, |c| c.next_at());
+        if churn_at <= direct_at.min(group_at).min(file_at) && churn_at < ctx.schedule_end() {
+            if churn_at > ctx.clock.now_us()
+                && wait_until(ctx, churn_at, conn, outgoing, &mut stop)
+                    .await?
+                    .is_none()
+            {
+                return Ok(());
+            }
+            let Some(d) = conn.churn.as_mut().map(ChurnSchedule::take) else {
+                continue;
+            };
+            match conn.leave_and_return(ctx, index, d).await? {
+                Some(at) => back_us = at,
+                None => return Ok(()),
+            }
+            continue;
+        }
         let next = if direct_at <= group_at && direct_at <= file_at {
             match next_direct {
                 Some(d) => {
@@ -339,12 +593,15 @@ async fn send_scheduled(
         if at_us >= ctx.schedule_end() {
             return Ok(());
         }
+        if at_us < back_us {
+            continue;
+        }
         if at_us > ctx.clock.now_us() {
             // Idle until due: any lateness on waking is the generator's own (timer, busy
             // threads), so it is what schedule lag measures. When a send is already overdue the
             // lateness came from a blocked write (a chunk of a file, say), which the corrected
             // latency already carries.
-            match wait_until(ctx, at_us, writer, outgoing, &mut stop).await? {
+            match wait_until(ctx, at_us, conn, outgoing, &mut stop).await? {
                 None => return Ok(()),
                 Some(true) => {
                     let lag = ctx.clock.now_us().saturating_sub(at_us);
@@ -379,7 +636,7 @@ async fn send_scheduled(
                     counters.group_sent_in_window.fetch_add(1, Relaxed);
                 }
                 let to = Dest::Group(ctx.plan.groups[group].id);
-                writer
+                conn.writer
                     .write_frame(&Frame::Send { msg_id, to, body })
                     .await?;
                 continue;
@@ -394,7 +651,7 @@ async fn send_scheduled(
                 };
                 *out = !*out;
                 ctx.ledger.membership(group, user, kind, ctx.clock.now_us());
-                writer.write_frame(&frame).await?;
+                conn.writer.write_frame(&frame).await?;
                 continue;
             }
         };
@@ -420,7 +677,13 @@ async fn send_scheduled(
         if ctx.in_window(due.at_us) {
             counters.sent_in_window.fetch_add(1, Relaxed);
         }
-        writer
+        if let Some(awaiting) = &conn.awaiting {
+            let seq = header.seq;
+            let body = body.clone();
+            awaiting.sent(msg_id, Unanswered { to, body, seq });
+        }
+        conn.queue_receipt(RECEIPT_BATCH)?;
+        conn.writer
             .write_frame(&Frame::Send { msg_id, to, body })
             .await?;
     }
@@ -436,17 +699,36 @@ struct MemberView {
     inbox: Inbox,
 }
 
+/// What a receiving task shares with its client, and the direct-chat inbox it carries over
+/// from the client's previous connection.
+struct Receiving {
+    inbox: Inbox,
+    received: Arc<AtomicU64>,
+    leaving: Arc<AtomicBool>,
+    awaiting: Option<Arc<AwaitingAnswer>>,
+    file_events: UnboundedSender<FileEvent>,
+}
+
+/// Reads one connection until it ends; hands back the inbox for the next connection.
 async fn receive(
     ctx: Arc<RunContext>,
     index: usize,
     mut reader: FrameReader,
-    file_events: tokio::sync::mpsc::UnboundedSender<FileEvent>,
-) {
+    shared: Receiving,
+) -> Inbox {
+    let Receiving {
+        mut inbox,
+        received,
+        leaving,
+        awaiting,
+        file_events,
+    } = shared;
     let c = &ctx.counters[index];
     let mut incoming_files = IncomingChunks::default();
     let split_by_files = ctx.scenario.files.rate > 0.0;
     let user = index as u64;
-    let mut inbox = Inbox::default();
+    // A planned disconnect is not a failure.
+    let unplanned = || !ctx.is_finished() && !leaving.load(Relaxed);
     let mut views: HashMap<u64, MemberView> = ctx.plan.roles[index]
         .iter()
         .map(|&(gi, role)| {
@@ -467,7 +749,7 @@ async fn receive(
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(e) => {
-                if !ctx.is_finished() {
+                if unplanned() {
                     c.errors.fetch_add(1, Relaxed);
                     c.disconnected.store(true, Relaxed);
                     ctx.note_problem(format!("client {index}: connection lost: {e}"));
@@ -476,6 +758,9 @@ async fn receive(
             }
         };
         let now = ctx.clock.now_us();
+        if matches!(frame, Frame::Deliver { .. }) {
+            received.fetch_add(1, Relaxed);
+        }
         match frame {
             Frame::Deliver {
                 msg_id,
@@ -522,6 +807,9 @@ async fn receive(
                         c.duplicated.fetch_add(1, Relaxed);
                         counters.duplicated.fetch_add(1, Relaxed);
                     }
+                    Arrival::Redelivered => {
+                        c.redelivered.fetch_add(1, Relaxed);
+                    }
                 }
             }
             Frame::Deliver { from, body, .. } => match body::decode(&body) {
@@ -549,8 +837,14 @@ async fn receive(
                             measured,
                         );
                     }
+                    Arrival::Duplicate if ctx.resent.contains(from, h.seq) => {
+                        c.redelivered.fetch_add(1, Relaxed);
+                    }
                     Arrival::Duplicate => {
                         c.duplicated.fetch_add(1, Relaxed);
+                    }
+                    Arrival::Redelivered => {
+                        c.redelivered.fetch_add(1, Relaxed);
                     }
                 },
                 _ => {
@@ -563,6 +857,10 @@ async fn receive(
                     ctx.ledger.acked(msg_id, now);
                     groups::intended_of(msg_id)
                 } else {
+                    if awaiting.as_ref().is_some_and(|a| !a.answered(msg_id)) {
+                        // The answer to a copy sent again: the first answer counted.
+                        continue;
+                    }
                     c.acked.fetch_add(1, Relaxed);
                     msg_id >> MSG_ID_COUNTER_BITS
                 };
@@ -577,7 +875,7 @@ async fn receive(
                     c.group_rejected.fetch_add(1, Relaxed);
                     ctx.ledger.rejected(msg_id);
                     ctx.note_problem(format!("client {index}: group message refused: {code}"));
-                } else {
+                } else if awaiting.as_ref().is_none_or(|a| a.answered(msg_id)) {
                     c.rejected.fetch_add(1, Relaxed);
                 }
             }
@@ -630,7 +928,7 @@ async fn receive(
             }
             Frame::Pong { .. } => {}
             Frame::Bye { reason } => {
-                if !ctx.is_finished() {
+                if unplanned() {
                     c.disconnected.store(true, Relaxed);
                     ctx.note_problem(format!("client {index}: server said Bye: {reason}"));
                 }
@@ -638,7 +936,7 @@ async fn receive(
             }
             Frame::Error { code, reason } => {
                 c.errors.fetch_add(1, Relaxed);
-                if !ctx.is_finished() {
+                if unplanned() {
                     c.disconnected.store(true, Relaxed);
                     ctx.note_problem(format!("client {index}: server sent {code}: {reason}"));
                 }
@@ -656,4 +954,5 @@ async fn receive(
         incoming_files.fail_all(&ctx);
         ctx.files.fail_all_of(user);
     }
+    inbox
 }

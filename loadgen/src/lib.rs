@@ -29,6 +29,7 @@
 pub mod accounting;
 pub mod body;
 pub mod capacity;
+pub mod churn;
 pub mod client;
 pub mod compare;
 pub mod file_client;

@@ -147,6 +147,8 @@ fn merge_runs(
         corrupted: sum(|c| c.corrupted),
         errors: sum(|c| c.errors),
         reconnects: sum(|c| c.reconnects),
+        redeliveries: sum(|c| c.redeliveries),
+        resent: sum(|c| c.resent),
         files_sent: sum(|c| c.files_sent),
         files_verified: sum(|c| c.files_verified),
         files_refused: sum(|c| c.files_refused),

@@ -248,8 +248,16 @@ pub struct Counters {
     pub corrupted: u64,
     /// Error frames and transport failures.
     pub errors: u64,
-    /// Reconnections (none in this build: clients do not reconnect).
+    /// Connections made again after a planned disconnect (`[churn]`).
     pub reconnects: u64,
+    /// Second copies that a reconnect explains, dropped by the recipient: the server sent
+    /// again what the recipient had not confirmed when its connection dropped, or the sender
+    /// sent again what it had no answer for.
+    #[serde(default)]
+    pub redeliveries: u64,
+    /// Messages sent again after a reconnect because no Ack or Reject had come for them.
+    #[serde(default)]
+    pub resent: u64,
     /// File transfers offered.
     pub files_sent: u64,
     /// Files that arrived whole with a matching SHA-256.
@@ -560,7 +568,9 @@ impl Report {
             corrupted: sum(&|c| c.corrupted.load(Relaxed)),
             // A delivery to a non-member is the server routing wrongly: an error.
             errors: sum(&|c| c.errors.load(Relaxed)) + g.unexpected,
-            reconnects: 0,
+            reconnects: sum(&|c| c.reconnects.load(Relaxed)),
+            redeliveries: sum(&|c| c.redelivered.load(Relaxed)),
+            resent: sum(&|c| c.resent.load(Relaxed)),
             files_sent: ctx.files.sent.load(Relaxed),
             files_verified: ctx.files.verified.load(Relaxed),
             files_refused: ctx.files.refused.load(Relaxed),
@@ -723,6 +733,13 @@ impl Report {
                 "\nmessages: sent {} acked {} rejected {} delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
                 c.sent, c.acked, c.rejected, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
             );
+            if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
+                let _ = writeln!(
+                    out,
+                    "churn: reconnects {} redeliveries {} resent {}",
+                    c.reconnects, c.redeliveries, c.resent
+                );
+            }
             if let Some(g) = &run.group {
                 let _ = writeln!(
                     out,
@@ -904,6 +921,8 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
         "corrupted" => c.corrupted as f64,
         "errors" => c.errors as f64,
         "reconnects" => c.reconnects as f64,
+        "redeliveries" => c.redeliveries as f64,
+        "resent" => c.resent as f64,
         "files_sent" => c.files_sent as f64,
         "files_verified" => c.files_verified as f64,
         "files_refused" => c.files_refused as f64,

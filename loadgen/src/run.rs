@@ -223,6 +223,8 @@ pub struct RunContext {
     pub files: crate::files::FileLedger,
     /// The share of the clients this generator runs, if it runs a share.
     pub shard: Option<Shard>,
+    /// Messages sent a second time after a reconnect.
+    pub resent: crate::churn::Resent,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -380,6 +382,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ledger,
         files: crate::files::FileLedger::default(),
         shard: config.shard,
+        resent: crate::churn::Resent::default(),
         counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
         payload: crate::body::payload_pool(s.seed, 128 * 1024),
         recorder: Recorder::new(),

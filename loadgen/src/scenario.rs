@@ -65,6 +65,10 @@ pub struct Scenario {
     /// File transfers (leave the section out, or set `rate = 0`, to switch them off).
     #[serde(default)]
     pub files: FilesLoad,
+    /// Clients dropping their connections and coming back (leave the section out, or set
+    /// `rate = 0`, to switch it off).
+    #[serde(default)]
+    pub churn: ConnectionChurn,
     /// How the generator itself behaves.
     #[serde(default)]
     pub generator: GeneratorOptions,
@@ -245,6 +249,41 @@ pub struct Churn {
     /// Membership changes (a Leave or a rejoin) per second per group, over its churning
     /// members together.
     pub rate: f64,
+}
+
+/// Clients that drop their connection and reconnect after a while.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionChurn {
+    /// Share of clients that churn, from 0 to 1; which ones is drawn from the seed.
+    pub fraction: f64,
+    /// Disconnects per second, over all churning clients together (exponential gaps).
+    pub rate: f64,
+    /// How long a client stays away before it connects again.
+    #[serde(with = "humantime_serde")]
+    pub offline: Duration,
+    /// Share of disconnects that are abrupt (the transport is closed at once, with no Bye and
+    /// whatever was unread thrown away), from 0 to 1; the others say Bye and wait for the
+    /// server to close.
+    pub abrupt: f64,
+}
+
+impl Default for ConnectionChurn {
+    fn default() -> Self {
+        Self {
+            fraction: 0.0,
+            rate: 0.0,
+            offline: Duration::from_millis(500),
+            abrupt: 0.5,
+        }
+    }
+}
+
+impl ConnectionChurn {
+    /// Whether any client churns.
+    pub fn enabled(&self) -> bool {
+        self.fraction > 0.0 && self.rate > 0.0
+    }
 }
 
 /// When a client's messages are due.
@@ -541,6 +580,7 @@ impl Scenario {
         check_size("direct.size", self.direct.size)?;
         self.validate_groups()?;
         self.validate_files()?;
+        self.validate_churn()?;
         let count = match self.direct.partners {
             Partners::Random { count } | Partners::Ring { count } => count,
         };
@@ -666,6 +706,42 @@ impl Scenario {
             return bad(format!(
                 "files go to direct.partners contacts, and direct.partners.count is {count} with {} clients",
                 self.clients
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_churn(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        let c = &self.churn;
+        if !(c.fraction.is_finite() && (0.0..=1.0).contains(&c.fraction)) {
+            return bad(format!(
+                "churn.fraction must be from 0 to 1, got {}",
+                c.fraction
+            ));
+        }
+        if !(c.abrupt.is_finite() && (0.0..=1.0).contains(&c.abrupt)) {
+            return bad(format!(
+                "churn.abrupt must be from 0 to 1, got {}",
+                c.abrupt
+            ));
+        }
+        if !(c.rate.is_finite() && c.rate >= 0.0) {
+            return bad(format!("churn.rate must be 0 or more, got {}", c.rate));
+        }
+        if !c.enabled() {
+            return Ok(());
+        }
+        if self.groups.count > 0 || self.files.rate > 0.0 {
+            return bad(
+                "[churn] works with direct chat only: leave [groups] and [files] out of a churn scenario"
+                    .into(),
+            );
+        }
+        if c.offline >= self.drain {
+            return bad(format!(
+                "churn.offline ({:?}) must be shorter than drain ({:?}): a client that drops just before the end must be back in time to receive what was held for it",
+                c.offline, self.drain
             ));
         }
         Ok(())

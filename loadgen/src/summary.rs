@@ -82,6 +82,13 @@ pub fn markdown(report: &Report) -> String {
             c.errors,
             run.throughput.delivered_per_s
         );
+        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
+            let _ = writeln!(
+                out,
+                "churn: reconnects {} · redeliveries {} · resent {}\n",
+                c.reconnects, c.redeliveries, c.resent
+            );
+        }
         if !run.slo.is_empty() {
             let _ = writeln!(out, "| SLO | measured | |\n| --- | ---: | --- |");
             for r in &run.slo {

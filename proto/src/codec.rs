@@ -21,6 +21,7 @@ const KIND_SEND: u8 = 0x10;
 const KIND_ACK: u8 = 0x11;
 const KIND_REJECT: u8 = 0x12;
 const KIND_DELIVER: u8 = 0x13;
+const KIND_RECEIPT: u8 = 0x14;
 const KIND_JOIN: u8 = 0x20;
 const KIND_LEAVE: u8 = 0x21;
 const KIND_JOINED: u8 = 0x22;
@@ -183,9 +184,10 @@ fn encoded_len(frame: &Frame) -> Result<usize, EncodeError> {
         }
     };
     let fields = match frame {
-        Frame::Hello { .. } => 2 + 8 + TOKEN_LEN,
+        Frame::Hello { .. } => 2 + 8 + TOKEN_LEN + 1,
         Frame::Welcome { .. }
         | Frame::Ack { .. }
+        | Frame::Receipt { .. }
         | Frame::Ping { .. }
         | Frame::Pong { .. }
         | Frame::Join { .. }
@@ -214,11 +216,13 @@ fn write_fields(frame: &Frame, buf: &mut BytesMut) {
             version,
             user,
             token,
+            flags,
         } => {
             buf.put_u8(KIND_HELLO);
             buf.put_u16(*version);
             buf.put_u64(*user);
             buf.put_slice(token);
+            buf.put_u8(*flags);
         }
         Frame::Welcome { session } => {
             buf.put_u8(KIND_WELCOME);
@@ -234,6 +238,10 @@ fn write_fields(frame: &Frame, buf: &mut BytesMut) {
             buf.put_u64(*msg_id);
             put_dest(buf, *to);
             buf.put_slice(body);
+        }
+        Frame::Receipt { count } => {
+            buf.put_u8(KIND_RECEIPT);
+            buf.put_u64(*count);
         }
         Frame::Ack { msg_id } => {
             buf.put_u8(KIND_ACK);
@@ -371,6 +379,7 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
         KIND_ERROR => "Error",
         KIND_SEND => "Send",
         KIND_ACK => "Ack",
+        KIND_RECEIPT => "Receipt",
         KIND_REJECT => "Reject",
         KIND_DELIVER => "Deliver",
         KIND_JOIN => "Join",
@@ -394,6 +403,7 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
             version: r.u16()?,
             user: r.u64()?,
             token: r.token()?,
+            flags: r.u8()?,
         },
         KIND_WELCOME => Frame::Welcome { session: r.u64()? },
         KIND_ERROR => Frame::Error {
@@ -406,6 +416,7 @@ fn parse_frame(bytes: Bytes) -> Result<Frame, DecodeError> {
             body: r.rest(),
         },
         KIND_ACK => Frame::Ack { msg_id: r.u64()? },
+        KIND_RECEIPT => Frame::Receipt { count: r.u64()? },
         KIND_REJECT => Frame::Reject {
             msg_id: r.u64()?,
             code: ErrorCode(r.u16()?),
@@ -574,13 +585,18 @@ mod tests {
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
-            (any::<u16>(), any::<u64>(), any::<[u8; TOKEN_LEN]>()).prop_map(
-                |(version, user, token)| Frame::Hello {
+            (
+                any::<u16>(),
+                any::<u64>(),
+                any::<[u8; TOKEN_LEN]>(),
+                any::<u8>()
+            )
+                .prop_map(|(version, user, token, flags)| Frame::Hello {
                     version,
                     user,
-                    token
-                }
-            ),
+                    token,
+                    flags,
+                }),
             any::<u64>().prop_map(|session| Frame::Welcome { session }),
             (any::<u16>(), ".{0,40}").prop_map(|(c, reason)| Frame::Error {
                 code: ErrorCode(c),
@@ -592,6 +608,7 @@ mod tests {
                 body
             }),
             any::<u64>().prop_map(|msg_id| Frame::Ack { msg_id }),
+            any::<u64>().prop_map(|count| Frame::Receipt { count }),
             (any::<u64>(), any::<u16>()).prop_map(|(msg_id, c)| Frame::Reject {
                 msg_id,
                 code: ErrorCode(c)

@@ -3,7 +3,13 @@
 use bytes::Bytes;
 
 /// The protocol version a client announces in [`Frame::Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added Hello's flags and the Receipt frame.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// A [`Frame::Hello`] flag: the client confirms what it received with [`Frame::Receipt`], and the
+/// server keeps every delivery until it is confirmed (redelivering it on the next connection if
+/// the connection ends first).
+pub const HELLO_RECEIPTS: u8 = 0x01;
 
 /// Length of the authentication token in [`Frame::Hello`] (an HMAC-SHA256 tag).
 pub const TOKEN_LEN: usize = 32;
@@ -78,6 +84,10 @@ impl ErrorCode {
     pub const UNKNOWN_TRANSFER: Self = Self(24);
     /// No byte of the transfer moved for longer than the server waits.
     pub const TRANSFER_STALLED: Self = Self(25);
+    /// The server has more work queued than it accepts; the message was not accepted.
+    pub const BUSY: Self = Self(26);
+    /// The client's address already has the most connections the server allows.
+    pub const TOO_MANY_CONNECTIONS: Self = Self(27);
 
     /// A short stable name for reports and logs.
     pub fn name(self) -> &'static str {
@@ -107,6 +117,8 @@ impl ErrorCode {
             Self::SIZE_MISMATCH => "size_mismatch",
             Self::UNKNOWN_TRANSFER => "unknown_transfer",
             Self::TRANSFER_STALLED => "transfer_stalled",
+            Self::BUSY => "busy",
+            Self::TOO_MANY_CONNECTIONS => "too_many_connections",
             _ => "unknown_code",
         }
     }
@@ -129,6 +141,8 @@ pub enum Frame {
         user: u64,
         /// HMAC-SHA256 of the user id under the server's secret.
         token: [u8; TOKEN_LEN],
+        /// Options the client asks for ([`HELLO_RECEIPTS`]); unknown bits are ignored.
+        flags: u8,
     },
     /// Server → client: Hello accepted.
     Welcome {
@@ -173,6 +187,12 @@ pub enum Frame {
         to: Dest,
         /// Opaque body, as sent.
         body: Bytes,
+    },
+    /// Client → server, on a session that asked for receipts: `count` Deliver frames of this
+    /// connection have been received, counting from its first. Counts only grow.
+    Receipt {
+        /// Deliver frames received on this connection so far.
+        count: u64,
     },
     /// Client → server: make me a member of `group` (created on first join). Joining a group
     /// one is already in is answered with Joined again.
@@ -289,6 +309,7 @@ impl Frame {
             Frame::Ack { .. } => "Ack",
             Frame::Reject { .. } => "Reject",
             Frame::Deliver { .. } => "Deliver",
+            Frame::Receipt { .. } => "Receipt",
             Frame::Join { .. } => "Join",
             Frame::Leave { .. } => "Leave",
             Frame::Joined { .. } => "Joined",

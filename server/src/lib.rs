@@ -28,6 +28,7 @@ pub mod auth;
 pub mod files;
 pub mod groups;
 pub mod process;
+mod receipts;
 pub mod router;
 mod session;
 pub mod stats;
@@ -83,6 +84,9 @@ pub struct Limits {
     pub queue_capacity: usize,
     /// Largest message body accepted; larger ones are rejected with `body_too_large`.
     pub max_body: usize,
+    /// Deliveries a session that asked for receipts may have written and not yet had
+    /// confirmed; past it the writer waits for a receipt.
+    pub receipt_window: usize,
     /// Messages held per offline user.
     pub hold_per_user: usize,
     /// Bytes held for all offline users together.
@@ -110,6 +114,7 @@ impl Default for Limits {
             hello_timeout: Duration::from_secs(10),
             queue_capacity: 4096,
             max_body: 64 * 1024,
+            receipt_window: 4096,
             hold_per_user: 10_000,
             hold_bytes: 512 * 1024 * 1024,
             max_group_members: 10_000,

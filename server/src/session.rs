@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, ErrorCode, Frame, PROTOCOL_VERSION};
+use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
 use imbench_transport::framed::Link;
 use imbench_transport::framed::{FrameReader, FrameWriter};
 use imbench_transport::quic::UniStream;
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Instant};
 
 use crate::files::{ChunkTarget, FileSink, SenderFiles, RELAY_ID_BIT};
+use crate::receipts::{Confirmations, Unconfirmed};
 use crate::router::{Delivery, Kick, Outbound, Routed, SessionHandle};
 use crate::State;
 
@@ -63,7 +64,7 @@ pub(crate) async fn serve_connection(
     };
     let mut conn = conn;
     let first = tokio::time::timeout_at(deadline, conn.reader.read_frame()).await;
-    let user = match first {
+    let (user, receipts) = match first {
         Err(_) => {
             let reason = format!("no Hello within {:?}", state.limits.hello_timeout);
             return refuse(conn, &state, ErrorCode::HELLO_TIMEOUT, &reason).await;
@@ -76,6 +77,7 @@ pub(crate) async fn serve_connection(
             version,
             user,
             token,
+            flags,
         }))) => {
             if version != PROTOCOL_VERSION {
                 let reason =
@@ -87,14 +89,14 @@ pub(crate) async fn serve_connection(
                 let reason = format!("token is not valid for user {user}");
                 return refuse(conn, &state, ErrorCode::BAD_TOKEN, &reason).await;
             }
-            user
+            (user, flags & HELLO_RECEIPTS != 0)
         }
         Ok(Ok(Some(other))) => {
             let reason = format!("{} before Hello", other.name());
             return refuse(conn, &state, ErrorCode::HELLO_REQUIRED, &reason).await;
         }
     };
-    run_session(conn, user, state, shutdown).await;
+    run_session(conn, user, receipts, state, shutdown).await;
 }
 
 /// Counts a connection closed for misbehaving, by kind.
@@ -140,6 +142,7 @@ enum Ending {
 async fn run_session(
     conn: FramedConnection,
     user: u64,
+    receipts: bool,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -172,12 +175,17 @@ async fn run_session(
     let live = state.stats.sessions_active.fetch_add(1, Ordering::Relaxed) + 1;
     state.stats.sessions_peak.fetch_max(live, Ordering::Relaxed);
 
+    let confirmations = receipts.then(|| Arc::new(Confirmations::default()));
+    let unconfirmed = confirmations
+        .clone()
+        .map(|c| Unconfirmed::new(c, state.limits.receipt_window));
     let (stop_tx, stop_rx) = oneshot::channel();
     let mut writer_task = tokio::spawn(write_loop(
         writer,
         rx,
         held,
         lane,
+        unconfirmed,
         Frame::Welcome { session: id },
         stop_rx,
     ));
@@ -195,6 +203,7 @@ async fn run_session(
         &mut reader,
         &mut extra,
         user,
+        confirmations.as_deref(),
         &tx,
         &kick,
         &mut shutdown,
@@ -219,11 +228,15 @@ async fn run_session(
             writer_task.await
         }
     };
-    let (mut rx, unwritten) = joined.unwrap_or_else(|e| {
+    let (mut rx, unwritten, unconfirmed) = joined.unwrap_or_else(|e| {
         // Only a bug gets here; what the writer held is gone, but the user's slot is freed.
         tracing::error!("session {id} writer task failed: {e}");
-        (mpsc::channel(1).1, VecDeque::new())
+        (mpsc::channel(1).1, VecDeque::new(), 0)
     });
+    state
+        .stats
+        .redelivered
+        .fetch_add(unconfirmed as u64, Ordering::Relaxed);
     state.router.unregister(user, id, unwritten, &mut rx);
     state.stats.sessions_active.fetch_sub(1, Ordering::Relaxed);
     if graceful {
@@ -252,6 +265,7 @@ async fn read_loop(
     reader: &mut FrameReader,
     extra: &mut Option<mpsc::Receiver<Result<UniStream, TransportError>>>,
     user: u64,
+    confirmations: Option<&Confirmations>,
     tx: &mpsc::Sender<Outbound>,
     kick: &Kick,
     shutdown: &mut watch::Receiver<bool>,
@@ -400,6 +414,13 @@ async fn read_loop(
                     files.cancel(transfer_id);
                 }
             }
+            Frame::Receipt { count } => match confirmations {
+                Some(c) => c.confirm(count),
+                None => {
+                    let reason = "Receipt on a session that did not ask for receipts".to_string();
+                    return Ending::Error(ErrorCode::UNEXPECTED_FRAME, reason);
+                }
+            },
             Frame::Ping { nonce } => reply(Outbound::Pong(nonce)),
             Frame::Bye { .. } | Frame::Error { .. } => return Ending::Client,
             other => {
@@ -456,15 +477,17 @@ async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
 }
 
 /// Writes Welcome, then what was held, then whatever the queue brings, until told to stop.
-/// Returns the queue and every delivery it did not write.
+/// Returns the queue, every delivery it did not write or that was written and not confirmed
+/// (those first, in the order written), and how many of them were written.
 async fn write_loop(
     mut writer: FrameWriter,
     mut rx: mpsc::Receiver<Outbound>,
     held: VecDeque<Delivery>,
     mut lane: Option<mpsc::Receiver<Frame>>,
+    mut receipts: Option<Unconfirmed>,
     welcome: Frame,
     mut stop: oneshot::Receiver<Ending>,
-) -> (mpsc::Receiver<Outbound>, VecDeque<Delivery>) {
+) -> (mpsc::Receiver<Outbound>, VecDeque<Delivery>, usize) {
     let mut pending: VecDeque<Outbound> = held.into_iter().map(Outbound::Deliver).collect();
     // Both buffers start empty and are trimmed after a burst: at 10,000 mostly idle sessions a
     // pre-sized batch of 512 deliveries would cost more memory than the QUIC connection itself.
@@ -475,7 +498,20 @@ async fn write_loop(
             break None;
         }
         let mut file_frame = None;
-        if pending.is_empty() {
+        let mut room = receipts.as_mut().map_or(usize::MAX, Unconfirmed::room);
+        let blocked = room == 0 && matches!(pending.front(), Some(Outbound::Deliver(_)));
+        if blocked {
+            // The client has as many deliveries unconfirmed as it may: wait for a receipt.
+            let Some(r) = receipts.as_ref() else {
+                break None;
+            };
+            tokio::select! {
+                biased;
+                ending = &mut stop => break ending.ok(),
+                _ = r.receipt() => continue,
+                frame = next_file_frame(&mut lane) => file_frame = Some(frame),
+            }
+        } else if pending.is_empty() {
             tokio::select! {
                 biased;
                 ending = &mut stop => break ending.ok(),
@@ -490,8 +526,23 @@ async fn write_loop(
         } else if let Ok(ending) = stop.try_recv() {
             break Some(ending);
         }
-        for o in pending.drain(..pending.len().min(WRITE_BATCH)) {
+        let mut queued = 0;
+        while queued < WRITE_BATCH {
+            let Some(o) = pending.pop_front() else {
+                break;
+            };
+            if let Outbound::Deliver(d) = &o {
+                if room == 0 {
+                    pending.push_front(o);
+                    break;
+                }
+                room -= 1;
+                if let Some(r) = receipts.as_mut() {
+                    r.written(d.clone());
+                }
+            }
             healthy &= writer.queue(&o.to_frame()).is_ok();
+            queued += 1;
         }
         // One file chunk per write at most, after the chat frames: a chat frame waits behind
         // at most one chunk here (the socket's own buffer is another matter).
@@ -513,6 +564,8 @@ async fn write_loop(
                 pending.push_back(o);
             }
             let mut ok = true;
+            // The server is going away: a receipt could no longer change anything, so the
+            // window does not hold these back.
             for o in pending.drain(..) {
                 ok &= writer.queue(&o.to_frame()).is_ok();
             }
@@ -532,12 +585,13 @@ async fn write_loop(
         }
         _ => {}
     }
-    let unwritten = pending
-        .into_iter()
-        .filter_map(|o| match o {
-            Outbound::Deliver(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    (rx, unwritten)
+    let mut unwritten = receipts
+        .map(Unconfirmed::into_unconfirmed)
+        .unwrap_or_default();
+    let unconfirmed = unwritten.len();
+    unwritten.extend(pending.into_iter().filter_map(|o| match o {
+        Outbound::Deliver(d) => Some(d),
+        _ => None,
+    }));
+    (rx, unwritten, unconfirmed)
 }

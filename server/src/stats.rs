@@ -38,6 +38,9 @@ counters! {
     routed,
     /// Messages put on hold for an offline recipient (including those moved back from a queue).
     held,
+    /// Deliveries written to a session that asked for receipts, not confirmed by the time it
+    /// ended, and so held to be delivered again.
+    redelivered,
     /// Messages refused because a hold was full.
     hold_full,
     /// Sessions disconnected because their queue filled.

@@ -63,6 +63,7 @@ async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) 
         version: PROTOCOL_VERSION,
         user,
         token,
+        flags: 0,
     };
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
         (
@@ -115,6 +116,7 @@ async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) 
             version: 99,
             user: 5,
             token,
+            flags: 0,
         })
         .await
         .unwrap();

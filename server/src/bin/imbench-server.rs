@@ -59,6 +59,10 @@ struct Args {
     /// Frames queued per session before it counts as a slow consumer and is disconnected.
     #[arg(long, default_value_t = Limits::default().queue_capacity)]
     queue_capacity: usize,
+    /// Deliveries a client that asked for receipts may leave unconfirmed before the server
+    /// waits for its next receipt.
+    #[arg(long, default_value_t = Limits::default().receipt_window)]
+    receipt_window: usize,
     /// Largest message body accepted (e.g. 64KiB).
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     max_body: u64,
@@ -160,6 +164,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_connections: args.max_connections,
             hello_timeout: args.hello_timeout,
             queue_capacity: args.queue_capacity.max(1),
+            receipt_window: args.receipt_window.max(1),
             max_body,
             hold_per_user: args.hold_per_user,
             hold_bytes: usize::try_from(args.hold_bytes).context("--hold-bytes is too large")?,
@@ -212,12 +217,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let stats = server.stats();
     server.shutdown().await;
     say(&mut std::io::stderr(), &format!(
-        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, refused {} (hold full), {} slow consumers, {} errors sent\n",
+        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
         stats.sessions_peak,
         stats.routed,
         stats.group_messages,
         stats.held,
+        stats.redelivered,
         stats.hold_full,
         stats.slow_consumers,
         stats.errors_sent

@@ -104,6 +104,11 @@ impl TestServer {
 
     /// A logged-in client.
     pub async fn client(&self, user: u64) -> FramedConnection {
+        self.client_with(user, 0).await
+    }
+
+    /// A logged-in client that said Hello with `flags`.
+    pub async fn client_with(&self, user: u64, flags: u8) -> FramedConnection {
         let mut conn = self.raw().await;
         let token = self.config.secret.token_for(user);
         conn.writer
@@ -111,6 +116,7 @@ impl TestServer {
                 version: PROTOCOL_VERSION,
                 user,
                 token,
+                flags,
             })
             .await
             .expect("hello");
@@ -235,6 +241,7 @@ pub async fn login(
             version: PROTOCOL_VERSION,
             user,
             token: secret.token_for(user),
+            flags: 0,
         })
         .await
         .expect("hello");

@@ -1,0 +1,55 @@
+//! Connection churn end to end: clients drop their connections (cleanly and abruptly) and come
+//! back while everyone chats, and every acknowledged message still arrives exactly once.
+
+mod util;
+
+use std::time::Duration;
+
+use imbench_loadgen::{ServerSpec, Verdict};
+use imbench_transport::Transport;
+use util::{config, small_scenario_with};
+
+const CHURN: &str = r#"
+[churn]
+fraction = 0.5
+rate = 25.0
+offline = "200ms"
+abrupt = 0.5
+"#;
+
+async fn churn_run(transport: Transport) {
+    let mut scenario = small_scenario_with(30, 40.0, Duration::from_secs(4), CHURN);
+    scenario.slo = vec!["lost == 0".into(), "duplicated == 0".into()];
+    let mut c = config(scenario, ServerSpec::Embedded);
+    c.transport = transport;
+    let r = imbench_loadgen::run(c).await.expect("run").report;
+    let run = &r.runs[0];
+    let n = &run.counters;
+    assert_eq!(r.verdict, Verdict::Ok, "{:?} {n:?}", r.invalid_reasons);
+    assert!(n.reconnects >= 40, "{n:?}");
+    assert!(n.sent > 2_000, "{n:?}");
+    assert_eq!(n.rejected, 0, "{n:?}");
+    assert_eq!(n.lost, 0, "{n:?}");
+    assert_eq!(n.duplicated, 0, "{n:?}");
+    assert_eq!(n.corrupted, 0, "{n:?}");
+    assert_eq!(n.delivered, n.sent, "{n:?}");
+    assert_eq!(n.acked, n.sent, "{n:?}");
+    // Messages for a client that is away wait for it: 200 ms at most, and some wait long.
+    let direct = &run.metrics["direct"];
+    assert!(direct.max_us >= 100_000, "{direct:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_quic() {
+    churn_run(Transport::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_tcp() {
+    churn_run(Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_wss() {
+    churn_run(Transport::Wss).await;
+}

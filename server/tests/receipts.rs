@@ -1,0 +1,157 @@
+//! Receipts end to end: what a client that asked for receipts had not confirmed when its
+//! connection dropped is delivered again on its next connection, the window bounds what is
+//! written unconfirmed, and a client that did not ask gets none of it.
+
+#[macro_use]
+mod util;
+
+use std::time::Duration;
+
+use imbench_proto::{ErrorCode, Frame, HELLO_RECEIPTS};
+use imbench_server::Limits;
+use imbench_transport::{FramedConnection, Transport};
+use util::{read, send, start_over, TestServer};
+
+/// Sends `n` messages from user 1 to user 2 and waits for their Acks.
+async fn alice_sends(t: &TestServer, n: u64) {
+    let mut alice = t.client(1).await;
+    for id in 0..n {
+        alice.writer.queue(&send(id, 2, b"m")).expect("queue");
+    }
+    alice.writer.flush().await.expect("flush");
+    for id in 0..n {
+        assert_eq!(read(&mut alice).await, Some(Frame::Ack { msg_id: id }));
+    }
+}
+
+/// Reads `n` deliveries and returns their ids.
+async fn deliveries(conn: &mut FramedConnection, n: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        match read(conn).await {
+            Some(Frame::Deliver { msg_id, .. }) => ids.push(msg_id),
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+    ids
+}
+
+/// Asserts that the next thing the server says is the Pong to a Ping sent now.
+async fn nothing_more(conn: &mut FramedConnection) {
+    conn.writer
+        .write_frame(&Frame::Ping { nonce: 77 })
+        .await
+        .expect("ping");
+    assert_eq!(read(conn).await, Some(Frame::Pong { nonce: 77 }));
+}
+
+over_every_transport!(what_was_not_confirmed_is_delivered_again_after_an_abrupt_drop);
+
+async fn what_was_not_confirmed_is_delivered_again_after_an_abrupt_drop(transport: Transport) {
+    let t = start_over(transport, Limits::default()).await;
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    alice_sends(&t, 10).await;
+    assert_eq!(deliveries(&mut bob, 10).await, (0..10).collect::<Vec<_>>());
+    bob.writer
+        .write_frame(&Frame::Receipt { count: 4 })
+        .await
+        .expect("receipt");
+    // The Pong comes after the server has read the receipt.
+    nothing_more(&mut bob).await;
+    // Gone without a word; the server cannot know bob read 4..9.
+    bob.link.abort(0, "dropped");
+    drop(bob);
+
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    assert_eq!(deliveries(&mut bob, 6).await, (4..10).collect::<Vec<_>>());
+    nothing_more(&mut bob).await;
+    assert_eq!(t.server.stats().redelivered, 6);
+    t.server.shutdown().await;
+}
+
+over_every_transport!(a_client_that_did_not_ask_for_receipts_gets_nothing_again);
+
+async fn a_client_that_did_not_ask_for_receipts_gets_nothing_again(transport: Transport) {
+    let t = start_over(transport, Limits::default()).await;
+    let mut bob = t.client(2).await;
+    alice_sends(&t, 10).await;
+    assert_eq!(deliveries(&mut bob, 10).await, (0..10).collect::<Vec<_>>());
+    nothing_more(&mut bob).await;
+    bob.link.abort(0, "dropped");
+    drop(bob);
+
+    let mut bob = t.client(2).await;
+    nothing_more(&mut bob).await;
+    assert_eq!(t.server.stats().redelivered, 0);
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn everything_confirmed_before_bye_is_not_delivered_again() {
+    let t = start_over(Transport::Tcp, Limits::default()).await;
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    alice_sends(&t, 10).await;
+    deliveries(&mut bob, 10).await;
+    bob.writer
+        .queue(&Frame::Receipt { count: 10 })
+        .expect("receipt");
+    bob.writer
+        .write_frame(&Frame::Bye {
+            reason: "later".into(),
+        })
+        .await
+        .expect("bye");
+    assert!(util::closes(&mut bob).await);
+
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    nothing_more(&mut bob).await;
+    assert_eq!(t.server.stats().redelivered, 0);
+    t.server.shutdown().await;
+}
+
+over_every_transport!(the_window_holds_back_deliveries_until_a_receipt);
+
+async fn the_window_holds_back_deliveries_until_a_receipt(transport: Transport) {
+    let limits = Limits {
+        receipt_window: 4,
+        ..Limits::default()
+    };
+    let t = start_over(transport, limits).await;
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    alice_sends(&t, 10).await;
+    assert_eq!(deliveries(&mut bob, 4).await, vec![0, 1, 2, 3]);
+    // The fifth delivery waits for a receipt, and the Pong waits behind it.
+    bob.writer
+        .write_frame(&Frame::Ping { nonce: 5 })
+        .await
+        .expect("ping");
+    let early = tokio::time::timeout(Duration::from_millis(300), bob.reader.read_frame()).await;
+    assert!(early.is_err(), "past the window the server wrote {early:?}");
+    bob.writer
+        .write_frame(&Frame::Receipt { count: 4 })
+        .await
+        .expect("receipt");
+    assert_eq!(deliveries(&mut bob, 4).await, vec![4, 5, 6, 7]);
+    bob.writer
+        .write_frame(&Frame::Receipt { count: 8 })
+        .await
+        .expect("receipt");
+    assert_eq!(deliveries(&mut bob, 2).await, vec![8, 9]);
+    assert_eq!(read(&mut bob).await, Some(Frame::Pong { nonce: 5 }));
+    t.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_receipt_from_a_client_that_did_not_ask_is_a_protocol_error() {
+    let t = start_over(Transport::Tcp, Limits::default()).await;
+    let mut bob = t.client(2).await;
+    bob.writer
+        .write_frame(&Frame::Receipt { count: 1 })
+        .await
+        .expect("receipt");
+    assert_eq!(
+        util::expect_error(&mut bob).await,
+        ErrorCode::UNEXPECTED_FRAME
+    );
+    t.server.shutdown().await;
+}
