@@ -24,6 +24,7 @@
 //! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
+mod addresses;
 pub mod auth;
 pub mod files;
 pub mod groups;
@@ -78,6 +79,9 @@ pub enum ServerError {
 pub struct Limits {
     /// Connections (including those still in handshake) served at once; more are refused.
     pub max_connections: usize,
+    /// Connections served at once from one IP address, 0 for no limit; more are answered
+    /// `too_many_connections`.
+    pub max_connections_per_address: usize,
     /// Time from a connection's first packet to its Hello; slower ones get `hello_timeout`.
     pub hello_timeout: Duration,
     /// Frames queued per session before the session counts as a slow consumer.
@@ -111,6 +115,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 100_000,
+            // Off: load generators, and so the users of this server, connect from one address.
+            max_connections_per_address: 0,
             hello_timeout: Duration::from_secs(10),
             queue_capacity: 4096,
             max_body: 64 * 1024,
@@ -175,6 +181,7 @@ pub(crate) struct State {
     stats: Arc<Stats>,
     next_session: AtomicU64,
     max_frame_len: u32,
+    addresses: Arc<addresses::Addresses>,
 }
 
 /// A server that is running; stop it with [`RunningServer::shutdown`].
@@ -231,6 +238,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stats,
         next_session: AtomicU64::new(1),
         max_frame_len: config.quic.max_frame_len,
+        addresses: addresses::Addresses::new(config.limits.max_connections_per_address),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -273,9 +281,16 @@ async fn accept_loop(
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 state.stats.connections_accepted.fetch_add(1, Relaxed);
+                let slot = state.addresses.take(incoming.remote().ip());
                 let (state, shutdown) = (state.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    session::serve_connection(incoming, state, shutdown).await;
+                    match slot {
+                        Some(slot) => {
+                            session::serve_connection(incoming, state, shutdown).await;
+                            drop(slot);
+                        }
+                        None => session::refuse_address(incoming, &state).await,
+                    }
                     drop(permit);
                 });
             }

@@ -99,6 +99,27 @@ pub(crate) async fn serve_connection(
     run_session(conn, user, receipts, state, shutdown).await;
 }
 
+/// Answers a connection from an address that has its fill of connections: the handshake
+/// (bounded like any other), then `Error too_many_connections`, then close. Unlike the global
+/// limit, which refuses before any handshake, this tells a legitimate client behind a shared
+/// address why.
+pub(crate) async fn refuse_address(incoming: Incoming, state: &State) {
+    state
+        .stats
+        .connections_refused_per_address
+        .fetch_add(1, Ordering::Relaxed);
+    let ip = incoming.remote().ip();
+    let conn = match timeout(state.limits.hello_timeout, incoming.establish()).await {
+        Ok(Ok(conn)) => conn,
+        _ => return,
+    };
+    let reason = format!(
+        "{ip} already has {} connections, the most this server serves from one address",
+        state.limits.max_connections_per_address
+    );
+    refuse(conn, state, ErrorCode::TOO_MANY_CONNECTIONS, &reason).await;
+}
+
 /// Counts a connection closed for misbehaving, by kind.
 fn count_refusal(stats: &crate::stats::Stats, code: ErrorCode) {
     let counter = match code {

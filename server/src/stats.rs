@@ -26,6 +26,8 @@ counters! {
     connections_accepted,
     /// Connection attempts refused over the connection limit.
     connections_refused,
+    /// Connections answered `too_many_connections`: their address had its fill.
+    connections_refused_per_address,
     /// Handshakes that failed or timed out.
     handshakes_failed,
     /// Sessions that completed Hello.

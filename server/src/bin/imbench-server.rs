@@ -53,6 +53,10 @@ struct Args {
     /// Connections served at once; more are refused.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
+    /// Connections served at once from one IP address (0: no limit); more are answered
+    /// `too_many_connections` and closed.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
     /// Time a connection has to say Hello.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     hello_timeout: Duration,
@@ -162,6 +166,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         secret,
         limits: Limits {
             max_connections: args.max_connections,
+            max_connections_per_address: args.max_connections_per_address,
             hello_timeout: args.hello_timeout,
             queue_capacity: args.queue_capacity.max(1),
             receipt_window: args.receipt_window.max(1),
@@ -229,8 +234,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.errors_sent
     ));
     say(&mut std::io::stderr(), &format!(
-        "refused: {} connections over the limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
+        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
         stats.connections_refused,
+        stats.connections_refused_per_address,
         stats.handshakes_failed,
         stats.auth_failures,
         stats.bad_frames,
