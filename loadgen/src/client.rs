@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
+use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
 use imbench_transport::framed::Link;
 use imbench_transport::{FrameReader, FrameWriter, FramedConnection, TransportError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -59,6 +59,8 @@ pub struct ClientCounters {
     pub acked: AtomicU64,
     /// Rejects received (the server refused the message).
     pub rejected: AtomicU64,
+    /// Of the Rejects, direct and group, those with code `busy`: the server pushed back.
+    pub rejected_busy: AtomicU64,
     /// Distinct messages received intact.
     pub delivered: AtomicU64,
     /// Messages received again.
@@ -871,10 +873,15 @@ async fn receive(
                 );
             }
             Frame::Reject { msg_id, code } => {
+                if code == ErrorCode::BUSY {
+                    c.rejected_busy.fetch_add(1, Relaxed);
+                }
                 if msg_id & groups::GROUP_MSG_BIT != 0 {
                     c.group_rejected.fetch_add(1, Relaxed);
                     ctx.ledger.rejected(msg_id);
-                    ctx.note_problem(format!("client {index}: group message refused: {code}"));
+                    if code != ErrorCode::BUSY {
+                        ctx.note_problem(format!("client {index}: group message refused: {code}"));
+                    }
                 } else if awaiting.as_ref().is_none_or(|a| a.answered(msg_id)) {
                     c.rejected.fetch_add(1, Relaxed);
                 }

@@ -135,6 +135,7 @@ fn merge_runs(
         sent: sum(|c| c.sent),
         acked: sum(|c| c.acked),
         rejected: sum(|c| c.rejected),
+        rejected_busy: sum(|c| c.rejected_busy),
         expected: sum(|c| c.expected),
         delivered: sum(|c| c.delivered),
         lost: if sharded {

@@ -234,6 +234,9 @@ pub struct Counters {
     pub acked: u64,
     /// Sends refused by the server (Reject).
     pub rejected: u64,
+    /// Of `rejected`, those refused with `busy`: the server's queues were full (overload).
+    #[serde(default)]
+    pub rejected_busy: u64,
     /// Deliveries expected: sent − rejected.
     pub expected: u64,
     /// Distinct messages delivered intact.
@@ -554,6 +557,7 @@ impl Report {
             sent: sent + g.sent,
             acked: sum(&|c| c.acked.load(Relaxed)) + g.acked,
             rejected: rejected + g.rejected,
+            rejected_busy: sum(&|c| c.rejected_busy.load(Relaxed)),
             expected: expected + g.expected,
             delivered: delivered + g.delivered_expected,
             // A shard's clients receive from every shard and send to every shard: what is lost
@@ -730,8 +734,8 @@ impl Report {
             let c = &run.counters;
             let _ = writeln!(
                 out,
-                "\nmessages: sent {} acked {} rejected {} delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
-                c.sent, c.acked, c.rejected, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
+                "\nmessages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
+                c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
             );
             if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
                 let _ = writeln!(
@@ -913,6 +917,7 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
         "sent" => c.sent as f64,
         "acked" => c.acked as f64,
         "rejected" => c.rejected as f64,
+        "rejected_busy" => c.rejected_busy as f64,
         "expected" => c.expected as f64,
         "delivered" => c.delivered as f64,
         "lost" => c.lost as f64,

@@ -191,9 +191,12 @@ impl Groups {
         if !members.contains(sender) {
             return Err(ErrorCode::NOT_A_MEMBER);
         }
+        if router.busy() {
+            return Err(ErrorCode::BUSY);
+        }
         let mut out = FanOut::default();
         for &member in members.list.iter().filter(|&&m| m != sender) {
-            match router.route(member, d.clone()) {
+            match router.route_member(member, d.clone()) {
                 Routed::Queued => out.queued += 1,
                 Routed::Held => out.held += 1,
                 Routed::Refused(_) => out.refused += 1,

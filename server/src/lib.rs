@@ -86,6 +86,9 @@ pub struct Limits {
     pub hello_timeout: Duration,
     /// Frames queued per session before the session counts as a slow consumer.
     pub queue_capacity: usize,
+    /// Bytes of deliveries all session queues together may hold; past it new messages are
+    /// refused with `busy`.
+    pub max_queued_bytes: usize,
     /// Largest message body accepted; larger ones are rejected with `body_too_large`.
     pub max_body: usize,
     /// Deliveries a session that asked for receipts may have written and not yet had
@@ -119,6 +122,7 @@ impl Default for Limits {
             max_connections_per_address: 0,
             hello_timeout: Duration::from_secs(10),
             queue_capacity: 4096,
+            max_queued_bytes: 256 * 1024 * 1024,
             max_body: 64 * 1024,
             receipt_window: 4096,
             hold_per_user: 10_000,
@@ -224,7 +228,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         total_bytes: config.limits.hold_bytes,
     };
     let state = Arc::new(State {
-        router: Router::new(hold, stats.clone()),
+        router: Router::new(hold, stats.clone()).with_queue_limit(config.limits.max_queued_bytes),
         groups: Groups::new(
             GroupLimits {
                 max_members: config.limits.max_group_members,

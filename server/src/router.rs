@@ -17,6 +17,11 @@
 //!   `hold_full` (a Reject instead of an Ack), so the sender knows it was not accepted.
 //!   Messages moved back from a disconnected session's queue were already acknowledged and are
 //!   held even past the per-user bound.
+//! - All session queues together hold at most [`crate::Limits::max_queued_bytes`] of
+//!   deliveries. Past it the server is busy: a new message is refused with `busy` (a Reject,
+//!   not an Ack) until the writers have caught up. This is the pushback under overload that
+//!   does not depend on the transport's flow control: fan-out turns one read frame into many
+//!   queued deliveries, which flow control on the sender's connection cannot see.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -177,11 +182,41 @@ pub struct HoldLimits {
     pub total_bytes: usize,
 }
 
+/// Bytes of deliveries sitting in session queues; the session writers take them out.
+#[derive(Debug, Default)]
+pub struct QueueMeter {
+    bytes: AtomicUsize,
+}
+
+impl QueueMeter {
+    /// Notes that a writer took `o` out of its queue.
+    pub fn taken(&self, o: &Outbound) {
+        if let Outbound::Deliver(d) = o {
+            self.bytes.fetch_sub(d.held_cost(), Ordering::AcqRel);
+        }
+    }
+
+    /// Bytes queued now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    fn add(&self, cost: usize) {
+        self.bytes.fetch_add(cost, Ordering::AcqRel);
+    }
+
+    fn sub(&self, cost: usize) {
+        self.bytes.fetch_sub(cost, Ordering::AcqRel);
+    }
+}
+
 /// Resolves user destinations to sessions or holds.
 pub struct Router {
     users: DashMap<u64, Slot>,
     held_bytes: AtomicUsize,
     limits: HoldLimits,
+    queued: Arc<QueueMeter>,
+    max_queued: usize,
     stats: Arc<Stats>,
 }
 
@@ -192,31 +227,70 @@ impl Router {
             users: DashMap::new(),
             held_bytes: AtomicUsize::new(0),
             limits,
+            queued: Arc::default(),
+            max_queued: usize::MAX,
             stats,
         }
     }
 
-    /// Routes `d` to `user`: queued if online, held if offline, refused if the hold is full.
+    /// Refuses new messages with `busy` while session queues hold `bytes` or more.
+    pub fn with_queue_limit(mut self, bytes: usize) -> Self {
+        self.max_queued = bytes;
+        self
+    }
+
+    /// What session queues hold; their writers note what they take out.
+    pub fn queue_meter(&self) -> Arc<QueueMeter> {
+        self.queued.clone()
+    }
+
+    /// Whether session queues hold as much as the server accepts. Counts a refusal when so.
+    pub fn busy(&self) -> bool {
+        let busy = self.queued.bytes() >= self.max_queued;
+        if busy {
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        busy
+    }
+
+    /// Routes `d` to `user`: queued if online, held if offline, refused if the server is busy
+    /// or the hold is full.
     pub fn route(&self, user: u64, d: Delivery) -> Routed {
+        if self.busy() {
+            return Routed::Refused(ErrorCode::BUSY);
+        }
+        self.route_member(user, d)
+    }
+
+    /// Routes one delivery of a message already admitted as a whole (a group message, whose
+    /// fan-out is not refused half way): as [`Router::route`], without the busy check.
+    pub fn route_member(&self, user: u64, d: Delivery) -> Routed {
         match self.users.entry(user) {
             Entry::Occupied(mut e) => match e.get_mut() {
-                Slot::Online(h) => match h.tx.try_send(Outbound::Deliver(d)) {
-                    Ok(()) => {
-                        self.stats.routed.fetch_add(1, Ordering::Relaxed);
-                        Routed::Queued
+                Slot::Online(h) => {
+                    let cost = d.held_cost();
+                    // Counted before the send: the writer may take it out at once.
+                    self.queued.add(cost);
+                    match h.tx.try_send(Outbound::Deliver(d)) {
+                        Ok(()) => {
+                            self.stats.routed.fetch_add(1, Ordering::Relaxed);
+                            Routed::Queued
+                        }
+                        Err(TrySendError::Full(Outbound::Deliver(d))) => {
+                            self.queued.sub(cost);
+                            self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                            h.kick.kick(ErrorCode::SLOW_CONSUMER);
+                            self.start_hold(e.get_mut(), d)
+                        }
+                        // The session is ending; it moves its queue into the hold when it
+                        // unregisters, in front of this message.
+                        Err(TrySendError::Closed(Outbound::Deliver(d))) => {
+                            self.queued.sub(cost);
+                            self.start_hold(e.get_mut(), d)
+                        }
+                        Err(_) => unreachable!("try_send returns the value it was given"),
                     }
-                    Err(TrySendError::Full(Outbound::Deliver(d))) => {
-                        self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                        h.kick.kick(ErrorCode::SLOW_CONSUMER);
-                        self.start_hold(e.get_mut(), d)
-                    }
-                    // The session is ending; it moves its queue into the hold when it
-                    // unregisters, in front of this message.
-                    Err(TrySendError::Closed(Outbound::Deliver(d))) => {
-                        self.start_hold(e.get_mut(), d)
-                    }
-                    Err(_) => unreachable!("try_send returns the value it was given"),
-                },
+                }
                 Slot::Offline(q) => {
                     if q.len() >= self.limits.per_user || !self.reserve_hold(d.held_cost()) {
                         self.stats.hold_full.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +348,7 @@ impl Router {
         // After close, routing to this session fails with Closed and starts a hold instead.
         rx.close();
         while let Ok(o) = rx.try_recv() {
+            self.queued.taken(&o);
             if let Outbound::Deliver(d) = o {
                 unwritten.push_back(d);
             }
@@ -293,7 +368,10 @@ impl Router {
                     // The user already reconnected: hand the leftovers to the new session.
                     let newer = newer.clone();
                     while let Some(d) = unwritten.pop_front() {
+                        let cost = d.held_cost();
+                        self.queued.add(cost);
                         if let Err(failed) = newer.tx.try_send(Outbound::Deliver(d)) {
+                            self.queued.sub(cost);
                             newer.kick.kick(ErrorCode::SLOW_CONSUMER);
                             if let TrySendError::Full(Outbound::Deliver(d))
                             | TrySendError::Closed(Outbound::Deliver(d)) = failed
@@ -414,6 +492,27 @@ mod tests {
 
     fn ids(q: &VecDeque<Delivery>) -> Vec<u64> {
         q.iter().map(|d| d.msg_id).collect()
+    }
+
+    #[test]
+    fn full_session_queues_make_the_server_busy_until_a_writer_takes_some_out() {
+        // Each test message costs 1 byte of body plus the overhead: room for two.
+        let r = router(10, 1 << 20).with_queue_limit(2 * (1 + HELD_OVERHEAD));
+        let (h, mut rx) = session(1, 100);
+        r.register(2, h);
+        assert_eq!(r.route(2, msg(1)), Routed::Queued);
+        assert_eq!(r.route(2, msg(2)), Routed::Queued);
+        assert_eq!(r.route(2, msg(3)), Routed::Refused(ErrorCode::BUSY));
+        // Offline users' holds are bounded on their own, but a busy server refuses them too.
+        assert_eq!(r.route(9, msg(4)), Routed::Refused(ErrorCode::BUSY));
+        let taken = rx.try_recv().expect("queued");
+        r.queue_meter().taken(&taken);
+        assert_eq!(r.route(2, msg(5)), Routed::Queued);
+        assert_eq!(r.stats.busy.load(Ordering::Relaxed), 2);
+        // What a session leaves in its queue is taken out as it goes to the hold.
+        r.unregister(2, 1, VecDeque::new(), &mut rx);
+        assert_eq!(r.queue_meter().bytes(), 0);
+        assert_eq!(r.held_for(2), 2);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio::time::{timeout, Instant};
 
 use crate::files::{ChunkTarget, FileSink, SenderFiles, RELAY_ID_BIT};
 use crate::receipts::{Confirmations, Unconfirmed};
-use crate::router::{Delivery, Kick, Outbound, Routed, SessionHandle};
+use crate::router::{Delivery, Kick, Outbound, QueueMeter, Routed, SessionHandle};
 use crate::State;
 
 /// Most frames written in one coalesced write.
@@ -204,6 +204,7 @@ async fn run_session(
     let mut writer_task = tokio::spawn(write_loop(
         writer,
         rx,
+        state.router.queue_meter(),
         held,
         lane,
         unconfirmed,
@@ -500,9 +501,11 @@ async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
 /// Writes Welcome, then what was held, then whatever the queue brings, until told to stop.
 /// Returns the queue, every delivery it did not write or that was written and not confirmed
 /// (those first, in the order written), and how many of them were written.
+#[allow(clippy::too_many_arguments)]
 async fn write_loop(
     mut writer: FrameWriter,
     mut rx: mpsc::Receiver<Outbound>,
+    meter: Arc<QueueMeter>,
     held: VecDeque<Delivery>,
     mut lane: Option<mpsc::Receiver<Frame>>,
     mut receipts: Option<Unconfirmed>,
@@ -540,6 +543,7 @@ async fn write_loop(
                     if n == 0 {
                         break None;
                     }
+                    batch.iter().for_each(|o| meter.taken(o));
                     pending.extend(batch.drain(..));
                 }
                 frame = next_file_frame(&mut lane) => file_frame = Some(frame),
@@ -582,6 +586,7 @@ async fn write_loop(
     match ending {
         Some(Ending::Shutdown) if healthy => {
             while let Ok(o) = rx.try_recv() {
+                meter.taken(&o);
                 pending.push_back(o);
             }
             let mut ok = true;

@@ -43,6 +43,8 @@ counters! {
     /// Deliveries written to a session that asked for receipts, not confirmed by the time it
     /// ended, and so held to be delivered again.
     redelivered,
+    /// Messages refused with `busy`: the session queues held `max_queued_bytes` or more.
+    busy,
     /// Messages refused because a hold was full.
     hold_full,
     /// Sessions disconnected because their queue filled.

@@ -63,6 +63,10 @@ struct Args {
     /// Frames queued per session before it counts as a slow consumer and is disconnected.
     #[arg(long, default_value_t = Limits::default().queue_capacity)]
     queue_capacity: usize,
+    /// Bytes of deliveries all session queues together may hold (e.g. 256MiB); past it new
+    /// messages are refused with `busy`.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    max_queued_bytes: u64,
     /// Deliveries a client that asked for receipts may leave unconfirmed before the server
     /// waits for its next receipt.
     #[arg(long, default_value_t = Limits::default().receipt_window)]
@@ -169,6 +173,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_connections_per_address: args.max_connections_per_address,
             hello_timeout: args.hello_timeout,
             queue_capacity: args.queue_capacity.max(1),
+            max_queued_bytes: usize::try_from(args.max_queued_bytes)
+                .context("--max-queued-bytes is too large")?,
             receipt_window: args.receipt_window.max(1),
             max_body,
             hold_per_user: args.hold_per_user,
@@ -222,7 +228,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let stats = server.stats();
     server.shutdown().await;
     say(&mut std::io::stderr(), &format!(
-        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} slow consumers, {} errors sent\n",
+        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full) and {} (busy), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
         stats.sessions_peak,
         stats.routed,
@@ -230,6 +236,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.held,
         stats.redelivered,
         stats.hold_full,
+        stats.busy,
         stats.slow_consumers,
         stats.errors_sent
     ));

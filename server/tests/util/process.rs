@@ -24,6 +24,11 @@ impl Drop for Server {
 }
 
 pub fn start(name: &str) -> Server {
+    start_with_args(name, &[])
+}
+
+/// [`start`] with more flags for the server.
+pub fn start_with_args(name: &str, more: &[&str]) -> Server {
     let dir =
         std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -36,6 +41,7 @@ pub fn start(name: &str) -> Server {
             "--client-dir",
         ])
         .arg(&dir)
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
