@@ -625,6 +625,9 @@ async fn send_scheduled(
                 let Some(msg_id) = ctx.ledger.open(group, user, at_us, sent_us) else {
                     continue;
                 };
+                let delay = sent_us.saturating_sub(at_us);
+                ctx.recorder
+                    .record(Metric::SendDelay, delay, ctx.in_window(at_us));
                 let header = Header {
                     intended_us: at_us,
                     sent_us,
@@ -667,6 +670,11 @@ async fn send_scheduled(
             sender: user,
             seq: *seq,
         };
+        ctx.recorder.record(
+            Metric::SendDelay,
+            header.sent_us.saturating_sub(due.at_us),
+            ctx.in_window(due.at_us),
+        );
         *seq += 1;
         let body = body::encode(&header, due.size, &ctx.payload);
         let msg_id =

@@ -28,6 +28,9 @@ pub enum Metric {
     Ack,
     /// How late the generator woke for a send it was waiting for.
     ScheduleLag,
+    /// Intended send → the generator starting to write the Send. Beside a small schedule lag, a
+    /// large send delay is the server pushing back: flow control held earlier writes.
+    SendDelay,
     /// Intended send → receive, per recipient of a group message.
     Group,
     /// `Group` for groups of up to 10 members.
@@ -48,12 +51,13 @@ pub enum Metric {
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Connect,
         Metric::Ack,
         Metric::Direct,
         Metric::DirectUncorrected,
         Metric::ScheduleLag,
+        Metric::SendDelay,
         Metric::Group,
         Metric::GroupLe10,
         Metric::GroupLe100,
@@ -83,6 +87,7 @@ impl Metric {
             Metric::DirectUncorrected => "direct_uncorrected",
             Metric::Ack => "ack",
             Metric::ScheduleLag => "schedule_lag",
+            Metric::SendDelay => "send_delay",
             Metric::Group => "group",
             Metric::GroupLe10 => "group_le10",
             Metric::GroupLe100 => "group_le100",

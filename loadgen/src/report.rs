@@ -21,7 +21,7 @@ use crate::slo::{format_micros, Slo, Target};
 /// fanout without groups, the file ones without files) appear with count 0. Runs with groups add the
 /// same group figures per size bucket: `group_le10`, `fanout_le10`, `fanout_spread_le10`, and
 /// so on for `le100`, `le1000` and `gt1000`.
-pub const METRIC_NAMES: [&str; 11] = [
+pub const METRIC_NAMES: [&str; 12] = [
     "connect",
     "ack",
     "direct",
@@ -33,6 +33,7 @@ pub const METRIC_NAMES: [&str; 11] = [
     "fanout_spread",
     "file",
     "schedule_lag",
+    "send_delay",
 ];
 
 /// The per-bucket metric names of `bucket`, in table order.

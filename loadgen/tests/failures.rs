@@ -126,3 +126,83 @@ fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     // Messages sent into the hang were never answered: they are counted as lost, not hidden.
     assert!(run.counters.lost > 0, "{:?}", run.counters);
 }
+
+/// A server that welcomes its clients and then reads nothing for two seconds: the generator's
+/// writes fill the socket buffers and block, and `send_delay` shows how long sends were held
+/// back, while `schedule_lag` (the generator's own punctuality) stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_shows_as_send_delay_not_schedule_lag() {
+    use bytes::BytesMut;
+    use imbench_proto::{Codec, Frame, DEFAULT_MAX_FRAME_LEN};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const STALL: Duration = Duration::from_secs(2);
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive buffer, inherited by accepted connections, so that they fill quickly.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(64).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let mut done = done_rx.clone();
+            tokio::spawn(async move {
+                let codec = Codec::new(DEFAULT_MAX_FRAME_LEN);
+                let mut buf = BytesMut::new();
+                loop {
+                    if let Ok(Some(Frame::Hello { .. })) = codec.decode(&mut buf) {
+                        break;
+                    }
+                    if tcp.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let mut out = BytesMut::new();
+                codec
+                    .encode(&Frame::Welcome { session: 1 }, &mut out)
+                    .unwrap();
+                let _ = tcp.write_all(&out).await;
+                // Read nothing for two seconds, then read and drop everything until the test
+                // ends.
+                tokio::time::sleep(STALL).await;
+                let mut sink = vec![0u8; 1 << 16];
+                loop {
+                    tokio::select! {
+                        _ = done.wait_for(|d| *d) => return,
+                        n = tcp.read(&mut sink) => if n.unwrap_or(0) == 0 { return },
+                    }
+                }
+            });
+        }
+    });
+
+    let server_config = ServerConfig::loopback().unwrap();
+    // 2,000 messages of 4 KiB a second per client: 8 MB/s each, far past what the socket
+    // buffers hold.
+    let mut scenario = small_scenario(4, 2_000.0, Duration::from_secs(3));
+    scenario.direct.size = imbench_loadgen::scenario::SizeDist::Fixed { bytes: 4096 };
+    scenario.drain = Duration::from_secs(1);
+    let mut c = config(scenario, remote(&server_config, addr));
+    c.transport = Transport::Tcp;
+    let r = imbench_loadgen::run(c).await.unwrap().report;
+    let _ = done_tx.send(true);
+    let run = &r.runs[0];
+    let delay = &run.metrics["send_delay"];
+    let lag = &run.metrics["schedule_lag"];
+    assert!(
+        delay.count > 0,
+        "{delay:?} {:?} {:?}",
+        r.invalid_reasons,
+        run.counters
+    );
+    // Sends due early in the stall wait for most of it.
+    assert!(
+        delay.max_us >= STALL.as_micros() as u64 / 2,
+        "send delay {delay:?}"
+    );
+    assert!(lag.p50_us < 100_000, "schedule lag {lag:?}");
+}
