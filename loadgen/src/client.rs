@@ -215,7 +215,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         let _ = conn.writer.shutdown().await;
     }
     // The receiver ends when the server closes after Bye; past the wait, close regardless.
-    let _ = tokio::time::timeout(Duration::from_secs(5), &mut conn.receiver).await;
+    if let Some(receiver) = conn.receiver.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+    }
     conn.link.abort(0, "run finished");
 }
 
@@ -224,7 +226,8 @@ struct Connection {
     writer: FrameWriter,
     link: Link,
     /// The task reading this connection; it hands back the inbox when the connection ends.
-    receiver: JoinHandle<Inbox>,
+    /// `None` once that happened and no new connection replaced it.
+    receiver: Option<JoinHandle<Inbox>>,
     /// Deliver frames received on this connection.
     received: Arc<AtomicU64>,
     /// The count last sent in a Receipt.
@@ -268,7 +271,7 @@ impl Connection {
         Self {
             writer,
             link,
-            receiver,
+            receiver: Some(receiver),
             received,
             confirmed: 0,
             leaving,
@@ -324,7 +327,10 @@ impl Connection {
                 let _ = self.writer.shutdown().await;
             }
         }
-        let mut inbox = match tokio::time::timeout(LEAVE_WAIT, &mut self.receiver).await {
+        let Some(mut receiver) = self.receiver.take() else {
+            return Ok(None);
+        };
+        let mut inbox = match tokio::time::timeout(LEAVE_WAIT, &mut receiver).await {
             Ok(Ok(inbox)) => inbox,
             Ok(Err(e)) => {
                 ctx.note_problem(format!("client {index}: receiver failed: {e}"));
@@ -332,7 +338,7 @@ impl Connection {
             }
             Err(_) => {
                 self.link.abort(0, "server did not close");
-                (&mut self.receiver).await.unwrap_or_default()
+                receiver.await.unwrap_or_default()
             }
         };
         self.link.abort(0, "left");

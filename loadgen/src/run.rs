@@ -492,7 +492,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     ctx.finish();
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
-        while clients.join_next().await.is_some() {}
+        while let Some(ended) = clients.join_next().await {
+            // A client task that panicked is a generator bug; it must not pass unseen.
+            if let Err(e) = ended {
+                if e.is_panic() {
+                    ctx.note_problem(format!("a client task panicked: {e}"));
+                }
+            }
+        }
     })
     .await;
     clients.abort_all();

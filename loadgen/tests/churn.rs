@@ -53,3 +53,33 @@ async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_tcp(
 async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_wss() {
     churn_run(Transport::Wss).await;
 }
+
+/// Interrupted while churning clients are away: the run still ends with a report, and no
+/// client task fails on the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_while_clients_are_away_still_reports() {
+    let churn = r#"
+[churn]
+fraction = 1.0
+rate = 40.0
+offline = "1s"
+abrupt = 0.5
+"#;
+    let scenario = small_scenario_with(20, 10.0, Duration::from_secs(30), churn);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut c = config(scenario, ServerSpec::Embedded);
+    c.interrupt = Some(rx);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let _ = tx.send(true);
+    });
+    let r = imbench_loadgen::run(c).await.expect("run").report;
+    let run = &r.runs[0];
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(run.counters.reconnects > 0, "{:?}", run.counters);
+    assert!(
+        run.problems.iter().all(|p| !p.contains("panicked")),
+        "{:?}",
+        run.problems
+    );
+}
