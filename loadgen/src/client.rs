@@ -514,7 +514,7 @@ async fn wait_until(
             continue;
         }
         let ev = tokio::select! {
-            _ = tokio::time::sleep_until(ctx.clock.at(at_us)) => return Ok(Some(true)),
+            _ = ctx.timer.sleep_until(ctx.clock.at(at_us)) => return Ok(Some(true)),
             _ = stop.wait_for(|s| *s) => return Ok(None),
             _ = tokio::time::sleep(RECEIPT_EVERY), if conn.receipts => None,
             ev = outgoing.next_event() => Some(ev),

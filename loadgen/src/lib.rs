@@ -13,6 +13,8 @@
 //! - [`file_client`] — a client's transfers: offers, bytes out, files in.
 //! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
+//! - [`timer`] — the precise timer the send schedule waits on.
+//! - [`cpu_use`] — who used the CPUs during a run, and whether the machine was the limit.
 //! - [`run`] — one run from server start to report.
 //! - [`compare`] — one scenario once per transport, and the comparison table.
 //! - [`capacity`] — the capacity search (`--find-max`): steps of rising load until an SLO fails.
@@ -20,6 +22,7 @@
 //! - [`report`] — report.json, verdicts and the end-of-run table.
 //! - [`slo`] — SLO expressions.
 //! - [`regression`] — `compare --fail-on-regression`: a report against a baseline's repeats.
+//! - [`repeat`] — `run --repeat N`: the spread of each figure over repeated runs.
 //! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
 //! - [`html`] — report.html, the self-contained page with the plots.
 //! - [`merge`] — shard reports added into one.
@@ -32,6 +35,7 @@ pub mod capacity;
 pub mod churn;
 pub mod client;
 pub mod compare;
+pub mod cpu_use;
 pub mod file_client;
 pub mod files;
 pub mod groups;
@@ -41,12 +45,14 @@ pub mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod regression;
+pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod slo;
 pub mod summary;
+pub mod timer;
 
 pub use report::{Report, Verdict};
 pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec, Shard};

@@ -94,6 +94,13 @@ struct RunArgs {
     /// Messages per second to each group (the scenario's groups.rate)
     #[arg(long)]
     group_rate: Option<f64>,
+    /// Connections started per second at most (generator.connect_rate; default by transport:
+    /// 1000 with TLS, 5000 without). A shorter ramp-up is stretched to clients / rate
+    #[arg(long)]
+    connect_rate: Option<f64>,
+    /// How sends wait for their time: precise (timer thread, µs) or tokio (1 ms wheel)
+    #[arg(long, value_enum)]
+    timer: Option<TimerArg>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
     /// factor until an SLO fails, then report the highest load that held
     #[arg(long)]
@@ -103,6 +110,11 @@ struct RunArgs {
     /// Direct chat only
     #[arg(long, value_name = "I/N", conflicts_with = "find_max")]
     shard: Option<imbench_loadgen::Shard>,
+    /// Run the scenario N times in a row (into run-1 … run-N of the report folder) and print
+    /// the spread of each headline figure; repeat.json holds it. The folder is a baseline for
+    /// `imbench compare --fail-on-regression`
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard"])]
+    repeat: usize,
     /// With --find-max: each step's load over the previous one's
     #[arg(long, default_value_t = 1.5, requires = "find_max")]
     growth: f64,
@@ -176,6 +188,12 @@ fn parse_server(s: &str) -> Result<ServerArg, String> {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+enum TimerArg {
+    Precise,
+    Tokio,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum ProgressArg {
     Auto,
     Plain,
@@ -227,6 +245,67 @@ fn run(args: RunArgs) -> u8 {
         }
         return find_max(&runtime, config, &args);
     }
+    if args.repeat == 0 {
+        eprintln!("imbench: --repeat must be at least 1");
+        return exit_code::USAGE;
+    }
+    if args.repeat > 1 {
+        return repeat(&runtime, config, &args);
+    }
+    run_once(&runtime, config, &args)
+}
+
+/// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
+fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+    let Some(root) = config.out_dir.clone() else {
+        return exit_code::USAGE;
+    };
+    let mut reports = Vec::new();
+    let mut worst = exit_code::OK;
+    for i in 1..=args.repeat {
+        println!(
+            "
+== run {i} of {}",
+            args.repeat
+        );
+        let mut c = config.clone();
+        c.out_dir = Some(root.join(format!("run-{i}")));
+        let code = run_once(runtime, c, args);
+        worst = worst.max(code);
+        let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
+        match std::fs::read_to_string(root.join(format!("run-{i}/report.json")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<imbench_loadgen::Report>(&t).ok())
+        {
+            Some(r) => reports.push(r),
+            None => {
+                eprintln!("imbench: run {i} wrote no report; stopping the repeats");
+                return worst.max(exit_code::INVALID);
+            }
+        }
+        if interrupted {
+            eprintln!("imbench: interrupted; no more repeats");
+            break;
+        }
+    }
+    let summary = imbench_loadgen::repeat::summarize(&reports);
+    print!("{}", summary.table());
+    let path = root.join("repeat.json");
+    let written = serde_json::to_string_pretty(&summary)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&path, json));
+    match written {
+        Ok(()) => println!("repeat: {}", path.display()),
+        Err(e) => {
+            eprintln!("imbench: writing {}: {e}", path.display());
+            return exit_code::INVALID;
+        }
+    }
+    worst.max(summary.verdict().exit_code())
+}
+
+fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+    let transports = args.transport.0.clone();
     let servers = args.server.clone();
     let several = transports.len() > 1;
     let result = runtime.block_on(imbench_loadgen::compare::run_each(
@@ -545,6 +624,11 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         rate: args.rate,
         group_rate: args.group_rate,
         slo: args.slo.clone(),
+        connect_rate: args.connect_rate,
+        timer: args.timer.map(|t| match t {
+            TimerArg::Precise => imbench_loadgen::scenario::TimerKind::Precise,
+            TimerArg::Tokio => imbench_loadgen::scenario::TimerKind::Tokio,
+        }),
     })?;
     let first = args.transport.0[0];
     let server = match (args.server.first(), &args.cert, &args.secret_file) {

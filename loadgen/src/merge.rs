@@ -184,6 +184,9 @@ fn merge_runs(
         files: merge_files(shards),
         memory: first.memory.clone(),
         cpu: None,
+        // Each shard ran on its own machine: their CPU figures do not add up to one.
+        cpu_use: None,
+        notes: shards.iter().flat_map(|r| r.notes.clone()).collect(),
         problems: shards
             .iter()
             .flat_map(|r| r.problems.clone())

@@ -49,7 +49,8 @@ impl Check {
         })
     }
 
-    fn value(&self, run: &RunReport) -> Option<f64> {
+    /// The figure's value in `run`; `None` when the run does not have it.
+    pub(crate) fn value(&self, run: &RunReport) -> Option<f64> {
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
             if run.metrics.get(metric).is_none_or(|m| m.count == 0) {

@@ -172,6 +172,14 @@ pub struct RunReport {
     /// Process CPU over the measured period, where the platform tells.
     #[serde(default)]
     pub cpu: Option<Cpu>,
+    /// Who used the CPUs this process may run on over the measured period: generator,
+    /// embedded server, timer, other processes, steal; and how long this process's threads
+    /// waited for a CPU. Where the platform tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_use: Option<crate::cpu_use::CpuUse>,
+    /// What the run did differently from what was asked, and why (a stretched ramp-up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Problems seen (first few verbatim) and how many there were.
     pub problems: Vec<String>,
     /// Total number of problems.
@@ -344,6 +352,13 @@ pub struct Cpu {
     /// CPU µs per message sent in the period (send, route, deliver, account, both sides when
     /// the server is embedded).
     pub us_per_message: f64,
+    /// The generator's CPU µs per delivery in the period (direct deliveries, and each member's
+    /// copy of a group message): what the load tool costs per unit of work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_us_per_delivery: Option<f64>,
+    /// The embedded server's CPU µs per delivery in the period (embedded runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_us_per_delivery: Option<f64>,
 }
 
 impl Cpu {
@@ -356,7 +371,20 @@ impl Cpu {
             } else {
                 seconds * 1e6 / messages as f64
             },
+            generator_us_per_delivery: None,
+            server_us_per_delivery: None,
         }
+    }
+
+    /// Adds the per-delivery split from the threads' accounting.
+    fn split(mut self, u: &crate::cpu_use::CpuUse, deliveries: u64) -> Self {
+        if deliveries > 0 {
+            let per = |cores: f64| cores * u.period_s * 1e6 / deliveries as f64;
+            // The timer serves the generator's schedule: it is the generator's cost.
+            self.generator_us_per_delivery = Some(per(u.generator_cores + u.timer_cores));
+            self.server_us_per_delivery = u.server_cores.map(per);
+        }
+        self
     }
 }
 
@@ -484,6 +512,8 @@ pub struct Measured {
     pub memory: Memory,
     /// Process CPU seconds over the measured period.
     pub cpu_seconds: Option<f64>,
+    /// Who used the CPUs over the measured period.
+    pub cpu_use: Option<crate::cpu_use::CpuUse>,
     /// Group accounting.
     pub groups: GroupOutcome,
 }
@@ -500,6 +530,7 @@ impl Report {
             problem_count,
             memory,
             cpu_seconds,
+            cpu_use,
             groups,
         } = m;
         let s = &ctx.scenario;
@@ -606,6 +637,7 @@ impl Report {
                     / 1e6)
                     .max(duration_s),
         };
+        let deliveries = metrics["direct"].count + metrics["group"].count;
         let lag = &metrics["schedule_lag"];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
         let schedule_lag = ScheduleLag {
@@ -627,7 +659,15 @@ impl Report {
             group,
             files,
             memory,
-            cpu: cpu_seconds.map(|cpu_s| Cpu::over(cpu_s, rate_s, sent_in_window)),
+            cpu: cpu_seconds.map(|cpu_s| {
+                let cpu = Cpu::over(cpu_s, rate_s, sent_in_window);
+                match &cpu_use {
+                    Some(u) => cpu.split(u, deliveries),
+                    None => cpu,
+                }
+            }),
+            cpu_use: cpu_use.clone(),
+            notes: ctx.notes.clone(),
             problems,
             problem_count,
             intervals,
@@ -669,6 +709,14 @@ impl Report {
                 format_micros(run.schedule_lag.p99_us as f64),
                 format_micros(limit_us as f64)
             ));
+        }
+        if let Some(why) = run.cpu_use.as_ref().and_then(|u| {
+            u.limit_reason(
+                s.generator.max_cpu_busy,
+                s.generator.max_cpu_wait.as_secs_f64() * 1e6,
+            )
+        }) {
+            invalid_reasons.push(why);
         }
         let verdict = if !invalid_reasons.is_empty() {
             Verdict::Invalid
@@ -798,6 +846,28 @@ impl Report {
                     "cpu: {:.2} cores busy over the measured period, {:.0} µs per message",
                     cpu.cores, cpu.us_per_message
                 );
+                let mut per = Vec::new();
+                if let Some(g) = cpu.generator_us_per_delivery {
+                    per.push(format!("generator {g:.1}"));
+                }
+                if let Some(sv) = cpu.server_us_per_delivery {
+                    per.push(format!("embedded server {sv:.1}"));
+                }
+                if !per.is_empty() {
+                    let _ = writeln!(out, "cpu per delivery: {} µs", per.join(", "));
+                }
+            }
+            if let Some(u) = &run.cpu_use {
+                let _ = writeln!(
+                    out,
+                    "machine: {} CPUs {:.0}% busy: {}",
+                    u.cpus,
+                    u.busy_fraction * 100.0,
+                    u.breakdown()
+                );
+            }
+            for note in &run.notes {
+                let _ = writeln!(out, "note: {note}");
             }
             if !run.slo.is_empty() {
                 let _ = writeln!(out, "SLOs:");

@@ -21,11 +21,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client::{self, ClientCounters};
+use crate::cpu_use::{CpuSnapshot, CpuUse};
 use crate::groups::{GroupLedger, GroupPlan};
 use crate::metrics::{Metric, Recorder};
 use crate::progress::Progress;
 use crate::report::{self, IntervalPoint, Report};
 use crate::scenario::Scenario;
+use crate::scenario::TimerKind;
 
 /// Why a run could not take place at all.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,14 @@ pub enum RunError {
     /// The embedded server did not listen on the transport asked for.
     #[error("the embedded server does not listen on {0}")]
     NotListening(Transport),
+    /// A thread the run needs (the embedded server's runtime, the timer) could not start.
+    #[error("starting {what}: {source}")]
+    Thread {
+        /// Which.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The report could not be written.
     #[error("writing the report to {path}: {source}")]
     Write {
@@ -225,6 +235,10 @@ pub struct RunContext {
     pub shard: Option<Shard>,
     /// Messages sent a second time after a reconnect.
     pub resent: crate::churn::Resent,
+    /// How sends wait for their intended time.
+    pub timer: crate::timer::Timer,
+    /// Things the run did differently from what was asked, and why (a stretched ramp-up).
+    pub notes: Vec<String>,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -336,18 +350,27 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             )));
         }
     }
+    let mut s = s;
+    let notes = pace_connections(&mut s, config.transport, config.shard);
+    if config.progress != ProgressMode::Quiet {
+        for note in &notes {
+            eprintln!("imbench: {note}");
+        }
+    }
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
-    let mut embedded: Option<RunningServer> = None;
+    let mut embedded: Option<EmbeddedServer> = None;
     let (addr, trust, secret, server_name) = match &config.server {
         ServerSpec::Embedded => {
             let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
             server_config.quic = quic.clone();
             let trust = server_config.identity.client_trust();
             let secret = server_config.secret.clone();
-            let server = imbench_server::start(server_config).await?;
+            let server = EmbeddedServer::start(server_config).await?;
             let addr = server
-                .addr(config.transport)
+                .server
+                .as_ref()
+                .and_then(|srv| srv.addr(config.transport))
                 .ok_or(RunError::NotListening(config.transport))?;
             embedded = Some(server);
             (addr, trust, secret, "localhost".to_string())
@@ -377,7 +400,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
     let plan = GroupPlan::new(&s);
     let ledger = GroupLedger::new(&s, &plan);
+    // Held until the run ends: dropping it stops the timer thread.
+    let (timer, _timer_thread) = match s.generator.timer {
+        TimerKind::Precise => {
+            crate::timer::Timer::precise().map_err(|source| RunError::Thread {
+                what: "the timer thread",
+                source,
+            })?
+        }
+        TimerKind::Tokio => crate::timer::Timer::tokio(),
+    };
     let ctx = Arc::new(RunContext {
+        timer,
+        notes,
         plan,
         ledger,
         files: crate::files::FileLedger::default(),
@@ -447,6 +482,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut drain_deadline = ctx.clock.at(schedule_end_us) + s.drain;
     let mut cpu_at_measure_start = None;
     let mut cpu_at_schedule_end = None;
+    let mut threads_at_measure_start = None;
+    let mut threads_at_schedule_end = None;
     let mut group_quiet = GroupQuiet::default();
     let mut watchdog = Watchdog::new(s.generator.answer_timeout);
     let mut interrupt = config.interrupt.clone();
@@ -454,10 +491,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         let now_us = ctx.clock.now_us();
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
+            threads_at_measure_start = Some(CpuSnapshot::take());
         }
         let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
+            threads_at_schedule_end = Some(CpuSnapshot::take());
         }
         if schedule_over
             && ((drained(&ctx) && group_quiet.check(&ctx)) || Instant::now() >= drain_deadline)
@@ -524,6 +563,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (Some(start), Some(end)) => Some(end - start),
         _ => None,
     };
+    let cpu_use = match (&threads_at_measure_start, &threads_at_schedule_end) {
+        (Some(a), Some(b)) => CpuUse::between(a, b, embedded.is_some()),
+        _ => None,
+    };
     let report = Report::build(
         &ctx,
         report::Measured {
@@ -535,11 +578,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             problem_count,
             memory,
             cpu_seconds: cpu_used,
+            cpu_use,
             groups,
         },
     );
     if let Some(server) = embedded {
-        server.shutdown_within(Duration::from_secs(2)).await;
+        server.shutdown().await;
     }
     let dir = match &config.out_dir {
         Some(dir) => {
@@ -552,6 +596,98 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         None => None,
     };
     Ok(RunOutcome { report, dir })
+}
+
+/// The reference server run in this process, on a runtime of its own: its threads are named
+/// [`crate::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
+/// and its tasks do not queue behind the clients' on the same workers (as they would not in a
+/// real deployment).
+struct EmbeddedServer {
+    server: Option<RunningServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl EmbeddedServer {
+    async fn start(config: ServerConfig) -> Result<Self, RunError> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(crate::cpu_use::SERVER_THREAD_NAME)
+            .enable_all()
+            .build()
+            .map_err(|source| RunError::Thread {
+                what: "the embedded server's runtime",
+                source,
+            })?;
+        let started = runtime.spawn(imbench_server::start(config)).await;
+        let server = match started {
+            Ok(result) => result,
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(RunError::Thread {
+                    what: "the embedded server",
+                    source: std::io::Error::other(e.to_string()),
+                });
+            }
+        };
+        match server {
+            Ok(server) => Ok(Self {
+                server: Some(server),
+                runtime: Some(runtime),
+            }),
+            Err(e) => {
+                runtime.shutdown_background();
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            if let Some(server) = self.server.take() {
+                let _ = runtime
+                    .spawn(server.shutdown_within(Duration::from_secs(2)))
+                    .await;
+            }
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped from async code; this one lets its threads go instead.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Stretches the scenario's ramp-up so that no more than the connect rate of connections
+/// start per second; returns what it changed, in words.
+fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>) -> Vec<String> {
+    let rate = s.generator.connect_rate_for(transport);
+    let here = match shard {
+        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
+        None => s.clients,
+    };
+    let needed = Duration::from_secs_f64(here as f64 / rate);
+    if needed <= s.ramp_up {
+        return Vec::new();
+    }
+    let asked = here as f64 / s.ramp_up.as_secs_f64().max(1e-3);
+    let whose = if s.generator.connect_rate > 0.0 {
+        "generator.connect_rate / --connect-rate"
+    } else {
+        "the default for this transport; set --connect-rate to change it"
+    };
+    let note = format!(
+        "ramp-up {:?} asks for {asked:.0} connections/s, more than the connect rate of {rate:.0}/s ({whose}): ramping up over {:.1}s instead",
+        s.ramp_up,
+        needed.as_secs_f64()
+    );
+    s.ramp_up = needed;
+    vec![note]
 }
 
 /// How long a stopped run waits for what is in flight, at most.

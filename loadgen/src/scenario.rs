@@ -465,7 +465,42 @@ pub struct GeneratorOptions {
     /// and reported as invalid.
     #[serde(with = "humantime_serde")]
     pub answer_timeout: Duration,
+    /// Connections started per second at most; 0 picks a rate by transport (see
+    /// [`GeneratorOptions::connect_rate_for`]). A ramp-up shorter than clients / rate is
+    /// stretched to it, and the run says so.
+    pub connect_rate: f64,
+    /// How sends wait for their time: `precise` (a timer thread, µs) or `tokio` (1 ms wheel).
+    pub timer: TimerKind,
+    /// The run is invalid when the CPUs it may use were busier than this share (0 to 1) over
+    /// the measured period, whoever kept them busy: the machine, not the server, then set the
+    /// figures.
+    pub max_cpu_busy: f64,
+    /// The run is invalid when this process's threads waited longer than this for a CPU, on
+    /// average, each time they became runnable: the CPUs were shared with more work than they
+    /// could do at once.
+    #[serde(with = "humantime_serde")]
+    pub max_cpu_wait: Duration,
 }
+
+/// How the generator waits for a send's intended time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A timer thread with 1 ns slack that wakes each send a learned lead early, and a short
+    /// spin on the worker to the exact moment.
+    #[default]
+    Precise,
+    /// tokio's timer: 1 ms resolution, no extra thread.
+    Tokio,
+}
+
+/// Connections a second the generator starts at most, by default, over handshakes with TLS
+/// (QUIC, TLS, WSS): about a third of what one server endpoint completed on a 2-core machine
+/// while also serving the clients already connected.
+pub const DEFAULT_CONNECT_RATE_TLS: f64 = 1_000.0;
+
+/// The same over plain TCP and WebSocket, whose handshakes cost no cryptography.
+pub const DEFAULT_CONNECT_RATE_PLAIN: f64 = 5_000.0;
 
 impl Default for GeneratorOptions {
     fn default() -> Self {
@@ -475,6 +510,24 @@ impl Default for GeneratorOptions {
             max_schedule_lag: Duration::from_millis(10),
             endpoints: 0,
             answer_timeout: Duration::from_secs(10),
+            connect_rate: 0.0,
+            timer: TimerKind::Precise,
+            max_cpu_busy: 0.9,
+            max_cpu_wait: Duration::from_micros(500),
+        }
+    }
+}
+
+impl GeneratorOptions {
+    /// The connect rate in force for `transport`: the scenario's, or the default for it.
+    pub fn connect_rate_for(&self, transport: imbench_transport::Transport) -> f64 {
+        use imbench_transport::Transport;
+        if self.connect_rate > 0.0 {
+            return self.connect_rate;
+        }
+        match transport {
+            Transport::Quic | Transport::Tls | Transport::Wss => DEFAULT_CONNECT_RATE_TLS,
+            Transport::Tcp | Transport::Ws => DEFAULT_CONNECT_RATE_PLAIN,
         }
     }
 }
@@ -500,6 +553,10 @@ pub struct Overrides {
     pub group_rate: Option<f64>,
     /// `--slo`, added to the scenario's.
     pub slo: Vec<String>,
+    /// `--connect-rate`
+    pub connect_rate: Option<f64>,
+    /// `--timer`
+    pub timer: Option<TimerKind>,
 }
 
 /// The smallest body: the measurement header every message carries.
@@ -558,6 +615,12 @@ impl Scenario {
         if let Some(v) = o.group_rate {
             self.groups.rate = v;
         }
+        if let Some(v) = o.connect_rate {
+            self.generator.connect_rate = v;
+        }
+        if let Some(v) = o.timer {
+            self.generator.timer = v;
+        }
         self.slo.extend(o.slo.iter().cloned());
         self.validate()
     }
@@ -595,8 +658,24 @@ impl Scenario {
         }
         self.quic
             .apply(&imbench_transport::QuicOptions::default())?;
-        if self.generator.connect_concurrency == 0 {
+        let g = &self.generator;
+        if g.connect_concurrency == 0 {
             return bad("generator.connect_concurrency must be at least 1".into());
+        }
+        if !(g.connect_rate.is_finite() && g.connect_rate >= 0.0) {
+            return bad(format!(
+                "generator.connect_rate must be 0 (automatic) or more, got {}",
+                g.connect_rate
+            ));
+        }
+        if !(g.max_cpu_busy > 0.0 && g.max_cpu_busy <= 1.0) {
+            return bad(format!(
+                "generator.max_cpu_busy is a share of the CPUs, above 0 and at most 1, got {}",
+                g.max_cpu_busy
+            ));
+        }
+        if g.max_cpu_wait.is_zero() {
+            return bad("generator.max_cpu_wait must be more than 0".into());
         }
         for expr in &self.slo {
             crate::slo::Slo::parse(expr).map_err(|e| ScenarioError::Invalid(e.to_string()))?;

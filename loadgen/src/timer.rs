@@ -1,0 +1,503 @@
+//! Precise waits for the send schedule.
+//!
+//! tokio's timer has a 1 ms wheel and sleeps in `epoll_wait` with millisecond timeouts, so a
+//! send due at `t` leaves 0–2 ms late; the corrected latency then mostly measures the timer.
+//! This timer keeps every wait in a heap on a thread of its own ([`TIMER_THREAD_NAME`]) that
+//! sleeps with 1 ns timer slack, and fires each wait a little *early*, by a lead it learns;
+//! the woken task then spins the last microseconds on its own worker until the moment. The
+//! lead is a running estimate of the 90th percentile of "timer fired → task polled" delays
+//! (the thread's oversleep plus the cross-thread wake-up), so on an idle generator it is a
+//! few tens of µs and under load, when workers are awake anyway, it shrinks toward zero.
+//! The spinning is also held to a budget ([`SPIN_BUDGET_NS_PER_S`], 5 % of one core): at
+//! many sends a second the lead is cut to what the budget allows, and sends are then a few
+//! tens of µs late instead of costing the generator CPU it needs for the load itself.
+//!
+//! The pieces that decide anything — the queue ([`Queue`]) and the lead ([`Lead`]) — are plain
+//! data driven by the caller's clock, so they are tested without time.
+//!
+//! [`TIMER_THREAD_NAME`]: crate::cpu_use::TIMER_THREAD_NAME
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// The longest a task spins on its worker; a wait further off goes back to the queue.
+const MAX_SPIN: Duration = Duration::from_micros(200);
+
+/// The largest lead the estimate may reach: past this the worker is saturated, and spinning
+/// longer would take CPU the generator does not have.
+const MAX_LEAD_NS: u64 = 150_000;
+
+/// The lead a new timer starts with, before it has seen any wake-up.
+const INITIAL_LEAD_NS: u64 = 30_000;
+
+/// Spinning the workers may do per second, summed over every wait: 5 % of one core.
+pub const SPIN_BUDGET_NS_PER_S: u64 = 50_000_000;
+
+/// How often the wait rate behind the spin budget is measured.
+const BUDGET_WINDOW: Duration = Duration::from_millis(100);
+
+/// How the schedule waits: tokio's timer (1 ms), or the precise timer.
+#[derive(Clone)]
+pub struct Timer {
+    precise: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.precise.is_some() {
+            "Timer::precise"
+        } else {
+            "Timer::tokio"
+        })
+    }
+}
+
+/// Stops the precise timer's thread when the run that owns it ends.
+pub struct TimerThread {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Drop for TimerThread {
+    fn drop(&mut self) {
+        if let Some(s) = self.shared.take() {
+            s.stop.store(true, Ordering::Release);
+            s.thread.unpark();
+        }
+    }
+}
+
+impl Timer {
+    /// tokio's own timer.
+    pub fn tokio() -> (Self, TimerThread) {
+        (Self { precise: None }, TimerThread { shared: None })
+    }
+
+    /// Starts the precise timer's thread. The thread ends when the returned [`TimerThread`] is
+    /// dropped.
+    pub fn precise() -> std::io::Result<(Self, TimerThread)> {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+        let handle = thread::Builder::new()
+            .name(crate::cpu_use::TIMER_THREAD_NAME.into())
+            .spawn(move || {
+                // The kernel may add up to the thread's timer slack (50 µs by default) to
+                // every sleep; this thread's sleeps are the schedule, so it asks for none.
+                #[cfg(target_os = "linux")]
+                let _ = nix::sys::prctl::set_timerslack(1);
+                if let Ok(shared) = rx.recv() {
+                    timer_thread(&shared);
+                }
+            })?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            lead: Mutex::new((Lead::new(INITIAL_LEAD_NS), Budget::new(Instant::now()))),
+            lead_ns: AtomicU64::new(INITIAL_LEAD_NS),
+            stop: AtomicBool::new(false),
+            thread: handle.thread().clone(),
+        });
+        // The thread waits for this before anything else; it cannot have gone.
+        let _ = tx.send(shared.clone());
+        Ok((
+            Self {
+                precise: Some(shared.clone()),
+            },
+            TimerThread {
+                shared: Some(shared),
+            },
+        ))
+    }
+
+    /// Whether this is the precise timer.
+    pub fn is_precise(&self) -> bool {
+        self.precise.is_some()
+    }
+
+    /// Completes at `at` (never before it).
+    pub async fn sleep_until(&self, at: tokio::time::Instant) {
+        let Some(shared) = &self.precise else {
+            return tokio::time::sleep_until(at).await;
+        };
+        let at = at.into_std();
+        loop {
+            let now = Instant::now();
+            if now >= at {
+                return;
+            }
+            let lead = Duration::from_nanos(shared.lead_ns.load(Ordering::Relaxed));
+            let left = at - now;
+            if left <= lead.min(MAX_SPIN) {
+                // Close enough: the rest is shorter than any wake-up would be.
+                while Instant::now() < at {
+                    std::hint::spin_loop();
+                }
+                return;
+            }
+            let fire_at = at - lead;
+            let slot = Arc::new(Slot::default());
+            shared.push(fire_at, slot.clone());
+            Fired { slot }.await;
+            let delay = Instant::now().saturating_duration_since(fire_at);
+            shared.observe(delay);
+        }
+    }
+}
+
+/// The shared side of the precise timer.
+struct Shared {
+    queue: Mutex<Queue>,
+    lead: Mutex<(Lead, Budget)>,
+    /// The lead the waits read, copied from `lead` after each observation.
+    lead_ns: AtomicU64,
+    stop: AtomicBool,
+    thread: Thread,
+}
+
+impl Shared {
+    fn push(&self, fire_at: Instant, slot: Arc<Slot>) {
+        let earliest = lock(&self.queue).push(fire_at, slot);
+        if earliest {
+            self.thread.unpark();
+        }
+    }
+
+    fn observe(&self, delay: Duration) {
+        let mut guard = lock(&self.lead);
+        let (lead, budget) = &mut *guard;
+        lead.observe(delay.as_nanos().min(u128::from(u64::MAX)) as u64);
+        budget.note_wait(Instant::now());
+        self.lead_ns
+            .store(lead.ns().min(budget.allowed_ns()), Ordering::Relaxed);
+    }
+}
+
+fn timer_thread(shared: &Shared) {
+    let mut due = Vec::new();
+    while !shared.stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        let next = {
+            let mut q = lock(&shared.queue);
+            q.pop_due(now, &mut due);
+            q.next()
+        };
+        for slot in due.drain(..) {
+            slot.fire();
+        }
+        match next {
+            Some(at) if at > now => thread::park_timeout(at - now),
+            Some(_) => {}
+            None => thread::park(),
+        }
+    }
+    // Whoever still waits is woken, so that no task hangs on a timer that is gone.
+    let mut q = lock(&shared.queue);
+    q.pop_due(Instant::now() + Duration::from_secs(86_400 * 365), &mut due);
+    drop(q);
+    for slot in due.drain(..) {
+        slot.fire();
+    }
+}
+
+/// One wait's state, shared by the waiting task and the timer thread.
+#[derive(Default)]
+struct Slot {
+    state: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+const WAITING: u8 = 0;
+const FIRED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+impl Slot {
+    fn fire(&self) {
+        if self
+            .state
+            .compare_exchange(WAITING, FIRED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            if let Some(w) = lock(&self.waker).take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Completes when the timer thread fires its slot; dropping it (a `select!` that took another
+/// branch) cancels the wake-up.
+struct Fired {
+    slot: Arc<Slot>,
+}
+
+impl std::future::Future for Fired {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.slot.state.load(Ordering::Acquire) == FIRED {
+            return Poll::Ready(());
+        }
+        *lock(&self.slot.waker) = Some(cx.waker().clone());
+        // Fired between the check and storing the waker: the thread found no waker to wake.
+        if self.slot.state.load(Ordering::Acquire) == FIRED {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Fired {
+    fn drop(&mut self) {
+        let _ = self.slot.state.compare_exchange(
+            WAITING,
+            CANCELLED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+}
+
+/// The waits, earliest first.
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Entry>>,
+    next_seq: u64,
+}
+
+struct Entry {
+    at: Instant,
+    /// Keeps waits with equal times in the order they came.
+    seq: u64,
+    slot: Arc<Slot>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Queue {
+    /// Adds a wait; true when it is now the earliest (the thread must wake to see it).
+    fn push(&mut self, at: Instant, slot: Arc<Slot>) -> bool {
+        let earliest = self.next().is_none_or(|n| at < n);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Reverse(Entry { at, seq, slot }));
+        earliest
+    }
+
+    /// Moves every wait due at `now` into `out`, earliest first; cancelled ones are dropped.
+    fn pop_due(&mut self, now: Instant, out: &mut Vec<Arc<Slot>>) {
+        while self.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
+            if let Some(Reverse(e)) = self.heap.pop() {
+                if e.slot.state.load(Ordering::Acquire) == WAITING {
+                    out.push(e.slot);
+                }
+            }
+        }
+    }
+
+    /// When the earliest wait is due.
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+}
+
+/// A running estimate of the 90th percentile of wake-up delays, in ns: each delay above the
+/// estimate raises it by 9 steps, each below lowers it by 1, so it settles where 9 in 10
+/// delays are below it. The step is 1/64 of the estimate (at least 250 ns), so it follows a
+/// change within a few hundred wake-ups whatever the scale.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    ns: u64,
+}
+
+impl Lead {
+    /// Starts at `ns`.
+    pub fn new(ns: u64) -> Self {
+        Self {
+            ns: ns.min(MAX_LEAD_NS),
+        }
+    }
+
+    /// The current estimate.
+    pub fn ns(&self) -> u64 {
+        self.ns
+    }
+
+    /// Takes one observed delay into the estimate.
+    pub fn observe(&mut self, delay_ns: u64) {
+        let step = (self.ns / 64).max(250);
+        self.ns = if delay_ns > self.ns {
+            (self.ns + 9 * step).min(MAX_LEAD_NS)
+        } else {
+            self.ns.saturating_sub(step)
+        };
+    }
+}
+
+/// The lead the spin budget allows: [`SPIN_BUDGET_NS_PER_S`] shared among the waits of the
+/// last [`BUDGET_WINDOW`].
+#[derive(Debug, Clone)]
+pub struct Budget {
+    window_start: Instant,
+    waits: u64,
+    allowed_ns: u64,
+}
+
+impl Budget {
+    /// A budget whose first window starts at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            waits: 0,
+            allowed_ns: MAX_LEAD_NS,
+        }
+    }
+
+    /// Counts one wait that ended at `now`.
+    pub fn note_wait(&mut self, now: Instant) {
+        self.waits += 1;
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= BUDGET_WINDOW {
+            let per_s = self.waits as f64 / elapsed.as_secs_f64();
+            self.allowed_ns = ((SPIN_BUDGET_NS_PER_S as f64 / per_s) as u64).min(MAX_LEAD_NS);
+            self.window_start = now;
+            self.waits = 0;
+        }
+    }
+
+    /// The longest lead the budget allows now.
+    pub fn allowed_ns(&self) -> u64 {
+        self.allowed_ns
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn the_queue_gives_due_waits_in_time_order_and_skips_cancelled_ones() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut q = Queue::default();
+        let slots: Vec<Arc<Slot>> = (0..4).map(|_| Arc::new(Slot::default())).collect();
+        assert!(
+            q.push(ms(30), slots[0].clone()),
+            "the first wait is the earliest"
+        );
+        assert!(
+            q.push(ms(10), slots[1].clone()),
+            "an earlier one wakes the thread"
+        );
+        assert!(!q.push(ms(20), slots[2].clone()), "a later one need not");
+        assert!(!q.push(ms(10), slots[3].clone()), "nor does a tie");
+        slots[2]
+            .state
+            .store(CANCELLED, std::sync::atomic::Ordering::Release);
+        assert_eq!(q.next(), Some(ms(10)));
+        let mut due = Vec::new();
+        q.pop_due(ms(9), &mut due);
+        assert!(due.is_empty());
+        q.pop_due(ms(25), &mut due);
+        // Both 10 ms waits in the order they came; the cancelled 20 ms one is gone.
+        assert_eq!(due.len(), 2);
+        assert!(Arc::ptr_eq(&due[0], &slots[1]) && Arc::ptr_eq(&due[1], &slots[3]));
+        assert_eq!(q.next(), Some(ms(30)));
+    }
+
+    #[test]
+    fn a_slot_fires_once_and_a_cancelled_one_never() {
+        let s = Slot::default();
+        s.fire();
+        assert_eq!(s.state.load(Ordering::Acquire), FIRED);
+        let c = Slot::default();
+        c.state.store(CANCELLED, Ordering::Release);
+        c.fire();
+        assert_eq!(c.state.load(Ordering::Acquire), CANCELLED);
+    }
+
+    #[test]
+    fn the_lead_settles_near_the_90th_percentile_of_delays() {
+        // Delays uniform on 10–50 µs: the 90th percentile is 46 µs.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut lead = Lead::new(INITIAL_LEAD_NS);
+        for _ in 0..20_000 {
+            lead.observe(rng.random_range(10_000..50_000));
+        }
+        assert!((42_000..=50_000).contains(&lead.ns()), "{}", lead.ns());
+        // The worker gets busy and wake-ups take 1–3 µs: the lead shrinks with them.
+        for _ in 0..20_000 {
+            lead.observe(rng.random_range(1_000..3_000));
+        }
+        assert!(lead.ns() <= 3_500, "{}", lead.ns());
+    }
+
+    #[test]
+    fn the_budget_shares_5_percent_of_a_core_among_the_waits() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0);
+        assert_eq!(
+            b.allowed_ns(),
+            MAX_LEAD_NS,
+            "no limit before the first window"
+        );
+        // 1,000 waits in 100 ms: 10,000 a second share 50 ms, 5 µs each.
+        for i in 1..=1_000u64 {
+            b.note_wait(t0 + Duration::from_micros(100 * i));
+        }
+        assert_eq!(b.allowed_ns(), 5_000);
+        // Then 10 waits in the next 100 ms: 100 a second may each spin as long as the bound.
+        for i in 1..=10u64 {
+            b.note_wait(t0 + Duration::from_millis(100 + 10 * i));
+        }
+        assert_eq!(b.allowed_ns(), MAX_LEAD_NS);
+    }
+
+    #[test]
+    fn the_lead_never_passes_its_bound() {
+        let mut lead = Lead::new(u64::MAX);
+        assert_eq!(lead.ns(), MAX_LEAD_NS);
+        for _ in 0..1_000 {
+            lead.observe(10_000_000);
+        }
+        assert_eq!(lead.ns(), MAX_LEAD_NS);
+    }
+
+    #[test]
+    fn a_precise_wait_never_ends_early_and_the_thread_stops() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (timer, thread) = Timer::precise().unwrap();
+        rt.block_on(async {
+            for us in [0u64, 50, 500, 3_000] {
+                let at = tokio::time::Instant::now() + Duration::from_micros(us);
+                timer.sleep_until(at).await;
+                assert!(tokio::time::Instant::now() >= at);
+            }
+        });
+        drop(thread);
+    }
+}
