@@ -209,7 +209,8 @@ impl CpuUse {
     /// `max_busy` (a fraction), or this process's threads waited longer than `max_wait_us` on
     /// average for a CPU each time they became runnable.
     pub fn limit_reason(&self, max_busy: f64, max_wait_us: f64) -> Option<String> {
-        let busy = self.busy_fraction >= max_busy;
+        // Strictly above: a limit of 1.0 never fires.
+        let busy = self.busy_fraction > max_busy;
         let waiting = self.wait_per_wakeup_us > max_wait_us;
         if !busy && !waiting {
             return None;
@@ -415,6 +416,7 @@ mod tests {
         assert!(why.contains("embedded server 0.40"), "{why}");
         // The same period judged against looser limits passes; waiting alone can also fail it.
         assert_eq!(u.limit_reason(0.99, 1000.0), None);
+        assert_eq!(u.limit_reason(1.0, 1000.0), None);
         assert!(u
             .limit_reason(0.99, 50.0)
             .unwrap()

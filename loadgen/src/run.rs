@@ -851,3 +851,40 @@ fn interval_point(
     points.push(point.clone());
     point
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ramp_up_is_stretched_only_past_the_connect_rate() {
+        let mut s = Scenario::builtin_default();
+        s.clients = 10_000;
+        s.ramp_up = Duration::from_secs(3);
+        let notes = pace_connections(&mut s, Transport::Quic, None);
+        assert_eq!(
+            s.ramp_up,
+            Duration::from_secs(10),
+            "1,000 a second with TLS"
+        );
+        assert!(
+            notes[0].contains("asks for 3333 connections/s"),
+            "{notes:?}"
+        );
+        // Plain TCP connects faster by default: 5,000 a second is 2 s, shorter than asked.
+        let mut t = Scenario::builtin_default();
+        t.clients = 10_000;
+        t.ramp_up = Duration::from_secs(3);
+        assert!(pace_connections(&mut t, Transport::Tcp, None).is_empty());
+        assert_eq!(t.ramp_up, Duration::from_secs(3));
+        // A shard paces its own share of the clients; a rate set by hand wins.
+        let mut u = Scenario::builtin_default();
+        u.clients = 10_000;
+        u.ramp_up = Duration::from_secs(1);
+        u.generator.connect_rate = 2_500.0;
+        let shard = Some(Shard { index: 1, count: 2 });
+        let notes = pace_connections(&mut u, Transport::Quic, shard);
+        assert_eq!(u.ramp_up, Duration::from_secs(2));
+        assert!(notes[0].contains("--connect-rate"), "{notes:?}");
+    }
+}

@@ -473,7 +473,7 @@ pub struct GeneratorOptions {
     pub timer: TimerKind,
     /// The run is invalid when the CPUs it may use were busier than this share (0 to 1) over
     /// the measured period, whoever kept them busy: the machine, not the server, then set the
-    /// figures.
+    /// figures. 1.0 turns the check off.
     pub max_cpu_busy: f64,
     /// The run is invalid when this process's threads waited longer than this for a CPU, on
     /// average, each time they became runnable: the CPUs were shared with more work than they

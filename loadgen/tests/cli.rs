@@ -16,9 +16,12 @@ rate = 20.0
 arrival = "constant"
 size = { dist = "fixed", bytes = "64B" }
 partners = { pick = "ring", count = 2 }
-# These tests are about exit codes, not the generator's punctuality on a busy test machine.
+# These tests are about exit codes, not the generator's punctuality or the CPU left over on a
+# busy test machine.
 [generator]
 max_schedule_lag = "1s"
+max_cpu_busy = 1.0
+max_cpu_wait = "1h"
 "#;
 
 struct Dir(PathBuf);
@@ -208,7 +211,18 @@ fn exit_3_when_the_generator_is_saturated() {
         "s.toml",
         &TINY.replace("max_schedule_lag = \"1s\"", "max_schedule_lag = \"1us\""),
     );
-    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    // tokio's 1 ms timer: the precise one can wake a send within its microsecond.
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--timer",
+            "tokio",
+            "--out",
+            "r",
+        ],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("saturated"), "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
@@ -324,4 +338,154 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         &["compare", "baseline", "worse", "--check", "direct.p98"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// A process started by a test, killed by PID when the test ends, whatever happened.
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_run_that_shares_its_cpu_with_a_busy_process_is_invalid_and_says_who_used_it() {
+    let dir = Dir::new("busy-machine");
+    // The default limits (90% busy), not the relaxed ones of the other tests.
+    let scenario = dir.file(
+        "s.toml",
+        &TINY
+            .replace("max_cpu_busy = 1.0\n", "")
+            .replace("max_cpu_wait = \"1h\"\n", "")
+            .replace("duration = \"1s\"", "duration = \"3s\""),
+    );
+    // A shell loop that keeps CPU 0 busy, and the run held to that same CPU: whatever the
+    // rest of the machine does, the run's one CPU is all busy.
+    let _hog = Started(
+        Command::new("taskset")
+            .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+            .spawn()
+            .expect("taskset (util-linux) starts a busy loop"),
+    );
+    let out = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_imbench")])
+        .args(["run", scenario.to_str().unwrap(), "--out", "r"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    let reasons = report["invalid_reasons"].to_string();
+    assert!(reasons.contains("the machine was the limit"), "{reasons}");
+    let cpu_use = &report["runs"][0]["cpu_use"];
+    assert_eq!(cpu_use["cpus"], 1, "{cpu_use}");
+    // The busy loop had about half of the CPU: it shows as another process's.
+    let other = cpu_use["other_cores"].as_f64().unwrap();
+    assert!(other > 0.2, "{cpu_use}");
+    assert!(cpu_use["server_cores"].as_f64().unwrap() > 0.0, "{cpu_use}");
+}
+
+#[test]
+fn a_ramp_up_faster_than_the_connect_rate_is_stretched_and_the_run_says_so() {
+    let dir = Dir::new("connect-rate");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"500ms\""),
+    );
+    // 40 clients in 100 ms is 400 a second; at 20 a second the ramp takes 2 s.
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--clients",
+            "40",
+            "--connect-rate",
+            "20",
+            "--progress",
+            "plain",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("asks for 400 connections/s, more than the connect rate of 20/s"),
+        "{}",
+        text(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    let run = &report["runs"][0];
+    assert!(run["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("ramping up over 2.0s"));
+    assert_eq!(report["scenario"]["ramp_up"], "2s");
+    // One second in, about 20 of the 40 had connected, not all of them.
+    let first = run["intervals"][0]["connected"].as_u64().unwrap();
+    assert!((10..=30).contains(&first), "{}", run["intervals"]);
+    assert_eq!(run["counters"]["clients"], 40);
+}
+
+#[test]
+fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
+    let dir = Dir::new("repeat");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("2 runs of tiny"), "{}", text(&out));
+    for run in ["r/run-1/report.json", "r/run-2/report.json"] {
+        assert!(dir.0.join(run).is_file(), "{run}");
+    }
+    let repeat: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/repeat.json")).unwrap())
+            .unwrap();
+    assert_eq!(repeat["runs"], 2);
+    let figures = repeat["figures"].as_array().unwrap();
+    let p99 = figures
+        .iter()
+        .find(|f| f["figure"] == "direct.p99")
+        .expect("direct.p99 is among the figures");
+    let values = p99["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2);
+    let reports: Vec<serde_json::Value> = (1..=2)
+        .map(|i| {
+            let path = dir.0.join(format!("r/run-{i}/report.json"));
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        })
+        .collect();
+    for (v, r) in values.iter().zip(&reports) {
+        assert_eq!(
+            v.as_f64(),
+            r["runs"][0]["metrics"]["direct"]["p99_us"].as_f64()
+        );
+    }
+    // The folder is a baseline the regression gate takes.
+    let out = imbench(
+        &dir,
+        &[
+            "compare",
+            "r",
+            "r/run-1/report.json",
+            "--fail-on-regression",
+            "1000%",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
