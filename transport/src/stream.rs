@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, Stream, StreamExt};
 use imbench_proto::Codec;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -40,35 +40,38 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(WS_MESSAGE_LIMIT))
 }
 
-/// What closes a stream connection: a duplicate of its TCP socket, so that the connection can
-/// be shut down while its reader and writer are owned by other tasks.
+/// File descriptors one stream connection (TCP, TLS, WS, WSS) holds: its socket, shared by
+/// its reader, its writer and its [`StreamLink`].
+pub const FILES_PER_CONNECTION: u64 = 1;
+
+/// What closes a stream connection: a share of its TCP socket, so that the connection can be
+/// shut down while its reader and writer are owned by other tasks. A share, not a duplicate
+/// descriptor: a server or generator holding 10,000 connections then needs 10,000
+/// descriptors, not 20,000.
 #[derive(Debug, Clone)]
 pub struct StreamLink {
-    socket: Arc<std::net::TcpStream>,
+    socket: Arc<TcpStream>,
 }
 
 impl StreamLink {
-    fn new(tcp: &TcpStream) -> Result<Self, TransportError> {
-        let dup = socket2::SockRef::from(tcp).try_clone()?;
-        Ok(Self {
-            socket: Arc::new(dup.into()),
-        })
-    }
-
     /// Sends FIN after what was written, then gives the peer up to `grace` to close its side,
     /// reading and discarding whatever it still sends, so that the close does not turn into a
     /// reset that could destroy the last frames before the peer read them.
     pub async fn close(&self, grace: Duration) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Write);
-        let Ok(dup) = self.socket.try_clone() else {
-            return;
-        };
-        let Ok(mut stream) = TcpStream::from_std(dup) else {
-            return;
-        };
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write);
         let _ = tokio::time::timeout(grace, async {
             let mut sink = [0u8; 4096];
-            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            loop {
+                if self.socket.readable().await.is_err() {
+                    break;
+                }
+                match self.socket.try_read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
         })
         .await;
         self.abort();
@@ -76,7 +79,88 @@ impl StreamLink {
 
     /// Shuts the connection down at once in both directions.
     pub fn abort(&self) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// One TCP socket shared by a connection's reader, writer and link: reads and writes go
+/// through readiness and `try_read`/`try_write`, which take the socket by reference.
+struct SharedTcp(Arc<TcpStream>);
+
+/// Shares `tcp` between the link that closes it and the I/O that uses it.
+fn share(tcp: TcpStream) -> (StreamLink, SharedTcp) {
+    let socket = Arc::new(tcp);
+    (
+        StreamLink {
+            socket: socket.clone(),
+        },
+        SharedTcp(socket),
+    )
+}
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.0.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale; it is cleared now, so the next poll waits.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -201,26 +285,26 @@ impl IncomingStream {
 
     /// Completes the TLS and WebSocket handshakes the transport needs.
     pub async fn establish(self) -> Result<FramedConnection, TransportError> {
-        let link = StreamLink::new(&self.tcp)?;
+        let (link, tcp) = share(self.tcp);
         let (peer, codec) = (self.peer, self.codec);
         match (self.transport, self.tls) {
             (Transport::Tcp, _) => {
-                let (r, w) = self.tcp.into_split();
-                Ok(framed(Box::new(r), Box::new(w), link, peer, codec))
+                let w = SharedTcp(tcp.0.clone());
+                Ok(framed(Box::new(tcp), Box::new(w), link, peer, codec))
             }
             (Transport::Tls, Some(tls)) => {
-                let stream = tls.accept(self.tcp).await?;
+                let stream = tls.accept(tcp).await?;
                 let (r, w) = tokio::io::split(stream);
                 Ok(framed(Box::new(r), Box::new(w), link, peer, codec))
             }
             (Transport::Ws, _) => {
-                let ws = tokio_tungstenite::accept_async_with_config(self.tcp, Some(ws_config()))
+                let ws = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config()))
                     .await
                     .map_err(ws_err)?;
                 Ok(ws_framed(ws, link, peer, codec))
             }
             (Transport::Wss, Some(tls)) => {
-                let stream = tls.accept(self.tcp).await?;
+                let stream = tls.accept(tcp).await?;
                 let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()))
                     .await
                     .map_err(ws_err)?;
@@ -271,7 +355,7 @@ impl StreamConnector {
     ) -> Result<FramedConnection, TransportError> {
         let tcp = TcpStream::connect(server).await?;
         let _ = tcp.set_nodelay(true);
-        let link = StreamLink::new(&tcp)?;
+        let (link, tcp) = share(tcp);
         let codec = self.codec;
         let name = || {
             rustls::pki_types::ServerName::try_from(server_name.to_string())
@@ -280,8 +364,8 @@ impl StreamConnector {
         let url = format!("ws://{}/imbench", host_port(server_name, server));
         match (self.transport, &self.tls) {
             (Transport::Tcp, _) => {
-                let (r, w) = tcp.into_split();
-                Ok(framed(Box::new(r), Box::new(w), link, server, codec))
+                let w = SharedTcp(tcp.0.clone());
+                Ok(framed(Box::new(tcp), Box::new(w), link, server, codec))
             }
             (Transport::Tls, Some(tls)) => {
                 let stream = tls.connect(name()?, tcp).await?;
