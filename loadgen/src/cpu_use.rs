@@ -12,7 +12,9 @@
 //!   (the embedded server's runtime names its threads [`SERVER_THREAD_NAME`], the timer thread
 //!   is [`TIMER_THREAD_NAME`], everything else is the generator);
 //! - the CPUs this process may use (`Cpus_allowed_list` in `/proc/self/status`, so `taskset`
-//!   is honoured) in `/proc/stat`: busy, idle and steal ticks.
+//!   is honoured) in `/proc/stat`: busy, idle and steal ticks;
+//! - the UDP datagrams the machine sent (`OutDatagrams` in `/proc/net/snmp`): on loopback with
+//!   the server embedded, what the run's messages cost in datagrams, both sides together.
 //!
 //! Elsewhere than Linux the snapshot is empty and nothing is judged.
 
@@ -68,6 +70,7 @@ struct MachineTicks {
 pub struct CpuSnapshot {
     threads: HashMap<u32, (Side, ThreadTimes)>,
     machine: Option<MachineTicks>,
+    udp_out: Option<u64>,
     cpus: usize,
     at: Option<std::time::Instant>,
 }
@@ -107,6 +110,9 @@ impl CpuSnapshot {
         Self {
             threads,
             machine,
+            udp_out: std::fs::read_to_string("/proc/net/snmp")
+                .ok()
+                .and_then(|s| parse_udp_out(&s)),
             cpus: cpus_allowed.map_or(0, |c| c.len()),
             at: Some(std::time::Instant::now()),
         }
@@ -140,6 +146,13 @@ pub struct CpuUse {
     /// µs; when the CPUs are short it grows to the scheduler's time slices, milliseconds.
     #[serde(default)]
     pub wait_per_wakeup_us: f64,
+    /// Times this process's threads were put on a CPU: its wake-ups.
+    #[serde(default)]
+    pub wakeups: u64,
+    /// UDP datagrams the whole machine sent (all processes; on loopback, both sides of the
+    /// run's QUIC connections and anything else that sent UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_datagrams: Option<u64>,
 }
 
 impl CpuUse {
@@ -201,6 +214,11 @@ impl CpuUse {
                 0.0
             } else {
                 wait as f64 / 1e3 / slices as f64
+            },
+            wakeups: slices,
+            udp_datagrams: match (start.udp_out, end.udp_out) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
             },
         })
     }
@@ -300,6 +318,15 @@ fn parse_proc_stat(stat: &str, allowed: &[usize]) -> Option<MachineTicks> {
     (found > 0).then_some(t)
 }
 
+/// `OutDatagrams` of the second `Udp:` line of `/proc/net/snmp` (the first names the fields).
+fn parse_udp_out(snmp: &str) -> Option<u64> {
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let i = names.iter().position(|n| *n == "OutDatagrams")?;
+    values.get(i)?.parse().ok()
+}
+
 /// `/proc/<pid>/task/<tid>/schedstat`: nanoseconds on a CPU, nanoseconds waiting on a run
 /// queue, time slices.
 fn parse_schedstat(s: &str) -> Option<ThreadTimes> {
@@ -341,6 +368,17 @@ mod tests {
     }
 
     #[test]
+    fn udp_datagrams_sent_are_read_by_field_name() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    Udp: 6129580 0 131097 6261411 131097\n\
+                    UdpLite: InDatagrams NoPorts InErrors OutDatagrams\n\
+                    UdpLite: 0 0 0 0\n";
+        assert_eq!(parse_udp_out(snmp), Some(6_261_411));
+        assert_eq!(parse_udp_out("Udp: InDatagrams\nUdp: 5\n"), None);
+    }
+
+    #[test]
     fn thread_names_decide_the_side() {
         assert_eq!(Side::of("imbench-server"), Side::Server);
         assert_eq!(Side::of("imbench-timer"), Side::Timer);
@@ -373,6 +411,7 @@ mod tests {
                 })
                 .collect(),
             machine: Some(machine),
+            udp_out: None,
             cpus: 2,
             at: Some(at),
         }

@@ -15,6 +15,7 @@
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
 //! - [`timer`] — the precise timer the send schedule waits on.
 //! - [`cpu_use`] — who used the CPUs during a run, and whether the machine was the limit.
+//! - [`udp_drops`] — datagrams the kernel dropped on the run's UDP sockets.
 //! - [`run`] — one run from server start to report.
 //! - [`compare`] — one scenario once per transport, and the comparison table.
 //! - [`capacity`] — the capacity search (`--find-max`): steps of rising load until an SLO fails.
@@ -53,6 +54,7 @@ pub mod schedule;
 pub mod slo;
 pub mod summary;
 pub mod timer;
+pub mod udp_drops;
 
 pub use report::{Report, Verdict};
 pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec, Shard};

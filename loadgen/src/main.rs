@@ -341,8 +341,13 @@ fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             outcome.report.verdict.exit_code()
         }
         Err(e) => {
-            eprintln!("imbench: run invalid: {e}");
-            exit_code::INVALID
+            let code = e.exit_code();
+            if code == exit_code::USAGE {
+                eprintln!("imbench: {e}");
+            } else {
+                eprintln!("imbench: run invalid: {e}");
+            }
+            code
         }
     }
 }
@@ -391,8 +396,13 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             }
         }
         Err(e) => {
-            eprintln!("imbench: run invalid: {e}");
-            exit_code::INVALID
+            let code = e.exit_code();
+            if code == exit_code::USAGE {
+                eprintln!("imbench: {e}");
+            } else {
+                eprintln!("imbench: run invalid: {e}");
+            }
+            code
         }
     }
 }

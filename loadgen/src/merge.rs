@@ -186,6 +186,7 @@ fn merge_runs(
         cpu: None,
         // Each shard ran on its own machine: their CPU figures do not add up to one.
         cpu_use: None,
+        udp_drops: None,
         notes: shards.iter().flat_map(|r| r.notes.clone()).collect(),
         problems: shards
             .iter()

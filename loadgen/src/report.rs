@@ -180,6 +180,10 @@ pub struct RunReport {
     /// What the run did differently from what was asked, and why (a stretched ramp-up).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Datagrams the kernel dropped on the run's UDP sockets over the measured period (QUIC
+    /// runs), where the platform tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_drops: Option<crate::udp_drops::UdpDrops>,
     /// Problems seen (first few verbatim) and how many there were.
     pub problems: Vec<String>,
     /// Total number of problems.
@@ -514,6 +518,8 @@ pub struct Measured {
     pub cpu_seconds: Option<f64>,
     /// Who used the CPUs over the measured period.
     pub cpu_use: Option<crate::cpu_use::CpuUse>,
+    /// UDP receive-buffer drops over the measured period.
+    pub udp_drops: Option<crate::udp_drops::UdpDrops>,
     /// Group accounting.
     pub groups: GroupOutcome,
 }
@@ -531,6 +537,7 @@ impl Report {
             memory,
             cpu_seconds,
             cpu_use,
+            udp_drops,
             groups,
         } = m;
         let s = &ctx.scenario;
@@ -668,6 +675,7 @@ impl Report {
             }),
             cpu_use: cpu_use.clone(),
             notes: ctx.notes.clone(),
+            udp_drops,
             problems,
             problem_count,
             intervals,
@@ -708,6 +716,14 @@ impl Report {
                 "generator saturated: schedule lag p99 {} exceeds {}",
                 format_micros(run.schedule_lag.p99_us as f64),
                 format_micros(limit_us as f64)
+            ));
+        }
+        if let Some(d) = run.udp_drops.as_ref().filter(|d| d.total() > 0) {
+            invalid_reasons.push(format!(
+                "the kernel dropped {} datagrams on the run's UDP sockets ({} on this process's, {} on the standalone server's): their receive buffers were full, and QUIC's recovery of them is in the figures; see net.core.rmem_max",
+                d.total(),
+                d.this_process,
+                d.standalone_server.map_or_else(|| "-".to_string(), |n| n.to_string())
             ));
         }
         if let Some(why) = run.cpu_use.as_ref().and_then(|u| {
@@ -864,6 +880,32 @@ impl Report {
                     u.cpus,
                     u.busy_fraction * 100.0,
                     u.breakdown()
+                );
+                let in_period = run.throughput.sent_per_s * run.duration_s;
+                if in_period >= 1.0 {
+                    let mut per = format!(
+                        "per message sent: {:.1} wake-ups of this process",
+                        u.wakeups as f64 / in_period
+                    );
+                    if let Some(d) = u.udp_datagrams {
+                        per.push_str(&format!(
+                            ", {:.1} UDP datagrams sent by the machine",
+                            d as f64 / in_period
+                        ));
+                    }
+                    let _ = writeln!(out, "{per}");
+                }
+            }
+            if let Some(d) = &run.udp_drops {
+                let _ = writeln!(
+                    out,
+                    "udp: {} datagrams dropped by the kernel on the run's sockets{}",
+                    d.total(),
+                    if d.total() > 0 {
+                        " — their receive buffers were full"
+                    } else {
+                        ""
+                    }
                 );
             }
             for note in &run.notes {

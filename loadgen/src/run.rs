@@ -28,6 +28,7 @@ use crate::progress::Progress;
 use crate::report::{self, IntervalPoint, Report};
 use crate::scenario::Scenario;
 use crate::scenario::TimerKind;
+use crate::udp_drops::DropSnapshot;
 
 /// Why a run could not take place at all.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub enum RunError {
     /// The embedded server did not listen on the transport asked for.
     #[error("the embedded server does not listen on {0}")]
     NotListening(Transport),
+    /// The process may not open the file descriptors the run needs.
+    #[error("{0}")]
+    TooFewFiles(String),
     /// A thread the run needs (the embedded server's runtime, the timer) could not start.
     #[error("starting {what}: {source}")]
     Thread {
@@ -351,6 +355,15 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let mut s = s;
+    let clients_here = match config.shard {
+        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
+        None => s.clients,
+    };
+    ensure_files(
+        config.transport,
+        clients_here,
+        matches!(config.server, ServerSpec::Embedded),
+    )?;
     let notes = pace_connections(&mut s, config.transport, config.shard);
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
@@ -484,6 +497,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut cpu_at_schedule_end = None;
     let mut threads_at_measure_start = None;
     let mut threads_at_schedule_end = None;
+    // A standalone QUIC server on loopback: its socket's drops are read too.
+    let server_socket = match (&config.server, config.transport) {
+        (ServerSpec::Remote { .. }, Transport::Quic) => Some(addr),
+        _ => None,
+    };
+    let mut drops_at_measure_start = None;
+    let mut drops_at_schedule_end = None;
     let mut group_quiet = GroupQuiet::default();
     let mut watchdog = Watchdog::new(s.generator.answer_timeout);
     let mut interrupt = config.interrupt.clone();
@@ -492,11 +512,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
+            drops_at_measure_start = Some(DropSnapshot::take(server_socket));
         }
         let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
             threads_at_schedule_end = Some(CpuSnapshot::take());
+            drops_at_schedule_end = Some(DropSnapshot::take(server_socket));
         }
         if schedule_over
             && ((drained(&ctx) && group_quiet.check(&ctx)) || Instant::now() >= drain_deadline)
@@ -567,6 +589,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (Some(a), Some(b)) => CpuUse::between(a, b, embedded.is_some()),
         _ => None,
     };
+    let udp_drops = match (&drops_at_measure_start, &drops_at_schedule_end) {
+        (Some(a), Some(b)) if config.transport == Transport::Quic => Some(a.until(b)),
+        _ => None,
+    };
     let report = Report::build(
         &ctx,
         report::Measured {
@@ -579,6 +605,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             memory,
             cpu_seconds: cpu_used,
             cpu_use,
+            udp_drops,
             groups,
         },
     );
@@ -660,6 +687,54 @@ impl Drop for EmbeddedServer {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// File descriptors a run needs beyond one per connection: the runtime, the endpoints, the
+/// report files, the standard streams.
+const SPARE_FILES: u64 = 256;
+
+/// Raises the process's open-file limit to its hard limit when the run needs more than the
+/// soft one allows, and refuses the run, saying why, when even the hard limit is too low: a
+/// client that cannot open a socket fails to connect, and half a run's clients failing is a
+/// run nobody can use.
+fn ensure_files(transport: Transport, clients: usize, embedded: bool) -> Result<(), RunError> {
+    // QUIC clients share a few UDP endpoints and the server has one socket; the stream
+    // transports take descriptors per connection on each side.
+    let per_side = match transport {
+        Transport::Quic => 0,
+        _ => clients as u64 * imbench_transport::stream::FILES_PER_CONNECTION,
+    };
+    let needed = per_side * if embedded { 2 } else { 1 } + SPARE_FILES;
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+            return Ok(());
+        };
+        if needed <= soft {
+            return Ok(());
+        }
+        if needed <= hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            return Ok(());
+        }
+        let per = imbench_transport::stream::FILES_PER_CONNECTION;
+        let both = if embedded {
+            format!(
+                " ({per} per connection on each side: the server is embedded; a standalone \
+                 server needs only half in this process)"
+            )
+        } else {
+            format!(" ({per} per connection)")
+        };
+        Err(RunError::TooFewFiles(format!(
+            "{clients} {transport} clients need about {needed} open files{both}, but this process may open {hard} (ulimit -Hn); raise the limit, use fewer clients, or run the server standalone"
+        )))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = needed;
+        Ok(())
     }
 }
 
@@ -852,9 +927,34 @@ fn interval_point(
     point
 }
 
+impl RunError {
+    /// The exit code for this error: 2 when the command line or scenario asked for something
+    /// that cannot run here, 3 when the run itself failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Scenario(_)
+            | RunError::NoAddress(_)
+            | RunError::Shard(_)
+            | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
+            _ => crate::exit_code::INVALID,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quic_needs_no_file_per_client_and_the_stream_transports_say_what_they_need() {
+        assert!(ensure_files(Transport::Quic, 1_000_000, true).is_ok());
+        let Err(RunError::TooFewFiles(why)) = ensure_files(Transport::Tcp, 100_000_000, true)
+        else {
+            panic!("a hundred million TCP clients cannot fit any process's limit");
+        };
+        assert!(why.contains("need about 200000256 open files"), "{why}");
+        assert!(why.contains("ulimit -Hn"), "{why}");
+    }
 
     #[test]
     fn a_ramp_up_is_stretched_only_past_the_connect_rate() {

@@ -1,0 +1,180 @@
+//! Datagrams the kernel dropped on the run's UDP sockets because their receive buffer was full.
+//!
+//! A QUIC run on loopback loses nothing on the wire; what it can lose is datagrams that arrive
+//! while a socket's receive buffer is full (the buffer too small for the burst, or the process
+//! too slow to read). QUIC then recovers them with retransmissions and probe timeouts, whose
+//! backoff puts milliseconds to seconds into the latency figures. So a run reads each of its
+//! sockets' `drops` column in `/proc/net/udp` and `/proc/net/udp6` at the start and at the end
+//! of the measured period: the generator's own sockets (found through `/proc/self/fd`, which
+//! includes the embedded server's), and, when the server is on this machine's loopback, the
+//! socket bound to the server's port.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Drops on the run's sockets at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct DropSnapshot {
+    /// Drops by socket inode, for this process's UDP sockets.
+    own: HashMap<u64, u64>,
+    /// Drops of the socket bound to the server's port, when it is on loopback elsewhere.
+    server: Option<u64>,
+}
+
+/// Drops over the measured period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UdpDrops {
+    /// On this process's sockets (the generator's, and the embedded server's when it runs
+    /// here).
+    pub this_process: u64,
+    /// On a standalone server's socket on this machine's loopback; `None` when the server is
+    /// embedded or elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone_server: Option<u64>,
+}
+
+impl UdpDrops {
+    /// All drops seen.
+    pub fn total(&self) -> u64 {
+        self.this_process + self.standalone_server.unwrap_or(0)
+    }
+}
+
+impl DropSnapshot {
+    /// Reads the drops now. `server` is the standalone server's address, if it has one here.
+    pub fn take(server: Option<SocketAddr>) -> Self {
+        let own_inodes = own_socket_inodes();
+        let mut table = String::new();
+        for path in ["/proc/net/udp", "/proc/net/udp6"] {
+            if let Ok(t) = std::fs::read_to_string(path) {
+                table.push_str(&t);
+            }
+        }
+        let rows = parse_udp_table(&table);
+        let own = rows
+            .iter()
+            .filter(|r| own_inodes.contains(&r.inode))
+            .map(|r| (r.inode, r.drops))
+            .collect();
+        let server = server.filter(|a| a.ip().is_loopback()).map(|a| {
+            rows.iter()
+                .filter(|r| r.port == a.port() && !own_inodes.contains(&r.inode))
+                .map(|r| r.drops)
+                .sum()
+        });
+        Self { own, server }
+    }
+
+    /// The drops between `self` (earlier) and `later`, counting only sockets open at both.
+    pub fn until(&self, later: &DropSnapshot) -> UdpDrops {
+        let this_process = later
+            .own
+            .iter()
+            .filter_map(|(inode, d)| self.own.get(inode).map(|b| d.saturating_sub(*b)))
+            .sum();
+        let standalone_server = match (self.server, later.server) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        UdpDrops {
+            this_process,
+            standalone_server,
+        }
+    }
+}
+
+/// Inodes of this process's sockets, from the `socket:[N]` links in `/proc/self/fd`.
+fn own_socket_inodes() -> HashSet<u64> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return HashSet::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_str()?;
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+#[derive(Debug, PartialEq)]
+struct Row {
+    port: u16,
+    inode: u64,
+    drops: u64,
+}
+
+/// Rows of `/proc/net/udp{,6}`: `sl local_address rem_address st tx_queue:rx_queue tr:tm
+/// retrnsmt uid timeout inode ref pointer drops`; the local address is `HEXIP:HEXPORT`.
+fn parse_udp_table(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 13 || !f[0].ends_with(':') {
+                return None;
+            }
+            let port = u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()?;
+            Some(Row {
+                port,
+                inode: f[9].parse().ok()?,
+                drops: f[f.len() - 1].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+  2: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0000000000000000 0\n";
+
+    #[test]
+    fn rows_give_port_inode_and_drops() {
+        let rows = parse_udp_table(TABLE);
+        assert_eq!(
+            rows,
+            vec![
+                Row {
+                    port: 40000,
+                    inode: 4242,
+                    drops: 17
+                },
+                Row {
+                    port: 68,
+                    inode: 99,
+                    drops: 0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn drops_count_only_sockets_open_at_both_ends_of_the_period() {
+        let a = DropSnapshot {
+            own: [(1, 10), (2, 5)].into(),
+            server: Some(100),
+        };
+        let b = DropSnapshot {
+            own: [(1, 25), (3, 7)].into(),
+            server: Some(130),
+        };
+        let d = a.until(&b);
+        assert_eq!(d.this_process, 15);
+        assert_eq!(d.standalone_server, Some(30));
+        assert_eq!(d.total(), 45);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_of_this_process_is_found() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let snap = DropSnapshot::take(None);
+        assert!(!snap.own.is_empty(), "the bound socket is listed");
+        drop(s);
+    }
+}
