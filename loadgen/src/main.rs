@@ -98,7 +98,8 @@ struct RunArgs {
     /// 1000 with TLS, 5000 without). A shorter ramp-up is stretched to clients / rate
     #[arg(long)]
     connect_rate: Option<f64>,
-    /// How sends wait for their time: precise (timer thread, µs) or tokio (1 ms wheel)
+    /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto
+    /// (precise up to 2,000 sends/s, tokio above; the default)
     #[arg(long, value_enum)]
     timer: Option<TimerArg>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
@@ -189,6 +190,7 @@ fn parse_server(s: &str) -> Result<ServerArg, String> {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum TimerArg {
+    Auto,
     Precise,
     Tokio,
 }
@@ -636,6 +638,7 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         slo: args.slo.clone(),
         connect_rate: args.connect_rate,
         timer: args.timer.map(|t| match t {
+            TimerArg::Auto => imbench_loadgen::scenario::TimerKind::Auto,
             TimerArg::Precise => imbench_loadgen::scenario::TimerKind::Precise,
             TimerArg::Tokio => imbench_loadgen::scenario::TimerKind::Tokio,
         }),

@@ -179,6 +179,7 @@ fn merge_runs(
         counters,
         throughput,
         schedule_lag,
+        timer: first.timer.clone(),
         slo: Vec::new(),
         group,
         files: merge_files(shards),

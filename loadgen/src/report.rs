@@ -159,6 +159,10 @@ pub struct RunReport {
     pub throughput: Throughput,
     /// The generator's own lateness.
     pub schedule_lag: ScheduleLag,
+    /// The timer the sends waited on: `precise` or `tokio` (`generator.timer`, with `auto`
+    /// decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<String>,
     /// SLO verdicts.
     pub slo: Vec<SloResult>,
     /// Group accounting, when the run had groups.
@@ -662,6 +666,14 @@ impl Report {
             counters,
             throughput,
             schedule_lag,
+            timer: Some(
+                if ctx.timer.is_precise() {
+                    "precise"
+                } else {
+                    "tokio"
+                }
+                .to_string(),
+            ),
             slo: Vec::new(),
             group,
             files,
@@ -835,11 +847,14 @@ impl Report {
             let l = &run.schedule_lag;
             let _ = writeln!(
                 out,
-                "schedule lag: p50 {} p99 {} max {} (limit p99 {}){}",
+                "schedule lag: p50 {} p99 {} max {} (limit p99 {}{}){}",
                 format_micros(l.p50_us as f64),
                 format_micros(l.p99_us as f64),
                 format_micros(l.max_us as f64),
                 format_micros(l.limit_us as f64),
+                run.timer
+                    .as_ref()
+                    .map_or(String::new(), |t| format!("; {t} timer")),
                 if l.saturated { " — SATURATED" } else { "" }
             );
             let m = &run.memory;

@@ -414,14 +414,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let plan = GroupPlan::new(&s);
     let ledger = GroupLedger::new(&s, &plan);
     // Held until the run ends: dropping it stops the timer thread.
-    let (timer, _timer_thread) = match s.generator.timer {
-        TimerKind::Precise => {
-            crate::timer::Timer::precise().map_err(|source| RunError::Thread {
-                what: "the timer thread",
-                source,
-            })?
-        }
+    let (timer, _timer_thread) = match s.generator.timer.resolve(s.sends_per_s(clients_here)) {
         TimerKind::Tokio => crate::timer::Timer::tokio(),
+        _ => crate::timer::Timer::precise().map_err(|source| RunError::Thread {
+            what: "the timer thread",
+            source,
+        })?,
     };
     let ctx = Arc::new(RunContext {
         timer,
