@@ -18,6 +18,10 @@ pub async fn run_each(
     mut on_run: impl FnMut(&Report),
     mut configure: impl FnMut(&mut RunConfig, Transport) -> Result<(), RunError>,
 ) -> Result<RunOutcome, RunError> {
+    // Refuse before the first run what a later one could not hold, rather than after it.
+    for &t in transports {
+        crate::run::check_files(&config, t)?;
+    }
     let mut reports = Vec::new();
     for &t in transports {
         let mut c = config.clone();

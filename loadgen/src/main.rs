@@ -273,6 +273,10 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
         let code = run_once(runtime, c, args);
+        if code == exit_code::USAGE {
+            // Nothing ran, and the next run would be refused the same way.
+            return code;
+        }
         worst = worst.max(code);
         let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
         match std::fs::read_to_string(root.join(format!("run-{i}/report.json")))

@@ -355,15 +355,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let mut s = s;
-    let clients_here = match config.shard {
-        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
-        None => s.clients,
-    };
-    ensure_files(
-        config.transport,
-        clients_here,
-        matches!(config.server, ServerSpec::Embedded),
-    )?;
+    let clients_here = clients_in(&s, config.shard);
+    check_files(&config, config.transport)?;
     let notes = pace_connections(&mut s, config.transport, config.shard);
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
@@ -688,6 +681,24 @@ impl Drop for EmbeddedServer {
     }
 }
 
+/// The clients of `s` this generator runs.
+fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
+    match shard {
+        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
+        None => s.clients,
+    }
+}
+
+/// Makes sure the process may open the files a run of `config` over `transport` needs (see
+/// [`ensure_files`]).
+pub fn check_files(config: &RunConfig, transport: Transport) -> Result<(), RunError> {
+    ensure_files(
+        transport,
+        clients_in(&config.scenario, config.shard),
+        matches!(config.server, ServerSpec::Embedded),
+    )
+}
+
 /// File descriptors a run needs beyond one per connection: the runtime, the endpoints, the
 /// report files, the standard streams.
 const SPARE_FILES: u64 = 256;
@@ -740,10 +751,7 @@ fn ensure_files(transport: Transport, clients: usize, embedded: bool) -> Result<
 /// start per second; returns what it changed, in words.
 fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>) -> Vec<String> {
     let rate = s.generator.connect_rate_for(transport);
-    let here = match shard {
-        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
-        None => s.clients,
-    };
+    let here = clients_in(s, shard);
     let needed = Duration::from_secs_f64(here as f64 / rate);
     if needed <= s.ramp_up {
         return Vec::new();
