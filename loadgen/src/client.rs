@@ -132,7 +132,15 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     let user = index as u64;
     let s = &ctx.scenario;
     let slot_us = (s.ramp_up.as_micros() as u64).saturating_mul(index as u64) / s.clients as u64;
-    tokio::time::sleep_until(ctx.clock.at(slot_us)).await;
+    // A run stopped during the ramp-up (Ctrl-C) connects no one else.
+    let mut stop = ctx.stop_signal();
+    tokio::select! {
+        _ = tokio::time::sleep_until(ctx.clock.at(slot_us)) => {}
+        _ = stop.wait_for(|s| *s) => {
+            counters.done_sending.store(true, Relaxed);
+            return;
+        }
+    }
 
     let conn = {
         let _permit = ctx.connect_permits.acquire().await;

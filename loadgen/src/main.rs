@@ -10,6 +10,27 @@ use imbench_loadgen::{exit_code, Overrides, ProgressMode, RunConfig, Scenario, S
 use imbench_server::Secret;
 use imbench_transport::{ClientTrust, QuicOptions, Transport};
 
+/// Writes to standard output and ignores a closed pipe: `imbench … | head` must not panic,
+/// and a run whose reader went away still writes its report and exits with its own code.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Benchmark and load-test instant messaging: delivery latency, fan-out, transports.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -265,7 +286,7 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
     let mut reports = Vec::new();
     let mut worst = exit_code::OK;
     for i in 1..=args.repeat {
-        println!(
+        outln!(
             "
 == run {i} of {}",
             args.repeat
@@ -295,13 +316,13 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         }
     }
     let summary = imbench_loadgen::repeat::summarize(&reports);
-    print!("{}", summary.table());
+    out!("{}", summary.table());
     let path = root.join("repeat.json");
     let written = serde_json::to_string_pretty(&summary)
         .map_err(std::io::Error::other)
         .and_then(|json| std::fs::write(&path, json));
     match written {
-        Ok(()) => println!("repeat: {}", path.display()),
+        Ok(()) => outln!("repeat: {}", path.display()),
         Err(e) => {
             eprintln!("imbench: writing {}: {e}", path.display());
             return exit_code::INVALID;
@@ -319,7 +340,7 @@ fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         &transports,
         |report| {
             if several {
-                print!("{}", report.table());
+                out!("{}", report.table());
             }
         },
         |c, t| {
@@ -333,16 +354,16 @@ fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     match result {
         Ok(outcome) => {
             if several {
-                print!(
+                out!(
                     "{}",
                     imbench_loadgen::compare::comparison_table(&outcome.report)
                 );
-                println!("verdict: {}", outcome.report.verdict_line());
+                outln!("verdict: {}", outcome.report.verdict_line());
             } else {
-                print!("{}", outcome.report.table());
+                out!("{}", outcome.report.table());
             }
             if let Some(dir) = &outcome.dir {
-                println!("report: {}", dir.join("report.json").display());
+                outln!("report: {}", dir.join("report.json").display());
             }
             outcome.report.verdict.exit_code()
         }
@@ -391,9 +412,9 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     });
     match runtime.block_on(search) {
         Ok(cap) => {
-            print!("{}", cap.table());
+            out!("{}", cap.table());
             if let Some(dir) = &config.out_dir {
-                println!("report: {}", dir.join("capacity.json").display());
+                outln!("report: {}", dir.join("capacity.json").display());
             }
             match (cap.best(), cap.steps.first()) {
                 (Some(_), _) => exit_code::OK,
@@ -431,7 +452,7 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
 fn rerender(path: &std::path::Path) -> u8 {
     match load_report(path) {
         Ok((file, report)) => {
-            print!("{}", report.table());
+            out!("{}", report.table());
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
             let summary = dir.join("summary.md");
             let html = dir.join("report.html");
@@ -443,7 +464,7 @@ fn rerender(path: &std::path::Path) -> u8 {
                 });
             match written {
                 Ok(()) => {
-                    println!("wrote {} and {}", summary.display(), html.display());
+                    outln!("wrote {} and {}", summary.display(), html.display());
                     exit_code::OK
                 }
                 Err((path, e)) => {
@@ -477,12 +498,12 @@ fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             return exit_code::USAGE;
         }
     };
-    print!("{}", merged.table());
+    out!("{}", merged.table());
     if let Err(e) = merged.write(out) {
         eprintln!("imbench: writing {}: {e}", out.display());
         return exit_code::INVALID;
     }
-    println!("report: {}", out.join("report.json").display());
+    outln!("report: {}", out.join("report.json").display());
     merged.verdict.exit_code()
 }
 
@@ -551,8 +572,8 @@ fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[St
             baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
         for (file, candidate) in &loaded[1..] {
             let findings = regression::compare(&repeats, &candidate.runs, &checks, threshold);
-            println!("{}:", file.display());
-            print!("{}", regression::table(&findings, threshold, repeats.len()));
+            outln!("{}:", file.display());
+            out!("{}", regression::table(&findings, threshold, repeats.len()));
             if findings.is_empty() {
                 eprintln!(
                     "imbench: {} shares no figure and transport with the baseline",
@@ -587,10 +608,10 @@ fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[St
         }
     }
     if let Some(all) = all {
-        print!("{}", imbench_loadgen::compare::comparison_table(&all));
+        out!("{}", imbench_loadgen::compare::comparison_table(&all));
     }
     if regressed {
-        println!("verdict: REGRESSION");
+        outln!("verdict: REGRESSION");
         exit_code::SLO_FAILED
     } else {
         exit_code::OK

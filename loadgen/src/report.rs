@@ -635,8 +635,10 @@ impl Report {
         let sent_in_window =
             sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
         let throughput = Throughput {
-            sent_per_s: sent_in_window as f64 / duration_s,
-            delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / duration_s,
+            // Over at least a millisecond: a run stopped before it measured anything has rates
+            // of 0, not NaN (which JSON cannot hold).
+            sent_per_s: sent_in_window as f64 / rate_s,
+            delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / rate_s,
             // Over the measured period, or until the last of its files was verified when that
             // was later: a transfer due in the period may finish in the drain.
             file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64
@@ -646,7 +648,7 @@ impl Report {
                     .load(Relaxed)
                     .saturating_sub(ctx.measure_start_us) as f64
                     / 1e6)
-                    .max(duration_s),
+                    .max(rate_s),
         };
         let deliveries = metrics["direct"].count + metrics["group"].count;
         let lag = &metrics["schedule_lag"];

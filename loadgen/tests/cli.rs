@@ -489,3 +489,46 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
+    let dir = Dir::new("interrupt-ramp");
+    let scenario = dir.file("s.toml", TINY);
+    // 40 clients at 4 a second: a 10 s ramp-up, interrupted after 2 s.
+    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", scenario.to_str().unwrap(), "--clients", "40"])
+        .args(["--connect-rate", "4", "--out", "r", "--progress", "plain"])
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let interrupted = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // The rest of the ramp-up alone would take 8 s; a stopped run drains for at most 3.
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(7),
+        "stopped after {:?}",
+        interrupted.elapsed()
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    let run = &report["runs"][0];
+    assert!(
+        run["counters"]["clients"].as_u64().unwrap() < 40,
+        "{}",
+        run["counters"]
+    );
+    assert_eq!(run["throughput"]["sent_per_s"], 0.0);
+    assert!(!text(&out).contains("NaN"), "{}", text(&out));
+    let reread = imbench(&dir, &["report", "r"]);
+    assert_eq!(reread.status.code(), Some(0), "{}", text(&reread));
+}
