@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 /// Thread name of the embedded server's runtime (at most 15 bytes: Linux keeps no more).
 pub const SERVER_THREAD_NAME: &str = "imbench-server";
 
+/// Wake-ups below which the mean wait per wake-up is not judged.
+const MIN_WAKEUPS: u64 = 1_000;
+
 /// Thread name of the precise timer.
 pub const TIMER_THREAD_NAME: &str = "imbench-timer";
 
@@ -188,7 +191,10 @@ impl CpuUse {
                 let steal = b.steal.saturating_sub(a.steal) as f64;
                 let total = busy + idle;
                 if total > 0.0 {
-                    let busy_fraction = busy / total;
+                    // /proc/stat counts 10 ms ticks, the threads' figures nanoseconds: at least
+                    // what this process used was busy, whatever the ticks say.
+                    let busy_fraction = (busy / total)
+                        .max(((ours + steal / total * cpus as f64) / cpus.max(1) as f64).min(1.0));
                     let busy_cores = busy_fraction * cpus as f64;
                     let steal_cores = steal / total * cpus as f64;
                     // Ticks are coarse (10 ms): never report a negative share for the others.
@@ -229,7 +235,8 @@ impl CpuUse {
     pub fn limit_reason(&self, max_busy: f64, max_wait_us: f64) -> Option<String> {
         // Strictly above: a limit of 1.0 never fires.
         let busy = self.busy_fraction > max_busy;
-        let waiting = self.wait_per_wakeup_us > max_wait_us;
+        // A mean over a handful of wake-ups (a run that sent nothing) says nothing.
+        let waiting = self.wakeups >= MIN_WAKEUPS && self.wait_per_wakeup_us > max_wait_us;
         if !busy && !waiting {
             return None;
         }

@@ -283,6 +283,23 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
     let Some(root) = config.out_dir.clone() else {
         return exit_code::USAGE;
     };
+    // Old run folders beside new ones would join the spread and any baseline made of it.
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        let mut stale: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("run-") || n == "repeat.json")
+            .collect();
+        if !stale.is_empty() {
+            stale.sort();
+            eprintln!(
+                "imbench: {} already holds {} from an earlier run; give another --out or remove them",
+                root.display(),
+                stale.join(", ")
+            );
+            return exit_code::USAGE;
+        }
+    }
     let mut reports = Vec::new();
     let mut worst = exit_code::OK;
     for i in 1..=args.repeat {

@@ -23,8 +23,14 @@ impl Progress {
         let s = &ctx.scenario;
         if mode != ProgressMode::Quiet {
             eprintln!(
-                "imbench: {} — {} clients over QUIC to {}; ramp-up {:?}, warm-up {:?}, measure {:?}",
-                s.name, s.clients, ctx.target.addr, s.ramp_up, s.warmup, s.duration
+                "imbench: {} — {} clients over {} to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
+                s.name,
+                s.clients,
+                ctx.target.transport,
+                ctx.target.addr,
+                s.ramp_up.as_secs_f64(),
+                s.warmup.as_secs_f64(),
+                s.duration.as_secs_f64()
             );
         }
         let bar = (mode == ProgressMode::Auto && tty).then(|| {

@@ -734,10 +734,12 @@ impl Report {
         }
         if let Some(d) = run.udp_drops.as_ref().filter(|d| d.total() > 0) {
             invalid_reasons.push(format!(
-                "the kernel dropped {} datagrams on the run's UDP sockets ({} on this process's, {} on the standalone server's): their receive buffers were full, and QUIC's recovery of them is in the figures; see net.core.rmem_max",
+                "the kernel dropped {} datagrams on the run's UDP sockets ({}): their receive buffers were full, and QUIC's recovery of them is in the figures; see net.core.rmem_max",
                 d.total(),
-                d.this_process,
-                d.standalone_server.map_or_else(|| "-".to_string(), |n| n.to_string())
+                match d.standalone_server {
+                    Some(n) => format!("{} on this process's, {n} on the server's", d.this_process),
+                    None => "this process's".to_string(),
+                }
             ));
         }
         if let Some(why) = run.cpu_use.as_ref().and_then(|u| {
@@ -904,9 +906,11 @@ impl Report {
                         "per message sent: {:.1} wake-ups of this process",
                         u.wakeups as f64 / in_period
                     );
-                    if let Some(d) = u.udp_datagrams {
+                    // UDP is the machine's count: meaningful for a QUIC run on a machine
+                    // doing little else.
+                    if let Some(d) = u.udp_datagrams.filter(|_| run.transport == "quic") {
                         per.push_str(&format!(
-                            ", {:.1} UDP datagrams sent by the machine",
+                            ", {:.1} UDP datagrams sent by the whole machine",
                             d as f64 / in_period
                         ));
                     }

@@ -193,6 +193,8 @@ impl Clock {
 
 /// Where the clients connect.
 pub struct Target {
+    /// Over which transport.
+    pub transport: Transport,
     /// The connector shared by all clients.
     pub connector: Connector,
     /// Server address.
@@ -426,6 +428,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         payload: crate::body::payload_pool(s.seed, 128 * 1024),
         recorder: Recorder::new(),
         target: Target {
+            transport: config.transport,
             connector,
             addr,
             server_name,
@@ -756,15 +759,30 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
     if needed <= s.ramp_up {
         return Vec::new();
     }
-    let asked = here as f64 / s.ramp_up.as_secs_f64().max(1e-3);
     let whose = if s.generator.connect_rate > 0.0 {
         "generator.connect_rate / --connect-rate"
     } else {
         "the default for this transport; set --connect-rate to change it"
     };
+    let per_s = |r: f64| {
+        if r < 10.0 {
+            format!("{r:.1}")
+        } else {
+            format!("{r:.0}")
+        }
+    };
+    let asked = if s.ramp_up.is_zero() {
+        format!("ramp-up 0s asks for all {here} connections at once")
+    } else {
+        format!(
+            "ramp-up {:.1}s asks for {} connections/s",
+            s.ramp_up.as_secs_f64(),
+            per_s(here as f64 / s.ramp_up.as_secs_f64())
+        )
+    };
     let note = format!(
-        "ramp-up {:?} asks for {asked:.0} connections/s, more than the connect rate of {rate:.0}/s ({whose}): ramping up over {:.1}s instead",
-        s.ramp_up,
+        "{asked}, more than the connect rate of {}/s ({whose}): ramping up over {:.1}s instead",
+        per_s(rate),
         needed.as_secs_f64()
     );
     s.ramp_up = needed;
@@ -974,7 +992,7 @@ mod tests {
             "1,000 a second with TLS"
         );
         assert!(
-            notes[0].contains("asks for 3333 connections/s"),
+            notes[0].contains("ramp-up 3.0s asks for 3333 connections/s"),
             "{notes:?}"
         );
         // Plain TCP connects faster by default: 5,000 a second is 2 s, shorter than asked.

@@ -693,9 +693,9 @@ impl Scenario {
         if g.connect_concurrency == 0 {
             return bad("generator.connect_concurrency must be at least 1".into());
         }
-        if !(g.connect_rate.is_finite() && g.connect_rate >= 0.0) {
+        if !(g.connect_rate.is_finite() && (g.connect_rate == 0.0 || g.connect_rate >= 0.1)) {
             return bad(format!(
-                "generator.connect_rate must be 0 (automatic) or more, got {}",
+                "generator.connect_rate must be 0 (automatic) or at least 0.1 connections a second, got {}",
                 g.connect_rate
             ));
         }
