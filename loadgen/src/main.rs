@@ -348,6 +348,17 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
     worst.max(summary.verdict().exit_code())
 }
 
+/// Says why a run could not take place and gives its exit code.
+fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
+    let code = e.exit_code();
+    if code == exit_code::USAGE {
+        eprintln!("imbench: {e}");
+    } else {
+        eprintln!("imbench: run invalid: {e}");
+    }
+    code
+}
+
 fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     let transports = args.transport.0.clone();
     let servers = args.server.clone();
@@ -384,15 +395,7 @@ fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             }
             outcome.report.verdict.exit_code()
         }
-        Err(e) => {
-            let code = e.exit_code();
-            if code == exit_code::USAGE {
-                eprintln!("imbench: {e}");
-            } else {
-                eprintln!("imbench: run invalid: {e}");
-            }
-            code
-        }
+        Err(e) => run_failed(&e),
     }
 }
 
@@ -439,15 +442,7 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
                 (None, None) => exit_code::INVALID,
             }
         }
-        Err(e) => {
-            let code = e.exit_code();
-            if code == exit_code::USAGE {
-                eprintln!("imbench: {e}");
-            } else {
-                eprintln!("imbench: run invalid: {e}");
-            }
-            code
-        }
+        Err(e) => run_failed(&e),
     }
 }
 

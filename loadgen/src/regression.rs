@@ -88,16 +88,25 @@ pub struct Finding {
     shown: (String, String),
 }
 
+/// The median of values sorted ascending (the mean of the middle two for an even count).
+pub(crate) fn median_of_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
 /// How a set of values compares to a baseline: median, relative spread, relative worsening.
 pub fn judge(baseline: &[f64], value: f64, higher_is_worse: bool, threshold: f64) -> Judgement {
     let mut sorted = baseline.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
+    let median = median_of_sorted(&sorted);
     let scale = median.abs().max(f64::MIN_POSITIVE);
     let noise = (n > 1).then(|| (sorted[n - 1] - sorted[0]) / scale);
     let worse_by = if higher_is_worse {

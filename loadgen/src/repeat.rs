@@ -51,13 +51,8 @@ impl Spread {
     fn of(transport: &str, figure: &str, values: Vec<f64>) -> Self {
         let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
-        let (min, max) = (sorted[0], sorted[n - 1]);
+        let median = crate::regression::median_of_sorted(&sorted);
+        let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
         Self {
             transport: transport.to_string(),
             figure: figure.to_string(),
