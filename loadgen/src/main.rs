@@ -122,7 +122,7 @@ struct RunArgs {
     /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto
     /// (precise up to 2,000 sends/s, tokio above; the default)
     #[arg(long, value_enum)]
-    timer: Option<TimerArg>,
+    timer: Option<imbench_loadgen::scenario::TimerKind>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
     /// factor until an SLO fails, then report the highest load that held
     #[arg(long)]
@@ -210,13 +210,6 @@ fn parse_server(s: &str) -> Result<ServerArg, String> {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
-enum TimerArg {
-    Auto,
-    Precise,
-    Tokio,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
 enum ProgressArg {
     Auto,
     Plain,
@@ -275,7 +268,7 @@ fn run(args: RunArgs) -> u8 {
     if args.repeat > 1 {
         return repeat(&runtime, config, &args);
     }
-    run_once(&runtime, config, &args)
+    run_once(&runtime, config, &args).0
 }
 
 /// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
@@ -310,20 +303,17 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         );
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
-        let code = run_once(runtime, c, args);
+        let (code, report) = run_once(runtime, c, args);
         if code == exit_code::USAGE {
             // Nothing ran, and the next run would be refused the same way.
             return code;
         }
         worst = worst.max(code);
         let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
-        match std::fs::read_to_string(root.join(format!("run-{i}/report.json")))
-            .ok()
-            .and_then(|t| serde_json::from_str::<imbench_loadgen::Report>(&t).ok())
-        {
+        match report {
             Some(r) => reports.push(r),
             None => {
-                eprintln!("imbench: run {i} wrote no report; stopping the repeats");
+                eprintln!("imbench: run {i} could not take place; stopping the repeats");
                 return worst.max(exit_code::INVALID);
             }
         }
@@ -359,7 +349,12 @@ fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
     code
 }
 
-fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+/// One run over every transport asked for: its exit code, and its report when it took place.
+fn run_once(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    args: &RunArgs,
+) -> (u8, Option<imbench_loadgen::Report>) {
     let transports = args.transport.0.clone();
     let servers = args.server.clone();
     let several = transports.len() > 1;
@@ -393,9 +388,9 @@ fn run_once(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             if let Some(dir) = &outcome.dir {
                 outln!("report: {}", dir.join("report.json").display());
             }
-            outcome.report.verdict.exit_code()
+            (outcome.report.verdict.exit_code(), Some(outcome.report))
         }
-        Err(e) => run_failed(&e),
+        Err(e) => (run_failed(&e), None),
     }
 }
 
@@ -674,11 +669,7 @@ fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         group_rate: args.group_rate,
         slo: args.slo.clone(),
         connect_rate: args.connect_rate,
-        timer: args.timer.map(|t| match t {
-            TimerArg::Auto => imbench_loadgen::scenario::TimerKind::Auto,
-            TimerArg::Precise => imbench_loadgen::scenario::TimerKind::Precise,
-            TimerArg::Tokio => imbench_loadgen::scenario::TimerKind::Tokio,
-        }),
+        timer: args.timer,
     })?;
     let first = args.transport.0[0];
     let server = match (args.server.first(), &args.cert, &args.secret_file) {

@@ -179,7 +179,7 @@ fn merge_runs(
         counters,
         throughput,
         schedule_lag,
-        timer: first.timer.clone(),
+        timer: first.timer,
         slo: Vec::new(),
         group,
         files: merge_files(shards),

@@ -246,9 +246,9 @@ impl Recorder {
     }
 }
 
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: histograms stay
-/// usable, and a panic elsewhere is reported by its own task.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: the data (histograms,
+/// the timer's queue) stays usable, and a panic elsewhere is reported by its own task.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -162,7 +162,7 @@ pub struct RunReport {
     /// The timer the sends waited on: `precise` or `tokio` (`generator.timer`, with `auto`
     /// decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timer: Option<String>,
+    pub timer: Option<crate::scenario::TimerKind>,
     /// SLO verdicts.
     pub slo: Vec<SloResult>,
     /// Group accounting, when the run had groups.
@@ -634,11 +634,12 @@ impl Report {
         let rate_s = duration_s.max(1e-3);
         let sent_in_window =
             sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
+        let deliveries = metrics["direct"].count + metrics["group"].count;
         let throughput = Throughput {
             // Over at least a millisecond: a run stopped before it measured anything has rates
             // of 0, not NaN (which JSON cannot hold).
             sent_per_s: sent_in_window as f64 / rate_s,
-            delivered_per_s: (metrics["direct"].count + metrics["group"].count) as f64 / rate_s,
+            delivered_per_s: deliveries as f64 / rate_s,
             // Over the measured period, or until the last of its files was verified when that
             // was later: a transfer due in the period may finish in the drain.
             file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64
@@ -650,7 +651,6 @@ impl Report {
                     / 1e6)
                     .max(rate_s),
         };
-        let deliveries = metrics["direct"].count + metrics["group"].count;
         let lag = &metrics["schedule_lag"];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
         let schedule_lag = ScheduleLag {
@@ -668,14 +668,7 @@ impl Report {
             counters,
             throughput,
             schedule_lag,
-            timer: Some(
-                if ctx.timer.is_precise() {
-                    "precise"
-                } else {
-                    "tokio"
-                }
-                .to_string(),
-            ),
+            timer: Some(ctx.timer.kind()),
             slo: Vec::new(),
             group,
             files,
@@ -858,7 +851,7 @@ impl Report {
                 format_micros(l.limit_us as f64),
                 run.timer
                     .as_ref()
-                    .map_or(String::new(), |t| format!("; {t} timer")),
+                    .map_or(String::new(), |t| format!("; {} timer", t.name())),
                 if l.saturated { " — SATURATED" } else { "" }
             );
             let m = &run.memory;

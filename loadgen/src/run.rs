@@ -640,27 +640,18 @@ impl EmbeddedServer {
                 what: "the embedded server's runtime",
                 source,
             })?;
-        let started = runtime.spawn(imbench_server::start(config)).await;
-        let server = match started {
-            Ok(result) => result,
-            Err(e) => {
-                runtime.shutdown_background();
-                return Err(RunError::Thread {
-                    what: "the embedded server",
-                    source: std::io::Error::other(e.to_string()),
-                });
-            }
+        let started = runtime.spawn(imbench_server::start(config));
+        // Dropped on an error path, `this` lets the runtime's threads go (see `Drop`).
+        let mut this = Self {
+            server: None,
+            runtime: Some(runtime),
         };
-        match server {
-            Ok(server) => Ok(Self {
-                server: Some(server),
-                runtime: Some(runtime),
-            }),
-            Err(e) => {
-                runtime.shutdown_background();
-                Err(e.into())
-            }
-        }
+        let server = started.await.map_err(|e| RunError::Thread {
+            what: "the embedded server",
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        this.server = Some(server);
+        Ok(this)
     }
 
     async fn shutdown(mut self) {

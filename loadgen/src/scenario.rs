@@ -483,8 +483,8 @@ pub struct GeneratorOptions {
     pub max_cpu_wait: Duration,
 }
 
-/// How the generator waits for a send's intended time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How the generator waits for a send's intended time (also the `--timer` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     /// `precise` up to [`PRECISE_TIMER_MAX_SENDS_PER_S`] sends a second from this generator,
@@ -506,6 +506,15 @@ pub enum TimerKind {
 pub const PRECISE_TIMER_MAX_SENDS_PER_S: f64 = 2_000.0;
 
 impl TimerKind {
+    /// The name scenarios and report.json use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::Auto => "auto",
+            TimerKind::Precise => "precise",
+            TimerKind::Tokio => "tokio",
+        }
+    }
+
     /// The timer a generator sending `sends_per_s` uses: `Auto` decided.
     pub fn resolve(self, sends_per_s: f64) -> TimerKind {
         match self {
@@ -1070,6 +1079,14 @@ mod tests {
             ..Overrides::default()
         };
         assert!(s.apply(&o).is_err());
+    }
+
+    #[test]
+    fn timer_names_are_those_of_the_scenario_format() {
+        for k in [TimerKind::Auto, TimerKind::Precise, TimerKind::Tokio] {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::metrics::lock;
+
 /// The longest a task spins on its worker; a wait further off goes back to the queue.
 const MAX_SPIN: Duration = Duration::from_micros(200);
 
@@ -111,9 +113,13 @@ impl Timer {
         ))
     }
 
-    /// Whether this is the precise timer.
-    pub fn is_precise(&self) -> bool {
-        self.precise.is_some()
+    /// Which timer this is.
+    pub fn kind(&self) -> crate::scenario::TimerKind {
+        if self.precise.is_some() {
+            crate::scenario::TimerKind::Precise
+        } else {
+            crate::scenario::TimerKind::Tokio
+        }
     }
 
     /// Completes at `at` (never before it).
@@ -385,10 +391,6 @@ impl Budget {
     pub fn allowed_ns(&self) -> u64 {
         self.allowed_ns
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

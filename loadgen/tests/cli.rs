@@ -55,6 +55,31 @@ fn imbench(dir: &Dir, args: &[&str]) -> Output {
         .expect("runs imbench")
 }
 
+/// Runs imbench with `args` in `dir`, sends it SIGINT (as Ctrl-C does) after `after`, and
+/// returns its output and how long it took to end after the signal.
+fn interrupted(
+    dir: &Dir,
+    args: &[&str],
+    after: std::time::Duration,
+) -> (Output, std::time::Duration) {
+    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(args)
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let sent = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    (out, sent.elapsed())
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -236,27 +261,15 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
         "s.toml",
         &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            "r",
-            "--progress",
-            "plain",
-        ])
-        .current_dir(&dir.0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let killed = Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        "r",
+        "--progress",
+        "plain",
+    ];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_secs(3));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("interrupted"), "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
@@ -495,28 +508,24 @@ fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
     let dir = Dir::new("interrupt-ramp");
     let scenario = dir.file("s.toml", TINY);
     // 40 clients at 4 a second: a 10 s ramp-up, interrupted after 2 s.
-    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args(["run", scenario.to_str().unwrap(), "--clients", "40"])
-        .args(["--connect-rate", "4", "--out", "r", "--progress", "plain"])
-        .current_dir(&dir.0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let interrupted = std::time::Instant::now();
-    let killed = Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--clients",
+        "40",
+        "--connect-rate",
+        "4",
+        "--out",
+        "r",
+        "--progress",
+        "plain",
+    ];
+    let (out, took) = interrupted(&dir, &args, std::time::Duration::from_secs(2));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     // The rest of the ramp-up alone would take 8 s; a stopped run drains for at most 3.
     assert!(
-        interrupted.elapsed() < std::time::Duration::from_secs(7),
-        "stopped after {:?}",
-        interrupted.elapsed()
+        took < std::time::Duration::from_secs(7),
+        "stopped after {took:?}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
