@@ -790,7 +790,10 @@ impl Report {
                 "latency", "count", "p50", "p90", "p99", "p99.9", "max"
             );
             for name in METRIC_NAMES {
-                let m = &run.metrics[name];
+                // Reports written before a metric existed (send_delay, say) lack it.
+                let Some(m) = run.metrics.get(name) else {
+                    continue;
+                };
                 if m.count == 0 && !matches!(name, "direct" | "ack" | "connect") {
                     continue;
                 }

@@ -541,3 +541,20 @@ fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
     let reread = imbench(&dir, &["report", "r"]);
     assert_eq!(reread.status.code(), Some(0), "{}", text(&reread));
 }
+
+#[test]
+fn a_report_from_before_a_metric_existed_reads_back() {
+    // The committed CI baseline was written before send_delay existed.
+    let dir = Dir::new("old-report");
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../reports/baselines/ci/run-1/report.json");
+    let text_of_old = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        !text_of_old.contains("send_delay"),
+        "the fixture lacks the metric"
+    );
+    dir.file("report.json", &text_of_old);
+    let out = imbench(&dir, &["report", "report.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("direct"), "{}", text(&out));
+}
