@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
+use imbench_proto::{Dest, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
 use imbench_transport::framed::Link;
 use imbench_transport::{FrameReader, FrameWriter, FramedConnection, TransportError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -18,18 +18,18 @@ use tokio::task::JoinHandle;
 
 use std::collections::HashMap;
 
-use crate::accounting::{Arrival, Inbox};
+use crate::accounting::Inbox;
 use crate::body::{self, Header};
 use crate::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
-use crate::file_client::{FileEvent, IncomingChunks, Outgoing};
-use crate::files::{FileSchedule, Incoming};
-use crate::groups::{self, ChurnerDelivery, GroupEvent, GroupSchedule, Membership, Role};
+use crate::file_client::{FileEvent, Outgoing};
+use crate::files::FileSchedule;
+use crate::groups::{GroupEvent, GroupSchedule, Membership, Role};
 use crate::metrics::Metric;
 use crate::run::RunContext;
 use crate::schedule::Schedule;
 
 /// Bits of a message id below the intended time.
-const MSG_ID_COUNTER_BITS: u32 = 20;
+pub(crate) const MSG_ID_COUNTER_BITS: u32 = 20;
 
 /// How long an idle client that sends receipts waits at most before confirming what arrived.
 const RECEIPT_EVERY: Duration = Duration::from_millis(20);
@@ -264,11 +264,11 @@ impl Connection {
         let receipts = ctx.scenario.churn.enabled();
         let received = Arc::new(AtomicU64::new(0));
         let leaving = Arc::new(AtomicBool::new(false));
-        let receiver = tokio::spawn(receive(
+        let receiver = tokio::spawn(crate::receive::receive(
             ctx.clone(),
             index,
             reader,
-            Receiving {
+            crate::receive::Receiving {
                 inbox,
                 received: received.clone(),
                 leaving: leaving.clone(),
@@ -711,277 +711,4 @@ async fn send_scheduled(
             .write_frame(&Frame::Send { msg_id, to, body })
             .await?;
     }
-}
-
-/// What the receiver knows of one of its groups.
-struct MemberView {
-    index: usize,
-    churner: bool,
-    bucket: Metric,
-    /// When the latest Joined arrived; `None` before the first.
-    joined_us: Option<u64>,
-    inbox: Inbox,
-}
-
-/// What a receiving task shares with its client, and the direct-chat inbox it carries over
-/// from the client's previous connection.
-struct Receiving {
-    inbox: Inbox,
-    received: Arc<AtomicU64>,
-    leaving: Arc<AtomicBool>,
-    awaiting: Option<Arc<AwaitingAnswer>>,
-    file_events: UnboundedSender<FileEvent>,
-}
-
-/// Reads one connection until it ends; hands back the inbox for the next connection.
-async fn receive(
-    ctx: Arc<RunContext>,
-    index: usize,
-    mut reader: FrameReader,
-    shared: Receiving,
-) -> Inbox {
-    let Receiving {
-        mut inbox,
-        received,
-        leaving,
-        awaiting,
-        file_events,
-    } = shared;
-    let c = &ctx.counters[index];
-    let mut incoming_files = IncomingChunks::default();
-    let split_by_files = ctx.scenario.files.rate > 0.0;
-    let user = index as u64;
-    // A planned disconnect is not a failure.
-    let unplanned = || !ctx.is_finished() && !leaving.load(Relaxed);
-    let mut views: HashMap<u64, MemberView> = ctx.plan.roles[index]
-        .iter()
-        .map(|&(gi, role)| {
-            let g = &ctx.plan.groups[gi];
-            let view = MemberView {
-                index: gi,
-                churner: role == Role::Churner,
-                bucket: Metric::group_bucket(g.bucket()),
-                joined_us: None,
-                inbox: Inbox::default(),
-            };
-            (g.id, view)
-        })
-        .collect();
-    let mut churner_deliveries = Vec::new();
-    loop {
-        let frame = match reader.read_frame().await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) => {
-                if unplanned() {
-                    c.errors.fetch_add(1, Relaxed);
-                    c.disconnected.store(true, Relaxed);
-                    ctx.note_problem(format!("client {index}: connection lost: {e}"));
-                }
-                break;
-            }
-        };
-        let now = ctx.clock.now_us();
-        if matches!(frame, Frame::Deliver { .. }) {
-            received.fetch_add(1, Relaxed);
-        }
-        match frame {
-            Frame::Deliver {
-                msg_id,
-                from,
-                to: Dest::Group(group),
-                body,
-            } => {
-                let (Some(view), Ok(h)) = (views.get_mut(&group), body::decode(&body)) else {
-                    c.corrupted.fetch_add(1, Relaxed);
-                    continue;
-                };
-                if h.sender != from {
-                    c.corrupted.fetch_add(1, Relaxed);
-                    continue;
-                }
-                let counters = &ctx.ledger.counters[view.index];
-                match view.inbox.receive(from, h.seq) {
-                    Arrival::New { reordered } => {
-                        counters.delivered.fetch_add(1, Relaxed);
-                        ctx.ledger.deliveries.fetch_add(1, Relaxed);
-                        if reordered {
-                            c.reordered.fetch_add(1, Relaxed);
-                            counters.reordered.fetch_add(1, Relaxed);
-                        }
-                        let measured = ctx.in_window(h.intended_us);
-                        let latency = now.saturating_sub(h.intended_us);
-                        ctx.recorder.record(Metric::Group, latency, measured);
-                        ctx.recorder.record(view.bucket, latency, measured);
-                        if view.churner {
-                            if let Some(slot) = ctx.ledger.slot_of(msg_id) {
-                                churner_deliveries.push(ChurnerDelivery {
-                                    slot,
-                                    user,
-                                    at_us: now,
-                                });
-                            }
-                        } else if view.joined_us.is_some_and(|j| j <= h.sent_us) {
-                            ctx.ledger.delivered_expected(msg_id, now);
-                        } else {
-                            ctx.ledger.delivered_in_race(msg_id);
-                        }
-                    }
-                    Arrival::Duplicate => {
-                        c.duplicated.fetch_add(1, Relaxed);
-                        counters.duplicated.fetch_add(1, Relaxed);
-                    }
-                    Arrival::Redelivered => {
-                        c.redelivered.fetch_add(1, Relaxed);
-                    }
-                }
-            }
-            Frame::Deliver { from, body, .. } => match body::decode(&body) {
-                Ok(h) if h.sender == from => match inbox.receive(from, h.seq) {
-                    Arrival::New { reordered } => {
-                        c.delivered.fetch_add(1, Relaxed);
-                        if reordered {
-                            c.reordered.fetch_add(1, Relaxed);
-                        }
-                        let measured = ctx.in_window(h.intended_us);
-                        let r = &ctx.recorder;
-                        let latency = now.saturating_sub(h.intended_us);
-                        r.record(Metric::Direct, latency, measured);
-                        if split_by_files {
-                            let m = if ctx.files.moving.load(Relaxed) > 0 {
-                                Metric::DirectDuringFiles
-                            } else {
-                                Metric::DirectWithoutFiles
-                            };
-                            r.record(m, latency, measured);
-                        }
-                        r.record(
-                            Metric::DirectUncorrected,
-                            now.saturating_sub(h.sent_us),
-                            measured,
-                        );
-                    }
-                    Arrival::Duplicate if ctx.resent.contains(from, h.seq) => {
-                        c.redelivered.fetch_add(1, Relaxed);
-                    }
-                    Arrival::Duplicate => {
-                        c.duplicated.fetch_add(1, Relaxed);
-                    }
-                    Arrival::Redelivered => {
-                        c.redelivered.fetch_add(1, Relaxed);
-                    }
-                },
-                _ => {
-                    c.corrupted.fetch_add(1, Relaxed);
-                }
-            },
-            Frame::Ack { msg_id } => {
-                let intended = if msg_id & groups::GROUP_MSG_BIT != 0 {
-                    c.group_acked.fetch_add(1, Relaxed);
-                    ctx.ledger.acked(msg_id, now);
-                    groups::intended_of(msg_id)
-                } else {
-                    if awaiting.as_ref().is_some_and(|a| !a.answered(msg_id)) {
-                        // The answer to a copy sent again: the first answer counted.
-                        continue;
-                    }
-                    c.acked.fetch_add(1, Relaxed);
-                    msg_id >> MSG_ID_COUNTER_BITS
-                };
-                ctx.recorder.record(
-                    Metric::Ack,
-                    now.saturating_sub(intended),
-                    ctx.in_window(intended),
-                );
-            }
-            Frame::Reject { msg_id, code } => {
-                if code == ErrorCode::BUSY {
-                    c.rejected_busy.fetch_add(1, Relaxed);
-                }
-                if msg_id & groups::GROUP_MSG_BIT != 0 {
-                    c.group_rejected.fetch_add(1, Relaxed);
-                    ctx.ledger.rejected(msg_id);
-                    if code != ErrorCode::BUSY {
-                        ctx.note_problem(format!("client {index}: group message refused: {code}"));
-                    }
-                } else if awaiting.as_ref().is_none_or(|a| a.answered(msg_id)) {
-                    c.rejected.fetch_add(1, Relaxed);
-                }
-            }
-            Frame::Joined { group, .. } => {
-                if let Some(view) = views.get_mut(&group) {
-                    if view.joined_us.is_none() {
-                        c.joins_pending.fetch_sub(1, Relaxed);
-                    }
-                    view.joined_us = Some(now);
-                    ctx.ledger
-                        .membership(view.index, user, Membership::Joined, now);
-                }
-            }
-            Frame::Left { group } => {
-                if let Some(view) = views.get(&group) {
-                    ctx.ledger
-                        .membership(view.index, user, Membership::Left, now);
-                }
-            }
-            Frame::GroupRefused { group, code } => {
-                c.group_refused.fetch_add(1, Relaxed);
-                c.errors.fetch_add(1, Relaxed);
-                if views.get(&group).is_some_and(|v| v.joined_us.is_none()) {
-                    c.joins_pending.fetch_sub(1, Relaxed);
-                }
-                ctx.note_problem(format!("client {index}: group {group} refused: {code}"));
-            }
-            Frame::FileAccepted { transfer_id } => {
-                let _ = file_events.send(FileEvent::Accepted(transfer_id));
-            }
-            Frame::FileCancel { transfer_id, code } => {
-                if transfer_id & imbench_server::files::RELAY_ID_BIT != 0 {
-                    incoming_files.cancel(&ctx, transfer_id);
-                } else {
-                    let _ = file_events.send(FileEvent::Cancelled(transfer_id, code));
-                }
-            }
-            Frame::FileIncoming {
-                transfer_id,
-                size,
-                sha256,
-                name,
-                ..
-            } => {
-                let incoming = Incoming::new(&name, size, sha256, now);
-                incoming_files.begin(&ctx, transfer_id, incoming);
-            }
-            Frame::FileChunk { transfer_id, data } => {
-                incoming_files.chunk(&ctx, transfer_id, &data);
-            }
-            Frame::Pong { .. } => {}
-            Frame::Bye { reason } => {
-                if unplanned() {
-                    c.disconnected.store(true, Relaxed);
-                    ctx.note_problem(format!("client {index}: server said Bye: {reason}"));
-                }
-                break;
-            }
-            Frame::Error { code, reason } => {
-                c.errors.fetch_add(1, Relaxed);
-                if unplanned() {
-                    c.disconnected.store(true, Relaxed);
-                    ctx.note_problem(format!("client {index}: server sent {code}: {reason}"));
-                }
-                break;
-            }
-            other => {
-                c.errors.fetch_add(1, Relaxed);
-                ctx.note_problem(format!("client {index}: unexpected {} frame", other.name()));
-            }
-        }
-    }
-    ctx.ledger.add_churner_deliveries(churner_deliveries);
-    if !ctx.is_finished() {
-        // The connection ended under the run: nothing more of any file moves on it.
-        incoming_files.fail_all(&ctx);
-        ctx.files.fail_all_of(user);
-    }
-    inbox
 }

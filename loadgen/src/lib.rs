@@ -8,6 +8,7 @@
 //! - [`schedule`] — per-client send times, sizes and partners, from the seed.
 //! - [`body`] — the measurement header inside every message body.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
+//! - [`receive`] — a client's receive path: every arriving frame checked, timed and counted.
 //! - [`groups`] — group membership plan, group schedules and fan-out accounting.
 //! - [`files`] — file contents, file schedules, verification and the transfer ledger.
 //! - [`file_client`] — a client's transfers: offers, bytes out, files in.
@@ -45,6 +46,7 @@ pub mod html;
 pub mod merge;
 pub mod metrics;
 pub mod progress;
+pub mod receive;
 pub mod regression;
 pub mod repeat;
 pub mod report;

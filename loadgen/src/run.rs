@@ -259,6 +259,50 @@ struct Problems {
 const PROBLEMS_KEPT: usize = 20;
 
 impl RunContext {
+    /// The shared state of a run of `s` against `target`; its clock starts now, sending starts
+    /// after the ramp-up and recording after the warm-up.
+    pub fn new(
+        s: Scenario,
+        target: Target,
+        timer: crate::timer::Timer,
+        shard: Option<Shard>,
+        notes: Vec<String>,
+    ) -> Self {
+        let send_start_us = s.ramp_up.as_micros() as u64;
+        let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
+        let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
+        let plan = GroupPlan::new(&s);
+        let ledger = GroupLedger::new(&s, &plan);
+        Self {
+            timer,
+            notes,
+            plan,
+            ledger,
+            files: crate::files::FileLedger::default(),
+            shard,
+            resent: crate::churn::Resent::default(),
+            counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
+            payload: crate::body::payload_pool(s.seed, 128 * 1024),
+            recorder: Recorder::new(),
+            target,
+            connect_permits: Semaphore::new(s.generator.connect_concurrency),
+            clock: Clock {
+                start: Instant::now(),
+                started_at: std::time::SystemTime::now(),
+            },
+            send_start_us,
+            measure_start_us,
+            schedule_end_us,
+            stop_at_us: AtomicU64::new(schedule_end_us),
+            stopped: watch::channel(false).0,
+            stop_reason: Mutex::new(None),
+            finished: watch::channel(false).0,
+            finished_flag: AtomicBool::new(false),
+            problems: Mutex::new(Problems::default()),
+            scenario: s,
+        }
+    }
+
     /// Whether a message intended at `us` falls in the measured window.
     pub fn in_window(&self, us: u64) -> bool {
         us >= self.measure_start_us && us < self.schedule_end()
@@ -402,12 +446,6 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let connector = Connector::new(config.transport, &trust, &quic, endpoints, addr)?;
     let rss_before = report::rss_bytes();
 
-    let ramp = s.ramp_up.as_micros() as u64;
-    let send_start_us = ramp;
-    let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
-    let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
-    let plan = GroupPlan::new(&s);
-    let ledger = GroupLedger::new(&s, &plan);
     // Held until the run ends: dropping it stops the timer thread.
     let (timer, _timer_thread) = match s.generator.timer.resolve(s.sends_per_s(clients_here)) {
         TimerKind::Tokio => crate::timer::Timer::tokio(),
@@ -416,40 +454,21 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             source,
         })?,
     };
-    let ctx = Arc::new(RunContext {
+    let target = Target {
+        transport: config.transport,
+        connector,
+        addr,
+        server_name,
+        secret,
+    };
+    let ctx = Arc::new(RunContext::new(
+        s.clone(),
+        target,
         timer,
+        config.shard,
         notes,
-        plan,
-        ledger,
-        files: crate::files::FileLedger::default(),
-        shard: config.shard,
-        resent: crate::churn::Resent::default(),
-        counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
-        payload: crate::body::payload_pool(s.seed, 128 * 1024),
-        recorder: Recorder::new(),
-        target: Target {
-            transport: config.transport,
-            connector,
-            addr,
-            server_name,
-            secret,
-        },
-        connect_permits: Semaphore::new(s.generator.connect_concurrency),
-        clock: Clock {
-            start: Instant::now(),
-            started_at: std::time::SystemTime::now(),
-        },
-        send_start_us,
-        measure_start_us,
-        schedule_end_us,
-        stop_at_us: AtomicU64::new(schedule_end_us),
-        stopped: watch::channel(false).0,
-        stop_reason: Mutex::new(None),
-        finished: watch::channel(false).0,
-        finished_flag: AtomicBool::new(false),
-        problems: Mutex::new(Problems::default()),
-        scenario: s.clone(),
-    });
+    ));
+    let (measure_start_us, schedule_end_us) = (ctx.measure_start_us, ctx.schedule_end_us);
 
     // Fail fast, with the reason, when the server cannot be reached at all.
     let probe_user = s.clients as u64;

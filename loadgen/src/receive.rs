@@ -1,0 +1,416 @@
+//! A client's receive path: every frame that arrives on one connection is checked, timed and
+//! counted here.
+//!
+//! [`Receiver::on_frame`] does the work for one frame and never waits, so the same code serves
+//! the client's receiving task ([`receive`]) and the benchmark that prices it against a reader
+//! that only reads (`benches/receive_path.rs`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use imbench_proto::{Dest, ErrorCode, Frame};
+use imbench_transport::FrameReader;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::accounting::{Arrival, Inbox};
+use crate::body;
+use crate::churn::AwaitingAnswer;
+use crate::client::{ClientCounters, MSG_ID_COUNTER_BITS};
+use crate::file_client::{FileEvent, IncomingChunks};
+use crate::files::Incoming;
+use crate::groups::{self, ChurnerDelivery, Membership, Role};
+use crate::metrics::Metric;
+use crate::run::RunContext;
+
+/// What the receiver knows of one of its groups.
+struct MemberView {
+    index: usize,
+    churner: bool,
+    bucket: Metric,
+    /// When the latest Joined arrived; `None` before the first.
+    joined_us: Option<u64>,
+    inbox: Inbox,
+}
+
+/// What a receiving task shares with its client, and the direct-chat inbox it carries over
+/// from the client's previous connection.
+pub struct Receiving {
+    /// Direct messages already seen, per sender.
+    pub inbox: Inbox,
+    /// Deliver frames read, for the receipts the client sends.
+    pub received: Arc<AtomicU64>,
+    /// Set when the client closes this connection on purpose.
+    pub leaving: Arc<AtomicBool>,
+    /// Direct messages sent again after a reconnect and not yet answered.
+    pub awaiting: Option<Arc<AwaitingAnswer>>,
+    /// Answers to this client's own file offers.
+    pub file_events: UnboundedSender<FileEvent>,
+}
+
+/// What to do after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next frame.
+    Read,
+    /// The connection is over (Bye or Error from the server).
+    End,
+}
+
+/// The receive path of client `index` on one connection.
+pub struct Receiver<'a> {
+    ctx: &'a RunContext,
+    index: usize,
+    counters: &'a ClientCounters,
+    shared: Receiving,
+    views: HashMap<u64, MemberView>,
+    incoming_files: IncomingChunks,
+    churner_deliveries: Vec<ChurnerDelivery>,
+    /// Direct latencies are also split by whether a file was moving (only when files run).
+    split_by_files: bool,
+}
+
+impl<'a> Receiver<'a> {
+    /// The receive path of client `index`, starting from what its previous connection saw.
+    pub fn new(ctx: &'a RunContext, index: usize, shared: Receiving) -> Self {
+        let views = ctx.plan.roles[index]
+            .iter()
+            .map(|&(gi, role)| {
+                let g = &ctx.plan.groups[gi];
+                let view = MemberView {
+                    index: gi,
+                    churner: role == Role::Churner,
+                    bucket: Metric::group_bucket(g.bucket()),
+                    joined_us: None,
+                    inbox: Inbox::default(),
+                };
+                (g.id, view)
+            })
+            .collect();
+        Self {
+            ctx,
+            index,
+            counters: &ctx.counters[index],
+            shared,
+            views,
+            incoming_files: IncomingChunks::default(),
+            churner_deliveries: Vec::new(),
+            split_by_files: ctx.scenario.files.rate > 0.0,
+        }
+    }
+
+    /// Whether a connection that ends now ends against the plan (not a planned disconnect, not
+    /// the end of the run).
+    fn unplanned(&self) -> bool {
+        !self.ctx.is_finished() && !self.shared.leaving.load(Relaxed)
+    }
+
+    /// The connection failed under the client.
+    pub fn on_error(&mut self, error: impl std::fmt::Display) {
+        if self.unplanned() {
+            self.counters.errors.fetch_add(1, Relaxed);
+            self.counters.disconnected.store(true, Relaxed);
+            self.ctx
+                .note_problem(format!("client {}: connection lost: {error}", self.index));
+        }
+    }
+
+    /// Checks, times and counts one frame that arrived at `now` (the run clock's µs).
+    pub fn on_frame(&mut self, frame: Frame, now: u64) -> Next {
+        let c = self.counters;
+        match frame {
+            Frame::Deliver {
+                msg_id,
+                from,
+                to: Dest::Group(group),
+                body,
+            } => {
+                self.shared.received.fetch_add(1, Relaxed);
+                self.group_delivery(msg_id, from, group, &body, now);
+            }
+            Frame::Deliver { from, body, .. } => {
+                self.shared.received.fetch_add(1, Relaxed);
+                self.direct_delivery(from, &body, now);
+            }
+            Frame::Ack { msg_id } => self.ack(msg_id, now),
+            Frame::Reject { msg_id, code } => {
+                if code == ErrorCode::BUSY {
+                    c.rejected_busy.fetch_add(1, Relaxed);
+                }
+                if msg_id & groups::GROUP_MSG_BIT != 0 {
+                    c.group_rejected.fetch_add(1, Relaxed);
+                    self.ctx.ledger.rejected(msg_id);
+                    if code != ErrorCode::BUSY {
+                        self.ctx.note_problem(format!(
+                            "client {}: group message refused: {code}",
+                            self.index
+                        ));
+                    }
+                } else if self.awaiting_none_or_answered(msg_id) {
+                    c.rejected.fetch_add(1, Relaxed);
+                }
+            }
+            Frame::Joined { group, .. } => {
+                if let Some(view) = self.views.get_mut(&group) {
+                    if view.joined_us.is_none() {
+                        c.joins_pending.fetch_sub(1, Relaxed);
+                    }
+                    view.joined_us = Some(now);
+                    let user = self.index as u64;
+                    self.ctx
+                        .ledger
+                        .membership(view.index, user, Membership::Joined, now);
+                }
+            }
+            Frame::Left { group } => {
+                if let Some(view) = self.views.get(&group) {
+                    let user = self.index as u64;
+                    self.ctx
+                        .ledger
+                        .membership(view.index, user, Membership::Left, now);
+                }
+            }
+            Frame::GroupRefused { group, code } => {
+                c.group_refused.fetch_add(1, Relaxed);
+                c.errors.fetch_add(1, Relaxed);
+                if self
+                    .views
+                    .get(&group)
+                    .is_some_and(|v| v.joined_us.is_none())
+                {
+                    c.joins_pending.fetch_sub(1, Relaxed);
+                }
+                self.ctx.note_problem(format!(
+                    "client {}: group {group} refused: {code}",
+                    self.index
+                ));
+            }
+            Frame::FileAccepted { transfer_id } => {
+                let _ = self
+                    .shared
+                    .file_events
+                    .send(FileEvent::Accepted(transfer_id));
+            }
+            Frame::FileCancel { transfer_id, code } => {
+                if transfer_id & imbench_server::files::RELAY_ID_BIT != 0 {
+                    self.incoming_files.cancel(self.ctx, transfer_id);
+                } else {
+                    let _ = self
+                        .shared
+                        .file_events
+                        .send(FileEvent::Cancelled(transfer_id, code));
+                }
+            }
+            Frame::FileIncoming {
+                transfer_id,
+                size,
+                sha256,
+                name,
+                ..
+            } => {
+                let incoming = Incoming::new(&name, size, sha256, now);
+                self.incoming_files.begin(self.ctx, transfer_id, incoming);
+            }
+            Frame::FileChunk { transfer_id, data } => {
+                self.incoming_files.chunk(self.ctx, transfer_id, &data);
+            }
+            Frame::Pong { .. } => {}
+            Frame::Bye { reason } => {
+                if self.unplanned() {
+                    c.disconnected.store(true, Relaxed);
+                    self.ctx
+                        .note_problem(format!("client {}: server said Bye: {reason}", self.index));
+                }
+                return Next::End;
+            }
+            Frame::Error { code, reason } => {
+                c.errors.fetch_add(1, Relaxed);
+                if self.unplanned() {
+                    c.disconnected.store(true, Relaxed);
+                    self.ctx.note_problem(format!(
+                        "client {}: server sent {code}: {reason}",
+                        self.index
+                    ));
+                }
+                return Next::End;
+            }
+            other => {
+                c.errors.fetch_add(1, Relaxed);
+                self.ctx.note_problem(format!(
+                    "client {}: unexpected {} frame",
+                    self.index,
+                    other.name()
+                ));
+            }
+        }
+        Next::Read
+    }
+
+    /// True when no resent message awaits an answer, or `msg_id`'s answer is the first one.
+    fn awaiting_none_or_answered(&self, msg_id: u64) -> bool {
+        self.shared
+            .awaiting
+            .as_ref()
+            .is_none_or(|a| a.answered(msg_id))
+    }
+
+    fn group_delivery(&mut self, msg_id: u64, from: u64, group: u64, body: &[u8], now: u64) {
+        let ctx = self.ctx;
+        let c = self.counters;
+        let (Some(view), Ok(h)) = (self.views.get_mut(&group), body::decode(body)) else {
+            c.corrupted.fetch_add(1, Relaxed);
+            return;
+        };
+        if h.sender != from {
+            c.corrupted.fetch_add(1, Relaxed);
+            return;
+        }
+        let counters = &ctx.ledger.counters[view.index];
+        match view.inbox.receive(from, h.seq) {
+            Arrival::New { reordered } => {
+                counters.delivered.fetch_add(1, Relaxed);
+                ctx.ledger.deliveries.fetch_add(1, Relaxed);
+                if reordered {
+                    c.reordered.fetch_add(1, Relaxed);
+                    counters.reordered.fetch_add(1, Relaxed);
+                }
+                let measured = ctx.in_window(h.intended_us);
+                let latency = now.saturating_sub(h.intended_us);
+                ctx.recorder.record(Metric::Group, latency, measured);
+                ctx.recorder.record(view.bucket, latency, measured);
+                if view.churner {
+                    if let Some(slot) = ctx.ledger.slot_of(msg_id) {
+                        self.churner_deliveries.push(ChurnerDelivery {
+                            slot,
+                            user: self.index as u64,
+                            at_us: now,
+                        });
+                    }
+                } else if view.joined_us.is_some_and(|j| j <= h.sent_us) {
+                    ctx.ledger.delivered_expected(msg_id, now);
+                } else {
+                    ctx.ledger.delivered_in_race(msg_id);
+                }
+            }
+            Arrival::Duplicate => {
+                c.duplicated.fetch_add(1, Relaxed);
+                counters.duplicated.fetch_add(1, Relaxed);
+            }
+            Arrival::Redelivered => {
+                c.redelivered.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    fn direct_delivery(&mut self, from: u64, body: &[u8], now: u64) {
+        let ctx = self.ctx;
+        let c = self.counters;
+        let h = match body::decode(body) {
+            Ok(h) if h.sender == from => h,
+            _ => {
+                c.corrupted.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        match self.shared.inbox.receive(from, h.seq) {
+            Arrival::New { reordered } => {
+                c.delivered.fetch_add(1, Relaxed);
+                if reordered {
+                    c.reordered.fetch_add(1, Relaxed);
+                }
+                let measured = ctx.in_window(h.intended_us);
+                let r = &ctx.recorder;
+                let latency = now.saturating_sub(h.intended_us);
+                r.record(Metric::Direct, latency, measured);
+                if self.split_by_files {
+                    let m = if ctx.files.moving.load(Relaxed) > 0 {
+                        Metric::DirectDuringFiles
+                    } else {
+                        Metric::DirectWithoutFiles
+                    };
+                    r.record(m, latency, measured);
+                }
+                r.record(
+                    Metric::DirectUncorrected,
+                    now.saturating_sub(h.sent_us),
+                    measured,
+                );
+            }
+            Arrival::Duplicate if ctx.resent.contains(from, h.seq) => {
+                c.redelivered.fetch_add(1, Relaxed);
+            }
+            Arrival::Duplicate => {
+                c.duplicated.fetch_add(1, Relaxed);
+            }
+            Arrival::Redelivered => {
+                c.redelivered.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    fn ack(&mut self, msg_id: u64, now: u64) {
+        let c = self.counters;
+        let intended = if msg_id & groups::GROUP_MSG_BIT != 0 {
+            c.group_acked.fetch_add(1, Relaxed);
+            self.ctx.ledger.acked(msg_id, now);
+            groups::intended_of(msg_id)
+        } else {
+            if self
+                .shared
+                .awaiting
+                .as_ref()
+                .is_some_and(|a| !a.answered(msg_id))
+            {
+                // The answer to a copy sent again: the first answer counted.
+                return;
+            }
+            c.acked.fetch_add(1, Relaxed);
+            msg_id >> MSG_ID_COUNTER_BITS
+        };
+        self.ctx.recorder.record(
+            Metric::Ack,
+            now.saturating_sub(intended),
+            self.ctx.in_window(intended),
+        );
+    }
+
+    /// Ends this connection's receive path: hands the group bookkeeping to the ledger, fails
+    /// what was still arriving if the run goes on, and gives back the direct-chat inbox for
+    /// the client's next connection.
+    pub fn finish(mut self) -> Inbox {
+        let ctx = self.ctx;
+        ctx.ledger
+            .add_churner_deliveries(std::mem::take(&mut self.churner_deliveries));
+        if !ctx.is_finished() {
+            // The connection ended under the run: nothing more of any file moves on it.
+            self.incoming_files.fail_all(ctx);
+            ctx.files.fail_all_of(self.index as u64);
+        }
+        self.shared.inbox
+    }
+}
+
+/// Reads one connection until it ends; hands back the inbox for the next connection.
+pub async fn receive(
+    ctx: Arc<RunContext>,
+    index: usize,
+    mut reader: FrameReader,
+    shared: Receiving,
+) -> Inbox {
+    let mut receiver = Receiver::new(&ctx, index, shared);
+    loop {
+        let frame = match reader.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                receiver.on_error(e);
+                break;
+            }
+        };
+        let now = ctx.clock.now_us();
+        if receiver.on_frame(frame, now) == Next::End {
+            break;
+        }
+    }
+    receiver.finish()
+}
