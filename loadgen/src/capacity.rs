@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metric;
 use crate::report::{Report, Verdict};
 use crate::run::{run, RunConfig, RunError};
 
@@ -82,9 +83,9 @@ impl Step {
             group_rate: r.scenario.groups.rate,
             sent_per_s: run.throughput.sent_per_s,
             delivered_per_s: run.throughput.delivered_per_s,
-            direct_p99_us: p99("direct"),
-            group_p99_us: p99("group"),
-            fanout_p99_us: p99("fanout"),
+            direct_p99_us: p99(Metric::Direct.name()),
+            group_p99_us: p99(Metric::Group.name()),
+            fanout_p99_us: p99(crate::figures::FANOUT),
             lost: run.counters.lost,
             verdict: r.verdict,
             why,

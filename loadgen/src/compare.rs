@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use imbench_transport::Transport;
 
+use crate::figures::FIGURES;
 use crate::report::{Report, RunReport, Verdict};
 use crate::run::{run, RunConfig, RunError, RunOutcome};
 use crate::slo::format_micros;
@@ -81,19 +82,6 @@ pub fn combine(mut reports: Vec<Report>) -> Report {
     all
 }
 
-/// Metrics compared, in order.
-const COMPARED: [&str; 9] = [
-    "connect",
-    "ack",
-    "direct",
-    "direct_uncorrected",
-    "direct_during_files",
-    "direct_without_files",
-    "group",
-    "fanout",
-    "file",
-];
-
 /// The comparison table: a row per metric and percentile (and throughput, loss, CPU), a
 /// column per transport, and each value's ratio to the first transport's.
 pub fn comparison_table(report: &Report) -> String {
@@ -127,7 +115,7 @@ pub fn comparison_table(report: &Report) -> String {
             out.push('\n');
         };
     let micros = |v: f64| format_micros(v);
-    for name in COMPARED {
+    for name in FIGURES.iter().filter(|f| f.compared).map(|f| f.name) {
         let present = runs
             .iter()
             .any(|r| r.metrics.get(name).is_some_and(|m| m.count > 0));

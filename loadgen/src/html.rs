@@ -11,19 +11,8 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
+use crate::figures::FIGURES;
 use crate::report::{decode_histogram, Report, RunReport};
-use crate::slo::format_micros;
-
-/// Latency metrics drawn in the distribution plot, when a run has samples of them.
-const PLOTTED: [&str; 7] = [
-    "direct",
-    "ack",
-    "group",
-    "fanout",
-    "direct_during_files",
-    "file",
-    "connect",
-];
 
 /// Highest percentile plotted: 99.999 %.
 const TOP_QUANTILE: f64 = 0.99999;
@@ -140,15 +129,12 @@ fn run_tables(out: &mut String, run: &RunReport) {
         "<table><tr><th>latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th>\
          <th>p99.9</th><th>max</th></tr>\n",
     );
-    for (name, m) in &run.metrics {
-        if m.count == 0 {
-            continue;
-        }
-        let f = |v: u64| format_micros(v as f64);
+    for (name, m) in run.latency_rows() {
+        let f = |v: u64| m.shown(v);
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(name),
+            escape(&name),
             m.count,
             f(m.p50_us),
             f(m.p90_us),
@@ -158,11 +144,8 @@ fn run_tables(out: &mut String, run: &RunReport) {
         );
     }
     out.push_str("</table>\n<table><tr><th>counter</th><th>value</th></tr>\n");
-    let counters = serde_json::to_value(&run.counters).unwrap_or_default();
-    if let Some(map) = counters.as_object() {
-        for (k, v) in map {
-            row(out, k, &v.to_string());
-        }
+    for (name, value) in run.counters.each() {
+        row(out, name, &value.to_string());
     }
     row(
         out,
@@ -207,7 +190,7 @@ struct Series {
 fn percentile_plot(report: &Report) -> String {
     let mut series = Vec::new();
     for run in &report.runs {
-        for name in PLOTTED {
+        for name in FIGURES.iter().filter(|f| f.plotted).map(|f| f.name) {
             let Some(summary) = run.metrics.get(name).filter(|m| m.count > 0) else {
                 continue;
             };

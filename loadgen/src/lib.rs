@@ -22,6 +22,7 @@
 //! - [`capacity`] — the capacity search (`--find-max`): steps of rising load until an SLO fails.
 //! - [`progress`] — the live display.
 //! - [`report`] — report.json, verdicts and the end-of-run table.
+//! - [`figures`] — every latency figure and counter a report holds, declared once.
 //! - [`slo`] — SLO expressions.
 //! - [`regression`] — `compare --fail-on-regression`: a report against a baseline's repeats.
 //! - [`repeat`] — `run --repeat N`: the spread of each figure over repeated runs.
@@ -38,6 +39,7 @@ pub mod churn;
 pub mod client;
 pub mod compare;
 pub mod cpu_use;
+pub mod figures;
 pub mod file_client;
 pub mod files;
 pub mod groups;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::metrics::Metric;
 use crate::report::{
     decode_histogram, evaluate, summarize, Counters, FileReport, GroupReport, Report, RunReport,
     ScheduleLag, Verdict,
@@ -127,41 +128,16 @@ fn merge_runs(
         }
         metrics.insert(name.clone(), summarize(&total));
     }
-    let sum = |f: fn(&Counters) -> u64| shards.iter().map(|r| f(&r.counters)).sum::<u64>();
-    let counters = Counters {
-        clients: sum(|c| c.clients),
-        connect_failures: sum(|c| c.connect_failures),
-        disconnects: sum(|c| c.disconnects),
-        sent: sum(|c| c.sent),
-        acked: sum(|c| c.acked),
-        rejected: sum(|c| c.rejected),
-        rejected_busy: sum(|c| c.rejected_busy),
-        expected: sum(|c| c.expected),
-        delivered: sum(|c| c.delivered),
-        lost: if sharded {
-            sum(|c| c.expected).saturating_sub(sum(|c| c.delivered))
-        } else {
-            sum(|c| c.lost)
-        },
-        duplicated: sum(|c| c.duplicated),
-        reordered: sum(|c| c.reordered),
-        corrupted: sum(|c| c.corrupted),
-        errors: sum(|c| c.errors),
-        reconnects: sum(|c| c.reconnects),
-        redeliveries: sum(|c| c.redeliveries),
-        resent: sum(|c| c.resent),
-        files_sent: sum(|c| c.files_sent),
-        files_verified: sum(|c| c.files_verified),
-        files_refused: sum(|c| c.files_refused),
-        files_corrupted: sum(|c| c.files_corrupted),
-        files_failed: sum(|c| c.files_failed),
-        files_unfinished: sum(|c| c.files_unfinished),
-    };
+    let mut counters = Counters::sum(shards.iter().map(|r| &r.counters));
+    if sharded {
+        // Each shard's clients receive from every shard: what is lost is known only now.
+        counters.lost = counters.expected.saturating_sub(counters.delivered);
+    }
     let mut throughput = first.throughput.clone();
     throughput.sent_per_s = shards.iter().map(|r| r.throughput.sent_per_s).sum();
     throughput.delivered_per_s = shards.iter().map(|r| r.throughput.delivered_per_s).sum();
     throughput.file_bytes_per_s = shards.iter().map(|r| r.throughput.file_bytes_per_s).sum();
-    let lag = metrics.get("schedule_lag");
+    let lag = metrics.get(Metric::ScheduleLag.name());
     let limit_us = first.schedule_lag.limit_us;
     let schedule_lag = ScheduleLag {
         p50_us: lag.map_or(0, |l| l.p50_us),

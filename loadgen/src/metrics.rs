@@ -80,7 +80,7 @@ impl Metric {
     }
 
     /// The name used in reports and SLOs.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
             Metric::Direct => "direct",

@@ -11,40 +11,12 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::figures::{bucket_names, FANOUT, FANOUT_SPREAD, FIGURES};
 use crate::groups::{Bucket, GroupOutcome, GroupSummary};
 use crate::metrics::Metric;
 use crate::run::RunContext;
 use crate::scenario::Scenario;
 use crate::slo::{format_micros, Slo, Target};
-
-/// Latency metrics every report lists, in table order; those a run did not produce (group and
-/// fanout without groups, the file ones without files) appear with count 0. Runs with groups add the
-/// same group figures per size bucket: `group_le10`, `fanout_le10`, `fanout_spread_le10`, and
-/// so on for `le100`, `le1000` and `gt1000`.
-pub const METRIC_NAMES: [&str; 12] = [
-    "connect",
-    "ack",
-    "direct",
-    "direct_uncorrected",
-    "direct_during_files",
-    "direct_without_files",
-    "group",
-    "fanout",
-    "fanout_spread",
-    "file",
-    "schedule_lag",
-    "send_delay",
-];
-
-/// The per-bucket metric names of `bucket`, in table order.
-pub fn bucket_metric_names(bucket: Bucket) -> [String; 3] {
-    let b = bucket.suffix();
-    [
-        format!("group_{b}"),
-        format!("fanout_{b}"),
-        format!("fanout_spread_{b}"),
-    ]
-}
 
 /// File transfers beyond the counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +174,31 @@ pub struct RunReport {
     pub interval_log: Vec<IntervalHistograms>,
 }
 
+impl RunReport {
+    /// The latency rows every renderer shows, in table order: each declared figure the report
+    /// holds that has samples (or is one every run should have), then the group figures per
+    /// size bucket. A report written before a figure existed (`send_delay`, say) lacks it.
+    pub fn latency_rows(&self) -> Vec<(String, &MetricSummary)> {
+        let mut rows: Vec<(String, &MetricSummary)> = FIGURES
+            .iter()
+            .filter_map(|f| {
+                let m = self.metrics.get(f.name)?;
+                (m.count > 0 || f.always).then(|| (f.name.to_string(), m))
+            })
+            .collect();
+        if let Some(g) = &self.group {
+            for &b in &g.buckets {
+                for name in bucket_names(b) {
+                    if let Some(m) = self.metrics.get(&name) {
+                        rows.push((name, m));
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
 /// One interval's histograms of measured samples, per metric that had any.
 #[derive(Debug, Clone)]
 pub struct IntervalHistograms {
@@ -236,65 +233,19 @@ pub struct MetricSummary {
     pub histogram: String,
 }
 
-/// Message accounting after the drain.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Counters {
-    /// Clients that connected.
-    pub clients: u64,
-    /// Clients that could not connect.
-    pub connect_failures: u64,
-    /// Clients whose connection ended before the run did.
-    pub disconnects: u64,
-    /// Send frames written.
-    pub sent: u64,
-    /// Acks received.
-    pub acked: u64,
-    /// Sends refused by the server (Reject).
-    pub rejected: u64,
-    /// Of `rejected`, those refused with `busy`: the server's queues were full (overload).
-    #[serde(default)]
-    pub rejected_busy: u64,
-    /// Deliveries expected: sent − rejected.
-    pub expected: u64,
-    /// Distinct messages delivered intact.
-    pub delivered: u64,
-    /// expected − delivered.
-    pub lost: u64,
-    /// Deliveries of a message already delivered.
-    pub duplicated: u64,
-    /// Deliveries that arrived after a later message of the same pair.
-    pub reordered: u64,
-    /// Deliveries with a bad checksum or the wrong sender.
-    pub corrupted: u64,
-    /// Error frames and transport failures.
-    pub errors: u64,
-    /// Connections made again after a planned disconnect (`[churn]`).
-    pub reconnects: u64,
-    /// Second copies that a reconnect explains, dropped by the recipient: the server sent
-    /// again what the recipient had not confirmed when its connection dropped, or the sender
-    /// sent again what it had no answer for.
-    #[serde(default)]
-    pub redeliveries: u64,
-    /// Messages sent again after a reconnect because no Ack or Reject had come for them.
-    #[serde(default)]
-    pub resent: u64,
-    /// File transfers offered.
-    pub files_sent: u64,
-    /// Files that arrived whole with a matching SHA-256.
-    pub files_verified: u64,
-    /// Offers the server refused (limits, recipient offline).
-    #[serde(default)]
-    pub files_refused: u64,
-    /// Files that arrived whole with a SHA-256 that does not match.
-    #[serde(default)]
-    pub files_corrupted: u64,
-    /// Transfers that ended early (cancelled, a side went away, a size mismatch).
-    #[serde(default)]
-    pub files_failed: u64,
-    /// Transfers still under way when the run ended.
-    #[serde(default)]
-    pub files_unfinished: u64,
+impl MetricSummary {
+    /// `v`, one of this metric's statistics, as every view shows it: a duration, or `-` when
+    /// the metric has no samples.
+    pub fn shown(&self, v: u64) -> String {
+        if self.count == 0 {
+            "-".to_string()
+        } else {
+            format_micros(v as f64)
+        }
+    }
 }
+
+pub use crate::figures::Counters;
 
 /// Rates over the measured period.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -548,8 +499,8 @@ impl Report {
         let mut metrics = BTreeMap::new();
         let histogram = |name: &str| -> Histogram<u64> {
             match name {
-                "fanout" => groups.fanout.clone(),
-                "fanout_spread" => groups.spread.clone(),
+                FANOUT => groups.fanout.clone(),
+                FANOUT_SPREAD => groups.spread.clone(),
                 _ => Metric::ALL
                     .iter()
                     .find(|m| m.name() == name)
@@ -557,12 +508,12 @@ impl Report {
                     .unwrap_or_else(crate::metrics::new_histogram),
             }
         };
-        for name in METRIC_NAMES {
-            metrics.insert(name.to_string(), summarize(&histogram(name)));
+        for f in FIGURES {
+            metrics.insert(f.name.to_string(), summarize(&histogram(f.name)));
         }
         let buckets = ctx.plan.buckets();
         for &b in &buckets {
-            let [group, fanout, spread] = bucket_metric_names(b);
+            let [group, fanout, spread] = bucket_names(b);
             metrics.insert(group.clone(), summarize(&histogram(&group)));
             metrics.insert(fanout, summarize(&groups.fanout_by_bucket[b.index()]));
             metrics.insert(spread, summarize(&groups.spread_by_bucket[b.index()]));
@@ -634,7 +585,7 @@ impl Report {
         let rate_s = duration_s.max(1e-3);
         let sent_in_window =
             sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
-        let deliveries = metrics["direct"].count + metrics["group"].count;
+        let deliveries = metrics[Metric::Direct.name()].count + metrics[Metric::Group.name()].count;
         let throughput = Throughput {
             // Over at least a millisecond: a run stopped before it measured anything has rates
             // of 0, not NaN (which JSON cannot hold).
@@ -651,7 +602,7 @@ impl Report {
                     / 1e6)
                     .max(rate_s),
         };
-        let lag = &metrics["schedule_lag"];
+        let lag = &metrics[Metric::ScheduleLag.name()];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
         let schedule_lag = ScheduleLag {
             p50_us: lag.p50_us,
@@ -789,24 +740,8 @@ impl Report {
                 "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 "latency", "count", "p50", "p90", "p99", "p99.9", "max"
             );
-            for name in METRIC_NAMES {
-                // Reports written before a metric existed (send_delay, say) lack it.
-                let Some(m) = run.metrics.get(name) else {
-                    continue;
-                };
-                if m.count == 0 && !matches!(name, "direct" | "ack" | "connect") {
-                    continue;
-                }
-                write_metric_row(&mut out, name, m);
-            }
-            if let Some(g) = &run.group {
-                for &b in &g.buckets {
-                    for name in bucket_metric_names(b) {
-                        if let Some(m) = run.metrics.get(&name) {
-                            write_metric_row(&mut out, &name, m);
-                        }
-                    }
-                }
+            for (name, m) in run.latency_rows() {
+                write_metric_row(&mut out, &name, m);
             }
             let c = &run.counters;
             let _ = writeln!(
@@ -993,13 +928,7 @@ pub(crate) fn evaluate(expr: &str, run: &RunReport) -> SloResult {
 }
 
 fn write_metric_row(out: &mut String, name: &str, m: &MetricSummary) {
-    let f = |v: u64| {
-        if m.count == 0 {
-            "-".to_string()
-        } else {
-            format_micros(v as f64)
-        }
-    };
+    let f = |v: u64| m.shown(v);
     let _ = writeln!(
         out,
         "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -1040,30 +969,11 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
             _ => {}
         }
     }
-    let c = &run.counters;
+    if let Some(v) = run.counters.get(name) {
+        return Some(v as f64);
+    }
     let t = &run.throughput;
     Some(match name {
-        "clients" => c.clients as f64,
-        "sent" => c.sent as f64,
-        "acked" => c.acked as f64,
-        "rejected" => c.rejected as f64,
-        "rejected_busy" => c.rejected_busy as f64,
-        "expected" => c.expected as f64,
-        "delivered" => c.delivered as f64,
-        "lost" => c.lost as f64,
-        "duplicated" => c.duplicated as f64,
-        "reordered" => c.reordered as f64,
-        "corrupted" => c.corrupted as f64,
-        "errors" => c.errors as f64,
-        "reconnects" => c.reconnects as f64,
-        "redeliveries" => c.redeliveries as f64,
-        "resent" => c.resent as f64,
-        "files_sent" => c.files_sent as f64,
-        "files_verified" => c.files_verified as f64,
-        "files_refused" => c.files_refused as f64,
-        "files_corrupted" => c.files_corrupted as f64,
-        "files_failed" => c.files_failed as f64,
-        "files_unfinished" => c.files_unfinished as f64,
         "sent_per_s" => t.sent_per_s,
         "delivered_per_s" => t.delivered_per_s,
         "file_bytes_per_s" => t.file_bytes_per_s,

@@ -3,8 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{bucket_metric_names, Report, Verdict, METRIC_NAMES};
-use crate::slo::format_micros;
+use crate::report::{Report, Verdict};
 
 /// The Markdown summary of `report`.
 pub fn markdown(report: &Report) -> String {
@@ -43,20 +42,8 @@ pub fn markdown(report: &Report) -> String {
         );
         let _ = writeln!(out, "| latency | count | p50 | p90 | p99 | p99.9 | max |");
         let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-        let mut names: Vec<String> = METRIC_NAMES.iter().map(|n| n.to_string()).collect();
-        if let Some(g) = &run.group {
-            for &b in &g.buckets {
-                names.extend(bucket_metric_names(b));
-            }
-        }
-        for name in names {
-            let Some(m) = run.metrics.get(&name) else {
-                continue;
-            };
-            if m.count == 0 {
-                continue;
-            }
-            let f = |v: u64| format_micros(v as f64);
+        for (name, m) in run.latency_rows() {
+            let f = |v: u64| m.shown(v);
             let _ = writeln!(
                 out,
                 "| {name} | {} | {} | {} | {} | {} | {} |",

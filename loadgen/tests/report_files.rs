@@ -56,6 +56,31 @@ async fn report_json_hlog_and_summary_agree() {
         md.contains("| direct |") && md.contains("| fanout |"),
         "{md}"
     );
+
+    // The terminal table, summary.md and report.html list the same latency rows in the same
+    // order: the report's shared view.
+    let rows: Vec<String> = run.latency_rows().into_iter().map(|(n, _)| n).collect();
+    assert!(rows.len() >= 8, "{rows:?}");
+    let table = report.table();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let order_in = |text: &str, cell: &dyn Fn(&str) -> String| -> Vec<usize> {
+        rows.iter()
+            .map(|n| text.find(&cell(n)).unwrap_or_else(|| panic!("{n} missing")))
+            .collect()
+    };
+    for (what, at) in [
+        ("table", order_in(&table, &|n| format!("\n{n:<20} "))),
+        ("summary.md", order_in(&md, &|n| format!("| {n} |"))),
+        (
+            "report.html",
+            order_in(&html, &|n| format!("<tr><td>{n}</td>")),
+        ),
+    ] {
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "{what}: {rows:?} at {at:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,0 +1,219 @@
+//! Every figure a report holds, declared once: the latency metrics in table order with the
+//! views that show them, and the message counters. The terminal table, summary.md, report.html,
+//! the comparison, the SLO lookup and `imbench merge` all take their names, order and sums
+//! from here, so they cannot disagree.
+
+use serde::{Deserialize, Serialize};
+
+use crate::groups::Bucket;
+use crate::metrics::Metric;
+
+/// `fanout`: intended send → the last owed member received it (from the group ledger).
+pub const FANOUT: &str = "fanout";
+/// `fanout_spread`: first → last owed member receiving one group message.
+pub const FANOUT_SPREAD: &str = "fanout_spread";
+
+/// A latency figure and where it is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Figure {
+    /// Its name in reports and SLOs.
+    pub name: &'static str,
+    /// Shown in the table even with no samples (the figures every run should have).
+    pub always: bool,
+    /// A row of the transport comparison.
+    pub compared: bool,
+    /// Drawn in report.html's latency-distribution plot.
+    pub plotted: bool,
+}
+
+const fn figure(name: &'static str, always: bool, compared: bool, plotted: bool) -> Figure {
+    Figure {
+        name,
+        always,
+        compared,
+        plotted,
+    }
+}
+
+/// The latency figures every report lists, in table order. Those a run did not produce (group
+/// and fanout without groups, the file ones without files) have count 0. Runs with groups add
+/// the group figures per size bucket ([`bucket_names`]).
+pub const FIGURES: [Figure; 12] = [
+    figure(Metric::Connect.name(), true, true, true),
+    figure(Metric::Ack.name(), true, true, true),
+    figure(Metric::Direct.name(), true, true, true),
+    figure(Metric::DirectUncorrected.name(), false, true, false),
+    figure(Metric::DirectDuringFiles.name(), false, true, true),
+    figure(Metric::DirectWithoutFiles.name(), false, true, false),
+    figure(Metric::Group.name(), false, true, true),
+    figure(FANOUT, false, true, true),
+    figure(FANOUT_SPREAD, false, false, false),
+    figure(Metric::File.name(), false, true, true),
+    figure(Metric::ScheduleLag.name(), false, false, false),
+    figure(Metric::SendDelay.name(), false, false, false),
+];
+
+/// The per-bucket figure names of `bucket`, in table order: `group_le10`, `fanout_le10`,
+/// `fanout_spread_le10` and so on.
+pub fn bucket_names(bucket: Bucket) -> [String; 3] {
+    let b = bucket.suffix();
+    [
+        format!("{}_{b}", Metric::Group.name()),
+        format!("{FANOUT}_{b}"),
+        format!("{FANOUT_SPREAD}_{b}"),
+    ]
+}
+
+/// Declares the report's message counters once: the struct (serialised in report.json), their
+/// names in order, lookup by name (SLOs) and the sum over several reports (`imbench merge`).
+macro_rules! counters {
+    ($(#[$meta:meta])* pub struct $ty:ident { $( $(#[$fmeta:meta])* $name:ident, )* }) => {
+        $(#[$meta])*
+        pub struct $ty {
+            $( $(#[$fmeta])* pub $name: u64, )*
+        }
+
+        impl $ty {
+            /// Every counter's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The counter called `name`.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( stringify!($name) => Some(self.$name), )*
+                    _ => None,
+                }
+            }
+
+            /// Every counter with its name, in declaration order.
+            pub fn each(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name) ),*]
+            }
+
+            /// Each counter added over `all`.
+            pub fn sum<'a>(all: impl Iterator<Item = &'a Self> + Clone) -> Self {
+                Self {
+                    $( $name: all.clone().map(|c| c.$name).sum(), )*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Message accounting after the drain.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Counters {
+        /// Clients that connected.
+        clients,
+        /// Clients that could not connect.
+        connect_failures,
+        /// Clients whose connection ended before the run did.
+        disconnects,
+        /// Send frames written.
+        sent,
+        /// Acks received.
+        acked,
+        /// Sends refused by the server (Reject).
+        rejected,
+        /// Of `rejected`, those refused with `busy`: the server's queues were full (overload).
+        #[serde(default)]
+        rejected_busy,
+        /// Deliveries expected: sent − rejected.
+        expected,
+        /// Distinct messages delivered intact.
+        delivered,
+        /// expected − delivered.
+        lost,
+        /// Deliveries of a message already delivered.
+        duplicated,
+        /// Deliveries that arrived after a later message of the same pair.
+        reordered,
+        /// Deliveries with a bad checksum or the wrong sender.
+        corrupted,
+        /// Error frames and transport failures.
+        errors,
+        /// Connections made again after a planned disconnect (`[churn]`).
+        reconnects,
+        /// Second copies that a reconnect explains, dropped by the recipient: the server sent
+        /// again what the recipient had not confirmed when its connection dropped, or the
+        /// sender sent again what it had no answer for.
+        #[serde(default)]
+        redeliveries,
+        /// Messages sent again after a reconnect because no Ack or Reject had come for them.
+        #[serde(default)]
+        resent,
+        /// File transfers offered.
+        files_sent,
+        /// Files that arrived whole with a matching SHA-256.
+        files_verified,
+        /// Offers the server refused (limits, recipient offline).
+        #[serde(default)]
+        files_refused,
+        /// Files that arrived whole with a SHA-256 that does not match.
+        #[serde(default)]
+        files_corrupted,
+        /// Transfers that ended early (cancelled, a side went away, a size mismatch).
+        #[serde(default)]
+        files_failed,
+        /// Transfers still under way when the run ended.
+        #[serde(default)]
+        files_unfinished,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recorded_metric_is_a_figure_or_a_bucket() {
+        let buckets: Vec<String> = Bucket::ALL.iter().flat_map(|&b| bucket_names(b)).collect();
+        for m in Metric::ALL {
+            let named = FIGURES.iter().any(|f| f.name == m.name());
+            assert!(
+                named || buckets.iter().any(|b| b == m.name()),
+                "{} is recorded but no report shows it",
+                m.name()
+            );
+        }
+        let mut names: Vec<&str> = FIGURES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FIGURES.len(), "a figure is declared twice");
+    }
+
+    #[test]
+    fn counters_are_named_summed_and_looked_up_from_one_declaration() {
+        let a = Counters {
+            sent: 3,
+            lost: 1,
+            ..Counters::default()
+        };
+        let b = Counters {
+            sent: 4,
+            files_failed: 2,
+            ..Counters::default()
+        };
+        let total = Counters::sum([&a, &b].into_iter());
+        assert_eq!((total.sent, total.lost, total.files_failed), (7, 1, 2));
+        assert_eq!(total.get("sent"), Some(7));
+        assert_eq!(total.get("no_such_counter"), None);
+        let json = serde_json::to_value(&total).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut names = Counters::NAMES.to_vec();
+        names.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(
+            keys, names,
+            "report.json holds exactly the declared counters"
+        );
+        assert_eq!(total.each().len(), Counters::NAMES.len());
+    }
+}
