@@ -40,58 +40,6 @@ const RECEIPT_BATCH: u64 = 64;
 /// How long a client leaving on purpose waits for the server to close before cutting.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
-/// Counters of one client, written by its own two tasks only and read by the progress display.
-#[derive(Debug, Default)]
-pub struct ClientCounters {
-    /// Hello answered with Welcome.
-    pub connected: AtomicBool,
-    /// The connection attempt failed or timed out.
-    pub connect_failed: AtomicBool,
-    /// The connection ended before the run did (server gone, or it closed us).
-    pub disconnected: AtomicBool,
-    /// This client will send nothing more (its schedule ended, or it never connected).
-    pub done_sending: AtomicBool,
-    /// Send frames written.
-    pub sent: AtomicU64,
-    /// Send frames written whose intended time is in the measured period.
-    pub sent_in_window: AtomicU64,
-    /// Acks received.
-    pub acked: AtomicU64,
-    /// Rejects received (the server refused the message).
-    pub rejected: AtomicU64,
-    /// Of the Rejects, direct and group, those with code `busy`: the server pushed back.
-    pub rejected_busy: AtomicU64,
-    /// Distinct messages received intact.
-    pub delivered: AtomicU64,
-    /// Messages received again.
-    pub duplicated: AtomicU64,
-    /// Messages that arrived after a later one of the same pair.
-    pub reordered: AtomicU64,
-    /// Deliveries whose body failed its checksum or named the wrong sender.
-    pub corrupted: AtomicU64,
-    /// Error frames, unexpected frames and transport failures.
-    pub errors: AtomicU64,
-    /// Group messages written.
-    pub group_sent: AtomicU64,
-    /// Group messages written whose intended time is in the measured period.
-    pub group_sent_in_window: AtomicU64,
-    /// Acks of group messages.
-    pub group_acked: AtomicU64,
-    /// Rejects of group messages.
-    pub group_rejected: AtomicU64,
-    /// Joins written and not yet answered.
-    pub joins_pending: AtomicU64,
-    /// Joins or Leaves the server refused.
-    pub group_refused: AtomicU64,
-    /// Connections made again after a planned disconnect (`[churn]`).
-    pub reconnects: AtomicU64,
-    /// Second copies dropped because a reconnect explains them: the server sent again what
-    /// this client had not confirmed, or the sender sent again what it had no answer for.
-    pub redelivered: AtomicU64,
-    /// Messages this client sent again after reconnecting, having had no answer for them.
-    pub resent: AtomicU64,
-}
-
 /// Connects as `user`: handshake, Hello (asking for receipts when the scenario churns),
 /// Welcome.
 pub async fn connect(ctx: &RunContext, user: u64) -> Result<FramedConnection, String> {

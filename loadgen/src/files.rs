@@ -339,6 +339,49 @@ impl FileLedger {
     }
 }
 
+/// What the file ledger holds at the end of a run, as plain numbers.
+#[derive(Debug, Clone)]
+pub struct FileTotals {
+    /// Transfers offered.
+    pub sent: u64,
+    /// Offers the server refused.
+    pub refused: u64,
+    /// Files verified whole.
+    pub verified: u64,
+    /// Files whole with a wrong digest.
+    pub corrupted: u64,
+    /// Transfers that ended early.
+    pub failed: u64,
+    /// Transfers still under way.
+    pub unfinished: u64,
+    /// Bytes of verified files.
+    pub bytes_verified: u64,
+    /// Of those, bytes of files whose transfer was due in the measured period.
+    pub bytes_verified_in_window: u64,
+    /// When the last of the files due in the measured period was verified (run clock, µs).
+    pub last_verified_in_window_us: u64,
+    /// Per-file throughput, KiB/s.
+    pub throughput: Histogram<u64>,
+}
+
+impl FileLedger {
+    /// The ledger's figures now.
+    pub fn totals(&self) -> FileTotals {
+        FileTotals {
+            sent: self.sent.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            verified: self.verified.load(Relaxed),
+            corrupted: self.corrupted.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            unfinished: self.unfinished(),
+            bytes_verified: self.bytes_verified.load(Relaxed),
+            bytes_verified_in_window: self.bytes_verified_in_window.load(Relaxed),
+            last_verified_in_window_us: self.last_verified_in_window_us.load(Relaxed),
+            throughput: self.throughput(),
+        }
+    }
+}
+
 /// A file arriving at a recipient: its declared size and digest, and the digest so far.
 pub struct Incoming {
     /// The transfer, from the file name (`None` for a file that is not one of ours).

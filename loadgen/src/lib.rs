@@ -12,6 +12,7 @@
 //! - [`groups`] — group membership plan, group schedules and fan-out accounting.
 //! - [`files`] — file contents, file schedules, verification and the transfer ledger.
 //! - [`file_client`] — a client's transfers: offers, bytes out, files in.
+//! - [`counters`] — each client's live counters and their totals, declared once.
 //! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
 //! - [`metrics`] — per-thread histogram recording and the interval collector.
 //! - [`timer`] — the precise timer the send schedule waits on.
@@ -38,6 +39,7 @@ pub mod capacity;
 pub mod churn;
 pub mod client;
 pub mod compare;
+pub mod counters;
 pub mod cpu_use;
 pub mod figures;
 pub mod file_client;

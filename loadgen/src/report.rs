@@ -4,18 +4,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 
 use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::counters::ClientTotals;
 use crate::figures::{bucket_names, FANOUT, FANOUT_SPREAD, FIGURES};
+use crate::files::FileTotals;
 use crate::groups::{Bucket, GroupOutcome, GroupSummary};
 use crate::metrics::Metric;
-use crate::run::RunContext;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, TimerKind};
 use crate::slo::{format_micros, Slo, Target};
 
 /// File transfers beyond the counters.
@@ -453,8 +453,33 @@ pub fn decode_histogram(s: &MetricSummary) -> Option<Histogram<u64>> {
         .ok()
 }
 
-/// What a run measured beside the recorder and the counters.
-pub struct Measured {
+/// Everything a finished run hands over for its report, as plain data: the report is built
+/// from this alone, never from the live run.
+pub struct Measurement {
+    /// The scenario as run, with overrides applied.
+    pub scenario: Scenario,
+    /// When the run's clock started.
+    pub started_at: std::time::SystemTime,
+    /// Start of the measured period, µs on the run's clock.
+    pub measure_start_us: u64,
+    /// End of the measured period: as planned, or when the run was stopped.
+    pub measure_end_us: u64,
+    /// Why the run was stopped early, if it was.
+    pub stop_reason: Option<String>,
+    /// `i/n` when this generator ran one shard of the clients.
+    pub shard: Option<String>,
+    /// Things the run did differently from what was asked, and why.
+    pub notes: Vec<String>,
+    /// How sends waited for their intended time.
+    pub timer: TimerKind,
+    /// The recorder's measured-period histogram of each metric.
+    pub histograms: Vec<(Metric, Histogram<u64>)>,
+    /// The group size buckets the run's groups fall in.
+    pub buckets: Vec<Bucket>,
+    /// The clients' counters added up.
+    pub clients: ClientTotals,
+    /// The file ledger's figures.
+    pub files: FileTotals,
     /// The transport the clients used.
     pub transport: imbench_transport::Transport,
     /// The server's label (embedded, or its address).
@@ -481,8 +506,20 @@ pub struct Measured {
 
 impl Report {
     /// Builds the report of a finished run.
-    pub fn build(ctx: &RunContext, m: Measured) -> Self {
-        let Measured {
+    pub fn build(m: Measurement) -> Self {
+        let Measurement {
+            scenario,
+            started_at,
+            measure_start_us,
+            measure_end_us,
+            stop_reason,
+            shard,
+            notes,
+            timer,
+            histograms,
+            buckets,
+            clients: c,
+            files: file_totals,
             transport,
             server,
             intervals,
@@ -495,41 +532,34 @@ impl Report {
             udp_drops,
             groups,
         } = m;
-        let s = &ctx.scenario;
+        let s = &scenario;
         let mut metrics = BTreeMap::new();
         let histogram = |name: &str| -> Histogram<u64> {
             match name {
                 FANOUT => groups.fanout.clone(),
                 FANOUT_SPREAD => groups.spread.clone(),
-                _ => Metric::ALL
+                _ => histograms
                     .iter()
-                    .find(|m| m.name() == name)
-                    .map(|m| ctx.recorder.total(*m))
+                    .find(|(m, _)| m.name() == name)
+                    .map(|(_, h)| h.clone())
                     .unwrap_or_else(crate::metrics::new_histogram),
             }
         };
         for f in FIGURES {
             metrics.insert(f.name.to_string(), summarize(&histogram(f.name)));
         }
-        let buckets = ctx.plan.buckets();
         for &b in &buckets {
             let [group, fanout, spread] = bucket_names(b);
             metrics.insert(group.clone(), summarize(&histogram(&group)));
             metrics.insert(fanout, summarize(&groups.fanout_by_bucket[b.index()]));
             metrics.insert(spread, summarize(&groups.spread_by_bucket[b.index()]));
         }
-        let sum = |f: &dyn Fn(&crate::client::ClientCounters) -> u64| ctx.sum(f);
-        let flag = |f: &dyn Fn(&crate::client::ClientCounters) -> bool| {
-            ctx.counters.iter().filter(|c| f(c)).count() as u64
-        };
-        let sent = sum(&|c| c.sent.load(Relaxed));
-        let rejected = sum(&|c| c.rejected.load(Relaxed));
-        let delivered = sum(&|c| c.delivered.load(Relaxed));
+        let (sent, rejected, delivered) = (c.sent, c.rejected, c.delivered);
         let expected = sent.saturating_sub(rejected);
-        let group = (!ctx.plan.groups.is_empty()).then(|| GroupReport {
-            sent: sum(&|c| c.group_sent.load(Relaxed)),
-            acked: sum(&|c| c.group_acked.load(Relaxed)),
-            rejected: sum(&|c| c.group_rejected.load(Relaxed)),
+        let group = (!groups.groups.is_empty()).then(|| GroupReport {
+            sent: c.group_sent,
+            acked: c.group_acked,
+            rejected: c.group_rejected,
             expected: groups.total(|g| g.expected),
             delivered_expected: groups.total(|g| g.delivered_expected),
             race_delivered: groups.total(|g| g.race_delivered),
@@ -539,52 +569,51 @@ impl Report {
             reordered: groups.total(|g| g.reordered),
             unexpected: groups.total(|g| g.unexpected),
             untracked: groups.untracked,
-            refused_membership_changes: sum(&|c| c.group_refused.load(Relaxed)),
+            refused_membership_changes: c.group_refused,
             buckets: buckets.clone(),
             groups: groups.groups.clone(),
         });
         let g = group.clone().unwrap_or_default();
         let counters = Counters {
-            clients: flag(&|c| c.connected.load(Relaxed)),
-            connect_failures: flag(&|c| c.connect_failed.load(Relaxed)),
-            disconnects: flag(&|c| c.disconnected.load(Relaxed)),
+            clients: c.connected,
+            connect_failures: c.connect_failed,
+            disconnects: c.disconnected,
             sent: sent + g.sent,
-            acked: sum(&|c| c.acked.load(Relaxed)) + g.acked,
+            acked: c.acked + g.acked,
             rejected: rejected + g.rejected,
-            rejected_busy: sum(&|c| c.rejected_busy.load(Relaxed)),
+            rejected_busy: c.rejected_busy,
             expected: expected + g.expected,
             delivered: delivered + g.delivered_expected,
             // A shard's clients receive from every shard and send to every shard: what is lost
             // is known only when the shards' reports are added (`imbench merge`).
-            lost: if ctx.shard.is_some() {
+            lost: if shard.is_some() {
                 0
             } else {
                 expected.saturating_sub(delivered) + g.lost
             },
-            duplicated: sum(&|c| c.duplicated.load(Relaxed)),
-            reordered: sum(&|c| c.reordered.load(Relaxed)),
-            corrupted: sum(&|c| c.corrupted.load(Relaxed)),
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            corrupted: c.corrupted,
             // A delivery to a non-member is the server routing wrongly: an error.
-            errors: sum(&|c| c.errors.load(Relaxed)) + g.unexpected,
-            reconnects: sum(&|c| c.reconnects.load(Relaxed)),
-            redeliveries: sum(&|c| c.redelivered.load(Relaxed)),
-            resent: sum(&|c| c.resent.load(Relaxed)),
-            files_sent: ctx.files.sent.load(Relaxed),
-            files_verified: ctx.files.verified.load(Relaxed),
-            files_refused: ctx.files.refused.load(Relaxed),
-            files_corrupted: ctx.files.corrupted.load(Relaxed),
-            files_failed: ctx.files.failed.load(Relaxed),
-            files_unfinished: ctx.files.unfinished(),
+            errors: c.errors + g.unexpected,
+            reconnects: c.reconnects,
+            redeliveries: c.redelivered,
+            resent: c.resent,
+            files_sent: file_totals.sent,
+            files_verified: file_totals.verified,
+            files_refused: file_totals.refused,
+            files_corrupted: file_totals.corrupted,
+            files_failed: file_totals.failed,
+            files_unfinished: file_totals.unfinished,
         };
         let files = (s.files.rate > 0.0).then(|| FileReport {
-            bytes_verified: ctx.files.bytes_verified.load(Relaxed),
-            throughput_kib_s: summarize(&ctx.files.throughput()),
+            bytes_verified: file_totals.bytes_verified,
+            throughput_kib_s: summarize(&file_totals.throughput),
         });
         // A stopped run measured less than planned.
-        let duration_s = ctx.schedule_end().saturating_sub(ctx.measure_start_us) as f64 / 1e6;
+        let duration_s = measure_end_us.saturating_sub(measure_start_us) as f64 / 1e6;
         let rate_s = duration_s.max(1e-3);
-        let sent_in_window =
-            sum(&|c| c.sent_in_window.load(Relaxed) + c.group_sent_in_window.load(Relaxed));
+        let sent_in_window = c.sent_in_window + c.group_sent_in_window;
         let deliveries = metrics[Metric::Direct.name()].count + metrics[Metric::Group.name()].count;
         let throughput = Throughput {
             // Over at least a millisecond: a run stopped before it measured anything has rates
@@ -593,12 +622,10 @@ impl Report {
             delivered_per_s: deliveries as f64 / rate_s,
             // Over the measured period, or until the last of its files was verified when that
             // was later: a transfer due in the period may finish in the drain.
-            file_bytes_per_s: ctx.files.bytes_verified_in_window.load(Relaxed) as f64
-                / (ctx
-                    .files
+            file_bytes_per_s: file_totals.bytes_verified_in_window as f64
+                / (file_totals
                     .last_verified_in_window_us
-                    .load(Relaxed)
-                    .saturating_sub(ctx.measure_start_us) as f64
+                    .saturating_sub(measure_start_us) as f64
                     / 1e6)
                     .max(rate_s),
         };
@@ -619,7 +646,7 @@ impl Report {
             counters,
             throughput,
             schedule_lag,
-            timer: Some(ctx.timer.kind()),
+            timer: Some(timer),
             slo: Vec::new(),
             group,
             files,
@@ -632,14 +659,12 @@ impl Report {
                 }
             }),
             cpu_use: cpu_use.clone(),
-            notes: ctx.notes.clone(),
+            notes,
             udp_drops,
             problems,
             problem_count,
             intervals,
-            started_unix_s: ctx
-                .clock
-                .started_at
+            started_unix_s: started_at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             interval_log,
@@ -647,7 +672,7 @@ impl Report {
         run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
 
         let mut invalid_reasons = Vec::new();
-        if let Some(why) = ctx.stop_reason() {
+        if let Some(why) = stop_reason {
             invalid_reasons.push(format!("stopped early: {why}"));
         }
         let c = &run.counters;
@@ -709,7 +734,7 @@ impl Report {
             verdict,
             invalid_reasons,
             runs: vec![run],
-            shard: ctx.shard.map(|s| s.to_string()),
+            shard,
         }
     }
 

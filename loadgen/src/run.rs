@@ -20,7 +20,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::{self, ClientCounters};
+use crate::client;
+use crate::counters::{ClientCounters, ClientTotals};
 use crate::cpu_use::{CpuSnapshot, CpuUse};
 use crate::groups::{GroupLedger, GroupPlan};
 use crate::metrics::{Metric, Recorder};
@@ -606,22 +607,34 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (Some(a), Some(b)) if config.transport == Transport::Quic => Some(a.until(b)),
         _ => None,
     };
-    let report = Report::build(
-        &ctx,
-        report::Measured {
-            transport: config.transport,
-            server: server_label,
-            intervals,
-            interval_log,
-            problems,
-            problem_count,
-            memory,
-            cpu_seconds: cpu_used,
-            cpu_use,
-            udp_drops,
-            groups,
-        },
-    );
+    let report = Report::build(report::Measurement {
+        scenario: ctx.scenario.clone(),
+        started_at: ctx.clock.started_at,
+        measure_start_us,
+        measure_end_us: ctx.schedule_end(),
+        stop_reason: ctx.stop_reason(),
+        shard: ctx.shard.map(|s| s.to_string()),
+        notes: ctx.notes.clone(),
+        timer: ctx.timer.kind(),
+        histograms: Metric::ALL
+            .iter()
+            .map(|&m| (m, ctx.recorder.total(m)))
+            .collect(),
+        buckets: ctx.plan.buckets(),
+        clients: ClientTotals::of(&ctx.counters),
+        files: ctx.files.totals(),
+        transport: config.transport,
+        server: server_label,
+        intervals,
+        interval_log,
+        problems,
+        problem_count,
+        memory,
+        cpu_seconds: cpu_used,
+        cpu_use,
+        udp_drops,
+        groups,
+    });
     if let Some(server) = embedded {
         server.shutdown().await;
     }

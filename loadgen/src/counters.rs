@@ -1,0 +1,113 @@
+//! Each client's live counters, declared once: the atomics its tasks update, and the plain
+//! totals over all clients that the progress display, the drain and the report read.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Declares the per-client counters (flags and counts) and their totals from one list.
+macro_rules! client_counters {
+    (
+        flags { $( $(#[$fmeta:meta])* $flag:ident, )* }
+        counts { $( $(#[$cmeta:meta])* $count:ident, )* }
+    ) => {
+        /// Counters of one client, written by its own tasks only and read by the progress
+        /// display and the report.
+        #[derive(Debug, Default)]
+        pub struct ClientCounters {
+            $( $(#[$fmeta])* pub $flag: AtomicBool, )*
+            $( $(#[$cmeta])* pub $count: AtomicU64, )*
+        }
+
+        /// [`ClientCounters`] added over clients: each count summed, and for each flag the
+        /// number of clients that had it set.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct ClientTotals {
+            $( $(#[$fmeta])* pub $flag: u64, )*
+            $( $(#[$cmeta])* pub $count: u64, )*
+        }
+
+        impl ClientTotals {
+            /// The totals of `clients` now.
+            pub fn of(clients: &[ClientCounters]) -> Self {
+                let mut t = Self::default();
+                for c in clients {
+                    $( t.$flag += u64::from(c.$flag.load(Relaxed)); )*
+                    $( t.$count += c.$count.load(Relaxed); )*
+                }
+                t
+            }
+        }
+    };
+}
+
+client_counters! {
+    flags {
+        /// Hello answered with Welcome.
+        connected,
+        /// The connection attempt failed or timed out.
+        connect_failed,
+        /// The connection ended before the run did (server gone, or it closed us).
+        disconnected,
+        /// This client will send nothing more (its schedule ended, or it never connected).
+        done_sending,
+    }
+    counts {
+        /// Send frames written.
+        sent,
+        /// Send frames written whose intended time is in the measured period.
+        sent_in_window,
+        /// Acks received.
+        acked,
+        /// Rejects received (the server refused the message).
+        rejected,
+        /// Of the Rejects, direct and group, those with code `busy`: the server pushed back.
+        rejected_busy,
+        /// Distinct messages received intact.
+        delivered,
+        /// Messages received again.
+        duplicated,
+        /// Messages that arrived after a later one of the same pair.
+        reordered,
+        /// Deliveries whose body failed its checksum or named the wrong sender.
+        corrupted,
+        /// Error frames, unexpected frames and transport failures.
+        errors,
+        /// Group messages written.
+        group_sent,
+        /// Group messages written whose intended time is in the measured period.
+        group_sent_in_window,
+        /// Acks of group messages.
+        group_acked,
+        /// Rejects of group messages.
+        group_rejected,
+        /// Joins written and not yet answered.
+        joins_pending,
+        /// Joins or Leaves the server refused.
+        group_refused,
+        /// Connections made again after a planned disconnect (`[churn]`).
+        reconnects,
+        /// Second copies dropped because a reconnect explains them: the server sent again what
+        /// this client had not confirmed, or the sender sent again what it had no answer for.
+        redelivered,
+        /// Messages this client sent again after reconnecting, having had no answer for them.
+        resent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_counts_and_count_flags() {
+        let clients: Vec<ClientCounters> = (0..3).map(|_| ClientCounters::default()).collect();
+        clients[0].connected.store(true, Relaxed);
+        clients[2].connected.store(true, Relaxed);
+        clients[1].sent.fetch_add(5, Relaxed);
+        clients[2].sent.fetch_add(2, Relaxed);
+        let t = ClientTotals::of(&clients);
+        assert_eq!(
+            (t.connected, t.connect_failed, t.sent, t.acked),
+            (2, 0, 7, 0)
+        );
+    }
+}
