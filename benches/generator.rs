@@ -2,10 +2,10 @@
 //! measurement header, recording a latency, and exactly-once accounting.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use imbench_loadgen::accounting::Inbox;
-use imbench_loadgen::body::{self, Header};
-use imbench_loadgen::metrics::{Metric, Recorder};
-use imbench_loadgen::schedule::Schedule;
+use imbench_loadgen::measure::accounting::Inbox;
+use imbench_loadgen::measure::metrics::{Metric, Recorder};
+use imbench_loadgen::workload::body::{self, Header};
+use imbench_loadgen::workload::schedule::Schedule;
 use imbench_loadgen::Scenario;
 
 fn generator(c: &mut Criterion) {

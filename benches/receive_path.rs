@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use imbench_loadgen::accounting::Inbox;
-use imbench_loadgen::body::{self, Header};
-use imbench_loadgen::receive::{Next, Receiver, Receiving};
+use imbench_loadgen::client::receive::{Next, Receiver, Receiving};
+use imbench_loadgen::measure::accounting::Inbox;
+use imbench_loadgen::measure::timer::Timer;
 use imbench_loadgen::run::{RunContext, Target};
-use imbench_loadgen::timer::Timer;
+use imbench_loadgen::workload::body::{self, Header};
 use imbench_loadgen::Scenario;
 use imbench_proto::{Dest, Frame};
 use imbench_server::ServerConfig;

@@ -4,67 +4,32 @@
 //!
 //! # Layout
 //!
-//! - [`scenario`] — the TOML scenario format and command-line overrides.
-//! - [`schedule`] — per-client send times, sizes and partners, from the seed.
-//! - [`body`] — the measurement header inside every message body.
+//! Dependencies point one way: `run` → `client` → {`workload`, `measure`} → `config`, and
+//! `run` → `report` → {`measure`, `workload`, `config`}. `report` never imports `run` or
+//! `client`; `measure` never imports `client` (`tests/layers.rs` checks this).
+//!
+//! - [`config`] — the scenario and its SLOs.
+//! - [`workload`] — schedules, group plans, files, churn and the message body header: what the
+//!   clients do, from the seed.
+//! - [`measure`] — the recorder, counters, exactly-once accounting, the precise timer, CPU use
+//!   and UDP drops.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
-//! - [`receive`] — a client's receive path: every arriving frame checked, timed and counted.
-//! - [`groups`] — group membership plan, group schedules and fan-out accounting.
-//! - [`files`] — file contents, file schedules, verification and the transfer ledger.
-//! - [`file_client`] — a client's transfers: offers, bytes out, files in.
-//! - [`counters`] — each client's live counters and their totals, declared once.
-//! - [`accounting`] — exactly-once bookkeeping per sender → recipient pair.
-//! - [`metrics`] — per-thread histogram recording and the interval collector.
-//! - [`timer`] — the precise timer the send schedule waits on.
-//! - [`cpu_use`] — who used the CPUs during a run, and whether the machine was the limit.
-//! - [`udp_drops`] — datagrams the kernel dropped on the run's UDP sockets.
-//! - [`run`] — one run from server start to report.
-//! - [`compare`] — one scenario once per transport, and the comparison table.
-//! - [`capacity`] — the capacity search (`--find-max`): steps of rising load until an SLO fails.
-//! - [`progress`] — the live display.
-//! - [`report`] — report.json, verdicts and the end-of-run table.
-//! - [`figures`] — every latency figure and counter a report holds, declared once.
-//! - [`slo`] — SLO expressions.
-//! - [`regression`] — `compare --fail-on-regression`: a report against a baseline's repeats.
-//! - [`repeat`] — `run --repeat N`: the spread of each figure over repeated runs.
-//! - [`hlog`] — intervals.hlog, the HdrHistogram interval log.
-//! - [`html`] — report.html, the self-contained page with the plots.
-//! - [`merge`] — shard reports added into one.
-//! - [`summary`] — summary.md for CI job summaries.
+//! - [`run`] — one run from server start to report; transport comparison, capacity search,
+//!   the live display.
+//! - [`report`] — report.json and what is made from it: the table, summary.md, report.html,
+//!   intervals.hlog, merge, regression gating, repeat spreads.
 #![warn(missing_docs)]
 
-pub mod accounting;
-pub mod body;
-pub mod capacity;
-pub mod churn;
 pub mod client;
-pub mod compare;
-pub mod counters;
-pub mod cpu_use;
-pub mod figures;
-pub mod file_client;
-pub mod files;
-pub mod groups;
-pub mod hlog;
-pub mod html;
-pub mod merge;
-pub mod metrics;
-pub mod progress;
-pub mod receive;
-pub mod regression;
-pub mod repeat;
+pub mod config;
+pub mod measure;
 pub mod report;
 pub mod run;
-pub mod scenario;
-pub mod schedule;
-pub mod slo;
-pub mod summary;
-pub mod timer;
-pub mod udp_drops;
+pub mod workload;
 
+pub use config::scenario::{Overrides, Scenario};
 pub use report::{Report, Verdict};
 pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec, Shard};
-pub use scenario::{Overrides, Scenario};
 
 /// Process exit codes of `imbench run`.
 pub mod exit_code {

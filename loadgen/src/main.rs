@@ -73,7 +73,7 @@ enum Command {
         reports: Vec<PathBuf>,
         /// Exit 1 when a figure of a later report is worse than the baseline's median by more
         /// than this (e.g. 10%) and by more than the baseline runs' own spread.
-        #[arg(long, value_parser = imbench_loadgen::regression::parse_threshold)]
+        #[arg(long, value_parser = imbench_loadgen::report::regression::parse_threshold)]
         fail_on_regression: Option<f64>,
         /// A figure to check, as SLOs name them (repeatable; default: direct.p50, direct.p99,
         /// ack.p99, group.p99, fanout.p99, file.p99 and delivered_per_s, those present).
@@ -122,7 +122,7 @@ struct RunArgs {
     /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto
     /// (precise up to 2,000 sends/s, tokio above; the default)
     #[arg(long, value_enum)]
-    timer: Option<imbench_loadgen::scenario::TimerKind>,
+    timer: Option<imbench_loadgen::config::scenario::TimerKind>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
     /// factor until an SLO fails, then report the highest load that held
     #[arg(long)]
@@ -322,7 +322,7 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
             break;
         }
     }
-    let summary = imbench_loadgen::repeat::summarize(&reports);
+    let summary = imbench_loadgen::report::repeat::summarize(&reports);
     out!("{}", summary.table());
     let path = root.join("repeat.json");
     let written = serde_json::to_string_pretty(&summary)
@@ -358,7 +358,7 @@ fn run_once(
     let transports = args.transport.0.clone();
     let servers = args.server.clone();
     let several = transports.len() > 1;
-    let result = runtime.block_on(imbench_loadgen::compare::run_each(
+    let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
         config,
         &transports,
         |report| {
@@ -379,7 +379,7 @@ fn run_once(
             if several {
                 out!(
                     "{}",
-                    imbench_loadgen::compare::comparison_table(&outcome.report)
+                    imbench_loadgen::run::compare::comparison_table(&outcome.report)
                 );
                 outln!("verdict: {}", outcome.report.verdict_line());
             } else {
@@ -395,7 +395,7 @@ fn run_once(
 }
 
 fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
-    use imbench_loadgen::capacity::{self, SearchOptions};
+    use imbench_loadgen::run::capacity::{self, SearchOptions};
     if !(args.growth.is_finite() && args.growth > 1.0) || args.max_steps == 0 {
         eprintln!("imbench: --growth must be above 1 and --max-steps at least 1");
         return exit_code::USAGE;
@@ -463,12 +463,15 @@ fn rerender(path: &std::path::Path) -> u8 {
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
             let summary = dir.join("summary.md");
             let html = dir.join("report.html");
-            let written = std::fs::write(&summary, imbench_loadgen::summary::markdown(&report))
-                .map_err(|e| (summary.clone(), e))
-                .and_then(|()| {
-                    std::fs::write(&html, imbench_loadgen::html::render(&report))
-                        .map_err(|e| (html.clone(), e))
-                });
+            let written = std::fs::write(
+                &summary,
+                imbench_loadgen::report::summary::markdown(&report),
+            )
+            .map_err(|e| (summary.clone(), e))
+            .and_then(|()| {
+                std::fs::write(&html, imbench_loadgen::report::html::render(&report))
+                    .map_err(|e| (html.clone(), e))
+            });
             match written {
                 Ok(()) => {
                     outln!("wrote {} and {}", summary.display(), html.display());
@@ -498,7 +501,7 @@ fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             }
         }
     }
-    let merged = match imbench_loadgen::merge::merge(&reports) {
+    let merged = match imbench_loadgen::report::merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("imbench: {e}");
@@ -538,7 +541,7 @@ fn load_baseline(
 }
 
 fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[String]) -> u8 {
-    use imbench_loadgen::regression;
+    use imbench_loadgen::report::regression;
     let names: Vec<String> = if check_names.is_empty() {
         regression::DEFAULT_CHECKS
             .iter()
@@ -615,7 +618,7 @@ fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[St
         }
     }
     if let Some(all) = all {
-        out!("{}", imbench_loadgen::compare::comparison_table(&all));
+        out!("{}", imbench_loadgen::run::compare::comparison_table(&all));
     }
     if regressed {
         outln!("verdict: REGRESSION");

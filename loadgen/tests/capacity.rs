@@ -5,7 +5,7 @@ mod util;
 
 use std::time::Duration;
 
-use imbench_loadgen::capacity::{find_max, SearchOptions};
+use imbench_loadgen::run::capacity::{find_max, SearchOptions};
 use imbench_loadgen::{ServerSpec, Verdict};
 use util::{config, small_scenario};
 

@@ -184,7 +184,7 @@ async fn a_server_that_stops_reading_shows_as_send_delay_not_schedule_lag() {
     // 2,000 messages of 4 KiB a second per client: 8 MB/s each, far past what the socket
     // buffers hold.
     let mut scenario = small_scenario(4, 2_000.0, Duration::from_secs(3));
-    scenario.direct.size = imbench_loadgen::scenario::SizeDist::Fixed { bytes: 4096 };
+    scenario.direct.size = imbench_loadgen::config::scenario::SizeDist::Fixed { bytes: 4096 };
     scenario.drain = Duration::from_secs(1);
     let mut c = config(scenario, remote(&server_config, addr));
     c.transport = Transport::Tcp;

@@ -171,7 +171,7 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
 async fn every_transport_runs_the_same_schedule_exactly_once() {
     use imbench_transport::Transport;
     let scenario = small_scenario(20, 20.0, Duration::from_secs(1));
-    let outcome = imbench_loadgen::compare::run_each(
+    let outcome = imbench_loadgen::run::compare::run_each(
         config(scenario, ServerSpec::Embedded),
         &Transport::ALL,
         |_| {},
@@ -198,7 +198,7 @@ async fn every_transport_runs_the_same_schedule_exactly_once() {
         assert_eq!(run.metrics["connect"].count, 20, "{}", run.transport);
     }
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
-    let table = imbench_loadgen::compare::comparison_table(r);
+    let table = imbench_loadgen::run::compare::comparison_table(r);
     assert!(
         table.contains("direct p99") && table.contains("wss"),
         "{table}"

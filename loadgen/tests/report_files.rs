@@ -36,7 +36,8 @@ async fn report_json_hlog_and_summary_agree() {
         "{text}"
     );
     for metric in ["direct", "ack", "group", "connect"] {
-        let from_log = imbench_loadgen::hlog::total_for(&log, &format!("quic.{metric}")).unwrap();
+        let from_log =
+            imbench_loadgen::report::hlog::total_for(&log, &format!("quic.{metric}")).unwrap();
         let summary = &run.metrics[metric];
         let from_json = decode_histogram(summary).unwrap();
         assert!(summary.count > 0, "{metric}");
@@ -48,7 +49,7 @@ async fn report_json_hlog_and_summary_agree() {
             "{metric}: p99"
         );
     }
-    assert!(imbench_loadgen::hlog::base_time(&log).is_some());
+    assert!(imbench_loadgen::report::hlog::base_time(&log).is_some());
 
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("## imbench: test over quic"), "{md}");
@@ -104,7 +105,7 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
         let json = serde_json::to_string(&report).unwrap();
         shards.push(serde_json::from_str::<Report>(&json).unwrap());
     }
-    let merged = imbench_loadgen::merge::merge(&shards).unwrap();
+    let merged = imbench_loadgen::report::merge::merge(&shards).unwrap();
     let (a, b, m) = (&shards[0].runs[0], &shards[1].runs[0], &merged.runs[0]);
     for metric in ["direct", "ack", "group", "fanout", "connect"] {
         let mut both = decode_histogram(&a.metrics[metric]).unwrap();
@@ -150,7 +151,7 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     // Shards of different transports are not one load.
     let mut other = shards[1].clone();
     other.runs[0].transport = "tcp".into();
-    assert!(imbench_loadgen::merge::merge(&[shards[0].clone(), other]).is_err());
+    assert!(imbench_loadgen::report::merge::merge(&[shards[0].clone(), other]).is_err());
 }
 
 /// Two generators, each running one shard of a scenario's clients against one server at the
@@ -177,7 +178,7 @@ async fn two_shards_merged_equal_one_run_of_both() {
     let (one, two) = (one.unwrap().report, two.unwrap().report);
     assert_eq!(one.shard.as_deref(), Some("1/2"));
     assert_eq!(one.runs[0].counters.clients, 6);
-    let merged = imbench_loadgen::merge::merge(&[one, two]).unwrap();
+    let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
 
     let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);
     assert!(w.sent > 100, "{w:?}");

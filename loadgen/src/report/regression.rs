@@ -8,8 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::config::slo::{format_micros, Slo, Target};
 use crate::report::{target_value, RunReport};
-use crate::slo::{format_micros, Slo, Target};
 
 /// Figures checked when none are named: the latencies a user gates on and delivered
 /// throughput. Those a report does not have (group or file figures without that workload) are

@@ -28,8 +28,8 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{new_histogram, MAX_US};
-use crate::scenario::{Arrival, GroupSize, Scenario, SizeDist};
+use crate::config::scenario::{Arrival, GroupSize, Scenario, SizeDist};
+use crate::measure::metrics::{new_histogram, MAX_US};
 
 /// The bit that marks a message id as a group message. Below it: the intended send time in
 /// µs (40 bits, 12 days), then the ledger slot (23 bits), so an Ack is timed from its id alone.
@@ -811,7 +811,7 @@ mod tests {
     use super::*;
 
     fn scenario(text: &str) -> Scenario {
-        let base = crate::scenario::DEFAULT_SCENARIO;
+        let base = crate::config::scenario::DEFAULT_SCENARIO;
         Scenario::from_toml(&format!("{base}\n{text}"), "t").expect("scenario")
     }
 

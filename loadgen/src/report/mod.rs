@@ -1,6 +1,14 @@
 //! The run report: `report.json` in the shape DESIGN.md gives, the verdict (SLOs, validity),
 //! and the table printed at the end of a run.
 
+pub mod figures;
+pub mod hlog;
+pub mod html;
+pub mod merge;
+pub mod regression;
+pub mod repeat;
+pub mod summary;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,13 +18,13 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::counters::ClientTotals;
-use crate::figures::{bucket_names, FANOUT, FANOUT_SPREAD, FIGURES};
-use crate::files::FileTotals;
-use crate::groups::{Bucket, GroupOutcome, GroupSummary};
-use crate::metrics::Metric;
-use crate::scenario::{Scenario, TimerKind};
-use crate::slo::{format_micros, Slo, Target};
+use crate::config::scenario::{Scenario, TimerKind};
+use crate::config::slo::{format_micros, Slo, Target};
+use crate::measure::counters::ClientTotals;
+use crate::measure::metrics::Metric;
+use crate::report::figures::{bucket_names, FANOUT, FANOUT_SPREAD, FIGURES};
+use crate::workload::files::FileTotals;
+use crate::workload::groups::{Bucket, GroupOutcome, GroupSummary};
 
 /// File transfers beyond the counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +142,7 @@ pub struct RunReport {
     /// The timer the sends waited on: `precise` or `tokio` (`generator.timer`, with `auto`
     /// decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timer: Option<crate::scenario::TimerKind>,
+    pub timer: Option<crate::config::scenario::TimerKind>,
     /// SLO verdicts.
     pub slo: Vec<SloResult>,
     /// Group accounting, when the run had groups.
@@ -152,14 +160,14 @@ pub struct RunReport {
     /// embedded server, timer, other processes, steal; and how long this process's threads
     /// waited for a CPU. Where the platform tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_use: Option<crate::cpu_use::CpuUse>,
+    pub cpu_use: Option<crate::measure::cpu_use::CpuUse>,
     /// What the run did differently from what was asked, and why (a stretched ramp-up).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// Datagrams the kernel dropped on the run's UDP sockets over the measured period (QUIC
     /// runs), where the platform tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub udp_drops: Option<crate::udp_drops::UdpDrops>,
+    pub udp_drops: Option<crate::measure::udp_drops::UdpDrops>,
     /// Problems seen (first few verbatim) and how many there were.
     pub problems: Vec<String>,
     /// Total number of problems.
@@ -245,7 +253,7 @@ impl MetricSummary {
     }
 }
 
-pub use crate::figures::Counters;
+pub use crate::report::figures::Counters;
 
 /// Rates over the measured period.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -336,7 +344,7 @@ impl Cpu {
     }
 
     /// Adds the per-delivery split from the threads' accounting.
-    fn split(mut self, u: &crate::cpu_use::CpuUse, deliveries: u64) -> Self {
+    fn split(mut self, u: &crate::measure::cpu_use::CpuUse, deliveries: u64) -> Self {
         if deliveries > 0 {
             let per = |cores: f64| cores * u.period_s * 1e6 / deliveries as f64;
             // The timer serves the generator's schedule: it is the generator's cost.
@@ -497,9 +505,9 @@ pub struct Measurement {
     /// Process CPU seconds over the measured period.
     pub cpu_seconds: Option<f64>,
     /// Who used the CPUs over the measured period.
-    pub cpu_use: Option<crate::cpu_use::CpuUse>,
+    pub cpu_use: Option<crate::measure::cpu_use::CpuUse>,
     /// UDP receive-buffer drops over the measured period.
-    pub udp_drops: Option<crate::udp_drops::UdpDrops>,
+    pub udp_drops: Option<crate::measure::udp_drops::UdpDrops>,
     /// Group accounting.
     pub groups: GroupOutcome,
 }
@@ -542,7 +550,7 @@ impl Report {
                     .iter()
                     .find(|(m, _)| m.name() == name)
                     .map(|(_, h)| h.clone())
-                    .unwrap_or_else(crate::metrics::new_histogram),
+                    .unwrap_or_else(crate::measure::metrics::new_histogram),
             }
         };
         for f in FIGURES {
@@ -745,10 +753,16 @@ impl Report {
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("report.json"), json)?;
         if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
-            std::fs::write(dir.join("intervals.hlog"), crate::hlog::encode(self)?)?;
+            std::fs::write(
+                dir.join("intervals.hlog"),
+                crate::report::hlog::encode(self)?,
+            )?;
         }
-        std::fs::write(dir.join("report.html"), crate::html::render(self))?;
-        std::fs::write(dir.join("summary.md"), crate::summary::markdown(self))
+        std::fs::write(dir.join("report.html"), crate::report::html::render(self))?;
+        std::fs::write(
+            dir.join("summary.md"),
+            crate::report::summary::markdown(self),
+        )
     }
 
     /// The end-of-run table.
@@ -1012,7 +1026,7 @@ mod tests {
 
     #[test]
     fn histograms_survive_the_round_trip_through_json() {
-        let mut h = crate::metrics::new_histogram();
+        let mut h = crate::measure::metrics::new_histogram();
         for v in [5u64, 50, 500, 5_000, 50_000] {
             h.record(v).unwrap();
         }
@@ -1023,7 +1037,7 @@ mod tests {
         assert_eq!(decoded.len(), 5);
         assert_eq!(decoded.value_at_quantile(0.5), h.value_at_quantile(0.5));
         assert_eq!(back.p99_us, h.value_at_quantile(0.99));
-        let empty = summarize(&crate::metrics::new_histogram());
+        let empty = summarize(&crate::measure::metrics::new_histogram());
         assert_eq!((empty.count, empty.p99_us, empty.max_us), (0, 0, 0));
     }
 }

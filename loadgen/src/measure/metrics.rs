@@ -69,8 +69,8 @@ impl Metric {
     ];
 
     /// The per-bucket group metric.
-    pub fn group_bucket(b: crate::groups::Bucket) -> Self {
-        use crate::groups::Bucket;
+    pub fn group_bucket(b: crate::workload::groups::Bucket) -> Self {
+        use crate::workload::groups::Bucket;
         match b {
             Bucket::Le10 => Metric::GroupLe10,
             Bucket::Le100 => Metric::GroupLe100,

@@ -6,7 +6,7 @@
 //!   recipient: the server could not know the first copy arrived (the connection dropped before
 //!   the client's receipt reached it), so it sent it again, and the client dropped it;
 //! - a **duplicate** is any other delivery of a `seq` already received (a fault, unless the
-//!   sender sent it again itself; see [`crate::churn`]);
+//!   sender sent it again itself; see [`crate::workload::churn`]);
 //! - a delivery is **reordered** when a higher `seq` of the pair arrived before it;
 //! - **delivered** counts distinct `seq`s received intact;
 //! - **lost** = sent − rejected − delivered, over the whole run, after the drain.

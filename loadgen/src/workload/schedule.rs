@@ -4,7 +4,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::scenario::{Arrival, Partners, Scenario, SizeDist};
+use crate::config::scenario::{Arrival, Partners, Scenario, SizeDist};
 
 /// One client's message stream.
 pub struct Schedule {

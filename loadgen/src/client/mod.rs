@@ -6,6 +6,9 @@
 //! lateness counts in the latency (the coordinated-omission correction). A message id carries
 //! its intended time, so an Ack is timed without any per-message state.
 
+pub mod file_client;
+pub mod receive;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +21,15 @@ use tokio::task::JoinHandle;
 
 use std::collections::HashMap;
 
-use crate::accounting::Inbox;
-use crate::body::{self, Header};
-use crate::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
-use crate::file_client::{FileEvent, Outgoing};
-use crate::files::FileSchedule;
-use crate::groups::{GroupEvent, GroupSchedule, Membership, Role};
-use crate::metrics::Metric;
+use crate::client::file_client::{FileEvent, Outgoing};
+use crate::measure::accounting::Inbox;
+use crate::measure::metrics::Metric;
 use crate::run::RunContext;
-use crate::schedule::Schedule;
+use crate::workload::body::{self, Header};
+use crate::workload::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
+use crate::workload::files::FileSchedule;
+use crate::workload::groups::{GroupEvent, GroupSchedule, Membership, Role};
+use crate::workload::schedule::Schedule;
 
 /// Bits of a message id below the intended time.
 pub(crate) const MSG_ID_COUNTER_BITS: u32 = 20;
@@ -119,7 +122,10 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     };
     if let Some(q) = &quic {
         // Files come to a QUIC client on streams of their own.
-        tokio::spawn(crate::file_client::receive_streams(ctx.clone(), q.clone()));
+        tokio::spawn(crate::client::file_client::receive_streams(
+            ctx.clone(),
+            q.clone(),
+        ));
     }
     let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, quic);
     let churn = ChurnSchedule::new(s, index, ctx.send_start_us);
@@ -212,11 +218,11 @@ impl Connection {
         let receipts = ctx.scenario.churn.enabled();
         let received = Arc::new(AtomicU64::new(0));
         let leaving = Arc::new(AtomicBool::new(false));
-        let receiver = tokio::spawn(crate::receive::receive(
+        let receiver = tokio::spawn(crate::client::receive::receive(
             ctx.clone(),
             index,
             reader,
-            crate::receive::Receiving {
+            crate::client::receive::Receiving {
                 inbox,
                 received: received.clone(),
                 leaving: leaving.clone(),
@@ -411,9 +417,9 @@ async fn join_groups(
 
 /// The client's next scheduled action.
 enum Next {
-    Direct(crate::schedule::Due),
+    Direct(crate::workload::schedule::Due),
     Group(u64, GroupEvent),
-    File(crate::files::FileDue),
+    File(crate::workload::files::FileDue),
 }
 
 async fn send_loop(

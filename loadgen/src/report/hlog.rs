@@ -66,7 +66,7 @@ pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {
 /// report it came with).
 pub fn total_for(log: &[u8], tag: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine;
-    let mut total = crate::metrics::new_histogram();
+    let mut total = crate::measure::metrics::new_histogram();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(log) {
         let entry = entry.map_err(|e| format!("{e:?}"))?;

@@ -16,9 +16,9 @@ use imbench_proto::{Dest, ErrorCode, Frame, SHA256_LEN};
 use imbench_transport::{FrameWriter, TransportError};
 use tokio::sync::mpsc;
 
-use crate::files::{self, Check, Content, FileDue, Incoming, Key, Outcome, CHUNK};
-use crate::metrics::Metric;
+use crate::measure::metrics::Metric;
 use crate::run::RunContext;
+use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, Outcome, CHUNK};
 
 /// What the send loop learns about its transfers from elsewhere.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metric;
+use crate::measure::metrics::Metric;
 use crate::report::{Report, Verdict};
 use crate::run::{run, RunConfig, RunError};
 
@@ -85,7 +85,7 @@ impl Step {
             delivered_per_s: run.throughput.delivered_per_s,
             direct_p99_us: p99(Metric::Direct.name()),
             group_p99_us: p99(Metric::Group.name()),
-            fanout_p99_us: p99(crate::figures::FANOUT),
+            fanout_p99_us: p99(crate::report::figures::FANOUT),
             lost: run.counters.lost,
             verdict: r.verdict,
             why,
@@ -125,7 +125,7 @@ impl Capacity {
 
     /// The table printed at the end.
     pub fn table(&self) -> String {
-        use crate::slo::format_micros;
+        use crate::config::slo::format_micros;
         use std::fmt::Write as _;
         let mut out = String::new();
         let _ = writeln!(

@@ -13,16 +13,16 @@ use imbench_proto::{Dest, ErrorCode, Frame};
 use imbench_transport::FrameReader;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::accounting::{Arrival, Inbox};
-use crate::body;
-use crate::churn::AwaitingAnswer;
+use crate::client::file_client::{FileEvent, IncomingChunks};
 use crate::client::MSG_ID_COUNTER_BITS;
-use crate::counters::ClientCounters;
-use crate::file_client::{FileEvent, IncomingChunks};
-use crate::files::Incoming;
-use crate::groups::{self, ChurnerDelivery, Membership, Role};
-use crate::metrics::Metric;
+use crate::measure::accounting::{Arrival, Inbox};
+use crate::measure::counters::ClientCounters;
+use crate::measure::metrics::Metric;
 use crate::run::RunContext;
+use crate::workload::body;
+use crate::workload::churn::AwaitingAnswer;
+use crate::workload::files::Incoming;
+use crate::workload::groups::{self, ChurnerDelivery, Membership, Role};
 
 /// What the receiver knows of one of its groups.
 struct MemberView {

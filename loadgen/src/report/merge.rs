@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::Metric;
+use crate::measure::metrics::Metric;
 use crate::report::{
     decode_histogram, evaluate, summarize, Counters, FileReport, GroupReport, Report, RunReport,
     ScheduleLag, Verdict,
@@ -114,7 +114,7 @@ fn merge_runs(
     let first = shards[0];
     let mut metrics = BTreeMap::new();
     for name in first.metrics.keys() {
-        let mut total = crate::metrics::new_histogram();
+        let mut total = crate::measure::metrics::new_histogram();
         for (index, run) in shards.iter().enumerate() {
             let Some(summary) = run.metrics.get(name) else {
                 continue;

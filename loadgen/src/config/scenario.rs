@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The built-in twin of `scenarios/default.toml`, used when no scenario file is given.
-pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
 /// Why a scenario is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -591,7 +591,7 @@ pub struct Overrides {
 }
 
 /// The smallest body: the measurement header every message carries.
-pub const MIN_BODY: u64 = crate::body::HEADER_LEN as u64;
+pub const MIN_BODY: u64 = crate::workload::body::HEADER_LEN as u64;
 
 impl Scenario {
     /// Sends a second this scenario's schedules ask of `clients` of its clients: direct
@@ -718,7 +718,8 @@ impl Scenario {
             return bad("generator.max_cpu_wait must be more than 0".into());
         }
         for expr in &self.slo {
-            crate::slo::Slo::parse(expr).map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+            crate::config::slo::Slo::parse(expr)
+                .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

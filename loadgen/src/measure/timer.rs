@@ -15,7 +15,7 @@
 //! The pieces that decide anything — the queue ([`Queue`]) and the lead ([`Lead`]) — are plain
 //! data driven by the caller's clock, so they are tested without time.
 //!
-//! [`TIMER_THREAD_NAME`]: crate::cpu_use::TIMER_THREAD_NAME
+//! [`TIMER_THREAD_NAME`]: crate::measure::cpu_use::TIMER_THREAD_NAME
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use crate::metrics::lock;
+use crate::measure::metrics::lock;
 
 /// The longest a task spins on its worker; a wait further off goes back to the queue.
 const MAX_SPIN: Duration = Duration::from_micros(200);
@@ -84,7 +84,7 @@ impl Timer {
     pub fn precise() -> std::io::Result<(Self, TimerThread)> {
         let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
         let handle = thread::Builder::new()
-            .name(crate::cpu_use::TIMER_THREAD_NAME.into())
+            .name(crate::measure::cpu_use::TIMER_THREAD_NAME.into())
             .spawn(move || {
                 // The kernel may add up to the thread's timer slack (50 µs by default) to
                 // every sleep; this thread's sleeps are the schedule, so it asks for none.
@@ -114,11 +114,11 @@ impl Timer {
     }
 
     /// Which timer this is.
-    pub fn kind(&self) -> crate::scenario::TimerKind {
+    pub fn kind(&self) -> crate::config::scenario::TimerKind {
         if self.precise.is_some() {
-            crate::scenario::TimerKind::Precise
+            crate::config::scenario::TimerKind::Precise
         } else {
-            crate::scenario::TimerKind::Tokio
+            crate::config::scenario::TimerKind::Tokio
         }
     }
 

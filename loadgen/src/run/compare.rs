@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 
 use imbench_transport::Transport;
 
-use crate::figures::FIGURES;
+use crate::config::slo::format_micros;
+use crate::report::figures::FIGURES;
 use crate::report::{Report, RunReport, Verdict};
 use crate::run::{run, RunConfig, RunError, RunOutcome};
-use crate::slo::format_micros;
 
 /// Runs `config` once per transport in `transports`, in order, and returns one report with a
 /// run per transport. `config.out_dir`, when set, receives the combined report.json. `remote`

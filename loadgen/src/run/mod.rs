@@ -8,6 +8,10 @@
 //!      clients connect     messages flow, not recorded     recorded          no new sends
 //! ```
 
+pub mod capacity;
+pub mod compare;
+pub mod progress;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -21,15 +25,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client;
-use crate::counters::{ClientCounters, ClientTotals};
-use crate::cpu_use::{CpuSnapshot, CpuUse};
-use crate::groups::{GroupLedger, GroupPlan};
-use crate::metrics::{Metric, Recorder};
-use crate::progress::Progress;
+use crate::config::scenario::Scenario;
+use crate::config::scenario::TimerKind;
+use crate::measure::counters::{ClientCounters, ClientTotals};
+use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
+use crate::measure::metrics::{Metric, Recorder};
+use crate::measure::udp_drops::DropSnapshot;
 use crate::report::{self, IntervalPoint, Report};
-use crate::scenario::Scenario;
-use crate::scenario::TimerKind;
-use crate::udp_drops::DropSnapshot;
+use crate::run::progress::Progress;
+use crate::workload::groups::{GroupLedger, GroupPlan};
 
 /// Why a run could not take place at all.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +54,7 @@ pub enum RunError {
     },
     /// The scenario's settings do not apply.
     #[error(transparent)]
-    Scenario(#[from] crate::scenario::ScenarioError),
+    Scenario(#[from] crate::config::scenario::ScenarioError),
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
@@ -237,13 +241,13 @@ pub struct RunContext {
     /// Every group message, for fan-out accounting.
     pub ledger: GroupLedger,
     /// Every file transfer and its outcome.
-    pub files: crate::files::FileLedger,
+    pub files: crate::workload::files::FileLedger,
     /// The share of the clients this generator runs, if it runs a share.
     pub shard: Option<Shard>,
     /// Messages sent a second time after a reconnect.
-    pub resent: crate::churn::Resent,
+    pub resent: crate::workload::churn::Resent,
     /// How sends wait for their intended time.
-    pub timer: crate::timer::Timer,
+    pub timer: crate::measure::timer::Timer,
     /// Things the run did differently from what was asked, and why (a stretched ramp-up).
     pub notes: Vec<String>,
     finished: watch::Sender<bool>,
@@ -265,7 +269,7 @@ impl RunContext {
     pub fn new(
         s: Scenario,
         target: Target,
-        timer: crate::timer::Timer,
+        timer: crate::measure::timer::Timer,
         shard: Option<Shard>,
         notes: Vec<String>,
     ) -> Self {
@@ -279,11 +283,11 @@ impl RunContext {
             notes,
             plan,
             ledger,
-            files: crate::files::FileLedger::default(),
+            files: crate::workload::files::FileLedger::default(),
             shard,
-            resent: crate::churn::Resent::default(),
+            resent: crate::workload::churn::Resent::default(),
             counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
-            payload: crate::body::payload_pool(s.seed, 128 * 1024),
+            payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
             recorder: Recorder::new(),
             target,
             connect_permits: Semaphore::new(s.generator.connect_concurrency),
@@ -449,8 +453,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 
     // Held until the run ends: dropping it stops the timer thread.
     let (timer, _timer_thread) = match s.generator.timer.resolve(s.sends_per_s(clients_here)) {
-        TimerKind::Tokio => crate::timer::Timer::tokio(),
-        _ => crate::timer::Timer::precise().map_err(|source| RunError::Thread {
+        TimerKind::Tokio => crate::measure::timer::Timer::tokio(),
+        _ => crate::measure::timer::Timer::precise().map_err(|source| RunError::Thread {
             what: "the timer thread",
             source,
         })?,
@@ -652,7 +656,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 }
 
 /// The reference server run in this process, on a runtime of its own: its threads are named
-/// [`crate::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
+/// [`crate::measure::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
 /// and its tasks do not queue behind the clients' on the same workers (as they would not in a
 /// real deployment).
 struct EmbeddedServer {
@@ -665,7 +669,7 @@ impl EmbeddedServer {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_name(crate::cpu_use::SERVER_THREAD_NAME)
+            .thread_name(crate::measure::cpu_use::SERVER_THREAD_NAME)
             .enable_all()
             .build()
             .map_err(|source| RunError::Thread {

@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::config::slo::format_micros;
 use crate::report::IntervalPoint;
 use crate::run::{ProgressMode, RunContext};
-use crate::slo::format_micros;
 
 /// The progress display of one run.
 pub struct Progress {

@@ -16,8 +16,8 @@ use imbench_proto::Dest;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::scenario::Scenario;
-use crate::schedule::exponential;
+use crate::config::scenario::Scenario;
+use crate::workload::schedule::exponential;
 
 /// Mixed into the seed so that churn draws are independent of the message schedule's.
 const CHURN_STREAM: u64 = 0xC4C4_17A0_5EED_0001;
@@ -160,7 +160,7 @@ pub fn churning_clients(s: &Scenario) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::ConnectionChurn;
+    use crate::config::scenario::ConnectionChurn;
     use std::time::Duration;
 
     fn scenario(clients: usize, churn: ConnectionChurn) -> Scenario {

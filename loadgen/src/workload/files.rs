@@ -19,7 +19,7 @@ use imbench_proto::{ErrorCode, SHA256_LEN};
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::scenario::{Arrival, FileSize, Scenario};
+use crate::config::scenario::{Arrival, FileSize, Scenario};
 
 /// Bytes per FileChunk frame, and per piece written to a QUIC file stream.
 pub const CHUNK: usize = 32 * 1024;
@@ -129,7 +129,7 @@ impl FileSchedule {
         if f.rate <= 0.0 || index >= senders {
             return None;
         }
-        let contacts = crate::schedule::contacts(s, index);
+        let contacts = crate::workload::schedule::contacts(s, index);
         if contacts.is_empty() {
             return None;
         }
@@ -138,7 +138,7 @@ impl FileSchedule {
         );
         let mean_gap_us = 1e6 * senders as f64 / f.rate;
         let first = match f.arrival {
-            Arrival::Poisson => crate::schedule::exponential(&mut rng, mean_gap_us),
+            Arrival::Poisson => crate::workload::schedule::exponential(&mut rng, mean_gap_us),
             Arrival::Constant => rng.random::<f64>() * mean_gap_us,
         };
         Some(Self {
@@ -160,7 +160,9 @@ impl FileSchedule {
     pub fn take_next(&mut self) -> FileDue {
         let at_us = self.next_us as u64;
         self.next_us += match self.arrival {
-            Arrival::Poisson => crate::schedule::exponential(&mut self.rng, self.mean_gap_us),
+            Arrival::Poisson => {
+                crate::workload::schedule::exponential(&mut self.rng, self.mean_gap_us)
+            }
             Arrival::Constant => self.mean_gap_us,
         };
         let size = match self.size {

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::groups::Bucket;
-use crate::metrics::Metric;
+use crate::measure::metrics::Metric;
+use crate::workload::groups::Bucket;
 
 /// `fanout`: intended send → the last owed member received it (from the group ledger).
 pub const FANOUT: &str = "fanout";

@@ -30,7 +30,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "### Comparison\n\n```text{}```\n",
-            crate::compare::comparison_table(report)
+            crate::run::compare::comparison_table(report)
         );
     }
     for run in &report.runs {

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::regression::{Check, DEFAULT_CHECKS};
+use crate::config::slo::format_micros;
+use crate::report::regression::{Check, DEFAULT_CHECKS};
 use crate::report::{Report, Verdict};
-use crate::slo::format_micros;
 
 /// The name of the figure for CPU per message (not an SLO target, so named here).
 pub const CPU_FIGURE: &str = "cpu_us_per_message";
@@ -51,7 +51,7 @@ impl Spread {
     fn of(transport: &str, figure: &str, values: Vec<f64>) -> Self {
         let mut sorted = values.clone();
         sorted.sort_by(f64::total_cmp);
-        let median = crate::regression::median_of_sorted(&sorted);
+        let median = crate::report::regression::median_of_sorted(&sorted);
         let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
         Self {
             transport: transport.to_string(),

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use crate::figures::FIGURES;
+use crate::report::figures::FIGURES;
 use crate::report::{decode_histogram, Report, RunReport};
 
 /// Highest percentile plotted: 99.999 %.

@@ -1,0 +1,5 @@
+//! What a run is asked to do: the scenario (TOML and command-line overrides) and the SLOs it is
+//! judged by. Depends on nothing else in the crate.
+
+pub mod scenario;
+pub mod slo;
