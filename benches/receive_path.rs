@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use imbench_loadgen::client::context::{RunContext, Target};
 use imbench_loadgen::client::receive::{Next, Receiver, Receiving};
 use imbench_loadgen::measure::accounting::Inbox;
 use imbench_loadgen::measure::timer::Timer;
-use imbench_loadgen::run::{RunContext, Target};
 use imbench_loadgen::workload::body::{self, Header};
 use imbench_loadgen::Scenario;
 use imbench_proto::{Dest, Frame};

@@ -28,8 +28,10 @@ pub mod run;
 pub mod workload;
 
 pub use config::scenario::{Overrides, Scenario};
+pub use config::shard::Shard;
 pub use report::{Report, Verdict};
-pub use run::{run, ProgressMode, RunConfig, RunError, RunOutcome, ServerSpec, Shard};
+pub use run::progress::ProgressMode;
+pub use run::{run, RunConfig, RunError, RunOutcome, ServerSpec};
 
 /// Process exit codes of `imbench run`.
 pub mod exit_code {

@@ -379,7 +379,7 @@ fn run_once(
             if several {
                 out!(
                     "{}",
-                    imbench_loadgen::run::compare::comparison_table(&outcome.report)
+                    imbench_loadgen::report::comparison::comparison_table(&outcome.report)
                 );
                 outln!("verdict: {}", outcome.report.verdict_line());
             } else {
@@ -618,7 +618,10 @@ fn compare(paths: &[PathBuf], fail_on_regression: Option<f64>, check_names: &[St
         }
     }
     if let Some(all) = all {
-        out!("{}", imbench_loadgen::run::compare::comparison_table(&all));
+        out!(
+            "{}",
+            imbench_loadgen::report::comparison::comparison_table(&all)
+        );
     }
     if regressed {
         outln!("verdict: REGRESSION");

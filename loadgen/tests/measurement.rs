@@ -198,7 +198,7 @@ async fn every_transport_runs_the_same_schedule_exactly_once() {
         assert_eq!(run.metrics["connect"].count, 20, "{}", run.transport);
     }
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
-    let table = imbench_loadgen::run::compare::comparison_table(r);
+    let table = imbench_loadgen::report::comparison::comparison_table(r);
     assert!(
         table.contains("direct p99") && table.contains("wss"),
         "{table}"

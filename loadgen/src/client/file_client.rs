@@ -16,9 +16,10 @@ use imbench_proto::{Dest, ErrorCode, Frame, SHA256_LEN};
 use imbench_transport::{FrameWriter, TransportError};
 use tokio::sync::mpsc;
 
+use crate::client::context::RunContext;
+use crate::measure::file_ledger::Outcome;
 use crate::measure::metrics::Metric;
-use crate::run::RunContext;
-use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, Outcome, CHUNK};
+use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, CHUNK};
 
 /// What the send loop learns about its transfers from elsewhere.
 #[derive(Debug)]

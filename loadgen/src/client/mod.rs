@@ -6,6 +6,7 @@
 //! lateness counts in the latency (the coordinated-omission correction). A message id carries
 //! its intended time, so an Ack is timed without any per-message state.
 
+pub mod context;
 pub mod file_client;
 pub mod receive;
 
@@ -21,18 +22,17 @@ use tokio::task::JoinHandle;
 
 use std::collections::HashMap;
 
+use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, Outgoing};
 use crate::measure::accounting::Inbox;
+use crate::measure::group_ledger::Membership;
 use crate::measure::metrics::Metric;
-use crate::run::RunContext;
 use crate::workload::body::{self, Header};
 use crate::workload::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
 use crate::workload::files::FileSchedule;
-use crate::workload::groups::{GroupEvent, GroupSchedule, Membership, Role};
+use crate::workload::groups::{GroupEvent, GroupSchedule, Role};
+use crate::workload::message_ids::direct_msg_id;
 use crate::workload::schedule::Schedule;
-
-/// Bits of a message id below the intended time.
-pub(crate) const MSG_ID_COUNTER_BITS: u32 = 20;
 
 /// How long an idle client that sends receipts waits at most before confirming what arrived.
 const RECEIPT_EVERY: Duration = Duration::from_millis(20);
@@ -645,8 +645,7 @@ async fn send_scheduled(
         );
         *seq += 1;
         let body = body::encode(&header, due.size, &ctx.payload);
-        let msg_id =
-            (due.at_us << MSG_ID_COUNTER_BITS) | (counter & ((1 << MSG_ID_COUNTER_BITS) - 1));
+        let msg_id = direct_msg_id(due.at_us, counter);
         counter += 1;
         let to = Dest::User(schedule.partners[due.partner]);
         // Counted before the write: the drain waits for every counted message, so none can

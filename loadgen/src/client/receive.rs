@@ -13,16 +13,17 @@ use imbench_proto::{Dest, ErrorCode, Frame};
 use imbench_transport::FrameReader;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, IncomingChunks};
-use crate::client::MSG_ID_COUNTER_BITS;
 use crate::measure::accounting::{Arrival, Inbox};
 use crate::measure::counters::ClientCounters;
+use crate::measure::group_ledger::{ChurnerDelivery, Membership};
 use crate::measure::metrics::Metric;
-use crate::run::RunContext;
 use crate::workload::body;
 use crate::workload::churn::AwaitingAnswer;
 use crate::workload::files::Incoming;
-use crate::workload::groups::{self, ChurnerDelivery, Membership, Role};
+use crate::workload::groups::Role;
+use crate::workload::message_ids::{intended_of, is_group};
 
 /// What the receiver knows of one of its groups.
 struct MemberView {
@@ -138,7 +139,7 @@ impl<'a> Receiver<'a> {
                 if code == ErrorCode::BUSY {
                     c.rejected_busy.fetch_add(1, Relaxed);
                 }
-                if msg_id & groups::GROUP_MSG_BIT != 0 {
+                if is_group(msg_id) {
                     c.group_rejected.fetch_add(1, Relaxed);
                     self.ctx.ledger.rejected(msg_id);
                     if code != ErrorCode::BUSY {
@@ -351,10 +352,10 @@ impl<'a> Receiver<'a> {
 
     fn ack(&mut self, msg_id: u64, now: u64) {
         let c = self.counters;
-        let intended = if msg_id & groups::GROUP_MSG_BIT != 0 {
+        let intended = if is_group(msg_id) {
             c.group_acked.fetch_add(1, Relaxed);
             self.ctx.ledger.acked(msg_id, now);
-            groups::intended_of(msg_id)
+            intended_of(msg_id)
         } else {
             if self
                 .shared
@@ -366,7 +367,7 @@ impl<'a> Receiver<'a> {
                 return;
             }
             c.acked.fetch_add(1, Relaxed);
-            msg_id >> MSG_ID_COUNTER_BITS
+            intended_of(msg_id)
         };
         self.ctx.recorder.record(
             Metric::Ack,

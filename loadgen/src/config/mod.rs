@@ -2,4 +2,5 @@
 //! judged by. Depends on nothing else in the crate.
 
 pub mod scenario;
+pub mod shard;
 pub mod slo;

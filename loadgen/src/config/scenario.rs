@@ -590,8 +590,9 @@ pub struct Overrides {
     pub timer: Option<TimerKind>,
 }
 
-/// The smallest body: the measurement header every message carries.
-pub const MIN_BODY: u64 = crate::workload::body::HEADER_LEN as u64;
+/// The smallest body: the measurement header every message carries (its layout is in
+/// `workload::body`: intended and actual send time, sender, sequence number, checksum).
+pub const MIN_BODY: u64 = 36;
 
 impl Scenario {
     /// Sends a second this scenario's schedules ask of `clients` of its clients: direct

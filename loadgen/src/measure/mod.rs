@@ -1,10 +1,13 @@
 //! How a run is measured: the latency recorder, the clients' counters, exactly-once
-//! accounting, the precise timer the schedule waits on, and the machine's side (CPU use, UDP
+//! accounting, the group and file ledgers, the precise timer the schedule waits on, and the machine's side (CPU use, UDP
 //! drops).
 
 pub mod accounting;
+pub mod clock;
 pub mod counters;
 pub mod cpu_use;
+pub mod file_ledger;
+pub mod group_ledger;
 pub mod metrics;
 pub mod timer;
 pub mod udp_drops;

@@ -12,7 +12,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::report::Report;
+use crate::report::model::Report;
 
 /// The interval log of every run in `report`, as bytes.
 pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use crate::report::figures::FIGURES;
-use crate::report::{decode_histogram, Report, RunReport};
+use crate::report::histogram::decode_histogram;
+use crate::report::model::{IntervalPoint, Report, RunReport, Verdict};
 
 /// Highest percentile plotted: 99.999 %.
 const TOP_QUANTILE: f64 = 0.99999;
@@ -43,9 +44,9 @@ pub fn render(report: &Report) -> String {
          <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
     );
     let class = match report.verdict {
-        crate::Verdict::Ok => "ok",
-        crate::Verdict::SloFailed => "fail",
-        crate::Verdict::Invalid => "invalid",
+        Verdict::Ok => "ok",
+        Verdict::SloFailed => "fail",
+        Verdict::Invalid => "invalid",
     };
     let _ = writeln!(
         out,
@@ -272,7 +273,7 @@ fn latency_over_time(report: &Report) -> String {
 fn rates_over_time(report: &Report) -> String {
     let mut series = Vec::new();
     for run in &report.runs {
-        let rate = |pick: fn(&crate::report::IntervalPoint) -> u64| {
+        let rate = |pick: fn(&IntervalPoint) -> u64| {
             run.intervals
                 .windows(2)
                 .map(|w| {

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::measure::metrics::Metric;
-use crate::report::{
-    decode_histogram, evaluate, summarize, Counters, FileReport, GroupReport, Report, RunReport,
-    ScheduleLag, Verdict,
-};
+use crate::report::build::evaluate;
+use crate::report::figures::Counters;
+use crate::report::histogram::{decode_histogram, summarize};
+use crate::report::model::{FileReport, GroupReport, Report, RunReport, ScheduleLag, Verdict};
 
 /// Why reports cannot be merged.
 #[derive(Debug, thiserror::Error)]

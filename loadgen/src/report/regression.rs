@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::config::slo::{format_micros, Slo, Target};
-use crate::report::{target_value, RunReport};
+use crate::report::build::target_value;
+use crate::report::model::RunReport;
 
 /// Figures checked when none are named: the latencies a user gates on and delivered
 /// throughput. Those a report does not have (group or file figures without that workload) are

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::slo::format_micros;
+use crate::report::model::{Report, Verdict};
 use crate::report::regression::{Check, DEFAULT_CHECKS};
-use crate::report::{Report, Verdict};
 
 /// The name of the figure for CPU per message (not an SLO target, so named here).
 pub const CPU_FIGURE: &str = "cpu_us_per_message";

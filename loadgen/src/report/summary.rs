@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Report, Verdict};
+use crate::report::model::{Report, Verdict};
 
 /// The Markdown summary of `report`.
 pub fn markdown(report: &Report) -> String {
@@ -30,7 +30,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "### Comparison\n\n```text{}```\n",
-            crate::run::compare::comparison_table(report)
+            crate::report::comparison::comparison_table(report)
         );
     }
     for run in &report.runs {

@@ -12,28 +12,30 @@ pub mod capacity;
 pub mod compare;
 pub mod progress;
 
+use crate::client::context::{RunContext, Target};
+use crate::config::shard::Shard;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use imbench_server::{RunningServer, Secret, ServerConfig};
 use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client;
 use crate::config::scenario::Scenario;
 use crate::config::scenario::TimerKind;
-use crate::measure::counters::{ClientCounters, ClientTotals};
+use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
-use crate::measure::metrics::{Metric, Recorder};
+use crate::measure::metrics::Metric;
 use crate::measure::udp_drops::DropSnapshot;
 use crate::report::{self, IntervalPoint, Report};
-use crate::run::progress::Progress;
-use crate::workload::groups::{GroupLedger, GroupPlan};
+use crate::run::progress::{Progress, ProgressMode};
 
 /// Why a run could not take place at all.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,9 @@ pub enum RunError {
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
+    /// A comparison was asked for over no transport at all.
+    #[error("no transport to run over")]
+    NoTransport,
     /// `--shard` was asked for where it cannot work.
     #[error("--shard: {0}")]
     Shard(String),
@@ -103,17 +108,6 @@ pub enum ServerSpec {
     },
 }
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
-    /// A live line on a terminal, plain lines otherwise.
-    Auto,
-    /// Plain lines, one a second.
-    Plain,
-    /// Nothing.
-    Quiet,
-}
-
 /// Everything a run needs.
 #[derive(Clone)]
 pub struct RunConfig {
@@ -135,249 +129,6 @@ pub struct RunConfig {
     /// Run only this share of the clients: generators on several machines, each with its own
     /// shard of one scenario, load one server together; `imbench merge` adds their reports.
     pub shard: Option<Shard>,
-}
-
-/// One of `count` shares of a scenario's clients: client `i` belongs to shard
-/// `i % count + 1`. User ids, schedules and contacts are those of the whole scenario, so the
-/// shards together send exactly what one generator running every client would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// 1-based.
-    pub index: usize,
-    /// How many shards.
-    pub count: usize,
-}
-
-impl Shard {
-    /// Whether client `index` runs in this shard.
-    pub fn owns(&self, client: usize) -> bool {
-        client % self.count == self.index - 1
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a shard: write i/n, 1 <= i <= n, such as 1/2");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: usize = i.trim().parse().map_err(|_| bad())?;
-        let count: usize = n.trim().parse().map_err(|_| bad())?;
-        if index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Self { index, count })
-    }
-}
-
-/// The run's clock: one monotonic origin for every timestamp of the run.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    start: Instant,
-    /// Wall-clock time of `start`, for logs that other tools read.
-    pub started_at: std::time::SystemTime,
-}
-
-impl Clock {
-    /// Microseconds since the run started.
-    pub fn now_us(&self) -> u64 {
-        self.start.elapsed().as_micros() as u64
-    }
-
-    /// The instant `us` after the start.
-    pub fn at(&self, us: u64) -> Instant {
-        self.start + Duration::from_micros(us)
-    }
-}
-
-/// Where the clients connect.
-pub struct Target {
-    /// Over which transport.
-    pub transport: Transport,
-    /// The connector shared by all clients.
-    pub connector: Connector,
-    /// Server address.
-    pub addr: SocketAddr,
-    /// Name its certificate is checked against.
-    pub server_name: String,
-    /// For minting tokens.
-    pub secret: Secret,
-}
-
-/// State shared by every client task of one run.
-pub struct RunContext {
-    /// The scenario, with overrides applied.
-    pub scenario: Scenario,
-    /// The run's clock.
-    pub clock: Clock,
-    /// Latency histograms.
-    pub recorder: Recorder,
-    /// Per-client counters, by client index.
-    pub counters: Vec<ClientCounters>,
-    /// Bytes that message payloads are cut from.
-    pub payload: Vec<u8>,
-    /// The server.
-    pub target: Target,
-    /// Bounds connection set-ups in flight.
-    pub connect_permits: Semaphore,
-    /// Sending starts (end of ramp-up).
-    pub send_start_us: u64,
-    /// Recording starts (end of warm-up).
-    pub measure_start_us: u64,
-    /// Recording and sending end as planned; [`RunContext::schedule_end`] is when they
-    /// actually end, earlier for a run that was stopped.
-    pub schedule_end_us: u64,
-    stop_at_us: AtomicU64,
-    stopped: watch::Sender<bool>,
-    stop_reason: Mutex<Option<String>>,
-    /// Who is in which group.
-    pub plan: GroupPlan,
-    /// Every group message, for fan-out accounting.
-    pub ledger: GroupLedger,
-    /// Every file transfer and its outcome.
-    pub files: crate::workload::files::FileLedger,
-    /// The share of the clients this generator runs, if it runs a share.
-    pub shard: Option<Shard>,
-    /// Messages sent a second time after a reconnect.
-    pub resent: crate::workload::churn::Resent,
-    /// How sends wait for their intended time.
-    pub timer: crate::measure::timer::Timer,
-    /// Things the run did differently from what was asked, and why (a stretched ramp-up).
-    pub notes: Vec<String>,
-    finished: watch::Sender<bool>,
-    finished_flag: AtomicBool,
-    problems: Mutex<Problems>,
-}
-
-#[derive(Default)]
-struct Problems {
-    first: Vec<String>,
-    total: usize,
-}
-
-const PROBLEMS_KEPT: usize = 20;
-
-impl RunContext {
-    /// The shared state of a run of `s` against `target`; its clock starts now, sending starts
-    /// after the ramp-up and recording after the warm-up.
-    pub fn new(
-        s: Scenario,
-        target: Target,
-        timer: crate::measure::timer::Timer,
-        shard: Option<Shard>,
-        notes: Vec<String>,
-    ) -> Self {
-        let send_start_us = s.ramp_up.as_micros() as u64;
-        let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
-        let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
-        let plan = GroupPlan::new(&s);
-        let ledger = GroupLedger::new(&s, &plan);
-        Self {
-            timer,
-            notes,
-            plan,
-            ledger,
-            files: crate::workload::files::FileLedger::default(),
-            shard,
-            resent: crate::workload::churn::Resent::default(),
-            counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
-            payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
-            recorder: Recorder::new(),
-            target,
-            connect_permits: Semaphore::new(s.generator.connect_concurrency),
-            clock: Clock {
-                start: Instant::now(),
-                started_at: std::time::SystemTime::now(),
-            },
-            send_start_us,
-            measure_start_us,
-            schedule_end_us,
-            stop_at_us: AtomicU64::new(schedule_end_us),
-            stopped: watch::channel(false).0,
-            stop_reason: Mutex::new(None),
-            finished: watch::channel(false).0,
-            finished_flag: AtomicBool::new(false),
-            problems: Mutex::new(Problems::default()),
-            scenario: s,
-        }
-    }
-
-    /// Whether a message intended at `us` falls in the measured window.
-    pub fn in_window(&self, us: u64) -> bool {
-        us >= self.measure_start_us && us < self.schedule_end()
-    }
-
-    /// When sending ends: as planned, or when the run was stopped.
-    pub fn schedule_end(&self) -> u64 {
-        self.stop_at_us.load(Relaxed)
-    }
-
-    /// Ends the schedule now (an interruption, or a server that is gone); `why` goes into the
-    /// report as the reason the run is invalid. The first reason wins.
-    pub fn stop(&self, why: String) {
-        let now = self.clock.now_us();
-        self.stop_at_us.fetch_min(now, Relaxed);
-        let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
-        if reason.is_none() {
-            *reason = Some(why);
-        }
-        let _ = self.stopped.send(true);
-    }
-
-    /// Why the run was stopped early, if it was.
-    pub fn stop_reason(&self) -> Option<String> {
-        self.stop_reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Completes when the run is stopped early.
-    pub fn stop_signal(&self) -> watch::Receiver<bool> {
-        self.stopped.subscribe()
-    }
-
-    /// Whether the run is over (drain finished or timed out).
-    pub fn is_finished(&self) -> bool {
-        self.finished_flag.load(Relaxed)
-    }
-
-    /// Waits until the run is over.
-    pub async fn wait_finished(&self) {
-        let mut rx = self.finished.subscribe();
-        let _ = rx.wait_for(|f| *f).await;
-    }
-
-    /// Records something that went wrong; the first few are kept verbatim for the report.
-    pub fn note_problem(&self, what: String) {
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        p.total += 1;
-        if p.first.len() < PROBLEMS_KEPT {
-            tracing::debug!("{what}");
-            p.first.push(what);
-        }
-    }
-
-    fn problems(&self) -> (Vec<String>, usize) {
-        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        (p.first.clone(), p.total)
-    }
-
-    fn finish(&self) {
-        self.finished_flag.store(true, Relaxed);
-        let _ = self.finished.send(true);
-    }
-
-    /// Sums a counter over all clients.
-    pub fn sum(&self, f: impl Fn(&ClientCounters) -> u64) -> u64 {
-        self.counters.iter().map(f).sum()
-    }
 }
 
 /// What a finished run produced.
@@ -985,6 +736,7 @@ impl RunError {
         match self {
             RunError::Scenario(_)
             | RunError::NoAddress(_)
+            | RunError::NoTransport
             | RunError::Shard(_)
             | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
             _ => crate::exit_code::INVALID,

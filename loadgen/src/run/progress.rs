@@ -5,9 +5,20 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::client::context::RunContext;
 use crate::config::slo::format_micros;
 use crate::report::IntervalPoint;
-use crate::run::{ProgressMode, RunContext};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A live line on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines, one a second.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
 
 /// The progress display of one run.
 pub struct Progress {

@@ -11,8 +11,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Bytes of header in front of every body.
-pub const HEADER_LEN: usize = 36;
+/// Bytes of header in front of every body: the scenario's smallest body.
+pub const HEADER_LEN: usize = crate::config::scenario::MIN_BODY as usize;
 
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

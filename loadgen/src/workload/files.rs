@@ -1,7 +1,7 @@
 //! File transfers of the simulated clients: what each file contains, when each sender starts
 //! one, how its bytes leave (a QUIC stream of its own, or FileChunk frames on the one
-//! connection), how the recipient verifies them, and the run-wide ledger that gives every
-//! transfer exactly one outcome.
+//! connection) and how the recipient verifies them. The run-wide ledger that gives every
+//! transfer exactly one outcome is `measure::file_ledger`.
 //!
 //! A file's bytes are a pseudo-random stream keyed by the run's seed, the sender and the
 //! transfer id, so the sender never holds a file: it hashes the stream once (off the async
@@ -9,13 +9,8 @@
 //! carries the sender and transfer id, which is how the recipient finds the transfer in the
 //! ledger.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-
 use bytes::Bytes;
-use hdrhistogram::Histogram;
-use imbench_proto::{ErrorCode, SHA256_LEN};
+use imbench_proto::SHA256_LEN;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -178,212 +173,6 @@ impl FileSchedule {
     }
 }
 
-/// How a transfer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every byte arrived and the digest matched.
-    Verified,
-    /// Every byte arrived and the digest did not match.
-    Corrupted,
-    /// The server refused the offer (the code says why).
-    Refused(ErrorCode),
-    /// The transfer ended early: cancelled, a side went away, or the connection broke.
-    Failed,
-}
-
-struct Entry {
-    intended_us: u64,
-    size: u64,
-    accepted: bool,
-    outcome: Option<Outcome>,
-}
-
-/// Every transfer of the run and its outcome; the first outcome reported wins.
-pub struct FileLedger {
-    entries: Mutex<HashMap<Key, Entry>>,
-    /// Transfers accepted and not yet ended: chat latency is split on this.
-    pub moving: AtomicI64,
-    /// Transfers started and not yet ended.
-    pub open: AtomicI64,
-    /// Offers made.
-    pub sent: AtomicU64,
-    /// Offers accepted.
-    pub accepted: AtomicU64,
-    /// Offers refused.
-    pub refused: AtomicU64,
-    /// Files verified.
-    pub verified: AtomicU64,
-    /// Files whose digest did not match.
-    pub corrupted: AtomicU64,
-    /// Transfers ended early.
-    pub failed: AtomicU64,
-    /// Bytes of verified files.
-    pub bytes_verified: AtomicU64,
-    /// Bytes of verified files whose intended start is in the measured period.
-    pub bytes_verified_in_window: AtomicU64,
-    /// When the last of those was verified (µs since run start).
-    pub last_verified_in_window_us: AtomicU64,
-    /// Per verified file: size / (FileIncoming → verified), in KiB/s.
-    pub throughput: Mutex<Histogram<u64>>,
-}
-
-impl Default for FileLedger {
-    fn default() -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-            moving: AtomicI64::new(0),
-            open: AtomicI64::new(0),
-            sent: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            verified: AtomicU64::new(0),
-            corrupted: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            bytes_verified: AtomicU64::new(0),
-            bytes_verified_in_window: AtomicU64::new(0),
-            last_verified_in_window_us: AtomicU64::new(0),
-            // Bounds are constants hdrhistogram accepts: 1 KiB/s to 1 TiB/s.
-            throughput: Mutex::new(
-                Histogram::new_with_bounds(1, 1 << 30, 3)
-                    .unwrap_or_else(|e| panic!("histogram bounds: {e}")),
-            ),
-        }
-    }
-}
-
-impl FileLedger {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A transfer starts (its offer is about to be prepared). Returns how many started before
-    /// it in the run.
-    pub fn start(&self, key: Key, intended_us: u64, size: u64) -> u64 {
-        self.lock().insert(
-            key,
-            Entry {
-                intended_us,
-                size,
-                accepted: false,
-                outcome: None,
-            },
-        );
-        self.open.fetch_add(1, Relaxed);
-        self.sent.fetch_add(1, Relaxed)
-    }
-
-    /// The server accepted the offer.
-    pub fn accepted(&self, key: Key) {
-        let mut entries = self.lock();
-        if let Some(e) = entries.get_mut(&key) {
-            if !e.accepted && e.outcome.is_none() {
-                e.accepted = true;
-                self.accepted.fetch_add(1, Relaxed);
-                self.moving.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
-    /// Intended start and size of a transfer, while the ledger knows it.
-    pub fn planned(&self, key: Key) -> Option<(u64, u64)> {
-        self.lock().get(&key).map(|e| (e.intended_us, e.size))
-    }
-
-    /// Records how a transfer ended. Returns false when it had already ended (the other side
-    /// saw it first) or is unknown.
-    pub fn end(&self, key: Key, outcome: Outcome) -> bool {
-        let mut entries = self.lock();
-        let Some(e) = entries.get_mut(&key) else {
-            return false;
-        };
-        if e.outcome.is_some() {
-            return false;
-        }
-        e.outcome = Some(outcome);
-        if e.accepted {
-            self.moving.fetch_sub(1, Relaxed);
-        }
-        self.open.fetch_sub(1, Relaxed);
-        let counter = match outcome {
-            Outcome::Verified => &self.verified,
-            Outcome::Corrupted => &self.corrupted,
-            Outcome::Refused(_) => &self.refused,
-            Outcome::Failed => &self.failed,
-        };
-        counter.fetch_add(1, Relaxed);
-        true
-    }
-
-    /// Ends every open transfer of `sender` as failed (its connection broke).
-    pub fn fail_all_of(&self, sender: u64) {
-        let keys: Vec<Key> = self
-            .lock()
-            .iter()
-            .filter(|(k, e)| k.0 == sender && e.outcome.is_none())
-            .map(|(k, _)| *k)
-            .collect();
-        for key in keys {
-            self.end(key, Outcome::Failed);
-        }
-    }
-
-    /// Transfers started and not ended.
-    pub fn unfinished(&self) -> u64 {
-        self.open.load(Relaxed).max(0) as u64
-    }
-
-    /// The throughput histogram so far.
-    pub fn throughput(&self) -> Histogram<u64> {
-        self.throughput
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-/// What the file ledger holds at the end of a run, as plain numbers.
-#[derive(Debug, Clone)]
-pub struct FileTotals {
-    /// Transfers offered.
-    pub sent: u64,
-    /// Offers the server refused.
-    pub refused: u64,
-    /// Files verified whole.
-    pub verified: u64,
-    /// Files whole with a wrong digest.
-    pub corrupted: u64,
-    /// Transfers that ended early.
-    pub failed: u64,
-    /// Transfers still under way.
-    pub unfinished: u64,
-    /// Bytes of verified files.
-    pub bytes_verified: u64,
-    /// Of those, bytes of files whose transfer was due in the measured period.
-    pub bytes_verified_in_window: u64,
-    /// When the last of the files due in the measured period was verified (run clock, µs).
-    pub last_verified_in_window_us: u64,
-    /// Per-file throughput, KiB/s.
-    pub throughput: Histogram<u64>,
-}
-
-impl FileLedger {
-    /// The ledger's figures now.
-    pub fn totals(&self) -> FileTotals {
-        FileTotals {
-            sent: self.sent.load(Relaxed),
-            refused: self.refused.load(Relaxed),
-            verified: self.verified.load(Relaxed),
-            corrupted: self.corrupted.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            unfinished: self.unfinished(),
-            bytes_verified: self.bytes_verified.load(Relaxed),
-            bytes_verified_in_window: self.bytes_verified_in_window.load(Relaxed),
-            last_verified_in_window_us: self.last_verified_in_window_us.load(Relaxed),
-            throughput: self.throughput(),
-        }
-    }
-}
-
 /// A file arriving at a recipient: its declared size and digest, and the digest so far.
 pub struct Incoming {
     /// The transfer, from the file name (`None` for a file that is not one of ours).
@@ -513,21 +302,5 @@ mod tests {
         for n in [a, b, c] {
             assert!((800..1200).contains(&n), "decades {a} {b} {c}");
         }
-    }
-
-    #[test]
-    fn the_ledger_keeps_the_first_outcome() {
-        let l = FileLedger::default();
-        l.start((1, 1), 10, 100);
-        l.accepted((1, 1));
-        assert_eq!(l.moving.load(Relaxed), 1);
-        assert!(l.end((1, 1), Outcome::Verified));
-        assert!(!l.end((1, 1), Outcome::Failed));
-        assert_eq!(l.verified.load(Relaxed), 1);
-        assert_eq!(l.failed.load(Relaxed), 0);
-        assert_eq!((l.moving.load(Relaxed), l.unfinished()), (0, 0));
-        l.start((2, 1), 10, 100);
-        l.fail_all_of(2);
-        assert_eq!(l.failed.load(Relaxed), 1);
     }
 }

@@ -1,9 +1,10 @@
 //! What the simulated clients do, drawn from the scenario and its seed: send schedules,
-//! group plans and schedules, file contents and schedules, connection churn, and the
+//! message ids, group plans and schedules, file contents and schedules, connection churn, and the
 //! measurement header in each message body. Pure: the same seed gives the same workload.
 
 pub mod body;
 pub mod churn;
 pub mod files;
 pub mod groups;
+pub mod message_ids;
 pub mod schedule;

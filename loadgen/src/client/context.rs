@@ -1,0 +1,202 @@
+//! What one run's clients share: the scenario and its plans, the server they connect to, the
+//! clock and the measured period, the recorder, counters and ledgers they feed, and the stop
+//! state. The run builds it and reads what was measured from it at the end.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use imbench_server::Secret;
+use imbench_transport::{Connector, Transport};
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::scenario::Scenario;
+use crate::config::shard::Shard;
+use crate::measure::clock::Clock;
+use crate::measure::counters::ClientCounters;
+use crate::measure::group_ledger::GroupLedger;
+use crate::measure::metrics::Recorder;
+use crate::workload::groups::GroupPlan;
+
+/// Where the clients connect.
+pub struct Target {
+    /// Over which transport.
+    pub transport: Transport,
+    /// The connector shared by all clients.
+    pub connector: Connector,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Name its certificate is checked against.
+    pub server_name: String,
+    /// For minting tokens.
+    pub secret: Secret,
+}
+
+/// State shared by every client task of one run.
+pub struct RunContext {
+    /// The scenario, with overrides applied.
+    pub scenario: Scenario,
+    /// The run's clock.
+    pub clock: Clock,
+    /// Latency histograms.
+    pub recorder: Recorder,
+    /// Per-client counters, by client index.
+    pub counters: Vec<ClientCounters>,
+    /// Bytes that message payloads are cut from.
+    pub payload: Vec<u8>,
+    /// The server.
+    pub target: Target,
+    /// Bounds connection set-ups in flight.
+    pub connect_permits: Semaphore,
+    /// Sending starts (end of ramp-up).
+    pub send_start_us: u64,
+    /// Recording starts (end of warm-up).
+    pub measure_start_us: u64,
+    /// Recording and sending end as planned; [`RunContext::schedule_end`] is when they
+    /// actually end, earlier for a run that was stopped.
+    pub schedule_end_us: u64,
+    stop_at_us: AtomicU64,
+    stopped: watch::Sender<bool>,
+    stop_reason: Mutex<Option<String>>,
+    /// Who is in which group.
+    pub plan: GroupPlan,
+    /// Every group message, for fan-out accounting.
+    pub ledger: GroupLedger,
+    /// Every file transfer and its outcome.
+    pub files: crate::measure::file_ledger::FileLedger,
+    /// The share of the clients this generator runs, if it runs a share.
+    pub shard: Option<Shard>,
+    /// Messages sent a second time after a reconnect.
+    pub resent: crate::workload::churn::Resent,
+    /// How sends wait for their intended time.
+    pub timer: crate::measure::timer::Timer,
+    /// Things the run did differently from what was asked, and why (a stretched ramp-up).
+    pub notes: Vec<String>,
+    finished: watch::Sender<bool>,
+    finished_flag: AtomicBool,
+    problems: Mutex<Problems>,
+}
+
+#[derive(Default)]
+struct Problems {
+    first: Vec<String>,
+    total: usize,
+}
+
+const PROBLEMS_KEPT: usize = 20;
+
+impl RunContext {
+    /// The shared state of a run of `s` against `target`; its clock starts now, sending starts
+    /// after the ramp-up and recording after the warm-up.
+    pub fn new(
+        s: Scenario,
+        target: Target,
+        timer: crate::measure::timer::Timer,
+        shard: Option<Shard>,
+        notes: Vec<String>,
+    ) -> Self {
+        let send_start_us = s.ramp_up.as_micros() as u64;
+        let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
+        let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
+        let plan = GroupPlan::new(&s);
+        let ledger = GroupLedger::new(&s, &plan);
+        Self {
+            timer,
+            notes,
+            plan,
+            ledger,
+            files: crate::measure::file_ledger::FileLedger::default(),
+            shard,
+            resent: crate::workload::churn::Resent::default(),
+            counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
+            payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
+            recorder: Recorder::new(),
+            target,
+            connect_permits: Semaphore::new(s.generator.connect_concurrency),
+            clock: Clock::start(),
+            send_start_us,
+            measure_start_us,
+            schedule_end_us,
+            stop_at_us: AtomicU64::new(schedule_end_us),
+            stopped: watch::channel(false).0,
+            stop_reason: Mutex::new(None),
+            finished: watch::channel(false).0,
+            finished_flag: AtomicBool::new(false),
+            problems: Mutex::new(Problems::default()),
+            scenario: s,
+        }
+    }
+
+    /// Whether a message intended at `us` falls in the measured window.
+    pub fn in_window(&self, us: u64) -> bool {
+        us >= self.measure_start_us && us < self.schedule_end()
+    }
+
+    /// When sending ends: as planned, or when the run was stopped.
+    pub fn schedule_end(&self) -> u64 {
+        self.stop_at_us.load(Relaxed)
+    }
+
+    /// Ends the schedule now (an interruption, or a server that is gone); `why` goes into the
+    /// report as the reason the run is invalid. The first reason wins.
+    pub fn stop(&self, why: String) {
+        let now = self.clock.now_us();
+        self.stop_at_us.fetch_min(now, Relaxed);
+        let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            *reason = Some(why);
+        }
+        let _ = self.stopped.send(true);
+    }
+
+    /// Why the run was stopped early, if it was.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Completes when the run is stopped early.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stopped.subscribe()
+    }
+
+    /// Whether the run is over (drain finished or timed out).
+    pub fn is_finished(&self) -> bool {
+        self.finished_flag.load(Relaxed)
+    }
+
+    /// Waits until the run is over.
+    pub async fn wait_finished(&self) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|f| *f).await;
+    }
+
+    /// Records something that went wrong; the first few are kept verbatim for the report.
+    pub fn note_problem(&self, what: String) {
+        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        p.total += 1;
+        if p.first.len() < PROBLEMS_KEPT {
+            tracing::debug!("{what}");
+            p.first.push(what);
+        }
+    }
+
+    /// The first problems noted, and how many there were in all.
+    pub fn problems(&self) -> (Vec<String>, usize) {
+        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        (p.first.clone(), p.total)
+    }
+
+    /// Marks the run finished: connections that end from now on end as planned.
+    pub fn finish(&self) {
+        self.finished_flag.store(true, Relaxed);
+        let _ = self.finished.send(true);
+    }
+
+    /// Sums a counter over all clients.
+    pub fn sum(&self, f: impl Fn(&ClientCounters) -> u64) -> u64 {
+        self.counters.iter().map(f).sum()
+    }
+}

@@ -1,0 +1,372 @@
+//! A report built from what a run measured ([`Measurement`]): figures, counters, rates, SLO
+//! verdicts and the reasons a run is invalid.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::config::scenario::{Scenario, TimerKind};
+use crate::config::slo::{format_micros, Slo, Target};
+use crate::measure::counters::ClientTotals;
+use crate::measure::file_ledger::FileTotals;
+use crate::measure::group_ledger::GroupOutcome;
+use crate::measure::metrics::Metric;
+use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD, FIGURES};
+use crate::report::histogram::summarize;
+use crate::report::model::{
+    Cpu, FileReport, GroupReport, IntervalHistograms, IntervalPoint, Machine, Memory, Report,
+    RunReport, ScheduleLag, SloResult, Throughput, Verdict,
+};
+use crate::workload::groups::Bucket;
+
+/// Everything a finished run hands over for its report, as plain data: the report is built
+/// from this alone, never from the live run.
+pub struct Measurement {
+    /// The scenario as run, with overrides applied.
+    pub scenario: Scenario,
+    /// When the run's clock started.
+    pub started_at: std::time::SystemTime,
+    /// Start of the measured period, µs on the run's clock.
+    pub measure_start_us: u64,
+    /// End of the measured period: as planned, or when the run was stopped.
+    pub measure_end_us: u64,
+    /// Why the run was stopped early, if it was.
+    pub stop_reason: Option<String>,
+    /// `i/n` when this generator ran one shard of the clients.
+    pub shard: Option<String>,
+    /// Things the run did differently from what was asked, and why.
+    pub notes: Vec<String>,
+    /// How sends waited for their intended time.
+    pub timer: TimerKind,
+    /// The recorder's measured-period histogram of each metric.
+    pub histograms: Vec<(Metric, Histogram<u64>)>,
+    /// The group size buckets the run's groups fall in.
+    pub buckets: Vec<Bucket>,
+    /// The clients' counters added up.
+    pub clients: ClientTotals,
+    /// The file ledger's figures.
+    pub files: FileTotals,
+    /// The transport the clients used.
+    pub transport: imbench_transport::Transport,
+    /// The server's label (embedded, or its address).
+    pub server: String,
+    /// One point a second.
+    pub intervals: Vec<IntervalPoint>,
+    /// Per-second histograms for intervals.hlog.
+    pub interval_log: Vec<IntervalHistograms>,
+    /// The first problems noted.
+    pub problems: Vec<String>,
+    /// All problems noted.
+    pub problem_count: usize,
+    /// Process memory.
+    pub memory: Memory,
+    /// Process CPU seconds over the measured period.
+    pub cpu_seconds: Option<f64>,
+    /// Who used the CPUs over the measured period.
+    pub cpu_use: Option<crate::measure::cpu_use::CpuUse>,
+    /// UDP receive-buffer drops over the measured period.
+    pub udp_drops: Option<crate::measure::udp_drops::UdpDrops>,
+    /// Group accounting.
+    pub groups: GroupOutcome,
+}
+
+impl Report {
+    /// Builds the report of a finished run.
+    pub fn build(m: Measurement) -> Self {
+        let Measurement {
+            scenario,
+            started_at,
+            measure_start_us,
+            measure_end_us,
+            stop_reason,
+            shard,
+            notes,
+            timer,
+            histograms,
+            buckets,
+            clients: c,
+            files: file_totals,
+            transport,
+            server,
+            intervals,
+            interval_log,
+            problems,
+            problem_count,
+            memory,
+            cpu_seconds,
+            cpu_use,
+            udp_drops,
+            groups,
+        } = m;
+        let s = &scenario;
+        let mut metrics = BTreeMap::new();
+        let histogram = |name: &str| -> Histogram<u64> {
+            match name {
+                FANOUT => groups.fanout.clone(),
+                FANOUT_SPREAD => groups.spread.clone(),
+                _ => histograms
+                    .iter()
+                    .find(|(m, _)| m.name() == name)
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or_else(crate::measure::metrics::new_histogram),
+            }
+        };
+        for f in FIGURES {
+            metrics.insert(f.name.to_string(), summarize(&histogram(f.name)));
+        }
+        for &b in &buckets {
+            let [group, fanout, spread] = bucket_names(b);
+            metrics.insert(group.clone(), summarize(&histogram(&group)));
+            metrics.insert(fanout, summarize(&groups.fanout_by_bucket[b.index()]));
+            metrics.insert(spread, summarize(&groups.spread_by_bucket[b.index()]));
+        }
+        let (sent, rejected, delivered) = (c.sent, c.rejected, c.delivered);
+        let expected = sent.saturating_sub(rejected);
+        let group = (!groups.groups.is_empty()).then(|| GroupReport {
+            sent: c.group_sent,
+            acked: c.group_acked,
+            rejected: c.group_rejected,
+            expected: groups.total(|g| g.expected),
+            delivered_expected: groups.total(|g| g.delivered_expected),
+            race_delivered: groups.total(|g| g.race_delivered),
+            lost: groups.total(|g| g.lost),
+            incomplete: groups.total(|g| g.incomplete),
+            duplicated: groups.total(|g| g.duplicated),
+            reordered: groups.total(|g| g.reordered),
+            unexpected: groups.total(|g| g.unexpected),
+            untracked: groups.untracked,
+            refused_membership_changes: c.group_refused,
+            buckets: buckets.clone(),
+            groups: groups.groups.clone(),
+        });
+        let g = group.clone().unwrap_or_default();
+        let counters = Counters {
+            clients: c.connected,
+            connect_failures: c.connect_failed,
+            disconnects: c.disconnected,
+            sent: sent + g.sent,
+            acked: c.acked + g.acked,
+            rejected: rejected + g.rejected,
+            rejected_busy: c.rejected_busy,
+            expected: expected + g.expected,
+            delivered: delivered + g.delivered_expected,
+            // A shard's clients receive from every shard and send to every shard: what is lost
+            // is known only when the shards' reports are added (`imbench merge`).
+            lost: if shard.is_some() {
+                0
+            } else {
+                expected.saturating_sub(delivered) + g.lost
+            },
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            corrupted: c.corrupted,
+            // A delivery to a non-member is the server routing wrongly: an error.
+            errors: c.errors + g.unexpected,
+            reconnects: c.reconnects,
+            redeliveries: c.redelivered,
+            resent: c.resent,
+            files_sent: file_totals.sent,
+            files_verified: file_totals.verified,
+            files_refused: file_totals.refused,
+            files_corrupted: file_totals.corrupted,
+            files_failed: file_totals.failed,
+            files_unfinished: file_totals.unfinished,
+        };
+        let files = (s.files.rate > 0.0).then(|| FileReport {
+            bytes_verified: file_totals.bytes_verified,
+            throughput_kib_s: summarize(&file_totals.throughput),
+        });
+        // A stopped run measured less than planned.
+        let duration_s = measure_end_us.saturating_sub(measure_start_us) as f64 / 1e6;
+        let rate_s = duration_s.max(1e-3);
+        let sent_in_window = c.sent_in_window + c.group_sent_in_window;
+        let deliveries = metrics[Metric::Direct.name()].count + metrics[Metric::Group.name()].count;
+        let throughput = Throughput {
+            // Over at least a millisecond: a run stopped before it measured anything has rates
+            // of 0, not NaN (which JSON cannot hold).
+            sent_per_s: sent_in_window as f64 / rate_s,
+            delivered_per_s: deliveries as f64 / rate_s,
+            // Over the measured period, or until the last of its files was verified when that
+            // was later: a transfer due in the period may finish in the drain.
+            file_bytes_per_s: file_totals.bytes_verified_in_window as f64
+                / (file_totals
+                    .last_verified_in_window_us
+                    .saturating_sub(measure_start_us) as f64
+                    / 1e6)
+                    .max(rate_s),
+        };
+        let lag = &metrics[Metric::ScheduleLag.name()];
+        let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
+        let schedule_lag = ScheduleLag {
+            p50_us: lag.p50_us,
+            p99_us: lag.p99_us,
+            max_us: lag.max_us,
+            limit_us,
+            saturated: lag.p99_us > limit_us,
+        };
+        let mut run = RunReport {
+            transport: transport.to_string(),
+            server,
+            duration_s,
+            metrics,
+            counters,
+            throughput,
+            schedule_lag,
+            timer: Some(timer),
+            slo: Vec::new(),
+            group,
+            files,
+            memory,
+            cpu: cpu_seconds.map(|cpu_s| {
+                let cpu = Cpu::over(cpu_s, rate_s, sent_in_window);
+                match &cpu_use {
+                    Some(u) => cpu.split(u, deliveries),
+                    None => cpu,
+                }
+            }),
+            cpu_use: cpu_use.clone(),
+            notes,
+            udp_drops,
+            problems,
+            problem_count,
+            intervals,
+            started_unix_s: started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            interval_log,
+        };
+        run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
+
+        let mut invalid_reasons = Vec::new();
+        if let Some(why) = stop_reason {
+            invalid_reasons.push(format!("stopped early: {why}"));
+        }
+        let c = &run.counters;
+        if c.connect_failures > 0 {
+            invalid_reasons.push(format!(
+                "{} of {} clients could not connect",
+                c.connect_failures, s.clients
+            ));
+        }
+        if c.disconnects > 0 {
+            invalid_reasons.push(format!(
+                "{} clients lost their connection during the run",
+                c.disconnects
+            ));
+        }
+        if g.untracked > 0 {
+            invalid_reasons.push(format!(
+                "{} group messages were not sent: the generator's message ledger was full",
+                g.untracked
+            ));
+        }
+        if run.schedule_lag.saturated {
+            invalid_reasons.push(format!(
+                "generator saturated: schedule lag p99 {} exceeds {}",
+                format_micros(run.schedule_lag.p99_us as f64),
+                format_micros(limit_us as f64)
+            ));
+        }
+        if let Some(d) = run.udp_drops.as_ref().filter(|d| d.total() > 0) {
+            invalid_reasons.push(format!(
+                "the kernel dropped {} datagrams on the run's UDP sockets ({}): their receive buffers were full, and QUIC's recovery of them is in the figures; see net.core.rmem_max",
+                d.total(),
+                match d.standalone_server {
+                    Some(n) => format!("{} on this process's, {n} on the server's", d.this_process),
+                    None => "this process's".to_string(),
+                }
+            ));
+        }
+        if let Some(why) = run.cpu_use.as_ref().and_then(|u| {
+            u.limit_reason(
+                s.generator.max_cpu_busy,
+                s.generator.max_cpu_wait.as_secs_f64() * 1e6,
+            )
+        }) {
+            invalid_reasons.push(why);
+        }
+        let verdict = if !invalid_reasons.is_empty() {
+            Verdict::Invalid
+        } else if run.slo.iter().any(|r| !r.ok) {
+            Verdict::SloFailed
+        } else {
+            Verdict::Ok
+        };
+        Report {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: s.clone(),
+            machine: Machine::current(),
+            ok: verdict == Verdict::Ok,
+            verdict,
+            invalid_reasons,
+            runs: vec![run],
+            shard,
+        }
+    }
+}
+
+/// Looks up what an SLO refers to and judges it.
+pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
+    let slo = match Slo::parse(expr) {
+        Ok(slo) => slo,
+        Err(e) => {
+            return SloResult {
+                expr: expr.to_string(),
+                value: e.to_string(),
+                ok: false,
+            }
+        }
+    };
+    let value = target_value(&slo.target, run);
+    match value {
+        Some(v) => SloResult {
+            expr: slo.expr.clone(),
+            value: slo.show(v),
+            ok: slo.holds(v),
+        },
+        None => SloResult {
+            expr: slo.expr.clone(),
+            value: "no such metric".into(),
+            ok: false,
+        },
+    }
+}
+
+/// The value of an SLO's left-hand side in `run`: a latency statistic in µs, or a counter or
+/// rate.
+pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {
+    match target {
+        Target::Latency { metric, stat } => run.metrics.get(metric).map(|m| match stat.as_str() {
+            "min" => m.min_us as f64,
+            "mean" => m.mean_us,
+            "p50" => m.p50_us as f64,
+            "p90" => m.p90_us as f64,
+            "p99" => m.p99_us as f64,
+            "p999" => m.p999_us as f64,
+            "max" => m.max_us as f64,
+            _ => m.count as f64,
+        }),
+        Target::Number(name) => number(run, name),
+    }
+}
+
+fn number(run: &RunReport, name: &str) -> Option<f64> {
+    if let Some(g) = &run.group {
+        match name {
+            "incomplete" => return Some(g.incomplete as f64),
+            "race_delivered" => return Some(g.race_delivered as f64),
+            "unexpected" => return Some(g.unexpected as f64),
+            _ => {}
+        }
+    }
+    if let Some(v) = run.counters.get(name) {
+        return Some(v as f64);
+    }
+    let t = &run.throughput;
+    Some(match name {
+        "sent_per_s" => t.sent_per_s,
+        "delivered_per_s" => t.delivered_per_s,
+        "file_bytes_per_s" => t.file_bytes_per_s,
+        _ => return None,
+    })
+}

@@ -1,0 +1,137 @@
+//! Runs of one scenario over several transports, side by side: one report holding every run,
+//! and the comparison table with each value's ratio to the first transport's.
+
+use std::fmt::Write as _;
+
+use crate::config::slo::format_micros;
+use crate::report::figures::FIGURES;
+use crate::report::model::{MetricSummary, Report, RunReport, Verdict};
+
+/// Merges single-transport reports into one: every run kept, the worst verdict wins, and each
+/// reason for invalidity names its transport. `None` when there are none.
+pub fn combine(mut reports: Vec<Report>) -> Option<Report> {
+    if reports.len() == 1 {
+        return reports.pop();
+    }
+    let mut it = reports.into_iter();
+    let mut all = it.next()?;
+    let first = all
+        .runs
+        .first()
+        .map(|r| r.transport.clone())
+        .unwrap_or_default();
+    all.invalid_reasons = all
+        .invalid_reasons
+        .iter()
+        .map(|r| format!("{first}: {r}"))
+        .collect();
+    for r in it {
+        let t = r
+            .runs
+            .first()
+            .map(|r| r.transport.clone())
+            .unwrap_or_default();
+        all.verdict = all.verdict.max(r.verdict);
+        all.invalid_reasons
+            .extend(r.invalid_reasons.iter().map(|why| format!("{t}: {why}")));
+        all.runs.extend(r.runs);
+    }
+    all.ok = all.verdict == Verdict::Ok;
+    Some(all)
+}
+
+/// The comparison table: a row per metric and percentile (and throughput, loss, CPU), a
+/// column per transport, and each value's ratio to the first transport's.
+pub fn comparison_table(report: &Report) -> String {
+    let runs = &report.runs;
+    let mut out = String::new();
+    if runs.len() < 2 {
+        return out;
+    }
+    let _ = write!(
+        out,
+        "\ncomparison ({} clients)\n{:<24}",
+        report.scenario.clients, ""
+    );
+    for r in runs {
+        let _ = write!(out, " {:>18}", r.transport);
+    }
+    out.push('\n');
+    let row =
+        |out: &mut String, name: &str, values: Vec<Option<f64>>, show: &dyn Fn(f64) -> String| {
+            let _ = write!(out, "{name:<24}");
+            let base = values.first().copied().flatten();
+            for (i, v) in values.iter().enumerate() {
+                let cell = match (v, base) {
+                    (Some(v), _) if i == 0 => show(*v),
+                    (Some(v), Some(b)) if b > 0.0 => format!("{} ({:.2}x)", show(*v), v / b),
+                    (Some(v), _) => show(*v),
+                    (None, _) => "-".to_string(),
+                };
+                let _ = write!(out, " {cell:>18}");
+            }
+            out.push('\n');
+        };
+    let micros = |v: f64| format_micros(v);
+    for name in FIGURES.iter().filter(|f| f.compared).map(|f| f.name) {
+        let present = runs
+            .iter()
+            .any(|r| r.metrics.get(name).is_some_and(|m| m.count > 0));
+        if !present {
+            continue;
+        }
+        type Pick = fn(&MetricSummary) -> u64;
+        let stats: [(&str, Pick); 3] = [
+            ("p50", |m| m.p50_us),
+            ("p99", |m| m.p99_us),
+            ("p99.9", |m| m.p999_us),
+        ];
+        for (stat, pick) in stats {
+            let values = runs
+                .iter()
+                .map(|r| {
+                    r.metrics
+                        .get(name)
+                        .filter(|m| m.count > 0)
+                        .map(|m| pick(m) as f64)
+                })
+                .collect();
+            row(&mut out, &format!("{name} {stat}"), values, &micros);
+        }
+    }
+    let per_run = |f: fn(&RunReport) -> Option<f64>| runs.iter().map(f).collect::<Vec<_>>();
+    row(
+        &mut out,
+        "delivered/s",
+        per_run(|r| Some(r.throughput.delivered_per_s)),
+        &|v| format!("{v:.0}"),
+    );
+    row(
+        &mut out,
+        "lost",
+        per_run(|r| Some(r.counters.lost as f64)),
+        &|v| format!("{v:.0}"),
+    );
+    if runs.iter().any(|r| r.files.is_some()) {
+        row(
+            &mut out,
+            "file MiB/s",
+            per_run(|r| Some(r.throughput.file_bytes_per_s / (1024.0 * 1024.0))),
+            &|v| format!("{v:.1}"),
+        );
+        row(
+            &mut out,
+            "files failed",
+            per_run(|r| Some((r.counters.files_failed + r.counters.files_unfinished) as f64)),
+            &|v| format!("{v:.0}"),
+        );
+    }
+    row(
+        &mut out,
+        "cpu µs/message",
+        per_run(|r| r.cpu.as_ref().map(|c| c.us_per_message)),
+        &|v| format!("{v:.0}"),
+    );
+    let _ = writeln!(out, "(ratios are to {})", runs[0].transport);
+    out
+}

@@ -1,0 +1,416 @@
+//! report.json's model: the report, each run's figures, counters, verdict and what the machine
+//! did. Plain serde types; everything else in `report` builds or reads these.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::config::scenario::Scenario;
+use crate::config::slo::format_micros;
+use crate::measure::group_ledger::GroupSummary;
+use crate::report::figures::{bucket_names, Counters, FIGURES};
+use crate::workload::groups::Bucket;
+
+/// File transfers beyond the counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileReport {
+    /// Bytes of every verified file.
+    pub bytes_verified: u64,
+    /// Per verified file, its size over the time from FileIncoming to its last byte verified,
+    /// in KiB/s. The `_us` fields of this summary hold KiB/s, not microseconds.
+    pub throughput_kib_s: MetricSummary,
+}
+
+/// Group accounting over all groups, and per group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Group messages sent.
+    pub sent: u64,
+    /// Acked.
+    pub acked: u64,
+    /// Refused by the server.
+    pub rejected: u64,
+    /// Deliveries owed by the membership when each message was routed.
+    pub expected: u64,
+    /// Owed deliveries that arrived.
+    pub delivered_expected: u64,
+    /// Deliveries to members whose membership changed while the message was in flight.
+    pub race_delivered: u64,
+    /// Owed deliveries that never arrived.
+    pub lost: u64,
+    /// Messages whose fan-out never completed.
+    pub incomplete: u64,
+    /// Deliveries received again.
+    pub duplicated: u64,
+    /// Deliveries out of order per sender.
+    pub reordered: u64,
+    /// Deliveries to clients that were certainly not members.
+    pub unexpected: u64,
+    /// Messages not sent because the ledger was full.
+    pub untracked: u64,
+    /// Joins and Leaves the server refused.
+    pub refused_membership_changes: u64,
+    /// Size buckets present, smallest first.
+    pub buckets: Vec<Bucket>,
+    /// Per group.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// Whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// imbench version.
+    pub version: String,
+    /// The scenario as run (overrides applied).
+    pub scenario: Scenario,
+    /// Where it ran.
+    pub machine: Machine,
+    /// True when every run is valid and every SLO held.
+    pub ok: bool,
+    /// `ok`, `slo_failed` or `invalid`.
+    pub verdict: Verdict,
+    /// Why the run is invalid, if it is.
+    pub invalid_reasons: Vec<String>,
+    /// One entry per transport run.
+    pub runs: Vec<RunReport>,
+    /// `i/n` when this generator ran one shard of the clients; `lost` is then judged only
+    /// once the shards are merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+/// Outcome, ordered by severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Valid, all SLOs held.
+    Ok,
+    /// Valid, an SLO failed.
+    SloFailed,
+    /// The figures cannot be trusted (clients could not connect, connections lost, generator
+    /// saturated).
+    Invalid,
+}
+
+/// The machine a report was made on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Kernel release, where known.
+    pub kernel: Option<String>,
+    /// Total memory in bytes, where known.
+    pub memory_bytes: Option<u64>,
+}
+
+/// One transport's run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Transport name.
+    pub transport: String,
+    /// `embedded` or the server address.
+    pub server: String,
+    /// Measured period in seconds.
+    pub duration_s: f64,
+    /// Latency summaries by metric name.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Message accounting.
+    pub counters: Counters,
+    /// Rates over the measured period.
+    pub throughput: Throughput,
+    /// The generator's own lateness.
+    pub schedule_lag: ScheduleLag,
+    /// The timer the sends waited on: `precise` or `tokio` (`generator.timer`, with `auto`
+    /// decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<crate::config::scenario::TimerKind>,
+    /// SLO verdicts.
+    pub slo: Vec<SloResult>,
+    /// Group accounting, when the run had groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupReport>,
+    /// File accounting, when the scenario has files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileReport>,
+    /// Process memory.
+    pub memory: Memory,
+    /// Process CPU over the measured period, where the platform tells.
+    #[serde(default)]
+    pub cpu: Option<Cpu>,
+    /// Who used the CPUs this process may run on over the measured period: generator,
+    /// embedded server, timer, other processes, steal; and how long this process's threads
+    /// waited for a CPU. Where the platform tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_use: Option<crate::measure::cpu_use::CpuUse>,
+    /// What the run did differently from what was asked, and why (a stretched ramp-up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Datagrams the kernel dropped on the run's UDP sockets over the measured period (QUIC
+    /// runs), where the platform tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_drops: Option<crate::measure::udp_drops::UdpDrops>,
+    /// Problems seen (first few verbatim) and how many there were.
+    pub problems: Vec<String>,
+    /// Total number of problems.
+    pub problem_count: usize,
+    /// Per-second time series.
+    pub intervals: Vec<IntervalPoint>,
+    /// Wall-clock start of the run, seconds since the Unix epoch.
+    #[serde(default)]
+    pub started_unix_s: f64,
+    /// Per-second histograms of measured samples, written to intervals.hlog (not to the JSON).
+    #[serde(skip)]
+    pub interval_log: Vec<IntervalHistograms>,
+}
+
+impl RunReport {
+    /// The latency rows every renderer shows, in table order: each declared figure the report
+    /// holds that has samples (or is one every run should have), then the group figures per
+    /// size bucket. A report written before a figure existed (`send_delay`, say) lacks it.
+    pub fn latency_rows(&self) -> Vec<(String, &MetricSummary)> {
+        let mut rows: Vec<(String, &MetricSummary)> = FIGURES
+            .iter()
+            .filter_map(|f| {
+                let m = self.metrics.get(f.name)?;
+                (m.count > 0 || f.always).then(|| (f.name.to_string(), m))
+            })
+            .collect();
+        if let Some(g) = &self.group {
+            for &b in &g.buckets {
+                for name in bucket_names(b) {
+                    if let Some(m) = self.metrics.get(&name) {
+                        rows.push((name, m));
+                    }
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// One interval's histograms of measured samples, per metric that had any.
+#[derive(Debug, Clone)]
+pub struct IntervalHistograms {
+    /// Start, seconds since the run started.
+    pub start_s: f64,
+    /// End, seconds since the run started.
+    pub end_s: f64,
+    /// (metric name, histogram in µs).
+    pub histograms: Vec<(String, Histogram<u64>)>,
+}
+
+/// A latency histogram's summary, and the histogram itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricSummary {
+    /// Samples.
+    pub count: u64,
+    /// Smallest, µs.
+    pub min_us: u64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 90th percentile, µs.
+    pub p90_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+    /// Largest, µs.
+    pub max_us: u64,
+    /// The full histogram, HdrHistogram V2 compressed, base64.
+    pub histogram: String,
+}
+
+impl MetricSummary {
+    /// `v`, one of this metric's statistics, as every view shows it: a duration, or `-` when
+    /// the metric has no samples.
+    pub fn shown(&self, v: u64) -> String {
+        if self.count == 0 {
+            "-".to_string()
+        } else {
+            format_micros(v as f64)
+        }
+    }
+}
+
+/// Rates over the measured period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Messages due in the measured period, per second.
+    pub sent_per_s: f64,
+    /// Deliveries of messages due in the measured period, per second.
+    pub delivered_per_s: f64,
+    /// Bytes of verified files whose transfer was due in the measured period, per second of
+    /// the measured period or, when longer, of the time until the last of them was verified.
+    pub file_bytes_per_s: f64,
+}
+
+/// The generator's lateness against its own schedule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScheduleLag {
+    /// Median lateness, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// Largest, µs.
+    pub max_us: u64,
+    /// The p99 above which the run counts as saturated, µs.
+    pub limit_us: u64,
+    /// Whether p99 exceeded the limit.
+    pub saturated: bool,
+}
+
+/// One SLO's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloResult {
+    /// As written.
+    pub expr: String,
+    /// The measured value.
+    pub value: String,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// Memory of the generator process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Memory {
+    /// Resident set before any client connected.
+    pub rss_before_bytes: u64,
+    /// Highest resident set seen while clients were connected and before measuring.
+    pub rss_connected_bytes: u64,
+    /// Peak resident set of the process.
+    pub peak_rss_bytes: u64,
+    /// (connected − before) / clients.
+    pub bytes_per_client: u64,
+    /// Whether the server ran in this process (then the figure covers both sides).
+    pub server_embedded: bool,
+}
+
+/// CPU time the whole process (generator, and the server when embedded) used while the
+/// measured period's messages were being sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    /// User plus system CPU seconds over the measured period.
+    pub seconds: f64,
+    /// Average cores busy: `seconds` / the period's length.
+    pub cores: f64,
+    /// CPU µs per message sent in the period (send, route, deliver, account, both sides when
+    /// the server is embedded).
+    pub us_per_message: f64,
+    /// The generator's CPU µs per delivery in the period (direct deliveries, and each member's
+    /// copy of a group message): what the load tool costs per unit of work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_us_per_delivery: Option<f64>,
+    /// The embedded server's CPU µs per delivery in the period (embedded runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_us_per_delivery: Option<f64>,
+}
+
+impl Cpu {
+    pub(crate) fn over(seconds: f64, period_s: f64, messages: u64) -> Self {
+        Self {
+            seconds,
+            cores: seconds / period_s.max(f64::EPSILON),
+            us_per_message: if messages == 0 {
+                0.0
+            } else {
+                seconds * 1e6 / messages as f64
+            },
+            generator_us_per_delivery: None,
+            server_us_per_delivery: None,
+        }
+    }
+
+    /// Adds the per-delivery split from the threads' accounting.
+    pub(crate) fn split(mut self, u: &crate::measure::cpu_use::CpuUse, deliveries: u64) -> Self {
+        if deliveries > 0 {
+            let per = |cores: f64| cores * u.period_s * 1e6 / deliveries as f64;
+            // The timer serves the generator's schedule: it is the generator's cost.
+            self.generator_us_per_delivery = Some(per(u.generator_cores + u.timer_cores));
+            self.server_us_per_delivery = u.server_cores.map(per);
+        }
+        self
+    }
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IntervalPoint {
+    /// End of the interval, seconds since the run started.
+    pub t_s: f64,
+    /// Clients connected.
+    pub connected: u64,
+    /// Messages sent so far (direct and group).
+    pub sent: u64,
+    /// Deliveries so far (direct, and group deliveries to each member).
+    pub delivered: u64,
+    /// Group deliveries timed in this interval.
+    #[serde(default)]
+    pub group_count: u64,
+    /// p99 group latency in this interval, µs.
+    #[serde(default)]
+    pub group_p99_us: u64,
+    /// Deliveries timed in this interval.
+    pub direct_count: u64,
+    /// Median direct latency in this interval, µs.
+    pub direct_p50_us: u64,
+    /// p99 direct latency in this interval, µs.
+    pub direct_p99_us: u64,
+    /// Largest direct latency in this interval, µs.
+    pub direct_max_us: u64,
+    /// p99 schedule lag in this interval, µs.
+    pub lag_p99_us: u64,
+}
+
+impl Memory {
+    /// Reads the process's peak memory and works out the per-client figure.
+    pub fn measure(before: u64, connected: u64, clients: usize, server_embedded: bool) -> Self {
+        Self {
+            rss_before_bytes: before,
+            rss_connected_bytes: connected,
+            peak_rss_bytes: imbench_server::process::peak_rss_bytes().unwrap_or(0),
+            bytes_per_client: connected.saturating_sub(before) / clients.max(1) as u64,
+            server_embedded,
+        }
+    }
+}
+
+/// The process's resident set now, in bytes (0 where /proc is missing).
+pub fn rss_bytes() -> u64 {
+    imbench_server::process::rss_bytes().unwrap_or(0)
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn current() -> Self {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let memory_bytes = read("/proc/meminfo").and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+            line["MemTotal:".len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        Self {
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            memory_bytes: memory_bytes.map(|k| k * 1024),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The table printed at the end of a run.
+
+use std::fmt::Write as _;
+
+use crate::config::slo::format_micros;
+use crate::report::model::{MetricSummary, Report, Verdict};
+
+impl Report {
+    /// The end-of-run table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for run in &self.runs {
+            let _ = writeln!(
+                out,
+                "\n{} over {} ({} server), {} clients, {:.1}s measured",
+                self.scenario.name, run.transport, run.server, run.counters.clients, run.duration_s
+            );
+            let _ = writeln!(
+                out,
+                "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency", "count", "p50", "p90", "p99", "p99.9", "max"
+            );
+            for (name, m) in run.latency_rows() {
+                write_metric_row(&mut out, &name, m);
+            }
+            let c = &run.counters;
+            let _ = writeln!(
+                out,
+                "\nmessages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
+                c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
+            );
+            if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
+                let _ = writeln!(
+                    out,
+                    "churn: reconnects {} redeliveries {} resent {}",
+                    c.reconnects, c.redeliveries, c.resent
+                );
+            }
+            if let Some(g) = &run.group {
+                let _ = writeln!(
+                    out,
+                    "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
+                    g.groups.len(), g.sent, g.acked, g.rejected, g.expected, g.delivered_expected, g.lost, g.incomplete, g.race_delivered, g.duplicated, g.reordered, g.unexpected
+                );
+            }
+            if let Some(f) = &run.files {
+                let t = &f.throughput_kib_s;
+                let mib = |kib: u64| kib as f64 / 1024.0;
+                let _ = writeln!(
+                    out,
+                    "files: sent {} verified {} refused {} corrupted {} failed {} unfinished {}; per-file MiB/s p50 {:.1} min {:.1} max {:.1}; {:.1} MiB/s verified",
+                    c.files_sent, c.files_verified, c.files_refused, c.files_corrupted, c.files_failed, c.files_unfinished,
+                    mib(t.p50_us), mib(t.min_us), mib(t.max_us),
+                    run.throughput.file_bytes_per_s / (1024.0 * 1024.0)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
+                run.throughput.sent_per_s, run.throughput.delivered_per_s
+            );
+            let l = &run.schedule_lag;
+            let _ = writeln!(
+                out,
+                "schedule lag: p50 {} p99 {} max {} (limit p99 {}{}){}",
+                format_micros(l.p50_us as f64),
+                format_micros(l.p99_us as f64),
+                format_micros(l.max_us as f64),
+                format_micros(l.limit_us as f64),
+                run.timer
+                    .as_ref()
+                    .map_or(String::new(), |t| format!("; {} timer", t.name())),
+                if l.saturated { " — SATURATED" } else { "" }
+            );
+            let m = &run.memory;
+            if m.bytes_per_client > 0 {
+                let _ = writeln!(
+                    out,
+                    "memory: {} KiB per client ({}), peak RSS {} MiB",
+                    m.bytes_per_client / 1024,
+                    if m.server_embedded {
+                        "generator + embedded server"
+                    } else {
+                        "generator"
+                    },
+                    m.peak_rss_bytes / (1024 * 1024)
+                );
+            }
+            if let Some(cpu) = &run.cpu {
+                let _ = writeln!(
+                    out,
+                    "cpu: {:.2} cores busy over the measured period, {:.0} µs per message",
+                    cpu.cores, cpu.us_per_message
+                );
+                let mut per = Vec::new();
+                if let Some(g) = cpu.generator_us_per_delivery {
+                    per.push(format!("generator {g:.1}"));
+                }
+                if let Some(sv) = cpu.server_us_per_delivery {
+                    per.push(format!("embedded server {sv:.1}"));
+                }
+                if !per.is_empty() {
+                    let _ = writeln!(out, "cpu per delivery: {} µs", per.join(", "));
+                }
+            }
+            if let Some(u) = &run.cpu_use {
+                let _ = writeln!(
+                    out,
+                    "machine: {} CPUs {:.0}% busy: {}",
+                    u.cpus,
+                    u.busy_fraction * 100.0,
+                    u.breakdown()
+                );
+                let in_period = run.throughput.sent_per_s * run.duration_s;
+                if in_period >= 1.0 {
+                    let mut per = format!(
+                        "per message sent: {:.1} wake-ups of this process",
+                        u.wakeups as f64 / in_period
+                    );
+                    // UDP is the machine's count: meaningful for a QUIC run on a machine
+                    // doing little else.
+                    if let Some(d) = u.udp_datagrams.filter(|_| run.transport == "quic") {
+                        per.push_str(&format!(
+                            ", {:.1} UDP datagrams sent by the whole machine",
+                            d as f64 / in_period
+                        ));
+                    }
+                    let _ = writeln!(out, "{per}");
+                }
+            }
+            if let Some(d) = &run.udp_drops {
+                let _ = writeln!(
+                    out,
+                    "udp: {} datagrams dropped by the kernel on the run's sockets{}",
+                    d.total(),
+                    if d.total() > 0 {
+                        " — their receive buffers were full"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for note in &run.notes {
+                let _ = writeln!(out, "note: {note}");
+            }
+            if !run.slo.is_empty() {
+                let _ = writeln!(out, "SLOs:");
+                for r in &run.slo {
+                    let _ = writeln!(
+                        out,
+                        "  {:<4} {:<32} {}",
+                        if r.ok { "ok" } else { "FAIL" },
+                        r.expr,
+                        r.value
+                    );
+                }
+            }
+            for p in &run.problems {
+                let _ = writeln!(out, "problem: {p}");
+            }
+            if run.problem_count > run.problems.len() {
+                let _ = writeln!(
+                    out,
+                    "… and {} more problems",
+                    run.problem_count - run.problems.len()
+                );
+            }
+        }
+        let _ = writeln!(out, "verdict: {}", self.verdict_line());
+        out
+    }
+
+    /// The verdict in words, with the reasons when invalid.
+    pub fn verdict_line(&self) -> String {
+        match self.verdict {
+            Verdict::Ok => "OK".to_string(),
+            Verdict::SloFailed => "SLO FAILED".to_string(),
+            Verdict::Invalid => format!("INVALID ({})", self.invalid_reasons.join("; ")),
+        }
+    }
+}
+
+fn write_metric_row(out: &mut String, name: &str, m: &MetricSummary) {
+    let f = |v: u64| m.shown(v);
+    let _ = writeln!(
+        out,
+        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        name,
+        m.count,
+        f(m.p50_us),
+        f(m.p90_us),
+        f(m.p99_us),
+        f(m.p999_us),
+        f(m.max_us)
+    );
+}
