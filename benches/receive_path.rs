@@ -7,6 +7,7 @@
 //! second (50 a second per receiver, so each delivery is its own read, as in real IM load).
 //! Each reading task either throws the frame away (`bare`) or hands it to the generator's
 //! [`Receiver`] (`full`: body decode and checksum, exactly-once inbox, counters, histograms).
+//! Both read through the imbench driver, so both pay for turning frames into events.
 //!
 //! The figure criterion reports is the receivers' thread CPU time per delivery (from
 //! /proc/thread-self/schedstat), not wall time: `full` over `bare` is the price of the
@@ -17,15 +18,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use imbench_loadgen::client::context::{RunContext, Target};
+use imbench_loadgen::client::context::RunContext;
 use imbench_loadgen::client::receive::{Next, Receiver, Receiving};
+use imbench_loadgen::driver::imbench::ImbenchDriver;
+use imbench_loadgen::driver::{Driver, Events, Op, Sender};
 use imbench_loadgen::measure::accounting::Inbox;
 use imbench_loadgen::measure::timer::Timer;
 use imbench_loadgen::workload::body::{self, Header};
 use imbench_loadgen::Scenario;
-use imbench_proto::{Dest, Frame};
+use imbench_proto::Dest;
 use imbench_server::ServerConfig;
-use imbench_transport::{Connector, FrameReader, FrameWriter, Transport};
+use imbench_transport::{Connector, Transport};
 use tokio::runtime::{Builder, Runtime};
 
 /// Receiving clients.
@@ -66,10 +69,9 @@ impl Receivers {
                         let conn = imbench_loadgen::client::connect(&ctx, index as u64)
                             .await
                             .expect("receiver logs in");
-                        std::mem::forget(conn.link);
-                        std::mem::forget(conn.writer);
+                        std::mem::forget(conn.sender);
                         let (ctx, d, f) = (ctx.clone(), d.clone(), f.clone());
-                        tokio::spawn(read(ctx, index, conn.reader, d, f));
+                        tokio::spawn(read(ctx, index, conn.events, d, f));
                     }
                     let _ = ready_tx.send((tokio::runtime::Handle::current(), ctx.clone()));
                     std::future::pending::<()>().await
@@ -127,14 +129,14 @@ impl Endpoint {
             Connector::new(t, &self.trust, &self.quic, 1, self.addr).expect("connector");
         let (timer, timer_thread) = Timer::tokio();
         std::mem::forget(timer_thread);
-        let target = Target {
+        let driver = Driver::Imbench(Box::new(ImbenchDriver {
             transport: t,
             connector,
             addr: self.addr,
             server_name: "localhost".into(),
             secret: self.secret.clone(),
-        };
-        RunContext::new(scenario, target, timer, None, Vec::new())
+        }));
+        RunContext::new(scenario, driver, timer, None, Vec::new())
     }
 }
 
@@ -143,7 +145,7 @@ struct Setup {
     _server_runtime: Runtime,
     sender_runtime: Runtime,
     receivers: Receivers,
-    sender: FrameWriter,
+    sender: Sender,
     ctx: Arc<RunContext>,
     /// Per receiver, the next sequence number of a message the full path will see.
     seq: Vec<u64>,
@@ -187,12 +189,11 @@ fn setup(transport: Transport) -> Setup {
         let conn = imbench_loadgen::client::connect(&own, RECEIVERS as u64)
             .await
             .expect("sender logs in");
-        std::mem::forget(conn.link);
         std::mem::forget(own);
         // The server's Acks are read and dropped so they never hold it up.
-        let mut acks = conn.reader;
-        tokio::spawn(async move { while let Ok(Some(_)) = acks.read_frame().await {} });
-        conn.writer
+        let mut acks = conn.events;
+        tokio::spawn(async move { while let Ok(Some(_)) = acks.next().await {} });
+        conn.sender
     });
     Setup {
         _server_runtime: server_runtime,
@@ -210,7 +211,7 @@ fn setup(transport: Transport) -> Setup {
 async fn read(
     ctx: Arc<RunContext>,
     index: usize,
-    mut reader: FrameReader,
+    mut events: Events,
     delivered: Arc<AtomicU64>,
     full: Arc<AtomicBool>,
 ) {
@@ -223,10 +224,10 @@ async fn read(
         file_events,
     };
     let mut receiver = Receiver::new(&ctx, index, shared);
-    while let Ok(Some(frame)) = reader.read_frame().await {
+    while let Ok(Some(event)) = events.next().await {
         if full.load(Relaxed) {
             let now = ctx.clock.now_us();
-            if receiver.on_frame(frame, now) == Next::End {
+            if receiver.on_event(event, now) == Next::End {
                 break;
             }
         }
@@ -264,14 +265,14 @@ impl Setup {
                     if full {
                         seq[to] += 1;
                     }
-                    let frame = Frame::Send {
+                    let op = Op::Send {
                         msg_id: *next_msg_id,
                         to: Dest::User(to as u64),
                         body: body::encode(&header, 100, pool),
                     };
                     *next_msg_id += 1;
                     to = (to + 1) % RECEIVERS;
-                    sender.queue(&frame).expect("queue Send");
+                    sender.queue(op).expect("queue Send");
                     sent += 1;
                 }
                 sender.flush().await.expect("send");

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way: `run` → `client` → {`workload`, `measure`} → `config`, and
+//! Dependencies point one way: `run` → `client` → {`driver`, `workload`, `measure`} →
+//! `config`, and
 //! `run` → `report` → {`measure`, `workload`, `config`}. `report` never imports `run` or
 //! `client`; `measure` never imports `client` (`tests/layers.rs` checks this).
 //!
@@ -13,6 +14,8 @@
 //!   clients do, from the seed.
 //! - [`measure`] — the recorder, counters, exactly-once accounting, the precise timer, CPU use
 //!   and UDP drops.
+//! - [`driver`] — the seam between a client and the system it loads: log in, operations,
+//!   events; the imbench protocol over a transport, or an in-memory hub.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
 //! - [`run`] — one run from server start to report; transport comparison, capacity search,
 //!   the live display.
@@ -22,6 +25,7 @@
 
 pub mod client;
 pub mod config;
+pub mod driver;
 pub mod measure;
 pub mod report;
 pub mod run;

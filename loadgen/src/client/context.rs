@@ -1,36 +1,20 @@
-//! What one run's clients share: the scenario and its plans, the server they connect to, the
+//! What one run's clients share: the scenario and its plans, the driver they log in with, the
 //! clock and the measured period, the recorder, counters and ledgers they feed, and the stop
 //! state. The run builds it and reads what was measured from it at the end.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use imbench_server::Secret;
-use imbench_transport::{Connector, Transport};
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::scenario::Scenario;
 use crate::config::shard::Shard;
+use crate::driver::Driver;
 use crate::measure::clock::Clock;
 use crate::measure::counters::ClientCounters;
 use crate::measure::group_ledger::GroupLedger;
 use crate::measure::metrics::Recorder;
 use crate::workload::groups::GroupPlan;
-
-/// Where the clients connect.
-pub struct Target {
-    /// Over which transport.
-    pub transport: Transport,
-    /// The connector shared by all clients.
-    pub connector: Connector,
-    /// Server address.
-    pub addr: SocketAddr,
-    /// Name its certificate is checked against.
-    pub server_name: String,
-    /// For minting tokens.
-    pub secret: Secret,
-}
 
 /// State shared by every client task of one run.
 pub struct RunContext {
@@ -44,8 +28,8 @@ pub struct RunContext {
     pub counters: Vec<ClientCounters>,
     /// Bytes that message payloads are cut from.
     pub payload: Vec<u8>,
-    /// The server.
-    pub target: Target,
+    /// The system the clients log in to.
+    pub driver: Driver,
     /// Bounds connection set-ups in flight.
     pub connect_permits: Semaphore,
     /// Sending starts (end of ramp-up).
@@ -86,11 +70,11 @@ struct Problems {
 const PROBLEMS_KEPT: usize = 20;
 
 impl RunContext {
-    /// The shared state of a run of `s` against `target`; its clock starts now, sending starts
+    /// The shared state of a run of `s` against `driver`; its clock starts now, sending starts
     /// after the ramp-up and recording after the warm-up.
     pub fn new(
         s: Scenario,
-        target: Target,
+        driver: Driver,
         timer: crate::measure::timer::Timer,
         shard: Option<Shard>,
         notes: Vec<String>,
@@ -111,7 +95,7 @@ impl RunContext {
             counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
             payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
             recorder: Recorder::new(),
-            target,
+            driver,
             connect_permits: Semaphore::new(s.generator.connect_concurrency),
             clock: Clock::start(),
             send_start_us,

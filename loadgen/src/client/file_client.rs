@@ -13,10 +13,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use imbench_proto::{Dest, ErrorCode, Frame, SHA256_LEN};
-use imbench_transport::{FrameWriter, TransportError};
 use tokio::sync::mpsc;
 
 use crate::client::context::RunContext;
+use crate::driver::{Op, Sender, SessionError};
 use crate::measure::file_ledger::Outcome;
 use crate::measure::metrics::Metric;
 use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, CHUNK};
@@ -123,23 +123,19 @@ impl Outgoing {
     }
 
     /// Acts on an event: writes an offer, starts sending, or records a refusal or failure.
-    pub async fn handle(
-        &mut self,
-        ev: FileEvent,
-        writer: &mut FrameWriter,
-    ) -> Result<(), TransportError> {
+    pub async fn handle(&mut self, ev: FileEvent, writer: &mut Sender) -> Result<(), SessionError> {
         match ev {
             FileEvent::Ready { id, due, sha256 } => {
                 self.preparing -= 1;
                 self.offered.insert(id, due);
-                let offer = Frame::FileOffer {
+                let offer = Op::FileOffer {
                     transfer_id: id,
                     to: Dest::User(due.to),
                     size: due.size,
                     sha256,
                     name: files::file_name((self.user, id)),
                 };
-                writer.write_frame(&offer).await?;
+                writer.send(offer).await?;
             }
             FileEvent::Accepted(id) => {
                 let Some(due) = self.offered.remove(&id) else {
@@ -182,13 +178,13 @@ impl Outgoing {
     }
 
     /// Writes the next chunk of the transfers being sent, taking turns between them.
-    pub async fn write_chunk(&mut self, writer: &mut FrameWriter) -> Result<(), TransportError> {
+    pub async fn write_chunk(&mut self, writer: &mut Sender) -> Result<(), SessionError> {
         let Some((id, mut content)) = self.sending.pop_front() else {
             return Ok(());
         };
         if let Some(data) = content.next_piece(CHUNK) {
             writer
-                .write_frame(&Frame::FileChunk {
+                .send(Op::FileChunk {
                     transfer_id: id,
                     data,
                 })

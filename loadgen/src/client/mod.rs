@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
-use imbench_transport::framed::Link;
-use imbench_transport::{FrameReader, FrameWriter, FramedConnection, TransportError};
+use imbench_proto::Dest;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -24,6 +22,7 @@ use std::collections::HashMap;
 
 use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, Outgoing};
+use crate::driver::{ConnectError, Op, Sender, Session, SessionError};
 use crate::measure::accounting::Inbox;
 use crate::measure::group_ledger::Membership;
 use crate::measure::metrics::Metric;
@@ -43,38 +42,9 @@ const RECEIPT_BATCH: u64 = 64;
 /// How long a client leaving on purpose waits for the server to close before cutting.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
-/// Connects as `user`: handshake, Hello (asking for receipts when the scenario churns),
-/// Welcome.
-pub async fn connect(ctx: &RunContext, user: u64) -> Result<FramedConnection, String> {
-    let target = &ctx.target;
-    let mut conn = target
-        .connector
-        .connect(target.addr, &target.server_name)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", target.addr))?;
-    let token = target.secret.token_for(user);
-    conn.writer
-        .write_frame(&Frame::Hello {
-            version: PROTOCOL_VERSION,
-            user,
-            token,
-            flags: if ctx.scenario.churn.enabled() {
-                HELLO_RECEIPTS
-            } else {
-                0
-            },
-        })
-        .await
-        .map_err(|e| format!("sending Hello: {e}"))?;
-    match conn.reader.read_frame().await {
-        Ok(Some(Frame::Welcome { .. })) => Ok(conn),
-        Ok(Some(Frame::Error { code, reason })) => {
-            Err(format!("server refused Hello: {code}: {reason}"))
-        }
-        Ok(Some(other)) => Err(format!("expected Welcome, got {}", other.name())),
-        Ok(None) => Err("server closed the connection after Hello".into()),
-        Err(e) => Err(format!("waiting for Welcome: {e}")),
-    }
+/// Logs `user` in through the run's driver, asking for receipts when the scenario churns.
+pub async fn connect(ctx: &RunContext, user: u64) -> Result<Session, ConnectError> {
+    ctx.driver.connect(user, ctx.scenario.churn.enabled()).await
 }
 
 /// Runs client `index` from its ramp-up slot to the end of the drain.
@@ -102,7 +72,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
                     .record(Metric::Connect, ctx.clock.now_us() - started, true);
                 conn
             }
-            Ok(Err(e)) => return connect_failed(&ctx, index, e),
+            Ok(Err(e)) => return connect_failed(&ctx, index, e.to_string()),
             Err(_) => {
                 let e = format!("no Welcome within {:?}", s.generator.connect_timeout);
                 return connect_failed(&ctx, index, e);
@@ -110,16 +80,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     };
     counters.connected.store(true, Relaxed);
-    let FramedConnection {
-        reader,
-        writer,
-        link,
-        ..
-    } = conn;
-    let quic = match &link {
-        Link::Quic(q) => Some(q.clone()),
-        Link::Stream(_) => None,
-    };
+    let quic = conn.side_streams.clone();
     if let Some(q) = &quic {
         // Files come to a QUIC client on streams of their own.
         tokio::spawn(crate::client::file_client::receive_streams(
@@ -133,13 +94,13 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     let mut conn = Connection::start(
         &ctx,
         index,
-        (reader, writer, link),
+        conn,
         Inbox::default(),
         file_events,
         churn,
         awaiting,
     );
-    if let Err(e) = join_groups(&ctx, index, &mut conn.writer).await {
+    if let Err(e) = join_groups(&ctx, index, &mut conn.sender).await {
         ctx.note_problem(format!("client {index}: joining its groups: {e}"));
     }
 
@@ -168,25 +129,19 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             }
         }
     }
-    // Say Bye; the server then closes, which ends the receiver.
+    // Say goodbye; the system then closes, which ends the receiver.
     let _ = conn.confirm().await;
-    let bye = Frame::Bye {
-        reason: "run finished".into(),
-    };
-    if conn.writer.write_frame(&bye).await.is_ok() {
-        let _ = conn.writer.shutdown().await;
-    }
+    conn.sender.close("run finished").await;
     // The receiver ends when the server closes after Bye; past the wait, close regardless.
     if let Some(receiver) = conn.receiver.take() {
         let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
     }
-    conn.link.abort(0, "run finished");
+    conn.sender.abort("run finished");
 }
 
 /// A client's current connection, and what it keeps across reconnects.
 struct Connection {
-    writer: FrameWriter,
-    link: Link,
+    sender: Sender,
     /// The task reading this connection; it hands back the inbox when the connection ends.
     /// `None` once that happened and no new connection replaced it.
     receiver: Option<JoinHandle<Inbox>>,
@@ -209,7 +164,7 @@ impl Connection {
     fn start(
         ctx: &Arc<RunContext>,
         index: usize,
-        (reader, writer, link): (FrameReader, FrameWriter, Link),
+        session: Session,
         inbox: Inbox,
         file_events: UnboundedSender<FileEvent>,
         churn: Option<ChurnSchedule>,
@@ -221,7 +176,7 @@ impl Connection {
         let receiver = tokio::spawn(crate::client::receive::receive(
             ctx.clone(),
             index,
-            reader,
+            session.events,
             crate::client::receive::Receiving {
                 inbox,
                 received: received.clone(),
@@ -231,8 +186,7 @@ impl Connection {
             },
         ));
         Self {
-            writer,
-            link,
+            sender: session.sender,
             receiver: Some(receiver),
             received,
             confirmed: 0,
@@ -245,13 +199,13 @@ impl Connection {
     }
 
     /// Queues a Receipt when at least `min` deliveries are unconfirmed; true if it did.
-    fn queue_receipt(&mut self, min: u64) -> Result<bool, TransportError> {
+    fn queue_receipt(&mut self, min: u64) -> Result<bool, SessionError> {
         if !self.receipts {
             return Ok(false);
         }
         let count = self.received.load(Relaxed);
         if count > self.confirmed && count - self.confirmed >= min {
-            self.writer.queue(&Frame::Receipt { count })?;
+            self.sender.queue(Op::Receipt { count })?;
             self.confirmed = count;
             return Ok(true);
         }
@@ -259,9 +213,9 @@ impl Connection {
     }
 
     /// Confirms every delivery received so far.
-    async fn confirm(&mut self) -> Result<(), TransportError> {
+    async fn confirm(&mut self) -> Result<(), SessionError> {
         if self.queue_receipt(1)? {
-            self.writer.flush().await?;
+            self.sender.flush().await?;
         }
         Ok(())
     }
@@ -274,20 +228,15 @@ impl Connection {
         ctx: &Arc<RunContext>,
         index: usize,
         d: Disconnect,
-    ) -> Result<Option<u64>, TransportError> {
+    ) -> Result<Option<u64>, SessionError> {
         let c = &ctx.counters[index];
         self.leaving.store(true, Relaxed);
         if d.abrupt {
-            // No Bye, and whatever is unread or unsent is thrown away.
-            self.link.abort(0, "dropped");
+            // No goodbye, and whatever is unread or unsent is thrown away.
+            self.sender.abort("dropped");
         } else {
             let _ = self.confirm().await;
-            let bye = Frame::Bye {
-                reason: "back soon".into(),
-            };
-            if self.writer.write_frame(&bye).await.is_ok() {
-                let _ = self.writer.shutdown().await;
-            }
+            self.sender.close("back soon").await;
         }
         let Some(mut receiver) = self.receiver.take() else {
             return Ok(None);
@@ -299,11 +248,11 @@ impl Connection {
                 Inbox::default()
             }
             Err(_) => {
-                self.link.abort(0, "server did not close");
+                self.sender.abort("server did not close");
                 receiver.await.unwrap_or_default()
             }
         };
-        self.link.abort(0, "left");
+        self.sender.abort("left");
         let Some(schedule) = self.churn.as_ref() else {
             return Ok(None);
         };
@@ -331,18 +280,12 @@ impl Connection {
         };
         c.reconnects.fetch_add(1, Relaxed);
         inbox.new_connection();
-        let FramedConnection {
-            reader,
-            writer,
-            link,
-            ..
-        } = conn;
         let churn = self.churn.take();
         let awaiting = self.awaiting.take();
         *self = Connection::start(
             ctx,
             index,
-            (reader, writer, link),
+            conn,
             inbox,
             self.file_events.clone(),
             churn,
@@ -354,13 +297,13 @@ impl Connection {
                 for (msg_id, m) in waiting {
                     ctx.resent.note(index as u64, m.seq);
                     c.resent.fetch_add(1, Relaxed);
-                    self.writer.queue(&Frame::Send {
+                    self.sender.queue(Op::Send {
                         msg_id,
                         to: m.to,
                         body: m.body,
                     })?;
                 }
-                self.writer.flush().await?;
+                self.sender.flush().await?;
             }
         }
         Ok(Some(ctx.clock.now_us()))
@@ -375,11 +318,7 @@ fn connect_failed(ctx: &RunContext, index: usize, why: String) {
 
 /// Writes a Join for each of the client's groups and waits (up to the connect timeout) until
 /// every one is answered, so that its first group message finds it a member.
-async fn join_groups(
-    ctx: &RunContext,
-    index: usize,
-    writer: &mut FrameWriter,
-) -> Result<(), String> {
+async fn join_groups(ctx: &RunContext, index: usize, sender: &mut Sender) -> Result<(), String> {
     let roles = &ctx.plan.roles[index];
     if roles.is_empty() {
         return Ok(());
@@ -388,8 +327,8 @@ async fn join_groups(
     counters.joins_pending.store(roles.len() as u64, Relaxed);
     for &(gi, _) in roles {
         let group = ctx.plan.groups[gi].id;
-        writer
-            .queue(&Frame::Join { group })
+        sender
+            .queue(Op::Join { group })
             .map_err(|e| e.to_string())?;
     }
     let now = ctx.clock.now_us();
@@ -399,7 +338,7 @@ async fn join_groups(
                 .membership(gi, index as u64, Membership::JoinSent, now);
         }
     }
-    writer.flush().await.map_err(|e| e.to_string())?;
+    sender.flush().await.map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + ctx.scenario.generator.connect_timeout;
     while counters.joins_pending.load(Relaxed) > 0 {
         if tokio::time::Instant::now() >= deadline || ctx.is_finished() {
@@ -428,10 +367,10 @@ async fn send_loop(
     conn: &mut Connection,
     outgoing: &mut Outgoing,
     start_us: u64,
-) -> Result<(), TransportError> {
+) -> Result<(), SessionError> {
     let mut files = FileSchedule::new(&ctx.scenario, index, start_us);
     let scheduled = send_scheduled(ctx, index, conn, outgoing, &mut files, start_us).await;
-    let writer = &mut conn.writer;
+    let writer = &mut conn.sender;
     // Transfers under way go on after the schedule ends, until they end or the run does.
     let mut finished = std::pin::pin!(ctx.wait_finished());
     while outgoing.busy() {
@@ -463,16 +402,16 @@ async fn wait_until(
     conn: &mut Connection,
     outgoing: &mut Outgoing,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<bool>, TransportError> {
+) -> Result<Option<bool>, SessionError> {
     loop {
         while let Some(ev) = outgoing.try_event() {
-            outgoing.handle(ev, &mut conn.writer).await?;
+            outgoing.handle(ev, &mut conn.sender).await?;
         }
         if ctx.clock.now_us() >= at_us {
             return Ok(Some(false));
         }
         if outgoing.has_chunks() {
-            outgoing.write_chunk(&mut conn.writer).await?;
+            outgoing.write_chunk(&mut conn.sender).await?;
             continue;
         }
         let ev = tokio::select! {
@@ -482,7 +421,7 @@ async fn wait_until(
             ev = outgoing.next_event() => Some(ev),
         };
         match ev {
-            Some(ev) => outgoing.handle(ev, &mut conn.writer).await?,
+            Some(ev) => outgoing.handle(ev, &mut conn.sender).await?,
             None => conn.confirm().await?,
         }
     }
@@ -495,7 +434,7 @@ async fn send_scheduled(
     outgoing: &mut Outgoing,
     files: &mut Option<FileSchedule>,
     start_us: u64,
-) -> Result<(), TransportError> {
+) -> Result<(), SessionError> {
     let mut direct = Schedule::new(&ctx.scenario, index, start_us);
     let mut group = GroupSchedule::new(&ctx.scenario, &ctx.plan, index, start_us);
     if direct.is_none() && group.is_none() && files.is_none() {
@@ -609,22 +548,20 @@ async fn send_scheduled(
                     counters.group_sent_in_window.fetch_add(1, Relaxed);
                 }
                 let to = Dest::Group(ctx.plan.groups[group].id);
-                conn.writer
-                    .write_frame(&Frame::Send { msg_id, to, body })
-                    .await?;
+                conn.sender.send(Op::Send { msg_id, to, body }).await?;
                 continue;
             }
             Next::Group(_, GroupEvent::Toggle { group }) => {
                 let out = left.entry(group).or_insert(false);
                 let id = ctx.plan.groups[group].id;
-                let (frame, kind) = if *out {
-                    (Frame::Join { group: id }, Membership::JoinSent)
+                let (op, kind) = if *out {
+                    (Op::Join { group: id }, Membership::JoinSent)
                 } else {
-                    (Frame::Leave { group: id }, Membership::LeaveSent)
+                    (Op::Leave { group: id }, Membership::LeaveSent)
                 };
                 *out = !*out;
                 ctx.ledger.membership(group, user, kind, ctx.clock.now_us());
-                conn.writer.write_frame(&frame).await?;
+                conn.sender.send(op).await?;
                 continue;
             }
         };
@@ -660,8 +597,6 @@ async fn send_scheduled(
             awaiting.sent(msg_id, Unanswered { to, body, seq });
         }
         conn.queue_receipt(RECEIPT_BATCH)?;
-        conn.writer
-            .write_frame(&Frame::Send { msg_id, to, body })
-            .await?;
+        conn.sender.send(Op::Send { msg_id, to, body }).await?;
     }
 }

@@ -1,7 +1,7 @@
-//! A client's receive path: every frame that arrives on one connection is checked, timed and
+//! A client's receive path: every event that arrives on one session is checked, timed and
 //! counted here.
 //!
-//! [`Receiver::on_frame`] does the work for one frame and never waits, so the same code serves
+//! [`Receiver::on_event`] does the work for one event and never waits, so the same code serves
 //! the client's receiving task ([`receive`]) and the benchmark that prices it against a reader
 //! that only reads (`benches/receive_path.rs`).
 
@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use imbench_proto::{Dest, ErrorCode, Frame};
-use imbench_transport::FrameReader;
+use imbench_proto::{Dest, ErrorCode};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, IncomingChunks};
+use crate::driver::{Event, Events};
 use crate::measure::accounting::{Arrival, Inbox};
 use crate::measure::counters::ClientCounters;
 use crate::measure::group_ledger::{ChurnerDelivery, Membership};
@@ -40,7 +40,7 @@ struct MemberView {
 pub struct Receiving {
     /// Direct messages already seen, per sender.
     pub inbox: Inbox,
-    /// Deliver frames read, for the receipts the client sends.
+    /// Deliveries received, for the receipts the client sends.
     pub received: Arc<AtomicU64>,
     /// Set when the client closes this connection on purpose.
     pub leaving: Arc<AtomicBool>,
@@ -50,10 +50,10 @@ pub struct Receiving {
     pub file_events: UnboundedSender<FileEvent>,
 }
 
-/// What to do after a frame.
+/// What to do after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Read the next frame.
+    /// Wait for the next event.
     Read,
     /// The connection is over (Bye or Error from the server).
     End,
@@ -117,11 +117,11 @@ impl<'a> Receiver<'a> {
         }
     }
 
-    /// Checks, times and counts one frame that arrived at `now` (the run clock's µs).
-    pub fn on_frame(&mut self, frame: Frame, now: u64) -> Next {
+    /// Checks, times and counts one event that arrived at `now` (the run clock's µs).
+    pub fn on_event(&mut self, event: Event, now: u64) -> Next {
         let c = self.counters;
-        match frame {
-            Frame::Deliver {
+        match event {
+            Event::Delivered {
                 msg_id,
                 from,
                 to: Dest::Group(group),
@@ -130,12 +130,12 @@ impl<'a> Receiver<'a> {
                 self.shared.received.fetch_add(1, Relaxed);
                 self.group_delivery(msg_id, from, group, &body, now);
             }
-            Frame::Deliver { from, body, .. } => {
+            Event::Delivered { from, body, .. } => {
                 self.shared.received.fetch_add(1, Relaxed);
                 self.direct_delivery(from, &body, now);
             }
-            Frame::Ack { msg_id } => self.ack(msg_id, now),
-            Frame::Reject { msg_id, code } => {
+            Event::Acked { msg_id } => self.ack(msg_id, now),
+            Event::Rejected { msg_id, code } => {
                 if code == ErrorCode::BUSY {
                     c.rejected_busy.fetch_add(1, Relaxed);
                 }
@@ -152,7 +152,7 @@ impl<'a> Receiver<'a> {
                     c.rejected.fetch_add(1, Relaxed);
                 }
             }
-            Frame::Joined { group, .. } => {
+            Event::Joined { group } => {
                 if let Some(view) = self.views.get_mut(&group) {
                     if view.joined_us.is_none() {
                         c.joins_pending.fetch_sub(1, Relaxed);
@@ -164,7 +164,7 @@ impl<'a> Receiver<'a> {
                         .membership(view.index, user, Membership::Joined, now);
                 }
             }
-            Frame::Left { group } => {
+            Event::Left { group } => {
                 if let Some(view) = self.views.get(&group) {
                     let user = self.index as u64;
                     self.ctx
@@ -172,7 +172,7 @@ impl<'a> Receiver<'a> {
                         .membership(view.index, user, Membership::Left, now);
                 }
             }
-            Frame::GroupRefused { group, code } => {
+            Event::GroupRefused { group, code } => {
                 c.group_refused.fetch_add(1, Relaxed);
                 c.errors.fetch_add(1, Relaxed);
                 if self
@@ -187,13 +187,13 @@ impl<'a> Receiver<'a> {
                     self.index
                 ));
             }
-            Frame::FileAccepted { transfer_id } => {
+            Event::FileAccepted { transfer_id } => {
                 let _ = self
                     .shared
                     .file_events
                     .send(FileEvent::Accepted(transfer_id));
             }
-            Frame::FileCancel { transfer_id, code } => {
+            Event::FileCancelled { transfer_id, code } => {
                 if transfer_id & imbench_server::files::RELAY_ID_BIT != 0 {
                     self.incoming_files.cancel(self.ctx, transfer_id);
                 } else {
@@ -203,21 +203,20 @@ impl<'a> Receiver<'a> {
                         .send(FileEvent::Cancelled(transfer_id, code));
                 }
             }
-            Frame::FileIncoming {
+            Event::FileIncoming {
                 transfer_id,
                 size,
                 sha256,
                 name,
-                ..
             } => {
                 let incoming = Incoming::new(&name, size, sha256, now);
                 self.incoming_files.begin(self.ctx, transfer_id, incoming);
             }
-            Frame::FileChunk { transfer_id, data } => {
+            Event::FileChunk { transfer_id, data } => {
                 self.incoming_files.chunk(self.ctx, transfer_id, &data);
             }
-            Frame::Pong { .. } => {}
-            Frame::Bye { reason } => {
+            Event::Alive => {}
+            Event::Closed { reason } => {
                 if self.unplanned() {
                     c.disconnected.store(true, Relaxed);
                     self.ctx
@@ -225,7 +224,7 @@ impl<'a> Receiver<'a> {
                 }
                 return Next::End;
             }
-            Frame::Error { code, reason } => {
+            Event::Failed { code, reason } => {
                 c.errors.fetch_add(1, Relaxed);
                 if self.unplanned() {
                     c.disconnected.store(true, Relaxed);
@@ -236,13 +235,10 @@ impl<'a> Receiver<'a> {
                 }
                 return Next::End;
             }
-            other => {
+            Event::Unexpected { what } => {
                 c.errors.fetch_add(1, Relaxed);
-                self.ctx.note_problem(format!(
-                    "client {}: unexpected {} frame",
-                    self.index,
-                    other.name()
-                ));
+                self.ctx
+                    .note_problem(format!("client {}: unexpected {what} frame", self.index));
             }
         }
         Next::Read
@@ -396,13 +392,13 @@ impl<'a> Receiver<'a> {
 pub async fn receive(
     ctx: Arc<RunContext>,
     index: usize,
-    mut reader: FrameReader,
+    mut events: Events,
     shared: Receiving,
 ) -> Inbox {
     let mut receiver = Receiver::new(&ctx, index, shared);
     loop {
-        let frame = match reader.read_frame().await {
-            Ok(Some(frame)) => frame,
+        let event = match events.next().await {
+            Ok(Some(event)) => event,
             Ok(None) => break,
             Err(e) => {
                 receiver.on_error(e);
@@ -410,7 +406,7 @@ pub async fn receive(
             }
         };
         let now = ctx.clock.now_us();
-        if receiver.on_frame(frame, now) == Next::End {
+        if receiver.on_event(event, now) == Next::End {
             break;
         }
     }

@@ -46,8 +46,8 @@ pub struct Measurement {
     pub clients: ClientTotals,
     /// The file ledger's figures.
     pub files: FileTotals,
-    /// The transport the clients used.
-    pub transport: imbench_transport::Transport,
+    /// The transport the clients used (`memory` for the in-memory hub).
+    pub transport: String,
     /// The server's label (embedded, or its address).
     pub server: String,
     /// One point a second.
@@ -205,7 +205,7 @@ impl Report {
             saturated: lag.p99_us > limit_us,
         };
         let mut run = RunReport {
-            transport: transport.to_string(),
+            transport,
             server,
             duration_s,
             metrics,

@@ -12,8 +12,11 @@ pub mod capacity;
 pub mod compare;
 pub mod progress;
 
-use crate::client::context::{RunContext, Target};
+use crate::client::context::RunContext;
 use crate::config::shard::Shard;
+use crate::driver::imbench::ImbenchDriver;
+use crate::driver::memory::Hub;
+use crate::driver::Driver;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,10 +50,10 @@ pub enum RunError {
     #[error("setting up clients: {0}")]
     Transport(#[from] imbench_transport::TransportError),
     /// The server could not be reached or refused the probe connection.
-    #[error("cannot reach the server at {addr}: {why}")]
+    #[error("cannot reach the server ({target}): {why}")]
     Unreachable {
-        /// Where.
-        addr: SocketAddr,
+        /// Where, in words.
+        target: String,
         /// What happened.
         why: String,
     },
@@ -60,6 +63,9 @@ pub enum RunError {
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
+    /// The run asks for something its server or driver cannot do.
+    #[error("{0}")]
+    Unsupported(String),
     /// A comparison was asked for over no transport at all.
     #[error("no transport to run over")]
     NoTransport,
@@ -95,6 +101,9 @@ pub enum RunError {
 pub enum ServerSpec {
     /// Start the reference server in-process on loopback.
     Embedded,
+    /// No server and no transport: the clients talk to an in-process hub (`driver::memory`).
+    /// Proves the clients run on the driver seam alone; files are not carried.
+    Memory,
     /// A server that is already running.
     Remote {
         /// Its QUIC address.
@@ -143,7 +152,7 @@ pub struct RunOutcome {
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
     if let Some(shard) = config.shard {
-        if matches!(config.server, ServerSpec::Embedded) {
+        if !matches!(config.server, ServerSpec::Remote { .. }) {
             return Err(RunError::Shard(
                 "shards of one load must share a server: give its address with --server".into(),
             ));
@@ -168,7 +177,21 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<EmbeddedServer> = None;
-    let (addr, trust, secret, server_name) = match &config.server {
+    let endpoints = match s.generator.endpoints {
+        0 => s.clients.div_ceil(1000).clamp(1, 16),
+        n => n,
+    };
+    let imbench = |addr: SocketAddr, trust: &ClientTrust, secret: Secret, server_name: String| {
+        let connector = Connector::new(config.transport, trust, &quic, endpoints, addr)?;
+        Ok::<_, RunError>(Driver::Imbench(Box::new(ImbenchDriver {
+            transport: config.transport,
+            connector,
+            addr,
+            server_name,
+            secret,
+        })))
+    };
+    let driver = match &config.server {
         ServerSpec::Embedded => {
             let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
             server_config.quic = quic.clone();
@@ -181,25 +204,27 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 .and_then(|srv| srv.addr(config.transport))
                 .ok_or(RunError::NotListening(config.transport))?;
             embedded = Some(server);
-            (addr, trust, secret, "localhost".to_string())
+            imbench(addr, &trust, secret, "localhost".to_string())?
         }
         ServerSpec::Remote {
             addr,
             trust,
             secret,
             server_name,
-        } => (
+        } => imbench(
             *addr,
-            trust.clone(),
+            trust,
             Secret::clone(secret),
             server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
-        ),
+        )?,
+        ServerSpec::Memory => Driver::Memory(Hub::new()),
     };
-    let endpoints = match s.generator.endpoints {
-        0 => s.clients.div_ceil(1000).clamp(1, 16),
-        n => n,
-    };
-    let connector = Connector::new(config.transport, &trust, &quic, endpoints, addr)?;
+    if s.files.rate > 0.0 && !driver.carries_files() {
+        return Err(RunError::Unsupported(format!(
+            "{} carries no files; this scenario sends them",
+            driver.describe()
+        )));
+    }
     let rss_before = report::rss_bytes();
 
     // Held until the run ends: dropping it stops the timer thread.
@@ -210,16 +235,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             source,
         })?,
     };
-    let target = Target {
-        transport: config.transport,
-        connector,
-        addr,
-        server_name,
-        secret,
-    };
     let ctx = Arc::new(RunContext::new(
         s.clone(),
-        target,
+        driver,
         timer,
         config.shard,
         notes,
@@ -234,17 +252,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     )
     .await
     {
-        Ok(Ok(mut conn)) => {
-            let bye = imbench_proto::Frame::Bye {
-                reason: "probe".into(),
-            };
-            let _ = conn.writer.write_frame(&bye).await;
-            conn.link.abort(0, "probe");
+        Ok(Ok(mut session)) => {
+            session.sender.close("probe").await;
+            session.sender.abort("probe");
         }
-        Ok(Err(why)) => return Err(RunError::Unreachable { addr, why }),
+        Ok(Err(why)) => {
+            let target = ctx.driver.describe();
+            let why = why.to_string();
+            return Err(RunError::Unreachable { target, why });
+        }
         Err(_) => {
+            let target = ctx.driver.describe();
             let why = format!("no answer within {:?}", s.generator.connect_timeout);
-            return Err(RunError::Unreachable { addr, why });
+            return Err(RunError::Unreachable { target, why });
         }
     }
 
@@ -268,7 +288,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut threads_at_schedule_end = None;
     // A standalone QUIC server on loopback: its socket's drops are read too.
     let server_socket = match (&config.server, config.transport) {
-        (ServerSpec::Remote { .. }, Transport::Quic) => Some(addr),
+        (ServerSpec::Remote { addr, .. }, Transport::Quic) => Some(*addr),
         _ => None,
     };
     let mut drops_at_measure_start = None;
@@ -339,6 +359,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let server_label = match &config.server {
         ServerSpec::Embedded => "embedded".to_string(),
         ServerSpec::Remote { addr, .. } => addr.to_string(),
+        ServerSpec::Memory => "memory".to_string(),
     };
     let groups = ctx.ledger.settle(
         &ctx.plan,
@@ -378,7 +399,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         buckets: ctx.plan.buckets(),
         clients: ClientTotals::of(&ctx.counters),
         files: ctx.files.totals(),
-        transport: config.transport,
+        transport: match config.server {
+            ServerSpec::Memory => "memory".to_string(),
+            _ => config.transport.to_string(),
+        },
         server: server_label,
         intervals,
         interval_log,
@@ -737,6 +761,7 @@ impl RunError {
             RunError::Scenario(_)
             | RunError::NoAddress(_)
             | RunError::NoTransport
+            | RunError::Unsupported(_)
             | RunError::Shard(_)
             | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
             _ => crate::exit_code::INVALID,

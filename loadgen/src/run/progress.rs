@@ -34,11 +34,10 @@ impl Progress {
         let s = &ctx.scenario;
         if mode != ProgressMode::Quiet {
             eprintln!(
-                "imbench: {} — {} clients over {} to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
+                "imbench: {} — {} clients to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
                 s.name,
                 s.clients,
-                ctx.target.transport,
-                ctx.target.addr,
+                ctx.driver.describe(),
                 s.ramp_up.as_secs_f64(),
                 s.warmup.as_secs_f64(),
                 s.duration.as_secs_f64()

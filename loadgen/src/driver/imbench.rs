@@ -1,0 +1,185 @@
+//! The imbench driver: the imbench protocol over QUIC, TCP, TLS or WebSocket to the reference
+//! server. Logging in is Hello (with the user's token) answered by Welcome; operations and
+//! events are frames one for one.
+
+use std::net::SocketAddr;
+
+use imbench_proto::{Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
+use imbench_server::Secret;
+use imbench_transport::framed::Link;
+use imbench_transport::{Connector, FrameReader, FrameWriter, FramedConnection, Transport};
+
+use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
+
+/// Where the clients connect and how they prove who they are.
+pub struct ImbenchDriver {
+    /// Over which transport.
+    pub transport: Transport,
+    /// The connector shared by all clients.
+    pub connector: Connector,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// Name its certificate is checked against.
+    pub server_name: String,
+    /// For minting tokens.
+    pub secret: Secret,
+}
+
+impl ImbenchDriver {
+    /// Connects as `user`: handshake, Hello (asking for receipts when `receipts`), Welcome.
+    pub async fn connect(&self, user: u64, receipts: bool) -> Result<Session, ConnectError> {
+        let failed = |what: String| ConnectError::Failed(what);
+        let mut conn = self
+            .connector
+            .connect(self.addr, &self.server_name)
+            .await
+            .map_err(|e| failed(format!("connecting to {}: {e}", self.addr)))?;
+        conn.writer
+            .write_frame(&Frame::Hello {
+                version: PROTOCOL_VERSION,
+                user,
+                token: self.secret.token_for(user),
+                flags: if receipts { HELLO_RECEIPTS } else { 0 },
+            })
+            .await
+            .map_err(|e| failed(format!("sending Hello: {e}")))?;
+        match conn.reader.read_frame().await {
+            Ok(Some(Frame::Welcome { .. })) => Ok(session(conn)),
+            Ok(Some(Frame::Error { code, reason })) => Err(ConnectError::Refused(format!(
+                "server refused Hello: {code}: {reason}"
+            ))),
+            Ok(Some(other)) => Err(failed(format!("expected Welcome, got {}", other.name()))),
+            Ok(None) => Err(failed("server closed the connection after Hello".into())),
+            Err(e) => Err(failed(format!("waiting for Welcome: {e}"))),
+        }
+    }
+
+    /// `quic 127.0.0.1:4433`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.transport, self.addr)
+    }
+}
+
+fn session(conn: FramedConnection) -> Session {
+    let FramedConnection {
+        reader,
+        writer,
+        link,
+        ..
+    } = conn;
+    let side_streams = match &link {
+        Link::Quic(q) => Some(q.clone()),
+        Link::Stream(_) => None,
+    };
+    Session {
+        sender: Sender::Imbench(ImbenchSender { writer, link }),
+        events: Events::Imbench(ImbenchEvents { reader }),
+        side_streams,
+    }
+}
+
+/// Operations as frames on the connection.
+pub struct ImbenchSender {
+    writer: FrameWriter,
+    link: Link,
+}
+
+impl ImbenchSender {
+    /// Encodes `op` into the pending batch.
+    pub fn queue(&mut self, op: Op) -> Result<(), SessionError> {
+        let frame = match op {
+            Op::Send { msg_id, to, body } => Frame::Send { msg_id, to, body },
+            Op::Join { group } => Frame::Join { group },
+            Op::Leave { group } => Frame::Leave { group },
+            Op::Receipt { count } => Frame::Receipt { count },
+            Op::FileOffer {
+                transfer_id,
+                to,
+                size,
+                sha256,
+                name,
+            } => Frame::FileOffer {
+                transfer_id,
+                to,
+                size,
+                sha256,
+                name,
+            },
+            Op::FileChunk { transfer_id, data } => Frame::FileChunk { transfer_id, data },
+        };
+        Ok(self.writer.queue(&frame)?)
+    }
+
+    /// Writes the batch.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        Ok(self.writer.flush().await?)
+    }
+
+    /// Bye, then the write side shut.
+    pub async fn close(&mut self, reason: &str) {
+        let bye = Frame::Bye {
+            reason: reason.to_string(),
+        };
+        if self.writer.write_frame(&bye).await.is_ok() {
+            let _ = self.writer.shutdown().await;
+        }
+    }
+
+    /// Closes the connection at once.
+    pub fn abort(&mut self, reason: &str) {
+        self.link.abort(0, reason);
+    }
+}
+
+/// Frames from the connection, as events.
+pub struct ImbenchEvents {
+    reader: FrameReader,
+}
+
+impl ImbenchEvents {
+    /// The next frame as an event; `None` when the connection ended.
+    pub async fn next(&mut self) -> Result<Option<Event>, SessionError> {
+        Ok(self.reader.read_frame().await?.map(event_of))
+    }
+}
+
+/// What a frame from the server means to the client.
+fn event_of(frame: Frame) -> Event {
+    match frame {
+        Frame::Deliver {
+            msg_id,
+            from,
+            to,
+            body,
+        } => Event::Delivered {
+            msg_id,
+            from,
+            to,
+            body,
+        },
+        Frame::Ack { msg_id } => Event::Acked { msg_id },
+        Frame::Reject { msg_id, code } => Event::Rejected { msg_id, code },
+        Frame::Joined { group, .. } => Event::Joined { group },
+        Frame::Left { group } => Event::Left { group },
+        Frame::GroupRefused { group, code } => Event::GroupRefused { group, code },
+        Frame::FileAccepted { transfer_id } => Event::FileAccepted { transfer_id },
+        Frame::FileIncoming {
+            transfer_id,
+            size,
+            sha256,
+            name,
+            ..
+        } => Event::FileIncoming {
+            transfer_id,
+            size,
+            sha256,
+            name,
+        },
+        Frame::FileChunk { transfer_id, data } => Event::FileChunk { transfer_id, data },
+        Frame::FileCancel { transfer_id, code } => Event::FileCancelled { transfer_id, code },
+        Frame::Pong { .. } => Event::Alive,
+        Frame::Bye { reason } => Event::Closed { reason },
+        Frame::Error { code, reason } => Event::Failed { code, reason },
+        other => Event::Unexpected { what: other.name() },
+    }
+}

@@ -1,0 +1,300 @@
+//! The seam between a simulated client and the system it loads. A driver logs a user in and
+//! gives back a [`Session`]: a [`Sender`] that carries the client's operations ([`Op`]: send a
+//! direct or group message, join, leave, confirm deliveries, offer a file) and a stream of
+//! [`Event`]s (deliveries, answers, membership changes, files, the end of the session).
+//!
+//! The client drives a session from its workload and feeds what arrives to its receive path;
+//! it never sees frames, sockets or a transport. Two drivers exist:
+//!
+//! - [`imbench`] — the imbench protocol over QUIC, TCP, TLS or WebSocket, against the
+//!   reference server (embedded or standalone).
+//! - [`memory`] — an in-process hub with no transport at all: it proves a client runs without
+//!   one, and tests the client layer without sockets.
+//!
+//! Dispatch is by enum rather than trait objects: the send and receive paths run per message,
+//! and an enum match costs nothing where a boxed future would allocate.
+
+pub mod imbench;
+pub mod memory;
+
+use bytes::Bytes;
+use imbench_proto::{Dest, ErrorCode, SHA256_LEN};
+
+/// What a client asks of the system it loads.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A message to a user or a group.
+    Send {
+        /// The client's id for it; answers name it.
+        msg_id: u64,
+        /// A user or a group.
+        to: Dest,
+        /// The body, with its measurement header.
+        body: Bytes,
+    },
+    /// Join a group.
+    Join {
+        /// The group.
+        group: u64,
+    },
+    /// Leave a group.
+    Leave {
+        /// The group.
+        group: u64,
+    },
+    /// Everything delivered so far, `count` deliveries on this session, has arrived: the
+    /// system need not hold it for a reconnect.
+    Receipt {
+        /// Deliveries received on this session.
+        count: u64,
+    },
+    /// Offer a file to a user.
+    FileOffer {
+        /// The client's id for the transfer.
+        transfer_id: u64,
+        /// The recipient.
+        to: Dest,
+        /// Bytes that will follow.
+        size: u64,
+        /// SHA-256 of the bytes.
+        sha256: [u8; SHA256_LEN],
+        /// The file's name.
+        name: String,
+    },
+    /// The next bytes of an accepted transfer, in order (sessions without side streams).
+    FileChunk {
+        /// The transfer.
+        transfer_id: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+}
+
+/// What arrives for a client.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A message for this client.
+    Delivered {
+        /// The sender's id for it.
+        msg_id: u64,
+        /// The sending user.
+        from: u64,
+        /// This user, or the group it came through.
+        to: Dest,
+        /// The body as sent.
+        body: Bytes,
+    },
+    /// A message this client sent was accepted.
+    Acked {
+        /// The client's id for it.
+        msg_id: u64,
+    },
+    /// A message this client sent was refused.
+    Rejected {
+        /// The client's id for it.
+        msg_id: u64,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// A Join took effect.
+    Joined {
+        /// The group.
+        group: u64,
+    },
+    /// A Leave took effect.
+    Left {
+        /// The group.
+        group: u64,
+    },
+    /// A Join or Leave was refused.
+    GroupRefused {
+        /// The group.
+        group: u64,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// A file offer was accepted: send its bytes.
+    FileAccepted {
+        /// The client's id for the transfer.
+        transfer_id: u64,
+    },
+    /// A file is on its way to this client.
+    FileIncoming {
+        /// The system's id for the transfer on this session.
+        transfer_id: u64,
+        /// Bytes that will follow.
+        size: u64,
+        /// SHA-256 as the sender declared it.
+        sha256: [u8; SHA256_LEN],
+        /// The file's name.
+        name: String,
+    },
+    /// The next bytes of a file arriving on the session itself.
+    FileChunk {
+        /// The transfer.
+        transfer_id: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A transfer was refused or ended early.
+    FileCancelled {
+        /// The transfer, numbered as on this session.
+        transfer_id: u64,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// The system ended the session in order, saying why.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+    /// The system ended the session with an error.
+    Failed {
+        /// Why.
+        code: ErrorCode,
+        /// In words.
+        reason: String,
+    },
+    /// Something this client did not ask for; named for the report.
+    Unexpected {
+        /// What arrived.
+        what: &'static str,
+    },
+    /// An answer to a liveness probe; carries nothing to count.
+    Alive,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// The system answered and refused this user (a bad token, an unsupported version): the
+    /// configuration is wrong, and trying again will not help.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The system could not be reached, or the session broke while it was opened.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why a session failed once open.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The transport underneath failed.
+    #[error(transparent)]
+    Transport(#[from] imbench_transport::TransportError),
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+    /// The driver cannot do this (files over the in-memory hub, say).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// A system clients log in to.
+pub enum Driver {
+    /// The imbench protocol to the reference server.
+    Imbench(Box<imbench::ImbenchDriver>),
+    /// The in-process hub.
+    Memory(memory::Hub),
+}
+
+impl Driver {
+    /// Logs `user` in; `receipts` asks the system to hold deliveries until they are confirmed.
+    pub async fn connect(&self, user: u64, receipts: bool) -> Result<Session, ConnectError> {
+        match self {
+            Driver::Imbench(d) => d.connect(user, receipts).await,
+            Driver::Memory(hub) => Ok(hub.connect(user)),
+        }
+    }
+
+    /// What the clients connect to, in words (`quic 127.0.0.1:4433`).
+    pub fn describe(&self) -> String {
+        match self {
+            Driver::Imbench(d) => d.describe(),
+            Driver::Memory(_) => "the in-memory hub".to_string(),
+        }
+    }
+
+    /// Whether file transfers can run over this driver.
+    pub fn carries_files(&self) -> bool {
+        matches!(self, Driver::Imbench(_))
+    }
+}
+
+/// One logged-in user: what it sends, what it receives, and for QUIC the connection that file
+/// bytes travel on in streams of their own.
+pub struct Session {
+    /// The client's operations.
+    pub sender: Sender,
+    /// What arrives.
+    pub events: Events,
+    /// A QUIC connection for file streams, when the session has one.
+    pub side_streams: Option<quinn::Connection>,
+}
+
+/// The sending half of a session.
+pub enum Sender {
+    /// imbench frames on a transport.
+    Imbench(imbench::ImbenchSender),
+    /// The in-process hub.
+    Memory(memory::MemorySender),
+}
+
+impl Sender {
+    /// Takes `op` into the pending batch without sending it.
+    pub fn queue(&mut self, op: Op) -> Result<(), SessionError> {
+        match self {
+            Sender::Imbench(s) => s.queue(op),
+            Sender::Memory(s) => s.apply(op),
+        }
+    }
+
+    /// Sends everything queued.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        match self {
+            Sender::Imbench(s) => s.flush().await,
+            Sender::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Sends `op` at once.
+    pub async fn send(&mut self, op: Op) -> Result<(), SessionError> {
+        self.queue(op)?;
+        self.flush().await
+    }
+
+    /// Ends the session in order: says goodbye and stops sending. The system then closes the
+    /// session, which ends its events.
+    pub async fn close(&mut self, reason: &str) {
+        match self {
+            Sender::Imbench(s) => s.close(reason).await,
+            Sender::Memory(s) => s.leave(),
+        }
+    }
+
+    /// Cuts the session at once: nothing unsent or unread is kept.
+    pub fn abort(&mut self, reason: &str) {
+        match self {
+            Sender::Imbench(s) => s.abort(reason),
+            Sender::Memory(s) => s.leave(),
+        }
+    }
+}
+
+/// The receiving half of a session.
+pub enum Events {
+    /// imbench frames from a transport.
+    Imbench(imbench::ImbenchEvents),
+    /// The in-process hub.
+    Memory(memory::MemoryEvents),
+}
+
+impl Events {
+    /// The next event; `None` when the session ended without a word.
+    pub async fn next(&mut self) -> Result<Option<Event>, SessionError> {
+        match self {
+            Events::Imbench(e) => e.next().await,
+            Events::Memory(e) => Ok(e.next().await),
+        }
+    }
+}
