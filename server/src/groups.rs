@@ -16,6 +16,22 @@
 //!
 //! The body is a reference-counted `Bytes`: fan-out to N members copies no body, only N small
 //! queue entries.
+//!
+//! # Lock order
+//!
+//! The server's locks are taken in this order and never the other way, so no two tasks can
+//! wait for each other:
+//!
+//! 1. the group table's shard of the group (`Groups::groups`; Join and Leave hold it while they
+//!    change the group, Route only while it clones the group's handle);
+//! 2. the group's member lock (`RwLock<Members>`: write for Join and Leave, read for Route);
+//! 3. the membership count's shard of the user (`Groups::memberships`; Join takes it under 1
+//!    and 2, Leave after releasing them);
+//! 4. the router's shard of a recipient (`Router::users`), taken by Route under 2, once per
+//!    member.
+//!
+//! The router never calls back into the groups, and a reply (Joined, Left) goes onto the
+//! member's own queue with `try_send`, which takes none of these locks.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -773,6 +773,99 @@ impl RunError {
 mod tests {
     use super::*;
 
+    /// A run's shared state over the in-memory hub, with `groups` groups of 5 members.
+    fn context(groups: usize) -> (RunContext, crate::measure::timer::TimerThread) {
+        let mut s = Scenario::builtin_default();
+        s.clients = 10;
+        s.groups.count = groups;
+        s.groups.members = crate::config::scenario::GroupSize::Fixed { size: 5 };
+        let (timer, thread) = crate::measure::timer::Timer::tokio();
+        let driver = Driver::Memory(Hub::new());
+        (RunContext::new(s, driver, timer, None, Vec::new()), thread)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_fires_after_its_limit_without_an_answer_and_not_before() {
+        let (ctx, _timer) = context(0);
+        let limit = Duration::from_secs(5);
+        let mut watchdog = Watchdog::new(limit);
+        ctx.counters[0].connected.store(true, Relaxed);
+        ctx.counters[0].sent.store(3, Relaxed);
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(limit - Duration::from_millis(1)).await;
+        assert_eq!(watchdog.check(&ctx), None);
+        // An answer restarts the wait.
+        ctx.counters[0].acked.store(1, Relaxed);
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(limit - Duration::from_millis(1)).await;
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let why = watchdog
+            .check(&ctx)
+            .expect("the server is silent past the limit");
+        assert!(
+            why.contains("answered nothing for 5s while 2 messages waited"),
+            "{why}"
+        );
+        // Everything answered: nothing waits, whatever the time.
+        ctx.counters[0].rejected.store(2, Relaxed);
+        tokio::time::advance(limit * 2).await;
+        assert_eq!(watchdog.check(&ctx), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_sees_every_client_gone_at_once() {
+        let (ctx, _timer) = context(0);
+        let mut watchdog = Watchdog::new(Duration::from_secs(60));
+        for c in &ctx.counters[..2] {
+            c.connected.store(true, Relaxed);
+        }
+        ctx.counters[0].disconnected.store(true, Relaxed);
+        assert_eq!(watchdog.check(&ctx), None);
+        ctx.counters[1].disconnected.store(true, Relaxed);
+        let why = watchdog
+            .check(&ctx)
+            .expect("both connected clients are gone");
+        assert!(
+            why.contains("every client (2) lost its connection"),
+            "{why}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn group_deliveries_count_as_quiet_only_after_a_quiet_spell() {
+        let (ctx, _timer) = context(2);
+        let mut quiet = GroupQuiet::default();
+        assert!(!quiet.check(&ctx), "the first look starts the spell");
+        tokio::time::advance(GROUP_QUIET - Duration::from_millis(1)).await;
+        assert!(!quiet.check(&ctx));
+        ctx.ledger.deliveries.fetch_add(1, Relaxed);
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert!(!quiet.check(&ctx), "a delivery restarts the spell");
+        tokio::time::advance(GROUP_QUIET).await;
+        assert!(quiet.check(&ctx));
+        let (no_groups, _timer) = context(0);
+        assert!(GroupQuiet::default().check(&no_groups));
+    }
+
+    #[tokio::test]
+    async fn a_run_is_drained_once_everything_sent_is_answered_and_delivered() {
+        let (ctx, _timer) = context(0);
+        for c in &ctx.counters {
+            c.done_sending.store(true, Relaxed);
+        }
+        let c = &ctx.counters[3];
+        c.sent.store(4, Relaxed);
+        c.acked.store(3, Relaxed);
+        c.rejected.store(1, Relaxed);
+        c.delivered.store(2, Relaxed);
+        assert!(!drained(&ctx), "one accepted message is still on its way");
+        c.delivered.store(3, Relaxed);
+        assert!(drained(&ctx));
+        ctx.counters[5].done_sending.store(false, Relaxed);
+        assert!(!drained(&ctx), "a client still sends");
+    }
+
     #[test]
     fn quic_needs_no_file_per_client_and_the_stream_transports_say_what_they_need() {
         assert!(ensure_files(Transport::Quic, 1_000_000, true).is_ok());
