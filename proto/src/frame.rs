@@ -17,6 +17,11 @@ pub const TOKEN_LEN: usize = 32;
 /// Length of a SHA-256 digest, as carried in file offers.
 pub const SHA256_LEN: usize = 32;
 
+/// Transfer ids the server chooses (those in [`Frame::FileIncoming`]) have this bit set, and
+/// those a client chooses (in [`Frame::FileOffer`]) do not, so a [`Frame::FileCancel`] names
+/// one transfer whichever way it goes.
+pub const RELAY_ID_BIT: u64 = 1 << 63;
+
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dest {

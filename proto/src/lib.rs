@@ -23,4 +23,6 @@ pub mod codec;
 pub mod frame;
 
 pub use codec::{Codec, DecodeError, EncodeError, DEFAULT_MAX_FRAME_LEN};
-pub use frame::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION, SHA256_LEN, TOKEN_LEN};
+pub use frame::{
+    Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION, RELAY_ID_BIT, SHA256_LEN, TOKEN_LEN,
+};

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use imbench_proto::{Codec, ErrorCode, Frame};
+use imbench_proto::{Codec, ErrorCode, Frame, RELAY_ID_BIT};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::router::Outbound;
@@ -423,10 +423,6 @@ impl Relay {
         }
     }
 }
-
-/// Server-chosen transfer ids (those in FileIncoming) have this bit set, so that a client's
-/// FileCancel names one transfer whichever direction it goes.
-pub const RELAY_ID_BIT: u64 = 1 << 63;
 
 /// What the sender's session does with a FileChunk.
 pub(crate) enum ChunkTarget {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
+use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION, RELAY_ID_BIT};
 use imbench_transport::framed::Link;
 use imbench_transport::framed::{FrameReader, FrameWriter};
 use imbench_transport::quic::UniStream;
@@ -20,7 +20,7 @@ use imbench_transport::{FramedConnection, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Instant};
 
-use crate::files::{ChunkTarget, FileSink, SenderFiles, RELAY_ID_BIT};
+use crate::files::{ChunkTarget, FileSink, SenderFiles};
 use crate::receipts::{Confirmations, Unconfirmed};
 use crate::router::{Delivery, Kick, Outbound, QueueMeter, Routed, SessionHandle};
 use crate::State;

@@ -85,7 +85,7 @@ async fn a_file_arrives_whole_and_chat_passes_beside_it(transport: Transport) {
     assert_eq!(size, content.len() as u64);
     assert_eq!(name, "test-7.bin");
     assert_ne!(
-        transfer_id & imbench_server::files::RELAY_ID_BIT,
+        transfer_id & imbench_proto::RELAY_ID_BIT,
         0,
         "relay ids are marked"
     );

@@ -194,7 +194,7 @@ impl<'a> Receiver<'a> {
                     .send(FileEvent::Accepted(transfer_id));
             }
             Event::FileCancelled { transfer_id, code } => {
-                if transfer_id & imbench_server::files::RELAY_ID_BIT != 0 {
+                if transfer_id & imbench_proto::RELAY_ID_BIT != 0 {
                     self.incoming_files.cancel(self.ctx, transfer_id);
                 } else {
                     let _ = self
