@@ -11,9 +11,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use imbench_proto::{Codec, Dest, Frame, PROTOCOL_VERSION};
 use imbench_server::{RunningServer, ServerConfig};
 use imbench_transport::framed::Link;
-use imbench_transport::quic::{open_uni_with, uni_streams, UniStream};
 use imbench_transport::{
-    Connector, FramedConnection, Listener, QuicOptions, ServerIdentity, Transport,
+    Connector, FramedConnection, Listener, QuicOptions, ServerIdentity, SideRecv, SideSend,
+    SideStream, SideStreams, Transport,
 };
 
 const SIZE: usize = 100 * 1024 * 1024;
@@ -37,6 +37,28 @@ async fn read_to_end(mut recv: quinn::RecvStream) -> usize {
     let mut n = 0;
     while let Some(chunk) = recv.read_chunk(1 << 20, true).await.expect("read") {
         n += chunk.bytes.len();
+    }
+    n
+}
+
+/// The side streams of a QUIC connection, as the server and the generator use them.
+fn side_of(conn: &FramedConnection) -> SideStreams {
+    conn.link
+        .side_streams(Codec::default())
+        .expect("a QUIC connection has side streams")
+}
+
+async fn write_side(send: &mut SideSend, piece: &Bytes) {
+    for _ in 0..SIZE / WRITE {
+        send.write_chunk(piece.clone()).await.expect("write");
+    }
+    send.finish();
+}
+
+async fn read_side(mut recv: SideRecv) -> usize {
+    let mut n = 0;
+    while let Some(chunk) = recv.read_chunk(1 << 20).await.expect("read") {
+        n += chunk.len();
     }
     n
 }
@@ -118,7 +140,7 @@ async fn relayed_transfer(
 ) -> Duration {
     let mut alice = login(server, config, 1).await;
     let bob = login(server, config, 2).await;
-    let mut incoming = uni_streams(quic_of(&bob), Codec::default());
+    let mut incoming = side_of(&bob).incoming();
     let start = Instant::now();
     alice
         .writer
@@ -137,18 +159,15 @@ async fn relayed_transfer(
     }
     let reader = tokio::spawn(async move {
         match incoming.recv().await {
-            Some(Ok(UniStream::File { bytes, .. })) => read_to_end(bytes).await,
+            Some(Ok(SideStream::File { bytes, .. })) => read_side(bytes).await,
             _ => panic!("expected a file stream"),
         }
     });
-    let mut send = open_uni_with(
-        &quic_of(&alice),
-        &Frame::FileData { transfer_id: 1 },
-        &Codec::default(),
-    )
-    .await
-    .expect("file stream");
-    write_file(&mut send, piece).await;
+    let mut send = side_of(&alice)
+        .open(&Frame::FileData { transfer_id: 1 })
+        .await
+        .expect("file stream");
+    write_side(&mut send, piece).await;
     assert_eq!(reader.await.expect("reader"), SIZE);
     let elapsed = start.elapsed();
     alice.link.abort(0, "done");

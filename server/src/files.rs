@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use imbench_proto::{Codec, ErrorCode, Frame, RELAY_ID_BIT};
+use imbench_proto::{ErrorCode, Frame, RELAY_ID_BIT};
+use imbench_transport::{SideRecv, SideSend, SideStreams};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::router::Outbound;
@@ -48,8 +49,8 @@ pub(crate) const LANE_FRAMES: usize = 8;
 /// How a session receives files.
 #[derive(Debug, Clone)]
 pub enum FileSink {
-    /// On new unidirectional streams of its QUIC connection.
-    Quic(quinn::Connection),
+    /// On side streams of its connection (QUIC), one per file.
+    Side(SideStreams),
     /// As frames in its writer's file lane.
     Lane(mpsc::Sender<Frame>),
 }
@@ -64,8 +65,8 @@ impl FileSink {
 
 /// Where a relay reads the file from.
 pub(crate) enum Source {
-    /// The sender's QUIC stream, once it arrives.
-    Quic(oneshot::Receiver<quinn::RecvStream>),
+    /// The sender's side stream, once it arrives.
+    Side(oneshot::Receiver<SideRecv>),
     /// FileChunk payloads, in order, from the sender's session.
     Chunks(mpsc::Receiver<Bytes>),
 }
@@ -76,8 +77,8 @@ pub(crate) struct Outgoing {
     pub chunks: Option<mpsc::Sender<Bytes>>,
     /// Bytes the sender still owes in FileChunk frames.
     pub remaining: u64,
-    /// Where the QUIC stream goes when it arrives.
-    pub stream: Option<oneshot::Sender<quinn::RecvStream>>,
+    /// Where the side stream goes when it arrives.
+    pub stream: Option<oneshot::Sender<SideRecv>>,
     /// Cancels the relay (the sender said FileCancel).
     pub cancel: Arc<Notify>,
     /// Set by the relay when it ends, however it ends.
@@ -130,7 +131,6 @@ pub(crate) struct Relay {
     pub sender_cancel: Arc<Notify>,
     pub done: Arc<AtomicBool>,
     pub idle_timeout: Duration,
-    pub codec: Codec,
     pub stats: Arc<Stats>,
     pub transfers: Arc<Transfers>,
 }
@@ -146,7 +146,7 @@ enum Failure {
 
 /// Reads the file from wherever the sender writes it.
 enum OpenSource {
-    Quic(quinn::RecvStream),
+    Side(SideRecv),
     Chunks(mpsc::Receiver<Bytes>),
 }
 
@@ -158,7 +158,7 @@ impl OpenSource {
     /// The next pieces (appended to `out`), `false` at the end, or the sender's failure.
     async fn next(&mut self, out: &mut Vec<Bytes>) -> Result<bool, ErrorCode> {
         match self {
-            OpenSource::Quic(recv) => {
+            OpenSource::Side(recv) => {
                 let mut bufs: [Bytes; BATCH] = std::array::from_fn(|_| Bytes::new());
                 match recv.read_chunks(&mut bufs).await {
                     Ok(Some(n)) => {
@@ -181,15 +181,15 @@ impl OpenSource {
     }
 
     fn stop(self, code: ErrorCode) {
-        if let OpenSource::Quic(mut recv) = self {
-            let _ = recv.stop(u32::from(code.0).into());
+        if let OpenSource::Side(mut recv) = self {
+            recv.stop(code.0);
         }
     }
 }
 
 /// Writes the file to the recipient.
 enum OpenSink {
-    Quic(quinn::SendStream),
+    Side(SideSend),
     Lane(mpsc::Sender<Frame>),
 }
 
@@ -197,7 +197,7 @@ impl OpenSink {
     /// Writes every piece of `data` (and empties it).
     async fn write(&mut self, relay_id: u64, data: &mut Vec<Bytes>) -> Result<(), ()> {
         match self {
-            OpenSink::Quic(send) => {
+            OpenSink::Side(send) => {
                 // One copy into a single buffer: quinn's send buffer walks its pieces for every
                 // packet it builds, and packet-sized pieces made that walk the relay's largest
                 // cost (measured with perf on the file_relay bench).
@@ -209,7 +209,7 @@ impl OpenSink {
                     }
                     data.push(joined.freeze());
                 }
-                let result = send.write_all_chunks(data).await.map_err(|_| ());
+                let result = send.write_chunks(data).await.map_err(|_| ());
                 data.clear();
                 result
             }
@@ -246,16 +246,14 @@ impl OpenSink {
     }
 
     async fn finish(self) {
-        if let OpenSink::Quic(mut send) = self {
-            let _ = send.finish();
+        if let OpenSink::Side(mut send) = self {
+            send.finish();
         }
     }
 
     async fn abort(self, relay_id: u64, code: ErrorCode) {
         match self {
-            OpenSink::Quic(mut send) => {
-                let _ = send.reset(u32::from(code.0).into());
-            }
+            OpenSink::Side(mut send) => send.reset(code.0),
             OpenSink::Lane(lane) => {
                 let cancel = Frame::FileCancel {
                     transfer_id: relay_id,
@@ -310,12 +308,10 @@ impl Relay {
         };
         let gone = Failure::Recipient(ErrorCode::TRANSFER_ABORTED);
         let mut sink = match &self.sink {
-            FileSink::Quic(conn) => {
-                match imbench_transport::quic::open_uni_with(conn, &header, &self.codec).await {
-                    Ok(send) => OpenSink::Quic(send),
-                    Err(_) => return Err(gone),
-                }
-            }
+            FileSink::Side(side) => match side.open(&header).await {
+                Ok(send) => OpenSink::Side(send),
+                Err(_) => return Err(gone),
+            },
             FileSink::Lane(lane) => {
                 lane.send(header).await.map_err(|_| gone)?;
                 OpenSink::Lane(lane.clone())
@@ -323,7 +319,7 @@ impl Relay {
         };
         let mut source = match source {
             Source::Chunks(rx) => OpenSource::Chunks(rx),
-            Source::Quic(stream) => {
+            Source::Side(stream) => {
                 // The sender opens its stream once it has read FileAccepted.
                 let arrived = tokio::select! {
                     biased;
@@ -336,7 +332,7 @@ impl Relay {
                     },
                 };
                 match arrived {
-                    Ok(stream) => OpenSource::Quic(stream),
+                    Ok(stream) => OpenSource::Side(stream),
                     Err(failure) => {
                         let code = match failure {
                             Failure::Sender(c) | Failure::Recipient(c) => c,
@@ -491,7 +487,7 @@ impl SenderFiles {
                 cancel: cancel.clone(),
                 done: done.clone(),
             };
-            (Source::Quic(stream_rx), entry)
+            (Source::Side(stream_rx), entry)
         } else {
             let (chunk_tx, chunk_rx) = mpsc::channel(SOURCE_CHUNKS);
             let entry = Outgoing {
@@ -521,7 +517,6 @@ impl SenderFiles {
             sender_cancel: cancel,
             done,
             idle_timeout: state.limits.file_idle_timeout,
-            codec: Codec::new(state.max_frame_len),
             stats: state.stats.clone(),
             transfers: state.transfers.clone(),
         };
@@ -556,8 +551,8 @@ impl SenderFiles {
         ChunkTarget::Relay(chunks)
     }
 
-    /// Hands a QUIC file stream to its relay; a stream for no accepted transfer is stopped.
-    pub(crate) fn stream(&mut self, transfer_id: u64, mut bytes: quinn::RecvStream) {
+    /// Hands a file's side stream to its relay; a stream for no accepted transfer is stopped.
+    pub(crate) fn stream(&mut self, transfer_id: u64, mut bytes: SideRecv) {
         let waiting = self
             .outgoing
             .get_mut(&transfer_id)
@@ -565,12 +560,10 @@ impl SenderFiles {
         match waiting {
             Some(tx) => {
                 if let Err(mut bytes) = tx.send(bytes) {
-                    let _ = bytes.stop(u32::from(ErrorCode::TRANSFER_ABORTED.0).into());
+                    bytes.stop(ErrorCode::TRANSFER_ABORTED.0);
                 }
             }
-            None => {
-                let _ = bytes.stop(u32::from(ErrorCode::UNKNOWN_TRANSFER.0).into());
-            }
+            None => bytes.stop(ErrorCode::UNKNOWN_TRANSFER.0),
         }
     }
 

@@ -12,11 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbench_proto::{Dest, ErrorCode, Frame, HELLO_RECEIPTS, PROTOCOL_VERSION, RELAY_ID_BIT};
-use imbench_transport::framed::Link;
 use imbench_transport::framed::{FrameReader, FrameWriter};
-use imbench_transport::quic::UniStream;
 use imbench_transport::Incoming;
-use imbench_transport::{FramedConnection, TransportError};
+use imbench_transport::{FramedConnection, SideStream, SideStreams, TransportError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Instant};
 
@@ -178,9 +176,10 @@ async fn run_session(
     let kick = Arc::new(Kick::default());
     // Files reach a QUIC client on streams of their own; the others get them through a lane of
     // the writer that yields to chat between chunks.
-    let (files, lane) = match &link {
-        Link::Quic(conn) => (FileSink::Quic(conn.clone()), None),
-        Link::Stream(_) => {
+    let side = link.side_streams(imbench_proto::Codec::new(state.max_frame_len));
+    let (files, lane) = match &side {
+        Some(side) => (FileSink::Side(side.clone()), None),
+        None => {
             let (lane_tx, lane_rx) = mpsc::channel(crate::files::LANE_FRAMES);
             (FileSink::Lane(lane_tx), Some(lane_rx))
         }
@@ -214,13 +213,7 @@ async fn run_session(
 
     // Clients may send each message, and each file, on a QUIC stream of its own; those join the
     // session here, beside the frames on its main stream.
-    let mut extra = match &link {
-        Link::Quic(conn) => Some(imbench_transport::quic::uni_streams(
-            conn.clone(),
-            imbench_proto::Codec::new(state.max_frame_len),
-        )),
-        Link::Stream(_) => None,
-    };
+    let mut extra = side.as_ref().map(SideStreams::incoming);
     let ending = read_loop(
         &mut reader,
         &mut extra,
@@ -270,8 +263,8 @@ async fn run_session(
 
 /// What a client sent on a stream of its own; pending forever once there is nothing more.
 async fn next_extra(
-    extra: &mut Option<mpsc::Receiver<Result<UniStream, TransportError>>>,
-) -> Result<Option<UniStream>, TransportError> {
+    extra: &mut Option<mpsc::Receiver<Result<SideStream, TransportError>>>,
+) -> Result<Option<SideStream>, TransportError> {
     if let Some(rx) = extra {
         match rx.recv().await {
             Some(Ok(item)) => return Ok(Some(item)),
@@ -285,7 +278,7 @@ async fn next_extra(
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
     reader: &mut FrameReader,
-    extra: &mut Option<mpsc::Receiver<Result<UniStream, TransportError>>>,
+    extra: &mut Option<mpsc::Receiver<Result<SideStream, TransportError>>>,
     user: u64,
     confirmations: Option<&Confirmations>,
     tx: &mpsc::Sender<Outbound>,
@@ -314,14 +307,14 @@ async fn read_loop(
             _ = shutdown.changed() => return Ending::Shutdown,
             frame = reader.read_frame() => frame,
             item = next_extra(extra) => match item {
-                Ok(Some(UniStream::Frame(frame))) => Ok(Some(frame)),
-                Ok(Some(UniStream::File { header: Frame::FileData { transfer_id }, bytes })) => {
+                Ok(Some(SideStream::Frame(frame))) => Ok(Some(frame)),
+                Ok(Some(SideStream::File { header: Frame::FileData { transfer_id }, bytes })) => {
                     files.stream(transfer_id, bytes);
                     continue;
                 }
-                Ok(Some(UniStream::File { mut bytes, .. })) => {
+                Ok(Some(SideStream::File { mut bytes, .. })) => {
                     // FileIncoming is the server's to send.
-                    let _ = bytes.stop(u32::from(ErrorCode::UNEXPECTED_FRAME.0).into());
+                    bytes.stop(ErrorCode::UNEXPECTED_FRAME.0);
                     continue;
                 }
                 Ok(None) => Ok(None),

@@ -157,6 +157,15 @@ impl Link {
         }
     }
 
+    /// The connection's side streams, each frame in them limited by `codec`: QUIC has them,
+    /// the byte-stream transports do not.
+    pub fn side_streams(&self, codec: imbench_proto::Codec) -> Option<crate::side::SideStreams> {
+        match self {
+            Link::Quic(conn) => Some(crate::side::SideStreams::new(conn.clone(), codec)),
+            Link::Stream(_) => None,
+        }
+    }
+
     /// Closes the connection at once; unsent data is discarded.
     pub fn abort(&self, code: u32, reason: &str) {
         match self {

@@ -8,6 +8,8 @@
 //!   [`FramedConnection`], a reader, a writer and a way to close them.
 //! - [`quic`] — QUIC through quinn: a listener for the server, a connector for clients, and the
 //!   QUIC options both share.
+//! - [`side`] — side streams: a connection's streams for bulk bytes beside its frames (QUIC's
+//!   unidirectional streams; absent on the byte-stream transports).
 //! - [`stream`] — TCP, TLS over TCP, and WebSocket (`ws`, `wss`).
 //! - [`endpoint`] — a listener and a connector for any of them, so that callers pick a
 //!   [`Transport`] and nothing else.
@@ -18,12 +20,14 @@
 pub mod endpoint;
 pub mod framed;
 pub mod quic;
+pub mod side;
 pub mod stream;
 pub mod tls;
 
 pub use endpoint::{Connector, Incoming, Listener};
 pub use framed::{FrameReader, FrameWriter, FramedConnection};
 pub use quic::{QuicConnector, QuicListener, QuicOptions};
+pub use side::{SideRecv, SideSend, SideStream, SideStreams};
 pub use tls::{ClientTrust, ServerIdentity};
 
 /// The transports imbench speaks, each carrying the same frames.
@@ -110,4 +114,7 @@ pub enum TransportError {
     /// A timeout set by the caller expired.
     #[error("timed out after {0:?} while {1}")]
     Timeout(std::time::Duration, &'static str),
+    /// The peer abandoned a side stream, with this code (an imbench error code).
+    #[error("stream reset by the peer with code {0}")]
+    StreamReset(u16),
 }

@@ -15,6 +15,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
 
 use crate::framed::{FrameReader, FrameWriter, FramedConnection, Link};
+use crate::side::{SideRecv, SideStream};
 use crate::tls::{ClientTrust, ServerIdentity};
 use crate::TransportError;
 
@@ -438,24 +439,9 @@ impl tokio::io::AsyncWrite for PerMessageWriter {
     }
 }
 
-/// What a peer sent on one unidirectional stream.
-pub enum UniStream {
-    /// A frame (a stream may carry several, each its own item).
-    Frame(imbench_proto::Frame),
-    /// A file: the stream began with [`imbench_proto::Frame::FileData`] (client to server) or
-    /// [`imbench_proto::Frame::FileIncoming`] (server to client), and the rest of it is the
-    /// file's bytes, left unread for the caller.
-    File {
-        /// The frame the stream began with.
-        header: imbench_proto::Frame,
-        /// The file's bytes.
-        bytes: quinn::RecvStream,
-    },
-}
-
 /// Reads exactly one frame from the front of `recv`, and not one byte more, so that whatever
 /// follows (a file's bytes) is left on the stream. `None` when the stream ends before any byte.
-pub async fn read_one_frame(
+pub(crate) async fn read_one_frame(
     recv: &mut quinn::RecvStream,
     codec: &Codec,
 ) -> Result<Option<imbench_proto::Frame>, TransportError> {
@@ -490,7 +476,7 @@ pub async fn read_one_frame(
 
 /// Opens a unidirectional stream on `conn` and writes `header` at its front; the caller writes
 /// the rest (a file's bytes) and finishes it.
-pub async fn open_uni_with(
+pub(crate) async fn open_uni_with(
     conn: &quinn::Connection,
     header: &imbench_proto::Frame,
     codec: &Codec,
@@ -505,10 +491,10 @@ pub async fn open_uni_with(
 /// What a QUIC peer sent on unidirectional streams: frames (one stream per message) and files
 /// (one stream per file). A task accepts each stream; the receiver ends when the connection
 /// does.
-pub fn uni_streams(
+pub(crate) fn uni_streams(
     conn: quinn::Connection,
     codec: Codec,
-) -> tokio::sync::mpsc::Receiver<Result<UniStream, TransportError>> {
+) -> tokio::sync::mpsc::Receiver<Result<SideStream, TransportError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
         while let Ok(mut recv) = conn.accept_uni().await {
@@ -519,9 +505,9 @@ pub fn uni_streams(
                         header @ (imbench_proto::Frame::FileData { .. }
                         | imbench_proto::Frame::FileIncoming { .. }),
                     )) => {
-                        let file = UniStream::File {
+                        let file = SideStream::File {
                             header,
-                            bytes: recv,
+                            bytes: SideRecv(recv),
                         };
                         let _ = tx.send(Ok(file)).await;
                         return;
@@ -533,14 +519,14 @@ pub fn uni_streams(
                         return;
                     }
                 };
-                if tx.send(Ok(UniStream::Frame(first))).await.is_err() {
+                if tx.send(Ok(SideStream::Frame(first))).await.is_err() {
                     return;
                 }
                 let mut reader = FrameReader::new(Box::new(recv), codec);
                 loop {
                     match reader.read_frame().await {
                         Ok(Some(frame)) => {
-                            if tx.send(Ok(UniStream::Frame(frame))).await.is_err() {
+                            if tx.send(Ok(SideStream::Frame(frame))).await.is_err() {
                                 return;
                             }
                         }
@@ -602,9 +588,9 @@ mod tests {
         let mut got: Vec<u64> = Vec::new();
         for _ in 0..3 {
             match apart.recv().await {
-                Some(Ok(UniStream::Frame(Frame::Ping { nonce }))) => got.push(nonce),
-                Some(Ok(UniStream::Frame(other))) => panic!("expected a Ping, got {other:?}"),
-                Some(Ok(UniStream::File { header, .. })) => {
+                Some(Ok(SideStream::Frame(Frame::Ping { nonce }))) => got.push(nonce),
+                Some(Ok(SideStream::Frame(other))) => panic!("expected a Ping, got {other:?}"),
+                Some(Ok(SideStream::File { header, .. })) => {
                     panic!("expected a Ping on its own stream, got file {header:?}")
                 }
                 Some(Err(e)) => panic!("expected a Ping on its own stream, got {e}"),
@@ -662,7 +648,7 @@ mod tests {
         .unwrap();
         send.write_all(&content).await.unwrap();
         send.finish().unwrap();
-        let Some(Ok(UniStream::File { header, mut bytes })) = streams.recv().await else {
+        let Some(Ok(SideStream::File { header, mut bytes })) = streams.recv().await else {
             panic!("expected a file stream")
         };
         assert_eq!(header, Frame::FileData { transfer_id: 7 });

@@ -12,14 +12,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use imbench_proto::{Dest, ErrorCode, Frame, SHA256_LEN};
+use imbench_proto::{Dest, ErrorCode, SHA256_LEN};
 use tokio::sync::mpsc;
 
 use crate::client::context::RunContext;
+use crate::driver::imbench::FileStreams;
 use crate::driver::{Op, Sender, SessionError};
 use crate::measure::file_ledger::Outcome;
 use crate::measure::metrics::Metric;
 use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, CHUNK};
+use imbench_transport::SideRecv;
 
 /// What the send loop learns about its transfers from elsewhere.
 #[derive(Debug)]
@@ -43,7 +45,7 @@ pub enum FileEvent {
 pub struct Outgoing {
     ctx: Arc<RunContext>,
     user: u64,
-    quic: Option<quinn::Connection>,
+    streams: Option<FileStreams>,
     events: mpsc::UnboundedReceiver<FileEvent>,
     events_tx: mpsc::UnboundedSender<FileEvent>,
     next_id: u64,
@@ -55,18 +57,18 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The transfers of client `user`; `quic` is its QUIC connection, if that is its transport.
+    /// The transfers of client `user`; `streams` are its session's file streams, if it has them.
     /// Events for it go to the sender this returns beside it.
     pub fn new(
         ctx: Arc<RunContext>,
         user: u64,
-        quic: Option<quinn::Connection>,
+        streams: Option<FileStreams>,
     ) -> (Self, mpsc::UnboundedSender<FileEvent>) {
         let (events_tx, events) = mpsc::unbounded_channel();
         let outgoing = Self {
             ctx,
             user,
-            quic,
+            streams,
             events,
             events_tx: events_tx.clone(),
             next_id: 0,
@@ -145,9 +147,10 @@ impl Outgoing {
                 self.ctx.files.accepted(key);
                 let corrupt_at = self.corrupt.remove(&id).then_some(due.size / 2);
                 let content = Content::new(self.ctx.scenario.seed, key, due.size, corrupt_at);
-                match &self.quic {
-                    Some(conn) => {
-                        tokio::spawn(send_stream(self.ctx.clone(), conn.clone(), key, content));
+                match &self.streams {
+                    Some(streams) => {
+                        let streams = streams.clone();
+                        tokio::spawn(send_stream(self.ctx.clone(), streams, key, content));
                     }
                     None => self.sending.push_back((id, content)),
                 }
@@ -205,22 +208,14 @@ impl Outgoing {
 }
 
 /// Writes one file on a QUIC stream of its own.
-async fn send_stream(
-    ctx: Arc<RunContext>,
-    conn: quinn::Connection,
-    key: Key,
-    mut content: Content,
-) {
-    let header = Frame::FileData { transfer_id: key.1 };
-    let codec = imbench_proto::Codec::default();
+async fn send_stream(ctx: Arc<RunContext>, streams: FileStreams, key: Key, mut content: Content) {
     let result: Result<(), String> = async {
-        let mut send = imbench_transport::quic::open_uni_with(&conn, &header, &codec)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut send = streams.open(key.1).await.map_err(|e| e.to_string())?;
         while let Some(piece) = content.next_piece(CHUNK) {
             send.write_chunk(piece).await.map_err(|e| e.to_string())?;
         }
-        send.finish().map_err(|e| e.to_string())
+        send.finish();
+        Ok(())
     }
     .await;
     if let Err(why) = result {
@@ -279,30 +274,21 @@ impl IncomingChunks {
     }
 }
 
-/// Receives the files the server sends on QUIC streams, each in a task of its own, until the
-/// connection ends.
-pub async fn receive_streams(ctx: Arc<RunContext>, conn: quinn::Connection) {
-    let codec = imbench_proto::Codec::default();
-    let mut streams = imbench_transport::quic::uni_streams(conn, codec);
-    while let Some(item) = streams.recv().await {
-        if let Ok(imbench_transport::quic::UniStream::File {
-            header: Frame::FileIncoming {
-                size, sha256, name, ..
-            },
-            bytes,
-        }) = item
-        {
-            let incoming = Incoming::new(&name, size, sha256, ctx.clock.now_us());
-            tokio::spawn(receive_stream(ctx.clone(), incoming, bytes));
-        }
+/// Receives the files that arrive on the session's file streams, each in a task of its own,
+/// until the session ends.
+pub async fn receive_streams(ctx: Arc<RunContext>, streams: FileStreams) {
+    let mut files = streams.incoming();
+    while let Some(file) = files.next().await {
+        let incoming = Incoming::new(&file.name, file.size, file.sha256, ctx.clock.now_us());
+        tokio::spawn(receive_stream(ctx.clone(), incoming, file.bytes));
     }
 }
 
-async fn receive_stream(ctx: Arc<RunContext>, mut incoming: Incoming, mut recv: quinn::RecvStream) {
+async fn receive_stream(ctx: Arc<RunContext>, mut incoming: Incoming, mut recv: SideRecv) {
     loop {
-        match recv.read_chunk(4 * CHUNK, true).await {
+        match recv.read_chunk(4 * CHUNK).await {
             Ok(Some(chunk)) => {
-                let check = incoming.feed(&chunk.bytes);
+                let check = incoming.feed(&chunk);
                 if check != Check::Partial {
                     return conclude(&ctx, &incoming, check, ctx.clock.now_us());
                 }

@@ -80,15 +80,15 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     };
     counters.connected.store(true, Relaxed);
-    let quic = conn.side_streams.clone();
-    if let Some(q) = &quic {
+    let streams = conn.side_streams.clone();
+    if let Some(q) = &streams {
         // Files come to a QUIC client on streams of their own.
         tokio::spawn(crate::client::file_client::receive_streams(
             ctx.clone(),
             q.clone(),
         ));
     }
-    let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, quic);
+    let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, streams);
     let churn = ChurnSchedule::new(s, index, ctx.send_start_us);
     let awaiting = churn.as_ref().map(|_| Arc::new(AwaitingAnswer::default()));
     let mut conn = Connection::start(

@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use imbench_proto::{Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
 use imbench_server::Secret;
 use imbench_transport::framed::Link;
-use imbench_transport::{Connector, FrameReader, FrameWriter, FramedConnection, Transport};
+use imbench_transport::{
+    Connector, FrameReader, FrameWriter, FramedConnection, SideRecv, SideSend, SideStream,
+    SideStreams, Transport,
+};
 
 use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
 
@@ -67,10 +70,9 @@ fn session(conn: FramedConnection) -> Session {
         link,
         ..
     } = conn;
-    let side_streams = match &link {
-        Link::Quic(q) => Some(q.clone()),
-        Link::Stream(_) => None,
-    };
+    let side_streams = link
+        .side_streams(imbench_proto::Codec::default())
+        .map(|side| FileStreams { side });
     Session {
         sender: Sender::Imbench(ImbenchSender { writer, link }),
         events: Events::Imbench(ImbenchEvents { reader }),
@@ -181,5 +183,67 @@ fn event_of(frame: Frame) -> Event {
         Frame::Bye { reason } => Event::Closed { reason },
         Frame::Error { code, reason } => Event::Failed { code, reason },
         other => Event::Unexpected { what: other.name() },
+    }
+}
+
+/// Files on streams of their own beside the session's frames (QUIC), so chat never waits
+/// behind file bytes. Each stream opens with one frame naming the transfer: `FileData` from a
+/// sender, `FileIncoming` to a recipient.
+#[derive(Clone)]
+pub struct FileStreams {
+    side: SideStreams,
+}
+
+/// A file arriving on a stream of its own.
+pub struct IncomingFile {
+    /// Bytes that will follow.
+    pub size: u64,
+    /// SHA-256 as the sender declared it.
+    pub sha256: [u8; imbench_proto::SHA256_LEN],
+    /// The file's name.
+    pub name: String,
+    /// The bytes.
+    pub bytes: SideRecv,
+}
+
+/// The files arriving on a session's streams.
+pub struct IncomingFiles {
+    streams: tokio::sync::mpsc::Receiver<Result<SideStream, imbench_transport::TransportError>>,
+}
+
+impl FileStreams {
+    /// Opens the stream for accepted transfer `transfer_id`; write the file, then finish it.
+    pub async fn open(&self, transfer_id: u64) -> Result<SideSend, SessionError> {
+        Ok(self.side.open(&Frame::FileData { transfer_id }).await?)
+    }
+
+    /// The files that will arrive on this session's streams.
+    pub fn incoming(&self) -> IncomingFiles {
+        IncomingFiles {
+            streams: self.side.incoming(),
+        }
+    }
+}
+
+impl IncomingFiles {
+    /// The next file; `None` once the session ended.
+    pub async fn next(&mut self) -> Option<IncomingFile> {
+        loop {
+            if let Ok(SideStream::File {
+                header:
+                    Frame::FileIncoming {
+                        size, sha256, name, ..
+                    },
+                bytes,
+            }) = self.streams.recv().await?
+            {
+                return Some(IncomingFile {
+                    size,
+                    sha256,
+                    name,
+                    bytes,
+                });
+            }
+        }
     }
 }

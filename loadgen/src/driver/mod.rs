@@ -221,15 +221,15 @@ impl Driver {
     }
 }
 
-/// One logged-in user: what it sends, what it receives, and for QUIC the connection that file
-/// bytes travel on in streams of their own.
+/// One logged-in user: what it sends, what it receives, and where the driver has them, the
+/// streams file bytes travel on beside the session.
 pub struct Session {
     /// The client's operations.
     pub sender: Sender,
     /// What arrives.
     pub events: Events,
-    /// A QUIC connection for file streams, when the session has one.
-    pub side_streams: Option<quinn::Connection>,
+    /// Streams of their own for file bytes (QUIC), when the session has them.
+    pub side_streams: Option<imbench::FileStreams>,
 }
 
 /// The sending half of a session.

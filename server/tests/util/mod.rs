@@ -253,30 +253,30 @@ pub async fn login(
 
 /// Where a test client writes a file's bytes: its own QUIC stream, or FileChunk frames.
 pub enum FileOut {
-    Quic(quinn::SendStream),
+    Side(imbench_transport::SideSend),
     Chunks(u64),
 }
 
 impl FileOut {
     /// Starts writing the bytes of accepted transfer `transfer_id`.
     pub async fn open(link: &imbench_transport::framed::Link, transfer_id: u64) -> FileOut {
-        match link {
-            imbench_transport::framed::Link::Quic(q) => {
+        match link.side_streams(imbench_proto::Codec::default()) {
+            Some(side) => {
                 let header = Frame::FileData { transfer_id };
-                let codec = imbench_proto::Codec::default();
-                let send = imbench_transport::quic::open_uni_with(q, &header, &codec)
-                    .await
-                    .expect("file stream opens");
-                FileOut::Quic(send)
+                let send = side.open(&header).await.expect("file stream opens");
+                FileOut::Side(send)
             }
-            imbench_transport::framed::Link::Stream(_) => FileOut::Chunks(transfer_id),
+            None => FileOut::Chunks(transfer_id),
         }
     }
 
     /// Writes `bytes`; an error means the server stopped taking them.
     pub async fn write(&mut self, conn: &mut FramedConnection, bytes: &[u8]) -> Result<(), String> {
         match self {
-            FileOut::Quic(send) => send.write_all(bytes).await.map_err(|e| e.to_string()),
+            FileOut::Side(send) => send
+                .write_chunk(Bytes::copy_from_slice(bytes))
+                .await
+                .map_err(|e| e.to_string()),
             FileOut::Chunks(transfer_id) => {
                 for piece in bytes.chunks(TEST_CHUNK) {
                     let chunk = Frame::FileChunk {
@@ -294,8 +294,8 @@ impl FileOut {
     }
 
     pub fn finish(self) {
-        if let FileOut::Quic(mut send) = self {
-            let _ = send.finish();
+        if let FileOut::Side(mut send) = self {
+            send.finish();
         }
     }
 }
@@ -315,20 +315,17 @@ pub struct FileIn {
     pub skipped: Vec<Frame>,
     streams: Option<
         tokio::sync::mpsc::Receiver<
-            Result<imbench_transport::quic::UniStream, imbench_transport::TransportError>,
+            Result<imbench_transport::SideStream, imbench_transport::TransportError>,
         >,
     >,
 }
 
 impl FileIn {
     pub fn new(conn: &FramedConnection) -> FileIn {
-        let streams = match &conn.link {
-            imbench_transport::framed::Link::Quic(q) => Some(imbench_transport::quic::uni_streams(
-                q.clone(),
-                imbench_proto::Codec::default(),
-            )),
-            imbench_transport::framed::Link::Stream(_) => None,
-        };
+        let streams = conn
+            .link
+            .side_streams(imbench_proto::Codec::default())
+            .map(|side| side.incoming());
         FileIn {
             skipped: Vec::new(),
             streams,
@@ -339,10 +336,10 @@ impl FileIn {
     pub async fn next_header(
         &mut self,
         conn: &mut FramedConnection,
-    ) -> (Frame, Option<quinn::RecvStream>) {
+    ) -> (Frame, Option<imbench_transport::SideRecv>) {
         match &mut self.streams {
             Some(rx) => match tokio::time::timeout(READ_LIMIT, rx.recv()).await {
-                Ok(Some(Ok(imbench_transport::quic::UniStream::File { header, bytes }))) => {
+                Ok(Some(Ok(imbench_transport::SideStream::File { header, bytes }))) => {
                     (header, Some(bytes))
                 }
                 Ok(_) => panic!("expected a file stream"),
@@ -381,20 +378,19 @@ impl FileIn {
         let mut count = 0usize;
         match stream {
             Some(mut recv) => loop {
-                match tokio::time::timeout(READ_LIMIT, recv.read_chunk(1 << 20, true)).await {
+                match tokio::time::timeout(READ_LIMIT, recv.read_chunk(1 << 20)).await {
                     Err(_) => panic!("file stream stalled after {count} bytes"),
                     Ok(Ok(Some(chunk))) => {
-                        count += chunk.bytes.len();
+                        count += chunk.len();
                         if keep {
-                            got.extend_from_slice(&chunk.bytes);
+                            got.extend_from_slice(&chunk);
                         }
                     }
                     Ok(Ok(None)) => {
                         assert_eq!(count as u64, size, "stream length");
                         return Received::Whole(header, got);
                     }
-                    Ok(Err(quinn::ReadError::Reset(code))) => {
-                        let code = u16::try_from(code.into_inner()).unwrap_or(0);
+                    Ok(Err(imbench_transport::TransportError::StreamReset(code))) => {
                         return Received::Cancelled(imbench_proto::ErrorCode(code), count);
                     }
                     Ok(Err(e)) => panic!("file stream failed: {e}"),
