@@ -32,8 +32,12 @@ async fn clients_run_direct_chat_and_groups_without_any_transport() {
     assert_eq!(c.expected, c.delivered, "{c:?}");
     assert_eq!((c.lost, c.duplicated, c.corrupted, c.errors), (0, 0, 0, 0));
     let group = run.group.as_ref().expect("group accounting");
-    assert!(group.delivered_expected > 100, "{group:?}");
-    assert_eq!((group.lost, group.incomplete), (0, 0), "{group:?}");
+    assert!(group.counts.delivered_expected > 100, "{group:?}");
+    assert_eq!(
+        (group.counts.lost, group.counts.incomplete),
+        (0, 0),
+        "{group:?}"
+    );
     for metric in ["connect", "direct", "ack", "group", "fanout"] {
         assert!(run.metrics[metric].count > 0, "{metric} has no samples");
     }

@@ -23,19 +23,23 @@ async fn stable_groups_owe_every_other_member_each_message() {
     let r = &outcome.report;
     let run = &r.runs[0];
     let g = run.group.as_ref().expect("group report");
-    assert!(g.sent > 150, "{g:?}");
-    assert_eq!((g.acked, g.rejected), (g.sent, 0));
+    assert!(g.counts.sent > 150, "{g:?}");
+    assert_eq!((g.acked, g.rejected), (g.counts.sent, 0));
     // Each message is owed to the 5 others, except to a member whose Joined arrived after the
     // message was written: the last clients connect just as sending begins, so a few of the
     // first messages may fall into their join (the race window) and are owed to fewer.
-    let all = g.sent * 5;
-    assert!(g.expected + g.race_delivered <= all, "{g:?}");
-    assert!(g.expected >= all / 2, "{g:?}");
-    assert_eq!(g.delivered_expected, g.expected);
-    assert_eq!((g.lost, g.incomplete, g.unexpected), (0, 0, 0), "{g:?}");
-    assert_eq!((g.duplicated, g.reordered), (0, 0));
-    let per_group: u64 = g.groups.iter().map(|x| x.sent).sum();
-    assert_eq!(per_group, g.sent);
+    let all = g.counts.sent * 5;
+    assert!(g.counts.expected + g.counts.race_delivered <= all, "{g:?}");
+    assert!(g.counts.expected >= all / 2, "{g:?}");
+    assert_eq!(g.counts.delivered_expected, g.counts.expected);
+    assert_eq!(
+        (g.counts.lost, g.counts.incomplete, g.counts.unexpected),
+        (0, 0, 0),
+        "{g:?}"
+    );
+    assert_eq!((g.counts.duplicated, g.counts.reordered), (0, 0));
+    let per_group: u64 = g.groups.iter().map(|x| x.counts.sent).sum();
+    assert_eq!(per_group, g.counts.sent);
     // Each measured message has one fan-out figure and five per-recipient figures.
     let fanout = &run.metrics["fanout"];
     let group = &run.metrics["group"];
@@ -44,7 +48,7 @@ async fn stable_groups_owe_every_other_member_each_message() {
     assert!(fanout.p50_us >= group.p50_us);
     assert_eq!(run.metrics["fanout_le10"].count, fanout.count);
     assert_eq!(run.counters.lost, 0);
-    assert_eq!(run.counters.sent, g.sent);
+    assert_eq!(run.counters.sent, g.counts.sent);
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
 }
 
@@ -64,22 +68,26 @@ async fn churning_members_are_accounted_exactly_beside_direct_chat() {
     let r = &outcome.report;
     let run = &r.runs[0];
     let g = run.group.as_ref().expect("group report");
-    assert!(g.sent > 400, "{g:?}");
-    assert_eq!(g.acked, g.sent);
+    assert!(g.counts.sent > 400, "{g:?}");
+    assert_eq!(g.acked, g.counts.sent);
     // Churn happened: some deliveries fell into a membership change.
     assert_eq!(g.refused_membership_changes, 0);
-    assert_eq!(g.delivered_expected, g.expected, "{g:?}");
-    assert_eq!((g.lost, g.unexpected, g.duplicated), (0, 0, 0), "{g:?}");
+    assert_eq!(g.counts.delivered_expected, g.counts.expected, "{g:?}");
+    assert_eq!(
+        (g.counts.lost, g.counts.unexpected, g.counts.duplicated),
+        (0, 0, 0),
+        "{g:?}"
+    );
     // Churners are out about half the time, so fewer than sent × (members − 1) are owed.
     let most: u64 = g
         .groups
         .iter()
-        .map(|x| x.sent * (x.members as u64 - 1))
+        .map(|x| x.counts.sent * (x.members as u64 - 1))
         .sum();
     assert!(
-        g.expected < most,
+        g.counts.expected < most,
         "expected {} of at most {most}",
-        g.expected
+        g.counts.expected
     );
     assert_eq!(run.counters.lost, 0);
     assert!(run.metrics["direct"].count > 0);

@@ -130,8 +130,8 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     assert_eq!(m.counters.clients, 20);
     let g = m.group.as_ref().unwrap();
     assert_eq!(
-        g.expected,
-        a.group.as_ref().unwrap().expected + b.group.as_ref().unwrap().expected
+        g.counts.expected,
+        a.group.as_ref().unwrap().counts.expected + b.group.as_ref().unwrap().counts.expected
     );
     assert!(
         (m.throughput.delivered_per_s

@@ -106,7 +106,10 @@ impl SideRecv {
     /// Everything up to the end of the stream, refusing more than `limit` bytes.
     pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, TransportError> {
         let mut out = Vec::new();
-        while let Some(chunk) = self.read_chunk(limit.saturating_sub(out.len()).max(1)).await? {
+        while let Some(chunk) = self
+            .read_chunk(limit.saturating_sub(out.len()).max(1))
+            .await?
+        {
             if out.len() + chunk.len() > limit {
                 return Err(TransportError::Io(std::io::Error::other(format!(
                     "stream longer than {limit} bytes"

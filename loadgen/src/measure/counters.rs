@@ -1,7 +1,46 @@
-//! Each client's live counters, declared once: the atomics its tasks update, and the plain
-//! totals over all clients that the progress display, the drain and the report read.
+//! Counters declared once. Each client's live counters: the atomics its tasks update, and the
+//! plain totals over all clients that the progress display, the drain and the report read.
+//! And [`counters!`], which declares a set of plain counters with their names, lookup by name
+//! and sum (the report's message counters, the group ledger's counts).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Declares a set of plain counters once: the struct (serialised in report.json), their names
+/// in order, lookup by name (SLOs) and the sum over several of them (per group, per shard).
+macro_rules! counters {
+    ($(#[$meta:meta])* pub struct $ty:ident { $( $(#[$fmeta:meta])* $name:ident, )* }) => {
+        $(#[$meta])*
+        pub struct $ty {
+            $( $(#[$fmeta])* pub $name: u64, )*
+        }
+
+        impl $ty {
+            /// Every counter's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The counter called `name`.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( stringify!($name) => Some(self.$name), )*
+                    _ => None,
+                }
+            }
+
+            /// Every counter with its name, in declaration order.
+            pub fn each(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name) ),*]
+            }
+
+            /// Each counter added over `all`.
+            pub fn sum<'a>(all: impl Iterator<Item = &'a Self> + Clone) -> Self {
+                Self {
+                    $( $name: all.clone().map(|c| c.$name).sum(), )*
+                }
+            }
+        }
+    };
+}
+pub(crate) use counters;
 
 /// Declares the per-client counters (flags and counts) and their totals from one list.
 macro_rules! client_counters {

@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
+use crate::measure::counters::counters;
 use crate::measure::metrics::{new_histogram, MAX_US};
 use crate::workload::groups::{Bucket, GroupPlan};
 use crate::workload::message_ids::{group_msg_id, slot_in_id, MAX_SLOTS};
@@ -261,10 +262,10 @@ impl GroupLedger {
                     (_, None) => {}
                 }
             }
-            g.expected += expected;
-            g.delivered_expected += delivered.min(expected);
-            g.race_delivered += race;
-            g.unexpected += unexpected + delivered.saturating_sub(expected);
+            g.counts.expected += expected;
+            g.counts.delivered_expected += delivered.min(expected);
+            g.counts.race_delivered += race;
+            g.counts.unexpected += unexpected + delivered.saturating_sub(expected);
             let measured = (window.0..window.1).contains(&intended);
             if delivered >= expected {
                 if expected > 0 && measured {
@@ -281,14 +282,14 @@ impl GroupLedger {
                     }
                 }
             } else {
-                g.lost += expected - delivered;
-                g.incomplete += 1;
+                g.counts.lost += expected - delivered;
+                g.counts.incomplete += 1;
             }
         }
         for (g, c) in out.groups.iter_mut().zip(&self.counters) {
-            g.sent = c.sent.load(Relaxed);
-            g.duplicated = c.duplicated.load(Relaxed);
-            g.reordered = c.reordered.load(Relaxed);
+            g.counts.sent = c.sent.load(Relaxed);
+            g.counts.duplicated = c.duplicated.load(Relaxed);
+            g.counts.reordered = c.reordered.load(Relaxed);
         }
         out.untracked = self.untracked.load(Relaxed);
         out
@@ -396,31 +397,42 @@ impl MembershipHistory {
     }
 }
 
-/// Accounting of one group after the run.
+counters! {
+    /// What the ledger concluded about group messages: of one group, or added over groups.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GroupCounts {
+        /// Messages sent to the group.
+        sent,
+        /// Deliveries owed by the membership when each message was routed (see the module's
+        /// definition).
+        expected,
+        /// Owed deliveries that arrived.
+        delivered_expected,
+        /// Deliveries to members whose membership changed while the message was routed.
+        race_delivered,
+        /// Owed deliveries that never arrived.
+        lost,
+        /// Messages whose fan-out never completed.
+        incomplete,
+        /// Deliveries received again.
+        duplicated,
+        /// Deliveries out of order per sender.
+        reordered,
+        /// Deliveries to a member that was certainly not in the group.
+        unexpected,
+    }
+}
+
+/// One group's accounting.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroupSummary {
     /// Group id.
     pub id: u64,
     /// Members planned.
     pub members: usize,
-    /// Messages sent to it.
-    pub sent: u64,
-    /// Deliveries expected (see the module's definition).
-    pub expected: u64,
-    /// Expected deliveries that arrived.
-    pub delivered_expected: u64,
-    /// Deliveries to members whose membership changed while the message was routed.
-    pub race_delivered: u64,
-    /// Expected deliveries that never arrived.
-    pub lost: u64,
-    /// Messages whose fan-out never completed.
-    pub incomplete: u64,
-    /// Deliveries received again.
-    pub duplicated: u64,
-    /// Deliveries out of order per sender.
-    pub reordered: u64,
-    /// Deliveries to a member that was certainly not in the group.
-    pub unexpected: u64,
+    /// Its counts (flattened into the group's entry in report.json).
+    #[serde(flatten)]
+    pub counts: GroupCounts,
 }
 
 /// Everything the ledger concluded.
@@ -459,9 +471,9 @@ impl GroupOutcome {
         }
     }
 
-    /// Sum of a per-group figure.
-    pub fn total(&self, f: impl Fn(&GroupSummary) -> u64) -> u64 {
-        self.groups.iter().map(f).sum()
+    /// The counts added over every group.
+    pub fn total(&self) -> GroupCounts {
+        GroupCounts::sum(self.groups.iter().map(|g| &g.counts))
     }
 }
 
@@ -526,7 +538,7 @@ mod tests {
         let d = l.open(0, 0, 595, 605).expect("slot");
         l.rejected(d);
         let out = l.settle(&plan, (0, 10_000), 20_000);
-        let g = &out.groups[0];
+        let g = &out.groups[0].counts;
         assert_eq!(g.sent, 4);
         assert_eq!(g.expected, 3 + 2 + 2);
         assert_eq!(g.delivered_expected, 3 + 1 + 2);

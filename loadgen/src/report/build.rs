@@ -9,7 +9,7 @@ use crate::config::scenario::{Scenario, TimerKind};
 use crate::config::slo::{format_micros, Slo, Target};
 use crate::measure::counters::ClientTotals;
 use crate::measure::file_ledger::FileTotals;
-use crate::measure::group_ledger::GroupOutcome;
+use crate::measure::group_ledger::{GroupCounts, GroupOutcome};
 use crate::measure::metrics::Metric;
 use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD, FIGURES};
 use crate::report::histogram::summarize;
@@ -123,45 +123,41 @@ impl Report {
         let (sent, rejected, delivered) = (c.sent, c.rejected, c.delivered);
         let expected = sent.saturating_sub(rejected);
         let group = (!groups.groups.is_empty()).then(|| GroupReport {
-            sent: c.group_sent,
             acked: c.group_acked,
             rejected: c.group_rejected,
-            expected: groups.total(|g| g.expected),
-            delivered_expected: groups.total(|g| g.delivered_expected),
-            race_delivered: groups.total(|g| g.race_delivered),
-            lost: groups.total(|g| g.lost),
-            incomplete: groups.total(|g| g.incomplete),
-            duplicated: groups.total(|g| g.duplicated),
-            reordered: groups.total(|g| g.reordered),
-            unexpected: groups.total(|g| g.unexpected),
+            counts: GroupCounts {
+                sent: c.group_sent,
+                ..groups.total()
+            },
             untracked: groups.untracked,
             refused_membership_changes: c.group_refused,
             buckets: buckets.clone(),
             groups: groups.groups.clone(),
         });
         let g = group.clone().unwrap_or_default();
+        let gc = &g.counts;
         let counters = Counters {
             clients: c.connected,
             connect_failures: c.connect_failed,
             disconnects: c.disconnected,
-            sent: sent + g.sent,
+            sent: sent + gc.sent,
             acked: c.acked + g.acked,
             rejected: rejected + g.rejected,
             rejected_busy: c.rejected_busy,
-            expected: expected + g.expected,
-            delivered: delivered + g.delivered_expected,
+            expected: expected + gc.expected,
+            delivered: delivered + gc.delivered_expected,
             // A shard's clients receive from every shard and send to every shard: what is lost
             // is known only when the shards' reports are added (`imbench merge`).
             lost: if shard.is_some() {
                 0
             } else {
-                expected.saturating_sub(delivered) + g.lost
+                expected.saturating_sub(delivered) + gc.lost
             },
             duplicated: c.duplicated,
             reordered: c.reordered,
             corrupted: c.corrupted,
             // A delivery to a non-member is the server routing wrongly: an error.
-            errors: c.errors + g.unexpected,
+            errors: c.errors + gc.unexpected,
             reconnects: c.reconnects,
             redeliveries: c.redelivered,
             resent: c.resent,
@@ -353,9 +349,9 @@ pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {
 fn number(run: &RunReport, name: &str) -> Option<f64> {
     if let Some(g) = &run.group {
         match name {
-            "incomplete" => return Some(g.incomplete as f64),
-            "race_delivered" => return Some(g.race_delivered as f64),
-            "unexpected" => return Some(g.unexpected as f64),
+            "incomplete" => return Some(g.counts.incomplete as f64),
+            "race_delivered" => return Some(g.counts.race_delivered as f64),
+            "unexpected" => return Some(g.counts.unexpected as f64),
             _ => {}
         }
     }

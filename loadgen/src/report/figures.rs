@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::measure::counters::counters;
 use crate::measure::metrics::Metric;
 use crate::workload::groups::Bucket;
 
@@ -62,42 +63,6 @@ pub fn bucket_names(bucket: Bucket) -> [String; 3] {
         format!("{FANOUT}_{b}"),
         format!("{FANOUT_SPREAD}_{b}"),
     ]
-}
-
-/// Declares the report's message counters once: the struct (serialised in report.json), their
-/// names in order, lookup by name (SLOs) and the sum over several reports (`imbench merge`).
-macro_rules! counters {
-    ($(#[$meta:meta])* pub struct $ty:ident { $( $(#[$fmeta:meta])* $name:ident, )* }) => {
-        $(#[$meta])*
-        pub struct $ty {
-            $( $(#[$fmeta])* pub $name: u64, )*
-        }
-
-        impl $ty {
-            /// Every counter's name, in declaration order.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The counter called `name`.
-            pub fn get(&self, name: &str) -> Option<u64> {
-                match name {
-                    $( stringify!($name) => Some(self.$name), )*
-                    _ => None,
-                }
-            }
-
-            /// Every counter with its name, in declaration order.
-            pub fn each(&self) -> Vec<(&'static str, u64)> {
-                vec![$( (stringify!($name), self.$name) ),*]
-            }
-
-            /// Each counter added over `all`.
-            pub fn sum<'a>(all: impl Iterator<Item = &'a Self> + Clone) -> Self {
-                Self {
-                    $( $name: all.clone().map(|c| c.$name).sum(), )*
-                }
-            }
-        }
-    };
 }
 
 counters! {

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 
 use crate::report::figures::FIGURES;
 use crate::report::histogram::decode_histogram;
-use crate::report::model::{IntervalPoint, Report, RunReport, Verdict};
+use crate::report::model::{IntervalPoint, Report, RunReport, Verdict, LATENCY_COLUMNS};
 
 /// Highest percentile plotted: 99.999 %.
 const TOP_QUANTILE: f64 = 0.99999;
@@ -126,23 +126,17 @@ fn run_tables(out: &mut String, run: &RunReport) {
         escape(&run.server),
         run.duration_s
     );
-    out.push_str(
-        "<table><tr><th>latency</th><th>count</th><th>p50</th><th>p90</th><th>p99</th>\
-         <th>p99.9</th><th>max</th></tr>\n",
-    );
+    out.push_str("<table><tr><th>latency</th>");
+    for column in LATENCY_COLUMNS {
+        let _ = write!(out, "<th>{column}</th>");
+    }
+    out.push_str("</tr>\n");
     for (name, m) in run.latency_rows() {
-        let f = |v: u64| m.shown(v);
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&name),
-            m.count,
-            f(m.p50_us),
-            f(m.p90_us),
-            f(m.p99_us),
-            f(m.p999_us),
-            f(m.max_us)
-        );
+        let _ = write!(out, "<tr><td>{}</td>", escape(&name));
+        for cell in m.cells() {
+            let _ = write!(out, "<td>{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n<table><tr><th>counter</th><th>value</th></tr>\n");
     for (name, value) in run.counters.each() {

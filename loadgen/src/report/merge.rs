@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::measure::group_ledger::GroupCounts;
 use crate::measure::metrics::Metric;
 use crate::report::build::evaluate;
 use crate::report::figures::Counters;
@@ -205,17 +206,9 @@ fn merge_groups(shards: &[&RunReport]) -> Option<GroupReport> {
     buckets.sort();
     buckets.dedup();
     Some(GroupReport {
-        sent: sum(|g| g.sent),
         acked: sum(|g| g.acked),
         rejected: sum(|g| g.rejected),
-        expected: sum(|g| g.expected),
-        delivered_expected: sum(|g| g.delivered_expected),
-        race_delivered: sum(|g| g.race_delivered),
-        lost: sum(|g| g.lost),
-        incomplete: sum(|g| g.incomplete),
-        duplicated: sum(|g| g.duplicated),
-        reordered: sum(|g| g.reordered),
-        unexpected: sum(|g| g.unexpected),
+        counts: GroupCounts::sum(parts.iter().map(|g| &g.counts)),
         untracked: sum(|g| g.untracked),
         refused_membership_changes: sum(|g| g.refused_membership_changes),
         buckets,

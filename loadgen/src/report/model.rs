@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
 use crate::config::slo::format_micros;
-use crate::measure::group_ledger::GroupSummary;
+use crate::measure::group_ledger::{GroupCounts, GroupSummary};
 use crate::report::figures::{bucket_names, Counters, FIGURES};
 use crate::workload::groups::Bucket;
 
@@ -25,28 +25,13 @@ pub struct FileReport {
 /// Group accounting over all groups, and per group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroupReport {
-    /// Group messages sent.
-    pub sent: u64,
     /// Acked.
     pub acked: u64,
     /// Refused by the server.
     pub rejected: u64,
-    /// Deliveries owed by the membership when each message was routed.
-    pub expected: u64,
-    /// Owed deliveries that arrived.
-    pub delivered_expected: u64,
-    /// Deliveries to members whose membership changed while the message was in flight.
-    pub race_delivered: u64,
-    /// Owed deliveries that never arrived.
-    pub lost: u64,
-    /// Messages whose fan-out never completed.
-    pub incomplete: u64,
-    /// Deliveries received again.
-    pub duplicated: u64,
-    /// Deliveries out of order per sender.
-    pub reordered: u64,
-    /// Deliveries to clients that were certainly not members.
-    pub unexpected: u64,
+    /// The ledger's counts over all groups; `sent` is the group messages the clients wrote.
+    #[serde(flatten)]
+    pub counts: GroupCounts,
     /// Messages not sent because the ledger was full.
     pub untracked: u64,
     /// Joins and Leaves the server refused.
@@ -227,7 +212,22 @@ pub struct MetricSummary {
     pub histogram: String,
 }
 
+/// The columns of a latency row in every view, after the metric's name.
+pub const LATENCY_COLUMNS: [&str; 6] = ["count", "p50", "p90", "p99", "p99.9", "max"];
+
 impl MetricSummary {
+    /// This metric's cells under [`LATENCY_COLUMNS`].
+    pub fn cells(&self) -> [String; 6] {
+        [
+            self.count.to_string(),
+            self.shown(self.p50_us),
+            self.shown(self.p90_us),
+            self.shown(self.p99_us),
+            self.shown(self.p999_us),
+            self.shown(self.max_us),
+        ]
+    }
+
     /// `v`, one of this metric's statistics, as every view shows it: a duration, or `-` when
     /// the metric has no samples.
     pub fn shown(&self, v: u64) -> String {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::model::{Report, Verdict};
+use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
 
 /// The Markdown summary of `report`.
 pub fn markdown(report: &Report) -> String {
@@ -40,20 +40,10 @@ pub fn markdown(report: &Report) -> String {
             "### {} — {} clients, {:.1} s measured\n",
             run.transport, c.clients, run.duration_s
         );
-        let _ = writeln!(out, "| latency | count | p50 | p90 | p99 | p99.9 | max |");
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(out, "| latency | {} |", LATENCY_COLUMNS.join(" | "));
+        let _ = writeln!(out, "| --- |{}", " ---: |".repeat(LATENCY_COLUMNS.len()));
         for (name, m) in run.latency_rows() {
-            let f = |v: u64| m.shown(v);
-            let _ = writeln!(
-                out,
-                "| {name} | {} | {} | {} | {} | {} | {} |",
-                m.count,
-                f(m.p50_us),
-                f(m.p90_us),
-                f(m.p99_us),
-                f(m.p999_us),
-                f(m.max_us)
-            );
+            let _ = writeln!(out, "| {name} | {} |", m.cells().join(" | "));
         }
         let _ = writeln!(
             out,

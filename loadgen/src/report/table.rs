@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::config::slo::format_micros;
-use crate::report::model::{MetricSummary, Report, Verdict};
+use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
 
 impl Report {
     /// The end-of-run table.
@@ -15,13 +15,9 @@ impl Report {
                 "\n{} over {} ({} server), {} clients, {:.1}s measured",
                 self.scenario.name, run.transport, run.server, run.counters.clients, run.duration_s
             );
-            let _ = writeln!(
-                out,
-                "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "latency", "count", "p50", "p90", "p99", "p99.9", "max"
-            );
+            write_row(&mut out, "latency", LATENCY_COLUMNS.map(String::from));
             for (name, m) in run.latency_rows() {
-                write_metric_row(&mut out, &name, m);
+                write_row(&mut out, &name, m.cells());
             }
             let c = &run.counters;
             let _ = writeln!(
@@ -40,7 +36,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
-                    g.groups.len(), g.sent, g.acked, g.rejected, g.expected, g.delivered_expected, g.lost, g.incomplete, g.race_delivered, g.duplicated, g.reordered, g.unexpected
+                    g.groups.len(), g.counts.sent, g.acked, g.rejected, g.counts.expected, g.counts.delivered_expected, g.counts.lost, g.counts.incomplete, g.counts.race_delivered, g.counts.duplicated, g.counts.reordered, g.counts.unexpected
                 );
             }
             if let Some(f) = &run.files {
@@ -180,17 +176,10 @@ impl Report {
     }
 }
 
-fn write_metric_row(out: &mut String, name: &str, m: &MetricSummary) {
-    let f = |v: u64| m.shown(v);
-    let _ = writeln!(
-        out,
-        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        name,
-        m.count,
-        f(m.p50_us),
-        f(m.p90_us),
-        f(m.p99_us),
-        f(m.p999_us),
-        f(m.max_us)
-    );
+fn write_row(out: &mut String, name: &str, cells: [String; 6]) {
+    let _ = write!(out, "{name:<20}");
+    for cell in cells {
+        let _ = write!(out, " {cell:>9}");
+    }
+    out.push('\n');
 }

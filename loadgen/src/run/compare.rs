@@ -32,15 +32,5 @@ pub async fn run_each(
         reports.push(outcome.report);
     }
     let report = combine(reports).ok_or(RunError::NoTransport)?;
-    let dir = match &config.out_dir {
-        Some(dir) => {
-            report.write(dir).map_err(|source| RunError::Write {
-                path: dir.display().to_string(),
-                source,
-            })?;
-            Some(dir.clone())
-        }
-        None => None,
-    };
-    Ok(RunOutcome { report, dir })
+    RunOutcome::written(report, config.out_dir.as_deref())
 }

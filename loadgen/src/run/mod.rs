@@ -148,6 +148,20 @@ pub struct RunOutcome {
     pub dir: Option<PathBuf>,
 }
 
+impl RunOutcome {
+    /// `report`, written into `dir` first when there is one.
+    pub fn written(report: Report, dir: Option<&std::path::Path>) -> Result<Self, RunError> {
+        if let Some(dir) = dir {
+            report.write(dir).map_err(|source| RunError::Write {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let dir = dir.map(std::path::Path::to_path_buf);
+        Ok(RunOutcome { report, dir })
+    }
+}
+
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
@@ -417,17 +431,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     if let Some(server) = embedded {
         server.shutdown().await;
     }
-    let dir = match &config.out_dir {
-        Some(dir) => {
-            report.write(dir).map_err(|source| RunError::Write {
-                path: dir.display().to_string(),
-                source,
-            })?;
-            Some(dir.clone())
-        }
-        None => None,
-    };
-    Ok(RunOutcome { report, dir })
+    RunOutcome::written(report, config.out_dir.as_deref())
 }
 
 /// The reference server run in this process, on a runtime of its own: its threads are named
