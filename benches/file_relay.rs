@@ -68,13 +68,26 @@ async fn plain_pair() -> (FramedConnection, FramedConnection, std::sync::Arc<Lis
     let id = ServerIdentity::self_signed(&["localhost"]).expect("identity");
     let opts = QuicOptions::default();
     let listener = std::sync::Arc::new(
-        Listener::bind(Transport::Quic, "127.0.0.1:0".parse().unwrap(), &id, &opts)
-            .await
-            .expect("bind"),
+        Listener::bind(
+            Transport::Quic,
+            "127.0.0.1:0".parse().unwrap(),
+            &id,
+            &opts,
+            imbench_proto::Codec::default(),
+        )
+        .await
+        .expect("bind"),
     );
     let addr = listener.local_addr().expect("addr");
-    let connector =
-        Connector::new(Transport::Quic, &id.client_trust(), &opts, 1, addr).expect("connector");
+    let connector = Connector::new(
+        Transport::Quic,
+        &id.client_trust(),
+        &opts,
+        1,
+        addr,
+        imbench_proto::Codec::default(),
+    )
+    .expect("connector");
     let accepting = listener.clone();
     // The server side is established once the client's main stream carries a first frame.
     let server = tokio::spawn(async move {
@@ -112,8 +125,15 @@ async fn plain_transfer(piece: &Bytes) -> Duration {
 async fn login(server: &RunningServer, config: &ServerConfig, user: u64) -> FramedConnection {
     let addr = server.addr(Transport::Quic).expect("listening");
     let trust = config.identity.client_trust();
-    let connector = Connector::new(Transport::Quic, &trust, &QuicOptions::default(), 1, addr)
-        .expect("connector");
+    let connector = Connector::new(
+        Transport::Quic,
+        &trust,
+        &QuicOptions::default(),
+        1,
+        addr,
+        imbench_proto::Codec::default(),
+    )
+    .expect("connector");
     let mut conn = connector
         .connect(addr, "localhost")
         .await

@@ -125,8 +125,15 @@ impl Endpoint {
         scenario.warmup = Duration::ZERO;
         scenario.duration = Duration::from_secs(24 * 3600);
         let t = self.transport;
-        let connector =
-            Connector::new(t, &self.trust, &self.quic, 1, self.addr).expect("connector");
+        let connector = Connector::new(
+            t,
+            &self.trust,
+            &self.quic,
+            1,
+            self.addr,
+            imbench_proto::Codec::default(),
+        )
+        .expect("connector");
         let (timer, timer_thread) = Timer::tokio();
         std::mem::forget(timer_thread);
         let driver = Driver::Imbench(Box::new(ImbenchDriver {

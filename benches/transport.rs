@@ -47,7 +47,16 @@ fn connector(s: &Setup, transport: Transport) -> Connector {
     let addr = s.server.addr(transport).expect("listening");
     let trust = s.config.identity.client_trust();
     s.runtime
-        .block_on(async { Connector::new(transport, &trust, &QuicOptions::default(), 1, addr) })
+        .block_on(async {
+            Connector::new(
+                transport,
+                &trust,
+                &QuicOptions::default(),
+                1,
+                addr,
+                imbench_proto::Codec::default(),
+            )
+        })
         .expect("connector")
 }
 

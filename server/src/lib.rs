@@ -91,6 +91,9 @@ pub struct Limits {
     pub max_queued_bytes: usize,
     /// Largest message body accepted; larger ones are rejected with `body_too_large`.
     pub max_body: usize,
+    /// Largest frame accepted or sent, on every transport and side stream; a larger one ends
+    /// the session with `frame_too_large`.
+    pub max_frame_len: u32,
     /// Deliveries a session that asked for receipts may have written and not yet had
     /// confirmed; past it the writer waits for a receipt.
     pub receipt_window: usize,
@@ -124,6 +127,7 @@ impl Default for Limits {
             queue_capacity: 4096,
             max_queued_bytes: 256 * 1024 * 1024,
             max_body: 64 * 1024,
+            max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             receipt_window: 4096,
             hold_per_user: 10_000,
             hold_bytes: 512 * 1024 * 1024,
@@ -209,7 +213,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for &(transport, addr) in &config.listen {
-        let listener = Listener::bind(transport, addr, &config.identity, &config.quic)
+        let codec = imbench_proto::Codec::new(config.limits.max_frame_len);
+        let listener = Listener::bind(transport, addr, &config.identity, &config.quic, codec)
             .await
             .map_err(|source| ServerError::Bind {
                 transport,
@@ -241,7 +246,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         limits: config.limits.clone(),
         stats,
         next_session: AtomicU64::new(1),
-        max_frame_len: config.quic.max_frame_len,
+        max_frame_len: config.limits.max_frame_len,
         addresses: addresses::Addresses::new(config.limits.max_connections_per_address),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);

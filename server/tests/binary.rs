@@ -23,8 +23,15 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
     let secret = Secret::from_file(&server.dir.join("secret")).expect("secret");
     let mut clients = Vec::new();
     for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
-        let connector =
-            Connector::new(transport, &trust, &QuicOptions::default(), 1, addr).expect("connector");
+        let connector = Connector::new(
+            transport,
+            &trust,
+            &QuicOptions::default(),
+            1,
+            addr,
+            imbench_proto::Codec::default(),
+        )
+        .expect("connector");
         clients.push(util::login(&connector, addr, &secret, i as u64 + 1).await);
     }
     let pid = server.child.id().to_string();

@@ -20,8 +20,15 @@ async fn a_large_file_passes_through_a_few_mib_of_server_memory() {
     let secret = Secret::from_file(&server.dir.join("secret")).expect("secret");
     let (_, before_kib) = memory_kib(pid);
     for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
-        let connector =
-            Connector::new(transport, &trust, &QuicOptions::default(), 1, addr).expect("connector");
+        let connector = Connector::new(
+            transport,
+            &trust,
+            &QuicOptions::default(),
+            1,
+            addr,
+            imbench_proto::Codec::default(),
+        )
+        .expect("connector");
         let recipient = 20 + i as u64;
         let mut alice = util::login(&connector, addr, &secret, 10 + i as u64).await;
         let mut bob = util::login(&connector, addr, &secret, recipient).await;

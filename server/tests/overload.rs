@@ -94,8 +94,15 @@ async fn a_flood_is_pushed_back_with_busy_and_memory_stays_bounded() {
         .find(|(t, _)| *t == Transport::Tcp)
         .map(|&(_, a)| a)
         .expect("tcp address");
-    let connector = Connector::new(Transport::Tcp, &trust, &QuicOptions::default(), 1, addr)
-        .expect("connector");
+    let connector = Connector::new(
+        Transport::Tcp,
+        &trust,
+        &QuicOptions::default(),
+        1,
+        addr,
+        imbench_proto::Codec::default(),
+    )
+    .expect("connector");
     let (_, before_kib) = memory_kib(pid);
 
     // Members that join and then do not read.

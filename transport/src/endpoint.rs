@@ -19,18 +19,18 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `transport` on `addr`, presenting `identity` where TLS is involved.
+    /// Binds `transport` on `addr`, presenting `identity` where TLS is involved; `codec` sets
+    /// the largest frame accepted or sent, whatever the transport.
     pub async fn bind(
         transport: Transport,
         addr: SocketAddr,
         identity: &ServerIdentity,
         quic: &QuicOptions,
+        codec: Codec,
     ) -> Result<Self, TransportError> {
         Ok(match transport {
-            Transport::Quic => Listener::Quic(QuicListener::bind(addr, identity, quic)?),
-            other => Listener::Stream(
-                StreamListener::bind(addr, other, identity, Codec::new(quic.max_frame_len)).await?,
-            ),
+            Transport::Quic => Listener::Quic(QuicListener::bind(addr, identity, quic, codec)?),
+            other => Listener::Stream(StreamListener::bind(addr, other, identity, codec).await?),
         })
     }
 
@@ -109,23 +109,25 @@ pub enum Connector {
 
 impl Connector {
     /// A connector for `transport` to `server`, trusting `trust`. `quic_endpoints` is how many
-    /// UDP sockets QUIC clients share.
+    /// UDP sockets QUIC clients share; `codec` sets the largest frame accepted or sent,
+    /// whatever the transport.
     pub fn new(
         transport: Transport,
         trust: &ClientTrust,
         quic: &QuicOptions,
         quic_endpoints: usize,
         server: SocketAddr,
+        codec: Codec,
     ) -> Result<Self, TransportError> {
         Ok(match transport {
-            Transport::Quic => {
-                Connector::Quic(QuicConnector::new(trust, quic, quic_endpoints, server)?)
-            }
-            other => Connector::Stream(StreamConnector::new(
-                other,
+            Transport::Quic => Connector::Quic(QuicConnector::new(
                 trust,
-                Codec::new(quic.max_frame_len),
+                quic,
+                quic_endpoints,
+                server,
+                codec,
             )?),
+            other => Connector::Stream(StreamConnector::new(other, trust, codec)?),
         })
     }
 

@@ -71,8 +71,6 @@ pub struct QuicOptions {
     /// of the one long-lived stream. Messages then never wait behind each other's losses, and
     /// are no longer ordered relative to each other.
     pub stream_per_message: bool,
-    /// Largest frame accepted or sent.
-    pub max_frame_len: u32,
     /// UDP send and receive buffer requested for each endpoint's socket. The kernel caps it
     /// at `net.core.rmem_max` / `wmem_max`. Linux's default (about 208 KiB) overflows when
     /// thousands of connections share one socket, and every dropped datagram costs a QUIC
@@ -91,7 +89,6 @@ impl Default for QuicOptions {
             congestion: Congestion::Cubic,
             send_fairness: true,
             stream_per_message: false,
-            max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             socket_buffer: 4 * 1024 * 1024,
         }
     }
@@ -131,10 +128,6 @@ impl QuicOptions {
             }
         };
         Ok(Arc::new(t))
-    }
-
-    fn codec(&self) -> Codec {
-        Codec::new(self.max_frame_len)
     }
 }
 
@@ -181,6 +174,7 @@ impl QuicListener {
         addr: SocketAddr,
         identity: &ServerIdentity,
         opts: &QuicOptions,
+        codec: Codec,
     ) -> Result<Self, TransportError> {
         let mut tls = rustls::ServerConfig::builder_with_provider(ring())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -197,10 +191,7 @@ impl QuicListener {
         // buffer more than any client socket does.
         let socket = udp_socket(addr, opts.socket_buffer)?;
         let endpoint = Endpoint::new(Default::default(), Some(config), socket, runtime()?)?;
-        Ok(Self {
-            endpoint,
-            codec: opts.codec(),
-        })
+        Ok(Self { endpoint, codec })
     }
 
     /// The address actually bound (useful after binding port 0).
@@ -277,6 +268,7 @@ impl QuicConnector {
         opts: &QuicOptions,
         endpoints: usize,
         server: SocketAddr,
+        codec: Codec,
     ) -> Result<Self, TransportError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(ring())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -303,7 +295,7 @@ impl QuicConnector {
         Ok(Self {
             endpoints,
             next: AtomicUsize::new(0),
-            codec: opts.codec(),
+            codec,
             stream_per_message: opts.stream_per_message,
         })
     }
@@ -552,13 +544,17 @@ mod tests {
     async fn a_stream_per_message_client_sends_hello_on_the_main_stream_and_the_rest_apart() {
         let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
         let opts = QuicOptions::default();
-        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let listener =
+            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts, Codec::default())
+                .unwrap();
         let addr = listener.local_addr().unwrap();
         let client_opts = QuicOptions {
             stream_per_message: true,
             ..QuicOptions::default()
         };
-        let connector = QuicConnector::new(&id.client_trust(), &client_opts, 1, addr).unwrap();
+        let connector =
+            QuicConnector::new(&id.client_trust(), &client_opts, 1, addr, Codec::default())
+                .unwrap();
         let accept = tokio::spawn(async move {
             let server = listener.accept().await.unwrap().establish().await.unwrap();
             (listener, server)
@@ -577,7 +573,7 @@ mod tests {
         let Link::Quic(conn) = &server.link else {
             panic!("a QUIC link")
         };
-        let mut apart = uni_streams(conn.clone(), opts.codec());
+        let mut apart = uni_streams(conn.clone(), Codec::default());
         for nonce in 1..=3 {
             client
                 .writer
@@ -608,9 +604,18 @@ mod tests {
     async fn a_file_stream_hands_over_its_bytes_after_the_header() {
         let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
         let opts = QuicOptions::default();
-        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let listener =
+            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts, Codec::default())
+                .unwrap();
         let addr = listener.local_addr().unwrap();
-        let connector = QuicConnector::new(&id.client_trust(), &opts, 1, addr).unwrap();
+        let connector = QuicConnector::new(
+            &id.client_trust(),
+            &opts,
+            1,
+            addr,
+            imbench_proto::Codec::default(),
+        )
+        .unwrap();
         let accept = tokio::spawn(async move {
             let server = listener.accept().await.unwrap().establish().await.unwrap();
             (listener, server)
@@ -629,10 +634,10 @@ mod tests {
         let Link::Quic(server_conn) = &server.link else {
             panic!("a QUIC link")
         };
-        let mut streams = uni_streams(server_conn.clone(), opts.codec());
+        let mut streams = uni_streams(server_conn.clone(), Codec::default());
         // Bytes that look like a frame must stay file bytes.
         let mut ping = bytes::BytesMut::new();
-        opts.codec()
+        Codec::default()
             .encode(&Frame::Ping { nonce: 9 }, &mut ping)
             .unwrap();
         let mut content = ping.to_vec();
@@ -642,7 +647,7 @@ mod tests {
         let mut send = open_uni_with(
             client_conn,
             &Frame::FileData { transfer_id: 7 },
-            &opts.codec(),
+            &Codec::default(),
         )
         .await
         .unwrap();
@@ -661,7 +666,9 @@ mod tests {
     async fn frames_cross_a_quic_connection_both_ways() {
         let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
         let opts = QuicOptions::default();
-        let listener = QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts).unwrap();
+        let listener =
+            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts, Codec::default())
+                .unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let mut conn = listener.accept().await.unwrap().establish().await.unwrap();
@@ -677,7 +684,14 @@ mod tests {
             conn.writer.shutdown().await.unwrap();
             conn.link.close(0, "done", Duration::from_secs(1)).await;
         });
-        let connector = QuicConnector::new(&id.client_trust(), &opts, 2, addr).unwrap();
+        let connector = QuicConnector::new(
+            &id.client_trust(),
+            &opts,
+            2,
+            addr,
+            imbench_proto::Codec::default(),
+        )
+        .unwrap();
         let mut conn = connector.connect(addr, "localhost").await.unwrap();
         for nonce in 0..3 {
             conn.writer.queue(&Frame::Ping { nonce }).unwrap();
@@ -699,15 +713,27 @@ mod tests {
         let server_id = ServerIdentity::self_signed(&["localhost"]).unwrap();
         let other = ServerIdentity::self_signed(&["localhost"]).unwrap();
         let opts = QuicOptions::default();
-        let listener =
-            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &server_id, &opts).unwrap();
+        let listener = QuicListener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &server_id,
+            &opts,
+            Codec::default(),
+        )
+        .unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Some(inc) = listener.accept().await {
                 let _ = inc.establish().await;
             }
         });
-        let connector = QuicConnector::new(&other.client_trust(), &opts, 1, addr).unwrap();
+        let connector = QuicConnector::new(
+            &other.client_trust(),
+            &opts,
+            1,
+            addr,
+            imbench_proto::Codec::default(),
+        )
+        .unwrap();
         let err = connector
             .connect(addr, "localhost")
             .await

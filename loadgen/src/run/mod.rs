@@ -196,7 +196,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         n => n,
     };
     let imbench = |addr: SocketAddr, trust: &ClientTrust, secret: Secret, server_name: String| {
-        let connector = Connector::new(config.transport, trust, &quic, endpoints, addr)?;
+        let connector = Connector::new(
+            config.transport,
+            trust,
+            &quic,
+            endpoints,
+            addr,
+            imbench_proto::Codec::default(),
+        )?;
         Ok::<_, RunError>(Driver::Imbench(Box::new(ImbenchDriver {
             transport: config.transport,
             connector,

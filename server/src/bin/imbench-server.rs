@@ -177,6 +177,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 .context("--max-queued-bytes is too large")?,
             receipt_window: args.receipt_window.max(1),
             max_body,
+            max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             hold_per_user: args.hold_per_user,
             hold_bytes: usize::try_from(args.hold_bytes).context("--hold-bytes is too large")?,
             max_group_members: args.max_group_members,

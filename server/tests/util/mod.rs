@@ -82,6 +82,7 @@ async fn start_over_with(
         &client_quic,
         1,
         addr,
+        imbench_proto::Codec::default(),
     )
     .expect("connector");
     TestServer {

@@ -1,0 +1,215 @@
+//! The arguments of `imbench run`, and the run configuration made from them and the scenario.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use imbench_loadgen::{Overrides, ProgressMode, RunConfig, Scenario, ServerSpec};
+use imbench_server::Secret;
+use imbench_transport::{ClientTrust, QuicOptions, Transport};
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// Scenario file (TOML). Without one, the built-in twin of scenarios/default.toml.
+    pub(crate) scenario: Option<PathBuf>,
+    /// Transport(s): quic, tcp, tls, ws, wss, a comma list of them, or all. With several, the
+    /// scenario runs once per transport, same seed and schedule, and a comparison table ends
+    /// the output.
+    #[arg(long, default_value = "quic", value_parser = parse_transports)]
+    pub(crate) transport: TransportList,
+    /// Simulated clients.
+    #[arg(long)]
+    pub(crate) clients: Option<usize>,
+    /// Measured period, e.g. 30s or 2m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Warm-up before measuring.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) warmup: Option<Duration>,
+    /// Period over which clients connect.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) ramp_up: Option<Duration>,
+    /// Longest wait for outstanding deliveries after the last send.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) drain: Option<Duration>,
+    /// Seed for schedules, sizes and partners.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Direct messages per second per client.
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+    /// Messages per second to each group (the scenario's groups.rate)
+    #[arg(long)]
+    pub(crate) group_rate: Option<f64>,
+    /// Connections started per second at most (generator.connect_rate; default by transport:
+    /// 1000 with TLS, 5000 without). A shorter ramp-up is stretched to clients / rate
+    #[arg(long)]
+    pub(crate) connect_rate: Option<f64>,
+    /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto
+    /// (precise up to 2,000 sends/s, tokio above; the default)
+    #[arg(long, value_enum)]
+    pub(crate) timer: Option<imbench_loadgen::config::scenario::TimerKind>,
+    /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
+    /// factor until an SLO fails, then report the highest load that held
+    #[arg(long)]
+    pub(crate) find_max: bool,
+    /// Run shard I of N of the scenario's clients (client k is in shard k % N + 1), against
+    /// the --server the other shards use; add the shards' reports with `imbench merge`.
+    /// Direct chat only
+    #[arg(long, value_name = "I/N", conflicts_with = "find_max")]
+    pub(crate) shard: Option<imbench_loadgen::Shard>,
+    /// Run the scenario N times in a row (into run-1 … run-N of the report folder) and print
+    /// the spread of each headline figure; repeat.json holds it. The folder is a baseline for
+    /// `imbench compare --fail-on-regression`
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard"])]
+    pub(crate) repeat: usize,
+    /// With --find-max: each step's load over the previous one's
+    #[arg(long, default_value_t = 1.5, requires = "find_max")]
+    pub(crate) growth: f64,
+    /// With --find-max: most rising steps
+    #[arg(long, default_value_t = 12, requires = "find_max")]
+    pub(crate) max_steps: usize,
+    /// With --find-max: halvings between the last load that held and the first that failed
+    #[arg(long, default_value_t = 2, requires = "find_max")]
+    pub(crate) refine: usize,
+    /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
+    #[arg(long = "slo")]
+    pub(crate) slo: Vec<String>,
+    /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
+    /// imbench-server prints. Without it, the server runs in-process.
+    #[arg(long, requires_all = ["cert", "secret_file"], value_parser = parse_server)]
+    pub(crate) server: Vec<ServerArg>,
+    /// PEM certificate to trust for --server (imbench-server writes one).
+    #[arg(long)]
+    pub(crate) cert: Option<PathBuf>,
+    /// File with the server's token secret (imbench-server writes one).
+    #[arg(long)]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Name to verify the server certificate for (default: the --server IP).
+    #[arg(long)]
+    pub(crate) server_name: Option<String>,
+    /// Report folder (default: reports/<scenario>-<UTC time>).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Progress display: auto (live line on a terminal), plain, or quiet.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub(crate) progress: ProgressArg,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TransportList(pub(crate) Vec<Transport>);
+
+pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
+    let mut list = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part.eq_ignore_ascii_case("all") {
+            list.extend(Transport::ALL);
+        } else {
+            list.push(part.parse::<Transport>()?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|t| seen.insert(*t));
+    if list.is_empty() {
+        return Err("no transport named".into());
+    }
+    Ok(TransportList(list))
+}
+
+/// `--server ADDR` or `--server TRANSPORT=ADDR`.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerArg {
+    pub(crate) transport: Option<Transport>,
+    pub(crate) addr: SocketAddr,
+}
+
+pub(crate) fn parse_server(s: &str) -> Result<ServerArg, String> {
+    let (transport, addr) = match s.split_once('=') {
+        Some((t, a)) => (Some(t.parse::<Transport>()?), a),
+        None => (None, s),
+    };
+    let addr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an address such as 127.0.0.1:4433: {e}"))?;
+    Ok(ServerArg { transport, addr })
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum ProgressArg {
+    Auto,
+    Plain,
+    Quiet,
+}
+
+/// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
+/// when only one transport runs.
+pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<SocketAddr> {
+    servers
+        .iter()
+        .find(|s| s.transport == Some(transport))
+        .or_else(|| servers.iter().find(|s| s.transport.is_none()))
+        .map(|s| s.addr)
+}
+
+/// Turns the flags into one validated configuration.
+pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    use anyhow::Context;
+    let mut scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path)?,
+        None => Scenario::builtin_default(),
+    };
+    scenario.apply(&Overrides {
+        clients: args.clients,
+        duration: args.duration,
+        warmup: args.warmup,
+        ramp_up: args.ramp_up,
+        drain: args.drain,
+        seed: args.seed,
+        rate: args.rate,
+        group_rate: args.group_rate,
+        slo: args.slo.clone(),
+        connect_rate: args.connect_rate,
+        timer: args.timer,
+    })?;
+    let first = args.transport.0[0];
+    let server = match (args.server.first(), &args.cert, &args.secret_file) {
+        (Some(_), Some(cert), Some(secret)) => ServerSpec::Remote {
+            addr: {
+                for &t in &args.transport.0 {
+                    if server_for(&args.server, t).is_none() {
+                        anyhow::bail!("no --server address for {t}: give --server {t}=HOST:PORT");
+                    }
+                }
+                server_for(&args.server, first).unwrap_or(args.server[0].addr)
+            },
+            trust: ClientTrust::from_pem_file(cert).context("reading --cert")?,
+            secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
+            server_name: args.server_name.clone(),
+        },
+        (None, None, None) => ServerSpec::Embedded,
+        _ => anyhow::bail!("--cert and --secret-file go with --server"),
+    };
+    let out_dir = Some(args.out.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(['-', ':'], "");
+        PathBuf::from("reports").join(format!("{}-{stamp}", scenario.name))
+    }));
+    let progress = match args.progress {
+        ProgressArg::Auto => ProgressMode::Auto,
+        ProgressArg::Plain => ProgressMode::Plain,
+        ProgressArg::Quiet => ProgressMode::Quiet,
+    };
+    Ok(RunConfig {
+        scenario,
+        server,
+        out_dir,
+        progress,
+        quic: QuicOptions::default(),
+        transport: first,
+        interrupt: None,
+        shard: args.shard,
+    })
+}

@@ -1,0 +1,107 @@
+//! The `imbench` command line: arguments ([`args`]), the configuration a run gets from them and
+//! its scenario, and the commands: `run` ([`run`]), and `report`, `compare` and `merge` on
+//! report folders ([`reports`]).
+
+/// Writes to standard output and ignores a closed pipe: `imbench … | head` must not panic,
+/// and a run whose reader went away still writes its report and exits with its own code.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod args;
+mod reports;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use args::RunArgs;
+
+/// Benchmark and load-test instant messaging: delivery latency, fan-out, transports.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario and report latency, accounting and SLO verdicts.
+    ///
+    /// Exit codes: 0 all SLOs held, 1 an SLO failed, 2 bad command line or scenario,
+    /// 3 the run is invalid (server unreachable, clients could not connect or were
+    /// disconnected, generator saturated).
+    Run(Box<RunArgs>),
+    /// Re-render summary.md and report.html and print the table of a report folder (or
+    /// report.json file).
+    Report {
+        /// The report folder or its report.json.
+        report: PathBuf,
+    },
+    /// Add shard reports of one load (run at the same time against one server) into one
+    /// report: histograms added, counters and rates summed, SLOs judged again.
+    Merge {
+        /// Report folders or report.json files.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Folder for the merged report.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print reports side by side: each run of each report is a column, with its ratio to the
+    /// first.
+    Compare {
+        /// Report folders or report.json files, the baseline first. The baseline may also be
+        /// a folder of repeated runs (each in a subfolder with its report.json): their spread
+        /// is the noise --fail-on-regression allows for.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Exit 1 when a figure of a later report is worse than the baseline's median by more
+        /// than this (e.g. 10%) and by more than the baseline runs' own spread.
+        #[arg(long, value_parser = imbench_loadgen::report::regression::parse_threshold)]
+        fail_on_regression: Option<f64>,
+        /// A figure to check, as SLOs name them (repeatable; default: direct.p50, direct.p99,
+        /// ack.p99, group.p99, fanout.p99, file.p99 and delivered_per_s, those present).
+        #[arg(long = "check")]
+        checks: Vec<String>,
+    },
+}
+
+/// Parses the command line and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => ExitCode::from(run::run(*args)),
+        Command::Report { report } => ExitCode::from(reports::rerender(&report)),
+        Command::Compare {
+            reports,
+            fail_on_regression,
+            checks,
+        } => ExitCode::from(reports::compare(&reports, fail_on_regression, &checks)),
+        Command::Merge { reports, out } => ExitCode::from(reports::merge(&reports, &out)),
+    }
+}

@@ -1,0 +1,199 @@
+//! `imbench report`, `compare` and `merge`: what is done with report folders after a run.
+
+use std::path::PathBuf;
+
+use imbench_loadgen::exit_code;
+
+/// Reads a report folder's report.json (or the file itself).
+fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadgen::Report)> {
+    use anyhow::Context;
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an imbench report", file.display()))?;
+    Ok((file, report))
+}
+
+pub(crate) fn rerender(path: &std::path::Path) -> u8 {
+    match load_report(path) {
+        Ok((file, report)) => {
+            out!("{}", report.table());
+            let dir = file.parent().unwrap_or(std::path::Path::new("."));
+            let summary = dir.join("summary.md");
+            let html = dir.join("report.html");
+            let written = std::fs::write(
+                &summary,
+                imbench_loadgen::report::summary::markdown(&report),
+            )
+            .map_err(|e| (summary.clone(), e))
+            .and_then(|()| {
+                std::fs::write(&html, imbench_loadgen::report::html::render(&report))
+                    .map_err(|e| (html.clone(), e))
+            });
+            match written {
+                Ok(()) => {
+                    outln!("wrote {} and {}", summary.display(), html.display());
+                    exit_code::OK
+                }
+                Err((path, e)) => {
+                    eprintln!("imbench: writing {}: {e}", path.display());
+                    exit_code::INVALID
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            exit_code::USAGE
+        }
+    }
+}
+
+pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
+    let mut reports = Vec::new();
+    for path in paths {
+        match load_report(path) {
+            Ok((_, r)) => reports.push(r),
+            Err(e) => {
+                eprintln!("imbench: {e:#}");
+                return exit_code::USAGE;
+            }
+        }
+    }
+    let merged = match imbench_loadgen::report::merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imbench: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    out!("{}", merged.table());
+    if let Err(e) = merged.write(out) {
+        eprintln!("imbench: writing {}: {e}", out.display());
+        return exit_code::INVALID;
+    }
+    outln!("report: {}", out.join("report.json").display());
+    merged.verdict.exit_code()
+}
+
+/// A baseline: one report, or a folder whose subfolders each hold one (repeated runs), in
+/// name order.
+fn load_baseline(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<(PathBuf, imbench_loadgen::Report)>> {
+    if path.is_dir() && !path.join("report.json").exists() {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("report.json").is_file())
+            .collect();
+        dirs.sort();
+        if dirs.is_empty() {
+            anyhow::bail!(
+                "{} holds neither report.json nor run folders with one",
+                path.display()
+            );
+        }
+        return dirs.iter().map(|d| load_report(d)).collect();
+    }
+    Ok(vec![load_report(path)?])
+}
+
+pub(crate) fn compare(
+    paths: &[PathBuf],
+    fail_on_regression: Option<f64>,
+    check_names: &[String],
+) -> u8 {
+    use imbench_loadgen::report::regression;
+    let names: Vec<String> = if check_names.is_empty() {
+        regression::DEFAULT_CHECKS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        check_names.to_vec()
+    };
+    let checks: Result<Vec<regression::Check>, String> =
+        names.iter().map(|n| regression::Check::parse(n)).collect();
+    let checks = match checks {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imbench: --check: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let baseline = match load_baseline(&paths[0]) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            return exit_code::USAGE;
+        }
+    };
+    let mut loaded = vec![baseline[0].clone()];
+    for path in &paths[1..] {
+        match load_report(path) {
+            Ok(r) => loaded.push(r),
+            Err(e) => {
+                eprintln!("imbench: {e:#}");
+                return exit_code::USAGE;
+            }
+        }
+    }
+    let mut regressed = false;
+    if let Some(threshold) = fail_on_regression {
+        let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
+            baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
+        for (file, candidate) in &loaded[1..] {
+            let findings = regression::compare(&repeats, &candidate.runs, &checks, threshold);
+            outln!("{}:", file.display());
+            out!("{}", regression::table(&findings, threshold, repeats.len()));
+            if findings.is_empty() {
+                eprintln!(
+                    "imbench: {} shares no figure and transport with the baseline",
+                    file.display()
+                );
+                return exit_code::USAGE;
+            }
+            regressed |= findings.iter().any(|f| f.regressed);
+        }
+    }
+    let mut all: Option<imbench_loadgen::Report> = None;
+    for (file, mut report) in loaded {
+        // Columns are named after the report folder, and the transport when it has several.
+        let name = file.parent().and_then(|d| d.file_name()).map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let several = report.runs.len() > 1;
+        for run in &mut report.runs {
+            run.transport = if several {
+                format!("{name}:{}", run.transport)
+            } else {
+                name.clone()
+            };
+        }
+        match &mut all {
+            None => all = Some(report),
+            Some(a) => {
+                a.verdict = a.verdict.max(report.verdict);
+                a.runs.extend(report.runs);
+            }
+        }
+    }
+    if let Some(all) = all {
+        out!(
+            "{}",
+            imbench_loadgen::report::comparison::comparison_table(&all)
+        );
+    }
+    if regressed {
+        outln!("verdict: REGRESSION");
+        exit_code::SLO_FAILED
+    } else {
+        exit_code::OK
+    }
+}

@@ -1,0 +1,226 @@
+//! `imbench run`: one run, repeated runs, a transport comparison or a capacity search.
+
+use imbench_loadgen::{exit_code, RunConfig, ServerSpec};
+
+use super::args::{configure, server_for, RunArgs};
+
+pub(crate) fn run(args: RunArgs) -> u8 {
+    let config = match configure(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            return exit_code::USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("imbench: starting the tokio runtime: {e}");
+            return exit_code::INVALID;
+        }
+    };
+    let mut config = config;
+    config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
+    let transports = args.transport.0.clone();
+    if args.find_max {
+        if transports.len() > 1 {
+            eprintln!("imbench: --find-max searches one transport at a time");
+            return exit_code::USAGE;
+        }
+        return find_max(&runtime, config, &args);
+    }
+    if args.repeat == 0 {
+        eprintln!("imbench: --repeat must be at least 1");
+        return exit_code::USAGE;
+    }
+    if args.repeat > 1 {
+        return repeat(&runtime, config, &args);
+    }
+    run_once(&runtime, config, &args).0
+}
+
+/// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
+fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+    let Some(root) = config.out_dir.clone() else {
+        return exit_code::USAGE;
+    };
+    // Old run folders beside new ones would join the spread and any baseline made of it.
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        let mut stale: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("run-") || n == "repeat.json")
+            .collect();
+        if !stale.is_empty() {
+            stale.sort();
+            eprintln!(
+                "imbench: {} already holds {} from an earlier run; give another --out or remove them",
+                root.display(),
+                stale.join(", ")
+            );
+            return exit_code::USAGE;
+        }
+    }
+    let mut reports = Vec::new();
+    let mut worst = exit_code::OK;
+    for i in 1..=args.repeat {
+        outln!(
+            "
+== run {i} of {}",
+            args.repeat
+        );
+        let mut c = config.clone();
+        c.out_dir = Some(root.join(format!("run-{i}")));
+        let (code, report) = run_once(runtime, c, args);
+        if code == exit_code::USAGE {
+            // Nothing ran, and the next run would be refused the same way.
+            return code;
+        }
+        worst = worst.max(code);
+        let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
+        match report {
+            Some(r) => reports.push(r),
+            None => {
+                eprintln!("imbench: run {i} could not take place; stopping the repeats");
+                return worst.max(exit_code::INVALID);
+            }
+        }
+        if interrupted {
+            eprintln!("imbench: interrupted; no more repeats");
+            break;
+        }
+    }
+    let summary = imbench_loadgen::report::repeat::summarize(&reports);
+    out!("{}", summary.table());
+    let path = root.join("repeat.json");
+    let written = serde_json::to_string_pretty(&summary)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&path, json));
+    match written {
+        Ok(()) => outln!("repeat: {}", path.display()),
+        Err(e) => {
+            eprintln!("imbench: writing {}: {e}", path.display());
+            return exit_code::INVALID;
+        }
+    }
+    worst.max(summary.verdict().exit_code())
+}
+
+/// Says why a run could not take place and gives its exit code.
+fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
+    let code = e.exit_code();
+    if code == exit_code::USAGE {
+        eprintln!("imbench: {e}");
+    } else {
+        eprintln!("imbench: run invalid: {e}");
+    }
+    code
+}
+
+/// One run over every transport asked for: its exit code, and its report when it took place.
+fn run_once(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    args: &RunArgs,
+) -> (u8, Option<imbench_loadgen::Report>) {
+    let transports = args.transport.0.clone();
+    let servers = args.server.clone();
+    let several = transports.len() > 1;
+    let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
+        config,
+        &transports,
+        |report| {
+            if several {
+                out!("{}", report.table());
+            }
+        },
+        |c, t| {
+            if let ServerSpec::Remote { addr, .. } = &mut c.server {
+                *addr = server_for(&servers, t)
+                    .ok_or_else(|| imbench_loadgen::RunError::NoAddress(t))?;
+            }
+            Ok(())
+        },
+    ));
+    match result {
+        Ok(outcome) => {
+            if several {
+                out!(
+                    "{}",
+                    imbench_loadgen::report::comparison::comparison_table(&outcome.report)
+                );
+                outln!("verdict: {}", outcome.report.verdict_line());
+            } else {
+                out!("{}", outcome.report.table());
+            }
+            if let Some(dir) = &outcome.dir {
+                outln!("report: {}", dir.join("report.json").display());
+            }
+            (outcome.report.verdict.exit_code(), Some(outcome.report))
+        }
+        Err(e) => (run_failed(&e), None),
+    }
+}
+
+fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+    use imbench_loadgen::run::capacity::{self, SearchOptions};
+    if !(args.growth.is_finite() && args.growth > 1.0) || args.max_steps == 0 {
+        eprintln!("imbench: --growth must be above 1 and --max-steps at least 1");
+        return exit_code::USAGE;
+    }
+    if config.scenario.slo.is_empty() {
+        eprintln!("imbench: --find-max needs at least one SLO (in the scenario or with --slo) to know when to stop");
+        return exit_code::USAGE;
+    }
+    let opts = SearchOptions {
+        growth: args.growth,
+        max_steps: args.max_steps,
+        refine: args.refine,
+    };
+    let mut n = 0;
+    let search = capacity::find_max(config.clone(), opts, |step| {
+        n += 1;
+        eprintln!(
+            "step {n}: load {:.3}x, {:.0} sent/s, {:.0} delivered/s: {}{}",
+            step.load,
+            step.sent_per_s,
+            step.delivered_per_s,
+            if step.held() { "held" } else { "FAILED" },
+            if step.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", step.why.join("; "))
+            }
+        );
+    });
+    match runtime.block_on(search) {
+        Ok(cap) => {
+            out!("{}", cap.table());
+            if let Some(dir) = &config.out_dir {
+                outln!("report: {}", dir.join("capacity.json").display());
+            }
+            match (cap.best(), cap.steps.first()) {
+                (Some(_), _) => exit_code::OK,
+                (None, Some(first)) => first.verdict.exit_code(),
+                (None, None) => exit_code::INVALID,
+            }
+        }
+        Err(e) => run_failed(&e),
+    }
+}
+
+/// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
+/// second one exits at once.
+fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(exit_code::INVALID));
+            }
+        }
+    });
+    rx
+}
