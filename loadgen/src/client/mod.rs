@@ -26,12 +26,12 @@ use crate::driver::{ConnectError, Op, Sender, Session, SessionError};
 use crate::measure::accounting::Inbox;
 use crate::measure::group_ledger::Membership;
 use crate::measure::metrics::Metric;
+use crate::workload::agenda::{Action, Agenda};
 use crate::workload::body::{self, Header};
 use crate::workload::churn::{AwaitingAnswer, ChurnSchedule, Disconnect, Unanswered};
-use crate::workload::files::FileSchedule;
-use crate::workload::groups::{GroupEvent, GroupSchedule, Role};
+use crate::workload::groups::{GroupEvent, Role};
 use crate::workload::message_ids::direct_msg_id;
-use crate::workload::schedule::Schedule;
+use crate::workload::schedule::Due;
 
 /// How long an idle client that sends receipts waits at most before confirming what arrived.
 const RECEIPT_EVERY: Duration = Duration::from_millis(20);
@@ -354,13 +354,6 @@ async fn join_groups(ctx: &RunContext, index: usize, sender: &mut Sender) -> Res
     Ok(())
 }
 
-/// The client's next scheduled action.
-enum Next {
-    Direct(crate::workload::schedule::Due),
-    Group(u64, GroupEvent),
-    File(crate::workload::files::FileDue),
-}
-
 async fn send_loop(
     ctx: &Arc<RunContext>,
     index: usize,
@@ -368,8 +361,7 @@ async fn send_loop(
     outgoing: &mut Outgoing,
     start_us: u64,
 ) -> Result<(), SessionError> {
-    let mut files = FileSchedule::new(&ctx.scenario, index, start_us);
-    let scheduled = send_scheduled(ctx, index, conn, outgoing, &mut files, start_us).await;
+    let scheduled = send_scheduled(ctx, index, conn, outgoing, start_us).await;
     let writer = &mut conn.sender;
     // Transfers under way go on after the schedule ends, until they end or the run does.
     let mut finished = std::pin::pin!(ctx.wait_finished());
@@ -427,35 +419,40 @@ async fn wait_until(
     }
 }
 
+/// What a client numbers as it sends: per partner and per group the next sequence number (for
+/// the recipients' exactly-once accounting), which groups it has left, and its message ids.
+#[derive(Default)]
+struct Numbering {
+    seqs: Vec<u64>,
+    group_seqs: HashMap<usize, u64>,
+    left: HashMap<usize, bool>,
+    counter: u64,
+}
+
+/// Keeps the client's agenda until the schedule ends or the run stops: waits for each action,
+/// records how late the generator woke for it, and does it. Churn interrupts the agenda with
+/// a disconnect and a return.
 async fn send_scheduled(
     ctx: &Arc<RunContext>,
     index: usize,
     conn: &mut Connection,
     outgoing: &mut Outgoing,
-    files: &mut Option<FileSchedule>,
     start_us: u64,
 ) -> Result<(), SessionError> {
-    let mut direct = Schedule::new(&ctx.scenario, index, start_us);
-    let mut group = GroupSchedule::new(&ctx.scenario, &ctx.plan, index, start_us);
-    if direct.is_none() && group.is_none() && files.is_none() {
+    let mut agenda = Agenda::new(&ctx.scenario, &ctx.plan, index, start_us);
+    if agenda.is_empty() {
         return Ok(());
     }
-    let counters = &ctx.counters[index];
-    let user = index as u64;
-    let mut seqs = vec![0u64; direct.as_ref().map_or(0, |d| d.partners.len())];
-    let mut group_seqs: HashMap<usize, u64> = HashMap::new();
-    let mut left: HashMap<usize, bool> = HashMap::new();
-    let mut counter = 0u64;
-    let mut next_direct = direct.as_mut().map(|d| d.next_due());
+    let mut numbering = Numbering {
+        seqs: vec![0; agenda.partners().len()],
+        ..Numbering::default()
+    };
     let mut stop = ctx.stop_signal();
     // Messages due while the client was away are not owed (as for a late connect).
     let mut back_us = 0;
     loop {
-        let group_at = group.as_ref().map_or(u64::MAX, |g| g.next_at());
-        let file_at = files.as_ref().map_or(u64::MAX, |f| f.next_at());
-        let direct_at = next_direct.map_or(u64::MAX, |d| d.at_us);
         let churn_at = conn.churn.as_ref().map_or(u64::MAX, |c| c.next_at());
-        if churn_at <= direct_at.min(group_at).min(file_at) && churn_at < ctx.schedule_end() {
+        if churn_at <= agenda.next_at() && churn_at < ctx.schedule_end() {
             if churn_at > ctx.clock.now_us()
                 && wait_until(ctx, churn_at, conn, outgoing, &mut stop)
                     .await?
@@ -472,33 +469,10 @@ async fn send_scheduled(
             }
             continue;
         }
-        let next = if direct_at <= group_at && direct_at <= file_at {
-            match next_direct {
-                Some(d) => {
-                    next_direct = direct.as_mut().map(|d| d.next_due());
-                    Next::Direct(d)
-                }
-                None => return Ok(()),
-            }
-        } else if group_at <= file_at {
-            match group.as_mut() {
-                Some(g) => {
-                    let (at, e) = g.take_next();
-                    Next::Group(at, e)
-                }
-                None => return Ok(()),
-            }
-        } else {
-            match files.as_mut() {
-                Some(f) => Next::File(f.take_next()),
-                None => return Ok(()),
-            }
+        let Some(action) = agenda.take() else {
+            return Ok(());
         };
-        let at_us = match &next {
-            Next::Direct(d) => d.at_us,
-            Next::Group(at, _) => *at,
-            Next::File(f) => f.at_us,
-        };
+        let at_us = action.at_us();
         if at_us >= ctx.schedule_end() {
             return Ok(());
         }
@@ -520,83 +494,117 @@ async fn send_scheduled(
                 Some(false) => {}
             }
         }
-        let due = match next {
-            Next::File(due) => {
-                outgoing.start(due);
-                continue;
+        match action {
+            Action::File(due) => outgoing.start(due),
+            Action::Direct(due) => {
+                let to = agenda.partners()[due.partner];
+                send_direct(ctx, index, conn, &mut numbering, due, to).await?;
             }
-            Next::Direct(due) => due,
-            Next::Group(at_us, GroupEvent::Send { group, size }) => {
-                let seq = group_seqs.entry(group).or_insert(0);
-                let sent_us = ctx.clock.now_us();
-                let Some(msg_id) = ctx.ledger.open(group, user, at_us, sent_us) else {
-                    continue;
-                };
-                let delay = sent_us.saturating_sub(at_us);
-                ctx.recorder
-                    .record(Metric::SendDelay, delay, ctx.in_window(at_us));
-                let header = Header {
-                    intended_us: at_us,
-                    sent_us,
-                    sender: user,
-                    seq: *seq,
-                };
-                *seq += 1;
-                let body = body::encode(&header, size, &ctx.payload);
-                counters.group_sent.fetch_add(1, Relaxed);
-                if ctx.in_window(at_us) {
-                    counters.group_sent_in_window.fetch_add(1, Relaxed);
-                }
-                let to = Dest::Group(ctx.plan.groups[group].id);
-                conn.sender.send(Op::Send { msg_id, to, body }).await?;
-                continue;
+            Action::Group(at_us, GroupEvent::Send { group, size }) => {
+                send_group(ctx, index, conn, &mut numbering, at_us, group, size).await?;
             }
-            Next::Group(_, GroupEvent::Toggle { group }) => {
-                let out = left.entry(group).or_insert(false);
-                let id = ctx.plan.groups[group].id;
-                let (op, kind) = if *out {
-                    (Op::Join { group: id }, Membership::JoinSent)
-                } else {
-                    (Op::Leave { group: id }, Membership::LeaveSent)
-                };
-                *out = !*out;
-                ctx.ledger.membership(group, user, kind, ctx.clock.now_us());
-                conn.sender.send(op).await?;
-                continue;
+            Action::Group(_, GroupEvent::Toggle { group }) => {
+                toggle_membership(ctx, index, conn, &mut numbering, group).await?;
             }
-        };
-        let Some(schedule) = direct.as_ref() else {
-            continue;
-        };
-        let seq = &mut seqs[due.partner];
-        let header = Header {
-            intended_us: due.at_us,
-            sent_us: ctx.clock.now_us(),
-            sender: user,
-            seq: *seq,
-        };
-        ctx.recorder.record(
-            Metric::SendDelay,
-            header.sent_us.saturating_sub(due.at_us),
-            ctx.in_window(due.at_us),
-        );
-        *seq += 1;
-        let body = body::encode(&header, due.size, &ctx.payload);
-        let msg_id = direct_msg_id(due.at_us, counter);
-        counter += 1;
-        let to = Dest::User(schedule.partners[due.partner]);
-        // Counted before the write: the drain waits for every counted message, so none can
-        // still be on its way out when the run declares itself drained.
-        counters.sent.fetch_add(1, Relaxed);
-        if ctx.in_window(due.at_us) {
-            counters.sent_in_window.fetch_add(1, Relaxed);
         }
-        if let Some(awaiting) = &conn.awaiting {
-            let seq = header.seq;
-            let body = body.clone();
-            awaiting.sent(msg_id, Unanswered { to, body, seq });
-        }
-        conn.queue_receipt(RECEIPT_BATCH)?;
-        conn.sender.send(Op::Send { msg_id, to, body }).await?;
     }
+}
+
+/// Sends one group message, recorded in the group ledger first (a full ledger skips it).
+async fn send_group(
+    ctx: &RunContext,
+    index: usize,
+    conn: &mut Connection,
+    numbering: &mut Numbering,
+    at_us: u64,
+    group: usize,
+    size: usize,
+) -> Result<(), SessionError> {
+    let user = index as u64;
+    let counters = &ctx.counters[index];
+    let seq = numbering.group_seqs.entry(group).or_insert(0);
+    let sent_us = ctx.clock.now_us();
+    let Some(msg_id) = ctx.ledger.open(group, user, at_us, sent_us) else {
+        return Ok(());
+    };
+    let delay = sent_us.saturating_sub(at_us);
+    ctx.recorder
+        .record(Metric::SendDelay, delay, ctx.in_window(at_us));
+    let header = Header {
+        intended_us: at_us,
+        sent_us,
+        sender: user,
+        seq: *seq,
+    };
+    *seq += 1;
+    let body = body::encode(&header, size, &ctx.payload);
+    counters.group_sent.fetch_add(1, Relaxed);
+    if ctx.in_window(at_us) {
+        counters.group_sent_in_window.fetch_add(1, Relaxed);
+    }
+    let to = Dest::Group(ctx.plan.groups[group].id);
+    conn.sender.send(Op::Send { msg_id, to, body }).await
+}
+
+/// Leaves a group the client is in, or joins again one it left.
+async fn toggle_membership(
+    ctx: &RunContext,
+    index: usize,
+    conn: &mut Connection,
+    numbering: &mut Numbering,
+    group: usize,
+) -> Result<(), SessionError> {
+    let out = numbering.left.entry(group).or_insert(false);
+    let id = ctx.plan.groups[group].id;
+    let (op, kind) = if *out {
+        (Op::Join { group: id }, Membership::JoinSent)
+    } else {
+        (Op::Leave { group: id }, Membership::LeaveSent)
+    };
+    *out = !*out;
+    ctx.ledger
+        .membership(group, index as u64, kind, ctx.clock.now_us());
+    conn.sender.send(op).await
+}
+
+/// Sends one direct message to `to`, counted before the write.
+async fn send_direct(
+    ctx: &RunContext,
+    index: usize,
+    conn: &mut Connection,
+    numbering: &mut Numbering,
+    due: Due,
+    to: u64,
+) -> Result<(), SessionError> {
+    let counters = &ctx.counters[index];
+    let seq = &mut numbering.seqs[due.partner];
+    let header = Header {
+        intended_us: due.at_us,
+        sent_us: ctx.clock.now_us(),
+        sender: index as u64,
+        seq: *seq,
+    };
+    ctx.recorder.record(
+        Metric::SendDelay,
+        header.sent_us.saturating_sub(due.at_us),
+        ctx.in_window(due.at_us),
+    );
+    *seq += 1;
+    let body = body::encode(&header, due.size, &ctx.payload);
+    let msg_id = direct_msg_id(due.at_us, numbering.counter);
+    numbering.counter += 1;
+    let to = Dest::User(to);
+    // Counted before the write: the drain waits for every counted message, so none can
+    // still be on its way out when the run declares itself drained.
+    counters.sent.fetch_add(1, Relaxed);
+    if ctx.in_window(due.at_us) {
+        counters.sent_in_window.fetch_add(1, Relaxed);
+    }
+    if let Some(awaiting) = &conn.awaiting {
+        let seq = header.seq;
+        let body = body.clone();
+        awaiting.sent(msg_id, Unanswered { to, body, seq });
+    }
+    conn.queue_receipt(RECEIPT_BATCH)?;
+    conn.sender.send(Op::Send { msg_id, to, body }).await
 }
