@@ -558,3 +558,102 @@ fn a_report_from_before_a_metric_existed_reads_back() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("direct"), "{}", text(&out));
 }
+
+/// A reference server on loopback TCP, in this test's process, with its certificate and secret
+/// written into `dir` as `imbench-server` writes them.
+struct Standalone {
+    _runtime: tokio::runtime::Runtime,
+    addr: String,
+    cert: PathBuf,
+    secret: PathBuf,
+}
+
+fn standalone(dir: &Dir) -> Standalone {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config =
+        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
+    let cert = dir.file("cert.pem", &config.identity.cert_chain_pem);
+    let secret = dir.file("secret", &config.secret.to_hex());
+    let server = runtime
+        .block_on(imbench_server::start(config))
+        .expect("server starts");
+    let addr = server
+        .addr(imbench_transport::Transport::Tcp)
+        .unwrap()
+        .to_string();
+    // It serves until the runtime is dropped with the test.
+    std::mem::forget(server);
+    Standalone {
+        _runtime: runtime,
+        addr,
+        cert,
+        secret,
+    }
+}
+
+#[test]
+fn a_secret_that_is_not_the_servers_is_a_usage_error_that_says_so() {
+    let dir = Dir::new("wrong-secret");
+    let server = standalone(&dir);
+    let scenario = dir.file("s.toml", TINY);
+    let other = dir.file(
+        "other-secret",
+        &imbench_server::Secret::generate().unwrap().to_hex(),
+    );
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--server",
+            &format!("tcp={}", server.addr),
+            "--cert",
+            server.cert.to_str().unwrap(),
+            "--secret-file",
+            other.to_str().unwrap(),
+            "--transport",
+            "tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("refused the clients' login"), "{said}");
+    assert!(said.contains("check --secret-file"), "{said}");
+    assert!(!said.contains("cannot reach"), "{said}");
+}
+
+#[test]
+fn ctrl_c_during_the_drain_cuts_it_short_and_marks_the_run() {
+    let dir = Dir::new("interrupt-drain");
+    let server = standalone(&dir);
+    // A shard always waits out its drain (other shards' messages may still come): 60 s here.
+    let scenario = dir.file("s.toml", &TINY.replace("drain = \"3s\"", "drain = \"60s\""));
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--server",
+        &format!("tcp={}", server.addr),
+        "--cert",
+        server.cert.to_str().unwrap(),
+        "--secret-file",
+        server.secret.to_str().unwrap(),
+        "--transport",
+        "tcp",
+        "--shard",
+        "1/1",
+        "--out",
+        "r",
+        "--progress",
+        "plain",
+    ];
+    // Ramp-up, warm-up and the measured second are over after 1.3 s: the drain has begun.
+    let (out, took) = interrupted(&dir, &args, std::time::Duration::from_millis(3_000));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "ended {took:?} after Ctrl-C"
+    );
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(report.contains("interrupted during the drain"), "{report}");
+    assert!(report.contains("\"verdict\": \"invalid\""));
+}

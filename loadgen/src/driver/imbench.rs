@@ -48,9 +48,14 @@ impl ImbenchDriver {
             .map_err(|e| failed(format!("sending Hello: {e}")))?;
         match conn.reader.read_frame().await {
             Ok(Some(Frame::Welcome { .. })) => Ok(session(conn)),
-            Ok(Some(Frame::Error { code, reason })) => Err(ConnectError::Refused(format!(
-                "server refused Hello: {code}: {reason}"
-            ))),
+            Ok(Some(Frame::Error { code, reason })) => {
+                let hint = if code == imbench_proto::ErrorCode::BAD_TOKEN {
+                    " (the clients' token secret is not the server's: check --secret-file)"
+                } else {
+                    ""
+                };
+                Err(ConnectError::Refused(format!("{code}: {reason}{hint}")))
+            }
             Ok(Some(other)) => Err(failed(format!("expected Welcome, got {}", other.name()))),
             Ok(None) => Err(failed("server closed the connection after Hello".into())),
             Err(e) => Err(failed(format!("waiting for Welcome: {e}"))),

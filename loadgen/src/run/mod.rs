@@ -16,7 +16,7 @@ use crate::client::context::RunContext;
 use crate::config::shard::Shard;
 use crate::driver::imbench::ImbenchDriver;
 use crate::driver::memory::Hub;
-use crate::driver::Driver;
+use crate::driver::{ConnectError, Driver};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,7 +49,15 @@ pub enum RunError {
     /// Client-side transport setup failed.
     #[error("setting up clients: {0}")]
     Transport(#[from] imbench_transport::TransportError),
-    /// The server could not be reached or refused the probe connection.
+    /// The server answered and refused the clients' login: the configuration is wrong.
+    #[error("the server ({target}) refused the clients' login: {why}")]
+    Refused {
+        /// Where, in words.
+        target: String,
+        /// What it said.
+        why: String,
+    },
+    /// The server could not be reached, or the probe connection broke.
     #[error("cannot reach the server ({target}): {why}")]
     Unreachable {
         /// Where, in words.
@@ -277,9 +285,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             session.sender.close("probe").await;
             session.sender.abort("probe");
         }
-        Ok(Err(why)) => {
+        Ok(Err(ConnectError::Refused(why))) => {
             let target = ctx.driver.describe();
-            let why = why.to_string();
+            return Err(RunError::Refused { target, why });
+        }
+        Ok(Err(ConnectError::Failed(why))) => {
+            let target = ctx.driver.describe();
             return Err(RunError::Unreachable { target, why });
         }
         Err(_) => {
@@ -352,10 +363,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if schedule_over => {}
             _ = tokio::time::sleep_until(ctx.clock.at(ctx.schedule_end())), if !schedule_over => {}
-            changed = wait_interrupt(&mut interrupt), if !schedule_over => {
+            changed = wait_interrupt(&mut interrupt) => {
                 if changed {
                     let at = ctx.clock.now_us() as f64 / 1e6;
-                    ctx.stop(format!("interrupted at {at:.1}s; this report covers what was measured until then"));
+                    ctx.stop(if schedule_over {
+                        format!("interrupted during the drain at {at:.1}s; messages still on their way then were not waited for")
+                    } else {
+                        format!("interrupted at {at:.1}s; this report covers what was measured until then")
+                    });
                     drain_deadline = drain_deadline.min(Instant::now() + STOPPED_DRAIN);
                 }
             }
@@ -773,6 +788,7 @@ impl RunError {
             | RunError::NoAddress(_)
             | RunError::NoTransport
             | RunError::Unsupported(_)
+            | RunError::Refused { .. }
             | RunError::Shard(_)
             | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
             _ => crate::exit_code::INVALID,
