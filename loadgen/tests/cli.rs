@@ -657,3 +657,42 @@ fn ctrl_c_during_the_drain_cuts_it_short_and_marks_the_run() {
     assert!(report.contains("interrupted during the drain"), "{report}");
     assert!(report.contains("\"verdict\": \"invalid\""));
 }
+
+#[test]
+fn an_slo_on_a_figure_that_does_not_exist_is_refused_before_the_run() {
+    let dir = Dir::new("slo-typo");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    for slo in ["dircet.p99<5ms", "lsot==0"] {
+        let started = std::time::Instant::now();
+        let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--slo", slo]);
+        assert_eq!(out.status.code(), Some(2), "{slo}: {}", text(&out));
+        let said = text(&out);
+        assert!(said.contains("no figure is called"), "{said}");
+        assert!(
+            said.contains("direct.STAT") && said.contains("lost"),
+            "{said}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "refused before the 60 s run"
+        );
+    }
+    // Every kind of real name is accepted: a latency, a bucket, a counter, a group count, a rate.
+    for slo in [
+        "direct.p99<5s",
+        "fanout_gt1000.p99<5s",
+        "lost==0",
+        "incomplete==0",
+        "delivered_per_s>0",
+    ] {
+        let s: imbench_loadgen::config::slo::Slo =
+            imbench_loadgen::config::slo::Slo::parse(slo).unwrap_or_else(|e| panic!("{slo}: {e}"));
+        assert!(
+            imbench_loadgen::report::slo_target_known(&s.target),
+            "{slo} refused"
+        );
+    }
+}

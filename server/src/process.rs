@@ -1,4 +1,4 @@
-//! This process's resident memory and CPU time, read from Linux's /proc. Both binaries report
+//! This process's resident memory (from Linux's /proc) and CPU time (getrusage). Both binaries report
 //! them so that per-client memory and CPU per message are figures, not guesses. Elsewhere the
 //! readings are `None`.
 
@@ -12,22 +12,15 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|k| k * 1024)
 }
 
-/// User plus system CPU time used by every thread of the process so far, in seconds.
+/// User plus system CPU time used by every thread of the process so far, in seconds, to the
+/// microsecond (getrusage: the kernel's own run time of every thread, living or ended; the
+/// clock-tick fields of /proc/self/stat move in 10 ms steps, too coarse for a short run).
 pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    parse_cpu_seconds(&stat)
-}
-
-/// Fields 14 and 15 of /proc/self/stat are utime and stime in clock ticks. The command name
-/// (field 2) may hold spaces, so counting starts after its closing parenthesis. Linux fixes
-/// the tick exposed to user space (USER_HZ) at 100 per second.
-fn parse_cpu_seconds(stat: &str) -> Option<f64> {
-    const USER_HZ: f64 = 100.0;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let us = usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
+    Some(us as f64 / 1e6)
 }
 
 fn status_kib(field: &str) -> Option<u64> {
@@ -50,12 +43,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_fields_are_found_after_a_command_name_with_spaces() {
-        let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0";
-        assert_eq!(parse_cpu_seconds(stat), Some(3.25));
-    }
-
-    #[test]
     fn status_fields_are_read_in_kib() {
         let status = "Name:\timbench\nVmHWM:\t  514144 kB\nVmRSS:\t   5740 kB\n";
         assert_eq!(parse_status_kib(status, "VmHWM:"), Some(514_144));
@@ -70,5 +57,21 @@ mod tests {
         assert!(rss_bytes().unwrap_or(0) > 0);
         assert!(peak_rss_bytes().unwrap_or(0) > 0);
         assert!(cpu_seconds().is_some());
+    }
+
+    #[test]
+    fn cpu_time_moves_in_steps_finer_than_a_clock_tick() {
+        // Spin until the reading changes: the first change is one step of its resolution. The
+        // clock-tick fields of /proc/self/stat would step by 10 ms; getrusage steps by microseconds.
+        let start = cpu_seconds().unwrap();
+        let mut now = start;
+        for _ in 0..100_000_000u64 {
+            now = cpu_seconds().unwrap();
+            if now != start {
+                break;
+            }
+        }
+        let step = now - start;
+        assert!(step > 0.0 && step < 0.005, "first step {step} s");
     }
 }

@@ -347,22 +347,45 @@ pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {
 }
 
 fn number(run: &RunReport, name: &str) -> Option<f64> {
-    if let Some(g) = &run.group {
-        match name {
-            "incomplete" => return Some(g.counts.incomplete as f64),
-            "race_delivered" => return Some(g.counts.race_delivered as f64),
-            "unexpected" => return Some(g.counts.unexpected as f64),
-            _ => {}
+    let group = || run.group.as_ref()?.counts.get(name);
+    run.counters
+        .get(name)
+        .or_else(group)
+        .map(|v| v as f64)
+        .or_else(|| run.throughput.get(name))
+}
+
+/// Whether `target` names a figure a report can hold (with groups, files, any size bucket),
+/// so that a typo in an SLO is refused before a run rather than failing after it.
+pub fn slo_target_known(target: &Target) -> bool {
+    match target {
+        Target::Latency { metric, .. } => {
+            FIGURES.iter().any(|f| f.name == metric)
+                || Bucket::ALL
+                    .iter()
+                    .any(|&b| bucket_names(b).contains(metric))
+        }
+        Target::Number(name) => {
+            let name = name.as_str();
+            Counters::NAMES.contains(&name)
+                || GroupCounts::NAMES.contains(&name)
+                || Throughput::NAMES.contains(&name)
         }
     }
-    if let Some(v) = run.counters.get(name) {
-        return Some(v as f64);
+}
+
+/// Every name an SLO may use, for the message that refuses an unknown one.
+pub fn slo_names() -> Vec<String> {
+    let mut names: Vec<String> = FIGURES.iter().map(|f| format!("{}.STAT", f.name)).collect();
+    names.push("group_le10.STAT (and the other size buckets)".into());
+    let numbers = Counters::NAMES
+        .iter()
+        .chain(GroupCounts::NAMES)
+        .chain(Throughput::NAMES);
+    for n in numbers {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
     }
-    let t = &run.throughput;
-    Some(match name {
-        "sent_per_s" => t.sent_per_s,
-        "delivered_per_s" => t.delivered_per_s,
-        "file_bytes_per_s" => t.file_bytes_per_s,
-        _ => return None,
-    })
+    names
 }

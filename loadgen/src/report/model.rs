@@ -251,6 +251,22 @@ pub struct Throughput {
     pub file_bytes_per_s: f64,
 }
 
+impl Throughput {
+    /// Each rate's name, as SLOs and regression checks write it.
+    pub const NAMES: &'static [&'static str] =
+        &["sent_per_s", "delivered_per_s", "file_bytes_per_s"];
+
+    /// The rate called `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match name {
+            "sent_per_s" => Some(self.sent_per_s),
+            "delivered_per_s" => Some(self.delivered_per_s),
+            "file_bytes_per_s" => Some(self.file_bytes_per_s),
+            _ => None,
+        }
+    }
+}
+
 /// The generator's lateness against its own schedule.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScheduleLag {

@@ -31,8 +31,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client;
-use crate::config::scenario::Scenario;
 use crate::config::scenario::TimerKind;
+use crate::config::scenario::{Scenario, ScenarioError};
 use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
 use crate::measure::metrics::Metric;
@@ -187,6 +187,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             )));
         }
     }
+    check_slo_names(&s)?;
     let mut s = s;
     let clients_here = clients_in(&s, config.shard);
     check_files(&config, config.transport)?;
@@ -520,6 +521,26 @@ fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
     }
 }
 
+/// Refuses an SLO whose left-hand side names no figure a report can hold: a typo must be a
+/// usage error before the run, not an SLO failure after it.
+pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
+    for expr in &s.slo {
+        let slo = crate::config::slo::Slo::parse(expr)
+            .map_err(|e| RunError::Scenario(ScenarioError::Invalid(e.to_string())))?;
+        if !report::slo_target_known(&slo.target) {
+            let name = match &slo.target {
+                crate::config::slo::Target::Latency { metric, .. } => metric,
+                crate::config::slo::Target::Number(name) => name,
+            };
+            return Err(RunError::Scenario(ScenarioError::Invalid(format!(
+                "SLO {expr:?}: no figure is called {name:?}; one of: {}",
+                report::slo_names().join(", ")
+            ))));
+        }
+    }
+    Ok(())
+}
+
 /// Makes sure the process may open the files a run of `config` over `transport` needs (see
 /// [`ensure_files`]).
 pub fn check_files(config: &RunConfig, transport: Transport) -> Result<(), RunError> {
@@ -809,6 +830,23 @@ mod tests {
         let (timer, thread) = crate::measure::timer::Timer::tokio();
         let driver = Driver::Memory(Hub::new());
         (RunContext::new(s, driver, timer, None, Vec::new()), thread)
+    }
+
+    #[test]
+    fn every_committed_scenario_names_only_real_figures_in_its_slos() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let s = Scenario::from_toml(&text, &path.display().to_string()).unwrap();
+            checked += s.slo.len();
+            check_slo_names(&s).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        assert!(checked > 10, "{checked} SLOs");
+        let mut typo = Scenario::builtin_default();
+        typo.slo.push("dierct.p99 < 1ms".into());
+        assert!(check_slo_names(&typo).is_err());
     }
 
     #[tokio::test(start_paused = true)]
