@@ -696,3 +696,37 @@ fn an_slo_on_a_figure_that_does_not_exist_is_refused_before_the_run() {
         );
     }
 }
+
+#[test]
+fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
+    let dir = Dir::new("out-folder");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    let s = scenario.to_str().unwrap();
+    // A file where the folder should go.
+    dir.file("afile", "not a folder");
+    // The runs of an earlier --repeat, and a single earlier report.
+    std::fs::create_dir_all(dir.0.join("repeated/run-1")).unwrap();
+    dir.file("repeated/repeat.json", "{}");
+    std::fs::create_dir_all(dir.0.join("single")).unwrap();
+    dir.file("single/report.json", "{}");
+    for (args, says) in [
+        (vec!["run", s, "--out", "afile"], "is a file, not a folder"),
+        (
+            vec!["run", s, "--out", "repeated"],
+            "already holds repeat.json, run-1",
+        ),
+        (
+            vec!["run", s, "--out", "single", "--repeat", "2"],
+            "already holds report.json",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = imbench(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+}

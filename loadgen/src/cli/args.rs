@@ -195,7 +195,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
             .replace(['-', ':'], "");
-        PathBuf::from("reports").join(format!("{}-{stamp}", scenario.name))
+        PathBuf::from("reports").join(format!("{}-{stamp}", folder_name(&scenario.name)))
     }));
     let progress = match args.progress {
         ProgressArg::Auto => ProgressMode::Auto,
@@ -212,4 +212,37 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         interrupt: None,
         shard: args.shard,
     })
+}
+
+/// A scenario's name as one folder name: anything but letters, digits, `.`, `_` and `-`
+/// becomes `-`, so a name like `../x` cannot put the report outside `reports/`.
+fn folder_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    match safe.trim_matches('.') {
+        "" => "scenario".to_string(),
+        _ => safe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_name;
+
+    #[test]
+    fn a_scenario_name_stays_one_folder_inside_reports() {
+        assert_eq!(folder_name("direct-10k"), "direct-10k");
+        assert_eq!(folder_name("../../escape"), "..-..-escape");
+        assert_eq!(folder_name("a/b c"), "a-b-c");
+        assert_eq!(folder_name(".."), "scenario");
+        assert_eq!(folder_name(""), "scenario");
+    }
 }

@@ -21,6 +21,12 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     };
     let mut config = config;
     config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
+    if let Some(root) = &config.out_dir {
+        if let Err(why) = check_out_dir(root, args.repeat > 1 && !args.find_max) {
+            eprintln!("imbench: {why}");
+            return exit_code::USAGE;
+        }
+    }
     let transports = args.transport.0.clone();
     if args.find_max {
         if transports.len() > 1 {
@@ -44,23 +50,6 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
     let Some(root) = config.out_dir.clone() else {
         return exit_code::USAGE;
     };
-    // Old run folders beside new ones would join the spread and any baseline made of it.
-    if let Ok(entries) = std::fs::read_dir(&root) {
-        let mut stale: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("run-") || n == "repeat.json")
-            .collect();
-        if !stale.is_empty() {
-            stale.sort();
-            eprintln!(
-                "imbench: {} already holds {} from an earlier run; give another --out or remove them",
-                root.display(),
-                stale.join(", ")
-            );
-            return exit_code::USAGE;
-        }
-    }
     let mut reports = Vec::new();
     let mut worst = exit_code::OK;
     for i in 1..=args.repeat {
@@ -223,4 +212,40 @@ fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch:
         }
     });
     rx
+}
+
+/// Makes sure a run's report folder can be written and holds nothing that would be read in
+/// place of the new report: the runs of an earlier `--repeat` beside a single report, or a
+/// single report beside new repeated runs (`compare` and `report` read whichever they find).
+/// Creates the folder, so an unwritable one is found before the run, not after it.
+fn check_out_dir(root: &std::path::Path, repeated: bool) -> Result<(), String> {
+    if root.exists() && !root.is_dir() {
+        return Err(format!("--out {} is a file, not a folder", root.display()));
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        let names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let runs = |n: &String| n.starts_with("run-") || n == "repeat.json";
+        let mut stale: Vec<&String> = if repeated {
+            names
+                .iter()
+                .filter(|n| runs(n) || *n == "report.json")
+                .collect()
+        } else {
+            names.iter().filter(|n| runs(n)).collect()
+        };
+        if !stale.is_empty() {
+            stale.sort();
+            let list: Vec<&str> = stale.iter().map(|n| n.as_str()).collect();
+            return Err(format!(
+                "{} already holds {} from an earlier run; give another --out or remove them",
+                root.display(),
+                list.join(", ")
+            ));
+        }
+    }
+    std::fs::create_dir_all(root)
+        .map_err(|e| format!("cannot create the report folder {}: {e}", root.display()))
 }
