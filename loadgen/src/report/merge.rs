@@ -1,7 +1,8 @@
 //! `imbench merge`: shard reports of one load, run at the same time by several generators
 //! against one server, added into one report. Histograms are added (so the merged percentiles
 //! are those of all samples, not an average of percentiles), counters and rates summed, SLOs
-//! judged again on the sums.
+//! judged again on the sums. Reports that cannot be parts of one load (the same one twice, the
+//! same shard twice, runs that did not overlap in time) are refused.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,67 @@ pub enum MergeError {
         /// Transports of this one.
         found: String,
     },
+    /// The reports are not parts of one load.
+    #[error("report {index}: {why}: merge the reports of generators that loaded one server at the same time")]
+    NotOneLoad {
+        /// Which report (0-based).
+        index: usize,
+        /// What gives it away.
+        why: String,
+    },
+}
+
+/// When a report's clients were connected and sending, in Unix seconds: from its clock's
+/// start to the end of its drain.
+fn active_span(r: &Report) -> Option<(f64, f64)> {
+    let run = r.runs.first()?;
+    let s = &r.scenario;
+    let planned = (s.ramp_up + s.warmup + s.duration + s.drain).as_secs_f64();
+    Some((run.started_unix_s, run.started_unix_s + planned))
+}
+
+/// Refuses reports that cannot be parts of one load: the same report twice, the same shard
+/// twice, shards beside whole runs or of different splits, or runs that did not overlap in
+/// time.
+fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
+    let not = |index: usize, why: String| Err(MergeError::NotOneLoad { index, why });
+    let first = &reports[0];
+    for (index, r) in reports.iter().enumerate().skip(1) {
+        for (earlier, e) in reports[..index].iter().enumerate() {
+            let started = |x: &Report| x.runs.first().map(|run| run.started_unix_s);
+            if started(r) == started(e) && r.shard == e.shard {
+                return not(index, format!("it is report {earlier} again"));
+            }
+            if r.shard.is_some() && r.shard == e.shard {
+                let shard = r.shard.clone().unwrap_or_default();
+                return not(index, format!("shard {shard} is also report {earlier}"));
+            }
+        }
+        let count = |x: &Report| {
+            x.shard
+                .as_ref()
+                .and_then(|s| s.split_once('/').map(|(_, n)| n.to_string()))
+        };
+        if r.shard.is_some() != first.shard.is_some() || count(r) != count(first) {
+            let show = |x: &Report| x.shard.clone().unwrap_or_else(|| "a whole run".into());
+            return not(
+                index,
+                format!("it is {}, report 0 is {}", show(r), show(first)),
+            );
+        }
+        if let (Some(a), Some(b)) = (active_span(first), active_span(r)) {
+            if b.0 > a.1 || a.0 > b.1 {
+                return not(
+                    index,
+                    format!(
+                        "it ran {:.0} s apart from report 0, not beside it",
+                        (b.0 - a.0).abs()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds `reports` (shards of one load) into one. Runs are matched by position and must have
@@ -49,6 +111,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
             .collect::<Vec<_>>()
             .join(",")
     };
+    check_one_load(reports)?;
     for (index, r) in reports.iter().enumerate() {
         if names(r) != names(first) {
             return Err(MergeError::Transports {
