@@ -210,6 +210,7 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
 /// Parses a threshold such as `10%` or `0.1`.
 pub fn parse_threshold(s: &str) -> Result<f64, String> {
     let t = s.trim();
+    let percent = t.ends_with('%');
     let v = match t.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
         None => t.parse::<f64>(),
@@ -217,6 +218,13 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
     .map_err(|_| format!("{s:?} is not a threshold: write it as 10% or 0.1"))?;
     if !(v.is_finite() && v >= 0.0) {
         return Err(format!("{s:?}: a threshold is 0 or more"));
+    }
+    if !percent && v > 1.0 {
+        // 10 as a fraction is 1000 %: a gate that never trips. Say what was meant.
+        return Err(format!(
+            "{s:?} as a fraction is {:.0}%: write {t}% for {t} percent, or a fraction up to 1",
+            v * 100.0
+        ));
     }
     Ok(v)
 }
@@ -267,5 +275,8 @@ mod tests {
         assert_eq!(parse_threshold("0.25").unwrap(), 0.25);
         assert!(parse_threshold("ten").is_err());
         assert!(parse_threshold("-5%").is_err());
+        assert!(parse_threshold("10").unwrap_err().contains("write 10% for 10 percent"));
+        assert_eq!(parse_threshold("1").unwrap(), 1.0);
+        assert_eq!(parse_threshold("250%").unwrap(), 2.5);
     }
 }
