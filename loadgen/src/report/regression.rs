@@ -180,7 +180,7 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nregression check: worse than the baseline median by more than {:.0}% and by more than the baseline's own spread ({} baseline run{})",
+        "\nregression check: worse than the baseline median by more than {:.0}% and by more than the baseline's own spread ({} baseline run{}); `worse by` is positive when worse, for latencies (higher) and rates (lower) alike",
         threshold * 100.0,
         repeats,
         if repeats == 1 { ", so no noise measured" } else { "s" }
@@ -188,7 +188,7 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
     let _ = writeln!(
         out,
         "{:<10} {:<18} {:>12} {:>8} {:>12} {:>9}  verdict",
-        "transport", "figure", "baseline", "noise", "now", "change"
+        "transport", "figure", "baseline", "noise", "now", "worse by"
     );
     for f in findings {
         let _ = writeln!(
