@@ -730,3 +730,49 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
     }
 }
+
+#[test]
+fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
+    // A copy of the committed CI baseline: five runs, run-1 … run-5.
+    let dir = Dir::new("repeated-baseline");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/ci");
+    for i in 1..=5 {
+        let text = std::fs::read_to_string(source.join(format!("run-{i}/report.json"))).unwrap();
+        std::fs::create_dir_all(dir.0.join(format!("base/run-{i}"))).unwrap();
+        dir.file(&format!("base/run-{i}/report.json"), &text);
+    }
+    // `report` on the folder of runs says which folder to give.
+    let out = imbench(&dir, &["report", "base"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds the runs of a --repeat"),
+        "{}",
+        text(&out)
+    );
+    // `compare` puts every baseline run beside the new report.
+    let out = imbench(&dir, &["compare", "base", "base/run-3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = text(&out);
+    for column in ["run-1", "run-2", "run-4", "run-5"] {
+        assert!(table.contains(column), "{column} missing: {table}");
+    }
+    // A --check on no figure is named as such.
+    let out = imbench(
+        &dir,
+        &[
+            "compare",
+            "base",
+            "base/run-3",
+            "--fail-on-regression",
+            "10%",
+            "--check",
+            "dierct.p99",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no figure is called \"dierct.p99\""),
+        "{}",
+        text(&out)
+    );
+}

@@ -154,16 +154,24 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     assert!(imbench_loadgen::report::merge::merge(&[shards[0].clone(), other]).is_err());
     // Nor are the same report twice, or a run an hour later.
     let refused = |reports: &[Report], says: &str| {
-        let e = imbench_loadgen::report::merge::merge(reports).unwrap_err().to_string();
+        let e = imbench_loadgen::report::merge::merge(reports)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(says), "{e}");
     };
-    refused(&[shards[0].clone(), shards[0].clone()], "it is report 0 again");
+    refused(
+        &[shards[0].clone(), shards[0].clone()],
+        "it is report 0 again",
+    );
     let mut later = shards[1].clone();
     later.runs[0].started_unix_s += 3600.0;
     refused(&[shards[0].clone(), later], "apart from report 0");
     let mut sharded = shards[1].clone();
     sharded.shard = Some("2/2".into());
-    refused(&[shards[0].clone(), sharded], "it is 2/2, report 0 is a whole run");
+    refused(
+        &[shards[0].clone(), sharded],
+        "it is 2/2, report 0 is a whole run",
+    );
 }
 
 /// Two generators, each running one shard of a scenario's clients against one server at the

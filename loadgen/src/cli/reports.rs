@@ -12,6 +12,13 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
     } else {
         path.to_path_buf()
     };
+    if path.is_dir() && !file.exists() && path.join("run-1/report.json").is_file() {
+        anyhow::bail!(
+            "{} holds the runs of a --repeat (run-1, run-2, …), not one report: give one of them, such as {}",
+            path.display(),
+            path.join("run-1").display()
+        );
+    }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let report = serde_json::from_str(&text)
@@ -133,7 +140,8 @@ pub(crate) fn compare(
             return exit_code::USAGE;
         }
     };
-    let mut loaded = vec![baseline[0].clone()];
+    // Every run of a repeated baseline is a column: the reader sees its noise.
+    let mut loaded = baseline.clone();
     for path in &paths[1..] {
         match load_report(path) {
             Ok(r) => loaded.push(r),
@@ -147,7 +155,7 @@ pub(crate) fn compare(
     if let Some(threshold) = fail_on_regression {
         let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
             baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
-        for (file, candidate) in &loaded[1..] {
+        for (file, candidate) in &loaded[baseline.len()..] {
             let findings = regression::compare(&repeats, &candidate.runs, &checks, threshold);
             outln!("{}:", file.display());
             out!("{}", regression::table(&findings, threshold, repeats.len()));

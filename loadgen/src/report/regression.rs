@@ -39,6 +39,12 @@ impl Check {
     /// Parses a figure name as SLOs write it.
     pub fn parse(name: &str) -> Result<Self, String> {
         let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.to_string())?;
+        if !crate::report::build::slo_target_known(&slo.target) {
+            return Err(format!(
+                "no figure is called {name:?}; one of: {}",
+                crate::report::build::slo_names().join(", ")
+            ));
+        }
         let higher_is_worse = match &slo.target {
             Target::Latency { .. } => true,
             Target::Number(n) => !n.ends_with("_per_s") && n != "files_verified",
@@ -275,7 +281,9 @@ mod tests {
         assert_eq!(parse_threshold("0.25").unwrap(), 0.25);
         assert!(parse_threshold("ten").is_err());
         assert!(parse_threshold("-5%").is_err());
-        assert!(parse_threshold("10").unwrap_err().contains("write 10% for 10 percent"));
+        assert!(parse_threshold("10")
+            .unwrap_err()
+            .contains("write 10% for 10 percent"));
         assert_eq!(parse_threshold("1").unwrap(), 1.0);
         assert_eq!(parse_threshold("250%").unwrap(), 2.5);
     }
