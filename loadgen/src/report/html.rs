@@ -142,6 +142,11 @@ fn run_tables(out: &mut String, run: &RunReport) {
     for (name, value) in run.counters.each() {
         row(out, name, &value.to_string());
     }
+    if let Some(g) = &run.group {
+        for (name, value) in g.counts.each() {
+            row(out, &format!("group {name}"), &value.to_string());
+        }
+    }
     row(
         out,
         "sent/s (measured period)",

@@ -154,6 +154,46 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The accounting every view prints under the latency rows, a line each: messages, churn
+    /// (when clients reconnected), groups, files, throughput.
+    pub fn accounting_lines(&self) -> Vec<String> {
+        let c = &self.counters;
+        let mut lines = vec![format!(
+            "messages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
+            c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
+        )];
+        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
+            lines.push(format!(
+                "churn: reconnects {} redeliveries {} resent {}",
+                c.reconnects, c.redeliveries, c.resent
+            ));
+        }
+        if let Some(g) = &self.group {
+            let n = &g.counts;
+            lines.push(format!(
+                "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
+                g.groups.len(), n.sent, g.acked, g.rejected, n.expected, n.delivered_expected, n.lost, n.incomplete, n.race_delivered, n.duplicated, n.reordered, n.unexpected
+            ));
+        }
+        if let Some(f) = &self.files {
+            let t = &f.throughput_kib_s;
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            lines.push(format!(
+                "files: sent {} verified {} refused {} corrupted {} failed {} unfinished {}; per-file MiB/s p50 {:.1} min {:.1} max {:.1}; {:.1} MiB/s verified",
+                c.files_sent, c.files_verified, c.files_refused, c.files_corrupted, c.files_failed, c.files_unfinished,
+                mib(t.p50_us), mib(t.min_us), mib(t.max_us),
+                self.throughput.file_bytes_per_s / (1024.0 * 1024.0)
+            ));
+        }
+        lines.push(format!(
+            "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
+            self.throughput.sent_per_s, self.throughput.delivered_per_s
+        ));
+        lines
+    }
+}
+
+impl RunReport {
     /// The latency rows every renderer shows, in table order: each declared figure the report
     /// holds that has samples (or is one every run should have), then the group figures per
     /// size bucket. A report written before a figure existed (`send_delay`, say) lacks it.

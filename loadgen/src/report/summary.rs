@@ -45,26 +45,9 @@ pub fn markdown(report: &Report) -> String {
         for (name, m) in run.latency_rows() {
             let _ = writeln!(out, "| {name} | {} |", m.cells().join(" | "));
         }
-        let _ = writeln!(
-            out,
-            "\nsent {} · acked {} · rejected {} · delivered {} · **lost {}** · duplicated {} · reordered {} · corrupted {} · errors {} · {:.0} delivered/s\n",
-            c.sent,
-            c.acked,
-            c.rejected,
-            c.delivered,
-            c.lost,
-            c.duplicated,
-            c.reordered,
-            c.corrupted,
-            c.errors,
-            run.throughput.delivered_per_s
-        );
-        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
-            let _ = writeln!(
-                out,
-                "churn: reconnects {} · redeliveries {} · resent {}\n",
-                c.reconnects, c.redeliveries, c.resent
-            );
+        out.push('\n');
+        for line in run.accounting_lines() {
+            let _ = writeln!(out, "{line}\n");
         }
         if !run.slo.is_empty() {
             let _ = writeln!(out, "| SLO | measured | |\n| --- | ---: | --- |");

@@ -19,42 +19,10 @@ impl Report {
             for (name, m) in run.latency_rows() {
                 write_row(&mut out, &name, m.cells());
             }
-            let c = &run.counters;
-            let _ = writeln!(
-                out,
-                "\nmessages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
-                c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
-            );
-            if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
-                let _ = writeln!(
-                    out,
-                    "churn: reconnects {} redeliveries {} resent {}",
-                    c.reconnects, c.redeliveries, c.resent
-                );
+            out.push('\n');
+            for line in run.accounting_lines() {
+                let _ = writeln!(out, "{line}");
             }
-            if let Some(g) = &run.group {
-                let _ = writeln!(
-                    out,
-                    "groups: {} groups, sent {} acked {} rejected {}; deliveries expected {} delivered {} lost {} (in {} incomplete messages), race {} duplicated {} reordered {} unexpected {}",
-                    g.groups.len(), g.counts.sent, g.acked, g.rejected, g.counts.expected, g.counts.delivered_expected, g.counts.lost, g.counts.incomplete, g.counts.race_delivered, g.counts.duplicated, g.counts.reordered, g.counts.unexpected
-                );
-            }
-            if let Some(f) = &run.files {
-                let t = &f.throughput_kib_s;
-                let mib = |kib: u64| kib as f64 / 1024.0;
-                let _ = writeln!(
-                    out,
-                    "files: sent {} verified {} refused {} corrupted {} failed {} unfinished {}; per-file MiB/s p50 {:.1} min {:.1} max {:.1}; {:.1} MiB/s verified",
-                    c.files_sent, c.files_verified, c.files_refused, c.files_corrupted, c.files_failed, c.files_unfinished,
-                    mib(t.p50_us), mib(t.min_us), mib(t.max_us),
-                    run.throughput.file_bytes_per_s / (1024.0 * 1024.0)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
-                run.throughput.sent_per_s, run.throughput.delivered_per_s
-            );
             let l = &run.schedule_lag;
             let _ = writeln!(
                 out,
