@@ -776,3 +776,32 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
         text(&out)
     );
 }
+
+#[test]
+fn plain_tcp_needs_no_certificate_and_quic_says_it_does() {
+    let dir = Dir::new("no-cert");
+    let server = standalone(&dir);
+    let scenario = dir.file("s.toml", TINY);
+    let s = scenario.to_str().unwrap();
+    let tcp = format!("tcp={}", server.addr);
+    let secret = server.secret.to_str().unwrap();
+    let common = ["run", s, "--server", &tcp, "--secret-file", secret];
+    let out = imbench(&dir, &[&common[..], &["--transport", "tcp"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let quic = format!("quic={}", server.addr);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            s,
+            "--server",
+            &quic,
+            "--secret-file",
+            secret,
+            "--transport",
+            "quic",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("give --cert"), "{}", text(&out));
+}

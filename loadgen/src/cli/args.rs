@@ -78,9 +78,10 @@ pub(crate) struct RunArgs {
     pub(crate) slo: Vec<String>,
     /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
     /// imbench-server prints. Without it, the server runs in-process.
-    #[arg(long, requires_all = ["cert", "secret_file"], value_parser = parse_server)]
+    #[arg(long, requires = "secret_file", value_parser = parse_server)]
     pub(crate) server: Vec<ServerArg>,
-    /// PEM certificate to trust for --server (imbench-server writes one).
+    /// PEM certificate to trust for --server (imbench-server writes one); needed for quic, tls
+    /// and wss, not for plain tcp and ws.
     #[arg(long)]
     pub(crate) cert: Option<PathBuf>,
     /// File with the server's token secret (imbench-server writes one).
@@ -175,7 +176,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
     })?;
     let first = args.transport.0[0];
     let server = match (args.server.first(), &args.cert, &args.secret_file) {
-        (Some(_), Some(cert), Some(secret)) => ServerSpec::Remote {
+        (Some(_), cert, Some(secret)) => ServerSpec::Remote {
             addr: {
                 for &t in &args.transport.0 {
                     if server_for(&args.server, t).is_none() {
@@ -184,7 +185,19 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
                 }
                 server_for(&args.server, first).unwrap_or(args.server[0].addr)
             },
-            trust: ClientTrust::from_pem_file(cert).context("reading --cert")?,
+            trust: match cert {
+                Some(cert) => ClientTrust::from_pem_file(cert).context("reading --cert")?,
+                None => {
+                    let tls = [Transport::Quic, Transport::Tls, Transport::Wss];
+                    if let Some(t) = args.transport.0.iter().find(|t| tls.contains(t)) {
+                        anyhow::bail!(
+                            "{t} verifies the server's certificate: give --cert (imbench-server writes it to imbench-server-files/cert.pem)"
+                        );
+                    }
+                    // Plain TCP and WebSocket verify no certificate.
+                    ClientTrust { roots: Vec::new() }
+                }
+            },
             secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
             server_name: args.server_name.clone(),
         },
