@@ -151,6 +151,22 @@ pub(crate) fn compare(
             }
         }
     }
+    // Ratios between different loads say little: say so rather than print them silently.
+    let load = |r: &imbench_loadgen::Report| {
+        let s = &r.scenario;
+        format!(
+            "{} ({} clients, {:?} measured)",
+            s.name, s.clients, s.duration
+        )
+    };
+    let mut loads: Vec<String> = loaded.iter().map(|(_, r)| load(r)).collect();
+    loads.dedup();
+    if loads.len() > 1 {
+        eprintln!(
+            "imbench: note: these reports ran different loads ({}); their ratios compare those loads",
+            loads.join("; ")
+        );
+    }
     let mut regressed = false;
     if let Some(threshold) = fail_on_regression {
         let repeats: Vec<&[imbench_loadgen::report::RunReport]> =

@@ -13,12 +13,12 @@ pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("reading scenario {path}: {source}")]
+    #[error("reading scenario {path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not a separate source, so it is said once).
+        cause: std::io::Error,
     },
     /// The TOML is malformed or has an unknown, missing or mistyped field.
     #[error("scenario {origin}: {message}")]
@@ -606,9 +606,9 @@ impl Scenario {
 
     /// Reads and checks a scenario file.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ScenarioError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text, &path.display().to_string())
     }
