@@ -94,6 +94,11 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = imbench_server::process::lock_in_memory() {
+        eprintln!(
+            "imbench: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a send (run as root or raise `ulimit -l`)"
+        );
+    }
     match cli.command {
         Command::Run(args) => ExitCode::from(run::run(*args)),
         Command::Report { report } => ExitCode::from(reports::rerender(&report)),

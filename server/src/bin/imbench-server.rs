@@ -112,6 +112,11 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Err(e) = imbench_server::process::lock_in_memory() {
+        eprintln!(
+            "imbench-server: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a delivery (run as root or raise `ulimit -l`)"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(serve(args))
 }
