@@ -353,12 +353,7 @@ impl<'a> Receiver<'a> {
             self.ctx.ledger.acked(msg_id, now);
             intended_of(msg_id)
         } else {
-            if self
-                .shared
-                .awaiting
-                .as_ref()
-                .is_some_and(|a| !a.answered(msg_id))
-            {
+            if !self.awaiting_none_or_answered(msg_id) {
                 // The answer to a copy sent again: the first answer counted.
                 return;
             }

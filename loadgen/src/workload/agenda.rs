@@ -62,17 +62,22 @@ impl Agenda {
 
     /// When the next action is due; `u64::MAX` when there is none.
     pub fn next_at(&self) -> u64 {
-        let direct = self.next_direct.map_or(u64::MAX, |d| d.at_us);
-        let group = self.group.as_ref().map_or(u64::MAX, GroupSchedule::next_at);
-        let file = self.files.as_ref().map_or(u64::MAX, FileSchedule::next_at);
+        let (direct, group, file) = self.due_times();
         direct.min(group).min(file)
+    }
+
+    /// When each schedule's next action is due (`u64::MAX` for none): direct, group, file.
+    fn due_times(&self) -> (u64, u64, u64) {
+        (
+            self.next_direct.map_or(u64::MAX, |d| d.at_us),
+            self.group.as_ref().map_or(u64::MAX, GroupSchedule::next_at),
+            self.files.as_ref().map_or(u64::MAX, FileSchedule::next_at),
+        )
     }
 
     /// The next action, taken off the agenda.
     pub fn take(&mut self) -> Option<Action> {
-        let direct = self.next_direct.map_or(u64::MAX, |d| d.at_us);
-        let group = self.group.as_ref().map_or(u64::MAX, GroupSchedule::next_at);
-        let file = self.files.as_ref().map_or(u64::MAX, FileSchedule::next_at);
+        let (direct, group, file) = self.due_times();
         if direct <= group && direct <= file {
             let due = self.next_direct?;
             self.next_direct = self.direct.as_mut().map(Schedule::next_due);
