@@ -22,6 +22,7 @@ partners = { pick = "ring", count = 2 }
 max_schedule_lag = "1s"
 max_cpu_busy = 1.0
 max_cpu_wait = "1h"
+max_hiccup = "1h"
 "#;
 
 struct Dir(PathBuf);
@@ -132,7 +133,18 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
             > 0
     );
     assert_eq!(report["runs"][0]["counters"]["lost"], 0);
+    // The hiccup meter woke about once a millisecond through the measured period, and the
+    // table shows its row.
+    let duration_ms = report["runs"][0]["duration_s"].as_f64().unwrap() * 1e3;
+    let hiccups = report["runs"][0]["metrics"]["hiccup"]["count"]
+        .as_u64()
+        .unwrap() as f64;
+    assert!(
+        hiccups > duration_ms * 0.9 && hiccups < duration_ms * 1.1,
+        "{hiccups} hiccup samples in {duration_ms} ms"
+    );
     let t = text(&out);
+    assert!(t.contains("\nhiccup "), "{t}");
     assert!(
         t.contains("p99.9") && t.contains("duplicated") && t.contains("verdict: OK"),
         "{t}"
@@ -252,6 +264,27 @@ fn exit_3_when_the_generator_is_saturated() {
     assert!(text(&out).contains("saturated"), "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
     assert!(report.contains("\"saturated\": true"));
+}
+
+#[test]
+fn a_machine_pause_longer_than_max_hiccup_makes_the_run_invalid() {
+    let dir = Dir::new("hiccup");
+    // No thread wakes exactly on time, so a 1 µs bound on the machine's pauses is exceeded.
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("max_hiccup = \"1h\"", "max_hiccup = \"1us\""),
+    );
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the machine paused this process for"),
+        "{}",
+        text(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "invalid");
 }
 
 #[test]

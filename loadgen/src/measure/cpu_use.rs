@@ -10,7 +10,8 @@
 //! - every thread of this process: `/proc/self/task/<tid>/schedstat` gives the nanoseconds it
 //!   ran and the nanoseconds it waited on a run queue; its name (`comm`) tells whose it is
 //!   (the embedded server's runtime names its threads [`SERVER_THREAD_NAME`], the timer thread
-//!   is [`TIMER_THREAD_NAME`], everything else is the generator);
+//!   is [`TIMER_THREAD_NAME`], the hiccup meter's is [`HICCUP_THREAD_NAME`], everything else
+//!   is the generator);
 //! - the CPUs this process may use (`Cpus_allowed_list` in `/proc/self/status`, so `taskset`
 //!   is honoured) in `/proc/stat`: busy, idle and steal ticks;
 //! - the UDP datagrams the machine sent (`OutDatagrams` in `/proc/net/snmp`): on loopback with
@@ -21,6 +22,8 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::measure::hiccups::HICCUP_THREAD_NAME;
 
 /// Thread name of the embedded server's runtime (at most 15 bytes: Linux keeps no more).
 pub const SERVER_THREAD_NAME: &str = "imbench-server";
@@ -37,6 +40,9 @@ enum Side {
     Generator,
     Server,
     Timer,
+    /// The hiccup meter: its CPU counts with the timer's; its thousand wake-ups a second, and
+    /// its waits for a CPU, are its measurement, not the run's, so they are left out.
+    HiccupMeter,
 }
 
 impl Side {
@@ -46,6 +52,8 @@ impl Side {
             Side::Server
         } else if comm.starts_with(TIMER_THREAD_NAME) {
             Side::Timer
+        } else if comm.starts_with(HICCUP_THREAD_NAME) {
+            Side::HiccupMeter
         } else {
             Side::Generator
         }
@@ -133,7 +141,7 @@ pub struct CpuUse {
     pub generator_cores: f64,
     /// The embedded server's threads; `None` when the server ran elsewhere.
     pub server_cores: Option<f64>,
-    /// The precise timer thread.
+    /// The measuring threads: the precise timer and the hiccup meter.
     pub timer_cores: f64,
     /// Everything else on those CPUs: other processes and the kernel's own work.
     pub other_cores: f64,
@@ -175,13 +183,19 @@ impl CpuUse {
             // A thread born during the period started from zero.
             let before = start.threads.get(tid).map(|(_, t)| *t).unwrap_or_default();
             *run.entry(*side).or_default() += now.run_ns.saturating_sub(before.run_ns);
+            if *side == Side::HiccupMeter {
+                continue;
+            }
             wait += now.wait_ns.saturating_sub(before.wait_ns);
             slices += now.slices.saturating_sub(before.slices);
         }
         let cores = |ns: u64| ns as f64 / 1e9 / period_s;
         let generator_cores = cores(run.get(&Side::Generator).copied().unwrap_or(0));
         let server_cores = cores(run.get(&Side::Server).copied().unwrap_or(0));
-        let timer_cores = cores(run.get(&Side::Timer).copied().unwrap_or(0));
+        let timer_cores = cores(
+            run.get(&Side::Timer).copied().unwrap_or(0)
+                + run.get(&Side::HiccupMeter).copied().unwrap_or(0),
+        );
         let ours = generator_cores + server_cores + timer_cores;
         let cpus = end.cpus;
         let (busy_fraction, steal_cores, other_cores) = match (start.machine, end.machine) {
@@ -389,6 +403,7 @@ mod tests {
     fn thread_names_decide_the_side() {
         assert_eq!(Side::of("imbench-server"), Side::Server);
         assert_eq!(Side::of("imbench-timer"), Side::Timer);
+        assert_eq!(Side::of(HICCUP_THREAD_NAME), Side::HiccupMeter);
         assert_eq!(Side::of("tokio-runtime-w"), Side::Generator);
         assert_eq!(Side::of("imbench"), Side::Generator);
     }
@@ -472,6 +487,32 @@ mod tests {
             CpuUse::between(&start, &end, false).unwrap().server_cores,
             None
         );
+    }
+
+    #[test]
+    fn the_hiccup_meter_counts_as_the_timer_and_its_wake_ups_are_left_out() {
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let start = snapshot(t0, &[], MachineTicks::default());
+        let end = snapshot(
+            t1,
+            &[
+                (1, Side::Generator, 100_000_000, 10_000_000),
+                (2, Side::Timer, 20_000_000, 0),
+                (3, Side::HiccupMeter, 10_000_000, 500_000_000),
+            ],
+            MachineTicks {
+                busy: 30,
+                idle: 170,
+                steal: 0,
+            },
+        );
+        let u = CpuUse::between(&start, &end, false).unwrap();
+        assert!((u.timer_cores - 0.03).abs() < 1e-9);
+        assert!((u.generator_cores - 0.1).abs() < 1e-9);
+        // Only the generator's 100 wake-ups and 10 ms of waiting count.
+        assert_eq!(u.wakeups, 100);
+        assert!((u.wait_per_wakeup_us - 100.0).abs() < 1e-9);
     }
 
     #[cfg(target_os = "linux")]

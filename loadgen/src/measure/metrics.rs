@@ -47,11 +47,14 @@ pub enum Metric {
     DirectDuringFiles,
     /// `Direct`, for deliveries while no file transfer was moving bytes (runs with files only).
     DirectWithoutFiles,
+    /// How late a bare thread asking to wake every millisecond woke: the machine's own pauses
+    /// (see [`crate::measure::hiccups`]).
+    Hiccup,
 }
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Metric::Connect,
         Metric::Ack,
         Metric::Direct,
@@ -66,6 +69,7 @@ impl Metric {
         Metric::File,
         Metric::DirectDuringFiles,
         Metric::DirectWithoutFiles,
+        Metric::Hiccup,
     ];
 
     /// The per-bucket group metric.
@@ -96,6 +100,7 @@ impl Metric {
             Metric::File => "file",
             Metric::DirectDuringFiles => "direct_during_files",
             Metric::DirectWithoutFiles => "direct_without_files",
+            Metric::Hiccup => "hiccup",
         }
     }
 

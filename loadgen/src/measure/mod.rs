@@ -1,6 +1,6 @@
 //! How a run is measured: the latency recorder, the clients' counters, exactly-once
-//! accounting, the group and file ledgers, the precise timer the schedule waits on, and the machine's side (CPU use, UDP
-//! drops).
+//! accounting, the group and file ledgers, the precise timer the schedule waits on, and the machine's side (CPU use, its
+//! hiccups, UDP drops).
 
 pub mod accounting;
 pub mod clock;
@@ -8,6 +8,7 @@ pub mod counters;
 pub mod cpu_use;
 pub mod file_ledger;
 pub mod group_ledger;
+pub mod hiccups;
 pub mod metrics;
 pub mod timer;
 pub mod udp_drops;

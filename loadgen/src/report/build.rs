@@ -14,8 +14,8 @@ use crate::measure::metrics::Metric;
 use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD, FIGURES};
 use crate::report::histogram::summarize;
 use crate::report::model::{
-    Cpu, FileReport, GroupReport, IntervalHistograms, IntervalPoint, Machine, Memory, Report,
-    RunReport, ScheduleLag, SloResult, Throughput, Verdict,
+    Cpu, FileReport, GroupReport, IntervalHistograms, IntervalPoint, Machine, Memory,
+    MetricSummary, Report, RunReport, ScheduleLag, SloResult, Throughput, Verdict,
 };
 use crate::workload::groups::Bucket;
 
@@ -281,6 +281,13 @@ impl Report {
         }) {
             invalid_reasons.push(why);
         }
+        if let Some(why) = run
+            .metrics
+            .get(Metric::Hiccup.name())
+            .and_then(|h| hiccup_reason(h, s.generator.max_hiccup))
+        {
+            invalid_reasons.push(why);
+        }
         let verdict = if !invalid_reasons.is_empty() {
             Verdict::Invalid
         } else if run.slo.iter().any(|r| !r.ok) {
@@ -299,6 +306,19 @@ impl Report {
             shard,
         }
     }
+}
+
+/// Why the machine's own pauses make the run invalid, if they do: the hiccup meter woke later
+/// than `limit` at least once in the measured period.
+fn hiccup_reason(h: &MetricSummary, limit: std::time::Duration) -> Option<String> {
+    let limit_us = limit.as_micros() as u64;
+    (h.count > 0 && h.max_us > limit_us).then(|| {
+        format!(
+            "the machine paused this process for {} (a thread asking to wake every millisecond woke that late; limit {}): every latency figure may hold a pause of the machine's that long",
+            format_micros(h.max_us as f64),
+            format_micros(limit_us as f64)
+        )
+    })
 }
 
 /// Looks up what an SLO refers to and judges it.
@@ -388,4 +408,30 @@ pub fn slo_names() -> Vec<String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hiccups(max_us: u64, count: u64) -> MetricSummary {
+        MetricSummary {
+            count,
+            max_us,
+            ..MetricSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_limit_makes_the_run_invalid_and_says_how_long() {
+        let limit = Duration::from_millis(50);
+        let why = hiccup_reason(&hiccups(73_000, 8_000), limit).expect("over the limit");
+        assert!(why.contains("73.00ms"), "{why}");
+        assert!(why.contains("limit 50.00ms"), "{why}");
+        // At the limit, under it, or with no samples at all (an old report): nothing to say.
+        assert_eq!(hiccup_reason(&hiccups(50_000, 8_000), limit), None);
+        assert_eq!(hiccup_reason(&hiccups(900, 8_000), limit), None);
+        assert_eq!(hiccup_reason(&hiccups(73_000, 0), limit), None);
+    }
 }

@@ -39,7 +39,7 @@ const fn figure(name: &'static str, always: bool, compared: bool, plotted: bool)
 /// The latency figures every report lists, in table order. Those a run did not produce (group
 /// and fanout without groups, the file ones without files) have count 0. Runs with groups add
 /// the group figures per size bucket ([`bucket_names`]).
-pub const FIGURES: [Figure; 12] = [
+pub const FIGURES: [Figure; 13] = [
     figure(Metric::Connect.name(), true, true, true),
     figure(Metric::Ack.name(), true, true, true),
     figure(Metric::Direct.name(), true, true, true),
@@ -52,6 +52,7 @@ pub const FIGURES: [Figure; 12] = [
     figure(Metric::File.name(), false, true, true),
     figure(Metric::ScheduleLag.name(), false, false, false),
     figure(Metric::SendDelay.name(), false, false, false),
+    figure(Metric::Hiccup.name(), false, false, false),
 ];
 
 /// The per-bucket figure names of `bucket`, in table order: `group_le10`, `fanout_le10`,

@@ -230,7 +230,7 @@ pub struct IntervalHistograms {
 }
 
 /// A latency histogram's summary, and the histogram itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MetricSummary {
     /// Samples.
     pub count: u64,

@@ -35,6 +35,7 @@ use crate::config::scenario::TimerKind;
 use crate::config::scenario::{Scenario, ScenarioError};
 use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
+use crate::measure::hiccups::HiccupMeter;
 use crate::measure::metrics::Metric;
 use crate::measure::udp_drops::DropSnapshot;
 use crate::report::{self, IntervalPoint, Report};
@@ -273,6 +274,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         notes,
     ));
     let (measure_start_us, schedule_end_us) = (ctx.measure_start_us, ctx.schedule_end_us);
+    // Held until the run ends: the machine's own pauses, beside the run (the `hiccup` figure).
+    let _hiccup_meter = {
+        let ctx = ctx.clone();
+        HiccupMeter::start(move |late_us| {
+            let intended_us = ctx.clock.now_us().saturating_sub(late_us);
+            ctx.recorder
+                .record(Metric::Hiccup, late_us, ctx.in_window(intended_us));
+        })
+        .map_err(|source| RunError::Thread {
+            what: "the hiccup meter's thread",
+            source,
+        })?
+    };
 
     // Fail fast, with the reason, when the server cannot be reached at all.
     let probe_user = s.clients as u64;

@@ -41,6 +41,7 @@ partners = {{ pick = "random", count = 2 }}
 max_schedule_lag = "250ms"
 max_cpu_busy = 1.0
 max_cpu_wait = "1h"
+max_hiccup = "1h"
 {more}
 "#,
         duration.as_millis()
