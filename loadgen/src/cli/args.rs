@@ -76,6 +76,11 @@ pub(crate) struct RunArgs {
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]
     pub(crate) slo: Vec<String>,
+    /// Another system to load instead of imbench's server: nats://[USER:PASS@|TOKEN@]HOST:PORT
+    /// (a NATS server; subjects start with `imbench.`, or with the path given after the port)
+    #[arg(long, value_name = "URL", value_parser = parse_target,
+          conflicts_with_all = ["server", "cert", "secret_file", "server_name", "transport"])]
+    pub(crate) target: Option<Target>,
     /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
     /// imbench-server prints. Without it, the server runs in-process.
     #[arg(long, requires = "secret_file", value_parser = parse_server)]
@@ -118,6 +123,24 @@ pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
     Ok(TransportList(list))
 }
 
+/// `--target URL`: a system other than imbench's server.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Nats(imbench_loadgen::driver::nats::NatsTarget),
+}
+
+pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
+    let scheme = s.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "nats" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
+            .map(Target::Nats)
+            .map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "{s:?}: the systems imbench can load are nats://HOST:PORT, or imbench's own server with --server"
+        )),
+    }
+}
+
 /// `--server ADDR` or `--server TRANSPORT=ADDR`.
 #[derive(Clone, Debug)]
 pub(crate) struct ServerArg {
@@ -142,6 +165,16 @@ pub(crate) enum ProgressArg {
     Auto,
     Plain,
     Quiet,
+}
+
+/// The transports a run goes over: those asked for, or for another system's target the one its
+/// protocol uses.
+pub(crate) fn transports_of(args: &RunArgs, config: &RunConfig) -> Vec<Transport> {
+    if config.server.protocol().is_some() {
+        vec![config.transport]
+    } else {
+        args.transport.0.clone()
+    }
 }
 
 /// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
@@ -176,6 +209,11 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
     })?;
     let first = args.transport.0[0];
     let server = match (args.server.first(), &args.cert, &args.secret_file) {
+        // clap keeps --target apart from the flags of imbench's own server.
+        _ if args.target.is_some() => match &args.target {
+            Some(Target::Nats(t)) => ServerSpec::Nats(t.clone()),
+            None => ServerSpec::Embedded,
+        },
         (Some(_), cert, Some(secret)) => ServerSpec::Remote {
             addr: {
                 for &t in &args.transport.0 {
@@ -215,13 +253,19 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         ProgressArg::Plain => ProgressMode::Plain,
         ProgressArg::Quiet => ProgressMode::Quiet,
     };
+    // Another system's clients speak its own protocol over TCP.
+    let transport = if server.protocol().is_some() {
+        Transport::Tcp
+    } else {
+        first
+    };
     Ok(RunConfig {
         scenario,
         server,
         out_dir,
         progress,
         quic: QuicOptions::default(),
-        transport: first,
+        transport,
         interrupt: None,
         shard: args.shard,
     })

@@ -2,7 +2,7 @@
 
 use imbench_loadgen::{exit_code, RunConfig, ServerSpec};
 
-use super::args::{configure, server_for, RunArgs};
+use super::args::{configure, server_for, transports_of, RunArgs};
 
 pub(crate) fn run(args: RunArgs) -> u8 {
     let config = match configure(&args) {
@@ -27,7 +27,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     }
-    let transports = args.transport.0.clone();
+    let transports = transports_of(&args, &config);
     if args.find_max {
         if transports.len() > 1 {
             eprintln!("imbench: --find-max searches one transport at a time");
@@ -112,7 +112,7 @@ fn run_once(
     config: RunConfig,
     args: &RunArgs,
 ) -> (u8, Option<imbench_loadgen::Report>) {
-    let transports = args.transport.0.clone();
+    let transports = transports_of(args, &config);
     let servers = args.server.clone();
     let several = transports.len() > 1;
     let result = runtime.block_on(imbench_loadgen::run::compare::run_each(

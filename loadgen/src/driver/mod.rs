@@ -8,6 +8,7 @@
 //!
 //! - [`imbench`] — the imbench protocol over QUIC, TCP, TLS or WebSocket, against the
 //!   reference server (embedded or standalone).
+//! - [`nats`] — core NATS, against a NATS server (subjects per user and per group).
 //! - [`memory`] — an in-process hub with no transport at all: it proves a client runs without
 //!   one, and tests the client layer without sockets.
 //!
@@ -16,6 +17,7 @@
 
 pub mod imbench;
 pub mod memory;
+pub mod nats;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, SHA256_LEN};
@@ -188,6 +190,9 @@ pub enum SessionError {
     /// The driver cannot do this (files over the in-memory hub, say).
     #[error("{0}")]
     Unsupported(&'static str),
+    /// The system sent something its protocol does not allow.
+    #[error("protocol error: {0}")]
+    Protocol(String),
 }
 
 /// A system clients log in to.
@@ -196,6 +201,8 @@ pub enum Driver {
     Imbench(Box<imbench::ImbenchDriver>),
     /// The in-process hub.
     Memory(memory::Hub),
+    /// A NATS server.
+    Nats(nats::NatsDriver),
 }
 
 impl Driver {
@@ -204,6 +211,7 @@ impl Driver {
         match self {
             Driver::Imbench(d) => d.connect(user, receipts).await,
             Driver::Memory(hub) => Ok(hub.connect(user)),
+            Driver::Nats(d) => d.connect(user).await,
         }
     }
 
@@ -212,6 +220,7 @@ impl Driver {
         match self {
             Driver::Imbench(d) => d.describe(),
             Driver::Memory(_) => "the in-memory hub".to_string(),
+            Driver::Nats(d) => d.describe(),
         }
     }
 
@@ -238,6 +247,8 @@ pub enum Sender {
     Imbench(imbench::ImbenchSender),
     /// The in-process hub.
     Memory(memory::MemorySender),
+    /// NATS commands on a TCP connection.
+    Nats(nats::NatsSender),
 }
 
 impl Sender {
@@ -246,6 +257,7 @@ impl Sender {
         match self {
             Sender::Imbench(s) => s.queue(op),
             Sender::Memory(s) => s.apply(op),
+            Sender::Nats(s) => s.queue(op),
         }
     }
 
@@ -254,6 +266,7 @@ impl Sender {
         match self {
             Sender::Imbench(s) => s.flush().await,
             Sender::Memory(_) => Ok(()),
+            Sender::Nats(s) => s.flush().await,
         }
     }
 
@@ -269,6 +282,7 @@ impl Sender {
         match self {
             Sender::Imbench(s) => s.close(reason).await,
             Sender::Memory(s) => s.leave(),
+            Sender::Nats(s) => s.close(reason).await,
         }
     }
 
@@ -277,6 +291,7 @@ impl Sender {
         match self {
             Sender::Imbench(s) => s.abort(reason),
             Sender::Memory(s) => s.leave(),
+            Sender::Nats(s) => s.abort(reason),
         }
     }
 }
@@ -287,6 +302,8 @@ pub enum Events {
     Imbench(imbench::ImbenchEvents),
     /// The in-process hub.
     Memory(memory::MemoryEvents),
+    /// What a NATS server sends.
+    Nats(nats::NatsEvents),
 }
 
 impl Events {
@@ -295,6 +312,7 @@ impl Events {
         match self {
             Events::Imbench(e) => e.next().await,
             Events::Memory(e) => Ok(e.next().await),
+            Events::Nats(e) => e.next().await,
         }
     }
 }

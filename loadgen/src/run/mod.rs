@@ -16,6 +16,7 @@ use crate::client::context::RunContext;
 use crate::config::shard::Shard;
 use crate::driver::imbench::ImbenchDriver;
 use crate::driver::memory::Hub;
+use crate::driver::nats::NatsDriver;
 use crate::driver::{ConnectError, Driver};
 
 use std::net::SocketAddr;
@@ -124,6 +125,20 @@ pub enum ServerSpec {
         /// The name to verify its certificate for; defaults to the address's IP.
         server_name: Option<String>,
     },
+    /// A NATS server that is already running (`driver::nats`).
+    Nats(crate::driver::nats::NatsTarget),
+}
+
+impl ServerSpec {
+    /// The system's protocol where it is not imbench's own: reports show it where they show
+    /// the transport.
+    pub fn protocol(&self) -> Option<&'static str> {
+        match self {
+            ServerSpec::Memory => Some("memory"),
+            ServerSpec::Nats(_) => Some("nats"),
+            ServerSpec::Embedded | ServerSpec::Remote { .. } => None,
+        }
+    }
 }
 
 /// Everything a run needs.
@@ -192,7 +207,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut s = s;
     let clients_here = clients_in(&s, config.shard);
     check_files(&config, config.transport)?;
-    let notes = pace_connections(&mut s, config.transport, config.shard);
+    let mut notes = pace_connections(&mut s, config.transport, config.shard);
+    if matches!(config.server, ServerSpec::Nats(_)) && s.churn.rate > 0.0 {
+        notes.push(
+            "core NATS keeps nothing for a client that is offline: what was sent to a client while it was disconnected is lost, and counted in `lost`".to_string(),
+        );
+    }
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
             eprintln!("imbench: {note}");
@@ -249,6 +269,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
         )?,
         ServerSpec::Memory => Driver::Memory(Hub::new()),
+        ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
     };
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
@@ -411,6 +432,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ServerSpec::Embedded => "embedded".to_string(),
         ServerSpec::Remote { addr, .. } => addr.to_string(),
         ServerSpec::Memory => "memory".to_string(),
+        ServerSpec::Nats(target) => target.host_port.clone(),
     };
     let groups = ctx.ledger.settle(
         &ctx.plan,
@@ -450,9 +472,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         buckets: ctx.plan.buckets(),
         clients: ClientTotals::of(&ctx.counters),
         files: ctx.files.totals(),
-        transport: match config.server {
-            ServerSpec::Memory => "memory".to_string(),
-            _ => config.transport.to_string(),
+        transport: match config.server.protocol() {
+            Some(protocol) => protocol.to_string(),
+            None => config.transport.to_string(),
         },
         server: server_label,
         intervals,

@@ -1,0 +1,499 @@
+//! The NATS driver: imbench's clients against a NATS server (core NATS, no JetStream).
+//!
+//! How the chat maps onto NATS:
+//!
+//! - **connect**: a TCP connection, the server's INFO, then CONNECT (user and password or a
+//!   token when the target has them; `echo` off, so a group message does not come back to its
+//!   sender), SUB to the user's own subject, and PING; the server's PONG means it has processed
+//!   all of it, and the client is online.
+//! - **direct**: a PUB to the recipient's subject `PREFIX.u.USER`.
+//! - **group**: a PUB to `PREFIX.g.GROUP`; a member is a client subscribed to it. Join is SUB,
+//!   Leave is UNSUB; each takes effect when the PONG of the PING that follows it arrives.
+//! - **ack**: every batch of operations the client writes ends with a PING. NATS processes a
+//!   connection's commands in order, so its PONG says the server has routed every message of
+//!   the batch: each is then acked. Core NATS keeps nothing: there is no refusal, no hold for a
+//!   user who is offline, and a message to one is lost (counted as such).
+//!
+//! The message's sender and id travel in front of the body ([`ENVELOPE_LEN`] bytes), so that
+//! what the recipient counts does not depend on subjects or headers.
+//!
+//! The client is the NATS protocol written here ([`wire`]) rather than the `async-nats` crate:
+//! that crate's `flush` writes the client's buffer and does not wait for the server, and it has
+//! no call that sends a PING and waits for its PONG, which is the only answer core NATS gives
+//! a publisher. It also keeps a task and a channel per client, which the generator's receive
+//! path does not need.
+
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use imbench_proto::Dest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
+use wire::{Auth, ServerOp};
+
+/// Bytes in front of every body: the sending user, then the sender's message id (big-endian).
+pub const ENVELOPE_LEN: usize = 16;
+
+/// The subscription id of a user's own subject; a group's is its id plus [`FIRST_GROUP_SID`].
+const OWN_SID: u64 = 1;
+const FIRST_GROUP_SID: u64 = 2;
+
+/// Largest message the driver accepts from a server (NATS's own default `max_payload`).
+const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// A NATS server to load, from a `nats://[USER:PASS@|TOKEN@]HOST:PORT` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsTarget {
+    /// `HOST:PORT`.
+    pub host_port: String,
+    /// How clients log in.
+    pub auth: Auth,
+    /// The first token of every subject the run uses.
+    pub prefix: String,
+}
+
+/// Why a target is not a NATS address.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    /// Not `nats://…`.
+    #[error("a NATS target starts with nats://, got {0:?}")]
+    Scheme(String),
+    /// No port, or not a number.
+    #[error(
+        "a NATS target needs HOST:PORT (NATS listens on 4222 unless told otherwise), got {0:?}"
+    )]
+    HostPort(String),
+    /// A subject prefix NATS would not take.
+    #[error("subject prefix {0:?}: tokens of letters, digits, '-' and '_' separated by dots")]
+    Prefix(String),
+}
+
+impl NatsTarget {
+    /// Reads `nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX]`; the subject prefix is `imbench`
+    /// unless a path gives another.
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
+        let rest = url
+            .strip_prefix("nats://")
+            .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (auth, host_port) = match authority.rsplit_once('@') {
+            Some((cred, hp)) => (
+                match cred.split_once(':') {
+                    Some((u, p)) => Auth::UserPass(u.to_string(), p.to_string()),
+                    None => Auth::Token(cred.to_string()),
+                },
+                hp,
+            ),
+            None => (Auth::None, authority),
+        };
+        let port_ok = host_port
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !port_ok {
+            return Err(TargetError::HostPort(host_port.to_string()));
+        }
+        let prefix = if path.is_empty() { "imbench" } else { path };
+        let prefix_ok = wire::valid_subject(prefix)
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !prefix_ok {
+            return Err(TargetError::Prefix(prefix.to_string()));
+        }
+        Ok(Self {
+            host_port: host_port.to_string(),
+            auth,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// `nats 127.0.0.1:4222`, without credentials.
+    pub fn describe(&self) -> String {
+        format!("nats {}", self.host_port)
+    }
+
+    fn user_subject(&self, user: u64) -> String {
+        format!("{}.u.{user}", self.prefix)
+    }
+
+    fn group_subject(&self, group: u64) -> String {
+        format!("{}.g.{group}", self.prefix)
+    }
+}
+
+/// Logs clients in to one NATS server.
+pub struct NatsDriver {
+    target: Arc<NatsTarget>,
+}
+
+impl NatsDriver {
+    /// Clients of `target`.
+    pub fn new(target: NatsTarget) -> Self {
+        Self {
+            target: Arc::new(target),
+        }
+    }
+
+    /// What the clients connect to.
+    pub fn describe(&self) -> String {
+        self.target.describe()
+    }
+
+    /// Connects as `user` and subscribes to its subject; `Ok` once the server confirmed both.
+    pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
+        let target = &self.target;
+        let failed = |what: String| ConnectError::Failed(what);
+        let stream = TcpStream::connect(&target.host_port)
+            .await
+            .map_err(|e| failed(format!("connecting to {}: {e}", target.host_port)))?;
+        let _ = stream.set_nodelay(true);
+        let (mut read, mut write) = stream.into_split();
+        let mut inbuf = BytesMut::with_capacity(4096);
+        match next_op(&mut read, &mut inbuf).await {
+            Ok(Some(ServerOp::Info(_))) => {}
+            Ok(Some(other)) => {
+                return Err(failed(format!(
+                    "{} is not a NATS server: it began with {other:?}",
+                    target.host_port
+                )))
+            }
+            Ok(None) => return Err(failed("the server closed the connection at once".into())),
+            Err(e) => {
+                return Err(failed(format!(
+                    "{} is not a NATS server: {e}",
+                    target.host_port
+                )))
+            }
+        }
+        let mut out = BytesMut::with_capacity(512);
+        wire::connect(&mut out, &format!("imbench-{user}"), &target.auth);
+        wire::subscribe(&mut out, &target.user_subject(user), OWN_SID);
+        wire::ping(&mut out);
+        write
+            .write_all(&out)
+            .await
+            .map_err(|e| failed(format!("sending CONNECT: {e}")))?;
+        loop {
+            match next_op(&mut read, &mut inbuf).await {
+                Ok(Some(ServerOp::Pong)) => break,
+                Ok(Some(ServerOp::Err(e))) => {
+                    return Err(if e.to_ascii_lowercase().contains("authori") {
+                        ConnectError::Refused(format!(
+                            "{e} (check the user and password or token in the nats:// target)"
+                        ))
+                    } else {
+                        failed(format!("the server answered CONNECT with -ERR {e}"))
+                    })
+                }
+                Ok(Some(ServerOp::Ping)) => {
+                    let _ = write.write_all(b"PONG\r\n").await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(failed(
+                        "the server closed the connection after CONNECT".into(),
+                    ))
+                }
+                Err(e) => return Err(failed(format!("waiting for the server's PONG: {e}"))),
+            }
+        }
+        let writer = Arc::new(tokio::sync::Mutex::new(write));
+        let (answers_tx, answers_rx) = unbounded_channel();
+        Ok(Session {
+            sender: Sender::Nats(NatsSender {
+                target: target.clone(),
+                user,
+                writer: writer.clone(),
+                out: BytesMut::with_capacity(4096),
+                batch: Vec::new(),
+                answers: answers_tx,
+                closed: false,
+            }),
+            events: Events::Nats(NatsEvents {
+                user,
+                read,
+                inbuf,
+                writer,
+                answers: answers_rx,
+                ready: VecDeque::new(),
+            }),
+            side_streams: None,
+        })
+    }
+}
+
+/// Reads until one whole operation is in `inbuf`; `None` at the end of the stream.
+async fn next_op(
+    read: &mut OwnedReadHalf,
+    inbuf: &mut BytesMut,
+) -> Result<Option<ServerOp>, SessionError> {
+    loop {
+        if let Some(op) = wire::parse(inbuf, MAX_PAYLOAD).map_err(protocol)? {
+            return Ok(Some(op));
+        }
+        if inbuf.capacity() - inbuf.len() < 1024 {
+            inbuf.reserve(16 * 1024);
+        }
+        if read.read_buf(inbuf).await.map_err(io)? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> SessionError {
+    SessionError::Transport(imbench_transport::TransportError::Io(e))
+}
+
+fn protocol(e: wire::WireError) -> SessionError {
+    SessionError::Protocol(e.to_string())
+}
+
+/// The imbench code nearest to a NATS `-ERR`, for the report's counts; the reason is kept in
+/// words beside it.
+fn error_code(reason: &str) -> imbench_proto::ErrorCode {
+    use imbench_proto::ErrorCode;
+    let r = reason.to_ascii_lowercase();
+    if r.contains("slow consumer") {
+        ErrorCode::SLOW_CONSUMER
+    } else if r.contains("maximum payload") {
+        ErrorCode::BODY_TOO_LARGE
+    } else if r.contains("authori") {
+        ErrorCode::BAD_TOKEN
+    } else {
+        ErrorCode::BAD_FRAME
+    }
+}
+
+/// What the PONG of one batch's PING answers.
+#[derive(Debug)]
+enum Answer {
+    Acked(u64),
+    Joined(u64),
+    Left(u64),
+}
+
+/// A session's operations, written as NATS commands.
+pub struct NatsSender {
+    target: Arc<NatsTarget>,
+    user: u64,
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    out: BytesMut,
+    /// What the next PING's PONG will answer.
+    batch: Vec<Answer>,
+    /// To the events side, in the order the PINGs are written.
+    answers: UnboundedSender<Vec<Answer>>,
+    closed: bool,
+}
+
+impl NatsSender {
+    /// Encodes `op` into the pending batch.
+    pub fn queue(&mut self, op: Op) -> Result<(), SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
+        match op {
+            Op::Send { msg_id, to, body } => {
+                let subject = match to {
+                    Dest::User(u) => self.target.user_subject(u),
+                    Dest::Group(g) => self.target.group_subject(g),
+                };
+                let mut head = [0u8; ENVELOPE_LEN];
+                (&mut head[..]).put_u64(self.user);
+                (&mut head[8..]).put_u64(msg_id);
+                wire::publish(&mut self.out, &subject, &head, &body);
+                self.batch.push(Answer::Acked(msg_id));
+            }
+            Op::Join { group } => {
+                let subject = self.target.group_subject(group);
+                wire::subscribe(&mut self.out, &subject, FIRST_GROUP_SID + group);
+                self.batch.push(Answer::Joined(group));
+            }
+            Op::Leave { group } => {
+                wire::unsubscribe(&mut self.out, FIRST_GROUP_SID + group);
+                self.batch.push(Answer::Left(group));
+            }
+            // Core NATS holds nothing for a reconnect: there is nothing to confirm.
+            Op::Receipt { .. } => {}
+            Op::FileOffer { .. } | Op::FileChunk { .. } => {
+                return Err(SessionError::Unsupported(
+                    "the NATS driver carries no files",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the batch and the PING whose PONG answers it.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        if !self.batch.is_empty() {
+            wire::ping(&mut self.out);
+            // Before the write, so the answer is waiting when the PONG arrives.
+            let _ = self.answers.send(std::mem::take(&mut self.batch));
+        }
+        let mut w = self.writer.lock().await;
+        let result = w.write_all(&self.out).await;
+        self.out.clear();
+        result.map_err(io)
+    }
+
+    /// Stops sending: the write side is shut, the server closes the connection, and the
+    /// events end.
+    pub async fn close(&mut self, _reason: &str) {
+        let _ = self.flush().await;
+        self.closed = true;
+        let _ = self.writer.lock().await.shutdown().await;
+    }
+
+    /// Stops sending at once; the connection closes when both halves are gone.
+    pub fn abort(&mut self, _reason: &str) {
+        self.closed = true;
+        self.out.clear();
+        if let Ok(mut w) = self.writer.try_lock() {
+            // Shutting the write side down is what a dropped half would do; no waiting.
+            let _ = shutdown_now(&mut w);
+        }
+    }
+}
+
+/// Starts a shutdown of the write half without waiting for it.
+fn shutdown_now(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    use tokio::io::AsyncWrite;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(w).poll_shutdown(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Ok(()),
+    }
+}
+
+/// What the server sends a session, as events.
+pub struct NatsEvents {
+    user: u64,
+    read: OwnedReadHalf,
+    inbuf: BytesMut,
+    /// For PONGs to the server's PINGs.
+    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    answers: UnboundedReceiver<Vec<Answer>>,
+    /// Events of one PONG not yet handed out.
+    ready: VecDeque<Event>,
+}
+
+impl NatsEvents {
+    /// The next event; `None` when the connection ended.
+    pub async fn next(&mut self) -> Result<Option<Event>, SessionError> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Ok(Some(e));
+            }
+            let Some(op) = next_op(&mut self.read, &mut self.inbuf).await? else {
+                return Ok(None);
+            };
+            match op {
+                ServerOp::Msg { sid, payload } => return Ok(Some(self.delivered(sid, payload))),
+                ServerOp::Pong => {
+                    // A PONG nobody asked for (there is none today) answers nothing.
+                    if let Ok(answers) = self.answers.try_recv() {
+                        self.ready.extend(answers.into_iter().map(|a| match a {
+                            Answer::Acked(msg_id) => Event::Acked { msg_id },
+                            Answer::Joined(group) => Event::Joined { group },
+                            Answer::Left(group) => Event::Left { group },
+                        }));
+                    }
+                }
+                ServerOp::Ping => {
+                    let mut w = self.writer.lock().await;
+                    w.write_all(b"PONG\r\n").await.map_err(io)?;
+                }
+                ServerOp::Err(reason) => {
+                    return Ok(Some(Event::Failed {
+                        code: error_code(&reason),
+                        reason: format!("NATS: {reason}"),
+                    }))
+                }
+                ServerOp::Info(_) | ServerOp::Ok => {}
+            }
+        }
+    }
+
+    fn delivered(&self, sid: u64, mut payload: Bytes) -> Event {
+        if payload.len() < ENVELOPE_LEN {
+            return Event::Unexpected {
+                what: "a NATS message without imbench's envelope",
+            };
+        }
+        let from = payload.get_u64();
+        let msg_id = payload.get_u64();
+        let to = match sid {
+            OWN_SID => Dest::User(self.user),
+            s if s >= FIRST_GROUP_SID => Dest::Group(s - FIRST_GROUP_SID),
+            _ => {
+                return Event::Unexpected {
+                    what: "a NATS message on a subscription the client never made",
+                }
+            }
+        };
+        Event::Delivered {
+            msg_id,
+            from,
+            to,
+            body: payload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_read_with_their_credentials_and_prefix() {
+        let t = NatsTarget::parse("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(t.host_port, "127.0.0.1:4222");
+        assert_eq!(t.auth, Auth::None);
+        assert_eq!(t.prefix, "imbench");
+        assert_eq!(t.user_subject(7), "imbench.u.7");
+        assert_eq!(t.group_subject(3), "imbench.g.3");
+        let t = NatsTarget::parse("nats://bob:s3cret@nats.example:4333/load.test").unwrap();
+        assert_eq!(t.auth, Auth::UserPass("bob".into(), "s3cret".into()));
+        assert_eq!(t.host_port, "nats.example:4333");
+        assert_eq!(t.group_subject(1), "load.test.g.1");
+        assert_eq!(t.describe(), "nats nats.example:4333");
+        let t = NatsTarget::parse("nats://tok@localhost:4222").unwrap();
+        assert_eq!(t.auth, Auth::Token("tok".into()));
+    }
+
+    #[test]
+    fn a_target_that_is_not_nats_says_what_is_wrong() {
+        assert!(matches!(
+            NatsTarget::parse("mqtt://127.0.0.1:1883"),
+            Err(TargetError::Scheme(_))
+        ));
+        for bad in [
+            "nats://127.0.0.1",
+            "nats://:4222",
+            "nats://h:0",
+            "nats://h:42x",
+        ] {
+            assert!(
+                matches!(NatsTarget::parse(bad), Err(TargetError::HostPort(_))),
+                "{bad}"
+            );
+        }
+        for bad in ["nats://h:1/a..b", "nats://h:1/a.*", "nats://h:1/a b"] {
+            assert!(
+                matches!(NatsTarget::parse(bad), Err(TargetError::Prefix(_))),
+                "{bad}"
+            );
+        }
+    }
+}
