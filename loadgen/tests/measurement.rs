@@ -171,11 +171,17 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
 async fn every_transport_runs_the_same_schedule_exactly_once() {
     use imbench_transport::Transport;
     let scenario = small_scenario(20, 20.0, Duration::from_secs(1));
+    let legs: Vec<_> = Transport::ALL
+        .iter()
+        .map(|&transport| imbench_loadgen::run::compare::Leg {
+            transport,
+            server: ServerSpec::Embedded,
+        })
+        .collect();
     let outcome = imbench_loadgen::run::compare::run_each(
         config(scenario, ServerSpec::Embedded),
-        &Transport::ALL,
+        &legs,
         |_| {},
-        |_, _| Ok(()),
     )
     .await
     .unwrap();

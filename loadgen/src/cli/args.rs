@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use imbench_loadgen::run::compare::Leg;
 use imbench_loadgen::{Overrides, ProgressMode, RunConfig, Scenario, ServerSpec};
 use imbench_server::Secret;
 use imbench_transport::{ClientTrust, QuicOptions, Transport};
@@ -76,11 +77,15 @@ pub(crate) struct RunArgs {
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]
     pub(crate) slo: Vec<String>,
-    /// Another system to load instead of imbench's server: nats://[USER:PASS@|TOKEN@]HOST:PORT
-    /// (a NATS server; subjects start with `imbench.`, or with the path given after the port)
+    /// A system to load instead of the embedded server (repeatable: the scenario runs once per
+    /// target, same seed and schedule, and a comparison table ends the output):
+    /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX] (a NATS server),
+    /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an MQTT 3.1.1
+    /// broker), or imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file,
+    /// and --cert for quic, tls and wss)
     #[arg(long, value_name = "URL", value_parser = parse_target,
-          conflicts_with_all = ["server", "cert", "secret_file", "server_name", "transport"])]
-    pub(crate) target: Option<Target>,
+          conflicts_with_all = ["server", "transport"])]
+    pub(crate) target: Vec<Target>,
     /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
     /// imbench-server prints. Without it, the server runs in-process.
     #[arg(long, requires = "secret_file", value_parser = parse_server)]
@@ -127,6 +132,8 @@ pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
 #[derive(Clone, Debug)]
 pub(crate) enum Target {
     Nats(imbench_loadgen::driver::nats::NatsTarget),
+    Mqtt(imbench_loadgen::driver::mqtt::MqttTarget),
+    Imbench(Transport, SocketAddr),
 }
 
 pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
@@ -135,8 +142,19 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
         "nats" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
             .map(Target::Nats)
             .map_err(|e| e.to_string()),
+        "mqtt" => imbench_loadgen::driver::mqtt::MqttTarget::parse(s)
+            .map(Target::Mqtt)
+            .map_err(|e| e.to_string()),
+        _ if scheme.starts_with("imbench+") => {
+            let transport = scheme["imbench+".len()..].parse::<Transport>()?;
+            let rest = &s[scheme.len() + 3..];
+            let addr = rest.trim_end_matches('/').parse().map_err(|e| {
+                format!("{rest:?} is not an address such as 127.0.0.1:4433: {e}")
+            })?;
+            Ok(Target::Imbench(transport, addr))
+        }
         _ => Err(format!(
-            "{s:?}: the systems imbench can load are nats://HOST:PORT, or imbench's own server with --server"
+            "{s:?}: a target is nats://HOST:PORT, mqtt://HOST:PORT or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
         )),
     }
 }
@@ -167,14 +185,97 @@ pub(crate) enum ProgressArg {
     Quiet,
 }
 
-/// The transports a run goes over: those asked for, or for another system's target the one its
-/// protocol uses.
-pub(crate) fn transports_of(args: &RunArgs, config: &RunConfig) -> Vec<Transport> {
-    if config.server.protocol().is_some() {
-        vec![config.transport]
-    } else {
-        args.transport.0.clone()
+/// What a run loads, one leg per transport or target, in the order given.
+pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
+    if !args.target.is_empty() {
+        let imbench: Vec<Transport> = args
+            .target
+            .iter()
+            .filter_map(|t| match t {
+                Target::Imbench(transport, _) => Some(*transport),
+                _ => None,
+            })
+            .collect();
+        if imbench.is_empty() && (args.cert.is_some() || args.secret_file.is_some()) {
+            anyhow::bail!("--cert and --secret-file go with --server or an imbench+… target");
+        }
+        let mut legs = Vec::new();
+        for target in &args.target {
+            legs.push(match target {
+                // Another system's clients speak its own protocol over TCP.
+                Target::Nats(t) => Leg {
+                    transport: Transport::Tcp,
+                    server: ServerSpec::Nats(t.clone()),
+                },
+                Target::Mqtt(t) => Leg {
+                    transport: Transport::Tcp,
+                    server: ServerSpec::Mqtt(t.clone()),
+                },
+                Target::Imbench(transport, addr) => Leg {
+                    transport: *transport,
+                    server: remote(args, *addr, &imbench)?,
+                },
+            });
+        }
+        return Ok(legs);
     }
+    let transports = &args.transport.0;
+    match (args.server.is_empty(), &args.cert, &args.secret_file) {
+        (true, None, None) => Ok(transports
+            .iter()
+            .map(|&transport| Leg {
+                transport,
+                server: ServerSpec::Embedded,
+            })
+            .collect()),
+        (false, _, Some(_)) => transports
+            .iter()
+            .map(|&t| {
+                let addr = server_for(&args.server, t).ok_or_else(|| {
+                    anyhow::anyhow!("no --server address for {t}: give --server {t}=HOST:PORT")
+                })?;
+                Ok(Leg {
+                    transport: t,
+                    server: remote(args, addr, transports)?,
+                })
+            })
+            .collect(),
+        _ => anyhow::bail!("--cert and --secret-file go with --server"),
+    }
+}
+
+/// A running imbench-server at `addr`, reached with --cert and --secret-file; `transports` are
+/// all those the run uses on it, to say early which of them needs --cert.
+fn remote(
+    args: &RunArgs,
+    addr: SocketAddr,
+    transports: &[Transport],
+) -> anyhow::Result<ServerSpec> {
+    use anyhow::Context;
+    let Some(secret) = &args.secret_file else {
+        anyhow::bail!(
+            "imbench's server needs its token secret: give --secret-file (imbench-server writes it to imbench-server-files/secret)"
+        );
+    };
+    let trust = match &args.cert {
+        Some(cert) => ClientTrust::from_pem_file(cert).context("reading --cert")?,
+        None => {
+            let tls = [Transport::Quic, Transport::Tls, Transport::Wss];
+            if let Some(t) = transports.iter().find(|t| tls.contains(t)) {
+                anyhow::bail!(
+                    "{t} verifies the server's certificate: give --cert (imbench-server writes it to imbench-server-files/cert.pem)"
+                );
+            }
+            // Plain TCP and WebSocket verify no certificate.
+            ClientTrust { roots: Vec::new() }
+        }
+    };
+    Ok(ServerSpec::Remote {
+        addr,
+        trust,
+        secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
+        server_name: args.server_name.clone(),
+    })
 }
 
 /// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
@@ -189,7 +290,6 @@ pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<
 
 /// Turns the flags into one validated configuration.
 pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
-    use anyhow::Context;
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::builtin_default(),
@@ -207,41 +307,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         connect_rate: args.connect_rate,
         timer: args.timer,
     })?;
-    let first = args.transport.0[0];
-    let server = match (args.server.first(), &args.cert, &args.secret_file) {
-        // clap keeps --target apart from the flags of imbench's own server.
-        _ if args.target.is_some() => match &args.target {
-            Some(Target::Nats(t)) => ServerSpec::Nats(t.clone()),
-            None => ServerSpec::Embedded,
-        },
-        (Some(_), cert, Some(secret)) => ServerSpec::Remote {
-            addr: {
-                for &t in &args.transport.0 {
-                    if server_for(&args.server, t).is_none() {
-                        anyhow::bail!("no --server address for {t}: give --server {t}=HOST:PORT");
-                    }
-                }
-                server_for(&args.server, first).unwrap_or(args.server[0].addr)
-            },
-            trust: match cert {
-                Some(cert) => ClientTrust::from_pem_file(cert).context("reading --cert")?,
-                None => {
-                    let tls = [Transport::Quic, Transport::Tls, Transport::Wss];
-                    if let Some(t) = args.transport.0.iter().find(|t| tls.contains(t)) {
-                        anyhow::bail!(
-                            "{t} verifies the server's certificate: give --cert (imbench-server writes it to imbench-server-files/cert.pem)"
-                        );
-                    }
-                    // Plain TCP and WebSocket verify no certificate.
-                    ClientTrust { roots: Vec::new() }
-                }
-            },
-            secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
-            server_name: args.server_name.clone(),
-        },
-        (None, None, None) => ServerSpec::Embedded,
-        _ => anyhow::bail!("--cert and --secret-file go with --server"),
-    };
+    let legs = legs(args)?;
     let out_dir = Some(args.out.clone().unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
@@ -253,19 +319,13 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         ProgressArg::Plain => ProgressMode::Plain,
         ProgressArg::Quiet => ProgressMode::Quiet,
     };
-    // Another system's clients speak its own protocol over TCP.
-    let transport = if server.protocol().is_some() {
-        Transport::Tcp
-    } else {
-        first
-    };
     Ok(RunConfig {
         scenario,
-        server,
+        server: legs[0].server.clone(),
         out_dir,
         progress,
         quic: QuicOptions::default(),
-        transport,
+        transport: legs[0].transport,
         interrupt: None,
         shard: args.shard,
     })

@@ -1,8 +1,8 @@
 //! `imbench run`: one run, repeated runs, a transport comparison or a capacity search.
 
-use imbench_loadgen::{exit_code, RunConfig, ServerSpec};
+use imbench_loadgen::{exit_code, RunConfig};
 
-use super::args::{configure, server_for, transports_of, RunArgs};
+use super::args::{configure, legs, RunArgs};
 
 pub(crate) fn run(args: RunArgs) -> u8 {
     let config = match configure(&args) {
@@ -27,10 +27,10 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     }
-    let transports = transports_of(&args, &config);
     if args.find_max {
-        if transports.len() > 1 {
-            eprintln!("imbench: --find-max searches one transport at a time");
+        // `configure` read the same flags without error.
+        if legs(&args).map_or(0, |l| l.len()) > 1 {
+            eprintln!("imbench: --find-max searches one transport or target at a time");
             return exit_code::USAGE;
         }
         return find_max(&runtime, config, &args);
@@ -112,23 +112,21 @@ fn run_once(
     config: RunConfig,
     args: &RunArgs,
 ) -> (u8, Option<imbench_loadgen::Report>) {
-    let transports = transports_of(args, &config);
-    let servers = args.server.clone();
-    let several = transports.len() > 1;
+    let legs = match legs(args) {
+        Ok(legs) => legs,
+        Err(e) => {
+            eprintln!("imbench: {e:#}");
+            return (exit_code::USAGE, None);
+        }
+    };
+    let several = legs.len() > 1;
     let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
         config,
-        &transports,
+        &legs,
         |report| {
             if several {
                 out!("{}", report.table());
             }
-        },
-        |c, t| {
-            if let ServerSpec::Remote { addr, .. } = &mut c.server {
-                *addr = server_for(&servers, t)
-                    .ok_or_else(|| imbench_loadgen::RunError::NoAddress(t))?;
-            }
-            Ok(())
         },
     ));
     match result {

@@ -9,14 +9,17 @@
 //! - [`imbench`] — the imbench protocol over QUIC, TCP, TLS or WebSocket, against the
 //!   reference server (embedded or standalone).
 //! - [`nats`] — core NATS, against a NATS server (subjects per user and per group).
+//! - [`mqtt`] — MQTT 3.1.1 at QoS 1 or 2, against a broker (topics per user and per group).
 //! - [`memory`] — an in-process hub with no transport at all: it proves a client runs without
 //!   one, and tests the client layer without sockets.
 //!
 //! Dispatch is by enum rather than trait objects: the send and receive paths run per message,
 //! and an enum match costs nothing where a boxed future would allocate.
 
+pub mod envelope;
 pub mod imbench;
 pub mod memory;
+pub mod mqtt;
 pub mod nats;
 
 use bytes::Bytes;
@@ -203,6 +206,8 @@ pub enum Driver {
     Memory(memory::Hub),
     /// A NATS server.
     Nats(nats::NatsDriver),
+    /// An MQTT broker.
+    Mqtt(mqtt::MqttDriver),
 }
 
 impl Driver {
@@ -212,6 +217,7 @@ impl Driver {
             Driver::Imbench(d) => d.connect(user, receipts).await,
             Driver::Memory(hub) => Ok(hub.connect(user)),
             Driver::Nats(d) => d.connect(user).await,
+            Driver::Mqtt(d) => d.connect(user).await,
         }
     }
 
@@ -221,6 +227,7 @@ impl Driver {
             Driver::Imbench(d) => d.describe(),
             Driver::Memory(_) => "the in-memory hub".to_string(),
             Driver::Nats(d) => d.describe(),
+            Driver::Mqtt(d) => d.describe(),
         }
     }
 
@@ -249,6 +256,8 @@ pub enum Sender {
     Memory(memory::MemorySender),
     /// NATS commands on a TCP connection.
     Nats(nats::NatsSender),
+    /// Requests to an MQTT client's event loop.
+    Mqtt(mqtt::MqttSender),
 }
 
 impl Sender {
@@ -258,6 +267,7 @@ impl Sender {
             Sender::Imbench(s) => s.queue(op),
             Sender::Memory(s) => s.apply(op),
             Sender::Nats(s) => s.queue(op),
+            Sender::Mqtt(s) => s.queue(op),
         }
     }
 
@@ -267,6 +277,7 @@ impl Sender {
             Sender::Imbench(s) => s.flush().await,
             Sender::Memory(_) => Ok(()),
             Sender::Nats(s) => s.flush().await,
+            Sender::Mqtt(s) => s.flush().await,
         }
     }
 
@@ -283,6 +294,7 @@ impl Sender {
             Sender::Imbench(s) => s.close(reason).await,
             Sender::Memory(s) => s.leave(),
             Sender::Nats(s) => s.close(reason).await,
+            Sender::Mqtt(s) => s.close(reason).await,
         }
     }
 
@@ -292,6 +304,7 @@ impl Sender {
             Sender::Imbench(s) => s.abort(reason),
             Sender::Memory(s) => s.leave(),
             Sender::Nats(s) => s.abort(reason),
+            Sender::Mqtt(s) => s.abort(reason),
         }
     }
 }
@@ -304,6 +317,8 @@ pub enum Events {
     Memory(memory::MemoryEvents),
     /// What a NATS server sends.
     Nats(nats::NatsEvents),
+    /// What an MQTT broker sends (boxed: the event loop is large).
+    Mqtt(Box<mqtt::MqttEvents>),
 }
 
 impl Events {
@@ -313,6 +328,7 @@ impl Events {
             Events::Imbench(e) => e.next().await,
             Events::Memory(e) => Ok(e.next().await),
             Events::Nats(e) => e.next().await,
+            Events::Mqtt(e) => e.next().await,
         }
     }
 }

@@ -1,33 +1,43 @@
-//! One scenario run once per transport, with the same seed and so the same send schedule
-//! message for message, and one report with a run per transport (compared side by side by
-//! `report::comparison`).
+//! One scenario run once per leg — a transport to imbench's server, or another system — with
+//! the same seed and so the same send schedule message for message, and one report with a run
+//! per leg (compared side by side by `report::comparison`).
 
 use imbench_transport::Transport;
 
 use crate::report::comparison::combine;
 use crate::report::Report;
-use crate::run::{run, RunConfig, RunError, RunOutcome};
+use crate::run::{run, RunConfig, RunError, RunOutcome, ServerSpec};
 
-/// Runs `config` once per transport in `transports`, in order, and returns one report with a
-/// run per transport. `config.out_dir`, when set, receives the combined report.json. `remote`
-/// gives, for a remote server, the address of each transport (ignored when embedded).
+/// What one run of a comparison loads, and over which transport.
+#[derive(Clone)]
+pub struct Leg {
+    /// The transport (TCP for another system's protocol).
+    pub transport: Transport,
+    /// The system.
+    pub server: ServerSpec,
+}
+
+/// Runs `config` once per leg, in order, and returns one report with a run per leg.
+/// `config.out_dir`, when set, receives the combined report.json.
 pub async fn run_each(
     config: RunConfig,
-    transports: &[Transport],
+    legs: &[Leg],
     mut on_run: impl FnMut(&Report),
-    mut configure: impl FnMut(&mut RunConfig, Transport) -> Result<(), RunError>,
 ) -> Result<RunOutcome, RunError> {
+    let leg_config = |leg: &Leg| {
+        let mut c = config.clone();
+        c.transport = leg.transport;
+        c.server = leg.server.clone();
+        c.out_dir = None;
+        c
+    };
     // Refuse before the first run what a later one could not hold, rather than after it.
-    for &t in transports {
-        crate::run::check_files(&config, t)?;
+    for leg in legs {
+        crate::run::check_files(&leg_config(leg), leg.transport)?;
     }
     let mut reports = Vec::new();
-    for &t in transports {
-        let mut c = config.clone();
-        c.transport = t;
-        c.out_dir = None;
-        configure(&mut c, t)?;
-        let outcome = run(c).await?;
+    for leg in legs {
+        let outcome = run(leg_config(leg)).await?;
         on_run(&outcome.report);
         reports.push(outcome.report);
     }

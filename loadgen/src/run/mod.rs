@@ -16,6 +16,7 @@ use crate::client::context::RunContext;
 use crate::config::shard::Shard;
 use crate::driver::imbench::ImbenchDriver;
 use crate::driver::memory::Hub;
+use crate::driver::mqtt::MqttDriver;
 use crate::driver::nats::NatsDriver;
 use crate::driver::{ConnectError, Driver};
 
@@ -127,6 +128,8 @@ pub enum ServerSpec {
     },
     /// A NATS server that is already running (`driver::nats`).
     Nats(crate::driver::nats::NatsTarget),
+    /// An MQTT broker that is already running (`driver::mqtt`).
+    Mqtt(crate::driver::mqtt::MqttTarget),
 }
 
 impl ServerSpec {
@@ -136,6 +139,7 @@ impl ServerSpec {
         match self {
             ServerSpec::Memory => Some("memory"),
             ServerSpec::Nats(_) => Some("nats"),
+            ServerSpec::Mqtt(_) => Some("mqtt"),
             ServerSpec::Embedded | ServerSpec::Remote { .. } => None,
         }
     }
@@ -208,10 +212,17 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let clients_here = clients_in(&s, config.shard);
     check_files(&config, config.transport)?;
     let mut notes = pace_connections(&mut s, config.transport, config.shard);
-    if matches!(config.server, ServerSpec::Nats(_)) && s.churn.rate > 0.0 {
-        notes.push(
-            "core NATS keeps nothing for a client that is offline: what was sent to a client while it was disconnected is lost, and counted in `lost`".to_string(),
-        );
+    let keeps_nothing = match &config.server {
+        ServerSpec::Nats(_) => Some("core NATS keeps nothing for a client that is offline"),
+        ServerSpec::Mqtt(t) if !t.persistent => Some(
+            "an MQTT broker keeps nothing for a client with a clean session that is offline (?session=persistent asks it to)",
+        ),
+        _ => None,
+    };
+    if let Some(why) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
+        notes.push(format!(
+            "{why}: what was sent to a client while it was disconnected is lost, and counted in `lost`"
+        ));
     }
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
@@ -270,6 +281,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         )?,
         ServerSpec::Memory => Driver::Memory(Hub::new()),
         ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
+        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
     };
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
@@ -433,6 +445,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ServerSpec::Remote { addr, .. } => addr.to_string(),
         ServerSpec::Memory => "memory".to_string(),
         ServerSpec::Nats(target) => target.host_port.clone(),
+        ServerSpec::Mqtt(target) => format!("{}:{}", target.host, target.port),
     };
     let groups = ctx.ledger.settle(
         &ctx.plan,

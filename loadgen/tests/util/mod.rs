@@ -123,3 +123,191 @@ pub async fn delay_proxy(upstream: SocketAddr, delay: Duration) -> SocketAddr {
     });
     addr
 }
+
+/// A server program of a test's own (nats-server, mosquitto), with its configuration and log in
+/// a folder of its own; stopped by PID, and its folder removed, when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub dir: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// A fresh folder for `name`'s configuration and log.
+    pub fn folder(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("imbench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test folder");
+        dir
+    }
+
+    /// Starts `program` with `args` in `dir`, its output into `dir/log`; `package` names the
+    /// Debian package to install when the program is missing.
+    pub fn start(program: &str, args: &[&str], dir: std::path::PathBuf, package: &str) -> Self {
+        let log = std::fs::File::create(dir.join("log")).expect("log file");
+        let err = log.try_clone().expect("log file");
+        let child = std::process::Command::new(program)
+            .args(args)
+            .current_dir(&dir)
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program} ({e}): install Debian's {package}"));
+        Daemon { child, dir }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// Waits until `ready` finds what it needs in the log, or panics after 10 s or when the
+    /// program ends.
+    pub fn wait_for<T>(&mut self, ready: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let log = self.log();
+            if let Some(found) = ready(&log) {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited ({status}): {log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server was not ready within 10 s: {}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port nothing listens on now (the kernel's choice), for a server that cannot
+/// pick its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A nats-server of this test's own; stopped (by PID) when dropped.
+pub struct NatsServer {
+    pub daemon: Daemon,
+    pub port: u16,
+}
+
+impl NatsServer {
+    /// Starts nats-server with `conf` (a listen address is added) and waits until it listens.
+    pub fn start(name: &str, conf: &str) -> Self {
+        let dir = Daemon::folder(&format!("nats-{name}"));
+        // Port -1: the server picks a free one and logs it.
+        std::fs::write(
+            dir.join("nats.conf"),
+            format!("host: 127.0.0.1\nport: -1\n{conf}\n"),
+        )
+        .expect("write nats.conf");
+        let mut daemon = Daemon::start("nats-server", &["-c", "nats.conf"], dir, "nats-server");
+        const NEEDLE: &str = "Listening for client connections on 127.0.0.1:";
+        let port = daemon.wait_for(|log| {
+            log.lines().find_map(|l| {
+                let at = l.find(NEEDLE)? + NEEDLE.len();
+                l[at..].trim().parse().ok()
+            })
+        });
+        NatsServer { daemon, port }
+    }
+
+    pub fn url(&self, credentials: &str) -> String {
+        format!("nats://{credentials}127.0.0.1:{}", self.port)
+    }
+
+    pub fn target(&self, credentials: &str) -> ServerSpec {
+        ServerSpec::Nats(
+            imbench_loadgen::driver::nats::NatsTarget::parse(&self.url(credentials))
+                .expect("a nats target"),
+        )
+    }
+}
+
+/// A mosquitto of this test's own; stopped (by PID) when dropped.
+pub struct Mosquitto {
+    pub daemon: Daemon,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto listening on a free loopback port, with `conf` added to its
+    /// configuration. Nagle's algorithm is off (`set_tcp_nodelay`): with it on, a delivery
+    /// written while the previous one is unacknowledged waits for the client's delayed ACK.
+    pub fn start(name: &str, conf: &str) -> Self {
+        let dir = Daemon::folder(&format!("mosquitto-{name}"));
+        let port = free_port();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!("listener {port} 127.0.0.1\nset_tcp_nodelay true\nmax_queued_messages 100000\n{conf}\n"),
+        )
+        .expect("write mosquitto.conf");
+        let mut daemon = Daemon::start("mosquitto", &["-c", "mosquitto.conf"], dir, "mosquitto");
+        daemon.wait_for(|log| log.contains(" running").then_some(()));
+        Mosquitto { daemon, port }
+    }
+
+    pub fn url(&self, credentials: &str, options: &str) -> String {
+        format!("mqtt://{credentials}127.0.0.1:{}{options}", self.port)
+    }
+
+    pub fn target(&self, credentials: &str, options: &str) -> ServerSpec {
+        ServerSpec::Mqtt(
+            imbench_loadgen::driver::mqtt::MqttTarget::parse(&self.url(credentials, options))
+                .expect("a target"),
+        )
+    }
+}
+
+/// The groups of the chat-and-groups runs against other systems.
+pub const GROUPS: &str =
+    "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nrate = 10.0\n";
+
+/// Checks a run of [`GROUPS`] and direct chat against another system named `system`: every
+/// client connected and stayed, every send was acked and delivered once, every group message
+/// reached every member but its sender, nothing else arrived, and every figure has samples.
+pub fn assert_every_message_accounted(
+    report: &imbench_loadgen::Report,
+    system: &str,
+    clients: u64,
+) {
+    let run = &report.runs[0];
+    let c = &run.counters;
+    assert_eq!(
+        report.verdict,
+        imbench_loadgen::Verdict::Ok,
+        "{:?}",
+        report.invalid_reasons
+    );
+    assert_eq!(run.transport, system);
+    assert_eq!(
+        (c.clients, c.connect_failures, c.disconnects),
+        (clients, 0, 0)
+    );
+    assert!(c.sent > 500, "{c:?}");
+    assert_eq!(c.acked, c.sent, "{c:?}");
+    assert_eq!(c.expected, c.delivered, "{c:?}");
+    assert_eq!((c.lost, c.duplicated, c.corrupted, c.errors), (0, 0, 0, 0));
+    let group = run.group.as_ref().expect("group accounting");
+    assert!(group.counts.delivered_expected > 100, "{group:?}");
+    let g = &group.counts;
+    assert_eq!(
+        (g.lost, g.incomplete, g.unexpected, g.duplicated),
+        (0, 0, 0, 0),
+        "{group:?}"
+    );
+    for metric in ["connect", "direct", "ack", "group", "fanout"] {
+        assert!(run.metrics[metric].count > 0, "{metric} has no samples");
+    }
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+}

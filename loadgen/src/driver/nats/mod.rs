@@ -14,8 +14,7 @@
 //!   the batch: each is then acked. Core NATS keeps nothing: there is no refusal, no hold for a
 //!   user who is offline, and a message to one is lost (counted as such).
 //!
-//! The message's sender and id travel in front of the body ([`ENVELOPE_LEN`] bytes), so that
-//! what the recipient counts does not depend on subjects or headers.
+//! The message's sender and id travel in front of the body ([`super::envelope`]).
 //!
 //! The client is the NATS protocol written here ([`wire`]) rather than the `async-nats` crate:
 //! that crate's `flush` writes the client's buffer and does not wait for the server, and it has
@@ -28,18 +27,15 @@ pub mod wire;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use imbench_proto::Dest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
+use super::{envelope, ConnectError, Event, Events, Op, Sender, Session, SessionError};
 use wire::{Auth, ServerOp};
-
-/// Bytes in front of every body: the sending user, then the sender's message id (big-endian).
-pub const ENVELOPE_LEN: usize = 16;
 
 /// The subscription id of a user's own subject; a group's is its id plus [`FIRST_GROUP_SID`].
 const OWN_SID: u64 = 1;
@@ -304,9 +300,7 @@ impl NatsSender {
                     Dest::User(u) => self.target.user_subject(u),
                     Dest::Group(g) => self.target.group_subject(g),
                 };
-                let mut head = [0u8; ENVELOPE_LEN];
-                (&mut head[..]).put_u64(self.user);
-                (&mut head[8..]).put_u64(msg_id);
+                let head = envelope::head(self.user, msg_id);
                 wire::publish(&mut self.out, &subject, &head, &body);
                 self.batch.push(Answer::Acked(msg_id));
             }
@@ -425,14 +419,12 @@ impl NatsEvents {
         }
     }
 
-    fn delivered(&self, sid: u64, mut payload: Bytes) -> Event {
-        if payload.len() < ENVELOPE_LEN {
+    fn delivered(&self, sid: u64, payload: Bytes) -> Event {
+        let Some((from, msg_id, body)) = envelope::open(payload) else {
             return Event::Unexpected {
                 what: "a NATS message without imbench's envelope",
             };
-        }
-        let from = payload.get_u64();
-        let msg_id = payload.get_u64();
+        };
         let to = match sid {
             OWN_SID => Dest::User(self.user),
             s if s >= FIRST_GROUP_SID => Dest::Group(s - FIRST_GROUP_SID),
@@ -446,7 +438,7 @@ impl NatsEvents {
             msg_id,
             from,
             to,
-            body: payload,
+            body,
         }
     }
 }

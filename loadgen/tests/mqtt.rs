@@ -1,0 +1,199 @@
+//! The MQTT driver against a real mosquitto (Debian's `mosquitto` package), started on a free
+//! loopback port with a configuration each test writes, and stopped by its PID. Ignored by a
+//! plain `cargo test` (the broker may not be installed); `.ci/run` installs it and runs them
+//! with `cargo test -p imbench-loadgen --test mqtt -- --ignored`.
+
+mod util;
+
+use std::process::Command;
+use std::time::Duration;
+
+use imbench_loadgen::{RunError, Verdict};
+use util::{
+    assert_every_message_accounted, config, small_scenario_with, Daemon, Mosquitto, NatsServer,
+    GROUPS,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn direct_chat_and_groups_at_qos_1_account_for_every_message() {
+    let broker = Mosquitto::start("chat", "allow_anonymous true");
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+        .await
+        .expect("a run against mosquitto");
+    // Acks are PUBACKs; the broker sends members their own group messages, which must not count.
+    assert_every_message_accounted(&outcome.report, "mqtt", 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn qos_2_is_acked_by_pubcomp_and_delivers_exactly_once() {
+    let broker = Mosquitto::start("qos2", "allow_anonymous true");
+    let scenario = small_scenario_with(20, 20.0, Duration::from_secs(2), "");
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?qos=2")))
+        .await
+        .expect("a run at QoS 2");
+    let c = &outcome.report.runs[0].counters;
+    assert_eq!(outcome.report.verdict, Verdict::Ok);
+    assert!(c.sent > 300, "{c:?}");
+    assert_eq!((c.acked, c.delivered), (c.sent, c.sent), "{c:?}");
+    assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_persistent_session_keeps_what_arrives_while_a_client_is_away() {
+    let broker = Mosquitto::start("churn", "allow_anonymous true");
+    // A third of the clients drop their connection (half of them abruptly) and come back
+    // 300 ms later; the broker keeps their QoS 1 messages meanwhile.
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"300ms\"\nabrupt = 0.5\n";
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), churn);
+    let outcome = imbench_loadgen::run(config(
+        scenario.clone(),
+        broker.target("", "?session=persistent"),
+    ))
+    .await
+    .expect("a run with persistent sessions");
+    let c = &outcome.report.runs[0].counters;
+    assert!(c.reconnects >= 10, "{c:?}");
+    assert_eq!(c.expected, c.delivered, "{c:?}");
+    assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
+    // With clean sessions the same schedule loses what was sent to absent clients, and the
+    // report says why.
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+        .await
+        .expect("a run with clean sessions");
+    let run = &outcome.report.runs[0];
+    assert!(run.counters.lost > 0, "{:?}", run.counters);
+    assert!(
+        run.notes.iter().any(|n| n.contains("keeps nothing")),
+        "{:?}",
+        run.notes
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_wrong_password_is_refused_before_the_run_as_a_usage_error() {
+    let dir = Daemon::folder("mosquitto-passwords");
+    let passwords = dir.join("passwords");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["bob", "s3cret"])
+        .status()
+        .expect("mosquitto_passwd (Debian's mosquitto)");
+    assert!(made.success());
+    let broker = Mosquitto::start(
+        "auth",
+        &format!(
+            "allow_anonymous false\npassword_file {}",
+            passwords.display()
+        ),
+    );
+    let scenario = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    match imbench_loadgen::run(config(scenario.clone(), broker.target("bob:wrong@", ""))).await {
+        Err(e @ RunError::Refused { .. }) => {
+            assert!(e.to_string().contains("user and password"), "{e}");
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE);
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a run with a wrong password went ahead"),
+    }
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("bob:s3cret@", "")))
+        .await
+        .expect("the right password");
+    assert_eq!(outcome.report.runs[0].counters.connect_failures, 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+fn imbench_run_takes_an_mqtt_target_and_refuses_qos_0() {
+    let broker = Mosquitto::start("cli", "allow_anonymous true");
+    let dir = broker.daemon.dir.clone();
+    std::fs::write(
+        dir.join("s.toml"),
+        "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\nduration = \"1s\"\n\
+         drain = \"3s\"\nseed = 5\n[direct]\nrate = 20.0\narrival = \"constant\"\n\
+         size = { dist = \"fixed\", bytes = \"64B\" }\npartners = { pick = \"ring\", count = 2 }\n\
+         [slo]\nlost = \"== 0\"\n\
+         [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n",
+    )
+    .unwrap();
+    let imbench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_imbench"))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("imbench runs")
+    };
+    let url = broker.url("", "");
+    let out = imbench(&[
+        "run",
+        "s.toml",
+        "--target",
+        &url,
+        "--out",
+        "r",
+        "--progress",
+        "quiet",
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("tiny over mqtt"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    assert_eq!(report["runs"][0]["transport"], "mqtt");
+
+    let qos0 = broker.url("", "?qos=0");
+    let out = imbench(&["run", "s.toml", "--target", &qos0]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("no acknowledgement"), "{text}");
+}
+
+#[test]
+#[ignore = "needs mosquitto and nats-server; .ci/run installs them and runs these"]
+fn several_targets_run_the_same_schedule_side_by_side() {
+    let broker = Mosquitto::start("several", "allow_anonymous true");
+    let nats = NatsServer::start("several", "");
+    let dir = broker.daemon.dir.clone();
+    std::fs::write(
+        dir.join("s.toml"),
+        "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\nduration = \"1s\"\n\
+         drain = \"3s\"\nseed = 5\n[direct]\nrate = 20.0\narrival = \"poisson\"\n\
+         size = { dist = \"fixed\", bytes = \"64B\" }\npartners = { pick = \"random\", count = 3 }\n\
+         [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
+        .args(["--target", &nats.url(""), "--target", &broker.url("", "")])
+        .current_dir(&dir)
+        .output()
+        .expect("imbench runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("comparison (10 clients)"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    let runs = report["runs"].as_array().expect("runs");
+    let names: Vec<&str> = runs
+        .iter()
+        .filter_map(|r| r["transport"].as_str())
+        .collect();
+    assert_eq!(names, ["nats", "mqtt"]);
+    // One seed, one schedule: both systems were sent exactly the same messages.
+    let sent: Vec<u64> = runs
+        .iter()
+        .filter_map(|r| r["counters"]["sent"].as_u64())
+        .collect();
+    assert!(sent[0] > 100 && sent[0] == sent[1], "{sent:?}");
+    for r in runs {
+        assert_eq!(r["counters"]["lost"], 0);
+    }
+}
