@@ -15,13 +15,23 @@
 //! - [`measure`] — the recorder, counters, exactly-once accounting, the precise timer, CPU use
 //!   and UDP drops.
 //! - [`driver`] — the seam between a client and the system it loads: log in, operations,
-//!   events; the imbench protocol over a transport, or an in-memory hub.
+//!   events; the imbench protocol over a transport, NATS, MQTT, or an in-memory hub.
 //! - [`client`] — one simulated client: connect, send on schedule, receive and time.
 //! - [`run`] — one run from server start to report; transport comparison, capacity search,
 //!   the live display.
 //! - [`report`] — report.json and what is made from it: the table, summary.md, report.html,
 //!   intervals.hlog, merge, regression gating, repeat spreads.
 #![warn(missing_docs)]
+
+/// `eprintln!` that never panics: a closed standard error (`imbench run … 2>&1 | head`) must
+/// not stop a run halfway. What cannot be written is dropped.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub mod client;
 pub mod config;

@@ -63,6 +63,16 @@ fn interrupted(
     args: &[&str],
     after: std::time::Duration,
 ) -> (Output, std::time::Duration) {
+    signalled(dir, args, after, "INT")
+}
+
+/// Runs imbench, sends it `signal` after `after`, and waits for it to end.
+fn signalled(
+    dir: &Dir,
+    args: &[&str],
+    after: std::time::Duration,
+    signal: &str,
+) -> (Output, std::time::Duration) {
     let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
         .args(args)
         .current_dir(&dir.0)
@@ -73,7 +83,7 @@ fn interrupted(
     std::thread::sleep(after);
     let sent = std::time::Instant::now();
     let killed = Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
+        .args(["-s", signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -308,6 +318,40 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
     assert!(report.contains("interrupted"));
     assert!(report.contains("\"verdict\": \"invalid\""));
+}
+
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c_and_the_report_is_written() {
+    let dir = Dir::new("sigterm");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    let args = ["run", scenario.to_str().unwrap(), "--out", "r"];
+    let (out, _) = signalled(&dir, &args, std::time::Duration::from_secs(3), "TERM");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(report.contains("interrupted"));
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_the_run() {
+    let dir = Dir::new("closed-stderr");
+    let scenario = dir.file("s.toml", TINY);
+    // Both streams into a pipe that closes after one line: progress lines, notes and the
+    // table all meet a closed pipe.
+    let script = format!(
+        "{} run {} --out r --progress plain 2>&1 | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_imbench"),
+        scenario.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(dir.0.join("r/report.json").exists());
 }
 
 #[test]

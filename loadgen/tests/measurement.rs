@@ -176,6 +176,7 @@ async fn every_transport_runs_the_same_schedule_exactly_once() {
         .map(|&transport| imbench_loadgen::run::compare::Leg {
             transport,
             server: ServerSpec::Embedded,
+            label: None,
         })
         .collect();
     let outcome = imbench_loadgen::run::compare::run_each(

@@ -197,3 +197,26 @@ fn several_targets_run_the_same_schedule_side_by_side() {
         assert_eq!(r["counters"]["lost"], 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_persistent_session_left_by_an_earlier_run_is_cleared_first() {
+    let broker = Mosquitto::start("stale", "allow_anonymous true");
+    // Two runs of the same clients with different seeds: their groups differ, and the first
+    // run's subscriptions stay in the broker with its persistent sessions.
+    for seed in [1, 2] {
+        let mut scenario = small_scenario_with(30, 10.0, Duration::from_secs(2), GROUPS);
+        scenario.seed = seed;
+        let outcome =
+            imbench_loadgen::run(config(scenario, broker.target("", "?session=persistent")))
+                .await
+                .expect("a run with persistent sessions");
+        let run = &outcome.report.runs[0];
+        let (c, g) = (&run.counters, &run.group.as_ref().expect("groups").counts);
+        assert_eq!(
+            (c.corrupted, c.lost, g.unexpected),
+            (0, 0, 0),
+            "seed {seed}: {c:?} {g:?}"
+        );
+    }
+}

@@ -99,3 +99,64 @@ fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
     let out = imbench(&["run", "--target", &url, "--transport", "tcp"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn a_nats_server_that_goes_away_mid_run_makes_the_run_invalid() {
+    let mut nats = NatsServer::start("gone", "");
+    let scenario = small_scenario_with(20, 10.0, Duration::from_secs(4), "");
+    let run = tokio::spawn(imbench_loadgen::run(config(scenario, nats.target(""))));
+    // Clients connect within 200 ms, warm up for a second, then measure: stop the server
+    // while they send.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let _ = nats.daemon.child.kill();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ends by itself")
+        .expect("the run's task")
+        .expect("a report");
+    let report = outcome.report;
+    let c = &report.runs[0].counters;
+    assert_eq!(report.verdict, imbench_loadgen::Verdict::Invalid);
+    // NATS closes without a word; each client still sees its connection end.
+    assert_eq!(c.disconnects, 20, "{c:?}");
+    assert!(
+        report.runs[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("closed the connection")),
+        "{:?}",
+        report.runs[0].problems
+    );
+}
+
+#[test]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+fn a_comparison_checks_every_target_before_the_first_runs() {
+    let nats = NatsServer::start("legs", "");
+    let dir = nats.daemon.dir.clone();
+    let started = std::time::Instant::now();
+    // Nothing listens on port 1: the second target is unreachable, and nothing runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args([
+            "run",
+            "--duration",
+            "30s",
+            "--out",
+            "r",
+            "--progress",
+            "quiet",
+        ])
+        .args(["--target", &nats.url(""), "--target", "nats://127.0.0.1:1"])
+        .current_dir(&dir)
+        .output()
+        .expect("imbench runs");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the first target ran first"
+    );
+    assert!(!dir.join("r/report.json").exists());
+}

@@ -206,17 +206,21 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 Target::Nats(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Nats(t.clone()),
+                    label: None,
                 },
                 Target::Mqtt(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Mqtt(t.clone()),
+                    label: None,
                 },
                 Target::Imbench(transport, addr) => Leg {
                     transport: *transport,
                     server: remote(args, *addr, &imbench)?,
+                    label: None,
                 },
             });
         }
+        name_apart(&mut legs);
         return Ok(legs);
     }
     let transports = &args.transport.0;
@@ -226,6 +230,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
             .map(|&transport| Leg {
                 transport,
                 server: ServerSpec::Embedded,
+                label: None,
             })
             .collect()),
         (false, _, Some(_)) => transports
@@ -237,10 +242,28 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 Ok(Leg {
                     transport: t,
                     server: remote(args, addr, transports)?,
+                    label: None,
                 })
             })
             .collect(),
         _ => anyhow::bail!("--cert and --secret-file go with --server"),
+    }
+}
+
+/// Names legs that reports would otherwise name alike (two NATS servers, say): the second
+/// `nats` becomes `nats-2`, and so on.
+fn name_apart(legs: &mut [Leg]) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for leg in legs.iter_mut() {
+        let name = leg
+            .server
+            .protocol()
+            .unwrap_or_else(|| leg.transport.to_string());
+        let n = seen.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            leg.label = Some(format!("{name}-{n}"));
+        }
     }
 }
 
@@ -328,6 +351,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         transport: legs[0].transport,
         interrupt: None,
         shard: args.shard,
+        label: legs[0].label.clone(),
     })
 }
 

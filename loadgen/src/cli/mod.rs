@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if let Err(e) = imbench_server::process::lock_in_memory() {
-        eprintln!(
+        imbench_loadgen::errln!(
             "imbench: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a send (run as root or raise `ulimit -l`)"
         );
     }

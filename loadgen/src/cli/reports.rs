@@ -48,13 +48,13 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
                     exit_code::OK
                 }
                 Err((path, e)) => {
-                    eprintln!("imbench: writing {}: {e}", path.display());
+                    imbench_loadgen::errln!("imbench: writing {}: {e}", path.display());
                     exit_code::INVALID
                 }
             }
         }
         Err(e) => {
-            eprintln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {e:#}");
             exit_code::USAGE
         }
     }
@@ -66,7 +66,7 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
         match load_report(path) {
             Ok((_, r)) => reports.push(r),
             Err(e) => {
-                eprintln!("imbench: {e:#}");
+                imbench_loadgen::errln!("imbench: {e:#}");
                 return exit_code::USAGE;
             }
         }
@@ -74,13 +74,13 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     let merged = match imbench_loadgen::report::merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("imbench: {e}");
+            imbench_loadgen::errln!("imbench: {e}");
             return exit_code::USAGE;
         }
     };
     out!("{}", merged.table());
     if let Err(e) = merged.write(out) {
-        eprintln!("imbench: writing {}: {e}", out.display());
+        imbench_loadgen::errln!("imbench: writing {}: {e}", out.display());
         return exit_code::INVALID;
     }
     outln!("report: {}", out.join("report.json").display());
@@ -129,14 +129,14 @@ pub(crate) fn compare(
     let checks = match checks {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("imbench: --check: {e}");
+            imbench_loadgen::errln!("imbench: --check: {e}");
             return exit_code::USAGE;
         }
     };
     let baseline = match load_baseline(&paths[0]) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {e:#}");
             return exit_code::USAGE;
         }
     };
@@ -146,7 +146,7 @@ pub(crate) fn compare(
         match load_report(path) {
             Ok(r) => loaded.push(r),
             Err(e) => {
-                eprintln!("imbench: {e:#}");
+                imbench_loadgen::errln!("imbench: {e:#}");
                 return exit_code::USAGE;
             }
         }
@@ -162,7 +162,7 @@ pub(crate) fn compare(
     let mut loads: Vec<String> = loaded.iter().map(|(_, r)| load(r)).collect();
     loads.dedup();
     if loads.len() > 1 {
-        eprintln!(
+        imbench_loadgen::errln!(
             "imbench: note: these reports ran different loads ({}); their ratios compare those loads",
             loads.join("; ")
         );
@@ -176,7 +176,7 @@ pub(crate) fn compare(
             outln!("{}:", file.display());
             out!("{}", regression::table(&findings, threshold, repeats.len()));
             if findings.is_empty() {
-                eprintln!(
+                imbench_loadgen::errln!(
                     "imbench: {} shares no figure and transport with the baseline",
                     file.display()
                 );

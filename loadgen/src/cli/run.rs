@@ -8,14 +8,14 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     let config = match configure(&args) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {e:#}");
             return exit_code::USAGE;
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("imbench: starting the tokio runtime: {e}");
+            imbench_loadgen::errln!("imbench: starting the tokio runtime: {e}");
             return exit_code::INVALID;
         }
     };
@@ -23,20 +23,22 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
     if let Some(root) = &config.out_dir {
         if let Err(why) = check_out_dir(root, args.repeat > 1 && !args.find_max) {
-            eprintln!("imbench: {why}");
+            imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
         }
     }
     if args.find_max {
         // `configure` read the same flags without error.
         if legs(&args).map_or(0, |l| l.len()) > 1 {
-            eprintln!("imbench: --find-max searches one transport or target at a time");
+            imbench_loadgen::errln!(
+                "imbench: --find-max searches one transport or target at a time"
+            );
             return exit_code::USAGE;
         }
         return find_max(&runtime, config, &args);
     }
     if args.repeat == 0 {
-        eprintln!("imbench: --repeat must be at least 1");
+        imbench_loadgen::errln!("imbench: --repeat must be at least 1");
         return exit_code::USAGE;
     }
     if args.repeat > 1 {
@@ -70,12 +72,14 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         match report {
             Some(r) => reports.push(r),
             None => {
-                eprintln!("imbench: run {i} could not take place; stopping the repeats");
+                imbench_loadgen::errln!(
+                    "imbench: run {i} could not take place; stopping the repeats"
+                );
                 return worst.max(exit_code::INVALID);
             }
         }
         if interrupted {
-            eprintln!("imbench: interrupted; no more repeats");
+            imbench_loadgen::errln!("imbench: interrupted; no more repeats");
             break;
         }
     }
@@ -88,7 +92,7 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
     match written {
         Ok(()) => outln!("repeat: {}", path.display()),
         Err(e) => {
-            eprintln!("imbench: writing {}: {e}", path.display());
+            imbench_loadgen::errln!("imbench: writing {}: {e}", path.display());
             return exit_code::INVALID;
         }
     }
@@ -99,9 +103,9 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
 fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
     let code = e.exit_code();
     if code == exit_code::USAGE {
-        eprintln!("imbench: {e}");
+        imbench_loadgen::errln!("imbench: {e}");
     } else {
-        eprintln!("imbench: run invalid: {e}");
+        imbench_loadgen::errln!("imbench: run invalid: {e}");
     }
     code
 }
@@ -115,7 +119,7 @@ fn run_once(
     let legs = match legs(args) {
         Ok(legs) => legs,
         Err(e) => {
-            eprintln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {e:#}");
             return (exit_code::USAGE, None);
         }
     };
@@ -152,11 +156,11 @@ fn run_once(
 fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     use imbench_loadgen::run::capacity::{self, SearchOptions};
     if !(args.growth.is_finite() && args.growth > 1.0) || args.max_steps == 0 {
-        eprintln!("imbench: --growth must be above 1 and --max-steps at least 1");
+        imbench_loadgen::errln!("imbench: --growth must be above 1 and --max-steps at least 1");
         return exit_code::USAGE;
     }
     if config.scenario.slo.is_empty() {
-        eprintln!("imbench: --find-max needs at least one SLO (in the scenario or with --slo) to know when to stop");
+        imbench_loadgen::errln!("imbench: --find-max needs at least one SLO (in the scenario or with --slo) to know when to stop");
         return exit_code::USAGE;
     }
     let opts = SearchOptions {
@@ -167,7 +171,7 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     let mut n = 0;
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
-        eprintln!(
+        imbench_loadgen::errln!(
             "step {n}: load {:.3}x, {:.0} sent/s, {:.0} delivered/s: {}{}",
             step.load,
             step.sent_per_s,
@@ -201,8 +205,27 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
 fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
+        // SIGTERM (what `timeout`, a CI job's cancel and `kill` send) is treated as Ctrl-C:
+        // the run stops and its report is written.
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
+        let asked = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            _ = terminated => true,
+        };
+        if asked {
+            imbench_loadgen::errln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(exit_code::INVALID));

@@ -21,6 +21,7 @@ pub mod imbench;
 pub mod memory;
 pub mod mqtt;
 pub mod nats;
+pub mod url;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, SHA256_LEN};

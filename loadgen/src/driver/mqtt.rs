@@ -84,10 +84,17 @@ impl MqttTarget {
             .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let decode = |s: &str| {
+            super::url::percent_decode(s).ok_or_else(|| {
+                TargetError::Option(
+                    "the user or password has a % that is not %XX: write @, : and / as %40, %3A and %2F".into(),
+                )
+            })
+        };
         let (credentials, host_port) = match authority.rsplit_once('@') {
             Some((cred, hp)) => match cred.split_once(':') {
-                Some((u, p)) => (Some((u.to_string(), p.to_string())), hp),
-                None => (Some((cred.to_string(), String::new())), hp),
+                Some((u, p)) => (Some((decode(u)?, decode(p)?)), hp),
+                None => (Some((decode(cred)?, String::new())), hp),
             },
             None => (None, authority),
         };
@@ -114,7 +121,14 @@ impl MqttTarget {
             qos: 1,
             persistent: false,
         };
+        let mut seen = std::collections::HashSet::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if !seen.insert(key) {
+                return Err(TargetError::Option(format!(
+                    "{key} is given twice in the MQTT target"
+                )));
+            }
             match pair.split_once('=') {
                 Some(("qos", "1")) => target.qos = 1,
                 Some(("qos", "2")) => target.qos = 2,
@@ -182,6 +196,8 @@ impl MqttTarget {
 /// Logs clients in to one broker.
 pub struct MqttDriver {
     target: std::sync::Arc<MqttTarget>,
+    /// Users whose persistent session left by an earlier run was cleared in this one.
+    cleared: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl MqttDriver {
@@ -189,6 +205,7 @@ impl MqttDriver {
     pub fn new(target: MqttTarget) -> Self {
         Self {
             target: std::sync::Arc::new(target),
+            cleared: Default::default(),
         }
     }
 
@@ -197,13 +214,14 @@ impl MqttDriver {
         self.target.describe()
     }
 
-    /// Connects as `user` and subscribes to its topic; `Ok` at the SUBACK.
-    pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
+    /// A client of `user` and its event loop, not yet connected (the loop connects when
+    /// first polled).
+    fn client(&self, user: u64, clean: bool) -> (AsyncClient, EventLoop) {
         let target = &self.target;
         let mut options = MqttOptions::new(format!("imbench-{user}"), &target.host, target.port);
         options
             .set_keep_alive(Duration::from_secs(30))
-            .set_clean_session(!target.persistent)
+            .set_clean_session(clean)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_request_channel_capacity(REQUEST_CAPACITY);
         if let Some((u, p)) = &target.credentials {
@@ -216,6 +234,43 @@ impl MqttDriver {
         let mut network = rumqttc::NetworkOptions::new();
         network.set_tcp_nodelay(true);
         eventloop.set_network_options(network);
+        (client, eventloop)
+    }
+
+    /// Ends a persistent session an earlier run left for `user`: its subscriptions (another
+    /// run's groups) and what the broker kept for it would otherwise arrive in this run. A
+    /// connection with a clean session discards it; the next one starts a fresh persistent one.
+    async fn clear_old_session(&self, user: u64) {
+        let (client, mut eventloop) = self.client(user, true);
+        loop {
+            match eventloop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                // The connection proper says what is wrong, in its own words.
+                Err(_) => return,
+            }
+        }
+        let _ = client.disconnect().await;
+        while let Ok(event) = eventloop.poll().await {
+            if matches!(event, MqttEvent::Outgoing(Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    }
+
+    /// Connects as `user` and subscribes to its topic; `Ok` at the SUBACK.
+    pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
+        let target = &self.target;
+        let first = target.persistent
+            && self
+                .cleared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(user);
+        if first {
+            self.clear_old_session(user).await;
+        }
+        let (client, mut eventloop) = self.client(user, !target.persistent);
         let where_ = format!("{}:{}", target.host, target.port);
         client
             .subscribe(target.user_topic(user), target.qos())
@@ -253,9 +308,14 @@ impl MqttDriver {
                         "the broker at {where_} refused the connection: {code:?}{hint}"
                     )));
                 }
-                Err(e) => {
+                Err(ConnectionError::Io(e)) => {
                     return Err(ConnectError::Failed(format!(
                         "connecting to the broker at {where_}: {e}"
+                    )))
+                }
+                Err(e) => {
+                    return Err(ConnectError::Failed(format!(
+                        "{where_} did not answer as an MQTT broker ({e}): is this an MQTT port?"
                     )))
                 }
             }
@@ -573,6 +633,8 @@ mod tests {
             ("mqtt://h:1?qos=0", "no acknowledgement"),
             ("mqtt://h:1?qos=3", "unknown option"),
             ("mqtt://h:1?retain=1", "unknown option"),
+            ("mqtt://h:1?qos=1&qos=2", "given twice"),
+            ("mqtt://u:100%@h:1", "%XX"),
         ] {
             let e = MqttTarget::parse(bad).unwrap_err().to_string();
             assert!(e.contains(what), "{bad}: {e}");

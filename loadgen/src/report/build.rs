@@ -256,6 +256,15 @@ impl Report {
                 g.untracked
             ));
         }
+        // Before saturation: a machine that stopped the process also makes the schedule late,
+        // and the pause is then the cause.
+        if let Some(why) = run
+            .metrics
+            .get(Metric::Hiccup.name())
+            .and_then(|h| hiccup_reason(h, s.generator.max_hiccup))
+        {
+            invalid_reasons.push(why);
+        }
         if run.schedule_lag.saturated {
             invalid_reasons.push(format!(
                 "generator saturated: schedule lag p99 {} exceeds {}",
@@ -279,13 +288,6 @@ impl Report {
                 s.generator.max_cpu_wait.as_secs_f64() * 1e6,
             )
         }) {
-            invalid_reasons.push(why);
-        }
-        if let Some(why) = run
-            .metrics
-            .get(Metric::Hiccup.name())
-            .and_then(|h| hiccup_reason(h, s.generator.max_hiccup))
-        {
             invalid_reasons.push(why);
         }
         let verdict = if !invalid_reasons.is_empty() {

@@ -15,6 +15,8 @@ pub struct Leg {
     pub transport: Transport,
     /// The system.
     pub server: ServerSpec,
+    /// Its name in the reports, when the transport or system alone would not tell it apart.
+    pub label: Option<String>,
 }
 
 /// Runs `config` once per leg, in order, and returns one report with a run per leg.
@@ -28,15 +30,24 @@ pub async fn run_each(
         let mut c = config.clone();
         c.transport = leg.transport;
         c.server = leg.server.clone();
+        c.label = leg.label.clone();
         c.out_dir = None;
         c
     };
-    // Refuse before the first run what a later one could not hold, rather than after it.
-    for leg in legs {
-        crate::run::check_files(&leg_config(leg), leg.transport)?;
+    // Refuse before the first run what a later one could not hold, reach or log in to,
+    // rather than after the earlier ones ran.
+    if legs.len() > 1 {
+        for leg in legs {
+            crate::run::probe(&leg_config(leg)).await?;
+        }
     }
+    let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     let mut reports = Vec::new();
     for leg in legs {
+        if interrupted() && !reports.is_empty() {
+            // Ctrl-C during an earlier leg: the legs that ran are the report.
+            break;
+        }
         let outcome = run(leg_config(leg)).await?;
         on_run(&outcome.report);
         reports.push(outcome.report);

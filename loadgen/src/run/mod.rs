@@ -133,13 +133,17 @@ pub enum ServerSpec {
 }
 
 impl ServerSpec {
-    /// The system's protocol where it is not imbench's own: reports show it where they show
-    /// the transport.
-    pub fn protocol(&self) -> Option<&'static str> {
+    /// The system's protocol where it is not imbench's own, with what sets its figures apart
+    /// (`mqtt-qos2-persistent`): reports show it where they show the transport.
+    pub fn protocol(&self) -> Option<String> {
         match self {
-            ServerSpec::Memory => Some("memory"),
-            ServerSpec::Nats(_) => Some("nats"),
-            ServerSpec::Mqtt(_) => Some("mqtt"),
+            ServerSpec::Memory => Some("memory".into()),
+            ServerSpec::Nats(_) => Some("nats".into()),
+            ServerSpec::Mqtt(t) => Some(format!(
+                "mqtt{}{}",
+                if t.qos == 2 { "-qos2" } else { "" },
+                if t.persistent { "-persistent" } else { "" }
+            )),
             ServerSpec::Embedded | ServerSpec::Remote { .. } => None,
         }
     }
@@ -166,6 +170,9 @@ pub struct RunConfig {
     /// Run only this share of the clients: generators on several machines, each with its own
     /// shard of one scenario, load one server together; `imbench merge` adds their reports.
     pub shard: Option<Shard>,
+    /// This run's name where reports name a run by its transport or system (`mqtt-2` beside
+    /// another `mqtt`); `None` names it so.
+    pub label: Option<String>,
 }
 
 /// What a finished run produced.
@@ -226,63 +233,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
-            eprintln!("imbench: {note}");
+            crate::errln!("imbench: {note}");
         }
     }
-    // Validated with the scenario, so this does not fail here.
-    let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
-    let mut embedded: Option<EmbeddedServer> = None;
-    let endpoints = match s.generator.endpoints {
-        0 => s.clients.div_ceil(1000).clamp(1, 16),
-        n => n,
-    };
-    let imbench = |addr: SocketAddr, trust: &ClientTrust, secret: Secret, server_name: String| {
-        let connector = Connector::new(
-            config.transport,
-            trust,
-            &quic,
-            endpoints,
-            addr,
-            imbench_proto::Codec::default(),
-        )?;
-        Ok::<_, RunError>(Driver::Imbench(Box::new(ImbenchDriver {
-            transport: config.transport,
-            connector,
-            addr,
-            server_name,
-            secret,
-        })))
-    };
-    let driver = match &config.server {
-        ServerSpec::Embedded => {
-            let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
-            server_config.quic = quic.clone();
-            let trust = server_config.identity.client_trust();
-            let secret = server_config.secret.clone();
-            let server = EmbeddedServer::start(server_config).await?;
-            let addr = server
-                .server
-                .as_ref()
-                .and_then(|srv| srv.addr(config.transport))
-                .ok_or(RunError::NotListening(config.transport))?;
-            embedded = Some(server);
-            imbench(addr, &trust, secret, "localhost".to_string())?
-        }
-        ServerSpec::Remote {
-            addr,
-            trust,
-            secret,
-            server_name,
-        } => imbench(
-            *addr,
-            trust,
-            Secret::clone(secret),
-            server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
-        )?,
-        ServerSpec::Memory => Driver::Memory(Hub::new()),
-        ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
-        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
-    };
+    let (driver, embedded) = driver_for(&config, &s).await?;
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
             "{} carries no files; this scenario sends them",
@@ -323,12 +277,32 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 
     // Fail fast, with the reason, when the server cannot be reached at all.
     let probe_user = s.clients as u64;
-    match tokio::time::timeout(
+    let probe = tokio::time::timeout(
         s.generator.connect_timeout,
         client::connect(&ctx, probe_user),
-    )
-    .await
-    {
+    );
+    // Ctrl-C while the first connection is still unanswered ends the run there.
+    let mut interrupt = config.interrupt.clone();
+    let interrupted = async {
+        match interrupt.as_mut() {
+            // A sender that is gone can no longer interrupt.
+            Some(rx) => {
+                if rx.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let probed = tokio::select! {
+        probed = probe => probed,
+        _ = interrupted => {
+            let target = ctx.driver.describe();
+            let why = "interrupted before it answered".to_string();
+            return Err(RunError::Unreachable { target, why });
+        }
+    };
+    match probed {
         Ok(Ok(mut session)) => {
             session.sender.close("probe").await;
             session.sender.abort("probe");
@@ -485,10 +459,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         buckets: ctx.plan.buckets(),
         clients: ClientTotals::of(&ctx.counters),
         files: ctx.files.totals(),
-        transport: match config.server.protocol() {
-            Some(protocol) => protocol.to_string(),
-            None => config.transport.to_string(),
-        },
+        transport: config
+            .label
+            .clone()
+            .or_else(|| config.server.protocol())
+            .unwrap_or_else(|| config.transport.to_string()),
         server: server_label,
         intervals,
         interval_log,
@@ -504,6 +479,102 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         server.shutdown().await;
     }
     RunOutcome::written(report, config.out_dir.as_deref())
+}
+
+/// The driver for `config`'s server, and the embedded server when the run starts one.
+async fn driver_for(
+    config: &RunConfig,
+    s: &Scenario,
+) -> Result<(Driver, Option<EmbeddedServer>), RunError> {
+    // Validated with the scenario, so this does not fail here.
+    let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
+    let mut embedded: Option<EmbeddedServer> = None;
+    let endpoints = match s.generator.endpoints {
+        0 => s.clients.div_ceil(1000).clamp(1, 16),
+        n => n,
+    };
+    let imbench = |addr: SocketAddr, trust: &ClientTrust, secret: Secret, server_name: String| {
+        let connector = Connector::new(
+            config.transport,
+            trust,
+            &quic,
+            endpoints,
+            addr,
+            imbench_proto::Codec::default(),
+        )?;
+        Ok::<_, RunError>(Driver::Imbench(Box::new(ImbenchDriver {
+            transport: config.transport,
+            connector,
+            addr,
+            server_name,
+            secret,
+        })))
+    };
+    let driver = match &config.server {
+        ServerSpec::Embedded => {
+            let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
+            server_config.quic = quic.clone();
+            let trust = server_config.identity.client_trust();
+            let secret = server_config.secret.clone();
+            let server = EmbeddedServer::start(server_config).await?;
+            let addr = server
+                .server
+                .as_ref()
+                .and_then(|srv| srv.addr(config.transport))
+                .ok_or(RunError::NotListening(config.transport))?;
+            embedded = Some(server);
+            imbench(addr, &trust, secret, "localhost".to_string())?
+        }
+        ServerSpec::Remote {
+            addr,
+            trust,
+            secret,
+            server_name,
+        } => imbench(
+            *addr,
+            trust,
+            Secret::clone(secret),
+            server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
+        )?,
+        ServerSpec::Memory => Driver::Memory(Hub::new()),
+        ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
+        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
+    };
+    Ok((driver, embedded))
+}
+
+/// Checks that `config`'s system can be reached and lets a client log in, without running
+/// anything: a comparison checks each of its targets this way before the first one runs. The
+/// embedded server is not started for this; it is always there.
+pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
+    let s = &config.scenario;
+    check_slo_names(s)?;
+    check_files(config, config.transport)?;
+    if matches!(config.server, ServerSpec::Embedded) {
+        return Ok(());
+    }
+    let (driver, _) = driver_for(config, s).await?;
+    if s.files.rate > 0.0 && !driver.carries_files() {
+        return Err(RunError::Unsupported(format!(
+            "{} carries no files; this scenario sends them",
+            driver.describe()
+        )));
+    }
+    let target = driver.describe();
+    let user = s.clients as u64;
+    match tokio::time::timeout(s.generator.connect_timeout, driver.connect(user, false)).await {
+        Ok(Ok(mut session)) => {
+            session.sender.close("probe").await;
+            session.sender.abort("probe");
+            Ok(())
+        }
+        Ok(Err(ConnectError::Refused(why))) => Err(RunError::Refused { target, why }),
+        Ok(Err(ConnectError::Failed(why))) => Err(RunError::Unreachable { target, why }),
+        Err(_) => {
+            let why = format!("no answer within {:?}", s.generator.connect_timeout);
+            Err(RunError::Unreachable { target, why })
+        }
+    }
 }
 
 /// The reference server run in this process, on a runtime of its own: its threads are named

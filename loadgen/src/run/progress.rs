@@ -33,7 +33,7 @@ impl Progress {
         let tty = std::io::stderr().is_terminal();
         let s = &ctx.scenario;
         if mode != ProgressMode::Quiet {
-            eprintln!(
+            crate::errln!(
                 "imbench: {} — {} clients to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
                 s.name,
                 s.clients,
@@ -118,7 +118,7 @@ impl Progress {
             bar.set_message(line);
             bar.tick();
         } else if self.plain {
-            eprintln!("{line}");
+            crate::errln!("{line}");
         }
         self.last = Some(p.clone());
     }

@@ -59,6 +59,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         transport: imbench_transport::Transport::Quic,
         interrupt: None,
         shard: None,
+        label: None,
     }
 }
 

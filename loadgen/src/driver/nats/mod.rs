@@ -41,6 +41,9 @@ use wire::{Auth, ServerOp};
 const OWN_SID: u64 = 1;
 const FIRST_GROUP_SID: u64 = 2;
 
+/// How long a new connection waits for the server's INFO.
+const INFO_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Largest message the driver accepts from a server (NATS's own default `max_payload`).
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
@@ -66,6 +69,14 @@ pub enum TargetError {
         "a NATS target needs HOST:PORT (NATS listens on 4222 unless told otherwise), got {0:?}"
     )]
     HostPort(String),
+    /// A credential with a `%` that is not an escape.
+    #[error(
+        "the user, password or token has a % that is not %XX: write @, : and / as %40, %3A and %2F"
+    )]
+    Escape,
+    /// NATS targets take no `?` options.
+    #[error("a NATS target takes no options (the part after ?): got {0:?}")]
+    Options(String),
     /// A subject prefix NATS would not take.
     #[error("subject prefix {0:?}: tokens of letters, digits, '-' and '_' separated by dots")]
     Prefix(String),
@@ -78,12 +89,16 @@ impl NatsTarget {
         let rest = url
             .strip_prefix("nats://")
             .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
+        if let Some((_, options)) = rest.split_once('?') {
+            return Err(TargetError::Options(options.to_string()));
+        }
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let decode = |s: &str| super::url::percent_decode(s).ok_or(TargetError::Escape);
         let (auth, host_port) = match authority.rsplit_once('@') {
             Some((cred, hp)) => (
                 match cred.split_once(':') {
-                    Some((u, p)) => Auth::UserPass(u.to_string(), p.to_string()),
-                    None => Auth::Token(cred.to_string()),
+                    Some((u, p)) => Auth::UserPass(decode(u)?, decode(p)?),
+                    None => Auth::Token(decode(cred)?),
                 },
                 hp,
             ),
@@ -152,7 +167,16 @@ impl NatsDriver {
         let _ = stream.set_nodelay(true);
         let (mut read, mut write) = stream.into_split();
         let mut inbuf = BytesMut::with_capacity(4096);
-        match next_op(&mut read, &mut inbuf).await {
+        // A NATS server speaks first, at once; a port that stays silent is something else.
+        let first = tokio::time::timeout(INFO_WAIT, next_op(&mut read, &mut inbuf))
+            .await
+            .map_err(|_| {
+                failed(format!(
+                    "{} sent no INFO within {INFO_WAIT:?}: a NATS server sends it at once; is this a NATS port?",
+                    target.host_port
+                ))
+            })?;
+        match first {
             Ok(Some(ServerOp::Info(_))) => {}
             Ok(Some(other)) => {
                 return Err(failed(format!(
@@ -202,6 +226,7 @@ impl NatsDriver {
         }
         let writer = Arc::new(tokio::sync::Mutex::new(write));
         let (answers_tx, answers_rx) = unbounded_channel();
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         Ok(Session {
             sender: Sender::Nats(NatsSender {
                 target: target.clone(),
@@ -210,7 +235,7 @@ impl NatsDriver {
                 out: BytesMut::with_capacity(4096),
                 batch: Vec::new(),
                 answers: answers_tx,
-                closed: false,
+                closing: closing.clone(),
             }),
             events: Events::Nats(NatsEvents {
                 user,
@@ -219,6 +244,7 @@ impl NatsDriver {
                 writer,
                 answers: answers_rx,
                 ready: VecDeque::new(),
+                closing,
             }),
             side_streams: None,
         })
@@ -285,13 +311,14 @@ pub struct NatsSender {
     batch: Vec<Answer>,
     /// To the events side, in the order the PINGs are written.
     answers: UnboundedSender<Vec<Answer>>,
-    closed: bool,
+    /// Set when this side ends the session: the connection's end is then expected.
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl NatsSender {
     /// Encodes `op` into the pending batch.
     pub fn queue(&mut self, op: Op) -> Result<(), SessionError> {
-        if self.closed {
+        if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(SessionError::Closed);
         }
         match op {
@@ -344,13 +371,15 @@ impl NatsSender {
     /// events end.
     pub async fn close(&mut self, _reason: &str) {
         let _ = self.flush().await;
-        self.closed = true;
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.writer.lock().await.shutdown().await;
     }
 
     /// Stops sending at once; the connection closes when both halves are gone.
     pub fn abort(&mut self, _reason: &str) {
-        self.closed = true;
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.out.clear();
         if let Ok(mut w) = self.writer.try_lock() {
             // Shutting the write side down is what a dropped half would do; no waiting.
@@ -380,6 +409,8 @@ pub struct NatsEvents {
     answers: UnboundedReceiver<Vec<Answer>>,
     /// Events of one PONG not yet handed out.
     ready: VecDeque<Event>,
+    /// Set by the sending side when it ends the session.
+    closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl NatsEvents {
@@ -390,7 +421,17 @@ impl NatsEvents {
                 return Ok(Some(e));
             }
             let Some(op) = next_op(&mut self.read, &mut self.inbuf).await? else {
-                return Ok(None);
+                if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                // NATS says nothing before it closes a connection it did not mean to keep: an
+                // end the client did not ask for is the session failing.
+                self.closing
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Some(Event::Failed {
+                    code: imbench_proto::ErrorCode::SHUTTING_DOWN,
+                    reason: "the NATS server closed the connection".into(),
+                }));
             };
             match op {
                 ServerOp::Msg { sid, payload } => return Ok(Some(self.delivered(sid, payload))),
@@ -481,6 +522,20 @@ mod tests {
                 "{bad}"
             );
         }
+        assert_eq!(
+            NatsTarget::parse("nats://h:1?qos=2"),
+            Err(TargetError::Options("qos=2".into()))
+        );
+        assert_eq!(
+            NatsTarget::parse("nats://bob:p%40ss%3Aw%2Frd@h:1")
+                .unwrap()
+                .auth,
+            Auth::UserPass("bob".into(), "p@ss:w/rd".into())
+        );
+        assert_eq!(
+            NatsTarget::parse("nats://bob:100%@h:1"),
+            Err(TargetError::Escape)
+        );
         for bad in ["nats://h:1/a..b", "nats://h:1/a.*", "nats://h:1/a b"] {
             assert!(
                 matches!(NatsTarget::parse(bad), Err(TargetError::Prefix(_))),
