@@ -107,15 +107,28 @@ impl AsyncRead for SharedTcp {
         loop {
             ready!(self.0.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match self.0.try_read(unfilled) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
+            let room = unfilled.len();
+            let mut got = 0;
+            // A read that did not fill the buffer emptied the socket: its readiness is cleared
+            // here (by answering WouldBlock to `try_io`, which clears only if no new data came
+            // meanwhile), as tokio's own TcpStream does, so the next poll waits for data
+            // instead of asking the kernel again for nothing: one read per arrival, not two.
+            let read = self.0.try_io(tokio::io::Interest::READABLE, || {
+                got = self.0.try_read(unfilled)?;
+                if got > 0 && got < room {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
                 }
+                Ok(())
+            });
+            match read {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => {}
                 // Readiness was stale; it is cleared now, so the next poll waits.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
+            buf.advance(got);
+            return Poll::Ready(Ok(()));
         }
     }
 }
