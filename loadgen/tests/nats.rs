@@ -160,3 +160,25 @@ fn a_comparison_checks_every_target_before_the_first_runs() {
     );
     assert!(!dir.join("r/report.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn two_shards_load_one_nats_server_and_merge_into_one_report() {
+    let nats = NatsServer::start("shards", "");
+    let shard = |index| {
+        let mut c = config(
+            small_scenario_with(12, 10.0, Duration::from_millis(1500), ""),
+            nats.target(""),
+        );
+        c.shard = Some(imbench_loadgen::Shard { index, count: 2 });
+        imbench_loadgen::run(c)
+    };
+    let (one, two) = tokio::join!(shard(1), shard(2));
+    let (one, two) = (one.expect("shard 1").report, two.expect("shard 2").report);
+    assert_eq!(one.runs[0].counters.clients, 6);
+    let merged = imbench_loadgen::report::merge::merge(&[one, two]).expect("a merge");
+    let m = &merged.runs[0].counters;
+    assert_eq!(m.clients, 12);
+    assert!(m.sent > 100, "{m:?}");
+    assert_eq!((m.delivered, m.lost), (m.sent, 0), "{m:?}");
+}

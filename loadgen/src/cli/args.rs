@@ -196,8 +196,12 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 _ => None,
             })
             .collect();
-        if imbench.is_empty() && (args.cert.is_some() || args.secret_file.is_some()) {
-            anyhow::bail!("--cert and --secret-file go with --server or an imbench+… target");
+        if imbench.is_empty()
+            && (args.cert.is_some() || args.secret_file.is_some() || args.server_name.is_some())
+        {
+            anyhow::bail!(
+                "--cert, --secret-file and --server-name go with --server or an imbench+… target"
+            );
         }
         let mut legs = Vec::new();
         for target in &args.target {

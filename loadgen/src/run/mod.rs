@@ -201,9 +201,9 @@ impl RunOutcome {
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
     if let Some(shard) = config.shard {
-        if !matches!(config.server, ServerSpec::Remote { .. }) {
+        if matches!(config.server, ServerSpec::Embedded | ServerSpec::Memory) {
             return Err(RunError::Shard(
-                "shards of one load must share a server: give its address with --server".into(),
+                "shards of one load must share a server: give its address with --server or --target".into(),
             ));
         }
         if s.groups.count > 0 || s.files.rate > 0.0 {
