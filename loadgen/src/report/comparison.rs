@@ -53,8 +53,17 @@ pub fn comparison_table(report: &Report) -> String {
         "\ncomparison ({} clients)\n{:<24}",
         report.scenario.clients, ""
     );
+    // `combine` names each run's invalid reasons after its transport or system.
+    let invalid = |name: &str| {
+        report
+            .invalid_reasons
+            .iter()
+            .any(|why| why.starts_with(&format!("{name}: ")))
+    };
+    let any_invalid = runs.iter().any(|r| invalid(&r.transport));
     for r in runs {
-        let _ = write!(out, " {:>18}", r.transport);
+        let mark = if invalid(&r.transport) { "*" } else { "" };
+        let _ = write!(out, " {:>18}", format!("{}{mark}", r.transport));
     }
     out.push('\n');
     let row =
@@ -133,5 +142,51 @@ pub fn comparison_table(report: &Report) -> String {
         &|v| format!("{v:.0}"),
     );
     let _ = writeln!(out, "(ratios are to {})", runs[0].transport);
+    if any_invalid {
+        let _ = writeln!(
+            out,
+            "(* the run was invalid: its figures are not the system's; the verdict says why)"
+        );
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_of(transport: &str, invalid: Option<&str>) -> Report {
+        let mut r: Report = serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads");
+        r.runs.truncate(1);
+        r.runs[0].transport = transport.to_string();
+        r.invalid_reasons = invalid.map(|w| vec![w.to_string()]).unwrap_or_default();
+        if invalid.is_some() {
+            r.verdict = Verdict::Invalid;
+        }
+        r
+    }
+
+    #[test]
+    fn an_invalid_run_is_marked_in_the_comparison() {
+        let both = combine(vec![
+            report_of("nats", None),
+            report_of("mqtt", Some("the machine was the limit")),
+        ])
+        .expect("two runs");
+        let table = comparison_table(&both);
+        assert!(
+            table.contains("mqtt*") && !table.contains("nats*"),
+            "{table}"
+        );
+        assert!(table.contains("(* the run was invalid"), "{table}");
+        let fine = combine(vec![report_of("nats", None), report_of("tcp", None)]).unwrap();
+        assert!(
+            !comparison_table(&fine).contains('*'),
+            "{}",
+            comparison_table(&fine)
+        );
+    }
 }
