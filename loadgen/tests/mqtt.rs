@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use imbench_loadgen::{RunError, Verdict};
 use util::{
-    assert_every_message_accounted, config, small_scenario_with, Daemon, Mosquitto, NatsServer,
-    GROUPS,
+    assert_every_message_accounted, config, imbench_in, small_scenario_with, Daemon, Mosquitto,
+    NatsServer, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,24 +113,9 @@ async fn a_wrong_password_is_refused_before_the_run_as_a_usage_error() {
 fn imbench_run_takes_an_mqtt_target_and_refuses_qos_0() {
     let broker = Mosquitto::start("cli", "allow_anonymous true");
     let dir = broker.daemon.dir.clone();
-    std::fs::write(
-        dir.join("s.toml"),
-        "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\nduration = \"1s\"\n\
-         drain = \"3s\"\nseed = 5\n[direct]\nrate = 20.0\narrival = \"constant\"\n\
-         size = { dist = \"fixed\", bytes = \"64B\" }\npartners = { pick = \"ring\", count = 2 }\n\
-         [slo]\nlost = \"== 0\"\n\
-         [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n",
-    )
-    .unwrap();
-    let imbench = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_imbench"))
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("imbench runs")
-    };
+    std::fs::write(dir.join("s.toml"), TINY_TOML).unwrap();
     let url = broker.url("", "");
-    let out = imbench(&[
+    let run = [
         "run",
         "s.toml",
         "--target",
@@ -139,9 +124,8 @@ fn imbench_run_takes_an_mqtt_target_and_refuses_qos_0() {
         "r",
         "--progress",
         "quiet",
-    ]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    ];
+    let (out, text) = imbench_in(&dir, &run);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("tiny over mqtt"), "{text}");
     let report: serde_json::Value =
@@ -149,8 +133,7 @@ fn imbench_run_takes_an_mqtt_target_and_refuses_qos_0() {
     assert_eq!(report["runs"][0]["transport"], "mqtt");
 
     let qos0 = broker.url("", "?qos=0");
-    let out = imbench(&["run", "s.toml", "--target", &qos0]);
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let (out, text) = imbench_in(&dir, &["run", "s.toml", "--target", &qos0]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("no acknowledgement"), "{text}");
 }
@@ -161,22 +144,23 @@ fn several_targets_run_the_same_schedule_side_by_side() {
     let broker = Mosquitto::start("several", "allow_anonymous true");
     let nats = NatsServer::start("several", "");
     let dir = broker.daemon.dir.clone();
-    std::fs::write(
-        dir.join("s.toml"),
-        "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\nduration = \"1s\"\n\
-         drain = \"3s\"\nseed = 5\n[direct]\nrate = 20.0\narrival = \"poisson\"\n\
-         size = { dist = \"fixed\", bytes = \"64B\" }\npartners = { pick = \"random\", count = 3 }\n\
-         [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
-        .args(["--target", &nats.url(""), "--target", &broker.url("", "")])
-        .current_dir(&dir)
-        .output()
-        .expect("imbench runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    std::fs::write(dir.join("s.toml"), TINY_TOML).unwrap();
+    let (nats_url, mqtt_url) = (nats.url(""), broker.url("", ""));
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+            "--target",
+            &nats_url,
+            "--target",
+            &mqtt_url,
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("comparison (10 clients)"), "{text}");
     let report: serde_json::Value =

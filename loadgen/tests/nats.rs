@@ -5,11 +5,13 @@
 
 mod util;
 
-use std::process::Command;
 use std::time::Duration;
 
 use imbench_loadgen::RunError;
-use util::{assert_every_message_accounted, config, small_scenario_with, NatsServer, GROUPS};
+use util::{
+    assert_every_message_accounted, config, imbench_in, small_scenario_with, NatsServer, GROUPS,
+    TINY_TOML,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server; .ci/run installs it and runs these"]
@@ -48,24 +50,9 @@ async fn a_wrong_password_is_refused_before_the_run_as_a_usage_error() {
 fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
     let nats = NatsServer::start("cli", "");
     let dir = nats.daemon.dir.clone();
-    let scenario = dir.join("s.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\nduration = \"1s\"\ndrain = \"3s\"\nseed = 5\n\
-         [direct]\nrate = 20.0\narrival = \"constant\"\nsize = { dist = \"fixed\", bytes = \"64B\" }\n\
-         partners = { pick = \"ring\", count = 2 }\n[slo]\nlost = \"== 0\"\n\
-         [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n",
-    )
-    .unwrap();
-    let imbench = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_imbench"))
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("imbench runs")
-    };
+    std::fs::write(dir.join("s.toml"), TINY_TOML).unwrap();
     let url = nats.url("");
-    let out = imbench(&[
+    let run = [
         "run",
         "s.toml",
         "--target",
@@ -74,9 +61,8 @@ fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
         "r",
         "--progress",
         "quiet",
-    ]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    ];
+    let (out, text) = imbench_in(&dir, &run);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("tiny over nats"), "{text}");
     let report: serde_json::Value =
@@ -90,13 +76,12 @@ fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
         "name = \"f\"\nclients = 4\nramp_up = \"100ms\"\nwarmup = \"0s\"\nduration = \"1s\"\ndrain = \"1s\"\nseed = 1\n[files]\nrate = 0.5\nsize = { dist = \"fixed\", bytes = \"4KiB\" }\n",
     )
     .unwrap();
-    let out = imbench(&["run", "files.toml", "--target", &url, "--out", "f"]);
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let (out, text) = imbench_in(&dir, &["run", "files.toml", "--target", &url, "--out", "f"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("carries no files"), "{text}");
 
     // The flags of imbench's own server do not go with another system's target.
-    let out = imbench(&["run", "--target", &url, "--transport", "tcp"]);
+    let (out, _) = imbench_in(&dir, &["run", "--target", &url, "--transport", "tcp"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -137,8 +122,9 @@ fn a_comparison_checks_every_target_before_the_first_runs() {
     let dir = nats.daemon.dir.clone();
     let started = std::time::Instant::now();
     // Nothing listens on port 1: the second target is unreachable, and nothing runs.
-    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args([
+    let (out, text) = imbench_in(
+        &dir,
+        &[
             "run",
             "--duration",
             "30s",
@@ -146,12 +132,12 @@ fn a_comparison_checks_every_target_before_the_first_runs() {
             "r",
             "--progress",
             "quiet",
-        ])
-        .args(["--target", &nats.url(""), "--target", "nats://127.0.0.1:1"])
-        .current_dir(&dir)
-        .output()
-        .expect("imbench runs");
-    let text = String::from_utf8_lossy(&out.stderr).to_string();
+            "--target",
+            &nats.url(""),
+            "--target",
+            "nats://127.0.0.1:1",
+        ],
+    );
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("127.0.0.1:1"), "{text}");
     assert!(

@@ -237,12 +237,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
-    if s.files.rate > 0.0 && !driver.carries_files() {
-        return Err(RunError::Unsupported(format!(
-            "{} carries no files; this scenario sends them",
-            driver.describe()
-        )));
-    }
+    check_carries_files(&driver, &s)?;
     let rss_before = report::rss_bytes();
 
     // Held until the run ends: dropping it stops the timer thread.
@@ -302,25 +297,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             return Err(RunError::Unreachable { target, why });
         }
     };
-    match probed {
-        Ok(Ok(mut session)) => {
-            session.sender.close("probe").await;
-            session.sender.abort("probe");
-        }
-        Ok(Err(ConnectError::Refused(why))) => {
-            let target = ctx.driver.describe();
-            return Err(RunError::Refused { target, why });
-        }
-        Ok(Err(ConnectError::Failed(why))) => {
-            let target = ctx.driver.describe();
-            return Err(RunError::Unreachable { target, why });
-        }
-        Err(_) => {
-            let target = ctx.driver.describe();
-            let why = format!("no answer within {:?}", s.generator.connect_timeout);
-            return Err(RunError::Unreachable { target, why });
-        }
-    }
+    judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout).await?;
 
     let mut clients = JoinSet::new();
     for index in (0..s.clients).filter(|&i| config.shard.is_none_or(|sh| sh.owns(i))) {
@@ -554,15 +531,32 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
         return Ok(());
     }
     let (driver, _) = driver_for(config, s).await?;
+    check_carries_files(&driver, s)?;
+    let user = s.clients as u64;
+    let timeout = s.generator.connect_timeout;
+    let probed = tokio::time::timeout(timeout, driver.connect(user, false)).await;
+    judge_probe(probed, driver.describe(), timeout).await
+}
+
+/// Refuses a scenario with files on a driver that carries none.
+fn check_carries_files(driver: &Driver, s: &Scenario) -> Result<(), RunError> {
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
             "{} carries no files; this scenario sends them",
             driver.describe()
         )));
     }
-    let target = driver.describe();
-    let user = s.clients as u64;
-    match tokio::time::timeout(s.generator.connect_timeout, driver.connect(user, false)).await {
+    Ok(())
+}
+
+/// What a first connection, made before any client runs, says: closed again when it was
+/// made, or why the run cannot take place (`timeout` is how long it was given).
+async fn judge_probe(
+    probed: Result<Result<crate::driver::Session, ConnectError>, tokio::time::error::Elapsed>,
+    target: String,
+    timeout: Duration,
+) -> Result<(), RunError> {
+    match probed {
         Ok(Ok(mut session)) => {
             session.sender.close("probe").await;
             session.sender.abort("probe");
@@ -571,7 +565,7 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
         Ok(Err(ConnectError::Refused(why))) => Err(RunError::Refused { target, why }),
         Ok(Err(ConnectError::Failed(why))) => Err(RunError::Unreachable { target, why }),
         Err(_) => {
-            let why = format!("no answer within {:?}", s.generator.connect_timeout);
+            let why = format!("no answer within {timeout:?}");
             Err(RunError::Unreachable { target, why })
         }
     }

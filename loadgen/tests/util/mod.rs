@@ -312,3 +312,25 @@ pub fn assert_every_message_accounted(
     }
     assert!(run.problems.is_empty(), "{:?}", run.problems);
 }
+
+/// A scenario file for runs through the binary: 10 clients of direct chat for 1 s, nothing
+/// lost as its SLO, and machine limits relaxed (these runs test paths, not punctuality).
+pub const TINY_TOML: &str =
+    "name = \"tiny\"\nclients = 10\nramp_up = \"100ms\"\nwarmup = \"200ms\"\n\
+    duration = \"1s\"\ndrain = \"3s\"\nseed = 5\n[direct]\nrate = 20.0\narrival = \"constant\"\n\
+    size = { dist = \"fixed\", bytes = \"64B\" }\npartners = { pick = \"ring\", count = 2 }\n\
+    [slo]\nlost = \"== 0\"\n\
+    [generator]\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\nmax_hiccup = \"1h\"\n";
+
+/// Runs the imbench binary in `dir` with `args`: how it ended, and its stdout and stderr as
+/// one text.
+pub fn imbench_in(dir: &std::path::Path, args: &[&str]) -> (std::process::Output, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("imbench runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out, text)
+}
