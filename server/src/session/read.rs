@@ -114,12 +114,7 @@ impl SessionReader<'_> {
                         reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
                         continue;
                     }
-                    let d = Delivery {
-                        msg_id,
-                        from: user,
-                        to: Dest::User(recipient),
-                        body,
-                    };
+                    let d = Delivery::owned(msg_id, user, Dest::User(recipient), &body);
                     match state.router.route(recipient, d) {
                         Routed::Queued | Routed::Held => reply(Outbound::Ack(msg_id)),
                         Routed::Refused(code) => reply(Outbound::Reject(msg_id, code)),
@@ -134,12 +129,7 @@ impl SessionReader<'_> {
                         reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
                         continue;
                     }
-                    let d = Delivery {
-                        msg_id,
-                        from: user,
-                        to: Dest::Group(group),
-                        body,
-                    };
+                    let d = Delivery::owned(msg_id, user, Dest::Group(group), &body);
                     match state.groups.route(group, user, d, &state.router) {
                         Ok(_) => reply(Outbound::Ack(msg_id)),
                         Err(code) => reply(Outbound::Reject(msg_id, code)),

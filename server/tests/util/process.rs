@@ -87,3 +87,39 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmHWM:"), field("VmRSS:"))
 }
+
+impl Server {
+    /// The address the server listens on for `transport`.
+    pub fn addr(&self, transport: Transport) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|&(_, a)| a)
+            .unwrap_or_else(|| panic!("no {transport} address"))
+    }
+
+    /// The token secret the server wrote for its clients.
+    pub fn secret(&self) -> imbench_server::Secret {
+        imbench_server::Secret::from_file(&self.dir.join("secret")).expect("secret")
+    }
+
+    /// A connector for `transport` that trusts the server's certificate.
+    pub fn connector(&self, transport: Transport) -> imbench_transport::Connector {
+        let trust = imbench_transport::ClientTrust::from_pem_file(&self.dir.join("cert.pem"))
+            .expect("cert.pem");
+        imbench_transport::Connector::new(
+            transport,
+            &trust,
+            &imbench_transport::QuicOptions::default(),
+            1,
+            self.addr(transport),
+            imbench_proto::Codec::default(),
+        )
+        .expect("connector")
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        memory_kib(self.child.id()).1
+    }
+}
