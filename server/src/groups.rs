@@ -293,6 +293,7 @@ mod tests {
                 tx,
                 kick: Arc::new(Kick::default()),
                 files: FileSink::closed(),
+                load: Arc::default(),
             },
         );
         rx
@@ -369,6 +370,7 @@ mod tests {
                 tx: session_tx.clone(),
                 kick: Arc::new(Kick::default()),
                 files: FileSink::closed(),
+                load: Arc::default(),
             },
         );
         groups.join(5, 1, ignore).expect("join");
@@ -446,6 +448,7 @@ mod tests {
                 tx,
                 kick: slow_kick.clone(),
                 files: FileSink::closed(),
+                load: Arc::default(),
             },
         );
         for u in 1..=3 {

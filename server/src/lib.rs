@@ -48,7 +48,7 @@ pub use auth::Secret;
 pub use stats::{Stats, StatsSnapshot};
 
 use groups::{GroupLimits, Groups};
-use router::{HoldLimits, Router};
+use router::{HoldLimits, QueueLimits, Router};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,12 @@ pub struct Limits {
     /// Bytes of deliveries all session queues together may hold; past it new messages are
     /// refused with `busy`.
     pub max_queued_bytes: usize,
+    /// Bytes of deliveries one session may have waiting to be written before it counts as a
+    /// slow consumer and is disconnected.
+    pub session_queue_bytes: usize,
+    /// A client that accepts no byte for this long while the server has something to write to
+    /// it is disconnected as a slow consumer; what it was not sent is held for it.
+    pub write_timeout: Duration,
     /// Largest message body accepted; larger ones are rejected with `body_too_large`.
     pub max_body: usize,
     /// Largest frame accepted or sent, on every transport and side stream; a larger one ends
@@ -126,6 +132,8 @@ impl Default for Limits {
             hello_timeout: Duration::from_secs(10),
             queue_capacity: 4096,
             max_queued_bytes: 256 * 1024 * 1024,
+            session_queue_bytes: 16 * 1024 * 1024,
+            write_timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
             receipt_window: 4096,
@@ -233,7 +241,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         total_bytes: config.limits.hold_bytes,
     };
     let state = Arc::new(State {
-        router: Router::new(hold, stats.clone()).with_queue_limit(config.limits.max_queued_bytes),
+        router: Router::new(hold, stats.clone()).with_queue_limits(QueueLimits {
+            total_bytes: config.limits.max_queued_bytes,
+            per_session_bytes: config.limits.session_queue_bytes,
+        }),
         groups: Groups::new(
             GroupLimits {
                 max_members: config.limits.max_group_members,

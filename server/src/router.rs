@@ -8,20 +8,32 @@
 //!
 //! # Queue policy
 //!
-//! - A session's outbound queue is bounded ([`crate::Limits::queue_capacity`] frames). When it
-//!   is full the recipient is not keeping up: it is disconnected with `slow_consumer`, and the
-//!   message, together with everything still queued for it, is held for its next connection.
-//!   An acknowledged message is never dropped for a slow reader.
-//! - A hold is bounded per user ([`crate::Limits::hold_per_user`] messages) and in total
-//!   ([`crate::Limits::hold_bytes`]). A message that would exceed either is refused with
-//!   `hold_full` (a Reject instead of an Ack), so the sender knows it was not accepted.
-//!   Messages moved back from a disconnected session's queue were already acknowledged and are
-//!   held even past the per-user bound.
-//! - All session queues together hold at most [`crate::Limits::max_queued_bytes`] of
-//!   deliveries. Past it the server is busy: a new message is refused with `busy` (a Reject,
-//!   not an Ack) until the writers have caught up. This is the pushback under overload that
-//!   does not depend on the transport's flow control: fan-out turns one read frame into many
-//!   queued deliveries, which flow control on the sender's connection cannot see.
+//! Every delivery waiting for a user is charged, from the moment it is admitted until its
+//! bytes have been written to the user's connection, to one of two server-wide pools
+//! ([`Pools`]): **queued** (routed to a live session) or **held** (kept for an offline user,
+//! and, after the user reconnects, until its session has written it). Each session keeps its
+//! own share of both ([`SessionLoad`]), so that what it leaves behind when it ends is charged
+//! again exactly once.
+//!
+//! - A session's outbound queue is bounded ([`crate::Limits::queue_capacity`] frames and
+//!   [`QueueLimits::per_session_bytes`] bytes). When either is full the recipient is not
+//!   keeping up: it is disconnected with `slow_consumer`, and the message is held for its next
+//!   connection if the hold has room (refused with `hold_full` otherwise).
+//! - At most [`HoldLimits::per_user`] messages are held for one user, counting those its
+//!   ending session is still handing back; past it a message is refused with `hold_full`.
+//!   While a reconnected user's session still has that many held messages to write, new
+//!   messages for it are refused the same way: a user that never reads cannot grow its hold by
+//!   connecting and disconnecting.
+//! - Held bytes are bounded in total ([`HoldLimits::total_bytes`]); a message that would
+//!   exceed it is refused with `hold_full`, so the sender knows it was not accepted. What a
+//!   session leaves in its queue when it ends was already acknowledged and is held even past
+//!   the bounds: never more than that session's queue bounds.
+//! - All session queues together hold at most [`QueueLimits::total_bytes`] of deliveries,
+//!   and queued and held bytes together at most that plus the hold's bound. Past either the
+//!   server is busy: a new message is refused with `busy` (a Reject, not an Ack) until writers
+//!   have caught up. This is the pushback under overload that does not depend on the
+//!   transport's flow control: fan-out turns one read frame into many queued deliveries, which
+//!   flow control on the sender's connection cannot see.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -171,11 +183,135 @@ pub struct SessionHandle {
     pub kick: Arc<Kick>,
     /// How the session receives files.
     pub files: crate::files::FileSink,
+    /// What the session has waiting to be written.
+    pub load: Arc<SessionLoad>,
+}
+
+/// Deliveries one session has not written yet, by the pool they are charged to: routed to it
+/// (queued), or carried over from the user's hold.
+#[derive(Debug, Default)]
+pub struct SessionLoad {
+    queued: AtomicUsize,
+    queued_bytes: AtomicUsize,
+    carried: AtomicUsize,
+    carried_bytes: AtomicUsize,
+}
+
+impl SessionLoad {
+    /// Messages waiting: queued and carried.
+    pub fn waiting(&self) -> usize {
+        self.queued.load(Ordering::Acquire) + self.carried.load(Ordering::Acquire)
+    }
+
+    /// Messages carried over from the hold, not yet written.
+    pub fn carried(&self) -> usize {
+        self.carried.load(Ordering::Acquire)
+    }
+
+    /// Bytes charged for deliveries routed to the session and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
+    }
+
+    fn add_queued(&self, cost: usize) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+    }
+
+    fn sub_queued(&self, cost: usize) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+    }
+
+    /// Empties the account: (queued bytes, carried bytes) it held.
+    fn settle(&self) -> (usize, usize) {
+        self.queued.store(0, Ordering::Release);
+        self.carried.store(0, Ordering::Release);
+        (
+            self.queued_bytes.swap(0, Ordering::AcqRel),
+            self.carried_bytes.swap(0, Ordering::AcqRel),
+        )
+    }
+}
+
+/// What a writer wrote in one flush, by pool.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Deliveries that had been routed to the session.
+    pub queued: usize,
+    /// Their charge.
+    pub queued_bytes: usize,
+    /// Deliveries carried over from the user's hold.
+    pub carried: usize,
+    /// Their charge.
+    pub carried_bytes: usize,
+}
+
+impl Written {
+    /// Notes one delivery written; `carried` when it came from the hold.
+    pub fn add(&mut self, d: &Delivery, carried: bool) {
+        if carried {
+            self.carried += 1;
+            self.carried_bytes += d.held_cost();
+        } else {
+            self.queued += 1;
+            self.queued_bytes += d.held_cost();
+        }
+    }
+}
+
+/// Bytes charged for waiting deliveries, server-wide, by pool.
+#[derive(Debug, Default)]
+pub struct Pools {
+    queued: AtomicUsize,
+    held: AtomicUsize,
+}
+
+impl Pools {
+    /// Takes what a session's writer wrote out of both the session's account and the pools.
+    pub fn written(&self, load: &SessionLoad, w: Written) {
+        if w.queued > 0 {
+            load.queued.fetch_sub(w.queued, Ordering::AcqRel);
+            load.queued_bytes
+                .fetch_sub(w.queued_bytes, Ordering::AcqRel);
+            self.queued.fetch_sub(w.queued_bytes, Ordering::AcqRel);
+        }
+        if w.carried > 0 {
+            load.carried.fetch_sub(w.carried, Ordering::AcqRel);
+            load.carried_bytes
+                .fetch_sub(w.carried_bytes, Ordering::AcqRel);
+            self.held.fetch_sub(w.carried_bytes, Ordering::AcqRel);
+        }
+    }
+
+    /// Bytes queued for live sessions now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Bytes held now (offline, or carried by a session not yet written).
+    pub fn held_bytes(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
 }
 
 enum Slot {
     Online(SessionHandle),
-    Offline(VecDeque<Delivery>),
+    Offline {
+        /// Held, oldest first.
+        held: VecDeque<Delivery>,
+        /// The session that ended and has not yet handed back what it did not write.
+        returning: Option<Arc<SessionLoad>>,
+    },
+}
+
+impl Slot {
+    fn offline(held: VecDeque<Delivery>) -> Self {
+        Slot::Offline {
+            held,
+            returning: None,
+        }
+    }
 }
 
 /// What happened to a routed message.
@@ -198,41 +334,29 @@ pub struct HoldLimits {
     pub total_bytes: usize,
 }
 
-/// Bytes of deliveries sitting in session queues; the session writers take them out.
-#[derive(Debug, Default)]
-pub struct QueueMeter {
-    bytes: AtomicUsize,
+/// Bounds on what waits in live sessions' queues.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Bytes of deliveries all session queues together may hold.
+    pub total_bytes: usize,
+    /// Bytes of deliveries one session may have waiting before it counts as a slow consumer.
+    pub per_session_bytes: usize,
 }
 
-impl QueueMeter {
-    /// Notes that a writer took `o` out of its queue.
-    pub fn taken(&self, o: &Outbound) {
-        if let Outbound::Deliver(d) = o {
-            self.bytes.fetch_sub(d.held_cost(), Ordering::AcqRel);
-        }
-    }
-
-    /// Bytes queued now.
-    pub fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Acquire)
-    }
-
-    fn add(&self, cost: usize) {
-        self.bytes.fetch_add(cost, Ordering::AcqRel);
-    }
-
-    fn sub(&self, cost: usize) {
-        self.bytes.fetch_sub(cost, Ordering::AcqRel);
-    }
+impl QueueLimits {
+    /// No bound beyond each queue's capacity in frames.
+    pub const NONE: QueueLimits = QueueLimits {
+        total_bytes: usize::MAX / 4,
+        per_session_bytes: usize::MAX / 4,
+    };
 }
 
 /// Resolves user destinations to sessions or holds.
 pub struct Router {
     users: DashMap<u64, Slot>,
-    held_bytes: AtomicUsize,
+    pools: Arc<Pools>,
     limits: HoldLimits,
-    queued: Arc<QueueMeter>,
-    max_queued: usize,
+    queue: QueueLimits,
     stats: Arc<Stats>,
 }
 
@@ -241,28 +365,29 @@ impl Router {
     pub fn new(limits: HoldLimits, stats: Arc<Stats>) -> Self {
         Self {
             users: DashMap::new(),
-            held_bytes: AtomicUsize::new(0),
+            pools: Arc::default(),
             limits,
-            queued: Arc::default(),
-            max_queued: usize::MAX,
+            queue: QueueLimits::NONE,
             stats,
         }
     }
 
-    /// Refuses new messages with `busy` while session queues hold `bytes` or more.
-    pub fn with_queue_limit(mut self, bytes: usize) -> Self {
-        self.max_queued = bytes;
+    /// Bounds the session queues (see the module's queue policy).
+    pub fn with_queue_limits(mut self, queue: QueueLimits) -> Self {
+        self.queue = queue;
         self
     }
 
-    /// What session queues hold; their writers note what they take out.
-    pub fn queue_meter(&self) -> Arc<QueueMeter> {
-        self.queued.clone()
+    /// What waiting deliveries are charged, for session writers to take out what they write.
+    pub fn pools(&self) -> Arc<Pools> {
+        self.pools.clone()
     }
 
-    /// Whether session queues hold as much as the server accepts. Counts a refusal when so.
+    /// Whether waiting deliveries take as much as the server accepts. Counts a refusal when so.
     pub fn busy(&self) -> bool {
-        let busy = self.queued.bytes() >= self.max_queued;
+        let queued = self.pools.queued_bytes();
+        let busy = queued >= self.queue.total_bytes
+            || queued + self.pools.held_bytes() >= self.queue.total_bytes + self.limits.total_bytes;
         if busy {
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
         }
@@ -284,45 +409,56 @@ impl Router {
         match self.users.entry(user) {
             Entry::Occupied(mut e) => match e.get_mut() {
                 Slot::Online(h) => {
+                    let carried = h.load.carried();
+                    if carried > 0 && h.load.waiting() >= self.limits.per_user {
+                        // The user is still being written its hold: that is its backlog bound.
+                        return self.refuse_hold();
+                    }
                     let cost = d.held_cost();
+                    if h.load.queued_bytes() + cost > self.queue.per_session_bytes {
+                        return self.slow_consumer(e.get_mut(), d);
+                    }
                     // Counted before the send: the writer may take it out at once.
-                    self.queued.add(cost);
+                    h.load.add_queued(cost);
+                    self.pools.queued.fetch_add(cost, Ordering::AcqRel);
                     match h.tx.try_send(Outbound::Deliver(d)) {
                         Ok(()) => {
                             self.stats.routed.fetch_add(1, Ordering::Relaxed);
                             Routed::Queued
                         }
                         Err(TrySendError::Full(Outbound::Deliver(d))) => {
-                            self.queued.sub(cost);
-                            self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                            h.kick.kick(ErrorCode::SLOW_CONSUMER);
-                            self.start_hold(e.get_mut(), d)
+                            h.load.sub_queued(cost);
+                            self.pools.queued.fetch_sub(cost, Ordering::AcqRel);
+                            self.slow_consumer(e.get_mut(), d)
                         }
                         // The session is ending; it moves its queue into the hold when it
                         // unregisters, in front of this message.
                         Err(TrySendError::Closed(Outbound::Deliver(d))) => {
-                            self.queued.sub(cost);
-                            self.start_hold(e.get_mut(), d)
+                            h.load.sub_queued(cost);
+                            self.pools.queued.fetch_sub(cost, Ordering::AcqRel);
+                            let returning = h.load.clone();
+                            self.start_hold(e.get_mut(), returning, d)
                         }
                         Err(_) => unreachable!("try_send returns the value it was given"),
                     }
                 }
-                Slot::Offline(q) => {
-                    if q.len() >= self.limits.per_user || !self.reserve_hold(d.held_cost()) {
-                        self.stats.hold_full.fetch_add(1, Ordering::Relaxed);
-                        return Routed::Refused(ErrorCode::HOLD_FULL);
+                Slot::Offline { held, returning } => {
+                    let coming = returning.as_deref().map_or(0, SessionLoad::waiting);
+                    if held.len() + coming >= self.limits.per_user
+                        || !self.reserve_hold(d.held_cost())
+                    {
+                        return self.refuse_hold();
                     }
-                    q.push_back(d);
+                    held.push_back(d);
                     self.stats.held.fetch_add(1, Ordering::Relaxed);
                     Routed::Held
                 }
             },
             Entry::Vacant(e) => {
                 if self.limits.per_user == 0 || !self.reserve_hold(d.held_cost()) {
-                    self.stats.hold_full.fetch_add(1, Ordering::Relaxed);
-                    return Routed::Refused(ErrorCode::HOLD_FULL);
+                    return self.refuse_hold();
                 }
-                e.insert(Slot::Offline(VecDeque::from([d])));
+                e.insert(Slot::offline(VecDeque::from([d])));
                 self.stats.held.fetch_add(1, Ordering::Relaxed);
                 Routed::Held
             }
@@ -330,17 +466,21 @@ impl Router {
     }
 
     /// Makes `handle` the user's live session. Returns what was held for the user, oldest
-    /// first, to be written before anything the queue receives. A previous session of the same
-    /// user is kicked with `replaced`.
+    /// first, to be written before anything the queue receives; it stays charged to the hold,
+    /// as carried by the session, until written. A previous session of the same user is kicked
+    /// with `replaced`.
     pub fn register(&self, user: u64, handle: SessionHandle) -> VecDeque<Delivery> {
+        let load = handle.load.clone();
         match self.users.entry(user) {
             Entry::Occupied(mut e) => match std::mem::replace(e.get_mut(), Slot::Online(handle)) {
                 Slot::Online(previous) => {
                     previous.kick.kick(ErrorCode::REPLACED);
                     VecDeque::new()
                 }
-                Slot::Offline(held) => {
-                    self.release_hold(held.iter().map(Delivery::held_cost).sum());
+                Slot::Offline { held, .. } => {
+                    let bytes = held.iter().map(Delivery::held_cost).sum();
+                    load.carried.fetch_add(held.len(), Ordering::AcqRel);
+                    load.carried_bytes.fetch_add(bytes, Ordering::AcqRel);
                     held
                 }
             },
@@ -351,33 +491,38 @@ impl Router {
         }
     }
 
-    /// Removes session `session` of `user`. `unwritten` (deliveries the writer had not written)
-    /// and whatever is still in `rx` go back into the user's hold, in front of anything held
-    /// since, so that nothing acknowledged is lost and order is kept.
+    /// Removes session `session` of `user`. `unwritten` (deliveries the writer had not written,
+    /// or not had confirmed) and whatever is still in `rx` go back into the user's hold, in
+    /// front of anything held since, so that nothing acknowledged is lost and order is kept.
+    /// The session's account is settled, and what it hands back is charged to the hold.
     pub fn unregister(
         &self,
         user: u64,
-        session: u64,
+        session: &SessionHandle,
         mut unwritten: VecDeque<Delivery>,
         rx: &mut mpsc::Receiver<Outbound>,
     ) {
         // After close, routing to this session fails with Closed and starts a hold instead.
         rx.close();
         while let Ok(o) = rx.try_recv() {
-            self.queued.taken(&o);
             if let Outbound::Deliver(d) = o {
                 unwritten.push_back(d);
             }
         }
+        let entry = self.users.entry(user);
+        // Under the user's lock, so that no route is half way through charging this session.
+        let (queued, carried) = session.load.settle();
+        self.pools.queued.fetch_sub(queued, Ordering::AcqRel);
+        self.pools.held.fetch_sub(carried, Ordering::AcqRel);
         let cost: usize = unwritten.iter().map(Delivery::held_cost).sum();
-        match self.users.entry(user) {
+        match entry {
             Entry::Occupied(mut e) => match e.get_mut() {
-                Slot::Online(h) if h.id == session => {
+                Slot::Online(h) if h.id == session.id => {
                     if unwritten.is_empty() {
                         e.remove();
                     } else {
                         self.force_hold(cost, unwritten.len());
-                        *e.get_mut() = Slot::Offline(unwritten);
+                        *e.get_mut() = Slot::offline(unwritten);
                     }
                 }
                 Slot::Online(newer) => {
@@ -385,9 +530,11 @@ impl Router {
                     let newer = newer.clone();
                     while let Some(d) = unwritten.pop_front() {
                         let cost = d.held_cost();
-                        self.queued.add(cost);
+                        newer.load.add_queued(cost);
+                        self.pools.queued.fetch_add(cost, Ordering::AcqRel);
                         if let Err(failed) = newer.tx.try_send(Outbound::Deliver(d)) {
-                            self.queued.sub(cost);
+                            newer.load.sub_queued(cost);
+                            self.pools.queued.fetch_sub(cost, Ordering::AcqRel);
                             newer.kick.kick(ErrorCode::SLOW_CONSUMER);
                             if let TrySendError::Full(Outbound::Deliver(d))
                             | TrySendError::Closed(Outbound::Deliver(d)) = failed
@@ -396,21 +543,30 @@ impl Router {
                             }
                             let cost = unwritten.iter().map(Delivery::held_cost).sum();
                             self.force_hold(cost, unwritten.len());
-                            *e.get_mut() = Slot::Offline(std::mem::take(&mut unwritten));
+                            *e.get_mut() = Slot::Offline {
+                                held: std::mem::take(&mut unwritten),
+                                returning: Some(newer.load.clone()),
+                            };
                             break;
                         }
                     }
                 }
-                Slot::Offline(q) => {
+                Slot::Offline { held, returning } => {
                     self.force_hold(cost, unwritten.len());
-                    unwritten.append(q);
-                    *q = unwritten;
+                    unwritten.append(held);
+                    *held = unwritten;
+                    if returning
+                        .as_ref()
+                        .is_some_and(|r| Arc::ptr_eq(r, &session.load))
+                    {
+                        *returning = None;
+                    }
                 }
             },
             Entry::Vacant(e) => {
                 if !unwritten.is_empty() {
                     self.force_hold(cost, unwritten.len());
-                    e.insert(Slot::Offline(unwritten));
+                    e.insert(Slot::offline(unwritten));
                 }
             }
         }
@@ -419,7 +575,7 @@ impl Router {
     /// Messages held for `user` (zero when online or unknown).
     pub fn held_for(&self, user: u64) -> usize {
         match self.users.get(&user).as_deref() {
-            Some(Slot::Offline(q)) => q.len(),
+            Some(Slot::Offline { held, .. }) => held.len(),
             _ => 0,
         }
     }
@@ -439,18 +595,50 @@ impl Router {
 
     /// Bytes currently charged to holds.
     pub fn held_bytes(&self) -> usize {
-        self.held_bytes.load(Ordering::Relaxed)
+        self.pools.held_bytes()
     }
 
-    fn start_hold(&self, slot: &mut Slot, d: Delivery) -> Routed {
-        self.force_hold(d.held_cost(), 1);
-        *slot = Slot::Offline(VecDeque::from([d]));
-        Routed::Held
+    fn refuse_hold(&self) -> Routed {
+        self.stats.hold_full.fetch_add(1, Ordering::Relaxed);
+        Routed::Refused(ErrorCode::HOLD_FULL)
+    }
+
+    /// The live session in `slot` is not keeping up: it is kicked, and `d` is held for the
+    /// user's next connection if the hold takes it.
+    fn slow_consumer(&self, slot: &mut Slot, d: Delivery) -> Routed {
+        let Slot::Online(h) = slot else {
+            unreachable!("only a live session is a slow consumer")
+        };
+        self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        h.kick.kick(ErrorCode::SLOW_CONSUMER);
+        let returning = h.load.clone();
+        self.start_hold(slot, returning, d)
+    }
+
+    /// Starts holding for a user whose session is ending and will hand back what `returning`
+    /// counts.
+    fn start_hold(&self, slot: &mut Slot, returning: Arc<SessionLoad>, d: Delivery) -> Routed {
+        let routed = if returning.waiting() >= self.limits.per_user
+            || !self.reserve_hold(d.held_cost())
+        {
+            self.refuse_hold();
+            *slot = Slot::offline(VecDeque::new());
+            Routed::Refused(ErrorCode::HOLD_FULL)
+        } else {
+            self.stats.held.fetch_add(1, Ordering::Relaxed);
+            *slot = Slot::offline(VecDeque::from([d]));
+            Routed::Held
+        };
+        if let Slot::Offline { returning: r, .. } = slot {
+            *r = Some(returning);
+        }
+        routed
     }
 
     fn reserve_hold(&self, cost: usize) -> bool {
         let limit = self.limits.total_bytes;
-        self.held_bytes
+        self.pools
+            .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 (held + cost <= limit).then_some(held + cost)
             })
@@ -458,14 +646,10 @@ impl Router {
     }
 
     fn force_hold(&self, cost: usize, messages: usize) {
-        self.held_bytes.fetch_add(cost, Ordering::AcqRel);
+        self.pools.held.fetch_add(cost, Ordering::AcqRel);
         self.stats
             .held
             .fetch_add(messages as u64, Ordering::Relaxed);
-    }
-
-    fn release_hold(&self, cost: usize) {
-        self.held_bytes.fetch_sub(cost, Ordering::AcqRel);
     }
 }
 
@@ -473,6 +657,9 @@ impl Router {
 mod tests {
     use super::*;
     use crate::files::FileSink;
+
+    /// What one test message (a one-byte body) is charged.
+    const COST: usize = 1 + HELD_OVERHEAD;
 
     fn router(per_user: usize, total_bytes: usize) -> Router {
         Router::new(
@@ -501,6 +688,7 @@ mod tests {
                 tx,
                 kick: Arc::new(Kick::default()),
                 files: FileSink::closed(),
+                load: Arc::default(),
             },
             rx,
         )
@@ -511,35 +699,51 @@ mod tests {
     }
 
     #[test]
-    fn full_session_queues_make_the_server_busy_until_a_writer_takes_some_out() {
-        // Each test message costs 1 byte of body plus the overhead: room for two.
-        let r = router(10, 1 << 20).with_queue_limit(2 * (1 + HELD_OVERHEAD));
+    fn full_session_queues_make_the_server_busy_until_a_writer_writes_some() {
+        let r = router(10, 1 << 20).with_queue_limits(QueueLimits {
+            total_bytes: 2 * COST,
+            per_session_bytes: usize::MAX / 4,
+        });
         let (h, mut rx) = session(1, 100);
-        r.register(2, h);
+        r.register(2, h.clone());
         assert_eq!(r.route(2, msg(1)), Routed::Queued);
         assert_eq!(r.route(2, msg(2)), Routed::Queued);
         assert_eq!(r.route(2, msg(3)), Routed::Refused(ErrorCode::BUSY));
         // Offline users' holds are bounded on their own, but a busy server refuses them too.
         assert_eq!(r.route(9, msg(4)), Routed::Refused(ErrorCode::BUSY));
+        // Taken out of the queue is not yet written: still charged.
         let taken = rx.try_recv().expect("queued");
-        r.queue_meter().taken(&taken);
-        assert_eq!(r.route(2, msg(5)), Routed::Queued);
-        assert_eq!(r.stats.busy.load(Ordering::Relaxed), 2);
+        assert_eq!(r.route(2, msg(5)), Routed::Refused(ErrorCode::BUSY));
+        let Outbound::Deliver(d) = taken else {
+            panic!("a delivery")
+        };
+        let mut w = Written::default();
+        w.add(&d, false);
+        r.pools().written(&h.load, w);
+        assert_eq!(r.route(2, msg(6)), Routed::Queued);
+        assert_eq!(r.stats.busy.load(Ordering::Relaxed), 3);
         // What a session leaves in its queue is taken out as it goes to the hold.
-        r.unregister(2, 1, VecDeque::new(), &mut rx);
-        assert_eq!(r.queue_meter().bytes(), 0);
+        r.unregister(2, &h, VecDeque::new(), &mut rx);
+        assert_eq!(r.pools().queued_bytes(), 0);
         assert_eq!(r.held_for(2), 2);
+        assert_eq!(r.held_bytes(), 2 * COST);
     }
 
     #[test]
-    fn offline_messages_are_held_then_handed_over_in_order() {
+    fn offline_messages_are_held_then_handed_over_in_order_and_charged_until_written() {
         let r = router(10, 1 << 20);
         assert_eq!(r.route(2, msg(1)), Routed::Held);
         assert_eq!(r.route(2, msg(2)), Routed::Held);
         assert_eq!(r.held_for(2), 2);
         let (h, _rx) = session(1, 8);
-        assert_eq!(ids(&r.register(2, h)), vec![1, 2]);
-        assert_eq!(r.held_bytes(), 0);
+        let held = r.register(2, h.clone());
+        assert_eq!(ids(&held), vec![1, 2]);
+        assert_eq!(r.held_bytes(), 2 * COST, "carried by the session, not yet written");
+        assert_eq!(h.load.carried(), 2);
+        let mut w = Written::default();
+        held.iter().for_each(|d| w.add(d, true));
+        r.pools().written(&h.load, w);
+        assert_eq!((r.held_bytes(), h.load.carried()), (0, 0));
         assert_eq!(r.route(2, msg(3)), Routed::Queued);
     }
 
@@ -549,7 +753,7 @@ mod tests {
         r.route(2, msg(1));
         r.route(2, msg(2));
         assert_eq!(r.route(2, msg(3)), Routed::Refused(ErrorCode::HOLD_FULL));
-        let tight = router(100, 2 * (1 + HELD_OVERHEAD));
+        let tight = router(100, 2 * COST);
         tight.route(5, msg(1));
         tight.route(6, msg(2));
         assert_eq!(
@@ -558,32 +762,90 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_user_that_never_reads_cannot_grow_its_hold_by_reconnecting() {
+        const PER_USER: usize = 5;
+        let r = router(PER_USER, 1 << 20);
+        let mut next = 0;
+        for cycle in 0..6u64 {
+            // Offline: senders fill the hold.
+            while r.route(2, msg(next)) == Routed::Held {
+                next += 1;
+            }
+            next += 1;
+            // Online, reading nothing: carried deliveries stay unwritten, and new ones are
+            // refused while the carried backlog is at the bound.
+            let (h, mut rx) = session(cycle, 3);
+            let carried = r.register(2, h.clone());
+            let mut routed = 0;
+            for _ in 0..20 {
+                if r.route(2, msg(next)) == Routed::Queued {
+                    routed += 1;
+                }
+                next += 1;
+            }
+            r.unregister(2, &h, carried, &mut rx);
+            let held = r.held_for(2);
+            assert!(
+                held <= PER_USER + 3,
+                "cycle {cycle}: {held} held ({routed} queued while online)"
+            );
+            assert_eq!(r.held_bytes(), held * COST, "cycle {cycle}");
+        }
+    }
+
     #[tokio::test]
-    async fn full_queue_kicks_the_slow_session_and_holds_everything_in_order() {
-        let r = router(10, 1 << 20);
+    async fn a_slow_consumer_is_held_for_only_as_far_as_its_bound() {
+        // The kicked session will hand back two; the user may have three held.
+        let r = router(3, 1 << 20);
         let (h, mut rx) = session(1, 2);
-        let kick = h.kick.clone();
-        r.register(2, h);
-        assert_eq!(r.route(2, msg(1)), Routed::Queued);
-        assert_eq!(r.route(2, msg(2)), Routed::Queued);
+        r.register(2, h.clone());
+        r.route(2, msg(1));
+        r.route(2, msg(2));
         assert_eq!(r.route(2, msg(3)), Routed::Held);
-        assert_eq!(kick.kicked().await, ErrorCode::SLOW_CONSUMER);
-        r.unregister(2, 1, VecDeque::new(), &mut rx);
+        assert_eq!(r.route(2, msg(4)), Routed::Refused(ErrorCode::HOLD_FULL));
+        r.unregister(2, &h, VecDeque::new(), &mut rx);
         assert_eq!(r.held_for(2), 3);
-        let (h2, _rx2) = session(2, 8);
-        assert_eq!(ids(&r.register(2, h2)), vec![1, 2, 3]);
+        assert_eq!(r.held_bytes(), 3 * COST);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_the_slow_session_and_holds_everything_in_order() {
+        // Full in frames (a queue of two), or in bytes (room for two messages' charge).
+        let by_frames = (router(10, 1 << 20), 2);
+        let by_bytes = (
+            router(10, 1 << 20).with_queue_limits(QueueLimits {
+                total_bytes: 1 << 20,
+                per_session_bytes: 2 * COST,
+            }),
+            100,
+        );
+        for (r, capacity) in [by_frames, by_bytes] {
+            let (h, mut rx) = session(1, capacity);
+            r.register(2, h.clone());
+            assert_eq!(r.route(2, msg(1)), Routed::Queued);
+            assert_eq!(r.route(2, msg(2)), Routed::Queued);
+            assert_eq!(r.route(2, msg(3)), Routed::Held);
+            assert_eq!(h.kick.kicked().await, ErrorCode::SLOW_CONSUMER);
+            r.unregister(2, &h, VecDeque::new(), &mut rx);
+            assert_eq!(r.held_for(2), 3);
+            let (h2, _rx2) = session(2, 8);
+            assert_eq!(ids(&r.register(2, h2)), vec![1, 2, 3]);
+        }
     }
 
     #[tokio::test]
     async fn unwritten_messages_return_to_the_hold_ahead_of_newer_ones() {
         let r = router(10, 1 << 20);
         let (h, mut rx) = session(1, 8);
-        r.register(2, h);
+        r.register(2, h.clone());
         r.route(2, msg(2));
         // The session is going: routing now finds its queue closed and holds.
         rx.close();
         assert_eq!(r.route(2, msg(3)), Routed::Held);
-        r.unregister(2, 1, VecDeque::from([msg(1)]), &mut rx);
+        r.unregister(2, &h, VecDeque::from([msg(1)]), &mut rx);
+        assert_eq!(r.held_bytes(), 3 * COST);
+        assert_eq!(r.pools().queued_bytes(), 0);
         let (h2, _rx2) = session(2, 8);
         assert_eq!(ids(&r.register(2, h2)), vec![1, 2, 3]);
     }
@@ -592,14 +854,14 @@ mod tests {
     async fn a_second_login_replaces_the_first() {
         let r = router(10, 1 << 20);
         let (h1, mut rx1) = session(1, 8);
-        let k1 = h1.kick.clone();
-        r.register(2, h1);
+        r.register(2, h1.clone());
         r.route(2, msg(1));
         let (h2, mut rx2) = session(2, 8);
-        r.register(2, h2);
-        assert_eq!(k1.kicked().await, ErrorCode::REPLACED);
-        r.unregister(2, 1, VecDeque::new(), &mut rx1);
+        r.register(2, h2.clone());
+        assert_eq!(h1.kick.kicked().await, ErrorCode::REPLACED);
+        r.unregister(2, &h1, VecDeque::new(), &mut rx1);
         assert!(r.is_online(2));
+        assert_eq!(h2.load.waiting(), 1);
         let Some(Outbound::Deliver(d)) = rx2.recv().await else {
             panic!("leftover not handed over")
         };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, Frame};
-use imbench_transport::{FramedConnection, Transport};
+use imbench_transport::{FramedConnection, QuicOptions, Transport};
 use util::process::{start_with_args, Server};
 use util::read;
 
@@ -85,8 +85,232 @@ async fn tiny_held_messages_do_not_pin_their_read_buffers() {
     );
 }
 
-/// Silences an unused-import warning while later attacks are added.
-#[allow(dead_code)]
-fn _codes() -> (ErrorCode, Duration) {
-    (ErrorCode::BUSY, Duration::ZERO)
+/// A client that reads nothing: QUIC with a 64 KiB receive window, so that what the server
+/// has for it stays in the server instead of in a socket buffer.
+async fn non_reader(server: &Server, user: u64) -> FramedConnection {
+    let quic = QuicOptions {
+        stream_receive_window: Some(64 * 1024),
+        receive_window: Some(64 * 1024),
+        ..QuicOptions::default()
+    };
+    util::login(
+        &server.connector_with(Transport::Quic, &quic),
+        server.addr(Transport::Quic),
+        &server.secret(),
+        user,
+    )
+    .await
+}
+
+/// Sends `n` messages of `body` to `to` from `conn`, then reads their answers; returns how many
+/// were acked and the codes of those refused.
+async fn send_to(
+    conn: &mut FramedConnection,
+    first_id: u64,
+    n: u64,
+    to: Dest,
+    body: &Bytes,
+) -> (usize, Vec<ErrorCode>) {
+    let mut refused = Vec::new();
+    let mut acked = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+        for &i in chunk {
+            let frame = Frame::Send {
+                msg_id: first_id + i,
+                to,
+                body: body.clone(),
+            };
+            conn.writer.queue(&frame).expect("queue");
+        }
+        conn.writer.flush().await.expect("write");
+        let mut got = 0;
+        while got < chunk.len() {
+            match read(conn).await {
+                Some(Frame::Ack { .. }) => {
+                    acked += 1;
+                    got += 1;
+                }
+                Some(Frame::Reject { code, .. }) => {
+                    refused.push(code);
+                    got += 1;
+                }
+                Some(_) => {}
+                None => panic!("sender closed"),
+            }
+        }
+    }
+    (acked, refused)
+}
+
+/// Reads deliveries until none comes for a second; returns their ids.
+async fn drain(conn: &mut FramedConnection) -> Vec<u64> {
+    let mut ids = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), conn.reader.read_frame()).await {
+            Ok(Ok(Some(Frame::Deliver { msg_id, .. }))) => ids.push(msg_id),
+            Ok(Ok(Some(_))) => {}
+            _ => return ids,
+        }
+    }
+}
+
+/// A user's hold stays within its bound however often it connects without reading. Its
+/// session's queue used to go back into the hold unchecked, and a reconnected user's hold
+/// stopped being counted while it still waited: each cycle added a queue's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_without_reading_does_not_grow_a_hold() {
+    const PER_USER: usize = 200;
+    const QUEUE: usize = 256;
+    let server = start_with_args(
+        "attack-cycles",
+        &[
+            "--hold-per-user",
+            &PER_USER.to_string(),
+            "--hold-bytes",
+            "32MiB",
+            "--queue-capacity",
+            &QUEUE.to_string(),
+            "--write-timeout",
+            "60s",
+        ],
+    );
+    let mut sender = login(&server, Transport::Tcp, 1).await;
+    let body = Bytes::from(vec![3u8; 16 * 1024]);
+    let mut id = 0;
+    for cycle in 0..5 {
+        // Offline: the hold fills to its bound.
+        send_to(&mut sender, id, 300, Dest::User(OFFLINE), &body).await;
+        id += 300;
+        // Online without reading: the queue fills, the session is kicked, the rest is refused.
+        let attacker = non_reader(&server, OFFLINE).await;
+        let (acked, _) = send_to(&mut sender, id, 600, Dest::User(OFFLINE), &body).await;
+        id += 600;
+        eprintln!("cycle {cycle}: {acked} of 600 accepted while connected");
+        drop(attacker);
+        // The server notices the connection is gone and hands back what it did not write.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    // Another offline user still gets a place in the hold.
+    let (acked, refused) = send_to(&mut sender, id, 10, Dest::User(OFFLINE + 1), &body).await;
+    assert_eq!((acked, refused), (10, vec![]), "another user's messages were refused");
+    let mut reader = login(&server, Transport::Tcp, OFFLINE).await;
+    let held = drain(&mut reader).await.len();
+    eprintln!("held after five cycles: {held}");
+    assert!(
+        held <= PER_USER + QUEUE + 16,
+        "{held} messages were held for one user (bound {PER_USER}, queue {QUEUE})"
+    );
+}
+
+/// Clients that never read cannot make the server refuse everyone: each session's queue has
+/// a byte bound of its own below the server-wide one. Two such clients used to fill the whole
+/// queue budget, and every sender got `busy` until they left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_that_never_read_do_not_make_the_server_busy() {
+    let server = start_with_args(
+        "attack-busy",
+        &[
+            "--max-queued-bytes",
+            "64MiB",
+            "--session-queue-bytes",
+            "8MiB",
+            "--write-timeout",
+            "60s",
+        ],
+    );
+    let body = Bytes::from(vec![5u8; 64 * 1024]);
+    let mut sender = login(&server, Transport::Tcp, 1).await;
+    let _a = non_reader(&server, 101).await;
+    let _b = non_reader(&server, 102).await;
+    for (n, user) in [101u64, 102].into_iter().enumerate() {
+        let (acked, refused) =
+            send_to(&mut sender, n as u64 * 1_000, 600, Dest::User(user), &body).await;
+        eprintln!("to a client that never reads: {acked} acked, {} refused", refused.len());
+    }
+    // An honest pair is served.
+    let mut honest = login(&server, Transport::Tcp, 3).await;
+    let (acked, refused) = send_to(&mut sender, 10_000, 100, Dest::User(3), &body).await;
+    assert_eq!(refused, vec![], "an honest recipient was refused");
+    assert_eq!(acked, 100);
+    assert_eq!(drain(&mut honest).await.len(), 100);
+}
+
+/// A client that accepts no byte for --write-timeout is disconnected, and what it was not sent
+/// is held for it, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_keeps_its_messages() {
+    let server = start_with_args("attack-stall", &["--write-timeout", "1s"]);
+    let body = Bytes::from(vec![9u8; 64 * 1024]);
+    let mut sender = login(&server, Transport::Tcp, 1).await;
+    let mut stalled = non_reader(&server, OFFLINE).await;
+    let (acked, _) = send_to(&mut sender, 0, 20, Dest::User(OFFLINE), &body).await;
+    assert_eq!(acked, 20);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // By now the server has given up on it: the connection ends after what had reached it.
+    let mut first = Vec::new();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stalled.reader.read_frame()).await {
+            Ok(Ok(Some(Frame::Deliver { msg_id, .. }))) => first.push(msg_id),
+            Ok(Ok(Some(Frame::Error { code, .. }))) => break Some(code),
+            Ok(Ok(Some(_))) => {}
+            Ok(_) => break None,
+            Err(_) => panic!("still connected 8 s after it stopped reading"),
+        }
+    };
+    assert!(
+        matches!(ended, None | Some(ErrorCode::SLOW_CONSUMER)),
+        "ended with {ended:?}"
+    );
+    drop(stalled);
+    let mut again = login(&server, Transport::Tcp, OFFLINE).await;
+    let second = drain(&mut again).await;
+    eprintln!("{} read before the disconnect, {} after", first.len(), second.len());
+    let mut all: Vec<u64> = first.iter().chain(&second).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>(), "lost or repeated");
+}
+
+/// Slow readers' writers keep what they have taken from their queues counted until it is
+/// written: 20 group members that never read used to pull 512 frames each into uncounted
+/// write buffers, an encoded copy each, far past --max-queued-bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_stay_within_the_queue_bound() {
+    const GROUP: u64 = 5;
+    let server = start_with_args(
+        "attack-writers",
+        &["--max-queued-bytes", "16MiB", "--write-timeout", "60s"],
+    );
+    let mut members = Vec::new();
+    for m in 0..20 {
+        let mut conn = non_reader(&server, 200 + m).await;
+        conn.writer
+            .write_frame(&Frame::Join { group: GROUP })
+            .await
+            .expect("join");
+        members.push(conn);
+    }
+    let mut sender = login(&server, Transport::Tcp, 1).await;
+    sender
+        .writer
+        .write_frame(&Frame::Join { group: GROUP })
+        .await
+        .expect("join");
+    loop {
+        if let Some(Frame::Joined { .. }) = read(&mut sender).await {
+            break;
+        }
+    }
+    // The members' Joins were sent before the sender's: give the server a moment to take them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss_kib();
+    let body = Bytes::from(vec![1u8; 64 * 1024]);
+    let (acked, refused) = send_to(&mut sender, 0, 400, Dest::Group(GROUP), &body).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!(
+        "{acked} acked, {} refused; server grew {grown} KiB",
+        refused.len()
+    );
+    assert!(refused.contains(&ErrorCode::BUSY), "never pushed back");
+    assert!(grown < 48 * 1024, "server grew {grown} KiB");
 }

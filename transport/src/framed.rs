@@ -98,6 +98,47 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// Writes everything queued, as [`FrameWriter::flush`], but gives up with
+    /// [`TransportError::Stalled`] when the peer accepts no byte for `idle`: a peer that
+    /// stopped reading must not hold a writer, and what it was sent, for ever. The batch is
+    /// dropped either way; the error says how much of it was written.
+    pub async fn flush_progressing(&mut self, idle: Duration) -> Result<(), TransportError> {
+        let mut accepted = 0;
+        let stalled = |accepted| TransportError::Stalled { idle, accepted };
+        while accepted < self.buf.len() {
+            // The timer is polled only when the write cannot go ahead at once, so a write that
+            // does costs no timer.
+            let n = tokio::select! {
+                biased;
+                n = self.io.write(&self.buf[accepted..]) => n?,
+                _ = tokio::time::sleep(idle) => {
+                    self.clear();
+                    return Err(stalled(accepted));
+                }
+            };
+            if n == 0 {
+                self.clear();
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            accepted += n;
+        }
+        self.clear();
+        tokio::select! {
+            biased;
+            r = self.io.flush() => r?,
+            _ = tokio::time::sleep(idle) => return Err(stalled(accepted)),
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        // A burst must not leave every idle connection holding a large buffer.
+        if self.buf.capacity() > IDLE_WRITE_BUFFER {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Writes `bytes` as they are, after anything queued: for probing a peer with malformed
     /// input.
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), TransportError> {

@@ -114,6 +114,15 @@ pub enum TransportError {
     /// A timeout set by the caller expired.
     #[error("timed out after {0:?} while {1}")]
     Timeout(std::time::Duration, &'static str),
+    /// The peer accepted no byte for this long while there were bytes to write; `accepted`
+    /// bytes of the batch had been written before it stalled.
+    #[error("the peer accepted no byte for {idle:?}")]
+    Stalled {
+        /// How long nothing moved.
+        idle: std::time::Duration,
+        /// Bytes of the batch written before that.
+        accepted: usize,
+    },
     /// The peer abandoned a side stream, with this code (an imbench error code).
     #[error("stream reset by the peer with code {0}")]
     StreamReset(u16),

@@ -67,6 +67,14 @@ struct Args {
     /// messages are refused with `busy`.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     max_queued_bytes: u64,
+    /// Bytes of deliveries one session may have waiting to be written before it counts as a
+    /// slow consumer and is disconnected (e.g. 16MiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    session_queue_bytes: u64,
+    /// A client that accepts no byte for this long, while the server has something to write
+    /// to it, is disconnected as a slow consumer; what it was not sent is held for it.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    write_timeout: Duration,
     /// Deliveries a client that asked for receipts may leave unconfirmed before the server
     /// waits for its next receipt.
     #[arg(long, default_value_t = Limits::default().receipt_window)]
@@ -180,6 +188,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             queue_capacity: args.queue_capacity.max(1),
             max_queued_bytes: usize::try_from(args.max_queued_bytes)
                 .context("--max-queued-bytes is too large")?,
+            session_queue_bytes: usize::try_from(args.session_queue_bytes)
+                .context("--session-queue-bytes is too large")?,
+            write_timeout: args.write_timeout.max(Duration::from_millis(1)),
             receipt_window: args.receipt_window.max(1),
             max_body,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,

@@ -41,6 +41,10 @@ use write::{SessionWriter, Unwritten};
 /// Most frames written in one coalesced write.
 const WRITE_BATCH: usize = 512;
 
+/// Bytes after which a coalesced write takes no more frames: the write buffer is an encoded
+/// copy of what it holds, so it is kept small beside the bodies it copies.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// Capacity an idle session keeps in its write buffers.
 const IDLE_BUFFER: usize = 16;
 
@@ -204,8 +208,9 @@ async fn run_session(
         tx: tx.clone(),
         kick: kick.clone(),
         files,
+        load: Arc::default(),
     };
-    let held = state.router.register(user, handle);
+    let held = state.router.register(user, handle.clone());
     state.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
     let live = state.stats.sessions_active.fetch_add(1, Ordering::Relaxed) + 1;
     state.stats.sessions_peak.fetch_max(live, Ordering::Relaxed);
@@ -219,12 +224,16 @@ async fn run_session(
         SessionWriter {
             writer,
             rx,
-            meter: state.router.queue_meter(),
+            pools: state.router.pools(),
+            load: handle.load.clone(),
             held,
             lane,
             receipts: unconfirmed,
             welcome: Frame::Welcome { session: id },
             stop: stop_rx,
+            kick: kick.clone(),
+            write_timeout: state.limits.write_timeout,
+            stats: state.stats.clone(),
         }
         .run(),
     );
@@ -279,7 +288,7 @@ async fn run_session(
         .stats
         .redelivered
         .fetch_add(unconfirmed as u64, Ordering::Relaxed);
-    state.router.unregister(user, id, unwritten, &mut rx);
+    state.router.unregister(user, &handle, unwritten, &mut rx);
     state.stats.sessions_active.fetch_sub(1, Ordering::Relaxed);
     if graceful {
         link.close(CLOSE_OK, "session ended", CLOSE_GRACE).await;

@@ -1,15 +1,19 @@
 //! A session's writing side: everything to the client, in one coalesced write per wake-up.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use imbench_proto::Frame;
+use imbench_proto::{ErrorCode, Frame};
 use imbench_transport::framed::FrameWriter;
+use imbench_transport::TransportError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ending, IDLE_BUFFER, WRITE_BATCH};
+use super::{Ending, IDLE_BUFFER, WRITE_BATCH, WRITE_BATCH_BYTES};
 use crate::receipts::Unconfirmed;
-use crate::router::{Delivery, Outbound, QueueMeter};
+use crate::router::{Delivery, Kick, Outbound, Pools, SessionLoad, Written};
+use crate::stats::Stats;
 
 /// The next frame of the file lane; pending forever when there is no lane.
 async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
@@ -31,9 +35,12 @@ pub(super) struct SessionWriter {
     pub writer: FrameWriter,
     /// The session's queue (deliveries from the router, answers from the reader).
     pub rx: mpsc::Receiver<Outbound>,
-    /// The server-wide count of queued bytes, told what leaves the queue.
-    pub meter: Arc<QueueMeter>,
-    /// What was held for the user while it was offline, written first.
+    /// The server-wide charges for waiting deliveries, told what has been written.
+    pub pools: Arc<Pools>,
+    /// This session's share of them.
+    pub load: Arc<SessionLoad>,
+    /// What was held for the user while it was offline, written first (carried: charged to
+    /// the hold until written).
     pub held: VecDeque<Delivery>,
     /// File frames for a client without side streams, yielding to chat between chunks.
     pub lane: Option<mpsc::Receiver<Frame>>,
@@ -43,6 +50,20 @@ pub(super) struct SessionWriter {
     pub welcome: Frame,
     /// How the session ended, from the reader.
     pub stop: oneshot::Receiver<Ending>,
+    /// Ends the session when the client stops accepting bytes.
+    pub kick: Arc<Kick>,
+    /// How long the client may accept no byte while there is something to write.
+    pub write_timeout: Duration,
+    /// Where a stalled client is counted.
+    pub stats: Arc<Stats>,
+}
+
+/// One frame in the write being built: where its bytes end in the batch, and, for a delivery,
+/// which pool it is charged to.
+struct InBatch {
+    end: usize,
+    out: Outbound,
+    carried: bool,
 }
 
 /// What the writer hands back when it stops.
@@ -62,14 +83,21 @@ impl SessionWriter {
         let SessionWriter {
             mut writer,
             mut rx,
-            meter,
+            pools,
+            load,
             held,
             mut lane,
             mut receipts,
             welcome,
             mut stop,
+            kick,
+            write_timeout,
+            stats,
         } = self;
+        // The first `carried` deliveries of `pending` came from the hold.
+        let mut carried = held.len();
         let mut pending: VecDeque<Outbound> = held.into_iter().map(Outbound::Deliver).collect();
+        let mut in_batch: Vec<InBatch> = Vec::new();
         // Both buffers start empty and are trimmed after a burst: at 10,000 mostly idle sessions a
         // pre-sized batch of 512 deliveries would cost more memory than the QUIC connection itself.
         let mut batch = Vec::new();
@@ -100,7 +128,7 @@ impl SessionWriter {
                         if n == 0 {
                             break None;
                         }
-                        batch.iter().for_each(|o| meter.taken(o));
+                        // Still charged: a delivery leaves the account once it is written.
                         pending.extend(batch.drain(..));
                     }
                     frame = next_file_frame(&mut lane) => file_frame = Some(frame),
@@ -108,11 +136,11 @@ impl SessionWriter {
             } else if let Ok(ending) = stop.try_recv() {
                 break Some(ending);
             }
-            let mut queued = 0;
-            while queued < WRITE_BATCH {
+            while in_batch.len() < WRITE_BATCH && writer.pending() < WRITE_BATCH_BYTES {
                 let Some(o) = pending.pop_front() else {
                     break;
                 };
+                let mut from_hold = false;
                 if let Outbound::Deliver(d) = &o {
                     if room == 0 {
                         pending.push_front(o);
@@ -122,9 +150,17 @@ impl SessionWriter {
                     if let Some(r) = receipts.as_mut() {
                         r.written(d.clone());
                     }
+                    if carried > 0 {
+                        carried -= 1;
+                        from_hold = true;
+                    }
                 }
                 healthy &= writer.queue(&o.to_frame()).is_ok();
-                queued += 1;
+                in_batch.push(InBatch {
+                    end: writer.pending(),
+                    out: o,
+                    carried: from_hold,
+                });
             }
             // One file chunk per write at most, after the chat frames: a chat frame waits behind
             // at most one chunk here (the socket's own buffer is another matter).
@@ -134,7 +170,38 @@ impl SessionWriter {
             if let Some(frame) = file_frame {
                 healthy &= writer.queue(&frame).is_ok();
             }
-            healthy &= writer.flush().await.is_ok();
+            let accepted = match writer.flush_progressing(write_timeout).await {
+                Ok(()) => usize::MAX,
+                Err(TransportError::Stalled { accepted, .. }) => {
+                    stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+                    kick.kick(ErrorCode::SLOW_CONSUMER);
+                    healthy = false;
+                    accepted
+                }
+                // The connection is gone: what was in this write is as good as written.
+                Err(_) => {
+                    healthy = false;
+                    usize::MAX
+                }
+            };
+            let mut written = Written::default();
+            let mut not_sent = Vec::new();
+            for f in in_batch.drain(..) {
+                if let Outbound::Deliver(d) = &f.out {
+                    if f.end <= accepted {
+                        written.add(d, f.carried);
+                    } else if receipts.is_none() {
+                        // Not all of its bytes reached the client, which cannot have read it:
+                        // it goes back with the rest (the unconfirmed ones already do).
+                        carried += usize::from(f.carried);
+                        not_sent.push(f.out);
+                    }
+                }
+            }
+            pools.written(&load, written);
+            for o in not_sent.into_iter().rev() {
+                pending.push_front(o);
+            }
             if pending.is_empty() && pending.capacity() > IDLE_BUFFER {
                 pending.shrink_to(IDLE_BUFFER);
                 batch.shrink_to(IDLE_BUFFER);
@@ -143,7 +210,6 @@ impl SessionWriter {
         match ending {
             Some(Ending::Shutdown) if healthy => {
                 while let Ok(o) = rx.try_recv() {
-                    meter.taken(&o);
                     pending.push_back(o);
                 }
                 let mut ok = true;

@@ -105,12 +105,21 @@ impl Server {
 
     /// A connector for `transport` that trusts the server's certificate.
     pub fn connector(&self, transport: Transport) -> imbench_transport::Connector {
+        self.connector_with(transport, &imbench_transport::QuicOptions::default())
+    }
+
+    /// [`Server::connector`] with QUIC settings of the client's choosing.
+    pub fn connector_with(
+        &self,
+        transport: Transport,
+        quic: &imbench_transport::QuicOptions,
+    ) -> imbench_transport::Connector {
         let trust = imbench_transport::ClientTrust::from_pem_file(&self.dir.join("cert.pem"))
             .expect("cert.pem");
         imbench_transport::Connector::new(
             transport,
             &trust,
-            &imbench_transport::QuicOptions::default(),
+            quic,
             1,
             self.addr(transport),
             imbench_proto::Codec::default(),
