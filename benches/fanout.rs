@@ -10,7 +10,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use imbench_proto::Dest;
 use imbench_server::files::FileSink;
 use imbench_server::groups::{GroupLimits, Groups};
-use imbench_server::router::{Delivery, HoldLimits, Kick, Outbound, Router, SessionHandle};
+use imbench_server::router::{
+    Delivery, HoldLimits, Kick, Outbound, Router, SessionHandle, SessionLoad, Written,
+};
 use imbench_server::Stats;
 use tokio::sync::mpsc;
 
@@ -28,9 +30,11 @@ fn fanout(c: &mut Criterion) {
             stats.clone(),
         );
         let groups = Groups::new(GroupLimits::default(), stats);
-        let mut queues: Vec<mpsc::Receiver<Outbound>> = Vec::new();
+        let mut queues: Vec<(mpsc::Receiver<Outbound>, Arc<SessionLoad>)> = Vec::new();
+        let pools = router.pools();
         for user in 0..members {
             let (tx, rx) = mpsc::channel(64);
+            let load = Arc::new(SessionLoad::default());
             router.register(
                 user,
                 SessionHandle {
@@ -38,10 +42,11 @@ fn fanout(c: &mut Criterion) {
                     tx,
                     kick: Arc::new(Kick::default()),
                     files: FileSink::closed(),
+                    load: load.clone(),
                 },
             );
             groups.join(GROUP, user, |_| {}).expect("join");
-            queues.push(rx);
+            queues.push((rx, load));
         }
         let body = Bytes::from(vec![0x5a; 100]);
         bench.throughput(Throughput::Elements(members - 1));
@@ -57,8 +62,15 @@ fn fanout(c: &mut Criterion) {
                 };
                 let out = groups.route(GROUP, 0, d, &router).expect("routes");
                 assert_eq!(out.queued as u64, members - 1, "every member queued");
-                for q in &mut queues {
-                    while q.try_recv().is_ok() {}
+                // What each session's writer does once the delivery is written.
+                for (q, load) in &mut queues {
+                    let mut written = Written::default();
+                    while let Ok(o) = q.try_recv() {
+                        if let Outbound::Deliver(d) = &o {
+                            written.add(d, false);
+                        }
+                    }
+                    pools.written(load, written);
                 }
             })
         });

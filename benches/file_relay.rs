@@ -105,6 +105,8 @@ async fn plain_pair() -> (FramedConnection, FramedConnection, std::sync::Arc<Lis
         .await
         .expect("ping");
     let server = server.await.expect("accept task").expect("server");
+    // As the server does after Hello: side streams and the full receive window.
+    server.link.admit(opts.admitted_receive_window());
     (client, server, listener)
 }
 

@@ -1,9 +1,9 @@
 //! Encoding frames into a buffer and decoding them out of one.
 //!
 //! Decoding is total: any byte string yields a frame, a request for more bytes, or a typed
-//! [`DecodeError`]. It never panics, and it never reserves more than the declared frame length,
-//! which is checked against the limit before anything is reserved (as mini-redis checks that a
-//! whole frame is buffered before it parses).
+//! [`DecodeError`]. It never panics, and it never reserves more than 16 KiB ahead of the bytes
+//! it has, nor past the declared frame length, which is checked against the limit before
+//! anything is reserved (as mini-redis checks that a whole frame is buffered before it parses).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -11,6 +11,9 @@ use crate::frame::{Dest, ErrorCode, Frame, SHA256_LEN, TOKEN_LEN};
 
 /// Default upper bound on one frame (kind + fields): 64 KiB of body plus headroom.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 64 * 1024 + 256;
+
+/// Most bytes [`Codec::decode`] reserves ahead of a partial frame.
+const RESERVE_AHEAD: usize = 16 * 1024;
 
 const LEN_PREFIX: usize = 4;
 
@@ -147,8 +150,9 @@ impl Codec {
         }
         let total = LEN_PREFIX + len as usize;
         if buf.len() < total {
-            // Bounded: `len` was checked against the limit above.
-            buf.reserve(total - buf.len());
+            // Room for what is announced, a piece at a time: memory follows the bytes that
+            // arrive, so a peer that announces a large frame and sends nothing costs little.
+            buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         buf.advance(LEN_PREFIX);

@@ -198,6 +198,8 @@ pub(crate) struct State {
     next_session: AtomicU64,
     max_frame_len: u32,
     addresses: Arc<addresses::Addresses>,
+    /// A QUIC connection's receive window once its client has said Hello.
+    quic_receive_window: u32,
 }
 
 /// A server that is running; stop it with [`RunningServer::shutdown`].
@@ -258,6 +260,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stats,
         next_session: AtomicU64::new(1),
         max_frame_len: config.limits.max_frame_len,
+        quic_receive_window: config.quic.admitted_receive_window(),
         addresses: addresses::Addresses::new(config.limits.max_connections_per_address),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);

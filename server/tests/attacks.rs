@@ -314,3 +314,82 @@ async fn slow_readers_stay_within_the_queue_bound() {
     assert!(refused.contains(&ErrorCode::BUSY), "never pushed back");
     assert!(grown < 48 * 1024, "server grew {grown} KiB");
 }
+
+/// Opens up to `streams` unidirectional streams on `conn` and writes `bytes` on each, giving
+/// up on whatever the server does not allow within a second; returns the streams opened.
+async fn flood_streams(conn: &FramedConnection, streams: usize, bytes: &[u8]) -> usize {
+    let imbench_transport::framed::Link::Quic(quic) = &conn.link else {
+        panic!("a QUIC connection")
+    };
+    let mut opened = 0;
+    let mut sends = Vec::new();
+    for _ in 0..streams {
+        match tokio::time::timeout(Duration::from_millis(200), quic.open_uni()).await {
+            Ok(Ok(send)) => {
+                opened += 1;
+                sends.push(send);
+            }
+            _ => break,
+        }
+    }
+    for send in &mut sends {
+        let _ = tokio::time::timeout(Duration::from_millis(500), send.write_all(bytes)).await;
+    }
+    // Kept open (not finished) while the server's memory is measured.
+    std::mem::forget(sends);
+    opened
+}
+
+/// A QUIC connection that has not said Hello may open no stream beside its first and send
+/// little: four such connections, each opening 64 streams of 1 MiB, used to cost the server
+/// about 256 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_connections_before_hello_cannot_fill_the_server() {
+    let server = start_with_args("attack-prehello", &[]);
+    let connector = server.connector(Transport::Quic);
+    let before = server.rss_kib();
+    let megabyte = vec![0u8; 1 << 20];
+    let mut conns = Vec::new();
+    let mut opened = 0;
+    for _ in 0..4 {
+        let mut conn = connector
+            .connect(server.addr(Transport::Quic), "localhost")
+            .await
+            .expect("connects");
+        opened += flood_streams(&conn, 64, &megabyte).await;
+        // And a frame announced on the main stream, never completed.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            conn.writer.write_raw(&[0, 1, 0, 0]),
+        )
+        .await;
+        conns.push(conn);
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("before Hello: {opened} streams opened, server grew {grown} KiB");
+    assert_eq!(opened, 0, "side streams before Hello");
+    assert!(grown < 16 * 1024, "server grew {grown} KiB");
+}
+
+/// A stream that announces a frame and sends nothing more costs the server next to nothing:
+/// memory follows the bytes that arrive. 20 clients, each with 64 streams announcing 64 KiB,
+/// used to cost about 80 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_frames_cost_only_what_arrives() {
+    let server = start_with_args("attack-announce", &[]);
+    let mut conns = Vec::new();
+    for user in 0..20 {
+        conns.push(login(&server, Transport::Quic, 300 + user).await);
+    }
+    let before = server.rss_kib();
+    let announce = (64u32 * 1024).to_be_bytes();
+    let mut opened = 0;
+    for conn in &conns {
+        opened += flood_streams(conn, 64, &announce).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("{opened} streams announcing 64 KiB: server grew {grown} KiB");
+    assert!(opened >= 20 * 60, "only {opened} streams opened after Hello");
+    assert!(grown < 16 * 1024, "server grew {grown} KiB");
+}

@@ -207,6 +207,17 @@ impl Link {
         }
     }
 
+    /// Lets a client that has said Hello use the connection fully: over QUIC, open side
+    /// streams and have `receive_window` bytes in flight (see
+    /// [`crate::QuicOptions::admitted_receive_window`]); before, a server connection allows
+    /// neither. Nothing to do on the other transports.
+    pub fn admit(&self, receive_window: u32) {
+        if let Link::Quic(conn) = self {
+            conn.set_max_concurrent_uni_streams(crate::quic::MAX_UNI_STREAMS.into());
+            conn.set_receive_window(receive_window.into());
+        }
+    }
+
     /// Closes the connection at once; unsent data is discarded.
     pub fn abort(&self, code: u32, reason: &str) {
         match self {

@@ -25,7 +25,16 @@ use crate::TransportError;
 /// took about 100 KiB on each side, at 64 about 55 KiB (2,000 clients, measured). A client that
 /// has more messages in flight on streams of their own waits for credit, as with any flow
 /// control, and `send_delay` shows it.
-const MAX_UNI_STREAMS: u32 = 64;
+pub(crate) const MAX_UNI_STREAMS: u32 = 64;
+
+/// Bytes a server accepts on a connection, over all its streams, before the client has said
+/// Hello: enough for a Hello, nothing to speak of for a crowd of connections that never do.
+const PRE_HELLO_WINDOW: u32 = 16 * 1024;
+
+/// A server's connection-wide receive window once the client has said Hello, unless
+/// [`QuicOptions::receive_window`] sets one: it bounds what quinn buffers for one connection
+/// over all its streams, which the per-stream window alone does not (64 streams of 1.25 MB).
+pub const SERVER_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// The ALPN protocol both sides insist on, so that an imbench client never talks to something
 /// else by accident.
@@ -53,8 +62,9 @@ pub struct QuicOptions {
     pub keep_alive: Option<Duration>,
     /// Per-stream receive window (flow control); `None` keeps quinn's default (1.25 MB).
     pub stream_receive_window: Option<u32>,
-    /// Connection-wide receive window; `None` keeps quinn's default (unlimited, so the stream
-    /// window is what binds).
+    /// Connection-wide receive window; `None` keeps quinn's default on a client (unlimited, so
+    /// the stream window is what binds) and [`SERVER_RECEIVE_WINDOW`] on a server. A server
+    /// applies it only after Hello; before, a connection gets 16 KiB and no side streams.
     pub receive_window: Option<u32>,
     /// Most bytes a connection holds unacknowledged or waiting to be sent, over all its streams;
     /// `None` keeps quinn's default (8 × the stream window, 10 MB). A file relay writes into
@@ -95,7 +105,7 @@ impl Default for QuicOptions {
 }
 
 impl QuicOptions {
-    fn transport_config(&self) -> Result<Arc<TransportConfig>, TransportError> {
+    fn transport_config(&self) -> Result<TransportConfig, TransportError> {
         let mut t = TransportConfig::default();
         let idle = IdleTimeout::try_from(self.idle_timeout).map_err(|_| {
             TransportError::Tls(format!("idle timeout {:?} too large", self.idle_timeout))
@@ -127,7 +137,21 @@ impl QuicOptions {
                 t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()))
             }
         };
+        Ok(t)
+    }
+
+    /// The server's: as a client's, but a connection that has not said Hello may open no side
+    /// stream and send little; [`crate::framed::Link::admit`] opens both after Hello.
+    fn server_transport_config(&self) -> Result<Arc<TransportConfig>, TransportError> {
+        let mut t = self.transport_config()?;
+        t.max_concurrent_uni_streams(VarInt::from_u32(0));
+        t.receive_window(VarInt::from_u32(PRE_HELLO_WINDOW));
         Ok(Arc::new(t))
+    }
+
+    /// The server's connection-wide receive window after Hello.
+    pub fn admitted_receive_window(&self) -> u32 {
+        self.receive_window.unwrap_or(SERVER_RECEIVE_WINDOW)
     }
 }
 
@@ -186,7 +210,7 @@ impl QuicListener {
         let crypto = QuicServerConfig::try_from(tls)
             .map_err(|e| TransportError::Tls(format!("QUIC server crypto: {e}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(opts.transport_config()?);
+        config.transport_config(opts.server_transport_config()?);
         // The server's one socket takes every client's datagrams, so it needs the large
         // buffer more than any client socket does.
         let socket = udp_socket(addr, opts.socket_buffer)?;
@@ -279,7 +303,7 @@ impl QuicConnector {
         let crypto = QuicClientConfig::try_from(tls)
             .map_err(|e| TransportError::Tls(format!("QUIC client crypto: {e}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        config.transport_config(opts.transport_config()?);
+        config.transport_config(Arc::new(opts.transport_config()?));
         let bind_ip: IpAddr = match server {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -451,14 +475,15 @@ pub(crate) async fn read_one_frame(
     if let Some(frame) = codec.decode(&mut buf)? {
         return Ok(Some(frame));
     }
+    // Memory follows the bytes that arrive, not the length announced: a stream that sends a
+    // length prefix and nothing more costs next to nothing.
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    buf.resize(4 + len, 0);
-    match recv.read_exact(&mut buf[4..]).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(_)) => {
-            return Err(TransportError::TruncatedStream)
+    while buf.len() < 4 + len {
+        match recv.read_chunk(4 + len - buf.len(), true).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(TransportError::TruncatedStream),
+            Err(e) => return Err(std::io::Error::from(e).into()),
         }
-        Err(quinn::ReadExactError::ReadError(e)) => return Err(std::io::Error::from(e).into()),
     }
     codec
         .decode(&mut buf)?
@@ -557,6 +582,7 @@ mod tests {
                 .unwrap();
         let accept = tokio::spawn(async move {
             let server = listener.accept().await.unwrap().establish().await.unwrap();
+            server.link.admit(SERVER_RECEIVE_WINDOW);
             (listener, server)
         });
         let mut client = connector.connect(addr, "localhost").await.unwrap();
@@ -618,6 +644,7 @@ mod tests {
         .unwrap();
         let accept = tokio::spawn(async move {
             let server = listener.accept().await.unwrap().establish().await.unwrap();
+            server.link.admit(SERVER_RECEIVE_WINDOW);
             (listener, server)
         });
         let mut client = connector.connect(addr, "localhost").await.unwrap();

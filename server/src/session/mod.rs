@@ -113,6 +113,7 @@ pub(crate) async fn serve_connection(
             return refuse(conn, &state, ErrorCode::HELLO_REQUIRED, &reason).await;
         }
     };
+    conn.link.admit(state.quic_receive_window);
     run_session(conn, user, receipts, state, shutdown).await;
 }
 
