@@ -393,3 +393,61 @@ async fn announced_frames_cost_only_what_arrives() {
     assert!(opened >= 20 * 60, "only {opened} streams opened after Hello");
     assert!(grown < 16 * 1024, "server grew {grown} KiB");
 }
+
+/// Opens a WebSocket to `addr` by hand and starts a binary message that announces `announced`
+/// bytes and carries `sent` of them, never finishing it.
+async fn partial_ws_message(
+    addr: std::net::SocketAddr,
+    announced: u64,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.expect("request");
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        if tcp.read(&mut byte).await.expect("answer") == 0 {
+            panic!("closed during the handshake");
+        }
+        answer.push(byte[0]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101"), "not upgraded");
+    // FIN, binary; masked, 64-bit length; a zero mask keeps the payload as written.
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&announced.to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.resize(frame.len() + sent, 0);
+    let _ = tokio::time::timeout(Duration::from_millis(500), tcp.write_all(&frame)).await;
+    tcp
+}
+
+/// A WebSocket connection holds no more than the protocol's frame size of a message it has not
+/// finished: 300 connections each sending 1 MiB of a 1.5 MiB message before Hello used to cost
+/// the server over 300 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_websocket_messages_are_bounded() {
+    let server = start_with_args("attack-ws", &["--ws", "127.0.0.1:0"]);
+    let addr = server.addr(Transport::Ws);
+    let before = server.rss_kib();
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(partial_ws_message(addr, 1536 * 1024, 1 << 20).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("300 unfinished WebSocket messages: server grew {grown} KiB");
+    assert!(grown < 48 * 1024, "server grew {grown} KiB");
+    // Still serving WebSocket clients.
+    let mut honest = login(&server, Transport::Ws, 5).await;
+    honest
+        .writer
+        .write_frame(&Frame::Ping { nonce: 1 })
+        .await
+        .expect("ping");
+    assert_eq!(read(&mut honest).await, Some(Frame::Pong { nonce: 1 }));
+}
