@@ -34,6 +34,23 @@ pub fn cpu_seconds() -> Option<f64> {
     Some(us as f64 / 1e6)
 }
 
+/// Raises this process's soft limit on open files to its hard limit, and returns the limit
+/// now in force (`None` where it cannot be read). Every TCP, TLS or WebSocket connection
+/// holds one file; the soft limit is often far below what the hard limit allows.
+pub fn raise_open_files() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            return Some(hard);
+        }
+        Some(soft)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_status_kib(&status, field)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, Frame};
 use imbench_transport::{FramedConnection, QuicOptions, Transport};
-use util::process::{start_with_args, Server};
+use util::process::{start_limited, start_with_args, Server};
 use util::read;
 
 /// An offline user the attacks send to.
@@ -41,6 +41,17 @@ async fn login(server: &Server, transport: Transport, user: u64) -> FramedConnec
         user,
     )
     .await
+}
+
+/// A newcomer over `transport` logs in and is answered.
+async fn assert_served(server: &Server, transport: Transport) {
+    let mut honest = login(server, transport, 5).await;
+    honest
+        .writer
+        .write_frame(&Frame::Ping { nonce: 1 })
+        .await
+        .expect("ping");
+    assert_eq!(read(&mut honest).await, Some(Frame::Pong { nonce: 1 }));
 }
 
 /// A held body is charged for what it keeps alive. A tiny message read in the same buffer as a
@@ -443,11 +454,47 @@ async fn unfinished_websocket_messages_are_bounded() {
     eprintln!("300 unfinished WebSocket messages: server grew {grown} KiB");
     assert!(grown < 48 * 1024, "server grew {grown} KiB");
     // Still serving WebSocket clients.
-    let mut honest = login(&server, Transport::Ws, 5).await;
-    honest
-        .writer
-        .write_frame(&Frame::Ping { nonce: 1 })
+    assert_served(&server, Transport::Ws).await;
+}
+
+/// The connection limit stays below the files the process may open, and the banner says so:
+/// past the file limit a server can accept no one, nor tell them why, and it used to log the
+/// failure every 50 ms. Here the hard limit is 200 files (the soft one 100, which the server
+/// raises) and 300 connections arrive that never say Hello.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_stays_below_the_file_limit() {
+    use std::io::Read;
+    let mut server = start_limited("attack-files", &["--hello-timeout", "2s"], Some(200));
+    let note = server
+        .banner
+        .iter()
+        .find(|l| l.starts_with("connections: at most"))
+        .cloned();
+    assert!(note.is_some(), "no word on the limit: {:?}", server.banner);
+    let addr = server.addr(Transport::Tcp);
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(Ok(tcp)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(addr),
+        )
         .await
-        .expect("ping");
-    assert_eq!(read(&mut honest).await, Some(Frame::Pong { nonce: 1 }));
+        {
+            idle.push(tcp);
+        }
+    }
+    // Once the Hello timeout (2 s, then up to 2 s to close) has ended the idle ones, a
+    // newcomer is served.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_served(&server, Transport::Tcp).await;
+    drop(idle);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut stderr = String::new();
+    if let Some(mut err) = server.child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let complaints = stderr.matches("accepting a tcp connection").count();
+    eprintln!("{}; {complaints} accept errors logged", note.unwrap_or_default());
+    assert!(complaints <= 1, "accept errors logged {complaints} times:\n{stderr}");
 }

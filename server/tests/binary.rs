@@ -66,3 +66,54 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
         "{stderr}"
     );
 }
+
+/// The token secret is readable by its owner only: a secret file that others may read is
+/// refused (anyone who reads it can log in as anyone), and the one the server writes is made
+/// 0600 even where a file readable by all was there before.
+#[test]
+fn the_token_secret_is_never_left_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("imbench-secret-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let shared = dir.join("shared-secret");
+    std::fs::write(&shared, Secret::generate().expect("secret").to_hex()).expect("write");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let refused = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--quic", "127.0.0.1:0", "--client-dir"])
+        .arg(dir.join("files"))
+        .arg("--secret-file")
+        .arg(&shared)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "started with a shared secret");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+
+    // A secret file left readable by all in the client folder is rewritten as 0600.
+    let mut server = util::process::start_with_args("secret-mode", &[]);
+    let secret = server.dir.join("secret");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut again = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--quic", "127.0.0.1:0", "--client-dir"])
+        .arg(&server.dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    // Ready once it has said where the secret is.
+    use std::io::BufRead;
+    let stdout = again.stdout.take().expect("stdout");
+    let said = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("token secret"));
+    let _ = again.kill();
+    let _ = again.wait();
+    assert!(said, "the second server did not start");
+    let mode = std::fs::metadata(&secret).expect("secret").permissions().mode();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(mode & 0o777, 0o600, "secret left with mode {:o}", mode & 0o777);
+}

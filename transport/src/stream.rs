@@ -227,7 +227,12 @@ pub struct StreamListener {
     transport: Transport,
     tls: Option<TlsAcceptor>,
     codec: Codec,
+    /// When an accept error was last logged, and how many have not been since.
+    accept_errors: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
+
+/// How often a listener that keeps failing to accept (out of files, say) says so.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl StreamListener {
     /// Listens on `addr` for `transport` (any but QUIC); TLS and WSS present `identity`.
@@ -252,6 +257,7 @@ impl StreamListener {
             transport,
             tls,
             codec,
+            accept_errors: std::sync::Mutex::new((None, 0)),
         })
     }
 
@@ -260,8 +266,9 @@ impl StreamListener {
         self.listener.local_addr()
     }
 
-    /// The next connection. Errors of one accept (for example too many open files) are logged
-    /// and the listener waits briefly before trying again, rather than ending.
+    /// The next connection. Errors of one accept (for example too many open files) are logged,
+    /// once in [`ACCEPT_ERROR_LOG_EVERY`] with the count since, and the listener waits briefly
+    /// before trying again, rather than ending.
     pub async fn accept(&self) -> IncomingStream {
         loop {
             match self.listener.accept().await {
@@ -276,11 +283,29 @@ impl StreamListener {
                     };
                 }
                 Err(e) => {
-                    tracing::warn!("accepting a {} connection: {e}", self.transport);
+                    self.log_accept_error(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
+    }
+}
+
+impl StreamListener {
+    fn log_accept_error(&self, e: &std::io::Error) {
+        let mut log = self.accept_errors.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, unsaid) = &mut *log;
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_LOG_EVERY) {
+            *unsaid += 1;
+            return;
+        }
+        let more = match *unsaid {
+            0 => String::new(),
+            n => format!(" ({n} more since the last report)"),
+        };
+        tracing::warn!("accepting a {} connection: {e}{more}", self.transport);
+        (*last, *unsaid) = (Some(now), 0);
     }
 }
 

@@ -148,7 +148,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     std::fs::write(&cert_path, &identity.cert_chain_pem)
         .with_context(|| format!("writing {}", cert_path.display()))?;
     let (secret, secret_path) = match &args.secret_file {
-        Some(path) => (Secret::from_file(path)?, path.clone()),
+        Some(path) => {
+            refuse_shared_secret(path)?;
+            (Secret::from_file(path)?, path.clone())
+        }
         None => {
             let secret = Secret::generate()?;
             let path = args.client_dir.join("secret");
@@ -177,12 +180,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if listen.is_empty() {
         listen.push((Transport::Quic, SocketAddr::from(([127, 0, 0, 1], 4433))));
     }
+    let (max_connections, files_note) = connection_limit(args.max_connections, &listen);
     let config = ServerConfig {
         listen,
         identity,
         secret,
         limits: Limits {
-            max_connections: args.max_connections,
+            max_connections,
             max_connections_per_address: args.max_connections_per_address,
             hello_timeout: args.hello_timeout,
             queue_capacity: args.queue_capacity.max(1),
@@ -220,6 +224,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         cert_path.display()
     ));
     banner.push_str(&format!("token secret: {}\n", secret_path.display()));
+    if let Some(note) = files_note {
+        banner.push_str(&note);
+    }
     let mut transports: Vec<String> = server.addrs().iter().map(|(t, _)| t.to_string()).collect();
     transports.dedup();
     let targets: Vec<String> = server
@@ -298,6 +305,56 @@ fn say(out: &mut dyn std::io::Write, text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// A token secret that others may read lets them log in as anyone: refused, as ssh refuses
+/// a private key others can read.
+fn refuse_shared_secret(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} may be read by others (mode {:o}): anyone who reads it can log in as any user; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Files the process keeps for itself beside its connections: listeners, the runtime's, and
+/// room to open a file or two.
+const SPARE_FILES: u64 = 64;
+
+/// The connection limit the process can keep: each TCP, TLS or WebSocket connection holds an
+/// open file (a QUIC connection does not), and a process out of files cannot accept anyone,
+/// nor tell them why. The soft limit on open files is raised to the hard one; when even that
+/// is below `asked`, the limit is capped under it and the note says so for the banner.
+fn connection_limit(asked: usize, listen: &[(Transport, SocketAddr)]) -> (usize, Option<String>) {
+    let files = imbench_server::process::raise_open_files();
+    if listen.iter().all(|(t, _)| *t == Transport::Quic) {
+        return (asked, None);
+    }
+    let Some(files) = files else {
+        return (asked, None);
+    };
+    let room = usize::try_from(files.saturating_sub(SPARE_FILES + listen.len() as u64))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if asked <= room {
+        return (asked, None);
+    }
+    let note = format!(
+        "connections: at most {room}, not {asked}: this process may open {files} files (ulimit -n) and each TCP, TLS or WebSocket connection takes one; raise the hard limit for more\n"
+    );
+    (room, Some(note))
+}
+
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -308,6 +365,13 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))?;
+    // The mode above applies only to a new file: one that was there keeps its own.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} readable by its owner only", path.display()))?;
+    }
     Ok(())
 }
 

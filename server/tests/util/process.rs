@@ -12,6 +12,8 @@ pub struct Server {
     pub child: Child,
     pub dir: std::path::PathBuf,
     pub addrs: Vec<(Transport, SocketAddr)>,
+    /// What it printed before it was ready.
+    pub banner: Vec<String>,
 }
 
 impl Drop for Server {
@@ -29,10 +31,30 @@ pub fn start(name: &str) -> Server {
 
 /// [`start`] with more flags for the server.
 pub fn start_with_args(name: &str, more: &[&str]) -> Server {
+    start_limited(name, more, None)
+}
+
+/// [`start_with_args`] in a process whose hard limit on open files is `files`.
+pub fn start_limited(name: &str, more: &[&str], files: Option<u64>) -> Server {
     let dir =
         std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+    // A file limit is set by the shell that then becomes the server (same PID): hard `files`,
+    // soft half of it, so that the server has to raise it.
+    let mut command = match files {
+        None => Command::new(env!("CARGO_BIN_EXE_imbench-server")),
+        Some(files) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!(
+                    "ulimit -S -n {} && ulimit -H -n {files} && exec \"$0\" \"$@\"",
+                    files / 2
+                ))
+                .arg(env!("CARGO_BIN_EXE_imbench-server"));
+            sh
+        }
+    };
+    let mut child = command
         .args([
             "--quic",
             "127.0.0.1:0",
@@ -48,8 +70,10 @@ pub fn start_with_args(name: &str, more: &[&str]) -> Server {
         .expect("imbench-server starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut addrs = Vec::new();
+    let mut banner = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("a line");
+        banner.push(line.clone());
         let mut words = line.split_whitespace();
         if let (Some(t), Some(a)) = (words.next(), words.next()) {
             if let (Ok(t), Ok(a)) = (t.parse::<Transport>(), a.parse::<SocketAddr>()) {
@@ -60,7 +84,12 @@ pub fn start_with_args(name: &str, more: &[&str]) -> Server {
             break;
         }
     }
-    Server { child, dir, addrs }
+    Server {
+        child,
+        dir,
+        addrs,
+        banner,
+    }
 }
 
 pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
