@@ -179,7 +179,8 @@ impl SessionWriter {
                     accepted
                 }
                 // The connection is gone: what was in this write is as good as written.
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!("session writer: {e}");
                     healthy = false;
                     usize::MAX
                 }
