@@ -172,12 +172,17 @@ fn exit_1_when_an_slo_fails() {
             scenario.to_str().unwrap(),
             "--slo",
             "direct.p50<1us",
+            "--slo",
+            "fanout.p99<10s",
             "--out",
             "r",
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("FAIL"), "{}", text(&out));
+    // No group messages in this scenario: a bound on their latency has nothing to hold.
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).expect("report");
+    assert!(report.contains("no samples"), "an SLO on no samples passed: {report}");
 }
 
 #[test]

@@ -335,6 +335,17 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
             }
         }
     };
+    if let Target::Latency { metric, stat } = &slo.target {
+        // A percentile of nothing is 0 µs, which would pass any bound: an SLO on a figure
+        // that has no samples has nothing to hold and fails.
+        if stat != "count" && run.metrics.get(metric).is_some_and(|m| m.count == 0) {
+            return SloResult {
+                expr: slo.expr.clone(),
+                value: "no samples".into(),
+                ok: false,
+            };
+        }
+    }
     let value = target_value(&slo.target, run);
     match value {
         Some(v) => SloResult {

@@ -343,6 +343,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         if schedule_over
             && ((drained(&ctx) && group_quiet.check(&ctx)) || Instant::now() >= drain_deadline)
         {
+            if ctx.stop_reason().is_none() {
+                if let Some(why) = watchdog.silent_through_drain(&ctx, s.drain) {
+                    ctx.stop(why);
+                }
+            }
             break;
         }
         tokio::select! {
@@ -353,7 +358,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                     rss_connected = rss_connected.max(report::rss_bytes());
                 }
                 progress.update(&ctx, &point);
-                if !schedule_over {
+                // Through the drain too: a server that went silent near the end of the
+                // schedule is a server that stopped, not messages that were late.
+                if ctx.stop_reason().is_none() {
                     if let Some(why) = watchdog.check(&ctx) {
                         ctx.stop(why);
                         drain_deadline = drain_deadline.min(Instant::now() + STOPPED_DRAIN);
@@ -803,13 +810,21 @@ impl Watchdog {
                 "every client ({connected}) lost its connection: the server is gone"
             ));
         }
-        let sent = ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed));
-        let answered = ctx.sum(|c| {
-            c.acked.load(Relaxed)
-                + c.rejected.load(Relaxed)
-                + c.group_acked.load(Relaxed)
-                + c.group_rejected.load(Relaxed)
-        });
+        let here = (0..ctx.counters.len())
+            .filter(|&i| ctx.shard.is_none_or(|sh| sh.owns(i)))
+            .count();
+        let failed = ctx
+            .counters
+            .iter()
+            .filter(|c| c.connect_failed.load(Relaxed))
+            .count();
+        if here > 0 && failed == here {
+            // Nothing can be measured: waiting out the schedule would only delay the verdict.
+            return Some(format!(
+                "no client could connect ({failed} of {here} failed): see the problems below"
+            ));
+        }
+        let (sent, answered) = sent_and_answered(ctx);
         if answered != self.answered || answered >= sent {
             self.answered = answered;
             self.since = Instant::now();
@@ -823,6 +838,32 @@ impl Watchdog {
             )
         })
     }
+
+    /// At the end of a drain that did not empty: whether the server answered nothing during
+    /// the whole of it (`drain`, when shorter than the watchdog's limit) while messages waited.
+    fn silent_through_drain(&mut self, ctx: &RunContext, drain: Duration) -> Option<String> {
+        let silent = self.check(ctx).is_some() || self.since.elapsed() >= drain;
+        let (sent, answered) = sent_and_answered(ctx);
+        (silent && sent > answered && !drain.is_zero()).then(|| {
+            format!(
+                "the server answered nothing for {:.1?} while messages waited, through the whole drain: it stopped or hung",
+                self.since.elapsed()
+            )
+        })
+    }
+}
+
+/// Messages sent so far, direct and group, and how many of them the server has answered
+/// (acked or rejected).
+fn sent_and_answered(ctx: &RunContext) -> (u64, u64) {
+    let sent = ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed));
+    let answered = ctx.sum(|c| {
+        c.acked.load(Relaxed)
+            + c.rejected.load(Relaxed)
+            + c.group_acked.load(Relaxed)
+            + c.group_rejected.load(Relaxed)
+    });
+    (sent, answered)
 }
 
 /// Every client has stopped sending, every sent message is answered (acked or rejected),
@@ -1009,6 +1050,42 @@ mod tests {
             why.contains("every client (2) lost its connection"),
             "{why}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_ends_a_run_in_which_no_client_could_connect() {
+        let (ctx, _timer) = context(0);
+        let mut watchdog = Watchdog::new(Duration::from_secs(60));
+        let (last, others) = ctx.counters.split_last().expect("clients");
+        for c in others {
+            c.connect_failed.store(true, Relaxed);
+        }
+        assert_eq!(watchdog.check(&ctx), None, "one client may still connect");
+        last.connect_failed.store(true, Relaxed);
+        let why = watchdog.check(&ctx).expect("nobody could connect");
+        assert!(why.contains("no client could connect"), "{why}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_silent_through_the_whole_drain_is_a_stopped_server() {
+        let (ctx, _timer) = context(0);
+        let drain = Duration::from_secs(3);
+        let mut watchdog = Watchdog::new(Duration::from_secs(10));
+        ctx.counters[0].connected.store(true, Relaxed);
+        ctx.counters[0].sent.store(5, Relaxed);
+        ctx.counters[0].acked.store(2, Relaxed);
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(drain - Duration::from_millis(1)).await;
+        assert_eq!(watchdog.silent_through_drain(&ctx, drain), None);
+        tokio::time::advance(Duration::from_millis(2)).await;
+        let why = watchdog
+            .silent_through_drain(&ctx, drain)
+            .expect("nothing answered during the drain");
+        assert!(why.contains("through the whole drain"), "{why}");
+        // Everything answered by then: late, perhaps, but not a stopped server.
+        ctx.counters[0].acked.store(5, Relaxed);
+        tokio::time::advance(drain * 2).await;
+        assert_eq!(watchdog.silent_through_drain(&ctx, drain), None);
     }
 
     #[tokio::test(start_paused = true)]
