@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //!
-//! - [`auth`] — the token secret; tokens are HMAC-SHA256 of the user id.
+//! - [`auth`] — the token secret; tokens are an expiry and an HMAC-SHA256 of the user id and it.
 //! - [`router`] — the user table, queues and the offline hold, with their policies.
 //! - [`groups`] — group membership and fan-out.
 //! - [`files`] — the file relay: one task per transfer, bounded memory, both ways to cancel.

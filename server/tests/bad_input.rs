@@ -108,6 +108,23 @@ async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) 
     assert_eq!(expect_error(&mut wrong_token).await, ErrorCode::BAD_TOKEN);
     assert!(closes(&mut wrong_token).await);
 
+    // A token for the right user whose time has passed: refused, and told why.
+    let mut expired = t.raw().await;
+    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+    expired
+        .writer
+        .write_frame(&hello(5, t.config.secret.token_until(5, past)))
+        .await
+        .unwrap();
+    match read(&mut expired).await {
+        Some(Frame::Error { code, reason }) => {
+            assert_eq!(code, ErrorCode::BAD_TOKEN, "{transport}");
+            assert!(reason.contains("expired"), "{transport}: {reason}");
+        }
+        other => panic!("{transport}: expected an Error, got {other:?}"),
+    }
+    assert!(closes(&mut expired).await);
+
     let mut old_version = t.raw().await;
     let token = t.config.secret.token_for(5);
     old_version
@@ -164,7 +181,7 @@ async fn bad_clients_are_refused_and_good_ones_keep_going(transport: Transport) 
     let rounds = good.await.unwrap();
     assert!(rounds > 0, "good clients made progress");
     let stats = t.server.stats();
-    assert_eq!(stats.auth_failures, 1);
+    assert_eq!(stats.auth_failures, 2);
     // Each refusal is counted by kind: five malformed openings and one mid-session, the silent
     // connection, and old version + no Hello + second Hello.
     assert_eq!(

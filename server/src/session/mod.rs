@@ -101,9 +101,9 @@ pub(crate) async fn serve_connection(
                     format!("protocol version {version}; this server speaks {PROTOCOL_VERSION}");
                 return refuse(conn, &state, ErrorCode::UNSUPPORTED_VERSION, &reason).await;
             }
-            if !state.secret.verify(user, &token) {
+            if let Err(why) = state.secret.check(user, &token) {
                 state.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-                let reason = format!("token is not valid for user {user}");
+                let reason = format!("user {user}: {why}");
                 return refuse(conn, &state, ErrorCode::BAD_TOKEN, &reason).await;
             }
             (user, flags & HELLO_RECEIPTS != 0)
