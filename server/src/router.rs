@@ -21,16 +21,16 @@
 //!   connection if the hold has room (refused with `hold_full` otherwise).
 //! - At most [`HoldLimits::per_user`] messages are held for one user, counting those its
 //!   ending session is still handing back; past it a message is refused with `hold_full`.
-//!   While a reconnected user's session still has that many held messages to write, new
-//!   messages for it are refused the same way: a user that never reads cannot grow its hold by
-//!   connecting and disconnecting.
+//!   While a reconnected user's session still has that many held messages to write, or holds
+//!   together are at their byte bound while it has any, new messages for it are refused the
+//!   same way: a user that never reads cannot grow its hold by connecting and disconnecting.
 //! - Held bytes are bounded in total ([`HoldLimits::total_bytes`]); a message that would
 //!   exceed it is refused with `hold_full`, so the sender knows it was not accepted. What a
 //!   session leaves in its queue when it ends was already acknowledged and is held even past
-//!   the bounds: never more than that session's queue bounds.
-//! - All session queues together hold at most [`QueueLimits::total_bytes`] of deliveries,
-//!   and queued and held bytes together at most that plus the hold's bound. Past either the
-//!   server is busy: a new message is refused with `busy` (a Reject, not an Ack) until writers
+//!   the bounds: never more than that session's queue bounds, and, while the holds are over
+//!   their bound, once per user.
+//! - All session queues together hold at most [`QueueLimits::total_bytes`] of deliveries.
+//!   Past it the server is busy: a new message is refused with `busy` (a Reject, not an Ack) until writers
 //!   have caught up. This is the pushback under overload that does not depend on the
 //!   transport's flow control: fan-out turns one read frame into many queued deliveries, which
 //!   flow control on the sender's connection cannot see.
@@ -385,9 +385,7 @@ impl Router {
 
     /// Whether waiting deliveries take as much as the server accepts. Counts a refusal when so.
     pub fn busy(&self) -> bool {
-        let queued = self.pools.queued_bytes();
-        let busy = queued >= self.queue.total_bytes
-            || queued + self.pools.held_bytes() >= self.queue.total_bytes + self.limits.total_bytes;
+        let busy = self.pools.queued_bytes() >= self.queue.total_bytes;
         if busy {
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
         }
@@ -409,9 +407,12 @@ impl Router {
         match self.users.entry(user) {
             Entry::Occupied(mut e) => match e.get_mut() {
                 Slot::Online(h) => {
-                    let carried = h.load.carried();
-                    if carried > 0 && h.load.waiting() >= self.limits.per_user {
-                        // The user is still being written its hold: that is its backlog bound.
+                    // A user still being written its hold is bounded as the hold is: by its
+                    // own count, and by the holds' bytes together.
+                    if h.load.carried() > 0
+                        && (h.load.waiting() >= self.limits.per_user
+                            || self.pools.held_bytes() >= self.limits.total_bytes)
+                    {
                         return self.refuse_hold();
                     }
                     let cost = d.held_cost();
@@ -792,6 +793,26 @@ mod tests {
             );
             assert_eq!(r.held_bytes(), held * COST, "cycle {cycle}");
         }
+    }
+
+    #[test]
+    fn a_reconnected_user_gets_nothing_new_while_the_holds_are_over_their_bytes() {
+        // Room for two held messages in all; the user has three carried back from before.
+        let r = router(100, 2 * COST);
+        let (h, mut rx) = session(1, 8);
+        r.register(2, h.clone());
+        for id in 1..=3 {
+            assert_eq!(r.route(2, msg(id)), Routed::Queued);
+        }
+        r.unregister(2, &h, VecDeque::new(), &mut rx);
+        assert_eq!(r.held_bytes(), 3 * COST, "leftovers are held past the bound");
+        let (h2, _rx2) = session(2, 8);
+        assert_eq!(r.register(2, h2).len(), 3);
+        assert_eq!(r.route(2, msg(4)), Routed::Refused(ErrorCode::HOLD_FULL));
+        // A user with nothing carried is served as usual.
+        let (h3, _rx3) = session(3, 8);
+        r.register(5, h3);
+        assert_eq!(r.route(5, msg(5)), Routed::Queued);
     }
 
     #[tokio::test]

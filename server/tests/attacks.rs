@@ -9,50 +9,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, Frame};
-use imbench_transport::{FramedConnection, QuicOptions, Transport};
-use util::process::{start_limited, start_with_args, Server};
-use util::read;
+use imbench_transport::Transport;
+use util::attack::{
+    answers, assert_served, drain, flood_streams, login, non_reader, partial_ws_message, send_to,
+};
+use util::process::{start_limited, start_with_args};
 
 /// An offline user the attacks send to.
 const OFFLINE: u64 = 77;
-
-/// Reads until `n` answers (Ack or Reject) have come; returns how many were acks.
-async fn answers(conn: &mut FramedConnection, n: usize) -> usize {
-    let (mut got, mut acks) = (0, 0);
-    while got < n {
-        match read(conn).await {
-            Some(Frame::Ack { .. }) => {
-                acks += 1;
-                got += 1;
-            }
-            Some(Frame::Reject { .. }) => got += 1,
-            Some(_) => {}
-            None => panic!("closed after {got} of {n} answers"),
-        }
-    }
-    acks
-}
-
-async fn login(server: &Server, transport: Transport, user: u64) -> FramedConnection {
-    util::login(
-        &server.connector(transport),
-        server.addr(transport),
-        &server.secret(),
-        user,
-    )
-    .await
-}
-
-/// A newcomer over `transport` logs in and is answered.
-async fn assert_served(server: &Server, transport: Transport) {
-    let mut honest = login(server, transport, 5).await;
-    honest
-        .writer
-        .write_frame(&Frame::Ping { nonce: 1 })
-        .await
-        .expect("ping");
-    assert_eq!(read(&mut honest).await, Some(Frame::Pong { nonce: 1 }));
-}
 
 /// A held body is charged for what it keeps alive. A tiny message read in the same buffer as a
 /// large one used to be a slice of that buffer, so holding it kept the whole buffer: 3,000
@@ -94,75 +58,6 @@ async fn tiny_held_messages_do_not_pin_their_read_buffers() {
         grown < 32 * 1024,
         "{ROUNDS} held one-byte messages grew the server by {grown} KiB"
     );
-}
-
-/// A client that reads nothing: QUIC with a 64 KiB receive window, so that what the server
-/// has for it stays in the server instead of in a socket buffer.
-async fn non_reader(server: &Server, user: u64) -> FramedConnection {
-    let quic = QuicOptions {
-        stream_receive_window: Some(64 * 1024),
-        receive_window: Some(64 * 1024),
-        ..QuicOptions::default()
-    };
-    util::login(
-        &server.connector_with(Transport::Quic, &quic),
-        server.addr(Transport::Quic),
-        &server.secret(),
-        user,
-    )
-    .await
-}
-
-/// Sends `n` messages of `body` to `to` from `conn`, then reads their answers; returns how many
-/// were acked and the codes of those refused.
-async fn send_to(
-    conn: &mut FramedConnection,
-    first_id: u64,
-    n: u64,
-    to: Dest,
-    body: &Bytes,
-) -> (usize, Vec<ErrorCode>) {
-    let mut refused = Vec::new();
-    let mut acked = 0;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
-        for &i in chunk {
-            let frame = Frame::Send {
-                msg_id: first_id + i,
-                to,
-                body: body.clone(),
-            };
-            conn.writer.queue(&frame).expect("queue");
-        }
-        conn.writer.flush().await.expect("write");
-        let mut got = 0;
-        while got < chunk.len() {
-            match read(conn).await {
-                Some(Frame::Ack { .. }) => {
-                    acked += 1;
-                    got += 1;
-                }
-                Some(Frame::Reject { code, .. }) => {
-                    refused.push(code);
-                    got += 1;
-                }
-                Some(_) => {}
-                None => panic!("sender closed"),
-            }
-        }
-    }
-    (acked, refused)
-}
-
-/// Reads deliveries until none comes for a second; returns their ids.
-async fn drain(conn: &mut FramedConnection) -> Vec<u64> {
-    let mut ids = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(1), conn.reader.read_frame()).await {
-            Ok(Ok(Some(Frame::Deliver { msg_id, .. }))) => ids.push(msg_id),
-            Ok(Ok(Some(_))) => {}
-            _ => return ids,
-        }
-    }
 }
 
 /// A user's hold stays within its bound however often it connects without reading. Its
@@ -344,31 +239,6 @@ async fn slow_readers_stay_within_the_queue_bound() {
     );
 }
 
-/// Opens up to `streams` unidirectional streams on `conn` and writes `bytes` on each, giving
-/// up on whatever the server does not allow within a second; returns the streams opened.
-async fn flood_streams(conn: &FramedConnection, streams: usize, bytes: &[u8]) -> usize {
-    let imbench_transport::framed::Link::Quic(quic) = &conn.link else {
-        panic!("a QUIC connection")
-    };
-    let mut opened = 0;
-    let mut sends = Vec::new();
-    for _ in 0..streams {
-        match tokio::time::timeout(Duration::from_millis(200), quic.open_uni()).await {
-            Ok(Ok(send)) => {
-                opened += 1;
-                sends.push(send);
-            }
-            _ => break,
-        }
-    }
-    for send in &mut sends {
-        let _ = tokio::time::timeout(Duration::from_millis(500), send.write_all(bytes)).await;
-    }
-    // Kept open (not finished) while the server's memory is measured.
-    std::mem::forget(sends);
-    opened
-}
-
 /// A QUIC connection that has not said Hello may open no stream beside its first and send
 /// little: four such connections, each opening 64 streams of 1 MiB, used to cost the server
 /// about 256 MiB.
@@ -385,7 +255,7 @@ async fn quic_connections_before_hello_cannot_fill_the_server() {
             .connect(server.addr(Transport::Quic), "localhost")
             .await
             .expect("connects");
-        opened += flood_streams(&conn, 64, &megabyte).await;
+        opened += flood_streams(&conn.link, 64, &megabyte).await;
         // And a frame announced on the main stream, never completed.
         let _ = tokio::time::timeout(
             Duration::from_millis(500),
@@ -414,45 +284,13 @@ async fn announced_frames_cost_only_what_arrives() {
     let announce = (64u32 * 1024).to_be_bytes();
     let mut opened = 0;
     for conn in &conns {
-        opened += flood_streams(conn, 64, &announce).await;
+        opened += flood_streams(&conn.link, 64, &announce).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let grown = server.rss_kib().saturating_sub(before);
     eprintln!("{opened} streams announcing 64 KiB: server grew {grown} KiB");
     assert!(opened >= 20 * 60, "only {opened} streams opened after Hello");
     assert!(grown < 16 * 1024, "server grew {grown} KiB");
-}
-
-/// Opens a WebSocket to `addr` by hand and starts a binary message that announces `announced`
-/// bytes and carries `sent` of them, never finishing it.
-async fn partial_ws_message(
-    addr: std::net::SocketAddr,
-    announced: u64,
-    sent: usize,
-) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connects");
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.expect("request");
-    let mut answer = Vec::new();
-    while !answer.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        if tcp.read(&mut byte).await.expect("answer") == 0 {
-            panic!("closed during the handshake");
-        }
-        answer.push(byte[0]);
-    }
-    assert!(answer.starts_with(b"HTTP/1.1 101"), "not upgraded");
-    // FIN, binary; masked, 64-bit length; a zero mask keeps the payload as written.
-    let mut frame = vec![0x82, 0x80 | 127];
-    frame.extend_from_slice(&announced.to_be_bytes());
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.resize(frame.len() + sent, 0);
-    let _ = tokio::time::timeout(Duration::from_millis(500), tcp.write_all(&frame)).await;
-    tcp
 }
 
 /// A WebSocket connection holds no more than the protocol's frame size of a message it has not

@@ -423,4 +423,5 @@ impl FileIn {
     }
 }
 
+pub mod attack;
 pub mod process;
