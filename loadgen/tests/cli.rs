@@ -182,7 +182,10 @@ fn exit_1_when_an_slo_fails() {
     assert!(text(&out).contains("FAIL"), "{}", text(&out));
     // No group messages in this scenario: a bound on their latency has nothing to hold.
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).expect("report");
-    assert!(report.contains("no samples"), "an SLO on no samples passed: {report}");
+    assert!(
+        report.contains("no samples"),
+        "an SLO on no samples passed: {report}"
+    );
 }
 
 #[test]

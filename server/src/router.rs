@@ -619,17 +619,16 @@ impl Router {
     /// Starts holding for a user whose session is ending and will hand back what `returning`
     /// counts.
     fn start_hold(&self, slot: &mut Slot, returning: Arc<SessionLoad>, d: Delivery) -> Routed {
-        let routed = if returning.waiting() >= self.limits.per_user
-            || !self.reserve_hold(d.held_cost())
-        {
-            self.refuse_hold();
-            *slot = Slot::offline(VecDeque::new());
-            Routed::Refused(ErrorCode::HOLD_FULL)
-        } else {
-            self.stats.held.fetch_add(1, Ordering::Relaxed);
-            *slot = Slot::offline(VecDeque::from([d]));
-            Routed::Held
-        };
+        let routed =
+            if returning.waiting() >= self.limits.per_user || !self.reserve_hold(d.held_cost()) {
+                self.refuse_hold();
+                *slot = Slot::offline(VecDeque::new());
+                Routed::Refused(ErrorCode::HOLD_FULL)
+            } else {
+                self.stats.held.fetch_add(1, Ordering::Relaxed);
+                *slot = Slot::offline(VecDeque::from([d]));
+                Routed::Held
+            };
         if let Slot::Offline { returning: r, .. } = slot {
             *r = Some(returning);
         }
@@ -739,7 +738,11 @@ mod tests {
         let (h, _rx) = session(1, 8);
         let held = r.register(2, h.clone());
         assert_eq!(ids(&held), vec![1, 2]);
-        assert_eq!(r.held_bytes(), 2 * COST, "carried by the session, not yet written");
+        assert_eq!(
+            r.held_bytes(),
+            2 * COST,
+            "carried by the session, not yet written"
+        );
         assert_eq!(h.load.carried(), 2);
         let mut w = Written::default();
         held.iter().for_each(|d| w.add(d, true));
@@ -805,7 +808,11 @@ mod tests {
             assert_eq!(r.route(2, msg(id)), Routed::Queued);
         }
         r.unregister(2, &h, VecDeque::new(), &mut rx);
-        assert_eq!(r.held_bytes(), 3 * COST, "leftovers are held past the bound");
+        assert_eq!(
+            r.held_bytes(),
+            3 * COST,
+            "leftovers are held past the bound"
+        );
         let (h2, _rx2) = session(2, 8);
         assert_eq!(r.register(2, h2).len(), 3);
         assert_eq!(r.route(2, msg(4)), Routed::Refused(ErrorCode::HOLD_FULL));

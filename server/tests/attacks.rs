@@ -98,7 +98,11 @@ async fn connecting_without_reading_does_not_grow_a_hold() {
     }
     // Another offline user still gets a place in the hold.
     let (acked, refused) = send_to(&mut sender, id, 10, Dest::User(OFFLINE + 1), &body).await;
-    assert_eq!((acked, refused), (10, vec![]), "another user's messages were refused");
+    assert_eq!(
+        (acked, refused),
+        (10, vec![]),
+        "another user's messages were refused"
+    );
     let mut reader = login(&server, Transport::Tcp, OFFLINE).await;
     let held = drain(&mut reader).await.len();
     eprintln!("held after five cycles: {held}");
@@ -133,7 +137,10 @@ async fn two_clients_that_never_read_do_not_make_the_server_busy() {
     for (n, user) in [101u64, 102].into_iter().enumerate() {
         let (acked, refused) =
             send_to(&mut sender, n as u64 * 1_000, 600, Dest::User(user), &body).await;
-        eprintln!("to a client that never reads: {acked} acked, {} refused", refused.len());
+        eprintln!(
+            "to a client that never reads: {acked} acked, {} refused",
+            refused.len()
+        );
     }
     // An honest pair is served.
     let mut honest = login(&server, Transport::Tcp, 3).await;
@@ -172,7 +179,11 @@ async fn a_client_that_stops_reading_is_disconnected_and_keeps_its_messages() {
     drop(stalled);
     let mut again = login(&server, Transport::Tcp, OFFLINE).await;
     let second = drain(&mut again).await;
-    eprintln!("{} read before the disconnect, {} after", first.len(), second.len());
+    eprintln!(
+        "{} read before the disconnect, {} after",
+        first.len(),
+        second.len()
+    );
     let mut all: Vec<u64> = first.iter().chain(&second).copied().collect();
     all.sort_unstable();
     assert_eq!(all, (0..20).collect::<Vec<_>>(), "lost or repeated");
@@ -220,9 +231,14 @@ async fn slow_readers_stay_within_the_queue_bound() {
     let (mut acked, mut busy) = (0, 0);
     for round in 0..12u64 {
         for r in 0..READERS {
-            let (a, refused) =
-                send_to(&mut sender, (round * READERS + r) * 100, 25, Dest::User(200 + r), &body)
-                    .await;
+            let (a, refused) = send_to(
+                &mut sender,
+                (round * READERS + r) * 100,
+                25,
+                Dest::User(200 + r),
+                &body,
+            )
+            .await;
             acked += a;
             busy += refused.iter().filter(|&&c| c == ErrorCode::BUSY).count();
         }
@@ -289,7 +305,10 @@ async fn announced_frames_cost_only_what_arrives() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let grown = server.rss_kib().saturating_sub(before);
     eprintln!("{opened} streams announcing 64 KiB: server grew {grown} KiB");
-    assert!(opened >= 20 * 60, "only {opened} streams opened after Hello");
+    assert!(
+        opened >= 20 * 60,
+        "only {opened} streams opened after Hello"
+    );
     assert!(grown < 16 * 1024, "server grew {grown} KiB");
 }
 
@@ -330,11 +349,8 @@ async fn the_connection_limit_stays_below_the_file_limit() {
     let addr = server.addr(Transport::Tcp);
     let mut idle = Vec::new();
     for _ in 0..300 {
-        if let Ok(Ok(tcp)) = tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
+        if let Ok(Ok(tcp)) =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
         {
             idle.push(tcp);
         }
@@ -351,6 +367,12 @@ async fn the_connection_limit_stays_below_the_file_limit() {
         let _ = err.read_to_string(&mut stderr);
     }
     let complaints = stderr.matches("accepting a tcp connection").count();
-    eprintln!("{}; {complaints} accept errors logged", note.unwrap_or_default());
-    assert!(complaints <= 1, "accept errors logged {complaints} times:\n{stderr}");
+    eprintln!(
+        "{}; {complaints} accept errors logged",
+        note.unwrap_or_default()
+    );
+    assert!(
+        complaints <= 1,
+        "accept errors logged {complaints} times:\n{stderr}"
+    );
 }

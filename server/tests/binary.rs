@@ -113,7 +113,15 @@ fn the_token_secret_is_never_left_readable_by_others() {
     let _ = again.kill();
     let _ = again.wait();
     assert!(said, "the second server did not start");
-    let mode = std::fs::metadata(&secret).expect("secret").permissions().mode();
+    let mode = std::fs::metadata(&secret)
+        .expect("secret")
+        .permissions()
+        .mode();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(mode & 0o777, 0o600, "secret left with mode {:o}", mode & 0o777);
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "secret left with mode {:o}",
+        mode & 0o777
+    );
 }

@@ -91,7 +91,11 @@ async fn honest_pair(server: Arc<Server>, n: u64, honest: Arc<Honest>, stop: Arc
 }
 
 /// Runs `attack` again and again until `stop`.
-fn again<F, Fut>(stop: &Arc<AtomicBool>, rounds: &Arc<AtomicU64>, attack: F) -> tokio::task::JoinHandle<()>
+fn again<F, Fut>(
+    stop: &Arc<AtomicBool>,
+    rounds: &Arc<AtomicU64>,
+    attack: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: Fn(u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -255,5 +259,8 @@ async fn honest_clients_lose_nothing_and_memory_stays_bounded_beside_every_attac
     );
     assert!(acked > 0, "the honest clients got nothing through");
     assert_eq!(delivered, acked, "honest messages acked and not delivered");
-    assert!(peak_kib <= bound_kib, "server peak {peak_kib} KiB over the bound {bound_kib} KiB");
+    assert!(
+        peak_kib <= bound_kib,
+        "server peak {peak_kib} KiB over the bound {bound_kib} KiB"
+    );
 }
