@@ -562,6 +562,10 @@ impl Router {
                     {
                         *returning = None;
                     }
+                    // A hold that refused everything and got nothing back is no hold at all.
+                    if held.is_empty() && returning.is_none() {
+                        e.remove();
+                    }
                 }
             },
             Entry::Vacant(e) => {
