@@ -117,6 +117,22 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The last line names the page for a person beside the file for machines.
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("report.json") && last.contains("report.html"),
+        "{last}"
+    );
+    let version = imbench(&dir, &["--version"]);
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("imbench "),
+        "{}",
+        text(&version)
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
             .unwrap();

@@ -113,7 +113,13 @@ pub(crate) struct TransportList(pub(crate) Vec<Transport>);
 
 pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
     let mut list = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            // "quic,,tcp" is a typo more often than a choice: say so rather than guess.
+            return Err(format!(
+                "{s:?} has an empty name between commas; give transports as quic,tcp,…"
+            ));
+        }
         if part.eq_ignore_ascii_case("all") {
             list.extend(Transport::ALL);
         } else {
@@ -380,7 +386,19 @@ fn folder_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::folder_name;
+    use super::{folder_name, parse_transports};
+    use imbench_transport::Transport;
+
+    #[test]
+    fn transports_are_named_with_commas_and_none_is_left_empty() {
+        let list = parse_transports("quic, tcp,all").expect("a list");
+        assert_eq!(list.0[..2], [Transport::Quic, Transport::Tcp]);
+        assert_eq!(list.0.len(), Transport::ALL.len(), "each once");
+        for typo in ["quic,,tcp", "quic,", ",", ""] {
+            let e = parse_transports(typo).expect_err(typo);
+            assert!(e.contains("empty name"), "{typo}: {e}");
+        }
+    }
 
     #[test]
     fn a_scenario_name_stays_one_folder_inside_reports() {

@@ -36,7 +36,7 @@ use args::RunArgs;
 
 /// Benchmark and load-test instant messaging: delivery latency, fan-out, transports.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "imbench", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

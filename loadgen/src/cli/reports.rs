@@ -83,7 +83,11 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
         imbench_loadgen::errln!("imbench: writing {}: {e}", out.display());
         return exit_code::INVALID;
     }
-    outln!("report: {}", out.join("report.json").display());
+    outln!(
+        "report: {} (for a person: {})",
+        out.join("report.json").display(),
+        out.join("report.html").display()
+    );
     merged.verdict.exit_code()
 }
 

@@ -145,7 +145,11 @@ fn run_once(
                 out!("{}", outcome.report.table());
             }
             if let Some(dir) = &outcome.dir {
-                outln!("report: {}", dir.join("report.json").display());
+                outln!(
+                    "report: {} (for a person: {})",
+                    dir.join("report.json").display(),
+                    dir.join("report.html").display()
+                );
             }
             (outcome.report.verdict.exit_code(), Some(outcome.report))
         }
