@@ -906,3 +906,45 @@ fn plain_tcp_needs_no_certificate_and_quic_says_it_does() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("give --cert"), "{}", text(&out));
 }
+
+#[test]
+fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("not-imbench");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Answers whatever comes as a web server would, for a bounded number of connections.
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 256];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let scenario = dir.file("s.toml", TINY);
+    let secret = dir.file(
+        "secret",
+        &imbench_server::Secret::generate().unwrap().to_hex(),
+    );
+    let target = format!("tcp={addr}");
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--server",
+            &target,
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--transport",
+            "tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not an imbench server") && text(&out).contains("\"HTTP\""),
+        "{}",
+        text(&out)
+    );
+}

@@ -9,7 +9,7 @@ use imbench_server::Secret;
 use imbench_transport::framed::Link;
 use imbench_transport::{
     Connector, FrameReader, FrameWriter, FramedConnection, SideRecv, SideSend, SideStream,
-    SideStreams, Transport,
+    SideStreams, Transport, TransportError,
 };
 
 use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
@@ -58,6 +58,11 @@ impl ImbenchDriver {
             }
             Ok(Some(other)) => Err(failed(format!("expected Welcome, got {}", other.name()))),
             Ok(None) => Err(failed("server closed the connection after Hello".into())),
+            Err(TransportError::Decode(e)) => Err(failed(format!(
+                "{} is not an imbench server: it answered Hello with bytes that are not an imbench frame ({e}){}",
+                self.addr,
+                answered_text(&e)
+            ))),
             Err(e) => Err(failed(format!("waiting for Welcome: {e}"))),
         }
     }
@@ -65,6 +70,20 @@ impl ImbenchDriver {
     /// `quic 127.0.0.1:4433`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.transport, self.addr)
+    }
+}
+
+/// What another protocol's answer began with, when its first bytes are text (an HTTP status
+/// line, NATS's INFO, an SMTP greeting): they were read as an imbench frame's length.
+fn answered_text(e: &imbench_proto::DecodeError) -> String {
+    let imbench_proto::DecodeError::TooLarge { len, .. } = e else {
+        return String::new();
+    };
+    let bytes = len.to_be_bytes();
+    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!(": it began {:?}", String::from_utf8_lossy(&bytes))
+    } else {
+        String::new()
     }
 }
 
