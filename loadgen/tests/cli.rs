@@ -260,9 +260,15 @@ fn exit_3_when_the_server_cannot_be_reached() {
             cert.to_str().unwrap(),
             "--secret-file",
             secret.to_str().unwrap(),
+            "--out",
+            "never-written",
         ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        !dir.0.join("never-written").exists(),
+        "a run that wrote nothing left its folder behind"
+    );
     assert!(
         text(&out).contains("cannot reach the server"),
         "{}",

@@ -21,12 +21,25 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     };
     let mut config = config;
     config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
+    // A folder this run creates and then leaves empty (it failed before writing anything) is
+    // removed again, so that a failed run leaves nothing behind to be mistaken for a report.
+    let created = config.out_dir.clone().filter(|root| !root.exists());
     if let Some(root) = &config.out_dir {
         if let Err(why) = check_out_dir(root, args.repeat > 1 && !args.find_max) {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
         }
     }
+    let code = run_into(&runtime, config, &args);
+    if let Some(root) = created {
+        // Only succeeds on an empty folder.
+        let _ = std::fs::remove_dir(root);
+    }
+    code
+}
+
+/// The run (`--find-max`, `--repeat` or one), once its report folder is ready.
+fn run_into(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     if args.find_max {
         // `configure` read the same flags without error.
         if legs(&args).map_or(0, |l| l.len()) > 1 {
@@ -35,16 +48,16 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             );
             return exit_code::USAGE;
         }
-        return find_max(&runtime, config, &args);
+        return find_max(runtime, config, args);
     }
     if args.repeat == 0 {
         imbench_loadgen::errln!("imbench: --repeat must be at least 1");
         return exit_code::USAGE;
     }
     if args.repeat > 1 {
-        return repeat(&runtime, config, &args);
+        return repeat(runtime, config, args);
     }
-    run_once(&runtime, config, &args).0
+    run_once(runtime, config, args).0
 }
 
 /// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
