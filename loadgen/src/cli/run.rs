@@ -42,7 +42,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
 fn run_into(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     if args.find_max {
         // `configure` read the same flags without error.
-        if legs(&args).map_or(0, |l| l.len()) > 1 {
+        if legs(args).map_or(0, |l| l.len()) > 1 {
             imbench_loadgen::errln!(
                 "imbench: --find-max searches one transport or target at a time"
             );
