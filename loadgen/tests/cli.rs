@@ -954,3 +954,47 @@ fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
         text(&out)
     );
 }
+
+#[test]
+fn too_few_files_for_the_clients_is_a_usage_error_with_a_remedy_that_applies() {
+    let dir = Dir::new("files");
+    let secret = dir.file(
+        "secret",
+        &imbench_server::Secret::generate().unwrap().to_hex(),
+    );
+    // A hard limit of 2,000 files, whatever the machine's.
+    let limited = |args: &[&str]| {
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -S -n 1000 && ulimit -H -n 2000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_imbench"))
+            .args(args)
+            .current_dir(&dir.0)
+            .output()
+            .expect("imbench runs")
+    };
+    let embedded = limited(&["run", "--clients", "3000", "--transport", "tcp"]);
+    assert_eq!(embedded.status.code(), Some(2), "{}", text(&embedded));
+    assert!(
+        text(&embedded).contains("run the server standalone"),
+        "{}",
+        text(&embedded)
+    );
+    let standalone = limited(&[
+        "run",
+        "--clients",
+        "3000",
+        "--transport",
+        "tcp",
+        "--server",
+        "tcp=127.0.0.1:1",
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ]);
+    assert_eq!(standalone.status.code(), Some(2), "{}", text(&standalone));
+    assert!(
+        !text(&standalone).contains("standalone") && text(&standalone).contains("--shard"),
+        "{}",
+        text(&standalone)
+    );
+}

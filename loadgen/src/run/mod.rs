@@ -701,16 +701,22 @@ fn ensure_files(transport: Transport, clients: usize, embedded: bool) -> Result<
             return Ok(());
         }
         let per = imbench_transport::stream::FILES_PER_CONNECTION;
-        let both = if embedded {
-            format!(
-                " ({per} per connection on each side: the server is embedded; a standalone \
-                 server needs only half in this process)"
+        let (both, remedies) = if embedded {
+            (
+                format!(
+                    " ({per} per connection on each side: the server is embedded; a standalone \
+                     server needs only half in this process)"
+                ),
+                "raise the limit, use fewer clients, or run the server standalone",
             )
         } else {
-            format!(" ({per} per connection)")
+            (
+                format!(" ({per} per connection)"),
+                "raise the limit, use fewer clients, or shard the load over several generators (--shard)",
+            )
         };
         Err(RunError::TooFewFiles(format!(
-            "{clients} {transport} clients need about {needed} open files{both}, but this process may open {hard} (ulimit -Hn); raise the limit, use fewer clients, or run the server standalone"
+            "{clients} {transport} clients need about {needed} open files{both}, but this process may open {hard} (ulimit -Hn); {remedies}"
         )))
     }
     #[cfg(not(unix))]
