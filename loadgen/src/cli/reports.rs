@@ -21,8 +21,8 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
     }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let report = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not an imbench report", file.display()))?;
+    let report = imbench_loadgen::report::read::from_json(&text)
+        .with_context(|| format!("reading {}", file.display()))?;
     Ok((file, report))
 }
 

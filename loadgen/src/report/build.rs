@@ -298,6 +298,7 @@ impl Report {
             Verdict::Ok
         };
         Report {
+            schema: super::model::REPORT_SCHEMA,
             version: env!("CARGO_PKG_VERSION").to_string(),
             scenario: s.clone(),
             machine: Machine::current(),

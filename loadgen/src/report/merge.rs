@@ -159,6 +159,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         scenario.clients = reports.iter().map(|r| r.scenario.clients).sum();
     }
     Ok(Report {
+        schema: super::model::REPORT_SCHEMA,
         version: first.version.clone(),
         scenario,
         machine: first.machine.clone(),

@@ -11,6 +11,7 @@ pub mod hlog;
 pub mod html;
 pub mod merge;
 pub mod model;
+pub mod read;
 pub mod regression;
 pub mod repeat;
 pub mod summary;

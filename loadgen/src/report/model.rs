@@ -42,9 +42,22 @@ pub struct GroupReport {
     pub groups: Vec<GroupSummary>,
 }
 
+/// The shape of report.json this imbench writes. Raised whenever a field changes meaning or
+/// goes away (new fields with a default need no raise); readers take every schema up to
+/// theirs and refuse newer ones ([`crate::report::read`]).
+pub const REPORT_SCHEMA: u32 = 2;
+
+fn first_schema() -> u32 {
+    1
+}
+
 /// Whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// Shape of this file: [`REPORT_SCHEMA`] when written, 1 for reports written before the
+    /// field existed.
+    #[serde(default = "first_schema")]
+    pub schema: u32,
     /// imbench version.
     pub version: String,
     /// The scenario as run (overrides applied).

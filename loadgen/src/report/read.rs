@@ -1,0 +1,66 @@
+//! Reading report.json back: every schema up to this imbench's, and a clear refusal of newer
+//! ones (a report from a newer imbench may mean something else by the same field).
+
+use super::model::{Report, REPORT_SCHEMA};
+
+/// Why a report.json could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not the shape of a report.
+    #[error("not an imbench report: {0}")]
+    Shape(#[from] serde_json::Error),
+    /// Written by a newer imbench in a shape this one does not know.
+    #[error("written by a newer imbench (report schema {found}; this imbench reads up to {reads}): read it with that version or a later one")]
+    Newer {
+        /// The file's schema.
+        found: u64,
+        /// The newest this imbench reads.
+        reads: u32,
+    },
+}
+
+/// Parses a report.json of any schema up to [`REPORT_SCHEMA`].
+pub fn from_json(text: &str) -> Result<Report, ReadError> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let found = value
+        .get("schema")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    if found > u64::from(REPORT_SCHEMA) {
+        return Err(ReadError::Newer {
+            found,
+            reads: REPORT_SCHEMA,
+        });
+    }
+    Ok(serde_json::from_value(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports committed with the project, written before the schema field existed.
+    const BASELINES: [&str; 2] = [
+        include_str!("../../../reports/baselines/ci/run-1/report.json"),
+        include_str!("../../../reports/baselines/ci/run-5/report.json"),
+    ];
+
+    #[test]
+    fn every_older_report_reads_and_a_newer_one_is_refused_clearly() {
+        for text in BASELINES {
+            let report = from_json(text).expect("a committed baseline reads");
+            assert_eq!(report.schema, 1);
+            // Written again, it carries its shape and reads back the same.
+            let mut again = report.clone();
+            again.schema = REPORT_SCHEMA;
+            let back = from_json(&serde_json::to_string(&again).unwrap()).expect("reads back");
+            assert_eq!(back.schema, REPORT_SCHEMA);
+            assert_eq!(back.runs.len(), report.runs.len());
+        }
+        let mut newer: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        newer["schema"] = serde_json::json!(REPORT_SCHEMA + 1);
+        let err = from_json(&newer.to_string()).expect_err("a newer schema");
+        assert!(err.to_string().contains("newer imbench"), "{err}");
+        assert!(matches!(from_json("{}"), Err(ReadError::Shape(_))));
+    }
+}
