@@ -90,38 +90,94 @@ fn the_token_secret_is_never_left_readable_by_others() {
     assert!(!refused.status.success(), "started with a shared secret");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 
-    // A secret file left readable by all in the client folder is rewritten as 0600.
+    // A secret file left readable by all in the client folder is replaced by a private one:
+    // not written through, so a reader that held the old file open learns nothing new, and a
+    // symbolic link in its place is replaced, not followed.
     let mut server = util::process::start_with_args("secret-mode", &[]);
     let secret = server.dir.join("secret");
     let _ = server.child.kill();
     let _ = server.child.wait();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let mut again = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
-        .args(["--quic", "127.0.0.1:0", "--client-dir"])
-        .arg(&server.dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starts");
-    // Ready once it has said where the secret is.
-    use std::io::BufRead;
-    let stdout = again.stdout.take().expect("stdout");
-    let said = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("token secret"));
-    let _ = again.kill();
-    let _ = again.wait();
-    assert!(said, "the second server did not start");
+    let old = std::fs::read_to_string(&secret).expect("old secret");
+    let held_open = std::fs::File::open(&secret).expect("open");
+    start_and_stop(&server.dir);
     let mode = std::fs::metadata(&secret)
         .expect("secret")
         .permissions()
         .mode();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         mode & 0o777,
         0o600,
         "secret left with mode {:o}",
         mode & 0o777
     );
+    let mut through_old_handle = String::new();
+    std::io::Read::read_to_string(&mut &held_open, &mut through_old_handle).expect("read");
+    assert_eq!(
+        through_old_handle, old,
+        "the new secret was written through an open file"
+    );
+    assert_ne!(std::fs::read_to_string(&secret).expect("new"), old);
+
+    let precious = dir.join("precious");
+    std::fs::write(&precious, "precious data").expect("write");
+    std::fs::remove_file(&secret).expect("remove");
+    std::os::unix::fs::symlink(&precious, &secret).expect("symlink");
+    start_and_stop(&server.dir);
+    let kept = std::fs::read_to_string(&precious).expect("precious");
+    let is_link = std::fs::symlink_metadata(&secret)
+        .expect("secret")
+        .file_type()
+        .is_symlink();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        kept, "precious data",
+        "the secret was written through a link"
+    );
+    assert!(!is_link, "the link is still there");
+}
+
+/// Starts the server binary on `client_dir` until it has said where its secret is, then stops
+/// it.
+fn start_and_stop(client_dir: &std::path::Path) {
+    use std::io::BufRead;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--quic", "127.0.0.1:0", "--client-dir"])
+        .arg(client_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stdout = server.stdout.take().expect("stdout");
+    let said = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("token secret"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(said, "the server did not start");
+}
+
+/// Limits that would refuse everyone, or cut off every recipient at its first message, are
+/// refused before the server starts, naming the flag (exit 2).
+#[test]
+fn limits_that_make_no_sense_are_refused_before_starting() {
+    for (flag, value) in [
+        ("--max-connections", "0"),
+        ("--max-body", "0"),
+        ("--queue-capacity", "0"),
+        ("--session-queue-bytes", "10"),
+        ("--write-timeout", "0s"),
+        ("--hello-timeout", "0s"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+            .args(["--quic", "127.0.0.1:0", "--client-dir"])
+            .arg(std::env::temp_dir().join(format!("imbench-limits-{}", std::process::id())))
+            .args([flag, value])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
 }

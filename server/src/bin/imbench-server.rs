@@ -120,6 +120,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Err(why) = check_limits(&args) {
+        eprintln!("imbench-server: {why}");
+        std::process::exit(2);
+    }
     if let Err(e) = imbench_server::process::lock_in_memory() {
         eprintln!(
             "imbench-server: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a delivery (run as root or raise `ulimit -l`)"
@@ -189,12 +193,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_connections,
             max_connections_per_address: args.max_connections_per_address,
             hello_timeout: args.hello_timeout,
-            queue_capacity: args.queue_capacity.max(1),
+            queue_capacity: args.queue_capacity,
             max_queued_bytes: usize::try_from(args.max_queued_bytes)
                 .context("--max-queued-bytes is too large")?,
             session_queue_bytes: usize::try_from(args.session_queue_bytes)
                 .context("--session-queue-bytes is too large")?,
-            write_timeout: args.write_timeout.max(Duration::from_millis(1)),
+            write_timeout: args.write_timeout,
             receipt_window: args.receipt_window.max(1),
             max_body,
             max_frame_len: imbench_proto::DEFAULT_MAX_FRAME_LEN,
@@ -280,14 +284,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.file_bytes
     ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
-        let per_session = peak.saturating_sub(start) / stats.sessions_peak.max(1);
+        let per_session = match stats.sessions_peak {
+            0 => "no session was opened".to_string(),
+            n => format!(
+                "{} KiB per session at the peak",
+                peak.saturating_sub(start) / n / 1024
+            ),
+        };
         say(
             &mut std::io::stderr(),
             &format!(
-                "memory: peak RSS {} MiB ({} MiB at start), {} KiB per session at the peak\n",
+                "memory: peak RSS {} MiB ({} MiB at start), {per_session}\n",
                 peak / (1024 * 1024),
                 start / (1024 * 1024),
-                per_session / 1024
             ),
         );
     }
@@ -303,6 +312,40 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 /// Writes `text` in one piece; a closed or broken output is not worth dying for.
 fn say(out: &mut dyn std::io::Write, text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Limits that would make the server refuse everyone, or disconnect every recipient at its
+/// first message, are mistakes: said before anything starts (exit 2).
+fn check_limits(args: &Args) -> Result<(), String> {
+    let zero = |name: &str, what: &str| Err(format!("{name} 0 {what}; give a positive value"));
+    if args.max_connections == 0 {
+        return zero("--max-connections", "would refuse every connection");
+    }
+    if args.max_body == 0 {
+        return zero("--max-body", "would refuse every message");
+    }
+    if args.queue_capacity == 0 || args.session_queue_bytes == 0 || args.max_queued_bytes == 0 {
+        return Err(
+            "--queue-capacity, --session-queue-bytes and --max-queued-bytes must be positive: at 0 every message is refused or every recipient cut off"
+                .into(),
+        );
+    }
+    if args.session_queue_bytes < args.max_body {
+        return Err(format!(
+            "--session-queue-bytes {} is smaller than --max-body {}: a recipient would be cut off at its first large message",
+            args.session_queue_bytes, args.max_body
+        ));
+    }
+    for (name, value) in [
+        ("--write-timeout", args.write_timeout),
+        ("--hello-timeout", args.hello_timeout),
+        ("--file-idle-timeout", args.file_idle_timeout),
+    ] {
+        if value.is_zero() {
+            return zero(name, "would give up on every client at once");
+        }
+    }
+    Ok(())
 }
 
 /// A token secret that others may read lets them log in as anyone: refused, as ssh refuses
@@ -357,20 +400,28 @@ fn connection_limit(asked: usize, listen: &[(Transport, SocketAddr)]) -> (usize,
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
+    // A new file, readable by its owner only from its first byte, then renamed over the old
+    // one: whatever was at `path` (a file others could read, one someone holds open, a
+    // symbolic link to somewhere else) is replaced, never written through.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("secret"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))?;
-    // The mode above applies only to a new file: one that was there keeps its own.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("making {} readable by its owner only", path.display()))?;
+    let written = options.open(&tmp).and_then(|mut file| {
+        writeln!(file, "{text}")?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
     }
     Ok(())
 }
