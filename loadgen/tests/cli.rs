@@ -998,3 +998,42 @@ fn too_few_files_for_the_clients_is_a_usage_error_with_a_remedy_that_applies() {
         text(&standalone)
     );
 }
+
+#[test]
+fn a_server_that_refuses_every_message_makes_the_run_invalid() {
+    let dir = Dir::new("all-refused");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config =
+        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
+    // Smaller than any body the generator sends.
+    config.limits.max_body = 8;
+    let secret = dir.file("secret", &config.secret.to_hex());
+    let server = runtime
+        .block_on(imbench_server::start(config))
+        .expect("server starts");
+    let target = format!(
+        "tcp={}",
+        server.addr(imbench_transport::Transport::Tcp).unwrap()
+    );
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--server",
+            &target,
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--transport",
+            "tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the server refused every message"),
+        "{}",
+        text(&out)
+    );
+    runtime.block_on(server.shutdown());
+}

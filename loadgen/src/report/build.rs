@@ -250,6 +250,14 @@ impl Report {
                 c.disconnects
             ));
         }
+        if c.sent > 0 && c.acked == 0 && c.rejected > 0 {
+            // Nothing lost, nothing late: nothing measured either. A server refusing everything
+            // (a body over its limit, a full hold, an overload) is not a passing run.
+            invalid_reasons.push(format!(
+                "the server refused every message ({} of {} sent, {} of them busy): nothing was delivered to measure",
+                c.rejected, c.sent, c.rejected_busy
+            ));
+        }
         if g.untracked > 0 {
             invalid_reasons.push(format!(
                 "{} group messages were not sent: the generator's message ledger was full",
