@@ -218,6 +218,26 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));
+    let secret = dir.file(
+        "secret",
+        &imbench_server::Secret::generate().unwrap().to_hex(),
+    );
+    let plain = [
+        "run",
+        "--server",
+        "127.0.0.1:4433",
+        "--transport",
+        "tcp,ws",
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ];
+    let out = imbench(&dir, &plain);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("serves one transport"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["run", "--transport", "quic,pigeon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("pigeon"), "{}", text(&out));

@@ -243,19 +243,33 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 label: None,
             })
             .collect()),
-        (false, _, Some(_)) => transports
-            .iter()
-            .map(|&t| {
-                let addr = server_for(&args.server, t).ok_or_else(|| {
-                    anyhow::anyhow!("no --server address for {t}: give --server {t}=HOST:PORT")
-                })?;
-                Ok(Leg {
-                    transport: t,
-                    server: remote(args, addr, transports)?,
-                    label: None,
+        (false, _, Some(_)) => {
+            let by_plain: Vec<String> = transports
+                .iter()
+                .filter(|&&t| !args.server.iter().any(|s| s.transport == Some(t)))
+                .map(Transport::to_string)
+                .collect();
+            if by_plain.len() > 1 {
+                // One address cannot be the port of several transports' listeners.
+                anyhow::bail!(
+                    "a plain --server HOST:PORT serves one transport, and {} would all use it: give --server TRANSPORT=HOST:PORT for each",
+                    by_plain.join(", ")
+                );
+            }
+            transports
+                .iter()
+                .map(|&t| {
+                    let addr = server_for(&args.server, t).ok_or_else(|| {
+                        anyhow::anyhow!("no --server address for {t}: give --server {t}=HOST:PORT")
+                    })?;
+                    Ok(Leg {
+                        transport: t,
+                        server: remote(args, addr, transports)?,
+                        label: None,
+                    })
                 })
-            })
-            .collect(),
+                .collect()
+        }
         _ => anyhow::bail!("--cert and --secret-file go with --server"),
     }
 }
