@@ -967,7 +967,7 @@ fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
             "tcp",
         ],
     );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("is not an imbench server") && text(&out).contains("\"HTTP\""),
         "{}",
@@ -1055,5 +1055,42 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
         "{}",
         text(&out)
     );
+    runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn a_certificate_that_is_not_the_servers_is_a_usage_error_that_names_cert() {
+    let dir = Dir::new("wrong-cert");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let config =
+        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tls]).unwrap();
+    let secret = dir.file("secret", &config.secret.to_hex());
+    let other = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
+    let cert = dir.file("other-cert.pem", &other.cert_chain_pem);
+    let server = runtime
+        .block_on(imbench_server::start(config))
+        .expect("server starts");
+    let target = format!(
+        "tls={}",
+        server.addr(imbench_transport::Transport::Tls).unwrap()
+    );
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--server",
+            &target,
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+            "--transport",
+            "tls",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--cert"), "{}", text(&out));
     runtime.block_on(server.shutdown());
 }

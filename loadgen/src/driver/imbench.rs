@@ -36,7 +36,17 @@ impl ImbenchDriver {
             .connector
             .connect(self.addr, &self.server_name)
             .await
-            .map_err(|e| failed(format!("connecting to {}: {e}", self.addr)))?;
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("invalid peer certificate") {
+                    ConnectError::Misconfigured(format!(
+                        "{text}: --cert is not this server's certificate, or the name checked ({}) is not one it is valid for (--server-name)",
+                        self.server_name
+                    ))
+                } else {
+                    failed(format!("connecting to {}: {e}", self.addr))
+                }
+            })?;
         conn.writer
             .write_frame(&Frame::Hello {
                 version: PROTOCOL_VERSION,
@@ -58,7 +68,7 @@ impl ImbenchDriver {
             }
             Ok(Some(other)) => Err(failed(format!("expected Welcome, got {}", other.name()))),
             Ok(None) => Err(failed("server closed the connection after Hello".into())),
-            Err(TransportError::Decode(e)) => Err(failed(format!(
+            Err(TransportError::Decode(e)) => Err(ConnectError::Misconfigured(format!(
                 "{} is not an imbench server: it answered Hello with bytes that are not an imbench frame ({e}){}",
                 self.addr,
                 answered_text(&e)

@@ -177,6 +177,10 @@ pub enum ConnectError {
     /// configuration is wrong, and trying again will not help.
     #[error("refused: {0}")]
     Refused(String),
+    /// The address answered, but not as the configuration says it would (a certificate that is
+    /// not the server's, a port that is not an imbench server): trying again will not help.
+    #[error("{0}")]
+    Misconfigured(String),
     /// The system could not be reached, or the session broke while it was opened.
     #[error("{0}")]
     Failed(String),

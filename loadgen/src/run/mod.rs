@@ -60,6 +60,15 @@ pub enum RunError {
         /// What it said.
         why: String,
     },
+    /// What answered is not what the configuration says: a wrong certificate, not an imbench
+    /// server.
+    #[error("the server ({target}) is not what the flags say: {why}")]
+    Misconfigured {
+        /// Where, in words.
+        target: String,
+        /// What was found.
+        why: String,
+    },
     /// The server could not be reached, or the probe connection broke.
     #[error("cannot reach the server ({target}): {why}")]
     Unreachable {
@@ -570,6 +579,7 @@ async fn judge_probe(
             Ok(())
         }
         Ok(Err(ConnectError::Refused(why))) => Err(RunError::Refused { target, why }),
+        Ok(Err(ConnectError::Misconfigured(why))) => Err(RunError::Misconfigured { target, why }),
         Ok(Err(ConnectError::Failed(why))) => Err(RunError::Unreachable { target, why }),
         Err(_) => {
             let why = format!("no answer within {timeout:?}");
@@ -971,6 +981,7 @@ impl RunError {
             | RunError::NoTransport
             | RunError::Unsupported(_)
             | RunError::Refused { .. }
+            | RunError::Misconfigured { .. }
             | RunError::Shard(_)
             | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
             _ => crate::exit_code::INVALID,
