@@ -807,6 +807,16 @@ fn an_slo_on_a_figure_that_does_not_exist_is_refused_before_the_run() {
             "refused before the 60 s run"
         );
     }
+    // A real name used the wrong way says how it is used.
+    for (slo, says) in [
+        ("direct<1s", "has no statistic"),
+        ("lost.p99<1", "is a count or a rate, not a latency"),
+    ] {
+        let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--slo", slo]);
+        assert_eq!(out.status.code(), Some(2), "{slo}: {}", text(&out));
+        assert!(text(&out).contains(says), "{slo}: {}", text(&out));
+        assert!(!text(&out).contains("scenario:"), "{slo}: {}", text(&out));
+    }
     // Every kind of real name is accepted: a latency, a bucket, a counter, a group count, a rate.
     for slo in [
         "direct.p99<5s",

@@ -31,6 +31,9 @@ pub enum ScenarioError {
     /// Values that parse but make no sense together.
     #[error("scenario: {0}")]
     Invalid(String),
+    /// An SLO, from the scenario's [slo] or from --slo, does not parse.
+    #[error(transparent)]
+    Slo(#[from] crate::config::slo::SloError),
 }
 
 /// One load scenario.
@@ -733,8 +736,7 @@ impl Scenario {
             return bad("generator.max_hiccup must be more than 0".into());
         }
         for expr in &self.slo {
-            crate::config::slo::Slo::parse(expr)
-                .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+            crate::config::slo::Slo::parse(expr)?;
         }
         Ok(())
     }

@@ -15,6 +15,13 @@ pub struct SloError {
     why: String,
 }
 
+impl SloError {
+    /// What is wrong, without the expression.
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+}
+
 /// What an SLO looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -106,9 +113,16 @@ impl Slo {
             Target::Latency { stat, .. } if stat != "count" => {
                 parse_micros(value).map_err(|w| err(&w))?
             }
-            _ => value
-                .parse::<f64>()
-                .map_err(|_| err(&format!("{value:?} is not a number")))?,
+            _ => value.parse::<f64>().map_err(|_| {
+                if parse_micros(value).is_ok() {
+                    // A duration compared with a bare name: the statistic was left out.
+                    err(&format!(
+                        "{value:?} is a duration, and {name:?} has no statistic: a latency is compared as METRIC.STAT, as in {name}.p99 < {value}"
+                    ))
+                } else {
+                    err(&format!("{value:?} is not a number"))
+                }
+            })?,
         };
         Ok(Self {
             expr: expr.trim().to_string(),

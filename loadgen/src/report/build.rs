@@ -364,7 +364,13 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         },
         None => SloResult {
             expr: slo.expr.clone(),
-            value: "no such metric".into(),
+            // A figure this run did not produce (a size bucket without groups of that size)
+            // is as empty as one it produced with no samples.
+            value: if slo_target_known(&slo.target) {
+                "no samples".into()
+            } else {
+                "no such metric".into()
+            },
             ok: false,
         },
     }

@@ -33,8 +33,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client;
+use crate::config::scenario::Scenario;
 use crate::config::scenario::TimerKind;
-use crate::config::scenario::{Scenario, ScenarioError};
 use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
 use crate::measure::hiccups::HiccupMeter;
@@ -80,6 +80,15 @@ pub enum RunError {
     /// The scenario's settings do not apply.
     #[error(transparent)]
     Scenario(#[from] crate::config::scenario::ScenarioError),
+    /// An SLO (from the scenario's [slo] or --slo) names nothing a report holds, or names it
+    /// the wrong way.
+    #[error("SLO {expr:?}: {why}")]
+    Slo {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// No server address was given for a transport.
     #[error("no server address for {0}")]
     NoAddress(Transport),
@@ -655,19 +664,27 @@ fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
 /// Refuses an SLO whose left-hand side names no figure a report can hold: a typo must be a
 /// usage error before the run, not an SLO failure after it.
 pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
+    use crate::config::slo::{Slo, Target};
     for expr in &s.slo {
-        let slo = crate::config::slo::Slo::parse(expr)
-            .map_err(|e| RunError::Scenario(ScenarioError::Invalid(e.to_string())))?;
-        if !report::slo_target_known(&slo.target) {
-            let name = match &slo.target {
-                crate::config::slo::Target::Latency { metric, .. } => metric,
-                crate::config::slo::Target::Number(name) => name,
-            };
-            return Err(RunError::Scenario(ScenarioError::Invalid(format!(
-                "SLO {expr:?}: no figure is called {name:?}; one of: {}",
-                report::slo_names().join(", ")
-            ))));
+        let refuse = |why: String| RunError::Slo {
+            expr: expr.clone(),
+            why,
+        };
+        let slo = Slo::parse(expr).map_err(|e| refuse(e.why().to_string()))?;
+        if report::slo_target_known(&slo.target) {
+            continue;
         }
+        return Err(refuse(match &slo.target {
+            Target::Latency { metric, .. }
+                if report::slo_target_known(&Target::Number(metric.clone())) =>
+            {
+                format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
+            }
+            Target::Latency { metric, .. } | Target::Number(metric) => format!(
+                "no figure is called {metric:?}; one of: {}",
+                report::slo_names().join(", ")
+            ),
+        }));
     }
     Ok(())
 }
@@ -977,6 +994,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Scenario(_)
+            | RunError::Slo { .. }
             | RunError::NoAddress(_)
             | RunError::NoTransport
             | RunError::Unsupported(_)
