@@ -747,6 +747,8 @@ fn a_secret_that_is_not_the_servers_is_a_usage_error_that_says_so() {
     assert!(said.contains("refused the clients' login"), "{said}");
     assert!(said.contains("check --secret-file"), "{said}");
     assert!(!said.contains("cannot reach"), "{said}");
+    // Written with the default mode, others may read it: said, not refused.
+    assert!(said.contains("may be read by others"), "{said}");
 }
 
 #[test]

@@ -100,6 +100,11 @@ impl Secret {
             *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
                 .map_err(|_| SecretError::Format(format!("bad digits at {}", 2 * i)))?;
         }
+        if bytes.iter().all(|&b| b == 0) {
+            return Err(SecretError::Format(
+                "all zeros, which anyone can guess; make one with imbench-server or `openssl rand -hex 32`".into(),
+            ));
+        }
         Ok(Self::from_bytes(bytes))
     }
 
@@ -109,7 +114,10 @@ impl Secret {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_hex(&text)
+        Self::from_hex(&text).map_err(|e| match e {
+            SecretError::Format(why) => SecretError::Format(format!("{}: {why}", path.display())),
+            other => other,
+        })
     }
 
     /// The secret as 64 hexadecimal digits.
@@ -195,6 +203,10 @@ mod tests {
         let back = Secret::from_hex(&format!("  {}\n", s.to_hex())).unwrap();
         assert_eq!(back.token_for(7), s.token_for(7));
         assert!(Secret::from_hex("abc").is_err());
+        assert!(
+            Secret::from_hex(&"00".repeat(SECRET_LEN)).is_err(),
+            "all zeros"
+        );
         assert!(Secret::from_hex(&"zz".repeat(SECRET_LEN)).is_err());
     }
 }

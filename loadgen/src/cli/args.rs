@@ -291,6 +291,25 @@ fn name_apart(legs: &mut [Leg]) {
     }
 }
 
+/// Says so when a secret file may be read by others: imbench-server refuses such a file (anyone
+/// who reads it can log in as anyone); the generator only needs to read it, so it goes on.
+fn warn_if_shared(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                imbench_loadgen::errln!(
+                    "imbench: note: {} may be read by others (mode {mode:o}); anyone who reads it can log in as any user, and imbench-server refuses such a file: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 /// A running imbench-server at `addr`, reached with --cert and --secret-file; `transports` are
 /// all those the run uses on it, to say early which of them needs --cert.
 fn remote(
@@ -320,7 +339,10 @@ fn remote(
     Ok(ServerSpec::Remote {
         addr,
         trust,
-        secret: Box::new(Secret::from_file(secret).context("reading --secret-file")?),
+        secret: Box::new({
+            warn_if_shared(secret);
+            Secret::from_file(secret).context("reading --secret-file")?
+        }),
         server_name: args.server_name.clone(),
     })
 }
