@@ -35,6 +35,11 @@ impl Dir {
         Self(d)
     }
 
+    /// A file `name` holding a fresh random token secret (not any server's).
+    fn random_secret(&self, name: &str) -> PathBuf {
+        self.file(name, &imbench_server::Secret::generate().unwrap().to_hex())
+    }
+
     fn file(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, text).unwrap();
@@ -218,10 +223,7 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));
-    let secret = dir.file(
-        "secret",
-        &imbench_server::Secret::generate().unwrap().to_hex(),
-    );
+    let secret = dir.random_secret("secret");
     let plain = [
         "run",
         "--server",
@@ -261,10 +263,7 @@ fn exit_3_when_the_server_cannot_be_reached() {
     );
     let id = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
     let cert = dir.file("cert.pem", &id.cert_chain_pem);
-    let secret = dir.file(
-        "secret",
-        &imbench_server::Secret::generate().unwrap().to_hex(),
-    );
+    let secret = dir.random_secret("secret");
     // Bind a UDP port and never answer on it: nothing speaks QUIC there.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
@@ -696,18 +695,24 @@ struct Standalone {
 }
 
 fn standalone(dir: &Dir) -> Standalone {
+    standalone_over(dir, imbench_transport::Transport::Tcp, |_| {})
+}
+
+/// An in-process server over `transport`, with the limits `limit` sets.
+fn standalone_over(
+    dir: &Dir,
+    transport: imbench_transport::Transport,
+    limit: impl FnOnce(&mut imbench_server::Limits),
+) -> Standalone {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let config =
-        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
+    let mut config = imbench_server::ServerConfig::loopback_on(&[transport]).unwrap();
+    limit(&mut config.limits);
     let cert = dir.file("cert.pem", &config.identity.cert_chain_pem);
     let secret = dir.file("secret", &config.secret.to_hex());
     let server = runtime
         .block_on(imbench_server::start(config))
         .expect("server starts");
-    let addr = server
-        .addr(imbench_transport::Transport::Tcp)
-        .unwrap()
-        .to_string();
+    let addr = server.addr(transport).unwrap().to_string();
     // It serves until the runtime is dropped with the test.
     std::mem::forget(server);
     Standalone {
@@ -723,10 +728,7 @@ fn a_secret_that_is_not_the_servers_is_a_usage_error_that_says_so() {
     let dir = Dir::new("wrong-secret");
     let server = standalone(&dir);
     let scenario = dir.file("s.toml", TINY);
-    let other = dir.file(
-        "other-secret",
-        &imbench_server::Secret::generate().unwrap().to_hex(),
-    );
+    let other = dir.random_secret("other-secret");
     let out = imbench(
         &dir,
         &[
@@ -961,10 +963,7 @@ fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
         }
     });
     let scenario = dir.file("s.toml", TINY);
-    let secret = dir.file(
-        "secret",
-        &imbench_server::Secret::generate().unwrap().to_hex(),
-    );
+    let secret = dir.random_secret("secret");
     let target = format!("tcp={addr}");
     let out = imbench(
         &dir,
@@ -990,10 +989,7 @@ fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
 #[test]
 fn too_few_files_for_the_clients_is_a_usage_error_with_a_remedy_that_applies() {
     let dir = Dir::new("files");
-    let secret = dir.file(
-        "secret",
-        &imbench_server::Secret::generate().unwrap().to_hex(),
-    );
+    let secret = dir.random_secret("secret");
     // A hard limit of 2,000 files, whatever the machine's.
     let limited = |args: &[&str]| {
         Command::new("sh")
@@ -1034,19 +1030,10 @@ fn too_few_files_for_the_clients_is_a_usage_error_with_a_remedy_that_applies() {
 #[test]
 fn a_server_that_refuses_every_message_makes_the_run_invalid() {
     let dir = Dir::new("all-refused");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut config =
-        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
     // Smaller than any body the generator sends.
-    config.limits.max_body = 8;
-    let secret = dir.file("secret", &config.secret.to_hex());
-    let server = runtime
-        .block_on(imbench_server::start(config))
-        .expect("server starts");
-    let target = format!(
-        "tcp={}",
-        server.addr(imbench_transport::Transport::Tcp).unwrap()
-    );
+    let server = standalone_over(&dir, imbench_transport::Transport::Tcp, |l| l.max_body = 8);
+    let target = format!("tcp={}", server.addr);
+    let secret = &server.secret;
     let scenario = dir.file("s.toml", TINY);
     let out = imbench(
         &dir,
@@ -1067,25 +1054,16 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
         "{}",
         text(&out)
     );
-    runtime.block_on(server.shutdown());
 }
 
 #[test]
 fn a_certificate_that_is_not_the_servers_is_a_usage_error_that_names_cert() {
     let dir = Dir::new("wrong-cert");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let config =
-        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tls]).unwrap();
-    let secret = dir.file("secret", &config.secret.to_hex());
+    let server = standalone_over(&dir, imbench_transport::Transport::Tls, |_| {});
     let other = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
     let cert = dir.file("other-cert.pem", &other.cert_chain_pem);
-    let server = runtime
-        .block_on(imbench_server::start(config))
-        .expect("server starts");
-    let target = format!(
-        "tls={}",
-        server.addr(imbench_transport::Transport::Tls).unwrap()
-    );
+    let target = format!("tls={}", server.addr);
+    let secret = &server.secret;
     let scenario = dir.file("s.toml", TINY);
     let out = imbench(
         &dir,
@@ -1104,5 +1082,4 @@ fn a_certificate_that_is_not_the_servers_is_a_usage_error_that_names_cert() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--cert"), "{}", text(&out));
-    runtime.block_on(server.shutdown());
 }
