@@ -59,6 +59,7 @@ fn fanout(c: &mut Criterion) {
                     from: 0,
                     to: Dest::Group(GROUP),
                     body: body.clone(),
+                    key: None,
                 };
                 let out = groups.route(GROUP, 0, d, &router).expect("routes");
                 assert_eq!(out.queued as u64, members - 1, "every member queued");

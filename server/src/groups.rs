@@ -305,6 +305,7 @@ mod tests {
             from,
             to: Dest::Group(group),
             body: Bytes::from_static(b"hello group"),
+            key: None,
         }
     }
 

@@ -21,6 +21,7 @@
 //! - [`files`] — the file relay: one task per transfer, bounded memory, both ways to cancel.
 //! - `session`: one connection from handshake to close (reader and writer tasks).
 //! - [`stats`] — counters.
+//! - [`store`] — the holds' copy on disk (`--data-dir`), written by a thread of its own.
 //! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
@@ -33,8 +34,10 @@ mod receipts;
 pub mod router;
 mod session;
 pub mod stats;
+pub mod store;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +75,9 @@ pub enum ServerError {
     /// The configuration names no address to listen on.
     #[error("no address to listen on")]
     NoListener,
+    /// The holds' data folder could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
 }
 
 /// Limits that protect the server; every one bounds memory or time.
@@ -162,6 +168,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// QUIC transport settings.
     pub quic: QuicOptions,
+    /// Where holds are kept on disk; `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -183,6 +191,7 @@ impl ServerConfig {
             secret: Secret::generate()?,
             limits: Limits::default(),
             quic: QuicOptions::default(),
+            data_dir: None,
         })
     }
 }
@@ -205,6 +214,7 @@ pub(crate) struct State {
 /// A server that is running; stop it with [`RunningServer::shutdown`].
 pub struct RunningServer {
     addrs: Vec<(Transport, SocketAddr)>,
+    restored: Restored,
     state: Arc<State>,
     listeners: Vec<Arc<Listener>>,
     /// Broadcasts shutdown to the accept loop and every session; `true` once it started.
@@ -215,11 +225,30 @@ pub struct RunningServer {
     accept_tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long shutdown waits for the last holds to reach the disk.
+const STORE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// What a server found in its data folder when it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Users with messages held.
+    pub users: usize,
+    /// Messages held for them.
+    pub messages: usize,
+    /// Bytes of their bodies.
+    pub bytes: usize,
+}
+
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     if config.listen.is_empty() {
         return Err(ServerError::NoListener);
     }
+    // Before binding: a folder in use by another server is a reason not to start at all.
+    let store = match &config.data_dir {
+        Some(dir) => Some(store::HoldStore::open(dir)?),
+        None => None,
+    };
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for &(transport, addr) in &config.listen {
@@ -242,11 +271,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         per_user: config.limits.hold_per_user,
         total_bytes: config.limits.hold_bytes,
     };
+    let mut router = Router::new(hold, stats.clone()).with_queue_limits(QueueLimits {
+        total_bytes: config.limits.max_queued_bytes,
+        per_session_bytes: config.limits.session_queue_bytes,
+    });
+    let mut restored = Restored::default();
+    if let Some((store, loaded)) = store {
+        restored.users = loaded.len();
+        restored.messages = loaded.iter().map(|(_, held)| held.len()).sum();
+        restored.bytes = loaded
+            .iter()
+            .flat_map(|(_, held)| held.iter().map(|d| d.body.len()))
+            .sum();
+        router = router.with_store(Arc::new(store), loaded);
+    }
     let state = Arc::new(State {
-        router: Router::new(hold, stats.clone()).with_queue_limits(QueueLimits {
-            total_bytes: config.limits.max_queued_bytes,
-            per_session_bytes: config.limits.session_queue_bytes,
-        }),
+        router,
         groups: Groups::new(
             GroupLimits {
                 max_members: config.limits.max_group_members,
@@ -278,6 +318,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .collect();
     Ok(RunningServer {
         addrs,
+        restored,
         state,
         listeners,
         shutdown,
@@ -339,6 +380,25 @@ impl RunningServer {
             .map(|(_, a)| *a)
     }
 
+    /// What was held on disk when the server started (all zero without a data folder).
+    pub fn restored(&self) -> Restored {
+        self.restored
+    }
+
+    /// The database holds are kept in, when the server keeps them on disk.
+    pub fn data_file(&self) -> Option<&std::path::Path> {
+        self.state.router.store().map(|s| s.path())
+    }
+
+    /// Completes, with why, when writing holds to disk failed: from then on nothing held is
+    /// on disk, and no held message is acknowledged. Pending forever without a data folder.
+    pub async fn store_failed(&self) -> String {
+        match self.state.router.store() {
+            Some(store) => store.failed().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The server's counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.state.stats.snapshot()
@@ -377,5 +437,17 @@ impl RunningServer {
             }
         })
         .await;
+        // What the sessions handed back as they ended is held now: on disk before the process
+        // goes.
+        if let Some(store) = self.state.router.store() {
+            match tokio::time::timeout(STORE_FLUSH_LIMIT, store.flush()).await {
+                Ok(true) => {}
+                Ok(false) => tracing::error!("holds not all written to {}", store.path().display()),
+                Err(_) => tracing::error!(
+                    "holds not all written to {} within {STORE_FLUSH_LIMIT:?}",
+                    store.path().display()
+                ),
+            }
+        }
     }
 }

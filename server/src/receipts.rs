@@ -21,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::router::Delivery;
+use crate::store::HoldStore;
 
 /// The count a client has confirmed, shared between a session's reader (which hears the
 /// receipts) and its writer (which keeps the deliveries).
@@ -48,15 +49,22 @@ pub(crate) struct Unconfirmed {
     written: u64,
     /// The last `kept.len()` of them, oldest first.
     kept: VecDeque<Delivery>,
+    /// The holds' copy on disk: a stored delivery is forgotten once a receipt covers it.
+    store: Option<Arc<HoldStore>>,
 }
 
 impl Unconfirmed {
-    pub(crate) fn new(confirmations: Arc<Confirmations>, window: usize) -> Self {
+    pub(crate) fn new(
+        confirmations: Arc<Confirmations>,
+        window: usize,
+        store: Option<Arc<HoldStore>>,
+    ) -> Self {
         Self {
             confirmations,
             window: window.max(1),
             written: 0,
             kept: VecDeque::new(),
+            store,
         }
     }
 
@@ -77,7 +85,13 @@ impl Unconfirmed {
             .min(self.written);
         let first_kept = self.written - self.kept.len() as u64;
         let covered = confirmed.saturating_sub(first_kept) as usize;
-        self.kept.drain(..covered.min(self.kept.len()));
+        let covered = self.kept.drain(..covered.min(self.kept.len()));
+        match &self.store {
+            Some(store) => covered
+                .filter_map(|d| d.key)
+                .for_each(|key| store.forget(key)),
+            None => drop(covered),
+        }
         if self.kept.is_empty() && self.kept.capacity() > 64 {
             self.kept.shrink_to(64);
         }
@@ -113,6 +127,7 @@ mod tests {
             from: 1,
             to: Dest::User(2),
             body: Bytes::from_static(b"x"),
+            key: None,
         }
     }
 
@@ -123,7 +138,7 @@ mod tests {
     #[test]
     fn keeps_what_no_receipt_covers() {
         let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 10);
+        let mut u = Unconfirmed::new(c.clone(), 10, None);
         for id in 0..5 {
             u.written(delivery(id));
         }
@@ -139,7 +154,7 @@ mod tests {
     #[test]
     fn a_receipt_past_what_was_written_covers_only_what_was_written() {
         let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 4);
+        let mut u = Unconfirmed::new(c.clone(), 4, None);
         u.written(delivery(0));
         c.confirm(1_000);
         assert_eq!(u.room(), 4);
@@ -150,7 +165,7 @@ mod tests {
     #[test]
     fn the_window_bounds_what_is_kept() {
         let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 2);
+        let mut u = Unconfirmed::new(c.clone(), 2, None);
         u.written(delivery(0));
         u.written(delivery(1));
         assert_eq!(u.room(), 0);
@@ -161,7 +176,7 @@ mod tests {
     #[tokio::test]
     async fn a_receipt_wakes_a_waiting_writer_even_if_it_came_first() {
         let c = Arc::new(Confirmations::default());
-        let u = Unconfirmed::new(c.clone(), 1);
+        let u = Unconfirmed::new(c.clone(), 1, None);
         c.confirm(1);
         // The permit stored by the receipt completes the wait; without it this would hang.
         tokio::time::timeout(std::time::Duration::from_secs(10), u.receipt())

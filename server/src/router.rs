@@ -47,6 +47,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
 
 use crate::stats::Stats;
+use crate::store::{HoldStore, StoreKey};
 
 /// Accounting overhead charged per waiting message on top of its body: its slot in a queue,
 /// the body's own allocation and its shared header. Measured: 3,000 held one-byte messages
@@ -64,6 +65,9 @@ pub struct Delivery {
     pub to: Dest,
     /// The body, shared between all recipients (no copy per recipient).
     pub body: Bytes,
+    /// Where it is on disk, while it is held and the server keeps holds there
+    /// (`--data-dir`): forgotten once the client has it.
+    pub key: Option<StoreKey>,
 }
 
 impl Delivery {
@@ -78,6 +82,7 @@ impl Delivery {
             from,
             to,
             body: Bytes::copy_from_slice(body),
+            key: None,
         }
     }
 
@@ -358,6 +363,8 @@ pub struct Router {
     limits: HoldLimits,
     queue: QueueLimits,
     stats: Arc<Stats>,
+    /// The holds' copy on disk, when the server keeps one.
+    store: Option<Arc<HoldStore>>,
 }
 
 impl Router {
@@ -369,7 +376,25 @@ impl Router {
             limits,
             queue: QueueLimits::NONE,
             stats,
+            store: None,
         }
+    }
+
+    /// Keeps a copy of every hold in `store`, starting with `loaded` (what it had on disk),
+    /// which is held again as it was, even past the hold bounds: it was acknowledged.
+    pub fn with_store(mut self, store: Arc<HoldStore>, loaded: crate::store::Loaded) -> Self {
+        for (user, held) in loaded {
+            let cost = held.iter().map(Delivery::held_cost).sum();
+            self.pools.held.fetch_add(cost, Ordering::AcqRel);
+            self.users.insert(user, Slot::offline(held));
+        }
+        self.store = Some(store);
+        self
+    }
+
+    /// The holds' copy on disk, if the server keeps one.
+    pub fn store(&self) -> Option<&Arc<HoldStore>> {
+        self.store.as_ref()
     }
 
     /// Bounds the session queues (see the module's queue policy).
@@ -417,7 +442,7 @@ impl Router {
                     }
                     let cost = d.held_cost();
                     if h.load.queued_bytes() + cost > self.queue.per_session_bytes {
-                        return self.slow_consumer(e.get_mut(), d);
+                        return self.slow_consumer(user, e.get_mut(), d);
                     }
                     // Counted before the send: the writer may take it out at once.
                     h.load.add_queued(cost);
@@ -430,7 +455,7 @@ impl Router {
                         Err(TrySendError::Full(Outbound::Deliver(d))) => {
                             h.load.sub_queued(cost);
                             self.pools.queued.fetch_sub(cost, Ordering::AcqRel);
-                            self.slow_consumer(e.get_mut(), d)
+                            self.slow_consumer(user, e.get_mut(), d)
                         }
                         // The session is ending; it moves its queue into the hold when it
                         // unregisters, in front of this message.
@@ -438,7 +463,7 @@ impl Router {
                             h.load.sub_queued(cost);
                             self.pools.queued.fetch_sub(cost, Ordering::AcqRel);
                             let returning = h.load.clone();
-                            self.start_hold(e.get_mut(), returning, d)
+                            self.start_hold(user, e.get_mut(), returning, d)
                         }
                         Err(_) => unreachable!("try_send returns the value it was given"),
                     }
@@ -450,7 +475,7 @@ impl Router {
                     {
                         return self.refuse_hold();
                     }
-                    held.push_back(d);
+                    held.push_back(self.stored(user, d));
                     self.stats.held.fetch_add(1, Ordering::Relaxed);
                     Routed::Held
                 }
@@ -459,7 +484,7 @@ impl Router {
                 if self.limits.per_user == 0 || !self.reserve_hold(d.held_cost()) {
                     return self.refuse_hold();
                 }
-                e.insert(Slot::offline(VecDeque::from([d])));
+                e.insert(Slot::offline(VecDeque::from([self.stored(user, d)])));
                 self.stats.held.fetch_add(1, Ordering::Relaxed);
                 Routed::Held
             }
@@ -523,6 +548,7 @@ impl Router {
                         e.remove();
                     } else {
                         self.force_hold(cost, unwritten.len());
+                        self.restore_front(user, &mut unwritten);
                         *e.get_mut() = Slot::offline(unwritten);
                     }
                 }
@@ -544,6 +570,7 @@ impl Router {
                             }
                             let cost = unwritten.iter().map(Delivery::held_cost).sum();
                             self.force_hold(cost, unwritten.len());
+                            self.restore_front(user, &mut unwritten);
                             *e.get_mut() = Slot::Offline {
                                 held: std::mem::take(&mut unwritten),
                                 returning: Some(newer.load.clone()),
@@ -554,6 +581,7 @@ impl Router {
                 }
                 Slot::Offline { held, returning } => {
                     self.force_hold(cost, unwritten.len());
+                    self.restore_front(user, &mut unwritten);
                     unwritten.append(held);
                     *held = unwritten;
                     if returning
@@ -571,6 +599,7 @@ impl Router {
             Entry::Vacant(e) => {
                 if !unwritten.is_empty() {
                     self.force_hold(cost, unwritten.len());
+                    self.restore_front(user, &mut unwritten);
                     e.insert(Slot::offline(unwritten));
                 }
             }
@@ -610,19 +639,25 @@ impl Router {
 
     /// The live session in `slot` is not keeping up: it is kicked, and `d` is held for the
     /// user's next connection if the hold takes it.
-    fn slow_consumer(&self, slot: &mut Slot, d: Delivery) -> Routed {
+    fn slow_consumer(&self, user: u64, slot: &mut Slot, d: Delivery) -> Routed {
         let Slot::Online(h) = slot else {
             unreachable!("only a live session is a slow consumer")
         };
         self.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
         h.kick.kick(ErrorCode::SLOW_CONSUMER);
         let returning = h.load.clone();
-        self.start_hold(slot, returning, d)
+        self.start_hold(user, slot, returning, d)
     }
 
     /// Starts holding for a user whose session is ending and will hand back what `returning`
     /// counts.
-    fn start_hold(&self, slot: &mut Slot, returning: Arc<SessionLoad>, d: Delivery) -> Routed {
+    fn start_hold(
+        &self,
+        user: u64,
+        slot: &mut Slot,
+        returning: Arc<SessionLoad>,
+        d: Delivery,
+    ) -> Routed {
         let routed =
             if returning.waiting() >= self.limits.per_user || !self.reserve_hold(d.held_cost()) {
                 self.refuse_hold();
@@ -630,13 +665,30 @@ impl Router {
                 Routed::Refused(ErrorCode::HOLD_FULL)
             } else {
                 self.stats.held.fetch_add(1, Ordering::Relaxed);
-                *slot = Slot::offline(VecDeque::from([d]));
+                *slot = Slot::offline(VecDeque::from([self.stored(user, d)]));
                 Routed::Held
             };
         if let Slot::Offline { returning: r, .. } = slot {
             *r = Some(returning);
         }
         routed
+    }
+
+    /// `d`, stored on disk as held for `user` when the server keeps holds there.
+    fn stored(&self, user: u64, mut d: Delivery) -> Delivery {
+        if let Some(store) = &self.store {
+            store.hold(user, &mut d);
+        }
+        d
+    }
+
+    /// Stores `returned` (going back to the front of `user`'s hold) again, in front of
+    /// everything stored for the user. Some were stored before (carried from the hold), some
+    /// not (routed to the session): they all take new keys in their order.
+    fn restore_front(&self, user: u64, returned: &mut VecDeque<Delivery>) {
+        if let Some(store) = &self.store {
+            store.rehold_front(user, returned);
+        }
     }
 
     fn reserve_hold(&self, cost: usize) -> bool {
@@ -681,6 +733,7 @@ mod tests {
             from: 1,
             to: Dest::User(2),
             body: Bytes::from_static(b"x"),
+            key: None,
         }
     }
 

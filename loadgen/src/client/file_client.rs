@@ -88,7 +88,7 @@ impl Outgoing {
         let key = (self.user, id);
         let nth = self.ctx.files.start(key, due.at_us, due.size);
         let every = self.ctx.scenario.files.corrupt_every;
-        if every > 0 && (nth + 1) % every == 0 {
+        if every > 0 && (nth + 1).is_multiple_of(every) {
             self.corrupt.insert(id);
         }
         self.preparing += 1;

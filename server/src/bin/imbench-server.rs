@@ -50,6 +50,11 @@ struct Args {
     /// Folder where the certificate and secret for clients are written.
     #[arg(long, default_value = "imbench-server-files")]
     client_dir: PathBuf,
+    /// Folder where offline holds are kept on disk, so that held messages survive a crash or a
+    /// restart; an Ack for a held message is then sent once it is on disk. One server per
+    /// folder. Without it holds are kept in memory only.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Connections served at once; more are refused.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -212,6 +217,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             file_idle_timeout: args.file_idle_timeout,
         },
         quic: QuicOptions::default(),
+        data_dir: args.data_dir.clone(),
     };
     let mut signals = Signals::install()?;
     let server = imbench_server::start(config)
@@ -231,6 +237,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(note) = files_note {
         banner.push_str(&note);
     }
+    if let Some(file) = server.data_file() {
+        let restored = server.restored();
+        banner.push_str(&format!(
+            "holds on disk: {} ({} messages for {} users restored, {} bytes of bodies)\n",
+            file.display(),
+            restored.messages,
+            restored.users,
+            restored.bytes
+        ));
+    }
     let mut transports: Vec<String> = server.addrs().iter().map(|(t, _)| t.to_string()).collect();
     transports.dedup();
     let targets: Vec<String> = server
@@ -248,7 +264,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     say(&mut std::io::stdout(), &banner);
     let rss_start = process::rss_bytes();
     let cpu_start = process::cpu_seconds();
-    signals.wait().await?;
+    tokio::select! {
+        waited = signals.wait() => waited?,
+        why = server.store_failed() => {
+            // Nothing held from now on could be on disk: stop, rather than acknowledge what a
+            // restart would lose. What was acknowledged before is on disk.
+            say(&mut std::io::stderr(), &format!("imbench-server: {why}; stopping: held messages could no longer be stored\n"));
+            std::process::exit(1);
+        }
+    }
     say(
         &mut std::io::stderr(),
         "shutting down: flushing queues and saying Bye to clients\n",

@@ -32,6 +32,7 @@ use crate::receipts::{Confirmations, Unconfirmed};
 use crate::router::{Kick, SessionHandle};
 use crate::State;
 
+mod answers;
 mod read;
 mod write;
 
@@ -217,9 +218,13 @@ async fn run_session(
     state.stats.sessions_peak.fetch_max(live, Ordering::Relaxed);
 
     let confirmations = receipts.then(|| Arc::new(Confirmations::default()));
-    let unconfirmed = confirmations
-        .clone()
-        .map(|c| Unconfirmed::new(c, state.limits.receipt_window));
+    let unconfirmed = confirmations.clone().map(|c| {
+        Unconfirmed::new(
+            c,
+            state.limits.receipt_window,
+            state.router.store().cloned(),
+        )
+    });
     let (stop_tx, stop_rx) = oneshot::channel();
     let mut writer_task = tokio::spawn(
         SessionWriter {
@@ -235,6 +240,7 @@ async fn run_session(
             kick: kick.clone(),
             write_timeout: state.limits.write_timeout,
             stats: state.stats.clone(),
+            store: state.router.store().cloned(),
         }
         .run(),
     );

@@ -1,6 +1,7 @@
 //! A session's reading side: frames from the client, routed as they arrive.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::time::Instant;
 
 use imbench_proto::{Dest, ErrorCode, Frame, RELAY_ID_BIT};
@@ -8,11 +9,16 @@ use imbench_transport::framed::FrameReader;
 use imbench_transport::{SideStream, TransportError};
 use tokio::sync::{mpsc, watch};
 
+use super::answers::Answers;
 use super::Ending;
 use crate::files::{ChunkTarget, SenderFiles};
 use crate::receipts::Confirmations;
 use crate::router::{Delivery, Kick, Outbound, Routed};
 use crate::State;
+
+/// How long a session of a server shutting down waits for its held messages to reach the
+/// disk, so that what is stored is also acknowledged.
+const SETTLE_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// What a client sent on a stream of its own; pending forever once there is nothing more.
 async fn next_extra(
@@ -70,6 +76,12 @@ impl SessionReader<'_> {
                 kick.kick(ErrorCode::SLOW_CONSUMER);
             }
         };
+        let mut answers = Answers::new(state.router.store().map(|s| &**s));
+        // The change a held message's Ack waits for: every change made so far.
+        let stored = || state.router.store().map_or(0, |s| s.submitted());
+        // Answers waiting for the disk are bounded like the session's queue: past it the
+        // client's frames wait in its connection.
+        let answer_room = state.limits.queue_capacity;
         let mut files = SenderFiles::new(user, extra.is_some());
         let mut changes = TokenBucket::new(
             state.limits.group_changes_per_sec,
@@ -81,9 +93,16 @@ impl SessionReader<'_> {
                 code = kick.kicked() => {
                     return Ending::Error(code, format!("disconnected by the server: {}", code.name()));
                 }
-                _ = shutdown.changed() => return Ending::Shutdown,
-                frame = reader.read_frame() => frame,
-                item = next_extra(extra) => match item {
+                _ = shutdown.changed() => {
+                    answers.settle(SETTLE_AT_SHUTDOWN, &reply).await;
+                    return Ending::Shutdown;
+                }
+                _ = answers.ready() => {
+                    answers.release(&reply);
+                    continue;
+                }
+                frame = reader.read_frame(), if answers.len() < answer_room => frame,
+                item = next_extra(extra), if answers.len() < answer_room => match item {
                     Ok(Some(SideStream::Frame(frame))) => Ok(Some(frame)),
                     Ok(Some(SideStream::File { header: Frame::FileData { transfer_id }, bytes })) => {
                         files.stream(transfer_id, bytes);
@@ -111,13 +130,17 @@ impl SessionReader<'_> {
                     body,
                 } => {
                     if body.len() > state.limits.max_body {
-                        reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
+                        let refused = Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE);
+                        answers.answer(0, refused, &reply);
                         continue;
                     }
                     let d = Delivery::owned(msg_id, user, Dest::User(recipient), &body);
                     match state.router.route(recipient, d) {
-                        Routed::Queued | Routed::Held => reply(Outbound::Ack(msg_id)),
-                        Routed::Refused(code) => reply(Outbound::Reject(msg_id, code)),
+                        Routed::Queued => answers.answer(0, Outbound::Ack(msg_id), &reply),
+                        Routed::Held => answers.answer(stored(), Outbound::Ack(msg_id), &reply),
+                        Routed::Refused(code) => {
+                            answers.answer(0, Outbound::Reject(msg_id, code), &reply);
+                        }
                     }
                 }
                 Frame::Send {
@@ -126,13 +149,17 @@ impl SessionReader<'_> {
                     body,
                 } => {
                     if body.len() > state.limits.max_body {
-                        reply(Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE));
+                        let refused = Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE);
+                        answers.answer(0, refused, &reply);
                         continue;
                     }
                     let d = Delivery::owned(msg_id, user, Dest::Group(group), &body);
                     match state.groups.route(group, user, d, &state.router) {
-                        Ok(_) => reply(Outbound::Ack(msg_id)),
-                        Err(code) => reply(Outbound::Reject(msg_id, code)),
+                        Ok(out) => {
+                            let after = if out.held > 0 { stored() } else { 0 };
+                            answers.answer(after, Outbound::Ack(msg_id), &reply);
+                        }
+                        Err(code) => answers.answer(0, Outbound::Reject(msg_id, code), &reply),
                     }
                 }
                 Frame::Join { group } => {

@@ -14,6 +14,7 @@ use super::{Ending, IDLE_BUFFER, WRITE_BATCH, WRITE_BATCH_BYTES};
 use crate::receipts::Unconfirmed;
 use crate::router::{Delivery, Kick, Outbound, Pools, SessionLoad, Written};
 use crate::stats::Stats;
+use crate::store::HoldStore;
 
 /// The next frame of the file lane; pending forever when there is no lane.
 async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
@@ -56,6 +57,8 @@ pub(super) struct SessionWriter {
     pub write_timeout: Duration,
     /// Where a stalled client is counted.
     pub stats: Arc<Stats>,
+    /// The holds' copy on disk, told when a stored delivery has reached its client.
+    pub store: Option<Arc<HoldStore>>,
 }
 
 /// One frame in the write being built: where its bytes end in the batch, and, for a delivery,
@@ -93,7 +96,16 @@ impl SessionWriter {
             kick,
             write_timeout,
             stats,
+            store,
         } = self;
+        // Without receipts, written is as far as the server can know a stored delivery got;
+        // with them, the receipt that covers it has it forgotten (Unconfirmed).
+        let confirms = receipts.is_some();
+        let forget_written = |d: &Delivery| {
+            if let (Some(store), Some(key), false) = (&store, d.key, confirms) {
+                store.forget(key);
+            }
+        };
         // The first `carried` deliveries of `pending` came from the hold.
         let mut carried = held.len();
         let mut pending: VecDeque<Outbound> = held.into_iter().map(Outbound::Deliver).collect();
@@ -191,6 +203,7 @@ impl SessionWriter {
                 if let Outbound::Deliver(d) = &f.out {
                     if f.end <= accepted {
                         written.add(d, f.carried);
+                        forget_written(d);
                     } else if receipts.is_none() {
                         // Not all of its bytes reached the client, which cannot have read it:
                         // it goes back with the rest (the unconfirmed ones already do).
@@ -216,14 +229,25 @@ impl SessionWriter {
                 let mut ok = true;
                 // The server is going away: a receipt could no longer change anything, so the
                 // window does not hold these back.
+                let mut last_written = Vec::new();
                 for o in pending.drain(..) {
                     ok &= writer.queue(&o.to_frame()).is_ok();
+                    // Kept like any other: the reader has stopped, so no receipt covers these
+                    // and they go back to the hold, for the client to drop the copies it got.
+                    if let (Outbound::Deliver(d), Some(r)) = (&o, receipts.as_mut()) {
+                        r.written(d.clone());
+                    }
+                    last_written.push(o);
                 }
                 let bye = Frame::Bye {
                     reason: "server shutting down".into(),
                 };
-                if ok && writer.queue(&bye).is_ok() {
-                    let _ = writer.shutdown().await;
+                if ok && writer.queue(&bye).is_ok() && writer.shutdown().await.is_ok() {
+                    for o in &last_written {
+                        if let Outbound::Deliver(d) = o {
+                            forget_written(d);
+                        }
+                    }
                 }
             }
             Some(Ending::Error(code, reason)) if healthy => {

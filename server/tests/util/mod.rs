@@ -233,6 +233,17 @@ pub async fn login(
     secret: &imbench_server::Secret,
     user: u64,
 ) -> FramedConnection {
+    login_with(connector, addr, secret, user, 0).await
+}
+
+/// [`login`] with Hello flags.
+pub async fn login_with(
+    connector: &Connector,
+    addr: std::net::SocketAddr,
+    secret: &imbench_server::Secret,
+    user: u64,
+    flags: u8,
+) -> FramedConnection {
     let mut conn = connector
         .connect(addr, "localhost")
         .await
@@ -242,7 +253,7 @@ pub async fn login(
             version: PROTOCOL_VERSION,
             user,
             token: secret.token_for(user),
-            flags: 0,
+            flags,
         })
         .await
         .expect("hello");
