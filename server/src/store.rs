@@ -19,6 +19,7 @@
 //! deliver) are stored again under keys counting down, below every key in use.
 
 use std::collections::VecDeque;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Mutex};
 
@@ -132,6 +133,21 @@ pub struct HoldStore {
     durable: watch::Receiver<u64>,
     /// Set once, when a write failed: no change after it is on disk.
     failed: watch::Receiver<Option<String>>,
+    /// The writer, joined on drop so that the database is closed (and its lock released)
+    /// once the store is gone.
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for HoldStore {
+    fn drop(&mut self) {
+        // The writer ends when its channel does: replace the sender, then wait for the last
+        // commit.
+        let inbox = self.inbox.get_mut().unwrap_or_else(|p| p.into_inner());
+        inbox.tx = std_mpsc::channel().0;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for HoldStore {
@@ -149,7 +165,13 @@ impl HoldStore {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(folder)?;
+        // Held bodies are the users' messages: a folder this creates is its owner's only (one
+        // that exists keeps the mode it was given).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(folder)?;
         let path = dir.join(DATABASE_FILE);
         // Busy is another process holding the exclusive lock, whichever statement meets it.
         let db = |source: rusqlite::Error| {
@@ -169,6 +191,8 @@ impl HoldStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
+        // A folder in use is said at once, not after waiting for the other server to let go.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(db)?;
         // Exclusive before anything else: the first access takes the lock and keeps it, and a
         // second server finds the database busy instead of writing beside this one.
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
@@ -213,7 +237,7 @@ impl HoldStore {
         let (durable_tx, durable) = watch::channel(0);
         let (failed_tx, failed) = watch::channel(None);
         let thread_path = path.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("hold-store".into())
             .spawn(move || write_loop(conn, &thread_path, rx, &durable_tx, &failed_tx))
             .map_err(StoreError::Thread)?;
@@ -227,6 +251,7 @@ impl HoldStore {
             }),
             durable,
             failed,
+            writer: Some(writer),
         };
         Ok((store, loaded))
     }
@@ -545,6 +570,19 @@ mod tests {
         let (_store, loaded) = HoldStore::open(&dir).expect("reopen");
         assert_eq!(ids(&loaded[0].1), vec![0, 1, 2, 3]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_folder_it_makes_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("mode").join("nested");
+        let (_store, _) = HoldStore::open(&dir).expect("open");
+        let mode = std::fs::metadata(&dir)
+            .expect("folder")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
     }
 
     #[test]
