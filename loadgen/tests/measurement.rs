@@ -1,5 +1,6 @@
-//! The latency figures mean what the README says: a known network delay shows up in full, and a
-//! server stall shows up in the corrected figures but far less in the uncorrected ones.
+//! The latency figures mean what docs/measurement.md says: a known network delay shows up in
+//! full, and a server stall shows up in the corrected figures but far less in the uncorrected
+//! ones.
 
 mod util;
 
