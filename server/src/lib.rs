@@ -20,18 +20,21 @@
 //! - [`groups`] — group membership and fan-out.
 //! - [`files`] — the file relay: one task per transfer, bounded memory, both ways to cancel.
 //! - `session`: one connection from handshake to close (reader and writer tasks).
-//! - [`stats`] — counters.
+//! - [`stats`] — counters; `export` — them for a Prometheus scrape; [`scrape`] — the
+//!   `GET /metrics` endpoint.
 //! - [`store`] — the holds' copy on disk (`--data-dir`), written by a thread of its own.
 //! - [`process`] — this process's memory and CPU time.
 #![warn(missing_docs)]
 
 mod addresses;
 pub mod auth;
+mod export;
 pub mod files;
 pub mod groups;
 pub mod process;
 mod receipts;
 pub mod router;
+pub mod scrape;
 mod session;
 pub mod stats;
 pub mod store;
@@ -397,6 +400,15 @@ impl RunningServer {
             Some(store) => store.failed().await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Serves the server's figures for Prometheus on `addr` (`GET /metrics`) until the
+    /// returned endpoint is dropped.
+    pub async fn serve_metrics(
+        &self,
+        addr: SocketAddr,
+    ) -> std::io::Result<scrape::MetricsEndpoint> {
+        scrape::MetricsEndpoint::start(addr, export::registry(self.state.clone())).await
     }
 
     /// The server's counters now.

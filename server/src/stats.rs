@@ -3,14 +3,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])+ $kind:ident $name:ident),* $(,)?) => {
         /// Live counters, shared by every task of one server.
         #[derive(Debug, Default)]
-        pub struct Stats { $($(#[$doc])* pub $name: AtomicU64,)* }
+        pub struct Stats { $($(#[doc = $doc])+ pub $name: AtomicU64,)* }
 
         /// A copy of [`Stats`] at one moment.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-        pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
+        pub struct StatsSnapshot { $($(#[doc = $doc])+ pub $name: u64,)* }
 
         impl Stats {
             /// Reads every counter.
@@ -18,66 +18,101 @@ macro_rules! counters {
                 StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
+
+        impl StatsSnapshot {
+            /// Every figure with its name, what it counts (its doc comment) and its kind, for
+            /// exporting.
+            pub fn figures(&self) -> Vec<Figure> {
+                vec![$(Figure {
+                    name: stringify!($name),
+                    help: concat!($($doc, "\n"),+),
+                    kind: Kind::$kind,
+                    value: self.$name,
+                },)*]
+            }
+        }
     };
+}
+
+/// Whether a figure only grows, or goes up and down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows while the server runs.
+    Counter,
+    /// A level now (sessions live) or the highest level so far.
+    Gauge,
+}
+
+/// One figure of a [`StatsSnapshot`].
+#[derive(Debug, Clone, Copy)]
+pub struct Figure {
+    /// Its field name.
+    pub name: &'static str,
+    /// Its doc comment, one line per source line.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: Kind,
+    /// Its value.
+    pub value: u64,
 }
 
 counters! {
     /// Connection attempts accepted for a handshake.
-    connections_accepted,
+    Counter connections_accepted,
     /// Connection attempts refused over the connection limit.
-    connections_refused,
+    Counter connections_refused,
     /// Connections answered `too_many_connections`: their address had its fill.
-    connections_refused_per_address,
+    Counter connections_refused_per_address,
     /// Handshakes that failed or timed out.
-    handshakes_failed,
+    Counter handshakes_failed,
     /// Sessions that completed Hello.
-    sessions_opened,
+    Counter sessions_opened,
     /// Sessions currently live.
-    sessions_active,
+    Gauge sessions_active,
     /// Most sessions live at once.
-    sessions_peak,
+    Gauge sessions_peak,
     /// Messages queued for a live recipient.
-    routed,
+    Counter routed,
     /// Messages put on hold for an offline recipient (including those moved back from a queue).
-    held,
+    Counter held,
     /// Deliveries written to a session that asked for receipts, not confirmed by the time it
     /// ended, and so held to be delivered again.
-    redelivered,
+    Counter redelivered,
     /// Messages refused with `busy`: the session queues held `max_queued_bytes` or more.
-    busy,
+    Counter busy,
     /// Messages refused because a hold was full.
-    hold_full,
+    Counter hold_full,
     /// Sessions disconnected because their queue filled.
-    slow_consumers,
+    Counter slow_consumers,
     /// Error frames sent (bad frames, bad tokens, timeouts, kicks).
-    errors_sent,
+    Counter errors_sent,
     /// Hello frames with a token that did not verify.
-    auth_failures,
+    Counter auth_failures,
     /// Connections closed for bytes that are not a frame (malformed, oversize, unknown kind).
-    bad_frames,
+    Counter bad_frames,
     /// Connections closed for not saying Hello in time.
-    hello_timeouts,
+    Counter hello_timeouts,
     /// Connections closed for valid frames out of place (no Hello first, a second Hello, a
     /// server's frame from a client, a protocol version the server does not speak).
-    protocol_errors,
+    Counter protocol_errors,
     /// Joins that made a new membership.
-    group_joins,
+    Counter group_joins,
     /// Leaves that ended a membership.
-    group_leaves,
+    Counter group_leaves,
     /// Joins and Leaves refused (limits, not a member, rate).
-    group_refusals,
+    Counter group_refusals,
     /// Group messages routed.
-    group_messages,
+    Counter group_messages,
     /// Deliveries those group messages fanned out to (queued or held).
-    group_deliveries,
+    Counter group_deliveries,
     /// File offers refused (limits, offline recipient, groups).
-    transfers_refused,
+    Counter transfers_refused,
     /// File transfers accepted and started.
-    transfers_started,
+    Counter transfers_started,
     /// File transfers whose every byte reached the recipient's connection.
-    transfers_relayed,
+    Counter transfers_relayed,
     /// File transfers ended early by either side, a stall or a size mismatch.
-    transfers_aborted,
+    Counter transfers_aborted,
     /// File bytes relayed.
-    file_bytes,
+    Counter file_bytes,
 }

@@ -55,6 +55,10 @@ struct Args {
     /// folder. Without it holds are kept in memory only.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Address to serve the server's counters on for Prometheus (`GET /metrics`, plain HTTP),
+    /// e.g. 127.0.0.1:9464. Off without it.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
     /// Connections served at once; more are refused.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -223,6 +227,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let server = imbench_server::start(config)
         .await
         .context("starting the server")?;
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(
+            server
+                .serve_metrics(addr)
+                .await
+                .with_context(|| format!("serving metrics on {addr} (--metrics-addr)"))?,
+        ),
+        None => None,
+    };
     // Written in one piece, and a closed stdout is not fatal: whoever started the server may
     // stop reading once it has the addresses, and println! would panic on the broken pipe.
     let mut banner = String::from("imbench-server listening:\n");
@@ -236,6 +249,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     banner.push_str(&format!("token secret: {}\n", secret_path.display()));
     if let Some(note) = files_note {
         banner.push_str(&note);
+    }
+    if let Some(metrics) = &metrics {
+        banner.push_str(&format!("metrics for Prometheus: {}\n", metrics.url()));
     }
     if let Some(file) = server.data_file() {
         let restored = server.restored();
