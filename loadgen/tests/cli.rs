@@ -1083,3 +1083,96 @@ fn a_certificate_that_is_not_the_servers_is_a_usage_error_that_names_cert() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--cert"), "{}", text(&out));
 }
+
+/// The whole answer to `GET /metrics` on `addr`, if it answers.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: imbench\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// The value of the first sample of `name` in a scrape (whatever its labels).
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        let value = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once("} ")?.1,
+            None => rest.strip_prefix(' ')?,
+        };
+        value.parse().ok()
+    })
+}
+
+#[test]
+fn metrics_addr_serves_both_sides_live_and_a_taken_port_is_a_usage_error() {
+    let dir = Dir::new("metrics");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"4s\""),
+    );
+    let scenario = scenario.to_str().unwrap();
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let refused = imbench(&dir, &["run", scenario, "--metrics-addr", &taken_addr]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--metrics-addr"),
+        "{}",
+        text(&refused)
+    );
+    drop(taken);
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args([
+            "run",
+            scenario,
+            "--metrics-addr",
+            &addr,
+            "--progress",
+            "plain",
+        ])
+        .args(["--out", "report"])
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Scraped until the run is measuring and has sent something, for at most 20 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut measuring = None;
+    while measuring.is_none() && std::time::Instant::now() < deadline {
+        if let Some(s) = scrape(&addr) {
+            if s.contains("phase=\"measure\"") && sample(&s, "imbench_sent_total") > Some(0.0) {
+                measuring = Some(s);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let live = measuring.expect("a scrape during the measured period");
+    assert!(live.starts_with("HTTP/1.1 200 OK"), "{live}");
+    assert!(
+        live.contains("imbench_run_info{scenario=\"tiny\",target=\"quic\",phase=\"measure\"} 1")
+    );
+    assert_eq!(sample(&live, "imbench_clients_connected"), Some(10.0));
+    assert!(sample(&live, "imbench_direct_p99_seconds").is_some_and(|s| s > 0.0 && s < 1.0));
+    // The embedded server's own figures, beside the generator's.
+    assert!(
+        sample(&live, "imbench_server_sessions_opened_total") >= Some(10.0),
+        "{live}"
+    );
+    assert!(text(&out).contains(&format!("metrics for Prometheus: http://{addr}/metrics")));
+}

@@ -411,6 +411,14 @@ impl RunningServer {
         scrape::MetricsEndpoint::start(addr, export::registry(self.state.clone())).await
     }
 
+    /// The server's figures as a Prometheus collector (names without a prefix), read at each
+    /// scrape: for an endpoint that serves them beside others.
+    pub fn figures(&self) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(export::ServerFigures {
+            state: self.state.clone(),
+        })
+    }
+
     /// The server's counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.state.stats.snapshot()

@@ -106,6 +106,10 @@ pub(crate) struct RunArgs {
     /// Progress display: auto (live line on a terminal), plain, or quiet.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub(crate) progress: ProgressArg,
+    /// Address to serve live figures on for Prometheus while the run goes (`GET /metrics`,
+    /// plain HTTP), with the embedded server's beside them; e.g. 127.0.0.1:9465.
+    #[arg(long)]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -184,7 +188,7 @@ pub(crate) fn parse_server(s: &str) -> Result<ServerArg, String> {
     Ok(ServerArg { transport, addr })
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ProgressArg {
     Auto,
     Plain,
@@ -398,6 +402,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         interrupt: None,
         shard: args.shard,
         label: legs[0].label.clone(),
+        live: None,
     })
 }
 

@@ -21,6 +21,35 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     };
     let mut config = config;
     config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
+    // Held until the command ends: the endpoint serves every run of it.
+    let _endpoint = match args.metrics_addr {
+        Some(addr) => {
+            let live =
+                std::sync::Arc::new(imbench_loadgen::run::live_metrics::LiveBoard::default());
+            match runtime.block_on(imbench_server::scrape::MetricsEndpoint::start(
+                addr,
+                live.registry(),
+            )) {
+                Ok(endpoint) => {
+                    if args.progress != super::args::ProgressArg::Quiet {
+                        imbench_loadgen::errln!(
+                            "imbench: metrics for Prometheus: {}",
+                            endpoint.url()
+                        );
+                    }
+                    config.live = Some(live);
+                    Some(endpoint)
+                }
+                Err(e) => {
+                    imbench_loadgen::errln!(
+                        "imbench: serving metrics on {addr} (--metrics-addr): {e}"
+                    );
+                    return exit_code::USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     // A folder this run creates and then leaves empty (it failed before writing anything) is
     // removed again, so that a failed run leaves nothing behind to be mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());

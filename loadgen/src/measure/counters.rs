@@ -45,23 +45,23 @@ pub(crate) use counters;
 /// Declares the per-client counters (flags and counts) and their totals from one list.
 macro_rules! client_counters {
     (
-        flags { $( $(#[$fmeta:meta])* $flag:ident, )* }
-        counts { $( $(#[$cmeta:meta])* $count:ident, )* }
+        flags { $( $(#[doc = $fdoc:literal])* $flag:ident, )* }
+        counts { $( $(#[doc = $cdoc:literal])* $count:ident, )* }
     ) => {
         /// Counters of one client, written by its own tasks only and read by the progress
         /// display and the report.
         #[derive(Debug, Default)]
         pub struct ClientCounters {
-            $( $(#[$fmeta])* pub $flag: AtomicBool, )*
-            $( $(#[$cmeta])* pub $count: AtomicU64, )*
+            $( $(#[doc = $fdoc])* pub $flag: AtomicBool, )*
+            $( $(#[doc = $cdoc])* pub $count: AtomicU64, )*
         }
 
         /// [`ClientCounters`] added over clients: each count summed, and for each flag the
         /// number of clients that had it set.
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct ClientTotals {
-            $( $(#[$fmeta])* pub $flag: u64, )*
-            $( $(#[$cmeta])* pub $count: u64, )*
+            $( $(#[doc = $fdoc])* pub $flag: u64, )*
+            $( $(#[doc = $cdoc])* pub $count: u64, )*
         }
 
         impl ClientTotals {
@@ -73,6 +73,16 @@ macro_rules! client_counters {
                     $( t.$count += c.$count.load(Relaxed); )*
                 }
                 t
+            }
+
+            /// Each flag (how many clients have it now) with its name and what it means.
+            pub fn flags(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$( (stringify!($flag), concat!($($fdoc, "\n"),*), self.$flag), )*]
+            }
+
+            /// Each count with its name and what it counts.
+            pub fn counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$( (stringify!($count), concat!($($cdoc, "\n"),*), self.$count), )*]
             }
         }
     };

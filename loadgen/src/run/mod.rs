@@ -10,6 +10,7 @@
 
 pub mod capacity;
 pub mod compare;
+pub mod live_metrics;
 pub mod progress;
 
 use crate::client::context::RunContext;
@@ -191,6 +192,8 @@ pub struct RunConfig {
     /// This run's name where reports name a run by its transport or system (`mqtt-2` beside
     /// another `mqtt`); `None` names it so.
     pub label: Option<String>,
+    /// Where the run publishes its live figures for a Prometheus endpoint, if one is served.
+    pub live: Option<Arc<live_metrics::LiveBoard>>,
 }
 
 /// What a finished run produced.
@@ -256,6 +259,20 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
     check_carries_files(&driver, &s)?;
+    // This run's name on the live endpoint, as in its report.
+    let target = config
+        .label
+        .clone()
+        .or_else(|| config.server.protocol())
+        .unwrap_or_else(|| config.transport.to_string());
+    if let Some(live) = &config.live {
+        live.set_server(
+            embedded
+                .as_ref()
+                .and_then(|e| e.server.as_ref())
+                .map(RunningServer::figures),
+        );
+    }
     let rss_before = report::rss_bytes();
 
     // Held until the run ends: dropping it stops the timer thread.
@@ -376,6 +393,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                     rss_connected = rss_connected.max(report::rss_bytes());
                 }
                 progress.update(&ctx, &point);
+                if let Some(live) = &config.live {
+                    live.publish(&ctx, &target, &point);
+                }
                 // Through the drain too: a server that went silent near the end of the
                 // schedule is a server that stopped, not messages that were late.
                 if ctx.stop_reason().is_none() {
@@ -413,8 +433,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     })
     .await;
     clients.abort_all();
-    interval_point(&ctx, &mut intervals, &mut interval_log);
+    let last = interval_point(&ctx, &mut intervals, &mut interval_log);
     progress.finish();
+    if let Some(live) = &config.live {
+        live.publish(&ctx, &target, &last);
+        live.set_server(None);
+    }
 
     let server_label = match &config.server {
         ServerSpec::Embedded => "embedded".to_string(),
@@ -461,11 +485,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         buckets: ctx.plan.buckets(),
         clients: ClientTotals::of(&ctx.counters),
         files: ctx.files.totals(),
-        transport: config
-            .label
-            .clone()
-            .or_else(|| config.server.protocol())
-            .unwrap_or_else(|| config.transport.to_string()),
+        transport: target,
         server: server_label,
         intervals,
         interval_log,

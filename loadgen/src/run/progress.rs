@@ -9,6 +9,20 @@ use crate::client::context::RunContext;
 use crate::config::slo::format_micros;
 use crate::report::IntervalPoint;
 
+/// The phase the run is in now: ramp-up, warm-up, measure or drain.
+pub fn phase(ctx: &RunContext) -> &'static str {
+    let now = ctx.clock.now_us();
+    if now < ctx.send_start_us {
+        "ramp-up"
+    } else if now < ctx.measure_start_us {
+        "warm-up"
+    } else if now < ctx.schedule_end() {
+        "measure"
+    } else {
+        "drain"
+    }
+}
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -71,16 +85,7 @@ impl Progress {
             }
             _ => (0.0, 0.0),
         };
-        let now = ctx.clock.now_us();
-        let phase = if now < ctx.send_start_us {
-            "ramp-up"
-        } else if now < ctx.measure_start_us {
-            "warm-up"
-        } else if now < ctx.schedule_end() {
-            "measure"
-        } else {
-            "drain"
-        };
+        let phase = phase(ctx);
         let failed = ctx
             .counters
             .iter()
