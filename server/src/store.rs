@@ -19,7 +19,7 @@
 //! deliver) are stored again under keys counting down, below every key in use.
 
 use std::collections::VecDeque;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Mutex};
 
@@ -53,6 +53,26 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The data folder is a file.
+    #[error("--data-dir {path} is a file, not a folder")]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The database or its folder cannot be written by this process.
+    #[error("cannot write {path}: {why} (the folder and the file must be writable by the user the server runs as, with room left)")]
+    Unwritable {
+        /// The database file.
+        path: PathBuf,
+        /// What the system said.
+        why: String,
+    },
+    /// A database that some other program made.
+    #[error("{path} is not an imbench-server hold database (it has tables of another program); give --data-dir a folder of its own")]
+    NotOurs {
+        /// The database file.
+        path: PathBuf,
     },
     /// Another process has the database open.
     #[error("{path} is in use by another imbench-server (one data folder per server)")]
@@ -165,23 +185,50 @@ impl HoldStore {
             path: dir.to_path_buf(),
             source,
         };
-        // Held bodies are the users' messages: a folder this creates is its owner's only (one
-        // that exists keeps the mode it was given).
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotAFolder {
+                path: dir.to_path_buf(),
+            });
+        }
+        // Held bodies are the users' messages: a folder this creates, and the database file,
+        // are their owner's only (a folder that exists keeps the mode it was given).
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(folder)?;
         let path = dir.join(DATABASE_FILE);
-        // Busy is another process holding the exclusive lock, whichever statement meets it.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::Unwritable {
+                path: path.clone(),
+                why: source.to_string(),
+            })?;
+        // Busy is another process holding the exclusive lock, whichever statement meets it;
+        // a file or folder this user may not write is said as such, not as SQLite's code.
         let db = |source: rusqlite::Error| {
             if is_busy(&source) {
-                StoreError::InUse { path: path.clone() }
-            } else {
-                StoreError::Database {
+                return StoreError::InUse { path: path.clone() };
+            }
+            match source.sqlite_error_code() {
+                Some(
+                    rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::PermissionDenied
+                    | rusqlite::ErrorCode::SystemIoFailure,
+                ) => StoreError::Unwritable {
+                    path: path.clone(),
+                    why: source.to_string(),
+                },
+                _ => StoreError::Database {
                     path: path.clone(),
                     source,
-                }
+                },
             }
         };
         let conn = Connection::open_with_flags(
@@ -216,8 +263,21 @@ impl HoldStore {
                 found: version,
             });
         }
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS held (
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        // A database this server made has its version set in the transaction that made its
+        // table: one without a version and with tables is some other program's.
+        if version == 0 && tables > 0 {
+            return Err(StoreError::NotOurs { path });
+        }
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS held (
                  key INTEGER PRIMARY KEY,
                  user INTEGER NOT NULL,
                  msg_id INTEGER NOT NULL,
@@ -226,11 +286,11 @@ impl HoldStore {
                  dest INTEGER NOT NULL,
                  body BLOB NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS held_by_user ON held (user, key);",
-        )
+             CREATE INDEX IF NOT EXISTS held_by_user ON held (user, key);
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;"
+        ))
         .map_err(db)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(db)?;
         let (loaded, lowest, highest) = load(&conn, &path)?;
 
         let (tx, rx) = std_mpsc::channel();
@@ -431,7 +491,8 @@ fn write_loop(
             }
             Err(e) => {
                 let why = format!("writing {}: {e}", path.display());
-                tracing::error!("{why}");
+                // Said by whoever waits on `failed` (the binary prints it and stops).
+                tracing::debug!("{why}");
                 failed.send_replace(Some(why));
                 return;
             }
@@ -583,6 +644,38 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o700);
         let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
+    }
+
+    #[test]
+    fn the_database_is_its_owners_only_and_a_file_or_a_foreign_database_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("refusals");
+        {
+            let (_store, _) = HoldStore::open(&dir).expect("open");
+        }
+        let mode = std::fs::metadata(dir.join(DATABASE_FILE))
+            .expect("database")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let file = dir.join("a-file");
+        std::fs::write(&file, "x").expect("file");
+        assert!(matches!(
+            HoldStore::open(&file),
+            Err(StoreError::NotAFolder { .. })
+        ));
+
+        let foreign = dir.join("foreign");
+        std::fs::create_dir_all(&foreign).expect("folder");
+        Connection::open(foreign.join(DATABASE_FILE))
+            .and_then(|c| c.execute_batch("CREATE TABLE photos (id INTEGER)"))
+            .expect("another program's database");
+        assert!(matches!(
+            HoldStore::open(&foreign),
+            Err(StoreError::NotOurs { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

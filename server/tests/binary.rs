@@ -181,3 +181,28 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
     }
 }
+
+/// A second start that fails (here its port is the first server's) leaves the first server's
+/// certificate and secret as they were: its clients keep working. It used to write both before
+/// binding, so that an accidental second start cut every new client off the first server.
+#[test]
+fn a_start_that_fails_does_not_replace_the_running_servers_files() {
+    let first = start("files-kept");
+    let cert = std::fs::read(first.dir.join("cert.pem")).expect("cert.pem");
+    let secret = std::fs::read(first.dir.join("secret")).expect("secret");
+    let taken = first.addr(Transport::Tcp).to_string();
+    let second = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--tcp", &taken, "--client-dir"])
+        .arg(&first.dir)
+        .output()
+        .expect("runs");
+    assert!(!second.status.success(), "a second server bound {taken}");
+    assert_eq!(
+        std::fs::read(first.dir.join("cert.pem")).expect("cert.pem"),
+        cert
+    );
+    assert_eq!(
+        std::fs::read(first.dir.join("secret")).expect("secret"),
+        secret
+    );
+}

@@ -307,9 +307,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 
     // Fail fast, with the reason, when the server cannot be reached at all.
     let probe_user = s.clients as u64;
+    // With receipts, which it never sends: whatever a server holds for this user (a server that
+    // keeps holds across runs) goes back to its hold when the probe leaves, instead of being
+    // written to a connection that reads nothing and forgotten.
     let probe = tokio::time::timeout(
         s.generator.connect_timeout,
-        client::connect(&ctx, probe_user),
+        ctx.driver.connect(probe_user, true),
     );
     // Ctrl-C while the first connection is still unanswered ends the run there.
     let mut interrupt = config.interrupt.clone();

@@ -155,23 +155,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             ServerIdentity::self_signed(&names).context("making a self-signed certificate")?
         }
     };
-    std::fs::create_dir_all(&args.client_dir)
-        .with_context(|| format!("creating {}", args.client_dir.display()))?;
     let cert_path = args.client_dir.join("cert.pem");
-    std::fs::write(&cert_path, &identity.cert_chain_pem)
-        .with_context(|| format!("writing {}", cert_path.display()))?;
-    let (secret, secret_path) = match &args.secret_file {
+    // The files for clients are written once the server is up: a start that fails (a port or
+    // a data folder in use by another server) must not replace that server's files.
+    let (secret, secret_path, new_secret) = match &args.secret_file {
         Some(path) => {
             refuse_shared_secret(path)?;
-            (Secret::from_file(path)?, path.clone())
+            (Secret::from_file(path)?, path.clone(), false)
         }
-        None => {
-            let secret = Secret::generate()?;
-            let path = args.client_dir.join("secret");
-            write_private(&path, &secret.to_hex())?;
-            (secret, path)
-        }
+        None => (Secret::generate()?, args.client_dir.join("secret"), true),
     };
+    let cert_pem = identity.cert_chain_pem.clone();
+    let server_secret_hex = secret.to_hex();
     let max_body = usize::try_from(args.max_body).context("--max-body is too large")?;
     if max_body + 64 > imbench_proto::DEFAULT_MAX_FRAME_LEN as usize {
         bail!(
@@ -227,6 +222,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let server = imbench_server::start(config)
         .await
         .context("starting the server")?;
+    std::fs::create_dir_all(&args.client_dir)
+        .with_context(|| format!("creating {}", args.client_dir.display()))?;
+    std::fs::write(&cert_path, &cert_pem)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    if new_secret {
+        write_private(&secret_path, &server_secret_hex)?;
+    }
     let metrics = match args.metrics_addr {
         Some(addr) => Some(
             server
@@ -285,7 +287,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         why = server.store_failed() => {
             // Nothing held from now on could be on disk: stop, rather than acknowledge what a
             // restart would lose. What was acknowledged before is on disk.
-            say(&mut std::io::stderr(), &format!("imbench-server: {why}; stopping: held messages could no longer be stored\n"));
+            say(&mut std::io::stderr(), &format!("imbench-server: {why}; stopping: the holds on disk could no longer be written, so no held message could be acknowledged\n"));
             std::process::exit(1);
         }
     }
