@@ -1,6 +1,7 @@
 //! The files a run writes: report.json reads back, intervals.hlog reads back with the
-//! HdrHistogram interval-log reader and its intervals add up to the report's totals, and
-//! summary.md carries the verdict and the figures.
+//! HdrHistogram interval-log reader and its intervals add up to the report's totals,
+//! intervals.jsonl has the report's seconds line by line, and summary.md carries the verdict
+//! and the figures.
 
 mod util;
 
@@ -50,6 +51,21 @@ async fn report_json_hlog_and_summary_agree() {
         );
     }
     assert!(imbench_loadgen::report::hlog::base_time(&log).is_some());
+
+    // intervals.jsonl: one line per second of the run, the same figures as report.json's.
+    let lines = std::fs::read_to_string(dir.join("intervals.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), run.intervals.len());
+    for (row, point) in rows.iter().zip(&run.intervals) {
+        assert_eq!(row["run"], "quic");
+        assert_eq!(row["t_s"], point.t_s);
+        assert_eq!(row["delivered"], point.delivered);
+        assert_eq!(row["direct_p99_us"], point.direct_p99_us);
+    }
+    assert!(rows.iter().any(|r| r["direct_count"].as_u64() > Some(0)));
 
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("## imbench: test over quic"), "{md}");

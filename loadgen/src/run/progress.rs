@@ -1,13 +1,90 @@
 //! Live progress: one updating line on a terminal, plain lines (one a second) otherwise.
 
 use std::io::IsTerminal;
-use std::sync::atomic::Ordering::Relaxed;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::context::RunContext;
 use crate::config::slo::format_micros;
+use crate::measure::counters::ClientTotals;
 use crate::report::IntervalPoint;
+
+/// What one progress update shows.
+struct Lines {
+    phase: &'static str,
+    elapsed_s: f64,
+    planned_s: f64,
+    connected: u64,
+    clients: u64,
+    failed: u64,
+    dropped: u64,
+    errors: u64,
+    refused: u64,
+    sent_rate: f64,
+    delivered_rate: f64,
+    /// (deliveries timed this second, their p99 in µs), when the scenario has direct chat.
+    direct: Option<(u64, u64)>,
+    /// The same for group deliveries, when it has groups.
+    group: Option<(u64, u64)>,
+    lag_p99_us: u64,
+}
+
+impl Lines {
+    /// Where the run is and what went wrong so far:
+    /// `[12.0s/38.0s] measure clients 1000/1000 errors 0 refused 0`.
+    fn state(&self) -> String {
+        let mut clients = format!("clients {}/{}", self.connected, self.clients);
+        if self.failed > 0 {
+            clients.push_str(&format!(" ({} failed)", self.failed));
+        }
+        if self.dropped > 0 {
+            clients.push_str(&format!(" ({} dropped)", self.dropped));
+        }
+        // Tenths of a second only while they are a visible part of the time.
+        let seconds = |s: f64| {
+            if s < 100.0 {
+                format!("{s:.1}")
+            } else {
+                format!("{s:.0}")
+            }
+        };
+        format!(
+            "[{:>4}s/{}s] {:<7} {clients} errors {} refused {}",
+            seconds(self.elapsed_s),
+            seconds(self.planned_s),
+            self.phase,
+            self.errors,
+            self.refused
+        )
+    }
+
+    /// This second's rates and latencies:
+    /// `sent 992/s delivered 992/s direct p99 311µs lag p99 108µs`.
+    fn rates(&self) -> String {
+        let p99 = |(count, us): (u64, u64)| {
+            if count > 0 {
+                format_micros(us as f64)
+            } else {
+                "-".into()
+            }
+        };
+        let mut line = format!(
+            "sent {:.0}/s delivered {:.0}/s",
+            self.sent_rate, self.delivered_rate
+        );
+        if let Some(d) = self.direct {
+            line.push_str(&format!(" direct p99 {}", p99(d)));
+        }
+        if let Some(g) = self.group {
+            line.push_str(&format!(" group p99 {}", p99(g)));
+        }
+        line.push_str(&format!(
+            " lag p99 {}",
+            format_micros(self.lag_p99_us as f64)
+        ));
+        line
+    }
+}
 
 /// The phase the run is in now: ramp-up, warm-up, measure or drain.
 pub fn phase(ctx: &RunContext) -> &'static str {
@@ -83,47 +160,34 @@ impl Progress {
                     (p.delivered - l.delivered) as f64 / dt,
                 )
             }
+            // The first second: since the start.
+            None if p.t_s > 0.0 => (p.sent as f64 / p.t_s, p.delivered as f64 / p.t_s),
             _ => (0.0, 0.0),
         };
-        let phase = phase(ctx);
-        let failed = ctx
-            .counters
-            .iter()
-            .filter(|c| c.connect_failed.load(Relaxed))
-            .count();
-        let p99 = |count: u64, us: u64| {
-            if count > 0 {
-                format_micros(us as f64)
-            } else {
-                "-".into()
-            }
-        };
-        let mut latency = Vec::new();
-        if ctx.scenario.direct.rate > 0.0 {
-            latency.push(format!(
-                "direct p99 {}",
-                p99(p.direct_count, p.direct_p99_us)
-            ));
-        }
-        if !ctx.plan.groups.is_empty() {
-            latency.push(format!("group p99 {}", p99(p.group_count, p.group_p99_us)));
-        }
-        let line = format!(
-            "[{:>5.1}s] {phase:<7} clients {}/{}{} | sent {:.0}/s delivered {:.0}/s | {} | lag p99 {}",
-            p.t_s,
-            p.connected,
-            ctx.scenario.clients,
-            if failed > 0 { format!(" ({failed} failed)") } else { String::new() },
+        let totals = ClientTotals::of(&ctx.counters);
+        let lines = Lines {
+            phase: phase(ctx),
+            elapsed_s: p.t_s,
+            // The schedule's end; the drain after it is as long as the last messages take.
+            planned_s: ctx.schedule_end() as f64 / 1e6,
+            connected: p.connected,
+            clients: ctx.scenario.clients as u64,
+            failed: totals.connect_failed,
+            dropped: totals.disconnected,
+            errors: totals.errors,
+            refused: totals.rejected + totals.group_rejected,
             sent_rate,
             delivered_rate,
-            latency.join(" | "),
-            format_micros(p.lag_p99_us as f64),
-        );
+            direct: (ctx.scenario.direct.rate > 0.0).then_some((p.direct_count, p.direct_p99_us)),
+            group: (!ctx.plan.groups.is_empty()).then_some((p.group_count, p.group_p99_us)),
+            lag_p99_us: p.lag_p99_us,
+        };
         if let Some(bar) = &self.bar {
-            bar.set_message(line);
+            // Two short lines on a terminal: one line of all this wraps at 80 columns.
+            bar.set_message(format!("{}\n  {}", lines.state(), lines.rates()));
             bar.tick();
         } else if self.plain {
-            crate::errln!("{line}");
+            crate::errln!("{} | {}", lines.state(), lines.rates());
         }
         self.last = Some(p.clone());
     }
@@ -133,5 +197,39 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_line_fits_in_80_columns_at_a_large_run() {
+        let lines = Lines {
+            phase: "measure",
+            elapsed_s: 1234.5,
+            planned_s: 3600.0,
+            connected: 99_999,
+            clients: 100_000,
+            failed: 1,
+            dropped: 0,
+            errors: 12_345,
+            refused: 67_890,
+            sent_rate: 123_456.0,
+            delivered_rate: 1_234_567.0,
+            direct: Some((5, 1_234_567)),
+            group: Some((0, 0)),
+            lag_p99_us: 12_345,
+        };
+        for line in [lines.state(), format!("  {}", lines.rates())] {
+            assert!(
+                line.chars().count() <= 80,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(lines.state().starts_with("[1234s/3600s] measure clients"));
+        assert!(lines.rates().contains("group p99 -"));
     }
 }
