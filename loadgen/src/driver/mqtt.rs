@@ -15,6 +15,10 @@
 //! - **offline**: with a persistent session (`?session=persistent`) the broker keeps QoS 1 and
 //!   2 messages for a client that is away and sends them when it is back; with a clean one
 //!   (the default) nothing is kept and what was sent to an absent client is lost.
+//! - **received**: a delivery is acknowledged to the broker (PUBACK at QoS 1, PUBREC at QoS
+//!   2) only once the events side has handed it to the client, not when the library reads
+//!   it: rumqttc reads packets in batches and would acknowledge a whole batch at once, so a
+//!   client cut off abruptly in the middle of one lost messages the broker counted delivered.
 //!
 //! As on NATS, the sender and message id travel in front of the body ([`super::envelope`]).
 //!
@@ -222,6 +226,7 @@ impl MqttDriver {
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(clean)
+            .set_manual_acks(true)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_request_channel_capacity(REQUEST_CAPACITY);
         if let Some((u, p)) = &target.credentials {
@@ -322,6 +327,7 @@ impl MqttDriver {
         }
         let (pending_tx, pending_rx) = unbounded_channel();
         let abort = std::sync::Arc::new(tokio::sync::Notify::new());
+        let acks = client.clone();
         Ok(Session {
             sender: Sender::Mqtt(MqttSender {
                 target: target.clone(),
@@ -334,6 +340,7 @@ impl MqttDriver {
             events: Events::Mqtt(Box::new(MqttEvents {
                 target: target.clone(),
                 user,
+                acks,
                 eventloop,
                 pending: pending_rx,
                 by_pkid: HashMap::new(),
@@ -448,10 +455,23 @@ impl MqttSender {
     }
 }
 
+impl Drop for MqttSender {
+    fn drop(&mut self) {
+        // A sender gone without closing ends the session as it always did when the request
+        // channel closed; the events side now keeps a handle of its own (for its acks), so it
+        // is told.
+        if self.client.is_some() {
+            self.abort.notify_one();
+        }
+    }
+}
+
 /// What the broker sends a session, as events.
 pub struct MqttEvents {
     target: std::sync::Arc<MqttTarget>,
     user: u64,
+    /// Acknowledges deliveries once handed over (manual acks).
+    acks: AsyncClient,
     eventloop: EventLoop,
     pending: UnboundedReceiver<Pending>,
     /// Packet id → the message it acknowledges.
@@ -540,7 +560,15 @@ impl MqttEvents {
             by_pkid.remove(&pkid).map(|msg_id| Event::Acked { msg_id })
         };
         match packet {
-            Packet::Publish(p) => self.delivered(&p.topic, p.payload),
+            Packet::Publish(p) => {
+                let event = self.delivered(&p.topic, p.payload.clone());
+                // Handed over (or dropped as not the client's): the broker may forget it. A
+                // full request queue leaves the ack to the loop's own queue, sent after it.
+                if let Err(rumqttc::ClientError::TryRequest(ack)) = self.acks.try_ack(&p) {
+                    self.eventloop.pending.push_back(ack);
+                }
+                event
+            }
             Packet::PubAck(a) if self.target.qos == 1 => acked(&mut self.by_pkid, a.pkid),
             Packet::PubComp(c) if self.target.qos == 2 => acked(&mut self.by_pkid, c.pkid),
             Packet::SubAck(ack) => {
