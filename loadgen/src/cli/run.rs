@@ -31,12 +31,8 @@ pub(crate) fn run(args: RunArgs) -> u8 {
                 live.registry(),
             )) {
                 Ok(endpoint) => {
-                    if args.progress != super::args::ProgressArg::Quiet {
-                        imbench_loadgen::errln!(
-                            "imbench: metrics for Prometheus: {}",
-                            endpoint.url()
-                        );
-                    }
+                    // Said even with --progress quiet: with port 0 it is the only way to know.
+                    imbench_loadgen::errln!("imbench: metrics for Prometheus: {}", endpoint.url());
                     config.live = Some(live);
                     Some(endpoint)
                 }

@@ -145,7 +145,12 @@ impl Collector for GeneratorFigures {
         )?;
         for (name, doc, value) in p.totals.flags() {
             let name = format!("clients_{name}");
-            let help = format!("Clients now: {}", help(doc));
+            // The flags are set once and stay set: each gauge counts the clients that have
+            // had it so far in this run (connected and later disconnected count in both).
+            let help = format!(
+                "Clients that have had this so far in the run: {}",
+                help(doc)
+            );
             gauge(&mut encoder, &name, &help, labels, value as f64)?;
         }
         for (name, doc, value) in p.totals.counts() {
