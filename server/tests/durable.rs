@@ -75,11 +75,7 @@ fn path_str(p: &Path) -> &str {
 
 /// How many messages the banner says were restored from disk.
 fn restored(server: &Server) -> usize {
-    let line = server
-        .banner
-        .iter()
-        .find(|l| l.starts_with("holds on disk:"))
-        .unwrap_or_else(|| panic!("no 'holds on disk' line in {:?}", server.banner));
+    let line = server.banner_line("holds on disk:");
     line.split('(')
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())

@@ -16,12 +16,10 @@ use util::process::{start_with_args, Server};
 
 /// The endpoint's address from the banner.
 fn metrics_addr(server: &Server) -> String {
-    let line = server
-        .banner
-        .iter()
-        .find_map(|l| l.strip_prefix("metrics for Prometheus: http://"))
-        .unwrap_or_else(|| panic!("no metrics line in {:?}", server.banner));
-    line.trim_end_matches("/metrics").to_string()
+    server
+        .banner_line("metrics for Prometheus: http://")
+        .trim_end_matches("/metrics")
+        .to_string()
 }
 
 /// Sends `request` as is; returns the whole answer.

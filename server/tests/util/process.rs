@@ -156,6 +156,15 @@ impl Server {
         .expect("connector")
     }
 
+    /// The rest of the banner line that starts with `prefix`; fails the test, showing the
+    /// banner, when there is none.
+    pub fn banner_line(&self, prefix: &str) -> &str {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in {:?}", self.banner))
+    }
+
     /// Resident memory now, in KiB.
     pub fn rss_kib(&self) -> u64 {
         memory_kib(self.child.id()).1
