@@ -169,6 +169,7 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--session-queue-bytes", "10"),
         ("--write-timeout", "0s"),
         ("--hello-timeout", "0s"),
+        ("--quic-ack-frequency", "often"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
             .args(["--quic", "127.0.0.1:0", "--client-dir"])

@@ -337,7 +337,8 @@ pub enum Partners {
 }
 
 /// QUIC transport settings a user may want to compare. Each default is quinn's own, except
-/// keep-alive, which imbench turns on so that idle simulated clients stay connected.
+/// keep-alive, which imbench turns on so that idle simulated clients stay connected, and ACK
+/// frequency, which it asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuicSettings {
@@ -359,6 +360,33 @@ pub struct QuicSettings {
     /// `"one"` (default): every frame on one long-lived stream per client, in order.
     /// `"per_message"`: each message on a unidirectional stream of its own.
     pub streams: StreamMode,
+    /// ACK frequency the clients ask of the server (and, embedded, the server of the clients):
+    /// ack-eliciting packets received before an ACK is due, or `"off"` for RFC 9000's every
+    /// second packet. Default 8 (imbench's choice, not quinn's; see docs/transports.md).
+    pub ack_frequency: AckFrequency,
+}
+
+/// `quic.ack_frequency`: a packet count, or the word `"off"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AckFrequency {
+    /// Ack-eliciting packets before an ACK is due.
+    Packets(u32),
+    /// `"off"` (anything else is refused when the settings are applied).
+    Word(String),
+}
+
+impl AckFrequency {
+    /// The threshold to ask for, `None` for off.
+    pub fn threshold(&self) -> Result<Option<u32>, ScenarioError> {
+        match self {
+            AckFrequency::Packets(n) => Ok(Some(*n)),
+            AckFrequency::Word(w) if w.trim() == "off" => Ok(None),
+            AckFrequency::Word(w) => Err(ScenarioError::Invalid(format!(
+                "quic.ack_frequency: {w:?} is neither a packet count (such as 8) nor \"off\""
+            ))),
+        }
+    }
 }
 
 /// How a QUIC client lays its messages on streams.
@@ -381,6 +409,7 @@ impl Default for QuicSettings {
             keep_alive: "10s".into(),
             idle_timeout: Duration::from_secs(60),
             streams: StreamMode::One,
+            ack_frequency: AckFrequency::Packets(imbench_transport::quic::DEFAULT_ACK_FREQUENCY),
         }
     }
 }
@@ -440,6 +469,7 @@ impl QuicSettings {
             stream_per_message: self.streams == StreamMode::PerMessage,
             keep_alive,
             idle_timeout: self.idle_timeout,
+            ack_frequency: self.ack_frequency.threshold()?,
             ..base.clone()
         })
     }
@@ -1047,7 +1077,7 @@ mod tests {
     fn quic_settings_are_read_checked_and_applied() {
         use imbench_transport::quic::Congestion;
         let text = format!(
-            "{DEFAULT_SCENARIO}\n[quic]\ncongestion = \"bbr\"\nstream_receive_window = \"64KiB\"\nsend_fairness = false\nkeep_alive = \"off\"\n"
+            "{DEFAULT_SCENARIO}\n[quic]\ncongestion = \"bbr\"\nstream_receive_window = \"64KiB\"\nsend_fairness = false\nkeep_alive = \"off\"\nack_frequency = 4\n"
         );
         let s = Scenario::from_toml(&text, "t").unwrap();
         let o = s
@@ -1058,13 +1088,24 @@ mod tests {
         assert_eq!(o.stream_receive_window, Some(65536));
         assert!(!o.send_fairness);
         assert_eq!(o.keep_alive, None);
+        assert_eq!(o.ack_frequency, Some(4));
+        let off = format!("{DEFAULT_SCENARIO}\n[quic]\nack_frequency = \"off\"\n");
+        let off = Scenario::from_toml(&off, "t").unwrap().quic;
+        let off = off.apply(&imbench_transport::QuicOptions::default());
+        assert_eq!(off.unwrap().ack_frequency, None);
         let defaults = Scenario::builtin_default()
             .quic
             .apply(&imbench_transport::QuicOptions::default())
             .unwrap();
         assert_eq!(defaults.congestion, Congestion::Cubic);
         assert_eq!(defaults.keep_alive, Some(Duration::from_secs(10)));
+        assert_eq!(
+            defaults.ack_frequency,
+            Some(imbench_transport::quic::DEFAULT_ACK_FREQUENCY)
+        );
         for (bad, field) in [
+            ("ack_frequency = \"of\"", "ack_frequency"),
+            ("ack_frequency = -1", "ack_frequency"),
             ("congestion = \"vegas\"", "vegas"),
             ("keep_alive = \"soon\"", "keep_alive"),
             ("keep_alive = \"2m\"", "keep_alive"),

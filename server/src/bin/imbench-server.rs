@@ -115,6 +115,11 @@ struct Args {
     /// A transfer in which no byte moves for this long is ended
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     file_idle_timeout: Duration,
+    /// QUIC ACK frequency asked of clients: ack-eliciting packets a client may receive before
+    /// it must acknowledge (within 25 ms in any case), or `off` for RFC 9000's every second
+    /// packet. Fewer ACKs to handle when fanning out
+    #[arg(long, default_value_t = AckFrequencyArg(Some(imbench_transport::quic::DEFAULT_ACK_FREQUENCY)), value_parser = parse_ack_frequency)]
+    quic_ack_frequency: AckFrequencyArg,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -215,7 +220,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             transfers_per_user: args.transfers_per_user,
             file_idle_timeout: args.file_idle_timeout,
         },
-        quic: QuicOptions::default(),
+        quic: QuicOptions {
+            ack_frequency: args.quic_ack_frequency.0,
+            ..QuicOptions::default()
+        },
         data_dir: args.data_dir.clone(),
     };
     let mut signals = Signals::install()?;
@@ -504,4 +512,27 @@ impl Signals {
             .context("waiting for Ctrl-C")?;
         Ok(())
     }
+}
+
+/// `--quic-ack-frequency`: a packet count, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct AckFrequencyArg(Option<u32>);
+
+impl std::fmt::Display for AckFrequencyArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+fn parse_ack_frequency(text: &str) -> Result<AckFrequencyArg, String> {
+    if text.trim() == "off" {
+        return Ok(AckFrequencyArg(None));
+    }
+    text.trim()
+        .parse()
+        .map(|n| AckFrequencyArg(Some(n)))
+        .map_err(|_| format!("{text:?} is neither a packet count (such as 8) nor `off`"))
 }
