@@ -583,21 +583,23 @@ mod tests {
     use super::*;
     use imbench_proto::Frame;
 
-    #[tokio::test]
-    async fn a_stream_per_message_client_sends_hello_on_the_main_stream_and_the_rest_apart() {
+    /// A server and a client connected over loopback, the client's Ping 0 written (the chat
+    /// stream opens with it) and the server admitted; nothing read yet.
+    async fn connected(
+        server_opts: &QuicOptions,
+        client_opts: &QuicOptions,
+    ) -> (QuicListener, FramedConnection, FramedConnection) {
         let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
-        let opts = QuicOptions::default();
-        let listener =
-            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts, Codec::default())
-                .unwrap();
+        let listener = QuicListener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &id,
+            server_opts,
+            Codec::default(),
+        )
+        .unwrap();
         let addr = listener.local_addr().unwrap();
-        let client_opts = QuicOptions {
-            stream_per_message: true,
-            ..QuicOptions::default()
-        };
         let connector =
-            QuicConnector::new(&id.client_trust(), &client_opts, 1, addr, Codec::default())
-                .unwrap();
+            QuicConnector::new(&id.client_trust(), client_opts, 1, addr, Codec::default()).unwrap();
         let accept = tokio::spawn(async move {
             let server = listener.accept().await.unwrap().establish().await.unwrap();
             server.link.admit(SERVER_RECEIVE_WINDOW);
@@ -609,7 +611,18 @@ mod tests {
             .write_frame(&Frame::Ping { nonce: 0 })
             .await
             .unwrap();
-        let (_listener, mut server) = accept.await.unwrap();
+        let (listener, server) = accept.await.unwrap();
+        (listener, server, client)
+    }
+
+    #[tokio::test]
+    async fn a_stream_per_message_client_sends_hello_on_the_main_stream_and_the_rest_apart() {
+        let client_opts = QuicOptions {
+            stream_per_message: true,
+            ..QuicOptions::default()
+        };
+        let (_listener, mut server, mut client) =
+            connected(&QuicOptions::default(), &client_opts).await;
         assert_eq!(
             server.reader.read_frame().await.unwrap(),
             Some(Frame::Ping { nonce: 0 })
@@ -646,32 +659,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_stream_hands_over_its_bytes_after_the_header() {
-        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
         let opts = QuicOptions::default();
-        let listener =
-            QuicListener::bind("127.0.0.1:0".parse().unwrap(), &id, &opts, Codec::default())
-                .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connector = QuicConnector::new(
-            &id.client_trust(),
-            &opts,
-            1,
-            addr,
-            imbench_proto::Codec::default(),
-        )
-        .unwrap();
-        let accept = tokio::spawn(async move {
-            let server = listener.accept().await.unwrap().establish().await.unwrap();
-            server.link.admit(SERVER_RECEIVE_WINDOW);
-            (listener, server)
-        });
-        let mut client = connector.connect(addr, "localhost").await.unwrap();
-        client
-            .writer
-            .write_frame(&Frame::Ping { nonce: 0 })
-            .await
-            .unwrap();
-        let (_listener, mut server) = accept.await.unwrap();
+        let (_listener, mut server, client) = connected(&opts, &opts).await;
         server.reader.read_frame().await.unwrap();
         let Link::Quic(client_conn) = &client.link else {
             panic!("a QUIC link")
@@ -790,37 +779,15 @@ mod tests {
     /// The ACK frames a client sends while the server writes `frames` Pings to it one packet
     /// at a time, with the server asking for `ack_frequency`.
     async fn client_acks_for(ack_frequency: Option<u32>, frames: u64) -> (u64, u64) {
-        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
         let server_opts = QuicOptions {
             ack_frequency,
             ..QuicOptions::default()
         };
-        let listener = QuicListener::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            &id,
-            &server_opts,
-            Codec::default(),
-        )
-        .unwrap();
-        let addr = listener.local_addr().unwrap();
         let client_opts = QuicOptions {
             ack_frequency: None,
             ..QuicOptions::default()
         };
-        let connector =
-            QuicConnector::new(&id.client_trust(), &client_opts, 1, addr, Codec::default())
-                .unwrap();
-        let accept = tokio::spawn(async move {
-            let server = listener.accept().await.unwrap().establish().await.unwrap();
-            (listener, server)
-        });
-        let mut client = connector.connect(addr, "localhost").await.unwrap();
-        client
-            .writer
-            .write_frame(&Frame::Ping { nonce: 0 })
-            .await
-            .unwrap();
-        let (_listener, mut server) = accept.await.unwrap();
+        let (_listener, mut server, mut client) = connected(&server_opts, &client_opts).await;
         server.reader.read_frame().await.unwrap();
         let Link::Quic(conn) = &client.link else {
             panic!("a QUIC link")
