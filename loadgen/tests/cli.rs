@@ -1176,3 +1176,50 @@ fn metrics_addr_serves_both_sides_live_and_a_taken_port_is_a_usage_error() {
     );
     assert!(text(&out).contains(&format!("metrics for Prometheus: http://{addr}/metrics")));
 }
+
+/// A capacity search leaves a report a person can open (capacity.md, capacity.html with the
+/// curve) beside capacity.json and the steps, and `imbench report` renders the folder again.
+#[test]
+fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
+    let dir = Dir::new("find-max-report");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--find-max",
+            "--max-steps",
+            "2",
+            "--refine",
+            "0",
+            "--slo",
+            "direct.p99 < 10s",
+            "--progress",
+            "quiet",
+            "--out",
+            "cap",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("capacity.html"), "{}", text(&out));
+    let folder = dir.0.join("cap");
+    let html = std::fs::read_to_string(folder.join("capacity.html")).expect("capacity.html");
+    assert_eq!(html.matches("<svg").count(), 2, "the curve, twice");
+    assert!(html.contains("SLO direct.p99 10.00s"));
+    assert!(html.contains("href=\"step-02/report.html\""));
+    let md = std::fs::read_to_string(folder.join("capacity.md")).expect("capacity.md");
+    assert!(md.contains("highest load that held: 1.500x"), "{md}");
+    std::fs::remove_file(folder.join("capacity.md")).unwrap();
+    let out = imbench(&dir, &["report", "cap"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("capacity search for tiny"),
+        "{}",
+        text(&out)
+    );
+    assert!(folder.join("capacity.md").is_file(), "written again");
+    // A step folder is an ordinary report.
+    let out = imbench(&dir, &["report", "cap/step-01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

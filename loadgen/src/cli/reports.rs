@@ -26,7 +26,43 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
     Ok((file, report))
 }
 
+/// `imbench report` on a capacity search's folder: its table, and capacity.md and
+/// capacity.html written again.
+fn rerender_capacity(dir: &std::path::Path) -> u8 {
+    use imbench_loadgen::report::capacity::{Capacity, CAPACITY_HTML, CAPACITY_JSON, CAPACITY_MD};
+    let file = dir.join(CAPACITY_JSON);
+    let capacity = match std::fs::read_to_string(&file)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Capacity::from_json(&text).map_err(anyhow::Error::from))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: reading {}: {e:#}", file.display());
+            return exit_code::USAGE;
+        }
+    };
+    out!("{}", capacity.table());
+    match capacity.write_views(dir) {
+        Ok(()) => {
+            outln!(
+                "wrote {} and {}",
+                dir.join(CAPACITY_MD).display(),
+                dir.join(CAPACITY_HTML).display()
+            );
+            exit_code::OK
+        }
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: writing into {}: {e}", dir.display());
+            exit_code::INVALID
+        }
+    }
+}
+
 pub(crate) fn rerender(path: &std::path::Path) -> u8 {
+    use imbench_loadgen::report::capacity::CAPACITY_JSON;
+    if path.is_dir() && !path.join("report.json").exists() && path.join(CAPACITY_JSON).is_file() {
+        return rerender_capacity(path);
+    }
     match load_report(path) {
         Ok((file, report)) => {
             out!("{}", report.table());

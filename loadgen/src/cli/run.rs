@@ -230,7 +230,12 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         Ok(cap) => {
             out!("{}", cap.table());
             if let Some(dir) = &config.out_dir {
-                outln!("report: {}", dir.join("capacity.json").display());
+                use imbench_loadgen::report::capacity::{CAPACITY_HTML, CAPACITY_JSON};
+                outln!(
+                    "report: {} (for a person: {}; each step's own report in its step-NN folder)",
+                    dir.join(CAPACITY_JSON).display(),
+                    dir.join(CAPACITY_HTML).display()
+                );
             }
             match (cap.best(), cap.steps.first()) {
                 (Some(_), _) => exit_code::OK,

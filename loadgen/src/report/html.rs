@@ -18,11 +18,11 @@ use crate::report::model::{IntervalPoint, Report, RunReport, Verdict, LATENCY_CO
 /// Highest percentile plotted: 99.999 %.
 const TOP_QUANTILE: f64 = 0.99999;
 
-const WIDTH: u32 = 900;
-const HEIGHT: u32 = 420;
+pub(crate) const WIDTH: u32 = 900;
+pub(crate) const HEIGHT: u32 = 420;
 
 /// Line colours, in turn.
-const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -101,7 +101,8 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}\
+pub(crate) const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #eee;\
 text-align:right}td:first-child,th:first-child{text-align:left}\
@@ -368,6 +369,11 @@ fn draw(
         root.present()?;
         Ok(())
     })();
+    svg_or_note(drawn, svg)
+}
+
+/// The SVG drawn, or a note saying why drawing it failed.
+pub(crate) fn svg_or_note(drawn: Result<(), Box<dyn std::error::Error>>, svg: String) -> String {
     match drawn {
         Ok(()) => svg + "\n",
         Err(e) => format!(
@@ -396,6 +402,18 @@ where
             .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
+    legend(chart)
+}
+
+/// The series' labels, boxed in the upper left.
+pub(crate) fn legend<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -411,7 +429,7 @@ fn trim(p: f64) -> String {
 }
 
 /// Escapes text for HTML.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -4,6 +4,7 @@
 //! spreads. `report` reads measurements and reports; it never reaches into a live run.
 
 pub mod build;
+pub mod capacity;
 pub mod comparison;
 pub mod figures;
 pub mod histogram;

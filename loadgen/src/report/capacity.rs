@@ -1,0 +1,594 @@
+//! A capacity search's report: every step's figures (`capacity.json`), the table printed at the
+//! end, `capacity.md` for a person or a CI summary, and `capacity.html` with the capacity
+//! curve: p50 and p99 of the latency the SLOs look at, against the rate sent and the rate
+//! delivered, with the SLO's line and the highest load that held marked.
+//!
+//! The search itself (which loads to try) is `run::capacity`; this module only describes what
+//! it found, so `imbench report` can render a search's folder again without running anything.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::slo::{format_micros, Slo, Target};
+use crate::measure::metrics::Metric;
+use crate::report::figures::FANOUT;
+use crate::report::html::{escape, legend, svg_or_note, HEIGHT, PALETTE, STYLE, WIDTH};
+use crate::report::{Report, Verdict};
+
+/// One step's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// Factor applied to the scenario's rates.
+    pub load: f64,
+    /// Direct messages per second per client offered.
+    pub direct_rate: f64,
+    /// Messages per second per group offered.
+    pub group_rate: f64,
+    /// Messages sent per second in the measured period (the offered load: sends follow the
+    /// schedule, not the answers).
+    pub sent_per_s: f64,
+    /// Deliveries per second in the measured period.
+    pub delivered_per_s: f64,
+    /// p50 of `direct`, µs (0 when the metric had no samples; 0 too in searches written before
+    /// the p50s were kept).
+    #[serde(default)]
+    pub direct_p50_us: u64,
+    /// p99 of `direct`, µs (0 when the metric had no samples).
+    pub direct_p99_us: u64,
+    /// p50 of `group`, µs.
+    #[serde(default)]
+    pub group_p50_us: u64,
+    /// p99 of `group`, µs.
+    pub group_p99_us: u64,
+    /// p50 of `fanout`, µs.
+    #[serde(default)]
+    pub fanout_p50_us: u64,
+    /// p99 of `fanout`, µs.
+    pub fanout_p99_us: u64,
+    /// Expected deliveries that never arrived.
+    pub lost: u64,
+    /// The step's verdict.
+    pub verdict: Verdict,
+    /// SLOs that failed and reasons the run was invalid.
+    pub why: Vec<String>,
+    /// Where the step's report went.
+    pub report: Option<PathBuf>,
+}
+
+impl Step {
+    /// The figures of a step run at `load`, from its report (written to `dir`, if anywhere).
+    pub fn from_report(load: f64, r: &Report, dir: Option<PathBuf>) -> Self {
+        let run = &r.runs[0];
+        let stat = |m: &str, p50: bool| {
+            run.metrics
+                .get(m)
+                .map_or(0, |m| if p50 { m.p50_us } else { m.p99_us })
+        };
+        let mut why: Vec<String> = r.invalid_reasons.clone();
+        why.extend(
+            run.slo
+                .iter()
+                .filter(|s| !s.ok)
+                .map(|s| format!("{} was {}", s.expr, s.value)),
+        );
+        Self {
+            load,
+            direct_rate: r.scenario.direct.rate,
+            group_rate: r.scenario.groups.rate,
+            sent_per_s: run.throughput.sent_per_s,
+            delivered_per_s: run.throughput.delivered_per_s,
+            direct_p50_us: stat(Metric::Direct.name(), true),
+            direct_p99_us: stat(Metric::Direct.name(), false),
+            group_p50_us: stat(Metric::Group.name(), true),
+            group_p99_us: stat(Metric::Group.name(), false),
+            fanout_p50_us: stat(FANOUT, true),
+            fanout_p99_us: stat(FANOUT, false),
+            lost: run.counters.lost,
+            verdict: r.verdict,
+            why,
+            report: dir,
+        }
+    }
+
+    /// Whether the step held.
+    pub fn held(&self) -> bool {
+        self.verdict == Verdict::Ok
+    }
+
+    /// p50 and p99 of one of the latencies a step keeps, µs.
+    fn latency(&self, metric: &str) -> Option<(u64, u64)> {
+        match metric {
+            m if m == Metric::Direct.name() => Some((self.direct_p50_us, self.direct_p99_us)),
+            m if m == Metric::Group.name() => Some((self.group_p50_us, self.group_p99_us)),
+            FANOUT => Some((self.fanout_p50_us, self.fanout_p99_us)),
+            _ => None,
+        }
+    }
+}
+
+/// The latencies a step keeps, in the order they are shown.
+const KEPT: [&str; 3] = [Metric::Direct.name(), Metric::Group.name(), FANOUT];
+
+/// The search's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The scenario's name.
+    pub scenario: String,
+    /// SLOs every step had to meet.
+    pub slo: Vec<String>,
+    /// Every step, in the order run.
+    pub steps: Vec<Step>,
+    /// Index into `steps` of the highest load that held, if any did.
+    pub highest_held: Option<usize>,
+    /// Whether a failing step was found above it (otherwise the search ran out of steps and
+    /// the capacity is at least the highest step).
+    pub bounded: bool,
+    /// Whether the scenario has groups.
+    pub groups: bool,
+}
+
+/// The file names a search writes beside its step folders.
+pub const CAPACITY_JSON: &str = "capacity.json";
+/// The Markdown summary.
+pub const CAPACITY_MD: &str = "capacity.md";
+/// The page with the capacity curve.
+pub const CAPACITY_HTML: &str = "capacity.html";
+
+impl Capacity {
+    /// The step with the highest load that held.
+    pub fn best(&self) -> Option<&Step> {
+        self.highest_held
+            .and_then(|i| self.steps.get(i))
+            .filter(|s| s.held())
+    }
+
+    /// Reads `capacity.json`'s text.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Writes capacity.json, capacity.md and capacity.html into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(CAPACITY_JSON), json)?;
+        self.write_views(dir)
+    }
+
+    /// Writes capacity.md and capacity.html into `dir` (what `imbench report` renders again).
+    pub fn write_views(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::write(dir.join(CAPACITY_MD), self.markdown())?;
+        std::fs::write(dir.join(CAPACITY_HTML), self.html())
+    }
+
+    /// The latencies worth plotting: those the SLOs name among the kept ones, else every kept
+    /// one with samples.
+    fn plotted(&self) -> Vec<&'static str> {
+        let named: Vec<&'static str> = KEPT
+            .iter()
+            .copied()
+            .filter(|k| self.slo_lines().iter().any(|(m, _, _)| m == k))
+            .collect();
+        if !named.is_empty() {
+            return named;
+        }
+        KEPT.iter()
+            .copied()
+            .filter(|k| {
+                self.steps
+                    .iter()
+                    .any(|s| s.latency(k).is_some_and(|(_, p99)| p99 > 0))
+            })
+            .collect()
+    }
+
+    /// The latency SLOs on a p50 or p99 of a kept metric: (metric, statistic, threshold µs).
+    fn slo_lines(&self) -> Vec<(String, String, f64)> {
+        self.slo
+            .iter()
+            .filter_map(|e| Slo::parse(e).ok())
+            .filter_map(|s| match s.target {
+                Target::Latency { metric, stat } if stat == "p50" || stat == "p99" => {
+                    Some((metric, stat, s.threshold))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn answer(&self) -> String {
+        match self.best() {
+            Some(b) => format!(
+                "highest load that held: {:.3}x ({:.0} sent/s, {:.0} delivered/s){}",
+                b.load,
+                b.sent_per_s,
+                b.delivered_per_s,
+                if self.bounded {
+                    ""
+                } else {
+                    " — no step failed, so the capacity may be higher"
+                }
+            ),
+            None => "no step held: the first load is already too much".to_string(),
+        }
+    }
+
+    fn rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let micros = |v: u64| {
+            if v == 0 {
+                "-".to_string()
+            } else {
+                format_micros(v as f64)
+            }
+        };
+        let mut head: Vec<String> = ["step", "load", "sent/s", "delivered/s"]
+            .map(String::from)
+            .to_vec();
+        let shown: Vec<&str> = KEPT
+            .iter()
+            .copied()
+            .filter(|k| {
+                self.steps
+                    .iter()
+                    .any(|s| s.latency(k).is_some_and(|(_, p99)| p99 > 0))
+            })
+            .collect();
+        head.extend(shown.iter().map(|k| format!("{k} p99")));
+        head.extend(["lost".to_string(), "verdict".to_string()]);
+        let rows = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut row = vec![
+                    (i + 1).to_string(),
+                    format!("{:.3}x", s.load),
+                    format!("{:.0}", s.sent_per_s),
+                    format!("{:.0}", s.delivered_per_s),
+                ];
+                for k in &shown {
+                    row.push(micros(s.latency(k).map_or(0, |(_, p99)| p99)));
+                }
+                row.push(s.lost.to_string());
+                row.push(format!(
+                    "{}{}",
+                    if s.held() { "held" } else { "FAILED" },
+                    if s.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", s.why.join("; "))
+                    }
+                ));
+                row
+            })
+            .collect();
+        (head, rows)
+    }
+
+    /// The table printed at the end.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\ncapacity search for {} (SLOs: {})",
+            self.scenario,
+            self.slo.join(", ")
+        );
+        let (head, rows) = self.rows();
+        let last = head.len() - 1;
+        let line = |cells: &[String]| {
+            let mut l = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i == last {
+                    let _ = write!(l, "  {c}");
+                } else {
+                    let _ = write!(l, "{c:>w$} ", w = if i == 0 { 4 } else { 11 });
+                }
+            }
+            l.trim_end().to_string()
+        };
+        let _ = writeln!(out, "{}", line(&head));
+        for r in &rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        let _ = writeln!(out, "{}", self.answer());
+        out
+    }
+
+    /// capacity.md: the answer and every step, as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## imbench: capacity of {}\n", self.scenario);
+        let _ = writeln!(
+            out,
+            "SLOs every step had to meet: {}\n",
+            self.slo.join(", ")
+        );
+        let _ = writeln!(out, "**{}**\n", self.answer());
+        let (head, rows) = self.rows();
+        let _ = writeln!(out, "| {} |", head.join(" | "));
+        let _ = writeln!(
+            out,
+            "|{}",
+            head.iter()
+                .enumerate()
+                .map(|(i, _)| if i + 1 == head.len() {
+                    " --- |"
+                } else {
+                    " ---: |"
+                })
+                .collect::<String>()
+        );
+        for r in rows {
+            let _ = writeln!(out, "| {} |", r.join(" | ").replace('\n', " "));
+        }
+        out
+    }
+
+    /// capacity.html: the curve against the rate sent and the rate delivered, and the table.
+    pub fn html(&self) -> String {
+        let title = format!("imbench: capacity of {}", escape(&self.scenario));
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+        );
+        let class = if self.best().is_some() { "ok" } else { "fail" };
+        let _ = writeln!(
+            out,
+            "<p class=\"verdict {class}\">{}</p>\n<p>SLOs every step had to meet: {}</p>",
+            escape(&self.answer()),
+            escape(&self.slo.join(", "))
+        );
+        out.push_str(
+            "<p class=\"note\">Each point is one step (a whole run at that load). Filled: the \
+             step held; a cross: it failed (an SLO, or an invalid run). The dashed line is the \
+             SLO's threshold, the vertical line the highest load that held.</p>\n",
+        );
+        out.push_str("<h2>Latency against the rate delivered</h2>\n");
+        out.push_str(&self.curve(|s| s.delivered_per_s, "delivered per second"));
+        out.push_str("<h2>Latency against the rate sent (offered)</h2>\n");
+        out.push_str(&self.curve(|s| s.sent_per_s, "sent per second"));
+        out.push_str("<h2>Steps</h2>\n<table>\n<tr>");
+        let (head, rows) = self.rows();
+        for h in &head {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
+        out.push_str("</tr>\n");
+        for (r, s) in rows.iter().zip(&self.steps) {
+            out.push_str("<tr>");
+            for (i, c) in r.iter().enumerate() {
+                let cell = escape(c);
+                match (&s.report, i) {
+                    (Some(dir), 0) => {
+                        let name = dir.file_name().map_or_else(
+                            || dir.display().to_string(),
+                            |n| n.to_string_lossy().to_string(),
+                        );
+                        let _ = write!(
+                            out,
+                            "<td><a href=\"{}/report.html\">{cell}</a></td>",
+                            escape(&name)
+                        );
+                    }
+                    _ => {
+                        let _ = write!(out, "<td>{cell}</td>");
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n</body></html>\n");
+        out
+    }
+
+    /// One plot: p50 and p99 of each plotted latency (ms) against `x` of each step.
+    fn curve(&self, x: impl Fn(&Step) -> f64, x_label: &str) -> String {
+        let metrics = self.plotted();
+        let points: Vec<(&Step, f64)> = self.steps.iter().map(|s| (s, x(s))).collect();
+        if metrics.is_empty() || points.is_empty() {
+            return "<p class=\"note\">(no latency samples)</p>\n".to_string();
+        }
+        let slo_lines: Vec<(String, String, f64)> = self
+            .slo_lines()
+            .into_iter()
+            .filter(|(m, _, _)| metrics.contains(&m.as_str()))
+            .collect();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let y_max = points
+            .iter()
+            .flat_map(|(s, _)| metrics.iter().filter_map(|m| s.latency(m)))
+            .map(|(_, p99)| ms(p99))
+            .chain(slo_lines.iter().map(|(_, _, t)| t / 1000.0))
+            .fold(0.0, f64::max);
+        let x_max = points.iter().map(|(_, x)| *x).fold(0.0, f64::max);
+        let (y_top, x_top) = ((y_max * 1.15).max(1.0), (x_max * 1.1).max(1.0));
+        let knee = self.best().map(&x);
+        let mut svg = String::new();
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc("latency (ms)")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .draw()?;
+            let mut colour_at = 0;
+            for m in &metrics {
+                for (stat, p50) in [("p50", true), ("p99", false)] {
+                    let colour = PALETTE[colour_at % PALETTE.len()];
+                    colour_at += 1;
+                    let mut line: Vec<(f64, f64, bool)> = points
+                        .iter()
+                        .filter_map(|(s, x)| {
+                            let (a, b) = s.latency(m)?;
+                            let v = if p50 { a } else { b };
+                            (v > 0).then_some((*x, ms(v), s.held()))
+                        })
+                        .collect();
+                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    if line.is_empty() {
+                        continue;
+                    }
+                    chart
+                        .draw_series(LineSeries::new(
+                            line.iter().map(|p| (p.0, p.1)),
+                            colour.stroke_width(2),
+                        ))?
+                        .label(format!("{m} {stat}"))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+                    chart.draw_series(
+                        line.iter()
+                            .filter(|p| p.2)
+                            .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
+                    )?;
+                    chart.draw_series(
+                        line.iter()
+                            .filter(|p| !p.2)
+                            .map(|p| Cross::new((p.0, p.1), 6, RED.stroke_width(2))),
+                    )?;
+                }
+            }
+            for (m, stat, t) in &slo_lines {
+                let t = t / 1000.0;
+                let dashes = (0..40).map(|i| {
+                    let a = x_top * i as f64 / 40.0;
+                    PathElement::new(vec![(a, t), (a + x_top / 80.0, t)], RED.stroke_width(1))
+                });
+                chart
+                    .draw_series(dashes)?
+                    .label(format!("SLO {m}.{stat} {}", format_micros(t * 1000.0)))
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            }
+            if let Some(k) = knee {
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(k, 0.0), (k, y_top)],
+                    BLACK.mix(0.5).stroke_width(1),
+                )))?;
+            }
+            legend(&mut chart)?;
+            root.present()?;
+            Ok(())
+        })();
+        svg_or_note(drawn, svg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(load: f64, delivered: f64, fanout_p99_ms: u64, held: bool) -> Step {
+        Step {
+            load,
+            direct_rate: 0.0,
+            group_rate: 50.0 * load,
+            sent_per_s: 50.0 * load,
+            delivered_per_s: delivered,
+            direct_p50_us: 0,
+            direct_p99_us: 0,
+            group_p50_us: fanout_p99_ms * 300,
+            group_p99_us: fanout_p99_ms * 800,
+            fanout_p50_us: fanout_p99_ms * 400,
+            fanout_p99_us: fanout_p99_ms * 1000,
+            lost: 0,
+            verdict: if held {
+                Verdict::Ok
+            } else {
+                Verdict::SloFailed
+            },
+            why: if held {
+                vec![]
+            } else {
+                vec![format!("fanout.p99 < 50ms was {fanout_p99_ms}ms")]
+            },
+            report: Some(PathBuf::from(format!("/x/step-{:02}", (load * 2.0) as u32))),
+        }
+    }
+
+    fn search() -> Capacity {
+        Capacity {
+            scenario: "fanout-1000".into(),
+            slo: vec!["fanout.p99 < 50ms".into(), "lost == 0".into()],
+            steps: vec![
+                step(1.0, 50_000.0, 20, true),
+                step(1.5, 75_000.0, 61, false),
+                step(1.22, 61_000.0, 35, true),
+            ],
+            highest_held: Some(2),
+            bounded: true,
+            groups: true,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_rates_sent_and_delivered_and_only_latencies_with_samples() {
+        let t = search().table();
+        assert!(t.contains("sent/s") && t.contains("delivered/s"), "{t}");
+        assert!(t.contains("fanout p99") && t.contains("group p99"), "{t}");
+        assert!(!t.contains("direct p99"), "no direct samples: {t}");
+        assert!(!t.contains("direct/s"), "{t}");
+        assert!(t.contains("highest load that held: 1.220x (61 sent/s, 61000 delivered/s)"));
+        assert!(t.contains("FAILED: fanout.p99 < 50ms was 61ms"), "{t}");
+    }
+
+    #[test]
+    fn the_page_plots_the_slos_latency_with_its_threshold_and_links_each_step() {
+        let c = search();
+        assert_eq!(c.plotted(), vec![FANOUT], "the SLO names fanout");
+        let html = c.html();
+        assert_eq!(
+            html.matches("<svg").count(),
+            2,
+            "against delivered and sent"
+        );
+        assert!(html.contains("fanout p99") && html.contains("fanout p50"));
+        assert!(
+            html.contains("SLO fanout.p99 50.00ms"),
+            "the SLO's line is labelled"
+        );
+        assert!(html.contains("href=\"step-02/report.html\""));
+        let md = c.markdown();
+        assert!(md.contains("**highest load that held: 1.220x"), "{md}");
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            5,
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_search_written_before_p50s_were_kept_still_reads() {
+        let mut old = serde_json::to_value(search()).unwrap();
+        for s in old["steps"].as_array_mut().unwrap() {
+            let s = s.as_object_mut().unwrap();
+            s.retain(|k, _| !k.ends_with("_p50_us"));
+        }
+        let c = Capacity::from_json(&old.to_string()).expect("reads");
+        assert_eq!(c.steps[0].fanout_p50_us, 0);
+        assert_eq!(c.steps[0].fanout_p99_us, 20_000);
+        assert!(c.html().contains("<svg"));
+    }
+
+    #[test]
+    fn without_a_latency_slo_every_latency_with_samples_is_plotted() {
+        let mut c = search();
+        c.slo = vec!["lost == 0".into()];
+        assert_eq!(c.plotted(), vec![Metric::Group.name(), FANOUT]);
+        c.highest_held = None;
+        c.steps.truncate(0);
+        assert!(c.html().contains("no latency samples"));
+        assert!(c.table().contains("no step held"));
+    }
+}
