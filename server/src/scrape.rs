@@ -1,4 +1,4 @@
-//! A Prometheus endpoint: `GET /metrics` over plain HTTP/1.1, answered with a registry's
+//! A Prometheus endpoint: `GET /metrics` (and `HEAD`) over plain HTTP/1.1, answered with a registry's
 //! figures as they are at that moment (OpenMetrics text). imbench-server serves its own
 //! counters on it (`--metrics-addr`); the generator serves its live figures the same way.
 //!
@@ -23,7 +23,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// The path the figures are served on.
 pub const PATH: &str = "/metrics";
 
-/// Scrapes served at once; more connections are closed at once.
+/// Scrapes served at once; more connections are answered 503 and closed at once.
 pub const MAX_SCRAPES: usize = 16;
 
 /// Time a scraper has to send its request.
@@ -47,6 +47,7 @@ impl MetricsEndpoint {
         let registry = Arc::new(registry);
         let task = tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(MAX_SCRAPES));
+            let turned_away = Arc::new(Semaphore::new(MAX_SCRAPES));
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     // Out of files, for instance: try again shortly rather than spin.
@@ -54,6 +55,15 @@ impl MetricsEndpoint {
                     continue;
                 };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // Said rather than reset, so that a scraper logs why; as many more again
+                    // are told, each for at most a second, and past those the connection is
+                    // closed: the endpoint's cost stays bounded.
+                    if let Ok(permit) = turned_away.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(BUSY_ANSWER_TIME, say_busy(stream)).await;
+                            drop(permit);
+                        });
+                    }
                     continue;
                 };
                 let registry = registry.clone();
@@ -117,7 +127,14 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
         Ok(Err(e)) => return Err(e),
     };
     let path = path.split('?').next().unwrap_or_default();
+    // `/metrics/` is what a hand-typed URL often has; it means the same.
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     let response = match (method.as_str(), path) {
+        ("HEAD", PATH) => head_only(&response("200 OK", CONTENT_TYPE, "")),
         ("GET", PATH) => {
             let mut body = String::new();
             match prometheus_client::encoding::text::encode(&mut body, registry) {
@@ -134,11 +151,62 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
             "text/plain; charset=utf-8",
             &format!("the figures are at {PATH}\n"),
         ),
+        ("HEAD", _) => head_only(&response("404 Not Found", "text/plain; charset=utf-8", "")),
         ("", _) => response("400 Bad Request", "text/plain", "not an HTTP request\n"),
-        _ => response("405 Method Not Allowed", "text/plain", "GET only\n"),
+        _ => response(
+            "405 Method Not Allowed\r\nallow: GET, HEAD",
+            "text/plain",
+            "GET or HEAD only\n",
+        ),
     };
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// The answer when [`MAX_SCRAPES`] are already being served.
+const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+                    content-length: 22\r\nconnection: close\r\nretry-after: 1\r\n\r\n\
+                    too many scrapes open\n";
+
+/// Time a connection told [`BUSY`] is kept for its request to be read, so that closing it
+/// does not reset the answer away.
+const BUSY_ANSWER_TIME: Duration = Duration::from_secs(1);
+
+/// Answers [`BUSY`] and reads what the client sent (up to [`MAX_REQUEST`]) until it closes.
+async fn say_busy(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.write_all(BUSY.as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut chunk = [0u8; 1024];
+    let mut read = 0;
+    while read < MAX_REQUEST {
+        match stream.read(&mut chunk).await? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    Ok(())
+}
+
+/// A HEAD answer: the headers of `full` without a length (the body is not sent).
+fn head_only(full: &str) -> String {
+    let head = full.split("\r\n\r\n").next().unwrap_or_default();
+    let head: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.starts_with("content-length"))
+        .collect();
+    format!("{}\r\n\r\n", head.join("\r\n"))
+}
+
+/// `--metrics-addr`'s value: `HOST:PORT`, or a bare port for that port on 127.0.0.1 (loopback
+/// only: give `0.0.0.0:PORT` to be scraped from elsewhere).
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an address: give HOST:PORT (such as 127.0.0.1:9464) or a port")
+    })
 }
 
 fn response(status: &str, content_type: &str, body: &str) -> String {

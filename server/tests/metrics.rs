@@ -76,11 +76,18 @@ async fn a_scrape_shows_sessions_holds_and_their_bytes() {
     );
 
     assert!(scrape("/").starts_with("HTTP/1.1 404"));
+    let slash = scrape("/metrics/");
+    assert!(slash.starts_with("HTTP/1.1 200 OK\r\n"), "{slash}");
+    let head = http(&addr, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "headers only: {head}");
+    assert!(!head.contains("content-length"), "{head}");
     let post = http(
         &addr,
         "POST /metrics HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n",
     );
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.contains("allow: GET, HEAD"), "{post}");
     assert!(http(&addr, "\x16\x03\x01 not http\r\n\r\n").starts_with("HTTP/1.1 400"));
 }
 
@@ -105,4 +112,24 @@ fn a_metrics_address_in_use_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("--metrics-addr"), "{stderr}");
+}
+
+/// Connections that never send a request hold the scrape slots until their time is up; one
+/// more is told 503 at once instead of being reset, and a bare port is taken for loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_past_the_open_slots_is_told_503() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let server = start_with_args("metrics-busy", &["--metrics-addr", &port.to_string()]);
+    let addr = metrics_addr(&server);
+    assert_eq!(addr, format!("127.0.0.1:{port}"));
+    let idle: Vec<TcpStream> = (0..imbench_server::scrape::MAX_SCRAPES)
+        .map(|_| TcpStream::connect(&addr).expect("connects"))
+        .collect();
+    // The endpoint accepts them in turn; give it a moment to take all of them.
+    std::thread::sleep(Duration::from_millis(300));
+    let busy = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    drop(idle);
 }

@@ -107,8 +107,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub(crate) progress: ProgressArg,
     /// Address to serve live figures on for Prometheus while the run goes (`GET /metrics`,
-    /// plain HTTP), with the embedded server's beside them; e.g. 127.0.0.1:9465.
-    #[arg(long)]
+    /// plain HTTP), with the embedded server's beside them; e.g. 127.0.0.1:9465, or a bare port
+    /// for that port on 127.0.0.1.
+    #[arg(long, value_parser = imbench_server::scrape::parse_listen_addr)]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 

@@ -56,8 +56,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Address to serve the server's counters on for Prometheus (`GET /metrics`, plain HTTP),
-    /// e.g. 127.0.0.1:9464. Off without it.
-    #[arg(long)]
+    /// e.g. 127.0.0.1:9464, or a bare port for that port on 127.0.0.1. Off without it.
+    #[arg(long, value_parser = imbench_server::scrape::parse_listen_addr)]
     metrics_addr: Option<SocketAddr>,
     /// Connections served at once; more are refused.
     #[arg(long, default_value_t = Limits::default().max_connections)]
