@@ -297,6 +297,36 @@ fn exit_3_when_the_server_cannot_be_reached() {
         started.elapsed() < std::time::Duration::from_secs(20),
         "fails within seconds"
     );
+    // Nothing on the port at all: the host says so, and the run does not wait out its 30 s.
+    drop(silent);
+    let patient = dir.file(
+        "patient.toml",
+        &TINY.replace("[generator]", "[generator]\nconnect_timeout = \"30s\""),
+    );
+    let started = std::time::Instant::now();
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            patient.to_str().unwrap(),
+            "--server",
+            &addr,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("nothing listens on UDP port"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "told at once, not after the connect timeout"
+    );
 }
 
 #[test]

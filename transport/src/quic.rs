@@ -204,6 +204,33 @@ fn tls_err(what: &str) -> impl Fn(rustls::Error) -> TransportError + '_ {
     move |e| TransportError::Tls(format!("{what}: {e}"))
 }
 
+/// Whether the host at `addr` says nothing listens on that UDP port: an empty datagram is
+/// sent from a connected socket, and the kernel reports the ICMP "port unreachable" it gets
+/// back as a refused connection. QUIC itself never tells: quinn waits out its whole timeout.
+/// `false` when nothing is heard within `wait` (a port that is open, or a host or firewall that
+/// answers nothing); a QUIC server drops the empty datagram as too short to be a packet.
+pub async fn udp_port_refused(addr: SocketAddr, wait: Duration) -> bool {
+    let bind: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else {
+        return false;
+    };
+    if socket.connect(addr).await.is_err() {
+        return false;
+    }
+    let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;
+    if let Err(e) = socket.send(&[]).await {
+        return refused(&e);
+    }
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, socket.recv(&mut buf)).await,
+        Ok(Err(e)) if refused(&e)
+    )
+}
+
 /// Server side: a bound QUIC endpoint that accepts connections.
 pub struct QuicListener {
     endpoint: Endpoint,
@@ -830,6 +857,33 @@ mod tests {
         assert!(
             fewer * 2 < rfc,
             "{fewer} ACKs with it against {rfc} without"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_udp_port_is_told_apart_from_a_quic_server() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed = taken.local_addr().unwrap();
+        drop(taken);
+        let wait = Duration::from_secs(2);
+        assert!(
+            udp_port_refused(closed, wait).await,
+            "nothing listens on {closed}"
+        );
+        let id = ServerIdentity::self_signed(&crate::tls::DEFAULT_CERT_NAMES).unwrap();
+        let listener = QuicListener::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &id,
+            &QuicOptions::default(),
+            Codec::default(),
+        )
+        .unwrap();
+        let open = listener.local_addr().unwrap();
+        let started = std::time::Instant::now();
+        assert!(!udp_port_refused(open, Duration::from_millis(300)).await);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "it waited for an answer"
         );
     }
 }

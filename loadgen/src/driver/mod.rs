@@ -226,6 +226,32 @@ impl Driver {
         }
     }
 
+    /// The run's first connection, given `timeout`: as [`Driver::connect`], except that a
+    /// QUIC server's port the host says is closed fails it at once (QUIC alone hears nothing
+    /// and waits out the timeout).
+    pub async fn first_connect(
+        &self,
+        user: u64,
+        receipts: bool,
+        timeout: std::time::Duration,
+    ) -> Result<Result<Session, ConnectError>, tokio::time::error::Elapsed> {
+        let connect = tokio::time::timeout(timeout, self.connect(user, receipts));
+        let addr = match self {
+            Driver::Imbench(d) if d.transport == imbench_transport::Transport::Quic => d.addr,
+            _ => return connect.await,
+        };
+        tokio::select! {
+            connected = connect => connected,
+            true = imbench_transport::quic::udp_port_refused(addr, timeout) => {
+                Ok(Err(ConnectError::Failed(format!(
+                    "nothing listens on UDP port {} of {} (the host refused a datagram to it): is the server running, with --quic on that port?",
+                    addr.port(),
+                    addr.ip()
+                ))))
+            }
+        }
+    }
+
     /// What the clients connect to, in words (`quic 127.0.0.1:4433`).
     pub fn describe(&self) -> String {
         match self {

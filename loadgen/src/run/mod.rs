@@ -310,10 +310,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // With receipts, which it never sends: whatever a server holds for this user (a server that
     // keeps holds across runs) goes back to its hold when the probe leaves, instead of being
     // written to a connection that reads nothing and forgotten.
-    let probe = tokio::time::timeout(
-        s.generator.connect_timeout,
-        ctx.driver.connect(probe_user, true),
-    );
+    let probe = ctx
+        .driver
+        .first_connect(probe_user, true, s.generator.connect_timeout);
     // Ctrl-C while the first connection is still unanswered ends the run there.
     let mut interrupt = config.interrupt.clone();
     let interrupted = async {
@@ -582,7 +581,7 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
     check_carries_files(&driver, s)?;
     let user = s.clients as u64;
     let timeout = s.generator.connect_timeout;
-    let probed = tokio::time::timeout(timeout, driver.connect(user, false)).await;
+    let probed = driver.first_connect(user, false, timeout).await;
     judge_probe(probed, driver.describe(), timeout).await
 }
 
