@@ -1240,3 +1240,68 @@ fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
     let out = imbench(&dir, &["report", "cap/step-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// A port that speaks something else is named as such for each transport: an HTTP/1.0 server
+/// for TLS, WSS and WS, a port that accepts and says nothing for TCP (exit 2, not a wait).
+#[test]
+fn a_port_that_is_not_an_imbench_server_is_said_to_be_one_per_transport() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("not-imbench-transports");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("[generator]", "[generator]\nconnect_timeout = \"1s\""),
+    );
+    let id = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();
+    let cert = dir.file("cert.pem", &id.cert_chain_pem);
+    let secret = dir.random_secret("secret");
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_addr = http.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in http.incoming().flatten().take(8) {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+        }
+    });
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap().to_string();
+    let run = |transport: &str, addr: &str| {
+        imbench(
+            &dir,
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--transport",
+                transport,
+                "--server",
+                addr,
+                "--cert",
+                cert.to_str().unwrap(),
+                "--secret-file",
+                secret.to_str().unwrap(),
+            ],
+        )
+    };
+    for (transport, addr, said) in [
+        ("tls", &http_addr, "did not answer TLS"),
+        ("wss", &http_addr, "did not answer TLS"),
+        ("ws", &http_addr, "did not accept a WebSocket upgrade"),
+        (
+            "tcp",
+            &mute_addr,
+            "accepts connections but did not answer within 1s",
+        ),
+    ] {
+        let out = run(transport, addr);
+        assert_eq!(out.status.code(), Some(2), "{transport}: {}", text(&out));
+        assert!(text(&out).contains(said), "{transport}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("an imbench server's {transport} port")),
+            "{transport}: {}",
+            text(&out)
+        );
+    }
+    drop(mute);
+}

@@ -737,8 +737,11 @@ impl Scenario {
         }
         if count >= self.clients && self.direct.rate > 0.0 {
             return bad(format!(
-                "direct.partners.count is {count} but there are only {} clients to pick from",
-                self.clients
+                "{} clients are too few for direct.partners.count = {count}: each client writes \
+                 to {count} others, so this scenario needs at least {} clients (or a smaller \
+                 direct.partners.count in a scenario file)",
+                self.clients,
+                count + 1
             ));
         }
         self.quic
@@ -1126,7 +1129,10 @@ mod tests {
             ..Overrides::default()
         };
         let err = s.apply(&o).unwrap_err().to_string();
-        assert!(err.contains("only 3 clients"), "{err}");
+        assert!(
+            err.contains("3 clients are too few") && err.contains("at least 6 clients"),
+            "{err}"
+        );
         let text = DEFAULT_SCENARIO.replace("\"100B\"", "\"10B\"");
         assert!(Scenario::from_toml(&text, "t")
             .unwrap_err()

@@ -43,6 +43,11 @@ impl ImbenchDriver {
                         "{text}: --cert is not this server's certificate, or the name checked ({}) is not one it is valid for (--server-name)",
                         self.server_name
                     ))
+                } else if let Some(hint) = not_this_transport(self.transport, &text) {
+                    ConnectError::Misconfigured(format!(
+                        "{} {hint} (it said: {text}): is it an imbench server's {} port?",
+                        self.addr, self.transport
+                    ))
                 } else {
                     failed(format!("connecting to {}: {e}", self.addr))
                 }
@@ -80,6 +85,22 @@ impl ImbenchDriver {
     /// `quic 127.0.0.1:4433`.
     pub fn describe(&self) -> String {
         format!("{} {}", self.transport, self.addr)
+    }
+}
+
+/// What a connection error means when the port speaks something other than `transport`: a
+/// TLS handshake answered with bytes that are not TLS, an HTTP server that does not upgrade to
+/// WebSocket.
+fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str> {
+    let not_tls = error.contains("InvalidContentType") || error.contains("corrupt message");
+    match transport {
+        Transport::Tls | Transport::Wss if not_tls => {
+            Some("did not answer TLS; a plain port takes --transport tcp or ws")
+        }
+        Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
+            Some("did not accept a WebSocket upgrade")
+        }
+        _ => None,
     }
 }
 

@@ -203,6 +203,15 @@ pub enum SessionError {
     Protocol(String),
 }
 
+/// Whether something accepts a TCP connection at `addr` within a second.
+async fn accepts_tcp(addr: std::net::SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
+}
+
 /// A system clients log in to.
 pub enum Driver {
     /// The imbench protocol to the reference server.
@@ -236,10 +245,19 @@ impl Driver {
         timeout: std::time::Duration,
     ) -> Result<Result<Session, ConnectError>, tokio::time::error::Elapsed> {
         let connect = tokio::time::timeout(timeout, self.connect(user, receipts));
-        let addr = match self {
-            Driver::Imbench(d) if d.transport == imbench_transport::Transport::Quic => d.addr,
+        let (addr, transport) = match self {
+            Driver::Imbench(d) => (d.addr, d.transport),
             _ => return connect.await,
         };
+        if transport != imbench_transport::Transport::Quic {
+            let connected = connect.await;
+            if connected.is_err() && accepts_tcp(addr).await {
+                return Ok(Err(ConnectError::Misconfigured(format!(
+                    "{addr} accepts connections but did not answer within {timeout:?}: is it an imbench server's {transport} port?"
+                ))));
+            }
+            return connected;
+        }
         tokio::select! {
             connected = connect => connected,
             true = imbench_transport::quic::udp_port_refused(addr, timeout) => {
