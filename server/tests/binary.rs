@@ -170,6 +170,8 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--write-timeout", "0s"),
         ("--hello-timeout", "0s"),
         ("--quic-ack-frequency", "often"),
+        ("--quic-ack-frequency", "99999999999"),
+        ("--quic-ack-frequency", "-3"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
             .args(["--quic", "127.0.0.1:0", "--client-dir"])

@@ -100,6 +100,33 @@ pub struct QuicOptions {
 /// fan-out p99 in each of three runs against three without (docs/transports.md).
 pub const DEFAULT_ACK_FREQUENCY: u32 = 8;
 
+/// The largest ACK frequency a setting may ask for. Past a few dozen packets the peer's
+/// max_ack_delay (25 ms) sends the ACK first at any rate short of tens of thousands of
+/// packets a second, so a larger count is a typo, not a tuning.
+pub const MAX_ACK_FREQUENCY: u32 = 1000;
+
+/// Reads an ACK frequency as a person writes it (a scenario's `quic.ack_frequency`, the
+/// server's `--quic-ack-frequency`): a whole number of packets from 0 to
+/// [`MAX_ACK_FREQUENCY`], where 0 asks for an ACK of every packet and 8 for an ACK after 9
+/// packets, or `off` (`None`) to ask nothing and keep RFC 9000's ACK of every second packet.
+pub fn parse_ack_frequency(text: &str) -> Result<Option<u32>, String> {
+    let t = text.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    match t.parse::<u64>() {
+        Ok(n) if n <= u64::from(MAX_ACK_FREQUENCY) => Ok(Some(n as u32)),
+        Ok(n) => Err(format!(
+            "{n} packets is more than an ACK frequency may be (at most {MAX_ACK_FREQUENCY})"
+        )),
+        Err(_) => Err(format!(
+            "{text:?} is not an ACK frequency: give a whole number of packets from 0 (an ACK \
+             for every packet) to {MAX_ACK_FREQUENCY}, or off (RFC 9000's ACK for every second \
+             packet)"
+        )),
+    }
+}
+
 impl Default for QuicOptions {
     fn default() -> Self {
         Self {
@@ -607,6 +634,20 @@ pub(crate) fn uni_streams(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ack_frequencies_read_as_written_and_nonsense_is_named() {
+        assert_eq!(super::parse_ack_frequency("8"), Ok(Some(8)));
+        assert_eq!(super::parse_ack_frequency(" 0 "), Ok(Some(0)));
+        assert_eq!(super::parse_ack_frequency("off"), Ok(None));
+        assert_eq!(super::parse_ack_frequency("1000"), Ok(Some(1000)));
+        let big = super::parse_ack_frequency("99999999999").unwrap_err();
+        assert!(big.contains("at most 1000"), "{big}");
+        for bad in ["-3", "1.5", "true", "of", ""] {
+            let e = super::parse_ack_frequency(bad).unwrap_err();
+            assert!(e.contains("whole number of packets from 0"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
     use imbench_proto::Frame;
 

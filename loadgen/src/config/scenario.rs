@@ -366,26 +366,48 @@ pub struct QuicSettings {
     pub ack_frequency: AckFrequency,
 }
 
-/// `quic.ack_frequency`: a packet count, or the word `"off"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum AckFrequency {
-    /// Ack-eliciting packets before an ACK is due.
-    Packets(u32),
-    /// `"off"` (anything else is refused when the settings are applied).
-    Word(String),
+/// `quic.ack_frequency`: the threshold to ask for (a packet count from 0 to
+/// [`imbench_transport::quic::MAX_ACK_FREQUENCY`]), `None` for `"off"`. Read as the server's
+/// `--quic-ack-frequency` is, whether written as a number or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckFrequency(pub Option<u32>);
+
+impl Serialize for AckFrequency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(n) => s.serialize_u32(n),
+            None => s.serialize_str("off"),
+        }
+    }
 }
 
-impl AckFrequency {
-    /// The threshold to ask for, `None` for off.
-    pub fn threshold(&self) -> Result<Option<u32>, ScenarioError> {
-        match self {
-            AckFrequency::Packets(n) => Ok(Some(*n)),
-            AckFrequency::Word(w) if w.trim() == "off" => Ok(None),
-            AckFrequency::Word(w) => Err(ScenarioError::Invalid(format!(
-                "quic.ack_frequency: {w:?} is neither a packet count (such as 8) nor \"off\""
-            ))),
+impl<'de> Deserialize<'de> for AckFrequency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = AckFrequency;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a packet count or \"off\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AckFrequency, E> {
+                imbench_transport::quic::parse_ack_frequency(v)
+                    .map(AckFrequency)
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AckFrequency, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AckFrequency, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AckFrequency, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AckFrequency, E> {
+                self.visit_str(&v.to_string())
+            }
         }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -409,7 +431,7 @@ impl Default for QuicSettings {
             keep_alive: "10s".into(),
             idle_timeout: Duration::from_secs(60),
             streams: StreamMode::One,
-            ack_frequency: AckFrequency::Packets(imbench_transport::quic::DEFAULT_ACK_FREQUENCY),
+            ack_frequency: AckFrequency(Some(imbench_transport::quic::DEFAULT_ACK_FREQUENCY)),
         }
     }
 }
@@ -469,7 +491,7 @@ impl QuicSettings {
             stream_per_message: self.streams == StreamMode::PerMessage,
             keep_alive,
             idle_timeout: self.idle_timeout,
-            ack_frequency: self.ack_frequency.threshold()?,
+            ack_frequency: self.ack_frequency.0,
             ..base.clone()
         })
     }
@@ -638,6 +660,11 @@ pub struct Overrides {
 /// `workload::body`: intended and actual send time, sender, sequence number, checksum).
 pub const MIN_BODY: u64 = 36;
 
+/// Most sends a second one scenario may ask for, over all clients: ten times what one
+/// generator process sends on a large machine. Past it a typo (`--rate 1e30`) would be
+/// scheduled, not refused.
+pub const MAX_SENDS_PER_S: f64 = 10_000_000.0;
+
 impl Scenario {
     /// Sends a second this scenario's schedules ask of `clients` of its clients: direct
     /// messages, group messages (each group's rate is shared by its senders, so a share of
@@ -742,6 +769,15 @@ impl Scenario {
                  direct.partners.count in a scenario file)",
                 self.clients,
                 count + 1
+            ));
+        }
+        let sends = self.sends_per_s(self.clients);
+        if sends > MAX_SENDS_PER_S {
+            return bad(format!(
+                "this scenario asks for {sends:.3e} sends a second over its {} clients; one \
+                 scenario may ask for at most {MAX_SENDS_PER_S:.0} (lower direct.rate, \
+                 groups.rate or files.rate, or --rate / --group-rate)",
+                self.clients
             ));
         }
         self.quic
@@ -1059,6 +1095,25 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_past_what_any_generator_sends_is_refused() {
+        let mut s = Scenario::builtin_default();
+        let err = s
+            .apply(&Overrides {
+                rate: Some(1e300),
+                ..Overrides::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 10000000"), "{err}");
+        let mut s = Scenario::builtin_default();
+        s.apply(&Overrides {
+            rate: Some(MAX_SENDS_PER_S / s.clients as f64 / 2.0),
+            ..Overrides::default()
+        })
+        .expect("half the bound is a load");
+    }
+
+    #[test]
     fn sizes_and_slos_read_as_people_write_them() {
         let text = DEFAULT_SCENARIO
             .replace(
@@ -1092,6 +1147,15 @@ mod tests {
         assert!(!o.send_fairness);
         assert_eq!(o.keep_alive, None);
         assert_eq!(o.ack_frequency, Some(4));
+        let quoted = format!("{DEFAULT_SCENARIO}\n[quic]\nack_frequency = \"8\"\n");
+        assert_eq!(
+            Scenario::from_toml(&quoted, "t")
+                .unwrap()
+                .quic
+                .ack_frequency,
+            AckFrequency(Some(8)),
+            "a count in quotes is a count"
+        );
         let off = format!("{DEFAULT_SCENARIO}\n[quic]\nack_frequency = \"off\"\n");
         let off = Scenario::from_toml(&off, "t").unwrap().quic;
         let off = off.apply(&imbench_transport::QuicOptions::default());
@@ -1108,7 +1172,13 @@ mod tests {
         );
         for (bad, field) in [
             ("ack_frequency = \"of\"", "ack_frequency"),
-            ("ack_frequency = -1", "ack_frequency"),
+            (
+                "ack_frequency = -1",
+                "from 0 (an ACK for every packet) to 1000",
+            ),
+            ("ack_frequency = 1.5", "\"1.5\" is not an ACK frequency"),
+            ("ack_frequency = true", "\"true\" is not an ACK frequency"),
+            ("ack_frequency = 99999999999", "at most 1000"),
             ("congestion = \"vegas\"", "vegas"),
             ("keep_alive = \"soon\"", "keep_alive"),
             ("keep_alive = \"2m\"", "keep_alive"),

@@ -115,10 +115,11 @@ struct Args {
     /// A transfer in which no byte moves for this long is ended
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     file_idle_timeout: Duration,
-    /// QUIC ACK frequency asked of clients: ack-eliciting packets a client may receive before
-    /// it must acknowledge (within 25 ms in any case), or `off` for RFC 9000's every second
-    /// packet. Fewer ACKs to handle when fanning out
-    #[arg(long, default_value_t = AckFrequencyArg(Some(imbench_transport::quic::DEFAULT_ACK_FREQUENCY)), value_parser = parse_ack_frequency)]
+    /// QUIC ACK frequency asked of clients: ack-eliciting packets a client may receive without
+    /// acknowledging (0 to 1000; 8 means an ACK after 9, 0 an ACK for every packet; within
+    /// 25 ms in any case), or `off` for RFC 9000's every second packet. Fewer ACKs to handle
+    /// when fanning out
+    #[arg(long, default_value_t = AckFrequencyArg(Some(imbench_transport::quic::DEFAULT_ACK_FREQUENCY)), value_parser = parse_ack_frequency, allow_hyphen_values = true)]
     quic_ack_frequency: AckFrequencyArg,
 }
 
@@ -528,11 +529,5 @@ impl std::fmt::Display for AckFrequencyArg {
 }
 
 fn parse_ack_frequency(text: &str) -> Result<AckFrequencyArg, String> {
-    if text.trim() == "off" {
-        return Ok(AckFrequencyArg(None));
-    }
-    text.trim()
-        .parse()
-        .map(|n| AckFrequencyArg(Some(n)))
-        .map_err(|_| format!("{text:?} is neither a packet count (such as 8) nor `off`"))
+    imbench_transport::quic::parse_ack_frequency(text).map(AckFrequencyArg)
 }
