@@ -681,8 +681,10 @@ fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
     );
     assert_eq!(run["throughput"]["sent_per_s"], 0.0);
     assert!(!text(&out).contains("NaN"), "{}", text(&out));
+    // It reads back, and gives the interrupted run's verdict again.
     let reread = imbench(&dir, &["report", "r"]);
-    assert_eq!(reread.status.code(), Some(0), "{}", text(&reread));
+    assert_eq!(reread.status.code(), Some(3), "{}", text(&reread));
+    assert!(text(&reread).contains("wrote"), "{}", text(&reread));
 }
 
 #[test]
@@ -870,7 +872,19 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
     dir.file("repeated/repeat.json", "{}");
     std::fs::create_dir_all(dir.0.join("single")).unwrap();
     dir.file("single/report.json", "{}");
+    // The steps of an earlier capacity search.
+    std::fs::create_dir_all(dir.0.join("searched/step-01")).unwrap();
+    dir.file("searched/capacity.json", "{}");
+    let search =
+        |out: &'static str| vec!["run", s, "--find-max", "--slo", "lost == 0", "--out", out];
     for (args, says) in [
+        (
+            vec!["run", s, "--out", "searched"],
+            "already holds capacity.json, step-01",
+        ),
+        (search("searched"), "already holds capacity.json, step-01"),
+        (search("single"), "already holds report.json"),
+        (search("repeated"), "already holds repeat.json, run-1"),
         (vec!["run", s, "--out", "afile"], "is a file, not a folder"),
         (
             vec!["run", s, "--out", "repeated"],
@@ -1223,8 +1237,16 @@ fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
     let folder = dir.0.join("cap");
     let html = std::fs::read_to_string(folder.join("capacity.html")).expect("capacity.html");
     assert_eq!(html.matches("<svg").count(), 2, "the curve, twice");
-    assert!(html.contains("SLO direct.p99 10.00s"));
+    assert!(
+        html.contains("SLO direct.p99 &lt; 10s (above the plot)"),
+        "{html}"
+    );
     assert!(html.contains("href=\"step-02/report.html\""));
+    let json = std::fs::read_to_string(folder.join("capacity.json")).unwrap();
+    assert!(
+        json.contains("\"report\": \"step-01\""),
+        "step folders are named relative to the search: {json}"
+    );
     let md = std::fs::read_to_string(folder.join("capacity.md")).expect("capacity.md");
     assert!(md.contains("highest load that held: 1.500x"), "{md}");
     std::fs::remove_file(folder.join("capacity.md")).unwrap();
@@ -1236,9 +1258,105 @@ fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
         text(&out)
     );
     assert!(folder.join("capacity.md").is_file(), "written again");
+    let out = imbench(&dir, &["report", "cap/capacity.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("capacity search for tiny"));
     // A step folder is an ordinary report.
     let out = imbench(&dir, &["report", "cap/step-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The search's folder is not a baseline of repeats, and two steps are not shards of one
+    // load: they ran different rates one after the other.
+    let out = imbench(&dir, &["compare", "cap", "cap/step-01"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds a capacity search"),
+        "{}",
+        text(&out)
+    );
+    let out = imbench(
+        &dir,
+        &["merge", "cap/step-01", "cap/step-02", "--out", "merged"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("it ran direct.rate"), "{}", text(&out));
+}
+
+/// A search stopped by Ctrl-C (or SIGTERM) says so and exits 3: the highest load that held
+/// before it is not the capacity. `imbench report` on its folder gives the same verdict.
+#[test]
+fn an_interrupted_capacity_search_says_so_and_exits_3() {
+    let dir = Dir::new("find-max-interrupted");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"3s\""),
+    );
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--find-max",
+        "--slo",
+        "lost == 0",
+        "--progress",
+        "quiet",
+        "--out",
+        "cap",
+    ];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("interrupted during step"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("no step failed"), "{}", text(&out));
+    let json = std::fs::read_to_string(dir.0.join("cap/capacity.json")).unwrap();
+    assert!(json.contains("\"interrupted\": true"), "{json}");
+    let out = imbench(&dir, &["report", "cap"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+/// Growth past ten times a step, or a rate no generator sends, is refused before anything
+/// runs.
+#[test]
+fn a_search_or_rate_out_of_bounds_is_refused() {
+    let dir = Dir::new("find-max-bounds");
+    let scenario = dir.file("s.toml", TINY);
+    let s = scenario.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec![
+                "run",
+                s,
+                "--find-max",
+                "--slo",
+                "lost==0",
+                "--growth",
+                "1e300",
+            ],
+            "at most 10",
+        ),
+        (
+            vec!["run", s, "--find-max", "--slo", "lost==0", "--growth", "1"],
+            "--growth is each step's load",
+        ),
+        (
+            vec![
+                "run",
+                s,
+                "--find-max",
+                "--slo",
+                "lost==0",
+                "--max-steps",
+                "0",
+            ],
+            "--max-steps must be at least 1",
+        ),
+        (vec!["run", s, "--rate", "1e300"], "at most 10000000"),
+    ] {
+        let out = imbench(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
 }
 
 /// A port that speaks something else is named as such for each transport: an HTTP/1.0 server

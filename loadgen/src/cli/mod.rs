@@ -51,9 +51,10 @@ enum Command {
     /// disconnected, generator saturated).
     Run(Box<RunArgs>),
     /// Re-render summary.md and report.html and print the table of a report folder (or
-    /// report.json file).
+    /// report.json file); of a capacity search's folder (--find-max), capacity.md and
+    /// capacity.html. Exits with the report's verdict, as the run did.
     Report {
-        /// The report folder or its report.json.
+        /// The report folder or its report.json, or a search's folder or its capacity.json.
         report: PathBuf,
     },
     /// Add shard reports of one load (run at the same time against one server) into one

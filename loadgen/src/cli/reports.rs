@@ -12,6 +12,17 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
     } else {
         path.to_path_buf()
     };
+    let search = path.join(imbench_loadgen::report::capacity::CAPACITY_JSON);
+    if path.is_dir() && !file.exists() && search.is_file() {
+        anyhow::bail!(
+            "{} holds a capacity search (step-01, step-02, …, {}), not one report: give one step, \
+             such as {}; `imbench report {}` prints the whole search",
+            path.display(),
+            imbench_loadgen::report::capacity::CAPACITY_JSON,
+            path.join("step-01").display(),
+            path.display()
+        );
+    }
     if path.is_dir() && !file.exists() && path.join("run-1/report.json").is_file() {
         anyhow::bail!(
             "{} holds the runs of a --repeat (run-1, run-2, …), not one report: give one of them, such as {}",
@@ -49,7 +60,7 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
                 dir.join(CAPACITY_MD).display(),
                 dir.join(CAPACITY_HTML).display()
             );
-            exit_code::OK
+            capacity.verdict().exit_code()
         }
         Err(e) => {
             imbench_loadgen::errln!("imbench: writing into {}: {e}", dir.display());
@@ -62,6 +73,15 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
     use imbench_loadgen::report::capacity::CAPACITY_JSON;
     if path.is_dir() && !path.join("report.json").exists() && path.join(CAPACITY_JSON).is_file() {
         return rerender_capacity(path);
+    }
+    if path.is_file() && path.file_name().is_some_and(|n| n == CAPACITY_JSON) {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        return rerender_capacity(dir);
     }
     match load_report(path) {
         Ok((file, report)) => {
@@ -81,7 +101,8 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
             match written {
                 Ok(()) => {
                     outln!("wrote {} and {}", summary.display(), html.display());
-                    exit_code::OK
+                    // As the run exited, so a script can read a verdict back from a folder.
+                    report.verdict.exit_code()
                 }
                 Err((path, e)) => {
                     imbench_loadgen::errln!("imbench: writing {}: {e}", path.display());
@@ -132,6 +153,11 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
 fn load_baseline(
     path: &std::path::Path,
 ) -> anyhow::Result<Vec<(PathBuf, imbench_loadgen::Report)>> {
+    let search = path.join(imbench_loadgen::report::capacity::CAPACITY_JSON);
+    if path.is_dir() && !path.join("report.json").exists() && search.is_file() {
+        // Its steps ran different loads: they are not repeats of one. Says so.
+        return Ok(vec![load_report(path)?]);
+    }
     if path.is_dir() && !path.join("report.json").exists() {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?

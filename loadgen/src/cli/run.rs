@@ -50,7 +50,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // removed again, so that a failed run leaves nothing behind to be mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());
     if let Some(root) = &config.out_dir {
-        if let Err(why) = check_out_dir(root, args.repeat > 1 && !args.find_max) {
+        if let Err(why) = check_out_dir(root, args.repeat > 1 || args.find_max) {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
         }
@@ -195,10 +195,20 @@ fn run_once(
     }
 }
 
+/// Most `--growth`: past it a step is a different load, not the next one.
+const MAX_GROWTH: f64 = 10.0;
+
 fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     use imbench_loadgen::run::capacity::{self, SearchOptions};
-    if !(args.growth.is_finite() && args.growth > 1.0) || args.max_steps == 0 {
-        imbench_loadgen::errln!("imbench: --growth must be above 1 and --max-steps at least 1");
+    if !(args.growth > 1.0 && args.growth <= MAX_GROWTH) {
+        imbench_loadgen::errln!(
+            "imbench: --growth is each step's load over the one before: above 1 and at most {MAX_GROWTH}, got {}",
+            args.growth
+        );
+        return exit_code::USAGE;
+    }
+    if args.max_steps == 0 {
+        imbench_loadgen::errln!("imbench: --max-steps must be at least 1");
         return exit_code::USAGE;
     }
     if config.scenario.slo.is_empty() {
@@ -211,14 +221,20 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         refine: args.refine,
     };
     let mut n = 0;
+    let interrupt = config.interrupt.clone();
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
+        let interrupted = interrupt.as_ref().is_some_and(|rx| *rx.borrow());
         imbench_loadgen::errln!(
             "step {n}: load {:.3}x, {:.0} sent/s, {:.0} delivered/s: {}{}",
             step.load,
             step.sent_per_s,
             step.delivered_per_s,
-            if step.held() { "held" } else { "FAILED" },
+            match (step.held(), interrupted) {
+                (true, _) => "held",
+                (false, true) => "interrupted",
+                (false, false) => "FAILED",
+            },
             if step.why.is_empty() {
                 String::new()
             } else {
@@ -237,11 +253,7 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
                     dir.join(CAPACITY_HTML).display()
                 );
             }
-            match (cap.best(), cap.steps.first()) {
-                (Some(_), _) => exit_code::OK,
-                (None, Some(first)) => first.verdict.exit_code(),
-                (None, None) => exit_code::INVALID,
-            }
+            cap.verdict().exit_code()
         }
         Err(e) => run_failed(&e),
     }
@@ -283,10 +295,12 @@ fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch:
 }
 
 /// Makes sure a run's report folder can be written and holds nothing that would be read in
-/// place of the new report: the runs of an earlier `--repeat` beside a single report, or a
-/// single report beside new repeated runs (`compare` and `report` read whichever they find).
+/// place of the new report, or mixed with it: the runs of an earlier `--repeat` or the steps
+/// of an earlier `--find-max` beside a single report, or a single report beside new repeated
+/// runs or steps (`compare` and `report` read whichever they find), or old runs or steps
+/// beside new ones (a shorter search would leave the old search's later steps behind).
 /// Creates the folder, so an unwritable one is found before the run, not after it.
-fn check_out_dir(root: &std::path::Path, repeated: bool) -> Result<(), String> {
+fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(), String> {
     if root.exists() && !root.is_dir() {
         return Err(format!("--out {} is a file, not a folder", root.display()));
     }
@@ -295,8 +309,14 @@ fn check_out_dir(root: &std::path::Path, repeated: bool) -> Result<(), String> {
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        let runs = |n: &String| n.starts_with("run-") || n == "repeat.json";
-        let mut stale: Vec<&String> = if repeated {
+        use imbench_loadgen::report::capacity::CAPACITY_JSON;
+        let runs = |n: &String| {
+            n.starts_with("run-")
+                || n == "repeat.json"
+                || n.starts_with("step-")
+                || n == CAPACITY_JSON
+        };
+        let mut stale: Vec<&String> = if several {
             names
                 .iter()
                 .filter(|n| runs(n) || *n == "report.json")

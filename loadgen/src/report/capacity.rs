@@ -54,12 +54,14 @@ pub struct Step {
     pub verdict: Verdict,
     /// SLOs that failed and reasons the run was invalid.
     pub why: Vec<String>,
-    /// Where the step's report went.
+    /// Where the step's report went: its folder's name, beside capacity.json (an absolute
+    /// path in searches written before the names were kept relative).
     pub report: Option<PathBuf>,
 }
 
 impl Step {
-    /// The figures of a step run at `load`, from its report (written to `dir`, if anywhere).
+    /// The figures of a step run at `load`, from its report (written to `dir`, if anywhere:
+    /// only its name is kept, so the search's folder can be moved).
     pub fn from_report(load: f64, r: &Report, dir: Option<PathBuf>) -> Self {
         let run = &r.runs[0];
         let stat = |m: &str, p50: bool| {
@@ -77,7 +79,12 @@ impl Step {
         Self {
             load,
             direct_rate: r.scenario.direct.rate,
-            group_rate: r.scenario.groups.rate,
+            // A rate without groups to send to offers nothing.
+            group_rate: if r.scenario.groups.count > 0 {
+                r.scenario.groups.rate
+            } else {
+                0.0
+            },
             sent_per_s: run.throughput.sent_per_s,
             delivered_per_s: run.throughput.delivered_per_s,
             direct_p50_us: stat(Metric::Direct.name(), true),
@@ -89,7 +96,7 @@ impl Step {
             lost: run.counters.lost,
             verdict: r.verdict,
             why,
-            report: dir,
+            report: dir.map(|d| d.file_name().map_or(d.clone(), PathBuf::from)),
         }
     }
 
@@ -128,6 +135,14 @@ pub struct Capacity {
     pub bounded: bool,
     /// Whether the scenario has groups.
     pub groups: bool,
+    /// Whether the search was interrupted (Ctrl-C): its last step was cut short and the loads
+    /// above it were never tried.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Why the search stopped growing before any step failed, other than running out of
+    /// steps (the next load would have asked for more than a scenario may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// The file names a search writes beside its step folders.
@@ -143,6 +158,25 @@ impl Capacity {
         self.highest_held
             .and_then(|i| self.steps.get(i))
             .filter(|s| s.held())
+    }
+
+    /// The search's verdict, what `imbench run --find-max` and `imbench report` exit with:
+    /// OK when a load held and the search ended by itself; the first step's verdict when
+    /// none held; invalid when it was interrupted.
+    pub fn verdict(&self) -> Verdict {
+        if self.interrupted {
+            return Verdict::Invalid;
+        }
+        match (self.best(), self.steps.first()) {
+            (Some(_), _) => Verdict::Ok,
+            (None, Some(first)) => first.verdict,
+            (None, None) => Verdict::Invalid,
+        }
+    }
+
+    /// Whether step `i` is the one an interrupt cut short (its figures are partial).
+    fn cut_short(&self, i: usize) -> bool {
+        self.interrupted && i + 1 == self.steps.len() && !self.steps[i].held()
     }
 
     /// Reads `capacity.json`'s text.
@@ -185,14 +219,15 @@ impl Capacity {
             .collect()
     }
 
-    /// The latency SLOs on a p50 or p99 of a kept metric: (metric, statistic, threshold µs).
+    /// The latency SLOs on a p50 or p99 of a kept metric: (metric, the SLO as written,
+    /// threshold µs).
     fn slo_lines(&self) -> Vec<(String, String, f64)> {
         self.slo
             .iter()
             .filter_map(|e| Slo::parse(e).ok())
             .filter_map(|s| match s.target {
                 Target::Latency { metric, stat } if stat == "p50" || stat == "p99" => {
-                    Some((metric, stat, s.threshold))
+                    Some((metric, s.expr, s.threshold))
                 }
                 _ => None,
             })
@@ -200,16 +235,31 @@ impl Capacity {
     }
 
     fn answer(&self) -> String {
+        let held = |b: &Step| {
+            format!(
+                "{:.3}x ({:.0} sent/s, {:.0} delivered/s)",
+                b.load, b.sent_per_s, b.delivered_per_s
+            )
+        };
+        if self.interrupted {
+            let n = self.steps.len();
+            return match self.best() {
+                Some(b) => format!(
+                    "interrupted during step {n}, so the search did not finish: the highest \
+                     load that held before it, {}, is not the capacity",
+                    held(b)
+                ),
+                None => format!("interrupted during step {n}, before any step held"),
+            };
+        }
         match self.best() {
             Some(b) => format!(
-                "highest load that held: {:.3}x ({:.0} sent/s, {:.0} delivered/s){}",
-                b.load,
-                b.sent_per_s,
-                b.delivered_per_s,
-                if self.bounded {
-                    ""
-                } else {
-                    " — no step failed, so the capacity may be higher"
+                "highest load that held: {}{}",
+                held(b),
+                match (&self.stopped, self.bounded) {
+                    (Some(why), _) => format!(" — the search stopped there: {why}"),
+                    (None, true) => String::new(),
+                    (None, false) => " — no step failed, so the capacity may be higher".into(),
                 }
             ),
             None => "no step held: the first load is already too much".to_string(),
@@ -255,7 +305,13 @@ impl Capacity {
                 row.push(s.lost.to_string());
                 row.push(format!(
                     "{}{}",
-                    if s.held() { "held" } else { "FAILED" },
+                    if s.held() {
+                        "held"
+                    } else if self.cut_short(i) {
+                        "interrupted"
+                    } else {
+                        "FAILED"
+                    },
                     if s.why.is_empty() {
                         String::new()
                     } else {
@@ -338,7 +394,11 @@ impl Capacity {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
         );
-        let class = if self.best().is_some() { "ok" } else { "fail" };
+        let class = if self.verdict() == Verdict::Ok {
+            "ok"
+        } else {
+            "fail"
+        };
         let _ = writeln!(
             out,
             "<p class=\"verdict {class}\">{}</p>\n<p>SLOs every step had to meet: {}</p>",
@@ -346,9 +406,11 @@ impl Capacity {
             escape(&self.slo.join(", "))
         );
         out.push_str(
-            "<p class=\"note\">Each point is one step (a whole run at that load). Filled: the \
-             step held; a cross: it failed (an SLO, or an invalid run). The dashed line is the \
-             SLO's threshold, the vertical line the highest load that held.</p>\n",
+            "<p class=\"note\">Each point is one step (a whole run at that load). A dot: the \
+             step held; a cross: it failed (an SLO, or an invalid run). The dashed black line is \
+             the SLO's threshold (named in the legend when it is above the plot), the grey \
+             vertical line the highest load that held. A step cut short by an interrupt is not \
+             plotted.</p>\n",
         );
         out.push_str("<h2>Latency against the rate delivered</h2>\n");
         out.push_str(&self.curve(|s| s.delivered_per_s, "delivered per second"));
@@ -390,7 +452,13 @@ impl Capacity {
     /// One plot: p50 and p99 of each plotted latency (ms) against `x` of each step.
     fn curve(&self, x: impl Fn(&Step) -> f64, x_label: &str) -> String {
         let metrics = self.plotted();
-        let points: Vec<(&Step, f64)> = self.steps.iter().map(|s| (s, x(s))).collect();
+        let points: Vec<(&Step, f64)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.cut_short(*i))
+            .map(|(_, s)| (s, x(s)))
+            .collect();
         if metrics.is_empty() || points.is_empty() {
             return "<p class=\"note\">(no latency samples)</p>\n".to_string();
         }
@@ -404,10 +472,18 @@ impl Capacity {
             .iter()
             .flat_map(|(s, _)| metrics.iter().filter_map(|m| s.latency(m)))
             .map(|(_, p99)| ms(p99))
-            .chain(slo_lines.iter().map(|(_, _, t)| t / 1000.0))
             .fold(0.0, f64::max);
+        // The axis follows the figures: a threshold far above them would flatten every curve
+        // to the floor, so it is drawn only when it is within twice the highest figure, and
+        // otherwise named in the legend. The headroom keeps the legend off the points.
+        let shown_slo = |t: f64| t / 1000.0 <= y_max * 2.0;
+        let y_reach = slo_lines
+            .iter()
+            .map(|(_, _, t)| t / 1000.0)
+            .filter(|t| shown_slo(t * 1000.0))
+            .fold(y_max, f64::max);
         let x_max = points.iter().map(|(_, x)| *x).fold(0.0, f64::max);
-        let (y_top, x_top) = ((y_max * 1.15).max(1.0), (x_max * 1.1).max(1.0));
+        let (y_top, x_top) = ((y_reach * 1.6).max(1.0), (x_max * 1.1).max(1.0));
         let knee = self.best().map(&x);
         let mut svg = String::new();
         let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
@@ -456,20 +532,31 @@ impl Capacity {
                     chart.draw_series(
                         line.iter()
                             .filter(|p| !p.2)
-                            .map(|p| Cross::new((p.0, p.1), 6, RED.stroke_width(2))),
+                            .map(|p| Cross::new((p.0, p.1), 6, colour.stroke_width(2))),
                     )?;
                 }
             }
-            for (m, stat, t) in &slo_lines {
+            for (_, expr, t) in &slo_lines {
+                let label = format!("SLO {expr}");
+                if !shown_slo(*t) {
+                    // Nothing drawn: the legend still says where the threshold is.
+                    chart
+                        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
+                        .label(format!("{label} (above the plot)"))
+                        .legend(|(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.0))
+                        });
+                    continue;
+                }
                 let t = t / 1000.0;
                 let dashes = (0..40).map(|i| {
                     let a = x_top * i as f64 / 40.0;
-                    PathElement::new(vec![(a, t), (a + x_top / 80.0, t)], RED.stroke_width(1))
+                    PathElement::new(vec![(a, t), (a + x_top / 80.0, t)], BLACK.stroke_width(2))
                 });
                 chart
                     .draw_series(dashes)?
-                    .label(format!("SLO {m}.{stat} {}", format_micros(t * 1000.0)))
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+                    .label(label)
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
             }
             if let Some(k) = knee {
                 chart.draw_series(std::iter::once(PathElement::new(
@@ -529,6 +616,8 @@ mod tests {
             highest_held: Some(2),
             bounded: true,
             groups: true,
+            interrupted: false,
+            stopped: None,
         }
     }
 
@@ -555,8 +644,8 @@ mod tests {
         );
         assert!(html.contains("fanout p99") && html.contains("fanout p50"));
         assert!(
-            html.contains("SLO fanout.p99 50.00ms"),
-            "the SLO's line is labelled"
+            html.contains("SLO fanout.p99 &lt; 50ms") && !html.contains("(above the plot)"),
+            "the SLO's line is labelled with its operator: {html}"
         );
         assert!(html.contains("href=\"step-02/report.html\""));
         let md = c.markdown();
@@ -565,6 +654,41 @@ mod tests {
             md.lines().filter(|l| l.starts_with("| ")).count(),
             5,
             "{md}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_search_is_invalid_and_does_not_name_a_capacity() {
+        let mut c = search();
+        assert_eq!(c.verdict(), Verdict::Ok);
+        c.interrupted = true;
+        c.steps[2].verdict = Verdict::Invalid;
+        c.highest_held = Some(0);
+        assert_eq!(c.verdict(), Verdict::Invalid);
+        let t = c.table();
+        assert!(
+            t.contains("interrupted during step 3, so the search did not finish"),
+            "{t}"
+        );
+        assert!(t.contains("is not the capacity"), "{t}");
+        assert!(t.lines().any(|l| l.contains("  interrupted")), "{t}");
+        c.steps.truncate(1);
+        c.steps[0].verdict = Verdict::Invalid;
+        c.highest_held = None;
+        assert!(c
+            .table()
+            .contains("interrupted during step 1, before any step held"));
+        assert_eq!(c.verdict(), Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_threshold_far_above_the_figures_is_named_not_drawn() {
+        let mut c = search();
+        c.slo = vec!["fanout.p99 < 10s".into()];
+        let html = c.html();
+        assert!(
+            html.contains("SLO fanout.p99 &lt; 10s (above the plot)"),
+            "{html}"
         );
     }
 

@@ -56,6 +56,46 @@ fn active_span(r: &Report) -> Option<(f64, f64)> {
     Some((run.started_unix_s, run.started_unix_s + planned))
 }
 
+/// How `r`'s scenario differs from `first`'s in what shards of one load share (the steps of
+/// one capacity search, for one, run one after the other at different rates), if it does.
+fn different_load(first: &Report, r: &Report) -> Option<String> {
+    let (a, b) = (&first.scenario, &r.scenario);
+    let pairs = [
+        ("scenario", a.name.clone(), b.name.clone()),
+        ("seed", a.seed.to_string(), b.seed.to_string()),
+        ("clients", a.clients.to_string(), b.clients.to_string()),
+        (
+            "direct.rate",
+            a.direct.rate.to_string(),
+            b.direct.rate.to_string(),
+        ),
+        (
+            "groups.rate",
+            a.groups.rate.to_string(),
+            b.groups.rate.to_string(),
+        ),
+        (
+            "groups.count",
+            a.groups.count.to_string(),
+            b.groups.count.to_string(),
+        ),
+        (
+            "files.rate",
+            a.files.rate.to_string(),
+            b.files.rate.to_string(),
+        ),
+        (
+            "duration",
+            format!("{:?}", a.duration),
+            format!("{:?}", b.duration),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .find(|(_, x, y)| x != y)
+        .map(|(what, x, y)| format!("{what} {y} where report 0 ran {x}"))
+}
+
 /// Refuses reports that cannot be parts of one load: the same report twice, the same shard
 /// twice, shards beside whole runs or of different splits, or runs that did not overlap in
 /// time.
@@ -84,6 +124,9 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                 index,
                 format!("it is {}, report 0 is {}", show(r), show(first)),
             );
+        }
+        if let Some(what) = different_load(first, r) {
+            return not(index, format!("it ran {what}"));
         }
         if let (Some(a), Some(b)) = (active_span(first), active_span(r)) {
             if b.0 > a.1 || a.0 > b.1 {

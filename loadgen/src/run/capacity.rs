@@ -4,12 +4,23 @@
 //! A step is a whole run of the scenario (connect, warm-up, measured period, drain) with every
 //! rate of the scenario, direct and group, multiplied by the step's factor, and the same seed.
 //! Steps grow geometrically until one fails, then the interval between the last step that held
-//! and the first that failed is halved a few times. A step fails when its verdict is not OK:
+//! and the first that failed is narrowed a few times, each time at the geometric midpoint of
+//! the two loads (the square root of their product: equal ratios on either side, as the loads
+//! grew). A step fails when its verdict is not OK:
 //! an SLO failed, or the run was invalid (a saturated generator included), since a figure
 //! measured by a saturated generator cannot show that the server held.
 
 pub use crate::report::capacity::{Capacity, Step};
 use crate::run::{run, RunConfig, RunError};
+
+/// A step the search may not run.
+enum Skipped {
+    /// The run could not take place.
+    Failed(RunError),
+    /// The scenario at this load is not one `imbench run` would accept (it asks for more
+    /// sends a second than any scenario may): the search stops growing here.
+    OutOfBounds(crate::config::scenario::ScenarioError),
+}
 
 /// How the search proceeds.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +29,7 @@ pub struct SearchOptions {
     pub growth: f64,
     /// Most steps before the refinement.
     pub max_steps: usize,
-    /// Halvings of the interval between the last good and the first bad step.
+    /// Narrowings of the interval between the last good and the first bad step.
     pub refine: usize,
 }
 
@@ -50,16 +61,27 @@ pub async fn find_max(
             .as_ref()
             .map(|d| d.join(format!("step-{n:02}")));
         async move {
-            let outcome = run(c).await?;
-            Ok::<Step, RunError>(Step::from_report(load, &outcome.report, outcome.dir))
+            c.scenario.validate().map_err(Skipped::OutOfBounds)?;
+            let outcome = run(c).await.map_err(Skipped::Failed)?;
+            Ok::<Step, Skipped>(Step::from_report(load, &outcome.report, outcome.dir))
         }
     };
     let mut good: Option<f64> = None;
     let mut bad: Option<f64> = None;
+    let mut stopped = None;
     let mut load = 1.0;
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     for _ in 0..opts.max_steps {
-        let step = run_step(load, steps.len() + 1).await?;
+        let step = match run_step(load, steps.len() + 1).await {
+            Ok(step) => step,
+            Err(Skipped::Failed(e)) => return Err(e),
+            Err(Skipped::OutOfBounds(e)) if !steps.is_empty() => {
+                stopped = Some(format!("the next load, {load:.3}x, would be refused: {e}"));
+                break;
+            }
+            // The first step is the scenario as given, which was checked already.
+            Err(Skipped::OutOfBounds(e)) => return Err(RunError::Scenario(e)),
+        };
         on_step(&step);
         let held = step.held();
         steps.push(step);
@@ -78,7 +100,13 @@ pub async fn find_max(
         let (mut lo, mut hi) = (lo, hi);
         for _ in 0..opts.refine {
             let mid = (lo * hi).sqrt();
-            let step = run_step(mid, steps.len() + 1).await?;
+            let step = match run_step(mid, steps.len() + 1).await {
+                Ok(step) => step,
+                Err(Skipped::Failed(e)) => return Err(e),
+                // Between two loads that were accepted: cannot happen, but is no reason to
+                // lose the steps already run.
+                Err(Skipped::OutOfBounds(_)) => break,
+            };
             on_step(&step);
             if step.held() {
                 lo = mid;
@@ -91,10 +119,11 @@ pub async fn find_max(
             }
         }
     }
+    let interrupted = interrupted();
     let highest_held = steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.held())
+        .filter(|(i, s)| s.held() && !(interrupted && i + 1 == steps.len()))
         .max_by(|a, b| a.1.load.total_cmp(&b.1.load))
         .map(|(i, _)| i);
     let capacity = Capacity {
@@ -104,6 +133,8 @@ pub async fn find_max(
         highest_held,
         bounded: bad.is_some(),
         groups: base.groups.count > 0,
+        interrupted,
+        stopped,
     };
     if let Some(dir) = &config.out_dir {
         capacity.write(dir).map_err(|source| RunError::Write {
