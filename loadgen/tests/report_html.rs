@@ -1,24 +1,29 @@
-//! report.html in a real headless browser (Debian's chromium): it renders, logs nothing to the
-//! console, and its screenshot is not blank. Two control pages, one with a console error and
-//! one blank, prove that each check can fail.
+//! report.html and capacity.html in a real headless browser (Debian's chromium), at a wide and
+//! a narrow window: they render, log nothing to the console, every chart placeholder gets its
+//! chart (uPlot, inlined) no wider than the window, and the screenshot is not blank. Control
+//! pages prove that each check can fail: one with a console error, one blank, and the report
+//! with its chart library taken out.
 //!
 //! Ignored by plain `cargo test` because it needs chromium; `.ci/run` installs chromium and runs
 //! it with `cargo test -p imbench-loadgen --test report_html -- --ignored`.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use imbench_loadgen::ServerSpec;
-use util::{config, small_scenario_with};
+/// The window widths every page is looked at: a laptop, and a narrow window.
+const WIDTHS: [u32; 2] = [1200, 600];
 
 /// What the browser made of a page.
 struct Rendered {
     console: Vec<String>,
     /// Share of the screenshot's pixels that are not the page's white background.
     ink: f64,
+    /// Charts drawn, as the page's script counted them (`None`: the script did not finish).
+    drawn: Option<usize>,
+    /// Chart placeholders in the page after its scripts ran.
+    placeholders: usize,
+    /// Each drawn chart's width in CSS pixels.
+    widths: Vec<u32>,
 }
 
 fn chromium() -> PathBuf {
@@ -34,11 +39,12 @@ fn chromium() -> PathBuf {
     path
 }
 
-fn render(page: &Path, dir: &Path) -> Rendered {
+fn render(page: &Path, dir: &Path, width: u32) -> Rendered {
     let shot = dir.join(format!(
-        "{}.png",
+        "{}-{width}.png",
         page.file_stem().and_then(|s| s.to_str()).unwrap_or("page")
     ));
+    let window = format!("--window-size={width},1600");
     let out = Command::new(chromium())
         .args([
             "--headless",
@@ -46,7 +52,8 @@ fn render(page: &Path, dir: &Path) -> Rendered {
             "--disable-gpu",
             "--hide-scrollbars",
             "--no-first-run",
-            "--window-size=1100,1600",
+            &window,
+            "--virtual-time-budget=5000",
             "--enable-logging=stderr",
             "--v=0",
         ])
@@ -72,15 +79,112 @@ fn render(page: &Path, dir: &Path) -> Rendered {
         .chunks(channels)
         .filter(|p| p.iter().take(3).any(|&c| c < 240))
         .count();
+    // The page as it stands after its scripts ran.
+    let dom = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            &window,
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let numbers = |attr: &str| -> Vec<u32> {
+        dom.match_indices(attr)
+            .filter_map(|(at, _)| {
+                let rest = &dom[at + attr.len()..];
+                rest[..rest.find('"')?].parse().ok()
+            })
+            .collect()
+    };
     Rendered {
         console,
         ink: inked as f64 / pixels.max(1) as f64,
+        drawn: numbers("data-charts-drawn=\"").first().map(|&n| n as usize),
+        placeholders: dom.matches("class=\"plot\"").count(),
+        widths: numbers("data-width=\""),
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Checks one page at every width: no console message, charts in every placeholder and no
+/// wider than the window, ink on the screenshot.
+fn looks_right(page: &Path, dir: &Path, at_least: usize) {
+    for width in WIDTHS {
+        let r = render(page, dir, width);
+        let name = format!("{} at {width}px", page.display());
+        assert!(
+            r.console.is_empty(),
+            "{name}: console messages: {:?}",
+            r.console
+        );
+        assert!(
+            r.placeholders >= at_least,
+            "{name}: {} chart placeholders, expected at least {at_least}",
+            r.placeholders
+        );
+        assert_eq!(r.drawn, Some(r.placeholders), "{name}: charts drawn");
+        assert_eq!(
+            r.widths.len(),
+            r.placeholders,
+            "{name}: widths {:?}",
+            r.widths
+        );
+        assert!(
+            r.widths.iter().all(|&w| w > 100 && w <= width),
+            "{name}: chart widths {:?} for a {width}px window",
+            r.widths
+        );
+        assert!(
+            r.ink > 0.02,
+            "{name}: the screenshot is nearly blank ({:.3} of its pixels inked)",
+            r.ink
+        );
+    }
+}
+
+/// Runs the imbench binary in `dir`.
+fn imbench(dir: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs imbench");
+    assert!(
+        out.status.success(),
+        "imbench {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const SCENARIO: &str = r#"
+name = "browser"
+clients = 10
+ramp_up = "200ms"
+warmup = "300ms"
+duration = "2s"
+drain = "3s"
+seed = 3
+[direct]
+rate = 10.0
+arrival = "poisson"
+size = { dist = "fixed", bytes = "100B" }
+partners = { pick = "ring", count = 2 }
+[generator]
+max_schedule_lag = "1s"
+max_cpu_busy = 1.0
+max_cpu_wait = "1h"
+max_hiccup = "1h"
+"#;
+
+#[test]
 #[ignore = "needs chromium; .ci/run installs it and runs this test"]
-async fn the_html_report_renders_offline_without_console_errors() {
+fn the_html_pages_render_offline_with_their_charts_at_two_widths() {
     let dir = std::env::temp_dir().join(format!("imbench-html-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -93,40 +197,81 @@ async fn the_html_report_renders_offline_without_console_errors() {
     )
     .unwrap();
     assert!(
-        !render(&noisy, &dir).console.is_empty(),
+        !render(&noisy, &dir, WIDTHS[0]).console.is_empty(),
         "a console error must be seen"
     );
     let blank = dir.join("blank.html");
     std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
     assert!(
-        render(&blank, &dir).ink < 0.001,
+        render(&blank, &dir, WIDTHS[0]).ink < 0.001,
         "a blank page must look blank"
     );
 
-    let scenario = small_scenario_with(10, 10.0, Duration::from_millis(1500), "");
-    let mut cfg = config(scenario, ServerSpec::Embedded);
-    cfg.out_dir = Some(dir.join("run"));
-    imbench_loadgen::run(cfg).await.expect("run");
+    // Two transports, so the comparison is drawn too; and a short capacity search.
+    std::fs::write(dir.join("s.toml"), SCENARIO).unwrap();
+    imbench(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--transport",
+            "quic,tcp",
+            "--progress",
+            "quiet",
+            "--out",
+            "run",
+        ],
+    );
+    imbench(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--find-max",
+            "--max-steps",
+            "2",
+            "--refine",
+            "0",
+            "--slo",
+            "direct.p99 < 10s",
+            "--progress",
+            "quiet",
+            "--out",
+            "search",
+        ],
+    );
     let page = dir.join("run").join("report.html");
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains("<svg"), "the plots are inline SVG");
-    assert!(!html.contains("<script"), "no script");
-    for attr in ["src=\"http", "href=\"http", "url(http"] {
+    for part in [
+        "At a glance",
+        "Comparison",
+        "Latency distribution",
+        "Over time",
+        "Each run",
+    ] {
+        assert!(html.contains(&format!("<h2>{part}</h2>")), "{part} missing");
+    }
+    for attr in ["src=\"http", "href=\"http", "url(http", "<script src"] {
         assert!(
             !html.contains(attr),
-            "nothing fetched from a network ({attr})"
+            "nothing fetched from anywhere ({attr})"
         );
     }
-    let rendered = render(&page, &dir);
+    // Latency of connect, ack and direct; clients, rates, direct latency and lag over time.
+    looks_right(&page, &dir, 7);
+    looks_right(&dir.join("search").join("capacity.html"), &dir, 2);
+
+    // The report without its chart library: the charts check must fail.
+    let start = html
+        .find("<script>/*! https://github.com/leeoniya/uPlot")
+        .expect("uPlot inlined");
+    let end = start + html[start..].find("</script>").unwrap() + "</script>".len();
+    let broken = dir.join("run").join("broken.html");
+    std::fs::write(&broken, format!("{}{}", &html[..start], &html[end..])).unwrap();
+    let r = render(&broken, &dir, WIDTHS[0]);
     assert!(
-        rendered.console.is_empty(),
-        "console messages: {:?}",
-        rendered.console
-    );
-    assert!(
-        rendered.ink > 0.02,
-        "the screenshot is nearly blank ({:.3} of its pixels inked)",
-        rendered.ink
+        r.placeholders > 0 && r.drawn != Some(r.placeholders),
+        "charts must be missed"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

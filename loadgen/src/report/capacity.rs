@@ -9,13 +9,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::slo::{format_micros, Slo, Target};
 use crate::measure::metrics::Metric;
+use crate::report::charts::{self, placeholder, scripts, Chart, Line, Style, XKind, PALETTE};
 use crate::report::figures::FANOUT;
-use crate::report::html::{escape, legend, svg_or_note, HEIGHT, PALETTE, STYLE, WIDTH};
+use crate::report::html::{escape, STYLE};
 use crate::report::{Report, Verdict};
 
 /// One step's figures.
@@ -392,7 +392,8 @@ impl Capacity {
             out,
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+             <title>{title}</title><style>{STYLE}{}</style></head><body>\n<h1>{title}</h1>\n",
+            charts::styles()
         );
         let class = if self.verdict() == Verdict::Ok {
             "ok"
@@ -406,17 +407,35 @@ impl Capacity {
             escape(&self.slo.join(", "))
         );
         out.push_str(
-            "<p class=\"note\">Each point is one step (a whole run at that load). A dot: the \
-             step held; a cross: it failed (an SLO, or an invalid run). The dashed black line is \
-             the SLO's threshold (named in the legend when it is above the plot), the grey \
-             vertical line the highest load that held. A step cut short by an interrupt is not \
-             plotted.</p>\n",
+            "<p class=\"note\">Each point is one step (a whole run at that load): p99 with dots, \
+             p50 dashed; a ring marks a step that failed (an SLO, or an invalid run). The dashed \
+             black line is the SLO's threshold (named in the legend when it is far above the \
+             figures), the grey vertical line the highest load that held. A step cut short by an \
+             interrupt is not plotted. Hover for values; click a legend entry to hide its line; \
+             drag to zoom.</p>\n",
         );
-        out.push_str("<h2>Latency against the rate delivered</h2>\n");
-        out.push_str(&self.curve(|s| s.delivered_per_s, "delivered per second"));
-        out.push_str("<h2>Latency against the rate sent (offered)</h2>\n");
-        out.push_str(&self.curve(|s| s.sent_per_s, "sent per second"));
-        out.push_str("<h2>Steps</h2>\n<table>\n<tr>");
+        let charts = [
+            self.curve(
+                "Latency against the rate delivered",
+                |s| s.delivered_per_s,
+                "delivered per second",
+            ),
+            self.curve(
+                "Latency against the rate sent (offered)",
+                |s| s.sent_per_s,
+                "sent per second",
+            ),
+        ];
+        if self.plotted().is_empty() || self.steps.is_empty() {
+            out.push_str("<p class=\"note\">(no latency samples)</p>\n");
+        } else {
+            out.push_str("<div class=\"grid\">\n");
+            for (i, c) in charts.iter().enumerate() {
+                out.push_str(&placeholder(i, c));
+            }
+            out.push_str("</div>\n");
+        }
+        out.push_str("<h2>Steps</h2>\n<table class=\"steps\">\n<tr>");
         let (head, rows) = self.rows();
         for h in &head {
             let _ = write!(out, "<th>{}</th>", escape(h));
@@ -445,130 +464,83 @@ impl Capacity {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</table>\n</body></html>\n");
+        out.push_str("</table>\n");
+        if !self.plotted().is_empty() && !self.steps.is_empty() {
+            out.push_str(&scripts(&charts, &[]));
+        }
+        out.push_str("</body></html>\n");
         out
     }
 
-    /// One plot: p50 and p99 of each plotted latency (ms) against `x` of each step.
-    fn curve(&self, x: impl Fn(&Step) -> f64, x_label: &str) -> String {
+    /// One chart: p50 (dashed) and p99 of each plotted latency (ms) against `x` of each step,
+    /// a ring on each step that failed, the SLO's threshold, the highest load that held.
+    fn curve(&self, title: &str, x: impl Fn(&Step) -> f64, x_label: &str) -> Chart {
         let metrics = self.plotted();
-        let points: Vec<(&Step, f64)> = self
+        let mut steps: Vec<&Step> = self
             .steps
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.cut_short(*i))
-            .map(|(_, s)| (s, x(s)))
+            .map(|(_, s)| s)
             .collect();
-        if metrics.is_empty() || points.is_empty() {
-            return "<p class=\"note\">(no latency samples)</p>\n".to_string();
-        }
-        let slo_lines: Vec<(String, String, f64)> = self
-            .slo_lines()
-            .into_iter()
-            .filter(|(m, _, _)| metrics.contains(&m.as_str()))
-            .collect();
-        let ms = |us: u64| us as f64 / 1000.0;
-        let y_max = points
-            .iter()
-            .flat_map(|(s, _)| metrics.iter().filter_map(|m| s.latency(m)))
-            .map(|(_, p99)| ms(p99))
-            .fold(0.0, f64::max);
-        // The axis follows the figures: a threshold far above them would flatten every curve
-        // to the floor, so it is drawn only when it is within twice the highest figure, and
-        // otherwise named in the legend. The headroom keeps the legend off the points.
-        let shown_slo = |t: f64| t / 1000.0 <= y_max * 2.0;
-        let y_reach = slo_lines
-            .iter()
-            .map(|(_, _, t)| t / 1000.0)
-            .filter(|t| shown_slo(t * 1000.0))
-            .fold(y_max, f64::max);
-        let x_max = points.iter().map(|(_, x)| *x).fold(0.0, f64::max);
-        let (y_top, x_top) = ((y_reach * 1.6).max(1.0), (x_max * 1.1).max(1.0));
-        let knee = self.best().map(&x);
-        let mut svg = String::new();
-        let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.0..x_top, 0.0..y_top)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc("latency (ms)")
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .draw()?;
-            let mut colour_at = 0;
-            for m in &metrics {
-                for (stat, p50) in [("p50", true), ("p99", false)] {
-                    let colour = PALETTE[colour_at % PALETTE.len()];
-                    colour_at += 1;
-                    let mut line: Vec<(f64, f64, bool)> = points
-                        .iter()
-                        .filter_map(|(s, x)| {
-                            let (a, b) = s.latency(m)?;
-                            let v = if p50 { a } else { b };
-                            (v > 0).then_some((*x, ms(v), s.held()))
-                        })
-                        .collect();
-                    line.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    if line.is_empty() {
-                        continue;
-                    }
-                    chart
-                        .draw_series(LineSeries::new(
-                            line.iter().map(|p| (p.0, p.1)),
-                            colour.stroke_width(2),
-                        ))?
-                        .label(format!("{m} {stat}"))
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-                    chart.draw_series(
-                        line.iter()
-                            .filter(|p| p.2)
-                            .map(|p| Circle::new((p.0, p.1), 4, colour.filled())),
-                    )?;
-                    chart.draw_series(
-                        line.iter()
-                            .filter(|p| !p.2)
-                            .map(|p| Cross::new((p.0, p.1), 6, colour.stroke_width(2))),
-                    )?;
-                }
-            }
-            for (_, expr, t) in &slo_lines {
-                let label = format!("SLO {expr}");
-                if !shown_slo(*t) {
-                    // Nothing drawn: the legend still says where the threshold is.
-                    chart
-                        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
-                        .label(format!("{label} (above the plot)"))
-                        .legend(|(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.0))
-                        });
-                    continue;
-                }
-                let t = t / 1000.0;
-                let dashes = (0..40).map(|i| {
-                    let a = x_top * i as f64 / 40.0;
-                    PathElement::new(vec![(a, t), (a + x_top / 80.0, t)], BLACK.stroke_width(2))
+        steps.sort_by(|a, b| x(a).total_cmp(&x(b)));
+        let ms = |us: u64| (us > 0).then_some(us as f64 / 1000.0);
+        let mut lines = Vec::new();
+        for (n, m) in metrics.iter().enumerate() {
+            let colour = PALETTE[n % PALETTE.len()];
+            for (stat, p50) in [("p50", true), ("p99", false)] {
+                let value = |s: &Step| s.latency(m).and_then(|(a, b)| ms(if p50 { a } else { b }));
+                lines.push(Line {
+                    label: format!("{m} {stat}"),
+                    colour,
+                    style: if p50 { Style::Dashed } else { Style::Dots },
+                    values: steps.iter().map(|s| value(s)).collect(),
                 });
-                chart
-                    .draw_series(dashes)?
-                    .label(label)
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+                if steps.iter().any(|s| !s.held()) {
+                    lines.push(Line {
+                        label: format!("{m} {stat}: failed"),
+                        colour,
+                        style: Style::Rings,
+                        values: steps
+                            .iter()
+                            .map(|s| if s.held() { None } else { value(s) })
+                            .collect(),
+                    });
+                }
             }
-            if let Some(k) = knee {
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(k, 0.0), (k, y_top)],
-                    BLACK.mix(0.5).stroke_width(1),
-                )))?;
+        }
+        let y_max = lines
+            .iter()
+            .flat_map(|l| l.values.iter().flatten())
+            .fold(0.0, |a: f64, b| a.max(*b));
+        for (m, expr, t) in self.slo_lines() {
+            if !metrics.contains(&m.as_str()) {
+                continue;
             }
-            legend(&mut chart)?;
-            root.present()?;
-            Ok(())
-        })();
-        svg_or_note(drawn, svg)
+            let t = t / 1000.0;
+            // A threshold far above the figures would flatten every curve to the floor: it is
+            // then named in the legend, not drawn.
+            let drawn = t <= y_max * 2.0;
+            lines.push(Line {
+                label: if drawn {
+                    format!("SLO {expr}")
+                } else {
+                    format!("SLO {expr} (above the plot)")
+                },
+                colour: "#000000",
+                style: Style::Dashed,
+                values: steps.iter().map(|_| drawn.then_some(t)).collect(),
+            });
+        }
+        Chart {
+            title: title.to_string(),
+            x_kind: XKind::Rate,
+            x_label: x_label.to_string(),
+            y_label: "ms".into(),
+            x: steps.iter().map(|s| x(s)).collect(),
+            lines,
+            mark_x: self.best().map(&x),
+        }
     }
 }
 
@@ -637,17 +609,33 @@ mod tests {
         let c = search();
         assert_eq!(c.plotted(), vec![FANOUT], "the SLO names fanout");
         let html = c.html();
-        assert_eq!(
-            html.matches("<svg").count(),
-            2,
+        assert!(
+            html.contains("id=\"chart-0\"") && html.contains("id=\"chart-1\""),
             "against delivered and sent"
         );
-        assert!(html.contains("fanout p99") && html.contains("fanout p50"));
-        assert!(
-            html.contains("SLO fanout.p99 &lt; 50ms") && !html.contains("(above the plot)"),
-            "the SLO's line is labelled with its operator: {html}"
-        );
+        assert!(html.contains("uPlot") && html.contains("imbench-charts"));
         assert!(html.contains("href=\"step-02/report.html\""));
+        let chart = c.curve("t", |s| s.delivered_per_s, "delivered");
+        let labels: Vec<&str> = chart.lines.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "fanout p50",
+                "fanout p50: failed",
+                "fanout p99",
+                "fanout p99: failed",
+                "SLO fanout.p99 < 50ms"
+            ],
+            "the SLO's line is labelled with its operator"
+        );
+        assert_eq!(chart.x, vec![50_000.0, 61_000.0, 75_000.0], "steps by rate");
+        assert_eq!(
+            chart.lines[3].values,
+            vec![None, None, Some(61.0)],
+            "a ring on the step that failed only"
+        );
+        assert_eq!(chart.lines[4].values, vec![Some(50.0); 3]);
+        assert_eq!(chart.mark_x, Some(61_000.0), "the highest load that held");
         let md = c.markdown();
         assert!(md.contains("**highest load that held: 1.220x"), "{md}");
         assert_eq!(
@@ -685,11 +673,10 @@ mod tests {
     fn a_threshold_far_above_the_figures_is_named_not_drawn() {
         let mut c = search();
         c.slo = vec!["fanout.p99 < 10s".into()];
-        let html = c.html();
-        assert!(
-            html.contains("SLO fanout.p99 &lt; 10s (above the plot)"),
-            "{html}"
-        );
+        let chart = c.curve("t", |s| s.sent_per_s, "sent");
+        let slo = chart.lines.last().unwrap();
+        assert_eq!(slo.label, "SLO fanout.p99 < 10s (above the plot)");
+        assert!(slo.values.iter().all(Option::is_none), "not drawn");
     }
 
     #[test]
@@ -702,7 +689,13 @@ mod tests {
         let c = Capacity::from_json(&old.to_string()).expect("reads");
         assert_eq!(c.steps[0].fanout_p50_us, 0);
         assert_eq!(c.steps[0].fanout_p99_us, 20_000);
-        assert!(c.html().contains("<svg"));
+        assert!(c.html().contains("id=\"chart-0\""));
+        let chart = c.curve("t", |s| s.sent_per_s, "sent");
+        assert!(chart.lines[0].values.iter().all(Option::is_none), "no p50s");
+        assert!(
+            chart.lines[2].values.iter().all(Option::is_some),
+            "the p99s"
+        );
     }
 
     #[test]

@@ -1,37 +1,27 @@
-//! report.html: one self-contained page for a person. Plots are inline SVG drawn with
-//! plotters, styles are inline CSS, and there is no script, font or image from anywhere, so
-//! the file opens offline and can be attached to a CI run as it is.
+//! report.html: one self-contained page for a person, opened first after a run. Styles, data
+//! and scripts are inline (the charts are drawn by uPlot, inlined from a pinned release; see
+//! `charts`), and nothing is fetched from anywhere, so the file opens offline and can be
+//! attached to a CI run as it is. Without scripts the tables still read.
 //!
-//! What it shows, per report: the verdict; the percentile distribution of each latency metric
-//! in the HdrHistogram convention (x is 1/(1−p) on a log axis, so 90 %, 99 %, 99.9 % … are
-//! evenly spaced), one line per transport and metric; direct latency (p50, p99) and message
-//! rates per second; the counters and SLO verdicts of each run; the scenario and the machine.
+//! What it shows, in order: the verdict; the figures a person looks at first (rates, lost,
+//! the main latencies) and every counter that is not zero, one column per transport or target;
+//! with several, a comparison of p50 and p99 as bars; the percentile distribution of each
+//! latency, one chart per metric and one line per transport (x is 1/(1−p) on a log axis, the
+//! HdrHistogram convention); over time, with the run's phases shaded: clients connected, sent
+//! and delivered per second, direct and group latency, schedule lag, errors, refusals and
+//! dropped clients per second; then each run's tables, the scenario and the machine.
 
 use std::fmt::Write as _;
 
-use plotters::prelude::*;
-
+use crate::report::charts::{self, align, Chart, Line, Phase, Style, XKind, PALETTE};
 use crate::report::figures::FIGURES;
 use crate::report::histogram::decode_histogram;
 use crate::report::model::{IntervalPoint, Report, RunReport, Verdict, LATENCY_COLUMNS};
 
-/// Highest percentile plotted: 99.999 %.
-const TOP_QUANTILE: f64 = 0.99999;
-
-pub(crate) const WIDTH: u32 = 900;
-pub(crate) const HEIGHT: u32 = 420;
-
-/// Line colours, in turn.
-pub(crate) const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+/// Highest percentile plotted: 99.999 %, as 1/(1−p) = 10^5.
+const TOP_DECADES: u32 = 5;
+/// Points per decade of 1/(1−p) on the percentile charts.
+const POINTS_PER_DECADE: u32 = 10;
 
 /// Renders `report` as a self-contained HTML page.
 pub fn render(report: &Report) -> String {
@@ -41,7 +31,8 @@ pub fn render(report: &Report) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+         <title>{title}</title><style>{STYLE}{}</style></head><body>\n<h1>{title}</h1>\n",
+        charts::styles()
     );
     let class = match report.verdict {
         Verdict::Ok => "ok",
@@ -56,29 +47,60 @@ pub fn render(report: &Report) -> String {
     let transports: Vec<&str> = report.runs.iter().map(|r| r.transport.as_str()).collect();
     let _ = writeln!(
         out,
-        "<p>{} clients, {} over {}; imbench {}</p>",
+        "<p>{} clients, {} measured, over {}; imbench {}</p>",
         report.scenario.clients,
         escape(&humantime::format_duration(report.scenario.duration).to_string()),
         escape(&transports.join(", ")),
         escape(&report.version)
     );
 
-    out.push_str("<h2>Latency distribution</h2>\n");
-    out.push_str(
-        "<p class=\"note\">Each line is one metric over one transport: the latency (y) below \
-         which a fraction p of the samples fall, with p on a log axis of 1/(1−p).</p>\n",
-    );
-    out.push_str(&percentile_plot(report));
+    out.push_str("<h2>At a glance</h2>\n");
+    glance(&mut out, report);
+    if report.runs.len() > 1 {
+        out.push_str("<h2>Comparison</h2>\n");
+        out.push_str(
+            "<p class=\"note\">p50 (light) and p99 (dark) of each latency, one bar per \
+             transport, on one scale per metric.</p>\n",
+        );
+        comparison(&mut out, report);
+    }
 
-    out.push_str("<h2>Over time</h2>\n");
-    out.push_str(
-        "<p class=\"note\">Per second of the run (ramp-up, warm-up, measured period and \
-         drain): direct latency of the deliveries timed in that second, and messages sent and \
-         delivered per second.</p>\n",
+    let mut all: Vec<Chart> = Vec::new();
+    let mut section = |out: &mut String, heading: &str, note: &str, charts: Vec<Chart>| {
+        let charts: Vec<Chart> = charts.into_iter().filter(Chart::has_values).collect();
+        if charts.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "<h2>{heading}</h2>\n<p class=\"note\">{note}</p>\n<div class=\"grid\">"
+        );
+        for c in charts {
+            out.push_str(&charts::placeholder(all.len(), &c));
+            all.push(c);
+        }
+        out.push_str("</div>\n");
+    };
+    section(
+        &mut out,
+        "Latency distribution",
+        "One chart per latency, one line per transport: the latency (y, ms) below which a \
+         fraction p of the measured samples fall, p on a log axis of 1/(1−p). Hover for values; \
+         click a legend entry to hide its line; drag to zoom, double-click to zoom out.",
+        percentile_charts(report),
     );
-    out.push_str(&latency_over_time(report));
-    out.push_str(&rates_over_time(report));
+    section(
+        &mut out,
+        "Over time",
+        "Per second of the whole run, its phases shaded (ramp-up, warm-up, the measured period, \
+         drain). Latencies are those timed in that second; a gap is a second without one.",
+        time_charts(report),
+    );
+    if all.is_empty() {
+        out.push_str("<p class=\"note\">(no samples to chart)</p>\n");
+    }
 
+    out.push_str("<h2>Each run</h2>\n");
     for run in &report.runs {
         run_tables(&mut out, run);
     }
@@ -97,18 +119,24 @@ pub fn render(report: &Report) -> String {
     if let Some(b) = m.memory_bytes {
         row(&mut out, "memory", &format!("{} MiB", b / (1024 * 1024)));
     }
-    out.push_str("</table>\n</body></html>\n");
+    out.push_str("</table>\n");
+    out.push_str(&charts::scripts(&all, &phases(report)));
+    out.push_str("</body></html>\n");
     out
 }
 
 pub(crate) const STYLE: &str =
-    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}\
+    "body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:1200px;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #eee;\
 text-align:right}td:first-child,th:first-child{text-align:left}\
 .verdict{font-weight:bold;padding:.4em .8em;display:inline-block}.ok{background:#dfd}\
 .fail{background:#fdd}.invalid{background:#fec}.note{color:#555;font-size:.9em}\
-pre{background:#f6f6f6;padding:1em;overflow:auto}svg{max-width:100%;height:auto}";
+pre{background:#f6f6f6;padding:1em;overflow:auto}\
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,480px),1fr));gap:1em}\
+.chart{margin:0;min-width:0}.chart figcaption{font-weight:bold;font-size:.95em}.plot{width:100%}\
+.bar{display:inline-block;height:.8em;vertical-align:middle;margin-right:.4em}\
+td.bars{text-align:left;width:60%}.steps td:last-child,.steps th:last-child{text-align:left}.wide{overflow-x:auto}details{margin:.5em 0}";
 
 fn row(out: &mut String, name: &str, value: &str) {
     let _ = writeln!(
@@ -119,15 +147,421 @@ fn row(out: &mut String, name: &str, value: &str) {
     );
 }
 
+/// The colour of run `i` on every chart and bar of the page.
+fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// A table with one column per run: the headline figures, then every counter that is not zero
+/// in some run; the counters that are zero everywhere are listed below it, folded.
+fn glance(out: &mut String, report: &Report) {
+    let runs = &report.runs;
+    let mut rows: Vec<(String, Vec<String>)> = vec![
+        (
+            "sent/s (measured period)".into(),
+            runs.iter()
+                .map(|r| format!("{:.0}", r.throughput.sent_per_s))
+                .collect(),
+        ),
+        (
+            "delivered/s (measured period)".into(),
+            runs.iter()
+                .map(|r| format!("{:.0}", r.throughput.delivered_per_s))
+                .collect(),
+        ),
+    ];
+    for f in FIGURES.iter().filter(|f| f.plotted) {
+        let shown: Vec<Option<&crate::report::model::MetricSummary>> = runs
+            .iter()
+            .map(|r| r.metrics.get(f.name).filter(|m| m.count > 0))
+            .collect();
+        if shown.iter().any(Option::is_some) {
+            let cell = |m: &Option<&crate::report::model::MetricSummary>, p99: bool| {
+                m.map_or("-".to_string(), |m| {
+                    let c = m.cells();
+                    if p99 {
+                        c[3].clone()
+                    } else {
+                        c[1].clone()
+                    }
+                })
+            };
+            rows.push((
+                format!("{} p50 / p99", f.name),
+                shown
+                    .iter()
+                    .map(|m| format!("{} / {}", cell(m, false), cell(m, true)))
+                    .collect(),
+            ));
+        }
+    }
+    let mut zero: Vec<&str> = Vec::new();
+    let counters: Vec<Vec<(&'static str, u64)>> = runs.iter().map(|r| r.counters.each()).collect();
+    if let Some(first) = counters.first() {
+        for (i, (name, _)) in first.iter().enumerate() {
+            let values: Vec<u64> = counters
+                .iter()
+                .map(|c| c.get(i).map_or(0, |v| v.1))
+                .collect();
+            if values.iter().all(|&v| v == 0) {
+                zero.push(name);
+            } else {
+                rows.push((
+                    name.to_string(),
+                    values.iter().map(u64::to_string).collect(),
+                ));
+            }
+        }
+    }
+    out.push_str("<div class=\"wide\"><table><tr><th></th>");
+    for (i, r) in runs.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<th><span class=\"bar\" style=\"width:.8em;background:{}\"></span>{}</th>",
+            colour(i),
+            escape(&r.transport)
+        );
+    }
+    out.push_str("</tr>\n");
+    for (name, cells) in rows {
+        let _ = write!(out, "<tr><td>{}</td>", escape(&name));
+        for c in cells {
+            let _ = write!(out, "<td>{}</td>", escape(&c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n");
+    if !zero.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>{} counters are 0 in every run</summary><p>{}</p></details>",
+            zero.len(),
+            escape(&zero.join(", "))
+        );
+    }
+}
+
+/// Bars of p50 and p99 per latency and run, on one scale per latency.
+fn comparison(out: &mut String, report: &Report) {
+    out.push_str(
+        "<div class=\"wide\"><table><tr><th>latency</th><th>run</th><th>p50 / p99</th></tr>\n",
+    );
+    for f in FIGURES.iter().filter(|f| f.compared) {
+        let found: Vec<(usize, &RunReport, &crate::report::model::MetricSummary)> = report
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r, r.metrics.get(f.name).filter(|m| m.count > 0)?)))
+            .collect();
+        let top = found
+            .iter()
+            .map(|(_, _, m)| m.p99_us)
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        for (n, (i, r, m)) in found.iter().enumerate() {
+            // At most 75 % of the cell, so the figure beside the bar stays on its line.
+            let width = |v: u64| (v as f64 / top * 75.0).max(0.5);
+            let c = m.cells();
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"bars\">\
+                 <span class=\"bar\" style=\"width:{:.1}%;background:{};opacity:.45\"></span>{}<br>\
+                 <span class=\"bar\" style=\"width:{:.1}%;background:{}\"></span>{}</td></tr>",
+                if n == 0 {
+                    escape(f.name)
+                } else {
+                    String::new()
+                },
+                escape(&r.transport),
+                width(m.p50_us),
+                colour(*i),
+                escape(&c[1]),
+                width(m.p99_us),
+                colour(*i),
+                escape(&c[3]),
+            );
+        }
+    }
+    out.push_str("</table></div>\n");
+}
+
+/// One chart per plotted latency with samples, one line per run.
+fn percentile_charts(report: &Report) -> Vec<Chart> {
+    let steps = TOP_DECADES * POINTS_PER_DECADE;
+    let x: Vec<f64> = (0..=steps)
+        .map(|k| 10f64.powf(f64::from(k) / f64::from(POINTS_PER_DECADE)))
+        .collect();
+    FIGURES
+        .iter()
+        .filter(|f| f.plotted)
+        .map(|f| Chart {
+            title: format!("{} latency by percentile", f.name),
+            x_kind: XKind::Percentile,
+            x_label: "percentile".into(),
+            y_label: "ms".into(),
+            x: x.clone(),
+            lines: report
+                .runs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, run)| {
+                    let summary = run.metrics.get(f.name).filter(|m| m.count > 0)?;
+                    let h = decode_histogram(summary)?;
+                    Some(Line {
+                        label: run.transport.clone(),
+                        colour: colour(i),
+                        style: Style::Line,
+                        values: x
+                            .iter()
+                            .map(|v| Some(h.value_at_quantile(1.0 - 1.0 / v) as f64 / 1000.0))
+                            .collect(),
+                    })
+                })
+                .collect(),
+            mark_x: None,
+        })
+        .collect()
+}
+
+/// The run's whole seconds: each interval row but a last, shorter one (a part-second's rate
+/// would read as a drop).
+fn whole_seconds(run: &RunReport) -> Vec<(f64, &IntervalPoint, f64)> {
+    let mut out = Vec::new();
+    let mut before = 0.0;
+    for p in &run.intervals {
+        let dt = p.t_s - before;
+        if dt >= 0.5 {
+            out.push((p.t_s, p, dt));
+        }
+        before = p.t_s;
+    }
+    out
+}
+
+/// One line of a chart over time before alignment: label, colour, style, (second, value).
+type Part = (String, &'static str, Style, Vec<(f64, f64)>);
+
+/// Charts over time, one line (or a p50 and p99 pair) per run.
+fn time_charts(report: &Report) -> Vec<Chart> {
+    type Pick = fn(&IntervalPoint) -> Option<f64>;
+    // A counter so far, as a rate per second of the row before.
+    fn per_second(run: &RunReport, pick: fn(&IntervalPoint) -> u64) -> Vec<(f64, f64)> {
+        let mut last = 0;
+        let mut out = Vec::new();
+        let rows = whole_seconds(run);
+        for (t, p, dt) in rows {
+            let now = pick(p);
+            out.push((t, now.saturating_sub(last) as f64 / dt));
+            last = now;
+        }
+        out
+    }
+    fn gauge(run: &RunReport, pick: Pick) -> Vec<(f64, f64)> {
+        whole_seconds(run)
+            .into_iter()
+            .filter_map(|(t, p, _)| Some((t, pick(p)?)))
+            .collect()
+    }
+    let chart = |title: &str, y_label: &str, parts: Vec<Part>| {
+        let points: Vec<Vec<(f64, f64)>> = parts.iter().map(|p| p.3.clone()).collect();
+        let (x, values) = align(&points, 1.0);
+        Chart {
+            title: title.to_string(),
+            x_kind: XKind::Seconds,
+            x_label: "seconds".into(),
+            y_label: y_label.into(),
+            x,
+            lines: parts
+                .into_iter()
+                .zip(values)
+                .map(|((label, colour, style, _), values)| Line {
+                    label,
+                    colour,
+                    style,
+                    values,
+                })
+                .collect(),
+            mark_x: None,
+        }
+    };
+    let runs = &report.runs;
+    let name = |r: &RunReport, what: &str| {
+        if runs.len() > 1 {
+            format!("{} {what}", r.transport)
+        } else {
+            what.to_string()
+        }
+    };
+    let each = |f: &dyn Fn(usize, &RunReport) -> Vec<Part>| {
+        runs.iter()
+            .enumerate()
+            .flat_map(|(i, r)| f(i, r))
+            .collect::<Vec<_>>()
+    };
+    vec![
+        chart(
+            "Clients connected",
+            "clients",
+            each(&|i, r| {
+                vec![(
+                    name(r, "connected"),
+                    colour(i),
+                    Style::Line,
+                    gauge(r, |p| Some(p.connected as f64)),
+                )]
+            }),
+        ),
+        chart(
+            "Messages sent (dashed) and delivered per second",
+            "per second",
+            each(&|i, r| {
+                vec![
+                    (
+                        name(r, "sent/s"),
+                        colour(i),
+                        Style::Dashed,
+                        per_second(r, |p| p.sent),
+                    ),
+                    (
+                        name(r, "delivered/s"),
+                        colour(i),
+                        Style::Line,
+                        per_second(r, |p| p.delivered),
+                    ),
+                ]
+            }),
+        ),
+        chart(
+            "Direct latency: p50 (dashed) and p99",
+            "ms",
+            each(&|i, r| {
+                vec![
+                    (
+                        name(r, "direct p50"),
+                        colour(i),
+                        Style::Dashed,
+                        gauge(r, |p| {
+                            (p.direct_count > 0).then(|| p.direct_p50_us as f64 / 1000.0)
+                        }),
+                    ),
+                    (
+                        name(r, "direct p99"),
+                        colour(i),
+                        Style::Line,
+                        gauge(r, |p| {
+                            (p.direct_count > 0).then(|| p.direct_p99_us as f64 / 1000.0)
+                        }),
+                    ),
+                ]
+            }),
+        ),
+        chart(
+            "Group latency p99",
+            "ms",
+            each(&|i, r| {
+                vec![(
+                    name(r, "group p99"),
+                    colour(i),
+                    Style::Line,
+                    gauge(r, |p| {
+                        (p.group_count > 0).then(|| p.group_p99_us as f64 / 1000.0)
+                    }),
+                )]
+            }),
+        ),
+        chart(
+            "Schedule lag p99 (how late the generator sent)",
+            "ms",
+            each(&|i, r| {
+                vec![(
+                    name(r, "lag p99"),
+                    colour(i),
+                    Style::Line,
+                    gauge(r, |p| Some(p.lag_p99_us as f64 / 1000.0)),
+                )]
+            }),
+        ),
+        chart(
+            "Errors (solid), refusals (dashed) and dropped clients (dots) per second",
+            "per second",
+            each(&|i, r| {
+                let any = |pick: fn(&IntervalPoint) -> u64| r.intervals.iter().any(|p| pick(p) > 0);
+                let mut parts = Vec::new();
+                if any(|p| p.errors) {
+                    parts.push((
+                        name(r, "errors/s"),
+                        colour(i),
+                        Style::Line,
+                        per_second(r, |p| p.errors),
+                    ));
+                }
+                if any(|p| p.refused) {
+                    parts.push((
+                        name(r, "refused/s"),
+                        colour(i),
+                        Style::Dashed,
+                        per_second(r, |p| p.refused),
+                    ));
+                }
+                if any(|p| p.dropped) {
+                    parts.push((
+                        name(r, "dropped/s"),
+                        colour(i),
+                        Style::Dots,
+                        per_second(r, |p| p.dropped),
+                    ));
+                }
+                parts
+            }),
+        ),
+    ]
+}
+
+/// The run's phases as planned by its scenario; the drain runs to the last second recorded.
+fn phases(report: &Report) -> Vec<Phase> {
+    let s = &report.scenario;
+    let end = report
+        .runs
+        .iter()
+        .filter_map(|r| r.intervals.last().map(|p| p.t_s))
+        .fold(0.0, f64::max);
+    let ramp = s.ramp_up.as_secs_f64();
+    let warm = ramp + s.warmup.as_secs_f64();
+    let measured = warm + s.duration.as_secs_f64();
+    vec![
+        Phase {
+            name: "ramp-up",
+            from_s: 0.0,
+            to_s: ramp,
+        },
+        Phase {
+            name: "warm-up",
+            from_s: ramp,
+            to_s: warm,
+        },
+        Phase {
+            name: "measured",
+            from_s: warm,
+            to_s: measured,
+        },
+        Phase {
+            name: "drain",
+            from_s: measured,
+            to_s: end.max(measured),
+        },
+    ]
+}
+
 fn run_tables(out: &mut String, run: &RunReport) {
     let _ = writeln!(
         out,
-        "<h2>Run over {} ({} server), {:.1} s measured</h2>",
+        "<h3>{} ({} server), {:.1} s measured</h3>",
         escape(&run.transport),
         escape(&run.server),
         run.duration_s
     );
-    out.push_str("<table><tr><th>latency</th>");
+    out.push_str("<div class=\"wide\"><table><tr><th>latency</th>");
     for column in LATENCY_COLUMNS {
         let _ = write!(out, "<th>{column}</th>");
     }
@@ -139,26 +573,14 @@ fn run_tables(out: &mut String, run: &RunReport) {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n<table><tr><th>counter</th><th>value</th></tr>\n");
-    for (name, value) in run.counters.each() {
-        row(out, name, &value.to_string());
-    }
+    out.push_str("</table></div>\n");
     if let Some(g) = &run.group {
+        out.push_str("<details><summary>group counts</summary><table>\n");
         for (name, value) in g.counts.each() {
             row(out, &format!("group {name}"), &value.to_string());
         }
+        out.push_str("</table></details>\n");
     }
-    row(
-        out,
-        "sent/s (measured period)",
-        &format!("{:.0}", run.throughput.sent_per_s),
-    );
-    row(
-        out,
-        "delivered/s (measured period)",
-        &format!("{:.0}", run.throughput.delivered_per_s),
-    );
-    out.push_str("</table>\n");
     if !run.slo.is_empty() {
         out.push_str("<table><tr><th>SLO</th><th>value</th><th>verdict</th></tr>\n");
         for s in &run.slo {
@@ -180,252 +602,13 @@ fn run_tables(out: &mut String, run: &RunReport) {
         }
         out.push_str("</ul>\n");
     }
-}
-
-/// One line of a plot: its label and its points.
-struct Series {
-    label: String,
-    points: Vec<(f64, f64)>,
-}
-
-fn percentile_plot(report: &Report) -> String {
-    let mut series = Vec::new();
-    for run in &report.runs {
-        for name in FIGURES.iter().filter(|f| f.plotted).map(|f| f.name) {
-            let Some(summary) = run.metrics.get(name).filter(|m| m.count > 0) else {
-                continue;
-            };
-            let Some(h) = decode_histogram(summary) else {
-                continue;
-            };
-            let mut points = Vec::new();
-            for v in h.iter_quantiles(2) {
-                let q = v.quantile_iterated_to();
-                if q > TOP_QUANTILE {
-                    break;
-                }
-                points.push((1.0 / (1.0 - q), v.value_iterated_to() as f64 / 1000.0));
-            }
-            points.push((
-                1.0 / (1.0 - TOP_QUANTILE),
-                h.value_at_quantile(TOP_QUANTILE) as f64 / 1000.0,
-            ));
-            series.push(Series {
-                label: format!("{} {name}", run.transport),
-                points,
-            });
+    if !run.notes.is_empty() {
+        out.push_str("<p>Notes:</p><ul>");
+        for n in &run.notes {
+            let _ = write!(out, "<li>{}</li>", escape(n));
         }
+        out.push_str("</ul>\n");
     }
-    let x_max = 1.0 / (1.0 - TOP_QUANTILE);
-    draw(
-        &series,
-        (1.0, x_max),
-        true,
-        "percentile",
-        "latency (ms)",
-        |x| {
-            // 1/(1−p) = 10^k ↔ p = 1 − 10^−k.
-            let p = (1.0 - 1.0 / x) * 100.0;
-            if p < 1.0 {
-                "0%".to_string()
-            } else {
-                format!("{}%", trim(p))
-            }
-        },
-    )
-}
-
-fn latency_over_time(report: &Report) -> String {
-    let mut series = Vec::new();
-    for run in &report.runs {
-        let p50 = run
-            .intervals
-            .iter()
-            .filter(|i| i.direct_count > 0)
-            .map(|i| (i.t_s, i.direct_p50_us as f64 / 1000.0))
-            .collect();
-        let p99 = run
-            .intervals
-            .iter()
-            .filter(|i| i.direct_count > 0)
-            .map(|i| (i.t_s, i.direct_p99_us as f64 / 1000.0))
-            .collect();
-        series.push(Series {
-            label: format!("{} direct p50", run.transport),
-            points: p50,
-        });
-        series.push(Series {
-            label: format!("{} direct p99", run.transport),
-            points: p99,
-        });
-    }
-    let x_max = span(&series);
-    draw(
-        &series,
-        (0.0, x_max),
-        false,
-        "seconds",
-        "latency (ms)",
-        seconds,
-    )
-}
-
-fn rates_over_time(report: &Report) -> String {
-    let mut series = Vec::new();
-    for run in &report.runs {
-        let rate = |pick: fn(&IntervalPoint) -> u64| {
-            run.intervals
-                .windows(2)
-                .map(|w| {
-                    let dt = (w[1].t_s - w[0].t_s).max(1e-3);
-                    (
-                        w[1].t_s,
-                        pick(&w[1]).saturating_sub(pick(&w[0])) as f64 / dt,
-                    )
-                })
-                .collect::<Vec<_>>()
-        };
-        series.push(Series {
-            label: format!("{} sent/s", run.transport),
-            points: rate(|i| i.sent),
-        });
-        series.push(Series {
-            label: format!("{} delivered/s", run.transport),
-            points: rate(|i| i.delivered),
-        });
-    }
-    let x_max = span(&series);
-    draw(
-        &series,
-        (0.0, x_max),
-        false,
-        "seconds",
-        "per second",
-        seconds,
-    )
-}
-
-fn seconds(x: &f64) -> String {
-    if x.fract().abs() < 1e-9 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.1}")
-    }
-}
-
-fn span(series: &[Series]) -> f64 {
-    series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .fold(1.0, f64::max)
-}
-
-/// Draws `series` into an SVG string; a plot with no points says so instead.
-fn draw(
-    series: &[Series],
-    x_range: (f64, f64),
-    log_x: bool,
-    x_label: &str,
-    y_label: &str,
-    x_format: impl Fn(&f64) -> String,
-) -> String {
-    let y_max = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(0.0, f64::max);
-    if series.iter().all(|s| s.points.is_empty()) {
-        return "<p class=\"note\">(no samples)</p>\n".to_string();
-    }
-    let y_top = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
-    let mut svg = String::new();
-    let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60);
-        if log_x {
-            let mut chart =
-                builder.build_cartesian_2d((x_range.0..x_range.1).log_scale(), 0.0..y_top)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .x_label_formatter(&x_format)
-                .draw()?;
-            lines(&mut chart, series)?;
-        } else {
-            let mut chart = builder.build_cartesian_2d(x_range.0..x_range.1, 0.0..y_top)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(y_label)
-                .x_label_formatter(&x_format)
-                .draw()?;
-            lines(&mut chart, series)?;
-        }
-        root.present()?;
-        Ok(())
-    })();
-    svg_or_note(drawn, svg)
-}
-
-/// The SVG drawn, or a note saying why drawing it failed.
-pub(crate) fn svg_or_note(drawn: Result<(), Box<dyn std::error::Error>>, svg: String) -> String {
-    match drawn {
-        Ok(()) => svg + "\n",
-        Err(e) => format!(
-            "<p class=\"note\">(plot failed: {})</p>\n",
-            escape(&e.to_string())
-        ),
-    }
-}
-
-fn lines<'a, DB, X>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
-    series: &[Series],
-) -> Result<(), Box<dyn std::error::Error>>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    X: Ranged<ValueType = f64>,
-{
-    for (i, s) in series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                colour.stroke_width(2),
-            ))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-    }
-    legend(chart)
-}
-
-/// The series' labels, boxed in the upper left.
-pub(crate) fn legend<'a, DB, X>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
-) -> Result<(), Box<dyn std::error::Error>>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    X: Ranged<ValueType = f64>,
-{
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
-    Ok(())
-}
-
-fn trim(p: f64) -> String {
-    let s = format!("{p:.4}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Escapes text for HTML.

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod capacity;
+pub(crate) mod charts;
 pub mod comparison;
 pub mod figures;
 pub mod histogram;

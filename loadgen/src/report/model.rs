@@ -435,6 +435,15 @@ pub struct IntervalPoint {
     pub direct_max_us: u64,
     /// p99 schedule lag in this interval, µs.
     pub lag_p99_us: u64,
+    /// Send errors so far (0 in reports written before it was kept).
+    #[serde(default)]
+    pub errors: u64,
+    /// Messages the server refused so far, direct and group.
+    #[serde(default)]
+    pub refused: u64,
+    /// Clients whose connection ended before the run did, so far.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 impl Memory {

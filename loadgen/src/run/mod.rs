@@ -989,13 +989,13 @@ fn interval_point(
         histograms: measured,
     });
     let d = interval.get(Metric::Direct);
+    let totals = crate::measure::counters::ClientTotals::of(&ctx.counters);
     let point = IntervalPoint {
         t_s: ctx.clock.now_us() as f64 / 1e6,
-        connected: ctx
-            .counters
-            .iter()
-            .filter(|c| c.connected.load(Relaxed))
-            .count() as u64,
+        connected: totals.connected,
+        errors: totals.errors,
+        refused: totals.rejected + totals.group_rejected,
+        dropped: totals.disconnected,
         sent: ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed)),
         delivered: ctx.sum(|c| c.delivered.load(Relaxed)) + ctx.ledger.deliveries.load(Relaxed),
         group_count: interval.get(Metric::Group).len(),

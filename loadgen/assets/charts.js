@@ -1,0 +1,170 @@
+// imbench's charts: reads the JSON the report wrote into #imbench-charts and draws each chart
+// with uPlot into its placeholder (#chart-N). Hover shows values in the legend, a click on a
+// legend entry hides or shows its line, dragging across a chart zooms in (double-click zooms
+// out). Charts follow the page's width.
+(function () {
+  "use strict";
+  var source = document.getElementById("imbench-charts");
+  if (!source || typeof uPlot === "undefined") {
+    return;
+  }
+  var spec = JSON.parse(source.textContent);
+  var PHASE_FILL = ["rgba(0,0,0,0.07)", "rgba(0,0,0,0.035)", "rgba(0,0,0,0)", "rgba(0,0,0,0.05)"];
+  var HEIGHT = 260;
+
+  function percentLabel(v) {
+    var p = (1 - 1 / v) * 100;
+    return p < 1 ? "0%" : +p.toPrecision(6) + "%";
+  }
+
+  function number(v) {
+    if (v == null) {
+      return "-";
+    }
+    return Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en") : String(+v.toPrecision(3));
+  }
+
+  // Shades the run's phases behind the lines and names them along the top.
+  function shadePhases(u) {
+    var ctx = u.ctx;
+    var top = u.bbox.top;
+    var height = u.bbox.height;
+    spec.phases.forEach(function (p, i) {
+      var x0 = u.valToPos(p.from_s, "x", true);
+      var x1 = u.valToPos(p.to_s, "x", true);
+      var left = Math.max(x0, u.bbox.left);
+      var right = Math.min(x1, u.bbox.left + u.bbox.width);
+      if (right <= left) {
+        return;
+      }
+      ctx.save();
+      ctx.fillStyle = PHASE_FILL[i % PHASE_FILL.length];
+      ctx.fillRect(left, top, right - left, height);
+      ctx.fillStyle = "#666";
+      ctx.font = Math.round(10 * devicePixelRatio) + "px sans-serif";
+      ctx.textBaseline = "top";
+      if (ctx.measureText(p.name).width < right - left - 4) {
+        ctx.fillText(p.name, left + 3 * devicePixelRatio, top + 2 * devicePixelRatio);
+      }
+      ctx.restore();
+    });
+  }
+
+  function markX(chart) {
+    return function (u) {
+      var x = u.valToPos(chart.mark_x, "x", true);
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = "rgba(0,0,0,0.45)";
+      ctx.lineWidth = devicePixelRatio;
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.restore();
+    };
+  }
+
+  function series(line) {
+    var s = {
+      label: line.label,
+      stroke: line.colour,
+      width: 2,
+      spanGaps: false,
+      value: function (u, v) {
+        return number(v);
+      },
+      points: { show: false }
+    };
+    if (line.style === "dashed") {
+      s.dash = [6, 4];
+    } else if (line.style === "dots") {
+      s.points = { show: true, size: 7, fill: line.colour, stroke: line.colour };
+    } else if (line.style === "rings") {
+      s.width = 0;
+      s.paths = function () {
+        return null;
+      };
+      s.points = { show: true, size: 13, width: 2, fill: "#fff", stroke: line.colour };
+    }
+    return s;
+  }
+
+  function options(chart, width) {
+    var x = { time: false };
+    var xAxis = { label: chart.x_label };
+    if (chart.x_kind === "percentile") {
+      x.distr = 3;
+      x.log = 10;
+      // A tick at each power of ten only: 0 %, 90 %, 99 %, 99.9 % …
+      xAxis.splits = function (u, axisIdx, min, max) {
+        var out = [];
+        for (var v = 1; v <= max * 1.0001; v *= 10) {
+          out.push(v);
+        }
+        return out;
+      };
+      xAxis.values = function (u, splits) {
+        return splits.map(percentLabel);
+      };
+    } else {
+      xAxis.values = function (u, splits) {
+        return splits.map(number);
+      };
+    }
+    var hooks = {};
+    if (chart.x_kind === "seconds") {
+      hooks.drawClear = [shadePhases];
+    }
+    if (chart.mark_x != null) {
+      hooks.draw = [markX(chart)];
+    }
+    return {
+      width: width,
+      height: HEIGHT,
+      scales: { x: x, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.08 : 1]; } } },
+      axes: [
+        xAxis,
+        {
+          label: chart.y_label,
+          size: 60,
+          values: function (u, splits) {
+            return splits.map(number);
+          }
+        }
+      ],
+      series: [{ label: chart.x_label, value: function (u, v) { return chart.x_kind === "percentile" ? percentLabel(v) : number(v); } }]
+        .concat(chart.lines.map(series)),
+      cursor: { drag: { x: true, y: false } },
+      hooks: hooks
+    };
+  }
+
+  var drawn = [];
+  spec.charts.forEach(function (chart, i) {
+    var el = document.getElementById("chart-" + i);
+    if (!el) {
+      return;
+    }
+    var data = [chart.x].concat(
+      chart.lines.map(function (l) {
+        return l.values;
+      })
+    );
+    var plot = new uPlot(options(chart, el.clientWidth || 600), data, el);
+    el.setAttribute("data-width", String(plot.width));
+    drawn.push({ plot: plot, el: el });
+  });
+  document.body.setAttribute("data-charts-drawn", String(drawn.length));
+
+  var pending = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(pending);
+    pending = setTimeout(function () {
+      drawn.forEach(function (d) {
+        d.plot.setSize({ width: d.el.clientWidth, height: HEIGHT });
+        d.el.setAttribute("data-width", String(d.plot.width));
+      });
+    }, 100);
+  });
+})();
