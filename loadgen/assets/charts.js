@@ -65,6 +65,25 @@
     };
   }
 
+  // SLO thresholds: dashed black lines across the whole plot.
+  function thresholds(chart) {
+    return function (u) {
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 2 * devicePixelRatio;
+      ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+      chart.thresholds.forEach(function (t) {
+        var y = u.valToPos(t, "y", true);
+        ctx.beginPath();
+        ctx.moveTo(u.bbox.left, y);
+        ctx.lineTo(u.bbox.left + u.bbox.width, y);
+        ctx.stroke();
+      });
+      ctx.restore();
+    };
+  }
+
   function series(line) {
     var s = {
       label: line.label,
@@ -116,13 +135,27 @@
     if (chart.x_kind === "seconds") {
       hooks.drawClear = [shadePhases];
     }
+    hooks.draw = [];
     if (chart.mark_x != null) {
-      hooks.draw = [markX(chart)];
+      hooks.draw.push(markX(chart));
     }
+    var lines = chart.thresholds || [];
+    if (lines.length > 0) {
+      hooks.draw.push(thresholds(chart));
+    }
+    var top = Math.max.apply(null, [0].concat(lines));
     return {
       width: width,
       height: HEIGHT,
-      scales: { x: x, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.08 : 1]; } } },
+      scales: {
+        x: x,
+        y: {
+          range: function (u, min, max) {
+            var high = Math.max(max || 0, top);
+            return [0, high > 0 ? high * 1.08 : 1];
+          }
+        }
+      },
       axes: [
         xAxis,
         {

@@ -233,6 +233,7 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
             match (step.held(), interrupted) {
                 (true, _) => "held",
                 (false, true) => "interrupted",
+                (false, false) if step.verdict == imbench_loadgen::Verdict::Invalid => "INVALID",
                 (false, false) => "FAILED",
             },
             if step.why.is_empty() {

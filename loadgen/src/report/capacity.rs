@@ -309,6 +309,8 @@ impl Capacity {
                         "held"
                     } else if self.cut_short(i) {
                         "interrupted"
+                    } else if s.verdict == Verdict::Invalid {
+                        "INVALID"
                     } else {
                         "FAILED"
                     },
@@ -426,16 +428,17 @@ impl Capacity {
                 "sent per second",
             ),
         ];
-        if self.plotted().is_empty() || self.steps.is_empty() {
+        let plottable = (0..self.steps.len()).any(|i| !self.cut_short(i));
+        if self.plotted().is_empty() || !plottable {
             out.push_str("<p class=\"note\">(no latency samples)</p>\n");
         } else {
             out.push_str("<div class=\"grid\">\n");
             for (i, c) in charts.iter().enumerate() {
-                out.push_str(&placeholder(i, c));
+                out.push_str(&placeholder(i, &escape(&c.title)));
             }
             out.push_str("</div>\n");
         }
-        out.push_str("<h2>Steps</h2>\n<table class=\"steps\">\n<tr>");
+        out.push_str("<h2>Steps</h2>\n<div class=\"wide\"><table class=\"steps\">\n<tr>");
         let (head, rows) = self.rows();
         for h in &head {
             let _ = write!(out, "<th>{}</th>", escape(h));
@@ -464,8 +467,8 @@ impl Capacity {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</table>\n");
-        if !self.plotted().is_empty() && !self.steps.is_empty() {
+        out.push_str("</table></div>\n");
+        if !self.plotted().is_empty() && plottable {
             out.push_str(&scripts(&charts, &[]));
         }
         out.push_str("</body></html>\n");
@@ -513,6 +516,7 @@ impl Capacity {
             .iter()
             .flat_map(|l| l.values.iter().flatten())
             .fold(0.0, |a: f64, b| a.max(*b));
+        let mut thresholds = Vec::new();
         for (m, expr, t) in self.slo_lines() {
             if !metrics.contains(&m.as_str()) {
                 continue;
@@ -529,8 +533,12 @@ impl Capacity {
                 },
                 colour: "#000000",
                 style: Style::Dashed,
-                values: steps.iter().map(|_| drawn.then_some(t)).collect(),
+                // The line itself is drawn across the whole plot; this entry is its legend.
+                values: steps.iter().map(|_| None).collect(),
             });
+            if drawn {
+                thresholds.push(t);
+            }
         }
         Chart {
             title: title.to_string(),
@@ -540,6 +548,7 @@ impl Capacity {
             x: steps.iter().map(|s| x(s)).collect(),
             lines,
             mark_x: self.best().map(&x),
+            thresholds,
         }
     }
 }
@@ -634,7 +643,7 @@ mod tests {
             vec![None, None, Some(61.0)],
             "a ring on the step that failed only"
         );
-        assert_eq!(chart.lines[4].values, vec![Some(50.0); 3]);
+        assert_eq!(chart.thresholds, vec![50.0], "drawn across the plot");
         assert_eq!(chart.mark_x, Some(61_000.0), "the highest load that held");
         let md = c.markdown();
         assert!(md.contains("**highest load that held: 1.220x"), "{md}");
@@ -676,7 +685,7 @@ mod tests {
         let chart = c.curve("t", |s| s.sent_per_s, "sent");
         let slo = chart.lines.last().unwrap();
         assert_eq!(slo.label, "SLO fanout.p99 < 10s (above the plot)");
-        assert!(slo.values.iter().all(Option::is_none), "not drawn");
+        assert!(chart.thresholds.is_empty(), "not drawn");
     }
 
     #[test]

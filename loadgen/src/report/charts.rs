@@ -70,6 +70,10 @@ pub(crate) struct Chart {
     /// A vertical line at this x (the highest load that held).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mark_x: Option<f64>,
+    /// Horizontal dashed black lines across the whole plot at these y (SLO thresholds; a
+    /// line of constant values would only span the first to the last point).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<f64>,
 }
 
 impl Chart {
@@ -96,12 +100,12 @@ struct Charts<'a> {
     phases: &'a [Phase],
 }
 
-/// The placeholder chart `index` of the page is drawn into, titled.
-pub(crate) fn placeholder(index: usize, chart: &Chart) -> String {
+/// The placeholder chart `index` of the page is drawn into, under `title` (already escaped
+/// for HTML by the page).
+pub(crate) fn placeholder(index: usize, title: &str) -> String {
     format!(
-        "<figure class=\"chart\"><figcaption>{}</figcaption><div id=\"chart-{index}\" \
-         class=\"plot\"></div></figure>\n",
-        crate::report::html::escape(&chart.title)
+        "<figure class=\"chart\"><figcaption>{title}</figcaption><div id=\"chart-{index}\" \
+         class=\"plot\"></div></figure>\n"
     )
 }
 
@@ -172,6 +176,7 @@ mod tests {
             x: vec![1.0],
             lines: vec![],
             mark_x: None,
+            thresholds: vec![],
         };
         let s = scripts(&[chart], &[]);
         let json_end = s.find("</script>").unwrap();

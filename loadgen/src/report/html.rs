@@ -76,7 +76,7 @@ pub fn render(report: &Report) -> String {
             "<h2>{heading}</h2>\n<p class=\"note\">{note}</p>\n<div class=\"grid\">"
         );
         for c in charts {
-            out.push_str(&charts::placeholder(all.len(), &c));
+            out.push_str(&charts::placeholder(all.len(), &escape(&c.title)));
             all.push(c);
         }
         out.push_str("</div>\n");
@@ -320,6 +320,7 @@ fn percentile_charts(report: &Report) -> Vec<Chart> {
                 })
                 .collect(),
             mark_x: None,
+            thresholds: Vec::new(),
         })
         .collect()
 }
@@ -383,6 +384,7 @@ fn time_charts(report: &Report) -> Vec<Chart> {
                 })
                 .collect(),
             mark_x: None,
+            thresholds: Vec::new(),
         }
     };
     let runs = &report.runs;
