@@ -13,6 +13,9 @@
   var HEIGHT = 260;
 
   function percentLabel(v) {
+    if (v == null) {
+      return "";
+    }
     var p = (1 - 1 / v) * 100;
     return p < 1 ? "0%" : +p.toPrecision(6) + "%";
   }
@@ -84,18 +87,24 @@
     };
   }
 
+  // The legend shows values under the cursor only: before hovering, nothing.
+  function legendValue(format) {
+    return function (u, v, seriesIdx, dataIdx) {
+      return dataIdx == null ? "" : format(v);
+    };
+  }
+
   function series(line) {
     var s = {
       label: line.label,
       stroke: line.colour,
       width: 2,
       spanGaps: false,
-      value: function (u, v) {
-        return number(v);
-      },
-      points: { show: false }
+      value: legendValue(number)
     };
     if (line.style === "dashed") {
+      // The legend's marker is solid whatever the line: the label says it.
+      s.label += " (dashed)";
       s.dash = [6, 4];
     } else if (line.style === "dots") {
       s.points = { show: true, size: 7, fill: line.colour, stroke: line.colour };
@@ -115,6 +124,10 @@
     if (chart.x_kind === "percentile") {
       x.distr = 3;
       x.log = 10;
+      // To the last point, not on to the next power of ten: a line ends where its samples do.
+      x.range = function (u, min, max) {
+        return [min, max];
+      };
       // A tick at each power of ten only: 0 %, 90 %, 99 %, 99.9 % …
       xAxis.splits = function (u, axisIdx, min, max) {
         var out = [];
@@ -166,8 +179,10 @@
           }
         }
       ],
-      series: [{ label: chart.x_label, value: function (u, v) { return chart.x_kind === "percentile" ? percentLabel(v) : number(v); } }]
+      series: [{ label: chart.x_label, value: legendValue(chart.x_kind === "percentile" ? percentLabel : number) }]
         .concat(chart.lines.map(series)),
+      // Room on the right for the last tick's label, centred on the plot's edge.
+      padding: [12, 36, 0, 0],
       cursor: { drag: { x: true, y: false } },
       hooks: hooks
     };
@@ -179,9 +194,15 @@
     if (!el) {
       return;
     }
+    // A null is a gap in a line; undefined (a point this series does not have, but another
+    // does) is passed over, so the line runs on.
     var data = [chart.x].concat(
       chart.lines.map(function (l) {
-        return l.values;
+        var values = l.values.slice();
+        (l.absent || []).forEach(function (i) {
+          values[i] = undefined;
+        });
+        return values;
       })
     );
     var plot = new uPlot(options(chart, el.clientWidth || 600), data, el);

@@ -152,6 +152,23 @@ pub const CAPACITY_MD: &str = "capacity.md";
 /// The page with the capacity curve.
 pub const CAPACITY_HTML: &str = "capacity.html";
 
+/// Whether step `i` of `len` run is the one an interrupt cut short: the last, when the search
+/// was interrupted. Its figures are partial whatever they show, so it is neither the capacity
+/// nor plotted.
+fn cut_short(interrupted: bool, len: usize, i: usize) -> bool {
+    interrupted && i + 1 == len
+}
+
+/// Index of the highest load that held among `steps`, leaving out one an interrupt cut short.
+pub fn highest_held(steps: &[Step], interrupted: bool) -> Option<usize> {
+    steps
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.held() && !cut_short(interrupted, steps.len(), *i))
+        .max_by(|a, b| a.1.load.total_cmp(&b.1.load))
+        .map(|(i, _)| i)
+}
+
 impl Capacity {
     /// The step with the highest load that held.
     pub fn best(&self) -> Option<&Step> {
@@ -174,9 +191,9 @@ impl Capacity {
         }
     }
 
-    /// Whether step `i` is the one an interrupt cut short (its figures are partial).
+    /// Whether step `i` is the one an interrupt cut short.
     fn cut_short(&self, i: usize) -> bool {
-        self.interrupted && i + 1 == self.steps.len() && !self.steps[i].held()
+        cut_short(self.interrupted, self.steps.len(), i)
     }
 
     /// Reads `capacity.json`'s text.
@@ -305,10 +322,10 @@ impl Capacity {
                 row.push(s.lost.to_string());
                 row.push(format!(
                     "{}{}",
-                    if s.held() {
-                        "held"
-                    } else if self.cut_short(i) {
+                    if self.cut_short(i) {
                         "interrupted"
+                    } else if s.held() {
+                        "held"
                     } else if s.verdict == Verdict::Invalid {
                         "INVALID"
                     } else {
@@ -416,20 +433,23 @@ impl Capacity {
              interrupt is not plotted. Hover for values; click a legend entry to hide its line; \
              drag to zoom.</p>\n",
         );
+        let metrics = self.plotted();
         let charts = [
             self.curve(
+                &metrics,
                 "Latency against the rate delivered",
                 |s| s.delivered_per_s,
                 "delivered per second",
             ),
             self.curve(
+                &metrics,
                 "Latency against the rate sent (offered)",
                 |s| s.sent_per_s,
                 "sent per second",
             ),
         ];
         let plottable = (0..self.steps.len()).any(|i| !self.cut_short(i));
-        if self.plotted().is_empty() || !plottable {
+        if metrics.is_empty() || !plottable {
             out.push_str("<p class=\"note\">(no latency samples)</p>\n");
         } else {
             out.push_str("<div class=\"grid\">\n");
@@ -468,7 +488,7 @@ impl Capacity {
             out.push_str("</tr>\n");
         }
         out.push_str("</table></div>\n");
-        if !self.plotted().is_empty() && plottable {
+        if !metrics.is_empty() && plottable {
             out.push_str(&scripts(&charts, &[]));
         }
         out.push_str("</body></html>\n");
@@ -477,8 +497,13 @@ impl Capacity {
 
     /// One chart: p50 (dashed) and p99 of each plotted latency (ms) against `x` of each step,
     /// a ring on each step that failed, the SLO's threshold, the highest load that held.
-    fn curve(&self, title: &str, x: impl Fn(&Step) -> f64, x_label: &str) -> Chart {
-        let metrics = self.plotted();
+    fn curve(
+        &self,
+        metrics: &[&'static str],
+        title: &str,
+        x: impl Fn(&Step) -> f64,
+        x_label: &str,
+    ) -> Chart {
         let mut steps: Vec<&Step> = self
             .steps
             .iter()
@@ -493,22 +518,22 @@ impl Capacity {
             let colour = PALETTE[n % PALETTE.len()];
             for (stat, p50) in [("p50", true), ("p99", false)] {
                 let value = |s: &Step| s.latency(m).and_then(|(a, b)| ms(if p50 { a } else { b }));
-                lines.push(Line {
-                    label: format!("{m} {stat}"),
+                lines.push(Line::new(
+                    format!("{m} {stat}"),
                     colour,
-                    style: if p50 { Style::Dashed } else { Style::Dots },
-                    values: steps.iter().map(|s| value(s)).collect(),
-                });
+                    if p50 { Style::Dashed } else { Style::Dots },
+                    steps.iter().map(|s| value(s)).collect(),
+                ));
                 if steps.iter().any(|s| !s.held()) {
-                    lines.push(Line {
-                        label: format!("{m} {stat}: failed"),
+                    lines.push(Line::new(
+                        format!("{m} {stat}: failed"),
                         colour,
-                        style: Style::Rings,
-                        values: steps
+                        Style::Rings,
+                        steps
                             .iter()
                             .map(|s| if s.held() { None } else { value(s) })
                             .collect(),
-                    });
+                    ));
                 }
             }
         }
@@ -525,17 +550,17 @@ impl Capacity {
             // A threshold far above the figures would flatten every curve to the floor: it is
             // then named in the legend, not drawn.
             let drawn = t <= y_max * 2.0;
-            lines.push(Line {
-                label: if drawn {
+            // The line itself is drawn across the whole plot; this entry is its legend.
+            lines.push(Line::new(
+                if drawn {
                     format!("SLO {expr}")
                 } else {
                     format!("SLO {expr} (above the plot)")
                 },
-                colour: "#000000",
-                style: Style::Dashed,
-                // The line itself is drawn across the whole plot; this entry is its legend.
-                values: steps.iter().map(|_| None).collect(),
-            });
+                "#000000",
+                Style::Dashed,
+                steps.iter().map(|_| None).collect(),
+            ));
             if drawn {
                 thresholds.push(t);
             }
@@ -624,7 +649,7 @@ mod tests {
         );
         assert!(html.contains("uPlot") && html.contains("imbench-charts"));
         assert!(html.contains("href=\"step-02/report.html\""));
-        let chart = c.curve("t", |s| s.delivered_per_s, "delivered");
+        let chart = c.curve(&c.plotted(), "t", |s| s.delivered_per_s, "delivered");
         let labels: Vec<&str> = chart.lines.iter().map(|l| l.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -679,10 +704,30 @@ mod tests {
     }
 
     #[test]
+    fn a_step_an_interrupt_cut_short_is_not_the_capacity_even_if_it_held() {
+        let mut c = search();
+        assert_eq!(highest_held(&c.steps, false), Some(2));
+        c.interrupted = true;
+        assert_eq!(highest_held(&c.steps, true), Some(0), "1.22x was cut short");
+        c.highest_held = highest_held(&c.steps, true);
+        let t = c.table();
+        let last = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("3 "))
+            .expect("step 3's row");
+        assert!(
+            last.contains("interrupted") && !last.contains("held"),
+            "{t}"
+        );
+        let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
+        assert_eq!(chart.x.len(), 2, "the cut-short step is not plotted");
+    }
+
+    #[test]
     fn a_threshold_far_above_the_figures_is_named_not_drawn() {
         let mut c = search();
         c.slo = vec!["fanout.p99 < 10s".into()];
-        let chart = c.curve("t", |s| s.sent_per_s, "sent");
+        let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
         let slo = chart.lines.last().unwrap();
         assert_eq!(slo.label, "SLO fanout.p99 < 10s (above the plot)");
         assert!(chart.thresholds.is_empty(), "not drawn");
@@ -699,7 +744,7 @@ mod tests {
         assert_eq!(c.steps[0].fanout_p50_us, 0);
         assert_eq!(c.steps[0].fanout_p99_us, 20_000);
         assert!(c.html().contains("id=\"chart-0\""));
-        let chart = c.curve("t", |s| s.sent_per_s, "sent");
+        let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
         assert!(chart.lines[0].values.iter().all(Option::is_none), "no p50s");
         assert!(
             chart.lines[2].values.iter().all(Option::is_some),

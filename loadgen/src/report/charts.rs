@@ -4,7 +4,9 @@
 //! release, with its licence). Nothing is fetched from a network: the page opens offline.
 //!
 //! Each chart is a shared x axis and one line per series, with `null` where a series has no
-//! value (a second with no sample), which is drawn as a gap, not bridged. Colours are fixed per
+//! value (a second with no sample), which is drawn as a gap, not bridged. Where a series has
+//! no point at an x that another series has (two runs' seconds do not fall on the same
+//! instants), the x is listed in its `absent` and the line runs straight past it. Colours are fixed per
 //! transport or metric so one thing keeps one colour on every chart of a page.
 
 use serde::Serialize;
@@ -55,6 +57,49 @@ pub(crate) struct Line {
     pub style: Style,
     /// One per x; `None` is a gap.
     pub values: Vec<Option<f64>>,
+    /// Indices of x this series has no point at (neither a value nor a gap): passed over.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<usize>,
+}
+
+impl Line {
+    /// A line with a value or a gap at every x.
+    pub(crate) fn new(
+        label: String,
+        colour: &'static str,
+        style: Style,
+        values: Vec<Option<f64>>,
+    ) -> Self {
+        Self {
+            label,
+            colour,
+            style,
+            values,
+            absent: Vec::new(),
+        }
+    }
+
+    /// A line from aligned points: `None` is absent, `Some(None)` a gap.
+    pub(crate) fn aligned(
+        label: String,
+        colour: &'static str,
+        style: Style,
+        points: Vec<Option<Option<f64>>>,
+    ) -> Self {
+        let absent = points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        Self {
+            label,
+            colour,
+            style,
+            values: points.into_iter().map(Option::flatten).collect(),
+            absent,
+        }
+    }
 }
 
 /// One chart.
@@ -128,8 +173,12 @@ pub(crate) fn scripts(charts: &[Chart], phases: &[Phase]) -> String {
 }
 
 /// Aligns points `(x, y)` of several series on one x axis (the union of their x, rounded to
-/// `step`), with `None` where a series has no point.
-pub(crate) fn align(series: &[Vec<(f64, f64)>], step: f64) -> (Vec<f64>, Vec<Vec<Option<f64>>>) {
+/// `step`), with `None` where a series has no point. Of two points of one series that round
+/// to the same x, the later is kept.
+pub(crate) fn align<T: Copy>(
+    series: &[Vec<(f64, T)>],
+    step: f64,
+) -> (Vec<f64>, Vec<Vec<Option<T>>>) {
     let key = |x: f64| (x / step).round() as i64;
     let mut keys: Vec<i64> = series
         .iter()

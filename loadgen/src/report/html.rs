@@ -286,235 +286,241 @@ fn comparison(out: &mut String, report: &Report) {
     out.push_str("</table></div>\n");
 }
 
-/// One chart per plotted latency with samples, one line per run.
+/// One chart per plotted latency with samples, one line per run. A line stops at the highest
+/// percentile its sample count resolves (1/(1−p) at most the count: the 99.9th of 200 samples
+/// would only repeat the largest).
 fn percentile_charts(report: &Report) -> Vec<Chart> {
-    let steps = TOP_DECADES * POINTS_PER_DECADE;
-    let x: Vec<f64> = (0..=steps)
-        .map(|k| 10f64.powf(f64::from(k) / f64::from(POINTS_PER_DECADE)))
-        .collect();
+    let top = 10f64.powi(TOP_DECADES as i32);
     FIGURES
         .iter()
         .filter(|f| f.plotted)
-        .map(|f| Chart {
-            title: format!("{} latency by percentile", f.name),
-            x_kind: XKind::Percentile,
-            x_label: "percentile".into(),
-            y_label: "ms".into(),
-            x: x.clone(),
-            lines: report
+        .map(|f| {
+            let found: Vec<(usize, &RunReport, hdrhistogram::Histogram<u64>)> = report
                 .runs
                 .iter()
                 .enumerate()
                 .filter_map(|(i, run)| {
                     let summary = run.metrics.get(f.name).filter(|m| m.count > 0)?;
-                    let h = decode_histogram(summary)?;
-                    Some(Line {
-                        label: run.transport.clone(),
-                        colour: colour(i),
-                        style: Style::Line,
-                        values: x
-                            .iter()
-                            .map(|v| Some(h.value_at_quantile(1.0 - 1.0 / v) as f64 / 1000.0))
-                            .collect(),
-                    })
+                    Some((i, run, decode_histogram(summary)?))
                 })
-                .collect(),
-            mark_x: None,
-            thresholds: Vec::new(),
+                .collect();
+            let reach = found
+                .iter()
+                .map(|(_, _, h)| h.len() as f64)
+                .fold(1.0, f64::max)
+                .min(top);
+            let x: Vec<f64> = (0..=TOP_DECADES * POINTS_PER_DECADE)
+                .map(|k| 10f64.powf(f64::from(k) / f64::from(POINTS_PER_DECADE)))
+                .filter(|v| *v <= reach * (1.0 + 1e-9))
+                .collect();
+            Chart {
+                title: format!("{} latency by percentile", f.name),
+                x_kind: XKind::Percentile,
+                x_label: "percentile".into(),
+                y_label: "ms".into(),
+                lines: found
+                    .iter()
+                    .map(|(i, run, h)| {
+                        let count = h.len() as f64;
+                        Line::new(
+                            run.transport.clone(),
+                            colour(*i),
+                            Style::Line,
+                            x.iter()
+                                .map(|v| {
+                                    (*v <= count * (1.0 + 1e-9))
+                                        .then(|| h.value_at_quantile(1.0 - 1.0 / v) as f64 / 1000.0)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+                x,
+                mark_x: None,
+                thresholds: Vec::new(),
+            }
         })
         .collect()
 }
 
-/// The run's whole seconds: each interval row but a last, shorter one (a part-second's rate
-/// would read as a drop).
-fn whole_seconds(run: &RunReport) -> Vec<(f64, &IntervalPoint, f64)> {
+/// A rate over less than this would be mostly noise: such a row (the last, shorter one) is
+/// joined to the next, or left out at the end.
+const MIN_RATE_SPAN_S: f64 = 0.25;
+
+/// Interval rows are placed on the charts' x axis to this resolution, seconds.
+const TIME_RESOLUTION_S: f64 = 0.1;
+
+/// A series over time before alignment: (second, value, or `None` for a gap).
+struct Series {
+    label: String,
+    colour: &'static str,
+    style: Style,
+    points: Vec<(f64, Option<f64>)>,
+}
+
+/// A gauge at each row of the run, the last, shorter one too.
+fn gauge(run: &RunReport, pick: impl Fn(&IntervalPoint) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
+    run.intervals.iter().map(|p| (p.t_s, pick(p))).collect()
+}
+
+/// A counter so far, as a rate per second over the span since the row before.
+fn rate(run: &RunReport, pick: Counter) -> Vec<(f64, Option<f64>)> {
+    let (mut since, mut before) = (0.0, 0);
     let mut out = Vec::new();
-    let mut before = 0.0;
     for p in &run.intervals {
-        let dt = p.t_s - before;
-        if dt >= 0.5 {
-            out.push((p.t_s, p, dt));
+        let span = p.t_s - since;
+        if span < MIN_RATE_SPAN_S {
+            continue;
         }
-        before = p.t_s;
+        let now = pick(p);
+        out.push((p.t_s, Some(now.saturating_sub(before) as f64 / span)));
+        (since, before) = (p.t_s, now);
     }
     out
 }
 
-/// One line of a chart over time before alignment: label, colour, style, (second, value).
-type Part = (String, &'static str, Style, Vec<(f64, f64)>);
+/// A latency in ms from a row, or a gap where the row timed none.
+fn latency_ms(count: Counter, us: Counter) -> impl Fn(&IntervalPoint) -> Option<f64> {
+    move |p| (count(p) > 0).then(|| us(p) as f64 / 1000.0)
+}
 
-/// Charts over time, one line (or a p50 and p99 pair) per run.
-fn time_charts(report: &Report) -> Vec<Chart> {
-    type Pick = fn(&IntervalPoint) -> Option<f64>;
-    // A counter so far, as a rate per second of the row before.
-    fn per_second(run: &RunReport, pick: fn(&IntervalPoint) -> u64) -> Vec<(f64, f64)> {
-        let mut last = 0;
-        let mut out = Vec::new();
-        let rows = whole_seconds(run);
-        for (t, p, dt) in rows {
-            let now = pick(p);
-            out.push((t, now.saturating_sub(last) as f64 / dt));
-            last = now;
-        }
-        out
-    }
-    fn gauge(run: &RunReport, pick: Pick) -> Vec<(f64, f64)> {
-        whole_seconds(run)
+/// A chart over time of `series`, from 0 s so a ramp-up or warm-up shorter than a second is
+/// shaded too.
+fn time_chart(title: &str, y_label: &str, series: Vec<Series>) -> Chart {
+    let mut points: Vec<Vec<(f64, Option<f64>)>> = vec![vec![(0.0, None)]];
+    points.extend(series.iter().map(|s| s.points.clone()));
+    let (x, mut values) = align(&points, TIME_RESOLUTION_S);
+    values.remove(0);
+    Chart {
+        title: title.to_string(),
+        x_kind: XKind::Seconds,
+        x_label: "seconds".into(),
+        y_label: y_label.into(),
+        x,
+        lines: series
             .into_iter()
-            .filter_map(|(t, p, _)| Some((t, pick(p)?)))
-            .collect()
+            .zip(values)
+            .map(|(s, v)| Line::aligned(s.label, s.colour, s.style, v))
+            .collect(),
+        mark_x: None,
+        thresholds: Vec::new(),
     }
-    let chart = |title: &str, y_label: &str, parts: Vec<Part>| {
-        let points: Vec<Vec<(f64, f64)>> = parts.iter().map(|p| p.3.clone()).collect();
-        let (x, values) = align(&points, 1.0);
-        Chart {
-            title: title.to_string(),
-            x_kind: XKind::Seconds,
-            x_label: "seconds".into(),
-            y_label: y_label.into(),
-            x,
-            lines: parts
-                .into_iter()
-                .zip(values)
-                .map(|((label, colour, style, _), values)| Line {
-                    label,
-                    colour,
-                    style,
-                    values,
-                })
-                .collect(),
-            mark_x: None,
-            thresholds: Vec::new(),
-        }
-    };
+}
+
+/// A counter of an interval row.
+type Counter = fn(&IntervalPoint) -> u64;
+
+/// The series one run adds to a chart, given its colour and a namer of its lines.
+type RunSeries<'a> = &'a dyn Fn(&'static str, &dyn Fn(&str) -> String, &RunReport) -> Vec<Series>;
+
+/// Charts over time, one line (or a pair) per run.
+fn time_charts(report: &Report) -> Vec<Chart> {
     let runs = &report.runs;
-    let name = |r: &RunReport, what: &str| {
-        if runs.len() > 1 {
-            format!("{} {what}", r.transport)
-        } else {
-            what.to_string()
-        }
-    };
-    let each = |f: &dyn Fn(usize, &RunReport) -> Vec<Part>| {
+    let each = |f: RunSeries| {
         runs.iter()
             .enumerate()
-            .flat_map(|(i, r)| f(i, r))
+            .flat_map(|(i, r)| {
+                let name = |what: &str| {
+                    if runs.len() > 1 {
+                        format!("{} {what}", r.transport)
+                    } else {
+                        what.to_string()
+                    }
+                };
+                f(colour(i), &name, r)
+            })
             .collect::<Vec<_>>()
     };
+    let one = |label: String, colour, style, points| Series {
+        label,
+        colour,
+        style,
+        points,
+    };
     vec![
-        chart(
+        time_chart(
             "Clients connected",
             "clients",
-            each(&|i, r| {
-                vec![(
-                    name(r, "connected"),
-                    colour(i),
-                    Style::Line,
-                    gauge(r, |p| Some(p.connected as f64)),
-                )]
+            each(&|c, name, r| {
+                let mut points = vec![(0.0, Some(0.0))];
+                points.extend(gauge(r, |p| Some(p.connected as f64)));
+                vec![one(name("connected"), c, Style::Line, points)]
             }),
         ),
-        chart(
+        // Delivered first, so the dashed line of sent is drawn over it where they agree.
+        time_chart(
             "Messages sent (dashed) and delivered per second",
             "per second",
-            each(&|i, r| {
+            each(&|c, name, r| {
                 vec![
-                    (
-                        name(r, "sent/s"),
-                        colour(i),
-                        Style::Dashed,
-                        per_second(r, |p| p.sent),
-                    ),
-                    (
-                        name(r, "delivered/s"),
-                        colour(i),
+                    one(
+                        name("delivered/s"),
+                        c,
                         Style::Line,
-                        per_second(r, |p| p.delivered),
+                        rate(r, |p| p.delivered),
                     ),
+                    one(name("sent/s"), c, Style::Dashed, rate(r, |p| p.sent)),
                 ]
             }),
         ),
-        chart(
-            "Direct latency: p50 (dashed) and p99",
+        time_chart(
+            "Direct latency: p99 and p50 (dashed)",
             "ms",
-            each(&|i, r| {
+            each(&|c, name, r| {
                 vec![
-                    (
-                        name(r, "direct p50"),
-                        colour(i),
-                        Style::Dashed,
-                        gauge(r, |p| {
-                            (p.direct_count > 0).then(|| p.direct_p50_us as f64 / 1000.0)
-                        }),
-                    ),
-                    (
-                        name(r, "direct p99"),
-                        colour(i),
+                    one(
+                        name("direct p99"),
+                        c,
                         Style::Line,
-                        gauge(r, |p| {
-                            (p.direct_count > 0).then(|| p.direct_p99_us as f64 / 1000.0)
-                        }),
+                        gauge(r, latency_ms(|p| p.direct_count, |p| p.direct_p99_us)),
+                    ),
+                    one(
+                        name("direct p50"),
+                        c,
+                        Style::Dashed,
+                        gauge(r, latency_ms(|p| p.direct_count, |p| p.direct_p50_us)),
                     ),
                 ]
             }),
         ),
-        chart(
+        time_chart(
             "Group latency p99",
             "ms",
-            each(&|i, r| {
-                vec![(
-                    name(r, "group p99"),
-                    colour(i),
+            each(&|c, name, r| {
+                vec![one(
+                    name("group p99"),
+                    c,
                     Style::Line,
-                    gauge(r, |p| {
-                        (p.group_count > 0).then(|| p.group_p99_us as f64 / 1000.0)
-                    }),
+                    gauge(r, latency_ms(|p| p.group_count, |p| p.group_p99_us)),
                 )]
             }),
         ),
-        chart(
+        time_chart(
             "Schedule lag p99 (how late the generator sent)",
             "ms",
-            each(&|i, r| {
-                vec![(
-                    name(r, "lag p99"),
-                    colour(i),
+            each(&|c, name, r| {
+                vec![one(
+                    name("lag p99"),
+                    c,
                     Style::Line,
                     gauge(r, |p| Some(p.lag_p99_us as f64 / 1000.0)),
                 )]
             }),
         ),
-        chart(
+        time_chart(
             "Errors (solid), refusals (dashed) and dropped clients (dots) per second",
             "per second",
-            each(&|i, r| {
-                let any = |pick: fn(&IntervalPoint) -> u64| r.intervals.iter().any(|p| pick(p) > 0);
-                let mut parts = Vec::new();
-                if any(|p| p.errors) {
-                    parts.push((
-                        name(r, "errors/s"),
-                        colour(i),
-                        Style::Line,
-                        per_second(r, |p| p.errors),
-                    ));
-                }
-                if any(|p| p.refused) {
-                    parts.push((
-                        name(r, "refused/s"),
-                        colour(i),
-                        Style::Dashed,
-                        per_second(r, |p| p.refused),
-                    ));
-                }
-                if any(|p| p.dropped) {
-                    parts.push((
-                        name(r, "dropped/s"),
-                        colour(i),
-                        Style::Dots,
-                        per_second(r, |p| p.dropped),
-                    ));
-                }
-                parts
+            each(&|c, name, r| {
+                let kinds: [(&str, Style, Counter); 3] = [
+                    ("errors/s", Style::Line, |p| p.errors),
+                    ("refused/s", Style::Dashed, |p| p.refused),
+                    ("dropped/s", Style::Dots, |p| p.dropped),
+                ];
+                kinds
+                    .into_iter()
+                    .filter(|(_, _, pick)| r.intervals.iter().any(|p| pick(p) > 0))
+                    .map(|(what, style, pick)| one(name(what), c, style, rate(r, pick)))
+                    .collect()
             }),
         ),
     ]
@@ -627,4 +633,117 @@ pub(crate) fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::histogram::summarize;
+
+    fn baseline() -> Report {
+        serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads")
+    }
+
+    fn histogram_of(samples: u64) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::new(3).expect("a histogram");
+        for v in 1..=samples {
+            h.record(v * 10).expect("in range");
+        }
+        h
+    }
+
+    fn point(t_s: f64, connected: u64, delivered: u64, direct_count: u64) -> IntervalPoint {
+        IntervalPoint {
+            t_s,
+            connected,
+            delivered,
+            sent: delivered,
+            direct_count,
+            direct_p99_us: 2000,
+            ..IntervalPoint::default()
+        }
+    }
+
+    #[test]
+    fn a_percentile_line_stops_at_what_its_samples_resolve() {
+        let mut report = baseline();
+        report.runs.truncate(1);
+        let mut second = report.runs[0].clone();
+        second.transport = "tcp".into();
+        report.runs[0]
+            .metrics
+            .insert("direct".into(), summarize(&histogram_of(50)));
+        second
+            .metrics
+            .insert("direct".into(), summarize(&histogram_of(2_000)));
+        report.runs.push(second);
+        let charts = percentile_charts(&report);
+        let direct = charts
+            .iter()
+            .find(|c| c.title.starts_with("direct "))
+            .expect("a direct chart");
+        // The axis reaches the larger count's resolution (1/(1−p) ≤ 2,000), not 99.999 %.
+        let last = *direct.x.last().expect("points");
+        assert!((1_000.0..=2_000.0).contains(&last), "{last}");
+        let reached = |l: &Line| {
+            let i = l.values.iter().rposition(Option::is_some).expect("values");
+            direct.x[i]
+        };
+        assert!(reached(&direct.lines[0]) <= 50.0, "{:?}", direct.lines[0]);
+        assert!(reached(&direct.lines[0]) >= 25.0, "{:?}", direct.lines[0]);
+        assert_eq!(reached(&direct.lines[1]), last);
+    }
+
+    #[test]
+    fn time_charts_start_at_zero_and_keep_the_last_short_interval() {
+        let mut report = baseline();
+        report.runs.truncate(1);
+        report.runs[0].intervals = vec![
+            point(1.0, 10, 100, 5),
+            point(2.0, 10, 300, 0),
+            point(3.0, 10, 500, 5),
+            point(3.1, 10, 520, 5),
+            point(3.6, 8, 620, 5),
+        ];
+        let charts = time_charts(&report);
+        let find = |t: &str| {
+            charts
+                .iter()
+                .find(|c| c.title.starts_with(t))
+                .expect("the chart")
+        };
+        let clients = find("Clients");
+        assert_eq!(clients.x.first(), Some(&0.0));
+        assert_eq!(clients.lines[0].values.first(), Some(&Some(0.0)));
+        assert_eq!(clients.x.last(), Some(&3.6));
+        assert_eq!(clients.lines[0].values.last(), Some(&Some(8.0)));
+
+        // Rates: the 0.1 s row is joined to the next, so the last rate is over 0.6 s.
+        let rates = find("Messages");
+        assert_eq!(rates.lines[0].label, "delivered/s");
+        let delivered: Vec<(f64, f64)> = rates
+            .x
+            .iter()
+            .zip(&rates.lines[0].values)
+            .filter_map(|(x, v)| Some((*x, (*v)?)))
+            .collect();
+        assert_eq!(delivered.len(), 4, "{delivered:?}");
+        assert_eq!(delivered[0], (1.0, 100.0));
+        let (t, r) = delivered[3];
+        assert!(
+            (t - 3.6).abs() < 1e-9 && (r - 200.0).abs() < 1e-6,
+            "{t} {r}"
+        );
+        // 0 s and 3.1 s are points other lines have; this one passes them over.
+        assert!(rates.lines[0].absent.contains(&0), "{:?}", rates.lines[0]);
+
+        // A second without a sample is a gap, not a point passed over.
+        let direct = find("Direct");
+        let at_two = direct.x.iter().position(|x| *x == 2.0).expect("2 s");
+        assert_eq!(direct.lines[0].values[at_two], None);
+        assert!(!direct.lines[0].absent.contains(&at_two));
+    }
 }
