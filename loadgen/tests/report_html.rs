@@ -7,6 +7,8 @@
 //! Ignored by plain `cargo test` because it needs chromium; `.ci/run` installs chromium and runs
 //! it with `cargo test -p imbench-loadgen --test report_html -- --ignored`.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -148,39 +150,11 @@ fn looks_right(page: &Path, dir: &Path, at_least: usize) {
 }
 
 /// Runs the imbench binary in `dir`.
+/// Runs imbench in `dir`; it must succeed.
 fn imbench(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs imbench");
-    assert!(
-        out.status.success(),
-        "imbench {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, text) = util::imbench_in(dir, args);
+    assert!(out.status.success(), "imbench {args:?}: {text}");
 }
-
-const SCENARIO: &str = r#"
-name = "browser"
-clients = 10
-ramp_up = "200ms"
-warmup = "300ms"
-duration = "2s"
-drain = "3s"
-seed = 3
-[direct]
-rate = 10.0
-arrival = "poisson"
-size = { dist = "fixed", bytes = "100B" }
-partners = { pick = "ring", count = 2 }
-[generator]
-max_schedule_lag = "1s"
-max_cpu_busy = 1.0
-max_cpu_wait = "1h"
-max_hiccup = "1h"
-"#;
 
 #[test]
 #[ignore = "needs chromium; .ci/run installs it and runs this test"]
@@ -208,7 +182,12 @@ fn the_html_pages_render_offline_with_their_charts_at_two_widths() {
     );
 
     // Two transports, so the comparison is drawn too; and a short capacity search.
-    std::fs::write(dir.join("s.toml"), SCENARIO).unwrap();
+    // Two seconds measured, so the charts over time have a line to draw.
+    std::fs::write(
+        dir.join("s.toml"),
+        util::TINY_TOML.replace("duration = \"1s\"", "duration = \"2s\""),
+    )
+    .unwrap();
     imbench(
         &dir,
         &[

@@ -120,12 +120,7 @@ pub async fn find_max(
         }
     }
     let interrupted = interrupted();
-    let highest_held = steps
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| s.held() && !(interrupted && i + 1 == steps.len()))
-        .max_by(|a, b| a.1.load.total_cmp(&b.1.load))
-        .map(|(i, _)| i);
+    let highest_held = crate::report::capacity::highest_held(&steps, interrupted);
     let capacity = Capacity {
         scenario: base.name.clone(),
         slo: base.slo.clone(),

@@ -65,12 +65,18 @@ impl LiveBoard {
     }
 
     /// Publishes the state of the run `target` at the tick that produced `point`.
-    pub fn publish(&self, ctx: &RunContext, target: &str, point: &IntervalPoint) {
+    pub fn publish(
+        &self,
+        ctx: &RunContext,
+        target: &str,
+        point: &IntervalPoint,
+        totals: ClientTotals,
+    ) {
         *lock(&self.published) = Some(Published {
             scenario: ctx.scenario.name.clone(),
             target: target.to_string(),
             phase: phase(ctx),
-            totals: ClientTotals::of(&ctx.counters),
+            totals,
             point: point.clone(),
         });
     }

@@ -390,13 +390,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         tokio::select! {
             _ = tokio::time::sleep_until(ctx.clock.at(measure_start_us)), if cpu_at_measure_start.is_none() => {}
             _ = tick.tick() => {
-                let point = interval_point(&ctx, &mut intervals, &mut interval_log);
+                let (point, totals) = interval_point(&ctx, &mut intervals, &mut interval_log);
                 if ctx.clock.now_us() <= measure_start_us {
                     rss_connected = rss_connected.max(report::rss_bytes());
                 }
-                progress.update(&ctx, &point);
+                progress.update(&ctx, &point, &totals);
                 if let Some(live) = &config.live {
-                    live.publish(&ctx, &target, &point);
+                    live.publish(&ctx, &target, &point, totals);
                 }
                 // Through the drain too: a server that went silent near the end of the
                 // schedule is a server that stopped, not messages that were late.
@@ -435,10 +435,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     })
     .await;
     clients.abort_all();
-    let last = interval_point(&ctx, &mut intervals, &mut interval_log);
+    let (last, totals) = interval_point(&ctx, &mut intervals, &mut interval_log);
     progress.finish();
     if let Some(live) = &config.live {
-        live.publish(&ctx, &target, &last);
+        live.publish(&ctx, &target, &last, totals);
         live.set_server(None);
     }
 
@@ -970,11 +970,13 @@ impl GroupQuiet {
     }
 }
 
+/// Closes the interval that just ended: its row and histograms are kept, and the row is
+/// returned with the clients' counters summed (once a tick, for every view of it).
 fn interval_point(
     ctx: &RunContext,
     points: &mut Vec<IntervalPoint>,
     log: &mut Vec<report::IntervalHistograms>,
-) -> IntervalPoint {
+) -> (IntervalPoint, ClientTotals) {
     let interval = ctx.recorder.collect();
     let end_s = ctx.clock.now_us() as f64 / 1e6;
     let start_s = log.last().map_or(0.0, |l| l.end_s);
@@ -989,7 +991,7 @@ fn interval_point(
         histograms: measured,
     });
     let d = interval.get(Metric::Direct);
-    let totals = crate::measure::counters::ClientTotals::of(&ctx.counters);
+    let totals = ClientTotals::of(&ctx.counters);
     let point = IntervalPoint {
         t_s: ctx.clock.now_us() as f64 / 1e6,
         connected: totals.connected,
@@ -1007,7 +1009,7 @@ fn interval_point(
         lag_p99_us: interval.get(Metric::ScheduleLag).value_at_quantile(0.99),
     };
     points.push(point.clone());
-    point
+    (point, totals)
 }
 
 impl RunError {

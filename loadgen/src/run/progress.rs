@@ -151,7 +151,7 @@ impl Progress {
     }
 
     /// Shows the interval that just ended.
-    pub fn update(&mut self, ctx: &RunContext, p: &IntervalPoint) {
+    pub fn update(&mut self, ctx: &RunContext, p: &IntervalPoint, totals: &ClientTotals) {
         let (sent_rate, delivered_rate) = match &self.last {
             Some(l) if p.t_s > l.t_s => {
                 let dt = p.t_s - l.t_s;
@@ -164,7 +164,6 @@ impl Progress {
             None if p.t_s > 0.0 => (p.sent as f64 / p.t_s, p.delivered as f64 / p.t_s),
             _ => (0.0, 0.0),
         };
-        let totals = ClientTotals::of(&ctx.counters);
         let lines = Lines {
             phase: phase(ctx),
             elapsed_s: p.t_s,
