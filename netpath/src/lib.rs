@@ -1,0 +1,28 @@
+//! An emulated network path for benchmarks: delay, jitter, loss (random or in bursts),
+//! bandwidth and a queue, for each direction, applied packet by packet between two network
+//! namespaces joined by TUN devices. What runs in the server namespace and what runs in the
+//! client namespace talk over real kernel TCP and UDP stacks, so TCP retransmits and QUIC
+//! recovers as they would on such a network. Needs root and /dev/net/tun (no kernel qdisc).
+
+pub mod link;
+pub mod netns;
+pub mod path;
+
+pub use link::{Fate, Link, LinkSpec, SpecError};
+pub use netns::Namespace;
+pub use path::{DirectionStats, NetPath, PathSpec, CLIENT_ADDR, SERVER_ADDR};
+
+/// Why a path cannot be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("an emulated network path needs root (it makes network namespaces and TUN devices)")]
+    NotRoot,
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Tool(String),
+    #[error("network namespace: {0}")]
+    Namespace(String),
+    #[error("TUN device (is /dev/net/tun there?): {0}")]
+    Device(String),
+}

@@ -1,0 +1,119 @@
+//! Network namespaces made for a path and removed with it. They are named
+//! `imbench-<pid>-<n>-<role>` and created with iproute2's `ip netns`, so that `ip netns list`
+//! shows them and `ip netns exec` can start a standalone server inside one. A thread joins a
+//! namespace with setns(2); a socket keeps the namespace it was created in.
+//!
+//! A process killed outright cannot remove its namespaces; the next path to come up removes
+//! those whose process is gone.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{setns, CloneFlags};
+
+use crate::PathError;
+
+/// Where iproute2 keeps named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+/// The start of every namespace name this crate makes.
+pub const PREFIX: &str = "imbench-";
+
+/// A named network namespace, removed when dropped.
+#[derive(Debug)]
+pub struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    /// Creates `imbench-<pid>-<n>-<role>` (n counts the namespaces this process made), with
+    /// its loopback up.
+    pub fn create(role: &str) -> Result<Self, PathError> {
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{PREFIX}{}-{n}-{role}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Self { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name, for `ip netns exec`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Moves the calling thread into this namespace: sockets it creates from now on live
+    /// here, and so do threads it starts.
+    pub fn enter(&self) -> Result<(), PathError> {
+        let file = File::open(Path::new(NETNS_DIR).join(&self.name))
+            .map_err(|e| PathError::Namespace(format!("opening namespace {}: {e}", self.name)))?;
+        setns(file, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| PathError::Namespace(format!("entering namespace {}: {e}", self.name)))
+    }
+
+    /// Runs `f` on a thread of its own inside this namespace and returns what it returns.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, PathError> + Send + 'static,
+    ) -> Result<T, PathError> {
+        let file = File::open(Path::new(NETNS_DIR).join(&self.name))
+            .map_err(|e| PathError::Namespace(format!("opening namespace {}: {e}", self.name)))?;
+        let name = self.name.clone();
+        std::thread::Builder::new()
+            .name(format!("netns {name}"))
+            .spawn(move || {
+                setns(file, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| PathError::Namespace(format!("entering namespace {name}: {e}")))?;
+                f()
+            })
+            .map_err(|e| PathError::Namespace(format!("starting a thread: {e}")))?
+            .join()
+            .map_err(|_| PathError::Namespace("a thread in the namespace panicked".into()))?
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Names of this crate's namespaces that exist now.
+pub fn existing() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect()
+}
+
+/// Removes namespaces left by imbench processes that are gone (killed before they could).
+pub fn remove_orphans() {
+    for name in existing() {
+        let pid = name[PREFIX.len()..].split('-').next().unwrap_or("");
+        let alive = !pid.is_empty() && PathBuf::from("/proc").join(pid).exists();
+        if !alive {
+            let _ = ip(&["netns", "del", &name]);
+        }
+    }
+}
+
+/// Runs iproute2's `ip` with `args`.
+pub(crate) fn ip(args: &[&str]) -> Result<(), PathError> {
+    let out = Command::new("ip").args(args).output().map_err(|e| {
+        PathError::Tool(format!(
+            "running `ip` (iproute2; on Debian: apt-get install iproute2): {e}"
+        ))
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(PathError::Namespace(format!(
+        "`ip {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
