@@ -47,10 +47,7 @@ impl Namespace {
     /// Moves the calling thread into this namespace: sockets it creates from now on live
     /// here, and so do threads it starts.
     pub fn enter(&self) -> Result<(), PathError> {
-        let file = File::open(Path::new(NETNS_DIR).join(&self.name))
-            .map_err(|e| PathError::Namespace(format!("opening namespace {}: {e}", self.name)))?;
-        setns(file, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| PathError::Namespace(format!("entering namespace {}: {e}", self.name)))
+        enter(&self.name)
     }
 
     /// Runs `f` on a thread of its own inside this namespace and returns what it returns.
@@ -77,6 +74,24 @@ impl Namespace {
 impl Drop for Namespace {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Moves the calling thread into the namespace called `name` (see [`Namespace::enter`]); for
+/// a thread-start hook, which holds a name rather than the namespace.
+pub fn enter(name: &str) -> Result<(), PathError> {
+    let file = File::open(Path::new(NETNS_DIR).join(name))
+        .map_err(|e| PathError::Namespace(format!("opening namespace {name}: {e}")))?;
+    setns(file, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| PathError::Namespace(format!("entering namespace {name}: {e}")))
+}
+
+/// Removes every namespace this process made, for an exit that will not run destructors
+/// (a second Ctrl-C).
+pub fn remove_own() {
+    let own = format!("{PREFIX}{}-", std::process::id());
+    for name in existing().into_iter().filter(|n| n.starts_with(&own)) {
+        let _ = ip(&["netns", "del", &name]);
     }
 }
 

@@ -100,6 +100,11 @@ pub(crate) struct RunArgs {
     /// Name to verify the server certificate for (default: the --server IP).
     #[arg(long)]
     pub(crate) server_name: Option<String>,
+    /// The network between clients and the embedded server, emulated packet by packet
+    /// (needs root): lan, wifi, 4g, 3g, lossy, or loopback for none. Replaces the scenario's
+    /// [network].
+    #[arg(long, value_name = "PROFILE")]
+    pub(crate) network: Option<String>,
     /// Report folder (default: reports/<scenario>-<UTC time>).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
@@ -380,6 +385,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         slo: args.slo.clone(),
         connect_rate: args.connect_rate,
         timer: args.timer,
+        network: args.network.clone(),
     })?;
     let legs = legs(args)?;
     let out_dir = Some(args.out.clone().unwrap_or_else(|| {
@@ -404,6 +410,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         shard: args.shard,
         label: legs[0].label.clone(),
         live: None,
+        path: None,
     })
 }
 

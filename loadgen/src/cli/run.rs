@@ -12,7 +12,23 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The emulated network path comes up before the runtime: the generator's threads join its
+    // client side as they start.
+    let path = match network_path(&config) {
+        Ok(path) => path,
+        Err(code) => return code,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(path) = &path {
+        let name = path.client_namespace().name().to_string();
+        builder.on_thread_start(move || {
+            if let Err(e) = imbench_netpath::netns::enter(&name) {
+                imbench_loadgen::errln!("imbench: a generator thread: {e}");
+            }
+        });
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             imbench_loadgen::errln!("imbench: starting the tokio runtime: {e}");
@@ -46,6 +62,15 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
         None => None,
     };
+    if let Some(path) = path {
+        // This thread too: the run's own connections (the probe) start from it. The metrics
+        // endpoint above was bound first, so it stays reachable from outside the path.
+        if let Err(e) = path.client_namespace().enter() {
+            imbench_loadgen::errln!("imbench: {e}");
+            return exit_code::INVALID;
+        }
+        config.path = Some(path);
+    }
     // A folder this run creates and then leaves empty (it failed before writing anything) is
     // removed again, so that a failed run leaves nothing behind to be mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());
@@ -260,6 +285,52 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     }
 }
 
+/// Brings up the network path the scenario asks for, if any: `Err` is the exit code when it
+/// cannot be (not root, no TUN device, a server this process does not start).
+fn network_path(
+    config: &RunConfig,
+) -> Result<Option<std::sync::Arc<imbench_netpath::NetPath>>, u8> {
+    let Some(section) = &config.scenario.network else {
+        return Ok(None);
+    };
+    let spec = match section.path() {
+        Ok(Some(spec)) => spec,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: {e}");
+            return Err(exit_code::USAGE);
+        }
+    };
+    if !matches!(config.server, imbench_loadgen::ServerSpec::Embedded) {
+        imbench_loadgen::errln!(
+            "imbench: an emulated network path (--network, [network]) carries the embedded \
+             server's traffic only; leave out --server and --target, or the path"
+        );
+        return Err(exit_code::USAGE);
+    }
+    match imbench_netpath::NetPath::up(&spec, config.scenario.seed) {
+        Ok(path) => {
+            imbench_loadgen::errln!(
+                "imbench: network path {}: clients {} and server {} in namespaces {} and {}",
+                section.describe(),
+                imbench_netpath::CLIENT_ADDR,
+                imbench_netpath::SERVER_ADDR,
+                path.client_namespace().name(),
+                path.server_namespace().name()
+            );
+            Ok(Some(std::sync::Arc::new(path)))
+        }
+        Err(e @ (imbench_netpath::PathError::NotRoot | imbench_netpath::PathError::Spec(_))) => {
+            imbench_loadgen::errln!("imbench: {e}");
+            Err(exit_code::USAGE)
+        }
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: bringing up the network path: {e}");
+            Err(exit_code::INVALID)
+        }
+    }
+}
+
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
 /// second one exits at once.
 fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
@@ -288,6 +359,8 @@ fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch:
             imbench_loadgen::errln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
+                // No destructor runs on this exit: an emulated path's namespaces go now.
+                imbench_netpath::netns::remove_own();
                 std::process::exit(i32::from(exit_code::INVALID));
             }
         }

@@ -81,6 +81,9 @@ pub struct Scenario {
     /// Service-level objectives: `"metric.stat" = "< 500ms"`, `lost = "== 0"`.
     #[serde(default, deserialize_with = "slo_table", serialize_with = "slo_list")]
     pub slo: Vec<String>,
+    /// The emulated network path between clients and server (`[network]`); none is loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::config::network::NetworkSection>,
 }
 
 /// The direct-chat workload.
@@ -654,6 +657,8 @@ pub struct Overrides {
     pub connect_rate: Option<f64>,
     /// `--timer`
     pub timer: Option<TimerKind>,
+    /// `--network`: a named path, replacing the scenario's `[network]`.
+    pub network: Option<String>,
 }
 
 /// The smallest body: the measurement header every message carries (its layout is in
@@ -730,6 +735,9 @@ impl Scenario {
         if let Some(v) = o.connect_rate {
             self.generator.connect_rate = v;
         }
+        if let Some(name) = &o.network {
+            self.network = Some(crate::config::network::NetworkSection::named(name));
+        }
         if let Some(v) = o.timer {
             self.generator.timer = v;
         }
@@ -753,6 +761,9 @@ impl Scenario {
             ));
         }
         check_size("direct.size", self.direct.size)?;
+        if let Some(n) = &self.network {
+            n.path().map_err(ScenarioError::Invalid)?;
+        }
         self.validate_groups()?;
         self.validate_files()?;
         self.validate_churn()?;

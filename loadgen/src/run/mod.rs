@@ -194,6 +194,10 @@ pub struct RunConfig {
     pub label: Option<String>,
     /// Where the run publishes its live figures for a Prometheus endpoint, if one is served.
     pub live: Option<Arc<live_metrics::LiveBoard>>,
+    /// The emulated network path the scenario's `[network]` asked for, brought up by the
+    /// caller with the clients' threads in its client side; the embedded server is put on
+    /// its server side.
+    pub path: Option<Arc<imbench_netpath::NetPath>>,
 }
 
 /// What a finished run produced.
@@ -236,6 +240,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     check_slo_names(&s)?;
+    check_path(&config)?;
     let mut s = s;
     let clients_here = clients_in(&s, config.shard);
     check_files(&config, config.transport)?;
@@ -259,6 +264,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
     check_carries_files(&driver, &s)?;
+    let path_before = config.path.as_ref().map(|p| p.stats());
     // This run's name on the live endpoint, as in its report.
     let target = config
         .label
@@ -471,6 +477,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (Some(a), Some(b)) if config.transport == Transport::Quic => Some(a.until(b)),
         _ => None,
     };
+    let mut notes = ctx.notes.clone();
+    if let (Some(path), Some(before)) = (&config.path, path_before) {
+        notes.push(path_note(before, path.stats()));
+    }
     let report = Report::build(report::Measurement {
         scenario: ctx.scenario.clone(),
         started_at: ctx.clock.started_at,
@@ -478,7 +488,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         measure_end_us: ctx.schedule_end(),
         stop_reason: ctx.stop_reason(),
         shard: ctx.shard.map(|s| s.to_string()),
-        notes: ctx.notes.clone(),
+        notes,
         timer: ctx.timer.kind(),
         histograms: Metric::ALL
             .iter()
@@ -538,9 +548,15 @@ async fn driver_for(
         ServerSpec::Embedded => {
             let mut server_config = ServerConfig::loopback_on(&[config.transport])?;
             server_config.quic = quic.clone();
+            let namespace = config.path.as_ref().map(|path| {
+                for (_, addr) in &mut server_config.listen {
+                    *addr = SocketAddr::from((imbench_netpath::SERVER_ADDR, 0));
+                }
+                path.server_namespace().name().to_string()
+            });
             let trust = server_config.identity.client_trust();
             let secret = server_config.secret.clone();
-            let server = EmbeddedServer::start(server_config).await?;
+            let server = EmbeddedServer::start(server_config, namespace).await?;
             let addr = server
                 .server
                 .as_ref()
@@ -629,17 +645,28 @@ struct EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    async fn start(config: ServerConfig) -> Result<Self, RunError> {
+    /// Starts the server; with `namespace`, every thread of its runtime joins that network
+    /// namespace first, so its sockets live there (the server side of an emulated path).
+    async fn start(config: ServerConfig, namespace: Option<String>) -> Result<Self, RunError> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
             .worker_threads(threads)
             .thread_name(crate::measure::cpu_use::SERVER_THREAD_NAME)
-            .enable_all()
-            .build()
-            .map_err(|source| RunError::Thread {
-                what: "the embedded server's runtime",
-                source,
-            })?;
+            .enable_all();
+        if let Some(name) = namespace {
+            builder.on_thread_start(move || {
+                if let Err(e) = imbench_netpath::netns::enter(&name) {
+                    // The server's sockets would then be on loopback, which the clients
+                    // cannot reach: the run fails to connect and says so.
+                    crate::errln!("imbench: the embedded server's thread: {e}");
+                }
+            });
+        }
+        let runtime = builder.build().map_err(|source| RunError::Thread {
+            what: "the embedded server's runtime",
+            source,
+        })?;
         let started = runtime.spawn(imbench_server::start(config));
         // Dropped on an error path, `this` lets the runtime's threads go (see `Drop`).
         let mut this = Self {
@@ -672,6 +699,54 @@ impl Drop for EmbeddedServer {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// What the emulated network path did to this run's packets, each way, for the report.
+fn path_note(
+    before: (
+        imbench_netpath::DirectionStats,
+        imbench_netpath::DirectionStats,
+    ),
+    after: (
+        imbench_netpath::DirectionStats,
+        imbench_netpath::DirectionStats,
+    ),
+) -> String {
+    let way = |b: imbench_netpath::DirectionStats, a: imbench_netpath::DirectionStats| {
+        format!(
+            "{} packets, {} lost, {} dropped at a full queue",
+            a.packets - b.packets,
+            a.lost - b.lost,
+            a.queue_full - b.queue_full
+        )
+    };
+    format!(
+        "network path: clients to server {}; server to clients {}",
+        way(before.0, after.0),
+        way(before.1, after.1)
+    )
+}
+
+/// Refuses a run whose scenario asks for an emulated network path that is not up, or a path
+/// around a server this process does not start.
+fn check_path(config: &RunConfig) -> Result<(), RunError> {
+    let wanted = match &config.scenario.network {
+        Some(n) => n.path().map_err(RunError::Unsupported)?.is_some(),
+        None => false,
+    };
+    match (wanted, config.path.is_some(), &config.server) {
+        (true, false, _) => Err(RunError::Unsupported(
+            "the scenario's [network] path is brought up by the imbench command (imbench run), \
+             not by a run started from the library"
+                .into(),
+        )),
+        (_, true, ServerSpec::Embedded) | (false, false, _) => Ok(()),
+        (_, true, _) => Err(RunError::Unsupported(
+            "an emulated network path (--network, [network]) carries the embedded server's \
+             traffic only; a running server or another system is not on it"
+                .into(),
+        )),
     }
 }
 

@@ -61,6 +61,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         shard: None,
         label: None,
         live: None,
+        path: None,
     }
 }
 

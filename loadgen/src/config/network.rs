@@ -1,0 +1,209 @@
+//! The scenario's `[network]` section: the emulated path the clients reach the server over
+//! (`imbench-netpath`), as a named profile of a common kind of network, each direction
+//! replaceable in full. No section (or `profile = "loopback"`) is loopback, with no path.
+
+use std::time::Duration;
+
+use imbench_netpath::{LinkSpec, PathSpec};
+use serde::{Deserialize, Serialize};
+
+/// The `[network]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// A named path (see [`PROFILES`]); without it, a path with nothing but what `up` and
+    /// `down` say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Client to server, replacing the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<LinkSpec>,
+    /// Server to client, replacing the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<LinkSpec>,
+}
+
+/// The name that means no emulated path.
+pub const LOOPBACK: &str = "loopback";
+
+/// A named path: its name, what it stands for, and its two directions.
+pub struct Profile {
+    /// What `--network` and `network.profile` call it.
+    pub name: &'static str,
+    /// What it stands for, in a few words.
+    pub about: &'static str,
+    up: Link,
+    down: Link,
+}
+
+/// One direction of a profile: one-way delay and jitter in µs, loss, mean burst, bit rate.
+struct Link {
+    delay_us: u64,
+    jitter_us: u64,
+    loss: f64,
+    burst: f64,
+    rate_bps: Option<u64>,
+}
+
+impl Link {
+    fn spec(&self) -> LinkSpec {
+        LinkSpec {
+            delay: Duration::from_micros(self.delay_us),
+            jitter: Duration::from_micros(self.jitter_us),
+            loss: self.loss,
+            loss_burst: self.burst,
+            rate_bps: self.rate_bps,
+            ..LinkSpec::default()
+        }
+    }
+}
+
+const MBIT: u64 = 1_000_000;
+
+const fn link(delay_us: u64, jitter_us: u64, loss: f64, burst: f64, rate_bps: Option<u64>) -> Link {
+    Link {
+        delay_us,
+        jitter_us,
+        loss,
+        burst,
+        rate_bps,
+    }
+}
+
+/// The named paths. Their figures, and where they come from, are in docs/network.md.
+pub const PROFILES: &[Profile] = &[
+    Profile {
+        name: "lan",
+        about: "wired LAN: 0.5 ms round trip, 1 Gbit/s",
+        up: link(250, 0, 0.0, 1.0, Some(1_000 * MBIT)),
+        down: link(250, 0, 0.0, 1.0, Some(1_000 * MBIT)),
+    },
+    Profile {
+        name: "wifi",
+        about: "home Wi-Fi: 10 ms round trip, jitter, 0.2 % loss, 40/20 Mbit/s",
+        up: link(5_000, 2_000, 0.002, 1.0, Some(20 * MBIT)),
+        down: link(5_000, 2_000, 0.002, 1.0, Some(40 * MBIT)),
+    },
+    Profile {
+        name: "4g",
+        about: "LTE: 50 ms round trip, jitter, 0.5 % loss, 20/8 Mbit/s",
+        up: link(25_000, 5_000, 0.005, 1.0, Some(8 * MBIT)),
+        down: link(25_000, 5_000, 0.005, 1.0, Some(20 * MBIT)),
+    },
+    Profile {
+        name: "3g",
+        about: "3G: 300 ms round trip, jitter, 1 % loss, 1.6 Mbit/s down, 750 kbit/s up",
+        up: link(150_000, 20_000, 0.01, 1.0, Some(750_000)),
+        down: link(150_000, 20_000, 0.01, 1.0, Some(1_600_000)),
+    },
+    Profile {
+        name: "lossy",
+        about: "a bad mobile link: 50 ms round trip, 3 % loss in bursts of 3, 10 Mbit/s",
+        up: link(25_000, 5_000, 0.03, 3.0, Some(10 * MBIT)),
+        down: link(25_000, 5_000, 0.03, 3.0, Some(10 * MBIT)),
+    },
+];
+
+/// The names a profile may have, for messages: loopback and each profile's.
+pub fn profile_names() -> String {
+    std::iter::once(LOOPBACK)
+        .chain(PROFILES.iter().map(|p| p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl NetworkSection {
+    /// The section `--network NAME` stands for.
+    pub fn named(name: &str) -> Self {
+        Self {
+            profile: Some(name.to_string()),
+            up: None,
+            down: None,
+        }
+    }
+
+    /// The path this section asks for; `None` for loopback (no path).
+    pub fn path(&self) -> Result<Option<PathSpec>, String> {
+        let base = match self.profile.as_deref() {
+            None => Some(PathSpec::default()),
+            Some(LOOPBACK) => None,
+            Some(name) => {
+                let p = PROFILES.iter().find(|p| p.name == name).ok_or_else(|| {
+                    format!(
+                        "network.profile {name:?} is not a known path; known: {}",
+                        profile_names()
+                    )
+                })?;
+                Some(PathSpec {
+                    up: p.up.spec(),
+                    down: p.down.spec(),
+                })
+            }
+        };
+        let Some(mut spec) = base else {
+            if self.up.is_some() || self.down.is_some() {
+                return Err(
+                    "network: profile \"loopback\" has no path to set up or down on".into(),
+                );
+            }
+            return Ok(None);
+        };
+        if let Some(up) = &self.up {
+            spec.up = up.clone();
+        }
+        if let Some(down) = &self.down {
+            spec.down = down.clone();
+        }
+        spec.up.validate().map_err(|e| format!("network.up: {e}"))?;
+        spec.down
+            .validate()
+            .map_err(|e| format!("network.down: {e}"))?;
+        Ok(Some(spec))
+    }
+
+    /// The path's name for a person: the profile, with "changed" when a direction is replaced.
+    pub fn describe(&self) -> String {
+        let changed = self.up.is_some() || self.down.is_some();
+        match (&self.profile, changed) {
+            (Some(p), false) => p.clone(),
+            (Some(p), true) => format!("{p} (changed)"),
+            (None, _) => "custom".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_a_valid_path_and_loopback_is_none() {
+        for p in PROFILES {
+            let spec = NetworkSection::named(p.name)
+                .path()
+                .unwrap_or_else(|e| panic!("{}: {e}", p.name))
+                .expect("a path");
+            assert!(!spec.up.is_transparent(), "{}", p.name);
+        }
+        assert_eq!(NetworkSection::named("loopback").path(), Ok(None));
+    }
+
+    #[test]
+    fn a_direction_replaces_the_profiles_and_bad_input_is_named() {
+        let toml = "profile = \"4g\"\n[up]\ndelay = \"100ms\"\nloss = 0.1\n";
+        let s: NetworkSection = toml::from_str(toml).expect("parses");
+        let spec = s.path().unwrap().unwrap();
+        assert_eq!(spec.up.delay, Duration::from_millis(100));
+        assert_eq!(spec.up.rate_bps, None, "the whole direction is replaced");
+        assert_eq!(spec.down.delay, Duration::from_millis(25));
+        assert_eq!(s.describe(), "4g (changed)");
+        let e = NetworkSection::named("5g").path().unwrap_err();
+        assert!(
+            e.contains("\"5g\"") && e.contains("lan, wifi, 4g, 3g, lossy"),
+            "{e}"
+        );
+        let bad: NetworkSection = toml::from_str("[down]\nloss = 2.0\n").unwrap();
+        assert!(bad.path().unwrap_err().starts_with("network.down: loss"));
+        assert!(toml::from_str::<NetworkSection>("[up]\ndelya = \"1ms\"\n").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! Runs over the emulated network path (`[network]`, `--network`), through the imbench binary:
+//! a delay on the path shows in connect, ack and direct latency; loss costs retransmissions
+//! but no acknowledged message; the path is taken down after the run, after Ctrl-C, and after
+//! a kill (by the next run). Needs root; ignored by a plain `cargo test`; `.ci/run` runs it
+//! with `cargo test -p imbench-loadgen --test network -- --ignored`.
+
+mod util;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{imbench_in, TINY_TOML};
+
+/// Namespaces of the imbench process `pid` that exist now.
+fn namespaces_of(pid: u32) -> Vec<String> {
+    let own = format!("{}{pid}-", imbench_netpath::netns::PREFIX);
+    imbench_netpath::netns::existing()
+        .into_iter()
+        .filter(|n| n.starts_with(&own))
+        .collect()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("imbench-net-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn p50_ms(report: &serde_json::Value, run: usize, metric: &str) -> f64 {
+    report["runs"][run]["metrics"][metric]["p50_us"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{metric} in run {run}"))
+        / 1000.0
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn a_delay_on_the_path_shows_in_every_latency() {
+    let dir = temp_dir("delay");
+    let scenario =
+        format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--transport",
+            "quic,tcp",
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+        ],
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("network path custom"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    for run in 0..2 {
+        // A message goes client to server and server to client: 20 ms; its ack comes back
+        // the way it went: 20 ms. Within 10 %, never below.
+        for metric in ["direct", "ack"] {
+            let p50 = p50_ms(&report, run, metric);
+            assert!(
+                (20.0..=22.0).contains(&p50),
+                "run {run} {metric} p50 {p50} ms"
+            );
+        }
+        // A connection and its login: at least two round trips.
+        let connect = p50_ms(&report, run, "connect");
+        assert!(connect >= 40.0, "run {run} connect p50 {connect} ms");
+        let notes = report["runs"][run]["notes"].to_string();
+        assert!(notes.contains("network path: clients to server"), "{notes}");
+    }
+    assert_eq!(report["scenario"]["network"]["up"]["delay"], "10ms");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn loss_on_the_path_loses_no_acknowledged_message() {
+    let dir = temp_dir("loss");
+    let scenario = format!("{TINY_TOML}[network.up]\nloss = 0.05\n[network.down]\nloss = 0.05\n")
+        .replace("duration = \"1s\"", "duration = \"3s\"");
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--transport",
+            "quic,tcp",
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+        ],
+    );
+    // The scenario's SLO is `lost == 0`.
+    assert!(out.status.success(), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    for run in 0..2 {
+        let c = &report["runs"][run]["counters"];
+        assert_eq!(c["lost"], 0, "run {run}: {c}");
+        assert!(c["delivered"].as_u64().unwrap() > 0, "run {run}: {c}");
+        let notes = report["runs"][run]["notes"].to_string();
+        let lost_on_path = notes
+            .split("clients to server ")
+            .nth(1)
+            .and_then(|s| s.split(", ").nth(1))
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("run {run}: {notes}"));
+        assert!(lost_on_path > 0, "the path lost packets: {notes}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts a run of `secs` seconds over a path in `dir`, and waits until its path is up.
+fn start_long_run(dir: &std::path::Path, secs: u32) -> std::process::Child {
+    let scenario = format!("{TINY_TOML}[network.up]\ndelay = \"1ms\"\n")
+        .replace("duration = \"1s\"", &format!("duration = \"{secs}s\""));
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("imbench starts");
+    let up = Instant::now();
+    while namespaces_of(child.id()).len() < 2 {
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "the path never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Into the run proper.
+    std::thread::sleep(Duration::from_secs(1));
+    child
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn the_path_is_taken_down_after_ctrl_c_and_after_a_kill() {
+    let dir = temp_dir("down");
+    // Ctrl-C: the run stops, writes its report, and takes its path down.
+    let mut child = start_long_run(&dir, 30);
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted run is invalid");
+    assert!(dir.join("r/report.json").exists());
+    assert!(
+        namespaces_of(child.id()).is_empty(),
+        "{:?}",
+        namespaces_of(child.id())
+    );
+
+    // Ctrl-C twice: it quits at once, and still leaves nothing.
+    let _ = std::fs::remove_dir_all(dir.join("r"));
+    let mut child = start_long_run(&dir, 30);
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "-INT");
+    let _ = child.wait().unwrap();
+    assert!(
+        namespaces_of(child.id()).is_empty(),
+        "{:?}",
+        namespaces_of(child.id())
+    );
+
+    // A kill leaves the namespaces behind; the next path to come up removes them.
+    let _ = std::fs::remove_dir_all(dir.join("r"));
+    let mut killed = start_long_run(&dir, 30);
+    signal(&killed, "-KILL");
+    let _ = killed.wait().unwrap();
+    assert_eq!(
+        namespaces_of(killed.id()).len(),
+        2,
+        "a kill cannot clean up"
+    );
+    let _ = std::fs::remove_dir_all(dir.join("r"));
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--duration",
+            "1s",
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+        ],
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(namespaces_of(killed.id()).is_empty(), "orphans removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
