@@ -34,30 +34,33 @@ fn p50_ms(report: &serde_json::Value, run: usize, metric: &str) -> f64 {
         / 1000.0
 }
 
+/// Runs `scenario` over QUIC and TCP in `dir`; it must succeed: its report and its output.
+fn run_quic_and_tcp(dir: &std::path::Path, scenario: &str) -> (serde_json::Value, String) {
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    let args = [
+        "run",
+        "s.toml",
+        "--transport",
+        "quic,tcp",
+        "--progress",
+        "quiet",
+        "--out",
+        "r",
+    ];
+    let (out, text) = imbench_in(dir, &args);
+    assert!(out.status.success(), "{text}");
+    let report = std::fs::read_to_string(dir.join("r/report.json")).unwrap();
+    (serde_json::from_str(&report).unwrap(), text)
+}
+
 #[test]
 #[ignore = "needs root; .ci/run runs it"]
 fn a_delay_on_the_path_shows_in_every_latency() {
     let dir = temp_dir("delay");
     let scenario =
         format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
-    std::fs::write(dir.join("s.toml"), scenario).unwrap();
-    let (out, text) = imbench_in(
-        &dir,
-        &[
-            "run",
-            "s.toml",
-            "--transport",
-            "quic,tcp",
-            "--progress",
-            "quiet",
-            "--out",
-            "r",
-        ],
-    );
-    assert!(out.status.success(), "{text}");
+    let (report, text) = run_quic_and_tcp(&dir, &scenario);
     assert!(text.contains("network path custom"), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
     for run in 0..2 {
         // A message goes client to server and server to client: 20 ms; its ack comes back
         // the way it went: 20 ms. Within 10 %, never below.
@@ -84,24 +87,8 @@ fn loss_on_the_path_loses_no_acknowledged_message() {
     let dir = temp_dir("loss");
     let scenario = format!("{TINY_TOML}[network.up]\nloss = 0.05\n[network.down]\nloss = 0.05\n")
         .replace("duration = \"1s\"", "duration = \"3s\"");
-    std::fs::write(dir.join("s.toml"), scenario).unwrap();
-    let (out, text) = imbench_in(
-        &dir,
-        &[
-            "run",
-            "s.toml",
-            "--transport",
-            "quic,tcp",
-            "--progress",
-            "quiet",
-            "--out",
-            "r",
-        ],
-    );
-    // The scenario's SLO is `lost == 0`.
-    assert!(out.status.success(), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    // The scenario's SLO is `lost == 0`: the run succeeds only with nothing lost.
+    let (report, _) = run_quic_and_tcp(&dir, &scenario);
     for run in 0..2 {
         let c = &report["runs"][run]["counters"];
         assert_eq!(c["lost"], 0, "run {run}: {c}");
