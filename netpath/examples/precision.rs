@@ -26,6 +26,7 @@ fn main() -> Result<(), PathError> {
             &PathSpec {
                 up: link.clone(),
                 down: link,
+                shared: false,
             },
             ms,
         )?;

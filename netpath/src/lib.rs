@@ -4,6 +4,7 @@
 //! client namespace talk over real kernel TCP and UDP stacks, so TCP retransmits and QUIC
 //! recovers as they would on such a network. Needs root and /dev/net/tun (no kernel qdisc).
 
+pub mod flows;
 pub mod link;
 pub mod netns;
 pub mod path;

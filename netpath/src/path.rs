@@ -3,10 +3,12 @@
 //! [`Link`] for its direction. TCP sees real segment loss and retransmits, QUIC real datagram
 //! loss: nothing above IP is touched.
 //!
-//! Each direction is two threads: a reader takes packets off one device and decides their fate,
-//! a writer holds them until their time and puts them on the other device. Dropping the
+//! Each direction is two threads: a reader takes packets off one device and decides their fate
+//! on their client's link ([`Flows`]), a writer holds them until their time and puts them on the
+//! other device. Dropping the
 //! [`NetPath`] stops the threads and removes the devices and namespaces.
 
+use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::link::{Fate, Link, LinkSpec};
+use crate::flows::{ClientEnd, Flows};
+use crate::link::{Fate, LinkSpec};
 use crate::netns::{self, Namespace};
 use crate::PathError;
 
@@ -40,6 +43,10 @@ pub struct PathSpec {
     /// Server to client.
     #[serde(default)]
     pub down: LinkSpec,
+    /// One link all clients share (an office's uplink), instead of a link per client (each
+    /// phone its own radio link).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// Packets seen by one direction of a path.
@@ -124,18 +131,23 @@ impl NetPath {
                 "path up",
                 client_dev.clone(),
                 server_dev.clone(),
-                Link::new(spec.up.clone(), seed),
+                Flows::new(spec.up.clone(), seed, ClientEnd::Source, spec.shared),
                 up.clone(),
             ),
             (
                 "path down",
                 server_dev,
                 client_dev,
-                Link::new(spec.down.clone(), seed ^ 0x9e37_79b9_7f4a_7c15),
+                Flows::new(
+                    spec.down.clone(),
+                    seed ^ 0x9e37_79b9_7f4a_7c15,
+                    ClientEnd::Destination,
+                    spec.shared,
+                ),
                 down.clone(),
             ),
         ] {
-            let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+            let (tx, rx) = mpsc::channel::<Due>();
             let (stop_r, stop_w, c) = (stop.clone(), stop.clone(), counters.clone());
             spawn(
                 &format!("{name} reader"),
@@ -195,15 +207,42 @@ fn device(addr: Ipv4Addr, peer: Ipv4Addr) -> Result<tun::Device, PathError> {
     tun::create(&config).map_err(|e| PathError::Device(e.to_string()))
 }
 
+/// A packet and when it is due on the other device; `seq` keeps the order of packets due at
+/// the same instant.
+struct Due {
+    at: Instant,
+    seq: u64,
+    packet: Vec<u8>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    // Reversed: the heap's top is the packet due first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 /// Takes packets off `from` and sends each on with its delivery time, or counts it dropped.
 fn read_side(
     from: &tun::Device,
-    mut link: Link,
-    to_writer: &mpsc::Sender<(Instant, Vec<u8>)>,
+    mut flows: Flows,
+    to_writer: &mpsc::Sender<Due>,
     stop: &AtomicBool,
     c: &DirectionCounters,
 ) {
     let mut buf = vec![0u8; usize::from(MTU) + 64];
+    let mut seq = 0u64;
     while !stop.load(Relaxed) {
         let n = match from.recv_timeout(&mut buf, STOP_POLL) {
             Ok(n) => n,
@@ -213,9 +252,15 @@ fn read_side(
         };
         c.packets.fetch_add(1, Relaxed);
         c.bytes.fetch_add(n as u64, Relaxed);
-        match link.offer(Instant::now(), n) {
+        match flows.offer(Instant::now(), &buf[..n]) {
             Fate::Deliver(at) => {
-                if to_writer.send((at, buf[..n].to_vec())).is_err() {
+                seq += 1;
+                let due = Due {
+                    at,
+                    seq,
+                    packet: buf[..n].to_vec(),
+                };
+                if to_writer.send(due).is_err() {
                     return;
                 }
             }
@@ -229,31 +274,37 @@ fn read_side(
     }
 }
 
-/// Puts packets on `to` when their time comes, in the order they came.
+/// Puts packets on `to` when their time comes. Each client's link gives its packets times in
+/// their order; packets of different clients interleave by time.
 fn write_side(
     to: &tun::Device,
-    from_reader: &mpsc::Receiver<(Instant, Vec<u8>)>,
+    from_reader: &mpsc::Receiver<Due>,
     stop: &AtomicBool,
     c: &DirectionCounters,
 ) {
     // Linux lets a sleep overrun by 50 µs by default to batch wake-ups; a path's delays are
     // meant to the microsecond. Best effort: a failure leaves the default.
     let _ = nix::sys::prctl::set_timerslack(1_000);
-    while let Ok((at, packet)) = from_reader.recv() {
-        // In slices, so that taking the path down does not wait out a long delay.
-        loop {
-            let now = Instant::now();
-            if at <= now || stop.load(Relaxed) {
-                break;
+    let mut waiting: BinaryHeap<Due> = BinaryHeap::new();
+    while !stop.load(Relaxed) {
+        let now = Instant::now();
+        while waiting.peek().is_some_and(|d| d.at <= now) {
+            if let Some(d) = waiting.pop() {
+                match to.send(&d.packet) {
+                    Ok(_) => c.delivered.fetch_add(1, Relaxed),
+                    Err(_) => c.write_errors.fetch_add(1, Relaxed),
+                };
             }
-            std::thread::sleep((at - now).min(STOP_POLL));
         }
-        if stop.load(Relaxed) {
-            return;
+        // Until the next packet is due, or a new one comes (it may be due sooner).
+        let wait = waiting
+            .peek()
+            .map_or(STOP_POLL, |d| d.at.saturating_duration_since(now))
+            .min(STOP_POLL);
+        match from_reader.recv_timeout(wait) {
+            Ok(d) => waiting.push(d),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        match to.send(&packet) {
-            Ok(_) => c.delivered.fetch_add(1, Relaxed),
-            Err(_) => c.write_errors.fetch_add(1, Relaxed),
-        };
     }
 }

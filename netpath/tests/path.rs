@@ -15,6 +15,7 @@ fn both(link: LinkSpec) -> PathSpec {
     PathSpec {
         up: link.clone(),
         down: link,
+        shared: false,
     }
 }
 
@@ -110,6 +111,7 @@ fn loss_takes_its_share_and_is_counted() {
                 ..LinkSpec::default()
             },
             down: LinkSpec::default(),
+            shared: false,
         },
         2,
     )

@@ -21,6 +21,10 @@ pub struct NetworkSection {
     /// Server to client, replacing the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<LinkSpec>,
+    /// One link every client shares (clients behind one access link) instead of a link each
+    /// (each phone its own radio link).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// The name that means no emulated path.
@@ -117,8 +121,7 @@ impl NetworkSection {
     pub fn named(name: &str) -> Self {
         Self {
             profile: Some(name.to_string()),
-            up: None,
-            down: None,
+            ..Self::default()
         }
     }
 
@@ -137,6 +140,7 @@ impl NetworkSection {
                 Some(PathSpec {
                     up: p.up.spec(),
                     down: p.down.spec(),
+                    shared: false,
                 })
             }
         };
@@ -154,6 +158,7 @@ impl NetworkSection {
         if let Some(down) = &self.down {
             spec.down = down.clone();
         }
+        spec.shared = self.shared;
         spec.up.validate().map_err(|e| format!("network.up: {e}"))?;
         spec.down
             .validate()

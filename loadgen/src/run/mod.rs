@@ -523,7 +523,11 @@ async fn driver_for(
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<EmbeddedServer> = None;
+    // On an emulated path with a link per client, a client's link is told by its port: each
+    // QUIC client then needs a UDP socket of its own.
+    let link_each = config.path.is_some() && s.network.as_ref().is_some_and(|n| !n.shared);
     let endpoints = match s.generator.endpoints {
+        0 if link_each => s.clients,
         0 => s.clients.div_ceil(1000).clamp(1, 16),
         n => n,
     };
