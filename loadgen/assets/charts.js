@@ -94,18 +94,28 @@
     };
   }
 
-  function series(line) {
+  // A value with the chart's unit, for the legend.
+  function withUnit(chart) {
+    var unit = { ms: " ms", "per second": "/s" }[chart.y_label] || "";
+    return function (v) {
+      return v == null ? "-" : number(v) + unit;
+    };
+  }
+
+  function series(line, chart) {
     var s = {
       label: line.label,
       stroke: line.colour,
       width: 2,
       spanGaps: false,
-      value: legendValue(number)
+      value: legendValue(withUnit(chart))
     };
     if (line.style === "dashed") {
       // The legend's marker is solid whatever the line: the label says it.
       s.label += " (dashed)";
       s.dash = [6, 4];
+      // No markers: uPlot's default on sparse data is a ring, which would read as a failed step.
+      s.points = { show: false };
     } else if (line.style === "dots") {
       s.points = { show: true, size: 7, fill: line.colour, stroke: line.colour };
     } else if (line.style === "rings") {
@@ -180,7 +190,11 @@
         }
       ],
       series: [{ label: chart.x_label, value: legendValue(chart.x_kind === "percentile" ? percentLabel : number) }]
-        .concat(chart.lines.map(series)),
+        .concat(
+          chart.lines.map(function (l) {
+            return series(l, chart);
+          })
+        ),
       // Room on the right for the last tick's label, centred on the plot's edge.
       padding: [12, 36, 0, 0],
       cursor: { drag: { x: true, y: false } },

@@ -833,7 +833,9 @@ fn an_slo_on_a_figure_that_does_not_exist_is_refused_before_the_run() {
     // A real name used the wrong way says how it is used.
     for (slo, says) in [
         ("direct<1s", "has no statistic"),
-        ("lost.p99<1", "is a count or a rate, not a latency"),
+        ("lost.p99<1ms", "is a count or a rate, not a latency"),
+        // A latency's bound needs its unit: 500 could be µs or ms.
+        ("direct.p99<500", "needs a unit: 500ms, 500us or 500s"),
     ] {
         let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--slo", slo]);
         assert_eq!(out.status.code(), Some(2), "{slo}: {}", text(&out));

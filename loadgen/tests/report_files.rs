@@ -178,11 +178,11 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     };
     refused(
         &[shards[0].clone(), shards[0].clone()],
-        "it is report 0 again",
+        "it is report 1 again",
     );
     let mut later = shards[1].clone();
     later.runs[0].started_unix_s += 3600.0;
-    refused(&[shards[0].clone(), later], "apart from report 0");
+    refused(&[shards[0].clone(), later], "apart from report 1");
     let mut faster = shards[1].clone();
     faster.scenario.direct.rate *= 1.5;
     refused(&[shards[0].clone(), faster], "it ran direct.rate");
@@ -190,7 +190,7 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     sharded.shard = Some("2/2".into());
     refused(
         &[shards[0].clone(), sharded],
-        "it is 2/2, report 0 is a whole run",
+        "it is 2/2, report 1 is a whole run",
     );
 }
 

@@ -82,6 +82,8 @@ counters! {
     Counter busy,
     /// Messages refused because a hold was full.
     Counter hold_full,
+    /// Messages refused because their body was larger than the limit (`--max-body`).
+    Counter too_large,
     /// Sessions disconnected because their queue filled.
     Counter slow_consumers,
     /// Error frames sent (bad frames, bad tokens, timeouts, kicks).

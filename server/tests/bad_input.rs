@@ -235,4 +235,9 @@ async fn sends_to_a_group_one_is_not_in_and_oversize_bodies_are_refused_with_a_c
             code: ErrorCode::BODY_TOO_LARGE
         })
     );
+    assert_eq!(
+        t2.server.stats().too_large,
+        1,
+        "counted where it is summed up"
+    );
 }

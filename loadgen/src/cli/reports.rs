@@ -86,6 +86,13 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
     match load_report(path) {
         Ok((file, report)) => {
             out!("{}", report.table());
+            if report.runs.len() > 1 {
+                // As the run printed it: the comparison after the runs' tables.
+                out!(
+                    "{}",
+                    imbench_loadgen::report::comparison::comparison_table(&report)
+                );
+            }
             let dir = file.parent().unwrap_or(std::path::Path::new("."));
             let summary = dir.join("summary.md");
             let html = dir.join("report.html");
@@ -118,6 +125,11 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
 }
 
 pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
+    // Refused before anything is read or printed, as `run --out` does.
+    if out.exists() && !out.is_dir() {
+        imbench_loadgen::errln!("imbench: --out {} is a file, not a folder", out.display());
+        return exit_code::USAGE;
+    }
     let mut reports = Vec::new();
     for path in paths {
         match load_report(path) {
@@ -131,7 +143,15 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     let merged = match imbench_loadgen::report::merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {
-            imbench_loadgen::errln!("imbench: {e}");
+            let order: Vec<String> = paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{} {}", i + 1, p.display()))
+                .collect();
+            imbench_loadgen::errln!(
+                "imbench: {e}\n(reports in the order given: {})",
+                order.join(", ")
+            );
             return exit_code::USAGE;
         }
     };
@@ -220,8 +240,18 @@ pub(crate) fn compare(
     // Ratios between different loads say little: say so rather than print them silently.
     let load = |r: &imbench_loadgen::Report| {
         let s = &r.scenario;
+        let mut rates = format!("direct {}/s", s.direct.rate);
+        if s.groups.count > 0 {
+            rates.push_str(&format!(
+                ", {} groups at {}/s",
+                s.groups.count, s.groups.rate
+            ));
+        }
+        if s.files.rate > 0.0 {
+            rates.push_str(&format!(", files {}/s", s.files.rate));
+        }
         format!(
-            "{} ({} clients, {:?} measured)",
+            "{} ({} clients, {rates}, {:?} measured)",
             s.name, s.clients, s.duration
         )
     };

@@ -550,8 +550,9 @@ pub struct GeneratorOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
-    /// `precise` up to [`PRECISE_TIMER_MAX_SENDS_PER_S`] sends a second from this generator,
-    /// `tokio` above.
+    // The doc line is also `--help`'s text, which shows no links: the figure is
+    // PRECISE_TIMER_MAX_SENDS_PER_S, written out.
+    /// `precise` up to 2,000 sends a second from this generator, `tokio` above.
     #[default]
     Auto,
     /// A timer thread with 1 ns slack that wakes each send a learned lead early, and a short
@@ -775,10 +776,14 @@ impl Scenario {
         }
         if count >= self.clients && self.direct.rate > 0.0 {
             return bad(format!(
-                "{} clients are too few for direct.partners.count = {count}: each client writes \
-                 to {count} others, so this scenario needs at least {} clients (or a smaller \
+                "{} too few for direct.partners.count = {count}: each client writes to {count} \
+                 others, so this scenario needs at least {} clients (or a smaller \
                  direct.partners.count in a scenario file)",
-                self.clients,
+                if self.clients == 1 {
+                    "1 client is".to_string()
+                } else {
+                    format!("{} clients are", self.clients)
+                },
                 count + 1
             ));
         }

@@ -2,7 +2,7 @@
 //!
 //! Grammar: `NAME OP VALUE`. NAME is `metric.stat` for a latency (stat: min, mean, p50, p90,
 //! p99, p999 (or p99.9), max, count) or a counter or throughput name. OP is one of
-//! `< <= > >= == !=`. A latency VALUE takes a unit (`us`, `ms`, `s`, `m`; µs when none); other
+//! `< <= > >= == !=`. A latency VALUE takes a unit (`us`, `ms`, `s`, `m`; a bare number is refused, but 0); other
 //! values are plain numbers.
 
 use std::fmt;
@@ -169,7 +169,14 @@ fn parse_micros(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a duration such as 250ms"))?;
     let scale = match unit.trim() {
-        "" | "us" | "µs" => 1.0,
+        // 0 is 0 in any unit; any other bare number is ambiguous.
+        "" if n == 0.0 => 1.0,
+        "" => {
+            return Err(format!(
+                "{text:?} needs a unit: {text}ms, {text}us or {text}s (a bare number could be any)"
+            ))
+        }
+        "us" | "µs" => 1.0,
         "ms" => 1e3,
         "s" => 1e6,
         "m" | "min" => 60e6,
@@ -227,7 +234,14 @@ mod tests {
         );
         assert_eq!((s.op, s.threshold), (Op::Le, 1_500_000.0));
         assert_eq!(Slo::parse("delivered_per_s >= 1000").unwrap().op, Op::Ge);
-        assert_eq!(Slo::parse("connect.max > 20").unwrap().threshold, 20.0);
+        assert_eq!(Slo::parse("connect.max > 20us").unwrap().threshold, 20.0);
+        assert_eq!(Slo::parse("connect.count > 20").unwrap().threshold, 20.0);
+        assert_eq!(Slo::parse("direct.max > 0").unwrap().threshold, 0.0);
+        let e = Slo::parse("direct.p99<500").unwrap_err();
+        assert!(
+            e.why().contains("needs a unit: 500ms, 500us or 500s"),
+            "{e}"
+        );
     }
 
     #[test]

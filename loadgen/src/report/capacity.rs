@@ -57,6 +57,10 @@ pub struct Step {
     /// Where the step's report went: its folder's name, beside capacity.json (an absolute
     /// path in searches written before the names were kept relative).
     pub report: Option<PathBuf>,
+    /// The timer the step's sends waited on (`auto` picks by rate, so steps can differ; not
+    /// kept in searches written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer: Option<crate::config::scenario::TimerKind>,
 }
 
 impl Step {
@@ -97,6 +101,7 @@ impl Step {
             verdict: r.verdict,
             why,
             report: dir.map(|d| d.file_name().map_or(d.clone(), PathBuf::from)),
+            timer: run.timer,
         }
     }
 
@@ -279,8 +284,30 @@ impl Capacity {
                     (None, false) => " — no step failed, so the capacity may be higher".into(),
                 }
             ),
-            None => "no step held: the first load is already too much".to_string(),
+            None => match self.steps.first() {
+                Some(first) if first.verdict == Verdict::Invalid => format!(
+                    "no step held: the first step was invalid ({}), so the search says nothing \
+                     of the capacity",
+                    first.why.join("; ")
+                ),
+                _ => "no step held: the first load is already too much".to_string(),
+            },
         }
+    }
+
+    /// A warning when the steps' sends waited on different timers: the `auto` timer is
+    /// precise up to a rate and tokio's (about 1 ms later) above it, which moves sub-ms
+    /// latencies by that much between steps, not the server.
+    fn timer_warning(&self) -> Option<String> {
+        let mut kinds: Vec<_> = self.steps.iter().filter_map(|s| s.timer).collect();
+        kinds.dedup();
+        (kinds.len() > 1).then(|| {
+            "warning: the steps did not all use the same send timer (generator.timer = \"auto\" \
+             switches from the precise timer to tokio's 1 ms one at a rate), so latencies below \
+             a few ms differ between steps by the timer, not the server: give --timer precise \
+             (or tokio) to compare steps"
+                .to_string()
+        })
     }
 
     fn rows(&self) -> (Vec<String>, Vec<Vec<String>>) {
@@ -370,6 +397,9 @@ impl Capacity {
             let _ = writeln!(out, "{}", line(r));
         }
         let _ = writeln!(out, "{}", self.answer());
+        if let Some(w) = self.timer_warning() {
+            let _ = writeln!(out, "{w}");
+        }
         out
     }
 
@@ -383,6 +413,9 @@ impl Capacity {
             self.slo.join(", ")
         );
         let _ = writeln!(out, "**{}**\n", self.answer());
+        if let Some(w) = self.timer_warning() {
+            let _ = writeln!(out, "{w}\n");
+        }
         let (head, rows) = self.rows();
         let _ = writeln!(out, "| {} |", head.join(" | "));
         let _ = writeln!(
@@ -425,13 +458,26 @@ impl Capacity {
             escape(&self.answer()),
             escape(&self.slo.join(", "))
         );
-        out.push_str(
+        if let Some(w) = self.timer_warning() {
+            let _ = writeln!(out, "<p class=\"invalid\">{}</p>", escape(&w));
+        }
+        let thresholds = self
+            .slo_lines()
+            .iter()
+            .any(|(m, _, _)| KEPT.contains(&m.as_str()));
+        let _ = writeln!(
+            out,
             "<p class=\"note\">Each point is one step (a whole run at that load): p99 with dots, \
-             p50 dashed; a ring marks a step that failed (an SLO, or an invalid run). The dashed \
-             black line is the SLO's threshold (named in the legend when it is far above the \
-             figures), the grey vertical line the highest load that held. A step cut short by an \
-             interrupt is not plotted. Hover for values; click a legend entry to hide its line; \
-             drag to zoom.</p>\n",
+             p50 dashed; a ring marks a step that failed (an SLO, or an invalid run).{} The grey \
+             vertical line is the highest load that held. A step cut short by an interrupt is not \
+             plotted. Hover for values; click a legend entry to hide its line; drag to \
+             zoom.</p>",
+            if thresholds {
+                " The dashed black line is the SLO's threshold (named in the legend when it is \
+                 far above the figures)."
+            } else {
+                ""
+            }
         );
         let metrics = self.plotted();
         let charts = [
@@ -607,6 +653,7 @@ mod tests {
                 vec![format!("fanout.p99 < 50ms was {fanout_p99_ms}ms")]
             },
             report: Some(PathBuf::from(format!("/x/step-{:02}", (load * 2.0) as u32))),
+            timer: Some(crate::config::scenario::TimerKind::Precise),
         }
     }
 
@@ -721,6 +768,29 @@ mod tests {
         );
         let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
         assert_eq!(chart.x.len(), 2, "the cut-short step is not plotted");
+    }
+
+    #[test]
+    fn steps_on_different_timers_are_called_out_and_an_invalid_first_step_is_not_too_much() {
+        let mut c = search();
+        assert!(!c.table().contains("send timer"));
+        c.steps[1].timer = Some(crate::config::scenario::TimerKind::Tokio);
+        for page in [c.table(), c.markdown(), c.html()] {
+            assert!(
+                page.contains("did not all use the same send timer"),
+                "{page}"
+            );
+        }
+        c.steps.truncate(1);
+        c.steps[0].verdict = Verdict::Invalid;
+        c.steps[0].why = vec!["the machine was the limit".into()];
+        c.highest_held = None;
+        let t = c.table();
+        assert!(
+            t.contains("the first step was invalid (the machine was the limit)"),
+            "{t}"
+        );
+        assert!(!t.contains("already too much"), "{t}");
     }
 
     #[test]

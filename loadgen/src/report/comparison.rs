@@ -53,13 +53,7 @@ pub fn comparison_table(report: &Report) -> String {
         "\ncomparison ({} clients)\n{:<24}",
         report.scenario.clients, ""
     );
-    // `combine` names each run's invalid reasons after its transport or system.
-    let invalid = |name: &str| {
-        report
-            .invalid_reasons
-            .iter()
-            .any(|why| why.starts_with(&format!("{name}: ")))
-    };
+    let invalid = |name: &str| !invalid_reasons_of(report, name).is_empty();
     let any_invalid = runs.iter().any(|r| invalid(&r.transport));
     for r in runs {
         let mark = if invalid(&r.transport) { "*" } else { "" };
@@ -149,6 +143,20 @@ pub fn comparison_table(report: &Report) -> String {
         );
     }
     out
+}
+
+/// Why the run named `name` of `report` is invalid: with one run, every reason; with several,
+/// those `combine` named after it (`tcp: …`), without the name.
+pub(crate) fn invalid_reasons_of<'a>(report: &'a Report, name: &str) -> Vec<&'a str> {
+    if report.runs.len() < 2 {
+        return report.invalid_reasons.iter().map(String::as_str).collect();
+    }
+    let prefix = format!("{name}: ");
+    report
+        .invalid_reasons
+        .iter()
+        .filter_map(|why| why.strip_prefix(&prefix))
+        .collect()
 }
 
 #[cfg(test)]

@@ -45,11 +45,17 @@ pub fn render(report: &Report) -> String {
         escape(&report.verdict_line())
     );
     let transports: Vec<&str> = report.runs.iter().map(|r| r.transport.as_str()).collect();
+    // What the runs did, which an interrupt makes less than the scenario asked.
+    let clients = report
+        .runs
+        .iter()
+        .map(|r| r.counters.clients)
+        .max()
+        .unwrap_or(0);
+    let measured = report.runs.iter().map(|r| r.duration_s).fold(0.0, f64::max);
     let _ = writeln!(
         out,
-        "<p>{} clients, {} measured, over {}; imbench {}</p>",
-        report.scenario.clients,
-        escape(&humantime::format_duration(report.scenario.duration).to_string()),
+        "<p>{clients} clients, {measured:.1} s measured, over {}; imbench {}</p>",
         escape(&transports.join(", ")),
         escape(&report.version)
     );
@@ -102,7 +108,7 @@ pub fn render(report: &Report) -> String {
 
     out.push_str("<h2>Each run</h2>\n");
     for run in &report.runs {
-        run_tables(&mut out, run);
+        run_tables(&mut out, report, run);
     }
 
     out.push_str("<h2>Scenario</h2>\n<pre>");
@@ -157,6 +163,12 @@ fn colour(i: usize) -> &'static str {
 fn glance(out: &mut String, report: &Report) {
     let runs = &report.runs;
     let mut rows: Vec<(String, Vec<String>)> = vec![
+        (
+            "verdict".into(),
+            runs.iter()
+                .map(|r| run_verdict(report, r).0.to_string())
+                .collect(),
+        ),
         (
             "sent/s (measured period)".into(),
             runs.iter()
@@ -322,8 +334,14 @@ fn percentile_charts(report: &Report) -> Vec<Chart> {
                     .iter()
                     .map(|(i, run, h)| {
                         let count = h.len() as f64;
+                        // The line ends before the largest sample: the legend names both.
                         Line::new(
-                            run.transport.clone(),
+                            format!(
+                                "{} ({} samples, max {})",
+                                run.transport,
+                                h.len(),
+                                crate::config::slo::format_micros(h.max() as f64)
+                            ),
                             colour(*i),
                             Style::Line,
                             x.iter()
@@ -361,6 +379,20 @@ struct Series {
 /// A gauge at each row of the run, the last, shorter one too.
 fn gauge(run: &RunReport, pick: impl Fn(&IntervalPoint) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
     run.intervals.iter().map(|p| (p.t_s, pick(p))).collect()
+}
+
+/// Schedule lag's p99 in ms at each row, or a gap where nothing was sent since the row before
+/// (a row keeps 0 then, which is no lag measured, not no lag).
+fn lag(run: &RunReport) -> Vec<(f64, Option<f64>)> {
+    let mut sent = 0;
+    run.intervals
+        .iter()
+        .map(|p| {
+            let any = p.sent > sent;
+            sent = p.sent;
+            (p.t_s, any.then(|| p.lag_p99_us as f64 / 1000.0))
+        })
+        .collect()
 }
 
 /// A counter so far, as a rate per second over the span since the row before.
@@ -442,7 +474,11 @@ fn time_charts(report: &Report) -> Vec<Chart> {
             "Clients connected",
             "clients",
             each(&|c, name, r| {
-                let mut points = vec![(0.0, Some(0.0))];
+                // No one is connected at 0 s; a run without rows (a merge) has no line at all.
+                let mut points = Vec::new();
+                if !r.intervals.is_empty() {
+                    points.push((0.0, Some(0.0)));
+                }
                 points.extend(gauge(r, |p| Some(p.connected as f64)));
                 vec![one(name("connected"), c, Style::Line, points)]
             }),
@@ -498,14 +534,7 @@ fn time_charts(report: &Report) -> Vec<Chart> {
         time_chart(
             "Schedule lag p99 (how late the generator sent)",
             "ms",
-            each(&|c, name, r| {
-                vec![one(
-                    name("lag p99"),
-                    c,
-                    Style::Line,
-                    gauge(r, |p| Some(p.lag_p99_us as f64 / 1000.0)),
-                )]
-            }),
+            each(&|c, name, r| vec![one(name("lag p99"), c, Style::Line, lag(r))]),
         ),
         time_chart(
             "Errors (solid), refusals (dashed) and dropped clients (dots) per second",
@@ -561,14 +590,35 @@ fn phases(report: &Report) -> Vec<Phase> {
     ]
 }
 
-fn run_tables(out: &mut String, run: &RunReport) {
+/// One run's verdict, as a word and the page's class for its colour: invalid (for the
+/// reasons the report gives it), SLO FAILED, or OK.
+fn run_verdict(report: &Report, run: &RunReport) -> (&'static str, &'static str) {
+    if !crate::report::comparison::invalid_reasons_of(report, &run.transport).is_empty() {
+        ("INVALID", "invalid")
+    } else if run.slo.iter().any(|s| !s.ok) {
+        ("SLO FAILED", "fail")
+    } else {
+        ("OK", "ok")
+    }
+}
+
+fn run_tables(out: &mut String, report: &Report, run: &RunReport) {
+    let (word, class) = run_verdict(report, run);
     let _ = writeln!(
         out,
-        "<h3>{} ({} server), {:.1} s measured</h3>",
+        "<h3>{} ({} server), {:.1} s measured: <span class=\"{class}\">{word}</span></h3>",
         escape(&run.transport),
         escape(&run.server),
         run.duration_s
     );
+    let reasons = crate::report::comparison::invalid_reasons_of(report, &run.transport);
+    if !reasons.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"invalid\">Invalid: {}</p>",
+            escape(&reasons.join("; "))
+        );
+    }
     out.push_str("<div class=\"wide\"><table><tr><th>latency</th>");
     for column in LATENCY_COLUMNS {
         let _ = write!(out, "<th>{column}</th>");
@@ -745,5 +795,47 @@ mod tests {
         let at_two = direct.x.iter().position(|x| *x == 2.0).expect("2 s");
         assert_eq!(direct.lines[0].values[at_two], None);
         assert!(!direct.lines[0].absent.contains(&at_two));
+    }
+
+    #[test]
+    fn lag_is_a_gap_where_nothing_was_sent_and_no_rows_draw_nothing() {
+        let mut report = baseline();
+        report.runs.truncate(1);
+        let mut rows = vec![point(1.0, 10, 0, 0), point(2.0, 10, 100, 5)];
+        rows[1].lag_p99_us = 250;
+        report.runs[0].intervals = rows;
+        let lag = lag(&report.runs[0]);
+        assert_eq!(lag, vec![(1.0, None), (2.0, Some(0.25))]);
+        report.runs[0].intervals.clear();
+        assert!(
+            time_charts(&report).iter().all(|c| !c.has_values()),
+            "a merged report has no rows"
+        );
+    }
+
+    #[test]
+    fn each_run_says_its_own_verdict_and_the_header_what_was_measured() {
+        let mut report = baseline();
+        report.runs.truncate(1);
+        let mut tcp = report.runs[0].clone();
+        tcp.transport = "tcp".into();
+        tcp.duration_s = 1.5;
+        report.runs[0].transport = "quic".into();
+        report.runs.push(tcp);
+        report.invalid_reasons = vec!["tcp: the machine was the limit".into()];
+        report.verdict = Verdict::Invalid;
+        let page = render(&report);
+        assert!(
+            page.contains("<span class=\"invalid\">INVALID</span></h3>"),
+            "tcp's heading"
+        );
+        assert!(page.contains("Invalid: the machine was the limit"));
+        assert_eq!(
+            page.matches("<span class=\"ok\">OK</span></h3>").count(),
+            1,
+            "quic's"
+        );
+        let measured = report.runs[0].duration_s.max(1.5);
+        assert!(page.contains(&format!("{measured:.1} s measured, over quic, tcp")));
     }
 }

@@ -38,9 +38,9 @@ pub enum MergeError {
         found: String,
     },
     /// The reports are not parts of one load.
-    #[error("report {index}: {why}: merge the reports of generators that loaded one server at the same time")]
+    #[error("report {}: {why}: merge the reports of generators that loaded one server at the same time", index + 1)]
     NotOneLoad {
-        /// Which report (0-based).
+        /// Which report (0-based; said counting from 1, in the order given).
         index: usize,
         /// What gives it away.
         why: String,
@@ -93,7 +93,7 @@ fn different_load(first: &Report, r: &Report) -> Option<String> {
     pairs
         .into_iter()
         .find(|(_, x, y)| x != y)
-        .map(|(what, x, y)| format!("{what} {y} where report 0 ran {x}"))
+        .map(|(what, x, y)| format!("{what} {y} where report 1 ran {x}"))
 }
 
 /// Refuses reports that cannot be parts of one load: the same report twice, the same shard
@@ -106,11 +106,14 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
         for (earlier, e) in reports[..index].iter().enumerate() {
             let started = |x: &Report| x.runs.first().map(|run| run.started_unix_s);
             if started(r) == started(e) && r.shard == e.shard {
-                return not(index, format!("it is report {earlier} again"));
+                return not(index, format!("it is report {} again", earlier + 1));
             }
             if r.shard.is_some() && r.shard == e.shard {
                 let shard = r.shard.clone().unwrap_or_default();
-                return not(index, format!("shard {shard} is also report {earlier}"));
+                return not(
+                    index,
+                    format!("shard {shard} is also report {}", earlier + 1),
+                );
             }
         }
         let count = |x: &Report| {
@@ -122,7 +125,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
             let show = |x: &Report| x.shard.clone().unwrap_or_else(|| "a whole run".into());
             return not(
                 index,
-                format!("it is {}, report 0 is {}", show(r), show(first)),
+                format!("it is {}, report 1 is {}", show(r), show(first)),
             );
         }
         if let Some(what) = different_load(first, r) {
@@ -133,7 +136,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                 return not(
                     index,
                     format!(
-                        "it ran {:.0} s apart from report 0, not beside it",
+                        "it ran {:.0} s apart from report 1, not beside it",
                         (b.0 - a.0).abs()
                     ),
                 );

@@ -6,9 +6,10 @@ use super::model::{Report, REPORT_SCHEMA};
 /// Why a report.json could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// Not JSON, or not the shape of a report.
-    #[error("not an imbench report: {0}")]
-    Shape(#[from] serde_json::Error),
+    /// Not JSON, or not the shape of a report (the parser's words, kept as text so that they
+    /// are said once).
+    #[error("{0}")]
+    Shape(String),
     /// Written by a newer imbench in a shape this one does not know.
     #[error("written by a newer imbench (report schema {found}; this imbench reads up to {reads}): read it with that version or a later one")]
     Newer {
@@ -17,6 +18,18 @@ pub enum ReadError {
         /// The newest this imbench reads.
         reads: u32,
     },
+}
+
+impl From<serde_json::Error> for ReadError {
+    fn from(e: serde_json::Error) -> Self {
+        ReadError::Shape(if e.is_eof() {
+            format!("the file ends too early, cut short while it was written? ({e})")
+        } else if e.is_syntax() {
+            format!("not JSON: {e}")
+        } else {
+            format!("not an imbench report: {e}")
+        })
+    }
 }
 
 /// Parses a report.json of any schema up to [`REPORT_SCHEMA`].
@@ -61,6 +74,19 @@ mod tests {
         newer["schema"] = serde_json::json!(REPORT_SCHEMA + 1);
         let err = from_json(&newer.to_string()).expect_err("a newer schema");
         assert!(err.to_string().contains("newer imbench"), "{err}");
-        assert!(matches!(from_json("{}"), Err(ReadError::Shape(_))));
+        let shape = from_json("{}").expect_err("no fields").to_string();
+        assert!(
+            shape.starts_with("not an imbench report: missing field"),
+            "{shape}"
+        );
+        let cut = from_json(&BASELINES[0][..200])
+            .expect_err("cut")
+            .to_string();
+        assert!(cut.starts_with("the file ends too early"), "{cut}");
+        assert_eq!(
+            cut.matches("EOF while parsing").count(),
+            1,
+            "said once: {cut}"
+        );
     }
 }

@@ -478,6 +478,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         _ => None,
     };
     let mut notes = ctx.notes.clone();
+    let totals = ClientTotals::of(&ctx.counters);
+    let (sent, refused) = (
+        totals.sent + totals.group_sent,
+        totals.rejected + totals.group_rejected,
+    );
+    if refused > 0 {
+        // A verdict of OK beside most messages refused would read as a server that coped.
+        notes.push(format!(
+            "the server refused {refused} of {sent} messages sent ({:.1} %): latencies are of \
+             those it accepted; add an SLO such as `rejected == 0` to fail such a run",
+            refused as f64 * 100.0 / sent.max(1) as f64
+        ));
+    }
     if let (Some(path), Some(before)) = (&config.path, path_before) {
         notes.push(path_note(before, path.stats()));
     }

@@ -26,7 +26,8 @@ struct Lines {
     direct: Option<(u64, u64)>,
     /// The same for group deliveries, when it has groups.
     group: Option<(u64, u64)>,
-    lag_p99_us: u64,
+    /// (sends this second, their schedule lag's p99 in µs).
+    lag: (u64, u64),
 }
 
 impl Lines {
@@ -78,10 +79,7 @@ impl Lines {
         if let Some(g) = self.group {
             line.push_str(&format!(" group p99 {}", p99(g)));
         }
-        line.push_str(&format!(
-            " lag p99 {}",
-            format_micros(self.lag_p99_us as f64)
-        ));
+        line.push_str(&format!(" lag p99 {}", p99(self.lag)));
         line
     }
 }
@@ -179,7 +177,10 @@ impl Progress {
             delivered_rate,
             direct: (ctx.scenario.direct.rate > 0.0).then_some((p.direct_count, p.direct_p99_us)),
             group: (!ctx.plan.groups.is_empty()).then_some((p.group_count, p.group_p99_us)),
-            lag_p99_us: p.lag_p99_us,
+            lag: (
+                p.sent - self.last.as_ref().map_or(0, |l| l.sent.min(p.sent)),
+                p.lag_p99_us,
+            ),
         };
         if let Some(bar) = &self.bar {
             // Two short lines on a terminal: one line of all this wraps at 80 columns.
@@ -219,7 +220,7 @@ mod tests {
             delivered_rate: 1_234_567.0,
             direct: Some((5, 1_234_567)),
             group: Some((0, 0)),
-            lag_p99_us: 12_345,
+            lag: (1_000, 12_345),
         };
         for line in [lines.state(), format!("  {}", lines.rates())] {
             assert!(

@@ -307,7 +307,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let stats = server.stats();
     server.shutdown().await;
     say(&mut std::io::stderr(), &format!(
-        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full) and {} (busy), {} slow consumers, {} errors sent\n",
+        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} (busy) and {} (body over --max-body), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
         stats.sessions_peak,
         stats.routed,
@@ -316,6 +316,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.redelivered,
         stats.hold_full,
         stats.busy,
+        stats.too_large,
         stats.slow_consumers,
         stats.errors_sent
     ));

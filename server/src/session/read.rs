@@ -130,6 +130,7 @@ impl SessionReader<'_> {
                     body,
                 } => {
                     if body.len() > state.limits.max_body {
+                        state.stats.too_large.fetch_add(1, Ordering::Relaxed);
                         let refused = Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE);
                         answers.answer(0, refused, &reply);
                         continue;
@@ -149,6 +150,7 @@ impl SessionReader<'_> {
                     body,
                 } => {
                     if body.len() > state.limits.max_body {
+                        state.stats.too_large.fetch_add(1, Ordering::Relaxed);
                         let refused = Outbound::Reject(msg_id, ErrorCode::BODY_TOO_LARGE);
                         answers.answer(0, refused, &reply);
                         continue;

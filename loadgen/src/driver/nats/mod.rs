@@ -161,6 +161,8 @@ impl NatsDriver {
     pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
         let target = &self.target;
         let failed = |what: String| ConnectError::Failed(what);
+        // A port that answers as something else is a wrong address given: a usage error.
+        let not_nats = |what: String| ConnectError::Misconfigured(what);
         let stream = TcpStream::connect(&target.host_port)
             .await
             .map_err(|e| failed(format!("connecting to {}: {e}", target.host_port)))?;
@@ -171,7 +173,7 @@ impl NatsDriver {
         let first = tokio::time::timeout(INFO_WAIT, next_op(&mut read, &mut inbuf))
             .await
             .map_err(|_| {
-                failed(format!(
+                not_nats(format!(
                     "{} sent no INFO within {INFO_WAIT:?}: a NATS server sends it at once; is this a NATS port?",
                     target.host_port
                 ))
@@ -179,14 +181,14 @@ impl NatsDriver {
         match first {
             Ok(Some(ServerOp::Info(_))) => {}
             Ok(Some(other)) => {
-                return Err(failed(format!(
+                return Err(not_nats(format!(
                     "{} is not a NATS server: it began with {other:?}",
                     target.host_port
                 )))
             }
             Ok(None) => return Err(failed("the server closed the connection at once".into())),
             Err(e) => {
-                return Err(failed(format!(
+                return Err(not_nats(format!(
                     "{} is not a NATS server: {e}",
                     target.host_port
                 )))
