@@ -134,7 +134,7 @@ pub fn render(report: &Report) -> String {
 pub(crate) const STYLE: &str =
     "body{font-family:system-ui,sans-serif;margin:2em auto;padding:0 1em;max-width:1200px;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
-table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #eee;\
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .8em;border-bottom:1px solid #eee;white-space:nowrap;\
 text-align:right}td:first-child,th:first-child{text-align:left}\
 .verdict{font-weight:bold;padding:.4em .8em;display:inline-block}.ok{background:#dfd}\
 .fail{background:#fdd}.invalid{background:#fec}.note{color:#555;font-size:.9em}\
