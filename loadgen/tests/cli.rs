@@ -132,6 +132,7 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
         last.contains("report.json") && last.contains("report.html"),
         "{last}"
     );
+    assert!(!text(&out).contains("earlier report"), "{}", text(&out));
     let version = imbench(&dir, &["--version"]);
     assert!(
         String::from_utf8_lossy(&version.stdout).starts_with("imbench "),
@@ -143,6 +144,14 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
             .unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["runs"][0]["transport"], "quic");
+    // Into the same folder again: the run says it replaces the report there.
+    let again = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("r holds an earlier report; this run replaces it"),
+        "{}",
+        text(&again)
+    );
     for m in [
         "direct",
         "direct_uncorrected",

@@ -156,6 +156,12 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
         }
     };
     out!("{}", merged.table());
+    if out.join("report.json").is_file() {
+        imbench_loadgen::errln!(
+            "imbench: {} holds an earlier report; the merged one replaces it",
+            out.display()
+        );
+    }
     if let Err(e) = merged.write(out) {
         imbench_loadgen::errln!("imbench: writing {}: {e}", out.display());
         return exit_code::INVALID;

@@ -36,7 +36,10 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
     };
     let mut config = config;
-    config.interrupt = Some(interrupt_on_ctrl_c(&runtime));
+    // A folder this run creates and then leaves empty (it failed, or was quit, before writing
+    // anything) is removed again, so that nothing is left to be mistaken for a report.
+    let created = config.out_dir.clone().filter(|root| !root.exists());
+    config.interrupt = Some(interrupt_on_ctrl_c(&runtime, created.clone()));
     // Held until the command ends: the endpoint serves every run of it.
     let _endpoint = match args.metrics_addr {
         Some(addr) => {
@@ -71,13 +74,17 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
         config.path = Some(path);
     }
-    // A folder this run creates and then leaves empty (it failed before writing anything) is
-    // removed again, so that a failed run leaves nothing behind to be mistaken for a report.
-    let created = config.out_dir.clone().filter(|root| !root.exists());
     if let Some(root) = &config.out_dir {
-        if let Err(why) = check_out_dir(root, args.repeat > 1 || args.find_max) {
+        let several = args.repeat > 1 || args.find_max;
+        if let Err(why) = check_out_dir(root, several) {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
+        }
+        if !several && root.join("report.json").is_file() {
+            imbench_loadgen::errln!(
+                "imbench: {} holds an earlier report; this run replaces it",
+                root.display()
+            );
         }
     }
     let code = run_into(&runtime, config, &args);
@@ -333,7 +340,10 @@ fn network_path(
 
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
 /// second one exits at once.
-fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
+fn interrupt_on_ctrl_c(
+    runtime: &tokio::runtime::Runtime,
+    created: Option<std::path::PathBuf>,
+) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
         // SIGTERM (what `timeout`, a CI job's cancel and `kill` send) is treated as Ctrl-C:
@@ -356,11 +366,16 @@ fn interrupt_on_ctrl_c(runtime: &tokio::runtime::Runtime) -> tokio::sync::watch:
             _ = terminated => true,
         };
         if asked {
-            imbench_loadgen::errln!("imbench: interrupted; stopping the schedule, draining briefly, writing the report (Ctrl-C again to quit at once)");
+            imbench_loadgen::errln!("imbench: interrupted; stopping the run (no more sends, a brief drain) and writing what it measured (Ctrl-C again to quit at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
-                // No destructor runs on this exit: an emulated path's namespaces go now.
+                // No destructor runs on this exit: an emulated path's namespaces go now, and
+                // a report folder this run made and has not written into.
                 imbench_netpath::netns::remove_own();
+                if let Some(dir) = &created {
+                    // Only succeeds on an empty folder.
+                    let _ = std::fs::remove_dir(dir);
+                }
                 std::process::exit(i32::from(exit_code::INVALID));
             }
         }
