@@ -197,3 +197,104 @@ fn the_path_is_taken_down_after_ctrl_c_and_after_a_kill() {
     assert!(namespaces_of(killed.id()).is_empty(), "orphans removed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reference server in this process, its sockets in the namespace `ns` (the server side of
+/// a path), with its certificate and secret written into `dir` as imbench-server writes them:
+/// its address over TCP, and the runtime that serves it until dropped.
+fn server_in(ns: &str, dir: &std::path::Path) -> (String, tokio::runtime::Runtime) {
+    let name = ns.to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .on_thread_start(move || imbench_netpath::netns::enter(&name).expect("joins the namespace"))
+        .build()
+        .unwrap();
+    let mut config =
+        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
+    config.listen[0].1 = std::net::SocketAddr::from((imbench_netpath::SERVER_ADDR, 0));
+    std::fs::write(dir.join("cert.pem"), &config.identity.cert_chain_pem).unwrap();
+    std::fs::write(dir.join("secret"), config.secret.to_hex()).unwrap();
+    // Started on a worker, so that its listener is made in the namespace.
+    let server = runtime
+        .block_on(runtime.spawn(imbench_server::start(config)))
+        .unwrap()
+        .expect("the server starts");
+    let addr = server
+        .addr(imbench_transport::Transport::Tcp)
+        .unwrap()
+        .to_string();
+    std::mem::forget(server);
+    (addr, runtime)
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
+    let dir = temp_dir("hold");
+    let scenario =
+        format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
+    let log = std::fs::File::create(dir.join("path.log")).unwrap();
+    let mut path = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["path", "s.toml", "--for", "120s"])
+        .current_dir(&dir)
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("imbench path starts");
+    let up = Instant::now();
+    let said = loop {
+        let said = std::fs::read_to_string(dir.join("path.log")).unwrap_or_default();
+        if said.contains("stays up") {
+            break said;
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "the path never came up: {said}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let name = |side: &str| {
+        said.split_whitespace()
+            .find(|w| w.starts_with(imbench_netpath::netns::PREFIX) && w.ends_with(side))
+            .unwrap_or_else(|| panic!("no {side} namespace in: {said}"))
+            .trim_end_matches(',')
+            .to_string()
+    };
+    let (server_ns, client_ns) = (name("-server"), name("-client"));
+    let (addr, runtime) = server_in(&server_ns, &dir);
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "s.toml",
+            "--namespace",
+            &client_ns,
+            "--transport",
+            "tcp",
+            "--server",
+            &addr,
+            "--secret-file",
+            "secret",
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+        ],
+    );
+    assert!(out.status.success(), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    let p50 = p50_ms(&report, 0, "direct");
+    assert!(
+        (20.0..=22.0).contains(&p50),
+        "direct p50 {p50} ms over 10 ms each way"
+    );
+    drop(runtime);
+    signal(&path, "-INT");
+    assert!(path.wait().unwrap().success());
+    let said = std::fs::read_to_string(dir.join("path.log")).unwrap();
+    assert!(said.contains("network path down"), "{said}");
+    assert!(namespaces_of(path.id()).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -95,6 +95,11 @@ pub fn remove_own() {
     }
 }
 
+/// Whether a named network namespace (any, not only this crate's) exists.
+pub fn exists(name: &str) -> bool {
+    !name.contains('/') && Path::new(NETNS_DIR).join(name).exists()
+}
+
 /// Names of this crate's namespaces that exist now.
 pub fn existing() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {

@@ -105,6 +105,10 @@ pub(crate) struct RunArgs {
     /// [network].
     #[arg(long, value_name = "PROFILE")]
     pub(crate) network: Option<String>,
+    /// Run the clients inside this network namespace: the client side of a path that
+    /// `imbench path` holds, to load a server started on its server side (needs root).
+    #[arg(long, value_name = "NAME", conflicts_with = "network")]
+    pub(crate) namespace: Option<String>,
     /// Report folder (default: reports/<scenario>-<UTC time>).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! The `imbench` command line: arguments ([`args`]), the configuration a run gets from them and
-//! its scenario, and the commands: `run` ([`run`]), and `report`, `compare` and `merge` on
-//! report folders ([`reports`]).
+//! its scenario, and the commands: `run` ([`run`]), `report`, `compare` and `merge` on
+//! report folders ([`reports`]), and `path`, an emulated network path held for a server started
+//! by hand ([`path`]).
 
 /// Writes to standard output and ignores a closed pipe: `imbench … | head` must not panic,
 /// and a run whose reader went away still writes its report and exits with its own code.
@@ -24,6 +25,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod path;
 mod reports;
 mod run;
 
@@ -67,6 +69,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Bring up an emulated network path (needs root) and hold it until Ctrl-C: for a server
+    /// started by hand on its server side (`ip netns exec …`) and `imbench run --namespace` on
+    /// its client side. Prints the namespaces, addresses and commands.
+    Path {
+        /// A scenario whose [network] section is the path.
+        scenario: Option<PathBuf>,
+        /// A named path instead: lan, wifi, 4g, 3g, lossy.
+        #[arg(long, value_name = "PROFILE")]
+        network: Option<String>,
+        /// Take the path down after this long, if not at Ctrl-C before (e.g. 10m).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        hold: Option<std::time::Duration>,
+    },
     /// Print reports side by side: each run of each report is a column, with its ratio to the
     /// first.
     Compare {
@@ -109,5 +124,10 @@ pub fn main() -> ExitCode {
             checks,
         } => ExitCode::from(reports::compare(&reports, fail_on_regression, &checks)),
         Command::Merge { reports, out } => ExitCode::from(reports::merge(&reports, &out)),
+        Command::Path {
+            scenario,
+            network,
+            hold,
+        } => ExitCode::from(path::hold(network.as_deref(), scenario.as_ref(), hold)),
     }
 }

@@ -14,14 +14,29 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     };
     // The emulated network path comes up before the runtime: the generator's threads join its
     // client side as they start.
-    let path = match network_path(&config) {
+    let path = match network_path(&config, args.namespace.is_some()) {
         Ok(path) => path,
         Err(code) => return code,
     };
+    // The clients' namespace: the client side of the path this run made, or of one that
+    // `imbench path` holds (--namespace).
+    let namespace = match (&path, &args.namespace) {
+        (Some(path), _) => Some(path.client_namespace().name().to_string()),
+        (None, Some(name)) => {
+            if !imbench_netpath::netns::exists(name) {
+                imbench_loadgen::errln!(
+                    "imbench: --namespace {name}: no such network namespace (`ip netns list` \
+                     lists them; `imbench path` prints the one to give)"
+                );
+                return exit_code::USAGE;
+            }
+            Some(name.clone())
+        }
+        (None, None) => None,
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(path) = &path {
-        let name = path.client_namespace().name().to_string();
+    if let Some(name) = namespace {
         builder.on_thread_start(move || {
             if let Err(e) = imbench_netpath::netns::enter(&name) {
                 imbench_loadgen::errln!("imbench: a generator thread: {e}");
@@ -73,6 +88,12 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
         config.path = Some(path);
+    } else if let Some(name) = &args.namespace {
+        // Joined after the metrics endpoint was bound, as with a path of the run's own.
+        if let Err(e) = imbench_netpath::netns::enter(name) {
+            imbench_loadgen::errln!("imbench: --namespace {name}: {e} (it needs root)");
+            return exit_code::USAGE;
+        }
     }
     if let Some(root) = &config.out_dir {
         let several = args.repeat > 1 || args.find_max;
@@ -296,10 +317,16 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
 /// cannot be (not root, no TUN device, a server this process does not start).
 fn network_path(
     config: &RunConfig,
+    joined: bool,
 ) -> Result<Option<std::sync::Arc<imbench_netpath::NetPath>>, u8> {
     let Some(section) = &config.scenario.network else {
         return Ok(None);
     };
+    if joined && !matches!(config.server, imbench_loadgen::ServerSpec::Embedded) {
+        // The path is up already (`imbench path`), and the scenario's [network] is what it
+        // is: kept in the report, not made again.
+        return Ok(None);
+    }
     let spec = match section.path() {
         Ok(Some(spec)) => spec,
         Ok(None) => return Ok(None),
@@ -310,8 +337,9 @@ fn network_path(
     };
     if !matches!(config.server, imbench_loadgen::ServerSpec::Embedded) {
         imbench_loadgen::errln!(
-            "imbench: an emulated network path (--network, [network]) carries the embedded \
-             server's traffic only; leave out --server and --target, or the path"
+            "imbench: a path that imbench run makes (--network, [network]) carries the embedded \
+             server's traffic only; for a server of your own, hold the path with `imbench path` \
+             and give --namespace (docs/network.md)"
         );
         return Err(exit_code::USAGE);
     }

@@ -753,15 +753,17 @@ fn check_path(config: &RunConfig) -> Result<(), RunError> {
         None => false,
     };
     match (wanted, config.path.is_some(), &config.server) {
-        (true, false, _) => Err(RunError::Unsupported(
+        (true, false, ServerSpec::Embedded) => Err(RunError::Unsupported(
             "the scenario's [network] path is brought up by the imbench command (imbench run), \
              not by a run started from the library"
                 .into(),
         )),
-        (_, true, ServerSpec::Embedded) | (false, false, _) => Ok(()),
+        // Another server: the clients are wherever the caller put them (`--namespace`, the
+        // client side of a path `imbench path` holds); the section describes that path.
+        (_, false, _) | (_, true, ServerSpec::Embedded) => Ok(()),
         (_, true, _) => Err(RunError::Unsupported(
-            "an emulated network path (--network, [network]) carries the embedded server's \
-             traffic only; a running server or another system is not on it"
+            "a path a run makes (--network, [network]) carries the embedded server's traffic \
+             only; hold one with `imbench path` for a server of your own"
                 .into(),
         )),
     }

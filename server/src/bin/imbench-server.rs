@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Names the self-signed certificate is valid for (repeat for several); clients must dial
-    /// one of them. Defaults to localhost, 127.0.0.1 and ::1.
+    /// one of them. Defaults to localhost, 127.0.0.1, ::1 and the addresses it listens on.
     #[arg(long = "cert-name")]
     cert_names: Vec<String>,
     /// File holding the token secret (64 hex digits). Without it a fresh secret is made.
@@ -154,7 +154,20 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?,
         _ => {
             let names: Vec<String> = if args.cert_names.is_empty() {
-                DEFAULT_CERT_NAMES.iter().map(|s| s.to_string()).collect()
+                // And every address it listens on (not a wildcard), so that a client dialling
+                // that address verifies it without --server-name.
+                let mut names: Vec<String> =
+                    DEFAULT_CERT_NAMES.iter().map(|s| s.to_string()).collect();
+                for addr in [&args.quic, &args.tcp, &args.tls, &args.ws, &args.wss]
+                    .into_iter()
+                    .flatten()
+                {
+                    let ip = addr.ip().to_string();
+                    if !addr.ip().is_unspecified() && !names.contains(&ip) {
+                        names.push(ip);
+                    }
+                }
+                names
             } else {
                 args.cert_names.clone()
             };

@@ -1,0 +1,133 @@
+//! `imbench path`: brings up an emulated network path and holds it until Ctrl-C (or `--for`),
+//! so that a server started by hand (imbench-server, nats-server, mosquitto) and `imbench run
+//! --namespace` meet over it: the standalone setup, where `imbench run --network` puts the
+//! embedded server on a path it makes itself.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use imbench_loadgen::config::network::NetworkSection;
+use imbench_loadgen::{exit_code, Scenario};
+use imbench_netpath::{NetPath, PathError, CLIENT_ADDR, SERVER_ADDR};
+
+/// Holds the path asked for by `profile` or `scenario`'s `[network]`.
+pub(crate) fn hold(
+    profile: Option<&str>,
+    scenario: Option<&PathBuf>,
+    hold: Option<Duration>,
+) -> u8 {
+    let section = match (profile, scenario) {
+        (Some(name), _) => NetworkSection::named(name),
+        (None, Some(path)) => match Scenario::from_file(path) {
+            Ok(s) => match s.network {
+                Some(n) => n,
+                None => {
+                    imbench_loadgen::errln!(
+                        "imbench: {} has no [network] section; give one, or --network PROFILE",
+                        path.display()
+                    );
+                    return exit_code::USAGE;
+                }
+            },
+            Err(e) => {
+                imbench_loadgen::errln!("imbench: {e}");
+                return exit_code::USAGE;
+            }
+        },
+        (None, None) => {
+            imbench_loadgen::errln!("imbench: give --network PROFILE or a scenario with [network]");
+            return exit_code::USAGE;
+        }
+    };
+    let spec = match section.path() {
+        Ok(Some(spec)) => spec,
+        Ok(None) => {
+            imbench_loadgen::errln!("imbench: loopback is no path to hold");
+            return exit_code::USAGE;
+        }
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let path = match NetPath::up(&spec, 1) {
+        Ok(path) => path,
+        Err(e @ (PathError::NotRoot | PathError::Spec(_))) => {
+            imbench_loadgen::errln!("imbench: {e}");
+            return exit_code::USAGE;
+        }
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: bringing up the network path: {e}");
+            return exit_code::INVALID;
+        }
+    };
+    let (server, client) = (
+        path.server_namespace().name(),
+        path.client_namespace().name(),
+    );
+    outln!(
+        "network path {} is up: the server side is {SERVER_ADDR} in namespace {server}, the \
+         clients {CLIENT_ADDR} in {client}\n\
+         start a server on it:\n  ip netns exec {server} imbench-server --quic {SERVER_ADDR}:4433 --tcp {SERVER_ADDR}:4434\n\
+         load it over the path:\n  imbench run --namespace {client} --server quic={SERVER_ADDR}:4433 --secret-file imbench-server-files/secret --cert imbench-server-files/cert.pem\n\
+         {}",
+        section.describe(),
+        match hold {
+            Some(d) => format!(
+                "the path stays up for {} or until Ctrl-C",
+                humantime::format_duration(d)
+            ),
+            None => "Ctrl-C takes the path down".to_string(),
+        }
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            imbench_loadgen::errln!("imbench: starting the tokio runtime: {e}");
+            return exit_code::INVALID;
+        }
+    };
+    runtime.block_on(async {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
+        let held = async {
+            match hold {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+            _ = held => {}
+        }
+    });
+    let (up, down) = path.stats();
+    drop(path);
+    outln!(
+        "network path down: clients to server {} packets, {} lost, {} dropped at a full queue; \
+         server to clients {} packets, {} lost, {} dropped at a full queue",
+        up.packets,
+        up.lost,
+        up.queue_full,
+        down.packets,
+        down.lost,
+        down.queue_full
+    );
+    exit_code::OK
+}
