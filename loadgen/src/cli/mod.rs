@@ -101,6 +101,28 @@ enum Command {
     },
 }
 
+/// Waits for Ctrl-C or SIGTERM (what `timeout`, a CI job's cancel and `kill` send; treated
+/// alike): whether one came (false when Ctrl-C cannot be listened for).
+async fn ctrl_c_or_term() -> bool {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminated = std::future::pending::<()>();
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.is_ok(),
+        _ = terminated => true,
+    }
+}
+
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()

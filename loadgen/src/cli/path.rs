@@ -91,20 +91,6 @@ pub(crate) fn hold(
         }
     };
     runtime.block_on(async {
-        #[cfg(unix)]
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        #[cfg(unix)]
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminated = std::future::pending::<()>();
         let held = async {
             match hold {
                 Some(d) => tokio::time::sleep(d).await,
@@ -112,8 +98,7 @@ pub(crate) fn hold(
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
+            _ = super::ctrl_c_or_term() => {}
             _ = held => {}
         }
     });

@@ -374,26 +374,7 @@ fn interrupt_on_ctrl_c(
 ) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
-        // SIGTERM (what `timeout`, a CI job's cancel and `kill` send) is treated as Ctrl-C:
-        // the run stops and its report is written.
-        #[cfg(unix)]
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        #[cfg(unix)]
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminated = std::future::pending::<()>();
-        let asked = tokio::select! {
-            r = tokio::signal::ctrl_c() => r.is_ok(),
-            _ = terminated => true,
-        };
-        if asked {
+        if super::ctrl_c_or_term().await {
             imbench_loadgen::errln!("imbench: interrupted; stopping the run (no more sends, a brief drain) and writing what it measured (Ctrl-C again to quit at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
