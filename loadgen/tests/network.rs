@@ -61,6 +61,10 @@ fn a_delay_on_the_path_shows_in_every_latency() {
         format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
     let (report, text) = run_quic_and_tcp(&dir, &scenario);
     assert!(text.contains("network path custom"), "{text}");
+    assert!(
+        text.contains("comparison (10 clients, network custom)"),
+        "{text}"
+    );
     for run in 0..2 {
         // A message goes client to server and server to client: 20 ms; its ack comes back
         // the way it went: 20 ms. Within 10 %, never below.
@@ -263,6 +267,27 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
     };
     let (server_ns, client_ns) = (name("-server"), name("-client"));
     let (addr, runtime) = server_in(&server_ns, &dir);
+    // The embedded server is not on the path; nor is a run in its server side.
+    for (args, says) in [
+        (vec!["--namespace", client_ns.as_str()], "give the --server"),
+        (
+            vec![
+                "--namespace",
+                server_ns.as_str(),
+                "--server",
+                "192.0.2.1:1",
+                "--secret-file",
+                "secret",
+            ],
+            "is the server side of a path",
+        ),
+    ] {
+        let mut all = vec!["run", "s.toml", "--transport", "tcp"];
+        all.extend(args);
+        let (out, text) = imbench_in(&dir, &all);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(says), "{text}");
+    }
     let (out, text) = imbench_in(
         &dir,
         &[
@@ -289,6 +314,15 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
     assert!(
         (20.0..=22.0).contains(&p50),
         "direct p50 {p50} ms over 10 ms each way"
+    );
+    let notes = report["runs"][0]["notes"].to_string();
+    assert!(
+        notes.contains(&format!("network namespace {client_ns}")),
+        "{notes}"
+    );
+    assert!(
+        text.contains(", network custom)"),
+        "the headline names the path: {text}"
     );
     drop(runtime);
     signal(&path, "-INT");

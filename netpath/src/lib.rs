@@ -13,6 +13,11 @@ pub use link::{Fate, Link, LinkSpec, SpecError};
 pub use netns::Namespace;
 pub use path::{DirectionStats, NetPath, PathSpec, CLIENT_ADDR, SERVER_ADDR};
 
+/// Whether this process may make namespaces and TUN devices, and join namespaces.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// Why a path cannot be brought up.
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {

@@ -107,7 +107,7 @@ impl NetPath {
     pub fn up(spec: &PathSpec, seed: u64) -> Result<Self, PathError> {
         spec.up.validate()?;
         spec.down.validate()?;
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::is_root() {
             return Err(PathError::NotRoot);
         }
         netns::remove_orphans();

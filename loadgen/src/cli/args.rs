@@ -415,6 +415,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         label: legs[0].label.clone(),
         live: None,
         path: None,
+        namespace: None,
     })
 }
 

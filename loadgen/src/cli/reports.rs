@@ -257,8 +257,11 @@ pub(crate) fn compare(
             rates.push_str(&format!(", files {}/s", s.files.rate));
         }
         format!(
-            "{} ({} clients, {rates}, {:?} measured)",
-            s.name, s.clients, s.duration
+            "{} ({} clients, {rates}, {:?} measured{})",
+            s.name,
+            s.clients,
+            s.duration,
+            r.network_suffix()
         )
     };
     let mut loads: Vec<String> = loaded.iter().map(|(_, r)| load(r)).collect();

@@ -12,6 +12,38 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
+    // --namespace is checked first: a scenario's [network] must not quietly make a path of
+    // its own instead.
+    if let Some(name) = &args.namespace {
+        if matches!(config.server, imbench_loadgen::ServerSpec::Embedded) {
+            imbench_loadgen::errln!(
+                "imbench: --namespace puts the clients on the client side of a path, where \
+                 the embedded server is not: give the --server (or --target) you started on \
+                 its server side, or --network for a path with the embedded server on it"
+            );
+            return exit_code::USAGE;
+        }
+        if name.starts_with(imbench_netpath::netns::PREFIX) && name.ends_with("-server") {
+            imbench_loadgen::errln!(
+                "imbench: --namespace {name} is the server side of a path: give its client \
+                 side, the `-client` namespace `imbench path` printed"
+            );
+            return exit_code::USAGE;
+        }
+        if !imbench_netpath::is_root() {
+            imbench_loadgen::errln!(
+                "imbench: --namespace needs root (it joins a network namespace)"
+            );
+            return exit_code::USAGE;
+        }
+        if !imbench_netpath::netns::exists(name) {
+            imbench_loadgen::errln!(
+                "imbench: --namespace {name}: no such network namespace (`ip netns list` \
+                 lists them; `imbench path` prints the one to give)"
+            );
+            return exit_code::USAGE;
+        }
+    }
     // The emulated network path comes up before the runtime: the generator's threads join its
     // client side as they start.
     let path = match network_path(&config, args.namespace.is_some()) {
@@ -22,16 +54,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // `imbench path` holds (--namespace).
     let namespace = match (&path, &args.namespace) {
         (Some(path), _) => Some(path.client_namespace().name().to_string()),
-        (None, Some(name)) => {
-            if !imbench_netpath::netns::exists(name) {
-                imbench_loadgen::errln!(
-                    "imbench: --namespace {name}: no such network namespace (`ip netns list` \
-                     lists them; `imbench path` prints the one to give)"
-                );
-                return exit_code::USAGE;
-            }
-            Some(name.clone())
-        }
+        (None, Some(name)) => Some(name.clone()),
         (None, None) => None,
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -94,6 +117,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             imbench_loadgen::errln!("imbench: --namespace {name}: {e} (it needs root)");
             return exit_code::USAGE;
         }
+        config.namespace = Some(name.clone());
     }
     if let Some(root) = &config.out_dir {
         let several = args.repeat > 1 || args.find_max;

@@ -129,9 +129,10 @@ impl NetworkSection {
     pub fn path(&self) -> Result<Option<PathSpec>, String> {
         let base = match self.profile.as_deref() {
             None => Some(PathSpec::default()),
-            Some(LOOPBACK) => None,
+            Some(name) if name.eq_ignore_ascii_case(LOOPBACK) => None,
             Some(name) => {
-                let p = PROFILES.iter().find(|p| p.name == name).ok_or_else(|| {
+                let known = PROFILES.iter().find(|p| p.name.eq_ignore_ascii_case(name));
+                let p = known.ok_or_else(|| {
                     format!(
                         "network.profile {name:?} is not a known path; known: {}",
                         profile_names()
@@ -147,7 +148,9 @@ impl NetworkSection {
         let Some(mut spec) = base else {
             if self.up.is_some() || self.down.is_some() {
                 return Err(
-                    "network: profile \"loopback\" has no path to set up or down on".into(),
+                    "network: profile \"loopback\" is no path, so [network.up] and \
+                     [network.down] have nothing to change: leave them out, or name a profile"
+                        .into(),
                 );
             }
             return Ok(None);

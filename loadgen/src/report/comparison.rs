@@ -50,8 +50,10 @@ pub fn comparison_table(report: &Report) -> String {
     }
     let _ = write!(
         out,
-        "\ncomparison ({} clients)\n{:<24}",
-        report.scenario.clients, ""
+        "\ncomparison ({} clients{})\n{:<24}",
+        report.scenario.clients,
+        report.network_suffix(),
+        ""
     );
     let invalid = |name: &str| !invalid_reasons_of(report, name).is_empty();
     let any_invalid = runs.iter().any(|r| invalid(&r.transport));

@@ -55,8 +55,9 @@ pub fn render(report: &Report) -> String {
     let measured = report.runs.iter().map(|r| r.duration_s).fold(0.0, f64::max);
     let _ = writeln!(
         out,
-        "<p>{clients} clients, {measured:.1} s measured, over {}; imbench {}</p>",
+        "<p>{clients} clients, {measured:.1} s measured, over {}{}; imbench {}</p>",
         escape(&transports.join(", ")),
+        escape(&report.network_suffix()),
         escape(&report.version)
     );
 

@@ -16,9 +16,10 @@ pub fn markdown(report: &Report) -> String {
     let transports: Vec<&str> = report.runs.iter().map(|r| r.transport.as_str()).collect();
     let _ = writeln!(
         out,
-        "## imbench: {} over {} — {verdict}\n",
+        "## imbench: {} over {}{} — {verdict}\n",
         report.scenario.name,
-        transports.join(", ")
+        transports.join(", "),
+        report.network_suffix()
     );
     for why in &report.invalid_reasons {
         let _ = writeln!(out, "- {why}");

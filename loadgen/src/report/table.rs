@@ -12,8 +12,13 @@ impl Report {
         for run in &self.runs {
             let _ = writeln!(
                 out,
-                "\n{} over {} ({} server), {} clients, {:.1}s measured",
-                self.scenario.name, run.transport, run.server, run.counters.clients, run.duration_s
+                "\n{} over {} ({} server{}), {} clients, {:.1}s measured",
+                self.scenario.name,
+                run.transport,
+                run.server,
+                self.network_suffix(),
+                run.counters.clients,
+                run.duration_s
             );
             write_row(&mut out, "latency", LATENCY_COLUMNS.map(String::from));
             for (name, m) in run.latency_rows() {
@@ -132,6 +137,22 @@ impl Report {
         }
         let _ = writeln!(out, "verdict: {}", self.verdict_line());
         out
+    }
+
+    /// `, network 4g` when the run went over an emulated network path (the scenario's
+    /// `[network]`), for every heading that says what ran; empty on loopback.
+    pub fn network_suffix(&self) -> String {
+        match &self.scenario.network {
+            Some(n)
+                if !n
+                    .profile
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(crate::config::network::LOOPBACK)) =>
+            {
+                format!(", network {}", n.describe())
+            }
+            _ => String::new(),
+        }
     }
 
     /// The verdict in words, with the reasons when invalid.

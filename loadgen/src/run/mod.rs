@@ -198,6 +198,9 @@ pub struct RunConfig {
     /// caller with the clients' threads in its client side; the embedded server is put on
     /// its server side.
     pub path: Option<Arc<imbench_netpath::NetPath>>,
+    /// The network namespace the caller put the clients in (`--namespace`: the client side of
+    /// a path `imbench path` holds), named in the report.
+    pub namespace: Option<String>,
 }
 
 /// What a finished run produced.
@@ -489,6 +492,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             "the server refused {refused} of {sent} messages sent ({:.1} %): latencies are of \
              those it accepted; add an SLO such as `rejected == 0` to fail such a run",
             refused as f64 * 100.0 / sent.max(1) as f64
+        ));
+    }
+    if let Some(ns) = &config.namespace {
+        notes.push(format!(
+            "clients in network namespace {ns} (--namespace): over the path it is the client side of"
         ));
     }
     if let (Some(path), Some(before)) = (&config.path, path_before) {

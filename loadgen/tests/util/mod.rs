@@ -62,6 +62,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         label: None,
         live: None,
         path: None,
+        namespace: None,
     }
 }
 
