@@ -142,6 +142,8 @@ impl Endpoint {
             addr: self.addr,
             server_name: "localhost".into(),
             secret: self.secret.clone(),
+            resumption: imbench_transport::Resumption::Off,
+            tickets: Default::default(),
         }));
         RunContext::new(scenario, driver, timer, None, Vec::new())
     }

@@ -54,6 +54,45 @@ async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_wss(
     churn_run(Transport::Wss).await;
 }
 
+const HANDOVERS: &str = r#"
+[churn]
+fraction = 1.0
+rate = 20.0
+offline = "100ms"
+handover = 1.0
+"#;
+
+/// Clients that change networks: over QUIC every connection moves to its new address and
+/// carries on, over TCP every one connects again; nothing acknowledged is lost either way.
+async fn handover_run(transport: Transport) -> imbench_loadgen::report::figures::Counters {
+    let mut scenario = small_scenario_with(20, 20.0, Duration::from_secs(3), HANDOVERS);
+    scenario.slo = vec!["lost == 0".into(), "duplicated == 0".into()];
+    let mut c = config(scenario, ServerSpec::Embedded);
+    c.transport = transport;
+    let r = imbench_loadgen::run(c).await.expect("run").report;
+    let n = r.runs[0].counters.clone();
+    assert_eq!(r.verdict, Verdict::Ok, "{:?} {n:?}", r.invalid_reasons);
+    assert!(n.handovers >= 20, "{n:?}");
+    assert_eq!(n.lost, 0, "{n:?}");
+    assert_eq!(n.duplicated, 0, "{n:?}");
+    assert_eq!(n.delivered, n.sent, "{n:?}");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_client_that_changes_address_keeps_its_connection() {
+    let n = handover_run(Transport::Quic).await;
+    assert_eq!(n.migrations, n.handovers, "{n:?}");
+    assert_eq!(n.reconnects, 0, "{n:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_client_that_changes_address_connects_again() {
+    let n = handover_run(Transport::Tcp).await;
+    assert_eq!(n.migrations, 0, "{n:?}");
+    assert_eq!(n.reconnects, n.handovers, "{n:?}");
+}
+
 /// Interrupted while churning clients are away: the run still ends with a report, and no
 /// client task fails on the way out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,12 +36,21 @@ fn p50_ms(report: &serde_json::Value, run: usize, metric: &str) -> f64 {
 
 /// Runs `scenario` over QUIC and TCP in `dir`; it must succeed: its report and its output.
 fn run_quic_and_tcp(dir: &std::path::Path, scenario: &str) -> (serde_json::Value, String) {
+    run_over(dir, scenario, "quic,tcp")
+}
+
+/// Runs `scenario` over `transports` in `dir`; it must succeed: its report and its output.
+fn run_over(
+    dir: &std::path::Path,
+    scenario: &str,
+    transports: &str,
+) -> (serde_json::Value, String) {
     std::fs::write(dir.join("s.toml"), scenario).unwrap();
     let args = [
         "run",
         "s.toml",
         "--transport",
-        "quic,tcp",
+        transports,
         "--progress",
         "quiet",
         "--out",
@@ -82,6 +91,86 @@ fn a_delay_on_the_path_shows_in_every_latency() {
         assert!(notes.contains("network path: clients to server"), "{notes}");
     }
     assert_eq!(report["scenario"]["network"]["up"]["delay"], "10ms");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn a_login_costs_the_round_trips_of_its_transport_and_0rtt_saves_one() {
+    let dir = temp_dir("handshake");
+    // TINY_TOML ends in its [generator] section.
+    let scenario = format!(
+        "{TINY_TOML}resumption = \"0rtt\"\n\
+         [churn]\nfraction = 1.0\nrate = 10.0\noffline = \"100ms\"\nabrupt = 0.0\n\
+         [network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n"
+    )
+    .replace("duration = \"1s\"", "duration = \"2s\"");
+    let (report, _) = run_over(&dir, &scenario, "quic,tcp,tls");
+    let rtt = 20.0;
+    // Round trips of a first login and of a reconnect, Hello and Welcome included: QUIC's
+    // handshake then Hello; TCP's SYN then Hello; TLS adds its own; a QUIC reconnect sends
+    // Hello as 0-RTT data.
+    for (run, name, first, again) in [
+        (0, "quic", 2.0, 1.0),
+        (1, "tcp", 2.0, 2.0),
+        (2, "tls", 3.0, 3.0),
+    ] {
+        assert_eq!(report["runs"][run]["transport"], name);
+        for (metric, trips) in [("connect", first), ("reconnect", again)] {
+            let p50 = p50_ms(&report, run, metric);
+            let want = trips * rtt;
+            assert!(
+                (want..=want * 1.1).contains(&p50),
+                "{name} {metric} p50 {p50} ms, expected {want} ms"
+            );
+        }
+        let c = &report["runs"][run]["counters"];
+        let reconnects = c["reconnects"].as_u64().unwrap();
+        assert!(reconnects > 0, "{name}: {c}");
+        let (resumed, zero_rtt) = match name {
+            "quic" => (reconnects, reconnects),
+            "tls" => (reconnects, 0),
+            _ => (0, 0),
+        };
+        assert_eq!(c["resumed"], resumed, "{name}: {c}");
+        assert_eq!(c["zero_rtt"], zero_rtt, "{name}: {c}");
+        assert_eq!(c["zero_rtt_refused"], 0, "{name}: {c}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn a_handover_darkens_the_address_and_quic_carries_its_connection_over() {
+    let dir = temp_dir("handover");
+    let scenario = format!(
+        "{TINY_TOML}[churn]\nfraction = 1.0\nrate = 10.0\noffline = \"150ms\"\nhandover = 1.0\n\
+         [network.up]\ndelay = \"5ms\"\n[network.down]\ndelay = \"5ms\"\n"
+    )
+    .replace("duration = \"1s\"", "duration = \"2s\"");
+    // The scenario's SLO is `lost == 0`: the run succeeds only with nothing lost.
+    let (report, _) = run_quic_and_tcp(&dir, &scenario);
+    for (run, name) in [(0, "quic"), (1, "tcp")] {
+        let c = &report["runs"][run]["counters"];
+        let handovers = c["handovers"].as_u64().unwrap();
+        assert!(handovers > 0, "{name}: {c}");
+        let (migrations, reconnects) = if name == "quic" {
+            (handovers, 0)
+        } else {
+            (0, handovers)
+        };
+        assert_eq!(c["migrations"], migrations, "{name}: {c}");
+        assert_eq!(c["reconnects"], reconnects, "{name}: {c}");
+        // Messages typed during the outage are owed, and wait for the new address.
+        let max = report["runs"][run]["metrics"]["direct"]["max_us"]
+            .as_u64()
+            .unwrap();
+        assert!(max >= 150_000, "{name}: direct max {max} us");
+    }
+    // QUIC kept sending into the outage, and the path dropped what went to or from a dark
+    // address.
+    let notes = report["runs"][0]["notes"].to_string();
+    assert!(notes.contains("address out of reach"), "{notes}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

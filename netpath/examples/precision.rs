@@ -24,14 +24,7 @@ fn main() -> Result<(), PathError> {
             delay: Duration::from_millis(ms),
             ..LinkSpec::default()
         };
-        let path = NetPath::up(
-            &PathSpec {
-                up: link.clone(),
-                down: link,
-                shared: false,
-            },
-            ms,
-        )?;
+        let path = NetPath::up(&PathSpec::symmetric(link), ms)?;
         let server = path
             .server_namespace()
             .run(move || UdpSocket::bind((SERVER_ADDR, 0)).map_err(io))?;
@@ -46,14 +39,7 @@ fn main() -> Result<(), PathError> {
             rate_bps: Some(mbit * 1_000_000),
             ..LinkSpec::default()
         };
-        let path = NetPath::up(
-            &PathSpec {
-                up: link.clone(),
-                down: link,
-                shared: false,
-            },
-            mbit,
-        )?;
+        let path = NetPath::up(&PathSpec::symmetric(link), mbit)?;
         let got = goodput(&path, if mbit == 1 { 1 << 20 } else { 4 << 20 })?;
         println!(
             "{mbit:>5} Mbit/s     {got:>8.2} Mbit/s ({:.1} %)",

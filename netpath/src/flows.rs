@@ -4,9 +4,37 @@
 //! jitter. Or, for clients behind one access link, a single link they all share.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::link::{Fate, Link, LinkSpec};
+
+/// Client addresses that are out of reach for a while, by client port, on both directions of a
+/// path: a phone moving from one network to another loses its old address at once, and its
+/// new one works only once the new network is up. Cheap to clone; every clone is the same set.
+#[derive(Debug, Clone, Default)]
+pub struct Outages(Arc<Mutex<HashMap<u16, Instant>>>);
+
+impl Outages {
+    /// Nothing from or to client port `port` gets through before `until`.
+    pub fn darken(&self, port: u16, until: Instant) {
+        let mut dark = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget outages that are over, so that the set stays as small as those in force.
+        let now = Instant::now();
+        dark.retain(|_, end| *end > now);
+        dark.insert(port, until);
+    }
+
+    /// Whether client port `port` is out of reach at `now`.
+    fn dark(&self, port: u16, now: Instant) -> bool {
+        let dark = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        dark.get(&port).is_some_and(|end| *end > now)
+    }
+
+    fn any(&self) -> bool {
+        !self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}
 
 /// Which end of a packet is the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,27 +53,40 @@ pub struct Flows {
     client: ClientEnd,
     shared: bool,
     links: HashMap<u16, Link>,
+    outages: Outages,
 }
 
 impl Flows {
     /// The links of one direction with `spec`; `shared` puts every client on one link.
     pub fn new(spec: LinkSpec, seed: u64, client: ClientEnd, shared: bool) -> Self {
+        Self::with_outages(spec, seed, client, shared, Outages::default())
+    }
+
+    /// [`Flows::new`], with client addresses out of reach as `outages` says.
+    pub fn with_outages(
+        spec: LinkSpec,
+        seed: u64,
+        client: ClientEnd,
+        shared: bool,
+        outages: Outages,
+    ) -> Self {
         Self {
             spec,
             seed,
             client,
             shared,
             links: HashMap::new(),
+            outages,
         }
     }
 
     /// Offers `packet` (an IP packet) arriving at `now` to its client's link.
     pub fn offer(&mut self, now: Instant, packet: &[u8]) -> Fate {
-        let key = if self.shared {
-            0
-        } else {
-            client_port(packet, self.client).unwrap_or(0)
-        };
+        let port = client_port(packet, self.client).unwrap_or(0);
+        if self.outages.any() && self.outages.dark(port, now) {
+            return Fate::Unreachable;
+        }
+        let key = if self.shared { 0 } else { port };
         let (spec, seed) = (&self.spec, self.seed);
         self.links
             .entry(key)
@@ -103,6 +144,36 @@ mod tests {
             "cut short"
         );
         assert_eq!(client_port(&[], ClientEnd::Source), None);
+    }
+
+    #[test]
+    fn a_dark_address_gets_nothing_through_until_its_outage_ends() {
+        let t0 = Instant::now();
+        let outages = Outages::default();
+        let mut up = Flows::with_outages(
+            LinkSpec::default(),
+            1,
+            ClientEnd::Source,
+            false,
+            outages.clone(),
+        );
+        let mut down = Flows::with_outages(
+            LinkSpec::default(),
+            1,
+            ClientEnd::Destination,
+            false,
+            outages.clone(),
+        );
+        outages.darken(1, t0 + Duration::from_millis(100));
+        assert_eq!(up.offer(t0, &udp(1, 9, 100)), Fate::Unreachable);
+        assert_eq!(down.offer(t0, &udp(9, 1, 100)), Fate::Unreachable);
+        assert_eq!(
+            up.offer(t0, &udp(2, 9, 100)),
+            Fate::Deliver(t0),
+            "another client"
+        );
+        let later = t0 + Duration::from_millis(100);
+        assert_eq!(up.offer(later, &udp(1, 9, 100)), Fate::Deliver(later));
     }
 
     #[test]

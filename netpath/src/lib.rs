@@ -9,6 +9,7 @@ pub mod link;
 pub mod netns;
 pub mod path;
 
+pub use flows::Outages;
 pub use link::{Fate, Link, LinkSpec, SpecError};
 pub use netns::Namespace;
 pub use path::{DirectionStats, NetPath, PathSpec, CLIENT_ADDR, SERVER_ADDR};

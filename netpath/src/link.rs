@@ -120,6 +120,8 @@ pub enum Fate {
     Lost,
     /// Dropped: the link's queue was full.
     QueueFull,
+    /// Dropped: the client's address was out of reach (see [`crate::flows::Outages`]).
+    Unreachable,
 }
 
 /// One direction of a link, with its state: the loss model's, the queue's, the last departure.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::flows::{ClientEnd, Flows};
+use crate::flows::{ClientEnd, Flows, Outages};
 use crate::link::{Fate, LinkSpec};
 use crate::netns::{self, Namespace};
 use crate::PathError;
@@ -49,6 +49,17 @@ pub struct PathSpec {
     pub shared: bool,
 }
 
+impl PathSpec {
+    /// The same link both ways, one per client.
+    pub fn symmetric(link: LinkSpec) -> Self {
+        Self {
+            up: link.clone(),
+            down: link,
+            shared: false,
+        }
+    }
+}
+
 /// Packets seen by one direction of a path.
 #[derive(Debug, Default)]
 pub struct DirectionCounters {
@@ -60,6 +71,8 @@ pub struct DirectionCounters {
     pub lost: AtomicU64,
     /// Dropped because the link's queue was full.
     pub queue_full: AtomicU64,
+    /// Dropped because the client's address was out of reach (a network change).
+    pub unreachable: AtomicU64,
     /// Put on the other device.
     pub delivered: AtomicU64,
     /// Packets that could not be put on the other device.
@@ -73,8 +86,38 @@ pub struct DirectionStats {
     pub bytes: u64,
     pub lost: u64,
     pub queue_full: u64,
+    #[serde(default)]
+    pub unreachable: u64,
     pub delivered: u64,
     pub write_errors: u64,
+}
+
+impl DirectionStats {
+    /// What happened between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &DirectionStats) -> DirectionStats {
+        DirectionStats {
+            packets: self.packets.saturating_sub(earlier.packets),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            lost: self.lost.saturating_sub(earlier.lost),
+            queue_full: self.queue_full.saturating_sub(earlier.queue_full),
+            unreachable: self.unreachable.saturating_sub(earlier.unreachable),
+            delivered: self.delivered.saturating_sub(earlier.delivered),
+            write_errors: self.write_errors.saturating_sub(earlier.write_errors),
+        }
+    }
+
+    /// One line for people: packets, lost, dropped at a full queue, and (when any) dropped
+    /// for an address out of reach.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{} packets, {} lost, {} dropped at a full queue",
+            self.packets, self.lost, self.queue_full
+        );
+        if self.unreachable > 0 {
+            text += &format!(", {} to or from an address out of reach", self.unreachable);
+        }
+        text
+    }
 }
 
 impl DirectionCounters {
@@ -84,6 +127,7 @@ impl DirectionCounters {
             bytes: self.bytes.load(Relaxed),
             lost: self.lost.load(Relaxed),
             queue_full: self.queue_full.load(Relaxed),
+            unreachable: self.unreachable.load(Relaxed),
             delivered: self.delivered.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
         }
@@ -96,6 +140,7 @@ pub struct NetPath {
     threads: Vec<JoinHandle<()>>,
     up: Arc<DirectionCounters>,
     down: Arc<DirectionCounters>,
+    outages: Outages,
     // Declared last: dropped after the threads are joined and the devices closed.
     server: Namespace,
     client: Namespace,
@@ -118,6 +163,7 @@ impl NetPath {
         let stop = Arc::new(AtomicBool::new(false));
         let up = Arc::new(DirectionCounters::default());
         let down = Arc::new(DirectionCounters::default());
+        let outages = Outages::default();
         let mut threads = Vec::new();
         let mut spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -131,18 +177,25 @@ impl NetPath {
                 "path up",
                 client_dev.clone(),
                 server_dev.clone(),
-                Flows::new(spec.up.clone(), seed, ClientEnd::Source, spec.shared),
+                Flows::with_outages(
+                    spec.up.clone(),
+                    seed,
+                    ClientEnd::Source,
+                    spec.shared,
+                    outages.clone(),
+                ),
                 up.clone(),
             ),
             (
                 "path down",
                 server_dev,
                 client_dev,
-                Flows::new(
+                Flows::with_outages(
                     spec.down.clone(),
                     seed ^ 0x9e37_79b9_7f4a_7c15,
                     ClientEnd::Destination,
                     spec.shared,
+                    outages.clone(),
                 ),
                 down.clone(),
             ),
@@ -163,9 +216,16 @@ impl NetPath {
             threads,
             up,
             down,
+            outages,
             server,
             client,
         })
+    }
+
+    /// Client addresses out of reach for a while (a client changing networks), on both
+    /// directions.
+    pub fn outages(&self) -> Outages {
+        self.outages.clone()
     }
 
     /// The namespace the server side lives in (`ip netns exec <name> imbench-server …`).
@@ -269,6 +329,9 @@ fn read_side(
             }
             Fate::QueueFull => {
                 c.queue_full.fetch_add(1, Relaxed);
+            }
+            Fate::Unreachable => {
+                c.unreachable.fetch_add(1, Relaxed);
             }
         }
     }

@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 
 use imbench_netpath::{netns, LinkSpec, NetPath, PathError, PathSpec, CLIENT_ADDR, SERVER_ADDR};
 
-fn both(link: LinkSpec) -> PathSpec {
-    PathSpec {
-        up: link.clone(),
-        down: link,
-        shared: false,
-    }
-}
-
 fn io(e: std::io::Error) -> PathError {
     PathError::Namespace(e.to_string())
 }
@@ -77,7 +69,7 @@ fn ping(client: &UdpSocket, to: SocketAddr, count: u32, wait: Duration) -> Vec<D
 #[ignore = "needs root; .ci/run runs it"]
 fn a_configured_delay_shows_in_the_round_trip() {
     let path = NetPath::up(
-        &both(LinkSpec {
+        &PathSpec::symmetric(LinkSpec {
             delay: Duration::from_millis(20),
             ..LinkSpec::default()
         }),
@@ -133,7 +125,7 @@ fn loss_takes_its_share_and_is_counted() {
 #[ignore = "needs root; .ci/run runs it"]
 fn tcp_delivers_every_byte_through_a_lossy_path() {
     let path = NetPath::up(
-        &both(LinkSpec {
+        &PathSpec::symmetric(LinkSpec {
             delay: Duration::from_millis(5),
             loss: 0.02,
             ..LinkSpec::default()

@@ -48,7 +48,7 @@ where
 
 impl Collector for ServerFigures {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        for figure in self.state.stats.snapshot().figures() {
+        for figure in self.state.snapshot().figures() {
             let help = figure.help.split_whitespace().collect::<Vec<_>>().join(" ");
             match figure.kind {
                 Kind::Counter => {

@@ -207,11 +207,23 @@ pub(crate) struct State {
     secret: Secret,
     limits: Limits,
     stats: Arc<Stats>,
+    /// The TLS sessions clients may resume, which count the handshakes that resumed.
+    sessions: Arc<imbench_transport::ServerSessions>,
     next_session: AtomicU64,
     max_frame_len: u32,
     addresses: Arc<addresses::Addresses>,
     /// A QUIC connection's receive window once its client has said Hello.
     quic_receive_window: u32,
+}
+
+impl State {
+    /// The counters now, with the resumed handshakes the TLS session store counted.
+    fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            sessions_resumed: self.sessions.resumed(),
+            ..self.stats.snapshot()
+        }
+    }
 }
 
 /// A server that is running; stop it with [`RunningServer::shutdown`].
@@ -289,6 +301,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         router = router.with_store(Arc::new(store), loaded);
     }
     let state = Arc::new(State {
+        sessions: config.identity.sessions.clone(),
         router,
         groups: Groups::new(
             GroupLimits {
@@ -421,7 +434,7 @@ impl RunningServer {
 
     /// The server's counters now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.state.stats.snapshot()
+        self.state.snapshot()
     }
 
     /// The router, for inspecting holds and sessions.

@@ -67,6 +67,9 @@ counters! {
     Counter handshakes_failed,
     /// Sessions that completed Hello.
     Counter sessions_opened,
+    /// TLS handshakes (TLS, WSS, QUIC) that resumed a session from an earlier connection of
+    /// the same client. The session store counts them; this field only names the figure.
+    Counter sessions_resumed,
     /// Sessions currently live.
     Gauge sessions_active,
     /// Most sessions live at once.

@@ -2,10 +2,12 @@
 //! and the generator's clients are written once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use imbench_proto::Codec;
 
 use crate::quic::{IncomingQuic, QuicConnector, QuicListener, QuicOptions};
+use crate::resume::{ClientTickets, Resumption};
 use crate::stream::{IncomingStream, StreamConnector, StreamListener};
 use crate::tls::{ClientTrust, ServerIdentity};
 use crate::{FramedConnection, Transport, TransportError};
@@ -131,15 +133,33 @@ impl Connector {
         })
     }
 
-    /// Connects, verifying the certificate (where there is one) for `server_name`.
+    /// Connects, verifying the certificate (where there is one) for `server_name`, with a full
+    /// handshake.
     pub async fn connect(
         &self,
         server: SocketAddr,
         server_name: &str,
     ) -> Result<FramedConnection, TransportError> {
+        self.connect_as(server, server_name, None, Resumption::Off)
+            .await
+    }
+
+    /// [`Connector::connect`] for one client, which resumes its earlier session from
+    /// `tickets` (its own) as `resumption` says; see [`crate::resume`].
+    pub async fn connect_as(
+        &self,
+        server: SocketAddr,
+        server_name: &str,
+        tickets: Option<&Arc<ClientTickets>>,
+        resumption: Resumption,
+    ) -> Result<FramedConnection, TransportError> {
+        let tickets = tickets.filter(|_| resumption.keeps_tickets());
         match self {
-            Connector::Quic(c) => c.connect(server, server_name).await,
-            Connector::Stream(c) => c.connect(server, server_name).await,
+            Connector::Quic(c) => {
+                let early = resumption == Resumption::ZeroRtt;
+                c.connect_as(server, server_name, tickets, early).await
+            }
+            Connector::Stream(c) => c.connect_as(server, server_name, tickets).await,
         }
     }
 }

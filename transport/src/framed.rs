@@ -182,6 +182,12 @@ pub struct FramedConnection {
     pub link: Link,
     /// The peer's address.
     pub peer: SocketAddr,
+    /// A client's QUIC connection handed back before its handshake completed, so that its
+    /// first frames go out as 0-RTT data: settle it after writing them.
+    pub early: Option<crate::quic::EarlyData>,
+    /// A client's QUIC connection on a UDP socket of its own, which can move to a new address
+    /// and carry on.
+    pub migrator: Option<crate::quic::Migrator>,
 }
 
 impl Link {

@@ -13,6 +13,8 @@
 //! - [`stream`] — TCP, TLS over TCP, and WebSocket (`ws`, `wss`).
 //! - [`endpoint`] — a listener and a connector for any of them, so that callers pick a
 //!   [`Transport`] and nothing else.
+//! - [`resume`] — TLS session resumption: each client's own tickets, 0-RTT, and the server's
+//!   session store.
 //! - [`tls`] — the server's certificate and key (self-signed or from PEM files) and what a client
 //!   trusts.
 #![warn(missing_docs)]
@@ -20,13 +22,15 @@
 pub mod endpoint;
 pub mod framed;
 pub mod quic;
+pub mod resume;
 pub mod side;
 pub mod stream;
 pub mod tls;
 
 pub use endpoint::{Connector, Incoming, Listener};
 pub use framed::{FrameReader, FrameWriter, FramedConnection};
-pub use quic::{QuicConnector, QuicListener, QuicOptions};
+pub use quic::{EarlyData, Migrator, QuicConnector, QuicListener, QuicOptions};
+pub use resume::{ClientTickets, Resumption, ServerSessions};
 pub use side::{SideRecv, SideSend, SideStream, SideStreams};
 pub use tls::{ClientTrust, ServerIdentity};
 

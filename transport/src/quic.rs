@@ -15,6 +15,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, IdleTimeout, TransportConfig, VarInt};
 
 use crate::framed::{FrameReader, FrameWriter, FramedConnection, Link};
+use crate::resume::ClientTickets;
 use crate::side::{SideRecv, SideStream};
 use crate::tls::{ClientTrust, ServerIdentity};
 use crate::TransportError;
@@ -279,6 +280,10 @@ impl QuicListener {
             .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
             .map_err(tls_err("server certificate"))?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.session_storage = identity.sessions.clone();
+        // Clients resuming a session may send Hello as 0-RTT data; quinn takes either no early
+        // data or this value, and bounds what it buffers by its own flow control.
+        tls.max_early_data_size = u32::MAX;
         let crypto = QuicServerConfig::try_from(tls)
             .map_err(|e| TransportError::Tls(format!("QUIC server crypto: {e}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -335,30 +340,48 @@ impl IncomingQuic {
     }
 
     /// Completes the handshake and waits for the client to open its chat stream.
+    ///
+    /// The connection is used as soon as the client's first flight arrives (0.5-RTT): a
+    /// client that sent Hello as 0-RTT data gets its Welcome in the server's first flight,
+    /// which is what 0-RTT is for. The server authenticates clients by the token in Hello,
+    /// never by TLS, so answering before the client's Finished weakens nothing it relies on.
     pub async fn establish(self) -> Result<FramedConnection, TransportError> {
         let peer = self.incoming.remote_address();
-        let conn = self.incoming.await?;
+        let conn = match self.incoming.accept()?.into_0rtt() {
+            Ok((conn, _)) => conn,
+            Err(connecting) => connecting.await?,
+        };
         let (send, recv) = conn.accept_bi().await?;
         Ok(FramedConnection {
             reader: FrameReader::new(Box::new(recv), self.codec),
             writer: FrameWriter::new(Box::new(send), self.codec),
             link: Link::Quic(conn),
             peer,
+            early: None,
+            migrator: None,
         })
     }
 }
 
 /// Client side: opens QUIC connections to one server, spread over several UDP endpoints.
 pub struct QuicConnector {
+    /// Shared by the connections in turn; empty: each connection gets a socket of its own.
     endpoints: Vec<Endpoint>,
+    /// Where a connection's own socket is bound, and its buffer size.
+    bind: SocketAddr,
+    socket_buffer: usize,
     next: AtomicUsize,
     codec: Codec,
     stream_per_message: bool,
+    /// The client TLS configuration each connection starts from (resumption off).
+    tls: Arc<rustls::ClientConfig>,
+    transport: Arc<TransportConfig>,
 }
 
 impl QuicConnector {
-    /// A connector with `endpoints` UDP sockets (at least one) bound on the unspecified address
-    /// of `server`'s family, trusting `trust`.
+    /// A connector with `endpoints` UDP sockets bound on the unspecified address of `server`'s
+    /// family, trusting `trust`. With 0, each connection gets a socket (and a quinn endpoint)
+    /// of its own, which it can move to another socket: see [`FramedConnection::migrator`].
     pub fn new(
         trust: &ClientTrust,
         opts: &QuicOptions,
@@ -372,57 +395,95 @@ impl QuicConnector {
             .with_root_certificates(trust.root_store()?)
             .with_no_client_auth();
         tls.alpn_protocols = vec![ALPN.to_vec()];
-        let crypto = QuicClientConfig::try_from(tls)
-            .map_err(|e| TransportError::Tls(format!("QUIC client crypto: {e}")))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        config.transport_config(Arc::new(opts.transport_config()?));
+        let tls = Arc::new(tls);
+        let transport = Arc::new(opts.transport_config()?);
+        let config = client_config(&tls, None, false, &transport)?;
         let bind_ip: IpAddr = match server {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
         };
-        let endpoints = (0..endpoints.max(1))
-            .map(|_| {
-                let socket = udp_socket(SocketAddr::new(bind_ip, 0), opts.socket_buffer)?;
-                let mut e = Endpoint::new(Default::default(), None, socket, runtime()?)?;
-                e.set_default_client_config(config.clone());
-                Ok(e)
-            })
+        let bind = SocketAddr::new(bind_ip, 0);
+        let endpoints = (0..endpoints)
+            .map(|_| client_endpoint(bind, opts.socket_buffer, &config))
             .collect::<Result<Vec<_>, std::io::Error>>()?;
         Ok(Self {
             endpoints,
+            bind,
+            socket_buffer: opts.socket_buffer,
             next: AtomicUsize::new(0),
             codec,
             stream_per_message: opts.stream_per_message,
+            tls,
+            transport,
         })
     }
 
     /// Connects to `server`, verifying its certificate for `server_name`, and opens the chat
-    /// stream. Nothing reaches the server on that stream until the first frame is written.
+    /// stream, with a full handshake. Nothing reaches the server on that stream until the first
+    /// frame is written.
     pub async fn connect(
         &self,
         server: SocketAddr,
         server_name: &str,
     ) -> Result<FramedConnection, TransportError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        let conn = self.endpoints[i].connect(server, server_name)?.await?;
-        let (send, recv) = conn.open_bi().await?;
-        let writer: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if self.stream_per_message {
-            Box::new(PerMessageWriter {
-                conn: conn.clone(),
-                first: Some(send),
-                buf: Vec::new(),
-                pending: None,
-                hello_sent: false,
-            })
+        self.connect_as(server, server_name, None, false).await
+    }
+
+    /// [`QuicConnector::connect`] for one client. With `tickets` the handshake resumes the client's earlier session when it can; with
+    /// `early_data` as well, the connection is handed back before the handshake completes, so
+    /// that the first frames go out as 0-RTT data (see [`FramedConnection::early`]).
+    pub async fn connect_as(
+        &self,
+        server: SocketAddr,
+        server_name: &str,
+        tickets: Option<&Arc<ClientTickets>>,
+        early_data: bool,
+    ) -> Result<FramedConnection, TransportError> {
+        let config = client_config(&self.tls, tickets, early_data, &self.transport)?;
+        let (endpoint, own) = if self.endpoints.is_empty() {
+            (
+                client_endpoint(self.bind, self.socket_buffer, &config)?,
+                true,
+            )
         } else {
-            Box::new(send)
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+            (self.endpoints[i].clone(), false)
         };
+        let connecting = endpoint.connect_with(config, server, server_name)?;
+        let (conn, accepted) = match connecting.into_0rtt() {
+            Ok((conn, accepted)) if early_data => (conn, Some(accepted)),
+            // into_0rtt succeeds only with a ticket that allows early data, which a client
+            // configuration without early data never has.
+            Ok((conn, _)) => (conn, None),
+            Err(connecting) => (connecting.await?, None),
+        };
+        let (reader, writer) = self.chat_stream(&conn).await?;
+        let early = accepted.map(|accepted| EarlyData {
+            accepted,
+            conn: conn.clone(),
+            codec: self.codec,
+            stream_per_message: self.stream_per_message,
+        });
+        let migrator = own.then(|| Migrator {
+            endpoint,
+            bind: self.bind,
+            socket_buffer: self.socket_buffer,
+        });
         Ok(FramedConnection {
-            reader: FrameReader::new(Box::new(recv), self.codec),
-            writer: FrameWriter::new(writer, self.codec),
+            reader,
+            writer,
             link: Link::Quic(conn),
             peer: server,
+            early,
+            migrator,
         })
+    }
+
+    async fn chat_stream(
+        &self,
+        conn: &quinn::Connection,
+    ) -> Result<(FrameReader, FrameWriter), TransportError> {
+        chat_stream(conn, self.codec, self.stream_per_message).await
     }
 
     /// Waits until every connection made through this connector is fully closed.
@@ -430,6 +491,109 @@ impl QuicConnector {
         for e in &self.endpoints {
             e.wait_idle().await;
         }
+    }
+}
+
+/// Opens the chat stream of a client connection: frames are read from it, and written on it
+/// (or, per message, on streams of their own).
+async fn chat_stream(
+    conn: &quinn::Connection,
+    codec: Codec,
+    stream_per_message: bool,
+) -> Result<(FrameReader, FrameWriter), TransportError> {
+    let (send, recv) = conn.open_bi().await?;
+    let writer: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if stream_per_message {
+        Box::new(PerMessageWriter {
+            conn: conn.clone(),
+            first: Some(send),
+            buf: Vec::new(),
+            pending: None,
+            hello_sent: false,
+        })
+    } else {
+        Box::new(send)
+    };
+    Ok((
+        FrameReader::new(Box::new(recv), codec),
+        FrameWriter::new(writer, codec),
+    ))
+}
+
+/// A client endpoint on a socket of its own, bound to `bind`.
+fn client_endpoint(
+    bind: SocketAddr,
+    socket_buffer: usize,
+    config: &quinn::ClientConfig,
+) -> std::io::Result<Endpoint> {
+    let socket = udp_socket(bind, socket_buffer)?;
+    let mut e = Endpoint::new(Default::default(), None, socket, runtime()?)?;
+    e.set_default_client_config(config.clone());
+    Ok(e)
+}
+
+/// A client connection's own UDP socket, which it can leave for another one: to the server the
+/// client has a new address, as a phone that moves from Wi-Fi to its mobile network has, and
+/// QUIC carries the connection over (connection migration: the server validates the new path
+/// and goes on). TCP has no such thing: a connection is its addresses.
+pub struct Migrator {
+    endpoint: Endpoint,
+    bind: SocketAddr,
+    socket_buffer: usize,
+}
+
+impl Migrator {
+    /// A fresh socket to move to; its port tells it apart on an emulated path.
+    pub fn new_socket(&self) -> std::io::Result<std::net::UdpSocket> {
+        udp_socket(self.bind, self.socket_buffer)
+    }
+
+    /// Moves the connection to `socket`; the old one is closed.
+    pub fn move_to(&self, socket: std::net::UdpSocket) -> std::io::Result<()> {
+        self.endpoint.rebind(socket)
+    }
+
+    /// The port of the socket the connection uses now.
+    pub fn port(&self) -> std::io::Result<u16> {
+        Ok(self.endpoint.local_addr()?.port())
+    }
+}
+
+/// A client's QUIC configuration: resuming with `tickets` (and sending early data when asked),
+/// or never resuming.
+fn client_config(
+    base: &rustls::ClientConfig,
+    tickets: Option<&Arc<ClientTickets>>,
+    early_data: bool,
+    transport: &Arc<TransportConfig>,
+) -> Result<quinn::ClientConfig, TransportError> {
+    let tls = crate::resume::client_config(base, tickets, early_data);
+    let crypto = QuicClientConfig::try_from(tls)
+        .map_err(|e| TransportError::Tls(format!("QUIC client crypto: {e}")))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport.clone());
+    Ok(config)
+}
+
+/// A client connection whose first frames go out as 0-RTT data, before its handshake has
+/// completed. The server may refuse them (it lost the session, or the ticket is spent): they
+/// are then lost, and the client must write them again on a fresh stream.
+pub struct EarlyData {
+    accepted: quinn::ZeroRttAccepted,
+    conn: quinn::Connection,
+    codec: Codec,
+    stream_per_message: bool,
+}
+
+impl EarlyData {
+    /// Waits for the handshake to complete. `None` when the server took the early data;
+    /// otherwise it refused them, and here is a fresh chat stream to write them again on.
+    pub async fn settle(self) -> Result<Option<(FrameReader, FrameWriter)>, TransportError> {
+        if self.accepted.await {
+            return Ok(None);
+        }
+        Ok(Some(
+            chat_stream(&self.conn, self.codec, self.stream_per_message).await?,
+        ))
     }
 }
 

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::framed::{FrameReader, FrameWriter, FramedConnection, Link};
+use crate::resume::ClientTickets;
 use crate::tls::{ClientTrust, ServerIdentity};
 use crate::{Transport, TransportError};
 
@@ -198,10 +199,14 @@ fn rustls_server(
     if let Some(alpn) = alpn {
         tls.alpn_protocols = vec![alpn.to_vec()];
     }
+    tls.session_storage = identity.sessions.clone();
     Ok(TlsAcceptor::from(Arc::new(tls)))
 }
 
-fn rustls_client(trust: &ClientTrust, alpn: Option<&[u8]>) -> Result<TlsConnector, TransportError> {
+fn rustls_client(
+    trust: &ClientTrust,
+    alpn: Option<&[u8]>,
+) -> Result<Arc<rustls::ClientConfig>, TransportError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TransportError::Tls(format!("TLS 1.3 setup: {e}")))?
@@ -210,7 +215,9 @@ fn rustls_client(trust: &ClientTrust, alpn: Option<&[u8]>) -> Result<TlsConnecto
     if let Some(alpn) = alpn {
         tls.alpn_protocols = vec![alpn.to_vec()];
     }
-    Ok(TlsConnector::from(Arc::new(tls)))
+    // A client that keeps no tickets does a full handshake every time; see `crate::resume`.
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(tls))
 }
 
 fn alpn(transport: Transport) -> Option<&'static [u8]> {
@@ -366,7 +373,7 @@ impl IncomingStream {
 /// Opens TCP, TLS, WS or WSS connections.
 pub struct StreamConnector {
     transport: Transport,
-    tls: Option<TlsConnector>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     codec: Codec,
 }
 
@@ -393,12 +400,30 @@ impl StreamConnector {
         })
     }
 
-    /// Connects to `server`; TLS and WSS verify the certificate for `server_name`.
+    /// Connects to `server`; TLS and WSS verify the certificate for `server_name`, with a full
+    /// handshake.
     pub async fn connect(
         &self,
         server: SocketAddr,
         server_name: &str,
     ) -> Result<FramedConnection, TransportError> {
+        self.connect_as(server, server_name, None).await
+    }
+
+    /// [`StreamConnector::connect`] for one client: with `tickets`, TLS and WSS resume the
+    /// client's earlier session when they can (the same round trips, no certificate).
+    pub async fn connect_as(
+        &self,
+        server: SocketAddr,
+        server_name: &str,
+        tickets: Option<&Arc<ClientTickets>>,
+    ) -> Result<FramedConnection, TransportError> {
+        let tls = self.tls.as_ref().map(|base| match tickets {
+            Some(t) => {
+                TlsConnector::from(Arc::new(crate::resume::client_config(base, Some(t), false)))
+            }
+            None => TlsConnector::from(base.clone()),
+        });
         let tcp = TcpStream::connect(server).await?;
         let _ = tcp.set_nodelay(true);
         let (link, tcp) = share(tcp);
@@ -408,7 +433,7 @@ impl StreamConnector {
                 .map_err(|e| TransportError::Tls(format!("server name {server_name:?}: {e}")))
         };
         let url = format!("ws://{}/imbench", host_port(server_name, server));
-        match (self.transport, &self.tls) {
+        match (self.transport, &tls) {
             (Transport::Tcp, _) => {
                 let w = SharedTcp(tcp.0.clone());
                 Ok(framed(Box::new(tcp), Box::new(w), link, server, codec))
@@ -463,6 +488,8 @@ fn framed(
     codec: Codec,
 ) -> FramedConnection {
     FramedConnection {
+        early: None,
+        migrator: None,
         reader: FrameReader::new(r, codec),
         writer: FrameWriter::new(w, codec),
         link: Link::Stream(link),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::resume::ServerSessions;
 use crate::TransportError;
 
 /// Names a self-signed certificate is valid for by default: what loopback clients dial.
@@ -20,6 +21,9 @@ pub struct ServerIdentity {
     pub key: PrivateKeyDer<'static>,
     /// The certificate chain as PEM, for clients to trust.
     pub cert_chain_pem: String,
+    /// Sessions clients may resume, shared by every listener presenting this identity (and by
+    /// its clones).
+    pub sessions: Arc<ServerSessions>,
 }
 
 impl Clone for ServerIdentity {
@@ -28,6 +32,7 @@ impl Clone for ServerIdentity {
             cert_chain: self.cert_chain.clone(),
             key: self.key.clone_key(),
             cert_chain_pem: self.cert_chain_pem.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -43,6 +48,7 @@ impl ServerIdentity {
             cert_chain: vec![made.cert.der().clone()],
             key: key.into(),
             cert_chain_pem: made.cert.pem(),
+            sessions: ServerSessions::new(),
         })
     }
 
@@ -57,6 +63,7 @@ impl ServerIdentity {
             cert_chain,
             key,
             cert_chain_pem,
+            sessions: ServerSessions::new(),
         })
     }
 

@@ -51,6 +51,11 @@ pub(crate) struct RunArgs {
     /// (precise up to 2,000 sends/s, tokio above; the default)
     #[arg(long, value_enum)]
     pub(crate) timer: Option<imbench_loadgen::config::scenario::TimerKind>,
+    /// What a client does when it connects again ([churn]): resume its own TLS session
+    /// (ticket, the default), also send Hello as 0-RTT data over QUIC (0rtt), or do a full
+    /// handshake every time (off). A first connection is always a full handshake
+    #[arg(long, value_enum)]
+    pub(crate) resumption: Option<imbench_loadgen::config::scenario::ResumptionName>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
     /// factor until an SLO fails, then report the highest load that held
     #[arg(long)]
@@ -389,6 +394,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         slo: args.slo.clone(),
         connect_rate: args.connect_rate,
         timer: args.timer,
+        resumption: args.resumption,
         network: args.network.clone(),
     })?;
     let legs = legs(args)?;

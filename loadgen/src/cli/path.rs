@@ -105,14 +105,9 @@ pub(crate) fn hold(
     let (up, down) = path.stats();
     drop(path);
     outln!(
-        "network path down: clients to server {} packets, {} lost, {} dropped at a full queue; \
-         server to clients {} packets, {} lost, {} dropped at a full queue",
-        up.packets,
-        up.lost,
-        up.queue_full,
-        down.packets,
-        down.lost,
-        down.queue_full
+        "network path down: clients to server {}; server to clients {}",
+        up.summary(),
+        down.summary()
     );
     exit_code::OK
 }

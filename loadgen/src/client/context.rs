@@ -56,6 +56,8 @@ pub struct RunContext {
     pub timer: crate::measure::timer::Timer,
     /// Things the run did differently from what was asked, and why (a stretched ramp-up).
     pub notes: Vec<String>,
+    /// Client addresses out of reach on the run's emulated path (handovers), when it has one.
+    pub outages: Option<imbench_netpath::Outages>,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -87,6 +89,7 @@ impl RunContext {
         Self {
             timer,
             notes,
+            outages: None,
             plan,
             ledger,
             files: crate::measure::file_ledger::FileLedger::default(),

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, Outgoing};
-use crate::driver::{ConnectError, Op, Sender, Session, SessionError};
+use crate::driver::{ConnectError, Login, Op, Sender, Session, SessionError};
 use crate::measure::accounting::Inbox;
 use crate::measure::group_ledger::Membership;
 use crate::measure::metrics::Metric;
@@ -47,6 +47,29 @@ pub async fn connect(ctx: &RunContext, user: u64) -> Result<Session, ConnectErro
     ctx.driver.connect(user, ctx.scenario.churn.enabled()).await
 }
 
+/// Times a login that began at `started` as `metric`, and counts how its handshake went.
+fn logged_in(ctx: &RunContext, index: usize, session: &Session, metric: Metric, started: u64) {
+    // Every connection counts, in the warm-up too: connect figures are about handshakes, and
+    // the clients' first connections all happen before the measured period.
+    ctx.recorder
+        .record(metric, ctx.clock.now_us() - started, true);
+    let c = &ctx.counters[index];
+    match session.login {
+        Login::Full => {}
+        Login::Resumed => {
+            c.resumed.fetch_add(1, Relaxed);
+        }
+        Login::ZeroRtt => {
+            c.resumed.fetch_add(1, Relaxed);
+            c.zero_rtt.fetch_add(1, Relaxed);
+        }
+        Login::ZeroRttRefused => {
+            c.resumed.fetch_add(1, Relaxed);
+            c.zero_rtt_refused.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// Runs client `index` from its ramp-up slot to the end of the drain.
 pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     let counters = &ctx.counters[index];
@@ -68,8 +91,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         let started = ctx.clock.now_us();
         match tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user)).await {
             Ok(Ok(conn)) => {
-                ctx.recorder
-                    .record(Metric::Connect, ctx.clock.now_us() - started, true);
+                logged_in(&ctx, index, &conn, Metric::Connect, started);
                 conn
             }
             Ok(Err(e)) => return connect_failed(&ctx, index, e.to_string()),
@@ -158,6 +180,8 @@ struct Connection {
     /// Messages without an Ack or Reject yet, to send again after a reconnect (churn only).
     awaiting: Option<Arc<AwaitingAnswer>>,
     file_events: UnboundedSender<FileEvent>,
+    /// Moves a QUIC connection to a new address (a handover), when it has a socket of its own.
+    migrator: Option<imbench_transport::Migrator>,
 }
 
 impl Connection {
@@ -186,6 +210,7 @@ impl Connection {
             },
         ));
         Self {
+            migrator: session.migrator,
             sender: session.sender,
             receiver: Some(receiver),
             received,
@@ -218,6 +243,31 @@ impl Connection {
             self.sender.flush().await?;
         }
         Ok(())
+    }
+
+    /// A handover over QUIC: moves the connection to a new socket (a new address to the
+    /// server) and carries on. On an emulated path the old address is out of reach at once and
+    /// the new one for the scenario's `offline`. False when this connection cannot move (not
+    /// QUIC, or a socket shared with other clients) or the move failed.
+    fn move_address(&mut self, ctx: &RunContext, index: usize) -> bool {
+        let Some(migrator) = &self.migrator else {
+            return false;
+        };
+        let moved = migrator.new_socket().and_then(|socket| {
+            if let Some(outages) = &ctx.outages {
+                let until = std::time::Instant::now() + ctx.scenario.churn.offline;
+                outages.darken(migrator.port()?, until);
+                outages.darken(socket.local_addr()?.port(), until);
+            }
+            migrator.move_to(socket)
+        });
+        match moved {
+            Ok(()) => true,
+            Err(e) => {
+                ctx.note_problem(format!("client {index}: moving to a new address: {e}"));
+                false
+            }
+        }
     }
 
     /// Drops the connection as `d` says, stays away, connects again and sends again whatever
@@ -268,8 +318,12 @@ impl Connection {
                 return Ok(None);
             }
             let timeout = ctx.scenario.generator.connect_timeout;
+            let started = ctx.clock.now_us();
             match tokio::time::timeout(timeout, connect(ctx, index as u64)).await {
-                Ok(Ok(conn)) => break conn,
+                Ok(Ok(conn)) => {
+                    logged_in(ctx, index, &conn, Metric::Reconnect, started);
+                    break conn;
+                }
                 Ok(Err(e)) => ctx.note_problem(format!("client {index}: reconnecting: {e}")),
                 Err(_) => ctx.note_problem(format!(
                     "client {index}: reconnecting: no Welcome within {timeout:?}"
@@ -463,7 +517,17 @@ async fn send_scheduled(
             let Some(d) = conn.churn.as_mut().map(ChurnSchedule::take) else {
                 continue;
             };
+            if d.handover {
+                ctx.counters[index].handovers.fetch_add(1, Relaxed);
+                if conn.move_address(ctx, index) {
+                    ctx.counters[index].migrations.fetch_add(1, Relaxed);
+                    continue;
+                }
+            }
             match conn.leave_and_return(ctx, index, d).await? {
+                // After a handover the messages due meanwhile are still owed: the person typed
+                // them, and they go out late. After a drop they are not (the client was away).
+                Some(_) if d.handover => back_us = d.at_us,
                 Some(at) => back_us = at,
                 None => return Ok(()),
             }

@@ -272,6 +272,15 @@ pub struct ConnectionChurn {
     /// whatever was unread thrown away), from 0 to 1; the others say Bye and wait for the
     /// server to close.
     pub abrupt: f64,
+    /// Share of disconnects that are handovers, from 0 to 1: the client changes networks (from
+    /// Wi-Fi to its mobile network, say), its old address is gone at once and the new one
+    /// works after `offline`. A QUIC client moves its connection to the new address and
+    /// carries on (connection migration); over the other transports the connection is lost
+    /// with its address and the client connects again. Either way the messages due meanwhile
+    /// are still owed: they go out late, and their latency shows it. Outages need an emulated
+    /// path (`[network]`); without one the new address works at once.
+    #[serde(default)]
+    pub handover: f64,
 }
 
 impl Default for ConnectionChurn {
@@ -281,6 +290,7 @@ impl Default for ConnectionChurn {
             rate: 0.0,
             offline: Duration::from_millis(500),
             abrupt: 0.5,
+            handover: 0.0,
         }
     }
 }
@@ -544,6 +554,47 @@ pub struct GeneratorOptions {
     /// pause of the machine's as long as that.
     #[serde(with = "humantime_serde")]
     pub max_hiccup: Duration,
+    /// What a client does when it connects again (`[churn]`): resume its own TLS session
+    /// (`ticket`, what real clients do), also send Hello as 0-RTT data over QUIC (`0rtt`), or
+    /// do a full handshake every time (`off`). A first connection is always a full handshake.
+    /// Over plain TCP and WS there is no session to resume.
+    pub resumption: ResumptionName,
+}
+
+/// Session resumption by name (also the `--resumption` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum ResumptionName {
+    /// A full handshake on every connection.
+    #[serde(rename = "off")]
+    #[value(name = "off")]
+    Off,
+    /// A reconnect offers the client's own session ticket.
+    #[default]
+    #[serde(rename = "ticket")]
+    #[value(name = "ticket")]
+    Ticket,
+    /// As ticket, and over QUIC Hello goes out as 0-RTT data.
+    #[serde(rename = "0rtt", alias = "0-rtt")]
+    #[value(name = "0rtt", alias = "0-rtt")]
+    ZeroRtt,
+}
+
+impl ResumptionName {
+    /// The name scenarios and `--resumption` use.
+    pub fn name(self) -> &'static str {
+        imbench_transport::Resumption::from(self).name()
+    }
+}
+
+impl From<ResumptionName> for imbench_transport::Resumption {
+    fn from(name: ResumptionName) -> Self {
+        use imbench_transport::Resumption;
+        match name {
+            ResumptionName::Off => Resumption::Off,
+            ResumptionName::Ticket => Resumption::Ticket,
+            ResumptionName::ZeroRtt => Resumption::ZeroRtt,
+        }
+    }
 }
 
 /// How the generator waits for a send's intended time (also the `--timer` values).
@@ -615,6 +666,7 @@ impl Default for GeneratorOptions {
             max_cpu_busy: 0.9,
             max_cpu_wait: Duration::from_micros(500),
             max_hiccup: DEFAULT_MAX_HICCUP,
+            resumption: ResumptionName::Ticket,
         }
     }
 }
@@ -658,6 +710,8 @@ pub struct Overrides {
     pub connect_rate: Option<f64>,
     /// `--timer`
     pub timer: Option<TimerKind>,
+    /// `--resumption`
+    pub resumption: Option<ResumptionName>,
     /// `--network`: a named path, replacing the scenario's `[network]`.
     pub network: Option<String>,
 }
@@ -738,6 +792,9 @@ impl Scenario {
         }
         if let Some(name) = &o.network {
             self.network = Some(crate::config::network::NetworkSection::named(name));
+        }
+        if let Some(v) = o.resumption {
+            self.generator.resumption = v;
         }
         if let Some(v) = o.timer {
             self.generator.timer = v;
@@ -946,6 +1003,12 @@ impl Scenario {
             return bad(format!(
                 "churn.abrupt must be from 0 to 1, got {}",
                 c.abrupt
+            ));
+        }
+        if !(c.handover.is_finite() && (0.0..=1.0).contains(&c.handover)) {
+            return bad(format!(
+                "churn.handover must be from 0 to 1, got {}",
+                c.handover
             ));
         }
         if !(c.rate.is_finite() && c.rate >= 0.0) {
@@ -1230,6 +1293,26 @@ mod tests {
             ..Overrides::default()
         };
         assert!(s.apply(&o).is_err());
+    }
+
+    #[test]
+    fn resumption_reads_from_the_scenario_and_the_flag() {
+        let text = format!("{DEFAULT_SCENARIO}\n[generator]\nresumption = \"0rtt\"\n");
+        let mut s = Scenario::from_toml(&text, "t").unwrap();
+        assert_eq!(s.generator.resumption, ResumptionName::ZeroRtt);
+        s.apply(&Overrides {
+            resumption: Some(ResumptionName::Off),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(s.generator.resumption, ResumptionName::Off);
+        assert_eq!(
+            Scenario::builtin_default().generator.resumption,
+            ResumptionName::Ticket
+        );
+        let bad = format!("{DEFAULT_SCENARIO}\n[generator]\nresumption = \"always\"\n");
+        let err = Scenario::from_toml(&bad, "t").unwrap_err().to_string();
+        assert!(err.contains("0rtt"), "{err}");
     }
 
     #[test]

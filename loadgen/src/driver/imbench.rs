@@ -2,17 +2,19 @@
 //! server. Logging in is Hello (with the user's token) answered by Welcome; operations and
 //! events are frames one for one.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use imbench_proto::{Frame, HELLO_RECEIPTS, PROTOCOL_VERSION};
 use imbench_server::Secret;
 use imbench_transport::framed::Link;
 use imbench_transport::{
-    Connector, FrameReader, FrameWriter, FramedConnection, SideRecv, SideSend, SideStream,
-    SideStreams, Transport, TransportError,
+    ClientTickets, Connector, FrameReader, FrameWriter, FramedConnection, Resumption, SideRecv,
+    SideSend, SideStream, SideStreams, Transport, TransportError,
 };
 
-use super::{ConnectError, Event, Events, Op, Sender, Session, SessionError};
+use super::{ConnectError, Event, Events, Login, Op, Sender, Session, SessionError};
 
 /// Where the clients connect and how they prove who they are.
 pub struct ImbenchDriver {
@@ -26,15 +28,46 @@ pub struct ImbenchDriver {
     pub server_name: String,
     /// For minting tokens.
     pub secret: Secret,
+    /// What a client does when it connects again.
+    pub resumption: Resumption,
+    /// Each client's own session tickets, kept across its connections.
+    pub tickets: ClientTicketStores,
+}
+
+/// Session tickets per client: each client resumes only sessions it made itself.
+#[derive(Default)]
+pub struct ClientTicketStores(std::sync::Mutex<HashMap<u64, Arc<ClientTickets>>>);
+
+impl ClientTicketStores {
+    /// `user`'s store, made empty on its first connection.
+    fn of(&self, user: u64) -> Arc<ClientTickets> {
+        let mut stores = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        stores
+            .entry(user)
+            .or_insert_with(ClientTickets::new)
+            .clone()
+    }
 }
 
 impl ImbenchDriver {
     /// Connects as `user`: handshake, Hello (asking for receipts when `receipts`), Welcome.
     pub async fn connect(&self, user: u64, receipts: bool) -> Result<Session, ConnectError> {
         let failed = |what: String| ConnectError::Failed(what);
+        let tickets = self
+            .resumption
+            .keeps_tickets()
+            .then(|| self.tickets.of(user));
         let mut conn = self
             .connector
-            .connect(self.addr, &self.server_name)
+            .connect_as(
+                self.addr,
+                &self.server_name,
+                tickets.as_ref(),
+                self.resumption,
+            )
             .await
             .map_err(|e| {
                 let text = e.to_string();
@@ -52,17 +85,38 @@ impl ImbenchDriver {
                     failed(format!("connecting to {}: {e}", self.addr))
                 }
             })?;
+        let hello = Frame::Hello {
+            version: PROTOCOL_VERSION,
+            user,
+            token: self.secret.token_for(user),
+            flags: if receipts { HELLO_RECEIPTS } else { 0 },
+        };
         conn.writer
-            .write_frame(&Frame::Hello {
-                version: PROTOCOL_VERSION,
-                user,
-                token: self.secret.token_for(user),
-                flags: if receipts { HELLO_RECEIPTS } else { 0 },
-            })
+            .write_frame(&hello)
             .await
             .map_err(|e| failed(format!("sending Hello: {e}")))?;
+        let resumed = tickets.as_ref().is_some_and(|t| t.offered_ticket());
+        let mut login = if resumed { Login::Resumed } else { Login::Full };
+        if let Some(early) = conn.early.take() {
+            // Hello went out as 0-RTT data; the Welcome comes in the same flight that completes
+            // the handshake, so waiting for the handshake here costs no time.
+            login = Login::ZeroRtt;
+            let fresh = early
+                .settle()
+                .await
+                .map_err(|e| failed(format!("completing a 0-RTT handshake: {e}")))?;
+            if let Some((reader, mut writer)) = fresh {
+                login = Login::ZeroRttRefused;
+                writer
+                    .write_frame(&hello)
+                    .await
+                    .map_err(|e| failed(format!("sending Hello again after 0-RTT: {e}")))?;
+                conn.reader = reader;
+                conn.writer = writer;
+            }
+        }
         match conn.reader.read_frame().await {
-            Ok(Some(Frame::Welcome { .. })) => Ok(session(conn)),
+            Ok(Some(Frame::Welcome { .. })) => Ok(session(conn, login)),
             Ok(Some(Frame::Error { code, reason })) => {
                 let hint = if code == imbench_proto::ErrorCode::BAD_TOKEN {
                     " (the clients' token secret is not the server's: check --secret-file)"
@@ -118,11 +172,12 @@ fn answered_text(e: &imbench_proto::DecodeError) -> String {
     }
 }
 
-fn session(conn: FramedConnection) -> Session {
+fn session(conn: FramedConnection, login: Login) -> Session {
     let FramedConnection {
         reader,
         writer,
         link,
+        migrator,
         ..
     } = conn;
     let side_streams = link
@@ -132,6 +187,8 @@ fn session(conn: FramedConnection) -> Session {
         sender: Sender::Imbench(ImbenchSender { writer, link }),
         events: Events::Imbench(ImbenchEvents { reader }),
         side_streams,
+        login,
+        migrator,
     }
 }
 

@@ -54,6 +54,8 @@ impl Hub {
             }),
             events: Events::Memory(MemoryEvents { rx }),
             side_streams: None,
+            login: super::Login::Full,
+            migrator: None,
         }
     }
 

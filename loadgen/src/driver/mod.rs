@@ -295,6 +295,24 @@ pub struct Session {
     pub events: Events,
     /// Streams of their own for file bytes (QUIC), when the session has them.
     pub side_streams: Option<imbench::FileStreams>,
+    /// How the login went: a full handshake, a resumed session, Hello as 0-RTT data.
+    pub login: Login,
+    /// Moves the session's QUIC connection to a new address, when it has a socket of its own.
+    pub migrator: Option<imbench_transport::Migrator>,
+}
+
+/// How a session's connection was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Login {
+    /// A full handshake, or a transport with no session to resume.
+    #[default]
+    Full,
+    /// The handshake offered the client's own session ticket.
+    Resumed,
+    /// Resumed, and Hello went out as 0-RTT data that the server took.
+    ZeroRtt,
+    /// Resumed, Hello went out as 0-RTT data, the server refused it, and it was sent again.
+    ZeroRttRefused,
 }
 
 /// The sending half of a session.

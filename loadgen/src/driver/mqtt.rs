@@ -350,6 +350,8 @@ impl MqttDriver {
                 done: false,
             })),
             side_streams: None,
+            login: super::Login::Full,
+            migrator: None,
         })
     }
 }

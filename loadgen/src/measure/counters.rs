@@ -139,6 +139,16 @@ client_counters! {
         redelivered,
         /// Messages this client sent again after reconnecting, having had no answer for them.
         resent,
+        /// Connections whose handshake offered this client's own session ticket.
+        resumed,
+        /// Logins sent as 0-RTT data that the server took.
+        zero_rtt,
+        /// Logins sent as 0-RTT data that the server refused (sent again after the handshake).
+        zero_rtt_refused,
+        /// Planned disconnects that were handovers (a change of address).
+        handovers,
+        /// Handovers whose connection moved to the new address and carried on (QUIC).
+        migrations,
     }
 }
 

@@ -18,8 +18,12 @@ use hdrhistogram::Histogram;
 /// Every histogram the generator keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
-    /// Connect start → Welcome.
+    /// Connect start → Welcome, for a client's first connection (always a full handshake).
     Connect,
+    /// Connect start → Welcome, for a connection made again after a planned disconnect
+    /// (`[churn]`): a resumed session where the transport has one, and with `0rtt` over QUIC
+    /// a Hello sent in the first flight.
+    Reconnect,
     /// Intended send → receive at the recipient (coordinated-omission corrected).
     Direct,
     /// Actual send → receive at the recipient.
@@ -54,8 +58,9 @@ pub enum Metric {
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 16] = [
         Metric::Connect,
+        Metric::Reconnect,
         Metric::Ack,
         Metric::Direct,
         Metric::DirectUncorrected,
@@ -87,6 +92,7 @@ impl Metric {
     pub const fn name(self) -> &'static str {
         match self {
             Metric::Connect => "connect",
+            Metric::Reconnect => "reconnect",
             Metric::Direct => "direct",
             Metric::DirectUncorrected => "direct_uncorrected",
             Metric::Ack => "ack",

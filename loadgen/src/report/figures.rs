@@ -39,8 +39,9 @@ const fn figure(name: &'static str, always: bool, compared: bool, plotted: bool)
 /// The latency figures every report lists, in table order. Those a run did not produce (group
 /// and fanout without groups, the file ones without files) have count 0. Runs with groups add
 /// the group figures per size bucket ([`bucket_names`]).
-pub const FIGURES: [Figure; 13] = [
+pub const FIGURES: [Figure; 14] = [
     figure(Metric::Connect.name(), true, true, true),
+    figure(Metric::Reconnect.name(), false, true, true),
     figure(Metric::Ack.name(), true, true, true),
     figure(Metric::Direct.name(), true, true, true),
     figure(Metric::DirectUncorrected.name(), false, true, false),
@@ -109,6 +110,26 @@ counters! {
         /// Messages sent again after a reconnect because no Ack or Reject had come for them.
         #[serde(default)]
         resent,
+        /// Connections whose TLS handshake offered the client's own session ticket from an
+        /// earlier connection (`generator.resumption`); the server resumes unless it forgot the
+        /// session.
+        #[serde(default)]
+        resumed,
+        /// Logins whose Hello went out as 0-RTT data and the server took (QUIC, `0rtt`).
+        #[serde(default)]
+        zero_rtt,
+        /// Logins whose Hello went out as 0-RTT data and the server refused: Hello was sent
+        /// again once the handshake completed.
+        #[serde(default)]
+        zero_rtt_refused,
+        /// Planned disconnects that were handovers: the client changed networks and its
+        /// address (`[churn] handover`).
+        #[serde(default)]
+        handovers,
+        /// Handovers whose connection moved to the new address and carried on (QUIC
+        /// connection migration); the others connected again.
+        #[serde(default)]
+        migrations,
         /// File transfers offered.
         files_sent,
         /// Files that arrived whole with a matching SHA-256.

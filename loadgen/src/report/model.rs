@@ -175,10 +175,23 @@ impl RunReport {
             "messages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
             c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
         )];
-        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 {
-            lines.push(format!(
+        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 || c.handovers > 0 {
+            let mut line = format!(
                 "churn: reconnects {} redeliveries {} resent {}",
                 c.reconnects, c.redeliveries, c.resent
+            );
+            if c.handovers > 0 {
+                line += &format!(
+                    "; handovers {}, of which {} moved the connection to the new address",
+                    c.handovers, c.migrations
+                );
+            }
+            lines.push(line);
+        }
+        if c.resumed > 0 || c.zero_rtt > 0 || c.zero_rtt_refused > 0 {
+            lines.push(format!(
+                "logins: resumed sessions {}, Hello as 0-RTT data taken {} refused {}",
+                c.resumed, c.zero_rtt, c.zero_rtt_refused
             ));
         }
         if let Some(g) = &self.group {

@@ -292,13 +292,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             source,
         })?,
     };
-    let ctx = Arc::new(RunContext::new(
-        s.clone(),
-        driver,
-        timer,
-        config.shard,
-        notes,
-    ));
+    let mut ctx = RunContext::new(s.clone(), driver, timer, config.shard, notes);
+    ctx.outages = config.path.as_ref().map(|path| path.outages());
+    let ctx = Arc::new(ctx);
     let (measure_start_us, schedule_end_us) = (ctx.measure_start_us, ctx.schedule_end_us);
     // Held until the run ends: the machine's own pauses, beside the run (the `hiccup` figure).
     let _hiccup_meter = {
@@ -544,11 +540,13 @@ async fn driver_for(
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<EmbeddedServer> = None;
-    // On an emulated path with a link per client, a client's link is told by its port: each
-    // QUIC client then needs a UDP socket of its own.
+    // On an emulated path with a link per client, a client's link is told by its port, and a
+    // client that changes networks (a handover) moves its connection to a new socket: each
+    // QUIC connection then needs a UDP socket of its own (0 asks the connector for that).
     let link_each = config.path.is_some() && s.network.as_ref().is_some_and(|n| !n.shared);
+    let handovers = s.churn.enabled() && s.churn.handover > 0.0;
     let endpoints = match s.generator.endpoints {
-        0 if link_each => s.clients,
+        0 if link_each || handovers => 0,
         0 => s.clients.div_ceil(1000).clamp(1, 16),
         n => n,
     };
@@ -567,6 +565,8 @@ async fn driver_for(
             addr,
             server_name,
             secret,
+            resumption: s.generator.resumption.into(),
+            tickets: Default::default(),
         })))
     };
     let driver = match &config.server {
@@ -739,12 +739,7 @@ fn path_note(
     ),
 ) -> String {
     let way = |b: imbench_netpath::DirectionStats, a: imbench_netpath::DirectionStats| {
-        format!(
-            "{} packets, {} lost, {} dropped at a full queue",
-            a.packets - b.packets,
-            a.lost - b.lost,
-            a.queue_full - b.queue_full
-        )
+        a.since(&b).summary()
     };
     format!(
         "network path: clients to server {}; server to clients {}",

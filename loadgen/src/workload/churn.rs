@@ -29,6 +29,8 @@ pub struct Disconnect {
     pub at_us: u64,
     /// Closed at once with no Bye, rather than with Bye and a wait for the server to close.
     pub abrupt: bool,
+    /// A change of networks: the client's address changes (see `[churn] handover`).
+    pub handover: bool,
 }
 
 /// One client's disconnects.
@@ -37,6 +39,7 @@ pub struct ChurnSchedule {
     rng: SmallRng,
     mean_gap_us: f64,
     abrupt: f64,
+    handover: f64,
     next_us: f64,
     /// How long the client stays away each time (µs).
     pub offline_us: u64,
@@ -57,6 +60,7 @@ impl ChurnSchedule {
             rng,
             mean_gap_us,
             abrupt: s.churn.abrupt,
+            handover: s.churn.handover,
             next_us: start_us as f64 + first,
             offline_us: s.churn.offline.as_micros() as u64,
         })
@@ -72,8 +76,15 @@ impl ChurnSchedule {
     pub fn take(&mut self) -> Disconnect {
         let at_us = self.next_us as u64;
         let abrupt = self.rng.random::<f64>() < self.abrupt;
+        // Drawn only when asked for, so that scenarios without handovers keep their schedules.
+        let handover = self.handover > 0.0 && self.rng.random::<f64>() < self.handover;
         self.next_us += self.offline_us as f64 + exponential(&mut self.rng, self.mean_gap_us);
-        Disconnect { at_us, abrupt }
+        Disconnect {
+            at_us,
+            // A connection lost with its address says no Bye.
+            abrupt: abrupt || handover,
+            handover,
+        }
     }
 }
 
@@ -202,6 +213,7 @@ mod tests {
                 rate: 20.0,
                 offline: Duration::from_millis(100),
                 abrupt: 0.3,
+                handover: 0.0,
             },
         );
         let horizon_us = 100_000_000;
@@ -224,6 +236,37 @@ mod tests {
         assert!((15.0..22.0).contains(&per_s), "{per_s} disconnects/s");
         let share = abrupt as f64 / total as f64;
         assert!((0.25..0.35).contains(&share), "abrupt share {share}");
+    }
+
+    #[test]
+    fn handovers_take_their_share_and_are_never_polite() {
+        let s = scenario(
+            100,
+            ConnectionChurn {
+                fraction: 1.0,
+                rate: 50.0,
+                offline: Duration::from_millis(100),
+                abrupt: 0.0,
+                handover: 0.4,
+            },
+        );
+        let (mut total, mut handovers) = (0u64, 0u64);
+        for i in 0..s.clients {
+            let mut c = ChurnSchedule::new(&s, i, 0).expect("every client churns");
+            while c.next_at() < 20_000_000 {
+                let d = c.take();
+                total += 1;
+                handovers += u64::from(d.handover);
+                // A connection lost with its address says no Bye; the others here are polite.
+                assert_eq!(d.abrupt, d.handover, "{d:?}");
+            }
+        }
+        let share = handovers as f64 / total as f64;
+        assert!((0.35..0.45).contains(&share), "handover share {share}");
+        let mut bad = s.clone();
+        bad.churn.handover = 1.5;
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("churn.handover must be from 0 to 1"), "{err}");
     }
 
     #[test]

@@ -320,9 +320,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let stats = server.stats();
     server.shutdown().await;
     say(&mut std::io::stderr(), &format!(
-        "served {} sessions (at most {} at once), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} (busy) and {} (body over --max-body), {} slow consumers, {} errors sent\n",
+        "served {} sessions (at most {} at once, {} resumed a TLS session), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} (busy) and {} (body over --max-body), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
         stats.sessions_peak,
+        stats.sessions_resumed,
         stats.routed,
         stats.group_messages,
         stats.held,

@@ -249,6 +249,8 @@ impl NatsDriver {
                 closing,
             }),
             side_streams: None,
+            login: crate::driver::Login::Full,
+            migrator: None,
         })
     }
 }
