@@ -1316,6 +1316,17 @@ mod tests {
     }
 
     #[test]
+    fn resumption_names_are_the_same_in_scenarios_flags_and_reports() {
+        use clap::ValueEnum;
+        for r in ResumptionName::value_variants() {
+            let json = serde_json::to_string(r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.name()));
+            let flag = r.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), r.name());
+        }
+    }
+
+    #[test]
     fn timer_names_are_those_of_the_scenario_format() {
         for k in [TimerKind::Auto, TimerKind::Precise, TimerKind::Tokio] {
             let json = serde_json::to_string(&k).unwrap();
