@@ -88,7 +88,9 @@ enum Command {
         /// Report folders or report.json files, the baseline first. The baseline may also be
         /// a folder of repeated runs (each in a subfolder with its report.json): their spread
         /// is the noise --fail-on-regression allows for.
-        #[arg(required = true, num_args = 2..)]
+        // At least two, checked when the command runs: with `num_args = 2..` clap counted the
+        // reports on each side of an option apart (`compare a --check x b` was "1 provided").
+        #[arg(required = true)]
         reports: Vec<PathBuf>,
         /// Exit 1 when a figure of a later report is worse than the baseline's median by more
         /// than this (e.g. 10%) and by more than the baseline runs' own spread.

@@ -208,6 +208,12 @@ pub(crate) fn compare(
     check_names: &[String],
 ) -> u8 {
     use imbench_loadgen::report::regression;
+    if paths.len() < 2 {
+        imbench_loadgen::errln!(
+            "imbench: compare needs two reports or more, the baseline first; got one"
+        );
+        return exit_code::USAGE;
+    }
     let names: Vec<String> = if check_names.is_empty() {
         regression::DEFAULT_CHECKS
             .iter()
