@@ -37,6 +37,9 @@ async fn churn_run(transport: Transport) {
     // Messages for a client that is away wait for it: 200 ms at most, and some wait long.
     let direct = &run.metrics["direct"];
     assert!(direct.max_us >= 100_000, "{direct:?}");
+    // Over time, a client away is not counted as connected (about 5 of 30 are, at any time).
+    let connected: Vec<u64> = run.intervals.iter().map(|p| p.connected).collect();
+    assert!(connected.iter().any(|&c| c < 30), "{connected:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

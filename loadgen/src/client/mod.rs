@@ -281,6 +281,7 @@ impl Connection {
     ) -> Result<Option<u64>, SessionError> {
         let c = &ctx.counters[index];
         self.leaving.store(true, Relaxed);
+        c.away.store(true, Relaxed);
         if d.abrupt {
             // No goodbye, and whatever is unread or unsent is thrown away.
             self.sender.abort("dropped");
@@ -333,6 +334,7 @@ impl Connection {
             away = offline.max(Duration::from_millis(100));
         };
         c.reconnects.fetch_add(1, Relaxed);
+        c.away.store(false, Relaxed);
         inbox.new_connection();
         let churn = self.churn.take();
         let awaiting = self.awaiting.take();

@@ -98,6 +98,8 @@ client_counters! {
         disconnected,
         /// This client will send nothing more (its schedule ended, or it never connected).
         done_sending,
+        /// Away on a planned disconnect (`[churn]`) right now: dropped, and not back yet.
+        away,
     }
     counts {
         /// Send frames written.

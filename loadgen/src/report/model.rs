@@ -426,7 +426,8 @@ impl Cpu {
 pub struct IntervalPoint {
     /// End of the interval, seconds since the run started.
     pub t_s: f64,
-    /// Clients connected.
+    /// Clients connected at the end of the interval (those away on a planned disconnect are
+    /// not).
     pub connected: u64,
     /// Messages sent so far (direct and group).
     pub sent: u64,

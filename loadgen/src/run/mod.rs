@@ -1091,7 +1091,7 @@ fn interval_point(
     let totals = ClientTotals::of(&ctx.counters);
     let point = IntervalPoint {
         t_s: ctx.clock.now_us() as f64 / 1e6,
-        connected: totals.connected,
+        connected: totals.connected.saturating_sub(totals.away),
         errors: totals.errors,
         refused: totals.rejected + totals.group_rejected,
         dropped: totals.disconnected,
