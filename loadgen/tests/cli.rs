@@ -396,6 +396,36 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
 }
 
 #[test]
+fn ctrl_c_in_a_comparison_keeps_the_runs_done_and_names_those_not_run() {
+    let dir = Dir::new("interrupt-legs");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--transport",
+        "quic,tcp",
+        "--out",
+        "r",
+        "--progress",
+        "plain",
+    ];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_secs(3));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(json["verdict"], "invalid");
+    let reasons = json["invalid_reasons"].to_string();
+    assert!(
+        reasons.contains("interrupted: tcp did not run"),
+        "{reasons}"
+    );
+}
+
+#[test]
 fn sigterm_stops_the_run_like_ctrl_c_and_the_report_is_written() {
     let dir = Dir::new("sigterm");
     let scenario = dir.file(

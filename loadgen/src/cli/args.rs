@@ -54,7 +54,7 @@ pub(crate) struct RunArgs {
     /// What a client does when it connects again ([churn]): resume its own TLS session
     /// (ticket, the default), also send Hello as 0-RTT data over QUIC (0rtt), or do a full
     /// handshake every time (off). A first connection is always a full handshake
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub(crate) resumption: Option<imbench_loadgen::config::scenario::ResumptionName>,
     /// Capacity mode: run the scenario again and again with every rate multiplied by a growing
     /// factor until an SLO fails, then report the highest load that held

@@ -68,10 +68,11 @@ pub(crate) fn hold(
     outln!(
         "network path {} is up: the server side is {SERVER_ADDR} in namespace {server}, the \
          clients {CLIENT_ADDR} in {client}\n\
-         start a server on it:\n  ip netns exec {server} imbench-server --quic {SERVER_ADDR}:4433 --tcp {SERVER_ADDR}:4434\n\
-         load it over the path:\n  imbench run --namespace {client} --server quic={SERVER_ADDR}:4433 --secret-file imbench-server-files/secret --cert imbench-server-files/cert.pem\n\
+         start a server on it:\n  ip netns exec {server} imbench-server --quic {SERVER_ADDR}:4433 --tcp {SERVER_ADDR}:4434 --tls {SERVER_ADDR}:4435\n\
+         load it over the path:\n  imbench run {}--namespace {client} --server quic={SERVER_ADDR}:4433 --server tcp={SERVER_ADDR}:4434 --server tls={SERVER_ADDR}:4435 --secret-file imbench-server-files/secret --cert imbench-server-files/cert.pem\n\
          {}",
         section.describe(),
+        scenario.map_or(String::new(), |p| format!("{} ", p.display())),
         match hold {
             Some(d) => format!(
                 "the path stays up for {} or until Ctrl-C",

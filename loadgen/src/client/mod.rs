@@ -309,7 +309,13 @@ impl Connection {
         };
         let offline = Duration::from_micros(schedule.offline_us);
         let mut stop = ctx.stop_signal();
-        let mut away = offline;
+        // A handover's outage is the path's doing; without a path there is none, for QUIC
+        // (which moves at once) and for the others alike: they connect again at once.
+        let mut away = if d.handover && ctx.outages.is_none() {
+            Duration::ZERO
+        } else {
+            offline
+        };
         let conn = loop {
             tokio::select! {
                 _ = tokio::time::sleep(away) => {}

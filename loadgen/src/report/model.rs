@@ -190,7 +190,7 @@ impl RunReport {
         }
         if c.resumed > 0 || c.zero_rtt > 0 || c.zero_rtt_refused > 0 {
             lines.push(format!(
-                "logins: resumed sessions {}, Hello as 0-RTT data taken {} refused {}",
+                "logins: session tickets offered {} (resumed unless the server had lost the session), Hello as 0-RTT data taken {} refused {}",
                 c.resumed, c.zero_rtt, c.zero_rtt_refused
             ));
         }

@@ -5,7 +5,7 @@
 use imbench_transport::Transport;
 
 use crate::report::comparison::combine;
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 use crate::run::{run, RunConfig, RunError, RunOutcome, ServerSpec};
 
 /// What one run of a comparison loads, and over which transport.
@@ -43,15 +43,37 @@ pub async fn run_each(
     }
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     let mut reports = Vec::new();
+    let mut not_run = Vec::new();
     for leg in legs {
+        let name = || {
+            leg.label
+                .clone()
+                .unwrap_or_else(|| leg.transport.to_string())
+        };
         if interrupted() && !reports.is_empty() {
             // Ctrl-C during an earlier leg: the legs that ran are the report.
-            break;
+            not_run.push(name());
+            continue;
         }
-        let outcome = run(leg_config(leg)).await?;
-        on_run(&outcome.report);
-        reports.push(outcome.report);
+        match run(leg_config(leg)).await {
+            Ok(outcome) => {
+                on_run(&outcome.report);
+                reports.push(outcome.report);
+            }
+            // Ctrl-C while this leg connected: what it says of the server is the interrupt's
+            // doing, and the legs that ran before are still the report.
+            Err(_) if interrupted() && !reports.is_empty() => not_run.push(name()),
+            Err(e) => return Err(e),
+        }
     }
-    let report = combine(reports).ok_or(RunError::NoTransport)?;
+    let mut report = combine(reports).ok_or(RunError::NoTransport)?;
+    if !not_run.is_empty() {
+        // A comparison that lacks some of what was asked is no comparison to pass on.
+        report.verdict = Verdict::Invalid;
+        report.ok = false;
+        report
+            .invalid_reasons
+            .push(format!("interrupted: {} did not run", not_run.join(", ")));
+    }
     RunOutcome::written(report, config.out_dir.as_deref())
 }

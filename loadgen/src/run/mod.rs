@@ -492,7 +492,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     if let Some(ns) = &config.namespace {
         notes.push(format!(
-            "clients in network namespace {ns} (--namespace): over the path it is the client side of"
+            "clients in network namespace {ns} (--namespace): the path is the one that namespace is the client side of (`imbench path`), whatever the scenario's [network] says"
         ));
     }
     if let (Some(path), Some(before)) = (&config.path, path_before) {
