@@ -102,11 +102,11 @@ fn a_login_costs_the_round_trips_of_its_transport_and_0rtt_saves_one() {
     let scenario = format!(
         "{TINY_TOML}resumption = \"0rtt\"\n\
          [churn]\nfraction = 1.0\nrate = 10.0\noffline = \"100ms\"\nabrupt = 0.0\n\
-         [network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n"
+         [network.up]\ndelay = \"25ms\"\n[network.down]\ndelay = \"25ms\"\n"
     )
     .replace("duration = \"1s\"", "duration = \"2s\"");
     let (report, _) = run_over(&dir, &scenario, "quic,tcp,tls");
-    let rtt = 20.0;
+    let rtt = 50.0;
     // Round trips of a first login and of a reconnect, Hello and Welcome included: QUIC's
     // handshake then Hello; TCP's SYN then Hello; TLS adds its own; a QUIC reconnect sends
     // Hello as 0-RTT data.
@@ -118,10 +118,13 @@ fn a_login_costs_the_round_trips_of_its_transport_and_0rtt_saves_one() {
         assert_eq!(report["runs"][run]["transport"], name);
         for (metric, trips) in [("connect", first), ("reconnect", again)] {
             let p50 = p50_ms(&report, run, metric);
+            // Never below the round trips; under half a round trip more, which leaves room for
+            // the handshakes' CPU (a debug build's QUIC handshake added 7 ms on a slow machine)
+            // and still tells one round trip more or less apart.
             let want = trips * rtt;
             assert!(
-                (want..=want * 1.1).contains(&p50),
-                "{name} {metric} p50 {p50} ms, expected {want} ms"
+                (want..want + rtt / 2.0).contains(&p50),
+                "{name} {metric} p50 {p50} ms, expected {want} ms (and less than half a round trip more)"
             );
         }
         let c = &report["runs"][run]["counters"];
