@@ -479,6 +479,23 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("base") && t.contains("next") && t.contains("direct p99"),
         "{t}"
     );
+    // An invalid run keeps its mark under its folder's name; a different session resumption
+    // is a different load, and compare says so.
+    let next = std::fs::read_to_string(dir.0.join("next/report.json")).unwrap();
+    let mut bad: serde_json::Value = serde_json::from_str(&next).unwrap();
+    bad["verdict"] = serde_json::json!("invalid");
+    bad["invalid_reasons"] = serde_json::json!(["the machine was the limit"]);
+    bad["scenario"]["generator"]["resumption"] = serde_json::json!("0rtt");
+    std::fs::create_dir_all(dir.0.join("bad")).unwrap();
+    std::fs::write(dir.0.join("bad/report.json"), bad.to_string()).unwrap();
+    let out = imbench(&dir, &["compare", "base", "bad"]);
+    let t = text(&out);
+    assert!(t.contains("bad*") && !t.contains("base*"), "{t}");
+    assert!(t.contains("(* the run was invalid"), "{t}");
+    assert!(
+        t.contains("resumption ticket") && t.contains("resumption 0rtt"),
+        "{t}"
+    );
     let out = imbench(&dir, &["compare", "base", "missing"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // An option between the reports is still an option, and the reports still two.

@@ -262,11 +262,13 @@ pub(crate) fn compare(
         if s.files.rate > 0.0 {
             rates.push_str(&format!(", files {}/s", s.files.rate));
         }
+        // Resumption decides what a reconnect costs: a different setting is a different load.
         format!(
-            "{} ({} clients, {rates}, {:?} measured{})",
+            "{} ({} clients, {rates}, {:?} measured, resumption {}{})",
             s.name,
             s.clients,
             s.duration,
+            s.generator.resumption.name(),
             r.network_suffix()
         )
     };
@@ -304,17 +306,52 @@ pub(crate) fn compare(
             |n| n.to_string_lossy().into_owned(),
         );
         let several = report.runs.len() > 1;
-        for run in &mut report.runs {
-            run.transport = if several {
-                format!("{name}:{}", run.transport)
-            } else {
-                name.clone()
-            };
+        // The reasons a run was invalid follow it to its new column name, so the table still
+        // marks it.
+        let columns: Vec<String> = report
+            .runs
+            .iter()
+            .map(|run| {
+                if several {
+                    format!("{name}:{}", run.transport)
+                } else {
+                    name.clone()
+                }
+            })
+            .collect();
+        use imbench_loadgen::report::comparison::invalid_reasons_of;
+        let mut invalid = Vec::new();
+        for (run, column) in report.runs.iter().zip(&columns) {
+            for why in invalid_reasons_of(&report, &run.transport) {
+                invalid.push(format!("{column}: {why}"));
+            }
+        }
+        // A reason of the whole comparison (such as an interrupt) names no run: it is every
+        // run's.
+        let named = |why: &str| {
+            report
+                .runs
+                .iter()
+                .any(|run| why.starts_with(&format!("{}: ", run.transport)))
+        };
+        for why in report
+            .invalid_reasons
+            .iter()
+            .filter(|w| several && !named(w))
+        {
+            for column in &columns {
+                invalid.push(format!("{column}: {why}"));
+            }
+        }
+        report.invalid_reasons = invalid;
+        for (run, column) in report.runs.iter_mut().zip(columns) {
+            run.transport = column;
         }
         match &mut all {
             None => all = Some(report),
             Some(a) => {
                 a.verdict = a.verdict.max(report.verdict);
+                a.invalid_reasons.extend(report.invalid_reasons);
                 a.runs.extend(report.runs);
             }
         }

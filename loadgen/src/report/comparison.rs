@@ -117,6 +117,17 @@ pub fn comparison_table(report: &Report) -> String {
         per_run(|r| Some(r.counters.lost as f64)),
         &|v| format!("{v:.0}"),
     );
+    // What churn and handovers did, where they happened: how reconnects logged in and how
+    // many connections moved explain the reconnect and direct rows above.
+    for counter in ["reconnects", "resumed", "zero_rtt", "migrations"] {
+        let values: Vec<Option<f64>> = runs
+            .iter()
+            .map(|r| r.counters.get(counter).map(|v| v as f64))
+            .collect();
+        if values.iter().flatten().any(|&v| v > 0.0) {
+            row(&mut out, counter, values, &|v| format!("{v:.0}"));
+        }
+    }
     if runs.iter().any(|r| r.files.is_some()) {
         row(
             &mut out,
@@ -149,7 +160,7 @@ pub fn comparison_table(report: &Report) -> String {
 
 /// Why the run named `name` of `report` is invalid: with one run, every reason; with several,
 /// those `combine` named after it (`tcp: …`), without the name.
-pub(crate) fn invalid_reasons_of<'a>(report: &'a Report, name: &str) -> Vec<&'a str> {
+pub fn invalid_reasons_of<'a>(report: &'a Report, name: &str) -> Vec<&'a str> {
     if report.runs.len() < 2 {
         return report.invalid_reasons.iter().map(String::as_str).collect();
     }
@@ -192,11 +203,40 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("(* the run was invalid"), "{table}");
+        assert!(
+            !table.contains("\nresumed"),
+            "no churn, no resumption row: {table}"
+        );
         let fine = combine(vec![report_of("nats", None), report_of("tcp", None)]).unwrap();
         assert!(
             !comparison_table(&fine).contains('*'),
             "{}",
             comparison_table(&fine)
         );
+    }
+
+    #[test]
+    fn churn_counters_are_rows_where_a_run_has_them() {
+        let mut quic = report_of("quic", None);
+        quic.runs[0].counters.reconnects = 91;
+        quic.runs[0].counters.zero_rtt = 91;
+        quic.runs[0].counters.resumed = 91;
+        let mut tcp = report_of("tcp", None);
+        tcp.runs[0].counters.reconnects = 90;
+        let table = comparison_table(&combine(vec![quic, tcp]).expect("two runs"));
+        let line = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} row: {table}"))
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(line("reconnects"), "91 90 (0.99x)");
+        assert_eq!(line("zero_rtt"), "91 0 (0.00x)");
+        assert_eq!(line("resumed"), "91 0 (0.00x)");
+        assert!(!table.contains("\nmigrations"), "{table}");
     }
 }

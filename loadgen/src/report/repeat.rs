@@ -67,10 +67,16 @@ impl Spread {
 
 /// Works out the spread of each figure that every report has, per transport.
 pub fn summarize(reports: &[Report]) -> RepeatSummary {
-    // The figures a regression gate checks, and how precisely the generator kept time.
+    // The figures a regression gate checks, how precisely the generator kept time, and what
+    // a login cost (first connections and, under churn, reconnects).
     let checks: Vec<Check> = DEFAULT_CHECKS
         .iter()
-        .chain(&["schedule_lag.p50", "schedule_lag.p99"])
+        .chain(&[
+            "schedule_lag.p50",
+            "schedule_lag.p99",
+            "connect.p50",
+            "reconnect.p50",
+        ])
         .filter_map(|n| Check::parse(n).ok())
         .collect();
     let mut figures = Vec::new();
@@ -197,5 +203,33 @@ mod tests {
         };
         assert_eq!(s.verdict(), Verdict::SloFailed);
         assert!(s.table().contains("verdicts: ok, slo_failed, ok"));
+    }
+
+    #[test]
+    fn logins_are_in_the_spread_when_every_run_has_them() {
+        let run: Report = serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads");
+        // A run with churn has reconnects too.
+        let mut churned = run.clone();
+        for r in &mut churned.runs {
+            let connect = r.metrics["connect"].clone();
+            r.metrics.insert("reconnect".to_string(), connect);
+        }
+        let figures = |reports: &[Report]| -> Vec<String> {
+            summarize(reports)
+                .figures
+                .into_iter()
+                .map(|f| f.figure)
+                .collect()
+        };
+        let both = figures(&[churned.clone(), churned.clone()]);
+        assert!(both.iter().any(|f| f == "connect.p50"), "{both:?}");
+        assert!(both.iter().any(|f| f == "reconnect.p50"), "{both:?}");
+        // A figure one run lacks is no spread.
+        let one = figures(&[churned, run]);
+        assert!(one.iter().any(|f| f == "connect.p50"), "{one:?}");
+        assert!(!one.iter().any(|f| f == "reconnect.p50"), "{one:?}");
     }
 }
