@@ -376,6 +376,9 @@ pub struct QuicConnector {
     /// The client TLS configuration each connection starts from (resumption off).
     tls: Arc<rustls::ClientConfig>,
     transport: Arc<TransportConfig>,
+    /// The configuration of a connection without tickets, built once: only a client's own
+    /// ticket store needs a configuration of its own.
+    plain: quinn::ClientConfig,
 }
 
 impl QuicConnector {
@@ -415,6 +418,7 @@ impl QuicConnector {
             stream_per_message: opts.stream_per_message,
             tls,
             transport,
+            plain: config,
         })
     }
 
@@ -439,7 +443,10 @@ impl QuicConnector {
         tickets: Option<&Arc<ClientTickets>>,
         early_data: bool,
     ) -> Result<FramedConnection, TransportError> {
-        let config = client_config(&self.tls, tickets, early_data, &self.transport)?;
+        let config = match tickets {
+            None => self.plain.clone(),
+            tickets => client_config(&self.tls, tickets, early_data, &self.transport)?,
+        };
         let (endpoint, own) = if self.endpoints.is_empty() {
             (
                 client_endpoint(self.bind, self.socket_buffer, &config)?,
