@@ -67,9 +67,14 @@ handover = 1.0
 
 /// Clients that change networks: over QUIC every connection moves to its new address and
 /// carries on, over TCP every one connects again; nothing acknowledged is lost either way.
-async fn handover_run(transport: Transport) -> imbench_loadgen::report::figures::Counters {
+/// `endpoints` is `[generator] endpoints`; the counters and the run's notes.
+async fn handover_run(
+    transport: Transport,
+    endpoints: usize,
+) -> (imbench_loadgen::report::figures::Counters, Vec<String>) {
     let mut scenario = small_scenario_with(20, 20.0, Duration::from_secs(3), HANDOVERS);
     scenario.slo = vec!["lost == 0".into(), "duplicated == 0".into()];
+    scenario.generator.endpoints = endpoints;
     let mut c = config(scenario, ServerSpec::Embedded);
     c.transport = transport;
     let r = imbench_loadgen::run(c).await.expect("run").report;
@@ -83,19 +88,35 @@ async fn handover_run(transport: Transport) -> imbench_loadgen::report::figures:
     // the scenario's 100 ms `offline` (over TCP the client connects again at once).
     let direct = &r.runs[0].metrics["direct"];
     assert!(direct.p99_us < 50_000, "{direct:?}");
-    n
+    (n, r.runs[0].notes.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quic_client_that_changes_address_keeps_its_connection() {
-    let n = handover_run(Transport::Quic).await;
+    let (n, notes) = handover_run(Transport::Quic, 0).await;
     assert_eq!(n.migrations, n.handovers, "{n:?}");
     assert_eq!(n.reconnects, 0, "{n:?}");
+    assert!(!notes.iter().any(|n| n.contains("endpoints")), "{notes:?}");
+}
+
+/// Clients that share UDP sockets have no socket of their own to move: they connect again,
+/// and the run says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_clients_on_shared_sockets_connect_again_and_the_run_says_why() {
+    let (n, notes) = handover_run(Transport::Quic, 2).await;
+    assert_eq!(n.migrations, 0, "{n:?}");
+    assert_eq!(n.reconnects, n.handovers, "{n:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("endpoints = 2") && n.contains("reconnects instead")),
+        "{notes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_client_that_changes_address_connects_again() {
-    let n = handover_run(Transport::Tcp).await;
+    let (n, _) = handover_run(Transport::Tcp, 0).await;
     assert_eq!(n.migrations, 0, "{n:?}");
     assert_eq!(n.reconnects, n.handovers, "{n:?}");
 }

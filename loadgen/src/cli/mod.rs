@@ -103,25 +103,63 @@ enum Command {
     },
 }
 
+/// Ctrl-C or SIGTERM that comes before a command listens for them (while a network path comes
+/// up, before the runtime runs): noted here instead of killing the process, which would leave
+/// the path's namespaces behind, and taken as an interrupt once the command listens.
+#[derive(Clone, Default)]
+pub(crate) struct EarlyInterrupt(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl EarlyInterrupt {
+    /// From now on Ctrl-C and SIGTERM are noted, not fatal: the caller must listen for them
+    /// (with [`ctrl_c_or_term`]) before anything long.
+    pub(crate) fn catch() -> Self {
+        let early = Self::default();
+        #[cfg(unix)]
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            if let Err(e) = signal_hook::flag::register(signal, early.0.clone()) {
+                imbench_loadgen::errln!("imbench: warning: listening for signal {signal}: {e}");
+            }
+        }
+        early
+    }
+
+    fn came(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Waits for Ctrl-C or SIGTERM (what `timeout`, a CI job's cancel and `kill` send; treated
-/// alike): whether one came (false when Ctrl-C cannot be listened for).
-async fn ctrl_c_or_term() -> bool {
+/// alike): whether one came (false when Ctrl-C cannot be listened for). One that `early` caught
+/// before counts at once.
+async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
+    // Listening first, then looking at what came before: a signal between the two is seen
+    // by one or the other.
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     #[cfg(unix)]
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    if early.came() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => s.recv().await.is_some(),
+                None => std::future::pending().await,
             }
-            None => std::future::pending().await,
+        };
+        if int.is_none() {
+            return false;
         }
-    };
+        tokio::select! {
+            r = wait(int.take()) => r,
+            r = wait(term.take()) => r,
+        }
+    }
     #[cfg(not(unix))]
-    let terminated = std::future::pending::<()>();
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.is_ok(),
-        _ = terminated => true,
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use imbench_loadgen::config::held_path::{self, HeldPath};
 use imbench_loadgen::config::network::NetworkSection;
 use imbench_loadgen::{exit_code, Scenario};
 use imbench_netpath::{NetPath, PathError, CLIENT_ADDR, SERVER_ADDR};
@@ -50,6 +51,8 @@ pub(crate) fn hold(
             return exit_code::USAGE;
         }
     };
+    // A Ctrl-C while the path comes up is noted and taken once the path is held.
+    let early = super::EarlyInterrupt::catch();
     let path = match NetPath::up(&spec, 1) {
         Ok(path) => path,
         Err(e @ (PathError::NotRoot | PathError::Spec(_))) => {
@@ -65,6 +68,17 @@ pub(crate) fn hold(
         path.server_namespace().name(),
         path.client_namespace().name(),
     );
+    // Read by `imbench run --namespace`, whose report then names this path.
+    let _record = match HeldPath::record(client, &section) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            imbench_loadgen::errln!(
+                "imbench: warning: recording the path in {}: {e}; a run with --namespace will not name it in its report",
+                held_path::DIR
+            );
+            None
+        }
+    };
     outln!(
         "network path {} is up: the server side is {SERVER_ADDR} in namespace {server}, the \
          clients {CLIENT_ADDR} in {client}\n\
@@ -99,7 +113,7 @@ pub(crate) fn hold(
             }
         };
         tokio::select! {
-            _ = super::ctrl_c_or_term() => {}
+            _ = super::ctrl_c_or_term(&early) => {}
             _ = held => {}
         }
     });

@@ -45,7 +45,9 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
     }
     // The emulated network path comes up before the runtime: the generator's threads join its
-    // client side as they start.
+    // client side as they start. A Ctrl-C from here on is noted and taken once the runtime
+    // listens, so the path is always taken down.
+    let early = super::EarlyInterrupt::catch();
     let path = match network_path(&config, args.namespace.is_some()) {
         Ok(path) => path,
         Err(code) => return code,
@@ -77,7 +79,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // A folder this run creates and then leaves empty (it failed, or was quit, before writing
     // anything) is removed again, so that nothing is left to be mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());
-    config.interrupt = Some(interrupt_on_ctrl_c(&runtime, created.clone()));
+    config.interrupt = Some(interrupt_on_ctrl_c(&runtime, created.clone(), early));
     // Held until the command ends: the endpoint serves every run of it.
     let _endpoint = match args.metrics_addr {
         Some(addr) => {
@@ -118,6 +120,9 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
         config.namespace = Some(name.clone());
+        // The report names the path the clients are on: the one `imbench path` recorded for
+        // this namespace, not the scenario's [network] (none when nothing was recorded).
+        config.scenario.network = imbench_loadgen::config::held_path::HeldPath::read(name);
     }
     if let Some(root) = &config.out_dir {
         let several = args.repeat > 1 || args.find_max;
@@ -395,10 +400,11 @@ fn network_path(
 fn interrupt_on_ctrl_c(
     runtime: &tokio::runtime::Runtime,
     created: Option<std::path::PathBuf>,
+    early: super::EarlyInterrupt,
 ) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
-        if super::ctrl_c_or_term().await {
+        if super::ctrl_c_or_term(&early).await {
             imbench_loadgen::errln!("imbench: interrupted; stopping the run (no more sends, a brief drain) and writing what it measured (Ctrl-C again to quit at once)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {

@@ -260,6 +260,18 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             "{why}: what was sent to a client while it was disconnected is lost, and counted in `lost`"
         ));
     }
+    let imbench_quic = config.transport == Transport::Quic
+        && matches!(
+            config.server,
+            ServerSpec::Embedded | ServerSpec::Remote { .. }
+        );
+    if imbench_quic && s.churn.enabled() && s.churn.handover > 0.0 && s.generator.endpoints > 0 {
+        // A connection can move only with a socket of its own to move.
+        notes.push(format!(
+            "[generator] endpoints = {}: QUIC clients share UDP sockets and cannot move their connections, so every handover reconnects instead (endpoints = 0 gives each connection a socket it can move)",
+            s.generator.endpoints
+        ));
+    }
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
             crate::errln!("imbench: {note}");
@@ -491,9 +503,15 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ));
     }
     if let Some(ns) = &config.namespace {
-        notes.push(format!(
-            "clients in network namespace {ns} (--namespace): the path is the one that namespace is the client side of (`imbench path`), whatever the scenario's [network] says"
-        ));
+        notes.push(match &ctx.scenario.network {
+            Some(held) => format!(
+                "clients in network namespace {ns} (--namespace), on the path `imbench path` holds there: {}; the scenario's [network], if any, was not used",
+                held.describe()
+            ),
+            None => format!(
+                "clients in network namespace {ns} (--namespace), on a path `imbench path` did not record: this report cannot name it"
+            ),
+        });
     }
     if let (Some(path), Some(before)) = (&config.path, path_before) {
         notes.push(path_note(before, path.stats()));
@@ -543,7 +561,10 @@ async fn driver_for(
     // On an emulated path with a link per client, a client's link is told by its port, and a
     // client that changes networks (a handover) moves its connection to a new socket: each
     // QUIC connection then needs a UDP socket of its own (0 asks the connector for that).
-    let link_each = config.path.is_some() && s.network.as_ref().is_some_and(|n| !n.shared);
+    // The path is this run's own, or one `imbench path` holds (`--namespace`, whose recorded
+    // [network] the scenario now carries).
+    let on_path = config.path.is_some() || config.namespace.is_some();
+    let link_each = on_path && s.network.as_ref().is_some_and(|n| !n.shared);
     let handovers = s.churn.enabled() && s.churn.handover > 0.0;
     let endpoints = match s.generator.endpoints {
         0 if link_each || handovers => 0,
