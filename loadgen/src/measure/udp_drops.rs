@@ -6,8 +6,8 @@
 //! backoff puts milliseconds to seconds into the latency figures. So a run reads each of its
 //! sockets' `drops` column in `/proc/net/udp` and `/proc/net/udp6` at the start and at the end
 //! of the measured period: the generator's own sockets (found through `/proc/self/fd`, which
-//! includes the embedded server's), and, when the server is on this machine's loopback, the
-//! socket bound to the server's port.
+//! includes the embedded server's, in every network namespace this process's threads are in),
+//! and, when the server is on this machine's loopback, the socket bound to the server's port.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -46,13 +46,7 @@ impl DropSnapshot {
     /// Reads the drops now. `server` is the standalone server's address, if it has one here.
     pub fn take(server: Option<SocketAddr>) -> Self {
         let own_inodes = own_socket_inodes();
-        let mut table = String::new();
-        for path in ["/proc/net/udp", "/proc/net/udp6"] {
-            if let Ok(t) = std::fs::read_to_string(path) {
-                table.push_str(&t);
-            }
-        }
-        let rows = parse_udp_table(&table);
+        let rows = parse_udp_table(&udp_tables());
         let own = rows
             .iter()
             .filter(|r| own_inodes.contains(&r.inode))
@@ -83,6 +77,35 @@ impl DropSnapshot {
             standalone_server,
         }
     }
+}
+
+/// The UDP tables of every network namespace a thread of this process is in, once each: on
+/// an emulated path the embedded server's threads are in one namespace and the generator's in
+/// another, and `/proc/net/udp` lists only the sockets of the namespace of the thread that
+/// reads it.
+fn udp_tables() -> String {
+    let mut table = String::new();
+    let mut read = |dir: &std::path::Path| {
+        for name in ["udp", "udp6"] {
+            if let Ok(t) = std::fs::read_to_string(dir.join(name)) {
+                table.push_str(&t);
+            }
+        }
+    };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        read(std::path::Path::new("/proc/net"));
+        return table;
+    };
+    let mut seen = HashSet::new();
+    for task in tasks.flatten() {
+        let Ok(namespace) = std::fs::read_link(task.path().join("ns/net")) else {
+            continue;
+        };
+        if seen.insert(namespace) {
+            read(&task.path().join("net"));
+        }
+    }
+    table
 }
 
 /// Inodes of this process's sockets, from the `socket:[N]` links in `/proc/self/fd`.
@@ -167,6 +190,43 @@ mod tests {
         assert_eq!(d.this_process, 15);
         assert_eq!(d.standalone_server, Some(30));
         assert_eq!(d.total(), 45);
+    }
+
+    /// A socket made by a thread in another network namespace (as the embedded server's are on
+    /// an emulated path) is found too.
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore = "needs root; .ci/run runs it"]
+    fn a_socket_in_another_namespace_of_this_process_is_found() {
+        let (made, socket) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("needs root");
+            // A new namespace's loopback is down; a wildcard bind needs no interface.
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("binds");
+            made.send(s).expect("main waits");
+            let _ = wait.recv();
+        });
+        let s = socket.recv().expect("the thread made a socket");
+        let inode = {
+            use std::os::fd::AsRawFd;
+            let link = std::fs::read_link(format!("/proc/self/fd/{}", s.as_raw_fd())).unwrap();
+            let t = link.to_string_lossy().into_owned();
+            t.trim_start_matches("socket:[")
+                .trim_end_matches(']')
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert!(
+            !std::fs::read_to_string("/proc/net/udp")
+                .unwrap()
+                .contains(&format!(" {inode} ")),
+            "this thread's namespace does not list it"
+        );
+        let snap = DropSnapshot::take(None);
+        assert!(snap.own.contains_key(&inode), "{:?}", snap.own);
+        drop(done);
+        thread.join().unwrap();
     }
 
     #[cfg(target_os = "linux")]
