@@ -89,6 +89,19 @@ fn the_token_secret_is_never_left_readable_by_others() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "started with a shared secret");
     assert!(stderr.contains("chmod 600"), "{stderr}");
+    // A device is no secret file, and chmod on it no advice.
+    let device = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--quic", "127.0.0.1:0", "--client-dir"])
+        .arg(dir.join("files"))
+        .args(["--secret-file", "/dev/null"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&device.stderr);
+    assert!(!device.status.success(), "started with /dev/null");
+    assert!(
+        stderr.contains("not a regular file") && !stderr.contains("chmod"),
+        "{stderr}"
+    );
 
     // A secret file left readable by all in the client folder is replaced by a private one:
     // not written through, so a reader that held the old file open learns nothing new, and a

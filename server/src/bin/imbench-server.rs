@@ -420,10 +420,16 @@ fn refuse_shared_secret(path: &std::path::Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .permissions()
-            .mode();
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if !meta.is_file() {
+            // A device or a pipe holds no secret of its own, and chmod on it is no advice.
+            bail!(
+                "{} is not a regular file: give a file that holds the secret",
+                path.display()
+            );
+        }
+        let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             bail!(
                 "{} may be read by others (mode {:o}): anyone who reads it can log in as any user; run `chmod 600 {}`",
