@@ -496,6 +496,34 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("resumption ticket") && t.contains("resumption 0rtt"),
         "{t}"
     );
+    // Shards collected in one folder merge by naming the folder; a missing shard is refused.
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        let mut shard: serde_json::Value = serde_json::from_str(&next).unwrap();
+        shard["shard"] = serde_json::json!(format!("{}/2", i + 1));
+        std::fs::create_dir_all(dir.0.join("shards").join(name)).unwrap();
+        std::fs::write(
+            dir.0.join("shards").join(name).join("report.json"),
+            shard.to_string(),
+        )
+        .unwrap();
+    }
+    let out = imbench(&dir, &["merge", "shards", "--out", "merged"]);
+    assert!(dir.0.join("merged/report.json").is_file(), "{}", text(&out));
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("merged/report.json")).unwrap())
+            .unwrap();
+    let one: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(
+        merged["runs"][0]["counters"]["sent"].as_u64().unwrap(),
+        2 * one["runs"][0]["counters"]["sent"].as_u64().unwrap()
+    );
+    let out = imbench(&dir, &["merge", "shards/b", "--out", "part"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("shard 1 of 2 missing"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["compare", "base", "missing"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // An option between the reports is still an option, and the reports still two.

@@ -192,6 +192,11 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
         &[shards[0].clone(), sharded],
         "it is 2/2, report 1 is a whole run",
     );
+    // Two shards of three are part of the load, not all of it.
+    let mut of_three = [shards[0].clone(), shards[1].clone()];
+    of_three[0].shard = Some("1/3".into());
+    of_three[1].shard = Some("3/3".into());
+    refused(&of_three, "shard 2 of 3 missing");
 }
 
 /// Two generators, each running one shard of a scenario's clients against one server at the

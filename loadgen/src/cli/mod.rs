@@ -62,8 +62,9 @@ enum Command {
     /// Add shard reports of one load (run at the same time against one server) into one
     /// report: histograms added, counters and rates summed, SLOs judged again.
     Merge {
-        /// Report folders or report.json files.
-        #[arg(required = true, num_args = 2..)]
+        /// Report folders or report.json files; a folder without a report.json stands for the
+        /// report folders in it (every shard's, collected in one folder).
+        #[arg(required = true, num_args = 1..)]
         reports: Vec<PathBuf>,
         /// Folder for the merged report.
         #[arg(long)]

@@ -130,10 +130,18 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
         imbench_loadgen::errln!("imbench: --out {} is a file, not a folder", out.display());
         return exit_code::USAGE;
     }
+    // A folder without a report of its own stands for the report folders in it (the shards'
+    // folders, collected in one place), in name order.
+    let mut files = Vec::new();
     let mut reports = Vec::new();
     for path in paths {
-        match load_report(path) {
-            Ok((_, r)) => reports.push(r),
+        match load_baseline(path) {
+            Ok(loaded) => {
+                for (file, r) in loaded {
+                    files.push(file);
+                    reports.push(r);
+                }
+            }
             Err(e) => {
                 imbench_loadgen::errln!("imbench: {e:#}");
                 return exit_code::USAGE;
@@ -143,7 +151,7 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     let merged = match imbench_loadgen::report::merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {
-            let order: Vec<String> = paths
+            let order: Vec<String> = files
                 .iter()
                 .enumerate()
                 .map(|(i, p)| format!("{} {}", i + 1, p.display()))

@@ -2,10 +2,11 @@
 //! against one server, added into one report. Histograms are added (so the merged percentiles
 //! are those of all samples, not an average of percentiles), counters and rates summed, SLOs
 //! judged again on the sums. Reports that cannot be parts of one load (the same one twice, the
-//! same shard twice, runs that did not overlap in time) are refused.
+//! same shard twice, runs that did not overlap in time, a load with a shard missing) are refused.
 
 use std::collections::BTreeMap;
 
+use crate::config::shard::Shard;
 use crate::measure::group_ledger::GroupCounts;
 use crate::measure::metrics::Metric;
 use crate::report::build::evaluate;
@@ -36,6 +37,14 @@ pub enum MergeError {
         expected: String,
         /// Transports of this one.
         found: String,
+    },
+    /// Shards of the load are missing: the merge would report part of the load as all of it.
+    #[error("shard {} of {count} missing: a merge without every shard would report part of the load as all of it; give every shard's report", missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))]
+    MissingShards {
+        /// The missing shards' indices (1-based).
+        missing: Vec<usize>,
+        /// Shards in the load.
+        count: usize,
     },
     /// The reports are not parts of one load.
     #[error("report {}: {why}: merge the reports of generators that loaded one server at the same time", index + 1)]
@@ -141,6 +150,18 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                     ),
                 );
             }
+        }
+    }
+    let shards: Vec<Shard> = reports
+        .iter()
+        .filter_map(|r| r.shard.as_deref()?.parse().ok())
+        .collect();
+    if let Some(count) = shards.first().map(|s| s.count) {
+        let missing: Vec<usize> = (1..=count)
+            .filter(|i| !shards.iter().any(|s| s.index == *i))
+            .collect();
+        if !missing.is_empty() {
+            return Err(MergeError::MissingShards { missing, count });
         }
     }
     Ok(())
