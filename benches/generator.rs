@@ -20,6 +20,7 @@ fn generator(c: &mut Criterion) {
     let header = Header {
         intended_us: 1_000_000,
         sent_us: 1_000_050,
+        measured: true,
         sender: 3,
         seq: 17,
     };

@@ -264,10 +264,12 @@ impl Setup {
             while sent < n {
                 tick.tick().await;
                 for _ in 0..per_tick.min(n - sent) {
-                    let now = ctx.clock.now_us();
+                    // Bodies carry wall-clock times, as the generator's do.
+                    let now = ctx.clock.wall_us(ctx.clock.now_us());
                     let header = Header {
                         intended_us: now,
                         sent_us: now,
+                        measured: true,
                         sender: RECEIVERS as u64,
                         seq: seq[to],
                     };

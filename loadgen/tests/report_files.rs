@@ -239,6 +239,41 @@ async fn two_shards_merged_equal_one_run_of_both() {
     server.shutdown().await;
 }
 
+/// Shards that start apart still time each other's messages on one clock: a message carries
+/// wall-clock times, not times since its own generator's start. Shard 2 starts 300 ms after
+/// shard 1 (each with a warm-up longer than that, so everyone is connected before anything
+/// is measured): timed on each shard's own start, half the messages would show 300 ms more
+/// than they took and the other half nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_started_apart_time_each_others_messages_on_one_clock() {
+    let server_config = imbench_server::ServerConfig::loopback().unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
+    let shard = |index| {
+        let mut s = small_scenario_with(12, 10.0, Duration::from_millis(1500), "");
+        s.warmup = Duration::from_secs(1);
+        let mut c = config(s, util::remote(&server_config, addr));
+        c.shard = Some(imbench_loadgen::Shard { index, count: 2 });
+        imbench_loadgen::run(c)
+    };
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shard(2).await
+    };
+    let (one, two) = tokio::join!(shard(1), later);
+    let merged =
+        imbench_loadgen::report::merge::merge(&[one.unwrap().report, two.unwrap().report]).unwrap();
+    let direct = &merged.runs[0].metrics["direct"];
+    assert!(direct.count > 100, "{direct:?}");
+    assert_eq!(merged.runs[0].counters.lost, 0);
+    assert!(
+        direct.p99_us < 150_000,
+        "a clock per shard shows in the latency: {direct:?}"
+    );
+    assert!(direct.min_us > 0, "{direct:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_shard_needs_a_shared_server_and_direct_chat_only() {
     let mut c = config(

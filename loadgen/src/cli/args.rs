@@ -65,10 +65,15 @@ pub(crate) struct RunArgs {
     /// Direct chat only
     #[arg(long, value_name = "I/N", conflicts_with = "find_max")]
     pub(crate) shard: Option<imbench_loadgen::Shard>,
+    /// Run one of N shards, the one $JOB_COMPLETION_INDEX names (0-based, as a Kubernetes
+    /// Indexed Job sets it in each pod): index i runs shard i+1/N. For pods and scripts that
+    /// start every shard with the same arguments
+    #[arg(long, value_name = "N", conflicts_with_all = ["find_max", "shard"])]
+    pub(crate) shards: Option<usize>,
     /// Run the scenario N times in a row (into run-1 … run-N of the report folder) and print
     /// the spread of each headline figure; repeat.json holds it. The folder is a baseline for
     /// `imbench compare --fail-on-regression`
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard"])]
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard", "shards"])]
     pub(crate) repeat: usize,
     /// With --find-max: each step's load over the previous one's
     #[arg(long, default_value_t = 1.5, requires = "find_max")]
@@ -377,6 +382,25 @@ pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<
 }
 
 /// Turns the flags into one validated configuration.
+/// The environment variable a Kubernetes Indexed Job sets to each pod's index, from 0.
+pub(crate) const SHARD_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
+
+/// Shard `index + 1` of `count`, `index` being [`SHARD_INDEX_VAR`]'s value.
+fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_loadgen::Shard> {
+    let Some(index) = index else {
+        anyhow::bail!(
+            "--shards {count} takes the shard from {SHARD_INDEX_VAR} (0 to {}, as a Kubernetes Indexed Job sets it), which is not set; or give --shard I/N",
+            count.saturating_sub(1)
+        );
+    };
+    let i: usize = index.trim().parse().map_err(|_| {
+        anyhow::anyhow!("{SHARD_INDEX_VAR}={index:?} is not a shard index (0, 1, 2 …)")
+    })?;
+    format!("{}/{count}", i + 1)
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{SHARD_INDEX_VAR}={i} is not below --shards {count}"))
+}
+
 pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::from_file(path)?,
@@ -417,7 +441,13 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         quic: QuicOptions::default(),
         transport: legs[0].transport,
         interrupt: None,
-        shard: args.shard,
+        shard: match args.shards {
+            Some(count) => Some(shard_from_env(
+                count,
+                std::env::var(SHARD_INDEX_VAR).ok().as_deref(),
+            )?),
+            None => args.shard,
+        },
         label: legs[0].label.clone(),
         live: None,
         path: None,
@@ -446,7 +476,7 @@ fn folder_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{folder_name, parse_transports};
+    use super::{folder_name, parse_transports, shard_from_env};
     use imbench_transport::Transport;
 
     #[test]
@@ -457,6 +487,22 @@ mod tests {
         for typo in ["quic,,tcp", "quic,", ",", ""] {
             let e = parse_transports(typo).expect_err(typo);
             assert!(e.contains("empty name"), "{typo}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_pod_index_from_0_is_the_shard_from_1() {
+        let shard = |i| shard_from_env(4, i).map(|s| s.to_string());
+        assert_eq!(shard(Some("0")).unwrap(), "1/4");
+        assert_eq!(shard(Some("3")).unwrap(), "4/4");
+        for (bad, says) in [
+            (None, "not set"),
+            (Some("4"), "not below --shards 4"),
+            (Some("x"), "not a shard index"),
+            (Some("-1"), "not a shard index"),
+        ] {
+            let e = shard(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
         }
     }
 

@@ -602,9 +602,11 @@ async fn send_group(
     let delay = sent_us.saturating_sub(at_us);
     ctx.recorder
         .record(Metric::SendDelay, delay, ctx.in_window(at_us));
+    // Bodies carry wall-clock times (see `Clock::wall_us`).
     let header = Header {
-        intended_us: at_us,
-        sent_us,
+        intended_us: ctx.clock.wall_us(at_us),
+        sent_us: ctx.clock.wall_us(sent_us),
+        measured: ctx.in_window(at_us),
         sender: user,
         seq: *seq,
     };
@@ -650,15 +652,19 @@ async fn send_direct(
 ) -> Result<(), SessionError> {
     let counters = &ctx.counters[index];
     let seq = &mut numbering.seqs[due.partner];
+    let sent_us = ctx.clock.now_us();
+    // Bodies carry wall-clock times, so that a client of another generator (a shard) times
+    // this message on the same clock as this one (see `Clock::wall_us`).
     let header = Header {
-        intended_us: due.at_us,
-        sent_us: ctx.clock.now_us(),
+        intended_us: ctx.clock.wall_us(due.at_us),
+        sent_us: ctx.clock.wall_us(sent_us),
+        measured: ctx.in_window(due.at_us),
         sender: index as u64,
         seq: *seq,
     };
     ctx.recorder.record(
         Metric::SendDelay,
-        header.sent_us.saturating_sub(due.at_us),
+        sent_us.saturating_sub(due.at_us),
         ctx.in_window(due.at_us),
     );
     *seq += 1;

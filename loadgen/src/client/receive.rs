@@ -272,8 +272,9 @@ impl<'a> Receiver<'a> {
                     c.reordered.fetch_add(1, Relaxed);
                     counters.reordered.fetch_add(1, Relaxed);
                 }
-                let measured = ctx.in_window(h.intended_us);
-                let latency = now.saturating_sub(h.intended_us);
+                // Timed when the sender meant it to be; its times are wall-clock times.
+                let measured = h.measured;
+                let latency = ctx.clock.since_wall(h.intended_us, now);
                 ctx.recorder.record(Metric::Group, latency, measured);
                 ctx.recorder.record(view.bucket, latency, measured);
                 if view.churner {
@@ -284,7 +285,10 @@ impl<'a> Receiver<'a> {
                             at_us: now,
                         });
                     }
-                } else if view.joined_us.is_some_and(|j| j <= h.sent_us) {
+                } else if view
+                    .joined_us
+                    .is_some_and(|j| j <= ctx.clock.local_us(h.sent_us))
+                {
                     ctx.ledger.delivered_expected(msg_id, now);
                 } else {
                     ctx.ledger.delivered_in_race(msg_id);
@@ -316,9 +320,11 @@ impl<'a> Receiver<'a> {
                 if reordered {
                     c.reordered.fetch_add(1, Relaxed);
                 }
-                let measured = ctx.in_window(h.intended_us);
+                // Timed when the sender meant it to be (its window, as every generator's is
+                // its own); the body's times are wall-clock times (`Clock::wall_us`).
+                let measured = h.measured;
                 let r = &ctx.recorder;
-                let latency = now.saturating_sub(h.intended_us);
+                let latency = ctx.clock.since_wall(h.intended_us, now);
                 r.record(Metric::Direct, latency, measured);
                 if self.split_by_files {
                     let m = if ctx.files.moving.load(Relaxed) > 0 {
@@ -330,7 +336,7 @@ impl<'a> Receiver<'a> {
                 }
                 r.record(
                     Metric::DirectUncorrected,
-                    now.saturating_sub(h.sent_us),
+                    ctx.clock.since_wall(h.sent_us, now),
                     measured,
                 );
             }

@@ -2,25 +2,37 @@
 //! follows it. The server treats bodies as opaque; only the generator reads this.
 //!
 //! ```text
-//! intended_us u64 | sent_us u64 | sender u64 | seq u64 | crc32 u32 | payload…
+//! intended_us u64 | sent_after_us u32 | flags u32 | sender u64 | seq u64 | crc32 u32 | payload…
 //! ```
 //!
-//! Times are microseconds since the run started, on the generator's one monotonic clock. `seq`
-//! counts the sender's messages to this one recipient, from 0. The CRC-32 covers the first 32
-//! header bytes and the payload, so any altered byte is detected.
+//! `intended_us` is wall-clock time, µs since the Unix epoch, taken from the generator's one
+//! monotonic clock (`measure::clock::Clock::wall_us`): generators that load one server together
+//! (shards) then time each other's messages on one clock. `sent_after_us` is how long after
+//! it the message was handed to the transport (at most about 71 minutes). Flag
+//! [`MEASURED`] says the sender's measurement window holds the intended time: the receiver
+//! times the message only then, so the messages timed are those the senders meant, whichever
+//! generator receives them. `seq` counts the sender's messages to this one recipient, from 0.
+//! The CRC-32 covers the first 32 header bytes and the payload, so any altered byte is
+//! detected.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Bytes of header in front of every body: the scenario's smallest body.
 pub const HEADER_LEN: usize = crate::config::scenario::MIN_BODY as usize;
 
+/// The flag bit that says the message is in its sender's measurement window.
+pub const MEASURED: u32 = 1;
+
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
-    /// When the schedule meant the message to be sent (µs since run start).
+    /// When the schedule meant the message to be sent (wall clock, µs since the Unix epoch).
     pub intended_us: u64,
-    /// When it was actually handed to the transport (µs since run start).
+    /// When it was actually handed to the transport (wall clock, µs since the Unix epoch; on
+    /// the wire as the time after `intended_us`, at most `u32::MAX` µs).
     pub sent_us: u64,
+    /// The intended time is in the sender's measurement window.
+    pub measured: bool,
     /// The sender's user id.
     pub sender: u64,
     /// The sender's sequence number towards this recipient.
@@ -41,7 +53,9 @@ pub fn encode(h: &Header, len: usize, pool: &[u8]) -> Bytes {
     let payload_len = len.saturating_sub(HEADER_LEN);
     let mut buf = BytesMut::with_capacity(HEADER_LEN + payload_len);
     buf.put_u64(h.intended_us);
-    buf.put_u64(h.sent_us);
+    let sent_after = h.sent_us.saturating_sub(h.intended_us);
+    buf.put_u32(u32::try_from(sent_after).unwrap_or(u32::MAX));
+    buf.put_u32(if h.measured { MEASURED } else { 0 });
     buf.put_u64(h.sender);
     buf.put_u64(h.seq);
     // Vary where the payload starts so that bodies differ, without drawing random bytes.
@@ -76,9 +90,12 @@ pub fn decode(body: &[u8]) -> Result<Header, BodyError> {
     if crc.finalize() != stored {
         return Err(BodyError::Checksum);
     }
+    let u32_at = |i: usize| u32::from_be_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+    let intended_us = u64_at(0);
     Ok(Header {
-        intended_us: u64_at(0),
-        sent_us: u64_at(8),
+        intended_us,
+        sent_us: intended_us.saturating_add(u64::from(u32_at(8))),
+        measured: u32_at(12) & MEASURED != 0,
         sender: u64_at(16),
         seq: u64_at(24),
     })
@@ -105,14 +122,38 @@ mod tests {
     fn header_round_trips_and_any_flipped_byte_is_caught() {
         let pool = payload_pool(3, 4096);
         let h = Header {
-            intended_us: 123,
-            sent_us: 456,
+            intended_us: 1_764_547_200_000_123,
+            sent_us: 1_764_547_200_000_456,
+            measured: true,
             sender: 7,
             seq: 99,
         };
         let body = encode(&h, 200, &pool);
         assert_eq!(body.len(), 200);
         assert_eq!(decode(&body), Ok(h));
+        let outside = Header {
+            measured: false,
+            ..h
+        };
+        assert_eq!(decode(&encode(&outside, 200, &pool)), Ok(outside));
+        // Sent before its intended time (a timer a µs early) reads as sent at it; sent more
+        // than u32::MAX µs after it, as sent u32::MAX µs after it.
+        let early = Header {
+            sent_us: h.intended_us - 1,
+            ..h
+        };
+        assert_eq!(
+            decode(&encode(&early, 200, &pool)).unwrap().sent_us,
+            h.intended_us
+        );
+        let late = Header {
+            sent_us: h.intended_us + (1 << 40),
+            ..h
+        };
+        assert_eq!(
+            decode(&encode(&late, 200, &pool)).unwrap().sent_us,
+            h.intended_us + u64::from(u32::MAX)
+        );
         for i in 0..body.len() {
             let mut bad = body.to_vec();
             bad[i] ^= 0x10;
