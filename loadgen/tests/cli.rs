@@ -496,6 +496,7 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("resumption ticket") && t.contains("resumption 0rtt"),
         "{t}"
     );
+    assert!(t.contains("comparison (of different loads"), "{t}");
     // Shards collected in one folder merge by naming the folder; a missing shard is refused.
     for (i, name) in ["a", "b"].iter().enumerate() {
         let mut shard: serde_json::Value = serde_json::from_str(&next).unwrap();

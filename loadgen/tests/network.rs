@@ -71,7 +71,7 @@ fn a_delay_on_the_path_shows_in_every_latency() {
     let (report, text) = run_quic_and_tcp(&dir, &scenario);
     assert!(text.contains("network path custom"), "{text}");
     assert!(
-        text.contains("comparison (10 clients, network custom)"),
+        text.contains("comparison (10 clients, network custom: up 10ms; down 10ms)"),
         "{text}"
     );
     for run in 0..2 {
@@ -358,8 +358,8 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
     let mut path = Command::new(env!("CARGO_BIN_EXE_imbench"))
         .args(["path", "s.toml", "--for", "120s"])
         .current_dir(&dir)
-        .stdout(log)
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .expect("imbench path starts");
     let up = Instant::now();
@@ -452,13 +452,26 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
     assert_eq!(report["scenario"]["network"]["up"]["delay"], "10ms");
     assert!(report["scenario"]["network"]["profile"].is_null());
     assert!(
-        text.contains(", network custom)"),
+        text.contains(", network custom: up 10ms; down 10ms)"),
         "the headline names the path: {text}"
     );
+    // A process still in the server side when the path goes is named: it is cut off.
+    let mut sleeper = Command::new("ip")
+        .args(["netns", "exec", &server_ns, "sleep", "30"])
+        .spawn()
+        .expect("ip netns exec runs");
+    std::thread::sleep(Duration::from_millis(300));
     drop(runtime);
     signal(&path, "-INT");
     assert!(path.wait().unwrap().success());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
     let said = std::fs::read_to_string(dir.join("path.log")).unwrap();
+    let warning = said
+        .lines()
+        .find(|l| l.contains(&format!("still runs in {server_ns}")))
+        .unwrap_or_else(|| panic!("no warning: {said}"));
+    assert!(warning.contains(&sleeper.id().to_string()), "{said}");
     assert!(said.contains("network path down"), "{said}");
     assert!(namespaces_of(path.id()).is_empty());
     assert!(!record.exists(), "the record goes with the path");

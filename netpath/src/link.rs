@@ -42,6 +42,39 @@ pub struct LinkSpec {
     pub queue_bytes: u64,
 }
 
+/// What the link does, in a few words: `25ms ±5ms, 1 % loss in bursts of 3, 8 Mbit/s`, or
+/// `nothing` for a link that passes packets on untouched.
+impl std::fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.delay.is_zero() || !self.jitter.is_zero() {
+            let mut delay = humantime::format_duration(self.delay).to_string();
+            if !self.jitter.is_zero() {
+                delay.push_str(&format!(" ±{}", humantime::format_duration(self.jitter)));
+            }
+            parts.push(delay);
+        }
+        if self.loss > 0.0 {
+            let mut loss = format!("{} % loss", self.loss * 100.0);
+            if self.loss_burst > 1.0 {
+                loss.push_str(&format!(" in bursts of {}", self.loss_burst));
+            }
+            parts.push(loss);
+        }
+        if let Some(bps) = self.rate_bps {
+            parts.push(if bps >= 1_000_000 {
+                format!("{} Mbit/s", bps as f64 / 1e6)
+            } else {
+                format!("{} kbit/s", bps as f64 / 1e3)
+            });
+        }
+        if parts.is_empty() {
+            return f.write_str("nothing");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 fn one() -> f64 {
     1.0
 }
@@ -67,7 +100,9 @@ impl Default for LinkSpec {
 /// What a link spec may not be.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
-    #[error("loss must be from 0 to 1 (0.01 is 1 %), not {0}")]
+    #[error(
+        "loss must be at least 0 and below 1 (0.01 is 1 %; 1 would lose every packet), not {0}"
+    )]
     Loss(f64),
     #[error("loss_burst is a mean run of lost packets: at least 1, not {0}")]
     Burst(f64),
@@ -84,7 +119,8 @@ pub enum SpecError {
 impl LinkSpec {
     /// Refuses what no path can be.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if !(0.0..=1.0).contains(&self.loss) {
+        // A loss of 1 loses every packet: no connection could ever be made over it.
+        if !(0.0..1.0).contains(&self.loss) {
             return Err(SpecError::Loss(self.loss));
         }
         if !(self.loss_burst >= 1.0 && self.loss_burst.is_finite()) {
@@ -216,6 +252,28 @@ impl Link {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_link_says_what_it_does_in_a_few_words() {
+        let link = LinkSpec {
+            delay: Duration::from_millis(25),
+            jitter: Duration::from_millis(5),
+            loss: 0.01,
+            loss_burst: 3.0,
+            rate_bps: Some(8_000_000),
+            ..LinkSpec::default()
+        };
+        assert_eq!(
+            link.to_string(),
+            "25ms ±5ms, 1 % loss in bursts of 3, 8 Mbit/s"
+        );
+        let slow = LinkSpec {
+            rate_bps: Some(750_000),
+            ..LinkSpec::default()
+        };
+        assert_eq!(slow.to_string(), "750 kbit/s");
+        assert_eq!(LinkSpec::default().to_string(), "nothing");
+    }
+
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
     }
@@ -338,6 +396,7 @@ mod tests {
             s.validate()
         };
         assert_eq!(bad(|s| s.loss = 1.5), Err(SpecError::Loss(1.5)));
+        assert_eq!(bad(|s| s.loss = 1.0), Err(SpecError::Loss(1.0)));
         assert_eq!(bad(|s| s.loss_burst = 0.5), Err(SpecError::Burst(0.5)));
         assert_eq!(bad(|s| s.rate_bps = Some(0)), Err(SpecError::Rate));
         assert_eq!(bad(|s| s.queue_bytes = 100), Err(SpecError::Queue(100)));

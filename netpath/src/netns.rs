@@ -44,6 +44,23 @@ impl Namespace {
         &self.name
     }
 
+    /// Processes with a thread in this namespace (`ip netns pids`), this one left out: a
+    /// server started there that taking the path down would cut off.
+    pub fn other_processes(&self) -> Vec<u32> {
+        let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        else {
+            return Vec::new();
+        };
+        let own = std::process::id();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|&p| p != own)
+            .collect()
+    }
+
     /// Moves the calling thread into this namespace: sockets it creates from now on live
     /// here, and so do threads it starts.
     pub fn enter(&self) -> Result<(), PathError> {

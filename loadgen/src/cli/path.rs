@@ -117,6 +117,21 @@ pub(crate) fn hold(
             _ = held => {}
         }
     });
+    for side in [path.server_namespace(), path.client_namespace()] {
+        let inside = side.other_processes();
+        if !inside.is_empty() {
+            // Their namespace outlives its name while they run, but no packet reaches them.
+            imbench_loadgen::errln!(
+                "imbench: warning: process {} still runs in {}; taking the path down cuts it off: stop it",
+                inside
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                side.name()
+            );
+        }
+    }
     let (up, down) = path.stats();
     drop(path);
     outln!(

@@ -365,10 +365,14 @@ pub(crate) fn compare(
         }
     }
     if let Some(all) = all {
-        out!(
-            "{}",
-            imbench_loadgen::report::comparison::comparison_table(&all)
-        );
+        use imbench_loadgen::report::comparison::{comparison_table, comparison_table_headed};
+        // The heading names a load only when every report ran the same one.
+        let table = if loads.len() > 1 {
+            comparison_table_headed(&all, "comparison (of different loads: see the note above)")
+        } else {
+            comparison_table(&all)
+        };
+        out!("{table}");
     }
     if regressed {
         outln!("verdict: REGRESSION");

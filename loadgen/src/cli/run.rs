@@ -222,7 +222,7 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
 /// Says why a run could not take place and gives its exit code.
 fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
     let code = e.exit_code();
-    if code == exit_code::USAGE {
+    if code == exit_code::USAGE || matches!(e, imbench_loadgen::RunError::InterruptedBeforeStart) {
         imbench_loadgen::errln!("imbench: {e}");
     } else {
         imbench_loadgen::errln!("imbench: run invalid: {e}");

@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct NetworkSection {
     /// A named path (see [`PROFILES`]); without it, a path with nothing but what `up` and
-    /// `down` say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `down` say. Names are not case-sensitive: kept in lower case, so that `4G` and `4g`
+    /// read, and compare, as one path.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lower_case"
+    )]
     pub profile: Option<String>,
     /// Client to server, replacing the profile's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +30,10 @@ pub struct NetworkSection {
     /// (each phone its own radio link).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+}
+
+fn lower_case<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|name| name.to_ascii_lowercase()))
 }
 
 /// The name that means no emulated path.
@@ -120,7 +129,7 @@ impl NetworkSection {
     /// The section `--network NAME` stands for.
     pub fn named(name: &str) -> Self {
         Self {
-            profile: Some(name.to_string()),
+            profile: Some(name.to_ascii_lowercase()),
             ..Self::default()
         }
     }
@@ -169,13 +178,19 @@ impl NetworkSection {
         Ok(Some(spec))
     }
 
-    /// The path's name for a person: the profile, with "changed" when a direction is replaced.
+    /// The path's name for a person: the profile's name; a path that is not a profile as it
+    /// stands ("custom", or a profile with a direction replaced) with what each direction
+    /// does, so that two such paths read apart.
     pub fn describe(&self) -> String {
         let changed = self.up.is_some() || self.down.is_some();
-        match (&self.profile, changed) {
-            (Some(p), false) => p.clone(),
-            (Some(p), true) => format!("{p} (changed)"),
+        let name = match (&self.profile, changed) {
+            (Some(p), false) => return p.clone(),
+            (Some(p), true) => format!("{p} changed"),
             (None, _) => "custom".into(),
+        };
+        match self.path() {
+            Ok(Some(spec)) => format!("{name}: up {}; down {}", spec.up, spec.down),
+            _ => name,
         }
     }
 }
@@ -183,6 +198,24 @@ impl NetworkSection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_kept_in_lower_case_and_a_custom_path_says_what_it_is() {
+        assert_eq!(NetworkSection::named("4G").describe(), "4g");
+        let read: NetworkSection = toml::from_str("profile = \"WiFi\"").expect("reads");
+        assert_eq!(read.profile.as_deref(), Some("wifi"));
+        let custom: NetworkSection =
+            toml::from_str("[up]\ndelay = \"25ms\"\n[down]\ndelay = \"5ms\"\nloss = 0.01\n")
+                .expect("reads");
+        assert_eq!(custom.describe(), "custom: up 25ms; down 5ms, 1 % loss");
+        let changed: NetworkSection =
+            toml::from_str("profile = \"4g\"\n[up]\ndelay = \"1ms\"\n").expect("reads");
+        assert!(
+            changed.describe().starts_with("4g changed: up 1ms; down "),
+            "{}",
+            changed.describe()
+        );
+    }
 
     #[test]
     fn every_profile_is_a_valid_path_and_loopback_is_none() {
@@ -204,7 +237,10 @@ mod tests {
         assert_eq!(spec.up.delay, Duration::from_millis(100));
         assert_eq!(spec.up.rate_bps, None, "the whole direction is replaced");
         assert_eq!(spec.down.delay, Duration::from_millis(25));
-        assert_eq!(s.describe(), "4g (changed)");
+        assert_eq!(
+            s.describe(),
+            "4g changed: up 100ms, 10 % loss; down 25ms ±5ms, 0.5 % loss, 20 Mbit/s"
+        );
         let e = NetworkSection::named("5g").path().unwrap_err();
         assert!(
             e.contains("\"5g\"") && e.contains("lan, wifi, 4g, 3g, lossy"),

@@ -43,18 +43,23 @@ pub fn combine(mut reports: Vec<Report>) -> Option<Report> {
 /// The comparison table: a row per metric and percentile (and throughput, loss, CPU), a
 /// column per transport, and each value's ratio to the first transport's.
 pub fn comparison_table(report: &Report) -> String {
+    let heading = format!(
+        "comparison ({} clients{})",
+        report.scenario.clients,
+        report.network_suffix()
+    );
+    comparison_table_headed(report, &heading)
+}
+
+/// [`comparison_table`] under `heading`: for runs of different loads, whose first run's load
+/// is not theirs.
+pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     let runs = &report.runs;
     let mut out = String::new();
     if runs.len() < 2 {
         return out;
     }
-    let _ = write!(
-        out,
-        "\ncomparison ({} clients{})\n{:<24}",
-        report.scenario.clients,
-        report.network_suffix(),
-        ""
-    );
+    let _ = write!(out, "\n{heading}\n{:<24}", "");
     let invalid = |name: &str| !invalid_reasons_of(report, name).is_empty();
     let any_invalid = runs.iter().any(|r| invalid(&r.transport));
     for r in runs {

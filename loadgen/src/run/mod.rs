@@ -70,6 +70,9 @@ pub enum RunError {
         /// What was found.
         why: String,
     },
+    /// Ctrl-C (or SIGTERM) came while the run was still reaching the server: nothing ran.
+    #[error("interrupted while reaching the server, before the run began: nothing was measured, no report written")]
+    InterruptedBeforeStart,
     /// The server could not be reached, or the probe connection broke.
     #[error("cannot reach the server ({target}): {why}")]
     Unreachable {
@@ -345,11 +348,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     let probed = tokio::select! {
         probed = probe => probed,
-        _ = interrupted => {
-            let target = ctx.driver.describe();
-            let why = "interrupted before it answered".to_string();
-            return Err(RunError::Unreachable { target, why });
-        }
+        _ = interrupted => return Err(RunError::InterruptedBeforeStart),
     };
     judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout).await?;
 
