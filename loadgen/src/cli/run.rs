@@ -405,7 +405,10 @@ fn interrupt_on_ctrl_c(
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
         if super::ctrl_c_or_term(&early).await {
-            imbench_loadgen::errln!("imbench: interrupted; stopping the run (no more sends, a brief drain) and writing what it measured (Ctrl-C again to quit at once)");
+            imbench_loadgen::errln!(
+                "imbench: interrupted; stopping the run (no more sends, up to {} for what is in flight) and writing what it measured (Ctrl-C again to quit at once)",
+                humantime::format_duration(imbench_loadgen::run::STOPPED_DRAIN)
+            );
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 // No destructor runs on this exit: an emulated path's namespaces go now, and

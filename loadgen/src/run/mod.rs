@@ -932,7 +932,7 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
 }
 
 /// How long a stopped run waits for what is in flight, at most.
-const STOPPED_DRAIN: Duration = Duration::from_secs(3);
+pub const STOPPED_DRAIN: Duration = Duration::from_secs(3);
 
 /// Resolves to `true` once the interrupt fires; never resolves without one.
 async fn wait_interrupt(interrupt: &mut Option<watch::Receiver<bool>>) -> bool {
