@@ -192,6 +192,24 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
         &[shards[0].clone(), sharded],
         "it is 2/2, report 1 is a whole run",
     );
+    // Shards that started further apart than the warm-up: merged, with a note that says so.
+    let mut apart = [shards[0].clone(), shards[1].clone()];
+    apart[0].shard = Some("1/2".into());
+    apart[1].shard = Some("2/2".into());
+    // (These two ran one after the other: made to start together first.)
+    apart[1].runs[0].started_unix_s = apart[0].runs[0].started_unix_s;
+    let together = imbench_loadgen::report::merge::merge(&apart).unwrap();
+    assert!(!together.runs[0].notes.iter().any(|n| n.contains("apart")));
+    apart[1].runs[0].started_unix_s += apart[1].scenario.warmup.as_secs_f64() + 0.5;
+    let merged_apart = imbench_loadgen::report::merge::merge(&apart).unwrap();
+    assert!(
+        merged_apart.runs[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("started up to") && n.contains("warm-up")),
+        "{:?}",
+        merged_apart.runs[0].notes
+    );
     // Two shards of three are part of the load, not all of it.
     let mut of_three = [shards[0].clone(), shards[1].clone()];
     of_three[0].shard = Some("1/3".into());
@@ -223,6 +241,14 @@ async fn two_shards_merged_equal_one_run_of_both() {
     let (one, two) = (one.unwrap().report, two.unwrap().report);
     assert_eq!(one.shard.as_deref(), Some("1/2"));
     assert_eq!(one.runs[0].counters.clients, 6);
+    assert!(
+        one.runs[0]
+            .notes
+            .iter()
+            .any(|n| n.starts_with("shard 1/2: this report holds")),
+        "{:?}",
+        one.runs[0].notes
+    );
     let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
 
     let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);

@@ -387,6 +387,9 @@ pub(crate) const SHARD_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 
 /// Shard `index + 1` of `count`, `index` being [`SHARD_INDEX_VAR`]'s value.
 fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_loadgen::Shard> {
+    if count == 0 {
+        anyhow::bail!("--shards must be at least 1");
+    }
     let Some(index) = index else {
         anyhow::bail!(
             "--shards {count} takes the shard from {SHARD_INDEX_VAR} (0 to {}, as a Kubernetes Indexed Job sets it), which is not set; or give --shard I/N",
@@ -493,6 +496,8 @@ mod tests {
     #[test]
     fn a_pod_index_from_0_is_the_shard_from_1() {
         let shard = |i| shard_from_env(4, i).map(|s| s.to_string());
+        let none = shard_from_env(0, Some("0")).unwrap_err().to_string();
+        assert!(none.contains("at least 1"), "{none}");
         assert_eq!(shard(Some("0")).unwrap(), "1/4");
         assert_eq!(shard(Some("3")).unwrap(), "4/4");
         for (bad, says) in [

@@ -271,8 +271,13 @@ pub(crate) fn compare(
             rates.push_str(&format!(", files {}/s", s.files.rate));
         }
         // Resumption decides what a reconnect costs: a different setting is a different load.
+        // A shard ran part of the clients: its figures are part of a load.
+        let shard = r
+            .shard
+            .as_ref()
+            .map_or(String::new(), |sh| format!(", shard {sh} of them"));
         format!(
-            "{} ({} clients, {rates}, {:?} measured, resumption {}{})",
+            "{} ({} clients{shard}, {rates}, {:?} measured, resumption {}{})",
             s.name,
             s.clients,
             s.duration,

@@ -196,6 +196,23 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         let shards: Vec<&RunReport> = reports.iter().map(|r| &r.runs[position]).collect();
         runs.push(merge_runs(&shards, &first.scenario.slo, sharded)?);
     }
+    // Shards that started further apart than the warm-up sent to clients of a later shard
+    // before those had connected: the server held those messages, and their latency is the
+    // wait, which one generator running everyone would not have had.
+    let starts: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.runs.first().map(|run| run.started_unix_s))
+        .collect();
+    let spread = starts.iter().copied().fold(f64::MIN, f64::max)
+        - starts.iter().copied().fold(f64::MAX, f64::min);
+    if spread > first.scenario.warmup.as_secs_f64() {
+        for run in &mut runs {
+            run.notes.push(format!(
+                "the shards started up to {spread:.1} s apart, more than the warm-up of {:?}: messages to clients of a later shard waited on the server until they connected, and their latency shows it; start every shard within the warm-up",
+                first.scenario.warmup
+            ));
+        }
+    }
     let mut invalid_reasons: Vec<String> = reports
         .iter()
         .enumerate()

@@ -258,6 +258,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ),
         _ => None,
     };
+    if let Some(shard) = config.shard {
+        notes.push(format!(
+            "shard {shard}: this report holds this generator's clients only, and does not judge `lost` (it cannot know what the other shards delivered): merge every shard's report with `imbench merge`"
+        ));
+    }
     if let Some(why) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
         notes.push(format!(
             "{why}: what was sent to a client while it was disconnected is lost, and counted in `lost`"
@@ -476,7 +481,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         cpu_at_measure_start.flatten(),
         cpu_at_schedule_end.flatten(),
     ) {
-        (Some(start), Some(end)) => Some(end - start),
+        // A run stopped before its measured period took the end before the start: it
+        // measured no CPU.
+        (Some(start), Some(end)) if end >= start => Some(end - start),
         _ => None,
     };
     let cpu_use = match (&threads_at_measure_start, &threads_at_schedule_end) {
