@@ -196,7 +196,11 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     let mut apart = [shards[0].clone(), shards[1].clone()];
     apart[0].shard = Some("1/2".into());
     apart[1].shard = Some("2/2".into());
-    // (These two ran one after the other: made to start together first.)
+    // (These two ran one after the other: made to start together first; and without their
+    // groups, which shards settle from records these whole runs did not write.)
+    for r in &mut apart {
+        r.runs[0].group = None;
+    }
     apart[1].runs[0].started_unix_s = apart[0].runs[0].started_unix_s;
     let together = imbench_loadgen::report::merge::merge(&apart).unwrap();
     assert!(!together.runs[0].notes.iter().any(|n| n.contains("apart")));
@@ -219,49 +223,94 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
 
 /// Two generators, each running one shard of a scenario's clients against one server at the
 /// same time, merge into the report one generator running all of them makes: the same
-/// messages sent, all delivered, none lost, as many timed.
+/// messages sent, all delivered, none lost, as many timed; and the same group messages complete
+/// their fan-out, though every group has members in both shards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_merged_equal_one_run_of_both() {
     let server_config = imbench_server::ServerConfig::loopback().unwrap();
     let server = imbench_server::start(server_config.clone()).await.unwrap();
     let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
-    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), "");
+    let groups =
+        "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nsenders = 2\nrate = 10.0\n";
+    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), groups);
 
     let whole = imbench_loadgen::run(config(scenario(), util::remote(&server_config, addr)))
         .await
         .unwrap()
         .report;
 
+    let dir = std::env::temp_dir().join(format!("imbench-shard-records-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let shard = |index| {
         let mut c = config(scenario(), util::remote(&server_config, addr));
         c.shard = Some(imbench_loadgen::Shard { index, count: 2 });
+        c.out_dir = Some(dir.join(format!("shard-{index}")));
         imbench_loadgen::run(c)
     };
     let (one, two) = tokio::join!(shard(1), shard(2));
     let (one, two) = (one.unwrap().report, two.unwrap().report);
     assert_eq!(one.shard.as_deref(), Some("1/2"));
     assert_eq!(one.runs[0].counters.clients, 6);
-    assert!(
-        one.runs[0]
-            .notes
-            .iter()
-            .any(|n| n.starts_with("shard 1/2: this report holds")),
-        "{:?}",
-        one.runs[0].notes
-    );
-    let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
+    for start in [
+        "shard 1/2: this report holds",
+        "shard 1/2: a group's members",
+    ] {
+        assert!(
+            one.runs[0].notes.iter().any(|n| n.starts_with(start)),
+            "{:?}",
+            one.runs[0].notes
+        );
+    }
+    // A shard alone has no fan-out: its groups' other members ran in the other shard.
+    assert_eq!(one.runs[0].metrics["fanout"].count, 0);
 
+    // The records each shard wrote beside its report read back as the ones it kept.
+    let folder = dir.join("shard-1");
+    let json = std::fs::read_to_string(folder.join("report.json")).unwrap();
+    let mut read: Report = serde_json::from_str(&json).unwrap();
+    assert!(read.runs[0].group_records.is_none());
+    read.read_group_records(&folder).unwrap();
+    assert_eq!(read.runs[0].group_records, one.runs[0].group_records);
+    // Without them a merge cannot settle the groups, and says so.
+    let mut bare = two.clone();
+    bare.runs[0].group_records = None;
+    let err = imbench_loadgen::report::merge::merge(&[one.clone(), bare]).unwrap_err();
+    assert!(err.to_string().contains("group-ledger.json"), "{err}");
+
+    let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
     let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);
     assert!(w.sent > 100, "{w:?}");
     assert_eq!(m.sent, w.sent, "the shards send what one generator sends");
     assert_eq!(m.clients, w.clients);
-    assert_eq!((m.delivered, m.lost), (w.delivered, 0));
-    assert_eq!(w.lost, 0);
     assert_eq!(
-        merged.runs[0].metrics["direct"].count,
-        whole.runs[0].metrics["direct"].count
+        (m.expected, m.delivered, m.lost),
+        (w.expected, w.delivered, 0)
     );
+    assert_eq!(w.lost, 0);
+    for metric in ["direct", "group", "fanout"] {
+        assert_eq!(
+            merged.runs[0].metrics[metric].count, whole.runs[0].metrics[metric].count,
+            "{metric}"
+        );
+    }
+    let (wg, mg) = (
+        whole.runs[0].group.as_ref().unwrap(),
+        merged.runs[0].group.as_ref().unwrap(),
+    );
+    assert!(wg.counts.expected > 100, "{wg:?}");
+    assert_eq!(mg.counts.expected, wg.counts.expected);
+    assert_eq!((mg.counts.lost, mg.counts.incomplete), (0, 0));
     assert_eq!(merged.scenario.clients, 12);
+    let notes = &merged.runs[0].notes;
+    assert!(
+        notes[0].starts_with("merged from 2 shards (1/2, 2/2)"),
+        "{notes:?}"
+    );
+    assert!(
+        !notes.iter().any(|n| n.starts_with("shard 1/2:")),
+        "{notes:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     server.shutdown().await;
 }
 
@@ -301,7 +350,7 @@ async fn shards_started_apart_time_each_others_messages_on_one_clock() {
 }
 
 #[tokio::test]
-async fn a_shard_needs_a_shared_server_and_direct_chat_only() {
+async fn a_shard_needs_a_shared_server() {
     let mut c = config(
         small_scenario_with(4, 1.0, Duration::from_millis(100), ""),
         ServerSpec::Embedded,

@@ -107,7 +107,7 @@ pub(crate) struct RunArgs {
     /// File with the server's token secret (imbench-server writes one).
     #[arg(long)]
     pub(crate) secret_file: Option<PathBuf>,
-    /// Name to verify the server certificate for (default: the --server IP).
+    /// Name to verify the server certificate for (default: the --server host name, or its IP).
     #[arg(long)]
     pub(crate) server_name: Option<String>,
     /// The network between clients and the embedded server, emulated packet by packet
@@ -163,7 +163,7 @@ pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
 pub(crate) enum Target {
     Nats(imbench_loadgen::driver::nats::NatsTarget),
     Mqtt(imbench_loadgen::driver::mqtt::MqttTarget),
-    Imbench(Transport, SocketAddr),
+    Imbench(Transport, ServerArg),
 }
 
 pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
@@ -178,10 +178,8 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
         _ if scheme.starts_with("imbench+") => {
             let transport = scheme["imbench+".len()..].parse::<Transport>()?;
             let rest = &s[scheme.len() + 3..];
-            let addr = rest.trim_end_matches('/').parse().map_err(|e| {
-                format!("{rest:?} is not an address such as 127.0.0.1:4433: {e}")
-            })?;
-            Ok(Target::Imbench(transport, addr))
+            let given = parse_server(rest.trim_end_matches('/'))?;
+            Ok(Target::Imbench(transport, given))
         }
         _ => Err(format!(
             "{s:?}: a target is nats://HOST:PORT, mqtt://HOST:PORT or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
@@ -194,18 +192,40 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
 pub(crate) struct ServerArg {
     pub(crate) transport: Option<Transport>,
     pub(crate) addr: SocketAddr,
+    /// The host name it was given by, if not by an IP address.
+    pub(crate) host: Option<String>,
 }
 
+/// `HOST:PORT` with an IP address or a host name (a Kubernetes Service's, say), resolved once,
+/// now: a run loads one server address from start to end.
 pub(crate) fn parse_server(s: &str) -> Result<ServerArg, String> {
+    use std::net::ToSocketAddrs;
     let (transport, addr) = match s.split_once('=') {
-        Some((t, a)) => (Some(t.parse::<Transport>()?), a),
-        None => (None, s),
+        Some((t, a)) => (Some(t.parse::<Transport>()?), a.trim()),
+        None => (None, s.trim()),
     };
-    let addr = addr
-        .trim()
-        .parse()
-        .map_err(|e| format!("{addr:?} is not an address such as 127.0.0.1:4433: {e}"))?;
-    Ok(ServerArg { transport, addr })
+    if let Ok(ip) = addr.parse::<SocketAddr>() {
+        return Ok(ServerArg {
+            transport,
+            addr: ip,
+            host: None,
+        });
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| {
+        format!("{addr:?} is not an address such as 127.0.0.1:4433 or imbench-server:4433")
+    })?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{addr:?}: {port:?} is not a port"))?;
+    let found = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{host:?} does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))?;
+    Ok(ServerArg {
+        transport,
+        addr: found,
+        host: Some(host.to_string()),
+    })
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,9 +267,9 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     server: ServerSpec::Mqtt(t.clone()),
                     label: None,
                 },
-                Target::Imbench(transport, addr) => Leg {
+                Target::Imbench(transport, given) => Leg {
                     transport: *transport,
-                    server: remote(args, *addr, &imbench)?,
+                    server: remote(args, given, &imbench)?,
                     label: None,
                 },
             });
@@ -283,12 +303,12 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
             transports
                 .iter()
                 .map(|&t| {
-                    let addr = server_for(&args.server, t).ok_or_else(|| {
+                    let given = server_for(&args.server, t).ok_or_else(|| {
                         anyhow::anyhow!("no --server address for {t}: give --server {t}=HOST:PORT")
                     })?;
                     Ok(Leg {
                         transport: t,
-                        server: remote(args, addr, transports)?,
+                        server: remote(args, given, transports)?,
                         label: None,
                     })
                 })
@@ -338,7 +358,7 @@ fn warn_if_shared(path: &std::path::Path) {
 /// all those the run uses on it, to say early which of them needs --cert.
 fn remote(
     args: &RunArgs,
-    addr: SocketAddr,
+    given: &ServerArg,
     transports: &[Transport],
 ) -> anyhow::Result<ServerSpec> {
     use anyhow::Context;
@@ -361,24 +381,25 @@ fn remote(
         }
     };
     Ok(ServerSpec::Remote {
-        addr,
+        addr: given.addr,
         trust,
         secret: Box::new({
             warn_if_shared(secret);
             Secret::from_file(secret).context("reading --secret-file")?
         }),
-        server_name: args.server_name.clone(),
+        // A server given by name is verified for that name (as imbench-server's
+        // `--cert-name` made its certificate).
+        server_name: args.server_name.clone().or_else(|| given.host.clone()),
     })
 }
 
 /// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
 /// when only one transport runs.
-pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<SocketAddr> {
+pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<&ServerArg> {
     servers
         .iter()
         .find(|s| s.transport == Some(transport))
         .or_else(|| servers.iter().find(|s| s.transport.is_none()))
-        .map(|s| s.addr)
 }
 
 /// Turns the flags into one validated configuration.
@@ -479,7 +500,7 @@ fn folder_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{folder_name, parse_transports, shard_from_env};
+    use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
 
     #[test]
@@ -490,6 +511,29 @@ mod tests {
         for typo in ["quic,,tcp", "quic,", ",", ""] {
             let e = parse_transports(typo).expect_err(typo);
             assert!(e.contains("empty name"), "{typo}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_server_is_an_address_or_a_host_name_to_verify_its_certificate_for() {
+        let ip = parse_server("quic=127.0.0.1:4433").unwrap();
+        assert_eq!((ip.addr.port(), ip.host), (4433, None));
+        let named = parse_server("localhost:4434").unwrap();
+        assert!(named.addr.ip().is_loopback(), "{:?}", named.addr);
+        assert_eq!(named.host.as_deref(), Some("localhost"));
+        for (bad, why) in [
+            ("localhost", "not an address"),
+            ("localhost:quic", "not a port"),
+            ("no-such-host.invalid:4433", "does not resolve"),
+        ] {
+            let e = parse_server(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        match parse_target("imbench+tcp://localhost:4434").unwrap() {
+            super::Target::Imbench(_, given) => {
+                assert_eq!(given.host.as_deref(), Some("localhost"))
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -137,7 +137,13 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     for path in paths {
         match load_baseline(path) {
             Ok(loaded) => {
-                for (file, r) in loaded {
+                for (file, mut r) in loaded {
+                    // A shard's group records lie beside its report.json.
+                    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+                    if let Err(e) = r.read_group_records(dir) {
+                        imbench_loadgen::errln!("imbench: {e}");
+                        return exit_code::USAGE;
+                    }
                     files.push(file);
                     reports.push(r);
                 }

@@ -85,7 +85,7 @@ impl RunContext {
         let measure_start_us = send_start_us + s.warmup.as_micros() as u64;
         let schedule_end_us = measure_start_us + s.duration.as_micros() as u64;
         let plan = GroupPlan::new(&s);
-        let ledger = GroupLedger::new(&s, &plan);
+        let ledger = GroupLedger::new(&s, &plan, shard);
         Self {
             timer,
             notes,

@@ -1,70 +1,29 @@
 //! The group ledger: every group message sent, every membership change and delivery seen,
-//! and after the run the accounting of each message against the membership it was routed to.
+//! live, written lock-free by senders and recipients. After the run it hands its content over
+//! as [`GroupRecords`], which `group_records::settle` accounts for (the accounting and the
+//! join/leave race are defined there).
 //!
-//! # Accounting and the join/leave race
-//!
-//! The server routes a group message to the members it has at the moment it routes it, and on
-//! each member's connection Joined comes before every message routed to it and Left after the
-//! last one. The generator cannot see that moment, only that it lies between the sender's write
-//! (`S`) and the sender's receipt of the Ack (`A`). So for each message and member:
-//!
-//! - **expected**: the member's Joined arrived before `S`, and it had not sent Leave before `A`.
-//!   It must get the message; if it does not, the delivery is **lost**.
-//! - **in the race**: its membership changed between `S` and `A`. Either outcome is correct;
-//!   a delivery counts as `race_delivered`, an absence as nothing.
-//! - otherwise it was not a member, and a delivery would be **unexpected** (a server bug).
-//!
-//! `fanout` is intended send → receipt at the last expected member, recorded only for messages
-//! every expected member received; the others count as `incomplete`. `fanout_spread` is first →
-//! last expected member.
+//! A message is named by its ledger slot, which its id carries. Generators that run shards of
+//! one scenario give their senders disjoint ranges of one slot space, sized from the scenario
+//! alone, so that a member in one shard records a message of another shard's sender under the
+//! slot every shard knows it by.
 
-use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
-
 use crate::config::scenario::Scenario;
-use crate::measure::counters::counters;
-use crate::measure::metrics::{new_histogram, MAX_US};
-use crate::workload::groups::{Bucket, GroupPlan};
+use crate::config::shard::Shard;
+use crate::measure::group_records::{
+    settle, GroupCounts, GroupOutcome, GroupRecords, MembershipEvent, Receipts, Sent, Shape,
+    REJECTED,
+};
+pub use crate::measure::group_records::{ChurnerDelivery, Membership};
+use crate::workload::groups::GroupPlan;
 use crate::workload::message_ids::{group_msg_id, slot_in_id, MAX_SLOTS};
 
-/// A change in one member's membership, as the generator saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Membership {
-    /// Join written.
-    JoinSent,
-    /// Joined received.
-    Joined,
-    /// Leave written.
-    LeaveSent,
-    /// Left received.
-    Left,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct MembershipEvent {
-    group: usize,
-    user: u64,
-    kind: Membership,
-    at_us: u64,
-}
-
-/// A delivery to a churning member, classified after the run.
-#[derive(Debug, Clone, Copy)]
-pub struct ChurnerDelivery {
-    /// Ledger slot of the message.
-    pub slot: usize,
-    /// The member.
-    pub user: u64,
-    /// When it arrived.
-    pub at_us: u64,
-}
-
 /// One group message's record.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     group: AtomicU64,
     sender: AtomicU64,
@@ -79,7 +38,23 @@ struct Slot {
     last_us: AtomicU64,
 }
 
-const REJECTED: u64 = u64::MAX;
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            group: AtomicU64::new(0),
+            sender: AtomicU64::new(0),
+            intended_us: AtomicU64::new(0),
+            sent_us: AtomicU64::new(0),
+            answered_us: AtomicU64::new(0),
+            delivered: AtomicU32::new(0),
+            race_delivered: AtomicU32::new(0),
+            // A member may receive a message before (or without) its sender's slot being
+            // opened here: another shard's sender.
+            first_us: AtomicU64::new(u64::MAX),
+            last_us: AtomicU64::new(0),
+        }
+    }
+}
 
 /// Counters of one group, live.
 #[derive(Debug, Default)]
@@ -98,6 +73,8 @@ pub struct GroupCounters {
 /// after every client task has ended.
 pub struct GroupLedger {
     slots: Vec<Slot>,
+    /// The slots this generator's senders open, in order.
+    own: Range<usize>,
     next: AtomicUsize,
     /// Group messages sent beyond the ledger's capacity (not tracked for fan-out).
     pub untracked: AtomicU64,
@@ -109,19 +86,61 @@ pub struct GroupLedger {
     churner_deliveries: Mutex<Vec<ChurnerDelivery>>,
 }
 
+/// Slots for `expected` messages, with room for Poisson variation.
+fn capacity(expected: f64) -> usize {
+    (expected * 1.2 + 6.0 * expected.sqrt() + 1024.0) as usize
+}
+
+/// The slot range of each of `count` shards: sized by the group messages its senders are due
+/// to send (a group's rate is split evenly among its senders), laid end to end.
+fn shard_ranges(s: &Scenario, plan: &GroupPlan, count: usize) -> Vec<Range<usize>> {
+    let window = (s.warmup + s.duration).as_secs_f64();
+    let mut share = vec![0.0; count];
+    for g in &plan.groups {
+        for &m in &g.members[..g.senders] {
+            share[m as usize % count] += 1.0 / g.senders.max(1) as f64;
+        }
+    }
+    let mut start = 0;
+    share
+        .iter()
+        .map(|&sh| {
+            let n = if sh > 0.0 {
+                capacity(s.groups.rate * window * sh)
+            } else {
+                0
+            };
+            let range = start.min(MAX_SLOTS)..(start + n).min(MAX_SLOTS);
+            start += n;
+            range
+        })
+        .collect()
+}
+
 impl GroupLedger {
-    /// A ledger sized for the scenario's expected group messages, with room for Poisson
-    /// variation.
-    pub fn new(s: &Scenario, plan: &GroupPlan) -> Self {
-        let window = (s.warmup + s.duration).as_secs_f64();
-        let expected = s.groups.rate * plan.groups.len() as f64 * window;
-        let capacity = if plan.groups.is_empty() {
-            0
+    /// A ledger sized for the scenario's expected group messages; with a shard, one whose
+    /// senders open the shard's range of the slot space every shard shares.
+    pub fn new(s: &Scenario, plan: &GroupPlan, shard: Option<Shard>) -> Self {
+        let (len, own) = if plan.groups.is_empty() {
+            (0, 0..0)
         } else {
-            ((expected * 1.2 + 6.0 * expected.sqrt() + 1024.0) as usize).min(MAX_SLOTS)
+            match shard {
+                None => {
+                    let window = (s.warmup + s.duration).as_secs_f64();
+                    let n =
+                        capacity(s.groups.rate * plan.groups.len() as f64 * window).min(MAX_SLOTS);
+                    (n, 0..n)
+                }
+                Some(sh) => {
+                    let ranges = shard_ranges(s, plan, sh.count);
+                    let len = ranges.last().map_or(0, |r| r.end);
+                    (len, ranges[sh.index - 1].clone())
+                }
+            }
         };
         Self {
-            slots: (0..capacity).map(|_| Slot::default()).collect(),
+            slots: (0..len).map(|_| Slot::default()).collect(),
+            own,
             next: AtomicUsize::new(0),
             untracked: AtomicU64::new(0),
             counters: (0..plan.groups.len())
@@ -136,8 +155,8 @@ impl GroupLedger {
     /// Records a message about to be sent and returns its message id, or `None` when the ledger
     /// is full: the message is then not sent, and counted as `untracked`.
     pub fn open(&self, group: usize, sender: u64, intended_us: u64, sent_us: u64) -> Option<u64> {
-        let slot = self.next.fetch_add(1, Relaxed);
-        let Some(s) = self.slots.get(slot) else {
+        let slot = self.own.start + self.next.fetch_add(1, Relaxed);
+        let Some(s) = self.slots.get(slot).filter(|_| slot < self.own.end) else {
             self.untracked.fetch_add(1, Relaxed);
             return None;
         };
@@ -146,10 +165,8 @@ impl GroupLedger {
         s.sender.store(sender, Relaxed);
         s.intended_us.store(intended_us, Relaxed);
         s.sent_us.store(sent_us, Relaxed);
-        s.first_us.store(u64::MAX, Relaxed);
         Some(group_msg_id(intended_us, slot))
     }
-
     /// The sender got the Ack of `msg_id` at `at_us`.
     pub fn acked(&self, msg_id: u64, at_us: u64) {
         if let Some(s) = self.slot(msg_id) {
@@ -211,269 +228,102 @@ impl GroupLedger {
         }
     }
 
-    /// Accounts for every message. Call once every client task has ended; `window` is the
-    /// measured period (intended times), `end_us` the end of the drain.
+    /// Accounts for every message, on the run's clock. Call once every client task has ended;
+    /// `window` is the measured period (intended times), `end_us` the end of the drain.
     pub fn settle(&self, plan: &GroupPlan, window: (u64, u64), end_us: u64) -> GroupOutcome {
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let churned = self
+        settle(&self.records(plan, window, end_us, |t| t))
+    }
+
+    /// What the ledger holds, as records, with every time passed through `time` (the wall
+    /// clock, for a shard's records that meet other shards'). Call once every client task has
+    /// ended.
+    pub fn records(
+        &self,
+        plan: &GroupPlan,
+        window: (u64, u64),
+        end_us: u64,
+        time: impl Fn(u64) -> u64,
+    ) -> GroupRecords {
+        let used = self.own.start + self.next.load(Relaxed).min(self.own.len());
+        let sent = (self.own.start..used)
+            .map(|slot| {
+                let s = &self.slots[slot];
+                let intended = s.intended_us.load(Relaxed);
+                let answered = s.answered_us.load(Relaxed);
+                Sent {
+                    slot,
+                    group: s.group.load(Relaxed) as usize,
+                    sender: s.sender.load(Relaxed),
+                    intended_us: time(intended),
+                    sent_us: time(s.sent_us.load(Relaxed)),
+                    answered_us: match answered {
+                        0 | REJECTED => answered,
+                        t => time(t),
+                    },
+                    measured: (window.0..window.1).contains(&intended),
+                }
+            })
+            .collect();
+        let receipts = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| {
+                let delivered = s.delivered.load(Relaxed);
+                let race = s.race_delivered.load(Relaxed);
+                (delivered + race > 0).then(|| Receipts {
+                    slot,
+                    delivered,
+                    race,
+                    first_us: match s.first_us.load(Relaxed) {
+                        u64::MAX => u64::MAX,
+                        t => time(t),
+                    },
+                    last_us: if delivered > 0 {
+                        time(s.last_us.load(Relaxed))
+                    } else {
+                        0
+                    },
+                })
+            })
+            .collect();
+        let churner_deliveries = self
             .churner_deliveries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let members = MembershipHistory::new(plan, &log);
-        let mut by_slot: HashMap<usize, Vec<ChurnerDelivery>> = HashMap::new();
-        for d in churned {
-            by_slot.entry(d.slot).or_default().push(d);
-        }
-        let mut out = GroupOutcome::new(plan);
-        let used = self.next.load(Relaxed).min(self.slots.len());
-        for (i, s) in self.slots[..used].iter().enumerate() {
-            let group = s.group.load(Relaxed) as usize;
-            let sender = s.sender.load(Relaxed);
-            let intended = s.intended_us.load(Relaxed);
-            let sent = s.sent_us.load(Relaxed);
-            let answered = s.answered_us.load(Relaxed);
-            if answered == REJECTED || group >= plan.groups.len() {
-                continue;
-            }
-            // Unanswered messages were never confirmed routed: the race window runs to the end.
-            let acked = if answered == 0 { end_us } else { answered };
-            let g = &mut out.groups[group];
-            let mut expected = members.stable_joined_by(group, sent, sender) as u64;
-            let mut delivered = u64::from(s.delivered.load(Relaxed));
-            let mut first = s.first_us.load(Relaxed);
-            let mut last = s.last_us.load(Relaxed);
-            let mut race = u64::from(s.race_delivered.load(Relaxed));
-            let mut unexpected = 0;
-            let churner_got = by_slot.remove(&i).unwrap_or_default();
-            for c in members.churners(group) {
-                let class = members.classify(group, c, sent, acked);
-                let got = churner_got.iter().find(|d| d.user == c);
-                match (class, got) {
-                    (Class::Expected, Some(d)) => {
-                        expected += 1;
-                        delivered += 1;
-                        first = first.min(d.at_us);
-                        last = last.max(d.at_us);
-                    }
-                    (Class::Expected, None) => expected += 1,
-                    (Class::Race, Some(_)) => race += 1,
-                    (Class::NotMember, Some(_)) => unexpected += 1,
-                    (_, None) => {}
-                }
-            }
-            g.counts.expected += expected;
-            g.counts.delivered_expected += delivered.min(expected);
-            g.counts.race_delivered += race;
-            g.counts.unexpected += unexpected + delivered.saturating_sub(expected);
-            let measured = (window.0..window.1).contains(&intended);
-            if delivered >= expected {
-                if expected > 0 && measured {
-                    let bucket = plan.groups[group].bucket().index();
-                    let fanout = last.saturating_sub(intended).clamp(1, MAX_US);
-                    let spread = last.saturating_sub(first).clamp(1, MAX_US);
-                    for (h, v) in [
-                        (&mut out.fanout, fanout),
-                        (&mut out.fanout_by_bucket[bucket], fanout),
-                        (&mut out.spread, spread),
-                        (&mut out.spread_by_bucket[bucket], spread),
-                    ] {
-                        h.saturating_record(v);
-                    }
-                }
-            } else {
-                g.counts.lost += expected - delivered;
-                g.counts.incomplete += 1;
-            }
-        }
-        for (g, c) in out.groups.iter_mut().zip(&self.counters) {
-            g.counts.sent = c.sent.load(Relaxed);
-            g.counts.duplicated = c.duplicated.load(Relaxed);
-            g.counts.reordered = c.reordered.load(Relaxed);
-        }
-        out.untracked = self.untracked.load(Relaxed);
-        out
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Expected,
-    Race,
-    NotMember,
-}
-
-/// Who was in which group when, rebuilt from the membership log.
-struct MembershipHistory {
-    /// Per group: Joined times of members that never churn, sorted.
-    stable: Vec<Vec<u64>>,
-    /// Per group: the sender's own Joined time, by user.
-    stable_by_user: Vec<HashMap<u64, u64>>,
-    /// Per group and churning member: its events in time order.
-    churners: Vec<HashMap<u64, Vec<(Membership, u64)>>>,
-}
-
-impl MembershipHistory {
-    fn new(plan: &GroupPlan, log: &[MembershipEvent]) -> Self {
-        let n = plan.groups.len();
-        let mut h = Self {
-            stable: vec![Vec::new(); n],
-            stable_by_user: vec![HashMap::new(); n],
-            churners: vec![HashMap::new(); n],
-        };
-        for (gi, g) in plan.groups.iter().enumerate() {
-            for &c in &g.members[g.senders..g.senders + g.churners] {
-                h.churners[gi].insert(c, Vec::new());
-            }
-        }
-        for e in log {
-            if e.group >= n {
-                continue;
-            }
-            if let Some(events) = h.churners[e.group].get_mut(&e.user) {
-                events.push((e.kind, e.at_us));
-            } else if e.kind == Membership::Joined {
-                h.stable[e.group].push(e.at_us);
-                h.stable_by_user[e.group].insert(e.user, e.at_us);
-            }
-        }
-        for s in &mut h.stable {
-            s.sort_unstable();
-        }
-        for g in &mut h.churners {
-            for events in g.values_mut() {
-                events.sort_by_key(|e| e.1);
-            }
-        }
-        h
-    }
-
-    /// Stable members of `group`, other than `sender`, whose Joined arrived by `at_us`.
-    fn stable_joined_by(&self, group: usize, at_us: u64, sender: u64) -> usize {
-        let n = self.stable[group].partition_point(|&t| t <= at_us);
-        let sender_counted = self.stable_by_user[group]
-            .get(&sender)
-            .is_some_and(|&t| t <= at_us);
-        n - usize::from(sender_counted)
-    }
-
-    fn churners(&self, group: usize) -> impl Iterator<Item = u64> + '_ {
-        self.churners[group].keys().copied()
-    }
-
-    /// Whether churning member `user` had to get a message written at `sent` and acked at
-    /// `acked`.
-    ///
-    /// Membership comes in epochs: the k-th Join written opens epoch k, its Joined confirms
-    /// it, the k-th Leave written asks to end it and the k-th Left confirms the end (the server
-    /// answers in order, so the k-th of each kind belong together, even when a member toggles
-    /// again before the previous answer arrived). Certainly a member from Joined to the Leave
-    /// written; possibly a member from the Join written to the Left received.
-    fn classify(&self, group: usize, user: u64, sent: u64, acked: u64) -> Class {
-        let Some(events) = self.churners[group].get(&user) else {
-            return Class::NotMember;
-        };
-        let times = |kind: Membership| -> Vec<u64> {
-            events.iter().filter(|e| e.0 == kind).map(|e| e.1).collect()
-        };
-        let (join_sent, joined) = (times(Membership::JoinSent), times(Membership::Joined));
-        let (leave_sent, left) = (times(Membership::LeaveSent), times(Membership::Left));
-        let expected = joined
-            .iter()
-            .enumerate()
-            .any(|(k, &j)| j <= sent && leave_sent.get(k).is_none_or(|&l| l >= acked));
-        if expected {
-            return Class::Expected;
-        }
-        let possible = join_sent
-            .iter()
-            .enumerate()
-            .any(|(k, &j)| j <= acked && left.get(k).is_none_or(|&l| l >= sent));
-        if possible {
-            Class::Race
-        } else {
-            Class::NotMember
-        }
-    }
-}
-
-counters! {
-    /// What the ledger concluded about group messages: of one group, or added over groups.
-    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct GroupCounts {
-        /// Messages sent to the group.
-        sent,
-        /// Deliveries owed by the membership when each message was routed (see the module's
-        /// definition).
-        expected,
-        /// Owed deliveries that arrived.
-        delivered_expected,
-        /// Deliveries to members whose membership changed while the message was routed.
-        race_delivered,
-        /// Owed deliveries that never arrived.
-        lost,
-        /// Messages whose fan-out never completed.
-        incomplete,
-        /// Deliveries received again.
-        duplicated,
-        /// Deliveries out of order per sender.
-        reordered,
-        /// Deliveries to a member that was certainly not in the group.
-        unexpected,
-    }
-}
-
-/// One group's accounting.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct GroupSummary {
-    /// Group id.
-    pub id: u64,
-    /// Members planned.
-    pub members: usize,
-    /// Its counts (flattened into the group's entry in report.json).
-    #[serde(flatten)]
-    pub counts: GroupCounts,
-}
-
-/// Everything the ledger concluded.
-pub struct GroupOutcome {
-    /// Per group.
-    pub groups: Vec<GroupSummary>,
-    /// Intended send → last expected member, messages in the measured period.
-    pub fanout: Histogram<u64>,
-    /// First → last expected member.
-    pub spread: Histogram<u64>,
-    /// `fanout` per size bucket.
-    pub fanout_by_bucket: Vec<Histogram<u64>>,
-    /// `spread` per size bucket.
-    pub spread_by_bucket: Vec<Histogram<u64>>,
-    /// Messages sent beyond the ledger's capacity.
-    pub untracked: u64,
-}
-
-impl GroupOutcome {
-    fn new(plan: &GroupPlan) -> Self {
-        Self {
-            groups: plan
-                .groups
+        let membership = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        GroupRecords {
+            groups: Shape::of(plan),
+            counts: self
+                .counters
                 .iter()
-                .map(|g| GroupSummary {
-                    id: g.id,
-                    members: g.members.len(),
-                    ..GroupSummary::default()
+                .map(|c| GroupCounts {
+                    sent: c.sent.load(Relaxed),
+                    duplicated: c.duplicated.load(Relaxed),
+                    reordered: c.reordered.load(Relaxed),
+                    ..GroupCounts::default()
                 })
                 .collect(),
-            fanout: new_histogram(),
-            spread: new_histogram(),
-            fanout_by_bucket: Bucket::ALL.iter().map(|_| new_histogram()).collect(),
-            spread_by_bucket: Bucket::ALL.iter().map(|_| new_histogram()).collect(),
-            untracked: 0,
+            sent,
+            receipts,
+            churner_deliveries: churner_deliveries
+                .into_iter()
+                .map(|d| ChurnerDelivery {
+                    at_us: time(d.at_us),
+                    ..d
+                })
+                .collect(),
+            membership: membership
+                .into_iter()
+                .map(|e| MembershipEvent {
+                    at_us: time(e.at_us),
+                    ..e
+                })
+                .collect(),
+            end_us: time(end_us),
+            untracked: self.untracked.load(Relaxed),
         }
-    }
-
-    /// The counts added over every group.
-    pub fn total(&self) -> GroupCounts {
-        GroupCounts::sum(self.groups.iter().map(|g| &g.counts))
     }
 }
 
@@ -499,7 +349,7 @@ mod tests {
             roles: vec![Vec::new(); 4],
         };
         let s = scenario("");
-        let ledger = GroupLedger::new(&s, &plan);
+        let ledger = GroupLedger::new(&s, &plan, None);
         (plan, ledger)
     }
 
@@ -556,48 +406,32 @@ mod tests {
     }
 
     #[test]
-    fn a_churner_is_in_the_race_only_while_its_change_is_in_flight() {
-        let (plan, ledger) = small_ledger();
-        let l = &ledger;
-        l.membership(0, 1, Membership::JoinSent, 100);
-        l.membership(0, 1, Membership::Joined, 120);
-        l.membership(0, 1, Membership::LeaveSent, 300);
-        l.membership(0, 1, Membership::Left, 320);
-        let h = MembershipHistory::new(&plan, &l.log.lock().expect("log").clone());
-        // Before the Join was written: not a member.
-        assert_eq!(h.classify(0, 1, 10, 90), Class::NotMember);
-        // Written before Joined arrived but acked after the Join went out: race.
-        assert_eq!(h.classify(0, 1, 110, 130), Class::Race);
-        // Wholly inside the membership: expected.
-        assert_eq!(h.classify(0, 1, 150, 250), Class::Expected);
-        // Acked after the Leave went out: race.
-        assert_eq!(h.classify(0, 1, 290, 310), Class::Race);
-        // After Left arrived: not a member.
-        assert_eq!(h.classify(0, 1, 330, 340), Class::NotMember);
-    }
-
-    #[test]
-    fn a_churner_that_toggles_before_the_answer_keeps_its_epochs_apart() {
-        let (plan, ledger) = small_ledger();
-        let l = &ledger;
-        // Joined at 20; Leave written at 100 and Join written again at 110, before Left (130)
-        // and the new Joined (140) arrive.
-        for (kind, at) in [
-            (Membership::JoinSent, 10),
-            (Membership::Joined, 20),
-            (Membership::LeaveSent, 100),
-            (Membership::JoinSent, 110),
-            (Membership::Left, 130),
-            (Membership::Joined, 140),
-        ] {
-            l.membership(0, 1, kind, at);
-        }
-        let h = MembershipHistory::new(&plan, &l.log.lock().expect("log").clone());
-        assert_eq!(h.classify(0, 1, 50, 60), Class::Expected);
-        // Written after the Leave, acked before the new Join: the server may still have had
-        // the old membership (Left came only at 130).
-        assert_eq!(h.classify(0, 1, 102, 105), Class::Race);
-        assert_eq!(h.classify(0, 1, 150, 160), Class::Expected);
-        assert_eq!(h.classify(0, 1, 1, 5), Class::NotMember);
+    fn shards_open_disjoint_slots_and_a_member_records_any_of_them() {
+        let s = scenario(
+            "[groups]\ncount = 4\nsenders = 2\nrate = 10.0\nmembers = { dist = \"zipf\", min = 3, max = 6 }",
+        );
+        let plan = GroupPlan::new(&s);
+        let one = Shard { index: 1, count: 2 };
+        let two = Shard { index: 2, count: 2 };
+        let (a, b) = (
+            GroupLedger::new(&s, &plan, Some(one)),
+            GroupLedger::new(&s, &plan, Some(two)),
+        );
+        assert_eq!(a.slots.len(), b.slots.len());
+        assert!(a.own.end <= b.own.start || b.own.end <= a.own.start);
+        let id = b.open(0, 1, 500, 510).expect("slot");
+        // Shard 1's member receives shard 2's message under the same slot.
+        a.delivered_expected(id, 900);
+        let r = a.records(&plan, (0, 10_000), 20_000, |t| t + 1_000_000);
+        assert_eq!(r.receipts.len(), 1);
+        assert_eq!(r.receipts[0].slot, b.slot_of(id).expect("slot"));
+        assert_eq!(
+            (r.receipts[0].first_us, r.receipts[0].last_us),
+            (1_000_900, 1_000_900)
+        );
+        assert!(r.sent.is_empty());
+        let sent = b.records(&plan, (0, 10_000), 20_000, |t| t).sent;
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].measured);
     }
 }

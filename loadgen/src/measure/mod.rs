@@ -8,6 +8,7 @@ pub mod counters;
 pub mod cpu_use;
 pub mod file_ledger;
 pub mod group_ledger;
+pub mod group_records;
 pub mod hiccups;
 pub mod metrics;
 pub mod timer;

@@ -9,7 +9,7 @@ use crate::config::scenario::{Scenario, TimerKind};
 use crate::config::slo::{format_micros, Slo, Target};
 use crate::measure::counters::ClientTotals;
 use crate::measure::file_ledger::FileTotals;
-use crate::measure::group_ledger::{GroupCounts, GroupOutcome};
+use crate::measure::group_records::{GroupCounts, GroupOutcome};
 use crate::measure::metrics::Metric;
 use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD, FIGURES};
 use crate::report::histogram::summarize;
@@ -235,6 +235,7 @@ impl Report {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             interval_log,
+            group_records: None,
         };
         run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
 

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 
 use crate::config::shard::Shard;
-use crate::measure::group_ledger::GroupCounts;
+use crate::measure::group_records::GroupCounts;
+use crate::measure::group_records::{settle, GroupRecords, RecordsError, GROUP_RECORDS_FILE};
 use crate::measure::metrics::Metric;
 use crate::report::build::evaluate;
-use crate::report::figures::Counters;
+use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD};
 use crate::report::histogram::{decode_histogram, summarize};
 use crate::report::model::{FileReport, GroupReport, Report, RunReport, ScheduleLag, Verdict};
 
@@ -46,6 +47,15 @@ pub enum MergeError {
         /// Shards in the load.
         count: usize,
     },
+    /// A shard ran groups and its group records are not beside its report.
+    #[error("report {}: its run had groups, but no {GROUP_RECORDS_FILE} is beside it: the fan-out of a group whose members ran in several shards is settled from every shard's records; merge the folders the shards wrote", index + 1)]
+    NoGroupRecords {
+        /// Which report (0-based).
+        index: usize,
+    },
+    /// The shards' group records are not of one load.
+    #[error("group records: {0}")]
+    GroupRecords(RecordsError),
     /// The reports are not parts of one load.
     #[error("report {}: {why}: merge the reports of generators that loaded one server at the same time", index + 1)]
     NotOneLoad {
@@ -194,7 +204,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     let mut runs = Vec::new();
     for position in 0..first.runs.len() {
         let shards: Vec<&RunReport> = reports.iter().map(|r| &r.runs[position]).collect();
-        runs.push(merge_runs(&shards, &first.scenario.slo, sharded)?);
+        let mut run = merge_runs(&shards, &first.scenario.slo, sharded)?;
+        run.notes = merged_notes(reports, position);
+        runs.push(run);
     }
     // Shards that started further apart than the warm-up sent to clients of a later shard
     // before those had connected: the server held those messages, and their latency is the
@@ -253,6 +265,36 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
         runs,
         shard: None,
     })
+}
+
+/// The notes of the runs at `position`, each once, without what each shard said of itself
+/// (that it is one, and judges no `lost`: the merge does), and what the merge is made of.
+fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
+    let mut notes: Vec<String> = Vec::new();
+    for r in reports {
+        let own = r.shard.as_ref().map(|s| format!("shard {s}:"));
+        for note in &r.runs[position].notes {
+            let of_itself = own.as_ref().is_some_and(|p| note.starts_with(p.as_str()));
+            if !of_itself && !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
+    }
+    let shards: Vec<&str> = reports.iter().filter_map(|r| r.shard.as_deref()).collect();
+    let what = if shards.len() == reports.len() {
+        format!(
+            "merged from {} shards ({}) that loaded one server together: `lost`, and fan-out where groups ran, are settled from all of them",
+            shards.len(),
+            shards.join(", ")
+        )
+    } else {
+        format!(
+            "merged from {} reports of generators that loaded one server together",
+            reports.len()
+        )
+    };
+    notes.insert(0, what);
+    notes
 }
 
 fn merge_runs(
@@ -326,9 +368,54 @@ fn merge_runs(
             .map(|r| r.started_unix_s)
             .fold(f64::INFINITY, f64::min),
         interval_log: Vec::new(),
+        group_records: None,
     };
+    if sharded && run.group.is_some() {
+        settle_groups(&mut run, shards)?;
+    }
     run.slo = slo.iter().map(|e| evaluate(e, &run)).collect();
     Ok(run)
+}
+
+/// Accounts for the group messages of shards: a message sent in one shard reached members in
+/// every shard, so whether it reached all of them, and when the last one got it, is known only
+/// from every shard's records (see `measure::group_records`).
+fn settle_groups(run: &mut RunReport, shards: &[&RunReport]) -> Result<(), MergeError> {
+    let mut parts = Vec::new();
+    for (index, shard) in shards.iter().enumerate() {
+        let records = shard
+            .group_records
+            .clone()
+            .ok_or(MergeError::NoGroupRecords { index })?;
+        parts.push(records);
+    }
+    let all = GroupRecords::combine(parts).map_err(MergeError::GroupRecords)?;
+    let outcome = settle(&all);
+    let total = outcome.total();
+    for (name, h) in [(FANOUT, &outcome.fanout), (FANOUT_SPREAD, &outcome.spread)] {
+        run.metrics.insert(name.to_string(), summarize(h));
+    }
+    if let Some(group) = &mut run.group {
+        for &b in &group.buckets {
+            let [_, fanout, spread] = bucket_names(b);
+            run.metrics
+                .insert(fanout, summarize(&outcome.fanout_by_bucket[b.index()]));
+            run.metrics
+                .insert(spread, summarize(&outcome.spread_by_bucket[b.index()]));
+        }
+        // The shards' own counts hold what each counted as it came; the rest is settled here.
+        group.counts = GroupCounts {
+            sent: group.counts.sent,
+            ..total.clone()
+        };
+        group.groups = outcome.groups;
+    }
+    let c = &mut run.counters;
+    c.expected += total.expected;
+    c.delivered += total.delivered_expected;
+    c.errors += total.unexpected;
+    c.lost = c.expected.saturating_sub(c.delivered);
+    Ok(())
 }
 
 fn merge_files(shards: &[&RunReport]) -> Option<FileReport> {

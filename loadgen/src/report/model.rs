@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
 use crate::config::slo::format_micros;
-use crate::measure::group_ledger::{GroupCounts, GroupSummary};
+use crate::measure::group_records::GroupRecords;
+use crate::measure::group_records::{GroupCounts, GroupSummary};
 use crate::report::figures::{bucket_names, Counters, FIGURES};
 use crate::workload::groups::Bucket;
 
@@ -164,6 +165,10 @@ pub struct RunReport {
     /// Per-second histograms of measured samples, written to intervals.hlog (not to the JSON).
     #[serde(skip)]
     pub interval_log: Vec<IntervalHistograms>,
+    /// A shard's group messages as records, for `imbench merge` to settle with the other
+    /// shards' (written to group-ledger.json, not to the JSON).
+    #[serde(skip)]
+    pub group_records: Option<GroupRecords>,
 }
 
 impl RunReport {

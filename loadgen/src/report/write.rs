@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::measure::group_records::{GroupRecords, GROUP_RECORDS_FILE};
 use crate::report::model::{IntervalPoint, Report};
 
 /// One line of intervals.jsonl: one second of one run, its fields as in report.json.
@@ -32,9 +33,44 @@ fn interval_lines(report: &Report) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The version of group-ledger.json's layout.
+const GROUP_RECORDS_SCHEMA: u32 = 1;
+
+/// group-ledger.json: a shard's group records, one entry per run of its report.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GroupRecordsFile {
+    schema: u32,
+    runs: Vec<Option<GroupRecords>>,
+}
+
 impl Report {
+    /// Reads the group records a shard wrote beside its report in `dir`, if it wrote any, into
+    /// its runs.
+    pub fn read_group_records(&mut self, dir: &Path) -> Result<(), String> {
+        let path = dir.join(GROUP_RECORDS_FILE);
+        if !path.is_file() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let file: GroupRecordsFile = serde_json::from_str(&text)
+            .map_err(|e| format!("{} does not read as group records: {e}", path.display()))?;
+        if file.schema != GROUP_RECORDS_SCHEMA || file.runs.len() != self.runs.len() {
+            return Err(format!(
+                "{} was not written with the report beside it (schema {}, {} runs)",
+                path.display(),
+                file.schema,
+                file.runs.len()
+            ));
+        }
+        for (run, records) in self.runs.iter_mut().zip(file.runs) {
+            run.group_records = records;
+        }
+        Ok(())
+    }
+
     /// Writes `report.json`, `intervals.hlog`, `intervals.jsonl`, `summary.md` and
-    /// `report.html` into `dir` (created if needed).
+    /// `report.html` into `dir` (created if needed), and a shard's group-ledger.json.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
@@ -47,6 +83,18 @@ impl Report {
         }
         if self.runs.iter().any(|r| !r.intervals.is_empty()) {
             std::fs::write(dir.join("intervals.jsonl"), interval_lines(self)?)?;
+        }
+        let records = dir.join(GROUP_RECORDS_FILE);
+        if self.runs.iter().any(|r| r.group_records.is_some()) {
+            let file = GroupRecordsFile {
+                schema: GROUP_RECORDS_SCHEMA,
+                runs: self.runs.iter().map(|r| r.group_records.clone()).collect(),
+            };
+            let json = serde_json::to_string(&file).map_err(std::io::Error::other)?;
+            std::fs::write(&records, json)?;
+        } else if records.is_file() {
+            // An earlier run's records must not be taken for this one's.
+            std::fs::remove_file(&records)?;
         }
         std::fs::write(dir.join("report.html"), crate::report::html::render(self))?;
         std::fs::write(

@@ -38,6 +38,8 @@ use crate::config::scenario::Scenario;
 use crate::config::scenario::TimerKind;
 use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{CpuSnapshot, CpuUse};
+use crate::measure::group_records::GroupOutcome;
+use crate::measure::group_records::GROUP_RECORDS_FILE;
 use crate::measure::hiccups::HiccupMeter;
 use crate::measure::metrics::Metric;
 use crate::measure::udp_drops::DropSnapshot;
@@ -237,11 +239,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 "shards of one load must share a server: give its address with --server or --target".into(),
             ));
         }
-        if s.groups.count > 0 || s.files.rate > 0.0 {
-            // Group and file accounting need every member's and recipient's view in one
-            // process; direct messages carry their own timing and are counted by pairs.
+        if s.files.rate > 0.0 {
+            // A file's recipient looks its transfer up in the sender's ledger.
             return Err(RunError::Shard(format!(
-                "shard {shard}: only direct chat can be split across generators; this scenario has groups or files"
+                "shard {shard}: files cannot be split across generators yet; this scenario has files"
             )));
         }
     }
@@ -262,6 +263,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         notes.push(format!(
             "shard {shard}: this report holds this generator's clients only, and does not judge `lost` (it cannot know what the other shards delivered): merge every shard's report with `imbench merge`"
         ));
+        if s.groups.count > 0 {
+            notes.push(format!(
+                "shard {shard}: a group's members run in every shard, so this report has no fan-out and no group accounting of its own; they are settled when the shards are merged, from the records each shard writes to {GROUP_RECORDS_FILE}"
+            ));
+        }
     }
     if let Some(why) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
         notes.push(format!(
@@ -470,11 +476,23 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ServerSpec::Nats(target) => target.host_port.clone(),
         ServerSpec::Mqtt(target) => format!("{}:{}", target.host, target.port),
     };
-    let groups = ctx.ledger.settle(
-        &ctx.plan,
-        (measure_start_us, ctx.schedule_end()),
-        ctx.clock.now_us(),
-    );
+    let window = (measure_start_us, ctx.schedule_end());
+    let (groups, group_records) = match ctx.shard {
+        // Other shards' members received this shard's messages: the shards' records, on the
+        // wall clock they share, are settled together by `imbench merge`.
+        Some(_) if !ctx.plan.groups.is_empty() => {
+            let records = ctx
+                .ledger
+                .records(&ctx.plan, window, ctx.clock.now_us(), |t| {
+                    ctx.clock.wall_us(t)
+                });
+            (GroupOutcome::counted_only(&records), Some(records))
+        }
+        _ => (
+            ctx.ledger.settle(&ctx.plan, window, ctx.clock.now_us()),
+            None,
+        ),
+    };
     let (problems, problem_count) = ctx.problems();
     let memory = report::Memory::measure(rss_before, rss_connected, s.clients, embedded.is_some());
     let cpu_used = match (
@@ -522,7 +540,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     if let (Some(path), Some(before)) = (&config.path, path_before) {
         notes.push(path_note(before, path.stats()));
     }
-    let report = Report::build(report::Measurement {
+    let mut report = Report::build(report::Measurement {
         scenario: ctx.scenario.clone(),
         started_at: ctx.clock.started_at,
         measure_start_us,
@@ -550,6 +568,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         udp_drops,
         groups,
     });
+    for run in &mut report.runs {
+        run.group_records = group_records.clone();
+    }
     if let Some(server) = embedded {
         server.shutdown().await;
     }
