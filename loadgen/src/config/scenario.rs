@@ -1136,16 +1136,20 @@ mod tests {
 
     #[test]
     fn shipped_scenarios_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut seen = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                Scenario::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                seen += 1;
+        // Those in scenarios/, and the one the Kubernetes manifests run.
+        for dir in ["scenarios", "deploy/base"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    Scenario::from_file(&path)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    seen += 1;
+                }
             }
         }
-        assert!(seen >= 4);
+        assert!(seen >= 5);
         assert_eq!(Scenario::builtin_default().clients, 1000);
     }
 
