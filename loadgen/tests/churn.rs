@@ -150,3 +150,33 @@ abrupt = 0.5
         run.problems
     );
 }
+
+/// Churn split over two shards against one server: a client of one shard is away while the
+/// other shard's clients write to it; the server holds those messages, and the merge finds
+/// every one delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_in_two_shards_loses_nothing_once_merged() {
+    let server_config = imbench_server::ServerConfig::loopback().expect("config");
+    let server = imbench_server::start(server_config.clone())
+        .await
+        .expect("server");
+    let addr = server.addr(Transport::Quic).expect("quic");
+    let shard = |index| {
+        let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), CHURN);
+        let mut c = config(scenario, util::remote(&server_config, addr));
+        c.shard = Some(imbench_loadgen::Shard { index, count: 2 });
+        imbench_loadgen::run(c)
+    };
+    let (one, two) = tokio::join!(shard(1), shard(2));
+    let merged = imbench_loadgen::report::merge::merge(&[
+        one.expect("shard 1").report,
+        two.expect("shard 2").report,
+    ])
+    .expect("merge");
+    let n = &merged.runs[0].counters;
+    assert!(n.reconnects >= 20, "{n:?}");
+    assert!(n.sent > 1_000, "{n:?}");
+    assert_eq!((n.lost, n.duplicated, n.corrupted), (0, 0, 0), "{n:?}");
+    assert_eq!(n.delivered, n.sent, "{n:?}");
+    server.shutdown().await;
+}

@@ -223,16 +223,18 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
 
 /// Two generators, each running one shard of a scenario's clients against one server at the
 /// same time, merge into the report one generator running all of them makes: the same
-/// messages sent, all delivered, none lost, as many timed; and the same group messages complete
-/// their fan-out, though every group has members in both shards.
+/// messages sent, all delivered, none lost, as many timed; the same group messages complete
+/// their fan-out, though every group has members in both shards; and the same files arrive
+/// verified, though a file's sender and recipient may run in different shards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_merged_equal_one_run_of_both() {
     let server_config = imbench_server::ServerConfig::loopback().unwrap();
     let server = imbench_server::start(server_config.clone()).await.unwrap();
     let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
-    let groups =
-        "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nsenders = 2\nrate = 10.0\n";
-    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), groups);
+    let more = "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nsenders = 2\n\
+                rate = 10.0\n[files]\nrate = 8.0\nsenders = 6\n\
+                size = { dist = \"fixed\", bytes = \"64KiB\" }\nto = \"contact\"\n";
+    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), more);
 
     let whole = imbench_loadgen::run(config(scenario(), util::remote(&server_config, addr)))
         .await
@@ -277,7 +279,13 @@ async fn two_shards_merged_equal_one_run_of_both() {
     let err = imbench_loadgen::report::merge::merge(&[one.clone(), bare]).unwrap_err();
     assert!(err.to_string().contains("group-ledger.json"), "{err}");
 
-    let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
+    let merged = imbench_loadgen::report::merge::merge(&[one.clone(), two.clone()]).unwrap();
+    // A merged report among the shards (a merge's --out inside their folder) is named so.
+    let err = imbench_loadgen::report::merge::merge(&[merged.clone(), one, two]).unwrap_err();
+    assert!(
+        err.to_string().contains("a merged report, not a shard"),
+        "{err}"
+    );
     let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);
     assert!(w.sent > 100, "{w:?}");
     assert_eq!(m.sent, w.sent, "the shards send what one generator sends");
@@ -287,7 +295,13 @@ async fn two_shards_merged_equal_one_run_of_both() {
         (w.expected, w.delivered, 0)
     );
     assert_eq!(w.lost, 0);
-    for metric in ["direct", "group", "fanout"] {
+    assert!(w.files_verified > 5, "{w:?}");
+    assert_eq!(
+        (m.files_sent, m.files_verified, m.files_unfinished),
+        (w.files_sent, w.files_verified, 0)
+    );
+    assert_eq!(m.files_failed + m.files_corrupted, 0);
+    for metric in ["direct", "group", "fanout", "file"] {
         assert_eq!(
             merged.runs[0].metrics[metric].count, whole.runs[0].metrics[metric].count,
             "{metric}"
@@ -360,4 +374,37 @@ async fn a_shard_needs_a_shared_server() {
     assert!(err.to_string().contains("--server"), "{err}");
     assert!("0/2".parse::<imbench_loadgen::Shard>().is_err());
     assert!("3/2".parse::<imbench_loadgen::Shard>().is_err());
+}
+
+/// The same shard run twice at once logs in the same user ids twice: the server closes the
+/// older session of each (`replaced`), and the reports say that is why their clients were
+/// disconnected; the merge refuses the pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_shard_twice_is_named_as_such() {
+    let server_config = imbench_server::ServerConfig::loopback().unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
+    let shard = || {
+        let mut c = config(
+            small_scenario_with(12, 10.0, Duration::from_millis(1000), ""),
+            util::remote(&server_config, addr),
+        );
+        c.shard = Some(imbench_loadgen::Shard { index: 1, count: 2 });
+        imbench_loadgen::run(c)
+    };
+    let (a, b) = tokio::join!(shard(), shard());
+    let (a, b) = (a.unwrap().report, b.unwrap().report);
+    let reasons: Vec<&String> = a.invalid_reasons.iter().chain(&b.invalid_reasons).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("`replaced`") && r.contains("the same --shard")),
+        "{reasons:?}"
+    );
+    let err = imbench_loadgen::report::merge::merge(&[a, b]).unwrap_err();
+    assert!(
+        err.to_string().contains("shard 1/2 is also report 1"),
+        "{err}"
+    );
+    server.shutdown().await;
 }

@@ -20,7 +20,7 @@ use crate::driver::imbench::FileStreams;
 use crate::driver::{Op, Sender, SessionError};
 use crate::measure::file_ledger::Outcome;
 use crate::measure::metrics::Metric;
-use crate::workload::files::{self, Check, Content, FileDue, Incoming, Key, CHUNK};
+use crate::workload::files::{self, Check, Content, FileDue, Incoming, Intended, Key, CHUNK};
 use imbench_transport::SideRecv;
 
 /// What the send loop learns about its transfers from elsewhere.
@@ -51,7 +51,8 @@ pub struct Outgoing {
     next_id: u64,
     preparing: usize,
     offered: HashMap<u64, FileDue>,
-    sending: VecDeque<(u64, Content)>,
+    /// Transfer id, what is left to write, and whether the recipient is in another shard.
+    sending: VecDeque<(u64, Content, bool)>,
     /// Transfers to corrupt on purpose (`files.corrupt_every`).
     corrupt: std::collections::HashSet<u64>,
 }
@@ -130,12 +131,16 @@ impl Outgoing {
             FileEvent::Ready { id, due, sha256 } => {
                 self.preparing -= 1;
                 self.offered.insert(id, due);
+                let intended = Intended {
+                    wall_us: self.ctx.clock.wall_us(due.at_us),
+                    measured: self.ctx.in_window(due.at_us),
+                };
                 let offer = Op::FileOffer {
                     transfer_id: id,
                     to: Dest::User(due.to),
                     size: due.size,
                     sha256,
-                    name: files::file_name((self.user, id)),
+                    name: files::file_name((self.user, id), intended),
                 };
                 writer.send(offer).await?;
             }
@@ -147,12 +152,15 @@ impl Outgoing {
                 self.ctx.files.accepted(key);
                 let corrupt_at = self.corrupt.remove(&id).then_some(due.size / 2);
                 let content = Content::new(self.ctx.scenario.seed, key, due.size, corrupt_at);
+                // A recipient in another shard records the outcome there.
+                let elsewhere = self.ctx.shard.is_some_and(|sh| !sh.owns(due.to as usize));
                 match &self.streams {
                     Some(streams) => {
                         let streams = streams.clone();
-                        tokio::spawn(send_stream(self.ctx.clone(), streams, key, content));
+                        let ctx = self.ctx.clone();
+                        tokio::spawn(send_stream(ctx, streams, key, content, elsewhere));
                     }
-                    None => self.sending.push_back((id, content)),
+                    None => self.sending.push_back((id, content, elsewhere)),
                 }
             }
             FileEvent::Cancelled(id, code) => {
@@ -161,7 +169,7 @@ impl Outgoing {
                 let outcome = if self.offered.remove(&id).is_some() {
                     Outcome::Refused(code)
                 } else {
-                    self.sending.retain(|(i, _)| *i != id);
+                    self.sending.retain(|(i, _, _)| *i != id);
                     Outcome::Failed
                 };
                 if self.ctx.files.end(key, outcome) {
@@ -182,7 +190,7 @@ impl Outgoing {
 
     /// Writes the next chunk of the transfers being sent, taking turns between them.
     pub async fn write_chunk(&mut self, writer: &mut Sender) -> Result<(), SessionError> {
-        let Some((id, mut content)) = self.sending.pop_front() else {
+        let Some((id, mut content, elsewhere)) = self.sending.pop_front() else {
             return Ok(());
         };
         if let Some(data) = content.next_piece(CHUNK) {
@@ -194,7 +202,9 @@ impl Outgoing {
                 .await?;
         }
         if content.left() > 0 {
-            self.sending.push_back((id, content));
+            self.sending.push_back((id, content, elsewhere));
+        } else if elsewhere {
+            self.ctx.files.end((self.user, id), Outcome::HandedOver);
         }
         Ok(())
     }
@@ -208,7 +218,15 @@ impl Outgoing {
 }
 
 /// Writes one file on a QUIC stream of its own.
-async fn send_stream(ctx: Arc<RunContext>, streams: FileStreams, key: Key, mut content: Content) {
+/// A transfer to a recipient `elsewhere` (in another shard) is handed over once every byte is
+/// written.
+async fn send_stream(
+    ctx: Arc<RunContext>,
+    streams: FileStreams,
+    key: Key,
+    mut content: Content,
+    elsewhere: bool,
+) {
     let result: Result<(), String> = async {
         let mut send = streams.open(key.1).await.map_err(|e| e.to_string())?;
         while let Some(piece) = content.next_piece(CHUNK) {
@@ -218,9 +236,15 @@ async fn send_stream(ctx: Arc<RunContext>, streams: FileStreams, key: Key, mut c
         Ok(())
     }
     .await;
-    if let Err(why) = result {
-        if ctx.files.end(key, Outcome::Failed) && !ctx.is_finished() {
-            ctx.note_problem(format!("client {}: file {} not sent: {why}", key.0, key.1));
+    match result {
+        Ok(()) if elsewhere => {
+            ctx.files.end(key, Outcome::HandedOver);
+        }
+        Ok(()) => {}
+        Err(why) => {
+            if ctx.files.end(key, Outcome::Failed) && !ctx.is_finished() {
+                ctx.note_problem(format!("client {}: file {} not sent: {why}", key.0, key.1));
+            }
         }
     }
 }
@@ -234,6 +258,7 @@ pub struct IncomingChunks {
 impl IncomingChunks {
     /// FileIncoming: a file starts.
     pub fn begin(&mut self, ctx: &RunContext, transfer_id: u64, incoming: Incoming) {
+        note_arrival(ctx, &incoming);
         if incoming.size() == 0 {
             conclude(ctx, &incoming, incoming.check(), ctx.clock.now_us());
             return;
@@ -280,6 +305,7 @@ pub async fn receive_streams(ctx: Arc<RunContext>, streams: FileStreams) {
     let mut files = streams.incoming();
     while let Some(file) = files.next().await {
         let incoming = Incoming::new(&file.name, file.size, file.sha256, ctx.clock.now_us());
+        note_arrival(&ctx, &incoming);
         tokio::spawn(receive_stream(ctx.clone(), incoming, file.bytes));
     }
 }
@@ -307,13 +333,24 @@ async fn receive_stream(ctx: Arc<RunContext>, mut incoming: Incoming, mut recv: 
     }
 }
 
+/// A file from a sender in another shard is not in this generator's ledger: it is entered as
+/// it begins to arrive, with the intended start its name carries.
+fn note_arrival(ctx: &RunContext, incoming: &Incoming) {
+    if let (Some(_), Some(key), Some(intended)) = (ctx.shard, incoming.key, incoming.intended) {
+        if ctx.files.planned(key).is_none() {
+            ctx.files
+                .arriving_from_elsewhere(key, intended, incoming.size());
+        }
+    }
+}
+
 /// Records how a file that arrived whole (or too long, or too short) ended.
 fn conclude(ctx: &RunContext, incoming: &Incoming, check: Check, now_us: u64) {
     let Some(key) = incoming.key else {
         ctx.note_problem("a file that no simulated client sent".into());
         return;
     };
-    let Some((intended_us, _)) = ctx.files.planned(key) else {
+    let Some(planned) = ctx.files.planned(key) else {
         return;
     };
     let outcome = match check {
@@ -326,9 +363,15 @@ fn conclude(ctx: &RunContext, incoming: &Incoming, check: Check, now_us: u64) {
     }
     match outcome {
         Outcome::Verified => {
-            let measured = ctx.in_window(intended_us);
-            ctx.recorder
-                .record(Metric::File, now_us.saturating_sub(intended_us), measured);
+            // From another shard's sender: timed on the wall clock, in its measured period.
+            let (latency, measured) = match planned.elsewhere {
+                Some(i) => (ctx.clock.since_wall(i.wall_us, now_us), i.measured),
+                None => (
+                    now_us.saturating_sub(planned.intended_us),
+                    ctx.in_window(planned.intended_us),
+                ),
+            };
+            ctx.recorder.record(Metric::File, latency, measured);
             let size = incoming.size();
             ctx.files.bytes_verified.fetch_add(size, Relaxed);
             if measured {

@@ -228,6 +228,9 @@ impl<'a> Receiver<'a> {
                 c.errors.fetch_add(1, Relaxed);
                 if self.unplanned() {
                     c.disconnected.store(true, Relaxed);
+                    if code == ErrorCode::REPLACED {
+                        c.replaced.store(true, Relaxed);
+                    }
                     self.ctx.note_problem(format!(
                         "client {}: server sent {code}: {reason}",
                         self.index

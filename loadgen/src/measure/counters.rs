@@ -100,6 +100,8 @@ client_counters! {
         done_sending,
         /// Away on a planned disconnect (`[churn]`) right now: dropped, and not back yet.
         away,
+        /// Its connection was closed because a newer login took its user id (`replaced`).
+        replaced,
     }
     counts {
         /// Send frames written.

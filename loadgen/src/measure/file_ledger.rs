@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 use imbench_proto::ErrorCode;
 
-use crate::workload::files::Key;
+use crate::workload::files::{Intended, Key};
 
 /// How a transfer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub enum Outcome {
     Refused(ErrorCode),
     /// The transfer ended early: cancelled, a side went away, or the connection broke.
     Failed,
+    /// The sender wrote every byte to a recipient in another generator (a shard): its part is
+    /// done, and the outcome is the recipient's generator's to record. Counted nowhere.
+    HandedOver,
 }
 
 struct Entry {
@@ -29,6 +32,20 @@ struct Entry {
     size: u64,
     accepted: bool,
     outcome: Option<Outcome>,
+    /// Set for a transfer from a sender in another generator (a shard), which this one only
+    /// receives: its intended start, as the file name carries it.
+    elsewhere: Option<Intended>,
+}
+
+/// What the ledger knows of a transfer before its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// Intended start on the run's clock (of a transfer this generator sent).
+    pub intended_us: u64,
+    /// Bytes.
+    pub size: u64,
+    /// For a transfer from another generator's sender: its intended start on the wall clock.
+    pub elsewhere: Option<Intended>,
 }
 
 /// Every transfer of the run and its outcome; the first outcome reported wins.
@@ -99,10 +116,32 @@ impl FileLedger {
                 size,
                 accepted: false,
                 outcome: None,
+                elsewhere: None,
             },
         );
         self.open.fetch_add(1, Relaxed);
         self.sent.fetch_add(1, Relaxed)
+    }
+
+    /// A file from a sender in another generator (a shard) begins to arrive: this generator
+    /// records how it ends at the recipient. It is not counted as sent, nor as open (the
+    /// sender's generator counts those).
+    pub fn arriving_from_elsewhere(&self, key: Key, intended: Intended, size: u64) {
+        let mut entries = self.lock();
+        if entries.contains_key(&key) {
+            return;
+        }
+        entries.insert(
+            key,
+            Entry {
+                intended_us: 0,
+                size,
+                accepted: true,
+                outcome: None,
+                elsewhere: Some(intended),
+            },
+        );
+        self.moving.fetch_add(1, Relaxed);
     }
 
     /// The server accepted the offer.
@@ -117,9 +156,13 @@ impl FileLedger {
         }
     }
 
-    /// Intended start and size of a transfer, while the ledger knows it.
-    pub fn planned(&self, key: Key) -> Option<(u64, u64)> {
-        self.lock().get(&key).map(|e| (e.intended_us, e.size))
+    /// What the ledger knows of a transfer, if it knows it.
+    pub fn planned(&self, key: Key) -> Option<Planned> {
+        self.lock().get(&key).map(|e| Planned {
+            intended_us: e.intended_us,
+            size: e.size,
+            elsewhere: e.elsewhere,
+        })
     }
 
     /// Records how a transfer ended. Returns false when it had already ended (the other side
@@ -136,14 +179,23 @@ impl FileLedger {
         if e.accepted {
             self.moving.fetch_sub(1, Relaxed);
         }
-        self.open.fetch_sub(1, Relaxed);
+        let from_elsewhere = e.elsewhere.is_some();
+        if !from_elsewhere {
+            self.open.fetch_sub(1, Relaxed);
+        }
         let counter = match outcome {
-            Outcome::Verified => &self.verified,
-            Outcome::Corrupted => &self.corrupted,
-            Outcome::Refused(_) => &self.refused,
-            Outcome::Failed => &self.failed,
+            Outcome::Verified => Some(&self.verified),
+            Outcome::Corrupted => Some(&self.corrupted),
+            Outcome::Refused(_) => Some(&self.refused),
+            // A file from another generator that broke off here is that generator's failure
+            // or, once it handed the file over, unfinished when the shards are merged.
+            Outcome::Failed if from_elsewhere => None,
+            Outcome::Failed => Some(&self.failed),
+            Outcome::HandedOver => None,
         };
-        counter.fetch_add(1, Relaxed);
+        if let Some(c) = counter {
+            c.fetch_add(1, Relaxed);
+        }
         true
     }
 
@@ -235,5 +287,43 @@ mod tests {
         l.start((2, 1), 10, 100);
         l.fail_all_of(2);
         assert_eq!(l.failed.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_transfer_between_shards_counts_once_on_each_side() {
+        let at = Intended {
+            wall_us: 5,
+            measured: true,
+        };
+        // The sender's generator: sent, accepted, handed over; nothing open or moving after.
+        let sender = FileLedger::default();
+        sender.start((1, 1), 10, 100);
+        sender.accepted((1, 1));
+        assert!(sender.end((1, 1), Outcome::HandedOver));
+        assert_eq!(
+            (sender.sent.load(Relaxed), sender.verified.load(Relaxed)),
+            (1, 0)
+        );
+        assert_eq!((sender.moving.load(Relaxed), sender.unfinished()), (0, 0));
+        // The recipient's: moving while it arrives, verified, never sent or open.
+        let recipient = FileLedger::default();
+        recipient.arriving_from_elsewhere((1, 1), at, 100);
+        assert_eq!(recipient.moving.load(Relaxed), 1);
+        assert_eq!(
+            recipient.planned((1, 1)).and_then(|p| p.elsewhere),
+            Some(at)
+        );
+        assert!(recipient.end((1, 1), Outcome::Verified));
+        assert_eq!(recipient.verified.load(Relaxed), 1);
+        assert_eq!(recipient.sent.load(Relaxed), 0);
+        assert_eq!(
+            (recipient.moving.load(Relaxed), recipient.unfinished()),
+            (0, 0)
+        );
+        // One that broke off at the recipient is not its failure to count.
+        recipient.arriving_from_elsewhere((1, 2), at, 100);
+        assert!(recipient.end((1, 2), Outcome::Failed));
+        assert_eq!(recipient.failed.load(Relaxed), 0);
+        assert_eq!(recipient.unfinished(), 0);
     }
 }

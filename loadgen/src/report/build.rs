@@ -243,6 +243,7 @@ impl Report {
         if let Some(why) = stop_reason {
             invalid_reasons.push(format!("stopped early: {why}"));
         }
+        let replaced = c.replaced;
         let c = &run.counters;
         if c.connect_failures > 0 {
             invalid_reasons.push(format!(
@@ -251,8 +252,17 @@ impl Report {
             ));
         }
         if c.disconnects > 0 {
+            // The server closes a session when its user logs in again elsewhere: two
+            // generators running the same clients.
+            let why = if replaced > 0 {
+                format!(
+                    ", {replaced} of them logged out by a newer login of their user id (`replaced`): another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or another run at once)"
+                )
+            } else {
+                String::new()
+            };
             invalid_reasons.push(format!(
-                "{} clients lost their connection during the run",
+                "{} clients lost their connection during the run{why}",
                 c.disconnects
             ));
         }

@@ -141,7 +141,13 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                 .and_then(|s| s.split_once('/').map(|(_, n)| n.to_string()))
         };
         if r.shard.is_some() != first.shard.is_some() || count(r) != count(first) {
-            let show = |x: &Report| x.shard.clone().unwrap_or_else(|| "a whole run".into());
+            let show = |x: &Report| {
+                match &x.shard {
+                Some(shard) => shard.clone(),
+                None if is_merged(x) => "a merged report, not a shard (a merge's --out inside the shards' folder is read as one of them)".into(),
+                None => "a whole run".into(),
+            }
+            };
             return not(
                 index,
                 format!("it is {}, report 1 is {}", show(r), show(first)),
@@ -267,6 +273,17 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     })
 }
 
+/// Whether `r` is what `merge` wrote.
+fn is_merged(r: &Report) -> bool {
+    r.runs
+        .first()
+        .and_then(|run| run.notes.first())
+        .is_some_and(|n| n.starts_with(MERGED_FROM))
+}
+
+/// How a merged report's first note begins.
+const MERGED_FROM: &str = "merged from ";
+
 /// The notes of the runs at `position`, each once, without what each shard said of itself
 /// (that it is one, and judges no `lost`: the merge does), and what the merge is made of.
 fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
@@ -283,13 +300,13 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
     let shards: Vec<&str> = reports.iter().filter_map(|r| r.shard.as_deref()).collect();
     let what = if shards.len() == reports.len() {
         format!(
-            "merged from {} shards ({}) that loaded one server together: `lost`, and fan-out where groups ran, are settled from all of them",
+            "{MERGED_FROM}{} shards ({}) that loaded one server together: `lost`, and fan-out where groups ran, are settled from all of them",
             shards.len(),
             shards.join(", ")
         )
     } else {
         format!(
-            "merged from {} reports of generators that loaded one server together",
+            "{MERGED_FROM}{} reports of generators that loaded one server together",
             reports.len()
         )
     };
@@ -321,8 +338,16 @@ fn merge_runs(
     }
     let mut counters = Counters::sum(shards.iter().map(|r| &r.counters));
     if sharded {
-        // Each shard's clients receive from every shard: what is lost is known only now.
+        // Each shard's clients receive from every shard: what is lost is known only now. A
+        // file sent to another shard is counted sent by its sender's shard and verified (or
+        // not) by its recipient's; one that neither ended is unfinished.
         counters.lost = counters.expected.saturating_sub(counters.delivered);
+        counters.files_unfinished = counters.files_sent.saturating_sub(
+            counters.files_refused
+                + counters.files_verified
+                + counters.files_corrupted
+                + counters.files_failed,
+        );
     }
     let mut throughput = first.throughput.clone();
     throughput.sent_per_s = shards.iter().map(|r| r.throughput.sent_per_s).sum();

@@ -233,18 +233,12 @@ impl RunOutcome {
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let s = config.scenario.clone();
-    if let Some(shard) = config.shard {
-        if matches!(config.server, ServerSpec::Embedded | ServerSpec::Memory) {
-            return Err(RunError::Shard(
-                "shards of one load must share a server: give its address with --server or --target".into(),
-            ));
-        }
-        if s.files.rate > 0.0 {
-            // A file's recipient looks its transfer up in the sender's ledger.
-            return Err(RunError::Shard(format!(
-                "shard {shard}: files cannot be split across generators yet; this scenario has files"
-            )));
-        }
+    if config.shard.is_some() && matches!(config.server, ServerSpec::Embedded | ServerSpec::Memory)
+    {
+        return Err(RunError::Shard(
+            "shards of one load must share a server: give its address with --server or --target"
+                .into(),
+        ));
     }
     check_slo_names(&s)?;
     check_path(&config)?;
@@ -1006,6 +1000,17 @@ impl Watchdog {
             .filter(|c| c.disconnected.load(Relaxed))
             .count();
         if connected > 0 && lost == connected {
+            let replaced = ctx
+                .counters
+                .iter()
+                .filter(|c| c.replaced.load(Relaxed))
+                .count();
+            if replaced == lost {
+                // The server closes a session when its user logs in again elsewhere.
+                return Some(format!(
+                    "every client ({connected}) was logged out by a newer login of its user id: another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or a second run at once)"
+                ));
+            }
             return Some(format!(
                 "every client ({connected}) lost its connection: the server is gone"
             ));

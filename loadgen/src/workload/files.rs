@@ -7,7 +7,8 @@
 //! transfer id, so the sender never holds a file: it hashes the stream once (off the async
 //! threads) for the offer, then generates it again chunk by chunk as it sends. The file name
 //! carries the sender and transfer id, which is how the recipient finds the transfer in the
-//! ledger.
+//! ledger, and the transfer's intended start on the wall clock with whether it falls in the
+//! sender's measured period, which is how a recipient in another generator (a shard) times it.
 
 use bytes::Bytes;
 use imbench_proto::SHA256_LEN;
@@ -22,16 +23,40 @@ pub const CHUNK: usize = 32 * 1024;
 /// A transfer, named run-wide: (sender, sender's transfer id).
 pub type Key = (u64, u64);
 
-/// The file name that carries a transfer's key.
-pub fn file_name(key: Key) -> String {
-    format!("imbench-{}-{}.bin", key.0, key.1)
+/// When a transfer was meant to start, as its file name carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intended {
+    /// Wall-clock µs since the Unix epoch (`Clock::wall_us`).
+    pub wall_us: u64,
+    /// Whether it is in the sender's measured period.
+    pub measured: bool,
 }
 
-/// The key a file name carries, if it is one of ours.
-pub fn key_of(name: &str) -> Option<Key> {
+/// The file name that carries a transfer's key and intended start:
+/// `imbench-SENDER-ID-WALLUS-M.bin`, M 1 when measured.
+pub fn file_name(key: Key, intended: Intended) -> String {
+    format!(
+        "imbench-{}-{}-{}-{}.bin",
+        key.0,
+        key.1,
+        intended.wall_us,
+        u8::from(intended.measured)
+    )
+}
+
+/// The key and intended start a file name carries, if it is one of ours.
+pub fn parse_name(name: &str) -> Option<(Key, Intended)> {
     let rest = name.strip_prefix("imbench-")?.strip_suffix(".bin")?;
-    let (sender, id) = rest.split_once('-')?;
-    Some((sender.parse().ok()?, id.parse().ok()?))
+    let mut parts = rest.split('-');
+    let mut next = || parts.next()?.parse::<u64>().ok();
+    let key = (next()?, next()?);
+    let wall_us = next()?;
+    let measured = match next()? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some((key, Intended { wall_us, measured }))
 }
 
 /// The bytes of one file, generated piece by piece.
@@ -177,6 +202,8 @@ impl FileSchedule {
 pub struct Incoming {
     /// The transfer, from the file name (`None` for a file that is not one of ours).
     pub key: Option<Key>,
+    /// Its intended start, from the file name.
+    pub intended: Option<Intended>,
     size: u64,
     expected: [u8; SHA256_LEN],
     received: u64,
@@ -201,8 +228,10 @@ pub enum Check {
 impl Incoming {
     /// A file announced by FileIncoming.
     pub fn new(name: &str, size: u64, sha256: [u8; SHA256_LEN], now_us: u64) -> Self {
+        let parsed = parse_name(name);
         Self {
-            key: key_of(name),
+            key: parsed.map(|p| p.0),
+            intended: parsed.map(|p| p.1),
             size,
             expected: sha256,
             received: 0,
@@ -249,13 +278,38 @@ impl Incoming {
 mod tests {
     use super::*;
 
+    const AT: Intended = Intended {
+        wall_us: 1_764_000_000_123_456,
+        measured: true,
+    };
+
+    #[test]
+    fn a_file_name_carries_the_transfer_and_its_intended_start() {
+        let name = file_name((12, 3), AT);
+        assert_eq!(name, "imbench-12-3-1764000000123456-1.bin");
+        assert_eq!(parse_name(&name), Some(((12, 3), AT)));
+        let early = Intended {
+            measured: false,
+            ..AT
+        };
+        assert_eq!(parse_name(&file_name((1, 0), early)), Some(((1, 0), early)));
+        for other in [
+            "photo.jpg",
+            "imbench-1-2.bin",
+            "imbench-1-2-3-7.bin",
+            "imbench-a-2-3-1.bin",
+        ] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
+    }
+
     #[test]
     fn content_is_reproducible_and_its_digest_verifies_it() {
         let key = (3, 7);
         let size = 100_000;
         let sha = digest(42, key, size);
         let mut a = Content::new(42, key, size, None);
-        let mut incoming = Incoming::new(&file_name(key), size, sha, 0);
+        let mut incoming = Incoming::new(&file_name(key, AT), size, sha, 0);
         assert_eq!(incoming.key, Some(key));
         let mut last = Check::Partial;
         while let Some(piece) = a.next_piece(CHUNK) {
@@ -272,13 +326,13 @@ mod tests {
         let size = 3 * CHUNK as u64 + 5;
         let sha = digest(9, key, size);
         let mut content = Content::new(9, key, size, Some(size / 2));
-        let mut incoming = Incoming::new(&file_name(key), size, sha, 0);
+        let mut incoming = Incoming::new(&file_name(key, AT), size, sha, 0);
         let mut last = Check::Partial;
         while let Some(piece) = content.next_piece(CHUNK) {
             last = incoming.feed(&piece);
         }
         assert_eq!(last, Check::Corrupted);
-        let mut long = Incoming::new(&file_name(key), 1, sha, 0);
+        let mut long = Incoming::new(&file_name(key, AT), 1, sha, 0);
         assert_eq!(long.feed(&[0, 0]), Check::TooLong);
     }
 
