@@ -234,7 +234,13 @@ async fn two_shards_merged_equal_one_run_of_both() {
     let more = "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nsenders = 2\n\
                 rate = 10.0\n[files]\nrate = 8.0\nsenders = 6\n\
                 size = { dist = \"fixed\", bytes = \"64KiB\" }\nto = \"contact\"\n";
-    let scenario = || small_scenario_with(12, 10.0, Duration::from_millis(1500), more);
+    let scenario = || {
+        let mut s = small_scenario_with(12, 10.0, Duration::from_millis(1500), more);
+        s.slo = ["direct.p99 < 10s", "fanout.p99 < 10s", "lost == 0"]
+            .map(String::from)
+            .to_vec();
+        s
+    };
 
     let whole = imbench_loadgen::run(config(scenario(), util::remote(&server_config, addr)))
         .await
@@ -265,6 +271,17 @@ async fn two_shards_merged_equal_one_run_of_both() {
     }
     // A shard alone has no fan-out: its groups' other members ran in the other shard.
     assert_eq!(one.runs[0].metrics["fanout"].count, 0);
+    // So it judges only its own latencies; the rest waits for the merge.
+    let judged: Vec<&str> = one.runs[0].slo.iter().map(|r| r.expr.as_str()).collect();
+    assert_eq!(judged, ["direct.p99 < 10s"]);
+    assert!(
+        one.runs[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("judged when the shards are merged: fanout.p99 < 10s, lost == 0")),
+        "{:?}",
+        one.runs[0].notes
+    );
 
     // The records each shard wrote beside its report read back as the ones it kept.
     let folder = dir.join("shard-1");
@@ -273,6 +290,18 @@ async fn two_shards_merged_equal_one_run_of_both() {
     assert!(read.runs[0].group_records.is_none());
     read.read_group_records(&folder).unwrap();
     assert_eq!(read.runs[0].group_records, one.runs[0].group_records);
+    // Another shard's records beside this report are refused, not settled as its own.
+    std::fs::copy(
+        dir.join("shard-2/group-ledger.json"),
+        dir.join("copy-of-2.json"),
+    )
+    .unwrap();
+    std::fs::copy(dir.join("copy-of-2.json"), folder.join("group-ledger.json")).unwrap();
+    let err = read.read_group_records(&folder).unwrap_err();
+    assert!(
+        err.contains("not written with the report beside it"),
+        "{err}"
+    );
     // Without them a merge cannot settle the groups, and says so.
     let mut bare = two.clone();
     bare.runs[0].group_records = None;
@@ -315,6 +344,13 @@ async fn two_shards_merged_equal_one_run_of_both() {
     assert_eq!(mg.counts.expected, wg.counts.expected);
     assert_eq!((mg.counts.lost, mg.counts.incomplete), (0, 0));
     assert_eq!(merged.scenario.clients, 12);
+    assert_eq!(merged.runs[0].slo.len(), 3);
+    assert_eq!(
+        merged.verdict,
+        imbench_loadgen::Verdict::Ok,
+        "{:?}",
+        merged.invalid_reasons
+    );
     let notes = &merged.runs[0].notes;
     assert!(
         notes[0].starts_with("merged from 2 shards (1/2, 2/2)"),

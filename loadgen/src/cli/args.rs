@@ -61,8 +61,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) find_max: bool,
     /// Run shard I of N of the scenario's clients (client k is in shard k % N + 1), against
-    /// the --server the other shards use; add the shards' reports with `imbench merge`.
-    /// Direct chat only
+    /// the --server the other shards use; add the shards' reports with `imbench merge`
+    /// (direct chat, churn, groups and files)
     #[arg(long, value_name = "I/N", conflicts_with = "find_max")]
     pub(crate) shard: Option<imbench_loadgen::Shard>,
     /// Run one of N shards, the one $JOB_COMPLETION_INDEX names (0-based, as a Kubernetes

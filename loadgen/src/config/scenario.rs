@@ -889,6 +889,13 @@ impl Scenario {
         if g.count == 0 {
             return Ok(());
         }
+        // Group ids leave room for this many groups above each plan's first (`GroupPlan`).
+        if g.count > 1 << 24 {
+            return bad(format!(
+                "groups.count is at most 16,777,216, got {}",
+                g.count
+            ));
+        }
         if !(g.rate.is_finite() && g.rate >= 0.0) {
             return bad(format!("groups.rate must be 0 or more, got {}", g.rate));
         }

@@ -237,7 +237,21 @@ impl Report {
             interval_log,
             group_records: None,
         };
-        run.slo = s.slo.iter().map(|e| evaluate(e, &run)).collect();
+        // A shard's latencies are of its own clients' samples, but its counts and rates are
+        // part of the load's and its fan-out is settled only with the others' records: those
+        // SLOs are judged on the merge.
+        let (judged, on_merge): (Vec<&String>, Vec<&String>) = s
+            .slo
+            .iter()
+            .partition(|e| shard.is_none() || judged_in_a_shard(e));
+        run.slo = judged.into_iter().map(|e| evaluate(e, &run)).collect();
+        if let (Some(shard), false) = (&shard, on_merge.is_empty()) {
+            let names: Vec<&str> = on_merge.iter().map(|e| e.as_str()).collect();
+            run.notes.push(format!(
+                "shard {shard}: SLOs on counts, rates and fan-out are judged when the shards are merged: {}",
+                names.join(", ")
+            ));
+        }
 
         let mut invalid_reasons = Vec::new();
         if let Some(why) = stop_reason {
@@ -417,6 +431,18 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
         .or_else(group)
         .map(|v| v as f64)
         .or_else(|| run.throughput.get(name))
+}
+
+/// Whether SLO `expr` can be judged on one shard's report: a latency of its own clients'
+/// samples other than fan-out.
+fn judged_in_a_shard(expr: &str) -> bool {
+    match Slo::parse(expr) {
+        Ok(slo) => {
+            matches!(slo.target, Target::Latency { metric, .. } if !metric.starts_with(FANOUT))
+        }
+        // An SLO that does not parse is refused before any run.
+        Err(_) => true,
+    }
 }
 
 /// Whether `target` names a figure a report can hold (with groups, files, any size bucket),

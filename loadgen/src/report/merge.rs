@@ -226,7 +226,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     if spread > first.scenario.warmup.as_secs_f64() {
         for run in &mut runs {
             run.notes.push(format!(
-                "the shards started up to {spread:.1} s apart, more than the warm-up of {:?}: messages to clients of a later shard waited on the server until they connected, and their latency shows it; start every shard within the warm-up",
+                "the shards started up to {spread:.1} s apart, more than the warm-up of {:?}: messages to clients of a later shard waited on the server until they connected, and their latency shows it; an earlier shard's clients left before a later shard stopped sending to them, and what it sent after is lost here and held on the server for the next load (restart it); start every shard within the warm-up",
                 first.scenario.warmup
             ));
         }

@@ -40,7 +40,16 @@ const GROUP_RECORDS_SCHEMA: u32 = 1;
 #[derive(serde::Serialize, serde::Deserialize)]
 struct GroupRecordsFile {
     schema: u32,
+    /// The shard and the runs' start times of the report written with it: records beside
+    /// another run's report are refused.
+    shard: Option<String>,
+    started_unix_s: Vec<f64>,
     runs: Vec<Option<GroupRecords>>,
+}
+
+/// The start times of `report`'s runs.
+fn starts(report: &Report) -> Vec<f64> {
+    report.runs.iter().map(|r| r.started_unix_s).collect()
 }
 
 impl Report {
@@ -55,12 +64,18 @@ impl Report {
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         let file: GroupRecordsFile = serde_json::from_str(&text)
             .map_err(|e| format!("{} does not read as group records: {e}", path.display()))?;
-        if file.schema != GROUP_RECORDS_SCHEMA || file.runs.len() != self.runs.len() {
+        if file.schema != GROUP_RECORDS_SCHEMA
+            || file.runs.len() != self.runs.len()
+            || file.shard != self.shard
+            || file.started_unix_s != starts(self)
+        {
             return Err(format!(
-                "{} was not written with the report beside it (schema {}, {} runs)",
+                "{} was not written with the report beside it (it is of {} started at {:?}, the report of {} started at {:?}): give the folders as the shards wrote them",
                 path.display(),
-                file.schema,
-                file.runs.len()
+                file.shard.as_deref().unwrap_or("a whole run"),
+                file.started_unix_s,
+                self.shard.as_deref().unwrap_or("a whole run"),
+                starts(self)
             ));
         }
         for (run, records) in self.runs.iter_mut().zip(file.runs) {
@@ -88,6 +103,8 @@ impl Report {
         if self.runs.iter().any(|r| r.group_records.is_some()) {
             let file = GroupRecordsFile {
                 schema: GROUP_RECORDS_SCHEMA,
+                shard: self.shard.clone(),
+                started_unix_s: starts(self),
                 runs: self.runs.iter().map(|r| r.group_records.clone()).collect(),
             };
             let json = serde_json::to_string(&file).map_err(std::io::Error::other)?;

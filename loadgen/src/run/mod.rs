@@ -240,6 +240,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 .into(),
         ));
     }
+    if let Some(shard) = config.shard.filter(|&sh| clients_in(&s, Some(sh)) == 0) {
+        return Err(RunError::Shard(format!(
+            "shard {shard} has no clients: the scenario's {} clients are fewer than its {} shards; run at most {} shards",
+            s.clients, shard.count, s.clients
+        )));
+    }
     check_slo_names(&s)?;
     check_path(&config)?;
     let mut s = s;

@@ -83,10 +83,26 @@ impl PlannedGroup {
     }
 }
 
+/// The wire id of a plan's first group; the others follow it. A server keeps the memberships
+/// of earlier loads (a member is in a group until it leaves), so plans that differ (another
+/// seed, other clients or groups) use ids of their own: otherwise a member of an earlier
+/// load's group would receive this load's messages to the group of the same id. Every
+/// generator of one load (its shards) computes the same ids. Below 2^53, so that JSON readers
+/// that hold numbers as doubles read them exactly.
+fn first_group_id(s: &Scenario) -> u64 {
+    // FNV-1a: a hash that is the same in every build, unlike std's.
+    let text = format!("{}|{}|{}|{:?}", s.name, s.seed, s.clients, s.groups);
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    // 28 bits of it above room for 2^24 groups.
+    ((hash >> 36) << 24) + 1
+}
+
 /// Every group and every client's part in them, drawn from the scenario's seed.
 #[derive(Debug, Clone, Default)]
 pub struct GroupPlan {
-    /// The groups; group `i` has id `i + 1`.
+    /// The groups; group `i` has id `first_group_id + i`.
     pub groups: Vec<PlannedGroup>,
     /// For each client, the groups it is in (index into `groups`) and its role.
     pub roles: Vec<Vec<(usize, Role)>>,
@@ -104,6 +120,7 @@ impl GroupPlan {
             return plan;
         }
         let mut rng = SmallRng::seed_from_u64(s.seed ^ 0x6772_6f75_7073);
+        let first_id = first_group_id(s);
         let sizes = SizeSampler::new(g.members);
         for index in 0..g.count {
             let size = sizes.draw(&mut rng).min(s.clients);
@@ -124,7 +141,7 @@ impl GroupPlan {
                 plan.roles[m as usize].push((index, role));
             }
             plan.groups.push(PlannedGroup {
-                id: index as u64 + 1,
+                id: first_id + index as u64,
                 members,
                 senders,
                 churners,
@@ -135,7 +152,8 @@ impl GroupPlan {
 
     /// Index of the group with wire id `id`.
     pub fn index_of(&self, id: u64) -> Option<usize> {
-        let i = usize::try_from(id.checked_sub(1)?).ok()?;
+        let first = self.groups.first()?.id;
+        let i = usize::try_from(id.checked_sub(first)?).ok()?;
         (i < self.groups.len()).then_some(i)
     }
 
@@ -372,8 +390,20 @@ mod tests {
                 assert_eq!(role, Some(want));
             }
         }
-        // The same seed gives the same plan.
-        assert_eq!(GroupPlan::new(&s).groups[7].members, plan.groups[7].members);
+        // The same seed gives the same plan, ids included: every shard names a group alike.
+        let again = GroupPlan::new(&s);
+        assert_eq!(again.groups[7].members, plan.groups[7].members);
+        assert_eq!(again.groups[7].id, plan.groups[7].id);
+        assert_eq!(plan.index_of(plan.groups[7].id), Some(7));
+        assert_eq!(plan.groups[7].id, plan.groups[0].id + 7);
+        assert!(plan.groups[19].id < 1 << 53);
+        // Another seed draws other groups, under other ids: a server still holding the
+        // memberships of the first load would otherwise deliver to its members.
+        let mut other = s.clone();
+        other.seed += 1;
+        let other = GroupPlan::new(&other);
+        let ids = |p: &GroupPlan| p.groups.iter().map(|g| g.id).collect::<Vec<_>>();
+        assert!(ids(&other).iter().all(|id| !ids(&plan).contains(id)));
     }
 
     #[test]

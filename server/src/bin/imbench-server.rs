@@ -289,13 +289,36 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     let mut transports: Vec<String> = server.addrs().iter().map(|(t, _)| t.to_string()).collect();
     transports.dedup();
+    // A client dials a wildcard address's loopback; a certificate made for names alone is
+    // verified for the first of them.
+    let dialled = |a: &std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        _ => *a,
+    };
     let targets: Vec<String> = server
         .addrs()
         .iter()
-        .map(|(t, a)| format!("--server {t}={a}"))
+        .map(|(t, a)| format!("--server {t}={}", dialled(a)))
         .collect();
+    let server_name = match args.cert_names.first() {
+        Some(name)
+            if args.cert.is_none()
+                && !server
+                    .addrs()
+                    .iter()
+                    .all(|(_, a)| args.cert_names.contains(&dialled(a).ip().to_string())) =>
+        {
+            format!(" --server-name {name}")
+        }
+        _ => String::new(),
+    };
     banner.push_str(&format!(
-        "run a load against it with:\n  imbench run --transport {} {} --cert {} --secret-file {}\n",
+        "run a load against it with:\n  imbench run --transport {} {}{server_name} --cert {} --secret-file {}\n",
         transports.join(","),
         targets.join(" "),
         cert_path.display(),
