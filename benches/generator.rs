@@ -21,6 +21,7 @@ fn generator(c: &mut Criterion) {
         intended_us: 1_000_000,
         sent_us: 1_000_050,
         measured: true,
+        resent: false,
         sender: 3,
         seq: 17,
     };

@@ -270,6 +270,7 @@ impl Setup {
                         intended_us: now,
                         sent_us: now,
                         measured: true,
+                        resent: false,
                         sender: RECEIVERS as u64,
                         seq: seq[to],
                     };

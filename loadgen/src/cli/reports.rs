@@ -276,7 +276,6 @@ pub(crate) fn compare(
         if s.files.rate > 0.0 {
             rates.push_str(&format!(", files {}/s", s.files.rate));
         }
-        // Resumption decides what a reconnect costs: a different setting is a different load.
         // A shard ran part of the clients: its figures are part of a load.
         let shard = r
             .shard
@@ -287,6 +286,7 @@ pub(crate) fn compare(
             s.name,
             s.clients,
             s.duration,
+            // Resumption decides what a reconnect costs: another setting is another load.
             s.generator.resumption.name(),
             r.network_suffix()
         )

@@ -362,7 +362,8 @@ impl Connection {
                     self.sender.queue(Op::Send {
                         msg_id,
                         to: m.to,
-                        body: m.body,
+                        // Marked, so that a recipient in another shard knows it too.
+                        body: body::resent(&m.body),
                     })?;
                 }
                 self.sender.flush().await?;
@@ -607,6 +608,7 @@ async fn send_group(
         intended_us: ctx.clock.wall_us(at_us),
         sent_us: ctx.clock.wall_us(sent_us),
         measured: ctx.in_window(at_us),
+        resent: false,
         sender: user,
         seq: *seq,
     };
@@ -659,6 +661,7 @@ async fn send_direct(
         intended_us: ctx.clock.wall_us(due.at_us),
         sent_us: ctx.clock.wall_us(sent_us),
         measured: ctx.in_window(due.at_us),
+        resent: false,
         sender: index as u64,
         seq: *seq,
     };

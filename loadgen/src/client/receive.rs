@@ -343,7 +343,9 @@ impl<'a> Receiver<'a> {
                     measured,
                 );
             }
-            Arrival::Duplicate if ctx.resent.contains(from, h.seq) => {
+            // A copy sent again after a reconnect: marked in its body (by a sender in any
+            // shard), or the first copy arriving after it (a sender here).
+            Arrival::Duplicate if h.resent || ctx.resent.contains(from, h.seq) => {
                 c.redelivered.fetch_add(1, Relaxed);
             }
             Arrival::Duplicate => {

@@ -11,7 +11,10 @@
 //! it the message was handed to the transport (at most about 71 minutes). Flag
 //! [`MEASURED`] says the sender's measurement window holds the intended time: the receiver
 //! times the message only then, so the messages timed are those the senders meant, whichever
-//! generator receives them. `seq` counts the sender's messages to this one recipient, from 0.
+//! generator receives them. Flag [`RESENT`] marks a copy sent again after a reconnect (its
+//! first Ack never came): a recipient that got the first copy counts the second as a
+//! redelivery, not a duplicate, in whichever generator it runs. `seq` counts the sender's
+//! messages to this one recipient, from 0.
 //! The CRC-32 covers the first 32 header bytes and the payload, so any altered byte is
 //! detected.
 
@@ -23,6 +26,12 @@ pub const HEADER_LEN: usize = crate::config::scenario::MIN_BODY as usize;
 /// The flag bit that says the message is in its sender's measurement window.
 pub const MEASURED: u32 = 1;
 
+/// The flag bit that says this copy is sent again, after a reconnect.
+pub const RESENT: u32 = 2;
+
+/// Where the flags are in a body.
+const FLAGS_AT: usize = 12;
+
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -33,6 +42,8 @@ pub struct Header {
     pub sent_us: u64,
     /// The intended time is in the sender's measurement window.
     pub measured: bool,
+    /// This copy is sent again after a reconnect.
+    pub resent: bool,
     /// The sender's user id.
     pub sender: u64,
     /// The sender's sequence number towards this recipient.
@@ -55,7 +66,7 @@ pub fn encode(h: &Header, len: usize, pool: &[u8]) -> Bytes {
     buf.put_u64(h.intended_us);
     let sent_after = h.sent_us.saturating_sub(h.intended_us);
     buf.put_u32(u32::try_from(sent_after).unwrap_or(u32::MAX));
-    buf.put_u32(if h.measured { MEASURED } else { 0 });
+    buf.put_u32(if h.measured { MEASURED } else { 0 } | if h.resent { RESENT } else { 0 });
     buf.put_u64(h.sender);
     buf.put_u64(h.seq);
     // Vary where the payload starts so that bodies differ, without drawing random bytes.
@@ -95,10 +106,32 @@ pub fn decode(body: &[u8]) -> Result<Header, BodyError> {
     Ok(Header {
         intended_us,
         sent_us: intended_us.saturating_add(u64::from(u32_at(8))),
-        measured: u32_at(12) & MEASURED != 0,
+        measured: u32_at(FLAGS_AT) & MEASURED != 0,
+        resent: u32_at(FLAGS_AT) & RESENT != 0,
         sender: u64_at(16),
         seq: u64_at(24),
     })
+}
+
+/// `body` (one [`encode`] made) as a copy sent again: its [`RESENT`] flag set and its checksum
+/// made anew. A body too short to hold a header is returned as it is.
+pub fn resent(body: &Bytes) -> Bytes {
+    if body.len() < HEADER_LEN {
+        return body.clone();
+    }
+    let mut b = BytesMut::from(&body[..]);
+    let flags = u32::from_be_bytes([
+        b[FLAGS_AT],
+        b[FLAGS_AT + 1],
+        b[FLAGS_AT + 2],
+        b[FLAGS_AT + 3],
+    ]) | RESENT;
+    b[FLAGS_AT..FLAGS_AT + 4].copy_from_slice(&flags.to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&b[..32]);
+    crc.update(&b[HEADER_LEN..]);
+    b[32..36].copy_from_slice(&crc.finalize().to_be_bytes());
+    b.freeze()
 }
 
 /// A block of pseudo-random bytes that payloads are cut from.
@@ -125,12 +158,17 @@ mod tests {
             intended_us: 1_764_547_200_000_123,
             sent_us: 1_764_547_200_000_456,
             measured: true,
+            resent: false,
             sender: 7,
             seq: 99,
         };
         let body = encode(&h, 200, &pool);
         assert_eq!(body.len(), 200);
         assert_eq!(decode(&body), Ok(h));
+        // A copy sent again says so, and still checks out.
+        let again = resent(&body);
+        assert_eq!(decode(&again), Ok(Header { resent: true, ..h }));
+        assert_eq!(again[HEADER_LEN..], body[HEADER_LEN..]);
         let outside = Header {
             measured: false,
             ..h
