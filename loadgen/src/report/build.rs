@@ -101,25 +101,20 @@ impl Report {
         let s = &scenario;
         let mut metrics = BTreeMap::new();
         let histogram = |name: &str| -> Histogram<u64> {
-            match name {
-                FANOUT => groups.fanout.clone(),
-                FANOUT_SPREAD => groups.spread.clone(),
-                _ => histograms
-                    .iter()
-                    .find(|(m, _)| m.name() == name)
-                    .map(|(_, h)| h.clone())
-                    .unwrap_or_else(crate::measure::metrics::new_histogram),
-            }
+            histograms
+                .iter()
+                .find(|(m, _)| m.name() == name)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_else(crate::measure::metrics::new_histogram)
         };
         for f in FIGURES {
             metrics.insert(f.name.to_string(), summarize(&histogram(f.name)));
         }
         for &b in &buckets {
-            let [group, fanout, spread] = bucket_names(b);
+            let [group, _, _] = bucket_names(b);
             metrics.insert(group.clone(), summarize(&histogram(&group)));
-            metrics.insert(fanout, summarize(&groups.fanout_by_bucket[b.index()]));
-            metrics.insert(spread, summarize(&groups.spread_by_bucket[b.index()]));
         }
+        metrics.extend(fanout_metrics(&groups, &buckets));
         let (sent, rejected, delivered) = (c.sent, c.rejected, c.delivered);
         let expected = sent.saturating_sub(rejected);
         let group = (!groups.groups.is_empty()).then(|| GroupReport {
@@ -431,6 +426,24 @@ fn number(run: &RunReport, name: &str) -> Option<f64> {
         .or_else(group)
         .map(|v| v as f64)
         .or_else(|| run.throughput.get(name))
+}
+
+/// The fan-out figures of settled group messages, by metric name: over all groups and per size
+/// bucket (a run's own, or the shards' settled together by `imbench merge`).
+pub(crate) fn fanout_metrics(
+    groups: &GroupOutcome,
+    buckets: &[Bucket],
+) -> Vec<(String, MetricSummary)> {
+    let mut out = vec![
+        (FANOUT.to_string(), summarize(&groups.fanout)),
+        (FANOUT_SPREAD.to_string(), summarize(&groups.spread)),
+    ];
+    for &b in buckets {
+        let [_, fanout, spread] = bucket_names(b);
+        out.push((fanout, summarize(&groups.fanout_by_bucket[b.index()])));
+        out.push((spread, summarize(&groups.spread_by_bucket[b.index()])));
+    }
+    out
 }
 
 /// Whether SLO `expr` can be judged on one shard's report: a latency of its own clients'

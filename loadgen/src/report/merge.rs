@@ -11,7 +11,8 @@ use crate::measure::group_records::GroupCounts;
 use crate::measure::group_records::{settle, GroupRecords, RecordsError, GROUP_RECORDS_FILE};
 use crate::measure::metrics::Metric;
 use crate::report::build::evaluate;
-use crate::report::figures::{bucket_names, Counters, FANOUT, FANOUT_SPREAD};
+use crate::report::build::fanout_metrics;
+use crate::report::figures::Counters;
 use crate::report::histogram::{decode_histogram, summarize};
 use crate::report::model::{FileReport, GroupReport, Report, RunReport, ScheduleLag, Verdict};
 
@@ -338,10 +339,8 @@ fn merge_runs(
     }
     let mut counters = Counters::sum(shards.iter().map(|r| &r.counters));
     if sharded {
-        // Each shard's clients receive from every shard: what is lost is known only now. A
-        // file sent to another shard is counted sent by its sender's shard and verified (or
+        // A file sent to another shard is counted sent by its sender's shard and verified (or
         // not) by its recipient's; one that neither ended is unfinished.
-        counters.lost = counters.expected.saturating_sub(counters.delivered);
         counters.files_unfinished = counters.files_sent.saturating_sub(
             counters.files_refused
                 + counters.files_verified
@@ -380,7 +379,8 @@ fn merge_runs(
         // Each shard ran on its own machine: their CPU figures do not add up to one.
         cpu_use: None,
         udp_drops: None,
-        notes: shards.iter().flat_map(|r| r.notes.clone()).collect(),
+        // `merge` gives the merged run its notes (`merged_notes`).
+        notes: Vec::new(),
         problems: shards
             .iter()
             .flat_map(|r| r.problems.clone())
@@ -395,8 +395,14 @@ fn merge_runs(
         interval_log: Vec::new(),
         group_records: None,
     };
-    if sharded && run.group.is_some() {
-        settle_groups(&mut run, shards)?;
+    if sharded {
+        if run.group.is_some() {
+            settle_groups(&mut run, shards)?;
+        }
+        // Each shard's clients receive from every shard: what is lost is known only now, with
+        // the group messages settled.
+        let c = &mut run.counters;
+        c.lost = c.expected.saturating_sub(c.delivered);
     }
     run.slo = slo.iter().map(|e| evaluate(e, &run)).collect();
     Ok(run)
@@ -417,17 +423,8 @@ fn settle_groups(run: &mut RunReport, shards: &[&RunReport]) -> Result<(), Merge
     let all = GroupRecords::combine(parts).map_err(MergeError::GroupRecords)?;
     let outcome = settle(&all);
     let total = outcome.total();
-    for (name, h) in [(FANOUT, &outcome.fanout), (FANOUT_SPREAD, &outcome.spread)] {
-        run.metrics.insert(name.to_string(), summarize(h));
-    }
     if let Some(group) = &mut run.group {
-        for &b in &group.buckets {
-            let [_, fanout, spread] = bucket_names(b);
-            run.metrics
-                .insert(fanout, summarize(&outcome.fanout_by_bucket[b.index()]));
-            run.metrics
-                .insert(spread, summarize(&outcome.spread_by_bucket[b.index()]));
-        }
+        run.metrics.extend(fanout_metrics(&outcome, &group.buckets));
         // The shards' own counts hold what each counted as it came; the rest is settled here.
         group.counts = GroupCounts {
             sent: group.counts.sent,
@@ -439,7 +436,6 @@ fn settle_groups(run: &mut RunReport, shards: &[&RunReport]) -> Result<(), Merge
     c.expected += total.expected;
     c.delivered += total.delivered_expected;
     c.errors += total.unexpected;
-    c.lost = c.expected.saturating_sub(c.delivered);
     Ok(())
 }
 
