@@ -91,7 +91,8 @@ pub(crate) struct RunArgs {
     /// target, same seed and schedule, and a comparison table ends the output):
     /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX] (a NATS server),
     /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an MQTT 3.1.1
-    /// broker), or imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file,
+    /// broker), xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no] (an
+    /// XMPP server; NAME holds {user}, default imbench-{user}), or imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file,
     /// and --cert for quic, tls and wss)
     #[arg(long, value_name = "URL", value_parser = parse_target,
           conflicts_with_all = ["server", "transport"])]
@@ -163,6 +164,7 @@ pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
 pub(crate) enum Target {
     Nats(imbench_loadgen::driver::nats::NatsTarget),
     Mqtt(imbench_loadgen::driver::mqtt::MqttTarget),
+    Xmpp(imbench_loadgen::driver::xmpp::XmppTarget),
     Imbench(Transport, ServerArg),
 }
 
@@ -175,6 +177,9 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
         "mqtt" => imbench_loadgen::driver::mqtt::MqttTarget::parse(s)
             .map(Target::Mqtt)
             .map_err(|e| e.to_string()),
+        "xmpp" => imbench_loadgen::driver::xmpp::XmppTarget::parse(s)
+            .map(Target::Xmpp)
+            .map_err(|e| e.to_string()),
         _ if scheme.starts_with("imbench+") => {
             let transport = scheme["imbench+".len()..].parse::<Transport>()?;
             let rest = &s[scheme.len() + 3..];
@@ -182,7 +187,7 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
             Ok(Target::Imbench(transport, given))
         }
         _ => Err(format!(
-            "{s:?}: a target is nats://HOST:PORT, mqtt://HOST:PORT or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
+            "{s:?}: a target is nats://HOST:PORT, mqtt://HOST:PORT, xmpp://HOST:PORT or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
         )),
     }
 }
@@ -265,6 +270,11 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 Target::Mqtt(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Mqtt(t.clone()),
+                    label: None,
+                },
+                Target::Xmpp(t) => Leg {
+                    transport: Transport::Tcp,
+                    server: ServerSpec::Xmpp(t.clone()),
                     label: None,
                 },
                 Target::Imbench(transport, given) => Leg {

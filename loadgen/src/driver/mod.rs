@@ -4,12 +4,14 @@
 //! [`Event`]s (deliveries, answers, membership changes, files, the end of the session).
 //!
 //! The client drives a session from its workload and feeds what arrives to its receive path;
-//! it never sees frames, sockets or a transport. Two drivers exist:
+//! it never sees frames, sockets or a transport. The drivers:
 //!
 //! - [`imbench`] — the imbench protocol over QUIC, TCP, TLS or WebSocket, against the
 //!   reference server (embedded or standalone).
 //! - [`nats`] — core NATS, against a NATS server (subjects per user and per group).
 //! - [`mqtt`] — MQTT 3.1.1 at QoS 1 or 2, against a broker (topics per user and per group).
+//! - [`xmpp`] — XMPP, against a server such as Prosody (chat messages, multi-user chat rooms
+//!   for groups, stream management for acks).
 //! - [`memory`] — an in-process hub with no transport at all: it proves a client runs without
 //!   one, and tests the client layer without sockets.
 //!
@@ -22,6 +24,7 @@ pub mod memory;
 pub mod mqtt;
 pub mod nats;
 pub mod url;
+pub mod xmpp;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, SHA256_LEN};
@@ -222,6 +225,8 @@ pub enum Driver {
     Nats(nats::NatsDriver),
     /// An MQTT broker.
     Mqtt(mqtt::MqttDriver),
+    /// An XMPP server.
+    Xmpp(xmpp::XmppDriver),
 }
 
 impl Driver {
@@ -232,6 +237,7 @@ impl Driver {
             Driver::Memory(hub) => Ok(hub.connect(user)),
             Driver::Nats(d) => d.connect(user).await,
             Driver::Mqtt(d) => d.connect(user).await,
+            Driver::Xmpp(d) => d.connect(user).await,
         }
     }
 
@@ -277,6 +283,7 @@ impl Driver {
             Driver::Memory(_) => "the in-memory hub".to_string(),
             Driver::Nats(d) => d.describe(),
             Driver::Mqtt(d) => d.describe(),
+            Driver::Xmpp(d) => d.describe(),
         }
     }
 
@@ -325,6 +332,8 @@ pub enum Sender {
     Nats(nats::NatsSender),
     /// Requests to an MQTT client's event loop.
     Mqtt(mqtt::MqttSender),
+    /// XMPP stanzas on a TCP connection.
+    Xmpp(xmpp::XmppSender),
 }
 
 impl Sender {
@@ -335,6 +344,7 @@ impl Sender {
             Sender::Memory(s) => s.apply(op),
             Sender::Nats(s) => s.queue(op),
             Sender::Mqtt(s) => s.queue(op),
+            Sender::Xmpp(s) => s.queue(op),
         }
     }
 
@@ -345,6 +355,7 @@ impl Sender {
             Sender::Memory(_) => Ok(()),
             Sender::Nats(s) => s.flush().await,
             Sender::Mqtt(s) => s.flush().await,
+            Sender::Xmpp(s) => s.flush().await,
         }
     }
 
@@ -362,6 +373,7 @@ impl Sender {
             Sender::Memory(s) => s.leave(),
             Sender::Nats(s) => s.close(reason).await,
             Sender::Mqtt(s) => s.close(reason).await,
+            Sender::Xmpp(s) => s.close(reason).await,
         }
     }
 
@@ -372,6 +384,7 @@ impl Sender {
             Sender::Memory(s) => s.leave(),
             Sender::Nats(s) => s.abort(reason),
             Sender::Mqtt(s) => s.abort(reason),
+            Sender::Xmpp(s) => s.abort(reason),
         }
     }
 }
@@ -386,6 +399,8 @@ pub enum Events {
     Nats(nats::NatsEvents),
     /// What an MQTT broker sends (boxed: the event loop is large).
     Mqtt(Box<mqtt::MqttEvents>),
+    /// What an XMPP server sends (boxed: it keeps the ack bookkeeping).
+    Xmpp(Box<xmpp::XmppEvents>),
 }
 
 impl Events {
@@ -396,6 +411,7 @@ impl Events {
             Events::Memory(e) => Ok(e.next().await),
             Events::Nats(e) => e.next().await,
             Events::Mqtt(e) => e.next().await,
+            Events::Xmpp(e) => e.next().await,
         }
     }
 }

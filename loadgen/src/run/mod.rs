@@ -154,6 +154,8 @@ pub enum ServerSpec {
     Nats(crate::driver::nats::NatsTarget),
     /// An MQTT broker that is already running (`driver::mqtt`).
     Mqtt(crate::driver::mqtt::MqttTarget),
+    /// An XMPP server that is already running (`driver::xmpp`).
+    Xmpp(crate::driver::xmpp::XmppTarget),
 }
 
 impl ServerSpec {
@@ -163,6 +165,7 @@ impl ServerSpec {
         match self {
             ServerSpec::Memory => Some("memory".into()),
             ServerSpec::Nats(_) => Some("nats".into()),
+            ServerSpec::Xmpp(_) => Some("xmpp".into()),
             ServerSpec::Mqtt(t) => Some(format!(
                 "mqtt{}{}",
                 if t.qos == 2 { "-qos2" } else { "" },
@@ -475,6 +478,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ServerSpec::Memory => "memory".to_string(),
         ServerSpec::Nats(target) => target.host_port.clone(),
         ServerSpec::Mqtt(target) => format!("{}:{}", target.host, target.port),
+        ServerSpec::Xmpp(target) => format!("{}:{}", target.host, target.port),
     };
     let window = (measure_start_us, ctx.schedule_end());
     let (groups, group_records) = match ctx.shard {
@@ -652,6 +656,9 @@ async fn driver_for(
         ServerSpec::Memory => Driver::Memory(Hub::new()),
         ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
         ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
+        ServerSpec::Xmpp(target) => {
+            Driver::Xmpp(crate::driver::xmpp::XmppDriver::new(target.clone()))
+        }
     };
     Ok((driver, embedded))
 }

@@ -273,6 +273,77 @@ impl Mosquitto {
     }
 }
 
+/// A Prosody of this test's own (Debian's `prosody`); stopped (by PID) when dropped.
+pub struct Prosody {
+    pub daemon: Daemon,
+    pub port: u16,
+}
+
+impl Prosody {
+    /// Starts Prosody in the foreground on a free loopback port, its data in the test's
+    /// folder: domain `localhost`, rooms on `conference.localhost`, in-band registration open,
+    /// plain SASL allowed on loopback, stream management on; `conf` is added to the global
+    /// section.
+    pub fn start(name: &str, conf: &str) -> Self {
+        let dir = Daemon::folder(&format!("prosody-{name}"));
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("data")).expect("data folder");
+        std::fs::create_dir_all(dir.join("certs")).expect("certs folder");
+        let d = dir.display();
+        std::fs::write(
+            dir.join("prosody.cfg.lua"),
+            format!(
+                r#"run_as_root = true
+daemonize = false
+data_path = "{d}/data"
+certificates = "{d}/certs"
+admin_socket = "{d}/admin.sock"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+c2s_direct_tls_ports = {{}}
+s2s_ports = {{}}
+http_ports = {{}}
+https_ports = {{}}
+log = {{ info = "*console" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "register"; "smacks"; "offline" }}
+modules_disabled = {{ "s2s"; "tls" }}
+allow_registration = true
+min_seconds_between_registrations = 0
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_hashed"
+storage = "internal"
+{conf}
+VirtualHost "localhost"
+Component "conference.localhost" "muc"
+    muc_room_locking = false
+"#
+            ),
+        )
+        .expect("write prosody.cfg.lua");
+        let mut daemon = Daemon::start(
+            "prosody",
+            &["--config", "prosody.cfg.lua", "-F"],
+            dir,
+            "prosody",
+        );
+        let needle = format!("Activated service 'c2s' on [127.0.0.1]:{port}");
+        daemon.wait_for(|log| log.contains(&needle).then_some(()));
+        Prosody { daemon, port }
+    }
+
+    pub fn url(&self, credentials: &str, options: &str) -> String {
+        format!("xmpp://{credentials}127.0.0.1:{}{options}", self.port)
+    }
+
+    pub fn target(&self, credentials: &str, options: &str) -> ServerSpec {
+        ServerSpec::Xmpp(
+            imbench_loadgen::driver::xmpp::XmppTarget::parse(&self.url(credentials, options))
+                .expect("an xmpp target"),
+        )
+    }
+}
+
 /// The groups of the chat-and-groups runs against other systems.
 pub const GROUPS: &str =
     "[groups]\ncount = 3\nmembers = { dist = \"fixed\", size = 6 }\nrate = 10.0\n";

@@ -393,7 +393,7 @@ impl NatsSender {
 }
 
 /// Starts a shutdown of the write half without waiting for it.
-fn shutdown_now(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+pub(crate) fn shutdown_now(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
     use tokio::io::AsyncWrite;
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);

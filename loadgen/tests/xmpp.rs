@@ -1,0 +1,119 @@
+//! The XMPP driver against a real Prosody (Debian's `prosody` package), started on a free
+//! loopback port with a configuration each test writes, and stopped by its PID. Ignored by a
+//! plain `cargo test` (the server may not be installed); `.ci/run` installs it and runs them
+//! with `cargo test -p imbench-loadgen --test xmpp -- --ignored`.
+
+mod util;
+
+use std::time::Duration;
+
+use imbench_loadgen::RunError;
+use util::{
+    assert_every_message_accounted, config, imbench_in, small_scenario_with, Prosody, GROUPS,
+    TINY_TOML,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn direct_chat_and_groups_account_for_every_message() {
+    let server = Prosody::start("chat", "");
+    // The first run registers its accounts in band; the second logs in to them.
+    for run in ["registers", "logs in"] {
+        let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+        let outcome = imbench_loadgen::run(config(scenario, server.target("", "")))
+            .await
+            .unwrap_or_else(|e| panic!("a run against prosody that {run}: {e}"));
+        // Acks are stream management's <a/>; rooms send members their own messages back,
+        // which must not count.
+        assert_every_message_accounted(&outcome.report, "xmpp", 30);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn what_arrives_while_a_client_is_away_is_kept_and_delivered_once() {
+    let server = Prosody::start("churn", "smacks_hibernation_time = 0");
+    // A third of the clients leave (half of them abruptly) and come back 300 ms later;
+    // Prosody's offline storage keeps their messages meanwhile.
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"300ms\"\nabrupt = 0.5\n";
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), churn);
+    let outcome = imbench_loadgen::run(config(scenario, server.target("", "")))
+        .await
+        .expect("a run with churn");
+    let c = &outcome.report.runs[0].counters;
+    assert!(c.reconnects >= 10, "{c:?}");
+    assert_eq!(c.expected, c.delivered, "{c:?}");
+    assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn accounts_that_cannot_log_in_are_refused_before_the_run_as_a_usage_error() {
+    let server = Prosody::start("auth", "");
+    let scenario = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let refused = |result: Result<imbench_loadgen::RunOutcome, RunError>, needle: &str| match result
+    {
+        Err(e @ RunError::Refused { .. }) => {
+            assert!(e.to_string().contains(needle), "{e}");
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE);
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a run whose accounts cannot log in went ahead"),
+    };
+    // No such accounts, and registration not asked for.
+    let no = imbench_loadgen::run(config(scenario.clone(), server.target("", "?register=no")));
+    refused(no.await, "register=no");
+    // Registered with one password, then given another.
+    let outcome = imbench_loadgen::run(config(scenario.clone(), server.target("", "")))
+        .await
+        .expect("the accounts registered");
+    assert_eq!(outcome.report.runs[0].counters.connect_failures, 0);
+    let other = server.target("imbench-{user}:another@", "");
+    refused(
+        imbench_loadgen::run(config(scenario, other)).await,
+        "another password",
+    );
+}
+
+#[test]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+fn imbench_run_takes_an_xmpp_target_and_says_what_a_wrong_port_is() {
+    let server = Prosody::start("cli", "");
+    let dir = server.daemon.dir.clone();
+    std::fs::write(dir.join("s.toml"), TINY_TOML).unwrap();
+    let url = server.url("", "");
+    let run = [
+        "run",
+        "s.toml",
+        "--target",
+        &url,
+        "--out",
+        "r",
+        "--progress",
+        "quiet",
+    ];
+    let (out, text) = imbench_in(&dir, &run);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("tiny over xmpp"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    assert_eq!(report["runs"][0]["transport"], "xmpp");
+
+    // A port that answers with something else than XMPP.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let http = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 512];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"<html><body>not here</body></html>");
+        }
+    });
+    let wrong = format!("xmpp://127.0.0.1:{port}");
+    let (out, text) = imbench_in(&dir, &["run", "s.toml", "--target", &wrong]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("XMPP"), "{text}");
+    drop(http);
+}
