@@ -96,7 +96,10 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             }
             Ok(Err(e)) => return connect_failed(&ctx, index, e.to_string()),
             Err(_) => {
-                let e = format!("no Welcome within {:?}", s.generator.connect_timeout);
+                let e = format!(
+                    "not logged in within {:?} (connect_timeout)",
+                    s.generator.connect_timeout
+                );
                 return connect_failed(&ctx, index, e);
             }
         }
@@ -333,7 +336,7 @@ impl Connection {
                 }
                 Ok(Err(e)) => ctx.note_problem(format!("client {index}: reconnecting: {e}")),
                 Err(_) => ctx.note_problem(format!(
-                    "client {index}: reconnecting: no Welcome within {timeout:?}"
+                    "client {index}: reconnecting: not logged in within {timeout:?}"
                 )),
             }
             // Try again, no faster than the scenario's own rhythm.

@@ -282,8 +282,9 @@ pub struct Prosody {
 impl Prosody {
     /// Starts Prosody in the foreground on a free loopback port, its data in the test's
     /// folder: domain `localhost`, rooms on `conference.localhost`, in-band registration open,
-    /// plain SASL allowed on loopback, stream management on; `conf` is added to the global
-    /// section.
+    /// plain SASL allowed on loopback, stream management on, Nagle's algorithm off (with it
+    /// on, a delivery written while the previous one is unacknowledged waits for the client's
+    /// delayed ACK, 40 ms); `conf` is added to the global section.
     pub fn start(name: &str, conf: &str) -> Self {
         let dir = Daemon::folder(&format!("prosody-{name}"));
         let port = free_port();
@@ -305,6 +306,7 @@ s2s_ports = {{}}
 http_ports = {{}}
 https_ports = {{}}
 log = {{ info = "*console" }}
+network_settings = {{ nagle = false }}
 modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "register"; "smacks"; "offline" }}
 modules_disabled = {{ "s2s"; "tls" }}
 allow_registration = true
@@ -316,7 +318,6 @@ storage = "internal"
 {conf}
 VirtualHost "localhost"
 Component "conference.localhost" "muc"
-    muc_room_locking = false
 "#
             ),
         )

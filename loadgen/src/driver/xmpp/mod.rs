@@ -51,11 +51,17 @@ use wire::{Element, Incoming};
 /// Largest element the driver reads from a server.
 const MAX_ELEMENT: usize = 4 * 1024 * 1024;
 
-/// How long the server has to begin its stream; a port that stays silent is something else.
-const HEADER_WAIT: Duration = Duration::from_secs(3);
+/// How long the server has to begin its stream. A server opens it at once unless it is
+/// overloaded (Prosody's one thread busy with logins took over 3 s at 333 logins a second).
+const HEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// The resource every client binds.
 const RESOURCE: &str = "imbench";
+
+/// How often a join refused because its room is still locked is asked again, and the wait
+/// before the first retry (growing by as much at each).
+const MAX_JOIN_RETRIES: u32 = 10;
+const JOIN_RETRY_WAIT: Duration = Duration::from_millis(20);
 
 /// The part of an account name that the user's number replaces.
 const USER_SLOT: &str = "{user}";
@@ -144,6 +150,11 @@ impl XmppTarget {
                 "account name {name:?}: letters, digits, '-', '_' and '.' besides {USER_SLOT}"
             )));
         }
+        // An IPv6 address is written in brackets in a URL, and connected to without them.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
         let domain = if !path.is_empty() {
             path.to_string()
         } else if host.parse::<std::net::IpAddr>().is_ok() {
@@ -160,6 +171,11 @@ impl XmppTarget {
             return Err(invalid(format!(
                 "XMPP domain {domain:?}: a host name such as example.org"
             )));
+        }
+        if password.as_deref() == Some("") {
+            return Err(invalid(
+                "an empty password: give one after the colon, or leave the colon out for the default".into(),
+            ));
         }
         let mut target = Self {
             host: host.to_string(),
@@ -180,6 +196,11 @@ impl XmppTarget {
                 Some(("muc", service)) if domain_ok(service) => target.muc = service.to_string(),
                 Some(("register", "yes")) => target.register = true,
                 Some(("register", "no")) => target.register = false,
+                Some(("register", other)) => {
+                    return Err(invalid(format!(
+                        "register={other:?}: register takes yes or no"
+                    )))
+                }
                 _ => {
                     return Err(invalid(format!(
                         "unknown option {pair:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no"
@@ -229,7 +250,7 @@ pub struct XmppDriver {
 }
 
 /// The stream of a client while it logs in.
-struct Login {
+struct LoginStream {
     read: OwnedReadHalf,
     write: OwnedWriteHalf,
     inbuf: BytesMut,
@@ -237,7 +258,7 @@ struct Login {
     place: String,
 }
 
-impl Login {
+impl LoginStream {
     async fn send(&mut self, text: &str) -> Result<(), ConnectError> {
         self.write
             .write_all(text.as_bytes())
@@ -249,6 +270,10 @@ impl Login {
     async fn next(&mut self) -> Result<Incoming, ConnectError> {
         match next_item(&mut self.read, &mut self.inbuf, &mut self.in_stream).await {
             Ok(Some(item)) => Ok(item),
+            Ok(None) if !self.in_stream => Err(ConnectError::Misconfigured(format!(
+                "{} closed the connection without opening an XMPP stream: is this an XMPP client port?",
+                self.place
+            ))),
             Ok(None) => Err(ConnectError::Failed(format!(
                 "{} closed the connection while the client logged in",
                 self.place
@@ -281,8 +306,16 @@ impl Login {
                         .iter()
                         .find(|c| c.name != "text")
                         .map_or("unknown", |c| c.name.as_str());
+                    // A server that demands encryption it cannot offer says no more than this.
+                    let hint = if condition == "undefined-condition"
+                        || condition == "policy-violation"
+                    {
+                        " (does the server require encryption? The driver speaks plain TCP: allow it on this listener, Prosody: c2s_require_encryption = false)"
+                    } else {
+                        ""
+                    };
                     return Err(ConnectError::Failed(format!(
-                        "{} ended the stream with an error: {condition}",
+                        "{} ended the stream with an error: {condition}{hint}",
                         self.place
                     )));
                 }
@@ -299,8 +332,8 @@ impl Login {
         let first = tokio::time::timeout(HEADER_WAIT, self.element())
             .await
             .map_err(|_| {
-                ConnectError::Misconfigured(format!(
-                    "{} did not open an XMPP stream within {HEADER_WAIT:?}: is this an XMPP client port?",
+                ConnectError::Failed(format!(
+                    "{} did not open an XMPP stream within {HEADER_WAIT:?}: an XMPP server opens it at once unless it is overloaded; is this an XMPP client port?",
                     self.place
                 ))
             })??;
@@ -347,7 +380,7 @@ impl XmppDriver {
             .map_err(|e| ConnectError::Failed(format!("connecting to {place}: {e}")))?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let mut login = Login {
+        let mut login = LoginStream {
             read,
             write,
             inbuf: BytesMut::with_capacity(8 * 1024),
@@ -409,10 +442,11 @@ impl XmppDriver {
                 break;
             }
         }
-        let Login {
+        let LoginStream {
             read, write, inbuf, ..
         } = login;
-        let writer = Arc::new(tokio::sync::Mutex::new(write));
+        // The presence was stanza 1.
+        let writer = Arc::new(tokio::sync::Mutex::new(StanzaWriter { write, stanzas: 1 }));
         let (answers_tx, answers_rx) = unbounded_channel();
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         Ok(Session {
@@ -421,8 +455,7 @@ impl XmppDriver {
                 user,
                 writer: writer.clone(),
                 out: String::with_capacity(4096),
-                // The presence was stanza 1.
-                stanzas: 1,
+                stanzas: 0,
                 batch: Vec::new(),
                 answers: answers_tx,
                 closing: closing.clone(),
@@ -438,6 +471,7 @@ impl XmppDriver {
                 acks: Acks::after(1),
                 handled: 0,
                 early,
+                join_retries: Default::default(),
                 ready: VecDeque::new(),
                 closing,
             })),
@@ -450,7 +484,7 @@ impl XmppDriver {
     /// SASL PLAIN as `account`, registering it first when the server does not know it.
     async fn authenticate(
         &self,
-        login: &mut Login,
+        login: &mut LoginStream,
         features: &Element,
         account: &str,
     ) -> Result<(), ConnectError> {
@@ -488,10 +522,10 @@ impl XmppDriver {
                         .map_or("unknown", |c| c.name.as_str())
                         .to_string();
                     if condition != "not-authorized" || registered || !target.register {
-                        let hint = if target.register {
+                        let hint = if target.register || condition != "not-authorized" {
                             ""
                         } else {
-                            " (register=no: the accounts must exist)"
+                            " (with register=no: the account does not exist, or its password is not the target's)"
                         };
                         return Err(ConnectError::Refused(format!(
                             "the XMPP server at {place} refused {account}@{}: {condition}{hint}",
@@ -517,7 +551,7 @@ impl XmppDriver {
     }
 
     /// Registers `account` in band (XEP-0077).
-    async fn register(&self, login: &mut Login, account: &str) -> Result<(), ConnectError> {
+    async fn register(&self, login: &mut LoginStream, account: &str) -> Result<(), ConnectError> {
         let target = &self.target;
         let mut out = String::new();
         wire::register(&mut out, "register", account, &target.password);
@@ -571,11 +605,15 @@ fn io(e: std::io::Error) -> SessionError {
 /// The imbench code nearest to an XMPP stanza error's condition, for the report's counts.
 fn error_code(condition: &str) -> ErrorCode {
     match condition {
-        "service-unavailable" | "recipient-unavailable" | "item-not-found" => {
-            ErrorCode::RECIPIENT_OFFLINE
-        }
+        "service-unavailable" | "recipient-unavailable" => ErrorCode::RECIPIENT_OFFLINE,
+        // A room that is locked, or gone.
+        "item-not-found" => ErrorCode::NOT_A_MEMBER,
         "not-acceptable" | "forbidden" | "registration-required" | "not-allowed" => {
             ErrorCode::NOT_A_MEMBER
+        }
+        // A room service (or a domain) the server does not know.
+        "remote-server-not-found" | "remote-server-timeout" | "host-unknown" => {
+            ErrorCode::UNSUPPORTED_DEST
         }
         "resource-constraint" | "policy-violation" => ErrorCode::TOO_MANY_REQUESTS,
         "not-authorized" => ErrorCode::BAD_TOKEN,
@@ -583,15 +621,34 @@ fn error_code(condition: &str) -> ErrorCode {
     }
 }
 
+/// The client's half of the connection, and how many stanzas went out on it since stream
+/// management began: both sides write stanzas (the sending side its operations, the events
+/// side answers to the server's `<iq>`s and room set-up), and the server's `<a h='N'/>` counts
+/// them in the order they were written, so they are numbered here, as they are written.
+struct StanzaWriter {
+    write: OwnedWriteHalf,
+    stanzas: u64,
+}
+
+impl StanzaWriter {
+    /// Writes `text`, which holds `stanzas` stanzas; the number of the first of them.
+    async fn write(&mut self, text: &str, stanzas: u64) -> Result<u64, SessionError> {
+        let first = self.stanzas + 1;
+        self.write.write_all(text.as_bytes()).await.map_err(io)?;
+        self.stanzas += stanzas;
+        Ok(first)
+    }
+}
+
 /// A session's operations, written as stanzas.
 pub struct XmppSender {
     target: Arc<XmppTarget>,
     user: u64,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<StanzaWriter>>,
     out: String,
-    /// Stanzas written on this stream since stream management was enabled.
+    /// Stanzas in `out`.
     stanzas: u64,
-    /// Messages of the batch being written, by the stanza number each is.
+    /// Messages of the batch being written: (their place among its stanzas, from 0; message id).
     batch: Vec<(u64, u64)>,
     /// To the events side: (stanza number, message id), in the order written.
     answers: UnboundedSender<Vec<(u64, u64)>>,
@@ -614,8 +671,8 @@ impl XmppSender {
                     Dest::Group(g) => (self.target.room_jid(g), "groupchat"),
                 };
                 wire::message(&mut self.out, &jid, kind, msg_id, &text);
-                self.stanzas += 1;
                 self.batch.push((self.stanzas, msg_id));
+                self.stanzas += 1;
             }
             Op::Join { group } => {
                 let nick = self.nick();
@@ -649,13 +706,23 @@ impl XmppSender {
         }
         if !self.batch.is_empty() {
             wire::ack_request(&mut self.out);
-            // Before the write, so the answer is waiting when the <a/> arrives.
-            let _ = self.answers.send(std::mem::take(&mut self.batch));
         }
         let mut w = self.writer.lock().await;
-        let result = w.write_all(self.out.as_bytes()).await;
+        if !self.batch.is_empty() {
+            // Numbered as they go out, and handed over before, so the answer is waiting when
+            // the <a/> arrives.
+            let first = w.stanzas + 1;
+            let numbered = self
+                .batch
+                .drain(..)
+                .map(|(k, id)| (first + k, id))
+                .collect();
+            let _ = self.answers.send(numbered);
+        }
+        let result = w.write(&self.out, self.stanzas).await;
         self.out.clear();
-        result.map_err(io)
+        self.stanzas = 0;
+        result.map(|_| ())
     }
 
     /// Ends the stream in order; the server ends its own, which ends the events.
@@ -666,7 +733,7 @@ impl XmppSender {
         let mut end = String::new();
         wire::stream_close(&mut end);
         let mut w = self.writer.lock().await;
-        let _ = w.write_all(end.as_bytes()).await;
+        let _ = w.write(&end, 0).await;
     }
 
     /// Stops at once; the connection closes when both halves are gone.
@@ -675,7 +742,7 @@ impl XmppSender {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.out.clear();
         if let Ok(mut w) = self.writer.try_lock() {
-            let _ = super::nats::shutdown_now(&mut w);
+            let _ = super::nats::shutdown_now(&mut w.write);
         }
     }
 }
@@ -737,8 +804,8 @@ pub struct XmppEvents {
     nick: String,
     read: OwnedReadHalf,
     inbuf: BytesMut,
-    /// For answers to the server's `<r/>` and `<iq>`s.
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    /// For answers to the server's `<r/>` and `<iq>`s, and rooms' set-up.
+    writer: Arc<tokio::sync::Mutex<StanzaWriter>>,
     answers: UnboundedReceiver<Vec<(u64, u64)>>,
     /// Messages written and not yet acked.
     acks: Acks,
@@ -746,6 +813,8 @@ pub struct XmppEvents {
     handled: u32,
     /// What arrived while the client logged in, after stream management began.
     early: VecDeque<Element>,
+    /// Joins asked again because the room was still locked, by group.
+    join_retries: std::collections::HashMap<u64, u32>,
     /// Events of one element not yet handed out.
     ready: VecDeque<Event>,
     /// Set by the sending side when it ends the session.
@@ -786,9 +855,10 @@ impl XmppEvents {
         }
     }
 
-    async fn write(&self, text: &str) -> Result<(), SessionError> {
+    /// Writes `text`, which holds `stanzas` stanzas.
+    async fn write(&self, text: &str, stanzas: u64) -> Result<(), SessionError> {
         let mut w = self.writer.lock().await;
-        w.write_all(text.as_bytes()).await.map_err(io)
+        w.write(text, stanzas).await.map(|_| ())
     }
 
     /// What one element of the stream means for the client.
@@ -799,19 +869,19 @@ impl XmppEvents {
         }
         match e.name.as_str() {
             "message" => Ok(self.on_message(&e)),
-            "presence" => Ok(self.on_presence(&e)),
+            "presence" => self.on_presence(&e).await,
             "iq" => {
                 if matches!(e.attr("type"), Some("get" | "set")) {
                     let mut out = String::new();
                     wire::iq_answer(&mut out, &e);
-                    self.write(&out).await?;
+                    self.write(&out, 1).await?;
                 }
                 Ok(None)
             }
             "r" => {
                 let mut out = String::new();
                 wire::ack_answer(&mut out, self.handled);
-                self.write(&out).await?;
+                self.write(&out, 0).await?;
                 Ok(None)
             }
             "a" => {
@@ -904,32 +974,63 @@ impl XmppEvents {
         })
     }
 
-    fn on_presence(&mut self, e: &Element) -> Option<Event> {
-        let from = e.attr("from")?;
-        let group = self.target.group_of(from)?;
+    async fn on_presence(&mut self, e: &Element) -> Result<Option<Event>, SessionError> {
+        let Some(from) = e.attr("from") else {
+            return Ok(None);
+        };
+        let Some(group) = self.target.group_of(from) else {
+            return Ok(None);
+        };
         if e.attr("type") == Some("error") {
-            return Some(Event::GroupRefused {
+            let condition = wire::error_condition(e).unwrap_or("");
+            // A room another member has just made stays locked until its maker has configured
+            // it, which the maker's client does at once (below): ask again a little later.
+            let tries = self.join_retries.entry(group).or_insert(0);
+            if condition == "item-not-found" && *tries < MAX_JOIN_RETRIES {
+                *tries += 1;
+                let mut out = String::new();
+                wire::muc_join(&mut out, &self.target.room_jid(group), &self.nick);
+                let writer = self.writer.clone();
+                let wait = JOIN_RETRY_WAIT * *tries;
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = writer.lock().await.write(&out, 1).await;
+                });
+                return Ok(None);
+            }
+            self.join_retries.remove(&group);
+            return Ok(Some(Event::GroupRefused {
                 group,
-                code: error_code(wire::error_condition(e).unwrap_or("")),
-            });
+                code: error_code(condition),
+            }));
         }
-        let (_, nick) = from.split_once('/')?;
-        let own = nick == self.nick
-            && e.children.iter().any(|x| {
-                x.name == "x"
-                    && x.children
-                        .iter()
-                        .any(|s| s.name == "status" && s.attr("code") == Some("110"))
-            });
-        if !own {
+        let Some((_, nick)) = from.split_once('/') else {
+            return Ok(None);
+        };
+        let statuses: Vec<&str> = e
+            .children
+            .iter()
+            .filter(|x| x.name == "x")
+            .flat_map(|x| x.children.iter())
+            .filter(|s| s.name == "status")
+            .filter_map(|s| s.attr("code"))
+            .collect();
+        if nick != self.nick || !statuses.contains(&"110") {
             // Other occupants coming and going.
-            return None;
+            return Ok(None);
         }
-        Some(if e.attr("type") == Some("unavailable") {
-            Event::Left { group }
-        } else {
-            Event::Joined { group }
-        })
+        if e.attr("type") == Some("unavailable") {
+            return Ok(Some(Event::Left { group }));
+        }
+        self.join_retries.remove(&group);
+        if statuses.contains(&"201") {
+            // This client made the room: accept the default configuration (an "instant room",
+            // XEP-0045 10.1.2), which unlocks it for the other members.
+            let mut out = String::new();
+            wire::muc_instant_room(&mut out, &self.target.room_jid(group));
+            self.write(&out, 1).await?;
+        }
+        Ok(Some(Event::Joined { group }))
     }
 }
 
@@ -991,6 +1092,10 @@ mod tests {
         assert!(err("xmpp://h:1?qos=1").contains("unknown option"));
         assert!(err("xmpp://h:1?register=yes&register=no").contains("twice"));
         assert!(err("xmpp://a%2{user}@h:1").contains("%XX"));
+        assert!(err("xmpp://h:1?register=maybe").contains("yes or no"));
+        assert!(err("xmpp://{user}:@h:1").contains("empty password"));
+        let t = XmppTarget::parse("xmpp://[::1]:5222").unwrap();
+        assert_eq!((t.host.as_str(), t.domain.as_str()), ("::1", "localhost"));
     }
 
     #[test]

@@ -166,6 +166,13 @@ fn scan(buf: &[u8], in_stream: bool) -> Result<Option<(usize, Found)>, WireError
                     return Ok(Some((end, Found::Element)));
                 }
             }
+            // Text before the stream is not XMPP (an SSH or HTTP server's greeting, say).
+            XmlEvent::Text(text)
+                if depth == 0 && !in_stream && !text.iter().all(u8::is_ascii_whitespace) =>
+            {
+                let shown: String = String::from_utf8_lossy(&text).chars().take(40).collect();
+                return Err(WireError::NotXmpp(format!("it began with {shown:?}")));
+            }
             // Text between stanzas (whitespace keep-alives), the declaration, comments.
             _ if depth == 0 => {
                 // Text at the end of the buffer may go on; anything else is whole.
@@ -346,6 +353,13 @@ pub fn muc_join(out: &mut String, room: &str, nick: &str) {
     );
 }
 
+/// Accepts a new room's default configuration as its maker (XEP-0045 10.1.2), unlocking it.
+pub fn muc_instant_room(out: &mut String, room: &str) {
+    out.push_str("<iq type='set' id='instant' to='");
+    out.push_str(&escape(room));
+    out.push_str("'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
+}
+
 /// Leaves the room `room` where this client is `nick`.
 pub fn muc_leave(out: &mut String, room: &str, nick: &str) {
     out.push_str("<presence type='unavailable' to='");
@@ -450,11 +464,20 @@ mod tests {
 
     #[test]
     fn what_is_not_xmpp_or_too_large_is_an_error() {
-        let mut buf = BytesMut::from(&b"<html><body>"[..]);
-        assert!(matches!(
-            next_element(&mut buf, false, 1 << 20),
-            Err(WireError::NotXmpp(_))
-        ));
+        for greeting in [
+            &b"<html><body>"[..],
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            b"HTTP/1.1 400",
+        ] {
+            let mut buf = BytesMut::from(greeting);
+            assert!(
+                matches!(
+                    next_element(&mut buf, false, 1 << 20),
+                    Err(WireError::NotXmpp(_))
+                ),
+                "{greeting:?}"
+            );
+        }
         let mut buf = BytesMut::from(&b"<stream:stream><message><body>"[..]);
         assert_eq!(
             next_element(&mut buf, false, 1 << 20),
