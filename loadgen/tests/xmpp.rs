@@ -55,6 +55,33 @@ async fn what_arrives_while_a_client_is_away_is_kept_and_delivered_once() {
     assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn rooms_on_a_service_the_server_does_not_have_make_the_run_invalid() {
+    let server = Prosody::start("no-muc", "");
+    let scenario = small_scenario_with(12, 5.0, Duration::from_secs(1), GROUPS);
+    let target = server.target("", "?muc=rooms.nowhere");
+    let outcome = imbench_loadgen::run(config(scenario, target))
+        .await
+        .expect("a run whose joins are refused");
+    let report = &outcome.report;
+    assert_eq!(report.verdict, imbench_loadgen::Verdict::Invalid);
+    assert!(
+        report
+            .invalid_reasons
+            .iter()
+            .any(|r| r.contains("no group message had a member")),
+        "{:?}",
+        report.invalid_reasons
+    );
+    let run = &report.runs[0];
+    assert!(
+        run.problems.iter().any(|p| p.contains("refused")),
+        "{:?}",
+        run.problems
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs prosody; .ci/run installs it and runs these"]
 async fn accounts_that_cannot_log_in_are_refused_before_the_run_as_a_usage_error() {

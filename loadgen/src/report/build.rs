@@ -283,6 +283,14 @@ impl Report {
                 c.rejected, c.sent, c.rejected_busy
             ));
         }
+        if shard.is_none() && gc.sent > 0 && gc.expected == 0 && g.refused_membership_changes > 0 {
+            // Every join refused (a room service the server does not have, say): the groups
+            // delivered nothing, which no SLO on what was owed would notice.
+            invalid_reasons.push(format!(
+                "no group message had a member to deliver to: the server refused {} joins or leaves (see the problems)",
+                g.refused_membership_changes
+            ));
+        }
         if g.untracked > 0 {
             invalid_reasons.push(format!(
                 "{} group messages were not sent: the generator's message ledger was full",
