@@ -8,10 +8,11 @@ mod util;
 use std::process::Command;
 use std::time::Duration;
 
-use imbench_loadgen::{RunError, Verdict};
+use imbench_loadgen::driver::mqtt::MqttTarget;
+use imbench_loadgen::{RunError, ServerSpec, Verdict};
 use util::{
-    assert_every_message_accounted, config, imbench_in, small_scenario_with, Daemon, Mosquitto,
-    NatsServer, GROUPS, TINY_TOML,
+    assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
+    self_signed_cert, small_scenario_with, Daemon, Mosquitto, NatsServer, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,4 +204,41 @@ async fn a_persistent_session_left_by_an_earlier_run_is_cleared_first() {
             "seed {seed}: {c:?} {g:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn mqtts_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
+    let certs = Daemon::folder("mosquitto-tls-certs");
+    let (cert, key) = self_signed_cert(&certs);
+    let broker = Mosquitto::start(
+        "tls",
+        &format!(
+            "allow_anonymous true\ncertfile {}\nkeyfile {}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let tls = |options: &str| {
+        let url = format!("mqtts://127.0.0.1:{}{options}", broker.port);
+        ServerSpec::Mqtt(MqttTarget::parse(&url).expect("an mqtts target"))
+    };
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let trusted = format!("?ca={}", cert.display());
+    let outcome = imbench_loadgen::run(config(scenario, tls(&trusted)))
+        .await
+        .expect("a run over TLS with the broker's certificate as the CA");
+    assert_every_message_accounted(&outcome.report, "mqtt-tls", 30);
+
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    // The machine's roots do not sign a certificate made by this test.
+    let untrusted = imbench_loadgen::run(config(small.clone(), tls(""))).await;
+    assert_refused_as_misconfigured(untrusted, &["not trusted", "ca=FILE"]);
+    // A plain client to a TLS listener fails before the run, not in it, and is told of mqtts.
+    match imbench_loadgen::run(config(small, broker.target("", ""))).await {
+        Err(e) => assert!(e.to_string().contains("mqtts://"), "{e}"),
+        Ok(_) => panic!("a plain run went ahead against a TLS listener"),
+    }
+    drop(broker);
+    let _ = std::fs::remove_dir_all(certs);
 }

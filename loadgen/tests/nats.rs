@@ -7,10 +7,11 @@ mod util;
 
 use std::time::Duration;
 
-use imbench_loadgen::RunError;
+use imbench_loadgen::driver::nats::NatsTarget;
+use imbench_loadgen::{RunError, ServerSpec};
 use util::{
-    assert_every_message_accounted, config, imbench_in, small_scenario_with, NatsServer, GROUPS,
-    TINY_TOML,
+    assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
+    self_signed_cert, small_scenario_with, Daemon, NatsServer, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,4 +168,39 @@ async fn two_shards_load_one_nats_server_and_merge_into_one_report() {
     assert_eq!(m.clients, 12);
     assert!(m.sent > 100, "{m:?}");
     assert_eq!((m.delivered, m.lost), (m.sent, 0), "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
+    let certs = Daemon::folder("nats-tls-certs");
+    let (cert, key) = self_signed_cert(&certs);
+    let nats = NatsServer::start(
+        "tls",
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let tls = |options: &str| {
+        let url = format!("nats+tls://127.0.0.1:{}{options}", nats.port);
+        ServerSpec::Nats(NatsTarget::parse(&url).expect("a nats+tls target"))
+    };
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let trusted = format!("?ca={}", cert.display());
+    let outcome = imbench_loadgen::run(config(scenario, tls(&trusted)))
+        .await
+        .expect("a run over TLS with the server's certificate as the CA");
+    assert_every_message_accounted(&outcome.report, "nats-tls", 30);
+
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    // The machine's roots do not sign a certificate made by this test.
+    let untrusted = imbench_loadgen::run(config(small.clone(), tls(""))).await;
+    assert_refused_as_misconfigured(untrusted, &["not trusted", "ca=FILE"]);
+    // A plain client is told the server wants TLS.
+    let plain = imbench_loadgen::run(config(small, nats.target(""))).await;
+    assert_refused_as_misconfigured(plain, &["requires TLS", "nats+tls://"]);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(certs);
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use imbench_loadgen::RunError;
 use util::{
-    assert_every_message_accounted, config, imbench_in, small_scenario_with, Prosody, GROUPS,
-    TINY_TOML,
+    assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
+    self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,4 +152,50 @@ fn imbench_run_takes_an_xmpp_target_and_says_what_a_wrong_port_is() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("XMPP"), "{text}");
     drop(http);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn starttls_carries_the_chat_and_a_plain_client_is_told_to_ask_for_it() {
+    let certs = Daemon::folder("prosody-tls-certs");
+    let (cert, key) = self_signed_cert(&certs);
+    // Encryption required, as on a server facing a network; PLAIN only over TLS.
+    let server = Prosody::start(
+        "tls",
+        &format!(
+            r#"modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "register"; "smacks"; "offline" }}
+modules_disabled = {{ "s2s" }}
+c2s_require_encryption = true
+allow_unencrypted_plain_auth = false
+ssl = {{ certificate = "{}"; key = "{}" }}"#,
+            cert.display(),
+            key.display()
+        ),
+    );
+    let trusted = format!("?tls=starttls&ca={}", cert.display());
+    let scenario = || small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    // The first run registers the accounts (over TLS: registration comes after STARTTLS).
+    let outcome = imbench_loadgen::run(config(scenario(), server.target("", &trusted)))
+        .await
+        .expect("a run over STARTTLS that registers its accounts");
+    let c = &outcome.report.runs[0].counters;
+    assert_eq!((c.clients, c.connect_failures), (30, 0), "{c:?}");
+    assert_eq!((c.lost, c.duplicated, c.errors), (0, 0, 0), "{c:?}");
+    let outcome = imbench_loadgen::run(config(scenario(), server.target("", &trusted)))
+        .await
+        .expect("a run over STARTTLS");
+    assert_every_message_accounted(&outcome.report, "xmpp-tls", 30);
+
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    for (options, says) in [
+        // No TLS asked for: the server offers STARTTLS and no PLAIN without it.
+        ("", "add tls=starttls"),
+        // The machine's roots do not sign a certificate made by this test.
+        ("?tls=starttls", "not trusted"),
+    ] {
+        let refused = imbench_loadgen::run(config(small.clone(), server.target("", options))).await;
+        assert_refused_as_misconfigured(refused, &[says]);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(certs);
 }

@@ -89,11 +89,13 @@ pub(crate) struct RunArgs {
     pub(crate) slo: Vec<String>,
     /// A system to load instead of the embedded server (repeatable: the scenario runs once per
     /// target, same seed and schedule, and a comparison table ends the output):
-    /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX] (a NATS server),
-    /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an MQTT 3.1.1
-    /// broker), xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no] (an
-    /// XMPP server; NAME holds {user}, default imbench-{user}), or imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file,
-    /// and --cert for quic, tls and wss)
+    /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX] (a NATS server; nats+tls://…[?ca=FILE]
+    /// for TLS), mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an
+    /// MQTT 3.1.1 broker; mqtts://…[&ca=FILE] for TLS),
+    /// xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls&ca=FILE]
+    /// (an XMPP server; NAME holds {user}, default imbench-{user}), or
+    /// imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file, and --cert
+    /// for quic, tls and wss)
     #[arg(long, value_name = "URL", value_parser = parse_target,
           conflicts_with_all = ["server", "transport"])]
     pub(crate) target: Vec<Target>,
@@ -171,10 +173,10 @@ pub(crate) enum Target {
 pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
     let scheme = s.split_once("://").map_or("", |(scheme, _)| scheme);
     match scheme {
-        "nats" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
+        "nats" | "nats+tls" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
             .map(Target::Nats)
             .map_err(|e| e.to_string()),
-        "mqtt" => imbench_loadgen::driver::mqtt::MqttTarget::parse(s)
+        "mqtt" | "mqtts" => imbench_loadgen::driver::mqtt::MqttTarget::parse(s)
             .map(Target::Mqtt)
             .map_err(|e| e.to_string()),
         "xmpp" => imbench_loadgen::driver::xmpp::XmppTarget::parse(s)
@@ -187,7 +189,7 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
             Ok(Target::Imbench(transport, given))
         }
         _ => Err(format!(
-            "{s:?}: a target is nats://HOST:PORT, mqtt://HOST:PORT, xmpp://HOST:PORT or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
+            "{s:?}: a target is nats://HOST:PORT (nats+tls:// for TLS), mqtt://HOST:PORT (mqtts:// for TLS), xmpp://HOST:PORT (?tls=starttls for TLS) or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
         )),
     }
 }

@@ -23,6 +23,7 @@ pub mod imbench;
 pub mod memory;
 pub mod mqtt;
 pub mod nats;
+pub mod tls;
 pub mod url;
 pub mod xmpp;
 

@@ -36,6 +36,7 @@ use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEven
 use rumqttc::{MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::tls::TlsClient;
 use super::{envelope, ConnectError, Event, Events, Op, Sender, Session, SessionError};
 
 /// Largest packet either way: MQTT's own limit is 256 MiB, rumqttc's default 10 KiB.
@@ -59,13 +60,15 @@ pub struct MqttTarget {
     pub qos: u8,
     /// Whether the broker keeps each client's session while it is away.
     pub persistent: bool,
+    /// TLS, for an `mqtts://` target; the certificate is checked against the host.
+    pub tls: Option<TlsClient>,
 }
 
 /// Why a target is not an MQTT address.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    /// Not `mqtt://…`.
-    #[error("an MQTT target starts with mqtt://, got {0:?}")]
+    /// Not `mqtt://…` or `mqtts://…`.
+    #[error("an MQTT target starts with mqtt:// (or mqtts:// for TLS), got {0:?}")]
     Scheme(String),
     /// No port, or not a number.
     #[error(
@@ -81,33 +84,39 @@ pub enum TargetError {
 }
 
 impl MqttTarget {
-    /// Reads a target; the prefix is `imbench`, QoS 1 and clean sessions unless given.
+    /// Reads a target; the prefix is `imbench`, QoS 1 and clean sessions unless given;
+    /// `mqtts://` is TLS, with the machine's roots unless `ca=FILE` names others.
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (rest, tls) = match url.strip_prefix("mqtts://") {
+            Some(rest) => (rest, true),
+            None => (
+                url.strip_prefix("mqtt://")
+                    .ok_or_else(|| TargetError::Scheme(url.to_string()))?,
+                false,
+            ),
+        };
+        let parts = super::url::split(rest);
         let decode = |s: &str| {
             super::url::percent_decode(s).ok_or_else(|| {
                 TargetError::Option(
-                    "the user or password has a % that is not %XX: write @, : and / as %40, %3A and %2F".into(),
+                    "the user, password or file name has a % that is not %XX: write @, : and / as %40, %3A and %2F".into(),
                 )
             })
         };
-        let (credentials, host_port) = match authority.rsplit_once('@') {
-            Some((cred, hp)) => match cred.split_once(':') {
-                Some((u, p)) => (Some((decode(u)?, decode(p)?)), hp),
-                None => (Some((decode(cred)?, String::new())), hp),
-            },
-            None => (None, authority),
+        let credentials = match parts.userinfo {
+            Some(cred) => Some(match cred.split_once(':') {
+                Some((u, p)) => (decode(u)?, decode(p)?),
+                None => (decode(cred)?, String::new()),
+            }),
+            None => None,
         };
-        let (host, port) = host_port
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
-            .filter(|(h, _)| !h.is_empty())
-            .ok_or_else(|| TargetError::HostPort(host_port.to_string()))?;
-        let prefix = if path.is_empty() { "imbench" } else { path };
+        let (host, port) = super::url::host_port(parts.host_port)
+            .ok_or_else(|| TargetError::HostPort(parts.host_port.to_string()))?;
+        let prefix = if parts.path.is_empty() {
+            "imbench"
+        } else {
+            parts.path
+        };
         let prefix_ok = prefix.split('/').all(|level| {
             !level.is_empty()
                 && level
@@ -124,39 +133,51 @@ impl MqttTarget {
             prefix: prefix.to_string(),
             qos: 1,
             persistent: false,
+            tls: None,
         };
-        let mut seen = std::collections::HashSet::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-            if !seen.insert(key) {
-                return Err(TargetError::Option(format!(
-                    "{key} is given twice in the MQTT target"
-                )));
-            }
-            match pair.split_once('=') {
-                Some(("qos", "1")) => target.qos = 1,
-                Some(("qos", "2")) => target.qos = 2,
-                Some(("qos", "0")) => {
+        let pairs = super::url::query_pairs(parts.query).map_err(|key| {
+            TargetError::Option(format!("{key} is given twice in the MQTT target"))
+        })?;
+        let mut ca = None;
+        for (key, value) in pairs {
+            match (key, value) {
+                ("qos", "1") => target.qos = 1,
+                ("qos", "2") => target.qos = 2,
+                ("qos", "0") => {
                     return Err(TargetError::Option(
                         "qos=0 has no acknowledgement from the broker, so neither `ack` nor exactly-once accounting can be measured; use qos=1 or qos=2".into(),
                     ))
                 }
-                Some(("session", "clean")) => target.persistent = false,
-                Some(("session", "persistent")) => target.persistent = true,
+                ("session", "clean") => target.persistent = false,
+                ("session", "persistent") => target.persistent = true,
+                ("ca", file) if tls => ca = Some(std::path::PathBuf::from(decode(file)?)),
+                ("ca", _) => {
+                    return Err(TargetError::Option(
+                        "ca= is for TLS: write the target as mqtts://…?ca=FILE".into(),
+                    ))
+                }
                 _ => {
+                    let value = if value.is_empty() { key.to_string() } else { format!("{key}={value}") };
                     return Err(TargetError::Option(format!(
-                        "unknown option {pair:?} in the MQTT target: qos=1|2, session=clean|persistent"
-                    )))
+                        "unknown option {value:?} in the MQTT target: qos=1|2, session=clean|persistent, ca=FILE (with mqtts://)"
+                    )));
                 }
             }
+        }
+        if tls {
+            target.tls = Some(TlsClient::new(ca.as_deref()).map_err(TargetError::Option)?);
         }
         Ok(target)
     }
 
     /// `mqtt 127.0.0.1:1883 (QoS 1, clean sessions)`, without credentials.
     pub fn describe(&self) -> String {
+        let tls = match &self.tls {
+            Some(tls) => format!(", {}", tls.describe()),
+            None => String::new(),
+        };
         format!(
-            "mqtt {}:{} (QoS {}, {} sessions)",
+            "mqtt {}:{} (QoS {}, {} sessions{tls})",
             self.host,
             self.port,
             self.qos,
@@ -231,6 +252,11 @@ impl MqttDriver {
             .set_request_channel_capacity(REQUEST_CAPACITY);
         if let Some((u, p)) = &target.credentials {
             options.set_credentials(u, p);
+        }
+        if let Some(tls) = &target.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.config()),
+            ));
         }
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one
@@ -318,10 +344,24 @@ impl MqttDriver {
                         "connecting to the broker at {where_}: {e}"
                     )))
                 }
+                // A handshake that fails is the target's TLS set-up, not the broker's load.
+                Err(ConnectionError::Tls(e)) => {
+                    let why = match &e {
+                        rumqttc::TlsError::Io(io) => super::tls::handshake_failed(io, &target.host),
+                        other => format!("the TLS handshake failed: {other}"),
+                    };
+                    return Err(ConnectError::Misconfigured(format!("{where_}: {why}")));
+                }
                 Err(e) => {
+                    // A TLS listener drops a plain CONNECT without a word.
+                    let tls = if target.tls.is_none() {
+                        " (a TLS listener takes mqtts://)"
+                    } else {
+                        ""
+                    };
                     return Err(ConnectError::Failed(format!(
-                        "{where_} did not answer as an MQTT broker ({e}): is this an MQTT port?"
-                    )))
+                        "{where_} did not answer as an MQTT broker ({e}): is this an MQTT port?{tls}"
+                    )));
                 }
             }
         }
@@ -651,6 +691,12 @@ mod tests {
             t.describe(),
             "mqtt broker:8883 (QoS 2, persistent sessions)"
         );
+        assert_eq!(t.tls, None);
+        let t = MqttTarget::parse("mqtts://broker:8883").unwrap();
+        assert_eq!(
+            t.describe(),
+            "mqtt broker:8883 (QoS 1, clean sessions, TLS, system roots)"
+        );
     }
 
     #[test]
@@ -665,6 +711,8 @@ mod tests {
             ("mqtt://h:1?retain=1", "unknown option"),
             ("mqtt://h:1?qos=1&qos=2", "given twice"),
             ("mqtt://u:100%@h:1", "%XX"),
+            ("mqtt://h:1?ca=/x.pem", "mqtts://"),
+            ("mqtts://h:1?ca=/nonexistent/x.pem", "/nonexistent/x.pem"),
         ] {
             let e = MqttTarget::parse(bad).unwrap_err().to_string();
             assert!(e.contains(what), "{bad}: {e}");

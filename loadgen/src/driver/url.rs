@@ -1,5 +1,5 @@
 //! What the targets' URLs share: credentials before an `@`, percent-encoded so that a password
-//! may hold `@`, `:` or `/`.
+//! may hold `@`, `:` or `/`; `HOST:PORT`; and `?key=value` options, each given at most once.
 
 /// `s` with each `%XX` replaced by the byte it stands for; `None` when a `%` is not followed by
 /// two hex digits or the result is not UTF-8.
@@ -20,6 +20,61 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The parts of `SCHEME://[USERINFO@]HOST:PORT[/PATH][?QUERY]` after the scheme.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parts<'a> {
+    /// What came before the last `@` of the authority, still encoded.
+    pub userinfo: Option<&'a str>,
+    /// `HOST:PORT` as written.
+    pub host_port: &'a str,
+    /// After the first `/`, without it; empty when there is none.
+    pub path: &'a str,
+    /// After the `?`, without it; empty when there is none.
+    pub query: &'a str,
+}
+
+/// Splits what follows `SCHEME://`.
+pub fn split(rest: &str) -> Parts<'_> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((u, hp)) => (Some(u), hp),
+        None => (None, authority),
+    };
+    Parts {
+        userinfo,
+        host_port,
+        path,
+        query,
+    }
+}
+
+/// `HOST:PORT` with a host that is not empty and a port above 0; an IPv6 address in brackets
+/// comes back without them.
+pub fn host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|&p| p > 0)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// The `key=value` pairs of a query (a pair without `=` has an empty value), in order; `Err`
+/// names a key given twice.
+pub fn query_pairs(query: &str) -> Result<Vec<(&str, &str)>, String> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(key.to_string());
+        }
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +88,49 @@ mod tests {
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         assert_eq!(percent_decode("100%"), None);
         assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn a_url_splits_at_its_last_at_its_first_slash_and_its_question_mark() {
+        assert_eq!(
+            split("u:p@ss@h:1/a/b?x=1&y"),
+            Parts {
+                userinfo: Some("u:p@ss"),
+                host_port: "h:1",
+                path: "a/b",
+                query: "x=1&y",
+            }
+        );
+        assert_eq!(
+            split("h:1"),
+            Parts {
+                userinfo: None,
+                host_port: "h:1",
+                path: "",
+                query: "",
+            }
+        );
+        // A `/` in the query is the query's.
+        assert_eq!(split("h:1?ca=/etc/ca.pem").query, "ca=/etc/ca.pem");
+        assert_eq!(split("h:1?ca=/etc/ca.pem").path, "");
+    }
+
+    #[test]
+    fn host_and_port_need_both() {
+        assert_eq!(host_port("h:4222"), Some(("h", 4222)));
+        assert_eq!(host_port("[::1]:5222"), Some(("::1", 5222)));
+        for bad in ["h", ":1", "h:0", "h:x", "h:70000", "[]:1"] {
+            assert_eq!(host_port(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_pairs_keep_their_order_and_refuse_a_key_twice() {
+        assert_eq!(
+            query_pairs("a=1&b&&c=x=y").unwrap(),
+            vec![("a", "1"), ("b", ""), ("c", "x=y")]
+        );
+        assert_eq!(query_pairs("a=1&a=2"), Err("a".to_string()));
+        assert!(query_pairs("").unwrap().is_empty());
     }
 }

@@ -164,15 +164,25 @@ impl ServerSpec {
     pub fn protocol(&self) -> Option<String> {
         match self {
             ServerSpec::Memory => Some("memory".into()),
-            ServerSpec::Nats(_) => Some("nats".into()),
-            ServerSpec::Xmpp(_) => Some("xmpp".into()),
+            ServerSpec::Nats(t) => Some(format!("nats{}", tls_tag(t.tls.is_some()))),
+            ServerSpec::Xmpp(t) => Some(format!("xmpp{}", tls_tag(t.tls.is_some()))),
             ServerSpec::Mqtt(t) => Some(format!(
-                "mqtt{}{}",
+                "mqtt{}{}{}",
+                tls_tag(t.tls.is_some()),
                 if t.qos == 2 { "-qos2" } else { "" },
                 if t.persistent { "-persistent" } else { "" }
             )),
             ServerSpec::Embedded | ServerSpec::Remote { .. } => None,
         }
+    }
+}
+
+/// What a system's name gains when its clients use TLS.
+fn tls_tag(tls: bool) -> &'static str {
+    if tls {
+        "-tls"
+    } else {
+        ""
     }
 }
 

@@ -199,6 +199,35 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A self-signed certificate for `localhost` and 127.0.0.1 and its key, written into `dir` as
+/// `cert.pem` and `key.pem`: a server's TLS identity, and the CA file its clients trust.
+pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key.pem");
+    (cert, key)
+}
+
+/// Checks that a run stopped before it started as a usage error (exit 2), with every one of
+/// `says` in its message.
+pub fn assert_refused_as_misconfigured<T>(
+    result: Result<T, imbench_loadgen::RunError>,
+    says: &[&str],
+) {
+    match result {
+        Err(e @ imbench_loadgen::RunError::Misconfigured { .. }) => {
+            for words in says {
+                assert!(e.to_string().contains(words), "{words:?} not in: {e}");
+            }
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE);
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("the run went ahead"),
+    }
+}
+
 /// A nats-server of this test's own; stopped (by PID) when dropped.
 pub struct NatsServer {
     pub daemon: Daemon,

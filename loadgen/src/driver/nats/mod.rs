@@ -1,8 +1,10 @@
-//! The NATS driver: imbench's clients against a NATS server (core NATS, no JetStream).
+//! The NATS driver: imbench's clients against a NATS server (core NATS, no JetStream), over
+//! plain TCP or TLS.
 //!
 //! How the chat maps onto NATS:
 //!
-//! - **connect**: a TCP connection, the server's INFO, then CONNECT (user and password or a
+//! - **connect**: a TCP connection, the server's INFO (then TLS, for a `nats+tls://` target, as
+//!   NATS starts it), then CONNECT (user and password or a
 //!   token when the target has them; `echo` off, so a group message does not come back to its
 //!   sender), SUB to the user's own subject, and PING; the server's PONG means it has processed
 //!   all of it, and the client is online.
@@ -30,10 +32,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use imbench_proto::Dest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::tls::{self, ReadHalf, TlsClient, WriteHalf};
 use super::{envelope, ConnectError, Event, Events, Op, Sender, Session, SessionError};
 use wire::{Auth, ServerOp};
 
@@ -47,22 +49,27 @@ const INFO_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Largest message the driver accepts from a server (NATS's own default `max_payload`).
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// A NATS server to load, from a `nats://[USER:PASS@|TOKEN@]HOST:PORT` target.
+/// A NATS server to load, from a `nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX]` target, or
+/// `nats+tls://…[?ca=FILE]` for TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsTarget {
     /// `HOST:PORT`.
     pub host_port: String,
+    /// The host alone: what the server's certificate must be valid for.
+    pub host: String,
     /// How clients log in.
     pub auth: Auth,
     /// The first token of every subject the run uses.
     pub prefix: String,
+    /// TLS after the server's INFO, for a `nats+tls://` target.
+    pub tls: Option<TlsClient>,
 }
 
 /// Why a target is not a NATS address.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    /// Not `nats://…`.
-    #[error("a NATS target starts with nats://, got {0:?}")]
+    /// Not `nats://…` or `nats+tls://…`.
+    #[error("a NATS target starts with nats:// (or nats+tls:// for TLS), got {0:?}")]
     Scheme(String),
     /// No port, or not a number.
     #[error(
@@ -74,8 +81,8 @@ pub enum TargetError {
         "the user, password or token has a % that is not %XX: write @, : and / as %40, %3A and %2F"
     )]
     Escape,
-    /// NATS targets take no `?` options.
-    #[error("a NATS target takes no options (the part after ?): got {0:?}")]
+    /// An option that is not known, or a value it does not take.
+    #[error("{0}")]
     Options(String),
     /// A subject prefix NATS would not take.
     #[error("subject prefix {0:?}: tokens of letters, digits, '-' and '_' separated by dots")]
@@ -83,34 +90,33 @@ pub enum TargetError {
 }
 
 impl NatsTarget {
-    /// Reads `nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX]`; the subject prefix is `imbench`
-    /// unless a path gives another.
+    /// Reads `nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX]` or the same with `nats+tls://` and
+    /// an optional `?ca=FILE`; the subject prefix is `imbench` unless a path gives another.
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let rest = url
-            .strip_prefix("nats://")
-            .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
-        if let Some((_, options)) = rest.split_once('?') {
-            return Err(TargetError::Options(options.to_string()));
-        }
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let decode = |s: &str| super::url::percent_decode(s).ok_or(TargetError::Escape);
-        let (auth, host_port) = match authority.rsplit_once('@') {
-            Some((cred, hp)) => (
-                match cred.split_once(':') {
-                    Some((u, p)) => Auth::UserPass(decode(u)?, decode(p)?),
-                    None => Auth::Token(decode(cred)?),
-                },
-                hp,
+        let (rest, tls) = match url.strip_prefix("nats+tls://") {
+            Some(rest) => (rest, true),
+            None => (
+                url.strip_prefix("nats://")
+                    .ok_or_else(|| TargetError::Scheme(url.to_string()))?,
+                false,
             ),
-            None => (Auth::None, authority),
         };
-        let port_ok = host_port
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !port_ok {
-            return Err(TargetError::HostPort(host_port.to_string()));
-        }
-        let prefix = if path.is_empty() { "imbench" } else { path };
+        let parts = super::url::split(rest);
+        let decode = |s: &str| super::url::percent_decode(s).ok_or(TargetError::Escape);
+        let auth = match parts.userinfo {
+            Some(cred) => match cred.split_once(':') {
+                Some((u, p)) => Auth::UserPass(decode(u)?, decode(p)?),
+                None => Auth::Token(decode(cred)?),
+            },
+            None => Auth::None,
+        };
+        let (host, _) = super::url::host_port(parts.host_port)
+            .ok_or_else(|| TargetError::HostPort(parts.host_port.to_string()))?;
+        let prefix = if parts.path.is_empty() {
+            "imbench"
+        } else {
+            parts.path
+        };
         let prefix_ok = wire::valid_subject(prefix)
             && prefix
                 .bytes()
@@ -118,16 +124,47 @@ impl NatsTarget {
         if !prefix_ok {
             return Err(TargetError::Prefix(prefix.to_string()));
         }
+        let pairs = super::url::query_pairs(parts.query).map_err(|key| {
+            TargetError::Options(format!("{key} is given twice in the NATS target"))
+        })?;
+        let mut ca = None;
+        for (key, value) in pairs {
+            match key {
+                "ca" if tls => {
+                    ca = Some(std::path::PathBuf::from(decode(value)?));
+                }
+                "ca" => {
+                    return Err(TargetError::Options(
+                        "ca= is for TLS: write the target as nats+tls://…?ca=FILE".into(),
+                    ))
+                }
+                _ => {
+                    return Err(TargetError::Options(format!(
+                        "unknown option {key:?} in the NATS target: the only one is ca=FILE, with nats+tls://"
+                    )))
+                }
+            }
+        }
+        let tls = if tls {
+            Some(TlsClient::new(ca.as_deref()).map_err(TargetError::Options)?)
+        } else {
+            None
+        };
         Ok(Self {
-            host_port: host_port.to_string(),
+            host_port: parts.host_port.to_string(),
+            host: host.to_string(),
             auth,
             prefix: prefix.to_string(),
+            tls,
         })
     }
 
-    /// `nats 127.0.0.1:4222`, without credentials.
+    /// `nats 127.0.0.1:4222`, without credentials; TLS and its roots when it is on.
     pub fn describe(&self) -> String {
-        format!("nats {}", self.host_port)
+        match &self.tls {
+            Some(tls) => format!("nats {} ({})", self.host_port, tls.describe()),
+            None => format!("nats {}", self.host_port),
+        }
     }
 
     fn user_subject(&self, user: u64) -> String {
@@ -163,14 +200,13 @@ impl NatsDriver {
         let failed = |what: String| ConnectError::Failed(what);
         // A port that answers as something else is a wrong address given: a usage error.
         let not_nats = |what: String| ConnectError::Misconfigured(what);
-        let stream = TcpStream::connect(&target.host_port)
+        let mut stream = TcpStream::connect(&target.host_port)
             .await
             .map_err(|e| failed(format!("connecting to {}: {e}", target.host_port)))?;
         let _ = stream.set_nodelay(true);
-        let (mut read, mut write) = stream.into_split();
         let mut inbuf = BytesMut::with_capacity(4096);
         // A NATS server speaks first, at once; a port that stays silent is something else.
-        let first = tokio::time::timeout(INFO_WAIT, next_op(&mut read, &mut inbuf))
+        let first = tokio::time::timeout(INFO_WAIT, next_op(&mut stream, &mut inbuf))
             .await
             .map_err(|_| {
                 not_nats(format!(
@@ -178,8 +214,8 @@ impl NatsDriver {
                     target.host_port
                 ))
             })?;
-        match first {
-            Ok(Some(ServerOp::Info(_))) => {}
+        let info = match first {
+            Ok(Some(ServerOp::Info(info))) => info,
             Ok(Some(other)) => {
                 return Err(not_nats(format!(
                     "{} is not a NATS server: it began with {other:?}",
@@ -193,9 +229,42 @@ impl NatsDriver {
                     target.host_port
                 )))
             }
-        }
+        };
+        let offers = wire::tls_offer(&info);
+        let (mut read, mut write) = match &target.tls {
+            None if offers == wire::TlsOffer::Required => {
+                return Err(not_nats(format!(
+                    "the NATS server at {} requires TLS: write the target as nats+tls://{}/… (with ?ca=FILE when its certificate is not signed by a root this machine trusts)",
+                    target.host_port, target.host_port
+                )))
+            }
+            None => tls::split_plain(stream),
+            Some(_) if offers == wire::TlsOffer::No => {
+                return Err(not_nats(format!(
+                    "the NATS server at {} offers no TLS (its INFO has neither tls_required nor tls_available): use nats:// or configure TLS on the server",
+                    target.host_port
+                )))
+            }
+            Some(client) => {
+                if !inbuf.is_empty() {
+                    return Err(failed(
+                        "the server sent more than its INFO before TLS began".into(),
+                    ));
+                }
+                let secured = client
+                    .handshake(stream, &target.host)
+                    .await
+                    .map_err(|e| ConnectError::Misconfigured(format!("{}: {e}", target.host_port)))?;
+                tls::split_tls(secured)
+            }
+        };
         let mut out = BytesMut::with_capacity(512);
-        wire::connect(&mut out, &format!("imbench-{user}"), &target.auth);
+        wire::connect(
+            &mut out,
+            &format!("imbench-{user}"),
+            &target.auth,
+            target.tls.is_some(),
+        );
         wire::subscribe(&mut out, &target.user_subject(user), OWN_SID);
         wire::ping(&mut out);
         write
@@ -256,8 +325,8 @@ impl NatsDriver {
 }
 
 /// Reads until one whole operation is in `inbuf`; `None` at the end of the stream.
-async fn next_op(
-    read: &mut OwnedReadHalf,
+async fn next_op<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
     inbuf: &mut BytesMut,
 ) -> Result<Option<ServerOp>, SessionError> {
     loop {
@@ -309,7 +378,7 @@ enum Answer {
 pub struct NatsSender {
     target: Arc<NatsTarget>,
     user: u64,
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<WriteHalf>>,
     out: BytesMut,
     /// What the next PING's PONG will answer.
     batch: Vec<Answer>,
@@ -387,29 +456,18 @@ impl NatsSender {
         self.out.clear();
         if let Ok(mut w) = self.writer.try_lock() {
             // Shutting the write side down is what a dropped half would do; no waiting.
-            let _ = shutdown_now(&mut w);
+            let _ = tls::shutdown_now(&mut w);
         }
-    }
-}
-
-/// Starts a shutdown of the write half without waiting for it.
-pub(crate) fn shutdown_now(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
-    use tokio::io::AsyncWrite;
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    match std::pin::Pin::new(w).poll_shutdown(&mut cx) {
-        std::task::Poll::Ready(r) => r,
-        std::task::Poll::Pending => Ok(()),
     }
 }
 
 /// What the server sends a session, as events.
 pub struct NatsEvents {
     user: u64,
-    read: OwnedReadHalf,
+    read: ReadHalf,
     inbuf: BytesMut,
     /// For PONGs to the server's PINGs.
-    writer: Arc<tokio::sync::Mutex<OwnedWriteHalf>>,
+    writer: Arc<tokio::sync::Mutex<WriteHalf>>,
     answers: UnboundedReceiver<Vec<Answer>>,
     /// Events of one PONG not yet handed out.
     ready: VecDeque<Event>,
@@ -507,6 +565,19 @@ mod tests {
         assert_eq!(t.describe(), "nats nats.example:4333");
         let t = NatsTarget::parse("nats://tok@localhost:4222").unwrap();
         assert_eq!(t.auth, Auth::Token("tok".into()));
+        assert_eq!(t.tls, None);
+        // TLS with the machine's roots: the certificate is checked against the host.
+        let t = NatsTarget::parse("nats+tls://[::1]:4222/x").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.host_port.as_str()),
+            ("::1", "[::1]:4222")
+        );
+        assert!(t.tls.is_some());
+        assert!(
+            t.describe().contains("TLS, system roots"),
+            "{}",
+            t.describe()
+        );
     }
 
     #[test]
@@ -526,10 +597,18 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            NatsTarget::parse("nats://h:1?qos=2"),
-            Err(TargetError::Options("qos=2".into()))
-        );
+        for (bad, says) in [
+            ("nats://h:1?qos=2", "unknown option \"qos\""),
+            ("nats://h:1?ca=/x.pem", "nats+tls://"),
+            ("nats+tls://h:1?ca=/x.pem&ca=/y.pem", "given twice"),
+            (
+                "nats+tls://h:1?ca=/nonexistent/ca.pem",
+                "ca=/nonexistent/ca.pem",
+            ),
+        ] {
+            let e = NatsTarget::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         assert_eq!(
             NatsTarget::parse("nats://bob:p%40ss%3Aw%2Frd@h:1")
                 .unwrap()

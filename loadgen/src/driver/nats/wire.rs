@@ -108,7 +108,7 @@ pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<ServerOp>,
 
 /// `CONNECT {json}` with the options the driver needs: no +OK for every command, no echo of
 /// the client's own messages (a group message is not delivered back to its sender), no headers.
-pub fn connect(buf: &mut BytesMut, name: &str, auth: &Auth) {
+pub fn connect(buf: &mut BytesMut, name: &str, auth: &Auth, tls: bool) {
     let mut options = serde_json::json!({
         "verbose": false,
         "pedantic": false,
@@ -118,6 +118,7 @@ pub fn connect(buf: &mut BytesMut, name: &str, auth: &Auth) {
         "version": env!("CARGO_PKG_VERSION"),
         "name": name,
         "protocol": 1,
+        "tls_required": tls,
     });
     match auth {
         Auth::None => {}
@@ -130,6 +131,30 @@ pub fn connect(buf: &mut BytesMut, name: &str, auth: &Auth) {
     buf.put_slice(b"CONNECT ");
     buf.put_slice(options.to_string().as_bytes());
     buf.put_slice(b"\r\n");
+}
+
+/// What a server's INFO says of TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsOffer {
+    /// Every client must start TLS after the INFO.
+    Required,
+    /// A client may.
+    Available,
+    /// It has no TLS (or an INFO that is not JSON says nothing of it).
+    No,
+}
+
+/// Reads the TLS fields of an INFO's JSON.
+pub fn tls_offer(info: &str) -> TlsOffer {
+    let json: serde_json::Value = serde_json::from_str(info).unwrap_or_default();
+    let flag = |name: &str| json.get(name).and_then(serde_json::Value::as_bool) == Some(true);
+    if flag("tls_required") {
+        TlsOffer::Required
+    } else if flag("tls_available") {
+        TlsOffer::Available
+    } else {
+        TlsOffer::No
+    }
 }
 
 /// How a client proves who it is.
@@ -198,6 +223,17 @@ pub fn valid_subject(subject: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_info_says_whether_tls_is_required_offered_or_absent() {
+        assert_eq!(tls_offer(r#"{"tls_required":true}"#), TlsOffer::Required);
+        assert_eq!(tls_offer(r#"{"tls_available":true}"#), TlsOffer::Available);
+        assert_eq!(
+            tls_offer(r#"{"tls_required":false,"port":4222}"#),
+            TlsOffer::No
+        );
+        assert_eq!(tls_offer("not json"), TlsOffer::No);
+    }
+
     use super::*;
 
     fn all(bytes: &[u8]) -> Vec<ServerOp> {
@@ -296,6 +332,7 @@ mod tests {
             &mut c,
             "imbench-1",
             &Auth::UserPass("u".into(), "p\"w".into()),
+            true,
         );
         let line = std::str::from_utf8(&c).unwrap();
         assert!(
@@ -306,6 +343,7 @@ mod tests {
         assert_eq!(json["echo"], false);
         assert_eq!(json["verbose"], false);
         assert_eq!(json["pass"], "p\"w");
+        assert_eq!(json["tls_required"], true);
     }
 
     #[test]

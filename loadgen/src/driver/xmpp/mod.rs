@@ -3,7 +3,8 @@
 //!
 //! How the chat maps onto XMPP:
 //!
-//! - **connect**: the client stream to the target's domain, SASL PLAIN as the account
+//! - **connect**: the client stream to the target's domain (STARTTLS first, and a new stream
+//!   over TLS, for `tls=starttls`), SASL PLAIN as the account
 //!   `NAME@DOMAIN` (the target's name template with the user's number in it), registering the
 //!   account in band (XEP-0077) first when the server does not know it and offers that;
 //!   resource binding; stream management (XEP-0198) enabled; available presence. The client is
@@ -41,10 +42,10 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use imbench_proto::{Dest, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::tls::{self, ReadHalf, TlsClient, WriteHalf};
 use super::{envelope, ConnectError, Event, Events, Op, Sender, Session, SessionError};
 use wire::{Element, Incoming};
 
@@ -67,7 +68,7 @@ const JOIN_RETRY_WAIT: Duration = Duration::from_millis(20);
 const USER_SLOT: &str = "{user}";
 
 /// An XMPP server to load, from
-/// `xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no]`.
+/// `xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls|no&ca=FILE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XmppTarget {
     /// Host name or address.
@@ -84,6 +85,8 @@ pub struct XmppTarget {
     pub password: String,
     /// Whether an account the server does not know is registered in band.
     pub register: bool,
+    /// STARTTLS before SASL, for `tls=starttls`; the certificate is checked against the domain.
+    pub tls: Option<TlsClient>,
 }
 
 /// Why a target is not an XMPP address.
@@ -111,25 +114,21 @@ impl XmppTarget {
         let rest = url
             .strip_prefix("xmpp://")
             .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let parts = super::url::split(rest);
         let decode = |s: &str| {
             super::url::percent_decode(s).ok_or_else(|| {
-                invalid("the name or password has a % that is not %XX: write @, : and / as %40, %3A and %2F".into())
+                invalid("the name, password or file name has a % that is not %XX: write @, : and / as %40, %3A and %2F".into())
             })
         };
-        let (name, password, host_port) = match authority.rsplit_once('@') {
-            Some((cred, hp)) => match cred.split_once(':') {
-                Some((n, p)) => (decode(n)?, Some(decode(p)?), hp),
-                None => (decode(cred)?, None, hp),
+        let (name, password) = match parts.userinfo {
+            Some(cred) => match cred.split_once(':') {
+                Some((n, p)) => (decode(n)?, Some(decode(p)?)),
+                None => (decode(cred)?, None),
             },
-            None => (String::new(), None, authority),
+            None => (String::new(), None),
         };
-        let (host, port) = host_port
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
-            .filter(|(h, _)| !h.is_empty())
-            .ok_or_else(|| TargetError::HostPort(host_port.to_string()))?;
+        let (host, port) = super::url::host_port(parts.host_port)
+            .ok_or_else(|| TargetError::HostPort(parts.host_port.to_string()))?;
         let name = if name.is_empty() {
             format!("imbench-{USER_SLOT}")
         } else {
@@ -150,13 +149,8 @@ impl XmppTarget {
                 "account name {name:?}: letters, digits, '-', '_' and '.' besides {USER_SLOT}"
             )));
         }
-        // An IPv6 address is written in brackets in a URL, and connected to without them.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let domain = if !path.is_empty() {
-            path.to_string()
+        let domain = if !parts.path.is_empty() {
+            parts.path.to_string()
         } else if host.parse::<std::net::IpAddr>().is_ok() {
             "localhost".to_string()
         } else {
@@ -185,36 +179,55 @@ impl XmppTarget {
             name,
             password: password.unwrap_or_else(|| "imbench".to_string()),
             register: true,
+            tls: None,
         };
-        let mut seen = HashSet::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-            if !seen.insert(key) {
-                return Err(invalid(format!("{key} is given twice in the XMPP target")));
-            }
-            match pair.split_once('=') {
-                Some(("muc", service)) if domain_ok(service) => target.muc = service.to_string(),
-                Some(("register", "yes")) => target.register = true,
-                Some(("register", "no")) => target.register = false,
-                Some(("register", other)) => {
+        let pairs = super::url::query_pairs(parts.query)
+            .map_err(|key| invalid(format!("{key} is given twice in the XMPP target")))?;
+        let (mut starttls, mut ca) = (false, None);
+        for (key, value) in pairs {
+            match (key, value) {
+                ("muc", service) if domain_ok(service) => target.muc = service.to_string(),
+                ("register", "yes") => target.register = true,
+                ("register", "no") => target.register = false,
+                ("register", other) => {
                     return Err(invalid(format!(
                         "register={other:?}: register takes yes or no"
                     )))
                 }
+                ("tls", "starttls") => starttls = true,
+                ("tls", "no") => starttls = false,
+                ("tls", other) => {
+                    return Err(invalid(format!(
+                        "tls={other:?}: tls takes starttls or no (the default)"
+                    )))
+                }
+                ("ca", file) => ca = Some(std::path::PathBuf::from(decode(file)?)),
                 _ => {
                     return Err(invalid(format!(
-                        "unknown option {pair:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no"
+                        "unknown option {key:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no, tls=starttls|no, ca=FILE"
                     )))
                 }
             }
+        }
+        if ca.is_some() && !starttls {
+            return Err(invalid(
+                "ca= is for TLS: add tls=starttls to the XMPP target".into(),
+            ));
+        }
+        if starttls {
+            target.tls = Some(TlsClient::new(ca.as_deref()).map_err(invalid)?);
         }
         Ok(target)
     }
 
     /// `xmpp 127.0.0.1:5222 (localhost, rooms on conference.localhost)`, without the password.
     pub fn describe(&self) -> String {
+        let tls = match &self.tls {
+            Some(tls) => format!(", STARTTLS: {}", tls.describe()),
+            None => String::new(),
+        };
         format!(
-            "xmpp {}:{} ({}, rooms on {})",
+            "xmpp {}:{} ({}, rooms on {}{tls})",
             self.host, self.port, self.domain, self.muc
         )
     }
@@ -251,8 +264,8 @@ pub struct XmppDriver {
 
 /// The stream of a client while it logs in.
 struct LoginStream {
-    read: OwnedReadHalf,
-    write: OwnedWriteHalf,
+    read: ReadHalf,
+    write: WriteHalf,
     inbuf: BytesMut,
     in_stream: bool,
     place: String,
@@ -301,16 +314,12 @@ impl LoginStream {
                     )))
                 }
                 Incoming::Element(e) if e.name == "error" => {
-                    let condition = e
-                        .children
-                        .iter()
-                        .find(|c| c.name != "text")
-                        .map_or("unknown", |c| c.name.as_str());
+                    let condition = wire::condition(&e).unwrap_or("unknown");
                     // A server that demands encryption it cannot offer says no more than this.
                     let hint = if condition == "undefined-condition"
                         || condition == "policy-violation"
                     {
-                        " (does the server require encryption? The driver speaks plain TCP: allow it on this listener, Prosody: c2s_require_encryption = false)"
+                        " (does the server require encryption? Add tls=starttls to the target, or allow plain connections on this listener, Prosody: c2s_require_encryption = false)"
                     } else {
                         ""
                     };
@@ -346,6 +355,67 @@ impl LoginStream {
         Ok(first)
     }
 
+    /// STARTTLS: TLS on this connection, the certificate checked against `domain`, and a new
+    /// stream over it; its features.
+    async fn starttls(
+        self,
+        client: &TlsClient,
+        features: &Element,
+        domain: &str,
+    ) -> Result<(Self, Element), ConnectError> {
+        let mut login = self;
+        if !features
+            .children
+            .iter()
+            .any(|c| c.name == "starttls" && c.is_in(wire::TLS))
+        {
+            return Err(ConnectError::Misconfigured(format!(
+                "the XMPP server at {} does not offer STARTTLS (Prosody: mod_tls and a certificate for {domain}); leave tls=starttls out of the target for a plain connection",
+                login.place
+            )));
+        }
+        let mut out = String::new();
+        wire::starttls(&mut out);
+        login.send(&out).await?;
+        let answer = login.element().await?;
+        if answer.name != "proceed" {
+            return Err(ConnectError::Failed(format!(
+                "the XMPP server at {} answered STARTTLS with <{}>",
+                login.place, answer.name
+            )));
+        }
+        if !login.inbuf.is_empty() {
+            return Err(ConnectError::Failed(format!(
+                "the XMPP server at {} sent more after <proceed/> before TLS began",
+                login.place
+            )));
+        }
+        let LoginStream {
+            read,
+            write,
+            inbuf,
+            place,
+            ..
+        } = login;
+        let tcp = tls::reunite_plain(read, write).ok_or_else(|| {
+            ConnectError::Failed("STARTTLS on a connection that is not plain TCP".into())
+        })?;
+        let secured = client
+            .handshake(tcp, domain)
+            .await
+            .map_err(|e| ConnectError::Misconfigured(format!("{place}: {e}")))?;
+        let (read, write) = tls::split_tls(secured);
+        let mut login = LoginStream {
+            read,
+            write,
+            inbuf,
+            in_stream: false,
+            place,
+        };
+        let features = login.open(domain).await?;
+        Ok((login, features))
+    }
+
     /// `<iq>`'s answer to the request `id`, skipping anything else.
     async fn iq_answer(&mut self, id: &str) -> Result<Element, ConnectError> {
         loop {
@@ -379,7 +449,7 @@ impl XmppDriver {
             .await
             .map_err(|e| ConnectError::Failed(format!("connecting to {place}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        let (read, write) = tls::split_plain(stream);
         let mut login = LoginStream {
             read,
             write,
@@ -388,7 +458,10 @@ impl XmppDriver {
             place: place.clone(),
         };
         let account = target.account(user);
-        let features = login.open(&target.domain).await?;
+        let mut features = login.open(&target.domain).await?;
+        if let Some(client) = &target.tls {
+            (login, features) = login.starttls(client, &features, &target.domain).await?;
+        }
         self.authenticate(&mut login, &features, &account).await?;
 
         // A new stream after SASL, as RFC 6120 asks.
@@ -496,13 +569,20 @@ impl XmppDriver {
                 .any(|c| c.name == "mechanism" && c.text == "PLAIN")
         });
         if !plain {
-            let tls = if features.child("starttls").is_some() {
-                " It offers STARTTLS, which the driver does not speak yet"
+            let fix = if target.tls.is_some() {
+                "allow PLAIN over TLS on this listener"
+            } else if features.child("starttls").is_some() {
+                "it offers STARTTLS: add tls=starttls to the target (and ca=FILE when its certificate is not signed by a root this machine trusts), or allow PLAIN on plain connections (Prosody: c2s_require_encryption = false, allow_unencrypted_plain_auth = true)"
             } else {
-                ""
+                "allow it on this listener (Prosody: c2s_require_encryption = false, allow_unencrypted_plain_auth = true)"
+            };
+            let over = if target.tls.is_some() {
+                "over TLS"
+            } else {
+                "on a plain connection"
             };
             return Err(ConnectError::Misconfigured(format!(
-                "the XMPP server at {place} does not offer SASL PLAIN on a plain connection.{tls}: allow it on this listener (Prosody: c2s_require_encryption = false, allow_unencrypted_plain_auth = true)"
+                "the XMPP server at {place} does not offer SASL PLAIN {over}: {fix}"
             )));
         }
         let can_register = features.child("register").is_some();
@@ -515,12 +595,7 @@ impl XmppDriver {
             match answer.name.as_str() {
                 "success" => return Ok(()),
                 "failure" => {
-                    let condition = answer
-                        .children
-                        .iter()
-                        .find(|c| c.name != "text")
-                        .map_or("unknown", |c| c.name.as_str())
-                        .to_string();
+                    let condition = wire::condition(&answer).unwrap_or("unknown").to_string();
                     if condition != "not-authorized" || registered || !target.register {
                         let hint = if target.register || condition != "not-authorized" {
                             ""
@@ -575,8 +650,8 @@ impl XmppDriver {
 
 /// Reads until one whole item of the stream is in `inbuf`; `None` at the end of the
 /// connection.
-async fn next_item(
-    read: &mut OwnedReadHalf,
+async fn next_item<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
     inbuf: &mut BytesMut,
     in_stream: &mut bool,
 ) -> Result<Option<Incoming>, SessionError> {
@@ -626,7 +701,7 @@ fn error_code(condition: &str) -> ErrorCode {
 /// side answers to the server's `<iq>`s and room set-up), and the server's `<a h='N'/>` counts
 /// them in the order they were written, so they are numbered here, as they are written.
 struct StanzaWriter {
-    write: OwnedWriteHalf,
+    write: WriteHalf,
     stanzas: u64,
 }
 
@@ -742,7 +817,7 @@ impl XmppSender {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.out.clear();
         if let Ok(mut w) = self.writer.try_lock() {
-            let _ = super::nats::shutdown_now(&mut w.write);
+            let _ = super::tls::shutdown_now(&mut w.write);
         }
     }
 }
@@ -802,7 +877,7 @@ pub struct XmppEvents {
     target: Arc<XmppTarget>,
     user: u64,
     nick: String,
-    read: OwnedReadHalf,
+    read: ReadHalf,
     inbuf: BytesMut,
     /// For answers to the server's `<r/>` and `<iq>`s, and rooms' set-up.
     writer: Arc<tokio::sync::Mutex<StanzaWriter>>,
@@ -893,11 +968,7 @@ impl XmppEvents {
                 Ok(None)
             }
             "error" => {
-                let condition = e
-                    .children
-                    .iter()
-                    .find(|c| c.name != "text")
-                    .map_or("unknown", |c| c.name.as_str());
+                let condition = wire::condition(&e).unwrap_or("unknown");
                 self.closing
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(Some(Event::Failed {

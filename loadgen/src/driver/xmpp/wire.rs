@@ -15,6 +15,9 @@ use quick_xml::Reader;
 /// The namespace of stream management (XEP-0198) version 3.
 pub const SM: &str = "urn:xmpp:sm:3";
 
+/// The namespace of STARTTLS (RFC 6120, section 5).
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+
 /// One element of the server's stream, with its attributes, children and text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
@@ -311,6 +314,11 @@ pub fn enable_sm(out: &mut String) {
     out.push_str("<enable xmlns='urn:xmpp:sm:3'/>");
 }
 
+/// Asks the server to start TLS on this connection.
+pub fn starttls(out: &mut String) {
+    out.push_str("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+}
+
 /// Asks the server how many stanzas it has handled.
 pub fn ack_request(out: &mut String) {
     out.push_str("<r xmlns='urn:xmpp:sm:3'/>");
@@ -391,14 +399,19 @@ pub fn iq_answer(out: &mut String, iq: &Element) {
     }
 }
 
-/// The condition of a stanza's `<error>`: the name of its first child other than `text`.
-pub fn error_condition(stanza: &Element) -> Option<&str> {
-    stanza
-        .child("error")?
+/// The condition an error element carries (a stream error, a SASL failure, a stanza's
+/// `<error>`): the name of its first child other than `text`.
+pub fn condition(error: &Element) -> Option<&str> {
+    error
         .children
         .iter()
         .find(|c| c.name != "text")
         .map(|c| c.name.as_str())
+}
+
+/// The condition of a stanza's `<error>`.
+pub fn error_condition(stanza: &Element) -> Option<&str> {
+    condition(stanza.child("error")?)
 }
 
 #[cfg(test)]

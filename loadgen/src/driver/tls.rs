@@ -1,0 +1,260 @@
+//! TLS to other systems' servers (NATS, MQTT, XMPP): the trust a target's `ca=FILE` names, or
+//! the machine's own roots without one, and a connection that is plain TCP or TLS over it, in
+//! halves the drivers read and write.
+//!
+//! The halves are an enum rather than a boxed stream so that a plain connection, the common
+//! case in a benchmark, reads and writes its socket as it did before TLS existed here.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// How a target's clients set up TLS: the roots they trust, read once for every client.
+#[derive(Clone)]
+pub struct TlsClient {
+    /// The CA file given, if any; otherwise the machine's roots.
+    ca: Option<PathBuf>,
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient").field("ca", &self.ca).finish()
+    }
+}
+
+impl PartialEq for TlsClient {
+    fn eq(&self, other: &Self) -> bool {
+        self.ca == other.ca
+    }
+}
+
+impl Eq for TlsClient {}
+
+impl TlsClient {
+    /// Trusts the certificates in the PEM file `ca`, or the machine's roots when there is
+    /// none; TLS 1.2 or 1.3, as the server chooses.
+    pub fn new(ca: Option<&Path>) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("ca={}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "ca={}: no CERTIFICATE in it (a PEM file of the certificates that sign the server's)",
+                        path.display()
+                    ));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("ca={}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for cert in found.certs {
+                    // One unreadable root of the machine's does not stop the others.
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    return Err(
+                        "this machine has no trusted roots (Debian: the ca-certificates package); give the server's CA with ca=FILE".into(),
+                    );
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            ca: ca.map(Path::to_path_buf),
+            config: Arc::new(config),
+        })
+    }
+
+    /// The rustls configuration, for a library that makes its own connections.
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
+    /// `TLS (CA FILE)` or `TLS (system roots)`.
+    pub fn describe(&self) -> String {
+        match &self.ca {
+            Some(ca) => format!("TLS, CA {}", ca.display()),
+            None => "TLS, system roots".to_string(),
+        }
+    }
+
+    /// The TLS handshake over `tcp`, verifying that the server's certificate is valid for
+    /// `name` (a host name or an IP address).
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: &str,
+    ) -> Result<TlsStream<TcpStream>, String> {
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| format!("{name:?} is not a name a certificate can be checked against"))?;
+        tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| handshake_failed(&e, name))
+    }
+}
+
+/// What a failed handshake's error means, in words: a certificate that does not verify says how
+/// to trust it.
+pub fn handshake_failed(e: &io::Error, name: &str) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => format!(
+            "the server's certificate is not trusted for {name}: {why:?} (give the CA that signed it with ca=FILE)"
+        ),
+        _ => format!("the TLS handshake failed: {e}"),
+    }
+}
+
+/// The half of a connection a driver reads.
+pub enum ReadHalf {
+    /// Plain TCP.
+    Plain(OwnedReadHalf),
+    /// TLS over TCP.
+    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+}
+
+/// The half of a connection a driver writes.
+pub enum WriteHalf {
+    /// Plain TCP.
+    Plain(OwnedWriteHalf),
+    /// TLS over TCP.
+    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+}
+
+/// A plain connection's halves.
+pub fn split_plain(tcp: TcpStream) -> (ReadHalf, WriteHalf) {
+    let (r, w) = tcp.into_split();
+    (ReadHalf::Plain(r), WriteHalf::Plain(w))
+}
+
+/// A TLS connection's halves.
+pub fn split_tls(tls: TlsStream<TcpStream>) -> (ReadHalf, WriteHalf) {
+    let (r, w) = tokio::io::split(tls);
+    (ReadHalf::Tls(r), WriteHalf::Tls(w))
+}
+
+/// The TCP connection of two plain halves, for a protocol that starts TLS on it (STARTTLS);
+/// `None` when they are not plain halves of one connection.
+pub fn reunite_plain(read: ReadHalf, write: WriteHalf) -> Option<TcpStream> {
+    match (read, write) {
+        (ReadHalf::Plain(r), WriteHalf::Plain(w)) => r.reunite(w).ok(),
+        _ => None,
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(r) => Pin::new(r).poll_read(cx, buf),
+            Self::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(w) => Pin::new(w).poll_write(cx, buf),
+            Self::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(w) => Pin::new(w).poll_flush(cx),
+            Self::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(w) => Pin::new(w).poll_shutdown(cx),
+            Self::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            Self::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(w) => w.is_write_vectored(),
+            Self::Tls(w) => w.is_write_vectored(),
+        }
+    }
+}
+
+/// Starts a shutdown of the write half without waiting for it.
+pub fn shutdown_now(w: &mut WriteHalf) -> std::io::Result<()> {
+    use tokio::io::AsyncWrite;
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(w).poll_shutdown(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("imbench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = TlsClient::new(Some(&empty)).unwrap_err();
+        assert!(e.contains("no CERTIFICATE"), "{e}");
+        let e = TlsClient::new(Some(&dir.join("missing.pem"))).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        let id = imbench_transport::tls::ServerIdentity::self_signed(&["localhost"]).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(&good, &id.cert_chain_pem).unwrap();
+        let client = TlsClient::new(Some(&good)).unwrap();
+        assert!(client.describe().contains("ca.pem"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
