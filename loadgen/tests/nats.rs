@@ -204,3 +204,61 @@ async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
     drop(nats);
     let _ = std::fs::remove_dir_all(certs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_named() {
+    let store = Daemon::folder("nats-jetstream-store");
+    let monitor = util::free_port();
+    let nats = NatsServer::start(
+        "jetstream",
+        &format!(
+            "jetstream {{ store_dir: \"{}\" }}\nhttp: \"127.0.0.1:{monitor}\"",
+            store.display()
+        ),
+    );
+    let jetstream = |storage: &str| {
+        let url = format!("{}?jetstream={storage}", nats.url(""));
+        ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"))
+    };
+    let scenario = || small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let outcome = imbench_loadgen::run(config(scenario(), jetstream("file")))
+        .await
+        .expect("a run into a JetStream stream on disk");
+    // Acks are JetStream's publish acknowledgements; delivery is core NATS's, as without it.
+    assert_every_message_accounted(&outcome.report, "nats-jetstream", 30);
+    // The stream kept them: JetStream's own count (its monitoring page) holds every message
+    // acked (and the warm-up's, which the counters leave out).
+    let jsz = http_get(monitor, "/jsz");
+    let json: serde_json::Value = serde_json::from_str(&jsz).expect("jsz is JSON");
+    let stored = json["messages"].as_u64().expect("a message count");
+    let acked = outcome.report.runs[0].counters.acked;
+    assert!(
+        stored >= acked && acked > 0,
+        "stored {stored}, acked {acked}"
+    );
+    // The same stream with other options is refused, naming how to clear it.
+    let other = imbench_loadgen::run(config(scenario(), jetstream("memory"))).await;
+    assert_refused_as_misconfigured(other, &["nats stream rm imbench"]);
+
+    let plain = NatsServer::start("no-jetstream", "");
+    let url = format!("{}?jetstream=memory", plain.url(""));
+    let target = ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"));
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let refused = imbench_loadgen::run(config(small, target)).await;
+    assert_refused_as_misconfigured(refused, &["is JetStream on"]);
+    drop(nats);
+    let _ = std::fs::remove_dir_all(store);
+}
+
+/// The body of `GET path` from a local HTTP server on `port` (nats-server's monitoring).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("monitoring port");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("response");
+    all.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}

@@ -164,7 +164,15 @@ impl ServerSpec {
     pub fn protocol(&self) -> Option<String> {
         match self {
             ServerSpec::Memory => Some("memory".into()),
-            ServerSpec::Nats(t) => Some(format!("nats{}", tls_tag(t.tls.is_some()))),
+            ServerSpec::Nats(t) => Some(format!(
+                "nats{}{}",
+                tls_tag(t.tls.is_some()),
+                if t.jetstream.is_some() {
+                    "-jetstream"
+                } else {
+                    ""
+                }
+            )),
             ServerSpec::Xmpp(t) => Some(format!("xmpp{}", tls_tag(t.tls.is_some()))),
             ServerSpec::Mqtt(t) => Some(format!(
                 "mqtt{}{}{}",

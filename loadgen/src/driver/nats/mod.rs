@@ -1,5 +1,5 @@
-//! The NATS driver: imbench's clients against a NATS server (core NATS, no JetStream), over
-//! plain TCP or TLS.
+//! The NATS driver: imbench's clients against a NATS server (core NATS, and JetStream for the
+//! acknowledgement when the target asks), over plain TCP or TLS.
 //!
 //! How the chat maps onto NATS:
 //!
@@ -13,8 +13,10 @@
 //!   Leave is UNSUB; each takes effect when the PONG of the PING that follows it arrives.
 //! - **ack**: every batch of operations the client writes ends with a PING. NATS processes a
 //!   connection's commands in order, so its PONG says the server has routed every message of
-//!   the batch: each is then acked. Core NATS keeps nothing: there is no refusal, no hold for a
-//!   user who is offline, and a message to one is lost (counted as such).
+//!   the batch: each is then acked. With `jetstream=`, a message carries a reply subject and
+//!   is acked by JetStream's answer there, which says a stream stored it. Core NATS keeps
+//!   nothing: there is no refusal, no hold for a user who is offline, and a message to one is
+//!   lost (counted as such); a JetStream stream keeps it, but delivery is still core NATS's.
 //!
 //! The message's sender and id travel in front of the body ([`super::envelope`]).
 //!
@@ -41,7 +43,37 @@ use wire::{Auth, ServerOp};
 
 /// The subscription id of a user's own subject; a group's is its id plus [`FIRST_GROUP_SID`].
 const OWN_SID: u64 = 1;
-const FIRST_GROUP_SID: u64 = 2;
+const FIRST_GROUP_SID: u64 = 3;
+/// The subscription of a client's JetStream acknowledgements, and of the answer to the stream's
+/// creation.
+const ACK_SID: u64 = 0;
+const SETUP_SID: u64 = 2;
+
+/// How long the stream's creation may take before JetStream is taken to be off.
+const JETSTREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a JetStream stream keeps: at most this long, and this many bytes (the oldest go first),
+/// so that runs do not fill the server.
+const STREAM_MAX_AGE_NS: u64 = 3_600_000_000_000;
+const STREAM_MAX_BYTES: u64 = 1 << 30;
+
+/// Where a JetStream stream keeps its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In the server's memory.
+    Memory,
+    /// On the server's disk.
+    File,
+}
+
+impl Storage {
+    fn name(self) -> &'static str {
+        match self {
+            Storage::Memory => "memory",
+            Storage::File => "file",
+        }
+    }
+}
 
 /// How long a new connection waits for the server's INFO.
 const INFO_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -63,6 +95,8 @@ pub struct NatsTarget {
     pub prefix: String,
     /// TLS after the server's INFO, for a `nats+tls://` target.
     pub tls: Option<TlsClient>,
+    /// Publish into a JetStream stream, acked by its acknowledgement (`jetstream=memory|file`).
+    pub jetstream: Option<Storage>,
 }
 
 /// Why a target is not a NATS address.
@@ -128,8 +162,20 @@ impl NatsTarget {
             TargetError::Options(format!("{key} is given twice in the NATS target"))
         })?;
         let mut ca = None;
+        let mut jetstream = None;
         for (key, value) in pairs {
             match key {
+                "jetstream" => {
+                    jetstream = Some(match value {
+                        "memory" => Storage::Memory,
+                        "file" => Storage::File,
+                        other => {
+                            return Err(TargetError::Options(format!(
+                                "jetstream={other:?}: jetstream takes memory or file (where the stream keeps the messages)"
+                            )))
+                        }
+                    })
+                }
                 "ca" if tls => {
                     ca = Some(std::path::PathBuf::from(decode(value)?));
                 }
@@ -140,7 +186,7 @@ impl NatsTarget {
                 }
                 _ => {
                     return Err(TargetError::Options(format!(
-                        "unknown option {key:?} in the NATS target: the only one is ca=FILE, with nats+tls://"
+                        "unknown option {key:?} in the NATS target: jetstream=memory|file, ca=FILE (with nats+tls://)"
                     )))
                 }
             }
@@ -156,15 +202,33 @@ impl NatsTarget {
             auth,
             prefix: prefix.to_string(),
             tls,
+            jetstream,
         })
     }
 
     /// `nats 127.0.0.1:4222`, without credentials; TLS and its roots when it is on.
     pub fn describe(&self) -> String {
-        match &self.tls {
-            Some(tls) => format!("nats {} ({})", self.host_port, tls.describe()),
-            None => format!("nats {}", self.host_port),
+        let mut notes = Vec::new();
+        if let Some(tls) = &self.tls {
+            notes.push(tls.describe());
         }
+        if let Some(storage) = self.jetstream {
+            notes.push(format!(
+                "JetStream stream {} in {}",
+                self.stream_name(),
+                storage.name()
+            ));
+        }
+        if notes.is_empty() {
+            format!("nats {}", self.host_port)
+        } else {
+            format!("nats {} ({})", self.host_port, notes.join(", "))
+        }
+    }
+
+    /// The JetStream stream that keeps the run's subjects: the prefix, dots made underscores.
+    pub fn stream_name(&self) -> String {
+        self.prefix.replace('.', "_")
     }
 
     fn user_subject(&self, user: u64) -> String {
@@ -179,6 +243,11 @@ impl NatsTarget {
 /// Logs clients in to one NATS server.
 pub struct NatsDriver {
     target: Arc<NatsTarget>,
+    /// Where JetStream's acknowledgements come back: `_INBOX.imbench.RUN.USER.MSG`, RUN new
+    /// with each driver, so that no answer meant for another run is taken for one of this.
+    inbox: Arc<str>,
+    /// Whether the stream is there, found out by the first client to connect.
+    stream: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl NatsDriver {
@@ -186,6 +255,8 @@ impl NatsDriver {
     pub fn new(target: NatsTarget) -> Self {
         Self {
             target: Arc::new(target),
+            inbox: format!("_INBOX.imbench.{:016x}", rand::random::<u64>()).into(),
+            stream: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -266,6 +337,10 @@ impl NatsDriver {
             target.tls.is_some(),
         );
         wire::subscribe(&mut out, &target.user_subject(user), OWN_SID);
+        let ack_inbox = target.jetstream.map(|_| format!("{}.{user}", self.inbox));
+        if let Some(inbox) = &ack_inbox {
+            wire::subscribe(&mut out, &format!("{inbox}.*"), ACK_SID);
+        }
         wire::ping(&mut out);
         write
             .write_all(&out)
@@ -295,6 +370,24 @@ impl NatsDriver {
                 Err(e) => return Err(failed(format!("waiting for the server's PONG: {e}"))),
             }
         }
+        if let Some(storage) = target.jetstream {
+            let ready = self
+                .stream
+                .get_or_init(|| {
+                    create_stream(
+                        &mut read,
+                        &mut write,
+                        &mut inbuf,
+                        target,
+                        storage,
+                        &self.inbox,
+                    )
+                })
+                .await;
+            if let Err(why) = ready {
+                return Err(ConnectError::Misconfigured(why.clone()));
+            }
+        }
         let writer = Arc::new(tokio::sync::Mutex::new(write));
         let (answers_tx, answers_rx) = unbounded_channel();
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -304,6 +397,8 @@ impl NatsDriver {
                 user,
                 writer: writer.clone(),
                 out: BytesMut::with_capacity(4096),
+                ack_inbox,
+                reply: String::new(),
                 batch: Vec::new(),
                 answers: answers_tx,
                 closing: closing.clone(),
@@ -322,6 +417,82 @@ impl NatsDriver {
             migrator: None,
         })
     }
+}
+
+/// Makes sure the target's JetStream stream exists (a stream of the same name and
+/// configuration is taken as it is), on the connection of the first client to log in.
+async fn create_stream(
+    read: &mut ReadHalf,
+    write: &mut WriteHalf,
+    inbuf: &mut BytesMut,
+    target: &NatsTarget,
+    storage: Storage,
+    inbox: &str,
+) -> Result<(), String> {
+    let name = target.stream_name();
+    let config = serde_json::json!({
+        "name": name,
+        "subjects": [format!("{}.>", target.prefix)],
+        "storage": storage.name(),
+        "retention": "limits",
+        "discard": "old",
+        "max_age": STREAM_MAX_AGE_NS,
+        "max_bytes": STREAM_MAX_BYTES,
+        "num_replicas": 1,
+    });
+    let reply = format!("{inbox}.setup");
+    let mut out = BytesMut::with_capacity(512);
+    wire::subscribe(&mut out, &reply, SETUP_SID);
+    wire::publish_for_reply(
+        &mut out,
+        &format!("$JS.API.STREAM.CREATE.{name}"),
+        Some(&reply),
+        b"",
+        config.to_string().as_bytes(),
+    );
+    let place = &target.host_port;
+    write
+        .write_all(&out)
+        .await
+        .map_err(|e| format!("asking {place} for stream {name}: {e}"))?;
+    let answer = tokio::time::timeout(JETSTREAM_WAIT, async {
+        loop {
+            match next_op(read, inbuf).await {
+                Ok(Some(ServerOp::Msg {
+                    sid: SETUP_SID,
+                    payload,
+                    ..
+                })) => return Ok(payload),
+                Ok(Some(ServerOp::Ping)) => {
+                    let _ = write.write_all(b"PONG\r\n").await;
+                }
+                Ok(Some(ServerOp::Err(e))) => return Err(format!("-ERR {e}")),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err("the server closed the connection".to_string()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        format!(
+            "the NATS server at {place} did not answer the creation of JetStream stream {name} within {JETSTREAM_WAIT:?}: is JetStream on (nats-server -js, or jetstream {{}} in its configuration)?"
+        )
+    })?
+    .map_err(|e| format!("creating JetStream stream {name} at {place}: {e}"))?;
+    out.clear();
+    wire::unsubscribe(&mut out, SETUP_SID);
+    let _ = write.write_all(&out).await;
+    wire::jetstream_answer(&answer).map(|_| ()).map_err(|e| {
+        let hint = if e.contains("10058") {
+            format!(" (a stream {name} with another configuration is there, from a run with other options: delete it, nats stream rm {name}, or give the target another prefix)")
+        } else if e.contains("10065") {
+            format!(" (another stream takes subjects under {}: give the target another prefix)", target.prefix)
+        } else {
+            String::new()
+        };
+        format!("the NATS server at {place} refused JetStream stream {name}: {e}{hint}")
+    })
 }
 
 /// Reads until one whole operation is in `inbuf`; `None` at the end of the stream.
@@ -366,6 +537,24 @@ fn error_code(reason: &str) -> imbench_proto::ErrorCode {
     }
 }
 
+/// JetStream's answer to the message `tail` names: stored (acked), or refused.
+fn stored(tail: Option<u64>, payload: &[u8]) -> Event {
+    let Some(msg_id) = tail else {
+        return Event::Unexpected {
+            what: "a JetStream acknowledgement on a subject that names no message",
+        };
+    };
+    match wire::jetstream_answer(payload) {
+        Ok(_) => Event::Acked { msg_id },
+        // The stream did not keep it (full, or JetStream unavailable); core NATS may still
+        // have delivered it, which the accounting then shows.
+        Err(_) => Event::Rejected {
+            msg_id,
+            code: imbench_proto::ErrorCode::BUSY,
+        },
+    }
+}
+
 /// What the PONG of one batch's PING answers.
 #[derive(Debug)]
 enum Answer {
@@ -380,6 +569,10 @@ pub struct NatsSender {
     user: u64,
     writer: Arc<tokio::sync::Mutex<WriteHalf>>,
     out: BytesMut,
+    /// With JetStream: this client's inbox for acknowledgements (a message's id follows it).
+    ack_inbox: Option<String>,
+    /// The reply subject being written, kept to save an allocation per message.
+    reply: String,
     /// What the next PING's PONG will answer.
     batch: Vec<Answer>,
     /// To the events side, in the order the PINGs are written.
@@ -401,8 +594,26 @@ impl NatsSender {
                     Dest::Group(g) => self.target.group_subject(g),
                 };
                 let head = envelope::head(self.user, msg_id);
-                wire::publish(&mut self.out, &subject, &head, &body);
-                self.batch.push(Answer::Acked(msg_id));
+                match &self.ack_inbox {
+                    // JetStream answers each message on its reply subject once it is stored.
+                    Some(inbox) => {
+                        self.reply.clear();
+                        self.reply.push_str(inbox);
+                        self.reply.push('.');
+                        self.reply.push_str(itoa::Buffer::new().format(msg_id));
+                        wire::publish_for_reply(
+                            &mut self.out,
+                            &subject,
+                            Some(&self.reply),
+                            &head,
+                            &body,
+                        );
+                    }
+                    None => {
+                        wire::publish(&mut self.out, &subject, &head, &body);
+                        self.batch.push(Answer::Acked(msg_id));
+                    }
+                }
             }
             Op::Join { group } => {
                 let subject = self.target.group_subject(group);
@@ -496,7 +707,14 @@ impl NatsEvents {
                 }));
             };
             match op {
-                ServerOp::Msg { sid, payload } => return Ok(Some(self.delivered(sid, payload))),
+                ServerOp::Msg {
+                    sid: ACK_SID,
+                    tail,
+                    payload,
+                } => return Ok(Some(stored(tail, &payload))),
+                ServerOp::Msg { sid, payload, .. } => {
+                    return Ok(Some(self.delivered(sid, payload)))
+                }
                 ServerOp::Pong => {
                     // A PONG nobody asked for (there is none today) answers nothing.
                     if let Ok(answers) = self.answers.try_recv() {
@@ -600,6 +818,8 @@ mod tests {
         for (bad, says) in [
             ("nats://h:1?qos=2", "unknown option \"qos\""),
             ("nats://h:1?ca=/x.pem", "nats+tls://"),
+            ("nats://h:1?jetstream=disk", "memory or file"),
+            ("nats://h:1?jetstream", "memory or file"),
             ("nats+tls://h:1?ca=/x.pem&ca=/y.pem", "given twice"),
             (
                 "nats+tls://h:1?ca=/nonexistent/ca.pem",

@@ -1,8 +1,8 @@
 //! The NATS client protocol on the wire: the lines a client writes (CONNECT, PUB, SUB, UNSUB,
 //! PING, PONG) and an incremental parser of what the server sends (INFO, MSG, PING, PONG, +OK,
 //! -ERR). The protocol is text lines ending in CRLF; MSG is followed by its payload and a CRLF.
-//! Only what the driver uses is here: no headers (HMSG is refused at CONNECT), no reply
-//! subjects on what it publishes.
+//! Only what the driver uses is here: no headers (HMSG is refused at CONNECT); reply subjects
+//! only for JetStream, whose publish acknowledgements and API answers come back on them.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -20,6 +20,9 @@ pub enum ServerOp {
     Msg {
         /// The subscription it arrived on.
         sid: u64,
+        /// The number after the subject's last dot, when it ends in one: on the inbox of
+        /// JetStream's acknowledgements, the message they answer for.
+        tail: Option<u64>,
         /// Its payload.
         payload: Bytes,
     },
@@ -66,10 +69,13 @@ pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<ServerOp>,
         let text = std::str::from_utf8(rest).map_err(|_| malformed())?;
         let fields: Vec<&str> = text.split_ascii_whitespace().collect();
         // subject sid [reply-to] size
-        let (sid, size) = match fields.as_slice() {
-            [_, sid, size] | [_, sid, _, size] => (sid, size),
+        let (subject, sid, size) = match fields.as_slice() {
+            [subject, sid, size] | [subject, sid, _, size] => (subject, sid, size),
             _ => return Err(malformed()),
         };
+        let tail = subject
+            .rsplit_once('.')
+            .and_then(|(_, last)| last.parse().ok());
         let sid: u64 = sid.parse().map_err(|_| malformed())?;
         let size: usize = size.parse().map_err(|_| malformed())?;
         if size > max_payload {
@@ -87,7 +93,7 @@ pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<ServerOp>,
         buf.advance(end + 2);
         let payload = buf.split_to(size).freeze();
         buf.advance(2);
-        return Ok(Some(ServerOp::Msg { sid, payload }));
+        return Ok(Some(ServerOp::Msg { sid, tail, payload }));
     } else if op.eq_ignore_ascii_case(b"PING") {
         ServerOp::Ping
     } else if op.eq_ignore_ascii_case(b"PONG") {
@@ -133,6 +139,25 @@ pub fn connect(buf: &mut BytesMut, name: &str, auth: &Auth, tls: bool) {
     buf.put_slice(b"\r\n");
 }
 
+/// What a JetStream API answer or publish acknowledgement says: `Err` with the server's words
+/// when it carries an error (`{"error":{"code":503,"description":"…"}}`).
+pub fn jetstream_answer(payload: &[u8]) -> Result<serde_json::Value, String> {
+    let json: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|_| format!("not JSON: {:?}", String::from_utf8_lossy(payload)))?;
+    match json.get("error") {
+        Some(error) => Err(format!(
+            "{} (code {}, error code {})",
+            error
+                .get("description")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("no description"),
+            error.get("code").unwrap_or(&serde_json::Value::Null),
+            error.get("err_code").unwrap_or(&serde_json::Value::Null),
+        )),
+        None => Ok(json),
+    }
+}
+
 /// What a server's INFO says of TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsOffer {
@@ -170,9 +195,25 @@ pub enum Auth {
 
 /// `PUB subject size`, the payload: `head` then `body`.
 pub fn publish(buf: &mut BytesMut, subject: &str, head: &[u8], body: &[u8]) {
+    publish_for_reply(buf, subject, None, head, body);
+}
+
+/// `PUB subject [reply] size`, then `head` and `body` as one payload: with a reply subject, the
+/// answer (JetStream's acknowledgement) is sent there.
+pub fn publish_for_reply(
+    buf: &mut BytesMut,
+    subject: &str,
+    reply: Option<&str>,
+    head: &[u8],
+    body: &[u8],
+) {
     buf.put_slice(b"PUB ");
     buf.put_slice(subject.as_bytes());
     buf.put_u8(b' ');
+    if let Some(reply) = reply {
+        buf.put_slice(reply.as_bytes());
+        buf.put_u8(b' ');
+    }
     buf.put_slice(
         itoa::Buffer::new()
             .format(head.len() + body.len())
@@ -224,6 +265,21 @@ pub fn valid_subject(subject: &str) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn jetstream_answers_are_read_with_their_errors() {
+        let ack = jetstream_answer(br#"{"stream":"imbench","seq":42}"#).unwrap();
+        assert_eq!(ack["seq"], 42);
+        let e = jetstream_answer(
+            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e, "maximum messages exceeded (code 503, error code 10077)");
+        assert!(jetstream_answer(b"+OK").is_err());
+        let mut b = BytesMut::new();
+        publish_for_reply(&mut b, "im.u.2", Some("_INBOX.a.7"), b"ab", b"c");
+        assert_eq!(&b[..], b"PUB im.u.2 _INBOX.a.7 3\r\nabc\r\n");
+    }
+
+    #[test]
     fn an_info_says_whether_tls_is_required_offered_or_absent() {
         assert_eq!(tls_offer(r#"{"tls_required":true}"#), TlsOffer::Required);
         assert_eq!(tls_offer(r#"{"tls_available":true}"#), TlsOffer::Available);
@@ -262,15 +318,18 @@ mod tests {
                 ServerOp::Err("Authorization Violation".into()),
                 ServerOp::Msg {
                     sid: 1,
+                    tail: Some(7),
                     payload: Bytes::from_static(b"hello")
                 },
                 ServerOp::Msg {
                     sid: 9,
+                    tail: Some(3),
                     payload: Bytes::new()
                 },
                 // A payload may hold CRLF: its length, not a line end, decides.
                 ServerOp::Msg {
                     sid: 2,
+                    tail: None,
                     payload: Bytes::from_static(b"x\r\n")
                 },
             ]
@@ -295,6 +354,7 @@ mod tests {
                 ops[0],
                 ServerOp::Msg {
                     sid: 4,
+                    tail: None,
                     payload: Bytes::from_static(b"0123456789")
                 }
             );
