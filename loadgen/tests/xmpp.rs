@@ -191,7 +191,7 @@ ssl = {{ certificate = "{}"; key = "{}" }}"#,
         // No TLS asked for: the server offers STARTTLS and no PLAIN without it.
         ("", "add tls=starttls"),
         // The machine's roots do not sign a certificate made by this test.
-        ("?tls=starttls", "not trusted"),
+        ("?tls=starttls", "not signed by a root this machine trusts"),
     ] {
         let refused = imbench_loadgen::run(config(small.clone(), server.target("", options))).await;
         assert_refused_as_misconfigured(refused, &[says]);

@@ -90,9 +90,10 @@ pub(crate) struct RunArgs {
     /// A system to load instead of the embedded server (repeatable: the scenario runs once per
     /// target, same seed and schedule, and a comparison table ends the output):
     /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX][?jetstream=memory|file] (a NATS server;
-    /// nats+tls://…[&ca=FILE] for TLS), mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an
-    /// MQTT 3.1.1 broker; mqtts://…[&ca=FILE] for TLS),
-    /// xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls&ca=FILE]
+    /// nats+tls:// for TLS, with ca=FILE among the options),
+    /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?qos=1|2&session=clean|persistent] (an MQTT 3.1.1
+    /// broker; mqtts:// for TLS, with ca=FILE among the options),
+    /// xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls|no&ca=FILE]
     /// (an XMPP server; NAME holds {user}, default imbench-{user}), or
     /// imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file, and --cert
     /// for quic, tls and wss)

@@ -72,7 +72,7 @@ pub enum TargetError {
     Scheme(String),
     /// No port, or not a number.
     #[error(
-        "an MQTT target needs HOST:PORT (brokers listen on 1883 unless told otherwise), got {0:?}"
+        "an MQTT target needs HOST:PORT (brokers listen on 1883, and on 8883 for mqtts://, unless told otherwise), got {0:?}"
     )]
     HostPort(String),
     /// A topic prefix MQTT would not take.
@@ -346,9 +346,11 @@ impl MqttDriver {
                 }
                 // A handshake that fails is the target's TLS set-up, not the broker's load.
                 Err(ConnectionError::Tls(e)) => {
-                    let why = match &e {
-                        rumqttc::TlsError::Io(io) => super::tls::handshake_failed(io, &target.host),
-                        other => format!("the TLS handshake failed: {other}"),
+                    let why = match (&e, &target.tls) {
+                        (rumqttc::TlsError::Io(io), Some(tls)) => {
+                            tls.handshake_failed(io, &target.host, "mqtt://")
+                        }
+                        (other, _) => format!("the TLS handshake failed: {other}"),
                     };
                     return Err(ConnectError::Misconfigured(format!("{where_}: {why}")));
                 }

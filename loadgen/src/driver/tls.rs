@@ -46,6 +46,9 @@ impl TlsClient {
     pub fn new(ca: Option<&Path>) -> Result<Self, String> {
         let mut roots = rustls::RootCertStore::empty();
         match ca {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err("ca= needs a file: ca=/path/to/ca.pem".into())
+            }
             Some(path) => {
                 let certs = CertificateDer::pem_file_iter(path)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -101,32 +104,55 @@ impl TlsClient {
     }
 
     /// The TLS handshake over `tcp`, verifying that the server's certificate is valid for
-    /// `name` (a host name or an IP address).
+    /// `name` (a host name or an IP address); `plain` is how the target is written without TLS,
+    /// for a port that does not speak it.
     pub async fn handshake(
         &self,
         tcp: TcpStream,
         name: &str,
+        plain: &str,
     ) -> Result<TlsStream<TcpStream>, String> {
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| format!("{name:?} is not a name a certificate can be checked against"))?;
         tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(server_name, tcp)
             .await
-            .map_err(|e| handshake_failed(&e, name))
+            .map_err(|e| self.handshake_failed(&e, name, plain))
     }
-}
 
-/// What a failed handshake's error means, in words: a certificate that does not verify says how
-/// to trust it.
-pub fn handshake_failed(e: &io::Error, name: &str) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(why)) => format!(
-            "the server's certificate is not trusted for {name}: {why:?} (give the CA that signed it with ca=FILE)"
-        ),
-        _ => format!("the TLS handshake failed: {e}"),
+    /// What a failed handshake's error means, in words, with what to do about it.
+    pub fn handshake_failed(&self, e: &io::Error, name: &str, plain: &str) -> String {
+        use rustls::CertificateError as C;
+        let Some(rustls::Error::InvalidCertificate(why)) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        else {
+            // Garbage or a reset where a TLS answer should be: a listener that speaks plain.
+            return format!(
+                "the TLS handshake failed: {e} (does this port speak TLS? A plain listener takes {plain})"
+            );
+        };
+        let trusted = match &self.ca {
+            Some(ca) => format!("a certificate in {}", ca.display()),
+            None => "a root this machine trusts (give the CA that signed it, or a self-signed server's own certificate, with ca=FILE)".to_string(),
+        };
+        let what = match why {
+            C::UnknownIssuer => format!("it is not signed by {trusted}"),
+            C::NotValidForName => format!("it is not valid for {name}: give the target by a name the certificate holds"),
+            C::NotValidForNameContext { presented, .. } => format!(
+                "it is for {} and not for {name}: give the target by a name the certificate holds",
+                presented.join(", ")
+            ),
+            C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "it is not valid yet (is this machine's clock right?)".to_string()
+            }
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate as its own: a self-signed certificate made with CA:TRUE (as openssl req -x509 makes it unless told otherwise); make it with -addext basicConstraints=critical,CA:FALSE, or sign a server certificate with that CA and give the CA as ca=FILE".to_string()
+            }
+            other => format!("{other:?}"),
+        };
+        format!("the server's certificate is refused: {what}")
     }
 }
 
@@ -248,6 +274,8 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = TlsClient::new(Some(&empty)).unwrap_err();
         assert!(e.contains("no CERTIFICATE"), "{e}");
+        let e = TlsClient::new(Some(Path::new(""))).unwrap_err();
+        assert!(e.contains("needs a file"), "{e}");
         let e = TlsClient::new(Some(&dir.join("missing.pem"))).unwrap_err();
         assert!(e.contains("missing.pem"), "{e}");
         let id = imbench_transport::tls::ServerIdentity::self_signed(&["localhost"]).unwrap();
@@ -256,5 +284,38 @@ mod tests {
         let client = TlsClient::new(Some(&good)).unwrap();
         assert!(client.describe().contains("ca.pem"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_handshake_says_what_to_do() {
+        let system = TlsClient::new(None).unwrap();
+        let cert = |why: rustls::CertificateError| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(why),
+            )
+        };
+        let e = system.handshake_failed(
+            &cert(rustls::CertificateError::UnknownIssuer),
+            "h",
+            "nats://",
+        );
+        assert!(e.contains("not signed by a root this machine trusts"), "{e}");
+        assert!(e.contains("ca=FILE"), "{e}");
+        let e = system.handshake_failed(
+            &cert(rustls::CertificateError::NotValidForNameContext {
+                expected: ServerName::try_from("127.0.0.1").unwrap(),
+                presented: vec!["DnsName(\"example.org\")".into()],
+            }),
+            "127.0.0.1",
+            "nats://",
+        );
+        assert!(e.contains("example.org") && e.contains("not for 127.0.0.1"), "{e}");
+        let e = system.handshake_failed(
+            &io::Error::new(io::ErrorKind::ConnectionReset, "reset"),
+            "h",
+            "mqtt://",
+        );
+        assert!(e.contains("A plain listener takes mqtt://"), "{e}");
     }
 }

@@ -45,9 +45,11 @@ pub async fn run_each(
     let mut reports = Vec::new();
     let mut not_run = Vec::new();
     for leg in legs {
+        // As the report names a run: its label, the system's protocol, or the transport.
         let name = || {
             leg.label
                 .clone()
+                .or_else(|| leg.server.protocol())
                 .unwrap_or_else(|| leg.transport.to_string())
         };
         if interrupted() && !reports.is_empty() {

@@ -323,7 +323,7 @@ impl NatsDriver {
                     ));
                 }
                 let secured = client
-                    .handshake(stream, &target.host)
+                    .handshake(stream, &target.host, "nats://")
                     .await
                     .map_err(|e| ConnectError::Misconfigured(format!("{}: {e}", target.host_port)))?;
                 tls::split_tls(secured)

@@ -401,7 +401,7 @@ impl LoginStream {
             ConnectError::Failed("STARTTLS on a connection that is not plain TCP".into())
         })?;
         let secured = client
-            .handshake(tcp, domain)
+            .handshake(tcp, domain, "tls=no")
             .await
             .map_err(|e| ConnectError::Misconfigured(format!("{place}: {e}")))?;
         let (read, write) = tls::split_tls(secured);
