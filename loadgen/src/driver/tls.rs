@@ -300,7 +300,10 @@ mod tests {
             "h",
             "nats://",
         );
-        assert!(e.contains("not signed by a root this machine trusts"), "{e}");
+        assert!(
+            e.contains("not signed by a root this machine trusts"),
+            "{e}"
+        );
         assert!(e.contains("ca=FILE"), "{e}");
         let e = system.handshake_failed(
             &cert(rustls::CertificateError::NotValidForNameContext {
@@ -310,7 +313,10 @@ mod tests {
             "127.0.0.1",
             "nats://",
         );
-        assert!(e.contains("example.org") && e.contains("not for 127.0.0.1"), "{e}");
+        assert!(
+            e.contains("example.org") && e.contains("not for 127.0.0.1"),
+            "{e}"
+        );
         let e = system.handshake_failed(
             &io::Error::new(io::ErrorKind::ConnectionReset, "reset"),
             "h",

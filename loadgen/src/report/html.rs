@@ -66,8 +66,8 @@ pub fn render(report: &Report) -> String {
     if report.runs.len() > 1 {
         out.push_str("<h2>Comparison</h2>\n");
         out.push_str(
-            "<p class=\"note\">p50 (light) and p99 (dark) of each latency, one bar per \
-             transport, on one scale per metric.</p>\n",
+            "<p class=\"note\">p50 (light) and p99 (dark) of each latency, one bar per run \
+             (transport or target), on one scale per metric.</p>\n",
         );
         comparison(&mut out, report);
     }
@@ -91,7 +91,7 @@ pub fn render(report: &Report) -> String {
     section(
         &mut out,
         "Latency distribution",
-        "One chart per latency, one line per transport: the latency (y, ms) below which a \
+        "One chart per latency, one line per run (transport or target): the latency (y, ms) below which a \
          fraction p of the measured samples fall, p on a log axis of 1/(1−p). Hover for values; \
          click a legend entry to hide its line; drag to zoom, double-click to zoom out.",
         percentile_charts(report),
