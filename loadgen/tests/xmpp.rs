@@ -187,11 +187,13 @@ ssl = {{ certificate = "{}"; key = "{}" }}"#,
     assert_every_message_accounted(&outcome.report, "xmpp-tls", 30);
 
     let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let (other, _) = self_signed_cert(&certs.join("other"));
+    let untrusted = format!("?tls=starttls&ca={}", other.display());
     for (options, says) in [
         // No TLS asked for: the server offers STARTTLS and no PLAIN without it.
         ("", "add tls=starttls"),
-        // The machine's roots do not sign a certificate made by this test.
-        ("?tls=starttls", "not signed by a root this machine trusts"),
+        // Another CA (another self-signed certificate) did not sign the server's.
+        (untrusted.as_str(), "not signed by a certificate in"),
     ] {
         let refused = imbench_loadgen::run(config(small.clone(), server.target("", options))).await;
         assert_refused_as_misconfigured(refused, &[says]);

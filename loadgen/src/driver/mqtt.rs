@@ -694,10 +694,14 @@ mod tests {
             "mqtt broker:8883 (QoS 2, persistent sessions)"
         );
         assert_eq!(t.tls, None);
-        let t = MqttTarget::parse("mqtts://broker:8883").unwrap();
+        let ca = crate::driver::tls::test_ca_file("mqtt-parse");
+        let t = MqttTarget::parse(&format!("mqtts://broker:8883?ca={}", ca.display())).unwrap();
         assert_eq!(
             t.describe(),
-            "mqtt broker:8883 (QoS 1, clean sessions, TLS, system roots)"
+            format!(
+                "mqtt broker:8883 (QoS 1, clean sessions, TLS, CA {})",
+                ca.display()
+            )
         );
     }
 

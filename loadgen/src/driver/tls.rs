@@ -79,11 +79,15 @@ impl TlsClient {
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS set-up: {e}"))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // Every client shares this configuration: with rustls's default session cache, each
+        // after the first would resume another's session, and `connect` would not include
+        // the full handshake a client of its own makes.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             ca: ca.map(Path::to_path_buf),
             config: Arc::new(config),
@@ -138,6 +142,11 @@ impl TlsClient {
         };
         let what = match why {
             C::UnknownIssuer => format!("it is not signed by {trusted}"),
+            // A trusted certificate bears the issuer's name, but another key signed it (two
+            // self-signed certificates made with the same subject, say).
+            C::BadSignature => format!(
+                "it is not signed by {trusted} (one there has its issuer's name, but another key signed it)"
+            ),
             C::NotValidForName => format!("it is not valid for {name}: give the target by a name the certificate holds"),
             C::NotValidForNameContext { presented, .. } => format!(
                 "it is for {} and not for {name}: give the target by a name the certificate holds",
@@ -262,6 +271,18 @@ pub fn shutdown_now(w: &mut WriteHalf) -> std::io::Result<()> {
     }
 }
 
+/// A CA file (a self-signed certificate for `localhost`) for tests that need TLS set up
+/// without relying on the machine's roots.
+#[cfg(test)]
+pub(crate) fn test_ca_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("imbench-ca-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder for the CA file");
+    let id = imbench_transport::tls::ServerIdentity::self_signed(&["localhost"]).expect("a cert");
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, &id.cert_chain_pem).expect("the CA file");
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +309,17 @@ mod tests {
 
     #[test]
     fn a_failed_handshake_says_what_to_do() {
-        let system = TlsClient::new(None).unwrap();
+        // As without ca=, whatever roots this machine has (none needed here).
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let system = TlsClient {
+            ca: None,
+            config: Arc::new(config),
+        };
         let cert = |why: rustls::CertificateError| {
             io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -204,6 +204,7 @@ pub fn free_port() -> u16 {
 pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("a certificate");
+    std::fs::create_dir_all(dir).expect("a folder for the certificate");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
     std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key.pem");

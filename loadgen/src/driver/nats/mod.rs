@@ -177,7 +177,12 @@ impl NatsTarget {
                     })
                 }
                 "ca" if tls => {
-                    ca = Some(std::path::PathBuf::from(decode(value)?));
+                    let file = super::url::percent_decode(value).ok_or_else(|| {
+                        TargetError::Options(format!(
+                            "ca={value}: a % that is not %XX (write % in a file name as %25)"
+                        ))
+                    })?;
+                    ca = Some(std::path::PathBuf::from(file));
                 }
                 "ca" => {
                     return Err(TargetError::Options(
@@ -371,9 +376,11 @@ impl NatsDriver {
             }
         }
         if let Some(storage) = target.jetstream {
+            // Only the server's answer is kept for the others; a connection that failed on
+            // the way leaves the question to the next.
             let ready = self
                 .stream
-                .get_or_init(|| {
+                .get_or_try_init(|| {
                     create_stream(
                         &mut read,
                         &mut write,
@@ -383,7 +390,8 @@ impl NatsDriver {
                         &self.inbox,
                     )
                 })
-                .await;
+                .await
+                .map_err(ConnectError::Failed)?;
             if let Err(why) = ready {
                 return Err(ConnectError::Misconfigured(why.clone()));
             }
@@ -420,7 +428,9 @@ impl NatsDriver {
 }
 
 /// Makes sure the target's JetStream stream exists (a stream of the same name and
-/// configuration is taken as it is), on the connection of the first client to log in.
+/// configuration is taken as it is), on the connection of the first client to log in (the
+/// check before the run, as a rule). The inner result is the server's answer, which holds for
+/// the whole run; the outer error is this connection's trouble, which the next may not have.
 async fn create_stream(
     read: &mut ReadHalf,
     write: &mut WriteHalf,
@@ -428,7 +438,7 @@ async fn create_stream(
     target: &NatsTarget,
     storage: Storage,
     inbox: &str,
-) -> Result<(), String> {
+) -> Result<Result<(), String>, String> {
     let name = target.stream_name();
     let config = serde_json::json!({
         "name": name,
@@ -455,35 +465,44 @@ async fn create_stream(
         .write_all(&out)
         .await
         .map_err(|e| format!("asking {place} for stream {name}: {e}"))?;
-    let answer = tokio::time::timeout(JETSTREAM_WAIT, async {
+    let waited = tokio::time::timeout(JETSTREAM_WAIT, async {
         loop {
             match next_op(read, inbuf).await {
                 Ok(Some(ServerOp::Msg {
                     sid: SETUP_SID,
                     payload,
                     ..
-                })) => return Ok(payload),
+                })) => return Ok(Ok(payload)),
                 Ok(Some(ServerOp::Ping)) => {
                     let _ = write.write_all(b"PONG\r\n").await;
                 }
-                Ok(Some(ServerOp::Err(e))) => return Err(format!("-ERR {e}")),
+                // A permission refused, as a rule: the server's word, for the whole run.
+                Ok(Some(ServerOp::Err(e))) => return Ok(Err(format!("-ERR {e}"))),
                 Ok(Some(_)) => {}
                 Ok(None) => return Err("the server closed the connection".to_string()),
                 Err(e) => return Err(e.to_string()),
             }
         }
     })
-    .await
-    .map_err(|_| {
-        format!(
-            "the NATS server at {place} did not answer the creation of JetStream stream {name} within {JETSTREAM_WAIT:?}: is JetStream on (nats-server -js, or jetstream {{}} in its configuration)?"
-        )
-    })?
-    .map_err(|e| format!("creating JetStream stream {name} at {place}: {e}"))?;
+    .await;
+    let answer = match waited {
+        Err(_) => {
+            return Ok(Err(format!(
+                "the NATS server at {place} did not answer the creation of JetStream stream {name} within {JETSTREAM_WAIT:?}: is JetStream on (nats-server -js, or jetstream {{}} in its configuration)?"
+            )))
+        }
+        Ok(Err(e)) => return Err(format!("creating JetStream stream {name} at {place}: {e}")),
+        Ok(Ok(Err(e))) => {
+            return Ok(Err(format!(
+                "the NATS server at {place} refused JetStream stream {name}: {e}"
+            )))
+        }
+        Ok(Ok(Ok(answer))) => answer,
+    };
     out.clear();
     wire::unsubscribe(&mut out, SETUP_SID);
     let _ = write.write_all(&out).await;
-    wire::jetstream_answer(&answer).map(|_| ()).map_err(|e| {
+    Ok(wire::jetstream_answer(&answer).map(|_| ()).map_err(|e| {
         let hint = if e.contains("10058") {
             format!(" (a stream {name} with another configuration is there, from a run with other options: delete it, nats stream rm {name}, or give the target another prefix)")
         } else if e.contains("10065") {
@@ -492,7 +511,7 @@ async fn create_stream(
             String::new()
         };
         format!("the NATS server at {place} refused JetStream stream {name}: {e}{hint}")
-    })
+    }))
 }
 
 /// Reads until one whole operation is in `inbuf`; `None` at the end of the stream.
@@ -546,11 +565,12 @@ fn stored(tail: Option<u64>, payload: &[u8]) -> Event {
     };
     match wire::jetstream_answer(payload) {
         Ok(_) => Event::Acked { msg_id },
-        // The stream did not keep it (full, or JetStream unavailable); core NATS may still
-        // have delivered it, which the accounting then shows.
-        Err(_) => Event::Rejected {
-            msg_id,
-            code: imbench_proto::ErrorCode::BUSY,
+        // The stream did not keep it, but core NATS routed it all the same: it is neither
+        // acked nor refused (a refusal would take it out of what recipients are expected to
+        // get, and its delivery would then hide a message lost elsewhere). It stays unacked
+        // and the error is counted.
+        Err(_) => Event::Unexpected {
+            what: "a message JetStream did not store (core NATS still routed it)",
         },
     }
 }
@@ -784,18 +804,15 @@ mod tests {
         let t = NatsTarget::parse("nats://tok@localhost:4222").unwrap();
         assert_eq!(t.auth, Auth::Token("tok".into()));
         assert_eq!(t.tls, None);
-        // TLS with the machine's roots: the certificate is checked against the host.
-        let t = NatsTarget::parse("nats+tls://[::1]:4222/x").unwrap();
+        // TLS: the certificate is checked against the host.
+        let ca = crate::driver::tls::test_ca_file("nats-parse");
+        let t = NatsTarget::parse(&format!("nats+tls://[::1]:4222/x?ca={}", ca.display())).unwrap();
         assert_eq!(
             (t.host.as_str(), t.host_port.as_str()),
             ("::1", "[::1]:4222")
         );
         assert!(t.tls.is_some());
-        assert!(
-            t.describe().contains("TLS, system roots"),
-            "{}",
-            t.describe()
-        );
+        assert!(t.describe().contains("TLS, CA"), "{}", t.describe());
     }
 
     #[test]

@@ -378,13 +378,15 @@ impl LoginStream {
         wire::starttls(&mut out);
         login.send(&out).await?;
         let answer = login.element().await?;
-        if answer.name != "proceed" {
+        if answer.name != "proceed" || !answer.is_in(wire::TLS) {
             return Err(ConnectError::Failed(format!(
                 "the XMPP server at {} answered STARTTLS with <{}>",
                 login.place, answer.name
             )));
         }
-        if !login.inbuf.is_empty() {
+        // Whitespace between elements is allowed and means nothing; anything else would be
+        // plain text the TLS layer never sees.
+        if !login.inbuf.iter().all(u8::is_ascii_whitespace) {
             return Err(ConnectError::Failed(format!(
                 "the XMPP server at {} sent more after <proceed/> before TLS began",
                 login.place
@@ -393,10 +395,11 @@ impl LoginStream {
         let LoginStream {
             read,
             write,
-            inbuf,
+            mut inbuf,
             place,
             ..
         } = login;
+        inbuf.clear();
         let tcp = tls::reunite_plain(read, write).ok_or_else(|| {
             ConnectError::Failed("STARTTLS on a connection that is not plain TCP".into())
         })?;
