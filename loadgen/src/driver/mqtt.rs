@@ -150,12 +150,7 @@ impl MqttTarget {
                 }
                 ("session", "clean") => target.persistent = false,
                 ("session", "persistent") => target.persistent = true,
-                ("ca", file) if tls => ca = Some(std::path::PathBuf::from(decode(file)?)),
-                ("ca", _) => {
-                    return Err(TargetError::Option(
-                        "ca= is for TLS: write the target as mqtts://…?ca=FILE".into(),
-                    ))
-                }
+                ("ca", file) => ca = Some(file),
                 _ => {
                     let value = if value.is_empty() { key.to_string() } else { format!("{key}={value}") };
                     return Err(TargetError::Option(format!(
@@ -164,9 +159,8 @@ impl MqttTarget {
                 }
             }
         }
-        if tls {
-            target.tls = Some(TlsClient::new(ca.as_deref()).map_err(TargetError::Option)?);
-        }
+        target.tls = super::tls::from_options(tls, ca, "write the target as mqtts://…?ca=FILE")
+            .map_err(TargetError::Option)?;
         Ok(target)
     }
 

@@ -165,6 +165,28 @@ impl TlsClient {
     }
 }
 
+/// A target's TLS, from its options: `enabled` by its scheme or an option, trusting the file of
+/// `ca=` (`ca` as written in the URL, percent-encoded) or else the machine's roots; `enable`
+/// says how a target asks for TLS, for a `ca=` given without it.
+pub fn from_options(
+    enabled: bool,
+    ca: Option<&str>,
+    enable: &str,
+) -> Result<Option<TlsClient>, String> {
+    let ca = ca
+        .map(|v| {
+            super::url::percent_decode(v).ok_or_else(|| {
+                format!("ca={v}: a % that is not %XX (write % in a file name as %25)")
+            })
+        })
+        .transpose()?;
+    match (enabled, ca) {
+        (false, Some(_)) => Err(format!("ca= is for TLS: {enable}")),
+        (false, None) => Ok(None),
+        (true, ca) => TlsClient::new(ca.as_deref().map(Path::new)).map(Some),
+    }
+}
+
 /// The half of a connection a driver reads.
 pub enum ReadHalf {
     /// Plain TCP.

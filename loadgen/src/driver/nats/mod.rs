@@ -176,19 +176,7 @@ impl NatsTarget {
                         }
                     })
                 }
-                "ca" if tls => {
-                    let file = super::url::percent_decode(value).ok_or_else(|| {
-                        TargetError::Options(format!(
-                            "ca={value}: a % that is not %XX (write % in a file name as %25)"
-                        ))
-                    })?;
-                    ca = Some(std::path::PathBuf::from(file));
-                }
-                "ca" => {
-                    return Err(TargetError::Options(
-                        "ca= is for TLS: write the target as nats+tls://…?ca=FILE".into(),
-                    ))
-                }
+                "ca" => ca = Some(value),
                 _ => {
                     return Err(TargetError::Options(format!(
                         "unknown option {key:?} in the NATS target: jetstream=memory|file, ca=FILE (with nats+tls://)"
@@ -196,11 +184,8 @@ impl NatsTarget {
                 }
             }
         }
-        let tls = if tls {
-            Some(TlsClient::new(ca.as_deref()).map_err(TargetError::Options)?)
-        } else {
-            None
-        };
+        let tls = super::tls::from_options(tls, ca, "write the target as nats+tls://…?ca=FILE")
+            .map_err(TargetError::Options)?;
         Ok(Self {
             host_port: parts.host_port.to_string(),
             host: host.to_string(),

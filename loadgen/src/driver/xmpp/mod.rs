@@ -201,7 +201,7 @@ impl XmppTarget {
                         "tls={other:?}: tls takes starttls or no (the default)"
                     )))
                 }
-                ("ca", file) => ca = Some(std::path::PathBuf::from(decode(file)?)),
+                ("ca", file) => ca = Some(file),
                 _ => {
                     return Err(invalid(format!(
                         "unknown option {key:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no, tls=starttls|no, ca=FILE"
@@ -209,14 +209,8 @@ impl XmppTarget {
                 }
             }
         }
-        if ca.is_some() && !starttls {
-            return Err(invalid(
-                "ca= is for TLS: add tls=starttls to the XMPP target".into(),
-            ));
-        }
-        if starttls {
-            target.tls = Some(TlsClient::new(ca.as_deref()).map_err(invalid)?);
-        }
+        target.tls = super::tls::from_options(starttls, ca, "add tls=starttls to the XMPP target")
+            .map_err(invalid)?;
         Ok(target)
     }
 
