@@ -87,14 +87,8 @@ impl MqttTarget {
     /// Reads a target; the prefix is `imbench`, QoS 1 and clean sessions unless given;
     /// `mqtts://` is TLS, with the machine's roots unless `ca=FILE` names others.
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let (rest, tls) = match url.strip_prefix("mqtts://") {
-            Some(rest) => (rest, true),
-            None => (
-                url.strip_prefix("mqtt://")
-                    .ok_or_else(|| TargetError::Scheme(url.to_string()))?,
-                false,
-            ),
-        };
+        let (rest, tls) = super::url::strip_scheme(url, "mqtt://", "mqtts://")
+            .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
         let parts = super::url::split(rest);
         let decode = |s: &str| {
             super::url::percent_decode(s).ok_or_else(|| {

@@ -20,6 +20,15 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// What follows `plain` or `tls` (two schemes with their `://`) at the start of `url`, and
+/// whether it was `tls`; `None` when it starts with neither.
+pub fn strip_scheme<'a>(url: &'a str, plain: &str, tls: &str) -> Option<(&'a str, bool)> {
+    match url.strip_prefix(tls) {
+        Some(rest) => Some((rest, true)),
+        None => url.strip_prefix(plain).map(|rest| (rest, false)),
+    }
+}
+
 /// The parts of `SCHEME://[USERINFO@]HOST:PORT[/PATH][?QUERY]` after the scheme.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Parts<'a> {
@@ -113,6 +122,19 @@ mod tests {
         // A `/` in the query is the query's.
         assert_eq!(split("h:1?ca=/etc/ca.pem").query, "ca=/etc/ca.pem");
         assert_eq!(split("h:1?ca=/etc/ca.pem").path, "");
+    }
+
+    #[test]
+    fn a_scheme_says_whether_it_is_tls() {
+        assert_eq!(
+            strip_scheme("mqtts://h:1", "mqtt://", "mqtts://"),
+            Some(("h:1", true))
+        );
+        assert_eq!(
+            strip_scheme("mqtt://h:1", "mqtt://", "mqtts://"),
+            Some(("h:1", false))
+        );
+        assert_eq!(strip_scheme("nats://h:1", "mqtt://", "mqtts://"), None);
     }
 
     #[test]

@@ -211,6 +211,29 @@ pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path
     (cert, key)
 }
 
+/// Checks a TLS target of another system: with the server's own certificate `cert` as `ca=`,
+/// chat and groups are all accounted for under the name `system`; with another CA's (made in
+/// `certs`), the run stops before it starts. `tls` makes the target from its query (`?ca=…`).
+pub async fn assert_tls_trusts_its_ca_only(
+    tls: impl Fn(&str) -> ServerSpec,
+    cert: &std::path::Path,
+    certs: &std::path::Path,
+    system: &str,
+) {
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let trusted = format!("?ca={}", cert.display());
+    let outcome = imbench_loadgen::run(config(scenario, tls(&trusted)))
+        .await
+        .expect("a run over TLS with the server's certificate as the CA");
+    assert_every_message_accounted(&outcome.report, system, 30);
+    // Another CA (another self-signed certificate) did not sign the server's.
+    let (other, _) = self_signed_cert(&certs.join("other"));
+    let untrusted = format!("?ca={}", other.display());
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let untrusted = imbench_loadgen::run(config(small, tls(&untrusted))).await;
+    assert_refused_as_misconfigured(untrusted, &["not signed by a certificate in", "other"]);
+}
+
 /// Checks that a run stopped before it started as a usage error (exit 2), with every one of
 /// `says` in its message.
 pub fn assert_refused_as_misconfigured<T>(

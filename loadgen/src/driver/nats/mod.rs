@@ -127,14 +127,8 @@ impl NatsTarget {
     /// Reads `nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX]` or the same with `nats+tls://` and
     /// an optional `?ca=FILE`; the subject prefix is `imbench` unless a path gives another.
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let (rest, tls) = match url.strip_prefix("nats+tls://") {
-            Some(rest) => (rest, true),
-            None => (
-                url.strip_prefix("nats://")
-                    .ok_or_else(|| TargetError::Scheme(url.to_string()))?,
-                false,
-            ),
-        };
+        let (rest, tls) = super::url::strip_scheme(url, "nats://", "nats+tls://")
+            .ok_or_else(|| TargetError::Scheme(url.to_string()))?;
         let parts = super::url::split(rest);
         let decode = |s: &str| super::url::percent_decode(s).ok_or(TargetError::Escape);
         let auth = match parts.userinfo {
