@@ -233,3 +233,110 @@ async fn mqtts_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error()
     drop(broker);
     let _ = std::fs::remove_dir_all(certs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn mqtt_5_accounts_for_every_message_and_keeps_a_persistent_session() {
+    let broker = Mosquitto::start("v5", "allow_anonymous true");
+    // Groups over MQTT 5 are subscribed with No Local: a member's own message coming back
+    // would count as an error, and the helper wants none.
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?version=5")))
+        .await
+        .expect("a run over MQTT 5");
+    assert_every_message_accounted(&outcome.report, "mqtt5", 30);
+
+    let scenario = small_scenario_with(20, 20.0, Duration::from_secs(2), "");
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?version=5&qos=2")))
+        .await
+        .expect("QoS 2 over MQTT 5");
+    let c = &outcome.report.runs[0].counters;
+    assert!(c.sent > 300, "{c:?}");
+    assert_eq!((c.acked, c.delivered), (c.sent, c.sent), "{c:?}");
+    assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
+
+    // MQTT 5 ends a session with its connection unless the client asks for an expiry: the
+    // messages for clients that are away are kept only because the driver asks.
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"300ms\"\nabrupt = 0.5\n";
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), churn);
+    let outcome = imbench_loadgen::run(config(
+        scenario,
+        broker.target("", "?version=5&session=persistent"),
+    ))
+    .await
+    .expect("persistent sessions over MQTT 5");
+    let run = &outcome.report.runs[0];
+    assert_eq!(run.transport, "mqtt5-persistent");
+    let c = &run.counters;
+    assert!(c.reconnects >= 10, "{c:?}");
+    assert_eq!(c.expected, c.delivered, "{c:?}");
+    assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_message_an_mqtt_5_broker_refuses_is_counted_rejected_not_lost() {
+    // Anonymous clients may write to users' topics and only read groups'.
+    let dir = Daemon::folder("mosquitto-acl");
+    let acl = dir.join("acl");
+    std::fs::write(
+        &acl,
+        "topic readwrite imbench/u/#\ntopic read imbench/g/#\n",
+    )
+    .unwrap();
+    let broker = Mosquitto::start(
+        "v5-acl",
+        &format!("allow_anonymous true\nacl_file {}", acl.display()),
+    );
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    let outcome = imbench_loadgen::run(config(scenario.clone(), broker.target("", "?version=5")))
+        .await
+        .expect("a run over MQTT 5");
+    let run = &outcome.report.runs[0];
+    let (c, g) = (&run.counters, run.group.as_ref().expect("groups"));
+    // The broker answers each group message with "not authorized": refused, so nobody is
+    // owed it. Direct messages go through.
+    assert!(g.rejected > 20, "{g:?}");
+    assert_eq!(g.acked, 0, "{g:?}");
+    assert_eq!((c.lost, g.counts.lost), (0, 0), "{c:?} {g:?}");
+    assert!(c.delivered > 300, "{c:?}");
+    assert_eq!(c.expected, c.delivered, "{c:?}");
+
+    // MQTT 3.1.1 has no word for it: the broker acknowledges and drops the message, and the
+    // run counts it lost.
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+        .await
+        .expect("a run over MQTT 3.1.1");
+    let run = &outcome.report.runs[0];
+    let g = run.group.as_ref().expect("groups");
+    assert_eq!(g.rejected, 0, "{g:?}");
+    assert!(g.counts.lost > 0, "{g:?}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn mqtt_5_says_when_a_direct_message_had_nobody_to_go_to() {
+    let broker = Mosquitto::start("v5-away", "allow_anonymous true");
+    // Clean sessions: while a client is away nobody is subscribed to its topic, and an MQTT 5
+    // broker's PUBACK says "no matching subscribers".
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"300ms\"\n";
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), churn);
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?version=5")))
+        .await
+        .expect("clean sessions over MQTT 5");
+    let run = &outcome.report.runs[0];
+    let c = &run.counters;
+    assert!(c.reconnects >= 10, "{c:?}");
+    assert!(c.rejected > 0, "{c:?}");
+    assert_eq!(c.rejected_busy, 0, "{c:?}");
+    assert_eq!(c.acked + c.rejected, c.sent, "{c:?}");
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("counted in `rejected`")),
+        "{:?}",
+        run.notes
+    );
+}

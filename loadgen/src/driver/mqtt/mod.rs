@@ -1,0 +1,494 @@
+//! The MQTT driver: imbench's clients against an MQTT 3.1.1 or MQTT 5 broker, through the
+//! `rumqttc` client.
+//!
+//! How the chat maps onto MQTT:
+//!
+//! - **connect**: CONNECT with client id `imbench-USER` (a user and password when the target
+//!   has them), clean or persistent session as the target asks, then SUBSCRIBE to the user's
+//!   topic `PREFIX/u/USER`; the client is online at the SUBACK.
+//! - **direct**: PUBLISH to the recipient's topic.
+//! - **group**: PUBLISH to `PREFIX/g/GROUP`; members are the clients subscribed to it. Join is
+//!   SUBSCRIBE (in effect at its SUBACK), Leave is UNSUBSCRIBE (at its UNSUBACK). MQTT 3.1.1
+//!   sends a group message back to its sender too (it has no "not to me" option); the driver
+//!   drops that copy. MQTT 5 subscribes with No Local, so the broker does not send it; a copy
+//!   that comes anyway is counted as unexpected.
+//! - **ack**: PUBACK at QoS 1, PUBCOMP at QoS 2. QoS 0 has no answer at all, and is refused.
+//!   An MQTT 5 broker may answer with a reason code of failure instead: the message is counted
+//!   rejected (`busy` for "quota exceeded"); "no matching subscribers" is an ack.
+//! - **offline**: with a persistent session (`?session=persistent`) the broker keeps QoS 1 and
+//!   2 messages for a client that is away and sends them when it is back; with a clean one
+//!   (the default) nothing is kept and what was sent to an absent client is lost. MQTT 5
+//!   asks the broker to keep a persistent session for an hour after its client has gone.
+//! - **received**: a delivery is acknowledged to the broker (PUBACK at QoS 1, PUBREC at QoS
+//!   2) only once the events side has handed it to the client, not when the library reads
+//!   it: rumqttc reads packets in batches and would acknowledge a whole batch at once, so a
+//!   client cut off abruptly in the middle of one lost messages the broker counted delivered.
+//!
+//! As on NATS, the sender and message id travel in front of the body ([`super::envelope`]).
+//!
+//! `rumqttc` keeps the MQTT state (packet ids, the QoS 1 and 2 flows, keep-alive pings) in an
+//! event loop that the events side polls; the sending side hands it requests in order, and
+//! tells the events side, in the same order, which message or group each packet id will
+//! answer for. The two protocol versions are rumqttc's two clients, behind [`wire`].
+
+mod target;
+mod wire;
+
+pub use target::{MqttTarget, TargetError, Version};
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use imbench_proto::{Dest, ErrorCode};
+use rumqttc::Outgoing;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use super::{envelope, ConnectError, Event, Events, Op, Sender, Session, SessionError};
+use wire::{Client, Failure, Loop, Polled, Refusal};
+
+/// Logs clients in to one broker.
+pub struct MqttDriver {
+    target: std::sync::Arc<MqttTarget>,
+    /// Users whose persistent session left by an earlier run was cleared in this one.
+    cleared: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl MqttDriver {
+    /// Clients of `target`.
+    pub fn new(target: MqttTarget) -> Self {
+        Self {
+            target: std::sync::Arc::new(target),
+            cleared: Default::default(),
+        }
+    }
+
+    /// What the clients connect to.
+    pub fn describe(&self) -> String {
+        self.target.describe()
+    }
+
+    /// Ends a persistent session an earlier run left for `user`: its subscriptions (another
+    /// run's groups) and what the broker kept for it would otherwise arrive in this run. A
+    /// connection with a clean session discards it; the next one starts a fresh persistent one.
+    async fn clear_old_session(&self, user: u64) {
+        let (client, mut eventloop) = wire::client(&self.target, user, true);
+        // The first poll connects: CONNECT and its CONNACK.
+        if eventloop.poll().await.is_err() {
+            // The connection proper says what is wrong, in its own words.
+            return;
+        }
+        let _ = client.disconnect().await;
+        while let Ok(event) = eventloop.poll().await {
+            if matches!(event, Polled::Sent(Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    }
+
+    /// Connects as `user` and subscribes to its topic; `Ok` at the SUBACK.
+    pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
+        let target = &self.target;
+        let first = target.persistent
+            && self
+                .cleared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(user);
+        if first {
+            self.clear_old_session(user).await;
+        }
+        let (client, mut eventloop) = wire::client(target, user, !target.persistent);
+        let where_ = format!("{}:{}", target.host, target.port);
+        client
+            .subscribe(target.user_topic(user), target.qos(), false)
+            .await
+            .map_err(|_| {
+                ConnectError::Failed("subscribing: the client's event loop has gone".into())
+            })?;
+        // With a persistent session the broker sends what it kept as soon as the connection is
+        // back, before the SUBACK: those are deliveries, handed to the events side.
+        let mut early = std::collections::VecDeque::new();
+        loop {
+            match eventloop.poll().await {
+                Ok(e @ Polled::Message { .. }) => early.push_back(e),
+                Ok(Polled::SubAck { refused, .. }) => {
+                    if refused {
+                        return Err(ConnectError::Refused(format!(
+                            "the broker at {where_} refused the subscription to {}",
+                            target.user_topic(user)
+                        )));
+                    }
+                    break;
+                }
+                Ok(_) => {}
+                Err(Failure::Refused {
+                    code,
+                    credentials,
+                    version,
+                }) => {
+                    let hint = if credentials {
+                        " (check the user and password in the mqtt:// target)"
+                    } else if version {
+                        " (the broker does not speak the MQTT version asked for: try version=3.1.1)"
+                    } else {
+                        ""
+                    };
+                    return Err(ConnectError::Refused(format!(
+                        "the broker at {where_} refused the connection: {code}{hint}"
+                    )));
+                }
+                Err(Failure::Io(e)) => {
+                    return Err(ConnectError::Failed(format!(
+                        "connecting to the broker at {where_}: {e}"
+                    )))
+                }
+                // A handshake that fails is the target's TLS set-up, not the broker's load.
+                Err(Failure::Tls(e)) => {
+                    let why = match (&e, &target.tls) {
+                        (rumqttc::TlsError::Io(io), Some(tls)) => {
+                            tls.handshake_failed(io, &target.host, "mqtt://")
+                        }
+                        (other, _) => format!("the TLS handshake failed: {other}"),
+                    };
+                    return Err(ConnectError::Misconfigured(format!("{where_}: {why}")));
+                }
+                Err(e) => {
+                    // A TLS listener drops a plain CONNECT without a word.
+                    let tls = if target.tls.is_none() {
+                        " (a TLS listener takes mqtts://)"
+                    } else {
+                        ""
+                    };
+                    return Err(ConnectError::Failed(format!(
+                        "{where_} did not answer as an MQTT broker ({}): is this an MQTT port?{tls}",
+                        e.describe()
+                    )));
+                }
+            }
+        }
+        let (pending_tx, pending_rx) = unbounded_channel();
+        let abort = std::sync::Arc::new(tokio::sync::Notify::new());
+        let acks = client.clone();
+        Ok(Session {
+            sender: Sender::Mqtt(MqttSender {
+                target: target.clone(),
+                user,
+                client: Some(client),
+                queued: Vec::new(),
+                pending: pending_tx,
+                abort: abort.clone(),
+            }),
+            events: Events::Mqtt(Box::new(MqttEvents {
+                target: target.clone(),
+                user,
+                acks,
+                eventloop,
+                pending: pending_rx,
+                by_pkid: HashMap::new(),
+                subscribing: HashMap::new(),
+                abort,
+                early,
+                done: false,
+            })),
+            side_streams: None,
+            login: super::Login::Full,
+            migrator: None,
+        })
+    }
+}
+
+/// A request the event loop will number, in the order the sender handed it over.
+#[derive(Debug)]
+enum Pending {
+    /// A message, and whether it is for one user (not a group).
+    Publish {
+        msg_id: u64,
+        direct: bool,
+    },
+    Subscribe(u64),
+    Unsubscribe(u64),
+}
+
+/// What a request queued by the client becomes.
+enum Queued {
+    Publish { topic: String, payload: Bytes },
+    Subscribe(u64),
+    Unsubscribe(u64),
+}
+
+/// A session's operations, handed to its event loop.
+pub struct MqttSender {
+    target: std::sync::Arc<MqttTarget>,
+    user: u64,
+    client: Option<Client>,
+    queued: Vec<(Queued, Pending)>,
+    pending: UnboundedSender<Pending>,
+    /// Tells the events side to drop the connection.
+    abort: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl MqttSender {
+    /// Takes `op` into the pending batch.
+    pub fn queue(&mut self, op: Op) -> Result<(), SessionError> {
+        if self.client.is_none() {
+            return Err(SessionError::Closed);
+        }
+        match op {
+            Op::Send { msg_id, to, body } => {
+                let topic = match to {
+                    Dest::User(u) => self.target.user_topic(u),
+                    Dest::Group(g) => self.target.group_topic(g),
+                };
+                self.queued.push((
+                    Queued::Publish {
+                        topic,
+                        payload: envelope::wrap(self.user, msg_id, &body),
+                    },
+                    Pending::Publish {
+                        msg_id,
+                        direct: matches!(to, Dest::User(_)),
+                    },
+                ));
+            }
+            Op::Join { group } => self
+                .queued
+                .push((Queued::Subscribe(group), Pending::Subscribe(group))),
+            Op::Leave { group } => self
+                .queued
+                .push((Queued::Unsubscribe(group), Pending::Unsubscribe(group))),
+            // The broker's own session state decides what is kept for a reconnect.
+            Op::Receipt { .. } => {}
+            Op::FileOffer { .. } | Op::FileChunk { .. } => {
+                return Err(SessionError::Unsupported(
+                    "the MQTT driver carries no files",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the batch to the event loop.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        let Some(client) = &self.client else {
+            return Err(SessionError::Closed);
+        };
+        let qos = self.target.qos();
+        for (request, pending) in self.queued.drain(..) {
+            // Before the request, so the events side knows it when its packet id shows.
+            let _ = self.pending.send(pending);
+            let sent = match request {
+                Queued::Publish { topic, payload } => client.publish(topic, qos, payload).await,
+                // Not its own messages, where the protocol can say so (MQTT 5).
+                Queued::Subscribe(g) => {
+                    client
+                        .subscribe(self.target.group_topic(g), qos, true)
+                        .await
+                }
+                Queued::Unsubscribe(g) => client.unsubscribe(self.target.group_topic(g)).await,
+            };
+            sent.map_err(|_| SessionError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// DISCONNECT, then the event loop ends.
+    pub async fn close(&mut self, _reason: &str) {
+        let _ = self.flush().await;
+        if let Some(client) = self.client.take() {
+            let _ = client.disconnect().await;
+        }
+    }
+
+    /// Ends at once: the events side drops the connection, with no DISCONNECT. (Dropping the
+    /// client is not enough: the event loop keeps a handle of its own to its requests.)
+    pub fn abort(&mut self, _reason: &str) {
+        self.queued.clear();
+        self.client = None;
+        self.abort.notify_one();
+    }
+}
+
+impl Drop for MqttSender {
+    fn drop(&mut self) {
+        // A sender gone without closing ends the session as it always did when the request
+        // channel closed; the events side now keeps a handle of its own (for its acks), so it
+        // is told.
+        if self.client.is_some() {
+            self.abort.notify_one();
+        }
+    }
+}
+
+/// What the broker sends a session, as events.
+pub struct MqttEvents {
+    target: std::sync::Arc<MqttTarget>,
+    user: u64,
+    /// Acknowledges deliveries once handed over (manual acks).
+    acks: Client,
+    eventloop: Loop,
+    pending: UnboundedReceiver<Pending>,
+    /// Packet id → the message it acknowledges, and whether it is a direct one.
+    by_pkid: HashMap<u16, (u64, bool)>,
+    /// Packet id → the group a SUBSCRIBE or UNSUBSCRIBE was for (SUBACK and UNSUBACK tell
+    /// which).
+    subscribing: HashMap<u16, u64>,
+    /// The sending side cut the session.
+    abort: std::sync::Arc<tokio::sync::Notify>,
+    /// Events that arrived while the session was being opened.
+    early: std::collections::VecDeque<Polled>,
+    done: bool,
+}
+
+impl MqttEvents {
+    /// The next event; `None` when the session ended.
+    pub async fn next(&mut self) -> Result<Option<Event>, SessionError> {
+        while let Some(e) = self.early.pop_front() {
+            if let Some(e) = self.on(e) {
+                return Ok(Some(e));
+            }
+        }
+        while !self.done {
+            let polled = tokio::select! {
+                biased;
+                _ = self.abort.notified() => {
+                    self.eventloop.drop_connection();
+                    self.done = true;
+                    return Ok(None);
+                }
+                polled = self.eventloop.poll() => polled,
+            };
+            let event = match polled {
+                Ok(e) => e,
+                // The loop would reconnect if polled again; a session ends here.
+                Err(Failure::RequestsDone) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(SessionError::Protocol(format!("MQTT: {}", e.describe())));
+                }
+            };
+            if let Some(e) = self.on(event) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    fn on(&mut self, polled: Polled) -> Option<Event> {
+        let acked = |by_pkid: &mut HashMap<u16, (u64, bool)>, pkid, refused: Option<Refusal>| {
+            let (msg_id, direct) = by_pkid.remove(&pkid)?;
+            let code = match refused {
+                None => return Some(Event::Acked { msg_id }),
+                Some(Refusal::Busy) => ErrorCode::BUSY,
+                Some(Refusal::NotAllowed) => ErrorCode::UNSUPPORTED_DEST,
+                Some(Refusal::Other) => ErrorCode::UNEXPECTED_FRAME,
+                // The broker has said nobody will get it: for a direct message, its recipient
+                // was not online (a group's members are the group ledger's to count).
+                Some(Refusal::NoSubscribers) if direct => ErrorCode::RECIPIENT_OFFLINE,
+                Some(Refusal::NoSubscribers) => return Some(Event::Acked { msg_id }),
+            };
+            Some(Event::Rejected { msg_id, code })
+        };
+        let qos = self.target.qos;
+        match polled {
+            Polled::Sent(Outgoing::Publish(pkid)) => {
+                if let Ok(Pending::Publish { msg_id, direct }) = self.pending.try_recv() {
+                    self.by_pkid.insert(pkid, (msg_id, direct));
+                }
+                None
+            }
+            Polled::Sent(Outgoing::Subscribe(pkid)) => {
+                if let Ok(Pending::Subscribe(g)) = self.pending.try_recv() {
+                    self.subscribing.insert(pkid, g);
+                }
+                None
+            }
+            Polled::Sent(Outgoing::Unsubscribe(pkid)) => {
+                if let Ok(Pending::Unsubscribe(g)) = self.pending.try_recv() {
+                    self.subscribing.insert(pkid, g);
+                }
+                None
+            }
+            Polled::Sent(Outgoing::Disconnect) => {
+                self.done = true;
+                Some(Event::Closed {
+                    reason: "disconnected".into(),
+                })
+            }
+            Polled::Message {
+                topic,
+                payload,
+                incoming,
+            } => {
+                let event = self.delivered(&topic, payload);
+                // Handed over (or dropped as not the client's): the broker may forget it.
+                self.eventloop.ack(&self.acks, &incoming);
+                event
+            }
+            Polled::PubAck { pkid, refused } if qos == 1 => acked(&mut self.by_pkid, pkid, refused),
+            // At QoS 2 a PUBREC that refuses ends the flow; one that takes it goes on to PUBCOMP,
+            // and so does "no subscribers" for a group message, acked there.
+            Polled::PubRec {
+                pkid,
+                refused: Some(why),
+            } if qos == 2 => {
+                let direct = self.by_pkid.get(&pkid).is_some_and(|&(_, direct)| direct);
+                if why == Refusal::NoSubscribers && !direct {
+                    return None;
+                }
+                acked(&mut self.by_pkid, pkid, Some(why))
+            }
+            Polled::PubComp { pkid } if qos == 2 => acked(&mut self.by_pkid, pkid, None),
+            Polled::SubAck { pkid, refused } => {
+                let group = self.subscribing.remove(&pkid)?;
+                Some(if refused {
+                    Event::GroupRefused {
+                        group,
+                        code: ErrorCode::NOT_A_MEMBER,
+                    }
+                } else {
+                    Event::Joined { group }
+                })
+            }
+            Polled::UnsubAck { pkid } => {
+                let group = self.subscribing.remove(&pkid)?;
+                Some(Event::Left { group })
+            }
+            Polled::Disconnected { reason } => {
+                self.done = true;
+                Some(Event::Closed { reason })
+            }
+            _ => None,
+        }
+    }
+
+    fn delivered(&self, topic: &str, payload: Bytes) -> Option<Event> {
+        let Some((from, msg_id, body)) = envelope::open(payload) else {
+            return Some(Event::Unexpected {
+                what: "an MQTT message without imbench's envelope",
+            });
+        };
+        let Some(to) = self.target.dest_of(topic) else {
+            return Some(Event::Unexpected {
+                what: "an MQTT message on a topic the client never subscribed to",
+            });
+        };
+        if from == self.user && matches!(to, Dest::Group(_)) {
+            return match self.target.version {
+                // MQTT 3.1.1 sends a member's own group message back to it.
+                Version::V3_1_1 => None,
+                Version::V5 => Some(Event::Unexpected {
+                    what: "an MQTT 5 broker sent a member its own group message (No Local)",
+                }),
+            };
+        }
+        Some(Event::Delivered {
+            msg_id,
+            from,
+            to,
+            body,
+        })
+    }
+}

@@ -1,0 +1,465 @@
+//! The two MQTT protocol versions behind one face: rumqttc has a client and an event loop for
+//! 3.1.1 and others, with their own packet types, for 5. The driver speaks to [`Client`] and
+//! [`Loop`] and reads [`Polled`]; only this file knows which version is under them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5 as p5;
+use rumqttc::Outgoing;
+
+use super::target::{MqttTarget, Version};
+
+/// Largest packet either way: MQTT's own limit is 256 MiB, rumqttc's default 10 KiB.
+const MAX_PACKET: usize = 1024 * 1024;
+
+/// Requests a client may have queued for its event loop.
+pub(super) const REQUEST_CAPACITY: usize = 4096;
+
+/// Messages a client may have sent and not yet seen acknowledged (the broker may ask for
+/// fewer). rumqttc's 3.1.1 client allows 100 by default; its MQTT 5 client would allow 65,535
+/// and allocate a slot for each up front, megabytes per client: at 30 clients on a busy
+/// machine a connect took 100 ms instead of 0.5 ms. Both are given this.
+const INFLIGHT: u16 = 100;
+
+/// How long an MQTT 5 broker keeps a persistent session after its client has gone. (3.1.1
+/// has no such setting: the broker keeps it until told otherwise.) A run's clients are away
+/// for seconds; an hour bounds what a run leaves on the broker.
+const SESSION_EXPIRY_SECS: u32 = 3600;
+
+/// The requesting side of one connection.
+#[derive(Clone)]
+pub(super) enum Client {
+    V3(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+/// The connection itself: the event loop that reads, writes and keeps the MQTT state (boxed:
+/// either is large).
+pub(super) enum Loop {
+    V3(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+/// A message the broker delivered, kept to acknowledge it once handed over (boxed: an MQTT 5
+/// PUBLISH carries its properties).
+pub(super) enum Incoming {
+    V3(Box<rumqttc::Publish>),
+    V5(Box<p5::Publish>),
+}
+
+/// What one poll of the loop brought, in the terms the driver needs.
+pub(super) enum Polled {
+    /// A request went out with this packet id.
+    Sent(Outgoing),
+    /// The broker delivered a message on `topic`.
+    Message {
+        topic: String,
+        payload: Bytes,
+        incoming: Incoming,
+    },
+    /// PUBACK; `refused` carries an MQTT 5 reason code of failure.
+    PubAck { pkid: u16, refused: Option<Refusal> },
+    /// PUBREC: at QoS 2 only a refusal ends the flow here; success goes on to PUBCOMP.
+    PubRec { pkid: u16, refused: Option<Refusal> },
+    /// PUBCOMP.
+    PubComp { pkid: u16 },
+    /// SUBACK, refused when any filter was.
+    SubAck { pkid: u16, refused: bool },
+    /// UNSUBACK.
+    UnsubAck { pkid: u16 },
+    /// The broker ended the session.
+    Disconnected { reason: String },
+    /// Anything else (CONNACK, pings, PUBREL …).
+    Other,
+}
+
+/// Why an MQTT 5 broker refused a message it was sent, or that it had nobody to send it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// Quota exceeded: the broker is shedding load.
+    Busy,
+    /// Not authorized, or a topic it does not take.
+    NotAllowed,
+    /// Any other reason code of failure.
+    Other,
+    /// Not a failure: the broker took the message and had nobody subscribed to give it to.
+    NoSubscribers,
+}
+
+/// Why a poll failed.
+pub(super) enum Failure {
+    /// The broker answered CONNECT with a refusal; `credentials` when the user or password is
+    /// the reason, `version` when the broker does not speak the version asked for.
+    Refused {
+        code: String,
+        credentials: bool,
+        version: bool,
+    },
+    /// The socket.
+    Io(std::io::Error),
+    /// The TLS handshake.
+    Tls(rumqttc::TlsError),
+    /// The requesting side has gone.
+    RequestsDone,
+    /// Anything else, in rumqttc's words.
+    Other(String),
+}
+
+impl Failure {
+    fn from_v3(e: rumqttc::ConnectionError) -> Self {
+        use rumqttc::ConnectReturnCode as C;
+        use rumqttc::ConnectionError as E;
+        match e {
+            E::ConnectionRefused(code) => Failure::Refused {
+                credentials: matches!(code, C::BadUserNamePassword | C::NotAuthorized),
+                version: matches!(code, C::RefusedProtocolVersion),
+                code: format!("{code:?}"),
+            },
+            E::Io(e) => Failure::Io(e),
+            E::Tls(e) => Failure::Tls(e),
+            E::RequestsDone => Failure::RequestsDone,
+            other => Failure::Other(other.to_string()),
+        }
+    }
+
+    fn from_v5(e: rumqttc::v5::ConnectionError) -> Self {
+        use p5::ConnectReturnCode as C;
+        use rumqttc::v5::ConnectionError as E;
+        match e {
+            E::ConnectionRefused(code) => Failure::Refused {
+                credentials: matches!(code, C::BadUserNamePassword | C::NotAuthorized),
+                version: matches!(
+                    code,
+                    C::RefusedProtocolVersion | C::UnsupportedProtocolVersion
+                ),
+                code: format!("{code:?}"),
+            },
+            E::Io(e) => Failure::Io(e),
+            E::Tls(e) => Failure::Tls(e),
+            E::RequestsDone => Failure::RequestsDone,
+            other => Failure::Other(other.to_string()),
+        }
+    }
+
+    /// The failure in rumqttc's words, for a session that ends on it.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Failure::Refused { code, .. } => format!("connection refused: {code}"),
+            Failure::Io(e) => format!("I/O: {e}"),
+            Failure::Tls(e) => format!("TLS: {e}"),
+            Failure::RequestsDone => "requests done".into(),
+            Failure::Other(e) => e.clone(),
+        }
+    }
+}
+
+/// A client of `user` and its event loop, not yet connected (the loop connects when first
+/// polled). `clean` starts a fresh session and keeps none after the connection.
+pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Loop) {
+    let id = format!("imbench-{user}");
+    // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one is
+    // unacknowledged would wait for the broker's delayed ACK (40 ms on Linux), and the figure
+    // would measure that.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    let transport = target.tls.as_ref().map(|tls| {
+        rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.config()))
+    });
+    match target.version {
+        Version::V3_1_1 => {
+            let mut options = rumqttc::MqttOptions::new(id, &target.host, target.port);
+            options
+                .set_keep_alive(Duration::from_secs(30))
+                .set_clean_session(clean)
+                .set_inflight(INFLIGHT)
+                .set_manual_acks(true)
+                .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+                .set_request_channel_capacity(REQUEST_CAPACITY);
+            if let Some((u, p)) = &target.credentials {
+                options.set_credentials(u, p);
+            }
+            if let Some(t) = transport {
+                options.set_transport(t);
+            }
+            let (client, mut eventloop) = rumqttc::AsyncClient::new(options, REQUEST_CAPACITY);
+            eventloop.set_network_options(network);
+            (Client::V3(client), Loop::V3(Box::new(eventloop)))
+        }
+        Version::V5 => {
+            let mut options = rumqttc::v5::MqttOptions::new(id, &target.host, target.port);
+            options
+                .set_keep_alive(Duration::from_secs(30))
+                .set_clean_start(clean)
+                .set_outgoing_inflight_upper_limit(INFLIGHT)
+                .set_manual_acks(true)
+                .set_max_packet_size(Some(MAX_PACKET as u32))
+                .set_request_channel_capacity(REQUEST_CAPACITY)
+                .set_network_options(network);
+            // MQTT 5 ends a session with its connection unless given an expiry: a persistent
+            // session needs one to be kept at all.
+            if !clean {
+                options.set_session_expiry_interval(Some(SESSION_EXPIRY_SECS));
+            }
+            if let Some((u, p)) = &target.credentials {
+                options.set_credentials(u, p);
+            }
+            if let Some(t) = transport {
+                options.set_transport(t);
+            }
+            let (client, eventloop) = rumqttc::v5::AsyncClient::new(options, REQUEST_CAPACITY);
+            (Client::V5(client), Loop::V5(Box::new(eventloop)))
+        }
+    }
+}
+
+fn qos5(qos: rumqttc::QoS) -> rumqttc::v5::mqttbytes::QoS {
+    match qos {
+        rumqttc::QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        rumqttc::QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        rumqttc::QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+/// The requests fail only when the event loop has gone.
+#[derive(Debug)]
+pub(super) struct LoopGone;
+
+impl Client {
+    pub(super) async fn publish(
+        &self,
+        topic: String,
+        qos: rumqttc::QoS,
+        payload: Bytes,
+    ) -> Result<(), LoopGone> {
+        match self {
+            Client::V3(c) => c
+                .publish_bytes(topic, qos, false, payload)
+                .await
+                .map_err(|_| LoopGone),
+            Client::V5(c) => c
+                .publish_bytes(topic, qos5(qos), false, payload)
+                .await
+                .map_err(|_| LoopGone),
+        }
+    }
+
+    /// SUBSCRIBE; `not_own` asks an MQTT 5 broker not to send the client what it publishes
+    /// itself (No Local). 3.1.1 has no such option.
+    pub(super) async fn subscribe(
+        &self,
+        topic: String,
+        qos: rumqttc::QoS,
+        not_own: bool,
+    ) -> Result<(), LoopGone> {
+        match self {
+            Client::V3(c) => c.subscribe(topic, qos).await.map_err(|_| LoopGone),
+            Client::V5(c) => {
+                let mut filter = p5::Filter::new(topic, qos5(qos));
+                filter.nolocal = not_own;
+                c.subscribe_many([filter]).await.map_err(|_| LoopGone)
+            }
+        }
+    }
+
+    pub(super) async fn unsubscribe(&self, topic: String) -> Result<(), LoopGone> {
+        match self {
+            Client::V3(c) => c.unsubscribe(topic).await.map_err(|_| LoopGone),
+            Client::V5(c) => c.unsubscribe(topic).await.map_err(|_| LoopGone),
+        }
+    }
+
+    pub(super) async fn disconnect(&self) -> Result<(), LoopGone> {
+        match self {
+            Client::V3(c) => c.disconnect().await.map_err(|_| LoopGone),
+            Client::V5(c) => c.disconnect().await.map_err(|_| LoopGone),
+        }
+    }
+}
+
+impl Loop {
+    /// The next thing the connection brought.
+    pub(super) async fn poll(&mut self) -> Result<Polled, Failure> {
+        match self {
+            Loop::V3(l) => l.poll().await.map(polled_v3).map_err(Failure::from_v3),
+            Loop::V5(l) => match l.poll().await {
+                Ok(event) => Ok(polled_v5(event)),
+                // MQTT 5 brokers say why they end a session; rumqttc makes it an error.
+                Err(rumqttc::v5::ConnectionError::MqttState(
+                    rumqttc::v5::StateError::ServerDisconnect {
+                        reason_code,
+                        reason_string,
+                    },
+                )) => Ok(Polled::Disconnected {
+                    reason: match reason_string {
+                        Some(why) => format!("the broker disconnected: {reason_code:?}, {why}"),
+                        None => format!("the broker disconnected: {reason_code:?}"),
+                    },
+                }),
+                Err(e) => Err(Failure::from_v5(e)),
+            },
+        }
+    }
+
+    /// Closes the socket as it is, like a client that vanished: no DISCONNECT.
+    pub(super) fn drop_connection(&mut self) {
+        match self {
+            Loop::V3(l) => l.network = None,
+            // `clean` also moves what was in flight to the loop's own queue; the loop is not
+            // polled again.
+            Loop::V5(l) => l.clean(),
+        }
+    }
+
+    /// Acknowledges a delivery (PUBACK at QoS 1, PUBREC at QoS 2) through `client`. A full
+    /// request queue leaves the ack to the loop's own queue, sent after it.
+    pub(super) fn ack(&mut self, client: &Client, incoming: &Incoming) {
+        match (self, client, incoming) {
+            (Loop::V3(l), Client::V3(c), Incoming::V3(p)) => {
+                if let Err(rumqttc::ClientError::TryRequest(ack)) = c.try_ack(p) {
+                    l.pending.push_back(ack);
+                }
+            }
+            (Loop::V5(l), Client::V5(c), Incoming::V5(p)) => {
+                if let Err(rumqttc::v5::ClientError::TryRequest(ack)) = c.try_ack(p) {
+                    l.pending.push_back(ack);
+                }
+            }
+            // One client and its loop are made together, of one version.
+            _ => {}
+        }
+    }
+}
+
+fn polled_v3(event: rumqttc::Event) -> Polled {
+    use rumqttc::Packet as P;
+    let packet = match event {
+        rumqttc::Event::Outgoing(o) => return Polled::Sent(o),
+        rumqttc::Event::Incoming(packet) => packet,
+    };
+    match packet {
+        P::Publish(p) => Polled::Message {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            incoming: Incoming::V3(Box::new(p)),
+        },
+        P::PubAck(a) => Polled::PubAck {
+            pkid: a.pkid,
+            refused: None,
+        },
+        P::PubRec(r) => Polled::PubRec {
+            pkid: r.pkid,
+            refused: None,
+        },
+        P::PubComp(c) => Polled::PubComp { pkid: c.pkid },
+        P::SubAck(ack) => Polled::SubAck {
+            pkid: ack.pkid,
+            refused: ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)),
+        },
+        P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
+        P::Disconnect => Polled::Disconnected {
+            reason: "the broker disconnected".into(),
+        },
+        _ => Polled::Other,
+    }
+}
+
+fn polled_v5(event: rumqttc::v5::Event) -> Polled {
+    use p5::Packet as P;
+    let packet = match event {
+        rumqttc::v5::Event::Outgoing(o) => return Polled::Sent(o),
+        rumqttc::v5::Event::Incoming(packet) => packet,
+    };
+    match packet {
+        // A topic that is not UTF-8 names nobody of this run; the driver says so.
+        P::Publish(p) => Polled::Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload.clone(),
+            incoming: Incoming::V5(Box::new(p)),
+        },
+        P::PubAck(a) => Polled::PubAck {
+            pkid: a.pkid,
+            refused: puback_refusal(&a.reason),
+        },
+        P::PubRec(r) => Polled::PubRec {
+            pkid: r.pkid,
+            refused: pubrec_refusal(&r.reason),
+        },
+        P::PubComp(c) => Polled::PubComp { pkid: c.pkid },
+        P::SubAck(ack) => Polled::SubAck {
+            pkid: ack.pkid,
+            refused: ack
+                .return_codes
+                .iter()
+                .any(|c| !matches!(c, p5::SubscribeReasonCode::Success(_))),
+        },
+        P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
+        P::Disconnect(d) => Polled::Disconnected {
+            reason: format!("the broker disconnected: {:?}", d.reason_code),
+        },
+        _ => Polled::Other,
+    }
+}
+
+/// "No matching subscribers" is a success code: the broker took the message and had nobody to
+/// give it to (a recipient that is away with a clean session, or not yet connected).
+fn puback_refusal(reason: &p5::PubAckReason) -> Option<Refusal> {
+    use p5::PubAckReason as R;
+    match reason {
+        R::Success => None,
+        R::NoMatchingSubscribers => Some(Refusal::NoSubscribers),
+        R::QuotaExceeded => Some(Refusal::Busy),
+        R::NotAuthorized | R::TopicNameInvalid => Some(Refusal::NotAllowed),
+        _ => Some(Refusal::Other),
+    }
+}
+
+fn pubrec_refusal(reason: &p5::PubRecReason) -> Option<Refusal> {
+    use p5::PubRecReason as R;
+    match reason {
+        R::Success => None,
+        R::NoMatchingSubscribers => Some(Refusal::NoSubscribers),
+        R::QuotaExceeded => Some(Refusal::Busy),
+        R::NotAuthorized | R::TopicNameInvalid => Some(Refusal::NotAllowed),
+        _ => Some(Refusal::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_5_reason_codes_of_failure_are_refusals_and_no_subscribers_is_told_apart() {
+        use p5::{PubAckReason as A, PubRecReason as R};
+        for (reason, refusal) in [
+            (A::Success, None),
+            (A::NoMatchingSubscribers, Some(Refusal::NoSubscribers)),
+            (A::QuotaExceeded, Some(Refusal::Busy)),
+            (A::NotAuthorized, Some(Refusal::NotAllowed)),
+            (A::UnspecifiedError, Some(Refusal::Other)),
+        ] {
+            assert_eq!(puback_refusal(&reason), refusal, "{reason:?}");
+        }
+        for (reason, refusal) in [
+            (R::Success, None),
+            (R::NoMatchingSubscribers, Some(Refusal::NoSubscribers)),
+            (R::TopicNameInvalid, Some(Refusal::NotAllowed)),
+        ] {
+            assert_eq!(pubrec_refusal(&reason), refusal, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn the_target_s_version_picks_the_client() {
+        let target = MqttTarget::parse("mqtt://127.0.0.1:1?version=5").unwrap();
+        let (made, _loop) = client(&target, 1, true);
+        assert!(matches!(made, Client::V5(_)));
+        let target = MqttTarget::parse("mqtt://127.0.0.1:1").unwrap();
+        let (made, _loop) = client(&target, 1, true);
+        assert!(matches!(made, Client::V3(_)));
+    }
+}
