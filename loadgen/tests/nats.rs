@@ -254,3 +254,41 @@ fn http_get(port: u16, path: &str) -> String {
         .map(|(_, body)| body.to_string())
         .unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_lost() {
+    let nats = NatsServer::start("late", "");
+    let dir = nats.daemon.dir.clone();
+    // All at once, one login at a time: the last clients are in well after sending began,
+    // their partners send to them before, and core NATS has nobody to give those messages to.
+    let toml = TINY_TOML
+        .replace("clients = 10", "clients = 100")
+        .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
+        .replace("rate = 20.0", "rate = 50.0")
+        .replace("arrival = \"constant\"", "arrival = \"poisson\"")
+        .replace("pick = \"ring\"", "pick = \"random\"")
+        .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n");
+    std::fs::write(dir.join("late.toml"), toml).unwrap();
+    let url = nats.url("");
+    let (_, text) = imbench_in(
+        &dir,
+        &["run", "late.toml", "--target", &url, "--out", "late"],
+    );
+    let report: imbench_loadgen::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("late/report.json")).unwrap())
+            .unwrap();
+    let run = &report.runs[0];
+    assert!(run.counters.lost > 0, "{text}");
+    assert!(
+        text.contains("logged in only after sending had begun"),
+        "{text}"
+    );
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("logged in only after sending had begun")),
+        "{:?}",
+        run.notes
+    );
+}

@@ -58,6 +58,9 @@ pub struct RunContext {
     pub notes: Vec<String>,
     /// Client addresses out of reach on the run's emulated path (handovers), when it has one.
     pub outages: Option<imbench_netpath::Outages>,
+    /// Clients whose first login completed after sending had begun: messages sent to them
+    /// before then found nobody, which a system that keeps nothing for an absent client loses.
+    pub late_logins: AtomicU64,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -90,6 +93,7 @@ impl RunContext {
             timer,
             notes,
             outages: None,
+            late_logins: AtomicU64::new(0),
             plan,
             ledger,
             files: crate::measure::file_ledger::FileLedger::default(),

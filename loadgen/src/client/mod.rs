@@ -105,6 +105,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     };
     counters.connected.store(true, Relaxed);
+    if ctx.clock.now_us() > ctx.send_start_us {
+        ctx.late_logins.fetch_add(1, Relaxed);
+    }
     let streams = conn.side_streams.clone();
     if let Some(q) = &streams {
         // Files come to a QUIC client on streams of their own.

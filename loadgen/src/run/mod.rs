@@ -190,6 +190,16 @@ impl ServerSpec {
     }
 }
 
+/// A ramp-up as a note gives it: `20ms` below a second (where `0.0s` would hide it), `2.0s`
+/// from there.
+fn short_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis().max(1))
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 /// What a system's name gains when its clients use TLS.
 fn tls_tag(tls: bool) -> &'static str {
     if tls {
@@ -556,6 +566,20 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             "the server refused {refused} of {sent} messages sent ({:.1} %): latencies are of \
              those it accepted; add an SLO such as `rejected == 0` to fail such a run",
             refused as f64 * 100.0 / sent.max(1) as f64
+        ));
+    }
+    let late = ctx.late_logins.load(std::sync::atomic::Ordering::Relaxed);
+    let short = totals.rejected > 0 || totals.delivered < totals.sent;
+    if late > 0
+        && short
+        && config.shard.is_none()
+        && matches!(config.server, ServerSpec::Nats(_) | ServerSpec::Mqtt(_))
+    {
+        // NATS keeps nothing for a client that is not there, and an MQTT broker has no
+        // session for a client that has not logged in yet (an earlier run's is cleared).
+        notes.push(format!(
+            "{late} clients logged in only after sending had begun (the ramp-up of {} was shorter than their logins took): a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5, `rejected`); a longer --ramp-up gives every client time",
+            short_duration(ctx.scenario.ramp_up)
         ));
     }
     if let Some(ns) = &config.namespace {
@@ -986,9 +1010,9 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
         )
     };
     let note = format!(
-        "{asked}, more than the connect rate of {}/s ({whose}): ramping up over {:.1}s instead",
+        "{asked}, more than the connect rate of {}/s ({whose}): ramping up over {} instead",
         per_s(rate),
-        needed.as_secs_f64()
+        short_duration(needed)
     );
     s.ramp_up = needed;
     vec![note]
