@@ -304,13 +304,28 @@ async fn a_message_an_mqtt_5_broker_refuses_is_counted_rejected_not_lost() {
 
     // MQTT 3.1.1 has no word for it: the broker acknowledges and drops the message, and the
     // run counts it lost.
-    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+    let outcome = imbench_loadgen::run(config(scenario.clone(), broker.target("", "")))
         .await
         .expect("a run over MQTT 3.1.1");
     let run = &outcome.report.runs[0];
     let g = run.group.as_ref().expect("groups");
     assert_eq!(g.rejected, 0, "{g:?}");
     assert!(g.counts.lost > 0, "{g:?}");
+
+    // At QoS 2 the MQTT 5 client cannot go on after a refusal (bytebeamio/rumqtt#1060): the
+    // session ends and says so, rather than going quiet and having the broker blamed.
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?version=5&qos=2")))
+        .await
+        .expect("a run over MQTT 5 at QoS 2");
+    assert_eq!(outcome.report.verdict, Verdict::Invalid);
+    let run = &outcome.report.runs[0];
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("NotAuthorized in its PUBREC") && p.contains("use qos=1")),
+        "{:?}",
+        run.problems
+    );
     drop(broker);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -339,4 +354,32 @@ async fn mqtt_5_says_when_a_direct_message_had_nobody_to_go_to() {
         "{:?}",
         run.notes
     );
+}
+
+// Needs no broker: it runs with every `cargo test`.
+#[tokio::test]
+async fn a_port_that_answers_but_not_as_mqtt_is_a_usage_error() {
+    // An HTTP answer to CONNECT, as a proxy or a web server on the wrong port gives.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten().take(8) {
+            let mut first = [0u8; 64];
+            let _ = stream.read(&mut first);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let scenario = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    for version in ["3.1.1", "5"] {
+        let url = format!("mqtt://127.0.0.1:{port}?version={version}");
+        let target = ServerSpec::Mqtt(MqttTarget::parse(&url).unwrap());
+        match imbench_loadgen::run(config(scenario.clone(), target)).await {
+            Err(e) => {
+                assert!(e.to_string().contains("not as an MQTT broker"), "{e}");
+                assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE, "{e}");
+            }
+            Ok(_) => panic!("a run went ahead against an HTTP port"),
+        }
+    }
 }

@@ -166,11 +166,16 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
 
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // rumqttc warns once for every message an MQTT 5 broker refuses; the run counts those
+    // already, and a line each would bury the table. RUST_LOG still shows them.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rumqttc=error".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     if let Err(e) = imbench_server::process::lock_in_memory() {

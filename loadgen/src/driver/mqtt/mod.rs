@@ -152,6 +152,13 @@ impl MqttDriver {
                     };
                     return Err(ConnectError::Misconfigured(format!("{where_}: {why}")));
                 }
+                // Something answered, and not with a CONNACK: not an MQTT port (an HTTP
+                // proxy, say), which no load changes.
+                Err(Failure::NotMqtt(e)) => {
+                    return Err(ConnectError::Misconfigured(format!(
+                        "{where_} answered, but not as an MQTT broker ({e}): is this an MQTT port?"
+                    )))
+                }
                 Err(e) => {
                     // A TLS listener drops a plain CONNECT without a word.
                     let tls = if target.tls.is_none() {
@@ -189,6 +196,7 @@ impl MqttDriver {
                 abort,
                 early,
                 done: false,
+                broken: None,
             })),
             side_streams: None,
             login: super::Login::Full,
@@ -337,6 +345,8 @@ pub struct MqttEvents {
     /// Events that arrived while the session was being opened.
     early: std::collections::VecDeque<Polled>,
     done: bool,
+    /// Why the session cannot go on, said at the next call.
+    broken: Option<String>,
 }
 
 impl MqttEvents {
@@ -346,6 +356,10 @@ impl MqttEvents {
             if let Some(e) = self.on(e) {
                 return Ok(Some(e));
             }
+        }
+        if let Some(why) = self.broken.take() {
+            self.done = true;
+            return Err(SessionError::Protocol(why));
         }
         while !self.done {
             let polled = tokio::select! {
@@ -433,10 +447,21 @@ impl MqttEvents {
             Polled::PubRec {
                 pkid,
                 refused: Some(why),
+                reason,
             } if qos == 2 => {
                 let direct = self.by_pkid.get(&pkid).is_some_and(|&(_, direct)| direct);
                 if why == Refusal::NoSubscribers && !direct {
                     return None;
+                }
+                if why != Refusal::NoSubscribers {
+                    // rumqttc 0.25's MQTT 5 client keeps the refused message's place among
+                    // those in flight (bytebeamio/rumqtt#1060): after as many refusals as the
+                    // broker's Receive Maximum, the client sends nothing more, and the run
+                    // would blame the broker. The session ends here, saying why.
+                    self.broken = Some(format!(
+                        "the broker refused a QoS 2 message ({} in its PUBREC), and the MQTT 5 client cannot go on sending after such refusals: use qos=1, or version=3.1.1, to load a broker that refuses messages",
+                        reason.unwrap_or_default()
+                    ));
                 }
                 acked(&mut self.by_pkid, pkid, Some(why))
             }

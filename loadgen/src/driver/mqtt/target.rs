@@ -122,6 +122,21 @@ impl MqttTarget {
                 ("session", "clean") => target.persistent = false,
                 ("session", "persistent") => target.persistent = true,
                 ("ca", file) => ca = Some(file),
+                ("version", v) => {
+                    return Err(TargetError::Option(format!(
+                        "version={v:?}: the MQTT target takes version=3.1.1 (the default; protocol level 4) or version=5"
+                    )))
+                }
+                ("qos", v) => {
+                    return Err(TargetError::Option(format!(
+                        "qos={v:?}: the MQTT target takes qos=1 (the default) or qos=2"
+                    )))
+                }
+                ("session", v) => {
+                    return Err(TargetError::Option(format!(
+                        "session={v:?}: the MQTT target takes session=clean (the default) or session=persistent"
+                    )))
+                }
                 _ => {
                     let value = if value.is_empty() { key.to_string() } else { format!("{key}={value}") };
                     return Err(TargetError::Option(format!(
@@ -242,9 +257,11 @@ mod tests {
             ("mqtt://h:1/a//b", "prefix"),
             ("mqtt://h:1/a/+", "prefix"),
             ("mqtt://h:1?qos=0", "no acknowledgement"),
-            ("mqtt://h:1?qos=3", "unknown option"),
+            ("mqtt://h:1?qos=3", "qos=1 (the default) or qos=2"),
             ("mqtt://h:1?retain=1", "unknown option"),
-            ("mqtt://h:1?version=4", "version=3.1.1|5"),
+            ("mqtt://h:1?version=4", "protocol level 4"),
+            ("mqtt://h:1?version=", "version=3.1.1 (the default"),
+            ("mqtt://h:1?session=sticky", "session=persistent"),
             ("mqtt://h:1?version=5&version=5", "given twice"),
             ("mqtt://h:1?qos=1&qos=2", "given twice"),
             ("mqtt://u:100%@h:1", "%XX"),

@@ -61,7 +61,12 @@ pub(super) enum Polled {
     /// PUBACK; `refused` carries an MQTT 5 reason code of failure.
     PubAck { pkid: u16, refused: Option<Refusal> },
     /// PUBREC: at QoS 2 only a refusal ends the flow here; success goes on to PUBCOMP.
-    PubRec { pkid: u16, refused: Option<Refusal> },
+    /// `reason` is the broker's reason code, named, when it is not success.
+    PubRec {
+        pkid: u16,
+        refused: Option<Refusal>,
+        reason: Option<String>,
+    },
     /// PUBCOMP.
     PubComp { pkid: u16 },
     /// SUBACK, refused when any filter was.
@@ -102,8 +107,20 @@ pub(super) enum Failure {
     Tls(rumqttc::TlsError),
     /// The requesting side has gone.
     RequestsDone,
+    /// The peer sent bytes that are not the MQTT answer to CONNECT: not an MQTT port.
+    NotMqtt(String),
     /// Anything else, in rumqttc's words.
     Other(String),
+}
+
+/// Whether an I/O error reading what should be MQTT is the peer cutting the connection (a
+/// TLS listener does that to a plain CONNECT), rather than bytes that are not MQTT.
+fn is_cut_off(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+    )
 }
 
 impl Failure {
@@ -119,6 +136,16 @@ impl Failure {
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
+            not_connack @ E::NotConnAck(_) => Failure::NotMqtt(not_connack.to_string()),
+            // Cut off while reading the answer: a broker that will not talk (or a TLS listener).
+            E::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::Io(io)))
+                if is_cut_off(&io) =>
+            {
+                Failure::Other(format!("the connection was cut off: {io}"))
+            }
+            E::MqttState(rumqttc::StateError::Deserialization(d)) => {
+                Failure::NotMqtt(d.to_string())
+            }
             other => Failure::Other(other.to_string()),
         }
     }
@@ -138,6 +165,13 @@ impl Failure {
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
+            not_connack @ E::NotConnAck(_) => Failure::NotMqtt(not_connack.to_string()),
+            E::MqttState(rumqttc::v5::StateError::Deserialization(
+                rumqttc::v5::mqttbytes::Error::Io(io),
+            )) if is_cut_off(&io) => Failure::Other(format!("the connection was cut off: {io}")),
+            E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
+                Failure::NotMqtt(d.to_string())
+            }
             other => Failure::Other(other.to_string()),
         }
     }
@@ -149,7 +183,7 @@ impl Failure {
             Failure::Io(e) => format!("I/O: {e}"),
             Failure::Tls(e) => format!("TLS: {e}"),
             Failure::RequestsDone => "requests done".into(),
-            Failure::Other(e) => e.clone(),
+            Failure::NotMqtt(e) | Failure::Other(e) => e.clone(),
         }
     }
 }
@@ -350,6 +384,7 @@ fn polled_v3(event: rumqttc::Event) -> Polled {
         P::PubRec(r) => Polled::PubRec {
             pkid: r.pkid,
             refused: None,
+            reason: None,
         },
         P::PubComp(c) => Polled::PubComp { pkid: c.pkid },
         P::SubAck(ack) => Polled::SubAck {
@@ -384,10 +419,14 @@ fn polled_v5(event: rumqttc::v5::Event) -> Polled {
             pkid: a.pkid,
             refused: puback_refusal(&a.reason),
         },
-        P::PubRec(r) => Polled::PubRec {
-            pkid: r.pkid,
-            refused: pubrec_refusal(&r.reason),
-        },
+        P::PubRec(r) => {
+            let refused = pubrec_refusal(&r.reason);
+            Polled::PubRec {
+                pkid: r.pkid,
+                refused,
+                reason: refused.map(|_| format!("{:?}", r.reason)),
+            }
+        }
         P::PubComp(c) => Polled::PubComp { pkid: c.pkid },
         P::SubAck(ack) => Polled::SubAck {
             pkid: ack.pkid,
