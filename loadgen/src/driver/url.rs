@@ -70,6 +70,15 @@ pub fn host_port(s: &str) -> Option<(&str, u16)> {
     (!host.is_empty()).then_some((host, port))
 }
 
+/// `HOST:PORT` as a person writes it: an IPv6 address in brackets, `[::1]:1883`.
+pub fn show_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// The `key=value` pairs of a query (a pair without `=` has an empty value), in order; `Err`
 /// names a key given twice.
 pub fn query_pairs(query: &str) -> Result<Vec<(&str, &str)>, String> {
@@ -144,6 +153,9 @@ mod tests {
         for bad in ["h", ":1", "h:0", "h:x", "h:70000", "[]:1"] {
             assert_eq!(host_port(bad), None, "{bad}");
         }
+        // And back, as the target was written.
+        assert_eq!(show_host_port("::1", 5222), "[::1]:5222");
+        assert_eq!(show_host_port("h", 4222), "h:4222");
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl MqttDriver {
             self.clear_old_session(user).await;
         }
         let (client, mut eventloop) = wire::client(target, user, !target.persistent);
-        let where_ = format!("{}:{}", target.host, target.port);
+        let where_ = super::url::show_host_port(&target.host, target.port);
         client
             .subscribe(target.user_topic(user), target.qos(), false)
             .await

@@ -163,9 +163,8 @@ impl MqttTarget {
             None => String::new(),
         };
         format!(
-            "mqtt {}:{} ({version}QoS {}, {} sessions{tls})",
-            self.host,
-            self.port,
+            "mqtt {} ({version}QoS {}, {} sessions{tls})",
+            crate::driver::url::show_host_port(&self.host, self.port),
             self.qos,
             if self.persistent {
                 "persistent"

@@ -221,8 +221,10 @@ impl XmppTarget {
             None => String::new(),
         };
         format!(
-            "xmpp {}:{} ({}, rooms on {}{tls})",
-            self.host, self.port, self.domain, self.muc
+            "xmpp {} ({}, rooms on {}{tls})",
+            super::url::show_host_port(&self.host, self.port),
+            self.domain,
+            self.muc
         )
     }
 
@@ -441,7 +443,7 @@ impl XmppDriver {
     /// presence; `Ok` once the server has handled the presence.
     pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
         let target = &self.target;
-        let place = format!("{}:{}", target.host, target.port);
+        let place = super::url::show_host_port(&target.host, target.port);
         let stream = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| ConnectError::Failed(format!("connecting to {place}: {e}")))?;
@@ -639,8 +641,9 @@ impl XmppDriver {
             format!("{condition} (registration may be closed or throttled: Prosody's allow_registration, min_seconds_between_registrations)")
         };
         Err(ConnectError::Refused(format!(
-            "the XMPP server at {}:{} refused to register {account}@{}: {why}",
-            target.host, target.port, target.domain
+            "the XMPP server at {} refused to register {account}@{}: {why}",
+            super::url::show_host_port(&target.host, target.port),
+            target.domain
         )))
     }
 }
