@@ -602,6 +602,50 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         &["compare", "baseline", "worse", "--check", "direct.p98"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // Repeated candidate runs are judged by their median: one worse run of three is not the
+    // change's, two are.
+    let worse = json.to_string();
+    for (folder, runs) in [
+        ("one-of-three", [&worse, &report, &report]),
+        ("two-of-three", [&worse, &worse, &report]),
+    ] {
+        for (i, body) in runs.iter().enumerate() {
+            let run = dir.0.join(folder).join(format!("run-{}", i + 1));
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join("report.json"), body).unwrap();
+        }
+    }
+    for (folder, code, says) in [
+        ("one-of-three", 0, "one-of-three (3 runs)"),
+        ("two-of-three", 1, "REGRESSED"),
+    ] {
+        let args = [
+            "compare",
+            "baseline",
+            folder,
+            "--fail-on-regression",
+            "100%",
+            "--check",
+            "direct.p99",
+        ];
+        let out = imbench(&dir, &args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{t}");
+        assert!(t.contains(says), "{t}");
+        assert!(t.contains("median of the candidate's 3 runs"), "{t}");
+    }
+    // Columns of the same folder name are told apart by their parent folder.
+    let out = imbench(
+        &dir,
+        &["compare", "baseline", "one-of-three", "two-of-three"],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("one-of-three/run-1") && t.contains("two-of-three/run-1"),
+        "{t}"
+    );
 }
 
 /// A process started by a test, killed by PID when the test ends, whatever happened.

@@ -86,9 +86,10 @@ enum Command {
     /// Print reports side by side: each run of each report is a column, with its ratio to the
     /// first.
     Compare {
-        /// Report folders or report.json files, the baseline first. The baseline may also be
-        /// a folder of repeated runs (each in a subfolder with its report.json): their spread
-        /// is the noise --fail-on-regression allows for.
+        /// Report folders or report.json files, the baseline first. Each may also be a folder
+        /// of repeated runs (each in a subfolder with its report.json): the baseline's spread
+        /// is the noise --fail-on-regression allows for, and a later folder's figure is the
+        /// median of its runs.
         // At least two, checked when the command runs: with `num_args = 2..` clap counted the
         // reports on each side of an option apart (`compare a --check x b` was "1 provided").
         #[arg(required = true)]

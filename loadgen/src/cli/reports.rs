@@ -188,8 +188,34 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     merged.verdict.exit_code()
 }
 
-/// A baseline: one report, or a folder whose subfolders each hold one (repeated runs), in
-/// name order.
+/// Column names of `compare`: each report's folder, and the transport when it has several
+/// (added by the caller). Folders of the same name (`base/run-1` beside `new/run-1`) are named
+/// with their parent folder too.
+fn column_names<'a>(files: impl Iterator<Item = &'a std::path::Path>) -> Vec<String> {
+    let name_of = |dir: Option<&std::path::Path>| {
+        dir.and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+    };
+    let files: Vec<&std::path::Path> = files.collect();
+    let short: Vec<String> = files
+        .iter()
+        .map(|f| name_of(f.parent()).unwrap_or_else(|| f.display().to_string()))
+        .collect();
+    files
+        .iter()
+        .zip(&short)
+        .map(|(file, name)| {
+            let twice = short.iter().filter(|n| *n == name).count() > 1;
+            match name_of(file.parent().and_then(|d| d.parent())) {
+                Some(parent) if twice => format!("{parent}/{name}"),
+                _ => name.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A baseline, or a candidate of `compare`: one report, or a folder whose subfolders each hold
+/// one (repeated runs), in name order.
 fn load_baseline(
     path: &std::path::Path,
 ) -> anyhow::Result<Vec<(PathBuf, imbench_loadgen::Report)>> {
@@ -252,11 +278,17 @@ pub(crate) fn compare(
             return exit_code::USAGE;
         }
     };
-    // Every run of a repeated baseline is a column: the reader sees its noise.
+    // Every run of a repeated baseline or candidate is a column: the reader sees its noise.
     let mut loaded = baseline.clone();
+    // Each later report, or folder of repeated runs, with how many columns it adds.
+    let mut candidates: Vec<(&PathBuf, std::ops::Range<usize>)> = Vec::new();
     for path in &paths[1..] {
-        match load_report(path) {
-            Ok(r) => loaded.push(r),
+        match load_baseline(path) {
+            Ok(runs) => {
+                let first = loaded.len();
+                loaded.extend(runs);
+                candidates.push((path, first..loaded.len()));
+            }
             Err(e) => {
                 imbench_loadgen::errln!("imbench: {e:#}");
                 return exit_code::USAGE;
@@ -303,14 +335,22 @@ pub(crate) fn compare(
     if let Some(threshold) = fail_on_regression {
         let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
             baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
-        for (file, candidate) in &loaded[baseline.len()..] {
-            let findings = regression::compare(&repeats, &candidate.runs, &checks, threshold);
-            outln!("{}:", file.display());
+        for (path, columns) in &candidates {
+            let candidate: Vec<&[imbench_loadgen::report::RunReport]> = loaded[columns.clone()]
+                .iter()
+                .map(|(_, r)| r.runs.as_slice())
+                .collect();
+            let findings = regression::compare(&repeats, &candidate, &checks, threshold);
+            // A single report is named by its file, repeated runs by their folder.
+            let shown = match &loaded[columns.clone()] {
+                [(file, _)] => file.display().to_string(),
+                _ => format!("{} ({} runs)", path.display(), columns.len()),
+            };
+            outln!("{shown}:");
             out!("{}", regression::table(&findings, threshold, repeats.len()));
             if findings.is_empty() {
                 imbench_loadgen::errln!(
-                    "imbench: {} shares no figure and transport with the baseline",
-                    file.display()
+                    "imbench: {shown} shares no figure and transport with the baseline"
                 );
                 return exit_code::USAGE;
             }
@@ -318,12 +358,8 @@ pub(crate) fn compare(
         }
     }
     let mut all: Option<imbench_loadgen::Report> = None;
-    for (file, mut report) in loaded {
-        // Columns are named after the report folder, and the transport when it has several.
-        let name = file.parent().and_then(|d| d.file_name()).map_or_else(
-            || file.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+    let names = column_names(loaded.iter().map(|(file, _)| file.as_path()));
+    for ((_, mut report), name) in loaded.into_iter().zip(names) {
         let several = report.runs.len() > 1;
         // The reasons a run was invalid follow it to its new column name, so the table still
         // marks it.

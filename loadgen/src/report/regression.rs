@@ -5,6 +5,10 @@
 //! relative to the median) over the repeats. A figure regressed when it got worse than the
 //! baseline median by more than the threshold *and* by more than that spread. A single baseline
 //! run measures no noise; the report says so, and only the threshold applies.
+//!
+//! The candidate may be repeated runs too (a folder of them, run beside the baseline's on the
+//! same machine): its figure is then the median over its repeats, so one unlucky run of a
+//! side-by-side comparison is not taken for the change's.
 
 use std::fmt::Write as _;
 
@@ -86,8 +90,10 @@ pub struct Finding {
     pub baseline: f64,
     /// Baseline spread relative to its median; `None` with a single baseline run.
     pub noise: Option<f64>,
-    /// The new value.
+    /// The new value: the median of the candidate's repeats when it has several.
     pub value: f64,
+    /// Candidate runs the value is the median of (1: a single report).
+    pub runs: usize,
     /// How much worse the new value is, relative to the baseline median (negative: better).
     pub worse_by: f64,
     /// Worse by more than the threshold and the noise.
@@ -143,35 +149,50 @@ pub struct Judgement {
     pub regressed: bool,
 }
 
-/// Checks every run of `candidate` against the runs of the same transport in `baseline`
-/// (one report per repeat).
+/// Checks each transport of `candidate` (one report's runs per repeat; a single report is one
+/// repeat) against the runs of the same transport in `baseline` (one report per repeat). A
+/// figure of repeated candidate runs is their median.
 pub fn compare(
     baseline: &[&[RunReport]],
-    candidate: &[RunReport],
+    candidate: &[&[RunReport]],
     checks: &[Check],
     threshold: f64,
 ) -> Vec<Finding> {
+    // Transports in the order the candidate's first repeat ran them, then any only later ones.
+    let mut transports: Vec<&str> = Vec::new();
+    for run in candidate.iter().flat_map(|runs| runs.iter()) {
+        if !transports.contains(&run.transport.as_str()) {
+            transports.push(&run.transport);
+        }
+    }
+    let values_of = |repeats: &[&[RunReport]], transport: &str, check: &Check| -> Vec<f64> {
+        repeats
+            .iter()
+            .filter_map(|runs| runs.iter().find(|r| r.transport == transport))
+            .filter_map(|r| check.value(r))
+            .collect()
+    };
     let mut findings = Vec::new();
-    for run in candidate {
+    for transport in transports {
         for check in checks {
-            let Some(value) = check.value(run) else {
+            let mut now = values_of(candidate, transport, check);
+            if now.is_empty() {
                 continue;
-            };
-            let base: Vec<f64> = baseline
-                .iter()
-                .filter_map(|runs| runs.iter().find(|r| r.transport == run.transport))
-                .filter_map(|r| check.value(r))
-                .collect();
+            }
+            now.sort_by(f64::total_cmp);
+            let value = median_of_sorted(&now);
+            let base = values_of(baseline, transport, check);
             if base.is_empty() {
                 continue;
             }
             let j = judge(&base, value, check.higher_is_worse, threshold);
             findings.push(Finding {
                 name: check.name.clone(),
-                transport: run.transport.clone(),
+                transport: transport.to_string(),
                 baseline: j.median,
                 noise: j.noise,
                 value,
+                runs: now.len(),
                 worse_by: j.worse_by,
                 regressed: j.regressed,
                 shown: (check.show(j.median), check.show(value)),
@@ -191,6 +212,13 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
         repeats,
         if repeats == 1 { ", so no noise measured" } else { "s" }
     );
+    let candidate_runs = findings.iter().map(|f| f.runs).max().unwrap_or(1);
+    if candidate_runs > 1 {
+        let _ = writeln!(
+            out,
+            "`now` is the median of the candidate's {candidate_runs} runs"
+        );
+    }
     let _ = writeln!(
         out,
         "{:<10} {:<18} {:>12} {:>8} {:>12} {:>9}  verdict",
