@@ -841,10 +841,10 @@ fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
 
 #[test]
 fn a_report_from_before_a_metric_existed_reads_back() {
-    // The committed CI baseline was written before send_delay existed.
+    // The CI baseline as committed on 2026-11-24 was written before send_delay existed.
     let dir = Dir::new("old-report");
     let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../reports/baselines/ci/run-1/report.json");
+        .join("src/report/testdata/schema-1-a.json");
     let text_of_old = std::fs::read_to_string(&old).unwrap();
     assert!(
         !text_of_old.contains("send_delay"),
