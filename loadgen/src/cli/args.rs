@@ -91,7 +91,7 @@ pub(crate) struct RunArgs {
     /// target, same seed and schedule, and a comparison table ends the output):
     /// nats://[USER:PASS@|TOKEN@]HOST:PORT[/PREFIX][?jetstream=memory|file] (a NATS server;
     /// nats+tls:// for TLS, with ca=FILE among the options),
-    /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?version=3.1.1|5&qos=1|2&session=clean|persistent]
+    /// mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?version=3.1.1|5&qos=0|1|2&session=clean|persistent]
     /// (an MQTT 3.1.1 or 5 broker; mqtts:// for TLS, with ca=FILE among the options),
     /// xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls|no&ca=FILE]
     /// (an XMPP server; NAME holds {user}, default imbench-{user}), or

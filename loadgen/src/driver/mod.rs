@@ -9,7 +9,8 @@
 //! - [`imbench`] — the imbench protocol over QUIC, TCP, TLS or WebSocket, against the
 //!   reference server (embedded or standalone).
 //! - [`nats`] — core NATS, against a NATS server (subjects per user and per group).
-//! - [`mqtt`] — MQTT 3.1.1 at QoS 1 or 2, against a broker (topics per user and per group).
+//! - [`mqtt`] — MQTT 3.1.1 or 5 at QoS 0, 1 or 2, against a broker (topics per user and per
+//!   group).
 //! - [`xmpp`] — XMPP, against a server such as Prosody (chat messages, multi-user chat rooms
 //!   for groups, stream management for acks).
 //! - [`memory`] — an in-process hub with no transport at all: it proves a client runs without

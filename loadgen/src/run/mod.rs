@@ -182,7 +182,11 @@ impl ServerSpec {
                     ""
                 },
                 tls_tag(t.tls.is_some()),
-                if t.qos == 2 { "-qos2" } else { "" },
+                match t.qos {
+                    0 => "-qos0",
+                    2 => "-qos2",
+                    _ => "",
+                },
                 if t.persistent { "-persistent" } else { "" }
             )),
             ServerSpec::Embedded | ServerSpec::Remote { .. } => None,
@@ -293,6 +297,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let keeps_nothing = match &config.server {
         ServerSpec::Nats(_) => Some(format!(
             "core NATS keeps nothing for a client that is offline: {LOST}"
+        )),
+        ServerSpec::Mqtt(t) if t.qos == 0 => Some(format!(
+            "at QoS 0 an MQTT broker need not keep anything for a client that is offline, even in a persistent session (mosquitto keeps nothing unless queue_qos0_messages is set): {LOST}"
         )),
         // At QoS 2 the broker's PUBREC comes before it routes the message, so it cannot say.
         ServerSpec::Mqtt(t)

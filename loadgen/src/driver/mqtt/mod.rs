@@ -12,9 +12,14 @@
 //!   sends a group message back to its sender too (it has no "not to me" option); the driver
 //!   drops that copy. MQTT 5 subscribes with No Local, so the broker does not send it; a copy
 //!   that comes anyway is counted as unexpected.
-//! - **ack**: PUBACK at QoS 1, PUBCOMP at QoS 2. QoS 0 has no answer at all, and is refused.
-//!   An MQTT 5 broker may answer with a reason code of failure instead: the message is counted
-//!   rejected (`busy` for "quota exceeded"); "no matching subscribers" is an ack.
+//! - **ack**: PUBACK at QoS 1, PUBCOMP at QoS 2. An MQTT 5 broker may answer with a reason
+//!   code of failure instead: the message is counted rejected (`busy` for "quota exceeded");
+//!   "no matching subscribers" is an ack. QoS 0 has no answer of its own: as NATS's PONG, the
+//!   broker's PINGRESP to a PINGREQ written after the message acks it. A broker reads a
+//!   connection's packets in order, so it has read (and mosquitto has routed) every PUBLISH
+//!   before the PINGREQ it answers; it promises nothing about delivery, and nothing is sent
+//!   again. One ping is in flight at a time (MQTT allows no more); it covers every message
+//!   written before it, and the next goes out when it is answered.
 //! - **offline**: with a persistent session (`?session=persistent`) the broker keeps QoS 1 and
 //!   2 messages for a client that is away and sends them when it is back; with a clean one
 //!   (the default) nothing is kept and what was sent to an absent client is lost. MQTT 5
@@ -37,6 +42,7 @@ mod wire;
 pub use target::{MqttTarget, TargetError, Version};
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode};
@@ -173,6 +179,14 @@ impl MqttDriver {
                 }
             }
         }
+        // An MQTT 5 broker may set a shorter keep-alive in its CONNACK; rumqttc would then ping
+        // on that timer beside the driver's QoS 0 pings, and two pings in flight end a session.
+        let keep_alive = eventloop.keep_alive();
+        if target.qos == 0 && keep_alive < Duration::from_secs(wire::QOS0_KEEP_ALIVE_SECS.into()) {
+            return Err(ConnectError::Misconfigured(format!(
+                "the broker at {where_} set a keep-alive of {keep_alive:?} (MQTT 5 Server Keep Alive); at QoS 0 the driver's acks are pings, which the client's keep-alive pings would collide with: use version=3.1.1, or qos=1"
+            )));
+        }
         let (pending_tx, pending_rx) = unbounded_channel();
         let abort = std::sync::Arc::new(tokio::sync::Notify::new());
         let acks = client.clone();
@@ -197,6 +211,8 @@ impl MqttDriver {
                 early,
                 done: false,
                 broken: None,
+                ready: std::collections::VecDeque::new(),
+                pinged: PingAcks::default(),
             })),
             side_streams: None,
             login: super::Login::Full,
@@ -347,11 +363,57 @@ pub struct MqttEvents {
     done: bool,
     /// Why the session cannot go on, said at the next call.
     broken: Option<String>,
+    /// Events made and not yet handed over (a PINGRESP acks several messages at once).
+    ready: std::collections::VecDeque<Event>,
+    /// QoS 0: the messages written and the ping that will ack them.
+    pinged: PingAcks,
+}
+
+/// QoS 0's acks: messages written since the last PINGREQ, and those the PINGREQ in flight was
+/// written after. Which messages a ping covers is settled when the ping is written, in the
+/// order the event loop wrote packets, whoever asked for it.
+#[derive(Debug, Default)]
+struct PingAcks {
+    written: Vec<u64>,
+    in_flight: Option<Vec<u64>>,
+    /// A PINGREQ is queued in the event loop and not yet written.
+    asked: bool,
+}
+
+impl PingAcks {
+    /// A message went out.
+    fn written(&mut self, msg_id: u64) {
+        self.written.push(msg_id);
+    }
+
+    /// A PINGREQ went out: it covers what was written before it.
+    fn ping_written(&mut self) {
+        self.asked = false;
+        self.in_flight = Some(std::mem::take(&mut self.written));
+    }
+
+    /// The PINGRESP came: the messages it acks.
+    fn answered(&mut self) -> Vec<u64> {
+        self.in_flight.take().unwrap_or_default()
+    }
+
+    /// Whether to ask for a PINGREQ now, and noting that it was asked for: messages wait for
+    /// one, and none is queued or in flight (`other_in_flight`: the library's own).
+    fn ask(&mut self, other_in_flight: bool) -> bool {
+        let due =
+            !self.written.is_empty() && !self.asked && self.in_flight.is_none() && !other_in_flight;
+        self.asked |= due;
+        due
+    }
 }
 
 impl MqttEvents {
     /// The next event; `None` when the session ended.
     pub async fn next(&mut self) -> Result<Option<Event>, SessionError> {
+        self.ping_if_due().await?;
+        if let Some(e) = self.ready.pop_front() {
+            return Ok(Some(e));
+        }
         while let Some(e) = self.early.pop_front() {
             if let Some(e) = self.on(e) {
                 return Ok(Some(e));
@@ -362,6 +424,7 @@ impl MqttEvents {
             return Err(SessionError::Protocol(why));
         }
         while !self.done {
+            self.ping_if_due().await?;
             let polled = tokio::select! {
                 biased;
                 _ = self.abort.notified() => {
@@ -407,6 +470,22 @@ impl MqttEvents {
         };
         let qos = self.target.qos;
         match polled {
+            Polled::Sent(Outgoing::Publish(_)) if qos == 0 => {
+                if let Ok(Pending::Publish { msg_id, .. }) = self.pending.try_recv() {
+                    self.pinged.written(msg_id);
+                }
+                None
+            }
+            Polled::Sent(Outgoing::PingReq) => {
+                self.pinged.ping_written();
+                None
+            }
+            Polled::PingResp => {
+                let acked = self.pinged.answered();
+                self.ready
+                    .extend(acked.into_iter().map(|msg_id| Event::Acked { msg_id }));
+                self.ready.pop_front()
+            }
             Polled::Sent(Outgoing::Publish(pkid)) => {
                 if let Ok(Pending::Publish { msg_id, direct }) = self.pending.try_recv() {
                     self.by_pkid.insert(pkid, (msg_id, direct));
@@ -489,6 +568,25 @@ impl MqttEvents {
         }
     }
 
+    /// QoS 0: sends a PINGREQ when messages wait for one and none is queued or in flight.
+    /// Called before each poll of the loop, so a message written by the last one is covered
+    /// by the next ping without waiting for anything else to happen.
+    async fn ping_if_due(&mut self) -> Result<(), SessionError> {
+        if self.done || !self.pinged.ask(self.eventloop.ping_unanswered()) {
+            return Ok(());
+        }
+        match self.eventloop.ping().await {
+            Ok(true) => self.pinged.ping_written(),
+            // Queued in the loop: covered when the loop says it wrote it.
+            Ok(false) => {}
+            Err(e) => {
+                self.done = true;
+                return Err(SessionError::Protocol(format!("MQTT: writing a ping: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     fn delivered(&self, topic: &str, payload: Bytes) -> Option<Event> {
         let Some((from, msg_id, body)) = envelope::open(payload) else {
             return Some(Event::Unexpected {
@@ -515,5 +613,34 @@ impl MqttEvents {
             to,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PingAcks;
+
+    #[test]
+    fn a_ping_acks_what_was_written_before_it_and_the_next_goes_out_when_it_is_answered() {
+        let mut p = PingAcks::default();
+        assert!(!p.ask(false), "nothing written, nothing to ask");
+        p.written(1);
+        assert!(p.ask(false));
+        assert!(!p.ask(false), "asked already");
+        // Written while the ping waits in the loop's queue: still before it on the wire.
+        p.written(2);
+        p.ping_written();
+        p.written(3);
+        assert!(!p.ask(false), "one ping in flight at a time");
+        assert_eq!(p.answered(), [1, 2]);
+        assert!(p.ask(false), "3 waits for the next");
+        p.ping_written();
+        assert_eq!(p.answered(), [3]);
+        assert!(p.answered().is_empty(), "a second answer acks nothing");
+        p.written(4);
+        assert!(!p.ask(true), "not beside the library's own ping");
+        // The library's ping covers what was written before it all the same.
+        p.ping_written();
+        assert_eq!(p.answered(), [4]);
     }
 }

@@ -7,7 +7,7 @@ use crate::driver::tls::TlsClient;
 use imbench_proto::Dest;
 
 /// An MQTT broker to load, from
-/// `mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?version=3.1.1|5&qos=1|2&session=clean|persistent]`.
+/// `mqtt://[USER:PASS@]HOST:PORT[/PREFIX][?version=3.1.1|5&qos=0|1|2&session=clean|persistent]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttTarget {
     /// Host name or address.
@@ -20,7 +20,7 @@ pub struct MqttTarget {
     pub prefix: String,
     /// The protocol the clients speak.
     pub version: Version,
-    /// 1 (PUBACK) or 2 (PUBCOMP).
+    /// 0 (no answer: the driver's pings stand in), 1 (PUBACK) or 2 (PUBCOMP).
     pub qos: u8,
     /// Whether the broker keeps each client's session while it is away.
     pub persistent: bool,
@@ -112,13 +112,9 @@ impl MqttTarget {
             match (key, value) {
                 ("version", "3.1.1") => target.version = Version::V3_1_1,
                 ("version", "5") => target.version = Version::V5,
+                ("qos", "0") => target.qos = 0,
                 ("qos", "1") => target.qos = 1,
                 ("qos", "2") => target.qos = 2,
-                ("qos", "0") => {
-                    return Err(TargetError::Option(
-                        "qos=0 has no acknowledgement from the broker, so neither `ack` nor exactly-once accounting can be measured; use qos=1 or qos=2".into(),
-                    ))
-                }
                 ("session", "clean") => target.persistent = false,
                 ("session", "persistent") => target.persistent = true,
                 ("ca", file) => ca = Some(file),
@@ -129,7 +125,7 @@ impl MqttTarget {
                 }
                 ("qos", v) => {
                     return Err(TargetError::Option(format!(
-                        "qos={v:?}: the MQTT target takes qos=1 (the default) or qos=2"
+                        "qos={v:?}: the MQTT target takes qos=0, qos=1 (the default) or qos=2"
                     )))
                 }
                 ("session", v) => {
@@ -140,7 +136,7 @@ impl MqttTarget {
                 _ => {
                     let value = if value.is_empty() { key.to_string() } else { format!("{key}={value}") };
                     return Err(TargetError::Option(format!(
-                        "unknown option {value:?} in the MQTT target: version=3.1.1|5, qos=1|2, session=clean|persistent, ca=FILE (with mqtts://)"
+                        "unknown option {value:?} in the MQTT target: version=3.1.1|5, qos=0|1|2, session=clean|persistent, ca=FILE (with mqtts://)"
                     )));
                 }
             }
@@ -175,10 +171,10 @@ impl MqttTarget {
     }
 
     pub(super) fn qos(&self) -> QoS {
-        if self.qos == 2 {
-            QoS::ExactlyOnce
-        } else {
-            QoS::AtLeastOnce
+        match self.qos {
+            0 => QoS::AtMostOnce,
+            2 => QoS::ExactlyOnce,
+            _ => QoS::AtLeastOnce,
         }
     }
 
@@ -255,8 +251,7 @@ mod tests {
             ("mqtt://h", "HOST:PORT"),
             ("mqtt://h:1/a//b", "prefix"),
             ("mqtt://h:1/a/+", "prefix"),
-            ("mqtt://h:1?qos=0", "no acknowledgement"),
-            ("mqtt://h:1?qos=3", "qos=1 (the default) or qos=2"),
+            ("mqtt://h:1?qos=3", "qos=0, qos=1 (the default) or qos=2"),
             ("mqtt://h:1?retain=1", "unknown option"),
             ("mqtt://h:1?version=4", "protocol level 4"),
             ("mqtt://h:1?version=", "version=3.1.1 (the default"),

@@ -27,6 +27,15 @@ const INFLIGHT: u16 = 100;
 /// for seconds; an hour bounds what a run leaves on the broker.
 const SESSION_EXPIRY_SECS: u32 = 3600;
 
+/// Keep-alive asked for at QoS 0, seconds: the longest MQTT can say. At QoS 0 the driver's acks
+/// are its own pings (see the driver), and rumqttc pings on its keep-alive timer whatever else
+/// is in flight; a second ping before the first is answered ends the session. So rumqttc's
+/// timer must not fire within a run.
+pub(super) const QOS0_KEEP_ALIVE_SECS: u16 = u16::MAX;
+
+/// Keep-alive otherwise, seconds.
+const KEEP_ALIVE_SECS: u16 = 30;
+
 /// The requesting side of one connection.
 #[derive(Clone)]
 pub(super) enum Client {
@@ -73,9 +82,11 @@ pub(super) enum Polled {
     SubAck { pkid: u16, refused: bool },
     /// UNSUBACK.
     UnsubAck { pkid: u16 },
+    /// PINGRESP: the answer to the PINGREQ in flight.
+    PingResp,
     /// The broker ended the session.
     Disconnected { reason: String },
-    /// Anything else (CONNACK, pings, PUBREL …).
+    /// Anything else (CONNACK, PUBREL …).
     Other,
 }
 
@@ -204,7 +215,7 @@ pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Lo
         Version::V3_1_1 => {
             let mut options = rumqttc::MqttOptions::new(id, &target.host, target.port);
             options
-                .set_keep_alive(Duration::from_secs(30))
+                .set_keep_alive(keep_alive(target))
                 .set_clean_session(clean)
                 .set_inflight(INFLIGHT)
                 .set_manual_acks(true)
@@ -223,7 +234,7 @@ pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Lo
         Version::V5 => {
             let mut options = rumqttc::v5::MqttOptions::new(id, &target.host, target.port);
             options
-                .set_keep_alive(Duration::from_secs(30))
+                .set_keep_alive(keep_alive(target))
                 .set_clean_start(clean)
                 .set_outgoing_inflight_upper_limit(INFLIGHT)
                 .set_manual_acks(true)
@@ -245,6 +256,15 @@ pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Lo
             (Client::V5(client), Loop::V5(Box::new(eventloop)))
         }
     }
+}
+
+fn keep_alive(target: &MqttTarget) -> Duration {
+    let secs = if target.qos == 0 {
+        QOS0_KEEP_ALIVE_SECS
+    } else {
+        KEEP_ALIVE_SECS
+    };
+    Duration::from_secs(secs.into())
 }
 
 fn qos5(qos: rumqttc::QoS) -> rumqttc::v5::mqttbytes::QoS {
@@ -347,6 +367,50 @@ impl Loop {
 
     /// Acknowledges a delivery (PUBACK at QoS 1, PUBREC at QoS 2) through `client`. A full
     /// request queue leaves the ack to the loop's own queue, sent after it.
+    /// Sends a PINGREQ. Over 3.1.1 it is written at once, after every packet the loop has
+    /// written (`Ok(true)`). rumqttc's own queue for such requests sleeps on the runtime's
+    /// timer before each (a zero sleep is still a tick: up to a millisecond), and MQTT 5's
+    /// connection is the loop's alone, so there the request is queued (`Ok(false)`) and goes
+    /// out at the loop's next turn, a tick later.
+    pub(super) async fn ping(&mut self) -> Result<bool, String> {
+        match self {
+            Loop::V3(l) => {
+                let Some(network) = l.network.as_mut() else {
+                    return Err("the connection is gone".into());
+                };
+                network
+                    .write(rumqttc::Packet::PingReq)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                network.flush().await.map_err(|e| e.to_string())?;
+                // As rumqttc's own ping would: its PINGRESP clears it.
+                l.state.await_pingresp = true;
+                Ok(true)
+            }
+            Loop::V5(l) => {
+                l.pending.push_back(rumqttc::v5::Request::PingReq);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Whether a PINGREQ is written and not yet answered.
+    pub(super) fn ping_unanswered(&self) -> bool {
+        match self {
+            Loop::V3(l) => l.state.await_pingresp,
+            Loop::V5(l) => l.state.await_pingresp,
+        }
+    }
+
+    /// The keep-alive in force: the one asked for, or one an MQTT 5 broker set in its CONNACK
+    /// (Server Keep Alive).
+    pub(super) fn keep_alive(&self) -> Duration {
+        match self {
+            Loop::V3(l) => l.mqtt_options.keep_alive(),
+            Loop::V5(l) => l.options.keep_alive(),
+        }
+    }
+
     pub(super) fn ack(&mut self, client: &Client, incoming: &Incoming) {
         match (self, client, incoming) {
             (Loop::V3(l), Client::V3(c), Incoming::V3(p)) => {
@@ -395,6 +459,7 @@ fn polled_v3(event: rumqttc::Event) -> Polled {
                 .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)),
         },
         P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
+        P::PingResp => Polled::PingResp,
         P::Disconnect => Polled::Disconnected {
             reason: "the broker disconnected".into(),
         },
@@ -436,6 +501,7 @@ fn polled_v5(event: rumqttc::v5::Event) -> Polled {
                 .any(|c| !matches!(c, p5::SubscribeReasonCode::Success(_))),
         },
         P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
+        P::PingResp(_) => Polled::PingResp,
         P::Disconnect(d) => Polled::Disconnected {
             reason: format!("the broker disconnected: {:?}", d.reason_code),
         },
