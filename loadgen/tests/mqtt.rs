@@ -379,6 +379,36 @@ async fn a_message_an_mqtt_5_broker_refuses_is_counted_rejected_not_lost() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A broker whose access rules let clients publish and not read acks everything and delivers
+/// nothing, without a word: the run says what to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_broker_that_lets_clients_write_and_not_read_is_named_in_a_note() {
+    let dir = Daemon::folder("mosquitto-write-only-acl");
+    let acl = dir.join("acl");
+    std::fs::write(&acl, "topic write imbench/#\n").unwrap();
+    let broker = Mosquitto::start(
+        "write-only",
+        &format!("allow_anonymous true\nacl_file {}", acl.display()),
+    );
+    let scenario = small_scenario_with(10, 10.0, Duration::from_secs(1), "");
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+        .await
+        .expect("a run against a write-only broker");
+    let run = &outcome.report.runs[0];
+    let c = &run.counters;
+    assert!(c.acked > 0 && c.delivered == 0, "{c:?}");
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("delivered none") && n.contains("publish and not read")),
+        "{:?}",
+        run.notes
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs mosquitto; .ci/run installs it and runs these"]
 async fn mqtt_5_says_when_a_direct_message_had_nobody_to_go_to() {

@@ -597,6 +597,26 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             short_duration(ctx.scenario.ramp_up)
         ));
     }
+    // Another system's access rules can let a client publish and not receive: everything is
+    // acked, nothing arrives, and every message is lost without a word from the server.
+    let accepted = totals.acked + totals.group_acked;
+    let arrived = totals.delivered
+        + ctx
+            .ledger
+            .deliveries
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if accepted > 0
+        && arrived == 0
+        && config.shard.is_none()
+        && matches!(
+            config.server,
+            ServerSpec::Nats(_) | ServerSpec::Mqtt(_) | ServerSpec::Xmpp(_)
+        )
+    {
+        notes.push(format!(
+            "the server accepted {accepted} messages and delivered none: may the clients receive what they subscribe to (an access rule that lets them publish and not read, on the server's side)?"
+        ));
+    }
     if let Some(ns) = &config.namespace {
         notes.push(match &ctx.scenario.network {
             Some(held) => format!(
