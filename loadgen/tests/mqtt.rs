@@ -65,6 +65,37 @@ async fn qos_0_is_acked_by_the_brokers_ping_answers_over_both_versions() {
         .expect("QoS 0 over 3.1.1 beside a broker's max_keepalive");
     let c = &outcome.report.runs[0].counters;
     assert_eq!((c.acked, c.lost), (c.sent, 0), "{c:?}");
+
+    // At most once: a message a dropped connection took with it is not sent again.
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"300ms\"\nabrupt = 0.5\n";
+    let scenario = small_scenario_with(30, 20.0, Duration::from_secs(3), churn);
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "?qos=0")))
+        .await
+        .expect("churn at QoS 0");
+    let c = &outcome.report.runs[0].counters;
+    assert!(c.reconnects >= 10, "{c:?}");
+    assert_eq!((c.resent, c.redeliveries, c.duplicated), (0, 0, 0), "{c:?}");
+}
+
+/// A broker that goes away under the run: each client's loss is one error, with its cause,
+/// however many of its sends then find the session closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_broker_that_dies_costs_each_client_one_error() {
+    for query in ["?qos=0", ""] {
+        let broker = Mosquitto::start("dies", "allow_anonymous true");
+        let scenario = small_scenario_with(10, 20.0, Duration::from_secs(3), "");
+        let run = tokio::spawn(imbench_loadgen::run(config(
+            scenario,
+            broker.target("", query),
+        )));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        drop(broker);
+        let outcome = run.await.expect("the run's task").expect("a report");
+        let c = &outcome.report.runs[0].counters;
+        assert_eq!(c.disconnects, 10, "{query}: {c:?}");
+        assert_eq!(c.errors, c.disconnects, "{query}: {c:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,7 +432,7 @@ async fn a_broker_that_lets_clients_write_and_not_read_is_named_in_a_note() {
     assert!(
         run.notes
             .iter()
-            .any(|n| n.contains("delivered none") && n.contains("publish and not read")),
+            .any(|n| n.contains("delivered none") && n.contains("both publish and read")),
         "{:?}",
         run.notes
     );

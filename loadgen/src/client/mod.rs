@@ -118,7 +118,12 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     }
     let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, streams);
     let churn = ChurnSchedule::new(s, index, ctx.send_start_us);
-    let awaiting = churn.as_ref().map(|_| Arc::new(AwaitingAnswer::default()));
+    // Unanswered messages are sent again after a reconnect, unless the system promises at
+    // most once (MQTT at QoS 0): there a message the connection took with it is lost.
+    let awaiting = churn
+        .as_ref()
+        .filter(|_| !ctx.driver.at_most_once())
+        .map(|_| Arc::new(AwaitingAnswer::default()));
     let mut conn = Connection::start(
         &ctx,
         index,
@@ -136,10 +141,17 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     // not owe the messages it could not have sent.
     let start_us = ctx.send_start_us.max(ctx.clock.now_us());
     if let Err(e) = send_loop(&ctx, index, &mut conn, &mut outgoing, start_us).await {
-        counters.errors.fetch_add(1, Relaxed);
+        // A session found closed after the receiver reported its connection lost (with the
+        // cause) is that same loss: one error, not two.
+        let told = matches!(e, SessionError::Closed) && counters.disconnected.load(Relaxed);
+        if !told {
+            counters.errors.fetch_add(1, Relaxed);
+        }
         if !ctx.is_finished() {
             counters.disconnected.store(true, Relaxed);
-            ctx.note_problem(format!("client {index}: sending failed: {e}"));
+            if !told {
+                ctx.note_problem(format!("client {index}: sending failed: {e}"));
+            }
             outgoing.fail_all();
         }
     }

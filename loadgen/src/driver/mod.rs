@@ -289,6 +289,15 @@ impl Driver {
         }
     }
 
+    /// Whether the system promises each message at most once (MQTT at QoS 0): the client
+    /// then never sends a message again after a reconnect.
+    pub fn at_most_once(&self) -> bool {
+        match self {
+            Driver::Mqtt(d) => d.at_most_once(),
+            _ => false,
+        }
+    }
+
     /// Whether file transfers can run over this driver.
     pub fn carries_files(&self) -> bool {
         matches!(self, Driver::Imbench(_))

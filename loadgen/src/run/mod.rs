@@ -614,7 +614,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         )
     {
         notes.push(format!(
-            "the server accepted {accepted} messages and delivered none: may the clients receive what they subscribe to (an access rule that lets them publish and not read, on the server's side)?"
+            "the server accepted {accepted} messages and delivered none: do the server's access rules let the clients both publish and read their topics or subjects (a broker may take a message it is not allowed to route and drop it without a word)?"
         ));
     }
     if let Some(ns) = &config.namespace {

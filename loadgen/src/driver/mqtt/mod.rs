@@ -18,7 +18,7 @@
 //!   broker's PINGRESP to a PINGREQ written after the message acks it. A broker reads a
 //!   connection's packets in order, so it has read (and mosquitto has routed) every PUBLISH
 //!   before the PINGREQ it answers; it promises nothing about delivery, and nothing is sent
-//!   again. One ping is in flight at a time (MQTT allows no more); it covers every message
+//!   again, not even after a reconnect ([`MqttDriver::at_most_once`]). One ping is in flight at a time (MQTT allows no more); it covers every message
 //!   written before it, and the next goes out when it is answered.
 //! - **offline**: with a persistent session (`?session=persistent`) the broker keeps QoS 1 and
 //!   2 messages for a client that is away and sends them when it is back; with a clean one
@@ -71,6 +71,11 @@ impl MqttDriver {
     /// What the clients connect to.
     pub fn describe(&self) -> String {
         self.target.describe()
+    }
+
+    /// QoS 0: at most once, so nothing is sent again.
+    pub fn at_most_once(&self) -> bool {
+        self.target.qos == 0
     }
 
     /// Ends a persistent session an earlier run left for `user`: its subscriptions (another
