@@ -96,6 +96,21 @@ fn signalled(
     (out, sent.elapsed())
 }
 
+/// What `scripts/machine-limited` says of the report in `dir`/`report`: 0 when it failed for
+/// the machine alone (or an SLO on one of `metrics`), 1 otherwise.
+fn machine_limited(dir: &Dir, report: &str, metrics: &[&str]) -> Option<i32> {
+    Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/machine-limited"
+    ))
+    .arg(dir.0.join(report))
+    .args(metrics)
+    .output()
+    .expect("scripts/machine-limited runs (python3)")
+    .status
+    .code()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -216,6 +231,30 @@ fn exit_1_when_an_slo_fails() {
         report.contains("no samples"),
         "an SLO on no samples passed: {report}"
     );
+    // Missed SLOs on the system's figures are not the machine's, whatever it was doing.
+    assert_eq!(machine_limited(&dir, "r", &["schedule_lag"]), Some(1));
+}
+
+#[test]
+fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
+    let dir = Dir::new("lag-slo");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--slo",
+            "schedule_lag.p50<0us",
+            "--out",
+            "r",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(machine_limited(&dir, "r", &["schedule_lag"]), Some(0));
+    // Only when the caller says that metric is the machine's.
+    assert_eq!(machine_limited(&dir, "r", &[]), Some(1));
+    assert_eq!(machine_limited(&dir, "no-such-report", &[]), Some(2));
 }
 
 #[test]
@@ -349,6 +388,8 @@ fn exit_3_when_the_generator_is_saturated() {
     assert!(text(&out).contains("saturated"), "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
     assert!(report.contains("\"saturated\": true"));
+    // The generator's own lateness may be the code's: not the machine's alone.
+    assert_eq!(machine_limited(&dir, "r", &["schedule_lag"]), Some(1));
 }
 
 #[test]
@@ -370,6 +411,11 @@ fn a_machine_pause_longer_than_max_hiccup_makes_the_run_invalid() {
         serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
             .unwrap();
     assert_eq!(report["verdict"], "invalid");
+    assert_eq!(
+        machine_limited(&dir, "r", &[]),
+        Some(0),
+        "a pause is the machine's"
+    );
 }
 
 #[test]

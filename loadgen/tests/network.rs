@@ -1,15 +1,17 @@
 //! Runs over the emulated network path (`[network]`, `--network`), through the imbench binary:
 //! a delay on the path shows in connect, ack and direct latency; loss costs retransmissions
 //! but no acknowledged message; the path is taken down after the run, after Ctrl-C, and after
-//! a kill (by the next run). Needs root; ignored by a plain `cargo test`; `.ci/run` runs it
-//! with `cargo test --release -p imbench-loadgen --test network -- --ignored`.
+//! a kill (by the next run). Needs root; ignored by a plain `cargo test`. The logins are timed
+//! through the binary, so it must be a release build (a debug build's handshakes cost 10-20 ms
+//! of CPU more): `cargo test --release -p imbench-loadgen --test network -- --ignored`, or, as
+//! `.ci/run` does, a debug build of the test with `IMBENCH_BIN=target/release/imbench`.
 
 mod util;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{imbench_in, TINY_TOML};
+use util::{imbench_bin, imbench_in, TINY_TOML};
 
 /// Namespaces of the imbench process `pid` that exist now.
 fn namespaces_of(pid: u32) -> Vec<String> {
@@ -215,7 +217,7 @@ fn start_long_run(dir: &std::path::Path, secs: u32) -> std::process::Child {
     let scenario = format!("{TINY_TOML}[network.up]\ndelay = \"1ms\"\n")
         .replace("duration = \"1s\"", &format!("duration = \"{secs}s\""));
     std::fs::write(dir.join("s.toml"), scenario).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+    let child = Command::new(imbench_bin())
         .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -275,7 +277,7 @@ fn the_path_is_taken_down_after_ctrl_c_and_after_a_kill() {
 
     // Ctrl-C at any moment of the start, the path coming up included: nothing is left.
     for after_ms in [0, 2, 5, 10, 20, 40, 80] {
-        let child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        let child = Command::new(imbench_bin())
             .args(["run", "s.toml", "--progress", "quiet", "--out", "early"])
             .current_dir(&dir)
             .stdout(Stdio::null())
@@ -360,7 +362,7 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
         format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
     std::fs::write(dir.join("s.toml"), scenario).unwrap();
     let log = std::fs::File::create(dir.join("path.log")).unwrap();
-    let mut path = Command::new(env!("CARGO_BIN_EXE_imbench"))
+    let mut path = Command::new(imbench_bin())
         .args(["path", "s.toml", "--for", "120s"])
         .current_dir(&dir)
         .stdout(log.try_clone().unwrap())

@@ -453,10 +453,25 @@ pub const TINY_TOML: &str =
     [generator]\nmax_schedule_lag = \"1s\"\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\n\
     max_hiccup = \"1h\"\n";
 
+/// The imbench binary the tests run: this build's, or the one `IMBENCH_BIN` names (a path from
+/// the workspace's folder or an absolute one). CI runs the tests that time logins through the
+/// binary with a debug build of the tests and the release binary it has built already (a
+/// release build of the tests is several minutes more).
+pub fn imbench_bin() -> std::path::PathBuf {
+    let Some(bin) = std::env::var_os("IMBENCH_BIN") else {
+        return env!("CARGO_BIN_EXE_imbench").into();
+    };
+    // Tests run in their crate's folder and start imbench in folders of their own.
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = workspace.join(bin);
+    std::fs::canonicalize(&bin)
+        .unwrap_or_else(|e| panic!("IMBENCH_BIN names {}: {e}", bin.display()))
+}
+
 /// Runs the imbench binary in `dir` with `args`: how it ended, and its stdout and stderr as
 /// one text.
 pub fn imbench_in(dir: &std::path::Path, args: &[&str]) -> (std::process::Output, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imbench"))
+    let out = std::process::Command::new(imbench_bin())
         .args(args)
         .current_dir(dir)
         .output()
