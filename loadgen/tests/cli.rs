@@ -1285,6 +1285,8 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
         "{}",
         text(&out)
     );
+    // And the problems say why, in the server's words.
+    assert!(text(&out).contains(": message refused: "), "{}", text(&out));
 }
 
 #[test]

@@ -178,6 +178,7 @@ async fn every_transport_runs_the_same_schedule_exactly_once() {
             transport,
             server: ServerSpec::Embedded,
             label: None,
+            target_url: None,
         })
         .collect();
     let outcome = imbench_loadgen::run::compare::run_each(

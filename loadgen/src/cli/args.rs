@@ -97,9 +97,9 @@ pub(crate) struct RunArgs {
     /// (an XMPP server; NAME holds {user}, default imbench-{user}), or
     /// imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file, and --cert
     /// for quic, tls and wss)
-    #[arg(long, value_name = "URL", value_parser = parse_target,
+    #[arg(long, value_name = "URL", value_parser = parse_given_target,
           conflicts_with_all = ["server", "transport"])]
-    pub(crate) target: Vec<Target>,
+    pub(crate) target: Vec<GivenTarget>,
     /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
     /// imbench-server prints. Without it, the server runs in-process.
     #[arg(long, requires = "secret_file", value_parser = parse_server)]
@@ -171,9 +171,28 @@ pub(crate) enum Target {
     Imbench(Transport, ServerArg),
 }
 
-pub(crate) fn parse_target(s: &str) -> Result<Target, String> {
-    let scheme = s.split_once("://").map_or("", |(scheme, _)| scheme);
-    match scheme {
+/// A `--target` as given: what it names, and its URL as reports show it (no password).
+#[derive(Clone, Debug)]
+pub(crate) struct GivenTarget {
+    pub(crate) target: Target,
+    pub(crate) shown: String,
+}
+
+fn parse_given_target(given: &str) -> Result<GivenTarget, String> {
+    Ok(GivenTarget {
+        target: parse_target(given)?,
+        shown: imbench_loadgen::driver::url::without_secrets(given),
+    })
+}
+
+pub(crate) fn parse_target(given: &str) -> Result<Target, String> {
+    // A URL's scheme is not case-sensitive (RFC 3986, 3.1): `MQTT://` is `mqtt://`.
+    let scheme = given
+        .split_once("://")
+        .map_or(String::new(), |(scheme, _)| scheme.to_ascii_lowercase());
+    let lower = format!("{scheme}{}", &given[given.find("://").unwrap_or(0)..]);
+    let s = if scheme.is_empty() { given } else { &lower };
+    match scheme.as_str() {
         "nats" | "nats+tls" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
             .map(Target::Nats)
             .map_err(|e| e.to_string()),
@@ -249,7 +268,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
         let imbench: Vec<Transport> = args
             .target
             .iter()
-            .filter_map(|t| match t {
+            .filter_map(|t| match &t.target {
                 Target::Imbench(transport, _) => Some(*transport),
                 _ => None,
             })
@@ -262,28 +281,33 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
             );
         }
         let mut legs = Vec::new();
-        for target in &args.target {
-            legs.push(match target {
+        for given in &args.target {
+            let target_url = Some(given.shown.clone());
+            legs.push(match &given.target {
                 // Another system's clients speak its own protocol over TCP.
                 Target::Nats(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Nats(t.clone()),
                     label: None,
+                    target_url: target_url.clone(),
                 },
                 Target::Mqtt(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Mqtt(t.clone()),
                     label: None,
+                    target_url: target_url.clone(),
                 },
                 Target::Xmpp(t) => Leg {
                     transport: Transport::Tcp,
                     server: ServerSpec::Xmpp(t.clone()),
                     label: None,
+                    target_url: target_url.clone(),
                 },
                 Target::Imbench(transport, given) => Leg {
                     transport: *transport,
                     server: remote(args, given, &imbench)?,
                     label: None,
+                    target_url: target_url.clone(),
                 },
             });
         }
@@ -298,6 +322,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 transport,
                 server: ServerSpec::Embedded,
                 label: None,
+                target_url: None,
             })
             .collect()),
         (false, _, Some(_)) => {
@@ -323,6 +348,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                         transport: t,
                         server: remote(args, given, transports)?,
                         label: None,
+                        target_url: None,
                     })
                 })
                 .collect()
@@ -486,6 +512,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
             None => args.shard,
         },
         label: legs[0].label.clone(),
+        target_url: legs[0].target_url.clone(),
         live: None,
         path: None,
         namespace: None,
@@ -545,6 +572,31 @@ mod tests {
         match parse_target("imbench+tcp://localhost:4434").unwrap() {
             super::Target::Imbench(_, given) => {
                 assert_eq!(given.host.as_deref(), Some("localhost"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_targets_scheme_may_be_written_in_capitals() {
+        assert!(matches!(
+            parse_target("MQTT://127.0.0.1:1883"),
+            Ok(super::Target::Mqtt(_))
+        ));
+        assert!(matches!(
+            parse_target("Nats+TLS://127.0.0.1:4222"),
+            Ok(super::Target::Nats(_))
+        ));
+        assert!(matches!(
+            parse_target("IMBENCH+TCP://127.0.0.1:4434"),
+            Ok(super::Target::Imbench(Transport::Tcp, _))
+        ));
+        let e = parse_target("HTTP://127.0.0.1:80").unwrap_err();
+        assert!(e.contains("a target is nats://"), "{e}");
+        // Only the scheme: a password keeps its case.
+        match parse_target("XMPP://User-{user}:PassWord@127.0.0.1:5222") {
+            Ok(super::Target::Xmpp(t)) => {
+                assert_eq!((t.name, t.password), ("User-{user}".into(), "PassWord".into()))
             }
             other => panic!("{other:?}"),
         }

@@ -406,7 +406,7 @@ fn interrupt_on_ctrl_c(
     runtime.spawn(async move {
         if super::ctrl_c_or_term(&early).await {
             imbench_loadgen::errln!(
-                "imbench: interrupted; stopping the run (no more sends, up to {} for what is in flight) and writing what it measured (Ctrl-C again to quit at once)",
+                "imbench: interrupted; stopping the run: no more sends, up to {} for what is in flight, then a report of what it measured, if it had begun (Ctrl-C again to quit at once)",
                 humantime::format_duration(imbench_loadgen::run::STOPPED_DRAIN)
             );
             let _ = tx.send(true);

@@ -150,6 +150,14 @@ impl<'a> Receiver<'a> {
                     }
                 } else if self.awaiting_none_or_answered(msg_id) {
                     c.rejected.fetch_add(1, Relaxed);
+                    // A refusal other than a full server's is the server's rules (a body over
+                    // its limit, an access rule): the problems name it, as for groups.
+                    if code != ErrorCode::BUSY {
+                        self.ctx.note_problem(format!(
+                            "client {}: message refused: {code}",
+                            self.index
+                        ));
+                    }
                 }
             }
             Event::Joined { group } => {

@@ -93,9 +93,52 @@ pub fn query_pairs(query: &str) -> Result<Vec<(&str, &str)>, String> {
     Ok(pairs)
 }
 
+/// `url` as reports may show it: a password after `USER:` becomes `***`, and so does a NATS
+/// token (`nats://TOKEN@HOST:PORT`); the rest as given.
+pub fn without_secrets(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some(userinfo) = split(rest).userinfo else {
+        return url.to_string();
+    };
+    let shown = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None if scheme.to_ascii_lowercase().starts_with("nats") => "***".to_string(),
+        None => userinfo.to_string(),
+    };
+    // The userinfo is the start of what follows the scheme, up to the `@` it ends at.
+    format!("{scheme}://{shown}{}", &rest[userinfo.len()..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_shown_in_a_report_hides_its_password_and_token() {
+        assert_eq!(
+            without_secrets("mqtt://u:p%40ss@h:1?qos=0"),
+            "mqtt://u:***@h:1?qos=0"
+        );
+        assert_eq!(
+            without_secrets("nats://s3cret@h:1/pre"),
+            "nats://***@h:1/pre"
+        );
+        assert_eq!(
+            without_secrets("nats+tls://u:p@ss@h:1"),
+            "nats+tls://u:***@h:1"
+        );
+        assert_eq!(
+            without_secrets("xmpp://user{user}@h:1/example.org"),
+            "xmpp://user{user}@h:1/example.org"
+        );
+        assert_eq!(
+            without_secrets("mqtt://h:1?ca=/a@b.pem"),
+            "mqtt://h:1?ca=/a@b.pem"
+        );
+        assert_eq!(without_secrets("h:1"), "h:1");
+    }
 
     #[test]
     fn escapes_become_the_characters_they_stand_for() {

@@ -203,6 +203,7 @@ impl Report {
         let mut run = RunReport {
             transport,
             server,
+            target: None,
             duration_s,
             metrics,
             counters,

@@ -607,9 +607,9 @@ fn run_tables(out: &mut String, report: &Report, run: &RunReport) {
     let (word, class) = run_verdict(report, run);
     let _ = writeln!(
         out,
-        "<h3>{} ({} server), {:.1} s measured: <span class=\"{class}\">{word}</span></h3>",
+        "<h3>{} ({}), {:.1} s measured: <span class=\"{class}\">{word}</span></h3>",
         escape(&run.transport),
-        escape(&run.server),
+        escape(&run.against()),
         run.duration_s
     );
     let reasons = crate::report::comparison::invalid_reasons_of(report, &run.transport);

@@ -365,6 +365,7 @@ fn merge_runs(
     let mut run = RunReport {
         transport: first.transport.clone(),
         server: first.server.clone(),
+        target: first.target.clone(),
         duration_s: shards.iter().map(|r| r.duration_s).fold(0.0, f64::max),
         metrics,
         counters,

@@ -114,6 +114,10 @@ pub struct RunReport {
     pub transport: String,
     /// `embedded` or the server address.
     pub server: String,
+    /// The target's URL as given (`--target`), its password or token hidden; absent for
+    /// imbench's own server given by `--server` or embedded, and in reports from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Measured period in seconds.
     pub duration_s: f64,
     /// Latency summaries by metric name.
@@ -172,6 +176,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// What the run loaded, as its headings say: a target's URL (two brokers, or one at two
+    /// QoS, differ there), or imbench's own server by its address (`embedded server`).
+    pub fn against(&self) -> String {
+        match &self.target {
+            Some(url) => url.clone(),
+            None => format!("{} server", self.server),
+        }
+    }
+
     /// The accounting every view prints under the latency rows, a line each: messages, churn
     /// (when clients reconnected), groups, files, throughput.
     pub fn accounting_lines(&self) -> Vec<String> {

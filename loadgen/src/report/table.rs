@@ -12,10 +12,10 @@ impl Report {
         for run in &self.runs {
             let _ = writeln!(
                 out,
-                "\n{} over {} ({} server{}), {} clients, {:.1}s measured",
+                "\n{} over {} ({}{}), {} clients, {:.1}s measured",
                 self.scenario.name,
                 run.transport,
-                run.server,
+                run.against(),
                 self.network_suffix(),
                 run.counters.clients,
                 run.duration_s

@@ -17,6 +17,8 @@ pub struct Leg {
     pub server: ServerSpec,
     /// Its name in the reports, when the transport or system alone would not tell it apart.
     pub label: Option<String>,
+    /// The target's URL as given, its password hidden (see `RunConfig::target_url`).
+    pub target_url: Option<String>,
 }
 
 /// Runs `config` once per leg, in order, and returns one report with a run per leg.
@@ -31,6 +33,7 @@ pub async fn run_each(
         c.transport = leg.transport;
         c.server = leg.server.clone();
         c.label = leg.label.clone();
+        c.target_url = leg.target_url.clone();
         c.out_dir = None;
         c
     };

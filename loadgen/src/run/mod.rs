@@ -237,6 +237,9 @@ pub struct RunConfig {
     /// This run's name where reports name a run by its transport or system (`mqtt-2` beside
     /// another `mqtt`); `None` names it so.
     pub label: Option<String>,
+    /// The target's URL as given (`--target`), its password or token hidden; `None` for
+    /// imbench's server given by `--server` or embedded. Reports show it beside the run.
+    pub target_url: Option<String>,
     /// Where the run publishes its live figures for a Prometheus endpoint, if one is served.
     pub live: Option<Arc<live_metrics::LiveBoard>>,
     /// The emulated network path the scenario's `[network]` asked for, brought up by the
@@ -661,6 +664,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     });
     for run in &mut report.runs {
         run.group_records = group_records.clone();
+        run.target = config.target_url.clone();
     }
     if let Some(server) = embedded {
         server.shutdown().await;
@@ -796,7 +800,11 @@ async fn judge_probe(
         Ok(Err(ConnectError::Misconfigured(why))) => Err(RunError::Misconfigured { target, why }),
         Ok(Err(ConnectError::Failed(why))) => Err(RunError::Unreachable { target, why }),
         Err(_) => {
-            let why = format!("no answer within {timeout:?}");
+            // A port of something else that waits for its own kind of request (an HTTP
+            // server) says nothing, as does a host whose firewall drops the packets.
+            let why = format!(
+                "no answer within {timeout:?}: is the address right? (something that takes the connection and waits, such as an HTTP server, or a host that drops it, looks like this)"
+            );
             Err(RunError::Unreachable { target, why })
         }
     }

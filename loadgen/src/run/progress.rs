@@ -49,11 +49,20 @@ impl Lines {
                 format!("{s:.0}")
             }
         };
+        // The drain has no planned length (it lasts as long as the last messages take): past
+        // the schedule's end the clock stops at it and the drain counts its own time.
+        let (elapsed, phase) = if self.elapsed_s > self.planned_s {
+            (
+                self.planned_s,
+                format!("{} +{:.1}s", self.phase, self.elapsed_s - self.planned_s),
+            )
+        } else {
+            (self.elapsed_s, self.phase.to_string())
+        };
         format!(
-            "[{:>4}s/{}s] {:<7} {clients} errors {} refused {}",
-            seconds(self.elapsed_s),
+            "[{:>4}s/{}s] {phase:<7} {clients} errors {} refused {}",
+            seconds(elapsed),
             seconds(self.planned_s),
-            self.phase,
             self.errors,
             self.refused
         )
@@ -230,6 +239,19 @@ mod tests {
             );
         }
         assert!(lines.state().starts_with("[1234s/3600s] measure clients"));
+        let draining = Lines {
+            phase: "drain",
+            elapsed_s: 12.0,
+            planned_s: 11.5,
+            ..lines
+        };
+        assert!(
+            draining
+                .state()
+                .starts_with("[11.5s/11.5s] drain +0.5s clients"),
+            "{}",
+            draining.state()
+        );
         assert!(lines.rates().contains("group p99 -"));
     }
 }

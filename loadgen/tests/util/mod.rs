@@ -60,6 +60,7 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
         interrupt: None,
         shard: None,
         label: None,
+        target_url: None,
         live: None,
         path: None,
         namespace: None,

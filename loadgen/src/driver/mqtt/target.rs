@@ -147,11 +147,10 @@ impl MqttTarget {
         Ok(target)
     }
 
-    /// `mqtt 127.0.0.1:1883 (QoS 1, clean sessions)`, without credentials; `MQTT 5, ` leads the
-    /// parentheses for version 5.
+    /// `mqtt 127.0.0.1:1883 (MQTT 3.1.1, QoS 1, clean sessions)`, without credentials.
     pub fn describe(&self) -> String {
         let version = match self.version {
-            Version::V3_1_1 => "",
+            Version::V3_1_1 => "MQTT 3.1.1, ",
             Version::V5 => "MQTT 5, ",
         };
         let tls = match &self.tls {
@@ -222,7 +221,7 @@ mod tests {
         assert_eq!(t.group_topic(1), "load/test/g/1");
         assert_eq!(
             t.describe(),
-            "mqtt broker:8883 (QoS 2, persistent sessions)"
+            "mqtt broker:8883 (MQTT 3.1.1, QoS 2, persistent sessions)"
         );
         assert_eq!(t.tls, None);
         let t = MqttTarget::parse("mqtt://broker:1883?version=5&qos=2").unwrap();
@@ -238,7 +237,7 @@ mod tests {
         assert_eq!(
             t.describe(),
             format!(
-                "mqtt broker:8883 (QoS 1, clean sessions, TLS, CA {})",
+                "mqtt broker:8883 (MQTT 3.1.1, QoS 1, clean sessions, TLS, CA {})",
                 ca.display()
             )
         );

@@ -124,6 +124,19 @@ pub(super) enum Failure {
     Other(String),
 }
 
+/// A CONNACK's reason as rumqttc names it (`BadUserNamePassword`) in words, as the MQTT
+/// specification writes them (`bad user name password`).
+fn in_words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// Whether an I/O error reading what should be MQTT is the peer cutting the connection (a
 /// TLS listener does that to a plain CONNECT), rather than bytes that are not MQTT.
 fn is_cut_off(e: &std::io::Error) -> bool {
@@ -142,7 +155,7 @@ impl Failure {
             E::ConnectionRefused(code) => Failure::Refused {
                 credentials: matches!(code, C::BadUserNamePassword | C::NotAuthorized),
                 version: matches!(code, C::RefusedProtocolVersion),
-                code: format!("{code:?}"),
+                code: in_words(&format!("{code:?}")),
             },
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
@@ -171,7 +184,7 @@ impl Failure {
                     code,
                     C::RefusedProtocolVersion | C::UnsupportedProtocolVersion
                 ),
-                code: format!("{code:?}"),
+                code: in_words(&format!("{code:?}")),
             },
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
@@ -535,6 +548,15 @@ fn pubrec_refusal(reason: &p5::PubRecReason) -> Option<Refusal> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refusals_reason_reads_as_words() {
+        assert_eq!(
+            super::in_words("BadUserNamePassword"),
+            "bad user name password"
+        );
+        assert_eq!(super::in_words("NotAuthorized"), "not authorized");
+    }
+
     use super::*;
 
     #[test]
