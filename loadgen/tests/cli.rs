@@ -236,6 +236,25 @@ fn exit_1_when_an_slo_fails() {
 }
 
 #[test]
+fn a_mistyped_target_is_named_without_its_password() {
+    let dir = Dir::new("typo-secret");
+    for url in [
+        "mqtt://bob:s3cretPW@127.0.0.1:1883?qso=2",
+        "nats://s3cretPW@127.0.0.1",
+        "xmpp://u-{user}:s3cret%50W@127.0.0.1:5222?muc=",
+    ] {
+        let out = imbench(&dir, &["run", "--target", url]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(!text(&out).contains("s3cret"), "{}", text(&out));
+        assert!(
+            text(&out).contains(":***@") || text(&out).contains("//***@"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
 fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     let dir = Dir::new("lag-slo");
     let scenario = dir.file("s.toml", TINY);

@@ -97,7 +97,7 @@ pub(crate) struct RunArgs {
     /// (an XMPP server; NAME holds {user}, default imbench-{user}), or
     /// imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file, and --cert
     /// for quic, tls and wss)
-    #[arg(long, value_name = "URL", value_parser = parse_given_target,
+    #[arg(long, value_name = "URL", value_parser = TargetParser,
           conflicts_with_all = ["server", "transport"])]
     pub(crate) target: Vec<GivenTarget>,
     /// Address of a running imbench-server, or TRANSPORT=ADDR per transport (repeatable), as
@@ -178,11 +178,37 @@ pub(crate) struct GivenTarget {
     pub(crate) shown: String,
 }
 
-fn parse_given_target(given: &str) -> Result<GivenTarget, String> {
-    Ok(GivenTarget {
-        target: parse_target(given)?,
-        shown: imbench_loadgen::driver::url::without_secrets(given),
-    })
+/// Parses `--target`; its errors show the URL without its password (clap's own message would
+/// repeat the value as given).
+#[derive(Clone)]
+struct TargetParser;
+
+impl clap::builder::TypedValueParser for TargetParser {
+    type Value = GivenTarget;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<GivenTarget, clap::Error> {
+        use imbench_loadgen::driver::url::{hide_secrets, without_secrets};
+        let invalid = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--target <URL>': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let given = value
+            .to_str()
+            .ok_or_else(|| invalid("the URL is not UTF-8".into()))?;
+        let shown = without_secrets(given);
+        match parse_target(given) {
+            Ok(target) => Ok(GivenTarget { target, shown }),
+            Err(e) => Err(invalid(format!("{shown}: {}", hide_secrets(&e, given)))),
+        }
+    }
 }
 
 pub(crate) fn parse_target(given: &str) -> Result<Target, String> {
@@ -209,7 +235,7 @@ pub(crate) fn parse_target(given: &str) -> Result<Target, String> {
             Ok(Target::Imbench(transport, given))
         }
         _ => Err(format!(
-            "{s:?}: a target is nats://HOST:PORT (nats+tls:// for TLS), mqtt://HOST:PORT (mqtts:// for TLS), xmpp://HOST:PORT (?tls=starttls for TLS) or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
+            "no target has the scheme {scheme:?}: a target is nats://HOST:PORT (nats+tls:// for TLS), mqtt://HOST:PORT (mqtts:// for TLS), xmpp://HOST:PORT (?tls=starttls for TLS) or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
         )),
     }
 }
@@ -596,7 +622,10 @@ mod tests {
         // Only the scheme: a password keeps its case.
         match parse_target("XMPP://User-{user}:PassWord@127.0.0.1:5222") {
             Ok(super::Target::Xmpp(t)) => {
-                assert_eq!((t.name, t.password), ("User-{user}".into(), "PassWord".into()))
+                assert_eq!(
+                    (t.name, t.password),
+                    ("User-{user}".into(), "PassWord".into())
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -42,6 +42,9 @@ const RECEIPT_BATCH: u64 = 64;
 /// How long a client leaving on purpose waits for the server to close before cutting.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a client of a stopped run waits for its goodbye to be written and answered.
+const STOPPED_GOODBYE: Duration = Duration::from_millis(200);
+
 /// Logs `user` in through the run's driver, asking for receipts when the scenario churns.
 pub async fn connect(ctx: &RunContext, user: u64) -> Result<Session, ConnectError> {
     ctx.driver.connect(user, ctx.scenario.churn.enabled()).await
@@ -169,12 +172,22 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             }
         }
     }
-    // Say goodbye; the system then closes, which ends the receiver.
-    let _ = conn.confirm().await;
-    conn.sender.close("run finished").await;
+    // Say goodbye; the system then closes, which ends the receiver. A run that was stopped
+    // (Ctrl-C, a server that stopped answering) does not wait on a server that may never
+    // answer: Ctrl-C promised an end within the stopped drain.
+    let goodbye = if ctx.stop_reason().is_some() {
+        STOPPED_GOODBYE
+    } else {
+        Duration::from_secs(5)
+    };
+    let _ = tokio::time::timeout(goodbye, async {
+        let _ = conn.confirm().await;
+        conn.sender.close("run finished").await;
+    })
+    .await;
     // The receiver ends when the server closes after Bye; past the wait, close regardless.
     if let Some(receiver) = conn.receiver.take() {
-        let _ = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+        let _ = tokio::time::timeout(goodbye, receiver).await;
     }
     conn.sender.abort("run finished");
 }

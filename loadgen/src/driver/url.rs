@@ -102,13 +102,40 @@ pub fn without_secrets(url: &str) -> String {
     let Some(userinfo) = split(rest).userinfo else {
         return url.to_string();
     };
-    let shown = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None if scheme.to_ascii_lowercase().starts_with("nats") => "***".to_string(),
+    let shown = match secret_of(url) {
+        Some(_) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***"),
+            None => "***".to_string(),
+        },
         None => userinfo.to_string(),
     };
     // The userinfo is the start of what follows the scheme, up to the `@` it ends at.
     format!("{scheme}://{shown}{}", &rest[userinfo.len()..])
+}
+
+/// The secret `url` carries, as written: the password after `USER:`, or a NATS token.
+fn secret_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let userinfo = split(rest).userinfo?;
+    match userinfo.split_once(':') {
+        Some((_, password)) => Some(password),
+        None if scheme.to_ascii_lowercase().starts_with("nats") => Some(userinfo),
+        None => None,
+    }
+    .filter(|s| !s.is_empty())
+}
+
+/// `text` (an error about `url`, say) with `url`'s secret, as written and decoded, shown as
+/// `***`.
+pub fn hide_secrets(text: &str, url: &str) -> String {
+    let Some(secret) = secret_of(url) else {
+        return text.to_string();
+    };
+    let mut out = text.replace(secret, "***");
+    if let Some(decoded) = percent_decode(secret).filter(|d| !d.is_empty()) {
+        out = out.replace(&decoded, "***");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -138,6 +165,23 @@ mod tests {
             "mqtt://h:1?ca=/a@b.pem"
         );
         assert_eq!(without_secrets("h:1"), "h:1");
+    }
+
+    #[test]
+    fn an_error_about_a_url_hides_its_secret_as_written_and_decoded() {
+        let url = "mqtt://bob:s3c%40ret@h:1?qso=2";
+        assert_eq!(
+            hide_secrets(&format!("{url:?}: unknown option; password s3c@ret"), url),
+            "\"mqtt://bob:***@h:1?qso=2\": unknown option; password ***"
+        );
+        assert_eq!(
+            hide_secrets("nats://tok@h:1 x", "nats://tok@h:1"),
+            "nats://***@h:1 x"
+        );
+        assert_eq!(
+            hide_secrets("xmpp://name@h:1", "xmpp://name@h:1"),
+            "xmpp://name@h:1"
+        );
     }
 
     #[test]

@@ -456,6 +456,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
         let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
+            watchdog.schedule_ended(&ctx);
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
             threads_at_schedule_end = Some(CpuSnapshot::take());
             drops_at_schedule_end = Some(DropSnapshot::take(server_socket));
@@ -1085,6 +1086,9 @@ struct Watchdog {
     limit: Duration,
     answered: u64,
     since: Instant,
+    /// Answers counted when the schedule ended: the drain's silence is measured against it,
+    /// not against when the last check (once a second) saw the count move.
+    answered_at_schedule_end: Option<u64>,
 }
 
 impl Watchdog {
@@ -1093,6 +1097,14 @@ impl Watchdog {
             limit,
             answered: 0,
             since: Instant::now(),
+            answered_at_schedule_end: None,
+        }
+    }
+
+    /// Notes the answers so far, once, when the schedule ends and the drain begins.
+    fn schedule_ended(&mut self, ctx: &RunContext) {
+        if self.answered_at_schedule_end.is_none() {
+            self.answered_at_schedule_end = Some(sent_and_answered(ctx).1);
         }
     }
 
@@ -1155,12 +1167,16 @@ impl Watchdog {
     /// At the end of a drain that did not empty: whether the server answered nothing during
     /// the whole of it (`drain`, when shorter than the watchdog's limit) while messages waited.
     fn silent_through_drain(&mut self, ctx: &RunContext, drain: Duration) -> Option<String> {
-        let silent = self.check(ctx).is_some() || self.since.elapsed() >= drain;
         let (sent, answered) = sent_and_answered(ctx);
+        // A server that stopped a moment before the schedule's end was silent through the
+        // whole drain, though the check a second before the end still saw it answer.
+        let silent = self.check(ctx).is_some()
+            || self.since.elapsed() >= drain
+            || self.answered_at_schedule_end == Some(answered);
         (silent && sent > answered && !drain.is_zero()).then(|| {
             format!(
-                "the server answered nothing for {:.1?} while messages waited, through the whole drain: it stopped or hung",
-                self.since.elapsed()
+                "the server answered nothing through the whole drain ({drain:.1?}) while {} messages waited: it stopped or hung",
+                sent - answered
             )
         })
     }
@@ -1348,6 +1364,38 @@ mod tests {
         ctx.counters[0].rejected.store(2, Relaxed);
         tokio::time::advance(limit * 2).await;
         assert_eq!(watchdog.check(&ctx), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_silent_from_just_before_the_schedules_end_is_silent_through_the_drain() {
+        let (ctx, _timer) = context(0);
+        let drain = Duration::from_secs(3);
+        let mut watchdog = Watchdog::new(Duration::from_secs(10));
+        ctx.counters[0].connected.store(true, Relaxed);
+        ctx.counters[0].sent.store(10, Relaxed);
+        ctx.counters[0].acked.store(8, Relaxed);
+        // The last check before the end saw answers move; the server stops after it.
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(Duration::from_millis(700)).await;
+        ctx.counters[0].acked.store(9, Relaxed);
+        watchdog.schedule_ended(&ctx);
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(watchdog.check(&ctx), None);
+        tokio::time::advance(drain - Duration::from_millis(300)).await;
+        let why = watchdog
+            .silent_through_drain(&ctx, drain)
+            .expect("nothing answered since the schedule ended");
+        assert!(
+            why.contains("through the whole drain (3.0s) while 1 messages waited"),
+            "{why}"
+        );
+        // An answer during the drain is a server that is slow, not one that stopped.
+        let mut answering = Watchdog::new(Duration::from_secs(10));
+        ctx.counters[0].sent.store(11, Relaxed);
+        answering.schedule_ended(&ctx);
+        tokio::time::advance(drain).await;
+        ctx.counters[0].acked.store(10, Relaxed);
+        assert_eq!(answering.silent_through_drain(&ctx, drain), None);
     }
 
     #[tokio::test(start_paused = true)]

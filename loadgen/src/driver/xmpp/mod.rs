@@ -187,6 +187,11 @@ impl XmppTarget {
         for (key, value) in pairs {
             match (key, value) {
                 ("muc", service) if domain_ok(service) => target.muc = service.to_string(),
+                ("muc", service) => {
+                    return Err(invalid(format!(
+                        "muc={service:?}: muc takes the domain of the server's multi-user chat service (conference.example.org)"
+                    )))
+                }
                 ("register", "yes") => target.register = true,
                 ("register", "no") => target.register = false,
                 ("register", other) => {
@@ -291,6 +296,20 @@ impl LoginStream {
                 "{} does not speak XMPP ({e}): is this an XMPP client port?",
                 self.place
             ))),
+            // A server of another protocol (an MQTT broker, say) resets a connection whose
+            // first bytes make no sense to it: before any stream, that is the wrong port.
+            Err(SessionError::Transport(imbench_transport::TransportError::Io(e)))
+                if !self.in_stream
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                Err(ConnectError::Misconfigured(format!(
+                    "{} reset the connection without opening an XMPP stream ({e}): is this an XMPP client port?",
+                    self.place
+                )))
+            }
             Err(e) => Err(ConnectError::Failed(format!(
                 "reading from {}: {e}",
                 self.place
@@ -1161,6 +1180,7 @@ mod tests {
         assert!(err("xmpp://a%20{user}@h:1").contains("letters"));
         assert!(err("xmpp://h:1/bad_domain").contains("domain"));
         assert!(err("xmpp://h:1?qos=1").contains("unknown option"));
+        assert!(err("xmpp://h:1?muc=").contains("muc takes the domain"));
         assert!(err("xmpp://h:1?register=yes&register=no").contains("twice"));
         assert!(err("xmpp://a%2{user}@h:1").contains("%XX"));
         assert!(err("xmpp://h:1?register=maybe").contains("yes or no"));
