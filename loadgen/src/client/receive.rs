@@ -420,7 +420,11 @@ pub async fn receive(
             }
         };
         let now = ctx.clock.now_us();
-        if receiver.on_event(event, now) == Next::End {
+        let next = receiver.on_event(event, now);
+        // A send that fell due while this worker was busy with arrivals leaves now, not after
+        // the rest of the burst.
+        ctx.timer.fire_due();
+        if next == Next::End {
             break;
         }
     }

@@ -12,6 +12,13 @@
 //! many sends a second the lead is cut to what the budget allows, and sends are then a few
 //! tens of µs late instead of costing the generator CPU it needs for the load itself.
 //!
+//! Under a burst of arrivals (a group message to 1,000 receivers) the thread is the wrong one to
+//! wake a send: a task woken from outside the runtime joins the back of its shared queue, behind
+//! the receivers the burst spilled there, and the send waits for the whole burst. So the
+//! receiving tasks fire due waits themselves between events ([`Timer::fire_due`]), which puts
+//! the sender at the front of their worker's queue, and while they do, the thread leaves due
+//! waits to them for a short while (`HANDOFF`) before firing what they left.
+//!
 //! The pieces that decide anything — the queue ([`Queue`]) and the lead ([`Lead`]) — are plain
 //! data driven by the caller's clock, so they are tested without time.
 //!
@@ -94,13 +101,7 @@ impl Timer {
                     timer_thread(&shared);
                 }
             })?;
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
-            lead: Mutex::new((Lead::new(INITIAL_LEAD_NS), Budget::new(Instant::now()))),
-            lead_ns: AtomicU64::new(INITIAL_LEAD_NS),
-            stop: AtomicBool::new(false),
-            thread: handle.thread().clone(),
-        });
+        let shared = Arc::new(Shared::new(handle.thread().clone()));
         // The thread waits for this before anything else; it cannot have gone.
         let _ = tx.send(shared.clone());
         Ok((
@@ -119,6 +120,42 @@ impl Timer {
             crate::config::scenario::TimerKind::Precise
         } else {
             crate::config::scenario::TimerKind::Tokio
+        }
+    }
+
+    /// Fires the waits that are due, from the calling thread. A busy worker calls this between
+    /// the events it handles: a task woken by tokio's own worker goes to the front of that
+    /// worker's queue, while a task the timer thread wakes goes to the back of the runtime's
+    /// shared queue, behind every task a burst of arrivals has spilled there (1,000 receivers
+    /// of one group message, about a burst's worth of work). Costs a clock read when nothing
+    /// is due; a wait fires once whichever thread gets to it.
+    pub fn fire_due(&self) {
+        let Some(shared) = &self.precise else {
+            return;
+        };
+        let next = shared.next_fire_ns.load(Ordering::Acquire);
+        if next == NONE_DUE {
+            return;
+        }
+        let now = Instant::now();
+        let now_ns = shared.ns_of(now);
+        let seen = shared.workers_seen_ns.load(Ordering::Relaxed);
+        if seen == NEVER_SEEN || now_ns.saturating_sub(seen) >= SEEN_STEP_NS {
+            shared
+                .workers_seen_ns
+                .store(now_ns.max(NEVER_SEEN + 1), Ordering::Relaxed);
+        }
+        if now_ns < next {
+            return;
+        }
+        let mut due = Vec::new();
+        // The timer thread holds the lock only to pop; if it does, it is firing them anyway.
+        if let Ok(mut q) = shared.queue.try_lock() {
+            q.pop_due(now, &mut due);
+            shared.note_next(&q);
+        }
+        for slot in due {
+            slot.fire();
         }
     }
 
@@ -152,9 +189,33 @@ impl Timer {
     }
 }
 
+/// How long the timer thread leaves a due wait to busy workers before firing it itself.
+const HANDOFF: Duration = Duration::from_micros(100);
+
+/// Workers that looked for due waits this recently are busy, and will fire them first.
+const BUSY_WITHIN_NS: u64 = 20_000;
+
+/// How stale `Shared::workers_seen_ns` may be: it is written once per step, not per look, so
+/// that two workers do not pass its cache line back and forth on every event.
+const SEEN_STEP_NS: u64 = 5_000;
+
+/// `Shared::workers_seen_ns` before any worker looked.
+const NEVER_SEEN: u64 = 0;
+
+/// `Shared::next_fire_ns` when nothing waits.
+const NONE_DUE: u64 = u64::MAX;
+
 /// The shared side of the precise timer.
 struct Shared {
     queue: Mutex<Queue>,
+    /// What `next_fire_ns` counts from.
+    epoch: Instant,
+    /// When the earliest wait is due, in ns since `epoch` ([`NONE_DUE`] when none is): read
+    /// without the lock by [`Timer::fire_due`], written under it.
+    next_fire_ns: AtomicU64,
+    /// When a worker last looked for due waits ([`Timer::fire_due`]), in ns since `epoch`,
+    /// to within [`SEEN_STEP_NS`].
+    workers_seen_ns: AtomicU64,
     lead: Mutex<(Lead, Budget)>,
     /// The lead the waits read, copied from `lead` after each observation.
     lead_ns: AtomicU64,
@@ -163,11 +224,50 @@ struct Shared {
 }
 
 impl Shared {
+    /// The state of a timer whose thread is `thread`.
+    fn new(thread: Thread) -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            epoch: Instant::now(),
+            next_fire_ns: AtomicU64::new(NONE_DUE),
+            workers_seen_ns: AtomicU64::new(NEVER_SEEN),
+            lead: Mutex::new((Lead::new(INITIAL_LEAD_NS), Budget::new(Instant::now()))),
+            lead_ns: AtomicU64::new(INITIAL_LEAD_NS),
+            stop: AtomicBool::new(false),
+            thread,
+        }
+    }
+
+    /// How long the timer thread leaves due waits to the workers, given when one last looked.
+    fn grace(&self, now: Instant) -> Duration {
+        let seen = self.workers_seen_ns.load(Ordering::Relaxed);
+        if seen != NEVER_SEEN && self.ns_of(now).saturating_sub(seen) < BUSY_WITHIN_NS {
+            HANDOFF
+        } else {
+            Duration::ZERO
+        }
+    }
+
     fn push(&self, fire_at: Instant, slot: Arc<Slot>) {
-        let earliest = lock(&self.queue).push(fire_at, slot);
+        let mut q = lock(&self.queue);
+        let earliest = q.push(fire_at, slot);
+        self.note_next(&q);
+        drop(q);
         if earliest {
             self.thread.unpark();
         }
+    }
+
+    /// Publishes the queue's earliest wait for [`Timer::fire_due`]; called with the lock held.
+    fn note_next(&self, q: &Queue) {
+        let ns = q.next().map_or(NONE_DUE, |at| self.ns_of(at));
+        self.next_fire_ns.store(ns, Ordering::Release);
+    }
+
+    fn ns_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch)
+            .as_nanos()
+            .min(u128::from(NONE_DUE - 1)) as u64
     }
 
     fn observe(&self, delay: Duration) {
@@ -184,10 +284,15 @@ fn timer_thread(shared: &Shared) {
     let mut due = Vec::new();
     while !shared.stop.load(Ordering::Acquire) {
         let now = Instant::now();
+        // While the workers are busy they fire due waits themselves, to the front of their
+        // own queues (see `Timer::fire_due`); a wait this thread fires would join the back of
+        // the runtime's shared queue. So it fires only what the workers left for `HANDOFF`.
+        let grace = shared.grace(now);
         let next = {
             let mut q = lock(&shared.queue);
-            q.pop_due(now, &mut due);
-            q.next()
+            q.pop_due(now.checked_sub(grace).unwrap_or(now), &mut due);
+            shared.note_next(&q);
+            q.next().map(|at| at + grace)
         };
         for slot in due.drain(..) {
             slot.fire();
@@ -426,6 +531,42 @@ mod tests {
         assert_eq!(due.len(), 2);
         assert!(Arc::ptr_eq(&due[0], &slots[1]) && Arc::ptr_eq(&due[1], &slots[3]));
         assert_eq!(q.next(), Some(ms(30)));
+    }
+
+    #[test]
+    fn a_worker_fires_the_waits_that_are_due_and_only_those() {
+        // No timer thread runs here: whatever fires, `fire_due` fired.
+        let shared = Arc::new(Shared::new(thread::current()));
+        let timer = Timer {
+            precise: Some(shared.clone()),
+        };
+        let now = Instant::now();
+        let (due, later) = (Arc::new(Slot::default()), Arc::new(Slot::default()));
+        shared.push(now, due.clone());
+        shared.push(now + Duration::from_secs(3600), later.clone());
+        assert_eq!(
+            shared.grace(Instant::now()),
+            Duration::ZERO,
+            "no worker looked yet"
+        );
+        timer.fire_due();
+        assert_eq!(due.state.load(Ordering::Acquire), FIRED);
+        assert_eq!(later.state.load(Ordering::Acquire), WAITING);
+        assert_eq!(
+            shared.next_fire_ns.load(Ordering::Acquire),
+            shared.ns_of(now + Duration::from_secs(3600)),
+            "the next wait is the later one"
+        );
+        // A worker looked: the thread leaves what falls due to the workers for a while.
+        let looked =
+            shared.epoch + Duration::from_nanos(shared.workers_seen_ns.load(Ordering::Relaxed));
+        assert!(looked >= now);
+        assert_eq!(shared.grace(looked + Duration::from_micros(5)), HANDOFF);
+        assert_eq!(
+            shared.grace(looked + Duration::from_millis(1)),
+            Duration::ZERO,
+            "workers that stopped looking are no longer busy"
+        );
     }
 
     #[test]
