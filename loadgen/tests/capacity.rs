@@ -19,6 +19,9 @@ async fn the_search_stops_at_the_first_failing_step_and_reports_the_last_that_he
         growth: 2.0,
         max_steps: 6,
         refine: 1,
+        // The steps are judged on offered throughput; one the machine spoiled is not run again,
+        // so that the steps are the ones listed below.
+        machine_retries: 0,
     };
     let mut seen = Vec::new();
     let cap = find_max(config(scenario, ServerSpec::Embedded), opts, |s| {
@@ -44,4 +47,44 @@ async fn the_search_stops_at_the_first_failing_step_and_reports_the_last_that_he
     for s in &cap.steps {
         assert_eq!(s.held(), s.sent_per_s < 500.0, "step at {}: {s:?}", s.load);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_the_machine_alone_spoiled_runs_again_at_the_same_load_and_one_an_slo_failed_does_not(
+) {
+    // Any use of the CPUs is more than this limit: every step is invalid for the machine.
+    let mut scenario = small_scenario(10, 5.0, Duration::from_secs(1));
+    scenario.slo = vec!["lost == 0".into()];
+    scenario.generator.max_cpu_busy = 1e-9;
+    let opts = SearchOptions {
+        growth: 2.0,
+        max_steps: 3,
+        refine: 1,
+        machine_retries: 2,
+    };
+    let cap = find_max(config(scenario.clone(), ServerSpec::Embedded), opts, |_| {})
+        .await
+        .expect("search runs");
+    let loads: Vec<f64> = cap.steps.iter().map(|s| s.load).collect();
+    assert_eq!(loads, [1.0, 1.0, 1.0], "three tries at the first load");
+    for s in &cap.steps {
+        assert!(s.spoiled_by_machine(), "{s:?}");
+        assert!(
+            s.why
+                .iter()
+                .all(|w| w.starts_with("the machine was the limit")),
+            "{s:?}"
+        );
+    }
+    assert!(cap.best().is_none());
+    assert_eq!(cap.verdict(), Verdict::Invalid);
+
+    // An SLO that fails at the first load ends the search at once, machine or not.
+    scenario.generator.max_cpu_busy = 1.0;
+    scenario.slo = vec!["sent_per_s < 1".into()];
+    let cap = find_max(config(scenario, ServerSpec::Embedded), opts, |_| {})
+        .await
+        .expect("search runs");
+    assert_eq!(cap.steps.len(), 1, "{:?}", cap.steps);
+    assert_eq!(cap.steps[0].verdict, Verdict::SloFailed);
 }

@@ -301,6 +301,7 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         growth: args.growth,
         max_steps: args.max_steps,
         refine: args.refine,
+        ..SearchOptions::default()
     };
     let mut n = 0;
     let interrupt = config.interrupt.clone();

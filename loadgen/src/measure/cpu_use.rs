@@ -25,6 +25,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::hiccups::HICCUP_THREAD_NAME;
 
+/// How every reason that a run is invalid because of the machine begins: the words a person
+/// reads, and what `imbench run --find-max` and `scripts/machine-limited` look for.
+pub const THE_MACHINE: &str = "the machine";
+
+/// True when an invalid reason is the machine's, not the generator's or the server's.
+pub fn is_the_machines(reason: &str) -> bool {
+    reason.starts_with(THE_MACHINE)
+}
+
 /// Thread name of the embedded server's runtime (at most 15 bytes: Linux keeps no more).
 pub const SERVER_THREAD_NAME: &str = "imbench-server";
 
@@ -256,14 +265,14 @@ impl CpuUse {
         }
         let mut why = if busy {
             format!(
-                "the machine was the limit: its {} CPUs were {:.0}% busy (limit {:.0}%)",
+                "{THE_MACHINE} was the limit: its {} CPUs were {:.0}% busy (limit {:.0}%)",
                 self.cpus,
                 self.busy_fraction * 100.0,
                 max_busy * 100.0
             )
         } else {
             format!(
-                "the machine was the limit: this process's threads waited {:.0} µs for a CPU each time they woke (limit {max_wait_us:.0} µs)",
+                "{THE_MACHINE} was the limit: this process's threads waited {:.0} µs for a CPU each time they woke (limit {max_wait_us:.0} µs)",
                 self.wait_per_wakeup_us
             )
         };

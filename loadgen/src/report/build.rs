@@ -359,7 +359,8 @@ fn hiccup_reason(h: &MetricSummary, limit: std::time::Duration) -> Option<String
     let limit_us = limit.as_micros() as u64;
     (h.count > 0 && h.max_us > limit_us).then(|| {
         format!(
-            "the machine paused this process for {} (a thread asking to wake every millisecond woke that late; limit {}): every latency figure may hold a pause of the machine's that long",
+            "{} paused this process for {} (a thread asking to wake every millisecond woke that late; limit {}): every latency figure may hold a pause of the machine's that long",
+            crate::measure::cpu_use::THE_MACHINE,
             format_micros(h.max_us as f64),
             format_micros(limit_us as f64)
         )

@@ -110,6 +110,17 @@ impl Step {
         self.verdict == Verdict::Ok
     }
 
+    /// True when the step was invalid for the machine's reasons alone (its CPUs, its pauses),
+    /// with every SLO held: the load may well hold on another try.
+    pub fn spoiled_by_machine(&self) -> bool {
+        self.verdict == Verdict::Invalid
+            && !self.why.is_empty()
+            && self
+                .why
+                .iter()
+                .all(|w| crate::measure::cpu_use::is_the_machines(w))
+    }
+
     /// p50 and p99 of one of the latencies a step keeps, µs.
     fn latency(&self, metric: &str) -> Option<(u64, u64)> {
         match metric {
@@ -768,6 +779,26 @@ mod tests {
         );
         let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
         assert_eq!(chart.x.len(), 2, "the cut-short step is not plotted");
+    }
+
+    #[test]
+    fn only_a_step_the_machine_alone_spoiled_is_spoiled_by_the_machine() {
+        let mut s = step(1.0, 50_000.0, 20, false);
+        s.verdict = Verdict::Invalid;
+        s.why = vec![
+            "the machine was the limit: its 2 CPUs were 97% busy (limit 90%)".into(),
+            "the machine paused this process for 62.75ms".into(),
+        ];
+        assert!(s.spoiled_by_machine());
+        s.why.push("fanout.p99 < 50ms was 61.00ms".into());
+        assert!(!s.spoiled_by_machine(), "an SLO failed too");
+        s.why = vec!["generator saturated: schedule lag p99 12.00ms exceeds 10.00ms".into()];
+        assert!(!s.spoiled_by_machine(), "the generator's own limit");
+        s.why.clear();
+        assert!(!s.spoiled_by_machine(), "no reason given");
+        s.why = vec!["the machine was the limit".into()];
+        s.verdict = Verdict::SloFailed;
+        assert!(!s.spoiled_by_machine(), "not invalid");
     }
 
     #[test]

@@ -69,7 +69,10 @@ pub struct Report {
     pub ok: bool,
     /// `ok`, `slo_failed` or `invalid`.
     pub verdict: Verdict,
-    /// Why the run is invalid, if it is.
+    /// Why the run is invalid, if it is. A reason that is the machine's (its CPUs, its pauses),
+    /// not the generator's or the server's, begins with [`THE_MACHINE`].
+    ///
+    /// [`THE_MACHINE`]: crate::measure::cpu_use::THE_MACHINE
     pub invalid_reasons: Vec<String>,
     /// One entry per transport run.
     pub runs: Vec<RunReport>,

@@ -8,7 +8,10 @@
 //! the two loads (the square root of their product: equal ratios on either side, as the loads
 //! grew). A step fails when its verdict is not OK:
 //! an SLO failed, or the run was invalid (a saturated generator included), since a figure
-//! measured by a saturated generator cannot show that the server held.
+//! measured by a saturated generator cannot show that the server held. A step the machine
+//! alone spoiled (its CPUs busy with other work, a pause of the whole process) says nothing
+//! of the load, so it runs again at the same load, up to [`SearchOptions::machine_retries`]
+//! times; every try is kept among the steps.
 
 pub use crate::report::capacity::{Capacity, Step};
 use crate::run::{run, RunConfig, RunError};
@@ -27,10 +30,12 @@ enum Skipped {
 pub struct SearchOptions {
     /// Each step's load over the previous one's, while steps hold (above 1).
     pub growth: f64,
-    /// Most steps before the refinement.
+    /// Most loads tried before the refinement (tries again at one load count once).
     pub max_steps: usize,
     /// Narrowings of the interval between the last good and the first bad step.
     pub refine: usize,
+    /// Tries more at the same load for a step the machine alone spoiled.
+    pub machine_retries: usize,
 }
 
 impl Default for SearchOptions {
@@ -39,6 +44,7 @@ impl Default for SearchOptions {
             growth: 1.5,
             max_steps: 12,
             refine: 2,
+            machine_retries: 2,
         }
     }
 }
@@ -71,7 +77,10 @@ pub async fn find_max(
     let mut stopped = None;
     let mut load = 1.0;
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
-    for _ in 0..opts.max_steps {
+    // Tries so far at the current load that the machine spoiled.
+    let mut spoiled = 0;
+    let mut loads = 0;
+    while loads < opts.max_steps {
         let step = match run_step(load, steps.len() + 1).await {
             Ok(step) => step,
             Err(Skipped::Failed(e)) => return Err(e),
@@ -84,10 +93,17 @@ pub async fn find_max(
         };
         on_step(&step);
         let held = step.held();
+        let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
         steps.push(step);
         if interrupted() {
             break;
         }
+        if again {
+            spoiled += 1;
+            continue;
+        }
+        spoiled = 0;
+        loads += 1;
         if held {
             good = Some(load);
             load *= opts.growth;
@@ -98,7 +114,8 @@ pub async fn find_max(
     }
     if let (Some(lo), Some(hi), false) = (good, bad, interrupted()) {
         let (mut lo, mut hi) = (lo, hi);
-        for _ in 0..opts.refine {
+        let mut refined = 0;
+        while refined < opts.refine {
             let mid = (lo * hi).sqrt();
             let step = match run_step(mid, steps.len() + 1).await {
                 Ok(step) => step,
@@ -108,14 +125,22 @@ pub async fn find_max(
                 Err(Skipped::OutOfBounds(_)) => break,
             };
             on_step(&step);
-            if step.held() {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
+            let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
+            let held = step.held();
             steps.push(step);
             if interrupted() {
                 break;
+            }
+            if again {
+                spoiled += 1;
+                continue;
+            }
+            spoiled = 0;
+            refined += 1;
+            if held {
+                lo = mid;
+            } else {
+                hi = mid;
             }
         }
     }
