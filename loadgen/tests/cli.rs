@@ -1429,6 +1429,41 @@ fn metrics_addr_serves_both_sides_live_and_a_taken_port_is_a_usage_error() {
     assert!(text(&out).contains(&format!("metrics for Prometheus: http://{addr}/metrics")));
 }
 
+/// A load the machine alone spoiled is tried again, and the live lines say so.
+#[test]
+fn a_capacity_search_says_when_it_tries_a_load_again() {
+    let dir = Dir::new("find-max-again");
+    // Any use of the CPUs is over this limit: every step is the machine's.
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("max_cpu_busy = 1.0", "max_cpu_busy = 0.000001"),
+    );
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--find-max",
+            "--max-steps",
+            "1",
+            "--slo",
+            "direct.p99 < 10s",
+            "--progress",
+            "quiet",
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("step 1: load 1.000x, "), "{all}");
+    for n in [2, 3] {
+        assert!(
+            all.contains(&format!("step {n}: load 1.000x again, ")),
+            "{all}"
+        );
+    }
+    assert!(!all.contains("step 4:"), "two tries more, no third: {all}");
+}
+
 /// A capacity search leaves a report a person can open (capacity.md, capacity.html with the
 /// curve) beside capacity.json and the steps, and `imbench report` renders the folder again.
 #[test]

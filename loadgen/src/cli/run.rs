@@ -304,12 +304,20 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         ..SearchOptions::default()
     };
     let mut n = 0;
+    let mut last_load = None;
     let interrupt = config.interrupt.clone();
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
         let interrupted = interrupt.as_ref().is_some_and(|rx| *rx.borrow());
+        // The search tries a load again after the machine alone spoiled it.
+        let again = if last_load == Some(step.load) {
+            " again"
+        } else {
+            ""
+        };
+        last_load = Some(step.load);
         imbench_loadgen::errln!(
-            "step {n}: load {:.3}x, {:.0} sent/s, {:.0} delivered/s: {}{}",
+            "step {n}: load {:.3}x{again}, {:.0} sent/s, {:.0} delivered/s: {}{}",
             step.load,
             step.sent_per_s,
             step.delivered_per_s,
