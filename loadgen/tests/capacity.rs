@@ -67,6 +67,15 @@ async fn a_step_the_machine_alone_spoiled_runs_again_at_the_same_load_and_one_an
         .expect("search runs");
     let loads: Vec<f64> = cap.steps.iter().map(|s| s.load).collect();
     assert_eq!(loads, [1.0, 1.0, 1.0], "three tries at the first load");
+    let again: Vec<bool> = cap.steps.iter().map(|s| s.again).collect();
+    assert_eq!(again, [false, true, true]);
+    assert!(cap.table().contains("1.000x again"), "{}", cap.table());
+    assert!(
+        cap.table()
+            .contains("the first load was invalid on all 3 tries"),
+        "{}",
+        cap.table()
+    );
     for s in &cap.steps {
         assert!(s.spoiled_by_machine(), "{s:?}");
         assert!(

@@ -1462,6 +1462,22 @@ fn a_capacity_search_says_when_it_tries_a_load_again() {
         );
     }
     assert!(!all.contains("step 4:"), "two tries more, no third: {all}");
+    let refine = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--find-max",
+            "--refine",
+            "11",
+        ],
+    );
+    assert_eq!(refine.status.code(), Some(2), "{}", text(&refine));
+    assert!(
+        text(&refine).contains("at most 10, got 11"),
+        "{}",
+        text(&refine)
+    );
 }
 
 /// A capacity search leaves a report a person can open (capacity.md, capacity.html with the

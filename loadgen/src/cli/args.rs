@@ -81,7 +81,8 @@ pub(crate) struct RunArgs {
     /// With --find-max: most rising steps
     #[arg(long, default_value_t = 12, requires = "find_max")]
     pub(crate) max_steps: usize,
-    /// With --find-max: halvings between the last load that held and the first that failed
+    /// With --find-max: narrowings between the last load that held and the first that failed,
+    /// each at their geometric midpoint (at most 10)
     #[arg(long, default_value_t = 2, requires = "find_max")]
     pub(crate) refine: usize,
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).

@@ -277,6 +277,9 @@ fn run_once(
     }
 }
 
+/// Most `--refine`: ten narrowings of even a tenfold step leave loads 0.2 % apart.
+const MAX_REFINE: usize = 10;
+
 /// Most `--growth`: past it a step is a different load, not the next one.
 const MAX_GROWTH: f64 = 10.0;
 
@@ -286,6 +289,13 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         imbench_loadgen::errln!(
             "imbench: --growth is each step's load over the one before: above 1 and at most {MAX_GROWTH}, got {}",
             args.growth
+        );
+        return exit_code::USAGE;
+    }
+    if args.refine > MAX_REFINE {
+        imbench_loadgen::errln!(
+            "imbench: --refine is how many times the search narrows between the last load that held and the first that failed: at most {MAX_REFINE}, got {}",
+            args.refine
         );
         return exit_code::USAGE;
     }
@@ -304,18 +314,12 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         ..SearchOptions::default()
     };
     let mut n = 0;
-    let mut last_load = None;
     let interrupt = config.interrupt.clone();
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
         let interrupted = interrupt.as_ref().is_some_and(|rx| *rx.borrow());
         // The search tries a load again after the machine alone spoiled it.
-        let again = if last_load == Some(step.load) {
-            " again"
-        } else {
-            ""
-        };
-        last_load = Some(step.load);
+        let again = if step.again { " again" } else { "" };
         imbench_loadgen::errln!(
             "step {n}: load {:.3}x{again}, {:.0} sent/s, {:.0} delivered/s: {}{}",
             step.load,

@@ -57,6 +57,10 @@ pub struct Step {
     /// Where the step's report went: its folder's name, beside capacity.json (an absolute
     /// path in searches written before the names were kept relative).
     pub report: Option<PathBuf>,
+    /// True when the step tried its load again because the machine alone spoiled the try
+    /// before (not kept in searches written before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
     /// The timer the step's sends waited on (`auto` picks by rate, so steps can differ; not
     /// kept in searches written before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +106,7 @@ impl Step {
             why,
             report: dir.map(|d| d.file_name().map_or(d.clone(), PathBuf::from)),
             timer: run.timer,
+            again: false,
         }
     }
 
@@ -296,11 +301,22 @@ impl Capacity {
                 }
             ),
             None => match self.steps.first() {
-                Some(first) if first.verdict == Verdict::Invalid => format!(
-                    "no step held: the first step was invalid ({}), so the search says nothing \
-                     of the capacity",
-                    first.why.join("; ")
-                ),
+                Some(first) if first.verdict == Verdict::Invalid => {
+                    let tries = self
+                        .steps
+                        .iter()
+                        .take_while(|s| s.load == first.load)
+                        .count();
+                    let what = if tries > 1 {
+                        format!("the first load was invalid on all {tries} tries (the first:")
+                    } else {
+                        "the first step was invalid (".to_string()
+                    };
+                    format!(
+                        "no step held: {what}{}), so the search says nothing of the capacity",
+                        first.why.join("; ")
+                    )
+                }
                 _ => "no step held: the first load is already too much".to_string(),
             },
         }
@@ -350,7 +366,7 @@ impl Capacity {
             .map(|(i, s)| {
                 let mut row = vec![
                     (i + 1).to_string(),
-                    format!("{:.3}x", s.load),
+                    format!("{:.3}x{}", s.load, if s.again { " again" } else { "" }),
                     format!("{:.0}", s.sent_per_s),
                     format!("{:.0}", s.delivered_per_s),
                 ];
@@ -665,6 +681,7 @@ mod tests {
             },
             report: Some(PathBuf::from(format!("/x/step-{:02}", (load * 2.0) as u32))),
             timer: Some(crate::config::scenario::TimerKind::Precise),
+            again: false,
         }
     }
 

@@ -14,6 +14,9 @@
 //! times; every try is kept among the steps.
 
 pub use crate::report::capacity::{Capacity, Step};
+
+/// Loads closer than this ratio are one load on any machine: the narrowing stops there.
+const FINEST_RATIO: f64 = 1.01;
 use crate::run::{run, RunConfig, RunError};
 
 /// A step the search may not run.
@@ -81,7 +84,7 @@ pub async fn find_max(
     let mut spoiled = 0;
     let mut loads = 0;
     while loads < opts.max_steps {
-        let step = match run_step(load, steps.len() + 1).await {
+        let mut step = match run_step(load, steps.len() + 1).await {
             Ok(step) => step,
             Err(Skipped::Failed(e)) => return Err(e),
             Err(Skipped::OutOfBounds(e)) if !steps.is_empty() => {
@@ -91,6 +94,7 @@ pub async fn find_max(
             // The first step is the scenario as given, which was checked already.
             Err(Skipped::OutOfBounds(e)) => return Err(RunError::Scenario(e)),
         };
+        step.again = spoiled > 0;
         on_step(&step);
         let held = step.held();
         let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
@@ -115,15 +119,17 @@ pub async fn find_max(
     if let (Some(lo), Some(hi), false) = (good, bad, interrupted()) {
         let (mut lo, mut hi) = (lo, hi);
         let mut refined = 0;
-        while refined < opts.refine {
+        // Past the finest ratio another step would try the same load under another name.
+        while refined < opts.refine && hi / lo >= FINEST_RATIO {
             let mid = (lo * hi).sqrt();
-            let step = match run_step(mid, steps.len() + 1).await {
+            let mut step = match run_step(mid, steps.len() + 1).await {
                 Ok(step) => step,
                 Err(Skipped::Failed(e)) => return Err(e),
                 // Between two loads that were accepted: cannot happen, but is no reason to
                 // lose the steps already run.
                 Err(Skipped::OutOfBounds(_)) => break,
             };
+            step.again = spoiled > 0;
             on_step(&step);
             let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
             let held = step.held();
