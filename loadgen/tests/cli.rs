@@ -391,24 +391,39 @@ fn exit_3_when_the_generator_is_saturated() {
         "s.toml",
         &TINY.replace("max_schedule_lag = \"1s\"", "max_schedule_lag = \"1us\""),
     );
-    // tokio's 1 ms timer: the precise one can wake a send within its microsecond.
-    let out = imbench(
-        &dir,
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--timer",
-            "tokio",
-            "--out",
-            "r",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("saturated"), "{}", text(&out));
-    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
-    assert!(report.contains("\"saturated\": true"));
-    // The generator's own lateness may be the code's: not the machine's alone.
-    assert_eq!(machine_limited(&dir, "r", &["schedule_lag"]), Some(1));
+    // tokio's 1 ms timer: the precise one can wake a send within its microsecond. That
+    // millisecond is the generator's; but a machine that pauses the whole process as long (the
+    // hiccup meter late by half the lag) or keeps its threads waiting for a CPU longer than they
+    // run is the cause then, and the run says so: such a run is checked for that and tried again.
+    for attempt in 1..=5 {
+        let out_dir = format!("r{attempt}");
+        let out = imbench(
+            &dir,
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--timer",
+                "tokio",
+                "--out",
+                &out_dir,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let report = std::fs::read_to_string(dir.0.join(&out_dir).join("report.json")).unwrap();
+        if report.contains("\"late_for_the_machine\": true") {
+            assert!(text(&out).contains("LATE: the machine's"), "{}", text(&out));
+            assert!(report.contains("\"saturated\": false"), "{report}");
+            assert_eq!(machine_limited(&dir, &out_dir, &["schedule_lag"]), Some(0));
+            continue;
+        }
+        assert!(text(&out).contains("generator saturated"), "{}", text(&out));
+        assert!(text(&out).contains("SATURATED"), "{}", text(&out));
+        assert!(report.contains("\"saturated\": true"), "{report}");
+        // The generator's own lateness may be the code's: not the machine's alone.
+        assert_eq!(machine_limited(&dir, &out_dir, &["schedule_lag"]), Some(1));
+        return;
+    }
+    panic!("the machine made all five runs late: the generator's own lateness was never seen");
 }
 
 #[test]

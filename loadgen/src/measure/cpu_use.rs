@@ -280,6 +280,15 @@ impl CpuUse {
         Some(why)
     }
 
+    /// This process's threads, over enough wake-ups to judge, waited on a run queue for longer
+    /// than they ran: it was short of CPU, not of time to do its work in. A process with more
+    /// work than one CPU does runs most of the time it is runnable, unless its threads outnumber
+    /// the CPUs, and then the CPUs are all busy, which [`Self::limit_reason`] judges.
+    pub fn waited_longer_than_ran(&self) -> bool {
+        let ran = self.generator_cores + self.server_cores.unwrap_or(0.0) + self.timer_cores;
+        self.wakeups >= MIN_WAKEUPS && self.wait_cores > ran
+    }
+
     /// Who used the CPUs, in words.
     pub fn breakdown(&self) -> String {
         let mut parts = vec![format!("generator {:.2}", self.generator_cores)];

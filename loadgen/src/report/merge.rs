@@ -360,6 +360,7 @@ fn merge_runs(
         max_us: lag.map_or(0, |l| l.max_us),
         limit_us,
         saturated: shards.iter().any(|r| r.schedule_lag.saturated),
+        late_for_the_machine: shards.iter().any(|r| r.schedule_lag.late_for_the_machine),
     };
     let group = merge_groups(shards);
     let mut run = RunReport {

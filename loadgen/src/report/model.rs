@@ -365,8 +365,14 @@ pub struct ScheduleLag {
     pub max_us: u64,
     /// The p99 above which the run counts as saturated, µs.
     pub limit_us: u64,
-    /// Whether p99 exceeded the limit.
+    /// Whether p99 exceeded the limit with the generator the cause: it had more to do than its
+    /// CPU time allowed.
     pub saturated: bool,
+    /// Whether p99 exceeded the limit with the machine the cause: a thread of this process with
+    /// nothing to do was late too (the hiccup meter), or the process's threads waited for a CPU
+    /// longer than they ran. Never true with `saturated`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late_for_the_machine: bool,
 }
 
 /// One SLO's verdict.

@@ -39,7 +39,13 @@ impl Report {
                 run.timer
                     .as_ref()
                     .map_or(String::new(), |t| format!("; {} timer", t.name())),
-                if l.saturated { " — SATURATED" } else { "" }
+                if l.saturated {
+                    " — SATURATED"
+                } else if l.late_for_the_machine {
+                    " — LATE: the machine's (see the verdict)"
+                } else {
+                    ""
+                }
             );
             let m = &run.memory;
             if m.bytes_per_client > 0 {
