@@ -76,14 +76,29 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard", "shards"])]
     pub(crate) repeat: usize,
     /// With --find-max: each step's load over the previous one's
-    #[arg(long, default_value_t = 1.5, requires = "find_max")]
+    #[arg(
+        long,
+        default_value_t = 1.5,
+        requires = "find_max",
+        allow_negative_numbers = true
+    )]
     pub(crate) growth: f64,
     /// With --find-max: most rising steps
-    #[arg(long, default_value_t = 12, requires = "find_max")]
+    #[arg(
+        long,
+        default_value_t = 12,
+        requires = "find_max",
+        allow_negative_numbers = true
+    )]
     pub(crate) max_steps: usize,
     /// With --find-max: narrowings between the last load that held and the first that failed,
     /// each at their geometric midpoint (at most 10)
-    #[arg(long, default_value_t = 2, requires = "find_max")]
+    #[arg(
+        long,
+        default_value_t = 2,
+        requires = "find_max",
+        allow_negative_numbers = true
+    )]
     pub(crate) refine: usize,
     /// An SLO such as 'direct.p99<500ms' or 'lost==0' (repeatable; added to the scenario's).
     #[arg(long = "slo")]

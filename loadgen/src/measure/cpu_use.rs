@@ -139,6 +139,17 @@ impl CpuSnapshot {
     }
 }
 
+/// A share as a percentage with the digits it needs: `90` for 0.9, `0.0001` for 0.000001 (a
+/// limit set that low is still not 0 %).
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p >= 1.0 || p <= 0.0 {
+        return format!("{p:.0}");
+    }
+    let digits = (-p.log10()).ceil() as usize;
+    format!("{p:.digits$}")
+}
+
 /// Where the CPU went over a period, in cores (CPU seconds per second).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuUse {
@@ -265,10 +276,10 @@ impl CpuUse {
         }
         let mut why = if busy {
             format!(
-                "{THE_MACHINE} was the limit: its {} CPUs were {:.0}% busy (limit {:.0}%)",
+                "{THE_MACHINE} was the limit: its {} CPUs were {:.0}% busy (limit {}%)",
                 self.cpus,
                 self.busy_fraction * 100.0,
-                max_busy * 100.0
+                percent(max_busy)
             )
         } else {
             format!(
@@ -545,5 +556,15 @@ mod tests {
         let u = CpuUse::between(&a, &b, false).unwrap();
         assert!(u.cpus >= 1);
         assert!(u.generator_cores > 0.0, "{u:?}");
+    }
+
+    #[test]
+    fn a_limit_under_one_percent_is_not_printed_as_zero() {
+        assert_eq!(percent(0.9), "90");
+        assert_eq!(percent(1.0), "100");
+        assert_eq!(percent(0.05), "5");
+        assert_eq!(percent(0.005), "0.5");
+        assert_eq!(percent(0.000001), "0.0001");
+        assert_eq!(percent(0.0), "0");
     }
 }

@@ -78,10 +78,13 @@ impl Step {
                 .map_or(0, |m| if p50 { m.p50_us } else { m.p99_us })
         };
         let mut why: Vec<String> = r.invalid_reasons.clone();
+        // A step stopped before it measured anything missed its SLOs for that alone: the
+        // reason it stopped says all there is.
+        let measured = run.duration_s > 0.0 || r.verdict != Verdict::Invalid;
         why.extend(
             run.slo
                 .iter()
-                .filter(|s| !s.ok)
+                .filter(|s| !s.ok && measured)
                 .map(|s| format!("{} was {}", s.expr, s.value)),
         );
         Self {
@@ -302,11 +305,8 @@ impl Capacity {
             ),
             None => match self.steps.first() {
                 Some(first) if first.verdict == Verdict::Invalid => {
-                    let tries = self
-                        .steps
-                        .iter()
-                        .take_while(|s| s.load == first.load)
-                        .count();
+                    // The first try and those again at its load.
+                    let tries = 1 + self.steps[1..].iter().take_while(|s| s.again).count();
                     let what = if tries > 1 {
                         format!("the first load was invalid on all {tries} tries (the first:")
                     } else {

@@ -14,10 +14,10 @@
 //! times; every try is kept among the steps.
 
 pub use crate::report::capacity::{Capacity, Step};
+use crate::run::{run, RunConfig, RunError};
 
 /// Loads closer than this ratio are one load on any machine: the narrowing stops there.
 const FINEST_RATIO: f64 = 1.01;
-use crate::run::{run, RunConfig, RunError};
 
 /// A step the search may not run.
 enum Skipped {
@@ -52,105 +52,131 @@ impl Default for SearchOptions {
     }
 }
 
+/// The load between one that held (`lo`) and one that failed (`hi`) to try next: their
+/// geometric midpoint, or none when the two are within [`FINEST_RATIO`] of each other and
+/// another step would try the same load under another name.
+fn midpoint(lo: f64, hi: f64) -> Option<f64> {
+    (hi / lo >= FINEST_RATIO).then(|| (lo * hi).sqrt())
+}
+
+/// The folder of step `n`: `step-01` and on, numbered with as many digits as the search's
+/// last possible step needs (at least two), so that the folders sort in the order they ran.
+fn step_folder(n: usize, opts: SearchOptions) -> String {
+    let most = (opts.max_steps + opts.refine).saturating_mul(1 + opts.machine_retries);
+    let width = most.max(10).to_string().len();
+    format!("step-{n:0width$}")
+}
+
+/// A search under way: the steps so far and how to run another.
+struct Search<'a, F> {
+    config: &'a RunConfig,
+    opts: SearchOptions,
+    steps: Vec<Step>,
+    on_step: F,
+}
+
+impl<F: FnMut(&Step)> Search<'_, F> {
+    /// Whether the user stopped the search.
+    fn interrupted(&self) -> bool {
+        self.config
+            .interrupt
+            .as_ref()
+            .is_some_and(|rx| *rx.borrow())
+    }
+
+    /// One run of the scenario at `load`, in the next step's folder.
+    async fn run_step(&self, load: f64) -> Result<Step, Skipped> {
+        let base = &self.config.scenario;
+        let mut c = self.config.clone();
+        c.scenario.direct.rate = base.direct.rate * load;
+        c.scenario.groups.rate = base.groups.rate * load;
+        c.out_dir = self
+            .config
+            .out_dir
+            .as_ref()
+            .map(|d| d.join(step_folder(self.steps.len() + 1, self.opts)));
+        c.scenario.validate().map_err(Skipped::OutOfBounds)?;
+        let outcome = run(c).await.map_err(Skipped::Failed)?;
+        Ok(Step::from_report(load, &outcome.report, outcome.dir))
+    }
+
+    /// Runs `load` until a try is not the machine's alone or the tries again are spent,
+    /// keeping every try among the steps: whether the last held, or `None` when the user
+    /// stopped the search.
+    async fn try_load(&mut self, load: f64) -> Result<Option<bool>, Skipped> {
+        let mut tries = 0;
+        loop {
+            let mut step = self.run_step(load).await?;
+            step.again = tries > 0;
+            (self.on_step)(&step);
+            let held = step.held();
+            let again = step.spoiled_by_machine() && tries < self.opts.machine_retries;
+            self.steps.push(step);
+            if self.interrupted() {
+                return Ok(None);
+            }
+            if !again {
+                return Ok(Some(held));
+            }
+            tries += 1;
+        }
+    }
+}
+
 /// Runs the search. `config.out_dir`, when set, gets one sub-folder per step, and
 /// `capacity.json`, `capacity.md` and `capacity.html`. `on_step` sees each step as it finishes.
 pub async fn find_max(
     config: RunConfig,
     opts: SearchOptions,
-    mut on_step: impl FnMut(&Step),
+    on_step: impl FnMut(&Step),
 ) -> Result<Capacity, RunError> {
-    let base = config.scenario.clone();
-    let mut steps: Vec<Step> = Vec::new();
-    let run_step = |load: f64, n: usize| {
-        let mut c = config.clone();
-        c.scenario.direct.rate = base.direct.rate * load;
-        c.scenario.groups.rate = base.groups.rate * load;
-        c.out_dir = config
-            .out_dir
-            .as_ref()
-            .map(|d| d.join(format!("step-{n:02}")));
-        async move {
-            c.scenario.validate().map_err(Skipped::OutOfBounds)?;
-            let outcome = run(c).await.map_err(Skipped::Failed)?;
-            Ok::<Step, Skipped>(Step::from_report(load, &outcome.report, outcome.dir))
-        }
+    let mut search = Search {
+        config: &config,
+        opts,
+        steps: Vec::new(),
+        on_step,
     };
     let mut good: Option<f64> = None;
     let mut bad: Option<f64> = None;
     let mut stopped = None;
     let mut load = 1.0;
-    let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
-    // Tries so far at the current load that the machine spoiled.
-    let mut spoiled = 0;
-    let mut loads = 0;
-    while loads < opts.max_steps {
-        let mut step = match run_step(load, steps.len() + 1).await {
-            Ok(step) => step,
+    for _ in 0..opts.max_steps {
+        match search.try_load(load).await {
+            Ok(None) => break,
+            Ok(Some(true)) => {
+                good = Some(load);
+                load *= opts.growth;
+            }
+            Ok(Some(false)) => {
+                bad = Some(load);
+                break;
+            }
             Err(Skipped::Failed(e)) => return Err(e),
-            Err(Skipped::OutOfBounds(e)) if !steps.is_empty() => {
+            Err(Skipped::OutOfBounds(e)) if !search.steps.is_empty() => {
                 stopped = Some(format!("the next load, {load:.3}x, would be refused: {e}"));
                 break;
             }
             // The first step is the scenario as given, which was checked already.
             Err(Skipped::OutOfBounds(e)) => return Err(RunError::Scenario(e)),
-        };
-        step.again = spoiled > 0;
-        on_step(&step);
-        let held = step.held();
-        let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
-        steps.push(step);
-        if interrupted() {
-            break;
-        }
-        if again {
-            spoiled += 1;
-            continue;
-        }
-        spoiled = 0;
-        loads += 1;
-        if held {
-            good = Some(load);
-            load *= opts.growth;
-        } else {
-            bad = Some(load);
-            break;
         }
     }
-    if let (Some(lo), Some(hi), false) = (good, bad, interrupted()) {
-        let (mut lo, mut hi) = (lo, hi);
-        let mut refined = 0;
-        // Past the finest ratio another step would try the same load under another name.
-        while refined < opts.refine && hi / lo >= FINEST_RATIO {
-            let mid = (lo * hi).sqrt();
-            let mut step = match run_step(mid, steps.len() + 1).await {
-                Ok(step) => step,
+    if let (Some(mut lo), Some(mut hi), false) = (good, bad, search.interrupted()) {
+        for _ in 0..opts.refine {
+            let Some(mid) = midpoint(lo, hi) else { break };
+            match search.try_load(mid).await {
+                Ok(None) => break,
+                Ok(Some(true)) => lo = mid,
+                Ok(Some(false)) => hi = mid,
                 Err(Skipped::Failed(e)) => return Err(e),
                 // Between two loads that were accepted: cannot happen, but is no reason to
                 // lose the steps already run.
                 Err(Skipped::OutOfBounds(_)) => break,
-            };
-            step.again = spoiled > 0;
-            on_step(&step);
-            let again = step.spoiled_by_machine() && spoiled < opts.machine_retries;
-            let held = step.held();
-            steps.push(step);
-            if interrupted() {
-                break;
-            }
-            if again {
-                spoiled += 1;
-                continue;
-            }
-            spoiled = 0;
-            refined += 1;
-            if held {
-                lo = mid;
-            } else {
-                hi = mid;
             }
         }
     }
-    let interrupted = interrupted();
+    let interrupted = search.interrupted();
+    let steps = search.steps;
+    let base = &config.scenario;
     let highest_held = crate::report::capacity::highest_held(&steps, interrupted);
     let capacity = Capacity {
         scenario: base.name.clone(),
@@ -169,4 +195,32 @@ pub async fn find_max(
         })?;
     }
     Ok(capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_narrowing_takes_the_geometric_midpoint_until_the_loads_are_within_one_percent() {
+        let mid = midpoint(2.0, 8.0).expect("far apart");
+        assert!((mid - 4.0).abs() < 1e-12, "{mid}");
+        assert!(midpoint(1.0, 1.0101).is_some());
+        assert_eq!(midpoint(1.0, 1.0099), None);
+        assert_eq!(midpoint(3.0, 3.0), None);
+    }
+
+    #[test]
+    fn step_folders_sort_in_the_order_the_steps_ran() {
+        let default = SearchOptions::default();
+        assert_eq!(step_folder(1, default), "step-01");
+        assert_eq!(step_folder(42, default), "step-42");
+        let long = SearchOptions {
+            max_steps: 40,
+            ..default
+        };
+        // (40 + 2) loads, each tried up to 3 times: 126 steps at most.
+        assert_eq!(step_folder(7, long), "step-007");
+        assert_eq!(step_folder(126, long), "step-126");
+    }
 }

@@ -501,6 +501,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                             "interrupted during the drain at {at:.1}s; messages still on their way then were waited for {}s more at most, not the rest of the drain",
                             STOPPED_DRAIN.as_secs()
                         )
+                    } else if ctx.clock.now_us() < ctx.measure_start_us {
+                        format!(
+                            "interrupted at {at:.1}s, before the measured period began at {:.1}s: nothing was measured",
+                            ctx.measure_start_us as f64 / 1e6
+                        )
                     } else {
                         format!("interrupted at {at:.1}s; this report covers what was measured until then")
                     });
