@@ -196,7 +196,7 @@ impl Report {
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
         let late_reason = (lag.p99_us > limit_us).then(|| {
             late_schedule_reason(
-                lag.p99_us,
+                lag,
                 limit_us,
                 metrics.get(Metric::Hiccup.name()),
                 cpu_use.as_ref(),
@@ -375,28 +375,42 @@ fn hiccup_reason(h: &MetricSummary, limit: std::time::Duration) -> Option<String
     })
 }
 
-/// Why the schedule's lag p99 (`p99_us`) was over its limit. The generator was saturated
-/// unless the machine explains the lateness: the hiccup meter, a thread of this process with
-/// nothing to do but wake every millisecond, was late by at least half as much at p99 (the
-/// machine paused the whole process, and any task would have been as late), or the process's
-/// threads waited for a CPU longer than they ran (steal, other processes: it was short of CPU,
-/// not of time to do its work in).
+/// Why the schedule's lag p99 was over its limit. The generator was saturated unless the
+/// machine explains the lateness: the hiccup meter, a thread of this process with nothing to do
+/// but wake every millisecond, was late by at least half as much (the machine paused the whole
+/// process, and any task would have been as late), or the process's threads waited for a CPU
+/// longer than they ran (steal, other processes: it was short of CPU, not of time to do its
+/// work in). The meter's p99 is set beside the lag's; but a lag of fewer than
+/// [`FEW_SENDS`] samples has its largest for p99, one send, and the meter's largest pause is
+/// set beside that.
 fn late_schedule_reason(
-    p99_us: u64,
+    lag: &MetricSummary,
     limit_us: u64,
     hiccup: Option<&MetricSummary>,
     cpu: Option<&CpuUse>,
 ) -> String {
     let late = format!(
         "schedule lag p99 {} exceeds {}",
-        format_micros(p99_us as f64),
+        format_micros(lag.p99_us as f64),
         format_micros(limit_us as f64)
     );
     let breakdown = cpu.map_or(String::new(), |u| format!(": {}", u.breakdown()));
-    if let Some(h) = hiccup.filter(|h| h.count > 0 && h.p99_us * 2 >= p99_us) {
+    let few = lag.count < FEW_SENDS;
+    let pause = hiccup
+        .filter(|h| h.count > 0)
+        .map(|h| if few { h.max_us } else { h.p99_us });
+    if let Some(pause) = pause.filter(|&us| us * 2 >= lag.p99_us) {
+        let at = if few {
+            format!(
+                "at most (the lag's p99 of {} sends is its largest)",
+                lag.count
+            )
+        } else {
+            "at p99".to_string()
+        };
         return format!(
-            "{THE_MACHINE} was the limit: {late}, and a thread of this process that only wakes every millisecond was {} late at p99 (hiccup): the machine paused the process{breakdown}",
-            format_micros(h.p99_us as f64)
+            "{THE_MACHINE} was the limit: {late}, and a thread of this process that only wakes every millisecond was {} late {at} (hiccup): the machine paused the process{breakdown}",
+            format_micros(pause as f64)
         );
     }
     if let Some(u) = cpu.filter(|u| u.waited_longer_than_ran()) {
@@ -408,6 +422,9 @@ fn late_schedule_reason(
     }
     format!("generator saturated: {late}")
 }
+
+/// Samples of the schedule's lag below which its p99 is its largest: one send.
+const FEW_SENDS: u64 = 100;
 
 /// Looks up what an SLO refers to and judges it.
 pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
@@ -588,17 +605,25 @@ mod tests {
     #[test]
     fn a_late_schedule_is_the_machines_only_when_an_idle_thread_was_late_too_or_the_process_waited_for_cpu(
     ) {
-        let (p99, limit) = (13_070, 10_000);
-        let hiccup_p99 = |p99_us| MetricSummary {
-            count: 10_000,
+        let limit = 10_000;
+        let lag = |count, p99_us| MetricSummary {
+            count,
             p99_us,
+            max_us: p99_us,
             ..MetricSummary::default()
         };
+        let hiccup = |p99_us, max_us| MetricSummary {
+            count: 10_000,
+            p99_us,
+            max_us,
+            ..MetricSummary::default()
+        };
+        let sends = lag(10_000, 13_070);
         // The CI run of 2026-12-02: 0.71 cores stolen, the idle thread 11.66 ms late at p99.
         let paused = late_schedule_reason(
-            p99,
+            &sends,
             limit,
-            Some(&hiccup_p99(11_660)),
+            Some(&hiccup(11_660, 31_630)),
             Some(&cpu(0.46, 0.75, 50_000)),
         );
         assert!(is_the_machines(&paused), "{paused}");
@@ -607,9 +632,9 @@ mod tests {
         assert!(paused.contains("steal 0.70"), "{paused}");
         // Idle thread on time, but the process waited for a CPU longer than it ran.
         let starved = late_schedule_reason(
-            p99,
+            &sends,
             limit,
-            Some(&hiccup_p99(300)),
+            Some(&hiccup(300, 900)),
             Some(&cpu(0.46, 0.75, 50_000)),
         );
         assert!(is_the_machines(&starved), "{starved}");
@@ -617,23 +642,38 @@ mod tests {
             starved.contains("(0.75 cores) than they ran (0.46)"),
             "{starved}"
         );
-        // The generator's: the idle thread on time (or late by less than half the lag), the
-        // process running more than it waited, or too few wake-ups to judge the wait.
-        for (hiccup, use_) in [
-            (Some(hiccup_p99(300)), Some(cpu(1.4, 0.3, 50_000))),
-            (Some(hiccup_p99(6_000)), Some(cpu(1.4, 0.3, 50_000))),
-            (Some(hiccup_p99(300)), Some(cpu(0.46, 0.75, 999))),
+        // The generator's: the idle thread on time (or late by less than half the lag, its
+        // longest pause aside), the process running more than it waited, or too few wake-ups
+        // to judge the wait.
+        for (h, use_) in [
+            (Some(hiccup(300, 40_000)), Some(cpu(1.4, 0.3, 50_000))),
+            (Some(hiccup(6_000, 40_000)), Some(cpu(1.4, 0.3, 50_000))),
+            (Some(hiccup(300, 900)), Some(cpu(0.46, 0.75, 999))),
             (Some(MetricSummary::default()), None),
             (None, None),
         ] {
-            let why = late_schedule_reason(p99, limit, hiccup.as_ref(), use_.as_ref());
+            let why = late_schedule_reason(&sends, limit, h.as_ref(), use_.as_ref());
             assert_eq!(
                 why,
                 "generator saturated: schedule lag p99 13.07ms exceeds 10.00ms"
             );
         }
         // Half the lag is enough for the pauses to be the cause.
-        let half = late_schedule_reason(p99, limit, Some(&hiccup_p99(6_535)), None);
+        let half = late_schedule_reason(&sends, limit, Some(&hiccup(6_535, 7_000)), None);
         assert!(is_the_machines(&half), "{half}");
+        // 19 sends (4 a second for 5 s, a --find-max step of 2026-12-02): their p99 is the
+        // one latest, 12.72 ms, beside the machine's longest pause of 17.01 ms, not its p99.
+        let few = lag(19, 12_720);
+        let one = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 17_007)), None);
+        assert!(is_the_machines(&one), "{one}");
+        assert!(
+            one.contains("17.01ms late at most (the lag's p99 of 19 sends is its largest)"),
+            "{one}"
+        );
+        let generators = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 5_000)), None);
+        assert!(
+            generators.starts_with("generator saturated"),
+            "{generators}"
+        );
     }
 }

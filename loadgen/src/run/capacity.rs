@@ -62,7 +62,8 @@ fn midpoint(lo: f64, hi: f64) -> Option<f64> {
 /// The folder of step `n`: `step-01` and on, numbered with as many digits as the search's
 /// last possible step needs (at least two), so that the folders sort in the order they ran.
 fn step_folder(n: usize, opts: SearchOptions) -> String {
-    let most = (opts.max_steps + opts.refine).saturating_mul(1 + opts.machine_retries);
+    let most = (opts.max_steps.saturating_add(opts.refine))
+        .saturating_mul(opts.machine_retries.saturating_add(1));
     let width = most.max(10).to_string().len();
     format!("step-{n:0width$}")
 }
