@@ -424,6 +424,9 @@ fn interrupt_on_ctrl_c(
             );
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
+                imbench_loadgen::errln!(
+                    "imbench: interrupted again; quitting at once: no report is written (a --find-max search keeps the step folders it finished, without capacity.json)"
+                );
                 // No destructor runs on this exit: an emulated path's namespaces go now, and
                 // a report folder this run made and has not written into.
                 imbench_netpath::netns::remove_own();

@@ -139,6 +139,11 @@ impl CpuSnapshot {
     }
 }
 
+/// "1 CPU", "2 CPUs".
+pub fn cpus(n: usize) -> String {
+    format!("{n} CPU{}", if n == 1 { "" } else { "s" })
+}
+
 /// A share as a percentage with the digits it needs: `90` for 0.9, `0.0001` for 0.000001 (a
 /// limit set that low is still not 0 %).
 fn percent(share: f64) -> String {
@@ -276,8 +281,9 @@ impl CpuUse {
         }
         let mut why = if busy {
             format!(
-                "{THE_MACHINE} was the limit: its {} CPUs were {:.0}% busy (limit {}%)",
-                self.cpus,
+                "{THE_MACHINE} was the limit: its {} {} {:.0}% busy (limit {}%)",
+                cpus(self.cpus),
+                if self.cpus == 1 { "was" } else { "were" },
                 self.busy_fraction * 100.0,
                 percent(max_busy)
             )

@@ -195,11 +195,20 @@ impl Report {
         let lag = &metrics[Metric::ScheduleLag.name()];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
         let late_reason = (lag.p99_us > limit_us).then(|| {
+            // Who used the CPUs is said once: in the CPU limit's own reason when it has one.
+            let cpu_said = cpu_use.as_ref().is_some_and(|u| {
+                u.limit_reason(
+                    s.generator.max_cpu_busy,
+                    s.generator.max_cpu_wait.as_secs_f64() * 1e6,
+                )
+                .is_some()
+            });
             late_schedule_reason(
                 lag,
                 limit_us,
                 metrics.get(Metric::Hiccup.name()),
                 cpu_use.as_ref(),
+                !cpu_said,
             )
         });
         let schedule_lag = ScheduleLag {
@@ -388,13 +397,16 @@ fn late_schedule_reason(
     limit_us: u64,
     hiccup: Option<&MetricSummary>,
     cpu: Option<&CpuUse>,
+    with_breakdown: bool,
 ) -> String {
     let late = format!(
         "schedule lag p99 {} exceeds {}",
         format_micros(lag.p99_us as f64),
         format_micros(limit_us as f64)
     );
-    let breakdown = cpu.map_or(String::new(), |u| format!(": {}", u.breakdown()));
+    let breakdown = cpu
+        .filter(|_| with_breakdown)
+        .map_or(String::new(), |u| format!(": {}", u.breakdown()));
     let few = lag.count < FEW_SENDS;
     let pause = hiccup
         .filter(|h| h.count > 0)
@@ -409,7 +421,7 @@ fn late_schedule_reason(
             "at p99".to_string()
         };
         return format!(
-            "{THE_MACHINE} was the limit: {late}, and a thread of this process that only wakes every millisecond was {} late {at} (hiccup): the machine paused the process{breakdown}",
+            "{THE_MACHINE} was the limit: {late}, and a thread of this process that only wakes every millisecond was {} late {at} (hiccup): the machine held the whole process up{breakdown}",
             format_micros(pause as f64)
         );
     }
@@ -625,17 +637,28 @@ mod tests {
             limit,
             Some(&hiccup(11_660, 31_630)),
             Some(&cpu(0.46, 0.75, 50_000)),
+            true,
         );
         assert!(is_the_machines(&paused), "{paused}");
         assert!(paused.contains("11.66ms late at p99"), "{paused}");
         assert!(paused.contains("13.07ms exceeds 10.00ms"), "{paused}");
         assert!(paused.contains("steal 0.70"), "{paused}");
+        let said_elsewhere = late_schedule_reason(
+            &sends,
+            limit,
+            Some(&hiccup(11_660, 31_630)),
+            Some(&cpu(0.46, 0.75, 50_000)),
+            false,
+        );
+        assert!(is_the_machines(&said_elsewhere), "{said_elsewhere}");
+        assert!(!said_elsewhere.contains("steal"), "{said_elsewhere}");
         // Idle thread on time, but the process waited for a CPU longer than it ran.
         let starved = late_schedule_reason(
             &sends,
             limit,
             Some(&hiccup(300, 900)),
             Some(&cpu(0.46, 0.75, 50_000)),
+            true,
         );
         assert!(is_the_machines(&starved), "{starved}");
         assert!(
@@ -652,25 +675,25 @@ mod tests {
             (Some(MetricSummary::default()), None),
             (None, None),
         ] {
-            let why = late_schedule_reason(&sends, limit, h.as_ref(), use_.as_ref());
+            let why = late_schedule_reason(&sends, limit, h.as_ref(), use_.as_ref(), true);
             assert_eq!(
                 why,
                 "generator saturated: schedule lag p99 13.07ms exceeds 10.00ms"
             );
         }
         // Half the lag is enough for the pauses to be the cause.
-        let half = late_schedule_reason(&sends, limit, Some(&hiccup(6_535, 7_000)), None);
+        let half = late_schedule_reason(&sends, limit, Some(&hiccup(6_535, 7_000)), None, true);
         assert!(is_the_machines(&half), "{half}");
         // 19 sends (4 a second for 5 s, a --find-max step of 2026-12-02): their p99 is the
         // one latest, 12.72 ms, beside the machine's longest pause of 17.01 ms, not its p99.
         let few = lag(19, 12_720);
-        let one = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 17_007)), None);
+        let one = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 17_007)), None, true);
         assert!(is_the_machines(&one), "{one}");
         assert!(
             one.contains("17.01ms late at most (the lag's p99 of 19 sends is its largest)"),
             "{one}"
         );
-        let generators = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 5_000)), None);
+        let generators = late_schedule_reason(&few, limit, Some(&hiccup(3_471, 5_000)), None, true);
         assert!(
             generators.starts_with("generator saturated"),
             "{generators}"

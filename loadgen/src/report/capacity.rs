@@ -308,7 +308,7 @@ impl Capacity {
                     // The first try and those again at its load.
                     let tries = 1 + self.steps[1..].iter().take_while(|s| s.again).count();
                     let what = if tries > 1 {
-                        format!("the first load was invalid on all {tries} tries (the first:")
+                        format!("the first load was invalid on all {tries} tries (the first: ")
                     } else {
                         "the first step was invalid (".to_string()
                     };
@@ -408,13 +408,24 @@ impl Capacity {
         );
         let (head, rows) = self.rows();
         let last = head.len() - 1;
+        // Each column as wide as its widest cell ("1.000x again" is wider than a number).
+        let widths: Vec<usize> = (0..last)
+            .map(|i| {
+                rows.iter()
+                    .chain(std::iter::once(&head))
+                    .map(|r| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .max(if i == 0 { 4 } else { 11 })
+            })
+            .collect();
         let line = |cells: &[String]| {
             let mut l = String::new();
             for (i, c) in cells.iter().enumerate() {
                 if i == last {
                     let _ = write!(l, "  {c}");
                 } else {
-                    let _ = write!(l, "{c:>w$} ", w = if i == 0 { 4 } else { 11 });
+                    let _ = write!(l, "{c:>w$} ", w = widths[i]);
                 }
             }
             l.trim_end().to_string()

@@ -81,8 +81,8 @@ impl Report {
             if let Some(u) = &run.cpu_use {
                 let _ = writeln!(
                     out,
-                    "machine: {} CPUs {:.0}% busy: {}",
-                    u.cpus,
+                    "machine: {} {:.0}% busy: {}",
+                    crate::measure::cpu_use::cpus(u.cpus),
                     u.busy_fraction * 100.0,
                     u.breakdown()
                 );
