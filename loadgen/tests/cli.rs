@@ -1713,3 +1713,26 @@ fn a_port_that_is_not_an_imbench_server_is_said_to_be_one_per_transport() {
     }
     drop(mute);
 }
+
+#[test]
+fn a_search_folder_without_its_capacity_json_names_a_step_to_read() {
+    // What a search quit with a second Ctrl-C leaves: finished steps, no capacity.json.
+    let dir = Dir::new("unfinished-search");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::create_dir_all(dir.0.join("search")).unwrap();
+    std::fs::rename(dir.0.join("r"), dir.0.join("search/step-01")).unwrap();
+    let out = imbench(&dir, &["report", "search"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "holds 1 step(s) of a capacity search that ended before writing its capacity.json"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("search/step-01"), "{}", text(&out));
+    let out = imbench(&dir, &["report", "search/step-01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -23,6 +23,33 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
             path.display()
         );
     }
+    if path.is_dir() && !file.exists() {
+        // A search quit before it wrote its capacity.json (a second Ctrl-C) leaves its steps.
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("step-"))
+                            && p.join("report.json").is_file()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.sort();
+        if let Some(first) = steps.first() {
+            anyhow::bail!(
+                "{} holds {} step(s) of a capacity search that ended before writing its {} (quit with a second Ctrl-C?): give one step, such as {}",
+                path.display(),
+                steps.len(),
+                imbench_loadgen::report::capacity::CAPACITY_JSON,
+                first.display()
+            );
+        }
+    }
     if path.is_dir() && !file.exists() && path.join("run-1/report.json").is_file() {
         anyhow::bail!(
             "{} holds the runs of a --repeat (run-1, run-2, …), not one report: give one of them, such as {}",

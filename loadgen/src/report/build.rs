@@ -203,13 +203,20 @@ impl Report {
                 )
                 .is_some()
             });
-            late_schedule_reason(
+            let why = late_schedule_reason(
                 lag,
                 limit_us,
                 metrics.get(Metric::Hiccup.name()),
                 cpu_use.as_ref(),
                 !cpu_said,
-            )
+            );
+            // tokio's timer wheel alone wakes a send up to a millisecond late: a limit near
+            // that is one the timer misses on an idle machine.
+            if timer == TimerKind::Tokio && !is_the_machines(&why) {
+                format!("{why} (with tokio's timer, which by itself wakes a send up to about 1 ms late; the precise timer, `--timer precise`, does not)")
+            } else {
+                why
+            }
         });
         let schedule_lag = ScheduleLag {
             p50_us: lag.p50_us,
