@@ -302,8 +302,13 @@ impl CpuUse {
     /// work than one CPU does runs most of the time it is runnable, unless its threads outnumber
     /// the CPUs, and then the CPUs are all busy, which [`Self::limit_reason`] judges.
     pub fn waited_longer_than_ran(&self) -> bool {
-        let ran = self.generator_cores + self.server_cores.unwrap_or(0.0) + self.timer_cores;
-        self.wakeups >= MIN_WAKEUPS && self.wait_cores > ran
+        self.wakeups >= MIN_WAKEUPS && self.wait_cores > self.ran_cores()
+    }
+
+    /// What this process's threads ran, in cores: the generator's, the embedded server's and
+    /// the measuring threads'.
+    pub fn ran_cores(&self) -> f64 {
+        self.generator_cores + self.server_cores.unwrap_or(0.0) + self.timer_cores
     }
 
     /// Who used the CPUs, in words.

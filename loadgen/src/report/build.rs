@@ -194,21 +194,20 @@ impl Report {
         };
         let lag = &metrics[Metric::ScheduleLag.name()];
         let limit_us = s.generator.max_schedule_lag.as_micros() as u64;
+        let cpu_limit_reason = cpu_use.as_ref().and_then(|u| {
+            u.limit_reason(
+                s.generator.max_cpu_busy,
+                s.generator.max_cpu_wait.as_secs_f64() * 1e6,
+            )
+        });
         let late_reason = (lag.p99_us > limit_us).then(|| {
             // Who used the CPUs is said once: in the CPU limit's own reason when it has one.
-            let cpu_said = cpu_use.as_ref().is_some_and(|u| {
-                u.limit_reason(
-                    s.generator.max_cpu_busy,
-                    s.generator.max_cpu_wait.as_secs_f64() * 1e6,
-                )
-                .is_some()
-            });
             let why = late_schedule_reason(
                 lag,
                 limit_us,
                 metrics.get(Metric::Hiccup.name()),
                 cpu_use.as_ref(),
-                !cpu_said,
+                cpu_limit_reason.is_none(),
             );
             // tokio's timer wheel alone wakes a send up to a millisecond late: a limit near
             // that is one the timer misses on an idle machine.
@@ -348,12 +347,7 @@ impl Report {
                 }
             ));
         }
-        if let Some(why) = run.cpu_use.as_ref().and_then(|u| {
-            u.limit_reason(
-                s.generator.max_cpu_busy,
-                s.generator.max_cpu_wait.as_secs_f64() * 1e6,
-            )
-        }) {
+        if let Some(why) = cpu_limit_reason {
             invalid_reasons.push(why);
         }
         let verdict = if !invalid_reasons.is_empty() {
@@ -436,7 +430,7 @@ fn late_schedule_reason(
         return format!(
             "{THE_MACHINE} was the limit: {late} while this process's threads waited longer for a CPU ({:.2} cores) than they ran ({:.2}){breakdown}",
             u.wait_cores,
-            u.generator_cores + u.server_cores.unwrap_or(0.0) + u.timer_cores
+            u.ran_cores()
         );
     }
     format!("generator saturated: {late}")
