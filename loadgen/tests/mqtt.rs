@@ -12,7 +12,7 @@ use imbench_loadgen::driver::mqtt::MqttTarget;
 use imbench_loadgen::{RunError, ServerSpec, Verdict};
 use util::{
     assert_every_message_accounted, assert_tls_trusts_its_ca_only, config, imbench_in,
-    self_signed_cert, small_scenario_with, Daemon, Mosquitto, NatsServer, GROUPS, TINY_TOML,
+    self_signed_cert_for, small_scenario_with, Daemon, Mosquitto, NatsServer, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +290,7 @@ async fn a_persistent_session_left_by_an_earlier_run_is_cleared_first() {
 #[ignore = "needs mosquitto; .ci/run installs it and runs these"]
 async fn mqtts_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
     let certs = Daemon::folder("mosquitto-tls-certs");
-    let (cert, key) = self_signed_cert(&certs);
+    let (cert, key) = self_signed_cert_for(&certs, &["127.0.0.1"]);
     let broker = Mosquitto::start(
         "tls",
         &format!(
@@ -299,8 +299,8 @@ async fn mqtts_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error()
             key.display()
         ),
     );
-    let tls = |options: &str| {
-        let url = format!("mqtts://127.0.0.1:{}{options}", broker.port);
+    let tls = |host: &str, options: &str| {
+        let url = format!("mqtts://{host}:{}{options}", broker.port);
         ServerSpec::Mqtt(MqttTarget::parse(&url).expect("an mqtts target"))
     };
     assert_tls_trusts_its_ca_only(&tls, &cert, &certs, "mqtt-tls").await;
@@ -487,6 +487,12 @@ async fn a_port_that_answers_but_not_as_mqtt_is_a_usage_error() {
         match imbench_loadgen::run(config(scenario.clone(), target)).await {
             Err(e) => {
                 assert!(e.to_string().contains("not as an MQTT broker"), "{e}");
+                // Said in MQTT's words, not as the packet type rumqttc read "HTTP" as.
+                assert!(
+                    e.to_string().contains("its first answer was not a CONNACK"),
+                    "{e}"
+                );
+                assert!(!e.to_string().contains("PubAck"), "{e}");
                 assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE, "{e}");
             }
             Ok(_) => panic!("a run went ahead against an HTTP port"),

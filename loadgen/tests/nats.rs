@@ -11,7 +11,7 @@ use imbench_loadgen::driver::nats::NatsTarget;
 use imbench_loadgen::{RunError, ServerSpec};
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, assert_tls_trusts_its_ca_only,
-    config, imbench_in, self_signed_cert, small_scenario_with, Daemon, NatsServer, GROUPS,
+    config, imbench_in, self_signed_cert_for, small_scenario_with, Daemon, NatsServer, GROUPS,
     TINY_TOML,
 };
 
@@ -175,7 +175,7 @@ async fn two_shards_load_one_nats_server_and_merge_into_one_report() {
 #[ignore = "needs nats-server; .ci/run installs it and runs these"]
 async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
     let certs = Daemon::folder("nats-tls-certs");
-    let (cert, key) = self_signed_cert(&certs);
+    let (cert, key) = self_signed_cert_for(&certs, &["127.0.0.1"]);
     let nats = NatsServer::start(
         "tls",
         &format!(
@@ -184,8 +184,8 @@ async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
             key.display()
         ),
     );
-    let tls = |options: &str| {
-        let url = format!("nats+tls://127.0.0.1:{}{options}", nats.port);
+    let tls = |host: &str, options: &str| {
+        let url = format!("nats+tls://{host}:{}{options}", nats.port);
         ServerSpec::Nats(NatsTarget::parse(&url).expect("a nats+tls target"))
     };
     assert_tls_trusts_its_ca_only(&tls, &cert, &certs, "nats-tls").await;

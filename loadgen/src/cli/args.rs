@@ -229,11 +229,15 @@ impl clap::builder::TypedValueParser for TargetParser {
 
 pub(crate) fn parse_target(given: &str) -> Result<Target, String> {
     // A URL's scheme is not case-sensitive (RFC 3986, 3.1): `MQTT://` is `mqtt://`.
-    let scheme = given
-        .split_once("://")
-        .map_or(String::new(), |(scheme, _)| scheme.to_ascii_lowercase());
-    let lower = format!("{scheme}{}", &given[given.find("://").unwrap_or(0)..]);
-    let s = if scheme.is_empty() { given } else { &lower };
+    let (scheme, s) = match given.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            let s = format!("{scheme}://{rest}");
+            (scheme, s)
+        }
+        None => (String::new(), given.to_string()),
+    };
+    let s = s.as_str();
     match scheme.as_str() {
         "nats" | "nats+tls" => imbench_loadgen::driver::nats::NatsTarget::parse(s)
             .map(Target::Nats)

@@ -56,7 +56,7 @@ pub enum Op {
 /// A parsed SLO.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
-    /// The expression as written.
+    /// The expression as written, with one space each side of the comparison.
     pub expr: String,
     /// What it looks at.
     pub target: Target,
@@ -125,7 +125,9 @@ impl Slo {
             })?,
         };
         Ok(Self {
-            expr: expr.trim().to_string(),
+            // One spelling however it was typed (`direct.p99<1ms` on the command line beside
+            // `direct.p99 < 200ms` from a scenario): the value as written, the rest spaced.
+            expr: format!("{name} {token} {value}"),
             target,
             op,
             threshold,
@@ -148,7 +150,16 @@ impl Slo {
     /// Formats `value` the way the threshold is read (a duration for latencies).
     pub fn show(&self, value: f64) -> String {
         match &self.target {
-            Target::Latency { stat, .. } if stat != "count" => format_micros(value),
+            Target::Latency { stat, .. } if stat != "count" => {
+                let shown = format_micros(value);
+                // Rounded as the table rounds, a value just past the bound reads as the bound
+                // (1503 µs failing `< 1500us` as "1.50ms"): then it is shown in whole µs.
+                if value != self.threshold && shown == format_micros(self.threshold) {
+                    format!("{value:.0}µs")
+                } else {
+                    shown
+                }
+            }
             _ => format_number(value),
         }
     }
@@ -207,6 +218,15 @@ fn format_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_just_past_its_bound_does_not_read_as_the_bound() {
+        let slo = Slo::parse("direct.p99<1500us").unwrap();
+        assert!(!slo.holds(1503.0));
+        assert_eq!(slo.show(1503.0), "1503µs");
+        assert_eq!(slo.show(1500.0), "1.50ms");
+        assert_eq!(slo.show(1620.0), "1.62ms");
+    }
 
     #[test]
     fn parses_what_the_readme_shows() {

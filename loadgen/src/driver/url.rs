@@ -93,6 +93,16 @@ pub fn query_pairs(query: &str) -> Result<Vec<(&str, &str)>, String> {
     Ok(pairs)
 }
 
+/// An option of a target's query as it was written (`qos=5`, or `retain` given without a
+/// value), for the message that refuses it: every driver quotes it the same way.
+pub fn option_as_written(key: &str, value: &str) -> String {
+    if value.is_empty() {
+        key.to_string()
+    } else {
+        format!("{key}={value}")
+    }
+}
+
 /// `url` as reports may show it: a password after `USER:` becomes `***`, and so does a NATS
 /// token (`nats://TOKEN@HOST:PORT`); the rest as given.
 pub fn without_secrets(url: &str) -> String {
@@ -253,5 +263,11 @@ mod tests {
         );
         assert_eq!(query_pairs("a=1&a=2"), Err("a".to_string()));
         assert!(query_pairs("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_option_is_quoted_as_written() {
+        assert_eq!(option_as_written("qos", "5"), "qos=5");
+        assert_eq!(option_as_written("retain", ""), "retain");
     }
 }

@@ -209,10 +209,15 @@ impl Report {
                 cpu_use.as_ref(),
                 cpu_limit_reason.is_none(),
             );
-            // tokio's timer wheel alone wakes a send up to a millisecond late: a limit near
+            // tokio's timer wheel alone wakes a send about a millisecond late, up to two at p99: a limit near
             // that is one the timer misses on an idle machine.
             if timer == TimerKind::Tokio && !is_the_machines(&why) {
-                format!("{why} (with tokio's timer, which by itself wakes a send up to about 1 ms late; the precise timer, `--timer precise`, does not)")
+                format!(
+                    "{why} (with tokio's timer, which by itself wakes a send about 1 ms late and up to about {} at p99; the precise timer, `--timer precise`, does not)",
+                    crate::config::slo::format_micros(
+                        crate::measure::timer::TOKIO_TIMER_LATENESS.as_micros() as f64
+                    )
+                )
             } else {
                 why
             }
@@ -267,7 +272,17 @@ impl Report {
             .slo
             .iter()
             .partition(|e| shard.is_none() || judged_in_a_shard(e));
-        run.slo = judged.into_iter().map(|e| evaluate(e, &run)).collect();
+        if duration_s > 0.0 {
+            run.slo = judged.into_iter().map(|e| evaluate(e, &run)).collect();
+        } else if !judged.is_empty() {
+            // Stopped before the measured period began: every figure is empty, and an SLO
+            // listed as failed on "no samples" would blame the system for what was not run.
+            let names: Vec<&str> = judged.iter().map(|e| e.as_str()).collect();
+            run.notes.push(format!(
+                "SLOs not judged, since nothing was measured: {}",
+                names.join(", ")
+            ));
+        }
         if let (Some(shard), false) = (&shard, on_merge.is_empty()) {
             let names: Vec<&str> = on_merge.iter().map(|e| e.as_str()).collect();
             run.notes.push(format!(

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::config::slo::format_micros;
+use crate::measure::metrics::Metric;
 use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
 
 impl Report {
@@ -29,12 +30,24 @@ impl Report {
                 let _ = writeln!(out, "{line}");
             }
             let l = &run.schedule_lag;
+            let sends = run
+                .metrics
+                .get(Metric::ScheduleLag.name())
+                .map_or(0, |m| m.count);
             let _ = writeln!(
                 out,
-                "schedule lag: p50 {} p99 {} max {} (limit p99 {}{}){}",
-                format_micros(l.p50_us as f64),
-                format_micros(l.p99_us as f64),
-                format_micros(l.max_us as f64),
+                "schedule lag: {} (limit p99 {}{}){}",
+                // No send in the measured period: 0 µs would read as a punctual schedule.
+                if sends == 0 {
+                    "no send was measured".to_string()
+                } else {
+                    format!(
+                        "p50 {} p99 {} max {}",
+                        format_micros(l.p50_us as f64),
+                        format_micros(l.p99_us as f64),
+                        format_micros(l.max_us as f64)
+                    )
+                },
                 format_micros(l.limit_us as f64),
                 run.timer
                     .as_ref()

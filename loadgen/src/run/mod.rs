@@ -342,6 +342,25 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             s.generator.endpoints
         ));
     }
+    let timer_kind = s.generator.timer.resolve(s.sends_per_s(clients_here));
+    let tokio_late = crate::measure::timer::TOKIO_TIMER_LATENESS;
+    if timer_kind == TimerKind::Tokio && s.generator.max_schedule_lag <= tokio_late {
+        // Said before the run, not only in its verdict: such a limit fails on an idle machine.
+        notes.push(format!(
+            "generator.max_schedule_lag is {}, and the sends wait on tokio's timer{}, which by itself wakes a send about 1 ms late and up to about {} at p99: expect the run to be called saturated however idle the generator; give `--timer precise` or a limit above {}",
+            crate::config::slo::format_micros(s.generator.max_schedule_lag.as_micros() as f64),
+            if s.generator.timer == TimerKind::Auto {
+                format!(
+                    " (`auto` picks it above {} sends a second)",
+                    crate::config::scenario::PRECISE_TIMER_MAX_SENDS_PER_S
+                )
+            } else {
+                String::new()
+            },
+            crate::config::slo::format_micros(tokio_late.as_micros() as f64),
+            crate::config::slo::format_micros(tokio_late.as_micros() as f64),
+        ));
+    }
     if config.progress != ProgressMode::Quiet {
         for note in &notes {
             crate::errln!("imbench: {note}");
@@ -367,7 +386,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let rss_before = report::rss_bytes();
 
     // Held until the run ends: dropping it stops the timer thread.
-    let (timer, _timer_thread) = match s.generator.timer.resolve(s.sends_per_s(clients_here)) {
+    let (timer, _timer_thread) = match timer_kind {
         TimerKind::Tokio => crate::measure::timer::Timer::tokio(),
         _ => crate::measure::timer::Timer::precise().map_err(|source| RunError::Thread {
             what: "the timer thread",

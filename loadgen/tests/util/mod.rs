@@ -203,8 +203,16 @@ pub fn free_port() -> u16 {
 /// A self-signed certificate for `localhost` and 127.0.0.1 and its key, written into `dir` as
 /// `cert.pem` and `key.pem`: a server's TLS identity, and the CA file its clients trust.
 pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("a certificate");
+    self_signed_cert_for(dir, &["localhost", "127.0.0.1"])
+}
+
+/// A self-signed certificate for `names` only, written as [`self_signed_cert`] writes one.
+pub fn self_signed_cert_for(
+    dir: &std::path::Path,
+    names: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let made = rcgen::generate_simple_self_signed(names).expect("a certificate");
     std::fs::create_dir_all(dir).expect("a folder for the certificate");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
@@ -212,18 +220,20 @@ pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path
     (cert, key)
 }
 
-/// Checks a TLS target of another system: with the server's own certificate `cert` as `ca=`,
-/// chat and groups are all accounted for under the name `system`; with another CA's (made in
-/// `certs`), the run stops before it starts. `tls` makes the target from its query (`?ca=…`).
+/// Checks a TLS target of another system whose certificate `cert` names 127.0.0.1 only (see
+/// [`self_signed_cert_for`]): with `cert` as `ca=`, chat and groups are all accounted for under
+/// the name `system`; with another CA's (made in `certs`), or with the server reached by a name
+/// the certificate does not hold (`localhost`), the run stops before it starts. `tls` makes the
+/// target from its host and its query (`?ca=…`).
 pub async fn assert_tls_trusts_its_ca_only(
-    tls: impl Fn(&str) -> ServerSpec,
+    tls: impl Fn(&str, &str) -> ServerSpec,
     cert: &std::path::Path,
     certs: &std::path::Path,
     system: &str,
 ) {
     let scenario = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
     let trusted = format!("?ca={}", cert.display());
-    let outcome = imbench_loadgen::run(config(scenario, tls(&trusted)))
+    let outcome = imbench_loadgen::run(config(scenario, tls("127.0.0.1", &trusted)))
         .await
         .expect("a run over TLS with the server's certificate as the CA");
     assert_every_message_accounted(&outcome.report, system, 30);
@@ -231,8 +241,11 @@ pub async fn assert_tls_trusts_its_ca_only(
     let (other, _) = self_signed_cert(&certs.join("other"));
     let untrusted = format!("?ca={}", other.display());
     let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
-    let untrusted = imbench_loadgen::run(config(small, tls(&untrusted))).await;
+    let untrusted = imbench_loadgen::run(config(small.clone(), tls("127.0.0.1", &untrusted))).await;
     assert_refused_as_misconfigured(untrusted, &["not signed by a certificate in", "other"]);
+    // The right CA, but the server reached by a name its certificate was not issued for.
+    let by_name = imbench_loadgen::run(config(small, tls("localhost", &trusted))).await;
+    assert_refused_as_misconfigured(by_name, &["not for localhost", "127.0.0.1"]);
 }
 
 /// Checks that a run stopped before it started as a usage error (exit 2), with every one of

@@ -134,9 +134,9 @@ impl MqttTarget {
                     )))
                 }
                 _ => {
-                    let value = if value.is_empty() { key.to_string() } else { format!("{key}={value}") };
+                    let written = crate::driver::url::option_as_written(key, value);
                     return Err(TargetError::Option(format!(
-                        "unknown option {value:?} in the MQTT target: version=3.1.1|5, qos=0|1|2, session=clean|persistent, ca=FILE (with mqtts://)"
+                        "unknown option {written:?} in the MQTT target: version=3.1.1|5, qos=0|1|2, session=clean|persistent, ca=FILE (with mqtts://)"
                     )));
                 }
             }

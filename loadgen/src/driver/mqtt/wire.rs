@@ -137,6 +137,11 @@ fn in_words(name: &str) -> String {
     out
 }
 
+/// What answered with bytes that are not a CONNACK: another packet (rumqttc would name the
+/// packet type it decoded, and a NATS server's `INFO` reads as a PUBACK, which says nothing to
+/// the user) or nothing MQTT can read.
+const NOT_CONNACK: &str = "its first answer was not a CONNACK";
+
 /// Whether an I/O error reading what should be MQTT is the peer cutting the connection (a
 /// TLS listener does that to a plain CONNECT), rather than bytes that are not MQTT.
 fn is_cut_off(e: &std::io::Error) -> bool {
@@ -160,7 +165,7 @@ impl Failure {
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
-            not_connack @ E::NotConnAck(_) => Failure::NotMqtt(not_connack.to_string()),
+            E::NotConnAck(_) => Failure::NotMqtt(NOT_CONNACK.to_string()),
             // Cut off while reading the answer: a broker that will not talk (or a TLS listener).
             E::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::Io(io)))
                 if is_cut_off(&io) =>
@@ -168,7 +173,7 @@ impl Failure {
                 Failure::Other(format!("the connection was cut off: {io}"))
             }
             E::MqttState(rumqttc::StateError::Deserialization(d)) => {
-                Failure::NotMqtt(d.to_string())
+                Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
             }
             other => Failure::Other(other.to_string()),
         }
@@ -189,12 +194,12 @@ impl Failure {
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
-            not_connack @ E::NotConnAck(_) => Failure::NotMqtt(not_connack.to_string()),
+            E::NotConnAck(_) => Failure::NotMqtt(NOT_CONNACK.to_string()),
             E::MqttState(rumqttc::v5::StateError::Deserialization(
                 rumqttc::v5::mqttbytes::Error::Io(io),
             )) if is_cut_off(&io) => Failure::Other(format!("the connection was cut off: {io}")),
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
-                Failure::NotMqtt(d.to_string())
+                Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
             }
             other => Failure::Other(other.to_string()),
         }

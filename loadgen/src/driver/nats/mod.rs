@@ -172,8 +172,9 @@ impl NatsTarget {
                 }
                 "ca" => ca = Some(value),
                 _ => {
+                    let written = super::url::option_as_written(key, value);
                     return Err(TargetError::Options(format!(
-                        "unknown option {key:?} in the NATS target: jetstream=memory|file, ca=FILE (with nats+tls://)"
+                        "unknown option {written:?} in the NATS target: jetstream=memory|file, ca=FILE (with nats+tls://)"
                     )))
                 }
             }
@@ -812,7 +813,7 @@ mod tests {
             );
         }
         for (bad, says) in [
-            ("nats://h:1?qos=2", "unknown option \"qos\""),
+            ("nats://h:1?qos=2", "unknown option \"qos=2\""),
             ("nats://h:1?ca=/x.pem", "nats+tls://"),
             ("nats://h:1?jetstream=disk", "memory or file"),
             ("nats://h:1?jetstream", "memory or file"),

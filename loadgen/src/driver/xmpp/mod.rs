@@ -208,8 +208,9 @@ impl XmppTarget {
                 }
                 ("ca", file) => ca = Some(file),
                 _ => {
+                    let written = super::url::option_as_written(key, value);
                     return Err(invalid(format!(
-                        "unknown option {key:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no, tls=starttls|no, ca=FILE"
+                        "unknown option {written:?} in the XMPP target: muc=SERVICE (where rooms are), register=yes|no, tls=starttls|no, ca=FILE"
                     )))
                 }
             }
