@@ -322,6 +322,26 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
 }
 
 #[test]
+fn a_target_host_that_does_not_resolve_is_a_usage_error() {
+    let dir = Dir::new("unresolved");
+    let scenario = dir.file("s.toml", TINY);
+    // `.invalid` never resolves (RFC 2606).
+    for url in [
+        "nats://no-such-host.invalid:4222",
+        "mqtt://no-such-host.invalid:1883",
+        "xmpp://u-{user}:pw@no-such-host.invalid:5222",
+    ] {
+        let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--target", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", text(&out));
+        assert!(
+            text(&out).contains("no-such-host.invalid") && text(&out).contains("does not resolve"),
+            "{}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
 fn exit_3_when_the_server_cannot_be_reached() {
     let dir = Dir::new("unreachable");
     let id = imbench_transport::ServerIdentity::self_signed(&["localhost"]).unwrap();

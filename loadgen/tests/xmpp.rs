@@ -201,3 +201,47 @@ ssl = {{ certificate = "{}"; key = "{}" }}"#,
     drop(server);
     let _ = std::fs::remove_dir_all(certs);
 }
+
+#[test]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_refused() {
+    let server = Prosody::start("late", "");
+    let dir = server.daemon.dir.clone();
+    // All at once, one login (and registration) at a time: the last clients' accounts do not
+    // exist yet when their partners begin sending to them, and Prosody bounces those messages.
+    let toml = TINY_TOML
+        .replace("clients = 10", "clients = 100")
+        .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
+        .replace("rate = 20.0", "rate = 50.0")
+        .replace("arrival = \"constant\"", "arrival = \"poisson\"")
+        .replace("pick = \"ring\"", "pick = \"random\"")
+        .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n");
+    std::fs::write(dir.join("late.toml"), toml).unwrap();
+    let url = server.url("", "");
+    let (_, text) = imbench_in(
+        &dir,
+        &["run", "late.toml", "--target", &url, "--out", "late"],
+    );
+    let report: imbench_loadgen::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("late/report.json")).unwrap())
+            .unwrap();
+    let run = &report.runs[0];
+    assert!(run.counters.rejected > 0, "{text}");
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("logged in only after sending had begun")
+                && n.contains("account did not exist yet")),
+        "{:?}",
+        run.notes
+    );
+    // The refusal in XMPP's words, not as the code the driver counts it under.
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("message refused: an error stanza (service-unavailable")),
+        "{:?}",
+        run.problems
+    );
+    assert!(!text.contains("recipient_offline"), "{text}");
+}

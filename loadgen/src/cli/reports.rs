@@ -373,14 +373,15 @@ pub(crate) fn compare(
                 [(file, _)] => file.display().to_string(),
                 _ => format!("{} ({} runs)", path.display(), columns.len()),
             };
-            outln!("{shown}:");
-            out!("{}", regression::table(&findings, threshold, repeats.len()));
+            // Nothing in common: the error alone, not an empty table before it.
             if findings.is_empty() {
                 imbench_loadgen::errln!(
                     "imbench: {shown} shares no figure and transport with the baseline"
                 );
                 return exit_code::USAGE;
             }
+            outln!("{shown}:");
+            out!("{}", regression::table(&findings, threshold, repeats.len()));
             regressed |= findings.iter().any(|f| f.regressed);
         }
     }

@@ -408,8 +408,12 @@ fn network_path(
     }
 }
 
+/// How long after the first interrupt a second one counts as a second (see
+/// [`interrupt_on_ctrl_c`]).
+const SECOND_INTERRUPT_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
-/// second one exits at once.
+/// second one, from 0.3 s after it, exits at once.
 fn interrupt_on_ctrl_c(
     runtime: &tokio::runtime::Runtime,
     created: Option<std::path::PathBuf>,
@@ -423,7 +427,21 @@ fn interrupt_on_ctrl_c(
                 humantime::format_duration(imbench_loadgen::run::STOPPED_DRAIN)
             );
             let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            let first = std::time::Instant::now();
+            let again = async {
+                loop {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        return false;
+                    }
+                    // `timeout` (without --foreground) signals the process and then its whole
+                    // group, so one interrupt can arrive twice, microseconds apart: only one
+                    // that comes later is a person asking again.
+                    if first.elapsed() >= SECOND_INTERRUPT_AFTER {
+                        return true;
+                    }
+                }
+            };
+            if again.await {
                 imbench_loadgen::errln!(
                     "imbench: interrupted again; quitting at once: no report is written (a --find-max search keeps the step folders it finished, without capacity.json)"
                 );

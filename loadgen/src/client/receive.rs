@@ -144,8 +144,9 @@ impl<'a> Receiver<'a> {
                     self.ctx.ledger.rejected(msg_id);
                     if code != ErrorCode::BUSY {
                         self.ctx.note_problem(format!(
-                            "client {}: group message refused: {code}",
-                            self.index
+                            "client {}: group message refused: {}",
+                            self.index,
+                            self.ctx.driver.refusal_in_words(code)
                         ));
                     }
                 } else if self.awaiting_none_or_answered(msg_id) {
@@ -154,8 +155,9 @@ impl<'a> Receiver<'a> {
                     // its limit, an access rule): the problems name it, as for groups.
                     if code != ErrorCode::BUSY {
                         self.ctx.note_problem(format!(
-                            "client {}: message refused: {code}",
-                            self.index
+                            "client {}: message refused: {}",
+                            self.index,
+                            self.ctx.driver.refusal_in_words(code)
                         ));
                     }
                 }
@@ -239,10 +241,13 @@ impl<'a> Receiver<'a> {
                     if code == ErrorCode::REPLACED {
                         c.replaced.store(true, Relaxed);
                     }
-                    self.ctx.note_problem(format!(
-                        "client {}: server sent {code}: {reason}",
-                        self.index
-                    ));
+                    // Another system's reason is in its own words; the code is only the
+                    // driver's translation of them.
+                    self.ctx.note_problem(if self.ctx.driver.speaks_imbench() {
+                        format!("client {}: server sent {code}: {reason}", self.index)
+                    } else {
+                        format!("client {}: {reason}", self.index)
+                    });
                 }
                 return Next::End;
             }

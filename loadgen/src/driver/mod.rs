@@ -206,6 +206,10 @@ pub enum SessionError {
     /// The system sent something its protocol does not allow.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The system ended the connection without a word its protocol has for it (a broker
+    /// that went away); in words.
+    #[error("{0}")]
+    Ended(String),
 }
 
 /// Whether something accepts a TCP connection at `addr` within a second.
@@ -252,6 +256,21 @@ impl Driver {
         receipts: bool,
         timeout: std::time::Duration,
     ) -> Result<Result<Session, ConnectError>, tokio::time::error::Elapsed> {
+        // A host name that does not resolve is the command line's to fix (a usage error), not
+        // a server that is down.
+        let address = match self {
+            Driver::Nats(d) => Some(d.address()),
+            Driver::Mqtt(d) => Some(d.address()),
+            Driver::Xmpp(d) => Some(d.address()),
+            Driver::Imbench(_) | Driver::Memory(_) => None,
+        };
+        if let Some(address) = address {
+            if let Err(e) = tokio::net::lookup_host(&address).await {
+                return Ok(Err(ConnectError::Misconfigured(format!(
+                    "{address}: the host name does not resolve ({e})"
+                ))));
+            }
+        }
         let connect = tokio::time::timeout(timeout, self.connect(user, receipts));
         let (addr, transport) = match self {
             Driver::Imbench(d) => (d.addr, d.transport),
@@ -295,6 +314,21 @@ impl Driver {
         match self {
             Driver::Mqtt(d) => d.at_most_once(),
             _ => false,
+        }
+    }
+
+    /// Whether the system speaks imbench's own protocol, whose error codes a report may quote
+    /// as they are (another system's codes are the driver's translation of its words).
+    pub fn speaks_imbench(&self) -> bool {
+        matches!(self, Driver::Imbench(_) | Driver::Memory(_))
+    }
+
+    /// A refusal counted as `code`, in the words of the system's protocol.
+    pub fn refusal_in_words(&self, code: ErrorCode) -> String {
+        match self {
+            Driver::Mqtt(_) => mqtt::refusal_in_words(code),
+            Driver::Xmpp(_) => xmpp::refusal_in_words(code),
+            _ => code.to_string(),
         }
     }
 

@@ -147,6 +147,12 @@ impl TlsClient {
             C::BadSignature => format!(
                 "it is not signed by {trusted} (one there has its issuer's name, but another key signed it)"
             ),
+            // A trusted certificate bears the issuer's name but holds a key of another kind
+            // (a self-signed server certificate for `localhost` beside Debian's RSA snake-oil
+            // one, which /etc/ssl/certs holds under the same name).
+            C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => format!(
+                "it is not signed by {trusted}; one there has its issuer's name, but a key of another kind"
+            ),
             C::NotValidForName => format!("it is not valid for {name}: give the target by a name the certificate holds"),
             C::NotValidForNameContext { presented, .. } => format!(
                 "it is for {} and not for {name}: give the target by a name the certificate holds",
@@ -358,6 +364,22 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("ca=FILE"), "{e}");
+        // A root of the same name with a key of another kind (Debian's snake-oil certificate
+        // for `localhost`): no OIDs in bytes, just that it is not signed by a trusted one.
+        let e = system.handshake_failed(
+            &cert(
+                rustls::CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                    signature_algorithm_id: vec![6, 8, 42],
+                    public_key_algorithm_id: vec![6, 9, 42],
+                },
+            ),
+            "localhost",
+            "nats://",
+        );
+        assert!(
+            e.contains("not signed by a root this machine trusts") && !e.contains("[6,"),
+            "{e}"
+        );
         let e = system.handshake_failed(
             &cert(rustls::CertificateError::NotValidForNameContext {
                 expected: ServerName::try_from("127.0.0.1").unwrap(),

@@ -613,15 +613,20 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let late = ctx.late_logins.load(std::sync::atomic::Ordering::Relaxed);
     let short = totals.rejected > 0 || totals.delivered < totals.sent;
-    if late > 0
-        && short
-        && config.shard.is_none()
-        && matches!(config.server, ServerSpec::Nats(_) | ServerSpec::Mqtt(_))
-    {
-        // NATS keeps nothing for a client that is not there, and an MQTT broker has no
-        // session for a client that has not logged in yet (an earlier run's is cleared).
+    if late > 0 && config.shard.is_none() {
+        // A late client begins its sends when it logs in (it does not owe those it could not
+        // have sent), so `sent` falls short of the schedule, and of another target's run of it.
+        let where_they_went = match &config.server {
+            // NATS keeps nothing for a client that is not there, and an MQTT broker has no
+            // session for a client that has not logged in yet (an earlier run's is cleared).
+            ServerSpec::Nats(_) | ServerSpec::Mqtt(_) if short => "; a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`)",
+            // An account this run registers does not exist before its first login: the
+            // server refuses a message to it (to an account that exists, it keeps one).
+            ServerSpec::Xmpp(_) if short => "; a message to one whose account did not exist yet (a run that registers its accounts makes them as it logs in) was refused, and is counted in `rejected`",
+            _ => "",
+        };
         notes.push(format!(
-            "{late} clients logged in only after sending had begun (the ramp-up of {} was shorter than their logins took): a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`); a longer --ramp-up gives every client time",
+            "{late} clients logged in only after sending had begun (the ramp-up of {} was shorter than their logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
             short_duration(ctx.scenario.ramp_up)
         ));
     }

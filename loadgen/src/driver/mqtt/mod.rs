@@ -38,6 +38,7 @@
 
 mod target;
 mod wire;
+pub(crate) use wire::refusal_in_words;
 
 pub use target::{MqttTarget, TargetError, Version};
 
@@ -71,6 +72,11 @@ impl MqttDriver {
     /// What the clients connect to.
     pub fn describe(&self) -> String {
         self.target.describe()
+    }
+
+    /// Where the clients connect, as `HOST:PORT`.
+    pub fn address(&self) -> String {
+        crate::driver::url::show_host_port(&self.target.host, self.target.port)
     }
 
     /// QoS 0: at most once, so nothing is sent again.
@@ -137,7 +143,9 @@ impl MqttDriver {
                     credentials,
                     version,
                 }) => {
-                    let hint = if credentials {
+                    let hint = if credentials && target.credentials.is_none() {
+                        " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT)"
+                    } else if credentials {
                         " (check the user and password in the mqtt:// target)"
                     } else if version {
                         " (the broker does not speak the MQTT version asked for: try version=3.1.1)"
@@ -446,6 +454,10 @@ impl MqttEvents {
                     self.done = true;
                     return Ok(None);
                 }
+                Err(Failure::Ended) => {
+                    self.done = true;
+                    return Err(SessionError::Ended(wire::ENDED.into()));
+                }
                 Err(e) => {
                     self.done = true;
                     return Err(SessionError::Protocol(format!("MQTT: {}", e.describe())));
@@ -463,13 +475,10 @@ impl MqttEvents {
             let (msg_id, direct) = by_pkid.remove(&pkid)?;
             let code = match refused {
                 None => return Some(Event::Acked { msg_id }),
-                Some(Refusal::Busy) => ErrorCode::BUSY,
-                Some(Refusal::NotAllowed) => ErrorCode::UNSUPPORTED_DEST,
-                Some(Refusal::Other) => ErrorCode::UNEXPECTED_FRAME,
                 // The broker has said nobody will get it: for a direct message, its recipient
                 // was not online (a group's members are the group ledger's to count).
-                Some(Refusal::NoSubscribers) if direct => ErrorCode::RECIPIENT_OFFLINE,
-                Some(Refusal::NoSubscribers) => return Some(Event::Acked { msg_id }),
+                Some(Refusal::NoSubscribers) if !direct => return Some(Event::Acked { msg_id }),
+                Some(refusal) => refusal.code(),
             };
             Some(Event::Rejected { msg_id, code })
         };

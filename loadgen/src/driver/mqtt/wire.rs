@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use imbench_proto::ErrorCode;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::Outgoing;
 
@@ -103,6 +104,44 @@ pub(super) enum Refusal {
     NoSubscribers,
 }
 
+/// Each refusal, the imbench code it counts as and its words: one table for both ways.
+const REFUSALS: [(Refusal, ErrorCode, &str); 4] = [
+    (Refusal::Busy, ErrorCode::BUSY, "quota exceeded"),
+    (
+        Refusal::NotAllowed,
+        ErrorCode::UNSUPPORTED_DEST,
+        "not authorized, or a topic the broker does not take",
+    ),
+    (
+        Refusal::Other,
+        ErrorCode::UNEXPECTED_FRAME,
+        "a failure reason code",
+    ),
+    (
+        Refusal::NoSubscribers,
+        ErrorCode::RECIPIENT_OFFLINE,
+        "no matching subscribers: the recipient was not online",
+    ),
+];
+
+impl Refusal {
+    /// The imbench code the refusal counts as.
+    pub(super) fn code(self) -> ErrorCode {
+        REFUSALS
+            .iter()
+            .find(|(r, _, _)| *r == self)
+            .map_or(ErrorCode::UNEXPECTED_FRAME, |(_, code, _)| *code)
+    }
+}
+
+/// A refusal counted as `code`, in MQTT's words: what the broker's acknowledgement said.
+pub(crate) fn refusal_in_words(code: ErrorCode) -> String {
+    match REFUSALS.iter().find(|(_, c, _)| *c == code) {
+        Some((_, _, words)) => format!("the broker's acknowledgement said {words}"),
+        None => format!("refused ({code})"),
+    }
+}
+
 /// Why a poll failed.
 pub(super) enum Failure {
     /// The broker answered CONNECT with a refusal; `credentials` when the user or password is
@@ -120,6 +159,8 @@ pub(super) enum Failure {
     RequestsDone,
     /// The peer sent bytes that are not the MQTT answer to CONNECT: not an MQTT port.
     NotMqtt(String),
+    /// The broker closed the connection (or reset it) without a DISCONNECT.
+    Ended,
     /// Anything else, in rumqttc's words.
     Other(String),
 }
@@ -141,6 +182,9 @@ fn in_words(name: &str) -> String {
 /// packet type it decoded, and a NATS server's `INFO` reads as a PUBACK, which says nothing to
 /// the user) or nothing MQTT can read.
 const NOT_CONNACK: &str = "its first answer was not a CONNACK";
+
+/// A connection the broker ended without a DISCONNECT, in words.
+pub(super) const ENDED: &str = "the broker closed the connection";
 
 /// Whether an I/O error reading what should be MQTT is the peer cutting the connection (a
 /// TLS listener does that to a plain CONNECT), rather than bytes that are not MQTT.
@@ -175,6 +219,8 @@ impl Failure {
             E::MqttState(rumqttc::StateError::Deserialization(d)) => {
                 Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
             }
+            E::MqttState(rumqttc::StateError::ConnectionAborted) => Failure::Ended,
+            E::MqttState(rumqttc::StateError::Io(io)) if is_cut_off(&io) => Failure::Ended,
             other => Failure::Other(other.to_string()),
         }
     }
@@ -201,6 +247,8 @@ impl Failure {
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
                 Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
             }
+            E::MqttState(rumqttc::v5::StateError::ConnectionAborted) => Failure::Ended,
+            E::MqttState(rumqttc::v5::StateError::Io(io)) if is_cut_off(&io) => Failure::Ended,
             other => Failure::Other(other.to_string()),
         }
     }
@@ -213,6 +261,7 @@ impl Failure {
             Failure::Tls(e) => format!("TLS: {e}"),
             Failure::RequestsDone => "requests done".into(),
             Failure::NotMqtt(e) | Failure::Other(e) => e.clone(),
+            Failure::Ended => ENDED.into(),
         }
     }
 }
@@ -560,6 +609,26 @@ mod tests {
             "bad user name password"
         );
         assert_eq!(super::in_words("NotAuthorized"), "not authorized");
+    }
+
+    #[test]
+    fn a_refusal_counts_as_one_code_and_is_named_back_in_mqtts_words() {
+        use super::{refusal_in_words, ErrorCode, Refusal};
+        for refusal in [
+            Refusal::Busy,
+            Refusal::NotAllowed,
+            Refusal::Other,
+            Refusal::NoSubscribers,
+        ] {
+            let words = refusal_in_words(refusal.code());
+            assert!(
+                words.starts_with("the broker's acknowledgement said"),
+                "{words}"
+            );
+        }
+        assert!(refusal_in_words(ErrorCode::RECIPIENT_OFFLINE).contains("no matching subscribers"));
+        // A code no acknowledgement gives keeps imbench's name.
+        assert!(refusal_in_words(ErrorCode::BAD_TOKEN).contains("bad_token"));
     }
 
     use super::*;

@@ -250,6 +250,11 @@ impl NatsDriver {
         self.target.describe()
     }
 
+    /// Where the clients connect, as `HOST:PORT`.
+    pub fn address(&self) -> String {
+        self.target.host_port.clone()
+    }
+
     /// Connects as `user` and subscribes to its subject; `Ok` once the server confirmed both.
     pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
         let target = &self.target;
@@ -336,9 +341,13 @@ impl NatsDriver {
                 Ok(Some(ServerOp::Pong)) => break,
                 Ok(Some(ServerOp::Err(e))) => {
                     return Err(if e.to_ascii_lowercase().contains("authori") {
-                        ConnectError::Refused(format!(
-                            "{e} (check the user and password or token in the nats:// target)"
-                        ))
+                        ConnectError::Refused(if target.auth == wire::Auth::None {
+                            format!("{e} (the server wants a user and password or a token, and the target gives none: nats://USER:PASSWORD@HOST:PORT or nats://TOKEN@HOST:PORT)")
+                        } else {
+                            format!(
+                                "{e} (check the user and password or token in the nats:// target)"
+                            )
+                        })
                     } else {
                         failed(format!("the server answered CONNECT with -ERR {e}"))
                     })

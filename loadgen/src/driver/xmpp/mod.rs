@@ -459,6 +459,11 @@ impl XmppDriver {
         self.target.describe()
     }
 
+    /// Where the clients connect, as `HOST:PORT`.
+    pub fn address(&self) -> String {
+        crate::driver::url::show_host_port(&self.target.host, self.target.port)
+    }
+
     /// Logs `user` in: stream, SASL (registering first if need be), bind, stream management,
     /// presence; `Ok` once the server has handled the presence.
     pub async fn connect(&self, user: u64) -> Result<Session, ConnectError> {
@@ -697,22 +702,45 @@ fn io(e: std::io::Error) -> SessionError {
     SessionError::Transport(imbench_transport::TransportError::Io(e))
 }
 
+/// XMPP stanza error conditions (RFC 6120, 8.3.3) and the imbench code each counts as, for the
+/// report's counts; read the other way, the conditions a code stands for, for its words.
+const CONDITIONS: [(&str, ErrorCode); 13] = [
+    ("service-unavailable", ErrorCode::RECIPIENT_OFFLINE),
+    ("recipient-unavailable", ErrorCode::RECIPIENT_OFFLINE),
+    // A room that is locked, or gone.
+    ("item-not-found", ErrorCode::NOT_A_MEMBER),
+    ("not-acceptable", ErrorCode::NOT_A_MEMBER),
+    ("forbidden", ErrorCode::NOT_A_MEMBER),
+    ("registration-required", ErrorCode::NOT_A_MEMBER),
+    ("not-allowed", ErrorCode::NOT_A_MEMBER),
+    // A room service (or a domain) the server does not know.
+    ("remote-server-not-found", ErrorCode::UNSUPPORTED_DEST),
+    ("remote-server-timeout", ErrorCode::UNSUPPORTED_DEST),
+    ("host-unknown", ErrorCode::UNSUPPORTED_DEST),
+    ("resource-constraint", ErrorCode::TOO_MANY_REQUESTS),
+    ("policy-violation", ErrorCode::TOO_MANY_REQUESTS),
+    ("not-authorized", ErrorCode::BAD_TOKEN),
+];
+
 /// The imbench code nearest to an XMPP stanza error's condition, for the report's counts.
 fn error_code(condition: &str) -> ErrorCode {
-    match condition {
-        "service-unavailable" | "recipient-unavailable" => ErrorCode::RECIPIENT_OFFLINE,
-        // A room that is locked, or gone.
-        "item-not-found" => ErrorCode::NOT_A_MEMBER,
-        "not-acceptable" | "forbidden" | "registration-required" | "not-allowed" => {
-            ErrorCode::NOT_A_MEMBER
-        }
-        // A room service (or a domain) the server does not know.
-        "remote-server-not-found" | "remote-server-timeout" | "host-unknown" => {
-            ErrorCode::UNSUPPORTED_DEST
-        }
-        "resource-constraint" | "policy-violation" => ErrorCode::TOO_MANY_REQUESTS,
-        "not-authorized" => ErrorCode::BAD_TOKEN,
-        _ => ErrorCode::BAD_FRAME,
+    CONDITIONS
+        .iter()
+        .find(|(name, _)| *name == condition)
+        .map_or(ErrorCode::BAD_FRAME, |(_, code)| *code)
+}
+
+/// A refusal counted as `code`, in XMPP's words: the stanza error conditions it stands for.
+pub(crate) fn refusal_in_words(code: ErrorCode) -> String {
+    let names: Vec<&str> = CONDITIONS
+        .iter()
+        .filter(|(_, c)| *c == code)
+        .map(|(name, _)| *name)
+        .collect();
+    if names.is_empty() {
+        "an error stanza of a condition the driver does not name".to_string()
+    } else {
+        format!("an error stanza ({})", names.join(" or "))
     }
 }
 
@@ -1128,6 +1156,22 @@ impl XmppEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stanza_error_counts_as_a_code_and_is_named_back_by_its_conditions() {
+        assert_eq!(
+            error_code("service-unavailable"),
+            ErrorCode::RECIPIENT_OFFLINE
+        );
+        assert_eq!(error_code("no-such-condition"), ErrorCode::BAD_FRAME);
+        let words = refusal_in_words(ErrorCode::RECIPIENT_OFFLINE);
+        assert_eq!(
+            words,
+            "an error stanza (service-unavailable or recipient-unavailable)"
+        );
+        assert!(!words.contains("recipient_offline"), "{words}");
+        assert!(refusal_in_words(ErrorCode::BUSY).contains("does not name"));
+    }
 
     #[test]
     fn targets_are_read_with_their_accounts_domain_and_rooms() {
