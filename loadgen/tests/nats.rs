@@ -11,8 +11,8 @@ use imbench_loadgen::driver::nats::NatsTarget;
 use imbench_loadgen::{RunError, ServerSpec};
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, assert_tls_trusts_its_ca_only,
-    config, imbench_in, self_signed_cert_for, small_scenario_with, Daemon, NatsServer, GROUPS,
-    TINY_TOML,
+    config, imbench_in, late_logins_toml, self_signed_cert_for, small_scenario_with, Daemon,
+    NatsServer, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,14 +262,7 @@ async fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_lost() {
     let dir = nats.daemon.dir.clone();
     // All at once, one login at a time: the last clients are in well after sending began,
     // their partners send to them before, and core NATS has nobody to give those messages to.
-    let toml = TINY_TOML
-        .replace("clients = 10", "clients = 100")
-        .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
-        .replace("rate = 20.0", "rate = 50.0")
-        .replace("arrival = \"constant\"", "arrival = \"poisson\"")
-        .replace("pick = \"ring\"", "pick = \"random\"")
-        .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n");
-    std::fs::write(dir.join("late.toml"), toml).unwrap();
+    std::fs::write(dir.join("late.toml"), late_logins_toml()).unwrap();
     let url = nats.url("");
     let (_, text) = imbench_in(
         &dir,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use imbench_loadgen::RunError;
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
-    self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
+    late_logins_toml, self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,14 +209,7 @@ fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_refused() {
     let dir = server.daemon.dir.clone();
     // All at once, one login (and registration) at a time: the last clients' accounts do not
     // exist yet when their partners begin sending to them, and Prosody bounces those messages.
-    let toml = TINY_TOML
-        .replace("clients = 10", "clients = 100")
-        .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
-        .replace("rate = 20.0", "rate = 50.0")
-        .replace("arrival = \"constant\"", "arrival = \"poisson\"")
-        .replace("pick = \"ring\"", "pick = \"random\"")
-        .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n");
-    std::fs::write(dir.join("late.toml"), toml).unwrap();
+    std::fs::write(dir.join("late.toml"), late_logins_toml()).unwrap();
     let url = server.url("", "");
     let (_, text) = imbench_in(
         &dir,

@@ -467,6 +467,18 @@ pub const TINY_TOML: &str =
     [generator]\nmax_schedule_lag = \"1s\"\nmax_cpu_busy = 1.0\nmax_cpu_wait = \"1h\"\n\
     max_hiccup = \"1h\"\n";
 
+/// [`TINY_TOML`] with 100 clients logging in one at a time from the start and sending at once
+/// (no ramp-up) to random partners: the last ones log in well after sending began.
+pub fn late_logins_toml() -> String {
+    TINY_TOML
+        .replace("clients = 10", "clients = 100")
+        .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
+        .replace("rate = 20.0", "rate = 50.0")
+        .replace("arrival = \"constant\"", "arrival = \"poisson\"")
+        .replace("pick = \"ring\"", "pick = \"random\"")
+        .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n")
+}
+
 /// The imbench binary the tests run: this build's, or the one `IMBENCH_BIN` names (a path from
 /// the workspace's folder or an absolute one). CI runs the tests that time logins through the
 /// binary with a debug build of the tests and the release binary it has built already (a
