@@ -322,6 +322,39 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
 }
 
 #[test]
+fn a_tcp_port_nothing_listens_on_is_named_as_such() {
+    let dir = Dir::new("refused-tcp");
+    let scenario = dir.file("s.toml", TINY);
+    let secret = dir.random_secret("secret");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--transport",
+            "tcp",
+            "--server",
+            &addr,
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("nothing listens on TCP port {port} of 127.0.0.1"))
+            && text(&out).contains("with --tcp on that port"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_target_host_that_does_not_resolve_is_a_usage_error() {
     let dir = Dir::new("unresolved");
     let scenario = dir.file("s.toml", TINY);
@@ -1723,7 +1756,10 @@ fn a_port_that_is_not_an_imbench_server_is_said_to_be_one_per_transport() {
         ),
     ] {
         let out = run(transport, addr);
-        assert_eq!(out.status.code(), Some(2), "{transport}: {}", text(&out));
+        // A port that answers as something else is a usage error; one that says nothing may
+        // be a server that hangs, so the run is only invalid.
+        let code = if transport == "tcp" { 3 } else { 2 };
+        assert_eq!(out.status.code(), Some(code), "{transport}: {}", text(&out));
         assert!(text(&out).contains(said), "{transport}: {}", text(&out));
         assert!(
             text(&out).contains(&format!("an imbench server's {transport} port")),
@@ -1755,4 +1791,59 @@ fn a_search_folder_without_its_capacity_json_names_a_step_to_read() {
     assert!(text(&out).contains("search/step-01"), "{}", text(&out));
     let out = imbench(&dir, &["report", "search/step-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A run killed while its clients had deliveries unconfirmed (churn asks for receipts) leaves
+/// them held on the server; the next run's clients get them, and must not count them as
+/// their own.
+#[test]
+fn messages_an_earlier_run_left_on_the_server_are_not_counted_as_this_runs() {
+    let dir = Dir::new("leftovers");
+    let server = standalone(&dir);
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let (churn, smoke) = (scenarios.join("churn.toml"), scenarios.join("smoke.toml"));
+    let against = |scenario: &std::path::Path, out: &str| {
+        vec![
+            "run".to_string(),
+            scenario.display().to_string(),
+            "--transport".into(),
+            "tcp".into(),
+            "--server".into(),
+            server.addr.clone(),
+            "--secret-file".into(),
+            server.secret.display().to_string(),
+            "--progress".into(),
+            "quiet".into(),
+            "--out".into(),
+            out.into(),
+        ]
+    };
+    let first = against(&churn, "first");
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    // Killed outright in its measured period: nothing confirms what its clients received.
+    signalled(&dir, &first, std::time::Duration::from_secs(3), "KILL");
+    let second = against(&smoke, "second");
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let out = imbench(&dir, &[&second[..], &["--duration", "2s"]].concat());
+    let report: imbench_loadgen::Report =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("second/report.json")).unwrap())
+            .unwrap();
+    let c = &report.runs[0].counters;
+    assert!(c.corrupted > 0, "nothing was left over: {}", text(&out));
+    assert!(
+        report.runs[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("sent before this run began")),
+        "{:?}",
+        report.runs[0].problems
+    );
+    // This run's own messages are accounted for as if nothing had been left.
+    assert_eq!((c.delivered, c.lost, c.duplicated), (c.sent, 0, 0), "{c:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "corrupted == 0 fails: {}",
+        text(&out)
+    );
 }

@@ -275,7 +275,7 @@ impl<'a> Receiver<'a> {
             c.corrupted.fetch_add(1, Relaxed);
             return;
         };
-        if h.sender != from {
+        if h.sender != from || from_an_earlier_run(ctx, self.index, &h, from) {
             c.corrupted.fetch_add(1, Relaxed);
             return;
         }
@@ -324,7 +324,7 @@ impl<'a> Receiver<'a> {
         let ctx = self.ctx;
         let c = self.counters;
         let h = match body::decode(body) {
-            Ok(h) if h.sender == from => h,
+            Ok(h) if h.sender == from && !from_an_earlier_run(ctx, self.index, &h, from) => h,
             _ => {
                 c.corrupted.fetch_add(1, Relaxed);
                 return;
@@ -434,4 +434,18 @@ pub async fn receive(
         }
     }
     receiver.finish()
+}
+
+/// Whether a delivery was sent before this run began: a message an earlier run left held
+/// on the server (its data folder, or a broker's persistent session), which this run's
+/// accounting must not take for one of its own. Not judged in a shard, whose fellow shards
+/// may have begun sending before this process started.
+fn from_an_earlier_run(ctx: &RunContext, index: usize, h: &body::Header, from: u64) -> bool {
+    let earlier = ctx.shard.is_none() && h.sent_us < ctx.clock.wall_us(0);
+    if earlier {
+        ctx.note_problem(format!(
+            "client {index}: a message from {from} sent before this run began (left on the server by an earlier run): counted in `corrupted`"
+        ));
+    }
+    earlier
 }

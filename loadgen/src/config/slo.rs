@@ -93,6 +93,14 @@ impl Slo {
         if name.is_empty() || value.is_empty() {
             return Err(err("expected NAME OP VALUE"));
         }
+        // `=>` or `=<` is read as `>` or `<` after a name ending in `=`: say what was meant.
+        if let Some(stray) = name.strip_suffix('=').or_else(|| name.strip_suffix('!')) {
+            let written = &expr[stray.len()..at + token.len()];
+            return Err(err(&format!(
+                "{:?} is not a comparison; one of < <= > >= == !=",
+                written.trim()
+            )));
+        }
         let target = match name.split_once('.') {
             Some((metric, stat)) => {
                 let stat = if stat == "p99.9" { "p999" } else { stat };
@@ -114,7 +122,11 @@ impl Slo {
                 parse_micros(value).map_err(|w| err(&w))?
             }
             _ => value.parse::<f64>().map_err(|_| {
-                if parse_micros(value).is_ok() {
+                if parse_micros(value).is_ok() && name.ends_with(".count") {
+                    err(&format!(
+                        "{name} is a number of samples, not a duration: compare it with a number, as in {name} > 100"
+                    ))
+                } else if parse_micros(value).is_ok() {
                     // A duration compared with a bare name: the statistic was left out.
                     err(&format!(
                         "{value:?} is a duration, and {name:?} has no statistic: a latency is compared as METRIC.STAT, as in {name}.p99 < {value}"
@@ -218,6 +230,26 @@ fn format_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_comparison_or_a_count_with_a_unit_says_what_was_meant() {
+        let e = Slo::parse("direct.p99 => 1s").unwrap_err();
+        assert!(
+            e.why().contains("\"=>\" is not a comparison"),
+            "{}",
+            e.why()
+        );
+        let e = Slo::parse("direct.p99=<1s").unwrap_err();
+        assert!(
+            e.why().contains("\"=<\" is not a comparison"),
+            "{}",
+            e.why()
+        );
+        let e = Slo::parse("direct.count>1ms").unwrap_err();
+        assert!(e.why().contains("a number of samples"), "{}", e.why());
+        assert!(!e.why().contains("direct.count.p99"), "{}", e.why());
+        assert!(Slo::parse("direct.count > 100").is_ok());
+    }
 
     #[test]
     fn a_value_just_past_its_bound_does_not_read_as_the_bound() {

@@ -81,6 +81,15 @@ impl ImbenchDriver {
                         "{} {hint} (it said: {text}): is it an imbench server's {} port?",
                         self.addr, self.transport
                     ))
+                } else if matches!(&e, imbench_transport::TransportError::Io(io)
+                    if io.kind() == std::io::ErrorKind::ConnectionRefused)
+                {
+                    failed(format!(
+                        "nothing listens on TCP port {} of {} (the host refused the connection): is the server running, with --{} on that port?",
+                        self.addr.port(),
+                        self.addr.ip(),
+                        self.transport
+                    ))
                 } else {
                     failed(format!("connecting to {}: {e}", self.addr))
                 }

@@ -279,8 +279,10 @@ impl Driver {
         if transport != imbench_transport::Transport::Quic {
             let connected = connect.await;
             if connected.is_err() && accepts_tcp(addr).await {
-                return Ok(Err(ConnectError::Misconfigured(format!(
-                    "{addr} accepts connections but did not answer within {timeout:?}: is it an imbench server's {transport} port?"
+                // A server that hangs looks the same as another program's port that waits
+                // for its own kind of request: not a usage error until told apart.
+                return Ok(Err(ConnectError::Failed(format!(
+                    "{addr} accepts connections but did not answer within {timeout:?}: is it an imbench server's {transport} port, and is the server not hung or paused?"
                 ))));
             }
             return connected;

@@ -613,20 +613,23 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let late = ctx.late_logins.load(std::sync::atomic::Ordering::Relaxed);
     let short = totals.rejected > 0 || totals.delivered < totals.sent;
-    if late > 0 && config.shard.is_none() {
-        // A late client begins its sends when it logs in (it does not owe those it could not
-        // have sent), so `sent` falls short of the schedule, and of another target's run of it.
+    // Said when something went missing: the last client of a ramp-up often logs in a moment
+    // after sending began, which on its own costs nothing worth a note.
+    if late > 0 && short && config.shard.is_none() {
         let where_they_went = match &config.server {
             // NATS keeps nothing for a client that is not there, and an MQTT broker has no
             // session for a client that has not logged in yet (an earlier run's is cleared).
-            ServerSpec::Nats(_) | ServerSpec::Mqtt(_) if short => "; a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`)",
+            ServerSpec::Nats(_) | ServerSpec::Mqtt(_) => "; a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`)",
             // An account this run registers does not exist before its first login: the
             // server refuses a message to it (to an account that exists, it keeps one).
-            ServerSpec::Xmpp(_) if short => "; a message to one whose account did not exist yet (a run that registers its accounts makes them as it logs in) was refused, and is counted in `rejected`",
+            ServerSpec::Xmpp(_) => "; a message to one whose account did not exist yet (a run that registers its accounts makes them as it logs in) was refused, and is counted in `rejected`",
             _ => "",
         };
+        // A late client begins its sends when it logs in (it does not owe those it could not
+        // have sent), so `sent` falls short of the schedule, and of another target's run of it.
         notes.push(format!(
-            "{late} clients logged in only after sending had begun (the ramp-up of {} was shorter than their logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
+            "{late} {} only after sending had begun (the ramp-up of {} was shorter than the logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
+            if late == 1 { "client logged in" } else { "clients logged in" },
             short_duration(ctx.scenario.ramp_up)
         ));
     }
@@ -833,7 +836,7 @@ async fn judge_probe(
             // A port of something else that waits for its own kind of request (an HTTP
             // server) says nothing, as does a host whose firewall drops the packets.
             let why = format!(
-                "no answer within {timeout:?}: is the address right? (something that takes the connection and waits, such as an HTTP server, or a host that drops it, looks like this)"
+                "no answer within {timeout:?}: is the address right, and the server running? (a server that hangs, a host that drops the packets, or something that takes a connection and waits for its own kind of request looks like this)"
             );
             Err(RunError::Unreachable { target, why })
         }
@@ -969,7 +972,22 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             expr: expr.clone(),
             why,
         };
-        let slo = Slo::parse(expr).map_err(|e| refuse(e.why().to_string()))?;
+        let not_a_latency = |metric: &str| {
+            format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
+        };
+        let slo = Slo::parse(expr).map_err(|e| {
+            // `lost.p99 < 1` fails on its unit before its name is looked at: a counter with a
+            // statistic is told so however its value is written.
+            let name = expr[..expr.find(['<', '>', '=', '!']).unwrap_or(expr.len())].trim();
+            match name.split_once('.') {
+                Some((metric, _))
+                    if report::slo_target_known(&Target::Number(metric.to_string())) =>
+                {
+                    refuse(not_a_latency(metric))
+                }
+                _ => refuse(e.why().to_string()),
+            }
+        })?;
         if report::slo_target_known(&slo.target) {
             continue;
         }
@@ -977,7 +995,7 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             Target::Latency { metric, .. }
                 if report::slo_target_known(&Target::Number(metric.clone())) =>
             {
-                format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
+                not_a_latency(metric)
             }
             Target::Latency { metric, .. } | Target::Number(metric) => format!(
                 "no figure is called {metric:?}; one of: {}",
