@@ -11,7 +11,7 @@ use imbench_loadgen::driver::nats::NatsTarget;
 use imbench_loadgen::{RunError, ServerSpec};
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, assert_tls_trusts_its_ca_only,
-    config, imbench_in, late_logins_toml, self_signed_cert_for, small_scenario_with, Daemon,
+    config, imbench_in, run_late_logins, self_signed_cert_for, small_scenario_with, Daemon,
     NatsServer, GROUPS, TINY_TOML,
 };
 
@@ -262,16 +262,7 @@ async fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_lost() {
     let dir = nats.daemon.dir.clone();
     // All at once, one login at a time: the last clients are in well after sending began,
     // their partners send to them before, and core NATS has nobody to give those messages to.
-    std::fs::write(dir.join("late.toml"), late_logins_toml()).unwrap();
-    let url = nats.url("");
-    let (_, text) = imbench_in(
-        &dir,
-        &["run", "late.toml", "--target", &url, "--out", "late"],
-    );
-    let report: imbench_loadgen::Report =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("late/report.json")).unwrap())
-            .unwrap();
-    let run = &report.runs[0];
+    let (run, text) = run_late_logins(&dir, &nats.url(""));
     assert!(run.counters.lost > 0, "{text}");
     assert!(
         text.contains("logged in only after sending had begun"),

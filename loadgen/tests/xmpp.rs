@@ -10,7 +10,7 @@ use std::time::Duration;
 use imbench_loadgen::RunError;
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
-    late_logins_toml, self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
+    run_late_logins, self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,16 +209,7 @@ fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_refused() {
     let dir = server.daemon.dir.clone();
     // All at once, one login (and registration) at a time: the last clients' accounts do not
     // exist yet when their partners begin sending to them, and Prosody bounces those messages.
-    std::fs::write(dir.join("late.toml"), late_logins_toml()).unwrap();
-    let url = server.url("", "");
-    let (_, text) = imbench_in(
-        &dir,
-        &["run", "late.toml", "--target", &url, "--out", "late"],
-    );
-    let report: imbench_loadgen::Report =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("late/report.json")).unwrap())
-            .unwrap();
-    let run = &report.runs[0];
+    let (run, text) = run_late_logins(&dir, &server.url("", ""));
     assert!(run.counters.rejected > 0, "{text}");
     assert!(
         run.notes

@@ -122,7 +122,7 @@ impl Slo {
                 parse_micros(value).map_err(|w| err(&w))?
             }
             _ => value.parse::<f64>().map_err(|_| {
-                if parse_micros(value).is_ok() && name.ends_with(".count") {
+                if parse_micros(value).is_ok() && matches!(&target, Target::Latency { .. }) {
                     err(&format!(
                         "{name} is a number of samples, not a duration: compare it with a number, as in {name} > 100"
                     ))

@@ -972,22 +972,7 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             expr: expr.clone(),
             why,
         };
-        let not_a_latency = |metric: &str| {
-            format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
-        };
-        let slo = Slo::parse(expr).map_err(|e| {
-            // `lost.p99 < 1` fails on its unit before its name is looked at: a counter with a
-            // statistic is told so however its value is written.
-            let name = expr[..expr.find(['<', '>', '=', '!']).unwrap_or(expr.len())].trim();
-            match name.split_once('.') {
-                Some((metric, _))
-                    if report::slo_target_known(&Target::Number(metric.to_string())) =>
-                {
-                    refuse(not_a_latency(metric))
-                }
-                _ => refuse(e.why().to_string()),
-            }
-        })?;
+        let slo = Slo::parse(expr).map_err(|e| refuse(e.why().to_string()))?;
         if report::slo_target_known(&slo.target) {
             continue;
         }
@@ -995,7 +980,7 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             Target::Latency { metric, .. }
                 if report::slo_target_known(&Target::Number(metric.clone())) =>
             {
-                not_a_latency(metric)
+                format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
             }
             Target::Latency { metric, .. } | Target::Number(metric) => format!(
                 "no figure is called {metric:?}; one of: {}",

@@ -479,6 +479,22 @@ pub fn late_logins_toml() -> String {
         .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n")
 }
 
+/// Runs [`late_logins_toml`] in `dir` against `url` (into `dir/late`): its one run's report,
+/// and what the command printed.
+pub fn run_late_logins(
+    dir: &std::path::Path,
+    url: &str,
+) -> (imbench_loadgen::report::RunReport, String) {
+    std::fs::write(dir.join("late.toml"), late_logins_toml()).expect("write late.toml");
+    let (_, text) = imbench_in(dir, &["run", "late.toml", "--target", url, "--out", "late"]);
+    let report: imbench_loadgen::Report = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("late/report.json")).expect("late/report.json"),
+    )
+    .expect("a report");
+    let run = report.runs.into_iter().next().expect("one run");
+    (run, text)
+}
+
 /// The imbench binary the tests run: this build's, or the one `IMBENCH_BIN` names (a path from
 /// the workspace's folder or an absolute one). CI runs the tests that time logins through the
 /// binary with a debug build of the tests and the release binary it has built already (a
