@@ -735,6 +735,28 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         &["compare", "baseline", "worse", "--check", "direct.p98"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // An invalid candidate is not gated, worse or not: its figures are not the system's.
+    let mut invalid = json.clone();
+    invalid["verdict"] = serde_json::json!("invalid");
+    invalid["invalid_reasons"] = serde_json::json!(["interrupted at 0.5s"]);
+    std::fs::create_dir_all(dir.0.join("broken")).unwrap();
+    std::fs::write(dir.0.join("broken/report.json"), invalid.to_string()).unwrap();
+    let args = [
+        "compare",
+        "baseline",
+        "broken",
+        "--fail-on-regression",
+        "100%",
+        "--check",
+        "direct.p99",
+    ];
+    let out = imbench(&dir, &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("INVALID, not gated") && t.contains("interrupted at 0.5s"),
+        "{t}"
+    );
 
     // Repeated candidate runs are judged by their median: one worse run of three is not the
     // change's, two are.
@@ -929,6 +951,51 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Ctrl-C in the second of three runs (wherever a slow machine puts it): the run cut short
+/// keeps its folder but is left out of the spread, which is of the whole runs before it.
+#[test]
+fn an_interrupted_repeat_spreads_only_the_whole_runs() {
+    let dir = Dir::new("repeat-interrupted");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"3s\""),
+    );
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--repeat",
+        "3",
+        "--out",
+        "r",
+    ];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_secs(5));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    let cut = t
+        .split("no more repeats, and run ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|k| k.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("names the run cut short: {t}"));
+    let report = std::fs::read_to_string(dir.0.join(format!("r/run-{cut}/report.json"))).unwrap();
+    assert!(report.contains("interrupted"), "{report}");
+    let repeat = dir.0.join("r/repeat.json");
+    if cut == 1 {
+        assert!(!repeat.exists(), "{t}");
+    } else {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repeat).unwrap()).unwrap();
+        assert_eq!(json["runs"], cut - 1, "{t}");
+        let p99 = json["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["figure"] == "direct.p99")
+            .expect("direct.p99 is among the figures");
+        assert_eq!(p99["values"].as_array().unwrap().len(), cut - 1);
+    }
 }
 
 #[test]

@@ -44,7 +44,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) group_rate: Option<f64>,
     /// Connections started per second at most (generator.connect_rate; default by transport:
-    /// 1000 with TLS, 5000 without). A shorter ramp-up is stretched to clients / rate
+    /// 1000 for quic, tls and wss, whose handshakes are TLS's; 5000 for tcp and ws). A shorter
+    /// ramp-up is stretched to clients / rate
     #[arg(long)]
     pub(crate) connect_rate: Option<f64>,
     /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto

@@ -359,6 +359,20 @@ pub(crate) fn compare(
         );
     }
     let mut regressed = false;
+    // An invalid run's figures are not the system's: a gate on them would call noise or a
+    // broken run a regression (or let one through), so the gate says it cannot judge.
+    let mut not_gated = Vec::new();
+    if fail_on_regression.is_some() {
+        for (file, report) in &loaded {
+            if report.verdict == imbench_loadgen::report::Verdict::Invalid {
+                let why = report
+                    .invalid_reasons
+                    .first()
+                    .map_or("invalid".to_string(), |w| w.clone());
+                not_gated.push(format!("{} ({why})", file.display()));
+            }
+        }
+    }
     if let Some(threshold) = fail_on_regression {
         let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
             baseline.iter().map(|(_, r)| r.runs.as_slice()).collect();
@@ -380,7 +394,13 @@ pub(crate) fn compare(
                 );
                 return exit_code::USAGE;
             }
-            outln!("{shown}:");
+            outln!("{shown}, against {}:", paths[0].display());
+            if loaded[columns.clone()]
+                .iter()
+                .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid)
+            {
+                outln!("(an invalid run: its verdicts below are not gated, see the verdict)");
+            }
             out!("{}", regression::table(&findings, threshold, repeats.len()));
             regressed |= findings.iter().any(|f| f.regressed);
         }
@@ -449,7 +469,13 @@ pub(crate) fn compare(
         };
         out!("{table}");
     }
-    if regressed {
+    if !not_gated.is_empty() {
+        outln!(
+            "verdict: INVALID, not gated: an invalid run's figures are not the system's: {}",
+            not_gated.join("; ")
+        );
+        exit_code::INVALID
+    } else if regressed {
         outln!("verdict: REGRESSION");
         exit_code::SLO_FAILED
     } else {

@@ -190,6 +190,9 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         worst = worst.max(code);
         let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
         match report {
+            // A run cut short measured a part of its period: beside whole runs its figures
+            // would pass for noise. Its folder stays; the spread is of the whole runs.
+            Some(_) if interrupted => {}
             Some(r) => reports.push(r),
             None => {
                 imbench_loadgen::errln!(
@@ -199,9 +202,16 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
             }
         }
         if interrupted {
-            imbench_loadgen::errln!("imbench: interrupted; no more repeats");
+            imbench_loadgen::errln!(
+                "imbench: interrupted; no more repeats, and run {i} (in {}) is not in the spread",
+                root.join(format!("run-{i}")).display()
+            );
             break;
         }
+    }
+    if reports.is_empty() {
+        // The first run was interrupted: there is no spread to give.
+        return worst;
     }
     let summary = imbench_loadgen::report::repeat::summarize(&reports);
     out!("{}", summary.table());

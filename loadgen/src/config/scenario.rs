@@ -799,7 +799,13 @@ impl Scenario {
         if let Some(v) = o.timer {
             self.generator.timer = v;
         }
-        self.slo.extend(o.slo.iter().cloned());
+        // The same objective from a flag and from the file (or given twice) is judged once.
+        let spelled = |e: &str| crate::config::slo::Slo::parse(e).map_or(e.to_string(), |s| s.expr);
+        for expr in &o.slo {
+            if !self.slo.iter().any(|e| spelled(e) == spelled(expr)) {
+                self.slo.push(expr.clone());
+            }
+        }
         self.validate()
     }
 
@@ -1219,6 +1225,18 @@ mod tests {
         let mut slo = s.slo.clone();
         slo.sort();
         assert_eq!(slo, vec!["ack.p50 <= 5ms", "direct.p99 < 1s", "lost == 0"]);
+        // The same objective again from flags, however spaced, is judged once.
+        let mut s = s;
+        s.apply(&Overrides {
+            slo: vec![
+                "direct.p99<1s".into(),
+                "lost==0".into(),
+                "direct.p99 < 2s".into(),
+            ],
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(s.slo.len(), 4, "{:?}", s.slo);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Grammar: `NAME OP VALUE`. NAME is `metric.stat` for a latency (stat: min, mean, p50, p90,
 //! p99, p999 (or p99.9), max, count) or a counter or throughput name. OP is one of
-//! `< <= > >= == !=`. A latency VALUE takes a unit (`us`, `ms`, `s`, `m`; a bare number is refused, but 0); other
-//! values are plain numbers.
+//! `< <= > >= == !=`. A latency VALUE takes a unit (`us`, `ms`, `s`, `m`, `h`; a bare number is refused, but
+//! 0); other values are plain numbers.
 
 use std::fmt;
 
@@ -118,8 +118,18 @@ impl Slo {
             None => Target::Number(name.to_string()),
         };
         let threshold = match &target {
-            Target::Latency { stat, .. } if stat != "count" => {
-                parse_micros(value).map_err(|w| err(&w))?
+            Target::Latency { metric, stat } if stat != "count" => {
+                parse_micros(value).map_err(|w| {
+                    // `lost.p99 < 1`: a count given a statistic reads as a latency; which
+                    // names are counts is the report's to know, so both readings are offered.
+                    if value.parse::<f64>().is_ok() {
+                        err(&format!(
+                            "{w}; a count or a rate takes no statistic, as in {metric} {token} {value}"
+                        ))
+                    } else {
+                        err(&w)
+                    }
+                })?
             }
             _ => value.parse::<f64>().map_err(|_| {
                 if parse_micros(value).is_ok() && matches!(&target, Target::Latency { .. }) {
@@ -203,7 +213,8 @@ fn parse_micros(text: &str) -> Result<f64, String> {
         "ms" => 1e3,
         "s" => 1e6,
         "m" | "min" => 60e6,
-        other => return Err(format!("unknown unit {other:?}; use us, ms, s or m")),
+        "h" => 3600e6,
+        other => return Err(format!("unknown unit {other:?}; use us, ms, s, m or h")),
     };
     Ok(n * scale)
 }
@@ -249,6 +260,17 @@ mod tests {
         assert!(e.why().contains("a number of samples"), "{}", e.why());
         assert!(!e.why().contains("direct.count.p99"), "{}", e.why());
         assert!(Slo::parse("direct.count > 100").is_ok());
+        // A count given a statistic is offered the reading without one.
+        let e = Slo::parse("lost.p99<1").unwrap_err();
+        assert!(e.why().contains("needs a unit"), "{}", e.why());
+        assert!(e.why().contains("as in lost < 1"), "{}", e.why());
+        let e = Slo::parse("direct.p99 < soon").unwrap_err();
+        assert!(!e.why().contains("takes no statistic"), "{}", e.why());
+    }
+
+    #[test]
+    fn hours_are_a_unit_as_in_durations() {
+        assert_eq!(Slo::parse("direct.max < 1h").unwrap().threshold, 3600e6);
     }
 
     #[test]
@@ -314,7 +336,7 @@ mod tests {
             "direct.p99 < soon",
             "lost == none",
             "< 3",
-            "direct.p99 < 3h",
+            "direct.p99 < 3d",
         ] {
             assert!(Slo::parse(bad).is_err(), "{bad}");
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::config::scenario::{Scenario, TimerKind};
-use crate::config::slo::{format_micros, Slo, Target};
+use crate::config::slo::{format_micros, Op, Slo, Target};
 use crate::measure::counters::ClientTotals;
 use crate::measure::cpu_use::{is_the_machines, CpuUse, THE_MACHINE};
 use crate::measure::file_ledger::FileTotals;
@@ -571,6 +571,42 @@ pub fn slo_target_known(target: &Target) -> bool {
                 || GroupCounts::NAMES.contains(&name)
                 || Throughput::NAMES.contains(&name)
         }
+    }
+}
+
+/// Why `slo`, on a known figure, holds or fails whatever the run does, if it does: a count is
+/// a whole number of at least 0, so `lost == 0.5` can never hold and `lost >= 0` always does.
+pub fn slo_never_decides(slo: &Slo) -> Option<String> {
+    let Target::Number(name) = &slo.target else {
+        return None;
+    };
+    let is_count =
+        Counters::NAMES.contains(&name.as_str()) || GroupCounts::NAMES.contains(&name.as_str());
+    let t = slo.threshold;
+    if !is_count || !t.is_finite() {
+        return None;
+    }
+    let whole = t.fract() == 0.0;
+    let never = match slo.op {
+        Op::Eq => !whole || t < 0.0,
+        Op::Lt => t <= 0.0,
+        Op::Le => t < 0.0,
+        Op::Ne | Op::Gt | Op::Ge => false,
+    };
+    let always = match slo.op {
+        Op::Ne => !whole || t < 0.0,
+        Op::Ge => t <= 0.0,
+        Op::Gt => t < 0.0,
+        Op::Eq | Op::Lt | Op::Le => false,
+    };
+    match (never, always) {
+        (true, _) => Some(format!(
+            "{name} is a count, a whole number from 0, so this can never hold"
+        )),
+        (_, true) => Some(format!(
+            "{name} is a count, a whole number from 0, so this always holds"
+        )),
+        _ => None,
     }
 }
 

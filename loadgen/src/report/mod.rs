@@ -20,6 +20,8 @@ pub mod summary;
 pub mod table;
 pub mod write;
 
-pub use build::{evaluate, slo_names, slo_target_known, target_value, Measurement};
+pub use build::{
+    evaluate, slo_names, slo_never_decides, slo_target_known, target_value, Measurement,
+};
 pub use histogram::{decode_histogram, summarize};
 pub use model::*;

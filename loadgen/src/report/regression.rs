@@ -207,7 +207,7 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nregression check: worse than the baseline median by more than {:.0}% and by more than the baseline's own spread ({} baseline run{}); `worse by` is positive when worse, for latencies (higher) and rates (lower) alike",
+        "regression check: worse than the baseline median by more than {:.0}% and by more than the baseline's own spread ({} baseline run{}); `worse by` is positive when worse, for latencies (higher) and rates (lower) alike",
         threshold * 100.0,
         repeats,
         if repeats == 1 { ", so no noise measured" } else { "s" }

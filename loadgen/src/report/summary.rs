@@ -1,5 +1,5 @@
-//! `summary.md`: the verdict, the latency tables, the counters and the SLO verdicts in Markdown,
-//! for a CI job summary or a pull-request comment.
+//! `summary.md`: the verdict, the latency tables, the counters, the notes and the SLO verdicts in
+//! Markdown, for a CI job summary or a pull-request comment.
 
 use std::fmt::Write as _;
 
@@ -50,6 +50,10 @@ pub fn markdown(report: &Report) -> String {
         for line in run.accounting_lines() {
             let _ = writeln!(out, "{line}\n");
         }
+        // What the table notes (late logins, SLOs not judged, …) a summary reader needs too.
+        for note in &run.notes {
+            let _ = writeln!(out, "> {note}\n");
+        }
         if !run.slo.is_empty() {
             let _ = writeln!(out, "| SLO | measured | |\n| --- | ---: | --- |");
             for r in &run.slo {
@@ -65,4 +69,25 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_notes_are_in_the_summary() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let md = markdown(&report);
+        assert!(!md.contains("\n> "), "{md}");
+        report.runs[0]
+            .notes
+            .push("SLOs not judged, since nothing was measured: lost == 0".into());
+        let md = markdown(&report);
+        assert!(
+            md.contains("> SLOs not judged, since nothing was measured: lost == 0\n"),
+            "{md}"
+        );
+    }
 }

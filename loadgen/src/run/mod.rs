@@ -963,8 +963,9 @@ fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
     }
 }
 
-/// Refuses an SLO whose left-hand side names no figure a report can hold: a typo must be a
-/// usage error before the run, not an SLO failure after it.
+/// Refuses an SLO whose left-hand side names no figure a report can hold, or that compares a
+/// count so that no run can decide it (`lost == 0.5`): a typo must be a usage error before
+/// the run, not an SLO failure after it.
 pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
     use crate::config::slo::{Slo, Target};
     for expr in &s.slo {
@@ -974,6 +975,9 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
         };
         let slo = Slo::parse(expr).map_err(|e| refuse(e.why().to_string()))?;
         if report::slo_target_known(&slo.target) {
+            if let Some(why) = report::slo_never_decides(&slo) {
+                return Err(refuse(why));
+            }
             continue;
         }
         return Err(refuse(match &slo.target {
@@ -1367,6 +1371,28 @@ mod tests {
         let mut typo = Scenario::builtin_default();
         typo.slo.push("dierct.p99 < 1ms".into());
         assert!(check_slo_names(&typo).is_err());
+        // A count compared so that no run can decide it is refused; a rate is not a count.
+        for (expr, refused) in [
+            ("lost == 0.5", "can never hold"),
+            ("lost < 0", "can never hold"),
+            ("lost >= 0", "always holds"),
+            ("incomplete != 1.5", "always holds"),
+        ] {
+            let mut s = Scenario::builtin_default();
+            s.slo.push(expr.into());
+            let e = check_slo_names(&s).unwrap_err().to_string();
+            assert!(e.contains(refused), "{expr}: {e}");
+        }
+        for fine in [
+            "lost == 0",
+            "lost <= 0",
+            "sent > 0",
+            "delivered_per_s == 0.5",
+        ] {
+            let mut s = Scenario::builtin_default();
+            s.slo.push(fine.into());
+            check_slo_names(&s).unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
     }
 
     #[tokio::test(start_paused = true)]
