@@ -163,7 +163,7 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
     let again = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
-        text(&again).contains("r holds an earlier report; this run replaces it"),
+        text(&again).contains("r holds an earlier report; this run's replaces it when written"),
         "{}",
         text(&again)
     );
@@ -274,6 +274,22 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     // Only when the caller says that metric is the machine's.
     assert_eq!(machine_limited(&dir, "r", &[]), Some(1));
     assert_eq!(machine_limited(&dir, "no-such-report", &[]), Some(2));
+    // A folder of repeated runs is judged over every run in it, and a merge's reasons name
+    // the shard first.
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    for run in ["reps/run-1", "reps/run-2"] {
+        std::fs::create_dir_all(dir.0.join(run)).unwrap();
+        std::fs::write(dir.0.join(run).join("report.json"), &report).unwrap();
+    }
+    assert_eq!(machine_limited(&dir, "reps", &["schedule_lag"]), Some(0));
+    assert_eq!(machine_limited(&dir, "reps", &[]), Some(1));
+    let mut merged: serde_json::Value = serde_json::from_str(&report).unwrap();
+    merged["verdict"] = serde_json::json!("invalid");
+    merged["invalid_reasons"] =
+        serde_json::json!(["shard 2: the machine was the limit: its CPUs were 97% busy"]);
+    std::fs::create_dir_all(dir.0.join("merged")).unwrap();
+    std::fs::write(dir.0.join("merged/report.json"), merged.to_string()).unwrap();
+    assert_eq!(machine_limited(&dir, "merged", &["schedule_lag"]), Some(0));
 }
 
 #[test]
@@ -651,6 +667,18 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         merged["runs"][0]["counters"]["sent"].as_u64().unwrap(),
         2 * one["runs"][0]["counters"]["sent"].as_u64().unwrap()
     );
+    // A merge is not written over one of its own reports, nor into the folder it reads.
+    for into in ["shards/a", "shards"] {
+        let out = imbench(&dir, &["merge", "shards/a", "shards/b", "--out", into]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("one of the reports merged"),
+            "{}",
+            text(&out)
+        );
+    }
+    let out = imbench(&dir, &["merge", "shards", "--out", "shards"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = imbench(&dir, &["merge", "shards/b", "--out", "part"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -735,6 +763,32 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         &["compare", "baseline", "worse", "--check", "direct.p98"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // A figure the baseline has and the candidate lost is no "no change".
+    let mut lacking = json.clone();
+    lacking["runs"][0]["metrics"]
+        .as_object_mut()
+        .unwrap()
+        .remove("direct");
+    std::fs::create_dir_all(dir.0.join("lacking")).unwrap();
+    std::fs::write(dir.0.join("lacking/report.json"), lacking.to_string()).unwrap();
+    let args = [
+        "compare",
+        "baseline",
+        "lacking",
+        "--fail-on-regression",
+        "100%",
+        "--check",
+        "direct.p99",
+        "--check",
+        "delivered_per_s",
+    ];
+    let out = imbench(&dir, &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("MISSING: the candidate has no such figure"),
+        "{t}"
+    );
     // An invalid candidate is not gated, worse or not: its figures are not the system's.
     let mut invalid = json.clone();
     invalid["verdict"] = serde_json::json!("invalid");
@@ -988,6 +1042,7 @@ fn an_interrupted_repeat_spreads_only_the_whole_runs() {
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(repeat).unwrap()).unwrap();
         assert_eq!(json["runs"], cut - 1, "{t}");
+        assert_eq!(json["asked"], 3, "{t}");
         let p99 = json["figures"]
             .as_array()
             .unwrap()
@@ -1688,7 +1743,11 @@ fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
         &["merge", "cap/step-01", "cap/step-02", "--out", "merged"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("it ran direct.rate"), "{}", text(&out));
+    assert!(
+        text(&out).contains("it is a whole run, not a shard"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// A search stopped by Ctrl-C (or SIGTERM) says so and exits 3: the highest load that held

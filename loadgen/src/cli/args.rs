@@ -134,7 +134,7 @@ pub(crate) struct RunArgs {
     /// The network between clients and the embedded server, emulated packet by packet
     /// (needs root): lan, wifi, 4g, 3g, lossy, or loopback for none. Replaces the scenario's
     /// [network].
-    #[arg(long, value_name = "PROFILE")]
+    #[arg(long, value_name = "PROFILE", value_parser = network_profile)]
     pub(crate) network: Option<String>,
     /// Run the clients inside this network namespace: the client side of a path that
     /// `imbench path` holds, to load a server started on its server side (needs root).
@@ -421,13 +421,28 @@ fn name_apart(legs: &mut [Leg]) {
     }
 }
 
+/// A `--network` profile by name, refused as the flag's (not the scenario's) when unknown.
+pub(crate) fn network_profile(name: &str) -> Result<String, String> {
+    use imbench_loadgen::config::network::{profile_names, NetworkSection};
+    NetworkSection::named(name)
+        .path()
+        .map(|_| name.to_string())
+        .map_err(|_| {
+            format!(
+                "no network profile is called {name:?}; one of: {}",
+                profile_names()
+            )
+        })
+}
+
 /// Says so when a secret file may be read by others: imbench-server refuses such a file (anyone
 /// who reads it can log in as anyone); the generator only needs to read it, so it goes on.
 fn warn_if_shared(path: &std::path::Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
+        // A device or a pipe (`/dev/null`) holds no secret of its own: chmod is no advice.
+        if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 imbench_loadgen::errln!(

@@ -152,11 +152,49 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
 }
 
 pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
-    // Refused before anything is read or printed, as `run --out` does.
-    if out.exists() && !out.is_dir() {
-        imbench_loadgen::errln!("imbench: --out {} is a file, not a folder", out.display());
+    // The merge written over one of its own reports would lose that shard for good (its
+    // group ledger is removed with it), and into a folder of reports would be read as one.
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    // A report folder, or the folder that holds it (where the next `merge FOLDER` would read
+    // the merged report as one more).
+    let folder_of = |p: &PathBuf| {
+        if p.is_file() {
+            p.parent().map(|d| d.to_path_buf())
+        } else {
+            Some(p.clone())
+        }
+    };
+    if let Some(input) = paths.iter().find(|p| {
+        folder_of(p).is_some_and(|d| same(&d, out) || d.parent().is_some_and(|up| same(up, out)))
+    }) {
+        let which = if same(input, out) {
+            String::new()
+        } else {
+            format!(" (it holds {})", input.display())
+        };
+        imbench_loadgen::errln!(
+            "imbench: --out {} is one of the reports merged{which}: the merge would replace it; give another folder",
+            out.display()
+        );
         return exit_code::USAGE;
     }
+    // Refused before anything is read or printed, as `run --out` does: a file, a folder of
+    // repeated runs or of a search, a folder that cannot be written in.
+    let existed = out.exists();
+    if let Err(why) = super::run::check_out_dir(out, false) {
+        imbench_loadgen::errln!("imbench: {why}");
+        return exit_code::USAGE;
+    }
+    let code = merge_into(paths, out);
+    if !existed {
+        // Only succeeds on an empty folder: one the merge did not write in.
+        let _ = std::fs::remove_dir(out);
+    }
+    code
+}
+
+/// `merge` once its report folder is ready.
+fn merge_into(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     // A folder without a report of its own stands for the report folders in it (the shards'
     // folders, collected in one place), in name order.
     let mut files = Vec::new();
@@ -196,13 +234,13 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             return exit_code::USAGE;
         }
     };
-    out!("{}", merged.table());
     if out.join("report.json").is_file() {
         imbench_loadgen::errln!(
             "imbench: {} holds an earlier report; the merged one replaces it",
             out.display()
         );
     }
+    out!("{}", merged.table());
     if let Err(e) = merged.write(out) {
         imbench_loadgen::errln!("imbench: writing {}: {e}", out.display());
         return exit_code::INVALID;

@@ -132,7 +132,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
         if !several && root.join("report.json").is_file() {
             imbench_loadgen::errln!(
-                "imbench: {} holds an earlier report; this run replaces it",
+                "imbench: {} holds an earlier report; this run's replaces it when written",
                 root.display()
             );
         }
@@ -213,7 +213,8 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         // The first run was interrupted: there is no spread to give.
         return worst;
     }
-    let summary = imbench_loadgen::report::repeat::summarize(&reports);
+    let mut summary = imbench_loadgen::report::repeat::summarize(&reports);
+    summary.asked = args.repeat;
     out!("{}", summary.table());
     let path = root.join("repeat.json");
     let written = serde_json::to_string_pretty(&summary)
@@ -283,7 +284,24 @@ fn run_once(
             }
             (outcome.report.verdict.exit_code(), Some(outcome.report))
         }
-        Err(e) => (run_failed(&e), None),
+        Err(e) => {
+            // The run took place and only its folder failed: its figures are still shown.
+            if let imbench_loadgen::RunError::Write {
+                report: Some(report),
+                ..
+            } = &e
+            {
+                if several {
+                    out!(
+                        "{}",
+                        imbench_loadgen::report::comparison::comparison_table(report)
+                    );
+                } else {
+                    out!("{}", report.table());
+                }
+            }
+            (run_failed(&e), None)
+        }
     }
 }
 
@@ -475,7 +493,7 @@ fn interrupt_on_ctrl_c(
 /// runs or steps (`compare` and `report` read whichever they find), or old runs or steps
 /// beside new ones (a shorter search would leave the old search's later steps behind).
 /// Creates the folder, so an unwritable one is found before the run, not after it.
-fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(), String> {
+pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(), String> {
     if root.exists() && !root.is_dir() {
         return Err(format!("--out {} is a file, not a folder", root.display()));
     }
@@ -510,5 +528,11 @@ fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(), String> {
         }
     }
     std::fs::create_dir_all(root)
-        .map_err(|e| format!("cannot create the report folder {}: {e}", root.display()))
+        .map_err(|e| format!("cannot create the report folder {}: {e}", root.display()))?;
+    // A folder that exists but takes no file (read-only, not ours) would fail only after the
+    // whole run, losing it.
+    let probe = root.join(".imbench-write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write in the report folder {}: {e}", root.display()))
 }

@@ -116,12 +116,23 @@ fn different_load(first: &Report, r: &Report) -> Option<String> {
         .map(|(what, x, y)| format!("{what} {y} where report 1 ran {x}"))
 }
 
-/// Refuses reports that cannot be parts of one load: the same report twice, the same shard
-/// twice, shards beside whole runs or of different splits, or runs that did not overlap in
-/// time.
+/// Refuses reports that cannot be parts of one load: whole runs, the same report twice, the
+/// same shard twice, shards of different splits, or runs that did not overlap in time.
 fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
     let not = |index: usize, why: String| Err(MergeError::NotOneLoad { index, why });
     let first = &reports[0];
+    // Whole runs cannot be parts of one load: each one's clients are all of the scenario's
+    // users, so two at once log in as the same users, and one after the other they loaded the
+    // server in turns. (A merged report among shards is named as one below.)
+    if let Some(index) = reports
+        .iter()
+        .position(|r| r.shard.is_none() && !is_merged(r))
+    {
+        return not(
+            index,
+            "it is a whole run, not a shard (imbench run --shard I/N); merge adds the shards of one load".into(),
+        );
+    }
     for (index, r) in reports.iter().enumerate().skip(1) {
         for (earlier, e) in reports[..index].iter().enumerate() {
             let started = |x: &Report| x.runs.first().map(|run| run.started_unix_s);

@@ -96,8 +96,11 @@ pub struct Finding {
     pub runs: usize,
     /// How much worse the new value is, relative to the baseline median (negative: better).
     pub worse_by: f64,
-    /// Worse by more than the threshold and the noise.
+    /// Worse by more than the threshold and the noise, or missing from the candidate.
     pub regressed: bool,
+    /// The baseline has the figure and the candidate does not (or has no sample of it): a
+    /// change that stops a figure from being measured is not let through as "no change".
+    pub missing: bool,
     shown: (String, String),
 }
 
@@ -175,16 +178,29 @@ pub fn compare(
     let mut findings = Vec::new();
     for transport in transports {
         for check in checks {
-            let mut now = values_of(candidate, transport, check);
-            if now.is_empty() {
-                continue;
-            }
-            now.sort_by(f64::total_cmp);
-            let value = median_of_sorted(&now);
             let base = values_of(baseline, transport, check);
             if base.is_empty() {
                 continue;
             }
+            let mut now = values_of(candidate, transport, check);
+            if now.is_empty() {
+                let j = judge(&base, f64::NAN, check.higher_is_worse, threshold);
+                findings.push(Finding {
+                    name: check.name.clone(),
+                    transport: transport.to_string(),
+                    baseline: j.median,
+                    noise: j.noise,
+                    value: f64::NAN,
+                    runs: 0,
+                    worse_by: f64::NAN,
+                    regressed: true,
+                    missing: true,
+                    shown: (check.show(j.median), "-".into()),
+                });
+                continue;
+            }
+            now.sort_by(f64::total_cmp);
+            let value = median_of_sorted(&now);
             let j = judge(&base, value, check.higher_is_worse, threshold);
             findings.push(Finding {
                 name: check.name.clone(),
@@ -195,6 +211,7 @@ pub fn compare(
                 runs: now.len(),
                 worse_by: j.worse_by,
                 regressed: j.regressed,
+                missing: false,
                 shown: (check.show(j.median), check.show(value)),
             });
         }
@@ -225,17 +242,29 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
         "transport", "figure", "baseline", "noise", "now", "worse by"
     );
     for f in findings {
+        // Against a baseline of 0 any change is infinitely worse or better: no percentage.
+        let worse_by = if f.worse_by.is_finite() && f.baseline != 0.0 {
+            format!("{:+.0}%", f.worse_by * 100.0)
+        } else {
+            "-".to_string()
+        };
         let _ = writeln!(
             out,
-            "{:<10} {:<18} {:>12} {:>8} {:>12} {:>+8.0}%  {}",
+            "{:<10} {:<18} {:>12} {:>8} {:>12} {:>9}  {}",
             f.transport,
             f.name,
             f.shown.0,
             f.noise
                 .map_or("-".to_string(), |n| format!("{:.0}%", n * 100.0)),
             f.shown.1,
-            f.worse_by * 100.0,
-            if f.regressed { "REGRESSED" } else { "ok" }
+            worse_by,
+            if f.missing {
+                "MISSING: the candidate has no such figure"
+            } else if f.regressed {
+                "REGRESSED"
+            } else {
+                "ok"
+            }
         );
     }
     out

@@ -20,8 +20,11 @@ pub const CPU_FIGURE: &str = "cpu_us_per_message";
 pub struct RepeatSummary {
     /// Scenario name.
     pub scenario: String,
-    /// Runs made.
+    /// Whole runs made, those in the spread.
     pub runs: usize,
+    /// Runs asked for (`--repeat N`): more than `runs` when Ctrl-C cut the repeats short.
+    #[serde(default)]
+    pub asked: usize,
     /// Each run's verdict, in order.
     pub verdicts: Vec<Verdict>,
     /// One entry per transport and figure that every run has.
@@ -112,6 +115,7 @@ pub fn summarize(reports: &[Report]) -> RepeatSummary {
             .map(|r| r.scenario.name.clone())
             .unwrap_or_default(),
         runs: reports.len(),
+        asked: reports.len(),
         verdicts: reports.iter().map(|r| r.verdict).collect(),
         figures,
     }
@@ -130,10 +134,17 @@ impl RepeatSummary {
     /// The spread table printed after the runs.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        let cut = if self.asked > self.runs {
+            format!(" ({} asked; the repeats were interrupted)", self.asked)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\n{} runs of {}: each figure in every run, its median and max/min",
-            self.runs, self.scenario
+            "\n{} run{} of {}{cut}: each figure in every run, its median and max/min",
+            self.runs,
+            if self.runs == 1 { "" } else { "s" },
+            self.scenario
         );
         let mut header = format!("{:<10} {:<20}", "transport", "figure");
         for i in 1..=self.runs {
@@ -198,11 +209,26 @@ mod tests {
         let s = RepeatSummary {
             scenario: "x".into(),
             runs: 3,
+            asked: 3,
             verdicts: vec![Verdict::Ok, Verdict::SloFailed, Verdict::Ok],
             figures: Vec::new(),
         };
         assert_eq!(s.verdict(), Verdict::SloFailed);
         assert!(s.table().contains("verdicts: ok, slo_failed, ok"));
+        assert!(s.table().contains("3 runs of x: each"), "{}", s.table());
+        // Cut short: said, with the number asked for.
+        let cut = RepeatSummary {
+            runs: 1,
+            asked: 3,
+            verdicts: vec![Verdict::Ok],
+            ..s
+        };
+        assert!(
+            cut.table()
+                .contains("1 run of x (3 asked; the repeats were interrupted)"),
+            "{}",
+            cut.table()
+        );
     }
 
     #[test]

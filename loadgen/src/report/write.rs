@@ -86,10 +86,18 @@ impl Report {
 
     /// Writes `report.json`, `intervals.hlog`, `intervals.jsonl`, `summary.md` and
     /// `report.html` into `dir` (created if needed), and a shard's group-ledger.json.
+    ///
+    /// report.json comes last, whole or not at all (written aside and renamed), and an earlier
+    /// one goes first: a folder whose writing failed half-way (a full disk) holds no
+    /// report.json that `imbench report` or `compare` could take for this run's, or pair with
+    /// this run's other files.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("report.json"), json)?;
+        let report = dir.join("report.json");
+        if report.is_file() {
+            std::fs::remove_file(&report)?;
+        }
         if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
             std::fs::write(
                 dir.join("intervals.hlog"),
@@ -117,6 +125,12 @@ impl Report {
         std::fs::write(
             dir.join("summary.md"),
             crate::report::summary::markdown(self),
-        )
+        )?;
+        let aside = dir.join(".report.json.partial");
+        std::fs::write(&aside, json)
+            .and_then(|()| std::fs::rename(&aside, &report))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&aside);
+            })
     }
 }

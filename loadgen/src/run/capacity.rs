@@ -193,6 +193,7 @@ pub async fn find_max(
         capacity.write(dir).map_err(|source| RunError::Write {
             path: dir.display().to_string(),
             source,
+            report: None,
         })?;
     }
     Ok(capacity)

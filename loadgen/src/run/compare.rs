@@ -39,9 +39,20 @@ pub async fn run_each(
     };
     // Refuse before the first run what a later one could not hold, reach or log in to,
     // rather than after the earlier ones ran.
+    // Every target is checked, so that one invocation names each one that is wrong.
     if legs.len() > 1 {
+        let mut failed = Vec::new();
         for leg in legs {
-            crate::run::probe(&leg_config(leg)).await?;
+            match crate::run::probe(&leg_config(leg)).await {
+                Ok(()) => {}
+                Err(e @ RunError::InterruptedBeforeStart) => return Err(e),
+                Err(e) => failed.push(e),
+            }
+        }
+        match failed.len() {
+            0 => {}
+            1 => return Err(failed.remove(0)),
+            _ => return Err(RunError::Several(failed)),
         }
     }
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());

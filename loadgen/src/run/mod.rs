@@ -121,6 +121,9 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Several targets of a comparison failed the check before the first run: each is named.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  and "))]
+    Several(Vec<RunError>),
     /// The report could not be written.
     #[error("writing the report to {path}: {source}")]
     Write {
@@ -128,6 +131,8 @@ pub enum RunError {
         path: String,
         /// The cause.
         source: std::io::Error,
+        /// The run's report, when a run took place: the caller can still show it.
+        report: Option<Box<Report>>,
     },
 }
 
@@ -263,10 +268,13 @@ impl RunOutcome {
     /// `report`, written into `dir` first when there is one.
     pub fn written(report: Report, dir: Option<&std::path::Path>) -> Result<Self, RunError> {
         if let Some(dir) = dir {
-            report.write(dir).map_err(|source| RunError::Write {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            if let Err(source) = report.write(dir) {
+                return Err(RunError::Write {
+                    path: dir.display().to_string(),
+                    source,
+                    report: Some(Box::new(report)),
+                });
+            }
         }
         let dir = dir.map(std::path::Path::to_path_buf);
         Ok(RunOutcome { report, dir })
@@ -1336,6 +1344,11 @@ impl RunError {
             | RunError::Misconfigured { .. }
             | RunError::Shard(_)
             | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
+            RunError::Several(all) => all
+                .iter()
+                .map(RunError::exit_code)
+                .max()
+                .unwrap_or(crate::exit_code::INVALID),
             _ => crate::exit_code::INVALID,
         }
     }
