@@ -150,6 +150,41 @@ fn the_token_secret_is_never_left_readable_by_others() {
     assert!(!is_link, "the link is still there");
 }
 
+/// A second server on the folder of files for clients of one that runs is refused, and the
+/// first one's secret and certificate stay as its clients have them.
+#[test]
+fn a_second_server_on_the_same_client_folder_is_refused() {
+    let mut first = util::process::start_with_args("client-dir-twice", &[]);
+    let secret = std::fs::read(first.dir.join("secret")).expect("secret");
+    let cert = std::fs::read(first.dir.join("cert.pem")).expect("cert");
+    let second = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--tcp", "127.0.0.1:0", "--client-dir"])
+        .arg(&first.dir)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("of another imbench-server that is running"),
+        "{stderr}"
+    );
+    // The reason, not a backtrace.
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    assert_eq!(
+        std::fs::read(first.dir.join("secret")).expect("secret"),
+        secret
+    );
+    assert_eq!(
+        std::fs::read(first.dir.join("cert.pem")).expect("cert"),
+        cert
+    );
+    // Once the first has stopped, the folder is free.
+    start_and_stop(&first.dir);
+}
+
 /// Starts the server binary on `client_dir` until it has said where its secret is, then stops
 /// it.
 fn start_and_stop(client_dir: &std::path::Path) {

@@ -373,11 +373,29 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
             })
             .collect()),
         (false, _, Some(_)) => {
+            // The same transport twice: one of the addresses would be ignored.
+            for (i, s) in args.server.iter().enumerate() {
+                if args.server[..i].iter().any(|e| e.transport == s.transport) {
+                    let which = s
+                        .transport
+                        .map_or("a plain --server HOST:PORT".to_string(), |t| {
+                            format!("--server {t}=…")
+                        });
+                    anyhow::bail!("{which} is given twice: give one address for each transport");
+                }
+            }
             let by_plain: Vec<String> = transports
                 .iter()
                 .filter(|&&t| !args.server.iter().any(|s| s.transport == Some(t)))
                 .map(Transport::to_string)
                 .collect();
+            let plain_given = args.server.iter().any(|s| s.transport.is_none());
+            if by_plain.len() > 1 && !plain_given {
+                anyhow::bail!(
+                    "no --server address for {}: give --server TRANSPORT=HOST:PORT for each",
+                    by_plain.join(", ")
+                );
+            }
             if by_plain.len() > 1 {
                 // One address cannot be the port of several transports' listeners.
                 anyhow::bail!(
@@ -442,14 +460,16 @@ fn warn_if_shared(path: &std::path::Path) {
     {
         use std::os::unix::fs::PermissionsExt;
         // A device or a pipe (`/dev/null`) holds no secret of its own: chmod is no advice.
+        // Once a process: the flags are read again for each stage of a run.
+        static SAID: std::sync::Once = std::sync::Once::new();
         if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                imbench_loadgen::errln!(
+                SAID.call_once(|| imbench_loadgen::errln!(
                     "imbench: note: {} may be read by others (mode {mode:o}); anyone who reads it can log in as any user, and imbench-server refuses such a file: chmod 600 {}",
                     path.display(),
                     path.display()
-                );
+                ));
             }
         }
     }
@@ -546,6 +566,8 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         resumption: args.resumption,
         network: args.network.clone(),
     })?;
+    // Before anything is made or reached: a misspelt or misused figure is a usage error.
+    imbench_loadgen::run::check_slo_names(&scenario)?;
     let legs = legs(args)?;
     let out_dir = Some(args.out.clone().unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())

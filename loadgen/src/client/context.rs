@@ -72,7 +72,24 @@ struct Problems {
     total: usize,
 }
 
+/// Problems kept verbatim for the report: the first of them whatever they are, then only
+/// those of a kind not kept yet, so that a cause that comes after a flood of one kind (every
+/// client told the server is shutting down) is still named.
 const PROBLEMS_KEPT: usize = 20;
+const PROBLEMS_KEPT_IN_ORDER: usize = 10;
+
+/// A problem with its numbers (client, message, port) blurred: what makes two of a kind.
+fn kind_of(problem: &str) -> String {
+    let mut kind = String::with_capacity(problem.len());
+    for c in problem.chars() {
+        if !c.is_ascii_digit() {
+            kind.push(c);
+        } else if !kind.ends_with('#') {
+            kind.push('#');
+        }
+    }
+    kind
+}
 
 impl RunContext {
     /// The shared state of a run of `s` against `driver`; its clock starts now, sending starts
@@ -168,7 +185,12 @@ impl RunContext {
     pub fn note_problem(&self, what: String) {
         let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
         p.total += 1;
-        if p.first.len() < PROBLEMS_KEPT {
+        let keep = p.first.len() < PROBLEMS_KEPT_IN_ORDER
+            || (p.first.len() < PROBLEMS_KEPT && {
+                let kind = kind_of(&what);
+                !p.first.iter().any(|kept| kind_of(kept) == kind)
+            });
+        if keep {
             tracing::debug!("{what}");
             p.first.push(what);
         }

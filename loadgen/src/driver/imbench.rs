@@ -71,7 +71,11 @@ impl ImbenchDriver {
             .await
             .map_err(|e| {
                 let text = e.to_string();
-                if text.contains("invalid peer certificate") {
+                if text.contains("CaUsedAsEndEntity") {
+                    ConnectError::Misconfigured(format!(
+                        "{text}: the server's certificate is a CA's (basicConstraints CA:TRUE, as `openssl req -x509` makes by default), which TLS does not take for a server's own; make it with `-addext basicConstraints=critical,CA:FALSE`, or let imbench-server make one"
+                    ))
+                } else if text.contains("invalid peer certificate") {
                     ConnectError::Misconfigured(format!(
                         "{text}: --cert is not this server's certificate, or the name checked ({}) is not one it is valid for (--server-name)",
                         self.server_name
@@ -135,7 +139,17 @@ impl ImbenchDriver {
                 Err(ConnectError::Refused(format!("{code}: {reason}{hint}")))
             }
             Ok(Some(other)) => Err(failed(format!("expected Welcome, got {}", other.name()))),
+            // An imbench server answers Hello, even to refuse it; a WebSocket port closes on a
+            // Hello that is not an HTTP upgrade.
+            Ok(None) if matches!(self.transport, Transport::Tcp | Transport::Tls) => {
+                Err(self.closed_after_hello())
+            }
             Ok(None) => Err(failed("server closed the connection after Hello".into())),
+            Err(e)
+                if self.transport == Transport::Tls && e.to_string().contains("close_notify") =>
+            {
+                Err(self.closed_after_hello())
+            }
             Err(TransportError::Decode(e)) => Err(ConnectError::Misconfigured(format!(
                 "{} is not an imbench server: it answered Hello with bytes that are not an imbench frame ({e}){}",
                 self.addr,
@@ -143,6 +157,16 @@ impl ImbenchDriver {
             ))),
             Err(e) => Err(failed(format!("waiting for Welcome: {e}"))),
         }
+    }
+
+    /// A port that took the connection and closed it on Hello without a word.
+    fn closed_after_hello(&self) -> ConnectError {
+        ConnectError::Misconfigured(format!(
+            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one: is it a WebSocket port (--transport {}), or another program's?",
+            self.addr,
+            self.transport,
+            if self.transport == Transport::Tls { "wss" } else { "ws" }
+        ))
     }
 
     /// `quic 127.0.0.1:4433`.
@@ -155,7 +179,11 @@ impl ImbenchDriver {
 /// TLS handshake answered with bytes that are not TLS, an HTTP server that does not upgrade to
 /// WebSocket.
 fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str> {
-    let not_tls = error.contains("InvalidContentType") || error.contains("corrupt message");
+    // Bytes that are not TLS, or a plain server (a WebSocket port's HTTP) that closed on the
+    // ClientHello it could not read.
+    let not_tls = error.contains("InvalidContentType")
+        || error.contains("corrupt message")
+        || error.contains("handshake eof");
     match transport {
         Transport::Tls | Transport::Wss if not_tls => {
             Some("did not answer TLS; a plain port takes --transport tcp or ws")
@@ -174,6 +202,10 @@ fn answered_text(e: &imbench_proto::DecodeError) -> String {
         return String::new();
     };
     let bytes = len.to_be_bytes();
+    // A TLS record (an alert, or a handshake) begins with its type and version 3.x.
+    if matches!(bytes, [0x15 | 0x16, 0x03, ..]) {
+        return ": it answered in TLS, so a TLS port takes --transport tls or wss".into();
+    }
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!(": it began {:?}", String::from_utf8_lossy(&bytes))
     } else {
@@ -366,5 +398,29 @@ impl IncomingFiles {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_transports_answer_is_named() {
+        // A TLS alert read as a frame's length: 0x15 0x03 0x03 …
+        let tls = imbench_proto::DecodeError::TooLarge {
+            len: u32::from_be_bytes([0x15, 0x03, 0x03, 0x00]),
+            max: 65_792,
+        };
+        assert!(answered_text(&tls).contains("a TLS port takes --transport tls or wss"));
+        let http = imbench_proto::DecodeError::TooLarge {
+            len: u32::from_be_bytes(*b"HTTP"),
+            max: 65_792,
+        };
+        assert_eq!(answered_text(&http), ": it began \"HTTP\"");
+        // A plain port that closed on a ClientHello.
+        let hint = not_this_transport(Transport::Tls, "i/o: tls handshake eof");
+        assert!(hint.is_some_and(|h| h.contains("plain port")));
+        assert!(not_this_transport(Transport::Tcp, "i/o: tls handshake eof").is_none());
     }
 }

@@ -318,6 +318,14 @@ impl Report {
                 c.disconnects
             ));
         }
+        if duration_s > 0.0 && c.sent == 0 && gc.sent == 0 && c.files_sent == 0 {
+            // A load of no message (rates of 0, say) passes every SLO on messages: `lost == 0`
+            // of nothing is no finding, and a gate on it would pass a run that measured none.
+            invalid_reasons.push(
+                "nothing was sent in the measured period: no figure is of a message (the direct, group and file rates are 0, or too low for so short a period)"
+                    .to_string(),
+            );
+        }
         if c.sent > 0 && c.acked == 0 && c.rejected > 0 {
             // Nothing lost, nothing late: nothing measured either. A server refusing everything
             // (a body over its limit, a full hold, an overload) is not a passing run.

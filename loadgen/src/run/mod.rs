@@ -113,6 +113,9 @@ pub enum RunError {
     /// The process may not open the file descriptors the run needs.
     #[error("{0}")]
     TooFewFiles(String),
+    /// The machine has not the memory the run's clients need.
+    #[error("{0}")]
+    TooLittleMemory(String),
     /// A thread the run needs (the embedded server's runtime, the timer) could not start.
     #[error("starting {what}: {source}")]
     Thread {
@@ -981,6 +984,37 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             expr: expr.clone(),
             why,
         };
+        // What the name is decides the advice: a count given a statistic, a latency without
+        // one, a count compared with a duration.
+        let (name, token, value) = Slo::split(expr).map_err(|e| refuse(e.why().to_string()))?;
+        let is_number = |n: &str| report::slo_target_known(&Target::Number(n.to_string()));
+        let is_latency = |n: &str| {
+            report::slo_target_known(&Target::Latency {
+                metric: n.to_string(),
+                stat: "p99".into(),
+            })
+        };
+        let plain = value.parse::<f64>().is_ok();
+        match name.split_once('.') {
+            Some((metric, _)) if is_number(metric) && !is_latency(metric) => {
+                let example = if plain { value } else { "0" };
+                return Err(refuse(format!(
+                    "{metric:?} is a count or a rate, not a latency: it takes no statistic, as in {metric} {token} {example}"
+                )));
+            }
+            None if is_latency(name) && !is_number(name) => {
+                let example = if plain { "200ms" } else { value };
+                return Err(refuse(format!(
+                    "{name:?} is a latency: give it a statistic, as in {name}.p99 {token} {example}"
+                )));
+            }
+            None if is_number(name) && !plain => {
+                return Err(refuse(format!(
+                    "{name:?} is a count or a rate: compare it with a plain number, as in {name} {token} 1"
+                )));
+            }
+            _ => {}
+        }
         let slo = Slo::parse(expr).map_err(|e| refuse(e.why().to_string()))?;
         if report::slo_target_known(&slo.target) {
             if let Some(why) = report::slo_never_decides(&slo) {
@@ -989,11 +1023,6 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             continue;
         }
         return Err(refuse(match &slo.target {
-            Target::Latency { metric, .. }
-                if report::slo_target_known(&Target::Number(metric.clone())) =>
-            {
-                format!("{metric:?} is a count or a rate, not a latency: compare it as it is, as in {metric} == 0")
-            }
             Target::Latency { metric, .. } | Target::Number(metric) => format!(
                 "no figure is called {metric:?}; one of: {}",
                 report::slo_names().join(", ")
@@ -1003,14 +1032,49 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Makes sure the process may open the files a run of `config` over `transport` needs (see
-/// [`ensure_files`]).
+/// Makes sure the machine has the memory a run of `config` over `transport` needs and the
+/// process may open its files (see [`ensure_memory`] and [`ensure_files`]).
 pub fn check_files(config: &RunConfig, transport: Transport) -> Result<(), RunError> {
-    ensure_files(
-        transport,
-        clients_in(&config.scenario, config.shard),
-        matches!(config.server, ServerSpec::Embedded),
-    )
+    let clients = clients_in(&config.scenario, config.shard);
+    let embedded = matches!(config.server, ServerSpec::Embedded);
+    ensure_memory(clients, embedded)?;
+    ensure_files(transport, clients, embedded)
+}
+
+/// Memory a client takes at least on each side: a third of the least measured at 10,000
+/// clients (33-54 KiB a client on the generator, 46-53 KiB a session on the server;
+/// docs/performance.md), so that only a run that cannot fit is refused.
+const LEAST_BYTES_PER_CLIENT: u64 = 16 * 1024;
+
+/// Refuses a run whose clients cannot fit in the memory this machine has: it would grow for
+/// minutes of ramp-up and then swap or be killed, with nothing to show for it.
+fn ensure_memory(clients: usize, embedded: bool) -> Result<(), RunError> {
+    let sides = if embedded { 2 } else { 1 };
+    let needed = clients as u64 * LEAST_BYTES_PER_CLIENT * sides;
+    let Some(available) = crate::measure::memory::available_bytes() else {
+        return Ok(());
+    };
+    if needed <= available {
+        return Ok(());
+    }
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
+    let (each, remedies) = if embedded {
+        (
+            "on each side: the server is embedded",
+            "use fewer clients, run the server standalone, or shard the load over several generators (--shard)",
+        )
+    } else {
+        (
+            "in the generator",
+            "use fewer clients, or shard the load over several generators (--shard)",
+        )
+    };
+    Err(RunError::TooLittleMemory(format!(
+        "{clients} clients need at least {} of memory ({} KiB a client {each}), and this machine has {} available; {remedies}",
+        gib(needed),
+        LEAST_BYTES_PER_CLIENT / 1024,
+        gib(available)
+    )))
 }
 
 /// File descriptors a run needs beyond one per connection: the runtime, the endpoints, the
@@ -1343,7 +1407,8 @@ impl RunError {
             | RunError::Refused { .. }
             | RunError::Misconfigured { .. }
             | RunError::Shard(_)
-            | RunError::TooFewFiles(_) => crate::exit_code::USAGE,
+            | RunError::TooFewFiles(_)
+            | RunError::TooLittleMemory(_) => crate::exit_code::USAGE,
             RunError::Several(all) => all
                 .iter()
                 .map(RunError::exit_code)
@@ -1384,6 +1449,23 @@ mod tests {
         let mut typo = Scenario::builtin_default();
         typo.slo.push("dierct.p99 < 1ms".into());
         assert!(check_slo_names(&typo).is_err());
+        // A name used the wrong way is told what it is and how it is written.
+        for (expr, says) in [
+            ("lost.p99<1", "it takes no statistic, as in lost < 1"),
+            ("lost.p99 < 1ms", "it takes no statistic, as in lost < 0"),
+            (
+                "direct < 200",
+                "give it a statistic, as in direct.p99 < 200ms",
+            ),
+            ("direct<1s", "give it a statistic, as in direct.p99 < 1s"),
+            ("lost<1ms", "compare it with a plain number, as in lost < 1"),
+            ("direct.p99 < 200", "needs a unit: 200ms, 200us or 200s"),
+        ] {
+            let mut s = Scenario::builtin_default();
+            s.slo.push(expr.into());
+            let e = check_slo_names(&s).unwrap_err().to_string();
+            assert!(e.contains(says), "{expr}: {e}");
+        }
         // A count compared so that no run can decide it is refused; a rate is not a count.
         for (expr, refused) in [
             ("lost == 0.5", "can never hold"),
@@ -1406,6 +1488,20 @@ mod tests {
             s.slo.push(fine.into());
             check_slo_names(&s).unwrap_or_else(|e| panic!("{fine}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_problem_after_a_flood_of_another_kind_is_still_named() {
+        let (ctx, _timer) = context(0);
+        for i in 0..40 {
+            ctx.note_problem(format!("client {i}: server said Bye: server shutting down"));
+        }
+        ctx.note_problem("client 7: protocol error: unexpected frame".into());
+        ctx.note_problem("client 8: protocol error: unexpected frame".into());
+        let (kept, total) = ctx.problems();
+        assert_eq!(total, 42);
+        assert_eq!(kept.len(), 11, "{kept:?}");
+        assert_eq!(kept[10], "client 7: protocol error: unexpected frame");
     }
 
     #[tokio::test(start_paused = true)]

@@ -148,7 +148,30 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(serve(args))
+    if let Err(e) = runtime.block_on(serve(args)) {
+        // One line, each cause once: a start that fails (a port in use) is no crash, and a
+        // backtrace (RUST_BACKTRACE set in the environment) would bury the reason.
+        eprintln!("imbench-server: {}", causes(&e));
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `e` and its causes, each said once: an error that quotes its source in its own message
+/// is not followed by that source again.
+fn causes(e: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(&text);
+    }
+    said
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
@@ -190,13 +213,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let cert_pem = identity.cert_chain_pem.clone();
     let server_secret_hex = secret.to_hex();
     let max_body = usize::try_from(args.max_body).context("--max-body is too large")?;
-    if max_body + 64 > imbench_proto::DEFAULT_MAX_FRAME_LEN as usize {
-        bail!(
-            "--max-body {} does not fit in a frame (at most {} bytes)",
-            args.max_body,
-            imbench_proto::DEFAULT_MAX_FRAME_LEN - 64
-        );
-    }
     let mut listen: Vec<(Transport, SocketAddr)> = Vec::new();
     for (transport, addrs) in [
         (Transport::Quic, &args.quic),
@@ -243,6 +259,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
         data_dir: args.data_dir.clone(),
     };
+    // Held while the server runs: a second server given the same folder would write its own
+    // secret and certificate over this one's, and the command this one printed would stop
+    // logging in, with nothing said.
+    let _client_dir_lock = lock_client_dir(&args.client_dir)?;
     let mut signals = Signals::install()?;
     let server = imbench_server::start(config)
         .await
@@ -416,6 +436,13 @@ fn check_limits(args: &Args) -> Result<(), String> {
     if args.max_body == 0 {
         return zero("--max-body", "would refuse every message");
     }
+    if args.max_body + 64 > u64::from(imbench_proto::DEFAULT_MAX_FRAME_LEN) {
+        return Err(format!(
+            "--max-body {} does not fit in a frame (at most {} bytes)",
+            args.max_body,
+            imbench_proto::DEFAULT_MAX_FRAME_LEN - 64
+        ));
+    }
     if args.queue_capacity == 0 || args.session_queue_bytes == 0 || args.max_queued_bytes == 0 {
         return Err(
             "--queue-capacity, --session-queue-bytes and --max-queued-bytes must be positive: at 0 every message is refused or every recipient cut off"
@@ -438,6 +465,32 @@ fn check_limits(args: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Takes the lock of the folder of files for clients, so that one server at a time writes
+/// there; the lock goes with the process.
+fn lock_client_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--client-dir {} is a file, not a folder", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} holds the files for clients of another imbench-server that is running (its secret and certificate): give this one a folder of its own with --client-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// A token secret that others may read lets them log in as anyone: refused, as ssh refuses
