@@ -1239,8 +1239,14 @@ fn an_slo_on_a_figure_that_does_not_exist_is_refused_before_the_run() {
     }
     // A real name used the wrong way says how it is used.
     for (slo, says) in [
-        ("direct<1s", "is a latency: give it a statistic, as in direct.p99 < 1s"),
-        ("lost.p99<1ms", "is a count or a rate, not a latency: it takes no statistic"),
+        (
+            "direct<1s",
+            "is a latency: give it a statistic, as in direct.p99 < 1s",
+        ),
+        (
+            "lost.p99<1ms",
+            "is a count or a rate, not a latency: it takes no statistic",
+        ),
         // A latency's bound needs its unit: 500 could be µs or ms.
         ("direct.p99<500", "needs a unit: 500ms, 500us or 500s"),
     ] {
