@@ -489,7 +489,10 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
     match value {
         Some(v) => SloResult {
             expr: slo.expr.clone(),
-            value: slo.show(v),
+            value: match few_for_percentile(&slo.target, run) {
+                Some(count) => format!("{} (the largest of {count})", slo.show(v)),
+                None => slo.show(v),
+            },
             ok: slo.holds(v),
         },
         None => SloResult {
@@ -504,6 +507,23 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
             ok: false,
         },
     }
+}
+
+/// The sample count when an SLO's percentile is taken over too few samples to be anything but
+/// their largest (p99 of fewer than 100): the reader should know the bound held or failed on
+/// one sample, not on a distribution.
+fn few_for_percentile(target: &Target, run: &RunReport) -> Option<u64> {
+    let Target::Latency { metric, stat } = target else {
+        return None;
+    };
+    let needed = match stat.as_str() {
+        "p90" => 10,
+        "p99" => 100,
+        "p999" => 1000,
+        _ => return None,
+    };
+    let count = run.metrics.get(metric)?.count;
+    (count > 0 && count < needed).then_some(count)
 }
 
 /// The value of an SLO's left-hand side in `run`: a latency statistic in µs, or a counter or
@@ -645,6 +665,32 @@ mod tests {
             max_us,
             ..MetricSummary::default()
         }
+    }
+
+    #[test]
+    fn a_percentile_judged_on_fewer_samples_than_it_needs_says_it_is_their_largest() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        let direct = run
+            .metrics
+            .get_mut("direct")
+            .expect("the report has direct");
+        direct.count = 91;
+        direct.p99_us = 5_610;
+        direct.p90_us = 2_000;
+        let p99 = evaluate("direct.p99 < 500ms", run);
+        assert_eq!(
+            (p99.value.as_str(), p99.ok),
+            ("5.61ms (the largest of 91)", true)
+        );
+        // Ten samples are enough for p90, a hundred for p99; max is the largest by name.
+        assert_eq!(evaluate("direct.p90 < 500ms", run).value, "2.00ms");
+        assert!(!evaluate("direct.max < 500ms", run)
+            .value
+            .contains("largest"));
+        run.metrics.get_mut("direct").expect("direct").count = 100;
+        assert_eq!(evaluate("direct.p99 < 500ms", run).value, "5.61ms");
     }
 
     #[test]
