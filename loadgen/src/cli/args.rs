@@ -310,7 +310,7 @@ pub(crate) enum ProgressArg {
 }
 
 /// What a run loads, one leg per transport or target, in the order given.
-pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
+fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
     if !args.target.is_empty() {
         let imbench: Vec<Transport> = args
             .target
@@ -327,6 +327,8 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 "--cert, --secret-file and --server-name go with --server or an imbench+… target"
             );
         }
+        // Read at the first imbench+… target, once for all of them.
+        let mut credentials = None;
         let mut legs = Vec::new();
         for given in &args.target {
             let target_url = Some(given.shown.clone());
@@ -350,12 +352,18 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     label: None,
                     target_url: target_url.clone(),
                 },
-                Target::Imbench(transport, given) => Leg {
-                    transport: *transport,
-                    server: remote(args, given, &imbench)?,
-                    label: None,
-                    target_url: target_url.clone(),
-                },
+                Target::Imbench(transport, given) => {
+                    let read = match credentials {
+                        Some(ref c) => c,
+                        None => credentials.insert(Credentials::read(args, &imbench)?),
+                    };
+                    Leg {
+                        transport: *transport,
+                        server: read.remote(args, given),
+                        label: None,
+                        target_url: target_url.clone(),
+                    }
+                }
             });
         }
         name_apart(&mut legs);
@@ -403,6 +411,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     by_plain.join(", ")
                 );
             }
+            let credentials = Credentials::read(args, transports)?;
             transports
                 .iter()
                 .map(|&t| {
@@ -411,7 +420,7 @@ pub(crate) fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     })?;
                     Ok(Leg {
                         transport: t,
-                        server: remote(args, given, transports)?,
+                        server: credentials.remote(args, given),
                         label: None,
                         target_url: None,
                     })
@@ -460,58 +469,65 @@ fn warn_if_shared(path: &std::path::Path) {
     {
         use std::os::unix::fs::PermissionsExt;
         // A device or a pipe (`/dev/null`) holds no secret of its own: chmod is no advice.
-        // Once a process: the flags are read again for each stage of a run.
-        static SAID: std::sync::Once = std::sync::Once::new();
         if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                SAID.call_once(|| imbench_loadgen::errln!(
+                imbench_loadgen::errln!(
                     "imbench: note: {} may be read by others (mode {mode:o}); anyone who reads it can log in as any user, and imbench-server refuses such a file: chmod 600 {}",
                     path.display(),
                     path.display()
-                ));
+                );
             }
         }
     }
 }
 
-/// A running imbench-server at `addr`, reached with --cert and --secret-file; `transports` are
-/// all those the run uses on it, to say early which of them needs --cert.
-fn remote(
-    args: &RunArgs,
-    given: &ServerArg,
-    transports: &[Transport],
-) -> anyhow::Result<ServerSpec> {
-    use anyhow::Context;
-    let Some(secret) = &args.secret_file else {
-        anyhow::bail!(
-            "imbench's server needs its token secret: give --secret-file (imbench-server writes it to imbench-server-files/secret)"
-        );
-    };
-    let trust = match &args.cert {
-        Some(cert) => ClientTrust::from_pem_file(cert).context("reading --cert")?,
-        None => {
-            let tls = [Transport::Quic, Transport::Tls, Transport::Wss];
-            if let Some(t) = transports.iter().find(|t| tls.contains(t)) {
-                anyhow::bail!(
-                    "{t} verifies the server's certificate: give --cert (imbench-server writes it to imbench-server-files/cert.pem)"
-                );
+/// What every leg on imbench's own server is reached with: the certificate to trust and the
+/// token secret, read once for all of them.
+struct Credentials {
+    trust: ClientTrust,
+    secret: Secret,
+}
+
+impl Credentials {
+    /// Reads --cert and --secret-file; `transports` are all those the run uses on imbench's
+    /// server, to say early which of them needs --cert.
+    fn read(args: &RunArgs, transports: &[Transport]) -> anyhow::Result<Credentials> {
+        use anyhow::Context;
+        let Some(secret) = &args.secret_file else {
+            anyhow::bail!(
+                "imbench's server needs its token secret: give --secret-file (imbench-server writes it to imbench-server-files/secret)"
+            );
+        };
+        let trust = match &args.cert {
+            Some(cert) => ClientTrust::from_pem_file(cert).context("reading --cert")?,
+            None => {
+                let tls = [Transport::Quic, Transport::Tls, Transport::Wss];
+                if let Some(t) = transports.iter().find(|t| tls.contains(t)) {
+                    anyhow::bail!(
+                        "{t} verifies the server's certificate: give --cert (imbench-server writes it to imbench-server-files/cert.pem)"
+                    );
+                }
+                // Plain TCP and WebSocket verify no certificate.
+                ClientTrust { roots: Vec::new() }
             }
-            // Plain TCP and WebSocket verify no certificate.
-            ClientTrust { roots: Vec::new() }
+        };
+        warn_if_shared(secret);
+        let secret = Secret::from_file(secret).context("reading --secret-file")?;
+        Ok(Credentials { trust, secret })
+    }
+
+    /// A running imbench-server at `given`.
+    fn remote(&self, args: &RunArgs, given: &ServerArg) -> ServerSpec {
+        ServerSpec::Remote {
+            addr: given.addr,
+            trust: self.trust.clone(),
+            secret: Box::new(self.secret.clone()),
+            // A server given by name is verified for that name (as imbench-server's
+            // `--cert-name` made its certificate).
+            server_name: args.server_name.clone().or_else(|| given.host.clone()),
         }
-    };
-    Ok(ServerSpec::Remote {
-        addr: given.addr,
-        trust,
-        secret: Box::new({
-            warn_if_shared(secret);
-            Secret::from_file(secret).context("reading --secret-file")?
-        }),
-        // A server given by name is verified for that name (as imbench-server's
-        // `--cert-name` made its certificate).
-        server_name: args.server_name.clone().or_else(|| given.host.clone()),
-    })
+    }
 }
 
 /// The address of `transport` among the `--server` flags: a tagged one, or an untagged one
@@ -523,7 +539,6 @@ pub(crate) fn server_for(servers: &[ServerArg], transport: Transport) -> Option<
         .or_else(|| servers.iter().find(|s| s.transport.is_none()))
 }
 
-/// Turns the flags into one validated configuration.
 /// The environment variable a Kubernetes Indexed Job sets to each pod's index, from 0.
 pub(crate) const SHARD_INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 
@@ -546,7 +561,9 @@ fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_l
         .map_err(|_| anyhow::anyhow!("{SHARD_INDEX_VAR}={i} is not below --shards {count}"))
 }
 
-pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
+/// Turns the flags into one validated configuration, and what it loads: the first leg's
+/// configuration, and every leg (one per transport or target).
+pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)> {
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::from_file(path)?,
         None => Scenario::builtin_default(),
@@ -569,6 +586,9 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
     // Before anything is made or reached: a misspelt or misused figure is a usage error.
     imbench_loadgen::run::check_slo_names(&scenario)?;
     let legs = legs(args)?;
+    for flag in unused_flags(args, &scenario, &legs) {
+        imbench_loadgen::errln!("imbench: note: {flag}");
+    }
     let out_dir = Some(args.out.clone().unwrap_or_else(|| {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
@@ -580,7 +600,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         ProgressArg::Plain => ProgressMode::Plain,
         ProgressArg::Quiet => ProgressMode::Quiet,
     };
-    Ok(RunConfig {
+    let config = RunConfig {
         scenario,
         server: legs[0].server.clone(),
         out_dir,
@@ -600,7 +620,43 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<RunConfig> {
         live: None,
         path: None,
         namespace: None,
-    })
+    };
+    Ok((config, legs))
+}
+
+/// Flags given that would change nothing in this run, each with why: a user who gave one
+/// expected it to (a script giving the same flags to every scenario is told, not stopped).
+fn unused_flags(args: &RunArgs, scenario: &Scenario, legs: &[Leg]) -> Vec<String> {
+    let mut unused = Vec::new();
+    let name = &scenario.name;
+    if args.group_rate.is_some() && scenario.groups.count == 0 {
+        unused.push(format!(
+            "--group-rate changes nothing: scenario {name:?} has no groups ([groups] count)"
+        ));
+    }
+    let ours = |l: &Leg| matches!(l.server, ServerSpec::Embedded | ServerSpec::Remote { .. });
+    let with_tls = |l: &Leg| {
+        ours(l)
+            && matches!(
+                l.transport,
+                Transport::Quic | Transport::Tls | Transport::Wss
+            )
+    };
+    if args.resumption.is_some() {
+        if !scenario.churn.enabled() {
+            unused.push(format!(
+                "--resumption changes nothing: it is how a client connects again, and scenario {name:?} has no [churn]"
+            ));
+        } else if legs.iter().all(|l| ours(l) && !with_tls(l)) {
+            unused.push(
+                "--resumption changes nothing: tcp and ws have no TLS session to resume".into(),
+            );
+        }
+    }
+    if args.cert.is_some() && !legs.iter().any(with_tls) {
+        unused.push("--cert is not used: tcp and ws verify no certificate".into());
+    }
+    unused
 }
 
 /// A scenario's name as one folder name: anything but letters, digits, `.`, `_` and `-`
@@ -626,6 +682,65 @@ fn folder_name(name: &str) -> String {
 mod tests {
     use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
+
+    /// `imbench run` with these flags: its scenario, its legs and the flags said to be unused.
+    fn unused(flags: &[&str]) -> Vec<String> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: super::RunArgs,
+        }
+        let run = Run::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
+            .expect("the flags parse");
+        let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/");
+        let mut args = run.args;
+        args.scenario = args
+            .scenario
+            .map(|s| std::path::Path::new(scenarios).join(s));
+        let (config, legs) = super::configure(&args).expect("a configuration");
+        super::unused_flags(&args, &config.scenario, &legs)
+    }
+
+    #[test]
+    fn a_flag_that_changes_nothing_is_named_with_why() {
+        assert_eq!(unused(&["smoke.toml", "--group-rate", "5"]).len(), 1);
+        assert!(unused(&["ci-groups.toml", "--group-rate", "5"]).is_empty());
+        let said = unused(&["smoke.toml", "--resumption", "off"]);
+        assert!(said[0].contains("has no [churn]"), "{said:?}");
+        let said = unused(&["churn.toml", "--transport", "tcp,ws", "--resumption", "off"]);
+        assert!(said[0].contains("no TLS session"), "{said:?}");
+        assert!(unused(&[
+            "churn.toml",
+            "--transport",
+            "tcp,quic",
+            "--resumption",
+            "off"
+        ])
+        .is_empty());
+        let dir = std::env::temp_dir().join(format!("imbench-unused-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let (cert, secret) = (dir.join("cert.pem"), dir.join("secret"));
+        let identity = imbench_transport::ServerIdentity::self_signed(&["localhost"]);
+        let pem = identity.expect("a certificate").cert_chain_pem;
+        std::fs::write(&cert, pem).expect("a certificate file");
+        std::fs::write(&secret, "ab".repeat(32)).expect("a secret file");
+        let remote = |transport: &str| {
+            unused(&[
+                "smoke.toml",
+                "--target",
+                &format!("imbench+{transport}://127.0.0.1:9"),
+                "--cert",
+                &cert.display().to_string(),
+                "--secret-file",
+                &secret.display().to_string(),
+            ])
+        };
+        let said = remote("tcp");
+        assert!(said[0].contains("--cert is not used"), "{said:?}");
+        assert!(remote("tls").is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn transports_are_named_with_commas_and_none_is_left_empty() {

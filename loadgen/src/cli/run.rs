@@ -1,12 +1,13 @@
 //! `imbench run`: one run, repeated runs, a transport comparison or a capacity search.
 
+use imbench_loadgen::run::compare::Leg;
 use imbench_loadgen::{exit_code, RunConfig};
 
-use super::args::{configure, legs, RunArgs};
+use super::args::{configure, RunArgs};
 
 pub(crate) fn run(args: RunArgs) -> u8 {
-    let config = match configure(&args) {
-        Ok(config) => config,
+    let (config, legs) = match configure(&args) {
+        Ok(configured) => configured,
         Err(e) => {
             imbench_loadgen::errln!("imbench: {e:#}");
             return exit_code::USAGE;
@@ -137,7 +138,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             );
         }
     }
-    let code = run_into(&runtime, config, &args);
+    let code = run_into(&runtime, config, &legs, &args);
     if let Some(root) = created {
         // Only succeeds on an empty folder.
         let _ = std::fs::remove_dir(root);
@@ -146,10 +147,14 @@ pub(crate) fn run(args: RunArgs) -> u8 {
 }
 
 /// The run (`--find-max`, `--repeat` or one), once its report folder is ready.
-fn run_into(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+fn run_into(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    legs: &[Leg],
+    args: &RunArgs,
+) -> u8 {
     if args.find_max {
-        // `configure` read the same flags without error.
-        if legs(args).map_or(0, |l| l.len()) > 1 {
+        if legs.len() > 1 {
             imbench_loadgen::errln!(
                 "imbench: --find-max searches one transport or target at a time"
             );
@@ -162,13 +167,18 @@ fn run_into(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         return exit_code::USAGE;
     }
     if args.repeat > 1 {
-        return repeat(runtime, config, args);
+        return repeat(runtime, config, legs, args);
     }
-    run_once(runtime, config, args).0
+    run_once(runtime, config, legs).0
 }
 
 /// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
-fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
+fn repeat(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    legs: &[Leg],
+    args: &RunArgs,
+) -> u8 {
     let Some(root) = config.out_dir.clone() else {
         return exit_code::USAGE;
     };
@@ -182,7 +192,7 @@ fn repeat(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) 
         );
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
-        let (code, report) = run_once(runtime, c, args);
+        let (code, report) = run_once(runtime, c, legs);
         if code == exit_code::USAGE {
             // Nothing ran, and the next run would be refused the same way.
             return code;
@@ -245,19 +255,12 @@ fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
 fn run_once(
     runtime: &tokio::runtime::Runtime,
     config: RunConfig,
-    args: &RunArgs,
+    legs: &[Leg],
 ) -> (u8, Option<imbench_loadgen::Report>) {
-    let legs = match legs(args) {
-        Ok(legs) => legs,
-        Err(e) => {
-            imbench_loadgen::errln!("imbench: {e:#}");
-            return (exit_code::USAGE, None);
-        }
-    };
     let several = legs.len() > 1;
     let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
         config,
-        &legs,
+        legs,
         |report| {
             if several {
                 out!("{}", report.table());

@@ -53,6 +53,15 @@ pub enum Op {
     Ne,
 }
 
+impl Op {
+    /// The comparison as written.
+    pub fn token(self) -> &'static str {
+        OPS.iter()
+            .find(|(_, op)| *op == self)
+            .map_or("==", |(t, _)| *t)
+    }
+}
+
 /// A parsed SLO.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
@@ -79,14 +88,14 @@ const OPS: [(&str, Op); 6] = [
 ];
 
 impl Slo {
-    /// Splits one expression into its name, comparison (as written) and value, checking only
-    /// that it has that shape: what the name may be is the report's to know.
-    pub fn split(expr: &str) -> Result<(&str, &'static str, &str), SloError> {
+    /// Splits one expression into its name, comparison and value, checking only that it has
+    /// that shape: what the name may be is the report's to know.
+    pub fn split(expr: &str) -> Result<(&str, Op, &str), SloError> {
         let err = |why: &str| SloError {
             expr: expr.to_string(),
             why: why.to_string(),
         };
-        let (at, token, _) = OPS
+        let (at, token, op) = OPS
             .iter()
             .filter_map(|(t, op)| expr.find(t).map(|at| (at, *t, *op)))
             .min_by_key(|(at, t, _)| (*at, std::cmp::Reverse(t.len())))
@@ -104,7 +113,7 @@ impl Slo {
                 written.trim()
             )));
         }
-        Ok((name, token, value))
+        Ok((name, op, value))
     }
 
     /// Parses one expression.
@@ -113,11 +122,8 @@ impl Slo {
             expr: expr.to_string(),
             why: why.to_string(),
         };
-        let (name, token, value) = Self::split(expr)?;
-        let op = OPS
-            .iter()
-            .find(|(t, _)| *t == token)
-            .map_or(Op::Eq, |(_, op)| *op);
+        let (name, op, value) = Self::split(expr)?;
+        let token = op.token();
         let target = match name.split_once('.') {
             Some((metric, stat)) => {
                 let stat = if stat == "p99.9" { "p999" } else { stat };
@@ -268,7 +274,10 @@ mod tests {
         assert!(!e.why().contains("direct.count.p99"), "{}", e.why());
         assert!(Slo::parse("direct.count > 100").is_ok());
         // Only the shape is checked when splitting: what a name may be is the report's.
-        assert_eq!(Slo::split("lost.p99<1").unwrap(), ("lost.p99", "<", "1"));
+        assert_eq!(Slo::split("lost.p99<1").unwrap(), ("lost.p99", Op::Lt, "1"));
+        for (token, op) in OPS {
+            assert_eq!(op.token(), token);
+        }
         assert!(Slo::split("direct.p99 => 1s").is_err());
         assert!(Slo::split("direct.p99 1s").is_err());
     }

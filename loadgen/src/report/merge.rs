@@ -139,8 +139,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
             if started(r) == started(e) && r.shard == e.shard {
                 return not(index, format!("it is report {} again", earlier + 1));
             }
-            if r.shard.is_some() && r.shard == e.shard {
-                let shard = r.shard.clone().unwrap_or_default();
+            if let Some(shard) = r.shard.as_ref().filter(|s| e.shard.as_ref() == Some(*s)) {
                 return not(
                     index,
                     format!("shard {shard} is also report {}", earlier + 1),
@@ -153,11 +152,11 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                 .and_then(|s| s.split_once('/').map(|(_, n)| n.to_string()))
         };
         if r.shard.is_some() != first.shard.is_some() || count(r) != count(first) {
+            // Whole runs were refused above: a report without a shard is a merged one.
             let show = |x: &Report| {
                 match &x.shard {
                 Some(shard) => shard.clone(),
-                None if is_merged(x) => "a merged report, not a shard (a merge's --out inside the shards' folder is read as one of them)".into(),
-                None => "a whole run".into(),
+                None => "a merged report, not a shard (a merge's --out inside the shards' folder is read as one of them)".into(),
             }
             };
             return not(
