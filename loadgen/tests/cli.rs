@@ -646,6 +646,17 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         "{t}"
     );
     assert!(t.contains("comparison (of different loads"), "{t}");
+    // A gate across different loads would judge the loads' difference: it is not gated.
+    let mut other: serde_json::Value = serde_json::from_str(&next).unwrap();
+    other["scenario"]["direct"]["rate"] = serde_json::json!(1000.0);
+    std::fs::create_dir_all(dir.0.join("other")).unwrap();
+    std::fs::write(dir.0.join("other/report.json"), other.to_string()).unwrap();
+    let out = imbench(
+        &dir,
+        &["compare", "base", "other", "--fail-on-regression", "50%"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("verdict: NOT GATED: the reports ran different loads"));
     // Shards collected in one folder merge by naming the folder; a missing shard is refused.
     for (i, name) in ["a", "b"].iter().enumerate() {
         let mut shard: serde_json::Value = serde_json::from_str(&next).unwrap();

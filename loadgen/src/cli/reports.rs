@@ -254,8 +254,8 @@ fn merge_into(paths: &[PathBuf], out: &std::path::Path) -> u8 {
 }
 
 /// Column names of `compare`: each report's folder, and the transport when it has several
-/// (added by the caller). Folders of the same name (`base/run-1` beside `new/run-1`) are named
-/// with their parent folder too.
+/// (added by the caller). When two folders have the same name (`base/run-1` beside
+/// `new/run-1`), every column is named with its parent folder too.
 fn column_names<'a>(files: impl Iterator<Item = &'a std::path::Path>) -> Vec<String> {
     let name_of = |dir: Option<&std::path::Path>| {
         dir.and_then(|d| d.file_name())
@@ -266,16 +266,21 @@ fn column_names<'a>(files: impl Iterator<Item = &'a std::path::Path>) -> Vec<Str
         .iter()
         .map(|f| name_of(f.parent()).unwrap_or_else(|| f.display().to_string()))
         .collect();
+    // Two alike (run-1 of two folders of repeats): every column is named with its parent
+    // folder too, so the columns of one folder read alike.
+    let alike = short
+        .iter()
+        .enumerate()
+        .any(|(i, name)| short[..i].contains(name));
     files
         .iter()
         .zip(&short)
-        .map(|(file, name)| {
-            let twice = short.iter().filter(|n| *n == name).count() > 1;
-            match name_of(file.parent().and_then(|d| d.parent())) {
-                Some(parent) if twice => format!("{parent}/{name}"),
+        .map(
+            |(file, name)| match name_of(file.parent().and_then(|d| d.parent())) {
+                Some(parent) if alike => format!("{parent}/{name}"),
                 _ => name.clone(),
-            }
-        })
+            },
+        )
         .collect()
 }
 
@@ -507,7 +512,14 @@ pub(crate) fn compare(
         };
         out!("{table}");
     }
-    if !not_gated.is_empty() {
+    if fail_on_regression.is_some() && loads.len() > 1 {
+        // A change is judged on one load before and after it: against another load, a
+        // "regression" is the difference between the loads.
+        outln!(
+            "verdict: NOT GATED: the reports ran different loads (see the note above); the gate compares one load before and after a change"
+        );
+        exit_code::INVALID
+    } else if !not_gated.is_empty() {
         outln!(
             "verdict: INVALID, not gated: an invalid run's figures are not the system's: {}",
             not_gated.join("; ")
@@ -518,5 +530,37 @@ pub(crate) fn compare(
         exit_code::SLO_FAILED
     } else {
         exit_code::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_names;
+    use std::path::Path;
+
+    fn names(files: &[&str]) -> Vec<String> {
+        column_names(files.iter().map(|f| Path::new(*f)))
+    }
+
+    #[test]
+    fn columns_are_named_by_folder_and_by_parent_too_when_two_are_alike() {
+        assert_eq!(
+            names(&[
+                "b/run-1/report.json",
+                "b/run-2/report.json",
+                "next/report.json"
+            ]),
+            ["run-1", "run-2", "next"]
+        );
+        // One folder's runs read alike beside another's.
+        assert_eq!(
+            names(&[
+                "b/run-1/report.json",
+                "b/run-2/report.json",
+                "n/run-1/report.json",
+                "t/next/report.json",
+            ]),
+            ["b/run-1", "b/run-2", "n/run-1", "t/next"]
+        );
     }
 }
