@@ -163,9 +163,35 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
     let again = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(
-        text(&again).contains("r holds an earlier report; this run's replaces it when written"),
+        text(&again).contains("r held an earlier report: removed, this run's goes there"),
         "{}",
         text(&again)
+    );
+    // A run that fails into a folder leaves no earlier report there to pass for its own.
+    let earlier = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    std::fs::create_dir_all(dir.0.join("failed")).unwrap();
+    dir.file("failed/report.json", &earlier);
+    let secret = dir.random_secret("secret");
+    let failed = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            "failed",
+            "--transport",
+            "tcp",
+            "--server",
+            "127.0.0.1:1",
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
+    assert!(
+        !dir.0.join("failed/report.json").exists(),
+        "{}",
+        text(&failed)
     );
     for m in [
         "direct",

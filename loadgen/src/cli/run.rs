@@ -131,11 +131,22 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
         }
-        if !several && root.join("report.json").is_file() {
-            imbench_loadgen::errln!(
-                "imbench: {} holds an earlier report; this run's replaces it when written",
-                root.display()
-            );
+        if !several {
+            // The folder is this run's: a run that fails leaves no earlier report in it.
+            match imbench_loadgen::Report::clear_earlier(root) {
+                Ok(true) => imbench_loadgen::errln!(
+                    "imbench: {} held an earlier report: removed, this run's goes there",
+                    root.display()
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    imbench_loadgen::errln!(
+                        "imbench: {}: removing an earlier report: {e}",
+                        root.display()
+                    );
+                    return exit_code::USAGE;
+                }
+            }
         }
     }
     let code = run_into(&runtime, config, &legs, &args);

@@ -84,6 +84,27 @@ impl Report {
         Ok(())
     }
 
+    /// Removes what an earlier run wrote into `dir` (the files [`Report::write`] writes), so
+    /// a run that then fails leaves no earlier report to be taken for its own. Returns whether
+    /// there was an earlier report.json.
+    pub fn clear_earlier(dir: &Path) -> std::io::Result<bool> {
+        let had_report = dir.join("report.json").is_file();
+        for name in [
+            "report.json",
+            "intervals.hlog",
+            "intervals.jsonl",
+            GROUP_RECORDS_FILE,
+            "report.html",
+            "summary.md",
+        ] {
+            let file = dir.join(name);
+            if file.is_file() {
+                std::fs::remove_file(&file)?;
+            }
+        }
+        Ok(had_report)
+    }
+
     /// Writes `report.json`, `intervals.hlog`, `intervals.jsonl`, `summary.md` and
     /// `report.html` into `dir` (created if needed), and a shard's group-ledger.json.
     ///
