@@ -493,7 +493,12 @@ impl Memory {
         Self {
             rss_before_bytes: before,
             rss_connected_bytes: connected,
-            peak_rss_bytes: imbench_server::process::peak_rss_bytes().unwrap_or(0),
+            // The kernel's high-water mark lags (RSS is counted per thread and summed now and
+            // then): the readings taken here were reached, so the peak was at least those.
+            peak_rss_bytes: imbench_server::process::peak_rss_bytes()
+                .unwrap_or(0)
+                .max(connected)
+                .max(before),
             bytes_per_client: connected.saturating_sub(before) / clients.max(1) as u64,
             server_embedded,
         }

@@ -396,6 +396,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.file_bytes
     ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
+        // The kernel brings its high-water mark up to date lazily (RSS is counted per thread
+        // and summed now and then): read after memory was given back, it can fall below the
+        // resident set read at start, which the peak was at least.
+        let peak = peak.max(start);
         let per_session = match stats.sessions_peak {
             0 => "no session was opened".to_string(),
             n => format!(
