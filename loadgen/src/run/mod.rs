@@ -967,7 +967,7 @@ fn check_path(config: &RunConfig) -> Result<(), RunError> {
 }
 
 /// The clients of `s` this generator runs.
-fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
+pub(crate) fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
     match shard {
         Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
         None => s.clients,
@@ -1244,9 +1244,7 @@ impl Watchdog {
                 "every client ({connected}) lost its connection: the server is gone"
             ));
         }
-        let here = (0..ctx.counters.len())
-            .filter(|&i| ctx.shard.is_none_or(|sh| sh.owns(i)))
-            .count();
+        let here = clients_in(&ctx.scenario, ctx.shard);
         let failed = ctx
             .counters
             .iter()

@@ -131,10 +131,17 @@ impl Progress {
         let tty = std::io::stderr().is_terminal();
         let s = &ctx.scenario;
         if mode != ProgressMode::Quiet {
+            let clients = match ctx.shard {
+                Some(shard) => format!(
+                    "{} of {} clients (shard {shard})",
+                    super::clients_in(s, ctx.shard),
+                    s.clients
+                ),
+                None => format!("{} clients", s.clients),
+            };
             crate::errln!(
-                "imbench: {} — {} clients to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
+                "imbench: {} — {clients} to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
                 s.name,
-                s.clients,
                 ctx.driver.describe(),
                 s.ramp_up.as_secs_f64(),
                 s.warmup.as_secs_f64(),
@@ -177,7 +184,8 @@ impl Progress {
             // The schedule's end; the drain after it is as long as the last messages take.
             planned_s: ctx.schedule_end() as f64 / 1e6,
             connected: p.connected,
-            clients: ctx.scenario.clients as u64,
+            // A shard's own clients: the others connect from other generators.
+            clients: super::clients_in(&ctx.scenario, ctx.shard) as u64,
             failed: totals.connect_failed,
             dropped: totals.disconnected,
             errors: totals.errors,
