@@ -133,8 +133,10 @@ pub(crate) struct RunArgs {
     pub(crate) server_name: Option<String>,
     /// The network between clients and the embedded server, emulated packet by packet
     /// (needs root): lan, wifi, 4g, 3g, lossy, or loopback for none. Replaces the scenario's
-    /// [network].
-    #[arg(long, value_name = "PROFILE", value_parser = network_profile)]
+    /// [network]. For a server of your own, hold a path with `imbench path` and give
+    /// --namespace.
+    #[arg(long, value_name = "PROFILE", value_parser = network_profile,
+          conflicts_with_all = ["server", "target"])]
     pub(crate) network: Option<String>,
     /// Run the clients inside this network namespace: the client side of a path that
     /// `imbench path` holds, to load a server started on its server side (needs root).
