@@ -449,10 +449,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout).await?;
 
-    let mut clients = JoinSet::new();
-    for index in (0..s.clients).filter(|&i| config.shard.is_none_or(|sh| sh.owns(i))) {
-        clients.spawn(client::run_client(ctx.clone(), index));
-    }
+    let mut clients = start_clients(&ctx, config.shard, || {
+        config.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
+    });
 
     let mut progress = Progress::new(config.progress, &ctx);
     let mut intervals = Vec::new();
@@ -965,6 +964,33 @@ fn check_path(config: &RunConfig) -> Result<(), RunError> {
         )),
     }
 }
+
+/// Starts this generator's clients (those of `shard`), asking `interrupted` now and then:
+/// starting half a million takes seconds, and Ctrl-C meanwhile stops it, so the run ends at
+/// once. A client not started sends nothing, and is counted as done sending.
+fn start_clients(
+    ctx: &Arc<RunContext>,
+    shard: Option<Shard>,
+    interrupted: impl Fn() -> bool,
+) -> JoinSet<()> {
+    let mut clients = JoinSet::new();
+    let mut stopped = false;
+    for (n, index) in (0..ctx.scenario.clients)
+        .filter(|&i| shard.is_none_or(|sh| sh.owns(i)))
+        .enumerate()
+    {
+        stopped = stopped || (n % START_CHECK_EVERY == 0 && interrupted());
+        if stopped {
+            ctx.counters[index].done_sending.store(true, Relaxed);
+        } else {
+            clients.spawn(client::run_client(ctx.clone(), index));
+        }
+    }
+    clients
+}
+
+/// Clients started between two looks at the interrupt (a few ms of work).
+const START_CHECK_EVERY: usize = 1024;
 
 /// The clients of `s` this generator runs.
 pub(crate) fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
@@ -1494,6 +1520,32 @@ mod tests {
         assert_eq!(total, 42);
         assert_eq!(kept.len(), 11, "{kept:?}");
         assert_eq!(kept[10], "client 7: protocol error: unexpected frame");
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_while_clients_start_stops_starting_them() {
+        let mut s = Scenario::builtin_default();
+        s.clients = 5000;
+        let (timer, _thread) = crate::measure::timer::Timer::tokio();
+        let ctx = Arc::new(RunContext::new(
+            s,
+            Driver::Memory(Hub::new()),
+            timer,
+            None,
+            Vec::new(),
+        ));
+        // Interrupted at the third look: two batches started, the rest never.
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let mut clients = start_clients(&ctx, None, || looks.fetch_add(1, Relaxed) >= 2);
+        assert_eq!(clients.len(), 2 * START_CHECK_EVERY);
+        let done = |i: usize| ctx.counters[i].done_sending.load(Relaxed);
+        assert!((2 * START_CHECK_EVERY..5000).all(done));
+        clients.abort_all();
+        // Not interrupted: every client of the shard starts.
+        let shard = Some("2/3".parse().expect("a shard"));
+        let mut all = start_clients(&ctx, shard, || false);
+        assert_eq!(all.len(), (0..5000).filter(|i| i % 3 == 1).count());
+        all.abort_all();
     }
 
     #[tokio::test(start_paused = true)]
