@@ -269,11 +269,17 @@ fn run_once(
     legs: &[Leg],
 ) -> (u8, Option<imbench_loadgen::Report>) {
     let several = legs.len() > 1;
+    let mut shown = 0;
     let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
         config,
         legs,
         |report| {
             if several {
+                // Each leg's table apart from the one before.
+                if shown > 0 {
+                    outln!();
+                }
+                shown += 1;
                 out!("{}", report.table());
             }
         },

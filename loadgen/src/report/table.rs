@@ -10,10 +10,15 @@ impl Report {
     /// The end-of-run table.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        for run in &self.runs {
+        for (i, run) in self.runs.iter().enumerate() {
+            // Runs apart by a blank line; none before the first, so the output's first line is
+            // the heading (`| head -1`).
+            if i > 0 {
+                out.push('\n');
+            }
             let _ = writeln!(
                 out,
-                "\n{} over {} ({}{}), {} clients, {:.1}s measured",
+                "{} over {} ({}{}), {} clients, {:.1}s measured",
                 self.scenario.name,
                 run.transport,
                 run.against(),
