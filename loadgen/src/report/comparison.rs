@@ -110,18 +110,33 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
         }
     }
     let per_run = |f: fn(&RunReport) -> Option<f64>| runs.iter().map(f).collect::<Vec<_>>();
+    let count = |v: f64| format!("{v:.0}");
+    // What was sent first: a target that sent less (clients away under churn owe nothing
+    // meanwhile) delivered less for that reason.
+    row(
+        &mut out,
+        "sent",
+        per_run(|r| Some(r.counters.sent as f64)),
+        &count,
+    );
     row(
         &mut out,
         "delivered/s",
         per_run(|r| Some(r.throughput.delivered_per_s)),
-        &|v| format!("{v:.0}"),
+        &count,
     );
     row(
         &mut out,
         "lost",
         per_run(|r| Some(r.counters.lost as f64)),
-        &|v| format!("{v:.0}"),
+        &count,
     );
+    // A message the system refused is not lost, but not delivered either: beside `lost`, a
+    // target that refused what another lost would otherwise read as one that kept it.
+    let rejected = per_run(|r| Some(r.counters.rejected as f64));
+    if rejected.iter().flatten().any(|&v| v > 0.0) {
+        row(&mut out, "rejected", rejected, &count);
+    }
     // What churn and handovers did, where they happened: how reconnects logged in and how
     // many connections moved explain the reconnect and direct rows above.
     for counter in ["reconnects", "resumed", "zero_rtt", "migrations"] {
@@ -218,6 +233,25 @@ mod tests {
             "{}",
             comparison_table(&fine)
         );
+    }
+
+    #[test]
+    fn what_a_target_refused_is_a_row_beside_what_another_lost() {
+        let mut mqtt = report_of("mqtt", None);
+        mqtt.runs[0].counters.lost = 653;
+        let mut mqtt5 = report_of("mqtt-2", None);
+        mqtt5.runs[0].counters.rejected = 654;
+        let table = comparison_table(&combine(vec![mqtt, mqtt5]).expect("two runs"));
+        let row = |name: &str| {
+            let line = table.lines().find(|l| l.starts_with(&format!("{name} ")));
+            line.map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(row("lost").as_deref(), Some("653 0 (0.00x)"), "{table}");
+        assert_eq!(row("rejected").as_deref(), Some("0 654"), "{table}");
+        assert!(row("sent").is_some(), "{table}");
+        // Nothing refused anywhere: no row.
+        let none = combine(vec![report_of("a", None), report_of("b", None)]).expect("two runs");
+        assert!(!comparison_table(&none).contains("\nrejected"));
     }
 
     #[test]
