@@ -74,9 +74,12 @@ async fn rooms_on_a_service_the_server_does_not_have_make_the_run_invalid() {
         "{:?}",
         report.invalid_reasons
     );
+    // The problems name the service given, which is what to change.
     let run = &report.runs[0];
     assert!(
-        run.problems.iter().any(|p| p.contains("refused")),
+        run.problems
+            .iter()
+            .any(|p| p.contains("refused") && p.contains("rooms.nowhere")),
         "{:?}",
         run.problems
     );
@@ -106,9 +109,22 @@ async fn accounts_that_cannot_log_in_are_refused_before_the_run_as_a_usage_error
     assert_eq!(outcome.report.runs[0].counters.connect_failures, 0);
     let other = server.target("imbench-{user}:another@", "");
     refused(
-        imbench_loadgen::run(config(scenario, other)).await,
+        imbench_loadgen::run(config(scenario.clone(), other)).await,
         "another password",
     );
+    // A domain the server does not host: the server answered, so the target is wrong.
+    let elsewhere = server.target("", "/example.invalid");
+    match imbench_loadgen::run(config(scenario, elsewhere)).await {
+        Err(e) => {
+            assert!(
+                e.to_string()
+                    .contains("does not host the XMPP domain \"example.invalid\""),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE, "{e}");
+        }
+        Ok(_) => panic!("a run on a domain the server does not host went ahead"),
+    }
 }
 
 #[test]

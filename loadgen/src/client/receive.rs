@@ -182,7 +182,7 @@ impl<'a> Receiver<'a> {
                         .membership(view.index, user, Membership::Left, now);
                 }
             }
-            Event::GroupRefused { group, code } => {
+            Event::GroupRefused { group, code, said } => {
                 c.group_refused.fetch_add(1, Relaxed);
                 c.errors.fetch_add(1, Relaxed);
                 if self
@@ -192,10 +192,10 @@ impl<'a> Receiver<'a> {
                 {
                     c.joins_pending.fetch_sub(1, Relaxed);
                 }
-                self.ctx.note_problem(format!(
-                    "client {}: group {group} refused: {code}",
-                    self.index
-                ));
+                self.ctx.note_problem(match said {
+                    Some(said) => format!("client {}: {said}", self.index),
+                    None => format!("client {}: group {group} refused: {code}", self.index),
+                });
             }
             Event::FileAccepted { transfer_id } => {
                 let _ = self

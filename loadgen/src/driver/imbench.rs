@@ -316,7 +316,11 @@ fn event_of(frame: Frame) -> Event {
         Frame::Reject { msg_id, code } => Event::Rejected { msg_id, code },
         Frame::Joined { group, .. } => Event::Joined { group },
         Frame::Left { group } => Event::Left { group },
-        Frame::GroupRefused { group, code } => Event::GroupRefused { group, code },
+        Frame::GroupRefused { group, code } => Event::GroupRefused {
+            group,
+            code,
+            said: None,
+        },
         Frame::FileAccepted { transfer_id } => Event::FileAccepted { transfer_id },
         Frame::FileIncoming {
             transfer_id,

@@ -121,8 +121,11 @@ pub enum Event {
     GroupRefused {
         /// The group.
         group: u64,
-        /// Why.
+        /// Why, in imbench's codes (what is counted).
         code: ErrorCode,
+        /// Why, in the system's own words, naming what it refused (a room, a topic), when
+        /// the code alone would not tell a person what to change.
+        said: Option<String>,
     },
     /// A file offer was accepted: send its bytes.
     FileAccepted {
@@ -210,6 +213,19 @@ pub enum SessionError {
     /// that went away); in words.
     #[error("{0}")]
     Ended(String),
+}
+
+/// Why a TCP connection to `place` (`HOST:PORT`) for a client of `what` (`a NATS server`)
+/// failed: a refused one is the commonest mistake (a server not running, a wrong port), and
+/// says so in those words.
+pub(crate) fn tcp_connect_failed(what: &str, place: &str, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        format!(
+            "nothing listens on {place} (the host refused the connection): is {what} running on that port?"
+        )
+    } else {
+        format!("connecting to {what} at {place}: {e}")
+    }
 }
 
 /// Whether something accepts a TCP connection at `addr` within a second.
@@ -460,5 +476,21 @@ impl Events {
             Events::Mqtt(e) => e.next().await,
             Events::Xmpp(e) => e.next().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_connection_says_nothing_listens_there() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let said = super::tcp_connect_failed("a NATS server", "127.0.0.1:1", &refused);
+        assert!(said.starts_with("nothing listens on 127.0.0.1:1"), "{said}");
+        let other = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let said = super::tcp_connect_failed("an MQTT broker", "h:1", &other);
+        assert!(
+            said.starts_with("connecting to an MQTT broker at h:1: "),
+            "{said}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! What the targets' URLs share: credentials before an `@`, percent-encoded so that a password
-//! may hold `@`, `:` or `/`; `HOST:PORT`; and `?key=value` options, each given at most once.
+//! What the targets' URLs share: credentials before the last `@` (a password may hold `@`, `:`
+//! or `/` as written, or percent-encoded); `HOST:PORT`; and `?key=value` options, each given
+//! at most once.
 
 /// `s` with each `%XX` replaced by the byte it stands for; `None` when a `%` is not followed by
 /// two hex digits or the result is not UTF-8.
@@ -42,14 +43,15 @@ pub struct Parts<'a> {
     pub query: &'a str,
 }
 
-/// Splits what follows `SCHEME://`.
+/// Splits what follows `SCHEME://`. The credentials end at the last `@`, so a password
+/// holding `@`, `:` or `/` reads right written as it is (no path of a target holds an `@`).
 pub fn split(rest: &str) -> Parts<'_> {
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, host_port) = match authority.rsplit_once('@') {
-        Some((u, hp)) => (Some(u), hp),
-        None => (None, authority),
+    let (userinfo, after) = match rest.rsplit_once('@') {
+        Some((u, after)) => (Some(u), after),
+        None => (None, rest),
     };
+    let (host_port, path) = after.split_once('/').unwrap_or((after, ""));
     Parts {
         userinfo,
         host_port,
@@ -224,6 +226,20 @@ mod tests {
                 path: "",
                 query: "",
             }
+        );
+        // A password holding `/`, `@` and `:` as written.
+        assert_eq!(
+            split("bob:p@ss:w/rd@h:1/pre"),
+            Parts {
+                userinfo: Some("bob:p@ss:w/rd"),
+                host_port: "h:1",
+                path: "pre",
+                query: "",
+            }
+        );
+        assert_eq!(
+            without_secrets("nats://bob:p@ss:w/rd@h:1"),
+            "nats://bob:***@h:1"
         );
         // A `/` in the query is the query's.
         assert_eq!(split("h:1?ca=/etc/ca.pem").query, "ca=/etc/ca.pem");

@@ -819,7 +819,7 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
 fn check_carries_files(driver: &Driver, s: &Scenario) -> Result<(), RunError> {
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
-            "{} carries no files; this scenario sends them",
+            "{} carries no files; this scenario sends them (leave out its [files], or set their rate = 0)",
             driver.describe()
         )));
     }

@@ -157,8 +157,10 @@ impl MqttDriver {
                     )));
                 }
                 Err(Failure::Io(e)) => {
-                    return Err(ConnectError::Failed(format!(
-                        "connecting to the broker at {where_}: {e}"
+                    return Err(ConnectError::Failed(super::tcp_connect_failed(
+                        "an MQTT broker",
+                        &where_,
+                        &e,
                     )))
                 }
                 // A handshake that fails is the target's TLS set-up, not the broker's load.
@@ -565,6 +567,10 @@ impl MqttEvents {
                     Event::GroupRefused {
                         group,
                         code: ErrorCode::NOT_A_MEMBER,
+                        said: Some(format!(
+                            "the broker refused the subscription to {} (SUBACK failure): does its ACL let this user read the topic?",
+                            self.target.group_topic(group)
+                        )),
                     }
                 } else {
                     Event::Joined { group }

@@ -46,7 +46,7 @@ pub enum TargetError {
     Scheme(String),
     /// No port, or not a number.
     #[error(
-        "an MQTT target needs HOST:PORT (brokers listen on 1883, and on 8883 for mqtts://, unless told otherwise), got {0:?}"
+        "an MQTT target needs HOST:PORT with a port from 1 to 65535 (brokers listen on 1883, and on 8883 for mqtts://, unless told otherwise), got {0:?}"
     )]
     HostPort(String),
     /// A topic prefix MQTT would not take.

@@ -107,7 +107,7 @@ pub enum TargetError {
     Scheme(String),
     /// No port, or not a number.
     #[error(
-        "a NATS target needs HOST:PORT (NATS listens on 4222 unless told otherwise), got {0:?}"
+        "a NATS target needs HOST:PORT with a port from 1 to 65535 (NATS listens on 4222 unless told otherwise), got {0:?}"
     )]
     HostPort(String),
     /// A credential with a `%` that is not an escape.
@@ -261,17 +261,23 @@ impl NatsDriver {
         let failed = |what: String| ConnectError::Failed(what);
         // A port that answers as something else is a wrong address given: a usage error.
         let not_nats = |what: String| ConnectError::Misconfigured(what);
-        let mut stream = TcpStream::connect(&target.host_port)
-            .await
-            .map_err(|e| failed(format!("connecting to {}: {e}", target.host_port)))?;
+        let mut stream = TcpStream::connect(&target.host_port).await.map_err(|e| {
+            failed(super::tcp_connect_failed(
+                "a NATS server",
+                &target.host_port,
+                &e,
+            ))
+        })?;
         let _ = stream.set_nodelay(true);
         let mut inbuf = BytesMut::with_capacity(4096);
         // A NATS server speaks first, at once; a port that stays silent is something else.
+        // A port that takes the connection and says nothing may be a hung server as well as
+        // another program's: not a usage error (exit 3, as for the other targets).
         let first = tokio::time::timeout(INFO_WAIT, next_op(&mut stream, &mut inbuf))
             .await
             .map_err(|_| {
-                not_nats(format!(
-                    "{} sent no INFO within {INFO_WAIT:?}: a NATS server sends it at once; is this a NATS port?",
+                failed(format!(
+                    "{} sent no INFO within {INFO_WAIT:?}: a NATS server sends it at once; is this a NATS port, and is the server not hung?",
                     target.host_port
                 ))
             })?;

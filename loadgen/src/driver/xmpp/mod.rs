@@ -97,7 +97,7 @@ pub enum TargetError {
     Scheme(String),
     /// No port, or not a number.
     #[error(
-        "an XMPP target needs HOST:PORT (client connections are on 5222 unless told otherwise), got {0:?}"
+        "an XMPP target needs HOST:PORT with a port from 1 to 65535 (client connections are on 5222 unless told otherwise), got {0:?}"
     )]
     HostPort(String),
     /// Something else that is wrong, in words.
@@ -271,6 +271,8 @@ struct LoginStream {
     inbuf: BytesMut,
     in_stream: bool,
     place: String,
+    /// The XMPP domain the stream asks for.
+    domain: String,
 }
 
 impl LoginStream {
@@ -339,6 +341,14 @@ impl LoginStream {
                     } else {
                         ""
                     };
+                    if condition == "host-unknown" {
+                        // The server answered, for domains other than the one asked: the
+                        // target's path names a domain it does not host.
+                        return Err(ConnectError::Misconfigured(format!(
+                            "{} does not host the XMPP domain {:?} (host-unknown): the path of xmpp://HOST:PORT/DOMAIN is the domain, and without one it is HOST; give a domain the server hosts (Prosody: a VirtualHost)",
+                            self.place, self.domain
+                        )));
+                    }
                     return Err(ConnectError::Failed(format!(
                         "{} ended the stream with an error: {condition}{hint}",
                         self.place
@@ -413,6 +423,7 @@ impl LoginStream {
             write,
             mut inbuf,
             place,
+            domain: asked,
             ..
         } = login;
         inbuf.clear();
@@ -430,6 +441,7 @@ impl LoginStream {
             inbuf,
             in_stream: false,
             place,
+            domain: asked,
         };
         let features = login.open(domain).await?;
         Ok((login, features))
@@ -471,7 +483,9 @@ impl XmppDriver {
         let place = super::url::show_host_port(&target.host, target.port);
         let stream = TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|e| ConnectError::Failed(format!("connecting to {place}: {e}")))?;
+            .map_err(|e| {
+                ConnectError::Failed(super::tcp_connect_failed("an XMPP server", &place, &e))
+            })?;
         let _ = stream.set_nodelay(true);
         let (read, write) = tls::split_plain(stream);
         let mut login = LoginStream {
@@ -480,6 +494,7 @@ impl XmppDriver {
             inbuf: BytesMut::with_capacity(8 * 1024),
             in_stream: false,
             place: place.clone(),
+            domain: target.domain.clone(),
         };
         let account = target.account(user);
         let mut features = login.open(&target.domain).await?;
@@ -1118,9 +1133,21 @@ impl XmppEvents {
                 return Ok(None);
             }
             self.join_retries.remove(&group);
+            // The room's address names the service (muc=…), which is what a person changes.
+            let hint = match condition {
+                "remote-server-not-found" | "service-unavailable" | "item-not-found" => format!(
+                    ": is {} a multi-user chat service of this server (muc=…)?",
+                    self.target.muc
+                ),
+                _ => String::new(),
+            };
             return Ok(Some(Event::GroupRefused {
                 group,
                 code: error_code(condition),
+                said: Some(format!(
+                    "joining room {} refused: {condition}{hint}",
+                    self.target.room_jid(group)
+                )),
             }));
         }
         let Some((_, nick)) = from.split_once('/') else {
