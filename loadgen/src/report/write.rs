@@ -52,6 +52,13 @@ fn starts(report: &Report) -> Vec<f64> {
     report.runs.iter().map(|r| r.started_unix_s).collect()
 }
 
+/// The files a report folder holds (and a shard's group records, [`GROUP_RECORDS_FILE`]).
+const REPORT_JSON: &str = "report.json";
+const INTERVALS_HLOG: &str = "intervals.hlog";
+const INTERVALS_JSONL: &str = "intervals.jsonl";
+const REPORT_HTML: &str = "report.html";
+const SUMMARY_MD: &str = "summary.md";
+
 impl Report {
     /// Reads the group records a shard wrote beside its report in `dir`, if it wrote any, into
     /// its runs.
@@ -88,14 +95,14 @@ impl Report {
     /// a run that then fails leaves no earlier report to be taken for its own. Returns whether
     /// there was an earlier report.json.
     pub fn clear_earlier(dir: &Path) -> std::io::Result<bool> {
-        let had_report = dir.join("report.json").is_file();
+        let had_report = dir.join(REPORT_JSON).is_file();
         for name in [
-            "report.json",
-            "intervals.hlog",
-            "intervals.jsonl",
+            REPORT_JSON,
+            INTERVALS_HLOG,
+            INTERVALS_JSONL,
             GROUP_RECORDS_FILE,
-            "report.html",
-            "summary.md",
+            REPORT_HTML,
+            SUMMARY_MD,
         ] {
             let file = dir.join(name);
             if file.is_file() {
@@ -115,18 +122,15 @@ impl Report {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let report = dir.join("report.json");
+        let report = dir.join(REPORT_JSON);
         if report.is_file() {
             std::fs::remove_file(&report)?;
         }
         if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
-            std::fs::write(
-                dir.join("intervals.hlog"),
-                crate::report::hlog::encode(self)?,
-            )?;
+            std::fs::write(dir.join(INTERVALS_HLOG), crate::report::hlog::encode(self)?)?;
         }
         if self.runs.iter().any(|r| !r.intervals.is_empty()) {
-            std::fs::write(dir.join("intervals.jsonl"), interval_lines(self)?)?;
+            std::fs::write(dir.join(INTERVALS_JSONL), interval_lines(self)?)?;
         }
         let records = dir.join(GROUP_RECORDS_FILE);
         if self.runs.iter().any(|r| r.group_records.is_some()) {
@@ -142,11 +146,8 @@ impl Report {
             // An earlier run's records must not be taken for this one's.
             std::fs::remove_file(&records)?;
         }
-        std::fs::write(dir.join("report.html"), crate::report::html::render(self))?;
-        std::fs::write(
-            dir.join("summary.md"),
-            crate::report::summary::markdown(self),
-        )?;
+        std::fs::write(dir.join(REPORT_HTML), crate::report::html::render(self))?;
+        std::fs::write(dir.join(SUMMARY_MD), crate::report::summary::markdown(self))?;
         let aside = dir.join(".report.json.partial");
         std::fs::write(&aside, json)
             .and_then(|()| std::fs::rename(&aside, &report))

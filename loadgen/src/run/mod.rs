@@ -378,7 +378,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
-    check_carries_files(&driver, &s)?;
+    check_driver_gives(&driver, &s)?;
     let path_before = config.path.as_ref().map(|p| p.stats());
     // This run's name on the live endpoint, as in its report.
     let target = config
@@ -808,20 +808,42 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
         return Ok(());
     }
     let (driver, _) = driver_for(config, s).await?;
-    check_carries_files(&driver, s)?;
+    check_driver_gives(&driver, s)?;
     let user = s.clients as u64;
     let timeout = s.generator.connect_timeout;
     let probed = driver.first_connect(user, false, timeout).await;
     judge_probe(probed, driver.describe(), timeout).await
 }
 
-/// Refuses a scenario with files on a driver that carries none.
-fn check_carries_files(driver: &Driver, s: &Scenario) -> Result<(), RunError> {
+/// Counters only imbench's own clients make: QUIC 0-RTT logins, TLS session resumption, QUIC
+/// connection migration. Another system's clients make none, and their 0 means "not
+/// measured", not "none happened".
+pub const OWN_CLIENTS_ONLY: [&str; 4] = ["zero_rtt", "zero_rtt_refused", "resumed", "migrations"];
+
+/// Refuses what a driver cannot give: files on one that carries none, and an SLO on a
+/// counter only imbench's own clients make ([`OWN_CLIENTS_ONLY`]) on another system.
+fn check_driver_gives(driver: &Driver, s: &Scenario) -> Result<(), RunError> {
     if s.files.rate > 0.0 && !driver.carries_files() {
         return Err(RunError::Unsupported(format!(
             "{} carries no files; this scenario sends them (leave out its [files], or set their rate = 0)",
             driver.describe()
         )));
+    }
+    if !matches!(driver, Driver::Imbench(_)) {
+        for expr in &s.slo {
+            let Ok((name, _, _)) = crate::config::slo::Slo::split(expr) else {
+                continue;
+            };
+            if OWN_CLIENTS_ONLY.contains(&name) {
+                return Err(RunError::Slo {
+                    expr: expr.clone(),
+                    why: format!(
+                        "{} gives no {name}: it counts what only imbench's own clients do (QUIC 0-RTT, TLS session resumption, QUIC connection migration), and would read 0 here for not being measured",
+                        driver.describe()
+                    ),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -1520,6 +1542,18 @@ mod tests {
         assert_eq!(total, 42);
         assert_eq!(kept.len(), 11, "{kept:?}");
         assert_eq!(kept[10], "client 7: protocol error: unexpected frame");
+    }
+
+    #[test]
+    fn an_slo_on_what_only_imbenchs_own_clients_count_is_refused_on_another_system() {
+        let mut s = Scenario::builtin_default();
+        s.slo = vec!["lost == 0".into(), "resumed > 0".into()];
+        let other = Driver::Memory(Hub::new());
+        let e = check_driver_gives(&other, &s).expect_err("resumed is not another system's");
+        assert!(e.to_string().contains("gives no resumed"), "{e}");
+        assert_eq!(e.exit_code(), crate::exit_code::USAGE);
+        s.slo.pop();
+        check_driver_gives(&other, &s).expect("lost is every system's");
     }
 
     #[tokio::test]
