@@ -155,8 +155,7 @@ fn the_token_secret_is_never_left_readable_by_others() {
 #[test]
 fn a_second_server_on_the_same_client_folder_is_refused() {
     let mut first = util::process::start_with_args("client-dir-twice", &[]);
-    let secret = std::fs::read(first.dir.join("secret")).expect("secret");
-    let cert = std::fs::read(first.dir.join("cert.pem")).expect("cert");
+    let files = client_files(&first.dir);
     let second = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
         .args(["--tcp", "127.0.0.1:0", "--client-dir"])
         .arg(&first.dir)
@@ -173,20 +172,20 @@ fn a_second_server_on_the_same_client_folder_is_refused() {
     );
     // The reason, not a backtrace.
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
-    assert_eq!(
-        std::fs::read(first.dir.join("secret")).expect("secret"),
-        secret
-    );
-    assert_eq!(
-        std::fs::read(first.dir.join("cert.pem")).expect("cert"),
-        cert
-    );
+    assert_eq!(client_files(&first.dir), files);
     // Once the first has stopped, the folder is free.
     start_and_stop(&first.dir);
 }
 
 /// Starts the server binary on `client_dir` until it has said where its secret is, then stops
 /// it.
+/// What a running server wrote for its clients into `client_dir`: its certificate and its
+/// secret, which no other start may replace.
+fn client_files(client_dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| std::fs::read(client_dir.join(name)).expect(name);
+    (read("cert.pem"), read("secret"))
+}
+
 fn start_and_stop(client_dir: &std::path::Path) {
     use std::io::BufRead;
     let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
@@ -239,8 +238,7 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
 #[test]
 fn a_start_that_fails_does_not_replace_the_running_servers_files() {
     let first = start("files-kept");
-    let cert = std::fs::read(first.dir.join("cert.pem")).expect("cert.pem");
-    let secret = std::fs::read(first.dir.join("secret")).expect("secret");
+    let files = client_files(&first.dir);
     let taken = first.addr(Transport::Tcp).to_string();
     let second = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
         .args(["--tcp", &taken, "--client-dir"])
@@ -248,12 +246,5 @@ fn a_start_that_fails_does_not_replace_the_running_servers_files() {
         .output()
         .expect("runs");
     assert!(!second.status.success(), "a second server bound {taken}");
-    assert_eq!(
-        std::fs::read(first.dir.join("cert.pem")).expect("cert.pem"),
-        cert
-    );
-    assert_eq!(
-        std::fs::read(first.dir.join("secret")).expect("secret"),
-        secret
-    );
+    assert_eq!(client_files(&first.dir), files);
 }

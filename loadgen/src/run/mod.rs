@@ -1017,7 +1017,7 @@ const START_CHECK_EVERY: usize = 1024;
 /// The clients of `s` this generator runs.
 pub(crate) fn clients_in(s: &Scenario, shard: Option<Shard>) -> usize {
     match shard {
-        Some(sh) => (0..s.clients).filter(|&i| sh.owns(i)).count(),
+        Some(sh) => sh.clients_of(s.clients),
         None => s.clients,
     }
 }
