@@ -654,18 +654,25 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("base") && t.contains("next") && t.contains("direct p99"),
         "{t}"
     );
-    // An invalid run keeps its mark under its folder's name; a different session resumption
-    // is a different load, and compare says so.
+    // Without churn no reconnect is made, so no resumption setting is part of the load.
+    assert!(!t.contains("resumption"), "{t}");
+    // An invalid run keeps its mark under its folder's name; with churn, a different session
+    // resumption is a different load, and compare says so.
     let next = std::fs::read_to_string(dir.0.join("next/report.json")).unwrap();
-    let mut bad: serde_json::Value = serde_json::from_str(&next).unwrap();
+    let mut churned: serde_json::Value = serde_json::from_str(&next).unwrap();
+    churned["scenario"]["churn"]["fraction"] = serde_json::json!(0.2);
+    churned["scenario"]["churn"]["rate"] = serde_json::json!(1.0);
+    let mut bad = churned.clone();
     bad["verdict"] = serde_json::json!("invalid");
     bad["invalid_reasons"] = serde_json::json!(["the machine was the limit"]);
     bad["scenario"]["generator"]["resumption"] = serde_json::json!("0rtt");
-    std::fs::create_dir_all(dir.0.join("bad")).unwrap();
-    std::fs::write(dir.0.join("bad/report.json"), bad.to_string()).unwrap();
-    let out = imbench(&dir, &["compare", "base", "bad"]);
+    for (name, report) in [("churned", &churned), ("bad", &bad)] {
+        std::fs::create_dir_all(dir.0.join(name)).unwrap();
+        std::fs::write(dir.0.join(name).join("report.json"), report.to_string()).unwrap();
+    }
+    let out = imbench(&dir, &["compare", "churned", "bad"]);
     let t = text(&out);
-    assert!(t.contains("bad*") && !t.contains("base*"), "{t}");
+    assert!(t.contains("bad*") && !t.contains("churned*"), "{t}");
     assert!(t.contains("(* the run was invalid"), "{t}");
     assert!(
         t.contains("resumption ticket") && t.contains("resumption 0rtt"),

@@ -218,7 +218,7 @@ async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_name
         .await
         .expect("a run into a JetStream stream on disk");
     // Acks are JetStream's publish acknowledgements; delivery is core NATS's, as without it.
-    assert_every_message_accounted(&outcome.report, "nats-jetstream", 30);
+    assert_every_message_accounted(&outcome.report, "nats-jetstream-file", 30);
     // The stream kept them: JetStream's own count (its monitoring page) holds every message
     // acked (and the warm-up's, which the counters leave out).
     let jsz = http_get(monitor, "/jsz");

@@ -56,8 +56,10 @@ fn status_kib(field: &str) -> Option<u64> {
     parse_status_kib(&status, field)
 }
 
-fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
+/// The number of KiB on the line of `text` that starts with `field` (`"VmHWM:"`), in the
+/// `Name:   1234 kB` form of `/proc/self/status` and `/proc/meminfo`.
+pub fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(field))?;
     line[field.len()..]
         .trim()
         .trim_end_matches("kB")

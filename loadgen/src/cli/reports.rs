@@ -383,13 +383,22 @@ pub(crate) fn compare(
             .shard
             .as_ref()
             .map_or(String::new(), |sh| format!(", shard {sh} of them"));
+        // Resumption decides what a reconnect of imbench's own clients over TLS costs: another
+        // setting is another load there, and no setting at all elsewhere.
+        let resumes = s.churn.enabled()
+            && r.runs
+                .iter()
+                .any(|run| matches!(run.transport.as_str(), "quic" | "tls" | "wss"));
+        let resumption = if resumes {
+            format!(", resumption {}", s.generator.resumption.name())
+        } else {
+            String::new()
+        };
         format!(
-            "{} ({} clients{shard}, {rates}, {:?} measured, resumption {}{})",
+            "{} ({} clients{shard}, {rates}, {:?} measured{resumption}{})",
             s.name,
             s.clients,
             s.duration,
-            // Resumption decides what a reconnect costs: another setting is another load.
-            s.generator.resumption.name(),
             r.network_suffix()
         )
     };

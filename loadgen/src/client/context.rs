@@ -69,6 +69,9 @@ pub struct RunContext {
 #[derive(Default)]
 struct Problems {
     first: Vec<String>,
+    /// The kind of each problem in `first` (a flood of problems would otherwise blur every
+    /// kept one again for each new one).
+    kinds: std::collections::HashSet<String>,
     total: usize,
 }
 
@@ -89,6 +92,21 @@ fn kind_of(problem: &str) -> String {
         }
     }
     kind
+}
+
+impl Problems {
+    fn note(&mut self, what: String) {
+        self.total += 1;
+        if self.first.len() >= PROBLEMS_KEPT {
+            return;
+        }
+        let kind = kind_of(&what);
+        if self.first.len() < PROBLEMS_KEPT_IN_ORDER || !self.kinds.contains(&kind) {
+            tracing::debug!("{what}");
+            self.kinds.insert(kind);
+            self.first.push(what);
+        }
+    }
 }
 
 impl RunContext {
@@ -184,16 +202,7 @@ impl RunContext {
     /// Records something that went wrong; the first few are kept verbatim for the report.
     pub fn note_problem(&self, what: String) {
         let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        p.total += 1;
-        let keep = p.first.len() < PROBLEMS_KEPT_IN_ORDER
-            || (p.first.len() < PROBLEMS_KEPT && {
-                let kind = kind_of(&what);
-                !p.first.iter().any(|kept| kind_of(kept) == kind)
-            });
-        if keep {
-            tracing::debug!("{what}");
-            p.first.push(what);
-        }
+        p.note(what);
     }
 
     /// The first problems noted, and how many there were in all.
@@ -211,5 +220,31 @@ impl RunContext {
     /// Sums a counter over all clients.
     pub fn sum(&self, f: impl Fn(&ClientCounters) -> u64) -> u64 {
         self.counters.iter().map(f).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_keep_the_first_in_order_then_one_of_each_new_kind() {
+        let mut p = Problems::default();
+        for i in 0..1000 {
+            p.note(format!("client {i}: connection lost"));
+        }
+        p.note("client 7: the server is shutting down".to_string());
+        p.note("client 8: the server is shutting down".to_string());
+        assert_eq!(p.total, 1002);
+        assert_eq!(p.first.len(), PROBLEMS_KEPT_IN_ORDER + 1);
+        assert_eq!(p.first[0], "client 0: connection lost");
+        assert_eq!(
+            p.first.last().map(String::as_str),
+            Some("client 7: the server is shutting down")
+        );
+        for k in 0..PROBLEMS_KEPT * 2 {
+            p.note(format!("kind {} {k}", "x".repeat(k)));
+        }
+        assert_eq!(p.first.len(), PROBLEMS_KEPT);
     }
 }

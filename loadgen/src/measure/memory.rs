@@ -7,14 +7,7 @@ pub fn available_bytes() -> Option<u64> {
 }
 
 fn parse_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line["MemAvailable:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    imbench_server::process::parse_status_kib(meminfo, "MemAvailable:").map(|kib| kib * 1024)
 }
 
 #[cfg(test)]

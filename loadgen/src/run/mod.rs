@@ -175,11 +175,10 @@ impl ServerSpec {
             ServerSpec::Nats(t) => Some(format!(
                 "nats{}{}",
                 tls_tag(t.tls.is_some()),
-                if t.jetstream.is_some() {
-                    "-jetstream"
-                } else {
-                    ""
-                }
+                // The storage is named: a stream on disk and one in memory are compared often.
+                t.jetstream
+                    .map(|s| format!("-jetstream-{}", s.name()))
+                    .unwrap_or_default()
             )),
             ServerSpec::Xmpp(t) => Some(format!("xmpp{}", tls_tag(t.tls.is_some()))),
             ServerSpec::Mqtt(t) => Some(format!(
@@ -1069,6 +1068,9 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
             if let Some(why) = report::slo_never_decides(&slo) {
                 return Err(refuse(why));
             }
+            if let Some(why) = workload_missing(s, name) {
+                return Err(refuse(why));
+            }
             continue;
         }
         return Err(refuse(match &slo.target {
@@ -1079,6 +1081,30 @@ pub fn check_slo_names(s: &Scenario) -> Result<(), RunError> {
         }));
     }
     Ok(())
+}
+
+/// Why figure `name` cannot come from a run of `s`, when it is one of a workload `s` does not
+/// run: such an SLO would fail on "no samples" or a 0 that says only that nothing was tried.
+fn workload_missing(s: &Scenario, name: &str) -> Option<String> {
+    let figure = name.split('.').next().unwrap_or(name);
+    let of_files = figure.starts_with("file") || figure.ends_with("_files");
+    let group_only = |n: &str| {
+        crate::measure::group_records::GroupCounts::NAMES.contains(&n)
+            && !crate::report::figures::Counters::NAMES.contains(&n)
+    };
+    let of_groups =
+        figure.starts_with("group") || figure.starts_with("fanout") || group_only(figure);
+    let (what, section) = if of_files && s.files.rate <= 0.0 {
+        ("sends no files", "[files]")
+    } else if of_groups && (s.groups.count == 0 || s.groups.rate <= 0.0) {
+        ("sends to no group", "[groups]")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "scenario {:?} {what}, so {figure:?} would measure nothing: leave the SLO out, or give the scenario {section}",
+        s.name
+    ))
 }
 
 /// Makes sure the machine has the memory a run of `config` over `transport` needs and the
@@ -1512,6 +1538,14 @@ mod tests {
             ("lost < 0", "can never hold"),
             ("lost >= 0", "always holds"),
             ("incomplete != 1.5", "always holds"),
+            ("incomplete == 0", "sends to no group"),
+            (
+                "files_verified > 0",
+                "sends no files, so \"files_verified\"",
+            ),
+            ("direct_during_files.p99 < 1s", "sends no files"),
+            ("fanout.p99 < 1s", "sends to no group"),
+            ("group_le10.p50 < 1s", "sends to no group"),
         ] {
             let mut s = Scenario::builtin_default();
             s.slo.push(expr.into());

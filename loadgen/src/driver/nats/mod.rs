@@ -67,7 +67,8 @@ pub enum Storage {
 }
 
 impl Storage {
-    fn name(self) -> &'static str {
+    /// As written in a target (`?jetstream=file`).
+    pub fn name(self) -> &'static str {
         match self {
             Storage::Memory => "memory",
             Storage::File => "file",
