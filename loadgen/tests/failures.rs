@@ -74,6 +74,58 @@ async fn a_server_that_shuts_down_mid_run_ends_the_run_as_invalid() {
 }
 
 #[test]
+fn a_server_whose_connections_close_without_a_word_is_noticed_by_idle_clients() {
+    // The server on a runtime of its own, dropped at once after two seconds: every socket
+    // closes with no Bye, as the kernel closes a killed process's. The clients send almost
+    // nothing, so only their receiving side can notice.
+    let server_config = ServerConfig::loopback_on(&[Transport::Tcp]).unwrap();
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.addr(Transport::Tcp).unwrap();
+    std::mem::forget(server);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2000));
+        server_rt.shutdown_background();
+    });
+    let gen_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut c = config(
+        small_scenario(10, 0.001, PLANNED),
+        remote(&server_config, addr),
+    );
+    c.transport = Transport::Tcp;
+    let r = gen_rt.block_on(imbench_loadgen::run(c)).unwrap().report;
+    let run = &r.runs[0];
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("every client (10) lost its connection")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("the server closed it")),
+        "{:?}",
+        run.problems
+    );
+    // One loss is one error, whichever side of the client found it.
+    assert_eq!(run.counters.errors, 10, "{:?}", run.counters);
+}
+
+#[test]
 fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     // The server runs on its own single-threaded runtime; blocking that thread hangs it while
     // its sockets stay open, as a deadlocked server would.

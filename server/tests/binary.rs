@@ -212,6 +212,8 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
     for (flag, value) in [
         ("--max-connections", "0"),
         ("--max-body", "0"),
+        ("--max-file-size", "0"),
+        ("--transfers-per-user", "0"),
         ("--queue-capacity", "0"),
         ("--session-queue-bytes", "10"),
         ("--write-timeout", "0s"),
@@ -247,4 +249,13 @@ fn a_start_that_fails_does_not_replace_the_running_servers_files() {
         .expect("runs");
     assert!(!second.status.success(), "a second server bound {taken}");
     assert_eq!(client_files(&first.dir), files);
+    // Nor does it leave a folder of files for clients it made for itself.
+    let fresh = first.dir.join("never-used");
+    let third = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--tcp", &taken, "--client-dir"])
+        .arg(&fresh)
+        .output()
+        .expect("runs");
+    assert!(!third.status.success(), "a third server bound {taken}");
+    assert!(!fresh.exists(), "{} was left", fresh.display());
 }

@@ -283,18 +283,14 @@ impl IncomingChunks {
     /// FileCancel: the server ended a file early.
     pub fn cancel(&mut self, ctx: &RunContext, transfer_id: u64) {
         if let Some(incoming) = self.files.remove(&transfer_id) {
-            if let Some(key) = incoming.key {
-                ctx.files.end(key, Outcome::Failed);
-            }
+            failed_arriving(ctx, &incoming, "the server cancelled it");
         }
     }
 
     /// The connection ended: every file still arriving has failed.
     pub fn fail_all(&mut self, ctx: &RunContext) {
         for (_, incoming) in self.files.drain() {
-            if let Some(key) = incoming.key {
-                ctx.files.end(key, Outcome::Failed);
-            }
+            failed_arriving(ctx, &incoming, "the connection ended");
         }
     }
 }
@@ -323,13 +319,22 @@ async fn receive_stream(ctx: Arc<RunContext>, mut incoming: Incoming, mut recv: 
                 let check = incoming.check();
                 return conclude(&ctx, &incoming, check, ctx.clock.now_us());
             }
-            Err(_) => {
-                if let Some(key) = incoming.key {
-                    ctx.files.end(key, Outcome::Failed);
-                }
-                return;
-            }
+            Err(e) => return failed_arriving(&ctx, &incoming, &format!("its stream failed: {e}")),
         }
+    }
+}
+
+/// A file stopped arriving before its end: failed, and why is a problem of the run (the first
+/// outcome of a transfer only, and not once the run is over).
+fn failed_arriving(ctx: &RunContext, incoming: &Incoming, why: &str) {
+    let Some(key) = incoming.key else {
+        return;
+    };
+    if ctx.files.end(key, Outcome::Failed) && !ctx.is_finished() {
+        ctx.note_problem(format!(
+            "file {} from client {} failed while arriving: {why}",
+            key.1, key.0
+        ));
     }
 }
 

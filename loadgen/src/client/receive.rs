@@ -107,9 +107,10 @@ impl<'a> Receiver<'a> {
         !self.ctx.is_finished() && !self.shared.leaving.load(Relaxed)
     }
 
-    /// The connection failed under the client.
+    /// The connection failed under the client. The sending side may have found the same
+    /// loss first: one loss is one error.
     pub fn on_error(&mut self, error: impl std::fmt::Display) {
-        if self.unplanned() {
+        if self.unplanned() && !self.counters.disconnected.load(Relaxed) {
             self.counters.errors.fetch_add(1, Relaxed);
             self.counters.disconnected.store(true, Relaxed);
             self.ctx
@@ -418,7 +419,12 @@ pub async fn receive(
     loop {
         let event = match events.next().await {
             Ok(Some(event)) => event,
-            Ok(None) => break,
+            // Closed with no word (a killed server's kernel closes its sockets): unless the
+            // client or the run ended it, the connection was lost all the same.
+            Ok(None) => {
+                receiver.on_error("the server closed it");
+                break;
+            }
             Err(e) => {
                 receiver.on_error(e);
                 break;

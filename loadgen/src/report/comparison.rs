@@ -137,6 +137,16 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     if rejected.iter().flatten().any(|&v| v > 0.0) {
         row(&mut out, "rejected", rejected, &count);
     }
+    // Delivered twice or wrong (a message an earlier run left, say): rows where it happened.
+    for counter in ["duplicated", "corrupted"] {
+        let values: Vec<Option<f64>> = runs
+            .iter()
+            .map(|r| r.counters.get(counter).map(|v| v as f64))
+            .collect();
+        if values.iter().flatten().any(|&v| v > 0.0) {
+            row(&mut out, counter, values, &count);
+        }
+    }
     // What churn and handovers did, where they happened: how reconnects logged in and how
     // many connections moved explain the reconnect and direct rows above.
     for counter in ["reconnects", "resumed", "zero_rtt", "migrations"] {
@@ -158,9 +168,23 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
         row(
             &mut out,
             "files failed",
-            per_run(|r| Some((r.counters.files_failed + r.counters.files_unfinished) as f64)),
+            per_run(|r| Some(r.counters.files_failed as f64)),
             &|v| format!("{v:.0}"),
         );
+        // As the run's own table counts them: a transfer still under way at the end did not
+        // fail, nor did one that arrived with the wrong hash.
+        for (label, counter) in [
+            ("files unfinished", "files_unfinished"),
+            ("files corrupted", "files_corrupted"),
+        ] {
+            let values: Vec<Option<f64>> = runs
+                .iter()
+                .map(|r| r.counters.get(counter).map(|v| v as f64))
+                .collect();
+            if values.iter().flatten().any(|&v| v > 0.0) {
+                row(&mut out, label, values, &|v| format!("{v:.0}"));
+            }
+        }
     }
     row(
         &mut out,
@@ -248,7 +272,13 @@ mod tests {
         };
         assert_eq!(row("lost").as_deref(), Some("653 0 (0.00x)"), "{table}");
         assert_eq!(row("rejected").as_deref(), Some("0 654"), "{table}");
+        assert!(row("corrupted").is_none(), "{table}");
         assert!(row("sent").is_some(), "{table}");
+        // What an earlier run left, counted corrupted, shows beside lost.
+        let mut held = report_of("b", None);
+        held.runs[0].counters.corrupted = 302;
+        let both = comparison_table(&combine(vec![report_of("a", None), held]).expect("two runs"));
+        assert!(both.contains("\ncorrupted "), "{both}");
         // Nothing refused anywhere: no row.
         let none = combine(vec![report_of("a", None), report_of("b", None)]).expect("two runs");
         assert!(!comparison_table(&none).contains("\nrejected"));

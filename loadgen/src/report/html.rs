@@ -208,6 +208,33 @@ fn glance(out: &mut String, report: &Report) {
             ));
         }
     }
+    if runs.iter().any(|r| r.files.is_some()) {
+        // As the terminal's `files:` line gives them (see `RunReport::accounting_lines`).
+        rows.push((
+            "file MiB/s verified (measured period)".into(),
+            runs.iter()
+                .map(|r| format!("{:.1}", r.throughput.file_bytes_per_s / (1024.0 * 1024.0)))
+                .collect(),
+        ));
+        rows.push((
+            "per-file MiB/s p50 / min / max".into(),
+            runs.iter()
+                .map(|r| match &r.files {
+                    Some(f) if f.throughput_kib_s.count > 0 => {
+                        let t = &f.throughput_kib_s;
+                        let mib = |kib: u64| kib as f64 / 1024.0;
+                        format!(
+                            "{:.1} / {:.1} / {:.1}",
+                            mib(t.p50_us),
+                            mib(t.min_us),
+                            mib(t.max_us)
+                        )
+                    }
+                    _ => "-".to_string(),
+                })
+                .collect(),
+        ));
+    }
     let mut zero: Vec<&str> = Vec::new();
     let counters: Vec<Vec<(&'static str, u64)>> = runs.iter().map(|r| r.counters.each()).collect();
     if let Some(first) = counters.first() {
@@ -812,6 +839,35 @@ mod tests {
             time_charts(&report).iter().all(|c| !c.has_values()),
             "a merged report has no rows"
         );
+    }
+
+    #[test]
+    fn file_speeds_are_on_the_page_where_a_run_sent_files() {
+        let mut report = baseline();
+        report.runs.truncate(1);
+        assert!(!render(&report).contains("per-file MiB/s"));
+        let mut with_files = report.runs[0].clone();
+        with_files.transport = "tcp".into();
+        with_files.throughput.file_bytes_per_s = 3.0 * 1024.0 * 1024.0;
+        with_files.files = Some(crate::report::model::FileReport {
+            bytes_verified: 1 << 20,
+            throughput_kib_s: crate::report::model::MetricSummary {
+                count: 2,
+                min_us: 1024,
+                p50_us: 2048,
+                max_us: 4096,
+                ..Default::default()
+            },
+        });
+        report.runs.push(with_files);
+        let page = render(&report);
+        assert!(
+            page.contains(
+                "<td>per-file MiB/s p50 / min / max</td><td>-</td><td>2.0 / 1.0 / 4.0</td>"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("<td>3.0</td>"), "{page}");
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::report::build::evaluate;
 use crate::report::build::fanout_metrics;
 use crate::report::figures::Counters;
 use crate::report::histogram::{decode_histogram, summarize};
-use crate::report::model::{FileReport, GroupReport, Report, RunReport, ScheduleLag, Verdict};
+use crate::report::model::{
+    FileReport, GroupReport, Memory, Report, RunReport, ScheduleLag, Verdict,
+};
 
 /// Why reports cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +158,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
             let show = |x: &Report| {
                 match &x.shard {
                 Some(shard) => shard.clone(),
-                None => "a merged report, not a shard (a merge's --out inside the shards' folder is read as one of them)".into(),
+                None => "a merged report (an earlier imbench merge wrote it), not a shard: give only the shards' reports, or a folder that holds them and no merge".into(),
             }
             };
             return not(
@@ -284,11 +286,31 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     })
 }
 
+/// The generators' memory together: each shard is a process of its own, so their resident
+/// sets add up, and a client's share is the whole's over every shard's clients.
+fn merge_memory(shards: &[&RunReport]) -> Memory {
+    let sum = |f: fn(&Memory) -> u64| shards.iter().map(|r| f(&r.memory)).sum::<u64>();
+    let clients: u64 = shards.iter().map(|r| r.counters.clients).sum();
+    let before = sum(|m| m.rss_before_bytes);
+    let connected = sum(|m| m.rss_connected_bytes);
+    Memory {
+        rss_before_bytes: before,
+        rss_connected_bytes: connected,
+        peak_rss_bytes: sum(|m| m.peak_rss_bytes),
+        bytes_per_client: connected.saturating_sub(before) / clients.max(1),
+        server_embedded: shards.iter().any(|r| r.memory.server_embedded),
+    }
+}
+
 /// Whether `r` is what `merge` wrote.
 fn is_merged(r: &Report) -> bool {
-    r.runs
+    r.runs.first().is_some_and(is_merged_run)
+}
+
+/// Whether `run` is one `merge` made of several generators' runs.
+pub fn is_merged_run(run: &RunReport) -> bool {
+    run.notes
         .first()
-        .and_then(|run| run.notes.first())
         .is_some_and(|n| n.starts_with(MERGED_FROM))
 }
 
@@ -322,6 +344,23 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
         )
     };
     notes.insert(0, what);
+    // A shard that stopped early measured less: its counts are in, its rate is not the load's.
+    let longest = reports
+        .iter()
+        .map(|r| r.runs[position].duration_s)
+        .fold(0.0, f64::max);
+    for (i, r) in reports.iter().enumerate() {
+        let d = r.runs[position].duration_s;
+        if d < longest * 0.9 {
+            let who = r
+                .shard
+                .as_ref()
+                .map_or(format!("report {}", i + 1), |s| format!("shard {s}"));
+            notes.push(format!(
+                "{who} measured {d:.1}s of the {longest:.1}s the others did (it stopped early): the rates are over {longest:.1}s, with what it did in its {d:.1}s"
+            ));
+        }
+    }
     notes
 }
 
@@ -358,10 +397,19 @@ fn merge_runs(
                 + counters.files_failed,
         );
     }
+    // Each shard's rate is over its own measured time; together they are over the longest. A
+    // shard that stopped early (interrupted) adds what it did in its shorter time, not its rate.
+    let duration_s = shards.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    let together = |rate: fn(&RunReport) -> f64| -> f64 {
+        if duration_s <= 0.0 {
+            return shards.iter().map(|r| rate(r)).sum();
+        }
+        shards.iter().map(|r| rate(r) * r.duration_s).sum::<f64>() / duration_s
+    };
     let mut throughput = first.throughput.clone();
-    throughput.sent_per_s = shards.iter().map(|r| r.throughput.sent_per_s).sum();
-    throughput.delivered_per_s = shards.iter().map(|r| r.throughput.delivered_per_s).sum();
-    throughput.file_bytes_per_s = shards.iter().map(|r| r.throughput.file_bytes_per_s).sum();
+    throughput.sent_per_s = together(|r| r.throughput.sent_per_s);
+    throughput.delivered_per_s = together(|r| r.throughput.delivered_per_s);
+    throughput.file_bytes_per_s = together(|r| r.throughput.file_bytes_per_s);
     let lag = metrics.get(Metric::ScheduleLag.name());
     let limit_us = first.schedule_lag.limit_us;
     let schedule_lag = ScheduleLag {
@@ -377,7 +425,7 @@ fn merge_runs(
         transport: first.transport.clone(),
         server: first.server.clone(),
         target: first.target.clone(),
-        duration_s: shards.iter().map(|r| r.duration_s).fold(0.0, f64::max),
+        duration_s,
         metrics,
         counters,
         throughput,
@@ -386,7 +434,7 @@ fn merge_runs(
         slo: Vec::new(),
         group,
         files: merge_files(shards),
-        memory: first.memory.clone(),
+        memory: merge_memory(shards),
         cpu: None,
         // Each shard ran on its own machine: their CPU figures do not add up to one.
         cpu_use: None,

@@ -225,10 +225,21 @@ impl RunReport {
         if let Some(f) = &self.files {
             let t = &f.throughput_kib_s;
             let mib = |kib: u64| kib as f64 / 1024.0;
+            // Nothing verified is no speed at all, not a speed of 0.
+            let per_file = if t.count == 0 {
+                "per-file MiB/s -".to_string()
+            } else {
+                format!(
+                    "per-file MiB/s p50 {:.1} min {:.1} max {:.1} (of {})",
+                    mib(t.p50_us),
+                    mib(t.min_us),
+                    mib(t.max_us),
+                    t.count
+                )
+            };
             lines.push(format!(
-                "files: sent {} verified {} refused {} corrupted {} failed {} unfinished {}; per-file MiB/s p50 {:.1} min {:.1} max {:.1}; {:.1} MiB/s verified",
+                "files (the whole run, warm-up included): sent {} verified {} refused {} corrupted {} failed {} unfinished {}; {per_file}; {:.1} MiB/s verified of the files due in the measured period",
                 c.files_sent, c.files_verified, c.files_refused, c.files_corrupted, c.files_failed, c.files_unfinished,
-                mib(t.p50_us), mib(t.min_us), mib(t.max_us),
                 self.throughput.file_bytes_per_s / (1024.0 * 1024.0)
             ));
         }

@@ -71,10 +71,10 @@ impl Report {
                     out,
                     "memory: {} KiB per client ({}), peak RSS {} MiB",
                     m.bytes_per_client / 1024,
-                    if m.server_embedded {
-                        "generator + embedded server"
-                    } else {
-                        "generator"
+                    match (crate::report::merge::is_merged_run(run), m.server_embedded,) {
+                        (true, _) => "the generators together",
+                        (false, true) => "generator + embedded server",
+                        (false, false) => "generator",
                     },
                     m.peak_rss_bytes / (1024 * 1024)
                 );

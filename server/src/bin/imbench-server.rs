@@ -262,11 +262,25 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Held while the server runs: a second server given the same folder would write its own
     // secret and certificate over this one's, and the command this one printed would stop
     // logging in, with nothing said.
-    let _client_dir_lock = lock_client_dir(&args.client_dir)?;
+    let made_dir = !args.client_dir.exists();
+    let made_lock = !args.client_dir.join(CLIENT_DIR_LOCK).exists();
+    let client_dir_lock = lock_client_dir(&args.client_dir)?;
     let mut signals = Signals::install()?;
-    let server = imbench_server::start(config)
-        .await
-        .context("starting the server")?;
+    let server = match imbench_server::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            // A start that failed leaves nothing behind: not the lock, nor a folder it made.
+            drop(client_dir_lock);
+            if made_lock {
+                let _ = std::fs::remove_file(args.client_dir.join(CLIENT_DIR_LOCK));
+            }
+            if made_dir {
+                let _ = std::fs::remove_dir(&args.client_dir);
+            }
+            return Err(e).context("starting the server");
+        }
+    };
+    let _client_dir_lock = client_dir_lock;
     std::fs::create_dir_all(&args.client_dir)
         .with_context(|| format!("creating {}", args.client_dir.display()))?;
     std::fs::write(&cert_path, &cert_pem)
@@ -440,6 +454,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
     if args.max_body == 0 {
         return zero("--max-body", "would refuse every message");
     }
+    if args.max_file_size == 0 {
+        return zero("--max-file-size", "would refuse every file");
+    }
+    if args.transfers_per_user == 0 {
+        return zero("--transfers-per-user", "would refuse every file");
+    }
     if args.max_body + 64 > u64::from(imbench_proto::DEFAULT_MAX_FRAME_LEN) {
         return Err(format!(
             "--max-body {} does not fit in a frame (at most {} bytes)",
@@ -471,6 +491,9 @@ fn check_limits(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The file in `--client-dir` whose lock says a server uses the folder.
+const CLIENT_DIR_LOCK: &str = ".lock";
+
 /// Takes the lock of the folder of files for clients, so that one server at a time writes
 /// there; the lock goes with the process.
 fn lock_client_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
@@ -478,7 +501,7 @@ fn lock_client_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         bail!("--client-dir {} is a file, not a folder", dir.display());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(".lock");
+    let path = dir.join(CLIENT_DIR_LOCK);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
