@@ -739,7 +739,11 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         merged["runs"][0]["notes"]
     );
     let memory = &merged["runs"][0]["memory"];
-    assert_eq!(memory["peak_rss_bytes"].as_u64(), Some(60 << 20), "{memory}");
+    assert_eq!(
+        memory["peak_rss_bytes"].as_u64(),
+        Some(60 << 20),
+        "{memory}"
+    );
     let clients = merged["runs"][0]["counters"]["clients"].as_u64().unwrap();
     assert_eq!(
         memory["bytes_per_client"].as_u64(),

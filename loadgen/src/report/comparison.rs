@@ -137,25 +137,25 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     if rejected.iter().flatten().any(|&v| v > 0.0) {
         row(&mut out, "rejected", rejected, &count);
     }
-    // Delivered twice or wrong (a message an earlier run left, say): rows where it happened.
-    for counter in ["duplicated", "corrupted"] {
+    // A counter's row, only where some run counted something.
+    let counted = |counter: &str| -> Option<Vec<Option<f64>>> {
         let values: Vec<Option<f64>> = runs
             .iter()
             .map(|r| r.counters.get(counter).map(|v| v as f64))
             .collect();
-        if values.iter().flatten().any(|&v| v > 0.0) {
+        values.iter().flatten().any(|&v| v > 0.0).then_some(values)
+    };
+    // Delivered twice or wrong (a message an earlier run left, say): rows where it happened.
+    for counter in ["duplicated", "corrupted"] {
+        if let Some(values) = counted(counter) {
             row(&mut out, counter, values, &count);
         }
     }
     // What churn and handovers did, where they happened: how reconnects logged in and how
     // many connections moved explain the reconnect and direct rows above.
     for counter in ["reconnects", "resumed", "zero_rtt", "migrations"] {
-        let values: Vec<Option<f64>> = runs
-            .iter()
-            .map(|r| r.counters.get(counter).map(|v| v as f64))
-            .collect();
-        if values.iter().flatten().any(|&v| v > 0.0) {
-            row(&mut out, counter, values, &|v| format!("{v:.0}"));
+        if let Some(values) = counted(counter) {
+            row(&mut out, counter, values, &count);
         }
     }
     if runs.iter().any(|r| r.files.is_some()) {
@@ -177,12 +177,8 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
             ("files unfinished", "files_unfinished"),
             ("files corrupted", "files_corrupted"),
         ] {
-            let values: Vec<Option<f64>> = runs
-                .iter()
-                .map(|r| r.counters.get(counter).map(|v| v as f64))
-                .collect();
-            if values.iter().flatten().any(|&v| v > 0.0) {
-                row(&mut out, label, values, &|v| format!("{v:.0}"));
+            if let Some(values) = counted(counter) {
+                row(&mut out, label, values, &count);
             }
         }
     }

@@ -219,18 +219,9 @@ fn glance(out: &mut String, report: &Report) {
         rows.push((
             "per-file MiB/s p50 / min / max".into(),
             runs.iter()
-                .map(|r| match &r.files {
-                    Some(f) if f.throughput_kib_s.count > 0 => {
-                        let t = &f.throughput_kib_s;
-                        let mib = |kib: u64| kib as f64 / 1024.0;
-                        format!(
-                            "{:.1} / {:.1} / {:.1}",
-                            mib(t.p50_us),
-                            mib(t.min_us),
-                            mib(t.max_us)
-                        )
-                    }
-                    _ => "-".to_string(),
+                .map(|r| match r.files.as_ref().and_then(|f| f.speeds_mib_s()) {
+                    Some([p50, min, max]) => format!("{p50:.1} / {min:.1} / {max:.1}"),
+                    None => "-".to_string(),
                 })
                 .collect(),
         ));

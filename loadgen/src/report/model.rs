@@ -23,6 +23,16 @@ pub struct FileReport {
     pub throughput_kib_s: MetricSummary,
 }
 
+impl FileReport {
+    /// The per-file speeds in MiB/s, p50, min and max, as every view shows them; `None` when no
+    /// file was verified (no speed at all, not a speed of 0).
+    pub fn speeds_mib_s(&self) -> Option<[f64; 3]> {
+        let t = &self.throughput_kib_s;
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        (t.count > 0).then(|| [mib(t.p50_us), mib(t.min_us), mib(t.max_us)])
+    }
+}
+
 /// Group accounting over all groups, and per group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroupReport {
@@ -223,19 +233,12 @@ impl RunReport {
             ));
         }
         if let Some(f) = &self.files {
-            let t = &f.throughput_kib_s;
-            let mib = |kib: u64| kib as f64 / 1024.0;
-            // Nothing verified is no speed at all, not a speed of 0.
-            let per_file = if t.count == 0 {
-                "per-file MiB/s -".to_string()
-            } else {
-                format!(
-                    "per-file MiB/s p50 {:.1} min {:.1} max {:.1} (of {})",
-                    mib(t.p50_us),
-                    mib(t.min_us),
-                    mib(t.max_us),
-                    t.count
-                )
+            let per_file = match f.speeds_mib_s() {
+                Some([p50, min, max]) => format!(
+                    "per-file MiB/s p50 {p50:.1} min {min:.1} max {max:.1} (of {})",
+                    f.throughput_kib_s.count
+                ),
+                None => "per-file MiB/s -".to_string(),
             };
             lines.push(format!(
                 "files (the whole run, warm-up included): sent {} verified {} refused {} corrupted {} failed {} unfinished {}; {per_file}; {:.1} MiB/s verified of the files due in the measured period",
