@@ -125,6 +125,31 @@ fn a_server_whose_connections_close_without_a_word_is_noticed_by_idle_clients() 
     assert_eq!(run.counters.errors, 10, "{:?}", run.counters);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_clients_that_never_connected_are_lost_and_the_report_says_why() {
+    // The server takes 6 connections: 4 of the 10 clients never connect.
+    let mut server_config = ServerConfig::loopback().unwrap();
+    server_config.limits.max_connections = 6;
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let addr = server.addr(Transport::Quic).unwrap();
+    let scenario = small_scenario(10, 20.0, Duration::from_secs(1));
+    let r = imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+        .await
+        .unwrap()
+        .report;
+    let run = &r.runs[0];
+    assert_eq!(run.counters.connect_failures, 4, "{:?}", run.counters);
+    assert!(run.counters.lost > 0, "{:?}", run.counters);
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.starts_with("4 clients never connected")),
+        "{:?}",
+        run.notes
+    );
+    server.shutdown().await;
+}
+
 #[test]
 fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     // The server runs on its own single-threaded runtime; blocking that thread hangs it while

@@ -642,6 +642,16 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             short_duration(ctx.scenario.ramp_up)
         ));
     }
+    // Clients that never connected received nothing: what was sent to them is lost, and the
+    // count of lost says nothing of the system's delivery until that is said.
+    if totals.connect_failed > 0 && short {
+        let n = totals.connect_failed;
+        notes.push(format!(
+            "{n} {} never connected (see the problems for why): what the others sent {} had nobody to receive it and is counted in `lost`",
+            if n == 1 { "client" } else { "clients" },
+            if n == 1 { "it" } else { "them" },
+        ));
+    }
     // Another system's access rules can let a client publish and not receive: everything is
     // acked, nothing arrives, and every message is lost without a word from the server.
     let accepted = totals.acked + totals.group_acked;
