@@ -1,7 +1,8 @@
-//! The XMPP driver against a real Prosody (Debian's `prosody` package), started on a free
-//! loopback port with a configuration each test writes, and stopped by its PID. Ignored by a
-//! plain `cargo test` (the server may not be installed); `.ci/run` installs it and runs them
-//! with `cargo test -p imbench-loadgen --test xmpp -- --ignored`.
+//! The XMPP driver against a real Prosody and a real ejabberd (Debian's `prosody` and
+//! `ejabberd` packages), each started on a free loopback port with a configuration the test
+//! writes, and stopped by its PID. Ignored by a plain `cargo test` (the servers may not be
+//! installed, and ejabberd runs as its own user, so as root); `.ci/run` installs them and runs
+//! these with `cargo test -p imbench-loadgen --test xmpp -- --ignored`.
 
 mod util;
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 use imbench_loadgen::RunError;
 use util::{
     assert_every_message_accounted, assert_refused_as_misconfigured, config, imbench_in,
-    run_late_logins, self_signed_cert, small_scenario_with, Daemon, Prosody, GROUPS, TINY_TOML,
+    run_late_logins, self_signed_cert, small_scenario_with, Daemon, Ejabberd, Prosody, GROUPS,
+    TINY_TOML,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,6 +37,42 @@ async fn direct_chat_and_groups_account_for_every_message() {
     let outcome = imbench_loadgen::run(config(scenario(), server.target("", "")))
         .await
         .expect("a run against prosody that logs in to its accounts");
+    assert_every_message_accounted(&outcome.report, "xmpp", 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ejabberd and root; .ci/run installs it and runs these"]
+async fn ejabberd_carries_direct_chat_and_rooms_with_every_message_accounted() {
+    let server = Ejabberd::start("chat");
+    let scenario = || small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
+    // The first run registers the accounts in band as its clients log in. Unlike Prosody,
+    // ejabberd acknowledges a message before it finds that its recipient has no account yet,
+    // and bounces it after: such a message is lost, and the bounce named as an error.
+    let outcome = imbench_loadgen::run(config(scenario(), server.target("")))
+        .await
+        .expect("a run against ejabberd that registers its accounts");
+    let run = &outcome.report.runs[0];
+    let c = &run.counters;
+    assert_eq!(
+        (c.clients, c.connect_failures, c.duplicated),
+        (30, 0, 0),
+        "{c:?}"
+    );
+    assert!(c.lost <= c.errors + c.errors / 10 + 5, "{c:?}");
+    assert!(
+        c.errors == 0
+            || run
+                .problems
+                .iter()
+                .any(|p| p.contains("XMPP bounce (service-unavailable)")),
+        "{:?}",
+        run.problems
+    );
+    // The second logs in to accounts that all exist: every message is acked and delivered
+    // once, in rooms and between users.
+    let outcome = imbench_loadgen::run(config(scenario(), server.target("")))
+        .await
+        .expect("a run against ejabberd that logs in to its accounts");
     assert_every_message_accounted(&outcome.report, "xmpp", 30);
 }
 

@@ -339,7 +339,9 @@ fn event_of(frame: Frame) -> Event {
         Frame::Pong { .. } => Event::Alive,
         Frame::Bye { reason } => Event::Closed { reason },
         Frame::Error { code, reason } => Event::Failed { code, reason },
-        other => Event::Unexpected { what: other.name() },
+        other => Event::Unexpected {
+            what: format!("a {} frame", other.name()).into(),
+        },
     }
 }
 

@@ -171,8 +171,8 @@ pub enum Event {
     },
     /// Something this client did not ask for; named for the report.
     Unexpected {
-        /// What arrived.
-        what: &'static str,
+        /// What arrived (with what the system said of it, where it said something).
+        what: std::borrow::Cow<'static, str>,
     },
     /// An answer to a liveness probe; carries nothing to count.
     Alive,

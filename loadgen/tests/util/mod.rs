@@ -148,15 +148,25 @@ impl Daemon {
     /// Starts `program` with `args` in `dir`, its output into `dir/log`; `package` names the
     /// Debian package to install when the program is missing.
     pub fn start(program: &str, args: &[&str], dir: std::path::PathBuf, package: &str) -> Self {
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        Self::spawn(command, dir, package)
+    }
+
+    /// Starts `command` in `dir`, its output into `dir/log`.
+    pub fn spawn(
+        mut command: std::process::Command,
+        dir: std::path::PathBuf,
+        package: &str,
+    ) -> Self {
         let log = std::fs::File::create(dir.join("log")).expect("log file");
         let err = log.try_clone().expect("log file");
-        let child = std::process::Command::new(program)
-            .args(args)
+        let child = command
             .current_dir(&dir)
             .stdout(log)
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {program} ({e}): install Debian's {package}"));
+            .unwrap_or_else(|e| panic!("starting {command:?} ({e}): install Debian's {package}"));
         Daemon { child, dir }
     }
 
@@ -408,6 +418,135 @@ Component "conference.localhost" "muc"
         ServerSpec::Xmpp(
             imbench_loadgen::driver::xmpp::XmppTarget::parse(&self.url(credentials, options))
                 .expect("an xmpp target"),
+        )
+    }
+}
+
+/// An ejabberd of this test's own (Debian's `ejabberd`), beside an `epmd` of its own (Erlang's
+/// node name server, which a node needs), each one process stopped by its PID when dropped:
+/// domain `localhost`, rooms on `conference.localhost`, in-band registration open with no
+/// wait between registrations, plain SASL on loopback, stream management on, no traffic
+/// shaping, and no offline storage (what one run left for an account that had logged off would
+/// reach the next run, which counts it `corrupted`). It runs as the package's `ejabberd` user (Erlang refuses nothing as root, but
+/// ejabberd's files are that user's), so the test runs as root.
+pub struct Ejabberd {
+    pub daemon: Daemon,
+    _epmd: Daemon,
+    pub port: u16,
+}
+
+impl Ejabberd {
+    pub fn start(name: &str) -> Self {
+        let epmd_port = free_port().to_string();
+        let epmd = Daemon::start(
+            "epmd",
+            &["-port", &epmd_port],
+            Daemon::folder(&format!("epmd-{name}")),
+            "erlang-base (with ejabberd)",
+        );
+        let dir = Daemon::folder(&format!("ejabberd-{name}"));
+        let port = free_port();
+        std::fs::write(
+            dir.join("ejabberd.yml"),
+            format!(
+                r#"hosts: [localhost]
+loglevel: info
+listen:
+  - port: {port}
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    shaper: none
+    access: c2s
+    starttls_required: false
+auth_method: internal
+registration_timeout: infinity
+acl:
+  local:
+    user_regexp: ""
+access_rules:
+  local:
+    allow: local
+  c2s:
+    allow: all
+  register:
+    allow: all
+shaper: {{}}
+shaper_rules:
+  max_user_sessions: 10
+modules:
+  mod_disco: {{}}
+  mod_muc:
+    host: conference.localhost
+    access: all
+    access_create: all
+    access_persistent: all
+  mod_ping: {{}}
+  mod_register:
+    ip_access: all
+    access: register
+  mod_roster: {{}}
+  mod_stream_mgmt: {{}}
+"#
+            ),
+        )
+        .expect("write ejabberd.yml");
+        let owned = std::process::Command::new("chown")
+            .args(["-R", "ejabberd:ejabberd"])
+            .arg(&dir)
+            .status()
+            .expect("chown runs");
+        assert!(owned.success(), "chown to ejabberd: run the test as root");
+        // ejabberd's own libraries are where Debian puts them for this machine's architecture.
+        let libs = std::fs::read_dir("/usr/lib")
+            .expect("/usr/lib")
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                std::fs::read_dir(p).is_ok_and(|mut d| {
+                    d.any(|e| {
+                        e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("ejabberd-"))
+                    })
+                })
+            })
+            .expect("ejabberd's libraries under /usr/lib: install Debian's ejabberd");
+        let d = dir.display();
+        // `erl` hands over to the emulator in the same process (exec), so the PID is the node's.
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args([
+                "--reuid=ejabberd",
+                "--regid=ejabberd",
+                "--init-groups",
+                "erl",
+            ])
+            .args([
+                "-sname",
+                &format!("imbench-{name}-{}@localhost", std::process::id()),
+            ])
+            .args(["-mnesia", "dir", &format!("\"{d}/db\"")])
+            .args(["-s", "ejabberd", "-noshell", "-noinput"])
+            .env("HOME", &dir)
+            .env("EJABBERD_CONFIG_PATH", dir.join("ejabberd.yml"))
+            .env("EJABBERD_LOG_PATH", dir.join("ejabberd.log"))
+            .env("ERL_LIBS", libs)
+            .env("ERL_EPMD_PORT", &epmd_port);
+        let mut daemon = Daemon::spawn(command, dir, "ejabberd");
+        let needle = format!("Start accepting TCP connections at 127.0.0.1:{port}");
+        daemon.wait_for(|log| log.contains(&needle).then_some(()));
+        Ejabberd {
+            daemon,
+            _epmd: epmd,
+            port,
+        }
+    }
+
+    pub fn target(&self, options: &str) -> ServerSpec {
+        ServerSpec::Xmpp(
+            imbench_loadgen::driver::xmpp::XmppTarget::parse(&format!(
+                "xmpp://127.0.0.1:{}{options}",
+                self.port
+            ))
+            .expect("an xmpp target"),
         )
     }
 }

@@ -610,12 +610,12 @@ impl MqttEvents {
     fn delivered(&self, topic: &str, payload: Bytes) -> Option<Event> {
         let Some((from, msg_id, body)) = envelope::open(payload) else {
             return Some(Event::Unexpected {
-                what: "an MQTT message without imbench's envelope",
+                what: "an MQTT message without imbench's envelope".into(),
             });
         };
         let Some(to) = self.target.dest_of(topic) else {
             return Some(Event::Unexpected {
-                what: "an MQTT message on a topic the client never subscribed to",
+                what: "an MQTT message on a topic the client never subscribed to".into(),
             });
         };
         if from == self.user && matches!(to, Dest::Group(_)) {
@@ -623,7 +623,7 @@ impl MqttEvents {
                 // MQTT 3.1.1 sends a member's own group message back to it.
                 Version::V3_1_1 => None,
                 Version::V5 => Some(Event::Unexpected {
-                    what: "an MQTT 5 broker sent a member its own group message (No Local)",
+                    what: "an MQTT 5 broker sent a member its own group message (No Local)".into(),
                 }),
             };
         }

@@ -556,7 +556,7 @@ fn error_code(reason: &str) -> imbench_proto::ErrorCode {
 fn stored(tail: Option<u64>, payload: &[u8]) -> Event {
     let Some(msg_id) = tail else {
         return Event::Unexpected {
-            what: "a JetStream acknowledgement on a subject that names no message",
+            what: "a JetStream acknowledgement on a subject that names no message".into(),
         };
     };
     match wire::jetstream_answer(payload) {
@@ -565,8 +565,9 @@ fn stored(tail: Option<u64>, payload: &[u8]) -> Event {
         // acked nor refused (a refusal would take it out of what recipients are expected to
         // get, and its delivery would then hide a message lost elsewhere). It stays unacked
         // and the error is counted.
-        Err(_) => Event::Unexpected {
-            what: "a message JetStream did not store (core NATS still routed it)",
+        Err(why) => Event::Unexpected {
+            what: format!("a message JetStream did not store ({why}; core NATS still routed it)")
+                .into(),
         },
     }
 }
@@ -759,7 +760,7 @@ impl NatsEvents {
     fn delivered(&self, sid: u64, payload: Bytes) -> Event {
         let Some((from, msg_id, body)) = envelope::open(payload) else {
             return Event::Unexpected {
-                what: "a NATS message without imbench's envelope",
+                what: "a NATS message without imbench's envelope".into(),
             };
         };
         let to = match sid {
@@ -767,7 +768,7 @@ impl NatsEvents {
             s if s >= FIRST_GROUP_SID => Dest::Group(s - FIRST_GROUP_SID),
             _ => {
                 return Event::Unexpected {
-                    what: "a NATS message on a subscription the client never made",
+                    what: "a NATS message on a subscription the client never made".into(),
                 }
             }
         };

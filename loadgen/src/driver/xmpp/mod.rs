@@ -1072,7 +1072,11 @@ impl XmppEvents {
                 // (cut off, say), and the server gave up on it. Whether it arrived is the
                 // recipient's count: the sender does not take it back.
                 return Some(Event::Unexpected {
-                    what: "XMPP bounce-after-ack",
+                    what: format!(
+                        "XMPP bounce ({}) of message {msg_id}, which the server had acked",
+                        wire::error_condition(e).unwrap_or("no condition given")
+                    )
+                    .into(),
                 });
             }
             return Some(Event::Rejected {
@@ -1093,7 +1097,7 @@ impl XmppEvents {
             .and_then(|bytes| envelope::open(bytes.into()))
         else {
             return Some(Event::Unexpected {
-                what: "an XMPP message without imbench's envelope",
+                what: "an XMPP message without imbench's envelope".into(),
             });
         };
         if sender == self.user && matches!(to, Dest::Group(_)) {
