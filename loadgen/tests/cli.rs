@@ -654,8 +654,6 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("base") && t.contains("next") && t.contains("direct p99"),
         "{t}"
     );
-    // Without churn no reconnect is made, so no resumption setting is part of the load.
-    assert!(!t.contains("resumption"), "{t}");
     // An invalid run keeps its mark under its folder's name; with churn, a different session
     // resumption is a different load, and compare says so.
     let next = std::fs::read_to_string(dir.0.join("next/report.json")).unwrap();
@@ -670,6 +668,13 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         std::fs::create_dir_all(dir.0.join(name)).unwrap();
         std::fs::write(dir.0.join(name).join("report.json"), report.to_string()).unwrap();
     }
+    // The same churn over another transport is the same load.
+    let mut over_tcp = churned.clone();
+    over_tcp["runs"][0]["transport"] = serde_json::json!("tcp");
+    std::fs::create_dir_all(dir.0.join("over-tcp")).unwrap();
+    std::fs::write(dir.0.join("over-tcp/report.json"), over_tcp.to_string()).unwrap();
+    let out = imbench(&dir, &["compare", "churned", "over-tcp"]);
+    assert!(!text(&out).contains("different loads"), "{}", text(&out));
     let out = imbench(&dir, &["compare", "churned", "bad"]);
     let t = text(&out);
     assert!(t.contains("bad*") && !t.contains("churned*"), "{t}");
@@ -690,6 +695,8 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("verdict: NOT GATED: the reports ran different loads"));
+    // The loads named, without churn, name no resumption: nothing reconnects in them.
+    assert!(!text(&out).contains("resumption"), "{}", text(&out));
     // Shards collected in one folder merge by naming the folder; a missing shard is refused.
     for (i, name) in ["a", "b"].iter().enumerate() {
         let mut shard: serde_json::Value = serde_json::from_str(&next).unwrap();
@@ -744,7 +751,7 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         Some(60 << 20),
         "{memory}"
     );
-    let clients = merged["runs"][0]["counters"]["clients"].as_u64().unwrap();
+    let clients = merged["scenario"]["clients"].as_u64().unwrap();
     assert_eq!(
         memory["bytes_per_client"].as_u64(),
         Some((20 << 20) / clients),

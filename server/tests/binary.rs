@@ -250,12 +250,16 @@ fn a_start_that_fails_does_not_replace_the_running_servers_files() {
     assert!(!second.status.success(), "a second server bound {taken}");
     assert_eq!(client_files(&first.dir), files);
     // Nor does it leave a folder of files for clients it made for itself.
-    let fresh = first.dir.join("never-used");
+    let fresh = first.dir.join("never-used").join("nor-this");
     let third = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
         .args(["--tcp", &taken, "--client-dir"])
         .arg(&fresh)
         .output()
         .expect("runs");
     assert!(!third.status.success(), "a third server bound {taken}");
-    assert!(!fresh.exists(), "{} was left", fresh.display());
+    assert!(
+        !first.dir.join("never-used").exists(),
+        "{} was left",
+        fresh.display()
+    );
 }

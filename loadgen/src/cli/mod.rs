@@ -60,7 +60,8 @@ enum Command {
         report: PathBuf,
     },
     /// Add shard reports of one load (run at the same time against one server) into one
-    /// report: histograms added, counters and rates summed, SLOs judged again.
+    /// report: histograms added, counters summed, rates added over the longest shard's time,
+    /// SLOs judged again.
     Merge {
         /// Report folders or report.json files; a folder without a report.json stands for the
         /// report folders in it (every shard's, collected in one folder).

@@ -383,13 +383,10 @@ pub(crate) fn compare(
             .shard
             .as_ref()
             .map_or(String::new(), |sh| format!(", shard {sh} of them"));
-        // Resumption decides what a reconnect of imbench's own clients over TLS costs: another
-        // setting is another load there, and no setting at all elsewhere.
-        let resumes = s.churn.enabled()
-            && r.runs
-                .iter()
-                .any(|run| matches!(run.transport.as_str(), "quic" | "tls" | "wss"));
-        let resumption = if resumes {
+        // Resumption decides what a reconnect costs: with churn another setting is another
+        // load (named whatever the transport, so that the same load over TCP and over QUIC
+        // compares as one); without churn nothing reconnects and it is no part of the load.
+        let resumption = if s.churn.enabled() {
             format!(", resumption {}", s.generator.resumption.name())
         } else {
             String::new()

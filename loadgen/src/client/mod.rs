@@ -144,9 +144,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     // not owe the messages it could not have sent.
     let start_us = ctx.send_start_us.max(ctx.clock.now_us());
     if let Err(e) = send_loop(&ctx, index, &mut conn, &mut outgoing, start_us).await {
-        // A session found closed after the receiver reported its connection lost (with the
-        // cause) is that same loss: one error, not two.
-        let told = matches!(e, SessionError::Closed) && counters.disconnected.load(Relaxed);
+        // A write that fails after the receiver reported its connection lost (with the cause:
+        // closed, reset) is that same loss, whatever the write saw: one error, not two.
+        let told = counters.disconnected.load(Relaxed);
         if !told {
             counters.errors.fetch_add(1, Relaxed);
         }

@@ -255,7 +255,7 @@ impl<'a> Receiver<'a> {
             Event::Unexpected { what } => {
                 c.errors.fetch_add(1, Relaxed);
                 self.ctx
-                    .note_problem(format!("client {}: unexpected {what} frame", self.index));
+                    .note_problem(format!("client {}: unexpected: {what}", self.index));
             }
         }
         Next::Read

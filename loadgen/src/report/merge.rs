@@ -223,7 +223,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     let mut runs = Vec::new();
     for position in 0..first.runs.len() {
         let shards: Vec<&RunReport> = reports.iter().map(|r| &r.runs[position]).collect();
-        let mut run = merge_runs(&shards, &first.scenario.slo, sharded)?;
+        let mut run = merge_runs(&shards, &first.scenario, sharded)?;
         run.notes = merged_notes(reports, position);
         runs.push(run);
     }
@@ -287,10 +287,11 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
 }
 
 /// The generators' memory together: each shard is a process of its own, so their resident
-/// sets add up, and a client's share is the whole's over every shard's clients.
-fn merge_memory(shards: &[&RunReport]) -> Memory {
+/// sets add up, and a client's share is the whole's over the scenario's `clients` (as each
+/// shard's is its own over its own clients).
+fn merge_memory(shards: &[&RunReport], clients: usize) -> Memory {
     let sum = |f: fn(&Memory) -> u64| shards.iter().map(|r| f(&r.memory)).sum::<u64>();
-    let clients: u64 = shards.iter().map(|r| r.counters.clients).sum();
+    let clients = clients as u64;
     let before = sum(|m| m.rss_before_bytes);
     let connected = sum(|m| m.rss_connected_bytes);
     Memory {
@@ -366,9 +367,10 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
 
 fn merge_runs(
     shards: &[&RunReport],
-    slo: &[String],
+    scenario: &crate::config::scenario::Scenario,
     sharded: bool,
 ) -> Result<RunReport, MergeError> {
+    let slo = &scenario.slo;
     let first = shards[0];
     let mut metrics = BTreeMap::new();
     for name in first.metrics.keys() {
@@ -434,7 +436,7 @@ fn merge_runs(
         slo: Vec::new(),
         group,
         files: merge_files(shards),
-        memory: merge_memory(shards),
+        memory: merge_memory(shards, scenario.clients),
         cpu: None,
         // Each shard ran on its own machine: their CPU figures do not add up to one.
         cpu_use: None,

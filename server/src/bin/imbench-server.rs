@@ -262,20 +262,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Held while the server runs: a second server given the same folder would write its own
     // secret and certificate over this one's, and the command this one printed would stop
     // logging in, with nothing said.
-    let made_dir = !args.client_dir.exists();
+    // The folders that do not exist yet, innermost first: a start that fails removes them.
+    let made_dirs: Vec<&std::path::Path> = args
+        .client_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     let made_lock = !args.client_dir.join(CLIENT_DIR_LOCK).exists();
     let client_dir_lock = lock_client_dir(&args.client_dir)?;
     let mut signals = Signals::install()?;
     let server = match imbench_server::start(config).await {
         Ok(server) => server,
         Err(e) => {
-            // A start that failed leaves nothing behind: not the lock, nor a folder it made.
-            drop(client_dir_lock);
+            // A start that failed leaves nothing behind: not the lock file (removed while
+            // still locked, so that no other server takes the file on its way out), nor a
+            // folder it made.
             if made_lock {
                 let _ = std::fs::remove_file(args.client_dir.join(CLIENT_DIR_LOCK));
             }
-            if made_dir {
-                let _ = std::fs::remove_dir(&args.client_dir);
+            drop(client_dir_lock);
+            for dir in made_dirs {
+                let _ = std::fs::remove_dir(dir);
             }
             return Err(e).context("starting the server");
         }
