@@ -257,6 +257,20 @@ fn a_start_that_fails_does_not_replace_the_running_servers_files() {
         .output()
         .expect("runs");
     assert!(!third.status.success(), "a third server bound {taken}");
+    // Nor one that fails later, with its listeners bound and its files written: here its
+    // metrics port is taken.
+    let fourth = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            &taken,
+            "--client-dir",
+        ])
+        .arg(&fresh)
+        .output()
+        .expect("runs");
+    assert!(!fourth.status.success(), "metrics served on {taken}");
     assert!(
         !first.dir.join("never-used").exists(),
         "{} was left",

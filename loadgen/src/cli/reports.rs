@@ -383,16 +383,8 @@ pub(crate) fn compare(
             .shard
             .as_ref()
             .map_or(String::new(), |sh| format!(", shard {sh} of them"));
-        // Resumption decides what a reconnect costs: with churn another setting is another
-        // load (named whatever the transport, so that the same load over TCP and over QUIC
-        // compares as one); without churn nothing reconnects and it is no part of the load.
-        let resumption = if s.churn.enabled() {
-            format!(", resumption {}", s.generator.resumption.name())
-        } else {
-            String::new()
-        };
         format!(
-            "{} ({} clients{shard}, {rates}, {:?} measured{resumption}{})",
+            "{} ({} clients{shard}, {rates}, {:?} measured{})",
             s.name,
             s.clients,
             s.duration,
@@ -401,6 +393,25 @@ pub(crate) fn compare(
     };
     let mut loads: Vec<String> = loaded.iter().map(|(_, r)| load(r)).collect();
     loads.dedup();
+    // Resumption decides what a reconnect costs where one resumes a TLS session: with churn,
+    // over quic, tls or wss, another setting is another load. Elsewhere (tcp, ws, other
+    // systems, no churn) it changes nothing, so the same churn over TCP and over QUIC, or over
+    // TCP with and without it, is one load.
+    let mut resumptions: Vec<String> = loaded
+        .iter()
+        .filter(|(_, r)| {
+            r.scenario.churn.enabled()
+                && r.runs
+                    .iter()
+                    .any(|run| matches!(run.transport.as_str(), "quic" | "tls" | "wss"))
+        })
+        .map(|(_, r)| format!("resumption {}", r.scenario.generator.resumption.name()))
+        .collect();
+    resumptions.sort();
+    resumptions.dedup();
+    if resumptions.len() > 1 {
+        loads.push(resumptions.join(" against "));
+    }
     if loads.len() > 1 {
         imbench_loadgen::errln!(
             "imbench: note: these reports ran different loads ({}); their ratios compare those loads",

@@ -331,9 +331,17 @@ fn failed_arriving(ctx: &RunContext, incoming: &Incoming, why: &str) {
         return;
     };
     if ctx.files.end(key, Outcome::Failed) && !ctx.is_finished() {
+        // A sender in another shard counts the transfer there; the reason is seen only here.
+        let elsewhere = ctx.shard.is_some_and(|sh| !sh.owns(key.0 as usize));
         ctx.note_problem(format!(
-            "file {} from client {} failed while arriving: {why}",
-            key.1, key.0
+            "file {} from client {} failed while arriving: {why}{}",
+            key.1,
+            key.0,
+            if elsewhere {
+                " (counted in files_failed by its sender's shard)"
+            } else {
+                ""
+            }
         ));
     }
 }

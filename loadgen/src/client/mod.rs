@@ -10,7 +10,10 @@ pub mod context;
 pub mod file_client;
 pub mod receive;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{AcqRel, Relaxed},
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +149,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     if let Err(e) = send_loop(&ctx, index, &mut conn, &mut outgoing, start_us).await {
         // A write that fails after the receiver reported its connection lost (with the cause:
         // closed, reset) is that same loss, whatever the write saw: one error, not two.
-        let told = counters.disconnected.load(Relaxed);
+        let told = counters.connection_lost.swap(true, AcqRel);
         if !told {
             counters.errors.fetch_add(1, Relaxed);
         }
@@ -372,6 +375,8 @@ impl Connection {
         };
         c.reconnects.fetch_add(1, Relaxed);
         c.away.store(false, Relaxed);
+        // A new connection: whatever became of the last one, this one has not been lost.
+        c.connection_lost.store(false, Relaxed);
         inbox.new_connection();
         let churn = self.churn.take();
         let awaiting = self.awaiting.take();

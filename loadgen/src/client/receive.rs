@@ -6,7 +6,10 @@
 //! that only reads (`benches/receive_path.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{AcqRel, Relaxed},
+};
 use std::sync::Arc;
 
 use imbench_proto::{Dest, ErrorCode};
@@ -110,7 +113,7 @@ impl<'a> Receiver<'a> {
     /// The connection failed under the client. The sending side may have found the same
     /// loss first: one loss is one error.
     pub fn on_error(&mut self, error: impl std::fmt::Display) {
-        if self.unplanned() && !self.counters.disconnected.load(Relaxed) {
+        if self.unplanned() && !self.counters.connection_lost.swap(true, AcqRel) {
             self.counters.errors.fetch_add(1, Relaxed);
             self.counters.disconnected.store(true, Relaxed);
             self.ctx
@@ -229,6 +232,7 @@ impl<'a> Receiver<'a> {
             Event::Alive => {}
             Event::Closed { reason } => {
                 if self.unplanned() {
+                    c.connection_lost.store(true, Relaxed);
                     c.disconnected.store(true, Relaxed);
                     self.ctx
                         .note_problem(format!("client {}: server said Bye: {reason}", self.index));
@@ -236,7 +240,10 @@ impl<'a> Receiver<'a> {
                 return Next::End;
             }
             Event::Failed { code, reason } => {
-                c.errors.fetch_add(1, Relaxed);
+                // The sending side may find the same end: one error for it.
+                if !c.connection_lost.swap(true, AcqRel) {
+                    c.errors.fetch_add(1, Relaxed);
+                }
                 if self.unplanned() {
                     c.disconnected.store(true, Relaxed);
                     if code == ErrorCode::REPLACED {

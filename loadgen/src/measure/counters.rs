@@ -96,6 +96,10 @@ client_counters! {
         connect_failed,
         /// The connection ended before the run did (server gone, or it closed us).
         disconnected,
+        /// Its current connection ended against the plan; cleared when the client connects
+        /// again (`[churn]`). The first of its two sides to find the loss sets it, and only
+        /// that one counts the error.
+        connection_lost,
         /// This client will send nothing more (its schedule ended, or it never connected).
         done_sending,
         /// Away on a planned disconnect (`[churn]`) right now: dropped, and not back yet.

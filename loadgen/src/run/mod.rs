@@ -1315,10 +1315,11 @@ impl Watchdog {
             .iter()
             .filter(|c| c.connected.load(Relaxed))
             .count();
+        // Lost now: a client that came back (churn) after losing a connection is not gone.
         let lost = ctx
             .counters
             .iter()
-            .filter(|c| c.disconnected.load(Relaxed))
+            .filter(|c| c.connection_lost.load(Relaxed))
             .count();
         if connected > 0 && lost == connected {
             let replaced = ctx
@@ -1387,7 +1388,7 @@ fn sent_and_answered(ctx: &RunContext) -> (u64, u64) {
     // What a client wrote on a connection it has since lost can never be answered: waiting for
     // it says nothing of whether the server still answers the others.
     let live = |c: &crate::measure::counters::ClientCounters, n: u64| {
-        if c.disconnected.load(Relaxed) {
+        if c.connection_lost.load(Relaxed) {
             0
         } else {
             n
@@ -1714,9 +1715,9 @@ mod tests {
         for c in &ctx.counters[..2] {
             c.connected.store(true, Relaxed);
         }
-        ctx.counters[0].disconnected.store(true, Relaxed);
+        ctx.counters[0].connection_lost.store(true, Relaxed);
         assert_eq!(watchdog.check(&ctx), None);
-        ctx.counters[1].disconnected.store(true, Relaxed);
+        ctx.counters[1].connection_lost.store(true, Relaxed);
         let why = watchdog
             .check(&ctx)
             .expect("both connected clients are gone");

@@ -444,6 +444,19 @@ impl Ejabberd {
             Daemon::folder(&format!("epmd-{name}")),
             "erlang-base (with ejabberd)",
         );
+        // The node must find this epmd (it starts one of its own, a daemon nobody would
+        // stop, only when told to: it is told not to).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", epmd_port.parse::<u16>().unwrap()))
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "epmd did not listen: {}",
+                epmd.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let dir = Daemon::folder(&format!("ejabberd-{name}"));
         let port = free_port();
         std::fs::write(
@@ -524,7 +537,14 @@ modules:
                 &format!("imbench-{name}-{}@localhost", std::process::id()),
             ])
             .args(["-mnesia", "dir", &format!("\"{d}/db\"")])
-            .args(["-s", "ejabberd", "-noshell", "-noinput"])
+            .args([
+                "-start_epmd",
+                "false",
+                "-s",
+                "ejabberd",
+                "-noshell",
+                "-noinput",
+            ])
             .env("HOME", &dir)
             .env("EJABBERD_CONFIG_PATH", dir.join("ejabberd.yml"))
             .env("EJABBERD_LOG_PATH", dir.join("ejabberd.log"))

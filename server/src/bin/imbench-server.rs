@@ -262,37 +262,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Held while the server runs: a second server given the same folder would write its own
     // secret and certificate over this one's, and the command this one printed would stop
     // logging in, with nothing said.
-    // The folders that do not exist yet, innermost first: a start that fails removes them.
-    let made_dirs: Vec<&std::path::Path> = args
-        .client_dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-        .collect();
-    let made_lock = !args.client_dir.join(CLIENT_DIR_LOCK).exists();
-    let client_dir_lock = lock_client_dir(&args.client_dir)?;
+    let mut client_dir = ClientDir::take(&args.client_dir)?;
     let mut signals = Signals::install()?;
-    let server = match imbench_server::start(config).await {
-        Ok(server) => server,
-        Err(e) => {
-            // A start that failed leaves nothing behind: not the lock file (removed while
-            // still locked, so that no other server takes the file on its way out), nor a
-            // folder it made.
-            if made_lock {
-                let _ = std::fs::remove_file(args.client_dir.join(CLIENT_DIR_LOCK));
-            }
-            drop(client_dir_lock);
-            for dir in made_dirs {
-                let _ = std::fs::remove_dir(dir);
-            }
-            return Err(e).context("starting the server");
-        }
-    };
-    let _client_dir_lock = client_dir_lock;
-    std::fs::create_dir_all(&args.client_dir)
-        .with_context(|| format!("creating {}", args.client_dir.display()))?;
+    let server = imbench_server::start(config)
+        .await
+        .context("starting the server")?;
+    client_dir.will_write(&cert_path);
     std::fs::write(&cert_path, &cert_pem)
         .with_context(|| format!("writing {}", cert_path.display()))?;
     if new_secret {
+        client_dir.will_write(&secret_path);
         write_private(&secret_path, &server_secret_hex)?;
     }
     let metrics = match args.metrics_addr {
@@ -304,6 +283,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // Up: from here on the folder's files are this server's, whatever happens.
+    client_dir.keep();
     // Written in one piece, and a closed stdout is not fatal: whoever started the server may
     // stop reading once it has the addresses, and println! would panic on the broken pipe.
     let mut banner = String::from("imbench-server listening:\n");
@@ -500,6 +481,67 @@ fn check_limits(args: &Args) -> Result<(), String> {
 
 /// The file in `--client-dir` whose lock says a server uses the folder.
 const CLIENT_DIR_LOCK: &str = ".lock";
+
+/// The folder of files for clients, held for this server (its lock, let go with the process)
+/// and, until the server is up ([`ClientDir::keep`]), what a start that fails removes: the
+/// files it wrote there and the folders it made, so that it leaves nothing behind.
+struct ClientDir {
+    lock: Option<std::fs::File>,
+    /// Folders that did not exist, innermost first.
+    made_dirs: Vec<PathBuf>,
+    /// Files that did not exist, in the order written (the lock file first).
+    made_files: Vec<PathBuf>,
+    kept: bool,
+}
+
+impl ClientDir {
+    fn take(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let made_dirs = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(std::path::Path::to_path_buf)
+            .collect();
+        let mut held = ClientDir {
+            lock: None,
+            made_dirs,
+            made_files: Vec::new(),
+            kept: false,
+        };
+        held.will_write(&dir.join(CLIENT_DIR_LOCK));
+        held.lock = Some(lock_client_dir(dir)?);
+        Ok(held)
+    }
+
+    /// Notes that `path` is about to be written: removed if the start fails and it is new.
+    fn will_write(&mut self, path: &std::path::Path) {
+        if !path.exists() {
+            self.made_files.push(path.to_path_buf());
+        }
+    }
+
+    /// The server is up: its files stay.
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for ClientDir {
+    fn drop(&mut self) {
+        if !self.kept {
+            // The lock file goes while still locked, so that no other server takes the file
+            // on its way out.
+            for file in self.made_files.iter().rev() {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+        drop(self.lock.take());
+        if !self.kept {
+            for dir in &self.made_dirs {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
 
 /// Takes the lock of the folder of files for clients, so that one server at a time writes
 /// there; the lock goes with the process.
