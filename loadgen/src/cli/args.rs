@@ -113,7 +113,8 @@ pub(crate) struct RunArgs {
     /// xmpp://[NAME[:PASSWORD]@]HOST:PORT[/DOMAIN][?muc=SERVICE&register=yes|no&tls=starttls|no&ca=FILE]
     /// (an XMPP server; NAME holds {user}, default imbench-{user}), or
     /// imbench+TRANSPORT://HOST:PORT (a running imbench-server; with --secret-file, and --cert
-    /// for quic, tls and wss)
+    /// for quic, tls and wss). NAME=URL names the target in the table and the reports (say
+    /// ejabberd=xmpp://…); otherwise it is named by its protocol
     #[arg(long, value_name = "URL", value_parser = TargetParser,
           conflicts_with_all = ["server", "transport"])]
     pub(crate) target: Vec<GivenTarget>,
@@ -190,11 +191,41 @@ pub(crate) enum Target {
     Imbench(Transport, ServerArg),
 }
 
-/// A `--target` as given: what it names, and its URL as reports show it (no password).
+/// A `--target` as given: what it names, its URL as reports show it (no password), and the
+/// name it was given, if any.
 #[derive(Clone, Debug)]
 pub(crate) struct GivenTarget {
     pub(crate) target: Target,
     pub(crate) shown: String,
+    pub(crate) name: Option<String>,
+}
+
+/// The longest name a target may be given: it heads a column of the comparison table.
+const TARGET_NAME_MAX: usize = 32;
+
+/// Splits `NAME=URL` into its name and URL; a URL alone has no name. The name is whatever
+/// comes before an `=` ahead of the scheme's `://` (a scheme has no `=`; a URL's options come
+/// after it).
+fn split_target_name(given: &str) -> Result<(Option<&str>, &str), String> {
+    let Some(name) = given
+        .find("://")
+        .and_then(|end| given[..end].split_once('='))
+        .map(|(name, _)| name)
+    else {
+        return Ok((None, given));
+    };
+    let url = &given[name.len() + 1..];
+    let fits = !name.is_empty()
+        && name.len() <= TARGET_NAME_MAX
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !fits {
+        return Err(format!(
+            "{name:?} cannot name a target: a name (NAME=URL) is 1 to {TARGET_NAME_MAX} letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok((Some(name), url))
 }
 
 /// Parses `--target`; its errors show the URL without its password (clap's own message would
@@ -222,9 +253,14 @@ impl clap::builder::TypedValueParser for TargetParser {
         let given = value
             .to_str()
             .ok_or_else(|| invalid("the URL is not UTF-8".into()))?;
+        let (name, given) = split_target_name(given).map_err(invalid)?;
         let shown = without_secrets(given);
         match parse_target(given) {
-            Ok(target) => Ok(GivenTarget { target, shown }),
+            Ok(target) => Ok(GivenTarget {
+                target,
+                shown,
+                name: name.map(str::to_string),
+            }),
             Err(e) => Err(invalid(format!("{shown}: {}", hide_secrets(&e, given)))),
         }
     }
@@ -368,7 +404,10 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                 }
             });
         }
-        name_apart(&mut legs);
+        for (leg, given) in legs.iter_mut().zip(&args.target) {
+            leg.label.clone_from(&given.name);
+        }
+        name_apart(&mut legs)?;
         return Ok(legs);
     }
     let transports = &args.transport.0;
@@ -434,20 +473,40 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
 }
 
 /// Names legs that reports would otherwise name alike (two NATS servers, say): the second
-/// `nats` becomes `nats-2`, and so on.
-fn name_apart(legs: &mut [Leg]) {
+/// `nats` becomes `nats-2`, and so on, around the names given (NAME=URL), which must differ
+/// from each other and stay as given.
+fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
+    let given: Vec<&String> = legs.iter().filter_map(|l| l.label.as_ref()).collect();
+    for (i, name) in given.iter().enumerate() {
+        if given[..i].contains(name) {
+            anyhow::bail!("two targets are named {name:?}: give each its own name (NAME=URL)");
+        }
+    }
+    let given: std::collections::HashSet<String> = given.into_iter().cloned().collect();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for leg in legs.iter_mut() {
+    for leg in legs.iter_mut().filter(|l| l.label.is_none()) {
         let name = leg
             .server
             .protocol()
             .unwrap_or_else(|| leg.transport.to_string());
         let n = seen.entry(name.clone()).or_insert(0);
-        *n += 1;
+        // The next of `nats`, `nats-2`, `nats-3` … that no target was given as its name.
+        let label = loop {
+            *n += 1;
+            let label = if *n == 1 {
+                name.clone()
+            } else {
+                format!("{name}-{n}")
+            };
+            if !given.contains(&label) {
+                break label;
+            }
+        };
         if *n > 1 {
-            leg.label = Some(format!("{name}-{n}"));
+            leg.label = Some(label);
         }
     }
+    Ok(())
 }
 
 /// A `--network` profile by name, refused as the flag's (not the scenario's) when unknown.
@@ -685,23 +744,80 @@ mod tests {
     use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
 
-    /// `imbench run` with these flags: its scenario, its legs and the flags said to be unused.
-    fn unused(flags: &[&str]) -> Vec<String> {
+    /// `imbench run` with these flags, its scenario taken from scenarios/.
+    fn run_args(flags: &[&str]) -> Result<super::RunArgs, clap::Error> {
         use clap::Parser;
         #[derive(Parser)]
         struct Run {
             #[command(flatten)]
             args: super::RunArgs,
         }
-        let run = Run::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))
-            .expect("the flags parse");
+        let run = Run::try_parse_from(std::iter::once("run").chain(flags.iter().copied()))?;
         let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/");
         let mut args = run.args;
         args.scenario = args
             .scenario
             .map(|s| std::path::Path::new(scenarios).join(s));
+        Ok(args)
+    }
+
+    /// The flags said to be unused by `imbench run` with these flags.
+    fn unused(flags: &[&str]) -> Vec<String> {
+        let args = run_args(flags).expect("the flags parse");
         let (config, legs) = super::configure(&args).expect("a configuration");
         super::unused_flags(&args, &config.scenario, &legs)
+    }
+
+    #[test]
+    fn a_target_is_named_as_given_or_by_its_protocol_and_no_two_alike() {
+        let names = |targets: &[&str]| -> Result<Vec<Option<String>>, String> {
+            let mut flags = vec!["smoke.toml"];
+            for t in targets {
+                flags.extend(["--target", t]);
+            }
+            let args = run_args(&flags).map_err(|e| e.to_string())?;
+            let legs = super::legs(&args).map_err(|e| e.to_string())?;
+            Ok(legs.into_iter().map(|l| l.label).collect())
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            names(&["nats://127.0.0.1:9", "nats://127.0.0.1:10"]),
+            Ok(vec![None, some("nats-2")])
+        );
+        assert_eq!(
+            names(&[
+                "prosody=xmpp://127.0.0.1:9",
+                "ejabberd=xmpp://127.0.0.1:10/localhost?register=no"
+            ]),
+            Ok(vec![some("prosody"), some("ejabberd")])
+        );
+        // A given name is kept, and the protocol's names go around it.
+        assert_eq!(
+            names(&[
+                "nats=mqtt://127.0.0.1:9",
+                "nats://127.0.0.1:10",
+                "nats-2=nats://127.0.0.1:11",
+                "nats://127.0.0.1:12"
+            ]),
+            Ok(vec![
+                some("nats"),
+                some("nats-3"),
+                some("nats-2"),
+                some("nats-4")
+            ])
+        );
+        let e = names(&["a=nats://127.0.0.1:9", "a=mqtt://127.0.0.1:10"]).unwrap_err();
+        assert!(e.contains("two targets are named \"a\""), "{e}");
+        for bad in [
+            "=nats://127.0.0.1:9",
+            "a b=nats://127.0.0.1:9",
+            "ö=nats://127.0.0.1:9",
+        ] {
+            let e = names(&[bad]).unwrap_err();
+            assert!(e.contains("cannot name a target"), "{bad}: {e}");
+        }
+        // An `=` among a URL's options is not a name.
+        assert_eq!(names(&["xmpp://127.0.0.1:9?register=no"]), Ok(vec![None]));
     }
 
     #[test]
