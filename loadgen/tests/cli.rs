@@ -1150,6 +1150,21 @@ fn an_interrupted_repeat_spreads_only_the_whole_runs() {
             .find(|f| f["figure"] == "direct.p99")
             .expect("direct.p99 is among the figures");
         assert_eq!(p99["values"].as_array().unwrap().len(), cut - 1);
+        // As a baseline the folder is its whole runs too: the one cut short is left out.
+        let out = imbench(
+            &dir,
+            &["compare", "r", "r", "--fail-on-regression", "1000%"],
+        );
+        let t = text(&out);
+        assert!(
+            t.contains(&format!(
+                "run-{cut} left out: repeat.json counts {} whole",
+                cut - 1
+            )),
+            "{t}"
+        );
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(!table.contains(&format!("run-{cut}")), "{table}");
     }
 }
 

@@ -67,6 +67,15 @@ impl std::fmt::Display for LinkSpec {
             } else {
                 format!("{} kbit/s", bps as f64 / 1e3)
             });
+            // The queue matters only behind a bandwidth; named when not the default, so that
+            // two links that differ in it read apart.
+            if self.queue_bytes != default_queue() {
+                parts.push(if self.queue_bytes.is_multiple_of(1024) {
+                    format!("queue {} KiB", self.queue_bytes / 1024)
+                } else {
+                    format!("queue {} B", self.queue_bytes)
+                });
+            }
         }
         if parts.is_empty() {
             return f.write_str("nothing");
@@ -110,10 +119,10 @@ pub enum SpecError {
     Rate,
     #[error("queue_bytes must hold at least one full packet (1,500 bytes), not {0}")]
     Queue(u64),
-    #[error(
-        "jitter ({jitter:?}) above 10 s or delay ({delay:?}) above 60 s is not a network path"
-    )]
-    TooLong { delay: Duration, jitter: Duration },
+    #[error("a delay of {0:?} is not a network path's: at most 60 s")]
+    DelayTooLong(Duration),
+    #[error("a jitter of {0:?} is not a network path's: at most 10 s")]
+    JitterTooLong(Duration),
 }
 
 impl LinkSpec {
@@ -132,11 +141,11 @@ impl LinkSpec {
         if self.queue_bytes < 1500 {
             return Err(SpecError::Queue(self.queue_bytes));
         }
-        if self.delay > Duration::from_secs(60) || self.jitter > Duration::from_secs(10) {
-            return Err(SpecError::TooLong {
-                delay: self.delay,
-                jitter: self.jitter,
-            });
+        if self.delay > Duration::from_secs(60) {
+            return Err(SpecError::DelayTooLong(self.delay));
+        }
+        if self.jitter > Duration::from_secs(10) {
+            return Err(SpecError::JitterTooLong(self.jitter));
         }
         Ok(())
     }
@@ -271,6 +280,17 @@ mod tests {
             ..LinkSpec::default()
         };
         assert_eq!(slow.to_string(), "750 kbit/s");
+        let queued = LinkSpec {
+            queue_bytes: 16 * 1024,
+            ..slow.clone()
+        };
+        assert_eq!(queued.to_string(), "750 kbit/s, queue 16 KiB");
+        // Without a bandwidth nothing queues.
+        let unlimited = LinkSpec {
+            queue_bytes: 1500,
+            ..LinkSpec::default()
+        };
+        assert_eq!(unlimited.to_string(), "nothing");
         assert_eq!(LinkSpec::default().to_string(), "nothing");
     }
 

@@ -453,7 +453,8 @@ impl RunningServer {
         self.shutdown_within(Duration::from_secs(5)).await;
     }
 
-    /// [`RunningServer::shutdown`] with a chosen bound.
+    /// [`RunningServer::shutdown`] with a chosen bound: `limit` for the sessions to end, and
+    /// at most as long (and a second at most) for the QUIC connections' close to be done.
     pub async fn shutdown_within(self, limit: Duration) {
         let _ = self.shutdown.send(true);
         for task in self.accept_tasks {
@@ -464,7 +465,7 @@ impl RunningServer {
         for listener in &self.listeners {
             listener.close(0, "server shut down");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = tokio::time::timeout(limit.min(Duration::from_secs(1)), async {
             for listener in &self.listeners {
                 listener.wait_idle().await;
             }

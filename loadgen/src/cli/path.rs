@@ -17,6 +17,10 @@ pub(crate) fn hold(
     scenario: Option<&PathBuf>,
     hold: Option<Duration>,
 ) -> u8 {
+    if hold.is_some_and(|d| d.is_zero()) {
+        imbench_loadgen::errln!("imbench: --for 0s would take the path down as it comes up: give a time to hold it (e.g. 10m), or leave --for out to hold it until Ctrl-C");
+        return exit_code::USAGE;
+    }
     let section = match (profile, scenario) {
         (Some(name), _) => NetworkSection::named(name),
         (None, Some(path)) => match Scenario::from_file(path) {
@@ -55,7 +59,7 @@ pub(crate) fn hold(
     let early = super::EarlyInterrupt::catch();
     let path = match NetPath::up(&spec, 1) {
         Ok(path) => path,
-        Err(e @ (PathError::NotRoot | PathError::Spec(_))) => {
+        Err(e @ (PathError::NotRoot | PathError::Spec(_) | PathError::Tool(_))) => {
             imbench_loadgen::errln!("imbench: {e}");
             return exit_code::USAGE;
         }

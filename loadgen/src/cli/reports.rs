@@ -300,12 +300,44 @@ fn load_baseline(
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("report.json").is_file())
             .collect();
-        dirs.sort();
+        // run-2 before run-10.
+        dirs.sort_by_key(|d| {
+            let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_default();
+            let number = name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
+            (number.is_none(), number, name)
+        });
         if dirs.is_empty() {
             anyhow::bail!(
                 "{} holds neither report.json nor run folders with one",
                 path.display()
             );
+        }
+        // A --repeat cut short by Ctrl-C: its last run measured part of its period, and its
+        // spread (repeat.json) is of the whole runs before it; so is this baseline.
+        let spread = std::fs::read_to_string(path.join("repeat.json"))
+            .ok()
+            .and_then(|t| {
+                serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
+            });
+        if let Some(summary) = spread {
+            let whole: Vec<PathBuf> = (1..=summary.runs)
+                .map(|i| path.join(format!("run-{i}")))
+                .collect();
+            let cut: Vec<String> = dirs
+                .iter()
+                .filter(|d| !whole.contains(d))
+                .map(|d| d.display().to_string())
+                .collect();
+            if !cut.is_empty() && whole.iter().all(|d| dirs.contains(d)) {
+                imbench_loadgen::errln!(
+                    "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short by an interrupt is not one",
+                    cut.join(", "),
+                    summary.runs,
+                    summary.asked
+                );
+                dirs = whole;
+            }
         }
         return dirs.iter().map(|d| load_report(d)).collect();
     }

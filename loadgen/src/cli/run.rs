@@ -45,6 +45,54 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     }
+    // What cannot run is refused before anything is brought up (a network path, above all).
+    if args.find_max && legs.len() > 1 {
+        imbench_loadgen::errln!("imbench: --find-max searches one transport or target at a time");
+        return exit_code::USAGE;
+    }
+    if args.repeat == 0 {
+        imbench_loadgen::errln!("imbench: --repeat must be at least 1");
+        return exit_code::USAGE;
+    }
+    if let Err(e) = imbench_loadgen::run::check_runnable(&config) {
+        imbench_loadgen::errln!("imbench: {e}");
+        return e.exit_code();
+    }
+    if let Some(addr) = args.metrics_addr {
+        // Bound for real once the runtime runs; a port that is taken is said now.
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            imbench_loadgen::errln!("imbench: serving metrics on {addr} (--metrics-addr): {e}");
+            return exit_code::USAGE;
+        }
+    }
+    let mut config = config;
+    // A folder this run creates and then leaves empty (it failed, or was quit, before writing
+    // anything) is removed again, so that nothing is left to be mistaken for a report.
+    let created = config.out_dir.clone().filter(|root| !root.exists());
+    if let Some(root) = &config.out_dir {
+        let several = args.repeat > 1 || args.find_max;
+        if let Err(why) = check_out_dir(root, several) {
+            imbench_loadgen::errln!("imbench: {why}");
+            return exit_code::USAGE;
+        }
+        if !several {
+            // The folder is this run's: a run that fails leaves no earlier report in it.
+            match imbench_loadgen::Report::clear_earlier(root) {
+                Ok(true) => imbench_loadgen::errln!(
+                    "imbench: {} held an earlier report: removed, this run's goes there",
+                    root.display()
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    imbench_loadgen::errln!(
+                        "imbench: {}: removing an earlier report: {e}",
+                        root.display()
+                    );
+                    return exit_code::USAGE;
+                }
+            }
+        }
+    }
     // The emulated network path comes up before the runtime: the generator's threads join its
     // client side as they start. A Ctrl-C from here on is noted and taken once the runtime
     // listens, so the path is always taken down.
@@ -76,10 +124,6 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::INVALID;
         }
     };
-    let mut config = config;
-    // A folder this run creates and then leaves empty (it failed, or was quit, before writing
-    // anything) is removed again, so that nothing is left to be mistaken for a report.
-    let created = config.out_dir.clone().filter(|root| !root.exists());
     config.interrupt = Some(interrupt_on_ctrl_c(&runtime, created.clone(), early));
     // Held until the command ends: the endpoint serves every run of it.
     let _endpoint = match args.metrics_addr {
@@ -125,30 +169,6 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         // this namespace, not the scenario's [network] (none when nothing was recorded).
         config.scenario.network = imbench_loadgen::config::held_path::HeldPath::read(name);
     }
-    if let Some(root) = &config.out_dir {
-        let several = args.repeat > 1 || args.find_max;
-        if let Err(why) = check_out_dir(root, several) {
-            imbench_loadgen::errln!("imbench: {why}");
-            return exit_code::USAGE;
-        }
-        if !several {
-            // The folder is this run's: a run that fails leaves no earlier report in it.
-            match imbench_loadgen::Report::clear_earlier(root) {
-                Ok(true) => imbench_loadgen::errln!(
-                    "imbench: {} held an earlier report: removed, this run's goes there",
-                    root.display()
-                ),
-                Ok(false) => {}
-                Err(e) => {
-                    imbench_loadgen::errln!(
-                        "imbench: {}: removing an earlier report: {e}",
-                        root.display()
-                    );
-                    return exit_code::USAGE;
-                }
-            }
-        }
-    }
     let code = run_into(&runtime, config, &legs, &args);
     if let Some(root) = created {
         // Only succeeds on an empty folder.
@@ -165,17 +185,7 @@ fn run_into(
     args: &RunArgs,
 ) -> u8 {
     if args.find_max {
-        if legs.len() > 1 {
-            imbench_loadgen::errln!(
-                "imbench: --find-max searches one transport or target at a time"
-            );
-            return exit_code::USAGE;
-        }
         return find_max(runtime, config, args);
-    }
-    if args.repeat == 0 {
-        imbench_loadgen::errln!("imbench: --repeat must be at least 1");
-        return exit_code::USAGE;
     }
     if args.repeat > 1 {
         return repeat(runtime, config, legs, args);
@@ -445,7 +455,12 @@ fn network_path(
             );
             Ok(Some(std::sync::Arc::new(path)))
         }
-        Err(e @ (imbench_netpath::PathError::NotRoot | imbench_netpath::PathError::Spec(_))) => {
+        // What this machine lacks (root, iproute2) is set up as a flag is: a usage error.
+        Err(
+            e @ (imbench_netpath::PathError::NotRoot
+            | imbench_netpath::PathError::Spec(_)
+            | imbench_netpath::PathError::Tool(_)),
+        ) => {
             imbench_loadgen::errln!("imbench: {e}");
             Err(exit_code::USAGE)
         }
@@ -516,6 +531,12 @@ fn interrupt_on_ctrl_c(
 pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(), String> {
     if root.exists() && !root.is_dir() {
         return Err(format!("--out {} is a file, not a folder", root.display()));
+    }
+    if !root.exists() && root.symlink_metadata().is_ok() {
+        return Err(format!(
+            "--out {} is a symbolic link to nothing: make the folder it names, or give another",
+            root.display()
+        ));
     }
     if let Ok(entries) = std::fs::read_dir(root) {
         let names: Vec<String> = entries

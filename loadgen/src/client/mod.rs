@@ -92,23 +92,35 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     }
 
-    let conn = {
+    // A run that ends (Ctrl-C, above all) while a client still waits for its turn to connect,
+    // or for its login over a slow path, does not wait for it: the run promised to end within
+    // its stopped drain.
+    let attempt = async {
         let _permit = ctx.connect_permits.acquire().await;
         let started = ctx.clock.now_us();
-        match tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user)).await {
-            Ok(Ok(conn)) => {
-                logged_in(&ctx, index, &conn, Metric::Connect, started);
-                conn
-            }
-            Ok(Err(e)) => return connect_failed(&ctx, index, e.to_string()),
-            Err(_) => {
-                let e = format!(
-                    "not logged in within {:?} (connect_timeout)",
-                    s.generator.connect_timeout
-                );
-                return connect_failed(&ctx, index, e);
-            }
+        (
+            tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user)).await,
+            started,
+        )
+    };
+    let attempt = tokio::select! {
+        attempt = attempt => Some(attempt),
+        () = ctx.wait_finished() => None,
+    };
+    let conn = match attempt {
+        Some((Ok(Ok(conn)), started)) => {
+            logged_in(&ctx, index, &conn, Metric::Connect, started);
+            conn
         }
+        Some((Ok(Err(e)), _)) => return connect_failed(&ctx, index, e.to_string()),
+        Some((Err(_), _)) => {
+            let e = format!(
+                "not logged in within {:?} (connect_timeout)",
+                s.generator.connect_timeout
+            );
+            return connect_failed(&ctx, index, e);
+        }
+        None => return connect_failed(&ctx, index, "the run ended before it logged in".into()),
     };
     counters.connected.store(true, Relaxed);
     if ctx.clock.now_us() > ctx.send_start_us {

@@ -24,6 +24,7 @@ impl HeldPath {
     /// Records that `section` is the path whose client side is `client_namespace`.
     pub fn record(client_namespace: &str, section: &NetworkSection) -> std::io::Result<Self> {
         std::fs::create_dir_all(DIR)?;
+        remove_stale(std::path::Path::new(DIR), imbench_netpath::netns::exists);
         let file = file_of(client_namespace);
         let text = serde_json::to_string_pretty(section).map_err(std::io::Error::other)?;
         std::fs::write(&file, text)?;
@@ -39,8 +40,56 @@ impl HeldPath {
     }
 }
 
+/// Removes the records of paths whose client namespace is gone: a path whose process was
+/// killed outright could not remove its record (its namespaces are removed by the next path
+/// to come up), and a record must not name the path of a later namespace that happens to be
+/// given the same name.
+fn remove_stale(dir: &std::path::Path, namespace_exists: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = path.extension().is_some_and(|e| e == "json")
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|ns| !namespace_exists(ns));
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 impl Drop for HeldPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_stale;
+
+    #[test]
+    fn a_record_whose_namespace_is_gone_is_removed_and_no_other_file() {
+        let dir = std::env::temp_dir().join(format!("imbench-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        for name in [
+            "imbench-1-0-client.json",
+            "imbench-2-0-client.json",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.join(name), "{}").expect("a file");
+        }
+        remove_stale(&dir, |ns| ns == "imbench-2-0-client");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the folder")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["imbench-2-0-client.json", "notes.txt"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

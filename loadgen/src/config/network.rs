@@ -180,13 +180,14 @@ impl NetworkSection {
 
     /// The path's name for a person: the profile's name; a path that is not a profile as it
     /// stands ("custom", or a profile with a direction replaced) with what each direction
-    /// does, so that two such paths read apart.
+    /// does, so that two such paths read apart; `shared …` when every client shares one link.
     pub fn describe(&self) -> String {
+        let shared = if self.shared { "shared " } else { "" };
         let changed = self.up.is_some() || self.down.is_some();
         let name = match (&self.profile, changed) {
-            (Some(p), false) => return p.clone(),
-            (Some(p), true) => format!("{p} changed"),
-            (None, _) => "custom".into(),
+            (Some(p), false) => return format!("{shared}{p}"),
+            (Some(p), true) => format!("{shared}{p} changed"),
+            (None, _) => format!("{shared}custom"),
         };
         match self.path() {
             Ok(Some(spec)) => format!("{name}: up {}; down {}", spec.up, spec.down),
@@ -202,6 +203,16 @@ mod tests {
     #[test]
     fn names_are_kept_in_lower_case_and_a_custom_path_says_what_it_is() {
         assert_eq!(NetworkSection::named("4G").describe(), "4g");
+        let shared: NetworkSection =
+            toml::from_str("profile = \"lan\"\nshared = true").expect("reads");
+        assert_eq!(shared.describe(), "shared lan");
+        let queued: NetworkSection =
+            toml::from_str("[up]\ndelay = \"10ms\"\nrate_bps = 1000000\nqueue_bytes = 1500\n")
+                .expect("reads");
+        assert_eq!(
+            queued.describe(),
+            "custom: up 10ms, 1 Mbit/s, queue 1500 B; down nothing"
+        );
         let read: NetworkSection = toml::from_str("profile = \"WiFi\"").expect("reads");
         assert_eq!(read.profile.as_deref(), Some("wifi"));
         let custom: NetworkSection =

@@ -20,7 +20,8 @@ pub enum ScenarioError {
         /// The cause (in the message, not a separate source, so it is said once).
         cause: std::io::Error,
     },
-    /// The TOML is malformed or has an unknown, missing or mistyped field.
+    /// The TOML is malformed, has an unknown, missing or mistyped field, or a value that
+    /// makes no sense.
     #[error("scenario {origin}: {message}")]
     Parse {
         /// File name or "built-in default".
@@ -760,7 +761,14 @@ impl Scenario {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
-        scenario.validate()?;
+        // A value that makes no sense is named with the file it is in, as a typo is.
+        scenario.validate().map_err(|e| match e {
+            ScenarioError::Invalid(message) => ScenarioError::Parse {
+                origin: origin.to_string(),
+                message,
+            },
+            other => other,
+        })?;
         Ok(scenario)
     }
 

@@ -167,6 +167,10 @@ pub struct Capacity {
     /// steps (the next load would have asked for more than a scenario may).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Whether the machine, not the load, ended the search: every try at the load above the
+    /// highest that held was invalid for the machine's reasons alone (`stopped` says so).
+    #[serde(default)]
+    pub machine: bool,
 }
 
 /// The file names a search writes beside its step folders.
@@ -203,9 +207,9 @@ impl Capacity {
 
     /// The search's verdict, what `imbench run --find-max` and `imbench report` exit with:
     /// OK when a load held and the search ended by itself; the first step's verdict when
-    /// none held; invalid when it was interrupted.
+    /// none held; invalid when it was interrupted, or when the machine ended it.
     pub fn verdict(&self) -> Verdict {
-        if self.interrupted {
+        if self.interrupted || self.machine {
             return Verdict::Invalid;
         }
         match (self.best(), self.steps.first()) {
@@ -710,7 +714,24 @@ mod tests {
             groups: true,
             interrupted: false,
             stopped: None,
+            machine: false,
         }
+    }
+
+    #[test]
+    fn a_search_the_machine_ended_gives_a_lower_bound_and_is_invalid() {
+        let mut c = search();
+        assert_eq!(c.verdict(), Verdict::Ok);
+        c.bounded = false;
+        c.machine = true;
+        c.stopped = Some("the machine alone spoiled all 3 tries at the next load, 1.830x".into());
+        assert_eq!(c.verdict(), Verdict::Invalid);
+        let t = c.table();
+        assert!(
+            t.contains("highest load that held: 1.220x")
+                && t.contains("the search stopped there: the machine alone spoiled"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -118,8 +118,16 @@ impl Report {
     /// report.json comes last, whole or not at all (written aside and renamed), and an earlier
     /// one goes first: a folder whose writing failed half-way (a full disk) holds no
     /// report.json that `imbench report` or `compare` could take for this run's, or pair with
-    /// this run's other files.
+    /// this run's other files. Nor does it keep any of the other files: a summary.md that
+    /// says OK beside a report that could not be written would be read (a CI job's summary)
+    /// as the run's.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        self.write_files(dir).inspect_err(|_| {
+            let _ = Self::clear_earlier(dir);
+        })
+    }
+
+    fn write_files(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let report = dir.join(REPORT_JSON);
@@ -154,5 +162,28 @@ impl Report {
             .inspect_err(|_| {
                 let _ = std::fs::remove_file(&aside);
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{REPORT_HTML, REPORT_JSON, SUMMARY_MD};
+
+    #[test]
+    fn a_report_that_cannot_be_written_leaves_no_summary_or_page_behind() {
+        let report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("the test report reads");
+        let dir = std::env::temp_dir().join(format!("imbench-write-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        report.write(&dir).expect("a folder that takes it");
+        assert!(dir.join(SUMMARY_MD).is_file() && dir.join(REPORT_JSON).is_file());
+        // A folder where report.json would go: the last step, the rename, fails.
+        std::fs::remove_file(dir.join(REPORT_JSON)).expect("removed");
+        std::fs::create_dir(dir.join(REPORT_JSON)).expect("a folder in its way");
+        assert!(report.write(&dir).is_err());
+        for name in [SUMMARY_MD, REPORT_HTML] {
+            assert!(!dir.join(name).exists(), "{name} was left");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -28,6 +28,17 @@ enum Skipped {
     OutOfBounds(crate::config::scenario::ScenarioError),
 }
 
+/// What the tries at one load came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// The load held.
+    Held,
+    /// The load failed: an SLO, or the run was invalid for its own reasons.
+    Failed,
+    /// Every try was spoiled by the machine alone: nothing is known of the load.
+    Spoiled,
+}
+
 /// How the search proceeds.
 #[derive(Debug, Clone, Copy)]
 pub struct SearchOptions {
@@ -102,22 +113,27 @@ impl<F: FnMut(&Step)> Search<'_, F> {
     }
 
     /// Runs `load` until a try is not the machine's alone or the tries again are spent,
-    /// keeping every try among the steps: whether the last held, or `None` when the user
-    /// stopped the search.
-    async fn try_load(&mut self, load: f64) -> Result<Option<bool>, Skipped> {
+    /// keeping every try among the steps: what they came to, or `None` when the user stopped
+    /// the search.
+    async fn try_load(&mut self, load: f64) -> Result<Option<Tried>, Skipped> {
         let mut tries = 0;
         loop {
             let mut step = self.run_step(load).await?;
             step.again = tries > 0;
             (self.on_step)(&step);
-            let held = step.held();
-            let again = step.spoiled_by_machine() && tries < self.opts.machine_retries;
+            let tried = if step.held() {
+                Tried::Held
+            } else if step.spoiled_by_machine() {
+                Tried::Spoiled
+            } else {
+                Tried::Failed
+            };
             self.steps.push(step);
             if self.interrupted() {
                 return Ok(None);
             }
-            if !again {
-                return Ok(Some(held));
+            if tried != Tried::Spoiled || tries >= self.opts.machine_retries {
+                return Ok(Some(tried));
             }
             tries += 1;
         }
@@ -140,16 +156,29 @@ pub async fn find_max(
     let mut good: Option<f64> = None;
     let mut bad: Option<f64> = None;
     let mut stopped = None;
+    let mut machine = false;
     let mut load = 1.0;
     for _ in 0..opts.max_steps {
         match search.try_load(load).await {
             Ok(None) => break,
-            Ok(Some(true)) => {
+            Ok(Some(Tried::Held)) => {
                 good = Some(load);
                 load *= opts.growth;
             }
-            Ok(Some(false)) => {
+            Ok(Some(Tried::Failed)) => {
                 bad = Some(load);
+                break;
+            }
+            // The first load's own tries say so in the answer ("invalid on all N tries").
+            Ok(Some(Tried::Spoiled)) if good.is_none() => break,
+            Ok(Some(Tried::Spoiled)) => {
+                let tries = opts.machine_retries + 1;
+                stopped = Some(format!(
+                    "the machine alone spoiled all {tries} tries at the next load, {load:.3}x \
+                     (its CPUs busy with other work, or the process paused), so the capacity \
+                     above this load is not known"
+                ));
+                machine = true;
                 break;
             }
             Err(Skipped::Failed(e)) => return Err(e),
@@ -166,8 +195,10 @@ pub async fn find_max(
             let Some(mid) = midpoint(lo, hi) else { break };
             match search.try_load(mid).await {
                 Ok(None) => break,
-                Ok(Some(true)) => lo = mid,
-                Ok(Some(false)) => hi = mid,
+                Ok(Some(Tried::Held)) => lo = mid,
+                Ok(Some(Tried::Failed)) => hi = mid,
+                // Nothing known between the two: the interval stays as it is.
+                Ok(Some(Tried::Spoiled)) => break,
                 Err(Skipped::Failed(e)) => return Err(e),
                 // Between two loads that were accepted: cannot happen, but is no reason to
                 // lose the steps already run.
@@ -188,6 +219,7 @@ pub async fn find_max(
         groups: base.groups.count > 0,
         interrupted,
         stopped,
+        machine,
     };
     if let Some(dir) = &config.out_dir {
         capacity.write(dir).map_err(|source| RunError::Write {

@@ -283,9 +283,10 @@ impl RunOutcome {
     }
 }
 
-/// Runs one scenario to the end and builds its report.
-pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
-    let s = config.scenario.clone();
+/// What makes a configuration unrunnable whatever the machine and the server: checked by
+/// [`run`], and by a command before it brings anything up (a network path, say).
+pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
+    let s = &config.scenario;
     if config.shard.is_some() && matches!(config.server, ServerSpec::Embedded | ServerSpec::Memory)
     {
         return Err(RunError::Shard(
@@ -293,13 +294,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 .into(),
         ));
     }
-    if let Some(shard) = config.shard.filter(|&sh| clients_in(&s, Some(sh)) == 0) {
+    if let Some(shard) = config.shard.filter(|&sh| clients_in(s, Some(sh)) == 0) {
         return Err(RunError::Shard(format!(
             "shard {shard} has no clients: the scenario's {} clients are fewer than its {} shards; run at most {} shards",
             s.clients, shard.count, s.clients
         )));
     }
-    check_slo_names(&s)?;
+    check_slo_names(s)
+}
+
+/// Runs one scenario to the end and builds its report.
+pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
+    check_runnable(&config)?;
+    let s = config.scenario.clone();
     check_path(&config)?;
     let mut s = s;
     let clients_here = clients_in(&s, config.shard);
@@ -725,7 +732,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         run.target = config.target_url.clone();
     }
     if let Some(server) = embedded {
-        server.shutdown().await;
+        // An interrupted run has waited for what was in flight already: the user is waiting
+        // for the report, not for sessions on a slow path to end in order.
+        let limit = if config.interrupt.as_ref().is_some_and(|rx| *rx.borrow()) {
+            INTERRUPTED_SERVER_STOP
+        } else {
+            EMBEDDED_SERVER_STOP
+        };
+        server.shutdown(limit).await;
     }
     RunOutcome::written(report, config.out_dir.as_deref())
 }
@@ -936,12 +950,10 @@ impl EmbeddedServer {
         Ok(this)
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, limit: Duration) {
         if let Some(runtime) = self.runtime.take() {
             if let Some(server) = self.server.take() {
-                let _ = runtime
-                    .spawn(server.shutdown_within(Duration::from_secs(2)))
-                    .await;
+                let _ = runtime.spawn(server.shutdown_within(limit)).await;
             }
             runtime.shutdown_background();
         }
@@ -1265,6 +1277,12 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
 
 /// How long a stopped run waits for what is in flight, at most.
 pub const STOPPED_DRAIN: Duration = Duration::from_secs(3);
+
+/// How long the embedded server's sessions have to end in order once a run is over.
+const EMBEDDED_SERVER_STOP: Duration = Duration::from_secs(2);
+
+/// The same once the run was interrupted (Ctrl-C), after [`STOPPED_DRAIN`].
+const INTERRUPTED_SERVER_STOP: Duration = Duration::from_millis(200);
 
 /// Resolves to `true` once the interrupt fires; never resolves without one.
 async fn wait_interrupt(interrupt: &mut Option<watch::Receiver<bool>>) -> bool {
