@@ -320,13 +320,18 @@ fn load_baseline(
             .and_then(|t| {
                 serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
             });
-        if let Some(summary) = spread {
+        if let Some(summary) = spread.filter(|s| s.runs > 0) {
             let whole: Vec<PathBuf> = (1..=summary.runs)
+                .map(|i| path.join(format!("run-{i}")))
+                .collect();
+            // Only the runs after the whole ones, up to those asked for: any other folder is
+            // not the repeat's to leave out.
+            let cut_short: Vec<PathBuf> = (summary.runs + 1..=summary.asked)
                 .map(|i| path.join(format!("run-{i}")))
                 .collect();
             let cut: Vec<String> = dirs
                 .iter()
-                .filter(|d| !whole.contains(d))
+                .filter(|d| cut_short.contains(d))
                 .map(|d| d.display().to_string())
                 .collect();
             if !cut.is_empty() && whole.iter().all(|d| dirs.contains(d)) {
@@ -336,7 +341,7 @@ fn load_baseline(
                     summary.runs,
                     summary.asked
                 );
-                dirs = whole;
+                dirs.retain(|d| !cut_short.contains(d));
             }
         }
         return dirs.iter().map(|d| load_report(d)).collect();

@@ -65,41 +65,32 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     }
+    let spec = match network_spec(&config, args.namespace.is_some()) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
     let mut config = config;
     // A folder this run creates and then leaves empty (it failed, or was quit, before writing
-    // anything) is removed again, so that nothing is left to be mistaken for a report.
+    // anything) is removed again however the command ends, so that nothing is left to be
+    // mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());
+    let _created = RemovedIfEmpty(created.clone());
+    let several = args.repeat > 1 || args.find_max;
     if let Some(root) = &config.out_dir {
-        let several = args.repeat > 1 || args.find_max;
         if let Err(why) = check_out_dir(root, several) {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;
-        }
-        if !several {
-            // The folder is this run's: a run that fails leaves no earlier report in it.
-            match imbench_loadgen::Report::clear_earlier(root) {
-                Ok(true) => imbench_loadgen::errln!(
-                    "imbench: {} held an earlier report: removed, this run's goes there",
-                    root.display()
-                ),
-                Ok(false) => {}
-                Err(e) => {
-                    imbench_loadgen::errln!(
-                        "imbench: {}: removing an earlier report: {e}",
-                        root.display()
-                    );
-                    return exit_code::USAGE;
-                }
-            }
         }
     }
     // The emulated network path comes up before the runtime: the generator's threads join its
     // client side as they start. A Ctrl-C from here on is noted and taken once the runtime
     // listens, so the path is always taken down.
     let early = super::EarlyInterrupt::catch();
-    let path = match network_path(&config, args.namespace.is_some()) {
-        Ok(path) => path,
-        Err(code) => return code,
+    let seed = config.scenario.seed;
+    let path = match spec.map(|(section, spec)| network_path(&section, &spec, seed)) {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(code)) => return code,
     };
     // The clients' namespace: the client side of the path this run made, or of one that
     // `imbench path` holds (--namespace).
@@ -169,12 +160,38 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         // this namespace, not the scenario's [network] (none when nothing was recorded).
         config.scenario.network = imbench_loadgen::config::held_path::HeldPath::read(name);
     }
-    let code = run_into(&runtime, config, &legs, &args);
-    if let Some(root) = created {
-        // Only succeeds on an empty folder.
-        let _ = std::fs::remove_dir(root);
+    if let (Some(root), false) = (&config.out_dir, several) {
+        // The folder is this run's: a run that fails leaves no earlier report in it. Cleared
+        // once everything the run needs is up, so that a run refused on the way leaves the
+        // earlier report as it was.
+        match imbench_loadgen::Report::clear_earlier(root) {
+            Ok(true) => imbench_loadgen::errln!(
+                "imbench: {} held an earlier report: removed, this run's goes there",
+                root.display()
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                imbench_loadgen::errln!(
+                    "imbench: {}: removing an earlier report: {e}",
+                    root.display()
+                );
+                return exit_code::USAGE;
+            }
+        }
     }
-    code
+    run_into(&runtime, config, &legs, &args)
+}
+
+/// A report folder this command created, removed when the command ends if it is still empty.
+struct RemovedIfEmpty(Option<std::path::PathBuf>);
+
+impl Drop for RemovedIfEmpty {
+    fn drop(&mut self) {
+        if let Some(root) = &self.0 {
+            // Only succeeds on an empty folder.
+            let _ = std::fs::remove_dir(root);
+        }
+    }
 }
 
 /// The run (`--find-max`, `--repeat` or one), once its report folder is ready.
@@ -413,12 +430,20 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
     }
 }
 
-/// Brings up the network path the scenario asks for, if any: `Err` is the exit code when it
-/// cannot be (not root, no TUN device, a server this process does not start).
-fn network_path(
+/// The network path the scenario asks for, if any, checked before anything is brought up:
+/// `Err` is the exit code when it cannot be had (a path that is no path, a server this process
+/// does not start).
+#[allow(clippy::type_complexity)]
+fn network_spec(
     config: &RunConfig,
     joined: bool,
-) -> Result<Option<std::sync::Arc<imbench_netpath::NetPath>>, u8> {
+) -> Result<
+    Option<(
+        imbench_loadgen::config::network::NetworkSection,
+        imbench_netpath::PathSpec,
+    )>,
+    u8,
+> {
     let Some(section) = &config.scenario.network else {
         return Ok(None);
     };
@@ -443,7 +468,17 @@ fn network_path(
         );
         return Err(exit_code::USAGE);
     }
-    match imbench_netpath::NetPath::up(&spec, config.scenario.seed) {
+    Ok(Some((section.clone(), spec)))
+}
+
+/// Brings up the network path `spec` (`section` names it) with the scenario's `seed`: `Err` is
+/// the exit code when it cannot be (not root, no TUN device, no iproute2).
+fn network_path(
+    section: &imbench_loadgen::config::network::NetworkSection,
+    spec: &imbench_netpath::PathSpec,
+    seed: u64,
+) -> Result<std::sync::Arc<imbench_netpath::NetPath>, u8> {
+    match imbench_netpath::NetPath::up(spec, seed) {
         Ok(path) => {
             imbench_loadgen::errln!(
                 "imbench: network path {}: clients {} and server {} in namespaces {} and {}",
@@ -453,7 +488,7 @@ fn network_path(
                 path.client_namespace().name(),
                 path.server_namespace().name()
             );
-            Ok(Some(std::sync::Arc::new(path)))
+            Ok(std::sync::Arc::new(path))
         }
         // What this machine lacks (root, iproute2) is set up as a flag is: a usage error.
         Err(

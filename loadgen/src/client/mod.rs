@@ -92,22 +92,23 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     }
 
-    // A run that ends (Ctrl-C, above all) while a client still waits for its turn to connect,
-    // or for its login over a slow path, does not wait for it: the run promised to end within
-    // its stopped drain.
+    // A run that was stopped (Ctrl-C, above all) starts no more logins, and one under way is
+    // given up when the run ends (after the stopped drain): the run promised to end within
+    // it. Such a client never connected because the run did not wait for it: it is left out,
+    // as a client never started is, and not counted among those that could not connect.
     let attempt = async {
-        let _permit = ctx.connect_permits.acquire().await;
+        let _permit = tokio::select! {
+            permit = ctx.connect_permits.acquire() => permit,
+            () = stopped(&ctx) => return None,
+        };
         let started = ctx.clock.now_us();
-        (
-            tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user)).await,
-            started,
-        )
+        let login = tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user));
+        tokio::select! {
+            result = login => Some((result, started)),
+            () = ended_after_stop(&ctx) => None,
+        }
     };
-    let attempt = tokio::select! {
-        attempt = attempt => Some(attempt),
-        () = ctx.wait_finished() => None,
-    };
-    let conn = match attempt {
+    let conn = match attempt.await {
         Some((Ok(Ok(conn)), started)) => {
             logged_in(&ctx, index, &conn, Metric::Connect, started);
             conn
@@ -120,7 +121,10 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             );
             return connect_failed(&ctx, index, e);
         }
-        None => return connect_failed(&ctx, index, "the run ended before it logged in".into()),
+        None => {
+            counters.done_sending.store(true, Relaxed);
+            return;
+        }
     };
     counters.connected.store(true, Relaxed);
     if ctx.clock.now_us() > ctx.send_start_us {
@@ -419,6 +423,20 @@ impl Connection {
         }
         Ok(Some(ctx.clock.now_us()))
     }
+}
+
+/// Completes when the run is stopped early (and never, for a run that is not).
+async fn stopped(ctx: &RunContext) {
+    let mut signal = ctx.stop_signal();
+    if signal.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Completes when a run that was stopped early is over (and never, for a run that was not).
+async fn ended_after_stop(ctx: &RunContext) {
+    stopped(ctx).await;
+    ctx.wait_finished().await;
 }
 
 fn connect_failed(ctx: &RunContext, index: usize, why: String) {

@@ -79,25 +79,22 @@ fn step_folder(n: usize, opts: SearchOptions) -> String {
     format!("step-{n:0width$}")
 }
 
-/// A search under way: the steps so far and how to run another.
-struct Search<'a, F> {
-    config: &'a RunConfig,
-    opts: SearchOptions,
-    steps: Vec<Step>,
-    on_step: F,
+/// What runs the search's steps: whole runs of the scenario, or (in tests) a table.
+trait Steps {
+    /// One run at `load`, as step `n` (from 1).
+    async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped>;
+    /// Whether the user stopped the search.
+    fn interrupted(&self) -> bool;
 }
 
-impl<F: FnMut(&Step)> Search<'_, F> {
-    /// Whether the user stopped the search.
-    fn interrupted(&self) -> bool {
-        self.config
-            .interrupt
-            .as_ref()
-            .is_some_and(|rx| *rx.borrow())
-    }
+/// Steps that are runs of `config`'s scenario, each in its folder under its `out_dir`.
+struct Runs<'a> {
+    config: &'a RunConfig,
+    opts: SearchOptions,
+}
 
-    /// One run of the scenario at `load`, in the next step's folder.
-    async fn run_step(&self, load: f64) -> Result<Step, Skipped> {
+impl Steps for Runs<'_> {
+    async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped> {
         let base = &self.config.scenario;
         let mut c = self.config.clone();
         c.scenario.direct.rate = base.direct.rate * load;
@@ -106,10 +103,47 @@ impl<F: FnMut(&Step)> Search<'_, F> {
             .config
             .out_dir
             .as_ref()
-            .map(|d| d.join(step_folder(self.steps.len() + 1, self.opts)));
+            .map(|d| d.join(step_folder(n, self.opts)));
         c.scenario.validate().map_err(Skipped::OutOfBounds)?;
         let outcome = run(c).await.map_err(Skipped::Failed)?;
         Ok(Step::from_report(load, &outcome.report, outcome.dir))
+    }
+
+    fn interrupted(&self) -> bool {
+        self.config
+            .interrupt
+            .as_ref()
+            .is_some_and(|rx| *rx.borrow())
+    }
+}
+
+/// A search under way: the steps so far and how to run another.
+struct Search<'a, R, F> {
+    runner: &'a R,
+    opts: SearchOptions,
+    steps: Vec<Step>,
+    on_step: F,
+}
+
+/// Where a search ended.
+struct Searched {
+    steps: Vec<Step>,
+    /// A load above the highest that held failed.
+    bounded: bool,
+    /// Why it stopped before a load failed, if it did.
+    stopped: Option<String>,
+    /// The machine, not the load, ended it.
+    machine: bool,
+    interrupted: bool,
+}
+
+impl<R: Steps, F: FnMut(&Step)> Search<'_, R, F> {
+    fn interrupted(&self) -> bool {
+        self.runner.interrupted()
+    }
+
+    async fn run_step(&self, load: f64) -> Result<Step, Skipped> {
+        self.runner.run_step(load, self.steps.len() + 1).await
     }
 
     /// Runs `load` until a try is not the machine's alone or the tries again are spent,
@@ -140,15 +174,15 @@ impl<F: FnMut(&Step)> Search<'_, F> {
     }
 }
 
-/// Runs the search. `config.out_dir`, when set, gets one sub-folder per step, and
-/// `capacity.json`, `capacity.md` and `capacity.html`. `on_step` sees each step as it finishes.
-pub async fn find_max(
-    config: RunConfig,
+/// Grows the load until one fails (or the steps run out, or the next load is out of bounds),
+/// then narrows the interval between the last that held and the first that failed.
+async fn search<R: Steps>(
+    runner: &R,
     opts: SearchOptions,
     on_step: impl FnMut(&Step),
-) -> Result<Capacity, RunError> {
+) -> Result<Searched, RunError> {
     let mut search = Search {
-        config: &config,
+        runner,
         opts,
         steps: Vec::new(),
         on_step,
@@ -197,8 +231,16 @@ pub async fn find_max(
                 Ok(None) => break,
                 Ok(Some(Tried::Held)) => lo = mid,
                 Ok(Some(Tried::Failed)) => hi = mid,
-                // Nothing known between the two: the interval stays as it is.
-                Ok(Some(Tried::Spoiled)) => break,
+                // Nothing known between the two: the interval stays as it is, and says so.
+                Ok(Some(Tried::Spoiled)) => {
+                    let tries = opts.machine_retries + 1;
+                    stopped = Some(format!(
+                        "the machine alone spoiled all {tries} tries at {mid:.3}x, so the \
+                         narrowing stopped: the capacity lies between this load and {hi:.3}x, \
+                         which failed"
+                    ));
+                    break;
+                }
                 Err(Skipped::Failed(e)) => return Err(e),
                 // Between two loads that were accepted: cannot happen, but is no reason to
                 // lose the steps already run.
@@ -206,8 +248,33 @@ pub async fn find_max(
             }
         }
     }
-    let interrupted = search.interrupted();
-    let steps = search.steps;
+    Ok(Searched {
+        interrupted: search.interrupted(),
+        steps: search.steps,
+        bounded: bad.is_some(),
+        stopped,
+        machine,
+    })
+}
+
+/// Runs the search. `config.out_dir`, when set, gets one sub-folder per step, and
+/// `capacity.json`, `capacity.md` and `capacity.html`. `on_step` sees each step as it finishes.
+pub async fn find_max(
+    config: RunConfig,
+    opts: SearchOptions,
+    on_step: impl FnMut(&Step),
+) -> Result<Capacity, RunError> {
+    let runs = Runs {
+        config: &config,
+        opts,
+    };
+    let Searched {
+        steps,
+        bounded,
+        stopped,
+        machine,
+        interrupted,
+    } = search(&runs, opts, on_step).await?;
     let base = &config.scenario;
     let highest_held = crate::report::capacity::highest_held(&steps, interrupted);
     let capacity = Capacity {
@@ -215,7 +282,7 @@ pub async fn find_max(
         slo: base.slo.clone(),
         steps,
         highest_held,
-        bounded: bad.is_some(),
+        bounded,
         groups: base.groups.count > 0,
         interrupted,
         stopped,
@@ -234,6 +301,133 @@ pub async fn find_max(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Verdict;
+
+    /// Steps whose verdict is a function of the load and of how many steps ran before.
+    struct Table<V: Fn(f64, usize) -> (Verdict, &'static str)> {
+        verdict: V,
+        run: std::sync::atomic::AtomicUsize,
+    }
+
+    impl<V: Fn(f64, usize) -> (Verdict, &'static str)> Steps for Table<V> {
+        async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped> {
+            let before = self.run.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(n, before + 1, "steps are numbered in the order run");
+            let (verdict, why) = (self.verdict)(load, before);
+            Ok(Step {
+                load,
+                direct_rate: load,
+                group_rate: 0.0,
+                sent_per_s: load * 100.0,
+                delivered_per_s: load * 100.0,
+                direct_p50_us: 0,
+                direct_p99_us: 0,
+                group_p50_us: 0,
+                group_p99_us: 0,
+                fanout_p50_us: 0,
+                fanout_p99_us: 0,
+                lost: 0,
+                verdict,
+                why: if why.is_empty() {
+                    vec![]
+                } else {
+                    vec![why.to_string()]
+                },
+                report: None,
+                again: false,
+                timer: None,
+            })
+        }
+
+        fn interrupted(&self) -> bool {
+            false
+        }
+    }
+
+    const MACHINE: &str = "the machine was the limit: its 2 CPUs were 99% busy (limit 90%)";
+    const OPTS: SearchOptions = SearchOptions {
+        growth: 2.0,
+        max_steps: 8,
+        refine: 2,
+        machine_retries: 2,
+    };
+
+    fn searched(verdict: impl Fn(f64, usize) -> (Verdict, &'static str)) -> (Searched, Vec<f64>) {
+        let table = Table {
+            verdict,
+            run: Default::default(),
+        };
+        let done = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(search(&table, OPTS, |_| {}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let loads = done.steps.iter().map(|s| s.load).collect();
+        (done, loads)
+    }
+
+    #[test]
+    fn a_load_the_machine_spoiled_on_every_try_ends_the_search_as_the_machines() {
+        // Loads up to 2 hold; 4 is spoiled by the machine every time.
+        let (done, loads) = searched(|load, _| {
+            if load <= 2.0 {
+                (Verdict::Ok, "")
+            } else {
+                (Verdict::Invalid, MACHINE)
+            }
+        });
+        assert_eq!(loads, [1.0, 2.0, 4.0, 4.0, 4.0]);
+        assert!(
+            done.machine && !done.bounded,
+            "nothing failed for the load's sake"
+        );
+        let why = done.stopped.expect("says why it stopped");
+        assert!(
+            why.contains("all 3 tries at the next load, 4.000x"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_try_spoiled_once_runs_again_and_the_search_goes_on() {
+        // The machine spoils the first try at 4 only; 8 fails on an SLO.
+        let (done, loads) = searched(|load, run| match load {
+            l if l == 4.0 && run == 2 => (Verdict::Invalid, MACHINE),
+            l if l < 8.0 => (Verdict::Ok, ""),
+            _ => (Verdict::SloFailed, "direct.p99 < 1ms was 3ms"),
+        });
+        assert_eq!(&loads[..5], [1.0, 2.0, 4.0, 4.0, 8.0]);
+        assert!(done.bounded && !done.machine && done.stopped.is_none());
+        assert!(done.steps[3].again, "the second try at 4 says so");
+    }
+
+    #[test]
+    fn a_midpoint_the_machine_spoiled_stops_the_narrowing_and_says_between_what() {
+        // 1 and 2 hold, 4 fails on an SLO, the midpoint (2.83) is the machine's every time.
+        let (done, loads) = searched(|load, _| match load {
+            l if l <= 2.0 => (Verdict::Ok, ""),
+            4.0 => (Verdict::SloFailed, "lost == 0 was 3"),
+            _ => (Verdict::Invalid, MACHINE),
+        });
+        assert_eq!(loads.len(), 6, "{loads:?}");
+        assert!(loads[3..].iter().all(|l| (l - 8f64.sqrt()).abs() < 1e-9));
+        assert!(
+            done.bounded && !done.machine,
+            "4 failed for the load's sake"
+        );
+        let why = done.stopped.expect("says why the narrowing stopped");
+        assert!(why.contains("between this load and 4.000x"), "{why}");
+    }
+
+    #[test]
+    fn a_first_load_the_machine_spoiled_on_every_try_is_not_a_stop_of_the_search() {
+        let (done, loads) = searched(|_, _| (Verdict::Invalid, MACHINE));
+        assert_eq!(loads, [1.0, 1.0, 1.0]);
+        assert!(
+            !done.machine && done.stopped.is_none(),
+            "the answer says it"
+        );
+    }
 
     #[test]
     fn the_narrowing_takes_the_geometric_midpoint_until_the_loads_are_within_one_percent() {
