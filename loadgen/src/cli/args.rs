@@ -215,14 +215,22 @@ fn split_target_name(given: &str) -> Result<(Option<&str>, &str), String> {
         return Ok((None, given));
     };
     let url = &given[name.len() + 1..];
+    // No `.`: a report's interval log tags each histogram `name.metric`.
     let fits = !name.is_empty()
         && name.len() <= TARGET_NAME_MAX
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
     if !fits {
         return Err(format!(
-            "{name:?} cannot name a target: a name (NAME=URL) is 1 to {TARGET_NAME_MAX} letters, digits, '-', '_' or '.'"
+            "{name:?} cannot name a target: a name (NAME=URL) is 1 to {TARGET_NAME_MAX} letters, digits, '-' or '_'"
+        ));
+    }
+    // Reports take a run named after a transport for one over it (what a reconnect costs,
+    // its datagrams).
+    if name.parse::<Transport>().is_ok() {
+        return Err(format!(
+            "{name:?} cannot name a target: it is a transport's name (quic, tcp, tls, ws, wss), which reports would take it for"
         ));
     }
     Ok((Some(name), url))
@@ -811,6 +819,8 @@ mod tests {
         for bad in [
             "=nats://127.0.0.1:9",
             "a b=nats://127.0.0.1:9",
+            "a.b=nats://127.0.0.1:9",
+            "QUIC=imbench+tcp://127.0.0.1:9",
             "ö=nats://127.0.0.1:9",
         ] {
             let e = names(&[bad]).unwrap_err();

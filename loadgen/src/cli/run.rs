@@ -75,6 +75,9 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // mistaken for a report.
     let created = config.out_dir.clone().filter(|root| !root.exists());
     let _created = RemovedIfEmpty(created.clone());
+    // A Ctrl-C from here on is noted and taken once the runtime listens, so that the folder
+    // and the network path are always cleaned up.
+    let early = super::EarlyInterrupt::catch();
     let several = args.repeat > 1 || args.find_max;
     if let Some(root) = &config.out_dir {
         if let Err(why) = check_out_dir(root, several) {
@@ -83,9 +86,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
     }
     // The emulated network path comes up before the runtime: the generator's threads join its
-    // client side as they start. A Ctrl-C from here on is noted and taken once the runtime
-    // listens, so the path is always taken down.
-    let early = super::EarlyInterrupt::catch();
+    // client side as they start.
     let seed = config.scenario.seed;
     let path = match spec.map(|(section, spec)| network_path(&section, &spec, seed)) {
         None => None,

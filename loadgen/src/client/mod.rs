@@ -85,11 +85,12 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     // A run stopped during the ramp-up (Ctrl-C) connects no one else.
     let mut stop = ctx.stop_signal();
     tokio::select! {
-        _ = tokio::time::sleep_until(ctx.clock.at(slot_us)) => {}
+        biased;
         _ = stop.wait_for(|s| *s) => {
             counters.done_sending.store(true, Relaxed);
             return;
         }
+        _ = tokio::time::sleep_until(ctx.clock.at(slot_us)) => {}
     }
 
     // A run that was stopped (Ctrl-C, above all) starts no more logins, and one under way is
@@ -98,14 +99,16 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
     // as a client never started is, and not counted among those that could not connect.
     let attempt = async {
         let _permit = tokio::select! {
-            permit = ctx.connect_permits.acquire() => permit,
+            biased;
             () = stopped(&ctx) => return None,
+            permit = ctx.connect_permits.acquire() => permit,
         };
         let started = ctx.clock.now_us();
         let login = tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user));
         tokio::select! {
-            result = login => Some((result, started)),
+            biased;
             () = ended_after_stop(&ctx) => None,
+            result = login => Some((result, started)),
         }
     };
     let conn = match attempt.await {

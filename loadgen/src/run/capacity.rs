@@ -236,8 +236,8 @@ async fn search<R: Steps>(
                     let tries = opts.machine_retries + 1;
                     stopped = Some(format!(
                         "the machine alone spoiled all {tries} tries at {mid:.3}x, so the \
-                         narrowing stopped: the capacity lies between this load and {hi:.3}x, \
-                         which failed"
+                         narrowing stopped: the capacity lies between {lo:.3}x, which held, \
+                         and {hi:.3}x, which failed"
                     ));
                     break;
                 }
@@ -416,7 +416,10 @@ mod tests {
             "4 failed for the load's sake"
         );
         let why = done.stopped.expect("says why the narrowing stopped");
-        assert!(why.contains("between this load and 4.000x"), "{why}");
+        assert!(
+            why.contains("between 2.000x, which held, and 4.000x, which failed"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -665,6 +665,18 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             if n == 1 { "it" } else { "them" },
         ));
     }
+    // A stopped run leaves out the clients it had not logged in yet (not started, waiting for
+    // their turn, or logging in when it ended): not the system's failure, but what was sent
+    // to them is lost all the same.
+    let left_out = (clients_in(&s, config.shard) as u64)
+        .saturating_sub(totals.connected + totals.connect_failed);
+    if left_out > 0 && ctx.stop_reason().is_some() {
+        notes.push(format!(
+            "{left_out} {} never logged in: the run was stopped first (what was sent to {} is counted in `lost`)",
+            if left_out == 1 { "client" } else { "clients" },
+            if left_out == 1 { "it" } else { "them" },
+        ));
+    }
     // Another system's access rules can let a client publish and not receive: everything is
     // acked, nothing arrives, and every message is lost without a word from the server.
     let accepted = totals.acked + totals.group_acked;
