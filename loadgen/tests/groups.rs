@@ -93,3 +93,40 @@ async fn churning_members_are_accounted_exactly_beside_direct_chat() {
     assert!(run.metrics["direct"].count > 0);
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
 }
+
+/// A full group refuses some members' first Join; a churning member refused so goes on asking
+/// to leave and join again, and those answers (refused or not) answer no first Join: the
+/// count of Joins still waiting ends at 0, never below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_joins_and_membership_changes_leave_no_join_waiting() {
+    let mut server_config = imbench_server::ServerConfig::loopback().expect("config");
+    server_config.limits.max_group_members = 5;
+    let server = imbench_server::start(server_config.clone())
+        .await
+        .expect("server");
+    let addr = server
+        .addr(imbench_transport::Transport::Quic)
+        .expect("quic");
+    let scenario = small_scenario_with(
+        20,
+        0.0,
+        Duration::from_secs(2),
+        "[groups]\ncount = 2\nmembers = { dist = \"fixed\", size = 9 }\nsenders = 1\nrate = 10.0\nchurn = { members = 4, rate = 8.0 }\n",
+    );
+    let mut c = config(scenario, util::remote(&server_config, addr));
+    let live = std::sync::Arc::new(imbench_loadgen::run::live_metrics::LiveBoard::default());
+    c.live = Some(live.clone());
+    let r = imbench_loadgen::run(c).await.expect("run").report;
+    let g = r.runs[0].group.as_ref().expect("group report");
+    assert!(r.runs[0].counters.errors > 0, "some joins were refused");
+    assert!(g.counts.sent > 0, "{g:?}");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &live.registry()).expect("encode");
+    let pending: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("imbench_joins_pending{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(pending, vec![0.0], "{text}");
+    server.shutdown().await;
+}

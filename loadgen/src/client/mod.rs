@@ -412,7 +412,7 @@ impl Connection {
             let waiting = awaiting.waiting();
             if !waiting.is_empty() {
                 for (msg_id, m) in waiting {
-                    ctx.resent.note(index as u64, m.seq);
+                    ctx.resent.note(index as u64, m.to, m.seq);
                     c.resent.fetch_add(1, Relaxed);
                     self.sender.queue(Op::Send {
                         msg_id,
@@ -517,37 +517,93 @@ async fn send_loop(
     scheduled
 }
 
-/// Waits until `at_us`, writing file chunks and acting on file events meanwhile. Returns
-/// whether it slept until the moment (so that any lateness is the generator's own), and
-/// `None` when the run was stopped.
+/// Waits until `at_us`, writing file chunks and acting on file events meanwhile (each write's
+/// time kept in `writes`). Returns `None` when the run was stopped.
 async fn wait_until(
     ctx: &RunContext,
     at_us: u64,
     conn: &mut Connection,
     outgoing: &mut Outgoing,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<bool>, SessionError> {
+    writes: &mut WriteTimes,
+) -> Result<Option<()>, SessionError> {
     loop {
         while let Some(ev) = outgoing.try_event() {
+            let from = ctx.clock.now_us();
             outgoing.handle(ev, &mut conn.sender).await?;
+            writes.add(from, ctx.clock.now_us());
         }
         if ctx.clock.now_us() >= at_us {
-            return Ok(Some(false));
+            return Ok(Some(()));
         }
         if outgoing.has_chunks() {
+            let from = ctx.clock.now_us();
             outgoing.write_chunk(&mut conn.sender).await?;
+            writes.add(from, ctx.clock.now_us());
             continue;
         }
         let ev = tokio::select! {
-            _ = ctx.timer.sleep_until(ctx.clock.at(at_us)) => return Ok(Some(true)),
+            _ = ctx.timer.sleep_until(ctx.clock.at(at_us)) => return Ok(Some(())),
             _ = stop.wait_for(|s| *s) => return Ok(None),
             _ = tokio::time::sleep(RECEIPT_EVERY), if conn.receipts => None,
             ev = outgoing.next_event() => Some(ev),
         };
+        let from = ctx.clock.now_us();
         match ev {
             Some(ev) => outgoing.handle(ev, &mut conn.sender).await?,
             None => conn.confirm().await?,
         }
+        writes.add(from, ctx.clock.now_us());
+    }
+}
+
+/// When a client's own writes (and reconnects) held it: a write that waits is the transport
+/// pushing back, which the corrected latency carries already, so that time is not the
+/// generator's lateness. Schedule lag is the rest of how late an action went out.
+#[derive(Debug, Default)]
+struct WriteTimes {
+    /// Spans (from, to) in µs on the run's clock, in order, none overlapping.
+    spans: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl WriteTimes {
+    /// Spans closer than this are kept as one: a file's chunks go out back to back.
+    const JOIN_US: u64 = 100;
+    /// Spans kept at most; the oldest go first (an action asks about the time since it was
+    /// due, and actions come in the order they are due).
+    const MOST: usize = 4096;
+
+    fn add(&mut self, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
+        match self.spans.back_mut() {
+            Some(last) if from <= last.1 + Self::JOIN_US => last.1 = last.1.max(to),
+            _ => {
+                self.spans.push_back((from, to));
+                if self.spans.len() > Self::MOST {
+                    self.spans.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Time spent in writes between `from` and `to`; forgets what ended before `from`.
+    fn within(&mut self, from: u64, to: u64) -> u64 {
+        while self.spans.front().is_some_and(|&(_, end)| end <= from) {
+            self.spans.pop_front();
+        }
+        self.spans
+            .iter()
+            .map(|&(start, end)| end.min(to).saturating_sub(start.max(from)))
+            .sum()
+    }
+
+    /// How late an action due at `at_us` went out at `now_us`, less the time writes held the
+    /// client meanwhile.
+    fn lag(&mut self, at_us: u64, now_us: u64) -> u64 {
+        let late = now_us.saturating_sub(at_us);
+        late.saturating_sub(self.within(at_us, now_us))
     }
 }
 
@@ -580,13 +636,14 @@ async fn send_scheduled(
         ..Numbering::default()
     };
     let mut stop = ctx.stop_signal();
+    let mut writes = WriteTimes::default();
     // Messages due while the client was away are not owed (as for a late connect).
     let mut back_us = 0;
     loop {
         let churn_at = conn.churn.as_ref().map_or(u64::MAX, |c| c.next_at());
         if churn_at <= agenda.next_at() && churn_at < ctx.schedule_end() {
             if churn_at > ctx.clock.now_us()
-                && wait_until(ctx, churn_at, conn, outgoing, &mut stop)
+                && wait_until(ctx, churn_at, conn, outgoing, &mut stop, &mut writes)
                     .await?
                     .is_none()
             {
@@ -602,7 +659,11 @@ async fn send_scheduled(
                     continue;
                 }
             }
-            match conn.leave_and_return(ctx, index, d).await? {
+            // The time away is the plan's, not the generator's lateness.
+            let left_us = ctx.clock.now_us();
+            let back = conn.leave_and_return(ctx, index, d).await?;
+            writes.add(left_us, ctx.clock.now_us());
+            match back {
                 // After a handover the messages due meanwhile are still owed: the person typed
                 // them, and they go out late. After a drop they are not (the client was away).
                 Some(_) if d.handover => back_us = d.at_us,
@@ -621,21 +682,22 @@ async fn send_scheduled(
         if at_us < back_us {
             continue;
         }
-        if at_us > ctx.clock.now_us() {
-            // Idle until due: any lateness on waking is the generator's own (timer, busy
-            // threads), so it is what schedule lag measures. When a send is already overdue the
-            // lateness came from a blocked write (a chunk of a file, say), which the corrected
-            // latency already carries.
-            match wait_until(ctx, at_us, conn, outgoing, &mut stop).await? {
-                None => return Ok(()),
-                Some(true) => {
-                    let lag = ctx.clock.now_us().saturating_sub(at_us);
-                    ctx.recorder
-                        .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
-                }
-                Some(false) => {}
-            }
+        // Idle until due, writing file chunks meanwhile. However late the client is when it
+        // gets to the action (a late wake-up, or one before it that woke late and made this
+        // one overdue), that lateness is the generator's own (timer, busy threads), and what
+        // schedule lag measures, less the time the client's writes were held: a write held
+        // by the transport is the server pushing back, which the corrected latency carries.
+        if at_us > ctx.clock.now_us()
+            && wait_until(ctx, at_us, conn, outgoing, &mut stop, &mut writes)
+                .await?
+                .is_none()
+        {
+            return Ok(());
         }
+        let lag = writes.lag(at_us, ctx.clock.now_us());
+        ctx.recorder
+            .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
+        let acting_us = ctx.clock.now_us();
         match action {
             Action::File(due) => outgoing.start(due),
             Action::Direct(due) => {
@@ -649,6 +711,7 @@ async fn send_scheduled(
                 toggle_membership(ctx, index, conn, &mut numbering, group).await?;
             }
         }
+        writes.add(acting_us, ctx.clock.now_us());
     }
 }
 
@@ -757,4 +820,44 @@ async fn send_direct(
     }
     conn.queue_receipt(RECEIPT_BATCH)?;
     conn.sender.send(Op::Send { msg_id, to, body }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteTimes;
+
+    #[test]
+    fn lag_is_lateness_less_the_writes_that_held_the_client() {
+        let mut w = WriteTimes::default();
+        // Nothing written: every µs late is the generator's.
+        assert_eq!(w.lag(1_000, 1_500), 500);
+        // A write held from 2,000 to 9,000 µs: an action due at 3,000 and reached at 9,100
+        // was late 6,100 µs, of which 6,000 in the write.
+        w.add(2_000, 9_000);
+        assert_eq!(w.lag(3_000, 9_100), 100);
+        // Due before the write began: the time before it counts.
+        let mut w = WriteTimes::default();
+        w.add(2_000, 9_000);
+        assert_eq!(w.lag(1_000, 9_100), 1_100);
+        // Due after it ended: none of it is taken off.
+        assert_eq!(w.lag(9_500, 9_700), 200);
+        // Early is not late.
+        assert_eq!(w.lag(10_000, 9_000), 0);
+    }
+
+    #[test]
+    fn writes_back_to_back_are_one_span_and_old_ones_are_forgotten() {
+        let mut w = WriteTimes::default();
+        w.add(100, 200);
+        w.add(250, 300);
+        assert_eq!(w.spans.len(), 1, "{:?}", w.spans);
+        w.add(1_000, 1_100);
+        assert_eq!(w.spans.len(), 2);
+        // A question about later times forgets the spans that ended before.
+        assert_eq!(w.within(500, 2_000), 100);
+        assert_eq!(w.spans.len(), 1);
+        // An empty span is no span.
+        w.add(5_000, 5_000);
+        assert_eq!(w.spans.len(), 1);
+    }
 }

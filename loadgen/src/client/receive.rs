@@ -35,6 +35,9 @@ struct MemberView {
     bucket: Metric,
     /// When the latest Joined arrived; `None` before the first.
     joined_us: Option<u64>,
+    /// The first Join (sent at login, counted in `joins_pending`) has had its answer, a Joined
+    /// or a refusal. A churner's later changes are answered too, and must not count again.
+    first_join_answered: bool,
     inbox: Inbox,
 }
 
@@ -87,6 +90,7 @@ impl<'a> Receiver<'a> {
                     churner: role == Role::Churner,
                     bucket: Metric::group_bucket(g.bucket()),
                     joined_us: None,
+                    first_join_answered: false,
                     inbox: Inbox::default(),
                 };
                 (g.id, view)
@@ -168,7 +172,8 @@ impl<'a> Receiver<'a> {
             }
             Event::Joined { group } => {
                 if let Some(view) = self.views.get_mut(&group) {
-                    if view.joined_us.is_none() {
+                    if !view.first_join_answered {
+                        view.first_join_answered = true;
                         c.joins_pending.fetch_sub(1, Relaxed);
                     }
                     view.joined_us = Some(now);
@@ -189,12 +194,13 @@ impl<'a> Receiver<'a> {
             Event::GroupRefused { group, code, said } => {
                 c.group_refused.fetch_add(1, Relaxed);
                 c.errors.fetch_add(1, Relaxed);
-                if self
-                    .views
-                    .get(&group)
-                    .is_some_and(|v| v.joined_us.is_none())
-                {
-                    c.joins_pending.fetch_sub(1, Relaxed);
+                // A refused Leave or a refused change of a churner's (a full group, too many
+                // changes) answers no first Join.
+                if let Some(view) = self.views.get_mut(&group) {
+                    if !view.first_join_answered {
+                        view.first_join_answered = true;
+                        c.joins_pending.fetch_sub(1, Relaxed);
+                    }
                 }
                 self.ctx.note_problem(match said {
                     Some(said) => format!("client {}: {said}", self.index),
@@ -366,7 +372,12 @@ impl<'a> Receiver<'a> {
             }
             // A copy sent again after a reconnect: marked in its body (by a sender in any
             // shard), or the first copy arriving after it (a sender here).
-            Arrival::Duplicate if h.resent || ctx.resent.contains(from, h.seq) => {
+            Arrival::Duplicate
+                if h.resent
+                    || ctx
+                        .resent
+                        .contains(from, Dest::User(self.index as u64), h.seq) =>
+            {
                 c.redelivered.fetch_add(1, Relaxed);
             }
             Arrival::Duplicate => {

@@ -30,7 +30,7 @@ pub enum Metric {
     DirectUncorrected,
     /// Intended send → Ack at the sender.
     Ack,
-    /// How late the generator woke for a send it was waiting for.
+    /// How late the generator got to a scheduled action, less the time its writes were held.
     ScheduleLag,
     /// Intended send → the generator starting to write the Send. Beside a small schedule lag, a
     /// large send delay is the server pushing back: flow control held earlier writes.

@@ -4,8 +4,9 @@
 //! while a socket's receive buffer is full (the buffer too small for the burst, or the process
 //! too slow to read). QUIC then recovers them with retransmissions and probe timeouts, whose
 //! backoff puts milliseconds to seconds into the latency figures. So a run reads each of its
-//! sockets' `drops` column in `/proc/net/udp` and `/proc/net/udp6` at the start and at the end
-//! of the measured period: the generator's own sockets (found through `/proc/self/fd`, which
+//! sockets' `drops` column in `/proc/net/udp` and `/proc/net/udp6` at the start of the measured
+//! period, once a second through it and at its end (so a socket opened or closed meanwhile, as
+//! a client's own is when it reconnects, counts too): the generator's own sockets (found through `/proc/self/fd`, which
 //! includes the embedded server's, in every network namespace this process's threads are in),
 //! and, when the server is on this machine's loopback, the socket bound to the server's port.
 
@@ -61,14 +62,51 @@ impl DropSnapshot {
         Self { own, server }
     }
 
-    /// The drops between `self` (earlier) and `later`, counting only sockets open at both.
-    pub fn until(&self, later: &DropSnapshot) -> UdpDrops {
-        let this_process = later
-            .own
+}
+
+/// Drops over a period, from snapshots taken through it (once a second): a socket opened during
+/// the period counts from 0, and one closed during it (a client's own socket when it reconnects
+/// or changes networks) counts up to the last snapshot that saw it.
+#[derive(Debug, Clone, Default)]
+pub struct DropTally {
+    /// Drops by socket inode when the period began, or 0 for a socket opened since.
+    first: HashMap<u64, u64>,
+    /// Drops by socket inode at the latest snapshot that listed the socket.
+    last: HashMap<u64, u64>,
+    server_first: Option<u64>,
+    server_last: Option<u64>,
+}
+
+impl DropTally {
+    /// A period that begins at `start`.
+    pub fn start(start: DropSnapshot) -> Self {
+        Self {
+            first: start.own.clone(),
+            last: start.own,
+            server_first: start.server,
+            server_last: start.server,
+        }
+    }
+
+    /// Takes in a snapshot taken later in the period.
+    pub fn observe(&mut self, later: DropSnapshot) {
+        for (inode, drops) in later.own {
+            self.first.entry(inode).or_insert(0);
+            self.last.insert(inode, drops);
+        }
+        if later.server.is_some() {
+            self.server_last = later.server;
+        }
+    }
+
+    /// The drops over the period so far.
+    pub fn drops(&self) -> UdpDrops {
+        let this_process = self
+            .last
             .iter()
-            .filter_map(|(inode, d)| self.own.get(inode).map(|b| d.saturating_sub(*b)))
+            .map(|(inode, d)| d.saturating_sub(self.first.get(inode).copied().unwrap_or(0)))
             .sum();
-        let standalone_server = match (self.server, later.server) {
+        let standalone_server = match (self.server_first, self.server_last) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
@@ -177,19 +215,30 @@ mod tests {
     }
 
     #[test]
-    fn drops_count_only_sockets_open_at_both_ends_of_the_period() {
-        let a = DropSnapshot {
+    fn drops_count_every_socket_seen_during_the_period() {
+        let mut tally = DropTally::start(DropSnapshot {
             own: [(1, 10), (2, 5)].into(),
             server: Some(100),
-        };
-        let b = DropSnapshot {
+        });
+        // Socket 2 drops 3 more, then closes; socket 3 opens and drops 4, then 7 in all.
+        tally.observe(DropSnapshot {
+            own: [(1, 12), (2, 8), (3, 4)].into(),
+            server: Some(110),
+        });
+        tally.observe(DropSnapshot {
             own: [(1, 25), (3, 7)].into(),
             server: Some(130),
-        };
-        let d = a.until(&b);
-        assert_eq!(d.this_process, 15);
+        });
+        let d = tally.drops();
+        assert_eq!(d.this_process, 15 + 3 + 7);
         assert_eq!(d.standalone_server, Some(30));
-        assert_eq!(d.total(), 45);
+        assert_eq!(d.total(), 55);
+        // Nothing dropped: nothing counted.
+        let quiet = DropTally::start(DropSnapshot {
+            own: [(1, 10)].into(),
+            server: None,
+        });
+        assert_eq!(quiet.drops(), UdpDrops::default());
     }
 
     /// A socket made by a thread in another network namespace (as the embedded server's are on

@@ -42,7 +42,7 @@ use crate::measure::group_records::GroupOutcome;
 use crate::measure::group_records::GROUP_RECORDS_FILE;
 use crate::measure::hiccups::HiccupMeter;
 use crate::measure::metrics::Metric;
-use crate::measure::udp_drops::DropSnapshot;
+use crate::measure::udp_drops::{DropSnapshot, DropTally};
 use crate::report::{self, IntervalPoint, Report};
 use crate::run::progress::{Progress, ProgressMode};
 
@@ -347,6 +347,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     if let Some(note) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
         notes.push(note);
     }
+    if s.churn.enabled() && crate::workload::churn::churning_clients(&s) == 0 {
+        // Each client is drawn with the fraction's chance: a small share of few clients can
+        // draw none, and a run without churn must not pass for one with it.
+        notes.push(format!(
+            "[churn]: no client churns: each of the {} clients is drawn with a chance of {} (churn.fraction), and none was; raise the fraction or the clients for churn",
+            s.clients, s.churn.fraction
+        ));
+    }
     let imbench_quic = config.transport == Transport::Quic
         && matches!(
             config.server,
@@ -477,8 +485,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (ServerSpec::Remote { addr, .. }, Transport::Quic) => Some(*addr),
         _ => None,
     };
-    let mut drops_at_measure_start = None;
-    let mut drops_at_schedule_end = None;
+    // Drops from the start of the measured period to the end of the schedule.
+    let mut drops: Option<DropTally> = None;
     let mut group_quiet = GroupQuiet::default();
     let mut watchdog = Watchdog::new(s.generator.answer_timeout);
     let mut interrupt = config.interrupt.clone();
@@ -487,14 +495,16 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
-            drops_at_measure_start = Some(DropSnapshot::take(server_socket));
+            drops = Some(DropTally::start(DropSnapshot::take(server_socket)));
         }
         let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
             watchdog.schedule_ended(&ctx);
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
             threads_at_schedule_end = Some(CpuSnapshot::take());
-            drops_at_schedule_end = Some(DropSnapshot::take(server_socket));
+            if let Some(d) = &mut drops {
+                d.observe(DropSnapshot::take(server_socket));
+            }
         }
         if schedule_over
             && ((drained(&ctx) && group_quiet.check(&ctx)) || Instant::now() >= drain_deadline)
@@ -512,6 +522,13 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 let (point, totals) = interval_point(&ctx, &mut intervals, &mut interval_log);
                 if ctx.clock.now_us() <= measure_start_us {
                     rss_connected = rss_connected.max(report::rss_bytes());
+                }
+                // A socket a client closes during the period takes its count with it: look
+                // once a second, so that at most the last second's drops of one go unseen.
+                if let (Some(d), false) = (&mut drops, schedule_over) {
+                    if config.transport == Transport::Quic {
+                        d.observe(DropSnapshot::take(server_socket));
+                    }
                 }
                 progress.update(&ctx, &point, &totals);
                 if let Some(live) = &config.live {
@@ -615,8 +632,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (Some(a), Some(b)) => CpuUse::between(a, b, embedded.is_some()),
         _ => None,
     };
-    let udp_drops = match (&drops_at_measure_start, &drops_at_schedule_end) {
-        (Some(a), Some(b)) if config.transport == Transport::Quic => Some(a.until(b)),
+    let udp_drops = match (&drops, cpu_at_schedule_end.is_some()) {
+        (Some(d), true) if config.transport == Transport::Quic => Some(d.drops()),
         _ => None,
     };
     let mut notes = ctx.notes.clone();

@@ -126,26 +126,27 @@ impl AwaitingAnswer {
     }
 }
 
-/// Messages that were sent a second time, by (sender, seq): a second copy of one of these at
-/// the recipient is a redelivery, not a duplicate.
+/// Messages that were sent a second time, by (sender, recipient, seq): a second copy of one of
+/// these at the recipient is a redelivery, not a duplicate. A sequence number counts the
+/// messages of one sender to one recipient, so the recipient is part of what names a message.
 #[derive(Debug, Default)]
-pub struct Resent(Mutex<HashSet<(u64, u64)>>);
+pub struct Resent(Mutex<HashSet<(u64, Dest, u64)>>);
 
 impl Resent {
-    /// Notes that `sender` sent its `seq` again.
-    pub fn note(&self, sender: u64, seq: u64) {
+    /// Notes that `sender` sent its `seq` to `to` again.
+    pub fn note(&self, sender: u64, to: Dest, seq: u64) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((sender, seq));
+            .insert((sender, to, seq));
     }
 
-    /// Whether `sender` sent its `seq` again.
-    pub fn contains(&self, sender: u64, seq: u64) -> bool {
+    /// Whether `sender` sent its `seq` to `to` again.
+    pub fn contains(&self, sender: u64, to: Dest, seq: u64) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&(sender, seq))
+            .contains(&(sender, to, seq))
     }
 }
 
@@ -173,6 +174,18 @@ mod tests {
     use super::*;
     use crate::config::scenario::ConnectionChurn;
     use std::time::Duration;
+
+    #[test]
+    fn a_message_sent_again_is_named_by_its_recipient_too() {
+        // Sequence numbers count per recipient: sender 3's seq 7 to user 1 is not its seq 7 to
+        // user 2, and a second copy of the latter is a duplicate.
+        let resent = Resent::default();
+        resent.note(3, Dest::User(1), 7);
+        assert!(resent.contains(3, Dest::User(1), 7));
+        assert!(!resent.contains(3, Dest::User(2), 7));
+        assert!(!resent.contains(4, Dest::User(1), 7));
+        assert!(!resent.contains(3, Dest::User(1), 8));
+    }
 
     fn scenario(clients: usize, churn: ConnectionChurn) -> Scenario {
         let mut s = Scenario::builtin_default();
