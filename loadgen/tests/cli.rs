@@ -329,6 +329,28 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     let out = imbench(&dir, &["run", "--clients", "many"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = imbench(&dir, &["run", "--clients", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("--clients") && text(&out).contains("at least 1 client"),
+        "{}",
+        text(&out)
+    );
+    // A misspelt figure in a file's [slo] names the file; the same from --slo does not.
+    let slo_typo = dir.file(
+        "slo-typo.toml",
+        &format!("{TINY}[slo]\n\"direkt.p99\" = \"< 1s\"\n"),
+    );
+    let out = imbench(&dir, &["run", slo_typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("slo-typo.toml: [slo]") && text(&out).contains("direkt"),
+        "{}",
+        text(&out)
+    );
+    let out = imbench(&dir, &["run", "--slo", "direkt.p99<1s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("[slo]"), "{}", text(&out));
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));
@@ -1224,6 +1246,35 @@ fn a_report_from_before_a_metric_existed_reads_back() {
     let out = imbench(&dir, &["report", "report.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("direct"), "{}", text(&out));
+    assert!(!text(&out).contains("was lost"), "{}", text(&out));
+    // A table that cannot be written is said, the code stays the report's.
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+            .current_dir(&dir.0)
+            .args(["report", "report.json"])
+            .stdout(full)
+            .output()
+            .expect("runs imbench");
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("what it printed was lost") && err.contains("space"),
+            "{err}"
+        );
+    }
+    // A reader that went away is no failure and says nothing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(&dir.0)
+        .args(["report", "report.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs imbench");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("imbench ends");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("was lost"), "{err}");
 }
 
 /// A reference server on loopback TCP, in this test's process, with its certificate and secret
@@ -1928,6 +1979,18 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
         (
             vec!["run", s, "--find-max", "--slo", "lost==0", "--growth", "1"],
             "--growth is each step's load",
+        ),
+        (
+            vec![
+                "run",
+                s,
+                "--find-max",
+                "--slo",
+                "lost==0",
+                "--growth",
+                "1.0001",
+            ],
+            "at least 1.01",
         ),
         (
             vec![

@@ -204,9 +204,24 @@ pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    text.parse().map_err(|_| {
-        format!("{text:?} is not an address: give HOST:PORT (such as 127.0.0.1:9464) or a port")
-    })
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    // A host name (`localhost:9464`): the addresses it resolves to, IPv4 first, as most
+    // scrapers are pointed at one.
+    use std::net::ToSocketAddrs as _;
+    let named: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is not an address: give HOST:PORT (such as 127.0.0.1:9464) or a port ({e})")
+        })?
+        .collect();
+    named
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(named.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 fn response(status: &str, content_type: &str, body: &str) -> String {
@@ -214,4 +229,29 @@ fn response(status: &str, content_type: &str, body: &str) -> String {
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_address_may_be_a_port_an_address_or_a_host_name() {
+        assert_eq!(
+            parse_listen_addr("9464"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(
+            parse_listen_addr(":9464"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:9464"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9464)))
+        );
+        let named = parse_listen_addr("localhost:9464").expect("localhost resolves");
+        assert!(named.ip().is_loopback() && named.port() == 9464, "{named}");
+        let e = parse_listen_addr("localhost").unwrap_err();
+        assert!(e.contains("HOST:PORT"), "{e}");
+    }
 }

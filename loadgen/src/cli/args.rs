@@ -20,7 +20,7 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "quic", value_parser = parse_transports)]
     pub(crate) transport: TransportList,
     /// Simulated clients.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one_client)]
     pub(crate) clients: Option<usize>,
     /// Measured period, e.g. 30s or 2m.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -630,6 +630,15 @@ fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_l
         .map_err(|_| anyhow::anyhow!("{SHARD_INDEX_VAR}={i} is not below --shards {count}"))
 }
 
+/// `--clients`: a whole number, at least 1.
+fn at_least_one_client(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("a run needs at least 1 client".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a number of clients: {e}")),
+    }
+}
+
 /// Turns the flags into one validated configuration, and what it loads: the first leg's
 /// configuration, and every leg (one per transport or target).
 pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)> {
@@ -652,8 +661,22 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
         resumption: args.resumption,
         network: args.network.clone(),
     })?;
-    // Before anything is made or reached: a misspelt or misused figure is a usage error.
-    imbench_loadgen::run::check_slo_names(&scenario)?;
+    // Before anything is made or reached: a misspelt or misused figure is a usage error, named
+    // with the file it is in when it is not one of the --slo flags.
+    if let Err(e) = imbench_loadgen::run::check_slo_names(&scenario) {
+        let in_file = match (&e, &args.scenario) {
+            (imbench_loadgen::run::RunError::Slo { expr, .. }, Some(path))
+                if !args.slo.iter().any(|flag| flag.trim() == expr.trim()) =>
+            {
+                Some(path)
+            }
+            _ => None,
+        };
+        return Err(match in_file {
+            Some(path) => anyhow::anyhow!("scenario {}: [slo]: {e}", path.display()),
+            None => e.into(),
+        });
+    }
     let legs = legs(args)?;
     for flag in unused_flags(args, &scenario, &legs) {
         imbench_loadgen::errln!("imbench: note: {flag}");
@@ -731,8 +754,12 @@ fn unused_flags(args: &RunArgs, scenario: &Scenario, legs: &[Leg]) -> Vec<String
 /// A scenario's name as one folder name: anything but letters, digits, `.`, `_` and `-`
 /// becomes `-`, so a name like `../x` cannot put the report outside `reports/`.
 fn folder_name(name: &str) -> String {
+    // A file name holds at most 255 bytes; the time stamp and a repeat's or step's suffix
+    // need room after the name.
+    const MOST: usize = 100;
     let safe: String = name
         .chars()
+        .take(MOST)
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
                 c
@@ -957,5 +984,6 @@ mod tests {
         assert_eq!(folder_name("a/b c"), "a-b-c");
         assert_eq!(folder_name(".."), "scenario");
         assert_eq!(folder_name(""), "scenario");
+        assert_eq!(folder_name(&"x".repeat(300)).len(), 100);
     }
 }

@@ -4,11 +4,12 @@
 //! by hand ([`path`]).
 
 /// Writes to standard output and ignores a closed pipe: `imbench … | head` must not panic,
-/// and a run whose reader went away still writes its report and exits with its own code.
+/// and a run whose reader went away still writes its report and exits with its own code. Any
+/// other failure (a full disk behind a redirect) is said on stderr once the command ends.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
+        crate::cli::stdout_written(write!(std::io::stdout(), $($arg)*));
     }};
 }
 
@@ -16,12 +17,25 @@ macro_rules! out {
 macro_rules! outln {
     () => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout());
+        crate::cli::stdout_written(writeln!(std::io::stdout()));
     }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        crate::cli::stdout_written(writeln!(std::io::stdout(), $($arg)*));
     }};
+}
+
+/// The first failure to write standard output other than a closed pipe.
+static STDOUT_FAILED: std::sync::OnceLock<std::io::Error> = std::sync::OnceLock::new();
+
+/// Keeps the first failure of a write to standard output, for [`main`] to say: a reader that
+/// went away is no failure, but a table lost to a full disk must not pass unnoticed.
+fn stdout_written(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = STDOUT_FAILED.set(e);
+        }
+    }
 }
 
 mod args;
@@ -185,7 +199,7 @@ pub fn main() -> ExitCode {
             "imbench: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a send (run as root or raise `ulimit -l`)"
         );
     }
-    match cli.command {
+    let code = match cli.command {
         Command::Run(args) => ExitCode::from(run::run(*args)),
         Command::Report { report } => ExitCode::from(reports::rerender(&report)),
         Command::Compare {
@@ -199,5 +213,11 @@ pub fn main() -> ExitCode {
             network,
             hold,
         } => ExitCode::from(path::hold(network.as_deref(), scenario.as_ref(), hold)),
+    };
+    if let Some(e) = STDOUT_FAILED.get() {
+        imbench_loadgen::errln!(
+            "imbench: what it printed was lost: writing to standard output failed: {e}"
+        );
     }
+    code
 }

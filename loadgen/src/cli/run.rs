@@ -359,11 +359,15 @@ const MAX_REFINE: usize = 10;
 /// Most `--growth`: past it a step is a different load, not the next one.
 const MAX_GROWTH: f64 = 10.0;
 
+/// Least `--growth`: steps closer than 1 % are within one run's own noise, and the table's
+/// load factors (three decimals) would read alike.
+const MIN_GROWTH: f64 = 1.01;
+
 fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs) -> u8 {
     use imbench_loadgen::run::capacity::{self, SearchOptions};
-    if !(args.growth > 1.0 && args.growth <= MAX_GROWTH) {
+    if !(args.growth >= MIN_GROWTH && args.growth <= MAX_GROWTH) {
         imbench_loadgen::errln!(
-            "imbench: --growth is each step's load over the one before: above 1 and at most {MAX_GROWTH}, got {}",
+            "imbench: --growth is each step's load over the one before: at least {MIN_GROWTH} and at most {MAX_GROWTH}, got {}",
             args.growth
         );
         return exit_code::USAGE;

@@ -487,6 +487,23 @@ impl QuicSettings {
                 ))
             })?),
         };
+        // Shorter, every idle client sends more keep-alives than a chatting one sends messages
+        // (at 0 without a pause), and the run measures its own keep-alives.
+        if let Some(k) = keep_alive.filter(|k| *k < MIN_KEEP_ALIVE) {
+            return Err(bad(format!(
+                "quic.keep_alive is at least {} (or \"off\"), got {}",
+                humantime::format_duration(MIN_KEEP_ALIVE),
+                humantime::format_duration(k)
+            )));
+        }
+        // Shorter, a client is dropped between two of its messages.
+        if self.idle_timeout < MIN_IDLE_TIMEOUT {
+            return Err(bad(format!(
+                "quic.idle_timeout is at least {}, got {}",
+                humantime::format_duration(MIN_IDLE_TIMEOUT),
+                humantime::format_duration(self.idle_timeout)
+            )));
+        }
         if keep_alive.is_some_and(|k| k >= self.idle_timeout) {
             return Err(bad(
                 "quic.keep_alive must be shorter than quic.idle_timeout".into(),
@@ -685,6 +702,12 @@ impl GeneratorOptions {
         }
     }
 }
+
+/// The shortest `quic.keep_alive`.
+pub const MIN_KEEP_ALIVE: Duration = Duration::from_millis(100);
+
+/// The shortest `quic.idle_timeout`.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The shortest measured period a run may have.
 pub const MIN_DURATION: Duration = Duration::from_millis(100);
@@ -897,6 +920,20 @@ impl Scenario {
         if g.max_cpu_wait.is_zero() {
             return bad("generator.max_cpu_wait must be more than 0".into());
         }
+        if g.connect_timeout.is_zero() {
+            return bad("generator.connect_timeout must be more than 0".into());
+        }
+        if g.max_schedule_lag.is_zero() {
+            return bad("generator.max_schedule_lag must be more than 0".into());
+        }
+        // The watchdog looks once a second: a shorter limit would stop a run whose server
+        // merely had nothing to answer between two looks.
+        if g.answer_timeout < Duration::from_secs(1) {
+            return bad(format!(
+                "generator.answer_timeout is at least 1s, got {}",
+                humantime::format_duration(g.answer_timeout)
+            ));
+        }
         if g.max_hiccup.is_zero() {
             return bad("generator.max_hiccup must be more than 0".into());
         }
@@ -1107,17 +1144,30 @@ fn check_size(field: &str, size: SizeDist) -> Result<(), ScenarioError> {
 }
 
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Text(String),
+    /// A size as a whole number of bytes or as text with a unit; anything else is said as
+    /// what it is, not as a failed match of serde's variants.
+    struct Size;
+    impl serde::de::Visitor<'_> for Size {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a size: a whole number of bytes, or text such as \"100B\" or \"64KiB\"")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::custom(format!("a size is not negative, got {n}")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<u64, E> {
+            Err(E::custom(format!(
+                "a size is a whole number of bytes (or text such as \"100B\"), got {n}"
+            )))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
+            parse_size::parse_size(s).map_err(|e| E::custom(format!("size {s:?}: {e}")))
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::Int(n) => Ok(n),
-        Raw::Text(s) => parse_size::parse_size(&s)
-            .map_err(|e| serde::de::Error::custom(format!("size {s:?}: {e}"))),
-    }
+    d.deserialize_any(Size)
 }
 
 /// Flattens `[slo]` into expressions: `direct.p99 = "< 1s"` (a dotted key, so a nested table)
@@ -1257,6 +1307,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.slo.len(), 4, "{:?}", s.slo);
+        for (bytes, says) in [
+            ("-100", "not negative, got -100"),
+            ("100.5", "a whole number of bytes"),
+            ("true", "a size: a whole number of bytes"),
+            ("\"100 parsecs\"", "size \"100 parsecs\""),
+        ] {
+            let text = DEFAULT_SCENARIO.replace("\"100B\"", bytes);
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains(says) && !err.contains("untagged"),
+                "{bytes}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1310,6 +1373,12 @@ mod tests {
             ("congestion = \"vegas\"", "vegas"),
             ("keep_alive = \"soon\"", "keep_alive"),
             ("keep_alive = \"2m\"", "keep_alive"),
+            ("keep_alive = \"0s\"", "keep_alive is at least 100ms"),
+            ("keep_alive = \"1ms\"", "keep_alive is at least 100ms"),
+            (
+                "keep_alive = \"off\"\nidle_timeout = \"0s\"",
+                "idle_timeout is at least 1s",
+            ),
             ("stream_receive_window = 10", "stream_receive_window"),
             ("pacing = true", "pacing"),
         ] {
@@ -1342,6 +1411,31 @@ mod tests {
             ..Overrides::default()
         };
         assert!(s.apply(&o).is_err());
+    }
+
+    #[test]
+    fn generator_limits_of_zero_are_refused() {
+        for (bad, says) in [
+            (
+                "connect_timeout = \"0s\"",
+                "connect_timeout must be more than 0",
+            ),
+            (
+                "max_schedule_lag = \"0s\"",
+                "max_schedule_lag must be more than 0",
+            ),
+            ("answer_timeout = \"0s\"", "answer_timeout is at least 1s"),
+            (
+                "answer_timeout = \"500ms\"",
+                "answer_timeout is at least 1s",
+            ),
+        ] {
+            let text = format!("{DEFAULT_SCENARIO}\n[generator]\n{bad}\n");
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let fine = format!("{DEFAULT_SCENARIO}\n[generator]\nanswer_timeout = \"1s\"\n");
+        assert!(Scenario::from_toml(&fine, "t").is_ok());
     }
 
     #[test]

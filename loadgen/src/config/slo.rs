@@ -159,6 +159,11 @@ impl Slo {
                 }
             })?,
         };
+        // NaN compares false with everything and infinity true with every figure: neither is
+        // a limit a run can be held to.
+        if !threshold.is_finite() {
+            return Err(err(&format!("{value:?} is not a finite number")));
+        }
         Ok(Self {
             // One spelling however it was typed (`direct.p99<1ms` on the command line beside
             // `direct.p99 < 200ms` from a scenario): the value as written, the rest spaced.
@@ -280,6 +285,22 @@ mod tests {
         }
         assert!(Slo::split("direct.p99 => 1s").is_err());
         assert!(Slo::split("direct.p99 1s").is_err());
+    }
+
+    #[test]
+    fn a_threshold_that_is_not_a_finite_number_is_refused() {
+        let huge = format!("direct.p99 < {}s", "9".repeat(400));
+        for expr in [
+            "lost < nan",
+            "delivered_per_s > NaN",
+            "lost < 1e999",
+            "lost < inf",
+            huge.as_str(),
+        ] {
+            let e = Slo::parse(expr).expect_err(expr);
+            assert!(e.to_string().contains("not a finite number"), "{expr}: {e}");
+        }
+        assert!(Slo::parse("lost < 1e9").is_ok());
     }
 
     #[test]

@@ -90,21 +90,23 @@ macro_rules! client_counters {
 
 client_counters! {
     flags {
-        /// Hello answered with Welcome.
+        /// Hello answered with Welcome, on its first connection or a later one; stays set.
         connected,
-        /// The connection attempt failed or timed out.
+        /// The connection attempt failed or timed out; stays set.
         connect_failed,
-        /// The connection ended before the run did (server gone, or it closed us).
+        /// The connection ended before the run did (server gone, or it closed us); stays set.
         disconnected,
         /// Its current connection ended against the plan; cleared when the client connects
         /// again (`[churn]`). The first of its two sides to find the loss sets it, and only
         /// that one counts the error.
         connection_lost,
-        /// This client will send nothing more (its schedule ended, or it never connected).
+        /// This client will send nothing more (its schedule ended, or it never connected);
+        /// stays set.
         done_sending,
         /// Away on a planned disconnect (`[churn]`) right now: dropped, and not back yet.
         away,
-        /// Its connection was closed because a newer login took its user id (`replaced`).
+        /// Its connection was closed because a newer login took its user id (`replaced`);
+        /// stays set.
         replaced,
     }
     counts {

@@ -151,12 +151,10 @@ impl Collector for GeneratorFigures {
         )?;
         for (name, doc, value) in p.totals.flags() {
             let name = format!("clients_{name}");
-            // The flags are set once and stay set: each gauge counts the clients that have
-            // had it so far in this run (connected and later disconnected count in both).
-            let help = format!(
-                "Clients that have had this so far in the run: {}",
-                help(doc)
-            );
+            // Most flags are set once and stay set (connected and later disconnected count in
+            // both); a few are states cleared again (away, connection_lost): each flag's own
+            // words say which.
+            let help = format!("Clients whose flag is set: {}", help(doc));
             gauge(&mut encoder, &name, &help, labels, value as f64)?;
         }
         for (name, doc, value) in p.totals.counts() {
