@@ -348,9 +348,17 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
         "{}",
         text(&out)
     );
-    let out = imbench(&dir, &["run", "--slo", "direkt.p99<1s"]);
+    let tiny = dir.file("tiny.toml", TINY);
+    let out = imbench(
+        &dir,
+        &["run", tiny.to_str().unwrap(), "--slo", "direkt.p99<1s"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(!text(&out).contains("[slo]"), "{}", text(&out));
+    assert!(
+        text(&out).contains("direkt") && !text(&out).contains("[slo]"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));

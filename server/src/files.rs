@@ -307,15 +307,30 @@ impl Relay {
             name: self.name.clone(),
         };
         let gone = Failure::Recipient(ErrorCode::TRANSFER_ABORTED);
-        let mut sink = match &self.sink {
-            FileSink::Side(side) => match side.open(&header).await {
-                Ok(send) => OpenSink::Side(send),
-                Err(_) => return Err(gone),
-            },
-            FileSink::Lane(lane) => {
-                lane.send(header).await.map_err(|_| gone)?;
-                OpenSink::Lane(lane.clone())
+        // A recipient that grants no stream (or reads nothing) holds the transfer here, and
+        // with it a byte-stream sender's reader: bounded like every other wait of a transfer,
+        // and given up when either side cancels.
+        let opened = async {
+            match &self.sink {
+                FileSink::Side(side) => side
+                    .open(&header)
+                    .await
+                    .map(OpenSink::Side)
+                    .map_err(|_| gone),
+                FileSink::Lane(lane) => {
+                    lane.send(header).await.map_err(|_| gone)?;
+                    Ok(OpenSink::Lane(lane.clone()))
+                }
             }
+        };
+        let mut sink = tokio::select! {
+            biased;
+            _ = recipient_cancel.notified() => return Err(Failure::Recipient(ErrorCode::TRANSFER_ABORTED)),
+            _ = self.sender_cancel.notified() => return Err(Failure::Sender(ErrorCode::TRANSFER_ABORTED)),
+            opened = tokio::time::timeout(self.idle_timeout, opened) => match opened {
+                Ok(sink) => sink?,
+                Err(_) => return Err(Failure::Recipient(ErrorCode::TRANSFER_STALLED)),
+            },
         };
         let mut source = match source {
             Source::Chunks(rx) => OpenSource::Chunks(rx),

@@ -314,6 +314,74 @@ async fn a_graceful_restart_keeps_queued_and_held_messages() {
     }
 }
 
+/// A client without receipts that reads slowly when the server is stopped: what the server
+/// could not hand it within the stop's last writes goes to disk and comes after the restart,
+/// in order, none of it twice; only what its connection had taken and could not pass on before
+/// it closed (at most a window's worth) is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_restart_keeps_what_a_slow_client_without_receipts_did_not_take() {
+    const SLOW: u64 = 300;
+    const SENT: u64 = 300;
+    let folder = Folder::new("no-receipts");
+    let secret = folder.secret();
+    let mut first = folder.server("durable-no-receipts-1");
+    let quic = QuicOptions {
+        stream_receive_window: Some(64 * 1024),
+        receive_window: Some(64 * 1024),
+        ..QuicOptions::default()
+    };
+    let mut slow = util::login(
+        &first.connector_with(Transport::Quic, &quic),
+        first.addr(Transport::Quic),
+        &secret,
+        SLOW,
+    )
+    .await;
+    // Twenty messages a second: the 600 KiB sent take it 15 s, far past the stop's last writes.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Ok(Ok(Some(frame))) =
+            tokio::time::timeout(Duration::from_secs(10), slow.reader.read_frame()).await
+        {
+            if let Frame::Deliver { msg_id, .. } = frame {
+                got.push(msg_id);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        got
+    });
+    let mut sender = login(&first, &secret, Transport::Tcp, 1).await;
+    let mut acked = 0;
+    for id in 0..SENT {
+        acked += send_to(&mut sender, id, 1, Dest::User(SLOW), &body_of(id))
+            .await
+            .0;
+    }
+    assert_eq!(acked, SENT as usize);
+    stop_gracefully(&mut first);
+    let before = reader.await.expect("the reader ends with the connection");
+
+    let second = folder.server("durable-no-receipts-2");
+    let mut conn = login(&second, &secret, Transport::Tcp, SLOW).await;
+    let after: Vec<u64> = received(&mut conn)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let all: Vec<u64> = before.iter().chain(&after).copied().collect();
+    assert!(
+        all.windows(2).all(|w| w[0] < w[1]),
+        "in order, none twice: before the stop {before:?}, after {after:?}"
+    );
+    let missing = SENT as usize - all.len();
+    assert!(
+        missing <= 40 && after.len() >= 100,
+        "{missing} missing; {} before the stop, {} after",
+        before.len(),
+        after.len()
+    );
+}
+
 /// Two servers on one data folder would each deliver and forget the other's holds: the second
 /// is refused at start, saying why, and the first keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

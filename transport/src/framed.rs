@@ -103,15 +103,38 @@ impl FrameWriter {
     /// stopped reading must not hold a writer, and what it was sent, for ever. The batch is
     /// dropped either way; the error says how much of it was written.
     pub async fn flush_progressing(&mut self, idle: Duration) -> Result<(), TransportError> {
+        self.flush_until(idle, || tokio::time::Instant::now() + idle)
+            .await
+    }
+
+    /// Writes everything queued, as [`FrameWriter::flush`], but stops at `deadline` with
+    /// [`TransportError::Stalled`], saying how much was written: for a last write that must end
+    /// in time however slowly the peer reads. The batch is dropped either way.
+    pub async fn flush_by(&mut self, deadline: tokio::time::Instant) -> Result<(), TransportError> {
+        let within = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.flush_until(within, || deadline).await
+    }
+
+    /// Writes everything queued, giving up at the time `give_up` says, asked afresh before each
+    /// write (a moving limit for an idle time, a fixed one for a deadline). `said` is the time
+    /// the error reports.
+    async fn flush_until(
+        &mut self,
+        said: Duration,
+        give_up: impl Fn() -> tokio::time::Instant,
+    ) -> Result<(), TransportError> {
         let mut accepted = 0;
-        let stalled = |accepted| TransportError::Stalled { idle, accepted };
+        let stalled = |accepted| TransportError::Stalled {
+            idle: said,
+            accepted,
+        };
         while accepted < self.buf.len() {
             // The timer is polled only when the write cannot go ahead at once, so a write that
             // does costs no timer.
             let n = tokio::select! {
                 biased;
                 n = self.io.write(&self.buf[accepted..]) => n?,
-                _ = tokio::time::sleep(idle) => {
+                _ = tokio::time::sleep_until(give_up()) => {
                     self.clear();
                     return Err(stalled(accepted));
                 }
@@ -126,7 +149,7 @@ impl FrameWriter {
         tokio::select! {
             biased;
             r = self.io.flush() => r?,
-            _ = tokio::time::sleep(idle) => return Err(stalled(accepted)),
+            _ = tokio::time::sleep_until(give_up()) => return Err(stalled(accepted)),
         }
         Ok(())
     }

@@ -52,6 +52,8 @@ pub struct RunContext {
     pub shard: Option<Shard>,
     /// Messages sent a second time after a reconnect.
     pub resent: crate::workload::churn::Resent,
+    /// How many of the scenario's clients churn (`[churn]`), worked out once.
+    pub churners: usize,
     /// How sends wait for their intended time.
     pub timer: crate::measure::timer::Timer,
     /// Things the run did differently from what was asked, and why (a stretched ramp-up).
@@ -134,6 +136,7 @@ impl RunContext {
             files: crate::measure::file_ledger::FileLedger::default(),
             shard,
             resent: crate::workload::churn::Resent::default(),
+            churners: crate::workload::churn::churning_clients(&s),
             counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
             payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
             recorder: Recorder::new(),

@@ -142,7 +142,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         ));
     }
     let (mut outgoing, file_events) = Outgoing::new(ctx.clone(), user, streams);
-    let churn = ChurnSchedule::new(s, index, ctx.send_start_us);
+    let churn = ChurnSchedule::new(s, index, ctx.send_start_us, ctx.churners);
     // Unanswered messages are sent again after a reconnect, unless the system promises at
     // most once (MQTT at QoS 0): there a message the connection took with it is lost.
     let awaiting = churn
@@ -568,7 +568,7 @@ struct WriteTimes {
 
 impl WriteTimes {
     /// Spans closer than this are kept as one: a file's chunks go out back to back.
-    const JOIN_US: u64 = 100;
+    const JOIN_US: u64 = 10;
     /// Spans kept at most; the oldest go first (an action asks about the time since it was
     /// due, and actions come in the order they are due).
     const MOST: usize = 4096;
@@ -849,7 +849,7 @@ mod tests {
     fn writes_back_to_back_are_one_span_and_old_ones_are_forgotten() {
         let mut w = WriteTimes::default();
         w.add(100, 200);
-        w.add(250, 300);
+        w.add(205, 300);
         assert_eq!(w.spans.len(), 1, "{:?}", w.spans);
         w.add(1_000, 1_100);
         assert_eq!(w.spans.len(), 2);

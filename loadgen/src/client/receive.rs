@@ -194,8 +194,9 @@ impl<'a> Receiver<'a> {
             Event::GroupRefused { group, code, said } => {
                 c.group_refused.fetch_add(1, Relaxed);
                 c.errors.fetch_add(1, Relaxed);
-                // A refused Leave or a refused change of a churner's (a full group, too many
-                // changes) answers no first Join.
+                // Only the first answer for a group counts against the Joins sent at login:
+                // a churner's later changes (a refused Leave, a full group, too many changes)
+                // are answered too, and must not count again.
                 if let Some(view) = self.views.get_mut(&group) {
                     if !view.first_join_answered {
                         view.first_join_answered = true;

@@ -61,7 +61,6 @@ impl DropSnapshot {
         });
         Self { own, server }
     }
-
 }
 
 /// Drops over a period, from snapshots taken through it (once a second): a socket opened during

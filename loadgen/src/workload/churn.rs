@@ -47,11 +47,12 @@ pub struct ChurnSchedule {
 
 impl ChurnSchedule {
     /// The schedule of client `index`, counting from `start_us`; `None` when it does not churn.
-    pub fn new(s: &Scenario, index: usize, start_us: u64) -> Option<Self> {
+    /// `churners` is [`churning_clients`] of `s`, worked out once for all clients.
+    pub fn new(s: &Scenario, index: usize, start_us: u64, churners: usize) -> Option<Self> {
         if !s.churn.enabled() || !churns(s, index) {
             return None;
         }
-        let churners = churning_clients(s).max(1) as f64;
+        let churners = churners.max(1) as f64;
         let mut rng = rng_for(s, index);
         // Each churner drops at rate / churners, so that together they drop at `rate`.
         let mean_gap_us = 1e6 * churners / s.churn.rate;
@@ -214,7 +215,7 @@ mod tests {
     #[test]
     fn no_churn_section_means_no_schedule() {
         let s = scenario(100, ConnectionChurn::default());
-        assert!((0..100).all(|i| ChurnSchedule::new(&s, i, 0).is_none()));
+        assert!((0..100).all(|i| ChurnSchedule::new(&s, i, 0, churning_clients(&s)).is_none()));
     }
 
     #[test]
@@ -232,7 +233,7 @@ mod tests {
         let horizon_us = 100_000_000;
         let (mut total, mut abrupt) = (0u64, 0u64);
         for i in 0..s.clients {
-            let Some(mut c) = ChurnSchedule::new(&s, i, 0) else {
+            let Some(mut c) = ChurnSchedule::new(&s, i, 0, churning_clients(&s)) else {
                 continue;
             };
             let mut back_at = 0;
@@ -265,7 +266,8 @@ mod tests {
         );
         let (mut total, mut handovers) = (0u64, 0u64);
         for i in 0..s.clients {
-            let mut c = ChurnSchedule::new(&s, i, 0).expect("every client churns");
+            let mut c =
+                ChurnSchedule::new(&s, i, 0, churning_clients(&s)).expect("every client churns");
             while c.next_at() < 20_000_000 {
                 let d = c.take();
                 total += 1;
@@ -325,7 +327,8 @@ partners = { pick = "random", count = 2 }
         };
         let s = scenario(10, churn);
         let draw = || {
-            let mut c = ChurnSchedule::new(&s, 3, 0).expect("every client churns");
+            let mut c =
+                ChurnSchedule::new(&s, 3, 0, churning_clients(&s)).expect("every client churns");
             (0..5).map(|_| c.take()).collect::<Vec<_>>()
         };
         assert_eq!(draw(), draw());

@@ -11,6 +11,11 @@ use imbench_transport::TransportError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Ending, IDLE_BUFFER, WRITE_BATCH, WRITE_BATCH_BYTES};
+
+/// How long the last writes of a stopping server may take, however slowly the client reads:
+/// less than the session's close grace, so that what was not taken is known before the
+/// connection is cut.
+const SHUTDOWN_WRITES: Duration = Duration::from_secs(1);
 use crate::receipts::Unconfirmed;
 use crate::router::{Delivery, Kick, Outbound, Pools, SessionLoad, Written};
 use crate::stats::Stats;
@@ -237,16 +242,36 @@ impl SessionWriter {
                     if let (Outbound::Deliver(d), Some(r)) = (&o, receipts.as_mut()) {
                         r.written(d.clone());
                     }
-                    last_written.push(o);
+                    last_written.push((writer.pending(), o));
                 }
                 let bye = Frame::Bye {
                     reason: "server shutting down".into(),
                 };
-                if ok && writer.queue(&bye).is_ok() && writer.shutdown().await.is_ok() {
-                    for o in &last_written {
-                        if let Outbound::Deliver(d) = o {
-                            forget_written(d);
+                ok &= writer.queue(&bye).is_ok();
+                // Within the session's close grace, after which the connection is cut: what a
+                // slow reader has not taken by then is known, and goes back to the hold (to
+                // disk with --data-dir) rather than being taken for written.
+                let accepted = if !ok {
+                    0
+                } else {
+                    let deadline = tokio::time::Instant::now() + SHUTDOWN_WRITES;
+                    match writer.flush_by(deadline).await {
+                        Ok(()) => {
+                            let _ = writer.shutdown().await;
+                            usize::MAX
                         }
+                        Err(TransportError::Stalled { accepted, .. }) => accepted,
+                        // Gone meanwhile: how much arrived is not known, so none counts as
+                        // written (a client may get a copy again, rather than none).
+                        Err(_) => 0,
+                    }
+                };
+                for (end, o) in last_written {
+                    match &o {
+                        Outbound::Deliver(d) if end <= accepted => forget_written(d),
+                        // With receipts these are kept already, as unconfirmed.
+                        Outbound::Deliver(_) if receipts.is_none() => pending.push_back(o),
+                        _ => {}
                     }
                 }
             }
