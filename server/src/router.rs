@@ -38,6 +38,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
@@ -53,6 +54,10 @@ use crate::store::{HoldStore, StoreKey};
 /// the body's own allocation and its shared header. Measured: 3,000 held one-byte messages
 /// grew the server binary by 444 KiB, about 150 bytes each (tests/attacks.rs).
 const HELD_OVERHEAD: usize = 160;
+
+/// How often a new login looks whether the session it replaces has handed back its leftovers
+/// (it takes a few ms unless that session's writer is blocked).
+const REPLACE_POLL: Duration = Duration::from_millis(2);
 
 /// A message on its way to one recipient.
 #[derive(Debug, Clone)]
@@ -488,6 +493,32 @@ impl Router {
                 self.stats.held.fetch_add(1, Ordering::Relaxed);
                 Routed::Held
             }
+        }
+    }
+
+    /// Whether an earlier session of `user` is live, or has ended without yet handing back
+    /// what it did not write: a new session of the user waits for it (see
+    /// [`Router::replace`]), so that those come first.
+    pub fn predecessor_pending(&self, user: u64) -> bool {
+        match self.users.get(&user).as_deref() {
+            Some(Slot::Online(_)) => true,
+            Some(Slot::Offline { returning, .. }) => returning.is_some(),
+            None => false,
+        }
+    }
+
+    /// Ends the live session of `user`, if any, for a newer login of the user (`replaced`), and
+    /// waits, at most `wait`, until no earlier session is left to hand back what it did not
+    /// write. Then the new session's [`Router::register`] finds those in the hold, in front of
+    /// whatever was held since, and writes them first: the newer login must not get newer
+    /// messages ahead of older ones the earlier session took with it.
+    pub async fn replace(&self, user: u64, wait: Duration) {
+        if let Some(Slot::Online(previous)) = self.users.get(&user).as_deref() {
+            previous.kick.kick(ErrorCode::REPLACED);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.predecessor_pending(user) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(REPLACE_POLL).await;
         }
     }
 

@@ -190,3 +190,61 @@ async fn shutdown_flushes_queues_and_says_bye() {
         .expect("bounded")
         .unwrap();
 }
+
+/// A newer login of a user whose earlier connection still holds undelivered messages (it reads
+/// nothing, as a connection gone half-open, and was kicked as a slow consumer): the earlier
+/// session ends first, and the newer one gets what it had not written, then what was held
+/// meanwhile, then what is sent since: each once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_login_gets_the_earlier_sessions_leftovers_first() {
+    static BODY: [u8; 60 * 1024] = [7; 60 * 1024];
+    let limits = Limits {
+        session_queue_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Tcp, limits).await;
+    let mut alice = t.client(1).await;
+    let stalled = t.client(2).await;
+    // 18 MB: more than the loopback sockets' buffers hold, so the stalled session's writer
+    // blocks, its queue fills and it is kicked, with messages still queued.
+    for id in 0..300 {
+        alice.writer.write_frame(&send(id, 2, &BODY)).await.unwrap();
+    }
+    acked(&mut alice, 300).await;
+    let mut bob = t.client(2).await;
+    for id in 300..310 {
+        alice.writer.write_frame(&send(id, 2, &BODY)).await.unwrap();
+    }
+    acked(&mut alice, 10).await;
+    let mut got = Vec::new();
+    while let Ok(Ok(Some(frame))) =
+        tokio::time::timeout(Duration::from_secs(4), bob.reader.read_frame()).await
+    {
+        if let Frame::Deliver { msg_id, .. } = frame {
+            got.push(msg_id);
+        }
+    }
+    drop(stalled);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "in order, each once: {got:?}"
+    );
+    // What the stalled connection's sockets took counts as delivered (no receipts); the rest,
+    // and all sent since, came here.
+    assert!(got.ends_with(&(300..310).collect::<Vec<u64>>()), "{got:?}");
+    assert!(got.len() > 100, "{got:?}");
+    t.server.shutdown().await;
+}
+
+/// Reads until `n` Acks have come; a Reject or the end of the connection fails the test.
+async fn acked(conn: &mut imbench_transport::FramedConnection, n: usize) {
+    let mut acks = 0;
+    while acks < n {
+        match read(conn).await {
+            Some(Frame::Ack { .. }) => acks += 1,
+            Some(Frame::Reject { code, .. }) => panic!("refused: {code}"),
+            Some(_) => {}
+            None => panic!("the sender's connection ended"),
+        }
+    }
+}

@@ -52,6 +52,9 @@ const IDLE_BUFFER: usize = 16;
 /// How long a closing connection waits for its last frames to reach the peer.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// Beyond [`CLOSE_GRACE`], how long a new login waits for the session it replaces to end.
+const REPLACE_SLACK: Duration = Duration::from_secs(1);
+
 /// QUIC close codes: 0 for an orderly close, otherwise the protocol error code.
 const CLOSE_OK: u32 = 0;
 
@@ -212,6 +215,15 @@ async fn run_session(
         files,
         load: Arc::default(),
     };
+    // An earlier session of the user (a connection that went half-open, say) ends first and
+    // hands back what it did not write, so that this one writes those before anything newer;
+    // one whose writer is stuck is cut after its close grace, and waited for a little longer.
+    if state.router.predecessor_pending(user) {
+        state
+            .router
+            .replace(user, CLOSE_GRACE + REPLACE_SLACK)
+            .await;
+    }
     let held = state.router.register(user, handle.clone());
     state.stats.sessions_opened.fetch_add(1, Ordering::Relaxed);
     let live = state.stats.sessions_active.fetch_add(1, Ordering::Relaxed) + 1;
