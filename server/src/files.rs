@@ -364,7 +364,8 @@ impl Relay {
         // the piece.
         let mut recipient_cancelled = std::pin::pin!(recipient_cancel.notified());
         let mut sender_cancelled = std::pin::pin!(self.sender_cancel.notified());
-        let mut idle_check = tokio::time::interval(self.idle_timeout / 4);
+        let mut idle_check =
+            tokio::time::interval((self.idle_timeout / 4).max(Duration::from_millis(1)));
         let mut last_progress = tokio::time::Instant::now();
         let outcome = loop {
             if relayed == self.size {

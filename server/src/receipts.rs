@@ -10,9 +10,11 @@
 //! acknowledged message is received exactly once.
 //!
 //! The kept deliveries are bounded by a window: with that many unconfirmed, the writer writes
-//! no more deliveries until a receipt arrives. A client that stops confirming is then a slow
-//! consumer like one that stops reading: its queue fills and it is disconnected, and nothing is
-//! lost.
+//! no more deliveries until a receipt arrives. They also stay charged to the session's queue
+//! and the server's pool until confirmed, so that `--session-queue-bytes` and
+//! `--max-queued-bytes` bound them as they bound deliveries not yet written. A client that
+//! stops confirming is then a slow consumer like one that stops reading: its queue fills and
+//! it is disconnected, and nothing is lost.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::router::Delivery;
+use crate::router::{Delivery, Written};
 use crate::store::HoldStore;
 
 /// The count a client has confirmed, shared between a session's reader (which hears the
@@ -47,8 +49,11 @@ pub(crate) struct Unconfirmed {
     window: usize,
     /// Deliveries written on this connection so far.
     written: u64,
-    /// The last `kept.len()` of them, oldest first.
-    kept: VecDeque<Delivery>,
+    /// The last `kept.len()` of them, oldest first, each with whether it came from the hold.
+    kept: VecDeque<(Delivery, bool)>,
+    /// What receipts have covered since [`Unconfirmed::take_covered`] last took it: the
+    /// charges the writer may now let go.
+    covered: Written,
     /// The holds' copy on disk: a stored delivery is forgotten once a receipt covers it.
     store: Option<Arc<HoldStore>>,
 }
@@ -64,14 +69,20 @@ impl Unconfirmed {
             window: window.max(1),
             written: 0,
             kept: VecDeque::new(),
+            covered: Written::default(),
             store,
         }
     }
 
-    /// Notes that `d` was queued for writing.
-    pub(crate) fn written(&mut self, d: Delivery) {
+    /// Notes that `d` was queued for writing; `carried` when it came from the hold.
+    pub(crate) fn written(&mut self, d: Delivery, carried: bool) {
         self.written += 1;
-        self.kept.push_back(d);
+        self.kept.push_back((d, carried));
+    }
+
+    /// The deliveries receipts have covered since the last call, for their charges to go.
+    pub(crate) fn take_covered(&mut self) -> Written {
+        std::mem::take(&mut self.covered)
     }
 
     /// Drops what receipts now cover.
@@ -85,12 +96,11 @@ impl Unconfirmed {
             .min(self.written);
         let first_kept = self.written - self.kept.len() as u64;
         let covered = confirmed.saturating_sub(first_kept) as usize;
-        let covered = self.kept.drain(..covered.min(self.kept.len()));
-        match &self.store {
-            Some(store) => covered
-                .filter_map(|d| d.key)
-                .for_each(|key| store.forget(key)),
-            None => drop(covered),
+        for (d, carried) in self.kept.drain(..covered.min(self.kept.len())) {
+            self.covered.add(&d, carried);
+            if let (Some(store), Some(key)) = (&self.store, d.key) {
+                store.forget(key);
+            }
         }
         if self.kept.is_empty() && self.kept.capacity() > 64 {
             self.kept.shrink_to(64);
@@ -111,7 +121,7 @@ impl Unconfirmed {
     /// The deliveries no receipt covers, oldest first.
     pub(crate) fn into_unconfirmed(mut self) -> VecDeque<Delivery> {
         self.trim();
-        self.kept
+        self.kept.into_iter().map(|(d, _)| d).collect()
     }
 }
 
@@ -140,14 +150,14 @@ mod tests {
         let c = Arc::new(Confirmations::default());
         let mut u = Unconfirmed::new(c.clone(), 10, None);
         for id in 0..5 {
-            u.written(delivery(id));
+            u.written(delivery(id), false);
         }
         assert_eq!(u.room(), 5);
         c.confirm(3);
         assert_eq!(u.room(), 8);
         // A late, smaller receipt does not bring anything back.
         c.confirm(1);
-        u.written(delivery(5));
+        u.written(delivery(5), false);
         assert_eq!(ids(&u.into_unconfirmed()), vec![3, 4, 5]);
     }
 
@@ -155,10 +165,10 @@ mod tests {
     fn a_receipt_past_what_was_written_covers_only_what_was_written() {
         let c = Arc::new(Confirmations::default());
         let mut u = Unconfirmed::new(c.clone(), 4, None);
-        u.written(delivery(0));
+        u.written(delivery(0), false);
         c.confirm(1_000);
         assert_eq!(u.room(), 4);
-        u.written(delivery(1));
+        u.written(delivery(1), false);
         assert_eq!(ids(&u.into_unconfirmed()), vec![1]);
     }
 
@@ -166,11 +176,39 @@ mod tests {
     fn the_window_bounds_what_is_kept() {
         let c = Arc::new(Confirmations::default());
         let mut u = Unconfirmed::new(c.clone(), 2, None);
-        u.written(delivery(0));
-        u.written(delivery(1));
+        u.written(delivery(0), false);
+        u.written(delivery(1), false);
         assert_eq!(u.room(), 0);
         c.confirm(1);
         assert_eq!(u.room(), 1);
+    }
+
+    /// A delivery stays charged until a receipt covers it, then its charge is let go once, to
+    /// the pool it came from.
+    #[test]
+    fn what_receipts_cover_is_handed_back_once_by_pool() {
+        let c = Arc::new(Confirmations::default());
+        let mut u = Unconfirmed::new(c.clone(), 10, None);
+        u.written(delivery(0), true);
+        u.written(delivery(1), false);
+        u.written(delivery(2), false);
+        assert_eq!(u.room(), 7);
+        assert_eq!(u.take_covered(), Written::default());
+        c.confirm(2);
+        assert_eq!(u.room(), 9);
+        let covered = u.take_covered();
+        let one = delivery(0).held_cost();
+        assert_eq!(
+            covered,
+            Written {
+                queued: 1,
+                queued_bytes: one,
+                carried: 1,
+                carried_bytes: one,
+            }
+        );
+        assert_eq!(u.room(), 9);
+        assert_eq!(u.take_covered(), Written::default(), "handed back twice");
     }
 
     #[tokio::test]

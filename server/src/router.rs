@@ -91,7 +91,7 @@ impl Delivery {
         }
     }
 
-    fn held_cost(&self) -> usize {
+    pub(crate) fn held_cost(&self) -> usize {
         self.body.len() + HELD_OVERHEAD
     }
 }

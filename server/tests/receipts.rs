@@ -155,3 +155,52 @@ async fn a_receipt_from_a_client_that_did_not_ask_is_a_protocol_error() {
     );
     t.server.shutdown().await;
 }
+
+/// Deliveries written and not yet confirmed count against --session-queue-bytes, as those not
+/// yet written do: a client that reads everything and confirms nothing is a slow consumer once
+/// they fill it, and gets them all again on its next connection. They used to be kept outside
+/// every bound, up to the window (4,096 here) times the largest body, for each such client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_kept_unconfirmed_counts_against_the_session_queue() {
+    const SENT: u64 = 40;
+    let limits = Limits {
+        session_queue_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Tcp, limits).await;
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    let mut alice = t.client(1).await;
+    let body = bytes::Bytes::from(vec![7u8; 60 * 1024]);
+    for msg_id in 0..SENT {
+        let send = Frame::Send {
+            msg_id,
+            to: imbench_proto::Dest::User(2),
+            body: body.clone(),
+        };
+        alice.writer.write_frame(&send).await.expect("send");
+        assert_eq!(read(&mut alice).await, Some(Frame::Ack { msg_id }));
+    }
+    let mut first = Vec::new();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), bob.reader.read_frame()).await {
+            Ok(Ok(Some(Frame::Deliver { msg_id, .. }))) => first.push(msg_id),
+            Ok(Ok(Some(Frame::Error { code, .. }))) => break Some(code),
+            Ok(Ok(Some(other))) => panic!("unexpected {other:?}"),
+            Ok(_) => break None,
+            Err(_) => break None,
+        }
+    };
+    assert_eq!(
+        ended,
+        Some(ErrorCode::SLOW_CONSUMER),
+        "read {} of {SENT} without confirming one and was not cut off",
+        first.len()
+    );
+    assert!(first.len() < SENT as usize, "read {}", first.len());
+    drop(bob);
+    let mut again = t.client_with(2, HELLO_RECEIPTS).await;
+    let second = deliveries(&mut again, SENT as usize).await;
+    assert_eq!(second, (0..SENT).collect::<Vec<_>>());
+    nothing_more(&mut again).await;
+    t.server.shutdown().await;
+}

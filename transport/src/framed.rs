@@ -101,7 +101,8 @@ impl FrameWriter {
     /// Writes everything queued, as [`FrameWriter::flush`], but gives up with
     /// [`TransportError::Stalled`] when the peer accepts no byte for `idle`: a peer that
     /// stopped reading must not hold a writer, and what it was sent, for ever. The batch is
-    /// dropped either way; the error says how much of it was written.
+    /// dropped either way; the error ([`TransportError::BrokenWrite`] when the connection
+    /// failed) says how much of it was written.
     pub async fn flush_progressing(&mut self, idle: Duration) -> Result<(), TransportError> {
         self.flush_until(idle, || tokio::time::Instant::now() + idle)
             .await
@@ -128,27 +129,34 @@ impl FrameWriter {
             idle: said,
             accepted,
         };
+        let broken = |accepted, source| TransportError::BrokenWrite { accepted, source };
         while accepted < self.buf.len() {
             // The timer is polled only when the write cannot go ahead at once, so a write that
             // does costs no timer.
             let n = tokio::select! {
                 biased;
-                n = self.io.write(&self.buf[accepted..]) => n?,
+                n = self.io.write(&self.buf[accepted..]) => n,
                 _ = tokio::time::sleep_until(give_up()) => {
                     self.clear();
                     return Err(stalled(accepted));
                 }
             };
-            if n == 0 {
-                self.clear();
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            match n {
+                Ok(0) => {
+                    self.clear();
+                    return Err(broken(accepted, std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => accepted += n,
+                Err(e) => {
+                    self.clear();
+                    return Err(broken(accepted, e));
+                }
             }
-            accepted += n;
         }
         self.clear();
         tokio::select! {
             biased;
-            r = self.io.flush() => r?,
+            r = self.io.flush() => r.map_err(|e| broken(accepted, e))?,
             _ = tokio::time::sleep_until(give_up()) => return Err(stalled(accepted)),
         }
         Ok(())
@@ -252,6 +260,74 @@ impl Link {
         match self {
             Link::Quic(conn) => conn.close(code.into(), reason.as_bytes()),
             Link::Stream(s) => s.abort(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Takes at most `room` bytes, a few at a time, then fails as a reset connection does.
+    struct BreaksAfter {
+        room: usize,
+    }
+
+    impl AsyncWrite for BreaksAfter {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            if self.room == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
+            let n = buf.len().min(self.room).min(7);
+            self.room -= n;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A connection that fails part way through a batch says how much of it went: the frames
+    /// after that never left, and a server puts them back for the next connection.
+    #[tokio::test]
+    async fn a_write_that_breaks_says_how_much_was_written() {
+        for (room, flush) in [(50, true), (50, false), (0, true)] {
+            let mut writer = FrameWriter::new(Box::new(BreaksAfter { room }), Codec::default());
+            for _ in 0..10 {
+                let bye = Frame::Bye {
+                    reason: "a reason long enough".into(),
+                };
+                writer.queue(&bye).expect("encodes");
+            }
+            let queued = writer.pending();
+            assert!(queued > room);
+            let result = if flush {
+                writer.flush_progressing(Duration::from_secs(1)).await
+            } else {
+                writer
+                    .flush_by(tokio::time::Instant::now() + Duration::from_secs(1))
+                    .await
+            };
+            match result {
+                Err(TransportError::BrokenWrite { accepted, source }) => {
+                    assert_eq!(accepted, room);
+                    assert_eq!(source.kind(), std::io::ErrorKind::ConnectionReset);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(writer.pending(), 0, "the batch is dropped");
         }
     }
 }

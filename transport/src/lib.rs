@@ -127,6 +127,15 @@ pub enum TransportError {
         /// Bytes of the batch written before that.
         accepted: usize,
     },
+    /// The connection failed part way through a batch; `accepted` bytes of it had been
+    /// written before.
+    #[error("i/o after {accepted} bytes of the write: {source}")]
+    BrokenWrite {
+        /// Bytes of the batch written before the failure.
+        accepted: usize,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The peer abandoned a side stream, with this code (an imbench error code).
     #[error("stream reset by the peer with code {0}")]
     StreamReset(u16),

@@ -472,8 +472,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
         ("--hello-timeout", args.hello_timeout),
         ("--file-idle-timeout", args.file_idle_timeout),
     ] {
-        if value.is_zero() {
-            return zero(name, "would give up on every client at once");
+        // Under a millisecond no client on any network answers in time (and the file
+        // transfers' idle check ticks at a quarter of its timeout, which must not round to 0).
+        if value < Duration::from_millis(1) {
+            return Err(format!(
+                "{name} {value:?} is under 1ms: it would give up on every client at once"
+            ));
         }
     }
     Ok(())

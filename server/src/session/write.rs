@@ -124,7 +124,12 @@ impl SessionWriter {
                 break None;
             }
             let mut file_frame = None;
-            let mut room = receipts.as_mut().map_or(usize::MAX, Unconfirmed::room);
+            let mut room = usize::MAX;
+            if let Some(r) = receipts.as_mut() {
+                room = r.room();
+                // Charged until confirmed, so that the queue bounds hold what is kept too.
+                pools.written(&load, r.take_covered());
+            }
             let blocked = room == 0 && matches!(pending.front(), Some(Outbound::Deliver(_)));
             if blocked {
                 // The client has as many deliveries unconfirmed as it may: wait for a receipt.
@@ -164,12 +169,12 @@ impl SessionWriter {
                         break;
                     }
                     room -= 1;
-                    if let Some(r) = receipts.as_mut() {
-                        r.written(d.clone());
-                    }
                     if carried > 0 {
                         carried -= 1;
                         from_hold = true;
+                    }
+                    if let Some(r) = receipts.as_mut() {
+                        r.written(d.clone(), from_hold);
                     }
                 }
                 healthy &= writer.queue(&o.to_frame()).is_ok();
@@ -195,21 +200,30 @@ impl SessionWriter {
                     healthy = false;
                     accepted
                 }
-                // The connection is gone: what was in this write is as good as written.
+                // The connection is gone: what it took before is as good as written (the
+                // client may or may not have read it; receipts are how a client makes sure),
+                // what it did not take goes back to the hold.
+                Err(TransportError::BrokenWrite { accepted, source }) => {
+                    tracing::debug!("session writer: {source}");
+                    healthy = false;
+                    accepted
+                }
                 Err(e) => {
                     tracing::debug!("session writer: {e}");
                     healthy = false;
-                    usize::MAX
+                    0
                 }
             };
             let mut written = Written::default();
             let mut not_sent = Vec::new();
             for f in in_batch.drain(..) {
                 if let Outbound::Deliver(d) = &f.out {
-                    if f.end <= accepted {
+                    if receipts.is_some() {
+                        // Kept, and charged, until a receipt covers it.
+                    } else if f.end <= accepted {
                         written.add(d, f.carried);
                         forget_written(d);
-                    } else if receipts.is_none() {
+                    } else {
                         // Not all of its bytes reached the client, which cannot have read it:
                         // it goes back with the rest (the unconfirmed ones already do).
                         carried += usize::from(f.carried);
@@ -239,8 +253,12 @@ impl SessionWriter {
                     ok &= writer.queue(&o.to_frame()).is_ok();
                     // Kept like any other: the reader has stopped, so no receipt covers these
                     // and they go back to the hold, for the client to drop the copies it got.
-                    if let (Outbound::Deliver(d), Some(r)) = (&o, receipts.as_mut()) {
-                        r.written(d.clone());
+                    if let Outbound::Deliver(d) = &o {
+                        let from_hold = carried > 0;
+                        carried = carried.saturating_sub(1);
+                        if let Some(r) = receipts.as_mut() {
+                            r.written(d.clone(), from_hold);
+                        }
                     }
                     last_written.push((writer.pending(), o));
                 }
@@ -260,9 +278,10 @@ impl SessionWriter {
                             let _ = writer.shutdown().await;
                             usize::MAX
                         }
-                        Err(TransportError::Stalled { accepted, .. }) => accepted,
-                        // Gone meanwhile: how much arrived is not known, so none counts as
-                        // written (a client may get a copy again, rather than none).
+                        Err(
+                            TransportError::Stalled { accepted, .. }
+                            | TransportError::BrokenWrite { accepted, .. },
+                        ) => accepted,
                         Err(_) => 0,
                     }
                 };
