@@ -138,7 +138,8 @@ pub(crate) struct Relay {
 /// Who ended a transfer early, and the code each side is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// The sender cancelled, vanished, stalled or sent the wrong bytes: tell the recipient.
+    /// The sender cancelled, vanished, stalled or sent the wrong bytes: tell the recipient (and
+    /// the sender, unless it cancelled or vanished).
     Sender(ErrorCode),
     /// The recipient cancelled or vanished: tell the sender.
     Recipient(ErrorCode),
@@ -289,7 +290,15 @@ impl Relay {
                     self.sender,
                     self.recipient
                 );
-                if let Failure::Recipient(code) = failure {
+                // A sender that cancelled or left knows; one that stalled or sent the wrong
+                // bytes is told, as the recipient is (on a byte stream nothing else would tell
+                // it: its later chunks are dropped without a word).
+                let tell_sender = match failure {
+                    Failure::Recipient(code) => Some(code),
+                    Failure::Sender(code) if code != ErrorCode::TRANSFER_ABORTED => Some(code),
+                    Failure::Sender(_) => None,
+                };
+                if let Some(code) = tell_sender {
                     let _ = self
                         .sender_tx
                         .try_send(Outbound::FileCancel(self.sender_transfer_id, code));
@@ -480,6 +489,11 @@ impl SenderFiles {
             imbench_proto::Dest::User(r) => r,
             imbench_proto::Dest::Group(_) => return Err(ErrorCode::UNSUPPORTED_DEST),
         };
+        // The server's own ids have this bit: the sender's cancel would be taken for the
+        // recipient's.
+        if transfer_id & RELAY_ID_BIT != 0 {
+            return Err(ErrorCode::UNKNOWN_TRANSFER);
+        }
         if size > state.limits.max_file_size {
             return Err(ErrorCode::FILE_TOO_LARGE);
         }

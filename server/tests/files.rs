@@ -155,6 +155,12 @@ async fn offers_over_the_limits_are_refused_with_typed_codes() {
         offer(&mut alice, 2, 2, 1024 * 1024 + 1).await,
         Err(ErrorCode::FILE_TOO_LARGE)
     );
+    // Ids with the top bit are the server's: the sender's own cancel of such a transfer would
+    // be taken for a recipient's.
+    assert_eq!(
+        offer(&mut alice, imbench_proto::RELAY_ID_BIT | 6, 2, 10).await,
+        Err(ErrorCode::UNKNOWN_TRANSFER)
+    );
     alice
         .writer
         .write_frame(&Frame::FileOffer {
@@ -189,7 +195,7 @@ async fn offers_over_the_limits_are_refused_with_typed_codes() {
         file_cancel(&mut alice, 42).await,
         ErrorCode::UNKNOWN_TRANSFER
     );
-    assert_eq!(t.server.stats().transfers_refused, 4, "offers refused");
+    assert_eq!(t.server.stats().transfers_refused, 5, "offers refused");
     t.server.shutdown().await;
 }
 
@@ -232,6 +238,39 @@ async fn a_sender_that_vanishes_ends_the_transfer_at_the_recipient(transport: Tr
     t.server.shutdown().await;
 }
 over_every_transport!(a_sender_that_vanishes_ends_the_transfer_at_the_recipient);
+
+/// A sender that stops sending half way is told its transfer stalled, as the recipient is: on
+/// a byte stream it used to hear nothing, and its later chunks were dropped without a word.
+async fn a_sender_that_stalls_is_told_so(transport: Transport) {
+    let limits = Limits {
+        file_idle_timeout: std::time::Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let t = start_over(transport, limits).await;
+    let mut alice = t.client(1).await;
+    let mut bob = t.client(2).await;
+    let mut bob_files = FileIn::new(&bob);
+    let content = file_content(64 * 1024);
+    offer(&mut alice, 1, 2, 2 * content.len() as u64)
+        .await
+        .expect("accepted");
+    let mut out = FileOut::open(&alice.link, 1).await;
+    out.write(&mut alice, &content).await.unwrap();
+    match bob_files.receive(&mut bob).await {
+        Received::Cancelled(code, _) => assert_eq!(code, ErrorCode::TRANSFER_STALLED),
+        other => panic!("expected the transfer to stall, got {other:?}"),
+    }
+    let told = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        file_cancel(&mut alice, 1),
+    )
+    .await
+    .expect("the sender was not told");
+    assert_eq!(told, ErrorCode::TRANSFER_STALLED);
+    drop(out);
+    t.server.shutdown().await;
+}
+over_every_transport!(a_sender_that_stalls_is_told_so);
 
 async fn a_recipient_that_vanishes_frees_the_sender(transport: Transport) {
     let limits = Limits {

@@ -14,7 +14,7 @@ use imbench_transport::{ClientTrust, QuicOptions, Transport};
 pub(crate) struct RunArgs {
     /// Scenario file (TOML). Without one, the built-in twin of scenarios/default.toml.
     pub(crate) scenario: Option<PathBuf>,
-    /// Transport(s): quic, tcp, tls, ws, wss, a comma list of them, or all. With several, the
+    /// Transport(s): quic, tcp, tls, ws, wss, a comma list naming each once, or all. With several, the
     /// scenario runs once per transport, same seed and schedule, and a comparison table ends
     /// the output.
     #[arg(long, default_value = "quic", value_parser = parse_transports)]
@@ -171,7 +171,19 @@ pub(crate) fn parse_transports(s: &str) -> Result<TransportList, String> {
         if part.eq_ignore_ascii_case("all") {
             list.extend(Transport::ALL);
         } else {
-            list.push(part.parse::<Transport>()?);
+            let transport = part.parse::<Transport>()?;
+            // Named twice, it would still run once: a person who meant two runs of it is
+            // told how to get them ("all" beside a name is not a repetition).
+            if s.split(',')
+                .filter(|p| p.trim().parse::<Transport>() == Ok(transport))
+                .count()
+                > 1
+            {
+                return Err(format!(
+                    "{s:?} names {transport} twice: each transport runs once; for several runs of one, use --repeat N"
+                ));
+            }
+            list.push(transport);
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -906,6 +918,8 @@ mod tests {
             let e = parse_transports(typo).expect_err(typo);
             assert!(e.contains("empty name"), "{typo}: {e}");
         }
+        let e = parse_transports("quic,tcp, QUIC").expect_err("a repetition");
+        assert!(e.contains("twice") && e.contains("--repeat"), "{e}");
     }
 
     #[test]

@@ -138,9 +138,19 @@ impl<'a> Receiver<'a> {
                 self.shared.received.fetch_add(1, Relaxed);
                 self.group_delivery(msg_id, from, group, &body, now);
             }
-            Event::Delivered { from, body, .. } => {
+            Event::Delivered { from, body, to, .. } => {
                 self.shared.received.fetch_add(1, Relaxed);
-                self.direct_delivery(from, &body, now);
+                if to == Dest::User(self.index as u64) {
+                    self.direct_delivery(from, &body, now);
+                } else {
+                    // Routed to the wrong client: not a delivery of anything sent to this one,
+                    // whose sequence numbers it would otherwise take.
+                    c.corrupted.fetch_add(1, Relaxed);
+                    self.ctx.note_problem(format!(
+                        "client {}: a direct message for {to:?} arrived here",
+                        self.index
+                    ));
+                }
             }
             Event::Acked { msg_id } => self.ack(msg_id, now),
             Event::Rejected { msg_id, code } => {
@@ -473,4 +483,59 @@ fn from_an_earlier_run(ctx: &RunContext, index: usize, h: &body::Header, from: u
         ));
     }
     earlier
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::scenario::Scenario;
+    use crate::driver::memory::Hub;
+    use crate::driver::Driver;
+
+    /// A direct message the server gave to the wrong client is counted as corrupted and named,
+    /// not taken for the next message its sender sent to this client.
+    #[test]
+    fn a_direct_message_for_another_client_is_not_taken_for_one_to_this_client() {
+        let mut s = Scenario::builtin_default();
+        s.clients = 3;
+        let (timer, _thread) = crate::measure::timer::Timer::tokio();
+        let ctx = RunContext::new(s, Driver::Memory(Hub::new()), timer, None, Vec::new());
+        let (file_events, _) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Receiving {
+            inbox: Inbox::default(),
+            received: Arc::default(),
+            leaving: Arc::default(),
+            awaiting: None,
+            file_events,
+        };
+        let mut receiver = Receiver::new(&ctx, 1, shared);
+        let now_wall = ctx.clock.wall_us(ctx.clock.now_us());
+        let header = body::Header {
+            intended_us: now_wall,
+            sent_us: now_wall,
+            measured: false,
+            resent: false,
+            sender: 0,
+            seq: 0,
+        };
+        let body = body::encode(&header, body::HEADER_LEN, &[0; 64]);
+        let to = |user| Event::Delivered {
+            msg_id: 0,
+            from: 0,
+            to: Dest::User(user),
+            body: body.clone(),
+        };
+        let c = &ctx.counters[1];
+        receiver.on_event(to(2), ctx.clock.now_us());
+        assert_eq!(
+            (c.corrupted.load(Relaxed), c.delivered.load(Relaxed)),
+            (1, 0)
+        );
+        receiver.on_event(to(1), ctx.clock.now_us());
+        assert_eq!(
+            (c.corrupted.load(Relaxed), c.delivered.load(Relaxed)),
+            (1, 1),
+            "the message for this client was taken for a copy"
+        );
+    }
 }

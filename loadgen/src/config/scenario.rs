@@ -6,6 +6,54 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// (De)serializes a size distribution, `$dist`, derived with `remote = "$dist"`: as its table,
+/// or from a bare size for its `Fixed` variant, with an error that shows both forms (`$table`
+/// is an example table).
+macro_rules! bare_size_or_table {
+    ($dist:ident, $table:literal) => {
+        impl Serialize for $dist {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                $dist::serialize(self, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $dist {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use serde::de::value::{F64Deserializer, I64Deserializer, StrDeserializer};
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = $dist;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!(
+                            "a size such as \"100B\" or 100, or a table such as ",
+                            $table
+                        ))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        map: A,
+                    ) -> Result<$dist, A::Error> {
+                        $dist::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$dist, E> {
+                        size(StrDeserializer::new(v)).map(|bytes| $dist::Fixed { bytes })
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<$dist, E> {
+                        Ok($dist::Fixed { bytes: v })
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<$dist, E> {
+                        size(I64Deserializer::new(v)).map(|bytes| $dist::Fixed { bytes })
+                    }
+                    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<$dist, E> {
+                        size(F64Deserializer::new(v)).map(|bytes| $dist::Fixed { bytes })
+                    }
+                }
+                d.deserialize_any(Visit)
+            }
+        }
+    };
+}
+
 /// The built-in twin of `scenarios/default.toml`, used when no scenario file is given.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
@@ -184,9 +232,15 @@ impl Default for FilesLoad {
     }
 }
 
-/// File sizes.
+/// File sizes: a table (`{ dist = "log_uniform", min = "10KiB", max = "20MiB" }`), or a bare
+/// size (`"1MiB"`) for a fixed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "dist",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    remote = "FileSize"
+)]
 pub enum FileSize {
     /// Every file the same size.
     Fixed {
@@ -205,6 +259,11 @@ pub enum FileSize {
         max: u64,
     },
 }
+
+bare_size_or_table!(
+    FileSize,
+    "{ dist = \"log_uniform\", min = \"10KiB\", max = \"20MiB\" }"
+);
 
 /// Who receives files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,9 +372,15 @@ pub enum Arrival {
     Constant,
 }
 
-/// Body sizes.
+/// Body sizes: a table (`{ dist = "fixed", bytes = "100B" }`), or a bare size (`"100B"`,
+/// `100`) for a fixed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "dist",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    remote = "SizeDist"
+)]
 pub enum SizeDist {
     /// Every body the same size.
     Fixed {
@@ -333,6 +398,11 @@ pub enum SizeDist {
         max: u64,
     },
 }
+
+bare_size_or_table!(
+    SizeDist,
+    "{ dist = \"uniform\", min = \"100B\", max = \"1KiB\" }"
+);
 
 /// Chat partners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1319,6 +1389,28 @@ mod tests {
                 err.contains(says) && !err.contains("untagged"),
                 "{bytes}: {err}"
             );
+        }
+        // A bare size is a fixed one, for bodies and for files.
+        let files = format!("{DEFAULT_SCENARIO}\n[files]\nrate = 1.0\nsize = \"2MiB\"\n");
+        let s = Scenario::from_toml(&files, "t").unwrap();
+        assert_eq!(s.files.size, FileSize::Fixed { bytes: 2 << 20 });
+        let files = files.replace("\"2MiB\"", "\"2 furlongs\"");
+        let err = Scenario::from_toml(&files, "t").unwrap_err().to_string();
+        assert!(err.contains("size \"2 furlongs\""), "{err}");
+        let table = "{ dist = \"fixed\", bytes = \"100B\" }";
+        for (bare, bytes) in [("\"1KiB\"", 1024), ("300", 300)] {
+            let s = Scenario::from_toml(&DEFAULT_SCENARIO.replace(table, bare), "t").unwrap();
+            assert_eq!(s.direct.size, SizeDist::Fixed { bytes }, "{bare}");
+        }
+        for (bare, says) in [
+            ("true", "a size such as \"100B\" or 100, or a table"),
+            ("-5", "not negative, got -5"),
+            ("\"100 parsecs\"", "size \"100 parsecs\""),
+            ("{ dist = \"fixed\", size = 5 }", "unknown field `size`"),
+        ] {
+            let text = DEFAULT_SCENARIO.replace(table, bare);
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(err.contains(says), "{bare}: {err}");
         }
     }
 
