@@ -113,6 +113,11 @@ impl Unconfirmed {
         self.window.saturating_sub(self.kept.len())
     }
 
+    /// Whether any delivery is kept, waiting for a receipt.
+    pub(crate) fn keeps_any(&self) -> bool {
+        !self.kept.is_empty()
+    }
+
     /// Waits until a receipt arrives (at once if one arrived since the last wait).
     pub(crate) async fn receipt(&self) {
         self.confirmations.arrived.notified().await;

@@ -156,6 +156,55 @@ async fn a_receipt_from_a_client_that_did_not_ask_is_a_protocol_error() {
     t.server.shutdown().await;
 }
 
+/// Sends messages `ids` of 60 KiB to user 2, each once acked.
+async fn sends_large(alice: &mut FramedConnection, ids: std::ops::Range<u64>) {
+    let body = bytes::Bytes::from(vec![7u8; 60 * 1024]);
+    for msg_id in ids {
+        let send = Frame::Send {
+            msg_id,
+            to: imbench_proto::Dest::User(2),
+            body: body.clone(),
+        };
+        alice.writer.write_frame(&send).await.expect("send");
+        assert_eq!(read(alice).await, Some(Frame::Ack { msg_id }));
+    }
+}
+
+/// A receipt lets go of what it covers at once, also when the server has nothing more to
+/// write to the client: the charges of an idle client's last burst used to stay until
+/// something else came for it, so that its next burst found the bound full and it was cut
+/// off as a slow consumer although it had confirmed everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_frees_the_queue_bound_at_once() {
+    // 17 deliveries of 60 KiB fill 1 MiB all but one more.
+    const BURST: u64 = 17;
+    let limits = Limits {
+        session_queue_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Tcp, limits).await;
+    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
+    let mut alice = t.client(1).await;
+    for round in 0..3 {
+        sends_large(&mut alice, round * BURST..(round + 1) * BURST).await;
+        let got = deliveries(&mut bob, BURST as usize).await;
+        assert_eq!(
+            got,
+            (round * BURST..(round + 1) * BURST).collect::<Vec<_>>()
+        );
+        let count = (round + 1) * BURST;
+        bob.writer
+            .write_frame(&Frame::Receipt { count })
+            .await
+            .expect("receipt");
+        // Nothing else for bob meanwhile: only the receipt can free the bound.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    nothing_more(&mut bob).await;
+    assert_eq!(t.server.stats().slow_consumers, 0);
+    t.server.shutdown().await;
+}
+
 /// Deliveries written and not yet confirmed count against --session-queue-bytes, as those not
 /// yet written do: a client that reads everything and confirms nothing is a slow consumer once
 /// they fill it, and gets them all again on its next connection. They used to be kept outside
@@ -170,16 +219,7 @@ async fn what_is_kept_unconfirmed_counts_against_the_session_queue() {
     let t = start_over(Transport::Tcp, limits).await;
     let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
     let mut alice = t.client(1).await;
-    let body = bytes::Bytes::from(vec![7u8; 60 * 1024]);
-    for msg_id in 0..SENT {
-        let send = Frame::Send {
-            msg_id,
-            to: imbench_proto::Dest::User(2),
-            body: body.clone(),
-        };
-        alice.writer.write_frame(&send).await.expect("send");
-        assert_eq!(read(&mut alice).await, Some(Frame::Ack { msg_id }));
-    }
+    sends_large(&mut alice, 0..SENT).await;
     let mut first = Vec::new();
     let ended = loop {
         match tokio::time::timeout(Duration::from_secs(5), bob.reader.read_frame()).await {

@@ -537,6 +537,10 @@ async fn wait_until(
             return Ok(Some(()));
         }
         if outgoing.has_chunks() {
+            // A long upload must not leave deliveries unconfirmed for its whole length: the
+            // server counts them against the client's queue bound until confirmed. Written
+            // with the chunk.
+            conn.queue_receipt(RECEIPT_BATCH)?;
             let from = ctx.clock.now_us();
             outgoing.write_chunk(&mut conn.sender).await?;
             writes.add(from, ctx.clock.now_us());

@@ -479,6 +479,14 @@ fn check_limits(args: &Args) -> Result<(), String> {
                 "{name} {value:?} is under 1ms: it would give up on every client at once"
             ));
         }
+        // Past a day it means "never", which no clock can add up to; a deadline that far
+        // away would overflow.
+        if value > Duration::from_secs(24 * 3600) {
+            return Err(format!(
+                "{name} {} is over a day: give at most 24h",
+                humantime::format_duration(value)
+            ));
+        }
     }
     Ok(())
 }

@@ -33,6 +33,14 @@ async fn next_file_frame(lane: &mut Option<mpsc::Receiver<Frame>>) -> Frame {
     std::future::pending().await
 }
 
+/// The next receipt while deliveries are kept unconfirmed; pending forever otherwise.
+async fn next_receipt(receipts: &Option<Unconfirmed>) {
+    match receipts {
+        Some(r) if r.keeps_any() => r.receipt().await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// The session's writing side, a task of its own that alone writes to the connection: Welcome,
 /// then what was held for the user, then whatever its queue brings, until the reader tells it
 /// how the session ended.
@@ -154,6 +162,10 @@ impl SessionWriter {
                         pending.extend(batch.drain(..));
                     }
                     frame = next_file_frame(&mut lane) => file_frame = Some(frame),
+                    // What a receipt covers lets go of its charge now, not when something
+                    // next comes to write: an idle client's last burst must not keep counting
+                    // against its queue bound (a kick), the server's (busy) or its hold's.
+                    _ = next_receipt(&receipts) => continue,
                 }
             } else if let Ok(ending) = stop.try_recv() {
                 break Some(ending);
