@@ -224,6 +224,8 @@ struct Connection {
     received: Arc<AtomicU64>,
     /// The count last sent in a Receipt.
     confirmed: u64,
+    /// When that Receipt was queued.
+    confirmed_at: tokio::time::Instant,
     /// Set before a planned disconnect, so that the receiver does not report it as a failure.
     leaving: Arc<AtomicBool>,
     /// Whether this client confirms deliveries (it does when the scenario churns).
@@ -268,6 +270,7 @@ impl Connection {
             receiver: Some(receiver),
             received,
             confirmed: 0,
+            confirmed_at: tokio::time::Instant::now(),
             leaving,
             receipts,
             churn,
@@ -285,9 +288,23 @@ impl Connection {
         if count > self.confirmed && count - self.confirmed >= min {
             self.sender.queue(Op::Receipt { count })?;
             self.confirmed = count;
+            self.confirmed_at = tokio::time::Instant::now();
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Queues a Receipt to go out with the next file chunk, as a client that is idle would
+    /// send one (every [`RECEIPT_EVERY`], or after [`RECEIPT_BATCH`] deliveries): a long upload
+    /// must not leave deliveries unconfirmed for its whole length, since the server counts them
+    /// against the client's queue bound until then.
+    fn queue_receipt_beside_upload(&mut self) -> Result<bool, SessionError> {
+        let min = if self.confirmed_at.elapsed() >= RECEIPT_EVERY {
+            1
+        } else {
+            RECEIPT_BATCH
+        };
+        self.queue_receipt(min)
     }
 
     /// Confirms every delivery received so far.
@@ -494,25 +511,25 @@ async fn send_loop(
     start_us: u64,
 ) -> Result<(), SessionError> {
     let scheduled = send_scheduled(ctx, index, conn, outgoing, start_us).await;
-    let writer = &mut conn.sender;
     // Transfers under way go on after the schedule ends, until they end or the run does.
     let mut finished = std::pin::pin!(ctx.wait_finished());
     while outgoing.busy() {
         if outgoing.has_chunks() {
             while let Some(ev) = outgoing.try_event() {
-                outgoing.handle(ev, writer).await?;
+                outgoing.handle(ev, &mut conn.sender).await?;
             }
             if ctx.is_finished() {
                 break;
             }
-            outgoing.write_chunk(writer).await?;
+            conn.queue_receipt_beside_upload()?;
+            outgoing.write_chunk(&mut conn.sender).await?;
             continue;
         }
         let ev = tokio::select! {
             ev = outgoing.next_event() => ev,
             _ = &mut finished => break,
         };
-        outgoing.handle(ev, writer).await?;
+        outgoing.handle(ev, &mut conn.sender).await?;
     }
     scheduled
 }
@@ -537,10 +554,7 @@ async fn wait_until(
             return Ok(Some(()));
         }
         if outgoing.has_chunks() {
-            // A long upload must not leave deliveries unconfirmed for its whole length: the
-            // server counts them against the client's queue bound until confirmed. Written
-            // with the chunk.
-            conn.queue_receipt(RECEIPT_BATCH)?;
+            conn.queue_receipt_beside_upload()?;
             let from = ctx.clock.now_us();
             outgoing.write_chunk(&mut conn.sender).await?;
             writes.add(from, ctx.clock.now_us());
