@@ -57,11 +57,14 @@ async fn every_acknowledged_message_arrives_exactly_once_through_churn_over_wss(
     churn_run(Transport::Wss).await;
 }
 
+// `offline` is long beside anything the machine can add (a debug build's QUIC handshake on a
+// busy CI machine gave a p99 of 131 ms): a client that waited it would hold up its messages for
+// a second, and a third of the run's messages with them.
 const HANDOVERS: &str = r#"
 [churn]
 fraction = 1.0
-rate = 20.0
-offline = "100ms"
+rate = 40.0
+offline = "1s"
 handover = 1.0
 "#;
 
@@ -85,9 +88,9 @@ async fn handover_run(
     assert_eq!(n.duplicated, 0, "{n:?}");
     assert_eq!(n.delivered, n.sent, "{n:?}");
     // Without an emulated path a handover has no outage, whichever transport: nothing waits
-    // the scenario's 100 ms `offline` (over TCP the client connects again at once).
+    // the scenario's 1 s `offline` (over TCP the client connects again at once).
     let direct = &r.runs[0].metrics["direct"];
-    assert!(direct.p99_us < 50_000, "{direct:?}");
+    assert!(direct.p99_us < 500_000, "{direct:?}");
     (n, r.runs[0].notes.clone())
 }
 
