@@ -9,7 +9,7 @@ use std::time::Duration;
 use imbench_proto::Frame;
 use imbench_server::Secret;
 use imbench_transport::{ClientTrust, Connector, QuicOptions, Transport};
-use util::process::{start, wait_exit};
+use util::process::{start, start_with_env, wait_exit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_bye_to_every_client_and_exits() {
@@ -34,12 +34,7 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
         .expect("connector");
         clients.push(util::login(&connector, addr, &secret, i as u64 + 1).await);
     }
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-s", "TERM", &pid])
-        .status()
-        .expect("kill runs")
-        .success());
+    terminate(&server);
     for conn in &mut clients {
         let frame = tokio::time::timeout(Duration::from_secs(10), conn.reader.read_frame())
             .await
@@ -65,6 +60,65 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
         stderr.contains("refused: 0 connections over the limit"),
         "{stderr}"
     );
+}
+
+/// A server whose standard error was closed (`imbench-server 2>&1 | head`) goes on serving
+/// while it logs: a log line it cannot write is dropped. The logging library used to say so
+/// with eprintln!, which panicked in whichever task logged, quinn's endpoint among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_standard_error_stops_no_one() {
+    // Every connection logs at this level, on both sides of the server's code and quinn's.
+    let mut server = start_with_env("stderr", &[("RUST_LOG", "trace")]);
+    drop(server.child.stderr.take());
+    let secret = server.secret();
+    for round in 0..2u64 {
+        let mut clients = Vec::new();
+        for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
+            let connector = server.connector(transport);
+            let user = 10 * round + i as u64 + 1;
+            let login = util::login(&connector, addr, &secret, user);
+            let conn = tokio::time::timeout(Duration::from_secs(10), login)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: no login over {transport}"));
+            clients.push((user, conn));
+        }
+        // Each sends to the next one, over the other transport.
+        for k in 0..clients.len() {
+            let to = clients[(k + 1) % clients.len()].0;
+            clients[k]
+                .1
+                .writer
+                .write_frame(&util::send(k as u64 + 1, to, b"still served"))
+                .await
+                .expect("send");
+        }
+        for (user, conn) in &mut clients {
+            loop {
+                match util::read(conn).await {
+                    Some(Frame::Deliver { .. }) => break,
+                    Some(_) => continue,
+                    None => panic!("round {round}: user {user} was disconnected"),
+                }
+            }
+        }
+    }
+    assert!(
+        server.child.try_wait().expect("try_wait").is_none(),
+        "the server exited"
+    );
+    terminate(&server);
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Sends the server SIGTERM, as a service manager stops it.
+fn terminate(server: &util::process::Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .expect("kill runs")
+        .success());
 }
 
 /// The token secret is readable by its owner only: a secret file that others may read is

@@ -192,6 +192,10 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr a closed pipe) is dropped: by default the
+        // subscriber says so with eprintln!, which panics there, in whichever task logged,
+        // and a client's bad handshake is enough to make rustls or quinn log.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     if let Err(e) = imbench_server::process::lock_in_memory() {

@@ -136,22 +136,30 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         // Colour codes only where a person reads them, not in a log file.
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr a closed pipe) is dropped: by default the
+        // subscriber says so with eprintln!, which panics there, in whichever task logged,
+        // and a client's bad handshake is enough to make rustls or quinn log.
+        .log_internal_errors(false)
         .init();
     let args = Args::parse();
     if let Err(why) = check_limits(&args) {
-        eprintln!("imbench-server: {why}");
+        say(&mut std::io::stderr(), &format!("imbench-server: {why}\n"));
         std::process::exit(2);
     }
     if let Err(e) = imbench_server::process::lock_in_memory() {
-        eprintln!(
-            "imbench-server: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a delivery (run as root or raise `ulimit -l`)"
+        say(
+            &mut std::io::stderr(),
+            &format!("imbench-server: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a delivery (run as root or raise `ulimit -l`)\n"),
         );
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     if let Err(e) = runtime.block_on(serve(args)) {
         // One line, each cause once: a start that fails (a port in use) is no crash, and a
         // backtrace (RUST_BACKTRACE set in the environment) would bury the reason.
-        eprintln!("imbench-server: {}", causes(&e));
+        say(
+            &mut std::io::stderr(),
+            &format!("imbench-server: {}\n", causes(&e)),
+        );
         std::process::exit(1);
     }
     Ok(())

@@ -36,6 +36,15 @@ pub fn start_with_args(name: &str, more: &[&str]) -> Server {
 
 /// [`start_with_args`] in a process whose hard limit on open files is `files`.
 pub fn start_limited(name: &str, more: &[&str], files: Option<u64>) -> Server {
+    start_in(name, more, files, &[])
+}
+
+/// [`start`] with `env` added to the server's environment.
+pub fn start_with_env(name: &str, env: &[(&str, &str)]) -> Server {
+    start_in(name, &[], None, env)
+}
+
+fn start_in(name: &str, more: &[&str], files: Option<u64>, env: &[(&str, &str)]) -> Server {
     let dir =
         std::env::temp_dir().join(format!("imbench-server-bin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -64,6 +73,7 @@ pub fn start_limited(name: &str, more: &[&str], files: Option<u64>) -> Server {
         ])
         .arg(&dir)
         .args(more)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
