@@ -1517,6 +1517,20 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
     for column in ["run-1", "run-2", "run-4", "run-5"] {
         assert!(table.contains(column), "{column} missing: {table}");
     }
+    // A repeat.json whose counts make no sense (edited, or from something else) leaves the
+    // runs as they are; counts near the largest number once made a list that long.
+    for (runs, asked) in [(u64::MAX, u64::MAX), (u64::MAX, 0)] {
+        dir.file(
+            "base/repeat.json",
+            &format!(
+                r#"{{"scenario":"ci","runs":{runs},"asked":{asked},"verdicts":[],"figures":[]}}"#
+            ),
+        );
+        let out = imbench(&dir, &["compare", "base", "base/run-3"]);
+        assert_eq!(out.status.code(), Some(0), "{runs} {asked}: {}", text(&out));
+        let table = text(&out);
+        assert!(table.contains("run-5"), "{runs} {asked}: {table}");
+    }
     // A --check on no figure is named as such.
     let out = imbench(
         &dir,

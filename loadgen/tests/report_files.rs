@@ -175,6 +175,19 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     let mut other = shards[1].clone();
     other.runs[0].transport = "tcp".into();
     assert!(imbench_loadgen::report::merge::merge(&[shards[0].clone(), other]).is_err());
+    // Nor are runs whose transports only read the same joined: two runs beside one named
+    // "quic,quic" (a report is a file; merging them read past the second's runs).
+    let mut two = shards[0].clone();
+    two.runs.push(two.runs[0].clone());
+    let mut one = shards[1].clone();
+    one.runs[0].transport = format!("{0},{0}", one.runs[0].transport);
+    let e =
+        imbench_loadgen::report::merge::merge(&[two, one]).expect_err("a run more in one report");
+    assert!(e.to_string().contains("report 2 ran"), "{e}");
+    // Durations near the largest a report can hold are no panic either.
+    let mut huge = shards[1].clone();
+    huge.scenario.drain = std::time::Duration::MAX;
+    let _ = imbench_loadgen::report::merge::merge(&[shards[0].clone(), huge]);
     // Nor are the same report twice, or a run an hour later.
     let refused = |reports: &[Report], says: &str| {
         let e = imbench_loadgen::report::merge::merge(reports)

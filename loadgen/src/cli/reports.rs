@@ -321,27 +321,34 @@ fn load_baseline(
                 serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
             });
         if let Some(summary) = spread.filter(|s| s.runs > 0) {
-            let whole: Vec<PathBuf> = (1..=summary.runs)
-                .map(|i| path.join(format!("run-{i}")))
-                .collect();
+            // The N of a folder named run-N (as --repeat names them). The counts come from a
+            // file: folders are matched against them, no list of their length is made.
+            let number = |d: &PathBuf| {
+                let name = d.file_name()?.to_str()?.strip_prefix("run-")?;
+                let n = name.parse::<usize>().ok()?;
+                (n.to_string() == name).then_some(n)
+            };
+            let whole = dirs
+                .iter()
+                .filter(|d| number(d).is_some_and(|n| (1..=summary.runs).contains(&n)))
+                .count();
             // Only the runs after the whole ones, up to those asked for: any other folder is
             // not the repeat's to leave out.
-            let cut_short: Vec<PathBuf> = (summary.runs + 1..=summary.asked)
-                .map(|i| path.join(format!("run-{i}")))
-                .collect();
+            let cut_short =
+                |d: &PathBuf| number(d).is_some_and(|n| n > summary.runs && n <= summary.asked);
             let cut: Vec<String> = dirs
                 .iter()
-                .filter(|d| cut_short.contains(d))
+                .filter(|d| cut_short(d))
                 .map(|d| d.display().to_string())
                 .collect();
-            if !cut.is_empty() && whole.iter().all(|d| dirs.contains(d)) {
+            if !cut.is_empty() && whole == summary.runs {
                 imbench_loadgen::errln!(
                     "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short by an interrupt is not one",
                     cut.join(", "),
                     summary.runs,
                     summary.asked
                 );
-                dirs.retain(|d| !cut_short.contains(d));
+                dirs.retain(|d| !cut_short(d));
             }
         }
         return dirs.iter().map(|d| load_report(d)).collect();

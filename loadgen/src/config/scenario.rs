@@ -782,6 +782,10 @@ pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest measured period a run may have.
 pub const MIN_DURATION: Duration = Duration::from_millis(100);
 
+/// The longest any one of a scenario's times may be: a year is past any run's length, and a
+/// deadline much further off than that would overflow the clock it is added to.
+pub const MAX_SPAN: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Command-line values that replace the scenario's.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -927,6 +931,28 @@ impl Scenario {
                 humantime::format_duration(MIN_DURATION),
                 humantime::format_duration(self.duration)
             ));
+        }
+        let g = &self.generator;
+        for (name, value) in [
+            ("ramp_up", self.ramp_up),
+            ("warmup", self.warmup),
+            ("duration", self.duration),
+            ("drain", self.drain),
+            ("churn.offline", self.churn.offline),
+            ("quic.idle_timeout", self.quic.idle_timeout),
+            ("generator.connect_timeout", g.connect_timeout),
+            ("generator.max_schedule_lag", g.max_schedule_lag),
+            ("generator.answer_timeout", g.answer_timeout),
+            ("generator.max_cpu_wait", g.max_cpu_wait),
+            ("generator.max_hiccup", g.max_hiccup),
+        ] {
+            if value > MAX_SPAN {
+                return bad(format!(
+                    "{name} must be at most {}, got {}",
+                    humantime::format_duration(MAX_SPAN),
+                    humantime::format_duration(value)
+                ));
+            }
         }
         if !(self.direct.rate.is_finite() && self.direct.rate >= 0.0) {
             return bad(format!(
@@ -1503,6 +1529,23 @@ mod tests {
             ..Overrides::default()
         };
         assert!(s.apply(&o).is_err());
+        // A time past any run's length (its deadline would overflow the clock), from the
+        // command line and from a scenario file alike.
+        let mut s = Scenario::builtin_default();
+        let o = Overrides {
+            drain: Some(Duration::from_secs(
+                300_000_000_000 * 365 * 24 * 3600 / 1000,
+            )),
+            ..Overrides::default()
+        };
+        let err = s.apply(&o).unwrap_err().to_string();
+        assert!(err.contains("drain must be at most"), "{err}");
+        let text = format!("{DEFAULT_SCENARIO}\n[generator]\nconnect_timeout = \"2years\"\n");
+        let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("generator.connect_timeout must be at most"),
+            "{err}"
+        );
     }
 
     #[test]

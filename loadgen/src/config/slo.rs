@@ -107,7 +107,9 @@ impl Slo {
         }
         // `=>` or `=<` is read as `>` or `<` after a name ending in `=`: say what was meant.
         if let Some(stray) = name.strip_suffix('=').or_else(|| name.strip_suffix('!')) {
-            let written = &expr[stray.len()..at + token.len()];
+            // `name` is trimmed: where it starts in `expr`, after any leading space.
+            let name_at = expr.len() - expr.trim_start().len();
+            let written = &expr[name_at + stray.len()..at + token.len()];
             return Err(err(&format!(
                 "{:?} is not a comparison; one of < <= > >= == !=",
                 written.trim()
@@ -269,6 +271,13 @@ mod tests {
             e.why()
         );
         let e = Slo::parse("direct.p99=<1s").unwrap_err();
+        assert!(
+            e.why().contains("\"=<\" is not a comparison"),
+            "{}",
+            e.why()
+        );
+        // Leading space and a name that is not ASCII: the typo is still what is shown.
+        let e = Slo::parse("  é=<1ms").unwrap_err();
         assert!(
             e.why().contains("\"=<\" is not a comparison"),
             "{}",

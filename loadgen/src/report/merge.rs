@@ -5,6 +5,7 @@
 //! same shard twice, runs that did not overlap in time, a load with a shard missing) are refused.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::config::shard::Shard;
 use crate::measure::group_records::GroupCounts;
@@ -33,9 +34,9 @@ pub enum MergeError {
         metric: String,
     },
     /// The reports ran different transports.
-    #[error("report {index} ran {found}, the first ran {expected}: merge shards of one load")]
+    #[error("report {} ran {found}, the first ran {expected}: merge shards of one load", index + 1)]
     Transports {
-        /// Which report (0-based).
+        /// Which report (0-based; said counting from 1, in the order given).
         index: usize,
         /// Transports of the first report.
         expected: String,
@@ -74,7 +75,11 @@ pub enum MergeError {
 fn active_span(r: &Report) -> Option<(f64, f64)> {
     let run = r.runs.first()?;
     let s = &r.scenario;
-    let planned = (s.ramp_up + s.warmup + s.duration + s.drain).as_secs_f64();
+    // In seconds: a report is a file, and a sum of its durations could overflow.
+    let planned = [s.ramp_up, s.warmup, s.duration, s.drain]
+        .iter()
+        .map(Duration::as_secs_f64)
+        .sum::<f64>();
     Some((run.started_unix_s, run.started_unix_s + planned))
 }
 
@@ -200,20 +205,20 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
 /// the same transports.
 pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     let first = reports.first().ok_or(MergeError::Empty)?;
+    // Compared as lists: joined, ["a", "b"] and ["a,b"] would pass as the same.
     let names = |r: &Report| {
         r.runs
             .iter()
             .map(|run| run.transport.clone())
             .collect::<Vec<_>>()
-            .join(",")
     };
     check_one_load(reports)?;
     for (index, r) in reports.iter().enumerate() {
         if names(r) != names(first) {
             return Err(MergeError::Transports {
                 index,
-                expected: names(first),
-                found: names(r),
+                expected: names(first).join(","),
+                found: names(r).join(","),
             });
         }
     }
