@@ -150,10 +150,16 @@ mod tests {
         q.iter().map(|d| d.msg_id).collect()
     }
 
+    /// A client's receipts and a writer's window of `window` over them, nothing written yet.
+    fn window(window: usize) -> (Arc<Confirmations>, Unconfirmed) {
+        let c = Arc::new(Confirmations::default());
+        let u = Unconfirmed::new(c.clone(), window, None);
+        (c, u)
+    }
+
     #[test]
     fn keeps_what_no_receipt_covers() {
-        let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 10, None);
+        let (c, mut u) = window(10);
         for id in 0..5 {
             u.written(delivery(id), false);
         }
@@ -168,8 +174,7 @@ mod tests {
 
     #[test]
     fn a_receipt_past_what_was_written_covers_only_what_was_written() {
-        let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 4, None);
+        let (c, mut u) = window(4);
         u.written(delivery(0), false);
         c.confirm(1_000);
         assert_eq!(u.room(), 4);
@@ -179,8 +184,7 @@ mod tests {
 
     #[test]
     fn the_window_bounds_what_is_kept() {
-        let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 2, None);
+        let (c, mut u) = window(2);
         u.written(delivery(0), false);
         u.written(delivery(1), false);
         assert_eq!(u.room(), 0);
@@ -192,8 +196,7 @@ mod tests {
     /// the pool it came from.
     #[test]
     fn what_receipts_cover_is_handed_back_once_by_pool() {
-        let c = Arc::new(Confirmations::default());
-        let mut u = Unconfirmed::new(c.clone(), 10, None);
+        let (c, mut u) = window(10);
         u.written(delivery(0), true);
         u.written(delivery(1), false);
         u.written(delivery(2), false);
@@ -218,8 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_receipt_wakes_a_waiting_writer_even_if_it_came_first() {
-        let c = Arc::new(Confirmations::default());
-        let u = Unconfirmed::new(c.clone(), 1, None);
+        let (c, u) = window(1);
         c.confirm(1);
         // The permit stored by the receipt completes the wait; without it this would hang.
         tokio::time::timeout(std::time::Duration::from_secs(10), u.receipt())

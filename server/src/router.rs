@@ -55,10 +55,6 @@ use crate::store::{HoldStore, StoreKey};
 /// grew the server binary by 444 KiB, about 150 bytes each (tests/attacks.rs).
 const HELD_OVERHEAD: usize = 160;
 
-/// How often a new login looks whether the session it replaces has handed back its leftovers
-/// (it takes a few ms unless that session's writer is blocked).
-const REPLACE_POLL: Duration = Duration::from_millis(2);
-
 /// A message on its way to one recipient.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -370,6 +366,9 @@ pub struct Router {
     stats: Arc<Stats>,
     /// The holds' copy on disk, when the server keeps one.
     store: Option<Arc<HoldStore>>,
+    /// Told whenever a session has been removed, which is when a newer login waiting in
+    /// [`Router::replace`] may find no earlier session left.
+    session_ended: Notify,
 }
 
 impl Router {
@@ -382,6 +381,7 @@ impl Router {
             queue: QueueLimits::NONE,
             stats,
             store: None,
+            session_ended: Notify::new(),
         }
     }
 
@@ -517,8 +517,17 @@ impl Router {
             previous.kick.kick(ErrorCode::REPLACED);
         }
         let deadline = tokio::time::Instant::now() + wait;
-        while self.predecessor_pending(user) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(REPLACE_POLL).await;
+        loop {
+            // Registered before the check, so that a session ending between the check and the
+            // wait still wakes this one.
+            let ended = self.session_ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if !self.predecessor_pending(user)
+                || tokio::time::timeout_at(deadline, ended).await.is_err()
+            {
+                return;
+            }
         }
     }
 
@@ -635,6 +644,8 @@ impl Router {
                 }
             }
         }
+        // After the user's entry is let go, so that a login woken here finds it settled.
+        self.session_ended.notify_waiters();
     }
 
     /// Messages held for `user` (zero when online or unknown).

@@ -6,8 +6,11 @@ mod util;
 
 use imbench_proto::{ErrorCode, Frame};
 use imbench_server::Limits;
+use imbench_transport::framed::FramedConnection;
 use imbench_transport::Transport;
-use util::{file_cancel, file_content, offer, read, send, start_over, FileIn, FileOut, Received};
+use util::{
+    file_cancel, file_content, offer, read, send, start_over, FileIn, FileOut, Received, TestServer,
+};
 
 async fn a_file_arrives_whole_and_chat_passes_beside_it(transport: Transport) {
     let t = start_over(transport, Limits::default()).await;
@@ -199,17 +202,47 @@ async fn offers_over_the_limits_are_refused_with_typed_codes() {
     t.server.shutdown().await;
 }
 
-async fn a_sender_that_vanishes_ends_the_transfer_at_the_recipient(transport: Transport) {
-    let t = start_over(transport, Limits::default()).await;
+/// Alice (user 1) half way through sending Bob (user 2) a file (transfer 1) of twice `half`
+/// bytes, on a server with `limits`.
+struct HalfWay {
+    t: TestServer,
+    alice: FramedConnection,
+    bob: FramedConnection,
+    bob_files: FileIn,
+    out: FileOut,
+    sent: usize,
+}
+
+async fn half_way(transport: Transport, limits: Limits, half: usize) -> HalfWay {
+    let t = start_over(transport, limits).await;
     let mut alice = t.client(1).await;
-    let mut bob = t.client(2).await;
-    let mut bob_files = FileIn::new(&bob);
-    let content = file_content(1024 * 1024);
+    let bob = t.client(2).await;
+    let bob_files = FileIn::new(&bob);
+    let content = file_content(half);
     offer(&mut alice, 1, 2, 2 * content.len() as u64)
         .await
         .expect("accepted");
     let mut out = FileOut::open(&alice.link, 1).await;
     out.write(&mut alice, &content).await.unwrap();
+    HalfWay {
+        t,
+        alice,
+        bob,
+        bob_files,
+        out,
+        sent: half,
+    }
+}
+
+async fn a_sender_that_vanishes_ends_the_transfer_at_the_recipient(transport: Transport) {
+    let HalfWay {
+        t,
+        alice,
+        mut bob,
+        mut bob_files,
+        out,
+        sent,
+    } = half_way(transport, Limits::default(), 1024 * 1024).await;
     // Gone without a word, half way through.
     alice.link.abort(0, "vanishing");
     drop(out);
@@ -217,7 +250,7 @@ async fn a_sender_that_vanishes_ends_the_transfer_at_the_recipient(transport: Tr
     match bob_files.receive(&mut bob).await {
         Received::Cancelled(code, got) => {
             assert_eq!(code, ErrorCode::TRANSFER_ABORTED);
-            assert!(got <= content.len());
+            assert!(got <= sent);
         }
         other => panic!("expected the transfer to be cut short, got {other:?}"),
     }
@@ -246,16 +279,14 @@ async fn a_sender_that_stalls_is_told_so(transport: Transport) {
         file_idle_timeout: std::time::Duration::from_millis(500),
         ..Limits::default()
     };
-    let t = start_over(transport, limits).await;
-    let mut alice = t.client(1).await;
-    let mut bob = t.client(2).await;
-    let mut bob_files = FileIn::new(&bob);
-    let content = file_content(64 * 1024);
-    offer(&mut alice, 1, 2, 2 * content.len() as u64)
-        .await
-        .expect("accepted");
-    let mut out = FileOut::open(&alice.link, 1).await;
-    out.write(&mut alice, &content).await.unwrap();
+    let HalfWay {
+        t,
+        mut alice,
+        mut bob,
+        mut bob_files,
+        out,
+        ..
+    } = half_way(transport, limits, 64 * 1024).await;
     match bob_files.receive(&mut bob).await {
         Received::Cancelled(code, _) => assert_eq!(code, ErrorCode::TRANSFER_STALLED),
         other => panic!("expected the transfer to stall, got {other:?}"),

@@ -181,10 +181,7 @@ impl SessionWriter {
                         break;
                     }
                     room -= 1;
-                    if carried > 0 {
-                        carried -= 1;
-                        from_hold = true;
-                    }
+                    from_hold = count_off_carried(&mut carried);
                     if let Some(r) = receipts.as_mut() {
                         r.written(d.clone(), from_hold);
                     }
@@ -266,8 +263,7 @@ impl SessionWriter {
                     // Kept like any other: the reader has stopped, so no receipt covers these
                     // and they go back to the hold, for the client to drop the copies it got.
                     if let Outbound::Deliver(d) = &o {
-                        let from_hold = carried > 0;
-                        carried = carried.saturating_sub(1);
+                        let from_hold = count_off_carried(&mut carried);
                         if let Some(r) = receipts.as_mut() {
                             r.written(d.clone(), from_hold);
                         }
@@ -329,4 +325,12 @@ impl SessionWriter {
             unconfirmed,
         }
     }
+}
+
+/// Whether the next delivery to be written is one of the `carried` ones (those from the hold,
+/// which come first), counting it off: it stays charged to the hold, not the queue.
+fn count_off_carried(carried: &mut usize) -> bool {
+    let from_hold = *carried > 0;
+    *carried = carried.saturating_sub(1);
+    from_hold
 }
