@@ -27,6 +27,7 @@ use crate::client::context::RunContext;
 use crate::client::file_client::{FileEvent, Outgoing};
 use crate::driver::{ConnectError, Login, Op, Sender, Session, SessionError};
 use crate::measure::accounting::Inbox;
+use crate::measure::clock::Clock;
 use crate::measure::group_ledger::Membership;
 use crate::measure::metrics::Metric;
 use crate::workload::agenda::{Action, Agenda};
@@ -207,9 +208,14 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         conn.sender.close("run finished").await;
     })
     .await;
-    // The receiver ends when the server closes after Bye; past the wait, close regardless.
-    if let Some(receiver) = conn.receiver.take() {
-        let _ = tokio::time::timeout(goodbye, receiver).await;
+    // The receiver ends when the server closes after Bye; past the wait, it is ended here, not
+    // left running: the run settles its groups once every client task is over, and a
+    // delivery counted after that would be counted for nothing (its message already lost).
+    if let Some(mut receiver) = conn.receiver.take() {
+        if tokio::time::timeout(goodbye, &mut receiver).await.is_err() {
+            receiver.abort();
+            let _ = receiver.await;
+        }
     }
     conn.sender.abort("run finished");
 }
@@ -546,18 +552,16 @@ async fn wait_until(
 ) -> Result<Option<()>, SessionError> {
     loop {
         while let Some(ev) = outgoing.try_event() {
-            let from = ctx.clock.now_us();
-            outgoing.handle(ev, &mut conn.sender).await?;
-            writes.add(from, ctx.clock.now_us());
+            let handled = outgoing.handle(ev, &mut conn.sender);
+            writes.timed(&ctx.clock, handled).await?;
         }
         if ctx.clock.now_us() >= at_us {
             return Ok(Some(()));
         }
         if outgoing.has_chunks() {
             conn.queue_receipt_beside_upload()?;
-            let from = ctx.clock.now_us();
-            outgoing.write_chunk(&mut conn.sender).await?;
-            writes.add(from, ctx.clock.now_us());
+            let written = outgoing.write_chunk(&mut conn.sender);
+            writes.timed(&ctx.clock, written).await?;
             continue;
         }
         let ev = tokio::select! {
@@ -566,12 +570,13 @@ async fn wait_until(
             _ = tokio::time::sleep(RECEIPT_EVERY), if conn.receipts => None,
             ev = outgoing.next_event() => Some(ev),
         };
-        let from = ctx.clock.now_us();
-        match ev {
-            Some(ev) => outgoing.handle(ev, &mut conn.sender).await?,
-            None => conn.confirm().await?,
-        }
-        writes.add(from, ctx.clock.now_us());
+        let acted = async {
+            match ev {
+                Some(ev) => outgoing.handle(ev, &mut conn.sender).await,
+                None => conn.confirm().await,
+            }
+        };
+        writes.timed(&ctx.clock, acted).await?;
     }
 }
 
@@ -590,6 +595,14 @@ impl WriteTimes {
     /// Spans kept at most; the oldest go first (an action asks about the time since it was
     /// due, and actions come in the order they are due).
     const MOST: usize = 4096;
+
+    /// Does `work`, keeping its time as a write's.
+    async fn timed<T>(&mut self, clock: &Clock, work: impl std::future::Future<Output = T>) -> T {
+        let from = clock.now_us();
+        let out = work.await;
+        self.add(from, clock.now_us());
+        out
+    }
 
     fn add(&mut self, from: u64, to: u64) {
         if to <= from {
@@ -678,9 +691,9 @@ async fn send_scheduled(
                 }
             }
             // The time away is the plan's, not the generator's lateness.
-            let left_us = ctx.clock.now_us();
-            let back = conn.leave_and_return(ctx, index, d).await?;
-            writes.add(left_us, ctx.clock.now_us());
+            let back = writes
+                .timed(&ctx.clock, conn.leave_and_return(ctx, index, d))
+                .await?;
             match back {
                 // After a handover the messages due meanwhile are still owed: the person typed
                 // them, and they go out late. After a drop they are not (the client was away).
@@ -715,21 +728,25 @@ async fn send_scheduled(
         let lag = writes.lag(at_us, ctx.clock.now_us());
         ctx.recorder
             .record(Metric::ScheduleLag, lag, ctx.in_window(at_us));
-        let acting_us = ctx.clock.now_us();
-        match action {
-            Action::File(due) => outgoing.start(due),
-            Action::Direct(due) => {
-                let to = agenda.partners()[due.partner];
-                send_direct(ctx, index, conn, &mut numbering, due, to).await?;
+        let acted = async {
+            match action {
+                Action::File(due) => {
+                    outgoing.start(due);
+                    Ok(())
+                }
+                Action::Direct(due) => {
+                    let to = agenda.partners()[due.partner];
+                    send_direct(ctx, index, conn, &mut numbering, due, to).await
+                }
+                Action::Group(at_us, GroupEvent::Send { group, size }) => {
+                    send_group(ctx, index, conn, &mut numbering, at_us, group, size).await
+                }
+                Action::Group(_, GroupEvent::Toggle { group }) => {
+                    toggle_membership(ctx, index, conn, &mut numbering, group).await
+                }
             }
-            Action::Group(at_us, GroupEvent::Send { group, size }) => {
-                send_group(ctx, index, conn, &mut numbering, at_us, group, size).await?;
-            }
-            Action::Group(_, GroupEvent::Toggle { group }) => {
-                toggle_membership(ctx, index, conn, &mut numbering, group).await?;
-            }
-        }
-        writes.add(acting_us, ctx.clock.now_us());
+        };
+        writes.timed(&ctx.clock, acted).await?;
     }
 }
 

@@ -485,7 +485,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         (ServerSpec::Remote { addr, .. }, Transport::Quic) => Some(*addr),
         _ => None,
     };
-    // Drops from the start of the measured period to the end of the schedule.
+    // Drops from the start of the measured period to the end of the schedule, for imbench's
+    // QUIC (the only transport on UDP sockets; another system's target runs over TCP).
     let mut drops: Option<DropTally> = None;
     let mut group_quiet = GroupQuiet::default();
     let mut watchdog = Watchdog::new(s.generator.answer_timeout);
@@ -495,7 +496,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
-            drops = Some(DropTally::start(DropSnapshot::take(server_socket)));
+            drops = imbench_quic.then(|| DropTally::start(DropSnapshot::take(server_socket)));
         }
         let schedule_over = now_us >= ctx.schedule_end();
         if schedule_over && cpu_at_schedule_end.is_none() {
@@ -526,9 +527,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 // A socket a client closes during the period takes its count with it: look
                 // once a second, so that at most the last second's drops of one go unseen.
                 if let (Some(d), false) = (&mut drops, schedule_over) {
-                    if config.transport == Transport::Quic {
-                        d.observe(DropSnapshot::take(server_socket));
-                    }
+                    d.observe(DropSnapshot::take(server_socket));
                 }
                 progress.update(&ctx, &point, &totals);
                 if let Some(live) = &config.live {
@@ -633,7 +632,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         _ => None,
     };
     let udp_drops = match (&drops, cpu_at_schedule_end.is_some()) {
-        (Some(d), true) if config.transport == Transport::Quic => Some(d.drops()),
+        (Some(d), true) => Some(d.drops()),
         _ => None,
     };
     let mut notes = ctx.notes.clone();
