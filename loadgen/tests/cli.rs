@@ -1464,6 +1464,11 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
     // The steps of an earlier capacity search.
     std::fs::create_dir_all(dir.0.join("searched/step-01")).unwrap();
     dir.file("searched/capacity.json", "{}");
+    // A folder of the user's, and one that holds report folders (shards for a merge).
+    std::fs::create_dir_all(dir.0.join("mine")).unwrap();
+    dir.file("mine/notes.txt", "mine");
+    std::fs::create_dir_all(dir.0.join("shards/shard-1")).unwrap();
+    dir.file("shards/shard-1/report.json", "{}");
     let search =
         |out: &'static str| vec!["run", s, "--find-max", "--slo", "lost == 0", "--out", out];
     for (args, says) in [
@@ -1475,6 +1480,14 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
         (search("single"), "already holds report.json"),
         (search("repeated"), "already holds repeat.json, run-1"),
         (vec!["run", s, "--out", "afile"], "is a file, not a folder"),
+        (
+            vec!["run", s, "--out", "mine"],
+            "holds things that are not imbench's reports (notes.txt)",
+        ),
+        (
+            vec!["run", s, "--out", "shards"],
+            "holds things that are not imbench's reports (shard-1)",
+        ),
         (
             vec!["run", s, "--out", "repeated"],
             "already holds repeat.json, run-1",
@@ -1531,6 +1544,14 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
         let table = text(&out);
         assert!(table.contains("run-5"), "{runs} {asked}: {table}");
     }
+    // The spread itself is no report, and `report` says what to give instead.
+    let out = imbench(&dir, &["report", "base/repeat.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is the spread of a --repeat's runs, not a report"),
+        "{}",
+        text(&out)
+    );
     // A --check on no figure is named as such.
     let out = imbench(
         &dir,

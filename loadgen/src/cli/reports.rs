@@ -57,6 +57,18 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
             path.join("run-1").display()
         );
     }
+    if file
+        .file_name()
+        .is_some_and(|n| n == imbench_loadgen::report::repeat::REPEAT_JSON)
+    {
+        let folder = file.parent().unwrap_or(std::path::Path::new("."));
+        anyhow::bail!(
+            "{} is the spread of a --repeat's runs, not a report: give one run, such as {}, or the folder {} to `imbench compare`",
+            file.display(),
+            folder.join("run-1").display(),
+            folder.display()
+        );
+    }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let report = imbench_loadgen::report::read::from_json(&text)
@@ -315,11 +327,12 @@ fn load_baseline(
         }
         // A --repeat cut short by Ctrl-C: its last run measured part of its period, and its
         // spread (repeat.json) is of the whole runs before it; so is this baseline.
-        let spread = std::fs::read_to_string(path.join("repeat.json"))
-            .ok()
-            .and_then(|t| {
-                serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
-            });
+        let spread =
+            std::fs::read_to_string(path.join(imbench_loadgen::report::repeat::REPEAT_JSON))
+                .ok()
+                .and_then(|t| {
+                    serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
+                });
         if let Some(summary) = spread.filter(|s| s.runs > 0) {
             // The N of a folder named run-N (as --repeat names them). The counts come from a
             // file: folders are matched against them, no list of their length is made.

@@ -265,7 +265,7 @@ fn repeat(
     let mut summary = imbench_loadgen::report::repeat::summarize(&reports);
     summary.asked = args.repeat;
     out!("{}", summary.table());
-    let path = root.join("repeat.json");
+    let path = root.join(imbench_loadgen::report::repeat::REPEAT_JSON);
     let written = serde_json::to_string_pretty(&summary)
         .map_err(std::io::Error::other)
         .and_then(|json| std::fs::write(&path, json));
@@ -562,6 +562,9 @@ fn interrupt_on_ctrl_c(
     rx
 }
 
+/// The file written and removed to see that a report folder takes files.
+const PROBE: &str = ".imbench-write-check";
+
 /// Makes sure a run's report folder can be written and holds nothing that would be read in
 /// place of the new report, or mixed with it: the runs of an earlier `--repeat` or the steps
 /// of an earlier `--find-max` beside a single report, or a single report beside new repeated
@@ -586,10 +589,30 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         use imbench_loadgen::report::capacity::CAPACITY_JSON;
         let runs = |n: &String| {
             n.starts_with("run-")
-                || n == "repeat.json"
+                || n == imbench_loadgen::report::repeat::REPEAT_JSON
                 || n.starts_with("step-")
                 || n == CAPACITY_JSON
         };
+        // Anything else is not imbench's: a folder of the user's (`--out .`, `--out /`), or
+        // one holding report folders (`--out shards`, whose shards `merge` would then find
+        // beside a whole run's report).
+        let ours = |n: &String| {
+            runs(n)
+                || imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
+                || n.starts_with("capacity.")
+                || n == PROBE
+        };
+        let mut foreign: Vec<&String> = names.iter().filter(|n| !ours(n)).collect();
+        if !foreign.is_empty() {
+            foreign.sort();
+            let shown: Vec<&str> = foreign.iter().take(5).map(|n| n.as_str()).collect();
+            return Err(format!(
+                "--out {} holds things that are not imbench's reports ({}{}): give a folder of the report's own (it is made when missing)",
+                root.display(),
+                shown.join(", "),
+                if foreign.len() > shown.len() { ", …" } else { "" }
+            ));
+        }
         let mut stale: Vec<&String> = if several {
             names
                 .iter()
@@ -612,7 +635,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         .map_err(|e| format!("cannot create the report folder {}: {e}", root.display()))?;
     // A folder that exists but takes no file (read-only, not ours) would fail only after the
     // whole run, losing it.
-    let probe = root.join(".imbench-write-check");
+    let probe = root.join(PROBE);
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|e| format!("cannot write in the report folder {}: {e}", root.display()))

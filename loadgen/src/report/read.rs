@@ -45,7 +45,15 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
             reads: REPORT_SCHEMA,
         });
     }
-    Ok(serde_json::from_value(value)?)
+    let report: Report = serde_json::from_value(value)?;
+    // Every run writes one entry per transport or target at least: a report without one is
+    // an edited or broken file, and must not pass as a run that was OK.
+    if report.runs.is_empty() {
+        return Err(ReadError::Shape(
+            "not an imbench report: it holds no runs (`runs` is empty)".into(),
+        ));
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -75,6 +83,10 @@ mod tests {
         newer["schema"] = serde_json::json!(REPORT_SCHEMA + 1);
         let err = from_json(&newer.to_string()).expect_err("a newer schema");
         assert!(err.to_string().contains("newer imbench"), "{err}");
+        let mut empty: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        empty["runs"] = serde_json::json!([]);
+        let err = from_json(&empty.to_string()).expect_err("no runs");
+        assert!(err.to_string().contains("holds no runs"), "{err}");
         let shape = from_json("{}").expect_err("no fields").to_string();
         assert!(
             shape.starts_with("not an imbench report: missing field"),

@@ -12,6 +12,9 @@ use crate::config::slo::format_micros;
 use crate::report::model::{Report, Verdict};
 use crate::report::regression::{Check, DEFAULT_CHECKS};
 
+/// The file a `--repeat` writes beside its run folders: [`RepeatSummary`] as JSON.
+pub const REPEAT_JSON: &str = "repeat.json";
+
 /// The name of the figure for CPU per message (not an SLO target, so named here).
 pub const CPU_FIGURE: &str = "cpu_us_per_message";
 

@@ -59,6 +59,16 @@ const INTERVALS_JSONL: &str = "intervals.jsonl";
 const REPORT_HTML: &str = "report.html";
 const SUMMARY_MD: &str = "summary.md";
 
+/// Every file a report folder may hold, by name.
+pub const REPORT_FILES: [&str; 6] = [
+    REPORT_JSON,
+    INTERVALS_HLOG,
+    INTERVALS_JSONL,
+    REPORT_HTML,
+    SUMMARY_MD,
+    GROUP_RECORDS_FILE,
+];
+
 impl Report {
     /// Reads the group records a shard wrote beside its report in `dir`, if it wrote any, into
     /// its runs.
