@@ -948,8 +948,8 @@ impl Scenario {
         ] {
             if value > MAX_SPAN {
                 return bad(format!(
-                    "{name} must be at most {}, got {}",
-                    humantime::format_duration(MAX_SPAN),
+                    "{name} must be at most {} days, got {}",
+                    MAX_SPAN.as_secs() / (24 * 3600),
                     humantime::format_duration(value)
                 ));
             }

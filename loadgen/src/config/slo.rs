@@ -105,6 +105,17 @@ impl Slo {
         if name.is_empty() || value.is_empty() {
             return Err(err("expected NAME OP VALUE"));
         }
+        // `<>` or `>>` is read as `<` before a value starting with `>`: say what was meant.
+        let trailing: String = value
+            .chars()
+            .take_while(|c| matches!(c, '<' | '>' | '=' | '!'))
+            .collect();
+        if !trailing.is_empty() {
+            return Err(err(&format!(
+                "{:?} is not a comparison; one of < <= > >= == !=",
+                format!("{token}{trailing}")
+            )));
+        }
         // `=>` or `=<` is read as `>` or `<` after a name ending in `=`: say what was meant.
         if let Some(stray) = name.strip_suffix('=').or_else(|| name.strip_suffix('!')) {
             // `name` is trimmed: where it starts in `expr`, after any leading space.
@@ -273,6 +284,12 @@ mod tests {
         let e = Slo::parse("direct.p99=<1s").unwrap_err();
         assert!(
             e.why().contains("\"=<\" is not a comparison"),
+            "{}",
+            e.why()
+        );
+        let e = Slo::parse("lost <> 0").unwrap_err();
+        assert!(
+            e.why().contains("\"<>\" is not a comparison"),
             "{}",
             e.why()
         );

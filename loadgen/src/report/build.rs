@@ -314,8 +314,13 @@ impl Report {
                 String::new()
             };
             invalid_reasons.push(format!(
-                "{} clients lost their connection during the run{why}",
-                c.disconnects
+                "{} lost {} connection during the run{why}",
+                if c.disconnects == 1 {
+                    "1 client".to_string()
+                } else {
+                    format!("{} clients", c.disconnects)
+                },
+                if c.disconnects == 1 { "its" } else { "their" }
             ));
         }
         if duration_s > 0.0 && c.sent == 0 && gc.sent == 0 && c.files_sent == 0 {

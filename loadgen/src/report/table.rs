@@ -18,12 +18,13 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                "{} over {} ({}{}), {} clients, {:.1}s measured",
+                "{} over {} ({}{}), {} client{}, {:.1}s measured",
                 self.scenario.name,
                 run.transport,
                 run.against(),
                 self.network_suffix(),
                 run.counters.clients,
+                if run.counters.clients == 1 { "" } else { "s" },
                 run.duration_s
             );
             write_row(&mut out, "latency", LATENCY_COLUMNS.map(String::from));

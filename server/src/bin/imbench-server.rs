@@ -484,7 +484,7 @@ fn check_limits(args: &Args) -> Result<(), String> {
         // transfers' idle check ticks at a quarter of its timeout, which must not round to 0).
         if value < Duration::from_millis(1) {
             return Err(format!(
-                "{name} {value:?} is under 1ms: it would give up on every client at once"
+                "{name} {value:?} is under 1ms: it would give up on every client (or file transfer) at once"
             ));
         }
         // Past a day it means "never", which no clock can add up to; a deadline that far
@@ -493,6 +493,8 @@ fn check_limits(args: &Args) -> Result<(), String> {
             return Err(format!(
                 "{name} {} is over a day: give at most 24h",
                 humantime::format_duration(value)
+                    .to_string()
+                    .replace("1day", "1 day")
             ));
         }
     }
