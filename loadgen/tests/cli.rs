@@ -1600,6 +1600,24 @@ fn plain_tcp_needs_no_certificate_and_quic_says_it_does() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("give --cert"), "{}", text(&out));
+    // A secret file that is not there is said once, with the system's reason once.
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            s,
+            "--server",
+            &tcp,
+            "--secret-file",
+            "no-such-secret",
+            "--transport",
+            "tcp",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("no-such-secret"), "{t}");
+    assert_eq!(t.matches("os error 2").count(), 1, "{t}");
 }
 
 #[test]

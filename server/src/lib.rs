@@ -28,6 +28,7 @@
 
 mod addresses;
 pub mod auth;
+pub mod error_line;
 mod export;
 pub mod files;
 pub mod groups;

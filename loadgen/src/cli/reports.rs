@@ -87,7 +87,11 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
     {
         Ok(c) => c,
         Err(e) => {
-            imbench_loadgen::errln!("imbench: reading {}: {e:#}", file.display());
+            imbench_loadgen::errln!(
+                "imbench: reading {}: {}",
+                file.display(),
+                imbench_server::error_line::causes(&e)
+            );
             return exit_code::USAGE;
         }
     };
@@ -157,7 +161,7 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
             }
         }
         Err(e) => {
-            imbench_loadgen::errln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {}", imbench_server::error_line::causes(&e));
             exit_code::USAGE
         }
     }
@@ -226,7 +230,7 @@ fn merge_into(paths: &[PathBuf], out: &std::path::Path) -> u8 {
                 }
             }
             Err(e) => {
-                imbench_loadgen::errln!("imbench: {e:#}");
+                imbench_loadgen::errln!("imbench: {}", imbench_server::error_line::causes(&e));
                 return exit_code::USAGE;
             }
         }
@@ -401,7 +405,7 @@ pub(crate) fn compare(
     let baseline = match load_baseline(&paths[0]) {
         Ok(b) => b,
         Err(e) => {
-            imbench_loadgen::errln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {}", imbench_server::error_line::causes(&e));
             return exit_code::USAGE;
         }
     };
@@ -417,7 +421,7 @@ pub(crate) fn compare(
                 candidates.push((path, first..loaded.len()));
             }
             Err(e) => {
-                imbench_loadgen::errln!("imbench: {e:#}");
+                imbench_loadgen::errln!("imbench: {}", imbench_server::error_line::causes(&e));
                 return exit_code::USAGE;
             }
         }

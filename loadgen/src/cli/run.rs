@@ -9,7 +9,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     let (config, legs) = match configure(&args) {
         Ok(configured) => configured,
         Err(e) => {
-            imbench_loadgen::errln!("imbench: {e:#}");
+            imbench_loadgen::errln!("imbench: {}", imbench_server::error_line::causes(&e));
             return exit_code::USAGE;
         }
     };

@@ -158,28 +158,14 @@ fn main() -> anyhow::Result<()> {
         // backtrace (RUST_BACKTRACE set in the environment) would bury the reason.
         say(
             &mut std::io::stderr(),
-            &format!("imbench-server: {}\n", causes(&e)),
+            &format!(
+                "imbench-server: {}\n",
+                imbench_server::error_line::causes(&e)
+            ),
         );
         std::process::exit(1);
     }
     Ok(())
-}
-
-/// `e` and its causes, each said once: an error that quotes its source in its own message
-/// is not followed by that source again.
-fn causes(e: &anyhow::Error) -> String {
-    let mut said = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if said.contains(&text) {
-            continue;
-        }
-        if !said.is_empty() {
-            said.push_str(": ");
-        }
-        said.push_str(&text);
-    }
-    said
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
