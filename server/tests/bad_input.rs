@@ -241,3 +241,30 @@ async fn sends_to_a_group_one_is_not_in_and_oversize_bodies_are_refused_with_a_c
         "counted where it is summed up"
     );
 }
+
+/// A connection whose handshake has not finished by the Hello deadline is a Hello timeout: the
+/// deadline runs from its first packet to its Hello. It was counted as a failed handshake, so a
+/// server with too short a `--hello-timeout` showed no Hello timeouts at all.
+#[tokio::test]
+async fn a_handshake_unfinished_at_the_hello_deadline_is_a_hello_timeout() {
+    let limits = Limits {
+        hello_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Tls, limits).await;
+    // A TCP connection to the TLS port that never sends its ClientHello.
+    let _silent = tokio::net::TcpStream::connect(t.addr)
+        .await
+        .expect("connects");
+    let deadline = tokio::time::Instant::now() + util::READ_LIMIT;
+    while t.server.stats().hello_timeouts == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = t.server.stats();
+    assert_eq!(
+        (stats.hello_timeouts, stats.handshakes_failed),
+        (1, 0),
+        "{stats:?}"
+    );
+    t.server.shutdown().await;
+}

@@ -75,11 +75,14 @@ pub(crate) async fn serve_connection(
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // The deadline runs from the first packet to the Hello: a handshake still going on at
+        // it is a Hello timeout (there is no connection yet to say so on).
         Err(_) => {
-            state
-                .stats
-                .handshakes_failed
-                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                "no Hello within {:?}: the handshake had not finished",
+                state.limits.hello_timeout
+            );
+            state.stats.hello_timeouts.fetch_add(1, Ordering::Relaxed);
             return;
         }
     };
