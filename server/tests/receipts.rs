@@ -156,6 +156,19 @@ async fn a_receipt_from_a_client_that_did_not_ask_is_a_protocol_error() {
     t.server.shutdown().await;
 }
 
+/// A server whose sessions may queue 1 MiB, bob (user 2, who asked for receipts) and alice
+/// (user 1) logged in to it.
+async fn one_mib_queue() -> (TestServer, FramedConnection, FramedConnection) {
+    let limits = Limits {
+        session_queue_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Tcp, limits).await;
+    let bob = t.client_with(2, HELLO_RECEIPTS).await;
+    let alice = t.client(1).await;
+    (t, bob, alice)
+}
+
 /// Sends messages `ids` of 60 KiB to user 2, each once acked.
 async fn sends_large(alice: &mut FramedConnection, ids: std::ops::Range<u64>) {
     let body = bytes::Bytes::from(vec![7u8; 60 * 1024]);
@@ -178,13 +191,7 @@ async fn sends_large(alice: &mut FramedConnection, ids: std::ops::Range<u64>) {
 async fn a_receipt_frees_the_queue_bound_at_once() {
     // 17 deliveries of 60 KiB fill 1 MiB all but one more.
     const BURST: u64 = 17;
-    let limits = Limits {
-        session_queue_bytes: 1024 * 1024,
-        ..Limits::default()
-    };
-    let t = start_over(Transport::Tcp, limits).await;
-    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
-    let mut alice = t.client(1).await;
+    let (t, mut bob, mut alice) = one_mib_queue().await;
     for round in 0..3 {
         sends_large(&mut alice, round * BURST..(round + 1) * BURST).await;
         let got = deliveries(&mut bob, BURST as usize).await;
@@ -212,13 +219,7 @@ async fn a_receipt_frees_the_queue_bound_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_kept_unconfirmed_counts_against_the_session_queue() {
     const SENT: u64 = 40;
-    let limits = Limits {
-        session_queue_bytes: 1024 * 1024,
-        ..Limits::default()
-    };
-    let t = start_over(Transport::Tcp, limits).await;
-    let mut bob = t.client_with(2, HELLO_RECEIPTS).await;
-    let mut alice = t.client(1).await;
+    let (t, mut bob, mut alice) = one_mib_queue().await;
     sends_large(&mut alice, 0..SENT).await;
     let mut first = Vec::new();
     let ended = loop {
