@@ -586,7 +586,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        use imbench_loadgen::report::capacity::CAPACITY_JSON;
+        use imbench_loadgen::report::capacity::{CAPACITY_HTML, CAPACITY_JSON, CAPACITY_MD};
         let runs = |n: &String| {
             n.starts_with("run-")
                 || n == imbench_loadgen::report::repeat::REPEAT_JSON
@@ -599,7 +599,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         let ours = |n: &String| {
             runs(n)
                 || imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
-                || n.starts_with("capacity.")
+                || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
                 || n == PROBE
         };
         let mut foreign: Vec<&String> = names.iter().filter(|n| !ours(n)).collect();
