@@ -659,8 +659,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             // session for a client that has not logged in yet (an earlier run's is cleared).
             ServerSpec::Nats(_) | ServerSpec::Mqtt(_) => "; a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`)",
             // An account this run registers does not exist before its first login: the
-            // server refuses a message to it (to an account that exists, it keeps one).
-            ServerSpec::Xmpp(_) => "; a message to one whose account did not exist yet (a run that registers its accounts makes them as it logs in) was refused, and is counted in `rejected`",
+            // server refuses a message to it. One to an account that exists but is not online
+            // yet is kept by a server with offline storage; ejabberd without it acknowledges
+            // the message and bounces it after.
+            ServerSpec::Xmpp(_) => "; a message to one whose account did not exist yet (a run that registers its accounts makes them as it logs in) was refused, and is counted in `rejected`; one to an account not online yet is kept by a server with offline storage and delivered at the login, or bounced (ejabberd without `mod_offline` acknowledges it first: `lost`, with an error)",
             _ => "",
         };
         // A late client begins its sends when it logs in (it does not owe those it could not
