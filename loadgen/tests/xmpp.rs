@@ -44,12 +44,12 @@ async fn direct_chat_and_groups_account_for_every_message() {
 #[ignore = "needs ejabberd and root; .ci/run installs it and runs these"]
 async fn ejabberd_carries_direct_chat_and_rooms_with_every_message_accounted() {
     let server = Ejabberd::start("chat");
-    // Logins spread over 2 s: a message to a client still logging in when sending begins is
+    // Logins spread over 3 s: a message to a client still logging in when sending begins is
     // acknowledged and then bounced by an ejabberd without offline storage (the tests' own, see
     // `Ejabberd`), and at 150 logins a second on a busy machine 4 to 15 of them were late.
     let scenario = || {
         let mut s = small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
-        s.ramp_up = Duration::from_secs(2);
+        s.ramp_up = Duration::from_secs(3);
         s
     };
     // The first run registers the accounts in band as its clients log in. Unlike Prosody,
