@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hdrhistogram::serialization::interval_log::{
     IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
 };
-use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::report::model::Report;
@@ -67,7 +67,6 @@ pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {
 pub fn total_for(log: &[u8], tag: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine;
     let mut total = crate::measure::metrics::new_histogram();
-    let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(log) {
         let entry = entry.map_err(|e| format!("{e:?}"))?;
         if let LogEntry::Interval(h) = entry {
@@ -77,9 +76,7 @@ pub fn total_for(log: &[u8], tag: &str) -> Result<Histogram<u64>, String> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(h.encoded_histogram())
                 .map_err(|e| e.to_string())?;
-            let decoded: Histogram<u64> = deserializer
-                .deserialize(&mut std::io::Cursor::new(bytes))
-                .map_err(|e| format!("{e:?}"))?;
+            let decoded = crate::report::histogram::decode_v2(&bytes).map_err(|e| e.to_string())?;
             total.add(&decoded).map_err(|e| format!("{e:?}"))?;
         }
     }
