@@ -268,3 +268,28 @@ async fn a_handshake_unfinished_at_the_hello_deadline_is_a_hello_timeout() {
     );
     t.server.shutdown().await;
 }
+
+/// A client whose handshake outlasts the Hello deadline is told why it is closed: a QUIC
+/// handshake takes longer than 1 ms (a debug build's several), and the client saw its
+/// connection merely lost.
+#[tokio::test]
+async fn a_client_whose_handshake_outlasts_the_hello_deadline_is_told_so() {
+    let limits = Limits {
+        hello_timeout: Duration::from_millis(1),
+        ..Limits::default()
+    };
+    let t = start_over(Transport::Quic, limits).await;
+    let mut conn = t.raw().await;
+    // The Hello goes at once, as imbench's clients send it: over QUIC the server sees the
+    // client's stream only once something is written on it.
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        user: 1,
+        token: t.config.secret.token_for(1),
+        flags: 0,
+    };
+    conn.writer.write_frame(&hello).await.expect("hello");
+    assert_eq!(expect_error(&mut conn).await, ErrorCode::HELLO_TIMEOUT);
+    assert_eq!(t.server.stats().hello_timeouts, 1);
+    t.server.shutdown().await;
+}

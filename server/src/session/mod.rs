@@ -65,7 +65,9 @@ pub(crate) async fn serve_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let deadline = Instant::now() + state.limits.hello_timeout;
-    let conn = match tokio::time::timeout_at(deadline, incoming.establish()).await {
+    let establish = incoming.establish();
+    tokio::pin!(establish);
+    let conn = match tokio::time::timeout_at(deadline, &mut establish).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             tracing::debug!("handshake failed: {e}");
@@ -76,12 +78,18 @@ pub(crate) async fn serve_connection(
             return;
         }
         // The deadline runs from the first packet to the Hello: a handshake still going on at
-        // it is a Hello timeout (there is no connection yet to say so on).
+        // it is a Hello timeout. One that finishes within the close's grace is told so, as the
+        // client has a connection then and would otherwise see it merely lost; one that does
+        // not is dropped (nothing to say it on).
         Err(_) => {
-            tracing::debug!(
+            let reason = format!(
                 "no Hello within {:?}: the handshake had not finished",
                 state.limits.hello_timeout
             );
+            if let Ok(Ok(conn)) = timeout(CLOSE_GRACE, establish).await {
+                return refuse(conn, &state, ErrorCode::HELLO_TIMEOUT, &reason).await;
+            }
+            tracing::debug!("{reason}");
             state.stats.hello_timeouts.fetch_add(1, Ordering::Relaxed);
             return;
         }
