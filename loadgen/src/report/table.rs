@@ -197,3 +197,44 @@ fn write_row(out: &mut String, name: &str, cells: [String; 6]) {
     }
     out.push('\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_line_says_whose_lateness_it_was() {
+        let mut r: Report = serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads");
+        r.runs.truncate(1);
+        let schedule_line = |r: &Report| {
+            r.table()
+                .lines()
+                .find(|l| l.starts_with("schedule lag:"))
+                .map(str::to_string)
+                .expect("a schedule line")
+        };
+        let lag = &mut r.runs[0].schedule_lag;
+        (lag.saturated, lag.late_for_the_machine) = (false, false);
+        let on_time = schedule_line(&r);
+        assert!(
+            !on_time.contains("SATURATED") && !on_time.contains("LATE"),
+            "{on_time}"
+        );
+        r.runs[0].schedule_lag.saturated = true;
+        assert!(
+            schedule_line(&r).ends_with(" — SATURATED"),
+            "{}",
+            schedule_line(&r)
+        );
+        let lag = &mut r.runs[0].schedule_lag;
+        (lag.saturated, lag.late_for_the_machine) = (false, true);
+        assert!(
+            schedule_line(&r).ends_with(" — LATE: the machine's (see the verdict)"),
+            "{}",
+            schedule_line(&r)
+        );
+    }
+}
