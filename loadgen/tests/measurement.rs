@@ -311,3 +311,72 @@ async fn a_quic_stream_per_message_delivers_everything_once() {
     );
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
 }
+
+/// A target that passed the check before the first run and is gone by its own turn costs the
+/// comparison that run, not the runs already made: they are reported, and the report says
+/// which run could not take place (it was all lost, and nothing written).
+#[test]
+fn a_target_gone_by_its_turn_leaves_the_runs_made_reported() {
+    use imbench_loadgen::run::compare::{run_each, Leg};
+    use imbench_transport::Transport;
+    let server_config = ServerConfig::loopback().unwrap();
+    let server_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.addr(Transport::Quic).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_thread = std::thread::spawn(move || {
+        server_rt.block_on(async {
+            let _ = stop_rx.await;
+            server.shutdown().await;
+        })
+    });
+    let leg = |server: ServerSpec, label: &str| Leg {
+        transport: Transport::Quic,
+        server,
+        label: Some(label.into()),
+        target_url: None,
+    };
+    let legs = [
+        leg(ServerSpec::Embedded, "first"),
+        leg(remote(&server_config, addr), "gone"),
+        leg(ServerSpec::Embedded, "third"),
+    ];
+    let gen_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stop = Some((stop_tx, server_thread));
+    let outcome = gen_rt
+        .block_on(run_each(
+            config(
+                small_scenario(5, 20.0, Duration::from_secs(1)),
+                ServerSpec::Embedded,
+            ),
+            &legs,
+            // After the first run: the second target goes away.
+            |_| {
+                if let Some((tx, thread)) = stop.take() {
+                    let _ = tx.send(());
+                    thread.join().expect("the server's thread ends");
+                }
+            },
+        ))
+        .expect("the runs that took place are the outcome");
+    let r = &outcome.report;
+    let names: Vec<&str> = r.runs.iter().map(|run| run.transport.as_str()).collect();
+    assert_eq!(names, ["first", "third"]);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|why| why.starts_with("gone: the run could not take place")),
+        "{:?}",
+        r.invalid_reasons
+    );
+}

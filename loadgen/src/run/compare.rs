@@ -58,6 +58,9 @@ pub async fn run_each(
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     let mut reports = Vec::new();
     let mut not_run = Vec::new();
+    // Runs that could not take place although their target passed the check (it went away
+    // in the meantime, say): the others are still measured and reported.
+    let mut failed: Vec<(String, RunError)> = Vec::new();
     for leg in legs {
         // As the report names a run: its label, the system's protocol, or the transport.
         let name = || {
@@ -79,17 +82,37 @@ pub async fn run_each(
             // Ctrl-C while this leg connected: what it says of the server is the interrupt's
             // doing, and the legs that ran before are still the report.
             Err(_) if interrupted() && !reports.is_empty() => not_run.push(name()),
-            Err(e) => return Err(e),
+            Err(e @ RunError::InterruptedBeforeStart) => return Err(e),
+            Err(e) if legs.len() == 1 => return Err(e),
+            Err(e) => {
+                crate::errln!(
+                    "imbench: {}: the run could not take place: {e}; going on with the others",
+                    name()
+                );
+                failed.push((name(), e));
+            }
         }
     }
+    if reports.is_empty() {
+        let mut errors: Vec<RunError> = failed.into_iter().map(|(_, e)| e).collect();
+        return Err(match errors.len() {
+            0 => RunError::NoTransport,
+            1 => errors.remove(0),
+            _ => RunError::Several(errors),
+        });
+    }
     let mut report = combine(reports).ok_or(RunError::NoTransport)?;
-    if !not_run.is_empty() {
-        // A comparison that lacks some of what was asked is no comparison to pass on.
+    // A comparison that lacks some of what was asked is no comparison to pass on.
+    let mut missing = |why: String| {
         report.verdict = Verdict::Invalid;
         report.ok = false;
-        report
-            .invalid_reasons
-            .push(format!("interrupted: {} did not run", not_run.join(", ")));
+        report.invalid_reasons.push(why);
+    };
+    for (name, e) in &failed {
+        missing(format!("{name}: the run could not take place: {e}"));
+    }
+    if !not_run.is_empty() {
+        missing(format!("interrupted: {} did not run", not_run.join(", ")));
     }
     RunOutcome::written(report, config.out_dir.as_deref())
 }
