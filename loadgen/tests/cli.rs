@@ -193,6 +193,35 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
         "{}",
         text(&failed)
     );
+    assert!(
+        text(&failed).contains("removed, as this run could not take place"),
+        "{}",
+        text(&failed)
+    );
+    // A run refused for its usage leaves the earlier report as it was: here an SLO on a
+    // counter only imbench's own clients make, against another system (nothing listens there:
+    // the scenario is refused before anything is reached).
+    dir.file("failed/report.json", &earlier);
+    let refused = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            "failed",
+            "--target",
+            "nats://127.0.0.1:1",
+            "--slo",
+            "zero_rtt == 0",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("failed/report.json")).ok(),
+        Some(earlier.clone()),
+        "{}",
+        text(&refused)
+    );
     for m in [
         "direct",
         "direct_uncorrected",

@@ -162,13 +162,28 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         config.scenario.network = imbench_loadgen::config::held_path::HeldPath::read(name);
     }
     if let (Some(root), false) = (&config.out_dir, several) {
-        // The folder is this run's: a run that fails leaves no earlier report in it. Cleared
-        // once everything the run needs is up, so that a run refused on the way leaves the
-        // earlier report as it was.
+        // The folder is this run's: a run that fails leaves no earlier report in it to pass
+        // for its own. A run refused (bad usage: a scenario its target cannot run, a login
+        // the target refuses) leaves it as it was: it is told before the folder is touched,
+        // from the same checks the run would make.
+        let checked = runtime.block_on(imbench_loadgen::run::compare::check_each(&config, &legs));
+        let refused = checked.as_ref().err().filter(|e| {
+            e.exit_code() == exit_code::USAGE
+                || matches!(e, imbench_loadgen::RunError::InterruptedBeforeStart)
+        });
+        if let Some(e) = refused {
+            return run_failed(e);
+        }
+        let failed = checked.err();
         match imbench_loadgen::Report::clear_earlier(root) {
             Ok(true) => imbench_loadgen::errln!(
-                "imbench: {} held an earlier report: removed, this run's goes there",
-                root.display()
+                "imbench: {} held an earlier report: removed, {}",
+                root.display(),
+                if failed.is_some() {
+                    "as this run could not take place"
+                } else {
+                    "this run's goes there"
+                }
             ),
             Ok(false) => {}
             Err(e) => {
@@ -178,6 +193,9 @@ pub(crate) fn run(args: RunArgs) -> u8 {
                 );
                 return exit_code::USAGE;
             }
+        }
+        if let Some(e) = failed {
+            return run_failed(&e);
         }
     }
     run_into(&runtime, config, &legs, &args)

@@ -21,6 +21,36 @@ pub struct Leg {
     pub target_url: Option<String>,
 }
 
+/// The run of `config` over one leg.
+fn leg_config(config: &RunConfig, leg: &Leg) -> RunConfig {
+    let mut c = config.clone();
+    c.transport = leg.transport;
+    c.server = leg.server.clone();
+    c.label = leg.label.clone();
+    c.target_url = leg.target_url.clone();
+    c.out_dir = None;
+    c
+}
+
+/// Checks that each leg's run could take place (the scenario is one its target can run, and
+/// the target is reached and logged in to), without running any. Every target is checked, so
+/// that one invocation names each one that is wrong.
+pub async fn check_each(config: &RunConfig, legs: &[Leg]) -> Result<(), RunError> {
+    let mut failed = Vec::new();
+    for leg in legs {
+        match crate::run::probe(&leg_config(config, leg)).await {
+            Ok(()) => {}
+            Err(e @ RunError::InterruptedBeforeStart) => return Err(e),
+            Err(e) => failed.push(e),
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(failed.remove(0)),
+        _ => Err(RunError::Several(failed)),
+    }
+}
+
 /// Runs `config` once per leg, in order, and returns one report with a run per leg.
 /// `config.out_dir`, when set, receives the combined report.json.
 pub async fn run_each(
@@ -28,32 +58,10 @@ pub async fn run_each(
     legs: &[Leg],
     mut on_run: impl FnMut(&Report),
 ) -> Result<RunOutcome, RunError> {
-    let leg_config = |leg: &Leg| {
-        let mut c = config.clone();
-        c.transport = leg.transport;
-        c.server = leg.server.clone();
-        c.label = leg.label.clone();
-        c.target_url = leg.target_url.clone();
-        c.out_dir = None;
-        c
-    };
     // Refuse before the first run what a later one could not hold, reach or log in to,
     // rather than after the earlier ones ran.
-    // Every target is checked, so that one invocation names each one that is wrong.
     if legs.len() > 1 {
-        let mut failed = Vec::new();
-        for leg in legs {
-            match crate::run::probe(&leg_config(leg)).await {
-                Ok(()) => {}
-                Err(e @ RunError::InterruptedBeforeStart) => return Err(e),
-                Err(e) => failed.push(e),
-            }
-        }
-        match failed.len() {
-            0 => {}
-            1 => return Err(failed.remove(0)),
-            _ => return Err(RunError::Several(failed)),
-        }
+        check_each(&config, legs).await?;
     }
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
     let mut reports = Vec::new();
@@ -74,7 +82,7 @@ pub async fn run_each(
             not_run.push(name());
             continue;
         }
-        match run(leg_config(leg)).await {
+        match run(leg_config(&config, leg)).await {
             Ok(outcome) => {
                 on_run(&outcome.report);
                 reports.push(outcome.report);
