@@ -138,15 +138,40 @@ fn secret_of(url: &str) -> Option<&str> {
 }
 
 /// `text` (an error about `url`, say) with `url`'s secret, as written and decoded, shown as
-/// `***`.
+/// `***`: the URL as [`without_secrets`] shows it, and the secret where it stands as a word of
+/// its own. Inside other words it stays (a password `e` hidden everywhere garbled every
+/// message, and the gaps spelled it out).
 pub fn hide_secrets(text: &str, url: &str) -> String {
     let Some(secret) = secret_of(url) else {
         return text.to_string();
     };
-    let mut out = text.replace(secret, "***");
+    let mut out = text.replace(url, &without_secrets(url));
+    out = replace_words(&out, secret, "***");
     if let Some(decoded) = percent_decode(secret).filter(|d| !d.is_empty()) {
-        out = out.replace(&decoded, "***");
+        out = replace_words(&out, &decoded, "***");
     }
+    out
+}
+
+/// `text` with each `word` that no letter, digit or `_` touches on either side replaced.
+fn replace_words(text: &str, word: &str, with: &str) -> String {
+    let part_of_a_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for (at, _) in text.match_indices(word) {
+        if at < from {
+            continue;
+        }
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        if part_of_a_word(before) || part_of_a_word(after) {
+            continue;
+        }
+        out.push_str(&text[from..at]);
+        out.push_str(with);
+        from = at + word.len();
+    }
+    out.push_str(&text[from..]);
     out
 }
 
@@ -193,6 +218,20 @@ mod tests {
         assert_eq!(
             hide_secrets("xmpp://name@h:1", "xmpp://name@h:1"),
             "xmpp://name@h:1"
+        );
+        // A short password is hidden in the URL, and not inside the words around it.
+        let url = "nats://bob:e@127.0.0.1:99999";
+        assert_eq!(
+            hide_secrets(
+                &format!("{url}: a NATS target needs HOST:PORT (the port is e)"),
+                url
+            ),
+            "nats://bob:***@127.0.0.1:99999: a NATS target needs HOST:PORT (the port is ***)"
+        );
+        let url = "mqtt://u:t@h:1?qos=5";
+        assert_eq!(
+            hide_secrets("the MQTT target takes qos=0, 1 or 2", url),
+            "the MQTT target takes qos=0, 1 or 2"
         );
     }
 
