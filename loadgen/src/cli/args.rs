@@ -314,9 +314,26 @@ pub(crate) fn parse_target(given: &str) -> Result<Target, String> {
             Ok(Target::Imbench(transport, given))
         }
         _ => Err(format!(
-            "no target has the scheme {scheme:?}: a target is nats://HOST:PORT (nats+tls:// for TLS), mqtt://HOST:PORT (mqtts:// for TLS), xmpp://HOST:PORT (?tls=starttls for TLS) or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)"
+            "{}: a target is nats://HOST:PORT (nats+tls:// for TLS), mqtt://HOST:PORT (mqtts:// for TLS), xmpp://HOST:PORT (?tls=starttls for TLS) or imbench+TRANSPORT://HOST:PORT (TRANSPORT: quic, tcp, tls, ws, wss)",
+            match (scheme.as_str(), misspelt_scheme(given)) {
+                ("", Some(meant)) => format!("no \"://\" after the scheme (did you mean {meant}://?)"),
+                ("", None) => "no scheme (SCHEME://HOST:PORT)".to_string(),
+                _ => format!("no target has the scheme {scheme:?}"),
+            }
         )),
     }
+}
+
+/// The scheme a URL without `://` begins with, when it begins with one a target has and
+/// something like a mangled `://` after it (`nats:/HOST`, `mqtt//HOST`, `xmpp:HOST`).
+fn misspelt_scheme(given: &str) -> Option<&'static str> {
+    const SCHEMES: [&str; 5] = ["nats+tls", "nats", "mqtts", "mqtt", "xmpp"];
+    let lower = given.to_ascii_lowercase();
+    SCHEMES.into_iter().find(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('/'))
+    })
 }
 
 /// `--server ADDR` or `--server TRANSPORT=ADDR`.
@@ -961,6 +978,24 @@ mod tests {
         ));
         let e = parse_target("HTTP://127.0.0.1:80").unwrap_err();
         assert!(e.contains("a target is nats://"), "{e}");
+        assert!(e.starts_with("no target has the scheme \"http\""), "{e}");
+        // A mangled "://" is named as such, with the scheme meant.
+        for (given, meant) in [
+            ("nats:/127.0.0.1:4222", "nats://"),
+            ("nats//127.0.0.1:4222", "nats://"),
+            ("Mqtts:127.0.0.1:8883", "mqtts://"),
+            ("nats+tls:/h:1", "nats+tls://"),
+        ] {
+            let e = parse_target(given).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "no \"://\" after the scheme (did you mean {meant}?)"
+                )),
+                "{given}: {e}"
+            );
+        }
+        let e = parse_target("127.0.0.1:4222").unwrap_err();
+        assert!(e.starts_with("no scheme (SCHEME://HOST:PORT)"), "{e}");
         // Only the scheme: a password keeps its case.
         match parse_target("XMPP://User-{user}:PassWord@127.0.0.1:5222") {
             Ok(super::Target::Xmpp(t)) => {
