@@ -1381,8 +1381,10 @@ impl Watchdog {
                     "every client ({connected}) was logged out by a newer login of its user id: another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or a second run at once)"
                 ));
             }
+            // A server that is still there may have closed them for a reason of its own (a
+            // message over its size limit, say): each client's problem says what it was told.
             return Some(format!(
-                "every client ({connected}) lost its connection: the server is gone"
+                "every client ({connected}) lost its connection: the server is gone, or closed them all (see the problems below for what the clients were told)"
             ));
         }
         let here = clients_in(&ctx.scenario, ctx.shard);
