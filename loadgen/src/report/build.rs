@@ -491,6 +491,22 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         }
     }
     let value = target_value(&slo.target, run);
+    if let (Some(v), Some((lost, owed, left_out))) =
+        (value, lost_beyond_percentile(&slo.target, run))
+    {
+        // A message that never arrived is later than any bound: with more of them than the
+        // percentile leaves out, the percentile over all messages is unbounded, whatever the
+        // delivered ones' figure.
+        return SloResult {
+            expr: slo.expr.clone(),
+            value: format!(
+                "unbounded: {lost} of {owed} messages never arrived ({:.2} %, more than {left_out} leaves out); the delivered ones' is {}",
+                lost as f64 * 100.0 / owed as f64,
+                slo.show(v)
+            ),
+            ok: slo.holds(f64::INFINITY),
+        };
+    }
     match value {
         Some(v) => SloResult {
             expr: slo.expr.clone(),
@@ -512,6 +528,42 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
             ok: false,
         },
     }
+}
+
+/// For a latency SLO on a figure whose samples are deliveries (`direct`, `group`): how many
+/// of its messages never arrived, of how many owed, and the percentile's quantile, when more
+/// of them were lost than the percentile leaves out (any, for `max`), and what it leaves out.
+/// The counts are the
+/// run's (warm-up and drain included), the figure's samples the measured period's.
+fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64, &'static str)> {
+    let Target::Latency { metric, stat } = target else {
+        return None;
+    };
+    let (q, left_out) = match stat.as_str() {
+        "p50" => (0.5, "the 50 % p50"),
+        "p90" => (0.9, "the 10 % p90"),
+        "p99" => (0.99, "the 1 % p99"),
+        "p999" => (0.999, "the 0.1 % p999"),
+        "max" => (1.0, "none, as max"),
+        _ => return None,
+    };
+    let group = run.group.as_ref().map(|g| &g.counts);
+    let (lost, owed) = match metric.as_str() {
+        "direct" | "direct_uncorrected" => (
+            run.counters
+                .lost
+                .saturating_sub(group.map_or(0, |g| g.lost)),
+            run.counters
+                .expected
+                .saturating_sub(group.map_or(0, |g| g.expected)),
+        ),
+        "group" => {
+            let g = group?;
+            (g.lost, g.expected)
+        }
+        _ => return None,
+    };
+    (owed > 0 && lost as f64 > (1.0 - q) * owed as f64).then_some((lost, owed, left_out))
 }
 
 /// The sample count when an SLO's percentile is taken over too few samples to be anything but
@@ -696,6 +748,37 @@ mod tests {
             .contains("largest"));
         run.metrics.get_mut("direct").expect("direct").count = 100;
         assert_eq!(evaluate("direct.p99 < 500ms", run).value, "5.61ms");
+    }
+
+    #[test]
+    fn a_percentile_that_lost_messages_reach_is_unbounded() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        run.group = None;
+        run.metrics.get_mut("direct").expect("direct").p99_us = 13_950;
+        (run.counters.expected, run.counters.lost) = (10_000, 100);
+        // 1 % lost: p99 over all messages is still among the delivered.
+        let p99 = evaluate("direct.p99 < 200ms", run);
+        assert_eq!((p99.value.as_str(), p99.ok), ("13.95ms", true));
+        // More than 1 %: the p99 is a message that never arrived.
+        run.counters.lost = 6_421;
+        let p99 = evaluate("direct.p99 < 200ms", run);
+        assert!(!p99.ok, "{p99:?}");
+        assert_eq!(
+            p99.value,
+            "unbounded: 6421 of 10000 messages never arrived (64.21 %, more than the 1 % p99 leaves out); the delivered ones' is 13.95ms"
+        );
+        // p50 holds while half arrived; max never with any lost; a lower bound always.
+        run.counters.lost = 4_000;
+        assert!(evaluate("direct.p50 < 200ms", run).ok);
+        assert!(!evaluate("direct.p90 < 200ms", run).ok);
+        run.counters.lost = 1;
+        assert!(!evaluate("direct.max < 10s", run).ok);
+        assert!(evaluate("direct.p99 > 1ms", run).ok);
+        // Other figures (ack, connect) are not deliveries.
+        run.counters.lost = 6_421;
+        assert!(!evaluate("ack.p99 < 1h", run).value.contains("unbounded"));
     }
 
     #[test]
