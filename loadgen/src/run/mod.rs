@@ -677,8 +677,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // count of lost says nothing of the system's delivery until that is said.
     if totals.connect_failed > 0 && short {
         let n = totals.connect_failed;
+        let counted = match &config.server {
+            // The server answers for an account it does not have, or keeps what it can.
+            ServerSpec::Xmpp(_) => "is refused by the server when the account does not exist (counted in `rejected`), or kept for a later login by one with offline storage, and so never delivered in this run (`lost`)",
+            ServerSpec::Mqtt(t) if t.version == crate::driver::mqtt::Version::V5 && t.qos == 1 => "is counted in `rejected` when the broker's PUBACK says nobody was subscribed, otherwise in `lost`",
+            _ => "is counted in `lost`",
+        };
         notes.push(format!(
-            "{n} {} never connected (see the problems for why): what the others sent {} had nobody to receive it and is counted in `lost`",
+            "{n} {} never connected (see the problems for why): what the others sent {} had nobody to receive it and {counted}",
             if n == 1 { "client" } else { "clients" },
             if n == 1 { "it" } else { "them" },
         ));
