@@ -499,3 +499,29 @@ async fn a_port_that_answers_but_not_as_mqtt_is_a_usage_error() {
         }
     }
 }
+
+/// Two runs at once on one broker, each with its own prefix, keep out of each other's way:
+/// client ids carry the prefix, so neither logs the other's clients out (with `imbench-USER`
+/// for both, mosquitto closed the older connection of each id and one run lost every client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn two_runs_at_once_with_their_own_prefixes_keep_apart() {
+    let broker = Mosquitto::start("two-runs", "allow_anonymous true");
+    let run_under = |prefix: &str| {
+        let target = ServerSpec::Mqtt(
+            MqttTarget::parse(&format!("{}/{prefix}", broker.url("", ""))).expect("a target"),
+        );
+        imbench_loadgen::run(config(
+            small_scenario_with(20, 20.0, Duration::from_secs(2), ""),
+            target,
+        ))
+    };
+    let (one, other) = tokio::join!(run_under("one"), run_under("two/runs"));
+    for outcome in [one, other] {
+        let report = outcome.expect("a run beside another").report;
+        let c = &report.runs[0].counters;
+        assert_eq!((c.clients, c.disconnects), (20, 0), "{c:?}");
+        assert_eq!((c.lost, c.duplicated, c.errors), (0, 0, 0), "{c:?}");
+        assert_eq!(c.expected, c.delivered, "{c:?}");
+    }
+}

@@ -269,7 +269,10 @@ impl Failure {
 /// A client of `user` and its event loop, not yet connected (the loop connects when first
 /// polled). `clean` starts a fresh session and keeps none after the connection.
 pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Loop) {
-    let id = format!("imbench-{user}");
+    // The prefix names the client too: two runs at once on one broker, each with its own
+    // prefix, would otherwise log each other's clients out (a broker keeps one connection per
+    // client id).
+    let id = format!("{}-{user}", target.prefix.replace('/', "-"));
     // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one is
     // unacknowledged would wait for the broker's delayed ACK (40 ms on Linux), and the figure
     // would measure that.
