@@ -276,3 +276,27 @@ async fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_lost() {
         run.notes
     );
 }
+
+/// A server whose max_payload is below the scenario's largest message is refused before the
+/// run, from its INFO: it would close every client's connection at the first such message, and
+/// the run would read as a server gone.
+#[tokio::test]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn messages_larger_than_the_servers_max_payload_are_refused_before_the_run() {
+    let nats = NatsServer::start("max-payload", "max_payload: 512");
+    let sized = |bytes: u64| {
+        let mut s = small_scenario_with(4, 5.0, Duration::from_secs(1), "");
+        s.direct.size = imbench_loadgen::config::scenario::SizeDist::Fixed { bytes };
+        s
+    };
+    util::assert_refused_as_misconfigured(
+        imbench_loadgen::run(config(sized(1024), nats.target(""))).await,
+        &["at most 512 bytes", "max_payload", "up to 1040 bytes"],
+    );
+    // Up to the limit with the envelope, it runs.
+    let outcome = imbench_loadgen::run(config(sized(496), nats.target("")))
+        .await
+        .expect("a run within max_payload");
+    let c = &outcome.report.runs[0].counters;
+    assert_eq!((c.lost, c.connect_failures), (0, 0), "{c:?}");
+}

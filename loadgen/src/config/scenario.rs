@@ -1216,11 +1216,27 @@ impl GroupSize {
     }
 }
 
+impl SizeDist {
+    /// Smallest and largest body this distribution gives.
+    pub fn bounds(&self) -> (u64, u64) {
+        match *self {
+            SizeDist::Fixed { bytes } => (bytes, bytes),
+            SizeDist::Uniform { min, max } => (min, max),
+        }
+    }
+}
+
+impl Scenario {
+    /// The largest body a message of this scenario has (direct or to a group; files apart).
+    pub fn largest_body(&self) -> u64 {
+        let direct = (self.direct.rate > 0.0).then(|| self.direct.size.bounds().1);
+        let group = (self.groups.count > 0).then(|| self.groups.size.bounds().1);
+        direct.into_iter().chain(group).max().unwrap_or(0)
+    }
+}
+
 fn check_size(field: &str, size: SizeDist) -> Result<(), ScenarioError> {
-    let (lo, hi) = match size {
-        SizeDist::Fixed { bytes } => (bytes, bytes),
-        SizeDist::Uniform { min, max } => (min, max),
-    };
+    let (lo, hi) = size.bounds();
     let bad = |m: String| Err(ScenarioError::Invalid(m));
     if lo > hi {
         return bad(format!("{field}: min {lo} is above max {hi}"));

@@ -853,7 +853,10 @@ async fn driver_for(
             server_name.clone().unwrap_or_else(|| addr.ip().to_string()),
         )?,
         ServerSpec::Memory => Driver::Memory(Hub::new()),
-        ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(target.clone())),
+        ServerSpec::Nats(target) => Driver::Nats(NatsDriver::new(
+            target.clone(),
+            s.largest_body() as usize + crate::driver::envelope::ENVELOPE_LEN,
+        )),
         ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
         ServerSpec::Xmpp(target) => {
             Driver::Xmpp(crate::driver::xmpp::XmppDriver::new(target.clone()))

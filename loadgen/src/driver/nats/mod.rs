@@ -234,15 +234,19 @@ pub struct NatsDriver {
     inbox: Arc<str>,
     /// Whether the stream is there, found out by the first client to connect.
     stream: tokio::sync::OnceCell<Result<(), String>>,
+    /// The largest payload the scenario publishes (its largest body in its envelope): a
+    /// server whose `max_payload` is smaller closes the connection at the first such message.
+    largest_payload: usize,
 }
 
 impl NatsDriver {
-    /// Clients of `target`.
-    pub fn new(target: NatsTarget) -> Self {
+    /// Clients of `target` that publish payloads of up to `largest_payload` bytes.
+    pub fn new(target: NatsTarget, largest_payload: usize) -> Self {
         Self {
             target: Arc::new(target),
             inbox: format!("_INBOX.imbench.{:016x}", rand::random::<u64>()).into(),
             stream: tokio::sync::OnceCell::new(),
+            largest_payload,
         }
     }
 
@@ -298,6 +302,14 @@ impl NatsDriver {
                 )))
             }
         };
+        if let Some(max) = wire::max_payload(&info).filter(|&max| max < self.largest_payload) {
+            return Err(ConnectError::Misconfigured(format!(
+                "the NATS server at {} takes messages of at most {max} bytes (max_payload in its INFO), and this scenario's are up to {} bytes (its largest body and imbench's {}-byte envelope), which the server would answer by closing the connection: raise its max_payload or give the scenario smaller sizes",
+                target.host_port,
+                self.largest_payload,
+                super::envelope::ENVELOPE_LEN
+            )));
+        }
         let offers = wire::tls_offer(&info);
         let (mut read, mut write) = match &target.tls {
             None if offers == wire::TlsOffer::Required => {

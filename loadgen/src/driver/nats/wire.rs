@@ -182,6 +182,12 @@ pub fn tls_offer(info: &str) -> TlsOffer {
     }
 }
 
+/// The largest payload a server's INFO says it takes, when it says.
+pub fn max_payload(info: &str) -> Option<usize> {
+    let json: serde_json::Value = serde_json::from_str(info).ok()?;
+    usize::try_from(json.get("max_payload")?.as_u64()?).ok()
+}
+
 /// How a client proves who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
