@@ -525,3 +525,29 @@ async fn two_runs_at_once_with_their_own_prefixes_keep_apart() {
         assert_eq!(c.expected, c.delivered, "{c:?}");
     }
 }
+
+/// Clients a broker turns away at its connection limit are told that it may be that, not
+/// only that the port may not be MQTT's (mosquitto closes such a connection without a word).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn clients_past_the_brokers_connection_limit_are_told_it_may_be_that() {
+    let broker = Mosquitto::start("full", "allow_anonymous true\nmax_connections 5");
+    let scenario = small_scenario_with(8, 5.0, Duration::from_secs(1), "");
+    let outcome = imbench_loadgen::run(config(scenario, broker.target("", "")))
+        .await
+        .expect("a run with clients turned away");
+    let run = &outcome.report.runs[0];
+    // mosquitto let 5 or 6 in (its count and the check before the run's own connection).
+    let c = &run.counters;
+    assert!(
+        c.connect_failures >= 2 && c.clients + c.connect_failures == 8,
+        "{c:?}"
+    );
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("or the broker is at its connection limit")),
+        "{:?}",
+        run.problems
+    );
+}

@@ -180,15 +180,27 @@ impl MqttDriver {
                         "{where_} answered, but not as an MQTT broker ({e}): is this an MQTT port?"
                     )))
                 }
+                Err(Failure::Unreadable(e)) => {
+                    return Err(ConnectError::Misconfigured(format!(
+                        "{where_} answered, but not as an MQTT broker ({}: what it sent is not MQTT; rumqttc: {e}): is this an MQTT port?",
+                        wire::NOT_CONNACK
+                    )))
+                }
                 Err(e) => {
-                    // A TLS listener drops a plain CONNECT without a word.
+                    // A TLS listener drops a plain CONNECT without a word; so does a broker
+                    // at its connection limit (other clients may be connected to it already).
                     let tls = if target.tls.is_none() {
                         " (a TLS listener takes mqtts://)"
                     } else {
                         ""
                     };
+                    let full = if matches!(e, Failure::Ended) {
+                        "; or the broker is at its connection limit (mosquitto's max_connections, or its open-file limit: see its log)"
+                    } else {
+                        ""
+                    };
                     return Err(ConnectError::Failed(format!(
-                        "{where_} did not answer as an MQTT broker ({}): is this an MQTT port?{tls}",
+                        "{where_} did not answer as an MQTT broker ({}): is this an MQTT port?{tls}{full}",
                         e.describe()
                     )));
                 }

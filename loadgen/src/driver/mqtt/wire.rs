@@ -157,8 +157,11 @@ pub(super) enum Failure {
     Tls(rumqttc::TlsError),
     /// The requesting side has gone.
     RequestsDone,
-    /// The peer sent bytes that are not the MQTT answer to CONNECT: not an MQTT port.
+    /// The peer answered CONNECT with a packet that is not a CONNACK: not an MQTT port.
     NotMqtt(String),
+    /// The peer sent bytes the client could not read as MQTT, in rumqttc's words: before the
+    /// CONNACK, not an MQTT port; later, a packet of the broker's the library does not know.
+    Unreadable(String),
     /// The broker closed the connection (or reset it) without a DISCONNECT.
     Ended,
     /// Anything else, in rumqttc's words.
@@ -181,7 +184,7 @@ fn in_words(name: &str) -> String {
 /// What answered with bytes that are not a CONNACK: another packet (rumqttc would name the
 /// packet type it decoded, and a NATS server's `INFO` reads as a PUBACK, which says nothing to
 /// the user) or nothing MQTT can read.
-const NOT_CONNACK: &str = "its first answer was not a CONNACK";
+pub(super) const NOT_CONNACK: &str = "its first answer was not a CONNACK";
 
 /// A connection the broker ended without a DISCONNECT, in words.
 pub(super) const ENDED: &str = "the broker closed the connection";
@@ -217,7 +220,7 @@ impl Failure {
                 Failure::Other(format!("the connection was cut off: {io}"))
             }
             E::MqttState(rumqttc::StateError::Deserialization(d)) => {
-                Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
+                Failure::Unreadable(d.to_string())
             }
             E::MqttState(rumqttc::StateError::ConnectionAborted) => Failure::Ended,
             E::MqttState(rumqttc::StateError::Io(io)) if is_cut_off(&io) => Failure::Ended,
@@ -245,7 +248,7 @@ impl Failure {
                 rumqttc::v5::mqttbytes::Error::Io(io),
             )) if is_cut_off(&io) => Failure::Other(format!("the connection was cut off: {io}")),
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
-                Failure::NotMqtt(format!("{NOT_CONNACK}: {d}"))
+                Failure::Unreadable(d.to_string())
             }
             E::MqttState(rumqttc::v5::StateError::ConnectionAborted) => Failure::Ended,
             E::MqttState(rumqttc::v5::StateError::Io(io)) if is_cut_off(&io) => Failure::Ended,
@@ -261,6 +264,9 @@ impl Failure {
             Failure::Tls(e) => format!("TLS: {e}"),
             Failure::RequestsDone => "requests done".into(),
             Failure::NotMqtt(e) | Failure::Other(e) => e.clone(),
+            Failure::Unreadable(e) => {
+                format!("the broker sent a packet the client could not read (rumqttc: {e})")
+            }
             Failure::Ended => ENDED.into(),
         }
     }
