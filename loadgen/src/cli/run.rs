@@ -73,7 +73,11 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // A folder this run creates and then leaves empty (it failed, or was quit, before writing
     // anything) is removed again however the command ends, so that nothing is left to be
     // mistaken for a report.
-    let created = config.out_dir.clone().filter(|root| !root.exists());
+    let created = config
+        .out_dir
+        .as_deref()
+        .map(missing_folders)
+        .unwrap_or_default();
     let _created = RemovedIfEmpty(created.clone());
     // A Ctrl-C from here on is noted and taken once the runtime listens, so that the folder
     // and the network path are always cleaned up.
@@ -201,15 +205,32 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     run_into(&runtime, config, &legs, &args)
 }
 
-/// A report folder this command created, removed when the command ends if it is still empty.
-struct RemovedIfEmpty(Option<std::path::PathBuf>);
+/// The folders of `root` that do not exist yet, itself first, then each parent up to the
+/// first one that does (`reports/` for the default `reports/NAME-TIME`).
+fn missing_folders(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    root.ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .map(std::path::Path::to_path_buf)
+        .collect()
+}
+
+/// Removes the folders `created`, innermost first, each only if it is empty.
+fn remove_if_empty(created: &[std::path::PathBuf]) {
+    for dir in created {
+        // Only succeeds on an empty folder.
+        if std::fs::remove_dir(dir).is_err() {
+            return;
+        }
+    }
+}
+
+/// The report folders this command created, removed when the command ends if they are still
+/// empty.
+struct RemovedIfEmpty(Vec<std::path::PathBuf>);
 
 impl Drop for RemovedIfEmpty {
     fn drop(&mut self) {
-        if let Some(root) = &self.0 {
-            // Only succeeds on an empty folder.
-            let _ = std::fs::remove_dir(root);
-        }
+        remove_if_empty(&self.0);
     }
 }
 
@@ -537,7 +558,7 @@ const SECOND_INTERRUPT_AFTER: std::time::Duration = std::time::Duration::from_mi
 /// second one, from 0.3 s after it, exits at once.
 fn interrupt_on_ctrl_c(
     runtime: &tokio::runtime::Runtime,
-    created: Option<std::path::PathBuf>,
+    created: Vec<std::path::PathBuf>,
     early: super::EarlyInterrupt,
 ) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -569,10 +590,7 @@ fn interrupt_on_ctrl_c(
                 // No destructor runs on this exit: an emulated path's namespaces go now, and
                 // a report folder this run made and has not written into.
                 imbench_netpath::netns::remove_own();
-                if let Some(dir) = &created {
-                    // Only succeeds on an empty folder.
-                    let _ = std::fs::remove_dir(dir);
-                }
+                remove_if_empty(&created);
                 std::process::exit(i32::from(exit_code::INVALID));
             }
         }
