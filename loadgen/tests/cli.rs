@@ -1417,7 +1417,10 @@ fn ctrl_c_during_the_drain_cuts_it_short_and_marks_the_run() {
         "ended {took:?} after Ctrl-C"
     );
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
-    assert!(report.contains("interrupted during the drain"), "{report}");
+    assert!(
+        report.contains("stopped during the drain: interrupted at"),
+        "{report}"
+    );
     assert!(report.contains("\"verdict\": \"invalid\""));
 }
 

@@ -170,15 +170,21 @@ impl RunContext {
     /// report as the reason the run is invalid. The first reason wins.
     pub fn stop(&self, why: String) {
         let now = self.clock.now_us();
-        self.stop_at_us.fetch_min(now, Relaxed);
+        // Past the schedule's end the run is in its drain: it measured its whole period.
+        let in_drain = self.stop_at_us.fetch_min(now, Relaxed) <= now;
         let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
-            *reason = Some(why);
+            *reason = Some(if in_drain {
+                format!("stopped during the drain: {why}")
+            } else {
+                format!("stopped early: {why}")
+            });
         }
         let _ = self.stopped.send(true);
     }
 
-    /// Why the run was stopped early, if it was.
+    /// Why the run was stopped, if it was, with when ("stopped early: …", or "stopped during
+    /// the drain: …").
     pub fn stop_reason(&self) -> Option<String> {
         self.stop_reason
             .lock()

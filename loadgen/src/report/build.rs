@@ -31,7 +31,7 @@ pub struct Measurement {
     pub measure_start_us: u64,
     /// End of the measured period: as planned, or when the run was stopped.
     pub measure_end_us: u64,
-    /// Why the run was stopped early, if it was.
+    /// Why the run was stopped, if it was, with when (see `RunContext::stop_reason`).
     pub stop_reason: Option<String>,
     /// `i/n` when this generator ran one shard of the clients.
     pub shard: Option<String>,
@@ -293,7 +293,7 @@ impl Report {
 
         let mut invalid_reasons = Vec::new();
         if let Some(why) = stop_reason {
-            invalid_reasons.push(format!("stopped early: {why}"));
+            invalid_reasons.push(why);
         }
         let replaced = c.replaced;
         let c = &run.counters;

@@ -549,7 +549,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                     let at = ctx.clock.now_us() as f64 / 1e6;
                     ctx.stop(if schedule_over {
                         format!(
-                            "interrupted during the drain at {at:.1}s; messages still on their way then were waited for {}s more at most, not the rest of the drain",
+                            "interrupted at {at:.1}s; messages still on their way then were waited for {}s more at most, not the rest of the drain",
                             STOPPED_DRAIN.as_secs()
                         )
                     } else if ctx.clock.now_us() < ctx.measure_start_us {
