@@ -110,6 +110,9 @@ fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
         r.invalid_reasons
     );
     assert_eq!(r.runs[0].counters.errors, 10, "{:?}", r.runs[0].counters);
+    // The last interval has none of them connected (the chart of clients connected drops).
+    let last = r.runs[0].intervals.last().expect("intervals");
+    assert_eq!(last.connected, 0, "{last:?}");
     r
 }
 

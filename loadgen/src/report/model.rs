@@ -468,7 +468,7 @@ pub struct IntervalPoint {
     /// End of the interval, seconds since the run started.
     pub t_s: f64,
     /// Clients connected at the end of the interval (those away on a planned disconnect are
-    /// not).
+    /// not, nor those whose connection was lost and not made again).
     pub connected: u64,
     /// Messages sent so far (direct and group).
     pub sent: u64,

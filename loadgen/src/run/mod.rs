@@ -1539,7 +1539,11 @@ fn interval_point(
     let totals = ClientTotals::of(&ctx.counters);
     let point = IntervalPoint {
         t_s: ctx.clock.now_us() as f64 / 1e6,
-        connected: totals.connected.saturating_sub(totals.away),
+        // Not those away on a planned disconnect, nor those whose connection is lost now
+        // (a server gone left the count at every client).
+        connected: totals
+            .connected
+            .saturating_sub(totals.away + totals.connection_lost),
         errors: totals.errors,
         refused: totals.rejected + totals.group_rejected,
         dropped: totals.disconnected,
