@@ -716,6 +716,20 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         t.contains("base") && t.contains("next") && t.contains("direct p99"),
         "{t}"
     );
+    // One report of two runs side by side: compare says where their comparison is.
+    let base = std::fs::read_to_string(dir.0.join("base/report.json")).unwrap();
+    let mut two: serde_json::Value = serde_json::from_str(&base).unwrap();
+    let run = two["runs"][0].clone();
+    two["runs"].as_array_mut().unwrap().push(run);
+    std::fs::create_dir_all(dir.0.join("two")).unwrap();
+    dir.file("two/report.json", &two.to_string());
+    let out = imbench(&dir, &["compare", "two"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("two holds 2 runs side by side: `imbench report two`"),
+        "{}",
+        text(&out)
+    );
     // An invalid run keeps its mark under its folder's name; with churn, a different session
     // resumption is a different load, and compare says so.
     let next = std::fs::read_to_string(dir.0.join("next/report.json")).unwrap();

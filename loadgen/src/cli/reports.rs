@@ -380,8 +380,21 @@ pub(crate) fn compare(
 ) -> u8 {
     use imbench_loadgen::report::regression;
     if paths.len() < 2 {
+        // A report of several transports or targets holds its own comparison already.
+        let several = paths
+            .first()
+            .and_then(|p| load_report(p).ok())
+            .filter(|(_, r)| r.runs.len() > 1)
+            .map_or(String::new(), |(_, r)| {
+                format!(
+                    " ({} holds {} runs side by side: `imbench report {}` shows their comparison)",
+                    paths[0].display(),
+                    r.runs.len(),
+                    paths[0].display()
+                )
+            });
         imbench_loadgen::errln!(
-            "imbench: compare needs two reports or more, the baseline first; got one"
+            "imbench: compare needs two reports or more, the baseline first; got one{several}"
         );
         return exit_code::USAGE;
     }
