@@ -16,9 +16,15 @@ impl Report {
             if i > 0 {
                 out.push('\n');
             }
+            // The clients that connected; those that never did are said beside them, as the
+            // comparison counts the scenario's.
+            let never = match run.counters.connect_failures {
+                0 => String::new(),
+                n => format!(" ({n} never connected)"),
+            };
             let _ = writeln!(
                 out,
-                "{} over {} ({}{}), {} client{}, {:.1}s measured",
+                "{} over {} ({}{}), {} client{}{never}, {:.1}s measured",
                 self.scenario.name,
                 run.transport,
                 run.against(),
@@ -203,7 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schedule_line_says_whose_lateness_it_was() {
+    fn the_heading_and_the_schedule_line_say_what_went_wrong() {
         let mut r: Report = serde_json::from_str(include_str!(
             "../../../reports/baselines/ci/run-1/report.json"
         ))
@@ -216,6 +222,15 @@ mod tests {
                 .map(str::to_string)
                 .expect("a schedule line")
         };
+        // The heading says how many never connected, when some did not.
+        let heading = |r: &Report| r.table().lines().next().unwrap_or_default().to_string();
+        assert!(!heading(&r).contains("never connected"), "{}", heading(&r));
+        r.runs[0].counters.connect_failures = 75;
+        assert!(
+            heading(&r).contains(" clients (75 never connected), "),
+            "{}",
+            heading(&r)
+        );
         let lag = &mut r.runs[0].schedule_lag;
         (lag.saturated, lag.late_for_the_machine) = (false, false);
         let on_time = schedule_line(&r);
