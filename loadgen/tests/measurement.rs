@@ -221,19 +221,27 @@ fn a_generator_that_stalls_shows_in_schedule_lag_for_every_send_it_made_late() {
     assert!(lag.count > 1_000, "{}", lag.count);
     assert_eq!(lag.count, metric(r, "ack").count);
     // The generator's own thread was blocked, not the machine's other threads (the hiccup
-    // meter's): the run is the generator's to blame, and says so.
+    // meter's): the run is the generator's to blame, and says so, unless the machine was
+    // busier still (a run beside the whole test suite had a core stolen and its threads
+    // waiting longer for a CPU than they ran, which the run names instead).
     let judged = &r.runs[0].schedule_lag;
+    let reasons = &r.invalid_reasons;
+    if judged.late_for_the_machine {
+        assert!(
+            reasons
+                .iter()
+                .any(|why| why.starts_with("the machine was the limit")),
+            "{reasons:?}"
+        );
+        eprintln!("the machine was busier than the blocks: {reasons:?}");
+        return;
+    }
+    assert!(judged.saturated, "{judged:?} {reasons:?}");
     assert!(
-        judged.saturated && !judged.late_for_the_machine,
-        "{judged:?} {:?}",
-        r.invalid_reasons
-    );
-    assert!(
-        r.invalid_reasons
+        reasons
             .iter()
             .any(|why| why.contains("generator saturated")),
-        "{:?}",
-        r.invalid_reasons
+        "{reasons:?}"
     );
 }
 
