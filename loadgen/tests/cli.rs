@@ -2273,3 +2273,42 @@ fn messages_an_earlier_run_left_on_the_server_are_not_counted_as_this_runs() {
         text(&out)
     );
 }
+
+/// Ctrl-C while the target is checked (before the run, and before an earlier report in the
+/// folder is touched) ends the command at once and leaves that report as it was: the check
+/// waited out its connect timeout, and the report was removed after it.
+#[test]
+fn ctrl_c_while_the_target_is_checked_leaves_the_earlier_report() {
+    let dir = Dir::new("interrupt-check");
+    let scenario = dir.file("s.toml", TINY);
+    let run = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let earlier = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    // A port that takes connections and never answers: the check waits for its Welcome.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("imbench+tcp://{}", silent.local_addr().unwrap());
+    let secret = dir.random_secret("secret");
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--target",
+        &target,
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--out",
+        "r",
+    ];
+    let (out, took) = interrupted(&dir, &args, std::time::Duration::from_millis(1500));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "ended {took:?} after Ctrl-C: {}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("r/report.json")).ok(),
+        Some(earlier),
+        "{}",
+        text(&out)
+    );
+}

@@ -178,6 +178,10 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         if let Some(e) = refused {
             return run_failed(e);
         }
+        // Ctrl-C during the check leaves the earlier report too.
+        if config.interrupt.as_ref().is_some_and(|rx| *rx.borrow()) {
+            return run_failed(&imbench_loadgen::RunError::InterruptedBeforeStart);
+        }
         let failed = checked.err();
         match imbench_loadgen::Report::clear_earlier(root) {
             Ok(true) => imbench_loadgen::errln!(

@@ -108,7 +108,7 @@ pub fn option_as_written(key: &str, value: &str) -> String {
 /// `url` as reports may show it: a password after `USER:` becomes `***`, and so does a NATS
 /// token (`nats://TOKEN@HOST:PORT`); the rest as given.
 pub fn without_secrets(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some((scheme, separator, rest)) = scheme_and_rest(url) else {
         return url.to_string();
     };
     let Some(userinfo) = split(rest).userinfo else {
@@ -122,12 +122,27 @@ pub fn without_secrets(url: &str) -> String {
         None => userinfo.to_string(),
     };
     // The userinfo is the start of what follows the scheme, up to the `@` it ends at.
-    format!("{scheme}://{shown}{}", &rest[userinfo.len()..])
+    format!("{scheme}{separator}{shown}{}", &rest[userinfo.len()..])
+}
+
+/// A URL's scheme, what separates it from the rest, and the rest: `://`, or a mistyped
+/// `:/`, `//` or `:` after a scheme of letters (`nats:/bob:pw@h:1`), so that a password in a
+/// URL refused for its scheme is hidden too.
+fn scheme_and_rest(url: &str) -> Option<(&str, &str, &str)> {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        return Some((scheme, "://", rest));
+    }
+    let end = url.find(|c: char| !(c.is_ascii_alphanumeric() || c == '+'))?;
+    let (scheme, after) = url.split_at(end);
+    let separator = ["//", ":/", ":"]
+        .into_iter()
+        .find(|sep| after.starts_with(sep))?;
+    Some((scheme, separator, &after[separator.len()..]))
 }
 
 /// The secret `url` carries, as written: the password after `USER:`, or a NATS token.
 fn secret_of(url: &str) -> Option<&str> {
-    let (scheme, rest) = url.split_once("://")?;
+    let (scheme, _, rest) = scheme_and_rest(url)?;
     let userinfo = split(rest).userinfo?;
     match userinfo.split_once(':') {
         Some((_, password)) => Some(password),
@@ -157,19 +172,22 @@ pub fn hide_secrets(text: &str, url: &str) -> String {
 fn replace_words(text: &str, word: &str, with: &str) -> String {
     let part_of_a_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (at, _) in text.match_indices(word) {
-        if at < from {
-            continue;
-        }
+    let (mut from, mut search) = (0, 0);
+    // Each place the word begins, overlapping ones too: one inside a longer word may overlap
+    // one that stands alone.
+    while let Some(found) = text.get(search..).and_then(|rest| rest.find(word)) {
+        let at = search + found;
         let before = text[..at].chars().next_back();
         let after = text[at + word.len()..].chars().next();
-        if part_of_a_word(before) || part_of_a_word(after) {
+        if word.is_empty() || part_of_a_word(before) || part_of_a_word(after) {
+            // On to the next character boundary after this start.
+            search = at + text[at..].chars().next().map_or(1, char::len_utf8);
             continue;
         }
         out.push_str(&text[from..at]);
         out.push_str(with);
         from = at + word.len();
+        search = from;
     }
     out.push_str(&text[from..]);
     out
@@ -233,6 +251,16 @@ mod tests {
             hide_secrets("the MQTT target takes qos=0, 1 or 2", url),
             "the MQTT target takes qos=0, 1 or 2"
         );
+        // A URL with a mistyped "://" hides its password too.
+        assert_eq!(
+            without_secrets("nats:/bob:pw@h:4222"),
+            "nats:/bob:***@h:4222"
+        );
+        assert_eq!(without_secrets("mqtt//u:pw@h:1"), "mqtt//u:***@h:1");
+        assert_eq!(without_secrets("nats:tok@h:1"), "nats:***@h:1");
+        // A secret that stands alone right after an overlapping occurrence inside a word.
+        assert_eq!(replace_words("xa.a.a", "a.a", "***"), "xa.***");
+        assert_eq!(replace_words("é e é", "e", "***"), "é *** é");
     }
 
     #[test]

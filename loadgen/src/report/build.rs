@@ -539,12 +539,13 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64,
     let Target::Latency { metric, stat } = target else {
         return None;
     };
-    let (q, left_out) = match stat.as_str() {
-        "p50" => (0.5, "the 50 % p50"),
-        "p90" => (0.9, "the 10 % p90"),
-        "p99" => (0.99, "the 1 % p99"),
-        "p999" => (0.999, "the 0.1 % p999"),
-        "max" => (1.0, "none, as max"),
+    // What the percentile leaves out, in thousandths (integers: 1 - 0.9 is not 0.1 in f64).
+    let (left_out_permille, left_out) = match stat.as_str() {
+        "p50" => (500u128, "the 50 % p50"),
+        "p90" => (100, "the 10 % p90"),
+        "p99" => (10, "the 1 % p99"),
+        "p999" => (1, "the 0.1 % p999"),
+        "max" => (0, "none, as max"),
         _ => return None,
     };
     let group = run.group.as_ref().map(|g| &g.counts);
@@ -563,7 +564,8 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64,
         }
         _ => return None,
     };
-    (owed > 0 && lost as f64 > (1.0 - q) * owed as f64).then_some((lost, owed, left_out))
+    let beyond = u128::from(lost) * 1000 > u128::from(owed) * left_out_permille;
+    (owed > 0 && beyond).then_some((lost, owed, left_out))
 }
 
 /// The sample count when an SLO's percentile is taken over too few samples to be anything but
@@ -773,6 +775,9 @@ mod tests {
         run.counters.lost = 4_000;
         assert!(evaluate("direct.p50 < 200ms", run).ok);
         assert!(!evaluate("direct.p90 < 200ms", run).ok);
+        // Exactly a tenth lost: p90 is still the last delivered one.
+        run.counters.lost = 1_000;
+        assert!(evaluate("direct.p90 < 200ms", run).ok);
         run.counters.lost = 1;
         assert!(!evaluate("direct.max < 10s", run).ok);
         assert!(evaluate("direct.p99 > 1ms", run).ok);

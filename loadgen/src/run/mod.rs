@@ -445,21 +445,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         .driver
         .first_connect(probe_user, true, s.generator.connect_timeout);
     // Ctrl-C while the first connection is still unanswered ends the run there.
-    let mut interrupt = config.interrupt.clone();
-    let interrupted = async {
-        match interrupt.as_mut() {
-            // A sender that is gone can no longer interrupt.
-            Some(rx) => {
-                if rx.wait_for(|stop| *stop).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending().await,
-        }
-    };
     let probed = tokio::select! {
         probed = probe => probed,
-        _ = interrupted => return Err(RunError::InterruptedBeforeStart),
+        () = interrupted(&config) => return Err(RunError::InterruptedBeforeStart),
     };
     judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout).await?;
 
@@ -680,7 +668,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         let counted = match &config.server {
             // The server answers for an account it does not have, or keeps what it can.
             ServerSpec::Xmpp(_) => "is refused by the server when the account does not exist (counted in `rejected`), or kept for a later login by one with offline storage, and so never delivered in this run (`lost`)",
-            ServerSpec::Mqtt(t) if t.version == crate::driver::mqtt::Version::V5 && t.qos == 1 => "is counted in `rejected` when the broker's PUBACK says nobody was subscribed, otherwise in `lost`",
+            ServerSpec::Mqtt(t)
+                if t.version == crate::driver::mqtt::Version::V5 && t.qos >= 1 && !t.persistent =>
+            {
+                "is counted in `rejected` when the broker's PUBACK or PUBREC says nobody was subscribed, otherwise in `lost`"
+            }
             _ => "is counted in `lost`",
         };
         notes.push(format!(
@@ -879,8 +871,25 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
     check_driver_gives(&driver, s)?;
     let user = s.clients as u64;
     let timeout = s.generator.connect_timeout;
-    let probed = driver.first_connect(user, false, timeout).await;
+    // With receipts, as the run's own check (see there); Ctrl-C ends the check at once.
+    let probed = tokio::select! {
+        probed = driver.first_connect(user, true, timeout) => probed,
+        () = interrupted(config) => return Err(RunError::InterruptedBeforeStart),
+    };
     judge_probe(probed, driver.describe(), timeout).await
+}
+
+/// Completes when `config`'s run is interrupted (Ctrl-C), and never when it cannot be.
+async fn interrupted(config: &RunConfig) {
+    match config.interrupt.clone() {
+        // A sender that is gone can no longer interrupt.
+        Some(mut rx) => {
+            if rx.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Counters only imbench's own clients make: QUIC 0-RTT logins, TLS session resumption, QUIC
@@ -1541,9 +1550,15 @@ fn interval_point(
         t_s: ctx.clock.now_us() as f64 / 1e6,
         // Not those away on a planned disconnect, nor those whose connection is lost now
         // (a server gone left the count at every client).
-        connected: totals
-            .connected
-            .saturating_sub(totals.away + totals.connection_lost),
+        connected: ctx
+            .counters
+            .iter()
+            .filter(|c| {
+                c.connected.load(Relaxed)
+                    && !c.away.load(Relaxed)
+                    && !c.connection_lost.load(Relaxed)
+            })
+            .count() as u64,
         errors: totals.errors,
         refused: totals.rejected + totals.group_rejected,
         dropped: totals.disconnected,

@@ -78,15 +78,18 @@ pub(crate) async fn serve_connection(
             return;
         }
         // The deadline runs from the first packet to the Hello: a handshake still going on at
-        // it is a Hello timeout. One that finishes within the close's grace is told so, as the
-        // client has a connection then and would otherwise see it merely lost; one that does
-        // not is dropped (nothing to say it on).
+        // it is a Hello timeout. One that finishes within a grace (the close's, at most the
+        // deadline again) is told so, as the client has a connection then and would otherwise
+        // see it merely lost; one that does not is dropped (nothing to say it on).
         Err(_) => {
             let reason = format!(
                 "no Hello within {:?}: the handshake had not finished",
                 state.limits.hello_timeout
             );
-            if let Ok(Ok(conn)) = timeout(CLOSE_GRACE, establish).await {
+            // No longer than the deadline itself: a short --hello-timeout against handshakes
+            // that never finish holds each at most twice as long.
+            let grace = CLOSE_GRACE.min(state.limits.hello_timeout);
+            if let Ok(Ok(conn)) = timeout(grace, establish).await {
                 return refuse(conn, &state, ErrorCode::HELLO_TIMEOUT, &reason).await;
             }
             tracing::debug!("{reason}");

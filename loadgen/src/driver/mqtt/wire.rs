@@ -277,8 +277,8 @@ impl Failure {
 pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Loop) {
     // The prefix names the client too: two runs at once on one broker, each with its own
     // prefix, would otherwise log each other's clients out (a broker keeps one connection per
-    // client id).
-    let id = format!("{}-{user}", target.prefix.replace('/', "-"));
+    // client id). A prefix holds no `.`, so each `/` made one keeps distinct prefixes apart.
+    let id = format!("{}-{user}", target.prefix.replace('/', "."));
     // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one is
     // unacknowledged would wait for the broker's delayed ACK (40 ms on Linux), and the figure
     // would measure that.
