@@ -194,7 +194,7 @@ impl MqttDriver {
                     } else {
                         ""
                     };
-                    let full = if matches!(e, Failure::Ended) {
+                    let full = if matches!(e, Failure::Ended | Failure::CutOff(_)) {
                         "; or the broker is at its connection limit (mosquitto's max_connections, or its open-file limit: see its log)"
                     } else {
                         ""

@@ -164,6 +164,8 @@ pub(super) enum Failure {
     Unreadable(String),
     /// The broker closed the connection (or reset it) without a DISCONNECT.
     Ended,
+    /// The connection was reset while the client waited for an answer, in words.
+    CutOff(String),
     /// Anything else, in rumqttc's words.
     Other(String),
 }
@@ -209,6 +211,9 @@ impl Failure {
                 version: matches!(code, C::RefusedProtocolVersion),
                 code: in_words(&format!("{code:?}")),
             },
+            E::Io(e) if is_cut_off(&e) => {
+                Failure::CutOff(format!("the connection was cut off: {e}"))
+            }
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
@@ -217,7 +222,7 @@ impl Failure {
             E::MqttState(rumqttc::StateError::Deserialization(rumqttc::Error::Io(io)))
                 if is_cut_off(&io) =>
             {
-                Failure::Other(format!("the connection was cut off: {io}"))
+                Failure::CutOff(format!("the connection was cut off: {io}"))
             }
             E::MqttState(rumqttc::StateError::Deserialization(d)) => {
                 Failure::Unreadable(d.to_string())
@@ -240,13 +245,16 @@ impl Failure {
                 ),
                 code: in_words(&format!("{code:?}")),
             },
+            E::Io(e) if is_cut_off(&e) => {
+                Failure::CutOff(format!("the connection was cut off: {e}"))
+            }
             E::Io(e) => Failure::Io(e),
             E::Tls(e) => Failure::Tls(e),
             E::RequestsDone => Failure::RequestsDone,
             E::NotConnAck(_) => Failure::NotMqtt(NOT_CONNACK.to_string()),
             E::MqttState(rumqttc::v5::StateError::Deserialization(
                 rumqttc::v5::mqttbytes::Error::Io(io),
-            )) if is_cut_off(&io) => Failure::Other(format!("the connection was cut off: {io}")),
+            )) if is_cut_off(&io) => Failure::CutOff(format!("the connection was cut off: {io}")),
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
                 Failure::Unreadable(d.to_string())
             }
@@ -263,7 +271,7 @@ impl Failure {
             Failure::Io(e) => format!("I/O: {e}"),
             Failure::Tls(e) => format!("TLS: {e}"),
             Failure::RequestsDone => "requests done".into(),
-            Failure::NotMqtt(e) | Failure::Other(e) => e.clone(),
+            Failure::NotMqtt(e) | Failure::CutOff(e) | Failure::Other(e) => e.clone(),
             Failure::Unreadable(e) => {
                 format!("the broker sent a packet the client could not read (rumqttc: {e})")
             }
