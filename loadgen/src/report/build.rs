@@ -532,7 +532,8 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
 
 /// For a latency SLO on a figure whose samples are deliveries (`direct`, `group`): how many
 /// of its messages never arrived, of how many owed, and the percentile's quantile, when more
-/// of them were lost than the percentile leaves out (any, for `max`), and what it leaves out.
+/// of them were lost than the percentile leaves out (any, for `max` and `mean`), and what it
+/// leaves out.
 /// The counts are the
 /// run's (warm-up and drain included), the figure's samples the measured period's.
 fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64, &'static str)> {
@@ -546,6 +547,8 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64,
         "p99" => (10, "the 1 % p99"),
         "p999" => (1, "the 0.1 % p999"),
         "max" => (0, "none, as max"),
+        // A mean over all messages has each lost one's infinity in it.
+        "mean" => (0, "none, as a mean"),
         _ => return None,
     };
     let group = run.group.as_ref().map(|g| &g.counts);
@@ -780,6 +783,8 @@ mod tests {
         assert!(evaluate("direct.p90 < 200ms", run).ok);
         run.counters.lost = 1;
         assert!(!evaluate("direct.max < 10s", run).ok);
+        assert!(!evaluate("direct.mean < 10s", run).ok);
+        assert!(evaluate("direct.min < 10s", run).ok);
         assert!(evaluate("direct.p99 > 1ms", run).ok);
         // Other figures (ack, connect) are not deliveries.
         run.counters.lost = 6_421;
