@@ -551,3 +551,25 @@ async fn clients_past_the_brokers_connection_limit_are_told_it_may_be_that() {
         run.problems
     );
 }
+
+/// A broker that refuses the client id (mosquitto's `clientid_prefixes` refuses every id that
+/// does not start with the one given, as "not authorized") is told the id beside the credentials
+/// it may want: the error spoke only of a user and password.
+#[tokio::test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_client_id_the_broker_refuses_is_named() {
+    let broker = Mosquitto::start("ids", "allow_anonymous true\nclientid_prefixes other-");
+    let scenario = small_scenario_with(3, 1.0, Duration::from_secs(1), "");
+    match imbench_loadgen::run(config(scenario, broker.target("", "/chat/room"))).await {
+        Err(e @ RunError::Refused { .. }) => {
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE);
+            assert!(
+                e.to_string()
+                    .contains("or it does not take the client id chat.room-3"),
+                "{e}"
+            );
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a run with its client ids refused went ahead"),
+    }
+}

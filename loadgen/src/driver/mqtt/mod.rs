@@ -138,20 +138,8 @@ impl MqttDriver {
                     break;
                 }
                 Ok(_) => {}
-                Err(Failure::Refused {
-                    code,
-                    credentials,
-                    version,
-                }) => {
-                    let hint = if credentials && target.credentials.is_none() {
-                        " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT)"
-                    } else if credentials {
-                        " (check the user and password in the mqtt:// target)"
-                    } else if version {
-                        " (the broker does not speak the MQTT version asked for: try version=3.1.1)"
-                    } else {
-                        ""
-                    };
+                Err(Failure::Refused { code, why }) => {
+                    let hint = refusal_hint(target, user, why);
                     return Err(ConnectError::Refused(format!(
                         "the broker at {where_} refused the connection: {code}{hint}"
                     )));
@@ -648,9 +636,63 @@ impl MqttEvents {
     }
 }
 
+/// What to add to a refused CONNECT's reason: what the user may mend, and how.
+fn refusal_hint(target: &MqttTarget, user: u64, why: wire::LoginRefusal) -> String {
+    let id = wire::client_id(target, user);
+    match why {
+        // mosquitto says "not authorized" for a client id its `clientid_prefixes` refuses too.
+        wire::LoginRefusal::Credentials if target.credentials.is_none() => format!(
+            " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT; or it does not take the client id {id})"
+        ),
+        wire::LoginRefusal::Credentials => {
+            format!(" (check the user and password in the mqtt:// target; the client id was {id})")
+        }
+        wire::LoginRefusal::Version => {
+            " (the broker does not speak the MQTT version asked for: try version=3.1.1)".into()
+        }
+        wire::LoginRefusal::ClientId if id.len() > wire::PORTABLE_CLIENT_ID => format!(
+            " (the client id {id} is {} bytes, and an MQTT 3.1.1 broker need take only {}: give the target a shorter prefix, mqtt://HOST:PORT/PREFIX)",
+            id.len(),
+            wire::PORTABLE_CLIENT_ID
+        ),
+        wire::LoginRefusal::ClientId => format!(" (the client id was {id})"),
+        wire::LoginRefusal::Other => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PingAcks;
+    use super::{refusal_hint, wire::LoginRefusal, MqttTarget, PingAcks};
+
+    #[test]
+    fn a_refusal_names_what_to_mend() {
+        let target = |url: &str| MqttTarget::parse(url).expect("a target");
+        let plain = target("mqtt://h:1");
+        let hint = refusal_hint(&plain, 7, LoginRefusal::Credentials);
+        assert!(
+            hint.contains("gives none") && hint.contains("client id imbench-7"),
+            "{hint}"
+        );
+        let hint = refusal_hint(&target("mqtt://u:p@h:1"), 7, LoginRefusal::Credentials);
+        assert!(hint.contains("check the user and password"), "{hint}");
+        assert!(refusal_hint(&plain, 7, LoginRefusal::Version).contains("version=3.1.1"));
+        assert_eq!(
+            refusal_hint(&plain, 7, LoginRefusal::ClientId),
+            " (the client id was imbench-7)"
+        );
+        // A prefix of 20 bytes: user 100's id (24 bytes) is longer than every broker must
+        // take, user 10's (23) is not.
+        let twenty = target("mqtt://h:1/abcdefghij/klmnopqrs");
+        let long = refusal_hint(&twenty, 100, LoginRefusal::ClientId);
+        assert!(
+            long.contains("the client id abcdefghij.klmnopqrs-100 is 24 bytes")
+                && long.contains("shorter prefix"),
+            "{long}"
+        );
+        let at_most = refusal_hint(&twenty, 10, LoginRefusal::ClientId);
+        assert_eq!(at_most, " (the client id was abcdefghij.klmnopqrs-10)");
+        assert_eq!(refusal_hint(&plain, 7, LoginRefusal::Other), "");
+    }
 
     #[test]
     fn a_ping_acks_what_was_written_before_it_and_the_next_goes_out_when_it_is_answered() {

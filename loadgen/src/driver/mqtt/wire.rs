@@ -142,15 +142,23 @@ pub(crate) fn refusal_in_words(code: ErrorCode) -> String {
     }
 }
 
+/// The kind of a refused CONNECT, for what the user may mend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LoginRefusal {
+    /// The user or password (or, to some brokers, the client id: "not authorized").
+    Credentials,
+    /// The broker does not speak the version asked for.
+    Version,
+    /// The broker would not take the client id.
+    ClientId,
+    /// Anything else (the server unavailable, say).
+    Other,
+}
+
 /// Why a poll failed.
 pub(super) enum Failure {
-    /// The broker answered CONNECT with a refusal; `credentials` when the user or password is
-    /// the reason, `version` when the broker does not speak the version asked for.
-    Refused {
-        code: String,
-        credentials: bool,
-        version: bool,
-    },
+    /// The broker answered CONNECT with a refusal: its code in words, and its kind.
+    Refused { code: String, why: LoginRefusal },
     /// The socket.
     Io(std::io::Error),
     /// The TLS handshake.
@@ -207,8 +215,12 @@ impl Failure {
         use rumqttc::ConnectionError as E;
         match e {
             E::ConnectionRefused(code) => Failure::Refused {
-                credentials: matches!(code, C::BadUserNamePassword | C::NotAuthorized),
-                version: matches!(code, C::RefusedProtocolVersion),
+                why: match code {
+                    C::BadUserNamePassword | C::NotAuthorized => LoginRefusal::Credentials,
+                    C::RefusedProtocolVersion => LoginRefusal::Version,
+                    C::BadClientId => LoginRefusal::ClientId,
+                    _ => LoginRefusal::Other,
+                },
                 code: in_words(&format!("{code:?}")),
             },
             E::Io(e) if is_cut_off(&e) => {
@@ -238,11 +250,14 @@ impl Failure {
         use rumqttc::v5::ConnectionError as E;
         match e {
             E::ConnectionRefused(code) => Failure::Refused {
-                credentials: matches!(code, C::BadUserNamePassword | C::NotAuthorized),
-                version: matches!(
-                    code,
-                    C::RefusedProtocolVersion | C::UnsupportedProtocolVersion
-                ),
+                why: match code {
+                    C::BadUserNamePassword | C::NotAuthorized => LoginRefusal::Credentials,
+                    C::RefusedProtocolVersion | C::UnsupportedProtocolVersion => {
+                        LoginRefusal::Version
+                    }
+                    C::BadClientId | C::ClientIdentifierNotValid => LoginRefusal::ClientId,
+                    _ => LoginRefusal::Other,
+                },
                 code: in_words(&format!("{code:?}")),
             },
             E::Io(e) if is_cut_off(&e) => {
@@ -280,13 +295,23 @@ impl Failure {
     }
 }
 
+/// The client id of `user`: `PREFIX-USER`.
+pub(super) fn client_id(target: &MqttTarget, user: u64) -> String {
+    // The prefix names the client too: two runs at once on one broker, each with its own
+    // prefix, would otherwise log each other's clients out (a broker keeps one connection per
+    // client id). Some brokers take only letters and digits and `-` in an id: each `/` is a
+    // `.` (so prefixes `a/b` and `a.b` share their ids).
+    format!("{}-{user}", target.prefix.replace('/', "."))
+}
+
+/// The most bytes of a client id every MQTT 3.1.1 broker must take (MQTT 3.1.1, 3.1.3.1);
+/// longer ones a broker may refuse.
+pub(super) const PORTABLE_CLIENT_ID: usize = 23;
+
 /// A client of `user` and its event loop, not yet connected (the loop connects when first
 /// polled). `clean` starts a fresh session and keeps none after the connection.
 pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Loop) {
-    // The prefix names the client too: two runs at once on one broker, each with its own
-    // prefix, would otherwise log each other's clients out (a broker keeps one connection per
-    // client id). A prefix holds no `.`, so each `/` made one keeps distinct prefixes apart.
-    let id = format!("{}-{user}", target.prefix.replace('/', "."));
+    let id = client_id(target, user);
     // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one is
     // unacknowledged would wait for the broker's delayed ACK (40 ms on Linux), and the figure
     // would measure that.
