@@ -9,7 +9,7 @@ use std::time::Duration;
 use imbench_loadgen::{ServerSpec, Verdict};
 use imbench_server::ServerConfig;
 use imbench_transport::Transport;
-use util::{config, remote, small_scenario};
+use util::{config, generator_runtime, remote, small_scenario, ServerOnItsOwnThread};
 
 const PLANNED: Duration = Duration::from_secs(30);
 
@@ -89,11 +89,7 @@ fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
         std::thread::sleep(Duration::from_millis(2000));
         server_rt.shutdown_background();
     });
-    let gen_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let gen_rt = generator_runtime();
     let mut c = config(
         small_scenario(10, rate, PLANNED),
         remote(&server_config, addr),
@@ -171,38 +167,21 @@ async fn messages_to_clients_that_never_connected_are_lost_and_the_report_says_w
 fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     // The server runs on its own single-threaded runtime; blocking that thread hangs it while
     // its sockets stay open, as a deadlocked server would.
-    let server_config = ServerConfig::loopback().unwrap();
-    let server_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = server_rt
-        .block_on(imbench_server::start(server_config.clone()))
-        .unwrap();
-    let addr = server.addr(Transport::Quic).unwrap();
-    let handle = server_rt.handle().clone();
-    let server_thread = std::thread::spawn(move || {
-        server_rt.block_on(async { tokio::time::sleep(Duration::from_secs(20)).await });
-    });
-    let gen_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = gen_rt.block_on(async {
+    let server = ServerOnItsOwnThread::start();
+    let r = generator_runtime().block_on(async {
         let mut scenario = small_scenario(10, 20.0, PLANNED);
         scenario.generator.answer_timeout = Duration::from_secs(2);
+        let handle = server.handle.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(2000)).await;
             handle.spawn(async { std::thread::sleep(Duration::from_secs(12)) });
         });
-        imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+        imbench_loadgen::run(config(scenario, server.target()))
             .await
             .unwrap()
             .report
     });
     drop(server);
-    let _ = server_thread;
     let run = &r.runs[0];
     assert_eq!(r.verdict, Verdict::Invalid);
     assert!(

@@ -9,7 +9,10 @@ use std::time::Duration;
 use imbench_loadgen::report::MetricSummary;
 use imbench_loadgen::{Report, ServerSpec, Verdict};
 use imbench_server::ServerConfig;
-use util::{config, delay_proxy, remote, small_scenario, small_scenario_with};
+use util::{
+    config, delay_proxy, generator_runtime, remote, small_scenario, small_scenario_with,
+    ServerOnItsOwnThread,
+};
 
 fn metric<'a>(r: &'a Report, name: &str) -> &'a MetricSummary {
     &r.runs[0].metrics[name]
@@ -97,40 +100,22 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
     // A small receive window makes the generator's writes block soon after the stall begins,
     // as they would against any server that stops reading.
     server_config.quic.stream_receive_window = Some(1024);
-    let server_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = server_rt
-        .block_on(imbench_server::start(server_config.clone()))
-        .unwrap();
-    let addr = server.addr(imbench_transport::Transport::Quic).unwrap();
-    let server_handle = server_rt.handle().clone();
-    let server_thread = std::thread::spawn(move || {
-        server_rt.block_on(async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        })
-    });
-    let gen_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let report = gen_rt.block_on(async {
+    let server = ServerOnItsOwnThread::start_with(server_config);
+    let report = generator_runtime().block_on(async {
         // 5 clients at 200 msg/s for 8 s; the stall starts 2.5 s into the run (measured window
         // is 0.7 s – 8.7 s).
         let scenario = small_scenario(5, 200.0, Duration::from_secs(8));
+        let server_handle = server.handle.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(2500)).await;
             server_handle.spawn(async move { std::thread::sleep(STALL) });
         });
-        imbench_loadgen::run(config(scenario, remote(&server_config, addr)))
+        imbench_loadgen::run(config(scenario, server.target()))
             .await
             .unwrap()
             .report
     });
     drop(server);
-    let _ = server_thread;
     let r = &report;
     assert_eq!(r.runs[0].counters.lost, 0, "{:?}", r.runs[0].counters);
     let corrected = metric(r, "direct");
@@ -327,22 +312,8 @@ async fn a_quic_stream_per_message_delivers_everything_once() {
 fn a_target_gone_by_its_turn_leaves_the_runs_made_reported() {
     use imbench_loadgen::run::compare::{run_each, Leg};
     use imbench_transport::Transport;
-    let server_config = ServerConfig::loopback().unwrap();
-    let server_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = server_rt
-        .block_on(imbench_server::start(server_config.clone()))
-        .unwrap();
-    let addr = server.addr(Transport::Quic).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_thread = std::thread::spawn(move || {
-        server_rt.block_on(async {
-            let _ = stop_rx.await;
-            server.shutdown().await;
-        })
-    });
+    let mut server = Some(ServerOnItsOwnThread::start());
+    let target = server.as_ref().expect("started").target();
     let leg = |server: ServerSpec, label: &str| Leg {
         transport: Transport::Quic,
         server,
@@ -351,16 +322,10 @@ fn a_target_gone_by_its_turn_leaves_the_runs_made_reported() {
     };
     let legs = [
         leg(ServerSpec::Embedded, "first"),
-        leg(remote(&server_config, addr), "gone"),
+        leg(target, "gone"),
         leg(ServerSpec::Embedded, "third"),
     ];
-    let gen_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut stop = Some((stop_tx, server_thread));
-    let outcome = gen_rt
+    let outcome = generator_runtime()
         .block_on(run_each(
             config(
                 small_scenario(5, 20.0, Duration::from_secs(1)),
@@ -369,9 +334,8 @@ fn a_target_gone_by_its_turn_leaves_the_runs_made_reported() {
             &legs,
             // After the first run: the second target goes away.
             |_| {
-                if let Some((tx, thread)) = stop.take() {
-                    let _ = tx.send(());
-                    thread.join().expect("the server's thread ends");
+                if let Some(mut server) = server.take() {
+                    server.stop();
                 }
             },
         ))

@@ -284,14 +284,11 @@ async fn a_client_whose_handshake_outlasts_the_hello_deadline_is_told_so() {
     let t = start_over(Transport::Quic, limits).await;
     let start = tokio::time::Instant::now();
     let mut conn = t.raw().await;
-    let hello = Frame::Hello {
-        version: PROTOCOL_VERSION,
-        user: 1,
-        token: t.config.secret.token_for(1),
-        flags: 0,
-    };
     tokio::time::sleep_until(start + hello_timeout * 3 / 2).await;
-    conn.writer.write_frame(&hello).await.expect("hello");
+    conn.writer
+        .write_frame(&t.hello(1, 0))
+        .await
+        .expect("hello");
     assert_eq!(expect_error(&mut conn).await, ErrorCode::HELLO_TIMEOUT);
     assert_eq!(t.server.stats().hello_timeouts, 1);
     t.server.shutdown().await;

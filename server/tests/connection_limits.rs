@@ -7,7 +7,7 @@ mod util;
 
 use std::time::Duration;
 
-use imbench_proto::{ErrorCode, Frame, PROTOCOL_VERSION};
+use imbench_proto::{ErrorCode, Frame};
 use imbench_server::Limits;
 use imbench_transport::Transport;
 use util::{expect_error, read, send, start_over, TestServer};
@@ -16,13 +16,7 @@ use util::{expect_error, read, send, start_over, TestServer};
 /// when the connection could not be made or was closed without a frame.
 async fn hello(t: &TestServer, user: u64) -> Option<Frame> {
     let mut conn = t.connector.connect(t.addr, "localhost").await.ok()?;
-    let hello = Frame::Hello {
-        version: PROTOCOL_VERSION,
-        user,
-        token: t.config.secret.token_for(user),
-        flags: 0,
-    };
-    conn.writer.write_frame(&hello).await.ok()?;
+    conn.writer.write_frame(&t.hello(user, 0)).await.ok()?;
     tokio::time::timeout(util::READ_LIMIT, conn.reader.read_frame())
         .await
         .expect("an answer or a close within the limit")
@@ -41,16 +35,7 @@ async fn one_address_gets_at_most_its_share_of_connections(transport: Transport)
     let mut alice = t.client(1).await;
     let mut bob = t.client(2).await;
     let mut third = t.raw().await;
-    let token = t.config.secret.token_for(3);
-    let _ = third
-        .writer
-        .write_frame(&Frame::Hello {
-            version: PROTOCOL_VERSION,
-            user: 3,
-            token,
-            flags: 0,
-        })
-        .await;
+    let _ = third.writer.write_frame(&t.hello(3, 0)).await;
     assert_eq!(
         expect_error(&mut third).await,
         ErrorCode::TOO_MANY_CONNECTIONS

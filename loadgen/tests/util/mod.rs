@@ -697,3 +697,87 @@ pub fn imbench_in(dir: &std::path::Path, args: &[&str]) -> (std::process::Output
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out, text)
 }
+
+/// A server on a single-threaded runtime of its own, driven by a thread of its own: a task
+/// that blocks that thread (`handle.spawn(async { std::thread::sleep(…) })`) stalls the whole
+/// server, as a hung server would, while the generator keeps its schedule on another runtime
+/// ([`generator_runtime`]).
+pub struct ServerOnItsOwnThread {
+    pub config: ServerConfig,
+    pub addr: SocketAddr,
+    /// Where to spawn what should run on the server's thread.
+    pub handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerOnItsOwnThread {
+    /// Starts a loopback server over QUIC.
+    pub fn start() -> Self {
+        Self::start_with(ServerConfig::loopback().expect("server config"))
+    }
+
+    /// Starts a server of `config`, listening over QUIC.
+    pub fn start_with(config: ServerConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the server's runtime");
+        let server = runtime
+            .block_on(imbench_server::start(config.clone()))
+            .expect("the server starts");
+        let addr = server
+            .addr(imbench_transport::Transport::Quic)
+            .expect("listening over QUIC");
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+                server.shutdown().await;
+            })
+        });
+        Self {
+            config,
+            addr,
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// How a run reaches it.
+    pub fn target(&self) -> ServerSpec {
+        remote(&self.config, self.addr)
+    }
+
+    /// Shuts the server down and waits for its thread (for a stall still going on, too).
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the server's thread ends");
+        }
+    }
+}
+
+impl Drop for ServerOnItsOwnThread {
+    /// Asks the server to shut down without waiting: a test ends without waiting out a stall
+    /// it started.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The generator's runtime in tests that start a server beside it: two workers, as on the
+/// machines the tests run on.
+pub fn generator_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the generator's runtime")
+}

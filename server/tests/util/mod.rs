@@ -108,17 +108,21 @@ impl TestServer {
         self.client_with(user, 0).await
     }
 
+    /// The Hello that `user` says with its valid token and `flags`.
+    pub fn hello(&self, user: u64, flags: u8) -> Frame {
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            user,
+            token: self.config.secret.token_for(user),
+            flags,
+        }
+    }
+
     /// A logged-in client that said Hello with `flags`.
     pub async fn client_with(&self, user: u64, flags: u8) -> FramedConnection {
         let mut conn = self.raw().await;
-        let token = self.config.secret.token_for(user);
         conn.writer
-            .write_frame(&Frame::Hello {
-                version: PROTOCOL_VERSION,
-                user,
-                token,
-                flags,
-            })
+            .write_frame(&self.hello(user, flags))
             .await
             .expect("hello");
         match read(&mut conn).await {
