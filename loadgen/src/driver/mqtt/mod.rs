@@ -639,19 +639,26 @@ impl MqttEvents {
 /// What to add to a refused CONNECT's reason: what the user may mend, and how.
 fn refusal_hint(target: &MqttTarget, user: u64, why: wire::LoginRefusal) -> String {
     let id = wire::client_id(target, user);
+    let no_credentials = target.credentials.is_none();
     match why {
-        // mosquitto says "not authorized" for a client id its `clientid_prefixes` refuses too.
-        wire::LoginRefusal::Credentials if target.credentials.is_none() => format!(
+        wire::LoginRefusal::Credentials if no_credentials => {
+            " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT)".into()
+        }
+        wire::LoginRefusal::Credentials => {
+            " (check the user and password in the mqtt:// target)".into()
+        }
+        // mosquitto says so of a client id its `clientid_prefixes` refuses too.
+        wire::LoginRefusal::NotAuthorized if no_credentials => format!(
             " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT; or it does not take the client id {id})"
         ),
-        wire::LoginRefusal::Credentials => {
-            format!(" (check the user and password in the mqtt:// target; the client id was {id})")
-        }
+        wire::LoginRefusal::NotAuthorized => format!(
+            " (check the user and password in the mqtt:// target, and that the broker takes the client id {id})"
+        ),
         wire::LoginRefusal::Version => {
             " (the broker does not speak the MQTT version asked for: try version=3.1.1)".into()
         }
         wire::LoginRefusal::ClientId if id.len() > wire::PORTABLE_CLIENT_ID => format!(
-            " (the client id {id} is {} bytes, and an MQTT 3.1.1 broker need take only {}: give the target a shorter prefix, mqtt://HOST:PORT/PREFIX)",
+            " (the client id {id} is {} bytes, and an MQTT broker need take only {}: give the target a shorter prefix, mqtt://HOST:PORT/PREFIX)",
             id.len(),
             wire::PORTABLE_CLIENT_ID
         ),
@@ -668,13 +675,28 @@ mod tests {
     fn a_refusal_names_what_to_mend() {
         let target = |url: &str| MqttTarget::parse(url).expect("a target");
         let plain = target("mqtt://h:1");
-        let hint = refusal_hint(&plain, 7, LoginRefusal::Credentials);
+        let hint = refusal_hint(&plain, 7, LoginRefusal::NotAuthorized);
         assert!(
             hint.contains("gives none") && hint.contains("client id imbench-7"),
             "{hint}"
         );
-        let hint = refusal_hint(&target("mqtt://u:p@h:1"), 7, LoginRefusal::Credentials);
-        assert!(hint.contains("check the user and password"), "{hint}");
+        let given = target("mqtt://u:p@h:1");
+        let hint = refusal_hint(&given, 7, LoginRefusal::NotAuthorized);
+        assert!(
+            hint.contains("check the user and password") && hint.contains("imbench-7"),
+            "{hint}"
+        );
+        // A bad user name or password is that alone.
+        let hint = refusal_hint(&plain, 7, LoginRefusal::Credentials);
+        assert!(
+            hint.contains("gives none") && !hint.contains("client id"),
+            "{hint}"
+        );
+        let hint = refusal_hint(&given, 7, LoginRefusal::Credentials);
+        assert!(
+            hint.contains("check the user and password") && !hint.contains("client id"),
+            "{hint}"
+        );
         assert!(refusal_hint(&plain, 7, LoginRefusal::Version).contains("version=3.1.1"));
         assert_eq!(
             refusal_hint(&plain, 7, LoginRefusal::ClientId),

@@ -145,8 +145,10 @@ pub(crate) fn refusal_in_words(code: ErrorCode) -> String {
 /// The kind of a refused CONNECT, for what the user may mend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LoginRefusal {
-    /// The user or password (or, to some brokers, the client id: "not authorized").
+    /// The user or password ("bad user name or password").
     Credentials,
+    /// "Not authorized": the user or password, or to some brokers the client id.
+    NotAuthorized,
     /// The broker does not speak the version asked for.
     Version,
     /// The broker would not take the client id.
@@ -216,7 +218,8 @@ impl Failure {
         match e {
             E::ConnectionRefused(code) => Failure::Refused {
                 why: match code {
-                    C::BadUserNamePassword | C::NotAuthorized => LoginRefusal::Credentials,
+                    C::BadUserNamePassword => LoginRefusal::Credentials,
+                    C::NotAuthorized => LoginRefusal::NotAuthorized,
                     C::RefusedProtocolVersion => LoginRefusal::Version,
                     C::BadClientId => LoginRefusal::ClientId,
                     _ => LoginRefusal::Other,
@@ -251,7 +254,8 @@ impl Failure {
         match e {
             E::ConnectionRefused(code) => Failure::Refused {
                 why: match code {
-                    C::BadUserNamePassword | C::NotAuthorized => LoginRefusal::Credentials,
+                    C::BadUserNamePassword => LoginRefusal::Credentials,
+                    C::NotAuthorized => LoginRefusal::NotAuthorized,
                     C::RefusedProtocolVersion | C::UnsupportedProtocolVersion => {
                         LoginRefusal::Version
                     }
@@ -299,8 +303,8 @@ impl Failure {
 pub(super) fn client_id(target: &MqttTarget, user: u64) -> String {
     // The prefix names the client too: two runs at once on one broker, each with its own
     // prefix, would otherwise log each other's clients out (a broker keeps one connection per
-    // client id). Some brokers take only letters and digits and `-` in an id: each `/` is a
-    // `.` (so prefixes `a/b` and `a.b` share their ids).
+    // client id). Each `/` of the prefix is a `.` in the id (so prefixes `a/b` and `a.b`
+    // share their ids).
     format!("{}-{user}", target.prefix.replace('/', "."))
 }
 
