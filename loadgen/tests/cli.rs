@@ -99,10 +99,21 @@ fn signalled(
 /// What `scripts/machine-limited` says of the report in `dir`/`report`: 0 when it failed for
 /// the machine alone (or an SLO on one of `metrics`), 1 otherwise.
 fn machine_limited(dir: &Dir, report: &str, metrics: &[&str]) -> Option<i32> {
+    machine_limited_with(&[], dir, report, metrics)
+}
+
+/// `scripts/machine-limited` with `options` before the report folder.
+fn machine_limited_with(
+    options: &[&str],
+    dir: &Dir,
+    report: &str,
+    metrics: &[&str],
+) -> Option<i32> {
     Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../scripts/machine-limited"
     ))
+    .args(options)
     .arg(dir.0.join(report))
     .args(metrics)
     .output()
@@ -345,6 +356,34 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     std::fs::create_dir_all(dir.0.join("merged")).unwrap();
     std::fs::write(dir.0.join("merged/report.json"), merged.to_string()).unwrap();
     assert_eq!(machine_limited(&dir, "merged", &["schedule_lag"]), Some(0));
+    // A late schedule is the machine's only when the caller says so, and the run's SLOs (here
+    // the one on schedule_lag it missed) are left out only when the caller says so.
+    merged["invalid_reasons"] = serde_json::json!([
+        "this: generator saturated: schedule lag p99 39.00ms exceeds 10.00ms",
+        "this: the machine paused this process for 63.00ms"
+    ]);
+    std::fs::create_dir_all(dir.0.join("late")).unwrap();
+    std::fs::write(dir.0.join("late/report.json"), merged.to_string()).unwrap();
+    let saturated = "--saturated-too";
+    let reasons = "--reasons-only";
+    assert_eq!(machine_limited(&dir, "late", &["schedule_lag"]), Some(1));
+    assert_eq!(
+        machine_limited_with(&[saturated], &dir, "late", &["schedule_lag"]),
+        Some(0)
+    );
+    assert_eq!(
+        machine_limited_with(&[saturated], &dir, "late", &[]),
+        Some(1)
+    );
+    assert_eq!(
+        machine_limited_with(&[saturated, reasons], &dir, "late", &[]),
+        Some(0)
+    );
+    assert_eq!(machine_limited_with(&[reasons], &dir, "late", &[]), Some(1));
+    assert_eq!(
+        machine_limited_with(&["--saturated"], &dir, "late", &[]),
+        Some(2)
+    );
 }
 
 #[test]
