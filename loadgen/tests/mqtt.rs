@@ -565,7 +565,7 @@ async fn a_client_id_the_broker_refuses_is_named() {
             assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE);
             assert!(
                 e.to_string()
-                    .contains("or it does not take the client id chat.room-3"),
+                    .contains("or the broker does not take the client id chat.room-3"),
                 "{e}"
             );
         }

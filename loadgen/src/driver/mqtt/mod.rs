@@ -639,21 +639,17 @@ impl MqttEvents {
 /// What to add to a refused CONNECT's reason: what the user may mend, and how.
 fn refusal_hint(target: &MqttTarget, user: u64, why: wire::LoginRefusal) -> String {
     let id = wire::client_id(target, user);
-    let no_credentials = target.credentials.is_none();
+    let credentials = if target.credentials.is_none() {
+        "the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT"
+    } else {
+        "check the user and password in the mqtt:// target"
+    };
     match why {
-        wire::LoginRefusal::Credentials if no_credentials => {
-            " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT)".into()
-        }
-        wire::LoginRefusal::Credentials => {
-            " (check the user and password in the mqtt:// target)".into()
-        }
+        wire::LoginRefusal::Credentials => format!(" ({credentials})"),
         // mosquitto says so of a client id its `clientid_prefixes` refuses too.
-        wire::LoginRefusal::NotAuthorized if no_credentials => format!(
-            " (the broker wants a user and password, and the target gives none: mqtt://USER:PASSWORD@HOST:PORT; or it does not take the client id {id})"
-        ),
-        wire::LoginRefusal::NotAuthorized => format!(
-            " (check the user and password in the mqtt:// target, and that the broker takes the client id {id})"
-        ),
+        wire::LoginRefusal::NotAuthorized => {
+            format!(" ({credentials}; or the broker does not take the client id {id})")
+        }
         wire::LoginRefusal::Version => {
             " (the broker does not speak the MQTT version asked for: try version=3.1.1)".into()
         }
