@@ -380,6 +380,19 @@ impl Connection {
             }
         };
         self.sender.abort("left");
+        if ctx.driver.at_most_once() {
+            // At most once: what had no answer when the connection went is not sent again, and
+            // its answer cannot come on another connection. The receiver has ended and this
+            // task is the only sender, so the difference is exactly what this connection took.
+            let sent = c.sent.load(Relaxed) + c.group_sent.load(Relaxed);
+            let answered = c.acked.load(Relaxed)
+                + c.rejected.load(Relaxed)
+                + c.group_acked.load(Relaxed)
+                + c.group_rejected.load(Relaxed)
+                + c.dropped_unanswered.load(Relaxed);
+            c.dropped_unanswered
+                .fetch_add(sent.saturating_sub(answered), Relaxed);
+        }
         let Some(schedule) = self.churn.as_ref() else {
             return Ok(None);
         };
