@@ -292,18 +292,23 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
 }
 
 /// The generators' memory together: each shard is a process of its own, so their resident
-/// sets add up, and a client's share is the whole's over the scenario's `clients` (as each
-/// shard's is its own over its own clients).
+/// sets add up, and a client's share is the whole's over the clients they held when it was
+/// read (the scenario's `clients` for shards written before that was kept).
 fn merge_memory(shards: &[&RunReport], clients: usize) -> Memory {
     let sum = |f: fn(&Memory) -> u64| shards.iter().map(|r| f(&r.memory)).sum::<u64>();
-    let clients = clients as u64;
+    let held: Option<u64> = shards.iter().map(|r| r.memory.clients).sum();
+    let clients = held.unwrap_or(clients as u64);
     let before = sum(|m| m.rss_before_bytes);
     let connected = sum(|m| m.rss_connected_bytes);
     Memory {
         rss_before_bytes: before,
         rss_connected_bytes: connected,
         peak_rss_bytes: sum(|m| m.peak_rss_bytes),
-        bytes_per_client: connected.saturating_sub(before) / clients.max(1),
+        bytes_per_client: connected
+            .saturating_sub(before)
+            .checked_div(clients)
+            .unwrap_or(0),
+        clients: Some(clients),
         server_embedded: shards.iter().any(|r| r.memory.server_embedded),
     }
 }

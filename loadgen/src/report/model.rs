@@ -409,8 +409,13 @@ pub struct Memory {
     pub rss_connected_bytes: u64,
     /// Peak resident set of the process.
     pub peak_rss_bytes: u64,
-    /// (connected − before) / clients.
+    /// (connected − before) / `clients` (0 when none was logged in).
     pub bytes_per_client: u64,
+    /// Clients logged in when `rss_connected_bytes` was read, those the figure is of: fewer
+    /// than the scenario's when a run was interrupted during its ramp-up or some failed to
+    /// connect (absent in reports written before it was kept, whose figure is over all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u64>,
     /// Whether the server ran in this process (then the figure covers both sides).
     pub server_embedded: bool,
 }
@@ -502,7 +507,8 @@ pub struct IntervalPoint {
 }
 
 impl Memory {
-    /// Reads the process's peak memory and works out the per-client figure.
+    /// Reads the process's peak memory and works out the per-client figure: `connected` was
+    /// read with `clients` logged in.
     pub fn measure(before: u64, connected: u64, clients: usize, server_embedded: bool) -> Self {
         Self {
             rss_before_bytes: before,
@@ -513,7 +519,11 @@ impl Memory {
                 .unwrap_or(0)
                 .max(connected)
                 .max(before),
-            bytes_per_client: connected.saturating_sub(before) / clients.max(1) as u64,
+            bytes_per_client: connected
+                .saturating_sub(before)
+                .checked_div(clients as u64)
+                .unwrap_or(0),
+            clients: Some(clients as u64),
             server_embedded,
         }
     }
@@ -550,5 +560,22 @@ impl Machine {
             kernel: read("/proc/sys/kernel/osrelease"),
             memory_bytes: memory_bytes.map(|k| k * 1024),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memory;
+
+    #[test]
+    fn memory_per_client_is_over_the_clients_logged_in_when_it_was_read() {
+        let m = Memory::measure(10 << 20, 40 << 20, 300, false);
+        assert_eq!(
+            (m.bytes_per_client, m.clients),
+            ((30 << 20) / 300, Some(300))
+        );
+        // None logged in (every login failed): no figure, rather than the growth over one.
+        let none = Memory::measure(10 << 20, 12 << 20, 0, true);
+        assert_eq!((none.bytes_per_client, none.clients), (0, Some(0)));
     }
 }

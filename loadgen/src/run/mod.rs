@@ -459,6 +459,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut intervals = Vec::new();
     let mut interval_log = Vec::new();
     let mut rss_connected = rss_before;
+    // Clients logged in when `rss_connected` was last read: the memory per client is of them,
+    // not of those asked for (a run interrupted during its ramp-up, or a ramp-up that could not
+    // connect everyone, holds fewer).
+    let mut clients_at_rss = 0;
     let mut tick = tokio::time::interval_at(
         Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
@@ -511,6 +515,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 let (point, totals) = interval_point(&ctx, &mut intervals, &mut interval_log);
                 if ctx.clock.now_us() <= measure_start_us {
                     rss_connected = rss_connected.max(report::rss_bytes());
+                    clients_at_rss = ctx
+                        .counters
+                        .iter()
+                        .filter(|c| c.connected.load(Relaxed))
+                        .count();
                 }
                 // A socket a client closes during the period takes its count with it: look
                 // once a second, so that at most the last second's drops of one go unseen.
@@ -599,11 +608,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ),
     };
     let (problems, problem_count) = ctx.problems();
-    // A shard's process holds its own clients only.
     let memory = report::Memory::measure(
         rss_before,
         rss_connected,
-        clients_in(&s, config.shard),
+        clients_at_rss,
         embedded.is_some(),
     );
     let cpu_used = match (
