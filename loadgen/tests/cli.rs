@@ -797,6 +797,27 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     std::fs::write(dir.0.join("tcp-0rtt/report.json"), tcp_0rtt.to_string()).unwrap();
     let out = imbench(&dir, &["compare", "over-tcp", "tcp-0rtt"]);
     assert!(!text(&out).contains("different loads"), "{}", text(&out));
+    // A gate with nothing to judge says what is missing: a run of the same name, or the
+    // figure checked.
+    let gate = ["--fail-on-regression", "10%"];
+    let out = imbench(
+        &dir,
+        &[&["compare", "churned", "over-tcp"][..], &gate].concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("has runs named tcp and the baseline quic"),
+        "{}",
+        text(&out)
+    );
+    let no_groups = ["compare", "base", "next", "--check", "fanout.p99"];
+    let out = imbench(&dir, &[&no_groups[..], &gate].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("none of the figures checked (fanout.p99)"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["compare", "churned", "bad"]);
     let t = text(&out);
     assert!(t.contains("bad*") && !t.contains("churned*"), "{t}");

@@ -521,11 +521,33 @@ pub(crate) fn compare(
                 [(file, _)] => file.display().to_string(),
                 _ => format!("{} ({} runs)", path.display(), columns.len()),
             };
-            // Nothing in common: the error alone, not an empty table before it.
+            // Nothing in common: what is missing, not an empty table. Reports the gate would not
+            // judge anyway (different loads, an invalid run) get that verdict below.
             if findings.is_empty() {
-                imbench_loadgen::errln!(
-                    "imbench: {shown} shares no figure and transport with the baseline"
-                );
+                let runs_of = |reports: &[(std::path::PathBuf, imbench_loadgen::Report)]| {
+                    let mut names: Vec<String> = reports
+                        .iter()
+                        .flat_map(|(_, r)| r.runs.iter().map(|run| run.transport.clone()))
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    names.join(", ")
+                };
+                let (base_runs, new_runs) = (runs_of(&baseline), runs_of(&loaded[columns.clone()]));
+                let checked: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+                if base_runs == new_runs {
+                    imbench_loadgen::errln!(
+                        "imbench: the baseline's {base_runs} runs have none of the figures checked ({}): a figure with no samples (fanout.p99 in runs without groups, say) cannot be gated; name one they have with --check",
+                        checked.join(", ")
+                    );
+                } else {
+                    imbench_loadgen::errln!(
+                        "imbench: {shown} has runs named {new_runs} and the baseline {base_runs}: no run of one to set beside a run of the other, so there is nothing to gate (without --fail-on-regression, compare shows them side by side)"
+                    );
+                }
+                if loads.len() > 1 || !not_gated.is_empty() {
+                    continue;
+                }
                 return exit_code::USAGE;
             }
             outln!("{shown}, against {}:", paths[0].display());
