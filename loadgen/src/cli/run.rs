@@ -387,6 +387,7 @@ fn run_once(
                         "{}",
                         imbench_loadgen::report::comparison::comparison_table(report)
                     );
+                    outln!("verdict: {}", report.verdict_line());
                 } else {
                     out!("{}", report.table());
                 }

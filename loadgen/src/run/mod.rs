@@ -268,9 +268,17 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     /// `report`, written into `dir` first when there is one.
-    pub fn written(report: Report, dir: Option<&std::path::Path>) -> Result<Self, RunError> {
+    pub fn written(mut report: Report, dir: Option<&std::path::Path>) -> Result<Self, RunError> {
         if let Some(dir) = dir {
             if let Err(source) = report.write(dir) {
+                // Shown after all, its verdict says what the exit code does: a run whose report
+                // is lost is not one to pass on.
+                report.verdict = crate::report::Verdict::Invalid;
+                report.ok = false;
+                report.invalid_reasons.push(format!(
+                    "the report could not be written to {}: {source}",
+                    dir.display()
+                ));
                 return Err(RunError::Write {
                     path: dir.display().to_string(),
                     source,
@@ -1410,7 +1418,7 @@ impl Watchdog {
             // A server that is still there may have closed them for a reason of its own (a
             // message over its size limit, say): each client's problem says what it was told.
             return Some(format!(
-                "every client ({connected}) lost its connection: the server is gone, or closed them all (see the problems below for what the clients were told)"
+                "every client ({connected}) lost its connection: the server is gone, or closed them all (the report's problems say what the clients were told)"
             ));
         }
         let here = clients_in(&ctx.scenario, ctx.shard);
@@ -1422,7 +1430,7 @@ impl Watchdog {
         if here > 0 && failed == here {
             // Nothing can be measured: waiting out the schedule would only delay the verdict.
             return Some(format!(
-                "no client could connect ({failed} of {here} failed): see the problems below"
+                "no client could connect ({failed} of {here} failed): the report's problems say why"
             ));
         }
         let (sent, answered) = sent_and_answered(ctx);
@@ -1620,6 +1628,35 @@ impl RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_that_cannot_be_written_is_shown_invalid() {
+        let report =
+            crate::report::read::from_json(include_str!("../report/testdata/schema-1-a.json"))
+                .expect("the test report reads");
+        assert!(report.ok, "the test report passed");
+        // A file where the report's folder would go.
+        let file = std::env::temp_dir().join(format!("imbench-unwritable-{}", std::process::id()));
+        std::fs::write(&file, "in the way").expect("a file");
+        let failed = RunOutcome::written(report, Some(&file));
+        let _ = std::fs::remove_file(&file);
+        let Err(RunError::Write {
+            report: Some(shown),
+            ..
+        }) = failed
+        else {
+            panic!("written into a file");
+        };
+        assert_eq!(shown.verdict, crate::report::Verdict::Invalid);
+        assert!(!shown.ok);
+        assert!(
+            shown
+                .verdict_line()
+                .contains("the report could not be written to"),
+            "{}",
+            shown.verdict_line()
+        );
+    }
 
     /// A run's shared state over the in-memory hub, with `groups` groups of 5 members.
     fn context(groups: usize) -> (RunContext, crate::measure::timer::TimerThread) {
