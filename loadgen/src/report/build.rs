@@ -664,38 +664,43 @@ pub fn slo_target_known(target: &Target) -> bool {
     }
 }
 
-/// Why `slo`, on a known figure, holds or fails whatever the run does, if it does: a count is
-/// a whole number of at least 0, so `lost == 0.5` can never hold and `lost >= 0` always does.
+/// Why `slo`, on a known figure, holds or fails whatever the run does, if it does: no figure is
+/// below 0, and a count is a whole number, so `lost == 0.5` and `direct.p99 < 0` can never
+/// hold, and `lost >= 0` always does.
 pub fn slo_never_decides(slo: &Slo) -> Option<String> {
-    let Target::Number(name) = &slo.target else {
-        return None;
-    };
-    let is_count =
-        Counters::NAMES.contains(&name.as_str()) || GroupCounts::NAMES.contains(&name.as_str());
     let t = slo.threshold;
-    if !is_count || !t.is_finite() {
+    if !t.is_finite() {
         return None;
     }
-    let whole = t.fract() == 0.0;
+    let (what, whole) = match &slo.target {
+        Target::Number(name)
+            if Counters::NAMES.contains(&name.as_str())
+                || GroupCounts::NAMES.contains(&name.as_str()) =>
+        {
+            (format!("{name} is a count, a whole number from 0"), true)
+        }
+        Target::Number(name) => (format!("{name} is a rate, never below 0"), false),
+        Target::Latency { metric, stat } => (
+            format!("{metric}.{stat} is a latency, never below 0"),
+            false,
+        ),
+    };
+    let unreachable = t < 0.0 || (whole && t.fract() != 0.0);
     let never = match slo.op {
-        Op::Eq => !whole || t < 0.0,
+        Op::Eq => unreachable,
         Op::Lt => t <= 0.0,
         Op::Le => t < 0.0,
         Op::Ne | Op::Gt | Op::Ge => false,
     };
     let always = match slo.op {
-        Op::Ne => !whole || t < 0.0,
+        Op::Ne => unreachable,
         Op::Ge => t <= 0.0,
         Op::Gt => t < 0.0,
         Op::Eq | Op::Lt | Op::Le => false,
     };
     match (never, always) {
-        (true, _) => Some(format!(
-            "{name} is a count, a whole number from 0, so this can never hold"
-        )),
-        (_, true) => Some(format!(
-            "{name} is a count, a whole number from 0, so this always holds"
-        )),
+        (true, _) => Some(format!("{what}, so this can never hold")),
+        (_, true) => Some(format!("{what}, so this always holds")),
         _ => None,
     }
 }

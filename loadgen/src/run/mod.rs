@@ -1699,6 +1699,12 @@ mod tests {
             ("lost == 0.5", "can never hold"),
             ("lost < 0", "can never hold"),
             ("lost >= 0", "always holds"),
+            (
+                "direct.p99 < 0",
+                "a latency, never below 0, so this can never hold",
+            ),
+            ("ack.max >= 0us", "always holds"),
+            ("delivered_per_s < 0", "a rate, never below 0"),
             ("incomplete != 1.5", "always holds"),
             ("incomplete == 0", "has no groups"),
             (
@@ -1719,6 +1725,8 @@ mod tests {
             "lost <= 0",
             "sent > 0",
             "delivered_per_s == 0.5",
+            "direct.p99 < 1us",
+            "direct.max > 0us",
         ] {
             let mut s = Scenario::builtin_default();
             s.slo.push(fine.into());
