@@ -53,7 +53,37 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
             "not an imbench report: it holds no runs (`runs` is empty)".into(),
         ));
     }
+    check_histograms(&report)?;
     Ok(report)
+}
+
+/// Refuses a latency whose histogram is not one, or holds another number of samples than its
+/// summary says: the page, a merge and a comparison recompute figures from it, and a damaged
+/// one would be left out or read as something else without a word.
+fn check_histograms(report: &Report) -> Result<(), ReadError> {
+    use base64::Engine;
+    for run in &report.runs {
+        for (name, m) in &run.metrics {
+            // A report written before histograms were kept has none to check.
+            if m.histogram.is_empty() {
+                continue;
+            }
+            let at = format!("runs[{}].metrics.{name}.histogram", run.transport);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&m.histogram)
+                .map_err(|e| ReadError::Shape(format!("{at} is not base64: {e}")))?;
+            let h = super::histogram::decode_v2(&bytes)
+                .map_err(|e| ReadError::Shape(format!("{at} is not a histogram: {e}")))?;
+            if h.len() != m.count {
+                return Err(ReadError::Shape(format!(
+                    "{at} holds {} samples where its count says {}: the file was changed",
+                    h.len(),
+                    m.count
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,5 +131,28 @@ mod tests {
             1,
             "said once: {cut}"
         );
+    }
+
+    #[test]
+    fn a_damaged_histogram_is_refused_with_where_it_is() {
+        let base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        let transport = base["runs"][0]["transport"].as_str().unwrap().to_string();
+        let damaged = |field: &str, value: serde_json::Value| {
+            let mut r = base.clone();
+            r["runs"][0]["metrics"]["direct"][field] = value;
+            from_json(&r.to_string())
+                .expect_err("a damaged histogram")
+                .to_string()
+        };
+        let at = format!("runs[{transport}].metrics.direct.histogram");
+        let e = damaged("histogram", "!!notbase64".into());
+        assert!(e.starts_with(&format!("{at} is not base64")), "{e}");
+        let e = damaged("histogram", "AAAA".into());
+        assert!(e.starts_with(&format!("{at} is not a histogram")), "{e}");
+        let count = base["runs"][0]["metrics"]["direct"]["count"]
+            .as_u64()
+            .unwrap();
+        let e = damaged("count", (count + 1).into());
+        assert!(e.contains("the file was changed"), "{e}");
     }
 }
