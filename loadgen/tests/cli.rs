@@ -2176,6 +2176,12 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
             "--max-steps must be at least 1",
         ),
         (vec!["run", s, "--rate", "1e300"], "at most 10000000"),
+        // A negative rate is the scenario's error, not taken for a flag.
+        (
+            vec!["run", s, "--rate", "-1"],
+            "direct.rate must be 0 or more",
+        ),
+        (vec!["run", s, "--connect-rate", "-5"], "connect_rate"),
     ] {
         let out = imbench(&dir, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));

@@ -38,15 +38,15 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Direct messages per second per client.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) rate: Option<f64>,
     /// Messages per second to each group (the scenario's groups.rate)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) group_rate: Option<f64>,
     /// Connections started per second at most (generator.connect_rate; default by transport:
     /// 1000 for quic, tls and wss, whose handshakes are TLS's; 5000 for tcp and ws). A shorter
     /// ramp-up is stretched to clients / rate
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) connect_rate: Option<f64>,
     /// How sends wait for their time: precise (timer thread, µs), tokio (1 ms wheel), or auto
     /// (precise up to 2,000 sends/s, tokio above; the default)

@@ -666,9 +666,10 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
             stale.sort();
             let list: Vec<&str> = stale.iter().map(|n| n.as_str()).collect();
             return Err(format!(
-                "{} already holds {} from an earlier run; give another --out or remove them",
+                "{} already holds {} from an earlier run; give another --out or remove {}",
                 root.display(),
-                list.join(", ")
+                list.join(", "),
+                if list.len() == 1 { "it" } else { "them" }
             ));
         }
     }
