@@ -24,6 +24,7 @@ fn generator(c: &mut Criterion) {
         resent: false,
         sender: 3,
         seq: 17,
+        run: 1,
     };
     group.bench_function("body_encode_100B", |b| {
         b.iter(|| body::encode(&header, 100, &pool))

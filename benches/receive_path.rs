@@ -273,6 +273,8 @@ impl Setup {
                         resent: false,
                         sender: RECEIVERS as u64,
                         seq: seq[to],
+                        // This run's: the receivers hold every body to it.
+                        run: ctx.run_tag,
                     };
                     if full {
                         seq[to] += 1;

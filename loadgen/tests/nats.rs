@@ -171,6 +171,34 @@ async fn two_shards_load_one_nats_server_and_merge_into_one_report() {
     assert_eq!((m.delivered, m.lost), (m.sent, 0), "{m:?}");
 }
 
+/// Two runs at once on one subject prefix hear each other's messages: each tells them from its
+/// own by the run's tag in the body (the same senders and sequence numbers, so without it the
+/// other's copies were taken for deliveries and its own then counted twice), and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn two_runs_at_once_on_one_prefix_tell_each_others_messages_apart() {
+    let nats = NatsServer::start("two-runs", "");
+    let run = || {
+        let scenario = small_scenario_with(10, 10.0, Duration::from_millis(1500), "");
+        imbench_loadgen::run(config(scenario, nats.target("")))
+    };
+    let (one, two) = tokio::join!(run(), run());
+    for outcome in [one.expect("run 1"), two.expect("run 2")] {
+        let run = &outcome.report.runs[0];
+        let c = &run.counters;
+        assert_eq!((c.duplicated, c.lost), (0, 0), "{c:?}");
+        assert!(
+            c.corrupted > 0,
+            "the other run's messages were not told apart: {c:?}"
+        );
+        assert!(
+            run.problems.iter().any(|p| p.contains("of another run")),
+            "{:?}",
+            run.problems
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server; .ci/run installs it and runs these"]
 async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {

@@ -28,6 +28,8 @@ pub struct RunContext {
     pub counters: Vec<ClientCounters>,
     /// Bytes that message payloads are cut from.
     pub payload: Vec<u8>,
+    /// This run's tag in every body it sends ([`run_tag`]).
+    pub run_tag: u16,
     /// The system the clients log in to.
     pub driver: Driver,
     /// Bounds connection set-ups in flight.
@@ -139,6 +141,7 @@ impl RunContext {
             churners: crate::workload::churn::churning_clients(&s),
             counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
             payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
+            run_tag: run_tag(&s, shard),
             recorder: Recorder::new(),
             driver,
             connect_permits: Semaphore::new(s.generator.connect_concurrency),
@@ -232,9 +235,49 @@ impl RunContext {
     }
 }
 
+/// The tag a run puts in each body it sends, which its receivers hold every body to. A run on
+/// its own draws one at random. The shards of one run (separate processes, given the same
+/// scenario and shard count) must agree without talking: theirs is made from those, so that
+/// two different sharded loads differ, and the same sharded load started twice at once does
+/// not (nor can it be told apart by anything the shards share). Never 0, the tag of bodies
+/// written before tags were.
+pub fn run_tag(s: &Scenario, shard: Option<Shard>) -> u16 {
+    let fold = |x: u64| -> u16 {
+        let t = (x ^ (x >> 16) ^ (x >> 32) ^ (x >> 48)) as u16;
+        t.max(1)
+    };
+    let Some(shard) = shard else {
+        return fold(rand::random::<u64>());
+    };
+    // FNV-1a over what every shard of the run was given.
+    let described = serde_json::to_string(s).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in described.bytes().chain(shard.count.to_be_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    fold(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_of_one_load_share_a_tag_and_other_loads_do_not() {
+        let s = Scenario::builtin_default();
+        let shard = |index, count| Some(Shard { index, count });
+        assert_eq!(run_tag(&s, shard(1, 4)), run_tag(&s, shard(4, 4)));
+        assert_ne!(run_tag(&s, shard(1, 4)), run_tag(&s, shard(1, 3)));
+        let mut other = s.clone();
+        other.seed += 1;
+        assert_ne!(run_tag(&s, shard(1, 4)), run_tag(&other, shard(1, 4)));
+        // Runs on their own draw theirs: two of three draws alike would be one chance in
+        // 20,000 or so.
+        let drawn: std::collections::HashSet<u16> = (0..3).map(|_| run_tag(&s, None)).collect();
+        assert!(drawn.len() >= 2, "{drawn:?}");
+        assert!(!drawn.contains(&0));
+    }
 
     #[test]
     fn problems_keep_the_first_in_order_then_one_of_each_new_kind() {

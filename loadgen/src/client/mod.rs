@@ -791,6 +791,7 @@ async fn send_group(
         resent: false,
         sender: user,
         seq: *seq,
+        run: ctx.run_tag,
     };
     *seq += 1;
     let body = body::encode(&header, size, &ctx.payload);
@@ -844,6 +845,7 @@ async fn send_direct(
         resent: false,
         sender: index as u64,
         seq: *seq,
+        run: ctx.run_tag,
     };
     ctx.recorder.record(
         Metric::SendDelay,

@@ -300,7 +300,7 @@ impl<'a> Receiver<'a> {
             c.corrupted.fetch_add(1, Relaxed);
             return;
         };
-        if h.sender != from || from_an_earlier_run(ctx, self.index, &h, from) {
+        if h.sender != from || from_another_run(ctx, self.index, &h, from) {
             c.corrupted.fetch_add(1, Relaxed);
             return;
         }
@@ -349,7 +349,7 @@ impl<'a> Receiver<'a> {
         let ctx = self.ctx;
         let c = self.counters;
         let h = match body::decode(body) {
-            Ok(h) if h.sender == from && !from_an_earlier_run(ctx, self.index, &h, from) => h,
+            Ok(h) if h.sender == from && !from_another_run(ctx, self.index, &h, from) => h,
             _ => {
                 c.corrupted.fetch_add(1, Relaxed);
                 return;
@@ -471,18 +471,25 @@ pub async fn receive(
     receiver.finish()
 }
 
-/// Whether a delivery was sent before this run began: a message an earlier run left held
-/// on the server (its data folder, or a broker's persistent session), which this run's
-/// accounting must not take for one of its own. Not judged in a shard, whose fellow shards
-/// may have begun sending before this process started.
-fn from_an_earlier_run(ctx: &RunContext, index: usize, h: &body::Header, from: u64) -> bool {
+/// Whether a delivery is another run's: one an earlier run left held on the server (its data
+/// folder, or a broker's persistent session), or one a run going on at the same time sent on
+/// the same subjects or topics (a second generator on one NATS subject prefix). This run's
+/// accounting must not take it for one of its own, whose sender and sequence numbers it may
+/// repeat. The time is not judged in a shard, whose fellow shards may have begun sending before
+/// this process started; the run's tag is.
+fn from_another_run(ctx: &RunContext, index: usize, h: &body::Header, from: u64) -> bool {
     let earlier = ctx.shard.is_none() && h.sent_us < ctx.clock.wall_us(0);
     if earlier {
         ctx.note_problem(format!(
             "client {index}: a message from {from} sent before this run began (left on the server by an earlier run): counted in `corrupted`"
         ));
+    } else if h.run != ctx.run_tag {
+        ctx.note_problem(format!(
+            "client {index}: a message from {from} of another run (its tag {}, this run's {}): another generator runs on the same subjects, topics or accounts of this server at the same time; give each run its own (a PREFIX, or account names); counted in `corrupted`",
+            h.run, ctx.run_tag
+        ));
     }
-    earlier
+    earlier || h.run != ctx.run_tag
 }
 
 #[cfg(test)]
@@ -517,6 +524,7 @@ mod tests {
             resent: false,
             sender: 0,
             seq: 0,
+            run: ctx.run_tag,
         };
         let body = body::encode(&header, body::HEADER_LEN, &[0; 64]);
         let to = |user| Event::Delivered {

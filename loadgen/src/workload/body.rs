@@ -5,6 +5,10 @@
 //! intended_us u64 | sent_after_us u32 | flags u32 | sender u64 | seq u64 | crc32 u32 | payload…
 //! ```
 //!
+//! The flags' upper 16 bits are the run's tag ([`Header::run`]): a message of another run that
+//! reaches this one's clients (two generators at once on one NATS subject prefix, say) is told
+//! apart from this run's own, whose sender and sequence numbers it may well repeat.
+//!
 //! `intended_us` is wall-clock time, µs since the Unix epoch, taken from the generator's one
 //! monotonic clock (`measure::clock::Clock::wall_us`): generators that load one server together
 //! (shards) then time each other's messages on one clock. `sent_after_us` is how long after
@@ -32,6 +36,9 @@ pub const RESENT: u32 = 2;
 /// Where the flags are in a body.
 const FLAGS_AT: usize = 12;
 
+/// Where in the flags the run's tag begins (the bits below it are the flags proper).
+const RUN_SHIFT: u32 = 16;
+
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -48,6 +55,9 @@ pub struct Header {
     pub sender: u64,
     /// The sender's sequence number towards this recipient.
     pub seq: u64,
+    /// The run's tag (`RunContext::run_tag`): the same in every shard of one run, another in
+    /// another run.
+    pub run: u16,
 }
 
 /// Why a body did not check out.
@@ -66,7 +76,11 @@ pub fn encode(h: &Header, len: usize, pool: &[u8]) -> Bytes {
     buf.put_u64(h.intended_us);
     let sent_after = h.sent_us.saturating_sub(h.intended_us);
     buf.put_u32(u32::try_from(sent_after).unwrap_or(u32::MAX));
-    buf.put_u32(if h.measured { MEASURED } else { 0 } | if h.resent { RESENT } else { 0 });
+    buf.put_u32(
+        u32::from(h.run) << RUN_SHIFT
+            | if h.measured { MEASURED } else { 0 }
+            | if h.resent { RESENT } else { 0 },
+    );
     buf.put_u64(h.sender);
     buf.put_u64(h.seq);
     // Vary where the payload starts so that bodies differ, without drawing random bytes.
@@ -110,6 +124,8 @@ pub fn decode(body: &[u8]) -> Result<Header, BodyError> {
         resent: u32_at(FLAGS_AT) & RESENT != 0,
         sender: u64_at(16),
         seq: u64_at(24),
+        // The upper 16 bits, which fit.
+        run: (u32_at(FLAGS_AT) >> RUN_SHIFT) as u16,
     })
 }
 
@@ -161,6 +177,7 @@ mod tests {
             resent: false,
             sender: 7,
             seq: 99,
+            run: 0xbeef,
         };
         let body = encode(&h, 200, &pool);
         assert_eq!(body.len(), 200);
