@@ -2134,7 +2134,27 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
     let dir = Dir::new("find-max-bounds");
     let scenario = dir.file("s.toml", TINY);
     let s = scenario.to_str().unwrap();
+    let secret = dir.random_secret("secret");
+    let secret = secret.to_str().unwrap();
+    // A split into more shards than clients is refused in every shard, the first (which has a
+    // client) as the last (which has none).
+    let shard = |i: &'static str| {
+        vec![
+            "run",
+            s,
+            "--server",
+            "tcp=127.0.0.1:9",
+            "--transport",
+            "tcp",
+            "--secret-file",
+            secret,
+            "--shard",
+            i,
+        ]
+    };
     for (args, says) in [
+        (shard("1/300"), "300 shards of"),
+        (shard("300/300"), "300 shards of"),
         (
             vec![
                 "run",

@@ -331,8 +331,9 @@ async fn two_shards_merged_equal_one_run_of_both() {
     // A merged report among the shards (a merge's --out inside their folder) is named so.
     let err = imbench_loadgen::report::merge::merge(&[merged.clone(), one, two]).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("a merged report (an earlier imbench merge wrote it), not a shard"),
+        err.to_string().starts_with(
+            "report 1: it is a merged report (an earlier imbench merge wrote it), not a shard"
+        ),
         "{err}"
     );
     let (w, m) = (&whole.runs[0].counters, &merged.runs[0].counters);

@@ -130,7 +130,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
     let first = &reports[0];
     // Whole runs cannot be parts of one load: each one's clients are all of the scenario's
     // users, so two at once log in as the same users, and one after the other they loaded the
-    // server in turns. (A merged report among shards is named as one below.)
+    // server in turns. (A merged report is named as one next.)
     if let Some(index) = reports
         .iter()
         .position(|r| r.shard.is_none() && !is_merged(r))
@@ -138,6 +138,12 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
         return not(
             index,
             "it is a whole run, not a shard (imbench run --shard I/N); merge adds the shards of one load".into(),
+        );
+    }
+    if let Some(index) = reports.iter().position(is_merged) {
+        return not(
+            index,
+            "it is a merged report (an earlier imbench merge wrote it), not a shard: give only the shards' reports, or a folder that holds them and no merge".into(),
         );
     }
     for (index, r) in reports.iter().enumerate().skip(1) {
@@ -158,17 +164,16 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
                 .as_ref()
                 .and_then(|s| s.split_once('/').map(|(_, n)| n.to_string()))
         };
-        if r.shard.is_some() != first.shard.is_some() || count(r) != count(first) {
-            // Whole runs were refused above: a report without a shard is a merged one.
-            let show = |x: &Report| {
-                match &x.shard {
-                Some(shard) => shard.clone(),
-                None => "a merged report (an earlier imbench merge wrote it), not a shard: give only the shards' reports, or a folder that holds them and no merge".into(),
-            }
-            };
+        if count(r) != count(first) {
+            // Whole runs and merges were refused above: both are shards.
+            let shard = |x: &Report| x.shard.clone().unwrap_or_default();
             return not(
                 index,
-                format!("it is {}, report 1 is {}", show(r), show(first)),
+                format!(
+                    "it is shard {}, report 1 is shard {}: shards of different splits",
+                    shard(r),
+                    shard(first)
+                ),
             );
         }
         if let Some(what) = different_load(first, r) {
