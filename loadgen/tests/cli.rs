@@ -838,6 +838,21 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("verdict: NOT GATED: the reports ran different loads"));
+    // So is one against a server apart beside one against the server in the generator's process.
+    let mut apart: serde_json::Value = serde_json::from_str(&next).unwrap();
+    apart["runs"][0]["server"] = serde_json::json!("127.0.0.1:4433");
+    std::fs::create_dir_all(dir.0.join("apart")).unwrap();
+    std::fs::write(dir.0.join("apart/report.json"), apart.to_string()).unwrap();
+    let out = imbench(
+        &dir,
+        &["compare", "base", "apart", "--fail-on-regression", "50%"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("embedded server") && text(&out).contains("server apart"),
+        "{}",
+        text(&out)
+    );
     // Shards collected in one folder merge by naming the folder; a missing shard is refused.
     for (i, name) in ["a", "b"].iter().enumerate() {
         let mut shard: serde_json::Value = serde_json::from_str(&next).unwrap();

@@ -457,8 +457,19 @@ pub(crate) fn compare(
             .shard
             .as_ref()
             .map_or(String::new(), |sh| format!(", shard {sh} of them"));
+        // The server in the generator's process shares its CPUs: its figures are another
+        // set-up's than a server's apart.
+        let server = if r
+            .runs
+            .iter()
+            .all(imbench_loadgen::report::RunReport::embedded)
+        {
+            "embedded server"
+        } else {
+            "server apart"
+        };
         format!(
-            "{} ({} clients{shard}, {rates}, {:?} measured{})",
+            "{} ({} clients{shard}, {rates}, {:?} measured, {server}{})",
             s.name,
             s.clients,
             s.duration,

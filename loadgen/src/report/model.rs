@@ -120,12 +120,15 @@ pub struct Machine {
     pub memory_bytes: Option<u64>,
 }
 
+/// A run's `server` when the server ran in the generator's process.
+pub const EMBEDDED: &str = "embedded";
+
 /// One transport's run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// Transport name.
     pub transport: String,
-    /// `embedded` or the server address.
+    /// [`EMBEDDED`] or the server address.
     pub server: String,
     /// The target's URL as given (`--target`), its password or token hidden; absent for
     /// imbench's own server given by `--server` or embedded, and in reports from before it.
@@ -189,6 +192,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether the server ran in the generator's process.
+    pub fn embedded(&self) -> bool {
+        self.server == EMBEDDED
+    }
+
     /// What the run loaded, as its headings say: a target's URL (two brokers, or one at two
     /// QoS, differ there), or imbench's own server by its address (`embedded server`).
     pub fn against(&self) -> String {

@@ -593,7 +593,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
 
     let server_label = match &config.server {
-        ServerSpec::Embedded => "embedded".to_string(),
+        ServerSpec::Embedded => report::model::EMBEDDED.to_string(),
         ServerSpec::Remote { addr, .. } => addr.to_string(),
         ServerSpec::Memory => "memory".to_string(),
         ServerSpec::Nats(target) => target.host_port.clone(),
