@@ -144,6 +144,7 @@ impl Endpoint {
             secret: self.secret.clone(),
             resumption: imbench_transport::Resumption::Off,
             tickets: Default::default(),
+            welcomed: Default::default(),
         }));
         RunContext::new(scenario, driver, timer, None, Vec::new())
     }

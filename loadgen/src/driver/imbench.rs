@@ -32,6 +32,9 @@ pub struct ImbenchDriver {
     pub resumption: Resumption,
     /// Each client's own session tickets, kept across its connections.
     pub tickets: ClientTicketStores,
+    /// Whether any client got a Welcome from this address: then it is an imbench server's
+    /// port, and a later connection closed without a word was refused for a limit.
+    pub welcomed: std::sync::atomic::AtomicBool,
 }
 
 /// Session tickets per client: each client resumes only sessions it made itself.
@@ -129,7 +132,11 @@ impl ImbenchDriver {
             }
         }
         match conn.reader.read_frame().await {
-            Ok(Some(Frame::Welcome { .. })) => Ok(session(conn, login)),
+            Ok(Some(Frame::Welcome { .. })) => {
+                self.welcomed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(session(conn, login))
+            }
             Ok(Some(Frame::Error { code, reason })) => {
                 let hint = if code == imbench_proto::ErrorCode::BAD_TOKEN {
                     " (the clients' token secret is not the server's: check --secret-file)"
@@ -161,6 +168,14 @@ impl ImbenchDriver {
 
     /// A port that took the connection and closed it on Hello without a word.
     fn closed_after_hello(&self) -> ConnectError {
+        if self.welcomed.load(std::sync::atomic::Ordering::Relaxed) {
+            // The port has welcomed others: it is an imbench server's, which over TCP and TLS
+            // closes a connection over its limit so, before reading it.
+            return ConnectError::Failed(format!(
+                "{} closed the connection on Hello without an answer, as imbench-server does to a connection over its limit (--max-connections, or the open files its ulimit -n allows: its `refused:` line at exit counts them)",
+                self.addr
+            ));
+        }
         ConnectError::Misconfigured(format!(
             "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one: is it a WebSocket port (--transport {}), or another program's?",
             self.addr,

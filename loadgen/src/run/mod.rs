@@ -350,7 +350,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ));
         if s.groups.count > 0 {
             notes.push(format!(
-                "shard {shard}: a group's members run in every shard, so this report has no fan-out and no group accounting of its own; they are settled when the shards are merged, from the records each shard writes to {GROUP_RECORDS_FILE}"
+                "shard {shard}: a group's members run in every shard, so this report has no fan-out and no group accounting of its own (its `delivered` and `expected` are of direct messages only, while `delivered/s` counts every delivery timed here); they are settled when the shards are merged, from the records each shard writes to {GROUP_RECORDS_FILE}"
             ));
         }
     }
@@ -828,6 +828,7 @@ async fn driver_for(
             secret,
             resumption: s.generator.resumption.into(),
             tickets: Default::default(),
+            welcomed: Default::default(),
         })))
     };
     let driver = match &config.server {
