@@ -748,6 +748,14 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let md = std::fs::read_to_string(dir.0.join("base/summary.md")).unwrap();
     assert!(md.contains("| direct |"), "{md}");
+    // A folder of report folders is not one report: one of them is named.
+    let out = imbench(&dir, &["report", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("in folders of their own") && text(&out).contains("base"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["compare", "base", "next/report.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let t = text(&out);
@@ -2170,6 +2178,12 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
     for (args, says) in [
         (shard("1/300"), "300 shards of"),
         (shard("300/300"), "300 shards of"),
+        // A path made for the embedded server, beside a server of one's own: what to do
+        // instead, not only that the two flags conflict.
+        (
+            [&shard("1/1")[..8], &["--network", "lan"]].concat(),
+            "hold the path with `imbench path` and give --namespace",
+        ),
         (
             vec![
                 "run",

@@ -136,8 +136,9 @@ pub(crate) struct RunArgs {
     /// (needs root): lan, wifi, 4g, 3g, lossy, or loopback for none. Replaces the scenario's
     /// [network]. For a server of your own, hold a path with `imbench path` and give
     /// --namespace.
-    #[arg(long, value_name = "PROFILE", value_parser = network_profile,
-          conflicts_with_all = ["server", "target"])]
+    // Not refused beside --server or --target by clap: the run's own refusal says what to
+    // do instead (`imbench path`).
+    #[arg(long, value_name = "PROFILE", value_parser = network_profile)]
     pub(crate) network: Option<String>,
     /// Run the clients inside this network namespace: the client side of a path that
     /// `imbench path` holds, to load a server started on its server side (needs root).

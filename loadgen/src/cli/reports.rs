@@ -57,6 +57,28 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
             path.join("run-1").display()
         );
     }
+    if path.is_dir() && !file.exists() {
+        // A folder of reports in folders of their own: shards collected for a merge, say.
+        let mut inner: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.join("report.json").is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        inner.sort();
+        if let Some(first) = inner.first() {
+            anyhow::bail!(
+                "{} holds {} report(s) in folders of their own, not one report: give one of them, such as {} (shards of one load are added into one by `imbench merge {} --out DIR`)",
+                path.display(),
+                inner.len(),
+                first.display(),
+                path.display()
+            );
+        }
+    }
     if file
         .file_name()
         .is_some_and(|n| n == imbench_loadgen::report::repeat::REPEAT_JSON)
