@@ -259,6 +259,44 @@ fn start_and_stop(client_dir: &std::path::Path) {
     assert!(said, "the server did not start");
 }
 
+/// The command the banner gives for a load names a certificate only when a transport checks
+/// one (tcp and ws do not).
+#[test]
+fn the_suggested_command_gives_a_certificate_only_to_a_transport_that_checks_one() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("imbench-banner-cert-{}", std::process::id()));
+    for (listen, with_cert) in [(&["--tcp", "--ws"][..], false), (&["--tcp", "--tls"], true)] {
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut args: Vec<&str> = Vec::new();
+        for flag in listen {
+            args.extend([*flag, "127.0.0.1:0"]);
+        }
+        let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+            .args(&args)
+            .arg("--client-dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starts");
+        let stdout = server.stdout.take().expect("stdout");
+        let command = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.trim_start().starts_with("imbench run "));
+        let _ = server.kill();
+        let _ = server.wait();
+        let command = command.expect("the banner gives a command");
+        assert_eq!(
+            command.contains("--cert "),
+            with_cert,
+            "{listen:?}: {command}"
+        );
+        assert!(command.contains("--secret-file "), "{command}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Limits that would refuse everyone, or cut off every recipient at its first message, are
 /// refused before the server starts, naming the flag (exit 2).
 #[test]

@@ -59,6 +59,12 @@ impl Transport {
         Transport::Wss,
     ];
 
+    /// Whether its connections are TLS (QUIC's own, or over TCP): a server certificate is
+    /// presented and checked.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Transport::Quic | Transport::Tls | Transport::Wss)
+    }
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {

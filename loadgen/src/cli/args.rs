@@ -757,13 +757,7 @@ fn unused_flags(args: &RunArgs, scenario: &Scenario, legs: &[Leg]) -> Vec<String
         ));
     }
     let ours = |l: &Leg| matches!(l.server, ServerSpec::Embedded | ServerSpec::Remote { .. });
-    let with_tls = |l: &Leg| {
-        ours(l)
-            && matches!(
-                l.transport,
-                Transport::Quic | Transport::Tls | Transport::Wss
-            )
-    };
+    let with_tls = |l: &Leg| ours(l) && l.transport.uses_tls();
     if args.resumption.is_some() {
         if !scenario.churn.enabled() {
             unused.push(format!(
@@ -777,6 +771,21 @@ fn unused_flags(args: &RunArgs, scenario: &Scenario, legs: &[Leg]) -> Vec<String
     }
     if args.cert.is_some() && !legs.iter().any(with_tls) {
         unused.push("--cert is not used: tcp and ws verify no certificate".into());
+    }
+    // A server given for a transport this run does not use: a typo in --transport, perhaps.
+    let running: Vec<Transport> = legs.iter().map(|l| l.transport).collect();
+    for given in &args.server {
+        if let Some(t) = given.transport.filter(|t| !running.contains(t)) {
+            unused.push(format!(
+                "--server {t}={} is not used: this run goes over {}",
+                given.addr,
+                running
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
     }
     unused
 }
@@ -924,6 +933,25 @@ mod tests {
         let said = remote("tcp");
         assert!(said[0].contains("--cert is not used"), "{said:?}");
         assert!(remote("tls").is_empty());
+        // A server for a transport the run does not go over.
+        let said = unused(&[
+            "smoke.toml",
+            "--transport",
+            "quic",
+            "--server",
+            "quic=127.0.0.1:9",
+            "--server",
+            "tcp=127.0.0.1:10",
+            "--cert",
+            &cert.display().to_string(),
+            "--secret-file",
+            &secret.display().to_string(),
+        ]);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("--server tcp=127.0.0.1:10 is not used: this run goes over quic"),
+            "{said:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -762,13 +762,14 @@ impl Default for GeneratorOptions {
 impl GeneratorOptions {
     /// The connect rate in force for `transport`: the scenario's, or the default for it.
     pub fn connect_rate_for(&self, transport: imbench_transport::Transport) -> f64 {
-        use imbench_transport::Transport;
         if self.connect_rate > 0.0 {
             return self.connect_rate;
         }
-        match transport {
-            Transport::Quic | Transport::Tls | Transport::Wss => DEFAULT_CONNECT_RATE_TLS,
-            Transport::Tcp | Transport::Ws => DEFAULT_CONNECT_RATE_PLAIN,
+        // A TLS handshake is what costs.
+        if transport.uses_tls() {
+            DEFAULT_CONNECT_RATE_TLS
+        } else {
+            DEFAULT_CONNECT_RATE_PLAIN
         }
     }
 }

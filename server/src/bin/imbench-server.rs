@@ -336,11 +336,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
         _ => String::new(),
     };
+    // tcp and ws check no certificate: the command gives one only when a transport does.
+    let (server_name, cert) = if server.addrs().iter().any(|(t, _)| t.uses_tls()) {
+        (server_name, format!(" --cert {}", cert_path.display()))
+    } else {
+        (String::new(), String::new())
+    };
     banner.push_str(&format!(
-        "run a load against it with:\n  imbench run --transport {} {}{server_name} --cert {} --secret-file {}\n",
+        "run a load against it with:\n  imbench run --transport {} {}{server_name}{cert} --secret-file {}\n",
         transports.join(","),
         targets.join(" "),
-        cert_path.display(),
         secret_path.display()
     ));
     say(&mut std::io::stdout(), &banner);
