@@ -356,8 +356,8 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     std::fs::create_dir_all(dir.0.join("merged")).unwrap();
     std::fs::write(dir.0.join("merged/report.json"), merged.to_string()).unwrap();
     assert_eq!(machine_limited(&dir, "merged", &["schedule_lag"]), Some(0));
-    // A late schedule is the machine's only when the caller says so, and the run's SLOs (here
-    // the one on schedule_lag it missed) are left out only when the caller says so.
+    // A late schedule is the machine's only when the caller says so, and so are the run's
+    // missed SLOs on latencies and rates (here the one on schedule_lag); one on a count never.
     merged["invalid_reasons"] = serde_json::json!([
         "this: generator saturated: schedule lag p99 39.00ms exceeds 10.00ms",
         "this: the machine paused this process for 63.00ms"
@@ -365,7 +365,7 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     std::fs::create_dir_all(dir.0.join("late")).unwrap();
     std::fs::write(dir.0.join("late/report.json"), merged.to_string()).unwrap();
     let saturated = "--saturated-too";
-    let reasons = "--reasons-only";
+    let figures = "--figures-too";
     assert_eq!(machine_limited(&dir, "late", &["schedule_lag"]), Some(1));
     assert_eq!(
         machine_limited_with(&[saturated], &dir, "late", &["schedule_lag"]),
@@ -376,10 +376,20 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
         Some(1)
     );
     assert_eq!(
-        machine_limited_with(&[saturated, reasons], &dir, "late", &[]),
+        machine_limited_with(&[saturated, figures], &dir, "late", &[]),
         Some(0)
     );
-    assert_eq!(machine_limited_with(&[reasons], &dir, "late", &[]), Some(1));
+    assert_eq!(machine_limited_with(&[figures], &dir, "late", &[]), Some(1));
+    merged["runs"][0]["slo"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"expr": "lost == 0", "value": "3", "ok": false}));
+    std::fs::create_dir_all(dir.0.join("late-lost")).unwrap();
+    std::fs::write(dir.0.join("late-lost/report.json"), merged.to_string()).unwrap();
+    assert_eq!(
+        machine_limited_with(&[saturated, figures], &dir, "late-lost", &[]),
+        Some(1)
+    );
     assert_eq!(
         machine_limited_with(&["--saturated"], &dir, "late", &[]),
         Some(2)
@@ -2182,6 +2192,10 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
         // instead, not only that the two flags conflict.
         (
             [&shard("1/1")[..8], &["--network", "lan"]].concat(),
+            "hold the path with `imbench path` and give --namespace",
+        ),
+        (
+            [&shard("1/1")[..8], &["--network", "loopback"]].concat(),
             "hold the path with `imbench path` and give --namespace",
         ),
         (

@@ -34,7 +34,8 @@ wait_for_shards() {
 # Runs TRY ATTEMPT for ATTEMPT 1, 2, 3 until it returns 0 (the load passed); a return of 3 (the
 # machine alone spoiled it) tries again 10 s later, anything else stops. Returns 0 when an
 # attempt passed, 1 otherwise. TRY starts its own fresh server each time: what an earlier
-# attempt left held on one would reach the next attempt's clients.
+# attempt left held on one would reach the next attempt's clients. TRY runs on the left of
+# `||`, where bash ignores set -e: it must return on its own failures.
 #   retry_spoiled TRY
 retry_spoiled() {
   local try=$1 attempt result

@@ -564,18 +564,24 @@ pub(crate) fn compare(
                         .collect();
                     names.sort();
                     names.dedup();
-                    names.join(", ")
+                    names
                 };
                 let (base_runs, new_runs) = (runs_of(&baseline), runs_of(&loaded[columns.clone()]));
+                let shared: Vec<&String> =
+                    new_runs.iter().filter(|n| base_runs.contains(n)).collect();
                 let checked: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
-                if base_runs == new_runs {
+                if shared.is_empty() {
                     imbench_loadgen::errln!(
-                        "imbench: the baseline's {base_runs} runs have none of the figures checked ({}): a figure with no samples (fanout.p99 in runs without groups, say) cannot be gated; name one they have with --check",
-                        checked.join(", ")
+                        "imbench: {shown} has runs named {} and the baseline {}: no run of one to set beside a run of the other, so there is nothing to gate (without --fail-on-regression, compare shows them side by side)",
+                        new_runs.join(", "),
+                        base_runs.join(", ")
                     );
                 } else {
+                    let shared: Vec<&str> = shared.iter().map(|n| n.as_str()).collect();
                     imbench_loadgen::errln!(
-                        "imbench: {shown} has runs named {new_runs} and the baseline {base_runs}: no run of one to set beside a run of the other, so there is nothing to gate (without --fail-on-regression, compare shows them side by side)"
+                        "imbench: the baseline's {} runs have none of the figures checked ({}): a figure with no samples (fanout.p99 in runs without groups, say) cannot be gated; name one they have with --check",
+                        shared.join(", "),
+                        checked.join(", ")
                     );
                 }
                 if loads.len() > 1 || !not_gated.is_empty() {

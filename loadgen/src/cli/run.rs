@@ -5,7 +5,17 @@ use imbench_loadgen::{exit_code, RunConfig};
 
 use super::args::{configure, RunArgs};
 
+/// Why a path `imbench run` makes cannot serve a server of one's own, and what to do instead.
+const PATH_FOR_EMBEDDED_ONLY: &str = "a path that imbench run makes (--network, [network]) \
+     carries the embedded server's traffic only; for a server of your own, hold the path with \
+     `imbench path` and give --namespace (docs/network.md)";
+
 pub(crate) fn run(args: RunArgs) -> u8 {
+    // Even `--network loopback`, which makes no path: the flag is about the embedded server.
+    if args.network.is_some() && (!args.server.is_empty() || !args.target.is_empty()) {
+        imbench_loadgen::errln!("imbench: {PATH_FOR_EMBEDDED_ONLY}");
+        return exit_code::USAGE;
+    }
     let (config, legs) = match configure(&args) {
         Ok(configured) => configured,
         Err(e) => {
@@ -510,11 +520,7 @@ fn network_spec(
         }
     };
     if !matches!(config.server, imbench_loadgen::ServerSpec::Embedded) {
-        imbench_loadgen::errln!(
-            "imbench: a path that imbench run makes (--network, [network]) carries the embedded \
-             server's traffic only; for a server of your own, hold the path with `imbench path` \
-             and give --namespace (docs/network.md)"
-        );
+        imbench_loadgen::errln!("imbench: {PATH_FOR_EMBEDDED_ONLY}");
         return Err(exit_code::USAGE);
     }
     Ok(Some((section.clone(), spec)))

@@ -236,11 +236,12 @@ impl RunContext {
 }
 
 /// The tag a run puts in each body it sends, which its receivers hold every body to. A run on
-/// its own draws one at random. The shards of one run (separate processes, given the same
-/// scenario and shard count) must agree without talking: theirs is made from those, so that
-/// two different sharded loads differ, and the same sharded load started twice at once does
-/// not (nor can it be told apart by anything the shards share). Never 0, the tag of bodies
-/// written before tags were.
+/// its own draws one at random. The shards of one run (separate processes) must agree without
+/// talking: theirs is made from what makes their load one ([`Scenario::load_fields`], which a
+/// merge holds them to as well) and the shard count, not from what each may set for itself
+/// (its ramp-up is stretched to its own share of the clients, say). So two different sharded
+/// loads differ, and the same sharded load started twice at once does not (nor can it be told
+/// apart by anything the shards share). Never 0, the tag of bodies written before tags were.
 pub fn run_tag(s: &Scenario, shard: Option<Shard>) -> u16 {
     let fold = |x: u64| -> u16 {
         let t = (x ^ (x >> 16) ^ (x >> 32) ^ (x >> 48)) as u16;
@@ -249,10 +250,11 @@ pub fn run_tag(s: &Scenario, shard: Option<Shard>) -> u16 {
     let Some(shard) = shard else {
         return fold(rand::random::<u64>());
     };
-    // FNV-1a over what every shard of the run was given.
-    let described = serde_json::to_string(s).unwrap_or_default();
+    // FNV-1a over what every shard of the run shares.
+    let fields = s.load_fields();
+    let described = fields.iter().flat_map(|(_, v)| v.bytes().chain([0]));
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in described.bytes().chain(shard.count.to_be_bytes()) {
+    for b in described.chain(shard.count.to_be_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -272,6 +274,14 @@ mod tests {
         let mut other = s.clone();
         other.seed += 1;
         assert_ne!(run_tag(&s, shard(1, 4)), run_tag(&other, shard(1, 4)));
+        // What each shard sets for itself: its ramp-up stretched to its own clients, its
+        // generator's options, drain, SLOs.
+        let mut own = s.clone();
+        own.ramp_up += std::time::Duration::from_secs(3);
+        own.drain += std::time::Duration::from_secs(1);
+        own.generator.connect_rate = 7.0;
+        own.slo.push("lost == 0".into());
+        assert_eq!(run_tag(&s, shard(1, 2)), run_tag(&own, shard(2, 2)));
         // Runs on their own draw theirs: two of three draws alike would be one chance in
         // 20,000 or so.
         let drawn: std::collections::HashSet<u16> = (0..3).map(|_| run_tag(&s, None)).collect();

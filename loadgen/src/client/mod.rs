@@ -384,14 +384,21 @@ impl Connection {
             // At most once: what had no answer when the connection went is not sent again, and
             // its answer cannot come on another connection. The receiver has ended and this
             // task is the only sender, so the difference is exactly what this connection took.
-            let sent = c.sent.load(Relaxed) + c.group_sent.load(Relaxed);
-            let answered = c.acked.load(Relaxed)
-                + c.rejected.load(Relaxed)
-                + c.group_acked.load(Relaxed)
-                + c.group_rejected.load(Relaxed)
-                + c.dropped_unanswered.load(Relaxed);
-            c.dropped_unanswered
-                .fetch_add(sent.saturating_sub(answered), Relaxed);
+            let unanswered = |sent: &AtomicU64, answers: [&AtomicU64; 3]| {
+                let answered: u64 = answers.iter().map(|a| a.load(Relaxed)).sum();
+                sent.load(Relaxed).saturating_sub(answered)
+            };
+            let direct = unanswered(&c.sent, [&c.acked, &c.rejected, &c.dropped_unanswered]);
+            let group = unanswered(
+                &c.group_sent,
+                [
+                    &c.group_acked,
+                    &c.group_rejected,
+                    &c.group_dropped_unanswered,
+                ],
+            );
+            c.dropped_unanswered.fetch_add(direct, Relaxed);
+            c.group_dropped_unanswered.fetch_add(group, Relaxed);
         }
         let Some(schedule) = self.churn.as_ref() else {
             return Ok(None);

@@ -828,6 +828,25 @@ pub const MIN_BODY: u64 = 36;
 pub const MAX_SENDS_PER_S: f64 = 10_000_000.0;
 
 impl Scenario {
+    /// What makes two runs' loads one: the shards of one load must agree on each (a merge
+    /// refuses reports that do not, and the shards' run tag is made of them). Settings each
+    /// process may set for itself (its ramp-up, stretched to its own clients; its generator's
+    /// options; its drain, SLOs and network) are not among them.
+    pub fn load_fields(&self) -> [(&'static str, String); 8] {
+        [
+            ("scenario", self.name.clone()),
+            ("seed", self.seed.to_string()),
+            ("clients", self.clients.to_string()),
+            ("direct.rate", self.direct.rate.to_string()),
+            ("groups.rate", self.groups.rate.to_string()),
+            ("groups.count", self.groups.count.to_string()),
+            ("files.rate", self.files.rate.to_string()),
+            ("duration", format!("{:?}", self.duration)),
+        ]
+    }
+}
+
+impl Scenario {
     /// Sends a second this scenario's schedules ask of `clients` of its clients: direct
     /// messages, group messages (each group's rate is shared by its senders, so a share of
     /// the clients sends that share of it) and file offers.

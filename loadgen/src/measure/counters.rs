@@ -149,10 +149,12 @@ client_counters! {
         redelivered,
         /// Messages this client sent again after reconnecting, having had no answer for them.
         resent,
-        /// Messages, direct and group, unanswered on a connection this client dropped on
-        /// purpose (`[churn]`) where nothing is sent again (at most once: MQTT at QoS 0). No
-        /// answer can come for them; whether they arrived is the recipients' count.
+        /// Direct messages unanswered on a connection this client dropped on purpose
+        /// (`[churn]`) where nothing is sent again (at most once: MQTT at QoS 0). No answer can
+        /// come for them; whether they arrived is the recipients' count.
         dropped_unanswered,
+        /// Group messages so (as `dropped_unanswered`).
+        group_dropped_unanswered,
         /// Connections whose handshake offered this client's own session ticket.
         resumed,
         /// Logins sent as 0-RTT data that the server took.

@@ -680,6 +680,10 @@ pub fn slo_never_decides(slo: &Slo) -> Option<String> {
             (format!("{name} is a count, a whole number from 0"), true)
         }
         Target::Number(name) => (format!("{name} is a rate, never below 0"), false),
+        Target::Latency { metric, stat } if stat == "count" => (
+            format!("{metric}.count is a count, a whole number from 0"),
+            true,
+        ),
         Target::Latency { metric, stat } => (
             format!("{metric}.{stat} is a latency, never below 0"),
             false,

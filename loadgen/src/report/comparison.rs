@@ -51,8 +51,12 @@ pub fn comparison_table(report: &Report) -> String {
     comparison_table_headed(report, &heading)
 }
 
-/// Width of the rows' names: the longest, `direct_without_files p99.9`, and a space.
-const LABEL_WIDTH: usize = 27;
+/// Width of the rows' names: the longest figure's with its longest statistic
+/// (`direct_without_files p99.9`), and a space.
+fn label_width() -> usize {
+    let longest = FIGURES.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    longest + " p99.9 ".len()
+}
 
 /// [`comparison_table`] under `heading`: for runs of different loads, whose first run's load
 /// is not theirs.
@@ -62,7 +66,8 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     if runs.len() < 2 {
         return out;
     }
-    let _ = write!(out, "\n{heading}\n{:<LABEL_WIDTH$}", "");
+    let width = label_width();
+    let _ = write!(out, "\n{heading}\n{:<width$}", "");
     let invalid = |name: &str| !invalid_reasons_of(report, name).is_empty();
     let any_invalid = runs.iter().any(|r| invalid(&r.transport));
     for r in runs {
@@ -72,7 +77,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     out.push('\n');
     let row =
         |out: &mut String, name: &str, values: Vec<Option<f64>>, show: &dyn Fn(f64) -> String| {
-            let _ = write!(out, "{name:<LABEL_WIDTH$}");
+            let _ = write!(out, "{name:<width$}");
             let base = values.first().copied().flatten();
             for (i, v) in values.iter().enumerate() {
                 let cell = match (v, base) {

@@ -86,41 +86,13 @@ fn active_span(r: &Report) -> Option<(f64, f64)> {
 /// How `r`'s scenario differs from `first`'s in what shards of one load share (the steps of
 /// one capacity search, for one, run one after the other at different rates), if it does.
 fn different_load(first: &Report, r: &Report) -> Option<String> {
-    let (a, b) = (&first.scenario, &r.scenario);
-    let pairs = [
-        ("scenario", a.name.clone(), b.name.clone()),
-        ("seed", a.seed.to_string(), b.seed.to_string()),
-        ("clients", a.clients.to_string(), b.clients.to_string()),
-        (
-            "direct.rate",
-            a.direct.rate.to_string(),
-            b.direct.rate.to_string(),
-        ),
-        (
-            "groups.rate",
-            a.groups.rate.to_string(),
-            b.groups.rate.to_string(),
-        ),
-        (
-            "groups.count",
-            a.groups.count.to_string(),
-            b.groups.count.to_string(),
-        ),
-        (
-            "files.rate",
-            a.files.rate.to_string(),
-            b.files.rate.to_string(),
-        ),
-        (
-            "duration",
-            format!("{:?}", a.duration),
-            format!("{:?}", b.duration),
-        ),
-    ];
-    pairs
+    first
+        .scenario
+        .load_fields()
         .into_iter()
-        .find(|(_, x, y)| x != y)
-        .map(|(what, x, y)| format!("{what} {y} where report 1 ran {x}"))
+        .zip(r.scenario.load_fields())
+        .find(|((_, x), (_, y))| x != y)
+        .map(|((what, x), (_, y))| format!("{what} {y} where report 1 ran {x}"))
 }
 
 /// Refuses reports that cannot be parts of one load: whole runs, the same report twice, the

@@ -469,7 +469,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut intervals = Vec::new();
     let mut interval_log = Vec::new();
     let mut rss_connected = rss_before;
-    // Clients logged in when `rss_connected` was last read: the memory per client is of them,
+    // Clients that had logged in when `rss_connected` was last read: the memory per client is of them,
     // not of those asked for (a run interrupted during its ramp-up, or a ramp-up that could not
     // connect everyone, holds fewer).
     let mut clients_at_rss = 0;
@@ -496,6 +496,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     loop {
         let now_us = ctx.clock.now_us();
         if now_us >= measure_start_us && cpu_at_measure_start.is_none() {
+            // The memory of the clients connected by now, read once more here: a ramp-up and
+            // warm-up shorter than the one-second tick would have no reading at all.
+            rss_connected = rss_connected.max(report::rss_bytes());
+            clients_at_rss = logged_in(&ctx);
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
             drops = imbench_quic.then(|| DropTally::start(DropSnapshot::take(server_socket)));
@@ -525,11 +529,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 let (point, totals) = interval_point(&ctx, &mut intervals, &mut interval_log);
                 if ctx.clock.now_us() <= measure_start_us {
                     rss_connected = rss_connected.max(report::rss_bytes());
-                    clients_at_rss = ctx
-                        .counters
-                        .iter()
-                        .filter(|c| c.connected.load(Relaxed))
-                        .count();
+                    clients_at_rss = logged_in(&ctx);
                 }
                 // A socket a client closes during the period takes its count with it: look
                 // once a second, so that at most the last second's drops of one go unseen.
@@ -1395,11 +1395,7 @@ impl Watchdog {
     }
 
     fn check(&mut self, ctx: &RunContext) -> Option<String> {
-        let connected = ctx
-            .counters
-            .iter()
-            .filter(|c| c.connected.load(Relaxed))
-            .count();
+        let connected = logged_in(ctx);
         // Lost now: a client that came back (churn) after losing a connection is not gone.
         let lost = ctx
             .counters
@@ -1469,6 +1465,14 @@ impl Watchdog {
     }
 }
 
+/// Clients that have logged in so far (some may have lost their connection since).
+fn logged_in(ctx: &RunContext) -> usize {
+    ctx.counters
+        .iter()
+        .filter(|c| c.connected.load(Relaxed))
+        .count()
+}
+
 /// `n` messages, in words.
 fn messages(n: u64) -> String {
     format!("{n} message{}", if n == 1 { "" } else { "s" })
@@ -1494,7 +1498,8 @@ fn sent_and_answered(ctx: &RunContext) -> (u64, u64) {
                 + c.rejected.load(Relaxed)
                 + c.group_acked.load(Relaxed)
                 + c.group_rejected.load(Relaxed)
-                + c.dropped_unanswered.load(Relaxed),
+                + c.dropped_unanswered.load(Relaxed)
+                + c.group_dropped_unanswered.load(Relaxed),
         )
     });
     (sent, answered)
@@ -1516,12 +1521,16 @@ fn drained(ctx: &RunContext) -> bool {
     let rejected = ctx.sum(|c| c.rejected.load(Relaxed));
     let delivered = ctx.sum(|c| c.delivered.load(Relaxed));
     let group_sent = ctx.sum(|c| c.group_sent.load(Relaxed));
-    let group_answered = ctx.sum(|c| c.group_acked.load(Relaxed) + c.group_rejected.load(Relaxed));
-    // Messages a dropped connection took unanswered (at most once) will have no answer: direct
-    // and group together, as the client counts them.
+    // Messages a dropped connection took unanswered (at most once) will have no answer.
     let unanswerable = ctx.sum(|c| c.dropped_unanswered.load(Relaxed));
-    acked + rejected + group_answered + unanswerable >= sent + group_sent
+    let group_answered = ctx.sum(|c| {
+        c.group_acked.load(Relaxed)
+            + c.group_rejected.load(Relaxed)
+            + c.group_dropped_unanswered.load(Relaxed)
+    });
+    acked + rejected + unanswerable >= sent
         && delivered + rejected >= sent
+        && group_answered >= group_sent
         && ctx.files.unfinished() == 0
 }
 
@@ -1707,6 +1716,7 @@ mod tests {
                 "a latency, never below 0, so this can never hold",
             ),
             ("ack.max >= 0us", "always holds"),
+            ("direct.count == 0.5", "direct.count is a count"),
             ("delivered_per_s < 0", "a rate, never below 0"),
             ("incomplete != 1.5", "always holds"),
             ("incomplete == 0", "has no groups"),
