@@ -384,19 +384,11 @@ impl Connection {
             // At most once: what had no answer when the connection went is not sent again, and
             // its answer cannot come on another connection. The receiver has ended and this
             // task is the only sender, so the difference is exactly what this connection took.
-            let unanswered = |sent: &AtomicU64, answers: [&AtomicU64; 3]| {
-                let answered: u64 = answers.iter().map(|a| a.load(Relaxed)).sum();
-                sent.load(Relaxed).saturating_sub(answered)
-            };
-            let direct = unanswered(&c.sent, [&c.acked, &c.rejected, &c.dropped_unanswered]);
-            let group = unanswered(
-                &c.group_sent,
-                [
-                    &c.group_acked,
-                    &c.group_rejected,
-                    &c.group_dropped_unanswered,
-                ],
-            );
+            let direct = c.sent.load(Relaxed).saturating_sub(c.answered());
+            let group = c
+                .group_sent
+                .load(Relaxed)
+                .saturating_sub(c.group_answered());
             c.dropped_unanswered.fetch_add(direct, Relaxed);
             c.group_dropped_unanswered.fetch_add(group, Relaxed);
         }

@@ -168,6 +168,23 @@ client_counters! {
     }
 }
 
+impl ClientCounters {
+    /// Direct messages answered (acked or rejected), or that can have no answer (taken
+    /// unanswered by a connection dropped on purpose, at most once).
+    pub fn answered(&self) -> u64 {
+        self.acked.load(Relaxed)
+            + self.rejected.load(Relaxed)
+            + self.dropped_unanswered.load(Relaxed)
+    }
+
+    /// Group messages so (as [`ClientCounters::answered`]).
+    pub fn group_answered(&self) -> u64 {
+        self.group_acked.load(Relaxed)
+            + self.group_rejected.load(Relaxed)
+            + self.group_dropped_unanswered.load(Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

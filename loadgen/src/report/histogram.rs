@@ -29,10 +29,15 @@ pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
 
 /// Decodes a summary's histogram.
 pub fn decode_histogram(s: &MetricSummary) -> Option<Histogram<u64>> {
+    read_histogram(s).ok()
+}
+
+/// Decodes a summary's histogram, or says why it is not one.
+pub fn read_histogram(s: &MetricSummary) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&s.histogram)
-        .ok()?;
-    decode_v2(&bytes).ok()
+        .map_err(|e| format!("is not base64: {e}"))?;
+    decode_v2(&bytes).map_err(|e| format!("is not a histogram: {e}"))
 }
 
 /// The most bytes a histogram may inflate to. One of imbench's (1 µs to an hour, 3 digits)

@@ -61,7 +61,6 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
 /// summary says: the page, a merge and a comparison recompute figures from it, and a damaged
 /// one would be left out or read as something else without a word.
 fn check_histograms(report: &Report) -> Result<(), ReadError> {
-    use base64::Engine;
     for run in &report.runs {
         for (name, m) in &run.metrics {
             // A report written before histograms were kept has none to check.
@@ -69,11 +68,8 @@ fn check_histograms(report: &Report) -> Result<(), ReadError> {
                 continue;
             }
             let at = format!("runs[{}].metrics.{name}.histogram", run.transport);
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&m.histogram)
-                .map_err(|e| ReadError::Shape(format!("{at} is not base64: {e}")))?;
-            let h = super::histogram::decode_v2(&bytes)
-                .map_err(|e| ReadError::Shape(format!("{at} is not a histogram: {e}")))?;
+            let h = super::histogram::read_histogram(m)
+                .map_err(|why| ReadError::Shape(format!("{at} {why}")))?;
             if h.len() != m.count {
                 return Err(ReadError::Shape(format!(
                     "{at} holds {} samples where its count says {}: the file was changed",

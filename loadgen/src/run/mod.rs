@@ -1491,17 +1491,7 @@ fn sent_and_answered(ctx: &RunContext) -> (u64, u64) {
         }
     };
     let sent = ctx.sum(|c| live(c, c.sent.load(Relaxed) + c.group_sent.load(Relaxed)));
-    let answered = ctx.sum(|c| {
-        live(
-            c,
-            c.acked.load(Relaxed)
-                + c.rejected.load(Relaxed)
-                + c.group_acked.load(Relaxed)
-                + c.group_rejected.load(Relaxed)
-                + c.dropped_unanswered.load(Relaxed)
-                + c.group_dropped_unanswered.load(Relaxed),
-        )
-    });
+    let answered = ctx.sum(|c| live(c, c.answered() + c.group_answered()));
     (sent, answered)
 }
 
@@ -1517,18 +1507,13 @@ fn drained(ctx: &RunContext) -> bool {
         return false;
     }
     let sent = ctx.sum(|c| c.sent.load(Relaxed));
-    let acked = ctx.sum(|c| c.acked.load(Relaxed));
     let rejected = ctx.sum(|c| c.rejected.load(Relaxed));
     let delivered = ctx.sum(|c| c.delivered.load(Relaxed));
     let group_sent = ctx.sum(|c| c.group_sent.load(Relaxed));
-    // Messages a dropped connection took unanswered (at most once) will have no answer.
-    let unanswerable = ctx.sum(|c| c.dropped_unanswered.load(Relaxed));
-    let group_answered = ctx.sum(|c| {
-        c.group_acked.load(Relaxed)
-            + c.group_rejected.load(Relaxed)
-            + c.group_dropped_unanswered.load(Relaxed)
-    });
-    acked + rejected + unanswerable >= sent
+    // Counting those a dropped connection took unanswered (at most once): they will have none.
+    let answered = ctx.sum(crate::measure::counters::ClientCounters::answered);
+    let group_answered = ctx.sum(crate::measure::counters::ClientCounters::group_answered);
+    answered >= sent
         && delivered + rejected >= sent
         && group_answered >= group_sent
         && ctx.files.unfinished() == 0
