@@ -146,7 +146,7 @@ impl Endpoint {
             tickets: Default::default(),
             welcomed: Default::default(),
         }));
-        RunContext::new(scenario, driver, timer, None, Vec::new())
+        RunContext::new(scenario, driver, timer, None, "bench", Vec::new())
     }
 }
 

@@ -87,6 +87,12 @@ async fn qos_0_is_acked_by_the_brokers_ping_answers_over_both_versions() {
             (0, 0, 0),
             "{query}: {c:?}"
         );
+        // Every message answered, or counted as taken unanswered by a dropped connection.
+        assert_eq!(
+            c.acked + c.rejected + c.dropped_unanswered,
+            c.sent,
+            "{query}: {c:?}"
+        );
         let hung = |r: &String| r.contains("answered nothing");
         assert!(
             !outcome.report.invalid_reasons.iter().any(hung),

@@ -114,13 +114,15 @@ impl Problems {
 }
 
 impl RunContext {
-    /// The shared state of a run of `s` against `driver`; its clock starts now, sending starts
-    /// after the ramp-up and recording after the warm-up.
+    /// The shared state of a run of `s` against `driver`, named `leg` (the run's target or
+    /// transport, as in its report); its clock starts now, sending starts after the ramp-up
+    /// and recording after the warm-up.
     pub fn new(
         s: Scenario,
         driver: Driver,
         timer: crate::measure::timer::Timer,
         shard: Option<Shard>,
+        leg: &str,
         notes: Vec<String>,
     ) -> Self {
         let send_start_us = s.ramp_up.as_micros() as u64;
@@ -141,7 +143,7 @@ impl RunContext {
             churners: crate::workload::churn::churning_clients(&s),
             counters: (0..s.clients).map(|_| ClientCounters::default()).collect(),
             payload: crate::workload::body::payload_pool(s.seed, 128 * 1024),
-            run_tag: run_tag(&s, shard),
+            run_tag: run_tag(&s, shard, leg),
             recorder: Recorder::new(),
             driver,
             connect_permits: Semaphore::new(s.generator.connect_concurrency),
@@ -241,8 +243,11 @@ impl RunContext {
 /// merge holds them to as well) and the shard count, not from what each may set for itself
 /// (its ramp-up is stretched to its own share of the clients, say). So two different sharded
 /// loads differ, and the same sharded load started twice at once does not (nor can it be told
-/// apart by anything the shards share). Never 0, the tag of bodies written before tags were.
-pub fn run_tag(s: &Scenario, shard: Option<Shard>) -> u16 {
+/// apart by anything the shards share). The leg (`leg`: its target or transport) is part of it:
+/// the legs of one sharded run against several targets go one after the other, and a message
+/// of one that a system still held (a persistent session) is another run's to the next. Never
+/// 0, the tag of bodies written before tags were.
+pub fn run_tag(s: &Scenario, shard: Option<Shard>, leg: &str) -> u16 {
     let fold = |x: u64| -> u16 {
         let t = (x ^ (x >> 16) ^ (x >> 32) ^ (x >> 48)) as u16;
         t.max(1)
@@ -254,7 +259,8 @@ pub fn run_tag(s: &Scenario, shard: Option<Shard>) -> u16 {
     let fields = s.load_fields();
     let described = fields.iter().flat_map(|(_, v)| v.bytes().chain([0]));
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in described.chain(shard.count.to_be_bytes()) {
+    let leg = leg.bytes().chain([0]);
+    for b in described.chain(leg).chain(shard.count.to_be_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -269,11 +275,25 @@ mod tests {
     fn shards_of_one_load_share_a_tag_and_other_loads_do_not() {
         let s = Scenario::builtin_default();
         let shard = |index, count| Some(Shard { index, count });
-        assert_eq!(run_tag(&s, shard(1, 4)), run_tag(&s, shard(4, 4)));
-        assert_ne!(run_tag(&s, shard(1, 4)), run_tag(&s, shard(1, 3)));
+        assert_eq!(
+            run_tag(&s, shard(1, 4), "quic"),
+            run_tag(&s, shard(4, 4), "quic")
+        );
+        assert_ne!(
+            run_tag(&s, shard(1, 4), "quic"),
+            run_tag(&s, shard(1, 3), "quic")
+        );
+        // Each leg of a run over several targets or transports has its own.
+        assert_ne!(
+            run_tag(&s, shard(1, 4), "quic"),
+            run_tag(&s, shard(1, 4), "tcp")
+        );
         let mut other = s.clone();
         other.seed += 1;
-        assert_ne!(run_tag(&s, shard(1, 4)), run_tag(&other, shard(1, 4)));
+        assert_ne!(
+            run_tag(&s, shard(1, 4), "quic"),
+            run_tag(&other, shard(1, 4), "quic")
+        );
         // What each shard sets for itself: its ramp-up stretched to its own clients, its
         // generator's options, drain, SLOs.
         let mut own = s.clone();
@@ -281,10 +301,14 @@ mod tests {
         own.drain += std::time::Duration::from_secs(1);
         own.generator.connect_rate = 7.0;
         own.slo.push("lost == 0".into());
-        assert_eq!(run_tag(&s, shard(1, 2)), run_tag(&own, shard(2, 2)));
+        assert_eq!(
+            run_tag(&s, shard(1, 2), "quic"),
+            run_tag(&own, shard(2, 2), "quic")
+        );
         // Runs on their own draw theirs: two of three draws alike would be one chance in
         // 20,000 or so.
-        let drawn: std::collections::HashSet<u16> = (0..3).map(|_| run_tag(&s, None)).collect();
+        let drawn: std::collections::HashSet<u16> =
+            (0..3).map(|_| run_tag(&s, None, "quic")).collect();
         assert!(drawn.len() >= 2, "{drawn:?}");
         assert!(!drawn.contains(&0));
     }

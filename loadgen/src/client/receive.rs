@@ -506,7 +506,14 @@ mod tests {
         let mut s = Scenario::builtin_default();
         s.clients = 3;
         let (timer, _thread) = crate::measure::timer::Timer::tokio();
-        let ctx = RunContext::new(s, Driver::Memory(Hub::new()), timer, None, Vec::new());
+        let ctx = RunContext::new(
+            s,
+            Driver::Memory(Hub::new()),
+            timer,
+            None,
+            "memory",
+            Vec::new(),
+        );
         let (file_events, _) = tokio::sync::mpsc::unbounded_channel();
         let shared = Receiving {
             inbox: Inbox::default(),

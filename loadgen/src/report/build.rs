@@ -157,6 +157,7 @@ impl Report {
             reconnects: c.reconnects,
             redeliveries: c.redelivered,
             resent: c.resent,
+            dropped_unanswered: c.dropped_unanswered + c.group_dropped_unanswered,
             resumed: c.resumed,
             zero_rtt: c.zero_rtt,
             zero_rtt_refused: c.zero_rtt_refused,

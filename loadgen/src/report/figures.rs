@@ -110,6 +110,11 @@ counters! {
         /// Messages sent again after a reconnect because no Ack or Reject had come for them.
         #[serde(default)]
         resent,
+        /// Messages, direct and group, that a connection dropped on purpose (`[churn]`) took
+        /// unanswered where nothing is sent again (at most once: MQTT at QoS 0): no Ack can
+        /// come for them, and whether they arrived is in `delivered` and `lost`.
+        #[serde(default)]
+        dropped_unanswered,
         /// Connections whose TLS handshake offered the client's own session ticket from an
         /// earlier connection (`generator.resumption`); the server resumes unless it forgot the
         /// session.

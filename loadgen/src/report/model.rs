@@ -219,6 +219,12 @@ impl RunReport {
                 "churn: reconnects {} redeliveries {} resent {}",
                 c.reconnects, c.redeliveries, c.resent
             );
+            if c.dropped_unanswered > 0 {
+                line += &format!(
+                    "; {} taken unanswered by dropped connections (at most once: never sent again)",
+                    c.dropped_unanswered
+                );
+            }
             if c.handovers > 0 {
                 line += &format!(
                     "; handovers {}, of which {} moved the connection to the new address",

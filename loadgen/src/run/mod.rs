@@ -428,7 +428,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             source,
         })?,
     };
-    let mut ctx = RunContext::new(s.clone(), driver, timer, config.shard, notes);
+    let mut ctx = RunContext::new(s.clone(), driver, timer, config.shard, &target, notes);
     ctx.outages = config.path.as_ref().map(|path| path.outages());
     let ctx = Arc::new(ctx);
     let (measure_start_us, schedule_end_us) = (ctx.measure_start_us, ctx.schedule_end_us);
@@ -1663,7 +1663,10 @@ mod tests {
         s.groups.members = crate::config::scenario::GroupSize::Fixed { size: 5 };
         let (timer, thread) = crate::measure::timer::Timer::tokio();
         let driver = Driver::Memory(Hub::new());
-        (RunContext::new(s, driver, timer, None, Vec::new()), thread)
+        (
+            RunContext::new(s, driver, timer, None, "memory", Vec::new()),
+            thread,
+        )
     }
 
     #[test]
@@ -1768,6 +1771,7 @@ mod tests {
             Driver::Memory(Hub::new()),
             timer,
             None,
+            "memory",
             Vec::new(),
         ));
         // Interrupted at the third look: two batches started, the rest never.
