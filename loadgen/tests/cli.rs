@@ -1221,6 +1221,41 @@ fn a_ramp_up_faster_than_the_connect_rate_is_stretched_and_the_run_says_so() {
 }
 
 #[test]
+fn a_scenario_without_slos_is_judged_on_its_accounting() {
+    let dir = Dir::new("default-slo");
+    let scenario = dir.file("s.toml", TINY);
+    let slos = |out: &Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", text(out));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+                .unwrap();
+        report["scenario"]["slo"].clone()
+    };
+    let path = scenario.to_str().unwrap();
+    let out = imbench(&dir, &["run", path, "--out", "r"]);
+    assert_eq!(
+        slos(&out),
+        serde_json::json!(["lost == 0", "duplicated == 0", "corrupted == 0"])
+    );
+    assert!(
+        text(&out).contains("has no [slo] table, so the run is judged on lost == 0, duplicated == 0, corrupted == 0"),
+        "{}",
+        text(&out)
+    );
+    // A flag on one of those figures takes its default's place.
+    let out = imbench(&dir, &["run", path, "--out", "r", "--slo", "lost < 5"]);
+    assert_eq!(
+        slos(&out),
+        serde_json::json!(["duplicated == 0", "corrupted == 0", "lost < 5"])
+    );
+    // An empty table judges nothing, and says nothing of it.
+    let none = dir.file("none.toml", &format!("{TINY}\n[slo]\n"));
+    let out = imbench(&dir, &["run", none.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(slos(&out), serde_json::json!([]));
+    assert!(!text(&out).contains("[slo] table"), "{}", text(&out));
+}
+
+#[test]
 fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
     let dir = Dir::new("repeat");
     let scenario = dir.file("s.toml", TINY);

@@ -244,6 +244,35 @@ fn imbench_run_takes_an_mqtt_target_at_every_qos() {
     );
 }
 
+/// mosquitto takes a message over its `message_size_limit` from an MQTT 3.1.1 client, acks it
+/// and drops it, saying nothing: a scenario file without SLOs is judged on its accounting all
+/// the same, and such a run fails (it was called OK, with most messages lost).
+#[test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+fn a_broker_dropping_big_messages_fails_a_scenario_without_slos() {
+    let broker = Mosquitto::start("size-limit", "allow_anonymous true\nmessage_size_limit 200");
+    let dir = broker.daemon.dir.clone();
+    let without_slos = TINY_TOML
+        .replace("[slo]\nlost = \"== 0\"\n", "")
+        .replace(
+            "size = { dist = \"fixed\", bytes = \"64B\" }",
+            "size = { dist = \"uniform\", min = \"64B\", max = \"1KiB\" }",
+        );
+    assert!(!without_slos.contains("[slo]"), "{without_slos}");
+    std::fs::write(dir.join("s.toml"), without_slos).unwrap();
+    let url = broker.url("", "");
+    let run = ["run", "s.toml", "--target", &url, "--out", "r"];
+    let (out, text) = imbench_in(&dir, &run);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("has no [slo] table"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r/report.json")).unwrap()).unwrap();
+    let c = &report["runs"][0]["counters"];
+    assert!(c["lost"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["acked"], c["sent"], "{c}");
+    assert_eq!(report["verdict"], "slo_failed", "{}", report["verdict"]);
+}
+
 #[test]
 #[ignore = "needs mosquitto and nats-server; .ci/run installs them and runs these"]
 fn several_targets_run_the_same_schedule_side_by_side() {

@@ -57,6 +57,11 @@ macro_rules! bare_size_or_table {
 /// The built-in twin of `scenarios/default.toml`, used when no scenario file is given.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
+/// What a scenario file without an `[slo]` table is judged on: every message accounted for.
+/// A run that lost most of its messages is not called OK for want of an objective; an empty
+/// `[slo]` table judges nothing.
+pub const ACCOUNTING_SLOS: [&str; 3] = ["lost == 0", "duplicated == 0", "corrupted == 0"];
+
 /// Why a scenario is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -133,6 +138,10 @@ pub struct Scenario {
     /// The emulated network path between clients and server (`[network]`); none is loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::config::network::NetworkSection>,
+    /// The SLOs are [`ACCOUNTING_SLOS`], given because the file had no `[slo]` table; an
+    /// `--slo` on the same figure takes the place of its default.
+    #[serde(skip)]
+    pub slo_by_default: bool,
 }
 
 /// The direct-chat workload.
@@ -856,13 +865,23 @@ impl Scenario {
         clients as f64 * self.direct.rate + share * (groups + self.files.rate)
     }
 
-    /// Reads and checks a scenario file.
+    /// Reads and checks a scenario file. A file without an `[slo]` table is judged on
+    /// [`ACCOUNTING_SLOS`].
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ScenarioError::Read {
             path: path.display().to_string(),
             cause,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut scenario = Self::from_toml(&text, &path.display().to_string())?;
+        // It parsed as a scenario, so it parses as a table.
+        let has_slo_table = text
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("slo"));
+        if !has_slo_table {
+            scenario.slo = ACCOUNTING_SLOS.iter().map(|e| e.to_string()).collect();
+            scenario.slo_by_default = true;
+        }
+        Ok(scenario)
     }
 
     /// The built-in default scenario.
@@ -926,6 +945,16 @@ impl Scenario {
         }
         if let Some(v) = o.timer {
             self.generator.timer = v;
+        }
+        // A flag on a figure the defaults judge says what the user wants of it.
+        if self.slo_by_default {
+            let figure = |e: &str| {
+                crate::config::slo::Slo::split(e)
+                    .ok()
+                    .map(|(name, _, _)| name.to_string())
+            };
+            self.slo
+                .retain(|d| !o.slo.iter().any(|e| figure(e) == figure(d)));
         }
         // The same objective from a flag and from the file (or given twice) is judged once.
         let spelled = |e: &str| crate::config::slo::Slo::parse(e).map_or(e.to_string(), |s| s.expr);
