@@ -252,12 +252,10 @@ fn imbench_run_takes_an_mqtt_target_at_every_qos() {
 fn a_broker_dropping_big_messages_fails_a_scenario_without_slos() {
     let broker = Mosquitto::start("size-limit", "allow_anonymous true\nmessage_size_limit 200");
     let dir = broker.daemon.dir.clone();
-    let without_slos = TINY_TOML
-        .replace("[slo]\nlost = \"== 0\"\n", "")
-        .replace(
-            "size = { dist = \"fixed\", bytes = \"64B\" }",
-            "size = { dist = \"uniform\", min = \"64B\", max = \"1KiB\" }",
-        );
+    let without_slos = TINY_TOML.replace("[slo]\nlost = \"== 0\"\n", "").replace(
+        "size = { dist = \"fixed\", bytes = \"64B\" }",
+        "size = { dist = \"uniform\", min = \"64B\", max = \"1KiB\" }",
+    );
     assert!(!without_slos.contains("[slo]"), "{without_slos}");
     std::fs::write(dir.join("s.toml"), without_slos).unwrap();
     let url = broker.url("", "");

@@ -321,7 +321,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addresses: addresses::Addresses::new(config.limits.max_connections_per_address),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
+    // A limit past what a semaphore counts (`--max-connections` of u64::MAX, meaning none) is
+    // no limit: the most it counts.
+    let permits = Arc::new(Semaphore::new(
+        config.limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let accept_tasks = listeners
         .iter()
         .map(|listener| {

@@ -70,37 +70,8 @@ async fn a_closed_standard_error_stops_no_one() {
     // Every connection logs at this level, on both sides of the server's code and quinn's.
     let mut server = start_with_env("stderr", &[("RUST_LOG", "trace")]);
     drop(server.child.stderr.take());
-    let secret = server.secret();
     for round in 0..2u64 {
-        let mut clients = Vec::new();
-        for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
-            let connector = server.connector(transport);
-            let user = 10 * round + i as u64 + 1;
-            let login = util::login(&connector, addr, &secret, user);
-            let conn = tokio::time::timeout(Duration::from_secs(10), login)
-                .await
-                .unwrap_or_else(|_| panic!("round {round}: no login over {transport}"));
-            clients.push((user, conn));
-        }
-        // Each sends to the next one, over the other transport.
-        for k in 0..clients.len() {
-            let to = clients[(k + 1) % clients.len()].0;
-            clients[k]
-                .1
-                .writer
-                .write_frame(&util::send(k as u64 + 1, to, b"still served"))
-                .await
-                .expect("send");
-        }
-        for (user, conn) in &mut clients {
-            loop {
-                match util::read(conn).await {
-                    Some(Frame::Deliver { .. }) => break,
-                    Some(_) => continue,
-                    None => panic!("round {round}: user {user} was disconnected"),
-                }
-            }
-        }
+        chat_round(&server, round).await;
     }
     assert!(
         server.child.try_wait().expect("try_wait").is_none(),
@@ -109,6 +80,54 @@ async fn a_closed_standard_error_stops_no_one() {
     terminate(&server);
     let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
     assert!(status.success(), "{status:?}");
+}
+
+/// Limits written as the largest number (meaning none) are the most the server counts: it
+/// panicked at start past tokio's semaphore limit (`--max-connections`), or at each login
+/// (`--queue-capacity`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_written_as_the_largest_number_mean_none() {
+    let most = u64::MAX.to_string();
+    let limits = ["--max-connections", &most, "--queue-capacity", &most];
+    let mut server = util::process::start_with_args("unbounded", &limits);
+    chat_round(&server, 0).await;
+    terminate(&server);
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A client over each of the server's addresses logs in (users `10 * round + 1` on), sends to
+/// the next one (over the other transport) and gets the message the one before sent it.
+async fn chat_round(server: &util::process::Server, round: u64) {
+    let secret = server.secret();
+    let mut clients = Vec::new();
+    for (i, &(transport, addr)) in server.addrs.iter().enumerate() {
+        let connector = server.connector(transport);
+        let user = 10 * round + i as u64 + 1;
+        let login = util::login(&connector, addr, &secret, user);
+        let conn = tokio::time::timeout(Duration::from_secs(10), login)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no login over {transport}"));
+        clients.push((user, conn));
+    }
+    for k in 0..clients.len() {
+        let to = clients[(k + 1) % clients.len()].0;
+        clients[k]
+            .1
+            .writer
+            .write_frame(&util::send(k as u64 + 1, to, b"still served"))
+            .await
+            .expect("send");
+    }
+    for (user, conn) in &mut clients {
+        loop {
+            match util::read(conn).await {
+                Some(Frame::Deliver { .. }) => break,
+                Some(_) => continue,
+                None => panic!("round {round}: user {user} was disconnected"),
+            }
+        }
+    }
 }
 
 /// Sends the server SIGTERM, as a service manager stops it.

@@ -655,7 +655,7 @@ fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_l
     let i: usize = index.trim().parse().map_err(|_| {
         anyhow::anyhow!("{SHARD_INDEX_VAR}={index:?} is not a shard index (0, 1, 2 …)")
     })?;
-    format!("{}/{count}", i + 1)
+    format!("{}/{count}", i.saturating_add(1))
         .parse()
         .map_err(|_| anyhow::anyhow!("{SHARD_INDEX_VAR}={i} is not below --shards {count}"))
 }

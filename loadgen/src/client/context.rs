@@ -146,7 +146,9 @@ impl RunContext {
             run_tag: run_tag(&s, shard, leg),
             recorder: Recorder::new(),
             driver,
-            connect_permits: Semaphore::new(s.generator.connect_concurrency),
+            connect_permits: Semaphore::new(
+                s.generator.connect_concurrency.min(Semaphore::MAX_PERMITS),
+            ),
             clock: Clock::start(),
             send_start_us,
             measure_start_us,
@@ -270,6 +272,19 @@ pub fn run_tag(s: &Scenario, shard: Option<Shard>, leg: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_connect_concurrency_past_what_a_semaphore_counts_is_no_limit() {
+        let mut s = Scenario::builtin_default();
+        s.generator.connect_concurrency = usize::MAX;
+        let (timer, _thread) = crate::measure::timer::Timer::tokio();
+        let driver = Driver::Memory(crate::driver::memory::Hub::new());
+        let ctx = RunContext::new(s, driver, timer, None, "memory", Vec::new());
+        assert_eq!(
+            ctx.connect_permits.available_permits(),
+            Semaphore::MAX_PERMITS
+        );
+    }
 
     #[test]
     fn shards_of_one_load_share_a_tag_and_other_loads_do_not() {

@@ -57,6 +57,9 @@ macro_rules! bare_size_or_table {
 /// The built-in twin of `scenarios/default.toml`, used when no scenario file is given.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
 
+/// The most clients a load may have, over all its shards.
+pub const MAX_CLIENTS: usize = 100_000_000;
+
 /// What a scenario file without an `[slo]` table is judged on: every message accounted for.
 /// A run that lost most of its messages is not called OK for want of an objective; an empty
 /// `[slo]` table judges nothing.
@@ -972,6 +975,14 @@ impl Scenario {
         if self.clients == 0 {
             return bad("clients must be at least 1".into());
         }
+        // Every shard holds a slot per client of the whole load; past this the sizes the run
+        // works out (memory, files, the ramp-up) stop meaning anything.
+        if self.clients > MAX_CLIENTS {
+            return bad(format!(
+                "clients must be at most {MAX_CLIENTS} over all shards together, got {}",
+                self.clients
+            ));
+        }
         // A measured period shorter than this holds a handful of sends at most, and the CPU
         // shares of so short a window are noise (a microsecond "used" 194 cores).
         if self.duration < MIN_DURATION {
@@ -1395,6 +1406,19 @@ mod tests {
         }
         assert!(seen >= 5);
         assert_eq!(Scenario::builtin_default().clients, 1000);
+    }
+
+    #[test]
+    fn more_clients_than_a_load_may_have_are_refused() {
+        let text = DEFAULT_SCENARIO.replace("clients = 1000", "clients = 2305843009213693952");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients must be at most 100000000"), "{err}");
+        let mut s = Scenario::builtin_default();
+        s.clients = MAX_CLIENTS;
+        s.direct.rate = 0.01;
+        s.validate().unwrap();
     }
 
     #[test]

@@ -31,10 +31,11 @@ macro_rules! counters {
                 vec![$( (stringify!($name), self.$name) ),*]
             }
 
-            /// Each counter added over `all`.
+            /// Each counter added over `all` (read from shards' reports, which may be
+            /// anything: at most u64::MAX).
             pub fn sum<'a>(all: impl Iterator<Item = &'a Self> + Clone) -> Self {
                 Self {
-                    $( $name: all.clone().map(|c| c.$name).sum(), )*
+                    $( $name: all.clone().fold(0u64, |sum, c| sum.saturating_add(c.$name)), )*
                 }
             }
         }

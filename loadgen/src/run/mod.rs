@@ -1222,7 +1222,9 @@ const LEAST_BYTES_PER_CLIENT: u64 = 16 * 1024;
 /// minutes of ramp-up and then swap or be killed, with nothing to show for it.
 fn ensure_memory(clients: usize, embedded: bool) -> Result<(), RunError> {
     let sides = if embedded { 2 } else { 1 };
-    let needed = clients as u64 * LEAST_BYTES_PER_CLIENT * sides;
+    let needed = (clients as u64)
+        .saturating_mul(LEAST_BYTES_PER_CLIENT)
+        .saturating_mul(sides);
     let Some(available) = crate::measure::memory::available_bytes() else {
         return Ok(());
     };

@@ -210,7 +210,14 @@ async fn run_session(
         ..
     } = conn;
     let id = state.next_session.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(state.limits.queue_capacity);
+    // A bounded channel counts its room with a semaphore: a capacity past what one counts is
+    // the most it counts (the queue's bytes are bounded apart, by `session_queue_bytes`).
+    let (tx, rx) = mpsc::channel(
+        state
+            .limits
+            .queue_capacity
+            .min(tokio::sync::Semaphore::MAX_PERMITS),
+    );
     let kick = Arc::new(Kick::default());
     // Files reach a QUIC client on streams of their own; the others get them through a lane of
     // the writer that yields to chat between chunks.

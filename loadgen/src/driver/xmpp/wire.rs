@@ -74,7 +74,15 @@ pub enum WireError {
     /// Something other than an XMPP stream.
     #[error("not an XMPP stream: {0}")]
     NotXmpp(String),
+    /// Elements nested deeper than any stanza the driver reads.
+    #[error("elements nested more than {0} deep")]
+    TooDeep(usize),
 }
+
+/// The deepest nesting of a stream's child read: stanzas nest a few levels (a message, its
+/// body or a MUC `x`, an item), and a tree ten thousand deep would take the reader's stack
+/// with it when dropped.
+pub const MAX_DEPTH: usize = 64;
 
 /// The next whole top-level item in `buf`, taken out of it; `None` when more bytes are needed.
 /// `in_stream` says whether the server's stream header has been read (children are at depth
@@ -144,6 +152,9 @@ fn scan(buf: &[u8], in_stream: bool) -> Result<Option<(usize, Found)>, WireError
                     )));
                 }
                 depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(WireError::TooDeep(MAX_DEPTH));
+                }
             }
             XmlEvent::Empty(start) if depth == 0 => {
                 if !in_stream {
@@ -438,6 +449,28 @@ mod tests {
         }
         assert!(buf.iter().all(u8::is_ascii_whitespace), "left: {buf:?}");
         items
+    }
+
+    #[test]
+    fn an_element_nested_past_the_limit_is_refused_not_built() {
+        let open =
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+        let nested = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        let mut buf = BytesMut::from(format!("{open}{}", nested(MAX_DEPTH)).as_bytes());
+        assert_eq!(
+            next_element(&mut buf, false, 1 << 20),
+            Ok(Some(Incoming::StreamOpen))
+        );
+        assert!(matches!(
+            next_element(&mut buf, true, 1 << 20),
+            Ok(Some(Incoming::Element(_)))
+        ));
+        // Deeper: refused as soon as the depth passes, before the rest has arrived.
+        let mut buf = BytesMut::from("<a>".repeat(MAX_DEPTH + 1).as_bytes());
+        assert_eq!(
+            next_element(&mut buf, true, 1 << 20),
+            Err(WireError::TooDeep(MAX_DEPTH))
+        );
     }
 
     #[test]
