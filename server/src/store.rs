@@ -305,8 +305,8 @@ impl HoldStore {
             path,
             inbox: Mutex::new(Inbox {
                 submitted: 0,
-                back: highest.max(0) + 1,
-                front: lowest.min(0) - 1,
+                back: highest.max(0).saturating_add(1),
+                front: lowest.min(0).saturating_sub(1),
                 tx,
             }),
             durable,

@@ -447,7 +447,7 @@ fn check_limits(args: &Args) -> Result<(), String> {
     if args.transfers_per_user == 0 {
         return zero("--transfers-per-user", "would refuse every file");
     }
-    if args.max_body + 64 > u64::from(imbench_proto::DEFAULT_MAX_FRAME_LEN) {
+    if args.max_body.saturating_add(64) > u64::from(imbench_proto::DEFAULT_MAX_FRAME_LEN) {
         return Err(format!(
             "--max-body {} does not fit in a frame (at most {} bytes)",
             args.max_body,
