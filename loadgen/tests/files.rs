@@ -122,3 +122,35 @@ size = { dist = "fixed", bytes = "4KiB" }
     );
     server.shutdown().await;
 }
+
+/// Transfers under way when a run is interrupted are unfinished: the connections the run
+/// closes as it ends break them off, and that is not the system failing them (they were
+/// counted failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_under_way_at_an_interrupt_are_unfinished_not_failed() {
+    let big = r#"
+[files]
+rate = 8.0
+senders = 4
+arrival = "constant"
+size = { dist = "fixed", bytes = "50MiB" }
+"#;
+    let scenario = small_scenario_with(8, 5.0, Duration::from_secs(30), big);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut cfg = config(scenario, ServerSpec::Embedded);
+    cfg.interrupt = Some(rx);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = tx.send(true);
+    });
+    let out = imbench_loadgen::run(cfg).await.expect("run");
+    let c = &out.report.runs[0].counters;
+    assert_eq!(out.report.verdict, Verdict::Invalid);
+    assert!(c.files_unfinished > 0, "{c:?}");
+    assert_eq!(
+        (c.files_failed, c.files_refused, c.files_corrupted),
+        (0, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(c.files_verified + c.files_unfinished, c.files_sent, "{c:?}");
+}
