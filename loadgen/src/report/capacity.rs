@@ -163,8 +163,9 @@ pub struct Capacity {
     /// above it were never tried.
     #[serde(default)]
     pub interrupted: bool,
-    /// Why the search stopped growing before any step failed, other than running out of
-    /// steps (the next load would have asked for more than a scenario may).
+    /// Why the search stopped growing before any step failed: it ran out of steps
+    /// (`--max-steps`), the next load would have asked for more than a scenario may, or the
+    /// machine spoiled every try at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
     /// Whether the machine, not the load, ended the search: every try at the load above the

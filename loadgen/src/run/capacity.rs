@@ -192,12 +192,16 @@ async fn search<R: Steps>(
     let mut stopped = None;
     let mut machine = false;
     let mut load = 1.0;
+    // Every outcome but a held load ends the rise: set after the loop, it ran out of steps.
+    let mut last_held = false;
     for _ in 0..opts.max_steps {
+        last_held = false;
         match search.try_load(load).await {
             Ok(None) => break,
             Ok(Some(Tried::Held)) => {
                 good = Some(load);
                 load *= opts.growth;
+                last_held = true;
             }
             Ok(Some(Tried::Failed)) => {
                 bad = Some(load);
@@ -223,6 +227,12 @@ async fn search<R: Steps>(
             // The first step is the scenario as given, which was checked already.
             Err(Skipped::OutOfBounds(e)) => return Err(RunError::Scenario(e)),
         }
+    }
+    if last_held && !search.interrupted() {
+        stopped = Some(format!(
+            "all {} rising loads held (--max-steps), so the capacity is higher",
+            opts.max_steps
+        ));
     }
     if let (Some(mut lo), Some(mut hi), false) = (good, bad, search.interrupted()) {
         for _ in 0..opts.refine {
@@ -418,6 +428,18 @@ mod tests {
         let why = done.stopped.expect("says why the narrowing stopped");
         assert!(
             why.contains("between 2.000x, which held, and 4.000x, which failed"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_search_whose_every_load_held_says_it_ran_out_of_steps() {
+        let (done, loads) = searched(|_, _| (Verdict::Ok, ""));
+        assert_eq!(loads.len(), OPTS.max_steps);
+        assert!(!done.bounded && !done.machine);
+        let why = done.stopped.expect("says why it stopped");
+        assert!(
+            why.contains("all 8 rising loads held (--max-steps)"),
             "{why}"
         );
     }
