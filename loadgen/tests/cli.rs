@@ -1242,8 +1242,8 @@ fn a_scenario_without_slos_is_judged_on_its_accounting() {
         "{}",
         text(&out)
     );
-    // A flag on one of those figures takes its default's place.
-    let out = imbench(&dir, &["run", path, "--out", "r", "--slo", "lost < 5"]);
+    // A flag on one of those figures takes its default's place, spelled as the file's are.
+    let out = imbench(&dir, &["run", path, "--out", "r", "--slo", "lost<5"]);
     assert_eq!(
         slos(&out),
         serde_json::json!(["duplicated == 0", "corrupted == 0", "lost < 5"])

@@ -961,9 +961,11 @@ impl Scenario {
         }
         // The same objective from a flag and from the file (or given twice) is judged once.
         let spelled = |e: &str| crate::config::slo::Slo::parse(e).map_or(e.to_string(), |s| s.expr);
+        // Kept as the file's are spelled (`lost == 0` for `lost==0`), so that lists of them
+        // read alike.
         for expr in &o.slo {
             if !self.slo.iter().any(|e| spelled(e) == spelled(expr)) {
-                self.slo.push(expr.clone());
+                self.slo.push(spelled(expr));
             }
         }
         self.validate()

@@ -76,12 +76,20 @@ impl Report {
             if m.bytes_per_client > 0 {
                 let _ = writeln!(
                     out,
-                    "memory: {} KiB per client ({}), peak RSS {} MiB",
+                    "memory: {} KiB per client ({}{}), peak RSS {} MiB",
                     m.bytes_per_client / 1024,
                     match (crate::report::merge::is_merged_run(run), m.server_embedded,) {
                         (true, _) => "the generators together",
                         (false, true) => "generator + embedded server",
                         (false, false) => "generator",
+                    },
+                    // Read before every client had logged in (a run stopped in its ramp-up):
+                    // over how many it is.
+                    match m.clients {
+                        Some(n) if n != run.counters.clients => {
+                            format!("; over the {n} logged in when it was read")
+                        }
+                        _ => String::new(),
                     },
                     m.peak_rss_bytes / (1024 * 1024)
                 );
@@ -250,6 +258,36 @@ mod tests {
             schedule_line(&r).ends_with(" — LATE: the machine's (see the verdict)"),
             "{}",
             schedule_line(&r)
+        );
+    }
+
+    #[test]
+    fn memory_read_before_every_client_logged_in_says_over_how_many() {
+        let mut r: Report = serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads");
+        r.runs.truncate(1);
+        let memory_line = |r: &Report| {
+            r.table()
+                .lines()
+                .find(|l| l.starts_with("memory:"))
+                .map(str::to_string)
+                .expect("a memory line")
+        };
+        let run = &mut r.runs[0];
+        run.memory.bytes_per_client = 300 * 1024;
+        run.memory.clients = Some(run.counters.clients);
+        assert!(
+            !memory_line(&r).contains("logged in"),
+            "{}",
+            memory_line(&r)
+        );
+        r.runs[0].memory.clients = Some(41);
+        assert!(
+            memory_line(&r).contains("; over the 41 logged in when it was read)"),
+            "{}",
+            memory_line(&r)
         );
     }
 }

@@ -708,10 +708,15 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let left_out = (clients_in(&s, config.shard) as u64)
         .saturating_sub(totals.connected + totals.connect_failed);
     if left_out > 0 && ctx.stop_reason().is_some() {
+        let sent_any = totals.sent + totals.group_sent > 0;
         notes.push(format!(
-            "{left_out} {} never logged in: the run was stopped first (what was sent to {} is counted in `lost`)",
+            "{left_out} {} never logged in: the run was stopped first{}",
             if left_out == 1 { "client" } else { "clients" },
-            if left_out == 1 { "it" } else { "them" },
+            match (sent_any, left_out == 1) {
+                (false, _) => String::new(),
+                (true, true) => " (what was sent to it is counted in `lost`)".to_string(),
+                (true, false) => " (what was sent to them is counted in `lost`)".to_string(),
+            },
         ));
     }
     // Another system's access rules can let a client publish and not receive: everything is
