@@ -1010,9 +1010,9 @@ impl Scenario {
         ] {
             if value > MAX_SPAN {
                 return bad(format!(
-                    "{name} must be at most {} days, got {}",
+                    "{name} must be at most {} days, got {:.1} days",
                     MAX_SPAN.as_secs() / (24 * 3600),
-                    humantime::format_duration(value)
+                    value.as_secs_f64() / (24.0 * 3600.0)
                 ));
             }
         }

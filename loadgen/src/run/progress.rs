@@ -1,6 +1,7 @@
 //! Live progress: one updating line on a terminal, plain lines (one a second) otherwise.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -140,12 +141,12 @@ impl Progress {
                 None => format!("{} clients", s.clients),
             };
             crate::errln!(
-                "imbench: {} — {clients} to {}; ramp-up {:.1}s, warm-up {:.1}s, measure {:.1}s",
+                "imbench: {} — {clients} to {}; ramp-up {}, warm-up {}, measure {}",
                 s.name,
                 ctx.driver.describe(),
-                s.ramp_up.as_secs_f64(),
-                s.warmup.as_secs_f64(),
-                s.duration.as_secs_f64()
+                span(s.ramp_up),
+                span(s.warmup),
+                span(s.duration)
             );
         }
         let bar = (mode == ProgressMode::Auto && tty).then(|| {
@@ -217,9 +218,27 @@ impl Progress {
     }
 }
 
+/// A phase's length as a person reads it: seconds to a tenth under a minute, whole seconds
+/// in larger units above (a warm-up of a year is not 31557600.0s).
+fn span(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_reads_in_seconds_under_a_minute_and_in_larger_units_above() {
+        assert_eq!(span(Duration::from_millis(500)), "0.5s");
+        assert_eq!(span(Duration::from_millis(59_940)), "59.9s");
+        assert_eq!(span(Duration::from_millis(90_400)), "1m 30s");
+        assert_eq!(span(Duration::from_secs(2 * 3600)), "2h");
+    }
 
     #[test]
     fn each_line_fits_in_80_columns_at_a_large_run() {
