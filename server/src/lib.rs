@@ -133,6 +133,15 @@ pub struct Limits {
     pub file_idle_timeout: Duration,
 }
 
+impl Limits {
+    /// The permits of the connection semaphore: `max_connections`, or at most what one
+    /// `acquire_many` takes back at shutdown (its proof that every session ended), which is
+    /// past any machine's connections: a limit written as the largest number is no limit.
+    pub fn connection_permits(&self) -> u32 {
+        u32::try_from(self.max_connections).unwrap_or(u32::MAX)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -321,11 +330,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addresses: addresses::Addresses::new(config.limits.max_connections_per_address),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    // A limit past what a semaphore counts (`--max-connections` of u64::MAX, meaning none) is
-    // no limit: the most it counts.
-    let permits = Arc::new(Semaphore::new(
-        config.limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let permits = Arc::new(Semaphore::new(config.limits.connection_permits() as usize));
     let accept_tasks = listeners
         .iter()
         .map(|listener| {
@@ -465,7 +470,7 @@ impl RunningServer {
         for task in self.accept_tasks {
             let _ = task.await;
         }
-        let all = u32::try_from(self.state.limits.max_connections).unwrap_or(u32::MAX);
+        let all = self.state.limits.connection_permits();
         let _ = tokio::time::timeout(limit, self.permits.acquire_many(all)).await;
         for listener in &self.listeners {
             listener.close(0, "server shut down");

@@ -43,6 +43,10 @@ const SCHEMA_VERSION: i64 = 1;
 /// every Ack waiting for it) arbitrarily long.
 const MAX_CHANGES_PER_COMMIT: usize = 8192;
 
+/// The furthest from 0 a stored key may be when the database is opened (see
+/// [`StoreError::KeysOutOfRange`]).
+const MAX_KEY: i64 = i64::MAX / 2;
+
 /// Why the store could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +77,15 @@ pub enum StoreError {
     NotOurs {
         /// The database file.
         path: PathBuf,
+    },
+    /// A hold database whose keys this server would not have written: so far from 0 that the
+    /// next ones would run past what a key holds.
+    #[error("{path} holds a message under key {key}, further from 0 than this server writes keys; it was not written by imbench-server as it is (move it away to start with none held)")]
+    KeysOutOfRange {
+        /// The database file.
+        path: PathBuf,
+        /// The key furthest from 0.
+        key: i64,
     },
     /// Another process has the database open.
     #[error("{path} is in use by another imbench-server (one data folder per server)")]
@@ -292,6 +305,13 @@ impl HoldStore {
         ))
         .map_err(db)?;
         let (loaded, lowest, highest) = load(&conn, &path)?;
+        // Keys grow by one a hold from 0 at the back and shrink at the front: half of a key's
+        // range is more holds than a server makes, and leaves the other half for what follows.
+        for key in [lowest, highest] {
+            if key.unsigned_abs() > MAX_KEY.unsigned_abs() {
+                return Err(StoreError::KeysOutOfRange { path, key });
+            }
+        }
 
         let (tx, rx) = std_mpsc::channel();
         let (durable_tx, durable) = watch::channel(0);
@@ -305,8 +325,8 @@ impl HoldStore {
             path,
             inbox: Mutex::new(Inbox {
                 submitted: 0,
-                back: highest.max(0).saturating_add(1),
-                front: lowest.min(0).saturating_sub(1),
+                back: highest.max(0) + 1,
+                front: lowest.min(0) - 1,
                 tx,
             }),
             durable,
@@ -676,6 +696,29 @@ mod tests {
             Err(StoreError::NotOurs { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_database_with_keys_this_server_would_not_write_is_refused() {
+        for key in [i64::MAX, i64::MIN] {
+            let dir = temp_dir("far-keys");
+            drop(HoldStore::open(&dir).expect("a new store"));
+            Connection::open(dir.join(DATABASE_FILE))
+                .and_then(|c| {
+                    c.execute(
+                        "INSERT INTO held (key, user, msg_id, sender, to_group, dest, body)
+                         VALUES (?1, 2, 1, 7, 0, 2, x'00')",
+                        [key],
+                    )
+                })
+                .expect("a row written by hand");
+            match HoldStore::open(&dir) {
+                Err(StoreError::KeysOutOfRange { key: k, .. }) => assert_eq!(k, key),
+                Err(e) => panic!("{key}: {e}"),
+                Ok(_) => panic!("{key}: opened"),
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]

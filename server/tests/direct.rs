@@ -168,21 +168,43 @@ async fn a_reader_that_stops_is_disconnected_and_its_queue_is_held() {
 
 #[tokio::test]
 async fn shutdown_flushes_queues_and_says_bye() {
-    let t = start(Limits::default()).await;
+    shutdown_flushes_queues_and_says_bye_within(Limits::default()).await;
+}
+
+/// Limits written as the largest number (none): shutdown still waits for every session to
+/// write what is queued and its Bye (it took back as many permits as it counts at once, and
+/// closed the endpoint under the sessions).
+#[tokio::test]
+async fn shutdown_says_bye_with_limits_written_as_the_largest_number() {
+    shutdown_flushes_queues_and_says_bye_within(Limits {
+        max_connections: usize::MAX,
+        queue_capacity: usize::MAX,
+        ..Limits::default()
+    })
+    .await;
+}
+
+async fn shutdown_flushes_queues_and_says_bye_within(limits: Limits) {
+    // More than the connection's flow-control window holds: most of it is still queued on the
+    // server when shutdown begins, and goes out only as bob reads.
+    const QUEUED: u64 = 2000;
+    static BODY: [u8; 1024] = [3; 1024];
+    let t = start(limits).await;
     let mut alice = t.client(1).await;
     let mut bob = t.client(2).await;
-    alice
-        .writer
-        .write_frame(&send(1, 2, b"last one"))
-        .await
-        .unwrap();
-    assert_eq!(read(&mut alice).await, Some(Frame::Ack { msg_id: 1 }));
+    for id in 1..=QUEUED {
+        alice.writer.write_frame(&send(id, 2, &BODY)).await.unwrap();
+    }
+    acked(&mut alice, QUEUED as usize).await;
     let server = t.server;
-    let stopping = tokio::spawn(server.shutdown_within(Duration::from_secs(3)));
-    assert!(matches!(
-        read(&mut bob).await,
-        Some(Frame::Deliver { msg_id: 1, .. })
-    ));
+    let stopping = tokio::spawn(server.shutdown_within(Duration::from_secs(5)));
+    for id in 1..=QUEUED {
+        let frame = read(&mut bob).await;
+        assert!(
+            matches!(frame, Some(Frame::Deliver { msg_id, .. }) if msg_id == id),
+            "delivery {id}: {frame:?}"
+        );
+    }
     assert!(matches!(read(&mut bob).await, Some(Frame::Bye { .. })));
     assert!(matches!(read(&mut alice).await, Some(Frame::Bye { .. })));
     tokio::time::timeout(Duration::from_secs(10), stopping)
