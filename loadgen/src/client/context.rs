@@ -229,6 +229,7 @@ impl RunContext {
 
     /// Marks the run finished: connections that end from now on end as planned.
     pub fn finish(&self) {
+        self.files.close();
         self.finished_flag.store(true, Relaxed);
         let _ = self.finished.send(true);
     }

@@ -3,7 +3,7 @@
 //! verified.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
@@ -75,6 +75,8 @@ pub struct FileLedger {
     pub last_verified_in_window_us: AtomicU64,
     /// Per verified file: size / (FileIncoming → verified), in KiB/s.
     pub throughput: Mutex<Histogram<u64>>,
+    /// The run has ended ([`FileLedger::close`]).
+    closed: AtomicBool,
 }
 
 impl Default for FileLedger {
@@ -92,6 +94,7 @@ impl Default for FileLedger {
             bytes_verified: AtomicU64::new(0),
             bytes_verified_in_window: AtomicU64::new(0),
             last_verified_in_window_us: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             // Bounds are constants hdrhistogram accepts: 1 KiB/s to 1 TiB/s.
             throughput: Mutex::new(
                 Histogram::new_with_bounds(1, 1 << 30, 3)
@@ -165,9 +168,19 @@ impl FileLedger {
         })
     }
 
+    /// The run has ended: the connections it closes now break off the transfers still under
+    /// way, which stay unfinished rather than failed. A file that arrives whole meanwhile is
+    /// still verified, as its latency is recorded.
+    pub fn close(&self) {
+        self.closed.store(true, Relaxed);
+    }
+
     /// Records how a transfer ended. Returns false when it had already ended (the other side
-    /// saw it first) or is unknown.
+    /// saw it first) or is unknown, or for a failure after the run ended ([`FileLedger::close`]).
     pub fn end(&self, key: Key, outcome: Outcome) -> bool {
+        if outcome == Outcome::Failed && self.closed.load(Relaxed) {
+            return false;
+        }
         let mut entries = self.lock();
         let Some(e) = entries.get_mut(&key) else {
             return false;
@@ -287,6 +300,21 @@ mod tests {
         l.start((2, 1), 10, 100);
         l.fail_all_of(2);
         assert_eq!(l.failed.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn after_the_run_a_transfer_broken_off_stays_unfinished_and_one_completed_counts() {
+        let l = FileLedger::default();
+        for sender in [1, 2] {
+            l.start((sender, 1), 10, 100);
+            l.accepted((sender, 1));
+        }
+        l.close();
+        l.fail_all_of(1);
+        assert!(!l.end((1, 1), Outcome::Failed));
+        assert!(l.end((2, 1), Outcome::Verified));
+        assert_eq!((l.failed.load(Relaxed), l.verified.load(Relaxed)), (0, 1));
+        assert_eq!(l.unfinished(), 1);
     }
 
     #[test]

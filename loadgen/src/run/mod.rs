@@ -573,9 +573,6 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     ctx.finish();
-    // The transfers as the run ended: closing the connections now breaks off those still
-    // under way, which are unfinished, not failed.
-    let files = ctx.files.totals();
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(ended) = clients.join_next().await {
             // A client task that panicked is a generator bug; it must not pass unseen.
@@ -768,7 +765,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             .collect(),
         buckets: ctx.plan.buckets(),
         clients: ClientTotals::of(&ctx.counters),
-        files,
+        files: ctx.files.totals(),
         transport: target,
         server: server_label,
         intervals,
