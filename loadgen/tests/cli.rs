@@ -1238,7 +1238,9 @@ fn a_scenario_without_slos_is_judged_on_its_accounting() {
         serde_json::json!(["lost == 0", "duplicated == 0", "corrupted == 0"])
     );
     assert!(
-        text(&out).contains("has no [slo] table, so the run is judged on lost == 0, duplicated == 0, corrupted == 0"),
+        text(&out).contains(
+            "has no [slo] table, so the run is judged on its accounting: lost == 0, duplicated == 0, corrupted == 0;"
+        ),
         "{}",
         text(&out)
     );

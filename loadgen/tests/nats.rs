@@ -85,6 +85,22 @@ fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
     // The flags of imbench's own server do not go with another system's target.
     let (out, _) = imbench_in(&dir, &["run", "--target", &url, "--transport", "tcp"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // Core NATS keeps nothing for a client away on a planned disconnect: a file without SLOs
+    // is not judged on `lost` against it, and says so; its other accounting still is.
+    let churn = TINY_TOML.replace("[slo]\nlost = \"== 0\"\n", "")
+        + "[churn]\nfraction = 0.5\nrate = 4.0\noffline = \"300ms\"\n";
+    std::fs::write(dir.join("churn.toml"), churn).unwrap();
+    let run = ["run", "churn.toml", "--target", &url, "--out", "c"];
+    let (out, text) = imbench_in(&dir, &run);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("is not judged against this target"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("c/report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["scenario"]["slo"],
+        serde_json::json!(["duplicated == 0", "corrupted == 0"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

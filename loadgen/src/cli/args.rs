@@ -711,18 +711,12 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
             None => e.into(),
         });
     }
-    if let (true, Some(path)) = (scenario.slo_by_default, &args.scenario) {
-        let judged: Vec<&str> = imbench_loadgen::config::scenario::ACCOUNTING_SLOS
-            .into_iter()
-            .filter(|d| scenario.slo.iter().any(|e| e == d))
-            .collect();
-        if !judged.is_empty() {
-            imbench_loadgen::errln!(
-                "imbench: note: {} has no [slo] table, so the run is judged on {} (every message accounted for); an empty [slo] table judges nothing",
-                path.display(),
-                judged.join(", ")
-            );
-        }
+    if let (false, Some(path)) = (scenario.default_slos.is_empty(), &args.scenario) {
+        imbench_loadgen::errln!(
+            "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing",
+            path.display(),
+            scenario.default_slos.join(", ")
+        );
     }
     let legs = legs(args)?;
     for flag in unused_flags(args, &scenario, &legs) {

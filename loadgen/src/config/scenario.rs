@@ -65,6 +65,9 @@ pub const MAX_CLIENTS: usize = 100_000_000;
 /// `[slo]` table judges nothing.
 pub const ACCOUNTING_SLOS: [&str; 3] = ["lost == 0", "duplicated == 0", "corrupted == 0"];
 
+/// And every file, when the scenario sends files (an SLO on files is refused without them).
+pub const FILE_ACCOUNTING_SLOS: [&str; 2] = ["files_corrupted == 0", "files_failed == 0"];
+
 /// Why a scenario is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -141,10 +144,11 @@ pub struct Scenario {
     /// The emulated network path between clients and server (`[network]`); none is loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::config::network::NetworkSection>,
-    /// The SLOs are [`ACCOUNTING_SLOS`], given because the file had no `[slo]` table; an
-    /// `--slo` on the same figure takes the place of its default.
+    /// Of `slo`, those given by default because the file had no `[slo]` table
+    /// ([`ACCOUNTING_SLOS`]) and still in force: an `--slo` on the same figure takes the place
+    /// of its default, and a target that promises a loss lifts `lost == 0`.
     #[serde(skip)]
-    pub slo_by_default: bool,
+    pub default_slos: Vec<String>,
 }
 
 /// The direct-chat workload.
@@ -869,7 +873,8 @@ impl Scenario {
     }
 
     /// Reads and checks a scenario file. A file without an `[slo]` table is judged on
-    /// [`ACCOUNTING_SLOS`].
+    /// [`ACCOUNTING_SLOS`] (and [`FILE_ACCOUNTING_SLOS`] when it sends files); a scenario
+    /// made with [`Scenario::from_toml`] has no SLO it does not give.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ScenarioError::Read {
             path: path.display().to_string(),
@@ -881,10 +886,30 @@ impl Scenario {
             .parse::<toml::Table>()
             .is_ok_and(|t| t.contains_key("slo"));
         if !has_slo_table {
-            scenario.slo = ACCOUNTING_SLOS.iter().map(|e| e.to_string()).collect();
-            scenario.slo_by_default = true;
+            let files = if scenario.files.rate > 0.0 {
+                &FILE_ACCOUNTING_SLOS[..]
+            } else {
+                &[]
+            };
+            scenario.slo = ACCOUNTING_SLOS
+                .iter()
+                .chain(files)
+                .map(|e| e.to_string())
+                .collect();
+            scenario.default_slos = scenario.slo.clone();
         }
         Ok(scenario)
+    }
+
+    /// Lifts the SLO on `figure` when it is one given by default; whether it was.
+    pub fn lift_default_slo(&mut self, figure: &str) -> bool {
+        let on = |e: &String| slo_figure(e).as_deref() == Some(figure);
+        let Some(at) = self.default_slos.iter().position(on) else {
+            return false;
+        };
+        let expr = self.default_slos.remove(at);
+        self.slo.retain(|e| *e != expr);
+        true
     }
 
     /// The built-in default scenario.
@@ -950,14 +975,10 @@ impl Scenario {
             self.generator.timer = v;
         }
         // A flag on a figure the defaults judge says what the user wants of it.
-        if self.slo_by_default {
-            let figure = |e: &str| {
-                crate::config::slo::Slo::split(e)
-                    .ok()
-                    .map(|(name, _, _)| name.to_string())
-            };
-            self.slo
-                .retain(|d| !o.slo.iter().any(|e| figure(e) == figure(d)));
+        for flag in &o.slo {
+            if let Some(figure) = slo_figure(flag) {
+                self.lift_default_slo(&figure);
+            }
         }
         // The same objective from a flag and from the file (or given twice) is judged once.
         let spelled = |e: &str| crate::config::slo::Slo::parse(e).map_or(e.to_string(), |s| s.expr);
@@ -1344,6 +1365,13 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     d.deserialize_any(Size)
 }
 
+/// The figure an SLO expression judges (`lost` of `lost == 0`), when it has that shape.
+fn slo_figure(expr: &str) -> Option<String> {
+    crate::config::slo::Slo::split(expr)
+        .ok()
+        .map(|(name, _, _)| name.to_string())
+}
+
 /// Flattens `[slo]` into expressions: `direct.p99 = "< 1s"` (a dotted key, so a nested table)
 /// becomes `"direct.p99 < 1s"`.
 fn slo_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -1408,6 +1436,60 @@ mod tests {
         }
         assert!(seen >= 5);
         assert_eq!(Scenario::builtin_default().clients, 1000);
+    }
+
+    #[test]
+    fn a_file_without_an_slo_table_is_judged_on_its_accounting() {
+        let dir = std::env::temp_dir().join(format!("imbench-slo-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            Scenario::from_file(&path).unwrap()
+        };
+        let without = DEFAULT_SCENARIO.replace("[slo]\nlost = \"== 0\"\n", "");
+        assert!(!without.contains("slo"), "{without}");
+        let s = load("none.toml", &without);
+        assert_eq!(s.slo, ACCOUNTING_SLOS);
+        assert_eq!(s.default_slos, s.slo);
+        // With files, every file too.
+        let files = "[files]\nrate = 1.0\nsenders = 2\nsize = \"10KiB\"\n";
+        let s = load("files.toml", &format!("{without}{files}"));
+        assert_eq!(s.slo.len(), 5, "{:?}", s.slo);
+        assert!(
+            s.slo.iter().any(|e| e == "files_failed == 0"),
+            "{:?}",
+            s.slo
+        );
+        // An empty table, a dotted key and the table itself are the file's own: no default.
+        for (name, text) in [
+            ("empty.toml", format!("{without}[slo]\n")),
+            (
+                "dotted.toml",
+                without.replace("seed = ", "slo.lost = \"< 3\"\nseed = "),
+            ),
+            ("table.toml", DEFAULT_SCENARIO.to_string()),
+        ] {
+            let s = load(name, &text);
+            assert!(s.default_slos.is_empty(), "{name}: {:?}", s.default_slos);
+            assert_eq!(s.slo.len(), usize::from(name != "empty.toml"), "{name}");
+        }
+        // A flag on a defaulted figure takes its place; a target that promises a loss lifts
+        // the default on `lost`, and only a default.
+        let mut s = load("none.toml", &without);
+        s.apply(&Overrides {
+            slo: vec!["duplicated<3".into()],
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(s.slo, ["lost == 0", "corrupted == 0", "duplicated < 3"]);
+        assert!(s.lift_default_slo("lost"));
+        assert!(!s.lift_default_slo("duplicated"));
+        assert_eq!(s.slo, ["corrupted == 0", "duplicated < 3"]);
+        let mut own = load("table.toml", DEFAULT_SCENARIO);
+        assert!(!own.lift_default_slo("lost"));
+        assert_eq!(own.slo, ["lost == 0"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

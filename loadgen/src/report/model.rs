@@ -214,7 +214,12 @@ impl RunReport {
             "messages: sent {} acked {} rejected {} (busy {}) delivered {} lost {} duplicated {} reordered {} corrupted {} errors {}",
             c.sent, c.acked, c.rejected, c.rejected_busy, c.delivered, c.lost, c.duplicated, c.reordered, c.corrupted, c.errors
         )];
-        if c.reconnects > 0 || c.redeliveries > 0 || c.resent > 0 || c.handovers > 0 {
+        if c.reconnects > 0
+            || c.redeliveries > 0
+            || c.resent > 0
+            || c.handovers > 0
+            || c.dropped_unanswered > 0
+        {
             let mut line = format!(
                 "churn: reconnects {} redeliveries {} resent {}",
                 c.reconnects, c.redeliveries, c.resent

@@ -356,6 +356,12 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     if let Some(note) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
         notes.push(note);
+        // A loss the target promises is no failure of it: not judged unless asked for.
+        if s.lift_default_slo("lost") {
+            notes.push(
+                "so `lost == 0`, which a scenario file without an [slo] table is judged on, is not judged against this target; bound it with --slo 'lost < N'".to_string(),
+            );
+        }
     }
     if s.churn.enabled() && crate::workload::churn::churning_clients(&s) == 0 {
         // Each client is drawn with the fraction's chance: a small share of few clients can
