@@ -887,6 +887,8 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
             // The second shard stopped halfway: its rate is over half the time.
             let d = shard["runs"][0]["duration_s"].as_f64().unwrap();
             shard["runs"][0]["duration_s"] = serde_json::json!(d / 2.0);
+            // And it was given an SLO of its own.
+            shard["scenario"]["slo"] = serde_json::json!(["lost < 7"]);
         }
         std::fs::create_dir_all(dir.0.join("shards").join(name)).unwrap();
         std::fs::write(
@@ -917,6 +919,13 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         merged["runs"][0]["notes"]
             .to_string()
             .contains("shard 2/2 measured"),
+        "{}",
+        merged["runs"][0]["notes"]
+    );
+    assert!(
+        merged["runs"][0]["notes"]
+            .to_string()
+            .contains("shard 2/2 was given other SLOs (lost < 7) than shard 1/2"),
         "{}",
         merged["runs"][0]["notes"]
     );

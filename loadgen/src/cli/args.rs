@@ -523,10 +523,7 @@ fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
     let given: std::collections::HashSet<String> = given.into_iter().cloned().collect();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for leg in legs.iter_mut().filter(|l| l.label.is_none()) {
-        let name = leg
-            .server
-            .protocol()
-            .unwrap_or_else(|| leg.transport.to_string());
+        let name = imbench_loadgen::run::run_name(None, &leg.server, leg.transport);
         let n = seen.entry(name.clone()).or_insert(0);
         // The next of `nats`, `nats-2`, `nats-3` … that no target was given as its name.
         let label = loop {

@@ -210,8 +210,9 @@ impl GroupRecords {
                 receipts
                     .entry(r.slot)
                     .and_modify(|a| {
-                        a.delivered += r.delivered;
-                        a.race += r.race;
+                        // Read from the shards' files, which may hold anything.
+                        a.delivered = a.delivered.saturating_add(r.delivered);
+                        a.race = a.race.saturating_add(r.race);
                         a.first_us = a.first_us.min(r.first_us);
                         a.last_us = a.last_us.max(r.last_us);
                     })
@@ -220,7 +221,7 @@ impl GroupRecords {
             all.churner_deliveries.extend(p.churner_deliveries);
             all.membership.extend(p.membership);
             all.end_us = all.end_us.max(p.end_us);
-            all.untracked += p.untracked;
+            all.untracked = all.untracked.saturating_add(p.untracked);
         }
         all.receipts = receipts.into_values().collect();
         Ok(all)

@@ -272,8 +272,11 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
 /// sets add up, and a client's share is the whole's over the clients they held when it was
 /// read (the scenario's `clients` for shards written before that was kept).
 fn merge_memory(shards: &[&RunReport], clients: usize) -> Memory {
-    let sum = |f: fn(&Memory) -> u64| shards.iter().map(|r| f(&r.memory)).sum::<u64>();
-    let held: Option<u64> = shards.iter().map(|r| r.memory.clients).sum();
+    let sum = |f: fn(&Memory) -> u64| add_up(shards.iter().map(|r| f(&r.memory)));
+    let held: Option<u64> = shards
+        .iter()
+        .map(|r| r.memory.clients)
+        .try_fold(0u64, |sum, n| n.map(|n| sum.saturating_add(n)));
     let clients = held.unwrap_or(clients as u64);
     let before = sum(|m| m.rss_before_bytes);
     let connected = sum(|m| m.rss_connected_bytes);
@@ -332,6 +335,25 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
         )
     };
     notes.insert(0, what);
+    // SLOs are no part of the load (shards may be given their own): the merge judges the
+    // first's, and says so when another was given others.
+    let first_slo = &reports[0].scenario.slo;
+    for (i, r) in reports.iter().enumerate().skip(1) {
+        if r.scenario.slo != *first_slo {
+            let who = |i: usize, r: &Report| {
+                r.shard
+                    .as_ref()
+                    .map_or(format!("report {}", i + 1), |s| format!("shard {s}"))
+            };
+            notes.push(format!(
+                "{} was given other SLOs ({}) than {} ({}): the merge is judged on the latter",
+                who(i, r),
+                r.scenario.slo.join(", "),
+                who(0, &reports[0]),
+                first_slo.join(", ")
+            ));
+        }
+    }
     // A shard that stopped early measured less: its counts are in, its rate is not the load's.
     let longest = reports
         .iter()
@@ -379,12 +401,15 @@ fn merge_runs(
     if sharded {
         // A file sent to another shard is counted sent by its sender's shard and verified (or
         // not) by its recipient's; one that neither ended is unfinished.
-        counters.files_unfinished = counters.files_sent.saturating_sub(
-            counters.files_refused
-                + counters.files_verified
-                + counters.files_corrupted
-                + counters.files_failed,
-        );
+        counters.files_unfinished = counters.files_sent.saturating_sub(add_up(
+            [
+                counters.files_refused,
+                counters.files_verified,
+                counters.files_corrupted,
+                counters.files_failed,
+            ]
+            .into_iter(),
+        ));
     }
     // Each shard's rate is over its own measured time; together they are over the longest. A
     // shard that stopped early (interrupted) adds what it did in its shorter time, not its rate.
@@ -498,7 +523,7 @@ fn merge_files(shards: &[&RunReport]) -> Option<FileReport> {
         }
     }
     Some(FileReport {
-        bytes_verified: parts.iter().map(|f| f.bytes_verified).sum(),
+        bytes_verified: add_up(parts.iter().map(|f| f.bytes_verified)),
         throughput_kib_s: summarize(&throughput),
     })
 }
@@ -506,7 +531,7 @@ fn merge_files(shards: &[&RunReport]) -> Option<FileReport> {
 fn merge_groups(shards: &[&RunReport]) -> Option<GroupReport> {
     let parts: Vec<&GroupReport> = shards.iter().filter_map(|r| r.group.as_ref()).collect();
     parts.first()?;
-    let sum = |f: fn(&GroupReport) -> u64| parts.iter().map(|g| f(g)).sum::<u64>();
+    let sum = |f: fn(&GroupReport) -> u64| add_up(parts.iter().map(|g| f(g)));
     let mut buckets: Vec<_> = parts.iter().flat_map(|g| g.buckets.clone()).collect();
     buckets.sort();
     buckets.dedup();
@@ -519,4 +544,9 @@ fn merge_groups(shards: &[&RunReport]) -> Option<GroupReport> {
         buckets,
         groups: parts.iter().flat_map(|g| g.groups.clone()).collect(),
     })
+}
+/// Counts read from shards' reports added up: a report may hold anything, and a sum past
+/// u64::MAX stays there rather than wrapping round.
+fn add_up(counts: impl Iterator<Item = u64>) -> u64 {
+    counts.fold(0, u64::saturating_add)
 }

@@ -70,13 +70,7 @@ pub async fn run_each(
     // in the meantime, say): the others are still measured and reported.
     let mut failed: Vec<(String, RunError)> = Vec::new();
     for leg in legs {
-        // As the report names a run: its label, the system's protocol, or the transport.
-        let name = || {
-            leg.label
-                .clone()
-                .or_else(|| leg.server.protocol())
-                .unwrap_or_else(|| leg.transport.to_string())
-        };
+        let name = || super::run_name(leg.label.as_deref(), &leg.server, leg.transport);
         if interrupted() && !reports.is_empty() {
             // Ctrl-C during an earlier leg: the legs that ran are the report.
             not_run.push(name());

@@ -313,6 +313,15 @@ pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
     check_slo_names(s)
 }
 
+/// A run's name in its report (and in its run tag): the label the user gave it, or the
+/// system's protocol (`nats`, `mqtt-qos0`), or imbench's transport.
+pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) -> String {
+    label
+        .map(str::to_string)
+        .or_else(|| server.protocol())
+        .unwrap_or_else(|| transport.to_string())
+}
+
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     check_runnable(&config)?;
@@ -411,11 +420,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     check_driver_gives(&driver, &s)?;
     let path_before = config.path.as_ref().map(|p| p.stats());
     // This run's name on the live endpoint, as in its report.
-    let target = config
-        .label
-        .clone()
-        .or_else(|| config.server.protocol())
-        .unwrap_or_else(|| config.transport.to_string());
+    let target = run_name(config.label.as_deref(), &config.server, config.transport);
     if let Some(live) = &config.live {
         live.set_server(
             embedded
