@@ -275,7 +275,11 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
 #[test]
 fn exit_1_when_an_slo_fails() {
     let dir = Dir::new("slo");
-    let scenario = dir.file("s.toml", TINY);
+    // Churn so rare (one drop in 1,000 s) that no client reconnects in this run.
+    let scenario = dir.file(
+        "s.toml",
+        &format!("{TINY}[churn]\nfraction = 1.0\nrate = 0.001\noffline = \"100ms\"\n"),
+    );
     let out = imbench(
         &dir,
         &[
@@ -291,12 +295,18 @@ fn exit_1_when_an_slo_fails() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("FAIL"), "{}", text(&out));
-    // No client reconnects in this scenario: a bound on that latency has nothing to hold.
+    // No client reconnects in this run: a bound on that latency has nothing to hold.
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).expect("report");
     assert!(
         report.contains("no samples"),
         "an SLO on no samples passed: {report}"
     );
+    // Without [churn] at all, the same SLO is refused before the run.
+    let plain = dir.file("plain.toml", TINY);
+    let args = ["run", plain.to_str().unwrap(), "--slo", "reconnect.p99<10s"];
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("has no churn"), "{}", text(&out));
     // Missed SLOs on the system's figures are not the machine's, whatever it was doing.
     assert_eq!(machine_limited(&dir, "r", &["schedule_lag"]), Some(1));
 }
@@ -1021,7 +1031,22 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     };
     let largest = p99_of("baseline/1").max(p99_of("baseline/2"));
     let mut json: serde_json::Value = serde_json::from_str(&report).unwrap();
-    json["runs"][0]["metrics"]["direct"]["p99_us"] = serde_json::json!(largest * 10);
+    let p99 = json["runs"][0]["metrics"]["direct"]["p99_us"].as_u64().unwrap();
+    // Every sample of the candidate's `direct` so much later that its p99 is that, and its
+    // figures agree with its histogram (a report edited otherwise is refused).
+    let direct: imbench_loadgen::report::MetricSummary =
+        serde_json::from_value(json["runs"][0]["metrics"]["direct"].clone()).unwrap();
+    let h = imbench_loadgen::report::decode_histogram(&direct).expect("a histogram");
+    let mut later = h.clone();
+    later.reset();
+    let factor = (largest * 10).div_ceil(p99.max(1));
+    for v in h.iter_recorded() {
+        later
+            .record_n(v.value_iterated_to() * factor, v.count_at_value())
+            .unwrap();
+    }
+    json["runs"][0]["metrics"]["direct"] =
+        serde_json::to_value(imbench_loadgen::report::summarize(&later)).unwrap();
     std::fs::create_dir_all(dir.0.join("worse")).unwrap();
     std::fs::write(dir.0.join("worse/report.json"), json.to_string()).unwrap();
     let args = [

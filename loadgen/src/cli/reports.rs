@@ -420,6 +420,11 @@ pub(crate) fn compare(
         );
         return exit_code::USAGE;
     }
+    if fail_on_regression.is_none() && !check_names.is_empty() {
+        imbench_loadgen::errln!(
+            "imbench: note: --check names the figures a gate judges, and changes nothing without --fail-on-regression"
+        );
+    }
     let names: Vec<String> = if check_names.is_empty() {
         regression::DEFAULT_CHECKS
             .iter()

@@ -1128,6 +1128,10 @@ impl Scenario {
     fn validate_groups(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
         let g = &self.groups;
+        // Checked without groups too: --group-rate nan is a mistake whatever the scenario.
+        if !(g.rate.is_finite() && g.rate >= 0.0) {
+            return bad(format!("groups.rate must be 0 or more, got {}", g.rate));
+        }
         if g.count == 0 {
             return Ok(());
         }
@@ -1137,9 +1141,6 @@ impl Scenario {
                 "groups.count is at most 16,777,216, got {}",
                 g.count
             ));
-        }
-        if !(g.rate.is_finite() && g.rate >= 0.0) {
-            return bad(format!("groups.rate must be 0 or more, got {}", g.rate));
         }
         check_size("groups.size", g.size)?;
         let (lo, hi) = g.members.bounds();

@@ -67,6 +67,21 @@ pub fn bucket_names(bucket: Bucket) -> [String; 3] {
     ]
 }
 
+/// The figures only planned disconnects (`[churn]`) give: counters, and the `reconnect`
+/// latency.
+pub const CHURN_FIGURES: [&str; 10] = [
+    "reconnects",
+    "redeliveries",
+    "resent",
+    "dropped_unanswered",
+    "resumed",
+    "zero_rtt",
+    "zero_rtt_refused",
+    "handovers",
+    "migrations",
+    "reconnect",
+];
+
 counters! {
     /// Message accounting after the drain.
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

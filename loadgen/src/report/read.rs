@@ -39,6 +39,12 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
         .get("schema")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(1);
+    if found == 0 {
+        return Err(ReadError::Shape(
+            "not an imbench report: its schema is 0, which no imbench wrote (the first is 1)"
+                .into(),
+        ));
+    }
     if found > u64::from(REPORT_SCHEMA) {
         return Err(ReadError::Newer {
             found,
@@ -54,7 +60,30 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
         ));
     }
     check_histograms(&report)?;
+    check_rates(&report)?;
     Ok(report)
+}
+
+/// The most a rate of a report may be, a second: far past any machine's messages or bytes.
+const MAX_RATE: f64 = 1e15;
+
+/// Refuses a rate no run measures (negative, not a number, past [`MAX_RATE`]): a gate would
+/// compare against it.
+fn check_rates(report: &Report) -> Result<(), ReadError> {
+    for run in &report.runs {
+        for &name in super::model::Throughput::NAMES {
+            let Some(v) = run.throughput.get(name) else {
+                continue;
+            };
+            if !(0.0..=MAX_RATE).contains(&v) {
+                return Err(ReadError::Shape(format!(
+                    "runs[{}].throughput.{name} is {v}, which no run measures (0 to {MAX_RATE:e} a second): the file was changed",
+                    run.transport
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a latency whose histogram is not one, or holds another number of samples than its
@@ -76,6 +105,27 @@ fn check_histograms(report: &Report) -> Result<(), ReadError> {
                     h.len(),
                     m.count
                 )));
+            }
+            // The figures printed and gated on are the histogram's: one edited apart from it
+            // (a p99 above the max) is refused, not shown.
+            let from_histogram = super::histogram::summarize(&h);
+            let stats = |s: &super::model::MetricSummary| {
+                [
+                    ("min", s.min_us),
+                    ("p50", s.p50_us),
+                    ("p90", s.p90_us),
+                    ("p99", s.p99_us),
+                    ("p999", s.p999_us),
+                    ("max", s.max_us),
+                ]
+            };
+            for ((stat, said), (_, held)) in stats(m).into_iter().zip(stats(&from_histogram)) {
+                if said != held {
+                    return Err(ReadError::Shape(format!(
+                        "runs[{}].metrics.{name}.{stat}_us is {said} where its histogram gives {held}: the file was changed",
+                        run.transport
+                    )));
+                }
             }
         }
     }
@@ -127,6 +177,29 @@ mod tests {
             1,
             "said once: {cut}"
         );
+    }
+
+    #[test]
+    fn figures_edited_apart_from_their_histograms_and_rates_no_run_measures_are_refused() {
+        let base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut r = base.clone();
+            edit(&mut r);
+            from_json(&r.to_string())
+                .expect_err("an edited report")
+                .to_string()
+        };
+        let p99 = base["runs"][0]["metrics"]["direct"]["p99_us"]
+            .as_u64()
+            .unwrap();
+        let err = refused(&|r| r["runs"][0]["metrics"]["direct"]["p99_us"] = (p99 * 10).into());
+        assert!(err.contains("metrics.direct.p99_us is"), "{err}");
+        for bad in [-5.0, 1e308] {
+            let err = refused(&|r| r["runs"][0]["throughput"]["delivered_per_s"] = bad.into());
+            assert!(err.contains("throughput.delivered_per_s is"), "{err}");
+        }
+        let err = refused(&|r| r["schema"] = 0.into());
+        assert!(err.contains("schema is 0"), "{err}");
     }
 
     #[test]

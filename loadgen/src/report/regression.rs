@@ -50,6 +50,9 @@ impl Check {
             ));
         }
         let higher_is_worse = match &slo.target {
+            // A metric's sample count is how many were measured (deliveries, sends): fewer
+            // is worse, as for a rate.
+            Target::Latency { stat, .. } if stat == "count" => false,
             Target::Latency { .. } => true,
             Target::Number(n) => !n.ends_with("_per_s") && n != "files_verified",
         };
@@ -72,7 +75,8 @@ impl Check {
     }
 
     fn show(&self, v: f64) -> String {
-        match self.target {
+        match &self.target {
+            Target::Latency { stat, .. } if stat == "count" => format!("{v:.0}"),
             Target::Latency { .. } => format_micros(v),
             Target::Number(_) => format!("{v:.0}"),
         }
@@ -322,6 +326,11 @@ mod tests {
         assert!(!check.higher_is_worse);
         assert!(Check::parse("direct.p99").unwrap().higher_is_worse);
         assert!(Check::parse("direct.p98").is_err());
+        // A sample count is a number, and fewer is worse.
+        let count = Check::parse("direct.count").unwrap();
+        assert!(!count.higher_is_worse);
+        assert_eq!(count.show(422.0), "422");
+        assert_eq!(Check::parse("direct.p99").unwrap().show(422.0), "422µs");
     }
 
     #[test]

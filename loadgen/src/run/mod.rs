@@ -1211,6 +1211,8 @@ fn workload_missing(s: &Scenario, name: &str) -> Option<String> {
         ("sends no files", "[files] with a rate above 0")
     } else if of_groups && s.groups.count == 0 {
         ("has no groups", "[groups]")
+    } else if crate::report::figures::CHURN_FIGURES.contains(&figure) && !s.churn.enabled() {
+        ("has no churn", "[churn] with a fraction and a rate above 0")
     } else {
         return None;
     };
@@ -1733,6 +1735,8 @@ mod tests {
             ("direct_during_files.p99 < 1s", "sends no files"),
             ("fanout.p99 < 1s", "has no groups"),
             ("group_le10.p50 < 1s", "has no groups"),
+            ("reconnects > 0", "has no churn"),
+            ("reconnect.p99 < 1s", "has no churn"),
         ] {
             let mut s = Scenario::builtin_default();
             s.slo.push(expr.into());
