@@ -1031,7 +1031,9 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     };
     let largest = p99_of("baseline/1").max(p99_of("baseline/2"));
     let mut json: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let p99 = json["runs"][0]["metrics"]["direct"]["p99_us"].as_u64().unwrap();
+    let p99 = json["runs"][0]["metrics"]["direct"]["p99_us"]
+        .as_u64()
+        .unwrap();
     // Every sample of the candidate's `direct` so much later that its p99 is that, and its
     // figures agree with its histogram (a report edited otherwise is refused).
     let direct: imbench_loadgen::report::MetricSummary =

@@ -274,6 +274,9 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
     out
 }
 
+/// The largest threshold, as a fraction (1,000,000 %).
+const MAX_THRESHOLD: f64 = 10_000.0;
+
 /// Parses a threshold such as `10%` or `0.1`.
 pub fn parse_threshold(s: &str) -> Result<f64, String> {
     let t = s.trim();
@@ -283,8 +286,12 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
         None => t.parse::<f64>(),
     }
     .map_err(|_| format!("{s:?} is not a threshold: write it as 10% or 0.1"))?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(format!("{s:?}: a threshold is 0 or more"));
+    // Past a million percent no figure of a real run regresses: a gate that cannot trip.
+    if !(v.is_finite() && (0.0..=MAX_THRESHOLD).contains(&v)) {
+        return Err(format!(
+            "{s:?}: a threshold is from 0% to {:.0}%",
+            MAX_THRESHOLD * 100.0
+        ));
     }
     if !percent && v > 1.0 {
         // 10 as a fraction is 1000 %: a gate that never trips. Say what was meant.
@@ -352,5 +359,9 @@ mod tests {
             .contains("write 10% for 10 percent"));
         assert_eq!(parse_threshold("1").unwrap(), 1.0);
         assert_eq!(parse_threshold("250%").unwrap(), 2.5);
+        for past in ["inf%", "100000000000000000000000%"] {
+            let e = parse_threshold(past).unwrap_err();
+            assert!(e.contains("from 0% to 1000000%"), "{e}");
+        }
     }
 }

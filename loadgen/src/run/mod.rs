@@ -572,7 +572,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                         )
                     } else if ctx.clock.now_us() < ctx.measure_start_us {
                         format!(
-                            "interrupted at {at:.1}s, before the measured period began at {:.1}s: nothing was measured",
+                            "interrupted at {at:.2}s, before the measured period began at {:.2}s: nothing was measured",
                             ctx.measure_start_us as f64 / 1e6
                         )
                     } else {
