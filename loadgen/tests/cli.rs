@@ -211,13 +211,18 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
     );
     // A run refused for its usage leaves the earlier report as it was: here an SLO on a
     // counter only imbench's own clients make, against another system (nothing listens there:
-    // the scenario is refused before anything is reached).
+    // the scenario is refused before anything is reached), in a scenario with churn (without,
+    // the SLO is refused sooner, for the scenario's sake).
     dir.file("failed/report.json", &earlier);
+    let churning = dir.file(
+        "churning.toml",
+        &format!("{TINY}[churn]\nfraction = 0.5\nrate = 2.0\noffline = \"100ms\"\n"),
+    );
     let refused = imbench(
         &dir,
         &[
             "run",
-            scenario.to_str().unwrap(),
+            churning.to_str().unwrap(),
             "--out",
             "failed",
             "--target",
@@ -225,6 +230,11 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
             "--slo",
             "zero_rtt == 0",
         ],
+    );
+    assert!(
+        text(&refused).contains("gives no zero_rtt"),
+        "{}",
+        text(&refused)
     );
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert_eq!(
@@ -893,6 +903,11 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
             "clients": 7 + i,
             "server_embedded": false,
         });
+        if i == 0 {
+            // Its target promised to lose what was sent to a client away: the default on
+            // `lost` was not judged, and is not on the merge either.
+            shard["runs"][0]["slo_lifted"] = serde_json::json!(["lost == 0"]);
+        }
         if i == 1 {
             // The second shard stopped halfway: its rate is over half the time.
             let d = shard["runs"][0]["duration_s"].as_f64().unwrap();
@@ -938,6 +953,11 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
             .contains("shard 2/2 was given other SLOs (lost < 7) than shard 1/2"),
         "{}",
         merged["runs"][0]["notes"]
+    );
+    let judged = merged["runs"][0]["slo"].to_string();
+    assert!(
+        judged.contains("duplicated == 0") && !judged.contains("lost == 0"),
+        "{judged}"
     );
     let memory = &merged["runs"][0]["memory"];
     assert_eq!(

@@ -97,9 +97,21 @@ fn imbench_run_takes_a_nats_target_and_refuses_what_nats_cannot_carry() {
     assert!(text.contains("is not judged against this target"), "{text}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("c/report.json")).unwrap()).unwrap();
-    assert_eq!(
-        report["scenario"]["slo"],
-        serde_json::json!(["duplicated == 0", "corrupted == 0"])
+    let run = &report["runs"][0];
+    assert_eq!(run["slo_lifted"], serde_json::json!(["lost == 0"]));
+    let judged: Vec<&str> = run["slo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap())
+        .collect();
+    assert_eq!(judged, ["duplicated == 0", "corrupted == 0"]);
+    // The scenario, shared by every target of a run, keeps it: another target's run is judged
+    // on it.
+    assert!(
+        report["scenario"]["slo"].to_string().contains("lost == 0"),
+        "{}",
+        report["scenario"]["slo"]
     );
 }
 

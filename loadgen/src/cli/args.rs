@@ -710,7 +710,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
     }
     if let (false, Some(path)) = (scenario.default_slos.is_empty(), &args.scenario) {
         imbench_loadgen::errln!(
-            "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing",
+            "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing (under churn, a target that keeps nothing for a client away is not judged on lost, and says so)",
             path.display(),
             scenario.default_slos.join(", ")
         );

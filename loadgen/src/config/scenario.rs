@@ -901,13 +901,19 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The SLO on `figure` when it is one given by default and still in force.
+    pub fn default_slo_on(&self, figure: &str) -> Option<&String> {
+        self.default_slos
+            .iter()
+            .find(|e| slo_figure(e).as_deref() == Some(figure))
+    }
+
     /// Lifts the SLO on `figure` when it is one given by default; whether it was.
     pub fn lift_default_slo(&mut self, figure: &str) -> bool {
-        let on = |e: &String| slo_figure(e).as_deref() == Some(figure);
-        let Some(at) = self.default_slos.iter().position(on) else {
+        let Some(expr) = self.default_slo_on(figure).cloned() else {
             return false;
         };
-        let expr = self.default_slos.remove(at);
+        self.default_slos.retain(|e| *e != expr);
         self.slo.retain(|e| *e != expr);
         true
     }

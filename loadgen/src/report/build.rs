@@ -25,6 +25,8 @@ use crate::workload::groups::Bucket;
 pub struct Measurement {
     /// The scenario as run, with overrides applied.
     pub scenario: Scenario,
+    /// Of its SLOs, those this run is not judged on ([`RunReport::slo_lifted`]).
+    pub slo_lifted: Vec<String>,
     /// When the run's clock started.
     pub started_at: std::time::SystemTime,
     /// Start of the measured period, µs on the run's clock.
@@ -76,6 +78,7 @@ impl Report {
     pub fn build(m: Measurement) -> Self {
         let Measurement {
             scenario,
+            slo_lifted,
             started_at,
             measure_start_us,
             measure_end_us,
@@ -244,6 +247,7 @@ impl Report {
             schedule_lag,
             timer: Some(timer),
             slo: Vec::new(),
+            slo_lifted,
             group,
             files,
             memory,
@@ -272,6 +276,7 @@ impl Report {
         let (judged, on_merge): (Vec<&String>, Vec<&String>) = s
             .slo
             .iter()
+            .filter(|e| !run.slo_lifted.contains(e))
             .partition(|e| shard.is_none() || judged_in_a_shard(e));
         if duration_s > 0.0 {
             run.slo = judged.into_iter().map(|e| evaluate(e, &run)).collect();

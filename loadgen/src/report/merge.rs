@@ -338,8 +338,13 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
     // SLOs are no part of the load (shards may be given their own): the merge judges the
     // first's, and says so when another was given others.
     let first_slo = &reports[0].scenario.slo;
+    let set = |slo: &[String]| -> std::collections::BTreeSet<String> {
+        slo.iter()
+            .map(|e| crate::config::slo::Slo::parse(e).map_or(e.clone(), |s| s.expr))
+            .collect()
+    };
     for (i, r) in reports.iter().enumerate().skip(1) {
-        if r.scenario.slo != *first_slo {
+        if set(&r.scenario.slo) != set(first_slo) {
             let who = |i: usize, r: &Report| {
                 r.shard
                     .as_ref()
@@ -446,6 +451,7 @@ fn merge_runs(
         schedule_lag,
         timer: first.timer,
         slo: Vec::new(),
+        slo_lifted: first.slo_lifted.clone(),
         group,
         files: merge_files(shards),
         memory: merge_memory(shards, scenario.clients),
@@ -478,7 +484,11 @@ fn merge_runs(
         let c = &mut run.counters;
         c.lost = c.expected.saturating_sub(c.delivered);
     }
-    run.slo = slo.iter().map(|e| evaluate(e, &run)).collect();
+    run.slo = slo
+        .iter()
+        .filter(|e| !run.slo_lifted.contains(e))
+        .map(|e| evaluate(e, &run))
+        .collect();
     Ok(run)
 }
 

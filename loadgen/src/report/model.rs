@@ -150,6 +150,11 @@ pub struct RunReport {
     pub timer: Option<crate::config::scenario::TimerKind>,
     /// SLO verdicts.
     pub slo: Vec<SloResult>,
+    /// SLOs of the scenario this run was not judged on: a default (the file had no `[slo]`)
+    /// on what its target promises to lose (`lost == 0` under churn against core NATS, say).
+    /// A merge leaves them out too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slo_lifted: Vec<String>,
     /// Group accounting, when the run had groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupReport>,

@@ -363,13 +363,16 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             ));
         }
     }
-    if let Some(note) = keeps_nothing.filter(|_| s.churn.rate > 0.0) {
+    // A loss the target promises is no failure of it: a default on `lost` is not judged on
+    // this run (the scenario, shared by every leg, keeps it).
+    let mut slo_lifted = Vec::new();
+    if let Some(note) = keeps_nothing.filter(|_| s.churn.enabled()) {
         notes.push(note);
-        // A loss the target promises is no failure of it: not judged unless asked for.
-        if s.lift_default_slo("lost") {
-            notes.push(
-                "so `lost == 0`, which a scenario file without an [slo] table is judged on, is not judged against this target; bound it with --slo 'lost < N'".to_string(),
-            );
+        if let Some(expr) = s.default_slo_on("lost") {
+            notes.push(format!(
+                "so `{expr}`, which a scenario file without an [slo] table is judged on, is not judged against this target; bound it with --slo 'lost < N'"
+            ));
+            slo_lifted.push(expr.clone());
         }
     }
     if s.churn.enabled() && crate::workload::churn::churning_clients(&s) == 0 {
@@ -763,6 +766,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let mut report = Report::build(report::Measurement {
         scenario: ctx.scenario.clone(),
+        slo_lifted,
         started_at: ctx.clock.started_at,
         measure_start_us,
         measure_end_us: ctx.schedule_end(),
