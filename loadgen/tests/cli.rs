@@ -1277,6 +1277,22 @@ fn a_ramp_up_faster_than_the_connect_rate_is_stretched_and_the_run_says_so() {
 }
 
 #[test]
+fn a_group_rate_that_is_not_a_number_is_refused_without_groups_too() {
+    let dir = Dir::new("group-rate-nan");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &["run", scenario.to_str().unwrap(), "--group-rate", "nan"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("groups.rate must be 0 or more, got NaN"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_scenario_without_slos_is_judged_on_its_accounting() {
     let dir = Dir::new("default-slo");
     let scenario = dir.file("s.toml", TINY);
