@@ -950,7 +950,7 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     assert!(
         merged["runs"][0]["notes"]
             .to_string()
-            .contains("shard 2/2 was given other SLOs (lost < 7) than shard 1/2"),
+            .contains("shard 2/2 was given other SLOs (lost < 7) than shard 1/2 (duplicated == 0, corrupted == 0)"),
         "{}",
         merged["runs"][0]["notes"]
     );

@@ -350,12 +350,19 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
                     .as_ref()
                     .map_or(format!("report {}", i + 1), |s| format!("shard {s}"))
             };
+            // What the merge judges: the first's, less what its run was not judged on.
+            let lifted = &reports[0].runs[position].slo_lifted;
+            let judged: Vec<&str> = first_slo
+                .iter()
+                .filter(|e| !lifted.contains(e))
+                .map(String::as_str)
+                .collect();
             notes.push(format!(
                 "{} was given other SLOs ({}) than {} ({}): the merge is judged on the latter",
                 who(i, r),
                 r.scenario.slo.join(", "),
                 who(0, &reports[0]),
-                first_slo.join(", ")
+                judged.join(", ")
             ));
         }
     }

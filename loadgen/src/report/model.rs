@@ -55,8 +55,9 @@ pub struct GroupReport {
 
 /// The shape of report.json this imbench writes. Raised whenever a field changes meaning or
 /// goes away (new fields with a default need no raise); readers take every schema up to
-/// theirs and refuse newer ones ([`crate::report::read`]).
-pub const REPORT_SCHEMA: u32 = 2;
+/// theirs and refuse newer ones ([`crate::report::read`]). 3: `scenario.slo` may hold SLOs a
+/// run was not judged on, named in its `slo_lifted` (an older merge would judge them).
+pub const REPORT_SCHEMA: u32 = 3;
 
 fn first_schema() -> u32 {
     1

@@ -366,7 +366,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // A loss the target promises is no failure of it: a default on `lost` is not judged on
     // this run (the scenario, shared by every leg, keeps it).
     let mut slo_lifted = Vec::new();
-    if let Some(note) = keeps_nothing.filter(|_| s.churn.enabled()) {
+    let churns = s.churn.enabled() && crate::workload::churn::churning_clients(&s) > 0;
+    if let Some(note) = keeps_nothing.filter(|_| churns) {
         notes.push(note);
         if let Some(expr) = s.default_slo_on("lost") {
             notes.push(format!(
