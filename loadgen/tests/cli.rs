@@ -766,6 +766,57 @@ fn a_closed_stderr_does_not_stop_the_run() {
 }
 
 #[test]
+fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("held-stderr");
+    let scenario = dir.file("s.toml", TINY);
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut filler = writer.try_clone().unwrap();
+    let size = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", scenario.to_str().unwrap(), "--duration", "8s"])
+        .args(["--out", "r", "--progress", "plain"])
+        .current_dir(&dir.0)
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    // Read until the first progress line, then fill the pipe and read nothing for 5 s: every
+    // write to it waits that long.
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&text).contains("s] ") {
+        let n = reader.read(&mut chunk).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&text));
+        text.extend_from_slice(&chunk[..n]);
+    }
+    let filling = std::thread::spawn(move || {
+        let _ = filler.write_all(&vec![b'.'; size as usize]);
+    });
+    let held = std::time::Duration::from_secs(5);
+    std::thread::sleep(held);
+    let _ = reader.read_to_end(&mut text);
+    let status = child.wait().unwrap();
+    filling.join().unwrap();
+    let stderr = String::from_utf8_lossy(&text);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // The per-second timeline kept its seconds while stderr was held: before, the run loop
+    // waited in its write, and the seconds it missed came all at once when released.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
+    let times: Vec<f64> = report["runs"][0]["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["t_s"].as_f64().unwrap())
+        .collect();
+    assert!(times.len() >= 8, "{times:?}");
+    let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(widest < held.as_secs_f64() / 2.0, "{times:?}");
+}
+
+#[test]
 fn report_rerenders_and_compare_puts_reports_side_by_side() {
     let dir = Dir::new("compare");
     let scenario = dir.file("s.toml", TINY);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::stderr_writer::StderrWriter;
 use crate::client::context::RunContext;
 use crate::config::slo::format_micros;
 use crate::measure::counters::ClientTotals;
@@ -121,7 +122,9 @@ pub enum ProgressMode {
 
 /// The progress display of one run.
 pub struct Progress {
-    bar: Option<ProgressBar>,
+    /// None when nothing is shown.
+    writer: Option<StderrWriter>,
+    /// A live display on a terminal when false.
     plain: bool,
     last: Option<IntervalPoint>,
 }
@@ -131,24 +134,6 @@ impl Progress {
     pub fn new(mode: ProgressMode, ctx: &RunContext) -> Self {
         let tty = std::io::stderr().is_terminal();
         let s = &ctx.scenario;
-        if mode != ProgressMode::Quiet {
-            let clients = match ctx.shard {
-                Some(shard) => format!(
-                    "{} of {} clients (shard {shard})",
-                    super::clients_in(s, ctx.shard),
-                    s.clients
-                ),
-                None => format!("{} clients", s.clients),
-            };
-            crate::errln!(
-                "imbench: {} — {clients} to {}; ramp-up {}, warm-up {}, measure {}",
-                s.name,
-                ctx.driver.describe(),
-                span(s.ramp_up),
-                span(s.warmup),
-                span(s.duration)
-            );
-        }
         let bar = (mode == ProgressMode::Auto && tty).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -157,9 +142,28 @@ impl Progress {
             );
             bar
         });
-        let plain = mode == ProgressMode::Plain || (mode == ProgressMode::Auto && !tty);
+        let plain = bar.is_none();
+        let mut writer = (mode != ProgressMode::Quiet).then(|| StderrWriter::stderr(bar));
+        if let Some(writer) = &mut writer {
+            let clients = match ctx.shard {
+                Some(shard) => format!(
+                    "{} of {} clients (shard {shard})",
+                    super::clients_in(s, ctx.shard),
+                    s.clients
+                ),
+                None => format!("{} clients", s.clients),
+            };
+            writer.line(format!(
+                "imbench: {} — {clients} to {}; ramp-up {}, warm-up {}, measure {}",
+                s.name,
+                ctx.driver.describe(),
+                span(s.ramp_up),
+                span(s.warmup),
+                span(s.duration)
+            ));
+        }
         Self {
-            bar,
+            writer,
             plain,
             last: None,
         }
@@ -200,20 +204,25 @@ impl Progress {
                 p.lag_p99_us,
             ),
         };
-        if let Some(bar) = &self.bar {
-            // Two short lines on a terminal: one line of all this wraps at 80 columns.
-            bar.set_message(format!("{}\n  {}", lines.state(), lines.rates()));
-            bar.tick();
-        } else if self.plain {
-            crate::errln!("{} | {}", lines.state(), lines.rates());
+        if let Some(writer) = &mut self.writer {
+            if self.plain {
+                writer.line(format!("{} | {}", lines.state(), lines.rates()));
+            } else {
+                // Two short lines on a terminal: one line of all this wraps at 80 columns.
+                writer.bar(format!("{}\n  {}", lines.state(), lines.rates()));
+            }
         }
         self.last = Some(p.clone());
     }
 
-    /// Removes the live line.
+    /// Writes what is still queued and removes the live line; says how many lines a slow
+    /// reader of stderr missed.
     pub fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+        let skipped = self.writer.take().map_or(0, |mut w| w.finish());
+        if skipped > 0 {
+            crate::errln!(
+                "imbench: {skipped} progress lines were not shown: stderr was not read as fast as they came (the run did not wait for it)"
+            );
         }
     }
 }
