@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use imbench_loadgen::{ServerSpec, Verdict};
 use imbench_transport::Transport;
-use util::{config, small_scenario_with};
+use util::{config, interrupted_after, small_scenario_with};
 
 const CHURN: &str = r#"
 [churn]
@@ -136,13 +136,10 @@ offline = "1s"
 abrupt = 0.5
 "#;
     let scenario = small_scenario_with(20, 10.0, Duration::from_secs(30), churn);
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut c = config(scenario, ServerSpec::Embedded);
-    c.interrupt = Some(rx);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let _ = tx.send(true);
-    });
+    let c = interrupted_after(
+        config(scenario, ServerSpec::Embedded),
+        Duration::from_millis(2500),
+    );
     let r = imbench_loadgen::run(c).await.expect("run").report;
     let run = &r.runs[0];
     assert_eq!(r.verdict, Verdict::Invalid);

@@ -9,19 +9,18 @@ use std::time::Duration;
 use imbench_loadgen::{ServerSpec, Verdict};
 use imbench_server::ServerConfig;
 use imbench_transport::Transport;
-use util::{config, generator_runtime, remote, small_scenario, ServerOnItsOwnThread};
+use util::{
+    config, generator_runtime, interrupted_after, remote, small_scenario, ServerOnItsOwnThread,
+};
 
 const PLANNED: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_stops_the_schedule_and_reports_what_was_measured() {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut c = config(small_scenario(20, 20.0, PLANNED), ServerSpec::Embedded);
-    c.interrupt = Some(rx);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let _ = tx.send(true);
-    });
+    let c = interrupted_after(
+        config(small_scenario(20, 20.0, PLANNED), ServerSpec::Embedded),
+        Duration::from_millis(2500),
+    );
     let r = imbench_loadgen::run(c).await.unwrap().report;
     let run = &r.runs[0];
     assert_eq!(r.verdict, Verdict::Invalid);

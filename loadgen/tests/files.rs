@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use imbench_loadgen::{ServerSpec, Verdict};
 use imbench_transport::Transport;
-use util::{config, small_scenario_with};
+use util::{config, interrupted_after, small_scenario_with};
 
 const FILES: &str = r#"
 [files]
@@ -136,13 +136,10 @@ arrival = "constant"
 size = { dist = "fixed", bytes = "50MiB" }
 "#;
     let scenario = small_scenario_with(8, 5.0, Duration::from_secs(30), big);
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut cfg = config(scenario, ServerSpec::Embedded);
-    cfg.interrupt = Some(rx);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let _ = tx.send(true);
-    });
+    let cfg = interrupted_after(
+        config(scenario, ServerSpec::Embedded),
+        Duration::from_millis(1500),
+    );
     let out = imbench_loadgen::run(cfg).await.expect("run");
     let c = &out.report.runs[0].counters;
     assert_eq!(out.report.verdict, Verdict::Invalid);

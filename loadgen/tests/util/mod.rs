@@ -67,6 +67,17 @@ pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
     }
 }
 
+/// `config` with an interrupt (as Ctrl-C gives) `after` from now: call it inside the runtime.
+pub fn interrupted_after(mut config: RunConfig, after: Duration) -> RunConfig {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    config.interrupt = Some(rx);
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let _ = tx.send(true);
+    });
+    config
+}
+
 /// How a run reaches `config`'s server at `addr` (which may be a proxy in front of it).
 pub fn remote(config: &ServerConfig, addr: SocketAddr) -> ServerSpec {
     ServerSpec::Remote {
