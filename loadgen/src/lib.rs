@@ -23,13 +23,13 @@
 //!   intervals.hlog, merge, regression gating, repeat spreads.
 #![warn(missing_docs)]
 
-/// `eprintln!` that never panics: a closed standard error (`imbench run … 2>&1 | head`) must
-/// not stop a run halfway. What cannot be written is dropped.
+/// `eprintln!` that never panics and never waits: a closed standard error (`imbench run … 2>&1
+/// | head`) must not stop a run halfway, nor one that nobody reads hold it up. The line goes
+/// to [`stderr`]'s thread; what cannot be written is dropped.
 #[macro_export]
 macro_rules! errln {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        $crate::stderr::stderr().line(format!($($arg)*));
     }};
 }
 
@@ -39,6 +39,7 @@ pub mod driver;
 pub mod measure;
 pub mod report;
 pub mod run;
+pub mod stderr;
 pub mod workload;
 
 pub use config::scenario::{Overrides, Scenario};

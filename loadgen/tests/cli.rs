@@ -765,6 +765,23 @@ fn a_closed_stderr_does_not_stop_the_run() {
     assert!(dir.0.join("r/report.json").exists());
 }
 
+/// Starts `imbench run SCENARIO --duration DURATION --out r --progress plain` in the
+/// scenario's folder with its stderr into `stderr` and its stdout thrown away.
+fn run_with_stderr(
+    scenario: &std::path::Path,
+    duration: &str,
+    stderr: std::io::PipeWriter,
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", scenario.to_str().unwrap(), "--duration", duration])
+        .args(["--out", "r", "--progress", "plain"])
+        .current_dir(scenario.parent().unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
     use std::io::{Read, Write};
@@ -773,14 +790,7 @@ fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut filler = writer.try_clone().unwrap();
     let size = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .args(["run", scenario.to_str().unwrap(), "--duration", "8s"])
-        .args(["--out", "r", "--progress", "plain"])
-        .current_dir(&dir.0)
-        .stdout(std::process::Stdio::null())
-        .stderr(writer)
-        .spawn()
-        .unwrap();
+    let mut child = run_with_stderr(&scenario, "8s", writer);
     // Read until the first progress line, then fill the pipe and read nothing for 5 s: every
     // write to it waits that long.
     let mut text = Vec::new();
@@ -814,6 +824,44 @@ fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
     assert!(times.len() >= 8, "{times:?}");
     let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     assert!(widest < held.as_secs_f64() / 2.0, "{times:?}");
+}
+
+#[test]
+fn ctrl_c_and_the_report_do_not_wait_for_a_stderr_nobody_reads() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("stopped-stderr");
+    let scenario = dir.file("s.toml", TINY);
+    // A pipe full from the start, read only once the report is there (or a minute went by).
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    let size = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
+    writer.write_all(&vec![b'.'; size as usize]).unwrap();
+    let mut child = run_with_stderr(&scenario, "60s", writer);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let report = dir.0.join("r/report.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !report.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let written = report.exists();
+    let mut text = Vec::new();
+    let _ = reader.read_to_end(&mut text);
+    let status = child.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&text);
+    assert!(written, "no report while stderr was not read: {stderr}");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("imbench: interrupted"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert!(
+        report["runs"][0]["duration_s"].as_f64().unwrap() < 30.0,
+        "{}",
+        report["runs"][0]["duration_s"]
+    );
 }
 
 #[test]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 /// What each layer may use besides itself.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &[]),
+    // Standard error's writer, under everything: `errln!` goes through it from any layer.
+    ("stderr", &[]),
     ("workload", &["config"]),
     ("measure", &["workload", "config"]),
     ("driver", &["config"]),
@@ -17,7 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "run",
         &[
-            "client", "driver", "report", "measure", "workload", "config", "",
+            "client", "driver", "report", "measure", "workload", "config", "stderr", "",
         ],
     ),
 ];

@@ -9,6 +9,7 @@
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
+        imbench_loadgen::stderr::stderr().before_stdout();
         crate::cli::stdout_written(write!(std::io::stdout(), $($arg)*));
     }};
 }
@@ -17,10 +18,12 @@ macro_rules! out {
 macro_rules! outln {
     () => {{
         use std::io::Write as _;
+        imbench_loadgen::stderr::stderr().before_stdout();
         crate::cli::stdout_written(writeln!(std::io::stdout()));
     }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
+        imbench_loadgen::stderr::stderr().before_stdout();
         crate::cli::stdout_written(writeln!(std::io::stdout(), $($arg)*));
     }};
 }
@@ -190,7 +193,9 @@ pub fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,rumqttc=error".into()),
         )
-        .with_writer(std::io::stderr)
+        // Through the queue every stderr line takes: a record logged by a task of the run
+        // must not wait for a stderr nobody reads.
+        .with_writer(imbench_loadgen::stderr::LogRecord::default)
         .with_ansi(std::io::stderr().is_terminal())
         // A log line that cannot be written (stderr a closed pipe) is dropped: by default the
         // subscriber says so with eprintln!, which panics there, in whichever task logged,
@@ -223,5 +228,8 @@ pub fn main() -> ExitCode {
             "imbench: what it printed was lost: writing to standard output failed: {e}"
         );
     }
+    // The process ends when what it had to say is said: a stderr nobody reads holds up its
+    // exit, no longer its run or its report.
+    imbench_loadgen::stderr::stderr().flush(None);
     code
 }

@@ -565,6 +565,9 @@ fn network_path(
 /// [`interrupt_on_ctrl_c`]).
 const SECOND_INTERRUPT_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// How long a second Ctrl-C waits for its last words to reach stderr before it quits.
+const QUIT_SAYS_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The first Ctrl-C stops the run gracefully (it drains briefly and writes its report); a
 /// second one, from 0.3 s after it, exits at once.
 fn interrupt_on_ctrl_c(
@@ -575,11 +578,12 @@ fn interrupt_on_ctrl_c(
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
         if super::ctrl_c_or_term(&early).await {
+            // The run is told before anything is said: saying it may wait for stderr.
+            let _ = tx.send(true);
             imbench_loadgen::errln!(
                 "imbench: interrupted; stopping the run: no more sends, up to {} for what is in flight, then a report of what it measured, if it had begun (Ctrl-C again to quit at once)",
                 humantime::format_duration(imbench_loadgen::run::STOPPED_DRAIN)
             );
-            let _ = tx.send(true);
             let first = std::time::Instant::now();
             let again = async {
                 loop {
@@ -602,6 +606,8 @@ fn interrupt_on_ctrl_c(
                 // a report folder this run made and has not written into.
                 imbench_netpath::netns::remove_own();
                 remove_if_empty(&created);
+                // At once: the line above gets a moment, not a stderr nobody reads.
+                imbench_loadgen::stderr::stderr().flush(Some(QUIT_SAYS_WITHIN));
                 std::process::exit(i32::from(exit_code::INVALID));
             }
         }

@@ -12,7 +12,6 @@ pub mod capacity;
 pub mod compare;
 pub mod live_metrics;
 pub mod progress;
-mod stderr_writer;
 
 use crate::client::context::RunContext;
 use crate::config::shard::Shard;

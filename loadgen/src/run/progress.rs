@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::stderr_writer::StderrWriter;
 use crate::client::context::RunContext;
 use crate::config::slo::format_micros;
 use crate::measure::counters::ClientTotals;
@@ -120,12 +119,14 @@ pub enum ProgressMode {
     Quiet,
 }
 
-/// The progress display of one run.
+/// The progress display of one run. It never waits for stderr (see [`crate::stderr`]).
 pub struct Progress {
-    /// None when nothing is shown.
-    writer: Option<StderrWriter>,
-    /// A live display on a terminal when false.
-    plain: bool,
+    /// Whether anything is shown.
+    shown: bool,
+    /// The live display on a terminal; plain lines without one.
+    bar: Option<ProgressBar>,
+    /// Plain lines skipped because stderr was not read as fast as they came.
+    skipped: u64,
     last: Option<IntervalPoint>,
 }
 
@@ -142,9 +143,8 @@ impl Progress {
             );
             bar
         });
-        let plain = bar.is_none();
-        let mut writer = (mode != ProgressMode::Quiet).then(|| StderrWriter::stderr(bar));
-        if let Some(writer) = &mut writer {
+        let shown = mode != ProgressMode::Quiet;
+        if shown {
             let clients = match ctx.shard {
                 Some(shard) => format!(
                     "{} of {} clients (shard {shard})",
@@ -153,18 +153,19 @@ impl Progress {
                 ),
                 None => format!("{} clients", s.clients),
             };
-            writer.line(format!(
+            crate::errln!(
                 "imbench: {} — {clients} to {}; ramp-up {}, warm-up {}, measure {}",
                 s.name,
                 ctx.driver.describe(),
                 span(s.ramp_up),
                 span(s.warmup),
                 span(s.duration)
-            ));
+            );
         }
         Self {
-            writer,
-            plain,
+            shown,
+            bar,
+            skipped: 0,
             last: None,
         }
     }
@@ -204,26 +205,38 @@ impl Progress {
                 p.lag_p99_us,
             ),
         };
-        if let Some(writer) = &mut self.writer {
-            if self.plain {
-                writer.line(format!("{} | {}", lines.state(), lines.rates()));
-            } else {
-                // Two short lines on a terminal: one line of all this wraps at 80 columns.
-                writer.bar(format!("{}\n  {}", lines.state(), lines.rates()));
+        let stderr = crate::stderr::stderr();
+        match &self.bar {
+            // Two short lines on a terminal: one line of all this wraps at 80 columns.
+            Some(bar) => stderr.bar(bar, format!("{}\n  {}", lines.state(), lines.rates())),
+            None if self.shown
+                && !stderr.progress_line(format!("{} | {}", lines.state(), lines.rates())) =>
+            {
+                self.skipped += 1;
             }
+            None => {}
         }
         self.last = Some(p.clone());
     }
 
-    /// Writes what is still queued and removes the live line; says how many lines a slow
-    /// reader of stderr missed.
+    /// Removes the live line; says how many lines a slow reader of stderr missed.
     pub fn finish(&mut self) {
-        let skipped = self.writer.take().map_or(0, |mut w| w.finish());
-        if skipped > 0 {
+        if let Some(bar) = self.bar.take() {
+            crate::stderr::stderr().clear_bar(&bar);
+        }
+        if self.skipped > 0 {
             crate::errln!(
-                "imbench: {skipped} progress lines were not shown: stderr was not read as fast as they came (the run did not wait for it)"
+                "imbench: {} progress lines were not shown: stderr was not read as fast as they came, and the run went on without waiting for it",
+                std::mem::take(&mut self.skipped)
             );
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A run that ends early removes its live line too.
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

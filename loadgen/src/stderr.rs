@@ -1,0 +1,321 @@
+//! Standard error, written from a thread of its own.
+//!
+//! A write to stderr blocks while nobody reads it: a terminal stopped with Ctrl-S, a pipe into
+//! a reader that is busy, a log file held up by the kernel's writeback. Written where they are
+//! made, such writes held the run loop (its timeline stopped, then bunched), the Ctrl-C handler
+//! (an interrupt took effect only when stderr was read again) and the report (written only
+//! after the last line got out). Here every line is handed to one thread that writes them in
+//! order, and nothing but the process's exit waits for it: the live progress is skipped when a
+//! few of its lines are already waiting, and the other lines queue.
+//!
+//! Standard output stays written where it is made; before it is, what is queued for stderr is
+//! given a moment to get out first, so that the two keep their order on one terminal.
+
+use std::io::Write;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+/// Lines queued beyond which a progress update is skipped: a quarter of a minute of progress,
+/// enough for a reader that only pauses.
+pub const PROGRESS_QUEUE: usize = 16;
+
+/// How long a write to stdout waits for stderr's queue to empty first. Once it waited this
+/// long in vain, stdout waits no more until the queue has emptied.
+const STDOUT_WAITS: Duration = Duration::from_millis(500);
+
+/// What the thread writes.
+enum Item {
+    /// A line (the newline is added).
+    Line(String),
+    /// The live display's new text.
+    Bar(ProgressBar, String),
+    /// The live display's end: it is removed.
+    ClearBar(ProgressBar),
+}
+
+/// What is queued, shared by the writers and the thread.
+#[derive(Default)]
+struct State {
+    /// Items handed over and not yet written.
+    pending: usize,
+    /// A bounded wait for the queue ran out, and it has not been empty since.
+    stalled: bool,
+}
+
+/// A queue of lines and the thread that writes them to one sink.
+pub struct Writer {
+    sender: Mutex<Option<Sender<Item>>>,
+    state: Mutex<State>,
+    emptied: Condvar,
+}
+
+impl Writer {
+    /// Starts the thread that writes to `sink`. Without a thread (the system refused one),
+    /// nothing is queued and every line is written where it is made.
+    fn start(sink: impl Write + Send + 'static) -> &'static Self {
+        let writer: &'static Self = Box::leak(Box::new(Self {
+            sender: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            emptied: Condvar::new(),
+        }));
+        let (sender, receiver) = channel();
+        let started = std::thread::Builder::new()
+            .name("imbench-stderr".into())
+            .spawn(move || writer.write_all(receiver, sink));
+        if started.is_ok() {
+            *lock(&writer.sender) = Some(sender);
+        }
+        writer
+    }
+
+    /// The thread's loop.
+    fn write_all(&self, receiver: Receiver<Item>, mut sink: impl Write) {
+        for item in receiver {
+            match item {
+                // A closed stderr ends nothing: the line is dropped.
+                Item::Line(line) => {
+                    let _ = writeln!(sink, "{line}");
+                }
+                Item::Bar(bar, text) => {
+                    bar.set_message(text);
+                    bar.tick();
+                }
+                Item::ClearBar(bar) => bar.finish_and_clear(),
+            }
+            let mut state = lock(&self.state);
+            state.pending -= 1;
+            if state.pending == 0 {
+                state.stalled = false;
+                self.emptied.notify_all();
+            }
+        }
+    }
+
+    /// Queues `item`, or gives it back when there is no thread.
+    fn send(&self, item: Item) -> Result<(), Item> {
+        let sender = lock(&self.sender);
+        let Some(sender) = sender.as_ref() else {
+            return Err(item);
+        };
+        lock(&self.state).pending += 1;
+        sender.send(item).map_err(|e| {
+            lock(&self.state).pending -= 1;
+            e.0
+        })
+    }
+
+    /// Queues a line.
+    pub fn line(&self, line: String) {
+        if let Err(Item::Line(line)) = self.send(Item::Line(line)) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+
+    /// Queues a progress line unless [`PROGRESS_QUEUE`] items are waiting already; false when
+    /// it was skipped.
+    pub fn progress_line(&self, line: String) -> bool {
+        if lock(&self.state).pending >= PROGRESS_QUEUE {
+            return false;
+        }
+        self.line(line);
+        true
+    }
+
+    /// Queues the live display's new text, unless [`PROGRESS_QUEUE`] items are waiting
+    /// already (a display that cannot keep up shows a later one).
+    pub fn bar(&self, bar: &ProgressBar, text: String) {
+        if lock(&self.state).pending < PROGRESS_QUEUE {
+            let _ = self.send(Item::Bar(bar.clone(), text));
+        }
+    }
+
+    /// Queues the removal of the live display.
+    pub fn clear_bar(&self, bar: &ProgressBar) {
+        if let Err(Item::ClearBar(bar)) = self.send(Item::ClearBar(bar.clone())) {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Waits until everything queued is written, for at most `within` (`None`: as long as it
+    /// takes); true when it was.
+    pub fn flush(&self, within: Option<Duration>) -> bool {
+        let state = lock(&self.state);
+        let empty = |s: &mut State| s.pending > 0;
+        match within {
+            None => {
+                let _state = self
+                    .emptied
+                    .wait_while(state, empty)
+                    .unwrap_or_else(|e| e.into_inner());
+                true
+            }
+            Some(within) => {
+                let (mut state, waited) = self
+                    .emptied
+                    .wait_timeout_while(state, within, empty)
+                    .unwrap_or_else(|e| e.into_inner());
+                if waited.timed_out() && state.pending > 0 {
+                    state.stalled = true;
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    /// Gives what is queued a moment to get out before something is written to stdout; none
+    /// once such a moment went by in vain and the queue has not emptied since.
+    pub fn before_stdout(&self) {
+        if !lock(&self.state).stalled {
+            self.flush(Some(STDOUT_WAITS));
+        }
+    }
+}
+
+/// One log record on its way to [`stderr`]: the logging library writes a record into it and
+/// drops it, and the drop queues the record as a line.
+#[derive(Default)]
+pub struct LogRecord(Vec<u8>);
+
+impl Write for LogRecord {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogRecord {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let text = text.trim_end_matches('\n');
+        if !text.is_empty() {
+            stderr().line(text.to_string());
+        }
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for the writer: the counts stay usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The process's stderr writer, started on first use.
+pub fn stderr() -> &'static Writer {
+    static WRITER: OnceLock<&'static Writer> = OnceLock::new();
+    WRITER.get_or_init(|| Writer::start(std::io::stderr()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A sink that holds every write until it is let go, and keeps what it was given.
+    #[derive(Clone)]
+    struct HeldSink {
+        gate: Arc<Mutex<()>>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl HeldSink {
+        fn new() -> Self {
+            Self {
+                gate: Arc::new(Mutex::new(())),
+                written: Arc::new(Mutex::new(Vec::new())),
+            }
+        }
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.written.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    impl Write for HeldSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _open = self
+                .gate
+                .lock()
+                .map_err(|_| std::io::Error::other("gate"))?;
+            self.written
+                .lock()
+                .map_err(|_| std::io::Error::other("written"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_stops_reading_holds_up_no_line_and_progress_is_skipped_past_its_queue() {
+        let sink = HeldSink::new();
+        let held = sink.gate.lock().unwrap();
+        let writer = Writer::start(sink.clone());
+        // Every hand-over returns while the sink holds its first write: from a thread that
+        // says when it is done, so that a writer that blocked would fail, not hang the tests.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let shown: Vec<bool> = (0..100)
+                .map(|i| writer.progress_line(format!("progress {i}")))
+                .collect();
+            writer.line("an error".into());
+            let flushed = writer.flush(Some(Duration::from_millis(50)));
+            done_tx.send((shown, flushed)).unwrap();
+        });
+        let (shown, flushed) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a line handed over waited for the sink");
+        assert!(!flushed, "nothing was written yet");
+        drop(held);
+        let skipped = shown.iter().filter(|s| !**s).count();
+        assert_eq!(skipped, 100 - PROGRESS_QUEUE, "{shown:?}");
+        // Wait for the thread: the last line is the error, which is never skipped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sink.lines().last().map(String::as_str) != Some("an error") {
+            assert!(std::time::Instant::now() < deadline, "{:?}", sink.lines());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let lines = sink.lines();
+        assert_eq!(lines.len(), PROGRESS_QUEUE + 1, "{lines:?}");
+        assert_eq!(lines[0], "progress 0");
+        assert_eq!(
+            lines[PROGRESS_QUEUE - 1],
+            format!("progress {}", PROGRESS_QUEUE - 1)
+        );
+    }
+
+    #[test]
+    fn a_flush_waits_until_everything_queued_is_written() {
+        let sink = HeldSink::new();
+        let writer = Writer::start(sink.clone());
+        for i in 0..PROGRESS_QUEUE * 4 {
+            writer.line(format!("{i}"));
+        }
+        assert!(writer.flush(None));
+        assert_eq!(sink.lines().len(), PROGRESS_QUEUE * 4);
+        assert!(writer.flush(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn stdout_waits_no_more_once_stderr_stalled_until_it_empties() {
+        let sink = HeldSink::new();
+        let held = sink.gate.lock().unwrap();
+        let writer = Writer::start(sink.clone());
+        writer.line("held".into());
+        writer.before_stdout();
+        assert!(lock(&writer.state).stalled);
+        drop(held);
+        assert!(writer.flush(None));
+        assert!(!lock(&writer.state).stalled);
+    }
+}
