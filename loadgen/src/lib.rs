@@ -21,6 +21,8 @@
 //!   the live display.
 //! - [`report`] — report.json and what is made from it: the table, summary.md, report.html,
 //!   intervals.hlog, merge, regression gating, repeat spreads.
+//! - [`stderr`] — standard error written from a thread of its own, so that nothing a run does
+//!   waits for a reader of it.
 #![warn(missing_docs)]
 
 /// `eprintln!` that never panics and never waits: a closed standard error (`imbench run … 2>&1

@@ -5,11 +5,13 @@
 //! made, such writes held the run loop (its timeline stopped, then bunched), the Ctrl-C handler
 //! (an interrupt took effect only when stderr was read again) and the report (written only
 //! after the last line got out). Here every line is handed to one thread that writes them in
-//! order, and nothing but the process's exit waits for it: the live progress is skipped when a
-//! few of its lines are already waiting, and the other lines queue.
+//! order: the live progress is skipped when a few of its lines are already waiting, log
+//! records when very many are, and the other lines queue.
 //!
 //! Standard output stays written where it is made; before it is, what is queued for stderr is
-//! given a moment to get out first, so that the two keep their order on one terminal.
+//! given a moment (half a second at most, and none once such a moment went by in vain) to get
+//! out first, so that the two keep their order on one terminal. The process's exit waits for
+//! the queue, until Ctrl-C or SIGTERM.
 
 use std::io::Write;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -21,6 +23,9 @@ use indicatif::ProgressBar;
 /// Lines queued beyond which a progress update is skipped: a quarter of a minute of progress,
 /// enough for a reader that only pauses.
 pub const PROGRESS_QUEUE: usize = 16;
+
+/// Items queued beyond which a log record is skipped.
+pub const LOG_QUEUE: usize = 10_000;
 
 /// How long a write to stdout waits for stderr's queue to empty first. Once it waited this
 /// long in vain, stdout waits no more until the queue has emptied.
@@ -43,6 +48,8 @@ struct State {
     pending: usize,
     /// A bounded wait for the queue ran out, and it has not been empty since.
     stalled: bool,
+    /// Log records skipped because [`LOG_QUEUE`] items were waiting.
+    logs_skipped: u64,
 }
 
 /// A queue of lines and the thread that writes them to one sink.
@@ -71,10 +78,11 @@ impl Writer {
         writer
     }
 
-    /// The thread's loop.
+    /// The thread's loop. An item whose writing panics (the live display's library) is
+    /// counted as written all the same: a count that never came down would hold the exit.
     fn write_all(&self, receiver: Receiver<Item>, mut sink: impl Write) {
         for item in receiver {
-            match item {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
                 // A closed stderr ends nothing: the line is dropped.
                 Item::Line(line) => {
                     let _ = writeln!(sink, "{line}");
@@ -84,7 +92,7 @@ impl Writer {
                     bar.tick();
                 }
                 Item::ClearBar(bar) => bar.finish_and_clear(),
-            }
+            }));
             let mut state = lock(&self.state);
             state.pending -= 1;
             if state.pending == 0 {
@@ -124,12 +132,23 @@ impl Writer {
         true
     }
 
-    /// Queues the live display's new text, unless [`PROGRESS_QUEUE`] items are waiting
-    /// already (a display that cannot keep up shows a later one).
+    /// Queues the live display's new text when nothing is waiting: a display that cannot keep
+    /// up skips to the first update that finds the queue empty, rather than replaying old ones.
     pub fn bar(&self, bar: &ProgressBar, text: String) {
-        if lock(&self.state).pending < PROGRESS_QUEUE {
+        if lock(&self.state).pending == 0 {
             let _ = self.send(Item::Bar(bar.clone(), text));
         }
+    }
+
+    /// Queues a log record unless [`LOG_QUEUE`] items are waiting already: a log at debug
+    /// level into a stderr nobody reads must not fill the memory. Those skipped are counted
+    /// and said at the exit.
+    fn log_line(&self, line: String) {
+        if lock(&self.state).pending >= LOG_QUEUE {
+            lock(&self.state).logs_skipped += 1;
+            return;
+        }
+        self.line(line);
     }
 
     /// Queues the removal of the live display.
@@ -166,6 +185,31 @@ impl Writer {
         }
     }
 
+    /// Waits until everything queued is written, as long as it takes unless Ctrl-C or SIGTERM
+    /// comes meanwhile (the process's last wait: a stderr nobody reads must not keep it
+    /// forever); says first how many log records were skipped, if any.
+    pub fn flush_at_exit(&self) {
+        let skipped = std::mem::take(&mut lock(&self.state).logs_skipped);
+        if skipped > 0 {
+            self.line(format!(
+                "imbench: {skipped} log records were not shown: stderr was not read as fast as they came"
+            ));
+        }
+        if self.flush(Some(Duration::ZERO)) {
+            return;
+        }
+        let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        #[cfg(unix)]
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(signal, signalled.clone());
+        }
+        while !self.flush(Some(Duration::from_millis(100))) {
+            if signalled.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
     /// Gives what is queued a moment to get out before something is written to stdout; none
     /// once such a moment went by in vain and the queue has not emptied since.
     pub fn before_stdout(&self) {
@@ -195,7 +239,7 @@ impl Drop for LogRecord {
         let text = String::from_utf8_lossy(&self.0);
         let text = text.trim_end_matches('\n');
         if !text.is_empty() {
-            stderr().line(text.to_string());
+            stderr().log_line(text.to_string());
         }
     }
 }
@@ -304,6 +348,24 @@ mod tests {
         assert!(writer.flush(None));
         assert_eq!(sink.lines().len(), PROGRESS_QUEUE * 4);
         assert!(writer.flush(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn the_live_display_and_log_records_give_way_to_a_queue() {
+        let sink = HeldSink::new();
+        let held = sink.gate.lock().unwrap();
+        let writer = Writer::start(sink.clone());
+        writer.line("held".into());
+        writer.bar(&ProgressBar::hidden(), "skipped: a line is waiting".into());
+        assert_eq!(lock(&writer.state).pending, 1);
+        for i in 0..LOG_QUEUE + 5 {
+            writer.log_line(format!("{i}"));
+        }
+        assert_eq!(lock(&writer.state).pending, LOG_QUEUE);
+        assert_eq!(lock(&writer.state).logs_skipped, 6);
+        drop(held);
+        assert!(writer.flush(None));
+        assert_eq!(sink.lines().len(), LOG_QUEUE);
     }
 
     #[test]

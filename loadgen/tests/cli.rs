@@ -766,40 +766,56 @@ fn a_closed_stderr_does_not_stop_the_run() {
 }
 
 /// Starts `imbench run SCENARIO --duration DURATION --out r --progress plain` in the
-/// scenario's folder with its stderr into `stderr` and its stdout thrown away.
+/// scenario's folder with its stderr into `stderr`.
 fn run_with_stderr(
     scenario: &std::path::Path,
     duration: &str,
     stderr: std::io::PipeWriter,
+    stdout: std::process::Stdio,
 ) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_imbench"))
         .args(["run", scenario.to_str().unwrap(), "--duration", duration])
         .args(["--out", "r", "--progress", "plain"])
         .current_dir(scenario.parent().unwrap())
-        .stdout(std::process::Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .unwrap()
 }
 
 #[test]
-fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
+fn a_stderr_nobody_reads_holds_up_no_second_of_the_timeline() {
     use std::io::{Read, Write};
     let dir = Dir::new("held-stderr");
     let scenario = dir.file("s.toml", TINY);
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut filler = writer.try_clone().unwrap();
     let size = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
-    let mut child = run_with_stderr(&scenario, "8s", writer);
-    // Read until the first progress line, then fill the pipe and read nothing for 5 s: every
-    // write to it waits that long.
-    let mut text = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&text).contains("s] ") {
-        let n = reader.read(&mut chunk).unwrap();
-        assert!(n > 0, "{}", String::from_utf8_lossy(&text));
-        text.extend_from_slice(&chunk[..n]);
+    let mut child = run_with_stderr(&scenario, "8s", writer, std::process::Stdio::null());
+    // Read until the first progress line (on a thread: the test's own copy of the pipe's
+    // writing end keeps a read from ever ending), then fill the pipe and read nothing for
+    // 5 s: every write to it waits that long.
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let reading = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&text).contains("s] ") {
+            match reader.read(&mut chunk) {
+                Ok(n) if n > 0 => text.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let _ = first_tx.send(());
+        (reader, text)
+    });
+    if first_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        let _ = child.kill();
+        panic!("no progress line within a minute");
     }
+    let (mut reader, mut text) = reading.join().unwrap();
     let filling = std::thread::spawn(move || {
         let _ = filler.write_all(&vec![b'.'; size as usize]);
     });
@@ -827,36 +843,66 @@ fn a_stderr_nobody_reads_holds_up_neither_the_timeline_nor_the_end() {
 }
 
 #[test]
-fn ctrl_c_and_the_report_do_not_wait_for_a_stderr_nobody_reads() {
+fn ctrl_c_the_report_and_the_table_do_not_wait_for_a_stderr_nobody_reads() {
     use std::io::{Read, Write};
     let dir = Dir::new("stopped-stderr");
     let scenario = dir.file("s.toml", TINY);
-    // A pipe full from the start, read only once the report is there (or a minute went by).
+    // A pipe full from the start, read only at the end.
     let (mut reader, mut writer) = std::io::pipe().unwrap();
     let size = nix::fcntl::fcntl(&writer, nix::fcntl::FcntlArg::F_GETPIPE_SZ).unwrap();
     writer.write_all(&vec![b'.'; size as usize]).unwrap();
-    let mut child = run_with_stderr(&scenario, "60s", writer);
+    let mut child = run_with_stderr(&scenario, "60s", writer, std::process::Stdio::piped());
+    // Stdout as it comes.
+    let mut stdout = child.stdout.take().unwrap();
+    let table = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = table.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            shared.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap()
+    };
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let killed = Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let report = dir.0.join("r/report.json");
+    assert!(signal("INT").success());
+    // The report and the table come while stderr stays unread.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !report.exists() && std::time::Instant::now() < deadline {
+    let printed = || String::from_utf8_lossy(&table.lock().unwrap()).into_owned();
+    while !printed().contains("report: ") && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let written = report.exists();
+    let written = dir.0.join("r/report.json").exists() && printed().contains("report: ");
+    // Then only the exit waits for stderr, and SIGTERM ends that wait.
+    let mut ended = None;
+    while ended.is_none() && std::time::Instant::now() < deadline {
+        signal("TERM");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        ended = child.try_wait().unwrap();
+    }
     let mut text = Vec::new();
     let _ = reader.read_to_end(&mut text);
     let status = child.wait().unwrap();
     let stderr = String::from_utf8_lossy(&text);
-    assert!(written, "no report while stderr was not read: {stderr}");
+    assert!(
+        written,
+        "no report and table while stderr was not read: {stderr}\n{}",
+        printed()
+    );
+    assert!(ended.is_some(), "the exit waited for stderr past SIGTERM");
     assert_eq!(status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("imbench: interrupted"), "{stderr}");
+    assert!(printed().contains("interrupted at"), "{}", printed());
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/report.json")).unwrap())
+            .unwrap();
     assert!(
         report["runs"][0]["duration_s"].as_f64().unwrap() < 30.0,
         "{}",

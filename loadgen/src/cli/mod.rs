@@ -229,7 +229,7 @@ pub fn main() -> ExitCode {
         );
     }
     // The process ends when what it had to say is said: a stderr nobody reads holds up its
-    // exit, no longer its run or its report.
-    imbench_loadgen::stderr::stderr().flush(None);
+    // exit (until Ctrl-C or SIGTERM), no longer its run or its report.
+    imbench_loadgen::stderr::stderr().flush_at_exit();
     code
 }
