@@ -122,14 +122,19 @@ impl Writer {
         }
     }
 
-    /// Queues a progress line unless [`PROGRESS_QUEUE`] items are waiting already; false when
-    /// it was skipped.
-    pub fn progress_line(&self, line: String) -> bool {
-        if lock(&self.state).pending >= PROGRESS_QUEUE {
+    /// Queues a line when fewer than `limit` items are waiting; false when it was skipped.
+    fn line_below(&self, limit: usize, line: String) -> bool {
+        if lock(&self.state).pending >= limit {
             return false;
         }
         self.line(line);
         true
+    }
+
+    /// Queues a progress line unless [`PROGRESS_QUEUE`] items are waiting already; false when
+    /// it was skipped.
+    pub fn progress_line(&self, line: String) -> bool {
+        self.line_below(PROGRESS_QUEUE, line)
     }
 
     /// Queues the live display's new text when nothing is waiting: a display that cannot keep
@@ -144,11 +149,9 @@ impl Writer {
     /// level into a stderr nobody reads must not fill the memory. Those skipped are counted
     /// and said at the exit.
     fn log_line(&self, line: String) {
-        if lock(&self.state).pending >= LOG_QUEUE {
+        if !self.line_below(LOG_QUEUE, line) {
             lock(&self.state).logs_skipped += 1;
-            return;
         }
-        self.line(line);
     }
 
     /// Queues the removal of the live display.
@@ -158,31 +161,20 @@ impl Writer {
         }
     }
 
-    /// Waits until everything queued is written, for at most `within` (`None`: as long as it
-    /// takes); true when it was.
-    pub fn flush(&self, within: Option<Duration>) -> bool {
+    /// Waits until everything queued is written, for at most `within`; true when it was. A
+    /// wait that ran out marks the queue stalled (see [`Writer::before_stdout`]).
+    pub fn flush(&self, within: Duration) -> bool {
         let state = lock(&self.state);
-        let empty = |s: &mut State| s.pending > 0;
-        match within {
-            None => {
-                let _state = self
-                    .emptied
-                    .wait_while(state, empty)
-                    .unwrap_or_else(|e| e.into_inner());
-                true
-            }
-            Some(within) => {
-                let (mut state, waited) = self
-                    .emptied
-                    .wait_timeout_while(state, within, empty)
-                    .unwrap_or_else(|e| e.into_inner());
-                if waited.timed_out() && state.pending > 0 {
-                    state.stalled = true;
-                    return false;
-                }
-                true
-            }
+        let waiting = |s: &mut State| s.pending > 0;
+        let (mut state, waited) = self
+            .emptied
+            .wait_timeout_while(state, within, waiting)
+            .unwrap_or_else(|e| e.into_inner());
+        if waited.timed_out() && state.pending > 0 {
+            state.stalled = true;
+            return false;
         }
+        true
     }
 
     /// Waits until everything queued is written, as long as it takes unless Ctrl-C or SIGTERM
@@ -195,7 +187,7 @@ impl Writer {
                 "imbench: {skipped} log records were not shown: stderr was not read as fast as they came"
             ));
         }
-        if self.flush(Some(Duration::ZERO)) {
+        if self.flush(Duration::ZERO) {
             return;
         }
         let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -203,7 +195,7 @@ impl Writer {
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             let _ = signal_hook::flag::register(signal, signalled.clone());
         }
-        while !self.flush(Some(Duration::from_millis(100))) {
+        while !self.flush(Duration::from_millis(100)) {
             if signalled.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
@@ -214,7 +206,7 @@ impl Writer {
     /// once such a moment went by in vain and the queue has not emptied since.
     pub fn before_stdout(&self) {
         if !lock(&self.state).stalled {
-            self.flush(Some(STDOUT_WAITS));
+            self.flush(STDOUT_WAITS);
         }
     }
 }
@@ -259,6 +251,9 @@ pub fn stderr() -> &'static Writer {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// Long enough for any flush in these tests: one that takes it has failed.
+    const A_MINUTE: Duration = Duration::from_secs(60);
 
     /// A sink that holds every write until it is let go, and keeps what it was given.
     #[derive(Clone)]
@@ -313,18 +308,18 @@ mod tests {
                 .map(|i| writer.progress_line(format!("progress {i}")))
                 .collect();
             writer.line("an error".into());
-            let flushed = writer.flush(Some(Duration::from_millis(50)));
+            let flushed = writer.flush(Duration::from_millis(50));
             done_tx.send((shown, flushed)).unwrap();
         });
         let (shown, flushed) = done_rx
-            .recv_timeout(Duration::from_secs(60))
+            .recv_timeout(A_MINUTE)
             .expect("a line handed over waited for the sink");
         assert!(!flushed, "nothing was written yet");
         drop(held);
         let skipped = shown.iter().filter(|s| !**s).count();
         assert_eq!(skipped, 100 - PROGRESS_QUEUE, "{shown:?}");
         // Wait for the thread: the last line is the error, which is never skipped.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + A_MINUTE;
         while sink.lines().last().map(String::as_str) != Some("an error") {
             assert!(std::time::Instant::now() < deadline, "{:?}", sink.lines());
             std::thread::sleep(Duration::from_millis(10));
@@ -345,9 +340,9 @@ mod tests {
         for i in 0..PROGRESS_QUEUE * 4 {
             writer.line(format!("{i}"));
         }
-        assert!(writer.flush(None));
+        assert!(writer.flush(A_MINUTE));
         assert_eq!(sink.lines().len(), PROGRESS_QUEUE * 4);
-        assert!(writer.flush(Some(Duration::ZERO)));
+        assert!(writer.flush(Duration::ZERO));
     }
 
     #[test]
@@ -364,7 +359,7 @@ mod tests {
         assert_eq!(lock(&writer.state).pending, LOG_QUEUE);
         assert_eq!(lock(&writer.state).logs_skipped, 6);
         drop(held);
-        assert!(writer.flush(None));
+        assert!(writer.flush(A_MINUTE));
         assert_eq!(sink.lines().len(), LOG_QUEUE);
     }
 
@@ -377,7 +372,7 @@ mod tests {
         writer.before_stdout();
         assert!(lock(&writer.state).stalled);
         drop(held);
-        assert!(writer.flush(None));
+        assert!(writer.flush(A_MINUTE));
         assert!(!lock(&writer.state).stalled);
     }
 }

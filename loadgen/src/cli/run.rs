@@ -607,7 +607,7 @@ fn interrupt_on_ctrl_c(
                 imbench_netpath::netns::remove_own();
                 remove_if_empty(&created);
                 // At once: the line above gets a moment, not a stderr nobody reads.
-                imbench_loadgen::stderr::stderr().flush(Some(QUIT_SAYS_WITHIN));
+                imbench_loadgen::stderr::stderr().flush(QUIT_SAYS_WITHIN);
                 std::process::exit(i32::from(exit_code::INVALID));
             }
         }

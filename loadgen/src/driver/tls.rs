@@ -300,15 +300,31 @@ pub fn shutdown_now(w: &mut WriteHalf) -> std::io::Result<()> {
 }
 
 /// A CA file (a self-signed certificate for `localhost`) for tests that need TLS set up
-/// without relying on the machine's roots.
+/// without relying on the machine's roots; its folder goes when the value is dropped.
 #[cfg(test)]
-pub(crate) fn test_ca_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("imbench-ca-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a folder for the CA file");
-    let id = imbench_transport::tls::ServerIdentity::self_signed(&["localhost"]).expect("a cert");
-    let path = dir.join("ca.pem");
-    std::fs::write(&path, &id.cert_chain_pem).expect("the CA file");
-    path
+pub(crate) struct TestCaFile {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+#[cfg(test)]
+impl TestCaFile {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("imbench-ca-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder for the CA file");
+        let id =
+            imbench_transport::tls::ServerIdentity::self_signed(&["localhost"]).expect("a cert");
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, &id.cert_chain_pem).expect("the CA file");
+        Self { dir, path }
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestCaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[cfg(test)]

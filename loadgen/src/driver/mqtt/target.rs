@@ -232,7 +232,8 @@ mod tests {
         );
         let t = MqttTarget::parse("mqtt://broker:1883?version=3.1.1").unwrap();
         assert_eq!(t.version, Version::V3_1_1);
-        let ca = crate::driver::tls::test_ca_file("mqtt-parse");
+        let ca_file = crate::driver::tls::TestCaFile::new("mqtt-parse");
+        let ca = &ca_file.path;
         let t = MqttTarget::parse(&format!("mqtts://broker:8883?ca={}", ca.display())).unwrap();
         assert_eq!(
             t.describe(),

@@ -814,7 +814,8 @@ mod tests {
         assert_eq!(t.auth, Auth::Token("tok".into()));
         assert_eq!(t.tls, None);
         // TLS: the certificate is checked against the host.
-        let ca = crate::driver::tls::test_ca_file("nats-parse");
+        let ca_file = crate::driver::tls::TestCaFile::new("nats-parse");
+        let ca = &ca_file.path;
         let t = NatsTarget::parse(&format!("nats+tls://[::1]:4222/x?ca={}", ca.display())).unwrap();
         assert_eq!(
             (t.host.as_str(), t.host_port.as_str()),
