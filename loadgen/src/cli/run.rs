@@ -284,7 +284,10 @@ fn repeat(
         );
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
+        let cut_before = imbench_loadgen::run::measuring::cut_short();
         let (code, report) = run_once(runtime, c, legs);
+        // An interrupt that came once this run had measured everything leaves it whole.
+        let cut = imbench_loadgen::run::measuring::cut_short() > cut_before;
         if code == exit_code::USAGE {
             // Nothing ran, and the next run would be refused the same way.
             return code;
@@ -294,7 +297,7 @@ fn repeat(
         match report {
             // A run cut short measured a part of its period: beside whole runs its figures
             // would pass for noise. Its folder stays; the spread is of the whole runs.
-            Some(_) if interrupted => {}
+            Some(_) if cut => {}
             Some(r) => reports.push(r),
             None => {
                 imbench_loadgen::errln!(
@@ -304,10 +307,22 @@ fn repeat(
             }
         }
         if interrupted {
-            imbench_loadgen::errln!(
-                "imbench: interrupted; no more repeats, and run {i} (in {}) is not in the spread",
-                root.join(format!("run-{i}")).display()
-            );
+            let run_i = root.join(format!("run-{i}"));
+            if cut {
+                imbench_loadgen::errln!(
+                    "imbench: interrupted; no more repeats, and run {i} (in {}) is not in the spread",
+                    run_i.display()
+                );
+            } else if i < args.repeat {
+                imbench_loadgen::errln!(
+                    "imbench: interrupted; no more repeats (run {i}, in {}, had ended and is in the spread)",
+                    run_i.display()
+                );
+            }
+            if i < args.repeat {
+                // Fewer runs than asked for: the spread is not the one asked for.
+                worst = worst.max(exit_code::INVALID);
+            }
             break;
         }
     }
@@ -578,12 +593,16 @@ fn interrupt_on_ctrl_c(
     let (tx, rx) = tokio::sync::watch::channel(false);
     runtime.spawn(async move {
         if super::ctrl_c_or_term(&early).await {
-            // The run is told before anything is said: saying it may wait for stderr.
-            let _ = tx.send(true);
-            imbench_loadgen::errln!(
-                "imbench: interrupted; stopping the run: no more sends, up to {} for what is in flight, then a report of what it measured, if it had begun (Ctrl-C again to quit at once)",
-                humantime::format_duration(imbench_loadgen::run::STOPPED_DRAIN)
-            );
+            // The run is told before anything is said (saying it may wait for stderr); a run
+            // that was measuring says itself what the interrupt stops.
+            let measuring = imbench_loadgen::run::measuring::interrupt(|| {
+                let _ = tx.send(true);
+            });
+            if !measuring {
+                imbench_loadgen::errln!(
+                    "imbench: interrupted; no run was measuring: what was measured is reported whole, and no further run starts (Ctrl-C again to quit at once)"
+                );
+            }
             let first = std::time::Instant::now();
             let again = async {
                 loop {

@@ -11,6 +11,7 @@
 pub mod capacity;
 pub mod compare;
 pub mod live_metrics;
+pub mod measuring;
 pub mod progress;
 
 use crate::client::context::RunContext;
@@ -324,6 +325,8 @@ pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) 
 
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
+    // Until the loop below has settled the figures, an interrupt cuts this run short.
+    let mut measuring = measuring::Measuring::begin();
     check_runnable(&config)?;
     let s = config.scenario.clone();
     check_path(&config)?;
@@ -568,6 +571,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             _ = tokio::time::sleep_until(ctx.clock.at(ctx.schedule_end())), if !schedule_over => {}
             changed = wait_interrupt(&mut interrupt) => {
                 if changed {
+                    measuring.cut_short();
+                    crate::errln!(
+                        "imbench: interrupted; stopping the run: no more sends, up to {} for what is in flight, then a report of what it measured (Ctrl-C again to quit at once)",
+                        humantime::format_duration(STOPPED_DRAIN)
+                    );
                     let at = ctx.clock.now_us() as f64 / 1e6;
                     ctx.stop(if schedule_over {
                         format!(
@@ -587,6 +595,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             }
         }
     }
+    measuring.settled(config.interrupt.as_ref().is_some_and(|rx| *rx.borrow()));
     ctx.finish();
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(ended) = clients.join_next().await {

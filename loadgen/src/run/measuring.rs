@@ -1,0 +1,109 @@
+//! Whether a run of this process is measuring now, and how many runs an interrupt cut short.
+//!
+//! Ctrl-C belongs to the process, not to one run: its handler says what it stops, which
+//! depends on whether a run is still playing its schedule or has settled what it measured
+//! (and is writing its report, or none has begun). A command that runs several times
+//! (`--repeat`) keeps a run out of its spread only when the interrupt came
+//! before that run had measured all it was to.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Mutex;
+
+/// Held while an interrupt is told to the runs, and while a run lets go: so that a run that
+/// ends at that moment either was counted as measuring and sees the interrupt, or was not.
+static TELLING: Mutex<()> = Mutex::new(());
+
+/// Runs under way, each from its start until it has settled what it measured (a count, as
+/// tests run several at once).
+static MEASURING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs that an interrupt stopped before their schedule and drain were through.
+static CUT_SHORT: AtomicU64 = AtomicU64::new(0);
+
+/// Held by a run while it measures; dropping it says the run has settled its figures.
+pub(crate) struct Measuring {
+    cut: bool,
+}
+
+impl Measuring {
+    pub(crate) fn begin() -> Self {
+        MEASURING.fetch_add(1, SeqCst);
+        Self { cut: false }
+    }
+
+    /// The run stops early for an interrupt.
+    pub(crate) fn cut_short(&mut self) {
+        if !self.cut {
+            self.cut = true;
+            CUT_SHORT.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+impl Measuring {
+    /// The run has settled its figures. When an interrupt was told to it while it measured
+    /// and it ended before it saw it (its schedule and drain were through), it says so: the
+    /// interrupt's handler left the words to the run.
+    pub(crate) fn settled(self, interrupted: bool) {
+        let _telling = TELLING.lock().unwrap_or_else(|e| e.into_inner());
+        if interrupted && !self.cut {
+            crate::errln!(
+                "imbench: interrupted as the run ended: nothing was cut short, and its report is whole"
+            );
+        }
+        drop(self);
+    }
+}
+
+impl Drop for Measuring {
+    fn drop(&mut self) {
+        MEASURING.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Tells the runs of an interrupt (`tell`) and says whether one was measuring: if so, that
+/// run says what the interrupt stops; if not, no run was cut short.
+pub fn interrupt(tell: impl FnOnce()) -> bool {
+    let _telling = TELLING.lock().unwrap_or_else(|e| e.into_inner());
+    let measuring = now();
+    tell();
+    measuring
+}
+
+/// Whether a run is measuring now: an interrupt now cuts it short.
+pub fn now() -> bool {
+    MEASURING.load(SeqCst) > 0
+}
+
+/// How many runs of this process an interrupt has cut short so far.
+pub fn cut_short() -> u64 {
+    CUT_SHORT.load(SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_measuring_while_held_and_its_cut_is_counted() {
+        let before = cut_short();
+        let mut run = Measuring::begin();
+        assert!(now());
+        run.cut_short();
+        run.cut_short();
+        // Once for the run, whatever else other tests' runs add meanwhile.
+        assert!(cut_short() > before);
+        drop(run);
+    }
+
+    #[test]
+    fn an_interrupt_is_told_and_a_measuring_run_is_seen() {
+        let run = Measuring::begin();
+        let mut told = false;
+        assert!(interrupt(|| told = true));
+        assert!(told);
+        // Not cut short by the interrupt alone: that is the run loop's to say.
+        assert!(!run.cut);
+        run.settled(false);
+    }
+}
