@@ -235,6 +235,13 @@ async fn merging_two_shards_adds_their_histograms_and_counters() {
     of_three[0].shard = Some("1/3".into());
     of_three[1].shard = Some("3/3".into());
     refused(&of_three, "shard 2 of 3 missing");
+    // A count edited into billions is said in a line, at once, not listed.
+    of_three[0].shard = Some("1/4000000000".into());
+    of_three[1].shard = Some("4000000000/4000000000".into());
+    refused(
+        &of_three,
+        "shard 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21 and 3999999978 more of 4000000000 missing",
+    );
 }
 
 /// Two generators, each running one shard of a scenario's clients against one server at the

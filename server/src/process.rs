@@ -1,5 +1,5 @@
-//! This process's resident memory (from Linux's /proc) and CPU time (getrusage), and keeping
-//! its pages in memory. Both binaries report
+//! This process's resident memory (from Linux's /proc) and CPU time (getrusage), keeping
+//! its pages in memory, and how many threads its runtime gets. Both binaries report
 //! them so that per-client memory and CPU per message are figures, not guesses. Elsewhere the
 //! readings are `None`.
 
@@ -22,6 +22,31 @@ pub fn lock_in_memory() -> Result<(), String> {
     use nix::sys::mman::{mlockall, MlockAllFlags};
     mlockall(MlockAllFlags::MCL_CURRENT).map_err(|e| e.to_string())
 }
+
+/// The environment variable tokio reads for its number of worker threads.
+pub const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
+
+/// Worker threads for a binary's tokio runtime: `TOKIO_WORKER_THREADS` when it is set (tokio
+/// itself panics on a value that is not a positive number, so it is read here first and such a
+/// value is refused with its name), else one per CPU.
+pub fn worker_threads() -> Result<usize, String> {
+    match std::env::var_os(WORKER_THREADS_VAR) {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(value) => worker_threads_from(&value.to_string_lossy()),
+    }
+}
+
+fn worker_threads_from(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{WORKER_THREADS_VAR}={value:?} is not a number of worker threads: give one from 1 to {MAX_WORKER_THREADS}, or unset it for one per CPU"
+        )),
+    }
+}
+
+/// More worker threads than any machine this runs on has CPUs for (each thread costs a stack).
+const MAX_WORKER_THREADS: usize = 4096;
 
 /// User plus system CPU time used by every thread of the process so far, in seconds, to the
 /// microsecond (getrusage: the kernel's own run time of every thread, living or ended; the
@@ -120,5 +145,18 @@ mod tests {
         }
         let step = now - start;
         assert!(step > 0.0 && step < 0.005, "first step {step} s");
+    }
+
+    #[test]
+    fn a_worker_thread_count_from_the_environment_is_read_or_refused() {
+        assert_eq!(super::worker_threads_from("3"), Ok(3));
+        assert_eq!(super::worker_threads_from(" 1\n"), Ok(1));
+        for bad in ["0", "abc", "-1", "", "4097", "99999999999999999999999"] {
+            let e = super::worker_threads_from(bad).unwrap_err();
+            assert!(
+                e.contains("TOKIO_WORKER_THREADS") && e.contains("from 1 to"),
+                "{e}"
+            );
+        }
     }
 }

@@ -720,9 +720,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
         imbench_loadgen::errln!("imbench: note: {flag}");
     }
     let out_dir = Some(args.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(['-', ':'], "");
+        let stamp = folder_stamp(std::time::SystemTime::now());
         PathBuf::from("reports").join(format!("{}-{stamp}", folder_name(&scenario.name)))
     }));
     let progress = match args.progress {
@@ -818,6 +816,20 @@ fn folder_name(name: &str) -> String {
     match safe.trim_matches('.') {
         "" => "scenario".to_string(),
         _ => safe,
+    }
+}
+
+/// The default report folder's time stamp (`20261204T150102Z`). A clock before 1970 or past
+/// the year 9999, which RFC 3339 cannot write (humantime panics), gives seconds instead.
+fn folder_stamp(now: std::time::SystemTime) -> String {
+    /// 10000-01-01T00:00:00Z in seconds since the epoch.
+    const YEAR_10000: u64 = 253_402_300_800;
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < YEAR_10000 => humantime::format_rfc3339_seconds(now)
+            .to_string()
+            .replace(['-', ':'], ""),
+        Ok(d) => format!("unix{}", d.as_secs()),
+        Err(e) => format!("before-unix{}", e.duration().as_secs()),
     }
 }
 
@@ -1071,5 +1083,17 @@ mod tests {
         assert_eq!(folder_name(".."), "scenario");
         assert_eq!(folder_name(""), "scenario");
         assert_eq!(folder_name(&"x".repeat(300)).len(), 100);
+    }
+
+    #[test]
+    fn a_report_folder_is_stamped_whatever_the_clock_says() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(super::folder_stamp(at(1_796_396_462)), "20261204T150102Z");
+        assert_eq!(super::folder_stamp(at(253_402_300_800)), "unix253402300800");
+        assert_eq!(
+            super::folder_stamp(UNIX_EPOCH - Duration::from_secs(5)),
+            "before-unix5"
+        );
     }
 }

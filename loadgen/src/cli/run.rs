@@ -114,8 +114,15 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         (None, Some(name)) => Some(name.clone()),
         (None, None) => None,
     };
+    let threads = match imbench_server::process::worker_threads() {
+        Ok(n) => n,
+        Err(why) => {
+            imbench_loadgen::errln!("imbench: {why}");
+            return exit_code::USAGE;
+        }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
+    builder.worker_threads(threads).enable_all();
     if let Some(name) = namespace {
         builder.on_thread_start(move || {
             if let Err(e) = imbench_netpath::netns::enter(&name) {

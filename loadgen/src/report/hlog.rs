@@ -83,10 +83,10 @@ pub fn total_for(log: &[u8], tag: &str) -> Result<Histogram<u64>, String> {
     Ok(total)
 }
 
-/// The base time written in a log (seconds since the epoch), if any.
+/// The base time written in a log (seconds since the epoch), if any and if a time can hold it.
 pub fn base_time(log: &[u8]) -> Option<SystemTime> {
     IntervalLogIterator::new(log).find_map(|e| match e {
-        Ok(LogEntry::BaseTime(d)) => Some(UNIX_EPOCH + d),
+        Ok(LogEntry::BaseTime(d)) => UNIX_EPOCH.checked_add(d),
         _ => None,
     })
 }

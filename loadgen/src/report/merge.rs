@@ -44,10 +44,12 @@ pub enum MergeError {
         found: String,
     },
     /// Shards of the load are missing: the merge would report part of the load as all of it.
-    #[error("shard {} of {count} missing: a merge without every shard would report part of the load as all of it; give every shard's report", missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("shard {}{} of {count} missing: a merge without every shard would report part of the load as all of it; give every shard's report", missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "), if *more > 0 { format!(" and {more} more") } else { String::new() })]
     MissingShards {
-        /// The missing shards' indices (1-based).
+        /// The first missing shards' indices (1-based), at most [`MISSING_NAMED`].
         missing: Vec<usize>,
+        /// Missing shards beyond those named.
+        more: usize,
         /// Shards in the load.
         count: usize,
     },
@@ -168,15 +170,30 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
         .filter_map(|r| r.shard.as_deref()?.parse().ok())
         .collect();
     if let Some(count) = shards.first().map(|s| s.count) {
+        // The count comes from a file: billions of shards are named in a line, not listed.
+        let present = shards
+            .iter()
+            .map(|s| s.index)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         let missing: Vec<usize> = (1..=count)
             .filter(|i| !shards.iter().any(|s| s.index == *i))
+            .take(MISSING_NAMED)
             .collect();
         if !missing.is_empty() {
-            return Err(MergeError::MissingShards { missing, count });
+            let more = count - present - missing.len();
+            return Err(MergeError::MissingShards {
+                missing,
+                more,
+                count,
+            });
         }
     }
     Ok(())
 }
+
+/// Missing shards named one by one in [`MergeError::MissingShards`].
+const MISSING_NAMED: usize = 20;
 
 /// Adds `reports` (shards of one load) into one. Runs are matched by position and must have
 /// the same transports.

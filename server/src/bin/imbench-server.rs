@@ -152,7 +152,18 @@ fn main() -> anyhow::Result<()> {
             &format!("imbench-server: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a delivery (run as root or raise `ulimit -l`)\n"),
         );
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let threads = match imbench_server::process::worker_threads() {
+        Ok(n) => n,
+        Err(why) => {
+            say(&mut std::io::stderr(), &format!("imbench-server: {why}\n"));
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     if let Err(e) = runtime.block_on(serve(args)) {
         // One line, each cause once: a start that fails (a port in use) is no crash, and a
         // backtrace (RUST_BACKTRACE set in the environment) would bury the reason.
