@@ -607,7 +607,7 @@ fn interrupt_on_ctrl_c(
             });
             if !measuring {
                 imbench_loadgen::errln!(
-                    "imbench: interrupted; no run was measuring: what was measured is reported whole, and no further run starts (Ctrl-C again to quit at once)"
+                    "imbench: interrupted while no run was measuring: nothing is cut short, and no further run starts (Ctrl-C again to quit at once)"
                 );
             }
             let first = std::time::Instant::now();
