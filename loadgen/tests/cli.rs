@@ -695,10 +695,69 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
     ];
     let (out, _) = interrupted(&dir, &args, std::time::Duration::from_secs(3));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("interrupted"), "{}", text(&out));
+    // Said once: the run loop handles the interrupt once (it found it ready at every turn
+    // of the drain, spinning a core and saying it each time).
+    let said = String::from_utf8_lossy(&out.stderr)
+        .matches("imbench: interrupted")
+        .count();
+    assert_eq!(said, 1, "{}", text(&out));
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
     assert!(report.contains("interrupted"));
     assert!(report.contains("\"verdict\": \"invalid\""));
+}
+
+/// Ctrl-C while messages are in flight to a server that hangs: the run says once that it is
+/// stopping and waits for them (the run loop found the interrupt ready at every turn of that
+/// wait, and said it thousands of times a second while spinning a core).
+#[test]
+fn ctrl_c_with_messages_in_flight_is_said_once() {
+    let dir = Dir::new("interrupt-in-flight");
+    let transport = imbench_transport::Transport::Tcp;
+    let config = imbench_server::ServerConfig::loopback_on(&[transport]).unwrap();
+    let secret = dir.file("secret", &config.secret.to_hex());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(imbench_server::start(config))
+        .expect("server starts");
+    let addr = server.addr(transport).unwrap().to_string();
+    std::mem::forget(server);
+    // The server's one thread serves, then hangs from 1.5 s for 6 s with its sockets open.
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            std::thread::sleep(std::time::Duration::from_secs(6));
+            std::future::pending::<()>().await
+        })
+    });
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
+    );
+    let server_arg = format!("tcp={addr}");
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--transport",
+        "tcp",
+        "--server",
+        &server_arg,
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--out",
+        "r",
+        "--progress",
+        "plain",
+    ];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_millis(2500));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr)
+        .matches("imbench: interrupted")
+        .count();
+    let t = text(&out);
+    assert_eq!(said, 1, "{}", &t[..t.len().min(3000)]);
 }
 
 #[test]
@@ -1627,6 +1686,16 @@ fn ctrl_c_during_a_long_ramp_up_stops_connecting_and_the_report_reads_back() {
     ];
     let (out, took) = interrupted(&dir, &args, std::time::Duration::from_secs(2));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Said once, though logins under way hold the loop in its drain a while.
+    let said = String::from_utf8_lossy(&out.stderr)
+        .matches("imbench: interrupted")
+        .count();
+    assert_eq!(
+        said,
+        1,
+        "{}",
+        text(&out).chars().take(2000).collect::<String>()
+    );
     // The rest of the ramp-up alone would take 8 s; a stopped run drains for at most 3.
     assert!(
         took < std::time::Duration::from_secs(7),

@@ -470,10 +470,14 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         ..SearchOptions::default()
     };
     let mut n = 0;
-    let interrupt = config.interrupt.clone();
+    let mut cuts_before = imbench_loadgen::run::measuring::cut_short();
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
-        let interrupted = interrupt.as_ref().is_some_and(|rx| *rx.borrow());
+        // Cut short by an interrupt (one that came after the step had measured everything
+        // leaves it whole, and the search counts it).
+        let cuts = imbench_loadgen::run::measuring::cut_short();
+        let interrupted = cuts > cuts_before;
+        cuts_before = cuts;
         // The search tries a load again after the machine alone spoiled it.
         let again = if step.again { " again" } else { "" };
         imbench_loadgen::errln!(

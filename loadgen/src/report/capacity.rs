@@ -163,6 +163,11 @@ pub struct Capacity {
     /// above it were never tried.
     #[serde(default)]
     pub interrupted: bool,
+    /// Whether the interrupt came once the last step had measured all it was to (while it
+    /// wrote its report, or between steps): that step is whole and counts. Searches written
+    /// before this was kept have their last step cut short when interrupted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last_step_whole: bool,
     /// Why the search stopped growing before any step failed: it ran out of steps
     /// (`--max-steps`), the next load would have asked for more than a scenario may, or the
     /// machine spoiled every try at it.
@@ -181,19 +186,20 @@ pub const CAPACITY_MD: &str = "capacity.md";
 /// The page with the capacity curve.
 pub const CAPACITY_HTML: &str = "capacity.html";
 
-/// Whether step `i` of `len` run is the one an interrupt cut short: the last, when the search
-/// was interrupted. Its figures are partial whatever they show, so it is neither the capacity
-/// nor plotted.
-fn cut_short(interrupted: bool, len: usize, i: usize) -> bool {
-    interrupted && i + 1 == len
+/// Whether step `i` of `len` run is the one an interrupt cut short: the last, when `cut_last`
+/// (the search was interrupted while that step measured). Its figures are partial whatever
+/// they show, so it is neither the capacity nor plotted.
+fn cut_short(cut_last: bool, len: usize, i: usize) -> bool {
+    cut_last && i + 1 == len
 }
 
-/// Index of the highest load that held among `steps`, leaving out one an interrupt cut short.
-pub fn highest_held(steps: &[Step], interrupted: bool) -> Option<usize> {
+/// Index of the highest load that held among `steps`, leaving out the last when an interrupt
+/// cut it short (`cut_last`).
+pub fn highest_held(steps: &[Step], cut_last: bool) -> Option<usize> {
     steps
         .iter()
         .enumerate()
-        .filter(|(i, s)| s.held() && !cut_short(interrupted, steps.len(), *i))
+        .filter(|(i, s)| s.held() && !cut_short(cut_last, steps.len(), *i))
         .max_by(|a, b| a.1.load.total_cmp(&b.1.load))
         .map(|(i, _)| i)
 }
@@ -222,7 +228,12 @@ impl Capacity {
 
     /// Whether step `i` is the one an interrupt cut short.
     fn cut_short(&self, i: usize) -> bool {
-        cut_short(self.interrupted, self.steps.len(), i)
+        cut_short(self.last_step_cut(), self.steps.len(), i)
+    }
+
+    /// Whether an interrupt cut the last step short.
+    pub fn last_step_cut(&self) -> bool {
+        self.interrupted && !self.last_step_whole
     }
 
     /// Reads `capacity.json`'s text.
@@ -289,12 +300,20 @@ impl Capacity {
         };
         if self.interrupted {
             let n = self.steps.len();
+            let (when, before) = if self.last_step_whole {
+                ("after", "")
+            } else {
+                ("during", " before it")
+            };
             return match self.best() {
                 Some(b) => format!(
-                    "interrupted during step {n}, so the search did not finish: the highest \
-                     load that held before it, {}, is not the capacity",
+                    "interrupted {when} step {n}, so the search did not finish: the highest \
+                     load that held{before}, {}, is not the capacity",
                     held(b)
                 ),
+                None if self.last_step_whole => {
+                    format!("interrupted after step {n}; no step held")
+                }
                 None => format!("interrupted during step {n}, before any step held"),
             };
         }
@@ -714,6 +733,7 @@ mod tests {
             bounded: true,
             groups: true,
             interrupted: false,
+            last_step_whole: false,
             stopped: None,
             machine: false,
         }
@@ -829,6 +849,26 @@ mod tests {
         );
         let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
         assert_eq!(chart.x.len(), 2, "the cut-short step is not plotted");
+        // Interrupted once step 3 had measured everything: it is whole, and counts.
+        c.last_step_whole = true;
+        c.highest_held = highest_held(&c.steps, c.last_step_cut());
+        assert_eq!(c.highest_held, Some(2));
+        let t = c.table();
+        let last = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("3 "))
+            .expect("step 3's row");
+        assert!(last.contains("held"), "{t}");
+        assert!(
+            t.contains("interrupted after step 3, so the search did not finish"),
+            "{t}"
+        );
+        assert_eq!(c.verdict(), Verdict::Invalid, "the search did not finish");
+        let chart = c.curve(&c.plotted(), "t", |s| s.sent_per_s, "sent");
+        assert_eq!(chart.x.len(), 3);
+        // It is kept in capacity.json.
+        let again = Capacity::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert!(again.last_step_whole);
     }
 
     #[test]

@@ -85,12 +85,19 @@ trait Steps {
     async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped>;
     /// Whether the user stopped the search.
     fn interrupted(&self) -> bool;
+    /// Whether the interrupt cut the last step run short (not when it came once that step
+    /// had measured everything).
+    fn last_step_cut(&self) -> bool {
+        true
+    }
 }
 
 /// Steps that are runs of `config`'s scenario, each in its folder under its `out_dir`.
 struct Runs<'a> {
     config: &'a RunConfig,
     opts: SearchOptions,
+    /// Whether an interrupt cut the last step run short.
+    last_cut: std::cell::Cell<bool>,
 }
 
 impl Steps for Runs<'_> {
@@ -105,7 +112,11 @@ impl Steps for Runs<'_> {
             .as_ref()
             .map(|d| d.join(step_folder(n, self.opts)));
         c.scenario.validate().map_err(Skipped::OutOfBounds)?;
-        let outcome = run(c).await.map_err(Skipped::Failed)?;
+        let cut_before = crate::run::measuring::cut_short();
+        let outcome = run(c).await;
+        self.last_cut
+            .set(crate::run::measuring::cut_short() > cut_before);
+        let outcome = outcome.map_err(Skipped::Failed)?;
         Ok(Step::from_report(load, &outcome.report, outcome.dir))
     }
 
@@ -114,6 +125,10 @@ impl Steps for Runs<'_> {
             .interrupt
             .as_ref()
             .is_some_and(|rx| *rx.borrow())
+    }
+
+    fn last_step_cut(&self) -> bool {
+        self.last_cut.get()
     }
 }
 
@@ -135,6 +150,8 @@ struct Searched {
     /// The machine, not the load, ended it.
     machine: bool,
     interrupted: bool,
+    /// Interrupted once the last step had measured everything: that step counts.
+    last_step_whole: bool,
 }
 
 impl<R: Steps, F: FnMut(&Step)> Search<'_, R, F> {
@@ -258,8 +275,10 @@ async fn search<R: Steps>(
             }
         }
     }
+    let interrupted = search.interrupted();
     Ok(Searched {
-        interrupted: search.interrupted(),
+        interrupted,
+        last_step_whole: interrupted && !runner.last_step_cut(),
         steps: search.steps,
         bounded: bad.is_some(),
         stopped,
@@ -277,6 +296,7 @@ pub async fn find_max(
     let runs = Runs {
         config: &config,
         opts,
+        last_cut: std::cell::Cell::new(false),
     };
     let Searched {
         steps,
@@ -284,9 +304,11 @@ pub async fn find_max(
         stopped,
         machine,
         interrupted,
+        last_step_whole,
     } = search(&runs, opts, on_step).await?;
     let base = &config.scenario;
-    let highest_held = crate::report::capacity::highest_held(&steps, interrupted);
+    let highest_held =
+        crate::report::capacity::highest_held(&steps, interrupted && !last_step_whole);
     let capacity = Capacity {
         scenario: base.name.clone(),
         slo: base.slo.clone(),
@@ -295,6 +317,7 @@ pub async fn find_max(
         bounded,
         groups: base.groups.count > 0,
         interrupted,
+        last_step_whole,
         stopped,
         machine,
     };

@@ -571,11 +571,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             _ = tokio::time::sleep_until(ctx.clock.at(ctx.schedule_end())), if !schedule_over => {}
             changed = wait_interrupt(&mut interrupt) => {
                 if changed {
+                    // Handled once: the watch stays set, and would be ready at every turn.
+                    interrupt = None;
                     measuring.cut_short();
-                    crate::errln!(
-                        "imbench: interrupted; stopping the run: no more sends, up to {} for what is in flight, then a report of what it measured (Ctrl-C again to quit at once)",
-                        humantime::format_duration(STOPPED_DRAIN)
-                    );
+                    let wait = humantime::format_duration(STOPPED_DRAIN);
+                    if schedule_over {
+                        crate::errln!(
+                            "imbench: interrupted in the drain: up to {wait} more for what is in flight, then the report (Ctrl-C again to quit at once)"
+                        );
+                    } else {
+                        crate::errln!(
+                            "imbench: interrupted; stopping the run: no more sends, up to {wait} for what is in flight, then a report of what it measured (Ctrl-C again to quit at once)"
+                        );
+                    }
                     let at = ctx.clock.now_us() as f64 / 1e6;
                     ctx.stop(if schedule_over {
                         format!(
