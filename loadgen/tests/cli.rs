@@ -1242,6 +1242,11 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     let out = imbench(&dir, &args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("2 baseline runs"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verdict: OK: no figure regressed"),
+        "{}",
+        text(&out)
+    );
 
     // Ten times the larger of the two baseline figures: worse than their median by more than
     // their spread however far apart a busy machine put them (a run ten times the smaller one
@@ -2680,6 +2685,19 @@ fn a_search_folder_without_its_capacity_json_names_a_step_to_read() {
     assert!(text(&out).contains("search/step-01"), "{}", text(&out));
     let out = imbench(&dir, &["report", "search/step-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Nor are its steps a baseline of repeats (they ran different loads).
+    for args in [
+        ["compare", "search", "search/step-01"],
+        ["compare", "search/step-01", "search"],
+    ] {
+        let out = imbench(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("step(s) of a capacity search"),
+            "{}",
+            text(&out)
+        );
+    }
 }
 
 /// A run killed while its clients had deliveries unconfirmed (churn asks for receipts) leaves

@@ -351,6 +351,16 @@ fn load_baseline(
                 path.display()
             );
         }
+        let step = |d: &PathBuf| {
+            d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("step-"))
+        };
+        if dirs.iter().any(step) {
+            // The steps of a search quit before its capacity.json (a second Ctrl-C) ran
+            // different loads: they are no repeats of one. `load_report` says so.
+            return Ok(vec![load_report(path)?]);
+        }
         // A --repeat cut short by Ctrl-C: its last run measured part of its period, and its
         // spread (repeat.json) is of the whole runs before it; so is this baseline.
         let spread =
@@ -686,6 +696,10 @@ pub(crate) fn compare(
         outln!("verdict: REGRESSION");
         exit_code::SLO_FAILED
     } else {
+        if fail_on_regression.is_some() {
+            // A gate that passed says so, as one that failed does.
+            outln!("verdict: OK: no figure regressed");
+        }
         exit_code::OK
     }
 }

@@ -284,11 +284,11 @@ fn repeat(
     let mut reports = Vec::new();
     let mut worst = exit_code::OK;
     for i in 1..=args.repeat {
-        outln!(
-            "
-== run {i} of {}",
-            args.repeat
-        );
+        // A blank line between runs, none before the first (`| head -1` shows a heading).
+        if i > 1 {
+            outln!();
+        }
+        outln!("== run {i} of {}", args.repeat);
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
         let cut_before = imbench_loadgen::run::measuring::cut_short();
