@@ -1247,6 +1247,19 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         "{}",
         text(&out)
     );
+    // CPU per message is a figure a gate may check, as the repeat table shows it.
+    let cpu = [
+        "compare",
+        "baseline",
+        "same",
+        "--fail-on-regression",
+        "1000%",
+        "--check",
+        "cpu_us_per_message",
+    ];
+    let out = imbench(&dir, &cpu);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("cpu_us_per_message"), "{}", text(&out));
 
     // Ten times the larger of the two baseline figures: worse than their median by more than
     // their spread however far apart a busy machine put them (a run ten times the smaller one

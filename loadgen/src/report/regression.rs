@@ -29,6 +29,10 @@ pub const DEFAULT_CHECKS: [&str; 7] = [
     "delivered_per_s",
 ];
 
+/// The name of the figure for CPU per message (the process's, both sides when the server is
+/// embedded): a gate may check it and the spread of repeats shows it, but no SLO names it.
+pub const CPU_FIGURE: &str = "cpu_us_per_message";
+
 /// One figure to check and which way is worse.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -42,10 +46,19 @@ pub struct Check {
 impl Check {
     /// Parses a figure name as SLOs write it.
     pub fn parse(name: &str) -> Result<Self, String> {
+        // Not a figure an SLO may name (a machine's CPU is no promise of the system's), but
+        // one a gate may watch: more CPU per message is worse.
+        if name == CPU_FIGURE {
+            return Ok(Self {
+                name: name.to_string(),
+                target: Target::Number(name.to_string()),
+                higher_is_worse: true,
+            });
+        }
         let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.to_string())?;
         if !crate::report::build::slo_target_known(&slo.target) {
             return Err(format!(
-                "no figure is called {name:?}; one of: {}",
+                "no figure is called {name:?}; one of: {}, {CPU_FIGURE}",
                 crate::report::build::slo_names().join(", ")
             ));
         }
@@ -65,6 +78,9 @@ impl Check {
 
     /// The figure's value in `run`; `None` when the run does not have it.
     pub(crate) fn value(&self, run: &RunReport) -> Option<f64> {
+        if self.name == CPU_FIGURE {
+            return run.cpu.as_ref().map(|c| c.us_per_message);
+        }
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
             if run.metrics.get(metric).is_none_or(|m| m.count == 0) {
@@ -338,6 +354,10 @@ mod tests {
         assert!(!count.higher_is_worse);
         assert_eq!(count.show(422.0), "422");
         assert_eq!(Check::parse("direct.p99").unwrap().show(422.0), "422µs");
+        // CPU per message: a gate's figure, and more is worse.
+        let cpu = Check::parse(CPU_FIGURE).unwrap();
+        assert!(cpu.higher_is_worse);
+        assert!(Check::parse("dierct.p99").unwrap_err().contains(CPU_FIGURE));
     }
 
     #[test]

@@ -10,13 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::slo::format_micros;
 use crate::report::model::{Report, Verdict};
-use crate::report::regression::{Check, DEFAULT_CHECKS};
+use crate::report::regression::{Check, CPU_FIGURE, DEFAULT_CHECKS};
 
 /// The file a `--repeat` writes beside its run folders: [`RepeatSummary`] as JSON.
 pub const REPEAT_JSON: &str = "repeat.json";
-
-/// The name of the figure for CPU per message (not an SLO target, so named here).
-pub const CPU_FIGURE: &str = "cpu_us_per_message";
 
 /// The spread of every headline figure over repeated runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +79,7 @@ pub fn summarize(reports: &[Report]) -> RepeatSummary {
             "schedule_lag.p99",
             "connect.p50",
             "reconnect.p50",
+            CPU_FIGURE,
         ])
         .filter_map(|n| Check::parse(n).ok())
         .collect();
@@ -103,13 +101,6 @@ pub fn summarize(reports: &[Report]) -> RepeatSummary {
             if let Some(values) = values {
                 figures.push(Spread::of(t, &check.name, values));
             }
-        }
-        let cpu: Option<Vec<f64>> = runs
-            .iter()
-            .map(|run| run.cpu.as_ref().map(|c| c.us_per_message))
-            .collect();
-        if let Some(values) = cpu {
-            figures.push(Spread::of(t, CPU_FIGURE, values));
         }
     }
     RepeatSummary {
