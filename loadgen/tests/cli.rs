@@ -1634,13 +1634,16 @@ fn an_interrupted_repeat_spreads_only_the_whole_runs() {
             .and_then(|rest| rest.split([' ', ',']).next())
             .and_then(|k| k.parse::<usize>().ok())
     };
-    // The interrupt may also come as a run has ended: that run is whole and in the spread.
+    // The interrupt may also come as a run has ended, or before the next began: the runs
+    // before it are whole and in the spread.
     let (cut, whole) = match (
         run_after("no more repeats, and run "),
         run_after("no more repeats (run "),
+        run_after("interrupted before run "),
     ) {
-        (Some(k), None) => (k, false),
-        (None, Some(k)) => (k + 1, true),
+        (Some(k), None, None) => (k, false),
+        (None, Some(k), None) => (k + 1, true),
+        (None, None, Some(k)) => (k, true),
         _ => panic!("names the run cut short, or the whole run before the stop: {t}"),
     };
     let report = std::fs::read_to_string(dir.0.join(format!(

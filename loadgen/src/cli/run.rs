@@ -306,6 +306,14 @@ fn repeat(
             // would pass for noise. Its folder stays; the spread is of the whole runs.
             Some(_) if cut => {}
             Some(r) => reports.push(r),
+            // Ctrl-C before this run began: the repeats end with the whole runs before it.
+            None if interrupted => {
+                imbench_loadgen::errln!(
+                    "imbench: interrupted before run {i} began; no more repeats"
+                );
+                worst = worst.max(exit_code::INVALID);
+                break;
+            }
             None => {
                 imbench_loadgen::errln!(
                     "imbench: run {i} could not take place; stopping the repeats"

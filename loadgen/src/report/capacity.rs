@@ -159,8 +159,8 @@ pub struct Capacity {
     pub bounded: bool,
     /// Whether the scenario has groups.
     pub groups: bool,
-    /// Whether the search was interrupted (Ctrl-C): its last step was cut short and the loads
-    /// above it were never tried.
+    /// Whether the search was interrupted (Ctrl-C): the loads above its last step were never
+    /// tried, and that step was cut short unless `last_step_whole`.
     #[serde(default)]
     pub interrupted: bool,
     /// Whether the interrupt came once the last step had measured all it was to (while it

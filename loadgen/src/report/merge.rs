@@ -181,7 +181,7 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
             .take(MISSING_NAMED)
             .collect();
         if !missing.is_empty() {
-            let more = count - present - missing.len();
+            let more = count.saturating_sub(present + missing.len());
             return Err(MergeError::MissingShards {
                 missing,
                 more,

@@ -91,6 +91,10 @@ impl Check {
     }
 
     fn show(&self, v: f64) -> String {
+        if self.name == CPU_FIGURE {
+            // A few µs per message apart is a difference worth seeing.
+            return format!("{v:.1}");
+        }
         match &self.target {
             Target::Latency { stat, .. } if stat == "count" => format!("{v:.0}"),
             Target::Latency { .. } => format_micros(v),

@@ -169,7 +169,20 @@ impl<R: Steps, F: FnMut(&Step)> Search<'_, R, F> {
     async fn try_load(&mut self, load: f64) -> Result<Option<Tried>, Skipped> {
         let mut tries = 0;
         loop {
-            let mut step = self.run_step(load).await?;
+            let mut step = match self.run_step(load).await {
+                // Ctrl-C before this step's run began: the search ends with the steps before
+                // (before the first, nothing ran and the error says so).
+                Err(Skipped::Failed(RunError::InterruptedBeforeStart))
+                    if !self.steps.is_empty() =>
+                {
+                    crate::errln!(
+                        "imbench: interrupted before step {} began; the search ends",
+                        self.steps.len() + 1
+                    );
+                    return Ok(None);
+                }
+                step => step?,
+            };
             step.again = tries > 0;
             (self.on_step)(&step);
             let tried = if step.held() {
@@ -374,6 +387,55 @@ mod tests {
 
         fn interrupted(&self) -> bool {
             false
+        }
+    }
+
+    /// A step's verdict as a plain function of its load and the steps run before it.
+    type StepVerdict = fn(f64, usize) -> (Verdict, &'static str);
+
+    /// Steps that all hold, interrupted once `stop_after` have run; `cut` says whether the
+    /// interrupt cut the last of them short.
+    struct Interrupted {
+        table: Table<StepVerdict>,
+        stop_after: usize,
+        cut: bool,
+    }
+
+    impl Steps for Interrupted {
+        async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped> {
+            self.table.run_step(load, n).await
+        }
+
+        fn interrupted(&self) -> bool {
+            self.table.run.load(std::sync::atomic::Ordering::Relaxed) >= self.stop_after
+        }
+
+        fn last_step_cut(&self) -> bool {
+            self.cut
+        }
+    }
+
+    #[test]
+    fn an_interrupt_after_a_step_measured_everything_keeps_that_step_whole() {
+        for cut in [true, false] {
+            let runner = Interrupted {
+                table: Table {
+                    verdict: |_, _| (Verdict::Ok, ""),
+                    run: Default::default(),
+                },
+                stop_after: 2,
+                cut,
+            };
+            let done = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+                .block_on(search(&runner, OPTS, |_| {}))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(done.interrupted);
+            assert_eq!(done.steps.len(), 2);
+            assert_eq!(done.last_step_whole, !cut);
+            let highest = crate::report::capacity::highest_held(&done.steps, !done.last_step_whole);
+            assert_eq!(highest, Some(if cut { 0 } else { 1 }), "cut: {cut}");
         }
     }
 

@@ -83,7 +83,13 @@ pub async fn run_each(
             }
             // Ctrl-C while this leg connected: what it says of the server is the interrupt's
             // doing, and the legs that ran before are still the report.
-            Err(_) if interrupted() && !reports.is_empty() => not_run.push(name()),
+            Err(_) if interrupted() && !reports.is_empty() => {
+                crate::errln!(
+                    "imbench: interrupted before {} began: it does not run",
+                    name()
+                );
+                not_run.push(name());
+            }
             Err(e @ RunError::InterruptedBeforeStart) => return Err(e),
             Err(e) if legs.len() == 1 => return Err(e),
             Err(e) => {
@@ -94,6 +100,10 @@ pub async fn run_each(
                 failed.push((name(), e));
             }
         }
+    }
+    if !not_run.is_empty() {
+        // Legs left out: a repeat does not count this comparison as whole.
+        super::measuring::note_cut();
     }
     if reports.is_empty() {
         let mut errors: Vec<RunError> = failed.into_iter().map(|(_, e)| e).collect();

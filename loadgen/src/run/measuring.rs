@@ -44,11 +44,13 @@ impl Measuring {
     /// The run has settled its figures. When an interrupt was told to it while it measured
     /// and it ended before it saw it (its schedule and drain were through), it says so: the
     /// interrupt's handler left the words to the run.
-    pub(crate) fn settled(self, interrupted: bool) {
+    pub(crate) fn settled(self, interrupt: Option<&tokio::sync::watch::Receiver<bool>>) {
         let _telling = TELLING.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: an interrupt told before it was seen by this run.
+        let interrupted = interrupt.is_some_and(|rx| *rx.borrow());
         if interrupted && !self.cut {
             crate::errln!(
-                "imbench: interrupted as the run ended: nothing was cut short, and its report is whole"
+                "imbench: interrupted as the run ended: nothing was cut short, and no further run starts (Ctrl-C again to quit at once)"
             );
         }
         drop(self);
@@ -68,6 +70,12 @@ pub fn interrupt(tell: impl FnOnce()) -> bool {
     let measuring = now();
     tell();
     measuring
+}
+
+/// Counts a run cut short by an interrupt outside a run's own loop: a comparison whose later
+/// legs an interrupt kept from running is not whole either.
+pub(crate) fn note_cut() {
+    CUT_SHORT.fetch_add(1, SeqCst);
 }
 
 /// Whether a run is measuring now: an interrupt now cuts it short.
@@ -102,8 +110,6 @@ mod tests {
         let mut told = false;
         assert!(interrupt(|| told = true));
         assert!(told);
-        // Not cut short by the interrupt alone: that is the run loop's to say.
-        assert!(!run.cut);
-        run.settled(false);
+        run.settled(None);
     }
 }

@@ -603,7 +603,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             }
         }
     }
-    measuring.settled(config.interrupt.as_ref().is_some_and(|rx| *rx.borrow()));
+    measuring.settled(config.interrupt.as_ref());
     ctx.finish();
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(ended) = clients.join_next().await {
