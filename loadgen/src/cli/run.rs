@@ -291,10 +291,10 @@ fn repeat(
         outln!("== run {i} of {}", args.repeat);
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
-        let cut_before = imbench_loadgen::run::measuring::cut_short();
+        let mut cuts = imbench_loadgen::run::measuring::Cuts::from_now();
         let (code, report) = run_once(runtime, c, legs);
         // An interrupt that came once this run had measured everything leaves it whole.
-        let cut = imbench_loadgen::run::measuring::cut_short() > cut_before;
+        let cut = cuts.since();
         if code == exit_code::USAGE {
             // Nothing ran, and the next run would be refused the same way.
             return code;
@@ -478,14 +478,12 @@ fn find_max(runtime: &tokio::runtime::Runtime, config: RunConfig, args: &RunArgs
         ..SearchOptions::default()
     };
     let mut n = 0;
-    let mut cuts_before = imbench_loadgen::run::measuring::cut_short();
+    let mut cuts = imbench_loadgen::run::measuring::Cuts::from_now();
     let search = capacity::find_max(config.clone(), opts, |step| {
         n += 1;
         // Cut short by an interrupt (one that came after the step had measured everything
         // leaves it whole, and the search counts it).
-        let cuts = imbench_loadgen::run::measuring::cut_short();
-        let interrupted = cuts > cuts_before;
-        cuts_before = cuts;
+        let interrupted = cuts.since();
         // The search tries a load again after the machine alone spoiled it.
         let again = if step.again { " again" } else { "" };
         imbench_loadgen::errln!(

@@ -112,10 +112,9 @@ impl Steps for Runs<'_> {
             .as_ref()
             .map(|d| d.join(step_folder(n, self.opts)));
         c.scenario.validate().map_err(Skipped::OutOfBounds)?;
-        let cut_before = crate::run::measuring::cut_short();
+        let mut cuts = crate::run::measuring::Cuts::from_now();
         let outcome = run(c).await;
-        self.last_cut
-            .set(crate::run::measuring::cut_short() > cut_before);
+        self.last_cut.set(cuts.since());
         let outcome = outcome.map_err(Skipped::Failed)?;
         Ok(Step::from_report(load, &outcome.report, outcome.dir))
     }

@@ -88,6 +88,22 @@ pub fn cut_short() -> u64 {
     CUT_SHORT.load(SeqCst)
 }
 
+/// Tells, run after run, whether an interrupt cut the runs since the last look short.
+pub struct Cuts(u64);
+
+impl Cuts {
+    /// Counting from now.
+    pub fn from_now() -> Self {
+        Self(cut_short())
+    }
+
+    /// Whether a run was cut short since the last call (or since [`Cuts::from_now`]).
+    pub fn since(&mut self) -> bool {
+        let now = cut_short();
+        std::mem::replace(&mut self.0, now) < now
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +118,9 @@ mod tests {
         // Once for the run, whatever else other tests' runs add meanwhile.
         assert!(cut_short() > before);
         drop(run);
+        let mut cuts = Cuts::from_now();
+        Measuring::begin().cut_short();
+        assert!(cuts.since());
     }
 
     #[test]
