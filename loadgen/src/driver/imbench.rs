@@ -151,6 +151,14 @@ impl ImbenchDriver {
             Ok(None) if matches!(self.transport, Transport::Tcp | Transport::Tls) => {
                 Err(self.closed_after_hello())
             }
+            // A program that closes on bytes it cannot read, with our Hello unread, resets
+            // the connection (mosquitto does): the same answer as a close without a word.
+            Err(TransportError::Io(e))
+                if self.transport == Transport::Tcp
+                    && e.kind() == std::io::ErrorKind::ConnectionReset =>
+            {
+                Err(self.closed_after_hello())
+            }
             Ok(None) => Err(failed("server closed the connection after Hello".into())),
             Err(e)
                 if self.transport == Transport::Tls && e.to_string().contains("close_notify") =>
@@ -177,7 +185,7 @@ impl ImbenchDriver {
             ));
         }
         ConnectError::Misconfigured(format!(
-            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one: is it a WebSocket port (--transport {}), or another program's?",
+            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one: is it a WebSocket port (--transport {}), or another program's (an MQTT broker does this: --target mqtt://…)?",
             self.addr,
             self.transport,
             if self.transport == Transport::Tls { "wss" } else { "ws" }
