@@ -46,6 +46,34 @@ async fn every_message_is_delivered_exactly_once() {
     assert_eq!(r.verdict, Verdict::Ok, "{:?}", r.invalid_reasons);
 }
 
+/// A run whose warm-up sent messages and whose measured period sent none measured nothing: it
+/// is invalid, however well the warm-up's messages went (it was judged on the whole run's
+/// counters, and passed). The schedule is the seed's, so the same every time: 4 clients at 1
+/// a second send in the 500 ms warm-up and not in the 100 ms after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_measured_period_with_no_send_is_invalid_whatever_the_warm_up_sent() {
+    let scenario = small_scenario_with(4, 1.0, Duration::from_millis(100), "");
+    let outcome = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap();
+    let r = &outcome.report;
+    let run = &r.runs[0];
+    assert!(
+        run.counters.sent > 0,
+        "the warm-up sent nothing: {:?}",
+        run.counters
+    );
+    assert_eq!(run.throughput.sent_per_s, 0.0, "a send fell in the period");
+    assert_eq!(r.verdict, Verdict::Invalid, "{:?}", r.invalid_reasons);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("nothing was sent in the measured period")),
+        "{:?}",
+        r.invalid_reasons
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_known_network_delay_shows_in_full() {
     const D: Duration = Duration::from_millis(40);
@@ -154,6 +182,47 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
     // The generator kept its schedule: writes held by the server are not its lateness.
     let lag = metric(r, "schedule_lag");
     assert!(lag.p99_us < stall / 10, "schedule_lag p99 {}", lag.p99_us);
+}
+
+/// CPU per delivery divides the CPU of a span by the deliveries received in that span: with
+/// the server stalled over the period's end, the period's last messages arrive in the drain,
+/// whose CPU is not counted, and they are not counted in what it divides by either (they were:
+/// every message due in the period, making the figure too low under a backlog).
+#[test]
+fn cpu_per_delivery_divides_by_what_arrived_while_its_cpu_was_counted() {
+    let server = ServerOnItsOwnThread::start();
+    let report = generator_runtime().block_on(async {
+        // 5 clients at 100 msg/s for 2 s (the measured period is 0.7 s - 2.7 s); the server
+        // stops for 1.5 s from 2.0 s, so what is due from then arrives after 3.5 s.
+        let scenario = small_scenario(5, 100.0, Duration::from_secs(2));
+        let server_handle = server.handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            server_handle.spawn(async move { std::thread::sleep(Duration::from_millis(1500)) });
+        });
+        imbench_loadgen::run(config(scenario, server.target()))
+            .await
+            .unwrap()
+            .report
+    });
+    drop(server);
+    let run = &report.runs[0];
+    assert_eq!(run.counters.lost, 0, "{:?}", run.counters);
+    let timed = metric(&report, "direct").count;
+    let cpu = run.cpu.as_ref().expect("CPU measured");
+    let received = cpu.deliveries.expect("the deliveries it divides by");
+    // About 0.7 s of the period's 2 s was due in the stall: some 35 % arrived in the drain.
+    assert!(
+        received * 10 < timed * 9,
+        "received {received} in the span of {timed} timed"
+    );
+    let u = run.cpu_use.as_ref().expect("the threads' CPU");
+    let generator = cpu.generator_us_per_delivery.expect("per delivery");
+    let expected = (u.generator_cores + u.timer_cores) * u.period_s * 1e6 / received as f64;
+    assert!(
+        (generator - expected).abs() < 1e-6 * expected.max(1.0),
+        "{generator} {expected}"
+    );
 }
 
 #[test]

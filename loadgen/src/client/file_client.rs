@@ -87,7 +87,8 @@ impl Outgoing {
         let id = self.next_id;
         self.next_id += 1;
         let key = (self.user, id);
-        let nth = self.ctx.files.start(key, due.at_us, due.size);
+        let measured = self.ctx.in_window(due.at_us);
+        let nth = self.ctx.files.start(key, due.at_us, due.size, measured);
         let every = self.ctx.scenario.files.corrupt_every;
         if every > 0 && (nth + 1).is_multiple_of(every) {
             self.corrupt.insert(id);

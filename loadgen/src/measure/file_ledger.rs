@@ -57,6 +57,8 @@ pub struct FileLedger {
     pub open: AtomicI64,
     /// Offers made.
     pub sent: AtomicU64,
+    /// Of those, offers whose intended start is in the measured period.
+    pub sent_in_window: AtomicU64,
     /// Offers accepted.
     pub accepted: AtomicU64,
     /// Offers refused.
@@ -86,6 +88,7 @@ impl Default for FileLedger {
             moving: AtomicI64::new(0),
             open: AtomicI64::new(0),
             sent: AtomicU64::new(0),
+            sent_in_window: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             verified: AtomicU64::new(0),
@@ -109,9 +112,9 @@ impl FileLedger {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A transfer starts (its offer is about to be prepared). Returns how many started before
-    /// it in the run.
-    pub fn start(&self, key: Key, intended_us: u64, size: u64) -> u64 {
+    /// A transfer starts (its offer is about to be prepared); `measured` when its intended
+    /// start is in the measured period. Returns how many started before it in the run.
+    pub fn start(&self, key: Key, intended_us: u64, size: u64, measured: bool) -> u64 {
         self.lock().insert(
             key,
             Entry {
@@ -123,6 +126,9 @@ impl FileLedger {
             },
         );
         self.open.fetch_add(1, Relaxed);
+        if measured {
+            self.sent_in_window.fetch_add(1, Relaxed);
+        }
         self.sent.fetch_add(1, Relaxed)
     }
 
@@ -244,6 +250,8 @@ impl FileLedger {
 pub struct FileTotals {
     /// Transfers offered.
     pub sent: u64,
+    /// Of those, transfers due in the measured period.
+    pub sent_in_window: u64,
     /// Offers the server refused.
     pub refused: u64,
     /// Files verified whole.
@@ -269,6 +277,7 @@ impl FileLedger {
     pub fn totals(&self) -> FileTotals {
         FileTotals {
             sent: self.sent.load(Relaxed),
+            sent_in_window: self.sent_in_window.load(Relaxed),
             refused: self.refused.load(Relaxed),
             verified: self.verified.load(Relaxed),
             corrupted: self.corrupted.load(Relaxed),
@@ -289,7 +298,7 @@ mod tests {
     #[test]
     fn the_ledger_keeps_the_first_outcome() {
         let l = FileLedger::default();
-        l.start((1, 1), 10, 100);
+        l.start((1, 1), 10, 100, true);
         l.accepted((1, 1));
         assert_eq!(l.moving.load(Relaxed), 1);
         assert!(l.end((1, 1), Outcome::Verified));
@@ -297,7 +306,7 @@ mod tests {
         assert_eq!(l.verified.load(Relaxed), 1);
         assert_eq!(l.failed.load(Relaxed), 0);
         assert_eq!((l.moving.load(Relaxed), l.unfinished()), (0, 0));
-        l.start((2, 1), 10, 100);
+        l.start((2, 1), 10, 100, true);
         l.fail_all_of(2);
         assert_eq!(l.failed.load(Relaxed), 1);
     }
@@ -306,7 +315,7 @@ mod tests {
     fn after_the_run_a_transfer_broken_off_stays_unfinished_and_one_completed_counts() {
         let l = FileLedger::default();
         for sender in [1, 2] {
-            l.start((sender, 1), 10, 100);
+            l.start((sender, 1), 10, 100, true);
             l.accepted((sender, 1));
         }
         l.close();
@@ -325,7 +334,7 @@ mod tests {
         };
         // The sender's generator: sent, accepted, handed over; nothing open or moving after.
         let sender = FileLedger::default();
-        sender.start((1, 1), 10, 100);
+        sender.start((1, 1), 10, 100, true);
         sender.accepted((1, 1));
         assert!(sender.end((1, 1), Outcome::HandedOver));
         assert_eq!(

@@ -67,6 +67,9 @@ pub struct Measurement {
     pub cpu_seconds: Option<f64>,
     /// Who used the CPUs over the measured period.
     pub cpu_use: Option<crate::measure::cpu_use::CpuUse>,
+    /// Deliveries received over the span `cpu_use` is of (from the measured period's start
+    /// to the schedule's end, whatever messages they were of).
+    pub delivered_with_cpu: Option<u64>,
     /// UDP receive-buffer drops over the measured period.
     pub udp_drops: Option<crate::measure::udp_drops::UdpDrops>,
     /// Group accounting.
@@ -99,6 +102,7 @@ impl Report {
             memory,
             cpu_seconds,
             cpu_use,
+            delivered_with_cpu,
             udp_drops,
             groups,
         } = m;
@@ -253,9 +257,9 @@ impl Report {
             memory,
             cpu: cpu_seconds.map(|cpu_s| {
                 let cpu = Cpu::over(cpu_s, rate_s, sent_in_window);
-                match &cpu_use {
-                    Some(u) => cpu.split(u, deliveries),
-                    None => cpu,
+                match (&cpu_use, delivered_with_cpu) {
+                    (Some(u), Some(received)) => cpu.split(u, received),
+                    _ => cpu,
                 }
             }),
             cpu_use: cpu_use.clone(),
@@ -329,7 +333,8 @@ impl Report {
                 if c.disconnects == 1 { "its" } else { "their" }
             ));
         }
-        if duration_s > 0.0 && c.sent == 0 && gc.sent == 0 && c.files_sent == 0 {
+        // Of the measured period, not the run: a warm-up's messages are not measured.
+        if duration_s > 0.0 && sent_in_window == 0 && file_totals.sent_in_window == 0 {
             // A load of no message (rates of 0, say) passes every SLO on messages: `lost == 0`
             // of nothing is no finding, and a gate on it would pass a run that measured none.
             invalid_reasons.push(

@@ -193,7 +193,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     row(
         &mut out,
         "cpu µs/message",
-        per_run(|r| r.cpu.as_ref().map(|c| c.us_per_message)),
+        per_run(|r| r.cpu.as_ref().and_then(|c| c.us_per_message)),
         &|v| format!("{v:.0}"),
     );
     let _ = writeln!(out, "(ratios are to {})", runs[0].transport);

@@ -169,6 +169,35 @@ counters! {
     }
 }
 
+/// Which way a counter gets worse, for a regression gate (an SLO states its own direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worse {
+    /// More is worse: a failure counted (`lost`, `errors`).
+    Higher,
+    /// Fewer is worse: work done (`delivered`, `clients`).
+    Lower,
+    /// Neither: what the scenario asked for, not how well it went (`handovers`).
+    Neither,
+}
+
+/// Which way the counter `name` ([`Counters`] and the group ledger's counts) gets worse; `None`
+/// for a name that is no counter. Every counter is named here: a test checks that none is
+/// left out, so a new one cannot be gated the wrong way round by default.
+pub fn counter_worse(name: &str) -> Option<Worse> {
+    Some(match name {
+        "connect_failures" | "disconnects" | "rejected" | "rejected_busy" | "lost"
+        | "duplicated" | "reordered" | "corrupted" | "errors" | "resent" | "dropped_unanswered"
+        | "zero_rtt_refused" | "files_refused" | "files_corrupted" | "files_failed"
+        | "files_unfinished" | "incomplete" | "unexpected" => Worse::Higher,
+        "clients" | "sent" | "acked" | "expected" | "delivered" | "delivered_expected"
+        | "resumed" | "zero_rtt" | "migrations" | "files_sent" | "files_verified" => Worse::Lower,
+        // Planned by the scenario's churn, or explained by it (a second copy after a
+        // reconnect, a delivery to a member joining as the message was routed).
+        "reconnects" | "handovers" | "redeliveries" | "race_delivered" => Worse::Neither,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +217,17 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), FIGURES.len(), "a figure is declared twice");
+    }
+
+    #[test]
+    fn every_counter_says_which_way_it_gets_worse() {
+        let group = crate::measure::group_records::GroupCounts::NAMES;
+        for name in Counters::NAMES.iter().chain(group) {
+            assert!(counter_worse(name).is_some(), "{name} has no direction");
+        }
+        assert_eq!(counter_worse("lost"), Some(Worse::Higher));
+        assert_eq!(counter_worse("delivered"), Some(Worse::Lower));
+        assert_eq!(counter_worse("no_such_counter"), None);
     }
 
     #[test]

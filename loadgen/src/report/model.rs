@@ -454,8 +454,10 @@ pub struct Cpu {
     /// Average cores busy: `seconds` / the period's length.
     pub cores: f64,
     /// CPU µs per message sent in the period (send, route, deliver, account, both sides when
-    /// the server is embedded).
-    pub us_per_message: f64,
+    /// the server is embedded); `None` (null) when the period sent no direct or group message
+    /// (files only), where it would be no figure, not 0.
+    #[serde(default)]
+    pub us_per_message: Option<f64>,
     /// The generator's CPU µs per delivery in the period (direct deliveries, and each member's
     /// copy of a group message): what the load tool costs per unit of work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -463,6 +465,11 @@ pub struct Cpu {
     /// The embedded server's CPU µs per delivery in the period (embedded runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_us_per_delivery: Option<f64>,
+    /// What the two figures above divide by: deliveries received over the span their CPU is
+    /// of, from the period's start to the schedule's end (a backlog received in the drain is
+    /// left out with the drain's CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<u64>,
 }
 
 impl Cpu {
@@ -470,18 +477,17 @@ impl Cpu {
         Self {
             seconds,
             cores: seconds / period_s.max(f64::EPSILON),
-            us_per_message: if messages == 0 {
-                0.0
-            } else {
-                seconds * 1e6 / messages as f64
-            },
+            us_per_message: (messages > 0).then(|| seconds * 1e6 / messages as f64),
             generator_us_per_delivery: None,
             server_us_per_delivery: None,
+            deliveries: None,
         }
     }
 
-    /// Adds the per-delivery split from the threads' accounting.
+    /// Adds the per-delivery split from the threads' accounting: `deliveries` were received
+    /// over the span `u` is of.
     pub(crate) fn split(mut self, u: &crate::measure::cpu_use::CpuUse, deliveries: u64) -> Self {
+        self.deliveries = Some(deliveries);
         if deliveries > 0 {
             let per = |cores: f64| cores * u.period_s * 1e6 / deliveries as f64;
             // The timer serves the generator's schedule: it is the generator's cost.
@@ -520,6 +526,9 @@ pub struct IntervalPoint {
     pub direct_max_us: u64,
     /// p99 schedule lag in this interval, µs.
     pub lag_p99_us: u64,
+    /// Schedule lag samples in this interval (0 in reports written before it was kept).
+    #[serde(default)]
+    pub lag_count: u64,
     /// Send errors so far (0 in reports written before it was kept).
     #[serde(default)]
     pub errors: u64,
@@ -590,7 +599,18 @@ impl Machine {
 
 #[cfg(test)]
 mod tests {
-    use super::Memory;
+    use super::{Cpu, Memory};
+
+    #[test]
+    fn cpu_per_message_of_a_period_without_messages_is_no_figure() {
+        assert_eq!(Cpu::over(2.0, 10.0, 0).us_per_message, None);
+        assert_eq!(Cpu::over(2.0, 10.0, 1_000).us_per_message, Some(2_000.0));
+        // Written as null, and read back from a report that wrote 0 or nothing.
+        let json = serde_json::to_value(Cpu::over(2.0, 10.0, 0)).unwrap();
+        assert!(json["us_per_message"].is_null(), "{json}");
+        let old: Cpu = serde_json::from_str(r#"{"seconds":1,"cores":0.1}"#).unwrap();
+        assert_eq!(old.us_per_message, None);
+    }
 
     #[test]
     fn memory_per_client_is_over_the_clients_logged_in_when_it_was_read() {

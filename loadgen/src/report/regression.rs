@@ -62,12 +62,23 @@ impl Check {
                 crate::report::build::slo_names().join(", ")
             ));
         }
+        use crate::report::figures::{counter_worse, Worse};
         let higher_is_worse = match &slo.target {
             // A metric's sample count is how many were measured (deliveries, sends): fewer
             // is worse, as for a rate.
             Target::Latency { stat, .. } if stat == "count" => false,
             Target::Latency { .. } => true,
-            Target::Number(n) => !n.ends_with("_per_s") && n != "files_verified",
+            Target::Number(n) => match counter_worse(n) {
+                Some(Worse::Higher) => true,
+                Some(Worse::Lower) => false,
+                Some(Worse::Neither) => {
+                    return Err(format!(
+                        "{name} counts what the scenario asked for (its churn), not how well it went: neither more nor fewer is a regression"
+                    ))
+                }
+                // A rate: fewer is worse.
+                None => false,
+            },
         };
         Ok(Self {
             name: name.to_string(),
@@ -79,7 +90,7 @@ impl Check {
     /// The figure's value in `run`; `None` when the run does not have it.
     pub(crate) fn value(&self, run: &RunReport) -> Option<f64> {
         if self.name == CPU_FIGURE {
-            return run.cpu.as_ref().map(|c| c.us_per_message);
+            return run.cpu.as_ref().and_then(|c| c.us_per_message);
         }
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
@@ -122,9 +133,12 @@ pub struct Finding {
     pub worse_by: f64,
     /// Worse by more than the threshold and the noise, or missing from the candidate.
     pub regressed: bool,
-    /// The baseline has the figure and the candidate does not (or has no sample of it): a
-    /// change that stops a figure from being measured is not let through as "no change".
+    /// The baseline has the figure and the candidate does not (or has no sample of it), in
+    /// every run or in some: a change that stops a figure from being measured, even in one run
+    /// of several, is not let through as "no change".
     pub missing: bool,
+    /// Candidate runs of this transport without the figure (with `missing`), and of them all.
+    pub missing_in: (usize, usize),
     shown: (String, String),
 }
 
@@ -207,6 +221,11 @@ pub fn compare(
                 continue;
             }
             let mut now = values_of(candidate, transport, check);
+            let of_transport = candidate
+                .iter()
+                .filter(|runs| runs.iter().any(|r| r.transport == transport))
+                .count();
+            let missing_in = (of_transport - now.len(), of_transport);
             if now.is_empty() {
                 let j = judge(&base, f64::NAN, check.higher_is_worse, threshold);
                 findings.push(Finding {
@@ -219,6 +238,7 @@ pub fn compare(
                     worse_by: f64::NAN,
                     regressed: true,
                     missing: true,
+                    missing_in,
                     shown: (check.show(j.median), "-".into()),
                 });
                 continue;
@@ -234,8 +254,10 @@ pub fn compare(
                 value,
                 runs: now.len(),
                 worse_by: j.worse_by,
-                regressed: j.regressed,
-                missing: false,
+                // The median of the runs that have it would hide those that lost it.
+                regressed: j.regressed || missing_in.0 > 0,
+                missing: missing_in.0 > 0,
+                missing_in,
                 shown: (check.show(j.median), check.show(value)),
             });
         }
@@ -282,12 +304,13 @@ pub fn table(findings: &[Finding], threshold: f64, repeats: usize) -> String {
                 .map_or("-".to_string(), |n| format!("{:.0}%", n * 100.0)),
             f.shown.1,
             worse_by,
-            if f.missing {
-                "MISSING: the candidate has no such figure"
-            } else if f.regressed {
-                "REGRESSED"
-            } else {
-                "ok"
+            match (f.missing, f.missing_in) {
+                (true, (lacking, all)) if lacking < all => format!(
+                    "MISSING in {lacking} of the candidate's {all} runs (`now` is of the others)"
+                ),
+                (true, _) => "MISSING: the candidate has no such figure".to_string(),
+                (false, _) if f.regressed => "REGRESSED".to_string(),
+                (false, _) => "ok".to_string(),
             }
         );
     }
@@ -362,6 +385,50 @@ mod tests {
         let cpu = Check::parse(CPU_FIGURE).unwrap();
         assert!(cpu.higher_is_worse);
         assert!(Check::parse("dierct.p99").unwrap_err().contains(CPU_FIGURE));
+    }
+
+    #[test]
+    fn counters_regress_the_way_they_get_worse() {
+        // Fewer delivered is worse; more lost is worse; a churn count is neither.
+        assert!(!Check::parse("delivered").unwrap().higher_is_worse);
+        assert!(!Check::parse("clients").unwrap().higher_is_worse);
+        assert!(Check::parse("lost").unwrap().higher_is_worse);
+        assert!(Check::parse("incomplete").unwrap().higher_is_worse);
+        let e = Check::parse("handovers").unwrap_err();
+        assert!(e.contains("neither more nor fewer"), "{e}");
+        let base = [100_000.0, 100_000.0];
+        let delivered = Check::parse("delivered").unwrap();
+        assert!(judge(&base, 50_000.0, delivered.higher_is_worse, 0.1).regressed);
+        assert!(!judge(&base, 120_000.0, delivered.higher_is_worse, 0.1).regressed);
+    }
+
+    #[test]
+    fn a_figure_some_candidate_runs_lack_is_missing_whatever_the_others_say() {
+        let report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = report.runs[0].clone();
+        let without = {
+            let mut r = run.clone();
+            r.metrics.get_mut("direct").expect("direct").count = 0;
+            r
+        };
+        let baseline = [vec![run.clone()], vec![run.clone()]];
+        let baseline: Vec<&[RunReport]> = baseline.iter().map(Vec::as_slice).collect();
+        let checks = [Check::parse("direct.p99").unwrap()];
+        let some = [vec![run.clone()], vec![without.clone()], vec![without]];
+        let some: Vec<&[RunReport]> = some.iter().map(Vec::as_slice).collect();
+        let f = &compare(&baseline, &some, &checks, 0.1)[0];
+        assert!(f.missing && f.regressed, "{f:?}");
+        assert_eq!(f.missing_in, (2, 3));
+        let shown = table(std::slice::from_ref(f), 0.1, 2);
+        assert!(
+            shown.contains("MISSING in 2 of the candidate's 3 runs"),
+            "{shown}"
+        );
+        let all = [vec![run.clone()], vec![run]];
+        let all: Vec<&[RunReport]> = all.iter().map(Vec::as_slice).collect();
+        let f = &compare(&baseline, &all, &checks, 0.1)[0];
+        assert!(!f.missing && !f.regressed, "{f:?}");
     }
 
     #[test]

@@ -107,8 +107,12 @@ impl Report {
             if let Some(cpu) = &run.cpu {
                 let _ = writeln!(
                     out,
-                    "cpu: {:.2} cores busy over the measured period, {:.0} µs per message",
-                    cpu.cores, cpu.us_per_message
+                    "cpu: {:.2} cores busy over the measured period, {}",
+                    cpu.cores,
+                    cpu.us_per_message.map_or_else(
+                        || "no message sent in it to divide by".to_string(),
+                        |us| format!("{us:.0} µs per message")
+                    )
                 );
                 let mut per = Vec::new();
                 if let Some(g) = cpu.generator_us_per_delivery {

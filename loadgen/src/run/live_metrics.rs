@@ -167,46 +167,87 @@ impl Collector for GeneratorFigures {
                 encoder.encode_descriptor(name, &help(doc), None, counter.metric_type())?;
             counter.encode(metric.encode_family(&labels)?)?;
         }
-        let seconds = |us: u64| us as f64 / 1e6;
-        let last = "over the last second";
-        for (name, what, count, value) in [
-            (
-                "direct_p50_seconds",
-                "Median direct-message latency",
-                p.point.direct_count,
-                p.point.direct_p50_us,
-            ),
-            (
-                "direct_p99_seconds",
-                "p99 direct-message latency",
-                p.point.direct_count,
-                p.point.direct_p99_us,
-            ),
-            (
-                "direct_max_seconds",
-                "Largest direct-message latency",
-                p.point.direct_count,
-                p.point.direct_max_us,
-            ),
-            (
-                "group_p99_seconds",
-                "p99 group delivery latency",
-                p.point.group_count,
-                p.point.group_p99_us,
-            ),
-        ] {
-            // No deliveries timed this second: no figure, rather than a latency of zero.
-            if count > 0 {
-                let help = format!("{what} {last}.");
-                gauge(&mut encoder, name, &help, labels, seconds(value))?;
-            }
+        for (name, help, value) in last_second(&p.point) {
+            gauge(&mut encoder, name, &help, labels, value)?;
         }
-        gauge(
-            &mut encoder,
+        Ok(())
+    }
+}
+
+/// The last second's latency gauges (name, help, seconds), those with something timed in it:
+/// a second that timed nothing has no figure, rather than a latency of zero (a punctual
+/// schedule in a second that sent nothing, in the ramp-up or the drain).
+fn last_second(point: &IntervalPoint) -> Vec<(&'static str, String, f64)> {
+    let seconds = |us: u64| us as f64 / 1e6;
+    [
+        (
+            "direct_p50_seconds",
+            "Median direct-message latency",
+            point.direct_count,
+            point.direct_p50_us,
+        ),
+        (
+            "direct_p99_seconds",
+            "p99 direct-message latency",
+            point.direct_count,
+            point.direct_p99_us,
+        ),
+        (
+            "direct_max_seconds",
+            "Largest direct-message latency",
+            point.direct_count,
+            point.direct_max_us,
+        ),
+        (
+            "group_p99_seconds",
+            "p99 group delivery latency",
+            point.group_count,
+            point.group_p99_us,
+        ),
+        (
             "schedule_lag_p99_seconds",
-            &format!("p99 of how late the generator sent against its schedule {last}."),
-            labels,
-            seconds(p.point.lag_p99_us),
-        )
+            "p99 of how late the generator sent against its schedule",
+            point.lag_count,
+            point.lag_p99_us,
+        ),
+    ]
+    .into_iter()
+    .filter(|&(_, _, count, _)| count > 0)
+    .map(|(name, what, _, us)| (name, format!("{what} over the last second."), seconds(us)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_that_timed_nothing_has_no_gauge_of_it() {
+        let names = |p: &IntervalPoint| -> Vec<&str> {
+            last_second(p).into_iter().map(|(n, _, _)| n).collect()
+        };
+        let quiet = IntervalPoint {
+            lag_p99_us: 0,
+            ..IntervalPoint::default()
+        };
+        assert!(names(&quiet).is_empty(), "{:?}", names(&quiet));
+        let sending = IntervalPoint {
+            lag_count: 40,
+            lag_p99_us: 1_500,
+            direct_count: 38,
+            direct_p99_us: 2_000,
+            ..IntervalPoint::default()
+        };
+        assert_eq!(
+            names(&sending),
+            [
+                "direct_p50_seconds",
+                "direct_p99_seconds",
+                "direct_max_seconds",
+                "schedule_lag_p99_seconds"
+            ]
+        );
+        let lag = last_second(&sending);
+        assert_eq!(lag[3].2, 0.0015);
     }
 }

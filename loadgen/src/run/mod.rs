@@ -500,6 +500,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut cpu_at_schedule_end = None;
     let mut threads_at_measure_start = None;
     let mut threads_at_schedule_end = None;
+    // Deliveries received by then, read with the CPU: the CPU per delivery divides the CPU of
+    // that span by what arrived in it (the measured period's messages may arrive in the drain,
+    // whose CPU is not counted).
+    let mut delivered_at_measure_start = None;
+    let mut delivered_at_schedule_end = None;
     // A standalone QUIC server on loopback: its socket's drops are read too.
     let server_socket = match (&config.server, config.transport) {
         (ServerSpec::Remote { addr, .. }, Transport::Quic) => Some(*addr),
@@ -520,6 +525,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             clients_at_rss = logged_in(&ctx);
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
+            delivered_at_measure_start = Some(deliveries_so_far(&ctx));
             drops = imbench_quic.then(|| DropTally::start(DropSnapshot::take(server_socket)));
         }
         let schedule_over = now_us >= ctx.schedule_end();
@@ -527,6 +533,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             watchdog.schedule_ended(&ctx);
             cpu_at_schedule_end = Some(imbench_server::process::cpu_seconds());
             threads_at_schedule_end = Some(CpuSnapshot::take());
+            delivered_at_schedule_end = Some(deliveries_so_far(&ctx));
             if let Some(d) = &mut drops {
                 d.observe(DropSnapshot::take(server_socket));
             }
@@ -808,6 +815,10 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         memory,
         cpu_seconds: cpu_used,
         cpu_use,
+        delivered_with_cpu: match (delivered_at_measure_start, delivered_at_schedule_end) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
         udp_drops,
         groups,
     });
@@ -1626,7 +1637,7 @@ fn interval_point(
         refused: totals.rejected + totals.group_rejected,
         dropped: totals.disconnected,
         sent: ctx.sum(|c| c.sent.load(Relaxed) + c.group_sent.load(Relaxed)),
-        delivered: ctx.sum(|c| c.delivered.load(Relaxed)) + ctx.ledger.deliveries.load(Relaxed),
+        delivered: deliveries_so_far(ctx),
         group_count: interval.get(Metric::Group).len(),
         group_p99_us: interval.get(Metric::Group).value_at_quantile(0.99),
         direct_count: d.len(),
@@ -1634,6 +1645,7 @@ fn interval_point(
         direct_p99_us: d.value_at_quantile(0.99),
         direct_max_us: d.max(),
         lag_p99_us: interval.get(Metric::ScheduleLag).value_at_quantile(0.99),
+        lag_count: interval.get(Metric::ScheduleLag).len(),
     };
     points.push(point.clone());
     (point, totals)
@@ -1662,6 +1674,11 @@ impl RunError {
             _ => crate::exit_code::INVALID,
         }
     }
+}
+
+/// Deliveries received so far: direct messages, and each member's copy of a group message.
+fn deliveries_so_far(ctx: &RunContext) -> u64 {
+    ctx.sum(|c| c.delivered.load(Relaxed)) + ctx.ledger.deliveries.load(Relaxed)
 }
 
 #[cfg(test)]
