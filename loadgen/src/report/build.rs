@@ -502,8 +502,15 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         }
     }
     let value = target_value(&slo.target, run);
-    if let (Some(v), Some((lost, owed, left_out))) =
-        (value, lost_beyond_percentile(&slo.target, run))
+    if let (
+        Some(v),
+        Some(Beyond {
+            lost,
+            owed,
+            left_out,
+            what,
+        }),
+    ) = (value, lost_beyond_percentile(&slo.target, run))
     {
         // A message that never arrived is later than any bound: with more of them than the
         // percentile leaves out, the percentile over all messages is unbounded, whatever the
@@ -511,7 +518,7 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         return SloResult {
             expr: slo.expr.clone(),
             value: format!(
-                "unbounded: {lost} of {owed} messages never arrived ({:.2} %, more than {left_out} leaves out); the delivered ones' is {}",
+                "unbounded: {lost} of {owed} {what} ({:.2} %, more than {left_out} leaves out); the delivered ones' is {}",
                 lost as f64 * 100.0 / owed as f64,
                 slo.show(v)
             ),
@@ -541,13 +548,25 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
     }
 }
 
-/// For a latency SLO on a figure whose samples are deliveries (`direct`, `group`): how many
-/// of its messages never arrived, of how many owed, and the percentile's quantile, when more
-/// of them were lost than the percentile leaves out (any, for `max` and `mean`), and what it
-/// leaves out.
+/// Messages a percentile cannot bound: more never arrived than it leaves out.
+struct Beyond {
+    /// Messages that never arrived (or never reached every member, for a fan-out).
+    lost: u64,
+    /// Of how many.
+    owed: u64,
+    /// What the percentile leaves out, in words.
+    left_out: &'static str,
+    /// What `lost` counts, in words.
+    what: &'static str,
+}
+
+/// For a latency SLO on a figure whose samples are deliveries (`direct`, `group`) or fan-outs
+/// (`fanout`, `fanout_spread`): how many of its messages never arrived (never reached every
+/// owed member), of how many, when more of them were lost than the percentile leaves out (any,
+/// for `max` and `mean`), and what it leaves out.
 /// The counts are the
 /// run's (warm-up and drain included), the figure's samples the measured period's.
-fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64, &'static str)> {
+fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<Beyond> {
     let Target::Latency { metric, stat } = target else {
         return None;
     };
@@ -563,7 +582,8 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64,
         _ => return None,
     };
     let group = run.group.as_ref().map(|g| &g.counts);
-    let (lost, owed) = match metric.as_str() {
+    let never_arrived = "messages never arrived";
+    let (lost, owed, what) = match metric.as_str() {
         "direct" | "direct_uncorrected" => (
             run.counters
                 .lost
@@ -571,15 +591,30 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<(u64, u64,
             run.counters
                 .expected
                 .saturating_sub(group.map_or(0, |g| g.expected)),
+            never_arrived,
         ),
         "group" => {
             let g = group?;
-            (g.lost, g.expected)
+            (g.lost, g.expected, "deliveries never arrived")
+        }
+        // A fan-out that never completed has no completion time: it is later than any bound.
+        FANOUT | FANOUT_SPREAD => {
+            let g = group?;
+            (
+                g.incomplete,
+                g.sent,
+                "group messages never reached every member",
+            )
         }
         _ => return None,
     };
     let beyond = u128::from(lost) * 1000 > u128::from(owed) * left_out_permille;
-    (owed > 0 && beyond).then_some((lost, owed, left_out))
+    (owed > 0 && beyond).then_some(Beyond {
+        lost,
+        owed,
+        left_out,
+        what,
+    })
 }
 
 /// The sample count when an SLO's percentile is taken over too few samples to be anything but
@@ -809,6 +844,36 @@ mod tests {
         // Other figures (ack, connect) are not deliveries.
         run.counters.lost = 6_421;
         assert!(!evaluate("ack.p99 < 1h", run).value.contains("unbounded"));
+    }
+
+    #[test]
+    fn a_fanout_percentile_that_incomplete_fanouts_reach_is_unbounded() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        run.metrics.insert(
+            FANOUT.to_string(),
+            MetricSummary {
+                count: 1_332,
+                p99_us: 75_010,
+                ..MetricSummary::default()
+            },
+        );
+        let group = run.group.get_or_insert_with(Default::default);
+        (group.counts.sent, group.counts.incomplete) = (3_827, 38);
+        // Under 1 % incomplete: the p99 is among the completed.
+        let p99 = evaluate("fanout.p99 < 500ms", run);
+        assert_eq!((p99.value.as_str(), p99.ok), ("75.01ms", true));
+        // 54 % never reached every member: no completion time bounds them.
+        run.group.as_mut().expect("groups").counts.incomplete = 2_063;
+        let p99 = evaluate("fanout.p99 < 500ms", run);
+        assert!(!p99.ok, "{p99:?}");
+        assert!(
+            p99.value
+                .starts_with("unbounded: 2063 of 3827 group messages never reached every member"),
+            "{}",
+            p99.value
+        );
     }
 
     #[test]
