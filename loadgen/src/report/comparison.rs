@@ -149,7 +149,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     let counted = |counter: &str| -> Option<Vec<Option<f64>>> {
         let values: Vec<Option<f64>> = runs
             .iter()
-            .map(|r| r.counters.get(counter).map(|v| v as f64))
+            .map(|r| r.counter_given(counter).map(|v| v as f64))
             .collect();
         values.iter().flatten().any(|&v| v > 0.0).then_some(values)
     };
@@ -311,5 +311,36 @@ mod tests {
         assert_eq!(line("zero_rtt"), "91 0 (0.00x)");
         assert_eq!(line("resumed"), "91 0 (0.00x)");
         assert!(!table.contains("\nmigrations"), "{table}");
+        // Another system's clients resume no TLS session of imbench's: not measured, not 0.
+        let mut quic = report_of("quic", None);
+        quic.runs[0].counters.resumed = 77;
+        let mut nats = report_of("nats", None);
+        nats.runs[0].target = Some("nats://127.0.0.1:4222".into());
+        let mut named = report_of("broker", None);
+        named.runs[0].target = Some("broker=mqtt://127.0.0.1:1883?session=persistent".into());
+        let table = comparison_table(&combine(vec![quic, nats, named]).expect("three runs"));
+        let resumed = table
+            .lines()
+            .find(|l| l.starts_with("resumed "))
+            .unwrap_or_else(|| panic!("no resumed row: {table}"));
+        assert_eq!(
+            resumed.split_whitespace().skip(1).collect::<Vec<_>>(),
+            ["77", "-", "-"],
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_run_knows_whether_its_clients_were_imbench_s_own() {
+        let mut run = report_of("quic", None).runs.remove(0);
+        assert!(run.own_clients());
+        run.target = Some("imbench+quic://127.0.0.1:4433".into());
+        assert!(run.own_clients());
+        run.target = Some("ref=imbench+tcp://127.0.0.1:4434".into());
+        assert!(run.own_clients());
+        run.target = Some("xmpp://u:***@127.0.0.1:5222?register=yes".into());
+        assert!(!run.own_clients());
+        assert_eq!(run.counter_given("resumed"), None);
+        assert!(run.counter_given("lost").is_some());
     }
 }

@@ -169,6 +169,11 @@ counters! {
     }
 }
 
+/// Counters only imbench's own clients make: QUIC 0-RTT logins, TLS session resumption, QUIC
+/// connection migration. Another system's clients make none, and their 0 means "not
+/// measured", not "none happened".
+pub const OWN_CLIENTS_ONLY: [&str; 4] = ["zero_rtt", "zero_rtt_refused", "resumed", "migrations"];
+
 /// Which way a counter gets worse, for a regression gate (an SLO states its own direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Worse {

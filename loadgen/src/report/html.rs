@@ -227,21 +227,22 @@ fn glance(out: &mut String, report: &Report) {
         ));
     }
     let mut zero: Vec<&str> = Vec::new();
-    let counters: Vec<Vec<(&'static str, u64)>> = runs.iter().map(|r| r.counters.each()).collect();
-    if let Some(first) = counters.first() {
-        for (i, (name, _)) in first.iter().enumerate() {
-            let values: Vec<u64> = counters
-                .iter()
-                .map(|c| c.get(i).map_or(0, |v| v.1))
-                .collect();
-            if values.iter().all(|&v| v == 0) {
-                zero.push(name);
-            } else {
-                rows.push((
-                    name.to_string(),
-                    values.iter().map(u64::to_string).collect(),
-                ));
-            }
+    for name in crate::report::figures::Counters::NAMES {
+        // A counter another system's clients cannot count is "-" for its run, not 0.
+        let values: Vec<Option<u64>> = runs.iter().map(|r| r.counter_given(name)).collect();
+        if values.iter().all(Option::is_none) {
+            continue;
+        }
+        if values.iter().flatten().all(|&v| v == 0) {
+            zero.push(name);
+        } else {
+            rows.push((
+                name.to_string(),
+                values
+                    .iter()
+                    .map(|v| v.map_or("-".to_string(), |v| v.to_string()))
+                    .collect(),
+            ));
         }
     }
     out.push_str("<div class=\"wide\"><table><tr><th></th>");
@@ -265,7 +266,7 @@ fn glance(out: &mut String, report: &Report) {
     if !zero.is_empty() {
         let _ = writeln!(
             out,
-            "<details><summary>{} counters are 0 in every run</summary><p>{}</p></details>",
+            "<details><summary>{} counters are 0 in every run that counts them</summary><p>{}</p></details>",
             zero.len(),
             escape(&zero.join(", "))
         );

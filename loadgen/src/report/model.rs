@@ -198,6 +198,28 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether this run's clients were imbench's own (its server, embedded, by `--server` or an
+    /// `imbench+…` target), which alone count [`crate::report::figures::OWN_CLIENTS_ONLY`].
+    pub fn own_clients(&self) -> bool {
+        self.target.as_deref().is_none_or(|t| {
+            // `NAME=URL` names a target; a URL's own `=` comes after its scheme.
+            let url = match (t.find('='), t.find("://")) {
+                (Some(eq), Some(scheme)) if eq < scheme => &t[eq + 1..],
+                _ => t,
+            };
+            url.starts_with("imbench")
+        })
+    }
+
+    /// The counter `name` of this run; `None` for one its clients cannot count (another
+    /// system's run has no `resumed`: its 0 would read as "none happened").
+    pub fn counter_given(&self, name: &str) -> Option<u64> {
+        if !self.own_clients() && crate::report::figures::OWN_CLIENTS_ONLY.contains(&name) {
+            return None;
+        }
+        self.counters.get(name)
+    }
+
     /// Whether the server ran in the generator's process.
     pub fn embedded(&self) -> bool {
         self.server == EMBEDDED

@@ -960,10 +960,7 @@ async fn interrupted(config: &RunConfig) {
     }
 }
 
-/// Counters only imbench's own clients make: QUIC 0-RTT logins, TLS session resumption, QUIC
-/// connection migration. Another system's clients make none, and their 0 means "not
-/// measured", not "none happened".
-pub const OWN_CLIENTS_ONLY: [&str; 4] = ["zero_rtt", "zero_rtt_refused", "resumed", "migrations"];
+pub use crate::report::figures::OWN_CLIENTS_ONLY;
 
 /// Refuses what a driver cannot give: files on one that carries none, and an SLO on a
 /// counter only imbench's own clients make ([`OWN_CLIENTS_ONLY`]) on another system.
