@@ -302,6 +302,31 @@ fn a_broker_dropping_big_messages_fails_a_scenario_without_slos() {
     assert_eq!(report["verdict"], "slo_failed", "{}", report["verdict"]);
 }
 
+/// Over MQTT 5, mosquitto answers a message over its `message_size_limit` with reason 0x95
+/// (packet too large), a code MQTT 5 gives no PUBACK: the client cannot read it and the
+/// connection is lost. The run says what happened and what to do, not that a packet could not
+/// be read "as response for connect".
+#[test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+fn a_message_over_the_brokers_size_limit_over_mqtt_5_is_named_packet_too_large() {
+    let broker = Mosquitto::start(
+        "size-limit-5",
+        "allow_anonymous true\nmessage_size_limit 200",
+    );
+    let dir = broker.daemon.dir.clone();
+    let big = TINY_TOML.replace(
+        "size = { dist = \"fixed\", bytes = \"64B\" }",
+        "size = { dist = \"fixed\", bytes = \"1KiB\" }",
+    );
+    assert!(big.contains("1KiB"), "{big}");
+    std::fs::write(dir.join("s.toml"), big).unwrap();
+    let url = broker.url("", "?version=5");
+    let (out, text) = imbench_in(&dir, &["run", "s.toml", "--target", &url]);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("reason 0x95, packet too large"), "{text}");
+    assert!(!text.contains("response for connect"), "{text}");
+}
+
 #[test]
 #[ignore = "needs mosquitto and nats-server; .ci/run installs them and runs these"]
 fn several_targets_run_the_same_schedule_side_by_side() {

@@ -172,6 +172,10 @@ pub(super) enum Failure {
     /// The peer sent bytes the client could not read as MQTT, in rumqttc's words: before the
     /// CONNACK, not an MQTT port; later, a packet of the broker's the library does not know.
     Unreadable(String),
+    /// An MQTT 5 broker answered a message with reason 0x95, "packet too large", where MQTT 5
+    /// gives a PUBACK or PUBREC no such code (mosquitto does, over its `message_size_limit`):
+    /// the library cannot read it, and the connection is lost.
+    TooLarge,
     /// The broker closed the connection (or reset it) without a DISCONNECT.
     Ended,
     /// The connection was reset while the client waited for an answer, in words.
@@ -274,6 +278,9 @@ impl Failure {
             E::MqttState(rumqttc::v5::StateError::Deserialization(
                 rumqttc::v5::mqttbytes::Error::Io(io),
             )) if is_cut_off(&io) => Failure::CutOff(format!("the connection was cut off: {io}")),
+            E::MqttState(rumqttc::v5::StateError::Deserialization(
+                rumqttc::v5::mqttbytes::Error::InvalidConnectReturnCode(PACKET_TOO_LARGE),
+            )) => Failure::TooLarge,
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
                 Failure::Unreadable(d.to_string())
             }
@@ -295,9 +302,13 @@ impl Failure {
                 format!("the broker sent a packet the client could not read (rumqttc: {e})")
             }
             Failure::Ended => ENDED.into(),
+            Failure::TooLarge => "the broker answered a message with reason 0x95, packet too large (over its size limit: mosquitto's message_size_limit or max_packet_size), which MQTT 5 allows in no PUBACK or PUBREC and the client cannot read, so the connection is lost: keep the scenario's largest body (direct.size, groups.size) under the broker's limit".into(),
         }
     }
 }
+
+/// MQTT 5's reason code "packet too large".
+const PACKET_TOO_LARGE: u8 = 0x95;
 
 /// The client id of `user`: `PREFIX-USER`.
 pub(super) fn client_id(target: &MqttTarget, user: u64) -> String {
