@@ -91,6 +91,12 @@ impl Report {
                     // Read before every client had logged in (a run stopped in its ramp-up):
                     // over how many it is.
                     match m.clients {
+                        // Runs side by side share one process: what the earlier ones left
+                        // behind is in a later one's figure.
+                        _ if i > 0 && !crate::report::merge::is_merged_run(run) => format!(
+                            "; after {i} earlier run{} in this process, whose memory is in it",
+                            if i == 1 { "" } else { "s" }
+                        ),
                         Some(n) if n != run.counters.clients => {
                             format!("; over the {n} logged in when it was read")
                         }
@@ -334,6 +340,19 @@ mod tests {
             !memory_line(&r).contains("over only"),
             "{}",
             memory_line(&r)
+        );
+        // A second run side by side in the same process starts from what the first left.
+        let mut second = r.runs[0].clone();
+        second.transport = "tcp".into();
+        r.runs.push(second);
+        let table = r.table();
+        let lines: Vec<&str> = table.lines().filter(|l| l.starts_with("memory:")).collect();
+        assert_eq!(lines.len(), 2, "{table}");
+        assert!(!lines[0].contains("earlier run"), "{}", lines[0]);
+        assert!(
+            lines[1].contains("; after 1 earlier run in this process, whose memory is in it"),
+            "{}",
+            lines[1]
         );
     }
 }
