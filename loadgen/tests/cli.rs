@@ -2288,6 +2288,32 @@ fn sample(scrape: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// Ctrl-C while the first connection waits on a target that took it and says nothing: one
+/// line says what was interrupted (the handler said beside it that no run was measuring).
+#[test]
+fn ctrl_c_while_reaching_a_silent_target_is_said_once() {
+    let dir = Dir::new("silent-target");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Takes connections and never answers, for a bounded number of them.
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).flatten().collect();
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(held);
+    });
+    let scenario = dir.file("s.toml", TINY);
+    let target = format!("nats://{addr}");
+    let args = ["run", scenario.to_str().unwrap(), "--target", &target];
+    let (out, _) = interrupted(&dir, &args, std::time::Duration::from_millis(1200));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("interrupted while reaching the server, before the run began"),
+        "{all}"
+    );
+    assert!(!all.contains("no run was measuring"), "{all}");
+}
+
 #[test]
 fn metrics_addr_serves_both_sides_live_and_a_taken_port_is_a_usage_error() {
     let dir = Dir::new("metrics");

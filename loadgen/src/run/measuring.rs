@@ -20,7 +20,8 @@ static MEASURING: AtomicUsize = AtomicUsize::new(0);
 /// Runs that an interrupt stopped before their schedule and drain were through.
 static CUT_SHORT: AtomicU64 = AtomicU64::new(0);
 
-/// Held by a run while it measures; dropping it says the run has settled its figures.
+/// Held by a run while it measures (and by a comparison's check of a target before its runs,
+/// whose interrupt its own error says); dropping it says the run has settled its figures.
 pub(crate) struct Measuring {
     cut: bool,
 }

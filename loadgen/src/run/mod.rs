@@ -939,7 +939,10 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
     check_driver_gives(&driver, s)?;
     let user = s.clients as u64;
     let timeout = s.generator.connect_timeout;
-    // With receipts, as the run's own check (see there); Ctrl-C ends the check at once.
+    // With receipts, as the run's own check (see there); Ctrl-C ends the check at once, and
+    // its error says so: held as a run's, so that the interrupt's handler leaves the words
+    // to it (it said "no run was measuring" beside it).
+    let _checking = measuring::Measuring::begin();
     let probed = tokio::select! {
         probed = driver.first_connect(user, true, timeout) => probed,
         () = interrupted(config) => return Err(RunError::InterruptedBeforeStart),
@@ -1506,9 +1509,20 @@ impl Watchdog {
         let silent = self.check(ctx).is_some()
             || self.since.elapsed() >= drain
             || self.answered_at_schedule_end == Some(answered);
+        // How long it has been silent, to the check a second: a server that stopped well
+        // before the schedule's end (not long enough for the watchdog's limit) is said to.
+        let silent_for = self.since.elapsed();
         (silent && sent > answered && !drain.is_zero()).then(|| {
+            let since = if silent_for > drain + Duration::from_secs(1) {
+                format!(
+                    " and for about {:.0} s in all, from before the schedule's end",
+                    silent_for.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "the server answered nothing through the whole drain ({drain:.1?}) while {} waited: it stopped or hung",
+                "the server answered nothing through the whole drain ({drain:.1?}){since} while {} waited: it stopped or hung",
                 messages(sent - answered)
             )
         })
@@ -1896,6 +1910,19 @@ mod tests {
             .expect("nothing answered since the schedule ended");
         assert!(
             why.contains("through the whole drain (3.0s) while 1 message waited"),
+            "{why}"
+        );
+        // Silent since long before the schedule's end: said so.
+        let mut long = Watchdog::new(Duration::from_secs(10));
+        assert_eq!(long.check(&ctx), None);
+        tokio::time::advance(Duration::from_secs(7)).await;
+        long.schedule_ended(&ctx);
+        tokio::time::advance(drain).await;
+        let why = long
+            .silent_through_drain(&ctx, drain)
+            .expect("nothing answered for 10 s");
+        assert!(
+            why.contains("(3.0s) and for about 10 s in all, from before the schedule's end"),
             "{why}"
         );
         // An answer during the drain is a server that is slow, not one that stopped.
