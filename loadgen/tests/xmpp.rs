@@ -100,6 +100,45 @@ async fn what_arrives_while_a_client_is_away_is_kept_and_delivered_once() {
     assert_eq!((c.lost, c.duplicated), (0, 0), "{c:?}");
 }
 
+/// ejabberd without offline storage (the tests' own) acknowledges what is sent to a client
+/// that is away and bounces it after: lost, each with an error and a problem in the server's
+/// words, and a note that says what the bounces mean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ejabberd and root; .ci/run installs it and runs these"]
+async fn what_ejabberd_bounces_for_a_client_away_is_lost_and_said_in_a_note() {
+    let server = Ejabberd::start("churn");
+    let scenario = |more: &str| {
+        let mut s = small_scenario_with(30, 20.0, Duration::from_secs(3), more);
+        s.ramp_up = Duration::from_secs(3);
+        s
+    };
+    // The first run registers the accounts; the second churns on them.
+    imbench_loadgen::run(config(scenario(""), server.target("")))
+        .await
+        .expect("a run that registers the accounts");
+    let churn = "[churn]\nfraction = 0.3\nrate = 8.0\noffline = \"500ms\"\n";
+    let outcome = imbench_loadgen::run(config(scenario(churn), server.target("")))
+        .await
+        .expect("a run with churn");
+    let run = &outcome.report.runs[0];
+    let c = &run.counters;
+    assert!(c.reconnects >= 10 && c.lost > 0, "{c:?}");
+    assert!(
+        run.problems
+            .iter()
+            .any(|p| p.contains("XMPP bounce (service-unavailable)")),
+        "{:?}",
+        run.problems
+    );
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("and then bounced") && n.contains("mod_offline")),
+        "{:?}",
+        run.notes
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs prosody; .ci/run installs it and runs these"]
 async fn rooms_on_a_service_the_server_does_not_have_make_the_run_invalid() {

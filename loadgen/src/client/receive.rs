@@ -276,6 +276,12 @@ impl<'a> Receiver<'a> {
                 }
                 return Next::End;
             }
+            Event::Bounced { what } => {
+                c.errors.fetch_add(1, Relaxed);
+                c.bounced.fetch_add(1, Relaxed);
+                self.ctx
+                    .note_problem(format!("client {}: {what}", self.index));
+            }
             Event::Unexpected { what } => {
                 c.errors.fetch_add(1, Relaxed);
                 self.ctx

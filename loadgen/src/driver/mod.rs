@@ -169,6 +169,13 @@ pub enum Event {
         /// In words.
         reason: String,
     },
+    /// A message this client sent, which the system had accepted, came back undelivered (an
+    /// XMPP server without offline storage bounces what it acknowledged for a recipient who is
+    /// not online): counted as an error, and said in a note with the system's reason.
+    Bounced {
+        /// What arrived, in words.
+        what: String,
+    },
     /// Something this client did not ask for; named for the report.
     Unexpected {
         /// What arrived (with what the system said of it, where it said something).

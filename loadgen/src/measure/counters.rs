@@ -145,6 +145,9 @@ client_counters! {
         group_refused,
         /// Connections made again after a planned disconnect (`[churn]`).
         reconnects,
+        /// Messages this client sent that the system accepted and then bounced back
+        /// undelivered (an XMPP server without offline storage, to a recipient not online).
+        bounced,
         /// Second copies dropped because a reconnect explains them: the server sent again what
         /// this client had not confirmed, or the sender sent again what it had no answer for.
         redelivered,

@@ -775,6 +775,16 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             "the server accepted {accepted} messages and delivered none: do the server's access rules let the clients both publish and read their topics or subjects (a broker may take a message it is not allowed to route and drop it without a word)?"
         ));
     }
+    // A server that acknowledged messages and bounced them after: what it lost is explained,
+    // in its own words in the problems.
+    if totals.bounced > 0 {
+        notes.push(format!(
+            "the server acknowledged {} and then bounced {} back undelivered (see the problems for its reason): a server that keeps nothing for a client that is not online (ejabberd without `mod_offline`) bounces what was sent to one away or not yet logged in; {} counted in `lost`, each with an error",
+            messages(totals.bounced),
+            if totals.bounced == 1 { "it" } else { "them" },
+            if totals.bounced == 1 { "it is" } else { "they are" },
+        ));
+    }
     if let Some(ns) = &config.namespace {
         notes.push(match &ctx.scenario.network {
             Some(held) => format!(

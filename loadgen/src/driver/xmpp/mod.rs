@@ -1071,12 +1071,11 @@ impl XmppEvents {
                 // Acked before: the recipient's session ended with the message unconfirmed
                 // (cut off, say), and the server gave up on it. Whether it arrived is the
                 // recipient's count: the sender does not take it back.
-                return Some(Event::Unexpected {
+                return Some(Event::Bounced {
                     what: format!(
                         "XMPP bounce ({}) of message {msg_id}, which the server had acked",
                         wire::error_condition(e).unwrap_or("no condition given")
-                    )
-                    .into(),
+                    ),
                 });
             }
             return Some(Event::Rejected {
