@@ -246,7 +246,8 @@ fn imbench_run_takes_an_mqtt_target_at_every_qos() {
 
 /// The reference server's driver pointed at mosquitto's port: mosquitto resets a connection
 /// whose first bytes are not MQTT, with the Hello unread. That is a usage error that names the
-/// likely cause, as a close without a word is (it was "cannot reach the server", exit 3).
+/// likely cause, as a close without a word is (it was "cannot reach the server", exit 3); over
+/// WebSocket it resets the upgrade request, which says the same.
 #[test]
 #[ignore = "needs mosquitto; .ci/run installs it and runs these"]
 fn the_reference_driver_at_a_brokers_port_is_a_usage_error_naming_mqtt() {
@@ -257,22 +258,23 @@ fn the_reference_driver_at_a_brokers_port_is_a_usage_error_naming_mqtt() {
     let secret = dir.join("secret");
     std::fs::write(&secret, "ab".repeat(32)).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let target = format!("imbench+tcp://127.0.0.1:{}", broker.port);
-    let run = [
-        "run",
-        "s.toml",
-        "--target",
-        &target,
-        "--secret-file",
-        "secret",
-    ];
-    let (out, text) = imbench_in(&dir, &run);
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("closed the connection on Hello without an answer")
-            && text.contains("mqtt://"),
-        "{text}"
-    );
+    for (transport, said) in [
+        ("tcp", "closed the connection on Hello without an answer"),
+        ("ws", "reset the connection on a WebSocket upgrade request"),
+    ] {
+        let target = format!("imbench+{transport}://127.0.0.1:{}", broker.port);
+        let run = [
+            "run",
+            "s.toml",
+            "--target",
+            &target,
+            "--secret-file",
+            "secret",
+        ];
+        let (out, text) = imbench_in(&dir, &run);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains(said) && text.contains("mqtt://"), "{text}");
+    }
 }
 
 /// mosquitto takes a message over its `message_size_limit` from an MQTT 3.1.1 client, acks it

@@ -88,6 +88,18 @@ impl ImbenchDriver {
                         "{} {hint} (it said: {text}): is it an imbench server's {} port?",
                         self.addr, self.transport
                     ))
+                } else if self.transport == Transport::Ws
+                    && !self.welcomed.load(std::sync::atomic::Ordering::Relaxed)
+                    && matches!(&e, imbench_transport::TransportError::Io(io)
+                        if io.kind() == std::io::ErrorKind::ConnectionReset)
+                {
+                    // The port took the connection and reset it on the upgrade request, as a
+                    // program that closes on bytes it cannot read does (mosquitto); an imbench
+                    // server that has welcomed others does so only over its limit.
+                    ConnectError::Misconfigured(format!(
+                        "{} reset the connection on a WebSocket upgrade request, which an imbench server's ws port accepts: is it a plain TCP port (--transport tcp), or another program's (an MQTT broker does this: --target mqtt://…)?",
+                        self.addr
+                    ))
                 } else if matches!(&e, imbench_transport::TransportError::Io(io)
                     if io.kind() == std::io::ErrorKind::ConnectionRefused)
                 {
