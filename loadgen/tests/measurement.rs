@@ -192,13 +192,15 @@ fn a_server_stall_shows_in_corrected_percentiles_not_uncorrected() {
 fn cpu_per_delivery_divides_by_what_arrived_while_its_cpu_was_counted() {
     let server = ServerOnItsOwnThread::start();
     let report = generator_runtime().block_on(async {
-        // 5 clients at 100 msg/s for 2 s (the measured period is 0.7 s - 2.7 s); the server
-        // stops for 1.5 s from 2.0 s, so what is due from then arrives after 3.5 s.
+        // 5 clients at 100 msg/s for 2 s (the measured period is 0.7 s - 2.7 s of the run's
+        // clock, which starts a little after this one); the server stops for 3 s from 2.0 s,
+        // past the schedule's end however slow the start, so what is due from then arrives in
+        // the drain.
         let scenario = small_scenario(5, 100.0, Duration::from_secs(2));
         let server_handle = server.handle.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(2000)).await;
-            server_handle.spawn(async move { std::thread::sleep(Duration::from_millis(1500)) });
+            server_handle.spawn(async move { std::thread::sleep(Duration::from_millis(3000)) });
         });
         imbench_loadgen::run(config(scenario, server.target()))
             .await

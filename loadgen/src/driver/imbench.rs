@@ -97,7 +97,7 @@ impl ImbenchDriver {
                     // program that closes on bytes it cannot read does (mosquitto); an imbench
                     // server that has welcomed others does so only over its limit.
                     ConnectError::Misconfigured(format!(
-                        "{} reset the connection on a WebSocket upgrade request, which an imbench server's ws port accepts: is it a plain TCP port (--transport tcp), or another program's (an MQTT broker does this: --target mqtt://…)?",
+                        "{} reset the connection on a WebSocket upgrade request, which an imbench server's ws port accepts unless it is at its connection limit (--max-connections, or its ulimit -n): is it a plain TCP port (--transport tcp), or another program's (an MQTT broker does this: --target mqtt://…)?",
                         self.addr
                     ))
                 } else if matches!(&e, imbench_transport::TransportError::Io(io)
@@ -197,7 +197,7 @@ impl ImbenchDriver {
             ));
         }
         ConnectError::Misconfigured(format!(
-            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one: is it a WebSocket port (--transport {}), or another program's (an MQTT broker does this: --target mqtt://…)?",
+            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one, unless it is at its connection limit (--max-connections, or its ulimit -n): is it a WebSocket port (--transport {}), or another program's (an MQTT broker does this: --target mqtt://…)?",
             self.addr,
             self.transport,
             if self.transport == Transport::Tls { "wss" } else { "ws" }

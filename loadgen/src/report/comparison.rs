@@ -338,6 +338,8 @@ mod tests {
         assert!(run.own_clients());
         run.target = Some("ref=imbench+tcp://127.0.0.1:4434".into());
         assert!(run.own_clients());
+        run.target = Some("IMBENCH+QUIC://127.0.0.1:4433".into());
+        assert!(run.own_clients());
         run.target = Some("xmpp://u:***@127.0.0.1:5222?register=yes".into());
         assert!(!run.own_clients());
         assert_eq!(run.counter_given("resumed"), None);

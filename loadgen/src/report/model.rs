@@ -56,8 +56,10 @@ pub struct GroupReport {
 /// The shape of report.json this imbench writes. Raised whenever a field changes meaning or
 /// goes away (new fields with a default need no raise); readers take every schema up to
 /// theirs and refuse newer ones ([`crate::report::read`]). 3: `scenario.slo` may hold SLOs a
-/// run was not judged on, named in its `slo_lifted` (an older merge would judge them).
-pub const REPORT_SCHEMA: u32 = 3;
+/// run was not judged on, named in its `slo_lifted` (an older merge would judge them). 4:
+/// `cpu.us_per_message` is null for a period that sent no message (it was 0), and the CPU per
+/// delivery divides by the deliveries received while its CPU was counted (`cpu.deliveries`).
+pub const REPORT_SCHEMA: u32 = 4;
 
 fn first_schema() -> u32 {
     1
@@ -207,7 +209,8 @@ impl RunReport {
                 (Some(eq), Some(scheme)) if eq < scheme => &t[eq + 1..],
                 _ => t,
             };
-            url.starts_with("imbench")
+            url.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("imbench"))
         })
     }
 

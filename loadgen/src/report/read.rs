@@ -51,7 +51,15 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
             reads: REPORT_SCHEMA,
         });
     }
-    let report: Report = serde_json::from_value(value)?;
+    let mut report: Report = serde_json::from_value(value)?;
+    if found < 4 {
+        // Before schema 4 a period that sent no message wrote a CPU per message of 0: no figure.
+        for run in &mut report.runs {
+            if let Some(cpu) = run.cpu.as_mut() {
+                cpu.us_per_message = cpu.us_per_message.filter(|&us| us > 0.0);
+            }
+        }
+    }
     // Every run writes one entry per transport or target at least: a report without one is
     // an edited or broken file, and must not pass as a run that was OK.
     if report.runs.is_empty() {
@@ -156,6 +164,25 @@ mod tests {
         include_str!("testdata/schema-1-a.json"),
         include_str!("testdata/schema-1-b.json"),
     ];
+
+    #[test]
+    fn a_cpu_per_message_of_0_before_schema_4_reads_as_no_figure() {
+        let mut old: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        old["schema"] = serde_json::json!(3);
+        old["runs"][0]["cpu"] =
+            serde_json::json!({"seconds": 1.0, "cores": 0.1, "us_per_message": 0.0});
+        let per = |old: &serde_json::Value| {
+            let report = from_json(&old.to_string()).expect("reads");
+            report.runs[0].cpu.as_ref().and_then(|c| c.us_per_message)
+        };
+        assert_eq!(per(&old), None);
+        old["runs"][0]["cpu"]["us_per_message"] = serde_json::json!(250.0);
+        assert_eq!(per(&old), Some(250.0));
+        // Schema 4 wrote null for no figure, and a 0 it wrote is one.
+        old["schema"] = serde_json::json!(4);
+        old["runs"][0]["cpu"]["us_per_message"] = serde_json::json!(0.0);
+        assert_eq!(per(&old), Some(0.0));
+    }
 
     #[test]
     fn every_older_report_reads_and_a_newer_one_is_refused_clearly() {

@@ -11,6 +11,34 @@ use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
 /// 1,000 and 151 at 2,000), and the table says so.
 const FEW_CLIENTS_FOR_MEMORY: u64 = 1_000;
 
+/// What the `memory:` line of `run`, the `index`th of its report, must say of its figure.
+fn memory_qualifiers(index: usize, run: &crate::report::model::RunReport) -> String {
+    let m = &run.memory;
+    let mut said = String::new();
+    // Read before every client had logged in (a run stopped in its ramp-up): over how many.
+    if let Some(n) = m.clients.filter(|&n| n != run.counters.clients) {
+        said.push_str(&format!("; over the {n} logged in when it was read"));
+    }
+    if index > 0 && !crate::report::merge::is_merged_run(run) {
+        // Runs side by side share one process: this one's clients may take memory the earlier
+        // ones freed, and what the process takes once was taken before it.
+        said.push_str(&format!(
+            "; after {index} earlier run{} in this process, whose freed memory it may reuse, so it may read low",
+            if index == 1 { "" } else { "s" }
+        ));
+    } else if let Some(n) = m
+        .clients
+        .filter(|&n| n < FEW_CLIENTS_FOR_MEMORY && said.is_empty())
+    {
+        // What the process allocates once (runtimes, sockets' buffers, histograms: some
+        // 30 MiB here) is a large share of a few clients'.
+        said.push_str(&format!(
+            "; over only {n} clients, with what the process takes once in it"
+        ));
+    }
+    said
+}
+
 impl Report {
     /// The end-of-run table.
     pub fn table(&self) -> String {
@@ -88,25 +116,7 @@ impl Report {
                         (false, true) => "generator + embedded server",
                         (false, false) => "generator",
                     },
-                    // Read before every client had logged in (a run stopped in its ramp-up):
-                    // over how many it is.
-                    match m.clients {
-                        // Runs side by side share one process: what the earlier ones left
-                        // behind is in a later one's figure.
-                        _ if i > 0 && !crate::report::merge::is_merged_run(run) => format!(
-                            "; after {i} earlier run{} in this process, whose memory is in it",
-                            if i == 1 { "" } else { "s" }
-                        ),
-                        Some(n) if n != run.counters.clients => {
-                            format!("; over the {n} logged in when it was read")
-                        }
-                        // What the process allocates once (runtimes, sockets' buffers,
-                        // histograms: some 30 MiB here) is a large share of a few clients'.
-                        Some(n) if n < FEW_CLIENTS_FOR_MEMORY => format!(
-                            "; over only {n} clients, with what the process takes once in it"
-                        ),
-                        _ => String::new(),
-                    },
+                    memory_qualifiers(i, run),
                     m.peak_rss_bytes / (1024 * 1024)
                 );
             }
@@ -350,7 +360,8 @@ mod tests {
         assert_eq!(lines.len(), 2, "{table}");
         assert!(!lines[0].contains("earlier run"), "{}", lines[0]);
         assert!(
-            lines[1].contains("; after 1 earlier run in this process, whose memory is in it"),
+            lines[1]
+                .contains("; after 1 earlier run in this process, whose freed memory it may reuse"),
             "{}",
             lines[1]
         );

@@ -779,10 +779,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // in its own words in the problems.
     if totals.bounced > 0 {
         notes.push(format!(
-            "the server acknowledged {} and then bounced {} back undelivered (see the problems for its reason): a server that keeps nothing for a client that is not online (ejabberd without `mod_offline`) bounces what was sent to one away or not yet logged in; {} counted in `lost`, each with an error",
+            "the server acknowledged {} and then bounced {} back (see the problems for its reason): a server that keeps nothing for a client that is not online (ejabberd without `mod_offline`) bounces what was sent to one away or not yet logged in; each is counted in `errors`, and in `lost` unless its recipient had received it before its session ended",
             messages(totals.bounced),
             if totals.bounced == 1 { "it" } else { "them" },
-            if totals.bounced == 1 { "it is" } else { "they are" },
         ));
     }
     if let Some(ns) = &config.namespace {
@@ -939,6 +938,9 @@ async fn driver_for(
 /// anything: a comparison checks each of its targets this way before the first one runs. The
 /// embedded server is not started for this; it is always there.
 pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
+    // Held as a run's, so that an interrupt's handler leaves the words to the error this
+    // check returns for it (it said "no run was measuring" beside it).
+    let _checking = measuring::Measuring::begin();
     let s = &config.scenario;
     check_slo_names(s)?;
     check_files(config, config.transport)?;
@@ -950,9 +952,7 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
     let user = s.clients as u64;
     let timeout = s.generator.connect_timeout;
     // With receipts, as the run's own check (see there); Ctrl-C ends the check at once, and
-    // its error says so: held as a run's, so that the interrupt's handler leaves the words
-    // to it (it said "no run was measuring" beside it).
-    let _checking = measuring::Measuring::begin();
+    // its error says so.
     let probed = tokio::select! {
         probed = driver.first_connect(user, true, timeout) => probed,
         () = interrupted(config) => return Err(RunError::InterruptedBeforeStart),
