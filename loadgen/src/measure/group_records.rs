@@ -249,6 +249,7 @@ pub fn settle(r: &GroupRecords) -> GroupOutcome {
             s.answered_us
         };
         let g = &mut out.groups[s.group];
+        g.counts.settled += 1;
         let got = receipts.get(&s.slot);
         let mut expected = members.stable_joined_by(s.group, s.sent_us, s.sender) as u64;
         let mut delivered = got.map_or(0, |x| u64::from(x.delivered));
@@ -418,6 +419,10 @@ counters! {
         lost,
         /// Messages whose fan-out never completed.
         incomplete,
+        /// Messages whose fan-out was settled: those tracked that the server did not refuse
+        /// (`incomplete` is of these; 0 in reports written before it was kept).
+        #[serde(default)]
+        settled,
         /// Deliveries received again.
         duplicated,
         /// Deliveries out of order per sender.
@@ -631,7 +636,12 @@ mod tests {
         let out = settle(&all);
         let t = out.total();
         assert_eq!((t.sent, t.expected, t.delivered_expected), (1, 2, 2));
-        assert_eq!((t.lost, t.incomplete), (0, 0));
+        assert_eq!((t.lost, t.incomplete, t.settled), (0, 0, 1));
+        // Refused, it owes no fan-out: nothing settled, nothing incomplete.
+        let (mut refused, second) = two_parts();
+        refused.sent[0].answered_us = REJECTED;
+        let t = settle(&GroupRecords::combine(vec![refused, second]).expect("one load")).total();
+        assert_eq!((t.expected, t.incomplete, t.settled), (0, 0, 0));
         assert_eq!(out.fanout.len(), 1);
         assert_eq!(out.fanout.max(), out.fanout.highest_equivalent(260 - 90));
         assert_eq!(out.spread.max(), out.spread.highest_equivalent(260 - 200));
@@ -644,7 +654,7 @@ mod tests {
         let out = settle(&GroupRecords::combine(vec![first, second]).expect("one load"));
         let t = out.total();
         assert_eq!((t.expected, t.delivered_expected, t.lost), (2, 1, 1));
-        assert_eq!(t.incomplete, 1);
+        assert_eq!((t.incomplete, t.settled), (1, 1));
         assert_eq!(out.fanout.len(), 0);
     }
 

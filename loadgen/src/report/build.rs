@@ -551,6 +551,9 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
     }
 }
 
+/// What a fan-out's `lost` counts, in words.
+const NEVER_EVERY_MEMBER: &str = "group messages never reached every member";
+
 /// Messages a percentile cannot bound: more never arrived than it leaves out.
 struct Beyond {
     /// Messages that never arrived (or never reached every member, for a fan-out).
@@ -601,17 +604,30 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<Beyond> {
             (g.lost, g.expected, "deliveries never arrived")
         }
         // A fan-out that never completed has no completion time: it is later than any bound.
-        // Of the group messages the server took: a refused one owes no fan-out.
+        // Of the group messages whose fan-out was settled (a refused one owes none).
         FANOUT | FANOUT_SPREAD => {
             let g = group?;
-            let refused = run.group.as_ref().map_or(0, |r| r.rejected);
-            (
-                g.incomplete,
-                g.sent.saturating_sub(refused),
-                "group messages never reached every member",
-            )
+            (g.incomplete, g.settled, NEVER_EVERY_MEMBER)
         }
-        _ => return None,
+        // A size bucket's figures, of its groups' messages.
+        name => {
+            let bucket = Bucket::ALL
+                .into_iter()
+                .find(|&b| bucket_names(b).iter().any(|n| n == name))?;
+            let of_bucket = run
+                .group
+                .as_ref()?
+                .groups
+                .iter()
+                .filter(|g| Bucket::of(g.members) == bucket)
+                .map(|g| &g.counts);
+            let counts = GroupCounts::sum(of_bucket);
+            if name.starts_with(Metric::Group.name()) {
+                (counts.lost, counts.expected, "deliveries never arrived")
+            } else {
+                (counts.incomplete, counts.settled, NEVER_EVERY_MEMBER)
+            }
+        }
     };
     let beyond = u128::from(lost) * 1000 > u128::from(owed) * left_out_permille;
     (owed > 0 && beyond).then_some(Beyond {
@@ -865,7 +881,7 @@ mod tests {
             },
         );
         let group = run.group.get_or_insert_with(Default::default);
-        (group.counts.sent, group.counts.incomplete) = (3_827, 38);
+        (group.counts.settled, group.counts.incomplete) = (3_827, 38);
         // Under 1 % incomplete: the p99 is among the completed.
         let p99 = evaluate("fanout.p99 < 500ms", run);
         assert_eq!((p99.value.as_str(), p99.ok), ("75.01ms", true));
@@ -879,10 +895,11 @@ mod tests {
             "{}",
             p99.value
         );
-        // Of the messages the server took: with most refused, 38 incomplete of 827 taken is
-        // past what p99 leaves out (of all 3,827 sent it was not).
+        // Of the messages whose fan-out was settled (3,000 more sent were refused): 38
+        // incomplete of 827 is past what p99 leaves out (of all 3,827 sent it was not).
         let group = run.group.as_mut().expect("groups");
-        (group.counts.incomplete, group.rejected) = (38, 3_000);
+        (group.counts.sent, group.rejected) = (3_827, 3_000);
+        (group.counts.incomplete, group.counts.settled) = (38, 827);
         let p99 = evaluate("fanout.p99 < 500ms", run);
         assert!(!p99.ok, "{p99:?}");
         assert!(
@@ -890,6 +907,36 @@ mod tests {
             "{}",
             p99.value
         );
+        // A size bucket's figure is judged on its own groups' messages.
+        run.metrics.insert(
+            "fanout_le1000".to_string(),
+            MetricSummary {
+                count: 700,
+                p99_us: 75_010,
+                ..MetricSummary::default()
+            },
+        );
+        let of_size = |members, incomplete, settled| crate::measure::group_records::GroupSummary {
+            id: 0,
+            members,
+            counts: GroupCounts {
+                incomplete,
+                settled,
+                ..GroupCounts::default()
+            },
+        };
+        run.group.as_mut().expect("groups").groups =
+            vec![of_size(1_000, 38, 827), of_size(10, 0, 5_000)];
+        let p99 = evaluate("fanout_le1000.p99 < 500ms", run);
+        assert!(
+            p99.value.starts_with("unbounded: 38 of 827 "),
+            "{}",
+            p99.value
+        );
+        run.group.as_mut().expect("groups").groups =
+            vec![of_size(1_000, 1, 827), of_size(10, 38, 5_000)];
+        let p99 = evaluate("fanout_le1000.p99 < 500ms", run);
+        assert_eq!((p99.value.as_str(), p99.ok), ("75.01ms", true));
     }
 
     #[test]

@@ -195,7 +195,9 @@ pub fn counter_worse(name: &str) -> Option<Worse> {
         | "zero_rtt_refused" | "files_refused" | "files_corrupted" | "files_failed"
         | "files_unfinished" | "incomplete" | "unexpected" => Worse::Higher,
         "clients" | "sent" | "acked" | "expected" | "delivered" | "delivered_expected"
-        | "resumed" | "zero_rtt" | "migrations" | "files_sent" | "files_verified" => Worse::Lower,
+        | "settled" | "resumed" | "zero_rtt" | "migrations" | "files_sent" | "files_verified" => {
+            Worse::Lower
+        }
         // Planned by the scenario's churn, or explained by it (a second copy after a
         // reconnect, a delivery to a member joining as the message was routed).
         "reconnects" | "handovers" | "redeliveries" | "race_delivered" => Worse::Neither,
