@@ -797,6 +797,41 @@ fn ctrl_c_in_a_comparison_keeps_the_runs_done_and_names_those_not_run() {
     );
 }
 
+/// Runs one after another share a process: the second's memory line says its figure may read
+/// low (it takes memory the first freed), and report.json counts the runs before it.
+#[test]
+fn a_second_run_in_one_process_says_its_memory_may_read_low() {
+    let dir = Dir::new("memory-second");
+    let scenario = dir.file("s.toml", TINY);
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--transport",
+        "quic,tcp",
+        "--out",
+        "r",
+        "--progress",
+        "quiet",
+    ];
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    let lines: Vec<&str> = all.lines().filter(|l| l.starts_with("memory:")).collect();
+    assert_eq!(lines.len(), 2, "{all}");
+    assert!(!lines[0].contains("earlier run"), "{all}");
+    assert!(
+        lines[1].contains("after 1 earlier run in this process, whose freed memory it may reuse"),
+        "{all}"
+    );
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(json["runs"][1]["memory"]["earlier_runs"], 1, "{report}");
+    assert!(
+        json["runs"][0]["memory"].get("earlier_runs").is_none(),
+        "{report}"
+    );
+}
+
 #[test]
 fn sigterm_stops_the_run_like_ctrl_c_and_the_report_is_written() {
     let dir = Dir::new("sigterm");

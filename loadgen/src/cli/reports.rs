@@ -612,6 +612,15 @@ pub(crate) fn compare(
                 outln!("(an invalid run: its verdicts below are not gated, see the verdict)");
             }
             out!("{}", regression::table(&findings, threshold, repeats.len()));
+            let unjudged = regression::not_in_baseline(&repeats, &candidate);
+            if !unjudged.is_empty() {
+                outln!(
+                    "not gated: {} (the baseline has no run of {}; run it there too to gate {})",
+                    unjudged.join(", "),
+                    if unjudged.len() == 1 { "it" } else { "them" },
+                    if unjudged.len() == 1 { "it" } else { "them" }
+                );
+            }
             regressed |= findings.iter().any(|f| f.regressed);
         }
     }

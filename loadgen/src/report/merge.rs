@@ -307,6 +307,12 @@ fn merge_memory(shards: &[&RunReport], clients: usize) -> Memory {
             .unwrap_or(0),
         clients: Some(clients),
         server_embedded: shards.iter().any(|r| r.memory.server_embedded),
+        // Each shard's generator is a process of its own; the largest count says as much.
+        earlier_runs: shards
+            .iter()
+            .map(|r| r.memory.earlier_runs)
+            .max()
+            .unwrap_or(0),
     }
 }
 

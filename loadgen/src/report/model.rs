@@ -468,6 +468,14 @@ pub struct Memory {
     pub clients: Option<u64>,
     /// Whether the server ran in this process (then the figure covers both sides).
     pub server_embedded: bool,
+    /// Runs this process ran before this one (`--repeat`, `--transport all`, a search's
+    /// steps): its clients may take memory those freed, so the figure may read low.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub earlier_runs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// CPU time the whole process (generator, and the server when embedded) used while the
@@ -584,6 +592,7 @@ impl Memory {
                 .unwrap_or(0),
             clients: Some(clients as u64),
             server_embedded,
+            earlier_runs: 0,
         }
     }
 }

@@ -55,7 +55,15 @@ impl Check {
                 higher_is_worse: true,
             });
         }
-        let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.to_string())?;
+        // Parsed as an SLO's left side; its errors are of the figure, not of an SLO.
+        let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.why().to_string())?;
+        if let Target::Number(n) = &slo.target {
+            if crate::report::figures::FIGURES.iter().any(|f| f.name == n) {
+                return Err(format!(
+                    "{n} is a latency: name a statistic of it, as {n}.p99 (min, mean, p50, p90, p99, p999, max or count)"
+                ));
+            }
+        }
         if !crate::report::build::slo_target_known(&slo.target) {
             return Err(format!(
                 "no figure is called {name:?}; one of: {}, {CPU_FIGURE}",
@@ -206,6 +214,21 @@ pub fn compare(
             transports.push(&run.transport);
         }
     }
+    // Then the baseline's that the candidate dropped, when the two share any (with none in
+    // common there is nothing to gate, which the caller says): their figures are missing.
+    let baseline_names = || {
+        baseline
+            .iter()
+            .flat_map(|runs| runs.iter())
+            .map(|r| r.transport.as_str())
+    };
+    if baseline_names().any(|t| transports.contains(&t)) {
+        for t in baseline_names() {
+            if !transports.contains(&t) {
+                transports.push(t);
+            }
+        }
+    }
     let values_of = |repeats: &[&[RunReport]], transport: &str, check: &Check| -> Vec<f64> {
         repeats
             .iter()
@@ -263,6 +286,23 @@ pub fn compare(
         }
     }
     findings
+}
+
+/// The candidate's runs (by name) that the baseline has no run of: shown, not gated.
+pub fn not_in_baseline(baseline: &[&[RunReport]], candidate: &[&[RunReport]]) -> Vec<String> {
+    let in_baseline = |t: &str| {
+        baseline
+            .iter()
+            .flat_map(|runs| runs.iter())
+            .any(|r| r.transport == t)
+    };
+    let mut names: Vec<String> = Vec::new();
+    for run in candidate.iter().flat_map(|runs| runs.iter()) {
+        if !in_baseline(&run.transport) && !names.contains(&run.transport) {
+            names.push(run.transport.clone());
+        }
+    }
+    names
 }
 
 /// The findings as a table, one row per figure, with the verdict.
@@ -385,6 +425,11 @@ mod tests {
         let cpu = Check::parse(CPU_FIGURE).unwrap();
         assert!(cpu.higher_is_worse);
         assert!(Check::parse("dierct.p99").unwrap_err().contains(CPU_FIGURE));
+        // Said of the figure, not of an SLO it never wrote.
+        let e = Check::parse("direct.p98").unwrap_err();
+        assert!(e.contains("p98") && !e.contains("> 0"), "{e}");
+        let e = Check::parse("direct").unwrap_err();
+        assert!(e.contains("name a statistic of it, as direct.p99"), "{e}");
     }
 
     #[test]
@@ -429,6 +474,39 @@ mod tests {
         let all: Vec<&[RunReport]> = all.iter().map(Vec::as_slice).collect();
         let f = &compare(&baseline, &all, &checks, 0.1)[0];
         assert!(!f.missing && !f.regressed, "{f:?}");
+    }
+
+    #[test]
+    fn a_transport_the_candidate_dropped_is_missing_and_one_it_added_is_named() {
+        let report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let named = |t: &str| {
+            let mut r = report.runs[0].clone();
+            t.clone_into(&mut r.transport);
+            r
+        };
+        let both = [vec![named("quic"), named("tcp")]];
+        let both: Vec<&[RunReport]> = both.iter().map(Vec::as_slice).collect();
+        let quic = [vec![named("quic")]];
+        let quic: Vec<&[RunReport]> = quic.iter().map(Vec::as_slice).collect();
+        let checks = [Check::parse("direct.p99").unwrap()];
+        let dropped = compare(&both, &quic, &checks, 0.1);
+        let tcp = dropped
+            .iter()
+            .find(|f| f.transport == "tcp")
+            .expect("tcp judged");
+        assert!(tcp.missing && tcp.regressed, "{tcp:?}");
+        assert_eq!(not_in_baseline(&both, &quic), Vec::<String>::new());
+        let added = compare(&quic, &both, &checks, 0.1);
+        assert!(
+            added.iter().all(|f| f.transport == "quic" && !f.regressed),
+            "{added:?}"
+        );
+        assert_eq!(not_in_baseline(&quic, &both), ["tcp"]);
+        // Nothing in common: nothing to gate, said by the caller.
+        let nats = [vec![named("nats")]];
+        let nats: Vec<&[RunReport]> = nats.iter().map(Vec::as_slice).collect();
+        assert!(compare(&quic, &nats, &checks, 0.1).is_empty());
     }
 
     #[test]

@@ -11,20 +11,21 @@ use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
 /// 1,000 and 151 at 2,000), and the table says so.
 const FEW_CLIENTS_FOR_MEMORY: u64 = 1_000;
 
-/// What the `memory:` line of `run`, the `index`th of its report, must say of its figure.
-fn memory_qualifiers(index: usize, run: &crate::report::model::RunReport) -> String {
+/// What the `memory:` line of `run` must say of its figure.
+fn memory_qualifiers(run: &crate::report::model::RunReport) -> String {
     let m = &run.memory;
     let mut said = String::new();
     // Read before every client had logged in (a run stopped in its ramp-up): over how many.
     if let Some(n) = m.clients.filter(|&n| n != run.counters.clients) {
         said.push_str(&format!("; over the {n} logged in when it was read"));
     }
-    if index > 0 && !crate::report::merge::is_merged_run(run) {
-        // Runs side by side share one process: this one's clients may take memory the earlier
-        // ones freed, and what the process takes once was taken before it.
+    if m.earlier_runs > 0 {
+        // Runs one after another share one process: this one's clients may take memory the
+        // earlier ones freed, and what the process takes once was taken before it.
         said.push_str(&format!(
-            "; after {index} earlier run{} in this process, whose freed memory it may reuse, so it may read low",
-            if index == 1 { "" } else { "s" }
+            "; after {} earlier run{} in this process, whose freed memory it may reuse, so it may read low",
+            m.earlier_runs,
+            if m.earlier_runs == 1 { "" } else { "s" }
         ));
     } else if let Some(n) = m
         .clients
@@ -116,7 +117,7 @@ impl Report {
                         (false, true) => "generator + embedded server",
                         (false, false) => "generator",
                     },
-                    memory_qualifiers(i, run),
+                    memory_qualifiers(run),
                     m.peak_rss_bytes / (1024 * 1024)
                 );
             }
@@ -354,6 +355,7 @@ mod tests {
         // A second run side by side in the same process starts from what the first left.
         let mut second = r.runs[0].clone();
         second.transport = "tcp".into();
+        second.memory.earlier_runs = 1;
         r.runs.push(second);
         let table = r.table();
         let lines: Vec<&str> = table.lines().filter(|l| l.starts_with("memory:")).collect();

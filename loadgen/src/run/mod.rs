@@ -323,10 +323,14 @@ pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) 
         .unwrap_or_else(|| transport.to_string())
 }
 
+/// Runs begun in this process so far: a run's memory figure may take what earlier ones freed.
+static RUNS_IN_THIS_PROCESS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs one scenario to the end and builds its report.
 pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // Until the loop below has settled the figures, an interrupt cuts this run short.
     let mut measuring = measuring::Measuring::begin();
+    let earlier_runs = RUNS_IN_THIS_PROCESS.fetch_add(1, Relaxed);
     check_runnable(&config)?;
     let s = config.scenario.clone();
     check_path(&config)?;
@@ -657,12 +661,15 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ),
     };
     let (problems, problem_count) = ctx.problems();
-    let memory = report::Memory::measure(
-        rss_before,
-        rss_connected,
-        clients_at_rss,
-        embedded.is_some(),
-    );
+    let memory = report::Memory {
+        earlier_runs,
+        ..report::Memory::measure(
+            rss_before,
+            rss_connected,
+            clients_at_rss,
+            embedded.is_some(),
+        )
+    };
     let cpu_used = match (
         cpu_at_measure_start.flatten(),
         cpu_at_schedule_end.flatten(),
