@@ -16,10 +16,10 @@ use crate::config::slo::{format_micros, Slo, Target};
 use crate::report::build::target_value;
 use crate::report::model::RunReport;
 
-/// Figures checked when none are named: the latencies a user gates on and delivered
-/// throughput. Those a report does not have (group or file figures without that workload) are
-/// left out.
-pub const DEFAULT_CHECKS: [&str; 7] = [
+/// Figures checked when none are named: the latencies a user gates on, delivered throughput,
+/// and the files' verified bytes a second. Those a report does not have (group or file figures
+/// without that workload) are left out.
+pub const DEFAULT_CHECKS: [&str; 8] = [
     "direct.p50",
     "direct.p99",
     "ack.p99",
@@ -27,6 +27,7 @@ pub const DEFAULT_CHECKS: [&str; 7] = [
     "fanout.p99",
     "file.p99",
     "delivered_per_s",
+    "file_bytes_per_s",
 ];
 
 /// The name of the figure for CPU per message (the process's, both sides when the server is
@@ -99,6 +100,15 @@ impl Check {
     pub(crate) fn value(&self, run: &RunReport) -> Option<f64> {
         if self.name == CPU_FIGURE {
             return run.cpu.as_ref().and_then(|c| c.us_per_message);
+        }
+        // A count of a workload the run did not have is no figure (not a 0 that holds).
+        if let Target::Number(n) = &self.target {
+            let of_files = n.starts_with("files_") || n == "file_bytes_per_s";
+            let of_groups = crate::measure::group_records::GroupCounts::NAMES.contains(&n.as_str())
+                && !crate::report::figures::Counters::NAMES.contains(&n.as_str());
+            if (of_files && run.files.is_none()) || (of_groups && run.group.is_none()) {
+                return None;
+            }
         }
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
@@ -430,6 +440,17 @@ mod tests {
         assert!(e.contains("p98") && !e.contains("> 0"), "{e}");
         let e = Check::parse("direct").unwrap_err();
         assert!(e.contains("name a statistic of it, as direct.p99"), "{e}");
+        // A count of a workload a run did not have is no figure, not a 0.
+        let mut run = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads")
+            .runs
+            .remove(0);
+        run.files = None;
+        run.group = None;
+        for name in ["files_verified", "file_bytes_per_s", "incomplete"] {
+            assert_eq!(Check::parse(name).unwrap().value(&run), None, "{name}");
+        }
+        assert!(Check::parse("lost").unwrap().value(&run).is_some());
     }
 
     #[test]
