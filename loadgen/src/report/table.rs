@@ -247,20 +247,29 @@ fn write_row(out: &mut String, name: &str, cells: [String; 6]) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_heading_and_the_schedule_line_say_what_went_wrong() {
+    /// The committed CI baseline's first run alone.
+    fn one_run() -> Report {
         let mut r: Report = serde_json::from_str(include_str!(
             "../../../reports/baselines/ci/run-1/report.json"
         ))
         .expect("the committed baseline reads");
         r.runs.truncate(1);
-        let schedule_line = |r: &Report| {
-            r.table()
-                .lines()
-                .find(|l| l.starts_with("schedule lag:"))
-                .map(str::to_string)
-                .expect("a schedule line")
-        };
+        r
+    }
+
+    /// The table's first line that begins with `prefix`.
+    fn line_of(r: &Report, prefix: &str) -> String {
+        r.table()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no line begins {prefix:?}"))
+    }
+
+    #[test]
+    fn the_heading_and_the_schedule_line_say_what_went_wrong() {
+        let mut r = one_run();
+        let schedule_line = |r: &Report| line_of(r, "schedule lag:");
         // The heading says how many never connected, when some did not.
         let heading = |r: &Report| r.table().lines().next().unwrap_or_default().to_string();
         assert!(!heading(&r).contains("never connected"), "{}", heading(&r));
@@ -294,18 +303,8 @@ mod tests {
 
     #[test]
     fn memory_read_before_every_client_logged_in_says_over_how_many() {
-        let mut r: Report = serde_json::from_str(include_str!(
-            "../../../reports/baselines/ci/run-1/report.json"
-        ))
-        .expect("the committed baseline reads");
-        r.runs.truncate(1);
-        let memory_line = |r: &Report| {
-            r.table()
-                .lines()
-                .find(|l| l.starts_with("memory:"))
-                .map(str::to_string)
-                .expect("a memory line")
-        };
+        let mut r = one_run();
+        let memory_line = |r: &Report| line_of(r, "memory:");
         let run = &mut r.runs[0];
         run.memory.bytes_per_client = 300 * 1024;
         run.memory.clients = Some(run.counters.clients);
@@ -324,18 +323,8 @@ mod tests {
 
     #[test]
     fn memory_over_few_clients_says_what_the_process_takes_once_is_in_it() {
-        let mut r: Report = serde_json::from_str(include_str!(
-            "../../../reports/baselines/ci/run-1/report.json"
-        ))
-        .expect("the committed baseline reads");
-        r.runs.truncate(1);
-        let memory_line = |r: &Report| {
-            r.table()
-                .lines()
-                .find(|l| l.starts_with("memory:"))
-                .map(str::to_string)
-                .expect("a memory line")
-        };
+        let mut r = one_run();
+        let memory_line = |r: &Report| line_of(r, "memory:");
         let run = &mut r.runs[0];
         run.memory.bytes_per_client = 700 * 1024;
         run.counters.clients = 50;
