@@ -1264,11 +1264,35 @@ fn workload_missing(s: &Scenario, name: &str) -> Option<String> {
     } else if crate::report::figures::CHURN_FIGURES.contains(&figure) && !s.churn.enabled() {
         ("has no churn", "[churn] with a fraction and a rate above 0")
     } else {
-        return None;
+        return bucket_missing(s, figure);
     };
     Some(format!(
         "scenario {:?} {what}, so {figure:?} would measure nothing: leave the SLO out, or give the scenario {section}",
         s.name
+    ))
+}
+
+/// Why size-bucket figure `figure` (`fanout_le1000`, `group_gt1000` …) cannot come from a run
+/// of `s`: the scenario's plan, drawn from its seed before the run as every run draws it, has
+/// no group of that size (members are capped by the clients, so `--clients 50` leaves
+/// `fanout-1000`'s groups in `le100`).
+fn bucket_missing(s: &Scenario, figure: &str) -> Option<String> {
+    use crate::report::figures::bucket_names;
+    use crate::workload::groups::{Bucket, GroupPlan};
+    // The bucket, and which of its figures (group, fanout, fanout_spread) is named.
+    let (bucket, kind) = Bucket::ALL.into_iter().find_map(|b| {
+        let kind = bucket_names(b).iter().position(|n| n == figure)?;
+        Some((b, kind))
+    })?;
+    let has = GroupPlan::new(s).buckets();
+    if has.contains(&bucket) {
+        return None;
+    }
+    let those: Vec<String> = has.iter().map(|b| bucket_names(*b)[kind].clone()).collect();
+    Some(format!(
+        "scenario {:?} has no group of {figure:?}'s size, so it would measure nothing: name the figure of a size it has ({}), or give [groups] members of that size and the clients to fill them",
+        s.name,
+        those.join(", ")
     ))
 }
 
@@ -1802,6 +1826,7 @@ mod tests {
             ("direct_during_files.p99 < 1s", "sends no files"),
             ("fanout.p99 < 1s", "has no groups"),
             ("group_le10.p50 < 1s", "has no groups"),
+            ("group_gt1000.p50 < 1s", "has no groups"),
             ("reconnects > 0", "has no churn"),
             ("reconnect.p99 < 1s", "has no churn"),
         ] {
@@ -1836,6 +1861,40 @@ mod tests {
         assert_eq!(total, 42);
         assert_eq!(kept.len(), 11, "{kept:?}");
         assert_eq!(kept[10], "client 7: protocol error: unexpected frame");
+    }
+
+    #[test]
+    fn an_slo_on_a_group_size_the_plan_never_draws_is_refused_before_the_run() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/groups.toml");
+        let groups = Scenario::from_file(&path).unwrap();
+        let with = |clients: usize, expr: &str| {
+            let mut s = groups.clone();
+            s.clients = clients;
+            s.slo.push(expr.into());
+            check_slo_names(&s)
+        };
+        // Groups of 3 to 500 members: none above 1,000.
+        let e = with(1000, "fanout_gt1000.p99 < 1s")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no group of \"fanout_gt1000\"'s size"), "{e}");
+        assert!(
+            e.contains("fanout_le10, fanout_le100, fanout_le1000"),
+            "{e}"
+        );
+        let e = with(1000, "fanout_spread_gt1000.p99 < 1s")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(fanout_spread_le10, fanout_spread_le100"),
+            "{e}"
+        );
+        with(1000, "fanout_le1000.p99 < 1s").unwrap();
+        with(1000, "group_le10.p99 < 1s").unwrap();
+        // Members are capped by the clients: at 50, no group is above 100.
+        let e = with(50, "group_le1000.p99 < 1s").unwrap_err().to_string();
+        assert!(e.contains("(group_le10, group_le100)"), "{e}");
     }
 
     #[test]
