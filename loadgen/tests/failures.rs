@@ -177,6 +177,46 @@ async fn messages_to_clients_that_never_connected_are_lost_and_the_report_says_w
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_still_under_way_when_the_drain_ends_is_a_client_that_could_not_connect() {
+    // 2,000 QUIC handshakes one at a time cannot end within the run's 0.6 s: the clients
+    // still logging in or waiting their turn when the drain ends are given up then, not
+    // let in afterwards to collect what was held for them as deliveries of this run.
+    let mut scenario = util::small_scenario_with(
+        2000,
+        1.0,
+        Duration::from_millis(200),
+        "connect_concurrency = 1\nconnect_rate = 1000000\n",
+    );
+    scenario.ramp_up = Duration::from_millis(200);
+    scenario.warmup = Duration::ZERO;
+    scenario.drain = Duration::from_millis(200);
+    let r = imbench_loadgen::run(config(scenario, ServerSpec::Embedded))
+        .await
+        .unwrap()
+        .report;
+    let c = &r.runs[0].counters;
+    assert!(c.connect_failures > 0, "{c:?}");
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("clients could not connect")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        r.runs[0]
+            .problems
+            .iter()
+            .any(|p| p.contains("still logging in, or waiting its turn to, when the drain ended")),
+        "{:?}",
+        r.runs[0].problems
+    );
+    // What was sent to them is lost: they were not there to take it within the run.
+    assert!(c.lost > 0, "{c:?}");
+}
+
 #[test]
 fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     // The server runs on its own single-threaded runtime; blocking that thread hangs it while

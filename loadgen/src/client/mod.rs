@@ -94,21 +94,22 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         _ = tokio::time::sleep_until(ctx.clock.at(slot_us)) => {}
     }
 
-    // A run that was stopped (Ctrl-C, above all) starts no more logins, and one under way is
-    // given up when the run ends (after the stopped drain): the run promised to end within
-    // it. Such a client never connected because the run did not wait for it: it is left out,
-    // as a client never started is, and not counted among those that could not connect.
+    // A run that was stopped (Ctrl-C, above all) starts no more logins, and any login still
+    // waiting for its turn or under way is given up when the run ends (after its drain): the
+    // run promised to end within it, and what such a client would receive after is no
+    // delivery the run can count.
     let attempt = async {
         let _permit = tokio::select! {
             biased;
             () = stopped(&ctx) => return None,
+            () = ctx.wait_finished() => return None,
             permit = ctx.connect_permits.acquire() => permit,
         };
         let started = ctx.clock.now_us();
         let login = tokio::time::timeout(s.generator.connect_timeout, connect(&ctx, user));
         tokio::select! {
             biased;
-            () = ended_after_stop(&ctx) => None,
+            () = ctx.wait_finished() => None,
             result = login => Some((result, started)),
         }
     };
@@ -125,9 +126,20 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             );
             return connect_failed(&ctx, index, e);
         }
-        None => {
+        // A stopped run did not wait for this client: it is left out, as a client never
+        // started is, and not counted among those that could not connect. A run that ran
+        // its whole schedule and drain did wait for it, as long as it promised.
+        None if ctx.stop_reason().is_some() => {
             counters.done_sending.store(true, Relaxed);
             return;
+        }
+        None => {
+            let e = format!(
+                "still logging in, or waiting its turn to, when the drain ended at {:.1}s (the logins took longer than the whole schedule after a ramp-up of {}: give a longer --ramp-up, or more handshakes at once with [generator] connect_concurrency)",
+                ctx.clock.now_us() as f64 / 1e6,
+                humantime::format_duration(s.ramp_up)
+            );
+            return connect_failed(&ctx, index, e);
         }
     };
     counters.connected.store(true, Relaxed);
@@ -469,12 +481,6 @@ async fn stopped(ctx: &RunContext) {
     if signal.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// Completes when a run that was stopped early is over (and never, for a run that was not).
-async fn ended_after_stop(ctx: &RunContext) {
-    stopped(ctx).await;
-    ctx.wait_finished().await;
 }
 
 fn connect_failed(ctx: &RunContext, index: usize, why: String) {
