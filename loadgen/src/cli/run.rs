@@ -79,6 +79,11 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         Ok(spec) => spec,
         Err(code) => return code,
     };
+    let on_path = spec.is_some() || args.namespace.is_some();
+    if let Err(e) = imbench_loadgen::run::compare::check_files_each(&config, &legs, on_path) {
+        imbench_loadgen::errln!("imbench: {e}");
+        return e.exit_code();
+    }
     let mut config = config;
     // A folder this run creates and then leaves empty (it failed, or was quit, before writing
     // anything) is removed again however the command ends, so that nothing is left to be

@@ -32,6 +32,16 @@ fn leg_config(config: &RunConfig, leg: &Leg) -> RunConfig {
     c
 }
 
+/// Checks, before anything is brought up (`on_path`: the network path the run will make or
+/// join), that the machine has the memory and the open files each leg's run needs.
+pub fn check_files_each(config: &RunConfig, legs: &[Leg], on_path: bool) -> Result<(), RunError> {
+    for leg in legs {
+        let c = leg_config(config, leg);
+        crate::run::check_files_on(&c, c.transport, on_path)?;
+    }
+    Ok(())
+}
+
 /// Checks that each leg's run could take place (the scenario is one its target can run, and
 /// the target is reached and logged in to), without running any. Every target is checked, so
 /// that one invocation names each one that is wrong.

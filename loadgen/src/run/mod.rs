@@ -855,6 +855,26 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     RunOutcome::written(report, config.out_dir.as_deref())
 }
 
+/// Whether `config`'s clients are on an emulated path: this run's own, or one `imbench path`
+/// holds (`--namespace`).
+fn on_a_path(config: &RunConfig) -> bool {
+    config.path.is_some() || config.namespace.is_some()
+}
+
+/// How many UDP endpoints the generator's QUIC clients share; 0 gives each connection a
+/// socket of its own (and takes an open file per client). On an emulated path with a link per
+/// client, a client's link is told by its port, and a client that changes networks (a
+/// handover) moves its connection to a new socket: both need a socket each.
+fn quic_endpoints(s: &Scenario, on_path: bool) -> usize {
+    let link_each = on_path && s.network.as_ref().is_some_and(|n| !n.shared);
+    let handovers = s.churn.enabled() && s.churn.handover > 0.0;
+    match s.generator.endpoints {
+        0 if link_each || handovers => 0,
+        0 => s.clients.div_ceil(1000).clamp(1, 16),
+        n => n,
+    }
+}
+
 /// The driver for `config`'s server, and the embedded server when the run starts one.
 async fn driver_for(
     config: &RunConfig,
@@ -863,19 +883,9 @@ async fn driver_for(
     // Validated with the scenario, so this does not fail here.
     let quic = s.quic.apply(&config.quic).map_err(RunError::Scenario)?;
     let mut embedded: Option<EmbeddedServer> = None;
-    // On an emulated path with a link per client, a client's link is told by its port, and a
-    // client that changes networks (a handover) moves its connection to a new socket: each
-    // QUIC connection then needs a UDP socket of its own (0 asks the connector for that).
     // The path is this run's own, or one `imbench path` holds (`--namespace`, whose recorded
     // [network] the scenario now carries).
-    let on_path = config.path.is_some() || config.namespace.is_some();
-    let link_each = on_path && s.network.as_ref().is_some_and(|n| !n.shared);
-    let handovers = s.churn.enabled() && s.churn.handover > 0.0;
-    let endpoints = match s.generator.endpoints {
-        0 if link_each || handovers => 0,
-        0 => s.clients.div_ceil(1000).clamp(1, 16),
-        n => n,
-    };
+    let endpoints = quic_endpoints(s, on_a_path(config));
     let imbench = |addr: SocketAddr, trust: &ClientTrust, secret: Secret, server_name: String| {
         let connector = Connector::new(
             config.transport,
@@ -1299,10 +1309,26 @@ fn bucket_missing(s: &Scenario, figure: &str) -> Option<String> {
 /// Makes sure the machine has the memory a run of `config` over `transport` needs and the
 /// process may open its files (see [`ensure_memory`] and [`ensure_files`]).
 pub fn check_files(config: &RunConfig, transport: Transport) -> Result<(), RunError> {
+    check_files_on(config, transport, on_a_path(config))
+}
+
+/// [`check_files`] before the network path `config` asks for is up (`on_path`): what cannot
+/// run is refused before anything is brought up.
+pub fn check_files_on(
+    config: &RunConfig,
+    transport: Transport,
+    on_path: bool,
+) -> Result<(), RunError> {
     let clients = clients_in(&config.scenario, config.shard);
     let embedded = matches!(config.server, ServerSpec::Embedded);
     ensure_memory(clients, embedded)?;
-    ensure_files(transport, clients, embedded)
+    let socket_each = transport == Transport::Quic
+        && matches!(
+            config.server,
+            ServerSpec::Embedded | ServerSpec::Remote { .. }
+        )
+        && quic_endpoints(&config.scenario, on_path) == 0;
+    ensure_files(transport, clients, embedded, socket_each)
 }
 
 /// Memory a client takes at least on each side: a third of the least measured at 10,000
@@ -1351,14 +1377,23 @@ const SPARE_FILES: u64 = 256;
 /// soft one allows, and refuses the run, saying why, when even the hard limit is too low: a
 /// client that cannot open a socket fails to connect, and half a run's clients failing is a
 /// run nobody can use.
-fn ensure_files(transport: Transport, clients: usize, embedded: bool) -> Result<(), RunError> {
-    // QUIC clients share a few UDP endpoints and the server has one socket; the stream
-    // transports take descriptors per connection on each side.
-    let per_side = match transport {
+fn ensure_files(
+    transport: Transport,
+    clients: usize,
+    embedded: bool,
+    socket_each: bool,
+) -> Result<(), RunError> {
+    // QUIC clients share a few UDP endpoints (or, `socket_each`, have one each) and the server
+    // has one socket; the stream transports take descriptors per connection on each side.
+    let needed = match transport {
+        Transport::Quic if socket_each => clients as u64,
         Transport::Quic => 0,
-        _ => clients as u64 * imbench_transport::stream::FILES_PER_CONNECTION,
-    };
-    let needed = per_side * if embedded { 2 } else { 1 } + SPARE_FILES;
+        _ => {
+            clients as u64
+                * imbench_transport::stream::FILES_PER_CONNECTION
+                * if embedded { 2 } else { 1 }
+        }
+    } + SPARE_FILES;
     #[cfg(unix)]
     {
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
@@ -1370,6 +1405,11 @@ fn ensure_files(transport: Transport, clients: usize, embedded: bool) -> Result<
         }
         if needed <= hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
             return Ok(());
+        }
+        if transport == Transport::Quic {
+            return Err(RunError::TooFewFiles(format!(
+                "{clients} quic clients with a UDP socket each (on a network path with a link per client, or with handovers to move) need about {needed} open files, but this process may open {hard} (ulimit -Hn); raise the limit, or use fewer clients"
+            )));
         }
         let per = imbench_transport::stream::FILES_PER_CONNECTION;
         let (both, remedies) = if embedded {
@@ -2101,13 +2141,38 @@ mod tests {
 
     #[test]
     fn quic_needs_no_file_per_client_and_the_stream_transports_say_what_they_need() {
-        assert!(ensure_files(Transport::Quic, 1_000_000, true).is_ok());
-        let Err(RunError::TooFewFiles(why)) = ensure_files(Transport::Tcp, 100_000_000, true)
+        assert!(ensure_files(Transport::Quic, 100_000_000, true, false).is_ok());
+        let Err(RunError::TooFewFiles(why)) =
+            ensure_files(Transport::Quic, 100_000_000, true, true)
+        else {
+            panic!("a hundred million UDP sockets cannot fit any process's limit");
+        };
+        assert!(why.contains("need about 100000256 open files"), "{why}");
+        assert!(why.contains("a UDP socket each"), "{why}");
+        let Err(RunError::TooFewFiles(why)) =
+            ensure_files(Transport::Tcp, 100_000_000, true, false)
         else {
             panic!("a hundred million TCP clients cannot fit any process's limit");
         };
         assert!(why.contains("need about 200000256 open files"), "{why}");
         assert!(why.contains("ulimit -Hn"), "{why}");
+    }
+
+    #[test]
+    fn quic_clients_have_a_socket_each_on_a_path_with_a_link_each_and_with_handovers() {
+        let mut s = Scenario::builtin_default();
+        s.clients = 10_000;
+        assert_eq!(quic_endpoints(&s, false), 10);
+        s.network = Some(crate::config::network::NetworkSection::named("4g"));
+        assert_eq!(quic_endpoints(&s, true), 0, "a link per client");
+        assert_eq!(quic_endpoints(&s, false), 10, "the section, but no path up");
+        s.network.as_mut().unwrap().shared = true;
+        assert_eq!(quic_endpoints(&s, true), 10, "one link all share");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mobile.toml");
+        let mobile = Scenario::from_file(&path).unwrap();
+        assert!(mobile.churn.handover > 0.0);
+        assert_eq!(quic_endpoints(&mobile, false), 0, "handovers move sockets");
     }
 
     #[test]
