@@ -1234,6 +1234,18 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     }
     let out = imbench(&dir, &["merge", "shards", "--out", "shards"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Nor into one of the folders a folder merged stands for, or a new one beside them.
+    for into in ["shards/a", "shards/new", "shards/a/deeper"] {
+        let out = imbench(&dir, &["merge", "shards", "--out", into]);
+        assert_eq!(out.status.code(), Some(2), "{into}: {}", text(&out));
+        assert!(
+            text(&out).contains("(it is in shards, which is merged)"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(dir.0.join("shards/a/report.json").is_file());
+    assert!(!dir.0.join("shards/new").exists());
     let out = imbench(&dir, &["merge", "shards/b", "--out", "part"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(

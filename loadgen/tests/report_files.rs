@@ -414,8 +414,17 @@ async fn shards_started_apart_time_each_others_messages_on_one_clock() {
         shard(2).await
     };
     let (one, two) = tokio::join!(shard(1), later);
-    let merged =
-        imbench_loadgen::report::merge::merge(&[one.unwrap().report, two.unwrap().report]).unwrap();
+    let (one, two) = (one.unwrap().report, two.unwrap().report);
+    // The same shards as if the second had loaded another server: not one load.
+    let mut elsewhere = two.clone();
+    elsewhere.runs[0].server = "127.0.0.1:1".into();
+    let err = imbench_loadgen::report::merge::merge(&[one.clone(), elsewhere]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it loaded the server at 127.0.0.1:1, report 1 the one at"),
+        "{err}"
+    );
+    let merged = imbench_loadgen::report::merge::merge(&[one, two]).unwrap();
     let direct = &merged.runs[0].metrics["direct"];
     assert!(direct.count > 100, "{direct:?}");
     assert_eq!(merged.runs[0].counters.lost, 0);

@@ -202,11 +202,18 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             Some(p.clone())
         }
     };
+    // Inside a folder merged (`merge SHARDS --out SHARDS/s1`): one of the shards' folders
+    // that folder stands for, or a new one among them. Folders not made yet are not.
+    let inside = |dir: &std::path::Path| out.ancestors().skip(1).any(|up| same(up, dir));
     if let Some(input) = paths.iter().find(|p| {
-        folder_of(p).is_some_and(|d| same(&d, out) || d.parent().is_some_and(|up| same(up, out)))
+        folder_of(p).is_some_and(|d| {
+            same(&d, out) || d.parent().is_some_and(|up| same(up, out)) || inside(&d)
+        })
     }) {
         let which = if same(input, out) {
             String::new()
+        } else if folder_of(input).is_some_and(|d| inside(&d)) {
+            format!(" (it is in {}, which is merged)", input.display())
         } else {
             format!(" (it holds {})", input.display())
         };

@@ -153,6 +153,25 @@ fn check_one_load(reports: &[Report]) -> Result<(), MergeError> {
         if let Some(what) = different_load(first, r) {
             return not(index, format!("it ran {what}"));
         }
+        // Shards of one load reach one server at one address (a Kubernetes service's name
+        // resolves to the same address in every pod): at two, each shard's messages to the
+        // other's clients went to a server those clients were not on, and read as lost.
+        let servers = |x: &Report| {
+            x.runs
+                .iter()
+                .map(|run| run.server.clone())
+                .collect::<Vec<_>>()
+        };
+        if servers(r) != servers(first) {
+            return not(
+                index,
+                format!(
+                    "it loaded the server at {}, report 1 the one at {}",
+                    servers(r).join(", "),
+                    servers(first).join(", ")
+                ),
+            );
+        }
         if let (Some(a), Some(b)) = (active_span(first), active_span(r)) {
             if b.0 > a.1 || a.0 > b.1 {
                 return not(
@@ -347,8 +366,8 @@ fn merged_notes(reports: &[Report], position: usize) -> Vec<String> {
     let shards: Vec<&str> = reports.iter().filter_map(|r| r.shard.as_deref()).collect();
     let what = if shards.len() == reports.len() {
         format!(
-            "{MERGED_FROM}{} shards ({}) that loaded one server together: `lost`, and fan-out where groups ran, are settled from all of them",
-            shards.len(),
+            "{MERGED_FROM}{} ({}) that loaded one server together: `lost`, and fan-out where groups ran, are settled from all of them",
+            if shards.len() == 1 { "1 shard".to_string() } else { format!("{} shards", shards.len()) },
             shards.join(", ")
         )
     } else {

@@ -144,11 +144,29 @@ impl Report {
         if report.is_file() {
             std::fs::remove_file(&report)?;
         }
-        if self.runs.iter().any(|r| !r.interval_log.is_empty()) {
-            std::fs::write(dir.join(INTERVALS_HLOG), crate::report::hlog::encode(self)?)?;
-        }
-        if self.runs.iter().any(|r| !r.intervals.is_empty()) {
-            std::fs::write(dir.join(INTERVALS_JSONL), interval_lines(self)?)?;
+        // An earlier report's per-second files must not be taken for this one's (a merged
+        // report has none of its own).
+        for (name, has) in [
+            (
+                INTERVALS_HLOG,
+                self.runs.iter().any(|r| !r.interval_log.is_empty()),
+            ),
+            (
+                INTERVALS_JSONL,
+                self.runs.iter().any(|r| !r.intervals.is_empty()),
+            ),
+        ] {
+            let path = dir.join(name);
+            if has {
+                let text = if name == INTERVALS_HLOG {
+                    crate::report::hlog::encode(self)?
+                } else {
+                    interval_lines(self)?
+                };
+                std::fs::write(&path, text)?;
+            } else if path.is_file() {
+                std::fs::remove_file(&path)?;
+            }
         }
         let records = dir.join(GROUP_RECORDS_FILE);
         if self.runs.iter().any(|r| r.group_records.is_some()) {
@@ -177,7 +195,7 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::{REPORT_HTML, REPORT_JSON, SUMMARY_MD};
+    use super::{INTERVALS_HLOG, INTERVALS_JSONL, REPORT_HTML, REPORT_JSON, SUMMARY_MD};
 
     #[test]
     fn a_report_that_cannot_be_written_leaves_no_summary_or_page_behind() {
@@ -192,6 +210,28 @@ mod tests {
         std::fs::create_dir(dir.join(REPORT_JSON)).expect("a folder in its way");
         assert!(report.write(&dir).is_err());
         for name in [SUMMARY_MD, REPORT_HTML] {
+            assert!(!dir.join(name).exists(), "{name} was left");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_report_without_per_second_files_removes_an_earlier_reports() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("the test report reads");
+        // As a merged report is: no per-second rows of its own.
+        for run in &mut report.runs {
+            run.intervals.clear();
+            run.interval_log.clear();
+        }
+        let dir = std::env::temp_dir().join(format!("imbench-write-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("made");
+        for name in [INTERVALS_HLOG, INTERVALS_JSONL] {
+            std::fs::write(dir.join(name), "an earlier run's").expect("written");
+        }
+        report.write(&dir).expect("written over");
+        for name in [INTERVALS_HLOG, INTERVALS_JSONL] {
             assert!(!dir.join(name).exists(), "{name} was left");
         }
         let _ = std::fs::remove_dir_all(&dir);
