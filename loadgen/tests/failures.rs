@@ -112,6 +112,54 @@ fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
 }
 
 #[test]
+fn a_server_that_vanishes_while_clients_are_away_stops_the_run_and_their_sends() {
+    // Every client churns, away 0.5 s at a time: when the server goes, some are connected
+    // (they lose their connection) and some are away (they fail to come back). Both are
+    // without a connection, and the run stops for it rather than run out its schedule.
+    let server_config = ServerConfig::loopback_on(&[Transport::Tcp]).unwrap();
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.addr(Transport::Tcp).unwrap();
+    std::mem::forget(server);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        server_rt.shutdown_background();
+    });
+    let gen_rt = generator_runtime();
+    // The listener's socket outlives the server's runtime here, so a reconnect hangs until
+    // its timeout rather than being refused as by a killed server's port: 1 s.
+    let churn =
+        "connect_timeout = \"1s\"\n[churn]\nfraction = 1.0\nrate = 10.0\noffline = \"500ms\"\n";
+    let mut c = config(
+        util::small_scenario_with(10, 20.0, PLANNED, churn),
+        remote(&server_config, addr),
+    );
+    c.transport = Transport::Tcp;
+    let r = gen_rt.block_on(imbench_loadgen::run(c)).unwrap().report;
+    let run = &r.runs[0];
+    assert!(run.counters.reconnects > 0, "{:?}", run.counters);
+    assert!(
+        run.problems.iter().any(|p| p.contains("reconnecting")),
+        "nobody was away when the server went: {:?}",
+        run.problems
+    );
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("every client (10) lost its connection")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+}
+
+#[test]
 fn a_server_whose_connections_close_without_a_word_is_noticed_by_idle_clients() {
     // The clients send almost nothing: only their receiving side can notice.
     let r = run_against_a_server_that_vanishes(0.001);

@@ -426,7 +426,14 @@ impl Connection {
             }
             let timeout = ctx.scenario.generator.connect_timeout;
             let started = ctx.clock.now_us();
-            match tokio::time::timeout(timeout, connect(ctx, index as u64)).await {
+            // Given up when the run ends, as a first login is: the run promised to end
+            // within its drain, and a server that hangs would hold this for the timeout.
+            let attempt = tokio::select! {
+                biased;
+                () = ctx.wait_finished() => return Ok(None),
+                attempt = tokio::time::timeout(timeout, connect(ctx, index as u64)) => attempt,
+            };
+            match attempt {
                 Ok(Ok(conn)) => {
                     logged_in(ctx, index, &conn, Metric::Reconnect, started);
                     break conn;
@@ -436,6 +443,10 @@ impl Connection {
                     "client {index}: reconnecting: not logged in within {timeout:?}"
                 )),
             }
+            // Without a connection until one is had again: a server that went away while
+            // some clients were away (churn) leaves every client lost, and the run stops on
+            // it (the watchdog), rather than running out its schedule sending nothing.
+            c.connection_lost.store(true, Relaxed);
             // Try again, no faster than the scenario's own rhythm.
             away = offline.max(Duration::from_millis(100));
         };
@@ -742,6 +753,12 @@ async fn send_scheduled(
                 .is_none()
         {
             return Ok(());
+        }
+        // A connection the receiver found lost (the server gone, say) takes no more sends:
+        // a transport's buffer can accept writes for a while after the peer is gone, and
+        // each would be counted sent, and lost.
+        if ctx.counters[index].connection_lost.load(Relaxed) {
+            return Err(SessionError::Closed);
         }
         let lag = writes.lag(at_us, ctx.clock.now_us());
         ctx.recorder
