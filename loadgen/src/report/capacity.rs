@@ -177,6 +177,10 @@ pub struct Capacity {
     /// highest that held was invalid for the machine's reasons alone (`stopped` says so).
     #[serde(default)]
     pub machine: bool,
+    /// Whether a step could not run at all (the server went away between steps, say): the
+    /// loads above the highest that held are not known, and `stopped` says why.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_off: bool,
 }
 
 /// The file names a search writes beside its step folders.
@@ -214,9 +218,10 @@ impl Capacity {
 
     /// The search's verdict, what `imbench run --find-max` and `imbench report` exit with:
     /// OK when a load held and the search ended by itself; the first step's verdict when
-    /// none held; invalid when it was interrupted, or when the machine ended it.
+    /// none held; invalid when it was interrupted, when the machine ended it, or when a step
+    /// could not run.
     pub fn verdict(&self) -> Verdict {
-        if self.interrupted || self.machine {
+        if self.interrupted || self.machine || self.cut_off {
             return Verdict::Invalid;
         }
         match (self.best(), self.steps.first()) {
@@ -736,6 +741,7 @@ mod tests {
             last_step_whole: false,
             stopped: None,
             machine: false,
+            cut_off: false,
         }
     }
 
@@ -753,6 +759,18 @@ mod tests {
                 && t.contains("the search stopped there: the machine alone spoiled"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_search_a_step_of_which_could_not_run_is_invalid_and_says_why() {
+        let mut c = search();
+        c.bounded = false;
+        c.cut_off = true;
+        c.stopped = Some("step 3 could not run (cannot reach the server)".into());
+        assert_eq!(c.verdict(), Verdict::Invalid);
+        assert!(c.table().contains("the search stopped there: step 3 could not run"));
+        let back = Capacity::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert!(back.cut_off);
     }
 
     #[test]

@@ -148,6 +148,8 @@ struct Searched {
     stopped: Option<String>,
     /// The machine, not the load, ended it.
     machine: bool,
+    /// A step could not run (its run failed to start or to reach the server).
+    cut_off: bool,
     interrupted: bool,
     /// Interrupted once the last step had measured everything: that step counts.
     last_step_whole: bool,
@@ -220,6 +222,13 @@ async fn search<R: Steps>(
     let mut bad: Option<f64> = None;
     let mut stopped = None;
     let mut machine = false;
+    let mut cut_off = false;
+    // A step that could not run once others had: the search ends with the steps it has,
+    // written and summed up, rather than lose them to the error.
+    let mut could_not_run = |e: RunError, n: usize| {
+        cut_off = true;
+        format!("step {n} could not run ({e}), so the capacity above the highest load that held is not known")
+    };
     let mut load = 1.0;
     // Every outcome but a held load ends the rise: set after the loop, it ran out of steps.
     let mut last_held = false;
@@ -246,6 +255,10 @@ async fn search<R: Steps>(
                      above this load is not known"
                 ));
                 machine = true;
+                break;
+            }
+            Err(Skipped::Failed(e)) if !search.steps.is_empty() => {
+                stopped = Some(could_not_run(e, search.steps.len() + 1));
                 break;
             }
             Err(Skipped::Failed(e)) => return Err(e),
@@ -280,7 +293,10 @@ async fn search<R: Steps>(
                     ));
                     break;
                 }
-                Err(Skipped::Failed(e)) => return Err(e),
+                Err(Skipped::Failed(e)) => {
+                    stopped = Some(could_not_run(e, search.steps.len() + 1));
+                    break;
+                }
                 // Between two loads that were accepted: cannot happen, but is no reason to
                 // lose the steps already run.
                 Err(Skipped::OutOfBounds(_)) => break,
@@ -295,6 +311,7 @@ async fn search<R: Steps>(
         bounded: bad.is_some(),
         stopped,
         machine,
+        cut_off,
     })
 }
 
@@ -315,6 +332,7 @@ pub async fn find_max(
         bounded,
         stopped,
         machine,
+        cut_off,
         interrupted,
         last_step_whole,
     } = search(&runs, opts, on_step).await?;
@@ -332,6 +350,7 @@ pub async fn find_max(
         last_step_whole,
         stopped,
         machine,
+        cut_off,
     };
     if let Some(dir) = &config.out_dir {
         capacity.write(dir).map_err(|source| RunError::Write {
@@ -514,6 +533,63 @@ mod tests {
             why.contains("between 2.000x, which held, and 4.000x, which failed"),
             "{why}"
         );
+    }
+
+    /// Steps that hold until step `fails_at`, which cannot run at all (the server gone).
+    struct Unreachable {
+        table: Table<StepVerdict>,
+        fails_at: usize,
+    }
+
+    impl Steps for Unreachable {
+        async fn run_step(&self, load: f64, n: usize) -> Result<Step, Skipped> {
+            if n == self.fails_at {
+                return Err(Skipped::Failed(RunError::Unsupported(
+                    "cannot reach the server".into(),
+                )));
+            }
+            self.table.run_step(load, n).await
+        }
+
+        fn interrupted(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_step_that_cannot_run_ends_the_search_with_the_steps_it_has() {
+        let runner = Unreachable {
+            table: Table {
+                verdict: |_, _| (Verdict::Ok, ""),
+                run: Default::default(),
+            },
+            fails_at: 3,
+        };
+        let done = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(search(&runner, OPTS, |_| {}))
+            .unwrap_or_else(|e| panic!("the steps were lost: {e}"));
+        assert_eq!(done.steps.len(), 2);
+        assert!(done.cut_off && !done.bounded && !done.machine);
+        let why = done.stopped.expect("says why it stopped");
+        assert!(
+            why.starts_with("step 3 could not run (") && why.contains("cannot reach the server"),
+            "{why}"
+        );
+        // The first step that cannot run is the search's error: there is nothing to keep.
+        let first = Unreachable {
+            table: Table {
+                verdict: |_, _| (Verdict::Ok, ""),
+                run: Default::default(),
+            },
+            fails_at: 1,
+        };
+        let e = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(search(&first, OPTS, |_| {}));
+        assert!(e.is_err());
     }
 
     #[test]
