@@ -460,6 +460,14 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     let out = imbench(&dir, &["run", "--find-max", "--growth", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--growth"), "{}", text(&out));
+    // Nothing for the search to raise: every step would run the same load and "hold".
+    let out = imbench(&dir, &["run", "--find-max", "--rate", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("raises the direct and group rates"),
+        "{}",
+        text(&out)
+    );
     let secret = dir.random_secret("secret");
     let plain = [
         "run",

@@ -60,6 +60,17 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         imbench_loadgen::errln!("imbench: --find-max searches one transport or target at a time");
         return exit_code::USAGE;
     }
+    let scales = |s: &imbench_loadgen::Scenario| {
+        s.direct.rate > 0.0 || (s.groups.count > 0 && s.groups.rate > 0.0)
+    };
+    if args.find_max && !scales(&config.scenario) {
+        // Every step would run the same load, and "held" at each would read as a capacity.
+        imbench_loadgen::errln!(
+            "imbench: --find-max raises the direct and group rates, and scenario {:?} has neither (files and churn keep their own rates): give it [direct] or [groups] with a rate above 0",
+            config.scenario.name
+        );
+        return exit_code::USAGE;
+    }
     if args.repeat == 0 {
         imbench_loadgen::errln!("imbench: --repeat must be at least 1");
         return exit_code::USAGE;
