@@ -768,7 +768,9 @@ mod tests {
         c.cut_off = true;
         c.stopped = Some("step 3 could not run (cannot reach the server)".into());
         assert_eq!(c.verdict(), Verdict::Invalid);
-        assert!(c.table().contains("the search stopped there: step 3 could not run"));
+        assert!(c
+            .table()
+            .contains("the search stopped there: step 3 could not run"));
         let back = Capacity::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
         assert!(back.cut_off);
     }

@@ -6,7 +6,7 @@
 //! (`--repeat`) keeps a run out of its spread only when the interrupt came
 //! before that run had measured all it was to.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 
 /// Held while an interrupt is told to the runs, and while a run lets go: so that a run that
@@ -20,6 +20,9 @@ static MEASURING: AtomicUsize = AtomicUsize::new(0);
 /// Runs that an interrupt stopped before their schedule and drain were through.
 static CUT_SHORT: AtomicU64 = AtomicU64::new(0);
 
+/// Whether any run (or a check before one) has begun in this process.
+static BEGUN: AtomicBool = AtomicBool::new(false);
+
 /// Held by a run while it measures (and by a comparison's check of a target before its runs,
 /// whose interrupt its own error says); dropping it says the run has settled its figures.
 pub(crate) struct Measuring {
@@ -29,6 +32,7 @@ pub(crate) struct Measuring {
 impl Measuring {
     pub(crate) fn begin() -> Self {
         MEASURING.fetch_add(1, SeqCst);
+        BEGUN.store(true, SeqCst);
         Self { cut: false }
     }
 
@@ -64,13 +68,14 @@ impl Drop for Measuring {
     }
 }
 
-/// Tells the runs of an interrupt (`tell`) and says whether one was measuring: if so, that
-/// run says what the interrupt stops; if not, no run was cut short.
+/// Tells the runs of an interrupt (`tell`) and says whether a run will say what it stops: one
+/// measuring now, or, when none has begun yet (a Ctrl-C while a network path comes up), the
+/// first to begin, which finds the interrupt before it starts. If not, no run was cut short.
 pub fn interrupt(tell: impl FnOnce()) -> bool {
     let _telling = TELLING.lock().unwrap_or_else(|e| e.into_inner());
-    let measuring = now();
+    let said_by_a_run = now() || !BEGUN.load(SeqCst);
     tell();
-    measuring
+    said_by_a_run
 }
 
 /// Counts a run cut short by an interrupt outside a run's own loop: a comparison whose later
