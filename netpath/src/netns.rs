@@ -127,11 +127,25 @@ pub fn existing() -> Vec<String> {
         .collect()
 }
 
+/// Whether process `pid` runs: a killed one its parent has not reaped yet (a zombie, state
+/// `Z` in /proc/PID/stat) holds nothing any more.
+fn running(pid: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(PathBuf::from("/proc").join(pid).join("stat")) else {
+        return false;
+    };
+    // "PID (COMMAND) STATE …": the command may hold spaces and parentheses, the state
+    // follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
+}
+
 /// Removes namespaces left by imbench processes that are gone (killed before they could).
 pub fn remove_orphans() {
     for name in existing() {
         let pid = name[PREFIX.len()..].split('-').next().unwrap_or("");
-        let alive = !pid.is_empty() && PathBuf::from("/proc").join(pid).exists();
+        let alive = !pid.is_empty() && running(pid);
         if !alive {
             let _ = ip(&["netns", "del", &name]);
         }
@@ -153,4 +167,26 @@ pub(crate) fn ip(args: &[&str]) -> Result<(), PathError> {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running;
+
+    #[test]
+    fn a_process_runs_until_it_is_reaped_or_a_zombie() {
+        assert!(running(&std::process::id().to_string()));
+        assert!(!running("0"), "no such process");
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("true starts");
+        let pid = child.id().to_string();
+        // Exited and not yet waited for: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while running(&pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!running(&pid), "an exited child not yet reaped");
+        let _ = child.wait();
+    }
 }

@@ -583,6 +583,9 @@ fn network_path(
 ) -> Result<std::sync::Arc<imbench_netpath::NetPath>, u8> {
     match imbench_netpath::NetPath::up(spec, seed) {
         Ok(path) => {
+            // Coming up, the path removed the namespaces of killed imbench processes; the
+            // records of the paths those held go with them.
+            imbench_loadgen::config::held_path::remove_stale_records();
             imbench_loadgen::errln!(
                 "imbench: network path {}: clients {} and server {} in namespaces {} and {}",
                 section.describe(),

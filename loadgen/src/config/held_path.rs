@@ -40,6 +40,12 @@ impl HeldPath {
     }
 }
 
+/// Removes the records of held paths whose client namespace is gone, as a run's own path
+/// coming up removes their namespaces: nothing of a killed `imbench path` is left behind.
+pub fn remove_stale_records() {
+    remove_stale(std::path::Path::new(DIR), imbench_netpath::netns::exists);
+}
+
 /// Removes the records of paths whose client namespace is gone: a path whose process was
 /// killed outright could not remove its record (its namespaces are removed by the next path
 /// to come up), and a record must not name the path of a later namespace that happens to be
