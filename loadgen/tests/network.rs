@@ -100,6 +100,19 @@ fn a_delay_on_the_path_shows_in_every_latency() {
         assert!(notes.contains("network path: clients to server"), "{notes}");
     }
     assert_eq!(report["scenario"]["network"]["up"]["delay"], "10ms");
+    // Over QUIC the datagrams of both namespaces are counted: a message is its Send (the
+    // clients'), Ack and Deliver (the server's) and some of their ACKs; the clients' alone
+    // came to under 2.
+    let udp = report["runs"][0]["cpu_use"]["udp_datagrams"]
+        .as_f64()
+        .expect("counted over quic");
+    let messages = report["runs"][0]["metrics"]["direct"]["count"]
+        .as_f64()
+        .expect("direct count");
+    assert!(
+        udp >= 2.5 * messages,
+        "{udp} datagrams for {messages} messages"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -14,8 +14,10 @@
 //!   is the generator);
 //! - the CPUs this process may use (`Cpus_allowed_list` in `/proc/self/status`, so `taskset`
 //!   is honoured) in `/proc/stat`: busy, idle and steal ticks;
-//! - the UDP datagrams the machine sent (`OutDatagrams` in `/proc/net/snmp`): on loopback with
-//!   the server embedded, what the run's messages cost in datagrams, both sides together.
+//! - the UDP datagrams the machine sent (`OutDatagrams` in `/proc/net/snmp`, summed over the
+//!   network namespaces this process's threads are in: on an emulated path, the clients' and
+//!   the embedded server's): on loopback with the server embedded, what the run's messages
+//!   cost in datagrams, both sides together.
 //!
 //! Elsewhere than Linux the snapshot is empty and nothing is judged.
 
@@ -109,12 +111,21 @@ impl CpuSnapshot {
             _ => None,
         };
         let mut threads = HashMap::new();
+        // The network namespaces this process's threads are in (one, or on an emulated path
+        // the clients' and the embedded server's), each with a thread in it whose
+        // `net/snmp` is that namespace's.
+        let mut namespaces: HashMap<std::path::PathBuf, std::path::PathBuf> = HashMap::new();
         if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
             for entry in dir.flatten() {
                 let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
                     continue;
                 };
                 let path = entry.path();
+                if let Ok(ns) = std::fs::read_link(path.join("ns/net")) {
+                    namespaces
+                        .entry(ns)
+                        .or_insert_with(|| path.join("net/snmp"));
+                }
                 // A thread may end between the listing and the read: skip it.
                 let (Ok(comm), Ok(schedstat)) = (
                     std::fs::read_to_string(path.join("comm")),
@@ -130,9 +141,7 @@ impl CpuSnapshot {
         Self {
             threads,
             machine,
-            udp_out: std::fs::read_to_string("/proc/net/snmp")
-                .ok()
-                .and_then(|s| parse_udp_out(&s)),
+            udp_out: udp_out_of(namespaces.values()),
             cpus: cpus_allowed.map_or(0, |c| c.len()),
             at: Some(std::time::Instant::now()),
         }
@@ -186,7 +195,8 @@ pub struct CpuUse {
     #[serde(default)]
     pub wakeups: u64,
     /// UDP datagrams the whole machine sent (all processes; on loopback, both sides of the
-    /// run's QUIC connections and anything else that sent UDP).
+    /// run's QUIC connections and anything else that sent UDP; on an emulated path, in the
+    /// clients' and the embedded server's namespaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_datagrams: Option<u64>,
 }
@@ -377,6 +387,21 @@ fn parse_proc_stat(stat: &str, allowed: &[usize]) -> Option<MachineTicks> {
         found += 1;
     }
     (found > 0).then_some(t)
+}
+
+/// UDP datagrams sent in every network namespace whose `snmp` files are `files` (all of
+/// this process's; `/proc/net/snmp`, its own, when none could be read).
+fn udp_out_of<'a>(files: impl Iterator<Item = &'a std::path::PathBuf>) -> Option<u64> {
+    let read = |f: &std::path::Path| {
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|s| parse_udp_out(&s))
+    };
+    let counts: Vec<u64> = files.filter_map(|f| read(f)).collect();
+    if counts.is_empty() {
+        return read(std::path::Path::new("/proc/net/snmp"));
+    }
+    Some(counts.iter().sum())
 }
 
 /// `OutDatagrams` of the second `Udp:` line of `/proc/net/snmp` (the first names the fields).
