@@ -186,12 +186,14 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     use std::io::IsTerminal;
-    // rumqttc warns once for every message an MQTT 5 broker refuses; the run counts those
-    // already, and a line each would bury the table. RUST_LOG still shows them.
+    // rumqttc warns once for every message an MQTT 5 broker refuses, and quinn-udp for the
+    // sends of every client socket when the network under them goes (a held path taken
+    // down): the run counts and names those already, and a line each would bury the table.
+    // RUST_LOG still shows them.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,rumqttc=error".into()),
+                .unwrap_or_else(|_| "warn,rumqttc=error,quinn_udp=error".into()),
         )
         // Through the queue every stderr line takes: a record logged by a task of the run
         // must not wait for a stderr nobody reads.
