@@ -47,7 +47,14 @@ pub(crate) fn hold(
     let spec = match section.path() {
         Ok(Some(spec)) => spec,
         Ok(None) => {
-            imbench_loadgen::errln!("imbench: loopback is no path to hold");
+            let paths: Vec<&str> = imbench_loadgen::config::network::PROFILES
+                .iter()
+                .map(|p| p.name)
+                .collect();
+            imbench_loadgen::errln!(
+                "imbench: loopback is no path to hold; one of: {}",
+                paths.join(", ")
+            );
             return exit_code::USAGE;
         }
         Err(e) => {

@@ -481,7 +481,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         probed = probe => probed,
         () = interrupted(&config) => return Err(RunError::InterruptedBeforeStart),
     };
-    judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout).await?;
+    judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout)
+        .await
+        .map_err(|e| through_the_path(e, &config))?;
 
     let mut clients = start_clients(&ctx, config.shard, || {
         config.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
@@ -853,6 +855,26 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         server.shutdown(limit).await;
     }
     RunOutcome::written(report, config.out_dir.as_deref())
+}
+
+/// An unreachable server, when the clients reach it through an emulated path: the path's
+/// loss, delay or bandwidth may be what kept the first login from completing, not the server.
+fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
+    match e {
+        RunError::Unreachable { target, why } if on_a_path(config) => {
+            let path = config.scenario.network.as_ref().map_or_else(
+                || "the emulated path".to_string(),
+                |n| format!("network path {}", n.describe()),
+            );
+            RunError::Unreachable {
+                target,
+                why: format!(
+                    "{why} (through {path}: its loss, delay or bandwidth may be what kept the first login from completing within the connect timeout)"
+                ),
+            }
+        }
+        e => e,
+    }
 }
 
 /// Whether `config`'s clients are on an emulated path: this run's own, or one `imbench path`
