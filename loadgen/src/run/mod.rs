@@ -1843,6 +1843,14 @@ mod tests {
     }
 
     #[test]
+    fn a_run_stopped_in_its_ramp_up_is_in_its_drain_after() {
+        let (ctx, _timer) = context(0);
+        assert_eq!(progress::phase(&ctx), "ramp-up");
+        ctx.stop("interrupted".into());
+        assert_eq!(progress::phase(&ctx), "drain");
+    }
+
+    #[test]
     fn every_committed_scenario_names_only_real_figures_in_its_slos() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut checked = 0;

@@ -97,14 +97,16 @@ impl Lines {
 /// The phase the run is in now: ramp-up, warm-up, measure or drain.
 pub fn phase(ctx: &RunContext) -> &'static str {
     let now = ctx.clock.now_us();
-    if now < ctx.send_start_us {
+    // A run stopped early (Ctrl-C in its ramp-up) ends its schedule there: what follows is
+    // its drain, whichever phase was planned for that time.
+    if now >= ctx.schedule_end() {
+        "drain"
+    } else if now < ctx.send_start_us {
         "ramp-up"
     } else if now < ctx.measure_start_us {
         "warm-up"
-    } else if now < ctx.schedule_end() {
-        "measure"
     } else {
-        "drain"
+        "measure"
     }
 }
 
