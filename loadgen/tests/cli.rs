@@ -1252,6 +1252,14 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
             text(&out)
         );
     }
+    // The same spelt from inside the folder, where "a" has no parent to compare.
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(dir.0.join("shards"))
+        .args(["merge", ".", "--out", "a"])
+        .output()
+        .expect("runs imbench");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("which is merged"), "{}", text(&out));
     assert!(dir.0.join("shards/a/report.json").is_file());
     assert!(!dir.0.join("shards/new").exists());
     let out = imbench(&dir, &["merge", "shards/b", "--out", "part"]);

@@ -112,7 +112,7 @@ fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
 }
 
 #[test]
-fn a_server_that_vanishes_while_clients_are_away_stops_the_run_and_their_sends() {
+fn a_server_that_vanishes_while_clients_are_away_stops_the_run() {
     // Every client churns, away 0.5 s at a time: when the server goes, some are connected
     // (they lose their connection) and some are away (they fail to come back). Both are
     // without a connection, and the run stops for it rather than run out its schedule.

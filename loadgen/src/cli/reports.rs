@@ -192,7 +192,9 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
 pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     // The merge written over one of its own reports would lose that shard for good (its
     // group ledger is removed with it), and into a folder of reports would be read as one.
-    let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    // Absolute first: `merge . --out s1` has no parent to compare in its relative spelling.
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let same = |a: &std::path::Path, b: &std::path::Path| matches!((absolute(a).canonicalize(), absolute(b).canonicalize()), (Ok(x), Ok(y)) if x == y);
     // A report folder, or the folder that holds it (where the next `merge FOLDER` would read
     // the merged report as one more).
     let folder_of = |p: &PathBuf| {
@@ -204,9 +206,11 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     };
     // Inside a folder merged (`merge SHARDS --out SHARDS/s1`): one of the shards' folders
     // that folder stands for, or a new one among them. Folders not made yet are not.
-    let inside = |dir: &std::path::Path| out.ancestors().skip(1).any(|up| same(up, dir));
+    let out_abs = absolute(out);
+    let inside = |dir: &std::path::Path| out_abs.ancestors().skip(1).any(|up| same(up, dir));
     if let Some(input) = paths.iter().find(|p| {
         folder_of(p).is_some_and(|d| {
+            let d = absolute(&d);
             same(&d, out) || d.parent().is_some_and(|up| same(up, out)) || inside(&d)
         })
     }) {

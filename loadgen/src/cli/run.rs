@@ -91,7 +91,13 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let on_path = spec.is_some() || args.namespace.is_some();
-    if let Err(e) = imbench_loadgen::run::compare::check_files_each(&config, &legs, on_path) {
+    // On a held path, its recorded [network] (shared or a link per client) decides whether the
+    // clients need a socket each, not the scenario's (read again once the path is joined).
+    let mut checked = config.clone();
+    if let Some(name) = &args.namespace {
+        checked.scenario.network = imbench_loadgen::config::held_path::HeldPath::read(name);
+    }
+    if let Err(e) = imbench_loadgen::run::compare::check_files_each(&checked, &legs, on_path) {
         imbench_loadgen::errln!("imbench: {e}");
         return e.exit_code();
     }

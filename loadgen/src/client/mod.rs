@@ -126,16 +126,17 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             );
             return connect_failed(&ctx, index, e);
         }
-        // A stopped run did not wait for this client: it is left out, as a client never
-        // started is, and not counted among those that could not connect. A run that ran
-        // its whole schedule and drain did wait for it, as long as it promised.
-        None if ctx.stop_reason().is_some() => {
+        // A run stopped before its schedule's planned end did not wait for this client: it
+        // is left out, as a client never started is, and not counted among those that could
+        // not connect. A run that got through its schedule (stopped in the drain, or not at
+        // all) did wait for it, as long as it promised.
+        None if ctx.schedule_end() < ctx.schedule_end_us => {
             counters.done_sending.store(true, Relaxed);
             return;
         }
         None => {
             let e = format!(
-                "still logging in, or waiting its turn to, when the drain ended at {:.1}s (the logins took longer than the whole schedule after a ramp-up of {}: give a longer --ramp-up, or more handshakes at once with [generator] connect_concurrency)",
+                "still logging in, or waiting its turn to, when the drain ended at {:.1}s (the logins took longer than the whole schedule after a ramp-up of {}, or the server did not answer them: give a longer --ramp-up, or more handshakes at once with [generator] connect_concurrency)",
                 ctx.clock.now_us() as f64 / 1e6,
                 humantime::format_duration(s.ramp_up)
             );

@@ -97,9 +97,10 @@ client_counters! {
         connect_failed,
         /// The connection ended before the run did (server gone, or it closed us); stays set.
         disconnected,
-        /// Its current connection ended against the plan; cleared when the client connects
-        /// again (`[churn]`). The first of its two sides to find the loss sets it, and only
-        /// that one counts the error.
+        /// Without a connection against the plan: its connection ended, or (`[churn]`) an
+        /// attempt to come back failed; cleared when the client connects again. Of the two
+        /// sides of a connection, the first to find its loss sets it and counts the error (a
+        /// failed attempt counts none).
         connection_lost,
         /// This client will send nothing more (its schedule ended, or it never connected);
         /// stays set.

@@ -92,7 +92,9 @@ struct MachineTicks {
 pub struct CpuSnapshot {
     threads: HashMap<u32, (Side, ThreadTimes)>,
     machine: Option<MachineTicks>,
-    udp_out: Option<u64>,
+    /// UDP datagrams sent so far in each network namespace this process has a thread in
+    /// (by the namespace's link name, `net:[INODE]`).
+    udp_out: HashMap<std::path::PathBuf, u64>,
     cpus: usize,
     at: Option<std::time::Instant>,
 }
@@ -141,7 +143,7 @@ impl CpuSnapshot {
         Self {
             threads,
             machine,
-            udp_out: udp_out_of(namespaces.values()),
+            udp_out: udp_out_of(namespaces),
             cpus: cpus_allowed.map_or(0, |c| c.len()),
             at: Some(std::time::Instant::now()),
         }
@@ -271,9 +273,15 @@ impl CpuUse {
                 wait as f64 / 1e3 / slices as f64
             },
             wakeups: slices,
-            udp_datagrams: match (start.udp_out, end.udp_out) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-                _ => None,
+            // Over the namespaces read both times: one met only once (a path that came up
+            // or went down between the readings) has no difference to give.
+            udp_datagrams: {
+                let both: Vec<u64> = end
+                    .udp_out
+                    .iter()
+                    .filter_map(|(ns, b)| Some(b.saturating_sub(*start.udp_out.get(ns)?)))
+                    .collect();
+                (!both.is_empty()).then(|| both.iter().sum())
             },
         })
     }
@@ -389,19 +397,28 @@ fn parse_proc_stat(stat: &str, allowed: &[usize]) -> Option<MachineTicks> {
     (found > 0).then_some(t)
 }
 
-/// UDP datagrams sent in every network namespace whose `snmp` files are `files` (all of
-/// this process's; `/proc/net/snmp`, its own, when none could be read).
-fn udp_out_of<'a>(files: impl Iterator<Item = &'a std::path::PathBuf>) -> Option<u64> {
+/// UDP datagrams sent so far in each network namespace of `namespaces` (its name, and the
+/// `snmp` file of a thread in it); this process's own, `/proc/net/snmp`, when none could be
+/// read.
+fn udp_out_of(
+    namespaces: HashMap<std::path::PathBuf, std::path::PathBuf>,
+) -> HashMap<std::path::PathBuf, u64> {
     let read = |f: &std::path::Path| {
         std::fs::read_to_string(f)
             .ok()
             .and_then(|s| parse_udp_out(&s))
     };
-    let counts: Vec<u64> = files.filter_map(|f| read(f)).collect();
-    if counts.is_empty() {
-        return read(std::path::Path::new("/proc/net/snmp"));
+    let counts: HashMap<std::path::PathBuf, u64> = namespaces
+        .into_iter()
+        .filter_map(|(ns, file)| Some((ns, read(&file)?)))
+        .collect();
+    if !counts.is_empty() {
+        return counts;
     }
-    Some(counts.iter().sum())
+    read(std::path::Path::new("/proc/net/snmp"))
+        .map(|n| (std::path::PathBuf::from("own"), n))
+        .into_iter()
+        .collect()
 }
 
 /// `OutDatagrams` of the second `Udp:` line of `/proc/net/snmp` (the first names the fields).
@@ -498,10 +515,33 @@ mod tests {
                 })
                 .collect(),
             machine: Some(machine),
-            udp_out: None,
+            udp_out: HashMap::new(),
             cpus: 2,
             at: Some(at),
         }
+    }
+
+    #[test]
+    fn udp_datagrams_add_up_over_the_namespaces_read_both_times() {
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        let ns = |n: &str| std::path::PathBuf::from(n);
+        let mut start = snapshot(t0, &[(1, Side::Generator, 0, 0)], MachineTicks::default());
+        let mut end = snapshot(t1, &[(1, Side::Generator, 1, 0)], MachineTicks::default());
+        assert_eq!(
+            CpuUse::between(&start, &end, false).unwrap().udp_datagrams,
+            None
+        );
+        start.udp_out = [(ns("client"), 100), (ns("server"), 1_000)].into();
+        // A namespace met only at the end gives no difference, whatever its count.
+        end.udp_out = [
+            (ns("client"), 150),
+            (ns("server"), 1_070),
+            (ns("new"), 9_999),
+        ]
+        .into();
+        let u = CpuUse::between(&start, &end, false).unwrap();
+        assert_eq!(u.udp_datagrams, Some(120));
     }
 
     #[test]

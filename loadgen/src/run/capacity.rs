@@ -225,9 +225,9 @@ async fn search<R: Steps>(
     let mut cut_off = false;
     // A step that could not run once others had: the search ends with the steps it has,
     // written and summed up, rather than lose them to the error.
-    let mut could_not_run = |e: RunError, n: usize| {
+    let mut could_not_run = |e: RunError, n: usize, then: String| {
         cut_off = true;
-        format!("step {n} could not run ({e}), so the capacity above the highest load that held is not known")
+        format!("step {n} could not run ({e}), so {then}")
     };
     let mut load = 1.0;
     // Every outcome but a held load ends the rise: set after the loop, it ran out of steps.
@@ -258,7 +258,11 @@ async fn search<R: Steps>(
                 break;
             }
             Err(Skipped::Failed(e)) if !search.steps.is_empty() => {
-                stopped = Some(could_not_run(e, search.steps.len() + 1));
+                let then = match good {
+                    Some(_) => "the capacity above the highest load that held is not known",
+                    None => "no load held before it",
+                };
+                stopped = Some(could_not_run(e, search.steps.len() + 1, then.into()));
                 break;
             }
             Err(Skipped::Failed(e)) => return Err(e),
@@ -294,7 +298,11 @@ async fn search<R: Steps>(
                     break;
                 }
                 Err(Skipped::Failed(e)) => {
-                    stopped = Some(could_not_run(e, search.steps.len() + 1));
+                    let then = format!(
+                        "the narrowing stopped: the capacity lies between {lo:.3}x, which held, \
+                         and {hi:.3}x, which failed"
+                    );
+                    stopped = Some(could_not_run(e, search.steps.len() + 1, then));
                     break;
                 }
                 // Between two loads that were accepted: cannot happen, but is no reason to

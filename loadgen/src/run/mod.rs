@@ -752,7 +752,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // to them is lost all the same.
     let left_out = (clients_in(&s, config.shard) as u64)
         .saturating_sub(totals.connected + totals.connect_failed);
-    if left_out > 0 && ctx.stop_reason().is_some() {
+    if left_out > 0 && ctx.schedule_end() < ctx.schedule_end_us {
         let sent_any = totals.sent + totals.group_sent > 0;
         notes.push(format!(
             "{left_out} {} never logged in: the run was stopped first{}",
@@ -1589,11 +1589,14 @@ impl Watchdog {
             ));
         }
         let (sent, answered) = sent_and_answered(ctx);
-        if answered != self.answered || answered >= sent {
+        // Only an answer is news of the server: a count that fell (a client without a
+        // connection leaves its messages out) keeps the silence running.
+        if answered > self.answered || answered >= sent {
             self.answered = answered;
             self.since = Instant::now();
             return None;
         }
+        self.answered = answered;
         (self.since.elapsed() >= self.limit).then(|| {
             format!(
                 "the server answered nothing for {:?} while {} waited: it stopped or hung",
