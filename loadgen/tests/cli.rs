@@ -1247,7 +1247,7 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
         let out = imbench(&dir, &["merge", "shards", "--out", into]);
         assert_eq!(out.status.code(), Some(2), "{into}: {}", text(&out));
         assert!(
-            text(&out).contains("(it is in shards, which is merged)"),
+            text(&out).contains("is in shards, which is merged"),
             "{}",
             text(&out)
         );

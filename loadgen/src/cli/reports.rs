@@ -214,17 +214,20 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             same(&d, out) || d.parent().is_some_and(|up| same(up, out)) || inside(&d)
         })
     }) {
-        let which = if same(input, out) {
-            String::new()
-        } else if folder_of(input).is_some_and(|d| inside(&d)) {
-            format!(" (it is in {}, which is merged)", input.display())
+        let why = if folder_of(input).is_some_and(|d| inside(&absolute(&d))) {
+            format!(
+                "is in {}, which is merged: the merge would replace one of its reports, or be read as one more the next time; give a folder outside it",
+                input.display()
+            )
+        } else if same(input, out) {
+            "is one of the reports merged: the merge would replace it; give another folder".into()
         } else {
-            format!(" (it holds {})", input.display())
+            format!(
+                "is one of the reports merged (it holds {}): the merge would replace it; give another folder",
+                input.display()
+            )
         };
-        imbench_loadgen::errln!(
-            "imbench: --out {} is one of the reports merged{which}: the merge would replace it; give another folder",
-            out.display()
-        );
+        imbench_loadgen::errln!("imbench: --out {} {why}", out.display());
         return exit_code::USAGE;
     }
     // Refused before anything is read or printed, as `run --out` does: a file, a folder of

@@ -66,7 +66,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     if args.find_max && !scales(&config.scenario) {
         // Every step would run the same load, and "held" at each would read as a capacity.
         imbench_loadgen::errln!(
-            "imbench: --find-max raises the direct and group rates, and scenario {:?} has neither (files and churn keep their own rates): give it [direct] or [groups] with a rate above 0",
+            "imbench: --find-max raises the direct and group rates, and scenario {:?} has neither above 0 (with --rate and --group-rate as given; files and churn keep their own rates): give it [direct] or [groups] with a rate above 0",
             config.scenario.name
         );
         return exit_code::USAGE;
