@@ -72,11 +72,9 @@ async fn a_server_that_shuts_down_mid_run_ends_the_run_as_invalid() {
     assert!(run.counters.sent > 0);
 }
 
-/// A run of 10 clients each sending `rate` messages a second over TCP to a server whose
-/// sockets all close, with no Bye, two seconds in (its runtime dropped at once, as the kernel
-/// closes a killed process's sockets), checked to have stopped with every client's connection
-/// lost, one error each.
-fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
+/// A TCP server whose runtime is dropped at once `after` from now, with no Bye, as the kernel
+/// closes a killed process's sockets: its configuration and address.
+fn tcp_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::SocketAddr) {
     let server_config = ServerConfig::loopback_on(&[Transport::Tcp]).unwrap();
     let server_rt = tokio::runtime::Runtime::new().unwrap();
     let server = server_rt
@@ -85,9 +83,18 @@ fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
     let addr = server.addr(Transport::Tcp).unwrap();
     std::mem::forget(server);
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(2000));
+        std::thread::sleep(after);
         server_rt.shutdown_background();
     });
+    (server_config, addr)
+}
+
+/// A run of 10 clients each sending `rate` messages a second over TCP to a server whose
+/// sockets all close, with no Bye, two seconds in (its runtime dropped at once, as the kernel
+/// closes a killed process's sockets), checked to have stopped with every client's connection
+/// lost, one error each.
+fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
+    let (server_config, addr) = tcp_server_vanishing_after(Duration::from_millis(2000));
     let gen_rt = generator_runtime();
     let mut c = config(
         small_scenario(10, rate, PLANNED),
@@ -116,17 +123,7 @@ fn a_server_that_vanishes_while_clients_are_away_stops_the_run() {
     // Every client churns, away 0.5 s at a time: when the server goes, some are connected
     // (they lose their connection) and some are away (they fail to come back). Both are
     // without a connection, and the run stops for it rather than run out its schedule.
-    let server_config = ServerConfig::loopback_on(&[Transport::Tcp]).unwrap();
-    let server_rt = tokio::runtime::Runtime::new().unwrap();
-    let server = server_rt
-        .block_on(imbench_server::start(server_config.clone()))
-        .unwrap();
-    let addr = server.addr(Transport::Tcp).unwrap();
-    std::mem::forget(server);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(2500));
-        server_rt.shutdown_background();
-    });
+    let (server_config, addr) = tcp_server_vanishing_after(Duration::from_millis(2500));
     let gen_rt = generator_runtime();
     // The listener's socket outlives the server's runtime here, so a reconnect hangs until
     // its timeout rather than being refused as by a killed server's port: 1 s.

@@ -573,11 +573,13 @@ mod tests {
             },
             fails_at: 3,
         };
-        let done = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-            .block_on(search(&runner, OPTS, |_| {}))
-            .unwrap_or_else(|e| panic!("the steps were lost: {e}"));
+        let search_of = |runner: &Unreachable| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+                .block_on(search(runner, OPTS, |_| {}))
+        };
+        let done = search_of(&runner).unwrap_or_else(|e| panic!("the steps were lost: {e}"));
         assert_eq!(done.steps.len(), 2);
         assert!(done.cut_off && !done.bounded && !done.machine);
         let why = done.stopped.expect("says why it stopped");
@@ -593,11 +595,7 @@ mod tests {
             },
             fails_at: 1,
         };
-        let e = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-            .block_on(search(&first, OPTS, |_| {}));
-        assert!(e.is_err());
+        assert!(search_of(&first).is_err());
     }
 
     #[test]
