@@ -347,6 +347,58 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
     }
 }
 
+/// An address given twice for one kind of socket is refused by name before the server starts,
+/// not left to fail as "address in use"; QUIC and TCP on one port are two sockets, and fine.
+#[test]
+fn an_address_given_twice_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("imbench-twice-{}", std::process::id()));
+    for (args, refused) in [
+        (
+            &["--tcp", "127.0.0.1:45991", "--tcp", "127.0.0.1:45991"][..],
+            Some("--tcp and --tcp"),
+        ),
+        (
+            &["--tcp", "127.0.0.1:45991", "--ws", "127.0.0.1:45991"][..],
+            Some("--tcp and --ws"),
+        ),
+        (
+            &["--quic", "127.0.0.1:0", "--quic", "127.0.0.1:0"][..],
+            None,
+        ),
+    ] {
+        let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+            .args(args)
+            .arg("--client-dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        match refused {
+            Some(flags) => {
+                let out = server.wait_with_output().expect("exits");
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+                assert!(
+                    stderr.contains("127.0.0.1:45991 is given twice") && stderr.contains(flags),
+                    "{args:?}: {stderr}"
+                );
+            }
+            None => {
+                // Still running after a moment: it bound both.
+                std::thread::sleep(Duration::from_millis(500));
+                assert!(
+                    server.try_wait().expect("alive?").is_none(),
+                    "{args:?} exited"
+                );
+                server.kill().expect("stopped");
+                let _ = server.wait();
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A second start that fails (here its port is the first server's) leaves the first server's
 /// certificate and secret as they were: its clients keep working. It used to write both before
 /// binding, so that an accidental second start cut every new client off the first server.

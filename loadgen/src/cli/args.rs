@@ -350,6 +350,15 @@ pub(crate) struct ServerArg {
 /// now: a run loads one server address from start to end.
 pub(crate) fn parse_server(s: &str) -> Result<ServerArg, String> {
     use std::net::ToSocketAddrs;
+    if let Some((scheme, rest)) = s.trim().split_once("://") {
+        return Err(match scheme.parse::<Transport>() {
+            Ok(t) => format!("--server takes TRANSPORT=HOST:PORT, not a URL: write {t}={rest}"),
+            Err(_) => format!(
+                "--server is imbench's own server's address, not a URL: another system is \
+                 loaded with --target {scheme}://{rest}"
+            ),
+        });
+    }
     let (transport, addr) = match s.split_once('=') {
         Some((t, a)) => (Some(t.parse::<Transport>()?), a.trim()),
         None => (None, s.trim()),
@@ -999,6 +1008,8 @@ mod tests {
             ("localhost", "not an address"),
             ("localhost:quic", "not a port"),
             ("no-such-host.invalid:4433", "does not resolve"),
+            ("tcp://127.0.0.1:4434", "write tcp=127.0.0.1:4434"),
+            ("nats://127.0.0.1:4222", "--target nats://127.0.0.1:4222"),
         ] {
             let e = parse_server(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
         .log_internal_errors(false)
         .init();
     let args = Args::parse();
-    if let Err(why) = check_limits(&args) {
+    if let Err(why) = check_limits(&args).and_then(|()| check_addresses(&args)) {
         say(&mut std::io::stderr(), &format!("imbench-server: {why}\n"));
         std::process::exit(2);
     }
@@ -444,6 +444,33 @@ fn say(out: &mut dyn std::io::Write, text: &str) {
 
 /// Limits that would make the server refuse everyone, or disconnect every recipient at its
 /// first message, are mistakes: said before anything starts (exit 2).
+/// An address given twice for the same kind of socket (UDP for QUIC, TCP for the others) would
+/// fail to bind as "address in use", as if another process held it.
+fn check_addresses(args: &Args) -> Result<(), String> {
+    let mut seen: Vec<(bool, SocketAddr, &str)> = Vec::new();
+    for (flag, addrs, udp) in [
+        ("--quic", &args.quic, true),
+        ("--tcp", &args.tcp, false),
+        ("--tls", &args.tls, false),
+        ("--ws", &args.ws, false),
+        ("--wss", &args.wss, false),
+    ] {
+        for &addr in addrs {
+            // Port 0 is a fresh port each time.
+            if addr.port() == 0 {
+                continue;
+            }
+            if let Some((_, _, first)) = seen.iter().find(|&&(u, a, _)| u == udp && a == addr) {
+                return Err(format!(
+                    "{addr} is given twice ({first} and {flag}): one socket can listen for one of them"
+                ));
+            }
+            seen.push((udp, addr, flag));
+        }
+    }
+    Ok(())
+}
+
 fn check_limits(args: &Args) -> Result<(), String> {
     let zero = |name: &str, what: &str| Err(format!("{name} 0 {what}; give a positive value"));
     if args.max_connections == 0 {
