@@ -576,7 +576,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 if ctx.stop_reason().is_none() {
                     if let Some(why) = watchdog.check(&ctx) {
                         ctx.stop(why);
-                        drain_deadline = drain_deadline.min(Instant::now() + STOPPED_DRAIN);
+                        // With no client holding a connection nothing more can arrive, and
+                        // the verdict need not wait.
+                        let wait = if holding_a_connection(&ctx) == 0 {
+                            Duration::ZERO
+                        } else {
+                            STOPPED_DRAIN
+                        };
+                        drain_deadline = drain_deadline.min(Instant::now() + wait);
                     }
                 }
             }
@@ -1640,6 +1647,14 @@ fn logged_in(ctx: &RunContext) -> usize {
     ctx.counters
         .iter()
         .filter(|c| c.connected.load(Relaxed))
+        .count()
+}
+
+/// Clients that hold a connection now: logged in, and not lost since.
+fn holding_a_connection(ctx: &RunContext) -> usize {
+    ctx.counters
+        .iter()
+        .filter(|c| c.connected.load(Relaxed) && !c.connection_lost.load(Relaxed))
         .count()
 }
 
