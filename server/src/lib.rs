@@ -458,14 +458,15 @@ impl RunningServer {
     }
 
     /// Graceful shutdown within a bounded time: stop accepting, let every session write what
-    /// is queued and a Bye, then close the endpoint.
-    pub async fn shutdown(self) {
-        self.shutdown_within(Duration::from_secs(5)).await;
+    /// is queued and a Bye, then close the endpoint. Returns the counters as they stand at the
+    /// end, with what the shutdown itself ended.
+    pub async fn shutdown(self) -> StatsSnapshot {
+        self.shutdown_within(Duration::from_secs(5)).await
     }
 
     /// [`RunningServer::shutdown`] with a chosen bound: `limit` for the sessions to end, and
     /// at most as long (and a second at most) for the QUIC connections' close to be done.
-    pub async fn shutdown_within(self, limit: Duration) {
+    pub async fn shutdown_within(self, limit: Duration) -> StatsSnapshot {
         let _ = self.shutdown.send(true);
         for task in self.accept_tasks {
             let _ = task.await;
@@ -493,5 +494,6 @@ impl RunningServer {
                 ),
             }
         }
+        self.state.snapshot()
     }
 }

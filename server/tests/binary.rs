@@ -62,6 +62,56 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
     );
 }
 
+/// A file half sent when the server is stopped is counted in its last words, ended early or cut
+/// off by the shutdown: the counters were read before the shutdown, which left it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_cut_by_the_shutdown_is_counted() {
+    let mut server = start("cut");
+    let &(transport, addr) = server
+        .addrs
+        .iter()
+        .find(|a| a.0 == Transport::Tcp)
+        .expect("a TCP address");
+    let trust = ClientTrust::from_pem_file(&server.dir.join("cert.pem")).expect("cert.pem");
+    let secret = Secret::from_file(&server.dir.join("secret")).expect("secret");
+    let connector = Connector::new(
+        transport,
+        &trust,
+        &QuicOptions::default(),
+        1,
+        addr,
+        imbench_proto::Codec::default(),
+    )
+    .expect("connector");
+    let mut alice = util::login(&connector, addr, &secret, 1).await;
+    let _bob = util::login(&connector, addr, &secret, 2).await;
+    let half = util::file_content(64 * 1024);
+    util::offer(&mut alice, 1, 2, 2 * half.len() as u64)
+        .await
+        .expect("accepted");
+    let mut out = util::FileOut::open(&alice.link, 1).await;
+    out.write(&mut alice, &half).await.expect("half written");
+    // The relay has the first half when the server is stopped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    terminate(&server);
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    use std::io::Read;
+    server
+        .child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr text");
+    assert!(
+        stderr.contains("files: 0 relayed, 1 ended early, 0 cut off by the shutdown")
+            || stderr.contains("files: 0 relayed, 0 ended early, 1 cut off by the shutdown"),
+        "{stderr}"
+    );
+}
+
 /// A server whose standard error was closed (`imbench-server 2>&1 | head`) goes on serving
 /// while it logs: a log line it cannot write is dropped. The logging library used to say so
 /// with eprintln!, which panicked in whichever task logged, quinn's endpoint among them.

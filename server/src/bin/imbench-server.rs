@@ -375,8 +375,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         &mut std::io::stderr(),
         "shutting down: flushing queues and saying Bye to clients\n",
     );
-    let stats = server.stats();
-    server.shutdown().await;
+    let stats = server.shutdown().await;
+    // Transfers still moving when the sessions ended were cut by the shutdown; their relays may
+    // not have counted themselves yet.
+    let files_cut = stats
+        .transfers_started
+        .saturating_sub(stats.transfers_relayed + stats.transfers_aborted);
     say(&mut std::io::stderr(), &format!(
         "served {} sessions (at most {} at once, {} resumed a TLS session), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} (busy) and {} (body over --max-body), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
@@ -393,7 +397,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.errors_sent
     ));
     say(&mut std::io::stderr(), &format!(
-        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
+        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} cut off by the shutdown, {} bytes\n",
         stats.connections_refused,
         stats.connections_refused_per_address,
         stats.handshakes_failed,
@@ -405,6 +409,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.transfers_refused,
         stats.transfers_relayed,
         stats.transfers_aborted,
+        files_cut,
         stats.file_bytes
     ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
