@@ -570,9 +570,15 @@ impl OneDatagramPerRead {
         #[cfg(target_os = "linux")]
         let twin = socket.try_clone()?;
         let inner = runtime.wrap_udp_socket(socket)?;
+        // A kernel without coalescing refuses the option, and needs nothing turned off.
         #[cfg(target_os = "linux")]
-        nix::sys::socket::setsockopt(&twin, nix::sys::socket::sockopt::UdpGroSegment, &false)
-            .map_err(std::io::Error::from)?;
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&twin, nix::sys::socket::sockopt::UdpGroSegment, &false)
+        {
+            if inner.max_receive_segments() > 1 {
+                return Err(e.into());
+            }
+        }
         Ok(Arc::new(Self(inner)))
     }
 }
