@@ -505,28 +505,43 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         }
     }
     let value = target_value(&slo.target, run);
-    if let (
-        Some(v),
-        Some(Beyond {
+    let never_arrived = never_arrived(&slo.target, run);
+    if let (Some(v), Some(n)) = (value, &never_arrived) {
+        let Lost {
             lost,
             owed,
             left_out,
             what,
-        }),
-    ) = (value, lost_beyond_percentile(&slo.target, run))
-    {
-        // A message that never arrived is later than any bound: with more of them than the
-        // percentile leaves out, the percentile over all messages is unbounded, whatever the
-        // delivered ones' figure.
-        return SloResult {
-            expr: slo.expr.clone(),
-            value: format!(
-                "unbounded: {lost} of {owed} {what} ({:.2} %, more than {left_out} leaves out); the delivered ones' is {}",
-                lost as f64 * 100.0 / owed as f64,
-                slo.show(v)
-            ),
-            ok: slo.holds(f64::INFINITY),
-        };
+            ..
+        } = *n;
+        if n.beyond() {
+            // A message that never arrived is later than any bound: with more of them than
+            // the percentile leaves out, the percentile over all messages is unbounded,
+            // whatever the delivered ones' figure.
+            return SloResult {
+                expr: slo.expr.clone(),
+                value: format!(
+                    "unbounded: {lost} of {owed} {what} ({:.2} %, more than {left_out} leaves out); the delivered ones' is {}",
+                    lost as f64 * 100.0 / owed as f64,
+                    slo.show(v)
+                ),
+                ok: slo.holds(f64::INFINITY),
+            };
+        }
+        if let Some((all, of_delivered, stat)) = over_every_message(&slo.target, run, n) {
+            // Fewer lost than the percentile leaves out: it is still a delivered message's
+            // figure, but a higher one of theirs, the lost ones being above every delivered.
+            return SloResult {
+                expr: slo.expr.clone(),
+                value: format!(
+                    "{} over all messages: {lost} of {owed} {what} ({:.2} %), later than any delivered, so this is the delivered ones' p{of_delivered}; their {stat} is {}",
+                    slo.show(all),
+                    lost as f64 * 100.0 / owed as f64,
+                    slo.show(v)
+                ),
+                ok: slo.holds(all),
+            };
+        }
     }
     match value {
         Some(v) => SloResult {
@@ -554,25 +569,76 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
 /// What a fan-out's `lost` counts, in words.
 const NEVER_EVERY_MEMBER: &str = "group messages never reached every member";
 
-/// Messages a percentile cannot bound: more never arrived than it leaves out.
-struct Beyond {
+/// The messages of a figure that never arrived, against the percentile an SLO judges.
+#[derive(Clone, Copy)]
+struct Lost {
     /// Messages that never arrived (or never reached every member, for a fan-out).
     lost: u64,
     /// Of how many.
     owed: u64,
+    /// What the percentile leaves out, in thousandths.
+    left_out_permille: u128,
     /// What the percentile leaves out, in words.
     left_out: &'static str,
     /// What `lost` counts, in words.
     what: &'static str,
 }
 
+impl Lost {
+    /// More never arrived than the percentile leaves out: it is one of them, unbounded.
+    fn beyond(&self) -> bool {
+        u128::from(self.lost) * 1000 > u128::from(self.owed) * self.left_out_permille
+    }
+}
+
+/// The percentile an SLO judges over all of a figure's messages when `n` of them never arrived
+/// but fewer than it leaves out: the delivered ones' figure at the higher quantile that puts
+/// the lost ones above every delivered one, that quantile in words ("92.6"), and the
+/// percentile's name. `None` when nothing was lost, or the figure has no histogram to read it
+/// from.
+fn over_every_message<'a>(
+    target: &'a Target,
+    run: &RunReport,
+    n: &Lost,
+) -> Option<(f64, String, &'a str)> {
+    let Target::Latency { metric, stat } = target else {
+        return None;
+    };
+    let q = match stat.as_str() {
+        "p50" => 0.5,
+        "p90" => 0.9,
+        "p99" => 0.99,
+        "p999" => 0.999,
+        _ => return None,
+    };
+    if n.lost == 0 || n.owed == 0 {
+        return None;
+    }
+    let delivered_share = 1.0 - n.lost as f64 / n.owed as f64;
+    let of_delivered = (q / delivered_share).min(1.0);
+    let h = crate::report::histogram::decode_histogram(run.metrics.get(metric)?)?;
+    if h.is_empty() {
+        return None;
+    }
+    let shown = format!("{:.3}", of_delivered * 100.0);
+    let shown = shown
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string();
+    Some((
+        h.value_at_quantile(of_delivered) as f64,
+        shown,
+        stat.as_str(),
+    ))
+}
+
 /// For a latency SLO on a figure whose samples are deliveries (`direct`, `group`) or fan-outs
 /// (`fanout`, `fanout_spread`): how many of its messages never arrived (never reached every
-/// owed member), of how many, when more of them were lost than the percentile leaves out (any,
-/// for `max` and `mean`), and what it leaves out.
-/// The counts are the
-/// run's (warm-up and drain included), the figure's samples the measured period's.
-fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<Beyond> {
+/// owed member), of how many, and what the percentile leaves out (nothing, for `max` and
+/// `mean`). The counts are the run's (warm-up and drain included), the figure's samples the
+/// measured period's; for direct messages without groups, the measured period's own share
+/// when more of its messages were lost than of the run's.
+fn never_arrived(target: &Target, run: &RunReport) -> Option<Lost> {
     let Target::Latency { metric, stat } = target else {
         return None;
     };
@@ -629,13 +695,45 @@ fn lost_beyond_percentile(target: &Target, run: &RunReport) -> Option<Beyond> {
             }
         }
     };
-    let beyond = u128::from(lost) * 1000 > u128::from(owed) * left_out_permille;
-    (owed > 0 && beyond).then_some(Beyond {
+    let (lost, owed) = match (metric.as_str(), measured_direct_lost(metric, run)) {
+        (_, Some((m_lost, m_owed)))
+            if u128::from(m_lost) * u128::from(owed) > u128::from(lost) * u128::from(m_owed) =>
+        {
+            (m_lost, m_owed)
+        }
+        _ => (lost, owed),
+    };
+    (owed > 0).then_some(Lost {
         lost,
         owed,
+        left_out_permille,
         left_out,
         what,
     })
+}
+
+/// For `direct` in a run without groups: the direct messages of the measured period that never
+/// arrived, and of how many, from its send rate (the share of the run's sends that were owed a
+/// delivery, not refused) and the figure's samples. A server that stopped in the measured
+/// period lost a larger share of it than of the whole run.
+fn measured_direct_lost(metric: &str, run: &RunReport) -> Option<(u64, u64)> {
+    if !matches!(metric, "direct" | "direct_uncorrected") || run.group.is_some() {
+        return None;
+    }
+    let c = &run.counters;
+    if c.sent == 0 {
+        return None;
+    }
+    let sent = (run.throughput.sent_per_s * run.duration_s).round();
+    let owed = (sent * c.expected as f64 / c.sent as f64).round() as u64;
+    let delivered = run.metrics.get(metric)?.count;
+    // The rates must tell of the same samples (a report edited by hand, or of another make,
+    // may not): otherwise the run's counts are all there is to go by.
+    let rated = (run.throughput.delivered_per_s * run.duration_s).round() as u64;
+    if rated.abs_diff(delivered) > 1 + delivered / 100 {
+        return None;
+    }
+    (owed > 0).then(|| (owed.saturating_sub(delivered), owed))
 }
 
 /// The sample count when an SLO's percentile is taken over too few samples to be anything but
@@ -831,40 +929,87 @@ mod tests {
         assert_eq!(evaluate("direct.p99 < 500ms", run).value, "5.61ms");
     }
 
-    #[test]
-    fn a_percentile_that_lost_messages_reach_is_unbounded() {
+    /// A run of 10,000 direct messages in 10 s whose 9,900 delivered ones took 10 µs, 20 µs, …
+    /// 99 ms, the run's counts saying `lost` never arrived.
+    fn direct_run(lost: u64) -> RunReport {
         let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
             .expect("a committed report reads");
-        let run = &mut report.runs[0];
+        let mut run = report.runs.remove(0);
         run.group = None;
-        run.metrics.get_mut("direct").expect("direct").p99_us = 13_950;
-        (run.counters.expected, run.counters.lost) = (10_000, 100);
-        // 1 % lost: p99 over all messages is still among the delivered.
-        let p99 = evaluate("direct.p99 < 200ms", run);
-        assert_eq!((p99.value.as_str(), p99.ok), ("13.95ms", true));
-        // More than 1 %: the p99 is a message that never arrived.
-        run.counters.lost = 6_421;
-        let p99 = evaluate("direct.p99 < 200ms", run);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        for i in 1..=9_900u64 {
+            h.record(i * 10).expect("in range");
+        }
+        run.metrics.insert("direct".to_string(), summarize(&h));
+        (run.counters.sent, run.counters.expected, run.counters.lost) = (10_000, 10_000, lost);
+        run.duration_s = 10.0;
+        run.throughput.sent_per_s = 1_000.0;
+        run.throughput.delivered_per_s = 990.0;
+        run
+    }
+
+    #[test]
+    fn a_percentile_that_lost_messages_reach_is_unbounded() {
+        // 1 % lost: p99 over all messages is the last delivered one, not the delivered p99.
+        let mut run = direct_run(100);
+        let p99 = evaluate("direct.p99 < 98.5ms", &run);
         assert!(!p99.ok, "{p99:?}");
         assert_eq!(
             p99.value,
-            "unbounded: 6421 of 10000 messages never arrived (64.21 %, more than the 1 % p99 leaves out); the delivered ones' is 13.95ms"
+            "99.01ms over all messages: 100 of 10000 messages never arrived (1.00 %), later than any delivered, so this is the delivered ones' p100; their p99 is 98.05ms"
+        );
+        // Half a percent (of the run, and of the measured period): between the two.
+        run.counters.lost = 50;
+        run.throughput.sent_per_s = 995.0;
+        let p99 = evaluate("direct.p99 < 200ms", &run);
+        assert!(
+            p99.value
+                .starts_with("98.56ms over all messages: 50 of 9950")
+                && p99.value.contains("p99.5;"),
+            "{p99:?}"
+        );
+        // More than 1 %: the p99 is a message that never arrived.
+        run.counters.lost = 6_421;
+        let p99 = evaluate("direct.p99 < 200ms", &run);
+        assert!(!p99.ok, "{p99:?}");
+        assert_eq!(
+            p99.value,
+            "unbounded: 6421 of 10000 messages never arrived (64.21 %, more than the 1 % p99 leaves out); the delivered ones' is 98.05ms"
         );
         // p50 holds while half arrived; max never with any lost; a lower bound always.
         run.counters.lost = 4_000;
-        assert!(evaluate("direct.p50 < 200ms", run).ok);
-        assert!(!evaluate("direct.p90 < 200ms", run).ok);
+        assert!(evaluate("direct.p50 < 200ms", &run).ok);
+        assert!(!evaluate("direct.p90 < 200ms", &run).ok);
         // Exactly a tenth lost: p90 is still the last delivered one.
         run.counters.lost = 1_000;
-        assert!(evaluate("direct.p90 < 200ms", run).ok);
+        assert!(evaluate("direct.p90 < 200ms", &run).ok);
         run.counters.lost = 1;
-        assert!(!evaluate("direct.max < 10s", run).ok);
-        assert!(!evaluate("direct.mean < 10s", run).ok);
-        assert!(evaluate("direct.min < 10s", run).ok);
-        assert!(evaluate("direct.p99 > 1ms", run).ok);
+        assert!(!evaluate("direct.max < 10s", &run).ok);
+        assert!(!evaluate("direct.mean < 10s", &run).ok);
+        assert!(evaluate("direct.min < 10s", &run).ok);
+        assert!(evaluate("direct.p99 > 1ms", &run).ok);
         // Other figures (ack, connect) are not deliveries.
         run.counters.lost = 6_421;
-        assert!(!evaluate("ack.p99 < 1h", run).value.contains("unbounded"));
+        assert!(!evaluate("ack.p99 < 1h", &run).value.contains("unbounded"));
+    }
+
+    #[test]
+    fn the_measured_periods_own_losses_count_when_it_lost_more_than_the_run() {
+        // The run's counts say 40 of 10,000 lost, but 20,000 were due in the measured period
+        // and 9,900 of them arrived: a server that stopped half-way through it.
+        let mut run = direct_run(40);
+        run.throughput.sent_per_s = 2_000.0;
+        let p50 = evaluate("direct.p50 < 200ms", &run);
+        assert!(!p50.ok, "{p50:?}");
+        assert!(
+            p50.value
+                .starts_with("unbounded: 10100 of 20000 messages never arrived"),
+            "{p50:?}"
+        );
+        // Rates that do not tell of the figure's samples (an edited report) are not used.
+        run.throughput.delivered_per_s = 500.0;
+        let p50 = evaluate("direct.p50 < 200ms", &run);
+        assert!(p50.ok && p50.value.contains("40 of 10000"), "{p50:?}");
     }
 
     #[test]
