@@ -62,8 +62,8 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
     );
 }
 
-/// A file half sent when the server is stopped is counted in its last words, ended early or cut
-/// off by the shutdown: the counters were read before the shutdown, which left it out.
+/// A file half sent when the server is stopped is counted in its last words as ended early:
+/// the counters were read before the shutdown, which left it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_cut_by_the_shutdown_is_counted() {
     let mut server = start("cut");
@@ -106,8 +106,7 @@ async fn a_transfer_cut_by_the_shutdown_is_counted() {
         .read_to_string(&mut stderr)
         .expect("stderr text");
     assert!(
-        stderr.contains("files: 0 relayed, 1 ended early, 0 cut off by the shutdown")
-            || stderr.contains("files: 0 relayed, 0 ended early, 1 cut off by the shutdown"),
+        stderr.contains("files: 0 relayed, 1 ended early"),
         "{stderr}"
     );
 }
@@ -415,6 +414,14 @@ fn an_address_given_twice_is_refused_by_name() {
             &["--quic", "127.0.0.1:0", "--quic", "127.0.0.1:0"][..],
             None,
         ),
+        (
+            &["--tcp", "0.0.0.0:45991", "--tls", "127.0.0.1:45991"][..],
+            Some("--tcp and --tls"),
+        ),
+        (
+            &["--quic", "[::]:45991", "--quic", "127.0.0.1:45991"][..],
+            Some("--quic and --quic"),
+        ),
     ] {
         let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
             .args(args)
@@ -430,7 +437,9 @@ fn an_address_given_twice_is_refused_by_name() {
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
                 assert!(
-                    stderr.contains("127.0.0.1:45991 is given twice") && stderr.contains(flags),
+                    (stderr.contains("127.0.0.1:45991 is given twice")
+                        || stderr.contains("45991 and 127.0.0.1:45991 overlap"))
+                        && stderr.contains(flags),
                     "{args:?}: {stderr}"
                 );
             }

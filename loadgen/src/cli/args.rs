@@ -351,8 +351,14 @@ pub(crate) struct ServerArg {
 pub(crate) fn parse_server(s: &str) -> Result<ServerArg, String> {
     use std::net::ToSocketAddrs;
     if let Some((scheme, rest)) = s.trim().split_once("://") {
-        return Err(match scheme.parse::<Transport>() {
-            Ok(t) => format!("--server takes TRANSPORT=HOST:PORT, not a URL: write {t}={rest}"),
+        // The address alone: a URL may end in a path or a query.
+        let addr = rest.split(['/', '?']).next().unwrap_or(rest);
+        let own = scheme.to_ascii_lowercase();
+        let own = own.strip_prefix("imbench+").unwrap_or(&own);
+        return Err(match own.parse::<Transport>() {
+            Ok(t) => format!(
+                "--server takes TRANSPORT=HOST:PORT, not a URL: write {t}={addr} (or --target imbench+{t}://{addr})"
+            ),
             Err(_) => format!(
                 "--server is imbench's own server's address, not a URL: another system is \
                  loaded with --target {scheme}://{rest}"
@@ -1008,7 +1014,11 @@ mod tests {
             ("localhost", "not an address"),
             ("localhost:quic", "not a port"),
             ("no-such-host.invalid:4433", "does not resolve"),
-            ("tcp://127.0.0.1:4434", "write tcp=127.0.0.1:4434"),
+            ("tcp://127.0.0.1:4434/", "write tcp=127.0.0.1:4434 (or"),
+            (
+                "imbench+quic://h:4433",
+                "write quic=h:4433 (or --target imbench+quic://h:4433)",
+            ),
             ("nats://127.0.0.1:4222", "--target nats://127.0.0.1:4222"),
         ] {
             let e = parse_server(bad).unwrap_err();

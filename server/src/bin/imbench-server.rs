@@ -376,11 +376,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         "shutting down: flushing queues and saying Bye to clients\n",
     );
     let stats = server.shutdown().await;
-    // Transfers still moving when the sessions ended were cut by the shutdown; their relays may
-    // not have counted themselves yet.
-    let files_cut = stats
+    // Every transfer not relayed whole ended early: those the shutdown cut may not have
+    // counted themselves yet when the counters are read.
+    let files_ended_early = stats
         .transfers_started
-        .saturating_sub(stats.transfers_relayed + stats.transfers_aborted);
+        .saturating_sub(stats.transfers_relayed)
+        .max(stats.transfers_aborted);
     say(&mut std::io::stderr(), &format!(
         "served {} sessions (at most {} at once, {} resumed a TLS session), routed {} deliveries ({} group messages), held {}, redelivered {} (unconfirmed when a connection ended), refused {} (hold full), {} (busy) and {} (body over --max-body), {} slow consumers, {} errors sent\n",
         stats.sessions_opened,
@@ -397,7 +398,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.errors_sent
     ));
     say(&mut std::io::stderr(), &format!(
-        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} cut off by the shutdown, {} bytes\n",
+        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
         stats.connections_refused,
         stats.connections_refused_per_address,
         stats.handshakes_failed,
@@ -408,8 +409,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.group_refusals,
         stats.transfers_refused,
         stats.transfers_relayed,
-        stats.transfers_aborted,
-        files_cut,
+        files_ended_early,
         stats.file_bytes
     ));
     if let (Some(start), Some(peak)) = (rss_start, process::peak_rss_bytes()) {
@@ -447,11 +447,20 @@ fn say(out: &mut dyn std::io::Write, text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// Limits that would make the server refuse everyone, or disconnect every recipient at its
-/// first message, are mistakes: said before anything starts (exit 2).
-/// An address given twice for the same kind of socket (UDP for QUIC, TCP for the others) would
-/// fail to bind as "address in use", as if another process held it.
+/// An address given twice for the same kind of socket (UDP for QUIC, TCP for the others), or
+/// within a wildcard given for that kind on the same port, would fail to bind as "address in
+/// use", as if another process held it.
 fn check_addresses(args: &Args) -> Result<(), String> {
+    // The same port, and addresses one of which takes the other's: equal ones (an IPv4
+    // address written as IPv6's mapped form too), or a wildcard (IPv6's takes IPv4 as well:
+    // the sockets are dual-stack).
+    let overlap = |a: SocketAddr, b: SocketAddr| {
+        let (x, y) = (a.ip().to_canonical(), b.ip().to_canonical());
+        let covers = |w: std::net::IpAddr, o: std::net::IpAddr| {
+            w.is_unspecified() && (w.is_ipv6() || o.is_ipv4())
+        };
+        a.port() == b.port() && (x == y || covers(x, y) || covers(y, x))
+    };
     let mut seen: Vec<(bool, SocketAddr, &str)> = Vec::new();
     for (flag, addrs, udp) in [
         ("--quic", &args.quic, true),
@@ -465,9 +474,16 @@ fn check_addresses(args: &Args) -> Result<(), String> {
             if addr.port() == 0 {
                 continue;
             }
-            if let Some((_, _, first)) = seen.iter().find(|&&(u, a, _)| u == udp && a == addr) {
+            if let Some((_, earlier, first)) =
+                seen.iter().find(|&&(u, a, _)| u == udp && overlap(a, addr))
+            {
+                let what = if *earlier == addr {
+                    format!("{addr} is given twice")
+                } else {
+                    format!("{earlier} and {addr} overlap")
+                };
                 return Err(format!(
-                    "{addr} is given twice ({first} and {flag}): one socket can listen for one of them"
+                    "{what} ({first} and {flag}): a port takes one listening socket of a kind"
                 ));
             }
             seen.push((udp, addr, flag));
@@ -476,6 +492,8 @@ fn check_addresses(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Limits that would make the server refuse everyone, or disconnect every recipient at its
+/// first message, are mistakes: said before anything starts (exit 2).
 fn check_limits(args: &Args) -> Result<(), String> {
     let zero = |name: &str, what: &str| Err(format!("{name} 0 {what}; give a positive value"));
     if args.max_connections == 0 {
