@@ -179,14 +179,28 @@ pub fn judge(baseline: &[f64], value: f64, higher_is_worse: bool, threshold: f64
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     let median = median_of_sorted(&sorted);
-    let scale = median.abs().max(f64::MIN_POSITIVE);
-    let noise = (n > 1).then(|| (sorted[n - 1] - sorted[0]) / scale);
-    let worse_by = if higher_is_worse {
-        (value - median) / scale
+    let spread = (n > 1).then(|| sorted[n - 1] - sorted[0]);
+    let worse = if higher_is_worse {
+        value - median
     } else {
-        (median - value) / scale
+        median - value
     };
-    let regressed = worse_by > threshold && worse_by > noise.unwrap_or(0.0);
+    // Judged in the figure's own units: relative to a median of 0 (a count of errors that
+    // was 0 in most baseline runs) every spread and every worsening is infinite, and the
+    // two could not be told apart.
+    let regressed =
+        worse > 0.0 && worse > threshold * median.abs() && worse > spread.unwrap_or(0.0);
+    let relative = |x: f64| {
+        if median != 0.0 {
+            x / median.abs()
+        } else if x == 0.0 {
+            0.0
+        } else {
+            x.signum() * f64::INFINITY
+        }
+    };
+    let noise = spread.map(relative);
+    let worse_by = relative(worse);
     Judgement {
         median,
         noise,
@@ -466,6 +480,13 @@ mod tests {
         let delivered = Check::parse("delivered").unwrap();
         assert!(judge(&base, 50_000.0, delivered.higher_is_worse, 0.1).regressed);
         assert!(!judge(&base, 120_000.0, delivered.higher_is_worse, 0.1).regressed);
+        // A baseline mostly at 0 with one run's blip: what is within the blip is noise, what
+        // is past it regressed (relative to a median of 0 both were infinite, and passed).
+        let errors = [0.0, 0.0, 5.0];
+        assert!(!judge(&errors, 3.0, true, 0.1).regressed);
+        assert!(judge(&errors, 500.0, true, 0.1).regressed);
+        assert!(judge(&[0.0, 0.0, 0.0], 1.0, true, 0.1).regressed);
+        assert!(!judge(&[0.0, 0.0, 0.0], 0.0, true, 0.1).regressed);
     }
 
     #[test]
