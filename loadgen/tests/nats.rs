@@ -356,3 +356,69 @@ async fn messages_larger_than_the_servers_max_payload_are_refused_before_the_run
     let c = &outcome.report.runs[0].counters;
     assert_eq!((c.lost, c.connect_failures), (0, 0), "{c:?}");
 }
+
+/// Runs `imbench run --repeat 3` in `dir` with `targets`, killing `victim` once the first
+/// run's report is written: the command's exit code and words, and repeat.json's run count.
+fn repeat_losing(
+    dir: &std::path::Path,
+    targets: &[String],
+    victim: &mut std::process::Child,
+) -> (Option<i32>, String, Option<u64>) {
+    std::fs::write(dir.join("s.toml"), TINY_TOML).expect("write the scenario");
+    let mut args: Vec<&str> = vec!["run", "s.toml", "--repeat", "3", "--out", "r"];
+    for t in targets {
+        args.extend(["--target", t]);
+    }
+    let child = std::process::Command::new(util::imbench_bin())
+        .args(&args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("imbench runs");
+    let first = dir.join("r/run-1/report.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !first.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let out = child.wait_with_output().expect("imbench ends");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let runs = std::fs::read_to_string(dir.join("r/repeat.json"))
+        .ok()
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+        .and_then(|v| v["runs"].as_u64());
+    (out.status.code(), text, runs)
+}
+
+#[test]
+#[ignore = "needs nats-server and mosquitto; .ci/run installs them and runs these"]
+fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
+    // One of two targets gone after the first run: the other goes on being measured, and the
+    // spread is of all three runs (the repeats used to end at the second, with no spread).
+    let nats = NatsServer::start("repeat-both", "");
+    let mut mqtt = util::Mosquitto::start("repeat-both", "allow_anonymous true");
+    let dir = Daemon::folder("repeat-both");
+    let targets = [nats.url(""), format!("broker={}", mqtt.url("", ""))];
+    let (code, text, runs) = repeat_losing(&dir, &targets, &mut mqtt.daemon.child);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("broker: the run could not take place"),
+        "{text}"
+    );
+    assert_eq!(runs, Some(3), "{text}");
+    // Its only target gone: the repeats stop, with the spread of the runs before.
+    let mut alone = NatsServer::start("repeat-alone", "");
+    let dir = Daemon::folder("repeat-alone");
+    let (code, text, runs) = repeat_losing(&dir, &[alone.url("")], &mut alone.daemon.child);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("could not take place; stopping the repeats"),
+        "{text}"
+    );
+    let runs = runs.unwrap_or_else(|| panic!("no repeat.json: {text}"));
+    assert!((1..=2).contains(&runs), "{runs}: {text}");
+    drop(nats);
+}

@@ -290,7 +290,7 @@ fn run_into(
     if args.repeat > 1 {
         return repeat(runtime, config, legs, args);
     }
-    run_once(runtime, config, legs).0
+    run_once(runtime, config, legs, false).0
 }
 
 /// `--repeat N`: N runs into run-1 … run-N, then the spread table and repeat.json.
@@ -314,7 +314,7 @@ fn repeat(
         let mut c = config.clone();
         c.out_dir = Some(root.join(format!("run-{i}")));
         let mut cuts = imbench_loadgen::run::measuring::Cuts::from_now();
-        let (code, report) = run_once(runtime, c, legs);
+        let (code, report) = run_once(runtime, c, legs, i > 1);
         // An interrupt that came once this run had measured everything leaves it whole.
         let cut = cuts.since();
         if code == exit_code::USAGE {
@@ -336,11 +336,13 @@ fn repeat(
                 worst = worst.max(exit_code::INVALID);
                 break;
             }
+            // Its server gone, say: the repeats end, with the spread of the runs before it.
             None => {
                 imbench_loadgen::errln!(
                     "imbench: run {i} could not take place; stopping the repeats"
                 );
-                return worst.max(exit_code::INVALID);
+                worst = worst.max(exit_code::INVALID);
+                break;
             }
         }
         if interrupted {
@@ -396,16 +398,19 @@ fn run_failed(e: &imbench_loadgen::RunError) -> u8 {
 }
 
 /// One run over every transport asked for: its exit code, and its report when it took place.
+/// `again` when the same legs ran before (see [`imbench_loadgen::run::compare::run_each_again`]).
 fn run_once(
     runtime: &tokio::runtime::Runtime,
     config: RunConfig,
     legs: &[Leg],
+    again: bool,
 ) -> (u8, Option<imbench_loadgen::Report>) {
     let several = legs.len() > 1;
     let mut shown = 0;
-    let result = runtime.block_on(imbench_loadgen::run::compare::run_each(
+    let result = runtime.block_on(imbench_loadgen::run::compare::run_each_again(
         config,
         legs,
+        again,
         |report| {
             if several {
                 // Each leg's table apart from the one before.

@@ -66,11 +66,23 @@ pub async fn check_each(config: &RunConfig, legs: &[Leg]) -> Result<(), RunError
 pub async fn run_each(
     config: RunConfig,
     legs: &[Leg],
+    on_run: impl FnMut(&Report),
+) -> Result<RunOutcome, RunError> {
+    run_each_again(config, legs, false, on_run).await
+}
+
+/// [`run_each`], `again` after the same legs ran before (a repeat): the check of every leg
+/// before the first is not made again, so that a target that went away since is reported as a
+/// run that could not take place beside the others' runs, not made the end of them all.
+pub async fn run_each_again(
+    config: RunConfig,
+    legs: &[Leg],
+    again: bool,
     mut on_run: impl FnMut(&Report),
 ) -> Result<RunOutcome, RunError> {
     // Refuse before the first run what a later one could not hold, reach or log in to,
     // rather than after the earlier ones ran.
-    if legs.len() > 1 {
+    if legs.len() > 1 && !again {
         check_each(&config, legs).await?;
     }
     let interrupted = || config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
