@@ -23,16 +23,16 @@ pub(crate) struct RunArgs {
     #[arg(long, value_parser = at_least_one_client)]
     pub(crate) clients: Option<usize>,
     /// Measured period, e.g. 30s or 2m.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) duration: Option<Duration>,
     /// Warm-up before measuring.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) warmup: Option<Duration>,
     /// Period over which clients connect.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) ramp_up: Option<Duration>,
     /// Longest wait for outstanding deliveries after the last send.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) drain: Option<Duration>,
     /// Seed for schedules, sizes and partners.
     #[arg(long)]

@@ -98,7 +98,7 @@ enum Command {
         #[arg(long, value_name = "PROFILE", value_parser = args::network_profile)]
         network: Option<String>,
         /// Take the path down after this long, if not at Ctrl-C before (e.g. 10m).
-        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = imbench_loadgen::config::duration::parse)]
         hold: Option<std::time::Duration>,
     },
     /// Print reports side by side: each run of each report is a column, with its ratio to the

@@ -105,16 +105,16 @@ pub struct Scenario {
     /// Simulated clients, each with its own connection.
     pub clients: usize,
     /// Clients start connecting spread evenly over this period.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub ramp_up: Duration,
     /// After ramp-up, messages flow for this long before anything is recorded.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub warmup: Duration,
     /// The measured period.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub duration: Duration,
     /// After the last send, how long to wait at most for outstanding deliveries.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub drain: Duration,
     /// Seed for every random choice (schedules, sizes, partners).
     pub seed: u64,
@@ -342,7 +342,7 @@ pub struct ConnectionChurn {
     /// Disconnects per second, over all churning clients together (exponential gaps).
     pub rate: f64,
     /// How long a client stays away before it connects again.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub offline: Duration,
     /// Share of disconnects that are abrupt (the transport is closed at once, with no Bye and
     /// whatever was unread thrown away), from 0 to 1; the others say Bye and wait for the
@@ -455,7 +455,7 @@ pub struct QuicSettings {
     /// Keep-alive interval, or `"off"`.
     pub keep_alive: String,
     /// Close a connection idle this long.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub idle_timeout: Duration,
     /// `"one"` (default): every frame on one long-lived stream per client, in order.
     /// `"per_message"`: each message on a unidirectional stream of its own.
@@ -567,9 +567,9 @@ impl QuicSettings {
         };
         let keep_alive = match self.keep_alive.trim() {
             "off" | "none" => None,
-            text => Some(humantime::parse_duration(text).map_err(|e| {
+            text => Some(crate::config::duration::parse(text).map_err(|e| {
                 bad(format!(
-                    "quic.keep_alive: {text:?}: {e} (a duration such as \"10s\", or \"off\")"
+                    "quic.keep_alive: {e} (a duration such as \"10s\", or \"off\")"
                 ))
             })?),
         };
@@ -625,17 +625,17 @@ pub struct GeneratorOptions {
     /// Connections being set up at once.
     pub connect_concurrency: usize,
     /// A connection (handshake + Hello + Welcome) that takes longer fails the run.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub connect_timeout: Duration,
     /// The run counts as saturated (invalid) when the generator's schedule lag p99 exceeds
     /// this: its own lateness would then distort the latency figures.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub max_schedule_lag: Duration,
     /// UDP endpoints the QUIC clients share; 0 picks one per 1,000 clients (at most 16).
     pub endpoints: usize,
     /// A run whose messages go unanswered this long (the server stopped or hung) is stopped
     /// and reported as invalid.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub answer_timeout: Duration,
     /// Connections started per second at most; 0 picks a rate by transport (see
     /// [`GeneratorOptions::connect_rate_for`]). A ramp-up shorter than clients / rate is
@@ -651,12 +651,12 @@ pub struct GeneratorOptions {
     /// The run is invalid when this process's threads waited longer than this for a CPU, on
     /// average, each time they became runnable: the CPUs were shared with more work than they
     /// could do at once.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub max_cpu_wait: Duration,
     /// The run is invalid when the machine paused this process for longer than this during the
     /// measured period (the `hiccup` figure's maximum): every latency figure then holds a
     /// pause of the machine's as long as that.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::duration")]
     pub max_hiccup: Duration,
     /// What a client does when it connects again (`[churn]`): resume its own TLS session
     /// (`ticket`, what real clients do), also send Hello as 0-RTT data over QUIC (`0rtt`), or

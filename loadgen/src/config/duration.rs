@@ -1,0 +1,76 @@
+//! Durations as a person writes them ("500ms", "30s", "2m"), on the command line and in a
+//! scenario, read by humantime with one of its units refused: `M`, which it takes for a month
+//! where the writer of `--duration 1M` meant a minute and would start a month-long run.
+
+use std::time::Duration;
+
+/// Reads `text` as a duration.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    if uses_month(text) {
+        return Err(format!(
+            "{text:?}: \"M\" is a month (\"m\" is a minute): write {:?} for minutes, or spell \
+             out \"months\"",
+            text.replace('M', "m")
+        ));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Whether `text` has `M` as a unit of its own: after a number, not the start of a word.
+fn uses_month(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        b[i] == b'M'
+            && i > 0
+            && (b[i - 1].is_ascii_digit() || b[i - 1] == b' ')
+            && b.get(i + 1).is_none_or(|n| !n.is_ascii_alphabetic())
+    })
+}
+
+/// For `#[serde(with = "crate::config::duration")]`: written as humantime writes it, read by
+/// [`parse`].
+pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    humantime_serde::serialize(d, s)
+}
+
+/// See [`serialize`].
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_str(Text)
+}
+
+/// Reads a duration's text.
+struct Text;
+
+impl serde::de::Visitor<'_> for Text {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a duration in quotes, such as \"30s\" or \"500ms\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+        parse(text).map_err(E::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capital_m_is_refused_for_the_month_it_would_be() {
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        for month in ["1M", "1 M", "2M30s"] {
+            let e = parse(month).unwrap_err();
+            assert!(
+                e.contains("is a month") && e.contains("for minutes"),
+                "{month}: {e}"
+            );
+        }
+        // A month spelt out means one.
+        assert!(parse("1month").is_ok());
+        assert!(parse("1S").is_err());
+    }
+}
