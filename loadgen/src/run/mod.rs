@@ -1351,13 +1351,26 @@ pub fn check_files_on(
     let clients = clients_in(&config.scenario, config.shard);
     let embedded = matches!(config.server, ServerSpec::Embedded);
     ensure_memory(clients, embedded)?;
-    let socket_each = transport == Transport::Quic
+    let quic_sockets = if transport == Transport::Quic
         && matches!(
             config.server,
             ServerSpec::Embedded | ServerSpec::Remote { .. }
-        )
-        && quic_endpoints(&config.scenario, on_path) == 0;
-    ensure_files(transport, clients, embedded, socket_each)
+        ) {
+        match quic_endpoints(&config.scenario, on_path) {
+            0 => QuicSockets::EachClient,
+            n => QuicSockets::Shared(n as u64),
+        }
+    } else {
+        QuicSockets::Shared(0)
+    };
+    ensure_files(transport, clients, embedded, quic_sockets)
+}
+
+/// The UDP sockets of QUIC clients: one each, or the endpoints they share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum QuicSockets {
+    EachClient,
+    Shared(u64),
 }
 
 /// Memory a client takes at least on each side: a third of the least measured at 10,000
@@ -1410,13 +1423,13 @@ fn ensure_files(
     transport: Transport,
     clients: usize,
     embedded: bool,
-    socket_each: bool,
+    quic_sockets: QuicSockets,
 ) -> Result<(), RunError> {
-    // QUIC clients share a few UDP endpoints (or, `socket_each`, have one each) and the server
-    // has one socket; the stream transports take descriptors per connection on each side.
-    let needed = match transport {
-        Transport::Quic if socket_each => clients as u64,
-        Transport::Quic => 0,
+    // QUIC clients share a few UDP endpoints (or have one each) and the server has one
+    // socket; the stream transports take descriptors per connection on each side.
+    let needed = match (transport, quic_sockets) {
+        (Transport::Quic, QuicSockets::EachClient) => clients as u64,
+        (Transport::Quic, QuicSockets::Shared(n)) => n,
         _ => {
             clients as u64
                 * imbench_transport::stream::FILES_PER_CONNECTION
@@ -1435,10 +1448,18 @@ fn ensure_files(
         if needed <= hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
             return Ok(());
         }
-        if transport == Transport::Quic {
-            return Err(RunError::TooFewFiles(format!(
-                "{clients} quic clients with a UDP socket each (on a network path with a link per client, or with handovers to move) need about {needed} open files, but this process may open {hard} (ulimit -Hn); raise the limit, or use fewer clients"
-            )));
+        match (transport, quic_sockets) {
+            (Transport::Quic, QuicSockets::EachClient) => {
+                return Err(RunError::TooFewFiles(format!(
+                    "{clients} quic clients with a UDP socket each (on a network path with a link per client, or with handovers to move) need about {needed} open files, but this process may open {hard} (ulimit -Hn); raise the limit, or use fewer clients"
+                )));
+            }
+            (Transport::Quic, QuicSockets::Shared(n)) => {
+                return Err(RunError::TooFewFiles(format!(
+                    "generator.endpoints = {n}: as many UDP sockets need about {needed} open files, but this process may open {hard} (ulimit -Hn); give fewer endpoints (0, the default, gives one per 1,000 clients)"
+                )));
+            }
+            _ => {}
         }
         let per = imbench_transport::stream::FILES_PER_CONNECTION;
         let (both, remedies) = if embedded {
@@ -2189,16 +2210,23 @@ mod tests {
 
     #[test]
     fn quic_needs_no_file_per_client_and_the_stream_transports_say_what_they_need() {
-        assert!(ensure_files(Transport::Quic, 100_000_000, true, false).is_ok());
+        let shared = QuicSockets::Shared(16);
+        assert!(ensure_files(Transport::Quic, 100_000_000, true, shared).is_ok());
         let Err(RunError::TooFewFiles(why)) =
-            ensure_files(Transport::Quic, 100_000_000, true, true)
+            ensure_files(Transport::Quic, 10, true, QuicSockets::Shared(100_000_000))
+        else {
+            panic!("a hundred million endpoints cannot fit any process's limit");
+        };
+        assert!(why.contains("generator.endpoints = 100000000"), "{why}");
+        let Err(RunError::TooFewFiles(why)) =
+            ensure_files(Transport::Quic, 100_000_000, true, QuicSockets::EachClient)
         else {
             panic!("a hundred million UDP sockets cannot fit any process's limit");
         };
         assert!(why.contains("need about 100000256 open files"), "{why}");
         assert!(why.contains("a UDP socket each"), "{why}");
         let Err(RunError::TooFewFiles(why)) =
-            ensure_files(Transport::Tcp, 100_000_000, true, false)
+            ensure_files(Transport::Tcp, 100_000_000, true, shared)
         else {
             panic!("a hundred million TCP clients cannot fit any process's limit");
         };
