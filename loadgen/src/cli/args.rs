@@ -529,6 +529,17 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
 /// `nats` becomes `nats-2`, and so on, around the names given (NAME=URL), which must differ
 /// from each other and stay as given.
 fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
+    // A name in another protocol's family (`nats=mqtt://…`) would pass for that protocol's
+    // run, in this report and in a regression gate that matches runs by name.
+    for leg in legs.iter() {
+        let Some(name) = &leg.label else { continue };
+        let own = imbench_loadgen::run::run_name(None, &leg.server, leg.transport);
+        if let Some(family) = protocol_family(name).filter(|f| Some(*f) != protocol_family(&own)) {
+            anyhow::bail!(
+                "{name:?} cannot name a {own} target: names beginning {family:?} are those of {family} targets, which reports would take it for; give another"
+            );
+        }
+    }
     let given: Vec<&String> = legs.iter().filter_map(|l| l.label.as_ref()).collect();
     for (i, name) in given.iter().enumerate() {
         if given[..i].contains(name) {
@@ -557,6 +568,15 @@ fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The protocol whose runs a name is the automatic name of (`nats`, `nats-tls`, `nats-2`,
+/// `mqtt5-qos1` …), if any.
+fn protocol_family(name: &str) -> Option<&'static str> {
+    ["nats", "mqtt", "xmpp", "memory"].into_iter().find(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '5', '+']))
+    })
 }
 
 /// A `--network` profile by name, refused as the flag's (not the scenario's) when unknown.
@@ -903,7 +923,7 @@ mod tests {
         // A given name is kept, and the protocol's names go around it.
         assert_eq!(
             names(&[
-                "nats=mqtt://127.0.0.1:9",
+                "nats=nats://127.0.0.1:9",
                 "nats://127.0.0.1:10",
                 "nats-2=nats://127.0.0.1:11",
                 "nats://127.0.0.1:12"
@@ -915,6 +935,15 @@ mod tests {
                 some("nats-4")
             ])
         );
+        // Another protocol's name would pass for a run of that protocol.
+        for (bad, own) in [
+            ("nats=mqtt://127.0.0.1:9", "mqtt"),
+            ("mqtt-2=nats://127.0.0.1:9", "nats"),
+        ] {
+            let e = names(&[bad, "nats://127.0.0.1:10"]).unwrap_err();
+            assert!(e.contains(&format!("cannot name a {own}")), "{bad}: {e}");
+        }
+        assert!(names(&["natsy=mqtt://127.0.0.1:9"]).is_ok());
         let e = names(&["a=nats://127.0.0.1:9", "a=mqtt://127.0.0.1:10"]).unwrap_err();
         assert!(e.contains("two targets are named \"a\""), "{e}");
         for bad in [
