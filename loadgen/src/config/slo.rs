@@ -245,6 +245,10 @@ fn parse_micros(text: &str) -> Result<f64, String> {
         "s" => 1e6,
         "m" | "min" => 60e6,
         "h" => 3600e6,
+        // A second comparison after the bound (`< 1ms < 2ms`): one bound to an SLO.
+        other if other.contains(['<', '>', '=']) => return Err(format!(
+            "{text:?}: an SLO has one comparison and one bound; give each bound an SLO of its own"
+        )),
         other => return Err(format!("unknown unit {other:?}; use us, ms, s, m or h")),
     };
     Ok(n * scale)
@@ -275,6 +279,12 @@ mod tests {
 
     #[test]
     fn a_mistyped_comparison_or_a_count_with_a_unit_says_what_was_meant() {
+        let e = Slo::parse("direct.p99 < 1ms < 2ms").unwrap_err();
+        assert!(
+            e.why().contains("one comparison and one bound"),
+            "{}",
+            e.why()
+        );
         let e = Slo::parse("direct.p99 => 1s").unwrap_err();
         assert!(
             e.why().contains("\"=>\" is not a comparison"),

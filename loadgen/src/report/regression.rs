@@ -56,6 +56,12 @@ impl Check {
                 higher_is_worse: true,
             });
         }
+        // A condition is an SLO's, not a check's: a check's bound is the baseline.
+        if name.contains(['<', '>', '=']) {
+            return Err(format!(
+                "{name:?}: a check is a figure's name alone, such as direct.p99; how much worse it may get than the baseline is --fail-on-regression (a bound of its own is an SLO: --slo)"
+            ));
+        }
         // Parsed as an SLO's left side; its errors are of the figure, not of an SLO.
         let slo = Slo::parse(&format!("{name} > 0")).map_err(|e| e.why().to_string())?;
         if let Target::Number(n) = &slo.target {
@@ -474,6 +480,8 @@ mod tests {
         assert!(!Check::parse("clients").unwrap().higher_is_worse);
         assert!(Check::parse("lost").unwrap().higher_is_worse);
         assert!(Check::parse("incomplete").unwrap().higher_is_worse);
+        let e = Check::parse("direct.p99<1ms").unwrap_err();
+        assert!(e.contains("a figure's name alone"), "{e}");
         let e = Check::parse("handovers").unwrap_err();
         assert!(e.contains("neither more nor fewer"), "{e}");
         let base = [100_000.0, 100_000.0];
