@@ -1676,6 +1676,21 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A run's report gone since: the baseline is the runs it has, and compare says so.
+    std::fs::remove_file(dir.0.join("r/run-2/report.json")).unwrap();
+    let gate = [
+        "compare",
+        "r",
+        "r/run-1/report.json",
+        "--fail-on-regression",
+        "1000%",
+    ];
+    let out = imbench(&dir, &gate);
+    assert!(
+        text(&out).contains("repeat.json for 2 whole runs, but no report.json in run-2"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Ctrl-C in the second of three runs (wherever a slow machine puts it): the run cut short

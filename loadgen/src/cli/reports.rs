@@ -404,6 +404,19 @@ fn load_baseline(
                 .filter(|d| cut_short(d))
                 .map(|d| d.display().to_string())
                 .collect();
+            if whole < summary.runs {
+                // Damaged or pruned since: a baseline of fewer runs than its spread says.
+                let missing: Vec<String> = (1..=summary.runs)
+                    .filter(|n| !dirs.iter().any(|d| number(d) == Some(*n)))
+                    .map(|n| format!("run-{n}"))
+                    .collect();
+                imbench_loadgen::errln!(
+                    "imbench: note: {} has repeat.json for {} whole runs, but no report.json in {}: it counts as the {whole} it has",
+                    path.display(),
+                    summary.runs,
+                    missing.join(", ")
+                );
+            }
             if !cut.is_empty() && whole == summary.runs {
                 imbench_loadgen::errln!(
                     "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short by an interrupt is not one",
@@ -415,6 +428,12 @@ fn load_baseline(
             }
         }
         return dirs.iter().map(|d| load_report(d)).collect();
+    }
+    if path.is_dir() && path.join("run-1").join("report.json").is_file() {
+        imbench_loadgen::errln!(
+            "imbench: note: {} holds a report.json beside run folders: that one report is read, not the runs (give the folder of the runs alone to read them)",
+            path.display()
+        );
     }
     Ok(vec![load_report(path)?])
 }

@@ -246,9 +246,11 @@ fn parse_micros(text: &str) -> Result<f64, String> {
         "m" | "min" => 60e6,
         "h" => 3600e6,
         // A second comparison after the bound (`< 1ms < 2ms`): one bound to an SLO.
-        other if other.contains(['<', '>', '=']) => return Err(format!(
+        other if other.contains(['<', '>', '=']) => {
+            return Err(format!(
             "{text:?}: an SLO has one comparison and one bound; give each bound an SLO of its own"
-        )),
+        ))
+        }
         other => return Err(format!("unknown unit {other:?}; use us, ms, s, m or h")),
     };
     Ok(n * scale)
