@@ -1676,6 +1676,17 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A single run into one of the runs' folders would mix another load into the spread.
+    let out = imbench(
+        &dir,
+        &["run", scenario.to_str().unwrap(), "--out", "r/run-1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("which holds repeated runs"),
+        "{}",
+        text(&out)
+    );
     // A run's report gone since: the baseline is the runs it has, and compare says so.
     std::fs::remove_file(dir.0.join("r/run-2/report.json")).unwrap();
     let gate = [

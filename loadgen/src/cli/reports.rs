@@ -406,15 +406,19 @@ fn load_baseline(
                 .collect();
             if whole < summary.runs {
                 // Damaged or pruned since: a baseline of fewer runs than its spread says.
+                // The first few: the counts come from a file, and may be absurd.
+                const NAMED: usize = 5;
                 let missing: Vec<String> = (1..=summary.runs)
                     .filter(|n| !dirs.iter().any(|d| number(d) == Some(*n)))
+                    .take(NAMED + 1)
                     .map(|n| format!("run-{n}"))
                     .collect();
+                let more = if missing.len() > NAMED { ", …" } else { "" };
                 imbench_loadgen::errln!(
-                    "imbench: note: {} has repeat.json for {} whole runs, but no report.json in {}: it counts as the {whole} it has",
+                    "imbench: note: {} has repeat.json for {} whole runs, but no report.json in {}{more}: it counts as the {whole} it has",
                     path.display(),
                     summary.runs,
-                    missing.join(", ")
+                    missing[..missing.len().min(NAMED)].join(", ")
                 );
             }
             if !cut.is_empty() && whole == summary.runs {

@@ -694,6 +694,26 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
     if root.exists() && !root.is_dir() {
         return Err(format!("--out {} is a file, not a folder", root.display()));
     }
+    // A run (or a step) of a --repeat or a search: written over, it would mix another load
+    // into theirs, under a spread (or a capacity) that no longer tells of it.
+    let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    if let Some(parent) = absolute.parent() {
+        use imbench_loadgen::report::capacity::CAPACITY_JSON;
+        use imbench_loadgen::report::repeat::REPEAT_JSON;
+        if let Some(of) = [
+            (REPEAT_JSON, "repeated runs"),
+            (CAPACITY_JSON, "a search's steps"),
+        ]
+        .into_iter()
+        .find_map(|(file, what)| parent.join(file).is_file().then_some(what))
+        {
+            return Err(format!(
+                "--out {} is in {}, which holds {of}: a run written there would replace or join them; give a folder outside it",
+                root.display(),
+                parent.display()
+            ));
+        }
+    }
     if !root.exists() && root.symlink_metadata().is_ok() {
         return Err(format!(
             "--out {} is a symbolic link to nothing: make the folder it names, or give another",
