@@ -265,12 +265,12 @@ async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_name
             store.display()
         ),
     );
-    let jetstream = |storage: &str| {
-        let url = format!("{}?jetstream={storage}", nats.url(""));
+    let jetstream = |path: &str, storage: &str| {
+        let url = format!("{}{path}?jetstream={storage}", nats.url(""));
         ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"))
     };
     let scenario = || small_scenario_with(30, 20.0, Duration::from_secs(2), GROUPS);
-    let outcome = imbench_loadgen::run(config(scenario(), jetstream("file")))
+    let outcome = imbench_loadgen::run(config(scenario(), jetstream("", "file")))
         .await
         .expect("a run into a JetStream stream on disk");
     // Acks are JetStream's publish acknowledgements; delivery is core NATS's, as without it.
@@ -285,9 +285,15 @@ async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_name
         stored >= acked && acked > 0,
         "stored {stored}, acked {acked}"
     );
+    // In memory, by default, a stream of its own beside the one on disk.
+    let memory = imbench_loadgen::run(config(scenario(), jetstream("", "memory")))
+        .await
+        .expect("a run into a JetStream stream in memory, beside the one on disk");
+    assert_every_message_accounted(&memory.report, "nats-jetstream-memory", 30);
     // The same stream with other options is refused, naming how to clear it.
-    let other = imbench_loadgen::run(config(scenario(), jetstream("memory"))).await;
-    assert_refused_as_misconfigured(other, &["nats stream rm imbench"]);
+    let other =
+        imbench_loadgen::run(config(scenario(), jetstream("/imbench-file", "memory"))).await;
+    assert_refused_as_misconfigured(other, &["nats stream rm imbench-file"]);
 
     let plain = NatsServer::start("no-jetstream", "");
     let url = format!("{}?jetstream=memory", plain.url(""));

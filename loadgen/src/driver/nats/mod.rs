@@ -141,11 +141,8 @@ impl NatsTarget {
         };
         let (host, _) = super::url::host_port(parts.host_port)
             .ok_or_else(|| TargetError::HostPort(parts.host_port.to_string()))?;
-        let prefix = if parts.path.is_empty() {
-            "imbench"
-        } else {
-            parts.path
-        };
+        let given_prefix = (!parts.path.is_empty()).then_some(parts.path);
+        let prefix = given_prefix.unwrap_or("imbench");
         let prefix_ok = wire::valid_subject(prefix)
             && prefix
                 .bytes()
@@ -182,11 +179,18 @@ impl NatsTarget {
         }
         let tls = super::tls::from_options(tls, ca, "write the target as nats+tls://…?ca=FILE")
             .map_err(TargetError::Options)?;
+        // A stream in memory and one on disk are compared often, in one command against one
+        // server: by default each has a prefix (and so a stream) of its own, or the second
+        // would find the first's stream with other options.
+        let prefix = match (given_prefix, jetstream) {
+            (None, Some(storage)) => format!("{prefix}-{}", storage.name()),
+            _ => prefix.to_string(),
+        };
         Ok(Self {
             host_port: parts.host_port.to_string(),
             host: host.to_string(),
             auth,
-            prefix: prefix.to_string(),
+            prefix,
             tls,
             jetstream,
         })
@@ -803,6 +807,14 @@ mod tests {
         assert_eq!(t.host_port, "127.0.0.1:4222");
         assert_eq!(t.auth, Auth::None);
         assert_eq!(t.prefix, "imbench");
+        // A stream's default prefix names its storage.
+        for (url, prefix) in [
+            ("nats://h:1?jetstream=memory", "imbench-memory"),
+            ("nats://h:1?jetstream=file", "imbench-file"),
+            ("nats://h:1/mine?jetstream=file", "mine"),
+        ] {
+            assert_eq!(NatsTarget::parse(url).unwrap().prefix, prefix, "{url}");
+        }
         assert_eq!(t.user_subject(7), "imbench.u.7");
         assert_eq!(t.group_subject(3), "imbench.g.3");
         let t = NatsTarget::parse("nats://bob:s3cret@nats.example:4333/load.test").unwrap();
