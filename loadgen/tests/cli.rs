@@ -1130,6 +1130,12 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("verdict: NOT GATED: the reports ran different loads"));
+    // The rows above the verdict say so too, whatever they read.
+    assert!(
+        text(&out).contains("(of different loads: its verdicts below are not gated"),
+        "{}",
+        text(&out)
+    );
     // So is one against a server apart beside one against the server in the generator's process.
     let mut apart: serde_json::Value = serde_json::from_str(&next).unwrap();
     apart["runs"][0]["server"] = serde_json::json!("127.0.0.1:4433");

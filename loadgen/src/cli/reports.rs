@@ -642,7 +642,9 @@ pub(crate) fn compare(
                 return exit_code::USAGE;
             }
             outln!("{shown}, against {}:", paths[0].display());
-            if loaded[columns.clone()]
+            if loads.len() > 1 {
+                outln!("(of different loads: its verdicts below are not gated, see the verdict)");
+            } else if loaded[columns.clone()]
                 .iter()
                 .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid)
             {
