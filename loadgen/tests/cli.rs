@@ -1682,6 +1682,17 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The baseline given again as the candidate: a gate of it against itself is refused.
+    let out = imbench(
+        &dir,
+        &["compare", "r", "./r", "--fail-on-regression", "10%"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is the baseline r again"),
+        "{}",
+        text(&out)
+    );
     // A single run into one of the runs' folders would mix another load into the spread.
     let out = imbench(
         &dir,
@@ -1775,7 +1786,13 @@ fn an_interrupted_repeat_spreads_only_the_whole_runs() {
         // As a baseline the folder is its whole runs too: the one cut short is left out.
         let out = imbench(
             &dir,
-            &["compare", "r", "r", "--fail-on-regression", "1000%"],
+            &[
+                "compare",
+                "r",
+                "r/run-1/report.json",
+                "--fail-on-regression",
+                "1000%",
+            ],
         );
         let t = text(&out);
         assert!(

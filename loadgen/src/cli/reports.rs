@@ -472,6 +472,34 @@ pub(crate) fn compare(
             "imbench: note: --check names the figures a gate judges, and changes nothing without --fail-on-regression"
         );
     }
+    // The baseline given again as a candidate (a CI job's paths mixed up) passes any gate.
+    let same_file = |a: &std::path::Path, b: &std::path::Path| {
+        let canonical = |p: &std::path::Path| {
+            let file = if p.is_dir() {
+                p.join("report.json")
+            } else {
+                p.to_path_buf()
+            };
+            std::fs::canonicalize(&file).unwrap_or(file)
+        };
+        canonical(a) == canonical(b)
+            || std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+    };
+    if let Some(again) = paths[1..].iter().find(|p| same_file(&paths[0], p)) {
+        if fail_on_regression.is_some() {
+            imbench_loadgen::errln!(
+                "imbench: {} is the baseline {} again: a gate of a report against itself passes whatever it holds",
+                again.display(),
+                paths[0].display()
+            );
+            return exit_code::USAGE;
+        }
+        imbench_loadgen::errln!(
+            "imbench: note: {} is the baseline {} again",
+            again.display(),
+            paths[0].display()
+        );
+    }
     let names: Vec<String> = if check_names.is_empty() {
         regression::DEFAULT_CHECKS
             .iter()
