@@ -329,3 +329,41 @@ fn a_ramp_up_shorter_than_the_logins_says_why_messages_were_refused() {
     );
     assert!(!text.contains("recipient_offline"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs prosody; .ci/run installs it and runs these"]
+async fn a_prosody_killed_mid_run_is_said_to_have_closed_without_a_word() {
+    let mut server = Prosody::start("killed", "");
+    let scenario = small_scenario_with(10, 10.0, Duration::from_secs(4), "");
+    let run = tokio::spawn(imbench_loadgen::run(config(
+        scenario,
+        server.target("", ""),
+    )));
+    // Clients register and log in within the first second or two, then measure: kill the
+    // server while they send. A killed server writes no `</stream:stream>`.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let _ = server.daemon.child.kill();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends by itself")
+        .expect("the run's task")
+        .expect("a report");
+    let problems = &outcome.report.runs[0].problems;
+    assert_eq!(
+        outcome.report.verdict,
+        imbench_loadgen::Verdict::Invalid,
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("closed the connection without ending the stream")),
+        "{problems:?}"
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.ends_with("the XMPP server ended the stream")),
+        "{problems:?}"
+    );
+}

@@ -973,15 +973,22 @@ impl XmppEvents {
                     match next_item(&mut self.read, &mut self.inbuf, &mut in_stream).await? {
                         Some(Incoming::Element(e)) => e,
                         Some(Incoming::StreamOpen) => continue,
-                        Some(Incoming::StreamEnd) | None => {
+                        item @ (Some(Incoming::StreamEnd) | None) => {
                             if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
                                 return Ok(None);
                             }
                             self.closing
                                 .store(true, std::sync::atomic::Ordering::Relaxed);
+                            // `</stream:stream>` is the server's word; a connection that just
+                            // ended (a server killed) had none.
+                            let reason = if item.is_some() {
+                                "the XMPP server ended the stream"
+                            } else {
+                                "the XMPP server closed the connection without ending the stream"
+                            };
                             return Ok(Some(Event::Failed {
                                 code: ErrorCode::SHUTTING_DOWN,
-                                reason: "the XMPP server ended the stream".into(),
+                                reason: reason.into(),
                             }));
                         }
                     }
