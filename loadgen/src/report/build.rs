@@ -753,6 +753,19 @@ fn few_for_percentile(target: &Target, run: &RunReport) -> Option<u64> {
     (count > 0 && count < needed).then_some(count)
 }
 
+/// [`target_value`] as an SLO judges it: a percentile of deliveries or fan-outs over all their
+/// messages, the lost ones later than any (infinite when they reach it).
+pub fn judged_value(target: &Target, run: &RunReport) -> Option<f64> {
+    let value = target_value(target, run)?;
+    let Some(n) = never_arrived(target, run) else {
+        return Some(value);
+    };
+    if n.beyond() {
+        return Some(f64::INFINITY);
+    }
+    Some(over_every_message(target, run, &n).map_or(value, |(all, _, _)| all))
+}
+
 /// The value of an SLO's left-hand side in `run`: a latency statistic in µs, or a counter or
 /// rate.
 pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {

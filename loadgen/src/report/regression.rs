@@ -13,7 +13,6 @@
 use std::fmt::Write as _;
 
 use crate::config::slo::{format_micros, Slo, Target};
-use crate::report::build::target_value;
 use crate::report::model::RunReport;
 
 /// Figures checked when none are named: the latencies a user gates on, delivered throughput,
@@ -122,10 +121,14 @@ impl Check {
                 return None;
             }
         }
-        target_value(&self.target, run)
+        // Judged as an SLO judges it: a candidate that lost messages is not faster for it.
+        crate::report::build::judged_value(&self.target, run)
     }
 
     fn show(&self, v: f64) -> String {
+        if v.is_infinite() {
+            return "unbounded (lost)".into();
+        }
         if self.name == CPU_FIGURE {
             // A few µs per message apart is a difference worth seeing.
             return format!("{v:.1}");
@@ -557,6 +560,22 @@ mod tests {
         let nats = [vec![named("nats")]];
         let nats: Vec<&[RunReport]> = nats.iter().map(Vec::as_slice).collect();
         assert!(compare(&quic, &nats, &checks, 0.1).is_empty());
+    }
+
+    #[test]
+    fn a_candidate_that_lost_messages_is_judged_over_all_of_them() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        run.group = None;
+        let p99 = Check::parse("direct.p99").unwrap();
+        let delivered = p99.value(run).expect("a p99");
+        // 30 % lost: its p99 is one of the lost, later than any bound, and it regressed.
+        (run.counters.expected, run.counters.lost) = (10_000, 3_000);
+        let judged = p99.value(run).expect("a p99");
+        assert!(judged.is_infinite(), "{judged}");
+        assert!(judge(&[delivered, delivered], judged, true, 0.75).regressed);
+        assert_eq!(p99.show(judged), "unbounded (lost)");
     }
 
     #[test]
