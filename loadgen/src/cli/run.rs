@@ -323,10 +323,25 @@ fn repeat(
         }
         worst = worst.max(code);
         let interrupted = config.interrupt.as_ref().is_some_and(|rx| *rx.borrow());
+        // Stopped before its measured period ended (its server went away, say): a part of a
+        // period, as a run cut short by Ctrl-C is.
+        let stopped_early = |r: &imbench_loadgen::Report| {
+            let whole = config.scenario.duration.as_secs_f64();
+            r.runs.iter().any(|run| run.duration_s + 1e-3 < whole)
+        };
         match report {
             // A run cut short measured a part of its period: beside whole runs its figures
             // would pass for noise. Its folder stays; the spread is of the whole runs.
             Some(_) if cut => {}
+            Some(r) if stopped_early(&r) => {
+                imbench_loadgen::errln!(
+                    "imbench: run {i} was stopped before its measured period ended ({}): no more repeats, and run {i} (in {}) is not in the spread",
+                    r.invalid_reasons.first().map_or("see its report", String::as_str),
+                    root.join(format!("run-{i}")).display()
+                );
+                worst = worst.max(exit_code::INVALID);
+                break;
+            }
             Some(r) => reports.push(r),
             // Ctrl-C before this run began: the repeats end with the whole runs before it.
             None if interrupted => {

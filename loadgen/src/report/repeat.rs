@@ -22,7 +22,8 @@ pub struct RepeatSummary {
     pub scenario: String,
     /// Whole runs made, those in the spread.
     pub runs: usize,
-    /// Runs asked for (`--repeat N`): more than `runs` when Ctrl-C cut the repeats short.
+    /// Runs asked for (`--repeat N`): more than `runs` when Ctrl-C, or a run stopped early or
+    /// one that could not take place, ended the repeats.
     #[serde(default)]
     pub asked: usize,
     /// Each run's verdict, in order.
@@ -129,7 +130,7 @@ impl RepeatSummary {
     pub fn table(&self) -> String {
         let mut out = String::new();
         let cut = if self.asked > self.runs {
-            format!(" ({} asked; the repeats were interrupted)", self.asked)
+            format!(" ({} asked; the repeats ended early)", self.asked)
         } else {
             String::new()
         };
@@ -219,7 +220,7 @@ mod tests {
         };
         assert!(
             cut.table()
-                .contains("1 run of x (3 asked; the repeats were interrupted)"),
+                .contains("1 run of x (3 asked; the repeats ended early)"),
             "{}",
             cut.table()
         );
