@@ -497,6 +497,20 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
         // A percentile of nothing is 0 µs, which would pass any bound: an SLO on a figure
         // that has no samples has nothing to hold and fails.
         if stat != "count" && run.metrics.get(metric).is_some_and(|m| m.count == 0) {
+            // None arrived of messages that were sent: every one later than any bound.
+            if let Some(n) = never_arrived(&slo.target, run).filter(|n| n.lost > 0) {
+                return SloResult {
+                    expr: slo.expr.clone(),
+                    value: format!(
+                        "unbounded: {} of {} {} ({:.2} %), none delivered",
+                        n.lost,
+                        n.owed,
+                        n.what,
+                        n.lost as f64 * 100.0 / n.owed as f64
+                    ),
+                    ok: slo.holds(f64::INFINITY),
+                };
+            }
             return SloResult {
                 expr: slo.expr.clone(),
                 value: "no samples".into(),
@@ -1018,6 +1032,16 @@ mod tests {
             p50.value
                 .starts_with("unbounded: 10100 of 20000 messages never arrived"),
             "{p50:?}"
+        );
+        // None delivered: unbounded, not "no samples" as of a run that sent nothing.
+        let mut none = direct_run(10_000);
+        none.metrics.get_mut("direct").expect("direct").count = 0;
+        let p99 = evaluate("direct.p99 < 200ms", &none);
+        assert!(!p99.ok, "{p99:?}");
+        assert!(
+            p99.value
+                .starts_with("unbounded: 10000 of 10000 messages never arrived"),
+            "{p99:?}"
         );
         // Rates that do not tell of the figure's samples (an edited report) are not used.
         run.throughput.delivered_per_s = 500.0;
