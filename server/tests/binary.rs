@@ -328,12 +328,16 @@ fn start_and_stop(client_dir: &std::path::Path) {
 }
 
 /// The command the banner gives for a load names a certificate only when a transport checks
-/// one (tcp and ws do not).
+/// one (tcp and ws do not), and one address per transport.
 #[test]
 fn the_suggested_command_gives_a_certificate_only_to_a_transport_that_checks_one() {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("imbench-banner-cert-{}", std::process::id()));
-    for (listen, with_cert) in [(&["--tcp", "--ws"][..], false), (&["--tcp", "--tls"], true)] {
+    for (listen, with_cert) in [
+        (&["--tcp", "--ws"][..], false),
+        (&["--tcp", "--tls"], true),
+        (&["--tcp", "--tcp"], false),
+    ] {
         let _ = std::fs::remove_dir_all(&dir);
         let mut args: Vec<&str> = Vec::new();
         for flag in listen {
@@ -361,6 +365,11 @@ fn the_suggested_command_gives_a_certificate_only_to_a_transport_that_checks_one
             "{listen:?}: {command}"
         );
         assert!(command.contains("--secret-file "), "{command}");
+        // One address per transport, as `imbench run` takes: two of one are refused there.
+        for t in ["tcp", "ws", "tls"] {
+            let given = command.matches(&format!("--server {t}=")).count();
+            assert!(given <= 1, "{listen:?}: {command}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -330,11 +330,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
         _ => *a,
     };
-    let targets: Vec<String> = server
-        .addrs()
-        .iter()
-        .map(|(t, a)| format!("--server {t}={}", dialled(a)))
-        .collect();
+    // One address per transport: a run loads one server address for each.
+    let mut targets: Vec<String> = Vec::new();
+    let mut given: Vec<Transport> = Vec::new();
+    for (t, a) in server.addrs() {
+        if !given.contains(t) {
+            given.push(*t);
+            targets.push(format!("--server {t}={}", dialled(a)));
+        }
+    }
     let server_name = match args.cert_names.first() {
         Some(name)
             if args.cert.is_none()
