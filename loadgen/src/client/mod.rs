@@ -49,6 +49,25 @@ const LEAVE_WAIT: Duration = Duration::from_secs(5);
 /// How long a client of a stopped run waits for its goodbye to be written and answered.
 const STOPPED_GOODBYE: Duration = Duration::from_millis(200);
 
+/// Why logins were still under way when the drain ended, and what to do about it. On a path
+/// that loses packets a handshake whose packets were lost waits out its retransmits, a second
+/// and then twice as long each time: that, not the ramp-up, is then the likelier cause.
+fn why_logins_outlasted(s: &crate::config::scenario::Scenario) -> String {
+    let lossy = s
+        .network
+        .as_ref()
+        .and_then(|n| n.path().ok().flatten())
+        .is_some_and(|p| p.up.loss > 0.0 || p.down.loss > 0.0);
+    if lossy {
+        "on this path, which loses packets, a handshake whose packets were lost waits out retransmits of 1 s, 2 s, 4 s and more: give a longer --drain, or a path that loses less".to_string()
+    } else {
+        format!(
+            "the logins took longer than the whole schedule after a ramp-up of {}, or the server did not answer them: give a longer --ramp-up, or more handshakes at once with [generator] connect_concurrency",
+            humantime::format_duration(s.ramp_up)
+        )
+    }
+}
+
 /// Logs `user` in through the run's driver, asking for receipts when the scenario churns.
 pub async fn connect(ctx: &RunContext, user: u64) -> Result<Session, ConnectError> {
     ctx.driver.connect(user, ctx.scenario.churn.enabled()).await
@@ -136,9 +155,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
         None => {
             let e = format!(
-                "still logging in, or waiting its turn to, when the drain ended at {:.1}s (the logins took longer than the whole schedule after a ramp-up of {}, or the server did not answer them: give a longer --ramp-up, or more handshakes at once with [generator] connect_concurrency)",
+                "still logging in, or waiting its turn to, when the drain ended at {:.1}s ({})",
                 ctx.clock.now_us() as f64 / 1e6,
-                humantime::format_duration(s.ramp_up)
+                why_logins_outlasted(s)
             );
             return connect_failed(&ctx, index, e);
         }
@@ -898,6 +917,18 @@ async fn send_direct(
 #[cfg(test)]
 mod tests {
     use super::WriteTimes;
+
+    #[test]
+    fn logins_outlasting_a_lossy_path_are_put_down_to_its_losses() {
+        use crate::config::network::NetworkSection;
+        use crate::config::scenario::{Scenario, DEFAULT_SCENARIO};
+        let mut s = Scenario::from_toml(DEFAULT_SCENARIO, "default.toml").expect("it reads");
+        assert!(super::why_logins_outlasted(&s).contains("give a longer --ramp-up"));
+        s.network = Some(NetworkSection::named("lossy"));
+        assert!(super::why_logins_outlasted(&s).contains("which loses packets"));
+        s.network = Some(NetworkSection::named("lan"));
+        assert!(super::why_logins_outlasted(&s).contains("give a longer --ramp-up"));
+    }
 
     #[test]
     fn lag_is_lateness_less_the_writes_that_held_the_client() {
