@@ -1704,6 +1704,20 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
+    // A run folder repeat.json does not count is read, and said.
+    std::fs::create_dir_all(dir.0.join("r/run-7")).unwrap();
+    std::fs::copy(
+        dir.0.join("r/run-1/report.json"),
+        dir.0.join("r/run-7/report.json"),
+    )
+    .unwrap();
+    let out = imbench(&dir, &["compare", "r", "r/run-1/report.json"]);
+    assert!(
+        text(&out).contains("run-7 read as runs of the baseline too"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(dir.0.join("r/run-7")).unwrap();
     // A run's report gone since: the baseline is the runs it has, and compare says so.
     std::fs::remove_file(dir.0.join("r/run-2/report.json")).unwrap();
     let gate = [

@@ -421,6 +421,19 @@ fn load_baseline(
                     missing[..missing.len().min(NAMED)].join(", ")
                 );
             }
+            // Folders repeat.json does not count (added by hand since): read, and said.
+            let extra: Vec<String> = dirs
+                .iter()
+                .filter(|d| number(d).is_none_or(|n| n > summary.asked))
+                .map(|d| d.display().to_string())
+                .collect();
+            if !extra.is_empty() {
+                imbench_loadgen::errln!(
+                    "imbench: note: {} read as runs of the baseline too, though its repeat.json counts {} asked",
+                    extra.join(", "),
+                    summary.asked
+                );
+            }
             if !cut.is_empty() && whole == summary.runs {
                 imbench_loadgen::errln!(
                     "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short by an interrupt is not one",
