@@ -141,12 +141,17 @@ fn running(pid: &str) -> bool {
     !matches!(state, Some("Z" | "X"))
 }
 
+/// The PID of the imbench process whose namespace `name` is, when that process is gone (killed
+/// before it could remove it); `None` for a namespace of a running process, or not imbench's.
+pub fn orphaned(name: &str) -> Option<String> {
+    let pid = name.strip_prefix(PREFIX)?.split('-').next().unwrap_or("");
+    (pid.is_empty() || !running(pid)).then(|| pid.to_string())
+}
+
 /// Removes namespaces left by imbench processes that are gone (killed before they could).
 pub fn remove_orphans() {
     for name in existing() {
-        let pid = name[PREFIX.len()..].split('-').next().unwrap_or("");
-        let alive = !pid.is_empty() && running(pid);
-        if !alive {
+        if orphaned(&name).is_some() {
             let _ = ip(&["netns", "del", &name]);
         }
     }
@@ -171,7 +176,16 @@ pub(crate) fn ip(args: &[&str]) -> Result<(), PathError> {
 
 #[cfg(test)]
 mod tests {
-    use super::running;
+    use super::{orphaned, running};
+
+    #[test]
+    fn a_namespace_is_orphaned_when_its_imbench_process_is_gone() {
+        let me = std::process::id();
+        assert_eq!(orphaned(&format!("imbench-{me}-1-client")), None);
+        assert_eq!(orphaned("imbench-0-1-client"), Some("0".to_string()));
+        // Not imbench's: not ours to judge.
+        assert_eq!(orphaned("other-0-client"), None);
+    }
 
     #[test]
     fn a_process_runs_until_it_is_reaped_or_a_zombie() {

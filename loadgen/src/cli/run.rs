@@ -194,6 +194,13 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         }
         config.path = Some(path);
     } else if let Some(name) = &args.namespace {
+        // A path whose holder was killed is no path any more: its namespaces are leftovers.
+        if let Some(pid) = imbench_netpath::netns::orphaned(name) {
+            imbench_loadgen::errln!(
+                "imbench: --namespace {name}: the imbench process that held this path (PID {pid}) is gone, and left the namespace behind; hold the path again with `imbench path`"
+            );
+            return exit_code::USAGE;
+        }
         // Joined after the metrics endpoint was bound, as with a path of the run's own.
         if let Err(e) = imbench_netpath::netns::enter(name) {
             imbench_loadgen::errln!("imbench: --namespace {name}: {e} (it needs root)");
