@@ -44,17 +44,7 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
             "{frame:?}"
         );
     }
-    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
-    assert!(status.success(), "{status:?}");
-    let mut stderr = String::new();
-    use std::io::Read;
-    server
-        .child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr text");
+    let stderr = last_words(&mut server);
     assert!(stderr.contains("served 2 sessions"), "{stderr}");
     assert!(
         stderr.contains("refused: 0 connections over the limit"),
@@ -94,17 +84,7 @@ async fn a_transfer_cut_by_the_shutdown_is_counted() {
     // The relay has the first half when the server is stopped.
     tokio::time::sleep(Duration::from_millis(300)).await;
     terminate(&server);
-    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
-    assert!(status.success(), "{status:?}");
-    let mut stderr = String::new();
-    use std::io::Read;
-    server
-        .child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr text");
+    let stderr = last_words(&mut server);
     assert!(
         stderr.contains("files: 0 relayed, 1 ended early"),
         "{stderr}"
@@ -177,6 +157,22 @@ async fn chat_round(server: &util::process::Server, round: u64) {
             }
         }
     }
+}
+
+/// What a stopped server said on its standard error, once it has exited by itself, and well.
+fn last_words(server: &mut util::process::Server) -> String {
+    use std::io::Read;
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("exits by itself");
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr text");
+    stderr
 }
 
 /// Sends the server SIGTERM, as a service manager stops it.
