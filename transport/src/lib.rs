@@ -19,6 +19,7 @@
 //!   trusts.
 #![warn(missing_docs)]
 
+mod batch;
 pub mod endpoint;
 pub mod framed;
 pub mod quic;

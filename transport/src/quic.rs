@@ -291,7 +291,10 @@ impl QuicListener {
         // The server's one socket takes every client's datagrams, so it needs the large
         // buffer more than any client socket does.
         let socket = udp_socket(addr, opts.socket_buffer)?;
-        let endpoint = Endpoint::new(Default::default(), Some(config), socket, runtime()?)?;
+        let runtime = runtime()?;
+        let socket = crate::batch::BatchingSocket::wrap(runtime.wrap_udp_socket(socket)?);
+        let endpoint =
+            Endpoint::new_with_abstract_socket(Default::default(), Some(config), socket, runtime)?;
         Ok(Self { endpoint, codec })
     }
 
@@ -537,7 +540,8 @@ fn client_endpoint(
     let runtime = runtime()?;
     let socket = udp_socket(bind, socket_buffer)?;
     let mut e = if shared {
-        Endpoint::new(Default::default(), None, socket, runtime)?
+        let socket = crate::batch::BatchingSocket::wrap(runtime.wrap_udp_socket(socket)?);
+        Endpoint::new_with_abstract_socket(Default::default(), None, socket, runtime)?
     } else {
         let socket = OneDatagramPerRead::wrap(runtime.as_ref(), socket)?;
         Endpoint::new_with_abstract_socket(Default::default(), None, socket, runtime)?

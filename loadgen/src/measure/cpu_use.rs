@@ -14,10 +14,11 @@
 //!   is the generator);
 //! - the CPUs this process may use (`Cpus_allowed_list` in `/proc/self/status`, so `taskset`
 //!   is honoured) in `/proc/stat`: busy, idle and steal ticks;
-//! - the UDP datagrams the machine sent (`OutDatagrams` in `/proc/net/snmp`, summed over the
+//! - the UDP sends of the machine (`OutDatagrams` in `/proc/net/snmp`, summed over the
 //!   network namespaces this process's threads are in: on an emulated path, the clients' and
 //!   the embedded server's): on loopback with the server embedded, what the run's messages
-//!   cost in datagrams, both sides together.
+//!   cost in sends, both sides together. The kernel counts a send once even when it carries
+//!   a run of datagrams, as imbench's shared QUIC sockets send them.
 //!
 //! Elsewhere than Linux the snapshot is empty and nothing is judged.
 
@@ -92,7 +93,7 @@ struct MachineTicks {
 pub struct CpuSnapshot {
     threads: HashMap<u32, (Side, ThreadTimes)>,
     machine: Option<MachineTicks>,
-    /// UDP datagrams sent so far in each network namespace this process has a thread in
+    /// UDP sends so far in each network namespace this process has a thread in
     /// (by the namespace's link name, `net:[INODE]`).
     udp_out: HashMap<std::path::PathBuf, u64>,
     cpus: usize,
@@ -196,9 +197,10 @@ pub struct CpuUse {
     /// Times this process's threads were put on a CPU: its wake-ups.
     #[serde(default)]
     pub wakeups: u64,
-    /// UDP datagrams the whole machine sent (all processes; on loopback, both sides of the
-    /// run's QUIC connections and anything else that sent UDP; on an emulated path, in the
-    /// clients' and the embedded server's namespaces).
+    /// UDP sends of the whole machine, the kernel's `OutDatagrams` (all processes; on
+    /// loopback, both sides of the run's QUIC connections and anything else that sent UDP; on
+    /// an emulated path, in the clients' and the embedded server's namespaces). A send that
+    /// carries a run of datagrams (segmentation offload) counts once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_datagrams: Option<u64>,
 }
@@ -397,7 +399,7 @@ fn parse_proc_stat(stat: &str, allowed: &[usize]) -> Option<MachineTicks> {
     (found > 0).then_some(t)
 }
 
-/// UDP datagrams sent so far in each network namespace of `namespaces` (its name, and the
+/// UDP sends so far in each network namespace of `namespaces` (its name, and the
 /// `snmp` file of a thread in it); this process's own, `/proc/net/snmp`, when none could be
 /// read.
 fn udp_out_of(

@@ -157,10 +157,11 @@ impl Report {
                         u.wakeups as f64 / in_period
                     );
                     // UDP is the machine's count: meaningful for a QUIC run on a machine
-                    // doing little else.
+                    // doing little else. The kernel counts a send, and a send may carry a
+                    // run of datagrams (segmentation offload), so it says sends.
                     if let Some(d) = u.udp_datagrams.filter(|_| run.transport == "quic") {
                         per.push_str(&format!(
-                            ", {:.1} UDP datagrams sent by the whole machine",
+                            ", {:.1} UDP sends by the whole machine",
                             d as f64 / in_period
                         ));
                     }
