@@ -1,33 +1,34 @@
 //! Datagrams of many QUIC connections sent together: a socket that an endpoint carrying many
-//! connections sends through, which holds each datagram until the tokio worker sending it has
-//! nothing else ready to run, then hands the kernel those going to one address in one system
-//! call with UDP segmentation offload (GSO).
+//! connections sends through, which holds each datagram briefly, then hands the kernel a run
+//! of those going to one address in one system call with UDP segmentation offload (GSO).
 //!
 //! quinn sends each connection's datagrams on their own: when a server hands one group message
 //! to 1,000 members, or a generator acknowledges for 1,000 clients, that is 1,000 `sendmsg`
 //! calls, each taking its datagram through the kernel's UDP stack and waking the receiver. They
 //! all go to one address (the generator's socket, the server's), so one call can carry a run of
 //! them of one size: the kernel passes the run as one buffer, and a receiver that takes
-//! coalesced reads (quinn's endpoints do) gets it in one read.
+//! coalesced reads (quinn's endpoints do) gets it in one read. On a real network the run leaves
+//! as separate packets (the network card or the kernel cuts it), one after another.
 //!
-//! A datagram waits at most until the worker that queued it runs out of ready tasks or
-//! reaches its periodic look at the network (tokio's `yield_now`), so a run is the burst that
-//! one worker produced in one go; at a light load a run is one datagram, sent a few
-//! microseconds later than quinn would have sent it.
+//! The datagrams are sent by a task of their own once it has yielded to the other tasks that
+//! were ready (tokio's `yield_now`): when the worker it runs on has nothing else ready, or at
+//! its periodic look at the network (every 61 tasks run). A run is what the connections queued
+//! meanwhile; at a light load it is one datagram, sent a few microseconds later than quinn
+//! would have sent it.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use quinn::udp::{EcnCodepoint, RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 
 /// Bytes a socket holds before quinn is told it cannot take more: about 180 full-size
-/// datagrams. A connection told so waits, as it does for a full kernel buffer.
+/// datagrams (twice that while the kernel's buffer is full and the task holds a batch it
+/// could not send). A connection told so waits, as it does for a full kernel buffer.
 const HELD_BYTES: usize = 256 * 1024;
 
 /// The most one system call carries, as the kernel allows for one UDP send.
@@ -39,23 +40,58 @@ struct Held {
     destination: SocketAddr,
     ecn: Option<EcnCodepoint>,
     src_ip: Option<IpAddr>,
-    /// Where its bytes start in [`Queue::bytes`] (counted from the front, sent bytes
-    /// included), and how many.
+    /// Where its bytes start in [`Batch::bytes`], and how many.
     start: usize,
     len: usize,
     /// The segment size of a run quinn made itself; `None` for one datagram.
     segment_size: Option<usize>,
 }
 
-/// What waits to be sent, in the order quinn gave it.
+/// Datagrams in the order quinn gave them, their contents back to back.
+#[derive(Default)]
+struct Batch {
+    held: Vec<Held>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, t: &Transmit) {
+        self.held.push(Held {
+            destination: t.destination,
+            ecn: t.ecn,
+            src_ip: t.src_ip,
+            start: self.bytes.len(),
+            len: t.contents.len(),
+            segment_size: t.segment_size,
+        });
+        self.bytes.extend_from_slice(t.contents);
+    }
+
+    /// `self` from its `from`th datagram on, then `after`.
+    fn rest_then(self, from: usize, after: Batch) -> Batch {
+        let base = self.held.get(from).map_or(self.bytes.len(), |h| h.start);
+        let mut bytes = self.bytes[base..].to_vec();
+        let shift = bytes.len();
+        let mut held: Vec<Held> = self.held[from..]
+            .iter()
+            .map(|h| Held {
+                start: h.start - base,
+                ..*h
+            })
+            .collect();
+        held.extend(after.held.iter().map(|h| Held {
+            start: h.start + shift,
+            ..*h
+        }));
+        bytes.extend_from_slice(&after.bytes);
+        Batch { held, bytes }
+    }
+}
+
+/// What waits to be sent, and who waits for room.
 #[derive(Default)]
 struct Queue {
-    held: VecDeque<Held>,
-    /// The contents of every held datagram, back to back. Bytes of sent ones at the front are
-    /// dropped when the queue empties.
-    bytes: Vec<u8>,
-    /// Bytes before `held[0]` already sent.
-    sent: usize,
+    batch: Batch,
     /// Connections told to wait for room, woken once some is made.
     waiting: Vec<Waker>,
     /// How many system calls and datagrams went out: the figure that says whether holding
@@ -65,14 +101,16 @@ struct Queue {
 }
 
 impl Queue {
-    fn held_bytes(&self) -> usize {
-        self.bytes.len() - self.sent
-    }
-
     /// Whether one more transmit may be held. It may take the held bytes past [`HELD_BYTES`]
     /// by its own length (at most a connection's segmented run).
     fn has_room(&self) -> bool {
-        self.held_bytes() < HELD_BYTES
+        self.batch.bytes.len() < HELD_BYTES
+    }
+
+    fn wake_waiting(&mut self) {
+        for w in self.waiting.drain(..) {
+            w.wake();
+        }
     }
 }
 
@@ -80,8 +118,15 @@ impl Queue {
 struct Shared {
     inner: Arc<dyn AsyncUdpSocket>,
     queue: Mutex<Queue>,
-    /// Wakes the sending task when the queue stops being empty.
-    wake: tokio::sync::Notify,
+    /// Wakes the sending task when the queue stops being empty, and when the socket is gone.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The task holds no reference while it waits: this tells it to end.
+        self.wake.notify_one();
+    }
 }
 
 /// A UDP socket for quinn that sends the datagrams of its connections in runs; see the module
@@ -99,19 +144,20 @@ impl fmt::Debug for BatchingSocket {
 }
 
 impl BatchingSocket {
-    /// Wraps `inner` and starts its sending task, which ends when the socket is dropped.
-    /// Must be called within a tokio runtime.
+    /// Wraps `inner` and starts its sending task, which ends when the socket and its pollers
+    /// are dropped. Must be called within a tokio runtime.
     pub(crate) fn wrap(inner: Arc<dyn AsyncUdpSocket>) -> Arc<dyn AsyncUdpSocket> {
         Self::new(inner)
     }
 
     fn new(inner: Arc<dyn AsyncUdpSocket>) -> Arc<Self> {
+        let wake = Arc::new(tokio::sync::Notify::new());
         let shared = Arc::new(Shared {
             inner,
             queue: Mutex::new(Queue::default()),
-            wake: tokio::sync::Notify::new(),
+            wake: wake.clone(),
         });
-        tokio::spawn(send_task(Arc::downgrade(&shared)));
+        tokio::spawn(send_task(Arc::downgrade(&shared), wake));
         Arc::new(Self { shared })
     }
 }
@@ -119,58 +165,62 @@ impl BatchingSocket {
 impl Drop for BatchingSocket {
     fn drop(&mut self) {
         // What is still held (a connection's last close, say) goes out now, as far as the
-        // kernel takes it; the sending task then finds the socket gone and ends.
+        // kernel takes it.
         self.shared.send_held();
-        if let Ok(q) = self.shared.queue.lock() {
-            tracing::debug!(
-                "UDP socket sent {} datagrams in {} system calls",
-                q.datagrams,
-                q.calls
-            );
-        }
-        self.shared.wake.notify_one();
+        let q = self.shared.lock();
+        tracing::debug!(
+            "UDP socket sent {} datagrams in {} system calls",
+            q.datagrams,
+            q.calls
+        );
     }
 }
 
 /// Sends what is held each time the queue fills from empty, once the worker has run what else
 /// was ready.
-async fn send_task(shared: Weak<Shared>) {
+async fn send_task(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
     loop {
-        let Some(s) = shared.upgrade() else { return };
-        s.wake.notified().await;
+        wake.notified().await;
         // Let the connections that are ready queue their datagrams too.
         tokio::task::yield_now().await;
-        loop {
-            s.send_held();
-            if s.queue.lock().map(|q| q.held.is_empty()).unwrap_or(true) {
-                break;
-            }
+        let Some(s) = shared.upgrade() else { return };
+        while !s.send_held() {
             // The kernel's buffer is full: wait until it takes more.
             let mut poller = s.inner.clone().create_io_poller();
-            if std::future::poll_fn(|cx| poller.as_mut().poll_writable(cx))
-                .await
-                .is_err()
-            {
+            if let Err(e) = std::future::poll_fn(|cx| poller.as_mut().poll_writable(cx)).await {
+                // Nothing more will be sent: what is held is dropped (QUIC finds it lost)
+                // rather than keeping every connection waiting for room.
+                tracing::debug!("UDP socket cannot send: {e}");
+                let mut q = s.lock();
+                q.batch = Batch::default();
+                q.wake_waiting();
                 break;
             }
         }
-        drop(s);
     }
 }
 
 impl Shared {
-    /// Sends held datagrams until none is left or the kernel takes no more, a run of equal
-    /// ones to one address in each call.
-    fn send_held(&self) {
-        let Ok(mut q) = self.queue.lock() else { return };
-        let max_segments = self.inner.max_transmit_segments().max(1);
-        while let Some(first) = q.held.front().copied() {
-            let (count, bytes) = run_length(&q.held, max_segments);
-            let start = first.start;
+    /// The queue; one that a panic left poisoned is as good, as every change to it is whole.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends what is held until none is left (`true`) or the kernel takes no more (`false`),
+    /// a run of equal ones to one address in each call. The queue is not locked while sending:
+    /// connections go on queueing, behind what is being sent.
+    fn send_held(&self) -> bool {
+        let batch = std::mem::take(&mut self.lock().batch);
+        let (mut calls, mut datagrams) = (0, 0);
+        let mut next = 0;
+        while next < batch.held.len() {
+            let first = batch.held[next];
+            let max_segments = self.inner.max_transmit_segments().max(1);
+            let (count, bytes) = run_length(&batch.held[next..], max_segments);
             let transmit = Transmit {
                 destination: first.destination,
                 ecn: first.ecn,
-                contents: &q.bytes[start..start + bytes],
+                contents: &batch.bytes[first.start..first.start + bytes],
                 segment_size: if count > 1 {
                     Some(first.len)
                 } else {
@@ -181,56 +231,62 @@ impl Shared {
             match self.inner.try_send(&transmit) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // Another failure loses these datagrams, as a failed send does in quinn:
-                // QUIC finds them lost and sends their contents again.
+                // quinn's socket reports no other failure (it logs it and drops the
+                // datagrams, which QUIC finds lost); should one come, the same holds.
                 Err(e) => tracing::debug!("UDP send to {} failed: {e}", first.destination),
             }
-            q.calls += 1;
-            q.datagrams += match (count, first.segment_size) {
+            // A kernel or device that cannot segment refuses the run, and quinn's socket
+            // stops segmenting: the run was not sent, and goes again a datagram at a time.
+            if count > 1 && self.inner.max_transmit_segments() < count {
+                continue;
+            }
+            calls += 1;
+            datagrams += match (count, first.segment_size) {
                 (1, Some(size)) => first.len.div_ceil(size) as u64,
                 _ => count as u64,
             };
-            q.held.drain(..count);
-            q.sent += bytes;
+            next += count;
         }
-        if q.held.is_empty() {
-            q.bytes.clear();
-            q.sent = 0;
+        let mut q = self.lock();
+        q.calls += calls;
+        q.datagrams += datagrams;
+        let all_sent = next == batch.held.len();
+        if !all_sent {
+            let queued = std::mem::take(&mut q.batch);
+            q.batch = batch.rest_then(next, queued);
         }
-        for w in q.waiting.drain(..) {
-            w.wake();
+        if q.has_room() {
+            q.wake_waiting();
         }
+        all_sent
     }
 }
 
 /// How many datagrams at the front of `held` one call can carry, and their bytes: single
 /// datagrams of one size to one address, up to `max_segments` and the kernel's limit for one
-/// send (the last may be shorter, as segmentation allows). A run quinn segmented itself goes
-/// alone.
-fn run_length(held: &VecDeque<Held>, max_segments: usize) -> (usize, usize) {
+/// send. A run quinn segmented itself goes alone. (Segmentation allows a shorter last
+/// datagram, but one that is longer than the rest, such as a probe of the path's MTU, could
+/// then take the others down with it if the path refuses it.)
+fn run_length(held: &[Held], max_segments: usize) -> (usize, usize) {
     let first = held[0];
     if first.segment_size.is_some() {
         return (1, first.len);
     }
     let mut count = 1;
     let mut bytes = first.len;
-    for h in held.iter().skip(1) {
+    for h in &held[1..] {
         let joins = count < max_segments
             && h.segment_size.is_none()
             && h.destination == first.destination
             && h.ecn == first.ecn
             && h.src_ip == first.src_ip
-            && h.len <= first.len
+            && h.len == first.len
             && bytes + h.len <= MAX_SEND_BYTES;
         if !joins {
             break;
         }
         count += 1;
         bytes += h.len;
-        // A shorter datagram can only end a run.
-        if h.len < first.len {
-            break;
-        }
     }
     (count, bytes)
 }
@@ -243,24 +299,13 @@ impl AsyncUdpSocket for BatchingSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        let Ok(mut q) = self.shared.queue.lock() else {
-            return self.shared.inner.try_send(transmit);
-        };
+        let mut q = self.shared.lock();
         // The same test as the poller's, so that a connection told there is room finds it.
         if !q.has_room() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let was_empty = q.held.is_empty();
-        let start = q.sent + q.held_bytes();
-        q.bytes.extend_from_slice(transmit.contents);
-        q.held.push_back(Held {
-            destination: transmit.destination,
-            ecn: transmit.ecn,
-            src_ip: transmit.src_ip,
-            start,
-            len: transmit.contents.len(),
-            segment_size: transmit.segment_size,
-        });
+        let was_empty = q.batch.held.is_empty();
+        q.batch.push(transmit);
         drop(q);
         if was_empty {
             self.shared.wake.notify_one();
@@ -308,13 +353,13 @@ impl fmt::Debug for RoomPoller {
 
 impl UdpPoller for RoomPoller {
     fn poll_writable(self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
-        let Ok(mut q) = self.shared.queue.lock() else {
-            return Poll::Ready(Ok(()));
-        };
+        let mut q = self.shared.lock();
         if q.has_room() {
             return Poll::Ready(Ok(()));
         }
-        q.waiting.push(cx.waker().clone());
+        if !q.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            q.waiting.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
@@ -337,20 +382,19 @@ mod tests {
 
     #[test]
     fn a_run_is_datagrams_of_one_size_to_one_address() {
-        let q: VecDeque<Held> = [held(1, 100, None); 5].into_iter().collect();
+        let mut q = vec![held(1, 100, None); 5];
         assert_eq!(run_length(&q, 64), (5, 500));
         assert_eq!(
             run_length(&q, 3),
             (3, 300),
             "no more than the kernel segments"
         );
-        let mut q = q;
         q[2] = held(2, 100, None);
         assert_eq!(run_length(&q, 64), (2, 200), "another address ends it");
         q[2] = held(1, 120, None);
         assert_eq!(run_length(&q, 64), (2, 200), "a longer datagram ends it");
         q[2] = held(1, 60, None);
-        assert_eq!(run_length(&q, 64), (3, 260), "a shorter one is its last");
+        assert_eq!(run_length(&q, 64), (2, 200), "and a shorter one");
         q[1] = held(1, 300, Some(100));
         assert_eq!(
             run_length(&q, 64),
@@ -359,12 +403,37 @@ mod tests {
         );
         q[0] = held(1, 300, Some(100));
         assert_eq!(run_length(&q, 64), (1, 300), "and go alone");
-        let big: VecDeque<Held> = [held(1, 1400, None); 64].into_iter().collect();
+        let big = vec![held(1, 1400, None); 64];
         assert_eq!(
             run_length(&big, 64),
             (46, 64_400),
             "within one send's bytes"
         );
+    }
+
+    #[test]
+    fn what_could_not_be_sent_goes_back_before_what_was_queued_meanwhile() {
+        let t = |contents: &'static [u8]| Transmit {
+            destination: SocketAddr::from(([127, 0, 0, 1], 1)),
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: None,
+        };
+        let mut taken = Batch::default();
+        for c in [&b"aa"[..], b"bbb", b"c"] {
+            taken.push(&t(c));
+        }
+        let mut queued = Batch::default();
+        queued.push(&t(b"dddd"));
+        let rest = taken.rest_then(1, queued);
+        let contents: Vec<&[u8]> = rest
+            .held
+            .iter()
+            .map(|h| &rest.bytes[h.start..h.start + h.len])
+            .collect();
+        assert_eq!(contents, vec![&b"bbb"[..], b"c", b"dddd"]);
+        assert_eq!(rest.bytes, b"bbbcdddd", "the sent ones' bytes are let go");
     }
 
     fn sockets() -> (Arc<BatchingSocket>, std::net::UdpSocket) {
@@ -398,7 +467,7 @@ mod tests {
     }
 
     fn counts(socket: &BatchingSocket) -> (u64, u64) {
-        let q = socket.shared.queue.lock().unwrap();
+        let q = socket.shared.lock();
         (q.calls, q.datagrams)
     }
 
@@ -446,6 +515,7 @@ mod tests {
         .await
         .expect("woken once the held datagrams went out")
         .unwrap();
+        assert_eq!(counts(&socket).1, accepted as u64, "every one sent");
         send(&socket, to, &datagram).expect("room again");
     }
 
