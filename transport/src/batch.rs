@@ -149,10 +149,13 @@ impl fmt::Debug for BatchingSocket {
 }
 
 impl BatchingSocket {
-    /// Wraps `inner` and starts its sending task, which ends when the socket and its pollers
-    /// are dropped. Must be called within a tokio runtime.
-    pub(crate) fn wrap(inner: Arc<dyn AsyncUdpSocket>) -> Arc<dyn AsyncUdpSocket> {
-        Self::new(inner)
+    /// Hands `socket` to quinn through `runtime` and starts the sending task, which ends when
+    /// the socket and its pollers are dropped. Must be called within a tokio runtime.
+    pub(crate) fn wrap(
+        runtime: &dyn quinn::Runtime,
+        socket: std::net::UdpSocket,
+    ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        Ok(Self::new(runtime.wrap_udp_socket(socket)?))
     }
 
     fn new(inner: Arc<dyn AsyncUdpSocket>) -> Arc<Self> {

@@ -292,7 +292,7 @@ impl QuicListener {
         // buffer more than any client socket does.
         let socket = udp_socket(addr, opts.socket_buffer)?;
         let runtime = runtime()?;
-        let socket = crate::batch::BatchingSocket::wrap(runtime.wrap_udp_socket(socket)?);
+        let socket = crate::batch::BatchingSocket::wrap(runtime.as_ref(), socket)?;
         let endpoint =
             Endpoint::new_with_abstract_socket(Default::default(), Some(config), socket, runtime)?;
         Ok(Self { endpoint, codec })
@@ -539,13 +539,12 @@ fn client_endpoint(
 ) -> std::io::Result<Endpoint> {
     let runtime = runtime()?;
     let socket = udp_socket(bind, socket_buffer)?;
-    let mut e = if shared {
-        let socket = crate::batch::BatchingSocket::wrap(runtime.wrap_udp_socket(socket)?);
-        Endpoint::new_with_abstract_socket(Default::default(), None, socket, runtime)?
+    let socket = if shared {
+        crate::batch::BatchingSocket::wrap(runtime.as_ref(), socket)?
     } else {
-        let socket = OneDatagramPerRead::wrap(runtime.as_ref(), socket)?;
-        Endpoint::new_with_abstract_socket(Default::default(), None, socket, runtime)?
+        OneDatagramPerRead::wrap(runtime.as_ref(), socket)?
     };
+    let mut e = Endpoint::new_with_abstract_socket(Default::default(), None, socket, runtime)?;
     e.set_default_client_config(config.clone());
     Ok(e)
 }
