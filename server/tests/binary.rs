@@ -370,6 +370,63 @@ fn the_suggested_command_gives_a_certificate_only_to_a_transport_that_checks_one
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A server listening on a wildcard address makes its certificate for every address of the
+/// machine's interfaces (not link-local), names them in its banner, and a client dialling
+/// any of them verifies it.
+#[test]
+fn a_wildcard_listener_has_a_certificate_for_each_interface_address() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+    let server = util::process::start_with_args("wildcard", &["--tls", "0.0.0.0:0"]);
+    let line = server
+        .banner
+        .iter()
+        .find(|l| l.starts_with("certificate for clients:"))
+        .expect("the banner names the certificate");
+    let names: Vec<&str> = line
+        .split_once("(valid for ")
+        .and_then(|(_, n)| n.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("the banner names what the certificate is for: {line}"))
+        .split(", ")
+        .collect();
+    // IPv4's wildcard: the machine's IPv4 addresses.
+    let interfaces: Vec<std::net::Ipv4Addr> = nix::ifaddrs::getifaddrs()
+        .expect("interfaces")
+        .filter_map(|i| Some(i.address?.as_sockaddr_in()?.ip()))
+        .collect();
+    for ip in &interfaces {
+        assert!(names.contains(&ip.to_string().as_str()), "{ip} in {line}");
+    }
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(server.dir.join("cert.pem"))
+        .expect("cert.pem")
+        .collect::<Result<_, _>>()
+        .expect("certificates");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(chain[0].clone()).expect("a root");
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .expect("a verifier");
+    for name in names.iter().copied().chain(["203.0.113.9"]) {
+        let server_name = ServerName::try_from(name.to_string()).expect("a name");
+        let verified = rustls::client::danger::ServerCertVerifier::verify_server_cert(
+            verifier.as_ref(),
+            &chain[0],
+            &[],
+            &server_name,
+            &[],
+            UnixTime::now(),
+        );
+        // An address the machine does not have is the check that verification can fail.
+        assert_eq!(
+            verified.is_ok(),
+            name != "203.0.113.9",
+            "{name}: {verified:?}"
+        );
+    }
+}
+
 /// Limits that would refuse everyone, or cut off every recipient at its first message, are
 /// refused before the server starts, naming the flag (exit 2).
 #[test]

@@ -3,7 +3,7 @@
 //! Prints the addresses it bound and the exact `imbench run --server …` line a client needs, and
 //! writes the certificate and token secret that line points to.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,7 +41,8 @@ struct Args {
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
     /// Names the self-signed certificate is valid for (repeat for several); clients must dial
-    /// one of them. Defaults to localhost, 127.0.0.1, ::1 and the addresses it listens on.
+    /// one of them. Defaults to localhost, 127.0.0.1, ::1 and the addresses it listens on (for
+    /// 0.0.0.0 or ::, every address of the machine's interfaces).
     #[arg(long = "cert-name")]
     cert_names: Vec<String>,
     /// File holding the token secret (64 hex digits). Without it a fresh secret is made.
@@ -179,29 +180,77 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The names a self-signed certificate is made for when none are given: the defaults and
+/// every address the server listens on, so that a client dialling one verifies it without
+/// `--server-name`. A wildcard (`0.0.0.0`, `::`) stands for the machine's `interfaces`: its
+/// sockets take connections on each of them (an IPv6 wildcard on IPv4's too, as the sockets
+/// are dual-stack).
+fn self_signed_names(listening: &[SocketAddr], interfaces: &[IpAddr]) -> Vec<String> {
+    let mut names: Vec<String> = DEFAULT_CERT_NAMES.iter().map(|s| s.to_string()).collect();
+    let mut add = |ip: IpAddr| {
+        let ip = ip.to_string();
+        if !names.contains(&ip) {
+            names.push(ip);
+        }
+    };
+    for addr in listening {
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => interfaces
+                .iter()
+                .filter(|i| i.is_ipv4())
+                .for_each(|&i| add(i)),
+            IpAddr::V6(ip) if ip.is_unspecified() => interfaces.iter().for_each(|&i| add(i)),
+            ip => add(ip),
+        }
+    }
+    names
+}
+
+/// The addresses of the machine's interfaces that a client can dial by address alone: IPv6
+/// link-local ones need an interface named with them, and are left out. None when the
+/// interfaces cannot be read (the certificate is then made for the other names).
+fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| {
+            let addr = i.address?;
+            if let Some(v4) = addr.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                let v6 = addr.as_sockaddr_in6()?.ip();
+                // fe80::/10
+                (v6.segments()[0] & 0xffc0 != 0xfe80).then_some(IpAddr::V6(v6))
+            }
+        })
+        .collect()
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
+    // The names a certificate made here is valid for, to be printed with its path.
+    let mut cert_names = None;
     let identity = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)
             .with_context(|| format!("loading {} and {}", cert.display(), key.display()))?,
         _ => {
             let names: Vec<String> = if args.cert_names.is_empty() {
-                // And every address it listens on (not a wildcard), so that a client dialling
-                // that address verifies it without --server-name.
-                let mut names: Vec<String> =
-                    DEFAULT_CERT_NAMES.iter().map(|s| s.to_string()).collect();
-                for addr in [&args.quic, &args.tcp, &args.tls, &args.ws, &args.wss]
-                    .into_iter()
-                    .flatten()
-                {
-                    let ip = addr.ip().to_string();
-                    if !addr.ip().is_unspecified() && !names.contains(&ip) {
-                        names.push(ip);
-                    }
-                }
-                names
+                let listening: Vec<SocketAddr> =
+                    [&args.quic, &args.tcp, &args.tls, &args.ws, &args.wss]
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .collect();
+                let interfaces = if listening.iter().any(|a| a.ip().is_unspecified()) {
+                    interface_addresses()
+                } else {
+                    Vec::new()
+                };
+                self_signed_names(&listening, &interfaces)
             } else {
                 args.cert_names.clone()
             };
+            cert_names = Some(names.join(", "));
             ServerIdentity::self_signed(&names).context("making a self-signed certificate")?
         }
     };
@@ -297,8 +346,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         banner.push_str(&format!("  {transport:<4} {addr}\n"));
     }
     banner.push_str(&format!(
-        "certificate for clients: {}\n",
-        cert_path.display()
+        "certificate for clients: {}{}\n",
+        cert_path.display(),
+        cert_names
+            .map(|n| format!(" (valid for {n})"))
+            .unwrap_or_default()
     ));
     banner.push_str(&format!("token secret: {}\n", secret_path.display()));
     if let Some(note) = files_note {
@@ -784,4 +836,31 @@ impl std::fmt::Display for AckFrequencyArg {
 
 fn parse_ack_frequency(text: &str) -> Result<AckFrequencyArg, String> {
     imbench_transport::quic::parse_ack_frequency(text).map(AckFrequencyArg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(listening: &[&str], interfaces: &[&str]) -> Vec<String> {
+        let listening: Vec<SocketAddr> = listening.iter().map(|a| a.parse().unwrap()).collect();
+        let interfaces: Vec<IpAddr> = interfaces.iter().map(|a| a.parse().unwrap()).collect();
+        self_signed_names(&listening, &interfaces)
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_the_interfaces_of_its_family() {
+        let interfaces = ["127.0.0.1", "192.0.2.2", "2001:db8::2", "::1"];
+        let defaults = ["localhost", "127.0.0.1", "::1"];
+        assert_eq!(names(&["127.0.0.1:4433"], &interfaces), defaults);
+        assert_eq!(
+            names(&["0.0.0.0:4433", "198.51.100.1:4434"], &interfaces),
+            [&defaults[..], &["192.0.2.2", "198.51.100.1"]].concat()
+        );
+        assert_eq!(
+            names(&["[::]:4433"], &interfaces),
+            [&defaults[..], &["192.0.2.2", "2001:db8::2"]].concat()
+        );
+        assert_eq!(names(&["0.0.0.0:1", "0.0.0.0:2"], &[]), defaults);
+    }
 }
