@@ -232,18 +232,49 @@ fn loss_on_the_path_loses_no_acknowledged_message() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A process this test started that takes a network path down when interrupted (`imbench
+/// path`, a run over a path): interrupted on drop if it still runs, so that a test that fails
+/// half-way leaves no namespaces behind.
+struct Interrupted(std::process::Child);
+
+impl std::ops::Deref for Interrupted {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Interrupted {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts a run of `secs` seconds over a path in `dir`, and waits until its path is up.
-fn start_long_run(dir: &std::path::Path, secs: u32) -> std::process::Child {
+fn start_long_run(dir: &std::path::Path, secs: u32) -> Interrupted {
     let scenario = format!("{TINY_TOML}[network.up]\ndelay = \"1ms\"\n")
         .replace("duration = \"1s\"", &format!("duration = \"{secs}s\""));
     std::fs::write(dir.join("s.toml"), scenario).unwrap();
-    let child = Command::new(imbench_bin())
-        .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("imbench starts");
+    let child = Interrupted(
+        Command::new(imbench_bin())
+            .args(["run", "s.toml", "--progress", "quiet", "--out", "r"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("imbench starts"),
+    );
     let up = Instant::now();
     while namespaces_of(child.id()).len() < 2 {
         assert!(
@@ -347,7 +378,7 @@ fn the_path_is_taken_down_after_ctrl_c_and_after_a_kill() {
 
 /// A reference server in this process, its sockets in the namespace `ns` (the server side of
 /// a path), with its certificate and secret written into `dir` as imbench-server writes them:
-/// its address over TCP, and the runtime that serves it until dropped.
+/// its address over QUIC, and the runtime that serves it until dropped.
 fn server_in(ns: &str, dir: &std::path::Path) -> (String, tokio::runtime::Runtime) {
     let name = ns.to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -357,7 +388,7 @@ fn server_in(ns: &str, dir: &std::path::Path) -> (String, tokio::runtime::Runtim
         .build()
         .unwrap();
     let mut config =
-        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Tcp]).unwrap();
+        imbench_server::ServerConfig::loopback_on(&[imbench_transport::Transport::Quic]).unwrap();
     config.listen[0].1 = std::net::SocketAddr::from((imbench_netpath::SERVER_ADDR, 0));
     std::fs::write(dir.join("cert.pem"), &config.identity.cert_chain_pem).unwrap();
     std::fs::write(dir.join("secret"), config.secret.to_hex()).unwrap();
@@ -367,7 +398,7 @@ fn server_in(ns: &str, dir: &std::path::Path) -> (String, tokio::runtime::Runtim
         .unwrap()
         .expect("the server starts");
     let addr = server
-        .addr(imbench_transport::Transport::Tcp)
+        .addr(imbench_transport::Transport::Quic)
         .unwrap()
         .to_string();
     std::mem::forget(server);
@@ -382,13 +413,15 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
         format!("{TINY_TOML}[network.up]\ndelay = \"10ms\"\n[network.down]\ndelay = \"10ms\"\n");
     std::fs::write(dir.join("s.toml"), scenario).unwrap();
     let log = std::fs::File::create(dir.join("path.log")).unwrap();
-    let mut path = Command::new(imbench_bin())
-        .args(["path", "s.toml", "--for", "120s"])
-        .current_dir(&dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("imbench path starts");
+    let mut path = Interrupted(
+        Command::new(imbench_bin())
+            .args(["path", "s.toml", "--for", "120s"])
+            .current_dir(&dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("imbench path starts"),
+    );
     let up = Instant::now();
     let said = loop {
         let said = std::fs::read_to_string(dir.join("path.log")).unwrap_or_default();
@@ -448,11 +481,16 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
             "--namespace",
             &client_ns,
             "--transport",
-            "tcp",
+            "quic",
             "--server",
             &addr,
             "--secret-file",
             "secret",
+            // Made for the loopback names, not for the path's address.
+            "--cert",
+            "cert.pem",
+            "--server-name",
+            "localhost",
             "--progress",
             "quiet",
             "--out",
@@ -470,6 +508,13 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
     );
     assert!(
         notes.contains("on the path `imbench path` holds"),
+        "{notes}"
+    );
+    // The server's UDP sends are in the other namespace, which the run cannot read.
+    assert!(
+        notes.contains(&format!(
+            "counted in the clients' namespace {client_ns} only"
+        )),
         "{notes}"
     );
     assert_eq!(report["scenario"]["network"]["up"]["delay"], "10ms");

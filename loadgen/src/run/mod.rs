@@ -810,6 +810,14 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 "clients in network namespace {ns} (--namespace), on a path `imbench path` did not record: this report cannot name it"
             ),
         });
+        // The machine's counters are read where the run's threads are: the server, in the
+        // path's other namespace, is not in them.
+        if config.transport == Transport::Quic && matches!(config.server, ServerSpec::Remote { .. })
+        {
+            notes.push(format!(
+                "UDP sends per message are counted in the clients' namespace {ns} only: the server's, in the path's other namespace, are not in them"
+            ));
+        }
     }
     if let (Some(path), Some(before)) = (&config.path, path_before) {
         notes.push(path_note(before, path.stats()));
