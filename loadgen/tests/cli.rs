@@ -660,6 +660,59 @@ fn exit_3_when_the_generator_is_saturated() {
     eprintln!("the machine made all five runs late: the generator's own lateness was not seen");
 }
 
+/// A schedule far beyond what the generator can send (ten million messages a second): sends
+/// stop when the schedule ends, what was due and never sent is counted and makes the run
+/// invalid, and the run ends within its drain, Ctrl-C included; it went on sending the
+/// backlog for as long as that took, past its drain and through Ctrl-C.
+#[test]
+fn a_generator_far_behind_stops_sending_when_its_schedule_ends() {
+    let dir = Dir::new("behind");
+    let scenario = dir.file("s.toml", &TINY.replace("rate = 20.0", "rate = 1000000.0"));
+    let started = std::time::Instant::now();
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--progress",
+            "quiet",
+            "--out",
+            "r",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("due before the schedule's end never sent"),
+        "{said}"
+    );
+    // 1.3 s of schedule, 1 s late at most, 3 s of drain, and the report: a bound that does
+    // not time the generator, but tells a run that ends from one that sends its backlog.
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "took {took:?}: {said}"
+    );
+    let (out, after) = interrupted(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--progress",
+            "quiet",
+            "--out",
+            "i",
+        ],
+        std::time::Duration::from_millis(1500),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        after < std::time::Duration::from_secs(15),
+        "Ctrl-C took {after:?}"
+    );
+    assert!(dir.0.join("i/report.json").is_file());
+}
+
 #[test]
 fn a_machine_pause_longer_than_max_hiccup_makes_the_run_invalid() {
     let dir = Dir::new("hiccup");
@@ -1584,7 +1637,7 @@ fn a_group_rate_that_is_not_a_number_is_refused_without_groups_too() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("groups.rate must be 0 or more, got NaN"),
+        text(&out).contains("groups.rate must be a finite number of 0 or more, got NaN"),
         "{}",
         text(&out)
     );
@@ -2753,7 +2806,7 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
         // A negative rate is the scenario's error, not taken for a flag.
         (
             vec!["run", s, "--rate", "-1"],
-            "direct.rate must be 0 or more",
+            "direct.rate must be a finite number of 0 or more",
         ),
         (vec!["run", s, "--connect-rate", "-5"], "connect_rate"),
     ] {

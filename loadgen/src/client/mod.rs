@@ -719,7 +719,14 @@ async fn send_scheduled(
     let mut writes = WriteTimes::default();
     // Messages due while the client was away are not owed (as for a late connect).
     let mut back_us = 0;
+    // How late past the schedule's end a send may still start: the lateness the run
+    // accepts of every send. A client later than that is behind for good.
+    let late_at_end = ctx.scenario.generator.max_schedule_lag.as_micros() as u64;
     loop {
+        // A client behind its schedule sends what is overdue back to back, and the transport
+        // may take every write at once: without giving way now and then it would hold its
+        // worker, and the progress line, Ctrl-C and the clients beside it would wait.
+        tokio::task::consume_budget().await;
         let churn_at = conn.churn.as_ref().map_or(u64::MAX, |c| c.next_at());
         if churn_at <= agenda.next_at() && churn_at < ctx.schedule_end() {
             if churn_at > ctx.clock.now_us()
@@ -772,6 +779,27 @@ async fn send_scheduled(
                 .await?
                 .is_none()
         {
+            return Ok(());
+        }
+        // Sends stop with the schedule: what a client still this far behind has not sent
+        // stays unsent (and counted so), or the drain would wait on a backlog of sends.
+        let schedule_end = ctx.schedule_end();
+        if ctx.clock.now_us() > schedule_end.saturating_add(late_at_end) {
+            // A run stopped early left its sends out on purpose; only a run that ran its
+            // whole schedule owes them.
+            if schedule_end >= ctx.schedule_end_us {
+                let unsent = std::iter::once(action)
+                    .chain(std::iter::from_fn(|| agenda.take()))
+                    .take_while(|a| a.at_us() < schedule_end)
+                    .filter(|a| {
+                        matches!(
+                            a,
+                            Action::Direct(_) | Action::Group(_, GroupEvent::Send { .. })
+                        )
+                    })
+                    .count();
+                ctx.counters[index].unsent.fetch_add(unsent as u64, Relaxed);
+            }
             return Ok(());
         }
         // A connection the receiver found lost (the server gone, say) takes no more sends:

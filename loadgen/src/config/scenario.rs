@@ -558,10 +558,10 @@ impl QuicSettings {
         let bad = |m: String| ScenarioError::Invalid(m);
         let window = |name: &str, v: Option<u64>| -> Result<Option<u32>, ScenarioError> {
             v.map(|w| {
-                u32::try_from(w)
-                    .ok()
-                    .filter(|w| *w >= 1024)
-                    .ok_or_else(|| bad(format!("quic.{name}: {w} bytes is outside 1KiB..4GiB")))
+                u32::try_from(w).ok().filter(|w| *w >= 1024).ok_or_else(|| {
+                    let unit = if w == 1 { "byte" } else { "bytes" };
+                    bad(format!("quic.{name}: {w} {unit} is outside 1KiB..4GiB"))
+                })
             })
             .transpose()
         };
@@ -1043,12 +1043,7 @@ impl Scenario {
                 ));
             }
         }
-        if !(self.direct.rate.is_finite() && self.direct.rate >= 0.0) {
-            return bad(format!(
-                "direct.rate must be 0 or more, got {}",
-                self.direct.rate
-            ));
-        }
+        check_rate("direct.rate", self.direct.rate)?;
         check_size("direct.size", self.direct.size)?;
         if let Some(n) = &self.network {
             n.path().map_err(ScenarioError::Invalid)?;
@@ -1135,9 +1130,7 @@ impl Scenario {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
         let g = &self.groups;
         // Checked without groups too: --group-rate nan is a mistake whatever the scenario.
-        if !(g.rate.is_finite() && g.rate >= 0.0) {
-            return bad(format!("groups.rate must be 0 or more, got {}", g.rate));
-        }
+        check_rate("groups.rate", g.rate)?;
         if g.count == 0 {
             return Ok(());
         }
@@ -1190,12 +1183,7 @@ impl Scenario {
                 ));
             }
         }
-        if !(g.churn.rate.is_finite() && g.churn.rate >= 0.0) {
-            return bad(format!(
-                "groups.churn.rate must be 0 or more, got {}",
-                g.churn.rate
-            ));
-        }
+        check_rate("groups.churn.rate", g.churn.rate)?;
         if g.churn.rate > 0.0 && g.churn.members == 0 {
             return bad("groups.churn.rate needs groups.churn.members above 0".into());
         }
@@ -1205,9 +1193,7 @@ impl Scenario {
     fn validate_files(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
         let f = &self.files;
-        if !(f.rate.is_finite() && f.rate >= 0.0) {
-            return bad(format!("files.rate must be 0 or more, got {}", f.rate));
-        }
+        check_rate("files.rate", f.rate)?;
         if f.rate == 0.0 {
             return Ok(());
         }
@@ -1267,9 +1253,7 @@ impl Scenario {
                 c.handover
             ));
         }
-        if !(c.rate.is_finite() && c.rate >= 0.0) {
-            return bad(format!("churn.rate must be 0 or more, got {}", c.rate));
-        }
+        check_rate("churn.rate", c.rate)?;
         if !c.enabled() {
             return Ok(());
         }
@@ -1322,6 +1306,18 @@ impl Scenario {
         let direct = (self.direct.rate > 0.0).then(|| self.direct.size.bounds().1);
         let group = (self.groups.count > 0).then(|| self.groups.size.bounds().1);
         direct.into_iter().chain(group).max().unwrap_or(0)
+    }
+}
+
+/// A rate (per second) is a finite number of 0 or more: `inf` and `nan` parse as numbers
+/// and are refused here by name.
+fn check_rate(name: &str, rate: f64) -> Result<(), ScenarioError> {
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(())
+    } else {
+        Err(ScenarioError::Invalid(format!(
+            "{name} must be a finite number of 0 or more, got {rate}"
+        )))
     }
 }
 

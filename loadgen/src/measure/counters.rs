@@ -170,6 +170,10 @@ client_counters! {
         handovers,
         /// Handovers whose connection moved to the new address and carried on (QUIC).
         migrations,
+        /// Direct and group messages due before the schedule's end that this client, behind
+        /// its schedule by more than the schedule-lag limit when it ended, never sent (sends
+        /// stop there, so that the drain has an end).
+        unsent,
     }
 }
 

@@ -305,7 +305,7 @@ impl Report {
         if let Some(why) = stop_reason {
             invalid_reasons.push(why);
         }
-        let replaced = c.replaced;
+        let (replaced, unsent) = (c.replaced, c.unsent);
         let c = &run.counters;
         if c.connect_failures > 0 {
             invalid_reasons.push(format!(
@@ -378,6 +378,15 @@ impl Report {
         }
         if let Some(why) = late_reason {
             invalid_reasons.push(why);
+        }
+        if unsent > 0 {
+            // Sent, they would have been a backlog that the drain waited on, latencies of the
+            // generator's own making: they are left out, and the figures are short of them.
+            invalid_reasons.push(format!(
+                "{unsent} {} due before the schedule's end never sent: the generator was still more than {} behind its schedule when the schedule ended, where sends stop",
+                if unsent == 1 { "message" } else { "messages" },
+                format_micros(limit_us as f64)
+            ));
         }
         if let Some(d) = run.udp_drops.as_ref().filter(|d| d.total() > 0) {
             invalid_reasons.push(format!(
