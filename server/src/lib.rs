@@ -241,6 +241,8 @@ pub struct RunningServer {
     addrs: Vec<(Transport, SocketAddr)>,
     restored: Restored,
     state: Arc<State>,
+    /// The QUIC listeners, closed at the end of a shutdown. A TCP listener is its accept
+    /// loop's alone, so that its socket closes as the shutdown starts.
     listeners: Vec<Arc<Listener>>,
     /// Broadcasts shutdown to the accept loop and every session; `true` once it started.
     shutdown: watch::Sender<bool>,
@@ -342,6 +344,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             ))
         })
         .collect();
+    listeners.retain(|l| matches!(**l, Listener::Quic(_)));
     Ok(RunningServer {
         addrs,
         restored,
@@ -360,14 +363,30 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
+    let mut stopping = false;
     loop {
         let incoming = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed(), if !stopping => {
+                // A TCP listener's socket closes with this loop, and the kernel refuses what
+                // comes next; a QUIC endpoint stays open for its connections' goodbyes, and
+                // this loop turns new ones away (CONNECTION_REFUSED) until it closes. Either
+                // way a client is told at once, not left to time out on a server that will
+                // not answer.
+                if matches!(*listener, Listener::Stream(_)) {
+                    return;
+                }
+                stopping = true;
+                continue;
+            }
             incoming = listener.accept() => match incoming {
                 Some(incoming) => incoming,
                 None => return,
             },
         };
+        if stopping {
+            incoming.refuse();
+            continue;
+        }
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 state.stats.connections_accepted.fetch_add(1, Relaxed);
@@ -468,9 +487,6 @@ impl RunningServer {
     /// at most as long (and a second at most) for the QUIC connections' close to be done.
     pub async fn shutdown_within(self, limit: Duration) -> StatsSnapshot {
         let _ = self.shutdown.send(true);
-        for task in self.accept_tasks {
-            let _ = task.await;
-        }
         let all = self.state.limits.connection_permits();
         let _ = tokio::time::timeout(limit, self.permits.acquire_many(all)).await;
         for listener in &self.listeners {
@@ -482,6 +498,11 @@ impl RunningServer {
             }
         })
         .await;
+        // QUIC's accept loops end as their endpoints close, TCP's have ended already.
+        for task in self.accept_tasks {
+            task.abort();
+            let _ = task.await;
+        }
         // What the sessions handed back as they ended is held now: on disk before the process
         // goes.
         if let Some(store) = self.state.router.store() {

@@ -52,6 +52,64 @@ async fn sigterm_says_bye_to_every_client_and_exits() {
     );
 }
 
+/// A server shutting down turns new connections away at once: TCP's listener is closed (the
+/// kernel refuses), QUIC's endpoint refuses each new handshake. A TCP listener left open took
+/// connections into its backlog that nobody answered, which a client took for a port that
+/// is not an imbench server's. A connection that sent no Hello keeps the shutdown going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutting_down_refuses_new_connections_at_once() {
+    let server = util::process::start_with_args("refusing", &["--hello-timeout", "4s"]);
+    let tcp = server.addr(Transport::Tcp);
+    let quic = server.addr(Transport::Quic);
+    let silent = tokio::net::TcpStream::connect(tcp).await.expect("connects");
+    // Served: its session waits for a Hello, which holds the shutdown up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    terminate(&server);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        wait_exit_soon(&server).is_none(),
+        "the silent connection holds the shutdown up"
+    );
+    let refused = tokio::net::TcpStream::connect(tcp).await;
+    assert_eq!(
+        refused.as_ref().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{refused:?}"
+    );
+    let trust = ClientTrust::from_pem_file(&server.dir.join("cert.pem")).expect("cert.pem");
+    let connector = Connector::new(
+        Transport::Quic,
+        &trust,
+        &QuicOptions::default(),
+        1,
+        quic,
+        imbench_proto::Codec::default(),
+    )
+    .expect("connector");
+    let tried = std::time::Instant::now();
+    let attempt =
+        tokio::time::timeout(Duration::from_secs(3), connector.connect(quic, "localhost"))
+            .await
+            .expect("an answer within 3 s, not a handshake timeout");
+    let error = attempt.err().expect("refused").to_string();
+    assert!(
+        error.contains("refused"),
+        "{error} after {:?}",
+        tried.elapsed()
+    );
+    drop(silent);
+}
+
+/// Whether the server has exited (without waiting).
+fn wait_exit_soon(server: &util::process::Server) -> Option<()> {
+    let status = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).ok()?;
+    // A process that has exited and not been waited for is a zombie (state Z).
+    status
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        .then_some(())
+}
+
 /// A file half sent when the server is stopped is counted in its last words as ended early:
 /// the counters were read before the shutdown, which left it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

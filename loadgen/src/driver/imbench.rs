@@ -190,10 +190,9 @@ impl ImbenchDriver {
     fn closed_after_hello(&self) -> ConnectError {
         if self.welcomed.load(std::sync::atomic::Ordering::Relaxed) {
             // The port has welcomed others: it is an imbench server's, which over TCP and TLS
-            // closes a connection over its limit so, before reading it, and so does one that
-            // is stopping.
+            // closes a connection over its limit so, before reading it.
             return ConnectError::Failed(format!(
-                "{} closed the connection on Hello without an answer, as imbench-server does to a connection over its limit (--max-connections, or the open files its ulimit -n allows: its `refused:` line at exit counts them) and while it stops",
+                "{} closed the connection on Hello without an answer, as imbench-server does to a connection over its limit (--max-connections, or the open files its ulimit -n allows: its `refused:` line at exit counts them)",
                 self.addr
             ));
         }
