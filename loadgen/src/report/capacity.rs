@@ -129,6 +129,16 @@ impl Step {
                 .all(|w| crate::measure::cpu_use::is_the_machines(w))
     }
 
+    /// True when the step's run stopped because every client lost its connection: the
+    /// server went away, or closed them all.
+    pub fn lost_every_connection(&self) -> bool {
+        self.verdict == Verdict::Invalid
+            && self
+                .why
+                .iter()
+                .any(|w| w.contains(crate::run::EVERY_CONNECTION_LOST))
+    }
+
     /// p50 and p99 of one of the latencies a step keeps, µs.
     fn latency(&self, metric: &str) -> Option<(u64, u64)> {
         match metric {

@@ -281,12 +281,20 @@ async fn search<R: Steps>(
         ));
     }
     if let (Some(mut lo), Some(mut hi), false) = (good, bad, search.interrupted()) {
+        // Whether the step that failed at `hi` lost every connection: the load's doing (a
+        // server that closed them all), or the server's going away, which the next step
+        // then finds.
+        let lost_all = |steps: &[Step]| steps.last().is_some_and(Step::lost_every_connection);
+        let mut hi_lost_all = lost_all(&search.steps);
         for _ in 0..opts.refine {
             let Some(mid) = midpoint(lo, hi) else { break };
             match search.try_load(mid).await {
                 Ok(None) => break,
                 Ok(Some(Tried::Held)) => lo = mid,
-                Ok(Some(Tried::Failed)) => hi = mid,
+                Ok(Some(Tried::Failed)) => {
+                    hi = mid;
+                    hi_lost_all = lost_all(&search.steps);
+                }
                 // Nothing known between the two: the interval stays as it is, and says so.
                 Ok(Some(Tried::Spoiled)) => {
                     let tries = opts.machine_retries + 1;
@@ -295,6 +303,17 @@ async fn search<R: Steps>(
                          narrowing stopped: the capacity lies between {lo:.3}x, which held, \
                          and {hi:.3}x, which failed"
                     ));
+                    break;
+                }
+                // The server went away: the load at `hi` did not fail, it lost the server.
+                Err(Skipped::Failed(e)) if hi_lost_all => {
+                    bad = None;
+                    let then = format!(
+                        "the server went away: the step at {hi:.3}x lost every connection and \
+                         this one could not reach it, so the capacity above {lo:.3}x, which \
+                         held, is not known"
+                    );
+                    stopped = Some(could_not_run(e, search.steps.len() + 1, then));
                     break;
                 }
                 Err(Skipped::Failed(e)) => {
@@ -562,6 +581,39 @@ mod tests {
         fn interrupted(&self) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn a_server_that_went_away_mid_step_does_not_bound_the_capacity() {
+        // 1 and 2 hold, 4 loses every connection, and the next step cannot reach the server.
+        const LOST: &str = "stopped early: every client (50) lost its connection: the server \
+                            is gone, or closed them all";
+        assert!(LOST.contains(crate::run::EVERY_CONNECTION_LOST));
+        let runner = Unreachable {
+            table: Table {
+                verdict: |load, _| match load {
+                    l if l <= 2.0 => (Verdict::Ok, ""),
+                    _ => (Verdict::Invalid, LOST),
+                },
+                run: Default::default(),
+            },
+            fails_at: 4,
+        };
+        let done = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(search(&runner, OPTS, |_| {}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.steps.len(), 3);
+        assert!(
+            done.cut_off && !done.bounded,
+            "nothing failed for the load's sake"
+        );
+        let why = done.stopped.expect("says why it stopped");
+        assert!(
+            why.contains("the server went away") && why.contains("above 2.000x"),
+            "{why}"
+        );
     }
 
     #[test]
