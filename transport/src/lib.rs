@@ -99,7 +99,7 @@ impl std::str::FromStr for Transport {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// Reading or writing the underlying byte stream failed.
-    #[error("i/o: {0}")]
+    #[error("i/o: {}", with_causes(.0))]
     Io(#[from] std::io::Error),
     /// The peer sent bytes that are not a valid frame.
     #[error("bad frame from peer: {0}")]
@@ -146,4 +146,33 @@ pub enum TransportError {
     /// The peer abandoned a side stream, with this code (an imbench error code).
     #[error("stream reset by the peer with code {0}")]
     StreamReset(u16),
+}
+
+/// An I/O error with what caused it: quinn's read and write errors wrap the connection's own
+/// error ("connection lost" over "timed out", or over the peer's close) and say only the first.
+fn with_causes(e: &std::io::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.get_ref().and_then(|inner| inner.source());
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_io_error_says_what_caused_it() {
+        let lost = quinn::ReadError::ConnectionLost(quinn::ConnectionError::TimedOut);
+        let e = super::TransportError::from(std::io::Error::from(lost));
+        assert_eq!(e.to_string(), "i/o: connection lost: timed out");
+        let plain =
+            super::TransportError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(plain.to_string(), "i/o: connection reset");
+    }
 }

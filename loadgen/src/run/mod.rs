@@ -1613,8 +1613,21 @@ impl Watchdog {
             }
             // A server that is still there may have closed them for a reason of its own (a
             // message over its size limit, say): each client's problem says what it was told.
+            // Over QUIC without keep-alives a quiet connection times out by design.
+            let quiet = match &ctx.driver {
+                crate::driver::Driver::Imbench(d)
+                    if d.transport == Transport::Quic
+                        && ctx.scenario.quic.keep_alive.trim() == "off" =>
+                {
+                    format!(
+                        "; quic.keep_alive is off, so a QUIC connection that hears nothing for quic.idle_timeout ({}) times out, and the problems say `timed out` then",
+                        humantime::format_duration(ctx.scenario.quic.idle_timeout)
+                    )
+                }
+                _ => String::new(),
+            };
             return Some(format!(
-                "every client ({connected}) {EVERY_CONNECTION_LOST} (the report's problems say what the clients were told)"
+                "every client ({connected}) {EVERY_CONNECTION_LOST} (the report's problems say what the clients were told){quiet}"
             ));
         }
         let here = clients_in(&ctx.scenario, ctx.shard);
