@@ -1723,6 +1723,21 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
             r["runs"][0]["metrics"]["direct"]["p99_us"].as_f64()
         );
     }
+    // `report` on the folder prints the spread again, with the worst run's exit code.
+    let out = imbench(&dir, &["report", "r"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 runs of tiny: each figure in every run, its median and max/min"),
+        "{}",
+        text(&out)
+    );
+    let out = imbench(&dir, &["compare", "r"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("`imbench report r` shows each run's figures"),
+        "{}",
+        text(&out)
+    );
     // The folder is a baseline the regression gate takes.
     let out = imbench(
         &dir,

@@ -98,6 +98,33 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
     Ok((file, report))
 }
 
+/// `imbench report` on a `--repeat`'s folder (or its repeat.json): the spread table the run
+/// printed, with the worst run's exit code. Each run's own report is in its run-N folder.
+fn rerender_repeat(file: &std::path::Path) -> u8 {
+    use imbench_loadgen::report::repeat::RepeatSummary;
+    let summary = match std::fs::read_to_string(file)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| serde_json::from_str::<RepeatSummary>(&text).map_err(anyhow::Error::from))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            imbench_loadgen::errln!(
+                "imbench: reading {}: {}",
+                file.display(),
+                imbench_server::error_line::causes(&e)
+            );
+            return exit_code::USAGE;
+        }
+    };
+    out!("{}", summary.table());
+    let folder = file.parent().unwrap_or(std::path::Path::new("."));
+    outln!(
+        "each run's report is in its folder: {}, …",
+        folder.join("run-1").display()
+    );
+    summary.verdict().exit_code()
+}
+
 /// `imbench report` on a capacity search's folder: its table, and capacity.md and
 /// capacity.html written again.
 fn rerender_capacity(dir: &std::path::Path) -> u8 {
@@ -147,6 +174,13 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
             dir
         };
         return rerender_capacity(dir);
+    }
+    use imbench_loadgen::report::repeat::REPEAT_JSON;
+    if path.is_dir() && !path.join("report.json").exists() && path.join(REPEAT_JSON).is_file() {
+        return rerender_repeat(&path.join(REPEAT_JSON));
+    }
+    if path.is_file() && path.file_name().is_some_and(|n| n == REPEAT_JSON) {
+        return rerender_repeat(path);
     }
     match load_report(path) {
         Ok((file, report)) => {
@@ -462,19 +496,33 @@ pub(crate) fn compare(
 ) -> u8 {
     use imbench_loadgen::report::regression;
     if paths.len() < 2 {
-        // A report of several transports or targets holds its own comparison already.
-        let several = paths
-            .first()
-            .and_then(|p| load_report(p).ok())
-            .filter(|(_, r)| r.runs.len() > 1)
-            .map_or(String::new(), |(_, r)| {
-                format!(
-                    " ({} holds {} runs side by side: `imbench report {}` shows their comparison)",
-                    paths[0].display(),
-                    r.runs.len(),
-                    paths[0].display()
-                )
-            });
+        // A report of several transports or targets holds its own comparison already, and
+        // a folder of repeated runs its spread.
+        let repeated = paths.first().is_some_and(|p| {
+            p.join(imbench_loadgen::report::repeat::REPEAT_JSON)
+                .is_file()
+                && !p.join("report.json").exists()
+        });
+        let several = if repeated {
+            format!(
+                " ({} holds repeated runs: `imbench report {}` shows each run's figures and their spread)",
+                paths[0].display(),
+                paths[0].display()
+            )
+        } else {
+            paths
+                .first()
+                .and_then(|p| load_report(p).ok())
+                .filter(|(_, r)| r.runs.len() > 1)
+                .map_or(String::new(), |(_, r)| {
+                    format!(
+                        " ({} holds {} runs side by side: `imbench report {}` shows their comparison)",
+                        paths[0].display(),
+                        r.runs.len(),
+                        paths[0].display()
+                    )
+                })
+        };
         imbench_loadgen::errln!(
             "imbench: compare needs two reports or more, the baseline first; got one{several}"
         );
