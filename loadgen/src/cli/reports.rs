@@ -116,6 +116,18 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
             return exit_code::USAGE;
         }
     };
+    // Read back, it is trusted no further than it agrees with itself: a table of `runs`
+    // columns from an edited file could be as long as the largest number.
+    let mut counts = summary.figures.iter().map(|f| f.values.len());
+    if summary.verdicts.len() != summary.runs || counts.any(|n| n != summary.runs) {
+        imbench_loadgen::errln!(
+            "imbench: {} does not hold what a --repeat writes: it counts {} runs beside {} verdicts, or a figure with another number of values; give one run's folder instead",
+            file.display(),
+            summary.runs,
+            summary.verdicts.len()
+        );
+        return exit_code::USAGE;
+    }
     out!("{}", summary.table());
     let folder = file.parent().unwrap_or(std::path::Path::new("."));
     outln!(

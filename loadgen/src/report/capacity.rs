@@ -18,6 +18,11 @@ use crate::report::figures::FANOUT;
 use crate::report::html::{escape, STYLE};
 use crate::report::{Report, Verdict};
 
+/// How a run stopped because every client lost its connection says so, after the count: a
+/// search tells a server that went away by it.
+pub const EVERY_CONNECTION_LOST: &str =
+    "lost its connection: the server is gone, or closed them all";
+
 /// One step's figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
@@ -133,10 +138,7 @@ impl Step {
     /// server went away, or closed them all.
     pub fn lost_every_connection(&self) -> bool {
         self.verdict == Verdict::Invalid
-            && self
-                .why
-                .iter()
-                .any(|w| w.contains(crate::run::EVERY_CONNECTION_LOST))
+            && self.why.iter().any(|w| w.contains(EVERY_CONNECTION_LOST))
     }
 
     /// p50 and p99 of one of the latencies a step keeps, µs.

@@ -588,7 +588,7 @@ mod tests {
         // 1 and 2 hold, 4 loses every connection, and the next step cannot reach the server.
         const LOST: &str = "stopped early: every client (50) lost its connection: the server \
                             is gone, or closed them all";
-        assert!(LOST.contains(crate::run::EVERY_CONNECTION_LOST));
+        assert!(LOST.contains(crate::report::capacity::EVERY_CONNECTION_LOST));
         let runner = Unreachable {
             table: Table {
                 verdict: |load, _| match load {

@@ -314,11 +314,6 @@ pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
     check_slo_names(s)
 }
 
-/// How a run stopped because every client lost its connection says so, after the count: a
-/// capacity search tells a server that went away by it.
-pub const EVERY_CONNECTION_LOST: &str =
-    "lost its connection: the server is gone, or closed them all";
-
 /// A run's name in its report (and in its run tag): the label the user gave it, or the
 /// system's protocol (`nats`, `mqtt-qos0`), or imbench's transport.
 pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) -> String {
@@ -1627,7 +1622,8 @@ impl Watchdog {
                 _ => String::new(),
             };
             return Some(format!(
-                "every client ({connected}) {EVERY_CONNECTION_LOST} (the report's problems say what the clients were told){quiet}"
+                "every client ({connected}) {} (the report's problems say what the clients were told){quiet}",
+                crate::report::capacity::EVERY_CONNECTION_LOST
             ));
         }
         let here = clients_in(&ctx.scenario, ctx.shard);
