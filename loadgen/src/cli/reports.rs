@@ -134,7 +134,12 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         "each run's report is in its folder: {}, …",
         folder.join("run-1").display()
     );
-    summary.verdict().exit_code()
+    // As the run exited: repeats that ended before the runs asked for are an invalid whole.
+    if summary.asked > summary.runs {
+        exit_code::INVALID
+    } else {
+        summary.verdict().exit_code()
+    }
 }
 
 /// `imbench report` on a capacity search's folder: its table, and capacity.md and

@@ -286,6 +286,9 @@ async fn search<R: Steps>(
         // then finds.
         let lost_all = |steps: &[Step]| steps.last().is_some_and(Step::lost_every_connection);
         let mut hi_lost_all = lost_all(&search.steps);
+        // The lowest load that failed for the load's sake, the bound left when the server
+        // turns out to have gone.
+        let mut failed = (!hi_lost_all).then_some(hi);
         for _ in 0..opts.refine {
             let Some(mid) = midpoint(lo, hi) else { break };
             match search.try_load(mid).await {
@@ -294,6 +297,9 @@ async fn search<R: Steps>(
                 Ok(Some(Tried::Failed)) => {
                     hi = mid;
                     hi_lost_all = lost_all(&search.steps);
+                    if !hi_lost_all {
+                        failed = Some(mid);
+                    }
                 }
                 // Nothing known between the two: the interval stays as it is, and says so.
                 Ok(Some(Tried::Spoiled)) => {
@@ -307,12 +313,20 @@ async fn search<R: Steps>(
                 }
                 // The server went away: the load at `hi` did not fail, it lost the server.
                 Err(Skipped::Failed(e)) if hi_lost_all => {
-                    bad = None;
-                    let then = format!(
+                    bad = failed;
+                    let gone = format!(
                         "the server went away: the step at {hi:.3}x lost every connection and \
-                         this one could not reach it, so the capacity above {lo:.3}x, which \
-                         held, is not known"
+                         this one could not reach it, so"
                     );
+                    let then = match failed {
+                        Some(f) => format!(
+                            "{gone} the narrowing stopped: the capacity lies between {lo:.3}x, \
+                             which held, and {f:.3}x, which failed"
+                        ),
+                        None => {
+                            format!("{gone} the capacity above {lo:.3}x, which held, is not known")
+                        }
+                    };
                     stopped = Some(could_not_run(e, search.steps.len() + 1, then));
                     break;
                 }
@@ -612,6 +626,31 @@ mod tests {
         let why = done.stopped.expect("says why it stopped");
         assert!(
             why.contains("the server went away") && why.contains("above 2.000x"),
+            "{why}"
+        );
+        // 4 fails on an SLO, the midpoint (2.83) loses the server: 4 still bounds it.
+        let runner = Unreachable {
+            table: Table {
+                verdict: |load, _| match load {
+                    l if l <= 2.0 => (Verdict::Ok, ""),
+                    4.0 => (Verdict::SloFailed, "lost == 0 was 3"),
+                    _ => (Verdict::Invalid, LOST),
+                },
+                run: Default::default(),
+            },
+            fails_at: 5,
+        };
+        let done = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(search(&runner, OPTS, |_| {}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.steps.len(), 4);
+        assert!(done.cut_off && done.bounded, "4 failed for the load's sake");
+        let why = done.stopped.expect("says why it stopped");
+        assert!(
+            why.contains("the server went away")
+                && why.contains("between 2.000x, which held, and 4.000x, which failed"),
             "{why}"
         );
     }
