@@ -2219,7 +2219,24 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
         "{}",
         text(&out)
     );
-    // `compare` puts every baseline run beside the new report.
+    // `compare` puts every baseline run beside the new report (here one of its own runs,
+    // which it notes, and which a gate refuses: it is inside the spread it is judged by).
+    let out = imbench(
+        &dir,
+        &[
+            "compare",
+            "base",
+            "base/run-3",
+            "--fail-on-regression",
+            "10%",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is one of the baseline base's own runs"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(&dir, &["compare", "base", "base/run-3"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let table = text(&out);
@@ -2250,13 +2267,16 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
         text(&out)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    // A --check on no figure is named as such.
+    // A --check on no figure is named as such (the candidate a copy of a run, outside).
+    let run = std::fs::read_to_string(dir.0.join("base/run-3/report.json")).unwrap();
+    std::fs::create_dir_all(dir.0.join("cand")).unwrap();
+    dir.file("cand/report.json", &run);
     let out = imbench(
         &dir,
         &[
             "compare",
             "base",
-            "base/run-3",
+            "cand",
             "--fail-on-regression",
             "10%",
             "--check",

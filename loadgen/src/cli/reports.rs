@@ -578,6 +578,39 @@ pub(crate) fn compare(
             paths[0].display()
         );
     }
+    // One of a repeated baseline's own runs given as the candidate is inside the spread it
+    // is judged against: the same mix-up, a gate that passes by construction.
+    let inside = |run: &std::path::Path| {
+        let folder = |p: &std::path::Path| {
+            let p = if p.is_file() { p.parent() } else { Some(p) };
+            p.and_then(|p| std::fs::canonicalize(p).ok())
+        };
+        match (folder(run), std::fs::canonicalize(&paths[0]).ok()) {
+            (Some(run), Some(base)) => run.parent() == Some(base.as_path()) && run != base,
+            _ => false,
+        }
+    };
+    if paths[0]
+        .join(imbench_loadgen::report::repeat::REPEAT_JSON)
+        .is_file()
+        || paths[0].join("run-1/report.json").is_file()
+    {
+        if let Some(own) = paths[1..].iter().find(|p| inside(p)) {
+            if fail_on_regression.is_some() {
+                imbench_loadgen::errln!(
+                    "imbench: {} is one of the baseline {}'s own runs: a gate of it against the spread it is part of passes whatever it holds",
+                    own.display(),
+                    paths[0].display()
+                );
+                return exit_code::USAGE;
+            }
+            imbench_loadgen::errln!(
+                "imbench: note: {} is one of the baseline {}'s own runs",
+                own.display(),
+                paths[0].display()
+            );
+        }
+    }
     let names: Vec<String> = if check_names.is_empty() {
         regression::DEFAULT_CHECKS
             .iter()

@@ -283,7 +283,10 @@ impl Report {
             .filter(|e| !run.slo_lifted.contains(e))
             .partition(|e| shard.is_none() || judged_in_a_shard(e));
         if duration_s > 0.0 {
-            run.slo = judged.into_iter().map(|e| evaluate(e, &run)).collect();
+            run.slo = judged
+                .into_iter()
+                .map(|e| evaluate_with(e, &run, shard.is_none()))
+                .collect();
         } else if !judged.is_empty() {
             // Stopped before the measured period began: every figure is empty, and an SLO
             // listed as failed on "no samples" would blame the system for what was not run.
@@ -340,10 +343,14 @@ impl Report {
         if duration_s > 0.0 && sent_in_window == 0 && file_totals.sent_in_window == 0 && !received {
             // A load of no message (rates of 0, say) passes every SLO on messages: `lost == 0`
             // of nothing is no finding, and a gate on it would pass a run that measured none.
-            invalid_reasons.push(
+            invalid_reasons.push(if unsent > 0 {
+                // Sends were made, of messages due before the period: the generator never
+                // caught up to it.
+                "nothing due in the measured period was sent: the generator, behind its schedule, was still sending what was due before it when the schedule ended, so no figure is of the period's messages".to_string()
+            } else {
                 "nothing was sent in the measured period: no figure is of a message (the direct, group and file rates are 0, or too low for so short a period)"
-                    .to_string(),
-            );
+                    .to_string()
+            });
         }
         if c.sent > 0 && c.acked == 0 && c.rejected > 0 {
             // Nothing lost, nothing late: nothing measured either. A server refusing everything
@@ -492,6 +499,15 @@ const FEW_SENDS: u64 = 100;
 
 /// Looks up what an SLO refers to and judges it.
 pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
+    evaluate_with(expr, run, true)
+}
+
+/// [`evaluate`], with the messages that never arrived taken into a latency's percentile only
+/// when `losses_known`: a shard's clients receive from every shard, so what of its own sends
+/// arrived is known only once the shards are merged.
+fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> SloResult {
+    let never_arrived =
+        |target: &Target, run: &RunReport| never_arrived(target, run).filter(|_| losses_known);
     let slo = match Slo::parse(expr) {
         Ok(slo) => slo,
         Err(e) => {
@@ -1027,6 +1043,17 @@ mod tests {
         // Other figures (ack, connect) are not deliveries.
         run.counters.lost = 6_421;
         assert!(!evaluate("ack.p99 < 1h", &run).value.contains("unbounded"));
+    }
+
+    #[test]
+    fn a_shards_latency_is_of_what_its_clients_received() {
+        // A shard's clients receive from every shard: fewer deliveries timed than its own
+        // sends owed (9,900 of 10,000) is no loss of its own to count (its `lost` is 0).
+        let run = direct_run(0);
+        let whole = evaluate("direct.p99 < 200ms", &run);
+        assert!(whole.value.contains("over all messages"), "{whole:?}");
+        let shard = evaluate_with("direct.p99 < 200ms", &run, false);
+        assert!(shard.ok && shard.value == "98.05ms", "{shard:?}");
     }
 
     #[test]
