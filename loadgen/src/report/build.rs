@@ -323,6 +323,15 @@ impl Report {
                 format!(
                     ", {replaced} of them logged out by a newer login of their user id (`replaced`): another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or another run at once)"
                 )
+            } else if run.transport == "quic"
+                && s.quic.keep_alive.trim() == "off"
+                && run.problems.iter().any(|p| p.contains("timed out"))
+            {
+                // Without keep-alives a quiet QUIC connection times out by design.
+                format!(
+                    ": quic.keep_alive is off, so a QUIC connection that hears nothing for quic.idle_timeout ({}) times out (the problems say `timed out`)",
+                    humantime::format_duration(s.quic.idle_timeout)
+                )
             } else {
                 String::new()
             };
