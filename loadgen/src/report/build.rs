@@ -327,11 +327,7 @@ impl Report {
                 && s.quic.keep_alive.trim() == "off"
                 && run.problems.iter().any(|p| p.contains("timed out"))
             {
-                // Without keep-alives a quiet QUIC connection times out by design.
-                format!(
-                    ": quic.keep_alive is off, so a QUIC connection that hears nothing for quic.idle_timeout ({}) times out (the problems say `timed out`)",
-                    humantime::format_duration(s.quic.idle_timeout)
-                )
+                format!(": {}", quiet_quic_times_out(s.quic.idle_timeout))
             } else {
                 String::new()
             };
@@ -501,6 +497,15 @@ fn late_schedule_reason(
         );
     }
     format!("generator saturated: {late}")
+}
+
+/// Why QUIC clients with keep-alives off lost their connections: without them a quiet
+/// connection times out by design.
+pub fn quiet_quic_times_out(idle_timeout: std::time::Duration) -> String {
+    format!(
+        "quic.keep_alive is off, so a QUIC connection that hears nothing for quic.idle_timeout ({}) times out (the problems say `timed out`)",
+        humantime::format_duration(idle_timeout)
+    )
 }
 
 /// Samples of the schedule's lag below which its p99 is its largest: one send.

@@ -1615,8 +1615,8 @@ impl Watchdog {
                         && ctx.scenario.quic.keep_alive.trim() == "off" =>
                 {
                     format!(
-                        "; quic.keep_alive is off, so a QUIC connection that hears nothing for quic.idle_timeout ({}) times out, and the problems say `timed out` then",
-                        humantime::format_duration(ctx.scenario.quic.idle_timeout)
+                        "; {}",
+                        crate::report::build::quiet_quic_times_out(ctx.scenario.quic.idle_timeout)
                     )
                 }
                 _ => String::new(),
