@@ -1738,13 +1738,20 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
-    // The folder is a baseline the regression gate takes.
+    // The folder is a baseline the regression gate takes (the candidate a copy of a run:
+    // one of its own runs is refused, being inside the spread).
+    std::fs::create_dir_all(dir.0.join("c1")).unwrap();
+    std::fs::copy(
+        dir.0.join("r/run-1/report.json"),
+        dir.0.join("c1/report.json"),
+    )
+    .unwrap();
     let out = imbench(
         &dir,
         &[
             "compare",
             "r",
-            "r/run-1/report.json",
+            "c1/report.json",
             "--fail-on-regression",
             "1000%",
         ],
@@ -1791,7 +1798,7 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
     let gate = [
         "compare",
         "r",
-        "r/run-1/report.json",
+        "c1/report.json",
         "--fail-on-regression",
         "1000%",
     ];
@@ -1866,12 +1873,19 @@ fn an_interrupted_repeat_spreads_only_the_whole_runs() {
             return;
         }
         // As a baseline the folder is its whole runs too: the one cut short is left out.
+        let candidate = format!("c{cut}");
+        std::fs::create_dir_all(dir.0.join(&candidate)).unwrap();
+        std::fs::copy(
+            dir.0.join("r/run-1/report.json"),
+            dir.0.join(&candidate).join("report.json"),
+        )
+        .unwrap();
         let out = imbench(
             &dir,
             &[
                 "compare",
                 "r",
-                "r/run-1/report.json",
+                &format!("{candidate}/report.json"),
                 "--fail-on-regression",
                 "1000%",
             ],
