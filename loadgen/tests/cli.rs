@@ -282,6 +282,54 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
     );
 }
 
+/// The default report folder is named after the second the run starts; a run that finds that
+/// name taken (another run started in the same second) takes the next, and leaves the other's
+/// report as it was.
+#[test]
+fn a_run_whose_default_folder_is_taken_writes_beside_it() {
+    let dir = Dir::new("taken");
+    let scenario = dir.file("s.toml", TINY);
+    // Every name the run could take in the next seconds, each holding another run's report.
+    let now = std::time::SystemTime::now();
+    let taken: Vec<PathBuf> = (0..20)
+        .map(|s| {
+            let stamp = humantime::format_rfc3339_seconds(now + std::time::Duration::from_secs(s))
+                .to_string()
+                .replace(['-', ':'], "");
+            let folder = dir.0.join(format!("reports/tiny-{stamp}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("report.json"), "another run's").unwrap();
+            folder
+        })
+        .collect();
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("earlier report"), "{}", text(&out));
+    for folder in &taken {
+        assert_eq!(
+            std::fs::read_to_string(folder.join("report.json")).unwrap(),
+            "another run's"
+        );
+    }
+    let written: Vec<String> = std::fs::read_dir(dir.0.join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-2"))
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let report = dir.0.join("reports").join(&written[0]).join("report.json");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("reports/{}/report.json", written[0])),
+        "{}",
+        text(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["ok"], true);
+}
+
 #[test]
 fn exit_1_when_an_slo_fails() {
     let dir = Dir::new("slo");

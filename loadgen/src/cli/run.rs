@@ -105,11 +105,30 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // A folder this run creates and then leaves empty (it failed, or was quit, before writing
     // anything) is removed again however the command ends, so that nothing is left to be
     // mistaken for a report.
-    let created = config
+    let mut created = config
         .out_dir
         .as_deref()
         .map(missing_folders)
         .unwrap_or_default();
+    // The default folder is named after the second the run started: a run started in the same
+    // second (in parallel, or one after a short one) takes the next free name instead of
+    // writing over the other's report.
+    if let (None, Some(root)) = (&args.out, &config.out_dir) {
+        match reserve_folder(root) {
+            Ok(reserved) => {
+                created.retain(|dir| dir != root);
+                created.insert(0, reserved.clone());
+                config.out_dir = Some(reserved);
+            }
+            Err(e) => {
+                imbench_loadgen::errln!(
+                    "imbench: making the report folder {}: {e}",
+                    root.display()
+                );
+                return exit_code::USAGE;
+            }
+        }
+    }
     let _created = RemovedIfEmpty(created.clone());
     // A Ctrl-C from here on is noted and taken once the runtime listens, so that the folder
     // and the network path are always cleaned up.
@@ -262,6 +281,36 @@ fn missing_folders(root: &std::path::Path) -> Vec<std::path::PathBuf> {
         .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
         .map(std::path::Path::to_path_buf)
         .collect()
+}
+
+/// Creates `root`, or the first of `root-2`, `root-3`, … that does not exist yet (its parents
+/// as needed): a folder no other run has, even one started at the same moment, since each
+/// name is taken by an atomic `mkdir`.
+fn reserve_folder(root: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    /// More runs than this in one second under one name is not a race but a loop gone wrong.
+    const MOST: u32 = 1000;
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    for n in 1..=MOST {
+        let candidate = match n {
+            1 => root.to_path_buf(),
+            n => {
+                let mut name = root.as_os_str().to_os_string();
+                name.push(format!("-{n}"));
+                std::path::PathBuf::from(name)
+            }
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{MOST} folders of that name exist already"),
+    ))
 }
 
 /// Removes the folders `created`, innermost first, each only if it is empty.
