@@ -90,11 +90,11 @@ fn tcp_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::Socke
 }
 
 /// A run of 10 clients each sending `rate` messages a second over TCP to a server whose
-/// sockets all close, with no Bye, two seconds in (its runtime dropped at once, as the kernel
-/// closes a killed process's sockets), checked to have stopped with every client's connection
-/// lost, one error each.
-fn run_against_a_server_that_vanishes(rate: f64) -> imbench_loadgen::Report {
-    let (server_config, addr) = tcp_server_vanishing_after(Duration::from_millis(2000));
+/// sockets all close, with no Bye, `after` from now (its runtime dropped at once, as the
+/// kernel closes a killed process's sockets), checked to have stopped with every client's
+/// connection lost, one error each.
+fn run_against_a_server_that_vanishes(rate: f64, after: Duration) -> imbench_loadgen::Report {
+    let (server_config, addr) = tcp_server_vanishing_after(after);
     let gen_rt = generator_runtime();
     let mut c = config(
         small_scenario(10, rate, PLANNED),
@@ -159,7 +159,7 @@ fn a_server_that_vanishes_while_clients_are_away_stops_the_run() {
 #[test]
 fn a_server_whose_connections_close_without_a_word_is_noticed_by_idle_clients() {
     // The clients send almost nothing: only their receiving side can notice.
-    let r = run_against_a_server_that_vanishes(0.001);
+    let r = run_against_a_server_that_vanishes(0.001, Duration::from_secs(2));
     let run = &r.runs[0];
     assert!(
         run.duration_s < PLANNED.as_secs_f64() / 2.0,
@@ -179,7 +179,19 @@ fn a_server_whose_connections_close_without_a_word_is_noticed_by_idle_clients() 
 fn a_lost_connection_is_one_error_whichever_side_of_the_client_finds_it() {
     // Busy clients: the receiving side reads the close and the sending side's next write
     // fails, in either order; each client lost one connection, one error (checked there).
-    run_against_a_server_that_vanishes(50.0);
+    // 1.5 s in: the measured period (from 0.7 s) is half over at the run's once-a-second look
+    // at 1 s, and the next look is half a second after the server went.
+    let r = run_against_a_server_that_vanishes(50.0, Duration::from_millis(1500));
+    // The measured period ends when the last client lost its connection, not when the run
+    // noticed (at that next look, before it was told of each loss): its send rate is the
+    // schedule's 500 a second, not diluted by the time nothing could be sent.
+    let run = &r.runs[0];
+    assert!(
+        run.throughput.sent_per_s > 0.85 * 500.0,
+        "{} sent/s over {} s measured",
+        run.throughput.sent_per_s,
+        run.duration_s
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,12 @@ pub struct RunContext {
     /// actually end, earlier for a run that was stopped.
     pub schedule_end_us: u64,
     stop_at_us: AtomicU64,
+    /// When a client last found its connection lost against the plan (run clock µs; 0: none
+    /// yet): a run whose every client lost its connection measured until then.
+    last_loss_us: AtomicU64,
+    /// Woken when a client finds its connection lost, so that a run left without any is
+    /// stopped at once, not at the next once-a-second check.
+    loss: tokio::sync::Notify,
     stopped: watch::Sender<bool>,
     stop_reason: Mutex<Option<String>>,
     /// Who is in which group.
@@ -154,6 +160,8 @@ impl RunContext {
             measure_start_us,
             schedule_end_us,
             stop_at_us: AtomicU64::new(schedule_end_us),
+            last_loss_us: AtomicU64::new(0),
+            loss: tokio::sync::Notify::new(),
             stopped: watch::channel(false).0,
             stop_reason: Mutex::new(None),
             finished: watch::channel(false).0,
@@ -176,9 +184,15 @@ impl RunContext {
     /// Ends the schedule now (an interruption, or a server that is gone); `why` goes into the
     /// report as the reason the run is invalid. The first reason wins.
     pub fn stop(&self, why: String) {
-        let now = self.clock.now_us();
+        self.stop_at(why, self.clock.now_us());
+    }
+
+    /// [`RunContext::stop`], with the schedule ended at `at_us` (no later than now): when the
+    /// run was in fact over, noticed after it.
+    pub fn stop_at(&self, why: String, at_us: u64) {
+        let at = at_us.min(self.clock.now_us());
         // Past the schedule's end the run is in its drain: it measured its whole period.
-        let in_drain = self.stop_at_us.fetch_min(now, Relaxed) <= now;
+        let in_drain = self.stop_at_us.fetch_min(at, Relaxed) <= at;
         let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
             *reason = Some(if in_drain {
@@ -188,6 +202,23 @@ impl RunContext {
             });
         }
         let _ = self.stopped.send(true);
+    }
+
+    /// A client found its connection lost against the plan: the time is kept, and the run
+    /// told.
+    pub fn connection_lost(&self) {
+        self.last_loss_us.fetch_max(self.clock.now_us(), Relaxed);
+        self.loss.notify_one();
+    }
+
+    /// When a client last found its connection lost (run clock µs), if one has.
+    pub fn last_loss_us(&self) -> Option<u64> {
+        Some(self.last_loss_us.load(Relaxed)).filter(|&us| us > 0)
+    }
+
+    /// Completes when a client has found its connection lost since the last call.
+    pub async fn loss_noticed(&self) {
+        self.loss.notified().await;
     }
 
     /// Why the run was stopped, if it was, with when ("stopped early: …", or "stopped during

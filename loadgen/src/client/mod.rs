@@ -206,6 +206,7 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             counters.errors.fetch_add(1, Relaxed);
         }
         if !ctx.is_finished() {
+            ctx.connection_lost();
             counters.disconnected.store(true, Relaxed);
             if !told {
                 ctx.note_problem(format!("client {index}: sending failed: {e}"));
@@ -467,6 +468,7 @@ impl Connection {
             // some clients were away (churn) leaves every client lost, and the run stops on
             // it (the watchdog), rather than running out its schedule sending nothing.
             c.connection_lost.store(true, Relaxed);
+            ctx.connection_lost();
             // Try again, no faster than the scenario's own rhythm.
             away = offline.max(Duration::from_millis(100));
         };

@@ -118,6 +118,7 @@ impl<'a> Receiver<'a> {
     /// loss first: one loss is one error.
     pub fn on_error(&mut self, error: impl std::fmt::Display) {
         if self.unplanned() && !self.counters.connection_lost.swap(true, AcqRel) {
+            self.ctx.connection_lost();
             self.counters.errors.fetch_add(1, Relaxed);
             self.counters.disconnected.store(true, Relaxed);
             self.ctx
@@ -250,6 +251,7 @@ impl<'a> Receiver<'a> {
             Event::Closed { reason } => {
                 if self.unplanned() {
                     c.connection_lost.store(true, Relaxed);
+                    self.ctx.connection_lost();
                     c.disconnected.store(true, Relaxed);
                     self.ctx
                         .note_problem(format!("client {}: server said Bye: {reason}", self.index));
@@ -262,6 +264,7 @@ impl<'a> Receiver<'a> {
                     c.errors.fetch_add(1, Relaxed);
                 }
                 if self.unplanned() {
+                    self.ctx.connection_lost();
                     c.disconnected.store(true, Relaxed);
                     if code == ErrorCode::REPLACED {
                         c.replaced.store(true, Relaxed);

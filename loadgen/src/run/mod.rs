@@ -573,19 +573,11 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
                 }
                 // Through the drain too: a server that went silent near the end of the
                 // schedule is a server that stopped, not messages that were late.
-                if ctx.stop_reason().is_none() {
-                    if let Some(why) = watchdog.check(&ctx) {
-                        ctx.stop(why);
-                        // With no client holding a connection nothing more can arrive, and
-                        // the verdict need not wait.
-                        let wait = if holding_a_connection(&ctx) == 0 {
-                            Duration::ZERO
-                        } else {
-                            STOPPED_DRAIN
-                        };
-                        drain_deadline = drain_deadline.min(Instant::now() + wait);
-                    }
-                }
+                watch_server(&ctx, &mut watchdog, &mut drain_deadline);
+            }
+            // A client without its connection: if it was the last one, the run stops now.
+            () = ctx.loss_noticed(), if ctx.stop_reason().is_none() => {
+                watch_server(&ctx, &mut watchdog, &mut drain_deadline);
             }
             _ = tokio::time::sleep(Duration::from_millis(50)), if schedule_over => {}
             _ = tokio::time::sleep_until(ctx.clock.at(ctx.schedule_end())), if !schedule_over => {}
@@ -1556,6 +1548,30 @@ async fn wait_interrupt(interrupt: &mut Option<watch::Receiver<bool>>) -> bool {
         }
         None => std::future::pending().await,
     }
+}
+
+/// Stops the run when the watchdog finds the server gone, and cuts the drain short: no wait
+/// at all when no client holds a connection (nothing more can arrive). When no client holds
+/// one, the schedule ends when the last of them lost its own: the clients sent nothing after
+/// it, and the measured period ends there, not when it was noticed.
+fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut Instant) {
+    if ctx.stop_reason().is_some() {
+        return;
+    }
+    let Some(why) = watchdog.check(ctx) else {
+        return;
+    };
+    let wait = if holding_a_connection(ctx) == 0 {
+        match ctx.last_loss_us() {
+            Some(at) => ctx.stop_at(why, at),
+            None => ctx.stop(why),
+        }
+        Duration::ZERO
+    } else {
+        ctx.stop(why);
+        STOPPED_DRAIN
+    };
+    *drain_deadline = (*drain_deadline).min(Instant::now() + wait);
 }
 
 /// Notices a server that has gone: every client lost its connection, or messages are being
