@@ -1133,6 +1133,35 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let md = std::fs::read_to_string(dir.0.join("base/summary.md")).unwrap();
     assert!(md.contains("| direct |"), "{md}");
+    // Another report kept in that folder under another name has views of its own: the
+    // folder's are left as they were.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("next/report.json")).unwrap())
+            .unwrap();
+    other["scenario"]["name"] = serde_json::json!("the-other-one");
+    dir.file("base/other.json", &other.to_string());
+    let html = std::fs::read_to_string(dir.0.join("base/report.html")).unwrap();
+    let out = imbench(&dir, &["report", "base/other.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("base/other.summary.md and base/other.html"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("base/summary.md")).unwrap(),
+        md
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("base/report.html")).unwrap(),
+        html
+    );
+    assert!(std::fs::read_to_string(dir.0.join("base/other.summary.md"))
+        .unwrap()
+        .contains("the-other-one"));
+    for extra in ["other.json", "other.summary.md", "other.html"] {
+        std::fs::remove_file(dir.0.join("base").join(extra)).unwrap();
+    }
     // A folder of report folders is not one report: one of them is named.
     let out = imbench(&dir, &["report", "."]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -70,8 +70,9 @@ enum Command {
     /// disconnected, generator saturated).
     Run(Box<RunArgs>),
     /// Re-render summary.md and report.html and print the table of a report folder (or
-    /// report.json file); of a capacity search's folder (--find-max), capacity.md and
-    /// capacity.html. Exits with the report's verdict, as the run did.
+    /// report.json file; of NAME.json, NAME.summary.md and NAME.html); of a capacity
+    /// search's folder (--find-max), capacity.md and capacity.html. Exits with the report's
+    /// verdict, as the run did.
     Report {
         /// The report folder or its report.json, or a search's folder or its capacity.json.
         report: PathBuf,

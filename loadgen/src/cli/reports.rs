@@ -178,6 +178,24 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
     }
 }
 
+/// Where `imbench report` writes the summary and the page of the report in `file`: a folder's
+/// `summary.md` and `report.html` for its `report.json`; for a report kept under another name
+/// (`other.json`), `other.summary.md` and `other.html` beside it, so that the folder's own
+/// views are not replaced by another report's.
+fn views_of(file: &std::path::Path) -> (PathBuf, PathBuf) {
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    if file.file_name().is_some_and(|n| n == "report.json") {
+        return (dir.join("summary.md"), dir.join("report.html"));
+    }
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
+    (
+        dir.join(format!("{stem}.summary.md")),
+        dir.join(format!("{stem}.html")),
+    )
+}
+
 pub(crate) fn rerender(path: &std::path::Path) -> u8 {
     use imbench_loadgen::report::capacity::CAPACITY_JSON;
     if path.is_dir() && !path.join("report.json").exists() && path.join(CAPACITY_JSON).is_file() {
@@ -209,9 +227,7 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
                     imbench_loadgen::report::comparison::comparison_table(&report)
                 );
             }
-            let dir = file.parent().unwrap_or(std::path::Path::new("."));
-            let summary = dir.join("summary.md");
-            let html = dir.join("report.html");
+            let (summary, html) = views_of(&file);
             let written = std::fs::write(
                 &summary,
                 imbench_loadgen::report::summary::markdown(&report),

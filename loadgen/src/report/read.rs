@@ -69,7 +69,70 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
     }
     check_histograms(&report)?;
     check_rates(&report)?;
+    check_counts(&report)?;
     Ok(report)
+}
+
+/// The most a run's measured period may last: a year, far past any run.
+const MAX_DURATION_S: f64 = 365.0 * 86_400.0;
+
+/// Refuses counts that a run cannot have written: `lost` other than the expected deliveries
+/// that were not delivered (a shard's 0: its losses are known once the shards are merged), a
+/// measured period that is negative or not a number, rates over a period of none. The table,
+/// the SLOs and a gate would otherwise show them beside a verdict they contradict.
+fn check_counts(report: &Report) -> Result<(), ReadError> {
+    for run in &report.runs {
+        let changed = |what: String| {
+            Err(ReadError::Shape(format!(
+                "runs[{}].{what}: the file was changed",
+                run.transport
+            )))
+        };
+        let d = run.duration_s;
+        if !(0.0..=MAX_DURATION_S).contains(&d) {
+            return changed(format!(
+                "duration_s is {d}, which no run measures (0 to {MAX_DURATION_S} s)"
+            ));
+        }
+        if d == 0.0 {
+            if let Some(&name) = super::model::Throughput::NAMES
+                .iter()
+                .find(|&&n| run.throughput.get(n).is_some_and(|v| v > 0.0))
+            {
+                return changed(format!(
+                    "throughput.{name} is a rate over a measured period of 0 s"
+                ));
+            }
+        }
+        let c = &run.counters;
+        if report.shard.is_some() {
+            if c.lost != 0 {
+                return changed(format!(
+                    "counters.lost is {} in a shard's report, whose losses are known only once the shards are merged",
+                    c.lost
+                ));
+            }
+            continue;
+        }
+        // A run counts as lost what was expected and not delivered, direct messages and group
+        // deliveries each; a merge of shards, over their sum.
+        let group = run.group.as_ref().map(|g| &g.counts);
+        let (g_expected, g_delivered, g_lost) =
+            group.map_or((0, 0, 0), |g| (g.expected, g.delivered_expected, g.lost));
+        let by_parts = c
+            .expected
+            .checked_sub(g_expected)
+            .zip(c.delivered.checked_sub(g_delivered))
+            .map(|(e, d)| e.saturating_sub(d).saturating_add(g_lost));
+        let whole = c.expected.saturating_sub(c.delivered);
+        if c.lost != whole && by_parts != Some(c.lost) {
+            return changed(format!(
+                "counters.lost is {} where {} expected and {} delivered leave {whole}",
+                c.lost, c.expected, c.delivered
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The most a rate of a report may be, a second: far past any machine's messages or bytes.
@@ -269,5 +332,58 @@ mod tests {
             .unwrap();
         let e = damaged("count", (count + 1).into());
         assert!(e.contains("the file was changed"), "{e}");
+    }
+
+    #[test]
+    fn counts_no_run_writes_are_refused_and_those_it_writes_read() {
+        let base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        let reads = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut r = base.clone();
+            edit(&mut r);
+            from_json(&r.to_string()).map_err(|e| e.to_string())
+        };
+        // Lost beside every expected message delivered; delivered short with none lost.
+        let e = reads(&|r| r["runs"][0]["counters"]["lost"] = 500.into()).unwrap_err();
+        assert!(e.contains("counters.lost is 500 where"), "{e}");
+        let e = reads(&|r| r["runs"][0]["counters"]["delivered"] = 100.into()).unwrap_err();
+        assert!(e.contains("leave 50050: the file was changed"), "{e}");
+        // Delivered short and lost the rest: as a run writes it.
+        reads(&|r| {
+            r["runs"][0]["counters"]["delivered"] = 100.into();
+            r["runs"][0]["counters"]["lost"] = 50_050.into();
+        })
+        .expect("a run that lost messages");
+        // A shard's losses are the merge's to count.
+        let e = reads(&|r| {
+            r["shard"] = "1/2".into();
+            r["runs"][0]["counters"]["lost"] = 3.into();
+            r["runs"][0]["counters"]["delivered"] = 50_147.into();
+        })
+        .unwrap_err();
+        assert!(e.contains("in a shard's report"), "{e}");
+        reads(&|r| {
+            r["shard"] = "1/2".into();
+            r["runs"][0]["counters"]["delivered"] = 50_147.into();
+        })
+        .expect("a shard that received less than the others sent it");
+        // Group deliveries lost, direct messages all delivered.
+        reads(&|r| {
+            r["runs"][0]["group"] = serde_json::json!({
+                "acked": 10, "rejected": 0, "sent": 10, "expected": 1000,
+                "delivered_expected": 990, "race_delivered": 0, "lost": 10, "incomplete": 1,
+                "settled": 10, "duplicated": 0, "reordered": 0, "unexpected": 0,
+                "untracked": 0, "refused_membership_changes": 0, "buckets": [], "groups": []
+            });
+            r["runs"][0]["counters"]["expected"] = 51_150.into();
+            r["runs"][0]["counters"]["delivered"] = 51_140.into();
+            r["runs"][0]["counters"]["lost"] = 10.into();
+        })
+        .expect("a run with groups");
+        for bad in [-1.0, f64::MAX] {
+            let e = reads(&|r| r["runs"][0]["duration_s"] = bad.into()).unwrap_err();
+            assert!(e.contains("duration_s is"), "{e}");
+        }
+        let e = reads(&|r| r["runs"][0]["duration_s"] = 0.0.into()).unwrap_err();
+        assert!(e.contains("over a measured period of 0 s"), "{e}");
     }
 }
