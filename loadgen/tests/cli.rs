@@ -1885,6 +1885,26 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
+    // report prints the file's spread, and says the same.
+    let out = imbench(&dir, &["report", "r"]);
+    assert!(
+        text(&out).contains("no report.json in r/run-2: the table is of repeat.json"),
+        "{}",
+        text(&out)
+    );
+    // A repeat.json cut short: report refuses it, compare reads the folders and says why.
+    let repeat = dir.0.join("r/repeat.json");
+    let whole = std::fs::read_to_string(&repeat).unwrap();
+    std::fs::write(&repeat, &whole[..whole.len() / 2]).unwrap();
+    let out = imbench(&dir, &["report", "r"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = imbench(&dir, &gate);
+    assert!(
+        text(&out).contains("repeat.json cannot be read (EOF")
+            && text(&out).contains("every run folder in r is read"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Ctrl-C in the second of three runs (wherever a slow machine puts it): the run cut short

@@ -134,6 +134,25 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         "each run's report is in its folder: {}, …",
         folder.join("run-1").display()
     );
+    // The spread is the file's; a run whose own report has gone since (deleted, moved) is
+    // in it, but no longer there to look at or to gate on: said, as `compare` says it.
+    const NAMED: usize = 5;
+    let gone: Vec<String> = (1..=summary.runs)
+        .map(|n| format!("run-{n}"))
+        .filter(|run| !folder.join(run).join("report.json").is_file())
+        .take(NAMED + 1)
+        .collect();
+    if !gone.is_empty() {
+        let more = if gone.len() > NAMED { ", …" } else { "" };
+        imbench_loadgen::errln!(
+            "imbench: note: no report.json in {}{more}: the table is of repeat.json, which still counts them; `imbench compare` reads only the runs that are there",
+            gone[..gone.len().min(NAMED)]
+                .iter()
+                .map(|run| folder.join(run).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     // As the run exited: repeats that ended before the runs asked for are an invalid whole.
     if summary.asked > summary.runs {
         exit_code::INVALID
@@ -444,12 +463,19 @@ fn load_baseline(
         }
         // A --repeat cut short by Ctrl-C: its last run measured part of its period, and its
         // spread (repeat.json) is of the whole runs before it; so is this baseline.
-        let spread =
-            std::fs::read_to_string(path.join(imbench_loadgen::report::repeat::REPEAT_JSON))
+        let repeat_json = path.join(imbench_loadgen::report::repeat::REPEAT_JSON);
+        let spread = std::fs::read_to_string(&repeat_json).ok().and_then(|t| {
+            serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t)
+                .map_err(|e| {
+                    // Damaged: which runs were whole is not known, and every folder is read.
+                    imbench_loadgen::errln!(
+                        "imbench: note: {} cannot be read ({e}): every run folder in {} is read as a run of it",
+                        repeat_json.display(),
+                        path.display()
+                    );
+                })
                 .ok()
-                .and_then(|t| {
-                    serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t).ok()
-                });
+        });
         if let Some(summary) = spread.filter(|s| s.runs > 0) {
             // The N of a folder named run-N (as --repeat names them). The counts come from a
             // file: folders are matched against them, no list of their length is made.
