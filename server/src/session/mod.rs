@@ -316,8 +316,14 @@ async fn run_session(
         deliveries: unwritten,
         unconfirmed,
     } = joined.unwrap_or_else(|e| {
-        // Only a bug gets here; what the writer held is gone, but the user's slot is freed.
-        tracing::error!("session {id} writer task failed: {e}");
+        // A writer that panicked is a bug; one cancelled is the runtime shutting down under
+        // the session (a process ending at once), nothing to tell. Either way what it held is
+        // gone, but the user's slot is freed.
+        if e.is_panic() {
+            tracing::error!("session {id} writer task failed: {e}");
+        } else {
+            tracing::debug!("session {id} writer task cancelled: {e}");
+        }
         Unwritten {
             rx: mpsc::channel(1).1,
             deliveries: VecDeque::new(),
