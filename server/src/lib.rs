@@ -32,6 +32,7 @@ pub mod error_line;
 mod export;
 pub mod files;
 pub mod groups;
+pub mod listen_addr;
 pub mod process;
 mod receipts;
 pub mod router;

@@ -204,24 +204,7 @@ pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    if let Ok(addr) = text.parse() {
-        return Ok(addr);
-    }
-    // A host name (`localhost:9464`): the addresses it resolves to, IPv4 first, as most
-    // scrapers are pointed at one.
-    use std::net::ToSocketAddrs as _;
-    let named: Vec<SocketAddr> = text
-        .to_socket_addrs()
-        .map_err(|e| {
-            format!("{text:?} is not an address: give HOST:PORT (such as 127.0.0.1:9464) or a port ({e})")
-        })?
-        .collect();
-    named
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(named.first())
-        .copied()
-        .ok_or_else(|| format!("{text:?} resolves to no address"))
+    crate::listen_addr::parse(text).map_err(|e| format!("{e}, or a port alone"))
 }
 
 fn response(status: &str, content_type: &str, body: &str) -> String {

@@ -494,6 +494,8 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--max-body", "0"),
         ("--max-file-size", "0"),
         ("--transfers-per-user", "0"),
+        ("--max-group-members", "0"),
+        ("--groups-per-user", "0"),
         ("--queue-capacity", "0"),
         ("--session-queue-bytes", "10"),
         ("--write-timeout", "0s"),
@@ -620,4 +622,20 @@ fn a_start_that_fails_does_not_replace_the_running_servers_files() {
         "{} was left",
         fresh.display()
     );
+}
+
+/// A listening address may name its host (`localhost:PORT`), as a client's `--server` may: the
+/// server listens on the address the name resolves to, IPv4 first.
+#[test]
+fn a_listening_address_may_name_its_host() {
+    let server = util::process::start_with_args("named", &["--ws", "localhost:0"]);
+    let ws = server.addr(Transport::Ws);
+    assert_eq!(
+        ws.ip(),
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        "{:?}",
+        server.banner
+    );
+    assert_ne!(ws.port(), 0);
+    std::net::TcpStream::connect(ws).expect("the server listens there");
 }

@@ -18,20 +18,20 @@ use imbench_transport::{QuicOptions, ServerIdentity, Transport};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on for QUIC (repeatable).
-    #[arg(long)]
+    /// Address to listen on for QUIC, IP:PORT or HOST:PORT (repeatable).
+    #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     quic: Vec<SocketAddr>,
     /// Address to listen on for plain TCP (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     tcp: Vec<SocketAddr>,
     /// Address to listen on for TLS 1.3 over TCP (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     tls: Vec<SocketAddr>,
     /// Address to listen on for WebSocket over TCP (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     ws: Vec<SocketAddr>,
     /// Address to listen on for WebSocket over TLS 1.3 (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     wss: Vec<SocketAddr>,
     /// PEM certificate chain to present (with --key). Without it a self-signed certificate is
     /// made at start.
@@ -86,7 +86,7 @@ struct Args {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     write_timeout: Duration,
     /// Deliveries a client that asked for receipts may leave unconfirmed before the server
-    /// waits for its next receipt.
+    /// waits for its next receipt (0 counts as 1).
     #[arg(long, default_value_t = Limits::default().receipt_window)]
     receipt_window: usize,
     /// Largest message body accepted (e.g. 64KiB).
@@ -563,6 +563,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
     }
     if args.transfers_per_user == 0 {
         return zero("--transfers-per-user", "would refuse every file");
+    }
+    if args.max_group_members == 0 {
+        return zero("--max-group-members", "would refuse every group join");
+    }
+    if args.groups_per_user == 0 {
+        return zero("--groups-per-user", "would refuse every group join");
     }
     if args.max_body.saturating_add(64) > u64::from(imbench_proto::DEFAULT_MAX_FRAME_LEN) {
         return Err(format!(
