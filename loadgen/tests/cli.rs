@@ -330,6 +330,17 @@ fn a_run_whose_default_folder_is_taken_writes_beside_it() {
     assert_eq!(report["ok"], true);
 }
 
+/// `compare --help` names every figure the gate checks by default.
+#[test]
+fn compare_help_names_the_default_checks() {
+    let dir = Dir::new("compare-help");
+    let out = imbench(&dir, &["compare", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace(char::is_whitespace, "");
+    for name in imbench_loadgen::report::regression::DEFAULT_CHECKS {
+        assert!(help.contains(name), "{name} not in: {help}");
+    }
+}
+
 #[test]
 fn exit_1_when_an_slo_fails() {
     let dir = Dir::new("slo");
@@ -479,6 +490,27 @@ fn exit_2_for_a_typo_or_a_bad_flag_naming_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).contains("--clients") && text(&out).contains("at least 1 client"),
+        "{}",
+        text(&out)
+    );
+    // A negative value is the flag's, refused for what it is, not an unknown argument.
+    for (flag, value, says) in [
+        ("--warmup", "-1s", "a duration is 0 or more"),
+        ("--clients", "-3", "not a number of clients"),
+        ("--seed", "-1", "invalid digit"),
+    ] {
+        let out = imbench(&dir, &["run", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains(flag) && text(&out).contains(says),
+            "{flag} {value}: {}",
+            text(&out)
+        );
+    }
+    let out = imbench(&dir, &["compare", "a", "b", "--fail-on-regression", "-5%"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("a threshold is from 0%"),
         "{}",
         text(&out)
     );

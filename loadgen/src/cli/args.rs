@@ -20,22 +20,22 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "quic", value_parser = parse_transports)]
     pub(crate) transport: TransportList,
     /// Simulated clients.
-    #[arg(long, value_parser = at_least_one_client)]
+    #[arg(long, allow_negative_numbers = true, value_parser = at_least_one_client)]
     pub(crate) clients: Option<usize>,
     /// Measured period, e.g. 30s or 2m.
-    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
+    #[arg(long, allow_hyphen_values = true, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) duration: Option<Duration>,
     /// Warm-up before measuring.
-    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
+    #[arg(long, allow_hyphen_values = true, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) warmup: Option<Duration>,
     /// Period over which clients connect.
-    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
+    #[arg(long, allow_hyphen_values = true, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) ramp_up: Option<Duration>,
     /// Longest wait for outstanding deliveries after the last send.
-    #[arg(long, value_parser = imbench_loadgen::config::duration::parse)]
+    #[arg(long, allow_hyphen_values = true, value_parser = imbench_loadgen::config::duration::parse)]
     pub(crate) drain: Option<Duration>,
     /// Seed for schedules, sizes and partners.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) seed: Option<u64>,
     /// Direct messages per second per client.
     #[arg(long, allow_negative_numbers = true)]

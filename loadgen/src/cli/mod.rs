@@ -115,10 +115,11 @@ enum Command {
         reports: Vec<PathBuf>,
         /// Exit 1 when a figure of a later report is worse than the baseline's median by more
         /// than this (e.g. 10%) and by more than the baseline runs' own spread.
-        #[arg(long, value_parser = imbench_loadgen::report::regression::parse_threshold)]
+        #[arg(long, allow_hyphen_values = true, value_parser = imbench_loadgen::report::regression::parse_threshold)]
         fail_on_regression: Option<f64>,
         /// A figure to check, as SLOs name them (repeatable; default: direct.p50, direct.p99,
-        /// ack.p99, group.p99, fanout.p99, file.p99 and delivered_per_s, those present).
+        /// ack.p99, group.p99, fanout.p99, file.p99, delivered_per_s and file_bytes_per_s,
+        /// those present).
         #[arg(long = "check")]
         checks: Vec<String>,
     },

@@ -13,6 +13,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             text.replace('M', "m")
         ));
     }
+    if text.trim_start().starts_with('-') {
+        return Err(format!("{text:?}: a duration is 0 or more"));
+    }
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
@@ -72,5 +75,13 @@ mod tests {
         // A month spelt out means one.
         assert!(parse("1month").is_ok());
         assert!(parse("1S").is_err());
+    }
+
+    #[test]
+    fn a_negative_duration_is_refused_as_such() {
+        for negative in ["-1s", " -500ms"] {
+            let e = parse(negative).unwrap_err();
+            assert!(e.contains("a duration is 0 or more"), "{negative}: {e}");
+        }
     }
 }

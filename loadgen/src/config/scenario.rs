@@ -1422,6 +1422,36 @@ fn slo_list<S: serde::Serializer>(slo: &[String], s: S) -> Result<S::Ok, S::Erro
 mod tests {
     use super::*;
 
+    /// The reference scenario of docs/workloads.md, every section in it, is a scenario once
+    /// [churn] (direct chat only) is left out, as the page says; with it, it is refused for
+    /// that reason and no other.
+    #[test]
+    fn the_documented_scenario_runs_once_churn_is_left_out() {
+        let page = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/workloads.md"),
+        )
+        .unwrap();
+        let after = &page[page.find("## Scenario files").unwrap()..];
+        let start = after.find("```toml\n").unwrap() + "```toml\n".len();
+        let block = &after[start..start + after[start..].find("```").unwrap()];
+        let e = Scenario::from_toml(block, "docs").unwrap_err().to_string();
+        assert!(e.contains("[churn] works with direct chat only"), "{e}");
+        // Every line of the [churn] table out, up to the next table.
+        let mut in_churn = false;
+        let without: String = block
+            .lines()
+            .filter(|line| {
+                if line.starts_with('[') {
+                    in_churn = line.starts_with("[churn]");
+                }
+                !in_churn
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let s = Scenario::from_toml(&without, "docs").unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.groups.count > 0 && s.files.rate > 0.0 && s.network.is_some());
+    }
+
     #[test]
     fn shipped_scenarios_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
