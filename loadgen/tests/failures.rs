@@ -234,6 +234,64 @@ async fn messages_to_clients_that_never_connected_are_lost_and_the_report_says_w
     }
 }
 
+/// A TCP front for `upstream` that passes the first connection through (the run's probe) and
+/// takes every later one without a word: logins that hang, as on a server that stopped
+/// answering. Runs until the test's runtime ends.
+async fn silent_after_the_probe(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        let mut first = true;
+        while let Ok((mut client, _)) = front.accept().await {
+            if std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            } else {
+                held.push(client);
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_fails_after_an_interrupt_is_left_out_not_counted_as_could_not_connect() {
+    let server_config = ServerConfig::loopback_on(&[Transport::Tcp]).unwrap();
+    let server = imbench_server::start(server_config.clone()).await.unwrap();
+    let front = silent_after_the_probe(server.addr(Transport::Tcp).unwrap()).await;
+    // Logins start every 0.2 s and hang; each gives up after 2 s, after the interrupt at
+    // 1.5 s, while the run waits for them (up to 3 s).
+    let mut scenario = util::small_scenario_with(20, 1.0, PLANNED, "connect_timeout = \"2s\"\n");
+    scenario.ramp_up = Duration::from_secs(4);
+    let mut c = config(scenario, remote(&server_config, front));
+    c.transport = Transport::Tcp;
+    let r = imbench_loadgen::run(interrupted_after(c, Duration::from_millis(1500)))
+        .await
+        .unwrap()
+        .report;
+    let run = &r.runs[0];
+    assert_eq!(run.counters.connect_failures, 0, "{:?}", run.problems);
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.starts_with("20 clients never logged in: the run was stopped first")),
+        "{:?}",
+        run.notes
+    );
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .all(|w| !w.contains("could not connect")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_still_under_way_when_the_drain_ends_is_a_client_that_could_not_connect() {
     // 2,000 QUIC handshakes one at a time cannot end within the run's 0.6 s: the clients

@@ -132,7 +132,16 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             result = login => Some((result, started)),
         }
     };
-    let conn = match attempt.await {
+    let attempt = attempt.await;
+    // A login that failed after the run was stopped early (Ctrl-C during the ramp-up, say, with
+    // a server that no longer answers) failed in the wait for what was in flight, which the
+    // run did not wait out for it: left out as one given up is.
+    let stopped_early = ctx.stop_reason().is_some() && ctx.schedule_end() < ctx.schedule_end_us;
+    if stopped_early && matches!(attempt, Some((Ok(Err(_)) | Err(_), _))) {
+        counters.done_sending.store(true, Relaxed);
+        return;
+    }
+    let conn = match attempt {
         Some((Ok(Ok(conn)), started)) => {
             logged_in(&ctx, index, &conn, Metric::Connect, started);
             conn
@@ -154,8 +163,15 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
             return;
         }
         None => {
+            // The schedule ran its course: the logins outlasted it, whether the drain ran out
+            // or was cut short (Ctrl-C in the drain).
+            let ended = if ctx.stop_reason().is_some() {
+                "the run was stopped in its drain"
+            } else {
+                "the drain ended"
+            };
             let e = format!(
-                "still logging in, or waiting its turn to, when the drain ended at {:.1}s ({})",
+                "still logging in, or waiting its turn to, when {ended} at {:.1}s ({})",
                 ctx.clock.now_us() as f64 / 1e6,
                 why_logins_outlasted(s)
             );
