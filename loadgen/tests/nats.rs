@@ -415,6 +415,20 @@ fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
         "{text}"
     );
     assert_eq!(runs, Some(3), "{text}");
+    // The target gone keeps its first run's figures in the spread, none in the others.
+    let spread: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("r/repeat.json")).expect("repeat.json"),
+    )
+    .expect("JSON");
+    let broker = spread["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .find(|f| f["transport"] == "broker" && f["figure"] == "direct.p50")
+        .unwrap_or_else(|| panic!("no row of the target gone: {spread}"));
+    assert!(broker["values"][0].is_f64(), "{broker}");
+    assert!(broker["values"][1].is_null() && broker["values"][2].is_null(), "{broker}");
+    assert!(text.contains("broker     direct.p50"), "{text}");
     // Its only target gone: the repeats stop, with the spread of the runs before.
     let mut alone = NatsServer::start("repeat-alone", "");
     let dir = Daemon::folder("repeat-alone");

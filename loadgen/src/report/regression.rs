@@ -277,11 +277,9 @@ pub fn compare(
                 continue;
             }
             let mut now = values_of(candidate, transport, check);
-            let of_transport = candidate
-                .iter()
-                .filter(|runs| runs.iter().any(|r| r.transport == transport))
-                .count();
-            let missing_in = (of_transport - now.len(), of_transport);
+            // Of every repeat of the candidate: one in which the transport or target did not
+            // run (gone by then) lacks its figures as much as one that ran without them.
+            let missing_in = (candidate.len().saturating_sub(now.len()), candidate.len());
             if now.is_empty() {
                 let j = judge(&base, f64::NAN, check.higher_is_worse, threshold);
                 findings.push(Finding {
@@ -523,6 +521,12 @@ mod tests {
             shown.contains("MISSING in 2 of the candidate's 3 runs"),
             "{shown}"
         );
+        // A target gone after the first repeat: those without it lack its figures too.
+        let gone = [vec![run.clone()], vec![], vec![]];
+        let gone: Vec<&[RunReport]> = gone.iter().map(Vec::as_slice).collect();
+        let f = &compare(&baseline, &gone, &checks, 0.1)[0];
+        assert!(f.missing && f.regressed, "{f:?}");
+        assert_eq!(f.missing_in, (2, 3));
         let all = [vec![run.clone()], vec![run]];
         let all: Vec<&[RunReport]> = all.iter().map(Vec::as_slice).collect();
         let f = &compare(&baseline, &all, &checks, 0.1)[0];

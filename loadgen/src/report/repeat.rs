@@ -28,7 +28,7 @@ pub struct RepeatSummary {
     pub asked: usize,
     /// Each run's verdict, in order.
     pub verdicts: Vec<Verdict>,
-    /// One entry per transport and figure that every run has.
+    /// One entry per transport and figure that every run of that transport has.
     pub figures: Vec<Spread>,
 }
 
@@ -39,21 +39,24 @@ pub struct Spread {
     pub transport: String,
     /// Figure, as SLOs name it (latencies in µs).
     pub figure: String,
-    /// Its value in each run, in order.
-    pub values: Vec<f64>,
+    /// Its value in each run, in order; none (`null`) in a run in which the transport or
+    /// target did not run (it could not take place: gone by then).
+    pub values: Vec<Option<f64>>,
     /// Smallest.
     pub min: f64,
     /// Median.
     pub median: f64,
     /// Largest.
     pub max: f64,
-    /// Largest over smallest: 1.0 when every run agreed (0 when the smallest is 0).
+    /// Largest over smallest: 1.0 when every run agreed (0 when the smallest is 0, or when
+    /// only one run has the figure).
     pub max_over_min: f64,
 }
 
 impl Spread {
-    fn of(transport: &str, figure: &str, values: Vec<f64>) -> Self {
-        let mut sorted = values.clone();
+    /// The spread of `values`, of which at least one is there.
+    fn of(transport: &str, figure: &str, values: Vec<Option<f64>>) -> Self {
+        let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
         sorted.sort_by(f64::total_cmp);
         let median = crate::report::regression::median_of_sorted(&sorted);
         let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
@@ -64,12 +67,18 @@ impl Spread {
             min,
             median,
             max,
-            max_over_min: if min > 0.0 { max / min } else { 0.0 },
+            // One value has no spread to show.
+            max_over_min: if min > 0.0 && sorted.len() > 1 {
+                max / min
+            } else {
+                0.0
+            },
         }
     }
 }
 
-/// Works out the spread of each figure that every report has, per transport.
+/// Works out the spread of each figure, per transport: of the figures that every run of the
+/// transport has, with none in a run that did not run it (a target gone by then).
 pub fn summarize(reports: &[Report]) -> RepeatSummary {
     // The figures a regression gate checks, how precisely the generator kept time, and what
     // a login cost (first connections and, under churn, reconnects).
@@ -85,21 +94,29 @@ pub fn summarize(reports: &[Report]) -> RepeatSummary {
         .filter_map(|n| Check::parse(n).ok())
         .collect();
     let mut figures = Vec::new();
-    let transports: Vec<String> = reports
-        .first()
-        .map(|r| r.runs.iter().map(|run| run.transport.clone()).collect())
-        .unwrap_or_default();
-    for t in &transports {
+    // In the order they first ran.
+    let mut transports: Vec<&str> = Vec::new();
+    for run in reports.iter().flat_map(|r| &r.runs) {
+        if !transports.contains(&run.transport.as_str()) {
+            transports.push(&run.transport);
+        }
+    }
+    for t in transports {
         let runs: Vec<_> = reports
             .iter()
-            .filter_map(|r| r.runs.iter().find(|run| &run.transport == t))
+            .map(|r| r.runs.iter().find(|run| run.transport == t))
             .collect();
-        if runs.len() != reports.len() {
-            continue;
-        }
         for check in &checks {
-            let values: Option<Vec<f64>> = runs.iter().map(|run| check.value(run)).collect();
-            if let Some(values) = values {
+            let values: Vec<Option<f64>> = runs
+                .iter()
+                .map(|run| run.and_then(|run| check.value(run)))
+                .collect();
+            // A figure that a run of the transport lacks is no figure of every run.
+            let of_each = runs
+                .iter()
+                .zip(&values)
+                .all(|(run, value)| run.is_none() || value.is_some());
+            if of_each && values.iter().any(Option::is_some) {
                 figures.push(Spread::of(t, &check.name, values));
             }
         }
@@ -156,7 +173,7 @@ impl RepeatSummary {
             };
             let mut line = format!("{:<10} {:<20}", f.transport, f.figure);
             for v in &f.values {
-                let _ = write!(line, " {:>9}", show(*v));
+                let _ = write!(line, " {:>9}", v.map_or_else(|| "-".to_string(), show));
             }
             let ratio = if f.max_over_min > 0.0 {
                 format!("{:.2}x", f.max_over_min)
@@ -185,18 +202,46 @@ mod tests {
 
     #[test]
     fn the_spread_has_every_value_in_order_with_median_and_ratio() {
-        let s = Spread::of(
-            "quic",
-            "direct.p99",
-            vec![300.0, 100.0, 200.0, 150.0, 120.0],
-        );
-        assert_eq!(s.values, vec![300.0, 100.0, 200.0, 150.0, 120.0]);
+        let values = [300.0, 100.0, 200.0, 150.0, 120.0].map(Some).to_vec();
+        let s = Spread::of("quic", "direct.p99", values.clone());
+        assert_eq!(s.values, values);
         assert_eq!((s.min, s.median, s.max), (100.0, 150.0, 300.0));
         assert!((s.max_over_min - 3.0).abs() < 1e-12);
-        let even = Spread::of("tcp", "delivered_per_s", vec![10.0, 20.0]);
+        let even = Spread::of("tcp", "delivered_per_s", vec![Some(10.0), Some(20.0)]);
         assert_eq!(even.median, 15.0);
-        let zero = Spread::of("tcp", "lost", vec![0.0, 0.0]);
+        let zero = Spread::of("tcp", "lost", vec![Some(0.0), Some(0.0)]);
         assert_eq!(zero.max_over_min, 0.0);
+        // A run without the transport is left out of the median and the ratio.
+        let gone = Spread::of("nats", "direct.p50", vec![Some(200.0), None, Some(100.0)]);
+        assert_eq!((gone.min, gone.median, gone.max), (100.0, 150.0, 200.0));
+    }
+
+    #[test]
+    fn a_target_gone_after_its_first_run_keeps_its_row_with_the_runs_it_had() {
+        let run: Report = serde_json::from_str(include_str!(
+            "../../../reports/baselines/ci/run-1/report.json"
+        ))
+        .expect("the committed baseline reads");
+        let mut two = run.clone();
+        let mut other = two.runs[0].clone();
+        other.transport = "nats".into();
+        two.runs.push(other);
+        let s = summarize(&[two, run.clone(), run]);
+        let nats: Vec<&Spread> = s.figures.iter().filter(|f| f.transport == "nats").collect();
+        assert!(!nats.is_empty(), "{:?}", s.figures);
+        for f in nats {
+            assert!(f.values[0].is_some() && f.values[1..].iter().all(Option::is_none));
+        }
+        let table = s.table();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("nats") && l.contains("direct.p50"))
+            .expect("a nats row");
+        assert_eq!(
+            row.split_whitespace().filter(|w| *w == "-").count(),
+            3,
+            "{row}"
+        );
     }
 
     #[test]
