@@ -427,7 +427,10 @@ fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
         .find(|f| f["transport"] == "broker" && f["figure"] == "direct.p50")
         .unwrap_or_else(|| panic!("no row of the target gone: {spread}"));
     assert!(broker["values"][0].is_f64(), "{broker}");
-    assert!(broker["values"][1].is_null() && broker["values"][2].is_null(), "{broker}");
+    assert!(
+        broker["values"][1].is_null() && broker["values"][2].is_null(),
+        "{broker}"
+    );
     assert!(text.contains("broker     direct.p50"), "{text}");
     // Its only target gone: the repeats stop, with the spread of the runs before.
     let mut alone = NatsServer::start("repeat-alone", "");
