@@ -30,6 +30,10 @@ struct Published {
     scenario: String,
     target: String,
     phase: &'static str,
+    /// Whether the clients are imbench's own, which alone count
+    /// [`crate::report::figures::OWN_CLIENTS_ONLY`]: another system's run leaves those out
+    /// rather than serve a 0 that would read as "none happened".
+    own_clients: bool,
     totals: ClientTotals,
     point: IntervalPoint,
 }
@@ -76,6 +80,7 @@ impl LiveBoard {
             scenario: ctx.scenario.name.clone(),
             target: target.to_string(),
             phase: phase(ctx),
+            own_clients: matches!(ctx.driver, crate::driver::Driver::Imbench(_)),
             totals,
             point: point.clone(),
         });
@@ -158,6 +163,9 @@ impl Collector for GeneratorFigures {
             gauge(&mut encoder, &name, &help, labels, value as f64)?;
         }
         for (name, doc, value) in p.totals.counts() {
+            if !p.own_clients && crate::report::figures::OWN_CLIENTS_ONLY.contains(&name) {
+                continue;
+            }
             if LEVELS.contains(&name) {
                 gauge(&mut encoder, name, &help(doc), labels, value as f64)?;
                 continue;
@@ -249,5 +257,31 @@ mod tests {
         );
         let lag = last_second(&sending);
         assert_eq!(lag[3].2, 0.0015);
+    }
+
+    #[test]
+    fn another_systems_run_serves_no_counter_only_imbenchs_clients_make() {
+        let scrape = |own_clients: bool| {
+            let board = Arc::new(LiveBoard::default());
+            *lock(&board.published) = Some(Published {
+                scenario: "s".into(),
+                target: "t".into(),
+                phase: "measure",
+                own_clients,
+                totals: ClientTotals::default(),
+                point: IntervalPoint::default(),
+            });
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &board.registry()).unwrap();
+            text
+        };
+        let own = scrape(true);
+        let other = scrape(false);
+        for name in crate::report::figures::OWN_CLIENTS_ONLY {
+            let line = format!("imbench_{name}_total{{");
+            assert!(own.contains(&line), "{name}: {own}");
+            assert!(!other.contains(&line), "{name}: {other}");
+        }
+        assert!(other.contains("imbench_sent_total{"), "{other}");
     }
 }
