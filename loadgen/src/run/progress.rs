@@ -6,7 +6,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::context::RunContext;
-use crate::config::slo::format_micros;
 use crate::measure::counters::ClientTotals;
 use crate::report::IntervalPoint;
 
@@ -69,28 +68,46 @@ impl Lines {
         )
     }
 
-    /// This second's rates and latencies:
-    /// `sent 992/s delivered 992/s direct p99 311µs lag p99 108µs`.
+    /// This second's rates and p99 latencies:
+    /// `sent 992/s delivered 992/s p99 direct 311µs lag 108µs`.
     fn rates(&self) -> String {
         let p99 = |(count, us): (u64, u64)| {
             if count > 0 {
-                format_micros(us as f64)
+                three_digits(us as f64)
             } else {
                 "-".into()
             }
         };
         let mut line = format!(
-            "sent {:.0}/s delivered {:.0}/s",
+            "sent {:.0}/s delivered {:.0}/s p99",
             self.sent_rate, self.delivered_rate
         );
         if let Some(d) = self.direct {
-            line.push_str(&format!(" direct p99 {}", p99(d)));
+            line.push_str(&format!(" direct {}", p99(d)));
         }
         if let Some(g) = self.group {
-            line.push_str(&format!(" group p99 {}", p99(g)));
+            line.push_str(&format!(" group {}", p99(g)));
         }
-        line.push_str(&format!(" lag p99 {}", p99(self.lag)));
+        line.push_str(&format!(" lag {}", p99(self.lag)));
         line
+    }
+}
+
+/// A latency in µs to three significant digits (`311µs`, `1.92ms`, `34.7ms`, `512ms`,
+/// `1.20s`): at most six characters, so that the live line keeps within 80 columns
+/// whatever the figures.
+fn three_digits(us: f64) -> String {
+    match us {
+        us if us < 999.5 => format!("{us:.0}µs"),
+        us if us < 9_995.0 => format!("{:.2}ms", us / 1e3),
+        us if us < 99_950.0 => format!("{:.1}ms", us / 1e3),
+        us if us < 999_500.0 => format!("{:.0}ms", us / 1e3),
+        us if us < 9_995_000.0 => format!("{:.2}s", us / 1e6),
+        us if us < 99_950_000.0 => format!("{:.1}s", us / 1e6),
+        us if us < 999_500_000.0 => format!("{:.0}s", us / 1e6),
+        // From 1,000 s: minutes, then hours (a run lasts a year at most).
+        us if us < 5_999_970_000_000.0 => format!("{:.0}m", us / 60e6),
+        us => format!("{:.0}h", us / 3_600e6),
     }
 }
 
@@ -265,6 +282,37 @@ mod tests {
     }
 
     #[test]
+    fn a_live_latency_has_three_digits_and_at_most_six_characters() {
+        for (us, shown) in [
+            (311.0, "311µs"),
+            (999.4, "999µs"),
+            (999.6, "1.00ms"),
+            (1_920.0, "1.92ms"),
+            (34_710.0, "34.7ms"),
+            (347_130.0, "347ms"),
+            (1_204_000.0, "1.20s"),
+            (61_000_000.0, "61.0s"),
+        ] {
+            assert_eq!(three_digits(us), shown);
+        }
+        for us in [
+            0.0,
+            9_994.9,
+            99_949.0,
+            999_499.0,
+            9_994_999.0,
+            99_949_999.0,
+            1e11,
+        ] {
+            assert!(
+                three_digits(us).chars().count() <= 6,
+                "{}",
+                three_digits(us)
+            );
+        }
+    }
+
+    #[test]
     fn each_line_fits_in_80_columns_at_a_large_run() {
         let lines = Lines {
             phase: "measure",
@@ -278,9 +326,9 @@ mod tests {
             refused: 67_890,
             sent_rate: 123_456.0,
             delivered_rate: 1_234_567.0,
-            direct: Some((5, 1_234_567)),
-            group: Some((0, 0)),
-            lag: (1_000, 12_345),
+            direct: Some((5, 347_130)),
+            group: Some((7, 99_940)),
+            lag: (1_000, 9_994),
         };
         for line in [lines.state(), format!("  {}", lines.rates())] {
             assert!(
@@ -303,6 +351,17 @@ mod tests {
             "{}",
             draining.state()
         );
-        assert!(lines.rates().contains("group p99 -"));
+        assert!(
+            lines
+                .rates()
+                .ends_with("p99 direct 347ms group 99.9ms lag 9.99ms"),
+            "{}",
+            lines.rates()
+        );
+        let quiet = Lines {
+            group: Some((0, 0)),
+            ..lines
+        };
+        assert!(quiet.rates().contains("group - lag"), "{}", quiet.rates());
     }
 }
