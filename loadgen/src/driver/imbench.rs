@@ -197,10 +197,10 @@ impl ImbenchDriver {
             ));
         }
         ConnectError::Misconfigured(format!(
-            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one, unless it is at its connection limit (--max-connections, or its ulimit -n): is it a WebSocket port (--transport {}), or another program's (an MQTT broker does this: --target mqtt://…)?",
+            "{} closed the connection on Hello without an answer, which an imbench server's {} port gives even to refuse one, unless it is at its connection limit (--max-connections, or its ulimit -n): is it a WebSocket port (--transport {ws}, or as a --target imbench+{ws}://), or another program's (an MQTT broker does this: --target mqtt://…)?",
             self.addr,
             self.transport,
-            if self.transport == Transport::Tls { "wss" } else { "ws" }
+            ws = if self.transport == Transport::Tls { "wss" } else { "ws" }
         ))
     }
 
@@ -221,7 +221,7 @@ fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str>
         || error.contains("handshake eof");
     match transport {
         Transport::Tls | Transport::Wss if not_tls => {
-            Some("did not answer TLS; a plain port takes --transport tcp or ws")
+            Some("did not answer TLS; a plain port takes --transport tcp or ws (as a --target: imbench+tcp:// or imbench+ws://)")
         }
         Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
             Some("did not accept a WebSocket upgrade")
@@ -239,7 +239,7 @@ fn answered_text(e: &imbench_proto::DecodeError) -> String {
     let bytes = len.to_be_bytes();
     // A TLS record (an alert, or a handshake) begins with its type and version 3.x.
     if matches!(bytes, [0x15 | 0x16, 0x03, ..]) {
-        return ": it answered in TLS, so a TLS port takes --transport tls or wss".into();
+        return ": it answered in TLS, so a TLS port takes --transport tls or wss (as a --target: imbench+tls:// or imbench+wss://)".into();
     }
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!(": it began {:?}", String::from_utf8_lossy(&bytes))
