@@ -202,6 +202,27 @@ fn a_handover_darkens_the_address_and_quic_carries_its_connection_over() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A TCP client whose handover outage spans the schedule's end still sends what was typed
+/// meanwhile when it is back: the time away is the plan's, not the generator falling behind,
+/// and the run is valid (it was "never sent" and invalid in every run of mobile.toml).
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn a_handover_across_the_schedules_end_leaves_nothing_unsent() {
+    let dir = temp_dir("handover-end");
+    // Outages of 300 ms, 20 a second over the clients: some span the end by more than the
+    // 100 ms of lateness the run accepts, with messages due in them.
+    let scenario = format!(
+        "{TINY_TOML}[churn]\nfraction = 1.0\nrate = 20.0\noffline = \"300ms\"\nhandover = 1.0\n\
+         [network.up]\ndelay = \"2ms\"\n[network.down]\ndelay = \"2ms\"\n"
+    )
+    .replace("max_schedule_lag = \"1s\"", "max_schedule_lag = \"100ms\"");
+    let (report, text) = run_over(&dir, &scenario, "tcp");
+    let c = &report["runs"][0]["counters"];
+    assert!(c["handovers"].as_u64().unwrap() > 0, "{c}");
+    assert!(!text.contains("never sent"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 #[ignore = "needs root; .ci/run runs it"]
 fn loss_on_the_path_loses_no_acknowledged_message() {

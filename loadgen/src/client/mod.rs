@@ -691,6 +691,12 @@ impl WriteTimes {
         while self.spans.front().is_some_and(|&(_, end)| end <= from) {
             self.spans.pop_front();
         }
+        self.held(from, to)
+    }
+
+    /// Time spent in writes between `from` and `to`, forgetting nothing (see
+    /// [`WriteTimes::within`]).
+    fn held(&self, from: u64, to: u64) -> u64 {
         self.spans
             .iter()
             .map(|&(start, end)| end.min(to).saturating_sub(start.max(from)))
@@ -801,8 +807,15 @@ async fn send_scheduled(
         }
         // Sends stop with the schedule: what a client still this far behind has not sent
         // stays unsent (and counted so), or the drain would wait on a backlog of sends.
+        // Behind is the generator's own lateness, as schedule lag has it: the time since the
+        // schedule's end that the client spent away (a handover's outage, after which what
+        // was typed meanwhile is still owed) or in writes the server held is not.
         let schedule_end = ctx.schedule_end();
-        if ctx.clock.now_us() > schedule_end.saturating_add(late_at_end) {
+        let now = ctx.clock.now_us();
+        let behind = now
+            .saturating_sub(schedule_end)
+            .saturating_sub(writes.held(schedule_end, now));
+        if behind > late_at_end {
             // A run stopped early left its sends out on purpose; only a run that ran its
             // whole schedule owes them.
             if schedule_end >= ctx.schedule_end_us {
