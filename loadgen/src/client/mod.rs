@@ -52,6 +52,21 @@ const STOPPED_GOODBYE: Duration = Duration::from_millis(200);
 /// Why logins were still under way when the drain ended, and what to do about it. On a path
 /// that loses packets a handshake whose packets were lost waits out its retransmits, a second
 /// and then twice as long each time: that, not the ramp-up, is then the likelier cause.
+/// What a login that timed out owes to an emulated path, if the run is on one: its packets
+/// lost (to the path's loss or a full queue) cost retransmits of 1 s, 2 s, 4 s.
+fn on_a_path(s: &crate::config::scenario::Scenario) -> &'static str {
+    let on_path = s
+        .network
+        .as_ref()
+        .and_then(|n| n.path().ok().flatten())
+        .is_some();
+    if on_path {
+        "; on this emulated path a handshake whose packets were lost (to its loss, or a full queue: the notes count them) waits out retransmits of 1 s, 2 s, 4 s"
+    } else {
+        ""
+    }
+}
+
 fn why_logins_outlasted(s: &crate::config::scenario::Scenario) -> String {
     let lossy = s
         .network
@@ -149,8 +164,9 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         Some((Ok(Err(e)), _)) => return connect_failed(&ctx, index, e.to_string()),
         Some((Err(_), _)) => {
             let e = format!(
-                "not logged in within {:?} (connect_timeout)",
-                s.generator.connect_timeout
+                "not logged in within {:?} (connect_timeout){}",
+                s.generator.connect_timeout,
+                on_a_path(s)
             );
             return connect_failed(&ctx, index, e);
         }
