@@ -49,30 +49,26 @@ const LEAVE_WAIT: Duration = Duration::from_secs(5);
 /// How long a client of a stopped run waits for its goodbye to be written and answered.
 const STOPPED_GOODBYE: Duration = Duration::from_millis(200);
 
-/// Why logins were still under way when the drain ended, and what to do about it. On a path
-/// that loses packets a handshake whose packets were lost waits out its retransmits, a second
-/// and then twice as long each time: that, not the ramp-up, is then the likelier cause.
+/// The emulated path the scenario's clients are on, if any.
+fn emulated_path(s: &crate::config::scenario::Scenario) -> Option<imbench_netpath::PathSpec> {
+    s.network.as_ref().and_then(|n| n.path().ok().flatten())
+}
+
 /// What a login that timed out owes to an emulated path, if the run is on one: its packets
 /// lost (to the path's loss or a full queue) cost retransmits of 1 s, 2 s, 4 s.
 fn on_a_path(s: &crate::config::scenario::Scenario) -> &'static str {
-    let on_path = s
-        .network
-        .as_ref()
-        .and_then(|n| n.path().ok().flatten())
-        .is_some();
-    if on_path {
+    if emulated_path(s).is_some() {
         "; on this emulated path a handshake whose packets were lost (to its loss, or a full queue: the notes count them) waits out retransmits of 1 s, 2 s, 4 s"
     } else {
         ""
     }
 }
 
+/// Why logins were still under way when the drain ended, and what to do about it. On a path
+/// that loses packets a handshake whose packets were lost waits out its retransmits, a second
+/// and then twice as long each time: that, not the ramp-up, is then the likelier cause.
 fn why_logins_outlasted(s: &crate::config::scenario::Scenario) -> String {
-    let lossy = s
-        .network
-        .as_ref()
-        .and_then(|n| n.path().ok().flatten())
-        .is_some_and(|p| p.up.loss > 0.0 || p.down.loss > 0.0);
+    let lossy = emulated_path(s).is_some_and(|p| p.up.loss > 0.0 || p.down.loss > 0.0);
     if lossy {
         "on this path, which loses packets, a handshake whose packets were lost waits out retransmits of 1 s, 2 s, 4 s and more: give a longer --drain, or a path that loses less".to_string()
     } else {
