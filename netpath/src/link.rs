@@ -123,6 +123,10 @@ pub enum SpecError {
     DelayTooLong(Duration),
     #[error("a jitter of {0:?} is not a network path's: at most 10 s")]
     JitterTooLong(Duration),
+    #[error("loss_burst {0} without loss loses nothing: give loss too, or leave loss_burst out")]
+    BurstWithoutLoss(f64),
+    #[error("queue_bytes holds packets waiting for a bandwidth, and there is none: give rate_bps too, or leave queue_bytes out")]
+    QueueWithoutRate,
 }
 
 impl LinkSpec {
@@ -146,6 +150,14 @@ impl LinkSpec {
         }
         if self.jitter > Duration::from_secs(10) {
             return Err(SpecError::JitterTooLong(self.jitter));
+        }
+        // Settings that would do nothing are refused rather than run without their effect:
+        // whoever wrote them expected one.
+        if self.loss == 0.0 && self.loss_burst > 1.0 {
+            return Err(SpecError::BurstWithoutLoss(self.loss_burst));
+        }
+        if self.rate_bps.is_none() && self.queue_bytes != default_queue() {
+            return Err(SpecError::QueueWithoutRate);
         }
         Ok(())
     }
@@ -421,6 +433,28 @@ mod tests {
         assert_eq!(bad(|s| s.rate_bps = Some(0)), Err(SpecError::Rate));
         assert_eq!(bad(|s| s.queue_bytes = 100), Err(SpecError::Queue(100)));
         assert!(bad(|s| s.delay = Duration::from_secs(61)).is_err());
+        assert_eq!(
+            bad(|s| s.loss_burst = 3.0),
+            Err(SpecError::BurstWithoutLoss(3.0))
+        );
+        assert_eq!(
+            bad(|s| {
+                s.loss = 0.01;
+                s.loss_burst = 3.0;
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            bad(|s| s.queue_bytes = 3000),
+            Err(SpecError::QueueWithoutRate)
+        );
+        assert_eq!(
+            bad(|s| {
+                s.queue_bytes = 3000;
+                s.rate_bps = Some(1_000_000);
+            }),
+            Ok(())
+        );
         assert_eq!(bad(|_| {}), Ok(()));
         assert!(LinkSpec::default().is_transparent());
     }

@@ -1046,7 +1046,22 @@ impl Scenario {
         check_rate("direct.rate", self.direct.rate)?;
         check_size("direct.size", self.direct.size)?;
         if let Some(n) = &self.network {
-            n.path().map_err(ScenarioError::Invalid)?;
+            if let Some(path) = n.path().map_err(ScenarioError::Invalid)? {
+                // A login takes two round trips at least (the transport's handshake, then the
+                // login itself): a path on which they outlast the connect timeout fails every
+                // client, which is better said now than after the ramp-up.
+                let round_trip = path.up.delay + path.down.delay;
+                let timeout = self.generator.connect_timeout;
+                if round_trip * 2 >= timeout {
+                    return bad(format!(
+                        "network: a round trip takes {} on this path (up {} + down {}), and a login takes two, which is not within generator.connect_timeout ({}): no client could log in; give a shorter delay or a longer connect_timeout",
+                        humantime::format_duration(round_trip),
+                        humantime::format_duration(path.up.delay),
+                        humantime::format_duration(path.down.delay),
+                        humantime::format_duration(timeout),
+                    ));
+                }
+            }
         }
         self.validate_groups()?;
         self.validate_files()?;
@@ -1778,6 +1793,30 @@ mod tests {
         let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
         assert!(
             err.contains("generator.connect_timeout must be at most"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_path_no_login_could_cross_within_the_connect_timeout_is_refused() {
+        let with = |network: &str, generator: &str| {
+            let text = format!("{DEFAULT_SCENARIO}\n[generator]\n{generator}\n{network}\n");
+            Scenario::from_toml(&text, "t").map_err(|e| e.to_string())
+        };
+        let err = with("[network.up]\ndelay = \"60s\"", "").unwrap_err();
+        assert!(
+            err.contains("a round trip takes 1m on this path")
+                && err.contains("connect_timeout (10s)"),
+            "{err}"
+        );
+        // Two round trips of 4 s are 8 s, inside 10 s; not inside 5 s.
+        let four_each_way = "[network.up]\ndelay = \"2s\"\n[network.down]\ndelay = \"2s\"";
+        assert!(with(four_each_way, "").is_ok());
+        assert!(with(four_each_way, "connect_timeout = \"5s\"").is_err());
+        assert!(with("[network]\nprofile = \"3g\"", "").is_ok());
+        let err = with("[network.up]\nloss_burst = 3.0", "").unwrap_err();
+        assert!(
+            err.contains("network.up: loss_burst 3 without loss"),
             "{err}"
         );
     }
