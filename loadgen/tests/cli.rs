@@ -459,6 +459,24 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
         Some(0)
     );
     assert_eq!(machine_limited_with(&[figures], &dir, "late", &[]), Some(1));
+    // An option after the folder is an option still, not a metric's name.
+    assert_eq!(
+        machine_limited(&dir, "late", &["schedule_lag", saturated]),
+        Some(0)
+    );
+    // Sends the generator was too far behind to make before the schedule ended are a late
+    // schedule too.
+    let mut behind = merged.clone();
+    behind["invalid_reasons"] = serde_json::json!([
+        "this: 1,204 messages due before the schedule's end never sent: the generator was still more than 10.00ms behind its schedule when the schedule ended, where sends stop"
+    ]);
+    std::fs::create_dir_all(dir.0.join("behind")).unwrap();
+    std::fs::write(dir.0.join("behind/report.json"), behind.to_string()).unwrap();
+    assert_eq!(machine_limited(&dir, "behind", &["schedule_lag"]), Some(1));
+    assert_eq!(
+        machine_limited_with(&[saturated], &dir, "behind", &["schedule_lag"]),
+        Some(0)
+    );
     merged["runs"][0]["slo"]
         .as_array_mut()
         .unwrap()
