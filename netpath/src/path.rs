@@ -110,8 +110,11 @@ impl DirectionStats {
     /// for an address out of reach.
     pub fn summary(&self) -> String {
         let mut text = format!(
-            "{} packets, {} lost, {} dropped at a full queue",
-            self.packets, self.lost, self.queue_full
+            "{} packet{}, {} lost, {} dropped at a full queue",
+            self.packets,
+            if self.packets == 1 { "" } else { "s" },
+            self.lost,
+            self.queue_full
         );
         if self.unreachable > 0 {
             text += &format!(", {} to or from an address out of reach", self.unreachable);
@@ -369,5 +372,29 @@ fn write_side(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directions_summary_counts_in_words() {
+        let one = DirectionStats {
+            packets: 1,
+            ..DirectionStats::default()
+        };
+        assert_eq!(one.summary(), "1 packet, 0 lost, 0 dropped at a full queue");
+        let many = DirectionStats {
+            packets: 8057,
+            lost: 2,
+            unreachable: 1,
+            ..DirectionStats::default()
+        };
+        assert_eq!(
+            many.summary(),
+            "8057 packets, 2 lost, 0 dropped at a full queue, 1 to or from an address out of reach"
+        );
     }
 }

@@ -136,6 +136,10 @@ impl Check {
         match &self.target {
             Target::Latency { stat, .. } if stat == "count" => format!("{v:.0}"),
             Target::Latency { .. } => format_micros(v),
+            // Bytes a second read as the report's table gives them.
+            Target::Number(n) if n == "file_bytes_per_s" => {
+                format!("{:.2} MiB/s", v / (1024.0 * 1024.0))
+            }
             Target::Number(_) => format!("{v:.0}"),
         }
     }
@@ -472,6 +476,10 @@ mod tests {
             assert_eq!(Check::parse(name).unwrap().value(&run), None, "{name}");
         }
         assert!(Check::parse("lost").unwrap().value(&run).is_some());
+        // File bytes a second read in MiB/s, as the report's table gives them.
+        let bytes = Check::parse("file_bytes_per_s").unwrap();
+        assert_eq!(bytes.show(3.0 * 1024.0 * 1024.0), "3.00 MiB/s");
+        assert_eq!(Check::parse("delivered_per_s").unwrap().show(992.4), "992");
     }
 
     #[test]
