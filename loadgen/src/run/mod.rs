@@ -520,7 +520,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // QUIC (the only transport on UDP sockets; another system's target runs over TCP).
     let mut drops: Option<DropTally> = None;
     let mut group_quiet = GroupQuiet::default();
-    let mut watchdog = Watchdog::new(s.generator.answer_timeout);
+    let mut watchdog =
+        Watchdog::new(s.generator.answer_timeout).on_held_path(config.namespace.clone());
     let mut interrupt = config.interrupt.clone();
     loop {
         let now_us = ctx.clock.now_us();
@@ -1583,6 +1584,9 @@ struct Watchdog {
     /// Answers counted when the schedule ended: the drain's silence is measured against it,
     /// not against when the last check (once a second) saw the count move.
     answered_at_schedule_end: Option<u64>,
+    /// The client side of the held path the clients are on (`--namespace`), if any: a path
+    /// whose holder ended carries nothing, which looks like a server that stopped.
+    held_path: Option<String>,
 }
 
 impl Watchdog {
@@ -1592,7 +1596,30 @@ impl Watchdog {
             answered: 0,
             since: Instant::now(),
             answered_at_schedule_end: None,
+            held_path: None,
         }
+    }
+
+    /// The same, for clients on the held path whose client side is `namespace`.
+    fn on_held_path(self, namespace: Option<String>) -> Self {
+        Self {
+            held_path: namespace,
+            ..self
+        }
+    }
+
+    /// Why nothing was answered, as far as this process can tell.
+    fn why_silent(&self) -> String {
+        if let Some(ns) = &self.held_path {
+            let holder_gone = !imbench_netpath::netns::exists(ns)
+                || imbench_netpath::netns::orphaned(ns).is_some();
+            if holder_gone {
+                return format!(
+                    "the path the clients are on is gone (the `imbench path` that held {ns} has ended), and nothing carries their packets any more"
+                );
+            }
+        }
+        "it stopped or hung".into()
     }
 
     /// Notes the answers so far, once, when the schedule ends and the drain begins.
@@ -1665,9 +1692,10 @@ impl Watchdog {
         self.answered = answered;
         (self.since.elapsed() >= self.limit).then(|| {
             format!(
-                "the server answered nothing for {:?} while {} waited: it stopped or hung",
+                "the server answered nothing for {:?} while {} waited: {}",
                 self.limit,
-                messages(sent - answered)
+                messages(sent - answered),
+                self.why_silent()
             )
         })
     }
@@ -1694,8 +1722,9 @@ impl Watchdog {
                 String::new()
             };
             format!(
-                "the server answered nothing through the whole drain ({drain:.1?}){since} while {} waited: it stopped or hung",
-                messages(sent - answered)
+                "the server answered nothing through the whole drain ({drain:.1?}){since} while {} waited: {}",
+                messages(sent - answered),
+                self.why_silent()
             )
         })
     }
@@ -2110,6 +2139,29 @@ mod tests {
         ctx.counters[0].rejected.store(2, Relaxed);
         tokio::time::advance(limit * 2).await;
         assert_eq!(watchdog.check(&ctx), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silence_on_a_held_path_whose_holder_ended_names_the_path() {
+        let (ctx, _timer) = context(0);
+        let limit = Duration::from_secs(5);
+        ctx.counters[0].connected.store(true, Relaxed);
+        ctx.counters[0].sent.store(3, Relaxed);
+        // A held path's name with the PID of no process: its holder has ended.
+        let mut gone = Watchdog::new(limit).on_held_path(Some("imbench-0-1-client".into()));
+        let mut plain = Watchdog::new(limit);
+        assert_eq!(gone.check(&ctx), None);
+        assert_eq!(plain.check(&ctx), None);
+        tokio::time::advance(limit * 2).await;
+        let why = gone.check(&ctx).expect("silent past the limit");
+        assert!(
+            why.contains("the path the clients are on is gone")
+                && why.contains("imbench-0-1-client")
+                && !why.contains("stopped or hung"),
+            "{why}"
+        );
+        let why = plain.check(&ctx).expect("silent past the limit");
+        assert!(why.ends_with("it stopped or hung"), "{why}");
     }
 
     #[tokio::test(start_paused = true)]
