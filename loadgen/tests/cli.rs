@@ -286,6 +286,56 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
 /// name taken (another run started in the same second) takes the next, and leaves the other's
 /// report as it was.
 #[test]
+fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
+    let dir = Dir::new("held-out");
+    let scenario = dir.file("s.toml", TINY);
+    let out = dir.0.join("same");
+    let first = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(&dir.0)
+        .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The folder is made, then taken at once; the run lasts seconds more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !out.is_dir() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let second = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--seed",
+            "9",
+            "--out",
+            "same",
+        ],
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(
+        text(&second).contains("another run is writing its report there now"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["scenario"]["seed"], 5,
+        "the first run's report is whole"
+    );
+    // Once the first has ended, the folder is free again.
+    let third = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "same"]);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+}
+
+#[test]
 fn a_run_whose_default_folder_is_taken_writes_beside_it() {
     let dir = Dir::new("taken");
     let scenario = dir.file("s.toml", TINY);

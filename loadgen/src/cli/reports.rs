@@ -319,11 +319,17 @@ pub(crate) fn merge(paths: &[PathBuf], out: &std::path::Path) -> u8 {
     // Refused before anything is read or printed, as `run --out` does: a file, a folder of
     // repeated runs or of a search, a folder that cannot be written in.
     let existed = out.exists();
-    if let Err(why) = super::run::check_out_dir(out, false) {
-        imbench_loadgen::errln!("imbench: {why}");
-        return exit_code::USAGE;
-    }
+    // Held while the merge writes, as a run holds its folder.
+    let held =
+        match super::run::check_out_dir(out, false).and_then(|()| super::run::hold_out_dir(out)) {
+            Ok(folder) => folder,
+            Err(why) => {
+                imbench_loadgen::errln!("imbench: {why}");
+                return exit_code::USAGE;
+            }
+        };
     let code = merge_into(paths, out);
+    drop(held);
     if !existed {
         // Only succeeds on an empty folder: one the merge did not write in.
         let _ = std::fs::remove_dir(out);

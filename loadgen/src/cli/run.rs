@@ -134,12 +134,17 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // and the network path are always cleaned up.
     let early = super::EarlyInterrupt::catch();
     let several = args.repeat > 1 || args.find_max;
-    if let Some(root) = &config.out_dir {
-        if let Err(why) = check_out_dir(root, several) {
-            imbench_loadgen::errln!("imbench: {why}");
-            return exit_code::USAGE;
-        }
-    }
+    // Held until the command ends: another run given the same folder meanwhile is refused.
+    let _held = match &config.out_dir {
+        Some(root) => match check_out_dir(root, several).and_then(|()| hold_out_dir(root)) {
+            Ok(folder) => Some(folder),
+            Err(why) => {
+                imbench_loadgen::errln!("imbench: {why}");
+                return exit_code::USAGE;
+            }
+        },
+        None => None,
+    };
     // The emulated network path comes up before the runtime: the generator's threads join its
     // client side as they start.
     let seed = config.scenario.seed;
@@ -750,6 +755,27 @@ fn interrupt_on_ctrl_c(
         }
     });
     rx
+}
+
+/// Takes a report folder for this run, until the returned handle is dropped (or the process
+/// ends, however it ends): two runs given the same `--out` at once (two CI jobs in one
+/// workspace) would each clear and write the folder, and one's report would be lost while both
+/// said where it was. The lock is the kernel's (`flock` on the folder), so a run that was killed
+/// holds nothing.
+pub(crate) fn hold_out_dir(root: &std::path::Path) -> Result<std::fs::File, String> {
+    let folder = std::fs::File::open(root)
+        .map_err(|e| format!("opening the report folder {}: {e}", root.display()))?;
+    match folder.try_lock() {
+        Ok(()) => Ok(folder),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "--out {}: another run is writing its report there now; give each run a folder of its own",
+            root.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!(
+            "taking the report folder {} for this run: {e}",
+            root.display()
+        )),
+    }
 }
 
 /// The file written and removed to see that a report folder takes files.
