@@ -1233,6 +1233,19 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let md = std::fs::read_to_string(dir.0.join("base/summary.md")).unwrap();
     assert!(md.contains("| direct |"), "{md}");
+    // Views that cannot be written (a read-only artifact; here a folder where the page goes,
+    // which root cannot write over either) leave the verdict to be read back.
+    std::fs::rename(dir.0.join("base/report.html"), dir.0.join("page")).unwrap();
+    std::fs::create_dir(dir.0.join("base/report.html")).unwrap();
+    let out = imbench(&dir, &["report", "base"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("verdict: OK") && text(&out).contains("not written"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir(dir.0.join("base/report.html")).unwrap();
+    std::fs::rename(dir.0.join("page"), dir.0.join("base/report.html")).unwrap();
     // Another report kept in that folder under another name has views of its own: the
     // folder's are left as they were.
     let mut other: serde_json::Value =
