@@ -1539,6 +1539,37 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
 /// its direct p99 made ten times worse fails, naming the figure. (Ten times, so that the two
 /// repeats' own spread on a busy machine cannot hide it.)
 #[test]
+fn a_gate_that_passes_a_candidate_which_failed_its_own_slos_says_so() {
+    let dir = Dir::new("gate-slo");
+    let passing = dir.file("s.toml", TINY);
+    let strict = dir.file(
+        "strict.toml",
+        &format!("{TINY}[slo]\ndirect.p99 = \"< 1us\"\n"),
+    );
+    let run = imbench(&dir, &["run", passing.to_str().unwrap(), "--out", "base"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let run = imbench(&dir, &["run", strict.to_str().unwrap(), "--out", "cand"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let args = [
+        "compare",
+        "base",
+        "cand",
+        "--fail-on-regression",
+        "1000%",
+        "--check",
+        "delivered_per_s",
+    ];
+    let out = imbench(&dir, &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("cand/report.json failed its own SLOs (direct.p99 < 1us: ")
+            && t.contains("verdict: OK: no figure regressed"),
+        "{t}"
+    );
+}
+
+#[test]
 fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     let dir = Dir::new("regression");
     let scenario = dir.file("s.toml", TINY);
@@ -1676,6 +1707,25 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(
         t.contains("INVALID, not gated") && t.contains("interrupted at 0.5s"),
+        "{t}"
+    );
+    // Beside a valid candidate that regressed, an invalid one does not hide the regression
+    // (running it again would not undo the other's), and is named.
+    let args = [
+        "compare",
+        "baseline",
+        "worse",
+        "broken",
+        "--fail-on-regression",
+        "100%",
+        "--check",
+        "direct.p99",
+    ];
+    let out = imbench(&dir, &args);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("verdict: REGRESSION (and not gated, invalid: broken"),
         "{t}"
     );
 
@@ -1955,6 +2005,17 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("is the baseline r again"),
+        "{}",
+        text(&out)
+    );
+    // Two paths that name nothing are two missing reports, not one report twice.
+    let out = imbench(
+        &dir,
+        &["compare", "nope1", "nope2", "--fail-on-regression", "10%"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("nope1") && !text(&out).contains("again"),
         "{}",
         text(&out)
     );

@@ -620,8 +620,12 @@ pub(crate) fn compare(
             };
             std::fs::canonicalize(&file).unwrap_or(file)
         };
+        // Two paths that name nothing are not one report: each is said to be missing below.
         canonical(a) == canonical(b)
-            || std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(x), Ok(y)) if x == y
+            )
     };
     if let Some(again) = paths[1..].iter().find(|p| same_file(&paths[0], p)) {
         if fail_on_regression.is_some() {
@@ -790,6 +794,27 @@ pub(crate) fn compare(
                 not_gated.push(format!("{} ({why})", file.display()));
             }
         }
+        // The gate judges a change against the baseline, not the SLOs; a candidate that
+        // failed its own is said, so that a passing gate is not read as a passing run.
+        for (file, report) in &loaded[baseline.len()..] {
+            if report.verdict == imbench_loadgen::report::Verdict::SloFailed {
+                let failed: Vec<String> = report
+                    .runs
+                    .iter()
+                    .flat_map(|run| run.slo.iter().filter(|slo| !slo.ok))
+                    .map(|slo| format!("{}: {}", slo.expr, slo.value))
+                    .collect();
+                imbench_loadgen::errln!(
+                    "imbench: note: {} failed its own SLOs ({}); the gate judges it against the baseline, not against them",
+                    file.display(),
+                    if failed.is_empty() {
+                        "its verdict says so".to_string()
+                    } else {
+                        failed.join(", ")
+                    }
+                );
+            }
+        }
     }
     if let Some(threshold) = fail_on_regression {
         let repeats: Vec<&[imbench_loadgen::report::RunReport]> =
@@ -859,9 +884,17 @@ pub(crate) fn compare(
                     if unjudged.len() == 1 { "it" } else { "them" }
                 );
             }
-            regressed |= findings.iter().any(|f| f.regressed);
+            // An invalid candidate's "regression" is not the system's; a valid candidate's is,
+            // whatever became of the others.
+            let invalid = loaded[columns.clone()]
+                .iter()
+                .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid);
+            regressed |= !invalid && findings.iter().any(|f| f.regressed);
         }
     }
+    let baseline_invalid = baseline
+        .iter()
+        .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid);
     let mut all: Option<imbench_loadgen::Report> = None;
     let names = column_names(loaded.iter().map(|(file, _)| file.as_path()));
     for ((_, mut report), name) in loaded.into_iter().zip(names) {
@@ -933,15 +966,24 @@ pub(crate) fn compare(
             "verdict: NOT GATED: the reports ran different loads (see the note above); the gate compares one load before and after a change"
         );
         exit_code::INVALID
+    } else if regressed && !baseline_invalid {
+        // A valid candidate regressed against a valid baseline: running the invalid ones again
+        // would not change that, so it is the verdict, and they are named beside it.
+        if not_gated.is_empty() {
+            outln!("verdict: REGRESSION");
+        } else {
+            outln!(
+                "verdict: REGRESSION (and not gated, invalid: {})",
+                not_gated.join("; ")
+            );
+        }
+        exit_code::SLO_FAILED
     } else if !not_gated.is_empty() {
         outln!(
             "verdict: INVALID, not gated: an invalid run's figures are not the system's: {}",
             not_gated.join("; ")
         );
         exit_code::INVALID
-    } else if regressed {
-        outln!("verdict: REGRESSION");
-        exit_code::SLO_FAILED
     } else {
         if fail_on_regression.is_some() {
             // A gate that passed says so, as one that failed does.
