@@ -1312,6 +1312,7 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     churned["scenario"]["churn"]["rate"] = serde_json::json!(1.0);
     let mut bad = churned.clone();
     bad["verdict"] = serde_json::json!("invalid");
+    bad["ok"] = serde_json::json!(false);
     bad["invalid_reasons"] = serde_json::json!(["the machine was the limit"]);
     bad["scenario"]["generator"]["resumption"] = serde_json::json!("0rtt");
     for (name, report) in [("churned", &churned), ("bad", &bad)] {
@@ -1690,6 +1691,7 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
     // An invalid candidate is not gated, worse or not: its figures are not the system's.
     let mut invalid = json.clone();
     invalid["verdict"] = serde_json::json!("invalid");
+    invalid["ok"] = serde_json::json!(false);
     invalid["invalid_reasons"] = serde_json::json!(["interrupted at 0.5s"]);
     std::fs::create_dir_all(dir.0.join("broken")).unwrap();
     std::fs::write(dir.0.join("broken/report.json"), invalid.to_string()).unwrap();

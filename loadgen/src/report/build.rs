@@ -519,7 +519,7 @@ pub fn evaluate(expr: &str, run: &RunReport) -> SloResult {
 /// [`evaluate`], with the messages that never arrived taken into a latency's percentile only
 /// when `losses_known`: a shard's clients receive from every shard, so what of its own sends
 /// arrived is known only once the shards are merged.
-fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> SloResult {
+pub(crate) fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> SloResult {
     let never_arrived =
         |target: &Target, run: &RunReport| never_arrived(target, run).filter(|_| losses_known);
     let slo = match Slo::parse(expr) {

@@ -255,7 +255,19 @@ impl Capacity {
 
     /// Reads `capacity.json`'s text.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+        let capacity: Self = serde_json::from_str(text)?;
+        // The answer is the steps' own: one that names another step (an index edited by
+        // hand) would be printed beside steps that contradict it.
+        let held = highest_held(&capacity.steps, capacity.last_step_cut());
+        if capacity.highest_held != held {
+            let show = |i: Option<usize>| i.map_or("none".to_string(), |i| format!("step {i}"));
+            return Err(<serde_json::Error as serde::de::Error>::custom(format!(
+                "highest_held is {} where its steps give {}: the file was changed",
+                show(capacity.highest_held),
+                show(held)
+            )));
+        }
+        Ok(capacity)
     }
 
     /// Writes capacity.json, capacity.md and capacity.html into `dir`.
@@ -785,6 +797,22 @@ mod tests {
             .contains("the search stopped there: step 3 could not run"));
         let back = Capacity::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
         assert!(back.cut_off);
+    }
+
+    #[test]
+    fn an_answer_its_steps_do_not_give_is_refused() {
+        let mut c = search();
+        assert_eq!(c.highest_held, Some(2));
+        for edited in [Some(1), Some(9), None] {
+            c.highest_held = edited;
+            let e = Capacity::from_json(&serde_json::to_string(&c).unwrap())
+                .expect_err("an edited answer")
+                .to_string();
+            assert!(
+                e.contains("where its steps give step 2: the file was changed"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -70,7 +70,49 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
     check_histograms(&report)?;
     check_rates(&report)?;
     check_counts(&report)?;
+    check_judgements(&report)?;
     Ok(report)
+}
+
+/// Refuses an SLO's judgement, or a verdict, that the report's own figures contradict (an SLO
+/// shown as held on a figure that fails it, a verdict of OK beside a failed SLO, INVALID with
+/// no reason): each SLO is judged again on the run's figures, as the run judged it, and the
+/// verdict worked out again from the SLOs and the reasons the run was invalid.
+fn check_judgements(report: &Report) -> Result<(), ReadError> {
+    use super::model::Verdict;
+    let losses_known = report.shard.is_none();
+    let mut failed = false;
+    for run in &report.runs {
+        for slo in &run.slo {
+            let again = super::build::evaluate_with(&slo.expr, run, losses_known);
+            if again.ok != slo.ok || again.value != slo.value {
+                return Err(ReadError::Shape(format!(
+                    "runs[{}].slo {:?} says {} ({}) where the run's own figures give {} ({}): the file was changed, or written by an imbench that judged it otherwise",
+                    run.transport,
+                    slo.expr,
+                    slo.value,
+                    if slo.ok { "held" } else { "failed" },
+                    again.value,
+                    if again.ok { "held" } else { "failed" }
+                )));
+            }
+            failed |= !slo.ok;
+        }
+    }
+    let judged = if !report.invalid_reasons.is_empty() {
+        Verdict::Invalid
+    } else if failed {
+        Verdict::SloFailed
+    } else {
+        Verdict::Ok
+    };
+    if report.verdict != judged || report.ok != (judged == Verdict::Ok) {
+        return Err(ReadError::Shape(format!(
+            "verdict is {:?} (ok {}) where its SLOs and the reasons it was invalid give {judged:?}: the file was changed",
+            report.verdict, report.ok
+        )));
+    }
+    Ok(())
 }
 
 /// The most a run's measured period may last: a year, far past any run.
@@ -335,8 +377,44 @@ mod tests {
     }
 
     #[test]
-    fn counts_no_run_writes_are_refused_and_those_it_writes_read() {
+    fn an_slo_or_a_verdict_its_figures_contradict_is_refused() {
         let base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        let reads = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut r = base.clone();
+            edit(&mut r);
+            from_json(&r.to_string()).map_err(|e| e.to_string())
+        };
+        let slos = base["runs"][0]["slo"].as_array().unwrap().len();
+        assert!(slos > 0, "the baseline has SLOs to judge again");
+        // A value, or a judgement, changed by hand.
+        let e = reads(&|r| r["runs"][0]["slo"][0]["value"] = "1µs".into()).unwrap_err();
+        assert!(
+            e.contains("says 1µs (held) where the run's own figures give"),
+            "{e}"
+        );
+        let e = reads(&|r| r["runs"][0]["slo"][0]["ok"] = false.into()).unwrap_err();
+        assert!(e.contains("(failed) where"), "{e}");
+        // A verdict its SLOs and reasons do not give.
+        for verdict in ["slo_failed", "invalid"] {
+            let e = reads(&|r| r["verdict"] = verdict.into()).unwrap_err();
+            assert!(e.contains("verdict is") && e.contains("give Ok"), "{e}");
+        }
+        let e = reads(&|r| r["ok"] = false.into()).unwrap_err();
+        assert!(e.contains("(ok false)"), "{e}");
+        // Invalid with its reason reads, as a run writes it.
+        reads(&|r| {
+            r["verdict"] = "invalid".into();
+            r["ok"] = false.into();
+            r["invalid_reasons"] = serde_json::json!(["interrupted at 0.5s"]);
+        })
+        .expect("an invalid run");
+    }
+
+    #[test]
+    fn counts_no_run_writes_are_refused_and_those_it_writes_read() {
+        // Without SLOs, which would be judged again on the edited counts (the test above).
+        let mut base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        base["runs"][0]["slo"] = serde_json::json!([]);
         let reads = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut r = base.clone();
             edit(&mut r);
