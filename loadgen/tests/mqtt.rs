@@ -244,6 +244,42 @@ fn imbench_run_takes_an_mqtt_target_at_every_qos() {
     );
 }
 
+#[test]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+fn a_second_run_on_the_same_prefix_is_named_as_the_likely_cause_of_every_client_cut_off() {
+    let broker = Mosquitto::start("taken", "allow_anonymous true");
+    let dir = broker.daemon.dir.clone();
+    // The first run lasts long enough for the second to log its clients in meanwhile.
+    let long = TINY_TOML.replace("duration = \"1s\"", "duration = \"8s\"");
+    std::fs::write(dir.join("long.toml"), long).unwrap();
+    std::fs::write(dir.join("s.toml"), TINY_TOML).unwrap();
+    let url = broker.url("", "");
+    let second = std::thread::spawn({
+        let (dir, url) = (dir.clone(), url.clone());
+        move || {
+            std::thread::sleep(Duration::from_secs(2));
+            imbench_in(
+                &dir,
+                &["run", "s.toml", "--target", &url, "--progress", "quiet"],
+            )
+        }
+    });
+    let first = Command::new(util::imbench_bin())
+        .args(["run", "long.toml", "--target", &url, "--progress", "quiet"])
+        .current_dir(&dir)
+        .output()
+        .expect("imbench runs");
+    let _ = second.join();
+    let text = String::from_utf8_lossy(&first.stdout).to_string()
+        + &String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("every client (10) lost its connection")
+            && text.contains("another run against this broker on the same PREFIX"),
+        "{text}"
+    );
+}
+
 /// The reference server's driver pointed at mosquitto's port: mosquitto resets a connection
 /// whose first bytes are not MQTT, with the Hello unread. That is a usage error that names the
 /// likely cause, as a close without a word is (it was "cannot reach the server", exit 3); over

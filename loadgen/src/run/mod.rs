@@ -1575,6 +1575,9 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
     *drain_deadline = (*drain_deadline).min(Instant::now() + wait);
 }
 
+/// What a broker's closing every connection at once may mean on MQTT, where it says nothing.
+const MQTT_TAKEN_OVER: &str = "an MQTT broker also closes a client's connection without a word when another connects with its client id: another run against this broker on the same PREFIX (give each run its own) does this to every client";
+
 /// Notices a server that has gone: every client lost its connection, or messages are being
 /// sent and nothing has been answered for a while.
 struct Watchdog {
@@ -1662,6 +1665,10 @@ impl Watchdog {
                         crate::report::build::quiet_quic_times_out(ctx.scenario.quic.idle_timeout)
                     )
                 }
+                // MQTT 3.1.1 has no word for it: a broker closes a client's connection when
+                // another connects with its client id, which is what a second run on the same
+                // prefix does to every client at once.
+                crate::driver::Driver::Mqtt(_) => format!("; {}", MQTT_TAKEN_OVER),
                 _ => String::new(),
             };
             return Some(format!(

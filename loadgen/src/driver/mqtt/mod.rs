@@ -580,7 +580,19 @@ impl MqttEvents {
                 let group = self.subscribing.remove(&pkid)?;
                 Some(Event::Left { group })
             }
-            Polled::Disconnected { reason } => {
+            // Another connection with this client id took the session: told as the reference
+            // server's and XMPP's newer login is, so that the run names the cause.
+            Polled::Disconnected {
+                reason,
+                taken_over: true,
+            } => {
+                self.done = true;
+                Some(Event::Failed {
+                    code: ErrorCode::REPLACED,
+                    reason,
+                })
+            }
+            Polled::Disconnected { reason, .. } => {
                 self.done = true;
                 Some(Event::Closed { reason })
             }

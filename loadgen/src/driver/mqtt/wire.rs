@@ -85,8 +85,9 @@ pub(super) enum Polled {
     UnsubAck { pkid: u16 },
     /// PINGRESP: the answer to the PINGREQ in flight.
     PingResp,
-    /// The broker ended the session.
-    Disconnected { reason: String },
+    /// The broker ended the session; `taken_over` when it said another connection took the
+    /// client id (MQTT 5's Session Taken Over).
+    Disconnected { reason: String, taken_over: bool },
     /// Anything else (CONNACK, PUBREL …).
     Other,
 }
@@ -469,6 +470,7 @@ impl Loop {
                         reason_string,
                     },
                 )) => Ok(Polled::Disconnected {
+                    taken_over: reason_code == p5::DisconnectReasonCode::SessionTakenOver,
                     reason: match reason_string {
                         Some(why) => format!("the broker disconnected: {reason_code:?}, {why}"),
                         None => format!("the broker disconnected: {reason_code:?}"),
@@ -586,6 +588,7 @@ fn polled_v3(event: rumqttc::Event) -> Polled {
         P::PingResp => Polled::PingResp,
         P::Disconnect => Polled::Disconnected {
             reason: "the broker disconnected".into(),
+            taken_over: false,
         },
         _ => Polled::Other,
     }
@@ -627,6 +630,7 @@ fn polled_v5(event: rumqttc::v5::Event) -> Polled {
         P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
         P::PingResp(_) => Polled::PingResp,
         P::Disconnect(d) => Polled::Disconnected {
+            taken_over: d.reason_code == p5::DisconnectReasonCode::SessionTakenOver,
             reason: format!("the broker disconnected: {:?}", d.reason_code),
         },
         _ => Polled::Other,
@@ -689,6 +693,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_session_taken_over_is_told_from_another_disconnect() {
+        let disconnect = |code| {
+            polled_v5(rumqttc::v5::Event::Incoming(p5::Packet::Disconnect(
+                p5::Disconnect::new(code),
+            )))
+        };
+        let taken_over =
+            |polled| matches!(polled, Polled::Disconnected { taken_over, .. } if taken_over);
+        assert!(taken_over(disconnect(
+            p5::DisconnectReasonCode::SessionTakenOver
+        )));
+        assert!(!taken_over(disconnect(
+            p5::DisconnectReasonCode::ServerShuttingDown
+        )));
+    }
 
     #[test]
     fn mqtt_5_reason_codes_of_failure_are_refusals_and_no_subscribers_is_told_apart() {
