@@ -1221,6 +1221,40 @@ fn ctrl_c_the_report_and_the_table_do_not_wait_for_a_stderr_nobody_reads() {
 }
 
 #[test]
+fn report_prints_a_comparison_again_as_the_run_printed_it() {
+    let dir = Dir::new("rerender-several");
+    let failing = dir.file("s.toml", &format!("{TINY}[slo]\ndirect.p99 = \"< 1us\"\n"));
+    let run = imbench(
+        &dir,
+        &[
+            "run",
+            failing.to_str().unwrap(),
+            "--transport",
+            "quic,tcp",
+            "--out",
+            "m",
+            "--progress",
+            "quiet",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let again = imbench(&dir, &["report", "m"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    // Every line the run printed but the last (where it wrote the report), in order.
+    let live = String::from_utf8_lossy(&run.stdout).to_string();
+    let reread = String::from_utf8_lossy(&again.stdout).to_string();
+    let lines = |t: &str| t.lines().map(str::to_string).collect::<Vec<_>>();
+    let (live, reread) = (lines(&live), lines(&reread));
+    assert_eq!(live[..live.len() - 1], reread[..reread.len() - 1]);
+    assert_eq!(
+        live.iter().filter(|l| l.starts_with("verdict: ")).count(),
+        3,
+        "{live:?}"
+    );
+    assert!(live.contains(&"verdict: SLO FAILED (quic, tcp)".to_string()));
+}
+
+#[test]
 fn report_rerenders_and_compare_puts_reports_side_by_side() {
     let dir = Dir::new("compare");
     let scenario = dir.file("s.toml", TINY);

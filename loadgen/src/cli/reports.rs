@@ -243,14 +243,9 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
     }
     match load_report(path) {
         Ok((file, report)) => {
+            // As the run printed it: with several runs, the comparison and the verdict after
+            // their tables.
             out!("{}", report.table());
-            if report.runs.len() > 1 {
-                // As the run printed it: the comparison after the runs' tables.
-                out!(
-                    "{}",
-                    imbench_loadgen::report::comparison::comparison_table(&report)
-                );
-            }
             let (summary, html) = views_of(&file);
             let written = std::fs::write(
                 &summary,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::config::slo::format_micros;
 use crate::measure::metrics::Metric;
-use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
+use crate::report::model::{Report, RunReport, Verdict, LATENCY_COLUMNS};
 
 /// Below this many clients the memory per client is mostly what the process takes once (about
 /// 30 MiB with the server embedded: 2,986 KiB a client at 10 clients, 427 at 100, 167 at
@@ -205,9 +205,43 @@ impl Report {
                     run.problem_count - run.problems.len()
                 );
             }
+            // Several runs side by side: each its own verdict, as each printed it when it ran,
+            // then the comparison and the whole's verdict.
+            if self.runs.len() > 1 {
+                let _ = writeln!(out, "verdict: {}", self.run_verdict_line(run));
+            }
+        }
+        if self.runs.len() > 1 {
+            out.push_str(&crate::report::comparison::comparison_table(self));
         }
         let _ = writeln!(out, "verdict: {}", self.verdict_line());
         out
+    }
+
+    /// The verdict of `run`, one of this report's runs, alone: invalid for the reasons that
+    /// name it (and those of the whole, which name no run), else whether its SLOs held.
+    pub fn run_verdict_line(&self, run: &RunReport) -> String {
+        let named = |why: &str| {
+            self.runs
+                .iter()
+                .any(|r| why.starts_with(&format!("{}: ", r.transport)))
+        };
+        let mut reasons = crate::report::comparison::invalid_reasons_of(self, &run.transport);
+        if self.runs.len() > 1 {
+            reasons.extend(
+                self.invalid_reasons
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|why| !named(why)),
+            );
+        }
+        if !reasons.is_empty() {
+            format!("INVALID ({})", reasons.join("; "))
+        } else if run.slo.iter().any(|slo| !slo.ok) {
+            "SLO FAILED".to_string()
+        } else {
+            "OK".to_string()
+        }
     }
 
     /// `, network 4g` when the run went over an emulated network path (the scenario's
@@ -228,10 +262,29 @@ impl Report {
 
     /// The verdict in words, with the reasons when invalid.
     pub fn verdict_line(&self) -> String {
+        // Of several runs, those whose SLOs failed are named: beside another's invalid run,
+        // the whole's verdict would not otherwise say that they failed.
+        let failed: Vec<&str> = if self.runs.len() > 1 {
+            self.runs
+                .iter()
+                .filter(|run| self.run_verdict_line(run) == "SLO FAILED")
+                .map(|run| run.transport.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
         match self.verdict {
             Verdict::Ok => "OK".to_string(),
-            Verdict::SloFailed => "SLO FAILED".to_string(),
-            Verdict::Invalid => format!("INVALID ({})", self.invalid_reasons.join("; ")),
+            Verdict::SloFailed if failed.is_empty() => "SLO FAILED".to_string(),
+            Verdict::SloFailed => format!("SLO FAILED ({})", failed.join(", ")),
+            Verdict::Invalid if failed.is_empty() => {
+                format!("INVALID ({})", self.invalid_reasons.join("; "))
+            }
+            Verdict::Invalid => format!(
+                "INVALID ({}); SLO FAILED in {}",
+                self.invalid_reasons.join("; "),
+                failed.join(", ")
+            ),
         }
     }
 }
@@ -256,6 +309,47 @@ mod tests {
         .expect("the committed baseline reads");
         r.runs.truncate(1);
         r
+    }
+
+    #[test]
+    fn several_runs_each_say_their_verdict_and_the_whole_names_those_that_failed_slos() {
+        let mut r = one_run();
+        let mut second = r.runs[0].clone();
+        second.transport = "nats".into();
+        second.slo = vec![crate::report::model::SloResult {
+            expr: "lost == 0".into(),
+            value: "325".into(),
+            ok: false,
+        }];
+        let mut third = r.runs[0].clone();
+        third.transport = "xmpp".into();
+        r.runs.push(second);
+        r.runs.push(third);
+        r.verdict = Verdict::Invalid;
+        r.invalid_reasons = vec!["xmpp: the machine was the limit".into()];
+        let verdicts: Vec<String> = r
+            .table()
+            .lines()
+            .filter(|l| l.starts_with("verdict: "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                "verdict: OK",
+                "verdict: SLO FAILED",
+                "verdict: INVALID (the machine was the limit)",
+                "verdict: INVALID (xmpp: the machine was the limit); SLO FAILED in nats",
+            ]
+        );
+        assert!(
+            r.table().contains("(ratios are to "),
+            "the comparison is in it"
+        );
+        // One run alone: its verdict, once, and no comparison.
+        let alone = one_run();
+        assert_eq!(alone.table().matches("verdict: ").count(), 1);
+        assert!(!alone.table().contains("(ratios are to "));
     }
 
     /// The table's first line that begins with `prefix`.
