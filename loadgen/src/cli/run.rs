@@ -393,8 +393,8 @@ fn repeat(
         match report {
             // A run cut short measured a part of its period: beside whole runs its figures
             // would pass for noise. Its folder stays; the spread is of the whole runs.
-            Some(_) if cut => {}
-            Some(r) if stopped_early(&r) => {
+            Ok(_) if cut => {}
+            Ok(r) if stopped_early(&r) => {
                 imbench_loadgen::errln!(
                     "imbench: run {i} was stopped before its measured period ended ({}): no more repeats, and run {i} (in {}) is not in the spread",
                     r.invalid_reasons.first().map_or("see its report", String::as_str),
@@ -403,9 +403,9 @@ fn repeat(
                 worst = worst.max(exit_code::INVALID);
                 break;
             }
-            Some(r) => reports.push(r),
+            Ok(r) => reports.push(r),
             // Ctrl-C before this run began: the repeats end with the whole runs before it.
-            None if interrupted => {
+            Err(Unreported::NotRun) if interrupted => {
                 imbench_loadgen::errln!(
                     "imbench: interrupted before run {i} began; no more repeats"
                 );
@@ -413,9 +413,21 @@ fn repeat(
                 break;
             }
             // Its server gone, say: the repeats end, with the spread of the runs before it.
-            None => {
+            Err(Unreported::NotRun) => {
                 imbench_loadgen::errln!(
                     "imbench: run {i} could not take place; stopping the repeats"
+                );
+                worst = worst.max(exit_code::INVALID);
+                break;
+            }
+            // It ran, and its folder would not take the report (a full disk): the next
+            // would fare no better. Its empty folder goes; the spread is of the runs before.
+            Err(Unreported::NotWritten) => {
+                let run_i = root.join(format!("run-{i}"));
+                let _ = std::fs::remove_dir(&run_i);
+                imbench_loadgen::errln!(
+                    "imbench: run {i} ran, but its report could not be written in {} (see above); stopping the repeats",
+                    run_i.display()
                 );
                 worst = worst.max(exit_code::INVALID);
                 break;
@@ -480,7 +492,7 @@ fn run_once(
     config: RunConfig,
     legs: &[Leg],
     again: bool,
-) -> (u8, Option<imbench_loadgen::Report>) {
+) -> (u8, Result<imbench_loadgen::Report, Unreported>) {
     let several = legs.len() > 1;
     let mut shown = 0;
     let result = runtime.block_on(imbench_loadgen::run::compare::run_each_again(
@@ -516,7 +528,7 @@ fn run_once(
                     dir.join("report.html").display()
                 );
             }
-            (outcome.report.verdict.exit_code(), Some(outcome.report))
+            (outcome.report.verdict.exit_code(), Ok(outcome.report))
         }
         Err(e) => {
             // The run took place and only its folder failed: its figures are still shown.
@@ -535,7 +547,23 @@ fn run_once(
                     out!("{}", report.table());
                 }
             }
-            (run_failed(&e), None)
+            (run_failed(&e), Err(Unreported::of(&e)))
+        }
+    }
+}
+
+/// Why a run left no report: it could not take place, or it ran and its report could not be
+/// written (a full disk).
+enum Unreported {
+    NotRun,
+    NotWritten,
+}
+
+impl Unreported {
+    fn of(e: &imbench_loadgen::RunError) -> Self {
+        match e {
+            imbench_loadgen::RunError::Write { .. } => Self::NotWritten,
+            _ => Self::NotRun,
         }
     }
 }
