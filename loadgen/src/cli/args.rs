@@ -505,6 +505,25 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     by_plain.join(", ")
                 );
             }
+            // A transport with no address is said before any credential it would need: most
+            // likely the addresses are of other transports and --transport was left out.
+            if let Some(t) = transports
+                .iter()
+                .find(|&&t| server_for(&args.server, t).is_none())
+            {
+                let named: Vec<String> = args
+                    .server
+                    .iter()
+                    .filter_map(|s| s.transport.map(|t| t.to_string()))
+                    .collect();
+                anyhow::bail!(
+                    "no --server address for {t}, which this run uses (the scenario's transport, or --transport's): the --server given name{} {}; run {} with --transport {}, or give --server {t}=HOST:PORT",
+                    if named.len() == 1 { "s" } else { "" },
+                    named.join(", "),
+                    if named.len() == 1 { "it" } else { "them" },
+                    named.join(",")
+                );
+            }
             let credentials = Credentials::read(args, transports)?;
             transports
                 .iter()
@@ -895,6 +914,28 @@ mod tests {
         let args = run_args(flags).expect("the flags parse");
         let (config, legs) = super::configure(&args).expect("a configuration");
         super::unused_flags(&args, &config.scenario, &legs)
+    }
+
+    #[test]
+    fn a_server_only_of_transports_the_run_does_not_use_says_to_run_them() {
+        let flags = [
+            "smoke.toml",
+            "--server",
+            "tcp=127.0.0.1:9",
+            "--secret-file",
+            "/nonexistent/secret",
+        ];
+        let args = run_args(&flags).expect("the flags parse");
+        let Err(e) = super::legs(&args) else {
+            panic!("no address for quic");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("no --server address for quic")
+                && e.contains("run it with --transport tcp")
+                && !e.contains("--cert"),
+            "{e}"
+        );
     }
 
     #[test]
