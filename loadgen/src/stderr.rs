@@ -192,7 +192,11 @@ impl Writer {
         }
         let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         #[cfg(unix)]
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for signal in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             let _ = signal_hook::flag::register(signal, signalled.clone());
         }
         while !self.flush(Duration::from_millis(100)) {

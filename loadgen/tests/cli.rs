@@ -1042,17 +1042,20 @@ fn a_second_run_in_one_process_says_its_memory_may_read_low() {
 }
 
 #[test]
-fn sigterm_stops_the_run_like_ctrl_c_and_the_report_is_written() {
+fn sigterm_and_sighup_stop_the_run_like_ctrl_c_and_the_report_is_written() {
     let dir = Dir::new("sigterm");
     let scenario = dir.file(
         "s.toml",
         &TINY.replace("duration = \"1s\"", "duration = \"60s\""),
     );
-    let args = ["run", scenario.to_str().unwrap(), "--out", "r"];
-    let (out, _) = signalled(&dir, &args, std::time::Duration::from_secs(3), "TERM");
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
-    assert!(report.contains("interrupted"));
+    // SIGHUP: the terminal closed, or the SSH session under the run dropped.
+    for signal in ["TERM", "HUP"] {
+        let args = ["run", scenario.to_str().unwrap(), "--out", signal];
+        let (out, _) = signalled(&dir, &args, std::time::Duration::from_secs(3), signal);
+        assert_eq!(out.status.code(), Some(3), "{signal}: {}", text(&out));
+        let report = std::fs::read_to_string(dir.0.join(signal).join("report.json")).unwrap();
+        assert!(report.contains("interrupted"), "{signal}");
+    }
 }
 
 #[test]

@@ -125,6 +125,16 @@ enum Command {
     },
 }
 
+/// The signals that interrupt a command as Ctrl-C does: SIGINT, SIGTERM (what `timeout`, a CI
+/// job's cancel and `kill` send) and SIGHUP (the terminal closed, an SSH session dropped): each
+/// ends the run with its report, rather than killing the process without one.
+#[cfg(unix)]
+pub(crate) const INTERRUPTS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
 /// Ctrl-C or SIGTERM that comes before a command listens for them (while a network path comes
 /// up, before the runtime runs): noted here instead of killing the process, which would leave
 /// the path's namespaces behind, and taken as an interrupt once the command listens.
@@ -137,7 +147,7 @@ impl EarlyInterrupt {
     pub(crate) fn catch() -> Self {
         let early = Self::default();
         #[cfg(unix)]
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for signal in INTERRUPTS {
             if let Err(e) = signal_hook::flag::register(signal, early.0.clone()) {
                 imbench_loadgen::errln!("imbench: warning: listening for signal {signal}: {e}");
             }
@@ -160,6 +170,8 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     #[cfg(unix)]
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     if early.came() {
         return true;
     }
@@ -177,6 +189,7 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
         tokio::select! {
             r = wait(int.take()) => r,
             r = wait(term.take()) => r,
+            r = wait(hup.take()) => r,
         }
     }
     #[cfg(not(unix))]
