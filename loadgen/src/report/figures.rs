@@ -133,14 +133,14 @@ counters! {
         /// Connections whose TLS handshake offered the client's own session ticket from an
         /// earlier connection (`generator.resumption`); the server resumes unless it forgot the
         /// session.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_as_zero")]
         resumed,
         /// Logins whose Hello went out as 0-RTT data and the server took (QUIC, `0rtt`).
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_as_zero")]
         zero_rtt,
         /// Logins whose Hello went out as 0-RTT data and the server refused: Hello was sent
         /// again once the handshake completed.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_as_zero")]
         zero_rtt_refused,
         /// Planned disconnects that were handovers: the client changed networks and its
         /// address (`[churn] handover`).
@@ -148,7 +148,7 @@ counters! {
         handovers,
         /// Handovers whose connection moved to the new address and carried on (QUIC
         /// connection migration); the others connected again.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_as_zero")]
         migrations,
         /// File transfers offered.
         files_sent,
@@ -171,7 +171,7 @@ counters! {
 
 /// Counters only imbench's own clients make: QUIC 0-RTT logins, TLS session resumption, QUIC
 /// connection migration. Another system's clients make none, and their 0 means "not
-/// measured", not "none happened".
+/// measured", not "none happened": report.json writes them as `null` for such a run.
 pub const OWN_CLIENTS_ONLY: [&str; 4] = ["zero_rtt", "zero_rtt_refused", "resumed", "migrations"];
 
 /// Which way a counter gets worse, for a regression gate (an SLO states its own direction).
@@ -270,4 +270,11 @@ mod tests {
         );
         assert_eq!(total.each().len(), Counters::NAMES.len());
     }
+}
+
+/// A counter written as `null` where the run could not count it ([`OWN_CLIENTS_ONLY`] of
+/// another system's run) reads back as 0, which the views show as not measured.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
 }

@@ -137,9 +137,27 @@ impl Report {
         })
     }
 
+    /// report.json's content: the report as it is, but for the counters a run of another
+    /// system could not count ([`crate::report::figures::OWN_CLIENTS_ONLY`]), which are
+    /// `null` there rather than a 0 a script would take for "none happened".
+    pub fn to_json(&self) -> std::io::Result<serde_json::Value> {
+        let mut json = serde_json::to_value(self).map_err(std::io::Error::other)?;
+        for (i, run) in self.runs.iter().enumerate() {
+            if run.own_clients() {
+                continue;
+            }
+            if let Some(counters) = json["runs"][i]["counters"].as_object_mut() {
+                for name in crate::report::figures::OWN_CLIENTS_ONLY {
+                    counters.insert(name.to_string(), serde_json::Value::Null);
+                }
+            }
+        }
+        Ok(json)
+    }
+
     fn write_files(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let json = serde_json::to_string_pretty(&self.to_json()?).map_err(std::io::Error::other)?;
         let report = dir.join(REPORT_JSON);
         if report.is_file() {
             std::fs::remove_file(&report)?;
@@ -213,6 +231,28 @@ mod tests {
             assert!(!dir.join(name).exists(), "{name} was left");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn counters_another_systems_run_cannot_give_are_null_and_read_back() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("the test report reads");
+        report.runs.truncate(1);
+        let mut other = report.runs[0].clone();
+        other.transport = "nats".into();
+        other.target = Some("nats://127.0.0.1:4222".into());
+        report.runs[0].counters.resumed = 3;
+        report.runs.push(other);
+        let json = report.to_json().expect("a value");
+        let counters = |i: usize| json["runs"][i]["counters"].clone();
+        assert_eq!(counters(0)["resumed"], 3, "imbench's own clients count it");
+        for name in crate::report::figures::OWN_CLIENTS_ONLY {
+            assert!(counters(1)[name].is_null(), "{name}");
+        }
+        assert!(counters(1)["sent"].is_u64());
+        let back = crate::report::read::from_json(&json.to_string()).expect("reads back");
+        assert_eq!(back.runs[1].counter_given("resumed"), None);
+        assert_eq!(back.runs[0].counter_given("resumed"), Some(3));
     }
 
     #[test]
