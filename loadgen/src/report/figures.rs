@@ -174,6 +174,13 @@ counters! {
 /// measured", not "none happened": report.json writes them as `null` for such a run.
 pub const OWN_CLIENTS_ONLY: [&str; 4] = ["zero_rtt", "zero_rtt_refused", "resumed", "migrations"];
 
+/// A counter written as `null` where the run could not count it ([`OWN_CLIENTS_ONLY`] of
+/// another system's run) reads back as 0, which the views show as not measured.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
+}
+
 /// Which way a counter gets worse, for a regression gate (an SLO states its own direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Worse {
@@ -270,11 +277,4 @@ mod tests {
         );
         assert_eq!(total.each().len(), Counters::NAMES.len());
     }
-}
-
-/// A counter written as `null` where the run could not count it ([`OWN_CLIENTS_ONLY`] of
-/// another system's run) reads back as 0, which the views show as not measured.
-fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    use serde::Deserialize as _;
-    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
 }
