@@ -295,6 +295,23 @@ async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_name
         imbench_loadgen::run(config(scenario(), jetstream("/imbench-file", "memory"))).await;
     assert_refused_as_misconfigured(other, &["nats stream rm imbench-file"]);
 
+    // A JetStream with less room than the stream may take says how much it needs.
+    let small_store = Daemon::folder("nats-jetstream-small");
+    let cramped = NatsServer::start(
+        "jetstream-small",
+        &format!(
+            "jetstream {{ store_dir: \"{}\", max_memory_store: 64MB }}",
+            small_store.display()
+        ),
+    );
+    let url = format!("{}?jetstream=memory", cramped.url(""));
+    let target = ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"));
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let refused = imbench_loadgen::run(config(small, target)).await;
+    assert_refused_as_misconfigured(refused, &["up to 1024 MiB", "max_memory_store"]);
+    drop(cramped);
+    let _ = std::fs::remove_dir_all(small_store);
+
     let plain = NatsServer::start("no-jetstream", "");
     let url = format!("{}?jetstream=memory", plain.url(""));
     let target = ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"));

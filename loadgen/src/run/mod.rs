@@ -788,7 +788,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // in its own words in the problems.
     if totals.bounced > 0 {
         notes.push(format!(
-            "the server acknowledged {} and then bounced {} back (see the problems for its reason): a server that keeps nothing for a client that is not online (ejabberd without `mod_offline`) bounces what was sent to one away or not yet logged in; each is counted in `errors`, and in `lost` unless its recipient had received it before its session ended",
+            "the server acknowledged {} and then bounced {} back (the problems give its reason for each): a server that keeps nothing for a client that is not online (ejabberd without `mod_offline`) bounces what was sent to one away or not yet logged in, and a room on a service the server does not have (`remote-server-not-found`: see the target's `muc=`) bounces every group message to it; each is counted in `errors`, and in `lost` unless its recipient had received it before its session ended",
             messages(totals.bounced),
             if totals.bounced == 1 { "it" } else { "them" },
         ));

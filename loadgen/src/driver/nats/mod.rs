@@ -519,6 +519,13 @@ async fn create_stream(
             format!(" (a stream {name} with another configuration is there, from a run with other options: delete it, nats stream rm {name}, or give the target another prefix)")
         } else if e.contains("10065") {
             format!(" (another stream takes subjects under {}: give the target another prefix)", target.prefix)
+        } else if e.contains("10028") || e.contains("insufficient") {
+            format!(
+                " (imbench's stream may hold up to {} MiB: the server's JetStream needs that much room in its {} store, its max_{}_store)",
+                STREAM_MAX_BYTES >> 20,
+                storage.name(),
+                storage.name()
+            )
         } else {
             String::new()
         };
