@@ -869,6 +869,20 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 /// loss, delay or bandwidth may be what kept the first login from completing, not the server.
 fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
     match e {
+        // A loopback address inside a held path's client namespace is that namespace's own
+        // loopback, where nothing of the host listens.
+        RunError::Unreachable { target, why }
+            if config.namespace.is_some() && names_loopback(&target) =>
+        {
+            let ns = config.namespace.as_deref().unwrap_or_default();
+            RunError::Unreachable {
+                target,
+                why: format!(
+                    "{why} (the clients run in network namespace {ns}, whose loopback is its own: a server on this host's loopback cannot be reached from there; give the address on the path's server side, {})",
+                    imbench_netpath::SERVER_ADDR
+                ),
+            }
+        }
         RunError::Unreachable { target, why } if on_a_path(config) => {
             let path = config.scenario.network.as_ref().map_or_else(
                 || "the emulated path".to_string(),
@@ -883,6 +897,14 @@ fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
         }
         e => e,
     }
+}
+
+/// Whether a target's description names a loopback address (`127.0.0.1:4222`, `[::1]:1883`,
+/// `localhost:5222`).
+fn names_loopback(target: &str) -> bool {
+    ["127.", "localhost", "[::1]"]
+        .iter()
+        .any(|host| target.contains(host))
 }
 
 /// Whether `config`'s clients are on an emulated path: this run's own, or one `imbench path`
@@ -1004,7 +1026,9 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
         probed = driver.first_connect(user, true, timeout) => probed,
         () = interrupted(config) => return Err(RunError::InterruptedBeforeStart),
     };
-    judge_probe(probed, driver.describe(), timeout).await
+    judge_probe(probed, driver.describe(), timeout)
+        .await
+        .map_err(|e| through_the_path(e, config))
 }
 
 /// Completes when `config`'s run is interrupted (Ctrl-C), and never when it cannot be.
@@ -2146,6 +2170,18 @@ mod tests {
         ctx.counters[0].rejected.store(2, Relaxed);
         tokio::time::advance(limit * 2).await;
         assert_eq!(watchdog.check(&ctx), None);
+    }
+
+    #[test]
+    fn a_loopback_target_is_told_from_another() {
+        for target in [
+            "nats 127.0.0.1:4222",
+            "mqtt [::1]:1883",
+            "xmpp localhost:5222",
+        ] {
+            assert!(names_loopback(target), "{target}");
+        }
+        assert!(!names_loopback("nats 192.0.2.1:4222"));
     }
 
     #[tokio::test(start_paused = true)]
