@@ -333,6 +333,51 @@ fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
     // Once the first has ended, the folder is free again.
     let third = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "same"]);
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+
+    // Repeats being written: neither their folder nor one of their runs' is another's, even
+    // before their repeat.json is written.
+    let repeats = dir.0.join("rep");
+    let first = Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(&dir.0)
+        .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
+        .args(["--repeat", "2", "--out", "rep"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !repeats.join("run-1").is_dir() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let into_a_run = imbench(
+        &dir,
+        &["run", scenario.to_str().unwrap(), "--out", "rep/run-1"],
+    );
+    let over_them = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--out",
+            "rep",
+        ],
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(into_a_run.status.code(), Some(2), "{}", text(&into_a_run));
+    assert!(
+        text(&into_a_run).contains("which another run is writing now"),
+        "{}",
+        text(&into_a_run)
+    );
+    assert_eq!(over_them.status.code(), Some(2), "{}", text(&over_them));
+    assert!(
+        text(&over_them).contains("another run is writing its report there now"),
+        "{}",
+        text(&over_them)
+    );
 }
 
 #[test]

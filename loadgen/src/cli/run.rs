@@ -129,7 +129,7 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             }
         }
     }
-    let _created = RemovedIfEmpty(created.clone());
+    let mut created_guard = RemovedIfEmpty(created.clone());
     // A Ctrl-C from here on is noted and taken once the runtime listens, so that the folder
     // and the network path are always cleaned up.
     let early = super::EarlyInterrupt::catch();
@@ -139,6 +139,10 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         Some(root) => match check_out_dir(root, several).and_then(|()| hold_out_dir(root)) {
             Ok(folder) => Some(folder),
             Err(why) => {
+                // A folder another run holds is that run's, even while it is still empty.
+                if locked_by_another(root) {
+                    created_guard.0.clear();
+                }
                 imbench_loadgen::errln!("imbench: {why}");
                 return exit_code::USAGE;
             }
@@ -795,10 +799,7 @@ pub(crate) fn hold_out_dir(root: &std::path::Path) -> Result<std::fs::File, Stri
         .map_err(|e| format!("opening the report folder {}: {e}", root.display()))?;
     match folder.try_lock() {
         Ok(()) => Ok(folder),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-            "--out {}: another run is writing its report there now; give each run a folder of its own",
-            root.display()
-        )),
+        Err(std::fs::TryLockError::WouldBlock) => Err(being_written(root)),
         Err(std::fs::TryLockError::Error(e)) => Err(format!(
             "taking the report folder {} for this run: {e}",
             root.display()
@@ -806,7 +807,22 @@ pub(crate) fn hold_out_dir(root: &std::path::Path) -> Result<std::fs::File, Stri
     }
 }
 
-/// The file written and removed to see that a report folder takes files.
+/// Why a folder another run holds cannot be this run's.
+fn being_written(root: &std::path::Path) -> String {
+    format!(
+        "--out {}: another run is writing its report there now; give each run a folder of its own",
+        root.display()
+    )
+}
+
+/// Whether another run or merge holds `dir` ([`hold_out_dir`]) at this moment.
+fn locked_by_another(dir: &std::path::Path) -> bool {
+    std::fs::File::open(dir)
+        .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
+/// The file written and removed to see that a report folder takes files, its name followed
+/// by the process's id: two runs checking one folder at once do not remove each other's.
 const PROBE: &str = ".imbench-write-check";
 
 /// Makes sure a run's report folder can be written and holds nothing that would be read in
@@ -819,9 +835,22 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
     if root.exists() && !root.is_dir() {
         return Err(format!("--out {} is a file, not a folder", root.display()));
     }
+    // Being written by another run: whatever it holds yet is that run's, not an earlier one's.
+    if locked_by_another(root) {
+        return Err(being_written(root));
+    }
     // A run (or a step) of a --repeat or a search: written over, it would mix another load
     // into theirs, under a spread (or a capacity) that no longer tells of it.
     let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    // The same while the other's repeats or steps are still being written, before its
+    // repeat.json or capacity.json is.
+    if let Some(parent) = absolute.parent().filter(|p| locked_by_another(p)) {
+        return Err(format!(
+            "--out {} is in {}, which another run is writing now (its repeated runs or a search's steps): a run written there would replace or join them; give a folder outside it",
+            root.display(),
+            parent.display()
+        ));
+    }
     if let Some(parent) = absolute.parent() {
         use imbench_loadgen::report::capacity::CAPACITY_JSON;
         use imbench_loadgen::report::repeat::REPEAT_JSON;
@@ -864,7 +893,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
             runs(n)
                 || imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
                 || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
-                || n == PROBE
+                || n.starts_with(PROBE)
         };
         let mut foreign: Vec<&String> = names.iter().filter(|n| !ours(n)).collect();
         if !foreign.is_empty() {
@@ -900,7 +929,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         .map_err(|e| format!("cannot create the report folder {}: {e}", root.display()))?;
     // A folder that exists but takes no file (read-only, not ours) would fail only after the
     // whole run, losing it.
-    let probe = root.join(PROBE);
+    let probe = root.join(format!("{PROBE}-{}", std::process::id()));
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|e| format!("cannot write in the report folder {}: {e}", root.display()))

@@ -218,23 +218,11 @@ impl Report {
         out
     }
 
-    /// The verdict of `run`, one of this report's runs, alone: invalid for the reasons that
-    /// name it (and those of the whole, which name no run), else whether its SLOs held.
+    /// The verdict of `run`, one of this report's runs, alone, as it printed it when it ran:
+    /// invalid for the reasons that name it, else whether its SLOs held. A reason of the whole
+    /// (a leg that did not run, or could not) is the whole's verdict's, not this run's.
     pub fn run_verdict_line(&self, run: &RunReport) -> String {
-        let named = |why: &str| {
-            self.runs
-                .iter()
-                .any(|r| why.starts_with(&format!("{}: ", r.transport)))
-        };
-        let mut reasons = crate::report::comparison::invalid_reasons_of(self, &run.transport);
-        if self.runs.len() > 1 {
-            reasons.extend(
-                self.invalid_reasons
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|why| !named(why)),
-            );
-        }
+        let reasons = crate::report::comparison::invalid_reasons_of(self, &run.transport);
         if !reasons.is_empty() {
             format!("INVALID ({})", reasons.join("; "))
         } else if run.slo.iter().any(|slo| !slo.ok) {
@@ -326,7 +314,11 @@ mod tests {
         r.runs.push(second);
         r.runs.push(third);
         r.verdict = Verdict::Invalid;
-        r.invalid_reasons = vec!["xmpp: the machine was the limit".into()];
+        // A reason of the whole names no run (a leg that never ran): no run's own verdict.
+        r.invalid_reasons = vec![
+            "xmpp: the machine was the limit".into(),
+            "interrupted: mqtt did not run".into(),
+        ];
         let verdicts: Vec<String> = r
             .table()
             .lines()
@@ -339,7 +331,7 @@ mod tests {
                 "verdict: OK",
                 "verdict: SLO FAILED",
                 "verdict: INVALID (the machine was the limit)",
-                "verdict: INVALID (xmpp: the machine was the limit); SLO FAILED in nats",
+                "verdict: INVALID (xmpp: the machine was the limit; interrupted: mqtt did not run); SLO FAILED in nats",
             ]
         );
         assert!(
