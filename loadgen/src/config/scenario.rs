@@ -1269,6 +1269,14 @@ impl Scenario {
             ));
         }
         check_rate("churn.rate", c.rate)?;
+        // Disconnects asked for and no client to make them: a section that would do nothing
+        // is refused rather than run without its effect.
+        if c.rate > 0.0 && c.fraction == 0.0 {
+            return bad(format!(
+                "churn.rate is {} a second, but churn.fraction is 0, so no client would drop: give fraction (the share of clients that drop and come back, 0.2 say), or rate = 0 for no churn",
+                c.rate
+            ));
+        }
         if !c.enabled() {
             return Ok(());
         }
@@ -1757,6 +1765,20 @@ mod tests {
 
     #[test]
     fn nonsense_values_are_refused() {
+        // Churn with a rate and no client to drop would do nothing.
+        for churn in ["rate = 5.0", "rate = 5.0\nfraction = 0.0"] {
+            let text = format!("{DEFAULT_SCENARIO}\n[churn]\n{churn}\n");
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("churn.fraction is 0, so no client would drop"),
+                "{err}"
+            );
+        }
+        let off = format!("{DEFAULT_SCENARIO}\n[churn]\nrate = 0.0\n");
+        assert!(
+            Scenario::from_toml(&off, "t").is_ok(),
+            "rate = 0 is no churn"
+        );
         let mut s = Scenario::builtin_default();
         let o = Overrides {
             clients: Some(3),
