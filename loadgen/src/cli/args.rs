@@ -516,11 +516,14 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
                     .iter()
                     .filter_map(|s| s.transport.map(|t| t.to_string()))
                     .collect();
+                let (given, them) = if named.len() == 1 {
+                    ("the --server given names", "it")
+                } else {
+                    ("the --server addresses given name", "them")
+                };
                 anyhow::bail!(
-                    "no --server address for {t}, which this run uses (the scenario's transport, or --transport's): the --server given name{} {}; run {} with --transport {}, or give --server {t}=HOST:PORT",
-                    if named.len() == 1 { "s" } else { "" },
+                    "no --server address for {t}, which this run uses (the scenario's transport, or --transport's): {given} {}; run {them} with --transport {}, or give --server {t}=HOST:PORT",
                     named.join(", "),
-                    if named.len() == 1 { "it" } else { "them" },
                     named.join(",")
                 );
             }

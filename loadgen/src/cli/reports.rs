@@ -265,10 +265,14 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
                 Err((path, e)) => {
                     // The verdict is read still (a downloaded artifact, a read-only checkout
                     // of the baseline): the views are what could not be written.
+                    // The summary is written first: when it fails, the page is not tried.
+                    let not_written = if path == summary {
+                        format!("{} and {}", summary.display(), html.display())
+                    } else {
+                        html.display().to_string()
+                    };
                     imbench_loadgen::errln!(
-                        "imbench: note: {} and {} not written: {}: {e}",
-                        summary.display(),
-                        html.display(),
+                        "imbench: note: {not_written} not written: {}: {e}",
                         path.display()
                     );
                     report.verdict.exit_code()

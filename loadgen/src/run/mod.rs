@@ -869,6 +869,24 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 /// loss, delay or bandwidth may be what kept the first login from completing, not the server.
 fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
     match e {
+        // The next leg of a comparison after the held path went down under the one before.
+        RunError::Unreachable { target, why }
+            if config
+                .namespace
+                .as_deref()
+                .and_then(held_path_gone)
+                .is_some() =>
+        {
+            let gone = config
+                .namespace
+                .as_deref()
+                .and_then(held_path_gone)
+                .unwrap_or_default();
+            RunError::Unreachable {
+                target,
+                why: format!("{why} ({gone})"),
+            }
+        }
         // A loopback address inside a held path's client namespace is that namespace's own
         // loopback, where nothing of the host listens.
         RunError::Unreachable { target, why }
@@ -897,6 +915,18 @@ fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
         }
         e => e,
     }
+}
+
+/// When the held path whose client side is `namespace` has gone (its `imbench path` ended,
+/// or was killed), what that means for the clients on it.
+fn held_path_gone(namespace: &str) -> Option<String> {
+    let gone = !imbench_netpath::netns::exists(namespace)
+        || imbench_netpath::netns::orphaned(namespace).is_some();
+    gone.then(|| {
+        format!(
+            "the path the clients are on is gone (the `imbench path` that held {namespace} has ended), and nothing carries their packets any more"
+        )
+    })
 }
 
 /// Whether a target's description names a loopback address (`127.0.0.1:4222`, `[::1]:1883`,
@@ -1637,16 +1667,10 @@ impl Watchdog {
 
     /// Why nothing was answered, as far as this process can tell.
     fn why_silent(&self) -> String {
-        if let Some(ns) = &self.held_path {
-            let holder_gone = !imbench_netpath::netns::exists(ns)
-                || imbench_netpath::netns::orphaned(ns).is_some();
-            if holder_gone {
-                return format!(
-                    "the path the clients are on is gone (the `imbench path` that held {ns} has ended), and nothing carries their packets any more"
-                );
-            }
+        match self.held_path.as_deref().and_then(held_path_gone) {
+            Some(gone) => gone,
+            None => "it stopped or hung".into(),
         }
-        "it stopped or hung".into()
     }
 
     /// Notes the answers so far, once, when the schedule ends and the drain begins.
