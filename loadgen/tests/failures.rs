@@ -10,7 +10,8 @@ use imbench_loadgen::{ServerSpec, Verdict};
 use imbench_server::ServerConfig;
 use imbench_transport::Transport;
 use util::{
-    config, generator_runtime, interrupted_after, remote, small_scenario, ServerOnItsOwnThread,
+    config, generator_runtime, interrupted_after, remote, small_scenario, small_scenario_with,
+    ServerOnItsOwnThread,
 };
 
 const PLANNED: Duration = Duration::from_secs(30);
@@ -367,6 +368,44 @@ fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     );
     // Messages sent into the hang were never answered: they are counted as lost, not hidden.
     assert!(run.counters.lost > 0, "{:?}", run.counters);
+}
+
+/// A server that hangs while large files are still on their way in the drain, with every
+/// message answered: the transfers wait on it too, and the run says so once nothing has come
+/// for the answer timeout, rather than waiting out the whole drain.
+#[test]
+fn a_server_that_hangs_under_file_transfers_is_noticed_by_the_answer_timeout() {
+    let server = ServerOnItsOwnThread::start();
+    let files = "[files]\nrate = 2.0\nsenders = 1\narrival = \"constant\"\nsize = \"2GiB\"\n";
+    let started = std::time::Instant::now();
+    let r = generator_runtime().block_on(async {
+        let mut scenario = small_scenario_with(4, 2.0, Duration::from_secs(1), files);
+        scenario.drain = Duration::from_secs(60);
+        scenario.generator.answer_timeout = Duration::from_secs(2);
+        let handle = server.handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            handle.spawn(async { std::thread::sleep(Duration::from_secs(8)) });
+        });
+        imbench_loadgen::run(config(scenario, server.target()))
+            .await
+            .unwrap()
+            .report
+    });
+    let took = started.elapsed();
+    drop(server);
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("answered nothing") && w.contains("file transfer")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "the drain was waited out: {took:?}"
+    );
 }
 
 /// A server that welcomes its clients and then reads nothing for two seconds: the generator's

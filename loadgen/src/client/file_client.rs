@@ -273,6 +273,9 @@ impl IncomingChunks {
             ctx.note_problem(format!("file bytes for unknown transfer {transfer_id}"));
             return;
         };
+        ctx.files
+            .bytes_arrived
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let check = incoming.feed(data);
         if check != Check::Partial {
             if let Some(incoming) = self.files.remove(&transfer_id) {
@@ -311,6 +314,9 @@ async fn receive_stream(ctx: Arc<RunContext>, mut incoming: Incoming, mut recv: 
     loop {
         match recv.read_chunk(4 * CHUNK).await {
             Ok(Some(chunk)) => {
+                ctx.files
+                    .bytes_arrived
+                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let check = incoming.feed(&chunk);
                 if check != Check::Partial {
                     return conclude(&ctx, &incoming, check, ctx.clock.now_us());

@@ -69,6 +69,9 @@ pub struct FileLedger {
     pub corrupted: AtomicU64,
     /// Transfers ended early.
     pub failed: AtomicU64,
+    /// Bytes of files received so far, whole or not: news that the server still relays them
+    /// (the watchdog's, while transfers are all that is left).
+    pub bytes_arrived: AtomicU64,
     /// Bytes of verified files.
     pub bytes_verified: AtomicU64,
     /// Bytes of verified files whose intended start is in the measured period.
@@ -94,6 +97,7 @@ impl Default for FileLedger {
             verified: AtomicU64::new(0),
             corrupted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            bytes_arrived: AtomicU64::new(0),
             bytes_verified: AtomicU64::new(0),
             bytes_verified_in_window: AtomicU64::new(0),
             last_verified_in_window_us: AtomicU64::new(0),

@@ -1637,6 +1637,8 @@ const MQTT_TAKEN_OVER: &str = "an MQTT broker also closes a client's connection 
 struct Watchdog {
     limit: Duration,
     answered: u64,
+    /// File bytes received by the last check: while transfers are under way, news too.
+    arrived: u64,
     since: Instant,
     /// Answers counted when the schedule ended: the drain's silence is measured against it,
     /// not against when the last check (once a second) saw the count move.
@@ -1651,6 +1653,7 @@ impl Watchdog {
         Self {
             limit,
             answered: 0,
+            arrived: 0,
             since: Instant::now(),
             answered_at_schedule_end: None,
             held_path: None,
@@ -1737,19 +1740,29 @@ impl Watchdog {
             ));
         }
         let (sent, answered) = sent_and_answered(ctx);
+        // File transfers under way wait on the server too (a drain of large files, say), and
+        // their bytes arriving are news of it.
+        let transfers = ctx.files.unfinished();
+        let arrived = ctx.files.bytes_arrived.load(Relaxed);
+        let file_news = arrived > self.arrived;
+        self.arrived = arrived;
         // Only an answer is news of the server: a count that fell (a client without a
         // connection leaves its messages out) keeps the silence running.
-        if answered > self.answered || answered >= sent {
+        if answered > self.answered || file_news || (answered >= sent && transfers == 0) {
             self.answered = answered;
             self.since = Instant::now();
             return None;
         }
         self.answered = answered;
         (self.since.elapsed() >= self.limit).then(|| {
+            let waiting = match (sent.saturating_sub(answered), transfers) {
+                (n, 0) => messages(n),
+                (0, t) => file_transfers(t),
+                (n, t) => format!("{} and {}", messages(n), file_transfers(t)),
+            };
             format!(
-                "the server answered nothing for {:?} while {} waited: {}",
+                "the server answered nothing for {:?} while {waiting} waited: {}",
                 self.limit,
-                messages(sent - answered),
                 self.why_silent()
             )
         })
@@ -1804,6 +1817,11 @@ fn holding_a_connection(ctx: &RunContext) -> usize {
 /// `n` messages, in words.
 fn messages(n: u64) -> String {
     format!("{n} message{}", if n == 1 { "" } else { "s" })
+}
+
+/// `n` file transfers, in words.
+fn file_transfers(n: u64) -> String {
+    format!("{n} file transfer{}", if n == 1 { "" } else { "s" })
 }
 
 /// Messages sent so far, direct and group, and how many of them the server has answered
