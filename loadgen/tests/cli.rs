@@ -1497,11 +1497,16 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
             shard["runs"][0]["slo_lifted"] = serde_json::json!(["lost == 0"]);
         }
         if i == 1 {
-            // The second shard stopped halfway: its rate is over half the time.
+            // The second shard stopped halfway (so it is invalid, and says why): its rate is
+            // over half the time.
             let d = shard["runs"][0]["duration_s"].as_f64().unwrap();
             shard["runs"][0]["duration_s"] = serde_json::json!(d / 2.0);
-            // And it was given an SLO of its own.
+            shard["verdict"] = serde_json::json!("invalid");
+            shard["ok"] = serde_json::json!(false);
+            shard["invalid_reasons"] = serde_json::json!(["stopped early: interrupted"]);
+            // And it was given an SLO of its own, a count's, which the merge judges.
             shard["scenario"]["slo"] = serde_json::json!(["lost < 7"]);
+            shard["runs"][0]["slo"] = serde_json::json!([]);
         }
         std::fs::create_dir_all(dir.0.join("shards").join(name)).unwrap();
         std::fs::write(

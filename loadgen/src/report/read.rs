@@ -82,7 +82,39 @@ fn check_judgements(report: &Report) -> Result<(), ReadError> {
     use super::model::Verdict;
     let losses_known = report.shard.is_none();
     let mut failed = false;
+    let asked = &report.scenario.slo;
+    let whole_s = report.scenario.duration.as_secs_f64();
     for run in &report.runs {
+        let changed = |what: String| {
+            Err(ReadError::Shape(format!(
+                "runs[{}].{what}: the file was changed",
+                run.transport
+            )))
+        };
+        // The SLOs judged are the scenario's, less those lifted for this run; a shard judges
+        // some of them on the merge, and a run that measured nothing judges none.
+        if let Some(extra) = run.slo.iter().find(|slo| !asked.contains(&slo.expr)) {
+            return changed(format!("slo {:?} is no SLO of its scenario", extra.expr));
+        }
+        if report.shard.is_none() && run.duration_s > 0.0 {
+            let judged = |expr: &String| run.slo.iter().any(|slo| &slo.expr == expr);
+            if let Some(left_out) = asked
+                .iter()
+                .find(|expr| !judged(expr) && !run.slo_lifted.contains(expr))
+            {
+                return changed(format!(
+                    "slo leaves out {left_out:?}, which its scenario judges"
+                ));
+            }
+        }
+        // A measured period shorter than the scenario's was cut short (an interrupt, a server
+        // gone), which makes a run invalid.
+        if run.duration_s + 1e-3 < whole_s && report.invalid_reasons.is_empty() {
+            return changed(format!(
+                "duration_s is {}, short of the scenario's {whole_s} s, in a report with no reason it was invalid",
+                run.duration_s
+            ));
+        }
         for slo in &run.slo {
             let again = super::build::evaluate_with(&slo.expr, run, losses_known);
             if again.ok != slo.ok || again.value != slo.value {
@@ -401,6 +433,21 @@ mod tests {
         }
         let e = reads(&|r| r["ok"] = false.into()).unwrap_err();
         assert!(e.contains("(ok false)"), "{e}");
+        // An SLO left out, or one the scenario never had.
+        let e = reads(&|r| {
+            r["runs"][0]["slo"].as_array_mut().unwrap().remove(0);
+        })
+        .unwrap_err();
+        assert!(e.contains("which its scenario judges"), "{e}");
+        let e = reads(&|r| r["runs"][0]["slo"][0]["expr"] = "lost == 1".into()).unwrap_err();
+        assert!(e.contains("is no SLO of its scenario"), "{e}");
+        // A period cut short in a report that gives no reason it was invalid.
+        let e = reads(&|r| {
+            let d = r["runs"][0]["duration_s"].as_f64().unwrap();
+            r["runs"][0]["duration_s"] = (d / 2.0).into();
+        })
+        .unwrap_err();
+        assert!(e.contains("short of the scenario's"), "{e}");
         // Invalid with its reason reads, as a run writes it.
         reads(&|r| {
             r["verdict"] = "invalid".into();
@@ -415,6 +462,7 @@ mod tests {
         // Without SLOs, which would be judged again on the edited counts (the test above).
         let mut base: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
         base["runs"][0]["slo"] = serde_json::json!([]);
+        base["scenario"]["slo"] = serde_json::json!([]);
         let reads = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut r = base.clone();
             edit(&mut r);
