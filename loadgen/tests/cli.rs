@@ -334,6 +334,25 @@ fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
     let third = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "same"]);
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
 
+    // Runs started at once into folders side by side (the shards of one load) each look at
+    // the folder they share: none takes another's look for a run holding it.
+    let beside: Vec<_> = (0..4)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_imbench"))
+                .current_dir(&dir.0)
+                .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
+                .args(["--out", &format!("side/by-{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in beside {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+
     // Repeats being written: neither their folder nor one of their runs' is another's, even
     // before their repeat.json is written.
     let repeats = dir.0.join("rep");

@@ -815,10 +815,12 @@ fn being_written(root: &std::path::Path) -> String {
     )
 }
 
-/// Whether another run or merge holds `dir` ([`hold_out_dir`]) at this moment.
+/// Whether another run or merge holds `dir` ([`hold_out_dir`]) at this moment. The look is a
+/// shared lock, given back at once: runs looking at one folder together (the shards of one
+/// load, started at once into folders side by side) do not take each other for its holder.
 fn locked_by_another(dir: &std::path::Path) -> bool {
     std::fs::File::open(dir)
-        .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        .is_ok_and(|f| matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 /// The file written and removed to see that a report folder takes files, its name followed
