@@ -61,6 +61,25 @@ fn imbench(dir: &Dir, args: &[&str]) -> Output {
         .expect("runs imbench")
 }
 
+/// Starts imbench with `args` in `dir`, its output kept for `wait_with_output`.
+fn started(dir: &Dir, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_imbench"))
+        .current_dir(&dir.0)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts imbench")
+}
+
+/// Waits, for at most 20 s, until `path` is a folder: a run started beside has made it.
+fn wait_for_folder(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.is_dir() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs imbench with `args` in `dir`, sends it SIGINT (as Ctrl-C does) after `after`, and
 /// returns its output and how long it took to end after the signal.
 fn interrupted(
@@ -290,20 +309,15 @@ fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
     let dir = Dir::new("held-out");
     let scenario = dir.file("s.toml", TINY);
     let out = dir.0.join("same");
-    let first = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .current_dir(&dir.0)
-        .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let quiet_run = |out: &str, more: &[&str]| {
+        let mut args = vec!["run", scenario.to_str().unwrap(), "--progress", "quiet"];
+        args.extend(more);
+        args.extend(["--out", out]);
+        started(&dir, &args)
+    };
+    let first = quiet_run("same", &[]);
     // The folder is made, then taken at once; the run lasts seconds more.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !out.is_dir() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_folder(&out);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let second = imbench(
         &dir,
@@ -337,16 +351,7 @@ fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
     // Runs started at once into folders side by side (the shards of one load) each look at
     // the folder they share: none takes another's look for a run holding it.
     let beside: Vec<_> = (0..4)
-        .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_imbench"))
-                .current_dir(&dir.0)
-                .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
-                .args(["--out", &format!("side/by-{i}")])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| quiet_run(&format!("side/by-{i}"), &[]))
         .collect();
     for run in beside {
         let out = run.wait_with_output().unwrap();
@@ -356,18 +361,8 @@ fn a_second_run_given_a_folder_a_run_is_writing_is_refused() {
     // Repeats being written: neither their folder nor one of their runs' is another's, even
     // before their repeat.json is written.
     let repeats = dir.0.join("rep");
-    let first = Command::new(env!("CARGO_BIN_EXE_imbench"))
-        .current_dir(&dir.0)
-        .args(["run", scenario.to_str().unwrap(), "--progress", "quiet"])
-        .args(["--repeat", "2", "--out", "rep"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !repeats.join("run-1").is_dir() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let first = quiet_run("rep", &["--repeat", "2"]);
+    wait_for_folder(&repeats.join("run-1"));
     let into_a_run = imbench(
         &dir,
         &["run", scenario.to_str().unwrap(), "--out", "rep/run-1"],

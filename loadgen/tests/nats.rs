@@ -449,6 +449,7 @@ fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
         "{broker}"
     );
     assert!(text.contains("broker     direct.p50"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
     // Its only target gone: the repeats stop, with the spread of the runs before.
     let mut alone = NatsServer::start("repeat-alone", "");
     let dir = Daemon::folder("repeat-alone");
@@ -461,5 +462,6 @@ fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
         "{text}"
     );
     assert_eq!(runs, Some(1), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
     drop(nats);
 }

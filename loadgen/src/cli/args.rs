@@ -615,6 +615,22 @@ pub(crate) fn network_profile(name: &str) -> Result<String, String> {
         })
 }
 
+/// `imbench path --network`'s profile: one that is a path to hold (loopback is none).
+pub(crate) fn held_path_profile(name: &str) -> Result<String, String> {
+    use imbench_loadgen::config::network::{path_profile_names, NetworkSection};
+    match NetworkSection::named(name).path() {
+        Ok(Some(_)) => Ok(name.to_string()),
+        Ok(None) => Err(format!(
+            "{name} is no path to hold; one of: {}",
+            path_profile_names()
+        )),
+        Err(_) => Err(format!(
+            "no network profile is called {name:?}; one of: {}",
+            path_profile_names()
+        )),
+    }
+}
+
 /// Says so when a secret file may be read by others: imbench-server refuses such a file (anyone
 /// who reads it can log in as anyone); the generator only needs to read it, so it goes on.
 fn warn_if_shared(path: &std::path::Path) {
@@ -894,6 +910,24 @@ fn folder_stamp(now: std::time::SystemTime) -> String {
 mod tests {
     use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
+
+    #[test]
+    fn a_path_to_hold_is_named_among_the_paths_only() {
+        assert_eq!(super::held_path_profile("4G").as_deref(), Ok("4G"));
+        let loopback = super::held_path_profile("loopback").unwrap_err();
+        assert!(
+            loopback.starts_with("loopback is no path to hold; one of: lan"),
+            "{loopback}"
+        );
+        let typo = super::held_path_profile("nope").unwrap_err();
+        assert!(
+            typo.contains("\"nope\"") && typo.contains("lan, wifi"),
+            "{typo}"
+        );
+        assert!(!typo.contains("loopback"), "{typo}");
+        // `imbench run` takes loopback: no path at all.
+        assert!(super::network_profile("loopback").is_ok());
+    }
 
     /// `imbench run` with these flags, its scenario taken from scenarios/.
     fn run_args(flags: &[&str]) -> Result<super::RunArgs, clap::Error> {

@@ -96,7 +96,7 @@ enum Command {
         /// A scenario whose [network] section is the path.
         scenario: Option<PathBuf>,
         /// A named path instead: lan, wifi, 4g, 3g, lossy.
-        #[arg(long, value_name = "PROFILE", value_parser = args::network_profile)]
+        #[arg(long, value_name = "PROFILE", value_parser = args::held_path_profile)]
         network: Option<String>,
         /// Take the path down after this long, if not at Ctrl-C before (e.g. 10m).
         #[arg(long = "for", value_name = "DURATION", value_parser = imbench_loadgen::config::duration::parse)]

@@ -46,14 +46,11 @@ pub(crate) fn hold(
     };
     let spec = match section.path() {
         Ok(Some(spec)) => spec,
+        // A scenario's [network] of profile loopback (--network's is refused as it is read).
         Ok(None) => {
-            let paths: Vec<&str> = imbench_loadgen::config::network::PROFILES
-                .iter()
-                .map(|p| p.name)
-                .collect();
             imbench_loadgen::errln!(
                 "imbench: loopback is no path to hold; one of: {}",
-                paths.join(", ")
+                imbench_loadgen::config::network::path_profile_names()
             );
             return exit_code::USAGE;
         }

@@ -391,8 +391,9 @@ fn repeat(
         // Stopped before its measured period ended (its server went away, say): a part of a
         // period, as a run cut short by Ctrl-C is.
         let stopped_early = |r: &imbench_loadgen::Report| {
-            let whole = config.scenario.duration.as_secs_f64();
-            r.runs.iter().any(|run| run.duration_s + 1e-3 < whole)
+            r.runs
+                .iter()
+                .any(|run| run.cut_short(config.scenario.duration))
         };
         match report {
             // A run cut short measured a part of its period: beside whole runs its figures

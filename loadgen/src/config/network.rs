@@ -125,6 +125,15 @@ pub fn profile_names() -> String {
         .join(", ")
 }
 
+/// The profiles that are paths (all but loopback), as a user may type them.
+pub fn path_profile_names() -> String {
+    PROFILES
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl NetworkSection {
     /// The section `--network NAME` stands for.
     pub fn named(name: &str) -> Self {

@@ -200,6 +200,13 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether this run measured less than the whole period of `whole` (an interrupt, a
+    /// server gone): a part of a period, whose figures beside whole runs' would pass for noise.
+    pub fn cut_short(&self, whole: std::time::Duration) -> bool {
+        // A millisecond's slack for the rounding of a duration written as seconds.
+        self.duration_s + 1e-3 < whole.as_secs_f64()
+    }
+
     /// Whether this run's clients were imbench's own (its server, embedded, by `--server` or an
     /// `imbench+…` target), which alone count [`crate::report::figures::OWN_CLIENTS_ONLY`].
     pub fn own_clients(&self) -> bool {

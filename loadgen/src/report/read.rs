@@ -109,7 +109,7 @@ fn check_judgements(report: &Report) -> Result<(), ReadError> {
         }
         // A measured period shorter than the scenario's was cut short (an interrupt, a server
         // gone), which makes a run invalid.
-        if run.duration_s + 1e-3 < whole_s && report.invalid_reasons.is_empty() {
+        if run.cut_short(report.scenario.duration) && report.invalid_reasons.is_empty() {
             return changed(format!(
                 "duration_s is {}, short of the scenario's {whole_s} s, in a report with no reason it was invalid",
                 run.duration_s

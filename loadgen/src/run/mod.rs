@@ -868,25 +868,16 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
 /// An unreachable server, when the clients reach it through an emulated path: the path's
 /// loss, delay or bandwidth may be what kept the first login from completing, not the server.
 fn through_the_path(e: RunError, config: &RunConfig) -> RunError {
+    // The next leg of a comparison after the held path went down under the one before.
+    let gone = match &e {
+        RunError::Unreachable { .. } => config.namespace.as_deref().and_then(held_path_gone),
+        _ => None,
+    };
     match e {
-        // The next leg of a comparison after the held path went down under the one before.
-        RunError::Unreachable { target, why }
-            if config
-                .namespace
-                .as_deref()
-                .and_then(held_path_gone)
-                .is_some() =>
-        {
-            let gone = config
-                .namespace
-                .as_deref()
-                .and_then(held_path_gone)
-                .unwrap_or_default();
-            RunError::Unreachable {
-                target,
-                why: format!("{why} ({gone})"),
-            }
-        }
+        RunError::Unreachable { target, why } if gone.is_some() => RunError::Unreachable {
+            target,
+            why: format!("{why} ({})", gone.unwrap_or_default()),
+        },
         // A loopback address inside a held path's client namespace is that namespace's own
         // loopback, where nothing of the host listens.
         RunError::Unreachable { target, why }
