@@ -2840,6 +2840,64 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
 }
 
 #[test]
+fn a_server_that_refuses_files_and_joins_says_so() {
+    let dir = Dir::new("files-refused");
+    let server = standalone_over(&dir, imbench_transport::Transport::Tcp, |l| {
+        l.max_file_size = 1024;
+        l.max_group_members = 3;
+    });
+    let target = format!("tcp={}", server.addr);
+    let secret = server.secret.to_str().unwrap().to_string();
+    let run = |name: &str, files: &str| {
+        let groups = "[groups]\ncount = 2\nmembers = { dist = \"fixed\", size = 6 }\nrate = 5.0\n";
+        let scenario = dir.file(name, &format!("{TINY}{groups}[files]\nrate = 5.0\n{files}"));
+        imbench(
+            &dir,
+            &[
+                "run",
+                scenario.to_str().unwrap(),
+                "--server",
+                &target,
+                "--secret-file",
+                &secret,
+                "--transport",
+                "tcp",
+            ],
+        )
+    };
+    // Every file over the server's limit: no transfer was measured.
+    let out = run(
+        "over.toml",
+        "size = { dist = \"fixed\", bytes = \"4KiB\" }\n",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the server refused every file offered"),
+        "{}",
+        text(&out)
+    );
+    // Joins over the group's limit: a note, the groups being smaller than asked.
+    assert!(
+        text(&out).contains(
+            "joins or leaves (see the problems): groups were not all as the scenario has them"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Some of them over it: a note, and the run judged on what it took.
+    let out = run(
+        "some.toml",
+        "size = { dist = \"log_uniform\", min = \"256B\", max = \"4KiB\" }\n",
+    );
+    assert!(
+        text(&out).contains("files offered (") && text(&out).contains("`files_refused == 0`"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("refused every file"), "{}", text(&out));
+}
+
+#[test]
 fn a_certificate_that_is_not_the_servers_is_a_usage_error_that_names_cert() {
     let dir = Dir::new("wrong-cert");
     let server = standalone_over(&dir, imbench_transport::Transport::Tls, |_| {});

@@ -365,7 +365,9 @@ impl Report {
                 c.rejected, c.sent, c.rejected_busy
             ));
         }
-        if shard.is_none() && gc.sent > 0 && gc.expected == 0 && g.refused_membership_changes > 0 {
+        let every_join_refused =
+            shard.is_none() && gc.sent > 0 && gc.expected == 0 && g.refused_membership_changes > 0;
+        if every_join_refused {
             // Every join refused (a room service the server does not have, say): the groups
             // delivered nothing, which no SLO on what was owed would notice.
             invalid_reasons.push(format!(
@@ -412,6 +414,27 @@ impl Report {
         }
         if let Some(why) = cpu_limit_reason {
             invalid_reasons.push(why);
+        }
+        let (files_sent, files_refused) = (run.counters.files_sent, run.counters.files_refused);
+        if files_sent > 0 && files_refused == files_sent {
+            // As with messages: a server that took no file measured no transfer, and no SLO on
+            // what failed or arrived corrupted would notice.
+            invalid_reasons.push(format!(
+                "the server refused every file offered ({files_refused} of {files_sent}; see the problems): no transfer was measured"
+            ));
+        } else if files_refused > 0 {
+            run.notes.push(format!(
+                "the server refused {files_refused} of {files_sent} files offered ({:.1} %; see the problems): the file figures are of those it took; add an SLO such as `files_refused == 0` to fail such a run",
+                files_refused as f64 * 100.0 / files_sent as f64
+            ));
+        }
+        if g.refused_membership_changes > 0 && !every_join_refused {
+            // A refused join leaves a group smaller than the scenario's: its fan-out is of the
+            // members the server let in, not of the group asked for.
+            run.notes.push(format!(
+                "the server refused {} joins or leaves (see the problems): groups were not all as the scenario has them, and the group figures are of the members it let in; add an SLO such as `errors == 0` to fail such a run",
+                g.refused_membership_changes
+            ));
         }
         let verdict = if !invalid_reasons.is_empty() {
             Verdict::Invalid

@@ -18,7 +18,8 @@ use imbench_transport::{QuicOptions, ServerIdentity, Transport};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on for QUIC, IP:PORT or HOST:PORT (repeatable).
+    /// Address to listen on for QUIC, IP:PORT or HOST:PORT (repeatable). Without any listen
+    /// flag (--quic, --tcp, --tls, --ws, --wss): QUIC on 127.0.0.1:4433.
     #[arg(long, value_parser = imbench_server::listen_addr::parse)]
     quic: Vec<SocketAddr>,
     /// Address to listen on for plain TCP (repeatable).
