@@ -1472,6 +1472,21 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("verdict: NOT GATED: the reports ran different loads"));
+    // So are bodies of another size, under the same name and rates.
+    let mut bigger: serde_json::Value = serde_json::from_str(&next).unwrap();
+    bigger["scenario"]["direct"]["size"]["bytes"] = serde_json::json!(60_000);
+    std::fs::create_dir_all(dir.0.join("bigger")).unwrap();
+    std::fs::write(dir.0.join("bigger/report.json"), bigger.to_string()).unwrap();
+    let out = imbench(
+        &dir,
+        &["compare", "base", "bigger", "--fail-on-regression", "50%"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("direct.size.bytes 64 against 60000"),
+        "{}",
+        text(&out)
+    );
     // The rows above the verdict say so too, whatever they read.
     assert!(
         text(&out).contains("(of different loads: its verdicts below are not gated"),

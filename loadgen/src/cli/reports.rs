@@ -716,17 +716,26 @@ pub(crate) fn compare(
         }
     }
     // Ratios between different loads say little: say so rather than print them silently.
+    // A search's steps run rates such as 14.142135623730953/s: three decimals say them.
+    let rate = |r: f64| {
+        let shown = format!("{r:.3}");
+        shown
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    };
     let load = |r: &imbench_loadgen::Report| {
         let s = &r.scenario;
-        let mut rates = format!("direct {}/s", s.direct.rate);
+        let mut rates = format!("direct {}/s", rate(s.direct.rate));
         if s.groups.count > 0 {
             rates.push_str(&format!(
                 ", {} groups at {}/s",
-                s.groups.count, s.groups.rate
+                s.groups.count,
+                rate(s.groups.rate)
             ));
         }
         if s.files.rate > 0.0 {
-            rates.push_str(&format!(", files {}/s", s.files.rate));
+            rates.push_str(&format!(", files {}/s", rate(s.files.rate)));
         }
         // A shard ran part of the clients: its figures are part of a load.
         let shard = r
@@ -772,6 +781,14 @@ pub(crate) fn compare(
     resumptions.dedup();
     if resumptions.len() > 1 {
         loads.push(resumptions.join(" against "));
+    }
+    // The same name, clients and rates can still be another load: bodies of another size,
+    // other partners, groups of other sizes, other files, churn.
+    let scenarios: Vec<&imbench_loadgen::config::scenario::Scenario> =
+        loaded.iter().map(|(_, r)| &r.scenario).collect();
+    let settings = imbench_loadgen::report::load_settings::differences(&scenarios);
+    if !settings.is_empty() {
+        loads.push(settings.join(", "));
     }
     if loads.len() > 1 {
         imbench_loadgen::errln!(

@@ -11,6 +11,7 @@ pub mod figures;
 pub mod histogram;
 pub mod hlog;
 pub mod html;
+pub mod load_settings;
 pub mod merge;
 pub mod model;
 pub mod read;

@@ -245,8 +245,18 @@ async fn search<R: Steps>(
                 bad = Some(load);
                 break;
             }
-            // The first load's own tries say so in the answer ("invalid on all N tries").
-            Ok(Some(Tried::Spoiled)) if good.is_none() => break,
+            // The machine ended the search at its first load: the answer says so in words
+            // ("invalid on all N tries"), and `machine` for a script that tries again.
+            Ok(Some(Tried::Spoiled)) if good.is_none() => {
+                let tries = opts.machine_retries + 1;
+                stopped = Some(format!(
+                    "the machine alone spoiled all {tries} tries at the first load, {load:.3}x \
+                     (its CPUs busy with other work, or the process paused), so nothing is \
+                     known of the capacity"
+                ));
+                machine = true;
+                break;
+            }
             Ok(Some(Tried::Spoiled)) => {
                 let tries = opts.machine_retries + 1;
                 stopped = Some(format!(
@@ -702,13 +712,12 @@ mod tests {
     }
 
     #[test]
-    fn a_first_load_the_machine_spoiled_on_every_try_is_not_a_stop_of_the_search() {
+    fn a_first_load_the_machine_spoiled_on_every_try_ends_the_search_as_the_machines() {
         let (done, loads) = searched(|_, _| (Verdict::Invalid, MACHINE));
         assert_eq!(loads, [1.0, 1.0, 1.0]);
-        assert!(
-            !done.machine && done.stopped.is_none(),
-            "the answer says it"
-        );
+        assert!(done.machine && !done.bounded);
+        let why = done.stopped.as_deref().unwrap_or_default();
+        assert!(why.contains("all 3 tries at the first load"), "{why}");
     }
 
     #[test]
