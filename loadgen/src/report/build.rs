@@ -809,7 +809,10 @@ fn measured_direct_lost(metric: &str, run: &RunReport) -> Option<(u64, u64)> {
     if rated.abs_diff(delivered) > 1 + delivered / 100 {
         return None;
     }
-    (owed > 0).then(|| (owed.saturating_sub(delivered), owed))
+    // A share, not a count: the measured period cannot have lost more than the run did. A
+    // server refusing most messages leaves few owed, and the share of the period's sends that
+    // were refused is not the run's exactly: without the cap, that difference reads as losses.
+    (owed > 0).then(|| (owed.saturating_sub(delivered).min(c.lost), owed))
 }
 
 /// The sample count when an SLO's percentile is taken over too few samples to be anything but
@@ -1085,8 +1088,8 @@ mod tests {
     #[test]
     fn a_shards_latency_is_of_what_its_clients_received() {
         // A shard's clients receive from every shard: fewer deliveries timed than its own
-        // sends owed (9,900 of 10,000) is no loss of its own to count (its `lost` is 0).
-        let run = direct_run(0);
+        // sends owed (9,900 of 10,000) is no loss of its own to count; a whole run's are.
+        let run = direct_run(100);
         let whole = evaluate("direct.p99 < 200ms", &run);
         assert!(whole.value.contains("over all messages"), "{whole:?}");
         let shard = evaluate_with("direct.p99 < 200ms", &run, false);
@@ -1095,9 +1098,11 @@ mod tests {
 
     #[test]
     fn the_measured_periods_own_losses_count_when_it_lost_more_than_the_run() {
-        // The run's counts say 40 of 10,000 lost, but 20,000 were due in the measured period
-        // and 9,900 of them arrived: a server that stopped half-way through it.
-        let mut run = direct_run(40);
+        // The run's counts say 10,100 of 30,000 lost, but 20,000 were due in the measured
+        // period and 9,900 of them arrived: a server that stopped half-way through it lost
+        // half of the period's, a third of the run's.
+        let mut run = direct_run(10_100);
+        (run.counters.sent, run.counters.expected) = (30_000, 30_000);
         run.throughput.sent_per_s = 2_000.0;
         let p50 = evaluate("direct.p50 < 200ms", &run);
         assert!(!p50.ok, "{p50:?}");
@@ -1119,7 +1124,27 @@ mod tests {
         // Rates that do not tell of the figure's samples (an edited report) are not used.
         run.throughput.delivered_per_s = 500.0;
         let p50 = evaluate("direct.p50 < 200ms", &run);
-        assert!(p50.ok && p50.value.contains("40 of 10000"), "{p50:?}");
+        assert!(p50.ok && p50.value.contains("10100 of 30000"), "{p50:?}");
+    }
+
+    #[test]
+    fn a_server_refusing_most_messages_loses_none_in_the_measured_period_when_the_run_lost_none()
+    {
+        // 3,981 sent, 3,832 refused (bodies over the server's limit), the other 149 delivered;
+        // of the measured period's 2,970 sends the 107 delivered were a little fewer than the
+        // run's share of accepted ones (111) would have it.
+        let mut run = direct_run(0);
+        (run.counters.sent, run.counters.rejected, run.counters.expected) = (3_981, 3_832, 149);
+        run.duration_s = 10.0;
+        run.throughput.sent_per_s = 297.0;
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        for i in 1..=107u64 {
+            h.record(i * 10).expect("in range");
+        }
+        run.metrics.insert("direct".to_string(), summarize(&h));
+        run.throughput.delivered_per_s = 10.7;
+        let p99 = evaluate("direct.p99 < 200ms", &run);
+        assert!(p99.ok && !p99.value.contains("never arrived"), "{p99:?}");
     }
 
     #[test]
