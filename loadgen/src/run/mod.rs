@@ -550,7 +550,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         {
             if ctx.stop_reason().is_none() {
                 if let Some(why) = watchdog.silent_through_drain(&ctx, s.drain) {
-                    ctx.stop(why);
+                    // Silent from before the schedule's end: the period ends where it fell
+                    // silent. From within the drain: the period was whole.
+                    ctx.stop_at(why, watchdog.silence_began_us(&ctx));
                 }
             }
             break;
@@ -1614,7 +1616,12 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
         }
         Duration::ZERO
     } else {
-        ctx.stop(why);
+        // A server silent for the answer timeout went silent that long ago: the measured
+        // period ends there, not when it was noticed (after the schedule's end, perhaps).
+        match watchdog.silent_since_us(ctx) {
+            Some(at) => ctx.stop_at(why, at),
+            None => ctx.stop(why),
+        }
         STOPPED_DRAIN
     };
     *drain_deadline = (*drain_deadline).min(Instant::now() + wait);
@@ -1665,6 +1672,19 @@ impl Watchdog {
             Some(gone) => gone,
             None => "it stopped or hung".into(),
         }
+    }
+
+    /// When the server last answered, or last had nothing to answer (run clock µs), to the
+    /// check a second.
+    fn silence_began_us(&self, ctx: &RunContext) -> u64 {
+        let silent_for = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        ctx.clock.now_us().saturating_sub(silent_for)
+    }
+
+    /// [`Watchdog::silence_began_us`], when the server has been silent for the watchdog's
+    /// limit: what [`Watchdog::check`] reports then is that silence.
+    fn silent_since_us(&self, ctx: &RunContext) -> Option<u64> {
+        (self.since.elapsed() >= self.limit).then(|| self.silence_began_us(ctx))
     }
 
     /// Notes the answers so far, once, when the schedule ends and the drain begins.
