@@ -834,6 +834,28 @@ pub struct Overrides {
     pub network: Option<String>,
 }
 
+impl Overrides {
+    /// The flags given that change the load or its times, as typed (`--clients 30`), for an
+    /// error they cause: the file alone was fine.
+    fn given(&self) -> Vec<String> {
+        let time = |d: &Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
+        [
+            ("--clients", self.clients.map(|v| v.to_string())),
+            ("--duration", time(&self.duration)),
+            ("--warmup", time(&self.warmup)),
+            ("--ramp-up", time(&self.ramp_up)),
+            ("--drain", time(&self.drain)),
+            ("--rate", self.rate.map(|v| v.to_string())),
+            ("--group-rate", self.group_rate.map(|v| v.to_string())),
+            ("--connect-rate", self.connect_rate.map(|v| v.to_string())),
+            ("--network", self.network.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| format!("{flag} {v}")))
+        .collect()
+    }
+}
+
 /// The smallest body: the measurement header every message carries (its layout is in
 /// `workload::body`: intended and actual send time, sender, sequence number, checksum).
 pub const MIN_BODY: u64 = 36;
@@ -995,7 +1017,13 @@ impl Scenario {
                 self.slo.push(spelled(expr));
             }
         }
-        self.validate()
+        self.validate().map_err(|e| match e {
+            // The file's own values were checked as it was read: the flags made this.
+            ScenarioError::Invalid(why) if !o.given().is_empty() => {
+                ScenarioError::Invalid(format!("{why} (with {})", o.given().join(" ")))
+            }
+            e => e,
+        })
     }
 
     /// Checks values that TOML types cannot.
@@ -1579,6 +1607,26 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_value_a_flag_made_impossible_names_the_flag() {
+        let mut s = Scenario::builtin_default();
+        s.groups.count = 2;
+        s.groups.members = GroupSize::Fixed { size: 50 };
+        s.validate().unwrap();
+        let err = s
+            .apply(&Overrides {
+                clients: Some(30),
+                seed: Some(4),
+                ..Overrides::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("need at least that many clients, not 30 (with --clients 30)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1128,13 +1128,16 @@ mod tests {
     }
 
     #[test]
-    fn a_server_refusing_most_messages_loses_none_in_the_measured_period_when_the_run_lost_none()
-    {
+    fn a_server_refusing_most_messages_loses_none_in_the_measured_period_when_the_run_lost_none() {
         // 3,981 sent, 3,832 refused (bodies over the server's limit), the other 149 delivered;
         // of the measured period's 2,970 sends the 107 delivered were a little fewer than the
         // run's share of accepted ones (111) would have it.
         let mut run = direct_run(0);
-        (run.counters.sent, run.counters.rejected, run.counters.expected) = (3_981, 3_832, 149);
+        (
+            run.counters.sent,
+            run.counters.rejected,
+            run.counters.expected,
+        ) = (3_981, 3_832, 149);
         run.duration_s = 10.0;
         run.throughput.sent_per_s = 297.0;
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");

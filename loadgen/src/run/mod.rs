@@ -1344,7 +1344,19 @@ fn workload_missing(s: &Scenario, name: &str) -> Option<String> {
         figure.starts_with("group") || figure.starts_with("fanout") || group_only(figure);
     // Groups set to rate 0 by --group-rate keep the scenario's own group SLOs, which then
     // fail on "no samples" as documented: a direct-only run of a group scenario stays possible.
-    let (what, section) = if of_files && s.files.rate <= 0.0 {
+    let of_direct = [
+        Metric::Direct.name(),
+        Metric::DirectUncorrected.name(),
+        Metric::DirectDuringFiles.name(),
+        Metric::DirectWithoutFiles.name(),
+    ]
+    .contains(&figure);
+    let (what, section) = if of_direct && s.direct.rate <= 0.0 {
+        (
+            "sends no direct messages",
+            "[direct] with a rate above 0 (or --rate)",
+        )
+    } else if of_files && s.files.rate <= 0.0 {
         ("sends no files", "[files] with a rate above 0")
     } else if of_groups && s.groups.count == 0 {
         ("has no groups", "[groups]")
@@ -1361,8 +1373,7 @@ fn workload_missing(s: &Scenario, name: &str) -> Option<String> {
 
 /// Why size-bucket figure `figure` (`fanout_le1000`, `group_gt1000` …) cannot come from a run
 /// of `s`: the scenario's plan, drawn from its seed before the run as every run draws it, has
-/// no group of that size (members are capped by the clients, so `--clients 50` leaves
-/// `fanout-1000`'s groups in `le100`).
+/// no group of that size.
 fn bucket_missing(s: &Scenario, figure: &str) -> Option<String> {
     use crate::report::figures::bucket_names;
     use crate::workload::groups::{Bucket, GroupPlan};
@@ -2095,6 +2106,13 @@ mod tests {
             let e = check_slo_names(&s).unwrap_err().to_string();
             assert!(e.contains(says), "{expr}: {e}");
         }
+        // A scenario of groups only: no direct figure.
+        let mut groups_only = Scenario::builtin_default();
+        groups_only.direct.rate = 0.0;
+        groups_only.groups.count = 2;
+        groups_only.slo.push("direct.p99 < 1s".into());
+        let e = check_slo_names(&groups_only).unwrap_err().to_string();
+        assert!(e.contains("sends no direct messages"), "{e}");
         for fine in [
             "lost == 0",
             "lost <= 0",
