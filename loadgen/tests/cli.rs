@@ -2186,6 +2186,21 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
+    // Every run's report gone: repeat.json alone is no report to read a verdict from.
+    let runs: Vec<_> = (1..=2).map(|n| dir.0.join(format!("r/run-{n}"))).collect();
+    for run in &runs {
+        std::fs::rename(run, run.with_extension("away")).unwrap();
+    }
+    let out = imbench(&dir, &["report", "r"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds none of its runs' reports any more"),
+        "{}",
+        text(&out)
+    );
+    for run in &runs {
+        std::fs::rename(run.with_extension("away"), run).unwrap();
+    }
     // A repeat.json cut short: report refuses it, compare reads the folders and says why.
     let repeat = dir.0.join("r/repeat.json");
     let whole = std::fs::read_to_string(&repeat).unwrap();
@@ -3185,6 +3200,14 @@ fn a_capacity_search_writes_its_report_and_imbench_report_reads_the_folder() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("it is a whole run, not a shard"),
+        "{}",
+        text(&out)
+    );
+    // A step's report gone since: the table is capacity.json's, and report says so.
+    std::fs::remove_dir_all(folder.join("step-01")).unwrap();
+    let out = imbench(&dir, &["report", "cap"]);
+    assert!(
+        text(&out).contains("no report.json in cap/step-01: the table is of capacity.json"),
         "{}",
         text(&out)
     );

@@ -128,20 +128,35 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         );
         return exit_code::USAGE;
     }
-    out!("{}", summary.table());
     let folder = file.parent().unwrap_or(std::path::Path::new("."));
+    let folder = if folder.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        folder
+    };
+    // The spread is the file's; a run whose own report has gone since (deleted, moved) is
+    // in it, but no longer there to look at or to gate on: said, as `compare` says it.
+    let gone: Vec<String> = (1..=summary.runs)
+        .map(|n| format!("run-{n}"))
+        .filter(|run| !folder.join(run).join("report.json").is_file())
+        .collect();
+    if summary.runs > 0 && gone.len() == summary.runs {
+        // Nothing left of what the spread is of: a verdict read back from it would be of
+        // runs no one can look at any more.
+        imbench_loadgen::errln!(
+            "imbench: {} holds none of its runs' reports any more (no report.json in {} … run-{}): repeat.json alone is no report; give a folder that holds them",
+            folder.display(),
+            folder.join("run-1").display(),
+            summary.runs
+        );
+        return exit_code::USAGE;
+    }
+    out!("{}", summary.table());
     outln!(
         "each run's report is in its folder: {}, …",
         folder.join("run-1").display()
     );
-    // The spread is the file's; a run whose own report has gone since (deleted, moved) is
-    // in it, but no longer there to look at or to gate on: said, as `compare` says it.
     const NAMED: usize = 5;
-    let gone: Vec<String> = (1..=summary.runs)
-        .map(|n| format!("run-{n}"))
-        .filter(|run| !folder.join(run).join("report.json").is_file())
-        .take(NAMED + 1)
-        .collect();
     if !gone.is_empty() {
         let more = if gone.len() > NAMED { ", …" } else { "" };
         imbench_loadgen::errln!(
@@ -181,6 +196,23 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
         }
     };
     out!("{}", capacity.table());
+    // As for repeats: a step whose report has gone since is in the table still (it is
+    // capacity.json's), but no longer there to look at, and the page links to nothing.
+    let gone: Vec<String> = capacity
+        .steps
+        .iter()
+        .filter_map(|step| step.report.as_ref())
+        .map(|report| dir.join(report))
+        .filter(|folder| !folder.join("report.json").is_file())
+        .map(|folder| folder.display().to_string())
+        .collect();
+    if !gone.is_empty() {
+        imbench_loadgen::errln!(
+            "imbench: note: no report.json in {}: the table is of capacity.json, which still counts {}",
+            gone.join(", "),
+            if gone.len() == 1 { "that step" } else { "those steps" }
+        );
+    }
     match capacity.write_views(dir) {
         Ok(()) => {
             outln!(

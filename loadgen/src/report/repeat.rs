@@ -48,9 +48,11 @@ pub struct Spread {
     pub median: f64,
     /// Largest.
     pub max: f64,
-    /// Largest over smallest: 1.0 when every run agreed (0 when the smallest is 0, or when
-    /// only one run has the figure).
-    pub max_over_min: f64,
+    /// Largest over smallest: 1.0 when every run agreed; none (`null`) when the smallest is
+    /// 0 or only one run has the figure, where no ratio is one to read (files written before
+    /// this wrote 0 there, read as none).
+    #[serde(default, deserialize_with = "no_ratio_as_none")]
+    pub max_over_min: Option<f64>,
 }
 
 impl Spread {
@@ -68,13 +70,14 @@ impl Spread {
             median,
             max,
             // One value has no spread to show.
-            max_over_min: if min > 0.0 && sorted.len() > 1 {
-                max / min
-            } else {
-                0.0
-            },
+            max_over_min: (min > 0.0 && sorted.len() > 1).then(|| max / min),
         }
     }
+}
+
+/// A ratio as repeat.json has it, the 0 older files wrote for none read as none.
+fn no_ratio_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.filter(|&r| r > 0.0))
 }
 
 /// Works out the spread of each figure, per transport: of the figures that every run of the
@@ -175,11 +178,9 @@ impl RepeatSummary {
             for v in &f.values {
                 let _ = write!(line, " {:>9}", v.map_or_else(|| "-".to_string(), show));
             }
-            let ratio = if f.max_over_min > 0.0 {
-                format!("{:.2}x", f.max_over_min)
-            } else {
-                "-".to_string()
-            };
+            let ratio = f
+                .max_over_min
+                .map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
             let _ = writeln!(out, "{line} {:>9} {:>8}", show(f.median), ratio);
         }
         let verdicts: Vec<&str> = self
@@ -206,11 +207,22 @@ mod tests {
         let s = Spread::of("quic", "direct.p99", values.clone());
         assert_eq!(s.values, values);
         assert_eq!((s.min, s.median, s.max), (100.0, 150.0, 300.0));
-        assert!((s.max_over_min - 3.0).abs() < 1e-12);
+        assert!((s.max_over_min.unwrap_or_default() - 3.0).abs() < 1e-12);
         let even = Spread::of("tcp", "delivered_per_s", vec![Some(10.0), Some(20.0)]);
         assert_eq!(even.median, 15.0);
         let zero = Spread::of("tcp", "lost", vec![Some(0.0), Some(0.0)]);
-        assert_eq!(zero.max_over_min, 0.0);
+        assert_eq!(zero.max_over_min, None);
+        assert_eq!(
+            Spread::of("quic", "lost", vec![Some(4.0)]).max_over_min,
+            None
+        );
+        let json = serde_json::to_value(&zero).expect("JSON");
+        assert!(json["max_over_min"].is_null(), "{json}");
+        // A file of an older imbench wrote 0 for no ratio.
+        let mut older = serde_json::to_value(&s).expect("JSON");
+        older["max_over_min"] = serde_json::json!(0.0);
+        let read: Spread = serde_json::from_value(older).expect("reads");
+        assert_eq!(read.max_over_min, None);
         // A run without the transport is left out of the median and the ratio.
         let gone = Spread::of("nats", "direct.p50", vec![Some(200.0), None, Some(100.0)]);
         assert_eq!((gone.min, gone.median, gone.max), (100.0, 150.0, 200.0));
