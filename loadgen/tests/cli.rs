@@ -2870,6 +2870,24 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
 }
 
 #[test]
+fn a_scenario_that_sends_nothing_is_refused_before_it_runs() {
+    let dir = Dir::new("sends-nothing");
+    let header = TINY.split("[direct]").next().unwrap_or_default();
+    let scenario = dir.file("s.toml", header);
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", "r"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"tiny\" sends nothing"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.0.join("r").exists(), "nothing ran");
+    // --rate gives it direct chat.
+    let out = imbench(&dir, &["run", scenario.to_str().unwrap(), "--rate", "5"]);
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
 fn a_server_that_refuses_files_and_joins_says_so() {
     let dir = Dir::new("files-refused");
     let server = standalone_over(&dir, imbench_transport::Transport::Tcp, |l| {

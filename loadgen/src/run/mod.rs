@@ -296,6 +296,17 @@ impl RunOutcome {
 /// [`run`], and by a command before it brings anything up (a network path, say).
 pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
     let s = &config.scenario;
+    // Known before anything starts: waiting out the whole schedule to say that nothing was
+    // sent in it would give a usage mistake the verdict of a run that cannot be trusted.
+    let groups_send = s.groups.count > 0 && s.groups.rate > 0.0;
+    if s.direct.rate <= 0.0 && !groups_send && s.files.rate <= 0.0 {
+        return Err(RunError::Scenario(
+            crate::config::scenario::ScenarioError::Invalid(format!(
+                "{:?} sends nothing: it has no [direct], [groups] or [files] with a rate above 0, so no figure could be of a message; give one (or --rate, --group-rate)",
+                s.name
+            )),
+        ));
+    }
     if config.shard.is_some() && matches!(config.server, ServerSpec::Embedded | ServerSpec::Memory)
     {
         return Err(RunError::Shard(
