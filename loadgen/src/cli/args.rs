@@ -464,6 +464,10 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
         return Ok(legs);
     }
     let transports = &args.transport.0;
+    if args.server.is_empty() && args.server_name.is_some() {
+        // The embedded server's certificate is made for the name the clients dial.
+        anyhow::bail!("--server-name goes with --server: the embedded server needs none");
+    }
     match (args.server.is_empty(), &args.cert, &args.secret_file) {
         (true, None, None) => Ok(transports
             .iter()
@@ -910,6 +914,13 @@ fn folder_stamp(now: std::time::SystemTime) -> String {
 mod tests {
     use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
+
+    #[test]
+    fn a_server_name_for_the_embedded_server_is_refused() {
+        let args = run_args(&["--server-name", "foo"]).expect("the flags parse");
+        let e = super::configure(&args).err().expect("refused").to_string();
+        assert!(e.contains("--server-name goes with --server"), "{e}");
+    }
 
     #[test]
     fn a_path_to_hold_is_named_among_the_paths_only() {

@@ -1032,6 +1032,10 @@ impl Scenario {
         if self.clients == 0 {
             return bad("clients must be at least 1".into());
         }
+        // It names the report folder and heads every table.
+        if self.name.trim().is_empty() {
+            return bad("name must not be empty".into());
+        }
         // Every shard holds a slot per client of the whole load; past this the sizes the run
         // works out (memory, files, the ramp-up) stop meaning anything.
         if self.clients > MAX_CLIENTS {
@@ -1607,6 +1611,15 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_name_is_refused() {
+        let text = DEFAULT_SCENARIO.replace("name = \"default\"", "name = \" \"");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name must not be empty"), "{err}");
     }
 
     #[test]

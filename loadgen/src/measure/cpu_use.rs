@@ -300,11 +300,17 @@ impl CpuUse {
             return None;
         }
         let mut why = if busy {
+            // Above the limit, shown so: 90.4 % against a limit of 90 % is not "90% busy".
+            let shown = format!("{:.0}", self.busy_fraction * 100.0);
+            let shown = if shown == percent(max_busy) {
+                format!("over {shown}")
+            } else {
+                shown
+            };
             format!(
-                "{THE_MACHINE} was the limit: its {} {} {:.0}% busy (limit {}%)",
+                "{THE_MACHINE} was the limit: its {} {} {shown}% busy (limit {}%)",
                 cpus(self.cpus),
                 if self.cpus == 1 { "was" } else { "were" },
-                self.busy_fraction * 100.0,
                 percent(max_busy)
             )
         } else {
@@ -582,6 +588,13 @@ mod tests {
         let why = u.limit_reason(0.9, 1000.0).unwrap();
         assert!(why.contains("98% busy"), "{why}");
         assert!(why.contains("embedded server 0.40"), "{why}");
+        // 90.4 % against a limit of 90 % would read "90% busy (limit 90%)".
+        let near = CpuUse {
+            busy_fraction: 0.904,
+            ..u.clone()
+        };
+        let near = near.limit_reason(0.9, 1000.0).unwrap();
+        assert!(near.contains("were over 90% busy (limit 90%)"), "{near}");
         // The same period judged against looser limits passes; waiting alone can also fail it.
         assert_eq!(u.limit_reason(0.99, 1000.0), None);
         assert_eq!(u.limit_reason(1.0, 1000.0), None);
