@@ -36,6 +36,11 @@ pub type StoreKey = i64;
 /// The database's file name in the data folder.
 pub const DATABASE_FILE: &str = "holds.sqlite3";
 
+/// How long a server starting waits for a folder another server holds (its data folder, its
+/// folder of files for clients) before it is refused: a server stopped a moment ago holds its
+/// locks until its process has ended, which for one with many connections takes a while.
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The layout this code writes; a database with a newer one is refused, not misread.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -251,8 +256,9 @@ impl HoldStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db)?;
-        // A folder in use is said at once, not after waiting for the other server to let go.
-        conn.busy_timeout(std::time::Duration::ZERO).map_err(db)?;
+        // A folder in use is said after a short while, not after waiting for the other server
+        // to let go: the while is for a server stopped a moment ago, whose process is ending.
+        conn.busy_timeout(LOCK_GRACE).map_err(db)?;
         // Exclusive before anything else: the first access takes the lock and keeps it, and a
         // second server finds the database busy instead of writing beside this one.
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")

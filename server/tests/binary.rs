@@ -351,6 +351,19 @@ fn a_second_server_on_the_same_client_folder_is_refused() {
     assert_eq!(client_files(&first.dir), files);
     // Once the first has stopped, the folder is free.
     start_and_stop(&first.dir);
+    // A holder that lets go a moment after the start (a server killed just before, whose
+    // process is still ending) is waited for, not taken for one that runs.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(first.dir.join(".lock"))
+        .expect("the lock file");
+    lock.lock().expect("held");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(lock);
+    });
+    start_and_stop(&first.dir);
+    release.join().expect("released");
 }
 
 /// Starts the server binary on `client_dir` until it has said where its secret is, then stops
@@ -498,6 +511,7 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--groups-per-user", "0"),
         ("--queue-capacity", "0"),
         ("--session-queue-bytes", "10"),
+        ("--max-queued-bytes", "1KiB"),
         ("--write-timeout", "0s"),
         ("--hello-timeout", "0s"),
         ("--file-idle-timeout", "1ns"),
@@ -638,4 +652,17 @@ fn a_listening_address_may_name_its_host() {
     );
     assert_ne!(ws.port(), 0);
     std::net::TcpStream::connect(ws).expect("the server listens there");
+}
+
+/// `--cert-name` names the certificate the server makes; with `--cert` it would change nothing,
+/// and is refused.
+#[test]
+fn a_certificate_name_beside_a_certificate_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--cert", "c.pem", "--key", "k.pem", "--cert-name", "foo"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--cert-name"), "{stderr}");
 }

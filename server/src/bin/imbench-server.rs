@@ -43,8 +43,9 @@ struct Args {
     key: Option<PathBuf>,
     /// Names the self-signed certificate is valid for (repeat for several); clients must dial
     /// one of them. Defaults to localhost, 127.0.0.1, ::1 and the addresses it listens on (for
-    /// 0.0.0.0 or ::, every address of the machine's interfaces).
-    #[arg(long = "cert-name")]
+    /// 0.0.0.0 or ::, every address of the machine's interfaces). Not with --cert, whose
+    /// certificate has names of its own.
+    #[arg(long = "cert-name", conflicts_with = "cert")]
     cert_names: Vec<String>,
     /// File holding the token secret (64 hex digits). Without it a fresh secret is made.
     #[arg(long)]
@@ -590,6 +591,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
             args.session_queue_bytes, args.max_body
         ));
     }
+    if args.max_queued_bytes < args.max_body {
+        return Err(format!(
+            "--max-queued-bytes {} is smaller than --max-body {}: a message that large would be refused `busy` with every queue empty",
+            args.max_queued_bytes, args.max_body
+        ));
+    }
     for (name, value) in [
         ("--write-timeout", args.write_timeout),
         ("--hello-timeout", args.hello_timeout),
@@ -694,14 +701,23 @@ fn lock_client_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "{} holds the files for clients of another imbench-server that is running (its secret and certificate): give this one a folder of its own with --client-dir",
-            dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
+    // A server stopped a moment ago (`kill -9`, then a restart at once) holds the lock until
+    // its process has ended, which takes a while for one with many connections: it is given
+    // that while before this one is refused.
+    let deadline = std::time::Instant::now() + imbench_server::store::LOCK_GRACE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{} holds the files for clients of another imbench-server that is running (its secret and certificate): give this one a folder of its own with --client-dir",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
         }
     }
 }
