@@ -1324,6 +1324,17 @@ impl Scenario {
                 c.offline, self.drain
             ));
         }
+        // A client away for `offline` drops at most once in it: past what the churning clients
+        // can make that way, the rate asked for would be a figure no run comes near.
+        let churning = (self.clients as f64 * c.fraction).max(1.0);
+        let most = churning / c.offline.as_secs_f64();
+        if c.rate > most {
+            return bad(format!(
+                "churn.rate is {} a second, more than the churning clients can make: about {churning:.0} of them (clients × fraction), each away for {} a time, drop at most {most:.0} times a second together; give a lower rate, a larger fraction or a shorter offline",
+                c.rate,
+                humantime::format_duration(c.offline)
+            ));
+        }
         Ok(())
     }
 
@@ -1611,6 +1622,21 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_churn_rate_no_churning_client_could_make_is_refused() {
+        let churn = |rate: &str| {
+            let text = DEFAULT_SCENARIO.replace(
+                "[slo]",
+                &format!("[churn]\nfraction = 0.2\nrate = {rate}\noffline = \"300ms\"\n\n[slo]"),
+            );
+            Scenario::from_toml(&text, "t.toml").map(|_| ())
+        };
+        // 200 churning clients away 300 ms at a time: at most about 667 drops a second.
+        churn("600.0").unwrap();
+        let err = churn("1e9").unwrap_err().to_string();
+        assert!(err.contains("drop at most 667 times a second"), "{err}");
     }
 
     #[test]
