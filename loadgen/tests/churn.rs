@@ -119,9 +119,16 @@ async fn quic_clients_on_shared_sockets_connect_again_and_the_run_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_client_that_changes_address_connects_again() {
-    let (n, _) = handover_run(Transport::Tcp, 0).await;
+    let (n, notes) = handover_run(Transport::Tcp, 0).await;
     assert_eq!(n.migrations, 0, "{n:?}");
     assert_eq!(n.reconnects, n.handovers, "{n:?}");
+    // 40 a second asked of 20 clients away 1 s each: they make at most 20, and it is said.
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("churn.rate is 40 a second") && n.contains("at most 20 times")),
+        "{notes:?}"
+    );
 }
 
 /// Interrupted while churning clients are away: the run still ends with a report, and no

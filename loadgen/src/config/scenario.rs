@@ -376,6 +376,15 @@ impl ConnectionChurn {
     pub fn enabled(&self) -> bool {
         self.fraction > 0.0 && self.rate > 0.0
     }
+
+    /// When `rate` is more than the churning clients of `clients` can make (a client away for
+    /// `offline` drops at most once in it): how many they are, about, and the most drops a
+    /// second they make together, dropping again as soon as each is back.
+    pub fn beyond_reach(&self, clients: usize) -> Option<(f64, f64)> {
+        let churning = (clients as f64 * self.fraction).max(1.0);
+        let most = churning / self.offline.as_secs_f64();
+        (self.enabled() && self.rate > most).then_some((churning, most))
+    }
 }
 
 /// When a client's messages are due.
@@ -1324,17 +1333,6 @@ impl Scenario {
                 c.offline, self.drain
             ));
         }
-        // A client away for `offline` drops at most once in it: past what the churning clients
-        // can make that way, the rate asked for would be a figure no run comes near.
-        let churning = (self.clients as f64 * c.fraction).max(1.0);
-        let most = churning / c.offline.as_secs_f64();
-        if c.rate > most {
-            return bad(format!(
-                "churn.rate is {} a second, more than the churning clients can make: about {churning:.0} of them (clients × fraction), each away for {} a time, drop at most {most:.0} times a second together; give a lower rate, a larger fraction or a shorter offline",
-                c.rate,
-                humantime::format_duration(c.offline)
-            ));
-        }
         Ok(())
     }
 
@@ -1625,18 +1623,19 @@ mod tests {
     }
 
     #[test]
-    fn a_churn_rate_no_churning_client_could_make_is_refused() {
-        let churn = |rate: &str| {
-            let text = DEFAULT_SCENARIO.replace(
-                "[slo]",
-                &format!("[churn]\nfraction = 0.2\nrate = {rate}\noffline = \"300ms\"\n\n[slo]"),
-            );
-            Scenario::from_toml(&text, "t.toml").map(|_| ())
+    fn a_churn_rate_past_what_the_clients_can_make_is_known() {
+        let mut churn = ConnectionChurn {
+            fraction: 0.2,
+            rate: 600.0,
+            offline: Duration::from_millis(300),
+            ..ConnectionChurn::default()
         };
         // 200 churning clients away 300 ms at a time: at most about 667 drops a second.
-        churn("600.0").unwrap();
-        let err = churn("1e9").unwrap_err().to_string();
-        assert!(err.contains("drop at most 667 times a second"), "{err}");
+        assert_eq!(churn.beyond_reach(1000), None);
+        churn.rate = 1e9;
+        let (churning, most) = churn.beyond_reach(1000).expect("beyond");
+        assert_eq!(churning, 200.0);
+        assert!((most - 666.67).abs() < 0.01, "{most}");
     }
 
     #[test]

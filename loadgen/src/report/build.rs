@@ -428,6 +428,15 @@ impl Report {
                 files_refused as f64 * 100.0 / files_sent as f64
             ));
         }
+        if let Some((churning, most)) = s.churn.beyond_reach(s.clients) {
+            // Asked for more than can be: the clients dropped as often as they could, which
+            // reads as the rate asked for unless said.
+            run.notes.push(format!(
+                "churn.rate is {} a second, more than the churning clients can make: about {churning:.0} of them, each away for {} a time, drop at most {most:.0} times a second together, so each dropped again as soon as it was back (`reconnects` counts the drops made)",
+                s.churn.rate,
+                humantime::format_duration(s.churn.offline)
+            ));
+        }
         if g.refused_membership_changes > 0 && !every_join_refused {
             // A refused join leaves a group smaller than the scenario's: its fan-out is of the
             // members the server let in, not of the group asked for.
