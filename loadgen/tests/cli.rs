@@ -600,6 +600,31 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
         machine_limited_with(&["--saturated"], &dir, "late", &[]),
         Some(2)
     );
+    // Datagrams dropped are the machine's beside its being the limit, not on their own.
+    let drops = "quic: the kernel dropped 16508 datagrams on the run's UDP sockets (this process's): their receive buffers were full";
+    let starved = "quic: the machine was the limit: its 2 CPUs were 100% busy (limit 90%)";
+    for (folder, reasons, code) in [
+        ("drops-starved", vec![drops, starved], Some(0)),
+        ("drops-alone", vec![drops], Some(1)),
+    ] {
+        let mut report = behind.clone();
+        report["invalid_reasons"] = serde_json::json!(reasons);
+        std::fs::create_dir_all(dir.0.join(folder)).unwrap();
+        std::fs::write(dir.0.join(folder).join("report.json"), report.to_string()).unwrap();
+        assert_eq!(machine_limited(&dir, folder, &["schedule_lag"]), code, "{folder}");
+    }
+    // A capacity search says itself whether the machine ended it.
+    for (machine, code) in [(true, Some(0)), (false, Some(1))] {
+        let folder = format!("search-{machine}");
+        std::fs::create_dir_all(dir.0.join(&folder)).unwrap();
+        let search = serde_json::json!({"machine": machine, "highest_held": null, "stopped": "the machine alone spoiled all 3 tries"});
+        std::fs::write(
+            dir.0.join(&folder).join("capacity.json"),
+            search.to_string(),
+        )
+        .unwrap();
+        assert_eq!(machine_limited(&dir, &folder, &[]), code, "{folder}");
+    }
 }
 
 #[test]
