@@ -611,7 +611,11 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
         report["invalid_reasons"] = serde_json::json!(reasons);
         std::fs::create_dir_all(dir.0.join(folder)).unwrap();
         std::fs::write(dir.0.join(folder).join("report.json"), report.to_string()).unwrap();
-        assert_eq!(machine_limited(&dir, folder, &["schedule_lag"]), code, "{folder}");
+        assert_eq!(
+            machine_limited(&dir, folder, &["schedule_lag"]),
+            code,
+            "{folder}"
+        );
     }
     // A capacity search says itself whether the machine ended it.
     for (machine, code) in [(true, Some(0)), (false, Some(1))] {

@@ -11,6 +11,18 @@ pub fn parse(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse() {
         return Ok(addr);
     }
+    // Digits and dots only before the port are an IPv4 address mistyped (300.1.1.1), not a
+    // host name to look up.
+    if let Some((host, port)) = text.rsplit_once(':') {
+        if !host.is_empty() && host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Err(match host.parse::<std::net::Ipv4Addr>() {
+                Err(_) => format!(
+                    "{text:?} is not an address: {host} is no IPv4 address (four numbers of 0 to 255)"
+                ),
+                Ok(_) => format!("{text:?} is not an address: {port:?} is no port (0 to 65535)"),
+            });
+        }
+    }
     let named: Vec<SocketAddr> = text
         .to_socket_addrs()
         .map_err(|e| {
@@ -49,5 +61,10 @@ mod tests {
         ] {
             assert!(super::parse(bad).is_err(), "{bad}");
         }
+        // A mistyped IPv4 address is said as such, not looked up as a host name.
+        let e = super::parse("300.1.1.1:4433").unwrap_err();
+        assert!(e.contains("300.1.1.1 is no IPv4 address"), "{e}");
+        let e = super::parse("127.0.0.1:99999").unwrap_err();
+        assert!(e.contains("\"99999\" is no port"), "{e}");
     }
 }

@@ -547,6 +547,10 @@ fn an_address_given_twice_is_refused_by_name() {
             Some("--tcp and --ws"),
         ),
         (
+            &["--tcp", "127.0.0.1:45991", "--metrics-addr", "45991"][..],
+            Some("--tcp and --metrics-addr"),
+        ),
+        (
             &["--quic", "127.0.0.1:0", "--quic", "127.0.0.1:0"][..],
             None,
         ),

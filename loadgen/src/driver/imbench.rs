@@ -109,6 +109,12 @@ impl ImbenchDriver {
                         self.addr.ip(),
                         self.transport
                     ))
+                } else if text.contains("refused to accept a new connection") {
+                    // QUIC's CONNECTION_REFUSED, which names no cause: say the server's.
+                    failed(format!(
+                        "connecting to {}: {e} (imbench-server refuses a QUIC connection so when it serves --max-connections already, or is shutting down; its `refused:` line at exit counts them)",
+                        self.addr
+                    ))
                 } else {
                     failed(format!("connecting to {}: {e}", self.addr))
                 }
@@ -222,6 +228,10 @@ fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str>
     match transport {
         Transport::Tls | Transport::Wss if not_tls => {
             Some("did not answer TLS; a plain port takes --transport tcp or ws (as a --target: imbench+tcp:// or imbench+ws://)")
+        }
+        // A TLS port answers a plain HTTP request with an alert, which is no HTTP.
+        Transport::Ws if error.contains("invalid HTTP version") => {
+            Some("answered the WebSocket upgrade with bytes that are not HTTP, as a TLS port does; a TLS port takes --transport wss (as a --target: imbench+wss://)")
         }
         Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
             Some("did not accept a WebSocket upgrade")
@@ -463,5 +473,11 @@ mod tests {
         let hint = not_this_transport(Transport::Tls, "i/o: tls handshake eof");
         assert!(hint.is_some_and(|h| h.contains("plain port")));
         assert!(not_this_transport(Transport::Tcp, "i/o: tls handshake eof").is_none());
+        // A plain WebSocket upgrade to a TLS port.
+        let hint = not_this_transport(
+            Transport::Ws,
+            "WebSocket protocol error: httparse error: invalid HTTP version",
+        );
+        assert!(hint.is_some_and(|h| h.contains("--transport wss")));
     }
 }

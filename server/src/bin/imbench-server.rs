@@ -520,12 +520,15 @@ fn check_addresses(args: &Args) -> Result<(), String> {
         a.port() == b.port() && (x == y || covers(x, y) || covers(y, x))
     };
     let mut seen: Vec<(bool, SocketAddr, &str)> = Vec::new();
+    let metrics: Vec<SocketAddr> = args.metrics_addr.into_iter().collect();
     for (flag, addrs, udp) in [
         ("--quic", &args.quic, true),
         ("--tcp", &args.tcp, false),
         ("--tls", &args.tls, false),
         ("--ws", &args.ws, false),
         ("--wss", &args.wss, false),
+        // The metrics endpoint is a TCP listener too.
+        ("--metrics-addr", &metrics, false),
     ] {
         for &addr in addrs {
             // Port 0 is a fresh port each time.
