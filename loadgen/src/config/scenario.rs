@@ -1451,6 +1451,16 @@ fn slo_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
             };
             match value {
                 toml::Value::Table(t) => walk(&name, t, out)?,
+                // The table's form is `name = "OP VALUE"`: a value without its comparison
+                // is said in that form, not as the expression it would join into.
+                toml::Value::String(s)
+                    if !s.trim_start().starts_with(['<', '>', '=', '!']) =>
+                {
+                    return Err(format!(
+                        "slo.{name} = {s:?} has no comparison: give one of < <= > >= == != before the value, as in {name} = \"== {}\"",
+                        s.trim()
+                    ))
+                }
                 toml::Value::String(s) => out.push(format!("{name} {}", s.trim())),
                 other => {
                     return Err(format!(
@@ -1636,6 +1646,18 @@ mod tests {
         let (churning, most) = churn.beyond_reach(1000).expect("beyond");
         assert_eq!(churning, 200.0);
         assert!((most - 666.67).abs() < 0.01, "{most}");
+    }
+
+    #[test]
+    fn an_slo_in_the_table_without_a_comparison_is_said_in_the_tables_words() {
+        let text = DEFAULT_SCENARIO.replace("lost = \"== 0\"", "lost = \"0\"");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("slo.lost = \"0\" has no comparison") && err.contains("lost = \"== 0\""),
+            "{err}"
+        );
     }
 
     #[test]
