@@ -490,3 +490,29 @@ async fn a_server_that_stops_reading_shows_as_send_delay_not_schedule_lag() {
     );
     assert!(lag.p50_us < 100_000, "schedule lag {lag:?}");
 }
+
+/// A path whose round trips outlast the connect timeout for a transport's login is refused
+/// before anything starts: two round trips over QUIC and TCP (the scenario says so itself),
+/// three over TLS and WebSocket, four over WSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_no_tls_login_could_cross_in_time_is_refused_before_the_run() {
+    // 2 s each way: 8 s for two round trips, 12 s for three, against the 10 s timeout.
+    let path = "[network.up]\ndelay = \"2s\"\n[network.down]\ndelay = \"2s\"\n";
+    let scenario = small_scenario_with(4, 1.0, Duration::from_secs(1), path);
+    for (transport, refused) in [
+        (Transport::Tls, true),
+        (Transport::Ws, true),
+        (Transport::Wss, true),
+    ] {
+        let mut c = config(scenario.clone(), ServerSpec::Embedded);
+        c.transport = transport;
+        let e = imbench_loadgen::run::check_runnable(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(e.contains("a login over"), refused, "{transport}: {e}");
+    }
+    let mut c = config(scenario, ServerSpec::Embedded);
+    c.transport = Transport::Tcp;
+    assert!(imbench_loadgen::run::check_runnable(&c).is_ok());
+}

@@ -322,7 +322,40 @@ pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
             shard.count, s.clients, s.clients
         )));
     }
+    check_login_within_timeout(config)?;
     check_slo_names(s)
+}
+
+/// The scenario refuses a path on which two round trips, the fewest a login takes, outlast
+/// the connect timeout; over TLS and WebSocket a login takes more of them.
+fn check_login_within_timeout(config: &RunConfig) -> Result<(), RunError> {
+    let s = &config.scenario;
+    let Some(Ok(Some(path))) = s.network.as_ref().map(|n| n.path()) else {
+        return Ok(());
+    };
+    if !matches!(config.server, ServerSpec::Embedded) {
+        return Ok(());
+    }
+    // The transport's handshakes, then Hello and Welcome.
+    let (trips, which) = match config.transport {
+        Transport::Quic | Transport::Tcp => return Ok(()),
+        Transport::Tls => (3, "TCP's, TLS's, then Hello's"),
+        Transport::Ws => (3, "TCP's, the WebSocket upgrade's, then Hello's"),
+        Transport::Wss => (4, "TCP's, TLS's, the WebSocket upgrade's, then Hello's"),
+    };
+    let round_trip = path.up.delay + path.down.delay;
+    let timeout = s.generator.connect_timeout;
+    if round_trip * trips < timeout {
+        return Ok(());
+    }
+    Err(RunError::Scenario(
+        crate::config::scenario::ScenarioError::Invalid(format!(
+            "network: a round trip takes {} on this path, and a login over {} takes {trips} ({which}), which is not within generator.connect_timeout ({}): no client could log in; give a shorter delay or a longer connect_timeout",
+            humantime::format_duration(round_trip),
+            config.transport,
+            humantime::format_duration(timeout)
+        )),
+    ))
 }
 
 /// A run's name in its report (and in its run tag): the label the user gave it, or the
