@@ -369,6 +369,14 @@ fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
         r.invalid_reasons
     );
     assert!(run.duration_s < 3.5, "{}", run.duration_s);
+    // Its rates are of the sends due in it: 10 clients at 20 a second, not those made into the
+    // silence until it was noticed.
+    assert!(
+        run.throughput.sent_per_s < 300.0,
+        "{} sent/s over {} s",
+        run.throughput.sent_per_s,
+        run.duration_s
+    );
     // Messages sent into the hang were never answered: they are counted as lost, not hidden.
     assert!(run.counters.lost > 0, "{:?}", run.counters);
 }

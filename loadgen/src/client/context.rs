@@ -14,6 +14,7 @@ use crate::measure::clock::Clock;
 use crate::measure::counters::ClientCounters;
 use crate::measure::group_ledger::GroupLedger;
 use crate::measure::metrics::Recorder;
+use crate::measure::window_sends::WindowSends;
 use crate::workload::groups::GroupPlan;
 
 /// State shared by every client task of one run.
@@ -41,6 +42,11 @@ pub struct RunContext {
     /// Recording and sending end as planned; [`RunContext::schedule_end`] is when they
     /// actually end, earlier for a run that was stopped.
     pub schedule_end_us: u64,
+    /// Direct messages of the measured period by when they were due: a period cut short
+    /// after the fact counts those due before its end ([`RunContext::stop_at`]).
+    pub direct_in_window: WindowSends,
+    /// Group messages of the measured period, likewise.
+    pub group_in_window: WindowSends,
     stop_at_us: AtomicU64,
     /// When a client last found its connection lost against the plan (run clock µs; 0: none
     /// yet): a run whose every client lost its connection measured until then.
@@ -159,6 +165,8 @@ impl RunContext {
             send_start_us,
             measure_start_us,
             schedule_end_us,
+            direct_in_window: WindowSends::new(measure_start_us, schedule_end_us),
+            group_in_window: WindowSends::new(measure_start_us, schedule_end_us),
             stop_at_us: AtomicU64::new(schedule_end_us),
             last_loss_us: AtomicU64::new(0),
             loss: tokio::sync::Notify::new(),

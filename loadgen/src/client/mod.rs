@@ -911,6 +911,7 @@ async fn send_group(
     counters.group_sent.fetch_add(1, Relaxed);
     if ctx.in_window(at_us) {
         counters.group_sent_in_window.fetch_add(1, Relaxed);
+        ctx.group_in_window.record(at_us);
     }
     let to = Dest::Group(ctx.plan.groups[group].id);
     conn.sender.send(Op::Send { msg_id, to, body }).await
@@ -975,6 +976,7 @@ async fn send_direct(
     counters.sent.fetch_add(1, Relaxed);
     if ctx.in_window(due.at_us) {
         counters.sent_in_window.fetch_add(1, Relaxed);
+        ctx.direct_in_window.record(due.at_us);
     }
     if let Some(awaiting) = &conn.awaiting {
         let seq = header.seq;

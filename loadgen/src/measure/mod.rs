@@ -14,3 +14,4 @@ pub mod memory;
 pub mod metrics;
 pub mod timer;
 pub mod udp_drops;
+pub mod window_sends;

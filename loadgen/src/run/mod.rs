@@ -876,7 +876,18 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             .map(|&m| (m, ctx.recorder.total(m)))
             .collect(),
         buckets: ctx.plan.buckets(),
-        clients: ClientTotals::of(&ctx.counters),
+        clients: {
+            // A period cut short after the fact (a server silent since before it was noticed)
+            // counted sends made into the silence as the period's: only those due before its
+            // end are.
+            let mut totals = ClientTotals::of(&ctx.counters);
+            let end = ctx.schedule_end();
+            totals.sent_in_window = totals.sent_in_window.min(ctx.direct_in_window.before(end));
+            totals.group_sent_in_window = totals
+                .group_sent_in_window
+                .min(ctx.group_in_window.before(end));
+            totals
+        },
         files: ctx.files.totals(),
         transport: target,
         server: server_label,
