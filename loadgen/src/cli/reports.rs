@@ -748,15 +748,23 @@ pub(crate) fn compare(
         }
     }
     // Ratios between different loads say little: say so rather than print them silently.
-    // A search's steps run rates such as 14.142135623730953/s: three decimals say them.
-    let rate = |r: f64| {
-        let shown = format!("{r:.3}");
-        shown
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
+    // A search's steps run rates such as 14.142135623730953/s: four significant digits say
+    // them. Which loads are one is judged on the rates themselves (`exact`), not as shown.
+    let shown_rate = |r: f64| {
+        let digits = if r > 0.0 {
+            (3 - r.log10().floor() as i32).clamp(0, 12) as usize
+        } else {
+            0
+        };
+        let shown = format!("{r:.digits$}");
+        if shown.contains('.') {
+            shown.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            shown
+        }
     };
-    let load = |r: &imbench_loadgen::Report| {
+    let load_as = |r: &imbench_loadgen::Report, exact: bool| {
+        let rate = |v: f64| if exact { v.to_string() } else { shown_rate(v) };
         let s = &r.scenario;
         let mut rates = format!("direct {}/s", rate(s.direct.rate));
         if s.groups.count > 0 {
@@ -793,8 +801,18 @@ pub(crate) fn compare(
             r.network_suffix()
         )
     };
-    let mut loads: Vec<String> = loaded.iter().map(|(_, r)| load(r)).collect();
-    loads.dedup();
+    let exact: Vec<String> = loaded.iter().map(|(_, r)| load_as(r, true)).collect();
+    let shown: Vec<String> = loaded.iter().map(|(_, r)| load_as(r, false)).collect();
+    let distinct = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.dedup();
+        v
+    };
+    // Rates that differ beyond what four digits show are shown whole.
+    let mut loads = match (distinct(&exact), distinct(&shown)) {
+        (exact, shown) if exact.len() == shown.len() => shown,
+        (exact, _) => exact,
+    };
     // Resumption decides what a reconnect costs where one resumes a TLS session: with churn,
     // over quic, tls or wss, another setting is another load. Elsewhere (tcp, ws, other
     // systems, no churn) it changes nothing, so the same churn over TCP and over QUIC, or over
