@@ -758,7 +758,10 @@ pub(crate) fn compare(
         };
         let shown = format!("{r:.digits$}");
         if shown.contains('.') {
-            shown.trim_end_matches('0').trim_end_matches('.').to_string()
+            shown
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
         } else {
             shown
         }

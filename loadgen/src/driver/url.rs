@@ -43,13 +43,35 @@ pub struct Parts<'a> {
     pub query: &'a str,
 }
 
-/// Splits what follows `SCHEME://`. The credentials end at the last `@`, so a password
-/// holding `@`, `:` or `/` reads right written as it is (no path of a target holds an `@`).
+/// Splits what follows `SCHEME://`. The credentials end at the last `@` that `HOST:PORT`
+/// follows, so a password holding `@`, `:`, `/` or `?` reads right written as it is (no path
+/// of a target holds an `@`, and an option's value is followed by no port). Without such an
+/// `@` (a port mistyped, say), at the last `@` before the options.
 pub fn split(rest: &str) -> Parts<'_> {
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (userinfo, after) = match rest.rsplit_once('@') {
-        Some((u, after)) => (Some(u), after),
-        None => (None, rest),
+    let before_host = rest.rmatch_indices('@').map(|(at, _)| at).find(|&at| {
+        let after = &rest[at + 1..];
+        host_port(after.split(['/', '?']).next().unwrap_or_default()).is_some()
+    });
+    let (userinfo, after, query) = match before_host {
+        Some(at) => {
+            let (after, query) = rest[at + 1..]
+                .split_once('?')
+                .unwrap_or((&rest[at + 1..], ""));
+            (Some(&rest[..at]), after, query)
+        }
+        None => {
+            let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+            match (head.rsplit_once('@'), rest.rsplit_once('@')) {
+                (Some((u, after)), _) => (Some(u), after, query),
+                // No `@` before the options, and no HOST:PORT there either: the `?` is the
+                // password's, and its port the mistake.
+                (None, Some((u, after))) if host_port(head).is_none() => {
+                    let (after, query) = after.split_once('?').unwrap_or((after, ""));
+                    (Some(u), after, query)
+                }
+                (None, _) => (None, head, query),
+            }
+        }
     };
     let (host_port, path) = after.split_once('/').unwrap_or((after, ""));
     Parts {
@@ -272,6 +294,26 @@ mod tests {
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         assert_eq!(percent_decode("100%"), None);
         assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn a_password_with_a_question_mark_as_written_is_a_password() {
+        assert_eq!(
+            split("al:p@ss:w/rd?x@127.0.0.1:43230/pre?jetstream=file"),
+            Parts {
+                userinfo: Some("al:p@ss:w/rd?x"),
+                host_port: "127.0.0.1:43230",
+                path: "pre",
+                query: "jetstream=file",
+            }
+        );
+        assert_eq!(
+            without_secrets("mqtt://bob:s3c?ret@127.0.0.1:41884"),
+            "mqtt://bob:***@127.0.0.1:41884"
+        );
+        // With its port mistyped, the password before the `?` is still hidden.
+        let url = "mqtt://bob:s3c?ret@127.0.0.1:99999";
+        assert!(!hide_secrets(&format!("{url}: needs HOST:PORT"), url).contains("s3c"));
     }
 
     #[test]
