@@ -3589,3 +3589,51 @@ fn ctrl_c_while_the_target_is_checked_leaves_the_earlier_report() {
         text(&out)
     );
 }
+
+/// A comparison whose one target could not take place is invalid as a whole, but the runs
+/// that took place are not marked invalid in `compare`'s table, as they are not in the run's.
+#[test]
+fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
+    let dir = Dir::new("compare-target-gone");
+    let scenario = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--transport",
+            "quic,tcp",
+            "--out",
+            "a",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("a/report.json")).unwrap())
+            .unwrap();
+    report["verdict"] = serde_json::json!("invalid");
+    report["ok"] = serde_json::json!(false);
+    report["invalid_reasons"] =
+        serde_json::json!(["nats: the run could not take place: nothing listens"]);
+    for folder in ["gone-1", "gone-2"] {
+        std::fs::create_dir_all(dir.0.join(folder)).unwrap();
+        std::fs::write(dir.0.join(folder).join("report.json"), report.to_string()).unwrap();
+    }
+    let out = imbench(&dir, &["compare", "gone-1", "gone-2"]);
+    let t = text(&out);
+    assert!(
+        t.contains("gone-1:quic") && !t.contains("gone-1:quic*"),
+        "{t}"
+    );
+    assert!(!t.contains("gone-2:tcp*"), "{t}");
+    // The whole is still invalid, and says why; a gate on it is not judged.
+    assert!(
+        t.contains("note: gone-1:nats: the run could not take place"),
+        "{t}"
+    );
+    let out = imbench(
+        &dir,
+        &["compare", "gone-1", "gone-2", "--fail-on-regression", "50%"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}

@@ -1001,6 +1001,16 @@ pub(crate) fn compare(
             .iter()
             .filter(|w| several && !named(w))
         {
+            // A target that could not take place has no column: its reason is its own, not
+            // every column's (the run's own table marks none of the others).
+            let of_a_target_gone = why.split_once(": ").is_some_and(|(target, rest)| {
+                !target.contains(' ')
+                    && rest.starts_with(imbench_loadgen::run::compare::GONE_BEFORE_IT_RAN)
+            });
+            if of_a_target_gone {
+                invalid.push(format!("{name}:{why}"));
+                continue;
+            }
             for column in &columns {
                 invalid.push(format!("{column}: {why}"));
             }
@@ -1027,6 +1037,16 @@ pub(crate) fn compare(
             comparison_table(&all)
         };
         out!("{table}");
+        // A target that could not take place has no column to mark: said beside the table.
+        for why in &all.invalid_reasons {
+            let of_a_column = all
+                .runs
+                .iter()
+                .any(|run| why.starts_with(&format!("{}: ", run.transport)));
+            if !of_a_column {
+                imbench_loadgen::errln!("imbench: note: {why}");
+            }
+        }
     }
     if fail_on_regression.is_some() && loads.len() > 1 {
         // A change is judged on one load before and after it: against another load, a

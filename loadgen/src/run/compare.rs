@@ -8,6 +8,10 @@ use crate::report::comparison::combine;
 use crate::report::{Report, Verdict};
 use crate::run::{run, RunConfig, RunError, RunOutcome, ServerSpec};
 
+/// How the reason a comparison's target has no run begins, after its name (`nats: …`): the
+/// target's own, not the other runs'.
+pub const GONE_BEFORE_IT_RAN: &str = "the run could not take place";
+
 /// What one run of a comparison loads, and over which transport.
 #[derive(Clone)]
 pub struct Leg {
@@ -143,7 +147,7 @@ pub async fn run_each_again(
         report.invalid_reasons.push(why);
     };
     for (name, e) in &failed {
-        missing(format!("{name}: the run could not take place: {e}"));
+        missing(format!("{name}: {GONE_BEFORE_IT_RAN}: {e}"));
     }
     if !not_run.is_empty() {
         missing(format!("interrupted: {} did not run", not_run.join(", ")));
