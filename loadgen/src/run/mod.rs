@@ -1796,7 +1796,12 @@ impl Watchdog {
                 // MQTT 3.1.1 has no word for it: a broker closes a client's connection when
                 // another connects with its client id, which is what a second run on the same
                 // prefix does to every client at once.
-                crate::driver::Driver::Mqtt(_) => format!("; {}", MQTT_TAKEN_OVER),
+                // Unless the broker said why (an MQTT 5 reason code, in the problems).
+                crate::driver::Driver::Mqtt(_)
+                    if !ctx.problems().0.iter().any(|p| p.contains("reason 0x")) =>
+                {
+                    format!("; {}", MQTT_TAKEN_OVER)
+                }
                 _ => String::new(),
             };
             return Some(format!(
