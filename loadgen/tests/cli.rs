@@ -606,6 +606,14 @@ fn a_missed_slo_on_the_schedule_lag_alone_may_be_the_machines() {
     for (folder, reasons, code) in [
         ("drops-starved", vec![drops, starved], Some(0)),
         ("drops-alone", vec![drops], Some(1)),
+        (
+            "drops-other-run",
+            vec![
+                drops,
+                "tcp: the machine was the limit: its 2 CPUs were 100% busy",
+            ],
+            Some(1),
+        ),
     ] {
         let mut report = behind.clone();
         report["invalid_reasons"] = serde_json::json!(reasons);

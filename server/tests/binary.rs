@@ -512,6 +512,7 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--queue-capacity", "0"),
         ("--session-queue-bytes", "10"),
         ("--max-queued-bytes", "1KiB"),
+        ("--hold-bytes", "1KiB"),
         ("--write-timeout", "0s"),
         ("--hello-timeout", "0s"),
         ("--file-idle-timeout", "1ns"),
@@ -669,4 +670,19 @@ fn a_certificate_name_beside_a_certificate_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--cert-name"), "{stderr}");
+    // A key without its certificate, beside a name: refused too, not ignored.
+    let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args([
+            "--key",
+            "k.pem",
+            "--cert-name",
+            "foo",
+            "--tcp",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--key goes with --cert"), "{stderr}");
 }

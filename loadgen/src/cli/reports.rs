@@ -152,9 +152,13 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         return exit_code::USAGE;
     }
     out!("{}", summary.table());
+    let first_there = (1..=summary.runs)
+        .map(|n| format!("run-{n}"))
+        .find(|run| !gone.contains(run))
+        .unwrap_or_else(|| "run-1".into());
     outln!(
         "each run's report is in its folder: {}, …",
-        folder.join("run-1").display()
+        folder.join(first_there).display()
     );
     const NAMED: usize = 5;
     if !gone.is_empty() {

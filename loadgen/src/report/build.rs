@@ -440,9 +440,13 @@ impl Report {
         if let Some((churning, most)) = s.churn.beyond_reach(s.clients) {
             // Asked for more than can be: the clients dropped as often as they could, which
             // reads as the rate asked for unless said.
+            let asked = if s.churn.rate < 1e6 {
+                s.churn.rate.to_string()
+            } else {
+                format!("{:.1e}", s.churn.rate)
+            };
             run.notes.push(format!(
-                "churn.rate is {} a second, more than the churning clients can make: about {churning:.0} of them, each away for {} a time, drop at most {most:.0} times a second together, so each dropped again as soon as it was back (`reconnects` counts the drops made)",
-                s.churn.rate,
+                "churn.rate is {asked} a second, more than the churning clients can make: about {churning:.0} of them, each away for {} a time, drop at most {most:.0} times a second together, so each dropped again as soon as it was back (`reconnects` counts the drops made)",
                 humantime::format_duration(s.churn.offline)
             ));
         }

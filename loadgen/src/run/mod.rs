@@ -302,7 +302,7 @@ pub fn check_runnable(config: &RunConfig) -> Result<(), RunError> {
     if s.direct.rate <= 0.0 && !groups_send && s.files.rate <= 0.0 {
         return Err(RunError::Scenario(
             crate::config::scenario::ScenarioError::Invalid(format!(
-                "{:?} sends nothing: it has no [direct], [groups] or [files] with a rate above 0, so no figure could be of a message; give one (or --rate, --group-rate)",
+                "{:?} sends nothing: it has no [direct], [groups] or [files] with a rate above 0 (as the scenario stands with --rate and --group-rate, where given), so no figure could be of a message; give one a rate above 0",
                 s.name
             )),
         ));

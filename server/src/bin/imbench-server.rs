@@ -556,6 +556,11 @@ fn check_addresses(args: &Args) -> Result<(), String> {
 /// Limits that would make the server refuse everyone, or disconnect every recipient at its
 /// first message, are mistakes: said before anything starts (exit 2).
 fn check_limits(args: &Args) -> Result<(), String> {
+    // Said here as well as by the flag's own rule, which another flag given beside it
+    // (--cert-name) can keep from being checked.
+    if args.key.is_some() && args.cert.is_none() {
+        return Err("--key goes with --cert: give the certificate chain it is the key of".into());
+    }
     let zero = |name: &str, what: &str| Err(format!("{name} 0 {what}; give a positive value"));
     if args.max_connections == 0 {
         return zero("--max-connections", "would refuse every connection");
@@ -592,6 +597,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
         return Err(format!(
             "--session-queue-bytes {} is smaller than --max-body {}: a recipient would be cut off at its first large message",
             args.session_queue_bytes, args.max_body
+        ));
+    }
+    if args.hold_bytes < args.max_body {
+        return Err(format!(
+            "--hold-bytes {} is smaller than --max-body {}: a message that large to an offline user could never be held",
+            args.hold_bytes, args.max_body
         ));
     }
     if args.max_queued_bytes < args.max_body {
