@@ -555,6 +555,27 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
 /// `nats` becomes `nats-2`, and so on, around the names given (NAME=URL), which must differ
 /// from each other and stay as given.
 fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
+    // JetStream streams are named by the prefix with its dots as `_`: two prefixes that differ
+    // only there would take one stream on one server, the second refused as another's.
+    let streams: Vec<(&str, &str, String)> = legs
+        .iter()
+        .filter_map(|l| match &l.server {
+            ServerSpec::Nats(t) if t.jetstream.is_some() => {
+                Some((t.host_port.as_str(), t.prefix.as_str(), t.stream_name()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (i, (at, prefix, stream)) in streams.iter().enumerate() {
+        if let Some((_, other, _)) = streams[..i]
+            .iter()
+            .find(|(a, p, s)| a == at && p != prefix && s == stream)
+        {
+            anyhow::bail!(
+                "the prefixes {other:?} and {prefix:?} both name the JetStream stream {stream:?} on {at} (a stream's name is its prefix with `_` for `.`): give prefixes apart"
+            );
+        }
+    }
     // A name in another protocol's family (`nats=mqtt://…`) would pass for that protocol's
     // run, in this report and in a regression gate that matches runs by name.
     for leg in legs.iter() {
@@ -914,6 +935,33 @@ fn folder_stamp(now: std::time::SystemTime) -> String {
 mod tests {
     use super::{folder_name, parse_server, parse_target, parse_transports, shard_from_env};
     use imbench_transport::Transport;
+
+    #[test]
+    fn two_prefixes_of_one_jetstream_stream_are_refused() {
+        let args = run_args(&[
+            "--target",
+            "nats://127.0.0.1:4222/x.y?jetstream=file",
+            "--target",
+            "nats://127.0.0.1:4222/x_y?jetstream=file",
+        ])
+        .expect("the flags parse");
+        let e = super::configure(&args).err().expect("refused").to_string();
+        assert!(e.contains("both name the JetStream stream \"x_y\""), "{e}");
+        // On two servers, or without JetStream, they are apart.
+        for other in [
+            "nats://127.0.0.1:4223/x_y?jetstream=file",
+            "nats://127.0.0.1:4222/x_y",
+        ] {
+            let args = run_args(&[
+                "--target",
+                "nats://127.0.0.1:4222/x.y?jetstream=file",
+                "--target",
+                other,
+            ])
+            .expect("the flags parse");
+            assert!(super::configure(&args).is_ok(), "{other}");
+        }
+    }
 
     #[test]
     fn a_server_name_for_the_embedded_server_is_refused() {
