@@ -582,7 +582,7 @@ fn load_baseline(
             }
             if !cut.is_empty() && whole == summary.runs {
                 imbench_loadgen::errln!(
-                    "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short by an interrupt is not one",
+                    "imbench: note: {} left out: repeat.json counts {} whole run(s) of the {} asked, as a run cut short (by an interrupt, or a server gone) is not one",
                     cut.join(", "),
                     summary.runs,
                     summary.asked

@@ -161,7 +161,8 @@ impl RepeatSummary {
             if self.runs == 1 { "" } else { "s" },
             self.scenario
         );
-        let mut header = format!("{:<10} {:<20}", "transport", "figure");
+        // A transport's name, or a target's (`nats`, a NAME= given).
+        let mut header = format!("{:<10} {:<20}", "run", "figure");
         for i in 1..=self.runs {
             let _ = write!(header, " {:>9}", format!("run {i}"));
         }
