@@ -3644,4 +3644,19 @@ fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
         &["compare", "gone-1", "gone-2", "--fail-on-regression", "50%"],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Runs timed on different send timers are said to be.
+    let mut tokio: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("a/report.json")).unwrap())
+            .unwrap();
+    for run in tokio["runs"].as_array_mut().unwrap() {
+        run["timer"] = serde_json::json!("tokio");
+    }
+    std::fs::create_dir_all(dir.0.join("tokio")).unwrap();
+    std::fs::write(dir.0.join("tokio/report.json"), tokio.to_string()).unwrap();
+    let out = imbench(&dir, &["compare", "a", "tokio"]);
+    assert!(
+        text(&out).contains("waited on different timers (precise and tokio)"),
+        "{}",
+        text(&out)
+    );
 }

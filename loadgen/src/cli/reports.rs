@@ -853,6 +853,21 @@ pub(crate) fn compare(
             loads.join("; ")
         );
     }
+    // The same load timed on another send timer: sub-millisecond latencies move by the timer
+    // (tokio's wakes up to 1 ms late), which a gate would take for the system's doing.
+    let mut timers: Vec<&str> = loaded
+        .iter()
+        .flat_map(|(_, r)| &r.runs)
+        .filter_map(|run| run.timer.map(|t| t.name()))
+        .collect();
+    timers.sort_unstable();
+    timers.dedup();
+    if timers.len() > 1 {
+        imbench_loadgen::errln!(
+            "imbench: note: these runs' sends waited on different timers ({}): latencies below a few ms differ by the timer, not the system; give each the same --timer",
+            timers.join(" and ")
+        );
+    }
     let mut regressed = false;
     // An invalid run's figures are not the system's: a gate on them would call noise or a
     // broken run a regression (or let one through), so the gate says it cannot judge.
