@@ -20,7 +20,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// above the program's size.
 pub fn lock_in_memory() -> Result<(), String> {
     use nix::sys::mman::{mlockall, MlockAllFlags};
-    mlockall(MlockAllFlags::MCL_CURRENT).map_err(|e| e.to_string())
+    mlockall(MlockAllFlags::MCL_CURRENT).map_err(|e| match e {
+        // What mlockall says past RLIMIT_MEMLOCK: no memory is short, the limit is.
+        nix::errno::Errno::ENOMEM => {
+            "more than this user's locked-memory limit, `ulimit -l`".into()
+        }
+        e => e.to_string(),
+    })
 }
 
 /// The environment variable tokio reads for its number of worker threads.
