@@ -557,19 +557,32 @@ fn legs(args: &RunArgs) -> anyhow::Result<Vec<Leg>> {
 fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
     // JetStream streams are named by the prefix with its dots as `_`: two prefixes that differ
     // only there would take one stream on one server, the second refused as another's.
-    let streams: Vec<(&str, &str, String)> = legs
+    // One server however its loopback address is spelled (`localhost`, `127.0.0.1`).
+    let server = |host_port: &str| {
+        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, ""));
+        let host = host.trim_matches(['[', ']']);
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        format!("{}:{port}", if loopback { "loopback" } else { host })
+    };
+    let streams: Vec<(&str, String, &str, String)> = legs
         .iter()
         .filter_map(|l| match &l.server {
-            ServerSpec::Nats(t) if t.jetstream.is_some() => {
-                Some((t.host_port.as_str(), t.prefix.as_str(), t.stream_name()))
-            }
+            ServerSpec::Nats(t) if t.jetstream.is_some() => Some((
+                t.host_port.as_str(),
+                server(&t.host_port),
+                t.prefix.as_str(),
+                t.stream_name(),
+            )),
             _ => None,
         })
         .collect();
-    for (i, (at, prefix, stream)) in streams.iter().enumerate() {
-        if let Some((_, other, _)) = streams[..i]
+    for (i, (at, same, prefix, stream)) in streams.iter().enumerate() {
+        if let Some((_, _, other, _)) = streams[..i]
             .iter()
-            .find(|(a, p, s)| a == at && p != prefix && s == stream)
+            .find(|(_, s, p, st)| s == same && p != prefix && st == stream)
         {
             anyhow::bail!(
                 "the prefixes {other:?} and {prefix:?} both name the JetStream stream {stream:?} on {at} (a stream's name is its prefix with `_` for `.`): give prefixes apart"
@@ -942,7 +955,7 @@ mod tests {
             "--target",
             "nats://127.0.0.1:4222/x.y?jetstream=file",
             "--target",
-            "nats://127.0.0.1:4222/x_y?jetstream=file",
+            "nats://localhost:4222/x_y?jetstream=file",
         ])
         .expect("the flags parse");
         let e = super::configure(&args).err().expect("refused").to_string();

@@ -83,6 +83,18 @@ impl ImbenchDriver {
                         "{text}: --cert is not this server's certificate, or the name checked ({}) is not one it is valid for (--server-name)",
                         self.server_name
                     ))
+                } else if self.welcomed.load(std::sync::atomic::Ordering::Relaxed)
+                    && (text.contains("handshake eof")
+                        || text.contains("Handshake not finished")
+                        || matches!(&e, imbench_transport::TransportError::Io(io)
+                            if io.kind() == std::io::ErrorKind::ConnectionReset))
+                {
+                    // A port that has welcomed others speaks this transport: one that closes
+                    // the next connection at once is at its limit, not another kind of port.
+                    failed(format!(
+                        "connecting to {}: {e} (the port closed the connection at once after welcoming others, as imbench-server does over --max-connections or the open files its ulimit -n allows; its `refused:` line at exit counts them)",
+                        self.addr
+                    ))
                 } else if let Some(hint) = not_this_transport(self.transport, &text) {
                     ConnectError::Misconfigured(format!(
                         "{} {hint} (it said: {text}): is it an imbench server's {} port?",
@@ -231,7 +243,7 @@ fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str>
         }
         // A TLS port answers a plain HTTP request with an alert, which is no HTTP.
         Transport::Ws if error.contains("invalid HTTP version") => {
-            Some("answered the WebSocket upgrade with bytes that are not HTTP, as a TLS port does; a TLS port takes --transport wss (as a --target: imbench+wss://)")
+            Some("answered the WebSocket upgrade with bytes that are not HTTP, as a TLS port does; a TLS port takes --transport tls or wss, whichever it serves (as a --target: imbench+tls:// or imbench+wss://)")
         }
         Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
             Some("did not accept a WebSocket upgrade")
@@ -478,6 +490,6 @@ mod tests {
             Transport::Ws,
             "WebSocket protocol error: httparse error: invalid HTTP version",
         );
-        assert!(hint.is_some_and(|h| h.contains("--transport wss")));
+        assert!(hint.is_some_and(|h| h.contains("--transport tls or wss")));
     }
 }

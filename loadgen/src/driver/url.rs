@@ -59,17 +59,21 @@ pub fn split(rest: &str) -> Parts<'_> {
                 .unwrap_or((&rest[at + 1..], ""));
             (Some(&rest[..at]), after, query)
         }
+        // No `@` that HOST:PORT follows (its port is mistyped, say). When what comes before
+        // the first `/` or `?` is a HOST:PORT, an `@` after it is an option's or the path's;
+        // otherwise the credentials still end at the last `@`, so that a password holding
+        // `@`, `/` or `?` is hidden whole in the error that names the port.
         None => {
-            let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
-            match (head.rsplit_once('@'), rest.rsplit_once('@')) {
-                (Some((u, after)), _) => (Some(u), after, query),
-                // No `@` before the options, and no HOST:PORT there either: the `?` is the
-                // password's, and its port the mistake.
-                (None, Some((u, after))) if host_port(head).is_none() => {
+            let authority = rest.split(['/', '?']).next().unwrap_or_default();
+            match rest.rsplit_once('@') {
+                Some((u, after)) if host_port(authority).is_none() => {
                     let (after, query) = after.split_once('?').unwrap_or((after, ""));
                     (Some(u), after, query)
                 }
-                (None, _) => (None, head, query),
+                _ => {
+                    let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+                    (None, head, query)
+                }
             }
         }
     };
@@ -311,9 +315,20 @@ mod tests {
             without_secrets("mqtt://bob:s3c?ret@127.0.0.1:41884"),
             "mqtt://bob:***@127.0.0.1:41884"
         );
-        // With its port mistyped, the password before the `?` is still hidden.
-        let url = "mqtt://bob:s3c?ret@127.0.0.1:99999";
-        assert!(!hide_secrets(&format!("{url}: needs HOST:PORT"), url).contains("s3c"));
+        // With its port mistyped, missing or 0, the password is still hidden whole.
+        for url in [
+            "mqtt://bob:s3c?ret@127.0.0.1:99999",
+            "nats://al:p@ss:w/rd?x@127.0.0.1:99999",
+            "mqtt://dan:x#y/z@w:v?u@127.0.0.1:0",
+            "xmpp://al:p@ss:w/rd?x@127.0.0.1",
+        ] {
+            let host = split(url.split_once("://").unwrap().1).host_port;
+            let said = hide_secrets(&format!("{url}: needs HOST:PORT, got {host:?}"), url);
+            assert!(
+                !said.contains("s3c") && !said.contains("ss:w") && !said.contains("w:v"),
+                "{said}"
+            );
+        }
     }
 
     #[test]

@@ -161,8 +161,8 @@ impl RepeatSummary {
             if self.runs == 1 { "" } else { "s" },
             self.scenario
         );
-        // A transport's name, or a target's (`nats`, a NAME= given).
-        let mut header = format!("{:<10} {:<20}", "run", "figure");
+        // A transport's name, or a target's (`nats`, a NAME= given), as the gate's table has it.
+        let mut header = format!("{:<10} {:<20}", "transport", "figure");
         for i in 1..=self.runs {
             let _ = write!(header, " {:>9}", format!("run {i}"));
         }
