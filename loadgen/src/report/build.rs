@@ -260,14 +260,14 @@ impl Report {
                 // since before it was noticed) is shorter than the span the CPU was read over,
                 // whose use is taken as even over it.
                 let read_over = cpu_use.as_ref().map_or(rate_s, |u| u.period_s);
-                let cpu_s = if read_over > rate_s * 1.01 {
-                    cpu_s * rate_s / read_over
+                let (cpu_s, over_s) = if read_over > rate_s * 1.01 {
+                    (cpu_s * rate_s / read_over, rate_s)
                 } else {
-                    cpu_s
+                    (cpu_s, read_over)
                 };
                 let cpu = Cpu::over(cpu_s, rate_s, sent_in_window);
                 match (&cpu_use, delivered_with_cpu) {
-                    (Some(u), Some(received)) => cpu.split(u, received),
+                    (Some(u), Some(received)) => cpu.split(u, received, over_s),
                     _ => cpu,
                 }
             }),

@@ -525,11 +525,17 @@ impl Cpu {
     }
 
     /// Adds the per-delivery split from the threads' accounting: `deliveries` were received
-    /// over the span `u` is of.
-    pub(crate) fn split(mut self, u: &crate::measure::cpu_use::CpuUse, deliveries: u64) -> Self {
+    /// over the span `u` is of, whose CPU is counted over `over_s` of it (the measured period,
+    /// when the run found it had ended before the span did: a server silent for a while).
+    pub(crate) fn split(
+        mut self,
+        u: &crate::measure::cpu_use::CpuUse,
+        deliveries: u64,
+        over_s: f64,
+    ) -> Self {
         self.deliveries = Some(deliveries);
         if deliveries > 0 {
-            let per = |cores: f64| cores * u.period_s * 1e6 / deliveries as f64;
+            let per = |cores: f64| cores * over_s * 1e6 / deliveries as f64;
             // The timer serves the generator's schedule: it is the generator's cost.
             self.generator_us_per_delivery = Some(per(u.generator_cores + u.timer_cores));
             self.server_us_per_delivery = u.server_cores.map(per);

@@ -150,7 +150,10 @@ impl Report {
                     u.busy_fraction * 100.0,
                     u.breakdown()
                 );
-                let in_period = run.throughput.sent_per_s * run.duration_s;
+                // The sends of the span the wake-ups were counted over, at the period's rate:
+                // longer than the period when the run found it had ended before (a server
+                // silent for a while), while the clients went on sending.
+                let in_period = run.throughput.sent_per_s * u.period_s.max(run.duration_s);
                 if in_period >= 1.0 {
                     let mut per = format!(
                         "per message sent: {:.1} wake-ups of this process",
