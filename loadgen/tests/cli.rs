@@ -3644,6 +3644,17 @@ fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
         &["compare", "gone-1", "gone-2", "--fail-on-regression", "50%"],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // A valid candidate against it: the rows say they are not gated, as the verdict does.
+    let out = imbench(
+        &dir,
+        &["compare", "gone-1", "a", "--fail-on-regression", "50%"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("(an invalid baseline: the verdicts below are not gated"),
+        "{}",
+        text(&out)
+    );
     // Runs timed on different send timers are said to be.
     let mut tokio: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.0.join("a/report.json")).unwrap())

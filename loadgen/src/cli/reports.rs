@@ -961,6 +961,11 @@ pub(crate) fn compare(
                 .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid)
             {
                 outln!("(an invalid run: its verdicts below are not gated, see the verdict)");
+            } else if baseline
+                .iter()
+                .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid)
+            {
+                outln!("(an invalid baseline: the verdicts below are not gated, see the verdict)");
             }
             out!("{}", regression::table(&findings, threshold, repeats.len()));
             let unjudged = regression::not_in_baseline(&repeats, &candidate);
