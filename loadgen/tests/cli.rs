@@ -3671,3 +3671,18 @@ fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
         text(&out)
     );
 }
+
+/// `imbench path` with a scenario whose profile is unknown lists the paths it can hold, not
+/// loopback, which it refuses.
+#[test]
+fn a_path_to_hold_from_a_scenario_of_an_unknown_profile_lists_the_paths() {
+    let dir = Dir::new("path-unknown");
+    let scenario = dir.file("s.toml", &format!("{TINY}[network]\nprofile = \"nope\"\n"));
+    let out = imbench(&dir, &["path", scenario.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("known paths: lan, wifi") && !text(&out).contains("loopback"),
+        "{}",
+        text(&out)
+    );
+}

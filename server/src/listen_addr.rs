@@ -14,6 +14,15 @@ pub fn parse(text: &str) -> Result<SocketAddr, String> {
     // Digits and dots only before the port are an IPv4 address mistyped (300.1.1.1), not a
     // host name to look up.
     if let Some((host, port)) = text.rsplit_once(':') {
+        // A port of digits out of range, whatever the host (`localhost:99999`).
+        if !port.is_empty()
+            && port.chars().all(|c| c.is_ascii_digit())
+            && port.parse::<u16>().is_err()
+        {
+            return Err(format!(
+                "{text:?} is not an address: {port:?} is no port (0 to 65535)"
+            ));
+        }
         if !host.is_empty() && host.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(match host.parse::<std::net::Ipv4Addr>() {
                 Err(_) => format!(
@@ -64,7 +73,9 @@ mod tests {
         // A mistyped IPv4 address is said as such, not looked up as a host name.
         let e = super::parse("300.1.1.1:4433").unwrap_err();
         assert!(e.contains("300.1.1.1 is no IPv4 address"), "{e}");
-        let e = super::parse("127.0.0.1:99999").unwrap_err();
-        assert!(e.contains("\"99999\" is no port"), "{e}");
+        for text in ["127.0.0.1:99999", "localhost:99999", "[::1]:99999"] {
+            let e = super::parse(text).unwrap_err();
+            assert!(e.contains("\"99999\" is no port"), "{text}: {e}");
+        }
     }
 }

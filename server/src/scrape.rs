@@ -201,10 +201,15 @@ fn head_only(full: &str) -> String {
 /// only: give `0.0.0.0:PORT` to be scraped from elsewhere).
 pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
-    if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
+    let bare = text.trim_start_matches(':');
+    if let Ok(port) = bare.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    crate::listen_addr::parse(text).map_err(|e| format!("{e}, or a port alone"))
+    // Digits alone are a port, out of range.
+    if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{text:?} is no port (0 to 65535)"));
+    }
+    crate::listen_addr::parse(text).map_err(|e| format!("{e} (a port alone is one on 127.0.0.1)"))
 }
 
 fn response(status: &str, content_type: &str, body: &str) -> String {
@@ -236,5 +241,9 @@ mod tests {
         assert!(named.ip().is_loopback() && named.port() == 9464, "{named}");
         let e = parse_listen_addr("localhost").unwrap_err();
         assert!(e.contains("HOST:PORT"), "{e}");
+        let e = parse_listen_addr("99999").unwrap_err();
+        assert_eq!(e, "\"99999\" is no port (0 to 65535)");
+        let e = parse_listen_addr("300.1.1.1:80").unwrap_err();
+        assert!(e.contains("300.1.1.1 is no IPv4 address"), "{e}");
     }
 }

@@ -35,7 +35,14 @@ pub(crate) fn hold(
                 }
             },
             Err(e) => {
-                imbench_loadgen::errln!("imbench: {e}");
+                // The scenario lists the profiles a run takes, loopback among them; a path to
+                // hold is one of the others.
+                use imbench_loadgen::config::network::{path_profile_names, profile_names};
+                let said = e.to_string().replace(
+                    &format!("known: {}", profile_names()),
+                    &format!("known paths: {}", path_profile_names()),
+                );
+                imbench_loadgen::errln!("imbench: {said}");
                 return exit_code::USAGE;
             }
         },
