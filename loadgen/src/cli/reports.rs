@@ -4,6 +4,23 @@ use std::path::PathBuf;
 
 use imbench_loadgen::exit_code;
 
+/// The folder `file` lies in: `.` for a bare file name, whose parent is empty (and an empty
+/// path joined with `run-1` would print as `run-1`, not as the folder it is in).
+fn folder_of(file: &std::path::Path) -> &std::path::Path {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// The folders of `folders` that hold no report.json any more: runs or steps a spread or a
+/// search still counts, deleted or moved since.
+fn without_report(folders: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    folders
+        .filter(|folder| !folder.join("report.json").is_file())
+        .collect()
+}
+
 /// Reads a report folder's report.json (or the file itself).
 fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadgen::Report)> {
     use anyhow::Context;
@@ -83,7 +100,7 @@ fn load_report(path: &std::path::Path) -> anyhow::Result<(PathBuf, imbench_loadg
         .file_name()
         .is_some_and(|n| n == imbench_loadgen::report::repeat::REPEAT_JSON)
     {
-        let folder = file.parent().unwrap_or(std::path::Path::new("."));
+        let folder = folder_of(&file);
         anyhow::bail!(
             "{} is the spread of a --repeat's runs, not a report: give one run, such as {}, or the folder {} to `imbench compare`",
             file.display(),
@@ -128,18 +145,10 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         );
         return exit_code::USAGE;
     }
-    let folder = file.parent().unwrap_or(std::path::Path::new("."));
-    let folder = if folder.as_os_str().is_empty() {
-        std::path::Path::new(".")
-    } else {
-        folder
-    };
+    let folder = folder_of(file);
     // The spread is the file's; a run whose own report has gone since (deleted, moved) is
     // in it, but no longer there to look at or to gate on: said, as `compare` says it.
-    let gone: Vec<String> = (1..=summary.runs)
-        .map(|n| format!("run-{n}"))
-        .filter(|run| !folder.join(run).join("report.json").is_file())
-        .collect();
+    let gone = without_report((1..=summary.runs).map(|n| folder.join(format!("run-{n}"))));
     if summary.runs > 0 && gone.len() == summary.runs {
         // Nothing left of what the spread is of: a verdict read back from it would be of
         // runs no one can look at any more.
@@ -153,12 +162,12 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
     }
     out!("{}", summary.table());
     let first_there = (1..=summary.runs)
-        .map(|n| format!("run-{n}"))
+        .map(|n| folder.join(format!("run-{n}")))
         .find(|run| !gone.contains(run))
-        .unwrap_or_else(|| "run-1".into());
+        .unwrap_or_else(|| folder.join("run-1"));
     outln!(
         "each run's report is in its folder: {}, …",
-        folder.join(first_there).display()
+        first_there.display()
     );
     const NAMED: usize = 5;
     if !gone.is_empty() {
@@ -167,7 +176,7 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
             "imbench: note: no report.json in {}{more}: the table is of repeat.json, which still counts them; `imbench compare` reads only the runs that are there",
             gone[..gone.len().min(NAMED)]
                 .iter()
-                .map(|run| folder.join(run).display().to_string())
+                .map(|run| run.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -202,18 +211,20 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
     out!("{}", capacity.table());
     // As for repeats: a step whose report has gone since is in the table still (it is
     // capacity.json's), but no longer there to look at, and the page links to nothing.
-    let gone: Vec<String> = capacity
-        .steps
-        .iter()
-        .filter_map(|step| step.report.as_ref())
-        .map(|report| dir.join(report))
-        .filter(|folder| !folder.join("report.json").is_file())
-        .map(|folder| folder.display().to_string())
-        .collect();
+    let gone = without_report(
+        capacity
+            .steps
+            .iter()
+            .filter_map(|step| step.report.as_ref())
+            .map(|report| dir.join(report)),
+    );
     if !gone.is_empty() {
         imbench_loadgen::errln!(
             "imbench: note: no report.json in {}: the table is of capacity.json, which still counts {}",
-            gone.join(", "),
+            gone.iter()
+                .map(|folder| folder.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             if gone.len() == 1 { "that step" } else { "those steps" }
         );
     }
@@ -243,7 +254,7 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
 /// (`other.json`), `other.summary.md` and `other.html` beside it, so that the folder's own
 /// views are not replaced by another report's.
 fn views_of(file: &std::path::Path) -> (PathBuf, PathBuf) {
-    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    let dir = folder_of(file);
     if file.file_name().is_some_and(|n| n == "report.json") {
         return (dir.join("summary.md"), dir.join("report.html"));
     }
@@ -262,13 +273,7 @@ pub(crate) fn rerender(path: &std::path::Path) -> u8 {
         return rerender_capacity(path);
     }
     if path.is_file() && path.file_name().is_some_and(|n| n == CAPACITY_JSON) {
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let dir = if dir.as_os_str().is_empty() {
-            std::path::Path::new(".")
-        } else {
-            dir
-        };
-        return rerender_capacity(dir);
+        return rerender_capacity(folder_of(path));
     }
     use imbench_loadgen::report::repeat::REPEAT_JSON;
     if path.is_dir() && !path.join("report.json").exists() && path.join(REPEAT_JSON).is_file() {
@@ -395,8 +400,7 @@ fn merge_into(paths: &[PathBuf], out: &std::path::Path) -> u8 {
             Ok(loaded) => {
                 for (file, mut r) in loaded {
                     // A shard's group records lie beside its report.json.
-                    let dir = file.parent().unwrap_or(std::path::Path::new("."));
-                    if let Err(e) = r.read_group_records(dir) {
+                    if let Err(e) = r.read_group_records(folder_of(&file)) {
                         imbench_loadgen::errln!("imbench: {e}");
                         return exit_code::USAGE;
                     }

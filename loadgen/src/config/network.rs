@@ -125,6 +125,28 @@ pub fn profile_names() -> String {
         .join(", ")
 }
 
+/// Refuses a path on which a login outlasts the connect timeout: every client would fail,
+/// which is better said before the ramp-up than after it. `trips` is how many round trips a
+/// login takes and `login` says so in words ("a login takes two").
+pub fn check_login_round_trips(
+    path: &PathSpec,
+    connect_timeout: Duration,
+    trips: u32,
+    login: &str,
+) -> Result<(), String> {
+    let round_trip = path.up.delay + path.down.delay;
+    if round_trip * trips < connect_timeout {
+        return Ok(());
+    }
+    Err(format!(
+        "network: a round trip takes {} on this path (up {} + down {}), and {login}, which is not within generator.connect_timeout ({}): no client could log in; give a shorter delay or a longer connect_timeout",
+        humantime::format_duration(round_trip),
+        humantime::format_duration(path.up.delay),
+        humantime::format_duration(path.down.delay),
+        humantime::format_duration(connect_timeout),
+    ))
+}
+
 /// The profiles that are paths (all but loopback), as a user may type them.
 pub fn path_profile_names() -> String {
     PROFILES

@@ -1089,19 +1089,14 @@ impl Scenario {
         if let Some(n) = &self.network {
             if let Some(path) = n.path().map_err(ScenarioError::Invalid)? {
                 // A login takes two round trips at least (the transport's handshake, then the
-                // login itself): a path on which they outlast the connect timeout fails every
-                // client, which is better said now than after the ramp-up.
-                let round_trip = path.up.delay + path.down.delay;
-                let timeout = self.generator.connect_timeout;
-                if round_trip * 2 >= timeout {
-                    return bad(format!(
-                        "network: a round trip takes {} on this path (up {} + down {}), and a login takes two, which is not within generator.connect_timeout ({}): no client could log in; give a shorter delay or a longer connect_timeout",
-                        humantime::format_duration(round_trip),
-                        humantime::format_duration(path.up.delay),
-                        humantime::format_duration(path.down.delay),
-                        humantime::format_duration(timeout),
-                    ));
-                }
+                // login itself).
+                super::network::check_login_round_trips(
+                    &path,
+                    self.generator.connect_timeout,
+                    2,
+                    "a login takes two",
+                )
+                .map_err(ScenarioError::Invalid)?;
             }
         }
         self.validate_groups()?;

@@ -206,6 +206,14 @@ pub struct CpuUse {
 }
 
 impl CpuUse {
+    /// The span these readings were taken over when it is longer than a measured period of
+    /// `period_s`: a period the run found, after the fact, had ended earlier (a server silent
+    /// since before it was noticed), over which the use is taken as even. `None` when the span
+    /// is the period, to the 1 % the two clocks' reads may differ by.
+    pub fn span_beyond(&self, period_s: f64) -> Option<f64> {
+        (self.period_s > period_s * 1.01).then_some(self.period_s)
+    }
+
     /// What happened between two snapshots; `None` where the readings are missing.
     pub fn between(start: &CpuSnapshot, end: &CpuSnapshot, server_here: bool) -> Option<Self> {
         let (Some(t0), Some(t1)) = (start.at, end.at) else {

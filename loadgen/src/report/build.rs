@@ -259,11 +259,12 @@ impl Report {
                 // Read when the run stopped: a period cut short after the fact (a server silent
                 // since before it was noticed) is shorter than the span the CPU was read over,
                 // whose use is taken as even over it.
-                let read_over = cpu_use.as_ref().map_or(rate_s, |u| u.period_s);
-                let (cpu_s, over_s) = if read_over > rate_s * 1.01 {
-                    (cpu_s * rate_s / read_over, rate_s)
-                } else {
-                    (cpu_s, read_over)
+                let (cpu_s, over_s) = match cpu_use.as_ref() {
+                    Some(u) => match u.span_beyond(rate_s) {
+                        Some(span_s) => (cpu_s * rate_s / span_s, rate_s),
+                        None => (cpu_s, u.period_s),
+                    },
+                    None => (cpu_s, rate_s),
                 };
                 let cpu = Cpu::over(cpu_s, rate_s, sent_in_window);
                 match (&cpu_use, delivered_with_cpu) {

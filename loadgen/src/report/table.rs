@@ -153,7 +153,8 @@ impl Report {
                 // The sends of the span the wake-ups were counted over, at the period's rate:
                 // longer than the period when the run found it had ended before (a server
                 // silent for a while), while the clients went on sending.
-                let in_period = run.throughput.sent_per_s * u.period_s.max(run.duration_s);
+                let span_s = u.span_beyond(run.duration_s).unwrap_or(run.duration_s);
+                let in_period = run.throughput.sent_per_s * span_s;
                 if in_period >= 1.0 {
                     let mut per = format!(
                         "per message sent: {:.1} wake-ups of this process",

@@ -343,19 +343,13 @@ fn check_login_within_timeout(config: &RunConfig) -> Result<(), RunError> {
         Transport::Ws => (3, "TCP's, the WebSocket upgrade's, then Hello's"),
         Transport::Wss => (4, "TCP's, TLS's, the WebSocket upgrade's, then Hello's"),
     };
-    let round_trip = path.up.delay + path.down.delay;
-    let timeout = s.generator.connect_timeout;
-    if round_trip * trips < timeout {
-        return Ok(());
-    }
-    Err(RunError::Scenario(
-        crate::config::scenario::ScenarioError::Invalid(format!(
-            "network: a round trip takes {} on this path, and a login over {} takes {trips} ({which}), which is not within generator.connect_timeout ({}): no client could log in; give a shorter delay or a longer connect_timeout",
-            humantime::format_duration(round_trip),
-            config.transport,
-            humantime::format_duration(timeout)
-        )),
-    ))
+    crate::config::network::check_login_round_trips(
+        &path,
+        s.generator.connect_timeout,
+        trips,
+        &format!("a login over {} takes {trips} ({which})", config.transport),
+    )
+    .map_err(|e| RunError::Scenario(crate::config::scenario::ScenarioError::Invalid(e)))
 }
 
 /// A run's name in its report (and in its run tag): the label the user gave it, or the
@@ -1073,7 +1067,11 @@ async fn driver_for(
             target.clone(),
             s.largest_body() as usize + crate::driver::envelope::ENVELOPE_LEN,
         )),
-        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(target.clone())),
+        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(
+            target.clone(),
+            s.largest_body() + crate::driver::envelope::ENVELOPE_LEN as u64,
+            s.clients.max(s.groups.count) as u64,
+        )),
         ServerSpec::Xmpp(target) => {
             Driver::Xmpp(crate::driver::xmpp::XmppDriver::new(target.clone()))
         }
@@ -1798,7 +1796,10 @@ impl Watchdog {
                 // prefix does to every client at once.
                 // Unless the broker said why (an MQTT 5 reason code, in the problems).
                 crate::driver::Driver::Mqtt(_)
-                    if !ctx.problems().0.iter().any(|p| p.contains("reason 0x")) =>
+                    if !ctx.problems().0.iter().any(|p| {
+                        p.contains("reason 0x")
+                            || p.contains(crate::driver::mqtt::wire::OVER_MAXIMUM)
+                    }) =>
                 {
                     format!("; {}", MQTT_TAKEN_OVER)
                 }

@@ -37,7 +37,7 @@
 //! answer for. The two protocol versions are rumqttc's two clients, behind [`wire`].
 
 mod target;
-mod wire;
+pub(crate) mod wire;
 pub(crate) use wire::refusal_in_words;
 
 pub use target::{MqttTarget, TargetError, Version};
@@ -56,14 +56,22 @@ use wire::{Client, Failure, Loop, Polled, Refusal};
 /// Logs clients in to one broker.
 pub struct MqttDriver {
     target: std::sync::Arc<MqttTarget>,
+    /// The largest PUBLISH of the run, in bytes, held against an MQTT 5 broker's maximum.
+    largest_publish: u64,
     /// Users whose persistent session left by an earlier run was cleared in this one.
     cleared: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 impl MqttDriver {
-    /// Clients of `target`.
-    pub fn new(target: MqttTarget) -> Self {
+    /// Clients of `target` that publish payloads of up to `largest_payload` bytes to users
+    /// and groups numbered up to `largest_id`.
+    pub fn new(target: MqttTarget, largest_payload: u64, largest_id: u64) -> Self {
+        let topic = target
+            .user_topic(largest_id)
+            .len()
+            .max(target.group_topic(largest_id).len()) as u64;
         Self {
+            largest_publish: wire::publish_size(topic, largest_payload),
             target: std::sync::Arc::new(target),
             cleared: Default::default(),
         }
@@ -136,6 +144,15 @@ impl MqttDriver {
                         )));
                     }
                     break;
+                }
+                // The broker would end the connection at the first larger message (or the
+                // library would, seeing this): said before the run instead.
+                Ok(Polled::MaxPacket(max)) if u64::from(max) < self.largest_publish => {
+                    return Err(ConnectError::Misconfigured(format!(
+                        "the MQTT broker at {where_} takes packets of at most {max} bytes (Maximum Packet Size in its CONNACK), and this scenario's messages are PUBLISH packets of up to {} bytes (its largest body, imbench's {}-byte envelope and the topic), which the client would not send: raise the broker's limit (mosquitto's max_packet_size) or give the scenario smaller sizes",
+                        self.largest_publish,
+                        envelope::ENVELOPE_LEN
+                    )));
                 }
                 Ok(_) => {}
                 Err(Failure::Refused { code, why }) => {

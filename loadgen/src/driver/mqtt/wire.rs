@@ -88,6 +88,8 @@ pub(super) enum Polled {
     /// The broker ended the session; `taken_over` when it said another connection took the
     /// client id (MQTT 5's Session Taken Over).
     Disconnected { reason: String, taken_over: bool },
+    /// An MQTT 5 CONNACK's Maximum Packet Size: the largest packet the broker takes.
+    MaxPacket(u32),
     /// Anything else (CONNACK, PUBREL …).
     Other,
 }
@@ -177,6 +179,9 @@ pub(super) enum Failure {
     /// gives a PUBACK or PUBREC no such code (mosquitto does, over its `message_size_limit`):
     /// the library cannot read it, and the connection is lost.
     TooLarge,
+    /// A message over the broker's maximum packet size (an MQTT 5 CONNACK's), which the
+    /// library will not send: it ends the connection instead.
+    OverMaximum { size: u64, max: u64 },
     /// The broker closed the connection (or reset it) without a DISCONNECT.
     Ended,
     /// The connection was reset while the client waited for an answer, in words.
@@ -244,6 +249,12 @@ impl Failure {
             {
                 Failure::CutOff(format!("the connection was cut off: {io}"))
             }
+            E::MqttState(rumqttc::StateError::Deserialization(
+                rumqttc::Error::OutgoingPacketTooLarge { pkt_size, max },
+            )) => Failure::OverMaximum {
+                size: pkt_size as u64,
+                max: max as u64,
+            },
             E::MqttState(rumqttc::StateError::Deserialization(d)) => {
                 Failure::Unreadable(d.to_string())
             }
@@ -282,6 +293,15 @@ impl Failure {
             E::MqttState(rumqttc::v5::StateError::Deserialization(
                 rumqttc::v5::mqttbytes::Error::InvalidConnectReturnCode(PACKET_TOO_LARGE),
             )) => Failure::TooLarge,
+            E::MqttState(
+                rumqttc::v5::StateError::OutgoingPacketTooLarge { pkt_size, max }
+                | rumqttc::v5::StateError::Deserialization(
+                    rumqttc::v5::mqttbytes::Error::OutgoingPacketTooLarge { pkt_size, max },
+                ),
+            ) => Failure::OverMaximum {
+                size: u64::from(pkt_size),
+                max: u64::from(max),
+            },
             E::MqttState(rumqttc::v5::StateError::Deserialization(d)) => {
                 Failure::Unreadable(d.to_string())
             }
@@ -303,9 +323,30 @@ impl Failure {
                 format!("the broker sent a packet the client could not read (rumqttc: {e})")
             }
             Failure::Ended => ENDED.into(),
+            Failure::OverMaximum { size, max } => format!(
+                "a message's packet of {size} bytes is {OVER_MAXIMUM} ({max} bytes, which its CONNACK gave), and the client does not send such a packet but ends its connection: keep the scenario's largest body (direct.size, groups.size) under the broker's limit"
+            ),
             Failure::TooLarge => "the broker answered a message with reason 0x95, packet too large (over its size limit: mosquitto's message_size_limit or max_packet_size), which MQTT 5 allows in no PUBACK or PUBREC and the client cannot read, so the connection is lost: keep the scenario's largest body (direct.size, groups.size) under the broker's limit".into(),
         }
     }
+}
+
+/// What a message over an MQTT 5 broker's maximum packet size is said to be: the broker says
+/// why it lost every connection as plainly as a reason code does.
+pub(crate) const OVER_MAXIMUM: &str = "over the broker's maximum packet size";
+
+/// The bytes of a PUBLISH of `payload` bytes to a topic of `topic` bytes at QoS 1 or 2 with no
+/// properties: its fixed header, topic name, packet id and MQTT 5's property length (one byte
+/// more than 3.1.1's).
+pub(super) fn publish_size(topic: u64, payload: u64) -> u64 {
+    let remaining = 2 + topic + 2 + 1 + payload;
+    let length_bytes = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + remaining
 }
 
 /// MQTT 5's reason code "packet too large".
@@ -629,6 +670,10 @@ fn polled_v5(event: rumqttc::v5::Event) -> Polled {
         },
         P::UnsubAck(ack) => Polled::UnsubAck { pkid: ack.pkid },
         P::PingResp(_) => Polled::PingResp,
+        P::ConnAck(c) => c
+            .properties
+            .and_then(|p| p.max_packet_size)
+            .map_or(Polled::Other, Polled::MaxPacket),
         P::Disconnect(d) => Polled::Disconnected {
             taken_over: d.reason_code == p5::DisconnectReasonCode::SessionTakenOver,
             reason: format!("the broker disconnected: {:?}", d.reason_code),
@@ -663,6 +708,31 @@ fn pubrec_refusal(reason: &p5::PubRecReason) -> Option<Refusal> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_publish_is_as_large_as_the_library_makes_it() {
+        // Held against a broker's maximum: a byte short refuses a run that would have fitted.
+        for (topic, payload) in [
+            (10, 0),
+            (12, 100),
+            (20, 16_000),
+            (30, 16_360),
+            (9, 3_000_000),
+        ] {
+            let mut publish = p5::Publish::new(
+                "t".repeat(topic),
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                vec![0u8; payload],
+                None,
+            );
+            publish.pkid = 1;
+            assert_eq!(
+                super::publish_size(topic as u64, payload as u64),
+                publish.size() as u64,
+                "topic {topic}, payload {payload}"
+            );
+        }
+    }
+
     #[test]
     fn a_refusals_reason_reads_as_words() {
         assert_eq!(
