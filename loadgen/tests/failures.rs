@@ -381,6 +381,47 @@ fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
     assert!(run.counters.lost > 0, "{:?}", run.counters);
 }
 
+/// A server that hangs and comes back after the hang was noticed: what was sent into the
+/// silence arrives in the drain, seconds late, and is out of the period (cut back to where
+/// the silence began) as its sends are. Its latencies were counted, and the period delivered
+/// twice what it sent (1,975 delivered/s for 1,018 sent/s).
+#[test]
+fn what_a_server_back_from_a_hang_delivers_late_is_outside_the_period_cut_short() {
+    let server = ServerOnItsOwnThread::start();
+    let r = generator_runtime().block_on(async {
+        let mut scenario = small_scenario(10, 20.0, PLANNED);
+        scenario.generator.answer_timeout = Duration::from_secs(2);
+        let handle = server.handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2000)).await;
+            // Noticed 2-3 s into it; back within the 3 s drain a stopped run allows.
+            handle.spawn(async { std::thread::sleep(Duration::from_millis(3500)) });
+        });
+        imbench_loadgen::run(config(scenario, server.target()))
+            .await
+            .unwrap()
+            .report
+    });
+    drop(server);
+    let run = &r.runs[0];
+    assert!(
+        r.invalid_reasons[0].starts_with("stopped early: the server answered nothing"),
+        "{:?}",
+        r.invalid_reasons
+    );
+    // What was sent into the silence came back: delivered late, not lost.
+    assert_eq!(run.counters.lost, 0, "{:?}", run.counters);
+    let direct = &run.metrics["direct"];
+    assert!(
+        run.throughput.delivered_per_s <= run.throughput.sent_per_s * 1.05,
+        "{} delivered/s for {} sent/s; direct {direct:?}",
+        run.throughput.delivered_per_s,
+        run.throughput.sent_per_s
+    );
+    // The messages timed are those meant before the silence, not seconds into it.
+    assert!(direct.p99_us < 1_000_000, "{direct:?}");
+}
+
 /// A server that hangs while large files are still on their way in the drain, with every
 /// message answered: the transfers wait on it too, and the run says so once nothing has come
 /// for the answer timeout, rather than waiting out the whole drain.

@@ -51,6 +51,9 @@ pub struct RunContext {
     /// When a client last found its connection lost against the plan (run clock µs; 0: none
     /// yet): a run whose every client lost its connection measured until then.
     last_loss_us: AtomicU64,
+    /// When the server last answered a message (acked or refused it; run clock µs, to the
+    /// millisecond; 0: not yet): where a server that fell silent stopped answering.
+    last_answer_us: AtomicU64,
     /// Woken when a client finds its connection lost, so that a run left without any is
     /// stopped at once, not at the next once-a-second check.
     loss: tokio::sync::Notify,
@@ -169,6 +172,7 @@ impl RunContext {
             group_in_window: WindowSends::new(measure_start_us, schedule_end_us),
             stop_at_us: AtomicU64::new(schedule_end_us),
             last_loss_us: AtomicU64::new(0),
+            last_answer_us: AtomicU64::new(0),
             loss: tokio::sync::Notify::new(),
             stopped: watch::channel(false).0,
             stop_reason: Mutex::new(None),
@@ -182,6 +186,17 @@ impl RunContext {
     /// Whether a message intended at `us` falls in the measured window.
     pub fn in_window(&self, us: u64) -> bool {
         us >= self.measure_start_us && us < self.schedule_end()
+    }
+
+    /// Whether a message its sender counted in its measured period (`measured`, from its
+    /// body), intended at the wall-clock time `intended_wall_us`, is still in this run's: a
+    /// period cut short after the fact (ended where a server fell silent, noticed later)
+    /// leaves out what was meant to be sent after its new end, though its sender counted it
+    /// in when it sent it. An uncut period takes the sender's word (another shard's window
+    /// is its own).
+    pub fn still_measured(&self, measured: bool, intended_wall_us: u64) -> bool {
+        let end = self.schedule_end();
+        measured && (end >= self.schedule_end_us || self.clock.local_us(intended_wall_us) < end)
     }
 
     /// When sending ends: as planned, or when the run was stopped.
@@ -217,6 +232,19 @@ impl RunContext {
     pub fn connection_lost(&self) {
         self.last_loss_us.fetch_max(self.clock.now_us(), Relaxed);
         self.loss.notify_one();
+    }
+
+    /// The server answered a message at `now_us`. Kept to the millisecond: every worker
+    /// writes here, and a write a millisecond is enough.
+    pub fn answer_heard(&self, now_us: u64) {
+        if now_us >= self.last_answer_us.load(Relaxed) + 1_000 {
+            self.last_answer_us.fetch_max(now_us, Relaxed);
+        }
+    }
+
+    /// When the server last answered a message (run clock µs, to the millisecond), if it has.
+    pub fn last_answer_us(&self) -> Option<u64> {
+        Some(self.last_answer_us.load(Relaxed)).filter(|&us| us > 0)
     }
 
     /// When a client last found its connection lost (run clock µs), if one has.

@@ -153,8 +153,12 @@ impl<'a> Receiver<'a> {
                     ));
                 }
             }
-            Event::Acked { msg_id } => self.ack(msg_id, now),
+            Event::Acked { msg_id } => {
+                self.ctx.answer_heard(now);
+                self.ack(msg_id, now);
+            }
             Event::Rejected { msg_id, code } => {
+                self.ctx.answer_heard(now);
                 if code == ErrorCode::BUSY {
                     c.rejected_busy.fetch_add(1, Relaxed);
                 }
@@ -323,7 +327,7 @@ impl<'a> Receiver<'a> {
                     counters.reordered.fetch_add(1, Relaxed);
                 }
                 // Timed when the sender meant it to be; its times are wall-clock times.
-                let measured = h.measured;
+                let measured = ctx.still_measured(h.measured, h.intended_us);
                 let latency = ctx.clock.since_wall(h.intended_us, now);
                 ctx.recorder.record(Metric::Group, latency, measured);
                 ctx.recorder.record(view.bucket, latency, measured);
@@ -372,7 +376,7 @@ impl<'a> Receiver<'a> {
                 }
                 // Timed when the sender meant it to be (its window, as every generator's is
                 // its own); the body's times are wall-clock times (`Clock::wall_us`).
-                let measured = h.measured;
+                let measured = ctx.still_measured(h.measured, h.intended_us);
                 let r = &ctx.recorder;
                 let latency = ctx.clock.since_wall(h.intended_us, now);
                 r.record(Metric::Direct, latency, measured);

@@ -1702,6 +1702,9 @@ struct Watchdog {
     /// File bytes received by the last check: while transfers are under way, news too.
     arrived: u64,
     since: Instant,
+    /// The last check (run clock µs) at which the server had nothing to answer, or files
+    /// were arriving: news of it other than an answer.
+    other_news_us: u64,
     /// Answers counted when the schedule ended: the drain's silence is measured against it,
     /// not against when the last check (once a second) saw the count move.
     answered_at_schedule_end: Option<u64>,
@@ -1717,6 +1720,7 @@ impl Watchdog {
             answered: 0,
             arrived: 0,
             since: Instant::now(),
+            other_news_us: 0,
             answered_at_schedule_end: None,
             held_path: None,
         }
@@ -1738,11 +1742,19 @@ impl Watchdog {
         }
     }
 
-    /// When the server last answered, or last had nothing to answer (run clock µs), to the
-    /// check a second.
+    /// When the server last answered, or last had nothing to answer (run clock µs): the
+    /// last answer itself (to the millisecond), not the check a second that saw the count
+    /// move, which may be up to a second into the silence, whose sends would then be in the
+    /// period and their latencies the length of the silence.
     fn silence_began_us(&self, ctx: &RunContext) -> u64 {
         let silent_for = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
-        ctx.clock.now_us().saturating_sub(silent_for)
+        let checked = ctx.clock.now_us().saturating_sub(silent_for);
+        let heard = ctx.last_answer_us().unwrap_or(0).max(self.other_news_us);
+        if heard > 0 {
+            heard.min(checked)
+        } else {
+            checked
+        }
     }
 
     /// [`Watchdog::silence_began_us`], when the server has been silent for the watchdog's
@@ -1832,6 +1844,9 @@ impl Watchdog {
         // Only an answer is news of the server: a count that fell (a client without a
         // connection leaves its messages out) keeps the silence running.
         if answered > self.answered || file_news || (answered >= sent && transfers == 0) {
+            if file_news || (answered >= sent && transfers == 0) {
+                self.other_news_us = ctx.clock.now_us();
+            }
             self.answered = answered;
             self.since = Instant::now();
             return None;
