@@ -1733,7 +1733,14 @@ fn compare_fails_on_a_regression_beyond_threshold_and_noise() {
         let run = imbench(&dir, &["run", scenario.to_str().unwrap(), "--out", out]);
         assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     }
-    let report = std::fs::read_to_string(dir.0.join("baseline/1/report.json")).unwrap();
+    // The same figures as the first run, at another time (a copy as it is is that run).
+    let mut report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.0.join("baseline/1/report.json")).unwrap(),
+    )
+    .unwrap();
+    let started = report["runs"][0]["started_unix_s"].as_f64().unwrap();
+    report["runs"][0]["started_unix_s"] = serde_json::json!(started + 60.0);
+    let report = report.to_string();
     std::fs::create_dir_all(dir.0.join("same")).unwrap();
     std::fs::write(dir.0.join("same/report.json"), &report).unwrap();
     let args = [
@@ -2135,24 +2142,36 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
-    // The folder is a baseline the regression gate takes (the candidate a copy of a run:
-    // one of its own runs is refused, being inside the spread).
+    // A copy of one of its runs elsewhere is that run: a gate of it passes by construction.
     std::fs::create_dir_all(dir.0.join("c1")).unwrap();
     std::fs::copy(
         dir.0.join("r/run-1/report.json"),
         dir.0.join("c1/report.json"),
     )
     .unwrap();
-    let out = imbench(
-        &dir,
-        &[
-            "compare",
-            "r",
-            "c1/report.json",
-            "--fail-on-regression",
-            "1000%",
-        ],
+    let gate = |candidate: &str| {
+        imbench(
+            &dir,
+            &["compare", "r", candidate, "--fail-on-regression", "1000%"],
+        )
+    };
+    let out = gate("c1/report.json");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is a copy of the baseline's r/run-1/report.json"),
+        "{}",
+        text(&out)
     );
+    // The folder is a baseline the regression gate takes: a run that started at another
+    // time, with the same figures, is judged (and holds).
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("r/run-1/report.json")).unwrap())
+            .unwrap();
+    let started = other["runs"][0]["started_unix_s"].as_f64().unwrap();
+    other["runs"][0]["started_unix_s"] = serde_json::json!(started + 60.0);
+    std::fs::create_dir_all(dir.0.join("c2")).unwrap();
+    std::fs::write(dir.0.join("c2/report.json"), other.to_string()).unwrap();
+    let out = gate("c2");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The baseline given again as the candidate: a gate of it against itself is refused.
     let out = imbench(
@@ -3624,6 +3643,11 @@ fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
     report["invalid_reasons"] =
         serde_json::json!(["nats: the run could not take place: nothing listens"]);
     for folder in ["gone-1", "gone-2"] {
+        // Runs of their own, a minute apart (a copy as it is is the same run).
+        for run in report["runs"].as_array_mut().unwrap() {
+            let started = run["started_unix_s"].as_f64().unwrap();
+            run["started_unix_s"] = serde_json::json!(started + 60.0);
+        }
         std::fs::create_dir_all(dir.0.join(folder)).unwrap();
         std::fs::write(dir.0.join(folder).join("report.json"), report.to_string()).unwrap();
     }
@@ -3685,4 +3709,43 @@ fn a_path_to_hold_from_a_scenario_of_an_unknown_profile_lists_the_paths() {
         "{}",
         text(&out)
     );
+}
+
+/// A baseline whose runs failed their SLOs is read, and said: their figures widen the noise
+/// a gate allows, and nothing else would tell the reader why a gate let a change through.
+#[test]
+fn a_gate_on_a_baseline_whose_runs_failed_their_slos_says_so() {
+    let dir = Dir::new("baseline-slo-failed");
+    let failing = dir.file(
+        "failing.toml",
+        &format!("{TINY}[slo]\ndirect.p99 = \"< 1us\"\n"),
+    );
+    let passing = dir.file("s.toml", TINY);
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            failing.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--out",
+            "b",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = imbench(&dir, &["run", passing.to_str().unwrap(), "--out", "c"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = imbench(
+        &dir,
+        &["compare", "b", "c", "--fail-on-regression", "1000%"],
+    );
+    let said = text(&out);
+    for run in ["run-1", "run-2"] {
+        assert!(
+            said.contains(&format!(
+                "the baseline's b/{run}/report.json failed its own SLOs"
+            )),
+            "{said}"
+        );
+    }
 }

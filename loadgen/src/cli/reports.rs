@@ -755,6 +755,37 @@ pub(crate) fn compare(
             }
         }
     }
+    // A copy of the baseline under another path (a folder copied, a CI cache restored under
+    // the candidate's name) is the same run: started at the same microsecond, with every
+    // figure the same.
+    let same_run = |a: &imbench_loadgen::Report, b: &imbench_loadgen::Report| {
+        !a.runs.is_empty()
+            && a.runs.iter().all(|run| run.started_unix_s > 0.0)
+            && serde_json::to_value(&a.runs).ok() == serde_json::to_value(&b.runs).ok()
+    };
+    for (path, range) in &candidates {
+        let copy = loaded[range.clone()].iter().find_map(|(file, report)| {
+            baseline
+                .iter()
+                .find(|(_, b)| same_run(b, report))
+                .map(|(base, _)| (file, base))
+        });
+        if let Some((file, base)) = copy {
+            let what = format!(
+                "{} is a copy of the baseline's {} (the same runs: the same start and figures)",
+                file.display(),
+                base.display()
+            );
+            if fail_on_regression.is_some() {
+                imbench_loadgen::errln!(
+                    "imbench: {what}: a gate of a report against itself passes whatever it holds; give {} a run of its own",
+                    path.display()
+                );
+                return exit_code::USAGE;
+            }
+            imbench_loadgen::errln!("imbench: note: {what}");
+        }
+    }
     // Ratios between different loads say little: say so rather than print them silently.
     // A search's steps run rates such as 14.142135623730953/s: four significant digits say
     // them. Which loads are one is judged on the rates themselves (`exact`), not as shown.
@@ -884,6 +915,18 @@ pub(crate) fn compare(
                     .first()
                     .map_or("invalid".to_string(), |w| w.clone());
                 not_gated.push(format!("{} ({why})", file.display()));
+            }
+        }
+        // A baseline run that failed its SLOs (a stall in one of the repeats, say) is in the
+        // spread the noise is measured over: a noise that wide lets any candidate through.
+        if baseline.len() > 1 {
+            for (file, report) in &baseline {
+                if report.verdict == imbench_loadgen::report::Verdict::SloFailed {
+                    imbench_loadgen::errln!(
+                        "imbench: note: the baseline's {} failed its own SLOs: its figures widen the noise the gate allows (the table's `noise`); a baseline of runs that passed gates closer",
+                        file.display()
+                    );
+                }
             }
         }
         // The gate judges a change against the baseline, not the SLOs; a candidate that

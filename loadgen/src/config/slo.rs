@@ -267,6 +267,25 @@ pub fn format_micros(us: f64) -> String {
     }
 }
 
+/// A latency in µs to three significant digits (`311µs`, `1.92ms`, `34.7ms`, `512ms`,
+/// `1.20s`), as the histograms hold it and the latency tables show it: at most six
+/// characters, so that the live line keeps within 80 columns whatever the figures. A figure
+/// held against a bound (an SLO's value) is [`format_micros`]'s, finer near the bound.
+pub fn three_digits(us: f64) -> String {
+    match us {
+        us if us < 999.5 => format!("{us:.0}µs"),
+        us if us < 9_995.0 => format!("{:.2}ms", us / 1e3),
+        us if us < 99_950.0 => format!("{:.1}ms", us / 1e3),
+        us if us < 999_500.0 => format!("{:.0}ms", us / 1e3),
+        us if us < 9_995_000.0 => format!("{:.2}s", us / 1e6),
+        us if us < 99_950_000.0 => format!("{:.1}s", us / 1e6),
+        us if us < 999_500_000.0 => format!("{:.0}s", us / 1e6),
+        // From 1,000 s: minutes, then hours (a run lasts a year at most).
+        us if us < 5_999_970_000_000.0 => format!("{:.0}m", us / 60e6),
+        us => format!("{:.0}h", us / 3_600e6),
+    }
+}
+
 fn format_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")

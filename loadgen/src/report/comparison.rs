@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::slo::format_micros;
+use crate::config::slo::three_digits;
 use crate::report::figures::FIGURES;
 use crate::report::model::{MetricSummary, Report, RunReport, Verdict};
 
@@ -90,7 +90,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
             }
             out.push('\n');
         };
-    let micros = |v: f64| format_micros(v);
+    let micros = |v: f64| three_digits(v);
     for name in FIGURES.iter().filter(|f| f.compared).map(|f| f.name) {
         let present = runs
             .iter()

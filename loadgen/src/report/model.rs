@@ -7,7 +7,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
-use crate::config::slo::format_micros;
 use crate::measure::group_records::GroupRecords;
 use crate::measure::group_records::{GroupCounts, GroupSummary};
 use crate::report::figures::{bucket_names, Counters, FIGURES};
@@ -392,7 +391,7 @@ impl MetricSummary {
         if self.count == 0 {
             "-".to_string()
         } else {
-            format_micros(v as f64)
+            crate::config::slo::three_digits(v as f64)
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::slo::{format_micros, Slo, Target};
+use crate::config::slo::{three_digits, Slo, Target};
 use crate::report::model::RunReport;
 
 /// Figures checked when none are named: the latencies a user gates on, delivered throughput,
@@ -135,7 +135,7 @@ impl Check {
         }
         match &self.target {
             Target::Latency { stat, .. } if stat == "count" => format!("{v:.0}"),
-            Target::Latency { .. } => format_micros(v),
+            Target::Latency { .. } => three_digits(v),
             // Bytes a second read as the report's table gives them.
             Target::Number(n) if n == "file_bytes_per_s" => {
                 format!("{:.2} MiB/s", v / (1024.0 * 1024.0))

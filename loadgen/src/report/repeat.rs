@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::slo::format_micros;
+use crate::config::slo::three_digits;
 use crate::report::model::{Report, Verdict};
 use crate::report::regression::{Check, CPU_FIGURE, DEFAULT_CHECKS};
 
@@ -170,7 +170,7 @@ impl RepeatSummary {
         for f in &self.figures {
             let show = |v: f64| {
                 if f.figure.contains('.') {
-                    format_micros(v)
+                    three_digits(v)
                 } else {
                     format!("{v:.0}")
                 }

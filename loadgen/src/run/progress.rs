@@ -73,7 +73,7 @@ impl Lines {
     fn rates(&self) -> String {
         let p99 = |(count, us): (u64, u64)| {
             if count > 0 {
-                three_digits(us as f64)
+                crate::config::slo::three_digits(us as f64)
             } else {
                 "-".into()
             }
@@ -90,24 +90,6 @@ impl Lines {
         }
         line.push_str(&format!(" lag {}", p99(self.lag)));
         line
-    }
-}
-
-/// A latency in µs to three significant digits (`311µs`, `1.92ms`, `34.7ms`, `512ms`,
-/// `1.20s`): at most six characters, so that the live line keeps within 80 columns
-/// whatever the figures.
-fn three_digits(us: f64) -> String {
-    match us {
-        us if us < 999.5 => format!("{us:.0}µs"),
-        us if us < 9_995.0 => format!("{:.2}ms", us / 1e3),
-        us if us < 99_950.0 => format!("{:.1}ms", us / 1e3),
-        us if us < 999_500.0 => format!("{:.0}ms", us / 1e3),
-        us if us < 9_995_000.0 => format!("{:.2}s", us / 1e6),
-        us if us < 99_950_000.0 => format!("{:.1}s", us / 1e6),
-        us if us < 999_500_000.0 => format!("{:.0}s", us / 1e6),
-        // From 1,000 s: minutes, then hours (a run lasts a year at most).
-        us if us < 5_999_970_000_000.0 => format!("{:.0}m", us / 60e6),
-        us => format!("{:.0}h", us / 3_600e6),
     }
 }
 
@@ -293,7 +275,7 @@ mod tests {
             (1_204_000.0, "1.20s"),
             (61_000_000.0, "61.0s"),
         ] {
-            assert_eq!(three_digits(us), shown);
+            assert_eq!(crate::config::slo::three_digits(us), shown);
         }
         for us in [
             0.0,
@@ -305,9 +287,9 @@ mod tests {
             1e11,
         ] {
             assert!(
-                three_digits(us).chars().count() <= 6,
+                crate::config::slo::three_digits(us).chars().count() <= 6,
                 "{}",
-                three_digits(us)
+                crate::config::slo::three_digits(us)
             );
         }
     }
