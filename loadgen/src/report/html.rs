@@ -360,7 +360,7 @@ fn percentile_charts(report: &Report) -> Vec<Chart> {
                                 "{} ({} samples, max {})",
                                 run.transport,
                                 h.len(),
-                                crate::config::slo::format_micros(h.max() as f64)
+                                crate::config::slo::three_digits(h.max() as f64)
                             ),
                             colour(*i),
                             Style::Line,
