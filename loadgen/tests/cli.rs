@@ -3748,4 +3748,20 @@ fn a_gate_on_a_baseline_whose_runs_failed_their_slos_says_so() {
             "{said}"
         );
     }
+    // A passing run edited to a machine past its limits no longer holds together.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.0.join("c/report.json")).unwrap())
+            .unwrap();
+    edited["runs"][0]["cpu_use"]["busy_fraction"] = serde_json::json!(0.99);
+    // (The scenario lifts the limit for a busy test machine: as a default scenario's.)
+    edited["scenario"]["generator"]["max_cpu_busy"] = serde_json::json!(0.9);
+    std::fs::create_dir_all(dir.0.join("e")).unwrap();
+    std::fs::write(dir.0.join("e/report.json"), edited.to_string()).unwrap();
+    let out = imbench(&dir, &["report", "e"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cpu_use says the machine was the limit"),
+        "{}",
+        text(&out)
+    );
 }

@@ -71,6 +71,7 @@ pub fn from_json(text: &str) -> Result<Report, ReadError> {
     check_rates(&report)?;
     check_counts(&report)?;
     check_judgements(&report)?;
+    check_limits(&report)?;
     Ok(report)
 }
 
@@ -143,6 +144,67 @@ fn check_judgements(report: &Report) -> Result<(), ReadError> {
             "verdict is {:?} (ok {}) where its SLOs and the reasons it was invalid give {judged:?}: the file was changed",
             report.verdict, report.ok
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a schedule lag edited apart from the `schedule_lag` metric it summarizes, and a
+/// lag or machine past the generator's limits in a report with no reason it was invalid: each
+/// of those makes a run invalid, and a file that says otherwise was changed.
+fn check_limits(report: &Report) -> Result<(), ReadError> {
+    let g = &report.scenario.generator;
+    for run in &report.runs {
+        let changed = |what: String| {
+            Err(ReadError::Shape(format!(
+                "runs[{}].{what}: the file was changed",
+                run.transport
+            )))
+        };
+        let lag = &run.schedule_lag;
+        if let Some(m) = run
+            .metrics
+            .get(crate::measure::metrics::Metric::ScheduleLag.name())
+        {
+            for (stat, said, held) in [
+                ("p50", lag.p50_us, m.p50_us),
+                ("p99", lag.p99_us, m.p99_us),
+                ("max", lag.max_us, m.max_us),
+            ] {
+                if said != held {
+                    return changed(format!(
+                        "schedule_lag.{stat}_us is {said} where the metric schedule_lag gives {held}"
+                    ));
+                }
+            }
+        }
+        let late = lag.p99_us > lag.limit_us;
+        if late != (lag.saturated || lag.late_for_the_machine) {
+            return changed(format!(
+                "schedule_lag says p99 {} µs against a limit of {} µs, and {}",
+                lag.p99_us,
+                lag.limit_us,
+                if late {
+                    "neither that the generator was saturated nor that the machine was late"
+                } else {
+                    "that the run was late for it"
+                }
+            ));
+        }
+        if late && report.invalid_reasons.is_empty() {
+            return changed(format!(
+                "schedule_lag p99 {} µs is past its limit of {} µs in a report with no reason it was invalid",
+                lag.p99_us, lag.limit_us
+            ));
+        }
+        let machine = run
+            .cpu_use
+            .as_ref()
+            .and_then(|u| u.limit_reason(g.max_cpu_busy, g.max_cpu_wait.as_secs_f64() * 1e6));
+        if let (Some(why), true) = (machine, report.invalid_reasons.is_empty()) {
+            return changed(format!(
+                "cpu_use says {why}, in a report with no reason it was invalid"
+            ));
+        }
     }
     Ok(())
 }
@@ -383,6 +445,16 @@ mod tests {
         }
         let err = refused(&|r| r["schema"] = 0.into());
         assert!(err.contains("schema is 0"), "{err}");
+        // A schedule lag apart from its metric, or past its limit in a valid run (a machine
+        // past its limits in one: tests/cli.rs, on a report with the machine's figures).
+        let err = refused(&|r| r["runs"][0]["schedule_lag"]["p99_us"] = 50_000.into());
+        assert!(err.contains("schedule_lag.p99_us is 50000 where"), "{err}");
+        let err = refused(&|r| {
+            let lag = &mut r["runs"][0]["schedule_lag"];
+            lag["limit_us"] = 1.into();
+            lag["saturated"] = true.into();
+        });
+        assert!(err.contains("with no reason it was invalid"), "{err}");
     }
 
     #[test]
