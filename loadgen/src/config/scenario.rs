@@ -912,10 +912,15 @@ impl Scenario {
             cause,
         })?;
         let mut scenario = Self::from_toml(&text, &path.display().to_string())?;
-        // It parsed as a scenario, so it parses as a table.
-        let has_slo_table = text
-            .parse::<toml::Table>()
-            .is_ok_and(|t| t.contains_key("slo"));
+        // Read as the scenario was, field by field: as a `toml::Table` a file with an integer
+        // past i64 (a `connect_concurrency` of u64::MAX, the documented "no limit") would not
+        // parse, and its SLOs would be dropped for the default ones.
+        #[derive(serde::Deserialize)]
+        struct SloTable {
+            slo: Option<serde::de::IgnoredAny>,
+        }
+        let has_slo_table =
+            toml::from_str::<SloTable>(&text).map_or(true, |t| t.slo.is_some());
         if !has_slo_table {
             let files = if scenario.files.rate > 0.0 {
                 &FILE_ACCOUNTING_SLOS[..]
@@ -1043,7 +1048,7 @@ impl Scenario {
         }
         // It names the report folder and heads every table.
         if self.name.trim().is_empty() {
-            return bad("name must not be empty".into());
+            return bad("name must not be empty or only blanks".into());
         }
         // Every shard holds a slot per client of the whole load; past this the sizes the run
         // works out (memory, files, the ramp-up) stop meaning anything.
@@ -1586,6 +1591,11 @@ mod tests {
                 without.replace("seed = ", "slo.lost = \"< 3\"\nseed = "),
             ),
             ("table.toml", DEFAULT_SCENARIO.to_string()),
+            // An integer past i64 (toml's own) is still a file with its table.
+            (
+                "big.toml",
+                DEFAULT_SCENARIO.replace("seed = 1", "seed = 18446744073709551615"),
+            ),
         ] {
             let s = load(name, &text);
             assert!(s.default_slos.is_empty(), "{name}: {:?}", s.default_slos);
