@@ -487,7 +487,8 @@ impl RunningServer {
     /// [`RunningServer::shutdown`] with a chosen bound: `limit` for the sessions to end, and
     /// at most as long (and a second at most) for the QUIC connections' close to be done.
     pub async fn shutdown_within(self, limit: Duration) -> StatsSnapshot {
-        let _ = self.shutdown.send(true);
+        // Stored even when no accept loop is left to be told.
+        self.shutdown.send_replace(true);
         let all = self.state.limits.connection_permits();
         let _ = tokio::time::timeout(limit, self.permits.acquire_many(all)).await;
         for listener in &self.listeners {

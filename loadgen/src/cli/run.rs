@@ -752,7 +752,7 @@ fn interrupt_on_ctrl_c(
             // The run is told before anything is said (saying it may wait for stderr); a run
             // that was measuring says itself what the interrupt stops.
             let measuring = imbench_loadgen::run::measuring::interrupt(|| {
-                let _ = tx.send(true);
+                tx.send_replace(true);
             });
             if !measuring {
                 imbench_loadgen::errln!(

@@ -224,7 +224,9 @@ impl RunContext {
                 format!("stopped early: {why}")
             });
         }
-        let _ = self.stopped.send(true);
+        // `send` would store nothing while no task happens to be subscribed (the channel
+        // keeps no receiver of its own), and every later wait would wait for ever.
+        self.stopped.send_replace(true);
     }
 
     /// A client found its connection lost against the plan: the time is kept, and the run
@@ -298,7 +300,8 @@ impl RunContext {
     pub fn finish(&self) {
         self.files.close();
         self.finished_flag.store(true, Relaxed);
-        let _ = self.finished.send(true);
+        // Stored whether or not a task waits now: see `stop_at`.
+        self.finished.send_replace(true);
     }
 
     /// Sums a counter over all clients.
@@ -351,6 +354,33 @@ mod tests {
         assert_eq!(
             ctx.connect_permits.available_permits(),
             Semaphore::MAX_PERMITS
+        );
+    }
+
+    /// Told while no task waited on it (every client between two waits), the end was not
+    /// kept, and each later wait lasted until the run gave up on its clients, 15 s on.
+    #[tokio::test]
+    async fn a_stop_and_an_end_told_while_no_one_waits_are_seen_by_later_waits() {
+        let (timer, _thread) = crate::measure::timer::Timer::tokio();
+        let driver = Driver::Memory(crate::driver::memory::Hub::new());
+        let ctx = RunContext::new(
+            Scenario::builtin_default(),
+            driver,
+            timer,
+            None,
+            "memory",
+            Vec::new(),
+        );
+        ctx.stop("a test".into());
+        ctx.finish();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            let mut stop = ctx.stop_signal();
+            let _ = stop.wait_for(|s| *s).await;
+            ctx.wait_finished().await;
+        });
+        assert!(
+            waited.await.is_ok(),
+            "a wait begun after the end never ended"
         );
     }
 

@@ -919,8 +919,7 @@ impl Scenario {
         struct SloTable {
             slo: Option<serde::de::IgnoredAny>,
         }
-        let has_slo_table =
-            toml::from_str::<SloTable>(&text).map_or(true, |t| t.slo.is_some());
+        let has_slo_table = toml::from_str::<SloTable>(&text).map_or(true, |t| t.slo.is_some());
         if !has_slo_table {
             let files = if scenario.files.rate > 0.0 {
                 &FILE_ACCOUNTING_SLOS[..]
