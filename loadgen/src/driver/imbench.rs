@@ -241,9 +241,10 @@ fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str>
         Transport::Tls | Transport::Wss if not_tls => {
             Some("did not answer TLS; a plain port takes --transport tcp or ws (as a --target: imbench+tcp:// or imbench+ws://)")
         }
-        // A TLS port answers a plain HTTP request with an alert, which is no HTTP.
+        // A TLS port answers a plain HTTP request with an alert, imbench-server's TCP port
+        // with a frame, another server with its own greeting: none of them HTTP.
         Transport::Ws if error.contains("invalid HTTP version") => {
-            Some("answered the WebSocket upgrade with bytes that are not HTTP, as a TLS port does; a TLS port takes --transport tls or wss, whichever it serves (as a --target: imbench+tls:// or imbench+wss://)")
+            Some("answered the WebSocket upgrade with bytes that are not HTTP: it is no WebSocket port. A TLS port takes --transport tls or wss, whichever it serves, and imbench-server's plain TCP port (--tcp) takes --transport tcp (as a --target: imbench+tls://, imbench+wss:// or imbench+tcp://)")
         }
         Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
             Some("did not accept a WebSocket upgrade")
