@@ -2270,6 +2270,18 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
         "{}",
         text(&out)
     );
+    // Repeats quit before their repeat.json was written leave runs that are theirs still.
+    std::fs::remove_file(&repeat).unwrap();
+    let out = imbench(
+        &dir,
+        &["run", scenario.to_str().unwrap(), "--out", "r/run-1"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("which holds the runs of a --repeat"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Ctrl-C in the second of three runs (wherever a slow machine puts it): the run cut short
