@@ -352,6 +352,42 @@ fn check_login_within_timeout(config: &RunConfig) -> Result<(), RunError> {
     .map_err(|e| RunError::Scenario(crate::config::scenario::ScenarioError::Invalid(e)))
 }
 
+/// Refuses groups the embedded server would refuse: a client in more groups than a user may
+/// be in there, or a group larger than it takes. Every Join past the limit would be refused,
+/// the clients would wait on them, and the run would measure nothing it was asked to (a
+/// million groups among 50 clients ran 15 s into 2.5 million errors). A server of the user's
+/// own has limits of its own, which its refusals name.
+fn check_groups_fit_the_embedded_server(
+    plan: &crate::workload::groups::GroupPlan,
+) -> Result<(), RunError> {
+    let limits = imbench_server::Limits::default();
+    let most_groups = plan.roles.iter().map(Vec::len).max().unwrap_or(0);
+    let largest = plan
+        .groups
+        .iter()
+        .map(|g| g.members.len())
+        .max()
+        .unwrap_or(0);
+    let why = if most_groups > limits.groups_per_user {
+        format!(
+            "a client is in {most_groups} of the scenario's groups, and the embedded server lets a user be in {} (imbench-server --groups-per-user)",
+            limits.groups_per_user
+        )
+    } else if largest > limits.max_group_members {
+        format!(
+            "a group has {largest} members, and the embedded server takes {} (imbench-server --max-group-members)",
+            limits.max_group_members
+        )
+    } else {
+        return Ok(());
+    };
+    Err(RunError::Scenario(
+        crate::config::scenario::ScenarioError::Invalid(format!(
+            "groups: {why}: give fewer or smaller groups, or more clients, or run a server of your own with a higher limit (--server)"
+        )),
+    ))
+}
+
 /// A run's name in its report (and in its run tag): the label the user gave it, or the
 /// system's protocol (`nats`, `mqtt-qos0`), or imbench's transport.
 pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) -> String {
@@ -489,6 +525,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         })?,
     };
     let mut ctx = RunContext::new(s.clone(), driver, timer, config.shard, &target, notes);
+    if embedded.is_some() {
+        check_groups_fit_the_embedded_server(&ctx.plan)?;
+    }
     ctx.outages = config.path.as_ref().map(|path| path.outages());
     let ctx = Arc::new(ctx);
     let (measure_start_us, schedule_end_us) = (ctx.measure_start_us, ctx.schedule_end_us);
@@ -2075,6 +2114,25 @@ fn deliveries_so_far(ctx: &RunContext) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_past_the_embedded_servers_limits_are_refused_before_the_run() {
+        let plan = |count: usize, clients: usize| {
+            let mut s = crate::config::scenario::Scenario::builtin_default();
+            s.clients = clients;
+            s.groups.count = count;
+            s.groups.rate = 1.0;
+            crate::workload::groups::GroupPlan::new(&s)
+        };
+        assert!(check_groups_fit_the_embedded_server(&plan(20, 1000)).is_ok());
+        let err = check_groups_fit_the_embedded_server(&plan(50_000, 50))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the embedded server lets a user be in 1000"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_report_that_cannot_be_written_is_shown_invalid() {
