@@ -2450,6 +2450,19 @@ fn a_report_from_before_a_metric_existed_reads_back() {
             err.contains("what it printed was lost") && err.contains("space"),
             "{err}"
         );
+        // So is help (clap's own printing said nothing).
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_imbench"))
+            .args(["run", "--help"])
+            .stdout(full)
+            .output()
+            .expect("runs imbench");
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("what it printed was lost"), "{err}");
     }
     // A reader that went away is no failure and says nothing.
     let mut child = Command::new(env!("CARGO_BIN_EXE_imbench"))

@@ -219,7 +219,34 @@ pub fn main() -> ExitCode {
         // and a client's bad handshake is enough to make rustls or quinn log.
         .log_internal_errors(false)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and the version go to standard output, where clap would lose a failed write
+        // (a full disk) without a word: written as every table is.
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            use std::io::IsTerminal as _;
+            let rendered = e.render();
+            let text = if std::io::stdout().is_terminal() {
+                rendered.ansi().to_string()
+            } else {
+                rendered.to_string()
+            };
+            out!("{text}");
+            if let Some(e) = STDOUT_FAILED.get() {
+                imbench_loadgen::errln!(
+                    "imbench: what it printed was lost: writing to standard output failed: {e}"
+                );
+            }
+            imbench_loadgen::stderr::stderr().flush_at_exit();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     if let Err(e) = imbench_server::process::lock_in_memory() {
         imbench_loadgen::errln!(
             "imbench: note: could not lock its code in memory ({e}); where the machine pages out idle memory, a page fault can delay a send (run as root or raise `ulimit -l`)"
