@@ -141,8 +141,10 @@ fn check_judgements(report: &Report) -> Result<(), ReadError> {
     };
     if report.verdict != judged || report.ok != (judged == Verdict::Ok) {
         return Err(ReadError::Shape(format!(
-            "verdict is {:?} (ok {}) where its SLOs and the reasons it was invalid give {judged:?}: the file was changed",
-            report.verdict, report.ok
+            "verdict is {} (ok {}) where its SLOs and the reasons it was invalid give {}: the file was changed",
+            as_written(report.verdict),
+            report.ok,
+            as_written(judged)
         )));
     }
     Ok(())
@@ -207,6 +209,14 @@ fn check_limits(report: &Report) -> Result<(), ReadError> {
         }
     }
     Ok(())
+}
+
+/// A verdict as report.json writes it (`slo_failed`), not as the code names it.
+fn as_written(v: super::model::Verdict) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 /// The most a run's measured period may last: a year, far past any run.
@@ -501,7 +511,12 @@ mod tests {
         // A verdict its SLOs and reasons do not give.
         for verdict in ["slo_failed", "invalid"] {
             let e = reads(&|r| r["verdict"] = verdict.into()).unwrap_err();
-            assert!(e.contains("verdict is") && e.contains("give Ok"), "{e}");
+            assert!(
+                e.contains("verdict is")
+                    && e.contains(&format!("verdict is {verdict} (ok true) where"))
+                    && e.contains("give ok"),
+                "{e}"
+            );
         }
         let e = reads(&|r| r["ok"] = false.into()).unwrap_err();
         assert!(e.contains("(ok false)"), "{e}");
