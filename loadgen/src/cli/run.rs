@@ -929,9 +929,19 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         if !foreign.is_empty() {
             foreign.sort();
             let shown: Vec<&str> = foreign.iter().take(5).map(|n| n.as_str()).collect();
+            // Report folders of their own (shards collected in one place) are not this run's
+            // to replace either, and are named as what they are.
+            let reports = foreign
+                .iter()
+                .all(|n| root.join(n.as_str()).join("report.json").is_file());
             return Err(format!(
-                "--out {} holds things that are not imbench's reports ({}{}): give a folder of the report's own (it is made when missing)",
+                "--out {} holds {} ({}{}): give a folder of the report's own (it is made when missing)",
                 root.display(),
+                if reports {
+                    "report folders of other runs, which a run there would sit among"
+                } else {
+                    "things that are not imbench's reports"
+                },
                 shown.join(", "),
                 if foreign.len() > shown.len() { ", …" } else { "" }
             ));
