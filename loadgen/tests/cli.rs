@@ -2683,7 +2683,7 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
         ),
         (
             vec!["run", s, "--out", "shards"],
-            "holds things that are not imbench's reports (shard-1)",
+            "holds report folders of other runs, which a run there would sit among (shard-1)",
         ),
         (
             vec!["run", s, "--out", "repeated"],
