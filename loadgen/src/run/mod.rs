@@ -1818,6 +1818,13 @@ impl Watchdog {
             .filter(|c| c.connection_lost.load(Relaxed))
             .count();
         if connected > 0 && lost == connected {
+            // During the ramp-up, of those logged in so far.
+            let here = clients_in(&ctx.scenario, ctx.shard);
+            let every = if connected < here {
+                format!("every client logged in so far ({connected} of {here})")
+            } else {
+                format!("every client ({connected})")
+            };
             let replaced = ctx
                 .counters
                 .iter()
@@ -1826,7 +1833,7 @@ impl Watchdog {
             if replaced == lost {
                 // The server closes a session when its user logs in again elsewhere.
                 return Some(format!(
-                    "every client ({connected}) was logged out by a newer login of its user id: another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or a second run at once)"
+                    "{every} was logged out by a newer login of its user id: another generator runs the same clients against this server (the same --shard, or JOB_COMPLETION_INDEX, twice; or a second run at once)"
                 ));
             }
             // A server that is still there may have closed them for a reason of its own (a
@@ -1857,7 +1864,7 @@ impl Watchdog {
                 _ => String::new(),
             };
             return Some(format!(
-                "every client ({connected}) {} (the report's problems say what the clients were told){quiet}",
+                "{every} {} (the report's problems say what the clients were told){quiet}",
                 crate::report::capacity::EVERY_CONNECTION_LOST
             ));
         }
