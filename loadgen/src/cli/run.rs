@@ -137,7 +137,18 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // Held until the command ends: another run given the same folder meanwhile is refused.
     let _held = match &config.out_dir {
         Some(root) => match check_out_dir(root, several).and_then(|()| hold_out_dir(root)) {
-            Ok(folder) => Some(folder),
+            Ok(folder) => {
+                if several {
+                    let what = if args.find_max {
+                        "search\n"
+                    } else {
+                        "repeat\n"
+                    };
+                    // Unwritable, the folder fails the run's own writes, which say so.
+                    let _ = std::fs::write(root.join(SEVERAL_RUNS_MARK), what);
+                }
+                Some(folder)
+            }
             Err(why) => {
                 // A folder another run holds is that run's, even while it is still empty.
                 if locked_by_another(root) {
@@ -325,6 +336,13 @@ fn reserve_folder(root: &std::path::Path) -> std::io::Result<std::path::PathBuf>
 /// Removes the folders `created`, innermost first, each only if it is empty.
 fn remove_if_empty(created: &[std::path::PathBuf]) {
     for dir in created {
+        // The mark of repeats or a search that wrote nothing is no content of its own.
+        let only_the_mark = std::fs::read_dir(dir).is_ok_and(|mut entries| {
+            entries.all(|e| e.is_ok_and(|e| e.file_name() == SEVERAL_RUNS_MARK))
+        });
+        if only_the_mark {
+            let _ = std::fs::remove_file(dir.join(SEVERAL_RUNS_MARK));
+        }
         // Only succeeds on an empty folder.
         if std::fs::remove_dir(dir).is_err() {
             return;
@@ -828,6 +846,11 @@ fn locked_by_another(dir: &std::path::Path) -> bool {
 /// by the process's id: two runs checking one folder at once do not remove each other's.
 const PROBE: &str = ".imbench-write-check";
 
+/// Written into the folder of a `--repeat`'s runs or a search's steps as they begin: one quit
+/// before its repeat.json or capacity.json (a second Ctrl-C) still says whose its run-N or
+/// step-NN folders are, even when only run-1 was written.
+const SEVERAL_RUNS_MARK: &str = ".imbench-several-runs";
+
 /// Makes sure a run's report folder can be written and holds nothing that would be read in
 /// place of the new report, or mixed with it: the runs of an earlier `--repeat` or the steps
 /// of an earlier `--find-max` beside a single report, or a single report beside new repeated
@@ -863,7 +886,11 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         ]
         .into_iter()
         .find_map(|(file, what)| parent.join(file).is_file().then_some(what))
-        {
+        .or_else(|| {
+            parent.join(SEVERAL_RUNS_MARK).is_file().then_some(
+                "the runs of a --repeat or the steps of a search, quit before it said so",
+            )
+        }) {
             return Err(format!(
                 "--out {} is in {}, which holds {of}: a run written there would replace or join them; give a folder outside it",
                 root.display(),
@@ -924,6 +951,7 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                 || imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
                 || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
                 || n.starts_with(PROBE)
+                || n == SEVERAL_RUNS_MARK
         };
         let mut foreign: Vec<&String> = names.iter().filter(|n| !ours(n)).collect();
         if !foreign.is_empty() {
