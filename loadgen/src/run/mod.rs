@@ -352,6 +352,29 @@ fn check_login_within_timeout(config: &RunConfig) -> Result<(), RunError> {
     .map_err(|e| RunError::Scenario(crate::config::scenario::ScenarioError::Invalid(e)))
 }
 
+/// [`check_groups_fit_the_embedded_server`] before the plan is drawn, on what every plan of
+/// the scenario has: memberships past the limit on average (a plan of 16 million groups
+/// takes gigabytes and seconds to draw, only to be refused).
+fn check_memberships_fit_the_embedded_server(
+    s: &crate::config::scenario::Scenario,
+) -> Result<(), RunError> {
+    if s.groups.count == 0 || s.clients == 0 {
+        return Ok(());
+    }
+    let limit = imbench_server::Limits::default().groups_per_user;
+    let smallest = s.groups.members.bounds().0.min(s.clients);
+    let average = (s.groups.count as f64 * smallest as f64 / s.clients as f64).ceil();
+    if average <= limit as f64 {
+        return Ok(());
+    }
+    Err(RunError::Scenario(
+        crate::config::scenario::ScenarioError::Invalid(format!(
+            "groups: {} groups of at least {smallest} members among {} clients put each client in {average:.0} groups or more, and the embedded server lets a user be in {limit} (imbench-server --groups-per-user): give fewer or smaller groups, or more clients, or run a server of your own with a higher limit (--server)",
+            s.groups.count, s.clients
+        )),
+    ))
+}
+
 /// Refuses groups the embedded server would refuse: a client in more groups than a user may
 /// be in there, or a group larger than it takes. Every Join past the limit would be refused,
 /// the clients would wait on them, and the run would measure nothing it was asked to (a
@@ -500,6 +523,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         for note in &notes {
             crate::errln!("imbench: {note}");
         }
+    }
+    if matches!(config.server, ServerSpec::Embedded) {
+        check_memberships_fit_the_embedded_server(&s)?;
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
     check_driver_gives(&driver, &s)?;
@@ -1731,7 +1757,7 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
 }
 
 /// What a broker's closing every connection at once may mean on MQTT, where it says nothing.
-const MQTT_TAKEN_OVER: &str = "an MQTT broker also closes a client's connection without a word when another connects with its client id: another run against this broker on the same PREFIX (give each run its own) does this to every client";
+const MQTT_TAKEN_OVER: &str = "an MQTT broker also closes a client's connection without a word when another connects with its client id: another run against this broker on the same PREFIX (give each run its own) does this to every client; and over MQTT 3.1.1, at a packet over its size limit (mosquitto's max_packet_size): keep the scenario's largest body under it";
 
 /// Notices a server that has gone: every client lost its connection, or messages are being
 /// sent and nothing has been answered for a while.
@@ -2132,6 +2158,16 @@ mod tests {
             crate::workload::groups::GroupPlan::new(&s)
         };
         assert!(check_groups_fit_the_embedded_server(&plan(20, 1000)).is_ok());
+        // Refused before a plan is drawn when the average alone is past the limit.
+        let mut huge = crate::config::scenario::Scenario::builtin_default();
+        (huge.clients, huge.groups.count, huge.groups.rate) = (50, 16_000_000, 1.0);
+        let err = check_memberships_fit_the_embedded_server(&huge)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("groups or more"), "{err}");
+        let mut fine = huge.clone();
+        fine.groups.count = 20;
+        assert!(check_memberships_fit_the_embedded_server(&fine).is_ok());
         let err = check_groups_fit_the_embedded_server(&plan(50_000, 50))
             .unwrap_err()
             .to_string();
