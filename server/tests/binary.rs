@@ -686,3 +686,28 @@ fn a_certificate_name_beside_a_certificate_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--key goes with --cert"), "{stderr}");
 }
+
+/// Help printed to a standard output that fails is said to be lost (clap's own printing said
+/// nothing and exited 0); a reader that went away is no failure.
+#[test]
+fn help_that_cannot_be_written_is_said_to_be_lost() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .expect("runs imbench-server");
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("what it printed was lost"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .arg("--version")
+        .output()
+        .expect("runs imbench-server");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("imbench-server "),
+        "{out:?}"
+    );
+}

@@ -236,7 +236,7 @@ pub fn main() -> ExitCode {
             } else {
                 rendered.to_string()
             };
-            out!("{text}");
+            outln!("{}", text.trim_end_matches('\n'));
             if let Some(e) = STDOUT_FAILED.get() {
                 imbench_loadgen::errln!(
                     "imbench: what it printed was lost: writing to standard output failed: {e}"

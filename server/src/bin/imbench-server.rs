@@ -144,7 +144,40 @@ fn main() -> anyhow::Result<()> {
         // and a client's bad handshake is enough to make rustls or quinn log.
         .log_internal_errors(false)
         .init();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // Help and the version go to standard output, where clap would lose a failed write
+        // (a full disk) without a word.
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let rendered = e.render();
+            let text = if std::io::stdout().is_terminal() {
+                rendered.ansi().to_string()
+            } else {
+                rendered.to_string()
+            };
+            use std::io::Write as _;
+            let mut out = std::io::stdout();
+            let written = out
+                .write_all(format!("{}\n", text.trim_end_matches('\n')).as_bytes())
+                .and_then(|()| out.flush());
+            // A reader that went away (`| head -1`) is no failure.
+            if let Err(e) = written {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    say(
+                        &mut std::io::stderr(),
+                        &format!("imbench-server: what it printed was lost: writing to standard output failed: {e}\n"),
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Err(e) => e.exit(),
+    };
     if let Err(why) = check_limits(&args).and_then(|()| check_addresses(&args)) {
         say(&mut std::io::stderr(), &format!("imbench-server: {why}\n"));
         std::process::exit(2);
