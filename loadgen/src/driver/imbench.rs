@@ -246,6 +246,10 @@ fn not_this_transport(transport: Transport, error: &str) -> Option<&'static str>
         Transport::Ws if error.contains("invalid HTTP version") => {
             Some("answered the WebSocket upgrade with bytes that are not HTTP: it is no WebSocket port. A TLS port takes --transport tls or wss, whichever it serves, and imbench-server's plain TCP port (--tcp) takes --transport tcp (as a --target: imbench+tls://, imbench+wss:// or imbench+tcp://)")
         }
+        // TLS went through; what answered the upgrade inside it is no HTTP server.
+        Transport::Wss if error.contains("invalid HTTP version") => {
+            Some("answered the WebSocket upgrade (inside TLS) with bytes that are not HTTP: it is no WebSocket port. imbench-server's TLS port (--tls) takes --transport tls (as a --target: imbench+tls://)")
+        }
         Transport::Ws | Transport::Wss if error.contains("WebSocket") => {
             Some("did not accept a WebSocket upgrade")
         }
@@ -492,5 +496,11 @@ mod tests {
             "WebSocket protocol error: httparse error: invalid HTTP version",
         );
         assert!(hint.is_some_and(|h| h.contains("--transport tls or wss")));
+        // The same inside TLS: a TLS port that is no WebSocket one.
+        let hint = not_this_transport(
+            Transport::Wss,
+            "WebSocket protocol error: httparse error: invalid HTTP version",
+        );
+        assert!(hint.is_some_and(|h| h.contains("(--tls) takes --transport tls")));
     }
 }
