@@ -3694,6 +3694,18 @@ fn compare_marks_no_run_invalid_for_a_target_that_could_not_take_place() {
         t.contains("note: gone-1:nats: the run could not take place"),
         "{t}"
     );
+    // Only one target left of several: its column is still named by its target, and no
+    // more invalid than the others were.
+    let mut one = report.clone();
+    one["runs"].as_array_mut().unwrap().truncate(1);
+    std::fs::create_dir_all(dir.0.join("gone-one")).unwrap();
+    std::fs::write(dir.0.join("gone-one/report.json"), one.to_string()).unwrap();
+    let out = imbench(&dir, &["compare", "gone-one", "a"]);
+    let t = text(&out);
+    assert!(
+        t.contains("gone-one:quic") && !t.contains("gone-one:quic*"),
+        "{t}"
+    );
     let out = imbench(
         &dir,
         &["compare", "gone-1", "gone-2", "--fail-on-regression", "50%"],

@@ -1037,8 +1037,20 @@ pub(crate) fn compare(
         .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid);
     let mut all: Option<imbench_loadgen::Report> = None;
     let names = column_names(loaded.iter().map(|(file, _)| file.as_path()));
+    // A target that could not take place has no column: its reason is its own, not every
+    // column's (the run's own table marks none of the others).
+    let of_a_target_gone = |why: &str| {
+        why.split_once(": ").is_some_and(|(target, rest)| {
+            !target.contains(' ')
+                && rest.starts_with(imbench_loadgen::run::compare::GONE_BEFORE_IT_RAN)
+        })
+    };
     for ((_, mut report), name) in loaded.into_iter().zip(names) {
-        let several = report.runs.len() > 1;
+        // A run of several targets is one however many of them took place: each column is
+        // named by its target, and the one left is no more invalid than the run's own table
+        // says.
+        let several =
+            report.runs.len() > 1 || report.invalid_reasons.iter().any(|w| of_a_target_gone(w));
         // The reasons a run was invalid follow it to its new column name, so the table still
         // marks it.
         let columns: Vec<String> = report
@@ -1055,7 +1067,19 @@ pub(crate) fn compare(
         use imbench_loadgen::report::comparison::invalid_reasons_of;
         let mut invalid = Vec::new();
         for (run, column) in report.runs.iter().zip(&columns) {
-            for why in invalid_reasons_of(&report, &run.transport) {
+            // Of several targets, a run's own reasons are those that name it, however many
+            // runs took place.
+            let own: Vec<&str> = if several {
+                let prefix = format!("{}: ", run.transport);
+                report
+                    .invalid_reasons
+                    .iter()
+                    .filter_map(|why| why.strip_prefix(&prefix))
+                    .collect()
+            } else {
+                invalid_reasons_of(&report, &run.transport)
+            };
+            for why in own {
                 invalid.push(format!("{column}: {why}"));
             }
         }
@@ -1072,13 +1096,7 @@ pub(crate) fn compare(
             .iter()
             .filter(|w| several && !named(w))
         {
-            // A target that could not take place has no column: its reason is its own, not
-            // every column's (the run's own table marks none of the others).
-            let of_a_target_gone = why.split_once(": ").is_some_and(|(target, rest)| {
-                !target.contains(' ')
-                    && rest.starts_with(imbench_loadgen::run::compare::GONE_BEFORE_IT_RAN)
-            });
-            if of_a_target_gone {
+            if of_a_target_gone(why) {
                 invalid.push(format!("{name}:{why}"));
                 continue;
             }
