@@ -67,7 +67,7 @@ impl MqttTarget {
         let decode = |s: &str| {
             crate::driver::url::percent_decode(s).ok_or_else(|| {
                 TargetError::Option(
-                    "the user, password or file name has a % that is not %XX: write @, : and / as %40, %3A and %2F".into(),
+                    "the user, password or file name has a % that is not %XX: a % of its own is written %25 (@, :, /, ? and # may be written as they are, or as %40, %3A, %2F, %3F and %23)".into(),
                 )
             })
         };

@@ -113,7 +113,7 @@ pub enum TargetError {
     HostPort(String),
     /// A credential with a `%` that is not an escape.
     #[error(
-        "the user, password or token has a % that is not %XX: write @, : and / as %40, %3A and %2F"
+        "the user, password or token has a % that is not %XX: a % of its own is written %25 (@, :, /, ? and # may be written as they are, or as %40, %3A, %2F, %3F and %23)"
     )]
     Escape,
     /// An option that is not known, or a value it does not take.

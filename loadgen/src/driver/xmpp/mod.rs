@@ -117,7 +117,7 @@ impl XmppTarget {
         let parts = super::url::split(rest);
         let decode = |s: &str| {
             super::url::percent_decode(s).ok_or_else(|| {
-                invalid("the name, password or file name has a % that is not %XX: write @, : and / as %40, %3A and %2F".into())
+                invalid("the name, password or file name has a % that is not %XX: a % of its own is written %25 (@, :, /, ? and # may be written as they are, or as %40, %3A, %2F, %3F and %23)".into())
             })
         };
         let (name, password) = match parts.userinfo {
