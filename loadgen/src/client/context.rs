@@ -48,6 +48,9 @@ pub struct RunContext {
     /// Group messages of the measured period, likewise.
     pub group_in_window: WindowSends,
     stop_at_us: AtomicU64,
+    /// When the run was first stopped (run clock µs; 0: not stopped): later than the end of
+    /// its schedule when that end was set back to where a server fell silent.
+    stopped_when_us: AtomicU64,
     /// When a client last found its connection lost against the plan (run clock µs; 0: none
     /// yet): a run whose every client lost its connection measured until then.
     last_loss_us: AtomicU64,
@@ -171,6 +174,7 @@ impl RunContext {
             direct_in_window: WindowSends::new(measure_start_us, schedule_end_us),
             group_in_window: WindowSends::new(measure_start_us, schedule_end_us),
             stop_at_us: AtomicU64::new(schedule_end_us),
+            stopped_when_us: AtomicU64::new(0),
             last_loss_us: AtomicU64::new(0),
             last_answer_us: AtomicU64::new(0),
             loss: tokio::sync::Notify::new(),
@@ -199,6 +203,12 @@ impl RunContext {
         measured && (end >= self.schedule_end_us || self.clock.local_us(intended_wall_us) < end)
     }
 
+    /// When the drain began: the schedule's end, or when the run was stopped if that was
+    /// later (a schedule ended back where a server fell silent, noticed since).
+    pub fn drain_began_us(&self) -> u64 {
+        self.schedule_end().max(self.stopped_when_us.load(Relaxed))
+    }
+
     /// When sending ends: as planned, or when the run was stopped.
     pub fn schedule_end(&self) -> u64 {
         self.stop_at_us.load(Relaxed)
@@ -213,7 +223,11 @@ impl RunContext {
     /// [`RunContext::stop`], with the schedule ended at `at_us` (no later than now): when the
     /// run was in fact over, noticed after it.
     pub fn stop_at(&self, why: String, at_us: u64) {
-        let at = at_us.min(self.clock.now_us());
+        let now = self.clock.now_us();
+        let _ = self
+            .stopped_when_us
+            .compare_exchange(0, now.max(1), Relaxed, Relaxed);
+        let at = at_us.min(now);
         // Past the schedule's end the run is in its drain: it measured its whole period.
         let in_drain = self.stop_at_us.fetch_min(at, Relaxed) <= at;
         let mut reason = self.stop_reason.lock().unwrap_or_else(|e| e.into_inner());

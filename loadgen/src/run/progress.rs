@@ -14,6 +14,9 @@ struct Lines {
     phase: &'static str,
     elapsed_s: f64,
     planned_s: f64,
+    /// When the drain began: the schedule's end, or later when that end was set back to
+    /// where a server fell silent (the drain counts from when that was noticed).
+    drain_began_s: f64,
     connected: u64,
     clients: u64,
     failed: u64,
@@ -54,7 +57,11 @@ impl Lines {
         let (elapsed, phase) = if self.elapsed_s > self.planned_s {
             (
                 self.planned_s,
-                format!("{} +{:.1}s", self.phase, self.elapsed_s - self.planned_s),
+                format!(
+                    "{} +{:.1}s",
+                    self.phase,
+                    (self.elapsed_s - self.drain_began_s.max(self.planned_s)).max(0.0)
+                ),
             )
         } else {
             (self.elapsed_s, self.phase.to_string())
@@ -190,6 +197,7 @@ impl Progress {
             elapsed_s: p.t_s,
             // The schedule's end; the drain after it is as long as the last messages take.
             planned_s: ctx.schedule_end() as f64 / 1e6,
+            drain_began_s: ctx.drain_began_us() as f64 / 1e6,
             connected: p.connected,
             // A shard's own clients: the others connect from other generators.
             clients: super::clients_in(&ctx.scenario, ctx.shard) as u64,
@@ -300,6 +308,7 @@ mod tests {
             phase: "measure",
             elapsed_s: 1234.5,
             planned_s: 3600.0,
+            drain_began_s: 3600.0,
             connected: 99_999,
             clients: 100_000,
             failed: 1,
@@ -324,6 +333,7 @@ mod tests {
             phase: "drain",
             elapsed_s: 12.0,
             planned_s: 11.5,
+            drain_began_s: 11.5,
             ..lines
         };
         assert!(
@@ -332,6 +342,19 @@ mod tests {
                 .starts_with("[11.5s/11.5s] drain +0.5s clients"),
             "{}",
             draining.state()
+        );
+        // A schedule ended back where a server fell silent (3.5 s), noticed at 6.0 s: the
+        // drain counts from when it was noticed, within the 3 s a stopped run waits.
+        let cut_back = Lines {
+            elapsed_s: 7.0,
+            planned_s: 3.5,
+            drain_began_s: 6.0,
+            ..draining
+        };
+        assert!(
+            cut_back.state().starts_with("[ 3.5s/3.5s] drain +1.0s"),
+            "{}",
+            cut_back.state()
         );
         assert!(
             lines
