@@ -897,33 +897,6 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                 parent.display()
             ));
         }
-        // A repeat or a search quit before it wrote its repeat.json or capacity.json (a
-        // second Ctrl-C) leaves its runs or steps: one of them is still theirs.
-        let name = root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for (prefix, what) in [
-            ("run-", "the runs of a --repeat"),
-            ("step-", "the steps of a search"),
-        ] {
-            let sibling = |e: &std::fs::DirEntry| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n != name && n.starts_with(prefix) && e.path().is_dir()
-            };
-            let beside = std::fs::read_dir(parent)
-                .map(|entries| entries.flatten().find(|e| sibling(e)))
-                .ok()
-                .flatten();
-            if let (true, Some(other)) = (name.starts_with(prefix), beside) {
-                return Err(format!(
-                    "--out {} is in {}, which holds {what} ({} beside it), cut short before it said so: a run written there would replace or join them; give a folder outside it",
-                    root.display(),
-                    parent.display(),
-                    other.file_name().to_string_lossy()
-                ));
-            }
-        }
     }
     if !root.exists() && root.symlink_metadata().is_ok() {
         return Err(format!(
