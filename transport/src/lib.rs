@@ -27,6 +27,7 @@ pub mod resume;
 pub mod side;
 pub mod stream;
 pub mod tls;
+mod ws_upgrade;
 
 pub use endpoint::{Connector, Incoming, Listener};
 pub use framed::{FrameReader, FrameWriter, FramedConnection};
