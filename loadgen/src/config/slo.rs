@@ -286,6 +286,19 @@ pub fn three_digits(us: f64) -> String {
     }
 }
 
+/// A ratio of two figures (`1.38x`, `0.25x`): two decimals, and two significant digits below
+/// 0.01, where two decimals would make a small figure (`0.0042x`) look like none (`0.00x`).
+pub fn times(ratio: f64) -> String {
+    if ratio == 0.0 {
+        "0x".to_string()
+    } else if ratio.abs() < 0.01 {
+        let decimals = (1 - ratio.abs().log10().floor() as i32).clamp(3, 12) as usize;
+        format!("{ratio:.decimals$}x")
+    } else {
+        format!("{ratio:.2}x")
+    }
+}
+
 fn format_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
@@ -297,6 +310,16 @@ fn format_number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_ratio_keeps_two_significant_digits() {
+        assert_eq!(times(1.3849), "1.38x");
+        assert_eq!(times(0.25), "0.25x");
+        assert_eq!(times(0.0042), "0.0042x");
+        assert_eq!(times(0.000123), "0.00012x");
+        assert_eq!(times(0.0), "0x");
+        assert_eq!(times(652.0), "652.00x");
+    }
 
     #[test]
     fn a_mistyped_comparison_or_a_count_with_a_unit_says_what_was_meant() {

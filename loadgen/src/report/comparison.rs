@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::slo::three_digits;
+use crate::config::slo::{three_digits, times};
 use crate::report::figures::FIGURES;
 use crate::report::model::{MetricSummary, Report, RunReport, Verdict};
 
@@ -82,7 +82,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
             for (i, v) in values.iter().enumerate() {
                 let cell = match (v, base) {
                     (Some(v), _) if i == 0 => show(*v),
-                    (Some(v), Some(b)) if b > 0.0 => format!("{} ({:.2}x)", show(*v), v / b),
+                    (Some(v), Some(b)) if b > 0.0 => format!("{} ({})", show(*v), times(v / b)),
                     (Some(v), _) => show(*v),
                     (None, _) => "-".to_string(),
                 };
@@ -274,7 +274,7 @@ mod tests {
             let line = table.lines().find(|l| l.starts_with(&format!("{name} ")));
             line.map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
         };
-        assert_eq!(row("lost").as_deref(), Some("653 0 (0.00x)"), "{table}");
+        assert_eq!(row("lost").as_deref(), Some("653 0 (0x)"), "{table}");
         assert_eq!(row("rejected").as_deref(), Some("0 654"), "{table}");
         assert!(row("corrupted").is_none(), "{table}");
         assert!(row("sent").is_some(), "{table}");
@@ -308,8 +308,8 @@ mod tests {
                 .join(" ")
         };
         assert_eq!(line("reconnects"), "91 90 (0.99x)");
-        assert_eq!(line("zero_rtt"), "91 0 (0.00x)");
-        assert_eq!(line("resumed"), "91 0 (0.00x)");
+        assert_eq!(line("zero_rtt"), "91 0 (0x)");
+        assert_eq!(line("resumed"), "91 0 (0x)");
         assert!(!table.contains("\nmigrations"), "{table}");
         // Another system's clients resume no TLS session of imbench's: not measured, not 0.
         let mut quic = report_of("quic", None);

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::slo::three_digits;
+use crate::config::slo::{three_digits, times};
 use crate::report::model::{Report, Verdict};
 use crate::report::regression::{Check, CPU_FIGURE, DEFAULT_CHECKS};
 
@@ -179,9 +179,7 @@ impl RepeatSummary {
             for v in &f.values {
                 let _ = write!(line, " {:>9}", v.map_or_else(|| "-".to_string(), show));
             }
-            let ratio = f
-                .max_over_min
-                .map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
+            let ratio = f.max_over_min.map_or_else(|| "-".to_string(), times);
             let _ = writeln!(out, "{line} {:>9} {:>8}", show(f.median), ratio);
         }
         let verdicts: Vec<&str> = self
