@@ -3,6 +3,27 @@
 //! them so that per-client memory and CPU per message are figures, not guesses. Elsewhere the
 //! readings are `None`.
 
+/// What clap answered instead of arguments when it is help or the version, rendered for
+/// standard output (colour codes only where a person reads them), without its last newline.
+/// Both binaries print it themselves: clap's own printing loses a failed write (a full disk)
+/// without a word.
+pub fn help_or_version(e: &clap::Error) -> Option<String> {
+    use std::io::IsTerminal as _;
+    if !matches!(
+        e.kind(),
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+    ) {
+        return None;
+    }
+    let rendered = e.render();
+    let text = if std::io::stdout().is_terminal() {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    Some(text.trim_end_matches('\n').to_string())
+}
+
 /// Resident set now, in bytes.
 pub fn rss_bytes() -> Option<u64> {
     status_kib("VmRSS:").map(|k| k * 1024)

@@ -221,22 +221,12 @@ pub fn main() -> ExitCode {
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Help and the version go to standard output, where clap would lose a failed write
-        // (a full disk) without a word: written as every table is.
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            use std::io::IsTerminal as _;
-            let rendered = e.render();
-            let text = if std::io::stdout().is_terminal() {
-                rendered.ansi().to_string()
-            } else {
-                rendered.to_string()
+        Err(e) => {
+            // Help and the version: written as every table is, so that a failed write is told.
+            let Some(text) = imbench_server::process::help_or_version(&e) else {
+                e.exit()
             };
-            outln!("{}", text.trim_end_matches('\n'));
+            outln!("{text}");
             if let Some(e) = STDOUT_FAILED.get() {
                 imbench_loadgen::errln!(
                     "imbench: what it printed was lost: writing to standard output failed: {e}"
@@ -245,7 +235,6 @@ pub fn main() -> ExitCode {
             imbench_loadgen::stderr::stderr().flush_at_exit();
             return ExitCode::SUCCESS;
         }
-        Err(e) => e.exit(),
     };
     if let Err(e) = imbench_server::process::lock_in_memory() {
         imbench_loadgen::errln!(

@@ -146,24 +146,15 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = match Args::try_parse() {
         Ok(args) => args,
-        // Help and the version go to standard output, where clap would lose a failed write
-        // (a full disk) without a word.
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            let rendered = e.render();
-            let text = if std::io::stdout().is_terminal() {
-                rendered.ansi().to_string()
-            } else {
-                rendered.to_string()
+        Err(e) => {
+            // Help and the version, written here so that a failed write is told.
+            let Some(text) = imbench_server::process::help_or_version(&e) else {
+                e.exit()
             };
             use std::io::Write as _;
             let mut out = std::io::stdout();
             let written = out
-                .write_all(format!("{}\n", text.trim_end_matches('\n')).as_bytes())
+                .write_all(format!("{text}\n").as_bytes())
                 .and_then(|()| out.flush());
             // A reader that went away (`| head -1`) is no failure.
             if let Err(e) = written {
@@ -176,7 +167,6 @@ fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Err(e) => e.exit(),
     };
     if let Err(why) = check_limits(&args).and_then(|()| check_addresses(&args)) {
         say(&mut std::io::stderr(), &format!("imbench-server: {why}\n"));
