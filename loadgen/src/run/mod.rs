@@ -10,6 +10,7 @@
 
 pub mod capacity;
 pub mod compare;
+mod group_limits;
 pub mod live_metrics;
 pub mod measuring;
 pub mod progress;
@@ -352,65 +353,6 @@ fn check_login_within_timeout(config: &RunConfig) -> Result<(), RunError> {
     .map_err(|e| RunError::Scenario(crate::config::scenario::ScenarioError::Invalid(e)))
 }
 
-/// [`check_groups_fit_the_embedded_server`] before the plan is drawn, on what every plan of
-/// the scenario has: memberships past the limit on average (a plan of 16 million groups
-/// takes gigabytes and seconds to draw, only to be refused).
-fn check_memberships_fit_the_embedded_server(
-    s: &crate::config::scenario::Scenario,
-) -> Result<(), RunError> {
-    if s.groups.count == 0 || s.clients == 0 {
-        return Ok(());
-    }
-    let limit = imbench_server::Limits::default().groups_per_user;
-    let smallest = s.groups.members.bounds().0.min(s.clients);
-    let average = (s.groups.count as f64 * smallest as f64 / s.clients as f64).ceil();
-    if average <= limit as f64 {
-        return Ok(());
-    }
-    Err(RunError::Scenario(
-        crate::config::scenario::ScenarioError::Invalid(format!(
-            "groups: {} groups of at least {smallest} members among {} clients put each client in {average:.0} groups or more, and the embedded server lets a user be in {limit} (imbench-server --groups-per-user): give fewer or smaller groups, or more clients, or run a server of your own with a higher limit (--server)",
-            s.groups.count, s.clients
-        )),
-    ))
-}
-
-/// Refuses groups the embedded server would refuse: a client in more groups than a user may
-/// be in there, or a group larger than it takes. Every Join past the limit would be refused,
-/// the clients would wait on them, and the run would measure nothing it was asked to (a
-/// million groups among 50 clients ran 15 s into 2.5 million errors). A server of the user's
-/// own has limits of its own, which its refusals name.
-fn check_groups_fit_the_embedded_server(
-    plan: &crate::workload::groups::GroupPlan,
-) -> Result<(), RunError> {
-    let limits = imbench_server::Limits::default();
-    let most_groups = plan.roles.iter().map(Vec::len).max().unwrap_or(0);
-    let largest = plan
-        .groups
-        .iter()
-        .map(|g| g.members.len())
-        .max()
-        .unwrap_or(0);
-    let why = if most_groups > limits.groups_per_user {
-        format!(
-            "a client is in {most_groups} of the scenario's groups, and the embedded server lets a user be in {} (imbench-server --groups-per-user)",
-            limits.groups_per_user
-        )
-    } else if largest > limits.max_group_members {
-        format!(
-            "a group has {largest} members, and the embedded server takes {} (imbench-server --max-group-members)",
-            limits.max_group_members
-        )
-    } else {
-        return Ok(());
-    };
-    Err(RunError::Scenario(
-        crate::config::scenario::ScenarioError::Invalid(format!(
-            "groups: {why}: give fewer or smaller groups, or more clients, or run a server of your own with a higher limit (--server)"
-        )),
-    ))
-}
-
 /// A run's name in its report (and in its run tag): the label the user gave it, or the
 /// system's protocol (`nats`, `mqtt-qos0`), or imbench's transport.
 pub fn run_name(label: Option<&str>, server: &ServerSpec, transport: Transport) -> String {
@@ -525,7 +467,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     if matches!(config.server, ServerSpec::Embedded) {
-        check_memberships_fit_the_embedded_server(&s)?;
+        group_limits::check_memberships(&s)?;
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
     check_driver_gives(&driver, &s)?;
@@ -552,7 +494,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     };
     let mut ctx = RunContext::new(s.clone(), driver, timer, config.shard, &target, notes);
     if embedded.is_some() {
-        check_groups_fit_the_embedded_server(&ctx.plan)?;
+        group_limits::check_plan(&ctx.plan)?;
     }
     ctx.outages = config.path.as_ref().map(|path| path.outages());
     let ctx = Arc::new(ctx);
@@ -2147,35 +2089,6 @@ fn deliveries_so_far(ctx: &RunContext) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_past_the_embedded_servers_limits_are_refused_before_the_run() {
-        let plan = |count: usize, clients: usize| {
-            let mut s = crate::config::scenario::Scenario::builtin_default();
-            s.clients = clients;
-            s.groups.count = count;
-            s.groups.rate = 1.0;
-            crate::workload::groups::GroupPlan::new(&s)
-        };
-        assert!(check_groups_fit_the_embedded_server(&plan(20, 1000)).is_ok());
-        // Refused before a plan is drawn when the average alone is past the limit.
-        let mut huge = crate::config::scenario::Scenario::builtin_default();
-        (huge.clients, huge.groups.count, huge.groups.rate) = (50, 16_000_000, 1.0);
-        let err = check_memberships_fit_the_embedded_server(&huge)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("groups or more"), "{err}");
-        let mut fine = huge.clone();
-        fine.groups.count = 20;
-        assert!(check_memberships_fit_the_embedded_server(&fine).is_ok());
-        let err = check_groups_fit_the_embedded_server(&plan(50_000, 50))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("the embedded server lets a user be in 1000"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn a_report_that_cannot_be_written_is_shown_invalid() {
