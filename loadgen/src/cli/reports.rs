@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use imbench_loadgen::exit_code;
+use imbench_loadgen::report::comparison::{
+    invalid_reasons_of, of_a_target_gone, of_several_targets,
+};
 
 /// The folder `file` lies in: `.` for a bare file name, whose parent is empty (and an empty
 /// path joined with `run-1` would print as `run-1`, not as the folder it is in).
@@ -1041,20 +1044,11 @@ pub(crate) fn compare(
         .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid);
     let mut all: Option<imbench_loadgen::Report> = None;
     let names = column_names(loaded.iter().map(|(file, _)| file.as_path()));
-    // A target that could not take place has no column: its reason is its own, not every
-    // column's (the run's own table marks none of the others).
-    let of_a_target_gone = |why: &str| {
-        why.split_once(": ").is_some_and(|(target, rest)| {
-            !target.contains(' ')
-                && rest.starts_with(imbench_loadgen::run::compare::GONE_BEFORE_IT_RAN)
-        })
-    };
     for ((_, mut report), name) in loaded.into_iter().zip(names) {
         // A run of several targets is one however many of them took place: each column is
         // named by its target, and the one left is no more invalid than the run's own table
         // says.
-        let several =
-            report.runs.len() > 1 || report.invalid_reasons.iter().any(|w| of_a_target_gone(w));
+        let several = of_several_targets(&report);
         // The reasons a run was invalid follow it to its new column name, so the table still
         // marks it.
         let columns: Vec<String> = report
@@ -1068,21 +1062,9 @@ pub(crate) fn compare(
                 }
             })
             .collect();
-        use imbench_loadgen::report::comparison::invalid_reasons_of;
         let mut invalid = Vec::new();
         for (run, column) in report.runs.iter().zip(&columns) {
-            // Of several targets, a run's own reasons are those that name it, however many
-            // runs took place.
-            let own: Vec<&str> = if several {
-                let prefix = format!("{}: ", run.transport);
-                report
-                    .invalid_reasons
-                    .iter()
-                    .filter_map(|why| why.strip_prefix(&prefix))
-                    .collect()
-            } else {
-                invalid_reasons_of(&report, &run.transport)
-            };
+            let own = invalid_reasons_of(&report, &run.transport);
             for why in own {
                 invalid.push(format!("{column}: {why}"));
             }
@@ -1100,6 +1082,8 @@ pub(crate) fn compare(
             .iter()
             .filter(|w| several && !named(w))
         {
+            // A target that could not take place has no column: its reason is its own, not
+            // every column's (the run's own table marks none of the others).
             if of_a_target_gone(why) {
                 invalid.push(format!("{name}:{why}"));
                 continue;

@@ -206,10 +206,11 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     out
 }
 
-/// Why the run named `name` of `report` is invalid: with one run, every reason; with several,
-/// those `combine` named after it (`tcp: …`), without the name.
+/// Why the run named `name` of `report` is invalid: of a run of one target, every reason; of
+/// several targets (however many of them took place), those `combine` named after it
+/// (`tcp: …`), without the name.
 pub fn invalid_reasons_of<'a>(report: &'a Report, name: &str) -> Vec<&'a str> {
-    if report.runs.len() < 2 {
+    if !of_several_targets(report) {
         return report.invalid_reasons.iter().map(String::as_str).collect();
     }
     let prefix = format!("{name}: ");
@@ -218,6 +219,20 @@ pub fn invalid_reasons_of<'a>(report: &'a Report, name: &str) -> Vec<&'a str> {
         .iter()
         .filter_map(|why| why.strip_prefix(&prefix))
         .collect()
+}
+
+/// Whether `report` is of a run of several targets: more than one run, or one left of
+/// several (the others could not take place, each said in a reason of its own).
+pub fn of_several_targets(report: &Report) -> bool {
+    report.runs.len() > 1 || report.invalid_reasons.iter().any(|w| of_a_target_gone(w))
+}
+
+/// Whether `why` says that a target of a comparison could not take place (`nats: the run
+/// could not take place: …`): a reason of that target, not of the runs that did.
+pub fn of_a_target_gone(why: &str) -> bool {
+    why.split_once(": ").is_some_and(|(target, rest)| {
+        !target.contains(' ') && rest.starts_with(crate::run::compare::GONE_BEFORE_IT_RAN)
+    })
 }
 
 #[cfg(test)]
@@ -236,6 +251,23 @@ mod tests {
             r.verdict = Verdict::Invalid;
         }
         r
+    }
+
+    #[test]
+    fn the_one_run_left_of_several_targets_has_only_its_own_reasons() {
+        let mut left = report_of("tcp", Some("nats: the run could not take place: refused"));
+        assert!(of_several_targets(&left));
+        assert!(invalid_reasons_of(&left, "tcp").is_empty());
+        left.invalid_reasons
+            .push("tcp: the machine was the limit".into());
+        assert_eq!(
+            invalid_reasons_of(&left, "tcp"),
+            ["the machine was the limit"]
+        );
+        // A run of one target keeps every reason, whatever its words.
+        let alone = report_of("tcp", Some("interrupted: a: b"));
+        assert!(!of_several_targets(&alone));
+        assert_eq!(invalid_reasons_of(&alone, "tcp"), ["interrupted: a: b"]);
     }
 
     #[test]
