@@ -333,25 +333,40 @@ async fn a_login_still_under_way_when_the_drain_ends_is_a_client_that_could_not_
     assert!(c.lost > 0, "{c:?}");
 }
 
-#[test]
-fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
-    // The server runs on its own single-threaded runtime; blocking that thread hangs it while
-    // its sockets stay open, as a deadlocked server would.
+/// Runs `scenario` against a server on its own single-threaded runtime whose thread is
+/// blocked `at` into the run for `hang`: its sockets stay open while it answers nothing, as a
+/// deadlocked server's would.
+fn run_with_a_server_that_hangs(
+    scenario: imbench_loadgen::Scenario,
+    at: Duration,
+    hang: Duration,
+) -> imbench_loadgen::Report {
     let server = ServerOnItsOwnThread::start();
-    let r = generator_runtime().block_on(async {
-        let mut scenario = small_scenario(10, 20.0, PLANNED);
-        scenario.generator.answer_timeout = Duration::from_secs(4);
-        let handle = server.handle.clone();
+    let target = server.target();
+    let handle = server.handle.clone();
+    let r = generator_runtime().block_on(async move {
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            handle.spawn(async { std::thread::sleep(Duration::from_secs(12)) });
+            tokio::time::sleep(at).await;
+            handle.spawn(async move { std::thread::sleep(hang) });
         });
-        imbench_loadgen::run(config(scenario, server.target()))
+        imbench_loadgen::run(config(scenario, target))
             .await
             .unwrap()
             .report
     });
     drop(server);
+    r
+}
+
+#[test]
+fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
+    let mut scenario = small_scenario(10, 20.0, PLANNED);
+    scenario.generator.answer_timeout = Duration::from_secs(4);
+    let r = run_with_a_server_that_hangs(
+        scenario,
+        Duration::from_millis(2000),
+        Duration::from_secs(12),
+    );
     let run = &r.runs[0];
     assert_eq!(r.verdict, Verdict::Invalid);
     assert!(
@@ -387,22 +402,14 @@ fn a_server_that_hangs_is_noticed_by_the_answer_timeout() {
 /// twice what it sent (1,975 delivered/s for 1,018 sent/s).
 #[test]
 fn what_a_server_back_from_a_hang_delivers_late_is_outside_the_period_cut_short() {
-    let server = ServerOnItsOwnThread::start();
-    let r = generator_runtime().block_on(async {
-        let mut scenario = small_scenario(10, 20.0, PLANNED);
-        scenario.generator.answer_timeout = Duration::from_secs(2);
-        let handle = server.handle.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            // Noticed 2-3 s into it; back within the 3 s drain a stopped run allows.
-            handle.spawn(async { std::thread::sleep(Duration::from_millis(3500)) });
-        });
-        imbench_loadgen::run(config(scenario, server.target()))
-            .await
-            .unwrap()
-            .report
-    });
-    drop(server);
+    let mut scenario = small_scenario(10, 20.0, PLANNED);
+    scenario.generator.answer_timeout = Duration::from_secs(2);
+    // Noticed 2-3 s into it; back within the 3 s drain a stopped run allows.
+    let r = run_with_a_server_that_hangs(
+        scenario,
+        Duration::from_millis(2000),
+        Duration::from_millis(3500),
+    );
     let run = &r.runs[0];
     assert!(
         r.invalid_reasons[0].starts_with("stopped early: the server answered nothing"),
@@ -427,25 +434,17 @@ fn what_a_server_back_from_a_hang_delivers_late_is_outside_the_period_cut_short(
 /// for the answer timeout, rather than waiting out the whole drain.
 #[test]
 fn a_server_that_hangs_under_file_transfers_is_noticed_by_the_answer_timeout() {
-    let server = ServerOnItsOwnThread::start();
     let files = "[files]\nrate = 2.0\nsenders = 1\narrival = \"constant\"\nsize = \"2GiB\"\n";
     let started = std::time::Instant::now();
-    let r = generator_runtime().block_on(async {
-        let mut scenario = small_scenario_with(4, 2.0, Duration::from_secs(1), files);
-        scenario.drain = Duration::from_secs(60);
-        scenario.generator.answer_timeout = Duration::from_secs(2);
-        let handle = server.handle.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            handle.spawn(async { std::thread::sleep(Duration::from_secs(8)) });
-        });
-        imbench_loadgen::run(config(scenario, server.target()))
-            .await
-            .unwrap()
-            .report
-    });
+    let mut scenario = small_scenario_with(4, 2.0, Duration::from_secs(1), files);
+    scenario.drain = Duration::from_secs(60);
+    scenario.generator.answer_timeout = Duration::from_secs(2);
+    let r = run_with_a_server_that_hangs(
+        scenario,
+        Duration::from_millis(2000),
+        Duration::from_secs(8),
+    );
     let took = started.elapsed();
-    drop(server);
     assert_eq!(r.verdict, Verdict::Invalid);
     assert!(
         r.invalid_reasons
