@@ -819,6 +819,8 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
             None => e.into(),
         });
     }
+    // The targets and transports first: a note before a refusal is read as part of it.
+    let legs = legs(args)?;
     if let (false, Some(path)) = (scenario.default_slos.is_empty(), &args.scenario) {
         imbench_loadgen::errln!(
             "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing (under churn, a target that keeps nothing for a client away is not judged on lost, and says so)",
@@ -826,7 +828,6 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
             scenario.default_slos.join(", ")
         );
     }
-    let legs = legs(args)?;
     for flag in unused_flags(args, &scenario, &legs) {
         imbench_loadgen::errln!("imbench: note: {flag}");
     }
