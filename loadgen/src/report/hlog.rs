@@ -2,7 +2,8 @@
 //! which the HdrHistogram tools of other languages read (HistogramLogProcessor, HdrHistogram
 //! plotters). One tagged histogram per metric, transport and second, tagged
 //! `<transport>.<metric>`; values in µs; measured samples only, so the intervals of a tag add
-//! up to the totals in report.json.
+//! up to the totals in report.json. The fan-out figures, settled once the run has ended, have
+//! no intervals.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
