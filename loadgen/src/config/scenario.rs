@@ -1249,6 +1249,12 @@ impl Scenario {
         if g.churn.rate > 0.0 && g.churn.members == 0 {
             return bad("groups.churn.rate needs groups.churn.members above 0".into());
         }
+        if g.churn.members > 0 && g.churn.rate == 0.0 {
+            return bad(format!(
+                "groups.churn.members is {} but groups.churn.rate is 0, so they would never leave or rejoin (and would not send either): give a rate (changes a second per group, 0.5 say), or members = 0 for no churn",
+                g.churn.members
+            ));
+        }
         Ok(())
     }
 
@@ -1642,6 +1648,24 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn group_churn_that_would_never_change_a_membership_is_refused() {
+        let groups = |churn: &str| {
+            format!("{DEFAULT_SCENARIO}[groups]\ncount = 2\nmembers = {{ dist = \"fixed\", size = 5 }}\nsenders = 1\nchurn = {churn}\n")
+        };
+        for still in ["{ members = 1 }", "{ members = 1, rate = 0 }"] {
+            let err = Scenario::from_toml(&groups(still), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("would never leave or rejoin"),
+                "{still}: {err}"
+            );
+        }
+        Scenario::from_toml(&groups("{ members = 1, rate = 0.5 }"), "t.toml").unwrap();
+        Scenario::from_toml(&groups("{ members = 0 }"), "t.toml").unwrap();
     }
 
     #[test]
