@@ -65,6 +65,9 @@ counters! {
     Counter connections_refused_per_address,
     /// Handshakes that failed or timed out.
     Counter handshakes_failed,
+    /// Plain HTTP requests (no WebSocket upgrade: a browser, a health check) a WebSocket port
+    /// answered 426; not failed handshakes.
+    Counter http_requests_not_upgraded,
     /// Sessions that completed Hello.
     Counter sessions_opened,
     /// TLS handshakes (TLS, WSS, QUIC) that resumed a session from an earlier connection of

@@ -269,6 +269,52 @@ async fn a_handshake_unfinished_at_the_hello_deadline_is_a_hello_timeout() {
     t.server.shutdown().await;
 }
 
+/// A WebSocket port answers a plain HTTP request (a health check) 426 and counts it apart
+/// from failed handshakes, and answers a client of another transport (a frame's length where
+/// a method should be) 400 at once, not at the Hello deadline.
+#[tokio::test]
+async fn a_websocket_port_answers_what_is_no_upgrade_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = start_over(Transport::Ws, Limits::default()).await;
+    let answer_to = |request: &'static [u8]| {
+        let addr = t.addr;
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("connects");
+            tcp.write_all(request).await.expect("writes");
+            let mut answer = String::new();
+            tokio::time::timeout(util::READ_LIMIT, tcp.read_to_string(&mut answer))
+                .await
+                .expect("answered before the read limit")
+                .expect("reads");
+            answer
+        }
+    };
+    let started = std::time::Instant::now();
+    let health = answer_to(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(health.starts_with("HTTP/1.1 426 "), "{health}");
+    let frame = answer_to(&[0, 0, 0, 40, 1, 0, 1]).await;
+    assert!(frame.starts_with("HTTP/1.1 400 "), "{frame}");
+    // Well before the Hello timeout (10 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = tokio::time::Instant::now() + util::READ_LIMIT;
+    while t.server.stats().handshakes_failed == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = t.server.stats();
+    assert_eq!(
+        (stats.http_requests_not_upgraded, stats.handshakes_failed),
+        (1, 1),
+        "{stats:?}"
+    );
+    t.server.shutdown().await;
+}
+
 /// A client whose handshake outlasts the Hello deadline but finishes within the grace after it
 /// is told why it is closed; it saw its connection merely lost. Over QUIC the server's side of
 /// the handshake ends when it sees the client's stream, which is when the Hello is written: the

@@ -123,6 +123,10 @@ pub enum TransportError {
     /// The WebSocket handshake or framing failed.
     #[error("WebSocket: {0}")]
     WebSocket(String),
+    /// A WebSocket port got a plain HTTP request, no upgrade (a browser, a health check), and
+    /// answered it 426.
+    #[error("a plain HTTP request, not a WebSocket upgrade: answered 426")]
+    NotAnUpgrade,
     /// A timeout set by the caller expired.
     #[error("timed out after {0:?} while {1}")]
     Timeout(std::time::Duration, &'static str),

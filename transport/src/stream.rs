@@ -351,7 +351,7 @@ impl IncomingStream {
                 Ok(framed(Box::new(r), Box::new(w), link, peer, codec))
             }
             (Transport::Ws, _) => {
-                let tcp = crate::ws_upgrade::expect_upgrade(tcp).await?;
+                let tcp = crate::ws_upgrade::expect_upgrade(tcp, "ws").await?;
                 let ws = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config()))
                     .await
                     .map_err(ws_err)?;
@@ -359,7 +359,7 @@ impl IncomingStream {
             }
             (Transport::Wss, Some(tls)) => {
                 let stream = tls.accept(tcp).await?;
-                let stream = crate::ws_upgrade::expect_upgrade(stream).await?;
+                let stream = crate::ws_upgrade::expect_upgrade(stream, "wss").await?;
                 let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()))
                     .await
                     .map_err(ws_err)?;

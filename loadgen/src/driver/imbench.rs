@@ -268,6 +268,10 @@ fn answered_text(e: &imbench_proto::DecodeError) -> String {
     if matches!(bytes, [0x15 | 0x16, 0x03, ..]) {
         return ": it answered in TLS, so a TLS port takes --transport tls or wss (as a --target: imbench+tls:// or imbench+wss://)".into();
     }
+    // An HTTP answer: imbench-server's WebSocket ports answer bytes that are not HTTP so.
+    if &bytes == b"HTTP" {
+        return ": it answered in HTTP, as a WebSocket port does, so it takes --transport ws, or wss inside TLS (as a --target: imbench+ws:// or imbench+wss://)".into();
+    }
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!(": it began {:?}", String::from_utf8_lossy(&bytes))
     } else {
@@ -485,7 +489,7 @@ mod tests {
             len: u32::from_be_bytes(*b"HTTP"),
             max: 65_792,
         };
-        assert_eq!(answered_text(&http), ": it began \"HTTP\"");
+        assert!(answered_text(&http).contains("--transport ws"));
         // A plain port that closed on a ClientHello.
         let hint = not_this_transport(Transport::Tls, "i/o: tls handshake eof");
         assert!(hint.is_some_and(|h| h.contains("plain port")));

@@ -479,10 +479,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.errors_sent
     ));
     say(&mut std::io::stderr(), &format!(
-        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
+        "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} plain HTTP requests, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
         stats.connections_refused,
         stats.connections_refused_per_address,
         stats.handshakes_failed,
+        stats.http_requests_not_upgraded,
         stats.auth_failures,
         stats.bad_frames,
         stats.hello_timeouts,

@@ -69,6 +69,13 @@ pub(crate) async fn serve_connection(
     tokio::pin!(establish);
     let conn = match tokio::time::timeout_at(deadline, &mut establish).await {
         Ok(Ok(conn)) => conn,
+        Ok(Err(imbench_transport::TransportError::NotAnUpgrade)) => {
+            state
+                .stats
+                .http_requests_not_upgraded
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         Ok(Err(e)) => {
             tracing::debug!("handshake failed: {e}");
             state
