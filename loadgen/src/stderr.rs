@@ -197,6 +197,10 @@ impl Writer {
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGHUP,
         ] {
+            // Not one started ignored (`nohup`): a closed terminal does not end the wait.
+            if signal == signal_hook::consts::SIGHUP && imbench_server::process::hangup_ignored() {
+                continue;
+            }
             let _ = signal_hook::flag::register(signal, signalled.clone());
         }
         while !self.flush(Duration::from_millis(100)) {

@@ -103,6 +103,28 @@ pub fn raise_open_files() -> Option<u64> {
     None
 }
 
+/// Whether SIGHUP was ignored when this process started, as `nohup` leaves it: a closed
+/// terminal is then no reason to stop, and neither binary listens for it (a handler would undo
+/// what nohup did). Read once, from `/proc/self/status`, before any handler is installed:
+/// each binary calls it first thing in `main`. Elsewhere than Linux, `false`.
+pub fn hangup_ignored() -> bool {
+    static IGNORED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IGNORED.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| signal_ignored(&status, 1))
+            .unwrap_or(false)
+    })
+}
+
+/// Whether signal number `signal` is in the `SigIgn:` mask of a `/proc/<pid>/status` text.
+pub fn signal_ignored(status: &str, signal: u32) -> Option<bool> {
+    let line = status.lines().find(|l| l.starts_with("SigIgn:"))?;
+    let mask = u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).ok()?;
+    let bit = 1u64.checked_shl(signal.checked_sub(1)?)?;
+    Some(mask & bit != 0)
+}
+
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_status_kib(&status, field)
@@ -123,6 +145,16 @@ pub fn parse_status_kib(text: &str, field: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ignored_signal_is_read_off_the_status_mask() {
+        let status = "Name:\tx\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\n";
+        assert_eq!(signal_ignored(status, 1), Some(true));
+        assert_eq!(signal_ignored(status, 13), Some(true));
+        assert_eq!(signal_ignored(status, 2), Some(false));
+        assert_eq!(signal_ignored("Name:\tx\n", 1), None);
+        assert_eq!(signal_ignored(status, 0), None);
+    }
 
     #[test]
     fn status_fields_are_read_in_kib() {

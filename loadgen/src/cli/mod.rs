@@ -127,13 +127,17 @@ enum Command {
 
 /// The signals that interrupt a command as Ctrl-C does: SIGINT, SIGTERM (what `timeout`, a CI
 /// job's cancel and `kill` send) and SIGHUP (the terminal closed, an SSH session dropped): each
-/// ends the run with its report, rather than killing the process without one.
+/// ends the run with its report, rather than killing the process without one. SIGHUP only
+/// when the process did not start with it ignored: under `nohup` a run goes on when the
+/// terminal closes, and a handler would undo that.
 #[cfg(unix)]
-pub(crate) const INTERRUPTS: [i32; 3] = [
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGHUP,
-];
+pub(crate) fn interrupts() -> Vec<i32> {
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    if !imbench_server::process::hangup_ignored() {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    signals
+}
 
 /// Ctrl-C or SIGTERM that comes before a command listens for them (while a network path comes
 /// up, before the runtime runs): noted here instead of killing the process, which would leave
@@ -147,7 +151,7 @@ impl EarlyInterrupt {
     pub(crate) fn catch() -> Self {
         let early = Self::default();
         #[cfg(unix)]
-        for signal in INTERRUPTS {
+        for signal in interrupts() {
             if let Err(e) = signal_hook::flag::register(signal, early.0.clone()) {
                 imbench_loadgen::errln!("imbench: warning: listening for signal {signal}: {e}");
             }
@@ -171,7 +175,9 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
     #[cfg(unix)]
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hup = (!imbench_server::process::hangup_ignored())
+        .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok())
+        .flatten();
     if early.came() {
         return true;
     }
@@ -201,6 +207,8 @@ async fn ctrl_c_or_term(early: &EarlyInterrupt) -> bool {
 /// Parses the command line and runs the command; the process exit code.
 pub fn main() -> ExitCode {
     use std::io::IsTerminal;
+    // Before any handler is installed, which would hide it.
+    imbench_server::process::hangup_ignored();
     // rumqttc warns once for every message an MQTT 5 broker refuses, and quinn-udp for the
     // sends of every client socket when the network under them goes (a held path taken
     // down): the run counts and names those already, and a line each would bury the table.

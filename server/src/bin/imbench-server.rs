@@ -132,6 +132,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> anyhow::Result<()> {
     use std::io::IsTerminal;
+    // Before any handler is installed, which would hide it.
+    imbench_server::process::hangup_ignored();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -844,7 +846,7 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT, caught from the moment this is made: made before the server says it
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is made: made before the server says it
 /// is listening, so that a signal sent as soon as the addresses are printed still shuts the
 /// server down gracefully instead of killing it.
 struct Signals {
@@ -852,6 +854,10 @@ struct Signals {
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    /// SIGHUP (the terminal closed, an SSH session dropped), unless the server was started
+    /// with it ignored (`nohup`), which a handler would undo.
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -862,6 +868,11 @@ impl Signals {
             Ok(Self {
                 term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
                 int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+                hup: if imbench_server::process::hangup_ignored() {
+                    None
+                } else {
+                    Some(signal(SignalKind::hangup()).context("installing SIGHUP handler")?)
+                },
             })
         }
         #[cfg(not(unix))]
@@ -870,9 +881,18 @@ impl Signals {
 
     async fn wait(&mut self) -> anyhow::Result<()> {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+        {
+            let hup = async {
+                match &mut self.hup {
+                    Some(hup) => hup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+                _ = hup => {}
+            }
         }
         #[cfg(not(unix))]
         tokio::signal::ctrl_c()
