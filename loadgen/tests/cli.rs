@@ -1154,6 +1154,38 @@ fn sigterm_and_sighup_stop_the_run_like_ctrl_c_and_the_report_is_written() {
     }
 }
 
+/// Under `nohup` (SIGHUP ignored when imbench starts) a closed terminal is no interrupt: the
+/// run goes on to its end. A handler for SIGHUP would undo what nohup did.
+#[test]
+fn under_nohup_a_sighup_leaves_the_run_going() {
+    let dir = Dir::new("nohup");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("duration = \"1s\"", "duration = \"3s\""),
+    );
+    let child = Command::new("nohup")
+        .arg(env!("CARGO_BIN_EXE_imbench"))
+        .args(["run", scenario.to_str().unwrap(), "--out", "r"])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(child) = child else {
+        return; // No nohup on this machine.
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let killed = Command::new("kill")
+        .args(["-s", "HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(!report.contains("interrupted"), "{report}");
+}
+
 #[test]
 fn a_closed_stderr_does_not_stop_the_run() {
     let dir = Dir::new("closed-stderr");
