@@ -78,6 +78,17 @@ impl ImbenchDriver {
                     ConnectError::Misconfigured(format!(
                         "{text}: the server's certificate is a CA's (basicConstraints CA:TRUE, as `openssl req -x509` makes by default), which TLS does not take for a server's own; make it with `-addext basicConstraints=critical,CA:FALSE`, or let imbench-server make one"
                     ))
+                } else if ["expired", "not valid yet", "notvalidyet"]
+                    .iter()
+                    .any(|w| text.to_lowercase().contains(w))
+                {
+                    ConnectError::Misconfigured(format!(
+                        "{text}: the server's certificate is out of date (or this machine's clock is): give imbench-server a current one, or let it make one (it makes a fresh self-signed certificate at each start without --cert)"
+                    ))
+                } else if text.contains("UnknownIssuer") {
+                    ConnectError::Misconfigured(format!(
+                        "{text}: the server's certificate is signed by an authority --cert does not hold; give as --cert the certificate of the authority that signed it (or a file with it and the server's)"
+                    ))
                 } else if text.contains("invalid peer certificate") {
                     ConnectError::Misconfigured(format!(
                         "{text}: --cert is not this server's certificate, or the name checked ({}) is not one it is valid for (--server-name)",
