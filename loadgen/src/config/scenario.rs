@@ -1438,7 +1438,11 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             )))
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
-            parse_size::parse_size(s).map_err(|e| E::custom(format!("size {s:?}: {e}")))
+            parse_size::parse_size(s).map_err(|e| {
+                E::custom(format!(
+                    "size {s:?}: {e}; a size is a whole number of bytes with a unit of B, KB, MB or GB (powers of ten) or KiB, MiB or GiB (powers of two), e.g. \"100B\" or \"64KiB\""
+                ))
+            })
         }
     }
     d.deserialize_any(Size)

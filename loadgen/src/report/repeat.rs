@@ -171,6 +171,9 @@ impl RepeatSummary {
             let show = |v: f64| {
                 if f.figure.contains('.') {
                     three_digits(v)
+                } else if f.figure == "file_bytes_per_s" {
+                    // As the run's table and compare show it.
+                    format!("{:.2}MiB/s", v / (1024.0 * 1024.0))
                 } else {
                     format!("{v:.0}")
                 }
