@@ -287,7 +287,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let (secret, secret_path, new_secret) = match &args.secret_file {
         Some(path) => {
             refuse_shared_secret(path)?;
-            (Secret::from_file(path)?, path.clone(), false)
+            let secret = Secret::from_file(path)
+                .with_context(|| format!("--secret-file {}", path.display()))?;
+            (secret, path.clone(), false)
         }
         None => (Secret::generate()?, args.client_dir.join("secret"), true),
     };
