@@ -2910,7 +2910,8 @@ fn a_port_that_is_not_an_imbench_server_is_named_as_such_with_what_it_said() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("is not an imbench server") && text(&out).contains("\"HTTP\""),
+        text(&out).contains("is not an imbench server")
+            && text(&out).contains("it answered in HTTP"),
         "{}",
         text(&out)
     );

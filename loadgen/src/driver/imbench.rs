@@ -281,7 +281,7 @@ fn answered_text(e: &imbench_proto::DecodeError) -> String {
     }
     // An HTTP answer: imbench-server's WebSocket ports answer bytes that are not HTTP so.
     if &bytes == b"HTTP" {
-        return ": it answered in HTTP, as a WebSocket port does, so it takes --transport ws, or wss inside TLS (as a --target: imbench+ws:// or imbench+wss://)".into();
+        return ": it answered in HTTP: if it is imbench-server's WebSocket port (--ws, or --wss inside TLS), it takes --transport ws or wss (as a --target: imbench+ws:// or imbench+wss://); another web server is no imbench server".into();
     }
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!(": it began {:?}", String::from_utf8_lossy(&bytes))
