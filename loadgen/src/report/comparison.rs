@@ -206,6 +206,10 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     out
 }
 
+/// How the reason a comparison's target has no run begins, after its name (`nats: …`): the
+/// target's own, not the other runs'.
+pub const GONE_BEFORE_IT_RAN: &str = "the run could not take place";
+
 /// Why the run named `name` of `report` is invalid: of a run of one target, every reason; of
 /// several targets (however many of them took place), those `combine` named after it
 /// (`tcp: …`), without the name.
@@ -230,9 +234,8 @@ pub fn of_several_targets(report: &Report) -> bool {
 /// Whether `why` says that a target of a comparison could not take place (`nats: the run
 /// could not take place: …`): a reason of that target, not of the runs that did.
 pub fn of_a_target_gone(why: &str) -> bool {
-    why.split_once(": ").is_some_and(|(target, rest)| {
-        !target.contains(' ') && rest.starts_with(crate::run::compare::GONE_BEFORE_IT_RAN)
-    })
+    why.split_once(": ")
+        .is_some_and(|(target, rest)| !target.contains(' ') && rest.starts_with(GONE_BEFORE_IT_RAN))
 }
 
 #[cfg(test)]

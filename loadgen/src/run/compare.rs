@@ -8,9 +8,7 @@ use crate::report::comparison::combine;
 use crate::report::{Report, Verdict};
 use crate::run::{run, RunConfig, RunError, RunOutcome, ServerSpec};
 
-/// How the reason a comparison's target has no run begins, after its name (`nats: …`): the
-/// target's own, not the other runs'.
-pub const GONE_BEFORE_IT_RAN: &str = "the run could not take place";
+pub use crate::report::comparison::GONE_BEFORE_IT_RAN;
 
 /// What one run of a comparison loads, and over which transport.
 #[derive(Clone)]
