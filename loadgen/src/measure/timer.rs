@@ -373,10 +373,16 @@ fn timer_thread(shared: &Shared) {
             continue;
         }
         if at - now <= lead.min(MAX_SPIN) {
-            // Within the thread's lead: spin to the moment, unless an earlier wait comes.
+            // Within the thread's lead: spin to the moment, unless an earlier wait comes (the
+            // queue's earliest, plus the grace `at` has in it, moves before `at`).
             let at_ns = shared.ns_of(at);
+            let grace_ns = nanos(grace);
             while Instant::now() < at
-                && shared.next_fire_ns.load(Ordering::Acquire) >= at_ns
+                && shared
+                    .next_fire_ns
+                    .load(Ordering::Acquire)
+                    .saturating_add(grace_ns)
+                    >= at_ns
                 && !shared.stop.load(Ordering::Relaxed)
             {
                 std::hint::spin_loop();
