@@ -1499,6 +1499,17 @@ fn slo_table<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         Form::Table(table) => {
             let mut out = Vec::new();
             walk("", &table, &mut out).map_err(serde::de::Error::custom)?;
+            // TOML keeps `direct.p99` (a dotted key) and `"direct.p99"` (one quoted key) apart;
+            // flattened they are one figure, which would be judged twice, by two bounds.
+            let mut seen = std::collections::HashSet::new();
+            for expr in &out {
+                let name = expr.split(' ').next().unwrap_or_default();
+                if !seen.insert(name) {
+                    return Err(serde::de::Error::custom(format!(
+                        "slo.{name} is given twice (as a dotted key and as a quoted one): keep one"
+                    )));
+                }
+            }
             Ok(out)
         }
     }
@@ -1652,6 +1663,18 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn one_figure_given_twice_in_the_slo_table_is_refused() {
+        let text = DEFAULT_SCENARIO.replace(
+            "[slo]\n",
+            "[slo]\ndirect.p99 = \"< 1s\"\n\"direct.p99\" = \"< 1us\"\n",
+        );
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("slo.direct.p99 is given twice"), "{err}");
     }
 
     #[test]
