@@ -170,13 +170,18 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
         row(
             &mut out,
             "file MiB/s",
-            per_run(|r| Some(r.throughput.file_bytes_per_s / (1024.0 * 1024.0))),
+            // A run that sent no files has no figure, not a throughput of 0.
+            per_run(|r| {
+                r.files
+                    .is_some()
+                    .then(|| r.throughput.file_bytes_per_s / (1024.0 * 1024.0))
+            }),
             &|v| format!("{v:.1}"),
         );
         row(
             &mut out,
             "files failed",
-            per_run(|r| Some(r.counters.files_failed as f64)),
+            per_run(|r| r.files.is_some().then_some(r.counters.files_failed as f64)),
             &|v| format!("{v:.0}"),
         );
         // As the run's own table counts them: a transfer still under way at the end did not
