@@ -1056,6 +1056,13 @@ impl Scenario {
         if self.name.trim().is_empty() {
             return bad("name must not be empty or only blanks".into());
         }
+        // A line break or a tab in it would break every heading and table it begins.
+        if self.name.chars().any(char::is_control) {
+            return bad(format!(
+                "name {:?} holds a line break or another control character: give it on one line",
+                self.name
+            ));
+        }
         // Every shard holds a slot per client of the whole load; past this the sizes the run
         // works out (memory, files, the ramp-up) stop meaning anything.
         if self.clients > MAX_CLIENTS {
@@ -1663,6 +1670,15 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_name_on_more_than_one_line_is_refused() {
+        let text = DEFAULT_SCENARIO.replace("name = \"default\"", "name = \"a\\nb\"");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds a line break"), "{err}");
     }
 
     #[test]
