@@ -460,6 +460,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         &mut std::io::stderr(),
         "shutting down: flushing queues and saying Bye to clients\n",
     );
+    // What is still held once the sessions have handed back what they had: said at exit, with
+    // where it goes.
+    let pools = server.router().pools();
     let stats = server.shutdown().await;
     // Every transfer not relayed whole ended early: those the shutdown cut may not have
     // counted themselves yet when the counters are read.
@@ -482,6 +485,20 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         stats.slow_consumers,
         stats.errors_sent
     ));
+    let held_bytes = pools.held_bytes();
+    if held_bytes > 0 {
+        let whither = match &args.data_dir {
+            Some(dir) => format!("kept in {} for the next start", dir.display()),
+            None => "gone with the process (holds survive a stop only with --data-dir)".to_string(),
+        };
+        say(
+            &mut std::io::stderr(),
+            &format!(
+                "held at exit: {:.1} KiB of messages for offline users, {whither}\n",
+                held_bytes as f64 / 1024.0
+            ),
+        );
+    }
     say(&mut std::io::stderr(), &format!(
         "refused: {} connections over the limit, {} over the per-address limit, {} failed handshakes, {} plain HTTP requests, {} bad tokens, {} bad frames, {} Hello timeouts, {} protocol errors, {} group changes, {} file offers; files: {} relayed, {} ended early, {} bytes\n",
         stats.connections_refused,
