@@ -298,7 +298,12 @@ pub enum FileRecipients {
 
 /// How many members a group has.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "dist",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    remote = "GroupSize"
+)]
 pub enum GroupSize {
     /// Every group the same size.
     Fixed {
@@ -327,6 +332,50 @@ pub enum GroupSize {
 
 fn one() -> f64 {
     1.0
+}
+
+/// Group sizes: a table (`{ dist = "zipf", min = 3, max = 500 }`), or a bare count (`10`)
+/// for a fixed one, as sizes in bytes may be bare.
+impl Serialize for GroupSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        GroupSize::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = GroupSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a number of members such as 10, or a table such as { dist = \"zipf\", min = 3, max = 500 }",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<GroupSize, A::Error> {
+                GroupSize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<GroupSize, E> {
+                usize::try_from(v)
+                    .map(|size| GroupSize::Fixed { size })
+                    .map_err(|_| {
+                        E::custom(format!("{v} members is more than this machine can count"))
+                    })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<GroupSize, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "a number of members is not negative, got {v}"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// Members leaving and rejoining during the run.
@@ -1670,6 +1719,33 @@ mod tests {
         s.clients = MAX_CLIENTS;
         s.direct.rate = 0.01;
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn a_bare_member_count_is_a_fixed_group_size() {
+        let groups = |members: &str| {
+            format!("{DEFAULT_SCENARIO}[groups]\ncount = 2\nmembers = {members}\nsenders = 1\n")
+        };
+        let s = Scenario::from_toml(&groups("5"), "t.toml").unwrap();
+        assert_eq!(s.groups.members, GroupSize::Fixed { size: 5 });
+        let s = Scenario::from_toml(
+            &groups("{ dist = \"uniform\", min = 3, max = 9 }"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(s.groups.members, GroupSize::Uniform { min: 3, max: 9 });
+        for bad in ["-5", "\"5\"", "5.5"] {
+            let err = Scenario::from_toml(&groups(bad), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("members") || err.contains("group"),
+                "{bad}: {err}"
+            );
+        }
+        // Written back as a table, as reports keep it.
+        let json = serde_json::to_string(&GroupSize::Fixed { size: 5 }).unwrap();
+        assert_eq!(json, r#"{"dist":"fixed","size":5}"#);
     }
 
     #[test]
