@@ -192,15 +192,7 @@ impl Writer {
         }
         let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         #[cfg(unix)]
-        for signal in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
-            // Not one started ignored (`nohup`): a closed terminal does not end the wait.
-            if signal == signal_hook::consts::SIGHUP && imbench_server::process::hangup_ignored() {
-                continue;
-            }
+        for signal in interrupt_signals() {
             let _ = signal_hook::flag::register(signal, signalled.clone());
         }
         while !self.flush(Duration::from_millis(100)) {
@@ -253,6 +245,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn stderr() -> &'static Writer {
     static WRITER: OnceLock<&'static Writer> = OnceLock::new();
     WRITER.get_or_init(|| Writer::start(std::io::stderr()))
+}
+
+/// The signals that interrupt a command as Ctrl-C does: SIGINT, SIGTERM (what `timeout`, a CI
+/// job's cancel and `kill` send) and SIGHUP (the terminal closed, an SSH session dropped): each
+/// ends the run with its report, rather than killing the process without one. SIGHUP only
+/// when the process did not start with it ignored: under `nohup` a run goes on when the
+/// terminal closes, and a handler would undo that.
+#[cfg(unix)]
+pub fn interrupt_signals() -> Vec<i32> {
+    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    if !imbench_server::process::hangup_ignored() {
+        signals.push(signal_hook::consts::SIGHUP);
+    }
+    signals
 }
 
 #[cfg(test)]

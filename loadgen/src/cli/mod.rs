@@ -125,20 +125,6 @@ enum Command {
     },
 }
 
-/// The signals that interrupt a command as Ctrl-C does: SIGINT, SIGTERM (what `timeout`, a CI
-/// job's cancel and `kill` send) and SIGHUP (the terminal closed, an SSH session dropped): each
-/// ends the run with its report, rather than killing the process without one. SIGHUP only
-/// when the process did not start with it ignored: under `nohup` a run goes on when the
-/// terminal closes, and a handler would undo that.
-#[cfg(unix)]
-pub(crate) fn interrupts() -> Vec<i32> {
-    let mut signals = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
-    if !imbench_server::process::hangup_ignored() {
-        signals.push(signal_hook::consts::SIGHUP);
-    }
-    signals
-}
-
 /// Ctrl-C or SIGTERM that comes before a command listens for them (while a network path comes
 /// up, before the runtime runs): noted here instead of killing the process, which would leave
 /// the path's namespaces behind, and taken as an interrupt once the command listens.
@@ -151,7 +137,7 @@ impl EarlyInterrupt {
     pub(crate) fn catch() -> Self {
         let early = Self::default();
         #[cfg(unix)]
-        for signal in interrupts() {
+        for signal in imbench_loadgen::stderr::interrupt_signals() {
             if let Err(e) = signal_hook::flag::register(signal, early.0.clone()) {
                 imbench_loadgen::errln!("imbench: warning: listening for signal {signal}: {e}");
             }
