@@ -2990,6 +2990,46 @@ fn a_server_that_refuses_every_message_makes_the_run_invalid() {
 }
 
 #[test]
+fn logins_that_outlast_the_ramp_up_into_the_measured_period_are_named() {
+    let dir = Dir::new("logins-into-measure");
+    // 100 clients one at a time, measured from the start: at the connect rate asked for the
+    // ramp-up is a millisecond, which 100 handshakes in a row cannot fit.
+    let scenario = dir.file(
+        "s.toml",
+        &TINY
+            .replace("clients = 10", "clients = 100")
+            .replace("ramp_up = \"100ms\"", "ramp_up = \"0s\"")
+            .replace("warmup = \"200ms\"", "warmup = \"0s\"")
+            .replace("[generator]\n", "[generator]\nconnect_concurrency = 1\n"),
+    );
+    let out = imbench(
+        &dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--connect-rate",
+            "100000",
+            "--out",
+            "r",
+        ],
+    );
+    let said = text(&out);
+    assert!(
+        said.contains("clients were still logging in, or waiting their turn to, when the measured period began"),
+        "{said}"
+    );
+    assert!(
+        said.contains("a longer --ramp-up keeps the logins out of it"),
+        "{said}"
+    );
+    let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();
+    assert!(
+        report.contains("when the measured period began"),
+        "{report}"
+    );
+}
+
+#[test]
 fn a_scenario_that_sends_nothing_is_refused_before_it_runs() {
     let dir = Dir::new("sends-nothing");
     let header = TINY.split("[direct]").next().unwrap_or_default();

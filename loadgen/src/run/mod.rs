@@ -204,9 +204,11 @@ impl ServerSpec {
 }
 
 /// A ramp-up as a note gives it: `20ms` below a second (where `0.0s` would hide it), `2.0s`
-/// from there.
+/// from there; none at all as `0s`.
 fn short_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
+    if d.is_zero() {
+        "0s".to_string()
+    } else if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis().max(1))
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -556,6 +558,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // whose CPU is not counted).
     let mut delivered_at_measure_start = None;
     let mut delivered_at_schedule_end = None;
+    // Clients not yet logged in (nor failed) when the measured period began: their logins'
+    // work falls in it.
+    let mut logging_in_at_measure_start = 0;
     // A standalone QUIC server on loopback: its socket's drops are read too.
     let server_socket = match (&config.server, config.transport) {
         (ServerSpec::Remote { addr, .. }, Transport::Quic) => Some(*addr),
@@ -575,6 +580,8 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             // warm-up shorter than the one-second tick would have no reading at all.
             rss_connected = rss_connected.max(report::rss_bytes());
             clients_at_rss = logged_in(&ctx);
+            logging_in_at_measure_start =
+                clients_in(&s, config.shard).saturating_sub(logged_in(&ctx) + failed_logins(&ctx));
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
             delivered_at_measure_start = Some(deliveries_so_far(&ctx));
@@ -772,6 +779,18 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             "{late} {} only after sending had begun (the ramp-up of {} was shorter than the logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
             if late == 1 { "client logged in" } else { "clients logged in" },
             short_duration(ctx.scenario.ramp_up)
+        ));
+    }
+    // A ramp-up the logins outlasted into the measured period: their handshakes' work is in
+    // its figures (a machine slower than the scenario was written for), and may be what made
+    // its schedule late. Not said of a run stopped before it began measuring.
+    if logging_in_at_measure_start > 0 && ctx.schedule_end() > measure_start_us {
+        notes.push(format!(
+            "{logging_in_at_measure_start} of {} clients were still logging in, or waiting their turn to, when the measured period began at {} (ramp-up {}, warm-up {}): their logins' work is in its CPU and latency figures, and may have made its schedule late; a longer --ramp-up keeps the logins out of it",
+            clients_in(&s, config.shard),
+            short_duration(Duration::from_micros(measure_start_us)),
+            short_duration(ctx.scenario.ramp_up),
+            short_duration(ctx.scenario.warmup),
         ));
     }
     // Clients that never connected received nothing: what was sent to them is lost, and the
@@ -1837,11 +1856,7 @@ impl Watchdog {
             ));
         }
         let here = clients_in(&ctx.scenario, ctx.shard);
-        let failed = ctx
-            .counters
-            .iter()
-            .filter(|c| c.connect_failed.load(Relaxed))
-            .count();
+        let failed = failed_logins(ctx);
         if here > 0 && failed == here {
             // Nothing can be measured: waiting out the schedule would only delay the verdict.
             return Some(format!(
@@ -1915,6 +1930,14 @@ fn logged_in(ctx: &RunContext) -> usize {
     ctx.counters
         .iter()
         .filter(|c| c.connected.load(Relaxed))
+        .count()
+}
+
+/// Clients whose login failed so far.
+fn failed_logins(ctx: &RunContext) -> usize {
+    ctx.counters
+        .iter()
+        .filter(|c| c.connect_failed.load(Relaxed))
         .count()
 }
 
