@@ -28,6 +28,7 @@
 
 mod addresses;
 pub mod auth;
+pub mod cert_facts;
 pub mod error_line;
 mod export;
 pub mod files;

@@ -441,6 +441,84 @@ fn the_suggested_command_gives_a_certificate_only_to_a_transport_that_checks_one
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A certificate of the user's own (`--cert`) for a name, not the address clients dial: the
+/// banner says what it is valid for and its command names the server to check; one that has
+/// expired and is a CA's is warned of at start, as clients will refuse it.
+#[test]
+fn a_given_certificate_for_another_name_is_named_in_the_command_and_its_faults_warned_of() {
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("imbench-given-cert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["chat.example.com".into()]).expect("a name");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("a certificate");
+    std::fs::write(dir.join("c.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.join("k.pem"), key.serialize_pem()).expect("write");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+        .args(["--quic", "127.0.0.1:0", "--cert", "c.pem", "--key", "k.pem"])
+        .args(["--client-dir", "files"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let banner = read_banner(server.stdout.take().expect("stdout"));
+    terminate_child(&mut server);
+    let mut stderr = String::new();
+    let _ = server
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        banner.contains("(valid for chat.example.com until 2021-01-01)"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(" --server-name chat.example.com "),
+        "{banner}"
+    );
+    assert!(
+        stderr.contains("--cert c.pem: it expired on 2021-01-01"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("it is a CA's certificate"), "{stderr}");
+}
+
+/// The banner's lines, up to and including the command it gives.
+fn read_banner(stdout: std::process::ChildStdout) -> String {
+    use std::io::BufRead;
+    let mut banner = String::new();
+    for line in std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+    {
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.trim_start().starts_with("imbench run ") {
+            break;
+        }
+    }
+    banner
+}
+
+/// Stops a server this test started, by its PID, and waits for it.
+fn terminate_child(server: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", &server.id().to_string()])
+        .status();
+    if util::process::wait_exit(server, std::time::Duration::from_secs(10)).is_none() {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+}
+
 /// A server listening on a wildcard address makes its certificate for every address of the
 /// machine's interfaces (not link-local), names them in its banner, and a client dialling
 /// any of them verifies it.

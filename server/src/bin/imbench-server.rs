@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use imbench_server::cert_facts::CertFacts;
 use imbench_server::{process, Limits, Secret, ServerConfig};
 use imbench_transport::tls::DEFAULT_CERT_NAMES;
 use imbench_transport::{QuicOptions, ServerIdentity, Transport};
@@ -281,6 +282,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             ServerIdentity::self_signed(&names).context("making a self-signed certificate")?
         }
     };
+    // A certificate of the user's own: what clients will check in it. Said before the server
+    // starts, since a client refuses an expired one, a CA's, or one for other names, and the
+    // server would take its handshakes and fail each.
+    let given_cert = args
+        .cert
+        .as_ref()
+        .and_then(|_| CertFacts::of_pem(identity.cert_chain_pem.as_bytes()).ok());
+    if let (Some(facts), Some(path)) = (&given_cert, &args.cert) {
+        for problem in facts.problems(std::time::SystemTime::now()) {
+            say(
+                &mut std::io::stderr(),
+                &format!(
+                    "imbench-server: warning: --cert {}: {problem}\n",
+                    path.display()
+                ),
+            );
+        }
+    }
     let cert_path = args.client_dir.join("cert.pem");
     // The files for clients are written once the server is up: a start that fails (a port or
     // a data folder in use by another server) must not replace that server's files.
@@ -377,9 +396,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     banner.push_str(&format!(
         "certificate for clients: {}{}\n",
         cert_path.display(),
-        cert_names
-            .map(|n| format!(" (valid for {n})"))
-            .unwrap_or_default()
+        match (&cert_names, &given_cert) {
+            (Some(n), _) => format!(" (valid for {n})"),
+            (None, Some(facts)) => format!(" ({})", facts.describe()),
+            (None, None) => String::new(),
+        }
     ));
     banner.push_str(&format!("token secret: {}\n", secret_path.display()));
     if let Some(note) = files_note {
@@ -420,14 +441,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             targets.push(format!("--server {t}={}", dialled(a)));
         }
     }
-    let server_name = match args.cert_names.first() {
-        Some(name)
-            if args.cert.is_none()
-                && !server
-                    .addrs()
-                    .iter()
-                    .all(|(_, a)| args.cert_names.contains(&dialled(a).ip().to_string())) =>
-        {
+    // The name a client must check when the certificate does not name the address it dials.
+    let covered = |ip: std::net::IpAddr| match &given_cert {
+        Some(facts) => facts.covers(ip),
+        None => args.cert_names.contains(&ip.to_string()),
+    };
+    let first_name = match &given_cert {
+        // A wildcard is no name to dial by.
+        Some(facts) => facts.dns_names.iter().find(|n| !n.starts_with('*')),
+        None if args.cert.is_none() => args.cert_names.first(),
+        None => None,
+    };
+    let server_name = match first_name {
+        Some(name) if !server.addrs().iter().all(|(_, a)| covered(dialled(a).ip())) => {
             format!(" --server-name {name}")
         }
         _ => String::new(),
