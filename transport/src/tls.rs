@@ -57,8 +57,20 @@ impl ServerIdentity {
         let cert_chain = read_certs(cert)?;
         let cert_chain_pem = std::fs::read_to_string(cert)
             .map_err(|e| TransportError::Tls(format!("reading {}: {e}", cert.display())))?;
+        let key_path = key;
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| TransportError::Tls(format!("reading key {}: {e}", key.display())))?;
+        // Checked here, not only where a TLS or QUIC listener is configured: a server started
+        // with TCP or WS alone would otherwise take a wrong pair without a word.
+        rustls::sign::CertifiedKey::from_der(cert_chain.clone(), key.clone_key(), &provider())
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => TransportError::Tls(format!(
+                    "{} is not the private key of the first certificate in {}",
+                    key_path.display(),
+                    cert.display()
+                )),
+                e => TransportError::Tls(format!("key {}: {e}", key_path.display())),
+            })?;
         Ok(Self {
             cert_chain,
             key,
@@ -133,6 +145,29 @@ mod tests {
         std::fs::write(&path, &id.cert_chain_pem).unwrap();
         let trust = ClientTrust::from_pem_file(&path).unwrap();
         assert_eq!(trust.roots, id.cert_chain);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A certificate with another certificate's key is refused when the files are read,
+    /// whatever listeners use them; its own key is taken.
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("imbench-tls-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["a.example".to_string()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b.example".to_string()]).unwrap();
+        std::fs::write(dir.join("a.pem"), a.cert.pem()).unwrap();
+        std::fs::write(dir.join("a.key"), a.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("b.key"), b.signing_key.serialize_pem()).unwrap();
+        let err = ServerIdentity::from_pem_files(&dir.join("a.pem"), &dir.join("b.key"))
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("b.key is not the private key of the first certificate in"),
+            "{err}"
+        );
+        assert!(ServerIdentity::from_pem_files(&dir.join("a.pem"), &dir.join("a.key")).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
