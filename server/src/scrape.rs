@@ -126,14 +126,7 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
         Ok(Ok(None)) | Err(_) => return Ok(()),
         Ok(Err(e)) => return Err(e),
     };
-    let path = path.split('?').next().unwrap_or_default();
-    // `/metrics/` is what a hand-typed URL often has; it means the same.
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
-    let response = match (method.as_str(), path) {
+    let response = match (method.as_str(), target_path(&path)) {
         ("HEAD", PATH) => head_only(&response("200 OK", CONTENT_TYPE, "")),
         ("GET", PATH) => {
             let mut body = String::new();
@@ -173,6 +166,23 @@ const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain
 const BUSY_ANSWER_TIME: Duration = Duration::from_secs(1);
 
 /// Answers [`BUSY`] and reads what the client sent (up to [`MAX_REQUEST`]) until it closes.
+/// The path a request's target names: its origin form (`/metrics`), or the path of its
+/// absolute form (`http://host:9090/metrics`, which a client speaking through a proxy sends
+/// and an HTTP/1.1 server must take), without its query or a trailing slash (`/metrics/` is
+/// what a hand-typed URL often has; it means the same).
+fn target_path(target: &str) -> &str {
+    let path = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => target,
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
 async fn say_busy(mut stream: TcpStream) -> std::io::Result<()> {
     stream.write_all(BUSY.as_bytes()).await?;
     stream.shutdown().await?;
@@ -222,6 +232,22 @@ fn response(status: &str, content_type: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_target_in_any_form_names_its_path() {
+        for (target, path) in [
+            ("/metrics", "/metrics"),
+            ("/metrics/", "/metrics"),
+            ("/metrics?x=1", "/metrics"),
+            ("http://127.0.0.1:9090/metrics", "/metrics"),
+            ("http://[::1]:9090/metrics/?x", "/metrics"),
+            ("http://host", "/"),
+            ("/", "/"),
+            ("/other", "/other"),
+        ] {
+            assert_eq!(target_path(target), path, "{target}");
+        }
+    }
 
     #[test]
     fn a_listen_address_may_be_a_port_an_address_or_a_host_name() {
