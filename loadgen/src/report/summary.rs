@@ -17,12 +17,12 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "## imbench: {} over {}{} — {verdict}\n",
-        report.scenario.name,
+        text(&report.scenario.name),
         transports.join(", "),
         report.network_suffix()
     );
     for why in &report.invalid_reasons {
-        let _ = writeln!(out, "- {why}");
+        let _ = writeln!(out, "- {}", text(why));
     }
     if !report.invalid_reasons.is_empty() {
         out.push('\n');
@@ -52,7 +52,7 @@ pub fn markdown(report: &Report) -> String {
         }
         // What the table notes (late logins, SLOs not judged, …) a summary reader needs too.
         for note in &run.notes {
-            let _ = writeln!(out, "> {note}\n");
+            let _ = writeln!(out, "> {}\n", text(note));
         }
         if !run.slo.is_empty() {
             let _ = writeln!(out, "| SLO | measured | |\n| --- | ---: | --- |");
@@ -71,9 +71,54 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
+/// Text from a scenario or a run (a name, a reason, a note) as Markdown shows it: its `<`, `>`
+/// and `&` escaped outside code spans, so that a name such as `<!--` cannot hide the rest of
+/// the summary in the page that renders it. Within a code span (`` `direct.p99 < 1s` ``)
+/// nothing is HTML and an escape would show as written.
+fn text(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    // A last backtick without its pair opens no code span.
+    let unpaired_last = parts.len().is_multiple_of(2);
+    let mut out = String::with_capacity(s.len());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let in_code = i % 2 == 1 && !(unpaired_last && i == parts.len() - 1);
+        if in_code {
+            out.push_str(part);
+        } else {
+            out.push_str(
+                &part
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_in_a_name_or_note_is_shown_as_text() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        report.scenario.name = "a <!-- b & c".into();
+        report.runs[0].notes.push("<b>bold</b>".into());
+        let md = markdown(&report);
+        assert!(
+            md.starts_with("## imbench: a &lt;!-- b &amp; c over "),
+            "{md}"
+        );
+        assert!(md.contains("> &lt;b&gt;bold&lt;/b&gt;\n"), "{md}");
+        // Code spans are shown as written; an unpaired backtick opens none.
+        assert_eq!(text("add `a < 1` & <b>"), "add `a < 1` &amp; &lt;b&gt;");
+        assert_eq!(text("x ` <b>"), "x ` &lt;b&gt;");
+    }
 
     #[test]
     fn a_runs_notes_are_in_the_summary() {
