@@ -69,12 +69,12 @@ pub(crate) struct RunArgs {
     /// Run one of N shards, the one $JOB_COMPLETION_INDEX names (0-based, as a Kubernetes
     /// Indexed Job sets it in each pod): index i runs shard i+1/N. For pods and scripts that
     /// start every shard with the same arguments
-    #[arg(long, value_name = "N", conflicts_with_all = ["find_max", "shard"])]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = a_count, conflicts_with_all = ["find_max", "shard"])]
     pub(crate) shards: Option<usize>,
     /// Run the scenario N times in a row (into run-1 … run-N of the report folder) and print
     /// the spread of each headline figure; repeat.json holds it. The folder is a baseline for
     /// `imbench compare --fail-on-regression`
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with_all = ["find_max", "shard", "shards"])]
+    #[arg(long, default_value_t = 1, value_name = "N", allow_negative_numbers = true, value_parser = a_count, conflicts_with_all = ["find_max", "shard", "shards"])]
     pub(crate) repeat: usize,
     /// With --find-max: each step's load over the previous one's
     #[arg(
@@ -769,6 +769,14 @@ fn shard_from_env(count: usize, index: Option<&str>) -> anyhow::Result<imbench_l
 }
 
 /// `--clients`: a whole number, at least 1.
+/// A count such as --repeat's or --shards's: a whole number (0 is judged where it is used, with
+/// what it would mean), said so for a negative or fractional one rather than as a bad digit.
+fn a_count(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .map_err(|_| format!("{text:?} is not a whole number of 1 or more"))
+}
+
 fn at_least_one_client(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(0) => Err("a run needs at least 1 client".into()),
@@ -1024,6 +1032,21 @@ mod tests {
         let args = run_args(flags).expect("the flags parse");
         let (config, legs) = super::configure(&args).expect("a configuration");
         super::unused_flags(&args, &config.scenario, &legs)
+    }
+
+    /// A negative or fractional count is said to be one, not taken for a flag (clap's hint
+    /// to write `-- -1` would make it the scenario's name).
+    #[test]
+    fn a_count_that_is_not_a_whole_number_is_said_to_be_one() {
+        for flags in [["--repeat", "-1"], ["--shards", "-2"], ["--repeat", "1.5"]] {
+            let Err(e) = run_args(&flags) else {
+                panic!("{flags:?} parsed");
+            };
+            let e = e.to_string();
+            assert!(e.contains("is not a whole number of 1 or more"), "{e}");
+            assert!(!e.contains("-- -"), "{e}");
+        }
+        assert_eq!(run_args(&["--repeat", "3"]).expect("parses").repeat, 3);
     }
 
     #[test]
