@@ -598,6 +598,9 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--quic-ack-frequency", "often"),
         ("--quic-ack-frequency", "99999999999"),
         ("--quic-ack-frequency", "-3"),
+        // A negative number names its flag, not "unexpected argument '-1'".
+        ("--queue-capacity", "-1"),
+        ("--hold-per-user", "-1"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
             .args(["--quic", "127.0.0.1:0", "--client-dir"])

@@ -17,7 +17,8 @@ use imbench_transport::{QuicOptions, ServerIdentity, Transport};
 /// The imbench reference IM server: QUIC, TCP, TLS and WebSocket. Without any listen flag it
 /// listens for QUIC on 127.0.0.1:4433.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+// A negative number is a value to refuse with its flag's name, not a flag of its own.
+#[command(version, about, allow_negative_numbers = true)]
 struct Args {
     /// Address to listen on for QUIC, IP:PORT or HOST:PORT (repeatable). Without any listen
     /// flag (--quic, --tcp, --tls, --ws, --wss): QUIC on 127.0.0.1:4433.
