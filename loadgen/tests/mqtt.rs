@@ -27,6 +27,19 @@ async fn direct_chat_and_groups_at_qos_1_account_for_every_message() {
     assert_every_message_accounted(&outcome.report, "mqtt", 30);
 }
 
+/// A broker paused for longer than rumqttc's 5 s network timeout as the run begins: its
+/// logins wait as long as `connect_timeout` allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; .ci/run installs it and runs these"]
+async fn a_paused_broker_gets_the_whole_connect_timeout() {
+    let broker = Mosquitto::start("paused", "allow_anonymous true");
+    util::assert_a_paused_server_gets_the_whole_connect_timeout(
+        broker.daemon.child.id(),
+        broker.target("", ""),
+    )
+    .await;
+}
+
 /// QoS 0 has no answer of its own: the broker's PINGRESP to a ping written after a message
 /// acks it. Every message is acked once (none twice, none left waiting, so the drain ends) and,
 /// on loopback where nothing is dropped, delivered; groups too; over both versions.

@@ -253,6 +253,48 @@ async fn tls_carries_the_chat_and_a_certificate_not_trusted_is_a_usage_error() {
     let _ = std::fs::remove_dir_all(certs);
 }
 
+/// A NATS server paused for longer than a few seconds as the run begins: its logins wait as
+/// long as `connect_timeout` allows (INFO came after a 3 s wait of the driver's own before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn a_paused_server_gets_the_whole_connect_timeout() {
+    let nats = NatsServer::start("paused", "");
+    util::assert_a_paused_server_gets_the_whole_connect_timeout(
+        nats.daemon.child.id(),
+        nats.target(""),
+    )
+    .await;
+}
+
+/// A server that requires a client certificate (`verify: true`) is said to, as a usage error:
+/// imbench presents none, and the server's alert is no sign of a wrong port or a server out
+/// of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server; .ci/run installs it and runs these"]
+async fn a_server_that_requires_a_client_certificate_is_said_to() {
+    let certs = Daemon::folder("nats-verify-certs");
+    let (cert, key) = self_signed_cert_for(&certs, &["127.0.0.1"]);
+    let nats = NatsServer::start(
+        "verify",
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+            cert.display(),
+            key.display(),
+            cert.display()
+        ),
+    );
+    let url = format!("nats+tls://127.0.0.1:{}?ca={}", nats.port, cert.display());
+    let target = ServerSpec::Nats(NatsTarget::parse(&url).expect("a nats+tls target"));
+    let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let refused = imbench_loadgen::run(config(small, target)).await;
+    assert_refused_as_misconfigured(
+        refused,
+        &["asks for a client certificate", "imbench presents none"],
+    );
+    drop(nats);
+    let _ = std::fs::remove_dir_all(certs);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs nats-server; .ci/run installs it and runs these"]
 async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_named() {

@@ -201,6 +201,31 @@ pub enum ConnectError {
     Failed(String),
 }
 
+/// TLS alerts with which a server that requires a client certificate answers a client that
+/// presents none: TLS 1.3's own, and the one TLS 1.2 and some servers (nats-server) send. In
+/// TLS 1.3 the client has finished its handshake by then, so the alert arrives at its first
+/// read, in whatever words the driver wraps it.
+const NO_CLIENT_CERTIFICATE_ALERTS: [&str; 2] = [
+    "received fatal alert: CertificateRequired",
+    "received fatal alert: BadCertificate",
+];
+
+/// A login a server ended for the client certificate imbench does not present is a setting
+/// of the server's to change, said as such (a usage error), not a port that is not the
+/// system's or a server out of reach.
+fn client_certificate_wanted(e: ConnectError) -> ConnectError {
+    let (ConnectError::Failed(why) | ConnectError::Misconfigured(why)) = &e else {
+        return e;
+    };
+    match NO_CLIENT_CERTIFICATE_ALERTS.iter().find(|a| why.contains(*a)) {
+        Some(alert) => ConnectError::Misconfigured(format!(
+            "the server asks for a client certificate (it ended the TLS session with \"{}\"), and imbench presents none: let this listener take clients without one (nats-server: `verify: false` in its tls block; mosquitto: `require_certificate false`), or point imbench at a listener that needs none (the client saw: {why})",
+            alert.trim_start_matches("received fatal alert: ")
+        )),
+        None => e,
+    }
+}
+
 /// Why a session failed once open.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -261,13 +286,14 @@ pub enum Driver {
 impl Driver {
     /// Logs `user` in; `receipts` asks the system to hold deliveries until they are confirmed.
     pub async fn connect(&self, user: u64, receipts: bool) -> Result<Session, ConnectError> {
-        match self {
+        let connected = match self {
             Driver::Imbench(d) => d.connect(user, receipts).await,
             Driver::Memory(hub) => Ok(hub.connect(user)),
             Driver::Nats(d) => d.connect(user).await,
             Driver::Mqtt(d) => d.connect(user).await,
             Driver::Xmpp(d) => d.connect(user).await,
-        }
+        };
+        connected.map_err(client_certificate_wanted)
     }
 
     /// The run's first connection, given `timeout`: as [`Driver::connect`], except that a
@@ -488,6 +514,25 @@ impl Events {
 
 #[cfg(test)]
 mod tests {
+    use super::ConnectError;
+
+    #[test]
+    fn a_login_ended_for_want_of_a_client_certificate_is_a_usage_error_that_says_so() {
+        for alert in ["CertificateRequired", "BadCertificate"] {
+            let said = super::client_certificate_wanted(ConnectError::Failed(format!(
+                "waiting for the server's PONG: i/o: received fatal alert: {alert}"
+            )));
+            let ConnectError::Misconfigured(why) = said else {
+                panic!("{alert}: not a usage error");
+            };
+            assert!(
+                why.contains(&format!("TLS session with \"{alert}\"")),
+                "{why}"
+            );
+        }
+        let other = super::client_certificate_wanted(ConnectError::Failed("timed out".into()));
+        assert!(matches!(other, ConnectError::Failed(_)));
+    }
     #[test]
     fn a_refused_connection_says_nothing_listens_there() {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);

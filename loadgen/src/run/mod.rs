@@ -1093,11 +1093,14 @@ async fn driver_for(
             target.clone(),
             s.largest_body() as usize + crate::driver::envelope::ENVELOPE_LEN,
         )),
-        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(
-            target.clone(),
-            s.largest_body() + crate::driver::envelope::ENVELOPE_LEN as u64,
-            s.clients.max(s.groups.count) as u64,
-        )),
+        ServerSpec::Mqtt(target) => Driver::Mqtt(
+            MqttDriver::new(
+                target.clone(),
+                s.largest_body() + crate::driver::envelope::ENVELOPE_LEN as u64,
+                s.clients.max(s.groups.count) as u64,
+            )
+            .with_login_timeout(s.generator.connect_timeout),
+        ),
         ServerSpec::Xmpp(target) => {
             Driver::Xmpp(crate::driver::xmpp::XmppDriver::new(target.clone()))
         }

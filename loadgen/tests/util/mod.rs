@@ -147,6 +147,47 @@ pub struct Daemon {
     pub dir: std::path::PathBuf,
 }
 
+/// Pauses the process `pid` (a server the test started) with SIGSTOP, and from a thread of
+/// its own lets it go on (SIGCONT) after `pause`, whatever the test does meanwhile.
+pub fn pause_for(pid: u32, pause: Duration) -> std::thread::JoinHandle<()> {
+    let signal = move |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -s {name} {pid}");
+    };
+    signal("STOP");
+    std::thread::spawn(move || {
+        std::thread::sleep(pause);
+        signal("CONT");
+    })
+}
+
+/// Runs `scenario` against `target`, whose server `pid` is paused for 6 s as it begins (longer than NATS's 3 s wait for INFO and rumqttc's 5 s network timeout were), with a
+/// `connect_timeout` of 20 s: every login waits it out, none fails for a shorter wait of the
+/// driver's own, and nothing is lost.
+pub async fn assert_a_paused_server_gets_the_whole_connect_timeout(pid: u32, target: ServerSpec) {
+    let scenario = small_scenario_with(
+        10,
+        5.0,
+        Duration::from_secs(1),
+        "connect_timeout = \"20s\"\n",
+    );
+    let resumed = pause_for(pid, Duration::from_secs(6));
+    let outcome = imbench_loadgen::run(config(scenario, target)).await;
+    resumed.join().expect("the server is let go on");
+    let outcome = outcome.expect("a run that waited for the server");
+    let run = &outcome.report.runs[0];
+    let c = &run.counters;
+    assert_eq!(
+        (c.clients, c.connect_failures, c.lost),
+        (10, 0, 0),
+        "{c:?} {:?}",
+        run.problems
+    );
+}
+
 /// How long a started server may take to say it listens: a deadline, not a timing check.
 pub const READY_WITHIN: Duration = Duration::from_secs(60);
 

@@ -60,6 +60,9 @@ pub struct MqttDriver {
     largest_publish: u64,
     /// Users whose persistent session left by an earlier run was cleared in this one.
     cleared: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// How long a login may take (`generator.connect_timeout`): rumqttc's own network timeout
+    /// (5 s by default) would otherwise end a slower one first.
+    login_timeout: std::time::Duration,
 }
 
 impl MqttDriver {
@@ -74,7 +77,14 @@ impl MqttDriver {
             largest_publish: wire::publish_size(topic, largest_payload),
             target: std::sync::Arc::new(target),
             cleared: Default::default(),
+            login_timeout: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// Gives each login `timeout`, the run's `generator.connect_timeout`, which ends it.
+    pub fn with_login_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.login_timeout = timeout;
+        self
     }
 
     /// What the clients connect to.
@@ -96,7 +106,7 @@ impl MqttDriver {
     /// run's groups) and what the broker kept for it would otherwise arrive in this run. A
     /// connection with a clean session discards it; the next one starts a fresh persistent one.
     async fn clear_old_session(&self, user: u64) {
-        let (client, mut eventloop) = wire::client(&self.target, user, true);
+        let (client, mut eventloop) = wire::client(&self.target, user, true, self.login_timeout);
         // The first poll connects: CONNECT and its CONNACK.
         if eventloop.poll().await.is_err() {
             // The connection proper says what is wrong, in its own words.
@@ -122,7 +132,8 @@ impl MqttDriver {
         if first {
             self.clear_old_session(user).await;
         }
-        let (client, mut eventloop) = wire::client(target, user, !target.persistent);
+        let (client, mut eventloop) =
+            wire::client(target, user, !target.persistent, self.login_timeout);
         let where_ = super::url::show_host_port(&target.host, target.port);
         client
             .subscribe(target.user_topic(user), target.qos(), false)

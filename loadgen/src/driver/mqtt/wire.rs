@@ -366,14 +366,23 @@ pub(super) fn client_id(target: &MqttTarget, user: u64) -> String {
 pub(super) const PORTABLE_CLIENT_ID: usize = 23;
 
 /// A client of `user` and its event loop, not yet connected (the loop connects when first
-/// polled). `clean` starts a fresh session and keeps none after the connection.
-pub(super) fn client(target: &MqttTarget, user: u64, clean: bool) -> (Client, Loop) {
+/// polled). `clean` starts a fresh session and keeps none after the connection. rumqttc's
+/// network timeout (for the connection and CONNACK, and for each flush after) is the run's
+/// `login_timeout`, whole seconds rounded up: the run's own timeout, started first, ends a
+/// login that slow, with its own words.
+pub(super) fn client(
+    target: &MqttTarget,
+    user: u64,
+    clean: bool,
+    login_timeout: std::time::Duration,
+) -> (Client, Loop) {
     let id = client_id(target, user);
     // rumqttc leaves Nagle's algorithm on: a small PUBLISH written while the previous one is
     // unacknowledged would wait for the broker's delayed ACK (40 ms on Linux), and the figure
     // would measure that.
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
+    network.set_connection_timeout(login_timeout.as_secs_f64().ceil().max(1.0) as u64);
     let transport = target.tls.as_ref().map(|tls| {
         rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.config()))
     });
@@ -805,10 +814,10 @@ mod tests {
     #[test]
     fn the_target_s_version_picks_the_client() {
         let target = MqttTarget::parse("mqtt://127.0.0.1:1?version=5").unwrap();
-        let (made, _loop) = client(&target, 1, true);
+        let (made, _loop) = client(&target, 1, true, std::time::Duration::from_secs(10));
         assert!(matches!(made, Client::V5(_)));
         let target = MqttTarget::parse("mqtt://127.0.0.1:1").unwrap();
-        let (made, _loop) = client(&target, 1, true);
+        let (made, _loop) = client(&target, 1, true, std::time::Duration::from_secs(10));
         assert!(matches!(made, Client::V3(_)));
     }
 }

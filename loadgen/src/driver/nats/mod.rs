@@ -76,9 +76,6 @@ impl Storage {
     }
 }
 
-/// How long a new connection waits for the server's INFO.
-const INFO_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// Largest message the driver accepts from a server (NATS's own default `max_payload`).
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
@@ -279,17 +276,11 @@ impl NatsDriver {
         })?;
         let _ = stream.set_nodelay(true);
         let mut inbuf = BytesMut::with_capacity(4096);
-        // A NATS server speaks first, at once; a port that stays silent is something else.
-        // A port that takes the connection and says nothing may be a hung server as well as
-        // another program's: not a usage error (exit 3, as for the other targets).
-        let first = tokio::time::timeout(INFO_WAIT, next_op(&mut stream, &mut inbuf))
-            .await
-            .map_err(|_| {
-                failed(format!(
-                    "{} sent no INFO within {INFO_WAIT:?}: a NATS server sends it at once; is this a NATS port, and is the server not hung?",
-                    target.host_port
-                ))
-            })?;
+        // A NATS server speaks first, at once. A port that takes the connection and says
+        // nothing may be another program's or a paused server: the login's own timeout
+        // (`generator.connect_timeout`, around every login) ends the wait, not a shorter one
+        // here, which would fail a server paused for less than the run allows.
+        let first = next_op(&mut stream, &mut inbuf).await;
         let info = match first {
             Ok(Some(ServerOp::Info(info))) => info,
             Ok(Some(other)) => {
