@@ -236,7 +236,7 @@ fn split_target_name(given: &str) -> Result<(Option<&str>, &str), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
     if !fits {
         return Err(format!(
-            "{name:?} cannot name a target: a name (NAME=URL) is 1 to {TARGET_NAME_MAX} letters, digits, '-' or '_'"
+            "{name:?} cannot name a target: a name (NAME=URL) is 1 to {TARGET_NAME_MAX} ASCII letters, digits, '-' or '_'"
         ));
     }
     // Reports take a run named after a transport for one over it (what a reconnect costs,
@@ -831,7 +831,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
     let legs = legs(args)?;
     if let (false, Some(path)) = (scenario.default_slos.is_empty(), &args.scenario) {
         imbench_loadgen::errln!(
-            "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing (under churn, a target that keeps nothing for a client away is not judged on lost, and says so)",
+            "imbench: note: {} has no [slo] table, so the run is judged on its accounting: {}; an --slo on one of those figures takes its place, an empty [slo] table judges nothing (under churn, a target that by its protocol keeps nothing for a client away, core NATS or an MQTT broker with clean sessions or at QoS 0, is not judged on lost, and says so; an XMPP server without offline storage is judged on it)",
             path.display(),
             scenario.default_slos.join(", ")
         );

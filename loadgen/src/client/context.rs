@@ -203,10 +203,16 @@ impl RunContext {
         measured && (end >= self.schedule_end_us || self.clock.local_us(intended_wall_us) < end)
     }
 
-    /// When the drain began: the schedule's end, or when the run was stopped if that was
-    /// later (a schedule ended back where a server fell silent, noticed since).
+    /// When the drain began: the schedule's planned end, or, for a run stopped before it,
+    /// when it was stopped (a schedule ended back where a server fell silent counts from when
+    /// that was noticed). A stop within the drain (Ctrl-C there) does not begin it again.
     pub fn drain_began_us(&self) -> u64 {
-        self.schedule_end().max(self.stopped_when_us.load(Relaxed))
+        let stopped = self.stopped_when_us.load(Relaxed);
+        if stopped != 0 && stopped < self.schedule_end_us {
+            self.schedule_end().max(stopped)
+        } else {
+            self.schedule_end_us.min(self.schedule_end().max(stopped))
+        }
     }
 
     /// When sending ends: as planned, or when the run was stopped.
@@ -357,6 +363,7 @@ pub fn run_tag(s: &Scenario, shard: Option<Shard>, leg: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_connect_concurrency_past_what_a_semaphore_counts_is_no_limit() {
@@ -369,6 +376,32 @@ mod tests {
             ctx.connect_permits.available_permits(),
             Semaphore::MAX_PERMITS
         );
+    }
+
+    /// The drain begins at the schedule's end; a stop within it (Ctrl-C in the drain) does not
+    /// begin it again, while a stop before the end begins it there.
+    #[tokio::test]
+    async fn a_stop_in_the_drain_does_not_begin_it_again() {
+        let context = |duration_ms: u64| {
+            let mut s = Scenario::builtin_default();
+            s.ramp_up = Duration::ZERO;
+            s.warmup = Duration::ZERO;
+            s.duration = Duration::from_millis(duration_ms);
+            let (timer, thread) = crate::measure::timer::Timer::tokio();
+            let driver = Driver::Memory(crate::driver::memory::Hub::new());
+            let ctx = RunContext::new(s, driver, timer, None, "memory", Vec::new());
+            (ctx, thread)
+        };
+        let (short, _t1) = context(1);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(short.clock.now_us() > short.schedule_end_us);
+        short.stop("interrupted".into());
+        assert_eq!(short.drain_began_us(), short.schedule_end_us);
+        let (long, _t2) = context(3_600_000);
+        long.stop("interrupted".into());
+        let began = long.drain_began_us();
+        assert!(began < long.schedule_end_us && began <= long.clock.now_us());
+        assert!(began >= long.schedule_end());
     }
 
     /// Told while no task waited on it (every client between two waits), the end was not

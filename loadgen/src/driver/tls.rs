@@ -156,7 +156,11 @@ impl TlsClient {
             C::NotValidForName => format!("it is not valid for {name}: give the target by a name the certificate holds"),
             C::NotValidForNameContext { presented, .. } => format!(
                 "it is for {} and not for {name}: give the target by a name the certificate holds",
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|n| presented_name(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
             C::NotValidYet | C::NotValidYetContext { .. } => {
@@ -327,6 +331,15 @@ impl Drop for TestCaFile {
     }
 }
 
+/// A name a certificate holds, as rustls reports it (`DnsName("chat.example")`,
+/// `IpAddress(10.0.0.5)`), as a person writes it.
+fn presented_name(reported: &str) -> &str {
+    ["DnsName(", "IpAddress("]
+        .iter()
+        .find_map(|kind| reported.strip_prefix(kind)?.strip_suffix(')'))
+        .map_or(reported, |inner| inner.trim_matches('"'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,9 +418,11 @@ mod tests {
             "nats://",
         );
         assert!(
-            e.contains("example.org") && e.contains("not for 127.0.0.1"),
+            e.contains("it is for example.org and not for 127.0.0.1"),
             "{e}"
         );
+        assert_eq!(super::presented_name("IpAddress(10.0.0.5)"), "10.0.0.5");
+        assert_eq!(super::presented_name("other"), "other");
         let e = system.handshake_failed(
             &io::Error::new(io::ErrorKind::ConnectionReset, "reset"),
             "h",

@@ -378,7 +378,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     let mut s = s;
     let clients_here = clients_in(&s, config.shard);
     check_files(&config, config.transport)?;
-    let mut notes = pace_connections(&mut s, config.transport, config.shard);
+    let mut notes = pace_connections(&mut s, paced_as(&config), config.shard);
     const LOST: &str =
         "what was sent to a client while it was disconnected is lost, and counted in `lost`";
     let keeps_nothing = match &config.server {
@@ -1630,6 +1630,23 @@ fn ensure_files(
 
 /// Stretches the scenario's ramp-up so that no more than the connect rate of connections
 /// start per second; returns what it changed, in words.
+/// The transport whose default connect rate paces `config`'s logins: its own, or for another
+/// system's target (whose clients speak over TCP) TLS when the target asks for it, the
+/// handshake being what costs.
+fn paced_as(config: &RunConfig) -> Transport {
+    let tls = match &config.server {
+        ServerSpec::Nats(t) => t.tls.is_some(),
+        ServerSpec::Mqtt(t) => t.tls.is_some(),
+        ServerSpec::Xmpp(t) => t.tls.is_some(),
+        _ => return config.transport,
+    };
+    if tls {
+        Transport::Tls
+    } else {
+        config.transport
+    }
+}
+
 fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>) -> Vec<String> {
     let rate = s.generator.connect_rate_for(transport);
     let here = clients_in(s, shard);
@@ -1640,7 +1657,11 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
     let whose = if s.generator.connect_rate > 0.0 {
         "generator.connect_rate / --connect-rate"
     } else {
-        "the default for this transport; set --connect-rate to change it"
+        if transport.uses_tls() {
+            "the default for a transport with a TLS handshake; set --connect-rate to change it"
+        } else {
+            "the default for a transport without TLS; set --connect-rate to change it"
+        }
     };
     let per_s = |r: f64| {
         if r < 10.0 {
@@ -2571,6 +2592,41 @@ mod tests {
         let mobile = Scenario::from_file(&path).unwrap();
         assert!(mobile.churn.handover > 0.0);
         assert_eq!(quic_endpoints(&mobile, false), 0, "handovers move sockets");
+    }
+
+    /// Another system's target is paced as TLS when it asks for TLS, as plain TCP otherwise.
+    #[test]
+    fn a_target_with_tls_is_paced_as_a_tls_handshake() {
+        let config = |server: ServerSpec| RunConfig {
+            scenario: Scenario::builtin_default(),
+            server,
+            out_dir: None,
+            progress: ProgressMode::Quiet,
+            quic: QuicOptions::default(),
+            transport: Transport::Tcp,
+            interrupt: None,
+            shard: None,
+            label: None,
+            target_url: None,
+            live: None,
+            path: None,
+            namespace: None,
+        };
+        let mqtt = |url: &str| {
+            ServerSpec::Mqtt(crate::driver::mqtt::MqttTarget::parse(url).expect("a target"))
+        };
+        assert_eq!(
+            paced_as(&config(mqtt("mqtts://127.0.0.1:8883"))),
+            Transport::Tls
+        );
+        assert_eq!(
+            paced_as(&config(mqtt("mqtt://127.0.0.1:1883"))),
+            Transport::Tcp
+        );
+        let mut s = Scenario::builtin_default();
+        s.ramp_up = Duration::ZERO;
+        let notes = pace_connections(&mut s, Transport::Tls, None);
+        assert!(notes[0].contains("with a TLS handshake"), "{notes:?}");
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub enum TargetError {
     )]
     HostPort(String),
     /// A topic prefix MQTT would not take.
-    #[error("topic prefix {0:?}: levels of letters, digits, '-', '_' and '.' separated by '/'")]
+    #[error(
+        "topic prefix {0:?}: levels of ASCII letters, digits, '-', '_' and '.' separated by '/'"
+    )]
     Prefix(String),
     /// An option that is not known, or a value it does not take.
     #[error("{0}")]

@@ -117,7 +117,9 @@ pub enum TargetError {
     #[error("{0}")]
     Options(String),
     /// A subject prefix NATS would not take.
-    #[error("subject prefix {0:?}: tokens of letters, digits, '-' and '_' separated by dots")]
+    #[error(
+        "subject prefix {0:?}: tokens of ASCII letters, digits, '-' and '_' separated by dots"
+    )]
     Prefix(String),
 }
 

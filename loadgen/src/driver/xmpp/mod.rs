@@ -146,7 +146,7 @@ impl XmppTarget {
         };
         if !name_ok(&name.replace(USER_SLOT, "0")) {
             return Err(invalid(format!(
-                "account name {name:?}: letters, digits, '-', '_' and '.' besides {USER_SLOT}"
+                "account name {name:?}: ASCII letters, digits, '-', '_' and '.' besides {USER_SLOT}"
             )));
         }
         let domain = if !parts.path.is_empty() {
@@ -345,7 +345,7 @@ impl LoginStream {
                         // The server answered, for domains other than the one asked: the
                         // target's path names a domain it does not host.
                         return Err(ConnectError::Misconfigured(format!(
-                            "{} does not host the XMPP domain {:?} (host-unknown): the path of xmpp://HOST:PORT/DOMAIN is the domain, and without one it is HOST; give a domain the server hosts (Prosody: a VirtualHost)",
+                            "{} does not host the XMPP domain {:?} (host-unknown): the path of xmpp://HOST:PORT/DOMAIN is the domain, and without one it is HOST (localhost when HOST is an IP address); give a domain the server hosts (Prosody: a VirtualHost)",
                             self.place, self.domain
                         )));
                     }
