@@ -633,10 +633,13 @@ fn name_apart(legs: &mut [Leg]) -> anyhow::Result<()> {
 /// The protocol whose runs a name is the automatic name of (`nats`, `nats-tls`, `nats-2`,
 /// `mqtt5-qos1` …), if any.
 fn protocol_family(name: &str) -> Option<&'static str> {
-    ["nats", "mqtt", "xmpp", "memory"].into_iter().find(|p| {
-        name.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '5', '+']))
-    })
+    // MQTT 5 first: its runs are `mqtt5…`, and a 3.1.1 target's name must not pass for one.
+    ["nats", "mqtt5", "mqtt", "xmpp", "memory"]
+        .into_iter()
+        .find(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '+']))
+        })
 }
 
 /// A `--network` profile by name, refused as the flag's (not the scenario's) when unknown.
@@ -1113,6 +1116,8 @@ mod tests {
         for (bad, own) in [
             ("nats=mqtt://127.0.0.1:9", "mqtt"),
             ("mqtt-2=nats://127.0.0.1:9", "nats"),
+            ("mqtt5=mqtt://127.0.0.1:9", "mqtt"),
+            ("mqtt=mqtt://127.0.0.1:9?version=5", "mqtt5"),
         ] {
             let e = names(&[bad, "nats://127.0.0.1:10"]).unwrap_err();
             assert!(e.contains(&format!("cannot name a {own}")), "{bad}: {e}");
