@@ -90,6 +90,56 @@ fn tcp_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::Socke
     (server_config, addr)
 }
 
+/// A QUIC server that ends as a killed process does, `after` from now: its runtime and every
+/// handle to it dropped at once, with no close or Bye, so that its UDP port closes with it.
+fn quic_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::SocketAddr) {
+    let server_config = ServerConfig::loopback_on(&[Transport::Quic]).unwrap();
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let server = server_rt
+        .block_on(imbench_server::start(server_config.clone()))
+        .unwrap();
+    let addr = server.addr(Transport::Quic).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        drop(server);
+        server_rt.shutdown_background();
+    });
+    (server_config, addr)
+}
+
+/// A QUIC server whose process ended closes no connection (QUIC hears nothing), but its port
+/// is closed: the run stops on that, long before the answer timeout, and its period ends where
+/// the server fell silent.
+#[test]
+fn a_quic_server_that_vanishes_is_noticed_by_its_closed_port() {
+    let (server_config, addr) = quic_server_vanishing_after(Duration::from_millis(2500));
+    let mut scenario = small_scenario(10, 20.0, PLANNED);
+    // Far past the schedule: only the closed port can stop the run early.
+    scenario.generator.answer_timeout = Duration::from_secs(60);
+    let r = generator_runtime()
+        .block_on(imbench_loadgen::run(config(
+            scenario,
+            remote(&server_config, addr),
+        )))
+        .unwrap()
+        .report;
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(
+        r.invalid_reasons
+            .iter()
+            .any(|w| w.contains("QUIC port") && w.contains("no longer takes datagrams")),
+        "{:?}",
+        r.invalid_reasons
+    );
+    let run = &r.runs[0];
+    assert!(
+        run.duration_s < PLANNED.as_secs_f64() / 2.0,
+        "{}",
+        run.duration_s
+    );
+    assert!(run.counters.lost > 0, "{:?}", run.counters);
+}
+
 /// A run of 10 clients each sending `rate` messages a second over TCP to a server whose
 /// sockets all close, with no Bye, `after` from now (its runtime dropped at once, as the
 /// kernel closes a killed process's sockets), checked to have stopped with every client's

@@ -13,6 +13,7 @@ pub mod compare;
 mod group_limits;
 pub mod live_metrics;
 pub mod measuring;
+mod port_watch;
 pub mod progress;
 
 use crate::client::context::RunContext;
@@ -570,8 +571,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // QUIC (the only transport on UDP sockets; another system's target runs over TCP).
     let mut drops: Option<DropTally> = None;
     let mut group_quiet = GroupQuiet::default();
-    let mut watchdog =
-        Watchdog::new(s.generator.answer_timeout).on_held_path(config.namespace.clone());
+    let mut watchdog = Watchdog::new(s.generator.answer_timeout)
+        .on_held_path(config.namespace.clone())
+        .watching_port(server_socket);
     let mut interrupt = config.interrupt.clone();
     loop {
         let now_us = ctx.clock.now_us();
@@ -1723,7 +1725,14 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
     let Some(why) = watchdog.check(ctx) else {
         return;
     };
-    let wait = if holding_a_connection(ctx) == 0 {
+    let wait = if watchdog.port_closed().is_some() {
+        // Nothing more can arrive from a server whose process has ended.
+        match watchdog.silent_since_us(ctx) {
+            Some(at) => ctx.stop_at(why, at),
+            None => ctx.stop(why),
+        }
+        Duration::ZERO
+    } else if holding_a_connection(ctx) == 0 {
         match ctx.last_loss_us() {
             Some(at) => ctx.stop_at(why, at),
             None => ctx.stop(why),
@@ -1761,6 +1770,9 @@ struct Watchdog {
     /// The client side of the held path the clients are on (`--namespace`), if any: a path
     /// whose holder ended carries nothing, which looks like a server that stopped.
     held_path: Option<String>,
+    /// A standalone QUIC server's port, watched for a process that ended (QUIC hears no
+    /// close from it).
+    port: Option<port_watch::PortWatch>,
 }
 
 impl Watchdog {
@@ -1773,7 +1785,21 @@ impl Watchdog {
             other_news_us: 0,
             answered_at_schedule_end: None,
             held_path: None,
+            port: None,
         }
+    }
+
+    /// The same, watching the port of the standalone QUIC server at `addr` as well.
+    fn watching_port(self, addr: Option<SocketAddr>) -> Self {
+        Self {
+            port: addr.map(port_watch::PortWatch::start),
+            ..self
+        }
+    }
+
+    /// Why the server is gone, when its QUIC port was found closed.
+    fn port_closed(&self) -> Option<String> {
+        self.port.as_ref().and_then(port_watch::PortWatch::gone)
     }
 
     /// The same, for clients on the held path whose client side is `namespace`.
@@ -1810,7 +1836,8 @@ impl Watchdog {
     /// [`Watchdog::silence_began_us`], when the server has been silent for the watchdog's
     /// limit: what [`Watchdog::check`] reports then is that silence.
     fn silent_since_us(&self, ctx: &RunContext) -> Option<u64> {
-        (self.since.elapsed() >= self.limit).then(|| self.silence_began_us(ctx))
+        (self.since.elapsed() >= self.limit || self.port_closed().is_some())
+            .then(|| self.silence_began_us(ctx))
     }
 
     /// Notes the answers so far, once, when the schedule ends and the drain begins.
@@ -1891,6 +1918,13 @@ impl Watchdog {
         // File transfers under way wait on the server too (a drain of large files, say), and
         // their bytes arriving are news of it.
         let transfers = ctx.files.unfinished();
+        // A closed port is the server's end, whatever waits: nothing more can be answered.
+        if let Some(gone) = self.port_closed() {
+            if answered >= sent && transfers == 0 {
+                self.other_news_us = ctx.clock.now_us();
+            }
+            return Some(gone);
+        }
         let arrived = ctx.files.bytes_arrived.load(Relaxed);
         let file_news = arrived > self.arrived;
         self.arrived = arrived;
