@@ -1558,7 +1558,8 @@ fn report_rerenders_and_compare_puts_reports_side_by_side() {
     );
     // The rows above the verdict say so too, whatever they read.
     assert!(
-        text(&out).contains("(of different loads: its verdicts below are not gated"),
+        text(&out)
+            .contains("(of another load than the baseline's: its verdicts below are not gated"),
         "{}",
         text(&out)
     );
@@ -2120,17 +2121,7 @@ fn a_scenario_without_slos_is_judged_on_its_accounting() {
 fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
     let dir = Dir::new("repeat");
     let scenario = dir.file("s.toml", TINY);
-    let out = imbench(
-        &dir,
-        &[
-            "run",
-            scenario.to_str().unwrap(),
-            "--repeat",
-            "2",
-            "--out",
-            "r",
-        ],
-    );
+    let out = twice(&dir, &scenario, "r");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("2 runs of tiny"), "{}", text(&out));
     for run in ["r/run-1/report.json", "r/run-2/report.json"] {
@@ -2830,6 +2821,46 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
     );
 }
 
+/// `imbench run SCENARIO --repeat 2 --out OUT` in `dir`.
+fn twice(dir: &Dir, scenario: &std::path::Path, out: &str) -> Output {
+    imbench(
+        dir,
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--repeat",
+            "2",
+            "--out",
+            out,
+        ],
+    )
+}
+
+/// `report` on a --repeat folder whose runs' reports do not read says so: a note for one, a
+/// refusal (exit 2) when none reads, as `compare` refuses such a folder.
+#[test]
+fn a_repeat_folder_whose_reports_do_not_read_is_not_reported_as_ok() {
+    let dir = Dir::new("repeat-unreadable");
+    let scenario = dir.file("s.toml", TINY);
+    let out = twice(&dir, &scenario, "rep");
+    assert!(dir.0.join("rep/repeat.json").is_file(), "{}", text(&out));
+    dir.file("rep/run-2/report.json", "garbage");
+    let out = imbench(&dir, &["report", "rep"]);
+    assert!(
+        text(&out).contains("run-2/report.json cannot be read"),
+        "{}",
+        text(&out)
+    );
+    dir.file("rep/run-1/report.json", "{\"truncated\": ");
+    let out = imbench(&dir, &["report", "rep"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds none of its runs' reports in a form that reads"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn plain_tcp_needs_no_certificate_and_quic_says_it_does() {
     let dir = Dir::new("no-cert");
@@ -3020,6 +3051,11 @@ fn logins_that_outlast_the_ramp_up_into_the_measured_period_are_named() {
     );
     assert!(
         said.contains("a longer --ramp-up keeps the logins out of it"),
+        "{said}"
+    );
+    // Their sends before they logged in were not made, whatever arrived: said too.
+    assert!(
+        said.contains("clients logged in only after sending had begun, the last "),
         "{said}"
     );
     let report = std::fs::read_to_string(dir.0.join("r/report.json")).unwrap();

@@ -152,6 +152,26 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
     // The spread is the file's; a run whose own report has gone since (deleted, moved) is
     // in it, but no longer there to look at or to gate on: said, as `compare` says it.
     let gone = without_report((1..=summary.runs).map(|n| folder.join(format!("run-{n}"))));
+    // A run whose report.json is there but does not read (damaged, truncated) is no more
+    // there to look at or gate on than one that has gone: `compare` refuses it.
+    let unreadable: Vec<(PathBuf, String)> = (1..=summary.runs)
+        .map(|n| folder.join(format!("run-{n}")))
+        .filter(|run| !gone.contains(run))
+        .filter_map(|run| {
+            load_report(&run)
+                .err()
+                .map(|e| (run, imbench_server::error_line::causes(&e)))
+        })
+        .collect();
+    if summary.runs > 0 && gone.len() + unreadable.len() == summary.runs && !unreadable.is_empty() {
+        imbench_loadgen::errln!(
+            "imbench: {} holds none of its runs' reports in a form that reads ({}: {}): repeat.json alone is no report; give a folder whose runs' reports read",
+            folder.display(),
+            unreadable[0].0.display(),
+            unreadable[0].1
+        );
+        return exit_code::USAGE;
+    }
     if summary.runs > 0 && gone.len() == summary.runs {
         // Nothing left of what the spread is of: a verdict read back from it would be of
         // runs no one can look at any more.
@@ -182,6 +202,12 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
                 .map(|run| run.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    for (run, why) in &unreadable {
+        imbench_loadgen::errln!(
+            "imbench: note: {} cannot be read ({why}): the table is of repeat.json, which still counts it; `imbench compare` refuses the folder until it reads",
+            run.join("report.json").display()
         );
     }
     // As the run exited: repeats that ended before the runs asked for are an invalid whole.
@@ -727,13 +753,16 @@ pub(crate) fn compare(
     };
     let checks: Result<Vec<regression::Check>, String> =
         names.iter().map(|n| regression::Check::parse(n)).collect();
-    let checks = match checks {
+    let mut checks = match checks {
         Ok(c) => c,
         Err(e) => {
             imbench_loadgen::errln!("imbench: --check: {e}");
             return exit_code::USAGE;
         }
     };
+    // A figure named twice is checked once (one row of the table).
+    let mut seen = std::collections::HashSet::new();
+    checks.retain(|c| seen.insert(c.name.clone()));
     let baseline = match load_baseline(&paths[0]) {
         Ok(b) => b,
         Err(e) => {
@@ -850,45 +879,58 @@ pub(crate) fn compare(
             r.network_suffix()
         )
     };
-    let exact: Vec<String> = loaded.iter().map(|(_, r)| load_as(r, true)).collect();
-    let shown: Vec<String> = loaded.iter().map(|(_, r)| load_as(r, false)).collect();
-    let distinct = |v: &[String]| {
-        let mut v = v.to_vec();
-        v.dedup();
-        v
+    // The loads a set of reports ran, one entry for each that differs.
+    let loads_of = |reports: &[&imbench_loadgen::Report]| -> Vec<String> {
+        let exact: Vec<String> = reports.iter().map(|r| load_as(r, true)).collect();
+        let shown: Vec<String> = reports.iter().map(|r| load_as(r, false)).collect();
+        let distinct = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.dedup();
+            v
+        };
+        // Rates that differ beyond what four digits show are shown whole.
+        let mut loads = match (distinct(&exact), distinct(&shown)) {
+            (exact, shown) if exact.len() == shown.len() => shown,
+            (exact, _) => exact,
+        };
+        // Resumption decides what a reconnect costs where one resumes a TLS session: with
+        // churn, over quic, tls or wss, another setting is another load. Elsewhere (tcp, ws,
+        // other systems, no churn) it changes nothing, so the same churn over TCP and over
+        // QUIC, or over TCP with and without it, is one load.
+        let mut resumptions: Vec<String> = reports
+            .iter()
+            .filter(|r| {
+                r.scenario.churn.enabled()
+                    && r.runs
+                        .iter()
+                        .any(|run| matches!(run.transport.as_str(), "quic" | "tls" | "wss"))
+            })
+            .map(|r| format!("resumption {}", r.scenario.generator.resumption.name()))
+            .collect();
+        resumptions.sort();
+        resumptions.dedup();
+        if resumptions.len() > 1 {
+            loads.push(resumptions.join(" against "));
+        }
+        // The same name, clients and rates can still be another load: bodies of another size,
+        // other partners, groups of other sizes, other files, churn.
+        let scenarios: Vec<&imbench_loadgen::config::scenario::Scenario> =
+            reports.iter().map(|r| &r.scenario).collect();
+        let settings = imbench_loadgen::report::load_settings::differences(&scenarios);
+        if !settings.is_empty() {
+            loads.push(settings.join(", "));
+        }
+        loads
     };
-    // Rates that differ beyond what four digits show are shown whole.
-    let mut loads = match (distinct(&exact), distinct(&shown)) {
-        (exact, shown) if exact.len() == shown.len() => shown,
-        (exact, _) => exact,
+    let every: Vec<&imbench_loadgen::Report> = loaded.iter().map(|(_, r)| r).collect();
+    let loads = loads_of(&every);
+    // Each candidate is gated on whether it ran the baseline's load: another candidate's
+    // load is no reason not to gate it.
+    let of_another_load = |columns: &std::ops::Range<usize>| {
+        let mut these: Vec<&imbench_loadgen::Report> = baseline.iter().map(|(_, r)| r).collect();
+        these.extend(loaded[columns.clone()].iter().map(|(_, r)| r));
+        loads_of(&these).len() > 1
     };
-    // Resumption decides what a reconnect costs where one resumes a TLS session: with churn,
-    // over quic, tls or wss, another setting is another load. Elsewhere (tcp, ws, other
-    // systems, no churn) it changes nothing, so the same churn over TCP and over QUIC, or over
-    // TCP with and without it, is one load.
-    let mut resumptions: Vec<String> = loaded
-        .iter()
-        .filter(|(_, r)| {
-            r.scenario.churn.enabled()
-                && r.runs
-                    .iter()
-                    .any(|run| matches!(run.transport.as_str(), "quic" | "tls" | "wss"))
-        })
-        .map(|(_, r)| format!("resumption {}", r.scenario.generator.resumption.name()))
-        .collect();
-    resumptions.sort();
-    resumptions.dedup();
-    if resumptions.len() > 1 {
-        loads.push(resumptions.join(" against "));
-    }
-    // The same name, clients and rates can still be another load: bodies of another size,
-    // other partners, groups of other sizes, other files, churn.
-    let scenarios: Vec<&imbench_loadgen::config::scenario::Scenario> =
-        loaded.iter().map(|(_, r)| &r.scenario).collect();
-    let settings = imbench_loadgen::report::load_settings::differences(&scenarios);
-    if !settings.is_empty() {
-        loads.push(settings.join(", "));
-    }
     if loads.len() > 1 {
         imbench_loadgen::errln!(
             "imbench: note: these reports ran different loads ({}); their ratios compare those loads",
@@ -911,6 +953,9 @@ pub(crate) fn compare(
         );
     }
     let mut regressed = false;
+    // Candidates that ran another load than the baseline's: not gated (a "regression" between
+    // two loads is the difference between them).
+    let mut other_loads: Vec<String> = Vec::new();
     // An invalid run's figures are not the system's: a gate on them would call noise or a
     // broken run a regression (or let one through), so the gate says it cannot judge.
     let mut not_gated = Vec::new();
@@ -967,6 +1012,7 @@ pub(crate) fn compare(
                 .map(|(_, r)| r.runs.as_slice())
                 .collect();
             let findings = regression::compare(&repeats, &candidate, &checks, threshold);
+            let another_load = of_another_load(columns);
             // A single report is named by its file, repeated runs by their folder.
             let shown = match &loaded[columns.clone()] {
                 [(file, _)] => file.display().to_string(),
@@ -1002,14 +1048,17 @@ pub(crate) fn compare(
                         checked.join(", ")
                     );
                 }
-                if loads.len() > 1 || !not_gated.is_empty() {
+                if another_load || !not_gated.is_empty() {
+                    if another_load {
+                        other_loads.push(shown);
+                    }
                     continue;
                 }
                 return exit_code::USAGE;
             }
             outln!("{shown}, against {}:", paths[0].display());
-            if loads.len() > 1 {
-                outln!("(of different loads: its verdicts below are not gated, see the verdict)");
+            if another_load {
+                outln!("(of another load than the baseline's: its verdicts below are not gated, see the verdict)");
             } else if loaded[columns.clone()]
                 .iter()
                 .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid)
@@ -1036,7 +1085,10 @@ pub(crate) fn compare(
             let invalid = loaded[columns.clone()]
                 .iter()
                 .any(|(_, r)| r.verdict == imbench_loadgen::report::Verdict::Invalid);
-            regressed |= !invalid && findings.iter().any(|f| f.regressed);
+            regressed |= !invalid && !another_load && findings.iter().any(|f| f.regressed);
+            if another_load {
+                other_loads.push(shown);
+            }
         }
     }
     let baseline_invalid = baseline
@@ -1125,38 +1177,84 @@ pub(crate) fn compare(
             }
         }
     }
-    if fail_on_regression.is_some() && loads.len() > 1 {
+    let (line, code) = gate_verdict(&Gate {
+        gating: fail_on_regression.is_some(),
+        regressed,
+        baseline_invalid,
+        not_gated: &not_gated,
+        other_loads: &other_loads,
+        loads_differ: loads.len() > 1,
+    });
+    if let Some(line) = line {
+        outln!("{line}");
+    }
+    code
+}
+
+/// What a comparison found, for its verdict.
+struct Gate<'a> {
+    /// `--fail-on-regression` was given.
+    gating: bool,
+    /// A valid candidate of the baseline's load regressed.
+    regressed: bool,
+    /// A baseline run was invalid.
+    baseline_invalid: bool,
+    /// Invalid reports, each with why.
+    not_gated: &'a [String],
+    /// Candidates that ran another load than the baseline's.
+    other_loads: &'a [String],
+    /// The reports ran more than one load in all.
+    loads_differ: bool,
+}
+
+/// The verdict line of a comparison (none for one without a gate that found nothing) and its
+/// exit code. A valid candidate of the baseline's load that regressed against a valid
+/// baseline is the verdict whatever became of the others (invalid, or of another load): running
+/// them again would not change it.
+fn gate_verdict(g: &Gate) -> (Option<String>, u8) {
+    if g.regressed && !g.baseline_invalid {
+        let mut beside = Vec::new();
+        if !g.not_gated.is_empty() {
+            beside.push(format!("invalid: {}", g.not_gated.join("; ")));
+        }
+        if !g.other_loads.is_empty() {
+            beside.push(format!(
+                "of another load than the baseline's: {}",
+                g.other_loads.join("; ")
+            ));
+        }
+        let line = if beside.is_empty() {
+            "verdict: REGRESSION".to_string()
+        } else {
+            format!(
+                "verdict: REGRESSION (and not gated, {})",
+                beside.join("; and ")
+            )
+        };
+        return (Some(line), exit_code::SLO_FAILED);
+    }
+    if g.gating && (!g.other_loads.is_empty() || g.loads_differ) {
         // A change is judged on one load before and after it: against another load, a
         // "regression" is the difference between the loads.
-        outln!(
-            "verdict: NOT GATED: the reports ran different loads (see the note above); the gate compares one load before and after a change"
+        return (
+            Some("verdict: NOT GATED: the reports ran different loads (see the note above); the gate compares one load before and after a change".to_string()),
+            exit_code::INVALID,
         );
-        exit_code::INVALID
-    } else if regressed && !baseline_invalid {
-        // A valid candidate regressed against a valid baseline: running the invalid ones again
-        // would not change that, so it is the verdict, and they are named beside it.
-        if not_gated.is_empty() {
-            outln!("verdict: REGRESSION");
-        } else {
-            outln!(
-                "verdict: REGRESSION (and not gated, invalid: {})",
-                not_gated.join("; ")
-            );
-        }
-        exit_code::SLO_FAILED
-    } else if !not_gated.is_empty() {
-        outln!(
-            "verdict: INVALID, not gated: an invalid run's figures are not the system's: {}",
-            not_gated.join("; ")
-        );
-        exit_code::INVALID
-    } else {
-        if fail_on_regression.is_some() {
-            // A gate that passed says so, as one that failed does.
-            outln!("verdict: OK: no figure regressed");
-        }
-        exit_code::OK
     }
+    if !g.not_gated.is_empty() {
+        return (
+            Some(format!(
+                "verdict: INVALID, not gated: an invalid run's figures are not the system's: {}",
+                g.not_gated.join("; ")
+            )),
+            exit_code::INVALID,
+        );
+    }
+    // A gate that passed says so, as one that failed does.
+    let line = g
+        .gating
+        .then(|| "verdict: OK: no figure regressed".to_string());
+    (line, exit_code::OK)
 }
 
 #[cfg(test)]
@@ -1166,6 +1264,32 @@ mod tests {
 
     fn names(files: &[&str]) -> Vec<String> {
         column_names(files.iter().map(|f| Path::new(*f)))
+    }
+
+    /// A candidate of the baseline's load that regressed fails the gate (exit 1) beside one
+    /// of another load, which alone would leave it not gated (exit 3).
+    #[test]
+    fn a_regression_is_the_verdict_beside_a_candidate_of_another_load() {
+        use super::{gate_verdict, Gate};
+        let other = vec!["ci1/report.json".to_string()];
+        let gate = |regressed| Gate {
+            gating: true,
+            regressed,
+            baseline_invalid: false,
+            not_gated: &[],
+            other_loads: &other,
+            loads_differ: true,
+        };
+        let (line, code) = gate_verdict(&gate(true));
+        assert_eq!(code, imbench_loadgen::exit_code::SLO_FAILED);
+        let line = line.expect("a verdict");
+        assert!(
+            line.starts_with("verdict: REGRESSION (and not gated, of another load than the baseline's: ci1/report.json"),
+            "{line}"
+        );
+        let (line, code) = gate_verdict(&gate(false));
+        assert_eq!(code, imbench_loadgen::exit_code::INVALID);
+        assert!(line.expect("a verdict").starts_with("verdict: NOT GATED"));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct RunContext {
     /// Clients whose first login completed after sending had begun: messages sent to them
     /// before then found nobody, which a system that keeps nothing for an absent client loses.
     pub late_logins: AtomicU64,
+    /// How long after sending began the latest of those logins completed (µs): the sends its
+    /// client did not make.
+    pub latest_login_after_send_start_us: AtomicU64,
     finished: watch::Sender<bool>,
     finished_flag: AtomicBool,
     problems: Mutex<Problems>,
@@ -153,6 +156,7 @@ impl RunContext {
             notes,
             outages: None,
             late_logins: AtomicU64::new(0),
+            latest_login_after_send_start_us: AtomicU64::new(0),
             plan,
             ledger,
             files: crate::measure::file_ledger::FileLedger::default(),

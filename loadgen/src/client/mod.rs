@@ -191,8 +191,11 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     };
     counters.connected.store(true, Relaxed);
-    if ctx.clock.now_us() > ctx.send_start_us {
+    let now = ctx.clock.now_us();
+    if now > ctx.send_start_us {
         ctx.late_logins.fetch_add(1, Relaxed);
+        ctx.latest_login_after_send_start_us
+            .fetch_max(now - ctx.send_start_us, Relaxed);
     }
     let streams = conn.side_streams.clone();
     if let Some(q) = &streams {

@@ -53,9 +53,20 @@ pub fn render(report: &Report) -> String {
         .max()
         .unwrap_or(0);
     let measured = report.runs.iter().map(|r| r.duration_s).fold(0.0, f64::max);
+    // Those that never connected are said beside them, as the text table says them.
+    let never = match report
+        .runs
+        .iter()
+        .map(|r| r.counters.connect_failures)
+        .max()
+        .unwrap_or(0)
+    {
+        0 => String::new(),
+        n => format!(" ({n} never connected)"),
+    };
     let _ = writeln!(
         out,
-        "<p>{clients} clients, {measured:.1} s measured, over {}{}; imbench {}</p>",
+        "<p>{clients} clients{never}, {measured:.1} s measured, over {}{}; imbench {}</p>",
         escape(&transports.join(", ")),
         escape(&report.network_suffix()),
         escape(&report.version)

@@ -760,11 +760,19 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         ));
     }
     let late = ctx.late_logins.load(std::sync::atomic::Ordering::Relaxed);
+    let latest_us = ctx
+        .latest_login_after_send_start_us
+        .load(std::sync::atomic::Ordering::Relaxed);
     let short = totals.rejected > 0 || totals.delivered < totals.sent;
-    // Said when something went missing: the last client of a ramp-up often logs in a moment
-    // after sending began, which on its own costs nothing worth a note.
-    if late > 0 && short && config.shard.is_none() {
+    // Said when something went missing, or when a login came so late that its client's
+    // missing sends are a share of the load: the last client of a ramp-up often logs in a
+    // moment after sending began, which on its own costs nothing worth a note.
+    if late > 0
+        && (short || Duration::from_micros(latest_us) >= LATE_LOGIN_WORTH_A_NOTE)
+        && config.shard.is_none()
+    {
         let where_they_went = match &config.server {
+            _ if !short => "",
             // NATS keeps nothing for a client that is not there, and an MQTT broker has no
             // session for a client that has not logged in yet (an earlier run's is cleared).
             ServerSpec::Nats(_) | ServerSpec::Mqtt(_) => "; a message sent to one of them before it was online had nobody to go to, and is counted in `lost` (over MQTT 5 at QoS 1, `rejected`)",
@@ -778,8 +786,9 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
         // A late client begins its sends when it logs in (it does not owe those it could not
         // have sent), so `sent` falls short of the schedule, and of another target's run of it.
         notes.push(format!(
-            "{late} {} only after sending had begun (the ramp-up of {} was shorter than the logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
+            "{late} {} only after sending had begun, the last {} after (the ramp-up of {} was shorter than the logins took): each began its sends when it logged in, so this run sent fewer messages than its schedule had{where_they_went}; a longer --ramp-up gives every client time",
             if late == 1 { "client logged in" } else { "clients logged in" },
+            short_duration(Duration::from_micros(latest_us)),
             short_duration(ctx.scenario.ramp_up)
         ));
     }
@@ -1689,6 +1698,10 @@ fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>
     s.ramp_up = needed;
     vec![note]
 }
+
+/// A login this long after sending began is said, whatever went missing: its client's sends
+/// until then were not made, and the run sent fewer messages than its schedule had.
+const LATE_LOGIN_WORTH_A_NOTE: Duration = Duration::from_millis(100);
 
 /// How long a stopped run waits for what is in flight, at most.
 pub const STOPPED_DRAIN: Duration = Duration::from_secs(3);
