@@ -1639,8 +1639,6 @@ fn ensure_files(
     }
 }
 
-/// Stretches the scenario's ramp-up so that no more than the connect rate of connections
-/// start per second; returns what it changed, in words.
 /// The transport whose default connect rate paces `config`'s logins: its own, or for another
 /// system's target (whose clients speak over TCP) TLS when the target asks for it, the
 /// handshake being what costs.
@@ -1658,6 +1656,8 @@ fn paced_as(config: &RunConfig) -> Transport {
     }
 }
 
+/// Stretches the scenario's ramp-up so that no more than the connect rate of connections
+/// start per second; returns what it changed, in words.
 fn pace_connections(s: &mut Scenario, transport: Transport, shard: Option<Shard>) -> Vec<String> {
     let rate = s.generator.connect_rate_for(transport);
     let here = clients_in(s, shard);
@@ -1815,7 +1815,7 @@ impl Watchdog {
         self.port.as_ref().and_then(port_watch::PortWatch::gone)
     }
 
-    /// The same, for clients on the held path whose client side is `namespace`.
+    /// The watchdog, for clients on the held path whose client side is `namespace`.
     fn on_held_path(self, namespace: Option<String>) -> Self {
         Self {
             held_path: namespace,
