@@ -583,7 +583,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             rss_connected = rss_connected.max(report::rss_bytes());
             clients_at_rss = logged_in(&ctx);
             logging_in_at_measure_start =
-                clients_in(&s, config.shard).saturating_sub(logged_in(&ctx) + failed_logins(&ctx));
+                clients_in(&s, config.shard).saturating_sub(clients_at_rss + failed_logins(&ctx));
             cpu_at_measure_start = Some(imbench_server::process::cpu_seconds());
             threads_at_measure_start = Some(CpuSnapshot::take());
             delivered_at_measure_start = Some(deliveries_so_far(&ctx));
@@ -1104,14 +1104,12 @@ async fn driver_for(
             target.clone(),
             s.largest_body() as usize + crate::driver::envelope::ENVELOPE_LEN,
         )),
-        ServerSpec::Mqtt(target) => Driver::Mqtt(
-            MqttDriver::new(
-                target.clone(),
-                s.largest_body() + crate::driver::envelope::ENVELOPE_LEN as u64,
-                s.clients.max(s.groups.count) as u64,
-            )
-            .with_login_timeout(s.generator.connect_timeout),
-        ),
+        ServerSpec::Mqtt(target) => Driver::Mqtt(MqttDriver::new(
+            target.clone(),
+            s.largest_body() + crate::driver::envelope::ENVELOPE_LEN as u64,
+            s.clients.max(s.groups.count) as u64,
+            s.generator.connect_timeout,
+        )),
         ServerSpec::Xmpp(target) => {
             Driver::Xmpp(crate::driver::xmpp::XmppDriver::new(target.clone()))
         }
@@ -1738,14 +1736,8 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
     let Some(why) = watchdog.check(ctx) else {
         return;
     };
-    let wait = if watchdog.port_closed().is_some() {
-        // Nothing more can arrive from a server whose process has ended.
-        match watchdog.silent_since_us(ctx) {
-            Some(at) => ctx.stop_at(why, at),
-            None => ctx.stop(why),
-        }
-        Duration::ZERO
-    } else if holding_a_connection(ctx) == 0 {
+    let process_ended = watchdog.port_closed().is_some();
+    let wait = if holding_a_connection(ctx) == 0 && !process_ended {
         match ctx.last_loss_us() {
             Some(at) => ctx.stop_at(why, at),
             None => ctx.stop(why),
@@ -1758,7 +1750,12 @@ fn watch_server(ctx: &RunContext, watchdog: &mut Watchdog, drain_deadline: &mut 
             Some(at) => ctx.stop_at(why, at),
             None => ctx.stop(why),
         }
-        STOPPED_DRAIN
+        // Nothing more can arrive from a server whose process has ended.
+        if process_ended {
+            Duration::ZERO
+        } else {
+            STOPPED_DRAIN
+        }
     };
     *drain_deadline = (*drain_deadline).min(Instant::now() + wait);
 }

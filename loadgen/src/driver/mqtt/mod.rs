@@ -67,8 +67,14 @@ pub struct MqttDriver {
 
 impl MqttDriver {
     /// Clients of `target` that publish payloads of up to `largest_payload` bytes to users
-    /// and groups numbered up to `largest_id`.
-    pub fn new(target: MqttTarget, largest_payload: u64, largest_id: u64) -> Self {
+    /// and groups numbered up to `largest_id`, each login given `login_timeout` (the run's
+    /// `generator.connect_timeout`, which ends it).
+    pub fn new(
+        target: MqttTarget,
+        largest_payload: u64,
+        largest_id: u64,
+        login_timeout: std::time::Duration,
+    ) -> Self {
         let topic = target
             .user_topic(largest_id)
             .len()
@@ -77,14 +83,8 @@ impl MqttDriver {
             largest_publish: wire::publish_size(topic, largest_payload),
             target: std::sync::Arc::new(target),
             cleared: Default::default(),
-            login_timeout: std::time::Duration::from_secs(10),
+            login_timeout,
         }
-    }
-
-    /// Gives each login `timeout`, the run's `generator.connect_timeout`, which ends it.
-    pub fn with_login_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.login_timeout = timeout;
-        self
     }
 
     /// What the clients connect to.
