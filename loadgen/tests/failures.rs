@@ -90,8 +90,9 @@ fn tcp_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::Socke
     (server_config, addr)
 }
 
-/// A QUIC server that ends as a killed process does, `after` from now: its runtime and every
-/// handle to it dropped at once, with no close or Bye, so that its UDP port closes with it.
+/// A QUIC server that ends as a killed process does, `after` from now: its runtime stopped
+/// first, so that no task is left to send a close or Bye, then every handle to it dropped, so
+/// that its UDP port closes with it.
 fn quic_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::SocketAddr) {
     let server_config = ServerConfig::loopback_on(&[Transport::Quic]).unwrap();
     let server_rt = tokio::runtime::Runtime::new().unwrap();
@@ -101,8 +102,10 @@ fn quic_server_vanishing_after(after: Duration) -> (ServerConfig, std::net::Sock
     let addr = server.addr(Transport::Quic).unwrap();
     std::thread::spawn(move || {
         std::thread::sleep(after);
-        drop(server);
+        // The other way round, a connection dropped while its driver still ran could send a
+        // CONNECTION_CLOSE (a killed process sends none), and the clients heard of it.
         server_rt.shutdown_background();
+        drop(server);
     });
     (server_config, addr)
 }
