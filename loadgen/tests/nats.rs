@@ -359,7 +359,7 @@ async fn jetstream_acks_each_message_once_stored_and_a_server_without_it_is_name
     let target = ServerSpec::Nats(NatsTarget::parse(&url).expect("a jetstream target"));
     let small = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
     let refused = imbench_loadgen::run(config(small, target)).await;
-    assert_refused_as_misconfigured(refused, &["is JetStream on"]);
+    assert_refused_as_misconfigured(refused, &["does not run JetStream", "-js"]);
     drop(nats);
     let _ = std::fs::remove_dir_all(store);
 }

@@ -52,6 +52,12 @@ const SETUP_SID: u64 = 2;
 /// How long the stream's creation may take before JetStream is taken to be off.
 const JETSTREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The same wait when the server's INFO does not say it runs JetStream: without it the
+/// question goes unanswered (this driver does not ask for NATS's "no responders" status,
+/// which needs message headers), and only a server that forwards JetStream's API elsewhere
+/// answers at all, within a round trip or two.
+const JETSTREAM_WAIT_UNOFFERED: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a JetStream stream keeps: at most this long, and this many bytes (the oldest go first),
 /// so that runs do not fill the server.
 const STREAM_MAX_AGE_NS: u64 = 3_600_000_000_000;
@@ -393,6 +399,7 @@ impl NatsDriver {
                         target,
                         storage,
                         &self.inbox,
+                        wire::offers_jetstream(&info),
                     )
                 })
                 .await
@@ -443,6 +450,7 @@ async fn create_stream(
     target: &NatsTarget,
     storage: Storage,
     inbox: &str,
+    offered: bool,
 ) -> Result<Result<(), String>, String> {
     let name = target.stream_name();
     let config = serde_json::json!({
@@ -470,7 +478,12 @@ async fn create_stream(
         .write_all(&out)
         .await
         .map_err(|e| format!("asking {place} for stream {name}: {e}"))?;
-    let waited = tokio::time::timeout(JETSTREAM_WAIT, async {
+    let wait = if offered {
+        JETSTREAM_WAIT
+    } else {
+        JETSTREAM_WAIT_UNOFFERED
+    };
+    let waited = tokio::time::timeout(wait, async {
         loop {
             match next_op(read, inbuf).await {
                 Ok(Some(ServerOp::Msg {
@@ -491,9 +504,14 @@ async fn create_stream(
     })
     .await;
     let answer = match waited {
+        Err(_) if offered => {
+            return Ok(Err(format!(
+                "the NATS server at {place} did not answer the creation of JetStream stream {name} within {wait:?}, though its INFO says JetStream is on: is its JetStream short of resources, or is this account's JetStream off?"
+            )))
+        }
         Err(_) => {
             return Ok(Err(format!(
-                "the NATS server at {place} did not answer the creation of JetStream stream {name} within {JETSTREAM_WAIT:?}: is JetStream on (nats-server -js, or jetstream {{}} in its configuration)?"
+                "the NATS server at {place} does not run JetStream (its INFO does not say \"jetstream\":true, and the creation of stream {name} went unanswered for {wait:?}): start it with -js, or jetstream {{}} in its configuration, or drop ?jetstream= from the target"
             )))
         }
         Ok(Err(e)) => return Err(format!("creating JetStream stream {name} at {place}: {e}")),

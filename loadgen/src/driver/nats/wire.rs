@@ -182,6 +182,16 @@ pub fn tls_offer(info: &str) -> TlsOffer {
     }
 }
 
+/// Whether a server's INFO says it runs JetStream (`"jetstream":true`, which nats-server
+/// writes from 2.2 on). A server that does not say so may still answer JetStream's API for
+/// another (a leaf node's hub), so this shortens the wait for an answer rather than refusing.
+pub fn offers_jetstream(info: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(info)
+        .ok()
+        .and_then(|json| json.get("jetstream")?.as_bool())
+        == Some(true)
+}
+
 /// The largest payload a server's INFO says it takes, when it says.
 pub fn max_payload(info: &str) -> Option<usize> {
     let json: serde_json::Value = serde_json::from_str(info).ok()?;
@@ -283,6 +293,16 @@ mod tests {
         let mut b = BytesMut::new();
         publish_for_reply(&mut b, "im.u.2", Some("_INBOX.a.7"), b"ab", b"c");
         assert_eq!(&b[..], b"PUB im.u.2 _INBOX.a.7 3\r\nabc\r\n");
+    }
+
+    #[test]
+    fn an_info_says_whether_jetstream_is_on() {
+        assert!(offers_jetstream(r#"{"headers":true,"jetstream":true}"#));
+        assert!(!offers_jetstream(
+            r#"{"headers":true,"max_payload":1048576}"#
+        ));
+        assert!(!offers_jetstream(r#"{"jetstream":false}"#));
+        assert!(!offers_jetstream("not json"));
     }
 
     #[test]
