@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use imbench_loadgen::run::compare::Leg;
 use imbench_loadgen::{Overrides, ProgressMode, RunConfig, Scenario, ServerSpec};
 use imbench_server::Secret;
-use imbench_transport::{ClientTrust, QuicOptions, Transport};
+use imbench_transport::{ClientTrust, Transport};
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -852,13 +852,8 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
         ProgressArg::Quiet => ProgressMode::Quiet,
     };
     let config = RunConfig {
-        scenario,
-        server: legs[0].server.clone(),
         out_dir,
         progress,
-        quic: QuicOptions::default(),
-        transport: legs[0].transport,
-        interrupt: None,
         shard: match args.shards {
             Some(count) => Some(shard_from_env(
                 count,
@@ -868,9 +863,7 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
         },
         label: legs[0].label.clone(),
         target_url: legs[0].target_url.clone(),
-        live: None,
-        path: None,
-        namespace: None,
+        ..RunConfig::new(scenario, legs[0].server.clone(), legs[0].transport)
     };
     Ok((config, legs))
 }

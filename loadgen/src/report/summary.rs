@@ -74,7 +74,9 @@ pub fn markdown(report: &Report) -> String {
 /// Text from a scenario or a run (a name, a reason, a note) as Markdown shows it: its `<`, `>`
 /// and `&` escaped outside code spans, so that a name such as `<!--` cannot hide the rest of
 /// the summary in the page that renders it. Within a code span (`` `direct.p99 < 1s` ``)
-/// nothing is HTML and an escape would show as written.
+/// nothing is HTML and an escape would show as written. Quotes stay as they are (html.rs's
+/// `escape` writes them as entities, which an attribute needs and a reader of the raw
+/// Markdown would have to decode).
 fn text(s: &str) -> String {
     let parts: Vec<&str> = s.split('`').collect();
     // A last backtick without its pair opens no code span.

@@ -170,28 +170,39 @@ pub enum ServerSpec {
 }
 
 impl ServerSpec {
+    /// For another system's target, whether its clients speak TLS (`nats+tls`, `mqtts`,
+    /// STARTTLS); `None` for imbench's own server and the in-process hub, whose transport
+    /// says it.
+    fn target_tls(&self) -> Option<bool> {
+        match self {
+            ServerSpec::Nats(t) => Some(t.tls.is_some()),
+            ServerSpec::Mqtt(t) => Some(t.tls.is_some()),
+            ServerSpec::Xmpp(t) => Some(t.tls.is_some()),
+            ServerSpec::Embedded | ServerSpec::Remote { .. } | ServerSpec::Memory => None,
+        }
+    }
+
     /// The system's protocol where it is not imbench's own, with what sets its figures apart
     /// (`mqtt-qos2-persistent`): reports show it where they show the transport.
     pub fn protocol(&self) -> Option<String> {
+        let tls = tls_tag(self.target_tls().unwrap_or(false));
         match self {
             ServerSpec::Memory => Some("memory".into()),
             ServerSpec::Nats(t) => Some(format!(
-                "nats{}{}",
-                tls_tag(t.tls.is_some()),
+                "nats{tls}{}",
                 // The storage is named: a stream on disk and one in memory are compared often.
                 t.jetstream
                     .map(|s| format!("-jetstream-{}", s.name()))
                     .unwrap_or_default()
             )),
-            ServerSpec::Xmpp(t) => Some(format!("xmpp{}", tls_tag(t.tls.is_some()))),
+            ServerSpec::Xmpp(_) => Some(format!("xmpp{tls}")),
             ServerSpec::Mqtt(t) => Some(format!(
-                "mqtt{}{}{}{}",
+                "mqtt{}{tls}{}{}",
                 if t.version == crate::driver::mqtt::Version::V5 {
                     "5"
                 } else {
                     ""
                 },
-                tls_tag(t.tls.is_some()),
                 match t.qos {
                     0 => "-qos0",
                     2 => "-qos2",
@@ -261,6 +272,29 @@ pub struct RunConfig {
     /// The network namespace the caller put the clients in (`--namespace`: the client side of
     /// a path `imbench path` holds), named in the report.
     pub namespace: Option<String>,
+}
+
+impl RunConfig {
+    /// `scenario` against `server` over `transport`, the rest as a run with no flags has it:
+    /// no report folder, no progress lines, the default QUIC settings, all the clients, no
+    /// interrupt, label, live figures or network path.
+    pub fn new(scenario: Scenario, server: ServerSpec, transport: Transport) -> Self {
+        Self {
+            scenario,
+            server,
+            out_dir: None,
+            progress: ProgressMode::Quiet,
+            quic: QuicOptions::default(),
+            transport,
+            interrupt: None,
+            shard: None,
+            label: None,
+            target_url: None,
+            live: None,
+            path: None,
+            namespace: None,
+        }
+    }
 }
 
 /// What a finished run produced.
@@ -1641,13 +1675,7 @@ fn ensure_files(
 /// system's target (whose clients speak over TCP) TLS when the target asks for it, the
 /// handshake being what costs.
 fn paced_as(config: &RunConfig) -> Transport {
-    let tls = match &config.server {
-        ServerSpec::Nats(t) => t.tls.is_some(),
-        ServerSpec::Mqtt(t) => t.tls.is_some(),
-        ServerSpec::Xmpp(t) => t.tls.is_some(),
-        _ => return config.transport,
-    };
-    if tls {
+    if config.server.target_tls() == Some(true) {
         Transport::Tls
     } else {
         config.transport
@@ -2641,20 +2669,8 @@ mod tests {
     /// Another system's target is paced as TLS when it asks for TLS, as plain TCP otherwise.
     #[test]
     fn a_target_with_tls_is_paced_as_a_tls_handshake() {
-        let config = |server: ServerSpec| RunConfig {
-            scenario: Scenario::builtin_default(),
-            server,
-            out_dir: None,
-            progress: ProgressMode::Quiet,
-            quic: QuicOptions::default(),
-            transport: Transport::Tcp,
-            interrupt: None,
-            shard: None,
-            label: None,
-            target_url: None,
-            live: None,
-            path: None,
-            namespace: None,
+        let config = |server: ServerSpec| {
+            RunConfig::new(Scenario::builtin_default(), server, Transport::Tcp)
         };
         let mqtt = |url: &str| {
             ServerSpec::Mqtt(crate::driver::mqtt::MqttTarget::parse(url).expect("a target"))

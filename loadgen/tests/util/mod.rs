@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imbench_loadgen::{ProgressMode, RunConfig, Scenario, ServerSpec};
+use imbench_loadgen::{RunConfig, Scenario, ServerSpec};
 use imbench_server::ServerConfig;
-use imbench_transport::QuicOptions;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -50,21 +49,7 @@ max_hiccup = "1h"
 }
 
 pub fn config(scenario: Scenario, server: ServerSpec) -> RunConfig {
-    RunConfig {
-        scenario,
-        server,
-        out_dir: None,
-        progress: ProgressMode::Quiet,
-        quic: QuicOptions::default(),
-        transport: imbench_transport::Transport::Quic,
-        interrupt: None,
-        shard: None,
-        label: None,
-        target_url: None,
-        live: None,
-        path: None,
-        namespace: None,
-    }
+    RunConfig::new(scenario, server, imbench_transport::Transport::Quic)
 }
 
 /// `config` with an interrupt (as Ctrl-C gives) `after` from now: call it inside the runtime.
