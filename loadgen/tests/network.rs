@@ -116,6 +116,34 @@ fn a_delay_on_the_path_shows_in_every_latency() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The first login, which checks that the server answers, takes its round trips before the
+/// run's clock starts: on a slow path they would otherwise come out of the ramp-up and the
+/// warm-up, and the clients would log in that much later on the run's timeline.
+#[test]
+#[ignore = "needs root; .ci/run runs it"]
+fn the_first_login_of_a_slow_path_takes_nothing_from_the_ramp_up() {
+    let dir = temp_dir("first-login");
+    // A login is two round trips of 400 ms (the handshake, then Hello and its answer), begun
+    // in the first 100 ms: every client is in by about 0.9 s. After a first login of its own
+    // on the run's clock they would come in at about 1.7 s.
+    let scenario = format!(
+        "{}[network.up]\ndelay = \"200ms\"\n[network.down]\ndelay = \"200ms\"\n",
+        TINY_TOML.replace("duration = \"1s\"", "duration = \"2s\"")
+    );
+    let (_, text) = run_over(&dir, &scenario, "quic");
+    let intervals = std::fs::read_to_string(dir.join("r/intervals.jsonl")).unwrap();
+    let by_1_3s: Vec<serde_json::Value> = intervals
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|i: &serde_json::Value| i["t_s"].as_f64().is_some_and(|t| t < 1.3))
+        .collect();
+    let last = by_1_3s
+        .last()
+        .unwrap_or_else(|| panic!("no second before 1.3 s:\n{intervals}\n{text}"));
+    assert_eq!(last["connected"], 10, "{intervals}\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 #[ignore = "needs root; .ci/run runs it"]
 fn a_login_costs_the_round_trips_of_its_transport_and_0rtt_saves_one() {

@@ -191,11 +191,11 @@ pub async fn run_client(ctx: Arc<RunContext>, index: usize) {
         }
     };
     counters.connected.store(true, Relaxed);
-    let now = ctx.clock.now_us();
-    if now > ctx.send_start_us {
+    if let Some(late_us) = login_late_by(ctx.clock.now_us(), ctx.send_start_us, ctx.schedule_end())
+    {
         ctx.late_logins.fetch_add(1, Relaxed);
         ctx.latest_login_after_send_start_us
-            .fetch_max(now - ctx.send_start_us, Relaxed);
+            .fetch_max(late_us, Relaxed);
     }
     let streams = conn.side_streams.clone();
     if let Some(q) = &streams {
@@ -990,9 +990,27 @@ async fn send_direct(
     conn.sender.send(Op::Send { msg_id, to, body }).await
 }
 
+/// How long after sending began a login that completed at `now_us` came, if it came after:
+/// its client's sends until then were never made. Not of a run whose schedule ended (Ctrl-C,
+/// a server gone) before sending began: no send was missed, whenever the login completed.
+fn login_late_by(now_us: u64, send_start_us: u64, schedule_end_us: u64) -> Option<u64> {
+    (now_us > send_start_us && schedule_end_us > send_start_us).then(|| now_us - send_start_us)
+}
+
 #[cfg(test)]
 mod tests {
     use super::WriteTimes;
+
+    #[test]
+    fn a_login_is_late_only_after_sending_began_in_a_schedule_that_reached_it() {
+        use super::login_late_by;
+        assert_eq!(login_late_by(5_000, 1_000, 10_000), Some(4_000));
+        assert_eq!(login_late_by(900, 1_000, 10_000), None);
+        // Stopped before sending began: a login completed after is not late for anything.
+        assert_eq!(login_late_by(5_000, 1_000, 600), None);
+        // Stopped after sending began: a login after the stop still missed sends before it.
+        assert_eq!(login_late_by(5_000, 1_000, 3_000), Some(4_000));
+    }
 
     #[test]
     fn logins_outlasting_a_lossy_path_are_put_down_to_its_losses() {

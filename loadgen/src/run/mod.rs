@@ -508,6 +508,22 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     }
     let (driver, embedded) = driver_for(&config, &s).await?;
     check_driver_gives(&driver, &s)?;
+    // Fail fast, with the reason, when the server cannot be reached at all. Before the run's
+    // clock starts: on a slow path this login takes round trips that would otherwise come out
+    // of the ramp-up and the warm-up.
+    let probe_user = s.clients as u64;
+    // With receipts, which it never sends: whatever a server holds for this user (a server that
+    // keeps holds across runs) goes back to its hold when the probe leaves, instead of being
+    // written to a connection that reads nothing and forgotten.
+    let probe = driver.first_connect(probe_user, true, s.generator.connect_timeout);
+    // Ctrl-C while the first connection is still unanswered ends the run there.
+    let probed = tokio::select! {
+        probed = probe => probed,
+        () = interrupted(&config) => return Err(RunError::InterruptedBeforeStart),
+    };
+    judge_probe(probed, driver.describe(), s.generator.connect_timeout)
+        .await
+        .map_err(|e| through_the_path(e, &config))?;
     let path_before = config.path.as_ref().map(|p| p.stats());
     // This run's name on the live endpoint, as in its report.
     let target = run_name(config.label.as_deref(), &config.server, config.transport);
@@ -549,23 +565,6 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
             source,
         })?
     };
-
-    // Fail fast, with the reason, when the server cannot be reached at all.
-    let probe_user = s.clients as u64;
-    // With receipts, which it never sends: whatever a server holds for this user (a server that
-    // keeps holds across runs) goes back to its hold when the probe leaves, instead of being
-    // written to a connection that reads nothing and forgotten.
-    let probe = ctx
-        .driver
-        .first_connect(probe_user, true, s.generator.connect_timeout);
-    // Ctrl-C while the first connection is still unanswered ends the run there.
-    let probed = tokio::select! {
-        probed = probe => probed,
-        () = interrupted(&config) => return Err(RunError::InterruptedBeforeStart),
-    };
-    judge_probe(probed, ctx.driver.describe(), s.generator.connect_timeout)
-        .await
-        .map_err(|e| through_the_path(e, &config))?;
 
     let mut clients = start_clients(&ctx, config.shard, || {
         config.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
