@@ -3496,10 +3496,6 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
             "hold the path with `imbench path` and give --namespace",
         ),
         (
-            [&shard("1/1")[..8], &["--network", "loopback"]].concat(),
-            "hold the path with `imbench path` and give --namespace",
-        ),
-        (
             vec![
                 "run",
                 s,
@@ -3551,6 +3547,24 @@ fn a_search_or_rate_out_of_bounds_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
     }
+    // `--network loopback` is no path: beside a server of one's own it takes a scenario's
+    // [network] away, and the run goes on to find nothing listening there.
+    let lossy = dir.file(
+        "lossy.toml",
+        &std::fs::read_to_string(scenario.as_path())
+            .unwrap()
+            .replace("[generator]", "[network]\nprofile = \"lossy\"\n[generator]"),
+    );
+    let lossy = lossy.to_str().unwrap();
+    let mut args = shard("1/1")[..8].to_vec();
+    args[1] = lossy;
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("imbench path"), "{}", text(&out));
+    args.extend(["--network", "loopback"]);
+    let out = imbench(&dir, &args);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("nothing listens"), "{}", text(&out));
 }
 
 /// A port that speaks something else is named as such for each transport: an HTTP/1.0 server

@@ -135,7 +135,8 @@ pub(crate) struct RunArgs {
     /// The network between clients and the embedded server, emulated packet by packet
     /// (needs root): lan, wifi, 4g, 3g, lossy, or loopback for none. Replaces the scenario's
     /// [network]. For a server of your own, hold a path with `imbench path` and give
-    /// --namespace.
+    /// --namespace (`loopback` goes with --server or --target: it takes a scenario's
+    /// [network] away).
     // Not refused beside --server or --target by clap: the run's own refusal says what to
     // do instead (`imbench path`).
     #[arg(long, value_name = "PROFILE", value_parser = network_profile)]

@@ -11,8 +11,13 @@ const PATH_FOR_EMBEDDED_ONLY: &str = "a path that imbench run makes (--network, 
      `imbench path` and give --namespace (docs/network.md)";
 
 pub(crate) fn run(args: RunArgs) -> u8 {
-    // Even `--network loopback`, which makes no path: the flag is about the embedded server.
-    if args.network.is_some() && (!args.server.is_empty() || !args.target.is_empty()) {
+    // `--network loopback` makes no path: beside a server of one's own it takes a scenario's
+    // [network] away (a lossy scenario run against that server as it is).
+    let makes_a_path = args
+        .network
+        .as_deref()
+        .is_some_and(|n| !n.eq_ignore_ascii_case(imbench_loadgen::config::network::LOOPBACK));
+    if makes_a_path && (!args.server.is_empty() || !args.target.is_empty()) {
         imbench_loadgen::errln!("imbench: {PATH_FOR_EMBEDDED_ONLY}");
         return exit_code::USAGE;
     }
