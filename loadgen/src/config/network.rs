@@ -186,6 +186,13 @@ impl NetworkSection {
             }
         };
         let Some(mut spec) = base else {
+            if self.shared {
+                return Err(
+                    "network: profile \"loopback\" is no path, so shared = true has no link to \
+                     share: leave it out, or name a profile"
+                        .into(),
+                );
+            }
             if self.up.is_some() || self.down.is_some() {
                 return Err(
                     "network: profile \"loopback\" is no path, so [network.up] and \
@@ -269,6 +276,11 @@ mod tests {
             assert!(!spec.up.is_transparent(), "{}", p.name);
         }
         assert_eq!(NetworkSection::named("loopback").path(), Ok(None));
+        let mut shared_loopback = NetworkSection::named("loopback");
+        shared_loopback.shared = true;
+        assert!(shared_loopback
+            .path()
+            .is_err_and(|e| e.contains("no link to share")));
     }
 
     #[test]

@@ -1386,6 +1386,12 @@ impl Scenario {
                 c.rate
             ));
         }
+        if c.fraction > 0.0 && c.rate == 0.0 {
+            return bad(format!(
+                "churn.fraction is {}, but churn.rate is 0, so no client would drop: give rate (disconnects a second over all the churning clients, 2.0 say), or fraction = 0 for no churn",
+                c.fraction
+            ));
+        }
         if !c.enabled() {
             return Ok(());
         }
@@ -2034,6 +2040,14 @@ mod tests {
             let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
             assert!(
                 err.contains("churn.fraction is 0, so no client would drop"),
+                "{err}"
+            );
+        }
+        for churn in ["fraction = 0.5", "fraction = 0.5\nrate = 0.0"] {
+            let text = format!("{DEFAULT_SCENARIO}\n[churn]\n{churn}\n");
+            let err = Scenario::from_toml(&text, "t").unwrap_err().to_string();
+            assert!(
+                err.contains("churn.rate is 0, so no client would drop"),
                 "{err}"
             );
         }
