@@ -3931,3 +3931,24 @@ fn a_gate_on_a_baseline_whose_runs_failed_their_slos_says_so() {
         text(&out)
     );
 }
+
+/// A first login that times out under a connect timeout shorter than any login takes is put
+/// down to the setting, not to a server that does not answer.
+#[test]
+fn a_connect_timeout_too_short_for_any_login_is_named() {
+    let dir = Dir::new("short-connect-timeout");
+    let scenario = dir.file(
+        "s.toml",
+        &TINY.replace("[generator]", "[generator]\nconnect_timeout = \"1ms\""),
+    );
+    let out = imbench(
+        &dir,
+        &["run", scenario.to_str().unwrap(), "--progress", "quiet"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the scenario's generator.connect_timeout"),
+        "{}",
+        text(&out)
+    );
+}

@@ -1240,13 +1240,23 @@ async fn judge_probe(
         Err(_) => {
             // A port of something else that waits for its own kind of request (an HTTP
             // server) says nothing, as does a host whose firewall drops the packets.
-            let why = format!(
-                "no answer within {timeout:?}: is the address right, and the server running? (a server that hangs, a host that drops the packets, or something that takes a connection and waits for its own kind of request looks like this)"
-            );
+            let why = if timeout < SHORT_CONNECT_TIMEOUT {
+                // Shorter than a login takes anywhere: the setting, not the server.
+                format!(
+                    "no answer within {timeout:?}, the scenario's generator.connect_timeout: a login takes a handshake and a round trip or two, which even on loopback can take longer than that; give a longer connect_timeout (the default is 10s)"
+                )
+            } else {
+                format!(
+                    "no answer within {timeout:?} (generator.connect_timeout): is the address right, and the server running? (a server that hangs, a host that drops the packets, or something that takes a connection and waits for its own kind of request looks like this)"
+                )
+            };
             Err(RunError::Unreachable { target, why })
         }
     }
 }
+
+/// A connect timeout below which a first login that timed out is put down to the timeout.
+const SHORT_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The reference server run in this process, on a runtime of its own: its threads are named
 /// [`crate::measure::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
