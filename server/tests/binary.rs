@@ -595,6 +595,8 @@ fn limits_that_make_no_sense_are_refused_before_starting() {
         ("--hello-timeout", "0s"),
         ("--file-idle-timeout", "1ns"),
         ("--write-timeout", "25h"),
+        // A negative time names its flag too.
+        ("--write-timeout", "-1s"),
         ("--quic-ack-frequency", "often"),
         ("--quic-ack-frequency", "99999999999"),
         ("--quic-ack-frequency", "-3"),

@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().max_connections_per_address)]
     max_connections_per_address: usize,
     /// Time a connection has to say Hello.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, allow_hyphen_values = true)]
     hello_timeout: Duration,
     /// Frames queued per session before it counts as a slow consumer and is disconnected.
     #[arg(long, default_value_t = Limits::default().queue_capacity)]
@@ -87,7 +87,7 @@ struct Args {
     session_queue_bytes: u64,
     /// A client that accepts no byte for this long, while the server has something to write
     /// to it, is disconnected as a slow consumer; what it was not sent is held for it.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, allow_hyphen_values = true)]
     write_timeout: Duration,
     /// Deliveries a client that asked for receipts may leave unconfirmed before the server
     /// waits for its next receipt (0 counts as 1).
@@ -118,7 +118,7 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().transfers_per_user)]
     transfers_per_user: usize,
     /// A transfer in which no byte moves for this long is ended
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, allow_hyphen_values = true)]
     file_idle_timeout: Duration,
     /// QUIC ACK frequency asked of clients: ack-eliciting packets a client may receive without
     /// acknowledging (0 to 1000; 8 means an ACK after 9, 0 an ACK for every packet; within
@@ -692,7 +692,12 @@ fn check_limits(args: &Args) -> Result<(), String> {
         // transfers' idle check ticks at a quarter of its timeout, which must not round to 0).
         if value < Duration::from_millis(1) {
             return Err(format!(
-                "{name} {value:?} is under 1ms: it would give up on every client (or file transfer) at once"
+                "{name} {} is under 1ms: it would give up on every client (or file transfer) at once",
+                if value.is_zero() {
+                    "0s".to_string()
+                } else {
+                    format!("{value:?}")
+                }
             ));
         }
         // Past a day it means "never", which no clock can add up to; a deadline that far
