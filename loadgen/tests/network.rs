@@ -513,6 +513,32 @@ fn a_server_of_ones_own_is_loaded_over_a_path_imbench_path_holds() {
         assert_eq!(out.status.code(), Some(2), "{text}");
         assert!(text.contains(says), "{text}");
     }
+    // The server's address dialled from outside the path: the namespace to give is named.
+    std::fs::write(dir.join("plain.toml"), TINY_TOML).unwrap();
+    let (out, text) = imbench_in(
+        &dir,
+        &[
+            "run",
+            "plain.toml",
+            "--transport",
+            "quic",
+            "--server",
+            &addr,
+            "--secret-file",
+            "secret",
+            "--cert",
+            "cert.pem",
+            "--server-name",
+            "localhost",
+            "--progress",
+            "quiet",
+        ],
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("give --namespace {client_ns}")),
+        "{text}"
+    );
     // The run's own scenario says another network: the report names the path held.
     std::fs::write(
         dir.join("lan.toml"),

@@ -28,6 +28,24 @@ pub(crate) fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
+    // The server side of a held path, dialled from outside it: nothing there answers, and
+    // the run would say only that (the server's banner inside the path prints this address).
+    let path_server = imbench_netpath::SERVER_ADDR.to_string();
+    if args.namespace.is_none()
+        && legs
+            .iter()
+            .any(|l| l.server.host() == Some(path_server.clone()))
+    {
+        let held = imbench_loadgen::config::held_path::held_client_namespaces();
+        imbench_loadgen::errln!(
+            "imbench: {path_server} is the server side of a path `imbench path` holds, reached only from its client side: give --namespace {}",
+            match held.as_slice() {
+                [] => "with the path's client namespace (no path is held now)".to_string(),
+                [one] => one.clone(),
+                more => format!("with one of {}", more.join(", ")),
+            }
+        );
+    }
     // --namespace is checked first: a scenario's [network] must not quietly make a path of
     // its own instead.
     if let Some(name) = &args.namespace {

@@ -40,6 +40,24 @@ impl HeldPath {
     }
 }
 
+/// The client namespaces of the paths `imbench path` holds now (those recorded whose
+/// namespace exists), in name order.
+pub fn held_client_namespaces() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(DIR) else {
+        return Vec::new();
+    };
+    let mut held: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let ns = path.file_stem()?.to_str()?.to_string();
+            (path.extension()? == "json" && imbench_netpath::netns::exists(&ns)).then_some(ns)
+        })
+        .collect();
+    held.sort();
+    held
+}
+
 /// Removes the records of held paths whose client namespace is gone, as a run's own path
 /// coming up removes their namespaces: nothing of a killed `imbench path` is left behind.
 pub fn remove_stale_records() {

@@ -182,6 +182,18 @@ impl ServerSpec {
         }
     }
 
+    /// The host a server of one's own is reached at (as given: an address or a name); `None`
+    /// for the embedded server and the in-process hub.
+    pub fn host(&self) -> Option<String> {
+        match self {
+            ServerSpec::Remote { addr, .. } => Some(addr.ip().to_string()),
+            ServerSpec::Nats(t) => Some(t.host.clone()),
+            ServerSpec::Mqtt(t) => Some(t.host.clone()),
+            ServerSpec::Xmpp(t) => Some(t.host.clone()),
+            ServerSpec::Embedded | ServerSpec::Memory => None,
+        }
+    }
+
     /// The system's protocol where it is not imbench's own, with what sets its figures apart
     /// (`mqtt-qos2-persistent`): reports show it where they show the transport.
     pub fn protocol(&self) -> Option<String> {
