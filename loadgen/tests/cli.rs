@@ -262,6 +262,11 @@ fn exit_0_when_slos_hold_and_the_report_is_written() {
         "{}",
         text(&refused)
     );
+    assert!(
+        text(&refused).contains("failed still holds an earlier run's report, left as it was"),
+        "{}",
+        text(&refused)
+    );
     for m in [
         "direct",
         "direct_uncorrected",

@@ -284,11 +284,15 @@ pub(crate) fn run(args: RunArgs) -> u8 {
                 || matches!(e, imbench_loadgen::RunError::InterruptedBeforeStart)
         });
         if let Some(e) = refused {
-            return run_failed(e);
+            let code = run_failed(e);
+            say_earlier_report_kept(root);
+            return code;
         }
         // Ctrl-C during the check leaves the earlier report too.
         if config.interrupt.as_ref().is_some_and(|rx| *rx.borrow()) {
-            return run_failed(&imbench_loadgen::RunError::InterruptedBeforeStart);
+            let code = run_failed(&imbench_loadgen::RunError::InterruptedBeforeStart);
+            say_earlier_report_kept(root);
+            return code;
         }
         let failed = checked.err();
         match imbench_loadgen::Report::clear_earlier(root) {
@@ -518,6 +522,18 @@ fn repeat(
         }
     }
     worst.max(summary.verdict().exit_code())
+}
+
+/// Says that `root` still holds an earlier run's report, when it does: a run refused or
+/// stopped before it began leaves it as it was, and a reader of the folder must not take it
+/// for this run's.
+fn say_earlier_report_kept(root: &std::path::Path) {
+    if root.join("report.json").is_file() {
+        imbench_loadgen::errln!(
+            "imbench: {} still holds an earlier run's report, left as it was: it is not this run's",
+            root.display()
+        );
+    }
 }
 
 /// Says why a run could not take place and gives its exit code.
