@@ -287,9 +287,14 @@ fn views_of(file: &std::path::Path) -> (PathBuf, PathBuf) {
     if file.file_name().is_some_and(|n| n == "report.json") {
         return (dir.join("summary.md"), dir.join("report.html"));
     }
-    let stem = file
-        .file_stem()
-        .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
+    // A report under a name that does not end in .json keeps its whole name in its views':
+    // `weird.html`'s page is `weird.html.html`, never the report itself.
+    let named = if file.extension().is_some_and(|e| e == "json") {
+        file.file_stem()
+    } else {
+        file.file_name()
+    };
+    let stem = named.map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned());
     (
         dir.join(format!("{stem}.summary.md")),
         dir.join(format!("{stem}.html")),
@@ -1264,6 +1269,31 @@ mod tests {
 
     fn names(files: &[&str]) -> Vec<String> {
         column_names(files.iter().map(|f| Path::new(*f)))
+    }
+
+    /// A report's views never take the report's own name, whatever it is called.
+    #[test]
+    fn a_reports_views_are_beside_it_never_over_it() {
+        let views = |f: &str| {
+            let (md, html) = super::views_of(Path::new(f));
+            (md.display().to_string(), html.display().to_string())
+        };
+        assert_eq!(
+            views("r/report.json"),
+            ("r/summary.md".into(), "r/report.html".into())
+        );
+        assert_eq!(
+            views("r/old.json"),
+            ("r/old.summary.md".into(), "r/old.html".into())
+        );
+        assert_eq!(
+            views("r/weird.html"),
+            ("r/weird.html.summary.md".into(), "r/weird.html.html".into())
+        );
+        for f in ["r/weird.html", "r/x.summary.md", "r/report.json", "r/a"] {
+            let (md, html) = views(f);
+            assert!(md != f && html != f, "{f}");
+        }
     }
 
     /// A candidate of the baseline's load that regressed fails the gate (exit 1) beside one

@@ -260,7 +260,10 @@ impl Capacity {
         // hand) would be printed beside steps that contradict it.
         let held = highest_held(&capacity.steps, capacity.last_step_cut());
         if capacity.highest_held != held {
-            let show = |i: Option<usize>| i.map_or("none".to_string(), |i| format!("step {i}"));
+            // The file's index counts from 0; the table and the step folders from 1.
+            let show = |i: Option<usize>| {
+                i.map_or("none".to_string(), |i| format!("{i} (step {})", i + 1))
+            };
             return Err(<serde_json::Error as serde::de::Error>::custom(format!(
                 "highest_held is {} where its steps give {}: the file was changed",
                 show(capacity.highest_held),
@@ -809,7 +812,7 @@ mod tests {
                 .expect_err("an edited answer")
                 .to_string();
             assert!(
-                e.contains("where its steps give step 2: the file was changed"),
+                e.contains("where its steps give 2 (step 3): the file was changed"),
                 "{e}"
             );
         }
