@@ -2306,6 +2306,13 @@ fn repeat_runs_the_scenario_n_times_and_writes_the_spread() {
             std::fs::remove_dir_all(entry.path()).unwrap();
         }
     }
+    // compare takes such a series as a baseline, and says what it is.
+    let out = imbench(&dir, &gate);
+    assert!(
+        text(&out).contains("r is a --repeat series that ended before its repeat.json"),
+        "{}",
+        text(&out)
+    );
     let out = imbench(
         &dir,
         &["run", scenario.to_str().unwrap(), "--out", "r/run-1"],

@@ -555,6 +555,15 @@ fn load_baseline(
         // A --repeat cut short by Ctrl-C: its last run measured part of its period, and its
         // spread (repeat.json) is of the whole runs before it; so is this baseline.
         let repeat_json = path.join(imbench_loadgen::report::repeat::REPEAT_JSON);
+        if !repeat_json.exists() && path.join(super::run::SEVERAL_RUNS_MARK).is_file() {
+            // A series killed outright leaves its runs without the summary that says which
+            // were whole: the last folder may be of a run cut short.
+            imbench_loadgen::errln!(
+                "imbench: note: {} is a --repeat series that ended before its repeat.json (killed, or a second Ctrl-C): its {} run folder(s) are read as runs of it, though the last may have measured only part of its period",
+                path.display(),
+                dirs.len()
+            );
+        }
         let spread = std::fs::read_to_string(&repeat_json).ok().and_then(|t| {
             serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t)
                 .map_err(|e| {

@@ -888,7 +888,7 @@ const PROBE: &str = ".imbench-write-check";
 /// Written into the folder of a `--repeat`'s runs or a search's steps as they begin: one quit
 /// before its repeat.json or capacity.json (a second Ctrl-C) still says whose its run-N or
 /// step-NN folders are, even when only run-1 was written.
-const SEVERAL_RUNS_MARK: &str = ".imbench-several-runs";
+pub(crate) const SEVERAL_RUNS_MARK: &str = ".imbench-several-runs";
 
 /// Makes sure a run's report folder can be written and holds nothing that would be read in
 /// place of the new report, or mixed with it: the runs of an earlier `--repeat` or the steps
