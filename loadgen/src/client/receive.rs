@@ -488,13 +488,24 @@ pub async fn receive(
 /// folder, or a broker's persistent session), or one a run going on at the same time sent on
 /// the same subjects or topics (a second generator on one NATS subject prefix). This run's
 /// accounting must not take it for one of its own, whose sender and sequence numbers it may
-/// repeat. The time is not judged in a shard, whose fellow shards may have begun sending before
-/// this process started; the run's tag is.
+/// repeat. In a shard the time allows for fellow shards that began before this process (by up
+/// to the warm-up, as shards are to start: docs/runs.md, Shards), whose tag is this run's; a
+/// message older than that is an earlier load's, whose tag may be this one's too (the same
+/// scenario, split the same way).
 fn from_another_run(ctx: &RunContext, index: usize, h: &body::Header, from: u64) -> bool {
-    let earlier = ctx.shard.is_none() && h.sent_us < ctx.clock.wall_us(0);
+    let began = ctx.clock.wall_us(0);
+    let earlier = match ctx.shard {
+        None => h.sent_us < began,
+        Some(_) => h.sent_us < began.saturating_sub(ctx.scenario.warmup.as_micros() as u64),
+    };
     if earlier {
         ctx.note_problem(format!(
-            "client {index}: a message from {from} sent before this run began (left on the server by an earlier run): counted in `corrupted`"
+            "client {index}: a message from {from} sent before this run began{} (left on the server by an earlier run): counted in `corrupted`",
+            if ctx.shard.is_some() {
+                " and more than its warm-up before this shard started, as no fellow shard of this load could have"
+            } else {
+                ""
+            }
         ));
     } else if h.run != ctx.run_tag {
         ctx.note_problem(format!(
@@ -565,5 +576,48 @@ mod tests {
             (1, 1),
             "the message for this client was taken for a copy"
         );
+    }
+
+    /// In a shard, a message with this load's tag sent before this process started is a fellow
+    /// shard's when within the warm-up before, an earlier load's (left held on the server)
+    /// when older.
+    #[test]
+    fn a_shard_takes_a_message_older_than_its_warm_up_for_an_earlier_loads() {
+        let mut s = Scenario::builtin_default();
+        s.clients = 4;
+        s.warmup = std::time::Duration::from_secs(2);
+        let (timer, _thread) = crate::measure::timer::Timer::tokio();
+        let shard = Some(crate::config::shard::Shard { index: 1, count: 2 });
+        let ctx = RunContext::new(
+            s,
+            Driver::Memory(Hub::new()),
+            timer,
+            shard,
+            "memory",
+            Vec::new(),
+        );
+        let began = ctx.clock.wall_us(0);
+        let sent = |ago_us: u64| body::Header {
+            intended_us: began - ago_us,
+            sent_us: began - ago_us,
+            measured: false,
+            resent: false,
+            sender: 3,
+            seq: 0,
+            run: ctx.run_tag,
+        };
+        assert!(
+            !from_another_run(&ctx, 1, &sent(500_000), 3),
+            "a fellow shard's"
+        );
+        assert!(
+            from_another_run(&ctx, 1, &sent(5_000_000), 3),
+            "an earlier load's"
+        );
+        assert!(ctx
+            .problems()
+            .0
+            .iter()
+            .any(|p| p.contains("more than its warm-up before this shard started")));
     }
 }
