@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::slo::{format_micros, Slo, Target};
+use crate::config::slo::{format_micros, Op, Slo, Target};
 use crate::measure::metrics::Metric;
 use crate::report::charts::{self, placeholder, scripts, Chart, Line, Style, XKind, PALETTE};
 use crate::report::figures::FANOUT;
@@ -373,7 +373,29 @@ impl Capacity {
                         first.why.join("; ")
                     )
                 }
-                _ => "no step held: the first load is already too much".to_string(),
+                Some(first) => {
+                    // An SLO that load helps meet (a floor on a rate or a count) fails at a
+                    // load too low, not too high: the search, which only raises the load,
+                    // cannot find where it holds by going down.
+                    let floors: Vec<&str> = self
+                        .slo
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|e| {
+                            Slo::parse(e).is_ok_and(|s| matches!(s.op, Op::Gt | Op::Ge))
+                                && first.why.iter().any(|w| w.contains(e))
+                        })
+                        .collect();
+                    if floors.is_empty() {
+                        "no step held: the first load is already too much".to_string()
+                    } else {
+                        format!(
+                            "no step held: the first load failed {}, a floor that more load helps meet rather than breaks; the search only raises the load from the scenario's, so give a first load that meets it (a higher --rate or --group-rate), or search with SLOs that load breaks (latency, lost)",
+                            floors.join(", ")
+                        )
+                    }
+                }
+                None => "no step held: the first load is already too much".to_string(),
             },
         }
     }
@@ -770,6 +792,25 @@ mod tests {
             machine: false,
             cut_off: false,
         }
+    }
+
+    /// A first step that failed only a floor (a rate the load was too low for) is said to
+    /// be so, not "already too much".
+    #[test]
+    fn a_first_step_short_of_a_floor_is_not_called_too_much() {
+        let mut c = search();
+        c.steps.truncate(1);
+        c.steps[0].verdict = Verdict::SloFailed;
+        c.highest_held = None;
+        c.slo.push("sent_per_s > 1500".into());
+        c.steps[0].why = vec!["sent_per_s > 1500 was 1000".into()];
+        let answer = c.answer();
+        assert!(
+            answer.contains("the first load failed sent_per_s > 1500, a floor"),
+            "{answer}"
+        );
+        c.steps[0].why = vec!["fanout.p99 < 50ms was 61ms".into()];
+        assert_eq!(c.answer(), "no step held: the first load is already too much");
     }
 
     #[test]
