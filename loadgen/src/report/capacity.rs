@@ -810,7 +810,10 @@ mod tests {
             "{answer}"
         );
         c.steps[0].why = vec!["fanout.p99 < 50ms was 61ms".into()];
-        assert_eq!(c.answer(), "no step held: the first load is already too much");
+        assert_eq!(
+            c.answer(),
+            "no step held: the first load is already too much"
+        );
     }
 
     #[test]
