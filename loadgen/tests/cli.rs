@@ -3953,14 +3953,41 @@ fn a_connect_timeout_too_short_for_any_login_is_named() {
         "s.toml",
         &TINY.replace("[generator]", "[generator]\nconnect_timeout = \"1ms\""),
     );
-    let out = imbench(
-        &dir,
-        &["run", scenario.to_str().unwrap(), "--progress", "quiet"],
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("the scenario's generator.connect_timeout"),
-        "{}",
-        text(&out)
-    );
+    // The embedded server over QUIC, whose login takes longer than 1 ms; and a TCP port that
+    // takes the connection and says nothing (as a hung server's would), where the timeout,
+    // not the port, is named.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        drop(held);
+    });
+    let secret = dir.random_secret("secret");
+    let s = scenario.to_str().unwrap();
+    let server = format!("tcp={silent_addr}");
+    for args in [
+        vec!["run", s, "--progress", "quiet"],
+        vec![
+            "run",
+            s,
+            "--progress",
+            "quiet",
+            "--transport",
+            "tcp",
+            "--server",
+            &server,
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    ] {
+        let out = imbench(&dir, &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("the scenario's generator.connect_timeout")
+                && text(&out).contains("the default is 10s"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
 }

@@ -123,23 +123,24 @@ fn a_delay_on_the_path_shows_in_every_latency() {
 #[ignore = "needs root; .ci/run runs it"]
 fn the_first_login_of_a_slow_path_takes_nothing_from_the_ramp_up() {
     let dir = temp_dir("first-login");
-    // A login is two round trips of 400 ms (the handshake, then Hello and its answer), begun
-    // in the first 100 ms: every client is in by about 0.9 s. After a first login of its own
-    // on the run's clock they would come in at about 1.7 s.
+    // A login is two round trips of 600 ms (the handshake, then Hello and its answer), begun
+    // in the first 100 ms: every client is in by about 1.3 s. After a first login of its own
+    // on the run's clock they would come in at about 2.5 s. The second tick, at about 2.0 s,
+    // tells the two apart.
     let scenario = format!(
-        "{}[network.up]\ndelay = \"200ms\"\n[network.down]\ndelay = \"200ms\"\n",
+        "{}[network.up]\ndelay = \"300ms\"\n[network.down]\ndelay = \"300ms\"\n",
         TINY_TOML.replace("duration = \"1s\"", "duration = \"2s\"")
     );
     let (_, text) = run_over(&dir, &scenario, "quic");
     let intervals = std::fs::read_to_string(dir.join("r/intervals.jsonl")).unwrap();
-    let by_1_3s: Vec<serde_json::Value> = intervals
+    let by_2_5s: Vec<serde_json::Value> = intervals
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|i: &serde_json::Value| i["t_s"].as_f64().is_some_and(|t| t < 1.3))
+        .filter(|i: &serde_json::Value| i["t_s"].as_f64().is_some_and(|t| t < 2.5))
         .collect();
-    let last = by_1_3s
+    let last = by_2_5s
         .last()
-        .unwrap_or_else(|| panic!("no second before 1.3 s:\n{intervals}\n{text}"));
+        .unwrap_or_else(|| panic!("no second before 2.5 s:\n{intervals}\n{text}"));
     assert_eq!(last["connected"], 10, "{intervals}\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

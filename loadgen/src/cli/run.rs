@@ -31,18 +31,22 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // The server side of a held path, dialled from outside it: nothing there answers, and
     // the run would say only that (the server's banner inside the path prints this address).
     let path_server = imbench_netpath::SERVER_ADDR.to_string();
+    let held = imbench_loadgen::config::held_path::held_client_namespaces();
+    // A process put on a held path's client side by hand (`ip netns exec`) is where it
+    // should be. (The address is not a test of that: a machine may have it for its own.)
+    let on_client_side = held.iter().any(|ns| same_namespace_as(ns));
     if args.namespace.is_none()
+        && !on_client_side
         && legs
             .iter()
             .any(|l| l.server.host() == Some(path_server.clone()))
     {
-        let held = imbench_loadgen::config::held_path::held_client_namespaces();
         imbench_loadgen::errln!(
-            "imbench: {path_server} is the server side of a path `imbench path` holds, reached only from its client side: give --namespace {}",
+            "imbench: {path_server} is where `imbench path` puts a path's server side, reached only from its client side: {}",
             match held.as_slice() {
-                [] => "with the path's client namespace (no path is held now)".to_string(),
-                [one] => one.clone(),
-                more => format!("with one of {}", more.join(", ")),
+                [] => "no path is held now (`imbench path` holds one)".to_string(),
+                [one] => format!("give --namespace {one}"),
+                more => format!("give --namespace with one of {}", more.join(", ")),
             }
         );
     }
@@ -522,6 +526,18 @@ fn repeat(
         }
     }
     worst.max(summary.verdict().exit_code())
+}
+
+/// Whether this process is in the network namespace `name` (`ip netns` names them).
+fn same_namespace_as(name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(own), Ok(named)) = (
+        std::fs::metadata("/proc/self/ns/net"),
+        std::fs::metadata(format!("/run/netns/{name}")),
+    ) else {
+        return false;
+    };
+    (own.dev(), own.ino()) == (named.dev(), named.ino())
 }
 
 /// Says that `root` still holds an earlier run's report, when it does: a run refused or

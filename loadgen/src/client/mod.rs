@@ -991,10 +991,12 @@ async fn send_direct(
 }
 
 /// How long after sending began a login that completed at `now_us` came, if it came after:
-/// its client's sends until then were never made. Not of a run whose schedule ended (Ctrl-C,
-/// a server gone) before sending began: no send was missed, whenever the login completed.
+/// its client's sends until then were never made, and none after the schedule's end were due
+/// (a run stopped by Ctrl-C or a server gone). Not of a run whose schedule ended before
+/// sending began: no send was missed, whenever the login completed.
 fn login_late_by(now_us: u64, send_start_us: u64, schedule_end_us: u64) -> Option<u64> {
-    (now_us > send_start_us && schedule_end_us > send_start_us).then(|| now_us - send_start_us)
+    (now_us > send_start_us && schedule_end_us > send_start_us)
+        .then(|| now_us.min(schedule_end_us) - send_start_us)
 }
 
 #[cfg(test)]
@@ -1008,8 +1010,8 @@ mod tests {
         assert_eq!(login_late_by(900, 1_000, 10_000), None);
         // Stopped before sending began: a login completed after is not late for anything.
         assert_eq!(login_late_by(5_000, 1_000, 600), None);
-        // Stopped after sending began: a login after the stop still missed sends before it.
-        assert_eq!(login_late_by(5_000, 1_000, 3_000), Some(4_000));
+        // Stopped after sending began: a login after the stop missed the sends before it.
+        assert_eq!(login_late_by(5_000, 1_000, 3_000), Some(2_000));
     }
 
     #[test]

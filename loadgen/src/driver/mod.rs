@@ -327,7 +327,12 @@ impl Driver {
         };
         if transport != imbench_transport::Transport::Quic {
             let connected = connect.await;
-            if connected.is_err() && accepts_tcp(addr).await {
+            // Under a timeout shorter than any login, the timeout is what to name (the run
+            // says so), not the port.
+            if connected.is_err()
+                && timeout >= crate::run::SHORT_CONNECT_TIMEOUT
+                && accepts_tcp(addr).await
+            {
                 // A server that hangs looks the same as another program's port that waits
                 // for its own kind of request: not a usage error until told apart.
                 return Ok(Err(ConnectError::Failed(format!(

@@ -377,16 +377,22 @@ impl Capacity {
                     // An SLO that load helps meet (a floor on a rate or a count) fails at a
                     // load too low, not too high: the search, which only raises the load,
                     // cannot find where it holds by going down.
-                    let floors: Vec<&str> = self
+                    let failed: Vec<Slo> = self
                         .slo
                         .iter()
-                        .map(String::as_str)
-                        .filter(|e| {
-                            Slo::parse(e).is_ok_and(|s| matches!(s.op, Op::Gt | Op::Ge))
-                                && first.why.iter().any(|w| w.contains(e))
+                        .filter_map(|e| Slo::parse(e).ok())
+                        .filter(|s| {
+                            let said = format!("{} was ", s.expr);
+                            first.why.iter().any(|w| w.starts_with(&said))
                         })
                         .collect();
-                    if floors.is_empty() {
+                    // Said only when nothing else failed: a latency over its limit beside
+                    // it is the load being too much after all.
+                    let only_floors = !failed.is_empty()
+                        && failed.len() == first.why.len()
+                        && failed.iter().all(|s| matches!(s.op, Op::Gt | Op::Ge));
+                    let floors: Vec<&str> = failed.iter().map(|s| s.expr.as_str()).collect();
+                    if !only_floors {
                         "no step held: the first load is already too much".to_string()
                     } else {
                         format!(
@@ -808,6 +814,24 @@ mod tests {
         assert!(
             answer.contains("the first load failed sent_per_s > 1500, a floor"),
             "{answer}"
+        );
+        // Beside a latency over its limit, the load was too much after all.
+        c.steps[0].why = vec![
+            "fanout.p99 < 50ms was 61ms".into(),
+            "sent_per_s > 1500 was 1000".into(),
+        ];
+        assert_eq!(
+            c.answer(),
+            "no step held: the first load is already too much"
+        );
+        // A floor whose threshold starts another's is not taken for it.
+        c.slo.push("sent_per_s > 100".into());
+        c.slo.push("sent_per_s > 1000".into());
+        c.steps[0].why = vec!["sent_per_s > 1000 was 900".into()];
+        assert!(
+            c.answer().contains("failed sent_per_s > 1000, a floor"),
+            "{}",
+            c.answer()
         );
         c.steps[0].why = vec!["fanout.p99 < 50ms was 61ms".into()];
         assert_eq!(

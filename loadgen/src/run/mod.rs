@@ -523,19 +523,7 @@ pub async fn run(config: RunConfig) -> Result<RunOutcome, RunError> {
     // Fail fast, with the reason, when the server cannot be reached at all. Before the run's
     // clock starts: on a slow path this login takes round trips that would otherwise come out
     // of the ramp-up and the warm-up.
-    let probe_user = s.clients as u64;
-    // With receipts, which it never sends: whatever a server holds for this user (a server that
-    // keeps holds across runs) goes back to its hold when the probe leaves, instead of being
-    // written to a connection that reads nothing and forgotten.
-    let probe = driver.first_connect(probe_user, true, s.generator.connect_timeout);
-    // Ctrl-C while the first connection is still unanswered ends the run there.
-    let probed = tokio::select! {
-        probed = probe => probed,
-        () = interrupted(&config) => return Err(RunError::InterruptedBeforeStart),
-    };
-    judge_probe(probed, driver.describe(), s.generator.connect_timeout)
-        .await
-        .map_err(|e| through_the_path(e, &config))?;
+    first_login(&driver, &config).await?;
     let path_before = config.path.as_ref().map(|p| p.stats());
     // This run's name on the live endpoint, as in its report.
     let target = run_name(config.label.as_deref(), &config.server, config.transport);
@@ -1177,12 +1165,20 @@ pub async fn probe(config: &RunConfig) -> Result<(), RunError> {
     }
     let (driver, _) = driver_for(config, s).await?;
     check_driver_gives(&driver, s)?;
-    let user = s.clients as u64;
+    first_login(&driver, config).await
+}
+
+/// Logs one client in through `driver` and out again: the server answers, and lets a client
+/// of `config` in, or the error says why not. The user is one past the scenario's clients
+/// (no client's own), with receipts, which it never sends: whatever a server holds for it (a
+/// server that keeps holds across runs) goes back to its hold when it leaves, instead of
+/// being written to a connection that reads nothing and forgotten. Ctrl-C while it is still
+/// unanswered ends it at once, and the error says so.
+async fn first_login(driver: &Driver, config: &RunConfig) -> Result<(), RunError> {
+    let s = &config.scenario;
     let timeout = s.generator.connect_timeout;
-    // With receipts, as the run's own check (see there); Ctrl-C ends the check at once, and
-    // its error says so.
     let probed = tokio::select! {
-        probed = driver.first_connect(user, true, timeout) => probed,
+        probed = driver.first_connect(s.clients as u64, true, timeout) => probed,
         () = interrupted(config) => return Err(RunError::InterruptedBeforeStart),
     };
     judge_probe(probed, driver.describe(), timeout)
@@ -1255,7 +1251,8 @@ async fn judge_probe(
             let why = if timeout < SHORT_CONNECT_TIMEOUT {
                 // Shorter than a login takes anywhere: the setting, not the server.
                 format!(
-                    "no answer within {timeout:?}, the scenario's generator.connect_timeout: a login takes a handshake and a round trip or two, which even on loopback can take longer than that; give a longer connect_timeout (the default is 10s)"
+                    "no answer within {timeout:?}, the scenario's generator.connect_timeout: a login takes a handshake and a round trip or two, which even on loopback can take longer than that; give a longer connect_timeout (the default is {:?})",
+                    crate::config::scenario::GeneratorOptions::default().connect_timeout
                 )
             } else {
                 format!(
@@ -1268,7 +1265,7 @@ async fn judge_probe(
 }
 
 /// A connect timeout below which a first login that timed out is put down to the timeout.
-const SHORT_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const SHORT_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The reference server run in this process, on a runtime of its own: its threads are named
 /// [`crate::measure::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,

@@ -55,8 +55,8 @@ const JETSTREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The same wait when the server's INFO does not say it runs JetStream: without it the
 /// question goes unanswered (this driver does not ask for NATS's "no responders" status,
 /// which needs message headers), and only a server that forwards JetStream's API elsewhere
-/// answers at all, within a round trip or two.
-const JETSTREAM_WAIT_UNOFFERED: std::time::Duration = std::time::Duration::from_secs(1);
+/// answers at all, within a few round trips of even a slow path.
+const JETSTREAM_WAIT_UNOFFERED: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a JetStream stream keeps: at most this long, and this many bytes (the oldest go first),
 /// so that runs do not fill the server.
