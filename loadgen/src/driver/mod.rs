@@ -31,6 +31,11 @@ pub mod xmpp;
 use bytes::Bytes;
 use imbench_proto::{Dest, ErrorCode, SHA256_LEN};
 
+/// A connect timeout below which a first login that timed out is put down to the timeout,
+/// not to the port or the server: a login is a handshake and a round trip or two, so under
+/// this the setting is the likelier fault.
+pub const SHORT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What a client asks of the system it loads.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -329,10 +334,7 @@ impl Driver {
             let connected = connect.await;
             // Under a timeout shorter than any login, the timeout is what to name (the run
             // says so), not the port.
-            if connected.is_err()
-                && timeout >= crate::run::SHORT_CONNECT_TIMEOUT
-                && accepts_tcp(addr).await
-            {
+            if connected.is_err() && timeout >= SHORT_CONNECT_TIMEOUT && accepts_tcp(addr).await {
                 // A server that hangs looks the same as another program's port that waits
                 // for its own kind of request: not a usage error until told apart.
                 return Ok(Err(ConnectError::Failed(format!(

@@ -1248,7 +1248,7 @@ async fn judge_probe(
         Err(_) => {
             // A port of something else that waits for its own kind of request (an HTTP
             // server) says nothing, as does a host whose firewall drops the packets.
-            let why = if timeout < SHORT_CONNECT_TIMEOUT {
+            let why = if timeout < crate::driver::SHORT_CONNECT_TIMEOUT {
                 // Shorter than a login takes anywhere: the setting, not the server.
                 format!(
                     "no answer within {timeout:?}, the scenario's generator.connect_timeout: a login takes a handshake and a round trip or two, which even on loopback can take longer than that; give a longer connect_timeout (the default is {:?})",
@@ -1263,9 +1263,6 @@ async fn judge_probe(
         }
     }
 }
-
-/// A connect timeout below which a first login that timed out is put down to the timeout.
-pub(crate) const SHORT_CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The reference server run in this process, on a runtime of its own: its threads are named
 /// [`crate::measure::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
