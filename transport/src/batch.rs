@@ -86,12 +86,22 @@ impl Batch {
         bytes.extend_from_slice(&after.bytes);
         Batch { held, bytes }
     }
+
+    /// Empties `self`, keeping what it has allocated.
+    fn clear(&mut self) {
+        self.held.clear();
+        self.bytes.clear();
+    }
 }
 
 /// What waits to be sent, and who waits for room.
 #[derive(Default)]
 struct Queue {
     batch: Batch,
+    /// The last batch sent, emptied: the next one to fill. Two batches taking turns keep
+    /// their allocations, where a fresh one would grow its two vectors from nothing at every
+    /// send (at light load, an allocation or two for every datagram).
+    spare: Batch,
     /// Bytes taken out to be sent and not yet sent or put back: they still take room.
     in_flight: usize,
     /// Connections told to wait for room, woken once some is made.
@@ -201,7 +211,7 @@ async fn send_task(shared: Weak<Shared>, wake: Arc<tokio::sync::Notify>) {
                 // rather than keeping every connection waiting for room.
                 tracing::debug!("UDP socket cannot send: {e}");
                 let mut q = s.lock();
-                q.batch = Batch::default();
+                q.batch.clear();
                 q.wake_waiting();
                 break;
             }
@@ -223,7 +233,8 @@ impl Shared {
         let batch = {
             let mut q = self.lock();
             q.in_flight = q.batch.bytes.len();
-            std::mem::take(&mut q.batch)
+            let spare = std::mem::take(&mut q.spare);
+            std::mem::replace(&mut q.batch, spare)
         };
         let (mut calls, mut datagrams) = (0, 0);
         let mut next = 0;
@@ -268,7 +279,11 @@ impl Shared {
         q.calls += calls;
         q.datagrams += datagrams;
         let all_sent = next == batch.held.len();
-        if !all_sent {
+        if all_sent {
+            let mut batch = batch;
+            batch.clear();
+            q.spare = batch;
+        } else {
             let queued = std::mem::take(&mut q.batch);
             q.batch = batch.rest_then(next, queued);
         }
