@@ -202,7 +202,16 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         (None, Some(name)) => Some(name.clone()),
         (None, None) => None,
     };
+    // With the server embedded the two runtimes split the CPUs (run::workers), unless
+    // TOKIO_WORKER_THREADS says how many the generator has.
+    let embedded = legs
+        .iter()
+        .any(|l| matches!(l.server, imbench_loadgen::ServerSpec::Embedded));
+    let told = std::env::var_os(imbench_server::process::WORKER_THREADS_VAR).is_some();
     let threads = match imbench_server::process::worker_threads() {
+        Ok(_) if embedded && !told => {
+            imbench_loadgen::run::workers::WorkerSplit::of_this_machine().generator
+        }
         Ok(n) => n,
         Err(why) => {
             imbench_loadgen::errln!("imbench: {why}");

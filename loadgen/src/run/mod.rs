@@ -15,6 +15,7 @@ pub mod live_metrics;
 pub mod measuring;
 mod port_watch;
 pub mod progress;
+pub mod workers;
 
 use crate::client::context::RunContext;
 use crate::config::shard::Shard;
@@ -1267,7 +1268,7 @@ async fn judge_probe(
 /// The reference server run in this process, on a runtime of its own: its threads are named
 /// [`crate::measure::cpu_use::SERVER_THREAD_NAME`] so that its CPU is told apart from the generator's,
 /// and its tasks do not queue behind the clients' on the same workers (as they would not in a
-/// real deployment).
+/// real deployment). It has its share of the machine's CPUs ([`workers::WorkerSplit`]).
 struct EmbeddedServer {
     server: Option<RunningServer>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -1277,7 +1278,7 @@ impl EmbeddedServer {
     /// Starts the server; with `namespace`, every thread of its runtime joins that network
     /// namespace first, so its sockets live there (the server side of an emulated path).
     async fn start(config: ServerConfig, namespace: Option<String>) -> Result<Self, RunError> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = workers::WorkerSplit::of_this_machine().server;
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder
             .worker_threads(threads)
