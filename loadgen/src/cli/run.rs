@@ -31,24 +31,23 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     // The server side of a held path, dialled from outside it: nothing there answers, and
     // the run would say only that (the server's banner inside the path prints this address).
     let path_server = imbench_netpath::SERVER_ADDR.to_string();
-    let held = imbench_loadgen::config::held_path::held_client_namespaces();
-    // A process put on a held path's client side by hand (`ip netns exec`) is where it
-    // should be. (The address is not a test of that: a machine may have it for its own.)
-    let on_client_side = held.iter().any(|ns| same_namespace_as(ns));
-    if args.namespace.is_none()
-        && !on_client_side
-        && legs
-            .iter()
-            .any(|l| l.server.host() == Some(path_server.clone()))
-    {
-        imbench_loadgen::errln!(
-            "imbench: {path_server} is where `imbench path` puts a path's server side, reached only from its client side: {}",
-            match held.as_slice() {
-                [] => "no path is held now (`imbench path` holds one)".to_string(),
-                [one] => format!("give --namespace {one}"),
-                more => format!("give --namespace with one of {}", more.join(", ")),
-            }
-        );
+    let dials_path_server = legs
+        .iter()
+        .any(|l| l.server.host() == Some(path_server.clone()));
+    if args.namespace.is_none() && dials_path_server {
+        let held = imbench_loadgen::config::held_path::held_client_namespaces();
+        // A process put on a held path's client side by hand (`ip netns exec`) is where it
+        // should be. (The address is not a test of that: a machine may have it for its own.)
+        if !held.iter().any(|ns| same_namespace_as(ns)) {
+            imbench_loadgen::errln!(
+                "imbench: {path_server} is where `imbench path` puts a path's server side, reached only from its client side: {}",
+                match held.as_slice() {
+                    [] => "no path is held now (`imbench path` holds one)".to_string(),
+                    [one] => format!("give --namespace {one}"),
+                    more => format!("give --namespace with one of {}", more.join(", ")),
+                }
+            );
+        }
     }
     // --namespace is checked first: a scenario's [network] must not quietly make a path of
     // its own instead.

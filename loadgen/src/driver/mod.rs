@@ -332,8 +332,8 @@ impl Driver {
         };
         if transport != imbench_transport::Transport::Quic {
             let connected = connect.await;
-            // Under a timeout shorter than any login, the timeout is what to name (the run
-            // says so), not the port.
+            // Under a timeout this short, the timeout is what to name (the run says so), not
+            // the port.
             if connected.is_err() && timeout >= SHORT_CONNECT_TIMEOUT && accepts_tcp(addr).await {
                 // A server that hangs looks the same as another program's port that waits
                 // for its own kind of request: not a usage error until told apart.

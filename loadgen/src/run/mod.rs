@@ -171,15 +171,15 @@ pub enum ServerSpec {
 }
 
 impl ServerSpec {
-    /// For another system's target, whether its clients speak TLS (`nats+tls`, `mqtts`,
-    /// STARTTLS); `None` for imbench's own server and the in-process hub, whose transport
+    /// Whether another system's target is spoken to over TLS (`nats+tls`, `mqtts`,
+    /// STARTTLS); `false` for imbench's own server and the in-process hub, whose transport
     /// says it.
-    fn target_tls(&self) -> Option<bool> {
+    fn target_tls(&self) -> bool {
         match self {
-            ServerSpec::Nats(t) => Some(t.tls.is_some()),
-            ServerSpec::Mqtt(t) => Some(t.tls.is_some()),
-            ServerSpec::Xmpp(t) => Some(t.tls.is_some()),
-            ServerSpec::Embedded | ServerSpec::Remote { .. } | ServerSpec::Memory => None,
+            ServerSpec::Nats(t) => t.tls.is_some(),
+            ServerSpec::Mqtt(t) => t.tls.is_some(),
+            ServerSpec::Xmpp(t) => t.tls.is_some(),
+            ServerSpec::Embedded | ServerSpec::Remote { .. } | ServerSpec::Memory => false,
         }
     }
 
@@ -198,7 +198,7 @@ impl ServerSpec {
     /// The system's protocol where it is not imbench's own, with what sets its figures apart
     /// (`mqtt-qos2-persistent`): reports show it where they show the transport.
     pub fn protocol(&self) -> Option<String> {
-        let tls = tls_tag(self.target_tls().unwrap_or(false));
+        let tls = tls_tag(self.target_tls());
         match self {
             ServerSpec::Memory => Some("memory".into()),
             ServerSpec::Nats(t) => Some(format!(
@@ -1250,7 +1250,8 @@ async fn judge_probe(
             // A port of something else that waits for its own kind of request (an HTTP
             // server) says nothing, as does a host whose firewall drops the packets.
             let why = if timeout < crate::driver::SHORT_CONNECT_TIMEOUT {
-                // Shorter than a login takes anywhere: the setting, not the server.
+                // Short enough that a login over a real path (or on a busy machine) may not
+                // fit in it: the setting is more likely at fault than the server.
                 format!(
                     "no answer within {timeout:?}, the scenario's generator.connect_timeout: a login takes a handshake and a round trip or two, which even on loopback can take longer than that; give a longer connect_timeout (the default is {:?})",
                     crate::config::scenario::GeneratorOptions::default().connect_timeout
@@ -1691,7 +1692,7 @@ fn ensure_files(
 /// system's target (whose clients speak over TCP) TLS when the target asks for it, the
 /// handshake being what costs.
 fn paced_as(config: &RunConfig) -> Transport {
-    if config.server.target_tls() == Some(true) {
+    if config.server.target_tls() {
         Transport::Tls
     } else {
         config.transport
