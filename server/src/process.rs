@@ -67,7 +67,7 @@ fn worker_threads_from(value: &str) -> Result<usize, String> {
     match value.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n),
         _ => Err(format!(
-            "{WORKER_THREADS_VAR}={value:?} is not a number of worker threads: give one from 1 to {MAX_WORKER_THREADS}, or unset it for one per CPU"
+            "{WORKER_THREADS_VAR}={value:?} is not a number of worker threads: give one from 1 to {MAX_WORKER_THREADS}, or unset it for the default (a worker per CPU, or with the server embedded in `imbench run` half the CPUs each)"
         )),
     }
 }

@@ -67,24 +67,21 @@ impl Batch {
         self.bytes.extend_from_slice(t.contents);
     }
 
-    /// `self` from its `from`th datagram on, then `after`.
-    fn rest_then(self, from: usize, after: Batch) -> Batch {
+    /// Keeps `self`'s datagrams from its `from`th on (those not sent), in place, then
+    /// appends `after`'s: in the order quinn gave them, in the allocation `self` already has.
+    fn keep_from_then(&mut self, from: usize, after: &Batch) {
         let base = self.held.get(from).map_or(self.bytes.len(), |h| h.start);
-        let mut bytes = self.bytes[base..].to_vec();
-        let shift = bytes.len();
-        let mut held: Vec<Held> = self.held[from..]
-            .iter()
-            .map(|h| Held {
-                start: h.start - base,
-                ..*h
-            })
-            .collect();
-        held.extend(after.held.iter().map(|h| Held {
+        self.bytes.drain(..base);
+        self.held.drain(..from);
+        for h in &mut self.held {
+            h.start -= base;
+        }
+        let shift = self.bytes.len();
+        self.held.extend(after.held.iter().map(|h| Held {
             start: h.start + shift,
             ..*h
         }));
-        bytes.extend_from_slice(&after.bytes);
-        Batch { held, bytes }
+        self.bytes.extend_from_slice(&after.bytes);
     }
 
     /// Empties `self`, keeping what it has allocated.
@@ -230,7 +227,7 @@ impl Shared {
     /// connections go on queueing, behind what is being sent.
     fn send_held(&self) -> bool {
         let _sending = self.sending.lock().unwrap_or_else(|e| e.into_inner());
-        let batch = {
+        let mut batch = {
             let mut q = self.lock();
             q.in_flight = q.batch.bytes.len();
             let spare = std::mem::take(&mut q.spare);
@@ -280,12 +277,17 @@ impl Shared {
         q.datagrams += datagrams;
         let all_sent = next == batch.held.len();
         if all_sent {
-            let mut batch = batch;
             batch.clear();
             q.spare = batch;
         } else {
-            let queued = std::mem::take(&mut q.batch);
-            q.batch = batch.rest_then(next, queued);
+            // What was not sent goes back first, then what was queued meanwhile; both
+            // batches keep their allocations (this is when the kernel's buffer is full and
+            // the queue at its largest).
+            let mut queued = std::mem::take(&mut q.batch);
+            batch.keep_from_then(next, &queued);
+            queued.clear();
+            q.batch = batch;
+            q.spare = queued;
         }
         if q.has_room() {
             q.wake_waiting();
@@ -458,14 +460,17 @@ mod tests {
         }
         let mut queued = Batch::default();
         queued.push(&t(b"dddd"));
-        let rest = taken.rest_then(1, queued);
-        let contents: Vec<&[u8]> = rest
+        taken.keep_from_then(1, &queued);
+        let contents: Vec<&[u8]> = taken
             .held
             .iter()
-            .map(|h| &rest.bytes[h.start..h.start + h.len])
+            .map(|h| &taken.bytes[h.start..h.start + h.len])
             .collect();
         assert_eq!(contents, vec![&b"bbb"[..], b"c", b"dddd"]);
-        assert_eq!(rest.bytes, b"bbbcdddd", "the sent ones' bytes are let go");
+        assert_eq!(taken.bytes, b"bbbcdddd", "the sent ones' bytes are let go");
+        let mut all_sent = queued;
+        all_sent.keep_from_then(1, &Batch::default());
+        assert!(all_sent.held.is_empty() && all_sent.bytes.is_empty());
     }
 
     fn sockets() -> (Arc<BatchingSocket>, std::net::UdpSocket) {

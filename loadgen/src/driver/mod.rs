@@ -332,7 +332,7 @@ impl Driver {
         };
         if transport != imbench_transport::Transport::Quic {
             let connected = connect.await;
-            // Under a timeout this short, the timeout is what to name (the run says so), not
+            // Under SHORT_CONNECT_TIMEOUT the timeout is what to name (the run says so), not
             // the port.
             if connected.is_err() && timeout >= SHORT_CONNECT_TIMEOUT && accepts_tcp(addr).await {
                 // A server that hangs looks the same as another program's port that waits
