@@ -2785,6 +2785,20 @@ fn a_repeated_baseline_shows_every_run_and_misuse_is_named() {
     for column in ["run-1", "run-2", "run-4", "run-5"] {
         assert!(table.contains(column), "{column} missing: {table}");
     }
+    assert!(!table.contains("not a --repeat series"), "{table}");
+    // Folders of other names side by side (two servers' reports, say) are pooled only with
+    // a word.
+    for name in ["nats", "mqtt"] {
+        let text = std::fs::read_to_string(source.join("run-1/report.json")).unwrap();
+        std::fs::create_dir_all(dir.0.join(format!("mixed/{name}"))).unwrap();
+        dir.file(&format!("mixed/{name}/report.json"), &text);
+    }
+    let out = imbench(&dir, &["compare", "mixed", "base/run-3"]);
+    assert!(
+        text(&out).contains("mixed is not a --repeat series"),
+        "{}",
+        text(&out)
+    );
     // A repeat.json whose counts make no sense (edited, or from something else) leaves the
     // runs as they are; counts near the largest number once made a list that long.
     for (runs, asked) in [(u64::MAX, u64::MAX), (u64::MAX, 0)] {

@@ -564,6 +564,25 @@ fn load_baseline(
                 dirs.len()
             );
         }
+        let run_n = |d: &PathBuf| {
+            d.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("run-"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if !repeat_json.exists()
+            && !path.join(super::run::SEVERAL_RUNS_MARK).is_file()
+            && dirs.len() > 1
+            && !dirs.iter().all(run_n)
+        {
+            // Folders of different runs put side by side (two servers' reports, say) would
+            // otherwise be pooled as noise of one baseline without a word.
+            imbench_loadgen::errln!(
+                "imbench: note: {} is not a --repeat series (no repeat.json, and not only run-N folders): its {} folders with a report.json are read as runs of one baseline, their spread its noise; give one report's folder to compare that report alone",
+                path.display(),
+                dirs.len()
+            );
+        }
         let spread = std::fs::read_to_string(&repeat_json).ok().and_then(|t| {
             serde_json::from_str::<imbench_loadgen::report::repeat::RepeatSummary>(&t)
                 .map_err(|e| {

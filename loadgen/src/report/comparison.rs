@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::config::slo::{three_digits, times};
+use crate::config::slo::{three_digits, times, Target};
 use crate::report::figures::FIGURES;
-use crate::report::model::{MetricSummary, Report, RunReport, Verdict};
+use crate::report::model::{Report, RunReport, Verdict};
 
 /// Merges single-transport reports into one: every run kept, the worst verdict wins, and each
 /// reason for invalidity names its transport. `None` when there are none.
@@ -38,6 +38,28 @@ pub fn combine(mut reports: Vec<Report>) -> Option<Report> {
     }
     all.ok = all.verdict == Verdict::Ok;
     Some(all)
+}
+
+/// A latency percentile of `run` (`p50`, `p99`, `p999`) in µs as an SLO judges it: over every
+/// message, those that never arrived counted as never arriving, so that a target that lost
+/// messages is not the quicker for it; infinite when they reach past the percentile. `None`
+/// when the run has no sample of `metric`.
+pub(crate) fn judged_percentile(run: &RunReport, metric: &str, stat: &str) -> Option<f64> {
+    run.metrics.get(metric).filter(|m| m.count > 0)?;
+    let target = Target::Latency {
+        metric: metric.to_string(),
+        stat: stat.to_string(),
+    };
+    crate::report::build::judged_value(&target, run)
+}
+
+/// A judged latency as the tables show it.
+pub(crate) fn show_judged(us: f64) -> String {
+    if us.is_infinite() {
+        "unbounded (lost)".to_string()
+    } else {
+        three_digits(us)
+    }
 }
 
 /// The comparison table: a row per metric and percentile (and throughput, loss, CPU), a
@@ -82,7 +104,9 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
             for (i, v) in values.iter().enumerate() {
                 let cell = match (v, base) {
                     (Some(v), _) if i == 0 => show(*v),
-                    (Some(v), Some(b)) if b > 0.0 => format!("{} ({})", show(*v), times(v / b)),
+                    (Some(v), Some(b)) if b > 0.0 && b.is_finite() && v.is_finite() => {
+                        format!("{} ({})", show(*v), times(v / b))
+                    }
                     (Some(v), _) => show(*v),
                     (None, _) => "-".to_string(),
                 };
@@ -90,7 +114,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
             }
             out.push('\n');
         };
-    let micros = |v: f64| three_digits(v);
+    let micros = |v: f64| show_judged(v);
     for name in FIGURES.iter().filter(|f| f.compared).map(|f| f.name) {
         let present = runs
             .iter()
@@ -98,21 +122,11 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
         if !present {
             continue;
         }
-        type Pick = fn(&MetricSummary) -> u64;
-        let stats: [(&str, Pick); 3] = [
-            ("p50", |m| m.p50_us),
-            ("p99", |m| m.p99_us),
-            ("p99.9", |m| m.p999_us),
-        ];
-        for (stat, pick) in stats {
+        // As an SLO judges them: a target that lost messages is not the quicker for it.
+        for (stat, judged) in [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")] {
             let values = runs
                 .iter()
-                .map(|r| {
-                    r.metrics
-                        .get(name)
-                        .filter(|m| m.count > 0)
-                        .map(|m| pick(m) as f64)
-                })
+                .map(|r| judged_percentile(r, name, judged))
                 .collect();
             row(&mut out, &format!("{name} {stat}"), values, &micros);
         }
@@ -300,6 +314,39 @@ mod tests {
             !comparison_table(&fine).contains('*'),
             "{}",
             comparison_table(&fine)
+        );
+    }
+
+    #[test]
+    fn a_target_that_lost_messages_is_not_the_quicker_for_it() {
+        let tcp = report_of("tcp", None);
+        let mut nats = report_of("nats", None);
+        let owed = nats.runs[0].counters.expected;
+        assert!(owed > 100, "the baseline owes messages");
+        nats.runs[0].counters.lost = owed / 20;
+        let table = comparison_table(&combine(vec![tcp, nats]).expect("two runs"));
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .map(|l| l[label_width()..].to_string())
+                .unwrap_or_default()
+        };
+        // 5 % lost reaches past the 1 % a p99 leaves out: no figure, no ratio.
+        let p99 = row("direct p99");
+        assert!(p99.trim_end().ends_with("unbounded (lost)"), "{table}");
+        assert!(!p99.contains("x)"), "{table}");
+        let html = crate::report::html::render(
+            &combine(vec![report_of("tcp", None), {
+                let mut n = report_of("nats", None);
+                n.runs[0].counters.lost = owed / 20;
+                n
+            }])
+            .expect("two runs"),
+        );
+        assert!(
+            html.contains("unbounded (lost)"),
+            "the comparison bars say so too"
         );
     }
 

@@ -284,28 +284,33 @@ fn glance(out: &mut String, report: &Report) {
     }
 }
 
-/// Bars of p50 and p99 per latency and run, on one scale per latency.
+/// Bars of p50 and p99 per latency and run, on one scale per latency. The figures are judged
+/// as an SLO judges them (a target that lost messages is not the quicker for it); an unbounded
+/// one gets the whole bar.
 fn comparison(out: &mut String, report: &Report) {
+    use crate::report::comparison::{judged_percentile, show_judged};
     out.push_str(
         "<div class=\"wide\"><table><tr><th>latency</th><th>run</th><th>p50 / p99</th></tr>\n",
     );
     for f in FIGURES.iter().filter(|f| f.compared) {
-        let found: Vec<(usize, &RunReport, &crate::report::model::MetricSummary)> = report
+        let found: Vec<(usize, &RunReport, f64, f64)> = report
             .runs
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| Some((i, r, r.metrics.get(f.name).filter(|m| m.count > 0)?)))
+            .filter_map(|(i, r)| {
+                let p50 = judged_percentile(r, f.name, "p50")?;
+                let p99 = judged_percentile(r, f.name, "p99")?;
+                Some((i, r, p50, p99))
+            })
             .collect();
         let top = found
             .iter()
-            .map(|(_, _, m)| m.p99_us)
-            .max()
-            .unwrap_or(0)
-            .max(1) as f64;
-        for (n, (i, r, m)) in found.iter().enumerate() {
+            .map(|&(_, _, _, p99)| p99)
+            .filter(|v| v.is_finite())
+            .fold(1.0, f64::max);
+        for (n, &(i, r, p50, p99)) in found.iter().enumerate() {
             // At most 75 % of the cell, so the figure beside the bar stays on its line.
-            let width = |v: u64| (v as f64 / top * 75.0).max(0.5);
-            let c = m.cells();
+            let width = |v: f64| (v / top * 75.0).clamp(0.5, 75.0);
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td class=\"bars\">\
@@ -317,12 +322,12 @@ fn comparison(out: &mut String, report: &Report) {
                     String::new()
                 },
                 escape(&r.transport),
-                width(m.p50_us),
-                colour(*i),
-                escape(&c[1]),
-                width(m.p99_us),
-                colour(*i),
-                escape(&c[3]),
+                width(p50),
+                colour(i),
+                escape(&show_judged(p50)),
+                width(p99),
+                colour(i),
+                escape(&show_judged(p99)),
             );
         }
     }

@@ -114,6 +114,13 @@ impl Check {
             if (of_files && run.files.is_none()) || (of_groups && run.group.is_none()) {
                 return None;
             }
+            // Nor is a counter another system's clients cannot count (`resumed` of a NATS
+            // run): its 0 means "not measured", not "none happened".
+            if crate::report::figures::OWN_CLIENTS_ONLY.contains(&n.as_str())
+                && run.counter_given(n).is_none()
+            {
+                return None;
+            }
         }
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
@@ -588,6 +595,19 @@ mod tests {
         assert!(judged.is_infinite(), "{judged}");
         assert!(judge(&[delivered, delivered], judged, true, 0.75).regressed);
         assert_eq!(p99.show(judged), "unbounded (lost)");
+    }
+
+    #[test]
+    fn a_counter_another_systems_clients_cannot_count_is_not_gated() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        let resumed = Check::parse("resumed").unwrap();
+        assert_eq!(resumed.value(run), Some(run.counters.resumed as f64));
+        run.target = Some("nats://127.0.0.1:4222".into());
+        assert_eq!(resumed.value(run), None, "not measured, not a 0 that holds");
+        // Counted by every client, it stays a figure.
+        assert!(Check::parse("lost").unwrap().value(run).is_some());
     }
 
     #[test]

@@ -93,8 +93,13 @@ pub async fn run_each_again(
     // Runs that could not take place although their target passed the check (it went away
     // in the meantime, say): the others are still measured and reported.
     let mut failed: Vec<(String, RunError)> = Vec::new();
-    for leg in legs {
+    for (i, leg) in legs.iter().enumerate() {
         let name = || super::run_name(leg.label.as_deref(), &leg.server, leg.transport);
+        let others = if i + 1 < legs.len() {
+            "; going on with the others"
+        } else {
+            ""
+        };
         if interrupted() && !reports.is_empty() {
             // Ctrl-C during an earlier leg: the legs that ran are the report.
             not_run.push(name());
@@ -118,7 +123,7 @@ pub async fn run_each_again(
             Err(e) if legs.len() == 1 => return Err(e),
             Err(e) => {
                 crate::errln!(
-                    "imbench: {}: the run could not take place: {e}; going on with the others",
+                    "imbench: {}: the run could not take place: {e}{others}",
                     name()
                 );
                 failed.push((name(), e));
