@@ -92,9 +92,14 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     let _ = write!(out, "\n{heading}\n{:<width$}", "");
     let invalid = |name: &str| !invalid_reasons_of(report, name).is_empty();
     let any_invalid = runs.iter().any(|r| invalid(&r.transport));
+    // Wide enough for a figure with its ratio, and for the longest name (with its mark).
+    let column = runs
+        .iter()
+        .map(|r| r.transport.chars().count() + 1)
+        .fold(18, usize::max);
     for r in runs {
         let mark = if invalid(&r.transport) { "*" } else { "" };
-        let _ = write!(out, " {:>18}", format!("{}{mark}", r.transport));
+        let _ = write!(out, " {:>column$}", format!("{}{mark}", r.transport));
     }
     out.push('\n');
     let row =
@@ -110,7 +115,7 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
                     (Some(v), _) => show(*v),
                     (None, _) => "-".to_string(),
                 };
-                let _ = write!(out, " {cell:>18}");
+                let _ = write!(out, " {cell:>column$}");
             }
             out.push('\n');
         };
@@ -348,6 +353,23 @@ mod tests {
             html.contains("unbounded (lost)"),
             "the comparison bars say so too"
         );
+    }
+
+    #[test]
+    fn a_long_name_widens_its_columns_and_the_rows_stay_aligned() {
+        let long = "nats-jetstream-memory-and-more";
+        let table = comparison_table(
+            &combine(vec![report_of("tcp", None), report_of(long, None)]).expect("two runs"),
+        );
+        let header = table
+            .lines()
+            .find(|l| l.trim_end().ends_with(long))
+            .expect("a header");
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("direct p50 "))
+            .expect("a row");
+        assert_eq!(header.chars().count(), row.chars().count(), "{table}");
     }
 
     #[test]
