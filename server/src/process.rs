@@ -57,10 +57,19 @@ pub const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 /// itself panics on a value that is not a positive number, so it is read here first and such a
 /// value is refused with its name), else one per CPU.
 pub fn worker_threads() -> Result<usize, String> {
-    match std::env::var_os(WORKER_THREADS_VAR) {
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        Some(value) => worker_threads_from(&value.to_string_lossy()),
-    }
+    Ok(told_worker_threads()?.unwrap_or_else(one_per_cpu))
+}
+
+/// A worker per CPU, the default.
+pub fn one_per_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The worker threads `TOKIO_WORKER_THREADS` asks for; `None` when it is not set.
+pub fn told_worker_threads() -> Result<Option<usize>, String> {
+    std::env::var_os(WORKER_THREADS_VAR)
+        .map(|value| worker_threads_from(&value.to_string_lossy()))
+        .transpose()
 }
 
 fn worker_threads_from(value: &str) -> Result<usize, String> {

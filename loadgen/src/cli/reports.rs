@@ -513,6 +513,13 @@ fn column_names<'a>(files: impl Iterator<Item = &'a std::path::Path>) -> Vec<Str
         .collect()
 }
 
+/// The N of a folder named run-N, as `--repeat` names them (`run-07` is not one).
+fn run_number(dir: &std::path::Path) -> Option<usize> {
+    let name = dir.file_name()?.to_str()?.strip_prefix("run-")?;
+    let n = name.parse::<usize>().ok()?;
+    (n.to_string() == name).then_some(n)
+}
+
 /// A baseline, or a candidate of `compare`: one report, or a folder whose subfolders each hold
 /// one (repeated runs), in name order.
 fn load_baseline(
@@ -564,16 +571,10 @@ fn load_baseline(
                 dirs.len()
             );
         }
-        let run_n = |d: &PathBuf| {
-            d.file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("run-"))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        };
         if !repeat_json.exists()
             && !path.join(super::run::SEVERAL_RUNS_MARK).is_file()
             && dirs.len() > 1
-            && !dirs.iter().all(run_n)
+            && !dirs.iter().all(|d| run_number(d).is_some())
         {
             // Folders of different runs put side by side (two servers' reports, say) would
             // otherwise be pooled as noise of one baseline without a word.
@@ -596,21 +597,16 @@ fn load_baseline(
                 .ok()
         });
         if let Some(summary) = spread.filter(|s| s.runs > 0) {
-            // The N of a folder named run-N (as --repeat names them). The counts come from a
-            // file: folders are matched against them, no list of their length is made.
-            let number = |d: &PathBuf| {
-                let name = d.file_name()?.to_str()?.strip_prefix("run-")?;
-                let n = name.parse::<usize>().ok()?;
-                (n.to_string() == name).then_some(n)
-            };
+            // The counts come from a file: folders are matched against them, no list of their
+            // length is made.
             let whole = dirs
                 .iter()
-                .filter(|d| number(d).is_some_and(|n| (1..=summary.runs).contains(&n)))
+                .filter(|d| run_number(d).is_some_and(|n| (1..=summary.runs).contains(&n)))
                 .count();
             // Only the runs after the whole ones, up to those asked for: any other folder is
             // not the repeat's to leave out.
             let cut_short =
-                |d: &PathBuf| number(d).is_some_and(|n| n > summary.runs && n <= summary.asked);
+                |d: &PathBuf| run_number(d).is_some_and(|n| n > summary.runs && n <= summary.asked);
             let cut: Vec<String> = dirs
                 .iter()
                 .filter(|d| cut_short(d))
@@ -621,7 +617,7 @@ fn load_baseline(
                 // The first few: the counts come from a file, and may be absurd.
                 const NAMED: usize = 5;
                 let missing: Vec<String> = (1..=summary.runs)
-                    .filter(|n| !dirs.iter().any(|d| number(d) == Some(*n)))
+                    .filter(|n| !dirs.iter().any(|d| run_number(d) == Some(*n)))
                     .take(NAMED + 1)
                     .map(|n| format!("run-{n}"))
                     .collect();
@@ -636,7 +632,7 @@ fn load_baseline(
             // Folders repeat.json does not count (added by hand since): read, and said.
             let extra: Vec<String> = dirs
                 .iter()
-                .filter(|d| number(d).is_none_or(|n| n > summary.asked))
+                .filter(|d| run_number(d).is_none_or(|n| n > summary.asked))
                 .map(|d| d.display().to_string())
                 .collect();
             if !extra.is_empty() {

@@ -206,12 +206,12 @@ pub(crate) fn run(args: RunArgs) -> u8 {
     let embedded = legs
         .iter()
         .any(|l| matches!(l.server, imbench_loadgen::ServerSpec::Embedded));
-    let told = std::env::var_os(imbench_server::process::WORKER_THREADS_VAR).is_some();
-    let threads = match imbench_server::process::worker_threads() {
-        Ok(_) if embedded && !told => {
+    let threads = match imbench_server::process::told_worker_threads() {
+        Ok(Some(n)) => n,
+        Ok(None) if embedded => {
             imbench_loadgen::run::workers::WorkerSplit::of_this_machine().generator
         }
-        Ok(n) => n,
+        Ok(None) => imbench_server::process::one_per_cpu(),
         Err(why) => {
             imbench_loadgen::errln!("imbench: {why}");
             return exit_code::USAGE;

@@ -655,7 +655,9 @@ pub(crate) fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> 
             expr: slo.expr.clone(),
             // A figure this run did not produce (a size bucket without groups of that size)
             // is as empty as one it produced with no samples.
-            value: if slo_target_known(&slo.target) {
+            value: if counted_only_by_own_clients(&slo.target, run) {
+                "not counted: only imbench's own clients count it".into()
+            } else if slo_target_known(&slo.target) {
                 "no samples".into()
             } else {
                 "no such metric".into()
@@ -663,6 +665,12 @@ pub(crate) fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> 
             ok: false,
         },
     }
+}
+
+/// Whether `target` is a counter this run's clients cannot count (`resumed` of a NATS run).
+fn counted_only_by_own_clients(target: &Target, run: &RunReport) -> bool {
+    matches!(target, Target::Number(n)
+        if crate::report::figures::OWN_CLIENTS_ONLY.contains(&n.as_str()) && !run.own_clients())
 }
 
 /// What a fan-out's `lost` counts, in words.
@@ -888,8 +896,8 @@ pub fn target_value(target: &Target, run: &RunReport) -> Option<f64> {
 
 fn number(run: &RunReport, name: &str) -> Option<f64> {
     let group = || run.group.as_ref()?.counts.get(name);
-    run.counters
-        .get(name)
+    // Through `counter_given`: another system's run has no `resumed`, not a 0 of it.
+    run.counter_given(name)
         .or_else(group)
         .map(|v| v as f64)
         .or_else(|| run.throughput.get(name))
@@ -1042,6 +1050,29 @@ mod tests {
             .contains("largest"));
         run.metrics.get_mut("direct").expect("direct").count = 100;
         assert_eq!(evaluate("direct.p99 < 500ms", run).value, "5.61ms");
+    }
+
+    #[test]
+    fn a_counter_only_imbench_clients_count_is_not_judged_against_another_system() {
+        let mut report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("a committed report reads");
+        let run = &mut report.runs[0];
+        run.counters.resumed = 0;
+        assert!(
+            evaluate("resumed < 1", run).ok,
+            "the reference server's own 0"
+        );
+        run.target = Some("nats://127.0.0.1:4222".into());
+        let r = evaluate("resumed < 1", run);
+        assert_eq!(
+            (r.value.as_str(), r.ok),
+            ("not counted: only imbench's own clients count it", false)
+        );
+        // Counters every client counts are judged as before.
+        assert_eq!(
+            target_value(&Slo::parse("reconnects < 1").expect("parses").target, run),
+            Some(run.counters.reconnects as f64)
+        );
     }
 
     /// A run of 10,000 direct messages in 10 s whose 9,900 delivered ones took 10 µs, 20 µs, …

@@ -114,13 +114,6 @@ impl Check {
             if (of_files && run.files.is_none()) || (of_groups && run.group.is_none()) {
                 return None;
             }
-            // Nor is a counter another system's clients cannot count (`resumed` of a NATS
-            // run): its 0 means "not measured", not "none happened".
-            if crate::report::figures::OWN_CLIENTS_ONLY.contains(&n.as_str())
-                && run.counter_given(n).is_none()
-            {
-                return None;
-            }
         }
         // A latency of a metric with no samples is no figure.
         if let Target::Latency { metric, .. } = &self.target {
@@ -128,7 +121,8 @@ impl Check {
                 return None;
             }
         }
-        // Judged as an SLO judges it: a candidate that lost messages is not faster for it.
+        // Judged as an SLO judges it: a candidate that lost messages is not faster for it. A
+        // counter another system's clients cannot count (`resumed` of a NATS run) is none.
         crate::report::build::judged_value(&self.target, run)
     }
 
