@@ -32,9 +32,30 @@ impl From<serde_json::Error> for ReadError {
     }
 }
 
+/// What a JSON value is, in words.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value as V;
+    match value {
+        V::Null => "null",
+        V::Bool(_) => "boolean",
+        V::Number(_) => "number",
+        V::String(_) => "string",
+        V::Array(_) => "array",
+        V::Object(_) => "object",
+    }
+}
+
 /// Parses a report.json of any schema up to [`REPORT_SCHEMA`].
 pub fn from_json(text: &str) -> Result<Report, ReadError> {
     let value: serde_json::Value = serde_json::from_str(text)?;
+    if !value.is_object() {
+        // serde's words for a struct read from an array ("invalid length 0, expected struct
+        // Report with 9 elements") say nothing to a person holding the file.
+        return Err(ReadError::Shape(format!(
+            "not an imbench report: it holds a JSON {}, where a report is an object",
+            json_kind(&value)
+        )));
+    }
     let found = value
         .get("schema")
         .and_then(serde_json::Value::as_u64)
@@ -391,6 +412,24 @@ mod tests {
         old["schema"] = serde_json::json!(4);
         old["runs"][0]["cpu"]["us_per_message"] = serde_json::json!(0.0);
         assert_eq!(per(&old), Some(0.0));
+    }
+
+    #[test]
+    fn a_file_of_json_that_is_not_an_object_says_what_it_holds() {
+        for (text, kind) in [
+            ("[]", "array"),
+            ("3", "number"),
+            ("null", "null"),
+            ("\"x\"", "string"),
+        ] {
+            let why = from_json(text).expect_err("not a report").to_string();
+            assert_eq!(
+                why,
+                format!(
+                    "not an imbench report: it holds a JSON {kind}, where a report is an object"
+                )
+            );
+        }
     }
 
     #[test]
