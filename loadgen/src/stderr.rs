@@ -81,17 +81,30 @@ impl Writer {
     /// The thread's loop. An item whose writing panics (the live display's library) is
     /// counted as written all the same: a count that never came down would hold the exit.
     fn write_all(&self, receiver: Receiver<Item>, mut sink: impl Write) {
+        // The live display on screen: a line is written with it put aside and drawn again
+        // below, or its next redraw (which moves up over what it drew) would erase the line.
+        let mut live: Option<ProgressBar> = None;
         for item in receiver {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
                 // A closed stderr ends nothing: the line is dropped.
-                Item::Line(line) => {
-                    let _ = writeln!(sink, "{line}");
-                }
+                Item::Line(line) => match &live {
+                    Some(bar) => bar.suspend(|| {
+                        let _ = writeln!(sink, "{line}");
+                        let _ = sink.flush();
+                    }),
+                    None => {
+                        let _ = writeln!(sink, "{line}");
+                    }
+                },
                 Item::Bar(bar, text) => {
                     bar.set_message(text);
                     bar.tick();
+                    live = Some(bar);
                 }
-                Item::ClearBar(bar) => bar.finish_and_clear(),
+                Item::ClearBar(bar) => {
+                    bar.finish_and_clear();
+                    live = None;
+                }
             }));
             let mut state = lock(&self.state);
             state.pending -= 1;

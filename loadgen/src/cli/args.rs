@@ -812,15 +812,14 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
         network: args.network.clone(),
     })?;
     // Before anything is made or reached: a misspelt or misused figure is a usage error, named
-    // with the file it is in when it is not one of the --slo flags (kept spelled as the
-    // file's are).
-    let spelled = |e: &str| {
-        imbench_loadgen::config::slo::Slo::parse(e).map_or(e.trim().to_string(), |s| s.expr)
-    };
+    // with the file it is in when it is not one of the --slo flags.
     if let Err(e) = imbench_loadgen::run::check_slo_names(&scenario) {
         let in_file = match (&e, &args.scenario) {
             (imbench_loadgen::run::RunError::Slo { expr, .. }, Some(path))
-                if !args.slo.iter().any(|flag| spelled(flag) == spelled(expr)) =>
+                if !args
+                    .slo
+                    .iter()
+                    .any(|flag| imbench_loadgen::config::slo::Slo::same_expr(flag, expr)) =>
             {
                 Some(path)
             }

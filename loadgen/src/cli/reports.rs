@@ -183,7 +183,7 @@ fn rerender_repeat(file: &std::path::Path) -> u8 {
         );
         return exit_code::USAGE;
     }
-    out!("{}", summary.table());
+    out!("{}", summary.table().trim_start_matches('\n'));
     let first_there = (1..=summary.runs)
         .map(|n| folder.join(format!("run-{n}")))
         .find(|run| !gone.contains(run))
@@ -237,7 +237,8 @@ fn rerender_capacity(dir: &std::path::Path) -> u8 {
             return exit_code::USAGE;
         }
     };
-    out!("{}", capacity.table());
+    // Its first line first: the blank line before it sets it apart from a run's own output.
+    out!("{}", capacity.table().trim_start_matches('\n'));
     // As for repeats: a step whose report has gone since is in the table still (it is
     // capacity.json's), but no longer there to look at, and the page links to nothing.
     let gone = without_report(
@@ -982,6 +983,9 @@ pub(crate) fn compare(
         );
     }
     let mut regressed = false;
+    // Whether a gate's table went to stdout before the comparison (which a blank line then
+    // sets apart; on its own, the comparison starts at its first line).
+    let mut gated_table = false;
     // Candidates that ran another load than the baseline's: not gated (a "regression" between
     // two loads is the difference between them).
     let mut other_loads: Vec<String> = Vec::new();
@@ -1086,6 +1090,7 @@ pub(crate) fn compare(
                 return exit_code::USAGE;
             }
             outln!("{shown}, against {}:", paths[0].display());
+            gated_table = true;
             if another_load {
                 outln!("(of another load than the baseline's: its verdicts below are not gated, see the verdict)");
             } else if loaded[columns.clone()]
@@ -1193,6 +1198,11 @@ pub(crate) fn compare(
             comparison_table_headed(&all, "comparison (of different loads: see the note above)")
         } else {
             comparison_table(&all)
+        };
+        let table = if gated_table {
+            table.as_str()
+        } else {
+            table.trim_start_matches('\n')
         };
         out!("{table}");
         // A target that could not take place has no column to mark: said beside the table.

@@ -1010,6 +1010,27 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                 if foreign.len() > shown.len() { ", …" } else { "" }
             ));
         }
+        // Named as imbench's, but not written by it: the run would remove the user's file.
+        let mut named: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
+                    || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
+            })
+            .collect();
+        named.sort();
+        for name in named {
+            let path = root.join(name.as_str());
+            if !path.is_file() {
+                continue;
+            }
+            if let Some(why) = imbench_loadgen::report::write::not_written_by_imbench(&path) {
+                return Err(format!(
+                    "--out {} holds {name}, which imbench did not write ({why}), and a run there would replace it: give a folder of the report's own (it is made when missing)",
+                    root.display()
+                ));
+            }
+        }
         let mut stale: Vec<&String> = if several {
             names
                 .iter()

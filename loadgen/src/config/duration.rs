@@ -16,6 +16,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if text.trim_start().starts_with('-') {
         return Err(format!("{text:?}: a duration is 0 or more"));
     }
+    let number = text.trim();
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        // humantime's own words suggest "5sec"; these docs write "5s".
+        return Err(format!(
+            "{text:?}: a unit is needed, as in {number}s, {number}ms or {number}m"
+        ));
+    }
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
@@ -75,6 +82,15 @@ mod tests {
         // A month spelt out means one.
         assert!(parse("1month").is_ok());
         assert!(parse("1S").is_err());
+    }
+
+    #[test]
+    fn a_number_without_a_unit_is_told_the_units_these_docs_use() {
+        assert_eq!(
+            parse("5").unwrap_err(),
+            "\"5\": a unit is needed, as in 5s, 5ms or 5m"
+        );
+        assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
     }
 
     #[test]

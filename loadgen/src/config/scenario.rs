@@ -1028,6 +1028,10 @@ impl Scenario {
                 origin: origin.to_string(),
                 message,
             },
+            ScenarioError::Slo(e) => ScenarioError::Parse {
+                origin: origin.to_string(),
+                message: format!("[slo]: {e}"),
+            },
             other => other,
         })?;
         Ok(scenario)
@@ -1082,7 +1086,11 @@ impl Scenario {
         // Kept as the file's are spelled (`lost == 0` for `lost==0`), so that lists of them
         // read alike.
         for expr in &o.slo {
-            if !self.slo.iter().any(|e| spelled(e) == spelled(expr)) {
+            if !self
+                .slo
+                .iter()
+                .any(|e| crate::config::slo::Slo::same_expr(e, expr))
+            {
                 self.slo.push(spelled(expr));
             }
         }
@@ -1819,6 +1827,12 @@ mod tests {
             err.contains("slo.lost = \"0\" has no comparison") && err.contains("lost = \"== 0\""),
             "{err}"
         );
+        // One whose comparison is no comparison is named with its file too.
+        let text = DEFAULT_SCENARIO.replace("lost = \"== 0\"", "lost = \"= 0\"");
+        let err = Scenario::from_toml(&text, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("scenario t.toml: [slo]: "), "{err}");
     }
 
     #[test]
@@ -1924,6 +1938,7 @@ mod tests {
                 "direct.p99<1s".into(),
                 "lost==0".into(),
                 "direct.p99 < 2s".into(),
+                "direct.p99<1000 ms ".into(),
             ],
             ..Overrides::default()
         })

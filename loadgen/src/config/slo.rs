@@ -88,6 +88,21 @@ const OPS: [(&str, Op); 6] = [
 ];
 
 impl Slo {
+    /// Whether `other` judges the same figure the same way, however each is spelled
+    /// (`direct.p99<200 ms` and `direct.p99 < 200ms`).
+    pub fn same_as(&self, other: &Slo) -> bool {
+        self.target == other.target && self.op == other.op && self.threshold == other.threshold
+    }
+
+    /// Whether the expressions `a` and `b` are one objective: [`Slo::same_as`] when both
+    /// parse, else the same text.
+    pub fn same_expr(a: &str, b: &str) -> bool {
+        match (Slo::parse(a), Slo::parse(b)) {
+            (Ok(a), Ok(b)) => a.same_as(&b),
+            _ => a.trim() == b.trim(),
+        }
+    }
+
     /// Splits one expression into its name, comparison and value, checking only that it has
     /// that shape: what the name may be is the report's to know.
     pub fn split(expr: &str) -> Result<(&str, Op, &str), SloError> {

@@ -410,7 +410,14 @@ impl Capacity {
     /// precise up to a rate and tokio's (about 1 ms later) above it, which moves sub-ms
     /// latencies by that much between steps, not the server.
     fn timer_warning(&self) -> Option<String> {
-        let mut kinds: Vec<_> = self.steps.iter().filter_map(|s| s.timer).collect();
+        // Of steps that measured sends: one interrupted before its measured period has no
+        // latency a timer could have moved.
+        let mut kinds: Vec<_> = self
+            .steps
+            .iter()
+            .filter(|s| s.sent_per_s > 0.0)
+            .filter_map(|s| s.timer)
+            .collect();
         kinds.dedup();
         (kinds.len() > 1).then(|| {
             "warning: the steps did not all use the same send timer (generator.timer = \"auto\" \
@@ -1027,6 +1034,11 @@ mod tests {
         let mut c = search();
         assert!(!c.table().contains("send timer"));
         c.steps[1].timer = Some(crate::config::scenario::TimerKind::Tokio);
+        // Not of a step that measured nothing (interrupted in its warm-up).
+        let measured = c.steps[1].sent_per_s;
+        c.steps[1].sent_per_s = 0.0;
+        assert!(!c.table().contains("send timer"));
+        c.steps[1].sent_per_s = measured;
         for page in [c.table(), c.markdown(), c.html()] {
             assert!(
                 page.contains("did not all use the same send timer"),

@@ -69,6 +69,51 @@ pub const REPORT_FILES: [&str; 6] = [
     GROUP_RECORDS_FILE,
 ];
 
+/// Why the file at `path`, named as one of a report folder's, is not one imbench wrote (a
+/// report.json of another tool's, a summary.md of the user's): a run given that folder would
+/// remove it. `None` when imbench wrote it, or it is empty (as a run killed while writing it
+/// leaves it).
+pub fn not_written_by_imbench(path: &Path) -> Option<String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) if b.is_empty() => return None,
+        Ok(b) => b,
+        Err(e) => return Some(format!("it cannot be read: {e}")),
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Some("it is not text".into());
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name == REPORT_JSON {
+        return match crate::report::read::from_json(text) {
+            // A newer imbench's report is still imbench's.
+            Ok(_) | Err(crate::report::read::ReadError::Newer { .. }) => None,
+            Err(e) => Some(e.to_string()),
+        };
+    }
+    let object =
+        |t: &str| serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.is_object());
+    if name == INTERVALS_JSONL {
+        // One object a line, each with its second.
+        let first = text.lines().next().unwrap_or_default();
+        let second =
+            serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| v.get("t_s").is_some());
+        return (!second).then(|| "its first line is not one of imbench's seconds".into());
+    }
+    if name.ends_with(".json") {
+        return (!object(text)).then(|| "it is not a JSON object".into());
+    }
+    // summary.md, report.html, intervals.hlog and a search's capacity.md and .html name
+    // imbench in their first lines.
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
+    (!head.contains(WRITTEN_BY)).then(|| format!("its first lines do not name {WRITTEN_BY}"))
+}
+
+/// The name every text file of a report folder gives in its first lines.
+pub const WRITTEN_BY: &str = "imbench";
+
 impl Report {
     /// Reads the group records a shard wrote beside its report in `dir`, if it wrote any, into
     /// its runs.
@@ -106,17 +151,20 @@ impl Report {
     /// there was an earlier report.json.
     pub fn clear_earlier(dir: &Path) -> std::io::Result<bool> {
         let had_report = dir.join(REPORT_JSON).is_file();
+        // The summary and the page first: what stays when a removal fails (a file the user
+        // cannot delete) is then never a summary saying OK beside half a report.
         for name in [
+            SUMMARY_MD,
+            REPORT_HTML,
             REPORT_JSON,
             INTERVALS_HLOG,
             INTERVALS_JSONL,
             GROUP_RECORDS_FILE,
-            REPORT_HTML,
-            SUMMARY_MD,
         ] {
             let file = dir.join(name);
             if file.is_file() {
-                std::fs::remove_file(&file)?;
+                std::fs::remove_file(&file)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{name}: {e}")))?;
             }
         }
         Ok(had_report)
@@ -229,6 +277,39 @@ mod tests {
         assert!(report.write(&dir).is_err());
         for name in [SUMMARY_MD, REPORT_HTML] {
             assert!(!dir.join(name).exists(), "{name} was left");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_file_a_report_writes_is_known_for_imbench_s_and_another_s_is_not() {
+        let report = crate::report::read::from_json(include_str!("testdata/schema-1-a.json"))
+            .expect("the test report reads");
+        let dir = std::env::temp_dir().join(format!("imbench-own-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        report.write(&dir).expect("a folder that takes it");
+        // This report has no per-second histograms, so no intervals.hlog.
+        for name in [REPORT_JSON, INTERVALS_JSONL, REPORT_HTML, SUMMARY_MD] {
+            let why = super::not_written_by_imbench(&dir.join(name));
+            assert_eq!(why, None, "{name}");
+        }
+        // Another tool's files of those names, and an empty one (a run killed writing it).
+        for (name, text, foreign) in [
+            (REPORT_JSON, r#"{"tool":"k6"}"#, true),
+            (REPORT_JSON, "[]", true),
+            (SUMMARY_MD, "# Meeting notes", true),
+            (REPORT_HTML, "<html><title>pytest</title>", true),
+            (INTERVALS_JSONL, "{\"a\":1}\n", true),
+            (
+                INTERVALS_HLOG,
+                "#[StartTime: 1.0 (seconds since epoch)]",
+                true,
+            ),
+            (SUMMARY_MD, "", false),
+        ] {
+            std::fs::write(dir.join(name), text).expect("written");
+            let why = super::not_written_by_imbench(&dir.join(name));
+            assert_eq!(why.is_some(), foreign, "{name} holding {text:?}: {why:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -285,10 +285,14 @@ async fn search<R: Steps>(
         }
     }
     if last_held && !search.interrupted() {
-        stopped = Some(format!(
-            "all {} rising loads held (--max-steps), so the capacity is higher",
-            opts.max_steps
-        ));
+        stopped = Some(if opts.max_steps == 1 {
+            "the one load tried held (--max-steps 1), so the capacity is higher".to_string()
+        } else {
+            format!(
+                "all {} rising loads held (--max-steps), so the capacity is higher",
+                opts.max_steps
+            )
+        });
     }
     if let (Some(mut lo), Some(mut hi), false) = (good, bad, search.interrupted()) {
         // Whether the step that failed at `hi` lost every connection: the load's doing (a

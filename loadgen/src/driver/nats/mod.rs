@@ -297,7 +297,22 @@ impl NatsDriver {
                     target.host_port
                 )))
             }
-            Ok(None) => return Err(failed("the server closed the connection at once".into())),
+            // Bytes and then the end, no line among them: another protocol's greeting or
+            // refusal (imbench's own server's Error frame, at its Hello timeout).
+            Ok(None) if !inbuf.is_empty() => {
+                return Err(not_nats(format!(
+                    "{} is not a NATS server: it sent {} bytes that are no NATS operation and closed the connection",
+                    target.host_port,
+                    inbuf.len()
+                )))
+            }
+            // A server at its connection limit may close without a word, as may a busy one.
+            Ok(None) => {
+                return Err(failed(format!(
+                    "{} closed the connection before saying anything (a NATS server begins with INFO)",
+                    target.host_port
+                )))
+            }
             Err(e) => {
                 return Err(not_nats(format!(
                     "{} is not a NATS server: {e}",
