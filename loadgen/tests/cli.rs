@@ -2734,6 +2734,11 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
             vec!["run", s, "--out", "single", "--repeat", "2"],
             "already holds report.json",
         ),
+        // A file of imbench's name that imbench did not write: a run would replace it.
+        (
+            vec!["run", s, "--out", "single"],
+            "holds report.json, which imbench did not write (not an imbench report",
+        ),
     ] {
         let started = std::time::Instant::now();
         let out = imbench(&dir, &args);

@@ -507,3 +507,53 @@ fn a_repeat_whose_target_goes_away_keeps_the_spread_of_what_ran() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(nats);
 }
+
+// Needs no server: it runs with every `cargo test`.
+#[tokio::test]
+async fn a_port_that_answers_in_another_protocol_is_a_usage_error_said_as_such() {
+    // Bytes without a line and then the end, as imbench's own server sends its Error frame at
+    // its Hello timeout; and a port that closes without a word (a server at its limit).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (port, silent_port) = (
+        listener.local_addr().unwrap().port(),
+        silent.local_addr().unwrap().port(),
+    );
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut stream in listener.incoming().flatten().take(8) {
+            let _ = stream.write_all(&[0, 0, 0, 9, 7, 1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+    });
+    std::thread::spawn(move || {
+        for stream in silent.incoming().flatten().take(8) {
+            drop(stream);
+        }
+    });
+    let scenario = small_scenario_with(4, 1.0, Duration::from_secs(1), "");
+    let target = |port: u16| {
+        ServerSpec::Nats(NatsTarget::parse(&format!("nats://127.0.0.1:{port}")).unwrap())
+    };
+    match imbench_loadgen::run(config(scenario.clone(), target(port))).await {
+        Err(e) => {
+            assert!(
+                e.to_string()
+                    .contains("is not a NATS server: it sent 13 bytes"),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), imbench_loadgen::exit_code::USAGE, "{e}");
+        }
+        Ok(_) => panic!("a run went ahead against a port that is not NATS"),
+    }
+    match imbench_loadgen::run(config(scenario, target(silent_port))).await {
+        Err(e) => {
+            assert!(
+                e.to_string()
+                    .contains("closed the connection before saying anything"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("at once"), "{e}");
+        }
+        Ok(_) => panic!("a run went ahead against a port that closes at once"),
+    }
+}

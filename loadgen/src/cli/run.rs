@@ -1010,6 +1010,24 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                 if foreign.len() > shown.len() { ", …" } else { "" }
             ));
         }
+        let mut stale: Vec<&String> = if several {
+            names
+                .iter()
+                .filter(|n| runs(n) || *n == "report.json")
+                .collect()
+        } else {
+            names.iter().filter(|n| runs(n)).collect()
+        };
+        if !stale.is_empty() {
+            stale.sort();
+            let list: Vec<&str> = stale.iter().map(|n| n.as_str()).collect();
+            return Err(format!(
+                "{} already holds {} from an earlier run; give another --out or remove {}",
+                root.display(),
+                list.join(", "),
+                if list.len() == 1 { "it" } else { "them" }
+            ));
+        }
         // Named as imbench's, but not written by it: the run would remove the user's file.
         let mut named: Vec<&String> = names
             .iter()
@@ -1030,24 +1048,6 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                     root.display()
                 ));
             }
-        }
-        let mut stale: Vec<&String> = if several {
-            names
-                .iter()
-                .filter(|n| runs(n) || *n == "report.json")
-                .collect()
-        } else {
-            names.iter().filter(|n| runs(n)).collect()
-        };
-        if !stale.is_empty() {
-            stale.sort();
-            let list: Vec<&str> = stale.iter().map(|n| n.as_str()).collect();
-            return Err(format!(
-                "{} already holds {} from an earlier run; give another --out or remove {}",
-                root.display(),
-                list.join(", "),
-                if list.len() == 1 { "it" } else { "them" }
-            ));
         }
     }
     std::fs::create_dir_all(root)
