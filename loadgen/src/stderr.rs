@@ -87,23 +87,37 @@ impl Writer {
         for item in receiver {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
                 // A closed stderr ends nothing: the line is dropped.
-                Item::Line(line) => match &live {
-                    Some(bar) => bar.suspend(|| {
-                        let _ = writeln!(sink, "{line}");
-                        let _ = sink.flush();
-                    }),
-                    None => {
+                Item::Line(line) => {
+                    let mut written = false;
+                    if let Some(bar) = &live {
+                        // A display whose library panicked once (a poisoned lock) would take
+                        // every line after with it: it is given up, and the line written bare.
+                        let suspended =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                bar.suspend(|| {
+                                    let _ = writeln!(sink, "{line}");
+                                    let _ = sink.flush();
+                                    written = true;
+                                })
+                            }));
+                        if suspended.is_err() {
+                            live = None;
+                        }
+                    }
+                    if !written {
                         let _ = writeln!(sink, "{line}");
                     }
-                },
+                }
                 Item::Bar(bar, text) => {
+                    // Forgotten before the library draws, which may panic.
+                    let _ = live.take();
                     bar.set_message(text);
                     bar.tick();
                     live = Some(bar);
                 }
                 Item::ClearBar(bar) => {
-                    bar.finish_and_clear();
                     live = None;
+                    bar.finish_and_clear();
                 }
             }));
             let mut state = lock(&self.state);

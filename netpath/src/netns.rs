@@ -47,18 +47,7 @@ impl Namespace {
     /// Processes with a thread in this namespace (`ip netns pids`), this one left out: a
     /// server started there that taking the path down would cut off.
     pub fn other_processes(&self) -> Vec<u32> {
-        let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        else {
-            return Vec::new();
-        };
-        let own = std::process::id();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|&p| p != own)
-            .collect()
+        other_processes_in(&self.name)
     }
 
     /// Moves the calling thread into this namespace: sockets it creates from now on live
@@ -101,6 +90,19 @@ pub fn enter(name: &str) -> Result<(), PathError> {
         .map_err(|e| PathError::Namespace(format!("opening namespace {name}: {e}")))?;
     setns(file, CloneFlags::CLONE_NEWNET)
         .map_err(|e| PathError::Namespace(format!("entering namespace {name}: {e}")))
+}
+
+/// The processes other than this one that run in namespace `name`.
+fn other_processes_in(name: &str) -> Vec<u32> {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|&p| p != own)
+        .collect()
 }
 
 /// Removes every namespace this process made, for an exit that will not run destructors
@@ -148,13 +150,30 @@ pub fn orphaned(name: &str) -> Option<String> {
     (pid.is_empty() || !running(pid)).then(|| pid.to_string())
 }
 
-/// Removes namespaces left by imbench processes that are gone (killed before they could).
-pub fn remove_orphans() {
+/// A namespace left by an imbench process that is gone, removed while other processes still
+/// ran in it (a server started on a path's server side): its path went with its holder, so
+/// nothing reached them before either.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweptWithProcesses {
+    /// The namespace's name.
+    pub name: String,
+    /// The processes that ran in it.
+    pub pids: Vec<u32>,
+}
+
+/// Removes namespaces left by imbench processes that are gone (killed before they could);
+/// returns those in which other processes still ran, for the caller to say so.
+pub fn remove_orphans() -> Vec<SweptWithProcesses> {
+    let mut swept = Vec::new();
     for name in existing() {
         if orphaned(&name).is_some() {
-            let _ = ip(&["netns", "del", &name]);
+            let pids = other_processes_in(&name);
+            if ip(&["netns", "del", &name]).is_ok() && !pids.is_empty() {
+                swept.push(SweptWithProcesses { name, pids });
+            }
         }
     }
+    swept
 }
 
 /// Runs iproute2's `ip` with `args`.

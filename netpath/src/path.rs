@@ -144,6 +144,8 @@ pub struct NetPath {
     up: Arc<DirectionCounters>,
     down: Arc<DirectionCounters>,
     outages: Outages,
+    /// Namespaces of earlier paths removed first, in which processes still ran.
+    swept: Vec<netns::SweptWithProcesses>,
     // Declared last: dropped after the threads are joined and the devices closed.
     server: Namespace,
     client: Namespace,
@@ -158,7 +160,7 @@ impl NetPath {
         if !crate::is_root() {
             return Err(PathError::NotRoot);
         }
-        netns::remove_orphans();
+        let swept = netns::remove_orphans();
         let server = Namespace::create("server")?;
         let client = Namespace::create("client")?;
         let server_dev = Arc::new(server.run(|| device(SERVER_ADDR, CLIENT_ADDR))?);
@@ -220,9 +222,16 @@ impl NetPath {
             up,
             down,
             outages,
+            swept,
             server,
             client,
         })
+    }
+
+    /// Namespaces an earlier path's holder left (killed), removed as this path came up while
+    /// processes still ran in them: cut off since their holder went, which the caller says.
+    pub fn swept_with_processes(&self) -> &[netns::SweptWithProcesses] {
+        &self.swept
     }
 
     /// Client addresses out of reach for a while (a client changing networks), on both

@@ -768,6 +768,16 @@ fn a_certificate_name_beside_a_certificate_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--key goes with --cert"), "{stderr}");
+    // A name no client can dial.
+    for name in ["", " ", "a b"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_imbench-server"))
+            .args(["--cert-name", name, "--tcp", "127.0.0.1:0"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {stderr}");
+        assert!(stderr.contains("no name a client can dial"), "{stderr}");
+    }
 }
 
 /// Help printed to a standard output that fails is said to be lost (clap's own printing said

@@ -826,7 +826,11 @@ pub(crate) fn configure(args: &RunArgs) -> anyhow::Result<(RunConfig, Vec<Leg>)>
             _ => None,
         };
         return Err(match in_file {
-            Some(path) => anyhow::anyhow!("scenario {}: [slo]: {e}", path.display()),
+            Some(path) => imbench_loadgen::config::scenario::ScenarioError::in_slo_table(
+                &path.display().to_string(),
+                e,
+            )
+            .into(),
             None => e.into(),
         });
     }

@@ -79,6 +79,7 @@ pub(crate) fn hold(
             return exit_code::INVALID;
         }
     };
+    say_swept(&path);
     let (server, client) = (
         path.server_namespace().name(),
         path.client_namespace().name(),
@@ -155,4 +156,21 @@ pub(crate) fn hold(
         down.summary()
     );
     exit_code::OK
+}
+
+/// Says which namespaces of a killed path's holder were removed as `path` came up while
+/// processes still ran in them: cut off since their holder went, and still running.
+pub(super) fn say_swept(path: &NetPath) {
+    for swept in path.swept_with_processes() {
+        imbench_loadgen::errln!(
+            "imbench: warning: removed {}, left by an imbench process that is gone, in which process {} still runs, cut off since its path went with that process: stop it",
+            swept.name,
+            swept
+                .pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }

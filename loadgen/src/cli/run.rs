@@ -36,9 +36,14 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         .any(|l| l.server.host() == Some(path_server.clone()));
     if args.namespace.is_none() && dials_path_server {
         let held = imbench_loadgen::config::held_path::held_client_namespaces();
+        // Where the machine's own network is that one, the address is a real host of it too
+        // (a path, inside its namespaces, is apart from them): said only while a path is held.
+        let own_network = imbench_netpath::server_addr_on_a_network_here();
         // A process put on a held path's client side by hand (`ip netns exec`) is where it
         // should be. (The address is not a test of that: a machine may have it for its own.)
-        if !held.iter().any(|ns| same_namespace_as(ns)) {
+        let on_a_held_path = held.iter().any(|ns| same_namespace_as(ns));
+        let only_the_machines_own = own_network && held.is_empty();
+        if !on_a_held_path && !only_the_machines_own {
             imbench_loadgen::errln!(
                 "imbench: {path_server} is where `imbench path` puts a path's server side, reached only from its client side: {}",
                 match held.as_slice() {
@@ -787,6 +792,7 @@ fn network_path(
             // Coming up, the path removed the namespaces of killed imbench processes; the
             // records of the paths those held go with them.
             imbench_loadgen::config::held_path::remove_stale_records();
+            super::path::say_swept(&path);
             imbench_loadgen::errln!(
                 "imbench: network path {}: clients {} and server {} in namespaces {} and {}",
                 section.describe(),
@@ -982,12 +988,16 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
         // Anything else is not imbench's: a folder of the user's (`--out .`, `--out /`), or
         // one holding report folders (`--out shards`, whose shards `merge` would then find
         // beside a whole run's report).
+        let report_file =
+            |n: &String| imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str());
         let ours = |n: &String| {
             runs(n)
-                || imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
+                || report_file(n)
                 || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
                 || n.starts_with(PROBE)
                 || n == SEVERAL_RUNS_MARK
+                // Left by a run killed while it wrote its report.json.
+                || n == imbench_loadgen::report::write::REPORT_JSON_PARTIAL
         };
         let mut foreign: Vec<&String> = names.iter().filter(|n| !ours(n)).collect();
         if !foreign.is_empty() {
@@ -1028,13 +1038,12 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
                 if list.len() == 1 { "it" } else { "them" }
             ));
         }
-        // Named as imbench's, but not written by it: the run would remove the user's file.
+        // Named as imbench's, but not written by it: what is written there (one run's report,
+        // or a merged one; several runs write into folders of their own) would replace the
+        // user's file.
         let mut named: Vec<&String> = names
             .iter()
-            .filter(|n| {
-                imbench_loadgen::report::write::REPORT_FILES.contains(&n.as_str())
-                    || [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
-            })
+            .filter(|n| !several && report_file(n))
             .collect();
         named.sort();
         for name in named {
@@ -1042,9 +1051,9 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
             if !path.is_file() {
                 continue;
             }
-            if let Some(why) = imbench_loadgen::report::write::not_written_by_imbench(&path) {
+            if let Err(why) = imbench_loadgen::report::write::written_by_imbench(&path) {
                 return Err(format!(
-                    "--out {} holds {name}, which imbench did not write ({why}), and a run there would replace it: give a folder of the report's own (it is made when missing)",
+                    "--out {} holds {name}, {why}; the report written there would replace it: give a folder of the report's own (it is made when missing)",
                     root.display()
                 ));
             }

@@ -103,6 +103,16 @@ pub enum ScenarioError {
     Slo(#[from] crate::config::slo::SloError),
 }
 
+impl ScenarioError {
+    /// What is wrong with an SLO of the scenario file `origin`, named with its file and table.
+    pub fn in_slo_table(origin: &str, why: impl std::fmt::Display) -> Self {
+        ScenarioError::Parse {
+            origin: origin.to_string(),
+            message: format!("[slo]: {why}"),
+        }
+    }
+}
+
 /// One load scenario.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1028,10 +1038,7 @@ impl Scenario {
                 origin: origin.to_string(),
                 message,
             },
-            ScenarioError::Slo(e) => ScenarioError::Parse {
-                origin: origin.to_string(),
-                message: format!("[slo]: {e}"),
-            },
+            ScenarioError::Slo(e) => ScenarioError::in_slo_table(origin, e),
             other => other,
         })?;
         Ok(scenario)

@@ -667,10 +667,16 @@ pub(crate) fn evaluate_with(expr: &str, run: &RunReport, losses_known: bool) -> 
     }
 }
 
-/// Whether `target` is a counter this run's clients cannot count (`resumed` of a NATS run).
+/// Whether `target` is a counter this run holds but its clients cannot count (`resumed` of a
+/// NATS run), by [`RunReport::counter_given`]'s rule.
 fn counted_only_by_own_clients(target: &Target, run: &RunReport) -> bool {
     matches!(target, Target::Number(n)
-        if crate::report::figures::OWN_CLIENTS_ONLY.contains(&n.as_str()) && !run.own_clients())
+        if run.counters.get(n).is_some() && run.counter_given(n).is_none())
+}
+
+/// Whether SLO `expr` is on a counter `run`'s clients cannot count.
+pub(crate) fn not_counted_here(expr: &str, run: &RunReport) -> bool {
+    Slo::parse(expr).is_ok_and(|slo| counted_only_by_own_clients(&slo.target, run))
 }
 
 /// What a fan-out's `lost` counts, in words.

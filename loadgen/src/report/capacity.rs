@@ -16,6 +16,7 @@ use crate::measure::metrics::Metric;
 use crate::report::charts::{self, placeholder, scripts, Chart, Line, Style, XKind, PALETTE};
 use crate::report::figures::FANOUT;
 use crate::report::html::{escape, STYLE};
+use crate::report::write::TITLE_PREFIX;
 use crate::report::{Report, Verdict};
 
 /// How a run stopped because every client lost its connection says so, after the count: a
@@ -535,7 +536,7 @@ impl Capacity {
     /// capacity.md: the answer and every step, as Markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "## imbench: capacity of {}\n", self.scenario);
+        let _ = writeln!(out, "## {TITLE_PREFIX}capacity of {}\n", self.scenario);
         let _ = writeln!(
             out,
             "SLOs every step had to meet: {}\n",
@@ -567,7 +568,7 @@ impl Capacity {
 
     /// capacity.html: the curve against the rate sent and the rate delivered, and the table.
     pub fn html(&self) -> String {
-        let title = format!("imbench: capacity of {}", escape(&self.scenario));
+        let title = format!("{TITLE_PREFIX}capacity of {}", escape(&self.scenario));
         let mut out = String::new();
         let _ = write!(
             out,

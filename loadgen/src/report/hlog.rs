@@ -14,6 +14,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::report::model::Report;
+use crate::report::write::HLOG_PREFIX;
 
 /// The interval log of every run in `report`, as bytes.
 pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {
@@ -29,7 +30,7 @@ pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {
     let mut header = IntervalLogWriterBuilder::new();
     header
         .add_comment(&format!(
-            "imbench {} interval log: scenario {}, {} run(s); values in microseconds; tag = transport.metric",
+            "{HLOG_PREFIX}{} interval log: scenario {}, {} run(s); values in microseconds; tag = transport.metric",
             report.version,
             report.scenario.name,
             report.runs.len()

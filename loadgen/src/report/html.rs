@@ -17,6 +17,7 @@ use crate::report::charts::{self, align, Chart, Line, Phase, Style, XKind, PALET
 use crate::report::figures::FIGURES;
 use crate::report::histogram::decode_histogram;
 use crate::report::model::{IntervalPoint, Report, RunReport, Verdict, LATENCY_COLUMNS};
+use crate::report::write::TITLE_PREFIX;
 
 /// Highest percentile plotted: 99.999 %, as 1/(1−p) = 10^5.
 const TOP_DECADES: u32 = 5;
@@ -26,7 +27,12 @@ const POINTS_PER_DECADE: u32 = 10;
 /// Renders `report` as a self-contained HTML page.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let title = format!("imbench: {}", escape(&report.scenario.name));
+    // The network too, as summary.md's heading names it: a run over 4g is not one on loopback.
+    let title = format!(
+        "{TITLE_PREFIX}{}{}",
+        escape(&report.scenario.name),
+        escape(&report.network_suffix())
+    );
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -170,6 +176,15 @@ fn colour(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
+/// A rate of `run`'s measured period; `-` for a run stopped before that period began.
+fn measured_rate(run: &RunReport, rate: f64) -> String {
+    if run.duration_s > 0.0 {
+        format!("{rate:.0}")
+    } else {
+        "-".into()
+    }
+}
+
 /// A table with one column per run: the headline figures, then every counter that is not zero
 /// in some run; the counters that are zero everywhere are listed below it, folded.
 fn glance(out: &mut String, report: &Report) {
@@ -184,13 +199,13 @@ fn glance(out: &mut String, report: &Report) {
         (
             "sent/s (measured period)".into(),
             runs.iter()
-                .map(|r| format!("{:.0}", r.throughput.sent_per_s))
+                .map(|r| measured_rate(r, r.throughput.sent_per_s))
                 .collect(),
         ),
         (
             "delivered/s (measured period)".into(),
             runs.iter()
-                .map(|r| format!("{:.0}", r.throughput.delivered_per_s))
+                .map(|r| measured_rate(r, r.throughput.delivered_per_s))
                 .collect(),
         ),
     ];

@@ -302,10 +302,15 @@ impl RunReport {
                 self.throughput.file_bytes_per_s / (1024.0 * 1024.0)
             ));
         }
-        lines.push(format!(
-            "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
-            self.throughput.sent_per_s, self.throughput.delivered_per_s
-        ));
+        // A run stopped before its measured period began has no rate, not one of 0.
+        lines.push(if self.duration_s > 0.0 {
+            format!(
+                "throughput: {:.0} sent/s, {:.0} delivered/s (measured period)",
+                self.throughput.sent_per_s, self.throughput.delivered_per_s
+            )
+        } else {
+            "throughput: nothing was measured".to_string()
+        });
         lines
     }
 }

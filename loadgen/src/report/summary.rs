@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
+use crate::report::write::TITLE_PREFIX;
 
 /// The Markdown summary of `report`.
 pub fn markdown(report: &Report) -> String {
@@ -16,7 +17,7 @@ pub fn markdown(report: &Report) -> String {
     let transports: Vec<&str> = report.runs.iter().map(|r| r.transport.as_str()).collect();
     let _ = writeln!(
         out,
-        "## imbench: {} over {}{} — {verdict}\n",
+        "## {TITLE_PREFIX}{} over {}{} — {verdict}\n",
         text(&report.scenario.name),
         transports.join(", "),
         report.network_suffix()

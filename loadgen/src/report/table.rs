@@ -293,6 +293,24 @@ fn write_row(out: &mut String, name: &str, cells: [String; 6]) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_run_that_measured_nothing_has_no_rate_of_zero() {
+        let mut r = one_run();
+        assert!(r.table().contains(" sent/s, "));
+        r.runs[0].duration_s = 0.0;
+        let table = r.table();
+        assert!(
+            table.contains("throughput: nothing was measured"),
+            "{table}"
+        );
+        assert!(!table.contains(" sent/s, "), "{table}");
+        let page = crate::report::html::render(&r);
+        for rate in ["sent/s", "delivered/s"] {
+            let row = format!("{rate} (measured period)</td><td>-</td>");
+            assert!(page.contains(&row), "{rate} on the page");
+        }
+    }
+
     /// The committed CI baseline's first run alone.
     fn one_run() -> Report {
         let mut r: Report = serde_json::from_str(include_str!(

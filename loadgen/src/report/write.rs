@@ -59,6 +59,9 @@ const INTERVALS_JSONL: &str = "intervals.jsonl";
 const REPORT_HTML: &str = "report.html";
 const SUMMARY_MD: &str = "summary.md";
 
+/// report.json while it is written, renamed when whole.
+pub const REPORT_JSON_PARTIAL: &str = ".report.json.partial";
+
 /// Every file a report folder may hold, by name.
 pub const REPORT_FILES: [&str; 6] = [
     REPORT_JSON,
@@ -69,50 +72,91 @@ pub const REPORT_FILES: [&str; 6] = [
     GROUP_RECORDS_FILE,
 ];
 
-/// Why the file at `path`, named as one of a report folder's, is not one imbench wrote (a
-/// report.json of another tool's, a summary.md of the user's): a run given that folder would
-/// remove it. `None` when imbench wrote it, or it is empty (as a run killed while writing it
-/// leaves it).
-pub fn not_written_by_imbench(path: &Path) -> Option<String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) if b.is_empty() => return None,
-        Ok(b) => b,
-        Err(e) => return Some(format!("it cannot be read: {e}")),
-    };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return Some("it is not text".into());
-    };
+/// How summary.md, report.html and a search's capacity.md and .html name themselves: their
+/// heading and title begin with it.
+pub const TITLE_PREFIX: &str = "imbench: ";
+
+/// intervals.hlog's first line is a comment that begins with it.
+pub const HLOG_PREFIX: &str = "imbench ";
+
+/// The most of a file other than report.json read to tell whose it is: its first line says.
+const HEAD_BYTES: u64 = 64 * 1024;
+
+/// Whether the file at `path`, named as one of a report folder's, is one imbench wrote: a run
+/// given that folder removes it, which must not happen to another tool's report.json or a
+/// summary.md of the user's. `Err` says why not, in words that follow the file's name. An
+/// empty file (as a run killed while writing it leaves) is imbench's to remove.
+pub fn written_by_imbench(path: &Path) -> Result<(), String> {
+    use std::io::Read;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if name == REPORT_JSON {
-        return match crate::report::read::from_json(text) {
-            // A newer imbench's report is still imbench's.
-            Ok(_) | Err(crate::report::read::ReadError::Newer { .. }) => None,
-            Err(e) => Some(e.to_string()),
-        };
+    // report.json is read whole (its shape says whose it is); the others by their start.
+    let limit = if name == REPORT_JSON {
+        u64::MAX
+    } else {
+        HEAD_BYTES
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+        .map_err(|e| format!("which cannot be read ({e})"))?;
+    if bytes.is_empty() {
+        return Ok(());
     }
-    let object =
-        |t: &str| serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.is_object());
-    if name == INTERVALS_JSONL {
-        // One object a line, each with its second.
-        let first = text.lines().next().unwrap_or_default();
-        let second =
-            serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| v.get("t_s").is_some());
-        return (!second).then(|| "its first line is not one of imbench's seconds".into());
+    let head = String::from_utf8_lossy(&bytes);
+    let ours = match name {
+        REPORT_JSON => return report_json_shape(&head),
+        INTERVALS_JSONL => head
+            .lines()
+            .next()
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .is_some_and(|v| v.get("t_s").is_some()),
+        GROUP_RECORDS_FILE => head.starts_with("{\"schema\":"),
+        INTERVALS_HLOG => head.starts_with(&format!("#{HLOG_PREFIX}")),
+        n if n.ends_with(".md") => head.starts_with(&format!("## {TITLE_PREFIX}")),
+        n if n.ends_with(".html") => head.contains(&format!("<title>{TITLE_PREFIX}")),
+        _ => false,
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err("which imbench did not write (it does not begin as imbench's do)".into())
     }
-    if name.ends_with(".json") {
-        return (!object(text)).then(|| "it is not a JSON object".into());
-    }
-    // summary.md, report.html, intervals.hlog and a search's capacity.md and .html name
-    // imbench in their first lines.
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
-    (!head.contains(WRITTEN_BY)).then(|| format!("its first lines do not name {WRITTEN_BY}"))
 }
 
-/// The name every text file of a report folder gives in its first lines.
-pub const WRITTEN_BY: &str = "imbench";
+/// Whether `text` has the shape of an imbench report.json of any version: an object with its
+/// `version`, `scenario` and `runs`, or a newer schema's. Not whether it reads: an older
+/// imbench's may judge its SLOs in other words than this one, and is still imbench's.
+fn report_json_shape(text: &str) -> Result<(), String> {
+    let not = |why: String| {
+        Err(format!(
+            "which imbench did not write (not an imbench report: {why})"
+        ))
+    };
+    let value = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v,
+        Err(e) => return not(format!("not JSON: {e}")),
+    };
+    if value.get("schema").and_then(serde_json::Value::as_u64)
+        > Some(u64::from(crate::report::model::REPORT_SCHEMA))
+    {
+        return Ok(());
+    }
+    let shaped = value
+        .get("version")
+        .is_some_and(serde_json::Value::is_string)
+        && value
+            .get("scenario")
+            .is_some_and(serde_json::Value::is_object)
+        && value.get("runs").is_some_and(serde_json::Value::is_array);
+    if shaped {
+        Ok(())
+    } else {
+        not("it has no version, scenario and runs".into())
+    }
+}
 
 impl Report {
     /// Reads the group records a shard wrote beside its report in `dir`, if it wrote any, into
@@ -250,7 +294,7 @@ impl Report {
         }
         std::fs::write(dir.join(REPORT_HTML), crate::report::html::render(self))?;
         std::fs::write(dir.join(SUMMARY_MD), crate::report::summary::markdown(self))?;
-        let aside = dir.join(".report.json.partial");
+        let aside = dir.join(REPORT_JSON_PARTIAL);
         std::fs::write(&aside, json)
             .and_then(|()| std::fs::rename(&aside, &report))
             .inspect_err(|_| {
@@ -261,7 +305,9 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::{INTERVALS_HLOG, INTERVALS_JSONL, REPORT_HTML, REPORT_JSON, SUMMARY_MD};
+    use super::{
+        GROUP_RECORDS_FILE, INTERVALS_HLOG, INTERVALS_JSONL, REPORT_HTML, REPORT_JSON, SUMMARY_MD,
+    };
 
     #[test]
     fn a_report_that_cannot_be_written_leaves_no_summary_or_page_behind() {
@@ -288,11 +334,32 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("imbench-own-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         report.write(&dir).expect("a folder that takes it");
-        // This report has no per-second histograms, so no intervals.hlog.
-        for name in [REPORT_JSON, INTERVALS_JSONL, REPORT_HTML, SUMMARY_MD] {
-            let why = super::not_written_by_imbench(&dir.join(name));
-            assert_eq!(why, None, "{name}");
+        // This report has no per-second histograms, so no intervals.hlog: its first line is
+        // written below as the writer writes it.
+        std::fs::write(
+            dir.join(INTERVALS_HLOG),
+            crate::report::hlog::encode(&report).expect("an interval log"),
+        )
+        .expect("written");
+        for name in [
+            REPORT_JSON,
+            INTERVALS_JSONL,
+            INTERVALS_HLOG,
+            REPORT_HTML,
+            SUMMARY_MD,
+        ] {
+            let why = super::written_by_imbench(&dir.join(name));
+            assert_eq!(why, Ok(()), "{name}");
         }
+        // An older imbench's report, which judged an SLO in other words than this one: it
+        // does not read, but it is imbench's to replace.
+        let mut older: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/schema-1-a.json")).expect("JSON");
+        older["runs"][0]["slo"][0]["value"] = "in the words of another version".into();
+        let text = older.to_string();
+        assert!(crate::report::read::from_json(&text).is_err());
+        std::fs::write(dir.join(REPORT_JSON), text).expect("written");
+        assert_eq!(super::written_by_imbench(&dir.join(REPORT_JSON)), Ok(()));
         // Another tool's files of those names, and an empty one (a run killed writing it).
         for (name, text, foreign) in [
             (REPORT_JSON, r#"{"tool":"k6"}"#, true),
@@ -305,11 +372,14 @@ mod tests {
                 "#[StartTime: 1.0 (seconds since epoch)]",
                 true,
             ),
+            (SUMMARY_MD, "imbench notes of mine", true),
+            (REPORT_HTML, "<title>imbench results</title>", true),
+            (GROUP_RECORDS_FILE, "{\"groups\":[]}", true),
             (SUMMARY_MD, "", false),
         ] {
             std::fs::write(dir.join(name), text).expect("written");
-            let why = super::not_written_by_imbench(&dir.join(name));
-            assert_eq!(why.is_some(), foreign, "{name} holding {text:?}: {why:?}");
+            let why = super::written_by_imbench(&dir.join(name));
+            assert_eq!(why.is_err(), foreign, "{name} holding {text:?}: {why:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

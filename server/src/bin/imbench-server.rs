@@ -47,7 +47,7 @@ struct Args {
     /// one of them. Defaults to localhost, 127.0.0.1, ::1 and the addresses it listens on (for
     /// 0.0.0.0 or ::, every address of the machine's interfaces). Not with --cert, whose
     /// certificate has names of its own.
-    #[arg(long = "cert-name", conflicts_with = "cert")]
+    #[arg(long = "cert-name", conflicts_with = "cert", value_parser = cert_name)]
     cert_names: Vec<String>,
     /// File holding the token secret (64 hex digits). Without it a fresh secret is made.
     #[arg(long)]
@@ -254,6 +254,17 @@ fn interface_addresses() -> Vec<IpAddr> {
             }
         })
         .collect()
+}
+
+/// A name for the certificate: one a client can dial, so not empty or blank.
+fn cert_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "{text:?} is no name a client can dial: give a host name or an address"
+        ));
+    }
+    Ok(name.to_string())
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -297,6 +297,13 @@ impl NatsDriver {
                     target.host_port
                 )))
             }
+            // A NATS server cut off in the middle of its INFO (at its limit, or going away).
+            Ok(None) if inbuf.starts_with(b"INFO") => {
+                return Err(failed(format!(
+                    "{} closed the connection in the middle of its INFO",
+                    target.host_port
+                )))
+            }
             // Bytes and then the end, no line among them: another protocol's greeting or
             // refusal (imbench's own server's Error frame, at its Hello timeout).
             Ok(None) if !inbuf.is_empty() => {
