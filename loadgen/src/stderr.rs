@@ -84,6 +84,9 @@ impl Writer {
         // The live display on screen: a line is written with it put aside and drawn again
         // below, or its next redraw (which moves up over what it drew) would erase the line.
         let mut live: Option<ProgressBar> = None;
+        // Once the display's library has panicked (its lock poisoned, every later call would
+        // panic again and say so), no display is drawn: lines go on bare.
+        let mut given_up = false;
         for item in receiver {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
                 // A closed stderr ends nothing: the line is dropped.
@@ -102,22 +105,30 @@ impl Writer {
                             }));
                         if suspended.is_err() {
                             live = None;
+                            given_up = true;
                         }
                     }
                     if !written {
                         let _ = writeln!(sink, "{line}");
                     }
                 }
-                Item::Bar(bar, text) => {
-                    // Forgotten before the library draws, which may panic.
+                Item::Bar(bar, text) if !given_up => {
                     let _ = live.take();
-                    bar.set_message(text);
-                    bar.tick();
-                    live = Some(bar);
+                    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        bar.set_message(text);
+                        bar.tick();
+                    }));
+                    match drawn {
+                        Ok(()) => live = Some(bar),
+                        Err(_) => given_up = true,
+                    }
                 }
+                Item::Bar(..) => {}
                 Item::ClearBar(bar) => {
                     live = None;
-                    bar.finish_and_clear();
+                    if !given_up {
+                        bar.finish_and_clear();
+                    }
                 }
             }));
             let mut state = lock(&self.state);

@@ -2699,6 +2699,9 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
     dir.file("repeated/repeat.json", "{}");
     std::fs::create_dir_all(dir.0.join("single")).unwrap();
     dir.file("single/report.json", "{}");
+    // A page of the user's where a search would write its own.
+    std::fs::create_dir_all(dir.0.join("pages")).unwrap();
+    dir.file("pages/capacity.md", "# my notes on capacity");
     // The steps of an earlier capacity search.
     std::fs::create_dir_all(dir.0.join("searched/step-01")).unwrap();
     dir.file("searched/capacity.json", "{}");
@@ -2738,6 +2741,10 @@ fn a_report_folder_that_cannot_hold_the_new_report_is_refused_before_the_run() {
         (
             vec!["run", s, "--out", "single"],
             "holds report.json, which imbench did not write (not an imbench report",
+        ),
+        (
+            search("pages"),
+            "holds capacity.md, which imbench did not write",
         ),
     ] {
         let started = std::time::Instant::now();

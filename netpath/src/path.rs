@@ -144,8 +144,6 @@ pub struct NetPath {
     up: Arc<DirectionCounters>,
     down: Arc<DirectionCounters>,
     outages: Outages,
-    /// Namespaces of earlier paths removed first, in which processes still ran.
-    swept: Vec<netns::SweptWithProcesses>,
     // Declared last: dropped after the threads are joined and the devices closed.
     server: Namespace,
     client: Namespace,
@@ -160,7 +158,8 @@ impl NetPath {
         if !crate::is_root() {
             return Err(PathError::NotRoot);
         }
-        let swept = netns::remove_orphans();
+        // A caller that would name what it swept has done so first.
+        let _ = netns::remove_orphans();
         let server = Namespace::create("server")?;
         let client = Namespace::create("client")?;
         let server_dev = Arc::new(server.run(|| device(SERVER_ADDR, CLIENT_ADDR))?);
@@ -222,16 +221,9 @@ impl NetPath {
             up,
             down,
             outages,
-            swept,
             server,
             client,
         })
-    }
-
-    /// Namespaces an earlier path's holder left (killed), removed as this path came up while
-    /// processes still ran in them: cut off since their holder went, which the caller says.
-    pub fn swept_with_processes(&self) -> &[netns::SweptWithProcesses] {
-        &self.swept
     }
 
     /// Client addresses out of reach for a while (a client changing networks), on both

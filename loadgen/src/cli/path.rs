@@ -68,6 +68,7 @@ pub(crate) fn hold(
     };
     // A Ctrl-C while the path comes up is noted and taken once the path is held.
     let early = super::EarlyInterrupt::catch();
+    sweep_leftovers();
     let path = match NetPath::up(&spec, 1) {
         Ok(path) => path,
         Err(e @ (PathError::NotRoot | PathError::Spec(_) | PathError::Tool(_))) => {
@@ -79,7 +80,6 @@ pub(crate) fn hold(
             return exit_code::INVALID;
         }
     };
-    say_swept(&path);
     let (server, client) = (
         path.server_namespace().name(),
         path.client_namespace().name(),
@@ -158,19 +158,25 @@ pub(crate) fn hold(
     exit_code::OK
 }
 
-/// Says which namespaces of a killed path's holder were removed as `path` came up while
-/// processes still ran in them: cut off since their holder went, and still running.
-pub(super) fn say_swept(path: &NetPath) {
-    for swept in path.swept_with_processes() {
+/// Removes the namespaces of killed imbench processes before a path comes up (which would
+/// remove them too, without a word), naming any process still running in one: cut off since
+/// the process that held its path went, and still running.
+pub(super) fn sweep_leftovers() {
+    for swept in imbench_netpath::netns::remove_orphans() {
+        let (which, runs) = match swept.pids.as_slice() {
+            [_] => ("process", "runs"),
+            _ => ("processes", "run"),
+        };
         imbench_loadgen::errln!(
-            "imbench: warning: removed {}, left by an imbench process that is gone, in which process {} still runs, cut off since its path went with that process: stop it",
+            "imbench: warning: removed {}, left by an imbench process that is gone, in which {which} {} still {runs}, cut off since that imbench process went: stop {}",
             swept.name,
             swept
                 .pids
                 .iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if swept.pids.len() == 1 { "it" } else { "them" }
         );
     }
 }

@@ -38,12 +38,18 @@ pub(crate) fn run(args: RunArgs) -> u8 {
         let held = imbench_loadgen::config::held_path::held_client_namespaces();
         // Where the machine's own network is that one, the address is a real host of it too
         // (a path, inside its namespaces, is apart from them): said only while a path is held.
-        let own_network = imbench_netpath::server_addr_on_a_network_here();
+        // Inside a path's server side it is this side's own.
+        use imbench_netpath::ServerAddrHere;
+        let here = imbench_netpath::server_addr_here();
         // A process put on a held path's client side by hand (`ip netns exec`) is where it
         // should be. (The address is not a test of that: a machine may have it for its own.)
         let on_a_held_path = held.iter().any(|ns| same_namespace_as(ns));
-        let only_the_machines_own = own_network && held.is_empty();
-        if !on_a_held_path && !only_the_machines_own {
+        let hint = match here {
+            ServerAddrHere::Own => false,
+            ServerAddrHere::OnANetwork => !held.is_empty(),
+            ServerAddrHere::Elsewhere => true,
+        };
+        if !on_a_held_path && hint {
             imbench_loadgen::errln!(
                 "imbench: {path_server} is where `imbench path` puts a path's server side, reached only from its client side: {}",
                 match held.as_slice() {
@@ -787,12 +793,12 @@ fn network_path(
     spec: &imbench_netpath::PathSpec,
     seed: u64,
 ) -> Result<std::sync::Arc<imbench_netpath::NetPath>, u8> {
+    super::path::sweep_leftovers();
     match imbench_netpath::NetPath::up(spec, seed) {
         Ok(path) => {
-            // Coming up, the path removed the namespaces of killed imbench processes; the
-            // records of the paths those held go with them.
+            // The namespaces of killed imbench processes are gone; the records of the paths
+            // those held go with them.
             imbench_loadgen::config::held_path::remove_stale_records();
-            super::path::say_swept(&path);
             imbench_loadgen::errln!(
                 "imbench: network path {}: clients {} and server {} in namespaces {} and {}",
                 section.describe(),
@@ -1039,12 +1045,16 @@ pub(crate) fn check_out_dir(root: &std::path::Path, several: bool) -> Result<(),
             ));
         }
         // Named as imbench's, but not written by it: what is written there (one run's report,
-        // or a merged one; several runs write into folders of their own) would replace the
-        // user's file.
-        let mut named: Vec<&String> = names
-            .iter()
-            .filter(|n| !several && report_file(n))
-            .collect();
+        // a merged one, a search's capacity pages) would replace the user's file.
+        let written_here = |n: &String| {
+            if several {
+                // A search writes its capacity.md and .html here, its runs' reports below.
+                [CAPACITY_MD, CAPACITY_HTML].contains(&n.as_str())
+            } else {
+                report_file(n)
+            }
+        };
+        let mut named: Vec<&String> = names.iter().filter(|n| written_here(n)).collect();
         named.sort();
         for name in named {
             let path = root.join(name.as_str());

@@ -17,8 +17,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?}: a duration is 0 or more"));
     }
     let number = text.trim();
-    // 0 is 0 in any unit (humantime takes it too).
-    if number.bytes().any(|b| b != b'0') && number.bytes().all(|b| b.is_ascii_digit()) {
+    if !number.is_empty() && number.bytes().all(|b| b == b'0') {
+        // 0 is 0 in any unit (humantime takes "0" alone).
+        return Ok(Duration::ZERO);
+    }
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
         // humantime's own words suggest "5sec"; these docs write "5s".
         return Err(format!(
             "{text:?}: a unit is needed, as in {number}s, {number}ms or {number}m"
@@ -92,7 +95,9 @@ mod tests {
             "\"5\": a unit is needed, as in 5s, 5ms or 5m"
         );
         assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse("0"), Ok(Duration::ZERO));
+        for zero in ["0", "00", " 0"] {
+            assert_eq!(parse(zero), Ok(Duration::ZERO), "{zero:?}");
+        }
     }
 
     #[test]

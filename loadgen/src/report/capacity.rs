@@ -15,8 +15,8 @@ use crate::config::slo::{format_micros, Op, Slo, Target};
 use crate::measure::metrics::Metric;
 use crate::report::charts::{self, placeholder, scripts, Chart, Line, Style, XKind, PALETTE};
 use crate::report::figures::FANOUT;
+use crate::report::heading::TITLE_PREFIX;
 use crate::report::html::{escape, STYLE};
-use crate::report::write::TITLE_PREFIX;
 use crate::report::{Report, Verdict};
 
 /// How a run stopped because every client lost its connection says so, after the count: a

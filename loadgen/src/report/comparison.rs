@@ -149,7 +149,8 @@ pub fn comparison_table_headed(report: &Report, heading: &str) -> String {
     row(
         &mut out,
         "delivered/s",
-        per_run(|r| Some(r.throughput.delivered_per_s)),
+        // A run stopped before its measured period has no rate, not one of 0.
+        per_run(|r| (r.duration_s > 0.0).then_some(r.throughput.delivered_per_s)),
         &count,
     );
     row(

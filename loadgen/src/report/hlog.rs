@@ -13,8 +13,8 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
+use crate::report::heading::HLOG_PREFIX;
 use crate::report::model::Report;
-use crate::report::write::HLOG_PREFIX;
 
 /// The interval log of every run in `report`, as bytes.
 pub fn encode(report: &Report) -> std::io::Result<Vec<u8>> {

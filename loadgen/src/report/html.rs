@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 
 use crate::report::charts::{self, align, Chart, Line, Phase, Style, XKind, PALETTE};
 use crate::report::figures::FIGURES;
+use crate::report::heading::TITLE_PREFIX;
 use crate::report::histogram::decode_histogram;
 use crate::report::model::{IntervalPoint, Report, RunReport, Verdict, LATENCY_COLUMNS};
-use crate::report::write::TITLE_PREFIX;
 
 /// Highest percentile plotted: 99.999 %, as 1/(1−p) = 10^5.
 const TOP_DECADES: u32 = 5;
@@ -27,17 +27,15 @@ const POINTS_PER_DECADE: u32 = 10;
 /// Renders `report` as a self-contained HTML page.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    // The network too, as summary.md's heading names it: a run over 4g is not one on loopback.
-    let title = format!(
-        "{TITLE_PREFIX}{}{}",
-        escape(&report.scenario.name),
-        escape(&report.network_suffix())
-    );
+    let title = format!("{TITLE_PREFIX}{}", escape(&report.scenario.name));
+    // The network too, as summary.md's heading names it: a tab of a run over 4g is not one of
+    // a run on loopback. (The line under the heading names it on the page.)
+    let tab = format!("{title}{}", escape(&report.network_suffix()));
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}{}</style></head><body>\n<h1>{title}</h1>\n",
+         <title>{tab}</title><style>{STYLE}{}</style></head><body>\n<h1>{title}</h1>\n",
         charts::styles()
     );
     let class = match report.verdict {

@@ -8,6 +8,7 @@ pub mod capacity;
 pub(crate) mod charts;
 pub mod comparison;
 pub mod figures;
+pub mod heading;
 pub mod histogram;
 pub mod hlog;
 pub mod html;

@@ -138,14 +138,15 @@ fn check_judgements(report: &Report) -> Result<(), ReadError> {
             ));
         }
         for slo in &run.slo {
-            // A counter another system's clients cannot count: a report written before it was
-            // refused (or read as "not counted") judged its 0, which is left as it was judged.
-            if super::build::not_counted_here(&slo.expr, run) {
-                failed |= !slo.ok;
-                continue;
-            }
             let again = super::build::evaluate_with(&slo.expr, run, losses_known);
-            if again.ok != slo.ok || again.value != slo.value {
+            let mut same = again.ok == slo.ok && again.value == slo.value;
+            if !same && super::build::not_counted_here(&slo.expr, run) {
+                // A counter another system's clients cannot count, in a report written before
+                // such an SLO was refused: that imbench judged its 0.
+                same = crate::config::slo::Slo::parse(&slo.expr)
+                    .is_ok_and(|s| s.show(0.0) == slo.value && s.holds(0.0) == slo.ok);
+            }
+            if !same {
                 return Err(ReadError::Shape(format!(
                     "runs[{}].slo {:?} says {} ({}) where the run's own figures give {} ({}): the file was changed, or written by an imbench that judged it otherwise",
                     run.transport,
@@ -436,6 +437,30 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn an_slo_on_a_counter_another_system_cannot_count_reads_as_it_was_judged_then() {
+        // Another system's run judged on `resumed`, as an imbench did before such an SLO was
+        // refused: on its 0.
+        let mut report: serde_json::Value = serde_json::from_str(BASELINES[0]).unwrap();
+        report["scenario"]["slo"]
+            .as_array_mut()
+            .expect("a list")
+            .push("resumed < 1".into());
+        report["runs"][0]["target"] = "nats://127.0.0.1:4222".into();
+        report["runs"][0]["slo"]
+            .as_array_mut()
+            .expect("a list")
+            .push(serde_json::json!({"expr": "resumed < 1", "value": "0", "ok": true}));
+        from_json(&report.to_string()).expect("judged on its 0 then: reads");
+        // Flipped by hand, it is a changed file.
+        let last = report["runs"][0]["slo"].as_array().map_or(0, Vec::len) - 1;
+        report["runs"][0]["slo"][last]["ok"] = false.into();
+        let why = from_json(&report.to_string())
+            .expect_err("changed")
+            .to_string();
+        assert!(why.contains("resumed < 1"), "{why}");
     }
 
     #[test]

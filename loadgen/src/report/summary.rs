@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::report::heading::TITLE_PREFIX;
 use crate::report::model::{Report, Verdict, LATENCY_COLUMNS};
-use crate::report::write::TITLE_PREFIX;
 
 /// The Markdown summary of `report`.
 pub fn markdown(report: &Report) -> String {

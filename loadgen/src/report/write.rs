@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::measure::group_records::{GroupRecords, GROUP_RECORDS_FILE};
+use crate::report::heading::{HLOG_PREFIX, TITLE_PREFIX};
 use crate::report::model::{IntervalPoint, Report};
 
 /// One line of intervals.jsonl: one second of one run, its fields as in report.json.
@@ -72,13 +73,6 @@ pub const REPORT_FILES: [&str; 6] = [
     GROUP_RECORDS_FILE,
 ];
 
-/// How summary.md, report.html and a search's capacity.md and .html name themselves: their
-/// heading and title begin with it.
-pub const TITLE_PREFIX: &str = "imbench: ";
-
-/// intervals.hlog's first line is a comment that begins with it.
-pub const HLOG_PREFIX: &str = "imbench ";
-
 /// The most of a file other than report.json read to tell whose it is: its first line says.
 const HEAD_BYTES: u64 = 64 * 1024;
 
@@ -88,26 +82,25 @@ const HEAD_BYTES: u64 = 64 * 1024;
 /// empty file (as a run killed while writing it leaves) is imbench's to remove.
 pub fn written_by_imbench(path: &Path) -> Result<(), String> {
     use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("which cannot be read ({e})");
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    // report.json is read whole (its shape says whose it is); the others by their start.
-    let limit = if name == REPORT_JSON {
-        u64::MAX
-    } else {
-        HEAD_BYTES
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-        .map_err(|e| format!("which cannot be read ({e})"))?;
-    if bytes.is_empty() {
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    if file.metadata().map_err(unreadable)?.len() == 0 {
         return Ok(());
     }
+    if name == REPORT_JSON {
+        return report_json_shape(file);
+    }
+    // The others by their start: their first line says whose they are.
+    let mut bytes = Vec::new();
+    file.take(HEAD_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     let head = String::from_utf8_lossy(&bytes);
     let ours = match name {
-        REPORT_JSON => return report_json_shape(&head),
         INTERVALS_JSONL => head
             .lines()
             .next()
@@ -126,35 +119,33 @@ pub fn written_by_imbench(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Whether `text` has the shape of an imbench report.json of any version: an object with its
-/// `version`, `scenario` and `runs`, or a newer schema's. Not whether it reads: an older
-/// imbench's may judge its SLOs in other words than this one, and is still imbench's.
-fn report_json_shape(text: &str) -> Result<(), String> {
-    let not = |why: String| {
-        Err(format!(
-            "which imbench did not write (not an imbench report: {why})"
-        ))
-    };
-    let value = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(v) => v,
-        Err(e) => return not(format!("not JSON: {e}")),
-    };
-    if value.get("schema").and_then(serde_json::Value::as_u64)
-        > Some(u64::from(crate::report::model::REPORT_SCHEMA))
-    {
-        return Ok(());
+/// Whether `file` has the shape of an imbench report.json of any version: an object with its
+/// `version`, `scenario` and `runs`, whatever its schema. Not whether it reads: an older
+/// imbench's may judge its SLOs in other words than this one, and is still imbench's. Read as
+/// a stream that keeps nothing of the runs, so another tool's file of gigabytes costs no memory.
+fn report_json_shape(file: std::fs::File) -> Result<(), String> {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        version: String,
+        #[allow(dead_code)]
+        scenario: std::collections::BTreeMap<String, IgnoredAny>,
+        #[allow(dead_code)]
+        runs: Vec<IgnoredAny>,
     }
-    let shaped = value
-        .get("version")
-        .is_some_and(serde_json::Value::is_string)
-        && value
-            .get("scenario")
-            .is_some_and(serde_json::Value::is_object)
-        && value.get("runs").is_some_and(serde_json::Value::is_array);
-    if shaped {
-        Ok(())
-    } else {
-        not("it has no version, scenario and runs".into())
+    match serde_json::from_reader::<_, Shape>(std::io::BufReader::new(file)) {
+        Ok(shape) if !shape.version.is_empty() => Ok(()),
+        Ok(_) => Err(
+            "which imbench did not write (not an imbench report: its version is empty)".into(),
+        ),
+        // Whose a file cut short is cannot be told (an imbench before reports were written
+        // aside and renamed left one on a full disk): not said to be another's.
+        Err(e) if e.is_eof() => Err(format!(
+            "which ends too early to tell whose it is ({e}): remove it if it is a report of imbench's"
+        )),
+        Err(e) => Err(format!(
+            "which imbench did not write (not an imbench report: {e})"
+        )),
     }
 }
 
@@ -375,6 +366,7 @@ mod tests {
             (SUMMARY_MD, "imbench notes of mine", true),
             (REPORT_HTML, "<title>imbench results</title>", true),
             (GROUP_RECORDS_FILE, "{\"groups\":[]}", true),
+            (REPORT_JSON, "{\n  \"version\": \"0.1", true),
             (SUMMARY_MD, "", false),
         ] {
             std::fs::write(dir.join(name), text).expect("written");
