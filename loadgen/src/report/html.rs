@@ -207,6 +207,13 @@ fn glance(out: &mut String, report: &Report) {
                 .collect(),
         ),
     ];
+    // Each run's own percentiles are of the messages delivered; beside the Comparison's,
+    // judged over every message owed, a run that lost some says which these are.
+    let of_delivered = if runs.iter().any(|r| r.counters.lost > 0) {
+        " (of those delivered)"
+    } else {
+        ""
+    };
     for f in FIGURES.iter().filter(|f| f.plotted) {
         let shown: Vec<Option<&crate::report::model::MetricSummary>> = runs
             .iter()
@@ -224,7 +231,7 @@ fn glance(out: &mut String, report: &Report) {
                 })
             };
             rows.push((
-                format!("{} p50 / p99", f.name),
+                format!("{} p50 / p99{of_delivered}", f.name),
                 shown
                     .iter()
                     .map(|m| format!("{} / {}", cell(m, false), cell(m, true)))

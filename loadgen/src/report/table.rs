@@ -311,6 +311,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_pages_own_percentiles_say_they_are_of_the_delivered_when_some_were_lost() {
+        let mut r = one_run();
+        let said = "direct p50 / p99 (of those delivered)";
+        assert!(!crate::report::html::render(&r).contains(said));
+        r.runs[0].counters.lost = 3;
+        assert!(crate::report::html::render(&r).contains(said));
+    }
+
     /// The committed CI baseline's first run alone.
     fn one_run() -> Report {
         let mut r: Report = serde_json::from_str(include_str!(
