@@ -139,11 +139,7 @@ pub(crate) fn hold(
             // Their namespace outlives its name while they run, but no packet reaches them.
             imbench_loadgen::errln!(
                 "imbench: warning: process {} still runs in {}; taking the path down cuts it off: stop it",
-                inside
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                pid_list(&inside),
                 side.name()
             );
         }
@@ -163,20 +159,22 @@ pub(crate) fn hold(
 /// the process that held its path went, and still running.
 pub(super) fn sweep_leftovers() {
     for swept in imbench_netpath::netns::remove_orphans() {
-        let (which, runs) = match swept.pids.as_slice() {
-            [_] => ("process", "runs"),
-            _ => ("processes", "run"),
+        let (which, runs, them) = match swept.pids.as_slice() {
+            [_] => ("process", "runs", "it"),
+            _ => ("processes", "run", "them"),
         };
         imbench_loadgen::errln!(
-            "imbench: warning: removed {}, left by an imbench process that is gone, in which {which} {} still {runs}, cut off since that imbench process went: stop {}",
+            "imbench: warning: removed {}, left by an imbench process that is gone, in which {which} {} still {runs}, cut off since that imbench process went: stop {them}",
             swept.name,
-            swept
-                .pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            if swept.pids.len() == 1 { "it" } else { "them" }
+            pid_list(&swept.pids)
         );
     }
+}
+
+/// Process ids as a warning names them: `12, 34`.
+fn pid_list(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
